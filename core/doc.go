@@ -1,0 +1,2 @@
+// Package core is the receiving server at the core site and its store.
+package core

@@ -1,0 +1,78 @@
+package edgesync
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Priority orders operations: a lower number is sent first.
+type Priority uint8
+
+// The six priorities of DESIGN.md.
+const (
+	Critical   Priority = 0 // alarms and anything a human waits for
+	Schema     Priority = 1 // schema changes that later data depends on
+	High       Priority = 2
+	Normal     Priority = 3
+	Analytics  Priority = 4
+	Background Priority = 5 // bulk files, logs
+
+	// NumPriorities is the number of priorities; valid values are below it.
+	NumPriorities = 6
+)
+
+var priorityNames = [NumPriorities]string{"critical", "schema", "high", "normal", "analytics", "background"}
+
+// Priorities lists every priority, most urgent first.
+func Priorities() []Priority {
+	return []Priority{Critical, Schema, High, Normal, Analytics, Background}
+}
+
+// Valid reports whether p is one of the six priorities.
+func (p Priority) Valid() bool { return p < NumPriorities }
+
+// String returns the priority's name, e.g. "critical".
+func (p Priority) String() string {
+	if p.Valid() {
+		return priorityNames[p]
+	}
+	return "priority(" + strconv.Itoa(int(p)) + ")"
+}
+
+// SendsAtOnce reports whether ops of this priority skip batching and go out
+// whenever any link is up (critical and schema).
+func (p Priority) SendsAtOnce() bool { return p <= Schema }
+
+// MarshalText implements encoding.TextMarshaler.
+func (p Priority) MarshalText() ([]byte, error) {
+	if !p.Valid() {
+		return nil, fmt.Errorf("invalid priority %d", uint8(p))
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (p *Priority) UnmarshalText(b []byte) error {
+	v, err := ParsePriority(string(b))
+	if err != nil {
+		return err
+	}
+	*p = v
+	return nil
+}
+
+// ParsePriority accepts a priority's name ("critical", case-insensitive) or
+// its number ("0".."5").
+func ParsePriority(s string) (Priority, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	for i, n := range priorityNames {
+		if t == n {
+			return Priority(i), nil
+		}
+	}
+	if n, err := strconv.Atoi(t); err == nil && n >= 0 && n < NumPriorities {
+		return Priority(n), nil
+	}
+	return 0, fmt.Errorf("unknown priority %q (want one of %s, or 0-5)", s, strings.Join(priorityNames[:], ", "))
+}
