@@ -1,0 +1,214 @@
+package config
+
+import (
+	edgesync "github.com/edge-sync/edge-sync"
+)
+
+// The raw* structs mirror the HCL file. Pointers and strings tell "not
+// written" (keep the default) from a value; apply turns them into the typed
+// config and reports bad values at their file:line.
+
+type rawAgent struct {
+	Name           *string       `hcl:"name,optional"`
+	DataDir        *string       `hcl:"data_dir,optional"`
+	DeltaBaseBytes *string       `hcl:"delta_base_bytes,optional"`
+	Log            *rawLog       `hcl:"log,block"`
+	TLS            *rawTLS       `hcl:"tls,block"`
+	Outbox         *rawOutbox    `hcl:"outbox,block"`
+	Monitor        *rawMonitor   `hcl:"monitor,block"`
+	Profiles       []rawProfile  `hcl:"profile,block"`
+	Endpoints      []rawEndpoint `hcl:"endpoint,block"`
+	Control        *rawControl   `hcl:"control,block"`
+	Metrics        *rawMetrics   `hcl:"metrics,block"`
+}
+
+type rawLog struct {
+	Level  *string `hcl:"level,optional"`
+	Format *string `hcl:"format,optional"`
+}
+
+type rawTLS struct {
+	CA   *string `hcl:"ca,optional"`
+	Cert *string `hcl:"cert,optional"`
+	Key  *string `hcl:"key,optional"`
+}
+
+type rawOutbox struct {
+	Path       *string           `hcl:"path,optional"`
+	MaxOps     *int              `hcl:"max_ops,optional"`
+	MaxBytes   *string           `hcl:"max_bytes,optional"`
+	MaxOpBytes *string           `hcl:"max_op_bytes,optional"`
+	DefaultTTL map[string]string `hcl:"default_ttl,optional"`
+}
+
+type rawMonitor struct {
+	ProbeInterval     *string        `hcl:"probe_interval,optional"`
+	SampleInterval    *string        `hcl:"sample_interval,optional"`
+	Window            *string        `hcl:"window,optional"`
+	LossWindow        *string        `hcl:"loss_window,optional"`
+	MinSamples        *int           `hcl:"min_samples,optional"`
+	HysteresisPercent *float64       `hcl:"hysteresis_percent,optional"`
+	ProbeTimeout      *string        `hcl:"probe_timeout,optional"`
+	ProbeBudgetPct    *float64       `hcl:"probe_budget_percent,optional"`
+	Active            *bool          `hcl:"active,optional"`
+	Passive           *bool          `hcl:"passive,optional"`
+	Thresholds        *rawThresholds `hcl:"thresholds,block"`
+}
+
+type rawThresholds struct {
+	FiberMinMbps        *float64 `hcl:"fiber_min_mbps,optional"`
+	FiberMaxRTT         *string  `hcl:"fiber_max_rtt,optional"`
+	BroadbandMinMbps    *float64 `hcl:"broadband_min_mbps,optional"`
+	BroadbandMaxRTT     *string  `hcl:"broadband_max_rtt,optional"`
+	MobileMinMbps       *float64 `hcl:"mobile_min_mbps,optional"`
+	MobileMaxRTT        *string  `hcl:"mobile_max_rtt,optional"`
+	SatelliteMinRTT     *string  `hcl:"satellite_min_rtt,optional"`
+	IntermittentLossPct *float64 `hcl:"intermittent_loss_percent,optional"`
+	MaxMissed           *int     `hcl:"max_missed,optional"`
+}
+
+type rawProfile struct {
+	Class       string  `hcl:"class,label"`
+	Mode        *string `hcl:"mode,optional"`
+	Compression *bool   `hcl:"compression,optional"`
+	Level       *string `hcl:"compression_level,optional"`
+	Chunk       *string `hcl:"chunk,optional"`
+	Interval    *string `hcl:"interval,optional"`
+	Concurrency *int    `hcl:"concurrency,optional"`
+}
+
+type rawEndpoint struct {
+	Name       string      `hcl:"name,label"`
+	Address    *string     `hcl:"address,optional"`
+	ServerName *string     `hcl:"server_name,optional"`
+	Monitor    *rawMonitor `hcl:"monitor,block"`
+}
+
+type rawControl struct {
+	Socket       *string `hcl:"socket,optional"`
+	TCP          *string `hcl:"tcp,optional"`
+	TokenFile    *string `hcl:"token_file,optional"`
+	MaxBodyBytes *string `hcl:"max_body_bytes,optional"`
+}
+
+type rawMetrics struct {
+	Listen *string `hcl:"listen,optional"`
+}
+
+func (r *rawAgent) apply(l *errorList, c *Agent) {
+	c.Name = pick(r.Name, c.Name)
+	c.DataDir = pick(r.DataDir, c.DataDir)
+	c.DeltaBaseBytes = parseSize(l, "delta_base_bytes", r.DeltaBaseBytes, c.DeltaBaseBytes)
+	if r.Log != nil {
+		c.Log.Level = pick(r.Log.Level, c.Log.Level)
+		c.Log.Format = pick(r.Log.Format, c.Log.Format)
+	}
+	if r.TLS != nil {
+		r.TLS.apply(&c.TLS)
+	}
+	if o := r.Outbox; o != nil {
+		c.Outbox.Path = pick(o.Path, c.Outbox.Path)
+		c.Outbox.MaxOps = pick(o.MaxOps, c.Outbox.MaxOps)
+		c.Outbox.MaxBytes = parseSize(l, "outbox.max_bytes", o.MaxBytes, c.Outbox.MaxBytes)
+		c.Outbox.MaxOpBytes = parseSize(l, "outbox.max_op_bytes", o.MaxOpBytes, c.Outbox.MaxOpBytes)
+		for name, v := range o.DefaultTTL {
+			field := "outbox.default_ttl." + name
+			p, err := edgesync.ParsePriority(name)
+			if err != nil {
+				l.add(field, err)
+				continue
+			}
+			c.Outbox.DefaultTTL[p] = parseDuration(l, field, &v, 0)
+		}
+	}
+	if r.Monitor != nil {
+		r.Monitor.apply(l, "monitor.", &c.Monitor)
+	}
+	for _, rp := range r.Profiles {
+		field := blockPath("", "profile", rp.Class)
+		class, err := edgesync.ParseLinkClass(rp.Class)
+		if err != nil {
+			l.add(field, err)
+			continue
+		}
+		if _, dup := c.Profiles[class]; dup {
+			l.addf(field, "profile %q is defined twice", rp.Class)
+		}
+		c.Profiles[class] = rp.apply(l, field+".")
+	}
+	for _, re := range r.Endpoints {
+		p := blockPath("", "endpoint", re.Name)
+		e := Endpoint{Name: re.Name, Monitor: c.Monitor}
+		e.Address = pick(re.Address, "")
+		if re.Address == nil {
+			l.addf(p, "address is required")
+		}
+		e.ServerName = pick(re.ServerName, "")
+		if re.Monitor != nil {
+			re.Monitor.apply(l, p+".monitor.", &e.Monitor)
+		}
+		c.Endpoints = append(c.Endpoints, e)
+	}
+	if ct := r.Control; ct != nil {
+		c.Control.Socket = pick(ct.Socket, c.Control.Socket)
+		c.Control.TCP = pick(ct.TCP, c.Control.TCP)
+		c.Control.TokenFile = pick(ct.TokenFile, c.Control.TokenFile)
+		c.Control.MaxBodyBytes = parseSize(l, "control.max_body_bytes", ct.MaxBodyBytes, c.Control.MaxBodyBytes)
+	}
+	if r.Metrics != nil {
+		c.Metrics.Listen = pick(r.Metrics.Listen, c.Metrics.Listen)
+	}
+}
+
+func (r *rawTLS) apply(t *TLS) {
+	t.CA = pick(r.CA, t.CA)
+	t.Cert = pick(r.Cert, t.Cert)
+	t.Key = pick(r.Key, t.Key)
+}
+
+func (r *rawMonitor) apply(l *errorList, p string, m *Monitor) {
+	m.ProbeInterval = parseDuration(l, p+"probe_interval", r.ProbeInterval, m.ProbeInterval)
+	m.SampleInterval = parseDuration(l, p+"sample_interval", r.SampleInterval, m.SampleInterval)
+	m.Window = parseDuration(l, p+"window", r.Window, m.Window)
+	m.LossWindow = parseDuration(l, p+"loss_window", r.LossWindow, m.LossWindow)
+	m.ProbeTimeout = parseDuration(l, p+"probe_timeout", r.ProbeTimeout, m.ProbeTimeout)
+	m.MinSamples = pick(r.MinSamples, m.MinSamples)
+	m.HysteresisPercent = pick(r.HysteresisPercent, m.HysteresisPercent)
+	if r.ProbeBudgetPct != nil {
+		m.ProbeBudget = *r.ProbeBudgetPct / 100
+	}
+	m.Active = pick(r.Active, m.Active)
+	m.Passive = pick(r.Passive, m.Passive)
+	if t := r.Thresholds; t != nil {
+		tp, mt := p+"thresholds.", &m.Thresholds
+		mt.FiberMinMbps = pick(t.FiberMinMbps, mt.FiberMinMbps)
+		mt.BroadbandMinMbps = pick(t.BroadbandMinMbps, mt.BroadbandMinMbps)
+		mt.MobileMinMbps = pick(t.MobileMinMbps, mt.MobileMinMbps)
+		mt.FiberMaxRTT = parseDuration(l, tp+"fiber_max_rtt", t.FiberMaxRTT, mt.FiberMaxRTT)
+		mt.BroadbandMaxRTT = parseDuration(l, tp+"broadband_max_rtt", t.BroadbandMaxRTT, mt.BroadbandMaxRTT)
+		mt.MobileMaxRTT = parseDuration(l, tp+"mobile_max_rtt", t.MobileMaxRTT, mt.MobileMaxRTT)
+		mt.SatelliteMinRTT = parseDuration(l, tp+"satellite_min_rtt", t.SatelliteMinRTT, mt.SatelliteMinRTT)
+		mt.IntermittentLossPct = pick(t.IntermittentLossPct, mt.IntermittentLossPct)
+		mt.MaxMissed = pick(t.MaxMissed, mt.MaxMissed)
+	}
+}
+
+func (r *rawProfile) apply(l *errorList, p string) Profile {
+	var out Profile
+	if r.Mode != nil {
+		m, err := edgesync.ParseSyncMode(*r.Mode)
+		if err != nil {
+			l.add(p+"mode", err)
+		}
+		out.Mode = m
+	}
+	out.Compression = r.Compression
+	out.Level = pick(r.Level, "")
+	out.ChunkSize = parseSize(l, p+"chunk", r.Chunk, 0)
+	if r.Interval != nil {
+		d := parseDuration(l, p+"interval", r.Interval, 0)
+		out.Interval = &d
+	}
+	out.Concurrency = pick(r.Concurrency, 0)
+	return out
+}

@@ -1,0 +1,248 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+)
+
+// Core is the configuration of `edge-sync core`.
+type Core struct {
+	// Name is the core's name in logs and in its Welcome frame.
+	Name string
+	// Listen is the UDP address of the QUIC listener; default ":7443".
+	Listen  string
+	DataDir string // default "/var/lib/edge-sync-core"
+	Log     Log
+	TLS     TLS
+	Store   Store
+	// Agents lists the agents allowed in, by certificate name, with their
+	// quotas. When empty, every agent with a certificate from the CA is
+	// allowed, with DefaultQuota.
+	Agents       []CoreAgent
+	DefaultQuota int64 // bytes per agent; 0 = unlimited
+	Limits       Limits
+	Metrics      Metrics
+}
+
+// CoreAgent is one agent the core lets in.
+type CoreAgent struct {
+	Name  string
+	Quota int64 // bytes; 0 = DefaultQuota
+}
+
+// Store configures the core's bbolt store.
+type Store struct {
+	Path            string        // default DataDir/core.db
+	DedupRetention  time.Duration // how long applied op IDs are remembered; default 720h
+	DedupMaxEntries int           // per agent; default 1,000,000
+	EventRetention  int           // events kept per agent; default 1,000,000
+	PartialMaxAge   time.Duration // unfinished ops are dropped after; default 168h
+}
+
+// Limits bound what the core accepts from the network.
+type Limits struct {
+	MaxOpBytes     int64 // default 1 GiB
+	MaxFrameBytes  int64 // default 17 MiB (a 16 MiB chunk plus header)
+	MaxConnections int   // default 1,000
+	MaxStreams     int   // concurrent op streams per connection; default 64
+}
+
+// DefaultCore returns the core's defaults.
+func DefaultCore() Core {
+	return Core{
+		Name:    "core",
+		Listen:  ":7443",
+		DataDir: "/var/lib/edge-sync-core",
+		Log:     Log{Level: "info", Format: "text"},
+		Store: Store{
+			DedupRetention:  720 * time.Hour,
+			DedupMaxEntries: 1_000_000,
+			EventRetention:  1_000_000,
+			PartialMaxAge:   168 * time.Hour,
+		},
+		Limits: Limits{MaxOpBytes: 1 << 30, MaxFrameBytes: 17 << 20, MaxConnections: 1000, MaxStreams: 64},
+	}
+}
+
+// StorePath is where the core's store lives.
+func (c *Core) StorePath() string {
+	if c.Store.Path != "" {
+		return c.Store.Path
+	}
+	return filepath.Join(c.DataDir, "core.db")
+}
+
+// Quota returns the byte quota of the named agent and whether it may connect.
+func (c *Core) Quota(agent string) (quota int64, allowed bool) {
+	if len(c.Agents) == 0 {
+		return c.DefaultQuota, true
+	}
+	for _, a := range c.Agents {
+		if a.Name == agent {
+			if a.Quota == 0 {
+				return c.DefaultQuota, true
+			}
+			return a.Quota, true
+		}
+	}
+	return 0, false
+}
+
+type rawCore struct {
+	Name         *string        `hcl:"name,optional"`
+	Listen       *string        `hcl:"listen,optional"`
+	DataDir      *string        `hcl:"data_dir,optional"`
+	DefaultQuota *string        `hcl:"default_quota,optional"`
+	Log          *rawLog        `hcl:"log,block"`
+	TLS          *rawTLS        `hcl:"tls,block"`
+	Store        *rawStore      `hcl:"store,block"`
+	Agents       []rawCoreAgent `hcl:"agent,block"`
+	Limits       *rawCoreLimits `hcl:"limits,block"`
+	Metrics      *rawMetrics    `hcl:"metrics,block"`
+}
+
+type rawStore struct {
+	Path            *string `hcl:"path,optional"`
+	DedupRetention  *string `hcl:"dedup_retention,optional"`
+	DedupMaxEntries *int    `hcl:"dedup_max_entries,optional"`
+	EventRetention  *int    `hcl:"event_retention,optional"`
+	PartialMaxAge   *string `hcl:"partial_max_age,optional"`
+}
+
+type rawCoreAgent struct {
+	Name  string  `hcl:"name,label"`
+	Quota *string `hcl:"quota,optional"`
+}
+
+type rawCoreLimits struct {
+	MaxOpBytes     *string `hcl:"max_op_bytes,optional"`
+	MaxFrameBytes  *string `hcl:"max_frame_bytes,optional"`
+	MaxConnections *int    `hcl:"max_connections,optional"`
+	MaxStreams     *int    `hcl:"max_streams,optional"`
+}
+
+// LoadCore reads a core config file.
+func LoadCore(path string) (Core, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return Core{}, fmt.Errorf("load core config: %w", err)
+	}
+	defer f.Close()
+	return ParseCore(f, path)
+}
+
+// ParseCore reads a core config on top of DefaultCore and validates it.
+func ParseCore(r io.Reader, filename string) (Core, error) {
+	var raw rawCore
+	pos, err := decodeFile(r, filename, &raw)
+	if err != nil {
+		return Core{}, err
+	}
+	l := &errorList{pos: pos}
+	c := DefaultCore()
+	c.Name = pick(raw.Name, c.Name)
+	c.Listen = pick(raw.Listen, c.Listen)
+	c.DataDir = pick(raw.DataDir, c.DataDir)
+	c.DefaultQuota = parseSize(l, "default_quota", raw.DefaultQuota, c.DefaultQuota)
+	if raw.Log != nil {
+		c.Log.Level = pick(raw.Log.Level, c.Log.Level)
+		c.Log.Format = pick(raw.Log.Format, c.Log.Format)
+	}
+	if raw.TLS != nil {
+		raw.TLS.apply(&c.TLS)
+	}
+	if s := raw.Store; s != nil {
+		c.Store.Path = pick(s.Path, c.Store.Path)
+		c.Store.DedupRetention = parseDuration(l, "store.dedup_retention", s.DedupRetention, c.Store.DedupRetention)
+		c.Store.DedupMaxEntries = pick(s.DedupMaxEntries, c.Store.DedupMaxEntries)
+		c.Store.EventRetention = pick(s.EventRetention, c.Store.EventRetention)
+		c.Store.PartialMaxAge = parseDuration(l, "store.partial_max_age", s.PartialMaxAge, c.Store.PartialMaxAge)
+	}
+	for _, a := range raw.Agents {
+		c.Agents = append(c.Agents, CoreAgent{
+			Name:  a.Name,
+			Quota: parseSize(l, blockPath("", "agent", a.Name)+".quota", a.Quota, 0),
+		})
+	}
+	if lim := raw.Limits; lim != nil {
+		c.Limits.MaxOpBytes = parseSize(l, "limits.max_op_bytes", lim.MaxOpBytes, c.Limits.MaxOpBytes)
+		c.Limits.MaxFrameBytes = parseSize(l, "limits.max_frame_bytes", lim.MaxFrameBytes, c.Limits.MaxFrameBytes)
+		c.Limits.MaxConnections = pick(lim.MaxConnections, c.Limits.MaxConnections)
+		c.Limits.MaxStreams = pick(lim.MaxStreams, c.Limits.MaxStreams)
+	}
+	if raw.Metrics != nil {
+		c.Metrics.Listen = pick(raw.Metrics.Listen, c.Metrics.Listen)
+	}
+	if err := l.err(); err != nil {
+		return Core{}, err
+	}
+	if err := c.validate(pos); err != nil {
+		return Core{}, err
+	}
+	return c, nil
+}
+
+// Validate checks every field's range.
+func (c *Core) Validate() error { return c.validate(nil) }
+
+func (c *Core) validate(pos map[string]hcl.Range) error {
+	l := &errorList{pos: pos}
+	if c.Name == "" {
+		l.addf("name", "must not be empty")
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		l.addf("listen", "want host:port or :port, got %q", c.Listen)
+	}
+	if c.DataDir == "" {
+		l.addf("data_dir", "must not be empty")
+	}
+	c.Log.validate(l)
+	c.TLS.validate(l, "tls.")
+	if c.DefaultQuota < 0 {
+		l.addf("default_quota", "must not be negative")
+	}
+	seen := map[string]bool{}
+	for _, a := range c.Agents {
+		p := blockPath("", "agent", a.Name)
+		if a.Name == "" {
+			l.addf(p, "agent needs a name label (its certificate's name)")
+		}
+		if seen[a.Name] {
+			l.addf(p, "agent %q is defined twice", a.Name)
+		}
+		seen[a.Name] = true
+	}
+	s := c.Store
+	if s.DedupRetention < time.Minute {
+		l.addf("store.dedup_retention", "must be at least 1m, got %s: shorter makes redelivered ops apply twice", s.DedupRetention)
+	}
+	if s.DedupMaxEntries < 1000 {
+		l.addf("store.dedup_max_entries", "must be at least 1000, got %d", s.DedupMaxEntries)
+	}
+	if s.EventRetention < 1 {
+		l.addf("store.event_retention", "must be at least 1, got %d", s.EventRetention)
+	}
+	if s.PartialMaxAge < time.Minute {
+		l.addf("store.partial_max_age", "must be at least 1m, got %s", s.PartialMaxAge)
+	}
+	lim := c.Limits
+	if lim.MaxOpBytes < 1 {
+		l.addf("limits.max_op_bytes", "must be at least 1 byte")
+	}
+	if lim.MaxFrameBytes < 64<<10 || lim.MaxFrameBytes > 64<<20 {
+		l.addf("limits.max_frame_bytes", "must be 64KiB-64MiB, got %s", FormatSize(lim.MaxFrameBytes))
+	}
+	if lim.MaxConnections < 1 {
+		l.addf("limits.max_connections", "must be at least 1, got %d", lim.MaxConnections)
+	}
+	if lim.MaxStreams < 1 || lim.MaxStreams > 1000 {
+		l.addf("limits.max_streams", "must be 1-1000, got %d", lim.MaxStreams)
+	}
+	return l.err()
+}

@@ -1,0 +1,149 @@
+package config
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// maxConfigBytes bounds what a config reader may hand us.
+const maxConfigBytes = 4 << 20
+
+// decodeFile parses HCL from r into raw (a struct with gohcl tags) and
+// returns the position of every attribute by its dotted path.
+func decodeFile(r io.Reader, filename string, raw any) (map[string]hcl.Range, error) {
+	src, err := io.ReadAll(io.LimitReader(r, maxConfigBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", filename, err)
+	}
+	if len(src) > maxConfigBytes {
+		return nil, fmt.Errorf("read %s: config larger than %d bytes", filename, maxConfigBytes)
+	}
+	l := &errorList{}
+	file, diags := hclsyntax.ParseConfig(src, filename, hcl.InitialPos)
+	if diags.HasErrors() {
+		l.addDiags(diags)
+		return nil, l.err()
+	}
+	pos := map[string]hcl.Range{}
+	collectPositions(file.Body.(*hclsyntax.Body), "", pos)
+	if diags := gohcl.DecodeBody(file.Body, nil, raw); diags.HasErrors() {
+		l.pos = pos
+		l.addDiags(diags)
+		return nil, l.err()
+	}
+	return pos, nil
+}
+
+// collectPositions records where each attribute was written, keyed by the
+// same dotted path that FieldError uses: `endpoint "core".address`.
+func collectPositions(body *hclsyntax.Body, prefix string, pos map[string]hcl.Range) {
+	for name, attr := range body.Attributes {
+		pos[prefix+name] = attr.SrcRange
+		// Map-valued attributes (e.g. default_ttl = { critical = "1h" })
+		// record each key too.
+		if obj, ok := attr.Expr.(*hclsyntax.ObjectConsExpr); ok {
+			for _, item := range obj.Items {
+				if k, diags := item.KeyExpr.Value(nil); !diags.HasErrors() && k.Type().FriendlyName() == "string" {
+					pos[prefix+name+"."+k.AsString()] = item.ValueExpr.Range()
+				}
+			}
+		}
+	}
+	for _, blk := range body.Blocks {
+		p := blockPath(prefix, blk.Type, blk.Labels...)
+		pos[p] = blk.DefRange()
+		collectPositions(blk.Body, p+".", pos)
+	}
+}
+
+func blockPath(prefix, typ string, labels ...string) string {
+	p := prefix + typ
+	for _, l := range labels {
+		p += " " + strconv.Quote(l)
+	}
+	return p
+}
+
+// parseDuration reads a Go duration ("500ms", "5s", "72h"); "" keeps def.
+func parseDuration(l *errorList, field string, s *string, def time.Duration) time.Duration {
+	if s == nil || *s == "" {
+		return def
+	}
+	d, err := time.ParseDuration(*s)
+	if err != nil {
+		l.addf(field, "want a duration like \"500ms\", \"5s\" or \"72h\", got %q", *s)
+		return def
+	}
+	if d < 0 {
+		l.addf(field, "must not be negative, got %s", *s)
+		return def
+	}
+	return d
+}
+
+var sizeUnits = []struct {
+	suffix string
+	mult   float64
+}{
+	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
+	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
+	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1},
+}
+
+// ParseSize reads a byte size: a plain number of bytes, or a number with a
+// unit (KiB, MiB, GiB, TiB; KB, MB, GB, TB; K, M, G as binary), e.g. "64KiB".
+func ParseSize(s string) (int64, error) {
+	t := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), " ", ""))
+	mult := 1.0
+	for _, u := range sizeUnits {
+		if strings.HasSuffix(t, u.suffix) {
+			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
+			break
+		}
+	}
+	f, err := strconv.ParseFloat(t, 64)
+	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) || f*mult > math.MaxInt64/2 {
+		return 0, fmt.Errorf("want a size like 1048576, \"64KiB\" or \"1GiB\", got %q", s)
+	}
+	return int64(f * mult), nil
+}
+
+// FormatSize renders n bytes with a binary unit, e.g. "64KiB".
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.m && n%u.m == 0 {
+			return strconv.FormatInt(n/u.m, 10) + u.s
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+func parseSize(l *errorList, field string, s *string, def int64) int64 {
+	if s == nil || *s == "" {
+		return def
+	}
+	n, err := ParseSize(*s)
+	if err != nil {
+		l.add(field, err)
+		return def
+	}
+	return n
+}
+
+func pick[T any](p *T, def T) T {
+	if p == nil {
+		return def
+	}
+	return *p
+}
