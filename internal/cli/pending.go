@@ -14,7 +14,6 @@ func runCore(ctx context.Context, env Env, args []string) error    { return notB
 func runDemo(ctx context.Context, env Env, args []string) error    { return notBuilt("demo") }
 func runCtl(ctx context.Context, env Env, args []string) error     { return notBuilt("ctl") }
 func runPut(ctx context.Context, env Env, args []string) error     { return notBuilt("put") }
-func runCerts(ctx context.Context, env Env, args []string) error   { return notBuilt("certs") }
 func runLinksim(ctx context.Context, env Env, args []string) error { return notBuilt("linksim") }
 
 func notBuilt(name string) error { return errors.New(name + ": " + errNotBuilt.Error()) }
