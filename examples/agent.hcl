@@ -1,0 +1,51 @@
+# edge-sync agent configuration: an edge site that sends to one core.
+# Every value not written here takes its documented default (see README).
+
+name     = "ship-7"               # shown in logs; the core knows the agent by its certificate
+data_dir = "/var/lib/edge-sync"   # outbox, delta bases, last link status, control socket
+
+log {
+  level  = "info"                 # trace, debug, info, warn, error
+  format = "text"                 # or "json"
+}
+
+tls {                             # mutual TLS is always on: `edge-sync certs` makes these
+  ca   = "/etc/edge-sync/pki/ca.pem"
+  cert = "/etc/edge-sync/pki/agent-ship-7.pem"
+  key  = "/etc/edge-sync/pki/agent-ship-7-key.pem"
+}
+
+endpoint "core" {
+  address     = "core.example.net:7443"
+  server_name = "core"            # name in the core's certificate
+}
+
+outbox {
+  max_ops      = 10000
+  max_bytes    = "8GiB"
+  max_op_bytes = "1GiB"
+  default_ttl  = { analytics = "168h", background = "72h" }
+}
+
+monitor {
+  probe_interval       = "5s"     # bandwidth probe period
+  sample_interval      = "500ms"  # RTT/loss samples: what makes detection take seconds
+  window               = "30s"
+  min_samples          = 3
+  hysteresis_percent   = 20
+  probe_budget_percent = 2        # active probes use at most 2 % of capacity per minute
+}
+
+# A metered satellite modem: smaller chunks, less often.
+profile "satellite" {
+  chunk    = "32KiB"
+  interval = "120s"
+}
+
+control {
+  socket = "/var/lib/edge-sync/agent.sock"   # mode 0600
+}
+
+metrics {
+  listen = "127.0.0.1:9464"
+}
