@@ -1,0 +1,255 @@
+package agent
+
+import (
+	"container/list"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// baseCache keeps, per endpoint and key, the last version of a keyed state
+// op that the core acknowledged: the base that the next version's delta is
+// computed against. It lives in files (one per key) so that a large base is
+// never held in memory, within a byte budget; the least recently used base
+// is evicted first, and an evicted base only means the next send is full.
+//
+// A file is: magic (4) | payload hash (32) | key length (uvarint) | key |
+// payload. Files are written tmp → fsync → rename → fsync dir, and .tmp
+// leftovers of a crash are swept at open.
+type baseCache struct {
+	dir    string
+	budget int64
+
+	mu      sync.Mutex
+	entries map[string]*list.Element // file name → element of lru (value *baseEntry)
+	lru     *list.List               // front = most recently used
+	total   int64
+}
+
+type baseEntry struct {
+	file string
+	hash [32]byte
+	size int64 // payload bytes
+}
+
+var baseMagic = [4]byte{'e', 's', 'b', '1'}
+
+// errNoBase means no base is kept for a key: send in full.
+var errNoBase = errors.New("no delta base for this key")
+
+func baseFileName(endpoint, key string) string {
+	h := sha256.Sum256([]byte(endpoint + "\x00" + key))
+	return hex.EncodeToString(h[:16]) + ".base"
+}
+
+// openBaseCache opens (creating) dir and indexes the bases in it.
+func openBaseCache(dir string, budget int64) (*baseCache, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("open delta bases: %w", err)
+	}
+	c := &baseCache{dir: dir, budget: budget, entries: map[string]*list.Element{}, lru: list.New()}
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("open delta bases: %w", err)
+	}
+	for _, de := range des {
+		name := de.Name()
+		if strings.HasSuffix(name, ".tmp") {
+			_ = os.Remove(filepath.Join(dir, name)) // a crash's leftover
+			continue
+		}
+		if !strings.HasSuffix(name, ".base") {
+			continue
+		}
+		e, err := readBaseHeader(filepath.Join(dir, name))
+		if err != nil {
+			// A damaged base costs one full send; never a failed start.
+			_ = os.Remove(filepath.Join(dir, name))
+			continue
+		}
+		e.file = name
+		c.entries[name] = c.lru.PushBack(e)
+		c.total += e.size
+	}
+	c.mu.Lock()
+	c.evictLocked()
+	c.mu.Unlock()
+	return c, nil
+}
+
+func readBaseHeader(path string) (*baseEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	hdr := make([]byte, 4+32+binary.MaxVarintLen64)
+	n, err := io.ReadFull(f, hdr)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil, err
+	}
+	hdr = hdr[:n]
+	if len(hdr) < 37 || [4]byte(hdr[:4]) != baseMagic {
+		return nil, errors.New("not a delta base file")
+	}
+	e := &baseEntry{hash: [32]byte(hdr[4:36])}
+	klen, vn := binary.Uvarint(hdr[36:])
+	if vn <= 0 || klen > 1<<20 {
+		return nil, errors.New("bad key length in delta base file")
+	}
+	e.size = st.Size() - int64(36+vn) - int64(klen)
+	if e.size < 0 {
+		return nil, errors.New("truncated delta base file")
+	}
+	return e, nil
+}
+
+// put stores payload (size bytes, hashing to hash) as the base of key,
+// replacing the previous one. A payload larger than a quarter of the budget
+// is not kept (and any older base of the key is dropped).
+func (c *baseCache) put(endpoint, key string, hash [32]byte, payload io.Reader, size int64) error {
+	name := baseFileName(endpoint, key)
+	if size > c.budget/4 {
+		c.remove(name)
+		return nil
+	}
+	tmp, err := os.CreateTemp(c.dir, name+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("store delta base: %w", err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after the rename
+	hdr := append(append(baseMagic[:4:4], hash[:]...), binary.AppendUvarint(nil, uint64(len(key)))...)
+	hdr = append(hdr, key...)
+	_, err = tmp.Write(hdr)
+	if err == nil {
+		var n int64
+		n, err = io.Copy(tmp, payload)
+		if err == nil && n != size {
+			err = fmt.Errorf("payload is %d bytes, want %d", n, size)
+		}
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), filepath.Join(c.dir, name))
+	}
+	if err == nil {
+		err = syncDir(c.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("store delta base: %w", err)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[name]; ok {
+		c.total -= el.Value.(*baseEntry).size
+		c.lru.Remove(el)
+	}
+	c.entries[name] = c.lru.PushFront(&baseEntry{file: name, hash: hash, size: size})
+	c.total += size
+	c.evictLocked()
+	return nil
+}
+
+// base is an open base version: its hash and a reader of its payload.
+type base struct {
+	Hash [32]byte
+	Size int64
+	f    *os.File
+	off  int64
+}
+
+// ReadAt reads the base payload.
+func (b *base) ReadAt(p []byte, off int64) (int, error) {
+	if off >= b.Size {
+		return 0, io.EOF
+	}
+	if rem := b.Size - off; int64(len(p)) > rem {
+		n, err := b.f.ReadAt(p[:rem], b.off+off)
+		if err == nil {
+			err = io.EOF
+		}
+		return n, err
+	}
+	return b.f.ReadAt(p, b.off+off)
+}
+
+// Close releases the file.
+func (b *base) Close() error { return b.f.Close() }
+
+// get opens the base of key, or returns errNoBase.
+func (c *baseCache) get(endpoint, key string) (*base, error) {
+	name := baseFileName(endpoint, key)
+	c.mu.Lock()
+	el, ok := c.entries[name]
+	if ok {
+		c.lru.MoveToFront(el)
+	}
+	c.mu.Unlock()
+	if !ok {
+		return nil, errNoBase
+	}
+	e := el.Value.(*baseEntry)
+	f, err := os.Open(filepath.Join(c.dir, name))
+	if err != nil {
+		c.remove(name)
+		return nil, errNoBase
+	}
+	return &base{Hash: e.hash, Size: e.size, f: f, off: 36 + int64(len(binary.AppendUvarint(nil, uint64(len(key))))) + int64(len(key))}, nil
+}
+
+// drop forgets the base of key, e.g. after the core refused a delta.
+func (c *baseCache) drop(endpoint, key string) { c.remove(baseFileName(endpoint, key)) }
+
+func (c *baseCache) remove(name string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.entries[name]; ok {
+		c.removeLocked(el)
+	}
+}
+
+func (c *baseCache) removeLocked(el *list.Element) {
+	e := el.Value.(*baseEntry)
+	c.lru.Remove(el)
+	delete(c.entries, e.file)
+	c.total -= e.size
+	_ = os.Remove(filepath.Join(c.dir, e.file))
+}
+
+func (c *baseCache) evictLocked() {
+	for c.total > c.budget && c.lru.Len() > 0 {
+		c.removeLocked(c.lru.Back())
+	}
+}
+
+// usage returns the bytes and number of bases kept.
+func (c *baseCache) usage() (bytes int64, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.total, c.lru.Len()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
