@@ -1,0 +1,511 @@
+package linkmon
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+)
+
+// ClassChange is a LinkClassChanged event: the class moved from Old to New
+// because of Trigger, for the human-readable Reason.
+type ClassChange struct {
+	Old     edgesync.LinkClass `json:"old"`
+	New     edgesync.LinkClass `json:"new"`
+	Trigger Measurement        `json:"trigger"`
+	// Reason says which figure crossed which threshold, e.g.
+	// "median 0.7 Mbit/s < 1 Mbit/s for 3 samples".
+	Reason string `json:"reason"`
+}
+
+// String renders the change for logs.
+func (c ClassChange) String() string {
+	return fmt.Sprintf("%s -> %s: %s", c.Old, c.New, c.Reason)
+}
+
+// Status is the classifier's current view of the link.
+type Status struct {
+	Class edgesync.LinkClass `json:"class"`
+	// Since is when Class was entered (the first sample's time for Unknown).
+	Since time.Time `json:"since"`
+	// Median holds the figures the class was judged on: median bandwidth,
+	// RTT and jitter over the recent window, mean loss over the loss window.
+	Median Measurement `json:"median"`
+	// Samples is the number of answered samples within the window.
+	Samples int `json:"samples"`
+	// Missed is the number of consecutive stale samples up to now.
+	Missed int `json:"missed"`
+	// LastChange is the most recent class change, nil before the first.
+	LastChange *ClassChange `json:"last_change,omitempty"`
+}
+
+// maxKeptSamples bounds the classifier's memory whatever the sample rate.
+const maxKeptSamples = 4096
+
+// Classifier turns a stream of measurements into a link class with
+// hysteresis. It is pure and deterministic: it reads no clock (time comes
+// from Measurement.At) and starts no goroutine. It is not safe for
+// concurrent use; the monitor owns one per endpoint.
+//
+// # Rules
+//
+// Each figure is placed on its own axis. Bandwidth: fiber above
+// FiberMinBps, broadband from BroadbandMinBps, mobile from MobileMinBps,
+// satellite below. RTT: fiber below FiberMaxRTT, broadband below
+// BroadbandMaxRTT, mobile below MobileMaxRTT, satellite above
+// SatelliteMinRTT. The link's class is the worse of the two. That is the
+// "nearest class by the worse of its two figures" rule of DESIGN.md, and it
+// settles every measurement that fits no row of the table:
+//
+//   - 200 Mbit/s at 30 ms: bandwidth says fiber, RTT says broadband → broadband.
+//   - 5 Mbit/s at 5 ms: → mobile. 0.5 Mbit/s at 20 ms: → satellite.
+//   - An RTT in the gap between mobile's 200 ms and satellite's 500 ms goes
+//     to the nearer row, nearness as a ratio: the split is the geometric
+//     mean √(200·500) ≈ 316 ms. So 50 Mbit/s at 300 ms is mobile (300 ms
+//     is nearer 200 than 500, and mobile is worse than broadband), and 50
+//     Mbit/s at 400 ms is satellite.
+//
+// Bandwidth is the median of the last MedianSamples exact samples within
+// Window. Lower-bound samples (an app-limited sender's delivery rate) can
+// only raise it: the figure is max(median exact, median lower bound). With
+// no exact sample the bandwidth does not constrain the class and RTT alone
+// decides (the monitor probes bandwidth at start, so this lasts one probe).
+// RTT is the median of the last MedianSamples samples within Window.
+//
+// # Hysteresis
+//
+// While the class is known, each threshold is moved away from the current
+// class by HysteresisPercent: leaving a class downwards needs a bandwidth
+// below threshold·(1−h) or an RTT above threshold·(1+h); leaving it
+// upwards needs a bandwidth above threshold·(1+h) and an RTT below
+// threshold·(1−h). The class then changes only when the same new class
+// has come out for MinSamples consecutive samples. A figure oscillating
+// ±15 % around a threshold therefore never changes the class.
+//
+// # Unknown and satellite at once
+//
+// The class is Unknown until MinSamples answered samples are in the
+// window; then it is the class of their medians, with no margin (there is
+// nothing to be sticky about). The exception: while Unknown, a median RTT
+// above SatelliteMinRTT classifies as satellite from the first sample,
+// because at 600 ms a sender must not wait 3 samples with the wrong
+// parameters, and an RTT that high has no other explanation.
+//
+// # Intermittent
+//
+// A drop to intermittent needs no margin and no consecutive samples:
+//   - more than MaxMissed consecutive stale samples spanning at least
+//     MinOutage since the last answered sample (the link is gone); the
+//     figure history is then cleared so the class after recovery is judged
+//     on the link as it comes back; or
+//   - mean loss above IntermittentLoss over LossWindow, once the loss
+//     window holds samples spanning at least half of it. A Starlink
+//     handover (up to 50 % loss for about 1 s every 15 s) averages to a few
+//     percent over 20 s and does not count.
+//
+// Recovery needs MinSamples consecutive answered samples giving the same
+// class, and, if loss put the link there, a mean loss below
+// IntermittentLoss·(1−h).
+type Classifier struct {
+	cfg ClassifierConfig
+
+	samples []Measurement // answered samples, oldest first, within keep()
+	class   edgesync.LinkClass
+	since   time.Time
+	last    *ClassChange
+
+	pending      edgesync.LinkClass
+	pendingCount int
+
+	missed    int
+	lastFresh time.Time // last answered sample, or first sample seen
+	lastAt    time.Time
+	lossy     bool // intermittent because of loss, not an outage
+}
+
+// NewClassifier returns a classifier in class Unknown.
+func NewClassifier(cfg ClassifierConfig) (*Classifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new classifier: %w", err)
+	}
+	return &Classifier{cfg: cfg}, nil
+}
+
+// Config returns the classifier's configuration.
+func (c *Classifier) Config() ClassifierConfig { return c.cfg }
+
+// Restore starts the classifier from a class known earlier (the status kept
+// across a restart): it is treated as the current class, with its
+// hysteresis, until the measurements move it. Figures are not restored.
+func (c *Classifier) Restore(class edgesync.LinkClass, since time.Time) {
+	if !class.Valid() {
+		return
+	}
+	c.class, c.since = class, since
+}
+
+// figures are the classifier's view of the recent window.
+type figures struct {
+	n        int // answered samples within Window
+	bw       float64
+	bwKnown  bool
+	bwLower  bool // bw comes from lower bounds only
+	rtt      time.Duration
+	rttKnown bool
+	jitter   time.Duration
+	loss     float64
+	lossSpan time.Duration
+}
+
+// Observe feeds one measurement and returns the resulting status and, when
+// the class changed, the change. A measurement that fails Validate is
+// ignored. Measurements should come in time order; one stamped before its
+// predecessor is treated as taken at the predecessor's time.
+func (c *Classifier) Observe(m Measurement) (Status, *ClassChange) {
+	if m.Validate() != nil {
+		return c.status(c.compute(c.lastAt), c.lastAt), nil
+	}
+	if m.At.Before(c.lastAt) {
+		m.At = c.lastAt
+	}
+	c.lastAt = m.At
+	if c.since.IsZero() {
+		c.since = m.At
+	}
+	if c.lastFresh.IsZero() {
+		c.lastFresh = m.At
+	}
+	if m.Stale {
+		return c.observeStale(m)
+	}
+	c.missed = 0
+	c.lastFresh = m.At
+	c.samples = append(c.samples, m)
+	c.prune(m.At)
+
+	f := c.compute(m.At)
+	cfg := &c.cfg
+	h := cfg.HysteresisPercent / 100
+
+	if f.n < cfg.MinSamples {
+		if c.class == edgesync.Unknown && f.rttKnown && f.rtt > cfg.SatelliteMinRTT {
+			reason := fmt.Sprintf("median RTT %s > %s from the first %d sample(s)", fmtDur(f.rtt), fmtDur(cfg.SatelliteMinRTT), f.n)
+			return c.change(edgesync.Satellite, m, f, reason)
+		}
+		return c.status(f, m.At), nil
+	}
+
+	// Loss: a drop needs no margin; staying (or recovering) uses the margin.
+	lossCovered := f.lossSpan >= cfg.LossWindow/2
+	if c.class != edgesync.Intermittent && lossCovered && f.loss > cfg.IntermittentLoss {
+		reason := fmt.Sprintf("mean loss %.1f%% > %.0f%% over %s", f.loss*100, cfg.IntermittentLoss*100, f.lossSpan.Round(time.Second))
+		st, ch := c.change(edgesync.Intermittent, m, f, reason)
+		c.lossy = true
+		return st, ch
+	}
+	if c.class == edgesync.Intermittent && c.lossy && f.loss >= cfg.IntermittentLoss*(1-h) {
+		c.resetPending()
+		return c.status(f, m.At), nil
+	}
+
+	if !f.bwKnown && !f.rttKnown {
+		return c.status(f, m.At), nil
+	}
+	cand := c.classify(f, c.class)
+
+	switch {
+	case c.class == edgesync.Unknown:
+		reason := fmt.Sprintf("%s over the first %d samples", describe(f), f.n)
+		return c.change(cand, m, f, reason)
+	case c.class == edgesync.Intermittent && !c.lossy:
+		// Back from an outage: the history was cleared at the cut, so these
+		// MinSamples answered samples are all consecutive and post-outage.
+		reason := fmt.Sprintf("%s for %d samples", c.explain(c.class, cand, f), f.n)
+		return c.change(cand, m, f, reason)
+	}
+	if cand == c.class {
+		c.resetPending()
+		return c.status(f, m.At), nil
+	}
+	if cand == c.pending {
+		c.pendingCount++
+	} else {
+		c.pending, c.pendingCount = cand, 1
+	}
+	if c.pendingCount < cfg.MinSamples {
+		return c.status(f, m.At), nil
+	}
+	reason := fmt.Sprintf("%s for %d samples", c.explain(c.class, cand, f), c.pendingCount)
+	return c.change(cand, m, f, reason)
+}
+
+func (c *Classifier) observeStale(m Measurement) (Status, *ClassChange) {
+	c.missed++
+	c.prune(m.At)
+	f := c.compute(m.At)
+	gone := m.At.Sub(c.lastFresh)
+	if c.missed <= c.cfg.MaxMissed || gone < c.cfg.MinOutage {
+		return c.status(f, m.At), nil
+	}
+	// The link is gone. Judge it as it comes back, not on its figures
+	// before the cut.
+	c.samples = c.samples[:0]
+	c.lossy = false
+	f = c.compute(m.At)
+	if c.class == edgesync.Intermittent {
+		return c.status(f, m.At), nil
+	}
+	reason := fmt.Sprintf("%d consecutive samples unanswered (> %d) for %s", c.missed, c.cfg.MaxMissed, fmtDur(gone))
+	return c.change(edgesync.Intermittent, m, f, reason)
+}
+
+func (c *Classifier) resetPending() { c.pending, c.pendingCount = edgesync.Unknown, 0 }
+
+func (c *Classifier) change(to edgesync.LinkClass, m Measurement, f figures, reason string) (Status, *ClassChange) {
+	c.resetPending()
+	if to == c.class {
+		return c.status(f, m.At), nil
+	}
+	ch := &ClassChange{Old: c.class, New: to, Trigger: m, Reason: reason}
+	c.class, c.since, c.last = to, m.At, ch
+	c.lossy = false
+	return c.status(f, m.At), ch
+}
+
+func (c *Classifier) status(f figures, at time.Time) Status {
+	med := Measurement{
+		BandwidthBps:        f.bw,
+		BandwidthLowerBound: f.bwLower,
+		RTT:                 f.rtt,
+		Jitter:              f.jitter,
+		Loss:                f.loss,
+		At:                  at,
+		Stale:               c.missed > 0,
+	}
+	if len(c.samples) > 0 {
+		med.Method = c.samples[len(c.samples)-1].Method
+	}
+	return Status{Class: c.class, Since: c.since, Median: med, Samples: f.n, Missed: c.missed, LastChange: c.last}
+}
+
+// prune drops samples too old for either window and bounds the history.
+func (c *Classifier) prune(now time.Time) {
+	keep := max(c.cfg.Window, c.cfg.LossWindow)
+	i := 0
+	for i < len(c.samples) && now.Sub(c.samples[i].At) > keep {
+		i++
+	}
+	if over := len(c.samples) - i - maxKeptSamples; over > 0 {
+		i += over
+	}
+	if i > 0 {
+		c.samples = append(c.samples[:0], c.samples[i:]...)
+	}
+}
+
+// compute derives the figures at time now from the kept samples.
+func (c *Classifier) compute(now time.Time) figures {
+	var f figures
+	var bws, lbs, loss []float64
+	var rtts, jits []time.Duration
+	k := c.cfg.MedianSamples
+	var lossOldest time.Time
+	for i := len(c.samples) - 1; i >= 0; i-- {
+		s := c.samples[i]
+		age := now.Sub(s.At)
+		if age <= c.cfg.LossWindow {
+			loss = append(loss, s.Loss)
+			lossOldest = s.At
+		}
+		if age > c.cfg.Window {
+			continue
+		}
+		f.n++
+		if s.BandwidthBps > 0 {
+			if s.BandwidthLowerBound {
+				if len(lbs) < k {
+					lbs = append(lbs, s.BandwidthBps)
+				}
+			} else if len(bws) < k {
+				bws = append(bws, s.BandwidthBps)
+			}
+		}
+		if s.RTT > 0 && len(rtts) < k {
+			rtts = append(rtts, s.RTT)
+			jits = append(jits, s.Jitter)
+		}
+	}
+	if len(bws) > 0 {
+		f.bw, f.bwKnown = median(bws), true
+		if len(lbs) > 0 {
+			f.bw = max(f.bw, median(lbs))
+		}
+	} else if len(lbs) > 0 {
+		// Reported, but a lower bound alone does not classify.
+		f.bw, f.bwLower = median(lbs), true
+	}
+	if len(rtts) > 0 {
+		f.rtt, f.jitter, f.rttKnown = median(rtts), median(jits), true
+	}
+	if len(loss) > 0 {
+		var sum float64
+		for _, l := range loss {
+			sum += l
+		}
+		f.loss = sum / float64(len(loss))
+		f.lossSpan = now.Sub(lossOldest)
+	}
+	return f
+}
+
+func median[T float64 | time.Duration](v []T) T {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// rank orders the four measured classes, fiber (0) to satellite (3).
+func rank(c edgesync.LinkClass) int {
+	switch c {
+	case edgesync.Fiber:
+		return 0
+	case edgesync.Broadband:
+		return 1
+	case edgesync.Mobile:
+		return 2
+	case edgesync.Satellite:
+		return 3
+	}
+	return -1
+}
+
+var byRank = [4]edgesync.LinkClass{edgesync.Fiber, edgesync.Broadband, edgesync.Mobile, edgesync.Satellite}
+
+// bwBounds are the bandwidth thresholds between ranks r and r+1.
+func (c *Classifier) bwBounds() [3]float64 {
+	return [3]float64{c.cfg.FiberMinBps, c.cfg.BroadbandMinBps, c.cfg.MobileMinBps}
+}
+
+// rttBounds are the RTT thresholds between ranks r and r+1.
+func (c *Classifier) rttBounds() [3]time.Duration {
+	return [3]time.Duration{c.cfg.FiberMaxRTT, c.cfg.BroadbandMaxRTT, c.cfg.mobileSatelliteSplit()}
+}
+
+// shift says how boundary r moves for the current class: +1 when the
+// current class is on its better side (the boundary moves to hold it
+// there), −1 on its worse side, 0 without a current measured class.
+func shift(cur edgesync.LinkClass, r int) float64 {
+	cr := rank(cur)
+	switch {
+	case cr < 0:
+		return 0
+	case cr <= r:
+		return 1
+	default:
+		return -1
+	}
+}
+
+// bwRank places a bandwidth on its axis relative to the current class.
+func (c *Classifier) bwRank(bw float64, cur edgesync.LinkClass) int {
+	h := c.cfg.HysteresisPercent / 100
+	for r, t := range c.bwBounds() {
+		eff := t * (1 - shift(cur, r)*h)
+		if r == 0 && bw > eff || r > 0 && bw >= eff {
+			return r
+		}
+	}
+	return 3
+}
+
+// rttRank places an RTT on its axis relative to the current class.
+func (c *Classifier) rttRank(rtt time.Duration, cur edgesync.LinkClass) int {
+	h := c.cfg.HysteresisPercent / 100
+	for r, t := range c.rttBounds() {
+		eff := float64(t) * (1 + shift(cur, r)*h)
+		if r == 2 && float64(rtt) <= eff || r < 2 && float64(rtt) < eff {
+			return r
+		}
+	}
+	return 3
+}
+
+// classify returns the worse of the two figures' classes, with thresholds
+// moved by the hysteresis margin around cur. Recovery from Intermittent
+// uses the plain thresholds.
+func (c *Classifier) classify(f figures, cur edgesync.LinkClass) edgesync.LinkClass {
+	r := 0
+	if f.bwKnown {
+		r = max(r, c.bwRank(f.bw, cur))
+	}
+	if f.rttKnown {
+		r = max(r, c.rttRank(f.rtt, cur))
+	}
+	return byRank[r]
+}
+
+// describe renders the figures plainly.
+func describe(f figures) string {
+	var parts []string
+	if f.bwKnown {
+		parts = append(parts, "median "+FormatBps(f.bw))
+	}
+	if f.rttKnown {
+		parts = append(parts, "RTT "+fmtDur(f.rtt))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// explain names the figures that moved the class from old to to, with the
+// plain threshold each one crossed.
+func (c *Classifier) explain(old, to edgesync.LinkClass, f figures) string {
+	bb, rb := c.bwBounds(), c.rttBounds()
+	tr := rank(to)
+	var parts []string
+	if rank(old) >= 0 && tr > rank(old) {
+		// Downwards: the figure(s) that now sit in the worse class.
+		if f.bwKnown && c.bwRank(f.bw, old) >= tr {
+			parts = append(parts, fmt.Sprintf("median %s < %s", FormatBps(f.bw), FormatBps(bb[tr-1])))
+		}
+		if f.rttKnown && c.rttRank(f.rtt, old) >= tr {
+			s := fmt.Sprintf("median RTT %s > %s", fmtDur(f.rtt), fmtDur(rb[tr-1]))
+			if tr == 3 {
+				if f.rtt > c.cfg.SatelliteMinRTT {
+					s = fmt.Sprintf("median RTT %s > %s", fmtDur(f.rtt), fmtDur(c.cfg.SatelliteMinRTT))
+				} else {
+					s += fmt.Sprintf(" (nearer satellite's %s than mobile's %s)", fmtDur(c.cfg.SatelliteMinRTT), fmtDur(c.cfg.MobileMaxRTT))
+				}
+			}
+			parts = append(parts, s)
+		}
+		return strings.Join(parts, " and ")
+	}
+	// Upwards (or recovering): both figures now qualify for the class.
+	if f.bwKnown {
+		switch {
+		case tr == 0:
+			parts = append(parts, fmt.Sprintf("median %s > %s", FormatBps(f.bw), FormatBps(bb[0])))
+		case tr < 3:
+			parts = append(parts, fmt.Sprintf("median %s >= %s", FormatBps(f.bw), FormatBps(bb[tr])))
+		default:
+			parts = append(parts, "median "+FormatBps(f.bw))
+		}
+	}
+	if f.rttKnown {
+		if tr < 3 {
+			parts = append(parts, fmt.Sprintf("RTT %s < %s", fmtDur(f.rtt), fmtDur(rb[tr])))
+		} else {
+			parts = append(parts, "RTT "+fmtDur(f.rtt))
+		}
+	}
+	if old == edgesync.Intermittent {
+		return "answered again: " + strings.Join(parts, " and ")
+	}
+	return strings.Join(parts, " and ")
+}
