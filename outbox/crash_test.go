@@ -1,0 +1,5 @@
+package outbox
+
+const crashChildEnv = "OUTBOX_CRASH_CHILD"
+
+func crashChild() {}

@@ -1,0 +1,206 @@
+package outbox
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"runtime/debug"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+// On-disk layout (format version 1). Four top-level buckets:
+//
+//	meta     "format" = "edge-sync-outbox", "version" = uint32, "chunk_size" = uint32
+//	ops      <op id, 16 bytes> -> op record (see encodeOp)
+//	chunks   <op id><uint32 index> -> up to chunk_size payload bytes
+//	pending  <op id> -> empty: chunks written by an Enqueue not yet published
+//
+// An op is visible only once its ops record exists; the record and the last
+// chunks are written in one transaction, so a crash never shows half an op.
+// Open deletes the chunks of every pending id (a crashed large Enqueue).
+const (
+	formatMagic   = "edge-sync-outbox"
+	formatVersion = 1
+)
+
+var (
+	bucketMeta    = []byte("meta")
+	bucketOps     = []byte("ops")
+	bucketChunks  = []byte("chunks")
+	bucketPending = []byte("pending")
+
+	keyFormat    = []byte("format")
+	keyVersion   = []byte("version")
+	keyChunkSize = []byte("chunk_size")
+)
+
+func chunkKey(id edgesync.OpID, i uint32) []byte {
+	k := make([]byte, 20)
+	copy(k, id[:])
+	binary.BigEndian.PutUint32(k[16:], i)
+	return k
+}
+
+func numChunks(size int64, chunkSize int) uint32 {
+	return uint32((size + int64(chunkSize) - 1) / int64(chunkSize))
+}
+
+// guard runs fn with memory faults turned into panics and recovers any
+// panic as ErrCorrupt: bbolt panics (or faults) on some damaged pages, and a
+// damaged file must give an error, not a crash.
+func guard(what string, fn func() error) (err error) {
+	old := debug.SetPanicOnFault(true)
+	defer func() {
+		debug.SetPanicOnFault(old)
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: bbolt failed on a damaged page (%v): %w", what, r, ErrCorrupt)
+		}
+	}()
+	return fn()
+}
+
+// preflight checks the bbolt meta pages of an existing file before bbolt maps
+// it, so that a truncated file gives ErrCorrupt instead of a SIGBUS.
+func preflight(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	size := fi.Size()
+	if size == 0 {
+		return nil // bbolt initialises an empty file
+	}
+	const metaOff, metaLen = 16, 64
+	var buf [metaOff + metaLen]byte
+	readMeta := func(off int64) (pageSize, pgid, txid uint64, ok bool) {
+		if _, err := f.ReadAt(buf[:], off); err != nil {
+			return 0, 0, 0, false
+		}
+		m := buf[metaOff:]
+		h := fnv.New64a()
+		h.Write(m[:56])
+		if binary.LittleEndian.Uint32(m[0:]) != 0xED0CDAED || h.Sum64() != binary.LittleEndian.Uint64(m[56:]) {
+			return 0, 0, 0, false
+		}
+		return uint64(binary.LittleEndian.Uint32(m[8:])), binary.LittleEndian.Uint64(m[40:]), binary.LittleEndian.Uint64(m[48:]), true
+	}
+	ps0, pg0, tx0, ok0 := readMeta(0)
+	var ps1, pg1, tx1 uint64
+	ok1 := false
+	if ok0 {
+		ps1, pg1, tx1, ok1 = readMeta(int64(ps0))
+	} else {
+		// Meta 0 is bad; try the usual page sizes for meta 1.
+		for _, ps := range []int64{4096, 8192, 16384, 65536} {
+			if ps1, pg1, tx1, ok1 = readMeta(ps); ok1 {
+				break
+			}
+		}
+	}
+	var pageSize, pgid uint64
+	switch {
+	case ok0 && (!ok1 || tx0 >= tx1):
+		pageSize, pgid = ps0, pg0
+	case ok1:
+		pageSize, pgid = ps1, pg1
+	default:
+		return fmt.Errorf("%s is %d bytes and has no valid bbolt meta page: %w", path, size, ErrCorrupt)
+	}
+	if need := pgid * pageSize; need > uint64(size) || pageSize < 1024 {
+		return fmt.Errorf("%s is truncated: %d bytes, its meta page says %d: %w", path, size, need, ErrCorrupt)
+	}
+	return nil
+}
+
+// mapOpenErr maps bbolt's Open errors to the outbox's sentinels.
+func mapOpenErr(err error) error {
+	switch {
+	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
+		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
+}
+
+// mapWriteErr maps errors of a write transaction (full disk) to sentinels.
+func mapWriteErr(err error) error {
+	if errors.Is(err, berrors.ErrMaxSizeReached) || isENOSPC(err) {
+		return fmt.Errorf("%w: %w", ErrNoSpace, err)
+	}
+	return err
+}
+
+// initOrCheck creates the buckets of a new file or checks an existing one,
+// and returns the file's chunk size.
+func initOrCheck(tx *bolt.Tx, chunkSize int) (int, error) {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		var other []byte
+		_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			if other == nil {
+				other = append([]byte(nil), name...)
+			}
+			return nil
+		})
+		if other != nil {
+			return 0, fmt.Errorf("bbolt file has bucket %q and no outbox meta: %w", other, ErrForeign)
+		}
+		if !tx.Writable() {
+			return chunkSize, nil
+		}
+		var err error
+		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
+			return 0, err
+		}
+		v := binary.BigEndian.AppendUint32(nil, formatVersion)
+		cs := binary.BigEndian.AppendUint32(nil, uint32(chunkSize))
+		for _, kv := range [][2][]byte{{keyFormat, []byte(formatMagic)}, {keyVersion, v}, {keyChunkSize, cs}} {
+			if err := meta.Put(kv[0], kv[1]); err != nil {
+				return 0, err
+			}
+		}
+		for _, name := range [][]byte{bucketOps, bucketChunks, bucketPending} {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return 0, err
+			}
+		}
+		return chunkSize, nil
+	}
+	if f := meta.Get(keyFormat); !bytes.Equal(f, []byte(formatMagic)) {
+		return 0, fmt.Errorf("meta format is %q, want %q: %w", f, formatMagic, ErrForeign)
+	}
+	v := meta.Get(keyVersion)
+	if len(v) != 4 {
+		return 0, fmt.Errorf("meta version is %d bytes, want 4: %w", len(v), ErrCorrupt)
+	}
+	if n := binary.BigEndian.Uint32(v); n > formatVersion {
+		return 0, fmt.Errorf("file has format version %d, this build reads up to %d: %w", n, formatVersion, ErrVersion)
+	} else if n == 0 {
+		return 0, fmt.Errorf("meta version is 0: %w", ErrCorrupt)
+	}
+	cs := meta.Get(keyChunkSize)
+	if len(cs) != 4 || binary.BigEndian.Uint32(cs) == 0 {
+		return 0, fmt.Errorf("meta chunk_size is bad (%x): %w", cs, ErrCorrupt)
+	}
+	for _, name := range [][]byte{bucketOps, bucketChunks, bucketPending} {
+		if tx.Bucket(name) == nil {
+			return 0, fmt.Errorf("bucket %q is missing: %w", name, ErrCorrupt)
+		}
+	}
+	return int(binary.BigEndian.Uint32(cs)), nil
+}

@@ -1,0 +1,444 @@
+package outbox
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"sync"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/hashicorp/go-hclog"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Outbox is a durable, bounded priority queue of ops in one bbolt file. It
+// is safe for concurrent use.
+type Outbox struct {
+	db        *bolt.DB
+	opts      Options
+	log       hclog.Logger
+	gen       *edgesync.IDGenerator
+	commit    committer
+	chunkSize int
+
+	inflight sync.WaitGroup // methods running; Close waits for them
+
+	mu     sync.Mutex // guards everything below
+	closed bool
+	idx    *index
+	drops  chan Drop
+	counts [NumReasons]uint64
+	lost   uint64 // drops not delivered because the channel was full
+}
+
+// Open opens or creates the outbox file at path. A damaged or truncated
+// file gives ErrCorrupt, a bbolt file of something else ErrForeign, and a
+// file of a newer format ErrVersion; Open never modifies such a file.
+func Open(path string, opts Options) (*Outbox, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	if err := preflight(path); err != nil {
+		return nil, fmt.Errorf("open outbox: %w", err)
+	}
+	var db *bolt.DB
+	err = guard("open outbox "+path, func() error {
+		var err error
+		db, err = bolt.Open(path, 0o600, &bolt.Options{
+			Timeout:      opts.LockTimeout,
+			FreelistType: bolt.FreelistMapType,
+			MaxSize:      opts.MaxFileSize,
+		})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open outbox %s: %w", path, mapOpenErr(err))
+	}
+	o := &Outbox{
+		db:    db,
+		opts:  opts,
+		log:   opts.Logger.Named("outbox"),
+		gen:   edgesync.NewIDGenerator(),
+		idx:   newIndex(),
+		drops: make(chan Drop, opts.DropBuffer),
+	}
+	o.commit.db = db
+	if err := o.load(path); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
+	}
+	return o, nil
+}
+
+// load checks the format, sweeps crashed Enqueues and builds the index.
+func (o *Outbox) load(path string) error {
+	var fresh bool
+	err := guard("check", func() error {
+		return o.db.View(func(tx *bolt.Tx) error {
+			cs, err := initOrCheck(tx, o.opts.chunkSize)
+			fresh = tx.Bucket(bucketMeta) == nil
+			o.chunkSize = cs
+			return err
+		})
+	})
+	if err != nil {
+		return err
+	}
+	var orphans int
+	err = guard("sweep", func() error {
+		return o.db.Update(func(tx *bolt.Tx) error {
+			if fresh {
+				_, err := initOrCheck(tx, o.chunkSize)
+				return err
+			}
+			var err error
+			orphans, err = o.sweep(tx)
+			return err
+		})
+	})
+	if err != nil {
+		return mapWriteErr(err)
+	}
+	err = guard("load", func() error {
+		return o.db.View(func(tx *bolt.Tx) error {
+			chunks := tx.Bucket(bucketChunks).Cursor()
+			return tx.Bucket(bucketOps).ForEach(func(k, v []byte) error {
+				if len(k) != 16 {
+					return fmt.Errorf("ops key %x is %d bytes: %w", k, len(k), ErrCorrupt)
+				}
+				id := edgesync.OpID(k)
+				op, err := decodeOp(id, v)
+				if err != nil {
+					return err
+				}
+				if err := checkChunks(chunks, &op, o.chunkSize); err != nil {
+					return err
+				}
+				o.gen.Observe(id)
+				o.idx.add(op)
+				o.idx.usedOps++
+				o.idx.usedBytes += op.Size
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		return err
+	}
+	o.log.Info("opened", "path", path, "ops", o.idx.usedOps, "bytes", o.idx.usedBytes, "orphans_swept", orphans)
+	return nil
+}
+
+// checkChunks verifies that op's chunks exist and add up to its size.
+func checkChunks(c *bolt.Cursor, op *Op, chunkSize int) error {
+	n := numChunks(op.Size, chunkSize)
+	var total int64
+	k, v := c.Seek(chunkKey(op.ID, 0))
+	for i := uint32(0); i < n; i++ {
+		if !bytes.Equal(k, chunkKey(op.ID, i)) {
+			return fmt.Errorf("op %s: chunk %d of %d is missing: %w", op.ID, i, n, ErrCorrupt)
+		}
+		if i < n-1 && len(v) != chunkSize {
+			return fmt.Errorf("op %s: chunk %d is %d bytes, want %d: %w", op.ID, i, len(v), chunkSize, ErrCorrupt)
+		}
+		total += int64(len(v))
+		k, v = c.Next()
+	}
+	if total != op.Size {
+		return fmt.Errorf("op %s: chunks hold %d bytes, record says %d: %w", op.ID, total, op.Size, ErrCorrupt)
+	}
+	return nil
+}
+
+// sweep deletes the chunks of Enqueues that crashed before publishing.
+func (o *Outbox) sweep(tx *bolt.Tx) (int, error) {
+	pending := tx.Bucket(bucketPending)
+	var ids []edgesync.OpID
+	err := pending.ForEach(func(k, _ []byte) error {
+		if len(k) != 16 {
+			return fmt.Errorf("pending key %x is %d bytes: %w", k, len(k), ErrCorrupt)
+		}
+		ids = append(ids, edgesync.OpID(k))
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		o.gen.Observe(id)
+		if tx.Bucket(bucketOps).Get(id[:]) == nil {
+			if err := deleteChunks(tx, id); err != nil {
+				return 0, err
+			}
+		}
+		if err := pending.Delete(id[:]); err != nil {
+			return 0, err
+		}
+	}
+	return len(ids), nil
+}
+
+// deleteChunks deletes every chunk of id.
+func deleteChunks(tx *bolt.Tx, id edgesync.OpID) error {
+	c := tx.Bucket(bucketChunks).Cursor()
+	for k, _ := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, _ = c.Seek(id[:]) {
+		if err := c.Delete(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteOp deletes op id's record and chunks; deleting a missing op is a no-op.
+func deleteOp(tx *bolt.Tx, id edgesync.OpID) error {
+	if err := tx.Bucket(bucketOps).Delete(id[:]); err != nil {
+		return err
+	}
+	return deleteChunks(tx, id)
+}
+
+// begin registers a running method; it fails once Close has started.
+func (o *Outbox) begin() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return ErrClosed
+	}
+	o.inflight.Add(1)
+	return nil
+}
+
+// Close waits for running methods (cancel their contexts to hurry them),
+// closes the Drops channel and the file. Later calls return ErrClosed.
+func (o *Outbox) Close() error {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return ErrClosed
+	}
+	o.closed = true
+	o.mu.Unlock()
+	o.inflight.Wait()
+	close(o.drops)
+	if err := o.db.Close(); err != nil {
+		return fmt.Errorf("close outbox: %w", err)
+	}
+	return nil
+}
+
+// Drops returns the channel on which every drop (capacity, expired,
+// superseded) is reported; it is closed by Close. The outbox never waits on
+// it: drops that find its buffer (Options.DropBuffer) full are only counted,
+// in Stats.DropsUnreported. Every call returns the same channel.
+func (o *Outbox) Drops() <-chan Drop { return o.drops }
+
+// emitLocked reports drops; o.mu is held and the outbox is not closed yet
+// (the caller is in flight).
+func (o *Outbox) emitLocked(d Drop) {
+	o.counts[d.Reason]++
+	o.log.Debug("dropped op", "id", d.ID, "endpoint", d.Endpoint, "key", d.Key, "priority", d.Priority, "reason", d.Reason)
+	select {
+	case o.drops <- d:
+	default:
+		o.lost++
+	}
+}
+
+// Enqueue stores a new op and returns its metadata once it is durable
+// (fsynced). The payload is streamed to disk in chunks. When the outbox is
+// full it evicts the oldest ops of the lowest priority present if, and only
+// if, that priority is strictly lower than the new op's; otherwise it returns
+// ErrFull. A State op supersedes older unleased State ops of the same
+// endpoint and key.
+func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
+	if err := n.validate(); err != nil {
+		return Op{}, fmt.Errorf("enqueue: %w", err)
+	}
+	if err := o.begin(); err != nil {
+		return Op{}, fmt.Errorf("enqueue: %w", err)
+	}
+	defer o.inflight.Done()
+
+	now := o.opts.Now()
+	op := Op{
+		ID: o.gen.Next(), Endpoint: n.Endpoint, Key: n.Key, Priority: n.Priority,
+		Kind: n.Kind, EnqueuedAt: now,
+	}
+	if len(n.Summary) > 0 {
+		op.Summary = append([]byte(nil), n.Summary...)
+	}
+	ttl := n.TTL
+	if ttl == 0 {
+		ttl = o.opts.DefaultTTL[n.Priority]
+	}
+	if ttl > 0 {
+		op.ExpiresAt = now.Add(ttl)
+	}
+	limit := min(o.opts.MaxOpBytes, o.opts.MaxBytes)
+
+	staged := false // chunks already committed under a pending marker
+	cleanup := func() {
+		if !staged {
+			return
+		}
+		id := op.ID
+		err := o.commit.do(func(tx *bolt.Tx) error {
+			if err := deleteChunks(tx, id); err != nil {
+				return err
+			}
+			return tx.Bucket(bucketPending).Delete(id[:])
+		})
+		if err != nil {
+			o.log.Warn("cleanup of failed enqueue; Open will sweep it", "id", id, "error", err)
+		}
+	}
+
+	var stage [][]byte
+	var next uint32
+	payload := n.Payload
+	if payload == nil {
+		payload = bytes.NewReader(nil)
+	}
+	hint := o.chunkSize
+	if l, ok := payload.(interface{ Len() int }); ok {
+		hint = min(l.Len()+1, o.chunkSize)
+	}
+	for {
+		if len(stage) == o.opts.stageChunks {
+			if err := ctx.Err(); err != nil {
+				cleanup()
+				return Op{}, fmt.Errorf("enqueue: %w", err)
+			}
+			if err := o.writeStage(op.ID, next-uint32(len(stage)), stage); err != nil {
+				staged = true
+				cleanup()
+				return Op{}, fmt.Errorf("enqueue: write payload: %w", err)
+			}
+			staged = true
+			stage = nil
+		}
+		buf, err := readChunk(payload, o.chunkSize, hint)
+		if len(buf) > 0 {
+			op.Size += int64(len(buf))
+			if op.Size > limit {
+				cleanup()
+				return Op{}, fmt.Errorf("enqueue: payload over %d bytes: %w", limit, ErrTooLarge)
+			}
+			stage = append(stage, buf)
+			next++
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			cleanup()
+			return Op{}, fmt.Errorf("enqueue: read payload: %w", err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		cleanup()
+		return Op{}, fmt.Errorf("enqueue: %w", err)
+	}
+	if err := o.publish(&op, next-uint32(len(stage)), stage, staged); err != nil {
+		cleanup()
+		return Op{}, fmt.Errorf("enqueue: %w", err)
+	}
+	return op, nil
+}
+
+// readChunk reads up to max bytes, growing its buffer from hint; it returns
+// io.EOF with the last bytes once the reader is exhausted.
+func readChunk(r io.Reader, limit, hint int) ([]byte, error) {
+	buf := make([]byte, 0, min(max(hint, 512), limit))
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) >= limit {
+				return buf, nil
+			}
+			buf = growTo(buf, min(2*cap(buf), limit))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+func growTo(b []byte, c int) []byte {
+	nb := make([]byte, len(b), c)
+	copy(nb, b)
+	return nb
+}
+
+// writeStage commits chunks [first, first+len(stage)) under a pending marker.
+func (o *Outbox) writeStage(id edgesync.OpID, first uint32, stage [][]byte) error {
+	return mapWriteErr(o.commit.do(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bucketPending).Put(id[:], nil); err != nil {
+			return err
+		}
+		return putChunks(tx, id, first, stage)
+	}))
+}
+
+func putChunks(tx *bolt.Tx, id edgesync.OpID, first uint32, stage [][]byte) error {
+	b := tx.Bucket(bucketChunks)
+	for i, c := range stage {
+		if err := b.Put(chunkKey(id, first+uint32(i)), c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// publish makes op visible: in one transaction it writes the last chunks and
+// the op record, clears the pending marker and deletes the ops it drops.
+func (o *Outbox) publish(op *Op, first uint32, stage [][]byte, staged bool) error {
+	o.mu.Lock()
+	victims, reasons, err := o.idx.plan(op, o.opts.MaxOps, o.opts.MaxBytes)
+	o.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	ids := make([]edgesync.OpID, len(victims))
+	for i, v := range victims {
+		ids[i] = v.op.ID // read under mu above would be equal: IDs never change
+	}
+	rec := encodeOp(op)
+	err = o.commit.do(func(tx *bolt.Tx) error {
+		if err := putChunks(tx, op.ID, first, stage); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketOps).Put(op.ID[:], rec); err != nil {
+			return err
+		}
+		if staged {
+			if err := tx.Bucket(bucketPending).Delete(op.ID[:]); err != nil {
+				return err
+			}
+		}
+		for _, id := range ids {
+			if err := deleteOp(tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err != nil {
+		o.idx.undo(victims)
+		o.idx.usedOps--
+		o.idx.usedBytes -= op.Size
+		return mapWriteErr(err)
+	}
+	o.idx.add(*op)
+	for i, v := range victims {
+		d := dropOf(&v.op, reasons[i])
+		o.idx.remove(v.op.ID)
+		o.emitLocked(d)
+	}
+	return nil
+}
