@@ -1,0 +1,5 @@
+//go:build race
+
+package linksim
+
+const raceEnabled = true

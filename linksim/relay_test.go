@@ -1,0 +1,287 @@
+package linksim
+
+import (
+	"fmt"
+	"math"
+	"testing"
+	"time"
+)
+
+// TestRelayRate checks the delivered rate of an overloaded link at the
+// receiver, over a window that starts once the queue has filled.
+func TestRelayRate(t *testing.T) {
+	for _, mbps := range []int64{1, 10, 100} {
+		t.Run(fmt.Sprintf("%dMbit", mbps), func(t *testing.T) {
+			if mbps == 100 && raceEnabled {
+				t.Skip("100 Mbit/s is ~10k packets/s through sender, relay and receiver; under -race on 2 shared cores " +
+					"the relay's reader stalls often enough to cost >5 % of a 1 s window (measured 0.90-0.999). " +
+					"Run without -race, or BenchmarkRelayShaped100M.")
+			}
+			checkRate(t, mbps*mbit)
+		})
+	}
+}
+
+func checkRate(t *testing.T, rate int64) {
+	const size = 1200
+	const queue = 50 * time.Millisecond
+	rx := newReceiver(t, false)
+	p := Profile{Name: "rate", Up: Direction{RateBps: rate, QueueDelay: queue}}
+	r := newTestRelay(t, rx.addr(), p)
+	tx := dial(t, r.Addr().String())
+
+	dur := 1500 * time.Millisecond
+	if rate <= mbit {
+		dur = 2500 * time.Millisecond
+	}
+	sent := sendPaced(t, tx, size, 1.2*float64(rate), dur)
+	got := rx.waitFor(t, 5*time.Second, "the queue to drain", func(a []arrival) bool {
+		st := r.Stats().Up
+		return st.Held == 0 && uint64(len(a)) == st.Packets
+	})
+	st := r.Stats().Up
+	t.Logf("sent %d, delivered %d, queue drops %d", sent, st.Packets, st.DroppedQueue)
+	if st.DroppedQueue == 0 {
+		t.Errorf("offered 1.2× the rate but nothing was tail-dropped: the queue is not bounded")
+	}
+	if len(got) < 20 {
+		t.Fatalf("only %d packets arrived", len(got))
+	}
+	// Measure after the queue has filled (300 ms) until the last arrival.
+	i := 0
+	for i < len(got) && got[i].at < got[0].at+300*time.Millisecond {
+		i++
+	}
+	j := len(got) - 1
+	var bytes int
+	for k := i + 1; k <= j; k++ {
+		bytes += got[k].size
+	}
+	measured := float64(bytes*8) / (got[j].at - got[i].at).Seconds()
+	ratio := measured / float64(rate)
+	t.Logf("delivered %.3f Mbit/s over %v (%.3f of configured)", measured/1e6, got[j].at-got[i].at, ratio)
+	if math.Abs(ratio-1) > 0.05 {
+		t.Errorf("delivered rate %.3f Mbit/s is %.1f%% off the configured %.3f Mbit/s (want within 5%%)",
+			measured/1e6, (ratio-1)*100, float64(rate)/1e6)
+	}
+	// A bounded queue bounds the delay: the limit plus one packet's
+	// serialisation plus scheduling noise.
+	maxDelay := queue + time.Duration(float64(2*size*8)/float64(rate)*float64(time.Second)) + 20*time.Millisecond
+	late := fraction(got, func(a arrival) bool { return a.delay() > maxDelay })
+	if late > 0.05 { // a few late readings are the receiver being descheduled
+		t.Errorf("%.1f%% of packets waited longer than %v: the queue limit is not enforced", late*100, maxDelay)
+	}
+}
+
+// TestRelayDelay checks one-way delay up and the round trip through an
+// echo target.
+func TestRelayDelay(t *testing.T) {
+	const up, down = 40 * time.Millisecond, 20 * time.Millisecond
+	echo := newReceiver(t, true)
+	p := Profile{Name: "delay",
+		Up:   Direction{RateBps: 10 * mbit, Delay: up},
+		Down: Direction{RateBps: 10 * mbit, Delay: down}}
+	r := newTestRelay(t, echo.addr(), p)
+	tx := dial(t, r.Addr().String())
+	back := newCollector(t, tx)
+
+	const n = 150
+	sendEvery(t, tx, 200, n, 4*time.Millisecond)
+	got := echo.waitFor(t, 5*time.Second, "all packets at the target", func(a []arrival) bool { return len(a) == n })
+	ser := time.Duration(200*8*1e9/(10*mbit)) * time.Nanosecond
+	within := fraction(got, func(a arrival) bool {
+		d := a.delay() - up - ser
+		return d > -2*time.Millisecond && d < 2*time.Millisecond
+	})
+	early := fraction(got, func(a arrival) bool { return a.delay() < up-releaseSlack-time.Millisecond })
+	t.Logf("up: %.1f%% within ±2 ms of %v; median %v", within*100, up, median(got))
+	if within < 0.95 || early > 0 {
+		t.Errorf("one-way delay: %.1f%% within ±2 ms of %v (want ≥ 95%%), %.1f%% early (want 0); median %v",
+			within*100, up, early*100, median(got))
+	}
+	rtts := back.waitFor(t, 5*time.Second, "all echoes", func(a []arrival) bool { return len(a) == n })
+	rttWithin := fraction(rtts, func(a arrival) bool {
+		d := a.delay() - up - down - 2*ser
+		return d > -2*time.Millisecond && d < 4*time.Millisecond
+	})
+	t.Logf("round trip: %.1f%% within [-2, +4] ms of %v; median %v", rttWithin*100, up+down, median(rtts))
+	if rttWithin < 0.95 {
+		t.Errorf("round trip: only %.1f%% within [-2, +4] ms of %v; median %v", rttWithin*100, up+down, median(rtts))
+	}
+}
+
+func median(a []arrival) time.Duration {
+	ds := make([]time.Duration, len(a))
+	for i, x := range a {
+		ds[i] = x.delay()
+	}
+	for i := 1; i < len(ds); i++ {
+		for j := i; j > 0 && ds[j] < ds[j-1]; j-- {
+			ds[j], ds[j-1] = ds[j-1], ds[j]
+		}
+	}
+	if len(ds) == 0 {
+		return 0
+	}
+	return ds[len(ds)/2]
+}
+
+// TestRelayJitter checks that jitter stays inside [delay, delay+jitter]
+// and does not reorder unless asked to.
+func TestRelayJitter(t *testing.T) {
+	const delay, jitter = 30 * time.Millisecond, 20 * time.Millisecond
+	for _, reorder := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reorder=%v", reorder), func(t *testing.T) {
+			rx := newReceiver(t, false)
+			p := Profile{Name: "jitter", Up: Direction{Delay: delay, Jitter: jitter, Reorder: reorder}}
+			r := newTestRelay(t, rx.addr(), p)
+			tx := dial(t, r.Addr().String())
+			const n = 300
+			sendEvery(t, tx, 100, n, time.Millisecond)
+			got := rx.waitFor(t, 5*time.Second, "all packets", func(a []arrival) bool { return len(a) == n })
+			inside := fraction(got, func(a arrival) bool {
+				return a.delay() > delay-time.Millisecond && a.delay() < delay+jitter+2*time.Millisecond
+			})
+			if inside < 0.95 {
+				t.Errorf("only %.1f%% of delays in [%v, %v] ±2 ms", inside*100, delay, delay+jitter)
+			}
+			spread := fraction(got, func(a arrival) bool { return a.delay() > delay+jitter/2 })
+			if spread < 0.1 {
+				t.Errorf("only %.1f%% of delays above delay+jitter/2: jitter is not applied", spread*100)
+			}
+			reordered := 0
+			for i := 1; i < len(got); i++ {
+				if got[i].seq < got[i-1].seq {
+					reordered++
+				}
+			}
+			t.Logf("%.1f%% in range, %d reordered", inside*100, reordered)
+			if !reorder && reordered > 0 {
+				t.Errorf("%d packets overtook an earlier one with Reorder false", reordered)
+			}
+			if reorder && reordered == 0 {
+				t.Errorf("no packet was reordered with Reorder true and 20 ms jitter at 1 ms spacing")
+			}
+		})
+	}
+}
+
+// TestRelayLoss checks random loss against binomial bounds.
+func TestRelayLoss(t *testing.T) {
+	const pl = 0.1
+	rx := newReceiver(t, false)
+	r := newTestRelay(t, rx.addr(), Profile{Name: "loss", Up: Direction{LossRate: pl}})
+	tx := dial(t, r.Addr().String())
+	sent := sendPaced(t, tx, 100, 8*100*40000, 100*time.Millisecond) // 40k packets/s
+	n := float64(sent)
+	if sent < 2000 {
+		t.Fatalf("sent only %d packets", sent)
+	}
+	st := r.Stats().Up
+	rx.waitFor(t, 5*time.Second, "delivered packets", func(a []arrival) bool {
+		st = r.Stats().Up
+		return st.Packets+st.DroppedLoss == sent && st.Held == 0 && uint64(len(a)) == st.Packets
+	})
+	sigma := math.Sqrt(n * pl * (1 - pl))
+	t.Logf("lost %d of %.0f (expected %.0f ± %.1f)", st.DroppedLoss, n, n*pl, sigma)
+	if math.Abs(float64(st.DroppedLoss)-n*pl) > 4*sigma {
+		t.Errorf("lost %d of %.0f, outside 4σ of %.0f (σ %.1f)", st.DroppedLoss, n, n*pl, sigma)
+	}
+	if st.DroppedQueue != 0 || st.DroppedOutage != 0 {
+		t.Errorf("unexpected drops: queue %d, outage %d", st.DroppedQueue, st.DroppedOutage)
+	}
+}
+
+// TestRelayOutage checks that nothing is delivered while the link is down.
+func TestRelayOutage(t *testing.T) {
+	const upFor, downFor = 150 * time.Millisecond, 150 * time.Millisecond
+	rx := newReceiver(t, false)
+	r := newTestRelay(t, rx.addr(), Profile{Name: "none"})
+	tx := dial(t, r.Addr().String())
+	p := Profile{Name: "onoff", Up: Direction{Delay: 5 * time.Millisecond}, Down: Direction{Delay: 5 * time.Millisecond},
+		Outages: &Outages{Up: upFor, Down: downFor}}
+	before := time.Since(base)
+	if err := r.SetProfile(p); err != nil {
+		t.Fatal(err)
+	}
+	after := time.Since(base)
+	sendEvery(t, tx, 100, 450, 2*time.Millisecond) // 900 ms: three periods
+	rx.waitFor(t, 2*time.Second, "packets from the last up window", func(a []arrival) bool {
+		return len(a) > 0 && a[len(a)-1].at > after+2*(upFor+downFor)+upFor/2
+	})
+	got := rx.arrivals()
+	// Allow 5 ms between release by the relay and the receiver's clock read.
+	const slack = 5 * time.Millisecond
+	perWindow := make([]int, 3)
+	for _, a := range got {
+		for k := range 3 {
+			period := time.Duration(k) * (upFor + downFor)
+			downStart, downEnd := after+period+upFor+slack, before+period+upFor+downFor
+			if a.at > downStart && a.at < downEnd {
+				t.Errorf("packet %d delivered at %v, inside outage %d [%v, %v]", a.seq, a.at-before, k, downStart-before, downEnd-before)
+			}
+			if a.at > after+period && a.at < before+period+upFor {
+				perWindow[k]++
+			}
+		}
+	}
+	st := r.Stats().Up
+	t.Logf("delivered per up window %v, outage drops %d", perWindow, st.DroppedOutage)
+	for k, n := range perWindow {
+		if n < 20 {
+			t.Errorf("up window %d delivered only %d packets", k, n)
+		}
+	}
+	if st.DroppedOutage < 100 {
+		t.Errorf("only %d packets dropped for outage, want ≥ 100 of ~225 sent while down", st.DroppedOutage)
+	}
+}
+
+// TestRelayMappings checks per-client mappings, idle expiry and the client
+// cap.
+func TestRelayMappings(t *testing.T) {
+	echo := newReceiver(t, true)
+	r, err := NewRelay(RelayConfig{Target: echo.addr(), Profile: Unshaped(), IdleTimeout: 100 * time.Millisecond, MaxClients: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var cols []*collector
+	for range 3 {
+		c := dial(t, r.Addr().String())
+		cols = append(cols, newCollector(t, c))
+		sendEvery(t, c, 20, 1, 0)
+	}
+	cols[0].waitFor(t, 2*time.Second, "client 0's echo", func(a []arrival) bool { return len(a) == 1 })
+	cols[1].waitFor(t, 2*time.Second, "client 1's echo", func(a []arrival) bool { return len(a) == 1 })
+	if n := r.Clients(); n != 2 {
+		t.Errorf("Clients() = %d, want 2 (cap)", n)
+	}
+	if d := r.Stats().Up.DroppedQueue; d != 1 {
+		t.Errorf("third client's packet: DroppedQueue = %d, want 1", d)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for r.Clients() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("mappings not expired after 3 s with a 100 ms idle timeout: %d left", r.Clients())
+		}
+		time.Sleep(10 * time.Millisecond) // polling a counter with no event to wait on
+	}
+	if got := cols[2].arrivals(); len(got) != 0 {
+		t.Errorf("client over the cap got %d echoes", len(got))
+	}
+}
+
+func TestNewRelayErrors(t *testing.T) {
+	if _, err := NewRelay(RelayConfig{}); err == nil {
+		t.Error("NewRelay without a target: no error")
+	}
+	bad := Fiber()
+	bad.Up.LossRate = 2
+	if _, err := NewRelay(RelayConfig{Target: "127.0.0.1:9", Profile: bad}); err == nil {
+		t.Error("NewRelay with LossRate 2: no error")
+	}
+	if _, err := NewRelay(RelayConfig{Target: "127.0.0.1:9", Listen: "256.0.0.1:0"}); err == nil {
+		t.Error("NewRelay with a bad listen address: no error")
+	}
+}
