@@ -112,7 +112,7 @@ func TestClassBoundaries(t *testing.T) {
 		want edgesync.LinkClass
 	}{
 		{100.1e6, 9 * ms, edgesync.Fiber},
-		{100e6, 9 * ms, edgesync.Broadband}, // fiber needs > 100 Mbit/s
+		{100e6, 9 * ms, edgesync.Broadband},  // fiber needs > 100 Mbit/s
 		{500e6, 10 * ms, edgesync.Broadband}, // and < 10 ms
 		{10e6, 49 * ms, edgesync.Broadband},
 		{9.99e6, 5 * ms, edgesync.Mobile},
