@@ -1,0 +1,378 @@
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/quic-go/quic-go/quicvarint"
+)
+
+// Parse parses one frame from the start of b and returns it with the number
+// of bytes it used. A b that ends inside the frame (including an empty b)
+// gives io.ErrUnexpectedEOF; an unknown type gives ErrUnknownFrame and a
+// declared length over the type's limit gives ErrFrameTooLarge, both before
+// the body is looked at. Byte-slice fields of the result (Data.Chunk,
+// Summary.Producer) alias b.
+func Parse(b []byte) (Frame, int, error) {
+	t, bodyLen, hdr, err := parseHeader(b, 0)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(b)-hdr < bodyLen {
+		return nil, 0, io.ErrUnexpectedEOF
+	}
+	f, err := parseBody(t, b[hdr:hdr+bodyLen])
+	if err != nil {
+		return nil, 0, err
+	}
+	return f, hdr + bodyLen, nil
+}
+
+// parseHeader reads the type and length varints and checks them against the
+// type's limit and against max (the largest whole frame; 0 for no extra
+// limit). It returns the header's length.
+func parseHeader(b []byte, max int) (FrameType, int, int, error) {
+	tv, n1, err := quicvarint.Parse(b)
+	if err != nil {
+		return 0, 0, 0, io.ErrUnexpectedEOF
+	}
+	t := FrameType(tv)
+	if !t.Known() {
+		return 0, 0, 0, fmt.Errorf("parse frame: type %s: %w", t, ErrUnknownFrame)
+	}
+	lv, n2, err := quicvarint.Parse(b[n1:])
+	if err != nil {
+		return 0, 0, 0, io.ErrUnexpectedEOF
+	}
+	if err := checkLength(t, lv, n1+n2, max); err != nil {
+		return 0, 0, 0, err
+	}
+	return t, int(lv), n1 + n2, nil
+}
+
+func checkLength(t FrameType, bodyLen uint64, hdr, max int) error {
+	if limit := t.MaxBody(); bodyLen > uint64(limit) {
+		return fmt.Errorf("parse frame: %s declares %d body bytes, limit %d: %w", t, bodyLen, limit, ErrFrameTooLarge)
+	}
+	if max > 0 && bodyLen+uint64(hdr) > uint64(max) {
+		return fmt.Errorf("parse frame: %s of %d bytes exceeds the maximum %d: %w", t, bodyLen+uint64(hdr), max, ErrFrameTooLarge)
+	}
+	return nil
+}
+
+func parseBody(t FrameType, body []byte) (Frame, error) {
+	r := &bodyReader{t: t, b: body}
+	f, err := frameInfos[t].parse(r)
+	if err == nil {
+		err = r.done()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// ReadFrame reads one frame from a stream. max bounds the whole frame (0 or
+// anything above MaxFrameSize means MaxFrameSize); the declared length is
+// checked against it and against the type's limit before the body is
+// allocated. A stream that ends cleanly between frames gives io.EOF; one
+// that ends inside a frame gives io.ErrUnexpectedEOF. ReadFrame reads the
+// header a byte at a time if r is not an io.ByteReader, and never reads past
+// the frame.
+func ReadFrame(r io.Reader, max int) (Frame, error) {
+	if max <= 0 || max > MaxFrameSize {
+		max = MaxFrameSize
+	}
+	br, ok := r.(io.ByteReader)
+	if !ok {
+		br = &byteReader{r: r}
+	}
+	var hdr [16]byte
+	first, err := br.ReadByte()
+	if err != nil {
+		if err == io.EOF {
+			return nil, io.EOF // clean end between frames
+		}
+		return nil, eofToUnexpected("read frame", err)
+	}
+	hdr[0] = first
+	n1 := 1 << (first >> 6)
+	if err := readBytes(br, hdr[1:n1]); err != nil {
+		return nil, err
+	}
+	tv, _, _ := quicvarint.Parse(hdr[:n1])
+	t := FrameType(tv)
+	if !t.Known() {
+		return nil, fmt.Errorf("read frame: type %s: %w", t, ErrUnknownFrame)
+	}
+	if err := readBytes(br, hdr[n1:n1+1]); err != nil {
+		return nil, err
+	}
+	n2 := 1 << (hdr[n1] >> 6)
+	if err := readBytes(br, hdr[n1+1:n1+n2]); err != nil {
+		return nil, err
+	}
+	lv, _, _ := quicvarint.Parse(hdr[n1 : n1+n2])
+	if err := checkLength(t, lv, n1+n2, max); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, int(lv))
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, eofToUnexpected("read frame", err)
+	}
+	return parseBody(t, buf)
+}
+
+func readBytes(br io.ByteReader, dst []byte) error {
+	for i := range dst {
+		c, err := br.ReadByte()
+		if err != nil {
+			return eofToUnexpected("read frame", err)
+		}
+		dst[i] = c
+	}
+	return nil
+}
+
+func eofToUnexpected(op string, err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("%s: %w", op, err)
+}
+
+// byteReader adapts an io.Reader to io.ByteReader without buffering, so no
+// byte past the frame header is consumed.
+type byteReader struct {
+	r   io.Reader
+	buf [1]byte
+}
+
+func (b *byteReader) ReadByte() (byte, error) {
+	for range 64 { // a Reader may return 0, nil; give up after a few tries
+		n, err := b.r.Read(b.buf[:])
+		if n == 1 {
+			return b.buf[0], nil
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	return 0, io.ErrNoProgress
+}
+
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// WriteFrame encodes f and writes it to w in one Write call.
+func WriteFrame(w io.Writer, f Frame) error {
+	bp := writeBufs.Get().(*[]byte)
+	b, err := f.Append((*bp)[:0])
+	if err == nil {
+		_, err = w.Write(b)
+		if err != nil {
+			err = fmt.Errorf("write %s frame: %w", f.Type(), err)
+		}
+	}
+	if cap(b) <= 64<<10 { // don't pin Data-sized buffers in the pool
+		*bp = b[:0]
+		writeBufs.Put(bp)
+	}
+	return err
+}
+
+// appendHeader checks the body length against the type's limit and appends
+// the frame's type and body length.
+func appendHeader(b []byte, t FrameType, bodyLen int) ([]byte, error) {
+	if limit := t.MaxBody(); bodyLen > limit {
+		return b, fmt.Errorf("append %s: body of %d bytes exceeds the limit %d: %w", t, bodyLen, limit, ErrFrameTooLarge)
+	}
+	return quicvarint.Append(quicvarint.Append(b, uint64(t)), uint64(bodyLen)), nil
+}
+
+// frameLen is the length of a frame with the given body length.
+func frameLen(t FrameType, bodyLen int) int {
+	return quicvarint.Len(uint64(t)) + varintLen(uint64(bodyLen)) + bodyLen
+}
+
+// varintLen is quicvarint.Len without the panic for values past 2^62-1
+// (Append refuses those; Len must not crash on them).
+func varintLen(v uint64) int {
+	if v > quicvarint.Max {
+		return 8
+	}
+	return quicvarint.Len(v)
+}
+
+// bodyReader reads the fields of one frame body. The first failure sticks:
+// later reads return zero values and done reports the first error.
+type bodyReader struct {
+	t   FrameType
+	b   []byte
+	err error
+}
+
+func (r *bodyReader) fail(sentinel error, field, format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("parse %s: %s: %s: %w", r.t, field, fmt.Sprintf(format, args...), sentinel)
+	}
+}
+
+func (r *bodyReader) short(field string) {
+	r.fail(ErrMalformedFrame, field, "runs past the end of the frame body")
+}
+
+func (r *bodyReader) varint(field string) uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n, err := quicvarint.Parse(r.b)
+	if err != nil {
+		r.short(field)
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// uintN reads a varint that must fit in bits bits.
+func (r *bodyReader) uintN(field string, bits int) uint64 {
+	v := r.varint(field)
+	if bits < 64 && v>>bits != 0 {
+		r.fail(ErrInvalidField, field, "%d does not fit in %d bits", v, bits)
+		return 0
+	}
+	return v
+}
+
+func (r *bodyReader) u8(field string) uint8 {
+	if r.err != nil {
+		return 0
+	}
+	if len(r.b) < 1 {
+		r.short(field)
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *bodyReader) fixed(field string, dst []byte) {
+	if r.err != nil {
+		return
+	}
+	if len(r.b) < len(dst) {
+		r.short(field)
+		return
+	}
+	copy(dst, r.b)
+	r.b = r.b[len(dst):]
+}
+
+// bytes reads a varint length and that many bytes, aliasing the body.
+func (r *bodyReader) bytes(field string, max int) []byte {
+	n := r.varint(field + " length")
+	if r.err != nil {
+		return nil
+	}
+	if n > uint64(max) {
+		r.fail(ErrFieldTooLong, field, "%d bytes, limit %d", n, max)
+		return nil
+	}
+	if uint64(len(r.b)) < n {
+		r.short(field)
+		return nil
+	}
+	v := r.b[:n:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *bodyReader) string(field string, max int) string {
+	return string(r.bytes(field, max))
+}
+
+// rest returns the remaining body bytes, aliasing them, or nil if none.
+func (r *bodyReader) rest() []byte {
+	if r.err != nil || len(r.b) == 0 {
+		return nil
+	}
+	v := r.b[:len(r.b):len(r.b)]
+	r.b = r.b[len(r.b):]
+	return v
+}
+
+func (r *bodyReader) done() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.fail(ErrMalformedFrame, "body", "%d bytes left after the last field", len(r.b))
+	}
+	return r.err
+}
+
+// checker validates fields before Append writes anything. The first failure
+// sticks.
+type checker struct {
+	t   FrameType
+	err error
+}
+
+func (c *checker) fail(sentinel error, field, format string, args ...any) {
+	if c.err == nil {
+		c.err = fmt.Errorf("append %s: %s: %s: %w", c.t, field, fmt.Sprintf(format, args...), sentinel)
+	}
+}
+
+func (c *checker) varint(field string, v uint64) {
+	if v > quicvarint.Max {
+		c.fail(ErrInvalidField, field, "%d exceeds 2^62-1", v)
+	}
+}
+
+func (c *checker) length(field string, n, max int) {
+	if n > max {
+		c.fail(ErrFieldTooLong, field, "%d bytes, limit %d", n, max)
+	}
+}
+
+func (c *checker) valid(field string, ok bool, v any) {
+	if !ok {
+		c.fail(ErrInvalidField, field, "%v out of range", v)
+	}
+}
+
+func appendBytes(b, v []byte) []byte {
+	return append(quicvarint.Append(b, uint64(len(v))), v...)
+}
+
+func appendString(b []byte, v string) []byte {
+	return append(quicvarint.Append(b, uint64(len(v))), v...)
+}
+
+func bytesLen(n int) int { return varintLen(uint64(n)) + n }
+
+func appendUint64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+func (r *bodyReader) uint64(field string) uint64 {
+	var v [8]byte
+	r.fixed(field, v[:])
+	return binary.BigEndian.Uint64(v[:])
+}
+
+// flag reads a byte that must be 0 or 1.
+func (r *bodyReader) flag(field string) bool {
+	v := r.u8(field)
+	if v > 1 {
+		r.fail(ErrInvalidField, field, "%d is not 0 or 1", v)
+	}
+	return v == 1
+}
+
+func appendFlag(b []byte, v bool) []byte {
+	if v {
+		return append(b, 1)
+	}
+	return append(b, 0)
+}
