@@ -5,4 +5,6 @@ import (
 	"syscall"
 )
 
-func isENOSPC(err error) bool { return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) }
+func isENOSPC(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
