@@ -1,0 +1,247 @@
+package linkmon
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"time"
+)
+
+// TrainEstimate computes a link's capacity from one packet train as seen by
+// the receiver: C = (bytes after the first arrival) / (last − first
+// arrival), which is (N−1)·S/Δ for N packets of S bytes. sizes and arrivals
+// describe the train as sent, packet by packet; a zero arrival time marks a
+// lost packet. Lost packets are left out of the bytes (a packet dropped at
+// the bottleneck queue took no time there); arrivals may be reordered. The
+// estimate is refused (ok false) when fewer than two packets or fewer than
+// half of the train arrived, or the arrivals do not spread in time.
+func TrainEstimate(sizes []int, arrivals []time.Time) (bps float64, ok bool) {
+	if len(sizes) != len(arrivals) || len(sizes) < 2 {
+		return 0, false
+	}
+	var first, last time.Time
+	var total, firstSize, got int
+	for i, at := range arrivals {
+		if at.IsZero() || sizes[i] <= 0 {
+			continue
+		}
+		got++
+		total += sizes[i]
+		if first.IsZero() || at.Before(first) {
+			first, firstSize = at, sizes[i]
+		}
+		if at.After(last) {
+			last = at
+		}
+	}
+	if got < 2 || 2*got < len(sizes) {
+		return 0, false
+	}
+	d := last.Sub(first)
+	if d <= 0 {
+		return 0, false
+	}
+	return float64(total-firstSize) * 8 / d.Seconds(), true
+}
+
+// MedianEstimate returns the median of the positive, finite estimates
+// (several trains' TrainEstimate), and false if there are none.
+func MedianEstimate(estimates []float64) (float64, bool) {
+	var v []float64
+	for _, e := range estimates {
+		if e > 0 && !math.IsInf(e, 0) {
+			v = append(v, e)
+		}
+	}
+	if len(v) == 0 {
+		return 0, false
+	}
+	return median(v), true
+}
+
+// SummarizePings turns one round of pings into RTT, jitter and loss: rtts
+// are the answered pings' round trips in send order, sent the number sent.
+// RTT is their median, jitter the mean absolute difference of consecutive
+// RTTs (RFC 3550's idea without its smoothing), loss the unanswered share.
+// ok is false when nothing was sent or nothing answered (a stale sample).
+func SummarizePings(rtts []time.Duration, sent int) (rtt, jitter time.Duration, loss float64, ok bool) {
+	if sent <= 0 {
+		return 0, 0, 0, false
+	}
+	n := min(len(rtts), sent)
+	loss = 1 - float64(n)/float64(sent)
+	if n == 0 {
+		return 0, 0, loss, false
+	}
+	rtt = median(slices.Clone(rtts[:n]))
+	if n > 1 {
+		var sum time.Duration
+		for i := 1; i < n; i++ {
+			d := rtts[i] - rtts[i-1]
+			sum += max(d, -d)
+		}
+		jitter = sum / time.Duration(n-1)
+	}
+	return rtt, jitter, loss, true
+}
+
+// QUICInitialRTT is what quic-go reports for every RTT before its first
+// RTT sample (with a zero mean deviation); such readings are ignored.
+const QUICInitialRTT = 100 * time.Millisecond
+
+// ConnSample is a snapshot of one connection's counters: quic-go's
+// ConnectionStats (SmoothedRTT, MeanDeviation, BytesSent, BytesLost) plus
+// what the sender reports (BytesAcked, AppLimited; see DeliveryMeter).
+// linkmon defines it so its logic stays testable without a connection.
+type ConnSample struct {
+	At            time.Time
+	SmoothedRTT   time.Duration
+	MeanDeviation time.Duration
+	BytesSent     uint64
+	BytesLost     uint64
+	BytesAcked    uint64
+	// AppLimited is true if the sender ran out of data to send at any
+	// time since the previous sample: the delivery rate is then only a
+	// lower bound of the capacity.
+	AppLimited bool
+}
+
+// hasRTT reports whether the RTT figures come from a real RTT sample.
+func (s ConnSample) hasRTT() bool {
+	return s.SmoothedRTT > 0 && !(s.SmoothedRTT == QUICInitialRTT && s.MeanDeviation == 0)
+}
+
+// MinLossBytes is how many bytes must be sent before a passive loss figure
+// is computed; below it one lost packet would read as a huge loss.
+const MinLossBytes = 32 << 10
+
+// PassiveEstimator turns successive ConnSamples of one connection into
+// passive measurements. Not safe for concurrent use.
+type PassiveEstimator struct {
+	prev     ConnSample
+	have     bool
+	lossBase ConnSample // start of the span the loss figure covers
+	loss     float64
+}
+
+// Observe takes the next snapshot and returns the measurement for the
+// interval since the previous one: RTT and jitter from SmoothedRTT and
+// MeanDeviation (none before quic-go's first RTT sample), loss as
+// ΔBytesLost/ΔBytesSent over the latest span with at least MinLossBytes
+// sent (the previous figure is repeated until then), and bandwidth as the
+// delivery rate ΔBytesAcked/Δt, a lower bound when the sender was
+// app-limited. ok is false when the sample carries nothing usable (the
+// first one without an RTT, or counters that went backwards: a new
+// connection, which restarts the estimator).
+func (p *PassiveEstimator) Observe(s ConnSample) (m Measurement, ok bool) {
+	m = Measurement{At: s.At, Method: MethodPassive}
+	if s.hasRTT() {
+		m.RTT, m.Jitter = s.SmoothedRTT, s.MeanDeviation
+	}
+	reset := p.have && (s.BytesSent < p.prev.BytesSent || s.BytesLost < p.prev.BytesLost ||
+		s.BytesAcked < p.prev.BytesAcked || !s.At.After(p.prev.At))
+	if !p.have || reset {
+		p.prev, p.lossBase, p.have, p.loss = s, s, true, 0
+		return m, m.RTT > 0
+	}
+	if sent := s.BytesSent - p.lossBase.BytesSent; sent >= MinLossBytes {
+		lost := s.BytesLost - p.lossBase.BytesLost
+		p.loss = min(1, float64(lost)/float64(sent))
+		p.lossBase = s
+	}
+	m.Loss = p.loss
+	if acked := s.BytesAcked - p.prev.BytesAcked; acked > 0 {
+		m.BandwidthBps = float64(acked) * 8 / s.At.Sub(p.prev.At).Seconds()
+		m.BandwidthLowerBound = s.AppLimited
+	}
+	p.prev = s
+	return m, true
+}
+
+// DeliveryReporter is what the sender reports into: acknowledged bytes,
+// and the moments it had nothing to send.
+type DeliveryReporter interface {
+	// OnAcked records n bytes acknowledged by the peer.
+	OnAcked(n int)
+	// OnAppLimited records that the sender ran out of data to send.
+	OnAppLimited()
+}
+
+// DeliveryMeter is a DeliveryReporter that accumulates for a
+// PassiveEstimator's ConnSample. Safe for concurrent use.
+type DeliveryMeter struct {
+	mu         sync.Mutex
+	acked      uint64
+	appLimited bool
+}
+
+var _ DeliveryReporter = (*DeliveryMeter)(nil)
+
+// OnAcked implements DeliveryReporter.
+func (d *DeliveryMeter) OnAcked(n int) {
+	if n <= 0 {
+		return
+	}
+	d.mu.Lock()
+	d.acked += uint64(n)
+	d.mu.Unlock()
+}
+
+// OnAppLimited implements DeliveryReporter.
+func (d *DeliveryMeter) OnAppLimited() {
+	d.mu.Lock()
+	d.appLimited = true
+	d.mu.Unlock()
+}
+
+// Snapshot returns the total bytes acknowledged and whether the sender was
+// app-limited since the previous Snapshot, and clears that flag.
+func (d *DeliveryMeter) Snapshot() (acked uint64, appLimited bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	acked, appLimited = d.acked, d.appLimited
+	d.appLimited = false
+	return acked, appLimited
+}
+
+// Combine merges an active and a passive measurement taken at about the
+// same time. When real traffic filled the link (a passive bandwidth that is
+// not a lower bound) it replaces the active capacity; a lower bound only
+// raises it. RTT and jitter come from the active pings when there are
+// some (they see the path now, smoothed RTT lags), loss from the passive
+// figure when it has one (it counts far more packets). Either may be
+// missing (zero At); the result is Stale only if every present one is.
+func Combine(active, passive Measurement) Measurement {
+	switch {
+	case passive.At.IsZero():
+		return active
+	case active.At.IsZero() || active.Stale:
+		if active.Stale && passive.Stale {
+			return active
+		}
+		return passive
+	case passive.Stale:
+		return active
+	}
+	m := active
+	m.Method = MethodBoth
+	m.At = active.At
+	if passive.At.After(m.At) {
+		m.At = passive.At
+	}
+	if passive.BandwidthBps > 0 {
+		switch {
+		case !passive.BandwidthLowerBound:
+			m.BandwidthBps, m.BandwidthLowerBound = passive.BandwidthBps, false
+		case passive.BandwidthBps > m.BandwidthBps:
+			m.BandwidthBps, m.BandwidthLowerBound = passive.BandwidthBps, active.BandwidthBps <= 0
+		}
+	}
+	if m.RTT <= 0 {
+		m.RTT, m.Jitter = passive.RTT, passive.Jitter
+	}
+	if passive.Loss > 0 || active.Loss == 0 {
+		m.Loss = passive.Loss
+	}
+	return m
+}
