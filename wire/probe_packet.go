@@ -39,7 +39,8 @@ type ProbeKey struct {
 }
 
 // KeyExporter is what DeriveProbeKey needs from a TLS connection;
-// tls.ConnectionState (quic.Conn.ConnectionState().TLS) implements it.
+// *tls.ConnectionState implements it (take the address of
+// quic.Conn.ConnectionState().TLS).
 type KeyExporter interface {
 	ExportKeyingMaterial(label string, context []byte, length int) ([]byte, error)
 }

@@ -172,12 +172,12 @@ type Capabilities uint64
 
 // The capabilities a peer may announce.
 const (
-	CapZstd       Capabilities = 1 << iota // accepts zstd-encoded payloads
-	CapDelta                               // accepts deltas against a base version
-	CapSummary                             // accepts Summary frames
-	CapResume                              // answers ResumeQuery
-	CapDatagrams                           // Ping/Pong/probes as QUIC datagrams
-	CapRawProbes                           // probes as sealed raw UDP packets
+	CapZstd      Capabilities = 1 << iota // accepts zstd-encoded payloads
+	CapDelta                              // accepts deltas against a base version
+	CapSummary                            // accepts Summary frames
+	CapResume                             // answers ResumeQuery
+	CapDatagrams                          // Ping/Pong/probes as QUIC datagrams
+	CapRawProbes                          // probes as sealed raw UDP packets
 )
 
 // Has reports whether every capability in o is set in c.
