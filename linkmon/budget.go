@@ -29,11 +29,11 @@ func DefaultBudgetConfig() BudgetConfig {
 func (c BudgetConfig) Validate() error {
 	switch {
 	case !(c.Fraction > 0 && c.Fraction <= 1):
-		return cfgErr("probe_budget.fraction", "%v must be in (0, 1]", c.Fraction)
+		return cfgErr("fraction", "%v must be in (0, 1]", c.Fraction)
 	case c.Window <= 0:
-		return cfgErr("probe_budget.window", "%v must be positive", c.Window)
+		return cfgErr("window", "%v must be positive", c.Window)
 	case !(c.FloorBps > 0) || math.IsInf(c.FloorBps, 0):
-		return cfgErr("probe_budget.floor_bps", "%v must be a positive number", c.FloorBps)
+		return cfgErr("floor_bps", "%v must be a positive number", c.FloorBps)
 	}
 	return nil
 }

@@ -116,9 +116,9 @@ func TestBudgetSteadyTrainsUse2Percent(t *testing.T) {
 
 func TestBudgetConfigValidate(t *testing.T) {
 	for field, mut := range map[string]func(*BudgetConfig){
-		"probe_budget.fraction":  func(c *BudgetConfig) { c.Fraction = 0 },
-		"probe_budget.window":    func(c *BudgetConfig) { c.Window = 0 },
-		"probe_budget.floor_bps": func(c *BudgetConfig) { c.FloorBps = -1 },
+		"fraction":  func(c *BudgetConfig) { c.Fraction = 0 },
+		"window":    func(c *BudgetConfig) { c.Window = 0 },
+		"floor_bps": func(c *BudgetConfig) { c.FloorBps = -1 },
 	} {
 		c := DefaultBudgetConfig()
 		mut(&c)

@@ -1,0 +1,58 @@
+package linkmon
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+)
+
+func TestConfigValidate(t *testing.T) {
+	if err := Default().Validate(); err != nil {
+		t.Fatalf("default: %v", err)
+	}
+	for field, mut := range map[string]func(*Config){
+		"classifier: invalid linkmon config: min_samples": func(c *Config) { c.Classifier.MinSamples = 0 },
+		"probe_budget: invalid linkmon config: fraction":  func(c *Config) { c.Budget.Fraction = 2 },
+		"probe_interval":    func(c *Config) { c.ProbeInterval = 0 },
+		"trains_per_probe":  func(c *Config) { c.TrainsPerProbe = 0 },
+		"probe_timeout":     func(c *Config) { c.ProbeTimeout = -1 },
+		"sample_interval":   func(c *Config) { c.SampleInterval = 10 * time.Second },
+		"sample_timeout":    func(c *Config) { c.SampleTimeout = 0 },
+		"active":            func(c *Config) { c.Active, c.Passive = false, false },
+		"history_length":    func(c *Config) { c.HistoryLength = 0 },
+		"classifier.window": func(c *Config) { c.Classifier.Window = 500 * time.Millisecond },
+		"profile.mobile.interval": func(c *Config) {
+			d := -time.Second
+			c.Profiles = map[edgesync.LinkClass]Override{edgesync.Mobile: {Interval: &d}}
+		},
+	} {
+		c := Default()
+		mut(&c)
+		err := c.Validate()
+		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
+			t.Errorf("%s: %v, want ErrInvalidConfig naming it", field, err)
+		}
+	}
+}
+
+func TestMeasurementTextAndJSON(t *testing.T) {
+	m := Measurement{BandwidthBps: 0.7e6, RTT: 612 * time.Millisecond, Jitter: 3 * time.Millisecond, Loss: 0.012, At: t0, Method: MethodBoth, Stale: true}
+	if got, want := m.String(), "0.7 Mbit/s rtt=612ms jitter=3ms loss=1.2% both stale"; got != want {
+		t.Errorf("String() = %q, want %q", got, want)
+	}
+	var back Method
+	if err := back.UnmarshalText([]byte("passive")); err != nil || back != MethodPassive {
+		t.Errorf("UnmarshalText(passive) = %v %v", back, err)
+	}
+	if err := back.UnmarshalText([]byte("psychic")); !errors.Is(err, ErrInvalidMethod) {
+		t.Errorf("UnmarshalText(psychic): %v", err)
+	}
+	for bps, want := range map[float64]string{64e3: "64 kbit/s", 1e6: "1 Mbit/s", 12.5e6: "12.5 Mbit/s", 120e6: "120 Mbit/s", 1.5e9: "1.5 Gbit/s"} {
+		if got := FormatBps(bps); got != want {
+			t.Errorf("FormatBps(%v) = %q, want %q", bps, got, want)
+		}
+	}
+}
