@@ -1,0 +1,410 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	edgesync "github.com/edge-sync/edge-sync"
+)
+
+// Errors returned by the store; test with errors.Is. The server maps them
+// to wire reason codes.
+var (
+	// ErrNotFound means the agent, key, event, summary or partial op does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrHashMismatch means the assembled data does not hash to the declared SHA-256.
+	ErrHashMismatch = errors.New("hash mismatch")
+	// ErrBaseMismatch means a delta's base is not the core's current version of the key.
+	ErrBaseMismatch = errors.New("base mismatch")
+	// ErrQuota means the op would take the agent past its byte quota.
+	ErrQuota = errors.New("quota exceeded")
+	// ErrTooLarge means an op, write, key or summary is over a configured limit.
+	ErrTooLarge = errors.New("too large")
+	// ErrOutOfOrder means a partial write did not start where the held data ends.
+	ErrOutOfOrder = errors.New("write out of order")
+	// ErrIncomplete means a partial op was committed before all its bytes arrived.
+	ErrIncomplete = errors.New("incomplete")
+	// ErrInvalid means an argument (agent name, key, header) is malformed.
+	ErrInvalid = errors.New("invalid argument")
+	// ErrCorrupt means the database file is damaged or not an edge-sync core store.
+	ErrCorrupt = errors.New("corrupt store")
+	// ErrVersion means the file was written by a newer on-disk format.
+	ErrVersion = errors.New("unsupported store format version")
+	// ErrClosed means the store has been closed.
+	ErrClosed = errors.New("store closed")
+)
+
+// FormatVersion is the on-disk format this code writes and reads.
+const FormatVersion = 1
+
+const storeMagic = "edge-sync core store"
+
+// Limits on names.
+const (
+	MaxAgentNameLen = 255
+	MaxKeyLen       = 4096
+)
+
+// Kind says whether an op replaces the current version of a key (State) or
+// is appended to the agent's event log (Event).
+type Kind uint8
+
+// The kinds of op.
+const (
+	KindState Kind = 1
+	KindEvent Kind = 2
+)
+
+// String returns "state" or "event".
+func (k Kind) String() string {
+	switch k {
+	case KindState:
+		return "state"
+	case KindEvent:
+		return "event"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
+
+// Config holds the store's limits and retention bounds. Zero fields take
+// the defaults documented on each field.
+type Config struct {
+	// Quota is the per-agent byte quota over stored and in-progress data;
+	// 0 means unlimited.
+	Quota int64
+	// MaxObjectSize is the largest op accepted; default 16 GiB.
+	MaxObjectSize int64
+	// ChunkSize is the largest value written to bbolt for object data;
+	// default 256 KiB.
+	ChunkSize int
+	// InlineMax is the largest op that Apply writes in a single transaction,
+	// holding it in memory; larger ones go through a staged partial op.
+	// Default 4 MiB.
+	InlineMax int64
+	// MaxSummaryBytes bounds a producer summary; default 64 KiB.
+	MaxSummaryBytes int
+	// EventMaxCount bounds the events kept per agent (oldest dropped first);
+	// default 1,000,000.
+	EventMaxCount int64
+	// EventMaxBytes bounds the event payload bytes kept per agent; default
+	// 0 means no byte bound.
+	EventMaxBytes int64
+	// AppliedMaxAge is how long an applied op ID is remembered for
+	// de-duplication; default 30 days.
+	AppliedMaxAge time.Duration
+	// AppliedMaxCount bounds the applied-op index per agent; default 10,000,000.
+	AppliedMaxCount int64
+	// PartialMaxAge discards partial ops not written to for this long;
+	// default 7 days.
+	PartialMaxAge time.Duration
+	// OpenTimeout is how long Open waits for another process's file lock;
+	// default 5 s.
+	OpenTimeout time.Duration
+	// VerifyOnOpen runs bbolt's full consistency check at Open (reads every
+	// page; slow on big stores).
+	VerifyOnOpen bool
+	// Now returns the current time; default time.Now. For tests.
+	Now func() time.Time
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxObjectSize <= 0 {
+		c.MaxObjectSize = 16 << 30
+	}
+	if c.ChunkSize <= 0 {
+		c.ChunkSize = 256 << 10
+	}
+	if c.InlineMax <= 0 {
+		c.InlineMax = 4 << 20
+	}
+	if c.MaxSummaryBytes <= 0 {
+		c.MaxSummaryBytes = 64 << 10
+	}
+	if c.EventMaxCount <= 0 {
+		c.EventMaxCount = 1_000_000
+	}
+	if c.AppliedMaxAge <= 0 {
+		c.AppliedMaxAge = 30 * 24 * time.Hour
+	}
+	if c.AppliedMaxCount <= 0 {
+		c.AppliedMaxCount = 10_000_000
+	}
+	if c.PartialMaxAge <= 0 {
+		c.PartialMaxAge = 7 * 24 * time.Hour
+	}
+	if c.OpenTimeout <= 0 {
+		c.OpenTimeout = 5 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Store is the core's durable store: one bbolt file holding, per agent, the
+// current version of each key, received summaries, the event log, the
+// applied-op index and partial ops. It is safe for concurrent use. Every
+// method that changes data returns only after bbolt's fsync.
+type Store struct {
+	db   *bolt.DB
+	cfg  Config
+	path string
+
+	mu     sync.RWMutex // held for reading by every operation, for writing by Close
+	closed bool
+}
+
+// Open opens or creates the store at path. A file that is not a bbolt
+// database, is truncated or damaged, belongs to another program, or was
+// written by a newer format gives ErrCorrupt or ErrVersion, never a panic.
+// Open discards staging data left by a crash and partial ops older than
+// PartialMaxAge.
+func Open(path string, cfg Config) (s *Store, err error) {
+	cfg = cfg.withDefaults()
+	if cfg.ChunkSize > 64<<20 {
+		return nil, fmt.Errorf("open store: chunk size %d over 64 MiB: %w", cfg.ChunkSize, ErrInvalid)
+	}
+	if st, statErr := os.Stat(path); statErr == nil && st.Size() > 0 && st.Size() < 4096 {
+		// bbolt needs at least its two meta pages; anything shorter is a
+		// truncated or foreign file.
+		return nil, fmt.Errorf("open store %s: file is %d bytes, too short for a database: %w", path, st.Size(), ErrCorrupt)
+	}
+	var db *bolt.DB
+	defer func() {
+		// bbolt may panic on pages damaged in ways its checksums miss;
+		// report that as corruption instead of crashing the core.
+		if r := recover(); r != nil {
+			if db != nil {
+				_ = db.Close()
+			}
+			s, err = nil, fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:      cfg.OpenTimeout,
+		FreelistType: bolt.FreelistMapType,
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) ||
+			errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrInvalidMapping) {
+			return nil, fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, err)
+		}
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	s = &Store{db: db, cfg: cfg, path: path}
+	if err := s.init(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	if cfg.VerifyOnOpen {
+		if err := db.View(func(tx *bolt.Tx) error {
+			for cerr := range tx.Check() {
+				return fmt.Errorf("%w: %v", ErrCorrupt, cerr)
+			}
+			return nil
+		}); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("open store %s: %w", path, err)
+		}
+	}
+	if err := s.recover(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// init writes the format marker into a new file and checks it in an old one.
+func (s *Store) init() error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bktMeta)
+		if meta == nil {
+			var names []string
+			_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+				names = append(names, string(name))
+				return nil
+			})
+			if len(names) > 0 {
+				return fmt.Errorf("%w: not an edge-sync core store (it has buckets %q)", ErrCorrupt, names)
+			}
+			meta, err := tx.CreateBucket(bktMeta)
+			if err != nil {
+				return err
+			}
+			if err := meta.Put(keyMagic, []byte(storeMagic)); err != nil {
+				return err
+			}
+			if err := meta.Put(keyFormat, u64b(FormatVersion)); err != nil {
+				return err
+			}
+			_, err = tx.CreateBucket(bktAgents)
+			return err
+		}
+		if string(meta.Get(keyMagic)) != storeMagic {
+			return fmt.Errorf("%w: not an edge-sync core store (magic %q)", ErrCorrupt, meta.Get(keyMagic))
+		}
+		f := meta.Get(keyFormat)
+		if len(f) != 8 {
+			return fmt.Errorf("%w: format marker is %d bytes", ErrCorrupt, len(f))
+		}
+		if v := beU64(f); v != FormatVersion {
+			if v > FormatVersion {
+				return fmt.Errorf("%w: file has format %d, this edge-sync reads %d; upgrade edge-sync", ErrVersion, v, FormatVersion)
+			}
+			return fmt.Errorf("%w: file has format %d, this edge-sync reads %d", ErrVersion, v, FormatVersion)
+		}
+		if tx.Bucket(bktAgents) == nil {
+			return fmt.Errorf("%w: agents bucket missing", ErrCorrupt)
+		}
+		return nil
+	})
+}
+
+// Close closes the database. Operations after Close return ErrClosed.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.path }
+
+// acquire takes the read side of the close lock.
+func (s *Store) acquire() error {
+	s.mu.RLock()
+	if s.closed {
+		s.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) release() { s.mu.RUnlock() }
+
+func checkAgent(agent string) error {
+	if agent == "" || len(agent) > MaxAgentNameLen || !utf8.ValidString(agent) {
+		return fmt.Errorf("%w: agent name %q (want 1 to %d bytes of UTF-8)", ErrInvalid, agent, MaxAgentNameLen)
+	}
+	return nil
+}
+
+func checkKey(key string, kind Kind) error {
+	if len(key) > MaxKeyLen {
+		return fmt.Errorf("%w: key of %d bytes, limit %d", ErrTooLarge, len(key), MaxKeyLen)
+	}
+	if kind == KindState && key == "" {
+		return fmt.Errorf("%w: state op without a key", ErrInvalid)
+	}
+	if !utf8.ValidString(key) {
+		return fmt.Errorf("%w: key %q is not UTF-8", ErrInvalid, key)
+	}
+	return nil
+}
+
+// PartialHeader describes an op being received: what it is and what its
+// assembled plain data must be.
+type PartialHeader struct {
+	OpID     edgesync.OpID
+	Key      string
+	Kind     Kind
+	Priority edgesync.Priority
+	// Size is the total plain (decoded) size in bytes.
+	Size int64
+	// Hash is the SHA-256 of the plain data.
+	Hash [32]byte
+	// HasBase marks a delta: the op may only be applied while the key's
+	// current version hashes to BaseHash.
+	HasBase  bool
+	BaseHash [32]byte
+}
+
+func (s *Store) checkHeader(h PartialHeader) error {
+	if h.OpID.IsZero() {
+		return fmt.Errorf("%w: zero op id", ErrInvalid)
+	}
+	if h.Kind != KindState && h.Kind != KindEvent {
+		return fmt.Errorf("%w: op %s has kind %d", ErrInvalid, h.OpID, h.Kind)
+	}
+	if !h.Priority.Valid() {
+		return fmt.Errorf("%w: op %s has priority %d", ErrInvalid, h.OpID, h.Priority)
+	}
+	if h.HasBase && h.Kind != KindState {
+		return fmt.Errorf("%w: op %s is an event with a delta base", ErrInvalid, h.OpID)
+	}
+	if h.Size < 0 {
+		return fmt.Errorf("%w: op %s has size %d", ErrInvalid, h.OpID, h.Size)
+	}
+	if h.Size > s.cfg.MaxObjectSize {
+		return fmt.Errorf("%w: op %s is %d bytes, limit %d", ErrTooLarge, h.OpID, h.Size, s.cfg.MaxObjectSize)
+	}
+	return checkKey(h.Key, h.Kind)
+}
+
+// Result is the outcome of applying an op.
+type Result struct {
+	OpID edgesync.OpID
+	Kind Kind
+	Key  string
+	// Duplicate is true when the op had been applied before; it was not
+	// applied again and should be acknowledged again.
+	Duplicate bool
+	// Version is the key's new version counter (state ops).
+	Version uint64
+	// Seq is the event's sequence number (event ops).
+	Seq uint64
+	Size int64
+	Hash [32]byte
+}
+
+// Version is the metadata of the current version of a key.
+type Version struct {
+	Key      string
+	OpID     edgesync.OpID
+	Size     int64
+	Hash     [32]byte
+	Priority edgesync.Priority
+	Stored   time.Time
+	// Version counts the versions of the key stored so far, from 1.
+	Version uint64
+	blob    uint64
+}
+
+// Event is the metadata of one entry in an agent's event log.
+type Event struct {
+	Seq      uint64
+	OpID     edgesync.OpID
+	Key      string
+	Size     int64
+	Hash     [32]byte
+	Priority edgesync.Priority
+	Stored   time.Time
+	blob     uint64
+}
+
+// Summary is the latest summary received for a key: the op's metadata and
+// the producer's summary bytes, sent ahead of the full data on slow links.
+type Summary struct {
+	OpID  edgesync.OpID
+	Key   string
+	Size  int64
+	Hash  [32]byte
+	Time  time.Time
+	Bytes []byte
+	// Superseded is set once the full data of this op (or a newer one) is stored.
+	Superseded bool
+}

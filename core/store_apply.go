@@ -1,0 +1,533 @@
+package core
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+
+	bolt "go.etcd.io/bbolt"
+
+	edgesync "github.com/edge-sync/edge-sync"
+)
+
+// BeginPartial starts receiving an op, or resumes it: it returns how many
+// bytes are already held (0 for a new op). If the op was applied before,
+// dup is true and nothing is started; acknowledge it again. A header that
+// differs from the held partial's restarts the op from zero. The op's
+// declared size counts against the agent's quota from now on (ErrQuota).
+func (s *Store) BeginPartial(agent string, hdr PartialHeader) (held int64, dup bool, err error) {
+	return s.beginPartial(agent, hdr, false)
+}
+
+func (s *Store) beginPartial(agent string, hdr PartialHeader, ephemeral bool) (held int64, dup bool, err error) {
+	if err := checkAgent(agent); err != nil {
+		return 0, false, fmt.Errorf("begin partial: %w", err)
+	}
+	if err := s.checkHeader(hdr); err != nil {
+		return 0, false, fmt.Errorf("begin partial: %w", err)
+	}
+	if err := s.acquire(); err != nil {
+		return 0, false, fmt.Errorf("begin partial: %w", err)
+	}
+	defer s.release()
+	now := s.cfg.Now()
+	restarted := false
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		held, dup, restarted = 0, false, false
+		a, err := agentRW(tx, agent)
+		if err != nil {
+			return err
+		}
+		if a.applied.Get(hdr.OpID[:]) != nil {
+			dup = true
+			return a.addStat(statDedups, 1)
+		}
+		if v := a.partials.Get(hdr.OpID[:]); v != nil {
+			p, err := decodePartial(v)
+			if err != nil {
+				return fmt.Errorf("partial %s: %w", hdr.OpID, err)
+			}
+			if p.hdr == hdr {
+				held = p.held
+				return nil
+			}
+			if err := s.dropPartial(a, p); err != nil {
+				return err
+			}
+			restarted = true
+		}
+		if err := s.checkQuota(a, hdr); err != nil {
+			return err
+		}
+		blob, err := a.blobs.NextSequence()
+		if err != nil {
+			return err
+		}
+		st, err := sha256.New().(encoding.BinaryMarshaler).MarshalBinary()
+		if err != nil {
+			return err
+		}
+		p := partialRec{hdr: hdr, blob: blob, created: now, updated: now, ephemeral: ephemeral, hashState: st}
+		if err := a.partials.Put(hdr.OpID[:], p.encode()); err != nil {
+			return err
+		}
+		return a.addStat(statReserved, hdr.Size)
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("begin partial %s: %w", hdr.OpID, err)
+	}
+	if restarted {
+		if err := s.collectGarbage(agent); err != nil {
+			return 0, false, err
+		}
+	}
+	return held, dup, nil
+}
+
+// checkQuota refuses an op whose size would take the agent past its quota.
+// A state op is credited with the size of the version it replaces.
+func (s *Store) checkQuota(a *agentBucket, hdr PartialHeader) error {
+	if s.cfg.Quota <= 0 {
+		return nil
+	}
+	used := a.stat(statBytes) + a.stat(statReserved)
+	need := hdr.Size
+	if hdr.Kind == KindState {
+		if v := a.keys.Get([]byte(hdr.Key)); v != nil {
+			if cur, err := decodeVersion(hdr.Key, v); err == nil {
+				need -= cur.Size
+			}
+		}
+	}
+	if used+need > s.cfg.Quota {
+		return fmt.Errorf("%w: op of %d bytes with %d of %d bytes in use", ErrQuota, hdr.Size, used, s.cfg.Quota)
+	}
+	return nil
+}
+
+// dropPartial deletes a partial op and frees its data.
+func (s *Store) dropPartial(a *agentBucket, p partialRec) error {
+	if err := a.partials.Delete(p.hdr.OpID[:]); err != nil {
+		return err
+	}
+	if err := a.addStat(statReserved, -p.hdr.Size); err != nil {
+		return err
+	}
+	return s.freeBlob(a, p.blob, p.held)
+}
+
+// WritePartial appends data to a partial op. offset must equal the bytes
+// already held (ErrOutOfOrder otherwise, naming both); writing past the
+// declared size gives ErrTooLarge. The write is durable when it returns.
+func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, data []byte) error {
+	if err := s.acquire(); err != nil {
+		return fmt.Errorf("write partial: %w", err)
+	}
+	defer s.release()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		a, err := agentRO(tx, agent)
+		if err != nil {
+			return err
+		}
+		p, err := getPartial(a, opID)
+		if err != nil {
+			return err
+		}
+		if offset != p.held {
+			return fmt.Errorf("%w: write at offset %d, but %d bytes are held", ErrOutOfOrder, offset, p.held)
+		}
+		if p.held+int64(len(data)) > p.hdr.Size {
+			return fmt.Errorf("%w: write of %d bytes at %d passes the declared size %d", ErrTooLarge, len(data), offset, p.hdr.Size)
+		}
+		h, err := restoreHash(p.hashState)
+		if err != nil {
+			return err
+		}
+		h.Write(data)
+		if p.hashState, err = h.(encoding.BinaryMarshaler).MarshalBinary(); err != nil {
+			return err
+		}
+		if err := writeChunks(a, p.blob, p.held, data, s.cfg.ChunkSize); err != nil {
+			return err
+		}
+		p.held += int64(len(data))
+		p.updated = s.cfg.Now()
+		return a.partials.Put(opID[:], p.encode())
+	})
+	if err != nil {
+		return fmt.Errorf("write partial %s: %w", opID, err)
+	}
+	return nil
+}
+
+func getPartial(a *agentBucket, opID edgesync.OpID) (partialRec, error) {
+	v := a.partials.Get(opID[:])
+	if v == nil {
+		return partialRec{}, fmt.Errorf("partial op: %w", ErrNotFound)
+	}
+	p, err := decodePartial(v)
+	if err != nil {
+		return partialRec{}, fmt.Errorf("partial op: %w", err)
+	}
+	return p, nil
+}
+
+func restoreHash(state []byte) (hash.Hash, error) {
+	h := sha256.New()
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state); err != nil {
+		return nil, fmt.Errorf("%w: partial hash state: %v", ErrCorrupt, err)
+	}
+	return h, nil
+}
+
+// PartialSize returns how many bytes of a partial op are held, and false if
+// there is no such partial op (or the store is closed).
+func (s *Store) PartialSize(agent string, opID edgesync.OpID) (int64, bool) {
+	if s.acquire() != nil {
+		return 0, false
+	}
+	defer s.release()
+	var held int64
+	ok := false
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		a, err := agentRO(tx, agent)
+		if err != nil {
+			return err
+		}
+		p, err := getPartial(a, opID)
+		if err != nil {
+			return err
+		}
+		held, ok = p.held, true
+		return nil
+	})
+	return held, ok
+}
+
+// DiscardPartial deletes a partial op and its data.
+func (s *Store) DiscardPartial(agent string, opID edgesync.OpID) error {
+	if err := s.acquire(); err != nil {
+		return fmt.Errorf("discard partial: %w", err)
+	}
+	defer s.release()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		a, err := agentRO(tx, agent)
+		if err != nil {
+			return err
+		}
+		p, err := getPartial(a, opID)
+		if err != nil {
+			return err
+		}
+		return s.dropPartial(a, p)
+	})
+	if err != nil {
+		return fmt.Errorf("discard partial %s: %w", opID, err)
+	}
+	return s.collectGarbage(agent)
+}
+
+// CommitPartial finishes a partial op whose bytes have all arrived. It
+// checks the SHA-256 of the assembled data (ErrHashMismatch, and the
+// partial is discarded) and the delta base (ErrBaseMismatch, discarded),
+// then in one fsynced transaction publishes the data as the key's current
+// version or as a new event, and records the op ID as applied. A commit
+// of an op that was already applied returns Duplicate.
+func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) {
+	if err := s.acquire(); err != nil {
+		return Result{}, fmt.Errorf("commit partial: %w", err)
+	}
+	defer s.release()
+	var res Result
+	var refused error // the partial was discarded; the transaction still commits
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		res, refused = Result{}, nil
+		a, err := agentRO(tx, agent)
+		if err != nil {
+			return err
+		}
+		p, err := getPartial(a, opID)
+		if err != nil {
+			return err
+		}
+		if p.held != p.hdr.Size {
+			return fmt.Errorf("%w: %d of %d bytes held", ErrIncomplete, p.held, p.hdr.Size)
+		}
+		h, err := restoreHash(p.hashState)
+		if err != nil {
+			return err
+		}
+		var sum [32]byte
+		h.Sum(sum[:0])
+		if sum != p.hdr.Hash {
+			refused = fmt.Errorf("%w: data hashes to %x, op declared %x", ErrHashMismatch, sum[:8], p.hdr.Hash[:8])
+			return s.dropPartial(a, p)
+		}
+		if err := a.partials.Delete(opID[:]); err != nil {
+			return err
+		}
+		if err := a.addStat(statReserved, -p.hdr.Size); err != nil {
+			return err
+		}
+		res, err = s.publish(a, p.hdr, p.blob)
+		if errors.Is(err, ErrBaseMismatch) || res.Duplicate {
+			refused = err
+			return s.freeBlob(a, p.blob, p.held)
+		}
+		return err
+	})
+	if err == nil {
+		err = refused
+	}
+	if gcErr := s.collectGarbage(agent); err == nil && gcErr != nil {
+		err = gcErr
+	}
+	if err != nil {
+		return res, fmt.Errorf("commit %s: %w", opID, err)
+	}
+	return res, nil
+}
+
+// publish makes the data in blob the key's current version or a new event
+// and records the op as applied. The caller has verified the data's hash.
+// For a duplicate op it returns Duplicate and changes nothing but the
+// dedup counter; the caller frees blob.
+func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result, error) {
+	res := Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
+	if v := a.applied.Get(hdr.OpID[:]); v != nil {
+		r, err := decodeApplied(v)
+		if err != nil {
+			return res, fmt.Errorf("applied index: %w", err)
+		}
+		res.Duplicate = true
+		if r.kind == KindEvent {
+			res.Seq = r.ref
+		} else {
+			res.Version = r.ref
+		}
+		return res, a.addStat(statDedups, 1)
+	}
+	now := s.cfg.Now()
+	switch hdr.Kind {
+	case KindState:
+		var old *Version
+		if v := a.keys.Get([]byte(hdr.Key)); v != nil {
+			cur, err := decodeVersion(hdr.Key, v)
+			if err != nil {
+				return res, err
+			}
+			old = &cur
+		}
+		if hdr.HasBase && (old == nil || old.Hash != hdr.BaseHash) {
+			if old == nil {
+				return res, fmt.Errorf("%w: key %q has no current version", ErrBaseMismatch, hdr.Key)
+			}
+			return res, fmt.Errorf("%w: key %q is at %x, delta is against %x", ErrBaseMismatch, hdr.Key, old.Hash[:8], hdr.BaseHash[:8])
+		}
+		nv := Version{Key: hdr.Key, OpID: hdr.OpID, Size: hdr.Size, Hash: hdr.Hash, Priority: hdr.Priority,
+			Stored: now, Version: 1, blob: blob}
+		delta := hdr.Size
+		if old != nil {
+			nv.Version = old.Version + 1
+			delta -= old.Size
+			if err := s.freeBlob(a, old.blob, old.Size); err != nil {
+				return res, err
+			}
+		} else if err := a.addStat(statKeys, 1); err != nil {
+			return res, err
+		}
+		if err := a.keys.Put([]byte(hdr.Key), nv.encode()); err != nil {
+			return res, err
+		}
+		if err := a.addStat(statBytes, delta); err != nil {
+			return res, err
+		}
+		res.Version = nv.Version
+	case KindEvent:
+		seq, err := a.events.NextSequence()
+		if err != nil {
+			return res, err
+		}
+		ev := Event{Seq: seq, OpID: hdr.OpID, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash, Priority: hdr.Priority, Stored: now, blob: blob}
+		if err := a.events.Put(u64b(seq), ev.encode()); err != nil {
+			return res, err
+		}
+		for _, st := range []struct {
+			name []byte
+			d    int64
+		}{{statBytes, hdr.Size}, {statEvents, 1}, {statEventBytes, hdr.Size}} {
+			if err := a.addStat(st.name, st.d); err != nil {
+				return res, err
+			}
+		}
+		res.Seq = seq
+		if err := s.pruneEvents(a); err != nil {
+			return res, err
+		}
+	}
+	if err := s.supersedeSummary(a, hdr.Key, hdr.OpID); err != nil {
+		return res, err
+	}
+	order, err := a.appliedq.NextSequence()
+	if err != nil {
+		return res, err
+	}
+	ref := res.Version
+	if hdr.Kind == KindEvent {
+		ref = res.Seq
+	}
+	rec := appliedRec{at: now, order: order, kind: hdr.Kind, ref: ref, size: hdr.Size, hash: hdr.Hash, key: hdr.Key}
+	if err := a.applied.Put(hdr.OpID[:], rec.encode()); err != nil {
+		return res, err
+	}
+	if err := a.appliedq.Put(u64b(order), hdr.OpID[:]); err != nil {
+		return res, err
+	}
+	if err := a.addStat(statApplied, 1); err != nil {
+		return res, err
+	}
+	return res, s.pruneApplied(a, now, appliedPrunePerTx)
+}
+
+// Apply stores a whole op read from r in one call: it reads exactly
+// hdr.Size bytes, verifies their SHA-256 and applies the op. Ops up to
+// InlineMax are written in a single transaction; larger ones are staged as
+// a partial op first (and swept at Open if the process dies meanwhile), so
+// memory stays bounded by InlineMax.
+func (s *Store) Apply(agent string, hdr PartialHeader, r io.Reader) (Result, error) {
+	if err := checkAgent(agent); err != nil {
+		return Result{}, fmt.Errorf("apply: %w", err)
+	}
+	if err := s.checkHeader(hdr); err != nil {
+		return Result{}, fmt.Errorf("apply: %w", err)
+	}
+	if hdr.Size > s.cfg.InlineMax {
+		return s.applyStaged(agent, hdr, r)
+	}
+	buf := make([]byte, hdr.Size)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return Result{}, fmt.Errorf("apply %s: reading %d bytes: %w", hdr.OpID, hdr.Size, err)
+	}
+	if n, _ := r.Read(make([]byte, 1)); n > 0 {
+		return Result{}, fmt.Errorf("apply %s: %w: more data than the declared %d bytes", hdr.OpID, ErrTooLarge, hdr.Size)
+	}
+	if sum := sha256.Sum256(buf); sum != hdr.Hash {
+		return Result{}, fmt.Errorf("apply %s: %w: data hashes to %x, op declared %x", hdr.OpID, ErrHashMismatch, sum[:8], hdr.Hash[:8])
+	}
+	if err := s.acquire(); err != nil {
+		return Result{}, fmt.Errorf("apply: %w", err)
+	}
+	defer s.release()
+	var res Result
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		a, err := agentRW(tx, agent)
+		if err != nil {
+			return err
+		}
+		if a.applied.Get(hdr.OpID[:]) != nil {
+			res, err = s.publish(a, hdr, 0) // only counts the duplicate
+			return err
+		}
+		if err := s.checkQuota(a, hdr); err != nil {
+			return err
+		}
+		blob, err := a.blobs.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := writeChunks(a, blob, 0, buf, s.cfg.ChunkSize); err != nil {
+			return err
+		}
+		res, err = s.publish(a, hdr, blob)
+		return err // an error rolls back the chunks too
+	})
+	if gcErr := s.collectGarbage(agent); err == nil && gcErr != nil {
+		err = gcErr
+	}
+	if err != nil {
+		return res, fmt.Errorf("apply %s: %w", hdr.OpID, err)
+	}
+	return res, nil
+}
+
+func (s *Store) applyStaged(agent string, hdr PartialHeader, r io.Reader) (res Result, err error) {
+	held, dup, err := s.beginPartial(agent, hdr, true)
+	if err != nil {
+		return Result{}, fmt.Errorf("apply: %w", err)
+	}
+	if dup {
+		return s.duplicateResult(agent, hdr)
+	}
+	defer func() {
+		if err != nil {
+			// Best effort: a refused commit has already dropped the partial.
+			_ = s.DiscardPartial(agent, hdr.OpID)
+		}
+	}()
+	if held > 0 {
+		// An earlier Apply of this op was interrupted; r starts at zero.
+		if _, err := io.CopyN(io.Discard, r, held); err != nil {
+			return Result{}, fmt.Errorf("apply %s: skipping %d held bytes: %w", hdr.OpID, held, err)
+		}
+	}
+	buf := make([]byte, min(s.cfg.InlineMax, hdr.Size-held))
+	for held < hdr.Size {
+		n, rerr := io.ReadFull(r, buf[:min(int64(len(buf)), hdr.Size-held)])
+		if rerr != nil {
+			return Result{}, fmt.Errorf("apply %s: reading at %d of %d bytes: %w", hdr.OpID, held, hdr.Size, rerr)
+		}
+		if err := s.WritePartial(agent, hdr.OpID, held, buf[:n]); err != nil {
+			return Result{}, err
+		}
+		held += int64(n)
+	}
+	if n, _ := r.Read(make([]byte, 1)); n > 0 {
+		return Result{}, fmt.Errorf("apply %s: %w: more data than the declared %d bytes", hdr.OpID, ErrTooLarge, hdr.Size)
+	}
+	return s.CommitPartial(agent, hdr.OpID)
+}
+
+// CheckBase returns nil if the key's current version hashes to baseHash,
+// ErrBaseMismatch if it differs or the key has no version.
+func (s *Store) CheckBase(agent, key string, baseHash [32]byte) error {
+	v, _, err := s.Current(agent, key)
+	if errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("check base: %w: key %q has no current version", ErrBaseMismatch, key)
+	}
+	if err != nil {
+		return fmt.Errorf("check base: %w", err)
+	}
+	if !bytes.Equal(v.Hash[:], baseHash[:]) {
+		return fmt.Errorf("check base: %w: key %q is at %x, delta is against %x", ErrBaseMismatch, key, v.Hash[:8], baseHash[:8])
+	}
+	return nil
+}
+
+// duplicateResult describes an op found in the applied index.
+func (s *Store) duplicateResult(agent string, hdr PartialHeader) (Result, error) {
+	res := Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash, Duplicate: true}
+	err := s.view(agent, func(a *agentBucket) error {
+		v := a.applied.Get(hdr.OpID[:])
+		if v == nil {
+			return nil // pruned meanwhile; still a duplicate for this call
+		}
+		r, err := decodeApplied(v)
+		if err != nil {
+			return fmt.Errorf("applied index: %w", err)
+		}
+		if r.kind == KindEvent {
+			res.Seq = r.ref
+		} else {
+			res.Version = r.ref
+		}
+		return nil
+	})
+	if err != nil {
+		return res, fmt.Errorf("apply %s: %w", hdr.OpID, err)
+	}
+	return res, nil
+}

@@ -1,0 +1,199 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Object data lives in the agent's blobs bucket as chunks keyed by blob ID
+// and offset. A blob is written once (sequentially, possibly over many
+// transactions while it is a partial op) and then published by a small
+// metadata transaction that points a version or event at it, so no
+// transaction ever holds a whole large object.
+
+// writeChunks stores data at offset off of blob, split into chunks of at
+// most chunkSize.
+func writeChunks(a *agentBucket, blob uint64, off int64, data []byte, chunkSize int) error {
+	for len(data) > 0 {
+		n := min(len(data), chunkSize)
+		// bbolt keeps a reference to the value until commit; data is owned
+		// by the caller, so copy.
+		if err := a.blobs.Put(blobKey(blob, off), bytes.Clone(data[:n])); err != nil {
+			return err
+		}
+		off += int64(n)
+		data = data[n:]
+	}
+	return nil
+}
+
+// deleteChunks deletes up to max chunks of blob and reports whether the
+// blob is now empty.
+func deleteChunks(a *agentBucket, blob uint64, max int) (done bool, err error) {
+	prefix := blobKey(blob, 0)[:8]
+	var keys [][]byte
+	c := a.blobs.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		if len(keys) == max {
+			break
+		}
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := a.blobs.Delete(k); err != nil {
+			return false, err
+		}
+	}
+	return len(keys) < max, nil
+}
+
+// freeBlob drops a blob that nothing references any more: small ones at
+// once, big ones via the garbage bucket so that this transaction stays
+// small; collectGarbage finishes them.
+func (s *Store) freeBlob(a *agentBucket, blob uint64, size int64) error {
+	if size <= s.cfg.InlineMax {
+		done, err := deleteChunks(a, blob, int(size/int64(s.cfg.ChunkSize))+2)
+		if err != nil || done {
+			return err
+		}
+	}
+	return a.garbage.Put(u64b(blob), u64b(uint64(size)))
+}
+
+// garbageChunksPerTx bounds the chunks one garbage transaction deletes.
+const garbageChunksPerTx = 512
+
+// collectGarbage deletes the blobs queued in agent's garbage bucket, a
+// bounded number of chunks per transaction.
+func (s *Store) collectGarbage(agent string) error {
+	// Each round deletes garbageChunksPerTx chunks or finishes a blob; the
+	// bound only guards against a bug looping forever.
+	for round := 0; round < 1<<20; round++ {
+		more := false
+		err := s.db.Update(func(tx *bolt.Tx) error {
+			a, err := agentRO(tx, agent)
+			if err != nil {
+				return err
+			}
+			k, _ := a.garbage.Cursor().First()
+			if k == nil {
+				return nil
+			}
+			more = true
+			done, err := deleteChunks(a, beU64(k), garbageChunksPerTx)
+			if err != nil {
+				return err
+			}
+			if done {
+				return a.garbage.Delete(bytes.Clone(k))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("collect garbage: %w", err)
+		}
+		if !more {
+			return nil
+		}
+	}
+	return fmt.Errorf("collect garbage for %q: did not finish", agent)
+}
+
+// Object reads a stored object's data. Each ReadAt runs in its own short
+// read transaction, so an Object can be read slowly without holding bbolt
+// pages (or the object) in memory. If the object is replaced and its data
+// deleted while it is being read, reads fail with ErrNotFound.
+type Object struct {
+	s     *Store
+	agent string
+	blob  uint64
+	size  int64
+	off   int64 // for Read
+}
+
+// Size returns the object's size in bytes.
+func (o *Object) Size() int64 { return o.size }
+
+// ReadAt implements io.ReaderAt.
+func (o *Object) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("read object: negative offset %d: %w", off, ErrInvalid)
+	}
+	if off >= o.size {
+		return 0, io.EOF
+	}
+	want := p
+	if rem := o.size - off; int64(len(want)) > rem {
+		want = want[:rem]
+	}
+	if err := o.s.acquire(); err != nil {
+		return 0, fmt.Errorf("read object: %w", err)
+	}
+	defer o.s.release()
+	n := 0
+	err := o.s.db.View(func(tx *bolt.Tx) error {
+		a, err := agentRO(tx, o.agent)
+		if err != nil {
+			return err
+		}
+		c := a.blobs.Cursor()
+		prefix := blobKey(o.blob, 0)[:8]
+		k, v := c.Seek(blobKey(o.blob, off))
+		if k == nil || !bytes.Equal(k, blobKey(o.blob, off)) {
+			// The chunk holding off starts before it.
+			k, v = c.Prev()
+		}
+		for n < len(want) {
+			if k == nil || !bytes.HasPrefix(k, prefix) {
+				return fmt.Errorf("object data at offset %d: %w (replaced or deleted while reading)", off+int64(n), ErrNotFound)
+			}
+			start := int64(beU64(k[8:]))
+			pos := off + int64(n)
+			if pos < start || pos >= start+int64(len(v)) {
+				return fmt.Errorf("%w: object chunk at %d does not cover offset %d", ErrCorrupt, start, pos)
+			}
+			n += copy(want[n:], v[pos-start:])
+			k, v = c.Next()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read object: %w", err)
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Read implements io.Reader, reading from the current offset.
+func (o *Object) Read(p []byte) (int, error) {
+	n, err := o.ReadAt(p, o.off)
+	o.off += int64(n)
+	if errors.Is(err, io.EOF) && n > 0 {
+		err = nil
+	}
+	return n, err
+}
+
+// Seek implements io.Seeker.
+func (o *Object) Seek(offset int64, whence int) (int64, error) {
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += o.off
+	case io.SeekEnd:
+		offset += o.size
+	default:
+		return 0, fmt.Errorf("seek object: whence %d: %w", whence, ErrInvalid)
+	}
+	if offset < 0 {
+		return 0, fmt.Errorf("seek object: offset %d: %w", offset, ErrInvalid)
+	}
+	o.off = offset
+	return offset, nil
+}

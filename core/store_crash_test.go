@@ -1,0 +1,220 @@
+package core
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	crashChildEnv = "EDGE_SYNC_STORE_CRASH_CHILD"
+	crashStartEnv = "EDGE_SYNC_STORE_CRASH_START"
+)
+
+// crashCfg makes ops of a few MiB take the staged path.
+var crashCfg = Config{ChunkSize: 64 << 10, InlineMax: 1 << 20}
+
+// crashOp describes op i of the crash workload: every third is an event,
+// the rest state ops on their own key; every tenth is 3 MiB (staged),
+// every seventh goes through BeginPartial/WritePartial/CommitPartial in
+// 256 KiB pieces, resuming whatever a killed predecessor left.
+func crashOp(i int) (PartialHeader, []byte, bool) {
+	size := 1 + (i*7919)%20_000
+	if i%10 == 0 {
+		size = 3 << 20
+	}
+	data := payload(uint64(i), size)
+	kind, key := KindState, "k/"+strconv.Itoa(i)
+	if i%3 == 0 {
+		kind, key = KindEvent, "log"
+	}
+	return hdrFor(opID(uint64(i)), kind, key, data), data, i%7 == 0
+}
+
+// crashChild runs in a re-executed test binary: it applies ops from
+// $START on and prints "ok I DUP" after each returns, until killed.
+func crashChild() {
+	s, err := Open(os.Getenv(crashChildEnv), crashCfg)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(3)
+	}
+	start, _ := strconv.Atoi(os.Getenv(crashStartEnv))
+	fmt.Println("open")
+	for i := start; i < start+100_000; i++ {
+		h, data, partial := crashOp(i)
+		var res Result
+		if partial {
+			held, dup, err := s.BeginPartial("agent", h)
+			if err != nil {
+				fmt.Println("error", err)
+				os.Exit(3)
+			}
+			res.Duplicate = dup
+			for off := held; !dup && off < h.Size; off += 256 << 10 {
+				end := min(off+256<<10, h.Size)
+				if err := s.WritePartial("agent", h.OpID, off, data[off:end]); err != nil {
+					fmt.Println("error", err)
+					os.Exit(3)
+				}
+			}
+			if !dup {
+				res, err = s.CommitPartial("agent", h.OpID)
+			}
+		} else {
+			res, err = s.Apply("agent", h, bytes.NewReader(data))
+		}
+		if err != nil {
+			fmt.Println("error", err)
+			os.Exit(3)
+		}
+		fmt.Printf("ok %d %v\n", i, res.Duplicate)
+	}
+	os.Exit(0)
+}
+
+func TestCrashSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("re-executes the test binary and kills it 10 times")
+	}
+	path := t.TempDir() + "/crash.db"
+	printed := map[int]bool{}
+	next := 0
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	const kills = 10
+	for round := range kills {
+		// Start a little before the last printed op, so ops that were
+		// committed but not acknowledged, and some that were, are resent.
+		start := max(0, next-3)
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), crashChildEnv+"="+path, crashStartEnv+"="+strconv.Itoa(start))
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		lines := make(chan string)
+		go func() {
+			defer close(lines)
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+		}()
+		// Kill at a random moment after the store opened and a few ops landed.
+		killAfter := 2 + rng.IntN(20)
+		deadline := time.After(60 * time.Second)
+		n := 0
+		killed := false
+	read:
+		for {
+			select {
+			case line, ok := <-lines:
+				if !ok {
+					break read
+				}
+				f := strings.Fields(line)
+				switch {
+				case len(f) == 1 && f[0] == "open":
+				case len(f) == 3 && f[0] == "ok":
+					i, _ := strconv.Atoi(f[1])
+					dup := f[2] == "true"
+					if printed[i] && !dup {
+						t.Fatalf("round %d: op %d applied again after it was acknowledged", round, i)
+					}
+					printed[i] = true
+					next = max(next, i+1)
+					n++
+					if n == killAfter && !killed {
+						if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+							t.Fatal(err)
+						}
+						killed = true
+					}
+				default:
+					t.Fatalf("round %d: child said %q", round, line)
+				}
+			case <-deadline:
+				_ = cmd.Process.Kill()
+				t.Fatalf("round %d: child made no progress within 60 s (%d ops)", round, n)
+			}
+		}
+		err = cmd.Wait()
+		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			t.Fatalf("round %d: child ended with %v, not SIGKILL", round, err)
+		}
+	}
+	t.Logf("%d kills, %d ops acknowledged", kills, len(printed))
+
+	s, err := Open(path, crashCfg)
+	if err != nil {
+		t.Fatalf("open after crashes: %v", err)
+	}
+	defer s.Close()
+	evs, err := s.Events("agent", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventCount := map[int]int{}
+	for _, e := range evs {
+		n := int(beU64(e.OpID[8:]))
+		eventCount[n]++
+		h, data, _ := crashOp(n)
+		if e.Hash != h.Hash {
+			t.Fatalf("event of op %d has the wrong hash", n)
+		}
+		_, o, err := s.EventData("agent", e.Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(readAll(t, o), data) {
+			t.Fatalf("event of op %d: data differs", n)
+		}
+	}
+	for n, c := range eventCount {
+		if c != 1 {
+			t.Fatalf("op %d stored as %d events", n, c)
+		}
+	}
+	for i := range printed {
+		h, data, _ := crashOp(i)
+		if applied, _ := s.Applied("agent", h.OpID); !applied {
+			t.Fatalf("acknowledged op %d missing from the applied index", i)
+		}
+		if h.Kind == KindEvent {
+			if eventCount[i] != 1 {
+				t.Fatalf("acknowledged event op %d stored %d times", i, eventCount[i])
+			}
+			continue
+		}
+		v, got := mustGet(t, s, "agent", h.Key)
+		if v.OpID != h.OpID || v.Version != 1 || !bytes.Equal(got, data) {
+			t.Fatalf("op %d: version %+v, data equal %v", i, v, bytes.Equal(got, data))
+		}
+	}
+	// Nothing but the resumable partials is left over, and the counters
+	// agree with what is stored.
+	st := agentStats(t, s, "agent")
+	var want int64
+	keys, _ := s.Keys("agent", "", 0)
+	for _, k := range keys {
+		want += k.Size
+	}
+	for _, e := range evs {
+		want += e.Size
+	}
+	if st.Bytes != want || st.Keys != int64(len(keys)) || st.Events != int64(len(evs)) {
+		t.Fatalf("stats %+v disagree with %d keys, %d events, %d bytes", st, len(keys), len(evs), want)
+	}
+}

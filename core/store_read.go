@@ -1,0 +1,361 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+
+	edgesync "github.com/edge-sync/edge-sync"
+)
+
+// view runs fn in a read transaction on agent's buckets.
+func (s *Store) view(agent string, fn func(a *agentBucket) error) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	return s.db.View(func(tx *bolt.Tx) error {
+		a, err := agentRO(tx, agent)
+		if err != nil {
+			return err
+		}
+		return fn(a)
+	})
+}
+
+// Current returns the current version of key and a reader of its data,
+// for delta decoding and for `edge-sync core get`.
+func (s *Store) Current(agent, key string) (Version, *Object, error) {
+	var v Version
+	err := s.view(agent, func(a *agentBucket) error {
+		b := a.keys.Get([]byte(key))
+		if b == nil {
+			return fmt.Errorf("key %q: %w", key, ErrNotFound)
+		}
+		var err error
+		v, err = decodeVersion(key, b)
+		return err
+	})
+	if err != nil {
+		return Version{}, nil, fmt.Errorf("current: %w", err)
+	}
+	return v, &Object{s: s, agent: agent, blob: v.blob, size: v.Size}, nil
+}
+
+// Get is Current under the name the CLI uses.
+func (s *Store) Get(agent, key string) (Version, *Object, error) { return s.Current(agent, key) }
+
+// Keys lists up to limit current versions whose key starts with prefix, in
+// key order; limit <= 0 means no limit.
+func (s *Store) Keys(agent, prefix string, limit int) ([]Version, error) {
+	var out []Version
+	err := s.view(agent, func(a *agentBucket) error {
+		c := a.keys.Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			ver, err := decodeVersion(string(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, ver)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("keys: %w", err)
+	}
+	return out, nil
+}
+
+// Agents lists the agents that have stored anything, sorted.
+func (s *Store) Agents() ([]string, error) {
+	if err := s.acquire(); err != nil {
+		return nil, fmt.Errorf("agents: %w", err)
+	}
+	defer s.release()
+	names, err := s.agentNames()
+	if err != nil {
+		return nil, fmt.Errorf("agents: %w", err)
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Events returns up to limit events with sequence numbers from fromSeq on,
+// in arrival order; limit <= 0 means no limit. Sequence numbers start at 1
+// and are never reused; retention drops the oldest.
+func (s *Store) Events(agent string, fromSeq uint64, limit int) ([]Event, error) {
+	var out []Event
+	err := s.view(agent, func(a *agentBucket) error {
+		c := a.events.Cursor()
+		for k, v := c.Seek(u64b(fromSeq)); k != nil; k, v = c.Next() {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			ev, err := decodeEvent(beU64(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, ev)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("events: %w", err)
+	}
+	return out, nil
+}
+
+// EventData returns a reader of event seq's payload.
+func (s *Store) EventData(agent string, seq uint64) (Event, *Object, error) {
+	var ev Event
+	err := s.view(agent, func(a *agentBucket) error {
+		v := a.events.Get(u64b(seq))
+		if v == nil {
+			return fmt.Errorf("event %d: %w", seq, ErrNotFound)
+		}
+		var err error
+		ev, err = decodeEvent(seq, v)
+		return err
+	})
+	if err != nil {
+		return Event{}, nil, fmt.Errorf("event data: %w", err)
+	}
+	return ev, &Object{s: s, agent: agent, blob: ev.blob, size: ev.Size}, nil
+}
+
+// Applied reports whether opID is in the agent's applied-op index.
+func (s *Store) Applied(agent string, opID edgesync.OpID) (bool, error) {
+	found := false
+	err := s.view(agent, func(a *agentBucket) error {
+		found = a.applied.Get(opID[:]) != nil
+		return nil
+	})
+	if err != nil && !isNotFound(err) {
+		return false, fmt.Errorf("applied: %w", err)
+	}
+	return found, nil
+}
+
+// PartialInfo describes a partial op held for resume.
+type PartialInfo struct {
+	Header PartialHeader
+	Held   int64
+}
+
+// Partials lists an agent's partial ops, for the server to offer resume.
+func (s *Store) Partials(agent string) ([]PartialInfo, error) {
+	var out []PartialInfo
+	err := s.view(agent, func(a *agentBucket) error {
+		return a.partials.ForEach(func(_, v []byte) error {
+			p, err := decodePartial(v)
+			if err != nil {
+				return err
+			}
+			if !p.ephemeral {
+				out = append(out, PartialInfo{Header: p.hdr, Held: p.held})
+			}
+			return nil
+		})
+	})
+	if err != nil && !isNotFound(err) {
+		return nil, fmt.Errorf("partials: %w", err)
+	}
+	return out, nil
+}
+
+// AgentStats are one agent's counters.
+type AgentStats struct {
+	Keys       int64 // keys with a current version
+	Events     int64 // events kept
+	Bytes      int64 // stored object and event bytes
+	EventBytes int64 // event payload bytes kept
+	Reserved   int64 // declared bytes of partial ops
+	Applied    int64 // entries in the applied-op index
+	Dedups     int64 // duplicate ops acknowledged again, not applied
+	Summaries  int64 // summaries kept
+	Evicted    int64 // events dropped by retention
+}
+
+func (x *AgentStats) add(y AgentStats) {
+	x.Keys += y.Keys
+	x.Events += y.Events
+	x.Bytes += y.Bytes
+	x.EventBytes += y.EventBytes
+	x.Reserved += y.Reserved
+	x.Applied += y.Applied
+	x.Dedups += y.Dedups
+	x.Summaries += y.Summaries
+	x.Evicted += y.Evicted
+}
+
+func readStats(a *agentBucket) AgentStats {
+	return AgentStats{
+		Keys: a.stat(statKeys), Events: a.stat(statEvents), Bytes: a.stat(statBytes), EventBytes: a.stat(statEventBytes),
+		Reserved: a.stat(statReserved), Applied: a.stat(statApplied), Dedups: a.stat(statDedups),
+		Summaries: a.stat(statSummaries), Evicted: a.stat(statEvicted),
+	}
+}
+
+// Stats are the store's counters: totals and per agent.
+type Stats struct {
+	Agents  int
+	Total   AgentStats
+	ByAgent map[string]AgentStats
+}
+
+// Stats returns the store's counters.
+func (s *Store) Stats() (Stats, error) {
+	if err := s.acquire(); err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	defer s.release()
+	st := Stats{ByAgent: map[string]AgentStats{}}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bktAgents).ForEach(func(k, _ []byte) error {
+			a, err := agentRO(tx, string(k))
+			if err != nil {
+				return err
+			}
+			as := readStats(a)
+			st.ByAgent[string(k)] = as
+			st.Total.add(as)
+			st.Agents++
+			return nil
+		})
+	})
+	if err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
+	return st, nil
+}
+
+// PutSummary records the latest summary of a key. A summary older than
+// the key's current summary is ignored; one whose data (or newer data) is
+// already stored is kept marked Superseded.
+func (s *Store) PutSummary(agent string, sum Summary) error {
+	if err := checkAgent(agent); err != nil {
+		return fmt.Errorf("put summary: %w", err)
+	}
+	if err := checkKey(sum.Key, KindEvent); err != nil {
+		return fmt.Errorf("put summary: %w", err)
+	}
+	if len(sum.Bytes) > s.cfg.MaxSummaryBytes {
+		return fmt.Errorf("put summary: %w: %d summary bytes, limit %d", ErrTooLarge, len(sum.Bytes), s.cfg.MaxSummaryBytes)
+	}
+	if sum.OpID.IsZero() {
+		return fmt.Errorf("put summary: %w: zero op id", ErrInvalid)
+	}
+	if err := s.acquire(); err != nil {
+		return fmt.Errorf("put summary: %w", err)
+	}
+	defer s.release()
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		a, err := agentRW(tx, agent)
+		if err != nil {
+			return err
+		}
+		old := a.summ.Get([]byte(sum.Key))
+		if old != nil {
+			prev, err := decodeSummary(sum.Key, old)
+			if err != nil {
+				return err
+			}
+			if prev.OpID.Compare(sum.OpID) > 0 {
+				return nil
+			}
+		}
+		sum.Superseded = a.applied.Get(sum.OpID[:]) != nil
+		if v := a.keys.Get([]byte(sum.Key)); v != nil {
+			cur, err := decodeVersion(sum.Key, v)
+			if err != nil {
+				return err
+			}
+			if cur.OpID.Compare(sum.OpID) >= 0 {
+				sum.Superseded = true
+			}
+		}
+		if sum.Time.IsZero() {
+			sum.Time = s.cfg.Now()
+		}
+		if err := a.summ.Put([]byte(sum.Key), sum.encode()); err != nil {
+			return err
+		}
+		if old == nil {
+			return a.addStat(statSummaries, 1)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("put summary: %w", err)
+	}
+	return nil
+}
+
+// supersedeSummary marks key's summary superseded once data of the same or
+// a newer op is stored.
+func (s *Store) supersedeSummary(a *agentBucket, key string, opID edgesync.OpID) error {
+	v := a.summ.Get([]byte(key))
+	if v == nil {
+		return nil
+	}
+	sum, err := decodeSummary(key, v)
+	if err != nil {
+		return err
+	}
+	if sum.Superseded || sum.OpID.Compare(opID) > 0 {
+		return nil
+	}
+	sum.Superseded = true
+	return a.summ.Put([]byte(key), sum.encode())
+}
+
+// Summary returns the latest summary received for key.
+func (s *Store) Summary(agent, key string) (Summary, error) {
+	var sum Summary
+	err := s.view(agent, func(a *agentBucket) error {
+		v := a.summ.Get([]byte(key))
+		if v == nil {
+			return fmt.Errorf("summary %q: %w", key, ErrNotFound)
+		}
+		var err error
+		sum, err = decodeSummary(key, v)
+		return err
+	})
+	if err != nil {
+		return Summary{}, fmt.Errorf("summary: %w", err)
+	}
+	return sum, nil
+}
+
+// Summaries lists up to limit summaries whose key starts with prefix.
+func (s *Store) Summaries(agent, prefix string, limit int) ([]Summary, error) {
+	var out []Summary
+	err := s.view(agent, func(a *agentBucket) error {
+		c := a.summ.Cursor()
+		for k, v := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			sum, err := decodeSummary(string(k), v)
+			if err != nil {
+				return err
+			}
+			out = append(out, sum)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("summaries: %w", err)
+	}
+	return out, nil
+}
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
