@@ -10,7 +10,6 @@ import (
 	"os"
 	"runtime/debug"
 
-	edgesync "github.com/edge-sync/edge-sync"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -19,12 +18,18 @@ import (
 //
 //	meta     "format" = "edge-sync-outbox", "version" = uint32, "chunk_size" = uint32
 //	ops      <op id, 16 bytes> -> op record (see encodeOp)
-//	chunks   <op id><uint32 index> -> up to chunk_size payload bytes
+//	chunks   <op id> -> bucket of <uint32 index> -> up to chunk_size payload bytes
 //	pending  <op id> -> empty: chunks written by an Enqueue not yet published
 //
 // An op is visible only once its ops record exists; the record and the last
 // chunks are written in one transaction, so a crash never shows half an op.
 // Open deletes the chunks of every pending id (a crashed large Enqueue).
+//
+// Each op's chunks live in their own nested bucket: bbolt never splits a
+// leaf of four or fewer items, so big values sharing one bucket would make
+// every put and delete rewrite up to three neighbouring chunks (write
+// amplification, and a delete that needs megabytes of contiguous free space
+// on a full disk). A nested bucket is dropped whole with DeleteBucket.
 const (
 	formatMagic   = "edge-sync-outbox"
 	formatVersion = 1
@@ -41,12 +46,8 @@ var (
 	keyChunkSize = []byte("chunk_size")
 )
 
-func chunkKey(id edgesync.OpID, i uint32) []byte {
-	k := make([]byte, 20)
-	copy(k, id[:])
-	binary.BigEndian.PutUint32(k[16:], i)
-	return k
-}
+// chunkKey is the key of chunk i inside an op's chunk bucket.
+func chunkKey(i uint32) []byte { return binary.BigEndian.AppendUint32(make([]byte, 0, 4), i) }
 
 func numChunks(size int64, chunkSize int) uint32 {
 	return uint32((size + int64(chunkSize) - 1) / int64(chunkSize))

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"sync"
@@ -107,7 +108,7 @@ func checkFile(t testing.TB, path string) {
 			return err
 		}
 		ops := tx.Bucket(bucketOps)
-		c := tx.Bucket(bucketChunks).Cursor()
+		c := tx.Bucket(bucketChunks)
 		if err := ops.ForEach(func(k, v []byte) error {
 			op, err := decodeOp(edgesync.OpID(k), v)
 			if err != nil {
@@ -118,8 +119,8 @@ func checkFile(t testing.TB, path string) {
 			return err
 		}
 		return tx.Bucket(bucketChunks).ForEach(func(k, _ []byte) error {
-			if ops.Get(k[:16]) == nil && tx.Bucket(bucketPending).Get(k[:16]) == nil {
-				return errors.New("orphan chunk " + edgesync.OpID(k[:16]).String())
+			if len(k) != 16 || ops.Get(k) == nil && tx.Bucket(bucketPending).Get(k) == nil {
+				return fmt.Errorf("orphan chunk bucket %x", k)
 			}
 			return nil
 		})

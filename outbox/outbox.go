@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"errors"
 	"io"
+	"path/filepath"
 	"sync"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Outbox is a durable, bounded priority queue of ops in one bbolt file. It
@@ -21,6 +24,8 @@ type Outbox struct {
 	gen       *edgesync.IDGenerator
 	commit    committer
 	chunkSize int
+	dir       string // the file's directory, for free-space checks
+	pageSize  int    // bbolt's; read once at Open (DB.Info races with writers)
 
 	inflight sync.WaitGroup // methods running; Close waits for them
 
@@ -63,8 +68,10 @@ func Open(path string, opts Options) (*Outbox, error) {
 		gen:   edgesync.NewIDGenerator(),
 		idx:   newIndex(),
 		drops: make(chan Drop, opts.DropBuffer),
+		dir:   filepath.Dir(path),
 	}
 	o.commit.db = db
+	o.pageSize = db.Info().PageSize
 	if err := o.load(path); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
@@ -72,38 +79,22 @@ func Open(path string, opts Options) (*Outbox, error) {
 	return o, nil
 }
 
-// load checks the format, sweeps crashed Enqueues and builds the index.
+// load checks the format and every op record, builds the index, and then
+// sweeps crashed Enqueues. A file that fails a check is not written to.
 func (o *Outbox) load(path string) error {
 	var fresh bool
-	err := guard("check", func() error {
+	var pending int
+	err := guard("load", func() error {
 		return o.db.View(func(tx *bolt.Tx) error {
-			cs, err := initOrCheck(tx, o.opts.chunkSize)
 			fresh = tx.Bucket(bucketMeta) == nil
-			o.chunkSize = cs
-			return err
-		})
-	})
-	if err != nil {
-		return err
-	}
-	var orphans int
-	err = guard("sweep", func() error {
-		return o.db.Update(func(tx *bolt.Tx) error {
-			if fresh {
-				_, err := initOrCheck(tx, o.chunkSize)
+			cs, err := initOrCheck(tx, o.opts.chunkSize)
+			if err != nil || fresh {
+				o.chunkSize = cs
 				return err
 			}
-			var err error
-			orphans, err = o.sweep(tx)
-			return err
-		})
-	})
-	if err != nil {
-		return mapWriteErr(err)
-	}
-	err = guard("load", func() error {
-		return o.db.View(func(tx *bolt.Tx) error {
-			chunks := tx.Bucket(bucketChunks).Cursor()
+			o.chunkSize = cs
+			pending = tx.Bucket(bucketPending).Stats().KeyN
+			chunks := tx.Bucket(bucketChunks)
 			return tx.Bucket(bucketOps).ForEach(func(k, v []byte) error {
 				if len(k) != 16 {
 					return fmt.Errorf("ops key %x is %d bytes: %w", k, len(k), ErrCorrupt)
@@ -127,17 +118,41 @@ func (o *Outbox) load(path string) error {
 	if err != nil {
 		return err
 	}
-	o.log.Info("opened", "path", path, "ops", o.idx.usedOps, "bytes", o.idx.usedBytes, "orphans_swept", orphans)
+	if fresh || pending > 0 {
+		err = guard("sweep", func() error {
+			return o.db.Update(func(tx *bolt.Tx) error {
+				if fresh {
+					_, err := initOrCheck(tx, o.chunkSize)
+					return err
+				}
+				var err error
+				pending, err = o.sweep(tx)
+				return err
+			})
+		})
+		if err != nil {
+			return mapWriteErr(err)
+		}
+	}
+	o.log.Info("opened", "path", path, "ops", o.idx.usedOps, "bytes", o.idx.usedBytes, "orphans_swept", pending)
 	return nil
 }
 
 // checkChunks verifies that op's chunks exist and add up to its size.
-func checkChunks(c *bolt.Cursor, op *Op, chunkSize int) error {
+func checkChunks(chunks *bolt.Bucket, op *Op, chunkSize int) error {
 	n := numChunks(op.Size, chunkSize)
+	b := chunks.Bucket(op.ID[:])
+	if b == nil {
+		if n == 0 {
+			return nil
+		}
+		return fmt.Errorf("op %s: chunk bucket is missing: %w", op.ID, ErrCorrupt)
+	}
 	var total int64
-	k, v := c.Seek(chunkKey(op.ID, 0))
+	c := b.Cursor()
+	k, v := c.First()
 	for i := uint32(0); i < n; i++ {
-		if !bytes.Equal(k, chunkKey(op.ID, i)) {
+		if !bytes.Equal(k, chunkKey(i)) {
 			return fmt.Errorf("op %s: chunk %d of %d is missing: %w", op.ID, i, n, ErrCorrupt)
 		}
 		if i < n-1 && len(v) != chunkSize {
@@ -146,8 +161,8 @@ func checkChunks(c *bolt.Cursor, op *Op, chunkSize int) error {
 		total += int64(len(v))
 		k, v = c.Next()
 	}
-	if total != op.Size {
-		return fmt.Errorf("op %s: chunks hold %d bytes, record says %d: %w", op.ID, total, op.Size, ErrCorrupt)
+	if k != nil || total != op.Size {
+		return fmt.Errorf("op %s: chunks hold %d bytes (extra key %x), record says %d: %w", op.ID, total, k, op.Size, ErrCorrupt)
 	}
 	return nil
 }
@@ -182,13 +197,11 @@ func (o *Outbox) sweep(tx *bolt.Tx) (int, error) {
 
 // deleteChunks deletes every chunk of id.
 func deleteChunks(tx *bolt.Tx, id edgesync.OpID) error {
-	c := tx.Bucket(bucketChunks).Cursor()
-	for k, _ := c.Seek(id[:]); k != nil && bytes.HasPrefix(k, id[:]); k, _ = c.Seek(id[:]) {
-		if err := c.Delete(); err != nil {
-			return err
-		}
+	err := tx.Bucket(bucketChunks).DeleteBucket(id[:])
+	if errors.Is(err, berrors.ErrBucketNotFound) {
+		return nil
 	}
-	return nil
+	return err
 }
 
 // deleteOp deletes op id's record and chunks; deleting a missing op is a no-op.
@@ -311,7 +324,11 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 				cleanup()
 				return Op{}, fmt.Errorf("enqueue: %w", err)
 			}
-			if err := o.writeStage(op.ID, next-uint32(len(stage)), stage); err != nil {
+			err := o.checkSpace(int64(len(stage) * o.chunkSize))
+			if err == nil {
+				err = o.writeStage(op.ID, next-uint32(len(stage)), stage)
+			}
+			if err != nil {
 				staged = true
 				cleanup()
 				return Op{}, fmt.Errorf("enqueue: write payload: %w", err)
@@ -338,6 +355,14 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 		}
 	}
 	if err := ctx.Err(); err != nil {
+		cleanup()
+		return Op{}, fmt.Errorf("enqueue: %w", err)
+	}
+	var staging int64
+	for _, c := range stage {
+		staging += int64(len(c))
+	}
+	if err := o.checkSpace(staging); err != nil {
 		cleanup()
 		return Op{}, fmt.Errorf("enqueue: %w", err)
 	}
@@ -384,9 +409,15 @@ func (o *Outbox) writeStage(id edgesync.OpID, first uint32, stage [][]byte) erro
 }
 
 func putChunks(tx *bolt.Tx, id edgesync.OpID, first uint32, stage [][]byte) error {
-	b := tx.Bucket(bucketChunks)
+	if len(stage) == 0 {
+		return nil
+	}
+	b, err := tx.Bucket(bucketChunks).CreateBucketIfNotExists(id[:])
+	if err != nil {
+		return err
+	}
 	for i, c := range stage {
-		if err := b.Put(chunkKey(id, first+uint32(i)), c); err != nil {
+		if err := b.Put(chunkKey(first+uint32(i)), c); err != nil {
 			return err
 		}
 	}

@@ -59,11 +59,14 @@ func (p *Payload) ReadAt(b []byte, off int64) (int, error) {
 	n := 0
 	err := guard("read payload "+p.id.String(), func() error {
 		return p.o.db.View(func(tx *bolt.Tx) error {
-			chunks := tx.Bucket(bucketChunks)
+			chunks := tx.Bucket(bucketChunks).Bucket(p.id[:])
+			if chunks == nil {
+				return fmt.Errorf("read payload %s: %w", p.id, ErrNotFound)
+			}
 			for n < len(want) {
 				pos := off + int64(n)
 				i := uint32(pos / cs)
-				c := chunks.Get(chunkKey(p.id, i))
+				c := chunks.Get(chunkKey(i))
 				if c == nil {
 					return fmt.Errorf("read payload %s: %w", p.id, ErrNotFound)
 				}
