@@ -3,8 +3,8 @@ package outbox
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"sync"
