@@ -287,7 +287,12 @@ func (c *Classifier) status(f figures, at time.Time) Status {
 	if len(c.samples) > 0 {
 		med.Method = c.samples[len(c.samples)-1].Method
 	}
-	return Status{Class: c.class, Since: c.since, Median: med, Samples: f.n, Missed: c.missed, LastChange: c.last}
+	st := Status{Class: c.class, Since: c.since, Median: med, Samples: f.n, Missed: c.missed}
+	if c.last != nil {
+		lc := *c.last // the caller may keep or change it
+		st.LastChange = &lc
+	}
+	return st
 }
 
 // prune drops samples too old for either window and bounds the history.
@@ -505,6 +510,10 @@ func (c *Classifier) explain(old, to edgesync.LinkClass, f figures) string {
 		}
 	}
 	if old == edgesync.Intermittent {
+		if c.lossy {
+			h := c.cfg.HysteresisPercent / 100
+			return fmt.Sprintf("mean loss %.1f%% < %.0f%%, %s", f.loss*100, c.cfg.IntermittentLoss*(1-h)*100, strings.Join(parts, " and "))
+		}
 		return "answered again: " + strings.Join(parts, " and ")
 	}
 	return strings.Join(parts, " and ")

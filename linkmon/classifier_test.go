@@ -344,6 +344,9 @@ func TestLossIntermittentAndRecovery(t *testing.T) {
 	if back == nil || back.New != edgesync.Broadband {
 		t.Fatalf("after loss fell: change %v, want -> broadband", back)
 	}
+	if !strings.HasPrefix(back.Reason, "mean loss ") || !strings.Contains(back.Reason, "% < 16%, median 50 Mbit/s >= 10 Mbit/s and RTT 20ms < 50ms for 3 samples") {
+		t.Errorf("recovery reason %q", back.Reason)
+	}
 	if f.st.Median.Loss >= 0.16 {
 		t.Errorf("recovered with mean loss %.3f >= 16%%", f.st.Median.Loss)
 	}

@@ -1,6 +1,7 @@
 package linkmon
 
 import (
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -54,5 +55,36 @@ func TestMeasurementTextAndJSON(t *testing.T) {
 		if got := FormatBps(bps); got != want {
 			t.Errorf("FormatBps(%v) = %q, want %q", bps, got, want)
 		}
+	}
+}
+
+func TestJSONRoundTrip(t *testing.T) {
+	sat, dz := edgesync.Satellite, edgesync.SyncDeltaZstd
+	in := struct {
+		M   Measurement
+		S   Status
+		P   SyncParameters
+		Pin Pin
+	}{
+		M:   Measurement{BandwidthBps: 2e6, RTT: 600 * time.Millisecond, Jitter: time.Millisecond, Loss: 0.01, At: t0, Method: MethodActive},
+		S:   Status{Class: edgesync.Satellite, Since: t0, Samples: 3, LastChange: &ClassChange{Old: edgesync.Unknown, New: sat, Reason: "r"}},
+		P:   DefaultProfiles()[edgesync.Satellite].Params,
+		Pin: Pin{Class: &sat, Mode: &dz},
+	}
+	in.S.LastChange.Trigger = in.M
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatalf("marshal: %v", err)
+	}
+	if !strings.Contains(string(b), `"class":"satellite"`) || !strings.Contains(string(b), `"method":"active"`) || !strings.Contains(string(b), `"rtt_ns":600000000`) {
+		t.Errorf("JSON lacks readable fields: %s", b)
+	}
+	out := in
+	out.S.LastChange, out.Pin = nil, Pin{}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("unmarshal: %v", err)
+	}
+	if out.M != in.M || out.P != in.P || *out.S.LastChange != *in.S.LastChange || *out.Pin.Class != sat || *out.Pin.Mode != dz {
+		t.Errorf("round trip changed the values:\n%+v\n%+v", in, out)
 	}
 }

@@ -35,8 +35,12 @@ func (m Method) String() string {
 	return "method(" + strconv.Itoa(int(m)) + ")"
 }
 
-// MarshalText implements encoding.TextMarshaler.
+// MarshalText implements encoding.TextMarshaler; the zero Method (not
+// set, e.g. in a status with no samples) marshals as "".
 func (m Method) MarshalText() ([]byte, error) {
+	if m == 0 {
+		return []byte{}, nil
+	}
 	if !m.Valid() {
 		return nil, fmt.Errorf("marshal method: %w: %d", ErrInvalidMethod, uint8(m))
 	}
@@ -46,6 +50,10 @@ func (m Method) MarshalText() ([]byte, error) {
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (m *Method) UnmarshalText(b []byte) error {
 	t := strings.ToLower(strings.TrimSpace(string(b)))
+	if t == "" {
+		*m = 0
+		return nil
+	}
 	for i, n := range methodNames {
 		if i > 0 && n == t {
 			*m = Method(i)
