@@ -37,7 +37,10 @@
 // The network side (the active prober, the core's responder, the Monitor
 // with its sampling loop, history and events) is not in this package yet.
 // The classifier expects light samples several times a second: the median
-// of 9 samples and MinSamples of 3 are tuned for 4 samples a second. With
+// of 9 samples and MinSamples of 3 are tuned for 4 samples a second. The
+// monitor should attach its latest train estimate to every answered light
+// sample (bandwidth samples only every 5 s would need five probes to move
+// the median) and probe early when RTT or loss jumps. With
 // no exact bandwidth sample (only an app-limited sender's lower bounds)
 // the class rests on RTT alone.
 package linkmon
