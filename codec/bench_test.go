@@ -1,0 +1,208 @@
+package codec
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// Benchmarks. Figures in README-section.md come from
+//
+//	go test -run '^$' -bench . -benchtime 3x ./codec/
+//
+// Every ratio is measured in the same run: plain zstd at the same level and
+// chunk size, and `zstd -19 --patch-from` (when the zstd command exists).
+
+const benchCorpusSize = 8 << 20
+
+var (
+	benchOnce    sync.Once
+	benchCorpora []corpus
+	patchMu      sync.Mutex
+	patchSizes   = map[string]int{}
+)
+
+func benchCorpus(b *testing.B) []corpus {
+	benchOnce.Do(func() { benchCorpora = corpora(benchCorpusSize) })
+	return benchCorpora
+}
+
+// patchFromSize returns the size of `zstd -19 --patch-from=base new`, or 0
+// when the zstd command is not installed.
+func patchFromSize(b *testing.B, c corpus) int {
+	patchMu.Lock()
+	defer patchMu.Unlock()
+	if n, ok := patchSizes[c.name]; ok {
+		return n
+	}
+	zstdCmd, err := exec.LookPath("zstd")
+	if err != nil {
+		patchSizes[c.name] = 0
+		return 0
+	}
+	dir := b.TempDir()
+	bp, np, op := filepath.Join(dir, "base"), filepath.Join(dir, "new"), filepath.Join(dir, "out.zst")
+	if err := os.WriteFile(bp, c.base, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(np, c.new, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(zstdCmd, "-q", "-19", "--patch-from="+bp, np, "-o", op)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("zstd --patch-from: %v: %s", err, out)
+	}
+	st, err := os.Stat(op)
+	if err != nil {
+		b.Fatal(err)
+	}
+	patchSizes[c.name] = int(st.Size())
+	return int(st.Size())
+}
+
+type countWriter struct{ n int }
+
+func (w *countWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
+
+// encodedSize encodes c.new with h's settings and returns the stream's size
+// (header included).
+func encodedSize(b *testing.B, e *Encoder, h Header, c corpus) int {
+	var base *Base
+	if h.Mode.IsDelta() {
+		base = NewBase(c.base)
+	}
+	var w countWriter
+	if err := e.WriteStream(context.Background(), &w, bytes.NewReader(c.new), &h, base); err != nil {
+		b.Fatal(err)
+	}
+	return w.n
+}
+
+func benchHeader(b *testing.B, mode Mode, level Level, chunk int, c corpus) Header {
+	var base *Base
+	if mode.IsDelta() {
+		base = NewBase(c.base)
+	}
+	h, err := NewHeader(mode, level, chunk, int64(len(c.new)), HashBytes(c.new), base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return h
+}
+
+// BenchmarkDelta encodes each corpus's new version against its base and
+// reports delta bytes, the ratio to plain zstd of the new version at the same
+// level and chunk size, and the ratio to `zstd -19 --patch-from`.
+func BenchmarkDelta(b *testing.B) {
+	for _, c := range benchCorpus(b) {
+		for _, mode := range []Mode{ModeDelta, ModeDeltaZstd} {
+			for _, level := range []Level{LevelDefault, LevelBetter, LevelBest} {
+				for _, chunk := range []int{64 << 10, 1 << 20} {
+					name := fmt.Sprintf("corpus=%s/mode=%s/level=%s/chunk=%dKiB", c.name, mode, level, chunk>>10)
+					b.Run(name, func(b *testing.B) {
+						var e Encoder
+						h := benchHeader(b, mode, level, chunk, c)
+						zh := benchHeader(b, ModeZstd, level, chunk, c)
+						plain := encodedSize(b, &e, zh, c)
+						pf := patchFromSize(b, c)
+						var n int
+						b.SetBytes(int64(len(c.new)))
+						b.ResetTimer()
+						for b.Loop() {
+							n = encodedSize(b, &e, h, c)
+						}
+						b.ReportMetric(float64(n), "delta-bytes")
+						b.ReportMetric(float64(n)/float64(plain), "ratio-to-zstd")
+						if pf > 0 {
+							b.ReportMetric(float64(pf), "patch-from-bytes")
+							b.ReportMetric(float64(n)/float64(pf), "ratio-vs-patch-from")
+						}
+					})
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkDeltaMargin measures how much of the base around a chunk's own
+// offset its dictionary should span; it chose DefaultDeltaMargin.
+func BenchmarkDeltaMargin(b *testing.B) {
+	for _, c := range benchCorpus(b) {
+		for _, chunk := range []int{64 << 10, 1 << 20} {
+			for _, margin := range []int{0, 4 << 10, 16 << 10, chunk / 4, chunk, 4 * chunk} {
+				b.Run(fmt.Sprintf("corpus=%s/chunk=%dKiB/margin=%dKiB", c.name, chunk>>10, margin>>10), func(b *testing.B) {
+					var e Encoder
+					h := benchHeader(b, ModeDeltaZstd, LevelBest, chunk, c)
+					h.DeltaMargin = margin
+					pf := patchFromSize(b, c)
+					var n int
+					b.SetBytes(int64(len(c.new)))
+					for b.Loop() {
+						n = encodedSize(b, &e, h, c)
+					}
+					b.ReportMetric(float64(n), "delta-bytes")
+					if pf > 0 {
+						b.ReportMetric(float64(n)/float64(pf), "ratio-vs-patch-from")
+					}
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkEncode reports MB/s per level for plain zstd of the JSON corpus,
+// with the compression ratio and the throughput relative to ModeFull (a
+// copy) measured in the same run.
+func BenchmarkEncode(b *testing.B) {
+	c := benchCorpus(b)[1]
+	var e Encoder
+	full := benchHeader(b, ModeFull, LevelFastest, 1<<20, c)
+	for _, level := range Levels() {
+		b.Run("level="+level.String(), func(b *testing.B) {
+			h := benchHeader(b, ModeZstd, level, 1<<20, c)
+			var n int
+			b.SetBytes(int64(len(c.new)))
+			for b.Loop() {
+				n = encodedSize(b, &e, h, c)
+			}
+			b.ReportMetric(float64(len(c.new))/float64(n), "compression-ratio")
+			_ = full
+		})
+	}
+}
+
+// BenchmarkDecode reports MB/s per level: plain zstd and delta+zstd of the
+// JSON corpus, with the compression ratio of what it decodes.
+func BenchmarkDecode(b *testing.B) {
+	c := benchCorpus(b)[1]
+	for _, mode := range []Mode{ModeZstd, ModeDeltaZstd} {
+		for _, level := range Levels() {
+			b.Run(fmt.Sprintf("mode=%s/level=%s", mode, level), func(b *testing.B) {
+				var e Encoder
+				h := benchHeader(b, mode, level, 1<<20, c)
+				var base *Base
+				if mode.IsDelta() {
+					base = NewBase(c.base)
+				}
+				var enc bytes.Buffer
+				if err := e.EncodeStream(context.Background(), &enc, bytes.NewReader(c.new), &h, base, 0); err != nil {
+					b.Fatal(err)
+				}
+				var d Decoder
+				b.SetBytes(int64(len(c.new)))
+				for b.Loop() {
+					if err := d.DecodeStream(context.Background(), io.Discard, bytes.NewReader(enc.Bytes()), &h, base); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(len(c.new))/float64(enc.Len()), "compression-ratio")
+			})
+		}
+	}
+}

@@ -1,0 +1,177 @@
+package codec
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/klauspost/compress/zstd"
+)
+
+// Mode is how a payload, or one chunk of it, is encoded.
+//
+// The four data modes are two independent choices: whether the base (the
+// version the core already holds) is used as a raw zstd dictionary ("delta"),
+// and whether the new bytes are entropy-coded ("zstd"). ModeDelta finds copies
+// from the base and repeats but stores literal bytes raw, which is cheaper to
+// encode and decode and loses little when the new bytes are few or already
+// compressed; ModeDeltaZstd also Huffman-codes the literals.
+type Mode uint8
+
+// The modes. The zero value is invalid.
+const (
+	// ModeFull carries the bytes as they are.
+	ModeFull Mode = iota + 1
+	// ModeZstd carries a zstd frame of the bytes.
+	ModeZstd
+	// ModeDelta carries a zstd frame that uses the base as raw dictionary,
+	// literals stored without entropy coding; falls back to full.
+	ModeDelta
+	// ModeDeltaZstd carries a zstd frame that uses the base as raw
+	// dictionary with entropy coding; falls back to zstd, then full.
+	ModeDeltaZstd
+	// ModeSummary carries only a Summary record; the payload waits.
+	ModeSummary
+
+	numModes
+)
+
+var modeNames = [numModes]string{"", "full", "zstd", "delta", "delta+zstd", "summary"}
+
+// Valid reports whether m is a known mode.
+func (m Mode) Valid() bool { return m > 0 && m < numModes }
+
+// IsDelta reports whether m uses a base.
+func (m Mode) IsDelta() bool { return m == ModeDelta || m == ModeDeltaZstd }
+
+// isData reports whether m encodes payload bytes (everything but summary).
+func (m Mode) isData() bool { return m >= ModeFull && m <= ModeDeltaZstd }
+
+// String returns the mode's name, e.g. "delta+zstd".
+func (m Mode) String() string {
+	if m.Valid() {
+		return modeNames[m]
+	}
+	return "mode(" + strconv.Itoa(int(m)) + ")"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (m Mode) MarshalText() ([]byte, error) {
+	if !m.Valid() {
+		return nil, fmt.Errorf("marshal mode %d: %w", uint8(m), ErrBadMode)
+	}
+	return []byte(m.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (m *Mode) UnmarshalText(b []byte) error {
+	v, err := ParseMode(string(b))
+	if err != nil {
+		return err
+	}
+	*m = v
+	return nil
+}
+
+// ParseMode accepts a mode's name, case-insensitive; "delta-zstd" is
+// accepted for "delta+zstd".
+func ParseMode(s string) (Mode, error) {
+	t := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "-zstd", "+zstd")
+	for i, n := range modeNames {
+		if i > 0 && t == n {
+			return Mode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("parse mode %q (want one of %s): %w", s, strings.Join(modeNames[1:], ", "), ErrBadMode)
+}
+
+// Level is the compression effort the sender chooses; the decoder does not
+// need it. Higher levels cost encoder CPU and give smaller output.
+type Level uint8
+
+// The levels map to klauspost zstd's SpeedFastest, SpeedDefault,
+// SpeedBetterCompression and SpeedBestCompression (roughly zstd -1, -3, -7,
+// -11).
+const (
+	LevelFastest Level = iota + 1
+	LevelDefault
+	LevelBetter
+	LevelBest
+
+	numLevels
+)
+
+var levelNames = [numLevels]string{"", "fastest", "default", "better", "best"}
+
+// Valid reports whether l is a known level.
+func (l Level) Valid() bool { return l > 0 && l < numLevels }
+
+// String returns the level's name, e.g. "best".
+func (l Level) String() string {
+	if l.Valid() {
+		return levelNames[l]
+	}
+	return "level(" + strconv.Itoa(int(l)) + ")"
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (l Level) MarshalText() ([]byte, error) {
+	if !l.Valid() {
+		return nil, fmt.Errorf("marshal level %d: %w", uint8(l), ErrBadLevel)
+	}
+	return []byte(l.String()), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (l *Level) UnmarshalText(b []byte) error {
+	v, err := ParseLevel(string(b))
+	if err != nil {
+		return err
+	}
+	*l = v
+	return nil
+}
+
+// ParseLevel accepts a level's name, case-insensitive.
+func ParseLevel(s string) (Level, error) {
+	t := strings.ToLower(strings.TrimSpace(s))
+	for i, n := range levelNames {
+		if i > 0 && t == n {
+			return Level(i), nil
+		}
+	}
+	return 0, fmt.Errorf("parse level %q (want one of %s): %w", s, strings.Join(levelNames[1:], ", "), ErrBadLevel)
+}
+
+// Levels lists every level, fastest first.
+func Levels() []Level { return []Level{LevelFastest, LevelDefault, LevelBetter, LevelBest} }
+
+func (l Level) zstd() zstd.EncoderLevel {
+	switch l {
+	case LevelFastest:
+		return zstd.SpeedFastest
+	case LevelBetter:
+		return zstd.SpeedBetterCompression
+	case LevelBest:
+		return zstd.SpeedBestCompression
+	default:
+		return zstd.SpeedDefault
+	}
+}
+
+// LevelFor is the default level for a link class: CPU is cheap next to a
+// slow link and dear next to a fast one. Fiber sends uncompressed by default,
+// so its level only matters if a profile turns compression on.
+func LevelFor(c edgesync.LinkClass) Level {
+	switch c {
+	case edgesync.Fiber:
+		return LevelFastest
+	case edgesync.Broadband:
+		return LevelDefault
+	case edgesync.Mobile, edgesync.Unknown:
+		return LevelBetter
+	default: // satellite, intermittent: every byte counts
+		return LevelBest
+	}
+}
