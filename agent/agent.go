@@ -1,0 +1,244 @@
+package agent
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sort"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// Errors of the agent's API.
+var (
+	// ErrUnknownEndpoint means an op or command names an endpoint the agent
+	// does not have.
+	ErrUnknownEndpoint = errors.New("unknown endpoint")
+	// ErrClosed means the agent has been closed.
+	ErrClosed = errors.New("agent closed")
+)
+
+// Options are the parts of an agent that are not in its config file.
+type Options struct {
+	// TLS is the client side of mutual TLS (see pki.ClientTLSConfig);
+	// ServerName is set per endpoint.
+	TLS *tls.Config
+	// Logger is the root logger; the agent takes named sub-loggers.
+	Logger hclog.Logger
+	// ListenPacket opens the UDP socket of an endpoint's connections; nil
+	// means a socket on an ephemeral port. Tests and the demo wrap it with
+	// linksim.
+	ListenPacket func() (net.PacketConn, error)
+}
+
+// Agent is the edge agent: the outbox, and per endpoint a link monitor and
+// a sender. Start runs it; Close stops every goroutine and closes the
+// outbox.
+type Agent struct {
+	cfg   config.Agent
+	opts  Options
+	log   hclog.Logger
+	ob    *outbox.Outbox
+	bases *baseCache
+	adj   *linkmon.Adjuster
+
+	mu      sync.Mutex
+	eps     map[string]*endpoint
+	started bool
+	closed  bool
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// New opens the outbox and the delta bases under cfg.DataDir and returns an
+// agent ready to Start.
+func New(cfg config.Agent, opts Options) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("new agent: %w", err)
+	}
+	if opts.TLS == nil {
+		return nil, errors.New("new agent: TLS is required")
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	adj, err := linkmon.NewAdjuster(overrides(cfg.Profiles))
+	if err != nil {
+		return nil, fmt.Errorf("new agent: %w", err)
+	}
+	ob, err := outbox.Open(cfg.OutboxPath(), outbox.Options{
+		MaxOps:     cfg.Outbox.MaxOps,
+		MaxBytes:   cfg.Outbox.MaxBytes,
+		MaxOpBytes: cfg.Outbox.MaxOpBytes,
+		DefaultTTL: cfg.Outbox.DefaultTTL,
+		Logger:     opts.Logger.Named("outbox"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("new agent: %w", err)
+	}
+	bases, err := openBaseCache(filepath.Join(cfg.DataDir, "bases"), cfg.DeltaBaseBytes)
+	if err != nil {
+		ob.Close()
+		return nil, fmt.Errorf("new agent: %w", err)
+	}
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, adj: adj, eps: map[string]*endpoint{}}
+	for _, ec := range cfg.Endpoints {
+		a.eps[ec.Name] = newEndpoint(a, ec)
+	}
+	return a, nil
+}
+
+// overrides turns the config's profile blocks into the adjuster's.
+func overrides(profiles map[edgesync.LinkClass]config.Profile) map[edgesync.LinkClass]linkmon.Override {
+	out := map[edgesync.LinkClass]linkmon.Override{}
+	for class, p := range profiles {
+		o := linkmon.Override{
+			Mode:        p.Mode,
+			Compression: p.Compression,
+			ChunkSize:   int(p.ChunkSize),
+			Interval:    p.Interval,
+			Concurrency: p.Concurrency,
+		}
+		if lvl, ok := levels[p.Level]; ok {
+			o.Level = &lvl
+		}
+		out[class] = o
+	}
+	return out
+}
+
+var levels = map[string]int{"off": 0, "fastest": 1, "default": 2, "better": 3, "best": 4}
+
+// Start launches every endpoint's connection, monitor and sender.
+func (a *Agent) Start() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return ErrClosed
+	}
+	if a.started {
+		return nil
+	}
+	a.started = true
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	for _, e := range a.eps {
+		a.startEndpoint(e)
+	}
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		a.housekeeping(a.ctx)
+	}()
+	return nil
+}
+
+func (a *Agent) startEndpoint(e *endpoint) {
+	ctx, cancel := context.WithCancel(a.ctx)
+	e.stop = cancel
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		e.run(ctx)
+	}()
+}
+
+// Close stops the endpoints, waits for their goroutines and closes the
+// outbox. Ops in flight stay in the outbox and are sent again next time.
+func (a *Agent) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	if a.cancel != nil {
+		a.cancel()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+	return a.ob.Close()
+}
+
+// Outbox returns the agent's outbox, for introspection.
+func (a *Agent) Outbox() *outbox.Outbox { return a.ob }
+
+// Enqueue stores an op durably and wakes its endpoint's sender.
+func (a *Agent) Enqueue(ctx context.Context, n outbox.NewOp) (outbox.Op, error) {
+	e, err := a.endpoint(n.Endpoint)
+	if err != nil {
+		return outbox.Op{}, err
+	}
+	op, err := a.ob.Enqueue(ctx, n)
+	if err != nil {
+		return op, err
+	}
+	e.wakeUp(op.Priority)
+	return op, nil
+}
+
+func (a *Agent) endpoint(name string) (*endpoint, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if name == "" && len(a.eps) == 1 {
+		for _, e := range a.eps {
+			return e, nil
+		}
+	}
+	e, ok := a.eps[name]
+	if !ok {
+		return nil, fmt.Errorf("%w %q (have %v)", ErrUnknownEndpoint, name, a.endpointNamesLocked())
+	}
+	return e, nil
+}
+
+// DefaultEndpoint returns the name of the only endpoint, or the first by
+// name when there are several.
+func (a *Agent) DefaultEndpoint() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	names := a.endpointNamesLocked()
+	if len(names) == 0 {
+		return ""
+	}
+	return names[0]
+}
+
+func (a *Agent) endpointNamesLocked() []string {
+	names := make([]string, 0, len(a.eps))
+	for n := range a.eps {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Endpoints lists the endpoint names.
+func (a *Agent) Endpoints() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.endpointNamesLocked()
+}
+
+// Switch pins an endpoint to a link class or sync mode, or back to auto
+// (transport.switch).
+func (a *Agent) Switch(endpoint string, pin linkmon.Pin) error {
+	if err := pin.Validate(); err != nil {
+		return err
+	}
+	e, err := a.endpoint(endpoint)
+	if err != nil {
+		return err
+	}
+	e.setPin(pin)
+	return nil
+}

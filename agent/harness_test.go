@@ -1,0 +1,196 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// testPKI is a CA with a core certificate for 127.0.0.1 and one agent
+// certificate, written under dir.
+type testPKI struct {
+	dir                string
+	ca, core           string // file prefixes
+	agentName          string
+	coreCert, coreKey  string
+	agentCert, agentKy string
+}
+
+func newTestPKI(t testing.TB, agentName string) *testPKI {
+	t.Helper()
+	dir := t.TempDir()
+	ca, err := pki.NewCA("test-ca", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testPKI{dir: dir, agentName: agentName,
+		ca: filepath.Join(dir, "ca.pem"), coreCert: filepath.Join(dir, "core.pem"), coreKey: filepath.Join(dir, "core-key.pem"),
+		agentCert: filepath.Join(dir, "agent.pem"), agentKy: filepath.Join(dir, "agent-key.pem")}
+	if err := pki.WriteCA(ca, p.ca, filepath.Join(dir, "ca-key.pem"), false); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := ca.Issue("core", true, []string{"127.0.0.1", "localhost"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteCert(srv, p.coreCert, p.coreKey, false); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := ca.Issue(agentName, false, nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteCert(cl, p.agentCert, p.agentKy, false); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// testCore is a running core on loopback.
+type testCore struct {
+	srv   *core.Server
+	store *core.Store
+	addr  *net.UDPAddr
+	done  chan error
+}
+
+func startCore(t testing.TB, p *testPKI, mod func(*core.ServerConfig)) *testCore {
+	t.Helper()
+	store, err := core.Open(filepath.Join(t.TempDir(), "core.db"), core.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, err := pki.ServerTLSConfig(p.ca, p.coreCert, p.coreKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := core.ServerConfig{Name: "core", TLS: tlsConf, Store: store, Logger: testLogger(t, "core")}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := core.NewServer(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testCore{srv: srv, store: store, addr: pc.LocalAddr().(*net.UDPAddr), done: make(chan error, 1)}
+	go func() { c.done <- srv.Serve(context.Background(), pc) }()
+	t.Cleanup(func() {
+		srv.Close()
+		select {
+		case <-c.done:
+		case <-time.After(10 * time.Second):
+			t.Error("core server did not stop within 10 s")
+		}
+		pc.Close()
+		store.Close()
+	})
+	return c
+}
+
+func testLogger(t testing.TB, name string) hclog.Logger {
+	if testing.Verbose() {
+		return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: testWriter{t}})
+	}
+	return hclog.NewNullLogger()
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// agentConfig returns a valid agent config for one endpoint "core".
+func agentConfig(t testing.TB, p *testPKI, coreAddr string) config.Agent {
+	cfg := config.DefaultAgent()
+	cfg.Name = p.agentName
+	cfg.DataDir = t.TempDir()
+	cfg.TLS = config.TLS{CA: p.ca, Cert: p.agentCert, Key: p.agentKy}
+	// Until a monitor classifies the link, the class is unknown and ordinary
+	// data waits 30 s between batches; tests want it at once.
+	fast := 50 * time.Millisecond
+	cfg.Profiles[edgesync.Unknown] = config.Profile{Interval: &fast}
+	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: coreAddr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
+	return cfg
+}
+
+func startAgent(t testing.TB, p *testPKI, cfg config.Agent, opts Options) *Agent {
+	t.Helper()
+	tlsConf, err := pki.ClientTLSConfig(p.ca, p.agentCert, p.agentKy, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.TLS = tlsConf
+	if opts.Logger == nil {
+		opts.Logger = testLogger(t, "agent")
+	}
+	a, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// waitFor polls cond until it holds or d passes; polling a condition with a
+// deadline, never sleeping in place of an event.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		<-tick.C
+	}
+}
+
+// outboxEmpty reports whether the agent's outbox holds no ops.
+func outboxEmpty(a *Agent) bool {
+	st, err := a.Outbox().Stats()
+	return err == nil && st.Total.Ops == 0
+}
+
+// coreData reads the current version of key at the core.
+func coreData(t testing.TB, c *testCore, agent, key string) ([]byte, error) {
+	t.Helper()
+	_, obj, err := c.store.Current(agent, key)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
+}
+
+func enqueue(t testing.TB, a *Agent, n outbox.NewOp) outbox.Op {
+	t.Helper()
+	op, err := a.Enqueue(context.Background(), n)
+	if err != nil {
+		t.Fatalf("enqueue %s: %v", n.Key, err)
+	}
+	return op
+}
+
+var errNotYet = errors.New("not yet")

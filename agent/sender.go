@@ -1,0 +1,321 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/outbox"
+	"github.com/edge-sync/edge-sync/wire"
+)
+
+// The sender's limits. Concurrency from the sync parameters bounds the
+// large transfers (ops of more than one chunk), which share the link's
+// bandwidth. Small ops are pipelined regardless, because each costs a round
+// trip before its ACK and on a 600 ms link one at a time would send almost
+// nothing. Critical and schema ops never wait for a slot of either kind.
+const (
+	maxSmallInFlight  = 32
+	maxUrgentInFlight = 8
+)
+
+var ordinary = []edgesync.Priority{edgesync.High, edgesync.Normal, edgesync.Analytics, edgesync.Background}
+
+// outcome is how a worker's op ended, for the session's bookkeeping.
+type outcome uint8
+
+const (
+	outDone    outcome = iota // acked and removed, or released for a retry
+	outHold                   // summary stored: keep leased until the batch ends
+	outPark                   // refused for now: keep leased until the session ends
+)
+
+type slot uint8
+
+const (
+	slotUrgent slot = iota
+	slotSmall
+	slotBulk
+)
+
+type workerDone struct {
+	id   edgesync.OpID
+	slot slot
+	out  outcome
+}
+
+// session sends ops on one connection until it closes or ctx ends.
+type session struct {
+	e    *endpoint
+	conn *quic.Conn
+	ctx  context.Context
+
+	wg       sync.WaitGroup
+	done     chan workerDone
+	inflight [3]int
+	held     []edgesync.OpID // summary sent: held until the batch ends
+	parked   []edgesync.OpID // refused: held until the session ends
+	pool     sync.Pool       // *opSender
+}
+
+func (e *endpoint) session(ctx context.Context, conn *quic.Conn) error {
+	sctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(conn.Context(), func() { cancel(errConnLost) })
+	defer stop()
+	s := &session{e: e, conn: conn, ctx: sctx, done: make(chan workerDone, 64)}
+	s.pool.New = func() any { return newOpSender() }
+	defer s.finish()
+	return s.loop()
+}
+
+// finish waits for the workers and gives every op still leased back to the
+// outbox, so that the next session sends it again.
+func (s *session) finish() {
+	go func() { s.wg.Wait(); close(s.done) }()
+	for d := range s.done {
+		s.account(d)
+	}
+	ob := s.e.a.ob
+	_ = ob.Release(s.held...)
+	_ = ob.Release(s.parked...)
+}
+
+func (s *session) account(d workerDone) {
+	s.inflight[d.slot]--
+	switch d.out {
+	case outHold:
+		s.held = append(s.held, d.id)
+	case outPark:
+		s.parked = append(s.parked, d.id)
+	}
+}
+
+func (s *session) loop() error {
+	e := s.e
+	batchOpen := true // send what waits as soon as a connection is up
+	var nextBatch time.Time
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		p, _, changed := e.params()
+		if err := s.dispatchUrgent(p); err != nil {
+			return err
+		}
+		if !batchOpen && !time.Now().Before(nextBatch) {
+			batchOpen = true
+		}
+		if batchOpen {
+			more, err := s.dispatchOrdinary(p)
+			if err != nil {
+				return err
+			}
+			if !more && s.inflight[slotSmall]+s.inflight[slotBulk] == 0 {
+				// The batch is drained: ops held for their summary go back,
+				// and ordinary data waits for the next interval.
+				batchOpen = false
+				_ = e.a.ob.Release(s.held...)
+				s.held = s.held[:0]
+				wait := p.Interval
+				if wait <= 0 {
+					wait = time.Second // best effort: poll lightly, enqueues wake us sooner
+				}
+				nextBatch = time.Now().Add(wait)
+			}
+		}
+		timer.Reset(time.Until(nextBatch))
+		if batchOpen {
+			timer.Stop()
+		}
+		var wake <-chan struct{}
+		if batchOpen || p.Interval <= 0 {
+			wake = e.wake
+		}
+		select {
+		case <-s.ctx.Done():
+			return context.Cause(s.ctx)
+		case <-e.urgent:
+		case <-wake:
+			batchOpen = true
+		case d := <-s.done:
+			s.account(d)
+		case <-changed:
+			// New parameters: a shorter interval may open the batch now.
+			np, _, _ := e.params()
+			if np.Interval < p.Interval {
+				nextBatch = time.Now()
+			}
+		case <-timer.C:
+		}
+	}
+}
+
+// dispatchUrgent starts every waiting critical and schema op.
+func (s *session) dispatchUrgent(p linkmon.SyncParameters) error {
+	for s.inflight[slotUrgent] < maxUrgentInFlight {
+		ops, err := s.e.a.ob.Lease(s.e.name, 1, edgesync.Critical, edgesync.Schema)
+		if err != nil || len(ops) == 0 {
+			return ignoreClosed(err)
+		}
+		s.start(ops[0], p, slotUrgent, false)
+	}
+	return nil
+}
+
+// dispatchOrdinary starts ordinary ops in priority order while slots are
+// free; more is false when the outbox had nothing more to lease.
+func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err error) {
+	ob := s.e.a.ob
+	for {
+		if s.inflight[slotSmall] >= maxSmallInFlight && s.inflight[slotBulk] >= p.Concurrency {
+			return true, nil
+		}
+		ops, err := ob.Lease(s.e.name, 1, ordinary...)
+		if err != nil || len(ops) == 0 {
+			return false, ignoreClosed(err)
+		}
+		op := ops[0]
+		summary := p.SummaryOnly && op.Priority >= edgesync.Normal
+		if summary && op.SummarySent {
+			s.held = append(s.held, op.ID) // its payload waits for a better link
+			continue
+		}
+		sl := slotSmall
+		if !summary && op.Size > int64(p.ChunkSize) {
+			sl = slotBulk
+		}
+		if (sl == slotSmall && s.inflight[sl] >= maxSmallInFlight) || (sl == slotBulk && s.inflight[sl] >= p.Concurrency) {
+			// Strict priority: nothing of lower priority jumps ahead.
+			_ = ob.Release(op.ID)
+			return true, nil
+		}
+		s.start(op, p, sl, summary)
+	}
+}
+
+func ignoreClosed(err error) error {
+	if errors.Is(err, outbox.ErrClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
+	s.inflight[sl]++
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		out := s.work(op, p, sl, summary)
+		s.done <- workerDone{id: op.ID, slot: sl, out: out}
+	}()
+}
+
+// work sends one op and settles it with the outbox.
+func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) outcome {
+	e, ob := s.e, s.e.a.ob
+	snd := s.pool.Get().(*opSender)
+	defer s.pool.Put(snd)
+	pl, err := ob.OpenPayload(op.ID)
+	if err != nil {
+		_ = ob.Release(op.ID)
+		return outDone
+	}
+	if summary {
+		res, err := snd.sendSummary(s.ctx, s.conn, &op, pl)
+		switch {
+		case err == nil && res.acked:
+			e.stats.summaries.Add(1)
+			e.stats.summaryRaw.Add(op.Size)
+			if err := ob.MarkSummarySent(op.ID); err != nil {
+				_ = ob.Release(op.ID)
+				return outDone
+			}
+			return outHold
+		case err == nil && res.nack != nil:
+			return s.refused(op, res.nack)
+		}
+		_ = ob.Release(op.ID)
+		return outDone
+	}
+
+	var b *base
+	if op.Kind == outbox.State && p.Mode != edgesync.SyncFull && p.Mode != edgesync.SyncFullZstd {
+		if got, err := e.a.bases.get(e.name, op.Key); err == nil {
+			b = got
+			defer b.Close()
+		}
+	}
+	var paused func() bool
+	if sl == slotBulk {
+		_, gen, _ := e.params()
+		paused = func() bool {
+			_, g, _ := e.params()
+			return g != gen
+		}
+	}
+	res, err := snd.send(s.ctx, s.conn, &op, pl, b, p, paused)
+	e.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
+	switch {
+	case errors.Is(err, errPaused):
+		e.stats.paused.Add(1)
+		_ = ob.Release(op.ID)
+		return outDone
+	case err != nil:
+		e.stats.retries.Add(1)
+		_ = ob.Release(op.ID)
+		return outDone
+	case res.nack != nil:
+		return s.refused(op, res.nack)
+	case !res.acked:
+		_ = ob.Release(op.ID)
+		return outDone
+	}
+	// Stored at the core. Keep this version as the key's next delta base,
+	// then let the outbox forget the op.
+	if op.Kind == outbox.State {
+		if err := e.a.bases.put(e.name, op.Key, res.hash, io.NewSectionReader(pl, 0, op.Size), op.Size); err != nil {
+			e.log.Debug("delta base not kept", "key", op.Key, "error", err)
+		}
+	}
+	if err := ob.Ack(op.ID); err != nil {
+		e.log.Warn("ack in outbox failed; the op will be sent again and the core will de-duplicate it", "op", op.ID.String(), "error", err)
+		return outDone
+	}
+	snd.forget(op.ID)
+	e.stats.recordAck(op.Priority, op.Size, time.Since(op.EnqueuedAt))
+	return outDone
+}
+
+// refused settles an op the core refused: what can succeed is sent again
+// (in full where the delta was the problem), what cannot is kept in the
+// outbox but parked for this session, so nothing is lost.
+func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
+	e, ob := s.e, s.e.a.ob
+	e.stats.recordNack(n.Code)
+	switch n.Code {
+	case wire.CodeBaseMismatch, wire.CodeCorrupt, wire.CodeHashMismatch:
+		// The base we hold is not the core's: forget it and send in full.
+		e.a.bases.drop(e.name, op.Key)
+		e.stats.retries.Add(1)
+		_ = ob.Release(op.ID)
+		return outDone
+	case wire.CodeExpired:
+		_ = ob.Release(op.ID)
+		_, _ = ob.PurgeExpired(time.Now())
+		return outDone
+	case wire.CodeBusy, wire.CodeInternal, wire.CodeShuttingDown:
+		e.stats.retries.Add(1)
+		_ = ob.Release(op.ID)
+		return outDone
+	}
+	e.stats.parked.Add(1)
+	e.log.Error("core refused an op; it stays in the outbox", "op", op.ID.String(), "key", op.Key,
+		"code", n.Code.String(), "message", n.Msg)
+	return outPark
+}

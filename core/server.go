@@ -1,0 +1,353 @@
+package core
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/quic-go/quic-go"
+
+	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/wire"
+)
+
+// ServerConfig configures a Server. TLS and Store are required.
+type ServerConfig struct {
+	// Name is the core's name, sent in Welcome.
+	Name string
+	// TLS must require and verify client certificates (see
+	// pki.ServerTLSConfig); the agent's name is its certificate's name.
+	TLS *tls.Config
+	// Store receives the ops. The server does not close it.
+	Store *Store
+	// Allow says whether an agent may connect and its byte quota (0 =
+	// unlimited). Nil allows every agent with a certificate from the CA.
+	Allow func(agent string) (quota int64, ok bool)
+	// MaxOpBytes bounds one op's plain size; default 1 GiB.
+	MaxOpBytes int64
+	// MaxStreams bounds concurrent op streams per connection; default 64.
+	MaxStreams int
+	// MaxConnections bounds concurrent agent connections; default 1000.
+	MaxConnections int
+	// FrameTimeout bounds the wait for the next frame on an op stream;
+	// default 2 min.
+	FrameTimeout time.Duration
+	Logger       hclog.Logger
+}
+
+// Server is the core's QUIC receiver. Serve runs it; Close stops it and
+// waits for every connection's goroutines.
+type Server struct {
+	cfg   ServerConfig
+	log   hclog.Logger
+	stats serverStats
+
+	mu       sync.Mutex
+	tr       *quic.Transport
+	ln       *quic.Listener
+	conns    map[*quic.Conn]string // live connection → agent
+	closed   bool
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	ready    chan struct{}
+	serveErr error
+}
+
+// serverStats are the core's counters, read by Stats and /metrics.
+type serverStats struct {
+	conns, refused              atomic.Int64
+	opsApplied, opsDuplicate    atomic.Int64
+	opsNacked, summaries        atomic.Int64
+	bytesReceived, bytesApplied atomic.Int64
+	pings                       atomic.Int64
+}
+
+// ServerStats is a snapshot of the server's counters.
+type ServerStats struct {
+	Connections   int64 // live agent connections
+	Accepted      int64 // connections accepted since start
+	Refused       int64 // connections refused (unknown agent, bad hello)
+	OpsApplied    int64
+	OpsDuplicate  int64 // ops received again and acknowledged without applying
+	OpsNacked     int64
+	Summaries     int64
+	BytesReceived int64 // encoded payload bytes read from the network
+	BytesApplied  int64 // plain bytes stored
+	Pings         int64
+}
+
+// NewServer checks cfg and returns a server ready to Serve.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.TLS == nil || cfg.Store == nil {
+		return nil, errors.New("new core server: TLS and Store are required")
+	}
+	if cfg.TLS.ClientAuth != tls.RequireAndVerifyClientCert {
+		return nil, errors.New("new core server: TLS must require and verify client certificates")
+	}
+	if cfg.Name == "" {
+		cfg.Name = "core"
+	}
+	if cfg.MaxOpBytes <= 0 {
+		cfg.MaxOpBytes = 1 << 30
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 64
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 1000
+	}
+	if cfg.FrameTimeout <= 0 {
+		cfg.FrameTimeout = 2 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	tlsConf := cfg.TLS.Clone()
+	tlsConf.NextProtos = []string{wire.ALPN}
+	cfg.TLS = tlsConf
+	return &Server{cfg: cfg, log: cfg.Logger, conns: map[*quic.Conn]string{}, ready: make(chan struct{})}, nil
+}
+
+// Serve accepts agents on pc until ctx ends or Close is called, then closes
+// every connection and waits for their goroutines. It does not close pc.
+func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	tr := &quic.Transport{Conn: pc}
+	ln, err := tr.Listen(s.cfg.TLS, wire.QUICConfig(s.cfg.MaxStreams))
+	if err != nil {
+		return fmt.Errorf("core listen: %w", err)
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		tr.Close()
+		return net.ErrClosed
+	}
+	s.tr, s.ln, s.cancel = tr, ln, cancel
+	s.mu.Unlock()
+	close(s.ready)
+	s.log.Info("listening", "addr", pc.LocalAddr().String())
+
+	for {
+		conn, err := ln.Accept(ctx)
+		if err != nil {
+			break
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.serveConn(ctx, conn)
+		}()
+	}
+	ln.Close()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "core shutting down")
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	tr.Close()
+	return nil
+}
+
+// Addr returns the address Serve listens on, once it has started.
+func (s *Server) Addr() net.Addr {
+	<-s.ready
+	return s.ln.Addr()
+}
+
+// Close stops Serve. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	cancel := s.cancel
+	s.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+	return nil
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() ServerStats {
+	s.mu.Lock()
+	live := int64(len(s.conns))
+	s.mu.Unlock()
+	st := &s.stats
+	return ServerStats{
+		Connections: live, Accepted: st.conns.Load(), Refused: st.refused.Load(),
+		OpsApplied: st.opsApplied.Load(), OpsDuplicate: st.opsDuplicate.Load(),
+		OpsNacked: st.opsNacked.Load(), Summaries: st.summaries.Load(),
+		BytesReceived: st.bytesReceived.Load(), BytesApplied: st.bytesApplied.Load(),
+		Pings: st.pings.Load(),
+	}
+}
+
+// serveConn runs one agent connection: identify, hello, then op streams and
+// datagrams until the connection or ctx ends.
+func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
+	agent, quota, err := s.admit(conn)
+	log := s.log.With("remote", conn.RemoteAddr().String())
+	if err != nil {
+		s.stats.refused.Add(1)
+		log.Warn("agent refused", "error", err)
+		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeOf(err)), err.Error())
+		return
+	}
+	log = log.With("agent", agent)
+	s.mu.Lock()
+	s.conns[conn] = agent
+	s.mu.Unlock()
+	s.stats.conns.Add(1)
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, conn)
+		s.mu.Unlock()
+	}()
+
+	if err := s.hello(ctx, conn, agent, quota); err != nil {
+		s.stats.refused.Add(1)
+		log.Warn("hello failed", "error", err)
+		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeOf(err)), err.Error())
+		return
+	}
+	log.Info("agent connected")
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.serveDatagrams(conn)
+	}()
+	for {
+		str, err := conn.AcceptStream(ctx)
+		if err != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := opHandler{s: s, agent: agent, str: str, log: log}
+			h.run()
+		}()
+	}
+	conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
+	wg.Wait()
+	log.Info("agent disconnected")
+}
+
+// admit names the agent from its certificate and checks it may connect.
+func (s *Server) admit(conn *quic.Conn) (agent string, quota int64, err error) {
+	s.mu.Lock()
+	n := len(s.conns)
+	s.mu.Unlock()
+	if n >= s.cfg.MaxConnections {
+		return "", 0, fmt.Errorf("%w: %d connections", wire.ErrBusy, n)
+	}
+	agent, err = pki.PeerName(conn.ConnectionState().TLS)
+	if err != nil {
+		return "", 0, fmt.Errorf("%w: %w", wire.ErrUnknownAgent, err)
+	}
+	if s.cfg.Allow != nil {
+		q, ok := s.cfg.Allow(agent)
+		if !ok {
+			return "", 0, fmt.Errorf("%w: %q is not in the core's agent list", wire.ErrUnknownAgent, agent)
+		}
+		quota = q
+	}
+	return agent, quota, nil
+}
+
+// hello reads the agent's Hello on the first stream and answers Welcome.
+func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64) error {
+	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	str, err := conn.AcceptStream(hctx)
+	if err != nil {
+		return fmt.Errorf("wait for hello: %w", err)
+	}
+	_ = str.SetReadDeadline(time.Now().Add(15 * time.Second))
+	f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+	if err != nil {
+		return fmt.Errorf("read hello: %w", err)
+	}
+	h, ok := f.(*wire.Hello)
+	if !ok {
+		err := fmt.Errorf("%w: first frame is %s, want HELLO", wire.ErrBadRequest, f.Type())
+		_ = wire.WriteFrame(str, wire.ErrorFrameFor(err))
+		return err
+	}
+	v, err := wire.Negotiate(h.Versions)
+	if err != nil {
+		_ = wire.WriteFrame(str, wire.ErrorFrameFor(err))
+		return err
+	}
+	if h.Agent != agent {
+		s.log.Debug("hello names another agent than the certificate", "hello", h.Agent, "cert", agent)
+	}
+	left := uint64(wire.QuotaUnlimited)
+	if quota > 0 {
+		var used int64
+		if st, err := s.cfg.Store.Stats(); err == nil {
+			u := st.ByAgent[agent]
+			used = u.Bytes + u.Reserved
+		}
+		left = uint64(max(0, quota-used))
+	}
+	w := &wire.Welcome{
+		Version:    v,
+		Core:       s.cfg.Name,
+		Caps:       wire.CapZstd | wire.CapDelta | wire.CapSummary | wire.CapResume,
+		MaxFrame:   wire.MaxFrameSize,
+		MaxOpBytes: uint64(s.cfg.MaxOpBytes),
+		QuotaLeft:  left,
+	}
+	if err := wire.WriteFrame(str, w); err != nil {
+		return fmt.Errorf("write welcome: %w", err)
+	}
+	return str.Close()
+}
+
+// serveDatagrams answers the agent's pings so that it can measure RTT,
+// jitter and loss.
+func (s *Server) serveDatagrams(conn *quic.Conn) {
+	ctx := conn.Context()
+	var buf []byte
+	for {
+		b, err := conn.ReceiveDatagram(ctx)
+		if err != nil {
+			return
+		}
+		f, _, err := wire.Parse(b)
+		if err != nil {
+			continue // a bad probe is not worth a connection
+		}
+		switch p := f.(type) {
+		case *wire.Ping:
+			s.stats.pings.Add(1)
+			pong := &wire.Pong{Seq: p.Seq, Echo: p.Sent, Sent: time.Duration(time.Now().UnixNano())}
+			if buf, err = pong.Append(buf[:0]); err == nil {
+				_ = conn.SendDatagram(buf)
+			}
+		}
+	}
+}
+
+// readFrame reads the next frame with the server's timeout.
+func (s *Server) readFrame(str *quic.Stream) (wire.Frame, error) {
+	_ = str.SetReadDeadline(time.Now().Add(s.cfg.FrameTimeout))
+	f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+	if err != nil && errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: stream ended before the op was committed", wire.ErrBadRequest)
+	}
+	return f, err
+}

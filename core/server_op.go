@@ -1,0 +1,240 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/quic-go/quic-go"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/codec"
+	"github.com/edge-sync/edge-sync/wire"
+)
+
+// opHandler runs the conversation of one op stream (see wire's doc):
+//
+//	agent: OP_HEADER                core: ACK (already applied) | NACK | RESUME_ANSWER
+//	agent: DATA … COMMIT            core: ACK | NACK
+//
+// or a SUMMARY, answered with ACK once stored. DATA offsets are plain
+// offsets at chunk boundaries; each DATA carries one independently encoded
+// chunk, decoded here as it arrives so that only the plain bytes beyond what
+// the store already holds are written (a resumed op may restart inside a
+// chunk the core has in part, e.g. after the chunk size changed).
+type opHandler struct {
+	s     *Server
+	agent string
+	str   *quic.Stream
+	log   hclog.Logger
+	dec   codec.Decoder
+	buf   []byte
+}
+
+func (h *opHandler) run() {
+	defer h.str.Close()
+	f, err := h.s.readFrame(h.str)
+	if err != nil {
+		h.fail(err)
+		return
+	}
+	switch f := f.(type) {
+	case *wire.OpHeader:
+		err = h.op(f)
+	case *wire.Summary:
+		err = h.summary(f)
+	case *wire.ResumeQuery:
+		err = h.resume(f)
+	default:
+		err = fmt.Errorf("%w: op stream starts with %s", wire.ErrBadRequest, f.Type())
+	}
+	if err != nil {
+		h.fail(err)
+	}
+}
+
+// fail tells the agent what went wrong on this stream, as an ERROR frame
+// (NACKs are sent where the op is known).
+func (h *opHandler) fail(err error) {
+	h.log.Debug("op stream failed", "error", err)
+	_ = wire.WriteFrame(h.str, wire.ErrorFrameFor(toWire(err)))
+}
+
+func (h *opHandler) nack(hdr *wire.OpHeader, err error) error {
+	h.s.stats.opsNacked.Add(1)
+	err = toWire(err)
+	h.log.Info("op refused", "op", hdr.ID.String(), "key", hdr.Key, "code", wire.CodeOf(err).String(), "error", err)
+	return wire.WriteFrame(h.str, wire.NackFor(hdr.ID, err))
+}
+
+func (h *opHandler) ack(hdr *wire.OpHeader) error {
+	return wire.WriteFrame(h.str, &wire.Ack{IDs: []edgesync.OpID{hdr.ID}})
+}
+
+func (h *opHandler) op(hdr *wire.OpHeader) error {
+	st := h.s.cfg.Store
+	if hdr.PlainSize > uint64(h.s.cfg.MaxOpBytes) {
+		return h.nack(hdr, fmt.Errorf("%w: op of %d bytes, the core accepts %d", wire.ErrTooLarge, hdr.PlainSize, h.s.cfg.MaxOpBytes))
+	}
+	if !hdr.Expires.IsZero() && hdr.Expires.Before(time.Now()) {
+		return h.nack(hdr, fmt.Errorf("%w: op expired at %s", wire.ErrExpired, hdr.Expires.Format(time.RFC3339)))
+	}
+	ch := codec.Header{
+		Mode:      codec.Mode(hdr.Mode),
+		Level:     codec.LevelDefault, // the decoder does not depend on it
+		ChunkSize: int(hdr.ChunkSize),
+		Size:      int64(hdr.PlainSize),
+		Hash:      codec.Hash(hdr.PayloadHash),
+	}
+	var base *codec.Base
+	if ch.Mode.IsDelta() {
+		if !hdr.HasBase {
+			return h.nack(hdr, fmt.Errorf("%w: delta op without a base hash", wire.ErrBadRequest))
+		}
+		ver, obj, err := st.Current(h.agent, hdr.Key)
+		if err != nil || ver.Hash != hdr.BaseHash {
+			return h.nack(hdr, fmt.Errorf("%w: key %q has no version %.8x… at the core", wire.ErrBaseMismatch, hdr.Key, hdr.BaseHash))
+		}
+		base = &codec.Base{R: obj, Size: ver.Size, Hash: codec.Hash(ver.Hash)}
+		ch.DeltaMargin = codec.DefaultDeltaMargin(ch.ChunkSize)
+		ch.BaseSize, ch.BaseHash = ver.Size, codec.Hash(hdr.BaseHash)
+	}
+	if err := ch.Validate(codec.Limits{MaxSize: h.s.cfg.MaxOpBytes, MaxChunkSize: codec.MaxChunkSize}); err != nil {
+		return h.nack(hdr, fmt.Errorf("%w: %w", wire.ErrBadRequest, err))
+	}
+	kind := KindState
+	if hdr.Kind == wire.KindEvent {
+		kind = KindEvent
+	}
+	ph := PartialHeader{
+		OpID: hdr.ID, Key: hdr.Key, Kind: kind, Priority: hdr.Priority,
+		Size: int64(hdr.PlainSize), Hash: hdr.PayloadHash,
+		HasBase: hdr.HasBase && ch.Mode.IsDelta(), BaseHash: hdr.BaseHash,
+	}
+	held, dup, err := st.BeginPartial(h.agent, ph)
+	if err != nil {
+		return h.nack(hdr, err)
+	}
+	if dup {
+		h.s.stats.opsDuplicate.Add(1)
+		return h.ack(hdr)
+	}
+	ans := &wire.ResumeAnswer{ID: hdr.ID, Held: uint64(held), Chunks: uint64(held) / uint64(ch.ChunkSize)}
+	if err := wire.WriteFrame(h.str, ans); err != nil {
+		return err
+	}
+	for {
+		f, err := h.s.readFrame(h.str)
+		if err != nil {
+			return err // the partial stays for a resume
+		}
+		switch f := f.(type) {
+		case *wire.Data:
+			if f.ID != hdr.ID {
+				return h.nack(hdr, fmt.Errorf("%w: DATA for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
+			}
+			if held, err = h.data(&ch, base, f, held); err != nil {
+				return h.nack(hdr, err)
+			}
+		case *wire.Commit:
+			if f.ID != hdr.ID {
+				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
+			}
+			res, err := st.CommitPartial(h.agent, hdr.ID)
+			if err != nil {
+				return h.nack(hdr, err)
+			}
+			if res.Duplicate {
+				h.s.stats.opsDuplicate.Add(1)
+			} else {
+				h.s.stats.opsApplied.Add(1)
+				h.s.stats.bytesApplied.Add(res.Size)
+			}
+			h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", kind.String(), "bytes", res.Size)
+			return h.ack(hdr)
+		default:
+			return h.nack(hdr, fmt.Errorf("%w: %s inside an op", wire.ErrBadRequest, f.Type()))
+		}
+	}
+}
+
+// data decodes one chunk and stores the part of it beyond held; it returns
+// the new held size.
+func (h *opHandler) data(ch *codec.Header, base *codec.Base, d *wire.Data, held int64) (int64, error) {
+	h.s.stats.bytesReceived.Add(int64(len(d.Chunk)))
+	cs := uint64(ch.ChunkSize)
+	if d.Offset%cs != 0 {
+		return held, fmt.Errorf("%w: DATA at offset %d, not a multiple of the chunk size %d", wire.ErrBadRequest, d.Offset, cs)
+	}
+	off := int64(d.Offset)
+	if off > held {
+		return held, fmt.Errorf("%w: DATA at offset %d, but the core holds only %d bytes", wire.ErrBadRequest, off, held)
+	}
+	plain, used, err := h.dec.DecodeChunk(h.buf[:0], ch, off/int64(cs), d.Chunk, base)
+	if err != nil {
+		return held, err
+	}
+	h.buf = plain[:0]
+	if used != len(d.Chunk) {
+		return held, fmt.Errorf("%w: DATA holds %d bytes after its chunk", wire.ErrCorrupt, len(d.Chunk)-used)
+	}
+	end := off + int64(len(plain))
+	if end <= held {
+		return held, nil // already held (a resumed transfer's overlap)
+	}
+	if err := h.s.cfg.Store.WritePartial(h.agent, d.ID, held, plain[held-off:]); err != nil {
+		return held, err
+	}
+	return end, nil
+}
+
+func (h *opHandler) summary(sum *wire.Summary) error {
+	err := h.s.cfg.Store.PutSummary(h.agent, Summary{
+		OpID: sum.ID, Key: sum.Key, Size: int64(sum.Size), Hash: sum.Hash, Time: sum.Time,
+		Bytes: append([]byte(nil), sum.Producer...),
+	})
+	if err != nil {
+		return wire.WriteFrame(h.str, wire.NackFor(sum.ID, toWire(err)))
+	}
+	h.s.stats.summaries.Add(1)
+	return wire.WriteFrame(h.str, &wire.Ack{IDs: []edgesync.OpID{sum.ID}})
+}
+
+func (h *opHandler) resume(q *wire.ResumeQuery) error {
+	st := h.s.cfg.Store
+	if ok, err := st.Applied(h.agent, q.ID); err == nil && ok {
+		return wire.WriteFrame(h.str, &wire.ResumeAnswer{ID: q.ID, Complete: true})
+	}
+	held, _ := st.PartialSize(h.agent, q.ID)
+	return wire.WriteFrame(h.str, &wire.ResumeAnswer{ID: q.ID, Held: uint64(held)})
+}
+
+// toWire is the one place where the store's and the codec's errors become
+// wire reason codes: it wraps err with the sentinel of its code, so that
+// wire.CodeOf and wire.NackFor pick the right one.
+func toWire(err error) error {
+	var sentinel error
+	switch {
+	case errors.Is(err, ErrBaseMismatch), errors.Is(err, codec.ErrBaseMismatch):
+		sentinel = wire.ErrBaseMismatch
+	case errors.Is(err, ErrHashMismatch), errors.Is(err, codec.ErrHashMismatch):
+		sentinel = wire.ErrHashMismatch
+	case errors.Is(err, ErrQuota):
+		sentinel = wire.ErrQuota
+	case errors.Is(err, ErrTooLarge), errors.Is(err, codec.ErrTooLarge):
+		sentinel = wire.ErrTooLarge
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrOutOfOrder), errors.Is(err, ErrIncomplete):
+		sentinel = wire.ErrBadRequest
+	case errors.Is(err, codec.ErrCorrupt):
+		sentinel = wire.ErrCorrupt
+	case errors.Is(err, ErrClosed):
+		sentinel = wire.ErrShuttingDown
+	default:
+		return err // wire errors keep their code; anything else is internal
+	}
+	if errors.Is(err, sentinel) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", sentinel, err)
+}
