@@ -31,9 +31,9 @@ var ordinary = []edgesync.Priority{edgesync.High, edgesync.Normal, edgesync.Anal
 type outcome uint8
 
 const (
-	outDone    outcome = iota // acked and removed, or released for a retry
-	outHold                   // summary stored: keep leased until the batch ends
-	outPark                   // refused for now: keep leased until the session ends
+	outDone outcome = iota // acked and removed, or released for a retry
+	outHold                // summary stored: keep leased until the batch ends
+	outPark                // refused for now: keep leased until the session ends
 )
 
 type slot uint8
