@@ -68,7 +68,13 @@ func enq(t testing.TB, o *Outbox, n NewOp) Op {
 	return op
 }
 
-func readAll(t testing.TB, o *Outbox, id edgesync.OpID) []byte {
+// fataler is what helpers need from *testing.T and *rapid.T.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
+func readAll(t fataler, o *Outbox, id edgesync.OpID) []byte {
 	t.Helper()
 	p, err := o.OpenPayload(id)
 	if err != nil {
