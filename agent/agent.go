@@ -49,7 +49,11 @@ type Agent struct {
 	log   hclog.Logger
 	ob    *outbox.Outbox
 	bases *baseCache
-	adj   *linkmon.Adjuster
+	ext   external
+
+	// adj and overrides change with transport.config; guarded by mu.
+	adj       *linkmon.Adjuster
+	overrides map[edgesync.LinkClass]linkmon.Override
 
 	mu      sync.Mutex
 	eps     map[string]*endpoint
@@ -72,7 +76,8 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	adj, err := linkmon.NewAdjuster(overrides(cfg.Profiles))
+	ov := overrides(cfg.Profiles)
+	adj, err := linkmon.NewAdjuster(ov)
 	if err != nil {
 		return nil, fmt.Errorf("new agent: %w", err)
 	}
@@ -91,7 +96,7 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 		ob.Close()
 		return nil, fmt.Errorf("new agent: %w", err)
 	}
-	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, adj: adj, eps: map[string]*endpoint{}}
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, adj: adj, overrides: ov, eps: map[string]*endpoint{}}
 	for _, ec := range cfg.Endpoints {
 		a.eps[ec.Name] = newEndpoint(a, ec)
 	}

@@ -63,7 +63,7 @@ func newEndpoint(a *Agent, cfg config.Endpoint) *endpoint {
 		linkChanged: make(chan struct{}),
 	}
 	e.link.class = edgesync.Unknown
-	e.link.params = a.adj.Parameters(edgesync.Unknown, 0)
+	e.link.params = a.adjuster().Parameters(edgesync.Unknown, 0)
 	e.link.since = time.Now()
 	e.link.reason = "no measurement yet"
 	return e
@@ -117,14 +117,7 @@ func (e *endpoint) setPin(p linkmon.Pin) {
 }
 
 func (e *endpoint) recomputeLocked() {
-	class := e.link.status.Class
-	if e.link.pin.Class != nil {
-		class = *e.link.pin.Class
-	}
-	p := e.a.adj.Parameters(class, e.link.status.Median.BandwidthBps)
-	if e.link.pin.Mode != nil {
-		p.Mode = *e.link.pin.Mode
-	}
+	class, p := e.a.adjuster().Effective(e.link.status, e.link.pin)
 	if class != e.link.class {
 		e.log.Info("link class changed", "from", e.link.class.String(), "to", class.String(), "reason", e.link.reason)
 		e.link.class = class
@@ -263,3 +256,13 @@ func (e *endpoint) hello(ctx context.Context, conn *quic.Conn) (*wire.Welcome, e
 
 // errConnLost ends a session whose connection closed.
 var errConnLost = errors.New("connection closed")
+
+// linkMonitor is what the endpoint needs of its link monitor.
+type linkMonitor interface {
+	Latest() linkmon.Measurement
+	Measure(ctx context.Context) (linkmon.Measurement, error)
+	History(window time.Duration) []linkmon.Measurement
+}
+
+// monitor returns the endpoint's running monitor, or nil.
+func (e *endpoint) monitor() linkMonitor { return nil }

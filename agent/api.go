@@ -1,0 +1,301 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// This file is the agent's API for its control surface (the control API,
+// `edge-sync ctl`, the demo): one method per command of DESIGN.md.
+
+// ErrNoMonitor means the endpoint's link monitor is stopped
+// (transport.bandwidth.monitor.stop) or not attached to a connection.
+var ErrNoMonitor = errors.New("link monitor not running for this endpoint")
+
+// ErrNotLeased means an external ack or release names an op that is not
+// leased through LeaseNext.
+var ErrNotLeased = errors.New("op is not leased for external processing")
+
+// Backlog is what waits in the outbox at one priority.
+type Backlog struct {
+	Ops   int   `json:"ops"`
+	Bytes int64 `json:"bytes"`
+}
+
+// LinkStatus is transport.bandwidth.status: what the link is, why, and
+// what the sender does about it.
+type LinkStatus struct {
+	Endpoint  string `json:"endpoint"`
+	Address   string `json:"address"`
+	Connected bool   `json:"connected"`
+	// Class is the effective class (pinned or measured); Measured is what
+	// the monitor says.
+	Class    edgesync.LinkClass `json:"class"`
+	Measured edgesync.LinkClass `json:"measured_class"`
+	Since    time.Time          `json:"since"`
+	Reason   string             `json:"reason"`
+	Pin      string             `json:"pin"`
+	// Figures are the median figures the class was judged on.
+	Figures    linkmon.Measurement    `json:"figures"`
+	Samples    int                    `json:"samples"`
+	LastChange *linkmon.ClassChange   `json:"last_change,omitempty"`
+	Params     linkmon.SyncParameters `json:"params"`
+	Backlog    map[string]Backlog     `json:"backlog"`
+	// DrainETA is the backlog's size over the measured bandwidth; zero
+	// when the bandwidth is unknown.
+	DrainETA time.Duration `json:"drain_eta_ns"`
+}
+
+// Status returns transport.bandwidth.status for an endpoint.
+func (a *Agent) Status(endpoint string) (LinkStatus, error) {
+	e, err := a.endpoint(endpoint)
+	if err != nil {
+		return LinkStatus{}, err
+	}
+	ls := e.linkSnapshot()
+	out := LinkStatus{
+		Endpoint: e.name, Address: e.cfg.Address, Connected: e.conn.Load() != nil,
+		Class: ls.class, Measured: ls.status.Class, Since: ls.since, Reason: ls.reason,
+		Pin: ls.pin.String(), Figures: ls.status.Median, Samples: ls.status.Samples,
+		LastChange: ls.status.LastChange, Params: ls.params, Backlog: map[string]Backlog{},
+	}
+	st, err := a.ob.Stats()
+	if err != nil {
+		return out, err
+	}
+	var total int64
+	for _, p := range edgesync.Priorities() {
+		c := st.ByPriority[p]
+		out.Backlog[p.String()] = Backlog{Ops: c.Ops, Bytes: c.Bytes}
+		total += c.Bytes
+	}
+	if bw := ls.status.Median.BandwidthBps; bw > 0 {
+		out.DrainETA = time.Duration(float64(total*8) / bw * float64(time.Second))
+	}
+	return out, nil
+}
+
+// Quality returns transport.quality: the latest figures of an endpoint.
+func (a *Agent) Quality(endpoint string) (linkmon.Measurement, error) {
+	e, err := a.endpoint(endpoint)
+	if err != nil {
+		return linkmon.Measurement{}, err
+	}
+	if m := e.monitor(); m != nil {
+		return m.Latest(), nil
+	}
+	return e.linkSnapshot().status.Median, nil
+}
+
+// Measure returns transport.bandwidth.measure: a measurement taken now.
+func (a *Agent) Measure(ctx context.Context, endpoint string) (linkmon.Measurement, error) {
+	e, err := a.endpoint(endpoint)
+	if err != nil {
+		return linkmon.Measurement{}, err
+	}
+	m := e.monitor()
+	if m == nil {
+		return linkmon.Measurement{}, ErrNoMonitor
+	}
+	return m.Measure(ctx)
+}
+
+// History returns transport.bandwidth.history: measurements within window.
+func (a *Agent) History(endpoint string, window time.Duration) ([]linkmon.Measurement, error) {
+	e, err := a.endpoint(endpoint)
+	if err != nil {
+		return nil, err
+	}
+	m := e.monitor()
+	if m == nil {
+		return nil, ErrNoMonitor
+	}
+	return m.History(window), nil
+}
+
+// RuntimeConfig is transport.config: the configuration in force.
+type RuntimeConfig struct {
+	Name      string                                      `json:"name"`
+	Endpoints []config.Endpoint                           `json:"endpoints"`
+	Outbox    config.Outbox                               `json:"outbox"`
+	Profiles  map[edgesync.LinkClass]linkmon.ClassProfile `json:"profiles"`
+	Overrides map[edgesync.LinkClass]linkmon.Override     `json:"overrides"`
+	Pins      map[string]string                           `json:"pins"`
+	Params    map[string]linkmon.SyncParameters           `json:"params"`
+	Classes   map[string]edgesync.LinkClass               `json:"classes"`
+	_         struct{}                                    `json:"-"`
+}
+
+// Config returns transport.config.
+func (a *Agent) Config() RuntimeConfig {
+	a.mu.Lock()
+	adj, ov := a.adj, a.overrides
+	eps := make([]*endpoint, 0, len(a.eps))
+	for _, n := range a.endpointNamesLocked() {
+		eps = append(eps, a.eps[n])
+	}
+	a.mu.Unlock()
+	rc := RuntimeConfig{
+		Name: a.cfg.Name, Outbox: a.cfg.Outbox,
+		Profiles: map[edgesync.LinkClass]linkmon.ClassProfile{}, Overrides: ov,
+		Pins: map[string]string{}, Params: map[string]linkmon.SyncParameters{}, Classes: map[string]edgesync.LinkClass{},
+	}
+	for _, c := range edgesync.LinkClasses() {
+		rc.Profiles[c] = adj.Profile(c)
+	}
+	for _, e := range eps {
+		rc.Endpoints = append(rc.Endpoints, e.cfg)
+		ls := e.linkSnapshot()
+		rc.Pins[e.name], rc.Params[e.name], rc.Classes[e.name] = ls.pin.String(), ls.params, ls.class
+	}
+	return rc
+}
+
+// SetProfile changes the sync parameters of a link class at run time
+// (transport.config); every endpoint recomputes its parameters at once.
+// The change lasts until the agent restarts: the config file is not
+// rewritten.
+func (a *Agent) SetProfile(class edgesync.LinkClass, o linkmon.Override) error {
+	if !class.Valid() {
+		return fmt.Errorf("set profile: unknown class %d", class)
+	}
+	a.mu.Lock()
+	ov := make(map[edgesync.LinkClass]linkmon.Override, len(a.overrides)+1)
+	for k, v := range a.overrides {
+		ov[k] = v
+	}
+	ov[class] = o
+	adj, err := linkmon.NewAdjuster(ov)
+	if err != nil {
+		a.mu.Unlock()
+		return fmt.Errorf("set profile %s: %w", class, err)
+	}
+	a.adj, a.overrides = adj, ov
+	eps := make([]*endpoint, 0, len(a.eps))
+	for _, e := range a.eps {
+		eps = append(eps, e)
+	}
+	a.mu.Unlock()
+	for _, e := range eps {
+		e.mu.Lock()
+		e.recomputeLocked()
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+func (a *Agent) adjuster() *linkmon.Adjuster {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.adj
+}
+
+// Leased is an op handed out by LeaseNext for external processing.
+type Leased struct {
+	Op      outbox.Op `json:"op"`
+	Expires time.Time `json:"lease_expires"`
+	payload *outbox.Payload
+}
+
+// Payload returns a reader of the leased op's payload.
+func (l *Leased) Payload() io.Reader { return io.NewSectionReader(l.payload, 0, l.Op.Size) }
+
+// external tracks ops leased through LeaseNext, released when their lease
+// expires so that a crashed consumer does not hold them for ever.
+type external struct {
+	mu     sync.Mutex
+	leases map[edgesync.OpID]time.Time
+}
+
+// LeaseNext returns transport.bandwidth.sync.next: the next op of the
+// endpoint (optionally only of the given priorities), leased for external
+// processing for ttl. The sender does not send it while it is leased; the
+// caller acks (it is done) or releases it (send it as usual). ok is false
+// when nothing waits.
+func (a *Agent) LeaseNext(endpoint string, ttl time.Duration, prios ...edgesync.Priority) (l Leased, ok bool, err error) {
+	e, err := a.endpoint(endpoint)
+	if err != nil {
+		return Leased{}, false, err
+	}
+	a.expireExternal()
+	ops, err := a.ob.Lease(e.name, 1, prios...)
+	if err != nil || len(ops) == 0 {
+		return Leased{}, false, err
+	}
+	pl, err := a.ob.OpenPayload(ops[0].ID)
+	if err != nil {
+		_ = a.ob.Release(ops[0].ID)
+		return Leased{}, false, err
+	}
+	if ttl <= 0 {
+		ttl = 5 * time.Minute
+	}
+	exp := time.Now().Add(ttl)
+	a.ext.mu.Lock()
+	if a.ext.leases == nil {
+		a.ext.leases = map[edgesync.OpID]time.Time{}
+	}
+	a.ext.leases[ops[0].ID] = exp
+	a.ext.mu.Unlock()
+	return Leased{Op: ops[0], Expires: exp, payload: pl}, true, nil
+}
+
+// AckExternal deletes an externally processed op.
+func (a *Agent) AckExternal(id edgesync.OpID) error {
+	if err := a.takeExternal(id); err != nil {
+		return err
+	}
+	return a.ob.Ack(id)
+}
+
+// ReleaseExternal gives an externally leased op back to the sender.
+func (a *Agent) ReleaseExternal(id edgesync.OpID) error {
+	if err := a.takeExternal(id); err != nil {
+		return err
+	}
+	if err := a.ob.Release(id); err != nil {
+		return err
+	}
+	if op, err := a.ob.Get(id); err == nil {
+		if e, err := a.endpoint(op.Endpoint); err == nil {
+			e.wakeUp(op.Priority)
+		}
+	}
+	return nil
+}
+
+func (a *Agent) takeExternal(id edgesync.OpID) error {
+	a.ext.mu.Lock()
+	defer a.ext.mu.Unlock()
+	if _, ok := a.ext.leases[id]; !ok {
+		return fmt.Errorf("%w: %s", ErrNotLeased, id)
+	}
+	delete(a.ext.leases, id)
+	return nil
+}
+
+// expireExternal releases external leases past their expiry.
+func (a *Agent) expireExternal() {
+	now := time.Now()
+	var ids []edgesync.OpID
+	a.ext.mu.Lock()
+	for id, exp := range a.ext.leases {
+		if now.After(exp) {
+			ids = append(ids, id)
+			delete(a.ext.leases, id)
+		}
+	}
+	a.ext.mu.Unlock()
+	if len(ids) > 0 {
+		_ = a.ob.Release(ids...)
+	}
+}
