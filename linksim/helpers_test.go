@@ -3,8 +3,11 @@ package linksim
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,13 +16,47 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// base is the clock senders stamp into payloads; the receiver, in the
-// same process, computes one-way delays against it.
-var base = time.Now()
+// base is the origin of the wall-clock times senders stamp into payloads
+// and the receiver reads from the kernel's receive timestamps, so a
+// receiver that is descheduled still sees when each packet arrived.
+var base = time.Now().UnixNano()
+
+// since returns the wall-clock time since base.
+func since() time.Duration { return time.Duration(time.Now().UnixNano() - base) }
 
 func stamp(b []byte, seq uint64) {
 	binary.BigEndian.PutUint64(b[0:8], seq)
-	binary.BigEndian.PutUint64(b[8:16], uint64(time.Since(base)))
+	binary.BigEndian.PutUint64(b[8:16], uint64(since()))
+}
+
+// enableTimestamps asks the kernel to stamp each datagram's arrival.
+func enableTimestamps(c *net.UDPConn) bool {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+	}); err != nil || serr != nil {
+		return false
+	}
+	return true
+}
+
+// kernelTime returns the arrival time in oob, or now if there is none.
+func kernelTime(oob []byte) time.Duration {
+	msgs, err := syscall.ParseSocketControlMessage(oob)
+	if err == nil {
+		for _, m := range msgs {
+			if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_TIMESTAMPNS && len(m.Data) >= 16 {
+				sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
+				nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
+				return time.Duration(sec*1e9 + nsec - base)
+			}
+		}
+	}
+	return since()
 }
 
 // arrival is one datagram seen by a receiver.
@@ -44,7 +81,7 @@ type receiver struct {
 	cond chan struct{} // closed and replaced on every arrival
 }
 
-func newReceiver(t *testing.T, echo bool) *receiver {
+func newReceiver(t testing.TB, echo bool) *receiver {
 	t.Helper()
 	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -54,8 +91,9 @@ func newReceiver(t *testing.T, echo bool) *receiver {
 	return startReceiver(t, c, echo)
 }
 
-func startReceiver(t *testing.T, c *net.UDPConn, echo bool) *receiver {
+func startReceiver(t testing.TB, c *net.UDPConn, echo bool) *receiver {
 	r := &receiver{conn: c, echo: echo, cond: make(chan struct{})}
+	enableTimestamps(c)
 	r.wg.Add(1)
 	go r.loop()
 	t.Cleanup(r.close)
@@ -65,22 +103,23 @@ func startReceiver(t *testing.T, c *net.UDPConn, echo bool) *receiver {
 // collector records what comes back on a sender's socket.
 type collector = receiver
 
-func newCollector(t *testing.T, c *net.UDPConn) *collector { return startReceiver(t, c, false) }
+func newCollector(t testing.TB, c *net.UDPConn) *collector { return startReceiver(t, c, false) }
 
 func (r *receiver) addr() string { return r.conn.LocalAddr().String() }
 
 func (r *receiver) loop() {
 	defer r.wg.Done()
 	buf := make([]byte, 65536)
+	oob := make([]byte, 256)
 	for {
-		n, from, err := r.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := r.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		at := time.Since(base)
+		at := kernelTime(oob[:oobn])
 		if n >= 16 {
 			a := arrival{
 				seq:  binary.BigEndian.Uint64(buf[0:8]),
@@ -113,7 +152,7 @@ func (r *receiver) arrivals() []arrival {
 
 // waitFor waits until ok(arrivals) holds or timeout passes. ok is checked
 // on every arrival and every 20 ms, for conditions that also read counters.
-func (r *receiver) waitFor(t *testing.T, timeout time.Duration, what string, ok func([]arrival) bool) []arrival {
+func (r *receiver) waitFor(t testing.TB, timeout time.Duration, what string, ok func([]arrival) bool) []arrival {
 	t.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
@@ -137,7 +176,7 @@ func (r *receiver) waitFor(t *testing.T, timeout time.Duration, what string, ok 
 }
 
 // dial returns a UDP socket connected to addr.
-func dial(t *testing.T, addr string) *net.UDPConn {
+func dial(t testing.TB, addr string) *net.UDPConn {
 	t.Helper()
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
@@ -155,7 +194,7 @@ func dial(t *testing.T, addr string) *net.UDPConn {
 // sendPaced sends size-byte stamped datagrams at rateBps (payload bits)
 // for dur, and returns how many it sent. Sleeping here paces the load; it
 // is not synchronisation.
-func sendPaced(t *testing.T, c *net.UDPConn, size int, rateBps float64, dur time.Duration) uint64 {
+func sendPaced(t testing.TB, c *net.UDPConn, size int, rateBps float64, dur time.Duration) uint64 {
 	t.Helper()
 	buf := make([]byte, size)
 	start := time.Now()
@@ -180,7 +219,7 @@ func sendPaced(t *testing.T, c *net.UDPConn, size int, rateBps float64, dur time
 }
 
 // sendEvery sends n stamped datagrams, one every gap.
-func sendEvery(t *testing.T, c *net.UDPConn, size, n int, gap time.Duration) {
+func sendEvery(t testing.TB, c *net.UDPConn, size, n int, gap time.Duration) {
 	t.Helper()
 	buf := make([]byte, size)
 	start := time.Now()
@@ -195,7 +234,7 @@ func sendEvery(t *testing.T, c *net.UDPConn, size, n int, gap time.Duration) {
 	}
 }
 
-func newTestRelay(t *testing.T, target string, p Profile) *Relay {
+func newTestRelay(t testing.TB, target string, p Profile) *Relay {
 	t.Helper()
 	r, err := NewRelay(RelayConfig{Target: target, Profile: p})
 	if err != nil {
@@ -217,4 +256,25 @@ func fraction[T any](xs []T, ok func(T) bool) float64 {
 		}
 	}
 	return float64(n) / float64(len(xs))
+}
+
+// retryTiming runs check up to three times and fails the test only if
+// every run reported a problem. Timing tests share two cores with other
+// work: a process that takes the CPU for tens of milliseconds stalls the
+// relay's reader, which no emulator can correct, while a wrong emulator
+// fails every run. Setup failures still end the test at once.
+func retryTiming(t *testing.T, check func(errorf func(format string, args ...any))) {
+	t.Helper()
+	var problems []string
+	for attempt := 1; attempt <= 3; attempt++ {
+		problems = problems[:0]
+		check(func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) })
+		if len(problems) == 0 {
+			return
+		}
+		t.Logf("attempt %d: %s", attempt, strings.Join(problems, "; "))
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
 }

@@ -78,7 +78,9 @@ type Handover struct {
 }
 
 // Profile is a complete link description; it is a plain value that tests
-// can copy and change.
+// can copy and change (use Clone before changing the pointed-to Bursty,
+// Outages or Handover of a shared profile). A link copies what it needs
+// when the profile is applied.
 type Profile struct {
 	// Name identifies the profile in stats and logs.
 	Name string
@@ -93,6 +95,26 @@ type Profile struct {
 	Handover *Handover
 	// Summary is a one-line description with the figures and their source.
 	Summary string
+}
+
+// Clone returns a deep copy of p, so changing the copy's Bursty, Outages or
+// Handover leaves p alone.
+func (p Profile) Clone() Profile {
+	for _, d := range []*Direction{&p.Up, &p.Down} {
+		if d.Bursty != nil {
+			g := *d.Bursty
+			d.Bursty = &g
+		}
+	}
+	if p.Outages != nil {
+		o := *p.Outages
+		p.Outages = &o
+	}
+	if p.Handover != nil {
+		h := *p.Handover
+		p.Handover = &h
+	}
+	return p
 }
 
 // DefaultQueueDelay is the queue limit used when a Direction sets neither

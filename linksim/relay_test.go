@@ -3,6 +3,7 @@ package linksim
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
 )
@@ -17,12 +18,12 @@ func TestRelayRate(t *testing.T) {
 					"the relay's reader stalls often enough to cost >5 % of a 1 s window (measured 0.90-0.999). " +
 					"Run without -race, or BenchmarkRelayShaped100M.")
 			}
-			checkRate(t, mbps*mbit)
+			retryTiming(t, func(errorf func(string, ...any)) { checkRate(t, mbps*mbit, errorf) })
 		})
 	}
 }
 
-func checkRate(t *testing.T, rate int64) {
+func checkRate(t *testing.T, rate int64, errorf func(string, ...any)) {
 	const size = 1200
 	const queue = 50 * time.Millisecond
 	rx := newReceiver(t, false)
@@ -42,7 +43,7 @@ func checkRate(t *testing.T, rate int64) {
 	st := r.Stats().Up
 	t.Logf("sent %d, delivered %d, queue drops %d", sent, st.Packets, st.DroppedQueue)
 	if st.DroppedQueue == 0 {
-		t.Errorf("offered 1.2× the rate but nothing was tail-dropped: the queue is not bounded")
+		errorf("offered 1.2× the rate but nothing was tail-dropped: the queue is not bounded")
 	}
 	if len(got) < 20 {
 		t.Fatalf("only %d packets arrived", len(got))
@@ -61,7 +62,7 @@ func checkRate(t *testing.T, rate int64) {
 	ratio := measured / float64(rate)
 	t.Logf("delivered %.3f Mbit/s over %v (%.3f of configured)", measured/1e6, got[j].at-got[i].at, ratio)
 	if math.Abs(ratio-1) > 0.05 {
-		t.Errorf("delivered rate %.3f Mbit/s is %.1f%% off the configured %.3f Mbit/s (want within 5%%)",
+		errorf("delivered rate %.3f Mbit/s is %.1f%% off the configured %.3f Mbit/s (want within 5%%)",
 			measured/1e6, (ratio-1)*100, float64(rate)/1e6)
 	}
 	// A bounded queue bounds the delay: the limit plus one packet's
@@ -69,7 +70,7 @@ func checkRate(t *testing.T, rate int64) {
 	maxDelay := queue + time.Duration(float64(2*size*8)/float64(rate)*float64(time.Second)) + 20*time.Millisecond
 	late := fraction(got, func(a arrival) bool { return a.delay() > maxDelay })
 	if late > 0.05 { // a few late readings are the receiver being descheduled
-		t.Errorf("%.1f%% of packets waited longer than %v: the queue limit is not enforced", late*100, maxDelay)
+		errorf("%.1f%% of packets waited longer than %v: the queue limit is not enforced", late*100, maxDelay)
 	}
 }
 
@@ -89,41 +90,45 @@ func TestRelayDelay(t *testing.T) {
 	sendEvery(t, tx, 200, n, 4*time.Millisecond)
 	got := echo.waitFor(t, 5*time.Second, "all packets at the target", func(a []arrival) bool { return len(a) == n })
 	ser := time.Duration(200*8*1e9/(10*mbit)) * time.Nanosecond
+	// Scheduling noise on a loaded 2-core machine only ever adds delay:
+	// nothing may arrive early, and the lower quartile (packets that met
+	// no noise) must sit within ±2 ms; the median gets a looser bound.
+	checkDelays(t, "one-way", got, up+ser)
+	rtts := back.waitFor(t, 5*time.Second, "all echoes", func(a []arrival) bool { return len(a) == n })
+	checkDelays(t, "round trip", rtts, up+down+2*ser)
+}
+
+func checkDelays(t *testing.T, what string, got []arrival, want time.Duration) {
+	t.Helper()
 	within := fraction(got, func(a arrival) bool {
-		d := a.delay() - up - ser
+		d := a.delay() - want
 		return d > -2*time.Millisecond && d < 2*time.Millisecond
 	})
-	early := fraction(got, func(a arrival) bool { return a.delay() < up-releaseSlack-time.Millisecond })
-	t.Logf("up: %.1f%% within ±2 ms of %v; median %v", within*100, up, median(got))
-	if within < 0.95 || early > 0 {
-		t.Errorf("one-way delay: %.1f%% within ±2 ms of %v (want ≥ 95%%), %.1f%% early (want 0); median %v",
-			within*100, up, early*100, median(got))
+	early := fraction(got, func(a arrival) bool { return a.delay() < want-releaseSlack-time.Millisecond })
+	p25, p50 := quantile(got, 0.25)-want, quantile(got, 0.5)-want
+	t.Logf("%s: want %v; %.1f%% within ±2 ms; p25 %+v, median %+v", what, want, within*100, p25, p50)
+	if early > 0 {
+		t.Errorf("%s: %.1f%% of packets arrived early (before %v)", what, early*100, want)
 	}
-	rtts := back.waitFor(t, 5*time.Second, "all echoes", func(a []arrival) bool { return len(a) == n })
-	rttWithin := fraction(rtts, func(a arrival) bool {
-		d := a.delay() - up - down - 2*ser
-		return d > -2*time.Millisecond && d < 4*time.Millisecond
-	})
-	t.Logf("round trip: %.1f%% within [-2, +4] ms of %v; median %v", rttWithin*100, up+down, median(rtts))
-	if rttWithin < 0.95 {
-		t.Errorf("round trip: only %.1f%% within [-2, +4] ms of %v; median %v", rttWithin*100, up+down, median(rtts))
+	if p25 < -2*time.Millisecond || p25 > 2*time.Millisecond {
+		t.Errorf("%s: lower quartile off by %v, want within ±2 ms of %v", what, p25, want)
+	}
+	if p50 < -2*time.Millisecond || p50 > 5*time.Millisecond {
+		t.Errorf("%s: median off by %v, want within [-2, +5] ms of %v", what, p50, want)
 	}
 }
 
-func median(a []arrival) time.Duration {
+// quantile returns the q-quantile of the delays in a.
+func quantile(a []arrival, q float64) time.Duration {
 	ds := make([]time.Duration, len(a))
 	for i, x := range a {
 		ds[i] = x.delay()
 	}
-	for i := 1; i < len(ds); i++ {
-		for j := i; j > 0 && ds[j] < ds[j-1]; j-- {
-			ds[j], ds[j-1] = ds[j-1], ds[j]
-		}
-	}
+	slices.Sort(ds)
 	if len(ds) == 0 {
 		return 0
 	}
-	return ds[len(ds)/2]
+	return ds[int(q*float64(len(ds)-1))]
 }
 
 // TestRelayJitter checks that jitter stays inside [delay, delay+jitter]
@@ -140,10 +145,15 @@ func TestRelayJitter(t *testing.T) {
 			sendEvery(t, tx, 100, n, time.Millisecond)
 			got := rx.waitFor(t, 5*time.Second, "all packets", func(a []arrival) bool { return len(a) == n })
 			inside := fraction(got, func(a arrival) bool {
-				return a.delay() > delay-time.Millisecond && a.delay() < delay+jitter+2*time.Millisecond
+				return a.delay() < delay+jitter+2*time.Millisecond
 			})
-			if inside < 0.95 {
-				t.Errorf("only %.1f%% of delays in [%v, %v] ±2 ms", inside*100, delay, delay+jitter)
+			early := fraction(got, func(a arrival) bool { return a.delay() < delay-releaseSlack-time.Millisecond })
+			// Late readings can be scheduling noise; early ones cannot.
+			if early > 0 {
+				t.Errorf("%.1f%% of delays below %v", early*100, delay)
+			}
+			if p := quantile(got, 0.5); p > delay+jitter+2*time.Millisecond {
+				t.Errorf("median delay %v above delay+jitter %v", p, delay+jitter)
 			}
 			spread := fraction(got, func(a arrival) bool { return a.delay() > delay+jitter/2 })
 			if spread < 0.1 {
@@ -194,17 +204,21 @@ func TestRelayLoss(t *testing.T) {
 
 // TestRelayOutage checks that nothing is delivered while the link is down.
 func TestRelayOutage(t *testing.T) {
+	retryTiming(t, func(errorf func(string, ...any)) { checkOutage(t, errorf) })
+}
+
+func checkOutage(t *testing.T, errorf func(string, ...any)) {
 	const upFor, downFor = 150 * time.Millisecond, 150 * time.Millisecond
 	rx := newReceiver(t, false)
 	r := newTestRelay(t, rx.addr(), Profile{Name: "none"})
 	tx := dial(t, r.Addr().String())
 	p := Profile{Name: "onoff", Up: Direction{Delay: 5 * time.Millisecond}, Down: Direction{Delay: 5 * time.Millisecond},
 		Outages: &Outages{Up: upFor, Down: downFor}}
-	before := time.Since(base)
+	before := since()
 	if err := r.SetProfile(p); err != nil {
 		t.Fatal(err)
 	}
-	after := time.Since(base)
+	after := since()
 	sendEvery(t, tx, 100, 450, 2*time.Millisecond) // 900 ms: three periods
 	rx.waitFor(t, 2*time.Second, "packets from the last up window", func(a []arrival) bool {
 		return len(a) > 0 && a[len(a)-1].at > after+2*(upFor+downFor)+upFor/2
@@ -218,7 +232,7 @@ func TestRelayOutage(t *testing.T) {
 			period := time.Duration(k) * (upFor + downFor)
 			downStart, downEnd := after+period+upFor+slack, before+period+upFor+downFor
 			if a.at > downStart && a.at < downEnd {
-				t.Errorf("packet %d delivered at %v, inside outage %d [%v, %v]", a.seq, a.at-before, k, downStart-before, downEnd-before)
+				errorf("packet %d delivered at %v, inside outage %d [%v, %v]", a.seq, a.at-before, k, downStart-before, downEnd-before)
 			}
 			if a.at > after+period && a.at < before+period+upFor {
 				perWindow[k]++
@@ -229,11 +243,11 @@ func TestRelayOutage(t *testing.T) {
 	t.Logf("delivered per up window %v, outage drops %d", perWindow, st.DroppedOutage)
 	for k, n := range perWindow {
 		if n < 20 {
-			t.Errorf("up window %d delivered only %d packets", k, n)
+			errorf("up window %d delivered only %d packets", k, n)
 		}
 	}
 	if st.DroppedOutage < 100 {
-		t.Errorf("only %d packets dropped for outage, want ≥ 100 of ~225 sent while down", st.DroppedOutage)
+		errorf("only %d packets dropped for outage, want ≥ 100 of ~225 sent while down", st.DroppedOutage)
 	}
 }
 

@@ -29,6 +29,18 @@ func validateSteps(steps []Step) error {
 	return nil
 }
 
+// ScheduleError is a mistake on one line of a schedule file. It wraps
+// ErrBadSchedule and, for unknown names, ErrUnknownProfile.
+type ScheduleError struct {
+	Line int
+	Err  error
+}
+
+func (e *ScheduleError) Error() string { return fmt.Sprintf("schedule line %d: %v", e.Line, e.Err) }
+
+// Unwrap returns the underlying errors.
+func (e *ScheduleError) Unwrap() []error { return []error{ErrBadSchedule, e.Err} }
+
 // maxScheduleLines bounds how much of a schedule file is read.
 const maxScheduleLines = 100_000
 
@@ -43,7 +55,7 @@ func ParseSchedule(r io.Reader) ([]Step, error) {
 	for sc.Scan() {
 		line++
 		if line > maxScheduleLines {
-			return nil, fmt.Errorf("%w: more than %d lines", ErrBadSchedule, maxScheduleLines)
+			return nil, &ScheduleError{line, fmt.Errorf("more than %d lines", maxScheduleLines)}
 		}
 		text := sc.Text()
 		if i := strings.IndexByte(text, '#'); i >= 0 {
@@ -54,18 +66,18 @@ func ParseSchedule(r io.Reader) ([]Step, error) {
 			continue
 		}
 		if len(fields) != 2 {
-			return nil, fmt.Errorf("%w: line %d: want \"DURATION PROFILE\", got %q", ErrBadSchedule, line, strings.TrimSpace(text))
+			return nil, &ScheduleError{line, fmt.Errorf("want \"DURATION PROFILE\", got %q", strings.TrimSpace(text))}
 		}
 		d, err := time.ParseDuration(fields[0])
 		if err != nil {
-			return nil, fmt.Errorf("%w: line %d: duration %q: %w", ErrBadSchedule, line, fields[0], err)
+			return nil, &ScheduleError{line, fmt.Errorf("duration %q: %w", fields[0], err)}
 		}
 		if d <= 0 {
-			return nil, fmt.Errorf("%w: line %d: duration %v is not positive", ErrBadSchedule, line, d)
+			return nil, &ScheduleError{line, fmt.Errorf("duration %v is not positive", d)}
 		}
 		p, err := ProfileByName(fields[1])
 		if err != nil {
-			return nil, fmt.Errorf("%w: line %d: %w", ErrBadSchedule, line, err)
+			return nil, &ScheduleError{line, err}
 		}
 		steps = append(steps, Step{Duration: d, Profile: p})
 	}

@@ -10,10 +10,11 @@ import (
 )
 
 // releaseSlack lets one wakeup release packets due a little later, so a
-// 100 Mbit/s stream does not need one timer per packet. Packets leave at
-// most this much early; rates stay exact because departures are computed,
-// not slept.
-const releaseSlack = 200 * time.Microsecond
+// 100 Mbit/s stream does not need one timer per packet, and the timer is
+// set this much before the first due packet to absorb wakeup latency.
+// Packets leave at most this much early; rates stay exact because
+// departures are computed, not slept.
+const releaseSlack = 300 * time.Microsecond
 
 // defaultMaxHeld caps the bytes one direction holds (queued plus in
 // flight), whatever the profile says.
@@ -278,7 +279,7 @@ func (s *shaper) run() {
 			batch = batch[:0]
 		}
 		if next >= 0 {
-			timer.Reset(next)
+			timer.Reset(max(next-releaseSlack, 0))
 		}
 		select {
 		case <-s.done:

@@ -1,0 +1,264 @@
+package linksim
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"io"
+	"math/big"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+const alpn = "edge-sync/1"
+
+// testTLS returns server and client TLS configs around a fresh self-signed
+// certificate for 127.0.0.1.
+func testTLS(t *testing.T) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "linksim test"},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, NextProtos: []string{alpn}}
+	client = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{alpn}}
+	return server, client
+}
+
+// quicSink accepts one connection and reads one stream to its end,
+// replying with a single byte when done.
+func quicSink(t *testing.T, ctx context.Context, tlsConf *tls.Config) (addr string, done <-chan error) {
+	t.Helper()
+	tr := newTransport(t)
+	ln, err := tr.Listen(tlsConf, &quic.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan error, 1)
+	go func() {
+		err := func() error {
+			conn, err := ln.Accept(ctx)
+			if err != nil {
+				return err
+			}
+			st, err := conn.AcceptStream(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(io.Discard, st); err != nil {
+				return err
+			}
+			if _, err := st.Write([]byte{1}); err != nil {
+				return err
+			}
+			st.Close()
+			// Wait for the client to close, so our reply is delivered.
+			<-conn.Context().Done()
+			return nil
+		}()
+		ln.Close()
+		ch <- err
+	}()
+	return ln.Addr().String(), ch
+}
+
+// newTransport returns a quic.Transport on its own loopback socket, both
+// closed at the end of the test (explicitly, so no goroutine outlives it).
+func newTransport(t *testing.T) *quic.Transport {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	t.Cleanup(func() {
+		tr.Close()
+		udp.Close()
+	})
+	return tr
+}
+
+// transfer sends n bytes on one stream over conn and waits for the reply.
+func transfer(t *testing.T, ctx context.Context, conn *quic.Conn, n int) {
+	t.Helper()
+	st, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Write(make([]byte, n)); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if _, err := io.ReadFull(st, make([]byte, 1)); err != nil {
+		t.Fatalf("reading the reply: %v", err)
+	}
+}
+
+func checkRTT(t *testing.T, stats quic.ConnectionStats, want, slack time.Duration) {
+	t.Helper()
+	t.Logf("min RTT %v, smoothed %v, latest %v, lost %d packets", stats.MinRTT, stats.SmoothedRTT, stats.LatestRTT, stats.PacketsLost)
+	if stats.MinRTT < want || stats.MinRTT > want+slack {
+		t.Errorf("MinRTT %v, want in [%v, %v]", stats.MinRTT, want, want+slack)
+	}
+	if stats.SmoothedRTT < want || stats.SmoothedRTT > want+4*slack {
+		t.Errorf("SmoothedRTT %v, want in [%v, %v]", stats.SmoothedRTT, want, want+4*slack)
+	}
+}
+
+// TestQUICThroughRelay runs a real QUIC transfer through the relay with
+// the satellite-geo profile and checks the RTT quic-go measures.
+func TestQUICThroughRelay(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	serverTLS, clientTLS := testTLS(t)
+	addr, done := quicSink(t, ctx, serverTLS)
+	r := newTestRelay(t, addr, SatelliteGEO())
+
+	conn, err := newTransport(t).Dial(ctx, r.Addr(), clientTLS, &quic.Config{})
+	if err != nil {
+		t.Fatalf("dial through relay: %v", err)
+	}
+	transfer(t, ctx, conn, 128<<10)
+	checkRTT(t, conn.ConnectionStats(), 600*time.Millisecond, 50*time.Millisecond)
+	conn.CloseWithError(0, "")
+	if err := <-done; err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	st := r.Stats()
+	if st.Profile != "satellite-geo" || st.Up.Packets == 0 || st.Down.Packets == 0 {
+		t.Errorf("relay stats %+v: want traffic both ways under satellite-geo", st)
+	}
+}
+
+// TestQUICThroughWrap uses a shaped Conn as the client's quic.Transport.
+func TestQUICThroughWrap(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	serverTLS, clientTLS := testTLS(t)
+	addr, done := quicSink(t, ctx, serverTLS)
+
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := Profile{Name: "wrap-test",
+		Up:   Direction{RateBps: 10 * mbit, Delay: 30 * time.Millisecond},
+		Down: Direction{RateBps: 10 * mbit, Delay: 20 * time.Millisecond}}
+	c, err := Wrap(udp, p, WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tr := &quic.Transport{Conn: c}
+	defer tr.Close()
+	server, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tr.Dial(ctx, server, clientTLS, &quic.Config{})
+	if err != nil {
+		t.Fatalf("dial through Wrap: %v", err)
+	}
+	transfer(t, ctx, conn, 256<<10)
+	checkRTT(t, conn.ConnectionStats(), 50*time.Millisecond, 25*time.Millisecond)
+	conn.CloseWithError(0, "")
+	if err := <-done; err != nil {
+		t.Fatalf("server: %v", err)
+	}
+	if st := c.Stats(); st.Up.Bytes < 256<<10 {
+		t.Errorf("Up carried %d bytes, want at least the 256 KiB sent", st.Up.Bytes)
+	}
+}
+
+// TestConnDeadlineAndClose checks the PacketConn contract parts quic-go
+// relies on: read deadlines, and Close unblocking a reader.
+func TestConnDeadlineAndClose(t *testing.T) {
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Wrap(udp, Profile{Name: "d", Down: Direction{Delay: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SetReadBuffer(1 << 20); err != nil {
+		t.Errorf("SetReadBuffer: %v", err)
+	}
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	buf := make([]byte, 100)
+	if _, _, err := c.ReadFrom(buf); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("ReadFrom past the deadline: %v, want os.ErrDeadlineExceeded", err)
+	}
+	c.SetReadDeadline(time.Time{})
+
+	// A packet sent to the Conn arrives after the Down delay.
+	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	sent := time.Now()
+	if _, err := peer.WriteTo([]byte("hello"), c.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, from, err := c.ReadFrom(buf)
+	if err != nil || string(buf[:n]) != "hello" || from.String() != peer.LocalAddr().String() {
+		t.Fatalf("ReadFrom = %q from %v, %v", buf[:n], from, err)
+	}
+	if d := time.Since(sent); d < 10*time.Millisecond-releaseSlack {
+		t.Errorf("packet arrived after %v, before the 10 ms Down delay", d)
+	}
+	c.SetReadDeadline(time.Time{})
+
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := c.ReadFrom(buf)
+		errc <- err
+	}()
+	if err := c.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("ReadFrom after Close: %v, want net.ErrClosed", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("Close did not unblock ReadFrom")
+	}
+	if _, err := c.WriteTo([]byte("x"), peer.LocalAddr()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("WriteTo after Close: %v, want net.ErrClosed", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
