@@ -1,0 +1,164 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/edge-sync/edge-sync/linksim"
+)
+
+func linksimUsage() string {
+	var b strings.Builder
+	b.WriteString(`Usage: edge-sync linksim --target ADDR (--profile NAME | --schedule FILE) [flags]
+
+Runs a UDP relay that shapes traffic like a real link: rate with a bounded
+queue, delay, jitter, loss, outages. Put it between an agent and core:
+point the agent at --listen and --target at core. Up is client→target,
+down is target→client. A line of counters is printed every --interval.
+
+Profiles (down/up rate, RTT, loss, source):
+`)
+	for _, p := range linksim.Profiles() {
+		fmt.Fprintf(&b, "  %-20s %s\n", p.Name, p.Summary)
+	}
+	b.WriteString(`
+A schedule file has one "DURATION PROFILE" step per line, '#' starts a
+comment:
+  30s satellite-geo
+  10s intermittent
+
+Examples:
+  edge-sync linksim --listen 127.0.0.1:4434 --target 127.0.0.1:4433 --profile satellite-geo
+  edge-sync linksim --target core.example:4433 --schedule day.txt --loop`)
+	return b.String()
+}
+
+func runLinksim(ctx context.Context, env Env, args []string) error {
+	const name = "linksim"
+	fs := newFlagSet(env, name, linksimUsage())
+	listen := fs.String("listen", "127.0.0.1:4434", "UDP `address` clients send to")
+	target := fs.String("target", "", "UDP `address` to forward to (required)")
+	profile := fs.String("profile", "", "built-in profile `name` (see above)")
+	schedule := fs.String("schedule", "", "schedule `file` of \"DURATION PROFILE\" lines")
+	loop := fs.Bool("loop", false, "repeat the schedule until stopped")
+	interval := fs.Duration("interval", time.Second, "how often to print counters")
+	idle := fs.Duration("idle-timeout", 2*time.Minute, "forget a client after this long without traffic")
+	seed := fs.Uint64("seed", 0, "random seed for loss and jitter (0: random)")
+	if err := parseFlags(fs, name, args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usagef(name, "unexpected argument %q", fs.Arg(0))
+	case *target == "":
+		return usagef(name, "--target is required")
+	case *profile == "" && *schedule == "":
+		return usagef(name, "give --profile NAME or --schedule FILE")
+	case *profile != "" && *schedule != "":
+		return usagef(name, "give --profile or --schedule, not both")
+	case *loop && *schedule == "":
+		return usagef(name, "--loop needs --schedule")
+	case *interval <= 0:
+		return usagef(name, "--interval must be positive, got %v", *interval)
+	case *idle <= 0:
+		return usagef(name, "--idle-timeout must be positive, got %v", *idle)
+	}
+
+	var steps []linksim.Step
+	first := linksim.Profile{}
+	if *profile != "" {
+		p, err := linksim.ProfileByName(*profile)
+		if err != nil {
+			return usagef(name, "--profile: %w", err)
+		}
+		first = p
+	} else {
+		var err error
+		steps, err = readSchedule(*schedule)
+		if err != nil {
+			return err
+		}
+		first = steps[0].Profile
+	}
+
+	relay, err := linksim.NewRelay(linksim.RelayConfig{Listen: *listen, Target: *target, Profile: first,
+		IdleTimeout: *idle, Seed: *seed})
+	if err != nil {
+		return fmt.Errorf("linksim: %w", err)
+	}
+	defer relay.Close()
+	fmt.Fprintf(env.Stdout, "linksim: relaying %s -> %s, profile %s\n", relay.Addr(), *target, first.Name)
+
+	ctx, cancel := context.WithCancel(ctx)
+	schedDone := make(chan error, 1)
+	if steps != nil {
+		go func() { schedDone <- runSteps(ctx, relay, steps, *loop) }()
+	} else {
+		schedDone <- nil
+	}
+	defer func() {
+		cancel()
+		<-schedDone // the schedule goroutine stops before the relay closes
+	}()
+	return printCounters(ctx, env.Stdout, relay, *interval)
+}
+
+func readSchedule(path string) ([]linksim.Step, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("linksim: %w", err)
+	}
+	defer f.Close()
+	steps, err := linksim.ParseSchedule(f)
+	if err != nil {
+		return nil, fmt.Errorf("linksim: %s: %w", path, err)
+	}
+	return steps, nil
+}
+
+// runSteps follows the schedule once, or until ctx ends when loop is set.
+func runSteps(ctx context.Context, relay *linksim.Relay, steps []linksim.Step, loop bool) error {
+	for {
+		if err := relay.RunSchedule(ctx, steps); err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		if !loop {
+			return nil
+		}
+	}
+}
+
+// printCounters prints one line of counters every interval until ctx ends.
+func printCounters(ctx context.Context, w io.Writer, relay *linksim.Relay, interval time.Duration) error {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	prev := relay.Stats()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			st := relay.Stats()
+			secs := now.Sub(last).Seconds()
+			fmt.Fprintf(w, "%s %s clients %d | up %s | down %s\n", now.Format("15:04:05"), st.Profile,
+				relay.Clients(), dirLine(st.Up, prev.Up, secs), dirLine(st.Down, prev.Down, secs))
+			prev, last = st, now
+		}
+	}
+}
+
+func dirLine(cur, prev linksim.DirStats, secs float64) string {
+	mbps := float64(cur.Bytes-prev.Bytes) * 8 / secs / 1e6
+	return fmt.Sprintf("%d pkt %d B %.2f Mbit/s drop queue %d loss %d outage %d qdelay %v",
+		cur.Packets, cur.Bytes, mbps, cur.DroppedQueue, cur.DroppedLoss, cur.DroppedOutage,
+		cur.QueueDelay.Round(time.Millisecond))
+}
