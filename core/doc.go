@@ -1,2 +1,53 @@
 // Package core is the receiving server at the core site and its store.
+//
+// # Store
+//
+// Store is an embedded bbolt database holding, per agent (the agent's name
+// is its client certificate's name):
+//
+//   - the current version of each key (Version: op ID, size, SHA-256,
+//     priority, stored time, version counter) with its data in chunks;
+//   - the latest summary received per key (Summary), marked superseded once
+//     the full data of that op, or a newer one, is stored;
+//   - an append-only event log (Event) with sequence numbers from 1, bounded
+//     by Config.EventMaxCount/EventMaxBytes (oldest dropped first);
+//   - the applied-op index used to de-duplicate by op ID, bounded by
+//     Config.AppliedMaxAge/AppliedMaxCount: an op found there is reported as
+//     Result.Duplicate (acknowledge again) and not applied again;
+//   - partial ops (BeginPartial, WritePartial, PartialSize, CommitPartial)
+//     that survive a dropped connection and a restart, so an agent can ask
+//     where to continue.
+//
+// Every method that changes data returns after bbolt's fsync. Object data
+// is written in chunks of Config.ChunkSize, over as many transactions as
+// the op arrived in, then published by one small transaction that also
+// records the op as applied; so an op is either wholly applied or not at
+// all, and no large object is ever held whole in memory. Readers (Object)
+// use one short read transaction per ReadAt. Apply is the one-shot form for
+// ops held in a reader.
+//
+// The store does not decode deltas: the server decodes them (codec) against
+// Current and hands the store plain data, with the base hash in
+// PartialHeader so that the base is checked again atomically at commit
+// (ErrBaseMismatch).
+//
+// Errors are the sentinels in store.go's var block, wrapped with context;
+// test with errors.Is.
+//
+// # Caveats
+//
+//   - One process at a time: bbolt locks the file; Open waits
+//     Config.OpenTimeout for the lock.
+//   - Open refuses files it can tell are damaged (bad meta pages, truncated
+//     below bbolt's high water mark, not an edge-sync store, newer format).
+//     Damage deeper inside the file is only found by Config.VerifyOnOpen
+//     (a full bbolt consistency check) or when a damaged record is read
+//     (ErrCorrupt); bbolt can still fault on some damaged branch pages.
+//   - An Object whose version is replaced while it is read fails with
+//     ErrNotFound rather than returning mixed data.
+//   - Quota counts stored bytes plus the declared size of partial ops; a
+//     state op is credited with the size of the version it replaces.
+//   - The applied-op index is bounded: an op redelivered after its ID has
+//     aged out is applied again. Size AppliedMaxAge above the agents'
+//     longest possible outage plus op TTL.
 package core

@@ -3,7 +3,6 @@ package core
 import (
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -171,10 +170,8 @@ func Open(path string, cfg Config) (s *Store, err error) {
 	if cfg.ChunkSize > 64<<20 {
 		return nil, fmt.Errorf("open store: chunk size %d over 64 MiB: %w", cfg.ChunkSize, ErrInvalid)
 	}
-	if st, statErr := os.Stat(path); statErr == nil && st.Size() > 0 && st.Size() < 4096 {
-		// bbolt needs at least its two meta pages; anything shorter is a
-		// truncated or foreign file.
-		return nil, fmt.Errorf("open store %s: file is %d bytes, too short for a database: %w", path, st.Size(), ErrCorrupt)
+	if err := precheckFile(path); err != nil {
+		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	var db *bolt.DB
 	defer func() {
@@ -205,10 +202,13 @@ func Open(path string, cfg Config) (s *Store, err error) {
 	}
 	if cfg.VerifyOnOpen {
 		if err := db.View(func(tx *bolt.Tx) error {
-			for cerr := range tx.Check() {
-				return fmt.Errorf("%w: %v", ErrCorrupt, cerr)
+			var first error
+			for cerr := range tx.Check() { // drain: Check's goroutine ends with the channel
+				if first == nil {
+					first = fmt.Errorf("%w: %v", ErrCorrupt, cerr)
+				}
 			}
-			return nil
+			return first
 		}); err != nil {
 			_ = db.Close()
 			return nil, fmt.Errorf("open store %s: %w", path, err)
@@ -366,7 +366,7 @@ type Result struct {
 	// Version is the key's new version counter (state ops).
 	Version uint64
 	// Seq is the event's sequence number (event ops).
-	Seq uint64
+	Seq  uint64
 	Size int64
 	Hash [32]byte
 }

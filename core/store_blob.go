@@ -70,6 +70,20 @@ const garbageChunksPerTx = 512
 // collectGarbage deletes the blobs queued in agent's garbage bucket, a
 // bounded number of chunks per transaction.
 func (s *Store) collectGarbage(agent string) error {
+	pending := false
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		a, err := agentRO(tx, agent)
+		if err == nil {
+			k, _ := a.garbage.Cursor().First()
+			pending = k != nil
+		}
+		return err
+	}); err != nil || !pending {
+		if err != nil {
+			return fmt.Errorf("collect garbage: %w", err)
+		}
+		return nil // the common case: no write transaction, no fsync
+	}
 	// Each round deletes garbageChunksPerTx chunks or finishes a blob; the
 	// bound only guards against a bug looping forever.
 	for round := 0; round < 1<<20; round++ {

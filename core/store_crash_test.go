@@ -53,7 +53,9 @@ func crashChild() {
 		h, data, partial := crashOp(i)
 		var res Result
 		if partial {
-			held, dup, err := s.BeginPartial("agent", h)
+			var held int64
+			var dup bool
+			held, dup, err = s.BeginPartial("agent", h)
 			if err != nil {
 				fmt.Println("error", err)
 				os.Exit(3)
@@ -104,6 +106,7 @@ func TestCrashSIGKILL(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		t0 := time.Now()
 		lines := make(chan string)
 		go func() {
 			defer close(lines)
@@ -127,6 +130,7 @@ func TestCrashSIGKILL(t *testing.T) {
 				f := strings.Fields(line)
 				switch {
 				case len(f) == 1 && f[0] == "open":
+					t.Logf("round %d open after %v", round, time.Since(t0))
 				case len(f) == 3 && f[0] == "ok":
 					i, _ := strconv.Atoi(f[1])
 					dup := f[2] == "true"
@@ -150,6 +154,7 @@ func TestCrashSIGKILL(t *testing.T) {
 				t.Fatalf("round %d: child made no progress within 60 s (%d ops)", round, n)
 			}
 		}
+		t.Logf("round %d: %d ops, killed after %v", round, n, time.Since(t0))
 		err = cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			t.Fatalf("round %d: child ended with %v, not SIGKILL", round, err)
