@@ -1,0 +1,301 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/edge-sync/edge-sync/config"
+)
+
+// Errors of the control API.
+var (
+	// ErrBadRequest marks a control request with a missing or malformed
+	// parameter; the message names it.
+	ErrBadRequest = errors.New("bad request")
+	// ErrSocketInUse means another process listens on the control socket.
+	ErrSocketInUse = errors.New("control socket in use")
+	// ErrNotSocket means the control socket path names a file that is not a
+	// unix socket; it is never removed.
+	ErrNotSocket = errors.New("control socket path is not a socket")
+)
+
+// Header names of the control API (see CONTROL-API.md).
+const (
+	// HeaderSummary carries an op's summary, base64 (standard encoding), on
+	// transport.send and transport.bandwidth.sync.queue.
+	HeaderSummary = "X-Edge-Sync-Summary"
+	// HeaderOp carries the leased op's metadata as JSON (a LeasedOp) on a
+	// transport.bandwidth.sync.next answer whose body is the payload.
+	HeaderOp = "X-Edge-Sync-Op"
+)
+
+// ControlServer serves the agent's control API: JSON over HTTP on a unix
+// socket and, optionally, on a loopback TCP address with a bearer token.
+type ControlServer struct {
+	a       *Agent
+	cfg     config.Control
+	log     hclog.Logger
+	sock    string
+	token   []byte // sha256 of the TCP bearer token
+	unix    net.Listener
+	tcp     net.Listener
+	handler http.Handler
+
+	mu      sync.Mutex
+	servers []*http.Server
+	closed  bool
+	done    chan struct{}
+	once    sync.Once // closes the listeners
+}
+
+// NewControlServer opens the control API's listeners: the unix socket at
+// socketPath (none when it is "") and cfg.TCP when set. It refuses a
+// socket path that is not a socket or on which something listens, and
+// removes a stale socket left by a crashed agent.
+func NewControlServer(a *Agent, cfg config.Control, socketPath string, log hclog.Logger) (*ControlServer, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 30
+	}
+	s := &ControlServer{a: a, cfg: cfg, log: log, sock: socketPath, done: make(chan struct{})}
+	if socketPath == "" && cfg.TCP == "" {
+		return nil, errors.New("control server: neither a socket nor a TCP address is configured")
+	}
+	if cfg.TCP != "" {
+		tok, err := readToken(cfg.TokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("control server: %w", err)
+		}
+		s.token = tok
+	}
+	if socketPath != "" {
+		l, err := listenUnix(socketPath)
+		if err != nil {
+			return nil, fmt.Errorf("control server: %w", err)
+		}
+		s.unix = l
+	}
+	if cfg.TCP != "" {
+		l, err := listenLoopback(cfg.TCP)
+		if err != nil {
+			s.closeListeners()
+			return nil, fmt.Errorf("control server: %w", err)
+		}
+		s.tcp = l
+	}
+	s.handler = s.routes()
+	return s, nil
+}
+
+// readToken reads the bearer token file and returns the token's hash.
+func readToken(path string) ([]byte, error) {
+	if path == "" {
+		return nil, errors.New("control.tcp needs control.token_file")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read token file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if len(tok) < 16 {
+		return nil, fmt.Errorf("token file %s: token must be at least 16 characters, has %d", path, len(tok))
+	}
+	h := sha256.Sum256([]byte(tok))
+	return h[:], nil
+}
+
+// listenUnix listens on path with mode 0600. The socket is bound under a
+// temporary name, made private, then renamed into place so that it is never
+// reachable by others, not even for an instant.
+func listenUnix(path string) (net.Listener, error) {
+	fi, err := os.Lstat(path)
+	switch {
+	case err == nil && fi.Mode()&os.ModeSocket == 0:
+		return nil, fmt.Errorf("%w: %s is a %s; move it away or set control.socket", ErrNotSocket, path, fi.Mode().Type())
+	case err == nil:
+		c, derr := net.DialTimeout("unix", path, time.Second)
+		if derr == nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: something listens on %s (another agent?)", ErrSocketInUse, path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket: %w", err)
+		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("control socket dir: %w", err)
+	}
+	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+	_ = os.Remove(tmp)
+	l, err := net.Listen("unix", tmp)
+	if err != nil {
+		return nil, fmt.Errorf("listen on control socket: %w", err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(tmp, 0o600); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("control socket mode: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return l, nil
+}
+
+func listenLoopback(addr string) (net.Listener, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("control tcp %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("control tcp %q: must be a loopback address", addr)
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("control tcp: %w", err)
+	}
+	return l, nil
+}
+
+// SocketPath returns the unix socket path, or "".
+func (s *ControlServer) SocketPath() string { return s.sock }
+
+// TCPAddr returns the TCP listener's address, or nil when TCP is off.
+func (s *ControlServer) TCPAddr() net.Addr {
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.Addr()
+}
+
+// Handler returns the API's handler without authentication, as served on
+// the unix socket.
+func (s *ControlServer) Handler() http.Handler { return s.handler }
+
+// Serve serves the API until ctx ends or Close is called, then closes the
+// listeners, removes the socket and waits for the serving goroutines.
+func (s *ControlServer) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	start := func(l net.Listener, h http.Handler) {
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+		s.servers = append(s.servers, srv)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errs <- err
+			}
+		}()
+	}
+	if s.unix != nil {
+		start(s.unix, s.handler)
+		s.log.Info("control API listening", "socket", s.sock)
+	}
+	if s.tcp != nil {
+		start(s.tcp, s.authenticate(s.handler))
+		s.log.Info("control API listening", "tcp", s.tcp.Addr().String())
+	}
+	s.mu.Unlock()
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case <-s.done:
+	case err = <-errs:
+	}
+	s.shutdown()
+	wg.Wait()
+	return err
+}
+
+// shutdown stops the HTTP servers: requests in flight get 5 s to finish.
+func (s *ControlServer) shutdown() {
+	s.mu.Lock()
+	servers := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, srv := range servers {
+		if err := srv.Shutdown(ctx); err != nil {
+			srv.Close()
+		}
+	}
+	s.closeListeners()
+}
+
+func (s *ControlServer) closeListeners() {
+	s.once.Do(func() {
+		if s.unix != nil {
+			s.unix.Close()
+			os.Remove(s.sock)
+		}
+		if s.tcp != nil {
+			s.tcp.Close()
+		}
+	})
+}
+
+// Close stops Serve, or closes the listeners if Serve never ran. It is safe
+// to call more than once.
+func (s *ControlServer) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	running := s.servers != nil
+	close(s.done)
+	s.mu.Unlock()
+	if !running {
+		s.closeListeners()
+	}
+	return nil
+}
+
+// authenticate requires "Authorization: Bearer TOKEN", compared in
+// constant time (as hashes, so that the length does not leak either).
+func (s *ControlServer) authenticate(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "missing bearer token: send 'Authorization: Bearer TOKEN' with the token of control.token_file")
+			return
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+		if subtle.ConstantTimeCompare(sum[:], s.token) != 1 {
+			writeError(w, http.StatusUnauthorized, "unauthorized", "wrong bearer token: use the token of control.token_file")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,211 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// ControlClient speaks the control API, for `edge-sync ctl`, `put` and
+// tests. Errors answered by the agent are *ControlError, with Status set.
+type ControlClient struct {
+	hc    *http.Client
+	base  string
+	token string
+}
+
+// StatusError is a ControlError with the HTTP status it came with.
+type StatusError struct {
+	Status int
+	ControlError
+}
+
+// Error returns "code: message (HTTP status)".
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("%s: %s (HTTP %d)", e.Code, e.Message, e.Status)
+}
+
+// NewControlClient returns a client of the unix socket at path.
+func NewControlClient(path string) *ControlClient {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		},
+		DisableKeepAlives: true,
+	}
+	return &ControlClient{hc: &http.Client{Transport: tr}, base: "http://agent"}
+}
+
+// NewControlClientTCP returns a client of the loopback TCP listener at addr
+// that sends token as its bearer token.
+func NewControlClientTCP(addr, token string) *ControlClient {
+	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil}
+	return &ControlClient{hc: &http.Client{Transport: tr}, base: "http://" + addr, token: strings.TrimSpace(token)}
+}
+
+// Close releases the client's idle connections.
+func (c *ControlClient) Close() { c.hc.CloseIdleConnections() }
+
+func (c *ControlClient) request(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	return req, nil
+}
+
+func (c *ControlClient) do(req *http.Request) (*http.Response, error) {
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("control API: %w", err)
+	}
+	if resp.StatusCode >= 400 {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		se := &StatusError{Status: resp.StatusCode}
+		if err := json.Unmarshal(b, &se.ControlError); err != nil || se.Code == "" {
+			se.Code, se.Message = "http", strings.TrimSpace(string(b))
+		}
+		return nil, se
+	}
+	return resp, nil
+}
+
+// Call runs a JSON command: req is marshalled as the body (nil means an
+// empty request) and the answer is decoded into resp (nil discards it).
+func (c *ControlClient) Call(ctx context.Context, cmd string, req, resp any) error {
+	var body io.Reader
+	if req != nil {
+		b, err := json.Marshal(req)
+		if err != nil {
+			return fmt.Errorf("%s: %w", cmd, err)
+		}
+		body = bytes.NewReader(b)
+	}
+	r, err := c.request(ctx, http.MethodPost, "/v1/"+cmd, body)
+	if err != nil {
+		return err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	res, err := c.do(r)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if resp == nil {
+		_, err = io.Copy(io.Discard, res.Body)
+		return err
+	}
+	if err := json.NewDecoder(res.Body).Decode(resp); err != nil {
+		return fmt.Errorf("%s: decode answer: %w", cmd, err)
+	}
+	return nil
+}
+
+// Health calls GET /v1/health.
+func (c *ControlClient) Health(ctx context.Context) (Health, error) {
+	var h Health
+	r, err := c.request(ctx, http.MethodGet, "/v1/health", nil)
+	if err != nil {
+		return h, err
+	}
+	res, err := c.do(r)
+	if err != nil {
+		return h, err
+	}
+	defer res.Body.Close()
+	err = json.NewDecoder(res.Body).Decode(&h)
+	return h, err
+}
+
+// UploadParams are the query parameters of transport.send and
+// transport.bandwidth.sync.queue.
+type UploadParams struct {
+	Endpoint string
+	Key      string
+	Priority string // a priority name; "" means normal (send only)
+	Kind     string // "event" (default) or "state"
+	TTL      string // a Go duration; "" means the priority's default
+	Summary  []byte
+}
+
+// Upload streams body as the payload of cmd (CmdSend or CmdQueue). size is
+// the body's length, or -1 when unknown.
+func (c *ControlClient) Upload(ctx context.Context, cmd string, p UploadParams, body io.Reader, size int64) (SendResponse, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"endpoint": p.Endpoint, "key": p.Key, "priority": p.Priority, "kind": p.Kind, "ttl": p.TTL} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	path := "/v1/" + cmd
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	r, err := c.request(ctx, http.MethodPost, path, body)
+	if err != nil {
+		return SendResponse{}, err
+	}
+	r.ContentLength = size
+	if size == 0 {
+		r.Body = http.NoBody
+	}
+	r.Header.Set("Content-Type", "application/octet-stream")
+	if len(p.Summary) > 0 {
+		r.Header.Set(HeaderSummary, base64.StdEncoding.EncodeToString(p.Summary))
+	}
+	res, err := c.do(r)
+	if err != nil {
+		return SendResponse{}, err
+	}
+	defer res.Body.Close()
+	var out SendResponse
+	if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+		return out, fmt.Errorf("%s: decode answer: %w", cmd, err)
+	}
+	return out, nil
+}
+
+// ErrNothingWaiting is returned by Lease when no op waits.
+var ErrNothingWaiting = errors.New("no op waiting")
+
+// Lease runs transport.bandwidth.sync.next's lease: the op's metadata and
+// its payload, which the caller must close. It returns ErrNothingWaiting
+// when nothing waits.
+func (c *ControlClient) Lease(ctx context.Context, req NextRequest) (LeasedOp, io.ReadCloser, error) {
+	req.Action = ""
+	b, err := json.Marshal(req)
+	if err != nil {
+		return LeasedOp{}, nil, err
+	}
+	r, err := c.request(ctx, http.MethodPost, "/v1/"+CmdNext, bytes.NewReader(b))
+	if err != nil {
+		return LeasedOp{}, nil, err
+	}
+	res, err := c.do(r)
+	if err != nil {
+		return LeasedOp{}, nil, err
+	}
+	if res.StatusCode == http.StatusNoContent {
+		res.Body.Close()
+		return LeasedOp{}, nil, ErrNothingWaiting
+	}
+	var op LeasedOp
+	if err := json.Unmarshal([]byte(res.Header.Get(HeaderOp)), &op); err != nil {
+		res.Body.Close()
+		return op, nil, fmt.Errorf("%s: bad %s header: %w", CmdNext, HeaderOp, err)
+	}
+	return op, res.Body, nil
+}

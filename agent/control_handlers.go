@@ -1,0 +1,493 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// maxJSONBody bounds the JSON request of every command but the uploads.
+const maxJSONBody = 1 << 20
+
+// routes returns the API's handler: POST /v1/COMMAND and GET /v1/health.
+func (s *ControlServer) routes() http.Handler {
+	cmds := map[string]http.HandlerFunc{
+		CmdSend:         s.upload(false),
+		CmdQueue:        s.upload(true),
+		CmdQuality:      s.quality,
+		CmdSwitch:       s.switchPin,
+		CmdConfig:       s.config,
+		CmdStats:        s.stats,
+		CmdMeasure:      s.measure,
+		CmdStatus:       s.status,
+		CmdHistory:      s.history,
+		CmdNext:         s.next,
+		CmdMonitorStart: s.monitorStart,
+		CmdMonitorStop:  s.monitorStop,
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name, ok := strings.CutPrefix(r.URL.Path, "/v1/")
+		if !ok {
+			writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no such path %q: commands are POST /v1/COMMAND", r.URL.Path))
+			return
+		}
+		if name == "health" {
+			if r.Method != http.MethodGet {
+				writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET /v1/health")
+				return
+			}
+			writeJSON(w, http.StatusOK, Health{Status: "ok", Agent: s.a.cfg.Name, Endpoints: s.a.Endpoints()})
+			return
+		}
+		h, ok := cmds[name]
+		if !ok {
+			writeError(w, http.StatusNotFound, "unknown_command",
+				fmt.Sprintf("unknown command %q; commands: %s", name, strings.Join(ControlCommands(), ", ")))
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST /v1/"+name)
+			return
+		}
+		h(w, r)
+	})
+}
+
+// upload serves transport.send and transport.bandwidth.sync.queue: the
+// parameters are in the query, the summary in a header, the payload is the
+// body, streamed into the outbox.
+func (s *ControlServer) upload(priorityRequired bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		n, err := s.parseUpload(r, priorityRequired)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		if r.ContentLength > s.cfg.MaxBodyBytes {
+			writeError(w, http.StatusRequestEntityTooLarge, "too_large",
+				fmt.Sprintf("payload of %d bytes is over control.max_body_bytes (%d)", r.ContentLength, s.cfg.MaxBodyBytes))
+			return
+		}
+		n.Payload = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		op, err := s.a.Enqueue(r.Context(), n)
+		if err != nil {
+			s.fail(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, SendResponse{ID: op.ID, Endpoint: op.Endpoint, Key: op.Key,
+			Priority: op.Priority, Kind: op.Kind.String(), Size: op.Size, ExpiresAt: opTimes(op)})
+	}
+}
+
+func (s *ControlServer) parseUpload(r *http.Request, priorityRequired bool) (outbox.NewOp, error) {
+	q := r.URL.Query()
+	for k := range q {
+		switch k {
+		case "endpoint", "key", "priority", "kind", "ttl":
+		default:
+			return outbox.NewOp{}, badRequest("unknown query parameter %q (want endpoint, key, priority, kind, ttl)", k)
+		}
+	}
+	n := outbox.NewOp{Endpoint: q.Get("endpoint"), Key: q.Get("key"), Priority: edgesync.Normal}
+	if n.Endpoint == "" {
+		n.Endpoint = s.a.DefaultEndpoint()
+	}
+	switch p := q.Get("priority"); {
+	case p != "":
+		pr, err := edgesync.ParsePriority(p)
+		if err != nil {
+			return n, badRequest("priority: %v", err)
+		}
+		n.Priority = pr
+	case priorityRequired:
+		return n, badRequest("priority is required (critical, high, schema, normal, analytics, background)")
+	}
+	switch k := q.Get("kind"); k {
+	case "", "event":
+		n.Kind = outbox.Event
+	case "state":
+		n.Kind = outbox.State
+	default:
+		return n, badRequest("kind %q: want event or state", k)
+	}
+	if n.Kind == outbox.State && n.Key == "" {
+		return n, badRequest("a state op needs a key")
+	}
+	if t := q.Get("ttl"); t != "" {
+		d, err := time.ParseDuration(t)
+		if err != nil || d < 0 {
+			return n, badRequest("ttl %q: want a positive Go duration such as 10m or 24h", t)
+		}
+		n.TTL = d
+	}
+	if sum := r.Header.Get(HeaderSummary); sum != "" {
+		b, err := base64.StdEncoding.DecodeString(sum)
+		if err != nil {
+			return n, badRequest("%s header: want standard base64: %v", HeaderSummary, err)
+		}
+		n.Summary = b
+	}
+	return n, nil
+}
+
+func (s *ControlServer) quality(w http.ResponseWriter, r *http.Request) {
+	var req EndpointRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	m, err := s.a.Quality(req.Endpoint)
+	s.reply(w, m, err)
+}
+
+func (s *ControlServer) measure(w http.ResponseWriter, r *http.Request) {
+	var req EndpointRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
+	defer cancel()
+	m, err := s.a.Measure(ctx, req.Endpoint)
+	s.reply(w, m, err)
+}
+
+func (s *ControlServer) status(w http.ResponseWriter, r *http.Request) {
+	var req EndpointRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	st, err := s.a.Status(req.Endpoint)
+	s.reply(w, st, err)
+}
+
+func (s *ControlServer) switchPin(w http.ResponseWriter, r *http.Request) {
+	var req SwitchRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if req.To == "" {
+		s.fail(w, badRequest(`"to" is required: auto, a link class (fiber, broadband, mobile, satellite, intermittent) or a sync mode (full, full+zstd, delta, delta+zstd, store-and-forward)`))
+		return
+	}
+	pin, err := linkmon.ParsePin(req.To)
+	if err != nil {
+		s.fail(w, badRequest("to: %v", err))
+		return
+	}
+	if err := s.a.Switch(req.Endpoint, pin); err != nil {
+		s.fail(w, err)
+		return
+	}
+	st, err := s.a.Status(req.Endpoint)
+	s.reply(w, st, err)
+}
+
+func (s *ControlServer) config(w http.ResponseWriter, r *http.Request) {
+	var req ConfigRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if (req.Class == "") != (req.Profile == nil) {
+		s.fail(w, badRequest(`give both "class" and "profile" to change a class's parameters, or neither to show the configuration`))
+		return
+	}
+	if req.Class != "" {
+		c, err := edgesync.ParseLinkClass(req.Class)
+		if err != nil {
+			s.fail(w, badRequest("class: %v", err))
+			return
+		}
+		if err := s.a.SetProfile(c, *req.Profile); err != nil {
+			s.fail(w, badRequest("profile: %v", err))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, s.a.Config())
+}
+
+func (s *ControlServer) stats(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	if !s.decode(w, r, &req) {
+		return
+	}
+	st, err := s.a.ob.Stats()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	out := StatsResponse{Agent: s.a.cfg.Name, Outbox: outboxStats(st), Endpoints: s.a.Stats()}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func outboxStats(st outbox.Stats) OutboxStats {
+	o := OutboxStats{Ops: st.Total.Ops, Bytes: st.Total.Bytes, Leased: st.Leased,
+		ByPriority: map[string]Backlog{}, Drops: map[string]uint64{}, OldestAge: st.OldestAge,
+		MaxOps: st.MaxOps, MaxBytes: st.MaxBytes}
+	for _, p := range edgesync.Priorities() {
+		o.ByPriority[p.String()] = Backlog{Ops: st.ByPriority[p].Ops, Bytes: st.ByPriority[p].Bytes}
+	}
+	for r := outbox.Reason(0); r < outbox.NumReasons; r++ {
+		o.Drops[r.String()] = st.Drops[r]
+	}
+	return o
+}
+
+func (s *ControlServer) history(w http.ResponseWriter, r *http.Request) {
+	var req HistoryRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	window := 10 * time.Minute
+	if req.Window != "" {
+		d, err := time.ParseDuration(req.Window)
+		if err != nil || d <= 0 {
+			s.fail(w, badRequest("window %q: want a positive Go duration such as 10m", req.Window))
+			return
+		}
+		window = d
+	}
+	ms, err := s.a.History(req.Endpoint, window)
+	if ms == nil {
+		ms = []linkmon.Measurement{}
+	}
+	name := req.Endpoint
+	if name == "" {
+		name = s.a.DefaultEndpoint()
+	}
+	s.reply(w, HistoryResponse{Endpoint: name, Window: window.String(), Measurements: ms}, err)
+}
+
+// next serves transport.bandwidth.sync.next: lease (the payload is the
+// answer's body, its metadata the X-Edge-Sync-Op header; 204 when nothing
+// waits), ack or release.
+func (s *ControlServer) next(w http.ResponseWriter, r *http.Request) {
+	var req NextRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	switch req.Action {
+	case "ack", "release":
+		id, err := edgesync.ParseOpID(req.ID)
+		if err != nil {
+			s.fail(w, badRequest("id %q: want the 32 hex digits of a leased op: %v", req.ID, err))
+			return
+		}
+		if req.Action == "ack" {
+			err = s.a.AckExternal(id)
+		} else {
+			err = s.a.ReleaseExternal(id)
+		}
+		s.reply(w, NextResponse{Action: req.Action, ID: id.String()}, err)
+		return
+	case "", "lease":
+	default:
+		s.fail(w, badRequest("action %q: want lease, ack or release", req.Action))
+		return
+	}
+	if req.ID != "" {
+		s.fail(w, badRequest(`"id" is for ack and release; a lease takes endpoint, priorities and ttl`))
+		return
+	}
+	ttl := 5 * time.Minute
+	if req.TTL != "" {
+		d, err := time.ParseDuration(req.TTL)
+		if err != nil || d <= 0 {
+			s.fail(w, badRequest("ttl %q: want a positive Go duration such as 5m", req.TTL))
+			return
+		}
+		ttl = d
+	}
+	prios := make([]edgesync.Priority, 0, len(req.Priorities))
+	for _, ps := range req.Priorities {
+		p, err := edgesync.ParsePriority(ps)
+		if err != nil {
+			s.fail(w, badRequest("priorities: %v", err))
+			return
+		}
+		prios = append(prios, p)
+	}
+	l, ok, err := s.a.LeaseNext(req.Endpoint, ttl, prios...)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if !ok {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	op := l.Op
+	meta := LeasedOp{ID: op.ID, Endpoint: op.Endpoint, Key: op.Key, Priority: op.Priority, Kind: op.Kind.String(),
+		Size: op.Size, Summary: op.Summary, EnqueuedAt: op.EnqueuedAt, ExpiresAt: opTimes(op), LeaseExpires: l.Expires}
+	b, err := asciiJSON(meta)
+	if err != nil {
+		_ = s.a.ReleaseExternal(op.ID)
+		s.fail(w, err)
+		return
+	}
+	w.Header().Set(HeaderOp, string(b))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.FormatInt(op.Size, 10))
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, l.Payload()); err != nil {
+		s.log.Warn("sync.next: payload not fully written; the op stays leased until its lease ends", "id", op.ID, "error", err)
+	}
+}
+
+// asciiJSON marshals v with every non-ASCII rune escaped, fit for a header.
+func asciiJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	for _, r := range string(b) {
+		switch {
+		case r < 0x80:
+			out.WriteRune(r)
+		case r > 0xFFFF:
+			r -= 0x10000
+			fmt.Fprintf(&out, `\u%04x\u%04x`, 0xD800+(r>>10), 0xDC00+(r&0x3FF))
+		default:
+			fmt.Fprintf(&out, `\u%04x`, r)
+		}
+	}
+	return out.Bytes(), nil
+}
+
+func (s *ControlServer) monitorStart(w http.ResponseWriter, r *http.Request) {
+	var req MonitorStartRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	res, err := s.a.StartMonitor(r.Context(), req)
+	s.reply(w, res, err)
+}
+
+func (s *ControlServer) monitorStop(w http.ResponseWriter, r *http.Request) {
+	var req EndpointRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	res, err := s.a.StopMonitor(req.Endpoint)
+	s.reply(w, res, err)
+}
+
+// decode reads a JSON request (an empty body is an empty request),
+// refusing unknown fields and trailing data. It answers the error itself.
+func (s *ControlServer) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	if len(r.URL.Query()) > 0 {
+		s.fail(w, badRequest("this command takes a JSON body, not query parameters"))
+		return false
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	if err != nil {
+		s.fail(w, err)
+		return false
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return true
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		s.fail(w, badRequest("malformed JSON request: %v", err))
+		return false
+	}
+	if dec.More() {
+		s.fail(w, badRequest("malformed JSON request: data after the JSON object"))
+		return false
+	}
+	return true
+}
+
+// reply writes v, or the error.
+func (s *ControlServer) reply(w http.ResponseWriter, v any, err error) {
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+}
+
+// fail maps err to a status and a code: the one place where the agent's
+// errors meet HTTP.
+func (s *ControlServer) fail(w http.ResponseWriter, err error) {
+	status, code := errorStatus(err)
+	if status >= 500 {
+		s.log.Warn("control request failed", "code", code, "error", err)
+	}
+	msg := err.Error()
+	if m, ok := strings.CutPrefix(msg, ErrBadRequest.Error()+": "); ok {
+		msg = m
+	}
+	switch code {
+	case "too_large":
+		msg += fmt.Sprintf(" (control.max_body_bytes is %d; outbox.max_op_bytes bounds an op)", s.cfg.MaxBodyBytes)
+	case "outbox_full":
+		msg += ": wait for the backlog to drain, raise outbox.max_ops/max_bytes, or send at a higher priority"
+	case "no_monitor":
+		msg += ": start it with transport.bandwidth.monitor.start"
+	}
+	writeError(w, status, code, msg)
+}
+
+func errorStatus(err error) (int, string) {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe), errors.Is(err, outbox.ErrTooLarge):
+		return http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, ErrBadRequest), errors.Is(err, outbox.ErrInvalid), errors.Is(err, linkmon.ErrInvalidPin):
+		return http.StatusBadRequest, "bad_request"
+	case errors.Is(err, ErrUnknownEndpoint):
+		return http.StatusNotFound, "unknown_endpoint"
+	case errors.Is(err, ErrNoMonitor):
+		return http.StatusConflict, "no_monitor"
+	case errors.Is(err, ErrNotLeased):
+		return http.StatusConflict, "not_leased"
+	case errors.Is(err, outbox.ErrNotFound):
+		return http.StatusNotFound, "not_found"
+	case errors.Is(err, outbox.ErrFull):
+		return http.StatusInsufficientStorage, "outbox_full"
+	case errors.Is(err, outbox.ErrNoSpace):
+		return http.StatusInsufficientStorage, "no_space"
+	case errors.Is(err, ErrClosed), errors.Is(err, outbox.ErrClosed):
+		return http.StatusServiceUnavailable, "closed"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "canceled"
+	}
+	return http.StatusInternalServerError, "internal"
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal", "encode answer: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	b, _ := json.Marshal(ControlError{Code: code, Message: msg})
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

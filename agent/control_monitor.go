@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/edge-sync/edge-sync/config"
+)
+
+// MonitorStartRequest is transport.bandwidth.monitor.start's request. An
+// Endpoint the agent does not have is added at run time when Address (and
+// optionally ServerName) are given; Monitor overrides the monitor settings
+// of that endpoint.
+type MonitorStartRequest struct {
+	Endpoint   string            `json:"endpoint,omitempty"`
+	Address    string            `json:"address,omitempty"`
+	ServerName string            `json:"server_name,omitempty"`
+	Monitor    *MonitorOverrides `json:"monitor,omitempty"`
+}
+
+// MonitorOverrides are the monitor settings a monitor.start may change;
+// durations are Go durations ("5s"), unset fields keep the configured value.
+type MonitorOverrides struct {
+	ProbeInterval     string   `json:"probe_interval,omitempty"`
+	SampleInterval    string   `json:"sample_interval,omitempty"`
+	Window            string   `json:"window,omitempty"`
+	ProbeTimeout      string   `json:"probe_timeout,omitempty"`
+	MinSamples        int      `json:"min_samples,omitempty"`
+	HysteresisPercent *float64 `json:"hysteresis_percent,omitempty"`
+	ProbeBudget       *float64 `json:"probe_budget,omitempty"`
+	Active            *bool    `json:"active,omitempty"`
+	Passive           *bool    `json:"passive,omitempty"`
+}
+
+// apply returns m with the overrides' set fields, or an error naming the
+// bad one.
+func (o *MonitorOverrides) apply(m config.Monitor) (config.Monitor, error) {
+	if o == nil {
+		return m, nil
+	}
+	for _, d := range []struct {
+		name string
+		s    string
+		dst  *time.Duration
+	}{
+		{"probe_interval", o.ProbeInterval, &m.ProbeInterval},
+		{"sample_interval", o.SampleInterval, &m.SampleInterval},
+		{"window", o.Window, &m.Window},
+		{"probe_timeout", o.ProbeTimeout, &m.ProbeTimeout},
+	} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil || v <= 0 {
+			return m, badRequest("monitor.%s %q: want a positive Go duration such as 5s", d.name, d.s)
+		}
+		*d.dst = v
+	}
+	if o.MinSamples < 0 {
+		return m, badRequest("monitor.min_samples %d: want at least 1", o.MinSamples)
+	}
+	if o.MinSamples > 0 {
+		m.MinSamples = o.MinSamples
+	}
+	if o.HysteresisPercent != nil {
+		if *o.HysteresisPercent < 0 || *o.HysteresisPercent > 100 {
+			return m, badRequest("monitor.hysteresis_percent %v: want 0..100", *o.HysteresisPercent)
+		}
+		m.HysteresisPercent = *o.HysteresisPercent
+	}
+	if o.ProbeBudget != nil {
+		if *o.ProbeBudget <= 0 || *o.ProbeBudget > 0.5 {
+			return m, badRequest("monitor.probe_budget %v: want a share of capacity in (0, 0.5]", *o.ProbeBudget)
+		}
+		m.ProbeBudget = *o.ProbeBudget
+	}
+	if o.Active != nil {
+		m.Active = *o.Active
+	}
+	if o.Passive != nil {
+		m.Passive = *o.Passive
+	}
+	return m, nil
+}
+
+// MonitorResult answers monitor.start and monitor.stop.
+type MonitorResult struct {
+	Endpoint string `json:"endpoint"`
+	Address  string `json:"address"`
+	// Added is true when monitor.start added the endpoint.
+	Added bool `json:"added"`
+	// Monitoring says whether a link monitor now runs for the endpoint.
+	Monitoring bool `json:"monitoring"`
+}
+
+// StartMonitor serves transport.bandwidth.monitor.start. A new endpoint
+// (req.Address set) is added and its connection and sender start at once.
+// For an endpoint the agent has, it starts its link monitor; the agent has
+// no monitor yet, so that answers ErrNoMonitor and changes nothing.
+func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (MonitorResult, error) {
+	if err := ctx.Err(); err != nil {
+		return MonitorResult{}, err
+	}
+	name := req.Endpoint
+	if name == "" {
+		if req.Address != "" {
+			return MonitorResult{}, badRequest(`"endpoint" names the new endpoint: it is required with "address"`)
+		}
+		name = a.DefaultEndpoint()
+	}
+	if e, err := a.endpoint(name); err == nil {
+		if req.Address != "" && req.Address != e.cfg.Address {
+			return MonitorResult{}, badRequest("endpoint %q exists with address %s; leave out address or choose a new endpoint name", name, e.cfg.Address)
+		}
+		if _, err := req.Monitor.apply(e.cfg.Monitor); err != nil {
+			return MonitorResult{}, err
+		}
+		return MonitorResult{}, fmt.Errorf("start monitor of %q: %w", name, ErrNoMonitor)
+	}
+	if req.Address == "" {
+		return MonitorResult{}, fmt.Errorf("%w %q: give \"address\" (host:port of its core) to add it", ErrUnknownEndpoint, name)
+	}
+	if _, _, err := net.SplitHostPort(req.Address); err != nil {
+		return MonitorResult{}, badRequest("address %q: want host:port of the core's QUIC listener", req.Address)
+	}
+	mon, err := req.Monitor.apply(a.cfg.Monitor)
+	if err != nil {
+		return MonitorResult{}, err
+	}
+	ec := config.Endpoint{Name: name, Address: req.Address, ServerName: req.ServerName, Monitor: mon}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.closed {
+		return MonitorResult{}, ErrClosed
+	}
+	if _, ok := a.eps[name]; ok {
+		return MonitorResult{}, badRequest("endpoint %q was added meanwhile", name)
+	}
+	e := newEndpoint(a, ec)
+	a.eps[name] = e
+	if a.started {
+		a.startEndpoint(e)
+	}
+	a.log.Info("endpoint added at run time", "endpoint", name, "address", req.Address)
+	return MonitorResult{Endpoint: name, Address: req.Address, Added: true, Monitoring: e.monitor() != nil}, nil
+}
+
+// StopMonitor serves transport.bandwidth.monitor.stop: it stops the
+// endpoint's link monitor; the link keeps its last classification. With no
+// monitor running it answers ErrNoMonitor.
+func (a *Agent) StopMonitor(endpoint string) (MonitorResult, error) {
+	e, err := a.endpoint(endpoint)
+	if err != nil {
+		return MonitorResult{}, err
+	}
+	if e.monitor() == nil {
+		return MonitorResult{}, fmt.Errorf("stop monitor of %q: %w", e.name, ErrNoMonitor)
+	}
+	return MonitorResult{Endpoint: e.name, Address: e.cfg.Address}, nil
+}

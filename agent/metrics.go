@@ -1,0 +1,142 @@
+package agent
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// MetricsHandler returns /metrics in Prometheus format, on a registry of
+// its own. Every figure is read at scrape time from Stats, Status and the
+// outbox's Stats, so the handler costs nothing between scrapes.
+func (a *Agent) MetricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newAgentCollector(a))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("edge_sync_"+name, help, labels, nil)
+}
+
+// agentCollector turns the agent's snapshots into metrics.
+type agentCollector struct {
+	a *Agent
+
+	bandwidth, rtt, jitter, loss, class, connected, mode *prometheus.Desc
+	queueOps, queueBytes, leased, drops                  *prometheus.Desc
+	wireBytes, plainBytes, transfers, goodput, acks      *prometheus.Desc
+	latencyMax, probeBytes, retries, nacks, switches     *prometheus.Desc
+	connects, dialFailures, summaries, drainETA          *prometheus.Desc
+}
+
+func newAgentCollector(a *Agent) *agentCollector {
+	return &agentCollector{
+		a:            a,
+		bandwidth:    desc("link_bandwidth_bps", "Measured link capacity in bit/s (median of the classification window); 0 when not measured.", "endpoint"),
+		rtt:          desc("link_rtt_seconds", "Measured round-trip time (median).", "endpoint"),
+		jitter:       desc("link_jitter_seconds", "Measured round-trip time variation (median).", "endpoint"),
+		loss:         desc("link_loss_ratio", "Measured packet loss ratio, 0..1 (median).", "endpoint"),
+		class:        desc("link_class", "1 for the endpoint's effective link class (pinned or measured), 0 for the others.", "endpoint", "class"),
+		connected:    desc("link_connected", "1 while a connection to the endpoint's core is up.", "endpoint"),
+		mode:         desc("sync_mode", "1 for the endpoint's current sync mode, 0 for the others.", "endpoint", "mode"),
+		drainETA:     desc("backlog_drain_seconds", "Estimated time to drain the backlog at the measured bandwidth; 0 when the bandwidth is unknown.", "endpoint"),
+		queueOps:     desc("queue_ops", "Ops waiting in the outbox, by priority.", "priority"),
+		queueBytes:   desc("queue_bytes", "Payload bytes waiting in the outbox, by priority.", "priority"),
+		leased:       desc("queue_leased_ops", "Ops leased by senders or external consumers."),
+		drops:        desc("drops_total", "Ops dropped without delivery since the outbox opened, by reason.", "reason"),
+		wireBytes:    desc("wire_bytes_total", "Encoded payload bytes put on the wire, by codec mode.", "endpoint", "mode"),
+		plainBytes:   desc("wire_plain_bytes_total", "Plain payload bytes those transfers carried, by codec mode.", "endpoint", "mode"),
+		transfers:    desc("transfers_total", "Op transfers started, by codec mode.", "endpoint", "mode"),
+		goodput:      desc("goodput_bytes_total", "Plain payload bytes of ops acknowledged by the core, by priority.", "endpoint", "priority"),
+		acks:         desc("acks_total", "Ops acknowledged by the core, by priority.", "endpoint", "priority"),
+		latencyMax:   desc("ack_latency_max_seconds", "Longest enqueue-to-ack time seen, by priority.", "endpoint", "priority"),
+		probeBytes:   desc("probe_bytes_total", "Bytes of active bandwidth probes sent; stays 0 while no link monitor runs for the endpoint.", "endpoint"),
+		retries:      desc("retries_total", "Op transfers retried.", "endpoint"),
+		nacks:        desc("nacks_total", "Ops refused by the core, by reason code.", "endpoint", "code"),
+		switches:     desc("mode_switches_total", "Sync mode switches.", "endpoint"),
+		connects:     desc("connects_total", "Connections established to the core.", "endpoint"),
+		dialFailures: desc("dial_failures_total", "Failed attempts to connect to the core.", "endpoint"),
+		summaries:    desc("summaries_total", "Summaries sent ahead of held-back payloads.", "endpoint"),
+	}
+}
+
+// Describe sends the descriptors of every metric.
+func (c *agentCollector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+// Collect reads the agent's snapshots.
+func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
+	}
+	counter := func(d *prometheus.Desc, v float64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, l...)
+	}
+	for _, name := range c.a.Endpoints() {
+		st, err := c.a.Status(name)
+		if err != nil {
+			continue // removed meanwhile, or the outbox is closed
+		}
+		m := st.Figures
+		gauge(c.bandwidth, m.BandwidthBps, name)
+		gauge(c.rtt, m.RTT.Seconds(), name)
+		gauge(c.jitter, m.Jitter.Seconds(), name)
+		gauge(c.loss, m.Loss, name)
+		gauge(c.connected, b2f(st.Connected), name)
+		gauge(c.drainETA, st.DrainETA.Seconds(), name)
+		for _, cl := range edgesync.LinkClasses() {
+			gauge(c.class, b2f(cl == st.Class), name, cl.String())
+		}
+		for _, md := range edgesync.SyncModes() {
+			gauge(c.mode, b2f(md == st.Params.Mode), name, md.String())
+		}
+		// The monitor does not exist yet; no probe has been sent.
+		counter(c.probeBytes, 0, name)
+	}
+	for _, es := range c.a.Stats() {
+		n := es.Endpoint
+		for mode, ms := range es.Modes {
+			counter(c.wireBytes, float64(ms.WireBytes), n, mode)
+			counter(c.plainBytes, float64(ms.PlainBytes), n, mode)
+			counter(c.transfers, float64(ms.Ops), n, mode)
+		}
+		for p, ps := range es.Priorities {
+			counter(c.goodput, float64(ps.Bytes), n, p)
+			counter(c.acks, float64(ps.Acked), n, p)
+			gauge(c.latencyMax, ps.MaxLatency.Seconds(), n, p)
+		}
+		for code, v := range es.Nacks {
+			counter(c.nacks, float64(v), n, code)
+		}
+		counter(c.retries, float64(es.Retries), n)
+		counter(c.switches, float64(es.ModeSwitches), n)
+		counter(c.connects, float64(es.Connects), n)
+		counter(c.dialFailures, float64(es.DialFailures), n)
+		counter(c.summaries, float64(es.Summaries), n)
+	}
+	st, err := c.a.ob.Stats()
+	if err != nil {
+		return
+	}
+	for _, p := range edgesync.Priorities() {
+		gauge(c.queueOps, float64(st.ByPriority[p].Ops), p.String())
+		gauge(c.queueBytes, float64(st.ByPriority[p].Bytes), p.String())
+	}
+	gauge(c.leased, float64(st.Leased))
+	for r := outbox.Reason(0); r < outbox.NumReasons; r++ {
+		counter(c.drops, float64(st.Drops[r]), r.String())
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,103 @@
+package core
+
+import (
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// MetricsHandler returns /metrics in Prometheus format, on a registry of
+// its own: the server's counters and, when store is not nil, the store's
+// figures per agent. Everything is read at scrape time.
+func (s *Server) MetricsHandler(store *Store) http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCoreCollector(s, store))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
+}
+
+func cdesc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("edge_sync_core_"+name, help, labels, nil)
+}
+
+type coreCollector struct {
+	s     *Server
+	store *Store
+
+	conns, accepted, refused, applied, dups, nacked *prometheus.Desc
+	summaries, received, appliedBytes, pings       *prometheus.Desc
+	agents, keys, events, bytes, eventBytes        *prometheus.Desc
+	reserved, appliedIdx, dedups, kept, evicted    *prometheus.Desc
+}
+
+func newCoreCollector(s *Server, store *Store) *coreCollector {
+	return &coreCollector{
+		s: s, store: store,
+		conns:        cdesc("connections", "Live agent connections."),
+		accepted:     cdesc("connections_accepted_total", "Agent connections accepted since start."),
+		refused:      cdesc("connections_refused_total", "Agent connections refused (unknown agent, bad hello)."),
+		applied:      cdesc("ops_applied_total", "Ops applied to the store."),
+		dups:         cdesc("ops_duplicate_total", "Ops received again and acknowledged without applying (de-duplications)."),
+		nacked:       cdesc("ops_nacked_total", "Ops refused with a NACK."),
+		summaries:    cdesc("summaries_total", "Summaries received."),
+		received:     cdesc("bytes_received_total", "Encoded payload bytes read from the network."),
+		appliedBytes: cdesc("bytes_applied_total", "Plain payload bytes stored."),
+		pings:        cdesc("pings_total", "Link-monitor pings answered."),
+		agents:       cdesc("store_agents", "Agents known to the store."),
+		keys:         cdesc("store_keys", "Keys with a current version.", "agent"),
+		events:       cdesc("store_events", "Events kept.", "agent"),
+		bytes:        cdesc("store_bytes", "Stored object and event bytes.", "agent"),
+		eventBytes:   cdesc("store_event_bytes", "Event payload bytes kept.", "agent"),
+		reserved:     cdesc("store_reserved_bytes", "Declared bytes of partially received ops.", "agent"),
+		appliedIdx:   cdesc("store_applied_ops", "Entries in the applied-op (de-duplication) index.", "agent"),
+		dedups:       cdesc("store_dedups_total", "Duplicate ops acknowledged again, not applied.", "agent"),
+		kept:         cdesc("store_summaries", "Summaries kept.", "agent"),
+		evicted:      cdesc("store_evicted_total", "Events dropped by retention.", "agent"),
+	}
+}
+
+// Describe sends the descriptors of every metric.
+func (c *coreCollector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+// Collect reads the server's and the store's counters.
+func (c *coreCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v int64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), l...)
+	}
+	counter := func(d *prometheus.Desc, v int64, l ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), l...)
+	}
+	st := c.s.Stats()
+	gauge(c.conns, st.Connections)
+	counter(c.accepted, st.Accepted)
+	counter(c.refused, st.Refused)
+	counter(c.applied, st.OpsApplied)
+	counter(c.dups, st.OpsDuplicate)
+	counter(c.nacked, st.OpsNacked)
+	counter(c.summaries, st.Summaries)
+	counter(c.received, st.BytesReceived)
+	counter(c.appliedBytes, st.BytesApplied)
+	counter(c.pings, st.Pings)
+	if c.store == nil {
+		return
+	}
+	ss, err := c.store.Stats()
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.agents, err)
+		return
+	}
+	gauge(c.agents, int64(ss.Agents))
+	for agent, a := range ss.ByAgent {
+		gauge(c.keys, a.Keys, agent)
+		gauge(c.events, a.Events, agent)
+		gauge(c.bytes, a.Bytes, agent)
+		gauge(c.eventBytes, a.EventBytes, agent)
+		gauge(c.reserved, a.Reserved, agent)
+		gauge(c.appliedIdx, a.Applied, agent)
+		counter(c.dedups, a.Dedups, agent)
+		gauge(c.kept, a.Summaries, agent)
+		counter(c.evicted, a.Evicted, agent)
+	}
+}
