@@ -25,9 +25,9 @@ type coreCollector struct {
 	store *Store
 
 	conns, accepted, refused, applied, dups, nacked *prometheus.Desc
-	summaries, received, appliedBytes, pings       *prometheus.Desc
-	agents, keys, events, bytes, eventBytes        *prometheus.Desc
-	reserved, appliedIdx, dedups, kept, evicted    *prometheus.Desc
+	summaries, received, appliedBytes, pings        *prometheus.Desc
+	agents, keys, events, bytes, eventBytes         *prometheus.Desc
+	reserved, appliedIdx, dedups, kept, evicted     *prometheus.Desc
 }
 
 func newCoreCollector(s *Server, store *Store) *coreCollector {
