@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -174,6 +175,7 @@ func Open(path string, cfg Config) (s *Store, err error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	var db *bolt.DB
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		// bbolt may panic on pages damaged in ways its checksums miss;
 		// report that as corruption instead of crashing the core.
@@ -223,7 +225,7 @@ func Open(path string, cfg Config) (s *Store, err error) {
 
 // init writes the format marker into a new file and checks it in an old one.
 func (s *Store) init() error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bktMeta)
 		if meta == nil {
 			var names []string
@@ -265,6 +267,31 @@ func (s *Store) init() error {
 		}
 		return nil
 	})
+}
+
+// update runs fn in a write transaction. bbolt rolls the transaction back
+// if fn panics; damaged pages can make bbolt panic or, through its memory
+// map, fault, and both are turned into ErrCorrupt so that one bad record
+// does not take the core down.
+func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer guard(&err)
+	return s.db.Update(fn)
+}
+
+// viewTx runs fn in a read transaction, guarded like update.
+func (s *Store) viewTx(fn func(*bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer guard(&err)
+	return s.db.View(fn)
+}
+
+// guard turns a panic (including a memory fault, see debug.SetPanicOnFault)
+// into ErrCorrupt. It must be deferred directly.
+func guard(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%w: %v", ErrCorrupt, r)
+	}
 }
 
 // Close closes the database. Operations after Close return ErrClosed.

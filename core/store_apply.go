@@ -36,7 +36,7 @@ func (s *Store) beginPartial(agent string, hdr PartialHeader, ephemeral bool) (h
 	defer s.release()
 	now := s.cfg.Now()
 	restarted := false
-	err = s.db.Update(func(tx *bolt.Tx) error {
+	err = s.update(func(tx *bolt.Tx) error {
 		held, dup, restarted = 0, false, false
 		a, err := agentRW(tx, agent)
 		if err != nil {
@@ -128,7 +128,7 @@ func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, dat
 		return fmt.Errorf("write partial: %w", err)
 	}
 	defer s.release()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		a, err := agentRO(tx, agent)
 		if err != nil {
 			return err
@@ -193,7 +193,7 @@ func (s *Store) PartialSize(agent string, opID edgesync.OpID) (int64, bool) {
 	defer s.release()
 	var held int64
 	ok := false
-	_ = s.db.View(func(tx *bolt.Tx) error {
+	_ = s.viewTx(func(tx *bolt.Tx) error {
 		a, err := agentRO(tx, agent)
 		if err != nil {
 			return err
@@ -214,7 +214,7 @@ func (s *Store) DiscardPartial(agent string, opID edgesync.OpID) error {
 		return fmt.Errorf("discard partial: %w", err)
 	}
 	defer s.release()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		a, err := agentRO(tx, agent)
 		if err != nil {
 			return err
@@ -244,7 +244,7 @@ func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) 
 	defer s.release()
 	var res Result
 	var refused error // the partial was discarded; the transaction still commits
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		res, refused = Result{}, nil
 		a, err := agentRO(tx, agent)
 		if err != nil {
@@ -423,7 +423,7 @@ func (s *Store) Apply(agent string, hdr PartialHeader, r io.Reader) (Result, err
 	}
 	defer s.release()
 	var res Result
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		a, err := agentRW(tx, agent)
 		if err != nil {
 			return err

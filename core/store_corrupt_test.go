@@ -3,6 +3,7 @@ package core
 import (
 	"bytes"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -222,6 +223,7 @@ func TestOpenFlippedPages(t *testing.T) {
 		if err := os.WriteFile(p, bad, 0o600); err != nil {
 			t.Fatal(err)
 		}
+		readDamaged(t, p)
 		err := openNoPanic(t, p, Config{VerifyOnOpen: true})
 		if err != nil {
 			refused++
@@ -232,5 +234,101 @@ func TestOpenFlippedPages(t *testing.T) {
 	}
 	if refused == 0 {
 		t.Fatal("no damaged page was detected")
+	}
+}
+
+// TestFaultBecomesError truncates the file under an open store: reads
+// through bbolt's memory map then fault (SIGBUS), which must come back as
+// ErrCorrupt instead of killing the process.
+func TestFaultBecomesError(t *testing.T) {
+	path := filledStore(t)
+	s, err := Open(path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := os.Truncate(path, 8192); err != nil {
+		t.Fatal(err)
+	}
+	failed := 0
+	for i := 1; i < 20; i += 2 {
+		_, o, err := s.Get("site-1", "k/"+string(rune('a'+i)))
+		if err == nil {
+			_, err = o.ReadAt(make([]byte, 10_000), 0)
+		}
+		if err != nil {
+			failed++
+			if !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("read after truncation: %v, want ErrCorrupt", err)
+			}
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no read noticed the truncated file")
+	}
+}
+
+// readDamaged opens a damaged store without verification and reads
+// everything: each read must return the right data or an error, never
+// wrong data, and nothing may panic.
+func readDamaged(t *testing.T, path string) {
+	t.Helper()
+	s, err := Open(path, Config{})
+	if err != nil {
+		return
+	}
+	defer s.Close()
+	for i := range 20 {
+		want := payload(uint64(i), 10_000)
+		var o *Object
+		if i%2 == 0 {
+			_, o, err = s.EventData("site-1", uint64(i/2+1))
+		} else {
+			_, o, err = s.Get("site-1", "k/"+string(rune('a'+i)))
+		}
+		if err != nil {
+			continue
+		}
+		got, err := io.ReadAll(o)
+		if err == nil && !bytes.Equal(got, want) {
+			t.Fatalf("op %d: sequential read returned damaged data without an error", i)
+		}
+		if err != nil && !errors.Is(err, ErrCorrupt) && !errors.Is(err, ErrNotFound) {
+			t.Fatalf("op %d: read of damaged store: %v", i, err)
+		}
+	}
+	_, _ = s.Keys("site-1", "", 0)
+	_, _ = s.Events("site-1", 0, 0)
+	_, _ = s.Stats()
+}
+
+func TestReadDetectsDamagedChunk(t *testing.T) {
+	path := filledStore(t)
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		blobs := tx.Bucket(bktAgents).Bucket([]byte("site-1")).Bucket(bktBlobs)
+		k, v := blobs.Cursor().First()
+		bad := bytes.Clone(v)
+		bad[len(bad)/2] ^= 0x40
+		return blobs.Put(bytes.Clone(k), bad)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	// The first blob belongs to the first op, an event.
+	_, o, err := s.EventData("site-1", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(o); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("reading a damaged chunk: %v, want ErrCorrupt", err)
 	}
 }

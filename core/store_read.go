@@ -18,7 +18,7 @@ func (s *Store) view(agent string, fn func(a *agentBucket) error) error {
 		return err
 	}
 	defer s.release()
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.viewTx(func(tx *bolt.Tx) error {
 		a, err := agentRO(tx, agent)
 		if err != nil {
 			return err
@@ -43,7 +43,7 @@ func (s *Store) Current(agent, key string) (Version, *Object, error) {
 	if err != nil {
 		return Version{}, nil, fmt.Errorf("current: %w", err)
 	}
-	return v, &Object{s: s, agent: agent, blob: v.blob, size: v.Size}, nil
+	return v, newObject(s, agent, v.blob, v.Size, v.Hash), nil
 }
 
 // Get is Current under the name the CLI uses.
@@ -128,7 +128,7 @@ func (s *Store) EventData(agent string, seq uint64) (Event, *Object, error) {
 	if err != nil {
 		return Event{}, nil, fmt.Errorf("event data: %w", err)
 	}
-	return ev, &Object{s: s, agent: agent, blob: ev.blob, size: ev.Size}, nil
+	return ev, newObject(s, agent, ev.blob, ev.Size, ev.Hash), nil
 }
 
 // Applied reports whether opID is in the agent's applied-op index.
@@ -218,7 +218,7 @@ func (s *Store) Stats() (Stats, error) {
 	}
 	defer s.release()
 	st := Stats{ByAgent: map[string]AgentStats{}}
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.viewTx(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktAgents).ForEach(func(k, _ []byte) error {
 			a, err := agentRO(tx, string(k))
 			if err != nil {
@@ -257,7 +257,7 @@ func (s *Store) PutSummary(agent string, sum Summary) error {
 		return fmt.Errorf("put summary: %w", err)
 	}
 	defer s.release()
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		a, err := agentRW(tx, agent)
 		if err != nil {
 			return err

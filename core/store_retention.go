@@ -131,7 +131,7 @@ func (s *Store) sweepAgent(agent string, atOpen bool) (int, error) {
 	now := s.cfg.Now()
 	cutoff := now.Add(-s.cfg.PartialMaxAge)
 	dropped := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update(func(tx *bolt.Tx) error {
 		dropped = 0
 		a, err := agentRO(tx, agent)
 		if err != nil {
@@ -166,7 +166,7 @@ func (s *Store) sweepAgent(agent string, atOpen bool) (int, error) {
 	// within bounds; the round bound only guards against a bug.
 	for round := 0; round < 1<<16; round++ {
 		before := int64(0)
-		err := s.db.Update(func(tx *bolt.Tx) error {
+		err := s.update(func(tx *bolt.Tx) error {
 			a, err := agentRO(tx, agent)
 			if err != nil {
 				return err
@@ -193,7 +193,7 @@ func (s *Store) sweepAgent(agent string, atOpen bool) (int, error) {
 
 func (s *Store) agentNames() ([]string, error) {
 	var names []string
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.viewTx(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktAgents).ForEach(func(k, v []byte) error {
 			if v != nil {
 				return fmt.Errorf("%w: value %q where an agent bucket belongs", ErrCorrupt, k)
