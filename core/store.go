@@ -79,6 +79,9 @@ type Config struct {
 	// Quota is the per-agent byte quota over stored and in-progress data;
 	// 0 means unlimited.
 	Quota int64
+	// AgentQuota, if set, gives each agent its own quota in place of Quota
+	// (0 = unlimited); it is asked on every op, so it may change at runtime.
+	AgentQuota func(agent string) int64
 	// MaxObjectSize is the largest op accepted; default 16 GiB.
 	MaxObjectSize int64
 	// ChunkSize is the largest value written to bbolt for object data;

@@ -91,7 +91,11 @@ func (s *Store) beginPartial(agent string, hdr PartialHeader, ephemeral bool) (h
 // checkQuota refuses an op whose size would take the agent past its quota.
 // A state op is credited with the size of the version it replaces.
 func (s *Store) checkQuota(a *agentBucket, hdr PartialHeader) error {
-	if s.cfg.Quota <= 0 {
+	quota := s.cfg.Quota
+	if s.cfg.AgentQuota != nil {
+		quota = s.cfg.AgentQuota(a.name)
+	}
+	if quota <= 0 {
 		return nil
 	}
 	used := a.stat(statBytes) + a.stat(statReserved)
@@ -103,8 +107,8 @@ func (s *Store) checkQuota(a *agentBucket, hdr PartialHeader) error {
 			}
 		}
 	}
-	if used+need > s.cfg.Quota {
-		return fmt.Errorf("%w: op of %d bytes with %d of %d bytes in use", ErrQuota, hdr.Size, used, s.cfg.Quota)
+	if used+need > quota {
+		return fmt.Errorf("%w: op of %d bytes with %d of %d bytes in use", ErrQuota, hdr.Size, used, quota)
 	}
 	return nil
 }

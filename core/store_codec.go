@@ -55,6 +55,7 @@ var (
 
 // agentBucket is the set of an agent's buckets inside one transaction.
 type agentBucket struct {
+	name                                                                   string
 	keys, summ, events, applied, appliedq, partials, blobs, garbage, stats *bolt.Bucket
 }
 
@@ -83,6 +84,7 @@ func agentRW(tx *bolt.Tx, agent string) (*agentBucket, error) {
 
 func bindAgent(b *bolt.Bucket, agent string) (*agentBucket, error) {
 	a := &agentBucket{
+		name: agent,
 		keys: b.Bucket(bktKeys), summ: b.Bucket(bktSumm), events: b.Bucket(bktEvents),
 		applied: b.Bucket(bktApplied), appliedq: b.Bucket(bktAppliedQ), partials: b.Bucket(bktPartials),
 		blobs: b.Bucket(bktBlobs), garbage: b.Bucket(bktGarbage), stats: b.Bucket(bktStats),

@@ -742,3 +742,13 @@ func TestConcurrentApply(t *testing.T) {
 		t.Fatalf("dedups %d, want 75", st.Dedups)
 	}
 }
+
+func TestAgentQuota(t *testing.T) {
+	quotas := map[string]int64{"small": 100, "big": 0}
+	s, _ := openTest(t, Config{Quota: 1, AgentQuota: func(a string) int64 { return quotas[a] }})
+	d := payload(1, 500)
+	if _, err := s.Apply("small", hdrFor(opID(1), KindState, "k", d), bytes.NewReader(d)); !errors.Is(err, ErrQuota) {
+		t.Fatalf("small agent: %v, want ErrQuota", err)
+	}
+	mustApply(t, s, "big", hdrFor(opID(2), KindState, "k", d), d)
+}
