@@ -1,0 +1,255 @@
+package lane
+
+import (
+	"math"
+	"time"
+)
+
+// BBR-like rate model (after draft-cardwell-iccrg-bbr-congestion-control,
+// v1 state machine without ProbeRTT). The sender paces at
+// pacingGain × bottleneck bandwidth and keeps at most cwndGain × BDP in
+// flight. Random loss does not lower the rate: only the delivery rate the
+// receiver actually achieves does, through the windowed max filter.
+const (
+	startupGain      = 2.885 // 2/ln 2: doubles the delivery rate each round
+	drainGain        = 1 / startupGain
+	probeCwndGain    = 2.0
+	bwWindowRounds   = 10
+	minRTTWindow     = 10 * time.Second
+	fullBwGrowth     = 1.25
+	fullBwRounds     = 3
+	initialCwndPkts  = 32
+	minCwndPkts      = 4
+	startupLossLimit = 0.15 // a round losing more than this ends startup (queue overflow, not noise)
+	startupLossMin   = 8    // ...when at least this many packets were lost in it
+)
+
+var probeGains = [...]float64{1.25, 0.75, 1, 1, 1, 1, 1, 1}
+
+type bbrState int
+
+const (
+	stateStartup bbrState = iota
+	stateDrain
+	stateProbeBW
+)
+
+func (s bbrState) String() string {
+	switch s {
+	case stateStartup:
+		return "startup"
+	case stateDrain:
+		return "drain"
+	default:
+		return "probe_bw"
+	}
+}
+
+// bwSample is the best delivery rate seen in one round.
+type bwSample struct {
+	round int64
+	bw    float64 // bytes per second
+}
+
+// model is the congestion state of one sender. Not safe for concurrent use.
+type model struct {
+	mss      float64
+	state    bbrState
+	maxRate  float64 // ceiling in bytes/s; 0 none
+	samples  []bwSample
+	btlbw    float64
+	minRTT   time.Duration
+	minStamp time.Time
+	minSet   bool // minRTT is a measured sample, not the initial guess
+
+	round             int64
+	nextRoundDelivery int64
+	roundStart        bool
+
+	fullBw      float64
+	fullBwCount int
+
+	cycleIdx   int
+	cycleStamp time.Time
+
+	lostInRound, sentInRound int
+	lossRate                 float64 // EWMA of per-round loss
+
+	pacingGain, cwndGain float64
+}
+
+// newModel starts a model with a first RTT estimate (from the QUIC
+// handshake) and an optional rate hint in bytes/s ("careful resume": the
+// last capacity known for this peer).
+//
+// Without a hint the model starts in startup from a 32-packet window per
+// RTT; that first estimate leaves the max filter after one round. With a
+// hint it starts cruising at the hint (probe_bw, gain 1), and the hint
+// leaves the filter after three rounds: by then the delivery rate the link
+// really gives has replaced it, so a stale hint costs at most three rounds.
+func newModel(mss int, rtt time.Duration, hint, maxRate float64, now time.Time) *model {
+	if rtt <= 0 {
+		rtt = 100 * time.Millisecond
+	}
+	m := &model{mss: float64(mss), minRTT: rtt, minStamp: now, maxRate: maxRate}
+	if hint > 0 {
+		m.samples = []bwSample{{round: 3 - bwWindowRounds, bw: hint}}
+		m.btlbw = hint
+		m.enterProbeBW(now)
+		return m
+	}
+	bw := initialCwndPkts * m.mss / rtt.Seconds()
+	m.samples = []bwSample{{round: 1 - bwWindowRounds, bw: bw}}
+	m.btlbw = bw
+	m.enterStartup()
+	return m
+}
+
+func (m *model) enterStartup() {
+	m.state = stateStartup
+	m.pacingGain, m.cwndGain = startupGain, startupGain
+}
+
+// bdp returns the estimated bandwidth-delay product in bytes.
+func (m *model) bdp() float64 { return m.btlbw * m.minRTT.Seconds() }
+
+// maxLossCompensation caps the loss rate the pacing rate makes up for, so
+// that loss from an overflowing queue cannot feed itself.
+const maxLossCompensation = 0.05
+
+// pacingRate returns the current sending rate in bytes/s. The bottleneck
+// estimate counts delivered bytes only, so under random loss p it reads
+// (1-p) of the link; pacing divides by (1-p) to keep the link full.
+func (m *model) pacingRate() float64 {
+	r := m.pacingGain * m.btlbw / (1 - min(m.lossRate, maxLossCompensation))
+	if m.maxRate > 0 && r > m.maxRate {
+		r = m.maxRate
+	}
+	return math.Max(r, m.mss) // at least a packet a second
+}
+
+// cwnd returns the most bytes allowed in flight.
+func (m *model) cwnd() float64 {
+	w := m.cwndGain*m.bdp() + 3*m.mss
+	return math.Max(w, minCwndPkts*m.mss)
+}
+
+// onSent counts a packet for the round's loss rate.
+func (m *model) onSent() { m.sentInRound++ }
+
+// onLost counts lost packets for the startup exit on loss.
+func (m *model) onLost(n int) { m.lostInRound += n }
+
+// onRTT feeds one RTT sample.
+func (m *model) onRTT(rtt time.Duration, now time.Time) {
+	if rtt <= 0 {
+		return
+	}
+	if !m.minSet || rtt <= m.minRTT || now.Sub(m.minStamp) > minRTTWindow {
+		m.minRTT, m.minStamp, m.minSet = rtt, now, true
+	}
+}
+
+// onAck feeds a delivery-rate sample (bytes/s) taken from the packet whose
+// acknowledgement arrived; pktDelivered is the delivered count when it was
+// sent, delivered is the count now.
+func (m *model) onAck(rate float64, appLimited bool, pktDelivered, delivered int64, inflight float64, now time.Time) {
+	m.roundStart = false
+	if pktDelivered >= m.nextRoundDelivery {
+		m.nextRoundDelivery = delivered
+		m.round++
+		m.roundStart = true
+	}
+	if rate > 0 && (!appLimited || rate >= m.btlbw) {
+		m.addSample(rate)
+	}
+	if m.roundStart {
+		if m.sentInRound >= 10 {
+			m.lossRate = 0.875*m.lossRate + 0.125*float64(m.lostInRound)/float64(m.sentInRound)
+		}
+		m.checkFullPipe()
+		m.lostInRound, m.sentInRound = 0, 0
+	}
+	switch m.state {
+	case stateStartup:
+		if m.fullBwCount >= fullBwRounds {
+			m.state = stateDrain
+			m.pacingGain, m.cwndGain = drainGain, startupGain
+		}
+	case stateDrain:
+		if inflight <= m.bdp() {
+			m.enterProbeBW(now)
+		}
+	case stateProbeBW:
+		m.advanceCycle(inflight, now)
+	}
+}
+
+func (m *model) addSample(rate float64) {
+	if n := len(m.samples); n > 0 && m.samples[n-1].round == m.round {
+		if rate > m.samples[n-1].bw {
+			m.samples[n-1].bw = rate
+		}
+	} else {
+		m.samples = append(m.samples, bwSample{round: m.round, bw: rate})
+	}
+	cut := 0
+	for cut < len(m.samples) && m.samples[cut].round <= m.round-bwWindowRounds {
+		cut++
+	}
+	if cut >= len(m.samples) {
+		cut = len(m.samples) - 1
+	}
+	if cut > 0 {
+		m.samples = append(m.samples[:0], m.samples[cut:]...)
+	}
+	best := 0.0
+	for _, s := range m.samples {
+		best = math.Max(best, s.bw)
+	}
+	m.btlbw = best
+}
+
+func (m *model) checkFullPipe() {
+	if m.state != stateStartup {
+		return
+	}
+	if m.sentInRound > 0 && m.lostInRound >= startupLossMin &&
+		float64(m.lostInRound) > startupLossLimit*float64(m.sentInRound) {
+		m.fullBwCount = fullBwRounds
+		return
+	}
+	if m.btlbw >= m.fullBw*fullBwGrowth {
+		m.fullBw = m.btlbw
+		m.fullBwCount = 0
+		return
+	}
+	m.fullBwCount++
+}
+
+func (m *model) enterProbeBW(now time.Time) {
+	m.state = stateProbeBW
+	m.cwndGain = probeCwndGain
+	m.cycleIdx = 2 // start cruising: the queue was just drained
+	m.cycleStamp = now
+	m.pacingGain = probeGains[m.cycleIdx]
+}
+
+func (m *model) advanceCycle(inflight float64, now time.Time) {
+	elapsed := now.Sub(m.cycleStamp) > m.minRTT
+	next := elapsed
+	switch probeGains[m.cycleIdx] {
+	case 1.25:
+		next = elapsed && inflight >= 1.25*m.bdp()
+		if now.Sub(m.cycleStamp) > 2*m.minRTT {
+			next = true // app-limited or lossy: do not probe forever
+		}
+	case 0.75:
+		next = elapsed || inflight <= m.bdp()
+	}
+	if next {
+		m.cycleIdx = (m.cycleIdx + 1) % len(probeGains)
+		m.cycleStamp = now
+		m.pacingGain = probeGains[m.cycleIdx]
+	}
+}

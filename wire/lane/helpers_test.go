@@ -1,0 +1,257 @@
+package lane
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"go.uber.org/goleak"
+
+	"github.com/edge-sync/edge-sync/internal/pki"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+var (
+	tlsOnce           sync.Once
+	serverTLS, cliTLS *tls.Config
+	tlsErr            error
+)
+
+// tlsConfigs returns a mutual-TLS pair signed by a throwaway CA.
+func tlsConfigs(tb testing.TB) (*tls.Config, *tls.Config) {
+	tb.Helper()
+	tlsOnce.Do(func() {
+		ca, err := pki.NewCA("lane test CA", time.Hour)
+		if err != nil {
+			tlsErr = err
+			return
+		}
+		srv, err := ca.Issue("core.test", true, []string{"127.0.0.1"}, time.Hour)
+		if err != nil {
+			tlsErr = err
+			return
+		}
+		cli, err := ca.Issue("agent-1", false, nil, time.Hour)
+		if err != nil {
+			tlsErr = err
+			return
+		}
+		pool := x509.NewCertPool()
+		pool.AddCert(ca.Cert)
+		serverTLS = &tls.Config{
+			Certificates: []tls.Certificate{{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key, Leaf: srv.Cert}},
+			ClientCAs:    pool, ClientAuth: tls.RequireAndVerifyClientCert,
+			MinVersion: tls.VersionTLS13, NextProtos: []string{pki.ALPN},
+		}
+		cliTLS = &tls.Config{
+			Certificates: []tls.Certificate{{Certificate: [][]byte{cli.Cert.Raw}, PrivateKey: cli.Key, Leaf: cli.Cert}},
+			RootCAs:      pool, ServerName: "core.test",
+			MinVersion: tls.VersionTLS13, NextProtos: []string{pki.ALPN},
+		}
+	})
+	if tlsErr != nil {
+		tb.Fatalf("test certificates: %v", tlsErr)
+	}
+	return serverTLS.Clone(), cliTLS.Clone()
+}
+
+// peer is one end: its transport, connection and demux.
+type peer struct {
+	tr    *quic.Transport
+	conn  *quic.Conn
+	demux *Demux
+}
+
+// pair is a QUIC connection between a client and a server on loopback,
+// through a shaping relay.
+type pair struct {
+	client, server peer
+	relay          *relay
+	ln             *quic.Listener
+	serverUDP      *net.UDPConn
+}
+
+// newPair dials a mutual-TLS QUIC connection through a relay shaped by up
+// (client→server) and down.
+func newPair(tb testing.TB, up, down shape, qconf *quic.Config) *pair {
+	tb.Helper()
+	if qconf == nil {
+		qconf = &quic.Config{}
+	}
+	// Lane packets do not reset QUIC's idle timer: keep the connection
+	// alive as wire.QUICConfig does.
+	qconf = qconf.Clone()
+	qconf.KeepAlivePeriod = 5 * time.Second
+	srvTLS, cTLS := tlsConfigs(tb)
+	p := &pair{}
+	sudp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p.serverUDP = sudp
+	p.server.tr = &quic.Transport{Conn: sudp}
+	p.ln, err = p.server.tr.Listen(srvTLS, qconf)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p.relay, err = newRelay(sudp.LocalAddr(), up, down, 42)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cudp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p.client.tr = &quic.Transport{Conn: cudp}
+	// The demuxes start before the handshake so no lane packet is missed.
+	p.client.demux = NewDemux(p.client.tr)
+	p.server.demux = NewDemux(p.server.tr)
+	tb.Cleanup(p.close)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	accepted := make(chan *quic.Conn, 1)
+	go func() {
+		c, err := p.ln.Accept(ctx)
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	p.client.conn, err = p.client.tr.Dial(ctx, p.relay.Addr(), cTLS, qconf)
+	if err != nil {
+		tb.Fatalf("dial through relay: %v", err)
+	}
+	var ok bool
+	if p.server.conn, ok = <-accepted; !ok {
+		tb.Fatal("server accepted no connection")
+	}
+	p.helloExchange(tb, ctx)
+	return p
+}
+
+// helloExchange sends one byte each way on a stream, as the agent's
+// Hello/Welcome would before a lane starts; afterwards both ends' QUIC RTT
+// estimates hold real samples.
+func (p *pair) helloExchange(tb testing.TB, ctx context.Context) {
+	tb.Helper()
+	s, err := p.client.conn.OpenStreamSync(ctx)
+	if err != nil {
+		tb.Fatalf("hello: %v", err)
+	}
+	if _, err := s.Write([]byte{1}); err != nil {
+		tb.Fatalf("hello: %v", err)
+	}
+	ss, err := p.server.conn.AcceptStream(ctx)
+	if err != nil {
+		tb.Fatalf("hello accept: %v", err)
+	}
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(ss, b); err != nil {
+		tb.Fatalf("hello read: %v", err)
+	}
+	if _, err := ss.Write(b); err != nil {
+		tb.Fatalf("welcome: %v", err)
+	}
+	if _, err := io.ReadFull(s, b); err != nil {
+		tb.Fatalf("welcome read: %v", err)
+	}
+	s.Close()
+	ss.Close()
+}
+
+func (p *pair) close() {
+	if p.client.conn != nil {
+		p.client.conn.CloseWithError(0, "")
+	}
+	if p.server.conn != nil {
+		p.server.conn.CloseWithError(0, "")
+	}
+	p.client.demux.Close()
+	p.server.demux.Close()
+	p.ln.Close()
+	p.client.tr.Close()
+	p.server.tr.Close()
+	p.client.tr.Conn.Close()
+	p.serverUDP.Close()
+	p.relay.Close()
+}
+
+// sessions starts a lane session on each end; cfgs are client then server.
+func (p *pair) sessions(tb testing.TB, ccfg, scfg Config) (*Session, *Session) {
+	tb.Helper()
+	ccfg.Client, scfg.Client = true, false
+	cs, err := NewSession(p.client.conn, p.client.tr, p.client.demux, ccfg)
+	if err != nil {
+		tb.Fatalf("client session: %v", err)
+	}
+	ss, err := NewSession(p.server.conn, p.server.tr, p.server.demux, scfg)
+	if err != nil {
+		cs.Close()
+		tb.Fatalf("server session: %v", err)
+	}
+	tb.Cleanup(func() { cs.Close(); ss.Close() })
+	return cs, ss
+}
+
+// collector is a Deliver that reassembles ops and checks order per op.
+type collector struct {
+	mu      sync.Mutex
+	ops     map[[16]byte][]byte
+	base    map[[16]byte]int64
+	bad     []string
+	bytes   int64
+	changed chan struct{}
+}
+
+func newCollector() *collector {
+	return &collector{ops: map[[16]byte][]byte{}, base: map[[16]byte]int64{}, changed: make(chan struct{}, 1)}
+}
+
+func (c *collector) deliver(id [16]byte, off int64, data []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, seen := c.ops[id]
+	if !seen {
+		c.base[id] = off
+	}
+	if want := c.base[id] + int64(len(b)); off != want {
+		c.bad = append(c.bad, "out of order")
+	}
+	c.ops[id] = append(b, data...)
+	c.bytes += int64(len(data))
+	select {
+	case c.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (c *collector) get(id [16]byte) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ops[id]
+}
+
+func (c *collector) total() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
