@@ -1,0 +1,248 @@
+package linkmon
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/wire"
+)
+
+// testTLS returns a server and a client TLS config around one self-signed
+// certificate for 127.0.0.1.
+func testTLS(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "core"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"core"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
+		NextProtos: []string{wire.ALPN}, MinVersion: tls.VersionTLS13}
+	client = &tls.Config{RootCAs: pool, ServerName: "core", NextProtos: []string{wire.ALPN}, MinVersion: tls.VersionTLS13}
+	return server, client
+}
+
+// testCore is a minimal core: a QUIC listener whose connections get a
+// probe session on the Responder, a datagram loop per connection and the
+// one ReadNonQUICPacket loop of its transport.
+type testCore struct {
+	tr       *quic.Transport
+	ln       *quic.Listener
+	resp     *Responder
+	client   *tls.Config
+	sessions chan uint64
+	next     atomic.Uint64
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+func newTestCore(t testing.TB) *testCore {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, cli := testTLS(t)
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(srv, wire.QUICConfig(16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &testCore{tr: tr, ln: ln, resp: NewResponder(nil), client: cli, sessions: make(chan uint64, 8), cancel: cancel}
+	c.next.Store(0x5e55_0000)
+	c.wg.Add(2)
+	go c.accept(ctx)
+	go c.readRaw(ctx)
+	t.Cleanup(func() {
+		cancel()
+		_ = ln.Close()
+		_ = tr.Close()
+		c.wg.Wait()
+		c.resp.Close()
+	})
+	return c
+}
+
+func (c *testCore) accept(ctx context.Context) {
+	defer c.wg.Done()
+	for {
+		conn, err := c.ln.Accept(ctx)
+		if err != nil {
+			return
+		}
+		session := c.next.Add(1)
+		key, err := ProbeKeyFor(conn, session)
+		if err == nil {
+			err = c.resp.Register(conn, session, key)
+		}
+		if err != nil {
+			conn.CloseWithError(1, err.Error())
+			continue
+		}
+		c.sessions <- session
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			defer c.resp.Unregister(session)
+			for {
+				b, err := conn.ReceiveDatagram(ctx)
+				if err != nil {
+					conn.CloseWithError(0, "")
+					return
+				}
+				c.resp.HandleDatagram(conn, b)
+			}
+		}()
+	}
+}
+
+func (c *testCore) readRaw(ctx context.Context) {
+	defer c.wg.Done()
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := c.tr.ReadNonQUICPacket(ctx, buf)
+		if err != nil {
+			return
+		}
+		if n > 0 && buf[0] == wire.ProbeMagic {
+			c.resp.HandleRawPacket(buf[:n], from)
+		}
+	}
+}
+
+// uplink returns p with its directions swapped, so that the agent's
+// uplink (writes through linksim.Wrap) carries the profile's headline
+// (downstream) figures: the direction the profile is named for.
+func uplink(p linksim.Profile) linksim.Profile {
+	p = p.Clone()
+	p.Up, p.Down = p.Down, p.Up
+	return p
+}
+
+// testAgent is an agent's connection to a testCore through a shaped link.
+type testAgent struct {
+	link    *linksim.Conn
+	tr      *quic.Transport
+	conn    *quic.Conn
+	session uint64
+}
+
+func dialTestAgent(t testing.TB, core *testCore, p linksim.Profile, seed uint64) *testAgent {
+	t.Helper()
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, err := linksim.Wrap(udp, uplink(p), linksim.WithSeed(seed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: lc}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := tr.Dial(ctx, core.tr.Conn.LocalAddr(), core.client, wire.QUICConfig(16))
+	if err != nil {
+		t.Fatalf("dial through %s: %v", p.Name, err)
+	}
+	var session uint64
+	select {
+	case session = <-core.sessions:
+	case <-ctx.Done():
+		t.Fatal("core registered no probe session within 20s")
+	}
+	a := &testAgent{link: lc, tr: tr, conn: conn, session: session}
+	t.Cleanup(func() {
+		conn.CloseWithError(0, "")
+		_ = tr.Close()
+		_ = lc.Close()
+	})
+	return a
+}
+
+// setProfile switches the agent's link (uplink-swapped like dial).
+func (a *testAgent) setProfile(t testing.TB, p linksim.Profile) {
+	t.Helper()
+	if err := a.link.SetProfile(uplink(p)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testConfig is the default monitor configuration.
+func testConfig() Config { return Default() }
+
+func startMonitor(t testing.TB, cfg Config, a *testAgent, opts MonitorOptions) *Monitor {
+	t.Helper()
+	m, err := NewMonitor(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != nil {
+		if err := m.Attach(a.conn, a.tr, a.session); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.Start()
+	t.Cleanup(func() { _ = m.Close() })
+	return m
+}
+
+// waitClass waits up to limit for an event to a class for which ok holds
+// and returns the event and the time it took.
+func waitClass(t testing.TB, events <-chan Event, limit time.Duration, ok func(edgesync.LinkClass) bool) (Event, time.Duration, bool) {
+	t.Helper()
+	start := time.Now()
+	timer := time.NewTimer(limit)
+	defer timer.Stop()
+	for {
+		select {
+		case ev, open := <-events:
+			if !open {
+				return Event{}, time.Since(start), false
+			}
+			if ev.Kind == LinkClassChanged && ok(ev.Change.New) {
+				return ev, time.Since(start), true
+			}
+		case <-timer.C:
+			return Event{}, time.Since(start), false
+		}
+	}
+}
+
+func is(c edgesync.LinkClass) func(edgesync.LinkClass) bool {
+	return func(x edgesync.LinkClass) bool { return x == c }
+}
+
+func isNot(c edgesync.LinkClass) func(edgesync.LinkClass) bool {
+	return func(x edgesync.LinkClass) bool { return x != c && x != edgesync.Unknown }
+}
