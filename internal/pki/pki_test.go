@@ -2,6 +2,7 @@ package pki
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"net"
@@ -270,5 +271,16 @@ func TestBadFiles(t *testing.T) {
 func TestPeerNameWithoutCert(t *testing.T) {
 	if _, err := PeerName(tls.ConnectionState{}); !errors.Is(err, ErrNoPeerCert) {
 		t.Fatalf("PeerName(empty) = %v, want ErrNoPeerCert", err)
+	}
+}
+
+func TestPeerNameFallsBackToDNSName(t *testing.T) {
+	cs := tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{DNSNames: []string{"site-9.example"}}}}}
+	if name, err := PeerName(cs); err != nil || name != "site-9.example" {
+		t.Fatalf("PeerName = %q, %v; want the DNS name", name, err)
+	}
+	cs = tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{}}}}
+	if _, err := PeerName(cs); !errors.Is(err, ErrNoName) {
+		t.Fatalf("PeerName(no names) = %v, want ErrNoName", err)
 	}
 }
