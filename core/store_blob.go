@@ -20,6 +20,23 @@ import (
 // writeChunks stores data at offset off of blob, split into chunks of at
 // most chunkSize.
 func writeChunks(a *agentBucket, blob uint64, off int64, data []byte, chunkSize int) error {
+	if off > 0 && len(data) > 0 {
+		// Top up a short last chunk first, so that many small writes do not
+		// leave many small chunks behind (reads and deletes walk chunks).
+		c := a.blobs.Cursor()
+		c.Seek(blobKey(blob, off))
+		k, v := c.Prev()
+		if k != nil && beU64(k[:8]) == blob && int64(beU64(k[8:]))+int64(len(v)) == off && len(v) < chunkSize {
+			fill := min(chunkSize-len(v), len(data))
+			merged := make([]byte, 0, len(v)+fill)
+			merged = append(append(merged, v...), data[:fill]...)
+			if err := a.blobs.Put(bytes.Clone(k), merged); err != nil {
+				return err
+			}
+			off += int64(fill)
+			data = data[fill:]
+		}
+	}
 	for len(data) > 0 {
 		n := min(len(data), chunkSize)
 		// bbolt keeps a reference to the value until commit; every caller

@@ -752,3 +752,26 @@ func TestAgentQuota(t *testing.T) {
 	}
 	mustApply(t, s, "big", hdrFor(opID(2), KindState, "k", d), d)
 }
+
+func TestSmallWritesCoalesce(t *testing.T) {
+	s, _ := openTest(t, Config{ChunkSize: 1000})
+	data := payload(8, 5500)
+	h := hdrFor(opID(1), KindState, "k", data)
+	if _, _, err := s.BeginPartial("a", h); err != nil {
+		t.Fatal(err)
+	}
+	for off := 0; off < len(data); off += 100 {
+		if err := s.WritePartial("a", h.OpID, int64(off), data[off:min(off+100, len(data))]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := countChunks(t, s, "a"); n != 6 {
+		t.Fatalf("55 writes of 100 bytes left %d chunks, want 6", n)
+	}
+	if _, err := s.CommitPartial("a", h.OpID); err != nil {
+		t.Fatal(err)
+	}
+	if _, got := mustGet(t, s, "a", "k"); !bytes.Equal(got, data) {
+		t.Fatal("coalesced data differs")
+	}
+}
