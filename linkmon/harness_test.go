@@ -246,3 +246,7 @@ func is(c edgesync.LinkClass) func(edgesync.LinkClass) bool {
 func isNot(c edgesync.LinkClass) func(edgesync.LinkClass) bool {
 	return func(x edgesync.LinkClass) bool { return x != c && x != edgesync.Unknown }
 }
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

@@ -1,6 +1,8 @@
 package linkmon
 
 import (
+	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -113,4 +115,136 @@ func TestIntermittentProfile(t *testing.T) {
 		t.Fatalf("no recovery within 8s; status %+v", m.Status())
 	}
 	t.Logf("recovered to %v after %v: %s", ev.Change.New, took.Round(time.Millisecond), ev.Change.Reason)
+}
+
+// down is a profile that loses every packet: a cut link.
+func down(p linksim.Profile) linksim.Profile {
+	p = p.Clone()
+	p.Name = p.Name + "-down"
+	p.Up.LossRate, p.Down.LossRate = 1, 1
+	return p
+}
+
+// TestSwitchOutageRecovery: a profile switch to a slower link, back to a
+// faster one, and an outage are each detected within 5 s; the link is
+// recognised again after the outage.
+func TestSwitchOutageRecovery(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, linksim.Broadband(), 21)
+	dir := t.TempDir()
+	m, err := NewMonitor(testConfig(), MonitorOptions{Name: "switch", StatePath: dir + "/status.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, cancel := m.Subscribe()
+	defer cancel()
+	if err := m.Attach(a.conn, a.tr, a.session); err != nil {
+		t.Fatal(err)
+	}
+	m.Start()
+	defer m.Close()
+	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
+		t.Fatalf("broadband not detected within 10s; status %+v", m.Status())
+	}
+	steps := []struct {
+		name string
+		p    linksim.Profile
+		want edgesync.LinkClass
+	}{
+		{"to slower", linksim.LTE(), edgesync.Mobile},
+		{"to faster", linksim.Broadband(), edgesync.Broadband},
+		{"to outage", down(linksim.Broadband()), edgesync.Intermittent},
+		{"recovery", linksim.Broadband(), edgesync.Broadband},
+		{"to satellite", linksim.SatelliteGEO(), edgesync.Satellite},
+	}
+	for _, s := range steps {
+		a.setProfile(t, s.p)
+		ev, took, ok := waitClass(t, events, 5*time.Second, is(s.want))
+		if !ok {
+			t.Fatalf("%s: %v not detected within 5s; status %+v", s.name, s.want, m.Status())
+		}
+		t.Logf("%s: %v after %v: %s", s.name, s.want, took.Round(time.Millisecond), ev.Change.Reason)
+		if ev.Change.Reason == "" || ev.Change.Old == ev.Change.New {
+			t.Fatalf("%s: event %+v lacks a reason or a change", s.name, ev.Change)
+		}
+	}
+	if p := m.Parameters(); p != m.adj.Parameters(edgesync.Satellite, m.Status().Median.BandwidthBps) {
+		t.Fatalf("parameters %v are not satellite's", p)
+	}
+	if h := m.History(time.Minute); len(h) < 20 || !h[len(h)-1].At.Equal(m.Latest().At) {
+		t.Fatalf("history of %d samples, last %v, latest %v", len(h), h[len(h)-1].At, m.Latest().At)
+	}
+
+	// Restart: a new monitor on the same state file starts from satellite.
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := NewMonitor(testConfig(), MonitorOptions{Name: "switch", StatePath: dir + "/status.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if st := m2.Status(); st.Class != edgesync.Satellite || m2.Parameters().Mode != edgesync.SyncDeltaZstd {
+		t.Fatalf("restarted monitor: class %v, parameters %v; want satellite", st.Class, m2.Parameters())
+	}
+}
+
+// TestDetachIsIntermittent: a lost connection (Detach) makes the link
+// intermittent within about MinOutage, and a new connection recovers it.
+func TestDetachIsIntermittent(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, linksim.DSL(), 31)
+	m := startMonitor(t, testConfig(), nil, MonitorOptions{Name: "detach"})
+	events, cancel := m.Subscribe()
+	defer cancel()
+	if err := m.Attach(a.conn, a.tr, a.session); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Mobile)); !ok {
+		t.Fatalf("dsl not mobile within 10s; status %+v", m.Status())
+	}
+	m.Detach()
+	ev, took, ok := waitClass(t, events, 5*time.Second, is(edgesync.Intermittent))
+	if !ok {
+		t.Fatalf("not intermittent within 5s of Detach; status %+v", m.Status())
+	}
+	t.Logf("detached: intermittent after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
+	if _, err := m.Measure(context.Background()); !errors.Is(err, ErrNotAttached) {
+		t.Fatalf("Measure while detached: %v, want ErrNotAttached", err)
+	}
+	b := dialTestAgent(t, core, linksim.DSL(), 32)
+	if err := m.Attach(b.conn, b.tr, b.session); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := waitClass(t, events, 5*time.Second, is(edgesync.Mobile)); !ok {
+		t.Fatalf("no recovery within 5s of Attach; status %+v", m.Status())
+	}
+	meas, err := m.Measure(context.Background())
+	if err != nil && !errors.Is(err, ErrBudgetExhausted) {
+		t.Fatalf("Measure: %v", err)
+	}
+	if err == nil && (meas.BandwidthBps < 1e6 || meas.BandwidthBps > 4e6) {
+		t.Fatalf("Measure on a 2 Mbit/s link: %v", meas)
+	}
+}
+
+// TestProbeBudget: on an idle satellite link, the monitor's probes (trains
+// and pings) stay within 1 % of the configured capacity per minute,
+// allowing for a 50 % estimation error.
+func TestProbeBudget(t *testing.T) {
+	core := newTestCore(t)
+	p := linksim.SatelliteGEO()
+	a := dialTestAgent(t, core, p, 41)
+	m := startMonitor(t, testConfig(), a, MonitorOptions{Name: "budget"})
+	waitEstimates(t, m, 2, 20*time.Second)
+	st := m.Stats()
+	spent := st.TrainBytes + st.PingBytes
+	limit := int64(SatelliteBudgetFraction * 1.5 * float64(p.Down.RateBps) / 8 * time.Minute.Seconds())
+	t.Logf("probes %+v: %d bytes, limit %d (1%% of %s per minute, +50%%)", st, spent, limit, FormatBps(float64(p.Down.RateBps)))
+	if spent > limit {
+		t.Fatalf("probes spent %d bytes in under a minute, budget %d", spent, limit)
+	}
+	if got := core.resp.Stats(); got.Reports < uint64(st.Trains)-1 || got.Forged != 0 {
+		t.Fatalf("responder %+v for %d trains", got, st.Trains)
+	}
 }
