@@ -57,7 +57,7 @@ func TestEveryCodeRoundTrips(t *testing.T) {
 
 type codecError struct{}
 
-func (codecError) Error() string     { return "decode: window too large" }
+func (codecError) Error() string    { return "decode: window too large" }
 func (codecError) WireCode() uint16 { return uint16(CodeCorrupt) }
 
 func TestCodeOfOtherErrors(t *testing.T) {

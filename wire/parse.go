@@ -64,8 +64,47 @@ func checkLength(t FrameType, bodyLen uint64, hdr, max int) error {
 }
 
 func parseBody(t FrameType, body []byte) (Frame, error) {
+	// A switch rather than a table of functions keeps r on the stack: an
+	// indirect call would make it escape, one allocation per frame.
 	r := &bodyReader{t: t, b: body}
-	f, err := frameInfos[t].parse(r)
+	var f Frame
+	var err error
+	switch t {
+	case FrameHello:
+		f, err = parseHello(r)
+	case FrameWelcome:
+		f, err = parseWelcome(r)
+	case FrameOpHeader:
+		f, err = parseOpHeader(r)
+	case FrameData:
+		f, err = parseData(r)
+	case FrameCommit:
+		f, err = parseCommit(r)
+	case FrameAck:
+		f, err = parseAck(r)
+	case FrameNack:
+		f, err = parseNack(r)
+	case FrameResumeQuery:
+		f, err = parseResumeQuery(r)
+	case FrameResumeAnswer:
+		f, err = parseResumeAnswer(r)
+	case FrameSummary:
+		f, err = parseSummary(r)
+	case FrameError:
+		f, err = parseError(r)
+	case FramePing:
+		f, err = parsePing(r)
+	case FramePong:
+		f, err = parsePong(r)
+	case FrameProbeTrain:
+		f, err = parseProbeTrain(r)
+	case FrameProbeReport:
+		f, err = parseProbeReport(r)
+	case FrameProbeRequest:
+		f, err = parseProbeRequest(r)
+	default:
+		return nil, fmt.Errorf("parse frame: type %s: %w", t, ErrUnknownFrame)
+	}
 	if err == nil {
 		err = r.done()
 	}

@@ -9,8 +9,9 @@ import (
 
 // Summary carries an op's metadata without its payload (the satellite
 // class's "summary only" mode): the full payload stays queued and follows
-// later in an OpHeader with Summarized set. The core acknowledges a Summary
-// with an Ack of the same ID only in the sense "summary stored"; see doc.go.
+// later in an OpHeader with Summarized set. A Summary goes on a stream of
+// its own and the core answers Ack or Nack on that stream; that Ack means
+// "summary stored", not "op stored": the agent keeps the op queued.
 type Summary struct {
 	ID   edgesync.OpID
 	Key  string   // at most MaxKeyLen bytes

@@ -76,37 +76,30 @@ const (
 type frameInfo struct {
 	name    string
 	maxBody int
-	parse   func(r *bodyReader) (Frame, error)
 	probe   bool // may travel in a datagram or a sealed raw packet
 }
 
-var frameInfos [numFrameTypes]frameInfo
-
-func init() {
-	// Filled in init, not as a literal, because the parse functions refer
-	// back to Parse's helpers.
-	frameInfos = [numFrameTypes]frameInfo{
-		FrameHello:        {"HELLO", 1024, parseHello, false},
-		FrameWelcome:      {"WELCOME", 1024, parseWelcome, false},
-		FrameOpHeader:     {"OP_HEADER", 4096, parseOpHeader, false},
-		FrameData:         {"DATA", MaxFrameSize - 16, parseData, false},
-		FrameCommit:       {"COMMIT", smallFrameBody, parseCommit, false},
-		FrameAck:          {"ACK", 8 + MaxAckIDs*16, parseAck, false},
-		FrameNack:         {"NACK", 64 + MaxMessageLen, parseNack, false},
-		FrameResumeQuery:  {"RESUME_QUERY", smallFrameBody, parseResumeQuery, false},
-		FrameResumeAnswer: {"RESUME_ANSWER", smallFrameBody, parseResumeAnswer, false},
-		FrameSummary:      {"SUMMARY", 256 + MaxKeyLen + MaxSummaryBytes, parseSummary, false},
-		FrameError:        {"ERROR", 64 + MaxMessageLen, parseError, false},
-		FramePing:         {"PING", smallFrameBody, parsePing, true},
-		FramePong:         {"PONG", smallFrameBody, parsePong, true},
-		FrameProbeTrain:   {"PROBE_TRAIN", MaxProbeFrameSize - 3, parseProbeTrain, true},
-		FrameProbeReport:  {"PROBE_REPORT", smallFrameBody, parseProbeReport, true},
-		FrameProbeRequest: {"PROBE_REQUEST", smallFrameBody, parseProbeRequest, true},
-	}
+var frameInfos = [numFrameTypes]frameInfo{
+	FrameHello:        {"HELLO", 1024, false},
+	FrameWelcome:      {"WELCOME", 1024, false},
+	FrameOpHeader:     {"OP_HEADER", 4096, false},
+	FrameData:         {"DATA", MaxFrameSize - 16, false},
+	FrameCommit:       {"COMMIT", smallFrameBody, false},
+	FrameAck:          {"ACK", 8 + MaxAckIDs*16, false},
+	FrameNack:         {"NACK", 64 + MaxMessageLen, false},
+	FrameResumeQuery:  {"RESUME_QUERY", smallFrameBody, false},
+	FrameResumeAnswer: {"RESUME_ANSWER", smallFrameBody, false},
+	FrameSummary:      {"SUMMARY", 256 + MaxKeyLen + MaxSummaryBytes, false},
+	FrameError:        {"ERROR", 64 + MaxMessageLen, false},
+	FramePing:         {"PING", smallFrameBody, true},
+	FramePong:         {"PONG", smallFrameBody, true},
+	FrameProbeTrain:   {"PROBE_TRAIN", MaxProbeFrameSize - 3, true},
+	FrameProbeReport:  {"PROBE_REPORT", smallFrameBody, true},
+	FrameProbeRequest: {"PROBE_REQUEST", smallFrameBody, true},
 }
 
 // Known reports whether t is a frame type of this protocol version.
-func (t FrameType) Known() bool { return t < numFrameTypes && frameInfos[t].parse != nil }
+func (t FrameType) Known() bool { return t < numFrameTypes && frameInfos[t].name != "" }
 
 // String returns the frame type's name, e.g. "OP_HEADER".
 func (t FrameType) String() string {
