@@ -188,7 +188,7 @@ func TestOpenDamagedRecords(t *testing.T) {
 			return tx.Bucket(bucketOps).Put(id[:], rec)
 		}, "bad priority"},
 		"missing chunk": {func(tx *bolt.Tx, id edgesync.OpID) error {
-			return tx.Bucket(bucketChunks).Bucket(id[:]).Delete(chunkKey(1))
+			return tx.Bucket(bucketChunks).Bucket(id[:]).DeleteBucket(chunkKey(1))
 		}, "chunk 1"},
 		"short key": {func(tx *bolt.Tx, id edgesync.OpID) error {
 			return tx.Bucket(bucketOps).Put([]byte("short"), []byte{1})

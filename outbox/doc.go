@@ -31,7 +31,7 @@
 //
 //   - The metadata of every stored op (not its payload) is kept in memory;
 //     MaxOps bounds it. Open reads and checks all of it.
-//   - A payload larger than 8 MiB is written in several transactions under a
+//   - A payload larger than 4 MiB is written in several transactions under a
 //     pending marker and published in the last one; a crash in between
 //     leaves chunks that the next Open deletes. Such a payload is checked
 //     against MaxBytes only once it has been read, so it may briefly use

@@ -18,18 +18,19 @@ import (
 //
 //	meta     "format" = "edge-sync-outbox", "version" = uint32, "chunk_size" = uint32
 //	ops      <op id, 16 bytes> -> op record (see encodeOp)
-//	chunks   <op id> -> bucket of <uint32 index> -> up to chunk_size payload bytes
+//	chunks   <op id> -> bucket of <uint32 index> -> bucket of "d" -> up to chunk_size bytes
 //	pending  <op id> -> empty: chunks written by an Enqueue not yet published
 //
 // An op is visible only once its ops record exists; the record and the last
 // chunks are written in one transaction, so a crash never shows half an op.
 // Open deletes the chunks of every pending id (a crashed large Enqueue).
 //
-// Each op's chunks live in their own nested bucket: bbolt never splits a
-// leaf of four or fewer items, so big values sharing one bucket would make
-// every put and delete rewrite up to three neighbouring chunks (write
-// amplification, and a delete that needs megabytes of contiguous free space
-// on a full disk). A nested bucket is dropped whole with DeleteBucket.
+// Each chunk lives alone in its own nested bucket, under a bucket per op:
+// bbolt never splits a leaf of four or fewer items nor leaves fewer than two
+// in one, so big values sharing a bucket would make every put and delete
+// rewrite one to three neighbouring chunks (write amplification, more memory
+// per transaction, and deletes that need megabytes of contiguous free space
+// on a full disk). An op's bucket is dropped whole with DeleteBucket.
 const (
 	formatMagic   = "edge-sync-outbox"
 	formatVersion = 1
@@ -46,7 +47,10 @@ var (
 	keyChunkSize = []byte("chunk_size")
 )
 
-// chunkKey is the key of chunk i inside an op's chunk bucket.
+// keyData is the one key in a chunk's bucket.
+var keyData = []byte("d")
+
+// chunkKey is the name of chunk i's bucket inside an op's chunk bucket.
 func chunkKey(i uint32) []byte { return binary.BigEndian.AppendUint32(make([]byte, 0, 4), i) }
 
 func numChunks(size int64, chunkSize int) uint32 {

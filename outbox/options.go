@@ -23,7 +23,7 @@ const (
 	MaxSummaryLen  = 64 << 10
 
 	defaultChunkSize   = 1 << 20 // payload bytes per bbolt value
-	defaultStageChunks = 8       // chunks per transaction for large payloads
+	defaultStageChunks = 4       // chunks per transaction for large payloads
 )
 
 // Options configures an Outbox. The zero value is valid: every zero field

@@ -150,16 +150,20 @@ func checkChunks(chunks *bolt.Bucket, op *Op, chunkSize int) error {
 	}
 	var total int64
 	c := b.Cursor()
-	k, v := c.First()
+	k, _ := c.First()
 	for i := uint32(0); i < n; i++ {
-		if !bytes.Equal(k, chunkKey(i)) {
+		var v []byte
+		if cb := b.Bucket(k); cb != nil {
+			v = cb.Get(keyData)
+		}
+		if !bytes.Equal(k, chunkKey(i)) || v == nil {
 			return fmt.Errorf("op %s: chunk %d of %d is missing: %w", op.ID, i, n, ErrCorrupt)
 		}
 		if i < n-1 && len(v) != chunkSize {
 			return fmt.Errorf("op %s: chunk %d is %d bytes, want %d: %w", op.ID, i, len(v), chunkSize, ErrCorrupt)
 		}
 		total += int64(len(v))
-		k, v = c.Next()
+		k, _ = c.Next()
 	}
 	if k != nil || total != op.Size {
 		return fmt.Errorf("op %s: chunks hold %d bytes (extra key %x), record says %d: %w", op.ID, total, k, op.Size, ErrCorrupt)
@@ -337,6 +341,9 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 			stage = nil
 		}
 		buf, err := readChunk(payload, o.chunkSize, hint)
+		if len(buf) == o.chunkSize {
+			hint = o.chunkSize // a big payload: skip the buffer doubling from now on
+		}
 		if len(buf) > 0 {
 			op.Size += int64(len(buf))
 			if op.Size > limit {
@@ -417,7 +424,11 @@ func putChunks(tx *bolt.Tx, id edgesync.OpID, first uint32, stage [][]byte) erro
 		return err
 	}
 	for i, c := range stage {
-		if err := b.Put(chunkKey(first+uint32(i)), c); err != nil {
+		cb, err := b.CreateBucketIfNotExists(chunkKey(first + uint32(i)))
+		if err != nil {
+			return err
+		}
+		if err := cb.Put(keyData, c); err != nil {
 			return err
 		}
 	}

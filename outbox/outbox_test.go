@@ -450,60 +450,136 @@ func TestConcurrentProducersAndSender(t *testing.T) {
 	o := openT(t, tempPath(t), Options{chunkSize: 512, stageChunks: 2})
 	const producers, each = 8, 40
 	var wg sync.WaitGroup
-	errs := make(chan error, producers+1)
+	errs := make(chan error, producers)
+	enqueued := make(chan edgesync.OpID, producers*each)
 	for p := range producers {
 		wg.Go(func() {
 			for i := range each {
 				data := payloadOf(byte(p), (i*97)%3000)
-				_, err := o.Enqueue(context.Background(), NewOp{Endpoint: "e", Key: fmt.Sprint(p, "/", i),
-					Priority: edgesync.Priority(i % edgesync.NumPriorities), Payload: bytes.NewReader(data)})
+				op, err := o.Enqueue(context.Background(), NewOp{Endpoint: "e", Key: fmt.Sprint(p, "/", i%3),
+					Kind: Kind(i % 2), Priority: edgesync.Priority(i % edgesync.NumPriorities), Payload: bytes.NewReader(data)})
 				if err != nil {
 					errs <- err
 					return
 				}
+				enqueued <- op.ID
 			}
 		})
 	}
-	acked := 0
-	deadline := time.Now().Add(30 * time.Second)
-	var sendErr error
-	for acked < producers*each && time.Now().Before(deadline) && sendErr == nil {
+	go func() { wg.Wait(); close(enqueued) }()
+
+	// The sender wakes on every enqueue; it also marks summaries, releases
+	// some leases and reads stats, so the race detector sees every path.
+	acked, superseded := 0, 0
+	send := func() {
 		ops, err := o.Lease("e", 7)
 		if err != nil {
-			sendErr = err
-			break
+			t.Fatal(err)
 		}
-		for _, op := range ops {
+		for i, op := range ops {
 			p, err := o.OpenPayload(op.ID)
 			if err != nil {
-				sendErr = err
-				break
+				t.Fatal(err)
 			}
 			if _, err := io.Copy(io.Discard, io.NewSectionReader(p, 0, p.Size())); err != nil {
-				sendErr = err
+				t.Fatal(err)
+			}
+			if i == 0 {
+				if err := o.MarkSummarySent(op.ID); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
-		if sendErr == nil && len(ops) > 0 {
-			sendErr = o.Ack(ids(ops)...)
-			acked += len(ops)
+		if len(ops) > 1 {
+			_ = o.Release(ops[len(ops)-1].ID)
+			ops = ops[:len(ops)-1]
 		}
-		if len(ops) == 0 {
-			time.Sleep(time.Millisecond) // polling an empty queue while producers run
+		if err := o.Ack(ids(ops)...); err != nil {
+			t.Fatal(err)
+		}
+		acked += len(ops)
+		if _, err := o.Stats(); err != nil {
+			t.Fatal(err)
 		}
 	}
-	wg.Wait()
+	for range enqueued {
+		send()
+	}
+	for range producers * each { // bounded drain of what is left
+		if s, _ := o.Stats(); s.Total.Ops == 0 {
+			break
+		}
+		send()
+	}
 	close(errs)
 	for err := range errs {
 		t.Fatalf("producer: %v", err)
 	}
-	if sendErr != nil {
-		t.Fatalf("sender: %v", sendErr)
+	for range len(o.Drops()) {
+		if d := <-o.Drops(); d.Reason == ReasonSuperseded {
+			superseded++
+		}
 	}
-	if acked != producers*each {
-		t.Fatalf("acked %d of %d ops before the deadline", acked, producers*each)
+	s, _ := o.Stats()
+	if s.Total.Ops != 0 || s.Total.Bytes != 0 {
+		t.Fatalf("outbox not empty after draining: %+v", s)
 	}
-	if s, _ := o.Stats(); s.Total.Ops != 0 || s.Total.Bytes != 0 {
-		t.Fatalf("outbox not empty after acking all: %+v", s)
+	if acked+superseded != producers*each || uint64(superseded) != s.Drops[ReasonSuperseded] {
+		t.Fatalf("acked %d + superseded %d != %d enqueued (stats %v)", acked, superseded, producers*each, s.Drops)
+	}
+}
+
+// TestCloseWaitsForEnqueues closes the outbox while producers run: every
+// Enqueue that returned nil must be in the file, every later one ErrClosed.
+func TestCloseWaitsForEnqueues(t *testing.T) {
+	path := tempPath(t)
+	o, err := Open(path, Options{chunkSize: 256, stageChunks: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var stored []edgesync.OpID
+	started := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for p := range 4 {
+		wg.Go(func() {
+			for i := range 1000 {
+				op, err := o.Enqueue(context.Background(), NewOp{Endpoint: "e", Payload: bytes.NewReader(payloadOf(byte(p), 1000))})
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil {
+					t.Errorf("enqueue: %v", err)
+					return
+				}
+				mu.Lock()
+				stored = append(stored, op.ID)
+				mu.Unlock()
+				if i == 0 {
+					started <- struct{}{}
+				}
+			}
+		})
+	}
+	for range 4 {
+		<-started
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	checkFile(t, path)
+	o = openT(t, path, Options{})
+	for _, id := range stored {
+		if _, err := o.Get(id); err != nil {
+			t.Fatalf("op %s returned nil before Close but is missing: %v", id, err)
+		}
+	}
+	if s, _ := o.Stats(); s.Total.Ops != len(stored) {
+		t.Fatalf("%d ops stored, %d returned nil", s.Total.Ops, len(stored))
+	}
+	if n := countBucket(t, o, bucketPending); n != 0 {
+		t.Fatalf("%d pending markers left", n)
 	}
 }
 

@@ -66,7 +66,10 @@ func (p *Payload) ReadAt(b []byte, off int64) (int, error) {
 			for n < len(want) {
 				pos := off + int64(n)
 				i := uint32(pos / cs)
-				c := chunks.Get(chunkKey(i))
+				var c []byte
+				if cb := chunks.Bucket(chunkKey(i)); cb != nil {
+					c = cb.Get(keyData)
+				}
 				if c == nil {
 					return fmt.Errorf("read payload %s: %w", p.id, ErrNotFound)
 				}
