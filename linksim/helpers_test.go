@@ -7,7 +7,6 @@ import (
 	"net"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,36 +26,6 @@ func since() time.Duration { return time.Duration(time.Now().UnixNano() - base) 
 func stamp(b []byte, seq uint64) {
 	binary.BigEndian.PutUint64(b[0:8], seq)
 	binary.BigEndian.PutUint64(b[8:16], uint64(since()))
-}
-
-// enableTimestamps asks the kernel to stamp each datagram's arrival.
-func enableTimestamps(c *net.UDPConn) bool {
-	rc, err := c.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var serr error
-	if err := rc.Control(func(fd uintptr) {
-		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
-	}); err != nil || serr != nil {
-		return false
-	}
-	return true
-}
-
-// kernelTime returns the arrival time in oob, or now if there is none.
-func kernelTime(oob []byte) time.Duration {
-	msgs, err := syscall.ParseSocketControlMessage(oob)
-	if err == nil {
-		for _, m := range msgs {
-			if m.Header.Level == syscall.SOL_SOCKET && m.Header.Type == syscall.SO_TIMESTAMPNS && len(m.Data) >= 16 {
-				sec := int64(binary.NativeEndian.Uint64(m.Data[0:8]))
-				nsec := int64(binary.NativeEndian.Uint64(m.Data[8:16]))
-				return time.Duration(sec*1e9 + nsec - base)
-			}
-		}
-	}
-	return since()
 }
 
 // arrival is one datagram seen by a receiver.
@@ -93,7 +62,7 @@ func newReceiver(t testing.TB, echo bool) *receiver {
 
 func startReceiver(t testing.TB, c *net.UDPConn, echo bool) *receiver {
 	r := &receiver{conn: c, echo: echo, cond: make(chan struct{})}
-	enableTimestamps(c)
+	enableRxTime(c)
 	r.wg.Add(1)
 	go r.loop()
 	t.Cleanup(r.close)
@@ -119,7 +88,8 @@ func (r *receiver) loop() {
 			}
 			continue
 		}
-		at := kernelTime(oob[:oobn])
+		now := time.Now()
+		at := since() - now.Sub(rxTime(oob[:oobn], now))
 		if n >= 16 {
 			a := arrival{
 				seq:  binary.BigEndian.Uint64(buf[0:8]),

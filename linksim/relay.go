@@ -93,6 +93,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 	}
 	_ = r.ln.SetReadBuffer(socketBuffer) // best effort: the kernel may cap it
 	_ = r.ln.SetWriteBuffer(socketBuffer)
+	enableRxTime(r.ln)
 	r.wg.Add(2)
 	go r.readClients()
 	go r.expire()
@@ -158,8 +159,9 @@ func (r *Relay) isClosed() bool {
 func (r *Relay) readClients() {
 	defer r.wg.Done()
 	buf := make([]byte, 65536)
+	oob := make([]byte, 128)
 	for {
-		n, from, err := r.ln.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := r.ln.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if r.isClosed() || errors.Is(err, net.ErrClosed) {
 				return
@@ -174,7 +176,7 @@ func (r *Relay) readClients() {
 		m.touch()
 		p := newPacket(buf[:n])
 		p.via = m
-		r.link.up.submit(p)
+		r.link.up.submitAt(p, rxTime(oob[:oobn], time.Now()))
 	}
 }
 
@@ -195,6 +197,7 @@ func (r *Relay) mappingFor(client netip.AddrPort) *mapping {
 	}
 	_ = up.SetReadBuffer(socketBuffer)
 	_ = up.SetWriteBuffer(socketBuffer)
+	enableRxTime(up)
 	m := &mapping{client: client, up: up}
 	m.touch()
 	r.clients[client] = m
@@ -208,8 +211,9 @@ func (r *Relay) mappingFor(client netip.AddrPort) *mapping {
 func (r *Relay) readTarget(m *mapping) {
 	defer r.wg.Done()
 	buf := make([]byte, 65536)
+	oob := make([]byte, 128)
 	for {
-		n, err := m.up.Read(buf)
+		n, oobn, _, _, err := m.up.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || r.isClosed() {
 				return
@@ -219,7 +223,7 @@ func (r *Relay) readTarget(m *mapping) {
 		m.touch()
 		p := newPacket(buf[:n])
 		p.via = m
-		r.link.down.submit(p)
+		r.link.down.submitAt(p, rxTime(oob[:oobn], time.Now()))
 	}
 }
 

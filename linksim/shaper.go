@@ -145,9 +145,13 @@ func (s *shaper) setDirection(d Direction) {
 	}
 }
 
-// submit takes ownership of p and schedules it, or drops it.
-func (s *shaper) submit(p *packet) {
-	now := time.Now()
+// submit takes ownership of p, which arrived now, and schedules it or
+// drops it.
+func (s *shaper) submit(p *packet) { s.submitAt(p, time.Now()) }
+
+// submitAt is submit for a packet that reached the link at now (which may
+// be a little in the past when the reader was descheduled).
+func (s *shaper) submitAt(p *packet, now time.Time) {
 	size := int64(len(p.data))
 	if s.dyn.isDown(now) {
 		s.dropDown.Add(1)
