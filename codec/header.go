@@ -254,14 +254,26 @@ func readFull(r io.ByteReader, b []byte) error {
 	return nil
 }
 
-// readUvarint reads a uvarint no larger than max, naming the field in errors.
+// readUvarint reads a minimally encoded uvarint no larger than max, naming
+// the field in errors. Non-minimal encodings are refused so that every value
+// has exactly one encoding.
 func readUvarint(r io.ByteReader, field string, max uint64) (uint64, error) {
-	v, err := binary.ReadUvarint(r)
-	if err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return 0, fmt.Errorf("%s: %w", field, io.ErrUnexpectedEOF)
+	var v uint64
+	for i := 0; ; i++ {
+		c, err := r.ReadByte()
+		if err != nil {
+			return 0, fmt.Errorf("%s: %w", field, eofIsUnexpected(err))
 		}
-		return 0, fmt.Errorf("%s: %w: %w", field, ErrCorrupt, err)
+		if i == binary.MaxVarintLen64-1 && c > 1 {
+			return 0, fmt.Errorf("%s: varint overflows 64 bits: %w", field, ErrCorrupt)
+		}
+		v |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			if c == 0 && i > 0 {
+				return 0, fmt.Errorf("%s: varint not minimally encoded: %w", field, ErrCorrupt)
+			}
+			break
+		}
 	}
 	if v > max {
 		return 0, fmt.Errorf("%s %d above %d: %w", field, v, max, ErrTooLarge)

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"fmt"
+	"io"
 	"math/bits"
 	"sync"
 
@@ -21,8 +22,15 @@ import (
 // the encoder's tables and history buffers.
 
 const (
-	minWindowLog = 10 // zstd.MinWindowSize
+	// minWindowLog is 128 KiB: smaller windows save little memory, and a
+	// coarse set of windows keeps the number of pool keys small. A frame
+	// still declares a window no larger than its content.
+	minWindowLog = 17
 	maxWindowLog = 27 // 128 MiB: enough for MaxChunkSize + MaxDeltaRegion
+	// perKeyPool is how many idle encoders are kept per key. A fixed pool,
+	// not sync.Pool: sync.Pool drops its items at every GC, which under
+	// allocation-heavy load meant a new encoder (megabytes of tables) per op.
+	perKeyPool = 2
 )
 
 type encKey struct {
@@ -32,7 +40,7 @@ type encKey struct {
 	noEntropy bool
 }
 
-var encPools sync.Map // encKey -> *sync.Pool of *zstd.Encoder
+var encPools sync.Map // encKey -> chan *zstd.Encoder
 
 // placeholderDict is registered when a dictionary encoder is built, so that
 // later ResetWithOptions calls only swap the dictionary content.
@@ -49,11 +57,12 @@ func windowLogFor(n int) uint8 {
 func getEncoder(k encKey) (*zstd.Encoder, error) {
 	p, ok := encPools.Load(k)
 	if !ok {
-		p, _ = encPools.LoadOrStore(k, &sync.Pool{})
+		p, _ = encPools.LoadOrStore(k, make(chan *zstd.Encoder, perKeyPool))
 	}
-	pool := p.(*sync.Pool)
-	if e, ok := pool.Get().(*zstd.Encoder); ok {
+	select {
+	case e := <-p.(chan *zstd.Encoder):
 		return e, nil
+	default:
 	}
 	opts := []zstd.EOption{
 		zstd.WithEncoderConcurrency(1),
@@ -76,10 +85,13 @@ func putEncoder(k encKey, e *zstd.Encoder) {
 	if k.dict {
 		// Drop the reference to the caller's base region. The encoder keeps
 		// its own history copy, which is reused by the next delta.
-		_ = e.ResetWithOptions(nil, zstd.WithEncoderDictRaw(0, placeholderDict))
+		_ = e.ResetWithOptions(io.Discard, zstd.WithEncoderDictRaw(0, placeholderDict))
 	}
 	p, _ := encPools.Load(k)
-	p.(*sync.Pool).Put(e)
+	select {
+	case p.(chan *zstd.Encoder) <- e:
+	default: // pool full: let the GC have it
+	}
 }
 
 // Decoders: one pool for plain frames and one for frames with a raw

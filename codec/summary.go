@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"time"
 )
 
@@ -105,13 +104,11 @@ func ParseSummary(b []byte) (Summary, int, error) {
 	if err := readFull(r, s.Hash[:]); err != nil {
 		return s, 0, fmt.Errorf("parse summary: hash: %w", err)
 	}
-	t, err := binary.ReadVarint(r)
+	ut, err := readUvarint(r, "time", 1<<64-1)
 	if err != nil {
-		if err == io.EOF || err == io.ErrUnexpectedEOF {
-			return s, 0, fmt.Errorf("parse summary: time: %w", io.ErrUnexpectedEOF)
-		}
-		return s, 0, fmt.Errorf("parse summary: time: %w: %w", ErrCorrupt, err)
+		return s, 0, fmt.Errorf("parse summary: %w", err)
 	}
+	t := int64(ut>>1) ^ -int64(ut&1) // zigzag, as binary.AppendVarint writes
 	if t != 0 {
 		s.Time = time.Unix(0, t).UTC()
 	}
