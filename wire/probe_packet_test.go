@@ -99,39 +99,9 @@ func TestProbePacketRefusals(t *testing.T) {
 func TestProbeOverRealQUICTransport(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	serverTLS, clientTLS := testTLSConfigs(t)
-
-	listen := func() *quic.Transport {
-		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tr := &quic.Transport{Conn: c}
-		t.Cleanup(func() { tr.Close(); c.Close() })
-		return tr
-	}
-	coreTr, agentTr := listen(), listen()
-	ln, err := coreTr.Listen(serverTLS, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type accepted struct {
-		conn *quic.Conn
-		err  error
-	}
-	acc := make(chan accepted, 1)
-	go func() { c, err := ln.Accept(ctx); acc <- accepted{c, err} }()
-	agentConn, err := agentTr.Dial(ctx, coreTr.Conn.LocalAddr(), clientTLS, nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer agentConn.CloseWithError(0, "")
-	a := <-acc
-	if a.err != nil {
-		t.Fatalf("accept: %v", a.err)
-	}
-	defer a.conn.CloseWithError(0, "")
+	lp := newLoopbackPair(ctx, t, nil)
+	coreTr, agentTr, agentConn := lp.coreTr, lp.agentTr, lp.agent
+	a := struct{ conn *quic.Conn }{lp.core}
 
 	const session = 42
 	agentKey, err := DeriveProbeKey(ptr(agentConn.ConnectionState().TLS), session)
@@ -235,3 +205,51 @@ func testTLSConfigs(t testing.TB) (server, client *tls.Config) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// loopbackPair is a real QUIC connection between two transports on
+// 127.0.0.1, closed by t.Cleanup.
+type loopbackPair struct {
+	coreTr, agentTr *quic.Transport
+	core, agent     *quic.Conn
+}
+
+func newLoopbackPair(ctx context.Context, t *testing.T, conf *quic.Config) *loopbackPair {
+	t.Helper()
+	serverTLS, clientTLS := testTLSConfigs(t)
+	listen := func() *quic.Transport {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &quic.Transport{Conn: c}
+		t.Cleanup(func() { tr.Close(); c.Close() })
+		return tr
+	}
+	p := &loopbackPair{coreTr: listen(), agentTr: listen()}
+	ln, err := p.coreTr.Listen(serverTLS, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	type accepted struct {
+		conn *quic.Conn
+		err  error
+	}
+	acc := make(chan accepted, 1)
+	go func() { c, err := ln.Accept(ctx); acc <- accepted{c, err} }()
+	p.agent, err = p.agentTr.Dial(ctx, p.coreTr.Conn.LocalAddr(), clientTLS, conf)
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { p.agent.CloseWithError(0, "") })
+	a := <-acc
+	if a.err != nil {
+		t.Fatalf("accept: %v", a.err)
+	}
+	p.core = a.conn
+	t.Cleanup(func() { p.core.CloseWithError(0, "") })
+	if got := p.agent.ConnectionState().TLS.NegotiatedProtocol; got != ALPN {
+		t.Fatalf("negotiated ALPN %q, want %q", got, ALPN)
+	}
+	return p
+}
