@@ -41,8 +41,11 @@ func (f *Ack) Append(b []byte) ([]byte, error) {
 func parseAck(r *bodyReader) (Frame, error) {
 	f := &Ack{}
 	n := r.varint("ids")
-	if r.err == nil && (n == 0 || n > MaxAckIDs) {
-		r.fail(ErrInvalidField, "ids", "%d ids, want 1..%d", n, MaxAckIDs)
+	if r.err == nil && n == 0 {
+		r.fail(ErrInvalidField, "ids", "none")
+	}
+	if r.err == nil && n > MaxAckIDs {
+		r.fail(ErrFieldTooLong, "ids", "%d ids, limit %d", n, MaxAckIDs)
 	}
 	if r.err == nil && uint64(len(r.b)) < 16*n {
 		r.short("ids")

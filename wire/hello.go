@@ -66,8 +66,11 @@ func (f *Hello) Append(b []byte) ([]byte, error) {
 func parseHello(r *bodyReader) (Frame, error) {
 	f := &Hello{}
 	n := r.varint("versions")
-	if r.err == nil && (n == 0 || n > MaxVersions) {
-		r.fail(ErrInvalidField, "versions", "%d offered, want 1..%d", n, MaxVersions)
+	if r.err == nil && n == 0 {
+		r.fail(ErrInvalidField, "versions", "none offered")
+	}
+	if r.err == nil && n > MaxVersions {
+		r.fail(ErrFieldTooLong, "versions", "%d offered, limit %d", n, MaxVersions)
 	}
 	if r.err == nil {
 		f.Versions = make([]uint32, 0, n)

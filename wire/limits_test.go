@@ -189,6 +189,8 @@ func TestParseRefusesBadBodies(t *testing.T) {
 		{"hello no versions", withBody(&Hello{}, []byte{0, 0, 0, 0, 0, 0}), ErrInvalidField},
 		{"op header key too long", withBody(&OpHeader{}, bigKey), ErrFieldTooLong},
 		{"ack zero ids", withBody(&Ack{}, []byte{0}), ErrInvalidField},
+		{"ack too many ids", withBody(&Ack{}, quicvarint.Append(nil, MaxAckIDs+1)), ErrFieldTooLong},
+		{"hello too many versions", withBody(&Hello{}, []byte{MaxVersions + 1, 1, 1, 1, 1, 1}), ErrFieldTooLong},
 		{"ack ids past body", withBody(&Ack{}, []byte{2, 1, 2, 3}), ErrMalformedFrame},
 		{"nack ok", withBody(&Nack{}, append(make([]byte, 16), 0, 0)), ErrInvalidField},
 		{"error code past 16 bits", withBody(&Error{}, append(quicvarint.Append(nil, 1<<16), 0)), ErrInvalidField},

@@ -174,11 +174,7 @@ func parseOpHeader(r *bodyReader) (Frame, error) {
 		r.fail(ErrInvalidField, "chunk size", "%d, want 1..%d", f.ChunkSize, MaxChunkSize)
 	}
 	f.Offset = r.varint("offset")
-	exp := r.varint("expires")
-	if r.err == nil && exp > uint64(maxTime.UnixNano()) {
-		r.fail(ErrInvalidField, "expires", "%d ns past the epoch is out of range", exp)
-	}
-	f.Expires = timeFromNanos(exp)
+	f.Expires = timeFromNanos(r.varint("expires")) // a varint never passes maxTime
 	r.fixed("payload hash", f.PayloadHash[:])
 	if f.HasBase {
 		r.fixed("base hash", f.BaseHash[:])
