@@ -62,6 +62,9 @@ type testCore struct {
 	client   *tls.Config
 	sessions chan uint64
 	next     atomic.Uint64
+	// onDatagram, when set before dialling, sees every datagram first
+	// with its arrival time; returning true consumes it.
+	onDatagram func(b []byte, at time.Time) bool
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
@@ -120,6 +123,9 @@ func (c *testCore) accept(ctx context.Context) {
 				if err != nil {
 					conn.CloseWithError(0, "")
 					return
+				}
+				if c.onDatagram != nil && c.onDatagram(b, time.Now()) {
+					continue
 				}
 				c.resp.HandleDatagram(conn, b)
 			}
