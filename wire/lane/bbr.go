@@ -137,8 +137,19 @@ func (m *model) cwnd() float64 {
 // onSent counts a packet for the round's loss rate.
 func (m *model) onSent() { m.sentInRound++ }
 
-// onLost counts lost packets for the startup exit on loss.
-func (m *model) onLost(n int) { m.lostInRound += n }
+// onLost counts lost packets. In startup, a round that has already lost
+// more than startupLossLimit of what it sent ends startup at once rather
+// than at the round's end: on a long link waiting a round would send
+// another round at up to 2.89 × the link rate into a full queue.
+func (m *model) onLost(n int) {
+	m.lostInRound += n
+	if m.state == stateStartup && m.lostInRound >= startupLossMin &&
+		float64(m.lostInRound) > startupLossLimit*float64(m.sentInRound) {
+		m.fullBwCount = fullBwRounds
+		m.state = stateDrain
+		m.pacingGain, m.cwndGain = drainGain, startupGain
+	}
+}
 
 // onRTT feeds one RTT sample.
 func (m *model) onRTT(rtt time.Duration, now time.Time) {

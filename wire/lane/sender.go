@@ -329,6 +329,13 @@ func (s *sender) pto() time.Duration {
 func (s *sender) detectLoss(now time.Time) {
 	lossDelay := max(s.srtt*9/8, time.Millisecond)
 	pto := s.pto()
+	// At the end of a transfer nothing sent later will reveal a lost
+	// packet: declare lost what is older than an RTT plus the ack delay
+	// instead of waiting for a PTO of silence.
+	tailDelay := pto
+	if !s.hasSendable() && s.hasRTT {
+		tailDelay = lossDelay + maxAckDelay + 10*time.Millisecond
+	}
 	lost := 0
 	for i := range s.sent {
 		p := &s.sent[i]
@@ -337,7 +344,7 @@ func (s *sender) detectLoss(now time.Time) {
 		}
 		age := now.Sub(p.sent)
 		below := s.hasAcked && p.pn < s.largestAcked
-		tail := age > pto && now.Sub(s.lastAckAt) > pto // acks stopped coming
+		tail := age > tailDelay && (tailDelay < pto || now.Sub(s.lastAckAt) > pto)
 		if (below && (s.largestAcked-p.pn >= 3 || age > lossDelay)) || tail {
 			p.inflight = false
 			s.inBytes -= p.size
@@ -379,7 +386,11 @@ func (s *sender) trim() {
 func (s *sender) lossDeadline() time.Time {
 	for i := range s.sent {
 		if s.sent[i].inflight {
-			at := s.sent[i].sent
+			p := &s.sent[i]
+			if !s.hasSendable() && s.hasRTT {
+				return p.sent.Add(max(s.srtt*9/8, time.Millisecond) + maxAckDelay + 11*time.Millisecond)
+			}
+			at := p.sent
 			if s.lastAckAt.After(at) {
 				at = s.lastAckAt
 			}
@@ -400,7 +411,9 @@ func (s *sender) canSend(size int) bool {
 
 // paced advances the pacing clock by one packet of size bytes.
 func (s *sender) paced(size int, now time.Time) {
-	const credit = 2 * time.Millisecond
+	// A late wake-up (timer slack, a busy CPU) may make up to 10 ms of
+	// sending: the bottleneck queue absorbs that, a lost slot would not.
+	const credit = 10 * time.Millisecond
 	if s.nextSend.Before(now.Add(-credit)) {
 		s.nextSend = now.Add(-credit)
 	}
