@@ -198,6 +198,9 @@ func Open(path string, cfg Config) (s *Store, err error) {
 			errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrInvalidMapping) {
 			return nil, fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, err)
 		}
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open store %s: locked by another process for %v (is another core running?): %w", path, cfg.OpenTimeout, err)
+		}
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s = &Store{db: db, cfg: cfg, path: path}

@@ -255,6 +255,20 @@ func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) 
 			return err
 		}
 		p, err := getPartial(a, opID)
+		if errors.Is(err, ErrNotFound) && a.applied.Get(opID[:]) != nil {
+			// Committed already (a repeated commit after a lost ack).
+			r, derr := decodeApplied(a.applied.Get(opID[:]))
+			if derr != nil {
+				return fmt.Errorf("applied index: %w", derr)
+			}
+			res = Result{OpID: opID, Kind: r.kind, Key: r.key, Duplicate: true, Size: r.size, Hash: r.hash}
+			if r.kind == KindEvent {
+				res.Seq = r.ref
+			} else {
+				res.Version = r.ref
+			}
+			return a.addStat(statDedups, 1)
+		}
 		if err != nil {
 			return err
 		}

@@ -304,6 +304,9 @@ func TestResumeAcrossReopen(t *testing.T) {
 	if _, ok := s.PartialSize("a", h.OpID); ok {
 		t.Fatal("partial still there after commit")
 	}
+	if again, err := s.CommitPartial("a", h.OpID); err != nil || !again.Duplicate || again.Version != 1 {
+		t.Fatalf("repeated commit: %+v, %v; want a duplicate of version 1", again, err)
+	}
 	s = reopen(t, s, cfg)
 	if _, got := mustGet(t, s, "a", "big"); !bytes.Equal(got, data) {
 		t.Fatal("data differs after resume")
@@ -773,5 +776,14 @@ func TestSmallWritesCoalesce(t *testing.T) {
 	}
 	if _, got := mustGet(t, s, "a", "k"); !bytes.Equal(got, data) {
 		t.Fatal("coalesced data differs")
+	}
+}
+
+func TestOpenLocked(t *testing.T) {
+	_, path := openTest(t, Config{})
+	s2, err := Open(path, Config{OpenTimeout: 50 * time.Millisecond})
+	if err == nil {
+		s2.Close()
+		t.Fatal("second Open of a locked store succeeded")
 	}
 }
