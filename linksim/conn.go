@@ -71,9 +71,11 @@ func Wrap(pc net.PacketConn, p Profile, opts ...Option) (*Conn, error) {
 func (c *Conn) readLoop() {
 	defer c.wg.Done()
 	buf := make([]byte, 65536)
+	errs := 0 // consecutive errors: a conn that only fails is treated as closed
 	for {
 		n, addr, err := c.pc.ReadFrom(buf)
 		if err != nil {
+			errs++
 			select {
 			case <-c.done:
 				return
@@ -83,13 +85,14 @@ func (c *Conn) readLoop() {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			if errors.Is(err, net.ErrClosed) {
+			if errors.Is(err, net.ErrClosed) || errs >= 1000 {
 				c.readErr = err
 				close(c.failed)
 				return
 			}
 			continue // transient, e.g. ICMP port unreachable
 		}
+		errs = 0
 		p := newPacket(buf[:n])
 		p.to = addr
 		c.link.down.submit(p)

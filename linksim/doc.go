@@ -34,9 +34,12 @@
 // Rates count UDP payload bytes, not IP/UDP headers. Profile changes apply
 // to packets arriving after the change; packets already queued keep their
 // times. Outages and handovers are anchored at the moment a profile is set.
-// Accuracy depends on the process getting CPU: a relay whose reader is
-// descheduled cannot see arrivals, so on a loaded machine the delivered
-// rate at 100 Mbit/s can fall below the configured one. Each direction
+// Accuracy depends on the process getting CPU. On Linux the relay dates
+// each datagram with the kernel's receive timestamp (SO_TIMESTAMPNS), so a
+// briefly descheduled reader does not shift departures; a starved
+// scheduler still releases late, so on a loaded machine (or under -race)
+// the delivered rate at 100 Mbit/s can fall below the configured one.
+// BenchmarkRelayThroughput reports the unshaped ceiling. Each direction
 // holds at most 64 MiB whatever the profile says. Conn hides the wrapped
 // socket's OOB and syscall methods, so quic-go runs without GSO, ECN and
 // the DF bit through it.
