@@ -122,47 +122,87 @@ func parseBody(t FrameType, body []byte) (Frame, error) {
 // header a byte at a time if r is not an io.ByteReader, and never reads past
 // the frame.
 func ReadFrame(r io.Reader, max int) (Frame, error) {
+	f, _, err := readFrame(r, byteReaderFor(r), max, nil)
+	return f, err
+}
+
+// Reader reads frames from one stream into a buffer it reuses, saving an
+// allocation per frame: byte-slice fields of a frame (Data.Chunk,
+// Summary.Producer) are valid only until the next ReadFrame call. The
+// buffer grows to the largest frame read, at most max bytes.
+type Reader struct {
+	r   io.Reader
+	br  io.ByteReader
+	max int
+	buf []byte
+}
+
+// NewReader returns a Reader of frames of at most max bytes from r (0 or
+// anything above MaxFrameSize means MaxFrameSize).
+func NewReader(r io.Reader, max int) *Reader {
+	return &Reader{r: r, br: byteReaderFor(r), max: max}
+}
+
+// ReadFrame reads the next frame, with the same checks and errors as the
+// package-level ReadFrame.
+func (fr *Reader) ReadFrame() (Frame, error) {
+	f, buf, err := readFrame(fr.r, fr.br, fr.max, fr.buf)
+	fr.buf = buf
+	return f, err
+}
+
+func byteReaderFor(r io.Reader) io.ByteReader {
+	if br, ok := r.(io.ByteReader); ok {
+		return br
+	}
+	return &byteReader{r: r}
+}
+
+// readFrame reads one frame, reading its body into buf if buf has room; it
+// returns buf (possibly grown) for reuse.
+func readFrame(r io.Reader, br io.ByteReader, max int, buf []byte) (Frame, []byte, error) {
 	if max <= 0 || max > MaxFrameSize {
 		max = MaxFrameSize
-	}
-	br, ok := r.(io.ByteReader)
-	if !ok {
-		br = &byteReader{r: r}
 	}
 	var hdr [16]byte
 	first, err := br.ReadByte()
 	if err != nil {
 		if err == io.EOF {
-			return nil, io.EOF // clean end between frames
+			return nil, buf, io.EOF // clean end between frames
 		}
-		return nil, eofToUnexpected("read frame", err)
+		return nil, buf, eofToUnexpected("read frame", err)
 	}
 	hdr[0] = first
 	n1 := 1 << (first >> 6)
 	if err := readBytes(br, hdr[1:n1]); err != nil {
-		return nil, err
+		return nil, buf, err
 	}
 	tv, _, _ := quicvarint.Parse(hdr[:n1])
 	t := FrameType(tv)
 	if !t.Known() {
-		return nil, fmt.Errorf("read frame: type %s: %w", t, ErrUnknownFrame)
+		return nil, buf, fmt.Errorf("read frame: type %s: %w", t, ErrUnknownFrame)
 	}
 	if err := readBytes(br, hdr[n1:n1+1]); err != nil {
-		return nil, err
+		return nil, buf, err
 	}
 	n2 := 1 << (hdr[n1] >> 6)
 	if err := readBytes(br, hdr[n1+1:n1+n2]); err != nil {
-		return nil, err
+		return nil, buf, err
 	}
 	lv, _, _ := quicvarint.Parse(hdr[n1 : n1+n2])
 	if err := checkLength(t, lv, n1+n2, max); err != nil {
-		return nil, err
+		return nil, buf, err
 	}
-	buf := make([]byte, int(lv))
+	if uint64(cap(buf)) >= lv {
+		buf = buf[:lv]
+	} else {
+		buf = make([]byte, int(lv))
+	}
 	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, eofToUnexpected("read frame", err)
+		return nil, buf, eofToUnexpected("read frame", err)
 	}
-	return parseBody(t, buf)
+	f, err := parseBody(t, buf)
+	return f, buf, err
 }
 
 func readBytes(br io.ByteReader, dst []byte) error {
