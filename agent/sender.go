@@ -46,6 +46,7 @@ const (
 
 type workerDone struct {
 	id   edgesync.OpID
+	key  string // set for state ops
 	slot slot
 	out  outcome
 }
@@ -61,7 +62,12 @@ type session struct {
 	inflight [3]int
 	held     []edgesync.OpID // summary sent: held until the batch ends
 	parked   []edgesync.OpID // refused: held until the session ends
-	pool     sync.Pool       // *opSender
+	// One version of a key at a time: a newer version waits (leased)
+	// until the one in flight is settled, so that versions reach the core
+	// in order and the next one can be a delta against the last.
+	keys     map[string]bool
+	deferred map[string][]edgesync.OpID
+	pool     sync.Pool // *opSender
 }
 
 func (e *endpoint) session(ctx context.Context, conn *quic.Conn) error {
@@ -69,7 +75,8 @@ func (e *endpoint) session(ctx context.Context, conn *quic.Conn) error {
 	defer cancel(nil)
 	stop := context.AfterFunc(conn.Context(), func() { cancel(errConnLost) })
 	defer stop()
-	s := &session{e: e, conn: conn, ctx: sctx, done: make(chan workerDone, 64)}
+	s := &session{e: e, conn: conn, ctx: sctx, done: make(chan workerDone, 64),
+		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}}
 	s.pool.New = func() any { return newOpSender() }
 	defer s.finish()
 	return s.loop()
@@ -85,10 +92,20 @@ func (s *session) finish() {
 	ob := s.e.a.ob
 	_ = ob.Release(s.held...)
 	_ = ob.Release(s.parked...)
+	for _, ids := range s.deferred {
+		_ = ob.Release(ids...)
+	}
 }
 
 func (s *session) account(d workerDone) {
 	s.inflight[d.slot]--
+	if d.key != "" {
+		delete(s.keys, d.key)
+		if ids := s.deferred[d.key]; len(ids) > 0 {
+			delete(s.deferred, d.key)
+			_ = s.e.a.ob.Release(ids...)
+		}
+	}
 	switch d.out {
 	case outHold:
 		s.held = append(s.held, d.id)
@@ -163,9 +180,22 @@ func (s *session) dispatchUrgent(p linkmon.SyncParameters) error {
 		if err != nil || len(ops) == 0 {
 			return ignoreClosed(err)
 		}
+		if s.deferIfBusy(ops[0]) {
+			continue
+		}
 		s.start(ops[0], p, slotUrgent, false)
 	}
 	return nil
+}
+
+// deferIfBusy keeps a state op leased but unsent while another version of
+// its key is in flight.
+func (s *session) deferIfBusy(op outbox.Op) bool {
+	if op.Kind != outbox.State || !s.keys[op.Key] {
+		return false
+	}
+	s.deferred[op.Key] = append(s.deferred[op.Key], op.ID)
+	return true
 }
 
 // dispatchOrdinary starts ordinary ops in priority order while slots are
@@ -184,6 +214,9 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		summary := p.SummaryOnly && op.Priority >= edgesync.Normal
 		if summary && op.SummarySent {
 			s.held = append(s.held, op.ID) // its payload waits for a better link
+			continue
+		}
+		if s.deferIfBusy(op) {
 			continue
 		}
 		sl := slotSmall
@@ -208,11 +241,16 @@ func ignoreClosed(err error) error {
 
 func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
 	s.inflight[sl]++
+	var key string
+	if op.Kind == outbox.State {
+		key = op.Key
+		s.keys[key] = true
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		out := s.work(op, p, sl, summary)
-		s.done <- workerDone{id: op.ID, slot: sl, out: out}
+		s.done <- workerDone{id: op.ID, key: key, slot: sl, out: out}
 	}()
 }
 
