@@ -10,18 +10,25 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/edge-sync/edge-sync/linksim"
 )
 
 // benchLinks are the links of BenchmarkLaneGoodput with their transfer
 // sizes: long enough to get well past startup.
+// The 2 Mbit/s links are linksim's satellite-geo profiles (2 Mbit/s up,
+// 20 down, 600 ms RTT, 200 ms queue); the others are symmetric with
+// linksim's default 100 ms queue.
 var benchLinks = []struct {
-	link testLink
-	size int
+	name    string
+	prof    linksim.Profile
+	rateBps int64 // of the sending direction (Up)
+	size    int
 }{
-	{testLink{name: "2mbit-600ms-0loss", rateBps: 2e6, rtt: 600 * time.Millisecond}, 4 << 20},
-	{testLink{name: "2mbit-600ms-1loss", rateBps: 2e6, rtt: 600 * time.Millisecond, loss: 0.01}, 8 << 20},
-	{testLink{name: "10mbit-600ms-1loss", rateBps: 10e6, rtt: 600 * time.Millisecond, loss: 0.01}, 16 << 20},
-	{testLink{name: "50mbit-40ms-1loss", rateBps: 50e6, rtt: 40 * time.Millisecond, loss: 0.01}, 64 << 20},
+	{"2mbit-600ms-0loss", linksim.SatelliteGEO(), 2e6, 4 << 20},
+	{"2mbit-600ms-1loss", linksim.SatelliteGEOLossy(), 2e6, 8 << 20},
+	{"10mbit-600ms-1loss", testLink{name: "10mbit-600ms-1loss", rateBps: 10e6, rtt: 600 * time.Millisecond, loss: 0.01}.profile(), 10e6, 16 << 20},
+	{"50mbit-40ms-1loss", testLink{name: "50mbit-40ms-1loss", rateBps: 50e6, rtt: 40 * time.Millisecond, loss: 0.01}.profile(), 50e6, 64 << 20},
 }
 
 // rawQUICCap bounds the raw quic-go baseline: on lossy long links one Cubic
@@ -37,20 +44,20 @@ const rawQUICCap = 30 * time.Second
 //	go test -run '^$' -bench BenchmarkLaneGoodput -benchtime=1x -count=3 ./wire/lane/
 func BenchmarkLaneGoodput(b *testing.B) {
 	for _, bl := range benchLinks {
-		b.Run(bl.link.name, func(b *testing.B) {
+		b.Run(bl.name, func(b *testing.B) {
 			data := randomBytes(b, bl.size)
 			var ours, raw, retx float64
 			n := 0
 			for b.Loop() {
-				r, st := laneTransfer(b, bl.link, data, 0)
+				r, st := laneTransfer(b, bl.name, bl.prof, bl.rateBps, data, 0)
 				ours += r
 				retx += float64(st.Retransmits) / float64(max(st.PacketsSent, 1))
-				raw += rawQUICTransfer(b, bl.link, data, nil)
+				raw += rawQUICTransfer(b, bl.name, bl.prof, bl.rateBps, data, nil)
 				n++
 			}
 			ours, raw, retx = ours/float64(n), raw/float64(n), retx/float64(n)
-			b.ReportMetric(ours/float64(bl.link.rateBps), "goodput-ratio")
-			b.ReportMetric(raw/float64(bl.link.rateBps), "raw-goodput-ratio")
+			b.ReportMetric(ours/float64(bl.rateBps), "goodput-ratio")
+			b.ReportMetric(raw/float64(bl.rateBps), "raw-goodput-ratio")
 			b.ReportMetric(ours/raw, "ratio-vs-raw-quic")
 			b.ReportMetric(retx, "retx-fraction")
 		})
@@ -62,60 +69,60 @@ func BenchmarkLaneGoodput(b *testing.B) {
 // capacity).
 func BenchmarkLaneGoodputResume(b *testing.B) {
 	for _, bl := range benchLinks {
-		b.Run(bl.link.name, func(b *testing.B) {
+		b.Run(bl.name, func(b *testing.B) {
 			data := randomBytes(b, bl.size)
 			var ours float64
 			n := 0
 			for b.Loop() {
-				r, _ := laneTransfer(b, bl.link, data, bl.link.rateBps)
+				r, _ := laneTransfer(b, bl.name, bl.prof, bl.rateBps, data, bl.rateBps)
 				ours += r
 				n++
 			}
-			b.ReportMetric(ours/float64(n)/float64(bl.link.rateBps), "goodput-ratio")
+			b.ReportMetric(ours/float64(n)/float64(bl.rateBps), "goodput-ratio")
 		})
 	}
 }
 
 // BenchmarkQUICAlternatives measures the simple alternatives to the lane:
 // one quic-go connection with flow-control windows sized to 2 × BDP, and 8
-// parallel quic-go connections each carrying 1/8 of the data.
+// parallel quic-go connections through the same link, each carrying 1/8
+// of the data.
 func BenchmarkQUICAlternatives(b *testing.B) {
 	for _, bl := range benchLinks[1:] {
-		bdp := int(float64(bl.link.rateBps) / 8 * bl.link.rtt.Seconds())
+		bdp := int(float64(bl.rateBps) / 8 * (2 * bl.prof.Up.Delay).Seconds())
 		big := &quic.Config{
 			InitialStreamReceiveWindow:     uint64(max(2*bdp, 512<<10)),
 			InitialConnectionReceiveWindow: uint64(max(4*bdp, 1<<20)),
 			MaxStreamReceiveWindow:         64 << 20,
 			MaxConnectionReceiveWindow:     128 << 20,
 		}
-		b.Run(bl.link.name+"/bigwindows", func(b *testing.B) {
+		b.Run(bl.name+"/bigwindows", func(b *testing.B) {
 			data := randomBytes(b, bl.size)
 			var r float64
 			n := 0
 			for b.Loop() {
-				r += rawQUICTransfer(b, bl.link, data, big)
+				r += rawQUICTransfer(b, bl.name, bl.prof, bl.rateBps, data, big)
 				n++
 			}
-			b.ReportMetric(r/float64(n)/float64(bl.link.rateBps), "goodput-ratio")
+			b.ReportMetric(r/float64(n)/float64(bl.rateBps), "goodput-ratio")
 		})
-		b.Run(bl.link.name+"/8conns", func(b *testing.B) {
+		b.Run(bl.name+"/8conns", func(b *testing.B) {
 			data := randomBytes(b, bl.size)
 			var r float64
 			n := 0
 			for b.Loop() {
-				r += parallelQUICTransfer(b, bl.link, data, 8, big)
+				r += parallelQUICTransfer(b, bl.name, bl.prof, bl.rateBps, data, 8, big)
 				n++
 			}
-			b.ReportMetric(r/float64(n)/float64(bl.link.rateBps), "goodput-ratio")
+			b.ReportMetric(r/float64(n)/float64(bl.rateBps), "goodput-ratio")
 		})
 	}
 }
 
 // laneTransfer returns the payload rate in bit/s of one Send of data.
-func laneTransfer(b *testing.B, l testLink, data []byte, hint int64) (float64, Stats) {
+func laneTransfer(b *testing.B, name string, prof linksim.Profile, rateBps int64, data []byte, hint int64) (float64, Stats) {
 	b.Helper()
-	up, down := l.shapes()
-	p := newPair(b, up, down, nil)
+	p := newPair(b, prof, nil)
 	col := newCollector()
 	cs, ss := p.sessions(b, Config{InitialRate: hint}, Config{Deliver: func(id [16]byte, off int64, d []byte) {
 		col.mu.Lock()
@@ -136,10 +143,11 @@ func laneTransfer(b *testing.B, l testLink, data []byte, hint int64) (float64, S
 		b.Fatalf("delivered %d bytes, want %d", got, len(data))
 	}
 	st := cs.Stats()
-	b.Logf("client sent %d pkts (%d retx), relay dropped %d (random loss + queue), server received %d",
-		st.PacketsSent, st.Retransmits, p.relay.upQ.dropped.Load(), ss.Stats().PacketsReceived)
+	ls := p.relay.Stats().Up
+	b.Logf("client sent %d pkts (%d retx); link up: %+v; server received %d",
+		st.PacketsSent, st.Retransmits, ls, ss.Stats().PacketsReceived)
 	b.Logf("%s lane: %.2f s, %.3f of link; %d pkts, %d retx, model %s btlbw %.2f Mbit/s minRTT %v; receiver refused %d dup %d",
-		l.name, el.Seconds(), float64(len(data))*8/el.Seconds()/float64(l.rateBps), st.PacketsSent, st.Retransmits,
+		name, el.Seconds(), float64(len(data))*8/el.Seconds()/float64(rateBps), st.PacketsSent, st.Retransmits,
 		st.State, st.BottleneckBps/1e6, st.MinRTT, ss.Stats().Refused, ss.Stats().Duplicates)
 	cs.Close()
 	ss.Close()
@@ -149,30 +157,16 @@ func laneTransfer(b *testing.B, l testLink, data []byte, hint int64) (float64, S
 
 // rawQUICTransfer sends data on one quic-go stream and returns the rate in
 // bit/s at which the receiver got it (within rawQUICCap).
-func rawQUICTransfer(b *testing.B, l testLink, data []byte, conf *quic.Config) float64 {
+func rawQUICTransfer(b *testing.B, name string, prof linksim.Profile, rateBps int64, data []byte, conf *quic.Config) float64 {
 	b.Helper()
-	return parallelQUICTransfer(b, l, data, 1, conf)
+	return parallelQUICTransfer(b, name, prof, rateBps, data, 1, conf)
 }
 
 // parallelQUICTransfer splits data over n quic-go connections through one
 // shaped link and returns the aggregate rate in bit/s.
-func parallelQUICTransfer(b *testing.B, l testLink, data []byte, n int, conf *quic.Config) float64 {
+func parallelQUICTransfer(b *testing.B, name string, prof linksim.Profile, rateBps int64, data []byte, n int, conf *quic.Config) float64 {
 	b.Helper()
-	up, down := l.shapes()
-	pairs := make([]*pair, n)
-	if n == 1 {
-		pairs[0] = newPair(b, up, down, conf)
-	} else {
-		// One relay for all: build pairs, then route them through the
-		// first pair's relay is not possible with the single-client test
-		// relay, so each gets a relay of rate/n (a fair share of the link).
-		for i := range pairs {
-			u, d := up, down
-			u.rateBps /= int64(n)
-			d.rateBps /= int64(n)
-			pairs[i] = newPair(b, u, d, conf)
-		}
-	}
+	pairs := newPairs(b, prof, conf, n)
 	ctx, cancel := context.WithTimeout(context.Background(), rawQUICCap)
 	defer cancel()
 	var received atomic.Int64
@@ -227,6 +221,6 @@ func parallelQUICTransfer(b *testing.B, l testLink, data []byte, n int, conf *qu
 		p.close()
 	}
 	rate := float64(got) * 8 / el.Seconds()
-	b.Logf("%s raw quic ×%d: %d of %d bytes in %.2f s, %.3f of link", l.name, n, got, len(data), el.Seconds(), rate/float64(l.rateBps))
+	b.Logf("%s raw quic ×%d: %d of %d bytes in %.2f s, %.3f of link", name, n, got, len(data), el.Seconds(), rate/float64(rateBps))
 	return rate
 }

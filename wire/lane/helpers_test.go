@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/linksim"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -62,6 +63,20 @@ func tlsConfigs(tb testing.TB) (*tls.Config, *tls.Config) {
 	return serverTLS.Clone(), cliTLS.Clone()
 }
 
+// testLink is a symmetric link for tests and benchmarks: rate, RTT and
+// random loss each way, linksim's default 100 ms drop-tail queue.
+type testLink struct {
+	name    string
+	rateBps int64
+	rtt     time.Duration
+	loss    float64
+}
+
+func (l testLink) profile() linksim.Profile {
+	d := linksim.Direction{RateBps: l.rateBps, Delay: l.rtt / 2, LossRate: l.loss}
+	return linksim.Profile{Name: l.name, Up: d, Down: d}
+}
+
 // peer is one end: its transport, connection and demux.
 type peer struct {
 	tr    *quic.Transport
@@ -70,18 +85,36 @@ type peer struct {
 }
 
 // pair is a QUIC connection between a client and a server on loopback,
-// through a shaping relay.
+// through a linksim relay.
 type pair struct {
 	client, server peer
-	relay          *relay
-	ln             *quic.Listener
+	relay          *linksim.Relay
 	serverUDP      *net.UDPConn
+	shared         *serverSide
 }
 
-// newPair dials a mutual-TLS QUIC connection through a relay shaped by up
-// (client→server) and down.
-func newPair(tb testing.TB, up, down shape, qconf *quic.Config) *pair {
-	tb.Helper()
+// serverSide is a QUIC listener behind a linksim relay; several clients
+// may share it (and so share one shaped link).
+type serverSide struct {
+	tr    *quic.Transport
+	demux *Demux
+	ln    *quic.Listener
+	udp   *net.UDPConn
+	relay *linksim.Relay
+	once  sync.Once
+}
+
+func (s *serverSide) close() {
+	s.once.Do(func() {
+		s.demux.Close()
+		s.ln.Close()
+		s.tr.Close()
+		s.udp.Close()
+		s.relay.Close()
+	})
+}
+
+func testQUICConfig(qconf *quic.Config) *quic.Config {
 	if qconf == nil {
 		qconf = &quic.Config{}
 	}
@@ -89,51 +122,78 @@ func newPair(tb testing.TB, up, down shape, qconf *quic.Config) *pair {
 	// alive as wire.QUICConfig does.
 	qconf = qconf.Clone()
 	qconf.KeepAlivePeriod = 5 * time.Second
-	srvTLS, cTLS := tlsConfigs(tb)
-	p := &pair{}
+	return qconf
+}
+
+func newServerSide(tb testing.TB, prof linksim.Profile, qconf *quic.Config) *serverSide {
+	tb.Helper()
+	srvTLS, _ := tlsConfigs(tb)
 	sudp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p.serverUDP = sudp
-	p.server.tr = &quic.Transport{Conn: sudp}
-	p.ln, err = p.server.tr.Listen(srvTLS, qconf)
+	s := &serverSide{udp: sudp, tr: &quic.Transport{Conn: sudp}}
+	s.ln, err = s.tr.Listen(srvTLS, testQUICConfig(qconf))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	p.relay, err = newRelay(sudp.LocalAddr(), up, down, 42)
+	s.demux = NewDemux(s.tr)
+	s.relay, err = linksim.NewRelay(linksim.RelayConfig{Target: sudp.LocalAddr().String(), Profile: prof, Seed: 42})
 	if err != nil {
-		tb.Fatal(err)
+		tb.Fatalf("linksim relay: %v", err)
 	}
-	cudp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	p.client.tr = &quic.Transport{Conn: cudp}
-	// The demuxes start before the handshake so no lane packet is missed.
-	p.client.demux = NewDemux(p.client.tr)
-	p.server.demux = NewDemux(p.server.tr)
-	tb.Cleanup(p.close)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	accepted := make(chan *quic.Conn, 1)
-	go func() {
-		c, err := p.ln.Accept(ctx)
-		if err == nil {
-			accepted <- c
+	tb.Cleanup(s.close)
+	return s
+}
+
+// newPair dials a mutual-TLS QUIC connection through a linksim relay
+// shaped by prof (Up is client→server).
+func newPair(tb testing.TB, prof linksim.Profile, qconf *quic.Config) *pair {
+	tb.Helper()
+	return newPairs(tb, prof, qconf, 1)[0]
+}
+
+// newPairs dials n connections through one relay to one listener.
+func newPairs(tb testing.TB, prof linksim.Profile, qconf *quic.Config, n int) []*pair {
+	tb.Helper()
+	s := newServerSide(tb, prof, qconf)
+	_, cTLS := tlsConfigs(tb)
+	ps := make([]*pair, n)
+	for i := range ps {
+		cudp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			tb.Fatal(err)
 		}
-		close(accepted)
-	}()
-	p.client.conn, err = p.client.tr.Dial(ctx, p.relay.Addr(), cTLS, qconf)
-	if err != nil {
-		tb.Fatalf("dial through relay: %v", err)
+		p := &pair{relay: s.relay, serverUDP: s.udp, shared: s}
+		p.server.tr, p.server.demux = s.tr, s.demux
+		p.client.tr = &quic.Transport{Conn: cudp}
+		// The demux starts before the handshake so no lane packet is missed.
+		p.client.demux = NewDemux(p.client.tr)
+		tb.Cleanup(p.close)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		accepted := make(chan *quic.Conn, 1)
+		go func() {
+			c, err := s.ln.Accept(ctx)
+			if err == nil {
+				accepted <- c
+			}
+			close(accepted)
+		}()
+		p.client.conn, err = p.client.tr.Dial(ctx, s.relay.Addr(), cTLS, testQUICConfig(qconf))
+		if err != nil {
+			cancel()
+			tb.Fatalf("dial through relay: %v", err)
+		}
+		var ok bool
+		if p.server.conn, ok = <-accepted; !ok {
+			cancel()
+			tb.Fatal("server accepted no connection")
+		}
+		p.helloExchange(tb, ctx)
+		cancel()
+		ps[i] = p
 	}
-	var ok bool
-	if p.server.conn, ok = <-accepted; !ok {
-		tb.Fatal("server accepted no connection")
-	}
-	p.helloExchange(tb, ctx)
-	return p
+	return ps
 }
 
 // helloExchange sends one byte each way on a stream, as the agent's
@@ -174,13 +234,9 @@ func (p *pair) close() {
 		p.server.conn.CloseWithError(0, "")
 	}
 	p.client.demux.Close()
-	p.server.demux.Close()
-	p.ln.Close()
 	p.client.tr.Close()
-	p.server.tr.Close()
 	p.client.tr.Conn.Close()
-	p.serverUDP.Close()
-	p.relay.Close()
+	p.shared.close()
 }
 
 // sessions starts a lane session on each end; cfgs are client then server.

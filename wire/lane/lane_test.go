@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edge-sync/edge-sync/linksim"
 )
 
 func randomBytes(t testing.TB, n int) []byte {
@@ -25,8 +27,7 @@ func opID(i byte) [16]byte { return [16]byte{0: 0xed, 15: i} }
 // 20 Mbit/s, 40 ms RTT link losing 2 % each way: every byte arrives, in
 // order per op, and Send returns only after delivery.
 func TestRoundTripLossy(t *testing.T) {
-	up, down := testLink{rateBps: 20e6, rtt: 40 * time.Millisecond, loss: 0.02}.shapes()
-	p := newPair(t, up, down, nil)
+	p := newPair(t, testLink{rateBps: 20e6, rtt: 40 * time.Millisecond, loss: 0.02}.profile(), nil)
 	srvCol, cliCol := newCollector(), newCollector()
 	cs, ss := p.sessions(t, Config{Deliver: cliCol.deliver}, Config{Deliver: srvCol.deliver})
 
@@ -85,8 +86,7 @@ func TestRoundTripLossy(t *testing.T) {
 // op completes first, within a few RTTs, while the bulk one is still going.
 func TestPriorityOvertakes(t *testing.T) {
 	const rtt = 100 * time.Millisecond
-	up, down := testLink{rateBps: 4e6, rtt: rtt}.shapes()
-	p := newPair(t, up, down, nil)
+	p := newPair(t, testLink{rateBps: 4e6, rtt: rtt}.profile(), nil)
 	col := newCollector()
 	cs, _ := p.sessions(t, Config{}, Config{Deliver: col.deliver})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -123,21 +123,12 @@ func TestPriorityOvertakes(t *testing.T) {
 	}
 }
 
-// TestForgedAndReplayedRejected replays a captured lane packet, a tampered
-// copy and one with an unknown tag straight at the server's socket: each
-// is counted and none delivers data.
+// TestForgedAndReplayedRejected sends straight at the server's socket: a
+// packet sealed with the session's key under a packet number already used
+// (a replay), a tampered packet, one under the right tag without the key,
+// and ones with unknown tags. Each is counted; none delivers data.
 func TestForgedAndReplayedRejected(t *testing.T) {
-	p := newPair(t, shape{}, shape{}, nil)
-	captured := make(chan []byte, 1)
-	tap := func(b []byte) {
-		if len(b) > 0 && b[0] == KindPacket {
-			select {
-			case captured <- append([]byte(nil), b...):
-			default:
-			}
-		}
-	}
-	p.relay.tap.Store(&tap)
+	p := newPair(t, linksim.Unshaped(), nil)
 	col := newCollector()
 	cs, ss := p.sessions(t, Config{}, Config{Deliver: col.deliver})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -146,8 +137,6 @@ func TestForgedAndReplayedRejected(t *testing.T) {
 	if err := cs.Send(ctx, opID(1), 0, data, 0); err != nil {
 		t.Fatal(err)
 	}
-	pkt := <-captured
-
 	attacker, err := net.DialUDP("udp", nil, p.serverUDP.LocalAddr().(*net.UDPAddr))
 	if err != nil {
 		t.Fatal(err)
@@ -158,21 +147,25 @@ func TestForgedAndReplayedRejected(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	send(pkt) // replay
+	// An authentic packet carrying a new transfer, under packet number 0,
+	// which the client already used: what a replay of its first packet
+	// looks like to the receiver.
+	frames := appendData(nil, &dataFrame{transfer: 7, hasMeta: true, id: opID(9), total: 3, data: []byte("bad")})
+	send(cs.out.seal(nil, 0, frames))
 	waitFor(t, 5*time.Second, "replay counted", func() bool { return ss.Stats().Replayed == 1 })
 
-	tampered := append([]byte(nil), pkt...)
+	fresh := cs.out.seal(nil, 1<<40, frames)
+	tampered := append([]byte(nil), fresh...)
 	tampered[len(tampered)-20] ^= 0x40
 	send(tampered)
-	waitFor(t, 5*time.Second, "forgery counted", func() bool { return ss.Stats().Forged == 1 })
+	waitFor(t, 5*time.Second, "tampered packet counted", func() bool { return ss.Stats().Forged == 1 })
 
-	// A bigger packet number under the right tag but without the key.
-	forgedPN := append([]byte(nil), pkt...)
-	forgedPN[headerLen-1] ^= 0x01
-	send(forgedPN)
-	waitFor(t, 5*time.Second, "second forgery counted", func() bool { return ss.Stats().Forged == 2 })
+	junk := append([]byte(nil), fresh[:headerLen]...)
+	junk = append(junk, randomBytes(t, 200)...)
+	send(junk)
+	waitFor(t, 5*time.Second, "keyless forgery counted", func() bool { return ss.Stats().Forged == 2 })
 
-	otherTag := append([]byte(nil), pkt...)
+	otherTag := append([]byte(nil), fresh...)
 	otherTag[1] ^= 0xff
 	send(otherTag)
 	send([]byte{KindPacket, 1, 2})
@@ -180,8 +173,8 @@ func TestForgedAndReplayedRejected(t *testing.T) {
 		u, _ := p.server.demux.Stats()
 		return u == 2
 	})
-	if got := col.total(); got != int64(len(data)) {
-		t.Fatalf("delivered %d bytes, want %d: a rejected packet delivered data", got, len(data))
+	if got := col.total(); got != int64(len(data)) || col.get(opID(9)) != nil {
+		t.Fatalf("delivered %d bytes (want %d), op 9 %q: a rejected packet delivered data", got, len(data), col.get(opID(9)))
 	}
 }
 
@@ -190,8 +183,7 @@ func TestForgedAndReplayedRejected(t *testing.T) {
 // transfer completes intact once the consumer resumes.
 func TestBoundedReceiveMemory(t *testing.T) {
 	const limit = 64 << 10
-	up, down := testLink{rateBps: 20e6, rtt: 20 * time.Millisecond, loss: 0.01}.shapes()
-	p := newPair(t, up, down, nil)
+	p := newPair(t, testLink{rateBps: 20e6, rtt: 20 * time.Millisecond, loss: 0.01}.profile(), nil)
 	col := newCollector()
 	release := make(chan struct{})
 	deliver := func(id [16]byte, off int64, d []byte) {
@@ -231,8 +223,7 @@ func TestBoundedReceiveMemory(t *testing.T) {
 // TestCancelAndClose: a cancelled Send returns its context's error and
 // frees its slot at both ends; Close fails pending Sends with ErrClosed.
 func TestCancelAndClose(t *testing.T) {
-	up, down := testLink{rateBps: 2e6, rtt: 40 * time.Millisecond}.shapes()
-	p := newPair(t, up, down, nil)
+	p := newPair(t, testLink{rateBps: 2e6, rtt: 40 * time.Millisecond}.profile(), nil)
 	col := newCollector()
 	cs, ss := p.sessions(t, Config{}, Config{Deliver: col.deliver})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -273,7 +264,7 @@ func TestCancelAndClose(t *testing.T) {
 // TestDemuxRoutesOtherPackets: non-lane leading bytes reach their
 // handler; the lane range and QUIC's range cannot be claimed.
 func TestDemuxRoutesOtherPackets(t *testing.T) {
-	p := newPair(t, shape{}, shape{}, nil)
+	p := newPair(t, linksim.Unshaped(), nil)
 	got := make(chan []byte, 1)
 	if err := p.server.demux.Handle(0x2e, 0x2e, func(b []byte, _ net.Addr) { got <- append([]byte(nil), b...) }); err != nil {
 		t.Fatal(err)
