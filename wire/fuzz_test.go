@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"reflect"
@@ -60,6 +61,14 @@ func FuzzParseFrame(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fr, n, err := Parse(b)
+		// The stream reader applies the same checks.
+		rf, rerr := ReadFrame(bytes.NewReader(b), 0)
+		if (err == nil) != (rerr == nil) {
+			t.Fatalf("Parse error %v but ReadFrame error %v", err, rerr)
+		}
+		if err == nil && !reflect.DeepEqual(rf, fr) {
+			t.Fatalf("ReadFrame %#v, Parse %#v", rf, fr)
+		}
 		if err != nil {
 			if !isOneOf(err, parseErrors) {
 				t.Fatalf("Parse error %v is no documented sentinel", err)
