@@ -32,15 +32,34 @@
 //
 // Config groups all of it with the probe and sample intervals and timeouts.
 //
+// # Network side
+//
+// A Monitor runs one endpoint: NewMonitor (restoring the last status from
+// MonitorOptions.StatePath), Start or Run, Attach when the agent's QUIC
+// connection is up, Detach when it is lost, Close. It pings every
+// SampleInterval, probes bandwidth every ProbeInterval (stretched by the
+// budget, early after an RTT or loss jump), feeds the Classifier and
+// publishes LinkClassChanged and ParametersChanged events to subscribers
+// without ever blocking on them (drop-oldest). Measure probes on demand.
+//
+// A Prober is the agent's half over one connection: pings as QUIC
+// datagrams, packet trains as sealed raw packets written unpaced with
+// quic.Transport.WriteTo on the connection's socket (quic-go paces
+// datagrams: on a 600 ms link a datagram train measures its pacer, see
+// BenchmarkDatagramTrain). A Responder is the core's half: it answers
+// pings and times train arrivals per registered session, answering each
+// train with a ProbeReport datagram; forged packets are dropped and counted.
+//
 // # Caveats
 //
-// The network side (the active prober, the core's responder, the Monitor
-// with its sampling loop, history and events) is not in this package yet.
 // The classifier expects light samples several times a second: the median
 // of 9 samples and MinSamples of 3 are tuned for 4 samples a second. The
-// monitor should attach its latest train estimate to every answered light
-// sample (bandwidth samples only every 5 s would need five probes to move
-// the median) and probe early when RTT or loss jumps. With
-// no exact bandwidth sample (only an app-limited sender's lower bounds)
-// the class rests on RTT alone.
+// monitor attaches its latest train estimate to every answered light
+// sample, so a change in bandwidth alone (same RTT) is seen only after the
+// next bandwidth probe: up to ProbeInterval, longer on a satellite link's
+// 1 % budget. Loss is taken as one-way from round-trip ping loss
+// assuming both directions lose alike. With no exact bandwidth sample
+// (only an app-limited sender's lower bounds) the class rests on RTT alone.
+// Train estimates depend on the receiver reading promptly: quic-go queues
+// only 32 non-QUIC packets, so trains are capped at 384 packets.
 package linkmon

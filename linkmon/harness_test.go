@@ -65,8 +65,8 @@ type testCore struct {
 	// onDatagram, when set before dialling, sees every datagram first
 	// with its arrival time; returning true consumes it.
 	onDatagram func(b []byte, at time.Time) bool
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
 }
 
 func newTestCore(t testing.TB) *testCore {

@@ -516,7 +516,13 @@ func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
 const jitterDispersion = 10
 
 // maxDispersion caps the lengthening for jitter.
-const maxDispersion = 4 * TargetDispersion
+const maxDispersion = 3 * TargetDispersion
+
+// maxTrainPackets caps a train below ProbeSize's 1 MiB: the core reads
+// raw packets through quic-go's queue of 32 non-QUIC packets, and a
+// receiver that falls behind drops the rest of a long train. 384 packets
+// are 36 ms at 100 Mbit/s.
+const maxTrainPackets = 384
 
 // trainPackets sizes a train: ProbeSize at the estimated capacity,
 // lengthened on a jittery path so that its dispersion is at least
@@ -531,7 +537,7 @@ func trainPackets(capBps float64, jitter time.Duration) int {
 	if d := min(jitterDispersion*jitter, maxDispersion); d > TargetDispersion {
 		size = min(float64(MaxProbeBytes), max(size, capBps/8*d.Seconds()))
 	}
-	return max(MinTrainPackets, int(math.Ceil(size/ProbePacketSize)))
+	return min(maxTrainPackets, max(MinTrainPackets, int(math.Ceil(size/ProbePacketSize))))
 }
 
 // MonitorStats counts a monitor's bandwidth probes.
