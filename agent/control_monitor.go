@@ -131,6 +131,7 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 		return MonitorResult{}, err
 	}
 	ec := config.Endpoint{Name: name, Address: req.Address, ServerName: req.ServerName, Monitor: mon}
+	e := newEndpoint(a, ec) // before a.mu: it reads the adjuster under a.mu
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -139,7 +140,6 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 	if _, ok := a.eps[name]; ok {
 		return MonitorResult{}, badRequest("endpoint %q was added meanwhile", name)
 	}
-	e := newEndpoint(a, ec)
 	a.eps[name] = e
 	if a.started {
 		a.startEndpoint(e)

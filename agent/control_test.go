@@ -1,0 +1,298 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// ctlEnv is a running control server of an agent.
+type ctlEnv struct {
+	a    *Agent
+	srv  *ControlServer
+	c    *ControlClient
+	sock string
+}
+
+// shortDir returns a directory short enough for a unix socket path.
+func shortDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp("", "esctl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(d) })
+	return d
+}
+
+func startControl(t testing.TB, a *Agent, cfg config.Control) *ctlEnv {
+	t.Helper()
+	sock := filepath.Join(shortDir(t), "agent.sock")
+	srv, err := NewControlServer(a, cfg, sock, testLogger(t, "control"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx) }()
+	c := NewControlClient(sock)
+	t.Cleanup(func() {
+		c.Close()
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("control Serve: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("control Serve did not return within 10 s of its context ending")
+		}
+		if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("socket %s left behind after Serve returned (stat: %v)", sock, err)
+		}
+	})
+	return &ctlEnv{a: a, srv: srv, c: c, sock: sock}
+}
+
+// deadAddr returns a loopback UDP address nothing listens on: ops sent to
+// it stay in the outbox.
+func deadAddr(t testing.TB) string {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc.LocalAddr().String()
+	pc.Close()
+	return addr
+}
+
+// offlineAgent is an agent whose core is unreachable, with one endpoint
+// "core".
+func offlineAgent(t testing.TB, mod func(*config.Agent)) *Agent {
+	p := newTestPKI(t, "site-1")
+	cfg := agentConfig(t, p, deadAddr(t))
+	if mod != nil {
+		mod(&cfg)
+	}
+	return startAgent(t, p, cfg, Options{})
+}
+
+func outboxCount(t testing.TB, a *Agent) outbox.Stats {
+	t.Helper()
+	st, err := a.Outbox().Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func wantStatus(t testing.TB, err error, status int, code string) {
+	t.Helper()
+	var se *StatusError
+	if !errors.As(err, &se) {
+		t.Fatalf("want HTTP %d %s, got %v", status, code, err)
+	}
+	if se.Status != status || se.Code != code {
+		t.Fatalf("want HTTP %d %s, got HTTP %d %s: %s", status, code, se.Status, se.Code, se.Message)
+	}
+	if se.Message == "" {
+		t.Fatalf("HTTP %d %s has no message", status, code)
+	}
+}
+
+// TestControlSendReachesCore sends over the socket to a real core and
+// reads the data back from the core's store.
+func TestControlSendReachesCore(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	p := newTestPKI(t, "site-1")
+	c := startCore(t, p, nil)
+	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{})
+	env := startControl(t, a, config.Control{MaxBodyBytes: 1 << 20})
+	ctx := context.Background()
+
+	h, err := env.c.Health(ctx)
+	if err != nil || h.Status != "ok" || h.Agent != "site-1" || len(h.Endpoints) != 1 {
+		t.Fatalf("health = %+v, %v", h, err)
+	}
+	data := bytes.Repeat([]byte("pump-3 pressure 4.2 bar\n"), 1000)
+	res, err := env.c.Upload(ctx, CmdSend, UploadParams{Key: "sensors/pump-3", Priority: "high", Kind: "state"}, bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Size != int64(len(data)) || res.Priority != edgesync.High || res.Kind != "state" || res.Endpoint != "core" {
+		t.Fatalf("send answered %+v", res)
+	}
+	waitFor(t, 30*time.Second, "the op to reach the core", func() bool {
+		got, err := coreData(t, c, "site-1", "sensors/pump-3")
+		return err == nil && bytes.Equal(got, data)
+	})
+	var st StatsResponse
+	waitFor(t, 10*time.Second, "transport.stats to count the ack", func() bool {
+		if err := env.c.Call(ctx, CmdStats, nil, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Endpoints[0].Priorities["high"].Acked == 1
+	})
+	if st.Endpoints[0].Priorities["high"].Bytes != int64(len(data)) || st.Outbox.Ops != 0 {
+		t.Fatalf("stats after delivery: %+v", st)
+	}
+}
+
+// TestControlCommands runs the happy path of every command over the socket
+// against an agent whose core is unreachable, so ops stay queued.
+func TestControlCommands(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	a := offlineAgent(t, nil)
+	env := startControl(t, a, config.Control{MaxBodyBytes: 1 << 20})
+	ctx := context.Background()
+	cl := env.c
+
+	// send and sync.queue
+	stateData := []byte(`{"pressure": 4.2}`)
+	s1, err := cl.Upload(ctx, CmdSend, UploadParams{Key: "pump", Kind: "state", TTL: "1h", Summary: []byte("p=4.2")}, bytes.NewReader(stateData), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1.Priority != edgesync.Normal || s1.ExpiresAt == nil {
+		t.Fatalf("send defaults: %+v", s1)
+	}
+	alarm := []byte("ALARM pump-3 overpressure")
+	s2, err := cl.Upload(ctx, CmdQueue, UploadParams{Endpoint: "core", Priority: "critical"}, bytes.NewReader(alarm), int64(len(alarm)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	op, err := a.Outbox().Get(s1.ID)
+	if err != nil || string(op.Summary) != "p=4.2" || op.Kind != outbox.State || op.Key != "pump" {
+		t.Fatalf("stored op %+v, %v", op, err)
+	}
+	if got := outboxCount(t, a); got.Total.Ops != 2 {
+		t.Fatalf("outbox holds %d ops, want 2", got.Total.Ops)
+	}
+
+	// quality, status, stats
+	var m linkmon.Measurement
+	if err := cl.Call(ctx, CmdQuality, EndpointRequest{Endpoint: "core"}, &m); err != nil {
+		t.Fatal(err)
+	}
+	var ls LinkStatus
+	if err := cl.Call(ctx, CmdStatus, nil, &ls); err != nil {
+		t.Fatal(err)
+	}
+	if ls.Endpoint != "core" || ls.Backlog["critical"].Ops != 1 || ls.Backlog["normal"].Ops != 1 ||
+		ls.Backlog["normal"].Bytes != int64(len(stateData)) || ls.Pin != "auto" {
+		t.Fatalf("status: %+v", ls)
+	}
+	var st StatsResponse
+	if err := cl.Call(ctx, CmdStats, struct{}{}, &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Outbox.Ops != 2 || st.Outbox.ByPriority["critical"].Ops != 1 || len(st.Endpoints) != 1 {
+		t.Fatalf("stats: %+v", st)
+	}
+
+	// switch and back
+	if err := cl.Call(ctx, CmdSwitch, SwitchRequest{To: "satellite"}, &ls); err != nil {
+		t.Fatal(err)
+	}
+	if ls.Class != edgesync.Satellite || ls.Pin != "class=satellite" {
+		t.Fatalf("after switch to satellite: class %v pin %q", ls.Class, ls.Pin)
+	}
+	if err := cl.Call(ctx, CmdSwitch, SwitchRequest{Endpoint: "core", To: "store-and-forward"}, &ls); err != nil {
+		t.Fatal(err)
+	}
+	if ls.Params.Mode != edgesync.SyncStoreAndForward {
+		t.Fatalf("after pinning store-and-forward: mode %v", ls.Params.Mode)
+	}
+	if err := cl.Call(ctx, CmdSwitch, SwitchRequest{To: "auto"}, &ls); err != nil || ls.Pin != "auto" {
+		t.Fatalf("switch auto: pin %q, %v", ls.Pin, err)
+	}
+
+	// config: show, then change a class's chunk size
+	var rc RuntimeConfig
+	if err := cl.Call(ctx, CmdConfig, nil, &rc); err != nil || rc.Name != "site-1" || len(rc.Endpoints) != 1 {
+		t.Fatalf("config: %+v, %v", rc, err)
+	}
+	if err := cl.Call(ctx, CmdConfig, ConfigRequest{Class: "satellite", Profile: &linkmon.Override{ChunkSize: 12345}}, &rc); err != nil {
+		t.Fatal(err)
+	}
+	if rc.Overrides[edgesync.Satellite].ChunkSize != 12345 || a.Config().Overrides[edgesync.Satellite].ChunkSize != 12345 {
+		t.Fatalf("config change not applied: %+v", rc.Overrides[edgesync.Satellite])
+	}
+
+	// measure, history and monitor.stop need a monitor: none runs yet
+	wantStatus(t, cl.Call(ctx, CmdMeasure, EndpointRequest{}, nil), http.StatusConflict, "no_monitor")
+	wantStatus(t, cl.Call(ctx, CmdHistory, HistoryRequest{Window: "5m"}, nil), http.StatusConflict, "no_monitor")
+	wantStatus(t, cl.Call(ctx, CmdMonitorStop, EndpointRequest{Endpoint: "core"}, nil), http.StatusConflict, "no_monitor")
+	wantStatus(t, cl.Call(ctx, CmdMonitorStart, MonitorStartRequest{Endpoint: "core"}, nil), http.StatusConflict, "no_monitor")
+
+	// sync.next: lease the critical op, ack it; lease the state op, release it
+	lop, body, err := cl.Lease(ctx, NextRequest{Priorities: []string{"critical"}, TTL: "1m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(body)
+	body.Close()
+	if err != nil || !bytes.Equal(got, alarm) || lop.ID != s2.ID || lop.Priority != edgesync.Critical {
+		t.Fatalf("leased %+v with payload %q, %v", lop, got, err)
+	}
+	if _, _, err := cl.Lease(ctx, NextRequest{Priorities: []string{"critical"}}); !errors.Is(err, ErrNothingWaiting) {
+		t.Fatalf("second critical lease: want ErrNothingWaiting, got %v", err)
+	}
+	var nr NextResponse
+	if err := cl.Call(ctx, CmdNext, NextRequest{Action: "ack", ID: lop.ID.String()}, &nr); err != nil || nr.Action != "ack" {
+		t.Fatalf("ack: %+v, %v", nr, err)
+	}
+	if _, err := a.Outbox().Get(s2.ID); !errors.Is(err, outbox.ErrNotFound) {
+		t.Fatalf("acked op still in the outbox: %v", err)
+	}
+	lop2, body, err := cl.Lease(ctx, NextRequest{Endpoint: "core"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body.Close()
+	if lop2.ID != s1.ID || string(lop2.Summary) != "p=4.2" || lop2.Key != "pump" || lop2.Kind != "state" {
+		t.Fatalf("second lease: %+v", lop2)
+	}
+	if outboxCount(t, a).Leased != 1 {
+		t.Fatal("the leased op is not marked leased in the outbox")
+	}
+	if err := cl.Call(ctx, CmdNext, NextRequest{Action: "release", ID: lop2.ID.String()}, &nr); err != nil {
+		t.Fatal(err)
+	}
+	if st := outboxCount(t, a); st.Leased != 0 || st.Total.Ops != 1 {
+		t.Fatalf("after release: %d ops, %d leased; want 1, 0", st.Total.Ops, st.Leased)
+	}
+
+	// monitor.start with an address adds an endpoint at run time
+	var mr MonitorResult
+	if err := cl.Call(ctx, CmdMonitorStart, MonitorStartRequest{Endpoint: "core-2", Address: deadAddr(t), ServerName: "127.0.0.1",
+		Monitor: &MonitorOverrides{ProbeInterval: "10s"}}, &mr); err != nil {
+		t.Fatal(err)
+	}
+	if !mr.Added || mr.Endpoint != "core-2" {
+		t.Fatalf("monitor.start: %+v", mr)
+	}
+	if eps := a.Endpoints(); len(eps) != 2 || eps[1] != "core-2" {
+		t.Fatalf("endpoints after monitor.start: %v", eps)
+	}
+	if _, err := cl.Upload(ctx, CmdSend, UploadParams{Endpoint: "core-2", Key: "x"}, strings.NewReader("x"), 1); err != nil {
+		t.Fatalf("send to the added endpoint: %v", err)
+	}
+}
