@@ -93,7 +93,7 @@ func (s *benchSink) drain(b *testing.B, before int64, start time.Time) float64 {
 // without shaping (the emulation ceiling on this machine), against a
 // direct UDP send measured the same way in the same run.
 func BenchmarkRelayThroughput(b *testing.B) {
-	const window = 64
+	const window = 64 // larger windows overflow socket buffers and measure the 50 ms loss timeout
 	s := newBenchSink(b, window)
 	direct := pump(b, s, s.conn.LocalAddr().String(), 20000)
 	r, err := NewRelay(RelayConfig{Target: s.conn.LocalAddr().String(), Profile: Unshaped()})
