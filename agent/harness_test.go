@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +19,7 @@ import (
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
@@ -194,3 +198,118 @@ func enqueue(t testing.TB, a *Agent, n outbox.NewOp) outbox.Op {
 }
 
 var errNotYet = errors.New("not yet")
+
+// shaped returns Options whose endpoint sockets go through a linksim link
+// with profile p; the returned function gives the link, once the agent has
+// opened it.
+func shaped(p linksim.Profile) (Options, func() *linksim.Conn) {
+	var mu sync.Mutex
+	var last *linksim.Conn
+	opts := Options{ListenPacket: func() (net.PacketConn, error) {
+		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			return nil, err
+		}
+		c, err := linksim.Wrap(pc, p)
+		if err != nil {
+			pc.Close()
+			return nil, err
+		}
+		mu.Lock()
+		last = c
+		mu.Unlock()
+		return c, nil
+	}}
+	return opts, func() *linksim.Conn {
+		mu.Lock()
+		defer mu.Unlock()
+		return last
+	}
+}
+
+// workloadOp is one op of a generated mixed workload and what the core must
+// end up holding.
+type workloadOp struct {
+	key     string
+	kind    outbox.Kind
+	prio    edgesync.Priority
+	payload []byte
+}
+
+// mixedWorkload makes n ops over all priorities, keyed and event, sizes
+// from 100 B to maxSize (a few large ones), with repeated versions of keys.
+func mixedWorkload(seed uint64, n int, maxSize int) []workloadOp {
+	rnd := rand.New(rand.NewPCG(seed, seed+1))
+	ops := make([]workloadOp, n)
+	for i := range ops {
+		size := 100 + rnd.IntN(16<<10)
+		switch {
+		case i == n/2:
+			size = maxSize
+		case i%100 == 7:
+			size = 256<<10 + rnd.IntN(768<<10)
+		}
+		payload := make([]byte, size)
+		for j := range payload {
+			payload[j] = byte('a' + rnd.IntN(8)) // compressible, not trivially
+		}
+		op := workloadOp{prio: edgesync.Priority(rnd.IntN(edgesync.NumPriorities)), payload: payload}
+		if i%3 == 0 {
+			op.kind, op.key = outbox.Event, fmt.Sprintf("events/%d", i)
+		} else {
+			op.kind, op.key = outbox.State, fmt.Sprintf("state/%d", rnd.IntN(50))
+		}
+		ops[i] = op
+	}
+	return ops
+}
+
+// checkDelivered verifies at the core: every event exactly once and byte
+// for byte, every key at the newest version enqueued.
+func checkDelivered(t testing.TB, c *testCore, agentName string, enq []outbox.Op, ops []workloadOp) {
+	t.Helper()
+	events := map[edgesync.OpID]int{}
+	seqs := map[edgesync.OpID]uint64{}
+	for from := uint64(1); ; {
+		evs, err := c.store.Events(agentName, from, 10000)
+		if err != nil {
+			t.Fatalf("core events: %v", err)
+		}
+		for _, e := range evs {
+			events[e.OpID]++
+			seqs[e.OpID] = e.Seq
+			from = e.Seq + 1
+		}
+		if len(evs) < 10000 {
+			break
+		}
+	}
+	newest := map[string][]byte{}
+	for i, op := range ops {
+		if op.kind == outbox.State {
+			newest[op.key] = op.payload
+			continue
+		}
+		id := enq[i].ID
+		if n := events[id]; n != 1 {
+			t.Fatalf("event %s (%s) stored %d times at the core, want exactly once", id, op.key, n)
+		}
+		_, obj, err := c.store.EventData(agentName, seqs[id])
+		if err != nil {
+			t.Fatalf("event %s data: %v", id, err)
+		}
+		got, err := io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
+		if err != nil || !bytes.Equal(got, op.payload) {
+			t.Fatalf("event %s (%s): core holds %d bytes that differ from the %d sent (%v)", id, op.key, len(got), len(op.payload), err)
+		}
+	}
+	for key, want := range newest {
+		got, err := coreData(t, c, agentName, key)
+		if err != nil {
+			t.Fatalf("core has no %s: %v", key, err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%s: core holds %d bytes, not the newest version (%d bytes)", key, len(got), len(want))
+		}
+	}
+}

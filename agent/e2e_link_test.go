@@ -1,0 +1,165 @@
+package agent
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// TestMixedOpsThroughLinks puts 1,000 mixed ops (all priorities, keyed and
+// event, 100 B to 8 MiB, repeated versions of keys) through shaped links
+// and checks that the core holds each exactly once, byte for byte.
+func TestMixedOpsThroughLinks(t *testing.T) {
+	for _, tc := range []struct {
+		profile linksim.Profile
+		class   edgesync.LinkClass
+		wait    time.Duration
+	}{
+		{linksim.Broadband(), edgesync.Broadband, 2 * time.Minute},
+		{linksim.SatelliteGEO(), edgesync.Satellite, 4 * time.Minute},
+	} {
+		t.Run(tc.profile.Name, func(t *testing.T) {
+			if testing.Short() && tc.class == edgesync.Satellite {
+				t.Skip("satellite run takes about a minute")
+			}
+			p := newTestPKI(t, "site-1")
+			c := startCore(t, p, nil)
+			cfg := agentConfig(t, p, c.addr.String())
+			// Batch every 200 ms instead of the class's 5-60 s, and no
+			// summaries: this test is about delivery through the link.
+			fast := 200 * time.Millisecond
+			off := false
+			a := startAgent(t, p, cfg, func() Options { o, _ := shaped(tc.profile); return o }())
+			if err := a.SetProfile(tc.class, linkmon.Override{Interval: &fast, SummaryOnly: &off}); err != nil {
+				t.Fatal(err)
+			}
+			class := tc.class
+			if err := a.Switch("core", linkmon.Pin{Class: &class}); err != nil {
+				t.Fatal(err)
+			}
+			ops := mixedWorkload(42, 1000, 8<<20)
+			enq := make([]outbox.Op, len(ops))
+			for i, op := range ops {
+				enq[i] = enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: op.key, Priority: op.prio, Kind: op.kind, Payload: bytes.NewReader(op.payload)})
+			}
+			waitFor(t, tc.wait, "the outbox to drain through "+tc.profile.Name, func() bool { return outboxEmpty(a) })
+			checkDelivered(t, c, "site-1", enq, ops)
+			st := c.srv.Stats()
+			t.Logf("%s: core applied %d ops, %d duplicates, %d bytes received", tc.profile.Name, st.OpsApplied, st.OpsDuplicate, st.BytesReceived)
+		})
+	}
+}
+
+// TestMutualTLSRefusals: an agent whose certificate another CA signed is
+// refused by the core; a core whose certificate another CA signed is
+// refused by the agent. Neither sends a byte of data.
+func TestMutualTLSRefusals(t *testing.T) {
+	good := newTestPKI(t, "site-1")
+	other := newTestPKI(t, "intruder")
+	c := startCore(t, good, nil)
+
+	// Agent with a certificate from another CA (trusting the right CA).
+	cfg := agentConfig(t, good, c.addr.String())
+	cfg.TLS.Cert, cfg.TLS.Key = other.agentCert, other.agentKy
+	bad := startAgentTLS(t, cfg, good.ca, other.agentCert, other.agentKy)
+	enqueue(t, bad, outbox.NewOp{Endpoint: "core", Key: "x", Priority: edgesync.Critical, Payload: bytes.NewReader([]byte("secret"))})
+	waitFor(t, 20*time.Second, "the agent to fail dialling", func() bool { return bad.Stats()[0].DialFailures >= 1 })
+	if st := c.srv.Stats(); st.OpsApplied != 0 || st.Accepted != 0 {
+		t.Fatalf("core accepted an agent with a foreign certificate: %+v", st)
+	}
+
+	// Core with a certificate from another CA: the agent refuses it.
+	impostor := startCore(t, other, nil)
+	cfg2 := agentConfig(t, good, impostor.addr.String())
+	a := startAgent(t, good, cfg2, Options{})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "y", Priority: edgesync.Critical, Payload: bytes.NewReader([]byte("secret"))})
+	waitFor(t, 20*time.Second, "the agent to refuse the core", func() bool { return a.Stats()[0].DialFailures >= 1 })
+	if st := impostor.srv.Stats(); st.OpsApplied != 0 {
+		t.Fatalf("agent sent data to a core with a foreign certificate: %+v", st)
+	}
+	if n, _ := a.Outbox().Stats(); n.Total.Ops != 1 {
+		t.Fatalf("the op must stay queued, outbox holds %d", n.Total.Ops)
+	}
+}
+
+// startAgentTLS starts an agent with the given TLS files, whatever its
+// config names.
+func startAgentTLS(t *testing.T, cfg config.Agent, ca, cert, key string) *Agent {
+	t.Helper()
+	tlsConf, err := pki.ClientTLSConfig(ca, cert, key, "127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, Options{TLS: tlsConf, Logger: testLogger(t, "agent")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// randomish returns n bytes that zstd shrinks by about half.
+func randomish(n int) []byte {
+	rnd := rand.New(rand.NewPCG(9, 9))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rnd.IntN(16)) * 17
+	}
+	return b
+}
+
+// TestCriticalOvertakesBulk enqueues a critical op while a 64 MiB
+// background transfer runs on satellite-geo and measures when it reaches
+// the core: within 2 s plus one chunk's serialisation time.
+func TestCriticalOvertakesBulk(t *testing.T) {
+	if testing.Short() {
+		t.Skip("satellite transfer")
+	}
+	prof := linksim.SatelliteGEO()
+	p := newTestPKI(t, "site-1")
+	c := startCore(t, p, nil)
+	cfg := agentConfig(t, p, c.addr.String())
+	opts, _ := shaped(prof)
+	a := startAgent(t, p, cfg, opts)
+	sat := edgesync.Satellite
+	fast := 100 * time.Millisecond
+	off := false
+	if err := a.SetProfile(sat, linkmon.Override{Interval: &fast, SummaryOnly: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Switch("core", linkmon.Pin{Class: &sat}); err != nil {
+		t.Fatal(err)
+	}
+	bulkOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(randomish(64 << 20))})
+	waitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
+		n, ok := c.store.PartialSize("site-1", bulkOp.ID)
+		return ok && n > 0
+	})
+	start := time.Now()
+	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: outbox.Event, Payload: bytes.NewReader([]byte(`{"alarm":"fire"}`))})
+	waitFor(t, 30*time.Second, "the critical op at the core", func() bool {
+		ok, _ := c.store.Applied("site-1", crit.ID)
+		return ok
+	})
+	took := time.Since(start)
+	chunk := a.Config().Params["core"].ChunkSize
+	bound := 2*time.Second + time.Duration(float64(chunk*8)/float64(prof.Up.RateBps)*float64(time.Second))
+	t.Logf("critical op reached the core %v after enqueue during a 64 MiB transfer (bound %v)", took, bound)
+	if took > bound {
+		t.Fatalf("critical op took %v, want ≤ %v", took, bound)
+	}
+	if ok, _ := c.store.Applied("site-1", bulkOp.ID); ok {
+		t.Fatalf("the bulk transfer finished first; the test proved nothing")
+	}
+}
