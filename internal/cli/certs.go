@@ -85,20 +85,6 @@ func runCerts(ctx context.Context, env Env, args []string) error {
 	}
 	validity := time.Duration(*days) * 24 * time.Hour
 
-	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		return fmt.Errorf("certs: %w", err)
-	}
-	caFile, caKey := filepath.Join(*dir, "ca.pem"), filepath.Join(*dir, "ca-key.pem")
-	ca, created, err := loadOrCreateCA(*caName, caFile, caKey, validity)
-	if err != nil {
-		return fmt.Errorf("certs: %w", err)
-	}
-	if created {
-		fmt.Fprintf(env.Stdout, "wrote %s, %s (new CA %q, valid until %s)\n", caFile, caKey, ca.Cert.Subject.CommonName, ca.Cert.NotAfter.Format(time.DateOnly))
-	} else {
-		fmt.Fprintf(env.Stdout, "using existing CA %q from %s\n", ca.Cert.Subject.CommonName, caFile)
-	}
-
 	type job struct {
 		name, cert, key string
 		server          bool
@@ -116,11 +102,25 @@ func runCerts(ctx context.Context, env Env, args []string) error {
 		for _, j := range jobs {
 			for _, f := range []string{j.cert, j.key} {
 				if _, err := os.Lstat(f); err == nil {
-					return fmt.Errorf("certs: %s exists; use --force to replace it: %w", f, pki.ErrExists)
+					return fmt.Errorf("certs: %s: %w (use --force to replace it)", f, pki.ErrExists)
 				}
 			}
 		}
 	}
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	caFile, caKey := filepath.Join(*dir, "ca.pem"), filepath.Join(*dir, "ca-key.pem")
+	ca, created, err := loadOrCreateCA(*caName, caFile, caKey, validity)
+	if err != nil {
+		return fmt.Errorf("certs: %w", err)
+	}
+	if created {
+		fmt.Fprintf(env.Stdout, "wrote %s, %s (new CA %q, valid until %s)\n", caFile, caKey, ca.Cert.Subject.CommonName, ca.Cert.NotAfter.Format(time.DateOnly))
+	} else {
+		fmt.Fprintf(env.Stdout, "using existing CA %q from %s\n", ca.Cert.Subject.CommonName, caFile)
+	}
+
 	for _, j := range jobs {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("certs: %w", err)
@@ -162,6 +162,10 @@ func loadOrCreateCA(name, certFile, keyFile string, validity time.Duration) (*pk
 	switch {
 	case certErr == nil && keyErr == nil:
 		ca, err := pki.ReadCA(certFile, keyFile)
+		if err == nil && time.Now().After(ca.Cert.NotAfter) {
+			return nil, false, fmt.Errorf("the CA in %s expired on %s; move ca.pem and ca-key.pem away to create a new one (and re-issue every certificate)",
+				certFile, ca.Cert.NotAfter.Format(time.DateOnly))
+		}
 		return ca, false, err
 	case errors.Is(certErr, fs.ErrNotExist) && errors.Is(keyErr, fs.ErrNotExist):
 		ca, err := pki.NewCA(name, validity)

@@ -144,3 +144,23 @@ func TestCertsCAHalfPresent(t *testing.T) {
 		t.Fatal("agent certificate written although the CA was broken")
 	}
 }
+
+func TestCertsRefusalWritesNothing(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	existing := filepath.Join(dir, "agent-a-key.pem")
+	if err := os.WriteFile(existing, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runCLI(t, "certs", "--dir", dir, "--core", "c", "--agent", "a")
+	if !errors.Is(err, pki.ErrExists) {
+		t.Fatalf("got %v, want ErrExists", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Fatalf("a refused run wrote files: %v", entries)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep me" {
+		t.Fatal("existing key changed")
+	}
+}
