@@ -1,0 +1,160 @@
+package agent
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.uber.org/goleak"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// scrape GETs /metrics over HTTP and parses the text format.
+func scrape(t testing.TB, h http.Handler) map[string]*dto.MetricFamily {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	res, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: HTTP %d", res.StatusCode)
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(res.Body)
+	if err != nil {
+		t.Fatalf("parse /metrics: %v", err)
+	}
+	return fams
+}
+
+// value returns the value of the metric of family name whose labels
+// include want; ok is false when there is none.
+func value(fams map[string]*dto.MetricFamily, name string, want map[string]string) (float64, bool) {
+	f := fams[name]
+	if f == nil {
+		return 0, false
+	}
+next:
+	for _, m := range f.Metric {
+		have := map[string]string{}
+		for _, l := range m.Label {
+			have[l.GetName()] = l.GetValue()
+		}
+		for k, v := range want {
+			if have[k] != v {
+				continue next
+			}
+		}
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue(), true
+		case m.Gauge != nil:
+			return m.Gauge.GetValue(), true
+		}
+	}
+	return 0, false
+}
+
+func mustValue(t testing.TB, fams map[string]*dto.MetricFamily, name string, labels map[string]string, want float64) {
+	t.Helper()
+	v, ok := value(fams, name, labels)
+	if !ok {
+		t.Fatalf("no %s%v in /metrics", name, labels)
+	}
+	if v != want {
+		t.Fatalf("%s%v = %v, want %v", name, labels, v, want)
+	}
+}
+
+// TestMetricsScrape sends ops through a real core and scrapes /metrics of
+// both agent and core over HTTP.
+func TestMetricsScrape(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	p := newTestPKI(t, "site-1")
+	c := startCore(t, p, nil)
+	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{})
+
+	data := bytes.Repeat([]byte("reading 42\n"), 3000)
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "a", Kind: outbox.State, Priority: edgesync.High, Payload: bytes.NewReader(data)})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "b", Kind: outbox.State, Priority: edgesync.High, Payload: bytes.NewReader(data[:100])})
+	waitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
+	if err := a.Switch("core", pinClass(edgesync.Satellite)); err != nil {
+		t.Fatal(err)
+	}
+
+	fams := scrape(t, a.MetricsHandler())
+	ep := map[string]string{"endpoint": "core"}
+	mustValue(t, fams, "edge_sync_acks_total", map[string]string{"endpoint": "core", "priority": "high"}, 2)
+	mustValue(t, fams, "edge_sync_goodput_bytes_total", map[string]string{"endpoint": "core", "priority": "high"}, float64(len(data)+100))
+	mustValue(t, fams, "edge_sync_acks_total", map[string]string{"endpoint": "core", "priority": "critical"}, 0)
+	mustValue(t, fams, "edge_sync_link_class", map[string]string{"endpoint": "core", "class": "satellite"}, 1)
+	mustValue(t, fams, "edge_sync_link_class", map[string]string{"endpoint": "core", "class": "unknown"}, 0)
+	mustValue(t, fams, "edge_sync_link_connected", ep, 1)
+	mustValue(t, fams, "edge_sync_probe_bytes_total", ep, 0)
+	mustValue(t, fams, "edge_sync_queue_ops", map[string]string{"priority": "high"}, 0)
+	mustValue(t, fams, "edge_sync_drops_total", map[string]string{"reason": "capacity"}, 0)
+	mustValue(t, fams, "edge_sync_connects_total", ep, 1)
+	if n := len(fams["edge_sync_sync_mode"].GetMetric()); n != len(edgesync.SyncModes()) {
+		t.Fatalf("edge_sync_sync_mode has %d series, want one per mode (%d)", n, len(edgesync.SyncModes()))
+	}
+	var ones float64
+	for _, m := range fams["edge_sync_sync_mode"].GetMetric() {
+		ones += m.Gauge.GetValue()
+	}
+	if ones != 1 {
+		t.Fatalf("edge_sync_sync_mode: %v modes set, want exactly 1", ones)
+	}
+	var wire, plain float64
+	for _, m := range fams["edge_sync_wire_bytes_total"].GetMetric() {
+		wire += m.Counter.GetValue()
+	}
+	for _, m := range fams["edge_sync_wire_plain_bytes_total"].GetMetric() {
+		plain += m.Counter.GetValue()
+	}
+	if plain != float64(len(data)+100) || wire <= 0 || wire >= plain {
+		t.Fatalf("wire bytes %v for %v plain bytes of compressible data: want 0 < wire < plain", wire, plain)
+	}
+	for name, f := range fams {
+		if len(name) < 10 || name[:10] != "edge_sync_" || f.GetHelp() == "" {
+			t.Fatalf("metric %s: want the edge_sync_ prefix and a help text", name)
+		}
+	}
+
+	// Queue depth of a new op: it may leave at once, so the gauge reads 1
+	// or, already drained, 0.
+	if err := a.Switch("core", linkmon.Pin{}); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "c", Priority: edgesync.Background, Payload: bytes.NewReader(data)})
+	fams = scrape(t, a.MetricsHandler())
+	v, ok := value(fams, "edge_sync_queue_ops", map[string]string{"priority": "background"})
+	if !ok || (v != 1 && v != 0) {
+		t.Fatalf("edge_sync_queue_ops{priority=background} = %v (present %v), want 0 or 1", v, ok)
+	}
+	waitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
+
+	// The core's metrics.
+	cf := scrape(t, c.srv.MetricsHandler(c.store))
+	mustValue(t, cf, "edge_sync_core_ops_applied_total", nil, 3)
+	mustValue(t, cf, "edge_sync_core_connections", nil, 1)
+	mustValue(t, cf, "edge_sync_core_store_agents", nil, 1)
+	mustValue(t, cf, "edge_sync_core_store_keys", map[string]string{"agent": "site-1"}, 2)
+	mustValue(t, cf, "edge_sync_core_store_events", map[string]string{"agent": "site-1"}, 1)
+	if v, ok := value(cf, "edge_sync_core_bytes_applied_total", nil); !ok || v != float64(2*len(data)+100) {
+		t.Fatalf("edge_sync_core_bytes_applied_total = %v, want %d", v, 2*len(data)+100)
+	}
+}
+
+func pinClass(c edgesync.LinkClass) linkmon.Pin { return linkmon.Pin{Class: &c} }
