@@ -9,7 +9,7 @@ import (
 // the end of the frame body, so it has no length field of its own.
 type Data struct {
 	ID     edgesync.OpID
-	Offset uint64 // position of Chunk in the encoded stream
+	Offset uint64 // plain offset of the chunk's first byte, a multiple of OpHeader.ChunkSize
 	// Mode is the codec.Mode of this chunk if it differs from the
 	// OpHeader's (e.g. a chunk the encoder stored raw); 0 means "as the
 	// header says".

@@ -27,7 +27,7 @@
 //	0x03  OP_HEADER      op ID, flags, priority, kind, codec mode, key, endpoint, plain size,
 //	                     [encoded size], chunk size, resume offset, expiry, payload hash, [base hash]
 //	0x04  DATA           op ID, offset, chunk mode, chunk bytes (to the end of the body)
-//	0x05  COMMIT         op ID, chunk count, encoded bytes, SHA-256 of the encoded stream
+//	0x05  COMMIT         op ID, chunk count, [encoded bytes, SHA-256 of the encoded stream]
 //	0x06  ACK            count, op IDs (up to MaxAckIDs)
 //	0x07  NACK           op ID, reason code, message
 //	0x08  RESUME_QUERY   op ID
@@ -55,20 +55,31 @@
 // Each op travels on its own bidirectional stream, whose RFC 9218 urgency is
 // the op's priority, so a critical op overtakes a bulk transfer in flight:
 //
-//	agent: [ResumeQuery]                      when resending after a cut
-//	core:  [ResumeAnswer]                     bytes held, or complete
-//	agent: OpHeader (Offset = bytes held), Data..., Commit
+//	agent: OpHeader                           what the op is and how it is encoded
+//	core:  Ack                                already applied (a redelivery)
+//	     | Nack                               refused (too large, base mismatch, quota…)
+//	     | ResumeAnswer                       plain bytes already held (0 for a new op)
+//	agent: Data..., Commit                    chunks from the one holding Held on
 //	core:  Ack | Nack                         after verify, store and fsync
 //
-// A summary-only op goes the same way as Summary → Ack | Nack on a stream
-// of its own; that Ack means "summary stored" and the op stays queued for
-// its full payload, sent later with OpHeader.Summarized set.
+// An op of one chunk is pipelined: the agent sends OpHeader, Data and
+// Commit without waiting for the ResumeAnswer, which would cost a round
+// trip per small op. ResumeQuery asks for the same answer without starting
+// a transfer.
 //
-// Data offsets are positions in the op's encoded stream; a transfer resumes
-// at a chunk boundary the core reported. Commit carries the length and the
-// SHA-256 of the whole encoded stream; the core also checks the decoded
-// payload against OpHeader.PayloadHash. Several small ops may share one
-// stream (every Data and Commit names its op); Ack can acknowledge many.
+// A summary-only op goes as Summary → Ack | Nack on a stream of its own;
+// that Ack means "summary stored" and the op stays queued for its full
+// payload, sent later with OpHeader.Summarized set.
+//
+// Offsets are positions in the plain (decoded) payload. Each Data frame
+// carries one independently encoded chunk whose plain offset is a multiple
+// of OpHeader.ChunkSize; the core decodes chunks as they arrive and keeps
+// only the plain bytes beyond what it holds. That is what lets a transfer
+// resume under other sync parameters (the chunk size changes with the link
+// class): Held need not be a boundary of the new chunk size, and the agent
+// restarts at the chunk that contains it. OpHeader.Offset and Commit's
+// Bytes and Hash are informational (zero when not given); the core checks
+// the assembled payload against OpHeader.PayloadHash.
 //
 // Ping/Pong and probe trains go as QUIC datagrams (RFC 9221; encrypted by
 // QUIC, but paced by its congestion controller, which caps bursts near 10

@@ -63,8 +63,8 @@ type OpHeader struct {
 	// HasBase; it must be zero otherwise.
 	BaseHash [32]byte
 	HasBase  bool
-	// Offset is where in the encoded stream the following Data frames
-	// start: 0 for a fresh transfer, ResumeAnswer.Held for a resumed one.
+	// Offset is the plain offset the agent means to start from; the core
+	// answers with what it holds, which decides (informational).
 	Offset uint64
 	// Expires is when the op's TTL ends; the zero time means never.
 	Expires time.Time

@@ -6,10 +6,10 @@ import (
 )
 
 // ResumeAnswer tells the agent how much of an op the core holds: the agent
-// resends from Held (a chunk boundary), or nothing if Complete.
+// resends from the chunk that holds byte Held, or nothing if Complete.
 type ResumeAnswer struct {
 	ID     edgesync.OpID
-	Held   uint64 // contiguous encoded bytes held from offset 0, at a chunk boundary
+	Held   uint64 // contiguous plain bytes held from offset 0
 	Chunks uint64 // whole chunks those bytes make up
 	// Complete says the core has already stored the op (it was committed
 	// and acknowledged before); the agent treats it as acknowledged.

@@ -149,8 +149,13 @@ func newFlagSet(env Env, name, usage string) *flag.FlagSet {
 // parseFlags parses args and turns flag errors into usage errors. It
 // returns flag.ErrHelp unchanged for -h and --help.
 func parseFlags(fs *flag.FlagSet, name string, args []string) error {
-	fs.SetOutput(io.Discard) // errors are reported once, by Main
+	// Errors are reported once, by Main; usage is printed once, here.
+	out, usage := fs.Output(), fs.Usage
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
 	if errors.Is(err, flag.ErrHelp) {
 		fs.Usage()
 		return err
