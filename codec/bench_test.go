@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // Benchmarks. Figures in README-section.md come from
@@ -156,24 +159,23 @@ func BenchmarkDeltaMargin(b *testing.B) {
 	}
 }
 
-// BenchmarkEncode reports MB/s per level for plain zstd of the JSON corpus,
-// with the compression ratio and the throughput relative to ModeFull (a
-// copy) measured in the same run.
+// BenchmarkEncode reports MB/s per level for plain zstd (ModeZstd, 1 MiB
+// chunks) of each corpus's new version, with the compression ratio
+// (plain bytes / encoded bytes) measured in the same run.
 func BenchmarkEncode(b *testing.B) {
-	c := benchCorpus(b)[1]
-	var e Encoder
-	full := benchHeader(b, ModeFull, LevelFastest, 1<<20, c)
-	for _, level := range Levels() {
-		b.Run("level="+level.String(), func(b *testing.B) {
-			h := benchHeader(b, ModeZstd, level, 1<<20, c)
-			var n int
-			b.SetBytes(int64(len(c.new)))
-			for b.Loop() {
-				n = encodedSize(b, &e, h, c)
-			}
-			b.ReportMetric(float64(len(c.new))/float64(n), "compression-ratio")
-			_ = full
-		})
+	for _, c := range benchCorpus(b) {
+		var e Encoder
+		for _, level := range Levels() {
+			b.Run(fmt.Sprintf("corpus=%s/level=%s", c.name, level), func(b *testing.B) {
+				h := benchHeader(b, ModeZstd, level, 1<<20, c)
+				var n int
+				b.SetBytes(int64(len(c.new)))
+				for b.Loop() {
+					n = encodedSize(b, &e, h, c)
+				}
+				b.ReportMetric(float64(len(c.new))/float64(n), "compression-ratio")
+			})
+		}
 	}
 }
 
@@ -204,5 +206,59 @@ func BenchmarkDecode(b *testing.B) {
 				b.ReportMetric(float64(len(c.new))/float64(enc.Len()), "compression-ratio")
 			})
 		}
+	}
+}
+
+// BenchmarkDeltaChunkCost splits a 64 KiB delta chunk's CPU into its parts:
+// indexing the 80 KiB base region (unavoidable per chunk, since each chunk
+// has its own region) and the whole delta encode, against encoding the same
+// chunk as plain zstd in the same run.
+func BenchmarkDeltaChunkCost(b *testing.B) {
+	c := benchCorpus(b)[1]
+	const chunk = 64 << 10
+	off := len(c.new) / 2
+	plain := c.new[off : off+chunk]
+	region := c.base[off-8<<10 : off+chunk+8<<10]
+	for _, level := range []Level{LevelDefault, LevelBetter} {
+		b.Run("level="+level.String(), func(b *testing.B) {
+			var e Encoder
+			k := encKey{level: level, windowLog: windowLogFor(len(region) + len(plain)), dict: true}
+			enc, err := getEncoder(k)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var w sliceWriter
+			measure := func(f func()) float64 {
+				const n = 20
+				start := time.Now()
+				for range n {
+					f()
+				}
+				return float64(time.Since(start).Nanoseconds()) / n
+			}
+			for b.Loop() {
+				setup := measure(func() {
+					w.b = w.b[:0]
+					if err := enc.ResetWithOptions(&w, zstd.WithEncoderDictRaw(0, region)); err != nil {
+						b.Fatal(err)
+					}
+				})
+				delta := measure(func() {
+					if _, err := e.delta(level, false, plain, region); err != nil {
+						b.Fatal(err)
+					}
+				})
+				zs := measure(func() {
+					if _, err := e.zstd(level, plain); err != nil {
+						b.Fatal(err)
+					}
+				})
+				b.ReportMetric(setup/1e3, "dict-setup-us")
+				b.ReportMetric(delta/1e3, "delta-us")
+				b.ReportMetric(zs/1e3, "zstd-us")
+				b.ReportMetric(delta/zs, "delta-vs-zstd-cpu")
+			}
+			putEncoder(k, enc)
+		})
 	}
 }
