@@ -222,4 +222,26 @@ func TestCrashSIGKILL(t *testing.T) {
 	if st.Bytes != want || st.Keys != int64(len(keys)) || st.Events != int64(len(evs)) {
 		t.Fatalf("stats %+v disagree with %d keys, %d events, %d bytes", st, len(keys), len(evs), want)
 	}
+	// No orphaned staging: every chunk belongs to a key, an event or a
+	// resumable partial (all writes here are multiples of the chunk size).
+	chunks := func(n int64) int { return int((n + int64(crashCfg.ChunkSize) - 1) / int64(crashCfg.ChunkSize)) }
+	wantChunks := 0
+	for _, k := range keys {
+		wantChunks += chunks(k.Size)
+	}
+	for _, e := range evs {
+		wantChunks += chunks(e.Size)
+	}
+	parts, err := s.Partials("agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reserved int64
+	for _, p := range parts {
+		wantChunks += chunks(p.Held)
+		reserved += p.Header.Size
+	}
+	if n := countChunks(t, s, "agent"); n != wantChunks || st.Reserved != reserved {
+		t.Fatalf("%d chunks stored, %d referenced; reserved %d, partials declare %d", n, wantChunks, st.Reserved, reserved)
+	}
 }
