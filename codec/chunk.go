@@ -122,7 +122,7 @@ func (e *Encoder) zstd(level Level, plain []byte) ([]byte, error) {
 
 func (e *Encoder) delta(level Level, noEntropy bool, plain, region []byte) ([]byte, error) {
 	// Measured by BenchmarkDelta: klauspost's best encoder is both larger
-	// and 5-20x slower than its better encoder on dictionary deltas, because
+	// and 3-9x slower than its better encoder on dictionary deltas, because
 	// it clears and rebuilds a 32 MiB dictionary table for every chunk. So
 	// LevelBest deltas use the better encoder.
 	level = min(level, LevelBetter)
