@@ -65,6 +65,7 @@ type Monitor struct {
 
 	probeMu     sync.Mutex // one bandwidth probe at a time
 	lastPackets int        // packets per train of the last probe; under probeMu
+	saveMu      sync.Mutex // one writer of the status file
 
 	mu       sync.Mutex
 	cls      *Classifier
@@ -381,8 +382,8 @@ func (m *Monitor) save() error {
 	p := &persisted{Version: stateVersion, Name: m.name, SavedAt: m.now(), Status: m.status,
 		Latest: m.latest, CapacityBps: m.capBps, Pin: m.pin}
 	m.mu.Unlock()
-	m.probeMu.Lock() // serialises writers of the file
-	defer m.probeMu.Unlock()
+	m.saveMu.Lock() // serialises writers of the file
+	defer m.saveMu.Unlock()
 	return saveState(m.path, p)
 }
 
