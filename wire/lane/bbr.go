@@ -74,6 +74,8 @@ type model struct {
 
 	lostInRound, sentInRound int
 	lossRate                 float64 // EWMA of per-round loss
+	highRTTs                 int     // consecutive startup RTT samples showing a queue
+	probeRound               int64   // round probe_bw began; loss is measured 2 rounds later
 
 	pacingGain, cwndGain float64
 }
@@ -151,10 +153,31 @@ func (m *model) onLost(n int) {
 	}
 }
 
+// queueSignal is how far above the minimum RTT samples must sit, startupQueueSamples
+// times in a row, for startup to conclude that a queue is building: the
+// pipe is full (as HyStart's delay increase, scaled for long links).
+func queueSignal(minRTT time.Duration) time.Duration {
+	return min(max(minRTT/8, 5*time.Millisecond), 50*time.Millisecond)
+}
+
+const startupQueueSamples = 8
+
 // onRTT feeds one RTT sample.
 func (m *model) onRTT(rtt time.Duration, now time.Time) {
 	if rtt <= 0 {
 		return
+	}
+	if m.state == stateStartup && m.minSet {
+		if rtt > m.minRTT+queueSignal(m.minRTT) {
+			m.highRTTs++
+			if m.highRTTs >= startupQueueSamples {
+				m.fullBwCount = fullBwRounds
+				m.state = stateDrain
+				m.pacingGain, m.cwndGain = drainGain, startupGain
+			}
+		} else {
+			m.highRTTs = 0
+		}
 	}
 	if !m.minSet || rtt <= m.minRTT || now.Sub(m.minStamp) > minRTTWindow {
 		m.minRTT, m.minStamp, m.minSet = rtt, now, true
@@ -175,7 +198,7 @@ func (m *model) onAck(rate float64, appLimited bool, pktDelivered, delivered int
 		m.addSample(rate)
 	}
 	if m.roundStart {
-		if m.sentInRound >= 10 {
+		if m.sentInRound >= 10 && m.state == stateProbeBW && m.round > m.probeRound+2 {
 			m.lossRate = 0.875*m.lossRate + 0.125*float64(m.lostInRound)/float64(m.sentInRound)
 		}
 		m.checkFullPipe()
@@ -240,6 +263,8 @@ func (m *model) checkFullPipe() {
 
 func (m *model) enterProbeBW(now time.Time) {
 	m.state = stateProbeBW
+	m.lossRate = 0 // startup's overshoot is not the link's loss rate
+	m.probeRound = m.round
 	m.cwndGain = probeCwndGain
 	m.cycleIdx = 2 // start cruising: the queue was just drained
 	m.cycleStamp = now
