@@ -280,6 +280,16 @@ func VeryBad() Profile {
 		Summary: "1/1 Mbit/s, 500 ms RTT, 10 % loss (pion vnet VeryBadNetwork)"}
 }
 
+// Outage is a link that is down: every packet is dropped, for schedules
+// such as "20s outage". It is fiber when it comes back, but a schedule
+// replaces it by its next step.
+func Outage() Profile {
+	p := Fiber()
+	p.Name, p.Summary = "outage", "link down: every packet dropped"
+	p.Outages = &Outages{Up: time.Nanosecond, Down: 100_000 * time.Hour}
+	return p
+}
+
 // Unshaped forwards packets as fast as the relay can, with no delay or loss.
 func Unshaped() Profile {
 	return Profile{Name: "none", Summary: "no shaping: forward as fast as possible"}
@@ -288,7 +298,7 @@ func Unshaped() Profile {
 // Profiles returns the built-in profiles, sorted by name.
 func Profiles() []Profile {
 	ps := []Profile{Fiber(), Broadband(), DSL(), LTE(), SatelliteGEO(), SatelliteGEOLossy(),
-		SatelliteLEO(), Intermittent(), VeryBad(), Unshaped()}
+		SatelliteLEO(), Intermittent(), VeryBad(), Outage(), Unshaped()}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].Name < ps[j].Name })
 	return ps
 }

@@ -9,7 +9,7 @@ import (
 
 func TestBuiltinProfiles(t *testing.T) {
 	ps := Profiles()
-	want := []string{"broadband", "dsl", "fiber", "intermittent", "lte", "none", "satellite-geo",
+	want := []string{"broadband", "dsl", "fiber", "intermittent", "lte", "none", "outage", "satellite-geo",
 		"satellite-geo-lossy", "satellite-leo", "very-bad"}
 	if len(ps) != len(want) {
 		t.Fatalf("Profiles() has %d profiles, want %d", len(ps), len(want))
@@ -180,5 +180,17 @@ func TestHandover(t *testing.T) {
 	}
 	if !changed {
 		t.Errorf("the base delay never changed over 20 handovers")
+	}
+}
+
+// TestOutageDropsEverything: the outage profile delivers nothing.
+func TestOutageDropsEverything(t *testing.T) {
+	d := newDynamics(1)
+	now := time.Now()
+	d.reset(Outage(), now)
+	for _, at := range []time.Duration{time.Millisecond, time.Second, time.Hour} {
+		if !d.isDown(now.Add(at)) {
+			t.Fatalf("outage profile up at +%v", at)
+		}
 	}
 }

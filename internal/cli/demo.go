@@ -52,14 +52,11 @@ type demoStep struct {
 }
 
 func demoWalk() []demoStep {
-	outage := linksim.Fiber()
-	outage.Name, outage.Summary = "outage", "everything dropped"
-	outage.Outages = &linksim.Outages{Up: time.Nanosecond, Down: 1000 * time.Hour}
 	return []demoStep{
 		{"fiber", linksim.Fiber()},
 		{"lte", linksim.LTE()},
 		{"satellite-geo", linksim.SatelliteGEO()},
-		{"outage", outage},
+		{"outage", linksim.Outage()},
 		{"broadband", linksim.Broadband()},
 	}
 }
