@@ -175,6 +175,7 @@ func TestOpenNewerVersion(t *testing.T) {
 }
 
 func TestOpenDamagedRecords(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		edit func(tx *bolt.Tx, id edgesync.OpID) error
 		text string
@@ -216,10 +217,11 @@ func TestOpenDamagedRecords(t *testing.T) {
 // TestOpenFlippedBytes damages random bytes of data pages. Open (and, if it
 // succeeds, reading everything) must return errors, never panic or crash.
 func TestOpenFlippedBytes(t *testing.T) {
+	t.Parallel()
 	path, _ := fillFile(t)
 	full, _ := os.ReadFile(path)
 	hwm := highWater(t, full)
-	seeds := 40
+	seeds := 30
 	if testing.Short() {
 		seeds = 10
 	}

@@ -45,7 +45,8 @@ type Options struct {
 	// MaxFileSize caps the bbolt file size in bytes (bbolt Options.MaxSize);
 	// 0 means no cap. Meant for tests of a full disk.
 	MaxFileSize int
-	// Logger receives the outbox's logs; nil means hclog.NewNullLogger().
+	// Logger receives the outbox's logs, used as given (the owner names it,
+	// e.g. logger.Named("outbox")); nil means hclog.NewNullLogger().
 	Logger hclog.Logger
 	// Now is the clock (default time.Now); tests replace it.
 	Now func() time.Time

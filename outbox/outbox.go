@@ -64,7 +64,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 	o := &Outbox{
 		db:    db,
 		opts:  opts,
-		log:   opts.Logger.Named("outbox"),
+		log:   opts.Logger,
 		gen:   edgesync.NewIDGenerator(),
 		idx:   newIndex(),
 		drops: make(chan Drop, opts.DropBuffer),
@@ -440,13 +440,13 @@ func putChunks(tx *bolt.Tx, id edgesync.OpID, first uint32, stage [][]byte) erro
 func (o *Outbox) publish(op *Op, first uint32, stage [][]byte, staged bool) error {
 	o.mu.Lock()
 	victims, reasons, err := o.idx.plan(op, o.opts.MaxOps, o.opts.MaxBytes)
+	ids := make([]edgesync.OpID, len(victims))
+	for i, v := range victims {
+		ids[i] = v.op.ID
+	}
 	o.mu.Unlock()
 	if err != nil {
 		return err
-	}
-	ids := make([]edgesync.OpID, len(victims))
-	for i, v := range victims {
-		ids[i] = v.op.ID // read under mu above would be equal: IDs never change
 	}
 	rec := encodeOp(op)
 	err = o.commit.do(func(tx *bolt.Tx) error {

@@ -149,7 +149,8 @@ func TestPriorityOrderAndEndpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Total.Ops != 19 || s.ByEndpoint["a"].Ops != 18 || s.ByEndpoint["a"].Bytes != 18 || s.ByPriority[edgesync.Critical].Ops != 4 || s.Leased != 7 {
+	if s.Total.Ops != 19 || s.ByEndpoint["a"].Ops != 18 || s.ByEndpoint["a"].Bytes != 18 || s.ByPriority[edgesync.Critical].Ops != 4 ||
+		s.ByEndpointPriority["a"][edgesync.Critical].Ops != 3 || s.ByEndpointPriority["b"][edgesync.Critical].Ops != 1 || s.Leased != 7 {
 		t.Fatalf("Stats = %+v", s)
 	}
 	all, _ := o.List("", edgesync.Critical, 0)

@@ -101,6 +101,7 @@ func drain(ch <-chan Drop) []Drop {
 var endpoints = []string{"a", "b"}
 
 func TestPropertyAgainstModel(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	run := 0
 	rapid.Check(t, func(rt *rapid.T) {

@@ -19,7 +19,9 @@ type Stats struct {
 	Total      Count
 	ByPriority [edgesync.NumPriorities]Count
 	ByEndpoint map[string]Count
-	Leased     int
+	// ByEndpointPriority splits each endpoint's count by priority.
+	ByEndpointPriority map[string]*[edgesync.NumPriorities]Count
+	Leased             int
 	// Oldest is the enqueue time of the oldest stored op (zero if empty);
 	// OldestAge is its age by Options.Now.
 	Oldest    time.Time
@@ -43,8 +45,9 @@ func (o *Outbox) Stats() (Stats, error) {
 		return Stats{}, fmt.Errorf("stats: %w", ErrClosed)
 	}
 	s := Stats{
-		ByEndpoint: make(map[string]Count, len(o.idx.queues)),
-		Drops:      o.counts, DropsUnreported: o.lost,
+		ByEndpoint:         make(map[string]Count, len(o.idx.queues)),
+		ByEndpointPriority: make(map[string]*[edgesync.NumPriorities]Count, len(o.idx.queues)),
+		Drops:              o.counts, DropsUnreported: o.lost,
 		MaxOps: o.opts.MaxOps, MaxBytes: o.opts.MaxBytes,
 	}
 	for _, e := range o.idx.ops {
@@ -57,6 +60,13 @@ func (o *Outbox) Stats() (Stats, error) {
 		c.Ops++
 		c.Bytes += op.Size
 		s.ByEndpoint[op.Endpoint] = c
+		ep := s.ByEndpointPriority[op.Endpoint]
+		if ep == nil {
+			ep = new([edgesync.NumPriorities]Count)
+			s.ByEndpointPriority[op.Endpoint] = ep
+		}
+		ep[op.Priority].Ops++
+		ep[op.Priority].Bytes += op.Size
 		if e.leased {
 			s.Leased++
 		}
