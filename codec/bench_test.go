@@ -244,12 +244,12 @@ func BenchmarkDeltaChunkCost(b *testing.B) {
 					}
 				})
 				delta := measure(func() {
-					if _, err := e.delta(level, false, plain, region); err != nil {
+					if _, err := e.dictFrame(nil, level, false, plain, region); err != nil {
 						b.Fatal(err)
 					}
 				})
 				zs := measure(func() {
-					if _, err := e.zstd(level, plain); err != nil {
+					if _, err := e.plainFrame(nil, level, false, plain); err != nil {
 						b.Fatal(err)
 					}
 				})

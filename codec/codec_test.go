@@ -283,3 +283,80 @@ func TestEncodeStreamCatchesChangedPayload(t *testing.T) {
 		t.Fatalf("cancelled: err %v", err)
 	}
 }
+
+// TestDeltaModesLadder: ModeDelta never entropy-codes (its chunks are delta
+// or full, never zstd) and ModeDeltaZstd is no larger on text.
+func TestDeltaModesLadder(t *testing.T) {
+	c := jsonCorpus(96 << 10)
+	sizes := map[Mode]int{}
+	for _, mode := range []Mode{ModeDelta, ModeDeltaZstd} {
+		enc, err := Encode(mode, LevelDefault, 16<<10, c.new, c.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes[mode] = len(enc)
+		h, n, err := ParseHeader(enc, DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d Decoder
+		base := NewBase(c.base)
+		rest := enc[n:]
+		for i := range h.Chunks() {
+			got := Mode(rest[0])
+			if mode == ModeDelta && got != ModeDelta && got != ModeFull {
+				t.Fatalf("delta payload chunk %d used %s", i, got)
+			}
+			if got != mode {
+				t.Fatalf("%s chunk %d fell back to %s on an edited corpus", mode, i, got)
+			}
+			_, used, err := d.DecodeChunk(nil, &h, i, rest, base)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest = rest[used:]
+		}
+	}
+	if sizes[ModeDeltaZstd] > sizes[ModeDelta] {
+		t.Fatalf("delta+zstd %d bytes > delta %d bytes", sizes[ModeDeltaZstd], sizes[ModeDelta])
+	}
+	if sizes[ModeDelta] > len(c.new)/10 {
+		t.Fatalf("delta of a 2%%-edited corpus is %d of %d bytes", sizes[ModeDelta], len(c.new))
+	}
+}
+
+// TestMultiBlockDelta: chunks larger than a delta block carry several block
+// records (with and without a base region) and still round-trip; every
+// prefix of such a chunk is io.ErrUnexpectedEOF.
+func TestMultiBlockDelta(t *testing.T) {
+	c := jsonCorpus(600 << 10)
+	grown := append(bytes.Clone(c.new), pseudoText(9, 200<<10)...) // blocks past the base's end
+	base := NewBase(c.base)
+	for _, mode := range []Mode{ModeDelta, ModeDeltaZstd} {
+		enc, err := Encode(mode, LevelDefault, 512<<10, grown, c.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dec, err := Decode(enc, c.base, DefaultLimits())
+		if err != nil || !bytes.Equal(dec, grown) {
+			t.Fatalf("%s: multi-block round trip: %v", mode, err)
+		}
+		h, n, err := ParseHeader(enc, DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if Mode(enc[n]) != mode {
+			t.Fatalf("%s: first chunk used %s", mode, Mode(enc[n]))
+		}
+		var d Decoder
+		_, cn, err := d.DecodeChunk(nil, &h, 0, enc[n:], base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < cn; i += 97 {
+			if _, _, err := d.DecodeChunk(nil, &h, 0, enc[n:n+i], base); !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Fatalf("%s: chunk prefix %d/%d: %v", mode, i, cn, err)
+			}
+		}
+	}
+}
