@@ -384,6 +384,7 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 // io.EOF with the last bytes once the reader is exhausted.
 func readChunk(r io.Reader, limit, hint int) ([]byte, error) {
 	buf := make([]byte, 0, min(max(hint, 512), limit))
+	empty := 0
 	for {
 		if len(buf) == cap(buf) {
 			if len(buf) >= limit {
@@ -395,6 +396,12 @@ func readChunk(r io.Reader, limit, hint int) ([]byte, error) {
 		buf = buf[:len(buf)+n]
 		if err != nil {
 			return buf, err
+		}
+		// Like bufio: a reader that keeps returning nothing is broken.
+		if empty++; n > 0 {
+			empty = 0
+		} else if empty >= 100 {
+			return buf, io.ErrNoProgress
 		}
 	}
 }

@@ -334,6 +334,7 @@ func TestBadInput(t *testing.T) {
 		{"summary", NewOp{Endpoint: "e", Summary: make([]byte, MaxSummaryLen+1)}, ErrInvalid, "summary"},
 		{"too large", NewOp{Endpoint: "e", Payload: bytes.NewReader(make([]byte, 11))}, ErrTooLarge, "10 bytes"},
 		{"reader error", NewOp{Endpoint: "e", Payload: io.MultiReader(bytes.NewReader(make([]byte, 6)), iotestErr{})}, errBoom, "read payload"},
+		{"stuck reader", NewOp{Endpoint: "e", Payload: stuckReader{}}, io.ErrNoProgress, "read payload"},
 	}
 	for _, c := range cases {
 		_, err := o.Enqueue(ctx, c.op)
@@ -363,6 +364,10 @@ func TestBadInput(t *testing.T) {
 }
 
 var errBoom = errors.New("boom")
+
+type stuckReader struct{}
+
+func (stuckReader) Read([]byte) (int, error) { return 0, nil }
 
 type iotestErr struct{}
 
