@@ -1,0 +1,216 @@
+package cli
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/linkmon"
+)
+
+// This file renders ctl's answers as readable tables.
+
+func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
+
+// humanBytes renders n bytes with a binary unit and one decimal.
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	f, u := float64(n), 0
+	units := []string{"KiB", "MiB", "GiB", "TiB"}
+	for f /= unit; f >= unit && u < len(units)-1; f /= unit {
+		u++
+	}
+	return fmt.Sprintf("%.1f %s", f, units[u])
+}
+
+func figures(m linkmon.Measurement) string {
+	if m.At.IsZero() && m.BandwidthBps == 0 && m.RTT == 0 {
+		return "no measurement yet"
+	}
+	return m.String()
+}
+
+func ago(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05"), now.Sub(t).Round(time.Second))
+}
+
+// printStatus explains transport.bandwidth.status.
+func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
+	tw := table(w)
+	conn := "not connected"
+	if st.Connected {
+		conn = "connected"
+	}
+	fmt.Fprintf(tw, "endpoint\t%s (%s), %s\n", st.Endpoint, st.Address, conn)
+	class := st.Class.String()
+	if st.Measured != st.Class {
+		class += fmt.Sprintf(" (measured: %s)", st.Measured)
+	}
+	fmt.Fprintf(tw, "class\t%s\n", class)
+	fmt.Fprintf(tw, "since\t%s\n", ago(st.Since, now))
+	fmt.Fprintf(tw, "why\t%s\n", st.Reason)
+	if st.LastChange != nil {
+		fmt.Fprintf(tw, "last change\t%s\n", st.LastChange.String())
+	}
+	fmt.Fprintf(tw, "pin\t%s\n", st.Pin)
+	fmt.Fprintf(tw, "figures\t%s (%d samples)\n", figures(st.Figures), st.Samples)
+	fmt.Fprintf(tw, "params\t%s\n", st.Params.String())
+	var ops int
+	var bytes int64
+	for _, b := range st.Backlog {
+		ops += b.Ops
+		bytes += b.Bytes
+	}
+	fmt.Fprintf(tw, "backlog\t%d ops, %s\n", ops, humanBytes(bytes))
+	eta := "unknown (no bandwidth measured)"
+	switch {
+	case bytes == 0:
+		eta = "nothing waiting"
+	case st.DrainETA > 0:
+		eta = st.DrainETA.Round(time.Second).String()
+		if eta == "0s" {
+			eta = "under a second"
+		}
+	}
+	fmt.Fprintf(tw, "drain ETA\t%s\n", eta)
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = table(w)
+	fmt.Fprintln(tw, "PRIORITY\tOPS\tBYTES")
+	for _, p := range edgesync.Priorities() {
+		b := st.Backlog[p.String()]
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", p, b.Ops, humanBytes(b.Bytes))
+	}
+	tw.Flush()
+}
+
+func printMeasurements(w io.Writer, ms []linkmon.Measurement) {
+	if len(ms) == 0 {
+		fmt.Fprintln(w, "no measurements in the window")
+		return
+	}
+	tw := table(w)
+	fmt.Fprintln(tw, "AT\tBANDWIDTH\tRTT\tJITTER\tLOSS\tMETHOD")
+	for _, m := range ms {
+		at, bw := "-", "-"
+		if !m.At.IsZero() {
+			at = m.At.Local().Format("15:04:05")
+		}
+		if m.BandwidthBps > 0 {
+			bw = linkmon.FormatBps(m.BandwidthBps)
+			if m.BandwidthLowerBound {
+				bw = ">=" + bw
+			}
+		}
+		method := m.Method.String()
+		if m.Stale {
+			method += " (stale)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%.1f%%\t%s\n", at, bw, m.RTT.Round(time.Microsecond), m.Jitter.Round(time.Microsecond), m.Loss*100, method)
+	}
+	tw.Flush()
+}
+
+func printStats(w io.Writer, st agent.StatsResponse) {
+	o := st.Outbox
+	fmt.Fprintf(w, "agent %s: outbox %d ops (%s), %d leased, oldest %v, limits %d ops / %s\n",
+		st.Agent, o.Ops, humanBytes(o.Bytes), o.Leased, o.OldestAge.Round(time.Second), o.MaxOps, humanBytes(o.MaxBytes))
+	var drops []string
+	for r, n := range o.Drops {
+		drops = append(drops, fmt.Sprintf("%s=%d", r, n))
+	}
+	sort.Strings(drops)
+	fmt.Fprintf(w, "drops: %s\n", strings.Join(drops, " "))
+	for _, e := range st.Endpoints {
+		fmt.Fprintf(w, "\nendpoint %s: connected=%t connects=%d dial_failures=%d mode_switches=%d retries=%d summaries=%d\n",
+			e.Endpoint, e.Connected, e.Connects, e.DialFailures, e.ModeSwitches, e.Retries, e.Summaries)
+		tw := table(w)
+		fmt.Fprintln(tw, "PRIORITY\tQUEUED\tACKED\tACKED BYTES\tAVG LATENCY\tMAX LATENCY")
+		for _, p := range edgesync.Priorities() {
+			ps, q := e.Priorities[p.String()], o.ByPriority[p.String()]
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%v\t%v\n", p, q.Ops, ps.Acked, humanBytes(ps.Bytes),
+				ps.AvgLatency.Round(time.Millisecond), ps.MaxLatency.Round(time.Millisecond))
+		}
+		tw.Flush()
+		if len(e.Modes) > 0 {
+			tw = table(w)
+			fmt.Fprintln(tw, "MODE\tOPS\tPLAIN\tON THE WIRE\tRATIO")
+			modes := make([]string, 0, len(e.Modes))
+			for m := range e.Modes {
+				modes = append(modes, m)
+			}
+			sort.Strings(modes)
+			for _, m := range modes {
+				ms := e.Modes[m]
+				ratio := "-"
+				if ms.PlainBytes > 0 {
+					ratio = fmt.Sprintf("%.2f", float64(ms.WireBytes)/float64(ms.PlainBytes))
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m, ms.Ops, humanBytes(ms.PlainBytes), humanBytes(ms.WireBytes), ratio)
+			}
+			tw.Flush()
+		}
+		if len(e.Nacks) > 0 {
+			var ns []string
+			for c, n := range e.Nacks {
+				ns = append(ns, fmt.Sprintf("%s=%d", c, n))
+			}
+			sort.Strings(ns)
+			fmt.Fprintf(w, "nacks: %s\n", strings.Join(ns, " "))
+		}
+	}
+}
+
+func printConfig(w io.Writer, rc agent.RuntimeConfig) {
+	fmt.Fprintf(w, "agent %s, outbox %s (max %d ops, %s)\n\n", rc.Name, rc.Outbox.Path, rc.Outbox.MaxOps, humanBytes(rc.Outbox.MaxBytes))
+	tw := table(w)
+	fmt.Fprintln(tw, "ENDPOINT\tADDRESS\tCLASS\tPIN\tPARAMETERS")
+	for _, e := range rc.Endpoints {
+		p := rc.Params[e.Name]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", e.Name, e.Address, rc.Classes[e.Name], rc.Pins[e.Name], p.String())
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = table(w)
+	fmt.Fprintln(tw, "CLASS\tPROFILE\tOVERRIDDEN")
+	for _, c := range edgesync.LinkClasses() {
+		_, ov := rc.Overrides[c]
+		fmt.Fprintf(tw, "%s\t%s\t%t\n", c, rc.Profiles[c].Params.String(), ov)
+	}
+	tw.Flush()
+}
+
+func printLeased(w io.Writer, op agent.LeasedOp, out string) {
+	tw := table(w)
+	fmt.Fprintf(tw, "id\t%s\n", op.ID)
+	fmt.Fprintf(tw, "endpoint\t%s\n", op.Endpoint)
+	fmt.Fprintf(tw, "key\t%s\n", op.Key)
+	fmt.Fprintf(tw, "priority\t%s\n", op.Priority)
+	fmt.Fprintf(tw, "kind\t%s\n", op.Kind)
+	fmt.Fprintf(tw, "size\t%s\n", humanBytes(op.Size))
+	if len(op.Summary) > 0 {
+		fmt.Fprintf(tw, "summary\t%q\n", op.Summary)
+	}
+	fmt.Fprintf(tw, "enqueued\t%s\n", op.EnqueuedAt.Local().Format(time.RFC3339))
+	fmt.Fprintf(tw, "lease ends\t%s\n", op.LeaseExpires.Local().Format(time.RFC3339))
+	switch out {
+	case "":
+		fmt.Fprintf(tw, "payload\tnot fetched (use --out FILE)\n")
+	case "-":
+	default:
+		fmt.Fprintf(tw, "payload\twritten to %s\n", out)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nWhen done: edge-sync ctl %s --ack %s (or --release it)\n", agent.CmdNext, op.ID)
+}

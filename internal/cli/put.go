@@ -1,0 +1,133 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/agent"
+)
+
+const putUsage = `Usage: edge-sync put --key K --priority P [--endpoint E] [--state|--event] [--ttl D] [--summary TEXT|--summary-file F] FILE|-
+
+Hands the running agent one piece of data to send: FILE (or standard input
+for "-") is streamed to the agent's control socket and stored durably in its
+outbox before put returns. put prints the op's ID. It is
+'edge-sync ctl transport.send' under a shorter name.
+
+Priorities: critical, high, schema, normal, analytics, background.
+A --state op is a keyed update: a newer one for the same key replaces an
+older one still waiting. An --event op (the default) is always delivered.
+
+Examples:
+  edge-sync put --key sensors/pump-3 --priority high --state reading.json
+  journalctl -o json -n 1000 | edge-sync put --key logs/journal --priority background -
+  edge-sync put --key alarms/pump-3 --priority critical --summary "overpressure 9.1 bar" alarm.json
+  edge-sync put --socket /run/edge-sync/agent.sock --key fw/image --priority analytics --ttl 24h image.bin`
+
+// uploadFlags are the flags of put, transport.send and sync.queue.
+type uploadFlags struct {
+	key, priority, endpoint, ttl, summary, summaryFile string
+	state, event                                       bool
+}
+
+func (u *uploadFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&u.key, "key", "", "key naming the data (required for --state)")
+	fs.StringVar(&u.priority, "priority", "", "critical, high, schema, normal, analytics or background")
+	fs.StringVar(&u.endpoint, "endpoint", "", "endpoint (core) to send to; default: the agent's only or first endpoint")
+	fs.BoolVar(&u.state, "state", false, "a keyed state update: a newer one replaces a waiting older one")
+	fs.BoolVar(&u.event, "event", false, "an event: always delivered (the default)")
+	fs.StringVar(&u.ttl, "ttl", "", "drop the op if not delivered within this Go duration (e.g. 24h); default: the priority's")
+	fs.StringVar(&u.summary, "summary", "", "short summary sent ahead of the payload on slow links")
+	fs.StringVar(&u.summaryFile, "summary-file", "", "read the summary from this file")
+}
+
+// upload validates the flags and the file argument and streams it.
+func (u *uploadFlags) upload(ctx context.Context, env Env, name, cmd string, c *agent.ControlClient, args []string, priorityRequired bool) (agent.SendResponse, error) {
+	if len(args) != 1 {
+		return agent.SendResponse{}, usagef(name, "want exactly one FILE (or - for standard input), got %d arguments", len(args))
+	}
+	if u.state && u.event {
+		return agent.SendResponse{}, usagef(name, "--state and --event exclude each other")
+	}
+	if u.priority == "" && priorityRequired {
+		return agent.SendResponse{}, usagef(name, "--priority is required (critical, high, schema, normal, analytics, background)")
+	}
+	if u.priority != "" {
+		if _, err := edgesync.ParsePriority(u.priority); err != nil {
+			return agent.SendResponse{}, usagef(name, "--priority: %v", err)
+		}
+	}
+	if u.state && u.key == "" {
+		return agent.SendResponse{}, usagef(name, "--state needs --key")
+	}
+	if u.summary != "" && u.summaryFile != "" {
+		return agent.SendResponse{}, usagef(name, "give --summary or --summary-file, not both")
+	}
+	p := agent.UploadParams{Endpoint: u.endpoint, Key: u.key, Priority: u.priority, TTL: u.ttl, Kind: "event"}
+	if u.state {
+		p.Kind = "state"
+	}
+	p.Summary = []byte(u.summary)
+	if u.summaryFile != "" {
+		b, err := os.ReadFile(u.summaryFile)
+		if err != nil {
+			return agent.SendResponse{}, fmt.Errorf("%s: summary: %w", name, err)
+		}
+		p.Summary = b
+	}
+	var body io.Reader = env.Stdin
+	size := int64(-1)
+	if args[0] != "-" {
+		f, err := os.Open(args[0])
+		if err != nil {
+			return agent.SendResponse{}, fmt.Errorf("%s: %w", name, err)
+		}
+		defer f.Close()
+		fi, err := f.Stat()
+		if err != nil {
+			return agent.SendResponse{}, fmt.Errorf("%s: %w", name, err)
+		}
+		if fi.Mode().IsRegular() {
+			size = fi.Size()
+		}
+		body = f
+	}
+	res, err := c.Upload(ctx, cmd, p, body, size)
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", name, err)
+	}
+	return res, nil
+}
+
+func runPut(ctx context.Context, env Env, args []string) error {
+	fs := newFlagSet(env, "put", putUsage)
+	var conn connFlags
+	conn.register(fs)
+	var u uploadFlags
+	u.register(fs)
+	if err := parseFlags(fs, "put", args); err != nil {
+		return err
+	}
+	if u.priority == "" {
+		return usagef("put", "--priority is required (critical, high, schema, normal, analytics, background)")
+	}
+	c, err := conn.client("put")
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	res, err := u.upload(ctx, env, "put", agent.CmdSend, c, fs.Args(), true)
+	if err != nil {
+		return err
+	}
+	if conn.json {
+		return json.NewEncoder(env.Stdout).Encode(res)
+	}
+	fmt.Fprintln(env.Stdout, res.ID)
+	return nil
+}
