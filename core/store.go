@@ -396,6 +396,9 @@ type Result struct {
 	// Duplicate is true when the op had been applied before; it was not
 	// applied again and should be acknowledged again.
 	Duplicate bool
+	// Stale is true when a newer version of the key was already current;
+	// the op is recorded as applied but its data is not kept.
+	Stale bool
 	// Version is the key's new version counter (state ops).
 	Version uint64
 	// Seq is the event's sequence number (event ops).

@@ -340,6 +340,17 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result,
 			}
 			old = &cur
 		}
+		if old != nil && old.OpID.Compare(hdr.OpID) > 0 {
+			// A newer version is already current: the versions arrived out
+			// of order (e.g. one was resumed after a cut). Keep the newer
+			// one and record this op as applied, so that a redelivery is
+			// acknowledged and never applied over the newer version.
+			if err := s.freeBlob(a, blob, hdr.Size); err != nil {
+				return res, err
+			}
+			res.Version, res.Stale = old.Version, true
+			break
+		}
 		if hdr.HasBase && (old == nil || old.Hash != hdr.BaseHash) {
 			if old == nil {
 				return res, fmt.Errorf("%w: key %q has no current version", ErrBaseMismatch, hdr.Key)

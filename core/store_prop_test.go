@@ -22,6 +22,7 @@ type model struct {
 	applied  map[edgesync.OpID]PartialHeader
 	payloads map[edgesync.OpID][]byte
 	partials map[edgesync.OpID]*modelPartial
+	stateID  map[string]edgesync.OpID // op that wrote each key's current version
 }
 
 type modelPartial struct {
@@ -50,7 +51,7 @@ func TestStoreModel(t *testing.T) {
 		}
 		defer func() { _ = s.Close() }()
 		m := &model{state: map[string][]byte{}, versions: map[string]uint64{}, applied: map[edgesync.OpID]PartialHeader{},
-			payloads: map[edgesync.OpID][]byte{}, partials: map[edgesync.OpID]*modelPartial{}}
+			payloads: map[edgesync.OpID][]byte{}, partials: map[edgesync.OpID]*modelPartial{}, stateID: map[string]edgesync.OpID{}}
 		next := uint64(1)
 		newOp := func(rt *rapid.T, kind Kind) (PartialHeader, []byte) {
 			data := rapid.SliceOfN(rapid.Byte(), 0, 5000).Draw(rt, "data")
@@ -70,7 +71,12 @@ func TestStoreModel(t *testing.T) {
 				m.events = append(m.events, data)
 				return Result{Seq: uint64(len(m.events))}
 			}
+			if cur, ok := m.stateID[h.Key]; ok && cur.Compare(h.OpID) > 0 {
+				// An older version committed after a newer one: kept out.
+				return Result{Version: m.versions[h.Key], Stale: true}
+			}
 			m.state[h.Key] = data
+			m.stateID[h.Key] = h.OpID
 			m.versions[h.Key]++
 			return Result{Version: m.versions[h.Key]}
 		}
@@ -157,7 +163,7 @@ func TestStoreModel(t *testing.T) {
 					rt.Fatalf("commit: %v", err)
 				}
 				want := commitModel(p.hdr, p.data)
-				if res.Version != want.Version || res.Seq != want.Seq {
+				if res.Version != want.Version || res.Seq != want.Seq || res.Stale != want.Stale {
 					rt.Fatalf("commit result %+v, want %+v", res, want)
 				}
 				delete(m.partials, p.hdr.OpID)

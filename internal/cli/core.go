@@ -106,6 +106,7 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 	}
 	store, err := core.Open(cfg.StorePath(), core.Config{
 		Quota:           cfg.DefaultQuota,
+		AgentQuota:      func(a string) int64 { q, _ := cfg.Quota(a); return q },
 		MaxObjectSize:   cfg.Limits.MaxOpBytes,
 		EventMaxCount:   int64(cfg.Store.EventRetention),
 		AppliedMaxAge:   cfg.Store.DedupRetention,
