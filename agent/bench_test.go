@@ -1,0 +1,237 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// goodputCase is one link of BenchmarkGoodput: the profile, the class the
+// agent is pinned to (so the benchmark measures sending, not detection) and
+// a transfer long enough to get past slow start.
+type goodputCase struct {
+	profile linksim.Profile
+	class   edgesync.LinkClass
+	size    int
+}
+
+func goodputCases() []goodputCase {
+	return []goodputCase{
+		{linksim.Fiber(), edgesync.Fiber, 64 << 20},
+		{linksim.Broadband(), edgesync.Broadband, 16 << 20},
+		{linksim.LTE(), edgesync.Mobile, 16 << 20},
+		{linksim.SatelliteGEO(), edgesync.Satellite, 4 << 20},
+		{linksim.SatelliteGEOLossy(), edgesync.Satellite, 4 << 20},
+		{linksim.SatelliteLEO(), edgesync.Broadband, 16 << 20},
+	}
+}
+
+// BenchmarkGoodput sends one incompressible op through each linksim
+// profile and reports delivered payload bit/s over the profile's uplink
+// rate (goodput-ratio), and the same over one raw quic-go stream through
+// the same link in the same run (ratio-vs-raw-quic).
+//
+//	go test -run '^$' -bench Goodput -benchtime 1x -count 3 ./agent
+func BenchmarkGoodput(b *testing.B) {
+	for _, gc := range goodputCases() {
+		b.Run(gc.profile.Name, func(b *testing.B) {
+			payload := make([]byte, gc.size)
+			_, _ = rand.Read(payload)
+			p := newTestPKI(b, "site-1")
+			var ours, raw time.Duration
+			for b.Loop() {
+				ours += agentTransfer(b, p, gc, payload)
+				raw += rawQUICTransfer(b, p, gc.profile, payload)
+			}
+			rate := float64(gc.profile.Up.RateBps)
+			bits := float64(len(payload)*8) * float64(b.N)
+			b.ReportMetric(bits/ours.Seconds()/rate, "goodput-ratio")
+			b.ReportMetric(bits/raw.Seconds()/rate, "raw-quic-ratio")
+			b.ReportMetric(raw.Seconds()/ours.Seconds(), "ratio-vs-raw-quic")
+		})
+	}
+}
+
+// agentTransfer runs a core and an agent pinned to gc.class through a
+// linksim link and times one op from enqueue to the core's ack.
+func agentTransfer(b *testing.B, p *testPKI, gc goodputCase, payload []byte) time.Duration {
+	b.Helper()
+	c := startCore(b, p, nil)
+	cfg := agentConfig(b, p, c.addr.String())
+	opts, _ := shaped(gc.profile)
+	a := startAgent(b, p, cfg, opts)
+	class := gc.class
+	now := time.Duration(0)
+	off := false
+	if err := a.SetProfile(class, linkmon.Override{Interval: &now, SummaryOnly: &off}); err != nil {
+		b.Fatal(err)
+	}
+	if err := a.Switch("core", linkmon.Pin{Class: &class}); err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
+	start := time.Now()
+	enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Normal, Kind: outbox.Event, Payload: bytes.NewReader(payload)})
+	waitFor(b, 10*time.Minute, "the transfer", func() bool { return outboxEmpty(a) })
+	took := time.Since(start)
+	a.Close()
+	return took
+}
+
+// rawQUICTransfer is the baseline: one quic-go stream with default
+// settings through the same link, timed from first write to the peer's
+// answer after it read everything.
+func rawQUICTransfer(b *testing.B, p *testPKI, prof linksim.Profile, payload []byte) time.Duration {
+	b.Helper()
+	serverTLS, err := pki.ServerTLSConfig(p.ca, p.coreCert, p.coreKey)
+	if err != nil {
+		b.Fatal(err)
+	}
+	serverTLS.NextProtos = []string{"raw"}
+	ln, err := quic.ListenAddr("127.0.0.1:0", serverTLS, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept(context.Background())
+		if err != nil {
+			return
+		}
+		str, err := conn.AcceptStream(context.Background())
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, str)
+		_, _ = str.Write([]byte{1})
+		_ = str.Close()
+		<-conn.Context().Done()
+	}()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	lc, err := linksim.Wrap(pc, prof)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: lc}
+	defer func() { tr.Close(); lc.Close() }()
+	clientTLS, err := pki.ClientTLSConfig(p.ca, p.agentCert, p.agentKy, "127.0.0.1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	clientTLS.NextProtos = []string{"raw"}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	conn, err := tr.Dial(ctx, ln.Addr(), clientTLS, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.CloseWithError(0, "")
+	start := time.Now()
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := str.Write(payload); err != nil {
+		b.Fatal(err)
+	}
+	_ = str.Close()
+	if _, err := io.ReadFull(str, make([]byte, 1)); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+// BenchmarkCriticalLatency measures how long a critical op takes to reach
+// the core while a large background transfer fills the link.
+//
+//	go test -run '^$' -bench CriticalLatency -benchtime 5x ./agent
+func BenchmarkCriticalLatency(b *testing.B) {
+	for _, gc := range goodputCases() {
+		if gc.class == edgesync.Fiber {
+			continue
+		}
+		b.Run(gc.profile.Name, func(b *testing.B) {
+			p := newTestPKI(b, "site-1")
+			c := startCore(b, p, nil)
+			opts, _ := shaped(gc.profile)
+			a := startAgent(b, p, agentConfig(b, p, c.addr.String()), opts)
+			class := gc.class
+			iv := time.Duration(0)
+			off := false
+			if err := a.SetProfile(class, linkmon.Override{Interval: &iv, SummaryOnly: &off}); err != nil {
+				b.Fatal(err)
+			}
+			if err := a.Switch("core", linkmon.Pin{Class: &class}); err != nil {
+				b.Fatal(err)
+			}
+			bulk := make([]byte, 64<<20)
+			_, _ = rand.Read(bulk)
+			enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(bulk)})
+			var total time.Duration
+			for i := 0; b.Loop(); i++ {
+				start := time.Now()
+				op := enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: outbox.Event, Payload: bytes.NewReader([]byte(fmt.Sprintf(`{"alarm":%d}`, i)))})
+				waitFor(b, time.Minute, "the critical op", func() bool {
+					ok, _ := c.store.Applied("site-1", op.ID)
+					return ok
+				})
+				total += time.Since(start)
+			}
+			b.ReportMetric(total.Seconds()/float64(b.N), "critical-latency-s")
+		})
+	}
+}
+
+// BenchmarkWireBytes sends a mixed workload with repeated versions of keys
+// (sensor records that change a little) under each sync mode and reports
+// bytes on the wire per payload byte.
+//
+//	go test -run '^$' -bench WireBytes -benchtime 1x ./agent
+func BenchmarkWireBytes(b *testing.B) {
+	for _, mode := range edgesync.SyncModes() {
+		b.Run(mode.String(), func(b *testing.B) {
+			p := newTestPKI(b, "site-1")
+			var wireB, plainB int64
+			for b.Loop() {
+				c := startCore(b, p, nil)
+				a := startAgent(b, p, agentConfig(b, p, c.addr.String()), Options{})
+				m := mode
+				if err := a.Switch("core", linkmon.Pin{Mode: &m}); err != nil {
+					b.Fatal(err)
+				}
+				ops := mixedWorkload(7, 300, 1<<20)
+				for _, op := range ops {
+					// Keyed ops are sent one at a time so each later version
+					// can go as a delta against the one before.
+					enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: op.key, Priority: op.prio, Kind: op.kind, Payload: bytes.NewReader(op.payload)})
+					if op.kind == outbox.State {
+						waitFor(b, time.Minute, "the op", func() bool { return outboxEmpty(a) })
+					}
+				}
+				waitFor(b, 2*time.Minute, "the workload", func() bool { return outboxEmpty(a) })
+				for _, ms := range a.Stats()[0].Modes {
+					wireB += ms.WireBytes
+					plainB += ms.PlainBytes
+				}
+				a.Close()
+			}
+			b.ReportMetric(float64(wireB)/float64(plainB), "wire-bytes/payload-byte")
+		})
+	}
+}
