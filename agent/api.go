@@ -73,8 +73,12 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		return out, err
 	}
 	var total int64
+	var byPrio [edgesync.NumPriorities]outbox.Count
+	if bp := st.ByEndpointPriority[e.name]; bp != nil {
+		byPrio = *bp
+	}
 	for _, p := range edgesync.Priorities() {
-		c := st.ByPriority[p]
+		c := byPrio[p]
 		out.Backlog[p.String()] = Backlog{Ops: c.Ops, Bytes: c.Bytes}
 		total += c.Bytes
 	}
