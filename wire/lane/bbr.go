@@ -153,9 +153,11 @@ func (m *model) onLost(n int) {
 	}
 }
 
-// queueSignal is how far above the minimum RTT samples must sit, startupQueueSamples
-// times in a row, for startup to conclude that a queue is building: the
-// pipe is full (as HyStart's delay increase, scaled for long links).
+// queueSignal is how far above the minimum RTT samples must sit,
+// startupQueueSamples times in a row and after a round without 25 %
+// growth, for startup to conclude that a queue is building and the pipe is
+// full (HyStart's delay increase, scaled for long links). Without it
+// startup runs two more rounds at up to 2.89 × the link rate.
 func queueSignal(minRTT time.Duration) time.Duration {
 	return min(max(minRTT/8, 5*time.Millisecond), 50*time.Millisecond)
 }
@@ -170,7 +172,9 @@ func (m *model) onRTT(rtt time.Duration, now time.Time) {
 	if m.state == stateStartup && m.minSet {
 		if rtt > m.minRTT+queueSignal(m.minRTT) {
 			m.highRTTs++
-			if m.highRTTs >= startupQueueSamples {
+			// A queue alone may be noise (a busy receiver delays acks):
+			// also require a round in which the rate stopped growing.
+			if m.highRTTs >= startupQueueSamples && m.fullBwCount >= 1 {
 				m.fullBwCount = fullBwRounds
 				m.state = stateDrain
 				m.pacingGain, m.cwndGain = drainGain, startupGain
