@@ -30,6 +30,8 @@ var (
 	// ErrNotSocket means the control socket path names a file that is not a
 	// unix socket; it is never removed.
 	ErrNotSocket = errors.New("control socket path is not a socket")
+	// ErrNothingWaiting is returned by ControlClient.Lease when no op waits.
+	ErrNothingWaiting = errors.New("no op waiting")
 )
 
 // Header names of the control API (see CONTROL-API.md).

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -40,7 +39,6 @@ func NewControlClient(path string) *ControlClient {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		},
-		DisableKeepAlives: true,
 	}
 	return &ControlClient{hc: &http.Client{Transport: tr}, base: "http://agent"}
 }
@@ -177,9 +175,6 @@ func (c *ControlClient) Upload(ctx context.Context, cmd string, p UploadParams, 
 	}
 	return out, nil
 }
-
-// ErrNothingWaiting is returned by Lease when no op waits.
-var ErrNothingWaiting = errors.New("no op waiting")
 
 // Lease runs transport.bandwidth.sync.next's lease: the op's metadata and
 // its payload, which the caller must close. It returns ErrNothingWaiting

@@ -82,6 +82,10 @@ func (s *ControlServer) upload(priorityRequired bool) http.HandlerFunc {
 			return
 		}
 		n.Payload = http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+		if r.ContentLength >= 0 {
+			// The outbox sizes its first buffer by Len, as for a bytes.Reader.
+			n.Payload = sizedBody{n.Payload, int(r.ContentLength)}
+		}
 		op, err := s.a.Enqueue(r.Context(), n)
 		if err != nil {
 			s.fail(w, err)
@@ -91,6 +95,15 @@ func (s *ControlServer) upload(priorityRequired bool) http.HandlerFunc {
 			Priority: op.Priority, Kind: op.Kind.String(), Size: op.Size, ExpiresAt: opTimes(op)})
 	}
 }
+
+// sizedBody is a request body of known length.
+type sizedBody struct {
+	io.Reader
+	n int
+}
+
+// Len returns the declared length of the body.
+func (b sizedBody) Len() int { return b.n }
 
 func (s *ControlServer) parseUpload(r *http.Request, priorityRequired bool) (outbox.NewOp, error) {
 	q := r.URL.Query()
