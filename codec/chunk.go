@@ -111,6 +111,10 @@ func (e *Encoder) deltaBody(dst []byte, h *Header, off int64, plain []byte, base
 	for j := 0; j < len(plain); j += deltaBlockSize {
 		blk := plain[j:min(j+deltaBlockSize, len(plain))]
 		at := off + int64(j)
+		at, err = e.align(at, blk, base, h)
+		if err != nil {
+			return dst, err
+		}
 		lo := max(0, at-int64(h.DeltaMargin))
 		hi := min(h.BaseSize, at+int64(len(blk))+int64(h.DeltaMargin))
 		if hi <= lo {
@@ -133,6 +137,53 @@ func (e *Encoder) deltaBody(dst []byte, h *Header, off int64, plain []byte, base
 		dst = append(dst, e.alt...)
 	}
 	return dst, nil
+}
+
+// Alignment: a block's old bytes are expected at the same offset in the
+// base, within the margin. An insertion or deletion larger than the margin
+// shifts them out, so when a block's anchors (64 bytes at its start and at
+// its middle) are not within the default region, the encoder looks for them
+// within alignSearch bytes either side; the region is centred where the
+// first anchor found says the block starts. Deterministic: it depends only on the block and the base.
+const (
+	anchorLen   = 64
+	alignSearch = 1 << 20
+)
+
+// align returns the base offset where blk's old bytes most likely start.
+func (e *Encoder) align(at int64, blk []byte, base *Base, h *Header) (int64, error) {
+	if len(blk) < 2*anchorLen || h.BaseSize < anchorLen {
+		return at, nil
+	}
+	anchors := [2]int{0, len(blk) / 2}
+	find := func(lo, hi int64) (int64, bool, error) {
+		lo, hi = max(0, lo), min(h.BaseSize, hi)
+		if hi-lo < anchorLen {
+			return 0, false, nil
+		}
+		var err error
+		if e.region, err = base.readRegion(e.region, lo, int(hi-lo)); err != nil {
+			return 0, false, err
+		}
+		for _, a := range anchors {
+			if i := bytes.Index(e.region, blk[a:a+anchorLen]); i >= 0 {
+				return lo + int64(i) - int64(a), true, nil
+			}
+		}
+		return 0, false, nil
+	}
+	m := int64(h.DeltaMargin)
+	if p, ok, err := find(at-m, at+int64(len(blk))+m); ok || err != nil {
+		if err != nil {
+			return at, err
+		}
+		return p, nil
+	}
+	p, ok, err := find(at-alignSearch, at+int64(len(blk))+alignSearch)
+	if !ok || err != nil {
+		return at, err
+	}
+	return p, nil
 }
 
 // plainFrame appends a zstd frame of plain without dictionary to dst.

@@ -360,3 +360,30 @@ func TestMultiBlockDelta(t *testing.T) {
 		}
 	}
 }
+
+// TestDeltaRealignsAfterLargeInsertion: a 64 KiB insertion (far more than
+// the margin) near the start must not turn the rest of the payload into new
+// data: the encoder finds the shifted bytes and the delta stays small.
+func TestDeltaRealignsAfterLargeInsertion(t *testing.T) {
+	base := rapidBytes(1 << 20) // incompressible: only the base can help
+	ins := pseudoText(5, 64<<10)
+	nw := append(append(bytes.Clone(base[:100<<10]), ins...), base[100<<10:]...)
+	nw = append(nw[:700<<10:700<<10], nw[(700<<10)+(20<<10):]...) // and a 20 KiB deletion
+	enc, err := Encode(ModeDeltaZstd, LevelDefault, 256<<10, nw, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec, err := Decode(enc, base, DefaultLimits()); err != nil || !bytes.Equal(dec, nw) {
+		t.Fatalf("round trip: %v", err)
+	}
+	zs, err := Encode(ModeZstd, LevelDefault, 256<<10, ins, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The inserted text costs about its zstd size; everything else should
+	// cost little. Unaligned, the delta would be about the whole megabyte.
+	if limit := len(zs) + 32<<10; len(enc) > limit {
+		t.Fatalf("delta after a 64 KiB insertion is %d bytes, want <= %d (inserted text alone: %d)", len(enc), limit, len(zs))
+	}
+	t.Logf("delta %d bytes for %d-byte payload; inserted text zstd %d", len(enc), len(nw), len(zs))
+}
