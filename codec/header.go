@@ -288,7 +288,9 @@ func eofIsUnexpected(err error) error {
 	return err
 }
 
-// Base is the version a delta is made against or applied to.
+// Base is the version a delta is made against or applied to. Its Hash is
+// filled in on first use when zero, so share a Base between goroutines only
+// once its Hash is set (NewBase sets it).
 type Base struct {
 	// R reads the base's bytes.
 	R io.ReaderAt
