@@ -205,7 +205,7 @@ func (s *ControlServer) Serve(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	start := func(l net.Listener, h http.Handler) {
-		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 		s.servers = append(s.servers, srv)
 		wg.Add(1)

@@ -173,7 +173,7 @@ func printStats(w io.Writer, st agent.StatsResponse) {
 }
 
 func printConfig(w io.Writer, rc agent.RuntimeConfig) {
-	fmt.Fprintf(w, "agent %s, outbox %s (max %d ops, %s)\n\n", rc.Name, rc.Outbox.Path, rc.Outbox.MaxOps, humanBytes(rc.Outbox.MaxBytes))
+	fmt.Fprintf(w, "agent %s, outbox max %d ops, %s\n\n", rc.Name, rc.Outbox.MaxOps, humanBytes(rc.Outbox.MaxBytes))
 	tw := table(w)
 	fmt.Fprintln(tw, "ENDPOINT\tADDRESS\tCLASS\tPIN\tPARAMETERS")
 	for _, e := range rc.Endpoints {

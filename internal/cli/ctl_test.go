@@ -258,10 +258,12 @@ func TestCtlCommands(t *testing.T) {
 		t.Fatalf("config change not applied: %+v", got)
 	}
 	out, _, err = h.ctl(t, "", "transport.config")
+	t.Logf("ctl transport.config:\n%s", out)
 	if err != nil || !strings.Contains(out, "ENDPOINT") || !strings.Contains(out, "core") {
 		t.Fatalf("config: %v\n%s", err, out)
 	}
 	out, _, err = h.ctl(t, "", "transport.stats")
+	t.Logf("ctl transport.stats:\n%s", out)
 	if err != nil || !strings.Contains(out, "outbox 2 ops") || !strings.Contains(out, "endpoint core") {
 		t.Fatalf("stats: %v\n%s", err, out)
 	}
