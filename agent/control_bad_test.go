@@ -188,6 +188,22 @@ func TestControlTCPToken(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	short := filepath.Join(t.TempDir(), "short")
+	if err := os.WriteFile(short, []byte("abc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []config.Control{
+		{TCP: "0.0.0.0:0", TokenFile: tokFile}, // not loopback
+		{TCP: "127.0.0.1:0"},                   // no token file
+		{TCP: "127.0.0.1:0", TokenFile: short}, // token too short
+		{TCP: "127.0.0.1:0", TokenFile: tokFile + ".missing"},
+		{}, // nothing to listen on
+	} {
+		if srv, err := NewControlServer(a, bad, "", nil); err == nil {
+			srv.Close()
+			t.Fatalf("NewControlServer(%+v) accepted a bad configuration", bad)
+		}
+	}
 	env := startControl(t, a, config.Control{TCP: "127.0.0.1:0", TokenFile: tokFile, MaxBodyBytes: 1 << 20})
 	addr := env.srv.TCPAddr().String()
 	before := stateOf(t, a)
