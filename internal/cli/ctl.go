@@ -140,7 +140,7 @@ func (x *ctlRun) call(ctx context.Context, cmd string, req, resp any, table func
 		return fmt.Errorf("%s: %w", cmd, err)
 	}
 	if x.json {
-		_, err := x.env.Stdout.Write(raw)
+		_, err := fmt.Fprintf(x.env.Stdout, "%s\n", raw)
 		return err
 	}
 	if err := json.Unmarshal(raw, resp); err != nil {
