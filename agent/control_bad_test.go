@@ -316,3 +316,54 @@ func TestControlOutboxKinds(t *testing.T) {
 		t.Fatalf("two state sends of one key: %d ops, %d superseded; want 1, 1", st.Total.Ops, st.Drops[outbox.ReasonSuperseded])
 	}
 }
+
+// TestControlShutdownMidUpload stops the server while an upload is half
+// sent: Serve returns within its grace period and no partial op is stored.
+func TestControlShutdownMidUpload(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	a := offlineAgent(t, nil)
+	sock := filepath.Join(shortDir(t), "agent.sock")
+	srv, err := NewControlServer(a, config.Control{MaxBodyBytes: 1 << 20}, sock, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx) }()
+
+	pr, pw := io.Pipe()
+	c := NewControlClient(sock)
+	defer c.Close()
+	uploaded := make(chan error, 1)
+	go func() {
+		_, err := c.Upload(context.Background(), CmdSend, UploadParams{Priority: "high"}, pr, 1000)
+		uploaded <- err
+	}()
+	if _, err := pw.Write(bytes.Repeat([]byte("x"), 500)); err != nil {
+		t.Fatal(err)
+	}
+	// The server has read the first half once the write returned; now stop.
+	cancel()
+	select {
+	case err := <-served:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Serve did not return within 15 s of its context ending mid-upload")
+	}
+	pw.CloseWithError(errors.New("client gave up"))
+	select {
+	case err := <-uploaded:
+		if err == nil {
+			t.Fatal("a half-sent upload succeeded")
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the upload did not end within 15 s of the server stopping")
+	}
+	if st := outboxCount(t, a); st.Total.Ops != 0 {
+		t.Fatalf("a half-sent upload left %d ops in the outbox", st.Total.Ops)
+	}
+}
