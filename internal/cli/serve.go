@@ -37,19 +37,26 @@ func serveMetrics(addr string, h http.Handler, log hclog.Logger) (stop func(), e
 	return func() { hs.Close(); <-done }, nil
 }
 
-func coreMetrics(srv *core.Server, store *core.Store) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "metrics are not in this build yet", http.StatusServiceUnavailable)
-	})
-}
+func coreMetrics(srv *core.Server, store *core.Store) http.Handler { return srv.MetricsHandler(store) }
 
-func agentMetrics(a *agent.Agent) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "metrics are not in this build yet", http.StatusServiceUnavailable)
-	})
-}
+func agentMetrics(a *agent.Agent) http.Handler { return a.MetricsHandler() }
 
-// serveControl starts the agent's control API.
+// serveControl starts the agent's control API on its unix socket (and TCP
+// address, if configured); stop closes it and waits.
 func serveControl(ctx context.Context, a *agent.Agent, cfg config.Agent, log hclog.Logger) (stop func(), err error) {
-	return func() {}, nil
+	if cfg.ControlSocket() == "" && cfg.Control.TCP == "" {
+		return func() {}, nil
+	}
+	cs, err := agent.NewControlServer(a, cfg.Control, cfg.ControlSocket(), log.Named("control"))
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := cs.Serve(context.WithoutCancel(ctx)); err != nil {
+			log.Warn("control API stopped", "error", err)
+		}
+	}()
+	return func() { cs.Close(); <-done }, nil
 }
