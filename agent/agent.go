@@ -50,6 +50,7 @@ type Agent struct {
 	ob    *outbox.Outbox
 	bases *baseCache
 	ext   external
+	drops dropSubs
 
 	// adj and overrides change with transport.config; guarded by mu.
 	adj       *linkmon.Adjuster
@@ -98,7 +99,12 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, adj: adj, overrides: ov, eps: map[string]*endpoint{}}
 	for _, ec := range cfg.Endpoints {
-		a.eps[ec.Name] = newEndpoint(a, ec)
+		e := newEndpoint(a, ec)
+		if e.mon, err = e.newMonitor(ec.Monitor); err != nil {
+			ob.Close()
+			return nil, fmt.Errorf("new agent: endpoint %q: %w", ec.Name, err)
+		}
+		a.eps[ec.Name] = e
 	}
 	return a, nil
 }

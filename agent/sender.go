@@ -137,6 +137,7 @@ func (s *session) loop() error {
 				// The batch is drained: ops held for their summary go back,
 				// and ordinary data waits for the next interval.
 				batchOpen = false
+				e.appLimited()
 				_ = e.a.ob.Release(s.held...)
 				s.held = s.held[:0]
 				wait := p.Interval
@@ -299,6 +300,9 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	}
 	res, err := snd.send(s.ctx, s.conn, &op, pl, b, p, paused)
 	e.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
+	if res.acked {
+		e.delivered(res.wireBytes) // passive measurement: what the link carried
+	}
 	switch {
 	case errors.Is(err, errPaused):
 		e.stats.paused.Add(1)

@@ -2,7 +2,9 @@ package core
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +17,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/wire"
 )
 
@@ -48,6 +51,9 @@ type Server struct {
 	cfg   ServerConfig
 	log   hclog.Logger
 	stats serverStats
+	// probes answers the agents' link probes: pings on QUIC datagrams,
+	// packet trains as sealed raw packets on the QUIC socket.
+	probes *linkmon.Responder
 
 	mu       sync.Mutex
 	tr       *quic.Transport
@@ -112,7 +118,8 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	tlsConf := cfg.TLS.Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
 	cfg.TLS = tlsConf
-	return &Server{cfg: cfg, log: cfg.Logger, conns: map[*quic.Conn]string{}, ready: make(chan struct{})}, nil
+	return &Server{cfg: cfg, log: cfg.Logger, probes: linkmon.NewResponder(cfg.Logger.Named("probe")),
+		conns: map[*quic.Conn]string{}, ready: make(chan struct{})}, nil
 }
 
 // Serve accepts agents on pc until ctx ends or Close is called, then closes
@@ -136,6 +143,11 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	s.mu.Unlock()
 	close(s.ready)
 	s.log.Info("listening", "addr", pc.LocalAddr().String())
+	rawDone := make(chan struct{})
+	go func() {
+		defer close(rawDone)
+		s.serveRaw(ctx, tr)
+	}()
 
 	for {
 		conn, err := ln.Accept(ctx)
@@ -156,7 +168,24 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	s.mu.Unlock()
 	s.wg.Wait()
 	tr.Close()
+	<-rawDone
+	s.probes.Close()
 	return nil
+}
+
+// serveRaw reads the non-QUIC packets that arrive on the QUIC socket and
+// hands probe-train packets to the responder; anything else is dropped.
+func (s *Server) serveRaw(ctx context.Context, tr *quic.Transport) {
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := tr.ReadNonQUICPacket(ctx, buf)
+		if err != nil {
+			return
+		}
+		if n > 0 && buf[0] == wire.ProbeMagic {
+			s.probes.HandleRawPacket(buf[:n], from)
+		}
+	}
 }
 
 // Addr returns the address Serve listens on, once it has started.
@@ -214,13 +243,15 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		s.mu.Unlock()
 	}()
 
-	if err := s.hello(ctx, conn, agent, quota); err != nil {
+	session := randUint64()
+	if err := s.hello(ctx, conn, agent, quota, session); err != nil {
 		s.stats.refused.Add(1)
 		log.Warn("hello failed", "error", err)
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeOf(err)), err.Error())
 		return
 	}
 	log.Info("agent connected")
+	defer s.probes.Unregister(session)
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -268,7 +299,7 @@ func (s *Server) admit(conn *quic.Conn) (agent string, quota int64, err error) {
 }
 
 // hello reads the agent's Hello on the first stream and answers Welcome.
-func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64) error {
+func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64, session uint64) error {
 	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	str, err := conn.AcceptStream(hctx)
@@ -303,13 +334,22 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 		}
 		left = uint64(max(0, quota-used))
 	}
+	tlsState := conn.ConnectionState().TLS
+	key, err := wire.DeriveProbeKey(&tlsState, session)
+	if err != nil {
+		return fmt.Errorf("derive probe key: %w", err)
+	}
+	if err := s.probes.Register(conn, session, key); err != nil {
+		return fmt.Errorf("register probe session: %w", err)
+	}
 	w := &wire.Welcome{
-		Version:    v,
-		Core:       s.cfg.Name,
-		Caps:       wire.CapZstd | wire.CapDelta | wire.CapSummary | wire.CapResume,
-		MaxFrame:   wire.MaxFrameSize,
-		MaxOpBytes: uint64(s.cfg.MaxOpBytes),
-		QuotaLeft:  left,
+		ProbeSession: session,
+		Version:      v,
+		Core:         s.cfg.Name,
+		Caps:         wire.CapZstd | wire.CapDelta | wire.CapSummary | wire.CapResume,
+		MaxFrame:     wire.MaxFrameSize,
+		MaxOpBytes:   uint64(s.cfg.MaxOpBytes),
+		QuotaLeft:    left,
 	}
 	if err := wire.WriteFrame(str, w); err != nil {
 		return fmt.Errorf("write welcome: %w", err)
@@ -321,24 +361,13 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 // jitter and loss.
 func (s *Server) serveDatagrams(conn *quic.Conn) {
 	ctx := conn.Context()
-	var buf []byte
 	for {
 		b, err := conn.ReceiveDatagram(ctx)
 		if err != nil {
 			return
 		}
-		f, _, err := wire.Parse(b)
-		if err != nil {
-			continue // a bad probe is not worth a connection
-		}
-		switch p := f.(type) {
-		case *wire.Ping:
-			s.stats.pings.Add(1)
-			pong := &wire.Pong{Seq: p.Seq, Echo: p.Sent, Sent: time.Duration(time.Now().UnixNano())}
-			if buf, err = pong.Append(buf[:0]); err == nil {
-				_ = conn.SendDatagram(buf)
-			}
-		}
+		s.stats.pings.Add(1)
+		s.probes.HandleDatagram(conn, b)
 	}
 }
 
@@ -350,4 +379,10 @@ func (s *Server) readFrame(str *quic.Stream) (wire.Frame, error) {
 		return nil, fmt.Errorf("%w: stream ended before the op was committed", wire.ErrBadRequest)
 	}
 	return f, err
+}
+
+func randUint64() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail
+	return binary.BigEndian.Uint64(b[:])
 }

@@ -178,10 +178,15 @@ func (d *demo) run(ctx context.Context) error {
 	fmt.Fprintf(out, "link walk: %s, %s each\n\n", walkNames(walk), d.step)
 
 	wctx, stopWork := context.WithCancel(ctx)
+	// Drops are watched until verification: a state op may be superseded
+	// while the rest drains.
+	dctx, stopDrops := context.WithCancel(ctx)
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(1)
 	go func() { defer wg.Done(); d.workload(wctx) }()
-	go func() { defer wg.Done(); d.watchDrops(wctx) }()
+	dropsDone := make(chan struct{})
+	go func() { defer close(dropsDone); d.watchDrops(dctx) }()
+	defer func() { stopDrops(); <-dropsDone }()
 
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
@@ -226,6 +231,8 @@ func (d *demo) run(ctx context.Context) error {
 			d.printLine(out, time.Since(start))
 		}
 	}
+	stopDrops()
+	<-dropsDone
 	return d.verify(out)
 }
 
@@ -348,7 +355,8 @@ func (d *demo) enqueueLarge(ctx context.Context) {
 }
 
 func (d *demo) watchDrops(ctx context.Context) {
-	drops := d.agent.Outbox().Drops()
+	drops, cancel := d.agent.SubscribeDrops()
+	defer cancel()
 	for {
 		select {
 		case <-ctx.Done():
