@@ -2,6 +2,7 @@ package linkmon
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -492,7 +493,8 @@ func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
 		m.capBps /= 2
 		m.mu.Unlock()
 		if lastErr == nil {
-			lastErr = fmt.Errorf("%d trains, none measurable: %w", res.trains, ErrProbeTimeout)
+			// Reports came back: the link is there, the trains told little.
+			lastErr = fmt.Errorf("%d trains, none measurable: %w", res.trains, errUnmeasurable)
 		}
 		return res, fmt.Errorf("probe: %w", lastErr)
 	}
@@ -510,6 +512,9 @@ func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
 	}
 	return res, nil
 }
+
+// errUnmeasurable: every train was answered but none could be measured.
+var errUnmeasurable = errors.New("trains unmeasurable")
 
 // jitterDispersion: a train's dispersion should be at least this many
 // times the path's jitter, or the jitter of its first and last packets

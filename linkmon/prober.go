@@ -230,7 +230,9 @@ func (p *Prober) Train(ctx context.Context, packets int) (TrainResult, error) {
 }
 
 // estimateFromReport runs TrainEstimate on a report's aggregate figures:
-// the packets that arrived, spread between First and Last. When at most a
+// the packets that arrived, spread between First and Last. When more than
+// half is lost but at least MinTrainPackets arrived, the arrivals alone
+// are measured (see below). When at most a
 // tenth of the train is missing, the missing packets are counted as having
 // crossed the bottleneck: a short train meets an empty queue, so its
 // losses are wire losses after the bottleneck or drops in the receiver's
@@ -244,8 +246,15 @@ func estimateFromReport(r *wire.ProbeReport, size int) (float64, bool) {
 	arrivals := make([]time.Time, r.Count)
 	base := time.Unix(0, 0)
 	got := int(r.Received)
-	if got >= 2 && 10*got >= 9*int(r.Count) {
+	switch {
+	case got >= 2 && 10*got >= 9*int(r.Count):
 		got = int(r.Count)
+	case 2*got < int(r.Count) && got >= MinTrainPackets:
+		// Most of the train was lost: a train far longer than the link's
+		// queue, on a link that got slower. The packets that arrived were
+		// served at the bottleneck rate one after the other (the dropped
+		// ones took no time there), so they still give the capacity.
+		sizes, arrivals = sizes[:got], arrivals[:got]
 	}
 	for i := range got {
 		sizes[i] = size

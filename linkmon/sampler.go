@@ -289,6 +289,9 @@ func (s *sampler) probed(out probeOutcome) {
 		interval = max(out.res.spend/4, earlyProbeGap)
 	case errors.Is(out.err, ErrNotAttached) || s.m.ctx.Err() != nil:
 		return
+	case errors.Is(out.err, errUnmeasurable):
+		// Answered but unmeasurable: smaller trains next time (probe
+		// halved the estimate), at the normal interval.
 	default:
 		// Unanswered: the last measurement, marked stale; back off.
 		s.failures++
