@@ -99,12 +99,11 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, adj: adj, overrides: ov, eps: map[string]*endpoint{}}
 	for _, ec := range cfg.Endpoints {
-		e := newEndpoint(a, ec)
-		if e.mon, err = e.newMonitor(ec.Monitor); err != nil {
+		if _, err := monitorConfig(ec.Monitor); err != nil {
 			ob.Close()
 			return nil, fmt.Errorf("new agent: endpoint %q: %w", ec.Name, err)
 		}
-		a.eps[ec.Name] = e
+		a.eps[ec.Name] = newEndpoint(a, ec)
 	}
 	return a, nil
 }

@@ -456,6 +456,8 @@ func (s *ControlServer) fail(w http.ResponseWriter, err error) {
 		msg += ": wait for the backlog to drain, raise outbox.max_ops/max_bytes, or send at a higher priority"
 	case "no_monitor":
 		msg += ": start it with transport.bandwidth.monitor.start"
+	case "not_connected":
+		msg += ": the endpoint has no connection to its core now; see transport.bandwidth.status"
 	}
 	writeError(w, status, code, msg)
 }
@@ -471,6 +473,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusNotFound, "unknown_endpoint"
 	case errors.Is(err, ErrNoMonitor):
 		return http.StatusConflict, "no_monitor"
+	case errors.Is(err, linkmon.ErrNotAttached):
+		return http.StatusServiceUnavailable, "not_connected"
 	case errors.Is(err, ErrNotLeased):
 		return http.StatusConflict, "not_leased"
 	case errors.Is(err, outbox.ErrNotFound):

@@ -97,9 +97,9 @@ type MonitorResult struct {
 }
 
 // StartMonitor serves transport.bandwidth.monitor.start. A new endpoint
-// (req.Address set) is added and its connection and sender start at once.
-// For an endpoint the agent has, it starts its link monitor; the agent has
-// no monitor yet, so that answers ErrNoMonitor and changes nothing.
+// (req.Address set) is added and its connection, monitor and sender start
+// at once. For an endpoint the agent has, it (re)starts its link monitor
+// with the overrides applied to the endpoint's configured settings.
 func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (MonitorResult, error) {
 	if err := ctx.Err(); err != nil {
 		return MonitorResult{}, err
@@ -115,10 +115,24 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 		if req.Address != "" && req.Address != e.cfg.Address {
 			return MonitorResult{}, badRequest("endpoint %q exists with address %s; leave out address or choose a new endpoint name", name, e.cfg.Address)
 		}
-		if _, err := req.Monitor.apply(e.cfg.Monitor); err != nil {
+		mc, err := req.Monitor.apply(e.cfg.Monitor)
+		if err != nil {
 			return MonitorResult{}, err
 		}
-		return MonitorResult{}, fmt.Errorf("start monitor of %q: %w", name, ErrNoMonitor)
+		if _, err := monitorConfig(mc); err != nil {
+			return MonitorResult{}, badRequest("%v", err)
+		}
+		e.mu.Lock()
+		rctx := e.runCtx
+		e.mu.Unlock()
+		if rctx == nil {
+			return MonitorResult{}, fmt.Errorf("start monitor of %q: the agent is not running: %w", name, ErrClosed)
+		}
+		if err := e.startMonitor(rctx, mc); err != nil {
+			return MonitorResult{}, err
+		}
+		e.log.Info("link monitor started by operator", "settings", fmt.Sprintf("%+v", mc))
+		return MonitorResult{Endpoint: name, Address: e.cfg.Address, Monitoring: true}, nil
 	}
 	if req.Address == "" {
 		return MonitorResult{}, fmt.Errorf("%w %q: give \"address\" (host:port of its core) to add it", ErrUnknownEndpoint, name)
@@ -145,7 +159,7 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 		a.startEndpoint(e)
 	}
 	a.log.Info("endpoint added at run time", "endpoint", name, "address", req.Address)
-	return MonitorResult{Endpoint: name, Address: req.Address, Added: true, Monitoring: e.monitor() != nil}, nil
+	return MonitorResult{Endpoint: name, Address: req.Address, Added: true, Monitoring: a.started}, nil
 }
 
 // StopMonitor serves transport.bandwidth.monitor.stop: it stops the
@@ -156,8 +170,9 @@ func (a *Agent) StopMonitor(endpoint string) (MonitorResult, error) {
 	if err != nil {
 		return MonitorResult{}, err
 	}
-	if e.monitor() == nil {
+	if !e.stopMonitor() {
 		return MonitorResult{}, fmt.Errorf("stop monitor of %q: %w", e.name, ErrNoMonitor)
 	}
+	e.log.Info("link monitor stopped by operator; the link keeps its last class")
 	return MonitorResult{Endpoint: e.name, Address: e.cfg.Address}, nil
 }

@@ -236,11 +236,27 @@ func TestControlCommands(t *testing.T) {
 		t.Fatalf("config change not applied: %+v", rc.Overrides[edgesync.Satellite])
 	}
 
-	// measure, history and monitor.stop need a monitor: none runs yet
+	// measure needs a connection: this agent's core is unreachable
+	wantStatus(t, cl.Call(ctx, CmdMeasure, EndpointRequest{}, nil), http.StatusServiceUnavailable, "not_connected")
+	var hist any
+	if err := cl.Call(ctx, CmdHistory, HistoryRequest{Window: "5m"}, &hist); err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	// monitor.stop stops the monitor; measure and history then say so;
+	// monitor.start brings it back with overrides, and refuses bad ones.
+	var mr MonitorResult
+	if err := cl.Call(ctx, CmdMonitorStop, EndpointRequest{Endpoint: "core"}, &mr); err != nil || mr.Endpoint != "core" {
+		t.Fatalf("monitor.stop: %+v, %v", mr, err)
+	}
 	wantStatus(t, cl.Call(ctx, CmdMeasure, EndpointRequest{}, nil), http.StatusConflict, "no_monitor")
 	wantStatus(t, cl.Call(ctx, CmdHistory, HistoryRequest{Window: "5m"}, nil), http.StatusConflict, "no_monitor")
 	wantStatus(t, cl.Call(ctx, CmdMonitorStop, EndpointRequest{Endpoint: "core"}, nil), http.StatusConflict, "no_monitor")
-	wantStatus(t, cl.Call(ctx, CmdMonitorStart, MonitorStartRequest{Endpoint: "core"}, nil), http.StatusConflict, "no_monitor")
+	wantStatus(t, cl.Call(ctx, CmdMonitorStart, MonitorStartRequest{Endpoint: "core", Monitor: &MonitorOverrides{SampleInterval: "10m"}}, nil), http.StatusBadRequest, "bad_request")
+	wantStatus(t, cl.Call(ctx, CmdMeasure, EndpointRequest{}, nil), http.StatusConflict, "no_monitor")
+	if err := cl.Call(ctx, CmdMonitorStart, MonitorStartRequest{Endpoint: "core", Monitor: &MonitorOverrides{SampleInterval: "1s"}}, &mr); err != nil || !mr.Monitoring {
+		t.Fatalf("monitor.start: %+v, %v", mr, err)
+	}
+	wantStatus(t, cl.Call(ctx, CmdMeasure, EndpointRequest{}, nil), http.StatusServiceUnavailable, "not_connected")
 
 	// sync.next: lease the critical op, ack it; lease the state op, release it
 	lop, body, err := cl.Lease(ctx, NextRequest{Priorities: []string{"critical"}, TTL: "1m"})
@@ -281,12 +297,11 @@ func TestControlCommands(t *testing.T) {
 	}
 
 	// monitor.start with an address adds an endpoint at run time
-	var mr MonitorResult
 	if err := cl.Call(ctx, CmdMonitorStart, MonitorStartRequest{Endpoint: "core-2", Address: deadAddr(t), ServerName: "127.0.0.1",
 		Monitor: &MonitorOverrides{ProbeInterval: "10s"}}, &mr); err != nil {
 		t.Fatal(err)
 	}
-	if !mr.Added || mr.Endpoint != "core-2" {
+	if !mr.Added || !mr.Monitoring || mr.Endpoint != "core-2" {
 		t.Fatalf("monitor.start: %+v", mr)
 	}
 	if eps := a.Endpoints(); len(eps) != 2 || eps[1] != "core-2" {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,8 +41,13 @@ type endpoint struct {
 	stats endpointStats
 
 	// mon measures and classifies the link; nil when monitoring is
-	// stopped (transport.bandwidth.monitor.stop). Guarded by mu.
-	mon *linkmon.Monitor
+	// stopped (transport.bandwidth.monitor.stop). Guarded by mu, as is
+	// attached, the connection it measures.
+	mon      *monitorRun
+	attached attachment
+	// runCtx is the context of the endpoint's run, for monitors started
+	// at run time.
+	runCtx context.Context
 }
 
 // linkState is the endpoint's view of its link: what the monitor measured,
@@ -154,16 +158,12 @@ func (e *endpoint) run(ctx context.Context) {
 		pc.Close()
 	}()
 	e.mu.Lock()
-	mon := e.mon
+	e.runCtx = ctx
 	e.mu.Unlock()
-	if mon != nil {
-		mon.Start()
-		defer mon.Close()
-		wctx, stopWatch := context.WithCancel(ctx)
-		watchDone := make(chan struct{})
-		go func() { defer close(watchDone); e.watch(wctx, mon) }()
-		defer func() { stopWatch(); <-watchDone }()
+	if err := e.startMonitor(ctx, e.cfg.Monitor); err != nil {
+		e.log.Error("link monitor not started; the link stays unclassified", "error", err)
 	}
+	defer e.stopMonitor()
 	bo := backoff.New(500*time.Millisecond, 30*time.Second)
 	lastLogged := time.Time{}
 	for ctx.Err() == nil {
@@ -189,15 +189,9 @@ func (e *endpoint) run(ctx context.Context) {
 		e.mu.Lock()
 		e.link.connect = true
 		e.mu.Unlock()
-		if mon != nil {
-			if err := mon.Attach(conn, tr, w.ProbeSession); err != nil {
-				e.log.Warn("link monitor cannot use this connection", "error", err)
-			}
-		}
+		e.attach(conn, tr, w.ProbeSession)
 		err = e.session(ctx, conn)
-		if mon != nil {
-			mon.Detach()
-		}
+		e.attach(nil, nil, 0)
 		e.conn.Store(nil)
 		e.mu.Lock()
 		e.link.connect = false
@@ -280,88 +274,3 @@ func (e *endpoint) hello(ctx context.Context, conn *quic.Conn) (*wire.Welcome, e
 
 // errConnLost ends a session whose connection closed.
 var errConnLost = errors.New("connection closed")
-
-// linkMonitor is what the endpoint needs of its link monitor.
-type linkMonitor interface {
-	Latest() linkmon.Measurement
-	Measure(ctx context.Context) (linkmon.Measurement, error)
-	History(window time.Duration) []linkmon.Measurement
-}
-
-// monitor returns the endpoint's running monitor, or nil.
-func (e *endpoint) monitor() linkMonitor {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.mon == nil {
-		return nil
-	}
-	return e.mon
-}
-
-// newMonitor builds the endpoint's link monitor from its config; the last
-// status is kept in DataDir/link-NAME.json across restarts.
-func (e *endpoint) newMonitor(mc config.Monitor) (*linkmon.Monitor, error) {
-	lc, err := monitorConfig(mc)
-	if err != nil {
-		return nil, err
-	}
-	return linkmon.NewMonitor(lc, linkmon.MonitorOptions{
-		Name:      e.name,
-		Logger:    e.log.Named("linkmon"),
-		StatePath: filepath.Join(e.a.cfg.DataDir, "link-"+safeName(e.name)+".json"),
-	})
-}
-
-func safeName(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
-// watch feeds the monitor's classification into the endpoint's link state
-// until ctx ends or the monitor is replaced.
-func (e *endpoint) watch(ctx context.Context, m *linkmon.Monitor) {
-	events, cancel := m.Subscribe()
-	defer cancel()
-	e.setStatus(m.Status(), "")
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			reason := ""
-			if ev.Change != nil {
-				reason = ev.Change.Reason
-			}
-			e.setStatus(m.Status(), reason)
-		}
-	}
-}
-
-// delivered reports bytes the core acknowledged to the link monitor.
-func (e *endpoint) delivered(n int64) {
-	e.mu.Lock()
-	m := e.mon
-	e.mu.Unlock()
-	if m != nil && n > 0 {
-		m.DeliveryMeter().OnAcked(int(n))
-	}
-}
-
-// appLimited tells the link monitor the sender ran out of data, so that
-// the delivery rate is only a lower bound of the capacity.
-func (e *endpoint) appLimited() {
-	e.mu.Lock()
-	m := e.mon
-	e.mu.Unlock()
-	if m != nil {
-		m.DeliveryMeter().OnAppLimited()
-	}
-}
