@@ -292,6 +292,10 @@ func (s *sampler) probed(out probeOutcome) {
 	case errors.Is(out.err, errUnmeasurable):
 		// Answered but unmeasurable: smaller trains next time (probe
 		// halved the estimate), at the normal interval.
+	case s.lastAnswer.After(s.lastProbe):
+		// Unanswered, but pings were answered since the probe began: the
+		// link came back during it. Probe again soon, no back-off.
+		interval = earlyProbeGap
 	default:
 		// Unanswered: the last measurement, marked stale; back off.
 		s.failures++
