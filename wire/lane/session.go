@@ -203,11 +203,13 @@ func (s *Session) Send(ctx context.Context, id [16]byte, offset int64, data []by
 	case <-ctx.Done():
 	}
 	s.mu.Lock()
-	if !t.finished {
-		t.reset = true
-		s.snd.resets[t.num] = t
-		s.snd.lastReset = time.Time{}
+	if t.finished { // completed while ctx ended: report the outcome
+		s.mu.Unlock()
+		return <-t.done
 	}
+	t.reset = true
+	s.snd.resets[t.num] = t
+	s.snd.lastReset = time.Time{}
 	s.mu.Unlock()
 	s.signal()
 	return fmt.Errorf("lane send: %w", context.Cause(ctx))
