@@ -308,13 +308,25 @@ func TestCtlCommands(t *testing.T) {
 		t.Fatalf("empty lease: %v %q", err, errOut)
 	}
 
-	// No link monitor yet: measure, history and monitor.stop say so.
+	// The agent's core is not reachable: measure says so; monitor.stop
+	// stops the monitor, after which measure, history and a second stop
+	// say there is none; monitor.start brings it back.
+	_, _, err = h.ctl(t, "", "transport.bandwidth.measure")
+	var se *agent.StatusError
+	if !errors.As(err, &se) || se.Code != "not_connected" {
+		t.Fatalf("measure without a connection: want not_connected, got %v", err)
+	}
+	if _, _, err := h.ctl(t, "", "transport.bandwidth.monitor.stop"); err != nil {
+		t.Fatalf("monitor.stop: %v", err)
+	}
 	for _, cmd := range []string{"transport.bandwidth.measure", "transport.bandwidth.history", "transport.bandwidth.monitor.stop"} {
 		_, _, err := h.ctl(t, "", cmd)
-		var se *agent.StatusError
 		if !errors.As(err, &se) || se.Code != "no_monitor" {
-			t.Fatalf("%s: want no_monitor, got %v", cmd, err)
+			t.Fatalf("%s after monitor.stop: want no_monitor, got %v", cmd, err)
 		}
+	}
+	if _, _, err := h.ctl(t, "", "transport.bandwidth.monitor.start", "--endpoint", "core"); err != nil {
+		t.Fatalf("monitor.start of the configured endpoint: %v", err)
 	}
 	out, _, err = h.ctl(t, "", "transport.bandwidth.monitor.start", "--endpoint", "backup", "--address", "127.0.0.1:9", "--probe-interval", "10s")
 	if err != nil || !strings.Contains(out, "endpoint backup added") {
