@@ -53,6 +53,8 @@ type LinkStatus struct {
 	// DrainETA is the backlog's size over the measured bandwidth; zero
 	// when the bandwidth is unknown.
 	DrainETA time.Duration `json:"drain_eta_ns"`
+	// ProbeBytes counts what the link monitor has sent to measure the link.
+	ProbeBytes int64 `json:"probe_bytes"`
 }
 
 // Status returns transport.bandwidth.status for an endpoint.
@@ -67,6 +69,7 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		Class: ls.class, Measured: ls.status.Class, Since: ls.since, Reason: ls.reason,
 		Pin: ls.pin.String(), Figures: ls.status.Median, Samples: ls.status.Samples,
 		LastChange: ls.status.LastChange, Params: ls.params, Backlog: map[string]Backlog{},
+		ProbeBytes: e.probeBytes(),
 	}
 	st, err := a.ob.Stats()
 	if err != nil {

@@ -43,8 +43,9 @@ type endpoint struct {
 	// mon measures and classifies the link; nil when monitoring is
 	// stopped (transport.bandwidth.monitor.stop). Guarded by mu, as is
 	// attached, the connection it measures.
-	mon      *monitorRun
-	attached attachment
+	mon            *monitorRun
+	attached       attachment
+	probeBytesDone atomic.Int64 // probe bytes of monitors stopped so far
 	// runCtx is the context of the endpoint's run, for monitors started
 	// at run time.
 	runCtx context.Context

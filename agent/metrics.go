@@ -55,7 +55,7 @@ func newAgentCollector(a *Agent) *agentCollector {
 		goodput:      desc("goodput_bytes_total", "Plain payload bytes of ops acknowledged by the core, by priority.", "endpoint", "priority"),
 		acks:         desc("acks_total", "Ops acknowledged by the core, by priority.", "endpoint", "priority"),
 		latencyMax:   desc("ack_latency_max_seconds", "Longest enqueue-to-ack time seen, by priority.", "endpoint", "priority"),
-		probeBytes:   desc("probe_bytes_total", "Bytes of active bandwidth probes sent; stays 0 while no link monitor runs for the endpoint.", "endpoint"),
+		probeBytes:   desc("probe_bytes_total", "Bytes the link monitor sent to measure the link (packet trains and pings).", "endpoint"),
 		retries:      desc("retries_total", "Op transfers retried.", "endpoint"),
 		nacks:        desc("nacks_total", "Ops refused by the core, by reason code.", "endpoint", "code"),
 		switches:     desc("mode_switches_total", "Sync mode switches.", "endpoint"),
@@ -96,8 +96,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, md := range edgesync.SyncModes() {
 			gauge(c.mode, b2f(md == st.Params.Mode), name, md.String())
 		}
-		// The monitor does not exist yet; no probe has been sent.
-		counter(c.probeBytes, 0, name)
+		counter(c.probeBytes, float64(st.ProbeBytes), name)
 	}
 	for _, es := range c.a.Stats() {
 		n := es.Endpoint

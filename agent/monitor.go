@@ -103,7 +103,20 @@ func (e *endpoint) stopMonitor() bool {
 	run.stopWatch()
 	<-run.watchDone
 	_ = run.mon.Close()
+	st := run.mon.Stats()
+	e.probeBytesDone.Add(st.TrainBytes + st.PingBytes)
 	return true
+}
+
+// probeBytes returns the bytes the endpoint's link monitors have sent as
+// probes (trains and pings) since the agent started.
+func (e *endpoint) probeBytes() int64 {
+	n := e.probeBytesDone.Load()
+	if m := e.liveMonitor(); m != nil {
+		st := m.Stats()
+		n += st.TrainBytes + st.PingBytes
+	}
+	return n
 }
 
 // attach records the endpoint's connection (nil when it is lost) and hands
