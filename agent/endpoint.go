@@ -129,7 +129,9 @@ func (e *endpoint) setPin(p linkmon.Pin) {
 func (e *endpoint) recomputeLocked() {
 	class, p := e.a.adjuster().Effective(e.link.status, e.link.pin)
 	if class != e.link.class {
-		e.log.Info("link class changed", "from", e.link.class.String(), "to", class.String(), "reason", e.link.reason)
+		// The monitor logs the measured class change with its figures; this
+		// line adds the effective class (a pin may differ) for debugging.
+		e.log.Debug("link class changed", "from", e.link.class.String(), "to", class.String(), "reason", e.link.reason)
 		e.link.class = class
 		e.link.since = time.Now()
 	}

@@ -67,7 +67,7 @@ func (e *endpoint) startMonitor(ctx context.Context, mc config.Monitor) error {
 	}
 	m, err := linkmon.NewMonitor(lc, linkmon.MonitorOptions{
 		Name:      e.name,
-		Logger:    e.log.Named("linkmon"),
+		Logger:    e.log, // the monitor names its own sub-logger
 		StatePath: filepath.Join(e.a.cfg.DataDir, "link-"+safeName(e.name)+".json"),
 	})
 	if err != nil {
