@@ -388,6 +388,13 @@ func (m *Monitor) save() error {
 	return saveState(m.path, p)
 }
 
+// curBudget returns the probe budget in force.
+func (m *Monitor) curBudget() *Budget {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.budget
+}
+
 // budgetCapacity is the capacity the budget is computed on: the latest
 // estimate, scaled so that a satellite link gets SatelliteBudgetFraction.
 // Called with m.mu held.
@@ -446,11 +453,12 @@ func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
 		packets = min(packets, 4*m.lastPackets)
 	}
 	var res probeResult
-	res.spend = m.budget.Spacing(bcap, m.cfg.TrainsPerProbe*packets*ProbePacketSize)
+	budget := m.curBudget()
+	res.spend = budget.Spacing(bcap, m.cfg.TrainsPerProbe*packets*ProbePacketSize)
 	var ests []float64
 	var lastErr error
 	for range m.cfg.TrainsPerProbe {
-		if !m.budget.Take(m.now(), packets*ProbePacketSize, bcap) {
+		if !budget.Take(m.now(), packets*ProbePacketSize, bcap) {
 			break
 		}
 		tr, err := p.Train(ctx, packets)
@@ -501,10 +509,16 @@ func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
 	res.bps = bps
 	m.mu.Lock()
 	m.stats.Estimates++
+	if capBps > 0 && bps < capBps/2 {
+		// The link got much slower: what was spent in the last minute was
+		// sized for the old link and would stop probing for a minute.
+		// Account afresh against the new capacity.
+		m.budget, _ = NewBudget(m.cfg.Budget)
+	}
 	m.capBps, m.capAt = bps, m.now()
 	bcap = m.budgetCapacity()
 	m.mu.Unlock()
-	res.spend = m.budget.Spacing(bcap, m.cfg.TrainsPerProbe*trainPackets(bps, jitter)*ProbePacketSize)
+	res.spend = m.curBudget().Spacing(bcap, m.cfg.TrainsPerProbe*trainPackets(bps, jitter)*ProbePacketSize)
 	// A train much smaller than the new estimate asks for measured little;
 	// measure again soon.
 	if trainPackets(bps, jitter) > 2*packets {

@@ -122,7 +122,7 @@ func (s *sampler) tick() {
 				stale = true
 			} else {
 				s.pending[seq] = wall
-				s.m.budget.Spend(now, cost)
+				s.m.curBudget().Spend(now, cost)
 				s.m.mu.Lock()
 				s.m.stats.PingBytes += int64(cost)
 				s.m.mu.Unlock()
