@@ -25,7 +25,8 @@
 //	0x01  HELLO          versions, agent name, capabilities, last link class/RTT/bandwidth
 //	0x02  WELCOME        chosen version, core name, capabilities, max frame, max op bytes, quota left, probe session
 //	0x03  OP_HEADER      op ID, flags, priority, kind, codec mode, key, endpoint, plain size,
-//	                     [encoded size], chunk size, resume offset, expiry, payload hash, [base hash]
+//	                     [encoded size], chunk size, resume offset, expiry, payload hash, [base hash],
+//	                     [lane transfer]
 //	0x04  DATA           op ID, offset, chunk mode, chunk bytes (to the end of the body)
 //	0x05  COMMIT         op ID, chunk count, [encoded bytes, SHA-256 of the encoded stream]
 //	0x06  ACK            count, op IDs (up to MaxAckIDs)
@@ -66,6 +67,15 @@
 // Commit without waiting for the ResumeAnswer, which would cost a round
 // trip per small op. ResumeQuery asks for the same answer without starting
 // a transfer.
+//
+// With CapLane offered in Hello and granted in Welcome, the agent may set
+// OpHeader.Lane on an op of more than one chunk: the conversation is the
+// same, but its DATA frames (the same bytes, one frame per lane transfer)
+// travel on the rate-paced data lane (package wire/lane) beside the QUIC
+// connection, with lane transfer ID = LaneTransfer (8 bytes big-endian) ‖
+// chunk index (8 bytes big-endian) and urgency = priority. The agent sends
+// Commit once every lane transfer has been delivered; the core's answers
+// stay on the stream, so exactly-once is decided there as before.
 //
 // A summary-only op goes as Summary → Ack | Nack on a stream of its own;
 // that Ack means "summary stored" and the op stays queued for its full

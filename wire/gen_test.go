@@ -106,6 +106,9 @@ var frameGens = map[FrameType]*rapid.Generator[Frame]{
 		if rapid.Bool().Draw(t, "has base") {
 			f.HasBase, f.BaseHash = true, genHash().Draw(t, "base hash")
 		}
+		if rapid.Bool().Draw(t, "lane") {
+			f.Lane, f.LaneTransfer = true, genVarint().Draw(t, "lane transfer")
+		}
 		return f
 	}),
 	FrameData: rapid.Custom(func(t *rapid.T) Frame {

@@ -138,6 +138,7 @@ func TestAppendRefusesOverLimitFields(t *testing.T) {
 		{"kind", &OpHeader{ChunkSize: 1}, ErrInvalidField},
 		{"chunk size", &OpHeader{Kind: KindState, ChunkSize: MaxChunkSize + 1}, ErrInvalidField},
 		{"base hash without flag", &OpHeader{Kind: KindState, ChunkSize: 1, BaseHash: [32]byte{1}}, ErrInvalidField},
+		{"lane transfer without flag", &OpHeader{Kind: KindState, ChunkSize: 1, LaneTransfer: 3}, ErrInvalidField},
 		{"chunk", &Data{Chunk: make([]byte, MaxChunkSize+1)}, ErrFieldTooLong},
 		{"varint overflow", &Commit{Bytes: quicvarint.Max + 1}, ErrInvalidField},
 		{"agent", &Hello{Versions: []uint32{1}, Agent: long(MaxNameLen + 1)}, ErrFieldTooLong},

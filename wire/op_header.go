@@ -37,7 +37,8 @@ const (
 	opFlagBase        = 1 << 0
 	opFlagEncodedSize = 1 << 1
 	opFlagSummarized  = 1 << 2
-	opFlagsKnown      = opFlagBase | opFlagEncodedSize | opFlagSummarized
+	opFlagLane        = 1 << 3
+	opFlagsKnown      = opFlagBase | opFlagEncodedSize | opFlagSummarized | opFlagLane
 )
 
 // OpHeader opens the transfer of one op: what it is, how its payload is
@@ -71,6 +72,14 @@ type OpHeader struct {
 	// Summarized says a Summary of this op was sent before; the core
 	// replaces it with the full payload.
 	Summarized bool
+	// Lane says the op's DATA frames travel on the data lane (package
+	// wire/lane) rather than on this stream; only with CapLane granted.
+	// COMMIT and the core's answers stay on the stream.
+	Lane bool
+	// LaneTransfer numbers this attempt among the connection's lane
+	// transfers (valid if Lane): the agent never reuses one on a
+	// connection, so lane data of an older attempt cannot mix with it.
+	LaneTransfer uint64
 }
 
 // Type returns FrameOpHeader.
@@ -87,6 +96,9 @@ func (f *OpHeader) flags() byte {
 	if f.Summarized {
 		fl |= opFlagSummarized
 	}
+	if f.Lane {
+		fl |= opFlagLane
+	}
 	return fl
 }
 
@@ -99,6 +111,9 @@ func (f *OpHeader) bodyLen() int {
 	}
 	if f.HasBase {
 		n += 32
+	}
+	if f.Lane {
+		n += varintLen(f.LaneTransfer)
 	}
 	return n
 }
@@ -119,6 +134,8 @@ func (f *OpHeader) Append(b []byte) ([]byte, error) {
 	c.valid("chunk size", f.ChunkSize > 0 && f.ChunkSize <= MaxChunkSize, f.ChunkSize)
 	c.valid("base hash", f.HasBase || f.BaseHash == [32]byte{}, "set without HasBase")
 	c.varint("offset", f.Offset)
+	c.varint("lane transfer", f.LaneTransfer)
+	c.valid("lane transfer", f.Lane || f.LaneTransfer == 0, "set without Lane")
 	exp, ok := timeNanos(f.Expires)
 	c.valid("expires", ok, f.Expires)
 	if c.err != nil {
@@ -143,6 +160,9 @@ func (f *OpHeader) Append(b []byte) ([]byte, error) {
 	if f.HasBase {
 		b = append(b, f.BaseHash[:]...)
 	}
+	if f.Lane {
+		b = quicvarint.Append(b, f.LaneTransfer)
+	}
 	return b, nil
 }
 
@@ -154,6 +174,7 @@ func parseOpHeader(r *bodyReader) (Frame, error) {
 		r.fail(ErrInvalidField, "flags", "unknown bits %#x", fl&^opFlagsKnown)
 	}
 	f.HasBase, f.HasEncodedSize, f.Summarized = fl&opFlagBase != 0, fl&opFlagEncodedSize != 0, fl&opFlagSummarized != 0
+	f.Lane = fl&opFlagLane != 0
 	f.Priority = edgesync.Priority(r.u8("priority"))
 	if r.err == nil && !f.Priority.Valid() {
 		r.fail(ErrInvalidField, "priority", "%d is no priority", uint8(f.Priority))
@@ -178,6 +199,9 @@ func parseOpHeader(r *bodyReader) (Frame, error) {
 	r.fixed("payload hash", f.PayloadHash[:])
 	if f.HasBase {
 		r.fixed("base hash", f.BaseHash[:])
+	}
+	if f.Lane {
+		f.LaneTransfer = r.varint("lane transfer")
 	}
 	return f, r.err
 }

@@ -171,6 +171,7 @@ const (
 	CapResume                             // answers ResumeQuery
 	CapDatagrams                          // Ping/Pong/probes as QUIC datagrams
 	CapRawProbes                          // probes as sealed raw UDP packets
+	CapLane                               // op data on the wire/lane data lane (OpHeader.Lane)
 )
 
 // Has reports whether every capability in o is set in c.
