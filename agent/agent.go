@@ -38,6 +38,9 @@ type Options struct {
 	// means a socket on an ephemeral port. Tests and the demo wrap it with
 	// linksim.
 	ListenPacket func() (net.PacketConn, error)
+	// DisableLane keeps every op's data on QUIC streams: the agent does
+	// not offer the data lane (wire.CapLane) to its cores.
+	DisableLane bool
 }
 
 // Agent is the edge agent: the outbox, and per endpoint a link monitor and

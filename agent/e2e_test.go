@@ -8,16 +8,33 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
 // TestSendsToCoreExactlyOnce sends keyed and event ops of several sizes over
 // real QUIC on loopback and checks that the core holds each byte for byte.
 func TestSendsToCoreExactlyOnce(t *testing.T) {
-	p := newTestPKI(t, "site-1")
-	c := startCore(t, p, nil)
-	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{})
+	// The op data of large ops goes on the data lane when both ends agree
+	// (CapLane), and on QUIC streams when either one declines.
+	for _, tc := range []struct {
+		name              string
+		agentOff, coreOff bool
+	}{
+		{"lane", false, false},
+		{"streams-agent-declines", true, false},
+		{"streams-core-declines", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestPKI(t, "site-1")
+			c := startCore(t, p, func(sc *core.ServerConfig) { sc.DisableLane = tc.coreOff })
+			a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{DisableLane: tc.agentOff})
+			sendsExactlyOnce(t, a, c, !tc.agentOff && !tc.coreOff)
+		})
+	}
+}
 
+func sendsExactlyOnce(t *testing.T, a *Agent, c *testCore, lane bool) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	want := map[string][]byte{}
 	sizes := []int{0, 100, 4 << 10, 200 << 10, 3 << 20}
@@ -43,5 +60,13 @@ func TestSendsToCoreExactlyOnce(t *testing.T) {
 	st := c.srv.Stats()
 	if st.OpsApplied != int64(len(sizes)) {
 		t.Errorf("core applied %d ops, want %d (stats %+v)", st.OpsApplied, len(sizes), st)
+	}
+	chunk := a.Config().Params["core"].ChunkSize
+	as := a.Stats()[0]
+	switch {
+	case lane && (st.LaneOps == 0 || as.LaneOps != st.LaneOps):
+		t.Errorf("with the lane agreed, core stored %d lane ops and the agent counted %d; want ≥ 1 and equal (chunk size %d)", st.LaneOps, as.LaneOps, chunk)
+	case !lane && (st.LaneOps != 0 || as.LaneOps != 0 || as.Lane):
+		t.Errorf("without the lane, core stored %d lane ops and the agent counted %d (lane up: %v); want none", st.LaneOps, as.LaneOps, as.Lane)
 	}
 }

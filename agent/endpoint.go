@@ -17,6 +17,7 @@ import (
 	"github.com/edge-sync/edge-sync/internal/backoff"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/wire"
+	"github.com/edge-sync/edge-sync/wire/lane"
 )
 
 // endpoint is one core the agent sends to: its connection loop, its link
@@ -38,6 +39,7 @@ type endpoint struct {
 	linkChanged chan struct{}
 
 	conn  atomic.Pointer[quic.Conn]
+	lane  atomic.Pointer[laneLink] // the connection's data lane, if any
 	stats endpointStats
 
 	// mon measures and classifies the link; nil when monitoring is
@@ -156,7 +158,11 @@ func (e *endpoint) run(ctx context.Context) {
 		return
 	}
 	tr := &quic.Transport{Conn: pc}
+	// The demux is the transport's only reader of non-QUIC packets (the
+	// data lane's); it exists before the first dial.
+	demux := lane.NewDemux(tr)
 	defer func() {
+		demux.Close()
 		tr.Close()
 		pc.Close()
 	}()
@@ -193,7 +199,13 @@ func (e *endpoint) run(ctx context.Context) {
 		e.link.connect = true
 		e.mu.Unlock()
 		e.attach(conn, tr, w.ProbeSession)
-		err = e.session(ctx, conn)
+		ln := e.startLane(conn, tr, demux, w)
+		e.lane.Store(ln)
+		err = e.session(ctx, conn, ln)
+		e.lane.Store(nil)
+		if ln != nil {
+			_ = ln.s.Close()
+		}
 		e.attach(nil, nil, 0)
 		e.conn.Store(nil)
 		e.mu.Lock()
@@ -254,7 +266,7 @@ func (e *endpoint) hello(ctx context.Context, conn *quic.Conn) (*wire.Welcome, e
 	h := &wire.Hello{
 		Versions:      wire.SupportedVersions,
 		Agent:         e.a.cfg.Name,
-		Caps:          wire.CapZstd | wire.CapDelta | wire.CapSummary | wire.CapResume,
+		Caps:          e.caps(),
 		LastClass:     st.status.Class,
 		LastRTT:       st.status.Median.RTT,
 		LastBandwidth: uint64(max(0, st.status.Median.BandwidthBps)),
@@ -273,6 +285,35 @@ func (e *endpoint) hello(ctx context.Context, conn *quic.Conn) (*wire.Welcome, e
 		return nil, fmt.Errorf("hello: core refused: %w", wire.ErrorFromCode(f.Code, f.Msg))
 	}
 	return nil, fmt.Errorf("hello: %w: core answered %s", wire.ErrBadRequest, f.Type())
+}
+
+// caps are the capabilities the agent offers in Hello.
+func (e *endpoint) caps() wire.Capabilities {
+	c := wire.CapZstd | wire.CapDelta | wire.CapSummary | wire.CapResume
+	if !e.a.opts.DisableLane {
+		c |= wire.CapLane
+	}
+	return c
+}
+
+// startLane opens the connection's data lane when the core granted it,
+// starting at the link's last measured capacity; nil means op data stays
+// on streams.
+func (e *endpoint) startLane(conn *quic.Conn, tr *quic.Transport, demux *lane.Demux, w *wire.Welcome) *laneLink {
+	if e.a.opts.DisableLane || !w.Caps.Has(wire.CapLane) {
+		return nil
+	}
+	st := e.linkSnapshot()
+	s, err := lane.NewSession(conn, tr, demux, lane.Config{
+		Client:      true,
+		InitialRate: int64(max(0, st.status.Median.BandwidthBps)),
+	})
+	if err != nil {
+		e.log.Warn("data lane not started; op data stays on streams", "error", err)
+		return nil
+	}
+	e.log.Debug("data lane started", "initial_rate_bps", int64(st.status.Median.BandwidthBps))
+	return &laneLink{s: s}
 }
 
 // errConnLost ends a session whose connection closed.

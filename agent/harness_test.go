@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -27,7 +26,7 @@ import (
 // certificate, written under dir.
 type testPKI struct {
 	dir                string
-	ca, core           string // file prefixes
+	ca                 string // CA certificate file
 	agentName          string
 	coreCert, coreKey  string
 	agentCert, agentKy string
@@ -196,8 +195,6 @@ func enqueue(t testing.TB, a *Agent, n outbox.NewOp) outbox.Op {
 	}
 	return op
 }
-
-var errNotYet = errors.New("not yet")
 
 // shaped returns Options whose endpoint sockets go through a linksim link
 // with profile p; the returned function gives the link, once the agent has

@@ -55,6 +55,7 @@ type workerDone struct {
 type session struct {
 	e    *endpoint
 	conn *quic.Conn
+	lane *laneLink // nil: op data goes on streams only
 	ctx  context.Context
 
 	wg       sync.WaitGroup
@@ -70,12 +71,12 @@ type session struct {
 	pool     sync.Pool // *opSender
 }
 
-func (e *endpoint) session(ctx context.Context, conn *quic.Conn) error {
+func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(conn.Context(), func() { cancel(errConnLost) })
 	defer stop()
-	s := &session{e: e, conn: conn, ctx: sctx, done: make(chan workerDone, 64),
+	s := &session{e: e, conn: conn, lane: ln, ctx: sctx, done: make(chan workerDone, 64),
 		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}}
 	s.pool.New = func() any { return newOpSender() }
 	defer s.finish()
@@ -298,10 +299,14 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 			return g != gen
 		}
 	}
-	res, err := snd.send(s.ctx, s.conn, &op, pl, b, p, paused)
+	res, err := snd.send(s.ctx, s.conn, s.lane, &op, pl, b, p, paused)
 	e.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
 	if res.acked {
 		e.delivered(res.wireBytes) // passive measurement: what the link carried
+		if res.lane {
+			e.stats.laneOps.Add(1)
+			e.stats.laneBytes.Add(res.wireBytes)
+		}
 	}
 	switch {
 	case errors.Is(err, errPaused):

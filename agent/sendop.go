@@ -32,6 +32,7 @@ type sendResult struct {
 	mode       codec.Mode    // mode of the header (delta modes fall back per chunk)
 	plainBytes int64         // plain bytes this transfer carried
 	wireBytes  int64         // encoded bytes this transfer put in DATA frames
+	lane       bool          // the DATA frames went on the data lane
 	nack       *wire.Nack    // the core's refusal, if any
 	took       time.Duration // from stream open to the answer
 	hash       codec.Hash    // payload hash
@@ -155,7 +156,9 @@ func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.
 // send transfers the whole op under p: header, then (after the core says
 // how much it holds) the missing chunks, then commit; it returns when the
 // core has answered. paused is polled at each chunk boundary.
-func (s *opSender) send(ctx context.Context, conn *quic.Conn, op *outbox.Op, pl io.ReaderAt, b *base, p linkmon.SyncParameters, paused func() bool) (sendResult, error) {
+// With ln (the connection's data lane, nil if none), the DATA frames of an
+// op of more than one chunk travel on the lane instead of the stream.
+func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, op *outbox.Op, pl io.ReaderAt, b *base, p linkmon.SyncParameters, paused func() bool) (sendResult, error) {
 	res := sendResult{params: p}
 	h, err := s.payloadHash(op, pl)
 	if err != nil {
@@ -197,12 +200,17 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, op *outbox.Op, pl 
 	if mode.IsDelta() {
 		hdr.HasBase, hdr.BaseHash = true, b.Hash
 	}
-	if err := wire.WriteFrame(str, hdr); err != nil {
-		return res, err
-	}
 	// A one-chunk op goes out whole at once: waiting for the core's answer
 	// would cost a round trip per small op. The core skips what it holds.
 	pipelined := op.Size <= int64(chunk)
+	useLane := ln != nil && !pipelined
+	if useLane {
+		hdr.Lane, hdr.LaneTransfer = true, ln.nextTransfer()
+		res.lane = true
+	}
+	if err := wire.WriteFrame(str, hdr); err != nil {
+		return res, err
+	}
 	from := int64(0)
 	if !pipelined {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
@@ -216,7 +224,15 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, op *outbox.Op, pl 
 		}
 		from = held / int64(chunk)
 	}
-	for i := from; i < ch.Chunks(); i++ {
+	if useLane {
+		if err := s.sendLane(ctx, ln, hdr.LaneTransfer, &ch, op, from, pl, cb, &res, paused); err != nil {
+			if errors.Is(err, errPaused) {
+				str.CancelWrite(0)
+			}
+			return res, err
+		}
+	}
+	for i := from; i < ch.Chunks() && !useLane; i++ {
 		if i > from && paused != nil && paused() {
 			str.CancelWrite(0)
 			return res, errPaused
@@ -268,27 +284,36 @@ func (s *opSender) answer(f wire.Frame, res *sendResult) (done bool, held int64,
 }
 
 func (s *opSender) sendChunk(w io.Writer, ch *codec.Header, op *outbox.Op, i int64, pl io.ReaderAt, cb *codec.Base, res *sendResult) error {
+	frame, err := s.dataFrame(s.frame[:0], ch, op, i, pl, cb, res)
+	if err != nil {
+		return err
+	}
+	s.frame = frame
+	_, err = w.Write(frame)
+	return err
+}
+
+// dataFrame reads and encodes chunk i and appends its DATA frame to dst.
+func (s *opSender) dataFrame(dst []byte, ch *codec.Header, op *outbox.Op, i int64, pl io.ReaderAt, cb *codec.Base, res *sendResult) ([]byte, error) {
 	off, n, _ := ch.ChunkRange(i)
 	if cap(s.plain) < n {
 		s.plain = make([]byte, n)
 	}
 	plain := s.plain[:n]
 	if k, err := pl.ReadAt(plain, off); k < n {
-		return fmt.Errorf("read payload of %s at %d: %w", op.ID, off, err)
+		return dst, fmt.Errorf("read payload of %s at %d: %w", op.ID, off, err)
 	}
 	enc, err := s.enc.EncodeChunk(s.encoded[:0], ch, i, plain, cb)
 	if err != nil {
-		return fmt.Errorf("encode chunk %d of %s: %w", i, op.ID, err)
+		return dst, fmt.Errorf("encode chunk %d of %s: %w", i, op.ID, err)
 	}
 	s.encoded = enc
 	d := &wire.Data{ID: op.ID, Offset: uint64(off), Chunk: enc}
-	if s.frame, err = d.Append(s.frame[:0]); err != nil {
-		return err
-	}
-	if _, err := w.Write(s.frame); err != nil {
-		return err
+	out, err := d.Append(dst)
+	if err != nil {
+		return dst, err
 	}
 	res.plainBytes += int64(n)
 	res.wireBytes += int64(len(enc))
-	return nil
+	return out, nil
 }

@@ -16,6 +16,7 @@ const numCodecModes = int(codec.ModeSummary) + 1
 type endpointStats struct {
 	connects, dialFailures, modeSwitches atomic.Int64
 	paused, retries, parked              atomic.Int64
+	laneOps, laneBytes                   atomic.Int64 // acknowledged ops whose data went on the lane
 
 	acked      [edgesync.NumPriorities]atomic.Int64 // ops acknowledged by the core
 	plainBytes [edgesync.NumPriorities]atomic.Int64 // payload bytes of acknowledged ops
@@ -56,6 +57,9 @@ type EndpointStats struct {
 	Paused       int64                    `json:"paused"`
 	Retries      int64                    `json:"retries"`
 	Parked       int64                    `json:"parked"`
+	Lane         bool                     `json:"lane"`       // the connection has a data lane
+	LaneOps      int64                    `json:"lane_ops"`   // acknowledged ops whose data went on the lane
+	LaneBytes    int64                    `json:"lane_bytes"` // encoded bytes those ops put on the lane
 	Summaries    int64                    `json:"summaries"`
 	SummaryBytes int64                    `json:"summary_held_bytes"`
 	Priorities   map[string]PriorityStats `json:"priorities"`
@@ -74,6 +78,9 @@ func (e *endpoint) snapshot() EndpointStats {
 		Paused:       s.paused.Load(),
 		Retries:      s.retries.Load(),
 		Parked:       s.parked.Load(),
+		Lane:         e.lane.Load() != nil,
+		LaneOps:      s.laneOps.Load(),
+		LaneBytes:    s.laneBytes.Load(),
 		Summaries:    s.summaries.Load(),
 		SummaryBytes: s.summaryRaw.Load(),
 		Priorities:   map[string]PriorityStats{},

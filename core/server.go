@@ -19,6 +19,7 @@ import (
 	"github.com/edge-sync/edge-sync/internal/pki"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/wire"
+	"github.com/edge-sync/edge-sync/wire/lane"
 )
 
 // ServerConfig configures a Server. TLS and Store are required.
@@ -42,7 +43,10 @@ type ServerConfig struct {
 	// FrameTimeout bounds the wait for the next frame on an op stream;
 	// default 2 min.
 	FrameTimeout time.Duration
-	Logger       hclog.Logger
+	// DisableLane refuses agents' offer of the data lane (wire.CapLane),
+	// so that all op data stays on QUIC streams.
+	DisableLane bool
+	Logger      hclog.Logger
 }
 
 // Server is the core's QUIC receiver. Serve runs it; Close stops it and
@@ -55,15 +59,15 @@ type Server struct {
 	// packet trains as sealed raw packets on the QUIC socket.
 	probes *linkmon.Responder
 
-	mu       sync.Mutex
-	tr       *quic.Transport
-	ln       *quic.Listener
-	conns    map[*quic.Conn]string // live connection → agent
-	closed   bool
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
-	ready    chan struct{}
-	serveErr error
+	mu     sync.Mutex
+	tr     *quic.Transport
+	demux  *lane.Demux
+	ln     *quic.Listener
+	conns  map[*quic.Conn]string // live connection → agent
+	closed bool
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	ready  chan struct{}
 }
 
 // serverStats are the core's counters, read by Stats and /metrics.
@@ -73,6 +77,7 @@ type serverStats struct {
 	opsNacked, summaries        atomic.Int64
 	bytesReceived, bytesApplied atomic.Int64
 	pings                       atomic.Int64
+	laneOps, laneDropped        atomic.Int64
 }
 
 // ServerStats is a snapshot of the server's counters.
@@ -87,6 +92,8 @@ type ServerStats struct {
 	BytesReceived int64 // encoded payload bytes read from the network
 	BytesApplied  int64 // plain bytes stored
 	Pings         int64
+	LaneOps       int64 // ops committed whose data came on the data lane
+	LaneDropped   int64 // lane bytes for no waiting op (abandoned attempts)
 }
 
 // NewServer checks cfg and returns a server ready to Serve.
@@ -128,26 +135,30 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tr := &quic.Transport{Conn: pc}
+	// The demux is the transport's only reader of non-QUIC packets: lane
+	// packets go to their session, probe trains to the responder.
+	demux := lane.NewDemux(tr)
+	if err := demux.Handle(wire.ProbeMagic, wire.ProbeMagic, s.probes.HandleRawPacket); err != nil {
+		demux.Close()
+		return fmt.Errorf("core listen: %w", err)
+	}
 	ln, err := tr.Listen(s.cfg.TLS, wire.QUICConfig(s.cfg.MaxStreams))
 	if err != nil {
+		demux.Close()
 		return fmt.Errorf("core listen: %w", err)
 	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		ln.Close()
+		demux.Close()
 		tr.Close()
 		return net.ErrClosed
 	}
-	s.tr, s.ln, s.cancel = tr, ln, cancel
+	s.tr, s.demux, s.ln, s.cancel = tr, demux, ln, cancel
 	s.mu.Unlock()
 	close(s.ready)
 	s.log.Info("listening", "addr", pc.LocalAddr().String())
-	rawDone := make(chan struct{})
-	go func() {
-		defer close(rawDone)
-		s.serveRaw(ctx, tr)
-	}()
 
 	for {
 		conn, err := ln.Accept(ctx)
@@ -167,25 +178,10 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	demux.Close()
 	tr.Close()
-	<-rawDone
 	s.probes.Close()
 	return nil
-}
-
-// serveRaw reads the non-QUIC packets that arrive on the QUIC socket and
-// hands probe-train packets to the responder; anything else is dropped.
-func (s *Server) serveRaw(ctx context.Context, tr *quic.Transport) {
-	buf := make([]byte, 2048)
-	for {
-		n, from, err := tr.ReadNonQUICPacket(ctx, buf)
-		if err != nil {
-			return
-		}
-		if n > 0 && buf[0] == wire.ProbeMagic {
-			s.probes.HandleRawPacket(buf[:n], from)
-		}
-	}
 }
 
 // Addr returns the address Serve listens on, once it has started.
@@ -217,7 +213,7 @@ func (s *Server) Stats() ServerStats {
 		OpsApplied: st.opsApplied.Load(), OpsDuplicate: st.opsDuplicate.Load(),
 		OpsNacked: st.opsNacked.Load(), Summaries: st.summaries.Load(),
 		BytesReceived: st.bytesReceived.Load(), BytesApplied: st.bytesApplied.Load(),
-		Pings: st.pings.Load(),
+		Pings: st.pings.Load(), LaneOps: st.laneOps.Load(), LaneDropped: st.laneDropped.Load(),
 	}
 }
 
@@ -244,14 +240,16 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	}()
 
 	session := randUint64()
-	if err := s.hello(ctx, conn, agent, quota, session); err != nil {
+	lc, err := s.hello(ctx, conn, agent, quota, session)
+	if err != nil {
 		s.stats.refused.Add(1)
 		log.Warn("hello failed", "error", err)
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeOf(err)), err.Error())
 		return
 	}
-	log.Info("agent connected")
+	log.Info("agent connected", "lane", lc.session != nil)
 	defer s.probes.Unregister(session)
+	defer lc.close()
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -267,7 +265,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h := opHandler{s: s, agent: agent, str: str, log: log}
+			h := opHandler{s: s, agent: agent, str: str, log: log, lane: lc.router}
 			h.run()
 		}()
 	}
@@ -298,29 +296,30 @@ func (s *Server) admit(conn *quic.Conn) (agent string, quota int64, err error) {
 	return agent, quota, nil
 }
 
-// hello reads the agent's Hello on the first stream and answers Welcome.
-func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64, session uint64) error {
+// hello reads the agent's Hello on the first stream and answers Welcome;
+// it returns the capabilities granted.
+func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64, session uint64) (*laneConn, error) {
 	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	str, err := conn.AcceptStream(hctx)
 	if err != nil {
-		return fmt.Errorf("wait for hello: %w", err)
+		return nil, fmt.Errorf("wait for hello: %w", err)
 	}
 	_ = str.SetReadDeadline(time.Now().Add(15 * time.Second))
 	f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 	if err != nil {
-		return fmt.Errorf("read hello: %w", err)
+		return nil, fmt.Errorf("read hello: %w", err)
 	}
 	h, ok := f.(*wire.Hello)
 	if !ok {
 		err := fmt.Errorf("%w: first frame is %s, want HELLO", wire.ErrBadRequest, f.Type())
 		_ = wire.WriteFrame(str, wire.ErrorFrameFor(err))
-		return err
+		return nil, err
 	}
 	v, err := wire.Negotiate(h.Versions)
 	if err != nil {
 		_ = wire.WriteFrame(str, wire.ErrorFrameFor(err))
-		return err
+		return nil, err
 	}
 	if h.Agent != agent {
 		s.log.Debug("hello names another agent than the certificate", "hello", h.Agent, "cert", agent)
@@ -337,24 +336,45 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	tlsState := conn.ConnectionState().TLS
 	key, err := wire.DeriveProbeKey(&tlsState, session)
 	if err != nil {
-		return fmt.Errorf("derive probe key: %w", err)
+		return nil, fmt.Errorf("derive probe key: %w", err)
 	}
 	if err := s.probes.Register(conn, session, key); err != nil {
-		return fmt.Errorf("register probe session: %w", err)
+		return nil, fmt.Errorf("register probe session: %w", err)
+	}
+	caps := wire.CapZstd | wire.CapDelta | wire.CapSummary | wire.CapResume
+	var lc *laneConn
+	if h.Caps.Has(wire.CapLane) && !s.cfg.DisableLane {
+		// Start the lane before granting it, so a granted lane is there.
+		router := newLaneRouter(&s.stats.laneDropped)
+		ls, err := lane.NewSession(conn, s.tr, s.demux, lane.Config{Deliver: router.deliver})
+		if err != nil {
+			s.log.Warn("data lane not started; op data stays on streams", "agent", agent, "error", err)
+		} else {
+			lc = &laneConn{session: ls, router: router}
+			caps |= wire.CapLane
+		}
 	}
 	w := &wire.Welcome{
 		ProbeSession: session,
 		Version:      v,
 		Core:         s.cfg.Name,
-		Caps:         wire.CapZstd | wire.CapDelta | wire.CapSummary | wire.CapResume,
+		Caps:         caps,
 		MaxFrame:     wire.MaxFrameSize,
 		MaxOpBytes:   uint64(s.cfg.MaxOpBytes),
 		QuotaLeft:    left,
 	}
 	if err := wire.WriteFrame(str, w); err != nil {
-		return fmt.Errorf("write welcome: %w", err)
+		lc.close()
+		return nil, fmt.Errorf("write welcome: %w", err)
 	}
-	return str.Close()
+	if err := str.Close(); err != nil {
+		lc.close()
+		return nil, err
+	}
+	if lc == nil {
+		lc = &laneConn{}
+	}
+	return lc, nil
 }
 
 // serveDatagrams answers the agent's pings so that it can measure RTT,

@@ -30,6 +30,9 @@ type opHandler struct {
 	log   hclog.Logger
 	dec   codec.Decoder
 	buf   []byte
+	// lane routes the connection's lane data; nil when CapLane was not
+	// granted.
+	lane *laneRouter
 }
 
 func (h *opHandler) run() {
@@ -76,6 +79,9 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 	st := h.s.cfg.Store
 	if hdr.PlainSize > uint64(h.s.cfg.MaxOpBytes) {
 		return h.nack(hdr, fmt.Errorf("%w: op of %d bytes, the core accepts %d", wire.ErrTooLarge, hdr.PlainSize, h.s.cfg.MaxOpBytes))
+	}
+	if hdr.Lane && h.lane == nil {
+		return h.nack(hdr, fmt.Errorf("%w: op data on the lane, which this connection did not negotiate", wire.ErrBadRequest))
 	}
 	if !hdr.Expires.IsZero() && hdr.Expires.Before(time.Now()) {
 		return h.nack(hdr, fmt.Errorf("%w: op expired at %s", wire.ErrExpired, hdr.Expires.Format(time.RFC3339)))
@@ -124,6 +130,9 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 	if err := wire.WriteFrame(h.str, ans); err != nil {
 		return err
 	}
+	if hdr.Lane {
+		return h.laneOp(hdr, &ch, base, held, kind)
+	}
 	for {
 		f, err := h.s.readFrame(h.str)
 		if err != nil {
@@ -141,22 +150,27 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 			if f.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}
-			res, err := st.CommitPartial(h.agent, hdr.ID)
-			if err != nil {
-				return h.nack(hdr, err)
-			}
-			if res.Duplicate {
-				h.s.stats.opsDuplicate.Add(1)
-			} else {
-				h.s.stats.opsApplied.Add(1)
-				h.s.stats.bytesApplied.Add(res.Size)
-			}
-			h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", kind.String(), "bytes", res.Size)
-			return h.ack(hdr)
+			return h.commit(hdr, kind)
 		default:
 			return h.nack(hdr, fmt.Errorf("%w: %s inside an op", wire.ErrBadRequest, f.Type()))
 		}
 	}
+}
+
+// commit makes a fully received op durable and visible, and answers.
+func (h *opHandler) commit(hdr *wire.OpHeader, kind Kind) error {
+	res, err := h.s.cfg.Store.CommitPartial(h.agent, hdr.ID)
+	if err != nil {
+		return h.nack(hdr, err)
+	}
+	if res.Duplicate {
+		h.s.stats.opsDuplicate.Add(1)
+	} else {
+		h.s.stats.opsApplied.Add(1)
+		h.s.stats.bytesApplied.Add(res.Size)
+	}
+	h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", kind.String(), "bytes", res.Size)
+	return h.ack(hdr)
 }
 
 // data decodes one chunk and stores the part of it beyond held; it returns

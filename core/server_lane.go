@@ -1,0 +1,305 @@
+package core
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/quicvarint"
+
+	"github.com/edge-sync/edge-sync/codec"
+	"github.com/edge-sync/edge-sync/wire"
+	"github.com/edge-sync/edge-sync/wire/lane"
+)
+
+// Ops whose data travels on the data lane (wire/lane, OpHeader.Lane): the
+// header, Commit and the answers stay on the op's stream; each lane
+// transfer carries one DATA frame, named by (OpHeader.LaneTransfer, chunk
+// index) in its 16-byte ID. The lane delivers each transfer in order but
+// interleaves transfers, so the core reassembles frames per chunk, keeps
+// completed ones until their turn, and decodes and stores them in chunk
+// order with the same code as stream DATA (opHandler.data). Writing
+// happens inside the lane's Deliver, so when the agent's Send returns the
+// chunk is durable (or the transfer has failed) and its Commit finds every
+// byte in place.
+
+// laneWindow is the most encoded bytes (from its oldest unfinished chunk
+// on) the agent keeps in flight on one lane transfer for chunks of
+// chunkSize bytes; the core holds at most twice that per transfer.
+func laneWindow(chunkSize int) int64 {
+	return max(8<<20, 2*(int64(chunkSize)+4096))
+}
+
+// laneConn is a connection's data lane: nil fields when not granted.
+type laneConn struct {
+	session *lane.Session
+	router  *laneRouter
+}
+
+// close stops the lane session, if any; pending lane data is dropped.
+func (c *laneConn) close() {
+	if c != nil && c.session != nil {
+		_ = c.session.Close()
+	}
+}
+
+// laneRouter hands a connection's lane data to the op waiting for it.
+type laneRouter struct {
+	mu  sync.Mutex
+	ops map[uint64]*laneRecv
+	// dropped counts lane bytes for no waiting op (an attempt that ended).
+	dropped *atomic.Int64
+}
+
+func newLaneRouter(dropped *atomic.Int64) *laneRouter {
+	return &laneRouter{ops: map[uint64]*laneRecv{}, dropped: dropped}
+}
+
+// deliver is the lane session's Config.Deliver.
+func (r *laneRouter) deliver(id [16]byte, offset int64, data []byte) {
+	transfer := binary.BigEndian.Uint64(id[:8])
+	chunk := binary.BigEndian.Uint64(id[8:])
+	r.mu.Lock()
+	op := r.ops[transfer]
+	if op == nil {
+		r.dropped.Add(int64(len(data)))
+	}
+	r.mu.Unlock()
+	if op != nil {
+		op.add(chunk, offset, data)
+	}
+}
+
+// register makes the op of transfer the one its lane data goes to.
+func (r *laneRouter) register(transfer uint64, op *laneRecv) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.ops[transfer]; ok {
+		return fmt.Errorf("%w: lane transfer %d is in use on this connection", wire.ErrBadRequest, transfer)
+	}
+	r.ops[transfer] = op
+	return nil
+}
+
+func (r *laneRouter) unregister(transfer uint64, op *laneRecv) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.ops[transfer] == op {
+		delete(r.ops, transfer)
+	}
+}
+
+// laneRecv reassembles and stores the lane data of one op attempt.
+type laneRecv struct {
+	h      *opHandler
+	ch     *codec.Header
+	base   *codec.Base
+	id     [16]byte
+	limit  int64
+	chunks uint64
+	// progress is signalled (without blocking) whenever a chunk is stored
+	// or the transfer fails, so the handler can extend its deadline.
+	progress chan struct{}
+
+	mu       sync.Mutex
+	next     uint64            // next chunk index to store
+	held     int64             // plain bytes the store holds
+	parts    map[uint64][]byte // frames in assembly or waiting for their turn
+	buffered int64
+	err      error
+	closed   bool
+}
+
+func newLaneRecv(h *opHandler, ch *codec.Header, base *codec.Base, hdr *wire.OpHeader, held int64) *laneRecv {
+	return &laneRecv{
+		h: h, ch: ch, base: base, id: hdr.ID, limit: 2 * laneWindow(ch.ChunkSize),
+		chunks:   uint64(ch.Chunks()),
+		progress: make(chan struct{}, 1),
+		next:     uint64(held / int64(ch.ChunkSize)),
+		held:     held,
+		parts:    map[uint64][]byte{},
+	}
+}
+
+func (l *laneRecv) signal() {
+	select {
+	case l.progress <- struct{}{}:
+	default:
+	}
+}
+
+// add takes bytes of chunk idx's DATA frame at offset, and stores every
+// complete frame whose turn has come.
+func (l *laneRecv) add(idx uint64, offset int64, data []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || l.err != nil || idx < l.next {
+		return // ended, failed, or a chunk already stored
+	}
+	if err := l.addLocked(idx, offset, data); err != nil {
+		l.err = err
+		l.parts, l.buffered = nil, 0
+		l.signal()
+	}
+}
+
+func (l *laneRecv) addLocked(idx uint64, offset int64, data []byte) error {
+	if idx >= l.chunks {
+		return fmt.Errorf("%w: lane data for chunk %d of an op of %d chunks", wire.ErrBadRequest, idx, l.chunks)
+	}
+	buf := l.parts[idx]
+	if offset != int64(len(buf)) {
+		return fmt.Errorf("%w: lane data of chunk %d at %d, want %d", wire.ErrBadRequest, idx, offset, len(buf))
+	}
+	if l.buffered+int64(len(data)) > l.limit {
+		return fmt.Errorf("%w: lane data beyond the %d bytes the core holds per op", wire.ErrTooLarge, l.limit)
+	}
+	if buf == nil {
+		buf = make([]byte, 0, min(int64(l.ch.ChunkSize)+64, wire.MaxFrameSize))
+	}
+	buf = append(buf, data...)
+	l.buffered += int64(len(data))
+	l.parts[idx] = buf
+	if _, err := frameEnd(buf); err != nil {
+		return err
+	}
+	for {
+		buf, ok := l.parts[l.next]
+		if !ok {
+			return nil
+		}
+		end, err := frameEnd(buf)
+		if err != nil {
+			return err
+		}
+		if end < 0 || len(buf) < end {
+			return nil // still arriving
+		}
+		if len(buf) > end {
+			return fmt.Errorf("%w: %d bytes after the DATA frame of chunk %d", wire.ErrBadRequest, len(buf)-end, l.next)
+		}
+		if err := l.store(buf); err != nil {
+			return err
+		}
+		delete(l.parts, l.next)
+		l.buffered -= int64(len(buf))
+		l.next++
+		l.signal()
+	}
+}
+
+// store parses one complete DATA frame and stores its chunk.
+func (l *laneRecv) store(b []byte) error {
+	f, _, err := wire.Parse(b)
+	if err != nil {
+		return fmt.Errorf("lane chunk %d: %w", l.next, err)
+	}
+	d, ok := f.(*wire.Data)
+	if !ok {
+		return fmt.Errorf("%w: lane carries %s, want DATA", wire.ErrBadRequest, f.Type())
+	}
+	if d.ID != l.id {
+		return fmt.Errorf("%w: lane DATA for op %s on the transfer of %s", wire.ErrBadRequest, d.ID, l.id)
+	}
+	if want := l.next * uint64(l.ch.ChunkSize); d.Offset != want {
+		return fmt.Errorf("%w: lane chunk %d at offset %d, want %d", wire.ErrBadRequest, l.next, d.Offset, want)
+	}
+	held, err := l.h.data(l.ch, l.base, d, l.held)
+	if err != nil {
+		return err
+	}
+	l.held = held
+	return nil
+}
+
+// frameEnd returns the length of the DATA frame b starts with, or -1 when
+// its header is not complete yet.
+func frameEnd(b []byte) (int, error) {
+	t, n1, err := quicvarint.Parse(b)
+	if err != nil {
+		return -1, nil
+	}
+	if wire.FrameType(t) != wire.FrameData {
+		return 0, fmt.Errorf("%w: lane carries frame type %d, want DATA", wire.ErrBadRequest, t)
+	}
+	ln, n2, err := quicvarint.Parse(b[n1:])
+	if err != nil {
+		return -1, nil
+	}
+	if ln > uint64(wire.FrameData.MaxBody()) {
+		return 0, fmt.Errorf("%w: lane DATA declares %d bytes", wire.ErrFrameTooLarge, ln)
+	}
+	return n1 + n2 + int(ln), nil
+}
+
+// finish ends the attempt: no lane data is stored after it returns. It
+// reports the failure, if any, and whether every chunk is stored.
+func (l *laneRecv) finish() (complete bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	l.parts, l.buffered = nil, 0
+	return l.next == l.chunks, l.err
+}
+
+// failed returns the transfer's failure, if any.
+func (l *laneRecv) failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// laneOp runs the rest of an op whose data comes on the lane: it waits
+// for the agent's COMMIT on the stream while the lane stores chunks, then
+// commits as for stream data. The read deadline moves with the lane's
+// progress, so a long transfer on a slow link does not time out.
+func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Base, held int64, kind Kind) error {
+	l := newLaneRecv(h, ch, base, hdr, held)
+	if err := h.lane.register(hdr.LaneTransfer, l); err != nil {
+		return h.nack(hdr, err)
+	}
+	defer h.lane.unregister(hdr.LaneTransfer, l)
+	defer l.finish()
+
+	type read struct {
+		f   wire.Frame
+		err error
+	}
+	frames := make(chan read, 1)
+	_ = h.str.SetReadDeadline(time.Now().Add(h.s.cfg.FrameTimeout))
+	go func() {
+		f, err := wire.ReadFrame(h.str, wire.MaxFrameSize)
+		frames <- read{f, err}
+	}()
+	for {
+		select {
+		case <-l.progress:
+			if err := l.failed(); err != nil {
+				h.str.CancelRead(quic.StreamErrorCode(wire.CodeOf(toWire(err))))
+				<-frames
+				return h.nack(hdr, err)
+			}
+			_ = h.str.SetReadDeadline(time.Now().Add(h.s.cfg.FrameTimeout))
+		case r := <-frames:
+			if r.err != nil {
+				return fmt.Errorf("%w: stream ended before the op was committed: %w", wire.ErrBadRequest, r.err)
+			}
+			c, ok := r.f.(*wire.Commit)
+			if !ok || c.ID != hdr.ID {
+				return h.nack(hdr, fmt.Errorf("%w: %s on the stream of a lane op, want its COMMIT", wire.ErrBadRequest, r.f.Type()))
+			}
+			complete, err := l.finish()
+			if err != nil {
+				return h.nack(hdr, err)
+			}
+			if !complete {
+				return h.nack(hdr, fmt.Errorf("%w: COMMIT before the lane carried every chunk", wire.ErrBadRequest))
+			}
+			h.s.stats.laneOps.Add(1)
+			return h.commit(hdr, kind)
+		}
+	}
+}
