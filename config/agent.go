@@ -74,7 +74,7 @@ type Endpoint struct {
 // Monitor configures the link monitor (see linkmon).
 type Monitor struct {
 	ProbeInterval     time.Duration // bandwidth probe period; default 5s
-	SampleInterval    time.Duration // light samples (RTT, loss, passive rate); default 500ms
+	SampleInterval    time.Duration // light samples (RTT, loss, passive rate); default 250ms
 	Window            time.Duration // classification window; default 30s
 	LossWindow        time.Duration // loss averaged over at least this; default 20s
 	MinSamples        int           // default 3
@@ -133,7 +133,7 @@ type Metrics struct {
 func DefaultMonitor() Monitor {
 	return Monitor{
 		ProbeInterval:     5 * time.Second,
-		SampleInterval:    500 * time.Millisecond,
+		SampleInterval:    250 * time.Millisecond,
 		Window:            30 * time.Second,
 		LossWindow:        20 * time.Second,
 		MinSamples:        3,

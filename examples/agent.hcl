@@ -29,7 +29,7 @@ outbox {
 
 monitor {
   probe_interval       = "5s"     # bandwidth probe period
-  sample_interval      = "500ms"  # RTT/loss samples: what makes detection take seconds
+  sample_interval      = "250ms"  # RTT/loss samples: what makes detection take seconds
   window               = "30s"
   min_samples          = 3
   hysteresis_percent   = 20
