@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -35,9 +36,27 @@ func goodputCases() []goodputCase {
 		{linksim.LTE(), edgesync.Mobile, 16 << 20},
 		{linksim.SatelliteGEO(), edgesync.Satellite, 4 << 20},
 		{linksim.SatelliteGEOLossy(), edgesync.Satellite, 4 << 20},
+		{geo10MbitLossy(), edgesync.Satellite, 8 << 20},
 		{linksim.SatelliteLEO(), edgesync.Broadband, 16 << 20},
 	}
 }
+
+// geo10MbitLossy is a faster geostationary uplink: 10 Mbit/s, 600 ms RTT,
+// 1 % random loss each way (where one Cubic connection reaches a few per
+// cent of the link).
+func geo10MbitLossy() linksim.Profile {
+	p := linksim.SatelliteGEOLossy()
+	p.Name = "satellite-geo-10mbit-lossy"
+	p.Up.RateBps = 10_000_000
+	p.Summary = "satellite-geo-lossy with a 10 Mbit/s uplink"
+	return p
+}
+
+// benchNoLane runs the agent's transfers with the data lane off (the QUIC
+// stream path), to measure the "before" figures in the same setting:
+//
+//	EDGESYNC_BENCH_NOLANE=1 go test -run '^$' -bench Goodput -benchtime 1x ./agent
+var benchNoLane = os.Getenv("EDGESYNC_BENCH_NOLANE") != ""
 
 // BenchmarkGoodput sends one incompressible op through each linksim
 // profile and reports delivered payload bit/s over the profile's uplink
@@ -72,6 +91,7 @@ func agentTransfer(b *testing.B, p *testPKI, gc goodputCase, payload []byte) tim
 	c := startCore(b, p, nil)
 	cfg := agentConfig(b, p, c.addr.String())
 	opts, _ := shaped(gc.profile)
+	opts.DisableLane = benchNoLane
 	a := startAgent(b, p, cfg, opts)
 	class := gc.class
 	now := time.Duration(0)
