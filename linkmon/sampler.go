@@ -185,6 +185,14 @@ func (s *sampler) pong(pr PongResult) {
 		return // late (already counted lost) or duplicate
 	}
 	delete(s.pending, pr.Seq)
+	if s.missing {
+		// The link is back after an outage. The pings and packets lost
+		// while it was down were the outage, already judged as such:
+		// counting them as loss would hold a recovered link at
+		// intermittent for a whole loss window.
+		s.outcomes, s.outNext = s.outcomes[:0], 0
+		s.passive = PassiveEstimator{}
+	}
 	s.record(true)
 	if sent.After(s.lastAnswer) {
 		s.lastAnswer = sent
