@@ -187,3 +187,11 @@ func (e *endpoint) appLimited() {
 		m.DeliveryMeter().OnAppLimited()
 	}
 }
+
+// linkDown reports whether the link monitor has seen at least two
+// consecutive samples go unanswered: the link is down for now, whatever
+// QUIC's idle timer thinks.
+func (e *endpoint) linkDown() bool {
+	m := e.liveMonitor()
+	return m != nil && m.Status().Missed >= 2
+}

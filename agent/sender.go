@@ -23,6 +23,9 @@ import (
 const (
 	maxSmallInFlight  = 32
 	maxUrgentInFlight = 8
+	// linkDownPoll is how often a held sender looks whether the link
+	// answers again.
+	linkDownPoll = 100 * time.Millisecond
 )
 
 var ordinary = []edgesync.Priority{edgesync.High, edgesync.Normal, edgesync.Analytics, edgesync.Background}
@@ -121,15 +124,32 @@ func (s *session) loop() error {
 	var nextBatch time.Time
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	down := time.NewTicker(linkDownPoll)
+	defer down.Stop()
 	for {
 		p, _, changed := e.params()
-		if err := s.dispatchUrgent(p); err != nil {
+		if e.linkDown() {
+			// Store and forward: while the core answers no probe, nothing new
+			// goes out (it would only sit in QUIC's retransmission backoff and
+			// come out after ops enqueued later, out of priority order). The
+			// first answer reopens the window.
+			select {
+			case <-s.ctx.Done():
+				return context.Cause(s.ctx)
+			case d := <-s.done:
+				s.account(d)
+			case <-down.C:
+			}
+			continue
+		}
+		urgentWaiting, err := s.dispatchUrgent(p)
+		if err != nil {
 			return err
 		}
 		if !batchOpen && !time.Now().Before(nextBatch) {
 			batchOpen = true
 		}
-		if batchOpen {
+		if batchOpen && !urgentWaiting {
 			more, err := s.dispatchOrdinary(p)
 			if err != nil {
 				return err
@@ -176,18 +196,23 @@ func (s *session) loop() error {
 }
 
 // dispatchUrgent starts every waiting critical and schema op.
-func (s *session) dispatchUrgent(p linkmon.SyncParameters) error {
-	for s.inflight[slotUrgent] < maxUrgentInFlight {
+func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err error) {
+	for {
 		ops, err := s.e.a.ob.Lease(s.e.name, 1, edgesync.Critical, edgesync.Schema)
 		if err != nil || len(ops) == 0 {
-			return ignoreClosed(err)
+			return false, ignoreClosed(err)
 		}
 		if s.deferIfBusy(ops[0]) {
 			continue
 		}
+		if s.inflight[slotUrgent] >= maxUrgentInFlight {
+			// More urgent ops wait for a slot: ordinary data must not
+			// jump ahead of them meanwhile.
+			_ = s.e.a.ob.Release(ops[0].ID)
+			return true, nil
+		}
 		s.start(ops[0], p, slotUrgent, false)
 	}
-	return nil
 }
 
 // deferIfBusy keeps a state op leased but unsent while another version of

@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"sort"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// TestOutageQueuesThenDrainsByPriority cuts the link for 20 s in the middle
+// of a transfer: ops enqueued meanwhile wait in the outbox, the monitor
+// calls the link intermittent, and when the link returns everything
+// arrives, most important first.
+func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 20 s outage")
+	}
+	p := newTestPKI(t, "site-1")
+	c := startCore(t, p, nil)
+	opts, link := shaped(linksim.Broadband())
+	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), opts)
+	waitFor(t, 30*time.Second, "a connection", func() bool { return link() != nil && a.Stats()[0].Connected })
+
+	// A large transfer is under way when the link goes.
+	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(randomish(8 << 20))})
+	waitFor(t, 30*time.Second, "the bulk transfer under way", func() bool {
+		n, ok := c.store.PartialSize("site-1", bulk.ID)
+		return ok && n > 0
+	})
+	if err := link().SetProfile(linksim.Outage()); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	waitFor(t, 5*time.Second, "the link to be called intermittent", func() bool {
+		st, _ := a.Status("core")
+		return st.Measured == edgesync.Intermittent
+	})
+	t.Logf("outage detected after %v", time.Since(cut).Round(time.Millisecond))
+
+	// Ops of every priority queue up while the link is down, least
+	// important first so that arrival order is not enqueue order.
+	var ops []outbox.Op
+	for i := 0; i < 6; i++ {
+		for _, prio := range []edgesync.Priority{edgesync.Background, edgesync.Analytics, edgesync.Normal, edgesync.High, edgesync.Schema, edgesync.Critical} {
+			ops = append(ops, enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("ev/%s/%d", prio, i), Priority: prio,
+				Kind: outbox.Event, Payload: bytes.NewReader(randomish(2000 + i))}))
+		}
+	}
+	if applied := c.srv.Stats().OpsApplied; applied != 0 {
+		t.Fatalf("%d ops reached the core through a dead link", applied)
+	}
+	waitFor(t, 25*time.Second, "20 s of outage", func() bool { return time.Since(cut) >= 20*time.Second })
+	if st, _ := a.Outbox().Stats(); st.Total.Ops != len(ops)+1 {
+		t.Fatalf("outbox holds %d ops during the outage, want %d", st.Total.Ops, len(ops)+1)
+	}
+	if err := link().SetProfile(linksim.Broadband()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "the backlog to drain", func() bool { return outboxEmpty(a) })
+
+	// Arrival order: the core's event log.
+	evs, err := c.store.Events("site-1", 1, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rank := map[edgesync.OpID]int{}
+	for i, e := range evs {
+		rank[e.OpID] = i
+	}
+	byPrio := map[edgesync.Priority][]int{}
+	for _, op := range ops {
+		r, ok := rank[op.ID]
+		if !ok {
+			t.Fatalf("op %s (%s) missing at the core", op.ID, op.Key)
+		}
+		byPrio[op.Priority] = append(byPrio[op.Priority], r)
+	}
+	// Every critical op before any background op, and the median arrival
+	// rank grows with the priority number.
+	lastCritical := maxInt(byPrio[edgesync.Critical])
+	firstBackground := minInt(byPrio[edgesync.Background])
+	if lastCritical > firstBackground {
+		t.Errorf("a background op (rank %d) arrived before a critical one (rank %d)", firstBackground, lastCritical)
+	}
+	prev := -1
+	for _, prio := range edgesync.Priorities() {
+		m := medianInt(byPrio[prio])
+		if m < prev {
+			t.Errorf("priority %s arrived (median rank %d) before a more important one (median rank %d)", prio, m, prev)
+		}
+		prev = m
+		t.Logf("%-10s arrival ranks %v", prio, byPrio[prio])
+	}
+}
+
+func maxInt(v []int) int {
+	m := v[0]
+	for _, x := range v {
+		m = max(m, x)
+	}
+	return m
+}
+
+func minInt(v []int) int {
+	m := v[0]
+	for _, x := range v {
+		m = min(m, x)
+	}
+	return m
+}
+
+func medianInt(v []int) int {
+	s := append([]int(nil), v...)
+	sort.Ints(s)
+	return s[len(s)/2]
+}
