@@ -1,3 +1,38 @@
 // Package agent is the edge agent: endpoints, link monitors, the sender and
 // the local control API.
+//
+// # Main types
+//
+//   - [Agent] (New, Start, Close) owns the outbox and one endpoint per
+//     configured core. Each endpoint keeps a QUIC connection (mutual TLS,
+//     ALPN edge-sync/1) up with capped backoff, runs a link monitor on it
+//     and sends the outbox's ops under the sync parameters of the current
+//     link class; Stats and /metrics report its counters.
+//   - Ops go one per QUIC stream whose urgency is the op's priority
+//     (wire's doc describes the conversation). Critical and schema ops
+//     never wait for a slot; large ops (more than one chunk) are bounded
+//     by the parameters' concurrency and pause at a chunk boundary when
+//     the parameters change.
+//
+// # The data lane
+//
+// When the core grants wire.CapLane (Options.DisableLane turns the offer
+// off), each connection also gets a wire/lane session on the same UDP
+// socket: a rate-paced, loss-tolerant lane that fills long and lossy links
+// one Cubic-controlled QUIC connection cannot. A large op then sends its
+// OpHeader (Lane set, with a per-connection transfer number) and Commit on
+// its stream as before, but its DATA frames on the lane, in batches of
+// consecutive chunks (one lane transfer each, at most 8 per op) with the
+// op's priority as urgency, keeping at most max(8 MiB, 2 chunks) in flight
+// from the oldest unfinished batch. The
+// lane starts at the link monitor's last capacity when there is one.
+// Exactly-once stays on the stream: the core acknowledges after Commit.
+//
+// # Caveats
+//
+//   - A lane transfer abandoned by a pause or a lost connection costs the
+//     chunks that had not reached the core in order; the next attempt
+//     resumes from what the core stored.
+//   - If lane packets cannot pass while QUIC's do, a large op stalls until
+//     the connection drops; turn the lane off with Options.DisableLane.
 package agent

@@ -227,3 +227,55 @@ func TestLaneLossySatellite(t *testing.T) {
 	}
 	t.Logf("lane carried %d encoded bytes; core dropped %d lane bytes of abandoned attempts", as.LaneBytes, st.LaneDropped)
 }
+
+// TestLanePauseResumes changes the link class while a large op's data is
+// on the lane: the transfer pauses at a chunk boundary, abandoning the lane
+// transfers in flight, and resumes under the new chunk size with a fresh
+// lane transfer number; the core ends up with the op once, byte-identical.
+func TestLanePauseResumes(t *testing.T) {
+	p := newTestPKI(t, "site-1")
+	c := startCore(t, p, nil)
+	cfg := agentConfig(t, p, c.addr.String())
+	opts, _ := shaped(linksim.Broadband())
+	a := startAgent(t, p, cfg, opts)
+	fast := 100 * time.Millisecond
+	off := false
+	for _, class := range []edgesync.LinkClass{edgesync.Mobile, edgesync.Broadband} {
+		if err := a.SetProfile(class, linkmon.Override{Interval: &fast, SummaryOnly: &off}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mobile, broadband := edgesync.Mobile, edgesync.Broadband
+	if err := a.Switch("core", linkmon.Pin{Class: &mobile}); err != nil {
+		t.Fatal(err)
+	}
+	payload := make([]byte, 8<<20)
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for i := range payload {
+		payload[i] = byte(rnd.Uint32()) // incompressible: 8 MiB on the wire
+	}
+	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "big", Priority: edgesync.Normal, Kind: outbox.State, Payload: bytes.NewReader(payload)})
+	waitFor(t, 60*time.Second, "a quarter of the op at the core", func() bool {
+		n, ok := c.store.PartialSize("site-1", op.ID)
+		return ok && n >= 2<<20
+	})
+	if err := a.Switch("core", linkmon.Pin{Class: &broadband}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Minute, "the op at the core", func() bool { return outboxEmpty(a) })
+	got, err := coreData(t, c, "site-1", "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatalf("core holds %d bytes, sent %d, or they differ", len(got), len(payload))
+	}
+	st, as := c.srv.Stats(), a.Stats()[0]
+	if as.Paused < 1 {
+		t.Fatalf("the transfer never paused (stats %+v); the test proved nothing", as)
+	}
+	if st.OpsApplied != 1 || st.OpsDuplicate != 0 || st.LaneOps != 1 {
+		t.Fatalf("core applied %d ops, %d duplicates, %d via the lane; want 1, 0, 1", st.OpsApplied, st.OpsDuplicate, st.LaneOps)
+	}
+	t.Logf("paused %d times; core dropped %d lane bytes of abandoned attempts", as.Paused, st.LaneDropped)
+}

@@ -31,75 +31,114 @@ func laneWindow(chunkSize int) int64 {
 	return max(8<<20, 2*(int64(chunkSize)+4096))
 }
 
-// laneID names the lane transfer of one chunk of an attempt.
-func laneID(transfer uint64, chunk int64) [16]byte {
+// laneInFlight is how much one op keeps in flight now: four times the
+// lane's bandwidth-delay estimate, so the rate model is never short of
+// data, but no more, so that a pause (new sync parameters) takes effect
+// within a few round trips; at least 1 MiB or two chunks, at most
+// laneWindow.
+func laneInFlight(ln *laneLink, chunkSize int) int64 {
+	st := ln.s.Stats()
+	rtt := st.SmoothedRTT
+	if rtt <= 0 {
+		rtt = st.MinRTT
+	}
+	bdp := int64(st.BottleneckBps / 8 * rtt.Seconds())
+	lo := max(1<<20, 2*(int64(chunkSize)+4096))
+	return min(max(4*bdp, lo), laneWindow(chunkSize))
+}
+
+// laneBatches is how many lane transfers one op keeps in flight at most
+// (a session allows lane.MaxOpenTransfers in all): the window is cut into
+// this many batches of consecutive chunks, so small chunks do not take a
+// transfer each.
+const laneBatches = 8
+
+// laneID names the lane transfer of an attempt that starts at chunk first.
+func laneID(transfer uint64, first int64) [16]byte {
 	var id [16]byte
 	binary.BigEndian.PutUint64(id[:8], transfer)
-	binary.BigEndian.PutUint64(id[8:], uint64(chunk))
+	binary.BigEndian.PutUint64(id[8:], uint64(first))
 	return id
 }
 
-// laneChunk is one chunk's DATA frame in flight on the lane.
-type laneChunk struct {
-	frame []byte
-	done  chan error
+// laneBatch is the DATA frames of consecutive chunks in flight on the lane
+// as one transfer.
+type laneBatch struct {
+	frames []byte
+	done   chan error
 }
 
 // sendLane carries chunks from..end of the op as DATA frames on the lane,
-// one transfer per chunk with the op's priority as urgency, keeping at most
-// laneWindow bytes in flight; it returns once the core has stored every
-// chunk (each Send returns after the core's Deliver, which stores it), or
-// errPaused at a chunk boundary when paused reports true. On any early
-// return the chunks in flight are abandoned: the core keeps the ones it
+// in batches of consecutive chunks (one lane transfer each, with the op's
+// priority as urgency), keeping at most laneWindow bytes in flight; it
+// returns once the core has stored every chunk (each Send returns after
+// the core's Deliver, which stores it), or errPaused when paused reports
+// true, after the batches in flight have landed (a chunk boundary). On an
+// error the batches in flight are abandoned: the core keeps the chunks it
 // stored in order, and a resumed attempt starts after them.
 func (s *opSender) sendLane(ctx context.Context, ln *laneLink, transfer uint64, ch *codec.Header, op *outbox.Op, from int64, pl io.ReaderAt, cb *codec.Base, res *sendResult, paused func() bool) error {
 	lctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 
-	window := laneWindow(ch.ChunkSize)
-	var queue []*laneChunk
+	var queue []*laneBatch
 	var inFlight int64
 	var free [][]byte
-	// settle waits for the oldest chunk in flight.
+	// settle waits for the oldest batch in flight.
 	settle := func() error {
-		c := queue[0]
-		err := <-c.done
+		b := queue[0]
+		err := <-b.done
 		queue = queue[1:]
-		inFlight -= int64(len(c.frame))
-		free = append(free, c.frame[:0])
+		inFlight -= int64(len(b.frames))
+		free = append(free, b.frames[:0])
 		return err
 	}
-	for i := from; i < ch.Chunks(); i++ {
-		if i > from && paused != nil && paused() {
-			return errPaused
-		}
-		var buf []byte
-		if n := len(free); n > 0 {
-			buf, free = free[n-1], free[:n-1]
-		}
-		frame, err := s.dataFrame(buf, ch, op, i, pl, cb, res)
-		if err != nil {
-			return err
-		}
-		for len(queue) > 0 && inFlight+int64(len(frame)) > window {
+	drain := func() error {
+		for len(queue) > 0 {
 			if err := settle(); err != nil {
 				return err
 			}
 		}
-		c := &laneChunk{frame: frame, done: make(chan error, 1)}
-		queue = append(queue, c)
-		inFlight += int64(len(frame))
+		return nil
+	}
+	for i := from; i < ch.Chunks(); {
+		if i > from && paused != nil && paused() {
+			// Let what is in flight land: it is at most a few round trips
+			// of data, and the next attempt resumes after it.
+			if err := drain(); err != nil {
+				return err
+			}
+			return errPaused
+		}
+		window := laneInFlight(ln, ch.ChunkSize)
+		target := window / laneBatches
+		var buf []byte
+		if n := len(free); n > 0 {
+			buf, free = free[n-1], free[:n-1]
+		}
+		first := i
+		for ; i < ch.Chunks() && int64(len(buf)) < target; i++ {
+			if i > first && paused != nil && paused() {
+				break // send what is encoded; the check above pauses
+			}
+			var err error
+			if buf, err = s.dataFrame(buf, ch, op, i, pl, cb, res); err != nil {
+				return err
+			}
+		}
+		for len(queue) > 0 && (inFlight+int64(len(buf)) > window || len(queue) >= laneBatches) {
+			if err := settle(); err != nil {
+				return err
+			}
+		}
+		b := &laneBatch{frames: buf, done: make(chan error, 1)}
+		queue = append(queue, b)
+		inFlight += int64(len(buf))
 		wg.Add(1)
 		go func(id [16]byte) {
 			defer wg.Done()
-			c.done <- ln.s.Send(lctx, id, 0, c.frame, int8(op.Priority))
-		}(laneID(transfer, i))
+			b.done <- ln.s.Send(lctx, id, 0, b.frames, int8(op.Priority))
+		}(laneID(transfer, first))
 	}
-	for len(queue) > 0 {
-		if err := settle(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return drain()
 }

@@ -1,5 +1,21 @@
 // Package core is the receiving server at the core site and its store.
 //
+// # Server
+//
+// Server (NewServer, Serve, Close) accepts agents over QUIC with mutual
+// TLS, answers Hello with Welcome, and runs one goroutine per op stream
+// (server_op.go): OpHeader, then DATA frames decoded chunk by chunk into a
+// partial op, then Commit, answered with Ack or Nack after the store's
+// fsync. A lane.Demux is the transport's single reader of non-QUIC
+// packets: probe trains go to the link monitor's responder, data-lane
+// packets to their session. When an agent offers wire.CapLane (and
+// ServerConfig.DisableLane is off) the connection gets a lane session;
+// ops with OpHeader.Lane receive their DATA frames there (batches of
+// consecutive chunks, one per lane transfer), reassembled and stored in
+// chunk order by the same
+// code as stream DATA, at most 2 × max(8 MiB, 2 chunks) held per op
+// (server_lane.go).
+//
 // # Store
 //
 // Store is an embedded bbolt database holding, per agent (the agent's name

@@ -17,14 +17,14 @@ import (
 
 // Ops whose data travels on the data lane (wire/lane, OpHeader.Lane): the
 // header, Commit and the answers stay on the op's stream; each lane
-// transfer carries one DATA frame, named by (OpHeader.LaneTransfer, chunk
-// index) in its 16-byte ID. The lane delivers each transfer in order but
-// interleaves transfers, so the core reassembles frames per chunk, keeps
-// completed ones until their turn, and decodes and stores them in chunk
-// order with the same code as stream DATA (opHandler.data). Writing
-// happens inside the lane's Deliver, so when the agent's Send returns the
-// chunk is durable (or the transfer has failed) and its Commit finds every
-// byte in place.
+// transfer carries the DATA frames of consecutive chunks and is named by
+// (OpHeader.LaneTransfer, first chunk index) in its 16-byte ID. The lane
+// delivers each transfer in order but interleaves transfers, so the core
+// keeps them apart, holds what arrived ahead of its turn, and decodes and
+// stores frames in chunk order with the same code as stream DATA
+// (opHandler.data). Storing happens inside the lane's Deliver, so when
+// the agent's Send returns its chunks are durable (or the transfer has
+// failed) and its Commit finds every byte in place.
 
 // laneWindow is the most encoded bytes (from its oldest unfinished chunk
 // on) the agent keeps in flight on one lane transfer for chunks of
@@ -61,7 +61,7 @@ func newLaneRouter(dropped *atomic.Int64) *laneRouter {
 // deliver is the lane session's Config.Deliver.
 func (r *laneRouter) deliver(id [16]byte, offset int64, data []byte) {
 	transfer := binary.BigEndian.Uint64(id[:8])
-	chunk := binary.BigEndian.Uint64(id[8:])
+	first := binary.BigEndian.Uint64(id[8:])
 	r.mu.Lock()
 	op := r.ops[transfer]
 	if op == nil {
@@ -69,7 +69,7 @@ func (r *laneRouter) deliver(id [16]byte, offset int64, data []byte) {
 	}
 	r.mu.Unlock()
 	if op != nil {
-		op.add(chunk, offset, data)
+		op.add(first, offset, data)
 	}
 }
 
@@ -92,7 +92,10 @@ func (r *laneRouter) unregister(transfer uint64, op *laneRecv) {
 	}
 }
 
-// laneRecv reassembles and stores the lane data of one op attempt.
+// laneRecv reassembles and stores the lane data of one op attempt. Each
+// lane transfer carries the DATA frames of consecutive chunks, starting at
+// the chunk its ID names; transfers arrive interleaved, so they are kept
+// apart by their first chunk and consumed in chunk order.
 type laneRecv struct {
 	h      *opHandler
 	ch     *codec.Header
@@ -105,22 +108,31 @@ type laneRecv struct {
 	progress chan struct{}
 
 	mu       sync.Mutex
-	next     uint64            // next chunk index to store
-	held     int64             // plain bytes the store holds
-	parts    map[uint64][]byte // frames in assembly or waiting for their turn
+	next     uint64               // next chunk index to store
+	cur      uint64               // first chunk of the transfer being consumed
+	held     int64                // plain bytes the store holds
+	parts    map[uint64]*lanePart // by first chunk
 	buffered int64
 	err      error
 	closed   bool
 }
 
+// lanePart is what arrived of one lane transfer and is not stored yet.
+type lanePart struct {
+	buf []byte // unconsumed bytes, starting at a frame boundary
+	got int64  // bytes received in all
+}
+
 func newLaneRecv(h *opHandler, ch *codec.Header, base *codec.Base, hdr *wire.OpHeader, held int64) *laneRecv {
+	next := uint64(held / int64(ch.ChunkSize))
 	return &laneRecv{
 		h: h, ch: ch, base: base, id: hdr.ID, limit: 2 * laneWindow(ch.ChunkSize),
 		chunks:   uint64(ch.Chunks()),
 		progress: make(chan struct{}, 1),
-		next:     uint64(held / int64(ch.ChunkSize)),
+		next:     next,
+		cur:      next,
 		held:     held,
-		parts:    map[uint64][]byte{},
+		parts:    map[uint64]*lanePart{},
 	}
 }
 
@@ -131,61 +143,71 @@ func (l *laneRecv) signal() {
 	}
 }
 
-// add takes bytes of chunk idx's DATA frame at offset, and stores every
-// complete frame whose turn has come.
-func (l *laneRecv) add(idx uint64, offset int64, data []byte) {
+// add takes bytes at offset of the lane transfer that starts at chunk
+// first, and stores every complete frame whose turn has come.
+func (l *laneRecv) add(first uint64, offset int64, data []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.closed || l.err != nil || idx < l.next {
-		return // ended, failed, or a chunk already stored
+	if l.closed || l.err != nil {
+		return
 	}
-	if err := l.addLocked(idx, offset, data); err != nil {
+	if err := l.addLocked(first, offset, data); err != nil {
 		l.err = err
 		l.parts, l.buffered = nil, 0
 		l.signal()
 	}
 }
 
-func (l *laneRecv) addLocked(idx uint64, offset int64, data []byte) error {
-	if idx >= l.chunks {
-		return fmt.Errorf("%w: lane data for chunk %d of an op of %d chunks", wire.ErrBadRequest, idx, l.chunks)
+func (l *laneRecv) addLocked(first uint64, offset int64, data []byte) error {
+	p := l.parts[first]
+	if p == nil {
+		if first < l.next {
+			return nil // a transfer whose chunks are all stored
+		}
+		if first >= l.chunks {
+			return fmt.Errorf("%w: lane data for chunk %d of an op of %d chunks", wire.ErrBadRequest, first, l.chunks)
+		}
+		p = &lanePart{}
+		l.parts[first] = p
 	}
-	buf := l.parts[idx]
-	if offset != int64(len(buf)) {
-		return fmt.Errorf("%w: lane data of chunk %d at %d, want %d", wire.ErrBadRequest, idx, offset, len(buf))
+	if offset != p.got {
+		return fmt.Errorf("%w: lane data of the transfer at chunk %d at %d, want %d", wire.ErrBadRequest, first, offset, p.got)
 	}
 	if l.buffered+int64(len(data)) > l.limit {
 		return fmt.Errorf("%w: lane data beyond the %d bytes the core holds per op", wire.ErrTooLarge, l.limit)
 	}
-	if buf == nil {
-		buf = make([]byte, 0, min(int64(l.ch.ChunkSize)+64, wire.MaxFrameSize))
-	}
-	buf = append(buf, data...)
+	p.buf = append(p.buf, data...)
+	p.got += int64(len(data))
 	l.buffered += int64(len(data))
-	l.parts[idx] = buf
-	if _, err := frameEnd(buf); err != nil {
+	if _, err := frameEnd(p.buf); err != nil {
 		return err
 	}
 	for {
-		buf, ok := l.parts[l.next]
-		if !ok {
+		p := l.parts[l.cur]
+		if p == nil {
 			return nil
 		}
-		end, err := frameEnd(buf)
+		end, err := frameEnd(p.buf)
 		if err != nil {
 			return err
 		}
-		if end < 0 || len(buf) < end {
+		if end < 0 || len(p.buf) < end {
+			if len(p.buf) == 0 && l.cur != l.next && l.parts[l.next] != nil {
+				// The next chunk comes in a transfer of its own.
+				delete(l.parts, l.cur)
+				l.cur = l.next
+				continue
+			}
 			return nil // still arriving
 		}
-		if len(buf) > end {
-			return fmt.Errorf("%w: %d bytes after the DATA frame of chunk %d", wire.ErrBadRequest, len(buf)-end, l.next)
-		}
-		if err := l.store(buf); err != nil {
+		if err := l.store(p.buf[:end]); err != nil {
 			return err
 		}
-		delete(l.parts, l.next)
-		l.buffered -= int64(len(buf))
+		l.buffered -= int64(end)
+		p.buf = p.buf[end:]
+		if len(p.buf) == 0 {
+			p.buf = nil
+		}
 		l.next++
 		l.signal()
 	}

@@ -70,12 +70,16 @@
 //
 // With CapLane offered in Hello and granted in Welcome, the agent may set
 // OpHeader.Lane on an op of more than one chunk: the conversation is the
-// same, but its DATA frames (the same bytes, one frame per lane transfer)
-// travel on the rate-paced data lane (package wire/lane) beside the QUIC
-// connection, with lane transfer ID = LaneTransfer (8 bytes big-endian) ‖
-// chunk index (8 bytes big-endian) and urgency = priority. The agent sends
+// same, but its DATA frames (the same bytes) travel on the rate-paced data
+// lane (package wire/lane) beside the QUIC connection: each lane transfer
+// carries the frames of consecutive chunks, its ID is LaneTransfer (8 bytes
+// big-endian) ‖ index of its first chunk (8 bytes big-endian), its offsets
+// start at 0, and its urgency is the op's priority. The agent sends
 // Commit once every lane transfer has been delivered; the core's answers
-// stay on the stream, so exactly-once is decided there as before.
+// stay on the stream, so exactly-once is decided there as before. The
+// agent keeps at most max(8 MiB, 2 × (ChunkSize + 4096)) encoded bytes in
+// flight, counted from its oldest chunk not yet delivered; the core holds
+// at most twice that per op and Nacks (ErrTooLarge) beyond it.
 //
 // A summary-only op goes as Summary → Ack | Nack on a stream of its own;
 // that Ack means "summary stored" and the op stays queued for its full
