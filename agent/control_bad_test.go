@@ -67,7 +67,10 @@ func rawRequest(t testing.TB, hc *http.Client, base, method, path string, hdr ma
 }
 
 func unixHTTP(sock string) *http.Client {
-	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true,
+	// ExpectContinueTimeout lets oversize-body cases send "Expect:
+	// 100-continue": the agent refuses from the headers and the client
+	// reads the 413 instead of racing the close with its body write.
+	return &http.Client{Transport: &http.Transport{DisableKeepAlives: true, ExpectContinueTimeout: 5 * time.Second,
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", sock)
@@ -106,6 +109,7 @@ func TestControlBadRequestsChangeNothing(t *testing.T) {
 	defer hc.CloseIdleConnections()
 	notLeased := edgesync.OpID{1}.String()
 	big := bytes.Repeat([]byte("x"), 5000)
+	expect100 := map[string]string{"Expect": "100-continue"}
 
 	cases := []struct {
 		name         string
@@ -129,7 +133,7 @@ func TestControlBadRequestsChangeNothing(t *testing.T) {
 		{name: "unknown query parameter", method: "POST", path: "/v1/transport.send?prio=high", body: "data", status: 400, code: "bad_request"},
 		{name: "bad summary base64", method: "POST", path: "/v1/transport.send", hdr: map[string]string{HeaderSummary: "!!"}, body: "data", status: 400, code: "bad_request"},
 		{name: "unknown endpoint send", method: "POST", path: "/v1/transport.send?endpoint=mars", body: "data", status: 404, code: "unknown_endpoint"},
-		{name: "oversize body (length known)", method: "POST", path: "/v1/transport.send?priority=critical", raw: bytes.NewReader(big), size: int64(len(big)), status: 413, code: "too_large"},
+		{name: "oversize body (length known)", method: "POST", path: "/v1/transport.send?priority=critical", hdr: expect100, raw: bytes.NewReader(big), size: int64(len(big)), status: 413, code: "too_large"},
 		{name: "oversize body (chunked)", method: "POST", path: "/v1/transport.send?priority=critical", raw: chunked{bytes.NewReader(big)}, size: -1, status: 413, code: "too_large"},
 		{name: "outbox full", method: "POST", path: "/v1/transport.send?priority=normal", body: "data", status: 507, code: "outbox_full"},
 		{name: "malformed JSON", method: "POST", path: "/v1/transport.bandwidth.status", body: `{"endpoint":`, status: 400, code: "bad_request"},
