@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,6 +131,19 @@ func TestDemoVerifies(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
+	}
+	// The walk switched modes as the link changed, and data held back as
+	// summaries on satellite arrived in full afterwards (verified above).
+	var switches, summaries int
+	for _, l := range strings.Split(out, "\n") {
+		fmt.Sscanf(l, "mode switches: %d", &switches)
+		fmt.Sscanf(l, "summaries sent first: %d", &summaries)
+	}
+	if switches < 3 {
+		t.Errorf("only %d mode switches over a five-step link walk:\n%s", switches, out)
+	}
+	if summaries == 0 {
+		t.Errorf("no summaries were sent on the satellite step:\n%s", out)
 	}
 	if _, _, err := run(t, "demo", "--duration", "1s"); err == nil {
 		t.Error("demo accepted --duration 1s")
