@@ -71,10 +71,14 @@ func BenchmarkGoodput(b *testing.B) {
 			_, _ = rand.Read(payload)
 			p := newTestPKI(b, "site-1")
 			var ours, raw time.Duration
+			var pauses int64
 			for b.Loop() {
-				ours += agentTransfer(b, p, gc, payload)
+				took, st := agentTransfer(b, p, gc, payload)
+				ours += took
+				pauses += st.Paused
 				raw += rawQUICTransfer(b, p, gc.profile, payload)
 			}
+			b.ReportMetric(float64(pauses)/float64(b.N), "pauses/op")
 			rate := float64(gc.profile.Up.RateBps)
 			bits := float64(len(payload)*8) * float64(b.N)
 			b.ReportMetric(bits/ours.Seconds()/rate, "goodput-ratio")
@@ -85,8 +89,9 @@ func BenchmarkGoodput(b *testing.B) {
 }
 
 // agentTransfer runs a core and an agent pinned to gc.class through a
-// linksim link and times one op from enqueue to the core's ack.
-func agentTransfer(b *testing.B, p *testPKI, gc goodputCase, payload []byte) time.Duration {
+// linksim link and times one op from enqueue to the core's ack; it returns
+// the endpoint's counters too.
+func agentTransfer(b *testing.B, p *testPKI, gc goodputCase, payload []byte) (time.Duration, EndpointStats) {
 	b.Helper()
 	c := startCore(b, p, nil)
 	cfg := agentConfig(b, p, c.addr.String())
@@ -107,8 +112,9 @@ func agentTransfer(b *testing.B, p *testPKI, gc goodputCase, payload []byte) tim
 	enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Normal, Kind: outbox.Event, Payload: bytes.NewReader(payload)})
 	waitFor(b, 10*time.Minute, "the transfer", func() bool { return outboxEmpty(a) })
 	took := time.Since(start)
+	st := a.Stats()[0]
 	a.Close()
-	return took
+	return took, st
 }
 
 // rawQUICTransfer is the baseline: one quic-go stream with default

@@ -320,8 +320,15 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	if sl == slotBulk {
 		_, gen, _ := e.params()
 		paused = func() bool {
-			_, g, _ := e.params()
-			return g != gen
+			np, g, _ := e.params()
+			if g == gen {
+				return false
+			}
+			// On the lane the chunk size, concurrency and interval do not
+			// change how fast this op goes: it finishes unless the
+			// encoding or summary policy changed. A pause costs the lane
+			// its pipeline and two round trips.
+			return s.lane == nil || !sameEncoding(np, p)
 		}
 	}
 	res, err := snd.send(s.ctx, s.conn, s.lane, &op, pl, b, p, paused)
@@ -362,6 +369,12 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	snd.forget(op.ID)
 	e.stats.recordAck(op.Priority, op.Size, time.Since(op.EnqueuedAt))
 	return outDone
+}
+
+// sameEncoding reports whether ops are encoded and held back alike under
+// a and b.
+func sameEncoding(a, b linkmon.SyncParameters) bool {
+	return a.Mode == b.Mode && a.Compression == b.Compression && a.Level == b.Level && a.SummaryOnly == b.SummaryOnly
 }
 
 // refused settles an op the core refused: what can succeed is sent again
