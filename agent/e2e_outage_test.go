@@ -87,14 +87,17 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	if lastCritical > firstBackground {
 		t.Errorf("a background op (rank %d) arrived before a critical one (rank %d)", firstBackground, lastCritical)
 	}
-	prev := -1
-	for _, prio := range edgesync.Priorities() {
-		m := medianInt(byPrio[prio])
-		if m < prev {
-			t.Errorf("priority %s arrived (median rank %d) before a more important one (median rank %d)", prio, m, prev)
+	// Up to 32 small ops are in flight at once and the core stores them
+	// in parallel, so neighbouring priorities may interleave; priorities
+	// two or more apart may not.
+	prios := edgesync.Priorities()
+	for i, p := range prios {
+		t.Logf("%-10s arrival ranks %v", p, byPrio[p])
+		for _, q := range prios[i+2:] {
+			if mp, mq := medianInt(byPrio[p]), medianInt(byPrio[q]); mp > mq {
+				t.Errorf("%s ops arrived (median rank %d) after %s ops (median rank %d)", p, mp, q, mq)
+			}
 		}
-		prev = m
-		t.Logf("%-10s arrival ranks %v", prio, byPrio[prio])
 	}
 }
 
