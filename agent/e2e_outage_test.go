@@ -93,7 +93,8 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	prios := edgesync.Priorities()
 	for i, p := range prios {
 		t.Logf("%-10s arrival ranks %v", p, byPrio[p])
-		for _, q := range prios[i+2:] {
+		for j := i + 2; j < len(prios); j++ {
+			q := prios[j]
 			if mp, mq := medianInt(byPrio[p]), medianInt(byPrio[q]); mp > mq {
 				t.Errorf("%s ops arrived (median rank %d) after %s ops (median rank %d)", p, mp, q, mq)
 			}
