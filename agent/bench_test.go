@@ -100,13 +100,7 @@ func agentTransfer(b *testing.B, p *testPKI, gc goodputCase, payload []byte) (ti
 	a := startAgent(b, p, cfg, opts)
 	class := gc.class
 	now := time.Duration(0)
-	off := false
-	if err := a.SetProfile(class, linkmon.Override{Interval: &now, SummaryOnly: &off}); err != nil {
-		b.Fatal(err)
-	}
-	if err := a.Switch("core", linkmon.Pin{Class: &class}); err != nil {
-		b.Fatal(err)
-	}
+	pinFast(b, a, class, now)
 	waitFor(b, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
 	start := time.Now()
 	enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Normal, Kind: outbox.Event, Payload: bytes.NewReader(payload)})
@@ -199,13 +193,7 @@ func BenchmarkCriticalLatency(b *testing.B) {
 			a := startAgent(b, p, agentConfig(b, p, c.addr.String()), opts)
 			class := gc.class
 			iv := time.Duration(0)
-			off := false
-			if err := a.SetProfile(class, linkmon.Override{Interval: &iv, SummaryOnly: &off}); err != nil {
-				b.Fatal(err)
-			}
-			if err := a.Switch("core", linkmon.Pin{Class: &class}); err != nil {
-				b.Fatal(err)
-			}
+			pinFast(b, a, class, iv)
 			bulk := make([]byte, 64<<20)
 			_, _ = rand.Read(bulk)
 			enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(bulk)})

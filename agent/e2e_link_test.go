@@ -35,16 +35,9 @@ func TestMixedOpsThroughLinks(t *testing.T) {
 			cfg := agentConfig(t, p, c.addr.String())
 			// Batch every 200 ms instead of the class's 5-60 s, and no
 			// summaries: this test is about delivery through the link.
-			fast := 200 * time.Millisecond
-			off := false
-			a := startAgent(t, p, cfg, func() Options { o, _ := shaped(tc.profile); return o }())
-			if err := a.SetProfile(tc.class, linkmon.Override{Interval: &fast, SummaryOnly: &off}); err != nil {
-				t.Fatal(err)
-			}
-			class := tc.class
-			if err := a.Switch("core", linkmon.Pin{Class: &class}); err != nil {
-				t.Fatal(err)
-			}
+			opts, _ := shaped(tc.profile)
+			a := startAgent(t, p, cfg, opts)
+			pinFast(t, a, tc.class, 200*time.Millisecond)
 			ops := mixedWorkload(42, 1000, 8<<20)
 			enq := make([]outbox.Op, len(ops))
 			for i, op := range ops {
@@ -134,13 +127,7 @@ func TestCriticalOvertakesBulk(t *testing.T) {
 	a := startAgent(t, p, cfg, opts)
 	sat := edgesync.Satellite
 	fast := 100 * time.Millisecond
-	off := false
-	if err := a.SetProfile(sat, linkmon.Override{Interval: &fast, SummaryOnly: &off}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Switch("core", linkmon.Pin{Class: &sat}); err != nil {
-		t.Fatal(err)
-	}
+	pinFast(t, a, sat, fast)
 	bulkOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(randomish(64 << 20))})
 	waitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
 		n, ok := c.store.PartialSize("site-1", bulkOp.ID)
@@ -180,13 +167,7 @@ func TestLaneLossySatellite(t *testing.T) {
 	a := startAgent(t, p, cfg, opts)
 	sat := edgesync.Satellite
 	fast := 100 * time.Millisecond
-	off := false
-	if err := a.SetProfile(sat, linkmon.Override{Interval: &fast, SummaryOnly: &off}); err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Switch("core", linkmon.Pin{Class: &sat}); err != nil {
-		t.Fatal(err)
-	}
+	pinFast(t, a, sat, fast)
 	payload := randomish(2 << 20) // about 1 MiB on the wire after zstd
 	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.State, Payload: bytes.NewReader(payload)})
 	waitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {

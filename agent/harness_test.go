@@ -18,6 +18,7 @@ import (
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -308,5 +309,19 @@ func checkDelivered(t testing.TB, c *testCore, agentName string, enq []outbox.Op
 		if !bytes.Equal(got, want) {
 			t.Fatalf("%s: core holds %d bytes, not the newest version (%d bytes)", key, len(got), len(want))
 		}
+	}
+}
+
+// pinFast pins the endpoint "core" to class and makes that class send
+// ordinary data every interval without summaries, so a test measures
+// delivery through the link, not the class's batching period.
+func pinFast(t testing.TB, a *Agent, class edgesync.LinkClass, interval time.Duration) {
+	t.Helper()
+	off := false
+	if err := a.SetProfile(class, linkmon.Override{Interval: &interval, SummaryOnly: &off}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Switch("core", linkmon.Pin{Class: &class}); err != nil {
+		t.Fatal(err)
 	}
 }
