@@ -28,7 +28,7 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 
 	// A large transfer is under way when the link goes.
 	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(randomish(8 << 20))})
-	waitFor(t, 30*time.Second, "the bulk transfer under way", func() bool {
+	waitFor(t, 90*time.Second, "the bulk transfer under way", func() bool {
 		n, ok := c.store.PartialSize("site-1", bulk.ID)
 		return ok && n > 0
 	})
