@@ -209,25 +209,11 @@ func ctlCommands() []ctlCommand {
 			}},
 		{agent.CmdQuality, "Usage: edge-sync ctl transport.quality [--endpoint E]\n\nPrints the latest link figures of an endpoint.\n\nExample:\n  edge-sync ctl transport.quality --endpoint core",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				ep := endpointFlag(fs)
-				return func(ctx context.Context, x *ctlRun) error {
-					if err := x.noArgs(); err != nil {
-						return err
-					}
-					var m linkmon.Measurement
-					return x.call(ctx, agent.CmdQuality, agent.EndpointRequest{Endpoint: *ep}, &m, func(w io.Writer) { printMeasurements(w, []linkmon.Measurement{m}) })
-				}
+				return measurementAction(fs, agent.CmdQuality)
 			}},
 		{agent.CmdMeasure, "Usage: edge-sync ctl transport.bandwidth.measure [--endpoint E]\n\nMeasures the link now (needs the endpoint's link monitor).\n\nExample:\n  edge-sync ctl transport.bandwidth.measure",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				ep := endpointFlag(fs)
-				return func(ctx context.Context, x *ctlRun) error {
-					if err := x.noArgs(); err != nil {
-						return err
-					}
-					var m linkmon.Measurement
-					return x.call(ctx, agent.CmdMeasure, agent.EndpointRequest{Endpoint: *ep}, &m, func(w io.Writer) { printMeasurements(w, []linkmon.Measurement{m}) })
-				}
+				return measurementAction(fs, agent.CmdMeasure)
 			}},
 		{agent.CmdStatus, "Usage: edge-sync ctl transport.bandwidth.status [--endpoint E]\n\nExplains the link: class and the figures behind it, since when and why,\nthe operator's pin, the sync parameters in force, the backlog per priority\nand the time to drain it at the measured bandwidth.\n\nExample:\n  edge-sync ctl transport.bandwidth.status --endpoint core",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
@@ -560,5 +546,18 @@ func monitorStartAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 			}
 			fmt.Fprintf(w, "monitoring %s: %t\n", r.Endpoint, r.Monitoring)
 		})
+	}
+}
+
+// measurementAction runs a command that answers one measurement of an
+// endpoint (transport.quality, transport.bandwidth.measure).
+func measurementAction(fs *flag.FlagSet, cmd string) func(context.Context, *ctlRun) error {
+	ep := endpointFlag(fs)
+	return func(ctx context.Context, x *ctlRun) error {
+		if err := x.noArgs(); err != nil {
+			return err
+		}
+		var m linkmon.Measurement
+		return x.call(ctx, cmd, agent.EndpointRequest{Endpoint: *ep}, &m, func(w io.Writer) { printMeasurements(w, []linkmon.Measurement{m}) })
 	}
 }
