@@ -171,15 +171,6 @@ func (e *endpoint) watch(ctx context.Context, m *linkmon.Monitor) {
 	}
 }
 
-// delivered is where the sender reports bytes the core acknowledged. They
-// are not handed to the monitor's delivery meter: an op's bytes are
-// acknowledged in one lump when it commits, so per-sample rates from them
-// read a small op as a 14 kbit/s link and a large one as a fiber burst, and
-// the classifier flapped in the demo. The monitor's packet trains and
-// quic-go's RTT and loss figures carry the measurement; a delivery rate
-// needs per-packet acknowledgements (the lane's feedback has them).
-func (e *endpoint) delivered(n int64) {}
-
 // appLimited tells the link monitor the sender ran out of data, so that
 // the delivery rate is only a lower bound of the capacity.
 func (e *endpoint) appLimited() {
