@@ -121,24 +121,39 @@ func rawQUICTransfer(b *testing.B, p *testPKI, prof linksim.Profile, payload []b
 		b.Fatal(err)
 	}
 	serverTLS.NextProtos = []string{"raw"}
-	ln, err := quic.ListenAddr("127.0.0.1:0", serverTLS, nil)
+	spc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer ln.Close()
+	srvTr := &quic.Transport{Conn: spc}
+	ln, err := srvTr.Listen(serverTLS, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	served := make(chan struct{})
+	defer func() { stop(); ln.Close(); <-served; srvTr.Close(); spc.Close() }()
 	go func() {
-		conn, err := ln.Accept(context.Background())
+		defer close(served)
+		conn, err := ln.Accept(sctx)
 		if err != nil {
 			return
 		}
-		str, err := conn.AcceptStream(context.Background())
+		// The client's close crosses the shaped link and may be lost:
+		// close this side too, so nothing waits for the idle timeout.
+		context.AfterFunc(sctx, func() { _ = conn.CloseWithError(0, "") })
+		defer conn.CloseWithError(0, "")
+		str, err := conn.AcceptStream(sctx)
 		if err != nil {
 			return
 		}
 		_, _ = io.Copy(io.Discard, str)
 		_, _ = str.Write([]byte{1})
 		_ = str.Close()
-		<-conn.Context().Done()
+		select {
+		case <-conn.Context().Done():
+		case <-sctx.Done():
+		}
 	}()
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {

@@ -307,6 +307,7 @@ func (e *endpoint) startLane(conn *quic.Conn, tr *quic.Transport, demux *lane.De
 	s, err := lane.NewSession(conn, tr, demux, lane.Config{
 		Client:      true,
 		InitialRate: int64(max(0, st.status.Median.BandwidthBps)),
+		Delivery:    laneDelivery{e},
 	})
 	if err != nil {
 		e.log.Warn("data lane not started; op data stays on streams", "error", err)

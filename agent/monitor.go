@@ -179,6 +179,18 @@ func (e *endpoint) appLimited() {
 	}
 }
 
+// laneDelivery hands the data lane's acknowledged bytes, reported per
+// acknowledgement, to the endpoint's link monitor as passive measurement.
+type laneDelivery struct{ e *endpoint }
+
+func (d laneDelivery) OnAcked(n int) {
+	if m := d.e.liveMonitor(); m != nil {
+		m.DeliveryMeter().OnAcked(n)
+	}
+}
+
+func (d laneDelivery) OnAppLimited() { d.e.appLimited() }
+
 // linkDown reports whether the link monitor has seen at least two
 // consecutive samples go unanswered: the link is down for now, whatever
 // QUIC's idle timer thinks.

@@ -333,11 +333,9 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	}
 	res, err := snd.send(s.ctx, s.conn, s.lane, &op, pl, b, p, paused)
 	e.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
-	// Acknowledged bytes are not fed to the monitor's delivery meter: an
-	// op is acknowledged in one lump at commit, so per-sample rates from it
-	// read a small op as a 14 kbit/s link and a large one as a fiber burst
-	// (the demo's class flapped). Trains and quic-go's RTT and loss carry
-	// the measurement; a delivery rate needs per-packet acknowledgements.
+	// Acknowledged bytes reach the link monitor from the lane, packet by
+	// packet (laneDelivery); an op's acknowledgement is one lump at commit
+	// and would read a small op as a slow link and a large one as a burst.
 	if res.acked {
 		if res.lane {
 			e.stats.laneOps.Add(1)

@@ -40,6 +40,18 @@ type Config struct {
 	// PacketSize is the UDP payload size of full packets, MinPacketSize
 	// to MaxPacketSize; default DefaultPacketSize.
 	PacketSize int
+	// Delivery, when set, is told the payload bytes the peer acknowledges
+	// as each acknowledgement arrives, and when the lane runs out of data
+	// to send: a link monitor's passive delivery rate. Its methods run
+	// with the session's lock held and must not block or call back.
+	Delivery DeliveryReporter
+}
+
+// DeliveryReporter receives the lane's acknowledged payload bytes and its
+// app-limited moments (linkmon.DeliveryMeter is one).
+type DeliveryReporter interface {
+	OnAcked(n int)
+	OnAppLimited()
 }
 
 // Stats are a session's counters.
@@ -291,7 +303,11 @@ func (s *Session) handlePacket(p []byte) {
 	}
 	grew := len(s.rcv.queue) > queued
 	if pp.hasFeedback {
+		acked := s.snd.stats.bytesAcked
 		s.snd.onFeedback(&pp.fb, now)
+		if d := s.cfg.Delivery; d != nil && s.snd.stats.bytesAcked > acked {
+			d.OnAcked(int(s.snd.stats.bytesAcked - acked))
+		}
 		s.closeReported(&pp.fb)
 	}
 	s.mu.Unlock()
@@ -471,6 +487,9 @@ func (s *Session) step(now time.Time, batch [][]byte) ([][]byte, time.Time) {
 		}
 		t := snd.pick()
 		if t == nil {
+			if s.cfg.Delivery != nil {
+				s.cfg.Delivery.OnAppLimited()
+			}
 			snd.appLimited = true
 			break
 		}
