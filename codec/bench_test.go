@@ -11,8 +11,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // Benchmarks. Figures in README-section.md come from
@@ -209,27 +207,23 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
-// BenchmarkDeltaChunkCost splits a 64 KiB delta chunk's CPU into its parts:
-// indexing the 80 KiB base region (unavoidable per chunk, since each chunk
-// has its own region) and the whole delta encode, against encoding the same
-// chunk as plain zstd in the same run.
+// BenchmarkDeltaChunkCost splits a 1 MiB delta chunk's CPU into its parts:
+// the matcher (indexing the base region and finding the ops) and the whole
+// delta encode (matcher plus zstd of the ops and literal streams), against
+// encoding the same chunk as plain zstd in the same run.
 func BenchmarkDeltaChunkCost(b *testing.B) {
 	c := benchCorpus(b)[1]
-	const chunk = 64 << 10
+	const chunk = 1 << 20
 	off := len(c.new) / 2
 	plain := c.new[off : off+chunk]
+	base := NewBase(c.base)
 	region := c.base[off-8<<10 : off+chunk+8<<10]
-	for _, level := range []Level{LevelDefault, LevelBetter} {
+	for _, level := range []Level{LevelDefault, LevelBetter, LevelBest} {
 		b.Run("level="+level.String(), func(b *testing.B) {
 			var e Encoder
-			k := encKey{level: level, windowLog: windowLogFor(len(region) + len(plain)), dict: true}
-			enc, err := getEncoder(k)
-			if err != nil {
-				b.Fatal(err)
-			}
-			var w sliceWriter
+			h := benchHeader(b, ModeDeltaZstd, level, chunk, c)
 			measure := func(f func()) float64 {
-				const n = 20
+				const n = 5
 				start := time.Now()
 				for range n {
 					f()
@@ -237,14 +231,9 @@ func BenchmarkDeltaChunkCost(b *testing.B) {
 				return float64(time.Since(start).Nanoseconds()) / n
 			}
 			for b.Loop() {
-				setup := measure(func() {
-					w.b = w.b[:0]
-					if err := enc.ResetWithOptions(&w, zstd.WithEncoderDictRaw(0, region)); err != nil {
-						b.Fatal(err)
-					}
-				})
+				diff := measure(func() { e.ops.diff(plain, region, 8<<10) })
 				delta := measure(func() {
-					if _, err := e.dictFrame(nil, level, false, plain, region); err != nil {
+					if _, err := e.deltaBody(nil, &h, int64(off), plain, base); err != nil {
 						b.Fatal(err)
 					}
 				})
@@ -253,12 +242,11 @@ func BenchmarkDeltaChunkCost(b *testing.B) {
 						b.Fatal(err)
 					}
 				})
-				b.ReportMetric(setup/1e3, "dict-setup-us")
+				b.ReportMetric(diff/1e3, "diff-us")
 				b.ReportMetric(delta/1e3, "delta-us")
 				b.ReportMetric(zs/1e3, "zstd-us")
 				b.ReportMetric(delta/zs, "delta-vs-zstd-cpu")
 			}
-			putEncoder(k, enc)
 		})
 	}
 }

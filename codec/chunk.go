@@ -20,21 +20,24 @@ import (
 //	  body     full: the plain bytes; zstd: one zstd frame
 //	delta chunks: one record per block of deltaBlockSize plain bytes
 //	  regOff   uvarint: start of the base region
-//	  regLen   uvarint: length of the base region (0: no dictionary)
-//	  bodyLen  uvarint
-//	  body     one zstd frame whose raw dictionary is the base region
+//	  regLen   uvarint: length of the base region (0: none)
+//	  ops      stream: the block's ops (delta.go)
+//	  lits     stream: the block's literal bytes
+//	a stream is uvarint(stored<<1 | z) and stored bytes: a zstd frame that
+//	declares its size when z is 1, the bytes themselves when z is 0.
 //
-// Delta chunks are cut into blocks of their own because klauspost's matcher
-// picks worse matches as its dictionary grows: on JSON records a 1 MiB block
-// gave 2.9x the size of zstd -19 --patch-from, a 128 KiB block 1.55x. The
-// region is recorded rather than derived so that the decoder does not depend
-// on the encoder's region policy. Compressed bodies always add up to less
+// The region is recorded rather than derived so that the decoder does not
+// depend on the encoder's region policy. Stored bytes always add up to less
 // than the plain bytes (the encoder falls back to full otherwise), which
-// bounds what a decoder reads before it decodes anything.
+// bounds what a decoder reads before it decodes anything, and each stream
+// decodes to at most maxOpsLen(block) or block bytes.
 
-// deltaBlockSize is the plain bytes per delta block (BenchmarkDelta; part of
-// the format: changing it needs a new header version).
-const deltaBlockSize = 128 << 10
+// deltaBlockSize is the plain bytes per delta block (part of the format:
+// changing it needs a new header version). BenchmarkDelta at 1 MiB chunks,
+// delta+zstd better: 128 KiB blocks cost 4 % more on the log, 3 % on the
+// blob and 40 % on JSON than 1 MiB blocks, in per-block stream overhead
+// (frame headers, Huffman and FSE tables) and in zstd's smaller view.
+const deltaBlockSize = 1 << 20
 
 // Encoder encodes chunks. It holds scratch buffers and takes zstd encoders
 // from package pools per call; it is not safe for concurrent use (use one
@@ -43,6 +46,10 @@ type Encoder struct {
 	region []byte
 	alt    []byte
 	body   []byte
+	opsBuf []byte
+	ops    deltaOps
+	// litBytes is how many plain bytes the last deltaBody left as literals.
+	litBytes int
 }
 
 // EncodeChunk appends the encoding of chunk index of the payload described by
@@ -77,10 +84,11 @@ func (e *Encoder) EncodeChunk(dst []byte, h *Header, index int64, plain []byte, 
 			return dst, fmt.Errorf("encode chunk %d: %w", index, err)
 		}
 		body, mode = e.body, h.Mode
-		// Fall back to zstd when the base did not help much: a dictionary
-		// delta is rarely worse than plain zstd, so only then is the second
-		// encode worth its CPU. ModeDelta never entropy-codes.
-		if h.Mode == ModeDeltaZstd && 2*len(body) > len(plain) {
+		// Fall back to zstd when the base did not help much: when most of
+		// the chunk is literals or the delta is over half the plain size.
+		// Otherwise a delta is rarely worse than plain zstd, so only then is
+		// the second encode worth its CPU. ModeDelta never entropy-codes.
+		if h.Mode == ModeDeltaZstd && (2*len(body) > len(plain) || 2*e.litBytes > len(plain)) {
 			if e.alt, err = e.plainFrame(e.alt[:0], h.Level, false, plain); err != nil {
 				return dst, fmt.Errorf("encode chunk %d: %w", index, err)
 			}
@@ -108,6 +116,8 @@ func (e *Encoder) EncodeChunk(dst []byte, h *Header, index int64, plain []byte, 
 // deltaBody appends the block records of a delta chunk at plain offset off.
 func (e *Encoder) deltaBody(dst []byte, h *Header, off int64, plain []byte, base *Base) ([]byte, error) {
 	var err error
+	noEntropy := h.Mode == ModeDelta
+	e.litBytes = 0
 	for j := 0; j < len(plain); j += deltaBlockSize {
 		blk := plain[j:min(j+deltaBlockSize, len(plain))]
 		at := off + int64(j)
@@ -122,21 +132,48 @@ func (e *Encoder) deltaBody(dst []byte, h *Header, off int64, plain []byte, base
 		}
 		dst = binary.AppendUvarint(dst, uint64(lo))
 		dst = binary.AppendUvarint(dst, uint64(hi-lo))
+		e.region = e.region[:0]
 		if hi > lo {
 			if e.region, err = base.readRegion(e.region, lo, int(hi-lo)); err != nil {
 				return dst, err
 			}
-			e.alt, err = e.dictFrame(e.alt[:0], h.Level, h.Mode == ModeDelta, blk, e.region)
-		} else {
-			e.alt, err = e.plainFrame(e.alt[:0], h.Level, h.Mode == ModeDelta, blk)
 		}
-		if err != nil {
+		e.ops.diff(blk, e.region, int(at-lo))
+		e.litBytes += len(e.ops.lits)
+		e.opsBuf = e.ops.appendOps(e.opsBuf[:0])
+		if len(e.opsBuf) > maxOpsLen(len(blk)) {
+			return dst, fmt.Errorf("delta ops of %d bytes above %d for a %d-byte block", len(e.opsBuf), maxOpsLen(len(blk)), len(blk))
+		}
+		if dst, err = e.appendStream(dst, h.Level, noEntropy, e.opsBuf); err != nil {
 			return dst, err
 		}
-		dst = binary.AppendUvarint(dst, uint64(len(e.alt)))
-		dst = append(dst, e.alt...)
+		if dst, err = e.appendStream(dst, h.Level, noEntropy, e.ops.lits); err != nil {
+			return dst, err
+		}
 	}
 	return dst, nil
+}
+
+// minFrameInput is the smallest stream worth a zstd frame: a frame's own
+// header and block header are about 9 bytes.
+const minFrameInput = 32
+
+// appendStream appends one stream of a delta block: uvarint(stored<<1 |
+// compressed), then the stored bytes (a zstd frame when compressed is 1,
+// else the bytes as they are). Compressed only when that is smaller.
+func (e *Encoder) appendStream(dst []byte, level Level, noEntropy bool, data []byte) ([]byte, error) {
+	if len(data) >= minFrameInput {
+		var err error
+		if e.alt, err = e.plainFrame(e.alt[:0], level, noEntropy, data); err != nil {
+			return dst, err
+		}
+		if len(e.alt) < len(data) {
+			dst = binary.AppendUvarint(dst, uint64(len(e.alt))<<1|1)
+			return append(dst, e.alt...), nil
+		}
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(data))<<1)
+	return append(dst, data...), nil
 }
 
 // Alignment: a block's old bytes are expected at the same offset in the
@@ -144,7 +181,8 @@ func (e *Encoder) deltaBody(dst []byte, h *Header, off int64, plain []byte, base
 // shifts them out, so when a block's anchors (64 bytes at its start and at
 // its middle) are not within the default region, the encoder looks for them
 // within alignSearch bytes either side; the region is centred where the
-// first anchor found says the block starts. Deterministic: it depends only on the block and the base.
+// first anchor found says the block starts. Deterministic: it depends only
+// on the block and the base.
 const (
 	anchorLen   = 64
 	alignSearch = 1 << 20
@@ -198,52 +236,14 @@ func (e *Encoder) plainFrame(dst []byte, level Level, noEntropy bool, plain []by
 	return dst, nil
 }
 
-// dictFrame appends a zstd frame of plain with region as raw dictionary.
-func (e *Encoder) dictFrame(dst []byte, level Level, noEntropy bool, plain, region []byte) ([]byte, error) {
-	// Measured by BenchmarkDelta: klauspost's best encoder is both larger
-	// and 3-9x slower than its better encoder on dictionary deltas, because
-	// it clears and rebuilds a 32 MiB dictionary table for every block. So
-	// LevelBest deltas use the better encoder.
-	level = min(level, LevelBetter)
-	k := encKey{level: level, windowLog: windowLogFor(len(region) + len(plain)), dict: true, noEntropy: noEntropy}
-	enc, err := getEncoder(k)
-	if err != nil {
-		return dst, err
-	}
-	// The streaming path, not EncodeAll: ResetWithOptions already indexes
-	// the dictionary into the encoder's stream state, and EncodeAll would
-	// index it a second time into a separate encoder (measured: half the
-	// delta's CPU). ResetContentSize keeps the same dictionary, so it only
-	// re-arms the tables, and lets the frame declare its size and a window
-	// no larger than the block.
-	w := sliceWriter{b: dst}
-	err = enc.ResetWithOptions(&w, zstd.WithEncoderDictRaw(0, region))
-	if err == nil {
-		enc.ResetContentSize(&w, int64(len(plain)))
-		if _, err = enc.Write(plain); err == nil {
-			err = enc.Close()
-		}
-	}
-	putEncoder(k, enc)
-	if err != nil {
-		return dst, fmt.Errorf("zstd delta: %w", err)
-	}
-	return w.b, nil
-}
-
-type sliceWriter struct{ b []byte }
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	w.b = append(w.b, p...)
-	return len(p), nil
-}
-
 // Decoder decodes chunks. It holds scratch buffers and takes zstd decoders
 // from package pools per call; it is not safe for concurrent use, and the
 // zero value is ready.
 type Decoder struct {
 	region []byte
 	body   []byte
+	ops    []byte
+	lits   []byte
 }
 
 // DecodeChunk decodes chunk index of the payload described by h from the
@@ -315,7 +315,7 @@ func (d *Decoder) readChunkBody(dst []byte, h *Header, index int64, r byteReader
 		if mode == ModeFull {
 			return append(dst, d.body...), nil
 		}
-		return decodeFrame(dst, d.body, nil, plain)
+		return decodeFrame(dst, d.body, plain)
 	}
 	if base == nil {
 		return dst, ErrNoBase
@@ -323,7 +323,7 @@ func (d *Decoder) readChunkBody(dst []byte, h *Header, index int64, r byteReader
 	if base.Size != h.BaseSize {
 		return dst, fmt.Errorf("base size %d, header says %d: %w", base.Size, h.BaseSize, ErrBaseMismatch)
 	}
-	used := 0 // body bytes so far: they must stay below plain
+	used := 0 // stored stream bytes so far: they must stay below plain
 	for j := 0; j < plain; j += deltaBlockSize {
 		blk := min(deltaBlockSize, plain-j)
 		o, err := readUvarint(r, "base region offset", uint64(h.BaseSize))
@@ -337,29 +337,51 @@ func (d *Decoder) readChunkBody(dst []byte, h *Header, index int64, r byteReader
 		if o+l > uint64(h.BaseSize) {
 			return dst, fmt.Errorf("base region [%d, %d) outside base of %d bytes: %w", o, o+l, h.BaseSize, ErrCorrupt)
 		}
-		b, err := readUvarint(r, "delta block length", uint64(plain-used))
-		if err != nil {
-			return dst, err
+		if d.ops, err = d.readStream(d.ops[:0], r, "delta ops", maxOpsLen(blk), plain, &used); err != nil {
+			return dst, fmt.Errorf("delta block at %d: %w", j, err)
 		}
-		if used += int(b); used >= plain {
-			return dst, fmt.Errorf("delta bodies reach %d bytes, not below plain %d: %w", used, plain, ErrCorrupt)
+		if d.lits, err = d.readStream(d.lits[:0], r, "delta literals", blk, plain, &used); err != nil {
+			return dst, fmt.Errorf("delta block at %d: %w", j, err)
 		}
-		if err := d.readBody(r, int(b)); err != nil {
-			return dst, err
-		}
-		var dict []byte
+		d.region = d.region[:0]
 		if l > 0 {
 			if d.region, err = base.readRegion(d.region, int64(o), int(l)); err != nil {
 				return dst, err
 			}
-			dict = d.region
 		}
-		if dst, err = decodeFrame(dst, d.body, dict, blk); err != nil {
+		if dst, err = applyOps(dst, d.ops, d.lits, d.region, blk); err != nil {
 			return dst, fmt.Errorf("delta block at %d: %w", j, err)
 		}
 	}
 	if plain == 0 {
 		return dst, fmt.Errorf("empty delta chunk: %w", ErrCorrupt)
+	}
+	return dst, nil
+}
+
+// readStream reads one stream of a delta block (see appendStream), decodes
+// it to at most max bytes and appends them to dst. used counts the stored
+// bytes of the chunk so far; they must stay below plain.
+func (d *Decoder) readStream(dst []byte, r byteReader, field string, max, plain int, used *int) ([]byte, error) {
+	v, err := readUvarint(r, field+" length", uint64(plain)<<1|1)
+	if err != nil {
+		return dst, err
+	}
+	n := int(v >> 1)
+	if *used += n; *used >= plain {
+		return dst, fmt.Errorf("delta streams reach %d bytes, not below plain %d: %w", *used, plain, ErrCorrupt)
+	}
+	if v&1 == 0 && n > max {
+		return dst, fmt.Errorf("%s: %d bytes above %d: %w", field, n, max, ErrTooLarge)
+	}
+	if err := d.readBody(r, n); err != nil {
+		return dst, err
+	}
+	if v&1 == 0 {
+		return append(dst, d.body...), nil
+	}
+	if dst, err = decodeStreamFrame(dst, d.body, max); err != nil {
+		return dst, fmt.Errorf("%s: %w", field, err)
 	}
 	return dst, nil
 }
@@ -372,29 +394,58 @@ func (d *Decoder) readBody(r byteReader, n int) error {
 	return nil
 }
 
-// decodeFrame appends exactly n bytes decoded from the zstd frame body (with
-// dict as raw dictionary when not nil) to dst.
-func decodeFrame(dst, body, dict []byte, n int) ([]byte, error) {
-	zd, err := getDecoder(dict)
+// decodeFrame appends exactly n bytes decoded from the zstd frame body to
+// dst.
+func decodeFrame(dst, body []byte, n int) ([]byte, error) {
+	start := len(dst)
+	dst, err := decodeFrameMax(dst, body, n)
+	if err == nil && len(dst)-start != n {
+		return dst[:start], fmt.Errorf("zstd frame decodes to %d bytes, want %d: %w", len(dst)-start, n, ErrCorrupt)
+	}
+	return dst, err
+}
+
+// decodeStreamFrame appends the bytes decoded from the zstd frame body of a
+// delta stream to dst. The frame must declare its size (the encoder's
+// always do), at most max; a frame that does not, or declares more, is
+// refused with ErrTooLarge before any decoding.
+func decodeStreamFrame(dst, body []byte, max int) ([]byte, error) {
+	var zh zstd.Header
+	if err := zh.Decode(body); err != nil {
+		return dst, fmt.Errorf("zstd frame header: %w: %w", ErrCorrupt, err)
+	}
+	if !zh.HasFCS {
+		return dst, fmt.Errorf("zstd frame does not declare its size (at most %d): %w", max, ErrTooLarge)
+	}
+	if zh.FrameContentSize > uint64(max) {
+		return dst, fmt.Errorf("zstd frame declares %d bytes, above %d: %w", zh.FrameContentSize, max, ErrTooLarge)
+	}
+	return decodeFrame(dst, body, int(zh.FrameContentSize))
+}
+
+// decodeFrameMax appends the bytes decoded from the zstd frame body to dst;
+// more than max bytes is ErrTooLarge.
+func decodeFrameMax(dst, body []byte, max int) ([]byte, error) {
+	zd, err := getDecoder()
 	if err != nil {
 		return dst, err
 	}
-	// The capacity given to DecodeAll is exactly the declared length: a
-	// frame that claims or produces more stops with ErrDecoderSizeExceeded.
+	// The capacity given to DecodeAll is exactly max: a frame that claims
+	// or produces more stops with ErrDecoderSizeExceeded.
 	start := len(dst)
-	dst = slices.Grow(dst, n)
-	out, err := zd.DecodeAll(body, dst[start:start:start+n])
-	putDecoder(zd, dict != nil)
+	dst = slices.Grow(dst, max)
+	out, err := zd.DecodeAll(body, dst[start:start:start+max])
+	putDecoder(zd)
 	switch {
 	case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded):
-		return dst[:start], fmt.Errorf("zstd frame decodes past %d bytes: %w: %w", n, ErrTooLarge, err)
+		return dst[:start], fmt.Errorf("zstd frame decodes past %d bytes: %w: %w", max, ErrTooLarge, err)
 	case err != nil:
 		return dst[:start], fmt.Errorf("zstd frame: %w: %w", ErrCorrupt, err)
-	case len(out) != n:
-		return dst[:start], fmt.Errorf("zstd frame decodes to %d bytes, want %d: %w", len(out), n, ErrCorrupt)
+	case len(out) > max:
+		return dst[:start], fmt.Errorf("zstd frame decodes to %d bytes, above %d: %w", len(out), max, ErrTooLarge)
 	}
-	dst = dst[:start+n]
-	if n > 0 && &out[0] != &dst[start] {
+	dst = dst[:start+len(out)]
+	if len(out) > 0 && &out[0] != &dst[start] {
 		copy(dst[start:], out) // DecodeAll reallocated; not expected with a capped slice
 	}
 	return dst, nil

@@ -329,11 +329,11 @@ func TestDeltaModesLadder(t *testing.T) {
 // records (with and without a base region) and still round-trip; every
 // prefix of such a chunk is io.ErrUnexpectedEOF.
 func TestMultiBlockDelta(t *testing.T) {
-	c := jsonCorpus(600 << 10)
-	grown := append(bytes.Clone(c.new), pseudoText(9, 200<<10)...) // blocks past the base's end
+	c := jsonCorpus(900 << 10)
+	grown := append(bytes.Clone(c.new), pseudoText(9, 300<<10)...) // a block past the base's end
 	base := NewBase(c.base)
 	for _, mode := range []Mode{ModeDelta, ModeDeltaZstd} {
-		enc, err := Encode(mode, LevelDefault, 512<<10, grown, c.base)
+		enc, err := Encode(mode, LevelDefault, 2<<20, grown, c.base)
 		if err != nil {
 			t.Fatal(err)
 		}

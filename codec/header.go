@@ -21,7 +21,7 @@ const (
 	// MaxDeltaRegion is the largest base region one delta chunk may name.
 	MaxDeltaRegion = MaxChunkSize + 2*MaxDeltaMargin
 
-	headerVersion = 1
+	headerVersion = 2
 )
 
 // DefaultDeltaMargin is the margin chosen by BenchmarkDeltaMargin: 8 KiB of

@@ -11,12 +11,12 @@ import (
 
 // Mode is how a payload, or one chunk of it, is encoded.
 //
-// The four data modes are two independent choices: whether the base (the
-// version the core already holds) is used as a raw zstd dictionary ("delta"),
-// and whether the new bytes are entropy-coded ("zstd"). ModeDelta finds copies
-// from the base and repeats but stores literal bytes raw, which is cheaper to
-// encode and decode and loses little when the new bytes are few or already
-// compressed; ModeDeltaZstd also Huffman-codes the literals.
+// The four data modes are two independent choices: whether the chunk is
+// rebuilt from copies out of the base (the version the core already holds)
+// plus new bytes ("delta"), and whether the bytes are entropy-coded ("zstd").
+// ModeDelta zstd-compresses its ops and new bytes without entropy coding,
+// which is cheaper to encode and decode and loses little when the new bytes
+// are few or already compressed; ModeDeltaZstd also Huffman-codes them.
 type Mode uint8
 
 // The modes. The zero value is invalid.
@@ -25,11 +25,11 @@ const (
 	ModeFull Mode = iota + 1
 	// ModeZstd carries a zstd frame of the bytes.
 	ModeZstd
-	// ModeDelta carries a zstd frame that uses the base as raw dictionary,
-	// literals stored without entropy coding; falls back to full.
+	// ModeDelta carries copies from the base and new bytes (chunk.go,
+	// delta.go), compressed without entropy coding; falls back to full.
 	ModeDelta
-	// ModeDeltaZstd carries a zstd frame that uses the base as raw
-	// dictionary with entropy coding; falls back to zstd, then full.
+	// ModeDeltaZstd is ModeDelta with entropy coding; falls back to zstd,
+	// then full.
 	ModeDeltaZstd
 	// ModeSummary carries only a Summary record; the payload waits.
 	ModeSummary

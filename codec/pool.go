@@ -2,7 +2,6 @@ package codec
 
 import (
 	"fmt"
-	"io"
 	"math/bits"
 	"sync"
 
@@ -10,23 +9,17 @@ import (
 )
 
 // zstd encoders are pooled by what cannot change on ResetWithOptions: level
-// and window size. Whether a dictionary is used is part of the key too,
-// because switching between dictionary and no dictionary rebuilds the
-// encoder's internals. Literal entropy coding is part of the key so that a
+// and window size. Literal entropy coding is part of the key so that a
 // pooled encoder never carries a setting from its previous use. Each pooled
-// encoder runs with concurrency 1: no goroutines, deterministic output.
-//
-// A delta must index its dictionary (the base region) for every chunk: that
-// work is proportional to the region and cannot be shared between chunks
-// because each chunk has its own region. What the pool saves is allocating
-// the encoder's tables and history buffers.
+// encoder runs with concurrency 1: no goroutines, deterministic output. What
+// the pool saves is allocating the encoder's tables and history buffers.
 
 const (
 	// minWindowLog is 128 KiB: smaller windows save little memory, and a
 	// coarse set of windows keeps the number of pool keys small. A frame
 	// still declares a window no larger than its content.
 	minWindowLog = 17
-	maxWindowLog = 27 // 128 MiB: enough for MaxChunkSize + MaxDeltaRegion
+	maxWindowLog = 24 // 16 MiB: MaxChunkSize
 	// perKeyPool is how many idle encoders are kept per key. A fixed pool,
 	// not sync.Pool: sync.Pool drops its items at every GC, which under
 	// allocation-heavy load meant a new encoder (megabytes of tables) per op.
@@ -36,15 +29,10 @@ const (
 type encKey struct {
 	level     Level
 	windowLog uint8
-	dict      bool
 	noEntropy bool
 }
 
 var encPools sync.Map // encKey -> chan *zstd.Encoder
-
-// placeholderDict is registered when a dictionary encoder is built, so that
-// later ResetWithOptions calls only swap the dictionary content.
-var placeholderDict = []byte{0}
 
 func windowLogFor(n int) uint8 {
 	if n <= 1<<minWindowLog {
@@ -70,9 +58,9 @@ func getEncoder(k encKey) (*zstd.Encoder, error) {
 		zstd.WithWindowSize(1 << k.windowLog),
 		zstd.WithEncoderCRC(false), // the payload's SHA-256 covers integrity
 		zstd.WithNoEntropyCompression(k.noEntropy),
-	}
-	if k.dict {
-		opts = append(opts, zstd.WithEncoderDictRaw(0, placeholderDict))
+		// Every frame declares its content size, even below 256 bytes, so
+		// that a decoder can refuse one larger than it expects up front.
+		zstd.WithSingleSegment(true),
 	}
 	e, err := zstd.NewWriter(nil, opts...)
 	if err != nil {
@@ -82,11 +70,6 @@ func getEncoder(k encKey) (*zstd.Encoder, error) {
 }
 
 func putEncoder(k encKey, e *zstd.Encoder) {
-	if k.dict {
-		// Drop the reference to the caller's base region. The encoder keeps
-		// its own history copy, which is reused by the next delta.
-		_ = e.ResetWithOptions(io.Discard, zstd.WithEncoderDictRaw(0, placeholderDict))
-	}
 	p, _ := encPools.Load(k)
 	select {
 	case p.(chan *zstd.Encoder) <- e:
@@ -94,14 +77,11 @@ func putEncoder(k encKey, e *zstd.Encoder) {
 	}
 }
 
-// Decoders: one pool for plain frames and one for frames with a raw
-// dictionary. Every decoder caps window and memory at MaxChunkSize, and
-// DecodeAll is limited to the capacity it is given (the declared chunk size),
-// so a frame claiming or producing more fails with ErrDecoderSizeExceeded.
-var (
-	plainDecoders sync.Pool
-	dictDecoders  sync.Pool
-)
+// Decoders are pooled. Every decoder caps window and memory at
+// MaxChunkSize, and DecodeAll is limited to the capacity it is given (the
+// declared size), so a frame claiming or producing more fails with
+// ErrDecoderSizeExceeded.
+var decoders sync.Pool
 
 func newDecoder() (*zstd.Decoder, error) {
 	d, err := zstd.NewReader(nil,
@@ -117,34 +97,11 @@ func newDecoder() (*zstd.Decoder, error) {
 	return d, nil
 }
 
-func getDecoder(dict []byte) (*zstd.Decoder, error) {
-	pool := &plainDecoders
-	if dict != nil {
-		pool = &dictDecoders
+func getDecoder() (*zstd.Decoder, error) {
+	if d, ok := decoders.Get().(*zstd.Decoder); ok {
+		return d, nil
 	}
-	d, ok := pool.Get().(*zstd.Decoder)
-	if !ok {
-		var err error
-		if d, err = newDecoder(); err != nil {
-			return nil, err
-		}
-	}
-	if dict != nil {
-		if err := d.ResetWithOptions(nil, zstd.WithDecoderDictRaw(0, dict)); err != nil {
-			return nil, fmt.Errorf("set zstd dictionary: %w", err)
-		}
-	}
-	return d, nil
+	return newDecoder()
 }
 
-func putDecoder(d *zstd.Decoder, dict bool) {
-	if dict {
-		if err := d.ResetWithOptions(nil, zstd.WithDecoderDictDelete()); err != nil {
-			d.Close()
-			return
-		}
-		dictDecoders.Put(d)
-		return
-	}
-	plainDecoders.Put(d)
-}
+func putDecoder(d *zstd.Decoder) { decoders.Put(d) }

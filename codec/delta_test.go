@@ -1,0 +1,88 @@
+package codec
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+)
+
+// opsStream builds an ops stream from (lit, dd, cp) triples.
+func opsStream(ops ...[3]int64) []byte {
+	b := binary.AppendUvarint(nil, uint64(len(ops)))
+	for _, o := range ops {
+		b = binary.AppendUvarint(b, uint64(o[0]))
+	}
+	for _, o := range ops {
+		b = binary.AppendVarint(b, o[1])
+	}
+	for _, o := range ops {
+		b = binary.AppendUvarint(b, uint64(o[2]))
+	}
+	return b
+}
+
+// TestApplyOps: a valid program rebuilds the block; every kind of bad
+// program is refused with ErrCorrupt and no output.
+func TestApplyOps(t *testing.T) {
+	region := []byte("0123456789abcdefghij")
+	good := opsStream([3]int64{2, 5, 4}, [3]int64{0, -3, 3}, [3]int64{1, 0, 0})
+	// "XY" + region[7:11] "789a" + region[8:11] "89a" + "Z"
+	got, err := applyOps([]byte("pre"), good, []byte("XYZ"), region, 10)
+	if err != nil || string(got) != "preXY789a89aZ" {
+		t.Fatalf("valid ops: %q, %v", got, err)
+	}
+	for _, tc := range []struct {
+		name string
+		ops  []byte
+		lits string
+		n    int
+	}{
+		{"copy before region", opsStream([3]int64{0, -1, 4}), "", 4},
+		{"copy past region", opsStream([3]int64{0, 18, 4}), "", 4},
+		{"op that copies nothing", opsStream([3]int64{0, 0, 0}, [3]int64{0, 0, 4}), "", 4},
+		{"too few literals", opsStream([3]int64{3, 0, 0}), "ab", 3},
+		{"literals left over", opsStream([3]int64{2, 0, 0}), "abc", 2},
+		{"short of the block", opsStream([3]int64{0, 0, 4}), "", 5},
+		{"past the block", opsStream([3]int64{0, 0, 6}), "", 5},
+		{"bytes after the ops", append(opsStream([3]int64{0, 0, 4}), 0), "", 4},
+		{"truncated column", opsStream([3]int64{0, 0, 4})[:3], "", 4},
+		{"more ops than bytes", opsStream([3]int64{0, 0, 1}, [3]int64{0, 0, 1})[:1], "", 1},
+		{"non-minimal varint", []byte{1, 0, 0, 0x84, 0}, "", 4},
+		{"huge cursor move", []byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x7f, 4}, "", 4},
+	} {
+		out, err := applyOps([]byte("pre"), tc.ops, []byte(tc.lits), region, tc.n)
+		if !errors.Is(err, ErrCorrupt) {
+			t.Errorf("%s: err %v, want ErrCorrupt", tc.name, err)
+		}
+		if string(out) != "pre" {
+			t.Errorf("%s: output %q, want only the prefix", tc.name, out)
+		}
+	}
+}
+
+// TestDiffRoundTrip: the matcher's ops rebuild the block, including copies
+// at a moved cursor and copies found through the hash table.
+func TestDiffRoundTrip(t *testing.T) {
+	base := pseudoText(3, 200<<10)
+	nw := bytes.Clone(base[1000 : 150<<10])
+	nw = append(nw[:5000:5000], append([]byte("inserted!"), nw[5000:]...)...) // cursor moves by -9
+	nw = append(nw, base[:20<<10]...)                                         // copy from far away
+	nw[60000] ^= 1
+	var o deltaOps
+	for _, d0 := range []int{1000, 0, len(base) - 1} {
+		o.diff(nw, base, d0)
+		ops := o.appendOps(nil)
+		got, err := applyOps(nil, ops, o.lits, base, len(nw))
+		if err != nil || !bytes.Equal(got, nw) {
+			t.Fatalf("d0 %d: round trip failed: %v", d0, err)
+		}
+		if d0 == 1000 && len(o.lits) > 64 {
+			t.Fatalf("d0 %d: %d literal bytes for 9 inserted and 1 changed", d0, len(o.lits))
+		}
+	}
+	o.diff(nw, nil, 0) // no region: all literals
+	if got, err := applyOps(nil, o.appendOps(nil), o.lits, nil, len(nw)); err != nil || !bytes.Equal(got, nw) {
+		t.Fatalf("no region: %v", err)
+	}
+}
