@@ -231,7 +231,7 @@ func BenchmarkDeltaChunkCost(b *testing.B) {
 				return float64(time.Since(start).Nanoseconds()) / n
 			}
 			for b.Loop() {
-				diff := measure(func() { e.ops.diff(plain, region, 8<<10) })
+				diff := measure(func() { e.ops.diff(plain, region, 8<<10, 8<<10) })
 				delta := measure(func() {
 					if _, err := e.deltaBody(nil, &h, int64(off), plain, base); err != nil {
 						b.Fatal(err)

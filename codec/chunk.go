@@ -19,15 +19,19 @@ import (
 //	  bodyLen  uvarint
 //	  body     full: the plain bytes; zstd: one zstd frame
 //	delta chunks: one record per block of deltaBlockSize plain bytes
-//	  regOff   uvarint: start of the base region
-//	  regLen   uvarint: length of the base region (0: none)
+//	  reg      uvarint: 0 for the default base region, else 1 + its start
+//	  regLen   uvarint, only when reg > 0: the region's length (0: none)
 //	  ops      stream: the block's ops (delta.go)
 //	  lits     stream: the block's literal bytes
-//	a stream is uvarint(stored<<1 | z) and stored bytes: a zstd frame that
-//	declares its size when z is 1, the bytes themselves when z is 0.
+//	a stream is uvarint(stored<<1 | z) and stored bytes: when z is 1, a zstd
+//	frame without its 4-byte magic number that declares its content size;
+//	when z is 0, the bytes themselves.
 //
-// The region is recorded rather than derived so that the decoder does not
-// depend on the encoder's region policy. Stored bytes always add up to less
+// The default region of a block at plain offset X is base[X-m : X+len+m]
+// (m = Header.DeltaMargin) clipped to the base; a realigned region is
+// recorded, so that the decoder does not depend on the encoder's alignment
+// policy. The ops' cursor starts at X - regionStart: where a block's bytes
+// sit when nothing before them moved. Stored bytes always add up to less
 // than the plain bytes (the encoder falls back to full otherwise), which
 // bounds what a decoder reads before it decodes anything, and each stream
 // decodes to at most maxOpsLen(block) or block bytes.
@@ -125,20 +129,20 @@ func (e *Encoder) deltaBody(dst []byte, h *Header, off int64, plain []byte, base
 		if err != nil {
 			return dst, err
 		}
-		lo := max(0, at-int64(h.DeltaMargin))
-		hi := min(h.BaseSize, at+int64(len(blk))+int64(h.DeltaMargin))
-		if hi <= lo {
-			lo, hi = 0, 0
+		lo, hi := defaultRegion(h, at, len(blk))
+		if dlo, dhi := defaultRegion(h, off+int64(j), len(blk)); lo == dlo && hi == dhi {
+			dst = append(dst, 0)
+		} else {
+			dst = binary.AppendUvarint(dst, uint64(lo)+1)
+			dst = binary.AppendUvarint(dst, uint64(hi-lo))
 		}
-		dst = binary.AppendUvarint(dst, uint64(lo))
-		dst = binary.AppendUvarint(dst, uint64(hi-lo))
 		e.region = e.region[:0]
 		if hi > lo {
 			if e.region, err = base.readRegion(e.region, lo, int(hi-lo)); err != nil {
 				return dst, err
 			}
 		}
-		e.ops.diff(blk, e.region, int(at-lo))
+		e.ops.diff(blk, e.region, int(at-lo), int(off+int64(j)-lo))
 		e.litBytes += len(e.ops.lits)
 		e.opsBuf = e.ops.appendOps(e.opsBuf[:0])
 		if len(e.opsBuf) > maxOpsLen(len(blk)) {
@@ -154,6 +158,20 @@ func (e *Encoder) deltaBody(dst []byte, h *Header, off int64, plain []byte, base
 	return dst, nil
 }
 
+// defaultRegion returns the base region [lo, hi) of a block of n bytes
+// whose old bytes are expected at base offset at; hi == lo when none.
+func defaultRegion(h *Header, at int64, n int) (lo, hi int64) {
+	lo = max(0, at-int64(h.DeltaMargin))
+	hi = min(h.BaseSize, at+int64(n)+int64(h.DeltaMargin))
+	if hi <= lo {
+		return 0, 0
+	}
+	return lo, hi
+}
+
+// zstdMagic starts every zstd frame; delta streams leave it out.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
 // minFrameInput is the smallest stream worth a zstd frame: a frame's own
 // header and block header are about 9 bytes.
 const minFrameInput = 32
@@ -167,9 +185,12 @@ func (e *Encoder) appendStream(dst []byte, level Level, noEntropy bool, data []b
 		if e.alt, err = e.plainFrame(e.alt[:0], level, noEntropy, data); err != nil {
 			return dst, err
 		}
-		if len(e.alt) < len(data) {
-			dst = binary.AppendUvarint(dst, uint64(len(e.alt))<<1|1)
-			return append(dst, e.alt...), nil
+		if !bytes.HasPrefix(e.alt, zstdMagic) {
+			return dst, fmt.Errorf("zstd frame without magic number")
+		}
+		if frame := e.alt[len(zstdMagic):]; len(frame) < len(data) {
+			dst = binary.AppendUvarint(dst, uint64(len(frame))<<1|1)
+			return append(dst, frame...), nil
 		}
 	}
 	dst = binary.AppendUvarint(dst, uint64(len(data))<<1)
@@ -271,7 +292,7 @@ func (d *Decoder) readChunk(dst []byte, h *Header, index int64, r byteReader, ba
 }
 
 func (d *Decoder) readChunkBody(dst []byte, h *Header, index int64, r byteReader, base *Base) ([]byte, error) {
-	_, want, ok := h.ChunkRange(index)
+	off, want, ok := h.ChunkRange(index)
 	if !ok {
 		return dst, fmt.Errorf("not in [0, %d): %w", h.Chunks(), ErrBadParam)
 	}
@@ -326,16 +347,21 @@ func (d *Decoder) readChunkBody(dst []byte, h *Header, index int64, r byteReader
 	used := 0 // stored stream bytes so far: they must stay below plain
 	for j := 0; j < plain; j += deltaBlockSize {
 		blk := min(deltaBlockSize, plain-j)
-		o, err := readUvarint(r, "base region offset", uint64(h.BaseSize))
+		x := off + int64(j) // the block's plain offset
+		reg, err := readUvarint(r, "base region", uint64(h.BaseSize)+1)
 		if err != nil {
 			return dst, err
 		}
-		l, err := readUvarint(r, "base region length", MaxDeltaRegion)
-		if err != nil {
-			return dst, err
-		}
-		if o+l > uint64(h.BaseSize) {
-			return dst, fmt.Errorf("base region [%d, %d) outside base of %d bytes: %w", o, o+l, h.BaseSize, ErrCorrupt)
+		lo, hi := defaultRegion(h, x, blk)
+		if reg > 0 {
+			l, err := readUvarint(r, "base region length", MaxDeltaRegion)
+			if err != nil {
+				return dst, err
+			}
+			if o := reg - 1; o+l > uint64(h.BaseSize) {
+				return dst, fmt.Errorf("base region [%d, %d) outside base of %d bytes: %w", o, o+l, h.BaseSize, ErrCorrupt)
+			}
+			lo, hi = int64(reg-1), int64(reg-1+l)
 		}
 		if d.ops, err = d.readStream(d.ops[:0], r, "delta ops", maxOpsLen(blk), plain, &used); err != nil {
 			return dst, fmt.Errorf("delta block at %d: %w", j, err)
@@ -344,12 +370,12 @@ func (d *Decoder) readChunkBody(dst []byte, h *Header, index int64, r byteReader
 			return dst, fmt.Errorf("delta block at %d: %w", j, err)
 		}
 		d.region = d.region[:0]
-		if l > 0 {
-			if d.region, err = base.readRegion(d.region, int64(o), int(l)); err != nil {
+		if hi > lo {
+			if d.region, err = base.readRegion(d.region, lo, int(hi-lo)); err != nil {
 				return dst, err
 			}
 		}
-		if dst, err = applyOps(dst, d.ops, d.lits, d.region, blk); err != nil {
+		if dst, err = applyOps(dst, d.ops, d.lits, d.region, blk, x-lo); err != nil {
 			return dst, fmt.Errorf("delta block at %d: %w", j, err)
 		}
 	}
@@ -374,11 +400,16 @@ func (d *Decoder) readStream(dst []byte, r byteReader, field string, max, plain 
 	if v&1 == 0 && n > max {
 		return dst, fmt.Errorf("%s: %d bytes above %d: %w", field, n, max, ErrTooLarge)
 	}
-	if err := d.readBody(r, n); err != nil {
-		return dst, err
-	}
 	if v&1 == 0 {
+		if err := d.readBody(r, n); err != nil {
+			return dst, err
+		}
 		return append(dst, d.body...), nil
+	}
+	// Put back the frame's magic number in front of its stored bytes.
+	d.body = append(slices.Grow(d.body[:0], len(zstdMagic)+n), zstdMagic...)[:len(zstdMagic)+n]
+	if _, err := io.ReadFull(r, d.body[len(zstdMagic):]); err != nil {
+		return dst, fmt.Errorf("%s: %w", field, eofIsUnexpected(err))
 	}
 	if dst, err = decodeStreamFrame(dst, d.body, max); err != nil {
 		return dst, fmt.Errorf("%s: %w", field, err)

@@ -55,8 +55,10 @@ type deltaOps struct {
 }
 
 // diff fills o with the ops that rebuild p from region r, where p's first
-// byte is expected at r[d0]. Deterministic: it depends only on p, r and d0.
-func (o *deltaOps) diff(p, r []byte, d0 int) {
+// byte is expected at r[d0] and the decoder's cursor starts at c0 (the
+// first op's dd is relative to it). Deterministic: it depends only on its
+// arguments.
+func (o *deltaOps) diff(p, r []byte, d0, c0 int) {
 	o.lit, o.dd, o.cp, o.lits = o.lit[:0], o.dd[:0], o.cp[:0], o.lits[:0]
 	var hbits uint
 	if len(r) >= deltaHashLen {
@@ -71,7 +73,7 @@ func (o *deltaOps) diff(p, r []byte, d0 int) {
 			o.table[deltaHash(r[i:], hbits)] = int32(i + 1)
 		}
 	}
-	cur, emitted := d0, 0 // cursor offset searched with / last one emitted
+	cur, emitted := d0, c0 // cursor offset searched with / last one emitted
 	s, litStart := 0, 0
 	for s < len(p) {
 		bestL, bestD := 0, 0
@@ -161,10 +163,10 @@ func matchLen(a, b []byte) int {
 }
 
 // applyOps appends the n bytes rebuilt by the ops stream ops from the literal
-// stream lits and the region r to dst. Every field is checked: an op that
-// does not move, reads past a stream or the region, or leaves bytes of
-// either stream unused is ErrCorrupt; output beyond n is ErrTooLarge.
-func applyOps(dst, ops, lits, r []byte, n int) ([]byte, error) {
+// stream lits and the region r to dst, the cursor starting at c0. Every
+// field is checked: an op that does not move, reads past a stream, the block
+// or the region, or leaves bytes of either stream unused is ErrCorrupt.
+func applyOps(dst, ops, lits, r []byte, n int, c0 int64) ([]byte, error) {
 	count, i, err := sliceUvarint(ops, 0, "delta op count", uint64(n))
 	if err != nil {
 		return dst, err
@@ -182,7 +184,7 @@ func applyOps(dst, ops, lits, r []byte, n int) ([]byte, error) {
 	}
 	li, di, ci := cols[0], cols[1], cols[2]
 	start := len(dst)
-	s, cur, used := 0, int64(0), 0 // block position, cursor offset, literal bytes used
+	s, cur, used := 0, c0, 0 // block position, cursor offset, literal bytes used
 	for range count {
 		var lit, cp uint64
 		var dd int64

@@ -28,7 +28,7 @@ func TestApplyOps(t *testing.T) {
 	region := []byte("0123456789abcdefghij")
 	good := opsStream([3]int64{2, 5, 4}, [3]int64{0, -3, 3}, [3]int64{1, 0, 0})
 	// "XY" + region[7:11] "789a" + region[8:11] "89a" + "Z"
-	got, err := applyOps([]byte("pre"), good, []byte("XYZ"), region, 10)
+	got, err := applyOps([]byte("pre"), good, []byte("XYZ"), region, 10, 0)
 	if err != nil || string(got) != "preXY789a89aZ" {
 		t.Fatalf("valid ops: %q, %v", got, err)
 	}
@@ -51,7 +51,7 @@ func TestApplyOps(t *testing.T) {
 		{"non-minimal varint", []byte{1, 0, 0, 0x84, 0}, "", 4},
 		{"huge cursor move", []byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x7f, 4}, "", 4},
 	} {
-		out, err := applyOps([]byte("pre"), tc.ops, []byte(tc.lits), region, tc.n)
+		out, err := applyOps([]byte("pre"), tc.ops, []byte(tc.lits), region, tc.n, 0)
 		if !errors.Is(err, ErrCorrupt) {
 			t.Errorf("%s: err %v, want ErrCorrupt", tc.name, err)
 		}
@@ -71,9 +71,10 @@ func TestDiffRoundTrip(t *testing.T) {
 	nw[60000] ^= 1
 	var o deltaOps
 	for _, d0 := range []int{1000, 0, len(base) - 1} {
-		o.diff(nw, base, d0)
+		c0 := d0 / 2 // where the decoder's cursor starts need not be d0
+		o.diff(nw, base, d0, c0)
 		ops := o.appendOps(nil)
-		got, err := applyOps(nil, ops, o.lits, base, len(nw))
+		got, err := applyOps(nil, ops, o.lits, base, len(nw), int64(c0))
 		if err != nil || !bytes.Equal(got, nw) {
 			t.Fatalf("d0 %d: round trip failed: %v", d0, err)
 		}
@@ -81,8 +82,8 @@ func TestDiffRoundTrip(t *testing.T) {
 			t.Fatalf("d0 %d: %d literal bytes for 9 inserted and 1 changed", d0, len(o.lits))
 		}
 	}
-	o.diff(nw, nil, 0) // no region: all literals
-	if got, err := applyOps(nil, o.appendOps(nil), o.lits, nil, len(nw)); err != nil || !bytes.Equal(got, nw) {
+	o.diff(nw, nil, 0, 0) // no region: all literals
+	if got, err := applyOps(nil, o.appendOps(nil), o.lits, nil, len(nw), 0); err != nil || !bytes.Equal(got, nw) {
 		t.Fatalf("no region: %v", err)
 	}
 }

@@ -41,12 +41,11 @@ func bombChunk(mode Mode, plain int, body []byte) []byte {
 	c := []byte{byte(mode)}
 	c = binary.AppendUvarint(c, uint64(plain))
 	if mode.IsDelta() {
-		// One block: a one-byte base region, the body as its compressed
-		// ops stream, an empty literal stream.
-		c = binary.AppendUvarint(c, 0)
-		c = binary.AppendUvarint(c, 1)
-		c = binary.AppendUvarint(c, uint64(len(body))<<1|1)
-		return append(append(c, body...), 0)
+		// One block: the default base region, the frame (without its
+		// magic number) as the compressed ops stream, no literals.
+		c = append(c, 0)
+		c = binary.AppendUvarint(c, uint64(len(body)-4)<<1|1)
+		return append(append(c, body[4:]...), 0)
 	}
 	c = binary.AppendUvarint(c, uint64(len(body)))
 	return append(c, body...)
