@@ -12,7 +12,7 @@ import (
 // where the block's next byte is expected in the region (block position plus
 // an offset), so an edit that keeps the length costs dd = 0 and an insertion
 // or deletion of k bytes costs dd = ∓k. The ops are stored by column (all
-// lit, all dd, all cp: each column compresses on its own statistics) and the
+// a tag byte per op, then the extra bytes of the ops: see appendOps) and the
 // literal bytes apart from them; both streams are then zstd-compressed
 // without a dictionary.
 //
@@ -24,8 +24,8 @@ import (
 // larger blocks made it worse. A matcher that knows the base and the new
 // bytes are mostly aligned gets 0.8× and 1.1× (docs/codec.md).
 //
-//	ops     uvarint count, then count uvarint lit, count zigzag varint dd,
-//	        count uvarint cp; every op moves (lit + cp > 0)
+//	ops     uvarint count, count tag bytes, then each op's extra bytes;
+//	        every op moves (lit + cp > 0)
 //	lits    the literal bytes, in order
 
 // Matcher parameters (BenchmarkDelta): a copy at the cursor needs 4 equal
@@ -128,17 +128,45 @@ func (o *deltaOps) diff(p, r []byte, d0, c0 int) {
 	}
 }
 
+// Op encoding: a tag byte per op, then the op's extra bytes. The tag holds
+// lit (bits 0-3; 15: lit-15 follows as uvarint), dd (bits 4-6, dd+3 for dd
+// in [-3, 3]; 7: zigzag varint follows) and whether cp is one byte (bit 7)
+// or a uvarint. Tags come first as a column, extras after them, so that zstd
+// sees runs of alike tags. Every value has one encoding: the short forms
+// are used whenever they fit.
+const (
+	tagLitEsc = 15
+	tagDDEsc  = 7
+	tagCPByte = 0x80
+)
+
 // appendOps appends the ops stream of o to dst.
 func (o *deltaOps) appendOps(dst []byte) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(o.lit)))
-	for _, v := range o.lit {
-		dst = binary.AppendUvarint(dst, uint64(v))
+	for i := range o.lit {
+		t := byte(min(o.lit[i], tagLitEsc))
+		if dd := o.dd[i]; dd >= -3 && dd <= 3 {
+			t |= byte(dd+3) << 4
+		} else {
+			t |= tagDDEsc << 4
+		}
+		if o.cp[i] <= 0xff {
+			t |= tagCPByte
+		}
+		dst = append(dst, t)
 	}
-	for _, v := range o.dd {
-		dst = binary.AppendVarint(dst, v)
-	}
-	for _, v := range o.cp {
-		dst = binary.AppendUvarint(dst, uint64(v))
+	for i := range o.lit {
+		if o.lit[i] >= tagLitEsc {
+			dst = binary.AppendUvarint(dst, uint64(o.lit[i]-tagLitEsc))
+		}
+		if dd := o.dd[i]; dd < -3 || dd > 3 {
+			dst = binary.AppendVarint(dst, dd)
+		}
+		if o.cp[i] <= 0xff {
+			dst = append(dst, byte(o.cp[i]))
+		} else {
+			dst = binary.AppendUvarint(dst, uint64(o.cp[i]))
+		}
 	}
 	return dst
 }
@@ -167,35 +195,49 @@ func matchLen(a, b []byte) int {
 // field is checked: an op that does not move, reads past a stream, the block
 // or the region, or leaves bytes of either stream unused is ErrCorrupt.
 func applyOps(dst, ops, lits, r []byte, n int, c0 int64) ([]byte, error) {
-	count, i, err := sliceUvarint(ops, 0, "delta op count", uint64(n))
+	count, ti, err := sliceUvarint(ops, 0, "delta op count", uint64(n))
 	if err != nil {
 		return dst, err
 	}
-	// Find the dd and cp columns: skip count varints of each column before.
-	cols := [3]int{i, 0, 0}
-	for c := 1; c < 3; c++ {
-		j := cols[c-1]
-		for range count {
-			if j, err = skipVarint(ops, j); err != nil {
-				return dst, err
-			}
-		}
-		cols[c] = j
+	if uint64(len(ops)-ti) < count {
+		return dst, fmt.Errorf("delta ops: %d tags, stream has %d bytes: %w", count, len(ops)-ti, ErrCorrupt)
 	}
-	li, di, ci := cols[0], cols[1], cols[2]
+	tags := ops[ti : ti+int(count)]
+	xi := ti + int(count) // extras cursor
 	start := len(dst)
 	s, cur, used := 0, c0, 0 // block position, cursor offset, literal bytes used
-	for range count {
-		var lit, cp uint64
-		var dd int64
-		if lit, li, err = sliceUvarint(ops, li, "delta literal length", uint64(n-s)); err != nil {
-			return dst[:start], err
+	for _, t := range tags {
+		lit, dd, cp := uint64(t&0x0f), int64(t>>4&7)-3, uint64(0)
+		if lit == tagLitEsc {
+			var x uint64
+			if x, xi, err = sliceUvarint(ops, xi, "delta literal length", uint64(n)); err != nil {
+				return dst[:start], err
+			}
+			lit += x
 		}
-		if dd, di, err = sliceVarint(ops, di, "delta cursor move", 2*MaxDeltaRegion); err != nil {
-			return dst[:start], err
+		if t>>4&7 == tagDDEsc {
+			if dd, xi, err = sliceVarint(ops, xi, "delta cursor move", 2*MaxDeltaRegion); err != nil {
+				return dst[:start], err
+			}
+			if dd >= -3 && dd <= 3 {
+				return dst[:start], fmt.Errorf("delta cursor move %d escaped: %w", dd, ErrCorrupt)
+			}
 		}
-		if cp, ci, err = sliceUvarint(ops, ci, "delta copy length", uint64(n-s)-lit); err != nil {
-			return dst[:start], err
+		if t&tagCPByte != 0 {
+			if xi >= len(ops) {
+				return dst[:start], fmt.Errorf("delta copy length: ops stream ends: %w", ErrCorrupt)
+			}
+			cp, xi = uint64(ops[xi]), xi+1
+		} else {
+			if cp, xi, err = sliceUvarint(ops, xi, "delta copy length", uint64(n)); err != nil {
+				return dst[:start], err
+			}
+			if cp <= 0xff {
+				return dst[:start], fmt.Errorf("delta copy length %d not in its short form: %w", cp, ErrCorrupt)
+			}
+		}
+		if lit > uint64(n-s) || cp > uint64(n-s)-lit {
+			return dst[:start], fmt.Errorf("delta op at %d rebuilds %d bytes, block has %d left: %w", s, lit+cp, n-s, ErrCorrupt)
 		}
 		if lit+cp == 0 {
 			return dst[:start], fmt.Errorf("delta op at %d copies nothing: %w", s, ErrCorrupt)
@@ -221,8 +263,8 @@ func applyOps(dst, ops, lits, r []byte, n int, c0 int64) ([]byte, error) {
 		return dst[:start], fmt.Errorf("delta ops rebuild %d bytes, want %d: %w", s, n, ErrCorrupt)
 	case used != len(lits):
 		return dst[:start], fmt.Errorf("delta ops use %d of %d literal bytes: %w", used, len(lits), ErrCorrupt)
-	case ci != len(ops):
-		return dst[:start], fmt.Errorf("delta ops stream has %d bytes after its ops: %w", len(ops)-ci, ErrCorrupt)
+	case xi != len(ops):
+		return dst[:start], fmt.Errorf("delta ops stream has %d bytes after its ops: %w", len(ops)-xi, ErrCorrupt)
 	}
 	return dst, nil
 }
@@ -265,17 +307,4 @@ func sliceVarint(b []byte, i int, field string, max uint64) (int64, int, error) 
 		v = ^v
 	}
 	return v, i, nil
-}
-
-func skipVarint(b []byte, i int) (int, error) {
-	for k := 0; k < binary.MaxVarintLen64; k++ {
-		if i >= len(b) {
-			break
-		}
-		i++
-		if b[i-1] < 0x80 {
-			return i, nil
-		}
-	}
-	return i, fmt.Errorf("delta ops: stream ends inside a varint: %w", ErrCorrupt)
 }

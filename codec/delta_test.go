@@ -2,24 +2,17 @@ package codec
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"testing"
 )
 
 // opsStream builds an ops stream from (lit, dd, cp) triples.
 func opsStream(ops ...[3]int64) []byte {
-	b := binary.AppendUvarint(nil, uint64(len(ops)))
-	for _, o := range ops {
-		b = binary.AppendUvarint(b, uint64(o[0]))
+	var o deltaOps
+	for _, op := range ops {
+		o.lit, o.dd, o.cp = append(o.lit, op[0]), append(o.dd, op[1]), append(o.cp, op[2])
 	}
-	for _, o := range ops {
-		b = binary.AppendVarint(b, o[1])
-	}
-	for _, o := range ops {
-		b = binary.AppendUvarint(b, uint64(o[2]))
-	}
-	return b
+	return o.appendOps(nil)
 }
 
 // TestApplyOps: a valid program rebuilds the block; every kind of bad
@@ -27,6 +20,9 @@ func opsStream(ops ...[3]int64) []byte {
 func TestApplyOps(t *testing.T) {
 	region := []byte("0123456789abcdefghij")
 	good := opsStream([3]int64{2, 5, 4}, [3]int64{0, -3, 3}, [3]int64{1, 0, 0})
+	if long := opsStream([3]int64{20, -900, 300}); len(long) != 1+1+1+2+2 {
+		t.Fatalf("escaped op encodes to %d bytes, want 7", len(long))
+	}
 	// "XY" + region[7:11] "789a" + region[8:11] "89a" + "Z"
 	got, err := applyOps([]byte("pre"), good, []byte("XYZ"), region, 10, 0)
 	if err != nil || string(got) != "preXY789a89aZ" {
@@ -46,10 +42,12 @@ func TestApplyOps(t *testing.T) {
 		{"short of the block", opsStream([3]int64{0, 0, 4}), "", 5},
 		{"past the block", opsStream([3]int64{0, 0, 6}), "", 5},
 		{"bytes after the ops", append(opsStream([3]int64{0, 0, 4}), 0), "", 4},
-		{"truncated column", opsStream([3]int64{0, 0, 4})[:3], "", 4},
-		{"more ops than bytes", opsStream([3]int64{0, 0, 1}, [3]int64{0, 0, 1})[:1], "", 1},
-		{"non-minimal varint", []byte{1, 0, 0, 0x84, 0}, "", 4},
-		{"huge cursor move", []byte{1, 0, 0xff, 0xff, 0xff, 0xff, 0x7f, 4}, "", 4},
+		{"truncated extras", opsStream([3]int64{0, 0, 4})[:2], "", 4},
+		{"more tags than bytes", []byte{5, 0xb0}, "", 4},
+		{"non-minimal varint", []byte{1, 0xbf, 0x80, 0x00, 4}, "", 4},
+		{"huge cursor move", []byte{1, 0xf0, 0xff, 0xff, 0xff, 0xff, 0x7f, 4}, "", 4},
+		{"escaped short cursor move", []byte{1, 0xf0, 0x02, 4}, "", 4},
+		{"long form of a short copy", []byte{1, 0x30, 4}, "", 4},
 	} {
 		out, err := applyOps([]byte("pre"), tc.ops, []byte(tc.lits), region, tc.n, 0)
 		if !errors.Is(err, ErrCorrupt) {
