@@ -210,7 +210,9 @@ func BenchmarkDecode(b *testing.B) {
 // BenchmarkDeltaChunkCost splits a 1 MiB delta chunk's CPU into its parts:
 // the matcher (indexing the base region and finding the ops) and the whole
 // delta encode (matcher plus zstd of the ops and literal streams), against
-// encoding the same chunk as plain zstd in the same run.
+// encoding the same chunk as plain zstd in the same run. unrelated-diff-us
+// is the matcher on the same chunk against random bytes, its worst case: no
+// copy anywhere.
 func BenchmarkDeltaChunkCost(b *testing.B) {
 	c := benchCorpus(b)[1]
 	const chunk = 1 << 20
@@ -218,6 +220,7 @@ func BenchmarkDeltaChunkCost(b *testing.B) {
 	plain := c.new[off : off+chunk]
 	base := NewBase(c.base)
 	region := c.base[off-8<<10 : off+chunk+8<<10]
+	noise := rapidBytes(len(region))
 	for _, level := range []Level{LevelDefault, LevelBetter, LevelBest} {
 		b.Run("level="+level.String(), func(b *testing.B) {
 			var e Encoder
@@ -232,6 +235,7 @@ func BenchmarkDeltaChunkCost(b *testing.B) {
 			}
 			for b.Loop() {
 				diff := measure(func() { e.ops.diff(plain, region, 8<<10, 8<<10) })
+				unrelated := measure(func() { e.ops.diff(plain, noise, 8<<10, 8<<10) })
 				delta := measure(func() {
 					if _, err := e.deltaBody(nil, &h, int64(off), plain, base); err != nil {
 						b.Fatal(err)
@@ -243,6 +247,7 @@ func BenchmarkDeltaChunkCost(b *testing.B) {
 					}
 				})
 				b.ReportMetric(diff/1e3, "diff-us")
+				b.ReportMetric(unrelated/1e3, "unrelated-diff-us")
 				b.ReportMetric(delta/1e3, "delta-us")
 				b.ReportMetric(zs/1e3, "zstd-us")
 				b.ReportMetric(delta/zs, "delta-vs-zstd-cpu")

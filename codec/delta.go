@@ -40,6 +40,8 @@ const (
 	deltaShift     = 16
 	deltaMinGlobal = 48
 	deltaHashLen   = 8
+	deltaSkipLog   = 6
+	deltaMaxStep   = 32
 )
 
 // maxOpsLen bounds a block's ops stream: every op but the last copies at
@@ -49,7 +51,7 @@ func maxOpsLen(blk int) int { return 3*blk + 64 }
 
 // deltaOps is the encoder's scratch for one block.
 type deltaOps struct {
-	lit, dd, cp []int64
+	lit, dd, cp []int32
 	lits        []byte
 	table       []int32
 }
@@ -62,7 +64,7 @@ func (o *deltaOps) diff(p, r []byte, d0, c0 int) {
 	o.lit, o.dd, o.cp, o.lits = o.lit[:0], o.dd[:0], o.cp[:0], o.lits[:0]
 	var hbits uint
 	if len(r) >= deltaHashLen {
-		hbits = uint(max(10, bits.Len(uint(len(r)))))
+		hbits = uint(max(10, bits.Len(uint(len(r)))-1))
 		n := 1 << hbits
 		if cap(o.table) < n {
 			o.table = make([]int32, n)
@@ -76,7 +78,7 @@ func (o *deltaOps) diff(p, r []byte, d0, c0 int) {
 	cur, emitted := d0, c0 // cursor offset searched with / last one emitted
 	s, litStart := 0, 0
 	for s < len(p) {
-		bestL, bestD := 0, 0
+		bestL, next := 0, cur
 		for k := 0; k <= 2*deltaShift; k++ {
 			d := (k + 1) / 2
 			if k%2 == 1 {
@@ -86,42 +88,46 @@ func (o *deltaOps) diff(p, r []byte, d0, c0 int) {
 			if rp < 0 || rp >= len(r) {
 				continue
 			}
+			if s+4 <= len(p) && rp+4 <= len(r) && le32(p[s:]) != le32(r[rp:]) {
+				continue // a copy needs at least 4 equal bytes
+			}
 			need := deltaMinLocal
 			if d != 0 {
 				need += 2
 			}
 			if l := matchLen(p[s:], r[rp:]); l >= min(need, len(p)-s) && l > bestL {
-				bestL, bestD = l, d
+				bestL, next = l, cur+d
 			}
 		}
-		next := cur + bestD
 		if bestL == 0 && hbits > 0 && s+deltaHashLen <= len(p) {
 			if c := o.table[deltaHash(p[s:], hbits)]; c > 0 {
 				rp := int(c - 1)
 				if l := matchLen(p[s:], r[rp:]); l >= deltaMinGlobal {
-					b := 0 // extend backwards over literals not yet emitted
-					for s-b > litStart && rp-b > 0 && p[s-b-1] == r[rp-b-1] {
-						b++
-					}
-					s -= b
-					bestL, next = l+b, rp-s-b
+					bestL, next = l, rp-s
 				}
 			}
 		}
 		if bestL == 0 {
-			s++
+			// Long literal runs are new data: look less often, up to every
+			// deltaMaxStep bytes; the backward extension below finds where a
+			// copy really started.
+			s += min(1+(s-litStart)>>deltaSkipLog, deltaMaxStep)
 			continue
 		}
-		o.lit = append(o.lit, int64(s-litStart))
-		o.dd = append(o.dd, int64(next-emitted))
-		o.cp = append(o.cp, int64(bestL))
+		for s > litStart && s+next > 0 && p[s-1] == r[s+next-1] {
+			s--
+			bestL++
+		}
+		o.lit = append(o.lit, int32(s-litStart))
+		o.dd = append(o.dd, int32(next-emitted))
+		o.cp = append(o.cp, int32(bestL))
 		o.lits = append(o.lits, p[litStart:s]...)
 		cur, emitted = next, next
 		s += bestL
 		litStart = s
 	}
 	if litStart < len(p) || len(o.cp) == 0 {
-		o.lit = append(o.lit, int64(len(p)-litStart))
+		o.lit = append(o.lit, int32(len(p)-litStart))
 		o.dd = append(o.dd, 0)
 		o.cp = append(o.cp, 0)
 		o.lits = append(o.lits, p[litStart:]...)
@@ -160,7 +166,7 @@ func (o *deltaOps) appendOps(dst []byte) []byte {
 			dst = binary.AppendUvarint(dst, uint64(o.lit[i]-tagLitEsc))
 		}
 		if dd := o.dd[i]; dd < -3 || dd > 3 {
-			dst = binary.AppendVarint(dst, dd)
+			dst = binary.AppendVarint(dst, int64(dd))
 		}
 		if o.cp[i] <= 0xff {
 			dst = append(dst, byte(o.cp[i]))
@@ -170,6 +176,8 @@ func (o *deltaOps) appendOps(dst []byte) []byte {
 	}
 	return dst
 }
+
+func le32(b []byte) uint32 { return binary.LittleEndian.Uint32(b) }
 
 func deltaHash(b []byte, hbits uint) uint32 {
 	return uint32((binary.LittleEndian.Uint64(b) * 0x9E3779B185EBCA87) >> (64 - hbits))

@@ -10,7 +10,7 @@ import (
 func opsStream(ops ...[3]int64) []byte {
 	var o deltaOps
 	for _, op := range ops {
-		o.lit, o.dd, o.cp = append(o.lit, op[0]), append(o.dd, op[1]), append(o.cp, op[2])
+		o.lit, o.dd, o.cp = append(o.lit, int32(op[0])), append(o.dd, int32(op[1])), append(o.cp, int32(op[2]))
 	}
 	return o.appendOps(nil)
 }
