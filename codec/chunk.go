@@ -27,10 +27,10 @@ import (
 //	frame without its 4-byte magic number that declares its content size;
 //	when z is 0, the bytes themselves.
 //
-// The default region of a block at plain offset X is base[X-m : X+len+m]
-// (m = Header.DeltaMargin) clipped to the base; a realigned region is
-// recorded, so that the decoder does not depend on the encoder's alignment
-// policy. The ops' cursor starts at X - regionStart: where a block's bytes
+// The default region of a block at plain offset X is base[X-8KiB :
+// X+len+8KiB] clipped to the base (regionMargin); any other region (a
+// realigned one, or another Header.DeltaMargin) is recorded, so that the
+// decoder depends on neither the encoder's alignment nor its margin. The ops' cursor starts at X - regionStart: where a block's bytes
 // sit when nothing before them moved. Stored bytes always add up to less
 // than the plain bytes (the encoder falls back to full otherwise), which
 // bounds what a decoder reads before it decodes anything, and each stream
@@ -129,8 +129,8 @@ func (e *Encoder) deltaBody(dst []byte, h *Header, off int64, plain []byte, base
 		if err != nil {
 			return dst, err
 		}
-		lo, hi := defaultRegion(h, at, len(blk))
-		if dlo, dhi := defaultRegion(h, off+int64(j), len(blk)); lo == dlo && hi == dhi {
+		lo, hi := baseRegion(h.BaseSize, at, len(blk), h.DeltaMargin)
+		if dlo, dhi := baseRegion(h.BaseSize, off+int64(j), len(blk), regionMargin); lo == dlo && hi == dhi {
 			dst = append(dst, 0)
 		} else {
 			dst = binary.AppendUvarint(dst, uint64(lo)+1)
@@ -158,11 +158,17 @@ func (e *Encoder) deltaBody(dst []byte, h *Header, off int64, plain []byte, base
 	return dst, nil
 }
 
-// defaultRegion returns the base region [lo, hi) of a block of n bytes
-// whose old bytes are expected at base offset at; hi == lo when none.
-func defaultRegion(h *Header, at int64, n int) (lo, hi int64) {
-	lo = max(0, at-int64(h.DeltaMargin))
-	hi = min(h.BaseSize, at+int64(n)+int64(h.DeltaMargin))
+// regionMargin is the margin of a block's default base region: part of the
+// format, so that a decoder need not know the margin the encoder used
+// (Header.DeltaMargin is the encoder's setting; the default is the same).
+const regionMargin = 8 << 10
+
+// baseRegion returns the base region [lo, hi) of a block of n bytes whose
+// old bytes are expected at base offset at, with margin m bytes either
+// side, clipped to a base of size bytes; hi == lo when none.
+func baseRegion(size, at int64, n, m int) (lo, hi int64) {
+	lo = max(0, at-int64(m))
+	hi = min(size, at+int64(n)+int64(m))
 	if hi <= lo {
 		return 0, 0
 	}
@@ -352,7 +358,7 @@ func (d *Decoder) readChunkBody(dst []byte, h *Header, index int64, r byteReader
 		if err != nil {
 			return dst, err
 		}
-		lo, hi := defaultRegion(h, x, blk)
+		lo, hi := baseRegion(h.BaseSize, x, blk, regionMargin)
 		if reg > 0 {
 			l, err := readUvarint(r, "base region length", MaxDeltaRegion)
 			if err != nil {

@@ -2,6 +2,7 @@ package codec
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"testing"
 )
@@ -83,5 +84,34 @@ func TestDiffRoundTrip(t *testing.T) {
 	o.diff(nw, nil, 0, 0) // no region: all literals
 	if got, err := applyOps(nil, o.appendOps(nil), o.lits, nil, len(nw), 0); err != nil || !bytes.Equal(got, nw) {
 		t.Fatalf("no region: %v", err)
+	}
+}
+
+// TestDeltaDecodeIgnoresMargin: the decoder rebuilds the same bytes whatever
+// margin its header names, as a core that fills in DefaultDeltaMargin for a
+// sender that used another one does.
+func TestDeltaDecodeIgnoresMargin(t *testing.T) {
+	c := jsonCorpus(300 << 10)
+	base := NewBase(c.base)
+	for _, encMargin := range []int{0, 4 << 10, DefaultDeltaMargin(64 << 10), 100 << 10} {
+		h, err := NewHeader(ModeDeltaZstd, LevelDefault, 64<<10, int64(len(c.new)), HashBytes(c.new), base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.DeltaMargin = encMargin
+		var e Encoder
+		var enc bytes.Buffer
+		if err := e.EncodeStream(context.Background(), &enc, bytes.NewReader(c.new), &h, base, 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, decMargin := range []int{0, DefaultDeltaMargin(64 << 10), 1 << 20} {
+			dh := h
+			dh.DeltaMargin = decMargin
+			var d Decoder
+			var out bytes.Buffer
+			if err := d.DecodeStream(context.Background(), &out, bytes.NewReader(enc.Bytes()), &dh, base); err != nil || !bytes.Equal(out.Bytes(), c.new) {
+				t.Fatalf("encoded with margin %d, decoded with %d: %v", encMargin, decMargin, err)
+			}
+		}
 	}
 }
