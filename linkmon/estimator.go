@@ -91,8 +91,9 @@ const QUICInitialRTT = 100 * time.Millisecond
 
 // ConnSample is a snapshot of one connection's counters: quic-go's
 // ConnectionStats (SmoothedRTT, MeanDeviation, BytesSent, BytesLost) plus
-// what the sender reports (BytesAcked, AppLimited; see DeliveryMeter).
-// linkmon defines it so its logic stays testable without a connection.
+// what the sender reports (BytesAcked, AppLimited, Delivery; see
+// DeliveryMeter). linkmon defines it so its logic stays testable without a
+// connection.
 type ConnSample struct {
 	At            time.Time
 	SmoothedRTT   time.Duration
@@ -104,6 +105,10 @@ type ConnSample struct {
 	// time since the previous sample: the delivery rate is then only a
 	// lower bound of the capacity.
 	AppLimited bool
+	// Delivery, when it has a rate, is the sender's delivery rate over its
+	// recent acknowledgements (DeliveryMeter.Rate); it is used instead of
+	// ΔBytesAcked/Δt, which spreads ack bursts over whole intervals.
+	Delivery DeliveryRate
 }
 
 // hasRTT reports whether the RTT figures come from a real RTT sample.
@@ -129,10 +134,10 @@ type PassiveEstimator struct {
 // MeanDeviation (none before quic-go's first RTT sample), loss as
 // ΔBytesLost/ΔBytesSent over the latest span with at least MinLossBytes
 // sent (the previous figure is repeated until then), and bandwidth as the
-// delivery rate ΔBytesAcked/Δt, a lower bound when the sender was
-// app-limited. ok is false when the sample carries nothing usable (the
-// first one without an RTT, or counters that went backwards: a new
-// connection, which restarts the estimator).
+// delivery rate: s.Delivery when it has one, else ΔBytesAcked/Δt, a lower
+// bound when the sender was app-limited. ok is false when the sample
+// carries nothing usable (the first one without an RTT, or counters that
+// went backwards: a new connection, which restarts the estimator).
 func (p *PassiveEstimator) Observe(s ConnSample) (m Measurement, ok bool) {
 	m = Measurement{At: s.At, Method: MethodPassive}
 	if s.hasRTT() {
@@ -142,7 +147,10 @@ func (p *PassiveEstimator) Observe(s ConnSample) (m Measurement, ok bool) {
 		s.BytesAcked < p.prev.BytesAcked || !s.At.After(p.prev.At))
 	if !p.have || reset {
 		p.prev, p.lossBase, p.have, p.loss = s, s, true, 0
-		return m, m.RTT > 0
+		if s.Delivery.Bps > 0 {
+			m.BandwidthBps, m.BandwidthLowerBound = s.Delivery.Bps, s.Delivery.AppLimited
+		}
+		return m, m.RTT > 0 || m.BandwidthBps > 0
 	}
 	if sent := s.BytesSent - p.lossBase.BytesSent; sent >= MinLossBytes {
 		lost := s.BytesLost - p.lossBase.BytesLost
@@ -150,7 +158,10 @@ func (p *PassiveEstimator) Observe(s ConnSample) (m Measurement, ok bool) {
 		p.lossBase = s
 	}
 	m.Loss = p.loss
-	if acked := s.BytesAcked - p.prev.BytesAcked; acked > 0 {
+	switch acked := s.BytesAcked - p.prev.BytesAcked; {
+	case s.Delivery.Bps > 0:
+		m.BandwidthBps, m.BandwidthLowerBound = s.Delivery.Bps, s.Delivery.AppLimited
+	case acked > 0:
 		m.BandwidthBps = float64(acked) * 8 / s.At.Sub(p.prev.At).Seconds()
 		m.BandwidthLowerBound = s.AppLimited
 	}
@@ -167,30 +178,82 @@ type DeliveryReporter interface {
 	OnAppLimited()
 }
 
-// DeliveryMeter is a DeliveryReporter that accumulates for a
-// PassiveEstimator's ConnSample. Safe for concurrent use.
+// Delivery-rate sampling.
+const (
+	// ackEvents is how many acknowledgements a DeliveryMeter keeps.
+	ackEvents = 1024
+	// minAckEvents: a rate needs this many acknowledgements; the window
+	// reaches further back (up to maxDeliverySpan) to find them on a slow
+	// link.
+	minAckEvents = 4
+	// maxDeliverySpan bounds how far back a rate looks.
+	maxDeliverySpan = 2 * time.Second
+	// appLimitedSlack widens the span an app-limited moment taints, for
+	// acknowledgement delay and timer noise.
+	appLimitedSlack = 20 * time.Millisecond
+)
+
+// DeliveryRate is a delivery-rate sample over a span of acknowledgements.
+type DeliveryRate struct {
+	// Bps is the rate: the bytes acknowledged after the span's first
+	// acknowledgement, over the span; 0 when there is no sample.
+	Bps float64
+	// Span is the time from the first to the last acknowledgement.
+	Span time.Duration
+	// Acks is the number of acknowledgements in the span.
+	Acks int
+	// AppLimited is true when the rate is only a lower bound of the
+	// capacity: the sender ran out of data while the acknowledged bytes
+	// were being sent.
+	AppLimited bool
+}
+
+type ackEvent struct {
+	at  time.Time
+	cum uint64 // bytes acknowledged up to and including this event
+}
+
+// DeliveryMeter is a DeliveryReporter that turns what the sender reports
+// into a delivery rate (Rate) and counters for a PassiveEstimator's
+// ConnSample (Snapshot). It keeps the times of the last acknowledgements,
+// so a sender should report each acknowledgement as it arrives (per packet
+// or per ACK frame), not one lump per transfer. Safe for concurrent use;
+// OnAcked and OnAppLimited take a mutex for a few instructions.
 type DeliveryMeter struct {
 	mu         sync.Mutex
 	acked      uint64
-	appLimited bool
+	appLimited bool      // since the previous Snapshot
+	limitedAt  time.Time // the latest OnAppLimited
+	events     [ackEvents]ackEvent
+	n, next    int // events kept; next slot
 }
 
 var _ DeliveryReporter = (*DeliveryMeter)(nil)
 
 // OnAcked implements DeliveryReporter.
-func (d *DeliveryMeter) OnAcked(n int) {
+func (d *DeliveryMeter) OnAcked(n int) { d.ackedAt(n, time.Now()) }
+
+func (d *DeliveryMeter) ackedAt(n int, at time.Time) {
 	if n <= 0 {
 		return
 	}
 	d.mu.Lock()
 	d.acked += uint64(n)
+	d.events[d.next] = ackEvent{at: at, cum: d.acked}
+	d.next = (d.next + 1) % ackEvents
+	d.n = min(d.n+1, ackEvents)
 	d.mu.Unlock()
 }
 
 // OnAppLimited implements DeliveryReporter.
-func (d *DeliveryMeter) OnAppLimited() {
+func (d *DeliveryMeter) OnAppLimited() { d.appLimitedAt(time.Now()) }
+
+func (d *DeliveryMeter) appLimitedAt(at time.Time) {
 	d.mu.Lock()
 	d.appLimited = true
+	if at.After(d.limitedAt) {
+		d.limitedAt = at
+	}
 	d.mu.Unlock()
 }
 
@@ -202,6 +265,46 @@ func (d *DeliveryMeter) Snapshot() (acked uint64, appLimited bool) {
 	acked, appLimited = d.acked, d.appLimited
 	d.appLimited = false
 	return acked, appLimited
+}
+
+// Rate returns the delivery rate at now over the acknowledgements of the
+// last window (reaching back for at least minAckEvents of them, at most
+// maxDeliverySpan), and no rate (Bps 0) if none arrived within window.
+// The rate is (bytes acknowledged after the first one) / (last − first):
+// the silence before a burst of acknowledgements does not dilute it, and
+// acknowledgements arriving in clumps (one per 10 packets, say) do not
+// make it jump. rtt is the path's round trip: an app-limited moment up to
+// one rtt before the first acknowledgement (when its bytes were sent)
+// makes the rate a lower bound. A span shorter than a quarter of the
+// window gives no rate: a burst that short says little about the link.
+func (d *DeliveryMeter) Rate(now time.Time, window, rtt time.Duration) DeliveryRate {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.n < 2 {
+		return DeliveryRate{}
+	}
+	at := func(i int) ackEvent { return d.events[(d.next-1-i+2*ackEvents)%ackEvents] } // 0 = newest
+	last := at(0)
+	if now.Sub(last.at) > window {
+		return DeliveryRate{}
+	}
+	k := 1 // index of the oldest event used
+	for k+1 < d.n {
+		e := at(k + 1)
+		age := now.Sub(e.at)
+		if age > maxDeliverySpan || age > window && k+1 >= minAckEvents {
+			break
+		}
+		k++
+	}
+	first := at(k)
+	span := last.at.Sub(first.at)
+	if span <= 0 || 4*span < window {
+		return DeliveryRate{}
+	}
+	r := DeliveryRate{Bps: float64(last.cum-first.cum) * 8 / span.Seconds(), Span: span, Acks: k + 1}
+	r.AppLimited = !d.limitedAt.Before(first.at.Add(-rtt - appLimitedSlack))
+	return r
 }
 
 // Combine merges an active and a passive measurement taken at about the

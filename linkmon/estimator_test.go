@@ -176,3 +176,117 @@ func TestCombine(t *testing.T) {
 		t.Fatalf("stale active with passive: %v", m)
 	}
 }
+
+// acks feeds a meter one acknowledgement of size bytes every gap from
+// start, n of them, and returns the time of the last.
+func acks(d *DeliveryMeter, start time.Time, gap time.Duration, n, size int) time.Time {
+	at := start
+	for i := range n {
+		at = start.Add(time.Duration(i) * gap)
+		d.ackedAt(size, at)
+	}
+	return at
+}
+
+func TestDeliveryMeterRate(t *testing.T) {
+	ms := time.Millisecond
+	win, rtt := 250*ms, 20*ms
+	// 10 Mbit/s: 12.5 kB acknowledged every 10 ms.
+	var d DeliveryMeter
+	last := acks(&d, t0, 10*ms, 100, 12_500)
+	r := d.Rate(last.Add(5*ms), win, rtt)
+	if !near(r.Bps, 10e6, 0.001) || r.AppLimited || r.Acks < 20 {
+		t.Fatalf("steady 10 Mbit/s: %+v", r)
+	}
+	// The rate drops to 2 Mbit/s: a window later it reads the new rate.
+	last = acks(&d, last.Add(50*ms), 50*ms, 6, 12_500)
+	if r := d.Rate(last, win, rtt); !near(r.Bps, 2e6, 0.001) || r.AppLimited {
+		t.Fatalf("after the drop to 2 Mbit/s: %+v", r)
+	}
+	// Acknowledgements in clumps (two at once every 20 ms) read the same.
+	var c DeliveryMeter
+	for i := range 50 {
+		at := t0.Add(time.Duration(i) * 20 * ms)
+		c.ackedAt(12_500, at)
+		c.ackedAt(12_500, at)
+	}
+	if r := c.Rate(t0.Add(990*ms), win, rtt); !near(r.Bps, 10e6, 0.06) {
+		t.Fatalf("clumped acknowledgements: %+v, want about 10 Mbit/s", r)
+	}
+	// A slow link: one acknowledgement per 100 ms (1 Mbit/s); the window
+	// reaches back for minAckEvents of them.
+	var s DeliveryMeter
+	last = acks(&s, t0, 100*ms, 20, 12_500)
+	if r := s.Rate(last.Add(10*ms), win, rtt); !near(r.Bps, 1e6, 0.001) || r.Acks != minAckEvents {
+		t.Fatalf("1 Mbit/s: %+v", r)
+	}
+	// Leading silence does not dilute the rate: the sender started 100 ms
+	// into the window.
+	var l DeliveryMeter
+	last = acks(&l, t0, 10*ms, 11, 12_500)
+	if r := l.Rate(last.Add(150*ms), win, rtt); !near(r.Bps, 10e6, 0.001) {
+		t.Fatalf("burst after silence: %+v", r)
+	}
+	// Nothing acknowledged within the window: no rate.
+	if r := l.Rate(last.Add(win+ms), win, rtt); r.Bps != 0 {
+		t.Fatalf("silent window: %+v", r)
+	}
+	// A burst far shorter than the window: no rate.
+	var b DeliveryMeter
+	last = acks(&b, t0, ms, 5, 1200)
+	if r := b.Rate(last, win, rtt); r.Bps != 0 {
+		t.Fatalf("5 ms burst: %+v", r)
+	}
+	// App-limited: a moment within one RTT before the first acknowledgement
+	// of the span (when its bytes were sent) or after it makes a lower bound;
+	// one older than that does not.
+	var a DeliveryMeter
+	a.appLimitedAt(t0.Add(-rtt - appLimitedSlack - ms))
+	last = acks(&a, t0, 10*ms, 30, 12_500)
+	if r := a.Rate(last, win, rtt); r.AppLimited {
+		t.Fatalf("app-limited long before the span: %+v", r)
+	}
+	a.appLimitedAt(last.Add(-win + 10*ms))
+	if r := a.Rate(last, win, rtt); !r.AppLimited || !near(r.Bps, 10e6, 0.001) {
+		t.Fatalf("app-limited within the span: %+v", r)
+	}
+}
+
+func TestPassiveEstimatorDeliveryRate(t *testing.T) {
+	var p PassiveEstimator
+	s := ConnSample{At: t0, SmoothedRTT: 40 * time.Millisecond, MeanDeviation: time.Millisecond, BytesAcked: 1000,
+		Delivery: DeliveryRate{Bps: 8e6, Span: 200 * time.Millisecond, Acks: 20}}
+	m, ok := p.Observe(s)
+	if !ok || m.BandwidthBps != 8e6 || m.BandwidthLowerBound {
+		t.Fatalf("first sample with a delivery rate: %v %v", m, ok)
+	}
+	// The delivery rate is used instead of ΔBytesAcked/Δt.
+	s.At = s.At.Add(time.Second)
+	s.BytesAcked += 125_000 // would read 1 Mbit/s
+	s.Delivery = DeliveryRate{Bps: 6e6, Span: 200 * time.Millisecond, Acks: 20, AppLimited: true}
+	if m, _ := p.Observe(s); m.BandwidthBps != 6e6 || !m.BandwidthLowerBound {
+		t.Fatalf("delivery rate, app-limited: %v", m)
+	}
+}
+
+func TestCheckPackets(t *testing.T) {
+	ms := time.Millisecond
+	cases := []struct {
+		bps    float64
+		jitter time.Duration
+		want   int
+	}{
+		{0, 0, 0},                   // capacity unknown: no check
+		{100e6, 0, 22},              // 2 ms at 100 Mbit/s: 25 kB, 21 gaps
+		{10e6, 0, 4},                // 2.5 kB: 3 gaps
+		{1e6, 0, minCheckPackets},   // the shortest train
+		{100e6, 6 * ms, 33},         // 3 ms: half the jitter
+		{10e6, 50 * ms, 17},         // at most TargetDispersion
+		{100e9, 0, maxTrainPackets}, // capped
+	}
+	for _, c := range cases {
+		if got := checkPackets(c.bps, c.jitter); got != c.want {
+			t.Errorf("checkPackets(%s, %v) = %d, want %d", FormatBps(c.bps), c.jitter, got, c.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/binary"
 	"math/big"
 	"net"
 	"sync"
@@ -114,7 +115,8 @@ func (c *testCore) accept(ctx context.Context) {
 			continue
 		}
 		c.sessions <- session
-		c.wg.Add(1)
+		c.wg.Add(2)
+		go c.serveStreams(ctx, conn)
 		go func() {
 			defer c.wg.Done()
 			defer c.resp.Unregister(session)
@@ -130,6 +132,39 @@ func (c *testCore) accept(ctx context.Context) {
 				c.resp.HandleDatagram(conn, b)
 			}
 		}()
+	}
+}
+
+// serveStreams answers each stream the agent opens with its running
+// count of bytes received (8 bytes, big-endian) after every read: the
+// acknowledgements a bulk sender reports into a DeliveryMeter.
+func (c *testCore) serveStreams(ctx context.Context, conn *quic.Conn) {
+	defer c.wg.Done()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		st, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		wg.Go(func() {
+			defer st.CancelRead(0)
+			defer st.CancelWrite(0)
+			buf := make([]byte, 64<<10)
+			var total uint64
+			for {
+				n, err := st.Read(buf)
+				total += uint64(n)
+				if n > 0 {
+					if _, werr := st.Write(binary.BigEndian.AppendUint64(nil, total)); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		})
 	}
 }
 

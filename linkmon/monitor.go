@@ -82,11 +82,15 @@ type Monitor struct {
 	nextSub  int
 	prober   *Prober
 	conn     *quic.Conn
-	capBps   float64 // latest train estimate
+	capBps   float64 // latest capacity estimate: train, check or delivery rate
 	capAt    time.Time
-	stats    MonitorStats
-	closed   bool
-	started  bool
+	capRef   float64 // capacity before a check saw a drop that no probe has confirmed yet
+	// remeasure asks the sampler for a bandwidth probe now (the path
+	// changed class).
+	remeasure bool
+	stats     MonitorStats
+	closed    bool
+	started   bool
 
 	attachCh chan struct{}
 	wakeCh   chan struct{} // early probe
@@ -361,6 +365,14 @@ func (m *Monitor) observe(meas Measurement) {
 	if m.histNext == len(m.history) {
 		m.histNext, m.histFull = 0, true
 	}
+	if ch != nil && ch.New == edgesync.Satellite && rank(ch.Old) >= 0 {
+		// The budget fraction halves on satellite: what was spent under
+		// the old class, at its fraction, would refuse every probe for up
+		// to a minute, and the capacity of the new path is unknown.
+		m.budget, _ = NewBudget(m.cfg.Budget)
+		m.remeasure = true
+		m.signal(m.wakeCh)
+	}
 	if ch != nil {
 		cls, params := m.adj.Effective(st, m.pin)
 		m.publish(Event{Kind: LinkClassChanged, Endpoint: m.name, At: meas.At, Change: ch, Class: cls, Parameters: params})
@@ -399,7 +411,9 @@ func (m *Monitor) curBudget() *Budget {
 // estimate, scaled so that a satellite link gets SatelliteBudgetFraction.
 // Called with m.mu held.
 func (m *Monitor) budgetCapacity() float64 {
-	c := m.capBps
+	// While a drop seen by a check awaits its probe, the budget stays
+	// sized for the capacity its recent spends were made on.
+	c := max(m.capBps, m.capRef)
 	if c > 0 && m.status.Class == edgesync.Satellite && m.cfg.Budget.Fraction > SatelliteBudgetFraction {
 		c *= SatelliteBudgetFraction / m.cfg.Budget.Fraction
 	}
@@ -445,6 +459,7 @@ func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
 	defer cancel()
 	m.mu.Lock()
 	capBps, bcap, jitter := m.capBps, m.budgetCapacity(), m.status.Median.Jitter
+	ref := max(capBps, m.capRef)
 	m.mu.Unlock()
 	packets := trainPackets(capBps, jitter)
 	if m.lastPackets > 0 {
@@ -452,6 +467,7 @@ func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
 		// from a short train must not turn into a flood.
 		packets = min(packets, 4*m.lastPackets)
 	}
+	m.log.Trace("probe start", "packets", packets, "capacity", FormatBps(capBps))
 	var res probeResult
 	budget := m.curBudget()
 	res.spend = budget.Spacing(bcap, m.cfg.TrainsPerProbe*packets*ProbePacketSize)
@@ -474,6 +490,17 @@ func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
 		if tr.OK {
 			ests = append(ests, tr.Bps)
 		}
+		if tr.OK && ref > 0 && tr.Bps < checkDrop*ref {
+			// The link got slower: size the next train for it, so that
+			// it does not overflow the queue and wait for a report.
+			packets = max(MinTrainPackets, min(packets, trainPackets(tr.Bps, jitter)))
+		}
+		if len(ests) == 2 && ref > 0 && max(ests[0], ests[1]) < checkDrop*ref {
+			// Two trains agree the link got much slower: the trains were
+			// sized for the old link and queue long on the new one; a
+			// third adds little but delay.
+			break
+		}
 		m.log.Trace("train", "packets", packets, "received", tr.Received, "estimate", FormatBps(tr.Bps), "ok", tr.OK)
 		// Let the train drain from the bottleneck before the next one.
 		if tr.OK && tr.Bps > 0 {
@@ -484,6 +511,7 @@ func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
 			}
 		}
 	}
+	m.log.Trace("probe", "trains", res.trains, "estimates", len(ests), "error", lastErr)
 	m.mu.Lock()
 	m.stats.Probes++
 	m.stats.Trains += res.trains
@@ -509,13 +537,13 @@ func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
 	res.bps = bps
 	m.mu.Lock()
 	m.stats.Estimates++
-	if capBps > 0 && bps < capBps/2 {
+	if ref > 0 && bps < ref/2 {
 		// The link got much slower: what was spent in the last minute was
 		// sized for the old link and would stop probing for a minute.
 		// Account afresh against the new capacity.
 		m.budget, _ = NewBudget(m.cfg.Budget)
 	}
-	m.capBps, m.capAt = bps, m.now()
+	m.capBps, m.capAt, m.capRef = bps, m.now(), 0
 	bcap = m.budgetCapacity()
 	m.mu.Unlock()
 	res.spend = m.curBudget().Spacing(bcap, m.cfg.TrainsPerProbe*trainPackets(bps, jitter)*ProbePacketSize)
@@ -564,9 +592,41 @@ func trainPackets(capBps float64, jitter time.Duration) int {
 type MonitorStats struct {
 	Probes     int   // probes run (some may have sent no train)
 	Estimates  int   // probes that produced an estimate
-	Trains     int   // trains sent
+	Checks     int   // check trains sent (between probes, see checkPackets)
+	CheckDrops int   // drops found by two checks and taken as the capacity
+	Trains     int   // trains sent, check trains included
 	TrainBytes int64 // bytes of the trains
 	PingBytes  int64 // estimated bytes of pings and their acknowledgements
+	// Delivered counts light samples whose bandwidth was a link-filling
+	// sender's delivery rate (they replace probes).
+	Delivered int
+}
+
+// check sends one check train of the given length, within the budget
+// (leaving room for the next bandwidth probe), and returns its result.
+func (m *Monitor) check(ctx context.Context, p *Prober, packets int) (TrainResult, error) {
+	m.probeMu.Lock()
+	defer m.probeMu.Unlock()
+	m.mu.Lock()
+	capBps, bcap, jitter := m.capBps, m.budgetCapacity(), m.status.Median.Jitter
+	m.mu.Unlock()
+	budget := m.curBudget()
+	bytes := packets * ProbePacketSize
+	reserve := m.cfg.TrainsPerProbe * trainPackets(capBps, jitter) * ProbePacketSize
+	now := m.now()
+	if !budget.Allow(now, bytes+reserve, bcap) || !budget.Take(now, bytes, bcap) {
+		return TrainResult{}, fmt.Errorf("check: %w", ErrBudgetExhausted)
+	}
+	tr, err := p.Train(ctx, packets)
+	m.mu.Lock()
+	m.stats.Checks++
+	m.stats.Trains++
+	m.stats.TrainBytes += int64(tr.Bytes)
+	m.mu.Unlock()
+	if err != nil {
+		return tr, fmt.Errorf("check: %w", err)
+	}
+	return tr, nil
 }
 
 // Stats returns the probe counters.

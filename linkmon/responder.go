@@ -21,9 +21,24 @@ const (
 	// recentTrains remembers reported train IDs so that replays are dropped.
 	recentTrains = 16
 	// trainQuiet: a train that lost packets is reported this long after
-	// its last arrival.
+	// its last arrival, or sooner once its arrivals show their spacing
+	// (see quiet).
 	trainQuiet = 250 * time.Millisecond
+	// minTrainQuiet is the shortest wait for a train's missing packets.
+	minTrainQuiet = 50 * time.Millisecond
 )
+
+// quiet is how long to wait for more of a train after its latest arrival:
+// ten times the mean spacing of its arrivals so far, within
+// minTrainQuiet..trainQuiet. A train that overflowed a slow link's queue
+// is reported about 50 ms after its last survivor, not 250 ms.
+func (t *trainCount) quiet() time.Duration {
+	if t.received < 3 {
+		return trainQuiet
+	}
+	gap := (t.last - t.first) / time.Duration(t.received-1)
+	return min(trainQuiet, max(minTrainQuiet, 10*gap))
+}
 
 // ResponderStats counts what a Responder did.
 type ResponderStats struct {
@@ -215,7 +230,7 @@ func (r *Responder) HandleRawPacket(b []byte, from net.Addr) {
 	if t.received == t.count {
 		t.timer.Reset(0)
 	} else {
-		t.timer.Reset(trainQuiet)
+		t.timer.Reset(t.quiet())
 	}
 }
 

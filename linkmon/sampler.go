@@ -1,9 +1,12 @@
 package linkmon
 
 import (
+	"context"
 	"errors"
 	"math"
 	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
 )
 
 // sampler is the state of the monitor's sampling goroutine; only that
@@ -21,18 +24,30 @@ type sampler struct {
 	passive    PassiveEstimator
 
 	probing     bool
+	probeCancel context.CancelFunc // of the probe or check in flight
 	probeDone   chan probeOutcome
 	nextProbe   time.Time
 	lastProbe   time.Time
+	nextCheck   time.Time
 	failures    int
 	rttAtProbe  time.Duration
 	lossAtProbe float64
 	missing     bool // the last sample was stale
+	cancelled   bool // the probe in flight was ended at the link's return
+
+	suspect        float64 // a check's estimate of a drop, awaiting its confirmation
+	suspectPackets int     // that check's length
+
+	delivered   []float64 // recent link-filling delivery rates, oldest first
+	lastFilled  time.Time // wall time of the latest of them
+	lastLowerBd time.Time // wall time of the latest app-limited delivery rate
 }
 
 type probeOutcome struct {
-	res probeResult
-	err error
+	check bool // a check train, not a bandwidth probe
+	res   probeResult
+	tr    TrainResult // a check's train
+	err   error
 }
 
 func (m *Monitor) loop() {
@@ -49,6 +64,12 @@ func (m *Monitor) loop() {
 			s.refresh()
 			s.maybeProbe()
 		case <-m.wakeCh:
+			m.mu.Lock()
+			if m.remeasure {
+				m.remeasure = false
+				s.nextProbe = time.Time{}
+			}
+			m.mu.Unlock()
 			s.maybeProbe()
 		case pr := <-s.pongs:
 			s.pong(pr)
@@ -130,6 +151,7 @@ func (s *sampler) tick() {
 		}
 	default: // passive only
 		if meas, ok := s.passiveSample(now); ok {
+			s.notePassive(meas)
 			s.emit(meas)
 		}
 	}
@@ -137,6 +159,7 @@ func (s *sampler) tick() {
 		s.emitStale(now)
 	}
 	s.maybeProbe()
+	s.maybeCheck()
 }
 
 // record adds one ping outcome to the loss ring.
@@ -192,6 +215,13 @@ func (s *sampler) pong(pr PongResult) {
 		// intermittent for a whole loss window.
 		s.outcomes, s.outNext = s.outcomes[:0], 0
 		s.passive = PassiveEstimator{}
+		// A probe still waiting for its report sent its trains into the
+		// outage: end it, so the capacity is measured again at once.
+		s.failures = 0
+		if s.probing && s.probeCancel != nil {
+			s.probeCancel()
+			s.cancelled = true
+		}
 	}
 	s.record(true)
 	if sent.After(s.lastAnswer) {
@@ -213,6 +243,7 @@ func (s *sampler) pong(pr PongResult) {
 	}
 	if s.m.cfg.Passive {
 		if pm, ok := s.passiveSample(now); ok {
+			s.notePassive(pm)
 			meas = Combine(meas, pm)
 		}
 	}
@@ -232,6 +263,7 @@ func (s *sampler) pong(pr PongResult) {
 	}
 	s.missing = false
 	s.maybeProbe()
+	s.maybeCheck()
 }
 
 func absDur(d time.Duration) time.Duration { return max(d, -d) }
@@ -246,8 +278,58 @@ func (s *sampler) passiveSample(now time.Time) (Measurement, bool) {
 	}
 	st := conn.ConnectionStats()
 	acked, appLimited := s.m.meter.Snapshot()
+	rtt := st.SmoothedRTT
+	if len(s.rtts) > 0 {
+		rtt = s.rtts[len(s.rtts)-1]
+	}
+	dr := s.m.meter.Rate(time.Now(), s.m.cfg.SampleInterval, rtt)
 	return s.passive.Observe(ConnSample{At: now, SmoothedRTT: st.SmoothedRTT, MeanDeviation: st.MeanDeviation,
-		BytesSent: st.BytesSent, BytesLost: st.BytesLost, BytesAcked: acked, AppLimited: appLimited})
+		BytesSent: st.BytesSent, BytesLost: st.BytesLost, BytesAcked: acked, AppLimited: appLimited, Delivery: dr})
+}
+
+// filledFor is how long a link-filling delivery rate stands in for the
+// bandwidth probe, and the span its median is taken over.
+const filledFor = 2 * time.Second
+
+// filledSamples is how many link-filling delivery rates the capacity is the
+// median of.
+const filledSamples = 5
+
+// notePassive takes a passive measurement's delivery rate into the
+// monitor's capacity estimate. A rate from a link-filling sender is the
+// capacity now: the capacity becomes the median of the last few, so that
+// the light samples carry it after the traffic stops (and not an older
+// train estimate), and no probe runs while they keep coming. An
+// app-limited rate only raises the estimate.
+func (s *sampler) notePassive(pm Measurement) {
+	if pm.BandwidthBps <= 0 || pm.Stale {
+		return
+	}
+	wall := time.Now()
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	if pm.BandwidthLowerBound {
+		s.lastLowerBd = wall
+		if pm.BandwidthBps > s.m.capBps {
+			s.m.capBps, s.m.capAt, s.m.capRef = pm.BandwidthBps, pm.At, 0
+		}
+		return
+	}
+	if wall.Sub(s.lastFilled) > filledFor {
+		s.delivered = s.delivered[:0]
+	}
+	s.delivered = append(s.delivered, pm.BandwidthBps)
+	if len(s.delivered) > filledSamples {
+		s.delivered = s.delivered[1:]
+	}
+	s.lastFilled = wall
+	s.m.capBps, s.m.capAt, s.m.capRef = median(s.delivered), pm.At, 0
+	s.m.stats.Delivered++
+}
+
+// filled reports whether a link-filling sender's delivery rate is fresh.
+func (s *sampler) filled(wall time.Time) bool {
+	return s.m.cfg.Passive && !s.lastFilled.IsZero() && wall.Sub(s.lastFilled) < filledFor
 }
 
 func (s *sampler) emit(meas Measurement) { s.m.observe(meas) }
@@ -269,18 +351,161 @@ func (s *sampler) maybeProbe() {
 	if wall.Before(s.nextProbe) {
 		return
 	}
+	if s.filled(wall) {
+		// Real traffic fills the link: its delivery rate is the capacity,
+		// and a train now would only queue behind it.
+		s.nextProbe = wall.Add(s.m.cfg.ProbeInterval)
+		return
+	}
 	s.probing, s.lastProbe = true, wall
 	p := s.prober
+	ctx, cancel := context.WithCancel(s.m.ctx)
+	s.probeCancel = cancel
 	s.m.wg.Add(1)
 	go func() {
 		defer s.m.wg.Done()
-		res, err := s.m.probe(s.m.ctx, p)
-		s.probeDone <- probeOutcome{res, err} // buffered; one probe at a time
+		defer cancel()
+		res, err := s.m.probe(ctx, p)
+		s.probeDone <- probeOutcome{res: res, err: err} // buffered; one probe at a time
 	}()
 }
 
+// Check trains: between bandwidth probes, a short train sized to cross the
+// bottleneck in checkDispersion at the estimated capacity looks for a
+// change of bandwidth alone (same RTT), which pings cannot see. On a link
+// that got slower the same train takes proportionally longer and measures
+// the new rate; the monitor takes it at once and confirms it with a full
+// probe.
+const (
+	// checkDispersion is a check train's target time at the bottleneck.
+	checkDispersion = 2 * time.Millisecond
+	// minCheckPackets is the shortest check train.
+	minCheckPackets = 3
+	// checkInterval is the soonest a check follows another.
+	checkInterval = 500 * time.Millisecond
+	// checkShare is the share of the probe budget checks may use.
+	checkShare = 0.25
+	// checkDrop and checkRise: a check below checkDrop × the capacity is
+	// taken as a drop, one above checkRise × it calls a probe early.
+	checkDrop, checkRise = 0.6, 1.6
+)
+
+// checkPackets sizes a check train for a capacity and jitter: 0 while the
+// capacity is unknown; lengthened to half the jitter on a jittery path (up
+// to TargetDispersion), where a shorter train would measure the jitter.
+func checkPackets(capBps float64, jitter time.Duration) int {
+	if !(capBps > 0) || math.IsInf(capBps, 0) {
+		return 0
+	}
+	d := min(max(checkDispersion, jitter/2), TargetDispersion)
+	n := 1 + int(math.Ceil(capBps/8*d.Seconds()/ProbePacketSize))
+	return min(maxTrainPackets, max(minCheckPackets, n))
+}
+
+// maybeCheck sends a check train when one is due and nothing else is
+// probing.
+func (s *sampler) maybeCheck() {
+	if s.probing || s.prober == nil || !s.m.cfg.Active || s.missing {
+		return
+	}
+	wall := time.Now()
+	if wall.Before(s.nextCheck) || s.filled(wall) {
+		return
+	}
+	s.m.mu.Lock()
+	capBps, jitter, rtt := s.m.capBps, s.m.status.Median.Jitter, s.m.status.Median.RTT
+	class := s.m.status.Class
+	s.m.mu.Unlock()
+	packets := checkPackets(capBps, jitter)
+	if s.suspect > 0 {
+		packets = s.suspectPackets // the confirming check repeats the first
+	}
+	// No checks on satellite: its 1 % budget is spent by the probes
+	// alone, and at its RTT a check gains little over the next probe.
+	if packets == 0 || class == edgesync.Intermittent || class == edgesync.Satellite {
+		s.nextCheck = wall.Add(checkInterval)
+		return
+	}
+	// Spaced so that checks use at most checkShare of the budget.
+	bits := float64(packets*ProbePacketSize) * 8
+	share := max(capBps, s.suspect) * s.m.cfg.Budget.Fraction * checkShare
+	s.nextCheck = wall.Add(max(checkInterval, time.Duration(bits/share*float64(time.Second))))
+	s.probing = true
+	p := s.prober
+	timeout := min(s.m.cfg.ProbeTimeout, max(s.m.cfg.SampleTimeout, 3*rtt+reportWait))
+	ctx, cancel := context.WithTimeout(s.m.ctx, timeout)
+	s.probeCancel = cancel
+	s.m.wg.Add(1)
+	go func() {
+		defer s.m.wg.Done()
+		defer cancel()
+		tr, err := s.m.check(ctx, p, packets)
+		s.probeDone <- probeOutcome{check: true, tr: tr, err: err}
+	}()
+}
+
+// reportWait is how long the responder waits after a train's last arrival
+// before it reports an incomplete train.
+const reportWait = 250 * time.Millisecond
+
+// checked acts on a check train's estimate. A drop is confirmed by a
+// second check sent at once, sized for the suspected rate (timer noise
+// rarely slows two trains alike); the capacity then becomes their mean, the light
+// samples carry it from the next one, and a bandwidth probe follows to
+// refine it. A rise calls the next probe early.
+func (s *sampler) checked(out probeOutcome) {
+	suspect := s.suspect
+	s.suspect = 0
+	if out.err != nil || !out.tr.OK {
+		return // says nothing certain; pings judge outages
+	}
+	wall := time.Now()
+	s.m.mu.Lock()
+	capBps := s.m.capBps
+	est := out.tr.Bps
+	switch {
+	case est < checkDrop*capBps && suspect > 0:
+		s.m.capRef = max(s.m.capRef, capBps)
+		s.m.capBps, s.m.capAt = (est+suspect)/2, s.m.now()
+		s.nextProbe = maxTime(wall, s.lastProbe.Add(earlyProbeGap))
+		s.m.stats.CheckDrops++
+	case est < checkDrop*capBps:
+		// Confirm with a train sized for the suspected rate: short
+		// enough not to overflow the slower link's queue.
+		s.suspect = est
+		s.suspectPackets = max(MinTrainPackets, ProbeSize(est)/ProbePacketSize)
+		s.nextCheck = time.Time{}
+	case est > checkRise*capBps:
+		s.nextProbe = minTime(s.nextProbe, maxTime(wall, s.lastProbe.Add(earlyProbeGap)))
+	}
+	s.m.mu.Unlock()
+	s.m.log.Trace("check", "estimate", FormatBps(est), "capacity", FormatBps(capBps), "suspect", FormatBps(suspect))
+	if s.suspect > 0 {
+		s.maybeCheck()
+	}
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
 func (s *sampler) probed(out probeOutcome) {
-	s.probing = false
+	cancelled := s.cancelled
+	s.probing, s.probeCancel, s.cancelled = false, nil, false
+	if out.check {
+		s.checked(out)
+		return
+	}
 	wall := time.Now()
 	interval := max(s.m.cfg.ProbeInterval, out.res.spend)
 	switch {
@@ -300,6 +525,9 @@ func (s *sampler) probed(out probeOutcome) {
 	case errors.Is(out.err, errUnmeasurable):
 		// Answered but unmeasurable: smaller trains next time (probe
 		// halved the estimate), at the normal interval.
+	case cancelled:
+		// Ended when the link came back: measure it again at once.
+		interval = 0
 	case s.lastAnswer.After(s.lastProbe):
 		// Unanswered, but pings were answered since the probe began: the
 		// link came back during it. Probe again soon, no back-off.
