@@ -115,3 +115,60 @@ func TestDeltaDecodeIgnoresMargin(t *testing.T) {
 		}
 	}
 }
+
+// TestDeltaStreams: each stream form round-trips, an encoder's output does
+// not depend on what it encoded before, and a stream that decodes past its
+// limit or is not a valid form is refused.
+func TestDeltaStreams(t *testing.T) {
+	pack := func(e *Encoder, in []byte) []byte {
+		kind, stored, err := e.packStream(LevelBetter, false, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(appendStreamHead(nil, len(stored), false, kind), stored...)
+	}
+	read := func(b []byte, max int) ([]byte, error) {
+		var d Decoder
+		r := bytes.NewReader(b)
+		used := 0
+		n, _, kind, err := readStreamHead(r, "test", len(b)+max+1, &used)
+		if err != nil {
+			return nil, err
+		}
+		return d.readStream(nil, r, "test", n, kind, max)
+	}
+	inputs := [][]byte{
+		[]byte("85.0475ok5781fault392.77ok449.5885169.3403"), // few symbols: Huffman
+		pseudoText(4, 20<<10),                                // repeats: zstd
+		rapidBytes(300),                                      // incompressible: raw
+		bytes.Repeat([]byte{'a'}, 500),                       // one symbol: zstd, not Huffman
+		{},
+	}
+	var shared Encoder
+	kinds := map[byte]bool{}
+	for i, in := range inputs {
+		got := pack(&shared, in)
+		var fresh Encoder
+		if want := pack(&fresh, in); !bytes.Equal(got, want) {
+			t.Fatalf("input %d: a used encoder's stream differs from a fresh one's", i)
+		}
+		kinds[got[0]&3] = true
+		if out, err := read(got, len(in)); err != nil || !bytes.Equal(out, in) {
+			t.Fatalf("input %d: round trip: %v", i, err)
+		}
+		if len(in) > 16 && got[0]&3 != streamRaw {
+			if _, err := read(got, len(in)-1); !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("input %d (kind %d) decoded with a limit below its size: %v", i, got[0]&3, err)
+			}
+		}
+	}
+	if len(kinds) != numStreamKinds {
+		t.Fatalf("inputs used stream kinds %v, want all %d", kinds, numStreamKinds)
+	}
+	if _, err := read([]byte{4<<3 | 3, 1, 2, 3, 4}, 100); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("stream kind 3: %v, want ErrCorrupt", err)
+	}
+	if _, err := read([]byte{4<<3 | streamHuff, 0xff, 0xff, 0xff, 0xff}, 100); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("garbage Huffman stream: %v, want ErrCorrupt", err)
+	}
+}

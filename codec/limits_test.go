@@ -41,10 +41,9 @@ func bombChunk(mode Mode, plain int, body []byte) []byte {
 	c := []byte{byte(mode)}
 	c = binary.AppendUvarint(c, uint64(plain))
 	if mode.IsDelta() {
-		// One block: the default base region, the frame (without its
-		// magic number) as the compressed ops stream, no literals.
-		c = append(c, 0)
-		c = binary.AppendUvarint(c, uint64(len(body)-4)<<1|1)
+		// One block: the frame (without its magic number) as the ops
+		// stream, the default base region, no literals.
+		c = binary.AppendUvarint(c, uint64(len(body)-4)<<3|streamZstd)
 		return append(append(c, body[4:]...), 0)
 	}
 	c = binary.AppendUvarint(c, uint64(len(body)))
