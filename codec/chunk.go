@@ -249,8 +249,9 @@ func appendStreamHead(dst []byte, stored int, flag bool, kind int) []byte {
 // shifts them out, so when a block's anchors (64 bytes at its start and at
 // its middle) are not within the default region, the encoder looks for them
 // within alignSearch bytes either side; the region is centred where the
-// first anchor found says the block starts. Deterministic: it depends only
-// on the block and the base.
+// first anchor found says the block starts. Within the default region the
+// anchor only says where the matcher starts looking. Deterministic: it
+// depends only on the block and the base.
 const (
 	anchorLen   = 64
 	alignSearch = 1 << 20

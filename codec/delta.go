@@ -11,10 +11,10 @@ import (
 // cursor by dd, copy cp bytes from the region at the cursor". The cursor is
 // where the block's next byte is expected in the region (block position plus
 // an offset), so an edit that keeps the length costs dd = 0 and an insertion
-// or deletion of k bytes costs dd = ∓k. The ops are stored by column (all
-// a tag byte per op, then the extra bytes of the ops: see appendOps) and the
-// literal bytes apart from them; both streams are then zstd-compressed
-// without a dictionary.
+// or deletion of k bytes costs dd = ∓k. The ops (a tag byte each, then
+// their extra bytes: see appendOps) and the literal bytes are two streams,
+// each stored as it is, as a zstd frame without dictionary or as a bare
+// Huffman coding, whichever is smallest (chunk.go, packStream).
 //
 // Why not a zstd frame with the region as dictionary (the format before
 // header version 2): klauspost's matchers are greedy and their hash tables
@@ -44,9 +44,10 @@ const (
 	deltaMaxStep   = 32
 )
 
-// maxOpsLen bounds a block's ops stream: every op but the last copies at
-// least deltaMinLocal bytes, and an op is at most 3+5+4 varint bytes for the
-// sizes the format allows. The decoder refuses a larger declared stream.
+// maxOpsLen bounds a block's ops stream: every op but the last one or two
+// copies at least deltaMinLocal bytes, and an op is at most a tag and
+// 3+5+3 varint bytes for the sizes the format allows. The decoder refuses a
+// stream that decodes to more.
 func maxOpsLen(blk int) int { return 3*blk + 64 }
 
 // deltaOps is the encoder's scratch for one block.

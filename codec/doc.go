@@ -17,7 +17,8 @@
 // is rebuilt from base[X-m : X+len+m] (m = Header.DeltaMargin, 8 KiB by
 // default), which it records so the decoder does not depend on the policy,
 // by a program of ops: new bytes, then a copy from the region at a cursor
-// that follows the block (delta.go). Each chunk records the mode it
+// that follows the block (delta.go); ops and new bytes are stored raw, as
+// zstd or Huffman-coded, whichever is smallest. Each chunk records the mode it
 // actually used: a delta that the base did not help falls back to zstd
 // (delta+zstd) or full, and any compressed form that is not smaller than the
 // plain bytes falls back to full, so an encoded chunk is never more than a
@@ -47,9 +48,9 @@
 //     its own offset (so a large insertion or deletion before it does not
 //     turn the rest into new data); edits that move data further, or that
 //     hit both anchors, leave the block coded against its default region.
-//   - At 1 MiB chunks deltas are 0.8-1.15x the size of `zstd -19
-//     --patch-from`; at 64 KiB chunks 0.9-1.45x, since every chunk pays
-//     for its own zstd frames and tables.
+//   - Deltas (delta+zstd, better) are 0.8-1.13x the size of `zstd -19
+//     --patch-from` at 1 MiB chunks and 0.9-1.2x at 64 KiB chunks, where
+//     every chunk pays for its own stream heads and Huffman tables.
 //   - Encoder and Decoder are not safe for concurrent use; use one per
 //     goroutine. The zstd encoders and decoders behind them are pooled.
 package codec

@@ -29,8 +29,9 @@ const (
 // that much before a chunk still find its old bytes (larger ones are found
 // by the encoder's realignment); a wider region costs indexing CPU and lets
 // long copies come from the wrong record (JSON records, 1 MiB chunks: margin
-// 0 14.9 KB, 4 KiB 14.9 KB, 16 KiB 14.7 KB, 256 KiB 16.4 KB, 4 MiB 17.6 KB;
-// 64 KiB chunks: margin 0 29.6 KB, 4-256 KiB 26.1-26.2 KB).
+// 0 14.4 KB, 4 KiB 14.2 KB, 16 KiB 14.3 KB, 256 KiB 16.3 KB, 4 MiB 17.0 KB;
+// 64 KiB chunks: margin 0 25.3 KB, 8 KiB 20.8 KB, 4-256 KiB 21.6 KB, since
+// any margin but regionMargin records every block's region).
 func DefaultDeltaMargin(chunkSize int) int {
 	return min(8<<10, chunkSize)
 }
