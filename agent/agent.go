@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -54,6 +55,9 @@ type Agent struct {
 	bases *baseCache
 	ext   external
 	drops dropSubs
+	// openedAt is when this process opened the outbox: an op enqueued
+	// later, and never tried, cannot be held in part by the core.
+	openedAt time.Time
 
 	// adj and overrides change with transport.config; guarded by mu.
 	adj       *linkmon.Adjuster
@@ -85,6 +89,7 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new agent: %w", err)
 	}
+	openedAt := time.Now()
 	ob, err := outbox.Open(cfg.OutboxPath(), outbox.Options{
 		MaxOps:     cfg.Outbox.MaxOps,
 		MaxBytes:   cfg.Outbox.MaxBytes,
@@ -100,7 +105,7 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 		ob.Close()
 		return nil, fmt.Errorf("new agent: %w", err)
 	}
-	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, adj: adj, overrides: ov, eps: map[string]*endpoint{}}
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, adj: adj, overrides: ov, eps: map[string]*endpoint{}, openedAt: openedAt}
 	for _, ec := range cfg.Endpoints {
 		if _, err := monitorConfig(ec.Monitor); err != nil {
 			ob.Close()

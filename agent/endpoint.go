@@ -48,9 +48,48 @@ type endpoint struct {
 	mon            *monitorRun
 	attached       attachment
 	probeBytesDone atomic.Int64 // probe bytes of monitors stopped so far
+	// missedAtAttach is the monitor's count of missed samples when the
+	// connection was attached (see linkDown).
+	missedAtAttach atomic.Int64
 	// runCtx is the context of the endpoint's run, for monitors started
 	// at run time.
 	runCtx context.Context
+
+	tried triedOps
+}
+
+// maxTried bounds the ops an endpoint remembers as tried; beyond it the
+// memory is cleared, which costs bandwidth (an eager resend from chunk 0),
+// never correctness.
+const maxTried = 1 << 16
+
+// triedOps are the ops this process has started sending on the
+// endpoint's connections: the core may hold part of them, so their next
+// attempt asks where to resume. Safe for concurrent use.
+type triedOps struct {
+	mu  sync.Mutex
+	ids map[edgesync.OpID]struct{}
+}
+
+// first records an attempt of id and reports whether it is the first.
+func (t *triedOps) first(id edgesync.OpID) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, ok := t.ids[id]; ok {
+		return false
+	}
+	if t.ids == nil || len(t.ids) >= maxTried {
+		t.ids = map[edgesync.OpID]struct{}{}
+	}
+	t.ids[id] = struct{}{}
+	return true
+}
+
+// forget drops id once the op is settled.
+func (t *triedOps) forget(id edgesync.OpID) {
+	t.mu.Lock()
+	delete(t.ids, id)
+	t.mu.Unlock()
 }
 
 // linkState is the endpoint's view of its link: what the monitor measured,
@@ -314,7 +353,16 @@ func (e *endpoint) startLane(conn *quic.Conn, tr *quic.Transport, demux *lane.De
 		return nil
 	}
 	e.log.Debug("data lane started", "initial_rate_bps", int64(st.status.Median.BandwidthBps))
-	return &laneLink{s: s}
+	ln := &laneLink{s: s, started: time.Now()}
+	if st.status.Median.BandwidthBps <= 0 {
+		ln.capacity = func() (float64, time.Time) {
+			if m := e.liveMonitor(); m != nil {
+				return m.Capacity()
+			}
+			return 0, time.Time{}
+		}
+	}
+	return ln
 }
 
 // errConnLost ends a session whose connection closed.

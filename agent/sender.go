@@ -331,7 +331,12 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 			return s.lane == nil || !sameEncoding(np, p)
 		}
 	}
-	res, err := snd.send(s.ctx, s.conn, s.lane, &op, pl, b, p, paused)
+	// An op this process has not tried before, enqueued since the outbox
+	// opened, cannot be held in part by the core: its lane data need not
+	// wait to hear where to resume.
+	firstTry := e.tried.first(op.ID)
+	eager := firstTry && op.EnqueuedAt.After(e.a.openedAt)
+	res, err := snd.send(s.ctx, s.conn, s.lane, &op, pl, b, p, eager, paused)
 	e.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
 	// Acknowledged bytes reach the link monitor from the lane, packet by
 	// packet (laneDelivery); an op's acknowledgement is one lump at commit
@@ -369,6 +374,7 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 		return outDone
 	}
 	snd.forget(op.ID)
+	e.tried.forget(op.ID)
 	e.stats.recordAck(op.Priority, op.Size, time.Since(op.EnqueuedAt))
 	return outDone
 }

@@ -157,8 +157,10 @@ func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.
 // how much it holds) the missing chunks, then commit; it returns when the
 // core has answered. paused is polled at each chunk boundary.
 // With ln (the connection's data lane, nil if none), the DATA frames of an
-// op of more than one chunk travel on the lane instead of the stream.
-func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, op *outbox.Op, pl io.ReaderAt, b *base, p linkmon.SyncParameters, paused func() bool) (sendResult, error) {
+// op of more than one chunk travel on the lane instead of the stream; with
+// eager as well (the op was never tried, so the core holds none of it),
+// they follow the header at once instead of a round trip later.
+func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, op *outbox.Op, pl io.ReaderAt, b *base, p linkmon.SyncParameters, eager bool, paused func() bool) (sendResult, error) {
 	res := sendResult{params: p}
 	h, err := s.payloadHash(op, pl)
 	if err != nil {
@@ -206,13 +208,14 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, op *
 	useLane := ln != nil && !pipelined
 	if useLane {
 		hdr.Lane, hdr.LaneTransfer = true, ln.nextTransfer()
+		hdr.Eager = eager
 		res.lane = true
 	}
 	if err := wire.WriteFrame(str, hdr); err != nil {
 		return res, err
 	}
 	from := int64(0)
-	if !pipelined {
+	if !pipelined && !hdr.Eager {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 		if err != nil {
 			return res, err
@@ -225,14 +228,11 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, op *
 		from = held / int64(chunk)
 	}
 	if useLane {
-		if err := s.sendLane(ctx, ln, hdr.LaneTransfer, &ch, op, from, pl, cb, &res, paused); err != nil {
-			if errors.Is(err, errPaused) {
-				str.CancelWrite(0)
-			}
-			return res, err
-		}
+		err := s.laneOp(ctx, str, ln, hdr, &ch, op, from, pl, cb, &res, paused)
+		res.took = time.Since(start)
+		return res, err
 	}
-	for i := from; i < ch.Chunks() && !useLane; i++ {
+	for i := from; i < ch.Chunks(); i++ {
 		if i > from && paused != nil && paused() {
 			str.CancelWrite(0)
 			return res, errPaused
@@ -241,10 +241,7 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, op *
 			return res, err
 		}
 	}
-	if err := wire.WriteFrame(str, &wire.Commit{ID: op.ID, Chunks: uint64(ch.Chunks())}); err != nil {
-		return res, err
-	}
-	if err := str.Close(); err != nil {
+	if err := commit(str, op, &ch); err != nil {
 		return res, err
 	}
 	for {
@@ -259,6 +256,15 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, op *
 		}
 		// A RESUME_ANSWER to a pipelined op: the ACK follows.
 	}
+}
+
+// commit ends the op on its stream: every chunk is sent (or, on the lane,
+// handed to it).
+func commit(str *quic.Stream, op *outbox.Op, ch *codec.Header) error {
+	if err := wire.WriteFrame(str, &wire.Commit{ID: op.ID, Chunks: uint64(ch.Chunks())}); err != nil {
+		return err
+	}
+	return str.Close()
 }
 
 // answer interprets the core's reply. done is true on ACK or NACK; held is

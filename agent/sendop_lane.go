@@ -3,12 +3,17 @@ package agent
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/edge-sync/edge-sync/codec"
 	"github.com/edge-sync/edge-sync/outbox"
+	"github.com/edge-sync/edge-sync/wire"
 	"github.com/edge-sync/edge-sync/wire/lane"
 )
 
@@ -19,6 +24,26 @@ import (
 type laneLink struct {
 	s   *lane.Session
 	seq atomic.Uint64
+	// capacity is the link monitor's latest probe estimate (bit/s) and
+	// when it was taken; nil when the lane started from a known rate.
+	capacity func() (float64, time.Time)
+	started  time.Time
+	hinted   atomic.Bool
+}
+
+// hint hands the lane, while it starts up cold, the first capacity the
+// link monitor measures on this connection: startup then ends at the link's
+// rate instead of overflowing its queue for a round or two.
+func (l *laneLink) hint() {
+	if l.capacity == nil || l.hinted.Load() {
+		return
+	}
+	bps, at := l.capacity()
+	if bps <= 0 || at.Before(l.started) {
+		return
+	}
+	l.hinted.Store(true)
+	l.s.Hint(int64(bps))
 }
 
 func (l *laneLink) nextTransfer() uint64 { return l.seq.Add(1) }
@@ -68,15 +93,83 @@ type laneBatch struct {
 	done   chan error
 }
 
+// laneAnswer is a frame (or the error) read from an op's stream while its
+// data travels on the lane.
+type laneAnswer struct {
+	f   wire.Frame
+	err error
+}
+
+// laneOp sends chunks from..end of the op on the lane while a reader takes
+// the core's answers from the stream; it commits as soon as the last chunk
+// is handed to the lane (the core waits for the lane to land it, which
+// saves a round trip) and returns when the core has answered. An ACK or
+// NACK that comes early (the core held the op already, or refused it)
+// ends the lane transfer at once.
+func (s *opSender) laneOp(ctx context.Context, str *quic.Stream, ln *laneLink, hdr *wire.OpHeader, ch *codec.Header, op *outbox.Op, from int64, pl io.ReaderAt, cb *codec.Base, res *sendResult, paused func() bool) error {
+	answers := make(chan laneAnswer)
+	stop := make(chan struct{})
+	go func() {
+		defer close(answers)
+		for {
+			f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+			select {
+			case answers <- laneAnswer{f, err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		str.CancelRead(0)
+		for range answers {
+		}
+	}()
+	// take interprets one answer; done is true once the op is settled. A
+	// RESUME_ANSWER to an eager op only says what the core skips.
+	take := func(a laneAnswer, ok bool) (done bool, err error) {
+		if !ok {
+			return true, errConnLost
+		}
+		if a.err != nil {
+			return true, a.err
+		}
+		done, _, err = s.answer(a.f, res)
+		return done, err
+	}
+	answered, err := s.sendLane(ctx, ln, hdr.LaneTransfer, ch, op, from, pl, cb, res, paused, answers, take,
+		func() error { return commit(str, op, ch) })
+	if errors.Is(err, errPaused) {
+		str.CancelWrite(0)
+	}
+	if answered || err != nil {
+		return err
+	}
+	for {
+		a, ok := <-answers
+		if done, err := take(a, ok); done || err != nil {
+			return err
+		}
+	}
+}
+
 // sendLane carries chunks from..end of the op as DATA frames on the lane,
 // in batches of consecutive chunks (one lane transfer each, with the op's
-// priority as urgency), keeping at most laneWindow bytes in flight; it
-// returns once the core has stored every chunk (each Send returns after
-// the core's Deliver, which stores it), or errPaused when paused reports
-// true, after the batches in flight have landed (a chunk boundary). On an
-// error the batches in flight are abandoned: the core keeps the chunks it
-// stored in order, and a resumed attempt starts after them.
-func (s *opSender) sendLane(ctx context.Context, ln *laneLink, transfer uint64, ch *codec.Header, op *outbox.Op, from int64, pl io.ReaderAt, cb *codec.Base, res *sendResult, paused func() bool) error {
+// priority as urgency), keeping at most laneWindow bytes in flight. Once
+// every chunk is handed to the lane it calls queued (which commits) and
+// waits until the core has stored every chunk (each Send returns after
+// the core's Deliver, which stores it). It returns errPaused when paused
+// reports true, after the batches in flight have landed (a chunk
+// boundary). While it waits, answers from the stream go to take; answered
+// is true when one settled the op. On an error the batches in flight are
+// abandoned: the core keeps the chunks it stored in order, and a resumed
+// attempt starts after them.
+func (s *opSender) sendLane(ctx context.Context, ln *laneLink, transfer uint64, ch *codec.Header, op *outbox.Op, from int64, pl io.ReaderAt, cb *codec.Base, res *sendResult, paused func() bool,
+	answers <-chan laneAnswer, take func(laneAnswer, bool) (bool, error), queued func() error) (answered bool, err error) {
 	lctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -84,32 +177,41 @@ func (s *opSender) sendLane(ctx context.Context, ln *laneLink, transfer uint64, 
 	var queue []*laneBatch
 	var inFlight int64
 	var free [][]byte
-	// settle waits for the oldest batch in flight.
-	settle := func() error {
+	// settle waits for the oldest batch in flight, taking answers meanwhile.
+	settle := func() (bool, error) {
 		b := queue[0]
-		err := <-b.done
-		queue = queue[1:]
-		inFlight -= int64(len(b.frames))
-		free = append(free, b.frames[:0])
-		return err
-	}
-	drain := func() error {
-		for len(queue) > 0 {
-			if err := settle(); err != nil {
-				return err
+		for {
+			select {
+			case err := <-b.done:
+				queue = queue[1:]
+				inFlight -= int64(len(b.frames))
+				free = append(free, b.frames[:0])
+				return false, err
+			case a, ok := <-answers:
+				if done, err := take(a, ok); done || err != nil {
+					return true, err
+				}
 			}
 		}
-		return nil
+	}
+	drain := func() (bool, error) {
+		for len(queue) > 0 {
+			if answered, err := settle(); answered || err != nil {
+				return answered, err
+			}
+		}
+		return false, nil
 	}
 	for i := from; i < ch.Chunks(); {
 		if i > from && paused != nil && paused() {
 			// Let what is in flight land: it is at most a few round trips
 			// of data, and the next attempt resumes after it.
-			if err := drain(); err != nil {
-				return err
+			if answered, err := drain(); answered || err != nil {
+				return answered, err
 			}
-			return errPaused
+			return false, errPaused
 		}
+		ln.hint()
 		window := laneInFlight(ln, ch.ChunkSize)
 		target := window / laneBatches
 		var buf []byte
@@ -123,12 +225,12 @@ func (s *opSender) sendLane(ctx context.Context, ln *laneLink, transfer uint64, 
 			}
 			var err error
 			if buf, err = s.dataFrame(buf, ch, op, i, pl, cb, res); err != nil {
-				return err
+				return false, err
 			}
 		}
 		for len(queue) > 0 && (inFlight+int64(len(buf)) > window || len(queue) >= laneBatches) {
-			if err := settle(); err != nil {
-				return err
+			if answered, err := settle(); answered || err != nil {
+				return answered, err
 			}
 		}
 		b := &laneBatch{frames: buf, done: make(chan error, 1)}
@@ -139,6 +241,9 @@ func (s *opSender) sendLane(ctx context.Context, ln *laneLink, transfer uint64, 
 			defer wg.Done()
 			b.done <- ln.s.Send(lctx, id, 0, b.frames, int8(op.Priority))
 		}(laneID(transfer, first))
+	}
+	if err := queued(); err != nil {
+		return false, err
 	}
 	return drain()
 }

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"context"
 	"encoding/binary"
 	"fmt"
 	"sync"
@@ -42,35 +43,85 @@ type laneConn struct {
 // close stops the lane session, if any; pending lane data is dropped.
 func (c *laneConn) close() {
 	if c != nil && c.session != nil {
+		c.router.close() // a Deliver waiting for its op gives up
 		_ = c.session.Close()
 	}
 }
+
+// laneRegisterWait bounds how long lane data waits for its op to be
+// registered: an eager agent sends lane data right behind the op's header,
+// and the lane can overtake the stream.
+const laneRegisterWait = 10 * time.Second
+
+// maxEndedTransfers bounds the transfers a router remembers as ended.
+const maxEndedTransfers = 4096
 
 // laneRouter hands a connection's lane data to the op waiting for it.
 type laneRouter struct {
 	mu  sync.Mutex
 	ops map[uint64]*laneRecv
+	// ended are transfers whose attempt is over (or never started): their
+	// data is dropped at once. endedOrder prunes the oldest.
+	ended      map[uint64]struct{}
+	endedOrder []uint64
+	// changed is closed and replaced whenever ops or ended change.
+	changed chan struct{}
+	closed  chan struct{}
+	once    sync.Once
 	// dropped counts lane bytes for no waiting op (an attempt that ended).
 	dropped *atomic.Int64
 }
 
 func newLaneRouter(dropped *atomic.Int64) *laneRouter {
-	return &laneRouter{ops: map[uint64]*laneRecv{}, dropped: dropped}
+	return &laneRouter{ops: map[uint64]*laneRecv{}, ended: map[uint64]struct{}{},
+		changed: make(chan struct{}), closed: make(chan struct{}), dropped: dropped}
 }
 
-// deliver is the lane session's Config.Deliver.
+func (r *laneRouter) close() { r.once.Do(func() { close(r.closed) }) }
+
+// deliver is the lane session's Config.Deliver. Data of a transfer whose
+// op is not registered yet waits for it (the lane session slows down
+// meanwhile), at most laneRegisterWait; data of an ended transfer is
+// dropped.
 func (r *laneRouter) deliver(id [16]byte, offset int64, data []byte) {
 	transfer := binary.BigEndian.Uint64(id[:8])
 	first := binary.BigEndian.Uint64(id[8:])
-	r.mu.Lock()
-	op := r.ops[transfer]
-	if op == nil {
-		r.dropped.Add(int64(len(data)))
+	var timeout <-chan time.Time
+	for {
+		r.mu.Lock()
+		op := r.ops[transfer]
+		_, ended := r.ended[transfer]
+		changed := r.changed
+		r.mu.Unlock()
+		if op != nil {
+			op.add(first, offset, data)
+			return
+		}
+		if ended {
+			r.dropped.Add(int64(len(data)))
+			return
+		}
+		if timeout == nil {
+			t := time.NewTimer(laneRegisterWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			r.dropped.Add(int64(len(data)))
+			return
+		case <-r.closed:
+			r.dropped.Add(int64(len(data)))
+			return
+		}
 	}
-	r.mu.Unlock()
-	if op != nil {
-		op.add(first, offset, data)
-	}
+}
+
+// notifyLocked wakes Deliver calls waiting for a change.
+func (r *laneRouter) notifyLocked() {
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 // register makes the op of transfer the one its lane data goes to.
@@ -80,16 +131,35 @@ func (r *laneRouter) register(transfer uint64, op *laneRecv) error {
 	if _, ok := r.ops[transfer]; ok {
 		return fmt.Errorf("%w: lane transfer %d is in use on this connection", wire.ErrBadRequest, transfer)
 	}
+	if _, ok := r.ended[transfer]; ok {
+		return fmt.Errorf("%w: lane transfer %d has ended on this connection", wire.ErrBadRequest, transfer)
+	}
 	r.ops[transfer] = op
+	r.notifyLocked()
 	return nil
 }
 
-func (r *laneRouter) unregister(transfer uint64, op *laneRecv) {
+// end unregisters transfer, if op holds it, and drops its data from now
+// on. An op handler ends its transfer however the attempt ends, also
+// before it registered.
+func (r *laneRouter) end(transfer uint64, op *laneRecv) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.ops[transfer] == op {
+	if cur, ok := r.ops[transfer]; ok {
+		if cur != op {
+			return // another attempt's (refused as in use)
+		}
 		delete(r.ops, transfer)
 	}
+	if _, ok := r.ended[transfer]; !ok {
+		r.ended[transfer] = struct{}{}
+		r.endedOrder = append(r.endedOrder, transfer)
+		if len(r.endedOrder) > maxEndedTransfers {
+			delete(r.ended, r.endedOrder[0])
+			r.endedOrder = r.endedOrder[1:]
+		}
+	}
+	r.notifyLocked()
 }
 
 // laneRecv reassembles and stores the lane data of one op attempt. Each
@@ -125,6 +195,11 @@ type lanePart struct {
 
 func newLaneRecv(h *opHandler, ch *codec.Header, base *codec.Base, hdr *wire.OpHeader, held int64) *laneRecv {
 	next := uint64(held / int64(ch.ChunkSize))
+	if hdr.Eager {
+		// The agent sends from its Offset without having heard what the
+		// core holds; the chunks below held are decoded and skipped.
+		next = hdr.Offset / uint64(ch.ChunkSize)
+	}
 	return &laneRecv{
 		h: h, ch: ch, base: base, id: hdr.ID, limit: 2 * laneWindow(ch.ChunkSize),
 		chunks:   uint64(ch.Chunks()),
@@ -267,23 +342,29 @@ func (l *laneRecv) finish() (complete bool, err error) {
 	return l.next == l.chunks, l.err
 }
 
-// failed returns the transfer's failure, if any.
-func (l *laneRecv) failed() error {
+// state reports whether every chunk is stored, and the failure, if any.
+func (l *laneRecv) state() (complete bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.err
+	return l.next == l.chunks, l.err
 }
 
 // laneOp runs the rest of an op whose data comes on the lane: it waits
 // for the agent's COMMIT on the stream while the lane stores chunks, then
-// commits as for stream data. The read deadline moves with the lane's
+// for the last chunks (the agent commits as soon as it has handed its last
+// chunk to the lane, a round trip before the lane confirms it), then
+// commits as for stream data. The deadline moves with the lane's
 // progress, so a long transfer on a slow link does not time out.
 func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Base, held int64, kind Kind) error {
+	if hdr.Eager && (hdr.Offset%uint64(ch.ChunkSize) != 0 || hdr.Offset > uint64(held)) {
+		return h.nack(hdr, fmt.Errorf("%w: eager lane data from offset %d, the core holds %d bytes in chunks of %d",
+			wire.ErrBadRequest, hdr.Offset, held, ch.ChunkSize))
+	}
 	l := newLaneRecv(h, ch, base, hdr, held)
 	if err := h.lane.register(hdr.LaneTransfer, l); err != nil {
 		return h.nack(hdr, err)
 	}
-	defer h.lane.unregister(hdr.LaneTransfer, l)
+	defer h.lane.end(hdr.LaneTransfer, l)
 	defer l.finish()
 
 	type read struct {
@@ -296,15 +377,35 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 		f, err := wire.ReadFrame(h.str, wire.MaxFrameSize)
 		frames <- read{f, err}
 	}()
+	var committed bool
+	var connGone <-chan struct{} // watched once committed (nothing more to read)
+	timer := time.NewTimer(h.s.cfg.FrameTimeout)
+	defer timer.Stop()
 	for {
+		if committed {
+			complete, err := l.state()
+			switch {
+			case err != nil:
+				return h.nack(hdr, err)
+			case complete:
+				if _, err := l.finish(); err != nil {
+					return h.nack(hdr, err)
+				}
+				h.s.stats.laneOps.Add(1)
+				return h.commit(hdr, kind)
+			}
+		}
 		select {
 		case <-l.progress:
-			if err := l.failed(); err != nil {
+			if err := l.failed(); err != nil && !committed {
 				h.str.CancelRead(quic.StreamErrorCode(wire.CodeOf(toWire(err))))
 				<-frames
 				return h.nack(hdr, err)
 			}
-			_ = h.str.SetReadDeadline(time.Now().Add(h.s.cfg.FrameTimeout))
+			if !committed {
+				_ = h.str.SetReadDeadline(time.Now().Add(h.s.cfg.FrameTimeout))
+			}
+			timer.Reset(h.s.cfg.FrameTimeout)
 		case r := <-frames:
 			if r.err != nil {
 				return fmt.Errorf("%w: stream ended before the op was committed: %w", wire.ErrBadRequest, r.err)
@@ -313,15 +414,25 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 			if !ok || c.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: %s on the stream of a lane op, want its COMMIT", wire.ErrBadRequest, r.f.Type()))
 			}
-			complete, err := l.finish()
-			if err != nil {
-				return h.nack(hdr, err)
+			if c.Chunks != l.chunks {
+				return h.nack(hdr, fmt.Errorf("%w: COMMIT of %d chunks, the op has %d", wire.ErrBadRequest, c.Chunks, l.chunks))
 			}
-			if !complete {
-				return h.nack(hdr, fmt.Errorf("%w: COMMIT before the lane carried every chunk", wire.ErrBadRequest))
+			committed, connGone = true, h.str.Context().Done()
+			timer.Reset(h.s.cfg.FrameTimeout)
+		case <-timer.C:
+			if committed {
+				return h.nack(hdr, fmt.Errorf("%w: the lane carried no chunk for %s after COMMIT", wire.ErrBusy, h.s.cfg.FrameTimeout))
 			}
-			h.s.stats.laneOps.Add(1)
-			return h.commit(hdr, kind)
+			timer.Reset(h.s.cfg.FrameTimeout) // the stream's read deadline decides
+		case <-connGone:
+			return fmt.Errorf("stream closed while the lane carried the last chunks: %w", context.Cause(h.str.Context()))
 		}
 	}
+}
+
+// failed returns the transfer's failure, if any.
+func (l *laneRecv) failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
 }

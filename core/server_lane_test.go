@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -31,6 +32,12 @@ type laneFixture struct {
 const laneTestAgent = "site-1"
 
 func newLaneFixture(t *testing.T, size, chunk int, held int64) *laneFixture {
+	return newLaneFixtureEager(t, size, chunk, held, false)
+}
+
+// newLaneFixtureEager is newLaneFixture for an op whose header says
+// eager: its lane data starts at chunk 0, whatever the store holds.
+func newLaneFixtureEager(t *testing.T, size, chunk int, held int64, eager bool) *laneFixture {
 	t.Helper()
 	st, _ := openTest(t, Config{})
 	rnd := rand.New(rand.NewPCG(5, 6))
@@ -48,7 +55,7 @@ func newLaneFixture(t *testing.T, size, chunk int, held int64) *laneFixture {
 	}
 	id := edgesync.OpID{1, 2, 3}
 	hdr := &wire.OpHeader{ID: id, Key: "k", Priority: edgesync.Normal, Kind: wire.KindState, Mode: uint8(codec.ModeZstd),
-		PlainSize: uint64(size), ChunkSize: uint32(chunk), PayloadHash: hash, Lane: true, LaneTransfer: 9}
+		PlainSize: uint64(size), ChunkSize: uint32(chunk), PayloadHash: hash, Lane: true, LaneTransfer: 9, Eager: eager}
 	if _, _, err := st.BeginPartial(laneTestAgent, PartialHeader{OpID: id, Key: "k", Kind: KindState, Priority: edgesync.Normal, Size: int64(size), Hash: hash}); err != nil {
 		t.Fatal(err)
 	}
@@ -173,12 +180,80 @@ func TestLaneRecvInterleavedBatches(t *testing.T) {
 // lane data of an earlier attempt (another transfer number) is dropped.
 func TestLaneRecvResumeIgnoresOldAttempt(t *testing.T) {
 	f := newLaneFixture(t, 100<<10, 16<<10, 40<<10) // held inside chunk 2
+	f.router.end(8, nil)                            // the earlier attempt's handler ended
 	f.router.deliver(laneTestID(8, 0), 0, f.frames[0])
 	if f.dropped.Load() != int64(len(f.frames[0])) {
 		t.Fatalf("old attempt's %d bytes: %d counted as dropped", len(f.frames[0]), f.dropped.Load())
 	}
 	f.deliverInterleaved(t, 9, f.batches(2, 2), 1)
 	f.commitAndCheck(t)
+}
+
+// An eager attempt sends from chunk 0 without knowing what the core
+// holds: the chunks held already are skipped, the rest stored, and the
+// result is byte-identical.
+func TestLaneRecvEagerSkipsHeld(t *testing.T) {
+	f := newLaneFixtureEager(t, 100<<10, 16<<10, 40<<10, true) // held inside chunk 2
+	f.deliverInterleaved(t, 9, f.batches(0, 3), 2)
+	f.commitAndCheck(t)
+	if f.dropped.Load() != 0 {
+		t.Fatalf("%d lane bytes dropped", f.dropped.Load())
+	}
+}
+
+// Eager lane data can overtake its op's header: it waits for the op to
+// register and is stored, not dropped; data of an ended transfer is
+// dropped at once, and closing the router frees a waiting Deliver.
+func TestLaneRouterWaitsForRegistration(t *testing.T) {
+	f := newLaneFixture(t, 100<<10, 16<<10, 0)
+	f.router.end(9, f.recv) // start over: transfer 10 is not registered yet
+	recv := newLaneRecv(f.h, f.recv.ch, nil, f.hdr, 0)
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		for first, b := range f.batches(0, 100) {
+			f.router.deliver(laneTestID(10, first), 0, b)
+		}
+	}()
+	select {
+	case <-delivered:
+		t.Fatal("lane data for an unregistered transfer returned before the op registered")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if err := f.router.register(10, recv); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-delivered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("lane data still waiting 5 s after its op registered")
+	}
+	f.recv = recv
+	f.commitAndCheck(t)
+	if f.dropped.Load() != 0 {
+		t.Fatalf("%d lane bytes dropped", f.dropped.Load())
+	}
+
+	f.router.end(10, recv)
+	f.router.deliver(laneTestID(10, 0), 0, f.frames[0]) // ended: returns at once
+	if got := f.dropped.Load(); got != int64(len(f.frames[0])) {
+		t.Fatalf("dropped %d bytes of an ended transfer, want %d", got, len(f.frames[0]))
+	}
+	if err := f.router.register(10, recv); !errors.Is(err, wire.ErrBadRequest) {
+		t.Fatalf("registering an ended transfer again: %v, want ErrBadRequest", err)
+	}
+
+	waiting := make(chan struct{})
+	go func() {
+		defer close(waiting)
+		f.router.deliver(laneTestID(11, 0), 0, f.frames[0])
+	}()
+	f.router.close()
+	select {
+	case <-waiting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a Deliver waiting for its op did not return when the router closed")
+	}
 }
 
 // What the lane must not carry fails the transfer with a reason, and

@@ -83,6 +83,11 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 	if hdr.Lane && h.lane == nil {
 		return h.nack(hdr, fmt.Errorf("%w: op data on the lane, which this connection did not negotiate", wire.ErrBadRequest))
 	}
+	if hdr.Lane {
+		// However the attempt ends, its lane data is dropped from then on
+		// (eager data may already be waiting for the op to register).
+		defer h.lane.end(hdr.LaneTransfer, nil)
+	}
 	if !hdr.Expires.IsZero() && hdr.Expires.Before(time.Now()) {
 		return h.nack(hdr, fmt.Errorf("%w: op expired at %s", wire.ErrExpired, hdr.Expires.Format(time.RFC3339)))
 	}
@@ -184,6 +189,9 @@ func (h *opHandler) data(ch *codec.Header, base *codec.Base, d *wire.Data, held 
 	off := int64(d.Offset)
 	if off > held {
 		return held, fmt.Errorf("%w: DATA at offset %d, but the core holds only %d bytes", wire.ErrBadRequest, off, held)
+	}
+	if off+min(int64(cs), ch.Size-off) <= held {
+		return held, nil // held already (a resumed or eager transfer's overlap): no need to decode
 	}
 	plain, used, err := h.dec.DecodeChunk(h.buf[:0], ch, off/int64(cs), d.Chunk, base)
 	if err != nil {

@@ -108,6 +108,7 @@ var frameGens = map[FrameType]*rapid.Generator[Frame]{
 		}
 		if rapid.Bool().Draw(t, "lane") {
 			f.Lane, f.LaneTransfer = true, genVarint().Draw(t, "lane transfer")
+			f.Eager = rapid.Bool().Draw(t, "eager")
 		}
 		return f
 	}),

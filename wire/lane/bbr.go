@@ -107,6 +107,32 @@ func newModel(mss int, rtt time.Duration, hint, maxRate float64, now time.Time) 
 	return m
 }
 
+// hint takes a capacity estimate in bytes/s from outside the lane: in
+// startup, above the model's own estimate, it ends startup with the hint
+// in the max filter for three rounds, as a rate hint at creation would be.
+// With more than the hint's BDP in flight it drains first; otherwise it
+// cruises at once.
+func (m *model) hint(bw, inflight float64, now time.Time) bool {
+	if m.state != stateStartup || bw <= m.btlbw {
+		return false
+	}
+	s := bwSample{round: m.round + 3 - bwWindowRounds, bw: bw}
+	i := 0
+	for i < len(m.samples) && m.samples[i].round <= s.round {
+		i++
+	}
+	m.samples = append(m.samples[:i], append([]bwSample{s}, m.samples[i:]...)...)
+	m.btlbw = bw
+	m.fullBwCount = fullBwRounds
+	if inflight <= m.bdp() {
+		m.enterProbeBW(now)
+		return true
+	}
+	m.state = stateDrain
+	m.pacingGain, m.cwndGain = drainGain, startupGain
+	return true
+}
+
 func (m *model) enterStartup() {
 	m.state = stateStartup
 	m.pacingGain, m.cwndGain = startupGain, startupGain
@@ -164,6 +190,10 @@ func queueSignal(minRTT time.Duration) time.Duration {
 
 const startupQueueSamples = 8
 
+// longLinkRTT is the minimum RTT from which startup ends on a queue signal
+// alone.
+const longLinkRTT = 200 * time.Millisecond
+
 // onRTT feeds one RTT sample.
 func (m *model) onRTT(rtt time.Duration, now time.Time) {
 	if rtt <= 0 {
@@ -173,8 +203,11 @@ func (m *model) onRTT(rtt time.Duration, now time.Time) {
 		if rtt > m.minRTT+queueSignal(m.minRTT) {
 			m.highRTTs++
 			// A queue alone may be noise (a busy receiver delays acks):
-			// also require a round in which the rate stopped growing.
-			if m.highRTTs >= startupQueueSamples && m.fullBwCount >= 1 {
+			// also require a round in which the rate stopped growing,
+			// except on a long link, where 50 ms of queue in a row is no
+			// scheduling noise and that round would overflow the queue
+			// at up to 2.89 × the link rate.
+			if m.highRTTs >= startupQueueSamples && (m.fullBwCount >= 1 || m.minRTT >= longLinkRTT) {
 				m.fullBwCount = fullBwRounds
 				m.state = stateDrain
 				m.pacingGain, m.cwndGain = drainGain, startupGain

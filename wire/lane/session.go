@@ -235,6 +235,23 @@ func (s *Session) SetMaxRate(bps int64) {
 	s.signal()
 }
 
+// Hint gives the rate model a capacity in bit/s measured outside the lane,
+// e.g. the link monitor's first probe after the connection came up (when
+// Config.InitialRate had nothing to offer). A lane still in startup whose
+// own estimate is lower ends startup and cruises at the hint, which spares
+// the queue overflow of startup's last rounds on a long link; it reports
+// whether the hint was taken. Later hints are ignored: by then the lane's
+// own delivery rate is the better measure.
+func (s *Session) Hint(bps int64) bool {
+	s.mu.Lock()
+	ok := s.snd.m.hint(float64(bps)/8, float64(s.snd.inBytes), time.Now())
+	s.mu.Unlock()
+	if ok {
+		s.signal()
+	}
+	return ok
+}
+
 // Stats returns a snapshot of the counters.
 func (s *Session) Stats() Stats {
 	s.mu.Lock()
