@@ -33,8 +33,9 @@ import (
 // The default region of a block at plain offset X is base[X-8KiB :
 // X+len+8KiB] clipped to the base (regionMargin); any other region (a
 // realigned one, or another Header.DeltaMargin) is recorded, so that the
-// decoder depends on neither the encoder's alignment nor its margin. The ops' cursor starts at X - regionStart: where a block's bytes
-// sit when nothing before them moved. Stored bytes always add up to less
+// decoder depends on neither the encoder's alignment nor its margin. The
+// ops' cursor starts at X - regionStart: where a block's bytes sit when
+// nothing before them moved. Stored bytes always add up to less
 // than the plain bytes (the encoder falls back to full otherwise), which
 // bounds what a decoder reads before it decodes anything, and each stream
 // decodes to at most maxOpsLen(block) or block bytes.
