@@ -9,7 +9,8 @@
 // from active probes (pings summarised by SummarizePings, packet trains
 // measured by TrainEstimate and MedianEstimate) and from real traffic
 // (PassiveEstimator over ConnSample snapshots of a QUIC connection plus a
-// DeliveryMeter the sender reports acknowledged bytes into); Combine merges
+// DeliveryMeter the sender reports each acknowledgement and its
+// app-limited moments into, which gives a delivery rate); Combine merges
 // the two.
 //
 // A Classifier turns the stream of measurements into a LinkClass with the
@@ -38,7 +39,10 @@
 // MonitorOptions.StatePath), Start or Run, Attach when the agent's QUIC
 // connection is up, Detach when it is lost, Close. It pings every
 // SampleInterval, probes bandwidth every ProbeInterval (stretched by the
-// budget, early after an RTT or loss jump), feeds the Classifier and
+// budget, early after an RTT or loss jump, at once when the link comes
+// back), sends short check trains between probes to catch a change of
+// bandwidth alone, takes a link-filling sender's delivery rate as the
+// capacity instead of probing, feeds the Classifier and
 // publishes LinkClassChanged and ParametersChanged events to subscribers
 // without ever blocking on them (drop-oldest). Measure probes on demand.
 //
@@ -54,12 +58,17 @@
 //
 // The classifier expects light samples several times a second: the median
 // of 9 samples and MinSamples of 3 are tuned for 4 samples a second. The
-// monitor attaches its latest train estimate to every answered light
-// sample, so a change in bandwidth alone (same RTT) is seen only after the
-// next bandwidth probe: up to ProbeInterval, longer on a satellite link's
-// 1 % budget. Loss is taken as one-way from round-trip ping loss
-// assuming both directions lose alike. With no exact bandwidth sample
-// (only an app-limited sender's lower bounds) the class rests on RTT alone.
+// monitor attaches its latest capacity estimate to every answered light
+// sample, so a new figure changes the class about 7 samples (1.75 s)
+// later. On an idle link a change in bandwidth alone (same RTT) is found
+// by a check train, up to 250 ms apart on fast links and sparser on slow
+// ones (they get a quarter of the budget); on satellite, where the 1 %
+// budget goes to the probes, only by the next probe. A sender that is
+// limited by anything but the link must report OnAppLimited, or its
+// delivery rate is taken as the capacity. Loss is taken as one-way from
+// round-trip ping loss assuming both directions lose alike. With no exact
+// bandwidth sample (only an app-limited sender's lower bounds) the class
+// rests on RTT alone.
 // Train estimates depend on the receiver reading promptly: quic-go queues
 // only 32 non-QUIC packets, so trains are capped at 384 packets.
 package linkmon

@@ -277,11 +277,11 @@ func TestCheckPackets(t *testing.T) {
 		want   int
 	}{
 		{0, 0, 0},                   // capacity unknown: no check
-		{100e6, 0, 22},              // 2 ms at 100 Mbit/s: 25 kB, 21 gaps
-		{10e6, 0, 4},                // 2.5 kB: 3 gaps
+		{100e6, 0, 12},              // 1 ms at 100 Mbit/s: 12.5 kB, 11 gaps
+		{20e6, 0, 4},                // 2.5 kB: 3 gaps
 		{1e6, 0, minCheckPackets},   // the shortest train
-		{100e6, 6 * ms, 33},         // 3 ms: half the jitter
-		{10e6, 50 * ms, 17},         // at most TargetDispersion
+		{100e6, 3 * ms, 17},         // 1.5 ms: half the jitter
+		{100e6, 50 * ms, 22},        // at most maxCheckDispersion
 		{100e9, 0, maxTrainPackets}, // capped
 	}
 	for _, c := range cases {

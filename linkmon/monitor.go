@@ -602,19 +602,18 @@ type MonitorStats struct {
 	Delivered int
 }
 
-// check sends one check train of the given length, within the budget
-// (leaving room for the next bandwidth probe), and returns its result.
+// check sends one check train of the given length while the budget is
+// spent to less than checkCeiling, and returns its result. The sampler
+// spaces checks so that they take at most checkShare of the budget.
 func (m *Monitor) check(ctx context.Context, p *Prober, packets int) (TrainResult, error) {
 	m.probeMu.Lock()
 	defer m.probeMu.Unlock()
 	m.mu.Lock()
-	capBps, bcap, jitter := m.capBps, m.budgetCapacity(), m.status.Median.Jitter
+	bcap := m.budgetCapacity()
 	m.mu.Unlock()
-	budget := m.curBudget()
-	bytes := packets * ProbePacketSize
-	reserve := m.cfg.TrainsPerProbe * trainPackets(capBps, jitter) * ProbePacketSize
-	now := m.now()
-	if !budget.Allow(now, bytes+reserve, bcap) || !budget.Take(now, bytes, bcap) {
+	// Checks stop at checkCeiling of the budget: the rest is the probes',
+	// and a margin for a capacity estimated high.
+	if !m.curBudget().Take(m.now(), packets*ProbePacketSize, checkCeiling*bcap) {
 		return TrainResult{}, fmt.Errorf("check: %w", ErrBudgetExhausted)
 	}
 	tr, err := p.Train(ctx, packets)

@@ -37,6 +37,7 @@ type sampler struct {
 
 	suspect        float64 // a check's estimate of a drop, awaiting its confirmation
 	suspectPackets int     // that check's length
+	rises          int     // consecutive checks that read a rise
 
 	delivered   []float64 // recent link-filling delivery rates, oldest first
 	lastFilled  time.Time // wall time of the latest of them
@@ -378,26 +379,35 @@ func (s *sampler) maybeProbe() {
 // probe.
 const (
 	// checkDispersion is a check train's target time at the bottleneck.
-	checkDispersion = 2 * time.Millisecond
+	checkDispersion = time.Millisecond
 	// minCheckPackets is the shortest check train.
 	minCheckPackets = 3
 	// checkInterval is the soonest a check follows another.
-	checkInterval = 500 * time.Millisecond
+	checkInterval = 250 * time.Millisecond
 	// checkShare is the share of the probe budget checks may use.
 	checkShare = 0.25
+	// checkCeiling: no check while the budget is spent to this share.
+	checkCeiling = 0.85
 	// checkDrop and checkRise: a check below checkDrop × the capacity is
 	// taken as a drop, one above checkRise × it calls a probe early.
 	checkDrop, checkRise = 0.6, 1.6
 )
 
+// maxCheckDispersion caps the lengthening of check trains for jitter. The
+// jitter figure also jumps for a couple of seconds after any RTT step,
+// and longer checks would then come rarely just when the path changes;
+// on a truly jittery path a check that reads a drop by mistake is caught
+// by its confirmation.
+const maxCheckDispersion = 2 * checkDispersion
+
 // checkPackets sizes a check train for a capacity and jitter: 0 while the
 // capacity is unknown; lengthened to half the jitter on a jittery path (up
-// to TargetDispersion), where a shorter train would measure the jitter.
+// to maxCheckDispersion).
 func checkPackets(capBps float64, jitter time.Duration) int {
 	if !(capBps > 0) || math.IsInf(capBps, 0) {
 		return 0
 	}
-	d := min(max(checkDispersion, jitter/2), TargetDispersion)
+	d := min(max(checkDispersion, jitter/2), maxCheckDispersion)
 	n := 1 + int(math.Ceil(capBps/8*d.Seconds()/ProbePacketSize))
 	return min(maxTrainPackets, max(minCheckPackets, n))
 }
@@ -426,10 +436,15 @@ func (s *sampler) maybeCheck() {
 		s.nextCheck = wall.Add(checkInterval)
 		return
 	}
-	// Spaced so that checks use at most checkShare of the budget.
-	bits := float64(packets*ProbePacketSize) * 8
-	share := max(capBps, s.suspect) * s.m.cfg.Budget.Fraction * checkShare
-	s.nextCheck = wall.Add(max(checkInterval, time.Duration(bits/share*float64(time.Second))))
+	// Spaced so that checks use what the probes and pings leave of the
+	// budget (half of it), at most checkShare of the budget.
+	avail := s.checkAllowance(max(capBps, s.suspect))
+	if avail <= 0 {
+		s.nextCheck = wall.Add(checkInterval)
+		return
+	}
+	win := s.m.cfg.Budget.Window
+	s.nextCheck = wall.Add(max(checkInterval, time.Duration(float64(win)*float64(packets*ProbePacketSize)/avail)))
 	s.probing = true
 	p := s.prober
 	timeout := min(s.m.cfg.ProbeTimeout, max(s.m.cfg.SampleTimeout, 3*rtt+reportWait))
@@ -444,6 +459,25 @@ func (s *sampler) maybeCheck() {
 	}()
 }
 
+// pingCost approximates a ping's bytes with its pong's acknowledgement.
+const pingCost = 128
+
+// checkAllowance is the bytes per budget window that check trains may
+// use at capacity capBps: half of what the budget leaves after the
+// bandwidth probes (their trains as sized on a path without jitter) and
+// pings at their usual rate, at most checkShare of it. On a slow link the
+// probes' shortest trains take most of the budget and checks come seconds
+// apart, or not at all. The budget itself still refuses what does not
+// fit.
+func (s *sampler) checkAllowance(capBps float64) float64 {
+	cfg := &s.m.cfg
+	win := cfg.Budget.Window.Seconds()
+	limit := float64(s.m.curBudget().Limit(capBps))
+	probes := win / cfg.ProbeInterval.Seconds() * float64(cfg.TrainsPerProbe*trainPackets(capBps, 0)*ProbePacketSize)
+	pings := win / cfg.SampleInterval.Seconds() * pingCost
+	return min(checkShare*limit, 0.5*(limit-probes-pings))
+}
+
 // reportWait is how long the responder waits after a train's last arrival
 // before it reports an incomplete train.
 const reportWait = 250 * time.Millisecond
@@ -452,11 +486,12 @@ const reportWait = 250 * time.Millisecond
 // second check sent at once, sized for the suspected rate (timer noise
 // rarely slows two trains alike); the capacity then becomes their mean, the light
 // samples carry it from the next one, and a bandwidth probe follows to
-// refine it. A rise calls the next probe early.
+// refine it. Two rises in a row call the next probe early.
 func (s *sampler) checked(out probeOutcome) {
 	suspect := s.suspect
 	s.suspect = 0
 	if out.err != nil || !out.tr.OK {
+		s.m.log.Trace("check failed", "error", out.err, "received", out.tr.Received, "count", out.tr.Count)
 		return // says nothing certain; pings judge outages
 	}
 	wall := time.Now()
@@ -466,17 +501,25 @@ func (s *sampler) checked(out probeOutcome) {
 	switch {
 	case est < checkDrop*capBps && suspect > 0:
 		s.m.capRef = max(s.m.capRef, capBps)
-		s.m.capBps, s.m.capAt = (est+suspect)/2, s.m.now()
+		s.m.capBps, s.m.capAt = est, s.m.now()
 		s.nextProbe = maxTime(wall, s.lastProbe.Add(earlyProbeGap))
 		s.m.stats.CheckDrops++
 	case est < checkDrop*capBps:
 		// Confirm with a train sized for the suspected rate: short
 		// enough not to overflow the slower link's queue.
 		s.suspect = est
-		s.suspectPackets = max(MinTrainPackets, ProbeSize(est)/ProbePacketSize)
+		s.suspectPackets = min(out.tr.Count, max(MinTrainPackets, ProbeSize(est)/ProbePacketSize))
 		s.nextCheck = time.Time{}
 	case est > checkRise*capBps:
-		s.nextProbe = minTime(s.nextProbe, maxTime(wall, s.lastProbe.Add(earlyProbeGap)))
+		// Timer noise on a short train reads high more often than low:
+		// the second such check in a row calls the probe.
+		s.rises++
+		if s.rises >= 2 {
+			s.rises = 0
+			s.nextProbe = minTime(s.nextProbe, maxTime(wall, s.lastProbe.Add(earlyProbeGap)))
+		}
+	default:
+		s.rises = 0
 	}
 	s.m.mu.Unlock()
 	s.m.log.Trace("check", "estimate", FormatBps(est), "capacity", FormatBps(capBps), "suspect", FormatBps(suspect))
