@@ -66,6 +66,10 @@ var benchNoLane = os.Getenv("EDGESYNC_BENCH_NOLANE") != ""
 //	EDGESYNC_BENCH_COLD=1 go test -run '^$' -bench Goodput -benchtime 1x ./agent
 var benchCold = os.Getenv("EDGESYNC_BENCH_COLD") != ""
 
+// benchNoRaw skips the raw quic-go baseline (minutes on lossy 600 ms
+// links), for quick comparisons of the agent alone.
+var benchNoRaw = os.Getenv("EDGESYNC_BENCH_NORAW") != ""
+
 // BenchmarkGoodput sends one incompressible op through each linksim
 // profile and reports delivered payload bit/s over the profile's uplink
 // rate (goodput-ratio), and the same over one raw quic-go stream through
@@ -85,15 +89,19 @@ func BenchmarkGoodput(b *testing.B) {
 				ours += took
 				enqueued += enq
 				pauses += st.Paused
-				raw += rawQUICTransfer(b, p, gc.profile, payload)
+				if !benchNoRaw {
+					raw += rawQUICTransfer(b, p, gc.profile, payload)
+				}
 			}
 			b.ReportMetric(float64(pauses)/float64(b.N), "pauses/op")
 			b.ReportMetric(enqueued.Seconds()/float64(b.N), "enqueue-s")
 			rate := float64(gc.profile.Up.RateBps)
 			bits := float64(len(payload)*8) * float64(b.N)
 			b.ReportMetric(bits/ours.Seconds()/rate, "goodput-ratio")
-			b.ReportMetric(bits/raw.Seconds()/rate, "raw-quic-ratio")
-			b.ReportMetric(raw.Seconds()/ours.Seconds(), "ratio-vs-raw-quic")
+			if !benchNoRaw {
+				b.ReportMetric(bits/raw.Seconds()/rate, "raw-quic-ratio")
+				b.ReportMetric(raw.Seconds()/ours.Seconds(), "ratio-vs-raw-quic")
+			}
 		})
 	}
 }

@@ -22,6 +22,8 @@ const (
 	minCwndPkts      = 4
 	startupLossLimit = 0.15 // a round losing more than this ends startup (queue overflow, not noise)
 	startupLossMin   = 8    // ...when at least this many packets were lost in it
+	// hintedStartupGain is startup's gain after a Hint.
+	hintedStartupGain = 1.25
 )
 
 var probeGains = [...]float64{1.25, 0.75, 1, 1, 1, 1, 1, 1}
@@ -72,6 +74,8 @@ type model struct {
 	cycleIdx   int
 	cycleStamp time.Time
 
+	hinted bool // startup goes on from a Hint (see hint)
+
 	lostInRound, sentInRound int
 	lossRate                 float64 // EWMA of per-round loss
 	highRTTs                 int     // consecutive startup RTT samples showing a queue
@@ -107,13 +111,19 @@ func newModel(mss int, rtt time.Duration, hint, maxRate float64, now time.Time) 
 	return m
 }
 
-// hint takes a capacity estimate in bytes/s from outside the lane: in
-// startup, above the model's own estimate, it ends startup with the hint
-// in the max filter for three rounds, as a rate hint at creation would be.
-// With more than the hint's BDP in flight it drains first; otherwise it
-// cruises at once.
-func (m *model) hint(bw, inflight float64, now time.Time) bool {
-	if m.state != stateStartup || bw <= m.btlbw {
+// hint takes a capacity estimate in bytes/s from outside the lane while
+// the model is still in startup and knows less; the hint enters the max
+// filter for three rounds, as a rate hint at creation does. If the lane
+// has not sent yet (idle), the hint was measured on a quiet link and the
+// model cruises at it, as with a hint at creation. Otherwise the estimate
+// may be low (the lane's own startup shared the link with the probe), and
+// startup goes on from it at a gain of 1.25 instead of 2.89, ending after
+// the first round that does not grow 25 %: an accurate hint costs one
+// round at 1.25 × the rate (a quarter BDP of queue), a low one still grows
+// by a quarter a round rather than a quarter every eight rounds as in
+// probe_bw.
+func (m *model) hint(bw float64, idle bool, now time.Time) bool {
+	if m.state != stateStartup || m.hinted || bw <= m.btlbw {
 		return false
 	}
 	s := bwSample{round: m.round + 3 - bwWindowRounds, bw: bw}
@@ -122,15 +132,22 @@ func (m *model) hint(bw, inflight float64, now time.Time) bool {
 		i++
 	}
 	m.samples = append(m.samples[:i], append([]bwSample{s}, m.samples[i:]...)...)
-	m.btlbw = bw
-	m.fullBwCount = fullBwRounds
-	if inflight <= m.bdp() {
+	m.btlbw, m.fullBw, m.fullBwCount = bw, bw, 0
+	m.hinted = true
+	if idle {
 		m.enterProbeBW(now)
 		return true
 	}
-	m.state = stateDrain
-	m.pacingGain, m.cwndGain = drainGain, startupGain
+	m.pacingGain, m.cwndGain = hintedStartupGain, probeCwndGain
 	return true
+}
+
+// fullPipeRounds is how many rounds without 25 % growth end startup.
+func (m *model) fullPipeRounds() int {
+	if m.hinted {
+		return 1
+	}
+	return fullBwRounds
 }
 
 func (m *model) enterStartup() {
@@ -243,7 +260,7 @@ func (m *model) onAck(rate float64, appLimited bool, pktDelivered, delivered int
 	}
 	switch m.state {
 	case stateStartup:
-		if m.fullBwCount >= fullBwRounds {
+		if m.fullBwCount >= m.fullPipeRounds() {
 			m.state = stateDrain
 			m.pacingGain, m.cwndGain = drainGain, startupGain
 		}

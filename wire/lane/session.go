@@ -237,14 +237,15 @@ func (s *Session) SetMaxRate(bps int64) {
 
 // Hint gives the rate model a capacity in bit/s measured outside the lane,
 // e.g. the link monitor's first probe after the connection came up (when
-// Config.InitialRate had nothing to offer). A lane still in startup whose
-// own estimate is lower ends startup and cruises at the hint, which spares
-// the queue overflow of startup's last rounds on a long link; it reports
-// whether the hint was taken. Later hints are ignored: by then the lane's
-// own delivery rate is the better measure.
+// Config.InitialRate had nothing to offer). A lane that has not sent yet
+// cruises at it, as at InitialRate; one still in startup whose own
+// estimate is lower goes on from the hint, growing at most a quarter a
+// round. Either spares the queue overflow of startup's last rounds on a
+// long link. Hint reports whether the hint was taken. Later hints are
+// ignored: by then the lane's own delivery rate is the better measure.
 func (s *Session) Hint(bps int64) bool {
 	s.mu.Lock()
-	ok := s.snd.m.hint(float64(bps)/8, float64(s.snd.inBytes), time.Now())
+	ok := s.snd.m.hint(float64(bps)/8, s.snd.delivered == 0 && s.snd.inBytes == 0, time.Now())
 	s.mu.Unlock()
 	if ok {
 		s.signal()
