@@ -33,6 +33,7 @@ type sampler struct {
 	rttAtProbe  time.Duration
 	lossAtProbe float64
 	missing     bool // the last sample was stale
+	staleRun    int  // consecutive stale samples up to the last answer
 	cancelled   bool // the probe in flight was ended at the link's return
 
 	suspect        float64 // a check's estimate of a drop, awaiting its confirmation
@@ -216,14 +217,19 @@ func (s *sampler) pong(pr PongResult) {
 		// intermittent for a whole loss window.
 		s.outcomes, s.outNext = s.outcomes[:0], 0
 		s.passive = PassiveEstimator{}
-		// A probe still waiting for its report sent its trains into the
-		// outage: end it, so the capacity is measured again at once.
+	}
+	if s.staleRun > s.m.cfg.Classifier.MaxMissed {
+		// Back from a real outage (not one stale sample on a lossy
+		// link): a probe still waiting for its report sent its trains
+		// into the outage; end it, so the capacity is measured again at
+		// once.
 		s.failures = 0
 		if s.probing && s.probeCancel != nil {
 			s.probeCancel()
 			s.cancelled = true
 		}
 	}
+	s.staleRun = 0
 	s.record(true)
 	if sent.After(s.lastAnswer) {
 		s.lastAnswer = sent
@@ -340,6 +346,7 @@ func (s *sampler) emitStale(now time.Time) {
 	meas := s.m.Latest()
 	meas.At, meas.Stale = now, true
 	s.missing = true
+	s.staleRun++
 	s.m.observe(meas)
 }
 
