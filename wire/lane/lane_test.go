@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,5 +285,38 @@ func TestDemuxRoutesOtherPackets(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("probe packet not routed to its handler")
+	}
+}
+
+// deliveryRecorder counts what a session reports to Config.Delivery.
+type deliveryRecorder struct {
+	acked, limited atomic.Int64
+}
+
+func (d *deliveryRecorder) OnAcked(n int) { d.acked.Add(int64(n)) }
+func (d *deliveryRecorder) OnAppLimited() { d.limited.Add(1) }
+
+// The sender reports every payload byte the peer acknowledged, once, and
+// the moments it is held back by something other than the link (startup,
+// nothing to send), for a link monitor's passive delivery rate.
+func TestDeliveryReported(t *testing.T) {
+	p := newPair(t, testLink{rateBps: 20e6, rtt: 40 * time.Millisecond, loss: 0.02}.profile(), nil)
+	var rec deliveryRecorder
+	srvCol := newCollector()
+	cs, _ := p.sessions(t, Config{Delivery: &rec}, Config{Deliver: srvCol.deliver})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	data := randomBytes(t, 400_000)
+	if err := cs.Send(ctx, opID(1), 0, data, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.acked.Load(); got != int64(len(data)) {
+		t.Errorf("acknowledged bytes reported: %d, want the %d sent (lost and resent ones once)", got, len(data))
+	}
+	if got := cs.Stats().BytesAcked; got != rec.acked.Load() {
+		t.Errorf("Stats.BytesAcked %d, reported %d", got, rec.acked.Load())
+	}
+	if rec.limited.Load() == 0 {
+		t.Error("no app-limited moment reported, though the lane started cold and ran out of data")
 	}
 }

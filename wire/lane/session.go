@@ -41,8 +41,9 @@ type Config struct {
 	// to MaxPacketSize; default DefaultPacketSize.
 	PacketSize int
 	// Delivery, when set, is told the payload bytes the peer acknowledges
-	// as each acknowledgement arrives, and when the lane runs out of data
-	// to send: a link monitor's passive delivery rate. Its methods run
+	// as each acknowledgement arrives, and whenever something other than
+	// the link holds the lane back (no data to send, startup, a MaxRate
+	// cap, the receiver's buffer): a link monitor's passive delivery rate. Its methods run
 	// with the session's lock held and must not block or call back.
 	Delivery DeliveryReporter
 }
@@ -493,8 +494,16 @@ func (s *Session) step(now time.Time, batch [][]byte) ([][]byte, time.Time) {
 	}
 	// Data, paced.
 	size := s.cfg.PacketSize
+	if d := s.cfg.Delivery; d != nil && (snd.m.state == stateStartup || snd.m.maxRate > 0) {
+		// The rate is the model's (still growing) or the cap's, not the
+		// link's: what is delivered now is a lower bound of capacity.
+		d.OnAppLimited()
+	}
 	for len(batch) < maxBatch {
 		if !snd.canSend(size) {
+			if d := s.cfg.Delivery; d != nil && int64(snd.inBytes+size) > snd.peerWindow && snd.inBytes > 0 {
+				d.OnAppLimited() // held back by the receiver, not the link
+			}
 			break
 		}
 		if snd.nextSend.After(now.Add(500 * time.Microsecond)) {
