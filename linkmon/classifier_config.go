@@ -32,7 +32,7 @@ type ClassifierConfig struct {
 	// intermittent (2).
 	MaxMissed int
 	// MinOutage: the missed samples must also span at least this long since
-	// the last answered one (2 s), so that a Starlink handover (about 1 s
+	// the last answered one (1.5 s), so that a Starlink handover (about 1 s
 	// of heavy loss) cannot produce an outage from three quick misses.
 	MinOutage time.Duration
 	// MinSamples: samples needed before any class is given, and
@@ -66,7 +66,7 @@ func DefaultClassifierConfig() ClassifierConfig {
 		SatelliteMinRTT:   500 * time.Millisecond,
 		IntermittentLoss:  0.20,
 		MaxMissed:         2,
-		MinOutage:         2 * time.Second,
+		MinOutage:         1500 * time.Millisecond,
 		MinSamples:        3,
 		HysteresisPercent: 20,
 		Window:            30 * time.Second,

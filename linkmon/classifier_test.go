@@ -258,15 +258,15 @@ func TestOutageBecomesIntermittentAndRecovers(t *testing.T) {
 		n++
 	}
 	// Needs > MaxMissed misses and MinOutage since the last answer: at
-	// 250 ms a sample, the 8th stale sample is 2 s after the last answer.
-	if ch == nil || ch.New != edgesync.Intermittent || n != 8 || f.at.Sub(lastFresh) != cfg.MinOutage {
-		t.Fatalf("after %d stale samples: change %v, want -> intermittent at the 8th", n, ch)
+	// 250 ms a sample, the 6th stale sample is 1.5 s after the last answer.
+	if ch == nil || ch.New != edgesync.Intermittent || n != 6 || f.at.Sub(lastFresh) != cfg.MinOutage {
+		t.Fatalf("after %d stale samples: change %v, want -> intermittent at the 6th", n, ch)
 	}
-	if want := "8 consecutive samples unanswered (> 2) for 2s"; ch.Reason != want {
+	if want := "6 consecutive samples unanswered (> 2) for 1.5s"; ch.Reason != want {
 		t.Errorf("reason %q, want %q", ch.Reason, want)
 	}
-	if f.st.Missed != 8 || !f.st.Median.Stale {
-		t.Errorf("status %+v: want missed 8 and a stale median", f.st)
+	if f.st.Missed != 6 || !f.st.Median.Stale {
+		t.Errorf("status %+v: want missed 6 and a stale median", f.st)
 	}
 	// The link comes back slower: judged on post-outage samples only.
 	for i := range 2 {
