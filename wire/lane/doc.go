@@ -25,8 +25,8 @@
 //     per op, and returns when the peer's Deliver has returned for every
 //     byte: the caller then sends its Commit over QUIC, which keeps
 //     exactly-once on the QUIC side. A Send with a lower urgency overtakes
-//     larger ones at the next packet (strict priority, round-robin within
-//     an urgency); retransmissions follow the same order.
+//     larger ones at the next packet (strict priority, oldest transfer
+//     first within an urgency); retransmissions follow the same order.
 //
 // # Packets
 //

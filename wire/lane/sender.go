@@ -65,7 +65,6 @@ type sender struct {
 
 	nextNum   uint32
 	transfers []*transfer // open, sorted by (urgency, num)
-	rr        map[int8]uint32
 	resets    map[uint32]*transfer
 	lastReset time.Time
 
@@ -103,7 +102,6 @@ func newSender(packetSize int, rtt time.Duration, hint, maxRate float64, now tim
 	s := &sender{
 		payload:    p,
 		payload0:   p - metaLen,
-		rr:         map[int8]uint32{},
 		resets:     map[uint32]*transfer{},
 		srtt:       rtt,
 		rttvar:     rtt / 2,
@@ -158,33 +156,18 @@ func (s *sender) remove(t *transfer) {
 }
 
 // pick returns the transfer whose segment goes next: the lowest urgency
-// value with something to send, round-robin among equal urgencies.
+// value with something to send, the oldest transfer first among equal
+// urgencies. Oldest first, not round-robin: the agent keeps one op's data
+// in flight as a queue of consecutive transfers and refills it as the
+// oldest completes; sent side by side they would all complete at the end
+// and leave the queue empty while the next is encoded.
 func (s *sender) pick() *transfer {
-	var first, after *transfer
-	urg := int8(0)
-	found := false
 	for _, t := range s.transfers {
-		if found && t.urgency != urg {
-			break
-		}
-		if !t.sendable() {
-			continue
-		}
-		if !found {
-			found, urg, first = true, t.urgency, t
-		}
-		if after == nil && t.num > s.rr[urg] {
-			after = t
+		if t.sendable() {
+			return t
 		}
 	}
-	if !found {
-		return nil
-	}
-	if after == nil {
-		after = first
-	}
-	s.rr[urg] = after.num
-	return after
+	return nil
 }
 
 // nextSegment takes the next segment of t: a retransmission first.
