@@ -65,6 +65,11 @@ func TestModelHint(t *testing.T) {
 		t.Fatalf("a hinted startup whose rate grows 30 %% a round left startup (%s)", g.state)
 	}
 
+	short := newModel(1200, 100*time.Millisecond, 0, 0, now)
+	if short.hint(bw, true, now) {
+		t.Fatal("a hint on a 100 ms link was taken; startup finds the rate there")
+	}
+
 	idle := newModel(1200, 600*time.Millisecond, 0, 0, now)
 	if !idle.hint(bw, true, now) || idle.state != stateProbeBW || idle.btlbw != bw {
 		t.Fatalf("a hint to an idle lane: %s at %.0f B/s, want probe_bw at %.0f", idle.state, idle.btlbw, bw)
