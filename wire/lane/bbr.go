@@ -213,7 +213,7 @@ func queueSignal(minRTT time.Duration) time.Duration {
 const startupQueueSamples = 8
 
 // longLinkRTT is the minimum RTT from which startup ends on a queue signal
-// alone.
+// alone and takes a Hint.
 const longLinkRTT = 200 * time.Millisecond
 
 // onRTT feeds one RTT sample.

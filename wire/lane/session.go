@@ -43,8 +43,9 @@ type Config struct {
 	// Delivery, when set, is told the payload bytes the peer acknowledges
 	// as each acknowledgement arrives, and whenever something other than
 	// the link holds the lane back (no data to send, startup, a MaxRate
-	// cap, the receiver's buffer): a link monitor's passive delivery rate. Its methods run
-	// with the session's lock held and must not block or call back.
+	// cap, the receiver's buffer): a link monitor's passive delivery
+	// rate. Its methods run with the session's lock held and must not
+	// block or call back into the session.
 	Delivery DeliveryReporter
 }
 
@@ -238,8 +239,9 @@ func (s *Session) SetMaxRate(bps int64) {
 
 // Hint gives the rate model a capacity in bit/s measured outside the lane,
 // e.g. the link monitor's first probe after the connection came up (when
-// Config.InitialRate had nothing to offer). A lane that has not sent yet
-// cruises at it, as at InitialRate; one still in startup whose own
+// Config.InitialRate had nothing to offer), on links with a minimum RTT of
+// 200 ms or more. A lane that has not sent yet cruises at it, as at
+// InitialRate; one still in startup whose own
 // estimate is lower goes on from the hint, growing at most a quarter a
 // round. Either spares the queue overflow of startup's last rounds on a
 // long link. Hint reports whether the hint was taken. Later hints are
