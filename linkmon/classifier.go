@@ -261,6 +261,23 @@ func (c *Classifier) observeStale(m Measurement) (Status, *ClassChange) {
 	return c.change(edgesync.Intermittent, m, f, reason)
 }
 
+// Rebase replaces the bandwidth of the answered samples that feed the
+// bandwidth median with bw: a change of capacity confirmed by two
+// measurements (a check train and the train that confirmed it) is no
+// spike for the median to ride out, and the class then follows within
+// MinSamples samples rather than after the median has turned. Lower
+// bounds are left as they are.
+func (c *Classifier) Rebase(bw float64) {
+	if bw <= 0 {
+		return
+	}
+	for i := len(c.samples) - 1; i >= 0; i-- {
+		if s := &c.samples[i]; s.BandwidthBps > 0 && !s.BandwidthLowerBound {
+			s.BandwidthBps = bw
+		}
+	}
+}
+
 func (c *Classifier) resetPending() { c.pending, c.pendingCount = edgesync.Unknown, 0 }
 
 func (c *Classifier) change(to edgesync.LinkClass, m Measurement, f figures, reason string) (Status, *ClassChange) {

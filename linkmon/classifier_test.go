@@ -497,3 +497,33 @@ func TestClassifierConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// A confirmed drop of capacity rebases the bandwidth median: the class
+// follows after MinSamples samples at the new figure, not after the
+// median of nine has turned.
+func TestRebaseMovesClassWithinMinSamples(t *testing.T) {
+	cfg := DefaultClassifierConfig()
+	f := newFeeder(t, cfg)
+	f.settle(9, 50e6, 20*time.Millisecond, edgesync.Broadband)
+	f.c.Rebase(5e6)
+	var ch *ClassChange
+	n := 0
+	for ch == nil && n < 20 {
+		ch = f.feed(5e6, 20*time.Millisecond, 0)
+		n++
+	}
+	if ch == nil || ch.New != edgesync.Mobile || n != cfg.MinSamples {
+		t.Fatalf("after a rebase to 5 Mbit/s: change %v after %d samples, want mobile after %d", ch, n, cfg.MinSamples)
+	}
+
+	// Without the rebase the median of nine must turn first.
+	g := newFeeder(t, cfg)
+	g.settle(9, 50e6, 20*time.Millisecond, edgesync.Broadband)
+	m := 0
+	for ch = nil; ch == nil && m < 20; m++ {
+		ch = g.feed(5e6, 20*time.Millisecond, 0)
+	}
+	if m <= n {
+		t.Fatalf("without a rebase the class changed after %d samples, with one after %d", m, n)
+	}
+}

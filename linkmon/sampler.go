@@ -509,6 +509,7 @@ func (s *sampler) checked(out probeOutcome) {
 	case est < checkDrop*capBps && suspect > 0:
 		s.m.capRef = max(s.m.capRef, capBps)
 		s.m.capBps, s.m.capAt = est, s.m.now()
+		s.m.cls.Rebase(est)
 		s.nextProbe = maxTime(wall, s.lastProbe.Add(earlyProbeGap))
 		s.m.stats.CheckDrops++
 	case est < checkDrop*capBps:
