@@ -48,9 +48,6 @@ type endpoint struct {
 	mon            *monitorRun
 	attached       attachment
 	probeBytesDone atomic.Int64 // probe bytes of monitors stopped so far
-	// missedAtAttach is the monitor's count of missed samples when the
-	// connection was attached (see linkDown).
-	missedAtAttach atomic.Int64
 	// runCtx is the context of the endpoint's run, for monitors started
 	// at run time.
 	runCtx context.Context

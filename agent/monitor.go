@@ -83,7 +83,6 @@ func (e *endpoint) startMonitor(ctx context.Context, mc config.Monitor) error {
 	at := e.attached
 	e.mu.Unlock()
 	if at.conn != nil {
-		e.missedAtAttach.Store(int64(m.Status().Missed))
 		if err := m.Attach(at.conn, at.tr, at.session); err != nil {
 			e.log.Warn("link monitor cannot use this connection", "error", err)
 		}
@@ -134,7 +133,6 @@ func (e *endpoint) attach(conn *quic.Conn, tr *quic.Transport, session uint64) {
 		m.mon.Detach()
 		return
 	}
-	e.missedAtAttach.Store(int64(m.mon.Status().Missed))
 	if err := m.mon.Attach(conn, tr, session); err != nil {
 		e.log.Warn("link monitor cannot use this connection", "error", err)
 	}
@@ -195,21 +193,9 @@ func (d laneDelivery) OnAppLimited() { d.e.appLimited() }
 
 // linkDown reports whether the link monitor has seen at least two
 // consecutive samples go unanswered: the link is down for now, whatever
-// QUIC's idle timer thinks.
-//
-// Samples missed before the connection came up (while dialling) do not
-// count: the handshake just crossed the link.
+// QUIC's idle timer thinks. (Samples missed while dialling do not count:
+// the monitor starts over when a connection is attached.)
 func (e *endpoint) linkDown() bool {
 	m := e.liveMonitor()
-	if m == nil {
-		return false
-	}
-	missed := int64(m.Status().Missed)
-	base := e.missedAtAttach.Load()
-	if missed < base {
-		// A sample was answered since: the count started over.
-		e.missedAtAttach.CompareAndSwap(base, 0)
-		base = 0
-	}
-	return missed >= base+2
+	return m != nil && m.Status().Missed >= 2
 }

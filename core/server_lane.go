@@ -377,10 +377,17 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 		f, err := wire.ReadFrame(h.str, wire.MaxFrameSize)
 		frames <- read{f, err}
 	}()
+	// Before COMMIT the stream's read deadline bounds the wait; after it,
+	// nothing more is read and a timer does, with the connection.
 	var committed bool
-	var connGone <-chan struct{} // watched once committed (nothing more to read)
-	timer := time.NewTimer(h.s.cfg.FrameTimeout)
-	defer timer.Stop()
+	var connGone <-chan struct{}
+	var timeout <-chan time.Time
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		if committed {
 			complete, err := l.state()
@@ -402,10 +409,11 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 				<-frames
 				return h.nack(hdr, err)
 			}
-			if !committed {
+			if committed {
+				timer.Reset(h.s.cfg.FrameTimeout)
+			} else {
 				_ = h.str.SetReadDeadline(time.Now().Add(h.s.cfg.FrameTimeout))
 			}
-			timer.Reset(h.s.cfg.FrameTimeout)
 		case r := <-frames:
 			if r.err != nil {
 				return fmt.Errorf("%w: stream ended before the op was committed: %w", wire.ErrBadRequest, r.err)
@@ -418,12 +426,10 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT of %d chunks, the op has %d", wire.ErrBadRequest, c.Chunks, l.chunks))
 			}
 			committed, connGone = true, h.str.Context().Done()
-			timer.Reset(h.s.cfg.FrameTimeout)
-		case <-timer.C:
-			if committed {
-				return h.nack(hdr, fmt.Errorf("%w: the lane carried no chunk for %s after COMMIT", wire.ErrBusy, h.s.cfg.FrameTimeout))
-			}
-			timer.Reset(h.s.cfg.FrameTimeout) // the stream's read deadline decides
+			timer = time.NewTimer(h.s.cfg.FrameTimeout)
+			timeout = timer.C
+		case <-timeout:
+			return h.nack(hdr, fmt.Errorf("%w: the lane carried no chunk for %s after COMMIT", wire.ErrBusy, h.s.cfg.FrameTimeout))
 		case <-connGone:
 			return fmt.Errorf("stream closed while the lane carried the last chunks: %w", context.Cause(h.str.Context()))
 		}

@@ -261,6 +261,17 @@ func (c *Classifier) observeStale(m Measurement) (Status, *ClassChange) {
 	return c.change(edgesync.Intermittent, m, f, reason)
 }
 
+// Reconnected records that a new connection just crossed the link at
+// (a completed handshake is an answer): samples missed before it no
+// longer count toward an outage. The class is left as it is; it changes
+// on the samples that follow.
+func (c *Classifier) Reconnected(at time.Time) {
+	c.missed = 0
+	if at.After(c.lastFresh) {
+		c.lastFresh = at
+	}
+}
+
 // Rebase replaces the bandwidth of the answered samples that feed the
 // bandwidth median with bw: a change of capacity confirmed by two
 // measurements (a check train and the train that confirmed it) is no

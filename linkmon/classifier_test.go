@@ -527,3 +527,30 @@ func TestRebaseMovesClassWithinMinSamples(t *testing.T) {
 		t.Fatalf("without a rebase the class changed after %d samples, with one after %d", m, n)
 	}
 }
+
+// Samples missed before a connection came up (while dialling) do not
+// count toward an outage of the new one: it needs its own misses and
+// MinOutage from the reconnection.
+func TestReconnectedStartsMissedOver(t *testing.T) {
+	cfg := DefaultClassifierConfig()
+	f := newFeeder(t, cfg)
+	f.settle(9, 50e6, 20*time.Millisecond, edgesync.Broadband)
+	for range 2 {
+		if ch := f.stale(); ch != nil {
+			t.Fatalf("two misses changed the class: %v", ch)
+		}
+	}
+	f.c.Reconnected(f.at)
+	if f.stale(); f.st.Missed != 1 {
+		t.Fatalf("first miss after reconnecting: missed %d, want 1", f.st.Missed)
+	}
+	n := 1
+	var ch *ClassChange
+	for ch == nil && n < 100 {
+		ch = f.stale()
+		n++
+	}
+	if ch == nil || ch.New != edgesync.Intermittent || n < int(cfg.MinOutage/step) {
+		t.Fatalf("after reconnecting, intermittent after %d misses (%v); want at least %d", n, ch, int(cfg.MinOutage/step))
+	}
+}

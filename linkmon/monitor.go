@@ -221,6 +221,10 @@ func (m *Monitor) Attach(conn *quic.Conn, tr *quic.Transport, probeSession uint6
 	}
 	old := m.prober
 	m.prober, m.conn = p, conn
+	// The handshake just crossed the link: what was missed while dialling
+	// is not an outage of this connection.
+	m.cls.Reconnected(m.now())
+	m.status.Missed = 0
 	m.mu.Unlock()
 	if old != nil {
 		old.Close()
