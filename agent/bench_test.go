@@ -250,7 +250,8 @@ func BenchmarkCriticalLatency(b *testing.B) {
 				total += took
 				worst = max(worst, took)
 			}
-			// The bound: 2 s plus one chunk's serialisation time.
+			// The bound of docs/design.md#goals: 2 s plus one chunk's
+			// serialisation time.
 			par, _, _ := a.eps["core"].params()
 			bound := 2*time.Second + time.Duration(float64(par.ChunkSize*8)/float64(gc.profile.Up.RateBps)*float64(time.Second))
 			b.ReportMetric(total.Seconds()/float64(b.N), "critical-latency-s")

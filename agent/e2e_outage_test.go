@@ -85,8 +85,8 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	// background op. Up to 32 small ops are in flight at once and the core
 	// stores them in parallel, so neighbouring ordinary priorities may
 	// trade places; under -race high and normal were seen behind
-	// background now and then (see issue 6), so the order among ordinary
-	// priorities is logged, not asserted.
+	// background now and then (docs/design.md#priorities), so the order
+	// among ordinary priorities is logged, not asserted.
 	lastCritical := maxInt(byPrio[edgesync.Critical])
 	for _, q := range []edgesync.Priority{edgesync.Normal, edgesync.Analytics, edgesync.Background} {
 		if first := minInt(byPrio[q]); first < lastCritical {
