@@ -9,8 +9,8 @@ import (
 // LinkClass is the link monitor's name for what a link can carry.
 type LinkClass uint8
 
-// The link classes of DESIGN.md. Unknown is the zero value: fewer samples
-// than the classifier needs.
+// The link classes of docs/design.md#link-classes. Unknown is the zero
+// value: fewer samples than the classifier needs.
 const (
 	Unknown LinkClass = iota
 	Fiber

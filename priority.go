@@ -9,7 +9,7 @@ import (
 // Priority orders operations: a lower number is sent first.
 type Priority uint8
 
-// The six priorities of DESIGN.md.
+// The six priorities of docs/design.md#priorities.
 const (
 	Critical   Priority = 0 // alarms and anything a human waits for
 	Schema     Priority = 1 // schema changes that later data depends on

@@ -11,7 +11,7 @@ import (
 // with no known base is still sent as zstd.
 type SyncMode uint8
 
-// The sync modes of DESIGN.md's parameter table.
+// The sync modes of docs/design.md#sync-modes.
 const (
 	// SyncFull sends payloads as they are (fiber).
 	SyncFull SyncMode = iota + 1

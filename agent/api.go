@@ -15,7 +15,8 @@ import (
 )
 
 // This file is the agent's API for its control surface (the control API,
-// `edge-sync ctl`, the demo): one method per command of DESIGN.md.
+// `edge-sync ctl`, the demo): one method per command of
+// docs/design.md#control-api-commands.
 
 // ErrNoMonitor means the endpoint's link monitor is stopped
 // (transport.bandwidth.monitor.stop) or not attached to a connection.

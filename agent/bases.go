@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+
+	"github.com/edge-sync/edge-sync/internal/atomicfile"
 )
 
 // baseCache keeps, per endpoint and key, the last version of a keyed state
@@ -21,8 +23,8 @@ import (
 // is evicted first, and an evicted base only means the next send is full.
 //
 // A file is: magic (4) | payload hash (32) | key length (uvarint) | key |
-// payload. Files are written tmp → fsync → rename → fsync dir, and .tmp
-// leftovers of a crash are swept at open.
+// payload. Files are written with internal/atomicfile, and the leftovers of
+// a crash are swept at open.
 type baseCache struct {
 	dir    string
 	budget int64
@@ -54,6 +56,10 @@ func openBaseCache(dir string, budget int64) (*baseCache, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open delta bases: %w", err)
 	}
+	// The cache owns dir and nothing writes into it yet: sweep the
+	// leftovers of writes a crash interrupted. One that stays is litter the
+	// index below skips, so like a damaged base it never fails the start.
+	_ = atomicfile.SweepDir(dir)
 	c := &baseCache{dir: dir, budget: budget, entries: map[string]*list.Element{}, lru: list.New()}
 	des, err := os.ReadDir(dir)
 	if err != nil {
@@ -61,10 +67,6 @@ func openBaseCache(dir string, budget int64) (*baseCache, error) {
 	}
 	for _, de := range des {
 		name := de.Name()
-		if strings.HasSuffix(name, ".tmp") {
-			_ = os.Remove(filepath.Join(dir, name)) // a crash's leftover
-			continue
-		}
 		if !strings.HasSuffix(name, ".base") {
 			continue
 		}
@@ -124,33 +126,18 @@ func (c *baseCache) put(endpoint, key string, hash [32]byte, payload io.Reader, 
 		c.remove(name)
 		return nil
 	}
-	tmp, err := os.CreateTemp(c.dir, name+".*.tmp")
-	if err != nil {
-		return fmt.Errorf("store delta base: %w", err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after the rename
-	hdr := append(append(baseMagic[:4:4], hash[:]...), binary.AppendUvarint(nil, uint64(len(key)))...)
-	hdr = append(hdr, key...)
-	_, err = tmp.Write(hdr)
-	if err == nil {
-		var n int64
-		n, err = io.Copy(tmp, payload)
+	err := atomicfile.Write(filepath.Join(c.dir, name), 0o600, func(w io.Writer) error {
+		hdr := append(append(baseMagic[:4:4], hash[:]...), binary.AppendUvarint(nil, uint64(len(key)))...)
+		hdr = append(hdr, key...)
+		if _, err := w.Write(hdr); err != nil {
+			return err
+		}
+		n, err := io.Copy(w, payload)
 		if err == nil && n != size {
 			err = fmt.Errorf("payload is %d bytes, want %d", n, size)
 		}
-	}
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), filepath.Join(c.dir, name))
-	}
-	if err == nil {
-		err = syncDir(c.dir)
-	}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store delta base: %w", err)
 	}
@@ -243,13 +230,4 @@ func (c *baseCache) usage() (bytes int64, n int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.total, c.lru.Len()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -81,7 +81,7 @@ func BenchmarkGoodput(b *testing.B) {
 		b.Run(gc.profile.Name, func(b *testing.B) {
 			payload := make([]byte, gc.size)
 			_, _ = rand.Read(payload)
-			p := newTestPKI(b, "site-1")
+			p := testutil.NewPKI(b, "site-1")
 			var ours, raw, enqueued time.Duration
 			var pauses int64
 			for b.Loop() {
@@ -111,7 +111,7 @@ func BenchmarkGoodput(b *testing.B) {
 // payload is durable in the outbox) to the core's ack, as the raw
 // baseline is timed from its first write; it returns the time Enqueue
 // took (enqueue-s) and the endpoint's counters too.
-func agentTransfer(b *testing.B, p *testPKI, gc goodputCase, payload []byte) (took, enq time.Duration, st EndpointStats) {
+func agentTransfer(b *testing.B, p *testutil.PKI, gc goodputCase, payload []byte) (took, enq time.Duration, st EndpointStats) {
 	b.Helper()
 	c := startCore(b, p, nil)
 	cfg := agentConfig(b, p, c.addr.String())
@@ -121,11 +121,11 @@ func agentTransfer(b *testing.B, p *testPKI, gc goodputCase, payload []byte) (to
 	class := gc.class
 	now := time.Duration(0)
 	pinFast(b, a, class, now)
-	waitFor(b, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
+	testutil.WaitFor(b, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
 	if !benchCold {
 		// A running agent knows its link: its monitor's first probe after
 		// the connection came up gives the lane its starting rate.
-		waitFor(b, 30*time.Second, "a first capacity estimate", func() bool {
+		testutil.WaitFor(b, 30*time.Second, "a first capacity estimate", func() bool {
 			m := a.eps["core"].liveMonitor()
 			bps, _ := m.Capacity()
 			return bps > 0
@@ -134,7 +134,7 @@ func agentTransfer(b *testing.B, p *testPKI, gc goodputCase, payload []byte) (to
 	start := time.Now()
 	enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Normal, Kind: outbox.Event, Payload: bytes.NewReader(payload)})
 	accepted := time.Now()
-	waitFor(b, 10*time.Minute, "the transfer", func() bool { return outboxEmpty(a) })
+	testutil.WaitFor(b, 10*time.Minute, "the transfer", func() bool { return outboxEmpty(a) })
 	took = time.Since(accepted)
 	st = a.Stats()[0]
 	a.Close()
@@ -144,12 +144,9 @@ func agentTransfer(b *testing.B, p *testPKI, gc goodputCase, payload []byte) (to
 // rawQUICTransfer is the baseline: one quic-go stream with default
 // settings through the same link, timed from first write to the peer's
 // answer after it read everything.
-func rawQUICTransfer(b *testing.B, p *testPKI, prof linksim.Profile, payload []byte) time.Duration {
+func rawQUICTransfer(b *testing.B, p *testutil.PKI, prof linksim.Profile, payload []byte) time.Duration {
 	b.Helper()
-	serverTLS, err := pki.ServerTLSConfig(p.ca, p.coreCert, p.coreKey)
-	if err != nil {
-		b.Fatal(err)
-	}
+	serverTLS := p.ServerTLS(b)
 	serverTLS.NextProtos = []string{"raw"}
 	spc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -195,10 +192,7 @@ func rawQUICTransfer(b *testing.B, p *testPKI, prof linksim.Profile, payload []b
 	}
 	tr := &quic.Transport{Conn: lc}
 	defer func() { tr.Close(); lc.Close() }()
-	clientTLS, err := pki.ClientTLSConfig(p.ca, p.agentCert, p.agentKy, "127.0.0.1")
-	if err != nil {
-		b.Fatal(err)
-	}
+	clientTLS := p.ClientTLS(b, "127.0.0.1")
 	clientTLS.NextProtos = []string{"raw"}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
@@ -232,7 +226,7 @@ func BenchmarkCriticalLatency(b *testing.B) {
 			continue
 		}
 		b.Run(gc.profile.Name, func(b *testing.B) {
-			p := newTestPKI(b, "site-1")
+			p := testutil.NewPKI(b, "site-1")
 			c := startCore(b, p, nil)
 			opts, _ := shaped(gc.profile)
 			a := startAgent(b, p, agentConfig(b, p, c.addr.String()), opts)
@@ -243,12 +237,12 @@ func BenchmarkCriticalLatency(b *testing.B) {
 			_, _ = rand.Read(bulk)
 			enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(bulk)})
 			// The bulk transfer is under way: its chunks reach the store.
-			waitFor(b, 2*time.Minute, "the bulk transfer to start", func() bool { return c.srv.Stats().BytesReceived >= 256<<10 })
+			testutil.WaitFor(b, 2*time.Minute, "the bulk transfer to start", func() bool { return c.srv.Stats().BytesReceived >= 256<<10 })
 			var total, worst time.Duration
 			for i := 0; b.Loop(); i++ {
 				start := time.Now()
 				op := enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: outbox.Event, Payload: bytes.NewReader([]byte(fmt.Sprintf(`{"alarm":%d}`, i)))})
-				waitFor(b, time.Minute, "the critical op", func() bool {
+				testutil.WaitFor(b, time.Minute, "the critical op", func() bool {
 					ok, _ := c.store.Applied("site-1", op.ID)
 					return ok
 				})
@@ -256,7 +250,8 @@ func BenchmarkCriticalLatency(b *testing.B) {
 				total += took
 				worst = max(worst, took)
 			}
-			// The issue's bound: 2 s plus one chunk's serialisation time.
+			// The bound of docs/design.md#goals: 2 s plus one chunk's
+			// serialisation time.
 			par, _, _ := a.eps["core"].params()
 			bound := 2*time.Second + time.Duration(float64(par.ChunkSize*8)/float64(gc.profile.Up.RateBps)*float64(time.Second))
 			b.ReportMetric(total.Seconds()/float64(b.N), "critical-latency-s")
@@ -276,7 +271,7 @@ func BenchmarkCriticalLatency(b *testing.B) {
 func BenchmarkWireBytes(b *testing.B) {
 	for _, mode := range edgesync.SyncModes() {
 		b.Run(mode.String(), func(b *testing.B) {
-			p := newTestPKI(b, "site-1")
+			p := testutil.NewPKI(b, "site-1")
 			var wireB, plainB, udpB, probeB int64
 			for b.Loop() {
 				c := startCore(b, p, nil)
@@ -295,10 +290,10 @@ func BenchmarkWireBytes(b *testing.B) {
 					// can go as a delta against the one before.
 					enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: op.key, Priority: op.prio, Kind: op.kind, Payload: bytes.NewReader(op.payload)})
 					if op.kind == outbox.State {
-						waitFor(b, time.Minute, "the op", func() bool { return outboxEmpty(a) })
+						testutil.WaitFor(b, time.Minute, "the op", func() bool { return outboxEmpty(a) })
 					}
 				}
-				waitFor(b, 2*time.Minute, "the workload", func() bool { return outboxEmpty(a) })
+				testutil.WaitFor(b, 2*time.Minute, "the workload", func() bool { return outboxEmpty(a) })
 				for _, ms := range a.Stats()[0].Modes {
 					wireB += ms.WireBytes
 					plainB += ms.PlainBytes

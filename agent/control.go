@@ -34,7 +34,7 @@ var (
 	ErrNothingWaiting = errors.New("no op waiting")
 )
 
-// Header names of the control API (see CONTROL-API.md).
+// Header names of the control API (see docs/control-api.md).
 const (
 	// HeaderSummary carries an op's summary, base64 (standard encoding), on
 	// transport.send and transport.bandwidth.sync.queue.

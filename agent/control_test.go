@@ -17,6 +17,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -84,7 +85,7 @@ func deadAddr(t testing.TB) string {
 // offlineAgent is an agent whose core is unreachable, with one endpoint
 // "core".
 func offlineAgent(t testing.TB, mod func(*config.Agent)) *Agent {
-	p := newTestPKI(t, "site-1")
+	p := testutil.NewPKI(t, "site-1")
 	cfg := agentConfig(t, p, deadAddr(t))
 	if mod != nil {
 		mod(&cfg)
@@ -120,7 +121,7 @@ func wantStatus(t testing.TB, err error, status int, code string) {
 func TestControlSendReachesCore(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	p := newTestPKI(t, "site-1")
+	p := testutil.NewPKI(t, "site-1")
 	c := startCore(t, p, nil)
 	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{})
 	env := startControl(t, a, config.Control{MaxBodyBytes: 1 << 20})
@@ -138,12 +139,12 @@ func TestControlSendReachesCore(t *testing.T) {
 	if res.Size != int64(len(data)) || res.Priority != edgesync.High || res.Kind != "state" || res.Endpoint != "core" {
 		t.Fatalf("send answered %+v", res)
 	}
-	waitFor(t, 30*time.Second, "the op to reach the core", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the op to reach the core", func() bool {
 		got, err := coreData(t, c, "site-1", "sensors/pump-3")
 		return err == nil && bytes.Equal(got, data)
 	})
 	var st StatsResponse
-	waitFor(t, 10*time.Second, "transport.stats to count the ack", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "transport.stats to count the ack", func() bool {
 		if err := env.c.Call(ctx, CmdStats, nil, &st); err != nil {
 			t.Fatal(err)
 		}

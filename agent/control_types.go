@@ -9,10 +9,10 @@ import (
 )
 
 // This file holds the request and response shapes of the control API, so
-// that `edge-sync ctl` and other clients share them. CONTROL-API.md
+// that `edge-sync ctl` and other clients share them. docs/control-api.md
 // documents each command with examples.
 
-// Command names of the control API, as in DESIGN.md.
+// Command names of the control API, as in docs/design.md#control-api-commands.
 const (
 	CmdSend         = "transport.send"
 	CmdQuality      = "transport.quality"
@@ -28,7 +28,8 @@ const (
 	CmdMonitorStop  = "transport.bandwidth.monitor.stop"
 )
 
-// ControlCommands lists the command names in DESIGN.md's order.
+// ControlCommands lists the command names in the order of
+// docs/design.md#control-api-commands.
 func ControlCommands() []string {
 	return []string{CmdSend, CmdQuality, CmdSwitch, CmdConfig, CmdStats, CmdMeasure, CmdStatus,
 		CmdHistory, CmdQueue, CmdNext, CmdMonitorStart, CmdMonitorStop}

@@ -9,6 +9,7 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -30,7 +31,7 @@ func TestMixedOpsThroughLinks(t *testing.T) {
 			if testing.Short() && tc.class == edgesync.Satellite {
 				t.Skip("satellite run takes about a minute")
 			}
-			p := newTestPKI(t, "site-1")
+			p := testutil.NewPKI(t, "site-1")
 			c := startCore(t, p, nil)
 			cfg := agentConfig(t, p, c.addr.String())
 			// Batch every 200 ms instead of the class's 5-60 s, and no
@@ -43,7 +44,7 @@ func TestMixedOpsThroughLinks(t *testing.T) {
 			for i, op := range ops {
 				enq[i] = enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: op.key, Priority: op.prio, Kind: op.kind, Payload: bytes.NewReader(op.payload)})
 			}
-			waitFor(t, tc.wait, "the outbox to drain through "+tc.profile.Name, func() bool { return outboxEmpty(a) })
+			testutil.WaitFor(t, tc.wait, "the outbox to drain through "+tc.profile.Name, func() bool { return outboxEmpty(a) })
 			checkDelivered(t, c, "site-1", enq, ops)
 			st := c.srv.Stats()
 			t.Logf("%s: core applied %d ops, %d duplicates, %d bytes received", tc.profile.Name, st.OpsApplied, st.OpsDuplicate, st.BytesReceived)
@@ -55,16 +56,16 @@ func TestMixedOpsThroughLinks(t *testing.T) {
 // refused by the core; a core whose certificate another CA signed is
 // refused by the agent. Neither sends a byte of data.
 func TestMutualTLSRefusals(t *testing.T) {
-	good := newTestPKI(t, "site-1")
-	other := newTestPKI(t, "intruder")
+	good := testutil.NewPKI(t, "site-1")
+	other := testutil.NewPKI(t, "intruder")
 	c := startCore(t, good, nil)
 
 	// Agent with a certificate from another CA (trusting the right CA).
 	cfg := agentConfig(t, good, c.addr.String())
-	cfg.TLS.Cert, cfg.TLS.Key = other.agentCert, other.agentKy
-	bad := startAgentTLS(t, cfg, good.ca, other.agentCert, other.agentKy)
+	cfg.TLS.Cert, cfg.TLS.Key = other.AgentCert, other.AgentKey
+	bad := startAgentTLS(t, cfg, good.CAFile, other.AgentCert, other.AgentKey)
 	enqueue(t, bad, outbox.NewOp{Endpoint: "core", Key: "x", Priority: edgesync.Critical, Payload: bytes.NewReader([]byte("secret"))})
-	waitFor(t, 20*time.Second, "the agent to fail dialling", func() bool { return bad.Stats()[0].DialFailures >= 1 })
+	testutil.WaitFor(t, 20*time.Second, "the agent to fail dialling", func() bool { return bad.Stats()[0].DialFailures >= 1 })
 	if st := c.srv.Stats(); st.OpsApplied != 0 || st.Accepted != 0 {
 		t.Fatalf("core accepted an agent with a foreign certificate: %+v", st)
 	}
@@ -74,7 +75,7 @@ func TestMutualTLSRefusals(t *testing.T) {
 	cfg2 := agentConfig(t, good, impostor.addr.String())
 	a := startAgent(t, good, cfg2, Options{})
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "y", Priority: edgesync.Critical, Payload: bytes.NewReader([]byte("secret"))})
-	waitFor(t, 20*time.Second, "the agent to refuse the core", func() bool { return a.Stats()[0].DialFailures >= 1 })
+	testutil.WaitFor(t, 20*time.Second, "the agent to refuse the core", func() bool { return a.Stats()[0].DialFailures >= 1 })
 	if st := impostor.srv.Stats(); st.OpsApplied != 0 {
 		t.Fatalf("agent sent data to a core with a foreign certificate: %+v", st)
 	}
@@ -120,7 +121,7 @@ func TestCriticalOvertakesBulk(t *testing.T) {
 		t.Skip("satellite transfer")
 	}
 	prof := linksim.SatelliteGEO()
-	p := newTestPKI(t, "site-1")
+	p := testutil.NewPKI(t, "site-1")
 	c := startCore(t, p, nil)
 	cfg := agentConfig(t, p, c.addr.String())
 	opts, _ := shaped(prof)
@@ -129,13 +130,13 @@ func TestCriticalOvertakesBulk(t *testing.T) {
 	fast := 100 * time.Millisecond
 	pinFast(t, a, sat, fast)
 	bulkOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(randomish(64 << 20))})
-	waitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
 		n, ok := c.store.PartialSize("site-1", bulkOp.ID)
 		return ok && n > 0
 	})
 	start := time.Now()
 	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: outbox.Event, Payload: bytes.NewReader([]byte(`{"alarm":"fire"}`))})
-	waitFor(t, 30*time.Second, "the critical op at the core", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the critical op at the core", func() bool {
 		ok, _ := c.store.Applied("site-1", crit.ID)
 		return ok
 	})
@@ -160,7 +161,7 @@ func TestLaneLossySatellite(t *testing.T) {
 		t.Skip("satellite transfer")
 	}
 	prof := linksim.SatelliteGEOLossy()
-	p := newTestPKI(t, "site-1")
+	p := testutil.NewPKI(t, "site-1")
 	c := startCore(t, p, nil)
 	cfg := agentConfig(t, p, c.addr.String())
 	opts, _ := shaped(prof)
@@ -170,7 +171,7 @@ func TestLaneLossySatellite(t *testing.T) {
 	pinFast(t, a, sat, fast)
 	payload := randomish(2 << 20) // about 1 MiB on the wire after zstd
 	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.State, Payload: bytes.NewReader(payload)})
-	waitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
 		n, ok := c.store.PartialSize("site-1", bulk.ID)
 		return ok && n > 0
 	})
@@ -179,7 +180,7 @@ func TestLaneLossySatellite(t *testing.T) {
 	}
 	start := time.Now()
 	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: outbox.Event, Payload: bytes.NewReader([]byte(`{"alarm":"flood"}`))})
-	waitFor(t, 30*time.Second, "the critical op at the core", func() bool {
+	testutil.WaitFor(t, 30*time.Second, "the critical op at the core", func() bool {
 		ok, _ := c.store.Applied("site-1", crit.ID)
 		return ok
 	})
@@ -194,7 +195,7 @@ func TestLaneLossySatellite(t *testing.T) {
 	if took > 5*time.Second {
 		t.Fatalf("critical op took %v during a lane transfer, want ≤ 5s", took)
 	}
-	waitFor(t, 2*time.Minute, "the bulk op at the core", func() bool { return outboxEmpty(a) })
+	testutil.WaitFor(t, 2*time.Minute, "the bulk op at the core", func() bool { return outboxEmpty(a) })
 	got, err := coreData(t, c, "site-1", "bulk")
 	if err != nil {
 		t.Fatal(err)
@@ -214,7 +215,7 @@ func TestLaneLossySatellite(t *testing.T) {
 // transfers in flight, and resumes under the new chunk size with a fresh
 // lane transfer number; the core ends up with the op once, byte-identical.
 func TestLanePauseResumes(t *testing.T) {
-	p := newTestPKI(t, "site-1")
+	p := testutil.NewPKI(t, "site-1")
 	c := startCore(t, p, nil)
 	cfg := agentConfig(t, p, c.addr.String())
 	opts, _ := shaped(linksim.Broadband())
@@ -236,14 +237,14 @@ func TestLanePauseResumes(t *testing.T) {
 		payload[i] = byte(rnd.Uint32()) // incompressible: 4 MiB on the wire
 	}
 	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "big", Priority: edgesync.Normal, Kind: outbox.State, Payload: bytes.NewReader(payload)})
-	waitFor(t, 60*time.Second, "a quarter of the op at the core", func() bool {
+	testutil.WaitFor(t, 60*time.Second, "a quarter of the op at the core", func() bool {
 		n, ok := c.store.PartialSize("site-1", op.ID)
 		return ok && n >= 1<<20
 	})
 	if err := a.Switch("core", linkmon.Pin{Class: &broadband}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "the op at the core", func() bool { return outboxEmpty(a) })
+	testutil.WaitFor(t, 2*time.Minute, "the op at the core", func() bool { return outboxEmpty(a) })
 	got, err := coreData(t, c, "site-1", "big")
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -20,15 +21,15 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 20 s outage")
 	}
-	p := newTestPKI(t, "site-1")
+	p := testutil.NewPKI(t, "site-1")
 	c := startCore(t, p, nil)
 	opts, link := shaped(linksim.Broadband())
 	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), opts)
-	waitFor(t, 30*time.Second, "a connection", func() bool { return link() != nil && a.Stats()[0].Connected })
+	testutil.WaitFor(t, 30*time.Second, "a connection", func() bool { return link() != nil && a.Stats()[0].Connected })
 
 	// A large transfer is under way when the link goes.
 	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(randomish(8 << 20))})
-	waitFor(t, 90*time.Second, "the bulk transfer under way", func() bool {
+	testutil.WaitFor(t, 90*time.Second, "the bulk transfer under way", func() bool {
 		n, ok := c.store.PartialSize("site-1", bulk.ID)
 		return ok && n > 0
 	})
@@ -36,7 +37,7 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := time.Now()
-	waitFor(t, 5*time.Second, "the link to be called intermittent", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the link to be called intermittent", func() bool {
 		st, _ := a.Status("core")
 		return st.Measured == edgesync.Intermittent
 	})
@@ -54,14 +55,14 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	if applied := c.srv.Stats().OpsApplied; applied != 0 {
 		t.Fatalf("%d ops reached the core through a dead link", applied)
 	}
-	waitFor(t, 25*time.Second, "20 s of outage", func() bool { return time.Since(cut) >= 20*time.Second })
+	testutil.WaitFor(t, 25*time.Second, "20 s of outage", func() bool { return time.Since(cut) >= 20*time.Second })
 	if st, _ := a.Outbox().Stats(); st.Total.Ops != len(ops)+1 {
 		t.Fatalf("outbox holds %d ops during the outage, want %d", st.Total.Ops, len(ops)+1)
 	}
 	if err := link().SetProfile(linksim.Broadband()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Minute, "the backlog to drain", func() bool { return outboxEmpty(a) })
+	testutil.WaitFor(t, 2*time.Minute, "the backlog to drain", func() bool { return outboxEmpty(a) })
 
 	// Arrival order: the core's event log.
 	evs, err := c.store.Events("site-1", 1, 1000)
@@ -84,8 +85,8 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	// background op. Up to 32 small ops are in flight at once and the core
 	// stores them in parallel, so neighbouring ordinary priorities may
 	// trade places; under -race high and normal were seen behind
-	// background now and then (see issue 6), so the order among ordinary
-	// priorities is logged, not asserted.
+	// background now and then (docs/design.md#priorities), so the order
+	// among ordinary priorities is logged, not asserted.
 	lastCritical := maxInt(byPrio[edgesync.Critical])
 	for _, q := range []edgesync.Priority{edgesync.Normal, edgesync.Analytics, edgesync.Background} {
 		if first := minInt(byPrio[q]); first < lastCritical {

@@ -9,6 +9,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
@@ -26,7 +27,7 @@ func TestSendsToCoreExactlyOnce(t *testing.T) {
 		{"streams-core-declines", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newTestPKI(t, "site-1")
+			p := testutil.NewPKI(t, "site-1")
 			c := startCore(t, p, func(sc *core.ServerConfig) { sc.DisableLane = tc.coreOff })
 			a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{DisableLane: tc.agentOff})
 			sendsExactlyOnce(t, a, c, !tc.agentOff && !tc.coreOff)
@@ -47,7 +48,7 @@ func sendsExactlyOnce(t *testing.T, a *Agent, c *testCore, lane bool) {
 		want[key] = data
 		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Priority: edgesync.Priority(i % 6), Kind: outbox.State, Payload: bytes.NewReader(data)})
 	}
-	waitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
+	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
 	for key, data := range want {
 		got, err := coreData(t, c, "site-1", key)
 		if err != nil {

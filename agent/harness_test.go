@@ -17,51 +17,11 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
-	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
 )
-
-// testPKI is a CA with a core certificate for 127.0.0.1 and one agent
-// certificate, written under dir.
-type testPKI struct {
-	dir                string
-	ca                 string // CA certificate file
-	agentName          string
-	coreCert, coreKey  string
-	agentCert, agentKy string
-}
-
-func newTestPKI(t testing.TB, agentName string) *testPKI {
-	t.Helper()
-	dir := t.TempDir()
-	ca, err := pki.NewCA("test-ca", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &testPKI{dir: dir, agentName: agentName,
-		ca: filepath.Join(dir, "ca.pem"), coreCert: filepath.Join(dir, "core.pem"), coreKey: filepath.Join(dir, "core-key.pem"),
-		agentCert: filepath.Join(dir, "agent.pem"), agentKy: filepath.Join(dir, "agent-key.pem")}
-	if err := pki.WriteCA(ca, p.ca, filepath.Join(dir, "ca-key.pem"), false); err != nil {
-		t.Fatal(err)
-	}
-	srv, err := ca.Issue("core", true, []string{"127.0.0.1", "localhost"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.WriteCert(srv, p.coreCert, p.coreKey, false); err != nil {
-		t.Fatal(err)
-	}
-	cl, err := ca.Issue(agentName, false, nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.WriteCert(cl, p.agentCert, p.agentKy, false); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // testCore is a running core on loopback.
 type testCore struct {
@@ -71,17 +31,13 @@ type testCore struct {
 	done  chan error
 }
 
-func startCore(t testing.TB, p *testPKI, mod func(*core.ServerConfig)) *testCore {
+func startCore(t testing.TB, p *testutil.PKI, mod func(*core.ServerConfig)) *testCore {
 	t.Helper()
 	store, err := core.Open(filepath.Join(t.TempDir(), "core.db"), core.Config{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsConf, err := pki.ServerTLSConfig(p.ca, p.coreCert, p.coreKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := core.ServerConfig{Name: "core", TLS: tlsConf, Store: store, Logger: testLogger(t, "core")}
+	cfg := core.ServerConfig{Name: "core", TLS: p.ServerTLS(t), Store: store, Logger: testLogger(t, "core")}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -123,11 +79,11 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // agentConfig returns a valid agent config for one endpoint "core".
-func agentConfig(t testing.TB, p *testPKI, coreAddr string) config.Agent {
+func agentConfig(t testing.TB, p *testutil.PKI, coreAddr string) config.Agent {
 	cfg := config.DefaultAgent()
-	cfg.Name = p.agentName
+	cfg.Name = p.AgentName
 	cfg.DataDir = t.TempDir()
-	cfg.TLS = config.TLS{CA: p.ca, Cert: p.agentCert, Key: p.agentKy}
+	cfg.TLS = config.TLS{CA: p.CAFile, Cert: p.AgentCert, Key: p.AgentKey}
 	// Until a monitor classifies the link, the class is unknown and ordinary
 	// data waits 30 s between batches; tests want it at once.
 	fast := 50 * time.Millisecond
@@ -136,13 +92,9 @@ func agentConfig(t testing.TB, p *testPKI, coreAddr string) config.Agent {
 	return cfg
 }
 
-func startAgent(t testing.TB, p *testPKI, cfg config.Agent, opts Options) *Agent {
+func startAgent(t testing.TB, p *testutil.PKI, cfg config.Agent, opts Options) *Agent {
 	t.Helper()
-	tlsConf, err := pki.ClientTLSConfig(p.ca, p.agentCert, p.agentKy, "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	opts.TLS = tlsConf
+	opts.TLS = p.ClientTLS(t, "127.0.0.1")
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t, "agent")
 	}
@@ -155,21 +107,6 @@ func startAgent(t testing.TB, p *testPKI, cfg config.Agent, opts Options) *Agent
 	}
 	t.Cleanup(func() { a.Close() })
 	return a
-}
-
-// waitFor polls cond until it holds or d passes; polling a condition with a
-// deadline, never sleeping in place of an event.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		<-tick.C
-	}
 }
 
 // outboxEmpty reports whether the agent's outbox holds no ops.

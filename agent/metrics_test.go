@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -82,14 +83,14 @@ func mustValue(t testing.TB, fams map[string]*dto.MetricFamily, name string, lab
 func TestMetricsScrape(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	p := newTestPKI(t, "site-1")
+	p := testutil.NewPKI(t, "site-1")
 	c := startCore(t, p, nil)
 	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{})
 
 	data := bytes.Repeat([]byte("reading 42\n"), 3000)
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "a", Kind: outbox.State, Priority: edgesync.High, Payload: bytes.NewReader(data)})
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "b", Kind: outbox.State, Priority: edgesync.High, Payload: bytes.NewReader(data[:100])})
-	waitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
+	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
 	if err := a.Switch("core", pinClass(edgesync.Satellite)); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestMetricsScrape(t *testing.T) {
 	if !ok || (v != 1 && v != 0) {
 		t.Fatalf("edge_sync_queue_ops{priority=background} = %v (present %v), want 0 or 1", v, ok)
 	}
-	waitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
+	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
 
 	// The core's metrics.
 	cf := scrape(t, c.srv.MetricsHandler(c.store))

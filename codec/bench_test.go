@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// Benchmarks. Figures in README-section.md come from
+// Benchmarks. Figures in docs/codec.md#figures come from
 //
 //	go test -run '^$' -bench . -benchtime 3x ./codec/
 //

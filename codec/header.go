@@ -12,8 +12,9 @@ import (
 const (
 	// MinChunkSize is the smallest chunk size a header may declare.
 	MinChunkSize = 1 << 10
-	// MaxChunkSize is the largest chunk size (DESIGN.md: fiber uses 16 MiB);
-	// it is also the zstd decoders' window and memory cap.
+	// MaxChunkSize is the largest chunk size (fiber uses 16 MiB, see
+	// docs/design.md#sync-parameters); it is also the zstd decoders' window
+	// and memory cap.
 	MaxChunkSize = 16 << 20
 	// MaxDeltaMargin is the largest margin of base bytes taken on each side
 	// of a block's own offset as its base region.

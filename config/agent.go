@@ -86,7 +86,7 @@ type Monitor struct {
 	Thresholds        Thresholds
 }
 
-// Thresholds are the link-class boundaries of DESIGN.md.
+// Thresholds are the link-class boundaries of docs/design.md#link-classes.
 type Thresholds struct {
 	FiberMinMbps        float64       // 100
 	FiberMaxRTT         time.Duration // 10ms
@@ -129,7 +129,8 @@ type Metrics struct {
 	Listen string // e.g. "127.0.0.1:9464"; "" disables it
 }
 
-// DefaultMonitor returns the monitor defaults of DESIGN.md.
+// DefaultMonitor returns the monitor defaults of
+// docs/design.md#link-monitor-defaults.
 func DefaultMonitor() Monitor {
 	return Monitor{
 		ProbeInterval:     5 * time.Second,

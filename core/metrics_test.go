@@ -6,13 +6,12 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/prometheus/common/expfmt"
 	pmodel "github.com/prometheus/common/model"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // TestMetricsHandlerStore scrapes a core's /metrics over HTTP and checks
@@ -33,26 +32,7 @@ func TestMetricsHandlerStore(t *testing.T) {
 	if _, err := store.Apply("site-9", hdrFor(gen.Next(), KindEvent, "log", event), bytes.NewReader(event)); err != nil {
 		t.Fatal(err)
 	}
-	ca, err := pki.NewCA("ca", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.Issue("core", true, []string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := func(n string) string { return filepath.Join(dir, n) }
-	if err := pki.WriteCA(ca, f("ca.pem"), f("ca-key.pem"), false); err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.WriteCert(cert, f("core.pem"), f("core-key.pem"), false); err != nil {
-		t.Fatal(err)
-	}
-	tlsConf, err := pki.ServerTLSConfig(f("ca.pem"), f("core.pem"), f("core-key.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := NewServer(ServerConfig{TLS: tlsConf, Store: store})
+	srv, err := NewServer(ServerConfig{TLS: testutil.NewPKI(t, "site-9").ServerTLS(t), Store: store})
 	if err != nil {
 		t.Fatal(err)
 	}

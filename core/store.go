@@ -183,10 +183,11 @@ func Open(path string, cfg Config) (s *Store, err error) {
 		// bbolt may panic on pages damaged in ways its checksums miss;
 		// report that as corruption instead of crashing the core.
 		if r := recover(); r != nil {
+			err = fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, r)
 			if db != nil {
-				_ = db.Close()
+				err = closeFailed(db, err)
 			}
-			s, err = nil, fmt.Errorf("open store %s: %w: %v", path, ErrCorrupt, r)
+			s = nil
 		}
 	}()
 	db, err = bolt.Open(path, 0o600, &bolt.Options{
@@ -205,8 +206,7 @@ func Open(path string, cfg Config) (s *Store, err error) {
 	}
 	s = &Store{db: db, cfg: cfg, path: path}
 	if err := s.init(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, closeFailed(db, fmt.Errorf("open store %s: %w", path, err))
 	}
 	if cfg.VerifyOnOpen {
 		if err := db.View(func(tx *bolt.Tx) error {
@@ -218,15 +218,22 @@ func Open(path string, cfg Config) (s *Store, err error) {
 			}
 			return first
 		}); err != nil {
-			_ = db.Close()
-			return nil, fmt.Errorf("open store %s: %w", path, err)
+			return nil, closeFailed(db, fmt.Errorf("open store %s: %w", path, err))
 		}
 	}
 	if err := s.recover(); err != nil {
-		_ = db.Close()
-		return nil, fmt.Errorf("open store %s: %w", path, err)
+		return nil, closeFailed(db, fmt.Errorf("open store %s: %w", path, err))
 	}
 	return s, nil
+}
+
+// closeFailed closes db after Open failed with err and returns err, with
+// the close error added when closing fails too.
+func closeFailed(db *bolt.DB, err error) error {
+	if cerr := db.Close(); cerr != nil {
+		return fmt.Errorf("%w (closing the file failed too: %v)", err, cerr)
+	}
+	return err
 }
 
 // init writes the format marker into a new file and checks it in an old one.
@@ -235,6 +242,8 @@ func (s *Store) init() error {
 		meta := tx.Bucket(bktMeta)
 		if meta == nil {
 			var names []string
+			// ForEach fails only when its function does, and this one
+			// never does.
 			_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
 				names = append(names, string(name))
 				return nil

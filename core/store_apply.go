@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -197,6 +198,8 @@ func (s *Store) PartialSize(agent string, opID edgesync.OpID) (int64, bool) {
 	defer s.release()
 	var held int64
 	ok := false
+	// Every error (no such agent or partial, a damaged record) means there
+	// is no partial to resume: ok stays false, as documented.
 	_ = s.viewTx(func(tx *bolt.Tx) error {
 		a, err := agentRO(tx, agent)
 		if err != nil {
@@ -330,96 +333,116 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result,
 		return res, a.addStat(statDedups, 1)
 	}
 	now := s.cfg.Now()
+	var ref uint64 // the version (state) or sequence number (event)
+	var err error
 	switch hdr.Kind {
 	case KindState:
-		var old *Version
-		if v := a.keys.Get([]byte(hdr.Key)); v != nil {
-			cur, err := decodeVersion(hdr.Key, v)
-			if err != nil {
-				return res, err
-			}
-			old = &cur
-		}
-		if old != nil && old.OpID.Compare(hdr.OpID) > 0 {
-			// A newer version is already current: the versions arrived out
-			// of order (e.g. one was resumed after a cut). Keep the newer
-			// one and record this op as applied, so that a redelivery is
-			// acknowledged and never applied over the newer version.
-			if err := s.freeBlob(a, blob, hdr.Size); err != nil {
-				return res, err
-			}
-			res.Version, res.Stale = old.Version, true
-			break
-		}
-		if hdr.HasBase && (old == nil || old.Hash != hdr.BaseHash) {
-			if old == nil {
-				return res, fmt.Errorf("%w: key %q has no current version", ErrBaseMismatch, hdr.Key)
-			}
-			return res, fmt.Errorf("%w: key %q is at %x, delta is against %x", ErrBaseMismatch, hdr.Key, old.Hash[:8], hdr.BaseHash[:8])
-		}
-		nv := Version{Key: hdr.Key, OpID: hdr.OpID, Size: hdr.Size, Hash: hdr.Hash, Priority: hdr.Priority,
-			Stored: now, Version: 1, blob: blob}
-		delta := hdr.Size
-		if old != nil {
-			nv.Version = old.Version + 1
-			delta -= old.Size
-			if err := s.freeBlob(a, old.blob, old.Size); err != nil {
-				return res, err
-			}
-		} else if err := a.addStat(statKeys, 1); err != nil {
-			return res, err
-		}
-		if err := a.keys.Put([]byte(hdr.Key), nv.encode()); err != nil {
-			return res, err
-		}
-		if err := a.addStat(statBytes, delta); err != nil {
-			return res, err
-		}
-		res.Version = nv.Version
+		res.Version, res.Stale, err = s.publishState(a, hdr, blob, now)
+		ref = res.Version
 	case KindEvent:
-		seq, err := a.events.NextSequence()
-		if err != nil {
-			return res, err
-		}
-		ev := Event{Seq: seq, OpID: hdr.OpID, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash, Priority: hdr.Priority, Stored: now, blob: blob}
-		if err := a.events.Put(u64b(seq), ev.encode()); err != nil {
-			return res, err
-		}
-		for _, st := range []struct {
-			name []byte
-			d    int64
-		}{{statBytes, hdr.Size}, {statEvents, 1}, {statEventBytes, hdr.Size}} {
-			if err := a.addStat(st.name, st.d); err != nil {
-				return res, err
-			}
-		}
-		res.Seq = seq
-		if err := s.pruneEvents(a); err != nil {
-			return res, err
-		}
+		res.Seq, err = s.publishEvent(a, hdr, blob, now)
+		ref = res.Seq
+	}
+	if err != nil {
+		return res, err
 	}
 	if err := s.supersedeSummary(a, hdr.Key, hdr.OpID); err != nil {
 		return res, err
 	}
+	return res, s.recordApplied(a, hdr, ref, now)
+}
+
+// publishState makes blob the key's current version and returns its
+// version counter. When a newer version is current already it frees blob
+// and returns that version as stale; a delta whose base is not the current
+// version gives ErrBaseMismatch.
+func (s *Store) publishState(a *agentBucket, hdr PartialHeader, blob uint64, now time.Time) (version uint64, stale bool, err error) {
+	var old *Version
+	if v := a.keys.Get([]byte(hdr.Key)); v != nil {
+		cur, err := decodeVersion(hdr.Key, v)
+		if err != nil {
+			return 0, false, err
+		}
+		old = &cur
+	}
+	if old != nil && old.OpID.Compare(hdr.OpID) > 0 {
+		// A newer version is already current: the versions arrived out
+		// of order (e.g. one was resumed after a cut). Keep the newer
+		// one and record this op as applied, so that a redelivery is
+		// acknowledged and never applied over the newer version.
+		if err := s.freeBlob(a, blob, hdr.Size); err != nil {
+			return 0, false, err
+		}
+		return old.Version, true, nil
+	}
+	if hdr.HasBase && (old == nil || old.Hash != hdr.BaseHash) {
+		if old == nil {
+			return 0, false, fmt.Errorf("%w: key %q has no current version", ErrBaseMismatch, hdr.Key)
+		}
+		return 0, false, fmt.Errorf("%w: key %q is at %x, delta is against %x", ErrBaseMismatch, hdr.Key, old.Hash[:8], hdr.BaseHash[:8])
+	}
+	nv := Version{Key: hdr.Key, OpID: hdr.OpID, Size: hdr.Size, Hash: hdr.Hash, Priority: hdr.Priority,
+		Stored: now, Version: 1, blob: blob}
+	delta := hdr.Size
+	if old != nil {
+		nv.Version = old.Version + 1
+		delta -= old.Size
+		if err := s.freeBlob(a, old.blob, old.Size); err != nil {
+			return 0, false, err
+		}
+	} else if err := a.addStat(statKeys, 1); err != nil {
+		return 0, false, err
+	}
+	if err := a.keys.Put([]byte(hdr.Key), nv.encode()); err != nil {
+		return 0, false, err
+	}
+	if err := a.addStat(statBytes, delta); err != nil {
+		return 0, false, err
+	}
+	return nv.Version, false, nil
+}
+
+// publishEvent stores blob as the agent's next event, returns its sequence
+// number, and prunes the oldest events past the retention.
+func (s *Store) publishEvent(a *agentBucket, hdr PartialHeader, blob uint64, now time.Time) (uint64, error) {
+	seq, err := a.events.NextSequence()
+	if err != nil {
+		return 0, err
+	}
+	ev := Event{Seq: seq, OpID: hdr.OpID, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash, Priority: hdr.Priority, Stored: now, blob: blob}
+	if err := a.events.Put(u64b(seq), ev.encode()); err != nil {
+		return 0, err
+	}
+	for _, st := range []struct {
+		name []byte
+		d    int64
+	}{{statBytes, hdr.Size}, {statEvents, 1}, {statEventBytes, hdr.Size}} {
+		if err := a.addStat(st.name, st.d); err != nil {
+			return 0, err
+		}
+	}
+	return seq, s.pruneEvents(a)
+}
+
+// recordApplied records the op as applied (ref is its version or sequence
+// number), so that a redelivery is answered as a duplicate, and prunes the
+// oldest records past the dedup retention.
+func (s *Store) recordApplied(a *agentBucket, hdr PartialHeader, ref uint64, now time.Time) error {
 	order, err := a.appliedq.NextSequence()
 	if err != nil {
-		return res, err
-	}
-	ref := res.Version
-	if hdr.Kind == KindEvent {
-		ref = res.Seq
+		return err
 	}
 	rec := appliedRec{at: now, order: order, kind: hdr.Kind, ref: ref, size: hdr.Size, hash: hdr.Hash, key: hdr.Key}
 	if err := a.applied.Put(hdr.OpID[:], rec.encode()); err != nil {
-		return res, err
+		return err
 	}
 	if err := a.appliedq.Put(u64b(order), hdr.OpID[:]); err != nil {
-		return res, err
+		return err
 	}
 	if err := a.addStat(statApplied, 1); err != nil {
-		return res, err
+		return err
 	}
-	return res, s.pruneApplied(a, now, appliedPrunePerTx)
+	return s.pruneApplied(a, now, appliedPrunePerTx)
 }
 
 // Apply stores a whole op read from r in one call: it reads exactly
@@ -492,9 +515,14 @@ func (s *Store) applyStaged(agent string, hdr PartialHeader, r io.Reader) (res R
 		return s.duplicateResult(agent, hdr)
 	}
 	defer func() {
-		if err != nil {
-			// Best effort: a refused commit has already dropped the partial.
-			_ = s.DiscardPartial(agent, hdr.OpID)
+		if err == nil {
+			return
+		}
+		// A refused commit has already dropped the partial (ErrNotFound).
+		// One that stays is ephemeral and swept at the next Open; the
+		// caller hears of it with the error that stopped the apply.
+		if derr := s.DiscardPartial(agent, hdr.OpID); derr != nil && !errors.Is(derr, ErrNotFound) {
+			err = fmt.Errorf("%w (discarding the partial failed too: %v)", err, derr)
 		}
 	}()
 	if held > 0 {

@@ -66,10 +66,10 @@ func (p SyncParameters) String() string {
 }
 
 // ClassProfile is one row of the parameter table plus its interpolation
-// range. Params holds the values at the top of the range (DESIGN.md's table
-// values); chunk size and concurrency fall linearly to MinChunkSize and
-// MinConcurrency as the measured bandwidth falls from MaxBps to MinBps, and
-// stay flat outside the range.
+// range. Params holds the values at the top of the range
+// (docs/design.md#sync-parameters); chunk size and concurrency fall
+// linearly to MinChunkSize and MinConcurrency as the measured bandwidth
+// falls from MaxBps to MinBps, and stay flat outside the range.
 type ClassProfile struct {
 	Params         SyncParameters `json:"params"`
 	MinChunkSize   int            `json:"min_chunk_size"`
@@ -78,10 +78,11 @@ type ClassProfile struct {
 	MaxBps         float64        `json:"max_bps"`
 }
 
-// DefaultProfiles returns DESIGN.md's table. The ranges follow the class
-// thresholds: a class's bottom of range is its minimum bandwidth (chunks
-// about a quarter of the top, so that one chunk takes roughly as long to
-// send at the bottom as at the top), its top is the next class's minimum.
+// DefaultProfiles returns the table of docs/design.md#sync-parameters.
+// The ranges follow the class thresholds: a class's bottom of range is its
+// minimum bandwidth (chunks about a quarter of the top, so that one chunk
+// takes roughly as long to send at the bottom as at the top), its top is
+// the next class's minimum.
 //
 //	class        range             chunk            concurrency
 //	fiber        100 Mbit/s–1 Gbit/s  4 MiB–16 MiB   5–10

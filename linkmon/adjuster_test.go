@@ -18,7 +18,8 @@ func mustAdjuster(t *testing.T, o map[edgesync.LinkClass]Override) *Adjuster {
 	return a
 }
 
-// TestAdjusterTable checks DESIGN.md's table at the top of each range.
+// TestAdjusterTable checks the table of docs/design.md#sync-parameters at
+// the top of each range.
 func TestAdjusterTable(t *testing.T) {
 	const kib, mib = 1 << 10, 1 << 20
 	a := mustAdjuster(t, nil)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/wire"
 )
@@ -271,16 +272,13 @@ func benchDatagramTrain(b *testing.B, prof linksim.Profile) {
 					b.Fatal(err)
 				}
 			}
-			deadline := time.Now().Add(5 * time.Second)
-			for {
+			// Whatever has arrived within 5 s is the train: a lost
+			// packet never arrives.
+			testutil.Poll(5*time.Second, func() bool {
 				mu.Lock()
-				got := len(arrivals)
-				mu.Unlock()
-				if got >= n || time.Now().After(deadline) {
-					break
-				}
-				time.Sleep(5 * time.Millisecond)
-			}
+				defer mu.Unlock()
+				return len(arrivals) >= n
+			})
 			mu.Lock()
 			sizes := make([]int, len(arrivals))
 			for k := range sizes {

@@ -56,8 +56,9 @@ const maxKeptSamples = 4096
 // satellite below. RTT: fiber below FiberMaxRTT, broadband below
 // BroadbandMaxRTT, mobile below MobileMaxRTT, satellite above
 // SatelliteMinRTT. The link's class is the worse of the two. That is the
-// "nearest class by the worse of its two figures" rule of DESIGN.md, and it
-// settles every measurement that fits no row of the table:
+// "nearest class by the worse of its two figures" rule of
+// docs/design.md#link-classes, and it settles every measurement that fits
+// no row of the table:
 //
 //   - 200 Mbit/s at 30 ms: bandwidth says fiber, RTT says broadband → broadband.
 //   - 5 Mbit/s at 5 ms: → mobile. 0.5 Mbit/s at 20 ms: → satellite.

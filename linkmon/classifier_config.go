@@ -7,8 +7,9 @@ import (
 )
 
 // ClassifierConfig holds the thresholds and hysteresis of the classifier.
-// The defaults are DESIGN.md's table; every field is configurable. Field
-// names in errors are the snake_case names the config file uses.
+// The defaults are those of docs/design.md#link-classes; every field is
+// configurable. Field names in errors are the snake_case names the config
+// file uses.
 type ClassifierConfig struct {
 	// FiberMinBps: fiber needs a median bandwidth above this (100 Mbit/s).
 	FiberMinBps float64
@@ -54,7 +55,8 @@ type ClassifierConfig struct {
 	LossWindow time.Duration
 }
 
-// DefaultClassifierConfig returns DESIGN.md's thresholds.
+// DefaultClassifierConfig returns the thresholds of
+// docs/design.md#link-classes.
 func DefaultClassifierConfig() ClassifierConfig {
 	return ClassifierConfig{
 		FiberMinBps:       100e6,

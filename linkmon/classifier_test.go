@@ -120,7 +120,7 @@ func TestClassBoundaries(t *testing.T) {
 		{1e6, 199 * ms, edgesync.Mobile},
 		{0.99e6, 5 * ms, edgesync.Satellite},
 		{50e6, 200 * ms, edgesync.Mobile},    // in the gap, nearer mobile
-		{50e6, 300 * ms, edgesync.Mobile},    // DESIGN.md's example
+		{50e6, 300 * ms, edgesync.Mobile},    // docs/design.md#link-classes
 		{50e6, 316 * ms, edgesync.Mobile},    // split is √(200·500) ≈ 316.2 ms
 		{50e6, 317 * ms, edgesync.Satellite}, // nearer satellite
 		{50e6, 400 * ms, edgesync.Satellite},

@@ -41,7 +41,8 @@ type Config struct {
 	Profiles map[edgesync.LinkClass]Override
 }
 
-// Default returns the defaults of DESIGN.md and issue 5.
+// Default returns the defaults of docs/design.md#link-monitor-defaults and
+// docs/linkmon.md#measuring-without-eating-the-link.
 func Default() Config {
 	return Config{
 		Classifier:     DefaultClassifierConfig(),

@@ -9,7 +9,8 @@ import (
 
 // TestDetectionSamples bounds how many light samples the classifier needs
 // for each kind of transition. At 250 ms a sample, 8 samples are 2 s: the
-// classifier's share of the 2 s median detection goal (the prober's
+// classifier's share of the 2 s median detection goal of
+// docs/design.md#goals (the prober's
 // timeout comes on top for outages).
 func TestDetectionSamples(t *testing.T) {
 	ms := time.Millisecond

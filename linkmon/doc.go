@@ -14,18 +14,19 @@
 // the two.
 //
 // A Classifier turns the stream of measurements into a LinkClass with the
-// rules of DESIGN.md: medians over a recent window, the worse of the two
-// figures for links that fit no row, hysteresis (a margin and MinSamples
-// consecutive samples), intermittent on an outage or sustained loss. Each
+// rules of docs/design.md#link-classes: medians over a recent window, the
+// worse of the two figures for links that fit no row, hysteresis (a margin
+// and MinSamples consecutive samples), intermittent on an outage or
+// sustained loss. Each
 // change is reported as a ClassChange with a human-readable reason. The
 // Classifier is pure: time comes from the measurements, so tests feed it
 // explicit timestamps.
 //
 // An Adjuster maps a class and the measured bandwidth to SyncParameters:
-// DESIGN.md's table, chunk size and concurrency interpolated within each
-// class's bandwidth range, per-class overrides from config. A Pin (from
-// transport.switch) overrides the class or mode; Adjuster.Effective applies
-// it.
+// the table of docs/design.md#sync-parameters, chunk size and concurrency
+// interpolated within each class's bandwidth range, per-class overrides
+// from config. A Pin (from transport.switch) overrides the class or mode;
+// Adjuster.Effective applies it.
 //
 // A Budget keeps active probing within a fraction of the capacity (2 % over
 // any minute by default); ProbeSize picks a train size whose dispersion at

@@ -2,14 +2,8 @@ package linkmon
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/binary"
-	"math/big"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -19,39 +13,10 @@ import (
 	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/wire"
 )
-
-// testTLS returns a server and a client TLS config around one self-signed
-// certificate for 127.0.0.1.
-func testTLS(t testing.TB) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "core"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"core"},
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		NextProtos: []string{wire.ALPN}, MinVersion: tls.VersionTLS13}
-	client = &tls.Config{RootCAs: pool, ServerName: "core", NextProtos: []string{wire.ALPN}, MinVersion: tls.VersionTLS13}
-	return server, client
-}
 
 // testCore is a minimal core: a QUIC listener whose connections get a
 // probe session on the Responder, a datagram loop per connection and the
@@ -76,7 +41,8 @@ func newTestCore(t testing.TB) *testCore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, cli := testTLS(t)
+	p := testutil.NewPKI(t, "site-1")
+	srv, cli := p.ServerTLS(t), p.ClientTLS(t, testutil.CoreName)
 	tr := &quic.Transport{Conn: udp}
 	ln, err := tr.Listen(srv, wire.QUICConfig(16))
 	if err != nil {

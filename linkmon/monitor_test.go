@@ -7,6 +7,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
@@ -67,14 +68,8 @@ func TestProfilesClassified(t *testing.T) {
 // waitEstimates waits until the monitor has n bandwidth estimates.
 func waitEstimates(t testing.TB, m *Monitor, n int, limit time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for m.Stats().Estimates < n {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d bandwidth estimates within %v, want %d; stats %+v", m.Stats().Estimates, limit, n, m.Stats())
-		}
-		<-tick.C
+	if !testutil.Poll(limit, func() bool { return m.Stats().Estimates >= n }) {
+		t.Fatalf("%d bandwidth estimates within %v, want %d; stats %+v", m.Stats().Estimates, limit, n, m.Stats())
 	}
 }
 

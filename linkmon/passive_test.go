@@ -11,6 +11,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
@@ -46,20 +47,15 @@ func TestClassChangeRemeasures(t *testing.T) {
 		t.Fatalf("satellite not detected within 5s; status %+v", m.Status())
 	}
 	t.Logf("satellite after %v: %s (capacity before %s)", took.Round(time.Millisecond), ev.Change.Reason, FormatBps(before))
-	deadline := start.Add(15 * time.Second)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		c, at := m.Capacity()
-		if at.After(start) && c > 1e6 && c < 3e6 {
-			t.Logf("capacity %s measured %v after the switch; stats %+v", FormatBps(c), at.Sub(start).Round(time.Millisecond), m.Stats())
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("capacity %s (at %v) not re-measured to 1-3 Mbit/s within 15s of the switch; stats %+v", FormatBps(c), at, m.Stats())
-		}
-		<-tick.C
+	var c float64
+	var at time.Time
+	if !testutil.Poll(time.Until(start.Add(15*time.Second)), func() bool {
+		c, at = m.Capacity()
+		return at.After(start) && c > 1e6 && c < 3e6
+	}) {
+		t.Fatalf("capacity %s (at %v) not re-measured to 1-3 Mbit/s within 15s of the switch; stats %+v", FormatBps(c), at, m.Stats())
 	}
+	t.Logf("capacity %s measured %v after the switch; stats %+v", FormatBps(c), at.Sub(start).Round(time.Millisecond), m.Stats())
 }
 
 // bulk is real traffic on a QUIC stream from the agent to the test core,
@@ -166,12 +162,8 @@ func TestPassiveDetectsDrop(t *testing.T) {
 
 	b := startBulk(t, a, m.DeliveryMeter(), 0)
 	// The delivery rate takes over from the probes once the link is full.
-	deadline := time.Now().Add(10 * time.Second)
-	for m.Stats().Delivered < 8 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no link-filling delivery rate within 10s (%d bytes acked); stats %+v, latest %v", b.acked.Load(), m.Stats(), m.Latest())
-		}
-		time.Sleep(50 * time.Millisecond) // polling a counter, not synchronising
+	if !testutil.Poll(10*time.Second, func() bool { return m.Stats().Delivered >= 8 }) {
+		t.Fatalf("no link-filling delivery rate within 10s (%d bytes acked); stats %+v, latest %v", b.acked.Load(), m.Stats(), m.Latest())
 	}
 	full, _ := m.Capacity()
 	if full < 25e6 || full > 45e6 {
@@ -211,7 +203,7 @@ func TestPassiveDetectsDrop(t *testing.T) {
 	}
 	slow := startBulk(t, a, m.DeliveryMeter(), 2e6)
 	delivered := m.Stats().Delivered
-	deadline = time.Now().Add(4 * time.Second)
+	deadline := time.Now().Add(4 * time.Second)
 	lower := 0
 	for time.Now().Before(deadline) {
 		select {

@@ -6,8 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/edge-sync/edge-sync/internal/atomicfile"
 )
 
 // persisted is the status file kept across restarts.
@@ -27,7 +28,10 @@ const stateVersion = 1
 
 // loadState reads the status file; a missing file is no error.
 func loadState(path string) (*persisted, error) {
-	_ = os.Remove(path + ".tmp") // a leftover of a crash mid-write
+	// Leftovers of a crash mid-write are litter, not state: a failure to
+	// remove them must not cost the status, and the next save's rename
+	// does not depend on them.
+	_ = atomicfile.RemoveTemps(path)
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -48,36 +52,14 @@ func loadState(path string) (*persisted, error) {
 	return &p, nil
 }
 
-// saveState writes the status file: tmp, fsync, rename, fsync dir.
+// saveState writes the status file atomically (see internal/atomicfile).
 func saveState(path string, p *persisted) error {
 	b, err := json.MarshalIndent(p, "", "  ")
 	if err != nil {
 		return fmt.Errorf("save link status: %w", err)
 	}
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+	if err := atomicfile.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("save link status: %w", err)
-	}
-	if _, err = f.Write(append(b, '\n')); err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("save link status: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		err = d.Sync()
-		_ = d.Close()
-		if err != nil {
-			return fmt.Errorf("save link status: sync dir: %w", err)
-		}
 	}
 	return nil
 }

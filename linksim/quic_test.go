@@ -2,56 +2,18 @@ package linksim
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
-
-const alpn = "edge-sync/1"
-
-// testTLS returns server and client TLS configs around a fresh self-signed
-// certificate for 127.0.0.1.
-func testTLS(t *testing.T) (server, client *tls.Config) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "linksim test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, NextProtos: []string{alpn}}
-	client = &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{alpn}}
-	return server, client
-}
 
 // quicSink accepts one connection and reads one stream to its end,
 // replying with a single byte when done.
@@ -138,7 +100,8 @@ func checkRTT(t *testing.T, stats quic.ConnectionStats, want, slack time.Duratio
 func TestQUICThroughRelay(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	serverTLS, clientTLS := testTLS(t)
+	pki := testutil.NewPKI(t, "linksim-test")
+	serverTLS, clientTLS := pki.ServerTLS(t), pki.ClientTLS(t, "127.0.0.1")
 	addr, done := quicSink(t, ctx, serverTLS)
 	r := newTestRelay(t, addr, SatelliteGEO())
 
@@ -162,7 +125,8 @@ func TestQUICThroughRelay(t *testing.T) {
 func TestQUICThroughWrap(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	serverTLS, clientTLS := testTLS(t)
+	pki := testutil.NewPKI(t, "linksim-test")
+	serverTLS, clientTLS := pki.ServerTLS(t), pki.ClientTLS(t, "127.0.0.1")
 	addr, done := quicSink(t, ctx, serverTLS)
 
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})

@@ -73,7 +73,9 @@ func Open(path string, opts Options) (*Outbox, error) {
 	o.commit.db = db
 	o.pageSize = db.Info().PageSize
 	if err := o.load(path); err != nil {
-		_ = db.Close()
+		if cerr := db.Close(); cerr != nil {
+			o.log.Warn("close after a failed open", "path", path, "error", cerr)
+		}
 		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
 	return o, nil
@@ -277,7 +279,16 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 		return Op{}, fmt.Errorf("enqueue: %w", err)
 	}
 	defer o.inflight.Done()
+	op := o.newOp(n)
+	if err := o.store(ctx, &op, n.Payload); err != nil {
+		return Op{}, fmt.Errorf("enqueue: %w", err)
+	}
+	return op, nil
+}
 
+// newOp is the record of a new op: a fresh ID, the time, and its expiry
+// from its TTL or the default of its priority.
+func (o *Outbox) newOp(n NewOp) Op {
 	now := o.opts.Now()
 	op := Op{
 		ID: o.gen.Next(), Endpoint: n.Endpoint, Key: n.Key, Priority: n.Priority,
@@ -293,28 +304,55 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 	if ttl > 0 {
 		op.ExpiresAt = now.Add(ttl)
 	}
-	limit := min(o.opts.MaxOpBytes, o.opts.MaxBytes)
+	return op
+}
 
-	staged := false // chunks already committed under a pending marker
-	cleanup := func() {
-		if !staged {
-			return
-		}
-		id := op.ID
-		err := o.commit.do(func(tx *bolt.Tx) error {
-			if err := deleteChunks(tx, id); err != nil {
-				return err
-			}
-			return tx.Bucket(bucketPending).Delete(id[:])
-		})
+// store streams payload into op's chunks and publishes op. When it fails,
+// the chunks already committed are deleted before it returns (or, if that
+// fails too, swept by the next Open): the deferred discard runs on every
+// error path.
+func (o *Outbox) store(ctx context.Context, op *Op, payload io.Reader) (err error) {
+	s := stager{o: o, id: op.ID}
+	defer func() {
 		if err != nil {
-			o.log.Warn("cleanup of failed enqueue; Open will sweep it", "id", id, "error", err)
+			s.discard()
 		}
+	}()
+	first, tail, err := s.stream(ctx, payload, &op.Size)
+	if err != nil {
+		return err
 	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	var size int64
+	for _, c := range tail {
+		size += int64(len(c))
+	}
+	if err := o.checkSpace(size); err != nil {
+		return err
+	}
+	return o.publish(op, first, tail, s.staged)
+}
 
-	var stage [][]byte
-	var next uint32
-	payload := n.Payload
+// stager cuts one op's payload into chunks and commits them a stage
+// (Options.stageChunks chunks) at a time under a pending marker, so that a
+// payload larger than memory never sits in one transaction. The last stage
+// is left to publish, to go in the same transaction as the op's record.
+type stager struct {
+	o  *Outbox
+	id edgesync.OpID
+	// staged: chunks may be on disk under the pending marker (a failed
+	// commit may still have reached it), so discard must delete them.
+	staged bool
+}
+
+// stream reads payload to its end, adding its length to *size. It commits
+// every full stage and returns the chunks of the last one with the index
+// of its first chunk.
+func (s *stager) stream(ctx context.Context, payload io.Reader, size *int64) (first uint32, tail [][]byte, err error) {
+	o := s.o
+	limit := min(o.opts.MaxOpBytes, o.opts.MaxBytes)
 	if payload == nil {
 		payload = bytes.NewReader(nil)
 	}
@@ -322,22 +360,13 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 	if l, ok := payload.(interface{ Len() int }); ok {
 		hint = min(l.Len()+1, o.chunkSize)
 	}
+	var stage [][]byte
+	var next uint32
 	for {
 		if len(stage) == o.opts.stageChunks {
-			if err := ctx.Err(); err != nil {
-				cleanup()
-				return Op{}, fmt.Errorf("enqueue: %w", err)
+			if err := s.commit(ctx, next-uint32(len(stage)), stage); err != nil {
+				return 0, nil, err
 			}
-			err := o.checkSpace(int64(len(stage) * o.chunkSize))
-			if err == nil {
-				err = o.writeStage(op.ID, next-uint32(len(stage)), stage)
-			}
-			if err != nil {
-				staged = true
-				cleanup()
-				return Op{}, fmt.Errorf("enqueue: write payload: %w", err)
-			}
-			staged = true
 			stage = nil
 		}
 		buf, err := readChunk(payload, o.chunkSize, hint)
@@ -345,39 +374,54 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 			hint = o.chunkSize // a big payload: skip the buffer doubling from now on
 		}
 		if len(buf) > 0 {
-			op.Size += int64(len(buf))
-			if op.Size > limit {
-				cleanup()
-				return Op{}, fmt.Errorf("enqueue: payload over %d bytes: %w", limit, ErrTooLarge)
+			*size += int64(len(buf))
+			if *size > limit {
+				return 0, nil, fmt.Errorf("payload over %d bytes: %w", limit, ErrTooLarge)
 			}
 			stage = append(stage, buf)
 			next++
 		}
 		if err == io.EOF {
-			break
+			return next - uint32(len(stage)), stage, nil
 		}
 		if err != nil {
-			cleanup()
-			return Op{}, fmt.Errorf("enqueue: read payload: %w", err)
+			return 0, nil, fmt.Errorf("read payload: %w", err)
 		}
 	}
+}
+
+// commit writes one full stage, chunks [first, first+len(stage)).
+func (s *stager) commit(ctx context.Context, first uint32, stage [][]byte) error {
 	if err := ctx.Err(); err != nil {
-		cleanup()
-		return Op{}, fmt.Errorf("enqueue: %w", err)
+		return err
 	}
-	var staging int64
-	for _, c := range stage {
-		staging += int64(len(c))
+	s.staged = true
+	err := s.o.checkSpace(int64(len(stage) * s.o.chunkSize))
+	if err == nil {
+		err = s.o.writeStage(s.id, first, stage)
 	}
-	if err := o.checkSpace(staging); err != nil {
-		cleanup()
-		return Op{}, fmt.Errorf("enqueue: %w", err)
+	if err != nil {
+		return fmt.Errorf("write payload: %w", err)
 	}
-	if err := o.publish(&op, next-uint32(len(stage)), stage, staged); err != nil {
-		cleanup()
-		return Op{}, fmt.Errorf("enqueue: %w", err)
+	return nil
+}
+
+// discard deletes what the stager committed; a failure is logged, and the
+// pending marker makes the next Open sweep the chunks instead.
+func (s *stager) discard() {
+	if !s.staged {
+		return
 	}
-	return op, nil
+	id := s.id
+	err := s.o.commit.do(func(tx *bolt.Tx) error {
+		if err := deleteChunks(tx, id); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketPending).Delete(id[:])
+	})
+	if err != nil {
+		s.o.log.Warn("cleanup of failed enqueue; Open will sweep it", "id", id, "error", err)
+	}
 }
 
 // readChunk reads up to max bytes, growing its buffer from hint; it returns

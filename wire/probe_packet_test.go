@@ -3,22 +3,17 @@ package wire
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"net"
 	"reflect"
 	"testing"
 	"time"
 
-	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/quic-go/quic-go"
 	"pgregory.net/rapid"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 var testProbeKey = ProbeKey{Session: 0x0123456789abcdef, Secret: [32]byte{1, 2, 3, 4, 5, 6, 7, 8}}
@@ -171,39 +166,6 @@ func TestProbeOverRealQUICTransport(t *testing.T) {
 	}
 }
 
-func testTLSConfigs(t testing.TB) (server, client *tls.Config) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "core"},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	server = &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		NextProtos:   []string{ALPN},
-	}
-	client = &tls.Config{RootCAs: pool, ServerName: "localhost", NextProtos: []string{ALPN}}
-	return server, client
-}
-
 func ptr[T any](v T) *T { return &v }
 
 // loopbackPair is a real QUIC connection between two transports on
@@ -215,7 +177,8 @@ type loopbackPair struct {
 
 func newLoopbackPair(ctx context.Context, t *testing.T, conf *quic.Config) *loopbackPair {
 	t.Helper()
-	serverTLS, clientTLS := testTLSConfigs(t)
+	pki := testutil.NewPKI(t, "site-1")
+	serverTLS, clientTLS := pki.ServerTLS(t), pki.ClientTLS(t, "localhost")
 	listen := func() *quic.Transport {
 		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		if err != nil {

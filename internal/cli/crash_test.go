@@ -27,6 +27,7 @@ import (
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -270,16 +271,11 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 			}
 		}
 		r := coreReader{socket: filepath.Join(dir, "core", "core.sock"), storePath: filepath.Join(dir, "core", "core.db")}
-		drainBy := time.Now().Add(3 * time.Minute)
-		poll := time.NewTicker(500 * time.Millisecond)
 		var missing []string
-		for time.Now().Before(drainBy) {
-			if missing = crashMissing(t, r, all); len(missing) == 0 {
-				break
-			}
-			<-poll.C // poll the core for the condition, bounded by drainBy
-		}
-		poll.Stop()
+		testutil.PollEvery(3*time.Minute, 500*time.Millisecond, func() bool {
+			missing = crashMissing(t, r, all)
+			return len(missing) == 0
+		})
 		a.kill()
 		if len(missing) > 0 {
 			t.Fatalf("%d of %d accepted ops not at the core after the last run, e.g. %v", len(missing), len(all), missing[:min(5, len(missing))])

@@ -20,7 +20,7 @@ import (
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
-	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // ctlHarness is a real core and a real agent with its control socket.
@@ -38,28 +38,8 @@ func startCtlHarness(t *testing.T, online bool) *ctlHarness {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	dir := t.TempDir()
-	ca, err := pki.NewCA("test-ca", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := func(n string) string { return filepath.Join(dir, n) }
-	if err := pki.WriteCA(ca, f("ca.pem"), f("ca-key.pem"), false); err != nil {
-		t.Fatal(err)
-	}
-	srvCert, err := ca.Issue("core", true, []string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	agCert, err := ca.Issue("site-1", false, nil, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.WriteCert(srvCert, f("core.pem"), f("core-key.pem"), false); err != nil {
-		t.Fatal(err)
-	}
-	if err := pki.WriteCert(agCert, f("agent.pem"), f("agent-key.pem"), false); err != nil {
-		t.Fatal(err)
-	}
+	certs := testutil.NewPKI(t, "site-1")
 	h := &ctlHarness{dir: dir}
 
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
@@ -72,11 +52,7 @@ func startCtlHarness(t *testing.T, online bool) *ctlHarness {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tlsConf, err := pki.ServerTLSConfig(f("ca.pem"), f("core.pem"), f("core-key.pem"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := core.NewServer(core.ServerConfig{TLS: tlsConf, Store: store})
+		srv, err := core.NewServer(core.ServerConfig{TLS: certs.ServerTLS(t), Store: store})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,15 +79,11 @@ func startCtlHarness(t *testing.T, online bool) *ctlHarness {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	cfg.TLS = config.TLS{CA: f("ca.pem"), Cert: f("agent.pem"), Key: f("agent-key.pem")}
+	cfg.TLS = config.TLS{CA: certs.CAFile, Cert: certs.AgentCert, Key: certs.AgentKey}
 	fast := 50 * time.Millisecond
 	cfg.Profiles[edgesync.Unknown] = config.Profile{Interval: &fast}
 	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: addr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
-	tlsConf, err := pki.ClientTLSConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key, "127.0.0.1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := agent.New(cfg, agent.Options{TLS: tlsConf})
+	a, err := agent.New(cfg, agent.Options{TLS: certs.ClientTLS(t, "127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,20 +162,19 @@ func TestPutDeliversToCore(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Size != 16 || res.Priority != edgesync.Background {
 		t.Fatalf("put --json printed %q (%v)", out, err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var lastErr error
+	if !testutil.Poll(30*time.Second, func() bool {
 		_, obj, err := h.store.Current("site-1", "sensors/pump-3")
-		if err == nil {
-			got, _ := io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
-			if !bytes.Equal(got, data) {
-				t.Fatalf("core holds %d bytes, put %d", len(got), len(data))
-			}
-			break
+		if lastErr = err; err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the put data did not reach the core within 30 s: %v", err)
+		got, _ := io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
+		if !bytes.Equal(got, data) {
+			t.Fatalf("core holds %d bytes, put %d", len(got), len(data))
 		}
-		time.Sleep(20 * time.Millisecond) // polling the core's store with a deadline
+		return true
+	}) {
+		t.Fatalf("the put data did not reach the core within 30 s: %v", lastErr)
 	}
 }
 

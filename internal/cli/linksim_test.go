@@ -17,6 +17,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
@@ -41,16 +42,15 @@ func (s *syncBuffer) String() string {
 // waitOutput waits until re matches the output and returns the match.
 func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp, what string) []string {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if m := re.FindStringSubmatch(out.String()); m != nil {
-			return m
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s in the output after 5 s:\n%s", what, out.String())
-		}
-		time.Sleep(10 * time.Millisecond) // polling output: there is no event to wait on
+	// Polling output: a buffer announces nothing.
+	var m []string
+	if !testutil.Poll(5*time.Second, func() bool {
+		m = re.FindStringSubmatch(out.String())
+		return m != nil
+	}) {
+		t.Fatalf("no %s in the output after 5 s:\n%s", what, out.String())
 	}
+	return m
 }
 
 // verifyNoLeaks checks, after every other cleanup of t, that no goroutine

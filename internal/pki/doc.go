@@ -8,8 +8,8 @@
 // signs a server certificate (for the core, with its DNS names and IP
 // addresses) or a client certificate (for an agent, named by its common
 // name). WriteCA/WriteCert store them as PEM files, private keys with mode
-// 0600, each file written tmp → fsync → rename → fsync dir so that a crash
-// never leaves a half-written key. ServerTLSConfig and ClientTLSConfig load
+// 0600, each file written with internal/atomicfile so that a crash never
+// leaves a half-written key. ServerTLSConfig and ClientTLSConfig load
 // those files into *tls.Config values with TLS 1.3, ALPN "edge-sync/1" and
 // mutual verification against the CA. PeerName returns the agent's identity
 // from a verified connection.

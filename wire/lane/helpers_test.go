@@ -3,7 +3,6 @@ package lane
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"io"
 	"net"
 	"sync"
@@ -13,7 +12,7 @@ import (
 	"github.com/quic-go/quic-go"
 	"go.uber.org/goleak"
 
-	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
@@ -22,43 +21,18 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var (
 	tlsOnce           sync.Once
 	serverTLS, cliTLS *tls.Config
-	tlsErr            error
 )
 
-// tlsConfigs returns a mutual-TLS pair signed by a throwaway CA.
+// tlsConfigs returns a mutual-TLS pair signed by a throwaway CA, made once
+// per test binary.
 func tlsConfigs(tb testing.TB) (*tls.Config, *tls.Config) {
 	tb.Helper()
 	tlsOnce.Do(func() {
-		ca, err := pki.NewCA("lane test CA", time.Hour)
-		if err != nil {
-			tlsErr = err
-			return
-		}
-		srv, err := ca.Issue("core.test", true, []string{"127.0.0.1"}, time.Hour)
-		if err != nil {
-			tlsErr = err
-			return
-		}
-		cli, err := ca.Issue("agent-1", false, nil, time.Hour)
-		if err != nil {
-			tlsErr = err
-			return
-		}
-		pool := x509.NewCertPool()
-		pool.AddCert(ca.Cert)
-		serverTLS = &tls.Config{
-			Certificates: []tls.Certificate{{Certificate: [][]byte{srv.Cert.Raw}, PrivateKey: srv.Key, Leaf: srv.Cert}},
-			ClientCAs:    pool, ClientAuth: tls.RequireAndVerifyClientCert,
-			MinVersion: tls.VersionTLS13, NextProtos: []string{pki.ALPN},
-		}
-		cliTLS = &tls.Config{
-			Certificates: []tls.Certificate{{Certificate: [][]byte{cli.Cert.Raw}, PrivateKey: cli.Key, Leaf: cli.Cert}},
-			RootCAs:      pool, ServerName: "core.test",
-			MinVersion: tls.VersionTLS13, NextProtos: []string{pki.ALPN},
-		}
+		p := testutil.NewPKI(tb, "agent-1")
+		serverTLS, cliTLS = p.ServerTLS(tb), p.ClientTLS(tb, testutil.CoreName)
 	})
-	if tlsErr != nil {
-		tb.Fatalf("test certificates: %v", tlsErr)
+	if serverTLS == nil || cliTLS == nil {
+		tb.Fatal("test certificates: making them failed in an earlier test")
 	}
 	return serverTLS.Clone(), cliTLS.Clone()
 }
@@ -298,16 +272,4 @@ func (c *collector) total() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.bytes
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
@@ -95,7 +96,7 @@ func TestPriorityOvertakes(t *testing.T) {
 	bulk := randomBytes(t, 1_500_000)
 	bulkDone := make(chan error, 1)
 	go func() { bulkDone <- cs.Send(ctx, opID(1), 0, bulk, 7) }()
-	waitFor(t, 10*time.Second, "bulk transfer under way", func() bool { return cs.Stats().BytesAcked > 200_000 })
+	testutil.WaitFor(t, 10*time.Second, "bulk transfer under way", func() bool { return cs.Stats().BytesAcked > 200_000 })
 
 	urgent := randomBytes(t, 20_000)
 	start := time.Now()
@@ -153,24 +154,24 @@ func TestForgedAndReplayedRejected(t *testing.T) {
 	// looks like to the receiver.
 	frames := appendData(nil, &dataFrame{transfer: 7, hasMeta: true, id: opID(9), total: 3, data: []byte("bad")})
 	send(cs.out.seal(nil, 0, frames))
-	waitFor(t, 5*time.Second, "replay counted", func() bool { return ss.Stats().Replayed == 1 })
+	testutil.WaitFor(t, 5*time.Second, "replay counted", func() bool { return ss.Stats().Replayed == 1 })
 
 	fresh := cs.out.seal(nil, 1<<40, frames)
 	tampered := append([]byte(nil), fresh...)
 	tampered[len(tampered)-20] ^= 0x40
 	send(tampered)
-	waitFor(t, 5*time.Second, "tampered packet counted", func() bool { return ss.Stats().Forged == 1 })
+	testutil.WaitFor(t, 5*time.Second, "tampered packet counted", func() bool { return ss.Stats().Forged == 1 })
 
 	junk := append([]byte(nil), fresh[:headerLen]...)
 	junk = append(junk, randomBytes(t, 200)...)
 	send(junk)
-	waitFor(t, 5*time.Second, "keyless forgery counted", func() bool { return ss.Stats().Forged == 2 })
+	testutil.WaitFor(t, 5*time.Second, "keyless forgery counted", func() bool { return ss.Stats().Forged == 2 })
 
 	otherTag := append([]byte(nil), fresh...)
 	otherTag[1] ^= 0xff
 	send(otherTag)
 	send([]byte{KindPacket, 1, 2})
-	waitFor(t, 5*time.Second, "unknown session counted", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "unknown session counted", func() bool {
 		u, _ := p.server.demux.Stats()
 		return u == 2
 	})
@@ -197,7 +198,7 @@ func TestBoundedReceiveMemory(t *testing.T) {
 	data := randomBytes(t, 1<<20)
 	done := make(chan error, 1)
 	go func() { done <- cs.Send(ctx, opID(1), 0, data, 0) }()
-	waitFor(t, 10*time.Second, "receiver full", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "receiver full", func() bool {
 		st := ss.Stats()
 		if st.Buffered > limit {
 			t.Fatalf("buffered %d bytes, limit %d", st.Buffered, limit)
@@ -230,12 +231,12 @@ func TestCancelAndClose(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- cs.Send(ctx, opID(1), 0, randomBytes(t, 2<<20), 5) }()
-	waitFor(t, 10*time.Second, "transfer under way", func() bool { return cs.Stats().BytesAcked > 20_000 })
+	testutil.WaitFor(t, 10*time.Second, "transfer under way", func() bool { return cs.Stats().BytesAcked > 20_000 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled send returned %v, want context.Canceled", err)
 	}
-	waitFor(t, 10*time.Second, "reset reached the receiver and slot freed", func() bool {
+	testutil.WaitFor(t, 10*time.Second, "reset reached the receiver and slot freed", func() bool {
 		ss.mu.Lock()
 		open := len(ss.rcv.open)
 		ss.mu.Unlock()
@@ -252,7 +253,7 @@ func TestCancelAndClose(t *testing.T) {
 	}
 
 	go func() { done <- cs.Send(context.Background(), opID(3), 0, randomBytes(t, 2<<20), 5) }()
-	waitFor(t, 10*time.Second, "second transfer under way", func() bool { return len(cs.slots) == 1 })
+	testutil.WaitFor(t, 10*time.Second, "second transfer under way", func() bool { return len(cs.slots) == 1 })
 	cs.Close()
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("send during close returned %v, want ErrClosed", err)
