@@ -218,7 +218,7 @@ func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err er
 // deferIfBusy keeps a state op leased but unsent while another version of
 // its key is in flight.
 func (s *session) deferIfBusy(op outbox.Op) bool {
-	if op.Kind != outbox.State || !s.keys[op.Key] {
+	if op.Kind != edgesync.StateOp || !s.keys[op.Key] {
 		return false
 	}
 	s.deferred[op.Key] = append(s.deferred[op.Key], op.ID)
@@ -269,7 +269,7 @@ func ignoreClosed(err error) error {
 func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
 	s.inflight[sl]++
 	var key string
-	if op.Kind == outbox.State {
+	if op.Kind == edgesync.StateOp {
 		key = op.Key
 		s.keys[key] = true
 	}
@@ -310,7 +310,7 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	}
 
 	var b *base
-	if op.Kind == outbox.State && p.Mode != edgesync.SyncFull && p.Mode != edgesync.SyncFullZstd {
+	if op.Kind == edgesync.StateOp && p.Mode != edgesync.SyncFull && p.Mode != edgesync.SyncFullZstd {
 		if got, err := e.a.bases.get(e.name, op.Key); err == nil {
 			b = got
 			defer b.Close()
@@ -364,7 +364,7 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	}
 	// Stored at the core. Keep this version as the key's next delta base,
 	// then let the outbox forget the op.
-	if op.Kind == outbox.State {
+	if op.Kind == edgesync.StateOp {
 		if err := e.a.bases.put(e.name, op.Key, res.hash, io.NewSectionReader(pl, 0, op.Size), op.Size); err != nil {
 			e.log.Debug("delta base not kept", "key", op.Key, "error", err)
 		}

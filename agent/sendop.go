@@ -167,7 +167,7 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, op *
 		return res, err
 	}
 	res.hash = h
-	mode := codecMode(p, b != nil && op.Kind == outbox.State)
+	mode := codecMode(p, b != nil && op.Kind == edgesync.StateOp)
 	var cb *codec.Base
 	if mode.IsDelta() {
 		cb = &codec.Base{R: b, Size: b.Size, Hash: codec.Hash(b.Hash)}
@@ -192,12 +192,9 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, op *
 
 	hdr := &wire.OpHeader{
 		ID: op.ID, Key: op.Key, Endpoint: op.Endpoint, Priority: op.Priority,
-		Kind: wire.KindEvent, Mode: uint8(mode), PlainSize: uint64(op.Size),
+		Kind: op.Kind, Mode: uint8(mode), PlainSize: uint64(op.Size),
 		ChunkSize: uint32(chunk), PayloadHash: h, Expires: op.ExpiresAt,
 		Summarized: op.SummarySent,
-	}
-	if op.Kind == outbox.State {
-		hdr.Kind = wire.KindState
 	}
 	if mode.IsDelta() {
 		hdr.HasBase, hdr.BaseHash = true, b.Hash

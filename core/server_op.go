@@ -114,12 +114,8 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 	if err := ch.Validate(codec.Limits{MaxSize: h.s.cfg.MaxOpBytes, MaxChunkSize: codec.MaxChunkSize}); err != nil {
 		return h.nack(hdr, fmt.Errorf("%w: %w", wire.ErrBadRequest, err))
 	}
-	kind := KindState
-	if hdr.Kind == wire.KindEvent {
-		kind = KindEvent
-	}
 	ph := PartialHeader{
-		OpID: hdr.ID, Key: hdr.Key, Kind: kind, Priority: hdr.Priority,
+		OpID: hdr.ID, Key: hdr.Key, Kind: hdr.Kind, Priority: hdr.Priority,
 		Size: int64(hdr.PlainSize), Hash: hdr.PayloadHash,
 		HasBase: hdr.HasBase && ch.Mode.IsDelta(), BaseHash: hdr.BaseHash,
 	}
@@ -136,7 +132,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		return err
 	}
 	if hdr.Lane {
-		return h.laneOp(hdr, &ch, base, held, kind)
+		return h.laneOp(hdr, &ch, base, held)
 	}
 	for {
 		f, err := h.s.readFrame(h.str)
@@ -155,7 +151,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 			if f.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}
-			return h.commit(hdr, kind)
+			return h.commit(hdr)
 		default:
 			return h.nack(hdr, fmt.Errorf("%w: %s inside an op", wire.ErrBadRequest, f.Type()))
 		}
@@ -163,7 +159,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 }
 
 // commit makes a fully received op durable and visible, and answers.
-func (h *opHandler) commit(hdr *wire.OpHeader, kind Kind) error {
+func (h *opHandler) commit(hdr *wire.OpHeader) error {
 	res, err := h.s.cfg.Store.CommitPartial(h.agent, hdr.ID)
 	if err != nil {
 		return h.nack(hdr, err)
@@ -174,7 +170,7 @@ func (h *opHandler) commit(hdr *wire.OpHeader, kind Kind) error {
 		h.s.stats.opsApplied.Add(1)
 		h.s.stats.bytesApplied.Add(res.Size)
 	}
-	h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", kind.String(), "bytes", res.Size)
+	h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", hdr.Kind.String(), "bytes", res.Size)
 	return h.ack(hdr)
 }
 

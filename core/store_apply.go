@@ -100,7 +100,7 @@ func (s *Store) checkQuota(a *agentBucket, hdr PartialHeader) error {
 	}
 	used := a.stat(statBytes) + a.stat(statReserved)
 	need := hdr.Size
-	if hdr.Kind == KindState {
+	if hdr.Kind == edgesync.StateOp {
 		if v := a.keys.Get([]byte(hdr.Key)); v != nil {
 			if cur, err := decodeVersion(hdr.Key, v); err == nil {
 				need -= cur.Size
@@ -262,7 +262,7 @@ func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) 
 				return fmt.Errorf("applied index: %w", derr)
 			}
 			res = Result{OpID: opID, Kind: r.kind, Key: r.key, Duplicate: true, Size: r.size, Hash: r.hash}
-			if r.kind == KindEvent {
+			if r.kind == edgesync.EventOp {
 				res.Seq = r.ref
 			} else {
 				res.Version = r.ref
@@ -322,7 +322,7 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result,
 			return res, fmt.Errorf("applied index: %w", err)
 		}
 		res.Duplicate = true
-		if r.kind == KindEvent {
+		if r.kind == edgesync.EventOp {
 			res.Seq = r.ref
 		} else {
 			res.Version = r.ref
@@ -331,7 +331,7 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result,
 	}
 	now := s.cfg.Now()
 	switch hdr.Kind {
-	case KindState:
+	case edgesync.StateOp:
 		var old *Version
 		if v := a.keys.Get([]byte(hdr.Key)); v != nil {
 			cur, err := decodeVersion(hdr.Key, v)
@@ -376,7 +376,7 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result,
 			return res, err
 		}
 		res.Version = nv.Version
-	case KindEvent:
+	case edgesync.EventOp:
 		seq, err := a.events.NextSequence()
 		if err != nil {
 			return res, err
@@ -406,7 +406,7 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result,
 		return res, err
 	}
 	ref := res.Version
-	if hdr.Kind == KindEvent {
+	if hdr.Kind == edgesync.EventOp {
 		ref = res.Seq
 	}
 	rec := appliedRec{at: now, order: order, kind: hdr.Kind, ref: ref, size: hdr.Size, hash: hdr.Hash, key: hdr.Key}
@@ -548,7 +548,7 @@ func (s *Store) duplicateResult(agent string, hdr PartialHeader) (Result, error)
 		if err != nil {
 			return fmt.Errorf("applied index: %w", err)
 		}
-		if r.kind == KindEvent {
+		if r.kind == edgesync.EventOp {
 			res.Seq = r.ref
 		} else {
 			res.Version = r.ref
