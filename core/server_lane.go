@@ -25,14 +25,8 @@ import (
 // stores frames in chunk order with the same code as stream DATA
 // (opHandler.data). Storing happens inside the lane's Deliver, so when
 // the agent's Send returns its chunks are durable (or the transfer has
-// failed) and its Commit finds every byte in place.
-
-// laneWindow is the most encoded bytes (from its oldest unfinished chunk
-// on) the agent keeps in flight on one lane transfer for chunks of
-// chunkSize bytes; the core holds at most twice that per transfer.
-func laneWindow(chunkSize int) int64 {
-	return max(8<<20, 2*(int64(chunkSize)+4096))
-}
+// failed) and its Commit finds every byte in place. What arrives ahead of
+// its turn is held up to twice lane.OpWindow per op.
 
 // laneConn is a connection's data lane: nil fields when not granted.
 type laneConn struct {
@@ -201,7 +195,7 @@ func newLaneRecv(h *opHandler, ch *codec.Header, base *codec.Base, hdr *wire.OpH
 		next = hdr.Offset / uint64(ch.ChunkSize)
 	}
 	return &laneRecv{
-		h: h, ch: ch, base: base, id: hdr.ID, limit: 2 * laneWindow(ch.ChunkSize),
+		h: h, ch: ch, base: base, id: hdr.ID, limit: 2 * lane.OpWindow(ch.ChunkSize),
 		chunks:   uint64(ch.Chunks()),
 		progress: make(chan struct{}, 1),
 		next:     next,
