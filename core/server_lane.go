@@ -37,8 +37,8 @@ type laneConn struct {
 // close stops the lane session, if any; pending lane data is dropped.
 func (c *laneConn) close() {
 	if c != nil && c.session != nil {
-		c.router.close() // a Deliver waiting for its op gives up
-		_ = c.session.Close()
+		c.router.close()      // a Deliver waiting for its op gives up
+		_ = c.session.Close() // lane.Session.Close has no failure to report
 	}
 }
 
@@ -366,7 +366,7 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 		err error
 	}
 	frames := make(chan read, 1)
-	_ = h.str.SetReadDeadline(time.Now().Add(h.s.cfg.FrameTimeout))
+	setReadTimeout(h.str, h.frameTimeout)
 	go func() {
 		f, err := wire.ReadFrame(h.str, wire.MaxFrameSize)
 		frames <- read{f, err}
@@ -392,7 +392,7 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 				if _, err := l.finish(); err != nil {
 					return h.nack(hdr, err)
 				}
-				h.s.stats.laneOps.Add(1)
+				h.stats.laneOps.Add(1)
 				return h.commit(hdr)
 			}
 		}
@@ -404,9 +404,9 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 				return h.nack(hdr, err)
 			}
 			if committed {
-				timer.Reset(h.s.cfg.FrameTimeout)
+				timer.Reset(h.frameTimeout)
 			} else {
-				_ = h.str.SetReadDeadline(time.Now().Add(h.s.cfg.FrameTimeout))
+				setReadTimeout(h.str, h.frameTimeout)
 			}
 		case r := <-frames:
 			if r.err != nil {
@@ -420,10 +420,10 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT of %d chunks, the op has %d", wire.ErrBadRequest, c.Chunks, l.chunks))
 			}
 			committed, connGone = true, h.str.Context().Done()
-			timer = time.NewTimer(h.s.cfg.FrameTimeout)
+			timer = time.NewTimer(h.frameTimeout)
 			timeout = timer.C
 		case <-timeout:
-			return h.nack(hdr, fmt.Errorf("%w: the lane carried no chunk for %s after COMMIT", wire.ErrBusy, h.s.cfg.FrameTimeout))
+			return h.nack(hdr, fmt.Errorf("%w: the lane carried no chunk for %s after COMMIT", wire.ErrBusy, h.frameTimeout))
 		case <-connGone:
 			return fmt.Errorf("stream closed while the lane carried the last chunks: %w", context.Cause(h.str.Context()))
 		}

@@ -65,7 +65,7 @@ func newLaneFixtureEager(t *testing.T, size, chunk int, held int64, eager bool) 
 		}
 	}
 	f := &laneFixture{st: st, hdr: hdr, payload: payload}
-	f.h = &opHandler{s: &Server{cfg: ServerConfig{Store: st}, log: hclog.NewNullLogger()}, agent: laneTestAgent, log: hclog.NewNullLogger()}
+	f.h = &opHandler{store: st, stats: &serverStats{}, agent: laneTestAgent, log: hclog.NewNullLogger()}
 	f.router = newLaneRouter(&f.dropped)
 	f.h.lane = f.router
 	var enc codec.Encoder
