@@ -236,7 +236,7 @@ func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err er
 	for {
 		ops, err := s.ob.Lease(s.name, 1, edgesync.Critical, edgesync.Schema)
 		if err != nil || len(ops) == 0 {
-			return false, ignoreClosed(err)
+			return false, leaseErr(err)
 		}
 		if s.deferIfBusy(ops[0]) {
 			continue
@@ -270,7 +270,7 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		}
 		ops, err := s.ob.Lease(s.name, 1, ordinary...)
 		if err != nil || len(ops) == 0 {
-			return false, ignoreClosed(err)
+			return false, leaseErr(err)
 		}
 		op := ops[0]
 		summary := p.SummaryOnly && op.Priority >= edgesync.Normal
@@ -294,7 +294,10 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 	}
 }
 
-func ignoreClosed(err error) error {
+// leaseErr is what a failed Lease means to the session: a closed outbox
+// ends it; the other errors name bad arguments (a negative count, an
+// unknown priority), which the session never passes.
+func leaseErr(err error) error {
 	if errors.Is(err, outbox.ErrClosed) {
 		return err
 	}
