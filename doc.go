@@ -1,5 +1,6 @@
 // Package edgesync holds the small domain types that every part of edge-sync
-// shares: operation priorities, link classes, sync modes and operation IDs.
+// shares: operation priorities and kinds, link classes, sync modes and
+// operation IDs.
 //
 // It imports nothing beyond the standard library, so that outbox, wire,
 // linkmon, codec, config, agent and core can all speak the same vocabulary
@@ -8,6 +9,8 @@
 // # Main types
 //
 //   - [Priority]: critical (0) to background (5); lower goes first.
+//   - [OpKind]: event (1, every one delivered) or state (2, a keyed update
+//     the next version supersedes); zero is no kind.
 //   - [LinkClass]: what the link monitor calls the link (fiber, broadband,
 //     mobile, satellite, intermittent, unknown).
 //   - [SyncMode]: how the sender sends under a link class (full, full+zstd,

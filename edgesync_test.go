@@ -1,6 +1,7 @@
 package edgesync
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -75,5 +76,55 @@ func TestIDGeneratorMonotonicWhenClockStepsBack(t *testing.T) {
 	}
 	if !a.Time().Equal(time.Unix(1_800_000_000, 0)) {
 		t.Errorf("Time() = %v", a.Time())
+	}
+}
+
+func TestOpKind(t *testing.T) {
+	// The numbers are the wire's (wire.OpHeader carries them as they are).
+	if EventOp != 1 || StateOp != 2 {
+		t.Fatalf("EventOp = %d, StateOp = %d; want 1 and 2", EventOp, StateOp)
+	}
+	for _, k := range OpKinds() {
+		if !k.Valid() {
+			t.Errorf("%s is not Valid", k)
+		}
+		got, err := ParseOpKind(strings.ToUpper(k.String()))
+		if err != nil || got != k {
+			t.Fatalf("ParseOpKind(%q) = %v, %v", strings.ToUpper(k.String()), got, err)
+		}
+		text, err := k.MarshalText()
+		if err != nil {
+			t.Fatalf("%d.MarshalText: %v", uint8(k), err)
+		}
+		var back OpKind
+		if err := back.UnmarshalText(text); err != nil || back != k {
+			t.Fatalf("UnmarshalText(%q) = %v, %v", text, back, err)
+		}
+	}
+	if EventOp.String() != "event" || StateOp.String() != "state" {
+		t.Errorf("String() = %q, %q", EventOp, StateOp)
+	}
+	for _, bad := range []OpKind{0, 3, 255} {
+		if bad.Valid() {
+			t.Errorf("OpKind(%d) is Valid", uint8(bad))
+		}
+		if _, err := bad.MarshalText(); err == nil {
+			t.Errorf("OpKind(%d).MarshalText succeeded", uint8(bad))
+		}
+	}
+	if got := OpKind(7).String(); got != "opkind(7)" {
+		t.Errorf("OpKind(7).String() = %q", got)
+	}
+	for _, bad := range []string{"", "events", "1", "log"} {
+		_, err := ParseOpKind(bad)
+		if err == nil {
+			t.Errorf("ParseOpKind(%q) succeeded", bad)
+		} else if !strings.Contains(err.Error(), "event, state") {
+			t.Errorf("ParseOpKind(%q) error %q does not name the choices", bad, err)
+		}
+	}
+	var k OpKind
+	if err := k.UnmarshalText([]byte("bogus")); err == nil || k != 0 {
+		t.Errorf("UnmarshalText(bogus) = %v, left %v", err, k)
 	}
 }

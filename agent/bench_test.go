@@ -132,7 +132,7 @@ func agentTransfer(b *testing.B, p *testutil.PKI, gc goodputCase, payload []byte
 		})
 	}
 	start := time.Now()
-	enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Normal, Kind: outbox.Event, Payload: bytes.NewReader(payload)})
+	enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Normal, Kind: edgesync.EventOp, Payload: bytes.NewReader(payload)})
 	accepted := time.Now()
 	testutil.WaitFor(b, 10*time.Minute, "the transfer", func() bool { return outboxEmpty(a) })
 	took = time.Since(accepted)
@@ -235,13 +235,13 @@ func BenchmarkCriticalLatency(b *testing.B) {
 			pinFast(b, a, class, iv)
 			bulk := make([]byte, 64<<20)
 			_, _ = rand.Read(bulk)
-			enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(bulk)})
+			enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.EventOp, Payload: bytes.NewReader(bulk)})
 			// The bulk transfer is under way: its chunks reach the store.
 			testutil.WaitFor(b, 2*time.Minute, "the bulk transfer to start", func() bool { return c.srv.Stats().BytesReceived >= 256<<10 })
 			var total, worst time.Duration
 			for i := 0; b.Loop(); i++ {
 				start := time.Now()
-				op := enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: outbox.Event, Payload: bytes.NewReader([]byte(fmt.Sprintf(`{"alarm":%d}`, i)))})
+				op := enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte(fmt.Sprintf(`{"alarm":%d}`, i)))})
 				testutil.WaitFor(b, time.Minute, "the critical op", func() bool {
 					ok, _ := c.store.Applied("site-1", op.ID)
 					return ok
@@ -289,7 +289,7 @@ func BenchmarkWireBytes(b *testing.B) {
 					// Keyed ops are sent one at a time so each later version
 					// can go as a delta against the one before.
 					enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: op.key, Priority: op.prio, Kind: op.kind, Payload: bytes.NewReader(op.payload)})
-					if op.kind == outbox.State {
+					if op.kind == edgesync.StateOp {
 						testutil.WaitFor(b, time.Minute, "the op", func() bool { return outboxEmpty(a) })
 					}
 				}
@@ -330,7 +330,7 @@ func versionedWorkload(seed uint64, n int) []workloadOp {
 			for j := range payload {
 				payload[j] = byte('a' + rnd.IntN(8))
 			}
-			ops = append(ops, workloadOp{prio: prio, kind: outbox.Event, key: fmt.Sprintf("events/%d", i), payload: payload})
+			ops = append(ops, workloadOp{prio: prio, kind: edgesync.EventOp, key: fmt.Sprintf("events/%d", i), payload: payload})
 			continue
 		}
 		k := rnd.IntN(len(docs))
@@ -345,7 +345,7 @@ func versionedWorkload(seed uint64, n int) []workloadOp {
 				docs[k][r] = record(k, r)
 			}
 		}
-		ops = append(ops, workloadOp{prio: prio, kind: outbox.State, key: fmt.Sprintf("state/%d", k), payload: bytes.Join(docs[k], nil)})
+		ops = append(ops, workloadOp{prio: prio, kind: edgesync.StateOp, key: fmt.Sprintf("state/%d", k), payload: bytes.Join(docs[k], nil)})
 	}
 	return ops
 }

@@ -29,7 +29,7 @@ func BenchmarkControlSend(b *testing.B) {
 	viaAPI := b.Elapsed()
 	start := time.Now()
 	for range b.N {
-		if _, err := a.Enqueue(ctx, outbox.NewOp{Endpoint: "core", Key: "bench", Kind: outbox.State, Priority: edgesync.Normal, Payload: bytes.NewReader(data)}); err != nil {
+		if _, err := a.Enqueue(ctx, outbox.NewOp{Endpoint: "core", Key: "bench", Kind: edgesync.StateOp, Priority: edgesync.Normal, Payload: bytes.NewReader(data)}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -130,13 +130,13 @@ func (s *ControlServer) parseUpload(r *http.Request, priorityRequired bool) (out
 	}
 	switch k := q.Get("kind"); k {
 	case "", "event":
-		n.Kind = outbox.Event
+		n.Kind = edgesync.EventOp
 	case "state":
-		n.Kind = outbox.State
+		n.Kind = edgesync.StateOp
 	default:
 		return n, badRequest("kind %q: want event or state", k)
 	}
-	if n.Kind == outbox.State && n.Key == "" {
+	if n.Kind == edgesync.StateOp && n.Key == "" {
 		return n, badRequest("a state op needs a key")
 	}
 	if t := q.Get("ttl"); t != "" {

@@ -180,7 +180,7 @@ func TestControlCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	op, err := a.Outbox().Get(s1.ID)
-	if err != nil || string(op.Summary) != "p=4.2" || op.Kind != outbox.State || op.Key != "pump" {
+	if err != nil || string(op.Summary) != "p=4.2" || op.Kind != edgesync.StateOp || op.Key != "pump" {
 		t.Fatalf("stored op %+v, %v", op, err)
 	}
 	if got := outboxCount(t, a); got.Total.Ops != 2 {

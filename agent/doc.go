@@ -23,9 +23,9 @@
 // OpHeader (Lane set, with a per-connection transfer number) and Commit on
 // its stream as before, but its DATA frames on the lane, in batches of
 // consecutive chunks (one lane transfer each, at most 8 per op) with the
-// op's priority as urgency, keeping at most max(8 MiB, 2 chunks) in flight
-// from the oldest unfinished batch. The
-// lane starts at the link monitor's last capacity when there is one.
+// op's priority as urgency, keeping at most lane.OpWindow (max(8 MiB, 2
+// chunks)) in flight from the oldest unfinished batch. The lane starts at
+// the link monitor's last capacity when there is one.
 // Exactly-once stays on the stream: the core acknowledges after Commit.
 //
 // # Caveats

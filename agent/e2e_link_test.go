@@ -129,13 +129,13 @@ func TestCriticalOvertakesBulk(t *testing.T) {
 	sat := edgesync.Satellite
 	fast := 100 * time.Millisecond
 	pinFast(t, a, sat, fast)
-	bulkOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(randomish(64 << 20))})
+	bulkOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.EventOp, Payload: bytes.NewReader(randomish(64 << 20))})
 	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
 		n, ok := c.store.PartialSize("site-1", bulkOp.ID)
 		return ok && n > 0
 	})
 	start := time.Now()
-	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: outbox.Event, Payload: bytes.NewReader([]byte(`{"alarm":"fire"}`))})
+	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte(`{"alarm":"fire"}`))})
 	testutil.WaitFor(t, 30*time.Second, "the critical op at the core", func() bool {
 		ok, _ := c.store.Applied("site-1", crit.ID)
 		return ok
@@ -170,7 +170,7 @@ func TestLaneLossySatellite(t *testing.T) {
 	fast := 100 * time.Millisecond
 	pinFast(t, a, sat, fast)
 	payload := randomish(2 << 20) // about 1 MiB on the wire after zstd
-	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.State, Payload: bytes.NewReader(payload)})
+	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.StateOp, Payload: bytes.NewReader(payload)})
 	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
 		n, ok := c.store.PartialSize("site-1", bulk.ID)
 		return ok && n > 0
@@ -179,7 +179,7 @@ func TestLaneLossySatellite(t *testing.T) {
 		t.Fatal("the connection has no data lane; the test would prove nothing")
 	}
 	start := time.Now()
-	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: outbox.Event, Payload: bytes.NewReader([]byte(`{"alarm":"flood"}`))})
+	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte(`{"alarm":"flood"}`))})
 	testutil.WaitFor(t, 30*time.Second, "the critical op at the core", func() bool {
 		ok, _ := c.store.Applied("site-1", crit.ID)
 		return ok
@@ -236,7 +236,7 @@ func TestLanePauseResumes(t *testing.T) {
 	for i := range payload {
 		payload[i] = byte(rnd.Uint32()) // incompressible: 4 MiB on the wire
 	}
-	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "big", Priority: edgesync.Normal, Kind: outbox.State, Payload: bytes.NewReader(payload)})
+	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "big", Priority: edgesync.Normal, Kind: edgesync.StateOp, Payload: bytes.NewReader(payload)})
 	testutil.WaitFor(t, 60*time.Second, "a quarter of the op at the core", func() bool {
 		n, ok := c.store.PartialSize("site-1", op.ID)
 		return ok && n >= 1<<20

@@ -28,7 +28,7 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	testutil.WaitFor(t, 30*time.Second, "a connection", func() bool { return link() != nil && a.Stats()[0].Connected })
 
 	// A large transfer is under way when the link goes.
-	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: outbox.Event, Payload: bytes.NewReader(randomish(8 << 20))})
+	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.EventOp, Payload: bytes.NewReader(randomish(8 << 20))})
 	testutil.WaitFor(t, 90*time.Second, "the bulk transfer under way", func() bool {
 		n, ok := c.store.PartialSize("site-1", bulk.ID)
 		return ok && n > 0
@@ -49,7 +49,7 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	for i := 0; i < 6; i++ {
 		for _, prio := range []edgesync.Priority{edgesync.Background, edgesync.Analytics, edgesync.Normal, edgesync.High, edgesync.Schema, edgesync.Critical} {
 			ops = append(ops, enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("ev/%s/%d", prio, i), Priority: prio,
-				Kind: outbox.Event, Payload: bytes.NewReader(randomish(2000 + i))}))
+				Kind: edgesync.EventOp, Payload: bytes.NewReader(randomish(2000 + i))}))
 		}
 	}
 	if applied := c.srv.Stats().OpsApplied; applied != 0 {

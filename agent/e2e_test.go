@@ -46,7 +46,7 @@ func sendsExactlyOnce(t *testing.T, a *Agent, c *testCore, lane bool) {
 		}
 		key := fmt.Sprintf("obj/%d", i)
 		want[key] = data
-		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Priority: edgesync.Priority(i % 6), Kind: outbox.State, Payload: bytes.NewReader(data)})
+		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Priority: edgesync.Priority(i % 6), Kind: edgesync.StateOp, Payload: bytes.NewReader(data)})
 	}
 	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
 	for key, data := range want {

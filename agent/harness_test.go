@@ -166,7 +166,7 @@ func shaped(p linksim.Profile) (Options, func() *linksim.Conn) {
 // end up holding.
 type workloadOp struct {
 	key     string
-	kind    outbox.Kind
+	kind    edgesync.OpKind
 	prio    edgesync.Priority
 	payload []byte
 }
@@ -190,9 +190,9 @@ func mixedWorkload(seed uint64, n int, maxSize int) []workloadOp {
 		}
 		op := workloadOp{prio: edgesync.Priority(rnd.IntN(edgesync.NumPriorities)), payload: payload}
 		if i%3 == 0 {
-			op.kind, op.key = outbox.Event, fmt.Sprintf("events/%d", i)
+			op.kind, op.key = edgesync.EventOp, fmt.Sprintf("events/%d", i)
 		} else {
-			op.kind, op.key = outbox.State, fmt.Sprintf("state/%d", rnd.IntN(50))
+			op.kind, op.key = edgesync.StateOp, fmt.Sprintf("state/%d", rnd.IntN(50))
 		}
 		ops[i] = op
 	}
@@ -221,7 +221,7 @@ func checkDelivered(t testing.TB, c *testCore, agentName string, enq []outbox.Op
 	}
 	newest := map[string][]byte{}
 	for i, op := range ops {
-		if op.kind == outbox.State {
+		if op.kind == edgesync.StateOp {
 			newest[op.key] = op.payload
 			continue
 		}

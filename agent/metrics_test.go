@@ -88,8 +88,8 @@ func TestMetricsScrape(t *testing.T) {
 	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{})
 
 	data := bytes.Repeat([]byte("reading 42\n"), 3000)
-	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "a", Kind: outbox.State, Priority: edgesync.High, Payload: bytes.NewReader(data)})
-	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "b", Kind: outbox.State, Priority: edgesync.High, Payload: bytes.NewReader(data[:100])})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "a", Kind: edgesync.StateOp, Priority: edgesync.High, Payload: bytes.NewReader(data)})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "b", Kind: edgesync.StateOp, Priority: edgesync.High, Payload: bytes.NewReader(data[:100])})
 	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
 	if err := a.Switch("core", pinClass(edgesync.Satellite)); err != nil {
 		t.Fatal(err)

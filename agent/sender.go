@@ -7,9 +7,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/codec"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 	"github.com/edge-sync/edge-sync/wire"
@@ -54,12 +56,20 @@ type workerDone struct {
 	out  outcome
 }
 
-// session sends ops on one connection until it closes or ctx ends.
+// session sends ops on one connection until it closes or ctx ends. It
+// holds what its workers use of the endpoint and the agent.
 type session struct {
-	e    *endpoint
-	conn *quic.Conn
-	lane *laneLink // nil: op data goes on streams only
-	ctx  context.Context
+	e        *endpoint // its sync parameters, link state and wake-ups
+	name     string    // the endpoint's
+	ob       *outbox.Outbox
+	bases    *baseCache
+	stats    *endpointStats
+	tried    *triedOps
+	log      hclog.Logger
+	openedAt time.Time // when this process opened the outbox
+	conn     *quic.Conn
+	lane     *laneLink // nil: op data goes on streams only
+	ctx      context.Context
 
 	wg       sync.WaitGroup
 	done     chan workerDone
@@ -79,7 +89,8 @@ func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink) e
 	defer cancel(nil)
 	stop := context.AfterFunc(conn.Context(), func() { cancel(errConnLost) })
 	defer stop()
-	s := &session{e: e, conn: conn, lane: ln, ctx: sctx, done: make(chan workerDone, 64),
+	s := &session{e: e, name: e.name, ob: e.a.ob, bases: e.a.bases, stats: &e.stats, tried: &e.tried,
+		log: e.log, openedAt: e.a.openedAt, conn: conn, lane: ln, ctx: sctx, done: make(chan workerDone, 64),
 		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}}
 	s.pool.New = func() any { return newOpSender() }
 	defer s.finish()
@@ -93,12 +104,37 @@ func (s *session) finish() {
 	for d := range s.done {
 		s.account(d)
 	}
-	ob := s.e.a.ob
-	_ = ob.Release(s.held...)
-	_ = ob.Release(s.parked...)
+	s.release(s.held...)
+	s.release(s.parked...)
 	for _, ids := range s.deferred {
-		_ = ob.Release(ids...)
+		s.release(ids...)
 	}
+}
+
+// release gives leased ops back to the outbox for a later attempt. It
+// fails only once the outbox is closed (the agent is stopping), and then
+// nothing is lost: leases live in memory, and the next Open offers every
+// op again.
+func (s *session) release(ids ...edgesync.OpID) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := s.ob.Release(ids...); err != nil {
+		level := hclog.Warn
+		if errors.Is(err, outbox.ErrClosed) {
+			level = hclog.Debug
+		}
+		s.log.Log(level, "ops not released in the outbox", "ops", opIDs(ids), "error", err)
+	}
+}
+
+// opIDs renders ids for a log line.
+func opIDs(ids []edgesync.OpID) []string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id.String()
+	}
+	return out
 }
 
 func (s *session) account(d workerDone) {
@@ -107,7 +143,7 @@ func (s *session) account(d workerDone) {
 		delete(s.keys, d.key)
 		if ids := s.deferred[d.key]; len(ids) > 0 {
 			delete(s.deferred, d.key)
-			_ = s.e.a.ob.Release(ids...)
+			s.release(ids...)
 		}
 	}
 	switch d.out {
@@ -159,7 +195,7 @@ func (s *session) loop() error {
 				// and ordinary data waits for the next interval.
 				batchOpen = false
 				e.appLimited()
-				_ = e.a.ob.Release(s.held...)
+				s.release(s.held...)
 				s.held = s.held[:0]
 				wait := p.Interval
 				if wait <= 0 {
@@ -198,9 +234,9 @@ func (s *session) loop() error {
 // dispatchUrgent starts every waiting critical and schema op.
 func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err error) {
 	for {
-		ops, err := s.e.a.ob.Lease(s.e.name, 1, edgesync.Critical, edgesync.Schema)
+		ops, err := s.ob.Lease(s.name, 1, edgesync.Critical, edgesync.Schema)
 		if err != nil || len(ops) == 0 {
-			return false, ignoreClosed(err)
+			return false, leaseErr(err)
 		}
 		if s.deferIfBusy(ops[0]) {
 			continue
@@ -208,7 +244,7 @@ func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err er
 		if s.inflight[slotUrgent] >= maxUrgentInFlight {
 			// More urgent ops wait for a slot: ordinary data must not
 			// jump ahead of them meanwhile.
-			_ = s.e.a.ob.Release(ops[0].ID)
+			s.release(ops[0].ID)
 			return true, nil
 		}
 		s.start(ops[0], p, slotUrgent, false)
@@ -218,7 +254,7 @@ func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err er
 // deferIfBusy keeps a state op leased but unsent while another version of
 // its key is in flight.
 func (s *session) deferIfBusy(op outbox.Op) bool {
-	if op.Kind != outbox.State || !s.keys[op.Key] {
+	if op.Kind != edgesync.StateOp || !s.keys[op.Key] {
 		return false
 	}
 	s.deferred[op.Key] = append(s.deferred[op.Key], op.ID)
@@ -228,14 +264,13 @@ func (s *session) deferIfBusy(op outbox.Op) bool {
 // dispatchOrdinary starts ordinary ops in priority order while slots are
 // free; more is false when the outbox had nothing more to lease.
 func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err error) {
-	ob := s.e.a.ob
 	for {
 		if s.inflight[slotSmall] >= maxSmallInFlight && s.inflight[slotBulk] >= p.Concurrency {
 			return true, nil
 		}
-		ops, err := ob.Lease(s.e.name, 1, ordinary...)
+		ops, err := s.ob.Lease(s.name, 1, ordinary...)
 		if err != nil || len(ops) == 0 {
-			return false, ignoreClosed(err)
+			return false, leaseErr(err)
 		}
 		op := ops[0]
 		summary := p.SummaryOnly && op.Priority >= edgesync.Normal
@@ -252,14 +287,17 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		}
 		if (sl == slotSmall && s.inflight[sl] >= maxSmallInFlight) || (sl == slotBulk && s.inflight[sl] >= p.Concurrency) {
 			// Strict priority: nothing of lower priority jumps ahead.
-			_ = ob.Release(op.ID)
+			s.release(op.ID)
 			return true, nil
 		}
 		s.start(op, p, sl, summary)
 	}
 }
 
-func ignoreClosed(err error) error {
+// leaseErr is what a failed Lease means to the session: a closed outbox
+// ends it; the other errors name bad arguments (a negative count, an
+// unknown priority), which the session never passes.
+func leaseErr(err error) error {
 	if errors.Is(err, outbox.ErrClosed) {
 		return err
 	}
@@ -269,7 +307,7 @@ func ignoreClosed(err error) error {
 func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
 	s.inflight[sl]++
 	var key string
-	if op.Kind == outbox.State {
+	if op.Kind == edgesync.StateOp {
 		key = op.Key
 		s.keys[key] = true
 	}
@@ -283,100 +321,123 @@ func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary
 
 // work sends one op and settles it with the outbox.
 func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) outcome {
-	e, ob := s.e, s.e.a.ob
 	snd := s.pool.Get().(*opSender)
 	defer s.pool.Put(snd)
-	pl, err := ob.OpenPayload(op.ID)
+	pl, err := s.ob.OpenPayload(op.ID)
 	if err != nil {
-		_ = ob.Release(op.ID)
+		s.log.Debug("op payload not opened; the op is released", "op", op.ID.String(), "error", err)
+		s.release(op.ID)
 		return outDone
 	}
 	if summary {
-		res, err := snd.sendSummary(s.ctx, s.conn, &op, pl)
-		switch {
-		case err == nil && res.acked:
-			e.stats.summaries.Add(1)
-			e.stats.summaryRaw.Add(op.Size)
-			if err := ob.MarkSummarySent(op.ID); err != nil {
-				_ = ob.Release(op.ID)
-				return outDone
-			}
-			return outHold
-		case err == nil && res.nack != nil:
-			return s.refused(op, res.nack)
-		}
-		_ = ob.Release(op.ID)
-		return outDone
+		return s.summarize(snd, op, pl)
 	}
-
-	var b *base
-	if op.Kind == outbox.State && p.Mode != edgesync.SyncFull && p.Mode != edgesync.SyncFullZstd {
-		if got, err := e.a.bases.get(e.name, op.Key); err == nil {
-			b = got
-			defer b.Close()
-		}
+	a := &attempt{op: &op, pl: pl, params: p, paused: s.pauseCheck(p, sl), eager: s.eager(op)}
+	if b := s.deltaBase(op, p); b != nil {
+		defer b.Close()
+		a.base = b
 	}
-	var paused func() bool
-	if sl == slotBulk {
-		_, gen, _ := e.params()
-		paused = func() bool {
-			np, g, _ := e.params()
-			if g == gen {
-				return false
-			}
-			// On the lane the chunk size, concurrency and interval do not
-			// change how fast this op goes: it finishes unless the
-			// encoding or summary policy changed. A pause costs the lane
-			// its pipeline and two round trips.
-			return s.lane == nil || !sameEncoding(np, p)
-		}
-	}
-	// An op this process has not tried before, enqueued since the outbox
-	// opened, cannot be held in part by the core: its lane data need not
-	// wait to hear where to resume.
-	firstTry := e.tried.first(op.ID)
-	eager := firstTry && op.EnqueuedAt.After(e.a.openedAt)
-	res, err := snd.send(s.ctx, s.conn, s.lane, &op, pl, b, p, eager, paused)
-	e.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
+	res, err := snd.send(s.ctx, s.conn, s.lane, a)
+	s.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
 	// Acknowledged bytes reach the link monitor from the lane, packet by
 	// packet (laneDelivery); an op's acknowledgement is one lump at commit
 	// and would read a small op as a slow link and a large one as a burst.
-	if res.acked {
-		if res.lane {
-			e.stats.laneOps.Add(1)
-			e.stats.laneBytes.Add(res.wireBytes)
-		}
+	if res.acked && res.lane {
+		s.stats.laneOps.Add(1)
+		s.stats.laneBytes.Add(res.wireBytes)
 	}
 	switch {
 	case errors.Is(err, errPaused):
-		e.stats.paused.Add(1)
-		_ = ob.Release(op.ID)
-		return outDone
+		s.stats.paused.Add(1)
 	case err != nil:
-		e.stats.retries.Add(1)
-		_ = ob.Release(op.ID)
-		return outDone
+		s.stats.retries.Add(1)
 	case res.nack != nil:
 		return s.refused(op, res.nack)
-	case !res.acked:
-		_ = ob.Release(op.ID)
+	case res.acked:
+		s.stored(snd, op, pl, res.hash)
 		return outDone
 	}
-	// Stored at the core. Keep this version as the key's next delta base,
-	// then let the outbox forget the op.
-	if op.Kind == outbox.State {
-		if err := e.a.bases.put(e.name, op.Key, res.hash, io.NewSectionReader(pl, 0, op.Size), op.Size); err != nil {
-			e.log.Debug("delta base not kept", "key", op.Key, "error", err)
+	s.release(op.ID)
+	return outDone
+}
+
+// summarize sends only the op's summary; a stored summary holds the op
+// (leased) until the batch ends.
+func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt) outcome {
+	res, err := snd.sendSummary(s.ctx, s.conn, &op, pl)
+	switch {
+	case err == nil && res.acked:
+		s.stats.summaries.Add(1)
+		s.stats.summaryRaw.Add(op.Size)
+		if err := s.ob.MarkSummarySent(op.ID); err != nil {
+			s.log.Debug("summary sent but not marked in the outbox; it will be sent again", "op", op.ID.String(), "error", err)
+			s.release(op.ID)
+			return outDone
+		}
+		return outHold
+	case err == nil && res.nack != nil:
+		return s.refused(op, res.nack)
+	}
+	s.release(op.ID)
+	return outDone
+}
+
+// pauseCheck returns what a bulk transfer under p polls at its chunk
+// boundaries (nil for other slots): new sync parameters pause it, so that
+// it resumes under them. On the lane the chunk size, concurrency and
+// interval do not change how fast the op goes: it goes on unless the
+// encoding or summary policy changed, since a pause costs the lane its
+// pipeline and two round trips.
+func (s *session) pauseCheck(p linkmon.SyncParameters, sl slot) func() bool {
+	if sl != slotBulk {
+		return nil
+	}
+	_, gen, _ := s.e.params()
+	return func() bool {
+		np, g, _ := s.e.params()
+		if g == gen {
+			return false
+		}
+		return s.lane == nil || !sameEncoding(np, p)
+	}
+}
+
+// eager reports whether the core cannot hold any of op, so that its lane
+// data need not wait to hear where to resume: this process has not tried
+// it before, and it was enqueued since the outbox opened. It records the
+// attempt.
+func (s *session) eager(op outbox.Op) bool {
+	return s.tried.first(op.ID) && op.EnqueuedAt.After(s.openedAt)
+}
+
+// deltaBase returns the version of op's key last stored at the core, when
+// p sends deltas and op is a state op; nil otherwise. The caller closes it.
+func (s *session) deltaBase(op outbox.Op, p linkmon.SyncParameters) *base {
+	if op.Kind != edgesync.StateOp || p.Mode == edgesync.SyncFull || p.Mode == edgesync.SyncFullZstd {
+		return nil
+	}
+	b, err := s.bases.get(s.name, op.Key)
+	if err != nil {
+		return nil // none kept: the op goes in full
+	}
+	return b
+}
+
+// stored settles an op the core has stored: its version becomes the key's
+// next delta base, then the outbox forgets the op.
+func (s *session) stored(snd *opSender, op outbox.Op, pl io.ReaderAt, hash codec.Hash) {
+	if op.Kind == edgesync.StateOp {
+		if err := s.bases.put(s.name, op.Key, hash, io.NewSectionReader(pl, 0, op.Size), op.Size); err != nil {
+			s.log.Debug("delta base not kept", "key", op.Key, "error", err)
 		}
 	}
-	if err := ob.Ack(op.ID); err != nil {
-		e.log.Warn("ack in outbox failed; the op will be sent again and the core will de-duplicate it", "op", op.ID.String(), "error", err)
-		return outDone
+	if err := s.ob.Ack(op.ID); err != nil {
+		s.log.Warn("ack in outbox failed; the op will be sent again and the core will de-duplicate it", "op", op.ID.String(), "error", err)
+		return
 	}
 	snd.forget(op.ID)
-	e.tried.forget(op.ID)
-	e.stats.recordAck(op.Priority, op.Size, time.Since(op.EnqueuedAt))
-	return outDone
+	s.tried.forget(op.ID)
+	s.stats.recordAck(op.Priority, op.Size, time.Since(op.EnqueuedAt))
 }
 
 // sameEncoding reports whether ops are encoded and held back alike under
@@ -389,26 +450,27 @@ func sameEncoding(a, b linkmon.SyncParameters) bool {
 // (in full where the delta was the problem), what cannot is kept in the
 // outbox but parked for this session, so nothing is lost.
 func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
-	e, ob := s.e, s.e.a.ob
-	e.stats.recordNack(n.Code)
+	s.stats.recordNack(n.Code)
 	switch n.Code {
 	case wire.CodeBaseMismatch, wire.CodeCorrupt, wire.CodeHashMismatch:
 		// The base we hold is not the core's: forget it and send in full.
-		e.a.bases.drop(e.name, op.Key)
-		e.stats.retries.Add(1)
-		_ = ob.Release(op.ID)
+		s.bases.drop(s.name, op.Key)
+		s.stats.retries.Add(1)
+		s.release(op.ID)
 		return outDone
 	case wire.CodeExpired:
-		_ = ob.Release(op.ID)
-		_, _ = ob.PurgeExpired(time.Now())
+		s.release(op.ID)
+		if _, err := s.ob.PurgeExpired(time.Now()); err != nil {
+			s.log.Warn("expired ops not purged; the core will refuse them again", "op", op.ID.String(), "error", err)
+		}
 		return outDone
 	case wire.CodeBusy, wire.CodeInternal, wire.CodeShuttingDown:
-		e.stats.retries.Add(1)
-		_ = ob.Release(op.ID)
+		s.stats.retries.Add(1)
+		s.release(op.ID)
 		return outDone
 	}
-	e.stats.parked.Add(1)
-	e.log.Error("core refused an op; it stays in the outbox", "op", op.ID.String(), "key", op.Key,
+	s.stats.parked.Add(1)
+	s.log.Error("core refused an op; it stays in the outbox", "op", op.ID.String(), "key", op.Key,
 		"code", n.Code.String(), "message", n.Msg)
 	return outPark
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -27,17 +26,61 @@ var (
 
 // sendResult is what one op's transfer achieved.
 type sendResult struct {
-	acked      bool          // the core stored the op (or had it already)
-	summary    bool          // only the summary was sent and stored
-	mode       codec.Mode    // mode of the header (delta modes fall back per chunk)
-	plainBytes int64         // plain bytes this transfer carried
-	wireBytes  int64         // encoded bytes this transfer put in DATA frames
-	lane       bool          // the DATA frames went on the data lane
-	nack       *wire.Nack    // the core's refusal, if any
-	took       time.Duration // from stream open to the answer
-	hash       codec.Hash    // payload hash
-	base       *base         // base used, if a delta (caller closes)
-	params     linkmon.SyncParameters
+	acked      bool       // the core stored the op (or had it already)
+	mode       codec.Mode // mode of the header (delta modes fall back per chunk)
+	plainBytes int64      // plain bytes this transfer carried
+	wireBytes  int64      // encoded bytes this transfer put in DATA frames
+	lane       bool       // the DATA frames went on the data lane
+	nack       *wire.Nack // the core's refusal, if any
+	hash       codec.Hash // payload hash
+}
+
+// attempt is one try at sending an op in full, as the session asks for it.
+type attempt struct {
+	op     *outbox.Op
+	pl     io.ReaderAt // the op's payload
+	base   *base       // the key's version last stored at the core, or nil
+	params linkmon.SyncParameters
+	// eager says the core cannot hold any of the op (see session.eager):
+	// on the lane its data follows the header at once instead of a round
+	// trip later.
+	eager bool
+	// paused is polled at chunk boundaries; when it reports true the
+	// transfer stops with errPaused. Nil never pauses.
+	paused func() bool
+}
+
+// opTransfer is an attempt's op as it goes out: the codec header its
+// OP_HEADER announces, the delta base if any, the pause check, and the
+// result its DATA frames count into.
+type opTransfer struct {
+	op     *outbox.Op
+	pl     io.ReaderAt
+	ch     codec.Header
+	cb     *codec.Base // nil unless ch.Mode is a delta
+	paused func() bool
+	res    *sendResult
+}
+
+// pauseBefore reports whether the transfer stops before chunk i, a chunk
+// boundary after first.
+func (t *opTransfer) pauseBefore(i, first int64) bool {
+	return i > first && t.paused != nil && t.paused()
+}
+
+// header is the transfer's OP_HEADER, without the lane's fields.
+func (t *opTransfer) header() *wire.OpHeader {
+	op := t.op
+	hdr := &wire.OpHeader{
+		ID: op.ID, Key: op.Key, Endpoint: op.Endpoint, Priority: op.Priority,
+		Kind: op.Kind, Mode: uint8(t.ch.Mode), PlainSize: uint64(op.Size),
+		ChunkSize: uint32(t.ch.ChunkSize), PayloadHash: t.ch.Hash, Expires: op.ExpiresAt,
+		Summarized: op.SummarySent,
+	}
+	if t.cb != nil {
+		hdr.HasBase, hdr.BaseHash = true, t.cb.Hash
+	}
+	return hdr
 }
 
 // opSender sends one op on its own QUIC stream. It is not safe for
@@ -113,21 +156,17 @@ func (s *opSender) forget(id edgesync.OpID) { delete(s.hashes, id) }
 
 // sendSummary sends only the op's metadata and producer summary.
 func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.Op, pl io.ReaderAt) (sendResult, error) {
-	res := sendResult{summary: true}
+	var res sendResult
 	h, err := s.payloadHash(op, pl)
 	if err != nil {
 		return res, err
 	}
 	res.hash = h
-	str, err := conn.OpenStreamSync(ctx)
+	str, done, err := openOpStream(ctx, conn, op.Priority)
 	if err != nil {
 		return res, err
 	}
-	defer str.CancelRead(0)
-	str.SetPriority(int8(op.Priority), false)
-	start := time.Now()
-	stopWatch := context.AfterFunc(ctx, func() { str.CancelWrite(0); str.CancelRead(0) })
-	defer stopWatch()
+	defer done()
 	sum := &wire.Summary{ID: op.ID, Key: op.Key, Size: uint64(op.Size), Hash: h, Time: op.EnqueuedAt, Producer: op.Summary}
 	if err := wire.WriteFrame(str, sum); err != nil {
 		return res, err
@@ -139,7 +178,6 @@ func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.
 	if err != nil {
 		return res, err
 	}
-	res.took = time.Since(start)
 	switch f := f.(type) {
 	case *wire.Ack:
 		res.acked = true
@@ -153,123 +191,139 @@ func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.
 	return res, nil
 }
 
-// send transfers the whole op under p: header, then (after the core says
-// how much it holds) the missing chunks, then commit; it returns when the
-// core has answered. paused is polled at each chunk boundary.
-// With ln (the connection's data lane, nil if none), the DATA frames of an
-// op of more than one chunk travel on the lane instead of the stream; with
-// eager as well (the op was never tried, so the core holds none of it),
-// they follow the header at once instead of a round trip later.
-func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, op *outbox.Op, pl io.ReaderAt, b *base, p linkmon.SyncParameters, eager bool, paused func() bool) (sendResult, error) {
-	res := sendResult{params: p}
-	h, err := s.payloadHash(op, pl)
+// openOpStream opens the stream of one op, at the op's priority, and
+// cancels it when ctx ends; done releases it.
+func openOpStream(ctx context.Context, conn *quic.Conn, p edgesync.Priority) (str *quic.Stream, done func(), err error) {
+	str, err = conn.OpenStreamSync(ctx)
 	if err != nil {
-		return res, err
+		return nil, nil, err
 	}
-	res.hash = h
-	mode := codecMode(p, b != nil && op.Kind == outbox.State)
-	var cb *codec.Base
-	if mode.IsDelta() {
-		cb = &codec.Base{R: b, Size: b.Size, Hash: codec.Hash(b.Hash)}
-		res.base = b
-	}
-	chunk := max(codec.MinChunkSize, min(p.ChunkSize, codec.MaxChunkSize))
-	ch, err := codec.NewHeader(mode, codecLevel(p), chunk, op.Size, h, cb)
-	if err != nil {
-		return res, err
-	}
-	res.mode = mode
+	str.SetPriority(int8(p), false)
+	stop := context.AfterFunc(ctx, func() { str.CancelWrite(0); str.CancelRead(0) })
+	return str, func() { stop(); str.CancelRead(0) }, nil
+}
 
-	str, err := conn.OpenStreamSync(ctx)
+// send transfers the whole op: OP_HEADER, then (after the core says how
+// much it holds) the missing chunks, then COMMIT; it returns when the core
+// has answered. With ln (the connection's data lane, nil if none), the
+// DATA frames of an op of more than one chunk travel on the lane instead
+// of the stream.
+func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *attempt) (sendResult, error) {
+	var res sendResult
+	t, err := s.encoding(a, &res)
 	if err != nil {
 		return res, err
 	}
-	defer str.CancelRead(0)
-	str.SetPriority(int8(op.Priority), false)
-	stopWatch := context.AfterFunc(ctx, func() { str.CancelWrite(0); str.CancelRead(0) })
-	defer stopWatch()
-	start := time.Now()
-
-	hdr := &wire.OpHeader{
-		ID: op.ID, Key: op.Key, Endpoint: op.Endpoint, Priority: op.Priority,
-		Kind: wire.KindEvent, Mode: uint8(mode), PlainSize: uint64(op.Size),
-		ChunkSize: uint32(chunk), PayloadHash: h, Expires: op.ExpiresAt,
-		Summarized: op.SummarySent,
+	str, done, err := openOpStream(ctx, conn, a.op.Priority)
+	if err != nil {
+		return res, err
 	}
-	if op.Kind == outbox.State {
-		hdr.Kind = wire.KindState
-	}
-	if mode.IsDelta() {
-		hdr.HasBase, hdr.BaseHash = true, b.Hash
-	}
+	defer done()
+	hdr := t.header()
 	// A one-chunk op goes out whole at once: waiting for the core's answer
 	// would cost a round trip per small op. The core skips what it holds.
-	pipelined := op.Size <= int64(chunk)
-	useLane := ln != nil && !pipelined
-	if useLane {
-		hdr.Lane, hdr.LaneTransfer = true, ln.nextTransfer()
-		hdr.Eager = eager
+	oneChunk := a.op.Size <= int64(t.ch.ChunkSize)
+	onLane := ln != nil && !oneChunk
+	if onLane {
+		hdr.Lane, hdr.LaneTransfer, hdr.Eager = true, ln.nextTransfer(), a.eager
 		res.lane = true
 	}
 	if err := wire.WriteFrame(str, hdr); err != nil {
 		return res, err
 	}
 	from := int64(0)
-	if !pipelined && !hdr.Eager {
-		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
-		if err != nil {
+	if !oneChunk && !hdr.Eager {
+		held, settled, err := resumePoint(str, &res)
+		if settled || err != nil {
 			return res, err
 		}
-		done, held, err := s.answer(f, &res)
-		if done || err != nil {
-			res.took = time.Since(start)
-			return res, err
-		}
-		from = held / int64(chunk)
+		from = held / int64(t.ch.ChunkSize)
 	}
-	if useLane {
-		err := s.laneOp(ctx, str, ln, hdr, &ch, op, from, pl, cb, &res, paused)
-		res.took = time.Since(start)
-		return res, err
+	if onLane {
+		err = newLaneTransfer(s, ln, str, hdr.LaneTransfer, t).run(ctx, from)
+	} else {
+		err = s.sendOnStream(str, t, from)
 	}
-	for i := from; i < ch.Chunks(); i++ {
-		if i > from && paused != nil && paused() {
+	return res, err
+}
+
+// encoding decides how an attempt encodes its op: the payload's hash, the
+// codec mode (a delta only against the base of a state op), and the chunk
+// size the parameters ask for, within the codec's bounds.
+func (s *opSender) encoding(a *attempt, res *sendResult) (*opTransfer, error) {
+	op := a.op
+	h, err := s.payloadHash(op, a.pl)
+	if err != nil {
+		return nil, err
+	}
+	res.hash = h
+	mode := codecMode(a.params, a.base != nil && op.Kind == edgesync.StateOp)
+	var cb *codec.Base
+	if mode.IsDelta() {
+		cb = &codec.Base{R: a.base, Size: a.base.Size, Hash: codec.Hash(a.base.Hash)}
+	}
+	chunk := max(codec.MinChunkSize, min(a.params.ChunkSize, codec.MaxChunkSize))
+	ch, err := codec.NewHeader(mode, codecLevel(a.params), chunk, op.Size, h, cb)
+	if err != nil {
+		return nil, err
+	}
+	res.mode = mode
+	return &opTransfer{op: op, pl: a.pl, ch: ch, cb: cb, paused: a.paused, res: res}, nil
+}
+
+// resumePoint reads the core's answer to the header of an op of more than
+// one chunk: held is how many plain bytes it holds, unless settled (it has
+// the op already, or refused it).
+func resumePoint(str io.Reader, res *sendResult) (held int64, settled bool, err error) {
+	f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+	if err != nil {
+		return 0, false, err
+	}
+	settled, held, err = answer(f, res)
+	return held, settled, err
+}
+
+// sendOnStream sends chunks from..end on the op's stream, commits and
+// waits for the core's answer. It stops with errPaused at a chunk
+// boundary when the transfer's pause check says so.
+func (s *opSender) sendOnStream(str *quic.Stream, t *opTransfer, from int64) error {
+	for i := from; i < t.ch.Chunks(); i++ {
+		if t.pauseBefore(i, from) {
 			str.CancelWrite(0)
-			return res, errPaused
+			return errPaused
 		}
-		if err := s.sendChunk(str, &ch, op, i, pl, cb, &res); err != nil {
-			return res, err
+		if err := s.sendChunk(str, t, i); err != nil {
+			return err
 		}
 	}
-	if err := commit(str, op, &ch); err != nil {
-		return res, err
+	if err := commit(str, t); err != nil {
+		return err
 	}
 	for {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 		if err != nil {
-			return res, err
+			return err
 		}
-		done, _, err := s.answer(f, &res)
-		if done || err != nil {
-			res.took = time.Since(start)
-			return res, err
+		if settled, _, err := answer(f, t.res); settled || err != nil {
+			return err
 		}
-		// A RESUME_ANSWER to a pipelined op: the ACK follows.
+		// A RESUME_ANSWER to a one-chunk op: the ACK follows.
 	}
 }
 
 // commit ends the op on its stream: every chunk is sent (or, on the lane,
 // handed to it).
-func commit(str *quic.Stream, op *outbox.Op, ch *codec.Header) error {
-	if err := wire.WriteFrame(str, &wire.Commit{ID: op.ID, Chunks: uint64(ch.Chunks())}); err != nil {
+func commit(str *quic.Stream, t *opTransfer) error {
+	if err := wire.WriteFrame(str, &wire.Commit{ID: t.op.ID, Chunks: uint64(t.ch.Chunks())}); err != nil {
 		return err
 	}
 	return str.Close()
 }
 
-// answer interprets the core's reply. done is true on ACK or NACK; held is
-// set on RESUME_ANSWER.
-func (s *opSender) answer(f wire.Frame, res *sendResult) (done bool, held int64, err error) {
+// answer interprets the core's reply. settled is true on ACK or NACK (or
+// a RESUME_ANSWER that says the core has the op); held is set on any
+// other RESUME_ANSWER.
+func answer(f wire.Frame, res *sendResult) (settled bool, held int64, err error) {
 	switch f := f.(type) {
 	case *wire.Ack:
 		res.acked = true
@@ -289,8 +343,8 @@ func (s *opSender) answer(f wire.Frame, res *sendResult) (done bool, held int64,
 	return true, 0, fmt.Errorf("%w: unexpected %s from the core", wire.ErrBadRequest, f.Type())
 }
 
-func (s *opSender) sendChunk(w io.Writer, ch *codec.Header, op *outbox.Op, i int64, pl io.ReaderAt, cb *codec.Base, res *sendResult) error {
-	frame, err := s.dataFrame(s.frame[:0], ch, op, i, pl, cb, res)
+func (s *opSender) sendChunk(w io.Writer, t *opTransfer, i int64) error {
+	frame, err := s.dataFrame(s.frame[:0], t, i)
 	if err != nil {
 		return err
 	}
@@ -300,26 +354,26 @@ func (s *opSender) sendChunk(w io.Writer, ch *codec.Header, op *outbox.Op, i int
 }
 
 // dataFrame reads and encodes chunk i and appends its DATA frame to dst.
-func (s *opSender) dataFrame(dst []byte, ch *codec.Header, op *outbox.Op, i int64, pl io.ReaderAt, cb *codec.Base, res *sendResult) ([]byte, error) {
-	off, n, _ := ch.ChunkRange(i)
+func (s *opSender) dataFrame(dst []byte, t *opTransfer, i int64) ([]byte, error) {
+	off, n, _ := t.ch.ChunkRange(i)
 	if cap(s.plain) < n {
 		s.plain = make([]byte, n)
 	}
 	plain := s.plain[:n]
-	if k, err := pl.ReadAt(plain, off); k < n {
-		return dst, fmt.Errorf("read payload of %s at %d: %w", op.ID, off, err)
+	if k, err := t.pl.ReadAt(plain, off); k < n {
+		return dst, fmt.Errorf("read payload of %s at %d: %w", t.op.ID, off, err)
 	}
-	enc, err := s.enc.EncodeChunk(s.encoded[:0], ch, i, plain, cb)
+	enc, err := s.enc.EncodeChunk(s.encoded[:0], &t.ch, i, plain, t.cb)
 	if err != nil {
-		return dst, fmt.Errorf("encode chunk %d of %s: %w", i, op.ID, err)
+		return dst, fmt.Errorf("encode chunk %d of %s: %w", i, t.op.ID, err)
 	}
 	s.encoded = enc
-	d := &wire.Data{ID: op.ID, Offset: uint64(off), Chunk: enc}
+	d := &wire.Data{ID: t.op.ID, Offset: uint64(off), Chunk: enc}
 	out, err := d.Append(dst)
 	if err != nil {
 		return dst, err
 	}
-	res.plainBytes += int64(n)
-	res.wireBytes += int64(len(enc))
+	t.res.plainBytes += int64(n)
+	t.res.wireBytes += int64(len(enc))
 	return out, nil
 }

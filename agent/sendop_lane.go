@@ -4,15 +4,12 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"io"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/edge-sync/edge-sync/codec"
-	"github.com/edge-sync/edge-sync/outbox"
 	"github.com/edge-sync/edge-sync/wire"
 	"github.com/edge-sync/edge-sync/wire/lane"
 )
@@ -49,28 +46,20 @@ func (l *laneLink) hint() {
 
 func (l *laneLink) nextTransfer() uint64 { return l.seq.Add(1) }
 
-// laneWindow is the most encoded bytes, counted from the oldest chunk not
-// yet delivered, that one op keeps in flight on the lane. The core holds
-// at most twice that per op (core/server_lane.go: laneWindow); keep the
-// two in step.
-func laneWindow(chunkSize int) int64 {
-	return max(8<<20, 2*(int64(chunkSize)+4096))
-}
-
-// laneInFlight is how much one op keeps in flight now: four times the
-// lane's bandwidth-delay estimate, so the rate model is never short of
+// window is how much of one op's data the lane keeps in flight now: four
+// times its bandwidth-delay estimate, so the rate model is never short of
 // data, but no more, so that a pause (new sync parameters) takes effect
 // within a few round trips; at least 1 MiB or two chunks, at most
-// laneWindow.
-func laneInFlight(ln *laneLink, chunkSize int) int64 {
-	st := ln.s.Stats()
+// lane.OpWindow.
+func (l *laneLink) window(chunkSize int) int64 {
+	st := l.s.Stats()
 	rtt := st.SmoothedRTT
 	if rtt <= 0 {
 		rtt = st.MinRTT
 	}
 	bdp := int64(st.BottleneckBps / 8 * rtt.Seconds())
 	lo := max(1<<20, 2*(int64(chunkSize)+4096))
-	return min(max(4*bdp, lo), laneWindow(chunkSize))
+	return min(max(4*bdp, lo), lane.OpWindow(chunkSize))
 }
 
 // laneBatches is how many lane transfers one op keeps in flight at most
@@ -101,22 +90,66 @@ type laneAnswer struct {
 	err error
 }
 
-// laneOp sends chunks from..end of the op on the lane while a reader takes
-// the core's answers from the stream; it commits as soon as the last chunk
-// is handed to the lane (the core waits for the lane to land it, which
-// saves a round trip) and returns when the core has answered. An ACK or
-// NACK that comes early (the core held the op already, or refused it)
-// ends the lane transfer at once.
-func (s *opSender) laneOp(ctx context.Context, str *quic.Stream, ln *laneLink, hdr *wire.OpHeader, ch *codec.Header, op *outbox.Op, from int64, pl io.ReaderAt, cb *codec.Base, res *sendResult, paused func() bool) error {
-	answers := make(chan laneAnswer)
-	stop := make(chan struct{})
+// laneTransfer carries one attempt's DATA frames on the lane, in batches
+// of consecutive chunks (one lane transfer each, with the op's priority as
+// urgency), while a reader takes the core's answers from the op's stream.
+// It owns its batches in flight, its progress through the chunks and the
+// answers; run drives it.
+type laneTransfer struct {
+	*opTransfer           // the op, its encoding, pause check and result
+	enc         *opSender // encodes chunks into DATA frames
+	ln          *laneLink
+	str         *quic.Stream
+	num         uint64 // OpHeader.LaneTransfer
+
+	answers chan laneAnswer // from the stream's reader, closed when it ends
+	stop    chan struct{}   // closed: the reader stops
+
+	next     int64          // next chunk to encode
+	queue    []*laneBatch   // batches in flight, oldest first
+	inFlight int64          // their encoded bytes
+	free     [][]byte       // buffers of settled batches, for reuse
+	sends    sync.WaitGroup // the batches' Send calls
+}
+
+func newLaneTransfer(enc *opSender, ln *laneLink, str *quic.Stream, num uint64, t *opTransfer) *laneTransfer {
+	return &laneTransfer{opTransfer: t, enc: enc, ln: ln, str: str, num: num,
+		answers: make(chan laneAnswer), stop: make(chan struct{})}
+}
+
+// run sends chunks from..end on the lane; it commits as soon as the last
+// chunk is handed to the lane (the core waits for the lane to land it,
+// which saves a round trip) and returns when the core has answered. An
+// ACK or NACK that comes early (the core held the op already, or refused
+// it) ends the transfer at once.
+func (l *laneTransfer) run(ctx context.Context, from int64) error {
+	l.readAnswers()
+	defer l.stopAnswers()
+	answered, err := l.send(ctx, from)
+	if errors.Is(err, errPaused) {
+		l.str.CancelWrite(0)
+	}
+	if answered || err != nil {
+		return err
+	}
+	for {
+		a, ok := <-l.answers
+		if settled, err := l.take(a, ok); settled || err != nil {
+			return err
+		}
+	}
+}
+
+// readAnswers starts the reader of the op's stream: it hands each frame,
+// and the error that ends the stream, to answers until stopAnswers.
+func (l *laneTransfer) readAnswers() {
 	go func() {
-		defer close(answers)
+		defer close(l.answers)
 		for {
-			f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+			f, err := wire.ReadFrame(l.str, wire.MaxFrameSize)
 			select {
-			case answers <- laneAnswer{f, err}:
-			case <-stop:
+			case l.answers <- laneAnswer{f, err}:
+			case <-l.stop:
 				return
 			}
 			if err != nil {
@@ -124,127 +157,134 @@ func (s *opSender) laneOp(ctx context.Context, str *quic.Stream, ln *laneLink, h
 			}
 		}
 	}()
-	defer func() {
-		close(stop)
-		str.CancelRead(0)
-		for range answers {
-		}
-	}()
-	// take interprets one answer; done is true once the op is settled. A
-	// RESUME_ANSWER to an eager op only says what the core skips.
-	take := func(a laneAnswer, ok bool) (done bool, err error) {
-		if !ok {
-			return true, errConnLost
-		}
-		if a.err != nil {
-			return true, a.err
-		}
-		done, _, err = s.answer(a.f, res)
-		return done, err
-	}
-	answered, err := s.sendLane(ctx, ln, hdr.LaneTransfer, ch, op, from, pl, cb, res, paused, answers, take,
-		func() error { return commit(str, op, ch) })
-	if errors.Is(err, errPaused) {
-		str.CancelWrite(0)
-	}
-	if answered || err != nil {
-		return err
-	}
-	for {
-		a, ok := <-answers
-		if done, err := take(a, ok); done || err != nil {
-			return err
-		}
+}
+
+// stopAnswers stops the reader and waits until it has ended.
+func (l *laneTransfer) stopAnswers() {
+	close(l.stop)
+	l.str.CancelRead(0)
+	for range l.answers {
 	}
 }
 
-// sendLane carries chunks from..end of the op as DATA frames on the lane,
-// in batches of consecutive chunks (one lane transfer each, with the op's
-// priority as urgency), keeping at most laneWindow bytes in flight. Once
-// every chunk is handed to the lane it calls queued (which commits) and
-// waits until the core has stored every chunk (each Send returns after
-// the core's Deliver, which stores it). It returns errPaused when paused
-// reports true, after the batches in flight have landed (a chunk
-// boundary). While it waits, answers from the stream go to take; answered
-// is true when one settled the op. On an error the batches in flight are
+// take interprets one answer; settled is true once the op is settled. A
+// RESUME_ANSWER to an eager op only says what the core skips.
+func (l *laneTransfer) take(a laneAnswer, ok bool) (settled bool, err error) {
+	if !ok {
+		return true, errConnLost
+	}
+	if a.err != nil {
+		return true, a.err
+	}
+	settled, _, err = answer(a.f, l.res)
+	return settled, err
+}
+
+// send carries chunks from..end as batches on the lane, keeping at most
+// the lane's window in flight. Once every chunk is handed to the lane it
+// commits and waits until the core has stored every chunk (each Send
+// returns after the core's Deliver, which stores it). It returns errPaused
+// when the pause check says so, after the batches in flight have landed
+// (a chunk boundary). answered is true when an answer from the stream
+// settled the op meanwhile. On an error the batches in flight are
 // abandoned: the core keeps the chunks it stored in order, and a resumed
 // attempt starts after them.
-func (s *opSender) sendLane(ctx context.Context, ln *laneLink, transfer uint64, ch *codec.Header, op *outbox.Op, from int64, pl io.ReaderAt, cb *codec.Base, res *sendResult, paused func() bool,
-	answers <-chan laneAnswer, take func(laneAnswer, bool) (bool, error), queued func() error) (answered bool, err error) {
-	lctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-
-	var queue []*laneBatch
-	var inFlight int64
-	var free [][]byte
-	// settle waits for the oldest batch in flight, taking answers meanwhile.
-	settle := func() (bool, error) {
-		b := queue[0]
-		for {
-			select {
-			case err := <-b.done:
-				queue = queue[1:]
-				inFlight -= int64(len(b.frames))
-				free = append(free, b.frames[:0])
-				return false, err
-			case a, ok := <-answers:
-				if done, err := take(a, ok); done || err != nil {
-					return true, err
-				}
-			}
-		}
-	}
-	drain := func() (bool, error) {
-		for len(queue) > 0 {
-			if answered, err := settle(); answered || err != nil {
-				return answered, err
-			}
-		}
-		return false, nil
-	}
-	for i := from; i < ch.Chunks(); {
-		if i > from && paused != nil && paused() {
+func (l *laneTransfer) send(ctx context.Context, from int64) (answered bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() { cancel(); l.sends.Wait() }()
+	for l.next = from; l.next < l.ch.Chunks(); {
+		if l.pauseBefore(l.next, from) {
 			// Let what is in flight land: it is at most a few round trips
 			// of data, and the next attempt resumes after it.
-			if answered, err := drain(); answered || err != nil {
+			if answered, err := l.drain(); answered || err != nil {
 				return answered, err
 			}
 			return false, errPaused
 		}
-		ln.hint()
-		window := laneInFlight(ln, ch.ChunkSize)
-		target := window / laneBatches
-		var buf []byte
-		if n := len(free); n > 0 {
-			buf, free = free[n-1], free[:n-1]
+		l.ln.hint()
+		window := l.ln.window(l.ch.ChunkSize)
+		first := l.next
+		frames, err := l.batch(window / laneBatches)
+		if err != nil {
+			return false, err
 		}
-		first := i
-		for ; i < ch.Chunks() && int64(len(buf)) < target; i++ {
-			if i > first && paused != nil && paused() {
-				break // send what is encoded; the check above pauses
-			}
-			var err error
-			if buf, err = s.dataFrame(buf, ch, op, i, pl, cb, res); err != nil {
-				return false, err
-			}
+		if answered, err := l.makeRoom(window, int64(len(frames))); answered || err != nil {
+			return answered, err
 		}
-		for len(queue) > 0 && (inFlight+int64(len(buf)) > window || len(queue) >= laneBatches) {
-			if answered, err := settle(); answered || err != nil {
-				return answered, err
-			}
-		}
-		b := &laneBatch{frames: buf, done: make(chan error, 1)}
-		queue = append(queue, b)
-		inFlight += int64(len(buf))
-		wg.Add(1)
-		go func(id [16]byte) {
-			defer wg.Done()
-			b.done <- ln.s.Send(lctx, id, 0, b.frames, int8(op.Priority))
-		}(laneID(transfer, first))
+		l.launch(ctx, frames, first)
 	}
-	if err := queued(); err != nil {
+	if err := commit(l.str, l.opTransfer); err != nil {
 		return false, err
 	}
-	return drain()
+	return l.drain()
+}
+
+// batch encodes the DATA frames of the chunks from l.next on until they
+// reach target bytes, the op ends, or the transfer pauses.
+func (l *laneTransfer) batch(target int64) ([]byte, error) {
+	var buf []byte
+	if n := len(l.free); n > 0 {
+		buf, l.free = l.free[n-1], l.free[:n-1]
+	}
+	first := l.next
+	for ; l.next < l.ch.Chunks() && int64(len(buf)) < target; l.next++ {
+		if l.pauseBefore(l.next, first) {
+			break // send what is encoded; send's check pauses
+		}
+		var err error
+		if buf, err = l.enc.dataFrame(buf, l.opTransfer, l.next); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// makeRoom settles the oldest batches until one of size bytes fits in the
+// window and a batch may be added.
+func (l *laneTransfer) makeRoom(window, size int64) (answered bool, err error) {
+	for len(l.queue) > 0 && (l.inFlight+size > window || len(l.queue) >= laneBatches) {
+		if answered, err := l.settle(); answered || err != nil {
+			return answered, err
+		}
+	}
+	return false, nil
+}
+
+// launch sends the frames of the chunks from first on as one lane
+// transfer.
+func (l *laneTransfer) launch(ctx context.Context, frames []byte, first int64) {
+	b := &laneBatch{frames: frames, done: make(chan error, 1)}
+	l.queue = append(l.queue, b)
+	l.inFlight += int64(len(frames))
+	id, urgency := laneID(l.num, first), int8(l.op.Priority)
+	l.sends.Go(func() { b.done <- l.ln.s.Send(ctx, id, 0, b.frames, urgency) })
+}
+
+// settle waits for the oldest batch in flight to land, taking answers
+// meanwhile.
+func (l *laneTransfer) settle() (answered bool, err error) {
+	b := l.queue[0]
+	for {
+		select {
+		case err := <-b.done:
+			l.queue = l.queue[1:]
+			l.inFlight -= int64(len(b.frames))
+			l.free = append(l.free, b.frames[:0])
+			return false, err
+		case a, ok := <-l.answers:
+			if settled, err := l.take(a, ok); settled || err != nil {
+				return true, err
+			}
+		}
+	}
+}
+
+// drain waits for every batch in flight to land.
+func (l *laneTransfer) drain() (answered bool, err error) {
+	for len(l.queue) > 0 {
+		if answered, err := l.settle(); answered || err != nil {
+			return answered, err
+		}
+	}
+	return false, nil
 }

@@ -341,53 +341,78 @@ func (d *Decoder) readChunk(dst []byte, h *Header, index int64, r byteReader, ba
 	return out, nil
 }
 
+// readChunkBody reads chunk index (see the format above) from r and
+// appends its plain bytes to dst; readChunk names the chunk in its errors.
 func (d *Decoder) readChunkBody(dst []byte, h *Header, index int64, r byteReader, base *Base) ([]byte, error) {
 	off, want, ok := h.ChunkRange(index)
 	if !ok {
 		return dst, fmt.Errorf("not in [0, %d): %w", h.Chunks(), ErrBadParam)
 	}
-	m, err := r.ReadByte()
-	if err != nil {
-		return dst, eofIsUnexpected(err)
-	}
-	mode := Mode(m)
-	if !mode.isData() {
-		return dst, fmt.Errorf("chunk mode %s: %w", mode, ErrBadMode)
-	}
-	if mode.IsDelta() && !h.Mode.IsDelta() {
-		return dst, fmt.Errorf("delta chunk in %s payload: %w", h.Mode, ErrCorrupt)
-	}
-	p, err := readUvarint(r, "chunk plain length", MaxChunkSize)
+	mode, plain, err := readChunkHead(r, h, want)
 	if err != nil {
 		return dst, err
 	}
+	if !mode.IsDelta() {
+		return d.readWholeBody(dst, r, mode, plain)
+	}
+	return d.readDeltaBody(dst, h, off, plain, r, base)
+}
+
+// readChunkHead reads a chunk's mode and plain length; the mode must fit
+// the payload's and the length must be the want bytes h gives the chunk.
+func readChunkHead(r byteReader, h *Header, want int) (Mode, int, error) {
+	m, err := r.ReadByte()
+	if err != nil {
+		return 0, 0, eofIsUnexpected(err)
+	}
+	mode := Mode(m)
+	if !mode.isData() {
+		return 0, 0, fmt.Errorf("chunk mode %s: %w", mode, ErrBadMode)
+	}
+	if mode.IsDelta() && !h.Mode.IsDelta() {
+		return 0, 0, fmt.Errorf("delta chunk in %s payload: %w", h.Mode, ErrCorrupt)
+	}
+	p, err := readUvarint(r, "chunk plain length", MaxChunkSize)
+	if err != nil {
+		return 0, 0, err
+	}
 	plain := int(p)
 	if plain > want {
-		return dst, fmt.Errorf("chunk declares %d plain bytes, header allows %d: %w", plain, want, ErrTooLarge)
+		return 0, 0, fmt.Errorf("chunk declares %d plain bytes, header allows %d: %w", plain, want, ErrTooLarge)
 	}
 	if plain < want {
-		return dst, fmt.Errorf("chunk declares %d plain bytes, header wants %d: %w", plain, want, ErrCorrupt)
+		return 0, 0, fmt.Errorf("chunk declares %d plain bytes, header wants %d: %w", plain, want, ErrCorrupt)
 	}
-	if !mode.IsDelta() {
-		b, err := readUvarint(r, "chunk body length", uint64(plain))
-		if err != nil {
-			return dst, err
-		}
-		bodyLen := int(b)
-		if mode == ModeFull && bodyLen != plain {
-			return dst, fmt.Errorf("full chunk body %d bytes, plain %d: %w", bodyLen, plain, ErrCorrupt)
-		}
-		if mode == ModeZstd && bodyLen >= plain {
-			return dst, fmt.Errorf("zstd chunk body %d bytes not below plain %d: %w", bodyLen, plain, ErrCorrupt)
-		}
-		if err := d.readBody(r, bodyLen); err != nil {
-			return dst, err
-		}
-		if mode == ModeFull {
-			return append(dst, d.body...), nil
-		}
-		return decodeFrame(dst, d.body, plain)
+	return mode, plain, nil
+}
+
+// readWholeBody reads the body of a full or zstd chunk of plain bytes and
+// appends them to dst.
+func (d *Decoder) readWholeBody(dst []byte, r byteReader, mode Mode, plain int) ([]byte, error) {
+	b, err := readUvarint(r, "chunk body length", uint64(plain))
+	if err != nil {
+		return dst, err
 	}
+	bodyLen := int(b)
+	if mode == ModeFull && bodyLen != plain {
+		return dst, fmt.Errorf("full chunk body %d bytes, plain %d: %w", bodyLen, plain, ErrCorrupt)
+	}
+	if mode == ModeZstd && bodyLen >= plain {
+		return dst, fmt.Errorf("zstd chunk body %d bytes not below plain %d: %w", bodyLen, plain, ErrCorrupt)
+	}
+	if err := d.readBody(r, bodyLen); err != nil {
+		return dst, err
+	}
+	if mode == ModeFull {
+		return append(dst, d.body...), nil
+	}
+	return decodeFrame(dst, d.body, plain)
+}
+
+// readDeltaBody reads the block records of a delta chunk of plain bytes at
+// plain offset off (what deltaBody wrote), applies them to base and
+// appends the result to dst.
+func (d *Decoder) readDeltaBody(dst []byte, h *Header, off int64, plain int, r byteReader, base *Base) ([]byte, error) {
 	if base == nil {
 		return dst, ErrNoBase
 	}
@@ -404,18 +429,9 @@ func (d *Decoder) readChunkBody(dst []byte, h *Header, index int64, r byteReader
 		}
 		lo, hi := baseRegion(h.BaseSize, x, blk, regionMargin)
 		if explicit {
-			o, err := readUvarint(r, "base region offset", uint64(h.BaseSize))
-			if err != nil {
+			if lo, hi, err = readBaseRegion(r, h.BaseSize); err != nil {
 				return dst, err
 			}
-			l, err := readUvarint(r, "base region length", MaxDeltaRegion)
-			if err != nil {
-				return dst, err
-			}
-			if o+l > uint64(h.BaseSize) {
-				return dst, fmt.Errorf("base region [%d, %d) outside base of %d bytes: %w", o, o+l, h.BaseSize, ErrCorrupt)
-			}
-			lo, hi = int64(o), int64(o+l)
 		}
 		if d.ops, err = d.readStream(d.ops, r, "delta ops", n, kind, maxOpsLen(blk)); err != nil {
 			return dst, fmt.Errorf("delta block at %d: %w", j, err)
@@ -444,6 +460,23 @@ func (d *Decoder) readChunkBody(dst []byte, h *Header, index int64, r byteReader
 		return dst, fmt.Errorf("empty delta chunk: %w", ErrCorrupt)
 	}
 	return dst, nil
+}
+
+// readBaseRegion reads a block's recorded base region, which must lie
+// inside a base of baseSize bytes.
+func readBaseRegion(r byteReader, baseSize int64) (lo, hi int64, err error) {
+	o, err := readUvarint(r, "base region offset", uint64(baseSize))
+	if err != nil {
+		return 0, 0, err
+	}
+	l, err := readUvarint(r, "base region length", MaxDeltaRegion)
+	if err != nil {
+		return 0, 0, err
+	}
+	if o+l > uint64(baseSize) {
+		return 0, 0, fmt.Errorf("base region [%d, %d) outside base of %d bytes: %w", o, o+l, baseSize, ErrCorrupt)
+	}
+	return int64(o), int64(o + l), nil
 }
 
 // readStreamHead reads a stream's head (see appendStreamHead). used counts

@@ -12,9 +12,8 @@
 // ServerConfig.DisableLane is off) the connection gets a lane session;
 // ops with OpHeader.Lane receive their DATA frames there (batches of
 // consecutive chunks, one per lane transfer), reassembled and stored in
-// chunk order by the same
-// code as stream DATA, at most 2 × max(8 MiB, 2 chunks) held per op
-// (server_lane.go).
+// chunk order by the same code as stream DATA, at most twice
+// lane.OpWindow (max(8 MiB, 2 chunks)) held per op (server_lane.go).
 //
 // # Store
 //

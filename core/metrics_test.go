@@ -26,10 +26,10 @@ func TestMetricsHandlerStore(t *testing.T) {
 	defer store.Close()
 	gen := edgesync.NewIDGenerator()
 	state, event := []byte("v1"), []byte("event payload")
-	if _, err := store.Apply("site-9", hdrFor(gen.Next(), KindState, "cfg", state), bytes.NewReader(state)); err != nil {
+	if _, err := store.Apply("site-9", hdrFor(gen.Next(), edgesync.StateOp, "cfg", state), bytes.NewReader(state)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.Apply("site-9", hdrFor(gen.Next(), KindEvent, "log", event), bytes.NewReader(event)); err != nil {
+	if _, err := store.Apply("site-9", hdrFor(gen.Next(), edgesync.EventOp, "log", event), bytes.NewReader(event)); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := NewServer(ServerConfig{TLS: testutil.NewPKI(t, "site-9").ServerTLS(t), Store: store})

@@ -7,7 +7,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -265,7 +264,8 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			h := opHandler{s: s, agent: agent, str: str, log: log, lane: lc.router}
+			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
+				agent: agent, str: str, log: log, lane: lc.router}
 			h.run()
 		}()
 	}
@@ -305,7 +305,7 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	if err != nil {
 		return nil, fmt.Errorf("wait for hello: %w", err)
 	}
-	_ = str.SetReadDeadline(time.Now().Add(15 * time.Second))
+	setReadTimeout(str, 15*time.Second)
 	f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 	if err != nil {
 		return nil, fmt.Errorf("read hello: %w", err)
@@ -313,12 +313,12 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	h, ok := f.(*wire.Hello)
 	if !ok {
 		err := fmt.Errorf("%w: first frame is %s, want HELLO", wire.ErrBadRequest, f.Type())
-		_ = wire.WriteFrame(str, wire.ErrorFrameFor(err))
+		tellHelloFailed(str, err)
 		return nil, err
 	}
 	v, err := wire.Negotiate(h.Versions)
 	if err != nil {
-		_ = wire.WriteFrame(str, wire.ErrorFrameFor(err))
+		tellHelloFailed(str, err)
 		return nil, err
 	}
 	if h.Agent != agent {
@@ -377,6 +377,13 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	return lc, nil
 }
 
+// tellHelloFailed answers a bad Hello with an ERROR frame. It is best
+// effort: the caller closes the connection with err's code next, which the
+// agent sees whether or not the frame arrives.
+func tellHelloFailed(str *quic.Stream, err error) {
+	_ = wire.WriteFrame(str, wire.ErrorFrameFor(err))
+}
+
 // serveDatagrams answers the agent's pings so that it can measure RTT,
 // jitter and loss.
 func (s *Server) serveDatagrams(conn *quic.Conn) {
@@ -391,14 +398,11 @@ func (s *Server) serveDatagrams(conn *quic.Conn) {
 	}
 }
 
-// readFrame reads the next frame with the server's timeout.
-func (s *Server) readFrame(str *quic.Stream) (wire.Frame, error) {
-	_ = str.SetReadDeadline(time.Now().Add(s.cfg.FrameTimeout))
-	f, err := wire.ReadFrame(str, wire.MaxFrameSize)
-	if err != nil && errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: stream ended before the op was committed", wire.ErrBadRequest)
-	}
-	return f, err
+// setReadTimeout bounds the next reads on str to d from now.
+func setReadTimeout(str *quic.Stream, d time.Duration) {
+	// quic-go's SetReadDeadline cannot fail; its error is there to match
+	// net.Conn.
+	_ = str.SetReadDeadline(time.Now().Add(d))
 }
 
 func randUint64() uint64 {

@@ -25,14 +25,8 @@ import (
 // stores frames in chunk order with the same code as stream DATA
 // (opHandler.data). Storing happens inside the lane's Deliver, so when
 // the agent's Send returns its chunks are durable (or the transfer has
-// failed) and its Commit finds every byte in place.
-
-// laneWindow is the most encoded bytes (from its oldest unfinished chunk
-// on) the agent keeps in flight on one lane transfer for chunks of
-// chunkSize bytes; the core holds at most twice that per transfer.
-func laneWindow(chunkSize int) int64 {
-	return max(8<<20, 2*(int64(chunkSize)+4096))
-}
+// failed) and its Commit finds every byte in place. What arrives ahead of
+// its turn is held up to twice lane.OpWindow per op.
 
 // laneConn is a connection's data lane: nil fields when not granted.
 type laneConn struct {
@@ -43,8 +37,8 @@ type laneConn struct {
 // close stops the lane session, if any; pending lane data is dropped.
 func (c *laneConn) close() {
 	if c != nil && c.session != nil {
-		c.router.close() // a Deliver waiting for its op gives up
-		_ = c.session.Close()
+		c.router.close()      // a Deliver waiting for its op gives up
+		_ = c.session.Close() // lane.Session.Close has no failure to report
 	}
 }
 
@@ -201,7 +195,7 @@ func newLaneRecv(h *opHandler, ch *codec.Header, base *codec.Base, hdr *wire.OpH
 		next = hdr.Offset / uint64(ch.ChunkSize)
 	}
 	return &laneRecv{
-		h: h, ch: ch, base: base, id: hdr.ID, limit: 2 * laneWindow(ch.ChunkSize),
+		h: h, ch: ch, base: base, id: hdr.ID, limit: 2 * lane.OpWindow(ch.ChunkSize),
 		chunks:   uint64(ch.Chunks()),
 		progress: make(chan struct{}, 1),
 		next:     next,
@@ -355,7 +349,7 @@ func (l *laneRecv) state() (complete bool, err error) {
 // chunk to the lane, a round trip before the lane confirms it), then
 // commits as for stream data. The deadline moves with the lane's
 // progress, so a long transfer on a slow link does not time out.
-func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Base, held int64, kind Kind) error {
+func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Base, held int64) error {
 	if hdr.Eager && (hdr.Offset%uint64(ch.ChunkSize) != 0 || hdr.Offset > uint64(held)) {
 		return h.nack(hdr, fmt.Errorf("%w: eager lane data from offset %d, the core holds %d bytes in chunks of %d",
 			wire.ErrBadRequest, hdr.Offset, held, ch.ChunkSize))
@@ -372,7 +366,7 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 		err error
 	}
 	frames := make(chan read, 1)
-	_ = h.str.SetReadDeadline(time.Now().Add(h.s.cfg.FrameTimeout))
+	setReadTimeout(h.str, h.frameTimeout)
 	go func() {
 		f, err := wire.ReadFrame(h.str, wire.MaxFrameSize)
 		frames <- read{f, err}
@@ -398,8 +392,8 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 				if _, err := l.finish(); err != nil {
 					return h.nack(hdr, err)
 				}
-				h.s.stats.laneOps.Add(1)
-				return h.commit(hdr, kind)
+				h.stats.laneOps.Add(1)
+				return h.commit(hdr)
 			}
 		}
 		select {
@@ -410,9 +404,9 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 				return h.nack(hdr, err)
 			}
 			if committed {
-				timer.Reset(h.s.cfg.FrameTimeout)
+				timer.Reset(h.frameTimeout)
 			} else {
-				_ = h.str.SetReadDeadline(time.Now().Add(h.s.cfg.FrameTimeout))
+				setReadTimeout(h.str, h.frameTimeout)
 			}
 		case r := <-frames:
 			if r.err != nil {
@@ -426,10 +420,10 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT of %d chunks, the op has %d", wire.ErrBadRequest, c.Chunks, l.chunks))
 			}
 			committed, connGone = true, h.str.Context().Done()
-			timer = time.NewTimer(h.s.cfg.FrameTimeout)
+			timer = time.NewTimer(h.frameTimeout)
 			timeout = timer.C
 		case <-timeout:
-			return h.nack(hdr, fmt.Errorf("%w: the lane carried no chunk for %s after COMMIT", wire.ErrBusy, h.s.cfg.FrameTimeout))
+			return h.nack(hdr, fmt.Errorf("%w: the lane carried no chunk for %s after COMMIT", wire.ErrBusy, h.frameTimeout))
 		case <-connGone:
 			return fmt.Errorf("stream closed while the lane carried the last chunks: %w", context.Cause(h.str.Context()))
 		}

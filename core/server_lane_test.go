@@ -54,9 +54,9 @@ func newLaneFixtureEager(t *testing.T, size, chunk int, held int64, eager bool) 
 		t.Fatal(err)
 	}
 	id := edgesync.OpID{1, 2, 3}
-	hdr := &wire.OpHeader{ID: id, Key: "k", Priority: edgesync.Normal, Kind: wire.KindState, Mode: uint8(codec.ModeZstd),
+	hdr := &wire.OpHeader{ID: id, Key: "k", Priority: edgesync.Normal, Kind: edgesync.StateOp, Mode: uint8(codec.ModeZstd),
 		PlainSize: uint64(size), ChunkSize: uint32(chunk), PayloadHash: hash, Lane: true, LaneTransfer: 9, Eager: eager}
-	if _, _, err := st.BeginPartial(laneTestAgent, PartialHeader{OpID: id, Key: "k", Kind: KindState, Priority: edgesync.Normal, Size: int64(size), Hash: hash}); err != nil {
+	if _, _, err := st.BeginPartial(laneTestAgent, PartialHeader{OpID: id, Key: "k", Kind: edgesync.StateOp, Priority: edgesync.Normal, Size: int64(size), Hash: hash}); err != nil {
 		t.Fatal(err)
 	}
 	if held > 0 {
@@ -65,7 +65,7 @@ func newLaneFixtureEager(t *testing.T, size, chunk int, held int64, eager bool) 
 		}
 	}
 	f := &laneFixture{st: st, hdr: hdr, payload: payload}
-	f.h = &opHandler{s: &Server{cfg: ServerConfig{Store: st}, log: hclog.NewNullLogger()}, agent: laneTestAgent, log: hclog.NewNullLogger()}
+	f.h = &opHandler{store: st, stats: &serverStats{}, agent: laneTestAgent, log: hclog.NewNullLogger()}
 	f.router = newLaneRouter(&f.dropped)
 	f.h.lane = f.router
 	var enc codec.Encoder

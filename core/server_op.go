@@ -3,6 +3,7 @@ package core
 import (
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -24,12 +25,17 @@ import (
 // the store already holds are written (a resumed op may restart inside a
 // chunk the core has in part, e.g. after the chunk size changed).
 type opHandler struct {
-	s     *Server
-	agent string
-	str   *quic.Stream
-	log   hclog.Logger
-	dec   codec.Decoder
-	buf   []byte
+	store *Store
+	stats *serverStats
+	// maxOpBytes bounds an op's plain size; frameTimeout bounds the wait
+	// for the next frame (ServerConfig).
+	maxOpBytes   int64
+	frameTimeout time.Duration
+	agent        string
+	str          *quic.Stream
+	log          hclog.Logger
+	dec          codec.Decoder
+	buf          []byte
 	// lane routes the connection's lane data; nil when CapLane was not
 	// granted.
 	lane *laneRouter
@@ -37,7 +43,7 @@ type opHandler struct {
 
 func (h *opHandler) run() {
 	defer h.str.Close()
-	f, err := h.s.readFrame(h.str)
+	f, err := h.readFrame()
 	if err != nil {
 		h.fail(err)
 		return
@@ -61,11 +67,24 @@ func (h *opHandler) run() {
 // (NACKs are sent where the op is known).
 func (h *opHandler) fail(err error) {
 	h.log.Debug("op stream failed", "error", err)
-	_ = wire.WriteFrame(h.str, wire.ErrorFrameFor(toWire(err)))
+	if werr := wire.WriteFrame(h.str, wire.ErrorFrameFor(toWire(err))); werr != nil {
+		// The stream is broken as well: the agent sees it end unanswered.
+		h.log.Debug("error frame not sent", "error", werr)
+	}
+}
+
+// readFrame reads the next frame of the op's stream within frameTimeout.
+func (h *opHandler) readFrame() (wire.Frame, error) {
+	setReadTimeout(h.str, h.frameTimeout)
+	f, err := wire.ReadFrame(h.str, wire.MaxFrameSize)
+	if err != nil && errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: stream ended before the op was committed", wire.ErrBadRequest)
+	}
+	return f, err
 }
 
 func (h *opHandler) nack(hdr *wire.OpHeader, err error) error {
-	h.s.stats.opsNacked.Add(1)
+	h.stats.opsNacked.Add(1)
 	err = toWire(err)
 	h.log.Info("op refused", "op", hdr.ID.String(), "key", hdr.Key, "code", wire.CodeOf(err).String(), "error", err)
 	return wire.WriteFrame(h.str, wire.NackFor(hdr.ID, err))
@@ -76,9 +95,9 @@ func (h *opHandler) ack(hdr *wire.OpHeader) error {
 }
 
 func (h *opHandler) op(hdr *wire.OpHeader) error {
-	st := h.s.cfg.Store
-	if hdr.PlainSize > uint64(h.s.cfg.MaxOpBytes) {
-		return h.nack(hdr, fmt.Errorf("%w: op of %d bytes, the core accepts %d", wire.ErrTooLarge, hdr.PlainSize, h.s.cfg.MaxOpBytes))
+	st := h.store
+	if hdr.PlainSize > uint64(h.maxOpBytes) {
+		return h.nack(hdr, fmt.Errorf("%w: op of %d bytes, the core accepts %d", wire.ErrTooLarge, hdr.PlainSize, h.maxOpBytes))
 	}
 	if hdr.Lane && h.lane == nil {
 		return h.nack(hdr, fmt.Errorf("%w: op data on the lane, which this connection did not negotiate", wire.ErrBadRequest))
@@ -111,15 +130,11 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		ch.DeltaMargin = codec.DefaultDeltaMargin(ch.ChunkSize)
 		ch.BaseSize, ch.BaseHash = ver.Size, codec.Hash(hdr.BaseHash)
 	}
-	if err := ch.Validate(codec.Limits{MaxSize: h.s.cfg.MaxOpBytes, MaxChunkSize: codec.MaxChunkSize}); err != nil {
+	if err := ch.Validate(codec.Limits{MaxSize: h.maxOpBytes, MaxChunkSize: codec.MaxChunkSize}); err != nil {
 		return h.nack(hdr, fmt.Errorf("%w: %w", wire.ErrBadRequest, err))
 	}
-	kind := KindState
-	if hdr.Kind == wire.KindEvent {
-		kind = KindEvent
-	}
 	ph := PartialHeader{
-		OpID: hdr.ID, Key: hdr.Key, Kind: kind, Priority: hdr.Priority,
+		OpID: hdr.ID, Key: hdr.Key, Kind: hdr.Kind, Priority: hdr.Priority,
 		Size: int64(hdr.PlainSize), Hash: hdr.PayloadHash,
 		HasBase: hdr.HasBase && ch.Mode.IsDelta(), BaseHash: hdr.BaseHash,
 	}
@@ -128,7 +143,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		return h.nack(hdr, err)
 	}
 	if dup {
-		h.s.stats.opsDuplicate.Add(1)
+		h.stats.opsDuplicate.Add(1)
 		return h.ack(hdr)
 	}
 	ans := &wire.ResumeAnswer{ID: hdr.ID, Held: uint64(held), Chunks: uint64(held) / uint64(ch.ChunkSize)}
@@ -136,10 +151,10 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		return err
 	}
 	if hdr.Lane {
-		return h.laneOp(hdr, &ch, base, held, kind)
+		return h.laneOp(hdr, &ch, base, held)
 	}
 	for {
-		f, err := h.s.readFrame(h.str)
+		f, err := h.readFrame()
 		if err != nil {
 			return err // the partial stays for a resume
 		}
@@ -155,7 +170,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 			if f.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}
-			return h.commit(hdr, kind)
+			return h.commit(hdr)
 		default:
 			return h.nack(hdr, fmt.Errorf("%w: %s inside an op", wire.ErrBadRequest, f.Type()))
 		}
@@ -163,25 +178,25 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 }
 
 // commit makes a fully received op durable and visible, and answers.
-func (h *opHandler) commit(hdr *wire.OpHeader, kind Kind) error {
-	res, err := h.s.cfg.Store.CommitPartial(h.agent, hdr.ID)
+func (h *opHandler) commit(hdr *wire.OpHeader) error {
+	res, err := h.store.CommitPartial(h.agent, hdr.ID)
 	if err != nil {
 		return h.nack(hdr, err)
 	}
 	if res.Duplicate {
-		h.s.stats.opsDuplicate.Add(1)
+		h.stats.opsDuplicate.Add(1)
 	} else {
-		h.s.stats.opsApplied.Add(1)
-		h.s.stats.bytesApplied.Add(res.Size)
+		h.stats.opsApplied.Add(1)
+		h.stats.bytesApplied.Add(res.Size)
 	}
-	h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", kind.String(), "bytes", res.Size)
+	h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", hdr.Kind.String(), "bytes", res.Size)
 	return h.ack(hdr)
 }
 
 // data decodes one chunk and stores the part of it beyond held; it returns
 // the new held size.
 func (h *opHandler) data(ch *codec.Header, base *codec.Base, d *wire.Data, held int64) (int64, error) {
-	h.s.stats.bytesReceived.Add(int64(len(d.Chunk)))
+	h.stats.bytesReceived.Add(int64(len(d.Chunk)))
 	cs := uint64(ch.ChunkSize)
 	if d.Offset%cs != 0 {
 		return held, fmt.Errorf("%w: DATA at offset %d, not a multiple of the chunk size %d", wire.ErrBadRequest, d.Offset, cs)
@@ -205,29 +220,32 @@ func (h *opHandler) data(ch *codec.Header, base *codec.Base, d *wire.Data, held 
 	if end <= held {
 		return held, nil // already held (a resumed transfer's overlap)
 	}
-	if err := h.s.cfg.Store.WritePartial(h.agent, d.ID, held, plain[held-off:]); err != nil {
+	if err := h.store.WritePartial(h.agent, d.ID, held, plain[held-off:]); err != nil {
 		return held, err
 	}
 	return end, nil
 }
 
 func (h *opHandler) summary(sum *wire.Summary) error {
-	err := h.s.cfg.Store.PutSummary(h.agent, Summary{
+	err := h.store.PutSummary(h.agent, Summary{
 		OpID: sum.ID, Key: sum.Key, Size: int64(sum.Size), Hash: sum.Hash, Time: sum.Time,
 		Bytes: append([]byte(nil), sum.Producer...),
 	})
 	if err != nil {
 		return wire.WriteFrame(h.str, wire.NackFor(sum.ID, toWire(err)))
 	}
-	h.s.stats.summaries.Add(1)
+	h.stats.summaries.Add(1)
 	return wire.WriteFrame(h.str, &wire.Ack{IDs: []edgesync.OpID{sum.ID}})
 }
 
 func (h *opHandler) resume(q *wire.ResumeQuery) error {
-	st := h.s.cfg.Store
+	st := h.store
 	if ok, err := st.Applied(h.agent, q.ID); err == nil && ok {
 		return wire.WriteFrame(h.str, &wire.ResumeAnswer{ID: q.ID, Complete: true})
 	}
+	// Without a partial (or with a store that fails) the answer is "none
+	// held": the agent sends from the start, and its OP_HEADER meets the
+	// store's answer, or its error, in BeginPartial.
 	held, _ := st.PartialSize(h.agent, q.ID)
 	return wire.WriteFrame(h.str, &wire.ResumeAnswer{ID: q.ID, Held: uint64(held)})
 }

@@ -52,27 +52,6 @@ const (
 	MaxKeyLen       = 4096
 )
 
-// Kind says whether an op replaces the current version of a key (State) or
-// is appended to the agent's event log (Event).
-type Kind uint8
-
-// The kinds of op.
-const (
-	KindState Kind = 1
-	KindEvent Kind = 2
-)
-
-// String returns "state" or "event".
-func (k Kind) String() string {
-	switch k {
-	case KindState:
-		return "state"
-	case KindEvent:
-		return "event"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
-
 // Config holds the store's limits and retention bounds. Zero fields take
 // the defaults documented on each field.
 type Config struct {
@@ -345,11 +324,11 @@ func checkAgent(agent string) error {
 	return nil
 }
 
-func checkKey(key string, kind Kind) error {
+func checkKey(key string, kind edgesync.OpKind) error {
 	if len(key) > MaxKeyLen {
 		return fmt.Errorf("%w: key of %d bytes, limit %d", ErrTooLarge, len(key), MaxKeyLen)
 	}
-	if kind == KindState && key == "" {
+	if kind == edgesync.StateOp && key == "" {
 		return fmt.Errorf("%w: state op without a key", ErrInvalid)
 	}
 	if !utf8.ValidString(key) {
@@ -363,7 +342,7 @@ func checkKey(key string, kind Kind) error {
 type PartialHeader struct {
 	OpID     edgesync.OpID
 	Key      string
-	Kind     Kind
+	Kind     edgesync.OpKind
 	Priority edgesync.Priority
 	// Size is the total plain (decoded) size in bytes.
 	Size int64
@@ -379,13 +358,13 @@ func (s *Store) checkHeader(h PartialHeader) error {
 	if h.OpID.IsZero() {
 		return fmt.Errorf("%w: zero op id", ErrInvalid)
 	}
-	if h.Kind != KindState && h.Kind != KindEvent {
-		return fmt.Errorf("%w: op %s has kind %d", ErrInvalid, h.OpID, h.Kind)
+	if !h.Kind.Valid() {
+		return fmt.Errorf("%w: op %s has kind %d", ErrInvalid, h.OpID, uint8(h.Kind))
 	}
 	if !h.Priority.Valid() {
 		return fmt.Errorf("%w: op %s has priority %d", ErrInvalid, h.OpID, h.Priority)
 	}
-	if h.HasBase && h.Kind != KindState {
+	if h.HasBase && h.Kind != edgesync.StateOp {
 		return fmt.Errorf("%w: op %s is an event with a delta base", ErrInvalid, h.OpID)
 	}
 	if h.Size < 0 {
@@ -400,7 +379,7 @@ func (s *Store) checkHeader(h PartialHeader) error {
 // Result is the outcome of applying an op.
 type Result struct {
 	OpID edgesync.OpID
-	Kind Kind
+	Kind edgesync.OpKind
 	Key  string
 	// Duplicate is true when the op had been applied before; it was not
 	// applied again and should be acknowledged again.

@@ -101,7 +101,7 @@ func (s *Store) checkQuota(a *agentBucket, hdr PartialHeader) error {
 	}
 	used := a.stat(statBytes) + a.stat(statReserved)
 	need := hdr.Size
-	if hdr.Kind == KindState {
+	if hdr.Kind == edgesync.StateOp {
 		if v := a.keys.Get([]byte(hdr.Key)); v != nil {
 			if cur, err := decodeVersion(hdr.Key, v); err == nil {
 				need -= cur.Size
@@ -265,7 +265,7 @@ func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) 
 				return fmt.Errorf("applied index: %w", derr)
 			}
 			res = Result{OpID: opID, Kind: r.kind, Key: r.key, Duplicate: true, Size: r.size, Hash: r.hash}
-			if r.kind == KindEvent {
+			if r.kind == edgesync.EventOp {
 				res.Seq = r.ref
 			} else {
 				res.Version = r.ref
@@ -325,7 +325,7 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result,
 			return res, fmt.Errorf("applied index: %w", err)
 		}
 		res.Duplicate = true
-		if r.kind == KindEvent {
+		if r.kind == edgesync.EventOp {
 			res.Seq = r.ref
 		} else {
 			res.Version = r.ref
@@ -336,10 +336,10 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result,
 	var ref uint64 // the version (state) or sequence number (event)
 	var err error
 	switch hdr.Kind {
-	case KindState:
+	case edgesync.StateOp:
 		res.Version, res.Stale, err = s.publishState(a, hdr, blob, now)
 		ref = res.Version
-	case KindEvent:
+	case edgesync.EventOp:
 		res.Seq, err = s.publishEvent(a, hdr, blob, now)
 		ref = res.Seq
 	}
@@ -576,7 +576,7 @@ func (s *Store) duplicateResult(agent string, hdr PartialHeader) (Result, error)
 		if err != nil {
 			return fmt.Errorf("applied index: %w", err)
 		}
-		if r.kind == KindEvent {
+		if r.kind == edgesync.EventOp {
 			res.Seq = r.ref
 		} else {
 			res.Version = r.ref

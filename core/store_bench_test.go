@@ -52,7 +52,7 @@ func BenchmarkStoreCommit(b *testing.B) {
 				// 64 keys in rotation: most applies replace a version.
 				key := "k/" + string(rune('a'+i%64))
 				binary.BigEndian.PutUint64(data, i) // every op distinct
-				h := hdrFor(opID(i), KindState, key, data)
+				h := hdrFor(opID(i), edgesync.StateOp, key, data)
 				t0 := time.Now()
 				if _, err := s.Apply("bench", h, bytes.NewReader(data)); err != nil {
 					b.Fatal(err)
@@ -142,7 +142,7 @@ func BenchmarkStoreLargeApplyMemory(b *testing.B) {
 	for b.Loop() {
 		i++
 		seed := byte(i)
-		h := PartialHeader{OpID: opID(i), Key: "big", Kind: KindState, Priority: edgesync.Background, Size: size, Hash: hashOf(seed)}
+		h := PartialHeader{OpID: opID(i), Key: "big", Kind: edgesync.StateOp, Priority: edgesync.Background, Size: size, Hash: hashOf(seed)}
 		storePeak = max(storePeak, measure(func() {
 			if _, err := s.Apply("bench", h, &genReader{rng: rand.NewChaCha8([32]byte{seed}), left: size}); err != nil {
 				b.Fatal(err)

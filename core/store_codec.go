@@ -125,6 +125,23 @@ func blobKey(blob uint64, off int64) []byte {
 // Records start with a one-byte record version so that fields can be added.
 const recV1 = 1
 
+// The kind codes of applied and partial records. They were written before
+// edgesync.OpKind existed and differ from its values; kindCode and
+// dec.kind are the one place that maps between them, so stores written by
+// any version read the same.
+const (
+	codeState uint8 = 1
+	codeEvent uint8 = 2
+)
+
+// kindCode returns the on-disk code of k; the caller has checked k.
+func kindCode(k edgesync.OpKind) uint8 {
+	if k == edgesync.EventOp {
+		return codeEvent
+	}
+	return codeState
+}
+
 type enc []byte
 
 func (e enc) u8(v uint8) enc     { return append(e, v) }
@@ -195,6 +212,21 @@ func (d *dec) bytes() []byte {
 
 func (d *dec) bool() bool { return d.u8() != 0 }
 
+// kind reads a kind code (see kindCode); a code no version wrote fails.
+func (d *dec) kind() edgesync.OpKind {
+	switch c := d.u8(); {
+	case d.err != nil:
+		return 0
+	case c == codeState:
+		return edgesync.StateOp
+	case c == codeEvent:
+		return edgesync.EventOp
+	default:
+		d.err = fmt.Errorf("%w: kind code %d", ErrCorrupt, c)
+		return 0
+	}
+}
+
 func (d *dec) opID() (id edgesync.OpID) { copy(id[:], d.raw(16)); return id }
 
 func (d *dec) hash() (h [32]byte) { copy(h[:], d.raw(32)); return h }
@@ -258,7 +290,7 @@ func decodeSummary(key string, b []byte) (Summary, error) {
 type appliedRec struct {
 	at    time.Time
 	order uint64 // key in appliedq
-	kind  Kind
+	kind  edgesync.OpKind
 	ref   uint64 // version (state) or seq (event)
 	size  int64
 	hash  [32]byte
@@ -266,14 +298,14 @@ type appliedRec struct {
 }
 
 func (r appliedRec) encode() []byte {
-	return enc(nil).u8(recV1).i64(r.at.UnixNano()).u64(r.order).u8(uint8(r.kind)).u64(r.ref).
+	return enc(nil).u8(recV1).i64(r.at.UnixNano()).u64(r.order).u8(kindCode(r.kind)).u64(r.ref).
 		i64(r.size).raw(r.hash[:]).bytes([]byte(r.key))
 }
 
 func decodeApplied(b []byte) (appliedRec, error) {
 	d := dec{b: b}
 	d.version("applied")
-	r := appliedRec{at: d.time(), order: d.u64(), kind: Kind(d.u8()), ref: d.u64(), size: d.i64(), hash: d.hash(), key: string(d.bytes())}
+	r := appliedRec{at: d.time(), order: d.u64(), kind: d.kind(), ref: d.u64(), size: d.i64(), hash: d.hash(), key: string(d.bytes())}
 	return r, d.err
 }
 
@@ -290,7 +322,7 @@ type partialRec struct {
 
 func (p partialRec) encode() []byte {
 	h := p.hdr
-	return enc(nil).u8(recV1).raw(h.OpID[:]).bytes([]byte(h.Key)).u8(uint8(h.Kind)).u8(uint8(h.Priority)).
+	return enc(nil).u8(recV1).raw(h.OpID[:]).bytes([]byte(h.Key)).u8(kindCode(h.Kind)).u8(uint8(h.Priority)).
 		i64(h.Size).raw(h.Hash[:]).bool(h.HasBase).raw(h.BaseHash[:]).
 		i64(p.held).u64(p.blob).i64(p.created.UnixNano()).i64(p.updated.UnixNano()).bool(p.ephemeral).bytes(p.hashState)
 }
@@ -299,7 +331,7 @@ func decodePartial(b []byte) (partialRec, error) {
 	d := dec{b: b}
 	d.version("partial")
 	var p partialRec
-	p.hdr = PartialHeader{OpID: d.opID(), Key: string(d.bytes()), Kind: Kind(d.u8()), Priority: edgesync.Priority(d.u8()),
+	p.hdr = PartialHeader{OpID: d.opID(), Key: string(d.bytes()), Kind: d.kind(), Priority: edgesync.Priority(d.u8()),
 		Size: d.i64(), Hash: d.hash(), HasBase: d.bool(), BaseHash: d.hash()}
 	p.held, p.blob, p.created, p.updated, p.ephemeral, p.hashState = d.i64(), d.u64(), d.time(), d.time(), d.bool(), d.bytes()
 	return p, d.err

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
+
+	edgesync "github.com/edge-sync/edge-sync"
 )
 
 // filledStore writes a store with a few keys and events and returns its path.
@@ -17,9 +19,9 @@ func filledStore(t *testing.T) string {
 	s, path := openTest(t, Config{ChunkSize: 4096})
 	for i := range 20 {
 		d := payload(uint64(i), 10_000)
-		kind, key := KindState, "k/"+string(rune('a'+i))
+		kind, key := edgesync.StateOp, "k/"+string(rune('a'+i))
 		if i%2 == 0 {
-			kind = KindEvent
+			kind = edgesync.EventOp
 		}
 		mustApply(t, s, "site-1", hdrFor(opID(uint64(i+1)), kind, key, d), d)
 	}

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
 )
 
 const (
@@ -32,9 +34,9 @@ func crashOp(i int) (PartialHeader, []byte, bool) {
 		size = 3 << 20
 	}
 	data := payload(uint64(i), size)
-	kind, key := KindState, "k/"+strconv.Itoa(i)
+	kind, key := edgesync.StateOp, "k/"+strconv.Itoa(i)
 	if i%3 == 0 {
-		kind, key = KindEvent, "log"
+		kind, key = edgesync.EventOp, "log"
 	}
 	return hdrFor(opID(uint64(i)), kind, key, data), data, i%7 == 0
 }
@@ -197,7 +199,7 @@ func TestCrashSIGKILL(t *testing.T) {
 		if applied, _ := s.Applied("agent", h.OpID); !applied {
 			t.Fatalf("acknowledged op %d missing from the applied index", i)
 		}
-		if h.Kind == KindEvent {
+		if h.Kind == edgesync.EventOp {
 			if eventCount[i] != 1 {
 				t.Fatalf("acknowledged event op %d stored %d times", i, eventCount[i])
 			}

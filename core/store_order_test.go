@@ -5,6 +5,8 @@ import (
 	"crypto/sha256"
 	"io"
 	"testing"
+
+	edgesync "github.com/edge-sync/edge-sync"
 )
 
 // TestOlderVersionNeverReplacesNewer: versions of a key that arrive out of
@@ -13,8 +15,8 @@ import (
 func TestOlderVersionNeverReplacesNewer(t *testing.T) {
 	s, _ := openTest(t, Config{})
 	older, newer := payload(1, 3000), payload(2, 5000)
-	hOld := PartialHeader{OpID: opID(10), Key: "k", Kind: KindState, Size: int64(len(older)), Hash: sha256.Sum256(older)}
-	hNew := PartialHeader{OpID: opID(11), Key: "k", Kind: KindState, Size: int64(len(newer)), Hash: sha256.Sum256(newer)}
+	hOld := PartialHeader{OpID: opID(10), Key: "k", Kind: edgesync.StateOp, Size: int64(len(older)), Hash: sha256.Sum256(older)}
+	hNew := PartialHeader{OpID: opID(11), Key: "k", Kind: edgesync.StateOp, Size: int64(len(newer)), Hash: sha256.Sum256(newer)}
 	mustApply(t, s, "a", hNew, newer)
 	res := mustApply(t, s, "a", hOld, older)
 	if !res.Stale || res.Duplicate {

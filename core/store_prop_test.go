@@ -53,10 +53,10 @@ func TestStoreModel(t *testing.T) {
 		m := &model{state: map[string][]byte{}, versions: map[string]uint64{}, applied: map[edgesync.OpID]PartialHeader{},
 			payloads: map[edgesync.OpID][]byte{}, partials: map[edgesync.OpID]*modelPartial{}, stateID: map[string]edgesync.OpID{}}
 		next := uint64(1)
-		newOp := func(rt *rapid.T, kind Kind) (PartialHeader, []byte) {
+		newOp := func(rt *rapid.T, kind edgesync.OpKind) (PartialHeader, []byte) {
 			data := rapid.SliceOfN(rapid.Byte(), 0, 5000).Draw(rt, "data")
 			key := rapid.SampledFrom([]string{"a", "b", "c/1"}).Draw(rt, "key")
-			if kind == KindEvent {
+			if kind == edgesync.EventOp {
 				key = "log"
 			}
 			h := hdrFor(opID(next), kind, key, data)
@@ -67,7 +67,7 @@ func TestStoreModel(t *testing.T) {
 		commitModel := func(h PartialHeader, data []byte) Result {
 			m.applied[h.OpID] = h
 			m.payloads[h.OpID] = data
-			if h.Kind == KindEvent {
+			if h.Kind == edgesync.EventOp {
 				m.events = append(m.events, data)
 				return Result{Seq: uint64(len(m.events))}
 			}
@@ -84,7 +84,7 @@ func TestStoreModel(t *testing.T) {
 
 		rt.Repeat(map[string]func(*rapid.T){
 			"apply": func(rt *rapid.T) {
-				kind := rapid.SampledFrom([]Kind{KindState, KindEvent}).Draw(rt, "kind")
+				kind := rapid.SampledFrom([]edgesync.OpKind{edgesync.StateOp, edgesync.EventOp}).Draw(rt, "kind")
 				h, data := newOp(rt, kind)
 				res, err := s.Apply(agent, h, bytes.NewReader(data))
 				if err != nil {
@@ -96,7 +96,7 @@ func TestStoreModel(t *testing.T) {
 				}
 			},
 			"delta": func(rt *rapid.T) {
-				h, data := newOp(rt, KindState)
+				h, data := newOp(rt, edgesync.StateOp)
 				cur, ok := m.state[h.Key]
 				right := rapid.Bool().Draw(rt, "rightBase")
 				h.HasBase = true
@@ -126,7 +126,7 @@ func TestStoreModel(t *testing.T) {
 				}
 			},
 			"begin": func(rt *rapid.T) {
-				kind := rapid.SampledFrom([]Kind{KindState, KindEvent}).Draw(rt, "kind")
+				kind := rapid.SampledFrom([]edgesync.OpKind{edgesync.StateOp, edgesync.EventOp}).Draw(rt, "kind")
 				h, data := newOp(rt, kind)
 				held, dup, err := s.BeginPartial(agent, h)
 				if err != nil || dup || held != 0 {

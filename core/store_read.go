@@ -244,7 +244,7 @@ func (s *Store) PutSummary(agent string, sum Summary) error {
 	if err := checkAgent(agent); err != nil {
 		return fmt.Errorf("put summary: %w", err)
 	}
-	if err := checkKey(sum.Key, KindEvent); err != nil {
+	if err := checkKey(sum.Key, edgesync.EventOp); err != nil {
 		return fmt.Errorf("put summary: %w", err)
 	}
 	if len(sum.Bytes) > s.cfg.MaxSummaryBytes {

@@ -79,7 +79,7 @@ func payload(seed uint64, size int) []byte {
 	return b
 }
 
-func hdrFor(id edgesync.OpID, kind Kind, key string, data []byte) PartialHeader {
+func hdrFor(id edgesync.OpID, kind edgesync.OpKind, key string, data []byte) PartialHeader {
 	return PartialHeader{OpID: id, Key: key, Kind: kind, Priority: edgesync.Normal, Size: int64(len(data)), Hash: sha256.Sum256(data)}
 }
 
@@ -122,12 +122,12 @@ func agentStats(t testing.TB, s *Store, agent string) AgentStats {
 func TestApplyStateAndGet(t *testing.T) {
 	s, _ := openTest(t, Config{ChunkSize: 1000})
 	d1 := payload(1, 2500)
-	res := mustApply(t, s, "site-1", hdrFor(opID(1), KindState, "sensors/a", d1), d1)
+	res := mustApply(t, s, "site-1", hdrFor(opID(1), edgesync.StateOp, "sensors/a", d1), d1)
 	if res.Duplicate || res.Version != 1 {
 		t.Fatalf("first apply: %+v", res)
 	}
 	d2 := payload(2, 10)
-	res = mustApply(t, s, "site-1", hdrFor(opID(2), KindState, "sensors/a", d2), d2)
+	res = mustApply(t, s, "site-1", hdrFor(opID(2), edgesync.StateOp, "sensors/a", d2), d2)
 	if res.Version != 2 {
 		t.Fatalf("second version = %d, want 2", res.Version)
 	}
@@ -135,9 +135,9 @@ func TestApplyStateAndGet(t *testing.T) {
 	if !bytes.Equal(got, d2) || v.OpID != opID(2) || v.Size != 10 || v.Hash != sha256.Sum256(d2) || v.Version != 2 {
 		t.Fatalf("get: %+v, %d bytes", v, len(got))
 	}
-	mustApply(t, s, "site-1", hdrFor(opID(3), KindState, "sensors/b", d1), d1)
-	mustApply(t, s, "site-1", hdrFor(opID(4), KindState, "other", d1), d1)
-	mustApply(t, s, "site-2", hdrFor(opID(5), KindState, "sensors/a", d1), d1)
+	mustApply(t, s, "site-1", hdrFor(opID(3), edgesync.StateOp, "sensors/b", d1), d1)
+	mustApply(t, s, "site-1", hdrFor(opID(4), edgesync.StateOp, "other", d1), d1)
+	mustApply(t, s, "site-2", hdrFor(opID(5), edgesync.StateOp, "sensors/a", d1), d1)
 
 	keys, err := s.Keys("site-1", "sensors/", 0)
 	if err != nil || len(keys) != 2 || keys[0].Key != "sensors/a" || keys[1].Key != "sensors/b" {
@@ -178,7 +178,7 @@ func countChunks(t testing.TB, s *Store, agent string) int {
 func TestObjectReadAt(t *testing.T) {
 	s, _ := openTest(t, Config{ChunkSize: 100})
 	data := payload(9, 1234)
-	mustApply(t, s, "a", hdrFor(opID(1), KindState, "k", data), data)
+	mustApply(t, s, "a", hdrFor(opID(1), edgesync.StateOp, "k", data), data)
 	_, o, err := s.Current("a", "k")
 	if err != nil {
 		t.Fatal(err)
@@ -208,7 +208,7 @@ func TestObjectReadAt(t *testing.T) {
 	}
 	// Replacing the key deletes the old data under a reader.
 	d2 := payload(10, 5)
-	mustApply(t, s, "a", hdrFor(opID(2), KindState, "k", d2), d2)
+	mustApply(t, s, "a", hdrFor(opID(2), edgesync.StateOp, "k", d2), d2)
 	if _, err := o.ReadAt(make([]byte, 10), 0); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("read of replaced object: %v, want ErrNotFound", err)
 	}
@@ -222,7 +222,7 @@ func TestDedup(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, _ := openTest(t, Config{ChunkSize: 4096, InlineMax: 64 << 10})
 			data := payload(3, tc.size)
-			h := hdrFor(opID(1), KindState, "k", data)
+			h := hdrFor(opID(1), edgesync.StateOp, "k", data)
 			if r := mustApply(t, s, "a", h, data); r.Duplicate {
 				t.Fatal("first apply reported duplicate")
 			}
@@ -230,7 +230,7 @@ func TestDedup(t *testing.T) {
 			if !r.Duplicate || r.Version != 1 {
 				t.Fatalf("second apply: %+v, want duplicate of version 1", r)
 			}
-			ev := hdrFor(opID(2), KindEvent, "log", data)
+			ev := hdrFor(opID(2), edgesync.EventOp, "log", data)
 			r1 := mustApply(t, s, "a", ev, data)
 			r2 := mustApply(t, s, "a", ev, data)
 			if !r2.Duplicate || r2.Seq != r1.Seq {
@@ -264,7 +264,7 @@ func TestResumeAcrossReopen(t *testing.T) {
 	cfg := Config{ChunkSize: 1000}
 	s, _ := openTest(t, cfg)
 	data := payload(4, 10_000)
-	h := hdrFor(opID(1), KindState, "big", data)
+	h := hdrFor(opID(1), edgesync.StateOp, "big", data)
 	if held, dup, err := s.BeginPartial("a", h); err != nil || held != 0 || dup {
 		t.Fatalf("BeginPartial = %d %v %v", held, dup, err)
 	}
@@ -315,7 +315,7 @@ func TestResumeAcrossReopen(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	// A different header for the same op restarts it.
-	h2 := hdrFor(opID(2), KindEvent, "e", data)
+	h2 := hdrFor(opID(2), edgesync.EventOp, "e", data)
 	if _, _, err := s.BeginPartial("a", h2); err != nil {
 		t.Fatal(err)
 	}
@@ -334,7 +334,7 @@ func TestResumeAcrossReopen(t *testing.T) {
 func TestHashMismatchDiscards(t *testing.T) {
 	s, _ := openTest(t, Config{ChunkSize: 512, InlineMax: 4096})
 	data := payload(5, 5000)
-	h := hdrFor(opID(1), KindState, "k", data)
+	h := hdrFor(opID(1), edgesync.StateOp, "k", data)
 	h.Hash[0] ^= 1
 	if _, _, err := s.BeginPartial("a", h); err != nil {
 		t.Fatal(err)
@@ -352,7 +352,7 @@ func TestHashMismatchDiscards(t *testing.T) {
 		t.Fatalf("staged Apply with wrong hash: %v", err)
 	}
 	small := data[:100]
-	hs := hdrFor(opID(2), KindState, "k", small)
+	hs := hdrFor(opID(2), edgesync.StateOp, "k", small)
 	hs.Hash[5] ^= 1
 	if _, err := s.Apply("a", hs, bytes.NewReader(small)); !errors.Is(err, ErrHashMismatch) {
 		t.Fatalf("inline Apply with wrong hash: %v", err)
@@ -370,10 +370,10 @@ func TestHashMismatchDiscards(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	// Short and long readers.
-	if _, err := s.Apply("a", hdrFor(opID(3), KindState, "k", small), bytes.NewReader(small[:50])); !errors.Is(err, io.ErrUnexpectedEOF) {
+	if _, err := s.Apply("a", hdrFor(opID(3), edgesync.StateOp, "k", small), bytes.NewReader(small[:50])); !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("short reader: %v", err)
 	}
-	if _, err := s.Apply("a", hdrFor(opID(3), KindState, "k", small), bytes.NewReader(data)); !errors.Is(err, ErrTooLarge) {
+	if _, err := s.Apply("a", hdrFor(opID(3), edgesync.StateOp, "k", small), bytes.NewReader(data)); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("long reader: %v", err)
 	}
 }
@@ -381,7 +381,7 @@ func TestHashMismatchDiscards(t *testing.T) {
 func TestBaseMismatch(t *testing.T) {
 	s, _ := openTest(t, Config{})
 	d1, d2 := payload(1, 100), payload(2, 100)
-	mustApply(t, s, "a", hdrFor(opID(1), KindState, "k", d1), d1)
+	mustApply(t, s, "a", hdrFor(opID(1), edgesync.StateOp, "k", d1), d1)
 	if err := s.CheckBase("a", "k", sha256.Sum256(d1)); err != nil {
 		t.Fatalf("CheckBase(right) = %v", err)
 	}
@@ -391,7 +391,7 @@ func TestBaseMismatch(t *testing.T) {
 	if err := s.CheckBase("a", "none", sha256.Sum256(d2)); !errors.Is(err, ErrBaseMismatch) {
 		t.Fatalf("CheckBase(no key) = %v", err)
 	}
-	h := hdrFor(opID(2), KindState, "k", d2)
+	h := hdrFor(opID(2), edgesync.StateOp, "k", d2)
 	h.HasBase, h.BaseHash = true, sha256.Sum256(d2) // wrong base
 	if _, err := s.Apply("a", h, bytes.NewReader(d2)); !errors.Is(err, ErrBaseMismatch) {
 		t.Fatalf("apply with wrong base: %v", err)
@@ -420,27 +420,27 @@ func TestBaseMismatch(t *testing.T) {
 func TestQuota(t *testing.T) {
 	s, _ := openTest(t, Config{Quota: 1000})
 	d := payload(1, 600)
-	mustApply(t, s, "a", hdrFor(opID(1), KindState, "k1", d), d)
-	if _, err := s.Apply("a", hdrFor(opID(2), KindState, "k2", d), bytes.NewReader(d)); !errors.Is(err, ErrQuota) {
+	mustApply(t, s, "a", hdrFor(opID(1), edgesync.StateOp, "k1", d), d)
+	if _, err := s.Apply("a", hdrFor(opID(2), edgesync.StateOp, "k2", d), bytes.NewReader(d)); !errors.Is(err, ErrQuota) {
 		t.Fatalf("over quota: %v", err)
 	}
 	if _, _, err := s.Get("a", "k2"); !errors.Is(err, ErrNotFound) {
 		t.Fatal("refused op was stored")
 	}
-	if _, _, err := s.BeginPartial("a", hdrFor(opID(3), KindEvent, "", d)); !errors.Is(err, ErrQuota) {
+	if _, _, err := s.BeginPartial("a", hdrFor(opID(3), edgesync.EventOp, "", d)); !errors.Is(err, ErrQuota) {
 		t.Fatalf("partial over quota: %v", err)
 	}
 	// Replacing k1 is credited with its old size.
 	d2 := payload(2, 900)
-	mustApply(t, s, "a", hdrFor(opID(4), KindState, "k1", d2), d2)
+	mustApply(t, s, "a", hdrFor(opID(4), edgesync.StateOp, "k1", d2), d2)
 	// Other agents have their own quota.
-	mustApply(t, s, "b", hdrFor(opID(5), KindState, "k1", d2), d2)
+	mustApply(t, s, "b", hdrFor(opID(5), edgesync.StateOp, "k1", d2), d2)
 	// A held partial reserves its size.
 	small := payload(3, 100)
-	if _, _, err := s.BeginPartial("b", hdrFor(opID(6), KindEvent, "", small)); err != nil {
+	if _, _, err := s.BeginPartial("b", hdrFor(opID(6), edgesync.EventOp, "", small)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Apply("b", hdrFor(opID(7), KindEvent, "", small[:50]), bytes.NewReader(small[:50])); !errors.Is(err, ErrQuota) {
+	if _, err := s.Apply("b", hdrFor(opID(7), edgesync.EventOp, "", small[:50]), bytes.NewReader(small[:50])); !errors.Is(err, ErrQuota) {
 		t.Fatalf("quota with reservation: %v", err)
 	}
 	if st := agentStats(t, s, "a"); st.Bytes != 900 {
@@ -454,7 +454,7 @@ func TestEventLogAndRetention(t *testing.T) {
 	for i := range 10 {
 		d := payload(uint64(i), 50+i)
 		datas = append(datas, d)
-		r := mustApply(t, s, "a", hdrFor(opID(uint64(i+1)), KindEvent, "log", d), d)
+		r := mustApply(t, s, "a", hdrFor(opID(uint64(i+1)), edgesync.EventOp, "log", d), d)
 		if r.Seq != uint64(i+1) {
 			t.Fatalf("event %d got seq %d", i, r.Seq)
 		}
@@ -480,7 +480,7 @@ func TestEventLogAndRetention(t *testing.T) {
 	}
 	// Byte bound: one 400-byte event leaves room for at most one more small one.
 	big := payload(99, 400)
-	mustApply(t, s, "a", hdrFor(opID(50), KindEvent, "log", big), big)
+	mustApply(t, s, "a", hdrFor(opID(50), edgesync.EventOp, "log", big), big)
 	evs, _ = s.Events("a", 0, 0)
 	total := int64(0)
 	for _, e := range evs {
@@ -504,7 +504,7 @@ func TestAppliedRetention(t *testing.T) {
 	s, _ := openTest(t, cfg)
 	d := payload(1, 10)
 	for i := range 5 {
-		mustApply(t, s, "a", hdrFor(opID(uint64(i+1)), KindEvent, "", d), d)
+		mustApply(t, s, "a", hdrFor(opID(uint64(i+1)), edgesync.EventOp, "", d), d)
 	}
 	if st := agentStats(t, s, "a"); st.Applied != 3 {
 		t.Fatalf("applied index holds %d, want 3", st.Applied)
@@ -517,14 +517,14 @@ func TestAppliedRetention(t *testing.T) {
 	}
 	// Age bound, enforced by Sweep.
 	clock.Add(2 * time.Hour)
-	mustApply(t, s, "a", hdrFor(opID(10), KindEvent, "", d), d)
+	mustApply(t, s, "a", hdrFor(opID(10), edgesync.EventOp, "", d), d)
 	if _, err := s.Sweep(); err != nil {
 		t.Fatal(err)
 	}
 	if st := agentStats(t, s, "a"); st.Applied != 1 {
 		t.Fatalf("after aging, applied index holds %d, want 1", st.Applied)
 	}
-	if r := mustApply(t, s, "a", hdrFor(opID(10), KindEvent, "", d), d); !r.Duplicate {
+	if r := mustApply(t, s, "a", hdrFor(opID(10), edgesync.EventOp, "", d), d); !r.Duplicate {
 		t.Fatal("recent op not de-duplicated")
 	}
 }
@@ -535,7 +535,7 @@ func TestPartialAgeSweep(t *testing.T) {
 	s, _ := openTest(t, cfg)
 	d := payload(1, 1000)
 	for i := range 2 {
-		h := hdrFor(opID(uint64(i+1)), KindState, "k", d)
+		h := hdrFor(opID(uint64(i+1)), edgesync.StateOp, "k", d)
 		if _, _, err := s.BeginPartial("a", h); err != nil {
 			t.Fatal(err)
 		}
@@ -567,7 +567,7 @@ func TestLargeObjectStaged(t *testing.T) {
 	s, _ := openTest(t, cfg)
 	const size = 24 << 20
 	data := payload(77, size)
-	r := mustApply(t, s, "a", hdrFor(opID(1), KindState, "big", data), data)
+	r := mustApply(t, s, "a", hdrFor(opID(1), edgesync.StateOp, "big", data), data)
 	if r.Version != 1 {
 		t.Fatalf("%+v", r)
 	}
@@ -583,7 +583,7 @@ func TestLargeObjectStaged(t *testing.T) {
 		t.Fatal("big object differs")
 	}
 	// Replacing it moves the old data to garbage, which is collected.
-	mustApply(t, s, "a", hdrFor(opID(2), KindState, "big", data), data)
+	mustApply(t, s, "a", hdrFor(opID(2), edgesync.StateOp, "big", data), data)
 	if n := countChunks(t, s, "a"); n != size/(256<<10) {
 		t.Fatalf("%d chunks after replace, want %d", n, size/(256<<10))
 	}
@@ -592,7 +592,7 @@ func TestLargeObjectStaged(t *testing.T) {
 func TestEphemeralStagingSweptAtOpen(t *testing.T) {
 	s, _ := openTest(t, Config{})
 	d := payload(1, 1000)
-	h := hdrFor(opID(1), KindState, "k", d)
+	h := hdrFor(opID(1), edgesync.StateOp, "k", d)
 	if _, _, err := s.beginPartial("a", h, true); err != nil {
 		t.Fatal(err)
 	}
@@ -632,12 +632,12 @@ func TestSummaries(t *testing.T) {
 	if got, _ := s.Summary("a", "k"); string(got.Bytes) != "mean=3.2" {
 		t.Fatal("older summary replaced a newer one")
 	}
-	mustApply(t, s, "a", hdrFor(opID(2), KindState, "k", d), d)
+	mustApply(t, s, "a", hdrFor(opID(2), edgesync.StateOp, "k", d), d)
 	if got, _ := s.Summary("a", "k"); !got.Superseded {
 		t.Fatal("summary not superseded by its data")
 	}
 	// A summary arriving after its data is stored superseded.
-	mustApply(t, s, "a", hdrFor(opID(5), KindState, "j", d), d)
+	mustApply(t, s, "a", hdrFor(opID(5), edgesync.StateOp, "j", d), d)
 	if err := s.PutSummary("a", Summary{OpID: opID(5), Key: "j"}); err != nil {
 		t.Fatal(err)
 	}
@@ -659,7 +659,7 @@ func TestSummaries(t *testing.T) {
 func TestInvalidArguments(t *testing.T) {
 	s, _ := openTest(t, Config{MaxObjectSize: 1000})
 	d := payload(1, 10)
-	good := hdrFor(opID(1), KindState, "k", d)
+	good := hdrFor(opID(1), edgesync.StateOp, "k", d)
 	cases := map[string]struct {
 		agent string
 		h     PartialHeader
@@ -672,7 +672,7 @@ func TestInvalidArguments(t *testing.T) {
 		"no key":        {"a", func() PartialHeader { h := good; h.Key = ""; return h }(), ErrInvalid},
 		"long key":      {"a", func() PartialHeader { h := good; h.Key = string(make([]byte, MaxKeyLen+1)); return h }(), ErrTooLarge},
 		"too big":       {"a", func() PartialHeader { h := good; h.Size = 1001; return h }(), ErrTooLarge},
-		"event w/ base": {"a", func() PartialHeader { h := good; h.Kind = KindEvent; h.HasBase = true; return h }(), ErrInvalid},
+		"event w/ base": {"a", func() PartialHeader { h := good; h.Kind = edgesync.EventOp; h.HasBase = true; return h }(), ErrInvalid},
 	}
 	for name, tc := range cases {
 		if _, err := s.Apply(tc.agent, tc.h, bytes.NewReader(d)); !errors.Is(err, tc.want) {
@@ -690,7 +690,7 @@ func TestInvalidArguments(t *testing.T) {
 func TestClosed(t *testing.T) {
 	s, _ := openTest(t, Config{})
 	d := payload(1, 10)
-	mustApply(t, s, "a", hdrFor(opID(1), KindState, "k", d), d)
+	mustApply(t, s, "a", hdrFor(opID(1), edgesync.StateOp, "k", d), d)
 	_, o, _ := s.Get("a", "k")
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -698,7 +698,7 @@ func TestClosed(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if _, err := s.Apply("a", hdrFor(opID(2), KindState, "k", d), bytes.NewReader(d)); !errors.Is(err, ErrClosed) {
+	if _, err := s.Apply("a", hdrFor(opID(2), edgesync.StateOp, "k", d), bytes.NewReader(d)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Apply after Close: %v", err)
 	}
 	if _, _, err := s.Get("a", "k"); !errors.Is(err, ErrClosed) {
@@ -725,7 +725,7 @@ func TestConcurrentApply(t *testing.T) {
 				// Every goroutine sends the same 25 ops: each is applied once.
 				d := payload(uint64(i), 100+g)
 				d = d[:100]
-				h := hdrFor(opID(uint64(i+1)), KindEvent, "e", d)
+				h := hdrFor(opID(uint64(i+1)), edgesync.EventOp, "e", d)
 				if _, err := s.Apply("a", h, bytes.NewReader(d)); err != nil {
 					errs <- err
 				}
@@ -750,16 +750,16 @@ func TestAgentQuota(t *testing.T) {
 	quotas := map[string]int64{"small": 100, "big": 0}
 	s, _ := openTest(t, Config{Quota: 1, AgentQuota: func(a string) int64 { return quotas[a] }})
 	d := payload(1, 500)
-	if _, err := s.Apply("small", hdrFor(opID(1), KindState, "k", d), bytes.NewReader(d)); !errors.Is(err, ErrQuota) {
+	if _, err := s.Apply("small", hdrFor(opID(1), edgesync.StateOp, "k", d), bytes.NewReader(d)); !errors.Is(err, ErrQuota) {
 		t.Fatalf("small agent: %v, want ErrQuota", err)
 	}
-	mustApply(t, s, "big", hdrFor(opID(2), KindState, "k", d), d)
+	mustApply(t, s, "big", hdrFor(opID(2), edgesync.StateOp, "k", d), d)
 }
 
 func TestSmallWritesCoalesce(t *testing.T) {
 	s, _ := openTest(t, Config{ChunkSize: 1000})
 	data := payload(8, 5500)
-	h := hdrFor(opID(1), KindState, "k", data)
+	h := hdrFor(opID(1), edgesync.StateOp, "k", data)
 	if _, _, err := s.BeginPartial("a", h); err != nil {
 		t.Fatal(err)
 	}

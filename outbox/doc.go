@@ -18,9 +18,9 @@
 // The outbox is bounded by Options.MaxOps and Options.MaxBytes. When a new
 // op does not fit, it evicts the oldest ops of the lowest priority present,
 // but only of a priority strictly lower than its own; otherwise Enqueue
-// returns [ErrFull] and nothing is dropped. A [State] op supersedes older
-// unleased State ops of the same endpoint and key; [Event] ops are never
-// superseded. [Outbox.PurgeExpired] removes ops whose TTL ended. Every drop
+// returns [ErrFull] and nothing is dropped. A state op
+// ([edgesync.StateOp]) supersedes older unleased state ops of the same
+// endpoint and key; event ops ([edgesync.EventOp]) are never superseded. [Outbox.PurgeExpired] removes ops whose TTL ended. Every drop
 // is reported as a [Drop] on [Outbox.Drops] and counted in [Stats].
 //
 // Concurrent Enqueues (and Acks) share one bbolt transaction and one fsync

@@ -12,6 +12,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	edgesync "github.com/edge-sync/edge-sync"
 )
 
 // On-disk layout (format version 1). Four top-level buckets:
@@ -46,6 +48,35 @@ var (
 	keyVersion   = []byte("version")
 	keyChunkSize = []byte("chunk_size")
 )
+
+// The op record's kind codes (byte 2, see encodeOp). They were written
+// before edgesync.OpKind existed and differ from its values; kindCode and
+// kindOfCode are the one place that maps between them, so files written
+// by any version read the same.
+const (
+	codeEvent byte = 0
+	codeState byte = 1
+)
+
+// kindCode returns the on-disk code of k; the caller has checked k.
+func kindCode(k edgesync.OpKind) byte {
+	if k == edgesync.StateOp {
+		return codeState
+	}
+	return codeEvent
+}
+
+// kindOfCode returns the kind an on-disk code stands for; ok is false for
+// a code no version wrote.
+func kindOfCode(c byte) (k edgesync.OpKind, ok bool) {
+	switch c {
+	case codeEvent:
+		return edgesync.EventOp, true
+	case codeState:
+		return edgesync.StateOp, true
+	}
+	return 0, false
+}
 
 // keyData is the one key in a chunk's bucket.
 var keyData = []byte("d")

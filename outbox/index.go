@@ -62,7 +62,7 @@ func (x *index) add(op Op) {
 		x.queues[op.Endpoint] = q
 	}
 	q[op.Priority] = insertSorted(q[op.Priority], op.ID)
-	if op.Kind == State {
+	if op.Kind == edgesync.StateOp {
 		k := stateKey{op.Endpoint, op.Key}
 		x.states[k] = insertSorted(x.states[k], op.ID)
 	}
@@ -89,7 +89,7 @@ func (x *index) remove(id edgesync.OpID) {
 	if empty {
 		delete(x.queues, op.Endpoint)
 	}
-	if op.Kind == State {
+	if op.Kind == edgesync.StateOp {
 		k := stateKey{op.Endpoint, op.Key}
 		if s := removeSorted(x.states[k], id); len(s) == 0 {
 			delete(x.states, k)
@@ -139,7 +139,7 @@ func (x *index) oldestAt(p edgesync.Priority) *entry {
 // priority than op. It marks the victims busy and reserves op's capacity;
 // undo reverts both. It returns ErrFull, with nothing changed, if op cannot fit.
 func (x *index) plan(op *Op, maxOps int, maxBytes int64) (victims []*entry, reasons []Reason, err error) {
-	if op.Kind == State {
+	if op.Kind == edgesync.StateOp {
 		for _, id := range x.states[stateKey{op.Endpoint, op.Key}] {
 			if e := x.ops[id]; !e.leased && !e.busy && id.Compare(op.ID) < 0 {
 				x.setBusy(e, true)

@@ -9,34 +9,12 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 )
 
-// Kind says whether an op is an event or a keyed state update.
-type Kind uint8
-
-const (
-	// Event ops are all delivered; none is ever superseded.
-	Event Kind = 0
-	// State ops are keyed updates: a newer one for the same endpoint and key
-	// drops an older one that is not leased.
-	State Kind = 1
-)
-
-// String returns "event" or "state".
-func (k Kind) String() string {
-	switch k {
-	case Event:
-		return "event"
-	case State:
-		return "state"
-	}
-	return fmt.Sprintf("kind(%d)", uint8(k))
-}
-
 // NewOp is what a producer hands to Enqueue.
 type NewOp struct {
 	Endpoint string            // target endpoint, required
-	Key      string            // names the object; required for State ops
+	Key      string            // names the object; required for state ops
 	Priority edgesync.Priority // critical..background
-	Kind     Kind              // Event (default) or State
+	Kind     edgesync.OpKind   // EventOp or StateOp; zero means EventOp
 	Payload  io.Reader         // streamed to disk; nil means empty
 	Summary  []byte            // optional summary sent ahead of the payload
 	TTL      time.Duration     // 0 means Options.DefaultTTL for the priority
@@ -48,7 +26,7 @@ type Op struct {
 	Endpoint    string
 	Key         string
 	Priority    edgesync.Priority
-	Kind        Kind
+	Kind        edgesync.OpKind
 	Size        int64     // payload bytes
 	Summary     []byte    // nil if none
 	EnqueuedAt  time.Time // from Options.Now
@@ -96,7 +74,7 @@ func dropOf(op *Op, r Reason) Drop {
 
 // Record layout (opRecordVersion 1), the value under ops/<id>:
 //
-//	[0] record version  [1] priority  [2] kind  [3] flags (bit 0: summary sent)
+//	[0] record version  [1] priority  [2] kind (kindCode)  [3] flags (bit 0: summary sent)
 //	[4:12] size  [12:20] enqueued unix ns  [20:28] expires unix ns (0: never)
 //	then uvarint-length-prefixed endpoint, key, summary.
 const (
@@ -109,7 +87,7 @@ func encodeOp(op *Op) []byte {
 	b := make([]byte, opHeaderLen, opHeaderLen+3*binary.MaxVarintLen32+len(op.Endpoint)+len(op.Key)+len(op.Summary))
 	b[0] = opRecordVersion
 	b[1] = byte(op.Priority)
-	b[2] = byte(op.Kind)
+	b[2] = kindCode(op.Kind)
 	if op.SummarySent {
 		b[3] |= flagSummarySent
 	}
@@ -136,8 +114,9 @@ func decodeOp(id edgesync.OpID, b []byte) (Op, error) {
 		return op, fmt.Errorf("op %s: record version %d: %w", id, b[0], ErrCorrupt)
 	}
 	op.Priority = edgesync.Priority(b[1])
-	op.Kind = Kind(b[2])
-	if !op.Priority.Valid() || op.Kind > State || b[3]&^flagSummarySent != 0 {
+	kind, kindOK := kindOfCode(b[2])
+	op.Kind = kind
+	if !op.Priority.Valid() || !kindOK || b[3]&^flagSummarySent != 0 {
 		return op, fmt.Errorf("op %s: bad priority %d, kind %d or flags %#x: %w", id, b[1], b[2], b[3], ErrCorrupt)
 	}
 	op.SummarySent = b[3]&flagSummarySent != 0
@@ -182,9 +161,9 @@ func (n *NewOp) validate() error {
 		return fmt.Errorf("summary is %d bytes, max %d: %w", len(n.Summary), MaxSummaryLen, ErrInvalid)
 	case !n.Priority.Valid():
 		return fmt.Errorf("priority %d: %w", uint8(n.Priority), ErrInvalid)
-	case n.Kind > State:
-		return fmt.Errorf("kind %d: %w", uint8(n.Kind), ErrInvalid)
-	case n.Kind == State && n.Key == "":
+	case n.Kind != 0 && !n.Kind.Valid():
+		return fmt.Errorf("kind %d (want %d for event or %d for state): %w", uint8(n.Kind), edgesync.EventOp, edgesync.StateOp, ErrInvalid)
+	case n.Kind == edgesync.StateOp && n.Key == "":
 		return fmt.Errorf("state op needs a key: %w", ErrInvalid)
 	case n.TTL < 0:
 		return fmt.Errorf("ttl %v is negative: %w", n.TTL, ErrInvalid)

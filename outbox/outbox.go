@@ -294,6 +294,9 @@ func (o *Outbox) newOp(n NewOp) Op {
 		ID: o.gen.Next(), Endpoint: n.Endpoint, Key: n.Key, Priority: n.Priority,
 		Kind: n.Kind, EnqueuedAt: now,
 	}
+	if op.Kind == 0 {
+		op.Kind = edgesync.EventOp
+	}
 	if len(n.Summary) > 0 {
 		op.Summary = append([]byte(nil), n.Summary...)
 	}

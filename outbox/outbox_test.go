@@ -220,10 +220,10 @@ func TestEvictionNeedsEnoughRoomOrNothing(t *testing.T) {
 
 func TestSupersede(t *testing.T) {
 	o := openT(t, tempPath(t), Options{})
-	s1 := enq(t, o, NewOp{Endpoint: "e", Key: "temp", Kind: State, Payload: strings.NewReader("1")})
-	ev := enq(t, o, NewOp{Endpoint: "e", Key: "temp", Kind: Event})
-	other := enq(t, o, NewOp{Endpoint: "f", Key: "temp", Kind: State})
-	s2 := enq(t, o, NewOp{Endpoint: "e", Key: "temp", Kind: State, Payload: strings.NewReader("22")})
+	s1 := enq(t, o, NewOp{Endpoint: "e", Key: "temp", Kind: edgesync.StateOp, Payload: strings.NewReader("1")})
+	ev := enq(t, o, NewOp{Endpoint: "e", Key: "temp", Kind: edgesync.EventOp})
+	other := enq(t, o, NewOp{Endpoint: "f", Key: "temp", Kind: edgesync.StateOp})
+	s2 := enq(t, o, NewOp{Endpoint: "e", Key: "temp", Kind: edgesync.StateOp, Payload: strings.NewReader("22")})
 	dr := <-o.Drops()
 	if dr.ID != s1.ID || dr.Reason != ReasonSuperseded {
 		t.Fatalf("drop = %+v, want s1 superseded", dr)
@@ -232,13 +232,13 @@ func TestSupersede(t *testing.T) {
 	if l, _ := o.Lease("e", 10); !slices.Equal(ids(l), []edgesync.OpID{ev.ID, s2.ID}) {
 		t.Fatalf("lease = %v", ids(l))
 	}
-	s3 := enq(t, o, NewOp{Endpoint: "e", Key: "temp", Kind: State})
+	s3 := enq(t, o, NewOp{Endpoint: "e", Key: "temp", Kind: edgesync.StateOp})
 	if _, err := o.Get(s2.ID); err != nil {
 		t.Fatalf("leased s2 was dropped: %v", err)
 	}
 	// Released, s2 and s3 both wait; s4 supersedes both.
 	_ = o.Release(s2.ID)
-	s4 := enq(t, o, NewOp{Endpoint: "e", Key: "temp", Kind: State})
+	s4 := enq(t, o, NewOp{Endpoint: "e", Key: "temp", Kind: edgesync.StateOp})
 	got := []edgesync.OpID{(<-o.Drops()).ID, (<-o.Drops()).ID}
 	if !slices.Equal(got, []edgesync.OpID{s2.ID, s3.ID}) {
 		t.Fatalf("superseded %v, want s2, s3", got)
@@ -328,8 +328,8 @@ func TestBadInput(t *testing.T) {
 		{"long endpoint", NewOp{Endpoint: strings.Repeat("e", 256)}, ErrInvalid, "endpoint"},
 		{"long key", NewOp{Endpoint: "e", Key: strings.Repeat("k", 1025)}, ErrInvalid, "key"},
 		{"priority", NewOp{Endpoint: "e", Priority: 6}, ErrInvalid, "priority"},
-		{"kind", NewOp{Endpoint: "e", Kind: 2}, ErrInvalid, "kind"},
-		{"state without key", NewOp{Endpoint: "e", Kind: State}, ErrInvalid, "key"},
+		{"kind", NewOp{Endpoint: "e", Kind: 3}, ErrInvalid, "kind"},
+		{"state without key", NewOp{Endpoint: "e", Kind: edgesync.StateOp}, ErrInvalid, "key"},
 		{"ttl", NewOp{Endpoint: "e", TTL: -1}, ErrInvalid, "ttl"},
 		{"summary", NewOp{Endpoint: "e", Summary: make([]byte, MaxSummaryLen+1)}, ErrInvalid, "summary"},
 		{"too large", NewOp{Endpoint: "e", Payload: bytes.NewReader(make([]byte, 11))}, ErrTooLarge, "10 bytes"},
@@ -431,7 +431,7 @@ func TestClose(t *testing.T) {
 func TestDropsOverflowNeverBlocks(t *testing.T) {
 	o := openT(t, tempPath(t), Options{DropBuffer: 2})
 	for range 5 {
-		enq(t, o, NewOp{Endpoint: "e", Key: "k", Kind: State})
+		enq(t, o, NewOp{Endpoint: "e", Key: "k", Kind: edgesync.StateOp})
 	}
 	s, _ := o.Stats()
 	if s.Drops[ReasonSuperseded] != 4 || s.DropsUnreported != 2 || len(o.Drops()) != 2 {
@@ -463,7 +463,7 @@ func TestConcurrentProducersAndSender(t *testing.T) {
 			for i := range each {
 				data := payloadOf(byte(p), (i*97)%3000)
 				op, err := o.Enqueue(context.Background(), NewOp{Endpoint: "e", Key: fmt.Sprint(p, "/", i%3),
-					Kind: Kind(i % 2), Priority: edgesync.Priority(i % edgesync.NumPriorities), Payload: bytes.NewReader(data)})
+					Kind: edgesync.OpKinds()[i%2], Priority: edgesync.Priority(i % edgesync.NumPriorities), Payload: bytes.NewReader(data)})
 				if err != nil {
 					errs <- err
 					return

@@ -51,9 +51,9 @@ func (m *model) plan(n NewOp, size int) ([]Drop, error) {
 	gone := map[edgesync.OpID]bool{}
 	var drops []Drop
 	count, used := len(m.ops), m.bytes()
-	if n.Kind == State {
+	if n.Kind == edgesync.StateOp {
 		for _, o := range m.ops {
-			if o.op.Kind == State && o.op.Endpoint == n.Endpoint && o.op.Key == n.Key && !o.leased {
+			if o.op.Kind == edgesync.StateOp && o.op.Endpoint == n.Endpoint && o.op.Key == n.Key && !o.leased {
 				gone[o.op.ID] = true
 				drops = append(drops, dropOf(&o.op, ReasonSuperseded))
 				count--
@@ -164,7 +164,7 @@ func TestPropertyAgainstModel(t *testing.T) {
 					Endpoint: rapid.SampledFrom(endpoints).Draw(rt, "endpoint"),
 					Key:      rapid.SampledFrom([]string{"k1", "k2", "k3"}).Draw(rt, "key"),
 					Priority: edgesync.Priority(rapid.IntRange(0, edgesync.NumPriorities-1).Draw(rt, "prio")),
-					Kind:     Kind(rapid.IntRange(0, 1).Draw(rt, "kind")),
+					Kind:     rapid.SampledFrom(edgesync.OpKinds()).Draw(rt, "kind"),
 					TTL:      rapid.SampledFrom([]time.Duration{0, 10 * time.Second, time.Minute}).Draw(rt, "ttl"),
 					Summary:  []byte(rapid.StringN(0, 8, -1).Draw(rt, "summary")),
 				}

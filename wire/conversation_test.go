@@ -58,7 +58,7 @@ func TestConversationOverRealQUIC(t *testing.T) {
 			t.Fatal(err)
 		}
 		const chunk = 64 << 10
-		frames := []Frame{&OpHeader{ID: id, Key: "k", Priority: edgesync.Normal, Kind: KindState,
+		frames := []Frame{&OpHeader{ID: id, Key: "k", Priority: edgesync.Normal, Kind: edgesync.StateOp,
 			PlainSize: uint64(len(payload)), ChunkSize: chunk, PayloadHash: sha256.Sum256(payload)}}
 		var n uint64
 		for off := 0; off < len(payload); off += chunk {

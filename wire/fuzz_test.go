@@ -19,9 +19,9 @@ func seedFrames() []Frame {
 	return []Frame{
 		&Hello{Versions: []uint32{1, 2}, Agent: "ship-7", Caps: CapZstd | CapDelta | CapResume, LastClass: edgesync.Satellite, LastRTT: 600 * time.Millisecond, LastBandwidth: 2e6},
 		&Welcome{Version: ProtocolVersion, Core: "core-eu", Caps: CapZstd, MaxFrame: MaxFrameSize, MaxOpBytes: 1 << 30, QuotaLeft: QuotaUnlimited, ProbeSession: 77},
-		&OpHeader{ID: id, Key: "sensors/temp", Endpoint: "core", Priority: edgesync.High, Kind: KindState, Mode: 4, PlainSize: 1 << 20, HasEncodedSize: true, EncodedSize: 4000, ChunkSize: 64 << 10, PayloadHash: [32]byte{1}, HasBase: true, BaseHash: [32]byte{2}, Offset: 128, Expires: time.Unix(1_800_000_000, 0).UTC(), Summarized: true},
-		&OpHeader{ID: id, Key: "bulk", Priority: edgesync.Background, Kind: KindEvent, Mode: 1, PlainSize: 8 << 20, ChunkSize: 256 << 10, PayloadHash: [32]byte{3}, Lane: true, LaneTransfer: 7},
-		&OpHeader{ID: id, Key: "bulk", Priority: edgesync.Normal, Kind: KindEvent, Mode: 2, PlainSize: 4 << 20, ChunkSize: 256 << 10, PayloadHash: [32]byte{4}, Lane: true, LaneTransfer: 9, Eager: true},
+		&OpHeader{ID: id, Key: "sensors/temp", Endpoint: "core", Priority: edgesync.High, Kind: edgesync.StateOp, Mode: 4, PlainSize: 1 << 20, HasEncodedSize: true, EncodedSize: 4000, ChunkSize: 64 << 10, PayloadHash: [32]byte{1}, HasBase: true, BaseHash: [32]byte{2}, Offset: 128, Expires: time.Unix(1_800_000_000, 0).UTC(), Summarized: true},
+		&OpHeader{ID: id, Key: "bulk", Priority: edgesync.Background, Kind: edgesync.EventOp, Mode: 1, PlainSize: 8 << 20, ChunkSize: 256 << 10, PayloadHash: [32]byte{3}, Lane: true, LaneTransfer: 7},
+		&OpHeader{ID: id, Key: "bulk", Priority: edgesync.Normal, Kind: edgesync.EventOp, Mode: 2, PlainSize: 4 << 20, ChunkSize: 256 << 10, PayloadHash: [32]byte{4}, Lane: true, LaneTransfer: 9, Eager: true},
 		&Data{ID: id, Offset: 65536, Mode: 2, Chunk: []byte("some chunk bytes")},
 		&Commit{ID: id, Chunks: 3, Bytes: 4000, Hash: [32]byte{3}},
 		&Ack{IDs: []edgesync.OpID{id, {1}}},

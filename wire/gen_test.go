@@ -91,7 +91,7 @@ var frameGens = map[FrameType]*rapid.Generator[Frame]{
 			Key:         genString(MaxKeyLen).Draw(t, "key"),
 			Endpoint:    genString(MaxNameLen).Draw(t, "endpoint"),
 			Priority:    rapid.SampledFrom(edgesync.Priorities()).Draw(t, "prio"),
-			Kind:        rapid.SampledFrom([]OpKind{KindEvent, KindState}).Draw(t, "kind"),
+			Kind:        rapid.SampledFrom(edgesync.OpKinds()).Draw(t, "kind"),
 			Mode:        rapid.Uint8().Draw(t, "mode"),
 			PlainSize:   genVarint().Draw(t, "plain"),
 			ChunkSize:   rapid.Uint32Range(1, MaxChunkSize).Draw(t, "chunk"),

@@ -132,13 +132,13 @@ func TestAppendRefusesOverLimitFields(t *testing.T) {
 		f    Frame
 		want error
 	}{
-		{"key", &OpHeader{Key: long(MaxKeyLen + 1), Kind: KindEvent, ChunkSize: 1}, ErrFieldTooLong},
-		{"endpoint", &OpHeader{Endpoint: long(MaxNameLen + 1), Kind: KindEvent, ChunkSize: 1}, ErrFieldTooLong},
-		{"priority", &OpHeader{Priority: edgesync.NumPriorities, Kind: KindEvent, ChunkSize: 1}, ErrInvalidField},
+		{"key", &OpHeader{Key: long(MaxKeyLen + 1), Kind: edgesync.EventOp, ChunkSize: 1}, ErrFieldTooLong},
+		{"endpoint", &OpHeader{Endpoint: long(MaxNameLen + 1), Kind: edgesync.EventOp, ChunkSize: 1}, ErrFieldTooLong},
+		{"priority", &OpHeader{Priority: edgesync.NumPriorities, Kind: edgesync.EventOp, ChunkSize: 1}, ErrInvalidField},
 		{"kind", &OpHeader{ChunkSize: 1}, ErrInvalidField},
-		{"chunk size", &OpHeader{Kind: KindState, ChunkSize: MaxChunkSize + 1}, ErrInvalidField},
-		{"base hash without flag", &OpHeader{Kind: KindState, ChunkSize: 1, BaseHash: [32]byte{1}}, ErrInvalidField},
-		{"lane transfer without flag", &OpHeader{Kind: KindState, ChunkSize: 1, LaneTransfer: 3}, ErrInvalidField},
+		{"chunk size", &OpHeader{Kind: edgesync.StateOp, ChunkSize: MaxChunkSize + 1}, ErrInvalidField},
+		{"base hash without flag", &OpHeader{Kind: edgesync.StateOp, ChunkSize: 1, BaseHash: [32]byte{1}}, ErrInvalidField},
+		{"lane transfer without flag", &OpHeader{Kind: edgesync.StateOp, ChunkSize: 1, LaneTransfer: 3}, ErrInvalidField},
 		{"chunk", &Data{Chunk: make([]byte, MaxChunkSize+1)}, ErrFieldTooLong},
 		{"varint overflow", &Commit{Bytes: quicvarint.Max + 1}, ErrInvalidField},
 		{"agent", &Hello{Versions: []uint32{1}, Agent: long(MaxNameLen + 1)}, ErrFieldTooLong},
@@ -178,7 +178,7 @@ func TestParseRefusesBadBodies(t *testing.T) {
 	ok, _ := (&Commit{ID: edgesync.OpID{7}}).Append(nil)
 	okBody := ok[2:]
 	bigKey := append(append(make([]byte, 20), quicvarint.Append(nil, MaxKeyLen+1)...), make([]byte, MaxKeyLen+1)...)
-	bigKey[18] = byte(KindEvent)
+	bigKey[18] = byte(edgesync.EventOp)
 	cases := []struct {
 		name string
 		b    []byte

@@ -1,36 +1,11 @@
 package wire
 
 import (
-	"strconv"
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/quic-go/quic-go/quicvarint"
 )
-
-// OpKind says whether an op is an event (every one is delivered) or a keyed
-// state update (a newer version of the key supersedes an older one).
-type OpKind uint8
-
-// The op kinds; zero is invalid on the wire.
-const (
-	KindEvent OpKind = 1
-	KindState OpKind = 2
-)
-
-// Valid reports whether k is a known kind.
-func (k OpKind) Valid() bool { return k == KindEvent || k == KindState }
-
-// String returns "event" or "state".
-func (k OpKind) String() string {
-	switch k {
-	case KindEvent:
-		return "event"
-	case KindState:
-		return "state"
-	}
-	return "kind(" + strconv.Itoa(int(k)) + ")"
-}
 
 // Flag bits of the OpHeader body; unknown bits are an error.
 const (
@@ -49,8 +24,9 @@ type OpHeader struct {
 	Key      string // names the object; at most MaxKeyLen bytes
 	Endpoint string // target endpoint; at most MaxNameLen bytes
 	Priority edgesync.Priority
-	Kind     OpKind
-	Mode     uint8 // codec.Mode of the encoded payload
+	// Kind is carried as its edgesync.OpKind value (event 1, state 2).
+	Kind edgesync.OpKind
+	Mode uint8 // codec.Mode of the encoded payload
 	// PlainSize is the decoded payload's size in bytes.
 	PlainSize uint64
 	// EncodedSize is the encoded stream's size, valid if HasEncodedSize (a
@@ -192,7 +168,7 @@ func parseOpHeader(r *bodyReader) (Frame, error) {
 	if r.err == nil && !f.Priority.Valid() {
 		r.fail(ErrInvalidField, "priority", "%d is no priority", uint8(f.Priority))
 	}
-	f.Kind = OpKind(r.u8("kind"))
+	f.Kind = edgesync.OpKind(r.u8("kind"))
 	if r.err == nil && !f.Kind.Valid() {
 		r.fail(ErrInvalidField, "kind", "%d is no op kind", uint8(f.Kind))
 	}

@@ -124,9 +124,9 @@ func crashChildAgent() {
 	fmt.Println("READY")
 	for i := range e.Ops {
 		p := crashPayload(e.Run, i)
-		kind, key := outbox.Event, fmt.Sprintf("events/%d/%d", e.Run, i)
+		kind, key := edgesync.EventOp, fmt.Sprintf("events/%d/%d", e.Run, i)
 		if i%2 == 1 {
-			kind, key = outbox.State, fmt.Sprintf("state/%d", i%7)
+			kind, key = edgesync.StateOp, fmt.Sprintf("state/%d", i%7)
 		}
 		op, err := a.Enqueue(context.Background(), outbox.NewOp{Endpoint: "core", Key: key, Kind: kind,
 			Priority: edgesync.Priority(i % edgesync.NumPriorities), Payload: bytes.NewReader(p)})
@@ -135,7 +135,7 @@ func crashChildAgent() {
 			continue
 		}
 		sum := sha256.Sum256(p)
-		fmt.Printf("ACCEPTED %s %d %s %s\n", op.ID, kind, key, hex.EncodeToString(sum[:]))
+		fmt.Printf("ACCEPTED %s %s %s %s\n", op.ID, kind, key, hex.EncodeToString(sum[:]))
 	}
 	fmt.Println("DONE")
 	select {}
@@ -185,7 +185,7 @@ func (c *child) kill() {
 
 type accepted struct {
 	id   edgesync.OpID
-	kind outbox.Kind
+	kind edgesync.OpKind
 	key  string
 	sha  string
 }
@@ -231,9 +231,10 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 					t.Errorf("child printed bad id: %q", l)
 					return
 				}
-				k := outbox.Event
-				if f[2] == "1" {
-					k = outbox.State
+				k, err := edgesync.ParseOpKind(f[2])
+				if err != nil {
+					t.Errorf("child printed bad kind: %q", l)
+					return
 				}
 				mu.Lock()
 				all = append(all, accepted{id: id, kind: k, key: f[3], sha: f[4]})
@@ -312,7 +313,7 @@ func crashMissing(t *testing.T, r coreReader, all []accepted) []string {
 	newest := map[string]accepted{}
 	var missing []string
 	for _, a := range all {
-		if a.kind == outbox.State {
+		if a.kind == edgesync.StateOp {
 			if n, ok := newest[a.key]; !ok || n.id.Compare(a.id) < 0 {
 				newest[a.key] = a
 			}

@@ -112,7 +112,7 @@ type demo struct {
 
 type demoOp struct {
 	key      string
-	kind     outbox.Kind
+	kind     edgesync.OpKind
 	priority edgesync.Priority
 	hash     [32]byte
 	size     int64
@@ -270,14 +270,14 @@ func demoCerts(dir string) error {
 }
 
 // put enqueues one op and records it for verification.
-func (d *demo) put(ctx context.Context, key string, p edgesync.Priority, kind outbox.Kind, payload []byte, summary []byte) (edgesync.OpID, error) {
+func (d *demo) put(ctx context.Context, key string, p edgesync.Priority, kind edgesync.OpKind, payload []byte, summary []byte) (edgesync.OpID, error) {
 	op, err := d.agent.Enqueue(ctx, outbox.NewOp{Endpoint: "core", Key: key, Priority: p, Kind: kind, Payload: bytes.NewReader(payload), Summary: summary})
 	if err != nil {
 		return edgesync.OpID{}, err
 	}
 	d.mu.Lock()
 	d.sent[op.ID] = demoOp{key: key, kind: kind, priority: p, hash: sha256.Sum256(payload), size: int64(len(payload))}
-	if kind == outbox.State {
+	if kind == edgesync.StateOp {
 		d.lastByKy[key] = op.ID
 	}
 	d.mu.Unlock()
@@ -302,19 +302,19 @@ func (d *demo) workload(ctx context.Context) {
 		}
 		i := n % len(sensors)
 		sensors[i] = sensorRecord(rnd, i, n)
-		_, _ = d.put(ctx, fmt.Sprintf("sensors/pump-%02d", i), edgesync.Normal, outbox.State, sensors[i],
+		_, _ = d.put(ctx, fmt.Sprintf("sensors/pump-%02d", i), edgesync.Normal, edgesync.StateOp, sensors[i],
 			[]byte(fmt.Sprintf(`{"pump":%d,"n":%d}`, i, n)))
 		if n%15 == 0 {
 			alarm := fmt.Sprintf(`{"alarm":"pressure high","pump":%d,"n":%d,"at":%q}`, rnd.IntN(16), n, time.Now().Format(time.RFC3339Nano))
-			_, _ = d.put(ctx, "alarms", edgesync.Critical, outbox.Event, []byte(alarm), nil)
+			_, _ = d.put(ctx, "alarms", edgesync.Critical, edgesync.EventOp, []byte(alarm), nil)
 		}
 		if n%5 == 0 {
 			ev := bytes.Repeat([]byte(fmt.Sprintf(`{"metric":"flow","v":%d}`, rnd.IntN(1000))), 200)
-			_, _ = d.put(ctx, "analytics/flow", edgesync.Analytics, outbox.Event, ev, []byte("flow samples"))
+			_, _ = d.put(ctx, "analytics/flow", edgesync.Analytics, edgesync.EventOp, ev, []byte("flow samples"))
 		}
 		if n%100 == 0 {
 			schema := fmt.Sprintf(`{"table":"readings","version":%d,"columns":["pump","pressure","flow","temp"]}`, n/100+1)
-			_, _ = d.put(ctx, "schema/readings", edgesync.Schema, outbox.State, []byte(schema), nil)
+			_, _ = d.put(ctx, "schema/readings", edgesync.Schema, edgesync.StateOp, []byte(schema), nil)
 		}
 	}
 }
@@ -346,7 +346,7 @@ func (d *demo) enqueueLarge(ctx context.Context) {
 			copy(data[i:end], bytes.Repeat([]byte("log line: pump ok, pressure nominal\n"), 120))
 		}
 	}
-	id, err := d.put(ctx, "files/camera-archive.tar", edgesync.Background, outbox.Event, data, []byte("camera archive, 1 day"))
+	id, err := d.put(ctx, "files/camera-archive.tar", edgesync.Background, edgesync.EventOp, data, []byte("camera archive, 1 day"))
 	if err == nil {
 		d.mu.Lock()
 		d.largeID = id
@@ -460,7 +460,7 @@ func (d *demo) verify(w io.Writer) error {
 	for id, op := range d.sent {
 		t := byPrio[op.priority]
 		t.sent++
-		if op.kind == outbox.Event {
+		if op.kind == edgesync.EventOp {
 			switch n := seen[id]; {
 			case n == 1:
 				t.delivered++

@@ -452,49 +452,77 @@ func (s *Session) failAll() {
 const maxBatch = 16
 
 // step builds up to maxBatch sealed packets and returns them with the time
-// it wants to run again (zero: only on a wake-up).
+// it wants to run again (zero: only on a wake-up): feedback for the peer's
+// data, resets of abandoned transfers, paced data, and a ping when only
+// the peer's feedback can move things on.
 func (s *Session) step(now time.Time, batch [][]byte) ([][]byte, time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var next time.Time
-	earliest := func(t time.Time) {
-		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
-			next = t
-		}
-	}
-	snd, rcv := s.snd, s.rcv
-	if d := snd.lossDeadline(); !d.IsZero() && !now.Before(d) {
-		snd.detectLoss(now)
-		snd.trim()
+	var next wakeAt
+	if d := s.snd.lossDeadline(); !d.IsZero() && !now.Before(d) {
+		s.snd.detectLoss(now)
+		s.snd.trim()
 	}
 	var frames [MaxPacketSize]byte
-	// Feedback for the peer's data.
-	if due, at := rcv.feedbackDue(now); due {
-		var fb feedback
-		rcv.feedback(&fb, now)
-		batch = s.seal(batch, appendFeedback(frames[:0], &fb), false, nil, 0, now)
-	} else {
-		earliest(at)
+	batch = s.stepFeedback(batch, frames[:0], now, &next)
+	batch = s.stepResets(batch, frames[:0], now, &next)
+	batch = s.stepData(batch, frames[:0], now, &next)
+	batch = s.stepElicit(batch, frames[:0], now, &next)
+	next.add(s.snd.lossDeadline())
+	return batch, next.t
+}
+
+// wakeAt is the earliest of the times step must run again; zero is none.
+type wakeAt struct{ t time.Time }
+
+// add makes t a candidate; the zero time is none.
+func (w *wakeAt) add(t time.Time) {
+	if !t.IsZero() && (w.t.IsZero() || t.Before(w.t)) {
+		w.t = t
 	}
-	// Resets of abandoned transfers, again every RTT until closed.
-	if len(snd.resets) > 0 {
-		if now.Sub(snd.lastReset) >= snd.srtt {
-			b := frames[:0]
-			n := 0
-			for num := range snd.resets {
-				if n == maxResets {
-					break
-				}
-				b = append(b, frameReset)
-				b = binary.AppendUvarint(b, uint64(num))
-				n++
+}
+
+// stepFeedback sends feedback for the peer's data when it is due.
+func (s *Session) stepFeedback(batch [][]byte, frames []byte, now time.Time, next *wakeAt) [][]byte {
+	due, at := s.rcv.feedbackDue(now)
+	if !due {
+		next.add(at)
+		return batch
+	}
+	var fb feedback
+	s.rcv.feedback(&fb, now)
+	return s.seal(batch, appendFeedback(frames, &fb), false, nil, 0, now)
+}
+
+// stepResets resends the resets of abandoned transfers, once every RTT
+// until the peer reports them closed.
+func (s *Session) stepResets(batch [][]byte, frames []byte, now time.Time, next *wakeAt) [][]byte {
+	snd := s.snd
+	if len(snd.resets) == 0 {
+		return batch
+	}
+	if now.Sub(snd.lastReset) >= snd.srtt {
+		n := 0
+		for num := range snd.resets {
+			if n == maxResets {
+				break
 			}
-			batch = s.seal(batch, b, true, nil, 0, now)
-			snd.lastReset = now
+			frames = append(frames, frameReset)
+			frames = binary.AppendUvarint(frames, uint64(num))
+			n++
 		}
-		earliest(snd.lastReset.Add(snd.srtt))
+		batch = s.seal(batch, frames, true, nil, 0, now)
+		snd.lastReset = now
 	}
-	// Data, paced.
+	next.add(snd.lastReset.Add(snd.srtt))
+	return batch
+}
+
+// stepData sends data, paced, while the window and the batch allow, and
+// tells Config.Delivery when something other than the link holds the
+// lane back.
+func (s *Session) stepData(batch [][]byte, frames []byte, now time.Time, next *wakeAt) [][]byte {
+	snd := s.snd
 	size := s.cfg.PacketSize
 	if d := s.cfg.Delivery; d != nil && (snd.m.state == stateStartup || snd.m.maxRate > 0) {
 		// The rate is the model's (still growing) or the cap's, not the
@@ -510,7 +538,7 @@ func (s *Session) step(now time.Time, batch [][]byte) ([][]byte, time.Time) {
 		}
 		if snd.nextSend.After(now.Add(500 * time.Microsecond)) {
 			if snd.hasSendable() {
-				earliest(snd.nextSend)
+				next.add(snd.nextSend)
 			}
 			break
 		}
@@ -533,23 +561,29 @@ func (s *Session) step(now time.Time, batch [][]byte) ([][]byte, time.Time) {
 			f.hasMeta, f.id, f.base, f.total, f.urgency = true, t.id, t.base, uint32(len(t.data)), t.urgency
 		}
 		n := len(batch)
-		batch = s.seal(batch, appendData(frames[:0], &f), true, t, seg, now)
+		batch = s.seal(batch, appendData(frames, &f), true, t, seg, now)
 		snd.paced(len(batch[n]), now)
 	}
-	// Ask for feedback when transfers wait on the peer and nothing is in
-	// flight to elicit it (lost feedback, closed report, window update).
-	if snd.inBytes == 0 && len(snd.transfers) > 0 && len(batch) == 0 &&
-		(!snd.hasSendable() || !snd.canSend(size)) {
-		at := snd.lastElicit.Add(snd.pto())
-		if !now.Before(at) {
-			snd.stats.pings++
-			batch = s.seal(batch, append(frames[:0], framePing), true, nil, 0, now)
-			at = now.Add(snd.pto())
-		}
-		earliest(at)
+	return batch
+}
+
+// stepElicit pings for feedback when transfers wait on the peer and
+// nothing is in flight to elicit it (lost feedback, a closed report, a
+// window update), at most once a PTO.
+func (s *Session) stepElicit(batch [][]byte, frames []byte, now time.Time, next *wakeAt) [][]byte {
+	snd := s.snd
+	if snd.inBytes != 0 || len(snd.transfers) == 0 || len(batch) != 0 ||
+		(snd.hasSendable() && snd.canSend(s.cfg.PacketSize)) {
+		return batch
 	}
-	earliest(snd.lossDeadline())
-	return batch, next
+	at := snd.lastElicit.Add(snd.pto())
+	if !now.Before(at) {
+		snd.stats.pings++
+		batch = s.seal(batch, append(frames, framePing), true, nil, 0, now)
+		at = now.Add(snd.pto())
+	}
+	next.add(at)
+	return batch
 }
 
 // seal appends one sealed packet to batch and records it.

@@ -1,0 +1,175 @@
+package core
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	edgesync "github.com/edge-sync/edge-sync"
+)
+
+// legacyApplied and legacyPartial build applied and partial records by
+// hand, byte by byte in the layout of their encode methods, with kind code
+// kind: what a store written by any earlier version holds.
+func legacyApplied(r appliedRec, kind byte) []byte {
+	b := []byte{recV1}
+	b = binary.BigEndian.AppendUint64(b, uint64(r.at.UnixNano()))
+	b = binary.BigEndian.AppendUint64(b, r.order)
+	b = append(b, kind)
+	b = binary.BigEndian.AppendUint64(b, r.ref)
+	b = binary.BigEndian.AppendUint64(b, uint64(r.size))
+	b = append(b, r.hash[:]...)
+	b = binary.AppendUvarint(b, uint64(len(r.key)))
+	return append(b, r.key...)
+}
+
+func legacyPartial(p partialRec, kind byte) []byte {
+	h := p.hdr
+	b := append([]byte{recV1}, h.OpID[:]...)
+	b = binary.AppendUvarint(b, uint64(len(h.Key)))
+	b = append(b, h.Key...)
+	b = append(b, kind, byte(h.Priority))
+	b = binary.BigEndian.AppendUint64(b, uint64(h.Size))
+	b = append(b, h.Hash[:]...)
+	b = append(b, boolByte(h.HasBase))
+	b = append(b, h.BaseHash[:]...)
+	for _, v := range []int64{p.held, int64(p.blob), p.created.UnixNano(), p.updated.UnixNano()} {
+		b = binary.BigEndian.AppendUint64(b, uint64(v))
+	}
+	b = append(b, boolByte(p.ephemeral))
+	b = binary.AppendUvarint(b, uint64(len(p.hashState)))
+	return append(b, p.hashState...)
+}
+
+func boolByte(v bool) byte {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// TestStoreKindCodes pins the kind byte of applied and partial records:
+// state 1, event 2 (not edgesync.OpKind's values), as every store so far
+// holds.
+func TestStoreKindCodes(t *testing.T) {
+	for _, c := range []struct {
+		kind edgesync.OpKind
+		code byte
+	}{{edgesync.StateOp, 1}, {edgesync.EventOp, 2}} {
+		r := appliedRec{at: time.Unix(5, 0), order: 9, kind: c.kind, ref: 3, size: 100, hash: [32]byte{7}, key: "k"}
+		if got, want := r.encode(), legacyApplied(r, c.code); !bytes.Equal(got, want) {
+			t.Errorf("applied record of %s:\n got %x\nwant %x", c.kind, got, want)
+		}
+		p := partialRec{hdr: PartialHeader{OpID: opID(1), Key: "k", Kind: c.kind, Priority: edgesync.High, Size: 10},
+			held: 4, blob: 2, created: time.Unix(6, 0), updated: time.Unix(8, 0), hashState: []byte("hs")}
+		if got, want := p.encode(), legacyPartial(p, c.code); !bytes.Equal(got, want) {
+			t.Errorf("partial record of %s:\n got %x\nwant %x", c.kind, got, want)
+		}
+		if got, err := decodeApplied(legacyApplied(r, c.code)); err != nil || got.kind != c.kind {
+			t.Errorf("applied record with code %d decodes as %s, %v; want %s", c.code, got.kind, err, c.kind)
+		}
+		if got, err := decodePartial(legacyPartial(p, c.code)); err != nil || got.hdr.Kind != c.kind {
+			t.Errorf("partial record with code %d decodes as %s, %v; want %s", c.code, got.hdr.Kind, err, c.kind)
+		}
+	}
+	for _, bad := range []byte{0, 3} {
+		r := appliedRec{key: "k"}
+		if _, err := decodeApplied(legacyApplied(r, bad)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("applied record with kind code %d: %v, want ErrCorrupt", bad, err)
+		}
+		p := partialRec{hdr: PartialHeader{OpID: opID(1), Key: "k"}}
+		if _, err := decodePartial(legacyPartial(p, bad)); !errors.Is(err, ErrCorrupt) {
+			t.Errorf("partial record with kind code %d: %v, want ErrCorrupt", bad, err)
+		}
+	}
+}
+
+// TestOldKindCodesReadBack opens a real store whose applied and partial
+// records were written with the old kind codes, byte by byte, and checks
+// that each op keeps its kind: redeliveries answer as before, and partial
+// ops commit as a key's version or as an event.
+func TestOldKindCodesReadBack(t *testing.T) {
+	cfg := Config{ChunkSize: 4096, InlineMax: 64 << 10}
+	s, path := openTest(t, cfg)
+	d := payload(1, 3000)
+	st, ev := hdrFor(opID(1), edgesync.StateOp, "k", d), hdrFor(opID(2), edgesync.EventOp, "log", d)
+	mustApply(t, s, "a", st, d)
+	mustApply(t, s, "a", ev, d)
+	pst, pev := hdrFor(opID(3), edgesync.StateOp, "k2", d), hdrFor(opID(4), edgesync.EventOp, "log", d)
+	for _, h := range []PartialHeader{pst, pev} {
+		if _, _, err := s.BeginPartial("a", h); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.WritePartial("a", h.OpID, 0, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := map[edgesync.OpKind]byte{edgesync.StateOp: 1, edgesync.EventOp: 2}
+	err = db.Update(func(tx *bolt.Tx) error {
+		a := tx.Bucket(bktAgents).Bucket([]byte("a"))
+		applied, partials := a.Bucket(bktApplied), a.Bucket(bktPartials)
+		for _, h := range []PartialHeader{st, ev} {
+			r, err := decodeApplied(applied.Get(h.OpID[:]))
+			if err != nil {
+				return err
+			}
+			if err := applied.Put(h.OpID[:], legacyApplied(r, codes[h.Kind])); err != nil {
+				return err
+			}
+		}
+		for _, h := range []PartialHeader{pst, pev} {
+			p, err := decodePartial(partials.Get(h.OpID[:]))
+			if err != nil {
+				return err
+			}
+			if err := partials.Put(h.OpID[:], legacyPartial(p, codes[h.Kind])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if cerr := db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = Open(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	// Committed before: a repeated commit answers from the applied index.
+	if r, err := s.CommitPartial("a", st.OpID); err != nil || !r.Duplicate || r.Kind != edgesync.StateOp || r.Version != 1 {
+		t.Errorf("state op again: %+v, %v; want a duplicate state op of version 1", r, err)
+	}
+	if r, err := s.CommitPartial("a", ev.OpID); err != nil || !r.Duplicate || r.Kind != edgesync.EventOp || r.Seq != 1 {
+		t.Errorf("event op again: %+v, %v; want a duplicate event of seq 1", r, err)
+	}
+	// Partial: the kind decides where the op lands.
+	if r, err := s.CommitPartial("a", pst.OpID); err != nil || r.Kind != edgesync.StateOp {
+		t.Errorf("partial state op: %+v, %v", r, err)
+	}
+	if r, err := s.CommitPartial("a", pev.OpID); err != nil || r.Kind != edgesync.EventOp || r.Seq != 2 {
+		t.Errorf("partial event op: %+v, %v; want event seq 2", r, err)
+	}
+	if v, got := mustGet(t, s, "a", "k2"); v.OpID != pst.OpID || !bytes.Equal(got, d) {
+		t.Errorf("key k2 holds op %s, want %s", v.OpID, pst.OpID)
+	}
+	if evs, err := s.Events("a", 0, 0); err != nil || len(evs) != 2 || evs[1].OpID != pev.OpID {
+		t.Errorf("events %+v, %v; want two, the second op %s", evs, err, pev.OpID)
+	}
+}
