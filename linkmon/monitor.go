@@ -2,7 +2,6 @@ package linkmon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -26,10 +25,6 @@ type MonitorOptions struct {
 	// Now is the clock for measurement timestamps; nil is time.Now.
 	Now func() time.Time
 }
-
-// SatelliteBudgetFraction caps the probe budget while the link is
-// satellite: 1 % of its capacity (pings included), half the default.
-const SatelliteBudgetFraction = 0.01
 
 // Monitor bounds and tuning.
 const (
@@ -373,7 +368,7 @@ func (m *Monitor) observe(meas Measurement) {
 		// The budget fraction halves on satellite: what was spent under
 		// the old class, at its fraction, would refuse every probe for up
 		// to a minute, and the capacity of the new path is unknown.
-		m.budget, _ = NewBudget(m.cfg.Budget)
+		m.budget = newBudget(m.cfg.Budget)
 		m.remeasure = true
 		m.signal(m.wakeCh)
 	}
@@ -404,194 +399,6 @@ func (m *Monitor) save() error {
 	return saveState(m.path, p)
 }
 
-// curBudget returns the probe budget in force.
-func (m *Monitor) curBudget() *Budget {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.budget
-}
-
-// budgetCapacity is the capacity the budget is computed on: the latest
-// estimate, scaled so that a satellite link gets SatelliteBudgetFraction.
-// Called with m.mu held.
-func (m *Monitor) budgetCapacity() float64 {
-	// While a drop seen by a check awaits its probe, the budget stays
-	// sized for the capacity its recent spends were made on.
-	c := max(m.capBps, m.capRef)
-	if c > 0 && m.status.Class == edgesync.Satellite && m.cfg.Budget.Fraction > SatelliteBudgetFraction {
-		c *= SatelliteBudgetFraction / m.cfg.Budget.Fraction
-	}
-	return c
-}
-
-// Measure runs a bandwidth probe now (transport.bandwidth.measure) within
-// the budget and returns the resulting measurement: the new capacity with
-// the latest RTT, jitter and loss. It fails with ErrNotAttached without a
-// connection and ErrBudgetExhausted when the budget allows no train.
-func (m *Monitor) Measure(ctx context.Context) (Measurement, error) {
-	m.mu.Lock()
-	p := m.prober
-	m.mu.Unlock()
-	if p == nil {
-		return m.Latest(), fmt.Errorf("measure: %w", ErrNotAttached)
-	}
-	res, err := m.probe(ctx, p)
-	lat := m.Latest()
-	if err != nil {
-		return lat, fmt.Errorf("measure: %w", err)
-	}
-	out := Measurement{BandwidthBps: res.bps, RTT: lat.RTT, Jitter: lat.Jitter, Loss: lat.Loss,
-		At: m.now(), Method: MethodActive}
-	return out, nil
-}
-
-type probeResult struct {
-	bps    float64
-	trains int // trains sent
-	bytes  int
-	spend  time.Duration // spacing the budget asks before the next probe
-}
-
-// probe runs one bandwidth probe: up to TrainsPerProbe trains sized by
-// ProbeSize, each taken from the budget, sent one after the other; the
-// estimate is their median. The train estimate is stored for the light
-// samples to carry.
-func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
-	m.probeMu.Lock()
-	defer m.probeMu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
-	defer cancel()
-	m.mu.Lock()
-	capBps, bcap, jitter := m.capBps, m.budgetCapacity(), m.status.Median.Jitter
-	ref := max(capBps, m.capRef)
-	m.mu.Unlock()
-	packets := trainPackets(capBps, jitter)
-	if m.lastPackets > 0 {
-		// Grow trains at most fourfold per probe: an early overestimate
-		// from a short train must not turn into a flood.
-		packets = min(packets, 4*m.lastPackets)
-	}
-	m.log.Trace("probe start", "packets", packets, "capacity", FormatBps(capBps))
-	var res probeResult
-	budget := m.curBudget()
-	res.spend = budget.Spacing(bcap, m.cfg.TrainsPerProbe*packets*ProbePacketSize)
-	var ests []float64
-	var lastErr error
-	for range m.cfg.TrainsPerProbe {
-		if !budget.Take(m.now(), packets*ProbePacketSize, bcap) {
-			break
-		}
-		tr, err := p.Train(ctx, packets)
-		res.trains++
-		res.bytes += tr.Bytes
-		if err != nil {
-			lastErr = err
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		if tr.OK {
-			ests = append(ests, tr.Bps)
-		}
-		if tr.OK && ref > 0 && tr.Bps < checkDrop*ref {
-			// The link got slower: size the next train for it, so that
-			// it does not overflow the queue and wait for a report.
-			packets = max(MinTrainPackets, min(packets, trainPackets(tr.Bps, jitter)))
-		}
-		if len(ests) == 2 && ref > 0 && max(ests[0], ests[1]) < checkDrop*ref {
-			// Two trains agree the link got much slower: the trains were
-			// sized for the old link and queue long on the new one; a
-			// third adds little but delay.
-			break
-		}
-		m.log.Trace("train", "packets", packets, "received", tr.Received, "estimate", FormatBps(tr.Bps), "ok", tr.OK)
-		// Let the train drain from the bottleneck before the next one.
-		if tr.OK && tr.Bps > 0 {
-			gap := time.Duration(float64(tr.Bytes*8) / tr.Bps * float64(time.Second))
-			select {
-			case <-time.After(min(gap, 100*time.Millisecond)):
-			case <-ctx.Done():
-			}
-		}
-	}
-	m.log.Trace("probe", "trains", res.trains, "estimates", len(ests), "error", lastErr)
-	m.mu.Lock()
-	m.stats.Probes++
-	m.stats.Trains += res.trains
-	m.stats.TrainBytes += int64(res.bytes)
-	m.mu.Unlock()
-	if res.trains == 0 {
-		return res, fmt.Errorf("probe: %w", ErrBudgetExhausted)
-	}
-	bps, ok := MedianEstimate(ests)
-	m.lastPackets = packets
-	if !ok {
-		// Nothing measurable: trust the estimate less, so the next
-		// trains are smaller.
-		m.mu.Lock()
-		m.capBps /= 2
-		m.mu.Unlock()
-		if lastErr == nil {
-			// Reports came back: the link is there, the trains told little.
-			lastErr = fmt.Errorf("%d trains, none measurable: %w", res.trains, errUnmeasurable)
-		}
-		return res, fmt.Errorf("probe: %w", lastErr)
-	}
-	res.bps = bps
-	m.mu.Lock()
-	m.stats.Estimates++
-	if ref > 0 && bps < ref/2 {
-		// The link got much slower: what was spent in the last minute was
-		// sized for the old link and would stop probing for a minute.
-		// Account afresh against the new capacity.
-		m.budget, _ = NewBudget(m.cfg.Budget)
-	}
-	m.capBps, m.capAt, m.capRef = bps, m.now(), 0
-	bcap = m.budgetCapacity()
-	m.mu.Unlock()
-	res.spend = m.curBudget().Spacing(bcap, m.cfg.TrainsPerProbe*trainPackets(bps, jitter)*ProbePacketSize)
-	// A train much smaller than the new estimate asks for measured little;
-	// measure again soon.
-	if trainPackets(bps, jitter) > 2*packets {
-		res.spend = 0
-	}
-	return res, nil
-}
-
-// errUnmeasurable: every train was answered but none could be measured.
-var errUnmeasurable = errors.New("trains unmeasurable")
-
-// jitterDispersion: a train's dispersion should be at least this many
-// times the path's jitter, or the jitter of its first and last packets
-// dominates the estimate.
-const jitterDispersion = 10
-
-// maxDispersion caps the lengthening for jitter.
-const maxDispersion = 3 * TargetDispersion
-
-// maxTrainPackets caps a train below ProbeSize's 1 MiB: the core reads
-// raw packets through quic-go's queue of 32 non-QUIC packets, and a
-// receiver that falls behind drops the rest of a long train. 384 packets
-// are 36 ms at 100 Mbit/s.
-const maxTrainPackets = 384
-
-// trainPackets sizes a train: ProbeSize at the estimated capacity,
-// lengthened on a jittery path so that its dispersion is at least
-// jitterDispersion × jitter (within MaxProbeBytes). While the capacity is
-// unknown it is the shortest train: it fits the budget's floor, and its
-// estimate sizes the next probe.
-func trainPackets(capBps float64, jitter time.Duration) int {
-	if !(capBps > 0) {
-		return MinTrainPackets
-	}
-	size := float64(ProbeSize(capBps))
-	if d := min(jitterDispersion*jitter, maxDispersion); d > TargetDispersion {
-		size = min(float64(MaxProbeBytes), max(size, capBps/8*d.Seconds()))
-	}
-	return min(maxTrainPackets, max(MinTrainPackets, int(math.Ceil(size/ProbePacketSize))))
-}
-
 // MonitorStats counts a monitor's bandwidth probes.
 type MonitorStats struct {
 	Probes     int   // probes run (some may have sent no train)
@@ -604,32 +411,6 @@ type MonitorStats struct {
 	// Delivered counts light samples whose bandwidth was a link-filling
 	// sender's delivery rate (they replace probes).
 	Delivered int
-}
-
-// check sends one check train of the given length while the budget is
-// spent to less than checkCeiling, and returns its result. The sampler
-// spaces checks so that they take at most checkShare of the budget.
-func (m *Monitor) check(ctx context.Context, p *Prober, packets int) (TrainResult, error) {
-	m.probeMu.Lock()
-	defer m.probeMu.Unlock()
-	m.mu.Lock()
-	bcap := m.budgetCapacity()
-	m.mu.Unlock()
-	// Checks stop at checkCeiling of the budget: the rest is the probes',
-	// and a margin for a capacity estimated high.
-	if !m.curBudget().Take(m.now(), packets*ProbePacketSize, checkCeiling*bcap) {
-		return TrainResult{}, fmt.Errorf("check: %w", ErrBudgetExhausted)
-	}
-	tr, err := p.Train(ctx, packets)
-	m.mu.Lock()
-	m.stats.Checks++
-	m.stats.Trains++
-	m.stats.TrainBytes += int64(tr.Bytes)
-	m.mu.Unlock()
-	if err != nil {
-		return tr, fmt.Errorf("check: %w", err)
-	}
-	return tr, nil
 }
 
 // Stats returns the probe counters.
