@@ -130,8 +130,12 @@ func NewClassifier(cfg ClassifierConfig) (*Classifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new classifier: %w", err)
 	}
-	return &Classifier{cfg: cfg}, nil
+	return newClassifier(cfg), nil
 }
+
+// newClassifier returns a classifier for a cfg that has been validated
+// (the monitor's, checked by NewMonitor and Restart).
+func newClassifier(cfg ClassifierConfig) *Classifier { return &Classifier{cfg: cfg} }
 
 // Config returns the classifier's configuration.
 func (c *Classifier) Config() ClassifierConfig { return c.cfg }

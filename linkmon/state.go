@@ -10,7 +10,10 @@ import (
 	"time"
 )
 
-// persisted is the status file kept across restarts.
+// persisted is the status file kept across restarts: what was measured.
+// The operator's pin and overrides are not in it: like the agent's
+// transport.switch and transport.config, they last until the process
+// ends. (Files written before kept a "pin"; it is ignored.)
 type persisted struct {
 	Version int         `json:"version"`
 	Name    string      `json:"name"`
@@ -20,14 +23,16 @@ type persisted struct {
 	// CapacityBps is the last train estimate, so a restarted monitor
 	// sizes its first probes for the link it knew.
 	CapacityBps float64 `json:"capacity_bps"`
-	Pin         Pin     `json:"pin"`
 }
 
 const stateVersion = 1
 
 // loadState reads the status file; a missing file is no error.
 func loadState(path string) (*persisted, error) {
-	_ = os.Remove(path + ".tmp") // a leftover of a crash mid-write
+	// Remove a leftover of a crash mid-write. Its error is ignored: the
+	// leftover is never read, and the next save truncates it and reports
+	// whatever stops that.
+	_ = os.Remove(path + ".tmp")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
@@ -42,8 +47,8 @@ func loadState(path string) (*persisted, error) {
 	if p.Version != stateVersion {
 		return nil, fmt.Errorf("load link status %s: %w: version %d, want %d", path, ErrBadState, p.Version, stateVersion)
 	}
-	if !p.Status.Class.Valid() || p.Pin.Validate() != nil {
-		return nil, fmt.Errorf("load link status %s: %w: class %v, pin %v", path, ErrBadState, p.Status.Class, p.Pin)
+	if !p.Status.Class.Valid() {
+		return nil, fmt.Errorf("load link status %s: %w: class %v", path, ErrBadState, p.Status.Class)
 	}
 	return &p, nil
 }
@@ -69,15 +74,21 @@ func saveState(path string, p *persisted) error {
 		err = os.Rename(tmp, path)
 	}
 	if err != nil {
-		_ = os.Remove(tmp)
+		if rerr := os.Remove(tmp); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+			err = errors.Join(err, rerr)
+		}
 		return fmt.Errorf("save link status: %w", err)
 	}
-	if d, err := os.Open(filepath.Dir(path)); err == nil {
-		err = d.Sync()
-		_ = d.Close()
-		if err != nil {
-			return fmt.Errorf("save link status: sync dir: %w", err)
-		}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("save link status: sync dir: %w", err)
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("save link status: sync dir: %w", err)
 	}
 	return nil
 }
