@@ -47,7 +47,7 @@ func (o *MonitorOverrides) apply(m config.Monitor) (config.Monitor, error) {
 	}{
 		{"probe_interval", o.ProbeInterval, &m.ProbeInterval},
 		{"sample_interval", o.SampleInterval, &m.SampleInterval},
-		{"window", o.Window, &m.Window},
+		{"window", o.Window, &m.Classifier.Window},
 		{"probe_timeout", o.ProbeTimeout, &m.ProbeTimeout},
 	} {
 		if d.s == "" {
@@ -63,19 +63,19 @@ func (o *MonitorOverrides) apply(m config.Monitor) (config.Monitor, error) {
 		return m, badRequest("monitor.min_samples %d: want at least 1", o.MinSamples)
 	}
 	if o.MinSamples > 0 {
-		m.MinSamples = o.MinSamples
+		m.Classifier.MinSamples = o.MinSamples
 	}
 	if o.HysteresisPercent != nil {
 		if *o.HysteresisPercent < 0 || *o.HysteresisPercent > 100 {
 			return m, badRequest("monitor.hysteresis_percent %v: want 0..100", *o.HysteresisPercent)
 		}
-		m.HysteresisPercent = *o.HysteresisPercent
+		m.Classifier.Hysteresis = *o.HysteresisPercent / 100
 	}
 	if o.ProbeBudget != nil {
 		if *o.ProbeBudget <= 0 || *o.ProbeBudget > 0.5 {
 			return m, badRequest("monitor.probe_budget %v: want a share of capacity in (0, 0.5]", *o.ProbeBudget)
 		}
-		m.ProbeBudget = *o.ProbeBudget
+		m.Budget.Fraction = *o.ProbeBudget
 	}
 	if o.Active != nil {
 		m.Active = *o.Active

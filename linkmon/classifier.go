@@ -77,7 +77,7 @@ const maxKeptSamples = 4096
 // # Hysteresis
 //
 // While the class is known, each threshold is moved away from the current
-// class by HysteresisPercent: leaving a class downwards needs a bandwidth
+// class by h = Hysteresis: leaving a class downwards needs a bandwidth
 // below threshold·(1−h) or an RTT above threshold·(1+h); leaving it
 // upwards needs a bandwidth above threshold·(1+h) and an RTT below
 // threshold·(1−h). The class then changes only when the same new class
@@ -191,7 +191,7 @@ func (c *Classifier) Observe(m Measurement) (Status, *ClassChange) {
 
 	f := c.compute(m.At)
 	cfg := &c.cfg
-	h := cfg.HysteresisPercent / 100
+	h := cfg.Hysteresis
 
 	if f.n < cfg.MinSamples {
 		if c.class == edgesync.Unknown && f.rttKnown && f.rtt > cfg.SatelliteMinRTT {
@@ -451,7 +451,7 @@ func shift(cur edgesync.LinkClass, r int) float64 {
 
 // bwRank places a bandwidth on its axis relative to the current class.
 func (c *Classifier) bwRank(bw float64, cur edgesync.LinkClass) int {
-	h := c.cfg.HysteresisPercent / 100
+	h := c.cfg.Hysteresis
 	for r, t := range c.bwBounds() {
 		eff := t * (1 - shift(cur, r)*h)
 		if r == 0 && bw > eff || r > 0 && bw >= eff {
@@ -463,7 +463,7 @@ func (c *Classifier) bwRank(bw float64, cur edgesync.LinkClass) int {
 
 // rttRank places an RTT on its axis relative to the current class.
 func (c *Classifier) rttRank(rtt time.Duration, cur edgesync.LinkClass) int {
-	h := c.cfg.HysteresisPercent / 100
+	h := c.cfg.Hysteresis
 	for r, t := range c.rttBounds() {
 		eff := float64(t) * (1 + shift(cur, r)*h)
 		if r == 2 && float64(rtt) <= eff || r < 2 && float64(rtt) < eff {
@@ -543,7 +543,7 @@ func (c *Classifier) explain(old, to edgesync.LinkClass, f figures) string {
 	}
 	if old == edgesync.Intermittent {
 		if c.lossy {
-			h := c.cfg.HysteresisPercent / 100
+			h := c.cfg.Hysteresis
 			return fmt.Sprintf("mean loss %.1f%% < %.0f%%, %s", f.loss*100, c.cfg.IntermittentLoss*(1-h)*100, strings.Join(parts, " and "))
 		}
 		return "answered again: " + strings.Join(parts, " and ")
