@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/linkmon"
 )
 
 // MonitorStartRequest is transport.bandwidth.monitor.start's request. An
@@ -119,16 +120,11 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 		if err != nil {
 			return MonitorResult{}, err
 		}
-		if _, err := monitorConfig(mc); err != nil {
-			return MonitorResult{}, badRequest("%v", err)
+		lc := linkmon.Config(mc)
+		if err := lc.Validate(); err != nil {
+			return MonitorResult{}, badRequest("monitor config: %v", err)
 		}
-		e.mu.Lock()
-		rctx := e.runCtx
-		e.mu.Unlock()
-		if rctx == nil {
-			return MonitorResult{}, fmt.Errorf("start monitor of %q: the agent is not running: %w", name, ErrClosed)
-		}
-		if err := e.startMonitor(rctx, mc); err != nil {
+		if err := e.restartMonitor(lc); err != nil {
 			return MonitorResult{}, err
 		}
 		e.log.Info("link monitor started by operator", "settings", fmt.Sprintf("%+v", mc))
@@ -144,8 +140,10 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 	if err != nil {
 		return MonitorResult{}, err
 	}
+	if err := linkmon.Config(mon).Validate(); err != nil {
+		return MonitorResult{}, badRequest("monitor config: %v", err)
+	}
 	ec := config.Endpoint{Name: name, Address: req.Address, ServerName: req.ServerName, Monitor: mon}
-	e := newEndpoint(a, ec) // before a.mu: it reads the adjuster under a.mu
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -153,6 +151,11 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 	}
 	if _, ok := a.eps[name]; ok {
 		return MonitorResult{}, badRequest("endpoint %q was added meanwhile", name)
+	}
+	// Under a.mu: the endpoint starts with the overrides SetProfile leaves.
+	e, err := newEndpoint(a, ec, a.overrides)
+	if err != nil {
+		return MonitorResult{}, fmt.Errorf("add endpoint: %w", err)
 	}
 	a.eps[name] = e
 	if a.started {
@@ -170,8 +173,8 @@ func (a *Agent) StopMonitor(endpoint string) (MonitorResult, error) {
 	if err != nil {
 		return MonitorResult{}, err
 	}
-	if !e.stopMonitor() {
-		return MonitorResult{}, fmt.Errorf("stop monitor of %q: %w", e.name, ErrNoMonitor)
+	if err := e.stopMonitor(); err != nil {
+		return MonitorResult{}, err
 	}
 	e.log.Info("link monitor stopped by operator; the link keeps its last class")
 	return MonitorResult{Endpoint: e.name, Address: e.cfg.Address}, nil
