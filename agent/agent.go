@@ -59,17 +59,18 @@ type Agent struct {
 	// later, and never tried, cannot be held in part by the core.
 	openedAt time.Time
 
-	// adj and overrides change with transport.config; guarded by mu.
-	adj       *linkmon.Adjuster
+	mu sync.Mutex
+	// overrides are the per-class overrides of the sync parameters in
+	// force (the config's profile blocks, then transport.config): every
+	// endpoint's monitor holds them, and an endpoint added at run time
+	// starts with them. Replaced, never changed in place.
 	overrides map[edgesync.LinkClass]linkmon.Override
-
-	mu      sync.Mutex
-	eps     map[string]*endpoint
-	started bool
-	closed  bool
-	ctx     context.Context
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	eps       map[string]*endpoint
+	started   bool
+	closed    bool
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
 }
 
 // New opens the outbox and the delta bases under cfg.DataDir and returns an
@@ -83,11 +84,6 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
-	}
-	ov := overrides(cfg.Profiles)
-	adj, err := linkmon.NewAdjuster(ov)
-	if err != nil {
-		return nil, fmt.Errorf("new agent: %w", err)
 	}
 	openedAt := time.Now()
 	ob, err := outbox.Open(cfg.OutboxPath(), outbox.Options{
@@ -105,13 +101,14 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 		ob.Close()
 		return nil, fmt.Errorf("new agent: %w", err)
 	}
-	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, adj: adj, overrides: ov, eps: map[string]*endpoint{}, openedAt: openedAt}
+	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, overrides: overrides(cfg.Profiles), eps: map[string]*endpoint{}, openedAt: openedAt}
 	for _, ec := range cfg.Endpoints {
-		if _, err := monitorConfig(ec.Monitor); err != nil {
+		e, err := newEndpoint(a, ec, a.overrides)
+		if err != nil {
 			ob.Close()
-			return nil, fmt.Errorf("new agent: endpoint %q: %w", ec.Name, err)
+			return nil, fmt.Errorf("new agent: %w", err)
 		}
-		a.eps[ec.Name] = newEndpoint(a, ec)
+		a.eps[ec.Name] = e
 	}
 	return a, nil
 }
@@ -257,6 +254,5 @@ func (a *Agent) Switch(endpoint string, pin linkmon.Pin) error {
 	if err != nil {
 		return err
 	}
-	e.setPin(pin)
-	return nil
+	return e.mon.SetPin(pin)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 	"time"
 
@@ -64,12 +65,14 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 	if err != nil {
 		return LinkStatus{}, err
 	}
-	ls := e.linkSnapshot()
+	// One snapshot of the monitor's link state: the class and parameters
+	// shown are the ones the sender reads (endpoint.params).
+	ls := e.mon.Snapshot()
 	out := LinkStatus{
 		Endpoint: e.name, Address: e.cfg.Address, Connected: e.conn.Load() != nil,
-		Class: ls.class, Measured: ls.status.Class, Since: ls.since, Reason: ls.reason,
-		Pin: ls.pin.String(), Figures: ls.status.Median, Samples: ls.status.Samples,
-		LastChange: ls.status.LastChange, Params: ls.params, Backlog: map[string]Backlog{},
+		Class: ls.Class, Measured: ls.Status.Class, Since: ls.Since, Reason: ls.Reason,
+		Pin: ls.Pin.String(), Figures: ls.Status.Median, Samples: ls.Status.Samples,
+		LastChange: ls.Status.LastChange, Params: ls.Params, Backlog: map[string]Backlog{},
 		ProbeBytes: e.probeBytes(),
 	}
 	st, err := a.ob.Stats()
@@ -86,7 +89,7 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		out.Backlog[p.String()] = Backlog{Ops: c.Ops, Bytes: c.Bytes}
 		total += c.Bytes
 	}
-	if bw := ls.status.Median.BandwidthBps; bw > 0 {
+	if bw := ls.Status.Median.BandwidthBps; bw > 0 {
 		out.DrainETA = time.Duration(float64(total*8) / bw * float64(time.Second))
 	}
 	return out, nil
@@ -101,7 +104,7 @@ func (a *Agent) Quality(endpoint string) (linkmon.Measurement, error) {
 	if m := e.monitor(); m != nil {
 		return m.Latest(), nil
 	}
-	return e.linkSnapshot().status.Median, nil
+	return e.mon.Status().Median, nil
 }
 
 // Measure returns transport.bandwidth.measure: a measurement taken now.
@@ -146,7 +149,7 @@ type RuntimeConfig struct {
 // Config returns transport.config.
 func (a *Agent) Config() RuntimeConfig {
 	a.mu.Lock()
-	adj, ov := a.adj, a.overrides
+	ov := a.overrides
 	eps := make([]*endpoint, 0, len(a.eps))
 	for _, n := range a.endpointNamesLocked() {
 		eps = append(eps, a.eps[n])
@@ -157,54 +160,46 @@ func (a *Agent) Config() RuntimeConfig {
 		Profiles: map[edgesync.LinkClass]linkmon.ClassProfile{}, Overrides: ov,
 		Pins: map[string]string{}, Params: map[string]linkmon.SyncParameters{}, Classes: map[string]edgesync.LinkClass{},
 	}
-	for _, c := range edgesync.LinkClasses() {
-		rc.Profiles[c] = adj.Profile(c)
+	if len(eps) > 0 {
+		// Every monitor holds the same overrides (SetProfile): the first
+		// one's profiles are every endpoint's.
+		for _, c := range edgesync.LinkClasses() {
+			rc.Profiles[c] = eps[0].mon.Profile(c)
+		}
 	}
 	for _, e := range eps {
 		rc.Endpoints = append(rc.Endpoints, e.cfg)
-		ls := e.linkSnapshot()
-		rc.Pins[e.name], rc.Params[e.name], rc.Classes[e.name] = ls.pin.String(), ls.params, ls.class
+		ls := e.mon.Snapshot()
+		rc.Pins[e.name], rc.Params[e.name], rc.Classes[e.name] = ls.Pin.String(), ls.Params, ls.Class
 	}
 	return rc
 }
 
 // SetProfile changes the sync parameters of a link class at run time
-// (transport.config); every endpoint recomputes its parameters at once.
-// The change lasts until the agent restarts: the config file is not
-// rewritten.
+// (transport.config): every endpoint's monitor takes the override and
+// publishes its new parameters at once, and endpoints added later start
+// with it. The change lasts until the agent restarts: the config file is
+// not rewritten.
 func (a *Agent) SetProfile(class edgesync.LinkClass, o linkmon.Override) error {
 	if !class.Valid() {
 		return fmt.Errorf("set profile: unknown class %d", class)
 	}
 	a.mu.Lock()
-	ov := make(map[edgesync.LinkClass]linkmon.Override, len(a.overrides)+1)
-	for k, v := range a.overrides {
-		ov[k] = v
+	defer a.mu.Unlock() // held so that an endpoint added meanwhile gets the override
+	// Every monitor checks the override alike: a refusal comes from the
+	// first, before anything changed.
+	for _, n := range a.endpointNamesLocked() {
+		if err := a.eps[n].mon.SetProfile(class, o); err != nil {
+			return err
+		}
+	}
+	ov := maps.Clone(a.overrides)
+	if ov == nil {
+		ov = map[edgesync.LinkClass]linkmon.Override{}
 	}
 	ov[class] = o
-	adj, err := linkmon.NewAdjuster(ov)
-	if err != nil {
-		a.mu.Unlock()
-		return fmt.Errorf("set profile %s: %w", class, err)
-	}
-	a.adj, a.overrides = adj, ov
-	eps := make([]*endpoint, 0, len(a.eps))
-	for _, e := range a.eps {
-		eps = append(eps, e)
-	}
-	a.mu.Unlock()
-	for _, e := range eps {
-		e.mu.Lock()
-		e.recomputeLocked()
-		e.mu.Unlock()
-	}
+	a.overrides = ov
 	return nil
-}
-
-func (a *Agent) adjuster() *linkmon.Adjuster {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.adj
 }
 
 // Leased is an op handed out by LeaseNext for external processing.

@@ -126,8 +126,7 @@ func agentTransfer(b *testing.B, p *testutil.PKI, gc goodputCase, payload []byte
 		// A running agent knows its link: its monitor's first probe after
 		// the connection came up gives the lane its starting rate.
 		testutil.WaitFor(b, 30*time.Second, "a first capacity estimate", func() bool {
-			m := a.eps["core"].liveMonitor()
-			bps, _ := m.Capacity()
+			bps, _ := a.eps["core"].mon.Capacity()
 			return bps > 0
 		})
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/linkmon"
 )
 
 // MonitorStartRequest is transport.bandwidth.monitor.start's request. An
@@ -47,7 +48,7 @@ func (o *MonitorOverrides) apply(m config.Monitor) (config.Monitor, error) {
 	}{
 		{"probe_interval", o.ProbeInterval, &m.ProbeInterval},
 		{"sample_interval", o.SampleInterval, &m.SampleInterval},
-		{"window", o.Window, &m.Window},
+		{"window", o.Window, &m.Classifier.Window},
 		{"probe_timeout", o.ProbeTimeout, &m.ProbeTimeout},
 	} {
 		if d.s == "" {
@@ -63,19 +64,19 @@ func (o *MonitorOverrides) apply(m config.Monitor) (config.Monitor, error) {
 		return m, badRequest("monitor.min_samples %d: want at least 1", o.MinSamples)
 	}
 	if o.MinSamples > 0 {
-		m.MinSamples = o.MinSamples
+		m.Classifier.MinSamples = o.MinSamples
 	}
 	if o.HysteresisPercent != nil {
 		if *o.HysteresisPercent < 0 || *o.HysteresisPercent > 100 {
 			return m, badRequest("monitor.hysteresis_percent %v: want 0..100", *o.HysteresisPercent)
 		}
-		m.HysteresisPercent = *o.HysteresisPercent
+		m.Classifier.Hysteresis = *o.HysteresisPercent / 100
 	}
 	if o.ProbeBudget != nil {
 		if *o.ProbeBudget <= 0 || *o.ProbeBudget > 0.5 {
 			return m, badRequest("monitor.probe_budget %v: want a share of capacity in (0, 0.5]", *o.ProbeBudget)
 		}
-		m.ProbeBudget = *o.ProbeBudget
+		m.Budget.Fraction = *o.ProbeBudget
 	}
 	if o.Active != nil {
 		m.Active = *o.Active
@@ -119,16 +120,11 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 		if err != nil {
 			return MonitorResult{}, err
 		}
-		if _, err := monitorConfig(mc); err != nil {
-			return MonitorResult{}, badRequest("%v", err)
+		lc := linkmon.Config(mc)
+		if err := lc.Validate(); err != nil {
+			return MonitorResult{}, badRequest("monitor config: %v", err)
 		}
-		e.mu.Lock()
-		rctx := e.runCtx
-		e.mu.Unlock()
-		if rctx == nil {
-			return MonitorResult{}, fmt.Errorf("start monitor of %q: the agent is not running: %w", name, ErrClosed)
-		}
-		if err := e.startMonitor(rctx, mc); err != nil {
+		if err := e.restartMonitor(lc); err != nil {
 			return MonitorResult{}, err
 		}
 		e.log.Info("link monitor started by operator", "settings", fmt.Sprintf("%+v", mc))
@@ -144,8 +140,10 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 	if err != nil {
 		return MonitorResult{}, err
 	}
+	if err := linkmon.Config(mon).Validate(); err != nil {
+		return MonitorResult{}, badRequest("monitor config: %v", err)
+	}
 	ec := config.Endpoint{Name: name, Address: req.Address, ServerName: req.ServerName, Monitor: mon}
-	e := newEndpoint(a, ec) // before a.mu: it reads the adjuster under a.mu
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -153,6 +151,11 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 	}
 	if _, ok := a.eps[name]; ok {
 		return MonitorResult{}, badRequest("endpoint %q was added meanwhile", name)
+	}
+	// Under a.mu: the endpoint starts with the overrides SetProfile leaves.
+	e, err := newEndpoint(a, ec, a.overrides)
+	if err != nil {
+		return MonitorResult{}, fmt.Errorf("add endpoint: %w", err)
 	}
 	a.eps[name] = e
 	if a.started {
@@ -170,8 +173,8 @@ func (a *Agent) StopMonitor(endpoint string) (MonitorResult, error) {
 	if err != nil {
 		return MonitorResult{}, err
 	}
-	if !e.stopMonitor() {
-		return MonitorResult{}, fmt.Errorf("stop monitor of %q: %w", e.name, ErrNoMonitor)
+	if err := e.stopMonitor(); err != nil {
+		return MonitorResult{}, err
 	}
 	e.log.Info("link monitor stopped by operator; the link keeps its last class")
 	return MonitorResult{Endpoint: e.name, Address: e.cfg.Address}, nil

@@ -2,9 +2,11 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,36 +23,38 @@ import (
 )
 
 // endpoint is one core the agent sends to: its connection loop, its link
-// state and its sender.
+// monitor and its sender.
 type endpoint struct {
-	a    *Agent
+	a    *Agent // the outbox, delta bases and open time the sender uses
 	cfg  config.Endpoint
 	name string
 	log  hclog.Logger
 	stop context.CancelFunc
 
+	// What the connection loop takes from the agent.
+	agentName   string
+	tls         *tls.Config
+	listen      func() (net.PacketConn, error) // nil: a UDP socket on an ephemeral port
+	disableLane bool
+
 	// wake is signalled (without blocking) when an op is enqueued; urgent
 	// when it is critical or schema.
 	wake, urgent chan struct{}
 
-	mu   sync.Mutex
-	link linkState
-	// linkChanged is closed and replaced whenever the parameters change.
-	linkChanged chan struct{}
+	// mon measures and classifies the link and owns the link state: the
+	// class, the operator's pin, the per-class overrides and the sync
+	// parameters. It lives as long as the endpoint;
+	// transport.bandwidth.monitor.stop and .start stop its measuring and
+	// restart it with new settings, and it keeps the rest meanwhile.
+	mon *linkmon.Monitor
+	// running is whether run is up (and the monitor may measure); guarded
+	// by mu.
+	mu      sync.Mutex
+	running bool
 
 	conn  atomic.Pointer[quic.Conn]
 	lane  atomic.Pointer[laneLink] // the connection's data lane, if any
 	stats endpointStats
-
-	// mon measures and classifies the link; nil when monitoring is
-	// stopped (transport.bandwidth.monitor.stop). Guarded by mu, as is
-	// attached, the connection it measures.
-	mon            *monitorRun
-	attached       attachment
-	probeBytesDone atomic.Int64 // probe bytes of monitors stopped so far
-	// runCtx is the context of the endpoint's run, for monitors started
-	// at run time.
-	runCtx context.Context
 
 	tried triedOps
 }
@@ -89,32 +93,24 @@ func (t *triedOps) forget(id edgesync.OpID) {
 	t.mu.Unlock()
 }
 
-// linkState is the endpoint's view of its link: what the monitor measured,
-// what the operator pinned, and the parameters that follow.
-type linkState struct {
-	status  linkmon.Status
-	pin     linkmon.Pin
-	class   edgesync.LinkClass // effective class (pinned or measured)
-	params  linkmon.SyncParameters
-	gen     uint64 // counts parameter changes
-	since   time.Time
-	reason  string
-	connect bool // a connection is up
-}
-
-func newEndpoint(a *Agent, cfg config.Endpoint) *endpoint {
-	e := &endpoint{
-		a: a, cfg: cfg, name: cfg.Name,
-		log:         a.log.Named("endpoint").With("endpoint", cfg.Name),
-		wake:        make(chan struct{}, 1),
-		urgent:      make(chan struct{}, 1),
-		linkChanged: make(chan struct{}),
+func newEndpoint(a *Agent, cfg config.Endpoint, overrides map[edgesync.LinkClass]linkmon.Override) (*endpoint, error) {
+	log := a.log.Named("endpoint").With("endpoint", cfg.Name)
+	mon, err := linkmon.NewMonitor(linkmon.Config(cfg.Monitor), linkmon.MonitorOptions{
+		Name:      cfg.Name,
+		Logger:    log, // the monitor names its own sub-logger
+		StatePath: filepath.Join(a.cfg.DataDir, "link-"+safeName(cfg.Name)+".json"),
+		Profiles:  overrides,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("endpoint %q: %w", cfg.Name, err)
 	}
-	e.link.class = edgesync.Unknown
-	e.link.params = a.adjuster().Parameters(edgesync.Unknown, 0)
-	e.link.since = time.Now()
-	e.link.reason = "no measurement yet"
-	return e
+	return &endpoint{
+		a: a, cfg: cfg, name: cfg.Name, log: log,
+		agentName: a.cfg.Name, tls: a.opts.TLS, listen: a.opts.ListenPacket, disableLane: a.opts.DisableLane,
+		wake:   make(chan struct{}, 1),
+		urgent: make(chan struct{}, 1),
+		mon:    mon,
+	}, nil
 }
 
 func (e *endpoint) wakeUp(p edgesync.Priority) {
@@ -128,61 +124,10 @@ func (e *endpoint) wakeUp(p edgesync.Priority) {
 	}
 }
 
-// params returns the current parameters, their generation and a channel
-// closed at the next change.
+// params returns the sync parameters the monitor publishes, their
+// generation and a channel closed at their next change.
 func (e *endpoint) params() (linkmon.SyncParameters, uint64, <-chan struct{}) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.link.params, e.link.gen, e.linkChanged
-}
-
-// linkSnapshot returns a copy of the link state.
-func (e *endpoint) linkSnapshot() linkState {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.link
-}
-
-// setStatus records the monitor's classification and recomputes the
-// parameters; a change of parameters is logged once and wakes the sender.
-func (e *endpoint) setStatus(st linkmon.Status, reason string) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.link.status = st
-	if reason != "" {
-		e.link.reason = reason
-	}
-	e.recomputeLocked()
-}
-
-// setPin applies an operator's pin (transport.switch).
-func (e *endpoint) setPin(p linkmon.Pin) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	e.link.pin = p
-	e.link.reason = "operator pin: " + p.String()
-	e.recomputeLocked()
-}
-
-func (e *endpoint) recomputeLocked() {
-	class, p := e.a.adjuster().Effective(e.link.status, e.link.pin)
-	if class != e.link.class {
-		// The monitor logs the measured class change with its figures; this
-		// line adds the effective class (a pin may differ) for debugging.
-		e.log.Debug("link class changed", "from", e.link.class.String(), "to", class.String(), "reason", e.link.reason)
-		e.link.class = class
-		e.link.since = time.Now()
-	}
-	if p != e.link.params {
-		if p.Mode != e.link.params.Mode {
-			e.log.Info("sync mode switched", "from", e.link.params.Mode.String(), "to", p.Mode.String(), "params", p.String())
-			e.stats.modeSwitches.Add(1)
-		}
-		e.link.params = p
-		e.link.gen++
-		close(e.linkChanged)
-		e.linkChanged = make(chan struct{})
-	}
+	return e.mon.Parameters()
 }
 
 // run keeps a connection to the core up and runs a session on it, until
@@ -202,13 +147,8 @@ func (e *endpoint) run(ctx context.Context) {
 		tr.Close()
 		pc.Close()
 	}()
-	e.mu.Lock()
-	e.runCtx = ctx
-	e.mu.Unlock()
-	if err := e.startMonitor(ctx, e.cfg.Monitor); err != nil {
-		e.log.Error("link monitor not started; the link stays unclassified", "error", err)
-	}
-	defer e.stopMonitor()
+	e.startMonitor()
+	defer e.closeMonitor()
 	bo := backoff.New(500*time.Millisecond, 30*time.Second)
 	lastLogged := time.Time{}
 	for ctx.Err() == nil {
@@ -231,22 +171,18 @@ func (e *endpoint) run(ctx context.Context) {
 		e.log.Info("connected", "core", w.Core, "address", e.cfg.Address, "version", w.Version)
 		e.stats.connects.Add(1)
 		e.conn.Store(conn)
-		e.mu.Lock()
-		e.link.connect = true
-		e.mu.Unlock()
 		e.attach(conn, tr, w.ProbeSession)
 		ln := e.startLane(conn, tr, demux, w)
 		e.lane.Store(ln)
 		err = e.session(ctx, conn, ln)
 		e.lane.Store(nil)
 		if ln != nil {
-			_ = ln.s.Close()
+			if err := ln.s.Close(); err != nil {
+				e.log.Warn("closing the data lane", "error", err)
+			}
 		}
 		e.attach(nil, nil, 0)
 		e.conn.Store(nil)
-		e.mu.Lock()
-		e.link.connect = false
-		e.mu.Unlock()
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
 		if ctx.Err() == nil {
 			e.log.Warn("connection lost", "error", err)
@@ -255,8 +191,8 @@ func (e *endpoint) run(ctx context.Context) {
 }
 
 func (e *endpoint) listenPacket() (net.PacketConn, error) {
-	if e.a.opts.ListenPacket != nil {
-		return e.a.opts.ListenPacket()
+	if e.listen != nil {
+		return e.listen()
 	}
 	return net.ListenUDP("udp", nil)
 }
@@ -267,7 +203,7 @@ func (e *endpoint) dial(ctx context.Context, tr *quic.Transport) (*quic.Conn, *w
 	if err != nil {
 		return nil, nil, fmt.Errorf("resolve %s: %w", e.cfg.Address, err)
 	}
-	tlsConf := e.a.opts.TLS.Clone()
+	tlsConf := e.tls.Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
 	if e.cfg.ServerName != "" {
 		tlsConf.ServerName = e.cfg.ServerName
@@ -296,16 +232,16 @@ func (e *endpoint) hello(ctx context.Context, conn *quic.Conn) (*wire.Welcome, e
 	}
 	defer str.CancelRead(0)
 	if dl, ok := ctx.Deadline(); ok {
-		_ = str.SetDeadline(dl)
+		_ = str.SetDeadline(dl) // quic-go's Stream.SetDeadline never fails
 	}
-	st := e.linkSnapshot()
+	st := e.mon.Status()
 	h := &wire.Hello{
 		Versions:      wire.SupportedVersions,
-		Agent:         e.a.cfg.Name,
+		Agent:         e.agentName,
 		Caps:          e.caps(),
-		LastClass:     st.status.Class,
-		LastRTT:       st.status.Median.RTT,
-		LastBandwidth: uint64(max(0, st.status.Median.BandwidthBps)),
+		LastClass:     st.Class,
+		LastRTT:       st.Median.RTT,
+		LastBandwidth: uint64(max(0, st.Median.BandwidthBps)),
 	}
 	if err := wire.WriteFrame(str, h); err != nil {
 		return nil, fmt.Errorf("hello: %w", err)
@@ -326,7 +262,7 @@ func (e *endpoint) hello(ctx context.Context, conn *quic.Conn) (*wire.Welcome, e
 // caps are the capabilities the agent offers in Hello.
 func (e *endpoint) caps() wire.Capabilities {
 	c := wire.CapZstd | wire.CapDelta | wire.CapSummary | wire.CapResume
-	if !e.a.opts.DisableLane {
+	if !e.disableLane {
 		c |= wire.CapLane
 	}
 	return c
@@ -336,24 +272,24 @@ func (e *endpoint) caps() wire.Capabilities {
 // starting at the link's last measured capacity; nil means op data stays
 // on streams.
 func (e *endpoint) startLane(conn *quic.Conn, tr *quic.Transport, demux *lane.Demux, w *wire.Welcome) *laneLink {
-	if e.a.opts.DisableLane || !w.Caps.Has(wire.CapLane) {
+	if e.disableLane || !w.Caps.Has(wire.CapLane) {
 		return nil
 	}
-	st := e.linkSnapshot()
+	bw := e.mon.Status().Median.BandwidthBps
 	s, err := lane.NewSession(conn, tr, demux, lane.Config{
 		Client:      true,
-		InitialRate: int64(max(0, st.status.Median.BandwidthBps)),
+		InitialRate: int64(max(0, bw)),
 		Delivery:    laneDelivery{e},
 	})
 	if err != nil {
 		e.log.Warn("data lane not started; op data stays on streams", "error", err)
 		return nil
 	}
-	e.log.Debug("data lane started", "initial_rate_bps", int64(st.status.Median.BandwidthBps))
+	e.log.Debug("data lane started", "initial_rate_bps", int64(bw))
 	ln := &laneLink{s: s, started: time.Now()}
-	if st.status.Median.BandwidthBps <= 0 {
+	if bw <= 0 {
 		ln.capacity = func() (float64, time.Time) {
-			if m := e.liveMonitor(); m != nil {
+			if m := e.measuring(); m != nil {
 				return m.Capacity()
 			}
 			return 0, time.Time{}

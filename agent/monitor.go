@@ -2,138 +2,108 @@ package agent
 
 import (
 	"context"
-	"path/filepath"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/linkmon"
 )
 
-// The endpoint's link monitor: started with the endpoint, stopped and
-// restarted by transport.bandwidth.monitor.stop/start, attached to every
-// connection the endpoint makes.
+// The endpoint's link monitor: it measures while the endpoint runs,
+// transport.bandwidth.monitor.stop and .start stop it and restart it with
+// new settings, and it is attached to every connection the endpoint makes.
+// Stopped or measuring, it holds the link state the sender and the control
+// surface read.
 
-// linkMonitor is what the control surface needs of a link monitor.
+// linkMonitor is what the control surface needs of a measuring link
+// monitor.
 type linkMonitor interface {
 	Latest() linkmon.Measurement
 	Measure(ctx context.Context) (linkmon.Measurement, error)
 	History(window time.Duration) []linkmon.Measurement
 }
 
-// monitorRun is a running monitor and the goroutine that feeds its
-// classification into the endpoint.
-type monitorRun struct {
-	mon       *linkmon.Monitor
-	cfg       config.Monitor
-	stopWatch context.CancelFunc
-	watchDone chan struct{}
-}
-
-// attachment is the connection the monitor measures, if any.
-type attachment struct {
-	conn    *quic.Conn
-	tr      *quic.Transport
-	session uint64
-}
-
-// monitor returns the endpoint's running monitor, or nil.
+// monitor returns the endpoint's link monitor while it measures, or nil.
 func (e *endpoint) monitor() linkMonitor {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.mon == nil {
-		return nil
-	}
-	return e.mon.mon
-}
-
-func (e *endpoint) liveMonitor() *linkmon.Monitor {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.mon == nil {
-		return nil
-	}
-	return e.mon.mon
-}
-
-// startMonitor starts a link monitor with mc, replacing a running one, and
-// attaches it to the current connection. The last status is kept in
-// DataDir/link-NAME.json across restarts.
-func (e *endpoint) startMonitor(ctx context.Context, mc config.Monitor) error {
-	lc, err := monitorConfig(mc)
-	if err != nil {
-		return err
-	}
-	m, err := linkmon.NewMonitor(lc, linkmon.MonitorOptions{
-		Name:      e.name,
-		Logger:    e.log, // the monitor names its own sub-logger
-		StatePath: filepath.Join(e.a.cfg.DataDir, "link-"+safeName(e.name)+".json"),
-	})
-	if err != nil {
-		return err
-	}
-	e.stopMonitor()
-	m.Start()
-	wctx, cancel := context.WithCancel(ctx)
-	run := &monitorRun{mon: m, cfg: mc, stopWatch: cancel, watchDone: make(chan struct{})}
-	go func() { defer close(run.watchDone); e.watch(wctx, m) }()
-	e.mu.Lock()
-	e.mon = run
-	at := e.attached
-	e.mu.Unlock()
-	if at.conn != nil {
-		if err := m.Attach(at.conn, at.tr, at.session); err != nil {
-			e.log.Warn("link monitor cannot use this connection", "error", err)
-		}
+	if m := e.measuring(); m != nil {
+		return m
 	}
 	return nil
 }
 
-// stopMonitor stops the running monitor, if any. The link keeps its last
-// classification.
-func (e *endpoint) stopMonitor() bool {
-	e.mu.Lock()
-	run := e.mon
-	e.mon = nil
-	e.mu.Unlock()
-	if run == nil {
-		return false
+// measuring returns the endpoint's link monitor while it measures, or nil.
+func (e *endpoint) measuring() *linkmon.Monitor {
+	if e.mon.Measuring() {
+		return e.mon
 	}
-	run.stopWatch()
-	<-run.watchDone
-	_ = run.mon.Close()
-	st := run.mon.Stats()
-	e.probeBytesDone.Add(st.TrainBytes + st.PingBytes)
-	return true
+	return nil
 }
 
-// probeBytes returns the bytes the endpoint's link monitors have sent as
+// startMonitor starts measuring as the endpoint's run begins.
+func (e *endpoint) startMonitor() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.running = true
+	e.mon.Start()
+}
+
+// closeMonitor closes the monitor as the endpoint's run ends; the last
+// status is kept in DataDir/link-NAME.json for the next process.
+func (e *endpoint) closeMonitor() {
+	e.mu.Lock()
+	e.running = false
+	e.mu.Unlock()
+	if err := e.mon.Close(); err != nil {
+		e.log.Warn("link status not saved; the next start measures from nothing", "error", err)
+	}
+}
+
+// restartMonitor measures again with cfg (transport.bandwidth.monitor.start),
+// keeping the class, the pin and the overrides. It fails with ErrClosed
+// unless the endpoint runs.
+func (e *endpoint) restartMonitor(cfg linkmon.Config) error {
+	e.mu.Lock()
+	defer e.mu.Unlock() // held so that the run cannot end meanwhile
+	if !e.running {
+		return fmt.Errorf("start monitor of %q: the agent is not running: %w", e.name, ErrClosed)
+	}
+	if err := e.mon.Restart(cfg); err != nil {
+		return fmt.Errorf("start monitor of %q: %w", e.name, err)
+	}
+	return nil
+}
+
+// stopMonitor stops measuring (transport.bandwidth.monitor.stop); the link
+// keeps its last class. It fails with ErrNoMonitor when none measures.
+func (e *endpoint) stopMonitor() error {
+	err := e.mon.Stop()
+	switch {
+	case errors.Is(err, linkmon.ErrNotRunning):
+		return fmt.Errorf("stop monitor of %q: %w", e.name, ErrNoMonitor)
+	case err != nil:
+		// The monitor stopped; only the status file is behind.
+		e.log.Warn("link monitor stopped, but its status was not saved", "error", err)
+	}
+	return nil
+}
+
+// probeBytes returns the bytes the endpoint's link monitor has sent as
 // probes (trains and pings) since the agent started.
 func (e *endpoint) probeBytes() int64 {
-	n := e.probeBytesDone.Load()
-	if m := e.liveMonitor(); m != nil {
-		st := m.Stats()
-		n += st.TrainBytes + st.PingBytes
-	}
-	return n
+	st := e.mon.Stats()
+	return st.TrainBytes + st.PingBytes
 }
 
-// attach records the endpoint's connection (nil when it is lost) and hands
-// it to the monitor.
+// attach hands the endpoint's connection (nil when it is lost) to the
+// monitor, which keeps it while stopped.
 func (e *endpoint) attach(conn *quic.Conn, tr *quic.Transport, session uint64) {
-	e.mu.Lock()
-	e.attached = attachment{conn: conn, tr: tr, session: session}
-	m := e.mon
-	e.mu.Unlock()
-	if m == nil {
-		return
-	}
 	if conn == nil {
-		m.mon.Detach()
+		e.mon.Detach()
 		return
 	}
-	if err := m.mon.Attach(conn, tr, session); err != nil {
+	if err := e.mon.Attach(conn, tr, session); err != nil {
 		e.log.Warn("link monitor cannot use this connection", "error", err)
 	}
 }
@@ -148,33 +118,10 @@ func safeName(s string) string {
 	return string(b)
 }
 
-// watch feeds the monitor's classification into the endpoint's link state
-// until ctx ends.
-func (e *endpoint) watch(ctx context.Context, m *linkmon.Monitor) {
-	events, cancel := m.Subscribe()
-	defer cancel()
-	e.setStatus(m.Status(), "")
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case ev, ok := <-events:
-			if !ok {
-				return
-			}
-			reason := ""
-			if ev.Change != nil {
-				reason = ev.Change.Reason
-			}
-			e.setStatus(m.Status(), reason)
-		}
-	}
-}
-
 // appLimited tells the link monitor the sender ran out of data, so that
 // the delivery rate is only a lower bound of the capacity.
 func (e *endpoint) appLimited() {
-	if m := e.liveMonitor(); m != nil {
+	if m := e.measuring(); m != nil {
 		m.DeliveryMeter().OnAppLimited()
 	}
 }
@@ -184,7 +131,7 @@ func (e *endpoint) appLimited() {
 type laneDelivery struct{ e *endpoint }
 
 func (d laneDelivery) OnAcked(n int) {
-	if m := d.e.liveMonitor(); m != nil {
+	if m := d.e.measuring(); m != nil {
 		m.DeliveryMeter().OnAcked(n)
 	}
 }
@@ -196,6 +143,6 @@ func (d laneDelivery) OnAppLimited() { d.e.appLimited() }
 // QUIC's idle timer thinks. (Samples missed while dialling do not count:
 // the monitor starts over when a connection is attached.)
 func (e *endpoint) linkDown() bool {
-	m := e.liveMonitor()
+	m := e.measuring()
 	return m != nil && m.Status().Missed >= 2
 }

@@ -14,9 +14,9 @@ const numCodecModes = int(codec.ModeSummary) + 1
 // endpointStats are an endpoint's counters; the sender writes them, Stats
 // and /metrics read them.
 type endpointStats struct {
-	connects, dialFailures, modeSwitches atomic.Int64
-	paused, retries, parked              atomic.Int64
-	laneOps, laneBytes                   atomic.Int64 // acknowledged ops whose data went on the lane
+	connects, dialFailures  atomic.Int64
+	paused, retries, parked atomic.Int64
+	laneOps, laneBytes      atomic.Int64 // acknowledged ops whose data went on the lane
 
 	acked      [edgesync.NumPriorities]atomic.Int64 // ops acknowledged by the core
 	plainBytes [edgesync.NumPriorities]atomic.Int64 // payload bytes of acknowledged ops
@@ -74,7 +74,7 @@ func (e *endpoint) snapshot() EndpointStats {
 		Connected:    e.conn.Load() != nil,
 		Connects:     s.connects.Load(),
 		DialFailures: s.dialFailures.Load(),
-		ModeSwitches: s.modeSwitches.Load(),
+		ModeSwitches: e.mon.Stats().ModeSwitches,
 		Paused:       s.paused.Load(),
 		Retries:      s.retries.Load(),
 		Parked:       s.parked.Load(),

@@ -71,34 +71,6 @@ type Endpoint struct {
 	Monitor Monitor
 }
 
-// Monitor configures the link monitor (see linkmon).
-type Monitor struct {
-	ProbeInterval     time.Duration // bandwidth probe period; default 5s
-	SampleInterval    time.Duration // light samples (RTT, loss, passive rate); default 250ms
-	Window            time.Duration // classification window; default 30s
-	LossWindow        time.Duration // loss averaged over at least this; default 20s
-	MinSamples        int           // default 3
-	HysteresisPercent float64       // default 20
-	ProbeTimeout      time.Duration // default 5s
-	ProbeBudget       float64       // share of capacity for active probes over a minute; default 0.02
-	Active            bool          // default true
-	Passive           bool          // default true
-	Thresholds        Thresholds
-}
-
-// Thresholds are the link-class boundaries of docs/design.md#link-classes.
-type Thresholds struct {
-	FiberMinMbps        float64       // 100
-	FiberMaxRTT         time.Duration // 10ms
-	BroadbandMinMbps    float64       // 10
-	BroadbandMaxRTT     time.Duration // 50ms
-	MobileMinMbps       float64       // 1
-	MobileMaxRTT        time.Duration // 200ms
-	SatelliteMinRTT     time.Duration // 500ms
-	IntermittentLossPct float64       // 20
-	MaxMissed           int           // 2 consecutive intervals without a measurement
-}
-
 // Profile overrides the sync parameters of one link class. Zero fields
 // keep the built-in value.
 type Profile struct {
@@ -127,34 +99,6 @@ type Control struct {
 // Metrics configures the Prometheus endpoint.
 type Metrics struct {
 	Listen string // e.g. "127.0.0.1:9464"; "" disables it
-}
-
-// DefaultMonitor returns the monitor defaults of
-// docs/design.md#link-monitor-defaults.
-func DefaultMonitor() Monitor {
-	return Monitor{
-		ProbeInterval:     5 * time.Second,
-		SampleInterval:    250 * time.Millisecond,
-		Window:            30 * time.Second,
-		LossWindow:        20 * time.Second,
-		MinSamples:        3,
-		HysteresisPercent: 20,
-		ProbeTimeout:      5 * time.Second,
-		ProbeBudget:       0.02,
-		Active:            true,
-		Passive:           true,
-		Thresholds: Thresholds{
-			FiberMinMbps:        100,
-			FiberMaxRTT:         10 * time.Millisecond,
-			BroadbandMinMbps:    10,
-			BroadbandMaxRTT:     50 * time.Millisecond,
-			MobileMinMbps:       1,
-			MobileMaxRTT:        200 * time.Millisecond,
-			SatelliteMinRTT:     500 * time.Millisecond,
-			IntermittentLossPct: 20,
-			MaxMissed:           2,
-		},
-	}
 }
 
 // DefaultAgent returns the agent's defaults. It has no endpoint: a config
@@ -322,46 +266,6 @@ func (t TLS) validate(l *errorList, p string) {
 		if f.v == "" {
 			l.addf(p+f.name, "is required (mutual TLS is always on; create files with `edge-sync certs`)")
 		}
-	}
-}
-
-func (m Monitor) validate(l *errorList, p string) {
-	pos := func(name string, d time.Duration) {
-		if d <= 0 {
-			l.addf(p+name, "must be positive, got %s", d)
-		}
-	}
-	pos("probe_interval", m.ProbeInterval)
-	pos("sample_interval", m.SampleInterval)
-	pos("window", m.Window)
-	pos("loss_window", m.LossWindow)
-	pos("probe_timeout", m.ProbeTimeout)
-	if m.SampleInterval > m.ProbeInterval {
-		l.addf(p+"sample_interval", "must not be longer than probe_interval (%s), got %s", m.ProbeInterval, m.SampleInterval)
-	}
-	if m.MinSamples < 1 || m.MinSamples > 100 {
-		l.addf(p+"min_samples", "must be 1-100, got %d", m.MinSamples)
-	}
-	if m.HysteresisPercent < 0 || m.HysteresisPercent >= 100 {
-		l.addf(p+"hysteresis_percent", "must be 0-99, got %g", m.HysteresisPercent)
-	}
-	if m.ProbeBudget <= 0 || m.ProbeBudget > 0.5 {
-		l.addf(p+"probe_budget_percent", "must be above 0 and at most 50, got %g", m.ProbeBudget*100)
-	}
-	t, tp := m.Thresholds, p+"thresholds."
-	if !(t.FiberMinMbps > t.BroadbandMinMbps && t.BroadbandMinMbps > t.MobileMinMbps && t.MobileMinMbps > 0) {
-		l.addf(tp+"fiber_min_mbps", "bandwidth thresholds must fall: fiber %g > broadband %g > mobile %g > 0 Mbit/s",
-			t.FiberMinMbps, t.BroadbandMinMbps, t.MobileMinMbps)
-	}
-	if !(t.FiberMaxRTT < t.BroadbandMaxRTT && t.BroadbandMaxRTT < t.MobileMaxRTT && t.MobileMaxRTT < t.SatelliteMinRTT && t.FiberMaxRTT > 0) {
-		l.addf(tp+"fiber_max_rtt", "RTT thresholds must rise: 0 < fiber %s < broadband %s < mobile %s < satellite %s",
-			t.FiberMaxRTT, t.BroadbandMaxRTT, t.MobileMaxRTT, t.SatelliteMinRTT)
-	}
-	if t.IntermittentLossPct <= 0 || t.IntermittentLossPct > 100 {
-		l.addf(tp+"intermittent_loss_percent", "must be above 0 and at most 100, got %g", t.IntermittentLossPct)
-	}
-	if t.MaxMissed < 1 {
-		l.addf(tp+"max_missed", "must be at least 1, got %d", t.MaxMissed)
 	}
 }
 

@@ -166,31 +166,50 @@ func (r *rawTLS) apply(t *TLS) {
 	t.Key = pick(r.Key, t.Key)
 }
 
+// apply reads the monitor block onto m, converting the file's Mbit/s and
+// percent into linkmon's bit/s and fractions: the one place they are
+// converted.
 func (r *rawMonitor) apply(l *errorList, p string, m *Monitor) {
+	c := &m.Classifier
 	m.ProbeInterval = parseDuration(l, p+"probe_interval", r.ProbeInterval, m.ProbeInterval)
 	m.SampleInterval = parseDuration(l, p+"sample_interval", r.SampleInterval, m.SampleInterval)
-	m.Window = parseDuration(l, p+"window", r.Window, m.Window)
-	m.LossWindow = parseDuration(l, p+"loss_window", r.LossWindow, m.LossWindow)
+	c.Window = parseDuration(l, p+"window", r.Window, c.Window)
+	c.LossWindow = parseDuration(l, p+"loss_window", r.LossWindow, c.LossWindow)
 	m.ProbeTimeout = parseDuration(l, p+"probe_timeout", r.ProbeTimeout, m.ProbeTimeout)
-	m.MinSamples = pick(r.MinSamples, m.MinSamples)
-	m.HysteresisPercent = pick(r.HysteresisPercent, m.HysteresisPercent)
-	if r.ProbeBudgetPct != nil {
-		m.ProbeBudget = *r.ProbeBudgetPct / 100
-	}
+	c.MinSamples = pick(r.MinSamples, c.MinSamples)
+	c.Hysteresis = fromPercent(r.HysteresisPercent, c.Hysteresis)
+	m.Budget.Fraction = fromPercent(r.ProbeBudgetPct, m.Budget.Fraction)
 	m.Active = pick(r.Active, m.Active)
 	m.Passive = pick(r.Passive, m.Passive)
 	if t := r.Thresholds; t != nil {
-		tp, mt := p+"thresholds.", &m.Thresholds
-		mt.FiberMinMbps = pick(t.FiberMinMbps, mt.FiberMinMbps)
-		mt.BroadbandMinMbps = pick(t.BroadbandMinMbps, mt.BroadbandMinMbps)
-		mt.MobileMinMbps = pick(t.MobileMinMbps, mt.MobileMinMbps)
-		mt.FiberMaxRTT = parseDuration(l, tp+"fiber_max_rtt", t.FiberMaxRTT, mt.FiberMaxRTT)
-		mt.BroadbandMaxRTT = parseDuration(l, tp+"broadband_max_rtt", t.BroadbandMaxRTT, mt.BroadbandMaxRTT)
-		mt.MobileMaxRTT = parseDuration(l, tp+"mobile_max_rtt", t.MobileMaxRTT, mt.MobileMaxRTT)
-		mt.SatelliteMinRTT = parseDuration(l, tp+"satellite_min_rtt", t.SatelliteMinRTT, mt.SatelliteMinRTT)
-		mt.IntermittentLossPct = pick(t.IntermittentLossPct, mt.IntermittentLossPct)
-		mt.MaxMissed = pick(t.MaxMissed, mt.MaxMissed)
+		tp := p + "thresholds."
+		c.FiberMinBps = fromMbps(t.FiberMinMbps, c.FiberMinBps)
+		c.BroadbandMinBps = fromMbps(t.BroadbandMinMbps, c.BroadbandMinBps)
+		c.MobileMinBps = fromMbps(t.MobileMinMbps, c.MobileMinBps)
+		c.FiberMaxRTT = parseDuration(l, tp+"fiber_max_rtt", t.FiberMaxRTT, c.FiberMaxRTT)
+		c.BroadbandMaxRTT = parseDuration(l, tp+"broadband_max_rtt", t.BroadbandMaxRTT, c.BroadbandMaxRTT)
+		c.MobileMaxRTT = parseDuration(l, tp+"mobile_max_rtt", t.MobileMaxRTT, c.MobileMaxRTT)
+		c.SatelliteMinRTT = parseDuration(l, tp+"satellite_min_rtt", t.SatelliteMinRTT, c.SatelliteMinRTT)
+		c.IntermittentLoss = fromPercent(t.IntermittentLossPct, c.IntermittentLoss)
+		c.MaxMissed = pick(t.MaxMissed, c.MaxMissed)
 	}
+}
+
+// fromPercent returns *v percent as a fraction, or def when v was not
+// written.
+func fromPercent(v *float64, def float64) float64 {
+	if v == nil {
+		return def
+	}
+	return *v / percent
+}
+
+// fromMbps returns *v Mbit/s in bit/s, or def when v was not written.
+func fromMbps(v *float64, def float64) float64 {
+	if v == nil {
+		return def
+	}
+	return *v * bpsPerMbps
 }
 
 func (r *rawProfile) apply(l *errorList, p string) Profile {

@@ -66,11 +66,11 @@ func TestParseAgentGood(t *testing.T) {
 	if c.Outbox.DefaultTTL[edgesync.Background] != 24*time.Hour || c.Outbox.DefaultTTL[edgesync.Critical] != 0 {
 		t.Errorf("default_ttl = %v", c.Outbox.DefaultTTL)
 	}
-	if c.Monitor.SampleInterval != 250*time.Millisecond || c.Monitor.HysteresisPercent != 25 || c.Monitor.ProbeBudget != 0.01 {
+	if c.Monitor.SampleInterval != 250*time.Millisecond || c.Monitor.Classifier.Hysteresis != 0.25 || c.Monitor.Budget.Fraction != 0.01 {
 		t.Errorf("monitor = %+v", c.Monitor)
 	}
-	if c.Monitor.Thresholds.SatelliteMinRTT != 400*time.Millisecond || c.Monitor.Thresholds.FiberMinMbps != 100 {
-		t.Errorf("thresholds = %+v", c.Monitor.Thresholds)
+	if c.Monitor.Classifier.SatelliteMinRTT != 400*time.Millisecond || c.Monitor.Classifier.FiberMinBps != 100e6 {
+		t.Errorf("thresholds = %+v", c.Monitor.Classifier)
 	}
 	p := c.Profiles[edgesync.Satellite]
 	if p.ChunkSize != 128<<10 || p.Interval == nil || *p.Interval != 20*time.Second || p.Mode != edgesync.SyncDeltaZstd {
@@ -81,7 +81,7 @@ func TestParseAgentGood(t *testing.T) {
 		t.Fatalf("endpoint = %+v, %v", e, ok)
 	}
 	// The endpoint inherits the agent-wide monitor and overrides its window.
-	if e.Monitor.Window != 10*time.Second || e.Monitor.SampleInterval != 250*time.Millisecond {
+	if e.Monitor.Classifier.Window != 10*time.Second || e.Monitor.SampleInterval != 250*time.Millisecond {
 		t.Errorf("endpoint monitor = %+v", e.Monitor)
 	}
 	if c.OutboxPath() != "/tmp/es/outbox.db" || c.ControlSocket() != "/tmp/es/agent.sock" {

@@ -66,8 +66,12 @@ func NewBudget(cfg BudgetConfig) (*Budget, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new budget: %w", err)
 	}
-	return &Budget{cfg: cfg}, nil
+	return newBudget(cfg), nil
 }
+
+// newBudget returns an empty budget for a cfg that has been validated
+// (the monitor's, checked by NewMonitor and Restart).
+func newBudget(cfg BudgetConfig) *Budget { return &Budget{cfg: cfg} }
 
 // Limit returns the bytes allowed per window at the given capacity (bit/s;
 // 0 or less means unknown and uses FloorBps).

@@ -78,7 +78,7 @@ const maxKeptSamples = 4096
 // # Hysteresis
 //
 // While the class is known, each threshold is moved away from the current
-// class by HysteresisPercent: leaving a class downwards needs a bandwidth
+// class by h = Hysteresis: leaving a class downwards needs a bandwidth
 // below threshold·(1−h) or an RTT above threshold·(1+h); leaving it
 // upwards needs a bandwidth above threshold·(1+h) and an RTT below
 // threshold·(1−h). The class then changes only when the same new class
@@ -131,8 +131,12 @@ func NewClassifier(cfg ClassifierConfig) (*Classifier, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new classifier: %w", err)
 	}
-	return &Classifier{cfg: cfg}, nil
+	return newClassifier(cfg), nil
 }
+
+// newClassifier returns a classifier for a cfg that has been validated
+// (the monitor's, checked by NewMonitor and Restart).
+func newClassifier(cfg ClassifierConfig) *Classifier { return &Classifier{cfg: cfg} }
 
 // Config returns the classifier's configuration.
 func (c *Classifier) Config() ClassifierConfig { return c.cfg }
@@ -188,7 +192,7 @@ func (c *Classifier) Observe(m Measurement) (Status, *ClassChange) {
 
 	f := c.compute(m.At)
 	cfg := &c.cfg
-	h := cfg.HysteresisPercent / 100
+	h := cfg.Hysteresis
 
 	if f.n < cfg.MinSamples {
 		if c.class == edgesync.Unknown && f.rttKnown && f.rtt > cfg.SatelliteMinRTT {
@@ -448,7 +452,7 @@ func shift(cur edgesync.LinkClass, r int) float64 {
 
 // bwRank places a bandwidth on its axis relative to the current class.
 func (c *Classifier) bwRank(bw float64, cur edgesync.LinkClass) int {
-	h := c.cfg.HysteresisPercent / 100
+	h := c.cfg.Hysteresis
 	for r, t := range c.bwBounds() {
 		eff := t * (1 - shift(cur, r)*h)
 		if r == 0 && bw > eff || r > 0 && bw >= eff {
@@ -460,7 +464,7 @@ func (c *Classifier) bwRank(bw float64, cur edgesync.LinkClass) int {
 
 // rttRank places an RTT on its axis relative to the current class.
 func (c *Classifier) rttRank(rtt time.Duration, cur edgesync.LinkClass) int {
-	h := c.cfg.HysteresisPercent / 100
+	h := c.cfg.Hysteresis
 	for r, t := range c.rttBounds() {
 		eff := float64(t) * (1 + shift(cur, r)*h)
 		if r == 2 && float64(rtt) <= eff || r < 2 && float64(rtt) < eff {
@@ -540,7 +544,7 @@ func (c *Classifier) explain(old, to edgesync.LinkClass, f figures) string {
 	}
 	if old == edgesync.Intermittent {
 		if c.lossy {
-			h := c.cfg.HysteresisPercent / 100
+			h := c.cfg.Hysteresis
 			return fmt.Sprintf("mean loss %.1f%% < %.0f%%, %s", f.loss*100, c.cfg.IntermittentLoss*(1-h)*100, strings.Join(parts, " and "))
 		}
 		return "answered again: " + strings.Join(parts, " and ")

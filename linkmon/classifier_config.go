@@ -40,9 +40,10 @@ type ClassifierConfig struct {
 	// consecutive samples a new class must hold before it replaces the
 	// current one (3).
 	MinSamples int
-	// HysteresisPercent: how far past a threshold a figure must be before
-	// the class changes, in percent of the threshold (20).
-	HysteresisPercent float64
+	// Hysteresis: how far past a threshold a figure must be before the
+	// class changes, as a fraction of the threshold (0.20; the config
+	// file's hysteresis_percent).
+	Hysteresis float64
 	// Window: samples older than this take no part in the medians (30 s).
 	Window time.Duration
 	// MedianSamples: the medians are over at most this many of the most
@@ -59,21 +60,21 @@ type ClassifierConfig struct {
 // docs/design.md#link-classes.
 func DefaultClassifierConfig() ClassifierConfig {
 	return ClassifierConfig{
-		FiberMinBps:       100e6,
-		FiberMaxRTT:       10 * time.Millisecond,
-		BroadbandMinBps:   10e6,
-		BroadbandMaxRTT:   50 * time.Millisecond,
-		MobileMinBps:      1e6,
-		MobileMaxRTT:      200 * time.Millisecond,
-		SatelliteMinRTT:   500 * time.Millisecond,
-		IntermittentLoss:  0.20,
-		MaxMissed:         2,
-		MinOutage:         1500 * time.Millisecond,
-		MinSamples:        3,
-		HysteresisPercent: 20,
-		Window:            30 * time.Second,
-		MedianSamples:     9,
-		LossWindow:        20 * time.Second,
+		FiberMinBps:      100e6,
+		FiberMaxRTT:      10 * time.Millisecond,
+		BroadbandMinBps:  10e6,
+		BroadbandMaxRTT:  50 * time.Millisecond,
+		MobileMinBps:     1e6,
+		MobileMaxRTT:     200 * time.Millisecond,
+		SatelliteMinRTT:  500 * time.Millisecond,
+		IntermittentLoss: 0.20,
+		MaxMissed:        2,
+		MinOutage:        1500 * time.Millisecond,
+		MinSamples:       3,
+		Hysteresis:       0.20,
+		Window:           30 * time.Second,
+		MedianSamples:    9,
+		LossWindow:       20 * time.Second,
 	}
 }
 
@@ -107,8 +108,8 @@ func (c ClassifierConfig) Validate() error {
 		return cfgErr("min_outage", "%v must not be negative", c.MinOutage)
 	case c.MinSamples < 1:
 		return cfgErr("min_samples", "%d must be at least 1", c.MinSamples)
-	case !(c.HysteresisPercent >= 0 && c.HysteresisPercent < 100):
-		return cfgErr("hysteresis_percent", "%v must be in 0..100", c.HysteresisPercent)
+	case !(c.Hysteresis >= 0 && c.Hysteresis < 1):
+		return cfgErr("hysteresis_percent", "%g%% must be in 0..100", c.Hysteresis*100)
 	case c.Window <= 0:
 		return cfgErr("window", "%v must be positive", c.Window)
 	case c.MedianSamples < 1:
@@ -118,13 +119,13 @@ func (c ClassifierConfig) Validate() error {
 	}
 	// With a margin, adjacent bands must not overlap: a lower threshold
 	// raised by h must stay below the next one lowered by h.
-	h := c.HysteresisPercent / 100
+	h := c.Hysteresis
 	if c.MobileMinBps*(1+h) >= c.BroadbandMinBps*(1-h) || c.BroadbandMinBps*(1+h) >= c.FiberMinBps*(1-h) {
-		return cfgErr("hysteresis_percent", "%v%% makes the bandwidth bands overlap", c.HysteresisPercent)
+		return cfgErr("hysteresis_percent", "%g%% makes the bandwidth bands overlap", h*100)
 	}
 	if float64(c.FiberMaxRTT)*(1+h) >= float64(c.BroadbandMaxRTT)*(1-h) ||
 		float64(c.BroadbandMaxRTT)*(1+h) >= float64(c.mobileSatelliteSplit())*(1-h) {
-		return cfgErr("hysteresis_percent", "%v%% makes the RTT bands overlap", c.HysteresisPercent)
+		return cfgErr("hysteresis_percent", "%g%% makes the RTT bands overlap", h*100)
 	}
 	return nil
 }

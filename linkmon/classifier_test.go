@@ -477,7 +477,7 @@ func TestClassifierConfigValidate(t *testing.T) {
 		"max_missed":         func(c *ClassifierConfig) { c.MaxMissed = 0 },
 		"min_outage":         func(c *ClassifierConfig) { c.MinOutage = -1 },
 		"min_samples":        func(c *ClassifierConfig) { c.MinSamples = 0 },
-		"hysteresis_percent": func(c *ClassifierConfig) { c.HysteresisPercent = 90 },
+		"hysteresis_percent": func(c *ClassifierConfig) { c.Hysteresis = 0.9 },
 		"window":             func(c *ClassifierConfig) { c.Window = 0 },
 		"median_samples":     func(c *ClassifierConfig) { c.MedianSamples = 0 },
 		"loss_window":        func(c *ClassifierConfig) { c.LossWindow = -time.Second },

@@ -3,12 +3,14 @@ package linkmon
 import (
 	"fmt"
 	"time"
-
-	edgesync "github.com/edge-sync/edge-sync"
 )
 
-// Config is the whole link monitor configuration of one endpoint. The
-// config package maps the HCL block onto it; every field has a default.
+// Config is how a Monitor measures and classifies one endpoint's link;
+// every field has a default (Default), and the config package reads the
+// file's monitor block onto it (config.Monitor is this type). What the
+// monitor does with the class, the per-class overrides and the operator's
+// pin, is not here: see MonitorOptions.Profiles, SetProfile and SetPin.
+// Config is comparable.
 type Config struct {
 	// Classifier holds the class thresholds and hysteresis.
 	Classifier ClassifierConfig
@@ -37,12 +39,10 @@ type Config struct {
 	// HistoryLength bounds the measurements kept for History (3600: 15
 	// minutes of light samples).
 	HistoryLength int
-	// Profiles overrides the sync parameters per class.
-	Profiles map[edgesync.LinkClass]Override
 }
 
-// Default returns the defaults of docs/design.md#link-monitor-defaults and
-// docs/linkmon.md#measuring-without-eating-the-link.
+// Default returns the defaults, the only copy of them
+// (docs/design.md#link-monitor-defaults and docs/linkmon.md list them).
 func Default() Config {
 	return Config{
 		Classifier:     DefaultClassifierConfig(),
@@ -84,9 +84,6 @@ func (c Config) Validate() error {
 	case time.Duration(c.Classifier.MinSamples)*c.SampleInterval > c.Classifier.Window:
 		return cfgErr("classifier.window", "%v cannot hold min_samples (%d) samples at sample_interval %v",
 			c.Classifier.Window, c.Classifier.MinSamples, c.SampleInterval)
-	}
-	if _, err := NewAdjuster(c.Profiles); err != nil {
-		return fmt.Errorf("validate: %w", err)
 	}
 	return nil
 }

@@ -25,10 +25,6 @@ func TestConfigValidate(t *testing.T) {
 		"active":            func(c *Config) { c.Active, c.Passive = false, false },
 		"history_length":    func(c *Config) { c.HistoryLength = 0 },
 		"classifier.window": func(c *Config) { c.Classifier.Window = 500 * time.Millisecond },
-		"profile.mobile.interval": func(c *Config) {
-			d := -time.Second
-			c.Profiles = map[edgesync.LinkClass]Override{edgesync.Mobile: {Interval: &d}}
-		},
 	} {
 		c := Default()
 		mut(&c)
@@ -36,6 +32,12 @@ func TestConfigValidate(t *testing.T) {
 		if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), field) {
 			t.Errorf("%s: %v, want ErrInvalidConfig naming it", field, err)
 		}
+	}
+	// The per-class overrides are the monitor's, checked by NewMonitor.
+	d := -time.Second
+	bad := map[edgesync.LinkClass]Override{edgesync.Mobile: {Interval: &d}}
+	if _, err := NewMonitor(Default(), MonitorOptions{Profiles: bad}); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "profile.mobile.interval") {
+		t.Errorf("profile.mobile.interval: %v, want ErrInvalidConfig naming it", err)
 	}
 }
 

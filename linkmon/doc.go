@@ -26,19 +26,36 @@
 // the table of docs/design.md#sync-parameters, chunk size and concurrency
 // interpolated within each class's bandwidth range, per-class overrides
 // from config. A Pin (from transport.switch) overrides the class or mode;
-// Adjuster.Effective applies it.
+// Adjuster.Effective applies it. Only the Monitor uses them to derive the link state (below).
 //
 // A Budget keeps active probing within a fraction of the capacity (2 % over
 // any minute by default); ProbeSize picks a train size whose dispersion at
 // the bottleneck stays near TargetDispersion.
 //
-// Config groups all of it with the probe and sample intervals and timeouts.
+// Config groups all of it with the probe and sample intervals and timeouts,
+// in one set of units (bit/s, durations, fractions) and one set of
+// defaults (Default); the config package reads the file's monitor block
+// onto it.
+//
+// # The link state
+//
+// A Monitor is the one owner of an endpoint's link state: the measured
+// Status, the operator's Pin (SetPin), the per-class overrides
+// (MonitorOptions.Profiles, SetProfile), and what follows from them, the
+// effective class and SyncParameters. It publishes them three ways:
+// Snapshot (a LinkState, all of one moment), Parameters (the sender's
+// view: the parameters, their generation and a channel closed at the next
+// change) and Subscribe (events). The pin and the overrides last as long
+// as the monitor, across Stop and Restart; they are not in the status
+// file.
 //
 // # Network side
 //
-// A Monitor runs one endpoint: NewMonitor (restoring the last status from
-// MonitorOptions.StatePath), Start or Run, Attach when the agent's QUIC
-// connection is up, Detach when it is lost, Close. It pings every
+// A Monitor lives as long as its endpoint: NewMonitor (restoring the last
+// measured status from MonitorOptions.StatePath), Start or Run to measure,
+// Stop to stop measuring (the state stays and still takes pins and
+// overrides), Restart to measure again with a new Config, Attach when the
+// agent's QUIC connection is up, Detach when it is lost, Close. It pings every
 // SampleInterval, probes bandwidth every ProbeInterval (stretched by the
 // budget, early after an RTT or loss jump, at once when the link comes
 // back), sends short check trains between probes to catch a change of
@@ -46,6 +63,9 @@
 // capacity instead of probing, feeds the Classifier and
 // publishes LinkClassChanged and ParametersChanged events to subscribers
 // without ever blocking on them (drop-oldest). Measure probes on demand.
+// monitor.go holds its lifecycle and measured state, link.go the
+// published link state, sampler.go the sampling goroutine, probe.go the
+// bandwidth probes and check trains.
 //
 // A Prober is the agent's half over one connection: pings as QUIC
 // datagrams, packet trains as sealed raw packets written unpaced with

@@ -32,6 +32,9 @@ var (
 	ErrInvalidSession = errors.New("invalid probe session")
 	// ErrClosed is returned by a closed Monitor or Responder.
 	ErrClosed = errors.New("closed")
+	// ErrNotRunning is returned by Monitor.Stop when the monitor was not
+	// measuring.
+	ErrNotRunning = errors.New("monitor not measuring")
 	// ErrBadState is wrapped when the persisted status file cannot be read.
 	ErrBadState = errors.New("bad persisted link status")
 )

@@ -257,6 +257,14 @@ func (d *DeliveryMeter) appLimitedAt(at time.Time) {
 	d.mu.Unlock()
 }
 
+// reset forgets what was reported, for a new measurement run.
+func (d *DeliveryMeter) reset() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.acked, d.appLimited, d.limitedAt = 0, false, time.Time{}
+	d.events, d.n, d.next = [ackEvents]ackEvent{}, 0, 0
+}
+
 // Snapshot returns the total bytes acknowledged and whether the sender was
 // app-limited since the previous Snapshot, and clears that flag.
 func (d *DeliveryMeter) Snapshot() (acked uint64, appLimited bool) {

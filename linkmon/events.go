@@ -13,8 +13,8 @@ type EventKind uint8
 const (
 	// LinkClassChanged: the measured class changed; Event.Change says how.
 	LinkClassChanged EventKind = iota + 1
-	// ParametersChanged: the effective sync parameters changed (class,
-	// bandwidth within the class, or pin).
+	// ParametersChanged: the effective class or sync parameters changed
+	// (class, bandwidth within the class, pin or per-class override).
 	ParametersChanged
 )
 
@@ -77,8 +77,8 @@ func (m *Monitor) publish(ev Event) {
 // ends the subscription (and closes the channel). The monitor never waits
 // for a subscriber: each has a queue of 16 events and, when it is full,
 // the oldest event is dropped to make room (drop-oldest). A subscriber
-// that fell behind should read Status and Parameters for the current
-// truth. The channel is also closed by Close.
+// that fell behind should read Snapshot for the current truth. The
+// channel is also closed by Close (not by Stop).
 func (m *Monitor) Subscribe() (<-chan Event, func()) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

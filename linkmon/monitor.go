@@ -2,8 +2,8 @@ package linkmon
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"sync"
 	"time"
@@ -14,22 +14,22 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 )
 
-// MonitorOptions are the parts of a Monitor that are not configuration.
+// MonitorOptions are the parts of a Monitor that are not its Config.
 type MonitorOptions struct {
 	// Name is the endpoint's name, used in logs and events.
 	Name string
 	// Logger receives the monitor's logs; nil discards them.
 	Logger hclog.Logger
-	// StatePath, when set, is the file the last status is kept in across
-	// restarts (written on every class or pin change and on Close).
+	// StatePath, when set, is the file the measured status is kept in
+	// across restarts of the process (written on every class change, on
+	// Stop and on Close).
 	StatePath string
+	// Profiles are the per-class overrides of the sync parameters the
+	// monitor starts with; SetProfile changes them.
+	Profiles map[edgesync.LinkClass]Override
 	// Now is the clock for measurement timestamps; nil is time.Now.
 	Now func() time.Time
 }
-
-// SatelliteBudgetFraction caps the probe budget while the link is
-// satellite: 1 % of its capacity (pings included), half the default.
-const SatelliteBudgetFraction = 0.01
 
 // Monitor bounds and tuning.
 const (
@@ -46,75 +46,87 @@ const (
 	rttJump = 0.5
 )
 
-// Monitor measures one endpoint's link, classifies it and publishes the
-// sync parameters. One goroutine samples (a ping every SampleInterval,
-// passive counters), another runs bandwidth probes when due; both start
-// with Start (or Run) and stop on Close. Attach gives it the agent's
-// connection; without one every sample is stale and the link becomes
-// intermittent within about MinOutage. All methods are safe for
-// concurrent use.
+// Monitor measures one endpoint's link, classifies it, and owns what
+// follows from the class: it holds the operator's pin and the per-class
+// overrides, derives the effective class and sync parameters, and
+// publishes them (Snapshot, Parameters, Subscribe; see link.go).
+//
+// A Monitor lives as long as its endpoint. It measures between Start and
+// Stop (or Close): one goroutine samples (a ping every SampleInterval,
+// passive counters), another runs bandwidth probes when due. Restart
+// measures again with new settings. A stopped monitor keeps its class,
+// pin, overrides and parameters, and still takes pins and overrides.
+// Attach gives it the agent's connection; without one every sample is
+// stale and the link becomes intermittent within about MinOutage. All
+// methods are safe for concurrent use.
 type Monitor struct {
-	cfg  Config
 	name string
 	log  hclog.Logger
 	now  func() time.Time
 	path string
 
-	adj    *Adjuster
-	budget *Budget
-	meter  DeliveryMeter
+	runMu sync.Mutex     // serialises Start, Stop, Restart and Close
+	wg    sync.WaitGroup // the goroutines of the running measurement
+	done  chan struct{}  // closed by Close
 
 	probeMu     sync.Mutex // one bandwidth probe at a time
 	lastPackets int        // packets per train of the last probe; under probeMu
 	saveMu      sync.Mutex // one writer of the status file
+	meter       DeliveryMeter
 
-	mu       sync.Mutex
+	mu sync.Mutex
+	// cfg changes only while nothing measures (Restart), under probeMu
+	// and mu.
+	cfg       Config
+	overrides map[edgesync.LinkClass]Override
+	adj       *Adjuster // DefaultProfiles with the overrides applied
+	pin       Pin
+
+	// What the link measures. Kept across runs: status, latest, capBps
+	// and stats; the rest is readied afresh for each run (resetRun).
 	cls      *Classifier
 	status   Status
 	latest   Measurement
 	history  []Measurement // ring
 	histNext int
 	histFull bool
-	pin      Pin
-	class    edgesync.LinkClass // effective (pinned) class
-	params   SyncParameters
-	subs     map[int]*subscriber
-	nextSub  int
-	prober   *Prober
-	conn     *quic.Conn
-	capBps   float64 // latest capacity estimate: train, check or delivery rate
-	capAt    time.Time
-	capRef   float64 // capacity before a check saw a drop that no probe has confirmed yet
+	budget   *Budget
+	capBps   float64   // latest capacity estimate: train, check or delivery rate
+	capAt    time.Time // when it was taken (zero: carried over from a previous run)
+	capRef   float64   // capacity before a check saw a drop that no probe has confirmed yet
 	// remeasure asks the sampler for a bandwidth probe now (the path
 	// changed class).
 	remeasure bool
 	stats     MonitorStats
-	closed    bool
-	started   bool
 
+	// What follows from it, published (link.go).
+	class   edgesync.LinkClass // effective (pinned) class
+	params  SyncParameters
+	since   time.Time
+	reason  string
+	gen     uint64
+	changed chan struct{} // closed and replaced when params change
+	subs    map[int]*subscriber
+	nextSub int
+
+	prober   *Prober
+	conn     *quic.Conn
+	cancel   context.CancelFunc // ends the running measurement; nil while none runs
+	ran      bool               // a measurement has run since the run state was readied
+	closed   bool
 	attachCh chan struct{}
 	wakeCh   chan struct{} // early probe
-	ctx      context.Context
-	cancel   context.CancelFunc
-	wg       sync.WaitGroup
 }
 
-// NewMonitor validates cfg and returns a stopped monitor, restored from
-// opts.StatePath when that file holds a status (an unreadable file is
-// logged and ignored: the monitor starts from nothing).
+// NewMonitor validates cfg and the profile overrides and returns a
+// monitor that does not measure yet, restored from opts.StatePath when
+// that file holds a status (an unreadable file is logged and ignored: the
+// monitor starts from nothing).
 func NewMonitor(cfg Config, opts MonitorOptions) (*Monitor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new monitor: %w", err)
 	}
-	cls, err := NewClassifier(cfg.Classifier)
-	if err != nil {
-		return nil, fmt.Errorf("new monitor: %w", err)
-	}
-	adj, err := NewAdjuster(cfg.Profiles)
-	if err != nil {
-		return nil, fmt.Errorf("new monitor: %w", err)
-	}
-	budget, err := NewBudget(cfg.Budget)
+	adj, err := NewAdjuster(opts.Profiles)
 	if err != nil {
 		return nil, fmt.Errorf("new monitor: %w", err)
 	}
@@ -126,15 +138,13 @@ func NewMonitor(cfg Config, opts MonitorOptions) (*Monitor, error) {
 	if now == nil {
 		now = time.Now
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	m := &Monitor{
 		cfg: cfg, name: opts.Name, log: log.Named("linkmon").With("endpoint", opts.Name), now: now,
-		path: opts.StatePath, adj: adj, budget: budget, cls: cls,
-		history: make([]Measurement, cfg.HistoryLength), subs: make(map[int]*subscriber),
+		path: opts.StatePath, overrides: maps.Clone(opts.Profiles), adj: adj,
+		status: Status{Class: edgesync.Unknown}, subs: make(map[int]*subscriber),
+		changed: make(chan struct{}), done: make(chan struct{}),
 		attachCh: make(chan struct{}, 1), wakeCh: make(chan struct{}, 1),
-		ctx: ctx, cancel: cancel,
 	}
-	m.status = Status{Class: edgesync.Unknown}
 	if m.path != "" {
 		p, err := loadState(m.path)
 		if err != nil {
@@ -143,49 +153,170 @@ func NewMonitor(cfg Config, opts MonitorOptions) (*Monitor, error) {
 			m.restore(p)
 		}
 	}
+	m.resetRun()
 	m.class, m.params = m.adj.Effective(m.status, m.pin)
+	m.since, m.reason = m.now(), noMeasurement
 	return m, nil
 }
 
 func (m *Monitor) restore(p *persisted) {
-	m.cls.Restore(p.Status.Class, p.Status.Since)
 	m.status = p.Status
-	m.status.Samples, m.status.Missed = 0, 0
 	m.latest = p.Latest
 	m.latest.Stale = true
-	m.pin = p.Pin
 	if p.CapacityBps > 0 && !math.IsInf(p.CapacityBps, 0) {
 		m.capBps = p.CapacityBps
 	}
 	m.log.Info("restored link status", "class", p.Status.Class, "since", p.Status.Since, "capacity", FormatBps(p.CapacityBps))
 }
 
-// Start launches the sampling goroutine. Calling it twice, or after
-// Close, does nothing.
-func (m *Monitor) Start() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.started || m.closed {
-		return
+// resetRun readies the measuring state for the next run from what the
+// monitor keeps across runs (the class and when it was entered, the latest
+// figures, the capacity), as a monitor restored from its status file
+// starts: a classifier with no samples, a fresh budget and delivery meter,
+// no history. Called with probeMu and mu held while nothing measures (or
+// from NewMonitor).
+func (m *Monitor) resetRun() {
+	m.cls = newClassifier(m.cfg.Classifier)
+	m.cls.Restore(m.status.Class, m.status.Since)
+	if m.prober != nil {
+		// The connection is up: what was missed before this run is not
+		// an outage of it.
+		m.cls.Reconnected(m.now())
 	}
-	m.started = true
-	m.wg.Add(1)
-	go m.loop()
+	m.status.Samples, m.status.Missed = 0, 0
+	if !m.latest.At.IsZero() {
+		m.latest.Stale = true
+	}
+	m.history = make([]Measurement, m.cfg.HistoryLength)
+	m.histNext, m.histFull = 0, false
+	m.budget = newBudget(m.cfg.Budget)
+	m.meter.reset()
+	m.capAt, m.capRef = time.Time{}, 0
+	m.remeasure = false
+	m.lastPackets = 0
+	m.ran = false
 }
 
-// Run starts the monitor and blocks until ctx ends, then closes it.
+// Start starts measuring: the sampling goroutine, and probes when due.
+// It does nothing while the monitor measures, or after Close. After Stop
+// it measures afresh from what the monitor kept, as Restart does.
+func (m *Monitor) Start() {
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	m.startLocked(nil)
+}
+
+// Stop stops measuring, waits for the goroutines and saves the status.
+// The monitor keeps its class, pin, overrides, parameters and connection,
+// and answers as before; Start or Restart measures again. It fails with
+// ErrNotRunning when the monitor was not measuring.
+func (m *Monitor) Stop() error {
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	if !m.stopLocked() {
+		return fmt.Errorf("stop: %w", ErrNotRunning)
+	}
+	if err := m.save(); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
+	return nil
+}
+
+// Restart measures with cfg: it stops the running measurement, if any,
+// and starts a fresh one from what the monitor kept (the class and its
+// latest figures and capacity, the pin and the per-class overrides), as a
+// monitor restored from its status file would. A bad cfg is refused with
+// an error naming the field, and the monitor stays as it was. It fails
+// with ErrClosed after Close.
+func (m *Monitor) Restart(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("restart monitor: %w", err)
+	}
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return fmt.Errorf("restart monitor: %w", ErrClosed)
+	}
+	if m.stopLocked() {
+		if err := m.save(); err != nil {
+			m.log.Warn("saving link status", "error", err)
+		}
+	}
+	m.startLocked(&cfg)
+	return nil
+}
+
+// startLocked starts a measurement with cfg (nil keeps the current one),
+// readying a fresh run state first when the configuration changes or a
+// measurement ran before. Called with runMu held.
+func (m *Monitor) startLocked(cfg *Config) {
+	m.mu.Lock()
+	skip, fresh := m.cancel != nil || m.closed, cfg != nil || m.ran
+	m.mu.Unlock()
+	if skip {
+		return
+	}
+	if fresh {
+		// probeMu first: an on-demand Measure may be probing.
+		m.probeMu.Lock()
+		m.mu.Lock()
+		if cfg != nil {
+			m.cfg = *cfg
+		}
+		m.resetRun()
+		m.mu.Unlock()
+		m.probeMu.Unlock()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	m.mu.Lock()
+	m.cancel, m.ran = cancel, true
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go m.loop(ctx)
+}
+
+// stopLocked ends the running measurement and waits for its goroutines;
+// it reports whether one ran. Called with runMu held.
+func (m *Monitor) stopLocked() bool {
+	m.mu.Lock()
+	cancel := m.cancel
+	m.cancel = nil
+	m.mu.Unlock()
+	if cancel == nil {
+		return false
+	}
+	cancel()
+	m.wg.Wait()
+	return true
+}
+
+// Measuring reports whether the monitor measures (between Start and Stop).
+func (m *Monitor) Measuring() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.cancel != nil
+}
+
+// Run starts measuring and blocks until ctx ends or the monitor is
+// closed, then closes it.
 func (m *Monitor) Run(ctx context.Context) error {
 	m.Start()
 	select {
 	case <-ctx.Done():
-	case <-m.ctx.Done():
+	case <-m.done:
 	}
 	return m.Close()
 }
 
-// Close stops the goroutines, detaches, closes subscriber channels and
-// saves the status. It is idempotent.
+// Close stops measuring, detaches, closes subscriber channels and saves
+// the status. It is idempotent. A closed monitor still answers Snapshot,
+// Status and the other reads.
 func (m *Monitor) Close() error {
+	m.runMu.Lock()
+	defer m.runMu.Unlock()
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -193,8 +324,7 @@ func (m *Monitor) Close() error {
 	}
 	m.closed = true
 	m.mu.Unlock()
-	m.cancel()
-	m.wg.Wait()
+	m.stopLocked()
 	m.Detach()
 	m.mu.Lock()
 	for id, s := range m.subs {
@@ -202,12 +332,14 @@ func (m *Monitor) Close() error {
 		delete(m.subs, id)
 	}
 	m.mu.Unlock()
+	close(m.done)
 	return m.save()
 }
 
 // Attach gives the monitor the agent's connection to the core: conn
 // (datagrams enabled), the transport it was dialled on, and the probe
-// session from the core's Welcome. It replaces a previous connection.
+// session from the core's Welcome. It replaces a previous connection and
+// is kept while the monitor is stopped.
 func (m *Monitor) Attach(conn *quic.Conn, tr *quic.Transport, probeSession uint64) error {
 	p, err := NewProber(conn, tr, probeSession)
 	if err != nil {
@@ -262,6 +394,12 @@ func (m *Monitor) DeliveryMeter() *DeliveryMeter { return &m.meter }
 func (m *Monitor) Status() Status {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.statusLocked()
+}
+
+// statusLocked returns a copy of the status that shares nothing with it.
+// Called with m.mu held.
+func (m *Monitor) statusLocked() Status {
 	st := m.status
 	if st.LastChange != nil {
 		lc := *st.LastChange
@@ -286,7 +424,7 @@ func (m *Monitor) Capacity() (float64, time.Time) {
 }
 
 // History returns the kept measurements of the last window, oldest first
-// (at most Config.HistoryLength).
+// (at most Config.HistoryLength, of the current or last measurement run).
 func (m *Monitor) History(window time.Duration) []Measurement {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -308,55 +446,6 @@ func (m *Monitor) History(window time.Duration) []Measurement {
 	return out
 }
 
-// Parameters returns the effective sync parameters (pin applied).
-func (m *Monitor) Parameters() SyncParameters {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.params
-}
-
-// Class returns the effective class (pin applied).
-func (m *Monitor) Class() edgesync.LinkClass {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.class
-}
-
-// Pin returns the operator's pin.
-func (m *Monitor) Pin() Pin {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.pin
-}
-
-// SetPin sets the operator's pin (Pin{} is auto) and publishes the
-// parameters if they change.
-func (m *Monitor) SetPin(p Pin) error {
-	if err := p.Validate(); err != nil {
-		return fmt.Errorf("set pin: %w", err)
-	}
-	m.mu.Lock()
-	m.pin = p
-	m.recompute(m.now())
-	m.mu.Unlock()
-	m.log.Info("pin set", "pin", p.String())
-	if err := m.save(); err != nil {
-		m.log.Warn("saving link status", "error", err)
-	}
-	return nil
-}
-
-// recompute derives the effective parameters and publishes a change.
-// Called with m.mu held.
-func (m *Monitor) recompute(at time.Time) {
-	class, params := m.adj.Effective(m.status, m.pin)
-	if class == m.class && params == m.params {
-		return
-	}
-	m.class, m.params = class, params
-	m.publish(Event{Kind: ParametersChanged, Endpoint: m.name, At: at, Class: class, Parameters: params})
-}
-
 // observe feeds one measurement to the classifier and publishes what
 // changed.
 func (m *Monitor) observe(meas Measurement) {
@@ -373,15 +462,17 @@ func (m *Monitor) observe(meas Measurement) {
 		// The budget fraction halves on satellite: what was spent under
 		// the old class, at its fraction, would refuse every probe for up
 		// to a minute, and the capacity of the new path is unknown.
-		m.budget, _ = NewBudget(m.cfg.Budget)
+		m.budget = newBudget(m.cfg.Budget)
 		m.remeasure = true
 		m.signal(m.wakeCh)
 	}
+	reason := ""
 	if ch != nil {
 		cls, params := m.adj.Effective(st, m.pin)
 		m.publish(Event{Kind: LinkClassChanged, Endpoint: m.name, At: meas.At, Change: ch, Class: cls, Parameters: params})
+		reason = ch.Reason
 	}
-	m.recompute(meas.At)
+	m.recompute(meas.At, reason)
 	m.mu.Unlock()
 	if ch != nil {
 		m.log.Info("link class changed", "old", ch.Old, "new", ch.New, "reason", ch.Reason, "measurement", ch.Trigger.String())
@@ -397,202 +488,15 @@ func (m *Monitor) save() error {
 	}
 	m.mu.Lock()
 	p := &persisted{Version: stateVersion, Name: m.name, SavedAt: m.now(), Status: m.status,
-		Latest: m.latest, CapacityBps: m.capBps, Pin: m.pin}
+		Latest: m.latest, CapacityBps: m.capBps}
 	m.mu.Unlock()
 	m.saveMu.Lock() // serialises writers of the file
 	defer m.saveMu.Unlock()
 	return saveState(m.path, p)
 }
 
-// curBudget returns the probe budget in force.
-func (m *Monitor) curBudget() *Budget {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.budget
-}
-
-// budgetCapacity is the capacity the budget is computed on: the latest
-// estimate, scaled so that a satellite link gets SatelliteBudgetFraction.
-// Called with m.mu held.
-func (m *Monitor) budgetCapacity() float64 {
-	// While a drop seen by a check awaits its probe, the budget stays
-	// sized for the capacity its recent spends were made on.
-	c := max(m.capBps, m.capRef)
-	if c > 0 && m.status.Class == edgesync.Satellite && m.cfg.Budget.Fraction > SatelliteBudgetFraction {
-		c *= SatelliteBudgetFraction / m.cfg.Budget.Fraction
-	}
-	return c
-}
-
-// Measure runs a bandwidth probe now (transport.bandwidth.measure) within
-// the budget and returns the resulting measurement: the new capacity with
-// the latest RTT, jitter and loss. It fails with ErrNotAttached without a
-// connection and ErrBudgetExhausted when the budget allows no train.
-func (m *Monitor) Measure(ctx context.Context) (Measurement, error) {
-	m.mu.Lock()
-	p := m.prober
-	m.mu.Unlock()
-	if p == nil {
-		return m.Latest(), fmt.Errorf("measure: %w", ErrNotAttached)
-	}
-	res, err := m.probe(ctx, p)
-	lat := m.Latest()
-	if err != nil {
-		return lat, fmt.Errorf("measure: %w", err)
-	}
-	out := Measurement{BandwidthBps: res.bps, RTT: lat.RTT, Jitter: lat.Jitter, Loss: lat.Loss,
-		At: m.now(), Method: MethodActive}
-	return out, nil
-}
-
-type probeResult struct {
-	bps    float64
-	trains int // trains sent
-	bytes  int
-	spend  time.Duration // spacing the budget asks before the next probe
-}
-
-// probe runs one bandwidth probe: up to TrainsPerProbe trains sized by
-// ProbeSize, each taken from the budget, sent one after the other; the
-// estimate is their median. The train estimate is stored for the light
-// samples to carry.
-func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
-	m.probeMu.Lock()
-	defer m.probeMu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
-	defer cancel()
-	m.mu.Lock()
-	capBps, bcap, jitter := m.capBps, m.budgetCapacity(), m.status.Median.Jitter
-	ref := max(capBps, m.capRef)
-	m.mu.Unlock()
-	packets := trainPackets(capBps, jitter)
-	if m.lastPackets > 0 {
-		// Grow trains at most fourfold per probe: an early overestimate
-		// from a short train must not turn into a flood.
-		packets = min(packets, 4*m.lastPackets)
-	}
-	m.log.Trace("probe start", "packets", packets, "capacity", FormatBps(capBps))
-	var res probeResult
-	budget := m.curBudget()
-	res.spend = budget.Spacing(bcap, m.cfg.TrainsPerProbe*packets*ProbePacketSize)
-	var ests []float64
-	var lastErr error
-	for range m.cfg.TrainsPerProbe {
-		if !budget.Take(m.now(), packets*ProbePacketSize, bcap) {
-			break
-		}
-		tr, err := p.Train(ctx, packets)
-		res.trains++
-		res.bytes += tr.Bytes
-		if err != nil {
-			lastErr = err
-			if ctx.Err() != nil {
-				break
-			}
-			continue
-		}
-		if tr.OK {
-			ests = append(ests, tr.Bps)
-		}
-		if tr.OK && ref > 0 && tr.Bps < checkDrop*ref {
-			// The link got slower: size the next train for it, so that
-			// it does not overflow the queue and wait for a report.
-			packets = max(MinTrainPackets, min(packets, trainPackets(tr.Bps, jitter)))
-		}
-		if len(ests) == 2 && ref > 0 && max(ests[0], ests[1]) < checkDrop*ref {
-			// Two trains agree the link got much slower: the trains were
-			// sized for the old link and queue long on the new one; a
-			// third adds little but delay.
-			break
-		}
-		m.log.Trace("train", "packets", packets, "received", tr.Received, "estimate", FormatBps(tr.Bps), "ok", tr.OK)
-		// Let the train drain from the bottleneck before the next one.
-		if tr.OK && tr.Bps > 0 {
-			gap := time.Duration(float64(tr.Bytes*8) / tr.Bps * float64(time.Second))
-			select {
-			case <-time.After(min(gap, 100*time.Millisecond)):
-			case <-ctx.Done():
-			}
-		}
-	}
-	m.log.Trace("probe", "trains", res.trains, "estimates", len(ests), "error", lastErr)
-	m.mu.Lock()
-	m.stats.Probes++
-	m.stats.Trains += res.trains
-	m.stats.TrainBytes += int64(res.bytes)
-	m.mu.Unlock()
-	if res.trains == 0 {
-		return res, fmt.Errorf("probe: %w", ErrBudgetExhausted)
-	}
-	bps, ok := MedianEstimate(ests)
-	m.lastPackets = packets
-	if !ok {
-		// Nothing measurable: trust the estimate less, so the next
-		// trains are smaller.
-		m.mu.Lock()
-		m.capBps /= 2
-		m.mu.Unlock()
-		if lastErr == nil {
-			// Reports came back: the link is there, the trains told little.
-			lastErr = fmt.Errorf("%d trains, none measurable: %w", res.trains, errUnmeasurable)
-		}
-		return res, fmt.Errorf("probe: %w", lastErr)
-	}
-	res.bps = bps
-	m.mu.Lock()
-	m.stats.Estimates++
-	if ref > 0 && bps < ref/2 {
-		// The link got much slower: what was spent in the last minute was
-		// sized for the old link and would stop probing for a minute.
-		// Account afresh against the new capacity.
-		m.budget, _ = NewBudget(m.cfg.Budget)
-	}
-	m.capBps, m.capAt, m.capRef = bps, m.now(), 0
-	bcap = m.budgetCapacity()
-	m.mu.Unlock()
-	res.spend = m.curBudget().Spacing(bcap, m.cfg.TrainsPerProbe*trainPackets(bps, jitter)*ProbePacketSize)
-	// A train much smaller than the new estimate asks for measured little;
-	// measure again soon.
-	if trainPackets(bps, jitter) > 2*packets {
-		res.spend = 0
-	}
-	return res, nil
-}
-
-// errUnmeasurable: every train was answered but none could be measured.
-var errUnmeasurable = errors.New("trains unmeasurable")
-
-// jitterDispersion: a train's dispersion should be at least this many
-// times the path's jitter, or the jitter of its first and last packets
-// dominates the estimate.
-const jitterDispersion = 10
-
-// maxDispersion caps the lengthening for jitter.
-const maxDispersion = 3 * TargetDispersion
-
-// maxTrainPackets caps a train below ProbeSize's 1 MiB: the core reads
-// raw packets through quic-go's queue of 32 non-QUIC packets, and a
-// receiver that falls behind drops the rest of a long train. 384 packets
-// are 36 ms at 100 Mbit/s.
-const maxTrainPackets = 384
-
-// trainPackets sizes a train: ProbeSize at the estimated capacity,
-// lengthened on a jittery path so that its dispersion is at least
-// jitterDispersion × jitter (within MaxProbeBytes). While the capacity is
-// unknown it is the shortest train: it fits the budget's floor, and its
-// estimate sizes the next probe.
-func trainPackets(capBps float64, jitter time.Duration) int {
-	if !(capBps > 0) {
-		return MinTrainPackets
-	}
-	size := float64(ProbeSize(capBps))
-	if d := min(jitterDispersion*jitter, maxDispersion); d > TargetDispersion {
-		size = min(float64(MaxProbeBytes), max(size, capBps/8*d.Seconds()))
-	}
-	return min(maxTrainPackets, max(MinTrainPackets, int(math.Ceil(size/ProbePacketSize))))
-}
-
-// MonitorStats counts a monitor's bandwidth probes.
+// MonitorStats counts a monitor's bandwidth probes and parameter changes
+// over its life (across Stop and Restart).
 type MonitorStats struct {
 	Probes     int   // probes run (some may have sent no train)
 	Estimates  int   // probes that produced an estimate
@@ -604,35 +508,11 @@ type MonitorStats struct {
 	// Delivered counts light samples whose bandwidth was a link-filling
 	// sender's delivery rate (they replace probes).
 	Delivered int
+	// ModeSwitches counts changes of the effective sync mode.
+	ModeSwitches int64
 }
 
-// check sends one check train of the given length while the budget is
-// spent to less than checkCeiling, and returns its result. The sampler
-// spaces checks so that they take at most checkShare of the budget.
-func (m *Monitor) check(ctx context.Context, p *Prober, packets int) (TrainResult, error) {
-	m.probeMu.Lock()
-	defer m.probeMu.Unlock()
-	m.mu.Lock()
-	bcap := m.budgetCapacity()
-	m.mu.Unlock()
-	// Checks stop at checkCeiling of the budget: the rest is the probes',
-	// and a margin for a capacity estimated high.
-	if !m.curBudget().Take(m.now(), packets*ProbePacketSize, checkCeiling*bcap) {
-		return TrainResult{}, fmt.Errorf("check: %w", ErrBudgetExhausted)
-	}
-	tr, err := p.Train(ctx, packets)
-	m.mu.Lock()
-	m.stats.Checks++
-	m.stats.Trains++
-	m.stats.TrainBytes += int64(tr.Bytes)
-	m.mu.Unlock()
-	if err != nil {
-		return tr, fmt.Errorf("check: %w", err)
-	}
-	return tr, nil
-}
-
-// Stats returns the probe counters.
+// Stats returns the counters.
 func (m *Monitor) Stats() MonitorStats {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -163,7 +163,7 @@ func TestSwitchOutageRecovery(t *testing.T) {
 			t.Fatalf("%s: event %+v lacks a reason or a change", s.name, ev.Change)
 		}
 	}
-	if p := m.Parameters(); p != m.adj.Parameters(edgesync.Satellite, m.Status().Median.BandwidthBps) {
+	if p, _, _ := m.Parameters(); p != m.adj.Parameters(edgesync.Satellite, m.Status().Median.BandwidthBps) {
 		t.Fatalf("parameters %v are not satellite's", p)
 	}
 	if h := m.History(time.Minute); len(h) < 20 || !h[len(h)-1].At.Equal(m.Latest().At) {
@@ -179,8 +179,8 @@ func TestSwitchOutageRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m2.Close()
-	if st := m2.Status(); st.Class != edgesync.Satellite || m2.Parameters().Mode != edgesync.SyncDeltaZstd {
-		t.Fatalf("restarted monitor: class %v, parameters %v; want satellite", st.Class, m2.Parameters())
+	if st, p2 := m2.Status(), m2.Snapshot().Params; st.Class != edgesync.Satellite || p2.Mode != edgesync.SyncDeltaZstd {
+		t.Fatalf("restarted monitor: class %v, parameters %v; want satellite", st.Class, p2)
 	}
 }
 
@@ -241,5 +241,85 @@ func TestProbeBudget(t *testing.T) {
 	}
 	if got := core.resp.Stats(); got.Reports < uint64(st.Trains)-1 || got.Forged != 0 {
 		t.Fatalf("responder %+v for %d trains", got, st.Trains)
+	}
+}
+
+// TestStopRestartKeepLinkState: a stopped monitor keeps its class, takes
+// pins and overrides and publishes them at once; Restart with new settings
+// measures again and keeps the class, the pin and the overrides; bad
+// settings and bad overrides change nothing.
+func TestStopRestartKeepLinkState(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, linksim.DSL(), 51)
+	m := startMonitor(t, testConfig(), a, MonitorOptions{Name: "restart", StatePath: t.TempDir() + "/status.json"})
+	events, cancel := m.Subscribe()
+	defer cancel()
+	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Mobile)); !ok {
+		t.Fatalf("dsl not mobile within 10s; status %+v", m.Status())
+	}
+	if err := m.Stop(); err != nil || m.Measuring() {
+		t.Fatalf("Stop: %v; measuring %v", err, m.Measuring())
+	}
+	if err := m.Stop(); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("second Stop: %v, want ErrNotRunning", err)
+	}
+	before := m.Snapshot()
+	if before.Class != edgesync.Mobile || before.Status.Class != edgesync.Mobile || before.Params.Mode != edgesync.SyncDelta {
+		t.Fatalf("stopped monitor: %+v, want mobile with its parameters", before)
+	}
+
+	sat := edgesync.Satellite
+	if err := m.SetPin(Pin{Class: &sat}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-before.Changed:
+	default:
+		t.Fatal("a pin on a stopped monitor did not signal the change")
+	}
+	iv := 7 * time.Second
+	if err := m.SetProfile(sat, Override{Interval: &iv}); err != nil {
+		t.Fatal(err)
+	}
+	pinned := m.Snapshot()
+	if pinned.Class != sat || pinned.Status.Class != edgesync.Mobile || pinned.Params.Interval != iv ||
+		pinned.Params.Mode != edgesync.SyncDeltaZstd || pinned.Gen != before.Gen+2 || pinned.Reason != "operator pin: class=satellite" {
+		t.Fatalf("after pin and override while stopped: %+v", pinned)
+	}
+	if p, gen, _ := m.Parameters(); p != pinned.Params || gen != pinned.Gen {
+		t.Fatalf("Parameters %v (gen %d), Snapshot %v (gen %d)", p, gen, pinned.Params, pinned.Gen)
+	}
+	bad := -time.Second
+	if err := m.SetProfile(sat, Override{Interval: &bad}); !errors.Is(err, ErrInvalidConfig) {
+		t.Fatalf("bad override: %v, want ErrInvalidConfig", err)
+	}
+	cfg := testConfig()
+	cfg.SampleInterval = 2 * cfg.ProbeInterval
+	if err := m.Restart(cfg); !errors.Is(err, ErrInvalidConfig) || m.Measuring() {
+		t.Fatalf("Restart with a bad config: %v; measuring %v", err, m.Measuring())
+	}
+	if got := m.Snapshot(); got.Params != pinned.Params || got.Gen != pinned.Gen {
+		t.Fatalf("refused changes changed the state: %+v", got)
+	}
+
+	cfg = testConfig()
+	cfg.SampleInterval = 100 * time.Millisecond
+	estimates := m.Stats().Estimates
+	if err := m.Restart(cfg); err != nil || !m.Measuring() {
+		t.Fatalf("Restart: %v; measuring %v", err, m.Measuring())
+	}
+	waitEstimates(t, m, estimates+1, 10*time.Second)
+	after := m.Snapshot()
+	if after.Status.Class != edgesync.Mobile || after.Class != sat || after.Pin.String() != "class=satellite" || after.Params.Interval != iv {
+		t.Fatalf("after Restart: %+v, want the measured class, the pin and the override kept", after)
+	}
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Restart(testConfig()); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Restart after Close: %v, want ErrClosed", err)
+	}
+	if got := m.Snapshot(); got.Class != sat || got.Status.Class != edgesync.Mobile {
+		t.Fatalf("closed monitor: %+v", got)
 	}
 }

@@ -9,10 +9,11 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 )
 
-// sampler is the state of the monitor's sampling goroutine; only that
-// goroutine touches it.
+// sampler is the state of the monitor's sampling goroutine for one
+// measurement run; only that goroutine touches it.
 type sampler struct {
 	m      *Monitor
+	ctx    context.Context // ends with the run
 	prober *Prober
 	pongs  <-chan PongResult
 
@@ -52,15 +53,16 @@ type probeOutcome struct {
 	err   error
 }
 
-func (m *Monitor) loop() {
+// loop samples the link until ctx ends (Stop, Restart or Close).
+func (m *Monitor) loop(ctx context.Context) {
 	defer m.wg.Done()
-	s := &sampler{m: m, pending: make(map[uint64]time.Time), probeDone: make(chan probeOutcome, 1)}
+	s := &sampler{m: m, ctx: ctx, pending: make(map[uint64]time.Time), probeDone: make(chan probeOutcome, 1)}
 	s.refresh()
 	t := time.NewTicker(m.cfg.SampleInterval)
 	defer t.Stop()
 	for {
 		select {
-		case <-m.ctx.Done():
+		case <-ctx.Done():
 			return
 		case <-m.attachCh:
 			s.refresh()
@@ -367,7 +369,7 @@ func (s *sampler) maybeProbe() {
 	}
 	s.probing, s.lastProbe = true, wall
 	p := s.prober
-	ctx, cancel := context.WithCancel(s.m.ctx)
+	ctx, cancel := context.WithCancel(s.ctx)
 	s.probeCancel = cancel
 	s.m.wg.Add(1)
 	go func() {
@@ -455,7 +457,7 @@ func (s *sampler) maybeCheck() {
 	s.probing = true
 	p := s.prober
 	timeout := min(s.m.cfg.ProbeTimeout, max(s.m.cfg.SampleTimeout, 3*rtt+reportWait))
-	ctx, cancel := context.WithTimeout(s.m.ctx, timeout)
+	ctx, cancel := context.WithTimeout(s.ctx, timeout)
 	s.probeCancel = cancel
 	s.m.wg.Add(1)
 	go func() {
@@ -571,7 +573,7 @@ func (s *sampler) probed(out probeOutcome) {
 		s.lossAtProbe = s.loss()
 	case errors.Is(out.err, ErrBudgetExhausted):
 		interval = max(out.res.spend/4, earlyProbeGap)
-	case errors.Is(out.err, ErrNotAttached) || s.m.ctx.Err() != nil:
+	case errors.Is(out.err, ErrNotAttached) || s.ctx.Err() != nil:
 		return
 	case errors.Is(out.err, errUnmeasurable):
 		// Answered but unmeasurable: smaller trains next time (probe

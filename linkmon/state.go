@@ -11,7 +11,10 @@ import (
 	"github.com/edge-sync/edge-sync/internal/atomicfile"
 )
 
-// persisted is the status file kept across restarts.
+// persisted is the status file kept across restarts: what was measured.
+// The operator's pin and overrides are not in it: like the agent's
+// transport.switch and transport.config, they last until the process
+// ends. (Files written before kept a "pin"; it is ignored.)
 type persisted struct {
 	Version int         `json:"version"`
 	Name    string      `json:"name"`
@@ -21,7 +24,6 @@ type persisted struct {
 	// CapacityBps is the last train estimate, so a restarted monitor
 	// sizes its first probes for the link it knew.
 	CapacityBps float64 `json:"capacity_bps"`
-	Pin         Pin     `json:"pin"`
 }
 
 const stateVersion = 1
@@ -46,8 +48,8 @@ func loadState(path string) (*persisted, error) {
 	if p.Version != stateVersion {
 		return nil, fmt.Errorf("load link status %s: %w: version %d, want %d", path, ErrBadState, p.Version, stateVersion)
 	}
-	if !p.Status.Class.Valid() || p.Pin.Validate() != nil {
-		return nil, fmt.Errorf("load link status %s: %w: class %v, pin %v", path, ErrBadState, p.Status.Class, p.Pin)
+	if !p.Status.Class.Valid() {
+		return nil, fmt.Errorf("load link status %s: %w: class %v", path, ErrBadState, p.Status.Class)
 	}
 	return &p, nil
 }
