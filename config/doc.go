@@ -5,6 +5,10 @@
 // io.Reader on top of the defaults, and Validate checks ranges. Every error
 // names the field and, when it came from a file, its file:line.
 //
-// The package imports no other edge-sync package but the root one: agent and
-// core turn these structs into their components' options.
+// Byte sizes ("64KiB", "1GiB", "10MB", plain integers) are read and printed
+// by internal/units.
+//
+// The package imports no other edge-sync package but the root one and
+// internal/units: agent and core turn these structs into their components'
+// options.
 package config

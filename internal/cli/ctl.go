@@ -14,6 +14,7 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 )
 
@@ -397,7 +398,7 @@ func parseOverride(mode, compression, level, chunk, interval string, concurrency
 		o.Level = &l
 	}
 	if chunk != "" {
-		n, err := config.ParseSize(chunk)
+		n, err := units.ParseSize(chunk)
 		if err != nil || n <= 0 {
 			return o, fmt.Errorf("--chunk-size: want a positive size like 64KiB, got %q", chunk)
 		}

@@ -22,6 +22,7 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/logging"
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -75,7 +76,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if *duration < 10*time.Second {
 		return usagef("demo", "--duration must be at least 10s, got %s", *duration)
 	}
-	large, err := config.ParseSize(*largeSize)
+	large, err := units.ParseSize(*largeSize)
 	if err != nil || large < 1<<20 || large > 1<<30 {
 		return usagef("demo", "--large must be 1MiB-1GiB, got %q", *largeSize)
 	}
@@ -415,16 +416,12 @@ func progressBar(n, total int64, width int) string {
 	return fmt.Sprintf("large [%s%s] %3.0f%%", strings.Repeat("#", full), strings.Repeat("-", width-full), f*100)
 }
 
+// fmtBps renders a measured bandwidth, "?" while there is none.
 func fmtBps(bps float64) string {
-	switch {
-	case bps <= 0:
+	if bps <= 0 {
 		return "?"
-	case bps >= 1e9:
-		return fmt.Sprintf("%.1fGbit/s", bps/1e9)
-	case bps >= 1e6:
-		return fmt.Sprintf("%.1fMbit/s", bps/1e6)
 	}
-	return fmt.Sprintf("%.0fkbit/s", bps/1e3)
+	return units.FormatBitRate(bps)
 }
 
 // verify checks at the core that every op the agent accepted arrived
@@ -526,12 +523,12 @@ func (d *demo) verify(w io.Writer) error {
 		if ms.PlainBytes > 0 {
 			saved = 100 * (1 - float64(ms.WireBytes)/float64(ms.PlainBytes))
 		}
-		fmt.Fprintf(w, "mode %-11s %6d transfers, %10s payload → %10s on the wire (%.0f %% saved)\n", m, ms.Ops, FormatBytes(ms.PlainBytes), FormatBytes(ms.WireBytes), saved)
+		fmt.Fprintf(w, "mode %-11s %6d transfers, %10s payload → %10s on the wire (%.0f %% saved)\n", m, ms.Ops, units.FormatBytes(ms.PlainBytes), units.FormatBytes(ms.WireBytes), saved)
 	}
-	fmt.Fprintf(w, "summaries sent first: %d (holding back %s until the link improved)\n", es.Summaries, FormatBytes(es.SummaryBytes))
+	fmt.Fprintf(w, "summaries sent first: %d (holding back %s until the link improved)\n", es.Summaries, units.FormatBytes(es.SummaryBytes))
 	fmt.Fprintf(w, "mode switches: %d, reconnects: %d, transfers paused at a chunk boundary: %d\n", es.ModeSwitches, max(0, es.Connects-1), es.Paused)
 	if plain > 0 {
-		fmt.Fprintf(w, "in all: %s of payload sent as %s (%.0f %% saved by compression and deltas)\n", FormatBytes(plain), FormatBytes(onWire), 100*(1-float64(onWire)/float64(plain)))
+		fmt.Fprintf(w, "in all: %s of payload sent as %s (%.0f %% saved by compression and deltas)\n", units.FormatBytes(plain), units.FormatBytes(onWire), 100*(1-float64(onWire)/float64(plain)))
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
@@ -547,17 +544,4 @@ func (d *demo) verify(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "\nOK: all %d ops accepted by the agent are at the core exactly once (or superseded by a newer version of their key)\n", len(d.sent))
 	return nil
-}
-
-// FormatBytes renders a byte count for people, e.g. "12.3 MiB".
-func FormatBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
