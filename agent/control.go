@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +16,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/unixsock"
 )
 
 // Errors of the control API.
@@ -26,10 +25,10 @@ var (
 	// parameter; the message names it.
 	ErrBadRequest = errors.New("bad request")
 	// ErrSocketInUse means another process listens on the control socket.
-	ErrSocketInUse = errors.New("control socket in use")
+	ErrSocketInUse = unixsock.ErrInUse
 	// ErrNotSocket means the control socket path names a file that is not a
 	// unix socket; it is never removed.
-	ErrNotSocket = errors.New("control socket path is not a socket")
+	ErrNotSocket = unixsock.ErrNotSocket
 	// ErrNothingWaiting is returned by ControlClient.Lease when no op waits.
 	ErrNothingWaiting = errors.New("no op waiting")
 )
@@ -52,7 +51,7 @@ type ControlServer struct {
 	log     hclog.Logger
 	sock    string
 	token   []byte // sha256 of the TCP bearer token
-	unix    net.Listener
+	unix    *unixsock.Listener
 	tcp     net.Listener
 	handler http.Handler
 
@@ -86,9 +85,9 @@ func NewControlServer(a *Agent, cfg config.Control, socketPath string, log hclog
 		s.token = tok
 	}
 	if socketPath != "" {
-		l, err := listenUnix(socketPath)
+		l, err := unixsock.Listen(socketPath)
 		if err != nil {
-			return nil, fmt.Errorf("control server: %w", err)
+			return nil, fmt.Errorf("control server: control.socket: %w", err)
 		}
 		s.unix = l
 	}
@@ -119,49 +118,6 @@ func readToken(path string) ([]byte, error) {
 	}
 	h := sha256.Sum256([]byte(tok))
 	return h[:], nil
-}
-
-// listenUnix listens on path with mode 0600. The socket is bound under a
-// temporary name, made private, then renamed into place so that it is never
-// reachable by others, not even for an instant.
-func listenUnix(path string) (net.Listener, error) {
-	fi, err := os.Lstat(path)
-	switch {
-	case err == nil && fi.Mode()&os.ModeSocket == 0:
-		return nil, fmt.Errorf("%w: %s is a %s; move it away or set control.socket", ErrNotSocket, path, fi.Mode().Type())
-	case err == nil:
-		c, derr := net.DialTimeout("unix", path, time.Second)
-		if derr == nil {
-			c.Close()
-			return nil, fmt.Errorf("%w: something listens on %s (another agent?)", ErrSocketInUse, path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale socket: %w", err)
-		}
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("control socket dir: %w", err)
-	}
-	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-	_ = os.Remove(tmp)
-	l, err := net.Listen("unix", tmp)
-	if err != nil {
-		return nil, fmt.Errorf("listen on control socket: %w", err)
-	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		l.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("control socket mode: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		l.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	return l, nil
 }
 
 func listenLoopback(addr string) (net.Listener, error) {
@@ -257,7 +213,6 @@ func (s *ControlServer) closeListeners() {
 	s.once.Do(func() {
 		if s.unix != nil {
 			s.unix.Close()
-			os.Remove(s.sock)
 		}
 		if s.tcp != nil {
 			s.tcp.Close()

@@ -19,6 +19,7 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/logging"
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/unixsock"
 )
 
 const coreUsage = `Usage:
@@ -134,7 +135,7 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 	go func() { serveDone <- srv.Serve(context.WithoutCancel(ctx), pc) }()
 
 	var closers []func()
-	admin, err := listenUnix(filepath.Join(cfg.DataDir, "core.sock"))
+	admin, err := unixsock.Listen(filepath.Join(cfg.DataDir, "core.sock"))
 	if err != nil {
 		log.Warn("admin socket not available; `core ls/get/tail` need the core stopped", "error", err)
 	} else {
@@ -169,30 +170,6 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 		return err
 	}
 	return &coreRunning{srv: srv, store: store, addr: pc.LocalAddr()}, stop, nil
-}
-
-// listenUnix listens on a unix socket closed to other users, replacing a
-// stale socket file but never another kind of file.
-func listenUnix(path string) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("%s exists and is not a socket; not removing it", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%s: another process is listening on it", path)
-		}
-		_ = os.Remove(path)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
 }
 
 func runCoreRead(ctx context.Context, env Env, sub string, args []string) error {
