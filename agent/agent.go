@@ -26,7 +26,15 @@ var (
 	ErrUnknownEndpoint = errors.New("unknown endpoint")
 	// ErrClosed means the agent has been closed.
 	ErrClosed = errors.New("agent closed")
+	// ErrInvalid marks a call with a missing or malformed argument; the
+	// message names it.
+	ErrInvalid = errors.New("invalid argument")
 )
+
+// invalidf returns an ErrInvalid error with the message format and args.
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
 
 // Options are the parts of an agent that are not in its config file.
 type Options struct {
@@ -186,6 +194,9 @@ func (a *Agent) Close() error {
 	a.wg.Wait()
 	return a.ob.Close()
 }
+
+// Name returns the agent's name (its certificate's).
+func (a *Agent) Name() string { return a.cfg.Name }
 
 // Outbox returns the agent's outbox, for introspection.
 func (a *Agent) Outbox() *outbox.Outbox { return a.ob }

@@ -10,6 +10,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/control"
 	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 )
@@ -109,7 +110,7 @@ func printMeasurements(w io.Writer, ms []linkmon.Measurement) {
 	tw.Flush()
 }
 
-func printStats(w io.Writer, st agent.StatsResponse) {
+func printStats(w io.Writer, st control.StatsResponse) {
 	o := st.Outbox
 	fmt.Fprintf(w, "agent %s: outbox %d ops (%s), %d leased, oldest %v, limits %d ops / %s\n",
 		st.Agent, o.Ops, units.FormatBytes(o.Bytes), o.Leased, o.OldestAge.Round(time.Second), o.MaxOps, units.FormatBytes(o.MaxBytes))
@@ -178,7 +179,7 @@ func printConfig(w io.Writer, rc agent.RuntimeConfig) {
 	tw.Flush()
 }
 
-func printLeased(w io.Writer, op agent.LeasedOp, out string) {
+func printLeased(w io.Writer, op control.LeasedOp, out string) {
 	tw := table(w)
 	fmt.Fprintf(tw, "id\t%s\n", op.ID)
 	fmt.Fprintf(tw, "endpoint\t%s\n", op.Endpoint)
@@ -199,5 +200,5 @@ func printLeased(w io.Writer, op agent.LeasedOp, out string) {
 		fmt.Fprintf(tw, "payload\twritten to %s\n", out)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nWhen done: edge-sync ctl %s --ack %s (or --release it)\n", agent.CmdNext, op.ID)
+	fmt.Fprintf(w, "\nWhen done: edge-sync ctl %s --ack %s (or --release it)\n", control.CmdNext, op.ID)
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/control"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 )
@@ -47,7 +48,7 @@ func serveControl(ctx context.Context, a *agent.Agent, cfg config.Agent, log hcl
 	if cfg.ControlSocket() == "" && cfg.Control.TCP == "" {
 		return func() {}, nil
 	}
-	cs, err := agent.NewControlServer(a, cfg.Control, cfg.ControlSocket(), log.Named("control"))
+	cs, err := control.NewServer(a, cfg.Control, cfg.ControlSocket(), log.Named("control"))
 	if err != nil {
 		return nil, err
 	}
