@@ -1,4 +1,6 @@
 // Package core is the receiving server at the core site and its store.
+// Its admin API, read-only views of the store for local tools, is
+// core/admin.
 //
 // # Server
 //

@@ -52,12 +52,35 @@ func serveControl(ctx context.Context, a *agent.Agent, cfg config.Agent, log hcl
 	if err != nil {
 		return nil, err
 	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := cs.Serve(context.WithoutCancel(ctx)); err != nil {
+	stopServer := background(ctx, cs.Serve, cs.Close)
+	return func() {
+		if err := stopServer(); err != nil {
 			log.Warn("control API stopped", "error", err)
 		}
-	}()
-	return func() { cs.Close(); <-done }, nil
+	}, nil
+}
+
+// background runs serve (a blocking server loop) in a goroutine until the
+// returned stop is called; stop calls closeFn, waits for serve to return
+// and returns serve's error, else closeFn's. So whoever starts a server
+// also waits for it. The loop keeps ctx's values but not its
+// cancellation: stop ends it.
+func background(ctx context.Context, serve func(context.Context) error, closeFn func() error) (stop func() error) {
+	done := make(chan error, 1)
+	go func() { done <- serve(context.WithoutCancel(ctx)) }()
+	return func() error {
+		cerr := closeFn()
+		if err := <-done; err != nil {
+			return err
+		}
+		return cerr
+	}
+}
+
+// closeLogged calls closeFn and logs its error, for cleanup after a
+// failure that is already being returned.
+func closeLogged(log hclog.Logger, what string, closeFn func() error) {
+	if err := closeFn(); err != nil {
+		log.Warn(what+": close", "error", err)
+	}
 }
