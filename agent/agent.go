@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -80,8 +81,9 @@ type Agent struct {
 	wg      sync.WaitGroup
 }
 
-// New opens the outbox and the delta bases under cfg.DataDir and returns an
-// agent ready to Start.
+// New creates cfg.DataDir (mode 0700) if needed, opens the outbox and the
+// delta bases under it and returns an agent ready to Start. cfg is used as
+// loaded (config/doc.go); opts holds what is not in the file.
 func New(cfg config.Agent, opts Options) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new agent: %w", err)
@@ -96,6 +98,9 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 	adj, err := linkmon.NewAdjuster(ov)
 	if err != nil {
 		return nil, fmt.Errorf("new agent: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("new agent: data dir: %w", err)
 	}
 	openedAt := time.Now()
 	ob, err := outbox.Open(cfg.OutboxPath(), outbox.Options{

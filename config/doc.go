@@ -8,7 +8,20 @@
 // Byte sizes ("64KiB", "1GiB", "10MB", plain integers) are read and printed
 // by internal/units.
 //
+// # Who reads these structs
+//
+// The components take their struct whole, as loaded and validated, plus an
+// Options struct for what is not in a file (TLS configs loaded from the
+// files the struct names, a logger, test hooks):
+//
+//	agent.New(cfg config.Agent, agent.Options)
+//	core.OpenStore(cfg config.Core)
+//	core.New(cfg config.Core, store, core.Options)
+//
+// The mapping from these fields to a component's settings lives in that
+// component, once. The CLI loads a file, applies its flags' overrides to
+// the struct, and hands it over; it does not map fields by hand.
+//
 // The package imports no other edge-sync package but the root one and
-// internal/units: agent and core turn these structs into their components'
-// options.
+// internal/units.
 package config

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
@@ -76,9 +75,6 @@ func startAgent(ctx context.Context, cfg config.Agent, opts agent.Options) (*age
 		return nil, nil, err
 	}
 	opts.TLS = tlsConf
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("agent data dir: %w", err)
-	}
 	a, err := agent.New(cfg, opts)
 	if err != nil {
 		return nil, nil, err

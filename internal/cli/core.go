@@ -102,26 +102,11 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("core data dir: %w", err)
-	}
-	store, err := core.Open(cfg.StorePath(), core.Config{
-		Quota:           cfg.DefaultQuota,
-		AgentQuota:      func(a string) int64 { q, _ := cfg.Quota(a); return q },
-		MaxObjectSize:   cfg.Limits.MaxOpBytes,
-		EventMaxCount:   int64(cfg.Store.EventRetention),
-		AppliedMaxAge:   cfg.Store.DedupRetention,
-		AppliedMaxCount: int64(cfg.Store.DedupMaxEntries),
-		PartialMaxAge:   cfg.Store.PartialMaxAge,
-	})
+	store, err := core.OpenStore(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := core.NewServer(core.ServerConfig{
-		Name: cfg.Name, TLS: tlsConf, Store: store, Allow: cfg.Quota,
-		MaxOpBytes: cfg.Limits.MaxOpBytes, MaxStreams: cfg.Limits.MaxStreams,
-		MaxConnections: cfg.Limits.MaxConnections, Logger: log,
-	})
+	srv, err := core.New(cfg, store, core.Options{TLS: tlsConf, Logger: log})
 	if err != nil {
 		closeLogged(log, "store", store.Close)
 		return nil, nil, err
