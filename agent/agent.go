@@ -115,18 +115,26 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 	}
 	bases, err := openBaseCache(filepath.Join(cfg.DataDir, "bases"), cfg.DeltaBaseBytes)
 	if err != nil {
-		ob.Close()
+		closeAfterFailure(opts.Logger, ob)
 		return nil, fmt.Errorf("new agent: %w", err)
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, adj: adj, overrides: ov, eps: map[string]*endpoint{}, openedAt: openedAt}
 	for _, ec := range cfg.Endpoints {
 		if _, err := monitorConfig(ec.Monitor); err != nil {
-			ob.Close()
+			closeAfterFailure(opts.Logger, ob)
 			return nil, fmt.Errorf("new agent: endpoint %q: %w", ec.Name, err)
 		}
 		a.eps[ec.Name] = newEndpoint(a, ec)
 	}
 	return a, nil
+}
+
+// closeAfterFailure closes the outbox New opened before failing; New
+// returns the failure, so a close error can only be logged.
+func closeAfterFailure(log hclog.Logger, ob *outbox.Outbox) {
+	if err := ob.Close(); err != nil {
+		log.Warn("closing the outbox after a failed start", "error", err)
+	}
 }
 
 // overrides turns the config's profile blocks into the adjuster's.

@@ -40,7 +40,9 @@ func OpenStore(cfg config.Core) (*Store, error) {
 		return nil, fmt.Errorf("open core store: %w", err)
 	}
 	return Open(path, Config{
-		Quota:           cfg.DefaultQuota,
+		Quota: cfg.DefaultQuota,
+		// An agent not let in has no quota to speak of; the server refuses
+		// it at admission (Allow), before the store is asked.
 		AgentQuota:      func(agent string) int64 { q, _ := cfg.Quota(agent); return q },
 		MaxObjectSize:   cfg.Limits.MaxOpBytes,
 		EventMaxCount:   int64(cfg.Store.EventRetention),

@@ -80,30 +80,23 @@ func startAgent(ctx context.Context, cfg config.Agent, opts agent.Options) (*age
 		return nil, nil, err
 	}
 	if err := a.Start(); err != nil {
-		a.Close()
+		closeLogged(log, "agent", a.Close)
 		return nil, nil, err
 	}
-	var closers []func()
+	stops := stopper{a.Close}
 	stopControl, err := serveControl(ctx, a, cfg, log)
 	if err != nil {
-		a.Close()
+		closeLogged(log, "agent", stops.stop)
 		return nil, nil, err
 	}
-	closers = append(closers, stopControl)
+	stops.add(stopControl)
 	if cfg.Metrics.Listen != "" {
 		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, agentMetrics(a), log)
 		if err != nil {
-			stopControl()
-			a.Close()
+			closeLogged(log, "agent", stops.stop)
 			return nil, nil, err
 		}
-		closers = append(closers, stopMetrics)
+		stops.add(stopMetrics)
 	}
-	stop := func() error {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-		return a.Close()
-	}
-	return a, stop, nil
+	return a, stops.stop, nil
 }

@@ -116,38 +116,26 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 		closeLogged(log, "store", store.Close)
 		return nil, nil, fmt.Errorf("core listen %s: %w", cfg.Listen, err)
 	}
-	// stops run in reverse order: the listeners before the server, the
+	// The last started stops first: the listeners before the server, the
 	// server before the store they all read.
-	var stops []func() error
-	stop := func() error {
-		var first error
-		for i := len(stops) - 1; i >= 0; i-- {
-			if err := stops[i](); err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
-	}
-	stops = append(stops, store.Close, pc.Close)
-	stops = append(stops, background(ctx, func(ctx context.Context) error { return srv.Serve(ctx, pc) }, srv.Close))
+	stops := stopper{store.Close, pc.Close}
+	stops.add(background(ctx, func(ctx context.Context) error { return srv.Serve(ctx, pc) }, srv.Close))
 
 	adm, err := admin.NewServer(filepath.Join(cfg.DataDir, "core.sock"), store, log.Named("admin"))
 	if err != nil {
 		log.Warn("admin socket not available; `core ls/get/tail` need the core stopped", "error", err)
 	} else {
-		stops = append(stops, background(ctx, adm.Serve, adm.Close))
+		stops.add(background(ctx, adm.Serve, adm.Close))
 	}
 	if cfg.Metrics.Listen != "" {
 		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, coreMetrics(srv, store), log)
 		if err != nil {
-			if serr := stop(); serr != nil {
-				log.Warn("stopping after a failed start", "error", serr)
-			}
+			closeLogged(log, "core", stops.stop)
 			return nil, nil, err
 		}
-		stops = append(stops, func() error { stopMetrics(); return nil })
+		stops.add(stopMetrics)
 	}
-	return &coreRunning{srv: srv, store: store, addr: pc.LocalAddr()}, stop, nil
+	return &coreRunning{srv: srv, store: store, addr: pc.LocalAddr()}, stops.stop, nil
 }
 
 // coreReadFlags are the flags ls, get and tail share: where the core's

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/logging"
 	"github.com/edge-sync/edge-sync/internal/pki"
 	"github.com/edge-sync/edge-sync/internal/units"
@@ -96,9 +98,10 @@ type demo struct {
 	step  time.Duration
 	large int64
 
-	core  *coreRunning
-	relay *linksim.Relay
-	agent *agent.Agent
+	store    *core.Store // the core's, read to verify
+	coreAddr net.Addr
+	relay    *linksim.Relay
+	agent    *agent.Agent
 
 	mu       sync.Mutex
 	sent     map[edgesync.OpID]demoOp // every op the agent accepted
@@ -135,7 +138,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 		}
 	}()
 	out := d.env.Stdout
-	fmt.Fprintf(out, "edge-sync demo: core %s, link emulator %s, agent %q; logs in %s\n", d.core.addr, d.relay.Addr(), demoAgent, d.dir)
+	fmt.Fprintf(out, "edge-sync demo: core %s, link emulator %s, agent %q; logs in %s\n", d.coreAddr, d.relay.Addr(), demoAgent, d.dir)
 	fmt.Fprintf(out, "link walk: %s, %s each\n\n", walkNames(walk), d.step)
 
 	// Drops are watched until verification: a state op may be superseded
@@ -162,19 +165,10 @@ func (d *demo) run(ctx context.Context) (err error) {
 // (with profile) in front of it and the agent, each logging to a file in
 // the demo's directory; stop stops them in reverse order.
 func (d *demo) start(ctx context.Context, profile linksim.Profile) (stop func() error, err error) {
-	var stops []func() error
-	stop = func() error {
-		var first error
-		for i := len(stops) - 1; i >= 0; i-- {
-			if err := stops[i](); err != nil && first == nil {
-				first = err
-			}
-		}
-		return first
-	}
+	var stops stopper
 	defer func() {
 		if err != nil {
-			if serr := stop(); serr != nil {
+			if serr := stops.stop(); serr != nil {
 				err = fmt.Errorf("%w (and stopping what had started: %v)", err, serr)
 			}
 		}
@@ -187,33 +181,33 @@ func (d *demo) start(ctx context.Context, profile linksim.Profile) (stop func() 
 	if err != nil {
 		return nil, err
 	}
-	stops = append(stops, closeLog)
+	stops.add(closeLog)
 	cr, stopCore, err := startCore(ctx, demoCoreConfig(d.dir, pkiDir), clog)
 	if err != nil {
 		return nil, fmt.Errorf("demo core: %w", err)
 	}
-	stops = append(stops, stopCore)
-	d.core = cr
+	stops.add(stopCore)
+	d.store, d.coreAddr = cr.store, cr.addr
 
 	d.relay, err = linksim.NewRelay(linksim.RelayConfig{Target: cr.addr.String(), Profile: profile})
 	if err != nil {
 		return nil, fmt.Errorf("demo link emulator: %w", err)
 	}
-	stops = append(stops, d.relay.Close)
+	stops.add(d.relay.Close)
 
 	alog, closeLog, err := d.logger("agent")
 	if err != nil {
 		return nil, err
 	}
-	stops = append(stops, closeLog)
+	stops.add(closeLog)
 	d.sent, d.lastByKy, d.dropped = map[edgesync.OpID]demoOp{}, map[string]edgesync.OpID{}, map[edgesync.OpID]outbox.Reason{}
 	a, stopAgent, err := startAgent(ctx, demoAgentConfig(d.dir, pkiDir, d.relay.Addr().String()), agent.Options{Logger: alog})
 	if err != nil {
 		return nil, fmt.Errorf("demo agent: %w", err)
 	}
-	stops = append(stops, stopAgent)
+	stops.add(stopAgent)
 	d.agent = a
-	return stop, nil
+	return stops.stop, nil
 }
 
 // logger returns a logger writing to NAME.log in the demo's directory, and
@@ -485,11 +479,11 @@ func (d *demo) printLine(w io.Writer, since time.Duration) {
 	d.mu.Unlock()
 	bar := ""
 	if !largeID.IsZero() {
-		held, ok := d.core.store.PartialSize(demoAgent, largeID)
+		held, ok := d.store.PartialSize(demoAgent, largeID)
 		if !ok {
 			// A read error shows as no progress on this live line; verify
 			// reports what matters.
-			if done, err := d.core.store.Applied(demoAgent, largeID); err == nil && done {
+			if done, err := d.store.Applied(demoAgent, largeID); err == nil && done {
 				held = large
 			}
 		}

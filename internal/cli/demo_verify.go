@@ -36,7 +36,7 @@ const (
 func (d *demo) verify(w io.Writer) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	seen, err := eventCounts(d.core.store, demoAgent)
+	seen, err := eventCounts(d.store, demoAgent)
 	if err != nil {
 		return err
 	}
@@ -132,12 +132,11 @@ func (d *demo) checkEvent(id edgesync.OpID, op demoOp, n int) (outcome, string) 
 // current version at the core; an older one was superseded in the outbox
 // or applied before the newer one came.
 func (d *demo) checkState(id edgesync.OpID, op demoOp) (outcome, string) {
-	store := d.core.store
 	if d.lastByKy[op.key] != id {
 		if r, ok := d.dropped[id]; ok && r == outbox.ReasonSuperseded {
 			return superseded, ""
 		}
-		applied, err := store.Applied(demoAgent, id)
+		applied, err := d.store.Applied(demoAgent, id)
 		switch {
 		case err != nil:
 			return lost, fmt.Sprintf("state op %s (%s): %v", id, op.key, err)
@@ -146,7 +145,7 @@ func (d *demo) checkState(id edgesync.OpID, op demoOp) (outcome, string) {
 		}
 		return lost, fmt.Sprintf("state op %s (%s) neither delivered nor superseded (%v)", id, op.key, d.dropped[id])
 	}
-	v, _, err := store.Current(demoAgent, op.key)
+	v, _, err := d.store.Current(demoAgent, op.key)
 	switch {
 	case err != nil:
 		return lost, fmt.Sprintf("key %s missing at the core: %v", op.key, err)
