@@ -3,6 +3,7 @@ module github.com/edge-sync/edge-sync
 go 1.26.0
 
 require (
+	github.com/dustin/go-humanize v1.1.0
 	github.com/hashicorp/go-hclog v1.6.3
 	github.com/hashicorp/hcl/v2 v2.25.0
 	github.com/klauspost/compress v1.20.4

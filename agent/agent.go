@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"sort"
 	"sync"
@@ -26,7 +27,15 @@ var (
 	ErrUnknownEndpoint = errors.New("unknown endpoint")
 	// ErrClosed means the agent has been closed.
 	ErrClosed = errors.New("agent closed")
+	// ErrInvalid marks a call with a missing or malformed argument; the
+	// message names it.
+	ErrInvalid = errors.New("invalid argument")
 )
+
+// invalidf returns an ErrInvalid error with the message format and args.
+func invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
 
 // Options are the parts of an agent that are not in its config file.
 type Options struct {
@@ -73,8 +82,9 @@ type Agent struct {
 	wg        sync.WaitGroup
 }
 
-// New opens the outbox and the delta bases under cfg.DataDir and returns an
-// agent ready to Start.
+// New creates cfg.DataDir (mode 0700) if needed, opens the outbox and the
+// delta bases under it and returns an agent ready to Start. cfg is used as
+// loaded (config/doc.go); opts holds what is not in the file.
 func New(cfg config.Agent, opts Options) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new agent: %w", err)
@@ -84,6 +94,9 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 	}
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("new agent: data dir: %w", err)
 	}
 	openedAt := time.Now()
 	ob, err := outbox.Open(cfg.OutboxPath(), outbox.Options{
@@ -98,19 +111,27 @@ func New(cfg config.Agent, opts Options) (*Agent, error) {
 	}
 	bases, err := openBaseCache(filepath.Join(cfg.DataDir, "bases"), cfg.DeltaBaseBytes)
 	if err != nil {
-		ob.Close()
+		closeAfterFailure(opts.Logger, ob)
 		return nil, fmt.Errorf("new agent: %w", err)
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Logger, ob: ob, bases: bases, overrides: overrides(cfg.Profiles), eps: map[string]*endpoint{}, openedAt: openedAt}
 	for _, ec := range cfg.Endpoints {
 		e, err := newEndpoint(a, ec, a.overrides)
 		if err != nil {
-			ob.Close()
+			closeAfterFailure(opts.Logger, ob)
 			return nil, fmt.Errorf("new agent: %w", err)
 		}
 		a.eps[ec.Name] = e
 	}
 	return a, nil
+}
+
+// closeAfterFailure closes the outbox New opened before failing; New
+// returns the failure, so a close error can only be logged.
+func closeAfterFailure(log hclog.Logger, ob *outbox.Outbox) {
+	if err := ob.Close(); err != nil {
+		log.Warn("closing the outbox after a failed start", "error", err)
+	}
 }
 
 // overrides turns the config's profile blocks into the adjuster's.
@@ -183,6 +204,9 @@ func (a *Agent) Close() error {
 	a.wg.Wait()
 	return a.ob.Close()
 }
+
+// Name returns the agent's name (its certificate's).
+func (a *Agent) Name() string { return a.cfg.Name }
 
 // Outbox returns the agent's outbox, for introspection.
 func (a *Agent) Outbox() *outbox.Outbox { return a.ob }

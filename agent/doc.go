@@ -1,5 +1,7 @@
-// Package agent is the edge agent: endpoints, link monitors, the sender and
-// the local control API.
+// Package agent is the edge agent: endpoints, link monitors and the sender,
+// with a Go API (Status, Quality, Measure, History, Config, SetProfile,
+// Switch, LeaseNext, StartMonitor, StopMonitor) that the control API of
+// agent/control serves over HTTP.
 //
 // # Main types
 //

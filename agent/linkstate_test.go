@@ -113,7 +113,7 @@ func TestStatusIsWhatTheSenderUses(t *testing.T) {
 	}
 
 	// monitor.start with new settings keeps them too.
-	if _, err := a.StartMonitor(context.Background(), MonitorStartRequest{Endpoint: "core", Monitor: &MonitorOverrides{SampleInterval: "500ms"}}); err != nil {
+	if _, err := a.StartMonitor(context.Background(), MonitorStart{Endpoint: "core", Monitor: MonitorChanges{SampleInterval: 500 * time.Millisecond}}); err != nil {
 		t.Fatal(err)
 	}
 	if st, _, _ := view("core"); st.Class != sat || st.Pin != want.Pin || st.Params.Mode != full || st.Params.Interval != iv {

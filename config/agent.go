@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/units"
 )
 
 // Agent is the configuration of `edge-sync agent`.
@@ -220,7 +221,7 @@ func (a *Agent) validate(pos map[string]hcl.Range) error {
 		l.addf("outbox.max_op_bytes", "must be at least 1 byte, got %d", o.MaxOpBytes)
 	}
 	if o.MaxBytes < o.MaxOpBytes {
-		l.addf("outbox.max_bytes", "must be at least max_op_bytes (%s), got %s", FormatSize(o.MaxOpBytes), FormatSize(o.MaxBytes))
+		l.addf("outbox.max_bytes", "must be at least max_op_bytes (%s), got %s", units.FormatBytes(o.MaxOpBytes), units.FormatBytes(o.MaxBytes))
 	}
 	a.Monitor.validate(l, "monitor.")
 	for class, p := range a.Profiles {
@@ -279,7 +280,7 @@ func (p Profile) validate(l *errorList, prefix string) {
 		l.addf(prefix+"compression_level", "want off, fastest, default, better or best, got %q", p.Level)
 	}
 	if p.ChunkSize != 0 && (p.ChunkSize < 4<<10 || p.ChunkSize > 64<<20) {
-		l.addf(prefix+"chunk", "must be 4KiB-64MiB, got %s", FormatSize(p.ChunkSize))
+		l.addf(prefix+"chunk", "must be 4KiB-64MiB, got %s", units.FormatBytes(p.ChunkSize))
 	}
 	if p.Concurrency < 0 || p.Concurrency > 64 {
 		l.addf(prefix+"concurrency", "must be 1-64, got %d", p.Concurrency)

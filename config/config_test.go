@@ -218,25 +218,6 @@ agent "ship-8" {}
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	for in, want := range map[string]int64{
-		"0": 0, "1048576": 1 << 20, "64KiB": 64 << 10, "1 GiB": 1 << 30, "10MB": 10e6, "1.5MiB": 3 << 19, "4k": 4 << 10,
-	} {
-		got, err := ParseSize(in)
-		if err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
-		}
-	}
-	for _, bad := range []string{"", "lots", "-1", "1XB", "NaN", "1e30GiB"} {
-		if _, err := ParseSize(bad); err == nil {
-			t.Errorf("ParseSize(%q) succeeded", bad)
-		}
-	}
-	if s := FormatSize(64 << 10); s != "64KiB" {
-		t.Errorf("FormatSize = %s", s)
-	}
-}
-
 func TestOversizeConfigRefused(t *testing.T) {
 	big := strings.Repeat("# padding line\n", maxConfigBytes/15+10)
 	if _, err := ParseAgent(strings.NewReader(big), "big.hcl"); err == nil || !strings.Contains(err.Error(), "larger than") {

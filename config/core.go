@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/hashicorp/hcl/v2"
 )
 
@@ -236,7 +237,7 @@ func (c *Core) validate(pos map[string]hcl.Range) error {
 		l.addf("limits.max_op_bytes", "must be at least 1 byte")
 	}
 	if lim.MaxFrameBytes < 64<<10 || lim.MaxFrameBytes > 64<<20 {
-		l.addf("limits.max_frame_bytes", "must be 64KiB-64MiB, got %s", FormatSize(lim.MaxFrameBytes))
+		l.addf("limits.max_frame_bytes", "must be 64KiB-64MiB, got %s", units.FormatBytes(lim.MaxFrameBytes))
 	}
 	if lim.MaxConnections < 1 {
 		l.addf("limits.max_connections", "must be at least 1, got %d", lim.MaxConnections)

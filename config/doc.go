@@ -5,10 +5,26 @@
 // io.Reader on top of the defaults, and Validate checks ranges. Every error
 // names the field and, when it came from a file, its file:line.
 //
-// The package imports no other edge-sync package but the root one and
-// linkmon: agent and core turn these structs into their components'
-// options, except the link monitor's block, which is linkmon.Config itself
-// ([Monitor]) so that its fields and defaults exist once. The file's Mbit/s
-// and percent are converted to linkmon's bit/s and fractions where the file
-// is read.
+// Byte sizes ("64KiB", "1GiB", "10MB", plain integers) are read and printed
+// by internal/units.
+//
+// # Who reads these structs
+//
+// The components take their struct whole, as loaded and validated, plus an
+// Options struct for what is not in a file (TLS configs loaded from the
+// files the struct names, a logger, test hooks):
+//
+//	agent.New(cfg config.Agent, agent.Options)
+//	core.OpenStore(cfg config.Core)
+//	core.New(cfg config.Core, store, core.Options)
+//
+// The mapping from these fields to a component's settings lives in that
+// component, once; the link monitor's block is linkmon.Config itself
+// ([Monitor]) so that its fields and defaults exist once, the file's Mbit/s
+// and percent converted to linkmon's bit/s and fractions where the file is
+// read. The CLI loads a file, applies its flags' overrides to the struct,
+// and hands it over; it does not map fields by hand.
+//
+// The package imports no other edge-sync package but the root one, linkmon
+// and internal/units.
 package config

@@ -3,11 +3,10 @@ package config
 import (
 	"fmt"
 	"io"
-	"math"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -89,51 +88,11 @@ func parseDuration(l *errorList, field string, s *string, def time.Duration) tim
 	return d
 }
 
-var sizeUnits = []struct {
-	suffix string
-	mult   float64
-}{
-	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
-	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
-	{"k", 1 << 10}, {"m", 1 << 20}, {"g", 1 << 30}, {"b", 1},
-}
-
-// ParseSize reads a byte size: a plain number of bytes, or a number with a
-// unit (KiB, MiB, GiB, TiB; KB, MB, GB, TB; K, M, G as binary), e.g. "64KiB".
-func ParseSize(s string) (int64, error) {
-	t := strings.ToLower(strings.ReplaceAll(strings.TrimSpace(s), " ", ""))
-	mult := 1.0
-	for _, u := range sizeUnits {
-		if strings.HasSuffix(t, u.suffix) {
-			t, mult = strings.TrimSuffix(t, u.suffix), u.mult
-			break
-		}
-	}
-	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) || f*mult > math.MaxInt64/2 {
-		return 0, fmt.Errorf("want a size like 1048576, \"64KiB\" or \"1GiB\", got %q", s)
-	}
-	return int64(f * mult), nil
-}
-
-// FormatSize renders n bytes with a binary unit, e.g. "64KiB".
-func FormatSize(n int64) string {
-	for _, u := range []struct {
-		s string
-		m int64
-	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n >= u.m && n%u.m == 0 {
-			return strconv.FormatInt(n/u.m, 10) + u.s
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
-
 func parseSize(l *errorList, field string, s *string, def int64) int64 {
 	if s == nil || *s == "" {
 		return def
 	}
-	n, err := ParseSize(*s)
+	n, err := units.ParseSize(*s)
 	if err != nil {
 		l.add(field, err)
 		return def

@@ -1,8 +1,11 @@
 // Package core is the receiving server at the core site and its store.
+// Its admin API, read-only views of the store for local tools, is
+// core/admin.
 //
 // # Server
 //
-// Server (NewServer, Serve, Close) accepts agents over QUIC with mutual
+// Server (New and OpenStore from a config.Core, or NewServer and Open
+// from parts; Serve, Close) accepts agents over QUIC with mutual
 // TLS, answers Hello with Welcome, and runs one goroutine per op stream
 // (server_op.go): OpHeader, then DATA frames decoded chunk by chunk into a
 // partial op, then Commit, answered with Ack or Nack after the store's

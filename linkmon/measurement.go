@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/edge-sync/edge-sync/internal/units"
 )
 
 // Method says how a Measurement was taken.
@@ -128,32 +130,8 @@ func (m Measurement) Validate() error {
 }
 
 // FormatBps renders a rate with a unit that keeps it readable, e.g.
-// "0.7 Mbit/s", "120 Mbit/s", "1.5 Gbit/s", "64 kbit/s".
-func FormatBps(bps float64) string {
-	switch {
-	case bps >= 1e9:
-		return trimFloat(bps/1e9) + " Gbit/s"
-	case bps >= 1e5:
-		return trimFloat(bps/1e6) + " Mbit/s"
-	default:
-		return trimFloat(bps/1e3) + " kbit/s"
-	}
-}
-
-func trimFloat(v float64) string {
-	prec := 2
-	switch {
-	case v >= 100:
-		prec = 0
-	case v >= 10:
-		prec = 1
-	}
-	s := strconv.FormatFloat(v, 'f', prec, 64)
-	if strings.Contains(s, ".") {
-		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
-	}
-	return s
-}
+// "0.7 Mbit/s", "120 Mbit/s", "1.5 Gbit/s", "64 kbit/s" (units.FormatBitRate).
+func FormatBps(bps float64) string { return units.FormatBitRate(bps) }
 
 // fmtDur renders a duration rounded to what a human compares: whole ms above
 // 10 ms, 0.1 ms below.

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"os"
 
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
@@ -76,38 +75,28 @@ func startAgent(ctx context.Context, cfg config.Agent, opts agent.Options) (*age
 		return nil, nil, err
 	}
 	opts.TLS = tlsConf
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("agent data dir: %w", err)
-	}
 	a, err := agent.New(cfg, opts)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := a.Start(); err != nil {
-		a.Close()
+		closeLogged(log, "agent", a.Close)
 		return nil, nil, err
 	}
-	var closers []func()
+	stops := stopper{a.Close}
 	stopControl, err := serveControl(ctx, a, cfg, log)
 	if err != nil {
-		a.Close()
+		closeLogged(log, "agent", stops.stop)
 		return nil, nil, err
 	}
-	closers = append(closers, stopControl)
+	stops.add(stopControl)
 	if cfg.Metrics.Listen != "" {
 		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, agentMetrics(a), log)
 		if err != nil {
-			stopControl()
-			a.Close()
+			closeLogged(log, "agent", stops.stop)
 			return nil, nil, err
 		}
-		closers = append(closers, stopMetrics)
+		stops.add(stopMetrics)
 	}
-	stop := func() error {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-		return a.Close()
-	}
-	return a, stop, nil
+	return a, stops.stop, nil
 }

@@ -3,20 +3,17 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
+	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/admin"
 	"github.com/edge-sync/edge-sync/internal/logging"
 	"github.com/edge-sync/edge-sync/internal/pki"
 )
@@ -42,8 +39,12 @@ Examples:
 func runCore(ctx context.Context, env Env, args []string) error {
 	if len(args) > 0 {
 		switch args[0] {
-		case "ls", "get", "tail":
-			return runCoreRead(ctx, env, args[0], args[1:])
+		case "ls":
+			return runCoreLs(ctx, env, args[1:])
+		case "get":
+			return runCoreGet(ctx, env, args[1:])
+		case "tail":
+			return runCoreTail(ctx, env, args[1:])
 		}
 	}
 	fs := newFlagSet(env, "core", coreUsage)
@@ -101,296 +102,213 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, nil, fmt.Errorf("core data dir: %w", err)
-	}
-	store, err := core.Open(cfg.StorePath(), core.Config{
-		Quota:           cfg.DefaultQuota,
-		AgentQuota:      func(a string) int64 { q, _ := cfg.Quota(a); return q },
-		MaxObjectSize:   cfg.Limits.MaxOpBytes,
-		EventMaxCount:   int64(cfg.Store.EventRetention),
-		AppliedMaxAge:   cfg.Store.DedupRetention,
-		AppliedMaxCount: int64(cfg.Store.DedupMaxEntries),
-		PartialMaxAge:   cfg.Store.PartialMaxAge,
-	})
+	store, err := core.OpenStore(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv, err := core.NewServer(core.ServerConfig{
-		Name: cfg.Name, TLS: tlsConf, Store: store, Allow: cfg.Quota,
-		MaxOpBytes: cfg.Limits.MaxOpBytes, MaxStreams: cfg.Limits.MaxStreams,
-		MaxConnections: cfg.Limits.MaxConnections, Logger: log,
-	})
+	srv, err := core.New(cfg, store, core.Options{TLS: tlsConf, Logger: log})
 	if err != nil {
-		store.Close()
+		closeLogged(log, "store", store.Close)
 		return nil, nil, err
 	}
 	pc, err := net.ListenPacket("udp", cfg.Listen)
 	if err != nil {
-		store.Close()
+		closeLogged(log, "store", store.Close)
 		return nil, nil, fmt.Errorf("core listen %s: %w", cfg.Listen, err)
 	}
-	serveDone := make(chan error, 1)
-	go func() { serveDone <- srv.Serve(context.WithoutCancel(ctx), pc) }()
+	// The last started stops first: the listeners before the server, the
+	// server before the store they all read.
+	stops := stopper{store.Close, pc.Close}
+	stops.add(background(ctx, func(ctx context.Context) error { return srv.Serve(ctx, pc) }, srv.Close))
 
-	var closers []func()
-	admin, err := listenUnix(filepath.Join(cfg.DataDir, "core.sock"))
+	adm, err := admin.NewServer(filepath.Join(cfg.DataDir, "core.sock"), store, log.Named("admin"))
 	if err != nil {
 		log.Warn("admin socket not available; `core ls/get/tail` need the core stopped", "error", err)
 	} else {
-		hs := &http.Server{Handler: core.AdminHandler(store), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = hs.Serve(admin) }()
-		closers = append(closers, func() { hs.Close() })
+		stops.add(background(ctx, adm.Serve, adm.Close))
 	}
 	if cfg.Metrics.Listen != "" {
 		stopMetrics, err := serveMetrics(cfg.Metrics.Listen, coreMetrics(srv, store), log)
 		if err != nil {
-			srv.Close()
-			<-serveDone
-			pc.Close()
-			store.Close()
-			for _, c := range closers {
-				c()
-			}
+			closeLogged(log, "core", stops.stop)
 			return nil, nil, err
 		}
-		closers = append(closers, stopMetrics)
+		stops.add(stopMetrics)
 	}
-	stop := func() error {
-		for _, c := range closers {
-			c()
-		}
-		srv.Close()
-		err := <-serveDone
-		pc.Close()
-		if cerr := store.Close(); err == nil {
-			err = cerr
-		}
-		return err
-	}
-	return &coreRunning{srv: srv, store: store, addr: pc.LocalAddr()}, stop, nil
+	return &coreRunning{srv: srv, store: store, addr: pc.LocalAddr()}, stops.stop, nil
 }
 
-// listenUnix listens on a unix socket closed to other users, replacing a
-// stale socket file but never another kind of file.
-func listenUnix(path string) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil {
-		if fi.Mode()&os.ModeSocket == 0 {
-			return nil, fmt.Errorf("%s exists and is not a socket; not removing it", path)
-		}
-		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
-			c.Close()
-			return nil, fmt.Errorf("%s: another process is listening on it", path)
-		}
-		_ = os.Remove(path)
-	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
+// coreReadFlags are the flags ls, get and tail share: where the core's
+// data is and which agent's.
+type coreReadFlags struct {
+	cfgPath, dataDir, agent string
 }
 
-func runCoreRead(ctx context.Context, env Env, sub string, args []string) error {
-	name := "core " + sub
+func (f *coreReadFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.cfgPath, "config", "", "core config file (for data_dir and store.path)")
+	fs.StringVar(&f.dataDir, "data-dir", "", "core data directory (instead of --config)")
+	fs.StringVar(&f.agent, "agent", "", "agent name (its certificate's name)")
+}
+
+// reader returns a reader of the core's data: through the running core's
+// admin socket (DATA_DIR/core.sock), else from its store file.
+func (f *coreReadFlags) reader() (*admin.SocketOrStore, error) {
+	cfg := config.DefaultCore()
+	if f.cfgPath != "" {
+		var err error
+		if cfg, err = config.LoadCore(f.cfgPath); err != nil {
+			return nil, err
+		}
+	}
+	if f.dataDir != "" {
+		cfg.DataDir = f.dataDir
+	}
+	return admin.NewSocketOrStore(filepath.Join(cfg.DataDir, "core.sock"), cfg.StorePath()), nil
+}
+
+func runCoreLs(ctx context.Context, env Env, args []string) error {
+	const name = "core ls"
 	fs := newFlagSet(env, name, coreUsage)
-	cfgPath := fs.String("config", "", "core config file (for data_dir)")
-	dataDir := fs.String("data-dir", "", "core data directory (instead of --config)")
-	agent := fs.String("agent", "", "agent name (its certificate's name)")
-	prefix := fs.String("prefix", "", "ls: only keys with this prefix")
-	out := fs.String("o", "", "get: write the data to this file instead of stdout")
-	from := fs.Uint64("from", 1, "tail: first event sequence number")
-	follow := fs.Bool("follow", false, "tail: keep printing new events until interrupted")
+	var f coreReadFlags
+	f.register(fs)
+	prefix := fs.String("prefix", "", "only keys with this prefix")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, name, args); err != nil {
 		return err
 	}
-	dir := *dataDir
-	if *cfgPath != "" {
-		cfg, err := config.LoadCore(*cfgPath)
+	if fs.NArg() > 0 {
+		return usagef(name, "unexpected argument %q", fs.Arg(0))
+	}
+	r, err := f.reader()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if f.agent == "" {
+		agents, err := r.Agents(ctx)
 		if err != nil {
 			return err
 		}
-		dir = cfg.DataDir
+		if *asJSON {
+			return json.NewEncoder(env.Stdout).Encode(agents)
+		}
+		for _, a := range agents {
+			fmt.Fprintln(env.Stdout, a)
+		}
+		return nil
 	}
-	if dir == "" {
-		dir = config.DefaultCore().DataDir
+	vs, err := r.Keys(ctx, f.agent, *prefix, admin.MaxLimit)
+	if err != nil {
+		return err
 	}
-	if *agent == "" && sub != "ls" {
+	if *asJSON {
+		return json.NewEncoder(env.Stdout).Encode(vs)
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tSIZE\tVERSION\tPRIORITY\tSTORED\tSHA256")
+	for _, v := range vs {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.16s\n", v.Key, v.Size, v.Version, v.Priority, v.Stored.Format(time.RFC3339), v.SHA256)
+	}
+	return tw.Flush()
+}
+
+func runCoreGet(ctx context.Context, env Env, args []string) error {
+	const name = "core get"
+	fs := newFlagSet(env, name, coreUsage)
+	var f coreReadFlags
+	f.register(fs)
+	out := fs.String("o", "", "write the data to this file instead of stdout")
+	if err := parseFlags(fs, name, args); err != nil {
+		return err
+	}
+	if f.agent == "" {
 		return usagef(name, "--agent is required")
 	}
-	if sub == "get" && fs.NArg() != 1 {
+	if fs.NArg() != 1 {
 		return usagef(name, "want exactly one KEY, got %d arguments", fs.NArg())
 	}
-	if sub != "get" && fs.NArg() > 0 {
-		return usagef(name, "unexpected argument %q", fs.Arg(0))
-	}
-	r := coreReader{socket: filepath.Join(dir, "core.sock"), storePath: filepath.Join(dir, "core.db")}
-	if *cfgPath != "" {
-		if cfg, err := config.LoadCore(*cfgPath); err == nil {
-			r.storePath = cfg.StorePath()
-		}
-	}
-	switch sub {
-	case "ls":
-		if *agent == "" {
-			var agents []string
-			if err := r.getJSON(ctx, "/v1/agents", nil, &agents); err != nil {
-				return err
-			}
-			if *asJSON {
-				return json.NewEncoder(env.Stdout).Encode(agents)
-			}
-			for _, a := range agents {
-				fmt.Fprintln(env.Stdout, a)
-			}
-			return nil
-		}
-		var vs []core.VersionInfo
-		if err := r.getJSON(ctx, "/v1/keys", url.Values{"agent": {*agent}, "prefix": {*prefix}, "limit": {"100000"}}, &vs); err != nil {
-			return err
-		}
-		if *asJSON {
-			return json.NewEncoder(env.Stdout).Encode(vs)
-		}
-		tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "KEY\tSIZE\tVERSION\tPRIORITY\tSTORED\tSHA256")
-		for _, v := range vs {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%.16s\n", v.Key, v.Size, v.Version, v.Priority, v.Stored.Format(time.RFC3339), v.SHA256)
-		}
-		return tw.Flush()
-	case "get":
-		w := env.Stdout
-		if *out != "" {
-			f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			w = f
-		}
-		return r.get(ctx, *agent, fs.Arg(0), w)
-	default: // tail
-		next := *from
-		for {
-			var evs []core.EventInfo
-			if err := r.getJSON(ctx, "/v1/events", url.Values{"agent": {*agent}, "from": {strconv.FormatUint(next, 10)}, "limit": {"1000"}}, &evs); err != nil {
-				return err
-			}
-			for _, e := range evs {
-				if *asJSON {
-					_ = json.NewEncoder(env.Stdout).Encode(e)
-				} else {
-					fmt.Fprintf(env.Stdout, "%d\t%s\t%s\t%d bytes\t%s\t%s\n", e.Seq, e.Stored.Format(time.RFC3339), e.Priority, e.Size, e.Key, e.OpID)
-				}
-				next = e.Seq + 1
-			}
-			if !*follow {
-				return nil
-			}
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(time.Second):
-			}
-		}
-	}
-}
-
-// coreReader reads the store through the running core's admin socket, or
-// the store file when no core runs.
-type coreReader struct {
-	socket, storePath string
-}
-
-var errNoAdmin = errors.New("no running core")
-
-func (r coreReader) do(ctx context.Context, path string, q url.Values) (*http.Response, error) {
-	if _, err := os.Stat(r.socket); err != nil {
-		return nil, errNoAdmin
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://core"+path+"?"+q.Encode(), nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := unixClient(r.socket).Do(req)
-	if err != nil {
-		return nil, errNoAdmin
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		var e struct{ Error string }
-		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
-		return nil, fmt.Errorf("core: %s", e.Error)
-	}
-	return resp, nil
-}
-
-func (r coreReader) getJSON(ctx context.Context, path string, q url.Values, v any) error {
-	resp, err := r.do(ctx, path, q)
-	if errors.Is(err, errNoAdmin) {
-		return r.fromStore(func(s *core.Store) error {
-			rec := &memResponse{header: http.Header{}}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, path+"?"+q.Encode(), nil)
-			core.AdminHandler(s).ServeHTTP(rec, req)
-			if rec.code != 0 && rec.code != http.StatusOK {
-				var e struct{ Error string }
-				_ = json.Unmarshal(rec.body, &e)
-				return fmt.Errorf("core store: %s", e.Error)
-			}
-			return json.Unmarshal(rec.body, v)
-		})
-	}
+	r, err := f.reader()
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-func (r coreReader) get(ctx context.Context, agent, key string, w io.Writer) error {
-	resp, err := r.do(ctx, "/v1/get", url.Values{"agent": {agent}, "key": {key}})
-	if errors.Is(err, errNoAdmin) {
-		return r.fromStore(func(s *core.Store) error {
-			v, obj, err := s.Current(agent, key)
-			if err != nil {
-				return err
-			}
-			_, err = io.Copy(w, io.NewSectionReader(obj, 0, v.Size))
-			return err
-		})
+	defer r.Close()
+	if *out == "" {
+		return r.Get(ctx, f.agent, fs.Arg(0), env.Stdout)
 	}
+	file, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	_, err = io.Copy(w, resp.Body)
+	err = r.Get(ctx, f.agent, fs.Arg(0), file)
+	if cerr := file.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		// No half-written object where the data was asked for.
+		if rerr := os.Remove(*out); rerr != nil {
+			return fmt.Errorf("%w (and removing the partial %s: %v)", err, *out, rerr)
+		}
+	}
 	return err
 }
 
-func (r coreReader) fromStore(fn func(*core.Store) error) error {
-	if _, err := os.Stat(r.storePath); err != nil {
-		return fmt.Errorf("no running core (no %s) and no store at %s", r.socket, r.storePath)
+// tailPage is how many events tail asks for at a time (a variable so that
+// a test can page through a few).
+var tailPage = 1000
+
+func runCoreTail(ctx context.Context, env Env, args []string) error {
+	const name = "core tail"
+	fs := newFlagSet(env, name, coreUsage)
+	var f coreReadFlags
+	f.register(fs)
+	from := fs.Uint64("from", 1, "first event sequence number")
+	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
+	asJSON := fs.Bool("json", false, "print JSON, one event per line")
+	if err := parseFlags(fs, name, args); err != nil {
+		return err
 	}
-	s, err := core.Open(r.storePath, core.Config{OpenTimeout: 2 * time.Second})
+	if f.agent == "" {
+		return usagef(name, "--agent is required")
+	}
+	if fs.NArg() > 0 {
+		return usagef(name, "unexpected argument %q", fs.Arg(0))
+	}
+	r, err := f.reader()
 	if err != nil {
-		return fmt.Errorf("%w (is a core running without its admin socket?)", err)
+		return err
 	}
-	defer s.Close()
-	return fn(s)
+	defer r.Close()
+	enc := json.NewEncoder(env.Stdout)
+	next := *from
+	for {
+		evs, err := r.Events(ctx, f.agent, next, tailPage)
+		if ctx.Err() != nil {
+			return nil // interrupted: what was printed stands
+		}
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if *asJSON {
+				err = enc.Encode(e)
+			} else {
+				_, err = fmt.Fprintf(env.Stdout, "%d\t%s\t%s\t%d bytes\t%s\t%s\n", e.Seq, e.Stored.Format(time.RFC3339), e.Priority, e.Size, e.Key, e.OpID)
+			}
+			if err != nil {
+				return err
+			}
+			next = e.Seq + 1
+		}
+		if len(evs) == tailPage {
+			continue // more waiting
+		}
+		if !*follow {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
 }
-
-// memResponse is a minimal in-memory http.ResponseWriter.
-type memResponse struct {
-	header http.Header
-	code   int
-	body   []byte
-}
-
-func (m *memResponse) Header() http.Header         { return m.header }
-func (m *memResponse) WriteHeader(code int)        { m.code = code }
-func (m *memResponse) Write(b []byte) (int, error) { m.body = append(m.body, b...); return len(b), nil }

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,7 +25,7 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
-	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/admin"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -271,7 +270,8 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 				break
 			}
 		}
-		r := coreReader{socket: filepath.Join(dir, "core", "core.sock"), storePath: filepath.Join(dir, "core", "core.db")}
+		r := admin.NewSocketOrStore(filepath.Join(dir, "core", "core.sock"), filepath.Join(dir, "core", "core.db"))
+		defer r.Close()
 		var missing []string
 		testutil.PollEvery(3*time.Minute, 500*time.Millisecond, func() bool {
 			missing = crashMissing(t, r, all)
@@ -290,10 +290,10 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 
 // crashMissing lists accepted ops the core does not hold as it must:
 // events exactly once with their bytes' hash, keys at the newest version.
-func crashMissing(t *testing.T, r coreReader, all []accepted) []string {
+func crashMissing(t *testing.T, r admin.Reader, all []accepted) []string {
 	ctx := context.Background()
-	var evs []core.EventInfo
-	if err := r.getJSON(ctx, "/v1/events", url.Values{"agent": {"demo-site"}, "from": {"1"}, "limit": {"100000"}}, &evs); err != nil {
+	evs, err := r.Events(ctx, "demo-site", 1, admin.MaxLimit)
+	if err != nil {
 		return []string{err.Error()}
 	}
 	count := map[edgesync.OpID]int{}
@@ -302,8 +302,8 @@ func crashMissing(t *testing.T, r coreReader, all []accepted) []string {
 		count[e.OpID]++
 		hashes[e.OpID] = e.SHA256
 	}
-	var keys []core.VersionInfo
-	if err := r.getJSON(ctx, "/v1/keys", url.Values{"agent": {"demo-site"}, "limit": {"100000"}}, &keys); err != nil {
+	keys, err := r.Keys(ctx, "demo-site", "", admin.MaxLimit)
+	if err != nil {
 		return []string{err.Error()}
 	}
 	cur := map[string]string{}

@@ -13,7 +13,9 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/control"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 )
 
@@ -75,7 +77,7 @@ func (c *connFlags) register(fs *flag.FlagSet) {
 }
 
 // client resolves where the agent listens.
-func (c *connFlags) client(name string) (*agent.ControlClient, error) {
+func (c *connFlags) client(name string) (*control.Client, error) {
 	if c.addr != "" || c.tokenFile != "" {
 		if c.addr == "" || c.tokenFile == "" {
 			return nil, usagef(name, "--addr and --token-file go together")
@@ -105,15 +107,15 @@ func (c *connFlags) client(name string) (*agent.ControlClient, error) {
 	if sock == "" {
 		sock = defaultSocket
 	}
-	return agent.NewControlClient(sock), nil
+	return control.NewClient(sock), nil
 }
 
-func tcpClient(name, addr, tokenFile string) (*agent.ControlClient, error) {
+func tcpClient(name, addr, tokenFile string) (*control.Client, error) {
 	b, err := os.ReadFile(tokenFile)
 	if err != nil {
 		return nil, fmt.Errorf("%s: token: %w", name, err)
 	}
-	return agent.NewControlClientTCP(addr, strings.TrimSpace(string(b))), nil
+	return control.NewClientTCP(addr, strings.TrimSpace(string(b))), nil
 }
 
 // ctlCommand is one command of ctl: its flags and what it does.
@@ -128,7 +130,7 @@ type ctlCommand struct {
 type ctlRun struct {
 	env  Env
 	name string
-	c    *agent.ControlClient
+	c    *control.Client
 	json bool
 	args []string
 }
@@ -166,7 +168,7 @@ func runCtl(ctx context.Context, env Env, args []string) error {
 	}
 	rest := top.Args()
 	if len(rest) == 0 {
-		return usagef("ctl", "no command given (want one of %s, health)", strings.Join(agent.ControlCommands(), ", "))
+		return usagef("ctl", "no command given (want one of %s, health)", strings.Join(control.Commands(), ", "))
 	}
 	var cmd *ctlCommand
 	for _, c := range ctlCommands() {
@@ -176,7 +178,7 @@ func runCtl(ctx context.Context, env Env, args []string) error {
 		}
 	}
 	if cmd == nil {
-		return usagef("ctl", "unknown command %q (want one of %s, health)", rest[0], strings.Join(agent.ControlCommands(), ", "))
+		return usagef("ctl", "unknown command %q (want one of %s, health)", rest[0], strings.Join(control.Commands(), ", "))
 	}
 	name := "ctl " + cmd.name
 	fs := newFlagSet(env, name, cmd.usage)
@@ -199,23 +201,23 @@ func endpointFlag(fs *flag.FlagSet) *string {
 
 func ctlCommands() []ctlCommand {
 	return []ctlCommand{
-		{agent.CmdSend, "Usage: edge-sync ctl transport.send [--key K] [--priority P] [flags] FILE|-\n\nEnqueues FILE (or standard input) and prints the op's ID.\n\nExample:\n  edge-sync ctl transport.send --key cfg/site --state --priority schema site.json",
+		{control.CmdSend, "Usage: edge-sync ctl transport.send [--key K] [--priority P] [flags] FILE|-\n\nEnqueues FILE (or standard input) and prints the op's ID.\n\nExample:\n  edge-sync ctl transport.send --key cfg/site --state --priority schema site.json",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				return sendAction(fs, agent.CmdSend, false)
+				return sendAction(fs, control.CmdSend, false)
 			}},
-		{agent.CmdQueue, "Usage: edge-sync ctl transport.bandwidth.sync.queue --priority P [--key K] [flags] FILE|-\n\nEnqueues FILE (or standard input) at a priority and prints the op's ID.\n\nExample:\n  edge-sync ctl transport.bandwidth.sync.queue --priority critical --key alarms/pump-3 alarm.json",
+		{control.CmdQueue, "Usage: edge-sync ctl transport.bandwidth.sync.queue --priority P [--key K] [flags] FILE|-\n\nEnqueues FILE (or standard input) at a priority and prints the op's ID.\n\nExample:\n  edge-sync ctl transport.bandwidth.sync.queue --priority critical --key alarms/pump-3 alarm.json",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				return sendAction(fs, agent.CmdQueue, true)
+				return sendAction(fs, control.CmdQueue, true)
 			}},
-		{agent.CmdQuality, "Usage: edge-sync ctl transport.quality [--endpoint E]\n\nPrints the latest link figures of an endpoint.\n\nExample:\n  edge-sync ctl transport.quality --endpoint core",
+		{control.CmdQuality, "Usage: edge-sync ctl transport.quality [--endpoint E]\n\nPrints the latest link figures of an endpoint.\n\nExample:\n  edge-sync ctl transport.quality --endpoint core",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				return measurementAction(fs, agent.CmdQuality)
+				return measurementAction(fs, control.CmdQuality)
 			}},
-		{agent.CmdMeasure, "Usage: edge-sync ctl transport.bandwidth.measure [--endpoint E]\n\nMeasures the link now (needs the endpoint's link monitor).\n\nExample:\n  edge-sync ctl transport.bandwidth.measure",
+		{control.CmdMeasure, "Usage: edge-sync ctl transport.bandwidth.measure [--endpoint E]\n\nMeasures the link now (needs the endpoint's link monitor).\n\nExample:\n  edge-sync ctl transport.bandwidth.measure",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				return measurementAction(fs, agent.CmdMeasure)
+				return measurementAction(fs, control.CmdMeasure)
 			}},
-		{agent.CmdStatus, "Usage: edge-sync ctl transport.bandwidth.status [--endpoint E]\n\nExplains the link: class and the figures behind it, since when and why,\nthe operator's pin, the sync parameters in force, the backlog per priority\nand the time to drain it at the measured bandwidth.\n\nExample:\n  edge-sync ctl transport.bandwidth.status --endpoint core",
+		{control.CmdStatus, "Usage: edge-sync ctl transport.bandwidth.status [--endpoint E]\n\nExplains the link: class and the figures behind it, since when and why,\nthe operator's pin, the sync parameters in force, the backlog per priority\nand the time to drain it at the measured bandwidth.\n\nExample:\n  edge-sync ctl transport.bandwidth.status --endpoint core",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 				ep := endpointFlag(fs)
 				return func(ctx context.Context, x *ctlRun) error {
@@ -223,10 +225,10 @@ func ctlCommands() []ctlCommand {
 						return err
 					}
 					var st agent.LinkStatus
-					return x.call(ctx, agent.CmdStatus, agent.EndpointRequest{Endpoint: *ep}, &st, func(w io.Writer) { printStatus(w, st, time.Now()) })
+					return x.call(ctx, control.CmdStatus, control.EndpointRequest{Endpoint: *ep}, &st, func(w io.Writer) { printStatus(w, st, time.Now()) })
 				}
 			}},
-		{agent.CmdHistory, "Usage: edge-sync ctl transport.bandwidth.history [--endpoint E] [--window D]\n\nPrints the measurements within the window.\n\nExample:\n  edge-sync ctl transport.bandwidth.history --window 1h",
+		{control.CmdHistory, "Usage: edge-sync ctl transport.bandwidth.history [--endpoint E] [--window D]\n\nPrints the measurements within the window.\n\nExample:\n  edge-sync ctl transport.bandwidth.history --window 1h",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 				ep := endpointFlag(fs)
 				window := fs.Duration("window", 10*time.Minute, "how far back")
@@ -237,11 +239,11 @@ func ctlCommands() []ctlCommand {
 					if *window <= 0 {
 						return usagef(x.name, "--window must be positive, got %v", *window)
 					}
-					var h agent.HistoryResponse
-					return x.call(ctx, agent.CmdHistory, agent.HistoryRequest{Endpoint: *ep, Window: window.String()}, &h, func(w io.Writer) { printMeasurements(w, h.Measurements) })
+					var h control.HistoryResponse
+					return x.call(ctx, control.CmdHistory, control.HistoryRequest{Endpoint: *ep, Window: window.String()}, &h, func(w io.Writer) { printMeasurements(w, h.Measurements) })
 				}
 			}},
-		{agent.CmdSwitch, "Usage: edge-sync ctl transport.switch [--endpoint E] auto|CLASS|MODE\n\nPins an endpoint to a link class (fiber, broadband, mobile, satellite,\nintermittent) or a sync mode (full, full+zstd, delta, delta+zstd,\nstore-and-forward), or back to auto. Prints the resulting status.\n\nExamples:\n  edge-sync ctl transport.switch satellite\n  edge-sync ctl transport.switch --endpoint core store-and-forward\n  edge-sync ctl transport.switch auto",
+		{control.CmdSwitch, "Usage: edge-sync ctl transport.switch [--endpoint E] auto|CLASS|MODE\n\nPins an endpoint to a link class (fiber, broadband, mobile, satellite,\nintermittent) or a sync mode (full, full+zstd, delta, delta+zstd,\nstore-and-forward), or back to auto. Prints the resulting status.\n\nExamples:\n  edge-sync ctl transport.switch satellite\n  edge-sync ctl transport.switch --endpoint core store-and-forward\n  edge-sync ctl transport.switch auto",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 				ep := endpointFlag(fs)
 				to := fs.String("to", "", "the pin (or give it as the argument)")
@@ -259,23 +261,23 @@ func ctlCommands() []ctlCommand {
 						return usagef(x.name, "%v", err)
 					}
 					var st agent.LinkStatus
-					return x.call(ctx, agent.CmdSwitch, agent.SwitchRequest{Endpoint: *ep, To: pin}, &st, func(w io.Writer) { printStatus(w, st, time.Now()) })
+					return x.call(ctx, control.CmdSwitch, control.SwitchRequest{Endpoint: *ep, To: pin}, &st, func(w io.Writer) { printStatus(w, st, time.Now()) })
 				}
 			}},
-		{agent.CmdConfig, configUsage, configAction},
-		{agent.CmdStats, "Usage: edge-sync ctl transport.stats\n\nPrints the outbox's figures and each endpoint's counters.\n\nExample:\n  edge-sync ctl transport.stats --json",
+		{control.CmdConfig, configUsage, configAction},
+		{control.CmdStats, "Usage: edge-sync ctl transport.stats\n\nPrints the outbox's figures and each endpoint's counters.\n\nExample:\n  edge-sync ctl transport.stats --json",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 				return func(ctx context.Context, x *ctlRun) error {
 					if err := x.noArgs(); err != nil {
 						return err
 					}
-					var st agent.StatsResponse
-					return x.call(ctx, agent.CmdStats, nil, &st, func(w io.Writer) { printStats(w, st) })
+					var st control.StatsResponse
+					return x.call(ctx, control.CmdStats, nil, &st, func(w io.Writer) { printStats(w, st) })
 				}
 			}},
-		{agent.CmdNext, nextUsage, nextAction},
-		{agent.CmdMonitorStart, monitorStartUsage, monitorStartAction},
-		{agent.CmdMonitorStop, "Usage: edge-sync ctl transport.bandwidth.monitor.stop [--endpoint E]\n\nStops the endpoint's link monitor; the link keeps its last class.\n\nExample:\n  edge-sync ctl transport.bandwidth.monitor.stop --endpoint backup",
+		{control.CmdNext, nextUsage, nextAction},
+		{control.CmdMonitorStart, monitorStartUsage, monitorStartAction},
+		{control.CmdMonitorStop, "Usage: edge-sync ctl transport.bandwidth.monitor.stop [--endpoint E]\n\nStops the endpoint's link monitor; the link keeps its last class.\n\nExample:\n  edge-sync ctl transport.bandwidth.monitor.stop --endpoint backup",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 				ep := endpointFlag(fs)
 				return func(ctx context.Context, x *ctlRun) error {
@@ -283,7 +285,7 @@ func ctlCommands() []ctlCommand {
 						return err
 					}
 					var r agent.MonitorResult
-					return x.call(ctx, agent.CmdMonitorStop, agent.EndpointRequest{Endpoint: *ep}, &r, func(w io.Writer) {
+					return x.call(ctx, control.CmdMonitorStop, control.EndpointRequest{Endpoint: *ep}, &r, func(w io.Writer) {
 						fmt.Fprintf(w, "monitor of %s stopped\n", r.Endpoint)
 					})
 				}
@@ -349,7 +351,7 @@ func configAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 		if err := x.noArgs(); err != nil {
 			return err
 		}
-		var req agent.ConfigRequest
+		var req control.ConfigRequest
 		changes := *mode != "" || *compression != "" || *level != "" || *chunk != "" || *interval != "" || *concurrency != 0
 		if changes && *class == "" {
 			return usagef(x.name, "--class names the link class whose parameters change")
@@ -365,10 +367,10 @@ func configAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 			if err != nil {
 				return usagef(x.name, "%v", err)
 			}
-			req = agent.ConfigRequest{Class: *class, Profile: &o}
+			req = control.ConfigRequest{Class: *class, Profile: &o}
 		}
 		var rc agent.RuntimeConfig
-		return x.call(ctx, agent.CmdConfig, req, &rc, func(w io.Writer) { printConfig(w, rc) })
+		return x.call(ctx, control.CmdConfig, req, &rc, func(w io.Writer) { printConfig(w, rc) })
 	}
 }
 
@@ -397,7 +399,7 @@ func parseOverride(mode, compression, level, chunk, interval string, concurrency
 		o.Level = &l
 	}
 	if chunk != "" {
-		n, err := config.ParseSize(chunk)
+		n, err := units.ParseSize(chunk)
 		if err != nil || n <= 0 {
 			return o, fmt.Errorf("--chunk-size: want a positive size like 64KiB, got %q", chunk)
 		}
@@ -445,15 +447,15 @@ func nextAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 			if *ack != "" && *release != "" {
 				return usagef(x.name, "give --ack or --release, not both")
 			}
-			req := agent.NextRequest{Action: "ack", ID: *ack}
+			req := control.NextRequest{Action: "ack", ID: *ack}
 			if *release != "" {
-				req = agent.NextRequest{Action: "release", ID: *release}
+				req = control.NextRequest{Action: "release", ID: *release}
 			}
 			if _, err := edgesync.ParseOpID(req.ID); err != nil {
 				return usagef(x.name, "op ID %q: %v", req.ID, err)
 			}
-			var r agent.NextResponse
-			return x.call(ctx, agent.CmdNext, req, &r, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", r.Action, r.ID) })
+			var r control.NextResponse
+			return x.call(ctx, control.CmdNext, req, &r, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", r.Action, r.ID) })
 		}
 		for _, p := range prios {
 			if _, err := edgesync.ParsePriority(p); err != nil {
@@ -463,8 +465,8 @@ func nextAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 		if *ttl <= 0 {
 			return usagef(x.name, "--ttl must be positive, got %v", *ttl)
 		}
-		op, body, err := x.c.Lease(ctx, agent.NextRequest{Endpoint: *ep, Priorities: prios, TTL: ttl.String()})
-		if errors.Is(err, agent.ErrNothingWaiting) {
+		op, body, err := x.c.Lease(ctx, control.NextRequest{Endpoint: *ep, Priorities: prios, TTL: ttl.String()})
+		if errors.Is(err, control.ErrNothingWaiting) {
 			if x.json {
 				fmt.Fprintln(x.env.Stdout, "null")
 			} else {
@@ -473,11 +475,11 @@ func nextAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("%s: %w", agent.CmdNext, err)
+			return fmt.Errorf("%s: %w", control.CmdNext, err)
 		}
 		defer body.Close()
 		if err := savePayload(x.env, *out, body); err != nil {
-			return fmt.Errorf("%s: op %s stays leased until %s: %w", agent.CmdNext, op.ID, op.LeaseExpires.Format(time.RFC3339), err)
+			return fmt.Errorf("%s: op %s stays leased until %s: %w", control.CmdNext, op.ID, op.LeaseExpires.Format(time.RFC3339), err)
 		}
 		meta := x.env.Stdout
 		if *out == "-" {
@@ -524,7 +526,7 @@ func monitorStartAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 	ep := endpointFlag(fs)
 	addr := fs.String("address", "", "host:port of a new endpoint's core")
 	sn := fs.String("server-name", "", "name in the new core's certificate (default: host of --address)")
-	var mo agent.MonitorOverrides
+	var mo control.MonitorOverrides
 	fs.StringVar(&mo.ProbeInterval, "probe-interval", "", "bandwidth probe period, e.g. 5s")
 	fs.StringVar(&mo.SampleInterval, "sample-interval", "", "light sample period, e.g. 500ms")
 	fs.StringVar(&mo.Window, "window", "", "classification window, e.g. 30s")
@@ -535,12 +537,12 @@ func monitorStartAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 		if *addr != "" && *ep == "" {
 			return usagef(x.name, "--address adds an endpoint: name it with --endpoint")
 		}
-		req := agent.MonitorStartRequest{Endpoint: *ep, Address: *addr, ServerName: *sn}
-		if mo != (agent.MonitorOverrides{}) {
+		req := control.MonitorStartRequest{Endpoint: *ep, Address: *addr, ServerName: *sn}
+		if mo != (control.MonitorOverrides{}) {
 			req.Monitor = &mo
 		}
 		var r agent.MonitorResult
-		return x.call(ctx, agent.CmdMonitorStart, req, &r, func(w io.Writer) {
+		return x.call(ctx, control.CmdMonitorStart, req, &r, func(w io.Writer) {
 			if r.Added {
 				fmt.Fprintf(w, "endpoint %s added (%s)\n", r.Endpoint, r.Address)
 			}
@@ -558,6 +560,6 @@ func measurementAction(fs *flag.FlagSet, cmd string) func(context.Context, *ctlR
 			return err
 		}
 		var m linkmon.Measurement
-		return x.call(ctx, cmd, agent.EndpointRequest{Endpoint: *ep}, &m, func(w io.Writer) { printMeasurements(w, []linkmon.Measurement{m}) })
+		return x.call(ctx, cmd, control.EndpointRequest{Endpoint: *ep}, &m, func(w io.Writer) { printMeasurements(w, []linkmon.Measurement{m}) })
 	}
 }

@@ -10,26 +10,14 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/control"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 )
 
 // This file renders ctl's answers as readable tables.
 
 func table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0) }
-
-// humanBytes renders n bytes with a binary unit and one decimal.
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	f, u := float64(n), 0
-	units := []string{"KiB", "MiB", "GiB", "TiB"}
-	for f /= unit; f >= unit && u < len(units)-1; f /= unit {
-		u++
-	}
-	return fmt.Sprintf("%.1f %s", f, units[u])
-}
 
 func figures(m linkmon.Measurement) string {
 	if m.At.IsZero() && m.BandwidthBps == 0 && m.RTT == 0 {
@@ -72,7 +60,7 @@ func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
 		ops += b.Ops
 		bytes += b.Bytes
 	}
-	fmt.Fprintf(tw, "backlog\t%d ops, %s\n", ops, humanBytes(bytes))
+	fmt.Fprintf(tw, "backlog\t%d ops, %s\n", ops, units.FormatBytes(bytes))
 	eta := "unknown (no bandwidth measured)"
 	switch {
 	case bytes == 0:
@@ -90,7 +78,7 @@ func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
 	fmt.Fprintln(tw, "PRIORITY\tOPS\tBYTES")
 	for _, p := range edgesync.Priorities() {
 		b := st.Backlog[p.String()]
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", p, b.Ops, humanBytes(b.Bytes))
+		fmt.Fprintf(tw, "%s\t%d\t%s\n", p, b.Ops, units.FormatBytes(b.Bytes))
 	}
 	tw.Flush()
 }
@@ -108,7 +96,7 @@ func printMeasurements(w io.Writer, ms []linkmon.Measurement) {
 			at = m.At.Local().Format("15:04:05")
 		}
 		if m.BandwidthBps > 0 {
-			bw = linkmon.FormatBps(m.BandwidthBps)
+			bw = units.FormatBitRate(m.BandwidthBps)
 			if m.BandwidthLowerBound {
 				bw = ">=" + bw
 			}
@@ -122,10 +110,10 @@ func printMeasurements(w io.Writer, ms []linkmon.Measurement) {
 	tw.Flush()
 }
 
-func printStats(w io.Writer, st agent.StatsResponse) {
+func printStats(w io.Writer, st control.StatsResponse) {
 	o := st.Outbox
 	fmt.Fprintf(w, "agent %s: outbox %d ops (%s), %d leased, oldest %v, limits %d ops / %s\n",
-		st.Agent, o.Ops, humanBytes(o.Bytes), o.Leased, o.OldestAge.Round(time.Second), o.MaxOps, humanBytes(o.MaxBytes))
+		st.Agent, o.Ops, units.FormatBytes(o.Bytes), o.Leased, o.OldestAge.Round(time.Second), o.MaxOps, units.FormatBytes(o.MaxBytes))
 	var drops []string
 	for r, n := range o.Drops {
 		drops = append(drops, fmt.Sprintf("%s=%d", r, n))
@@ -139,7 +127,7 @@ func printStats(w io.Writer, st agent.StatsResponse) {
 		fmt.Fprintln(tw, "PRIORITY\tQUEUED\tACKED\tACKED BYTES\tAVG LATENCY\tMAX LATENCY")
 		for _, p := range edgesync.Priorities() {
 			ps, q := e.Priorities[p.String()], o.ByPriority[p.String()]
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%v\t%v\n", p, q.Ops, ps.Acked, humanBytes(ps.Bytes),
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%v\t%v\n", p, q.Ops, ps.Acked, units.FormatBytes(ps.Bytes),
 				ps.AvgLatency.Round(time.Millisecond), ps.MaxLatency.Round(time.Millisecond))
 		}
 		tw.Flush()
@@ -157,7 +145,7 @@ func printStats(w io.Writer, st agent.StatsResponse) {
 				if ms.PlainBytes > 0 {
 					ratio = fmt.Sprintf("%.2f", float64(ms.WireBytes)/float64(ms.PlainBytes))
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m, ms.Ops, humanBytes(ms.PlainBytes), humanBytes(ms.WireBytes), ratio)
+				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m, ms.Ops, units.FormatBytes(ms.PlainBytes), units.FormatBytes(ms.WireBytes), ratio)
 			}
 			tw.Flush()
 		}
@@ -173,7 +161,7 @@ func printStats(w io.Writer, st agent.StatsResponse) {
 }
 
 func printConfig(w io.Writer, rc agent.RuntimeConfig) {
-	fmt.Fprintf(w, "agent %s, outbox max %d ops, %s\n\n", rc.Name, rc.Outbox.MaxOps, humanBytes(rc.Outbox.MaxBytes))
+	fmt.Fprintf(w, "agent %s, outbox max %d ops, %s\n\n", rc.Name, rc.Outbox.MaxOps, units.FormatBytes(rc.Outbox.MaxBytes))
 	tw := table(w)
 	fmt.Fprintln(tw, "ENDPOINT\tADDRESS\tCLASS\tPIN\tPARAMETERS")
 	for _, e := range rc.Endpoints {
@@ -191,14 +179,14 @@ func printConfig(w io.Writer, rc agent.RuntimeConfig) {
 	tw.Flush()
 }
 
-func printLeased(w io.Writer, op agent.LeasedOp, out string) {
+func printLeased(w io.Writer, op control.LeasedOp, out string) {
 	tw := table(w)
 	fmt.Fprintf(tw, "id\t%s\n", op.ID)
 	fmt.Fprintf(tw, "endpoint\t%s\n", op.Endpoint)
 	fmt.Fprintf(tw, "key\t%s\n", op.Key)
 	fmt.Fprintf(tw, "priority\t%s\n", op.Priority)
 	fmt.Fprintf(tw, "kind\t%s\n", op.Kind)
-	fmt.Fprintf(tw, "size\t%s\n", humanBytes(op.Size))
+	fmt.Fprintf(tw, "size\t%s\n", units.FormatBytes(op.Size))
 	if len(op.Summary) > 0 {
 		fmt.Fprintf(tw, "summary\t%q\n", op.Summary)
 	}
@@ -212,5 +200,5 @@ func printLeased(w io.Writer, op agent.LeasedOp, out string) {
 		fmt.Fprintf(tw, "payload\twritten to %s\n", out)
 	}
 	tw.Flush()
-	fmt.Fprintf(w, "\nWhen done: edge-sync ctl %s --ack %s (or --release it)\n", agent.CmdNext, op.ID)
+	fmt.Fprintf(w, "\nWhen done: edge-sync ctl %s --ack %s (or --release it)\n", control.CmdNext, op.ID)
 }

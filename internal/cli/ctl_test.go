@@ -18,6 +18,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/control"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -95,7 +96,7 @@ func startCtlHarness(t *testing.T, online bool) *ctlHarness {
 		t.Fatal(err)
 	}
 	h.sock = filepath.Join(sockDir, "agent.sock")
-	cs, err := agent.NewControlServer(a, config.Control{MaxBodyBytes: 1 << 20}, h.sock, nil)
+	cs, err := control.NewServer(a, config.Control{MaxBodyBytes: 1 << 20}, h.sock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestPutDeliversToCore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var res agent.SendResponse
+	var res control.SendResponse
 	if err := json.Unmarshal([]byte(out), &res); err != nil || res.Size != 16 || res.Priority != edgesync.Background {
 		t.Fatalf("put --json printed %q (%v)", out, err)
 	}
@@ -239,7 +240,7 @@ func TestCtlCommands(t *testing.T) {
 		t.Fatalf("stats: %v\n%s", err, out)
 	}
 	out, _, err = h.ctl(t, "", "--json", "transport.stats")
-	var st agent.StatsResponse
+	var st control.StatsResponse
 	if err != nil || json.Unmarshal([]byte(out), &st) != nil || st.Outbox.Ops != 2 {
 		t.Fatalf("stats --json: %v\n%s", err, out)
 	}
@@ -265,7 +266,7 @@ func TestCtlCommands(t *testing.T) {
 		t.Fatalf("after ack the outbox holds %d ops, want 1", n)
 	}
 	out, _, err = h.ctl(t, "", "transport.bandwidth.sync.next", "--json")
-	var lop agent.LeasedOp
+	var lop control.LeasedOp
 	if err != nil || json.Unmarshal([]byte(out), &lop) != nil || lop.Key != "cfg" {
 		t.Fatalf("sync.next --json: %v\n%s", err, out)
 	}
@@ -283,7 +284,7 @@ func TestCtlCommands(t *testing.T) {
 	// stops the monitor, after which measure, history and a second stop
 	// say there is none; monitor.start brings it back.
 	_, _, err = h.ctl(t, "", "transport.bandwidth.measure")
-	var se *agent.StatusError
+	var se *control.StatusError
 	if !errors.As(err, &se) || se.Code != "not_connected" {
 		t.Fatalf("measure without a connection: want not_connected, got %v", err)
 	}
@@ -367,7 +368,7 @@ func TestCtlUsageErrors(t *testing.T) {
 	}
 	// An API refusal is a runtime error with the API's code.
 	_, _, err := h.ctl(t, "data", "transport.send", "--endpoint", "mars", "-")
-	var se *agent.StatusError
+	var se *control.StatusError
 	if !errors.As(err, &se) || se.Code != "unknown_endpoint" || errors.As(err, new(*UsageError)) {
 		t.Fatalf("send to an unknown endpoint: %v", err)
 	}
@@ -380,7 +381,7 @@ func TestCtlUsageErrors(t *testing.T) {
 
 // TestCtlHelp checks every ctl command's --help.
 func TestCtlHelp(t *testing.T) {
-	for _, c := range append(agent.ControlCommands(), "health") {
+	for _, c := range append(control.Commands(), "health") {
 		var o bytes.Buffer
 		err := Run(context.Background(), []string{"ctl", c, "--help"}, Env{Stdout: &o})
 		if !errors.Is(err, flag.ErrHelp) || !strings.Contains(o.String(), "Usage: edge-sync ctl "+c) || !strings.Contains(o.String(), "Example") {

@@ -4,16 +4,14 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
@@ -22,8 +20,10 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/logging"
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
+	"github.com/hashicorp/go-hclog"
 )
 
 const demoUsage = `Usage: edge-sync demo [--duration D] [--keep] [--large SIZE]
@@ -75,7 +75,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	if *duration < 10*time.Second {
 		return usagef("demo", "--duration must be at least 10s, got %s", *duration)
 	}
-	large, err := config.ParseSize(*largeSize)
+	large, err := units.ParseSize(*largeSize)
 	if err != nil || large < 1<<20 || large > 1<<30 {
 		return usagef("demo", "--large must be 1MiB-1GiB, got %q", *largeSize)
 	}
@@ -98,9 +98,10 @@ type demo struct {
 	step  time.Duration
 	large int64
 
-	core  *coreRunning
-	relay *linksim.Relay
-	agent *agent.Agent
+	store    *core.Store // the core's, read to verify
+	coreAddr net.Addr
+	relay    *linksim.Relay
+	agent    *agent.Agent
 
 	mu       sync.Mutex
 	sent     map[edgesync.OpID]demoOp // every op the agent accepted
@@ -108,7 +109,12 @@ type demo struct {
 	dropped  map[edgesync.OpID]outbox.Reason
 	largeID  edgesync.OpID
 	walkName string
+	refused  int   // puts the agent refused (not accepted, so not verified)
+	firstRef error // the first of them
 }
+
+// demoAgent is the demo agent's name, its certificate's.
+const demoAgent = "demo-site"
 
 type demoOp struct {
 	key      string
@@ -118,72 +124,26 @@ type demoOp struct {
 	size     int64
 }
 
-func (d *demo) run(ctx context.Context) error {
-	pkiDir := filepath.Join(d.dir, "pki")
-	if err := demoCerts(pkiDir); err != nil {
-		return err
-	}
-	coreLog, err := os.Create(filepath.Join(d.dir, "core.log"))
-	if err != nil {
-		return err
-	}
-	defer coreLog.Close()
-	agentLog, err := os.Create(filepath.Join(d.dir, "agent.log"))
-	if err != nil {
-		return err
-	}
-	defer agentLog.Close()
-
-	ccfg := config.DefaultCore()
-	ccfg.Listen = "127.0.0.1:0"
-	ccfg.DataDir = filepath.Join(d.dir, "core")
-	ccfg.TLS = config.TLS{CA: filepath.Join(pkiDir, "ca.pem"), Cert: filepath.Join(pkiDir, "core.pem"), Key: filepath.Join(pkiDir, "core-key.pem")}
-	clog, _ := logging.New("core", coreLog, "info", "text")
-	cr, stopCore, err := startCore(ctx, ccfg, clog)
-	if err != nil {
-		return fmt.Errorf("demo core: %w", err)
-	}
-	defer stopCore()
-	d.core = cr
-
+// run starts the parts, walks the link under load, drains what is left
+// and verifies at the core.
+func (d *demo) run(ctx context.Context) (err error) {
 	walk := demoWalk()
-	d.relay, err = linksim.NewRelay(linksim.RelayConfig{Target: cr.addr.String(), Profile: walk[0].profile})
+	stop, err := d.start(ctx, walk[0].profile)
 	if err != nil {
-		return fmt.Errorf("demo link emulator: %w", err)
+		return err
 	}
-	defer d.relay.Close()
-
-	acfg := config.DefaultAgent()
-	acfg.Name = "demo-site"
-	acfg.DataDir = filepath.Join(d.dir, "agent")
-	acfg.TLS = config.TLS{CA: filepath.Join(pkiDir, "ca.pem"), Cert: filepath.Join(pkiDir, "agent-demo-site.pem"), Key: filepath.Join(pkiDir, "agent-demo-site-key.pem")}
-	acfg.Monitor.SampleInterval = 250 * time.Millisecond
-	acfg.Endpoints = []config.Endpoint{{Name: "core", Address: d.relay.Addr().String(), ServerName: "127.0.0.1", Monitor: acfg.Monitor}}
-	// The demo compresses a day into a minute: batches every few seconds.
-	for class, iv := range map[edgesync.LinkClass]time.Duration{edgesync.Mobile: 2 * time.Second, edgesync.Satellite: 4 * time.Second, edgesync.Unknown: time.Second} {
-		iv := iv
-		acfg.Profiles[class] = config.Profile{Interval: &iv}
-	}
-	alog, _ := logging.New("agent", agentLog, "info", "text")
-	a, stopAgent, err := startAgent(ctx, acfg, agent.Options{Logger: alog})
-	if err != nil {
-		return fmt.Errorf("demo agent: %w", err)
-	}
-	defer stopAgent()
-	d.agent = a
-	d.sent, d.lastByKy, d.dropped = map[edgesync.OpID]demoOp{}, map[string]edgesync.OpID{}, map[edgesync.OpID]outbox.Reason{}
-
+	defer func() {
+		if serr := stop(); serr != nil && err == nil {
+			err = fmt.Errorf("demo: stopping: %w", serr)
+		}
+	}()
 	out := d.env.Stdout
-	fmt.Fprintf(out, "edge-sync demo: core %s, link emulator %s, agent %q; logs in %s\n", cr.addr, d.relay.Addr(), acfg.Name, d.dir)
+	fmt.Fprintf(out, "edge-sync demo: core %s, link emulator %s, agent %q; logs in %s\n", d.coreAddr, d.relay.Addr(), demoAgent, d.dir)
 	fmt.Fprintf(out, "link walk: %s, %s each\n\n", walkNames(walk), d.step)
 
-	wctx, stopWork := context.WithCancel(ctx)
 	// Drops are watched until verification: a state op may be superseded
 	// while the rest drains.
 	dctx, stopDrops := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); d.workload(wctx) }()
 	dropsDone := make(chan struct{})
 	go func() { defer close(dropsDone); d.watchDrops(dctx) }()
 	defer func() { stopDrops(); <-dropsDone }()
@@ -191,10 +151,117 @@ func (d *demo) run(ctx context.Context) error {
 	start := time.Now()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	if err := d.walkUnderLoad(ctx, walk, start, tick.C); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "\n── workload stopped; draining what is left")
+	d.drain(ctx, start, tick.C)
+	stopDrops()
+	<-dropsDone
+	return d.verify(out)
+}
+
+// start makes the certificates and starts the core, the link emulator
+// (with profile) in front of it and the agent, each logging to a file in
+// the demo's directory; stop stops them in reverse order.
+func (d *demo) start(ctx context.Context, profile linksim.Profile) (stop func() error, err error) {
+	var stops stopper
+	defer func() {
+		if err != nil {
+			if serr := stops.stop(); serr != nil {
+				err = fmt.Errorf("%w (and stopping what had started: %v)", err, serr)
+			}
+		}
+	}()
+	pkiDir := filepath.Join(d.dir, "pki")
+	if err := demoCerts(pkiDir); err != nil {
+		return nil, err
+	}
+	clog, closeLog, err := d.logger("core")
+	if err != nil {
+		return nil, err
+	}
+	stops.add(closeLog)
+	cr, stopCore, err := startCore(ctx, demoCoreConfig(d.dir, pkiDir), clog)
+	if err != nil {
+		return nil, fmt.Errorf("demo core: %w", err)
+	}
+	stops.add(stopCore)
+	d.store, d.coreAddr = cr.store, cr.addr
+
+	d.relay, err = linksim.NewRelay(linksim.RelayConfig{Target: cr.addr.String(), Profile: profile})
+	if err != nil {
+		return nil, fmt.Errorf("demo link emulator: %w", err)
+	}
+	stops.add(d.relay.Close)
+
+	alog, closeLog, err := d.logger("agent")
+	if err != nil {
+		return nil, err
+	}
+	stops.add(closeLog)
+	d.sent, d.lastByKy, d.dropped = map[edgesync.OpID]demoOp{}, map[string]edgesync.OpID{}, map[edgesync.OpID]outbox.Reason{}
+	a, stopAgent, err := startAgent(ctx, demoAgentConfig(d.dir, pkiDir, d.relay.Addr().String()), agent.Options{Logger: alog})
+	if err != nil {
+		return nil, fmt.Errorf("demo agent: %w", err)
+	}
+	stops.add(stopAgent)
+	d.agent = a
+	return stops.stop, nil
+}
+
+// logger returns a logger writing to NAME.log in the demo's directory, and
+// the file's Close.
+func (d *demo) logger(name string) (hclog.Logger, func() error, error) {
+	f, err := os.Create(filepath.Join(d.dir, name+".log"))
+	if err != nil {
+		return nil, nil, err
+	}
+	log, err := logging.New(name, f, "info", "text")
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return log, f.Close, nil
+}
+
+// demoCoreConfig is the demo core's config: on loopback, its data in dir.
+func demoCoreConfig(dir, pkiDir string) config.Core {
+	cfg := config.DefaultCore()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(dir, "core")
+	cfg.TLS = config.TLS{CA: filepath.Join(pkiDir, "ca.pem"), Cert: filepath.Join(pkiDir, "core.pem"), Key: filepath.Join(pkiDir, "core-key.pem")}
+	return cfg
+}
+
+// demoAgentConfig is the demo agent's config: one endpoint "core" at
+// coreAddr (the link emulator), sampling fast and batching every few
+// seconds, as the demo compresses a day into a minute.
+func demoAgentConfig(dir, pkiDir, coreAddr string) config.Agent {
+	cfg := config.DefaultAgent()
+	cfg.Name = demoAgent
+	cfg.DataDir = filepath.Join(dir, "agent")
+	cfg.TLS = config.TLS{CA: filepath.Join(pkiDir, "ca.pem"), Cert: filepath.Join(pkiDir, "agent-demo-site.pem"), Key: filepath.Join(pkiDir, "agent-demo-site-key.pem")}
+	cfg.Monitor.SampleInterval = 250 * time.Millisecond
+	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: coreAddr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
+	for class, iv := range map[edgesync.LinkClass]time.Duration{edgesync.Mobile: 2 * time.Second, edgesync.Satellite: 4 * time.Second, edgesync.Unknown: time.Second} {
+		cfg.Profiles[class] = config.Profile{Interval: &iv}
+	}
+	return cfg
+}
+
+// walkUnderLoad runs the workload while the link walks through its steps,
+// printing the live view on every tick; the large file goes in at the
+// second step.
+func (d *demo) walkUnderLoad(ctx context.Context, walk []demoStep, start time.Time, tick <-chan time.Time) error {
+	wctx, stopWork := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); d.workload(wctx) }()
+	defer func() { stopWork(); wg.Wait() }()
+	out := d.env.Stdout
 	for i, st := range walk {
 		if err := d.relay.SetProfile(st.profile); err != nil {
-			stopWork()
-			wg.Wait()
 			return err
 		}
 		d.mu.Lock()
@@ -209,31 +276,28 @@ func (d *demo) run(ctx context.Context) error {
 		for {
 			select {
 			case <-ctx.Done():
-				stopWork()
-				wg.Wait()
 				return ctx.Err()
 			case <-end:
 				break step
-			case <-tick.C:
+			case <-tick:
 				d.printLine(out, time.Since(start))
 			}
 		}
 	}
-	stopWork()
-	wg.Wait()
+	return nil
+}
 
-	fmt.Fprintln(out, "\n── workload stopped; draining what is left")
+// drain prints the live view until the outbox is empty, for at most
+// max(60 s, two steps).
+func (d *demo) drain(ctx context.Context, start time.Time, tick <-chan time.Time) {
 	drainBy := time.Now().Add(max(60*time.Second, 2*d.step))
 	for !d.drained() && time.Now().Before(drainBy) && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
-		case <-tick.C:
-			d.printLine(out, time.Since(start))
+		case <-tick:
+			d.printLine(d.env.Stdout, time.Since(start))
 		}
 	}
-	stopDrops()
-	<-dropsDone
-	return d.verify(out)
 }
 
 func walkNames(w []demoStep) string {
@@ -284,6 +348,27 @@ func (d *demo) put(ctx context.Context, key string, p edgesync.Priority, kind ed
 	return op.ID, nil
 }
 
+// putOrNote puts an op, counting a refusal by the agent for the summary.
+func (d *demo) putOrNote(ctx context.Context, key string, p edgesync.Priority, kind edgesync.OpKind, payload []byte, summary []byte) {
+	if _, err := d.put(ctx, key, p, kind, payload, summary); err != nil {
+		d.noteRefused(ctx, err)
+	}
+}
+
+// noteRefused counts a put the agent refused; one cut short by the end of
+// the workload is not a refusal.
+func (d *demo) noteRefused(ctx context.Context, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.refused == 0 {
+		d.firstRef = err
+	}
+	d.refused++
+}
+
 // workload is the mixed producer load: alarms, schema changes, sensor
 // records with repeated keys, analytics events.
 func (d *demo) workload(ctx context.Context) {
@@ -302,19 +387,19 @@ func (d *demo) workload(ctx context.Context) {
 		}
 		i := n % len(sensors)
 		sensors[i] = sensorRecord(rnd, i, n)
-		_, _ = d.put(ctx, fmt.Sprintf("sensors/pump-%02d", i), edgesync.Normal, edgesync.StateOp, sensors[i],
+		d.putOrNote(ctx, fmt.Sprintf("sensors/pump-%02d", i), edgesync.Normal, edgesync.StateOp, sensors[i],
 			[]byte(fmt.Sprintf(`{"pump":%d,"n":%d}`, i, n)))
 		if n%15 == 0 {
 			alarm := fmt.Sprintf(`{"alarm":"pressure high","pump":%d,"n":%d,"at":%q}`, rnd.IntN(16), n, time.Now().Format(time.RFC3339Nano))
-			_, _ = d.put(ctx, "alarms", edgesync.Critical, edgesync.EventOp, []byte(alarm), nil)
+			d.putOrNote(ctx, "alarms", edgesync.Critical, edgesync.EventOp, []byte(alarm), nil)
 		}
 		if n%5 == 0 {
 			ev := bytes.Repeat([]byte(fmt.Sprintf(`{"metric":"flow","v":%d}`, rnd.IntN(1000))), 200)
-			_, _ = d.put(ctx, "analytics/flow", edgesync.Analytics, edgesync.EventOp, ev, []byte("flow samples"))
+			d.putOrNote(ctx, "analytics/flow", edgesync.Analytics, edgesync.EventOp, ev, []byte("flow samples"))
 		}
 		if n%100 == 0 {
 			schema := fmt.Sprintf(`{"table":"readings","version":%d,"columns":["pump","pressure","flow","temp"]}`, n/100+1)
-			_, _ = d.put(ctx, "schema/readings", edgesync.Schema, edgesync.StateOp, []byte(schema), nil)
+			d.putOrNote(ctx, "schema/readings", edgesync.Schema, edgesync.StateOp, []byte(schema), nil)
 		}
 	}
 }
@@ -347,11 +432,13 @@ func (d *demo) enqueueLarge(ctx context.Context) {
 		}
 	}
 	id, err := d.put(ctx, "files/camera-archive.tar", edgesync.Background, edgesync.EventOp, data, []byte("camera archive, 1 day"))
-	if err == nil {
-		d.mu.Lock()
-		d.largeID = id
-		d.mu.Unlock()
+	if err != nil {
+		d.noteRefused(ctx, err)
+		return
 	}
+	d.mu.Lock()
+	d.largeID = id
+	d.mu.Unlock()
 }
 
 func (d *demo) watchDrops(ctx context.Context) {
@@ -392,9 +479,11 @@ func (d *demo) printLine(w io.Writer, since time.Duration) {
 	d.mu.Unlock()
 	bar := ""
 	if !largeID.IsZero() {
-		held, ok := d.core.store.PartialSize("demo-site", largeID)
+		held, ok := d.store.PartialSize(demoAgent, largeID)
 		if !ok {
-			if done, _ := d.core.store.Applied("demo-site", largeID); done {
+			// A read error shows as no progress on this live line; verify
+			// reports what matters.
+			if done, err := d.store.Applied(demoAgent, largeID); err == nil && done {
 				held = large
 			}
 		}
@@ -415,149 +504,10 @@ func progressBar(n, total int64, width int) string {
 	return fmt.Sprintf("large [%s%s] %3.0f%%", strings.Repeat("#", full), strings.Repeat("-", width-full), f*100)
 }
 
+// fmtBps renders a measured bandwidth, "?" while there is none.
 func fmtBps(bps float64) string {
-	switch {
-	case bps <= 0:
+	if bps <= 0 {
 		return "?"
-	case bps >= 1e9:
-		return fmt.Sprintf("%.1fGbit/s", bps/1e9)
-	case bps >= 1e6:
-		return fmt.Sprintf("%.1fMbit/s", bps/1e6)
 	}
-	return fmt.Sprintf("%.0fkbit/s", bps/1e3)
-}
-
-// verify checks at the core that every op the agent accepted arrived
-// exactly once, or was superseded by a newer version of its key, and prints
-// the summary.
-func (d *demo) verify(w io.Writer) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	store := d.core.store
-	agentName := "demo-site"
-	var problems []string
-
-	// Events: each exactly once in the core's event log.
-	seen := map[edgesync.OpID]int{}
-	for from := uint64(1); ; {
-		evs, err := store.Events(agentName, from, 10000)
-		if err != nil && !errors.Is(err, core.ErrNotFound) {
-			return err
-		}
-		for _, e := range evs {
-			seen[e.OpID]++
-			from = e.Seq + 1
-		}
-		if len(evs) < 10000 {
-			break
-		}
-	}
-	type tally struct{ sent, delivered, superseded int }
-	byPrio := map[edgesync.Priority]*tally{}
-	for _, p := range edgesync.Priorities() {
-		byPrio[p] = &tally{}
-	}
-	for id, op := range d.sent {
-		t := byPrio[op.priority]
-		t.sent++
-		if op.kind == edgesync.EventOp {
-			switch n := seen[id]; {
-			case n == 1:
-				t.delivered++
-			case n > 1:
-				problems = append(problems, fmt.Sprintf("event %s (%s) stored %d times", id, op.key, n))
-			default:
-				problems = append(problems, fmt.Sprintf("event %s (%s) missing at the core (%v)", id, op.key, d.dropped[id]))
-			}
-			continue
-		}
-		if d.lastByKy[op.key] != id {
-			if r, ok := d.dropped[id]; ok && r == outbox.ReasonSuperseded {
-				t.superseded++
-				continue
-			}
-			// Sent before a newer version came; the newer one must win.
-			if ok, _ := store.Applied(agentName, id); ok {
-				t.delivered++
-				continue
-			}
-			problems = append(problems, fmt.Sprintf("state op %s (%s) neither delivered nor superseded (%v)", id, op.key, d.dropped[id]))
-			continue
-		}
-		v, _, err := store.Current(agentName, op.key)
-		switch {
-		case err != nil:
-			problems = append(problems, fmt.Sprintf("key %s missing at the core: %v", op.key, err))
-		case v.Hash != op.hash:
-			problems = append(problems, fmt.Sprintf("key %s: the core holds another version than the newest one sent", op.key))
-		default:
-			t.delivered++
-		}
-	}
-
-	stats := d.agent.Stats()
-	var es agent.EndpointStats
-	if len(stats) > 0 {
-		es = stats[0]
-	}
-	fmt.Fprintln(w, "\n── verified at the core")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "priority\tsent\tdelivered\tsuperseded\tavg latency\tmax latency\t")
-	for _, p := range edgesync.Priorities() {
-		t := byPrio[p]
-		ps := es.Priorities[p.String()]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%s\t%s\t\n", p, t.sent, t.delivered, t.superseded,
-			ps.AvgLatency.Round(time.Millisecond), ps.MaxLatency.Round(time.Millisecond))
-	}
-	tw.Flush()
-
-	var plain, onWire int64
-	modes := make([]string, 0, len(es.Modes))
-	for m := range es.Modes {
-		modes = append(modes, m)
-	}
-	sort.Strings(modes)
-	fmt.Fprintln(w)
-	for _, m := range modes {
-		ms := es.Modes[m]
-		plain += ms.PlainBytes
-		onWire += ms.WireBytes
-		saved := 0.0
-		if ms.PlainBytes > 0 {
-			saved = 100 * (1 - float64(ms.WireBytes)/float64(ms.PlainBytes))
-		}
-		fmt.Fprintf(w, "mode %-11s %6d transfers, %10s payload → %10s on the wire (%.0f %% saved)\n", m, ms.Ops, FormatBytes(ms.PlainBytes), FormatBytes(ms.WireBytes), saved)
-	}
-	fmt.Fprintf(w, "summaries sent first: %d (holding back %s until the link improved)\n", es.Summaries, FormatBytes(es.SummaryBytes))
-	fmt.Fprintf(w, "mode switches: %d, reconnects: %d, transfers paused at a chunk boundary: %d\n", es.ModeSwitches, max(0, es.Connects-1), es.Paused)
-	if plain > 0 {
-		fmt.Fprintf(w, "in all: %s of payload sent as %s (%.0f %% saved by compression and deltas)\n", FormatBytes(plain), FormatBytes(onWire), 100*(1-float64(onWire)/float64(plain)))
-	}
-	if len(problems) > 0 {
-		sort.Strings(problems)
-		fmt.Fprintf(w, "\nVERIFICATION FAILED: %d problem(s)\n", len(problems))
-		for i, p := range problems {
-			if i == 20 {
-				fmt.Fprintf(w, "  … and %d more\n", len(problems)-20)
-				break
-			}
-			fmt.Fprintln(w, "  "+p)
-		}
-		return fmt.Errorf("demo: verification failed: %d problem(s)", len(problems))
-	}
-	fmt.Fprintf(w, "\nOK: all %d ops accepted by the agent are at the core exactly once (or superseded by a newer version of their key)\n", len(d.sent))
-	return nil
-}
-
-// FormatBytes renders a byte count for people, e.g. "12.3 MiB".
-func FormatBytes(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
+	return units.FormatBitRate(bps)
 }

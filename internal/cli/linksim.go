@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
@@ -157,8 +158,8 @@ func printCounters(ctx context.Context, w io.Writer, relay *linksim.Relay, inter
 }
 
 func dirLine(cur, prev linksim.DirStats, secs float64) string {
-	mbps := float64(cur.Bytes-prev.Bytes) * 8 / secs / 1e6
-	return fmt.Sprintf("%d pkt %d B %.2f Mbit/s drop queue %d loss %d outage %d qdelay %v",
-		cur.Packets, cur.Bytes, mbps, cur.DroppedQueue, cur.DroppedLoss, cur.DroppedOutage,
+	bps := float64(cur.Bytes-prev.Bytes) * 8 / secs
+	return fmt.Sprintf("%d pkt %d B %s drop queue %d loss %d outage %d qdelay %v",
+		cur.Packets, cur.Bytes, units.FormatBitRate(bps), cur.DroppedQueue, cur.DroppedLoss, cur.DroppedOutage,
 		cur.QueueDelay.Round(time.Millisecond))
 }

@@ -9,7 +9,7 @@ import (
 	"os"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/control"
 )
 
 const putUsage = `Usage: edge-sync put --key K --priority P [--endpoint E] [--state|--event] [--ttl D] [--summary TEXT|--summary-file F] FILE|-
@@ -47,28 +47,28 @@ func (u *uploadFlags) register(fs *flag.FlagSet) {
 }
 
 // upload validates the flags and the file argument and streams it.
-func (u *uploadFlags) upload(ctx context.Context, env Env, name, cmd string, c *agent.ControlClient, args []string, priorityRequired bool) (agent.SendResponse, error) {
+func (u *uploadFlags) upload(ctx context.Context, env Env, name, cmd string, c *control.Client, args []string, priorityRequired bool) (control.SendResponse, error) {
 	if len(args) != 1 {
-		return agent.SendResponse{}, usagef(name, "want exactly one FILE (or - for standard input), got %d arguments", len(args))
+		return control.SendResponse{}, usagef(name, "want exactly one FILE (or - for standard input), got %d arguments", len(args))
 	}
 	if u.state && u.event {
-		return agent.SendResponse{}, usagef(name, "--state and --event exclude each other")
+		return control.SendResponse{}, usagef(name, "--state and --event exclude each other")
 	}
 	if u.priority == "" && priorityRequired {
-		return agent.SendResponse{}, usagef(name, "--priority is required (critical, high, schema, normal, analytics, background)")
+		return control.SendResponse{}, usagef(name, "--priority is required (critical, high, schema, normal, analytics, background)")
 	}
 	if u.priority != "" {
 		if _, err := edgesync.ParsePriority(u.priority); err != nil {
-			return agent.SendResponse{}, usagef(name, "--priority: %v", err)
+			return control.SendResponse{}, usagef(name, "--priority: %v", err)
 		}
 	}
 	if u.state && u.key == "" {
-		return agent.SendResponse{}, usagef(name, "--state needs --key")
+		return control.SendResponse{}, usagef(name, "--state needs --key")
 	}
 	if u.summary != "" && u.summaryFile != "" {
-		return agent.SendResponse{}, usagef(name, "give --summary or --summary-file, not both")
+		return control.SendResponse{}, usagef(name, "give --summary or --summary-file, not both")
 	}
-	p := agent.UploadParams{Endpoint: u.endpoint, Key: u.key, Priority: u.priority, TTL: u.ttl, Kind: "event"}
+	p := control.UploadParams{Endpoint: u.endpoint, Key: u.key, Priority: u.priority, TTL: u.ttl, Kind: "event"}
 	if u.state {
 		p.Kind = "state"
 	}
@@ -76,7 +76,7 @@ func (u *uploadFlags) upload(ctx context.Context, env Env, name, cmd string, c *
 	if u.summaryFile != "" {
 		b, err := os.ReadFile(u.summaryFile)
 		if err != nil {
-			return agent.SendResponse{}, fmt.Errorf("%s: summary: %w", name, err)
+			return control.SendResponse{}, fmt.Errorf("%s: summary: %w", name, err)
 		}
 		p.Summary = b
 	}
@@ -85,12 +85,12 @@ func (u *uploadFlags) upload(ctx context.Context, env Env, name, cmd string, c *
 	if args[0] != "-" {
 		f, err := os.Open(args[0])
 		if err != nil {
-			return agent.SendResponse{}, fmt.Errorf("%s: %w", name, err)
+			return control.SendResponse{}, fmt.Errorf("%s: %w", name, err)
 		}
 		defer f.Close()
 		fi, err := f.Stat()
 		if err != nil {
-			return agent.SendResponse{}, fmt.Errorf("%s: %w", name, err)
+			return control.SendResponse{}, fmt.Errorf("%s: %w", name, err)
 		}
 		if fi.Mode().IsRegular() {
 			size = fi.Size()
@@ -121,7 +121,7 @@ func runPut(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	res, err := u.upload(ctx, env, "put", agent.CmdSend, c, fs.Args(), true)
+	res, err := u.upload(ctx, env, "put", control.CmdSend, c, fs.Args(), true)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,4 @@
-package agent
+package control
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"go.uber.org/goleak"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -31,7 +32,7 @@ type agentState struct {
 	Overrides   string
 }
 
-func stateOf(t testing.TB, a *Agent) agentState {
+func stateOf(t testing.TB, a *agent.Agent) agentState {
 	t.Helper()
 	st := outboxCount(t, a)
 	rc := a.Config()
@@ -40,8 +41,8 @@ func stateOf(t testing.TB, a *Agent) agentState {
 		Endpoints: a.Endpoints(), Pins: rc.Pins, Overrides: string(ov)}
 }
 
-// rawRequest sends a request as a client other than ControlClient might.
-func rawRequest(t testing.TB, hc *http.Client, base, method, path string, hdr map[string]string, body io.Reader, size int64) (int, ControlError) {
+// rawRequest sends a request as a client other than Client might.
+func rawRequest(t testing.TB, hc *http.Client, base, method, path string, hdr map[string]string, body io.Reader, size int64) (int, Error) {
 	t.Helper()
 	req, err := http.NewRequest(method, base+path, body)
 	if err != nil {
@@ -57,7 +58,7 @@ func rawRequest(t testing.TB, hc *http.Client, base, method, path string, hdr ma
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	var ce ControlError
+	var ce Error
 	if res.StatusCode >= 400 {
 		if err := json.Unmarshal(b, &ce); err != nil {
 			t.Fatalf("%s %s: HTTP %d with a body that is not a JSON error: %q", method, path, res.StatusCode, b)
@@ -203,16 +204,16 @@ func TestControlTCPToken(t *testing.T) {
 		{TCP: "127.0.0.1:0", TokenFile: tokFile + ".missing"},
 		{}, // nothing to listen on
 	} {
-		if srv, err := NewControlServer(a, bad, "", nil); err == nil {
+		if srv, err := NewServer(a, bad, "", nil); err == nil {
 			srv.Close()
-			t.Fatalf("NewControlServer(%+v) accepted a bad configuration", bad)
+			t.Fatalf("NewServer(%+v) accepted a bad configuration", bad)
 		}
 	}
 	env := startControl(t, a, config.Control{TCP: "127.0.0.1:0", TokenFile: tokFile, MaxBodyBytes: 1 << 20})
 	addr := env.srv.TCPAddr().String()
 	before := stateOf(t, a)
 	for _, tok := range []string{"", "wrong-token-0123456789", token + "x"} {
-		c := NewControlClientTCP(addr, tok)
+		c := NewClientTCP(addr, tok)
 		_, err := c.Upload(context.Background(), CmdSend, UploadParams{Priority: "critical"}, strings.NewReader("x"), 1)
 		wantStatus(t, err, http.StatusUnauthorized, "unauthorized")
 		_, err = c.Health(context.Background())
@@ -222,7 +223,7 @@ func TestControlTCPToken(t *testing.T) {
 	if after := stateOf(t, a); !reflect.DeepEqual(after, before) {
 		t.Fatalf("refused requests changed the state: %+v → %+v", before, after)
 	}
-	c := NewControlClientTCP(addr, token)
+	c := NewClientTCP(addr, token)
 	defer c.Close()
 	if h, err := c.Health(context.Background()); err != nil || h.Status != "ok" {
 		t.Fatalf("health with the token: %+v, %v", h, err)
@@ -235,7 +236,7 @@ func TestControlTCPToken(t *testing.T) {
 	}
 }
 
-// TestControlSocketFile checks the socket's mode and what NewControlServer
+// TestControlSocketFile checks the socket's mode and what NewServer
 // does with what is already at the path.
 func TestControlSocketFile(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
@@ -249,7 +250,7 @@ func TestControlSocketFile(t *testing.T) {
 	if err := os.WriteFile(file, []byte("precious"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewControlServer(a, cfg, file, nil); !errors.Is(err, ErrNotSocket) {
+	if _, err := NewServer(a, cfg, file, nil); !errors.Is(err, ErrNotSocket) {
 		t.Fatalf("regular file at the socket path: want ErrNotSocket, got %v", err)
 	}
 	if b, err := os.ReadFile(file); err != nil || string(b) != "precious" {
@@ -262,7 +263,7 @@ func TestControlSocketFile(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
 		t.Fatalf("socket %s: mode %v, %v; want a socket with mode 0600", env.sock, fi.Mode(), err)
 	}
-	if _, err := NewControlServer(a, cfg, env.sock, nil); !errors.Is(err, ErrSocketInUse) {
+	if _, err := NewServer(a, cfg, env.sock, nil); !errors.Is(err, ErrSocketInUse) {
 		t.Fatalf("live socket: want ErrSocketInUse, got %v", err)
 	}
 	if _, err := env.c.Health(context.Background()); err != nil {
@@ -277,14 +278,14 @@ func TestControlSocketFile(t *testing.T) {
 	}
 	l.(*net.UnixListener).SetUnlinkOnClose(false)
 	l.Close()
-	srv, err := NewControlServer(a, cfg, stale, nil)
+	srv, err := NewServer(a, cfg, stale, nil)
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	c := NewControlClient(stale)
+	c := NewClient(stale)
 	if _, err := c.Health(ctx); err != nil {
 		t.Fatalf("server on a replaced stale socket: %v", err)
 	}
@@ -328,7 +329,7 @@ func TestControlShutdownMidUpload(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	a := offlineAgent(t, nil)
 	sock := filepath.Join(shortDir(t), "agent.sock")
-	srv, err := NewControlServer(a, config.Control{MaxBodyBytes: 1 << 20}, sock, nil)
+	srv, err := NewServer(a, config.Control{MaxBodyBytes: 1 << 20}, sock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +339,7 @@ func TestControlShutdownMidUpload(t *testing.T) {
 	go func() { served <- srv.Serve(ctx) }()
 
 	pr, pw := io.Pipe()
-	c := NewControlClient(sock)
+	c := NewClient(sock)
 	defer c.Close()
 	uploaded := make(chan error, 1)
 	go func() {

@@ -1,4 +1,4 @@
-package agent
+package control
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -22,7 +23,7 @@ import (
 const maxJSONBody = 1 << 20
 
 // routes returns the API's handler: POST /v1/COMMAND and GET /v1/health.
-func (s *ControlServer) routes() http.Handler {
+func (s *Server) routes() http.Handler {
 	cmds := map[string]http.HandlerFunc{
 		CmdSend:         s.upload(false),
 		CmdQueue:        s.upload(true),
@@ -48,13 +49,13 @@ func (s *ControlServer) routes() http.Handler {
 				writeError(w, http.StatusMethodNotAllowed, "method_not_allowed", "use GET /v1/health")
 				return
 			}
-			writeJSON(w, http.StatusOK, Health{Status: "ok", Agent: s.a.cfg.Name, Endpoints: s.a.Endpoints()})
+			writeJSON(w, http.StatusOK, Health{Status: "ok", Agent: s.a.Name(), Endpoints: s.a.Endpoints()})
 			return
 		}
 		h, ok := cmds[name]
 		if !ok {
 			writeError(w, http.StatusNotFound, "unknown_command",
-				fmt.Sprintf("unknown command %q; commands: %s", name, strings.Join(ControlCommands(), ", ")))
+				fmt.Sprintf("unknown command %q; commands: %s", name, strings.Join(Commands(), ", ")))
 			return
 		}
 		if r.Method != http.MethodPost {
@@ -69,7 +70,7 @@ func (s *ControlServer) routes() http.Handler {
 // upload serves transport.send and transport.bandwidth.sync.queue: the
 // parameters are in the query, the summary in a header, the payload is the
 // body, streamed into the outbox.
-func (s *ControlServer) upload(priorityRequired bool) http.HandlerFunc {
+func (s *Server) upload(priorityRequired bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		n, err := s.parseUpload(r, priorityRequired)
 		if err != nil {
@@ -92,7 +93,7 @@ func (s *ControlServer) upload(priorityRequired bool) http.HandlerFunc {
 			return
 		}
 		writeJSON(w, http.StatusOK, SendResponse{ID: op.ID, Endpoint: op.Endpoint, Key: op.Key,
-			Priority: op.Priority, Kind: op.Kind.String(), Size: op.Size, ExpiresAt: opTimes(op)})
+			Priority: op.Priority, Kind: op.Kind.String(), Size: op.Size, ExpiresAt: expiresAt(op)})
 	}
 }
 
@@ -105,7 +106,7 @@ type sizedBody struct {
 // Len returns the declared length of the body.
 func (b sizedBody) Len() int { return b.n }
 
-func (s *ControlServer) parseUpload(r *http.Request, priorityRequired bool) (outbox.NewOp, error) {
+func (s *Server) parseUpload(r *http.Request, priorityRequired bool) (outbox.NewOp, error) {
 	q := r.URL.Query()
 	for k := range q {
 		switch k {
@@ -156,7 +157,7 @@ func (s *ControlServer) parseUpload(r *http.Request, priorityRequired bool) (out
 	return n, nil
 }
 
-func (s *ControlServer) quality(w http.ResponseWriter, r *http.Request) {
+func (s *Server) quality(w http.ResponseWriter, r *http.Request) {
 	var req EndpointRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -165,7 +166,7 @@ func (s *ControlServer) quality(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, m, err)
 }
 
-func (s *ControlServer) measure(w http.ResponseWriter, r *http.Request) {
+func (s *Server) measure(w http.ResponseWriter, r *http.Request) {
 	var req EndpointRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -176,7 +177,7 @@ func (s *ControlServer) measure(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, m, err)
 }
 
-func (s *ControlServer) status(w http.ResponseWriter, r *http.Request) {
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 	var req EndpointRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -185,7 +186,7 @@ func (s *ControlServer) status(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, st, err)
 }
 
-func (s *ControlServer) switchPin(w http.ResponseWriter, r *http.Request) {
+func (s *Server) switchPin(w http.ResponseWriter, r *http.Request) {
 	var req SwitchRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -207,7 +208,7 @@ func (s *ControlServer) switchPin(w http.ResponseWriter, r *http.Request) {
 	s.reply(w, st, err)
 }
 
-func (s *ControlServer) config(w http.ResponseWriter, r *http.Request) {
+func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 	var req ConfigRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -230,26 +231,26 @@ func (s *ControlServer) config(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.a.Config())
 }
 
-func (s *ControlServer) stats(w http.ResponseWriter, r *http.Request) {
+func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
 	var req struct{}
 	if !s.decode(w, r, &req) {
 		return
 	}
-	st, err := s.a.ob.Stats()
+	st, err := s.a.Outbox().Stats()
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	out := StatsResponse{Agent: s.a.cfg.Name, Outbox: outboxStats(st), Endpoints: s.a.Stats()}
+	out := StatsResponse{Agent: s.a.Name(), Outbox: outboxStats(st), Endpoints: s.a.Stats()}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func outboxStats(st outbox.Stats) OutboxStats {
 	o := OutboxStats{Ops: st.Total.Ops, Bytes: st.Total.Bytes, Leased: st.Leased,
-		ByPriority: map[string]Backlog{}, Drops: map[string]uint64{}, OldestAge: st.OldestAge,
+		ByPriority: map[string]agent.Backlog{}, Drops: map[string]uint64{}, OldestAge: st.OldestAge,
 		MaxOps: st.MaxOps, MaxBytes: st.MaxBytes}
 	for _, p := range edgesync.Priorities() {
-		o.ByPriority[p.String()] = Backlog{Ops: st.ByPriority[p].Ops, Bytes: st.ByPriority[p].Bytes}
+		o.ByPriority[p.String()] = agent.Backlog{Ops: st.ByPriority[p].Ops, Bytes: st.ByPriority[p].Bytes}
 	}
 	for r := outbox.Reason(0); r < outbox.NumReasons; r++ {
 		o.Drops[r.String()] = st.Drops[r]
@@ -257,7 +258,7 @@ func outboxStats(st outbox.Stats) OutboxStats {
 	return o
 }
 
-func (s *ControlServer) history(w http.ResponseWriter, r *http.Request) {
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	var req HistoryRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -285,7 +286,7 @@ func (s *ControlServer) history(w http.ResponseWriter, r *http.Request) {
 // next serves transport.bandwidth.sync.next: lease (the payload is the
 // answer's body, its metadata the X-Edge-Sync-Op header; 204 when nothing
 // waits), ack or release.
-func (s *ControlServer) next(w http.ResponseWriter, r *http.Request) {
+func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	var req NextRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -342,10 +343,12 @@ func (s *ControlServer) next(w http.ResponseWriter, r *http.Request) {
 	}
 	op := l.Op
 	meta := LeasedOp{ID: op.ID, Endpoint: op.Endpoint, Key: op.Key, Priority: op.Priority, Kind: op.Kind.String(),
-		Size: op.Size, Summary: op.Summary, EnqueuedAt: op.EnqueuedAt, ExpiresAt: opTimes(op), LeaseExpires: l.Expires}
+		Size: op.Size, Summary: op.Summary, EnqueuedAt: op.EnqueuedAt, ExpiresAt: expiresAt(op), LeaseExpires: l.Expires}
 	b, err := asciiJSON(meta)
 	if err != nil {
-		_ = s.a.ReleaseExternal(op.ID)
+		if rerr := s.a.ReleaseExternal(op.ID); rerr != nil {
+			s.log.Warn("sync.next: the op stays leased until its lease ends", "id", op.ID, "error", rerr)
+		}
 		s.fail(w, err)
 		return
 	}
@@ -379,16 +382,21 @@ func asciiJSON(v any) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func (s *ControlServer) monitorStart(w http.ResponseWriter, r *http.Request) {
+func (s *Server) monitorStart(w http.ResponseWriter, r *http.Request) {
 	var req MonitorStartRequest
 	if !s.decode(w, r, &req) {
 		return
 	}
-	res, err := s.a.StartMonitor(r.Context(), req)
+	ms, err := req.start()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	res, err := s.a.StartMonitor(r.Context(), ms)
 	s.reply(w, res, err)
 }
 
-func (s *ControlServer) monitorStop(w http.ResponseWriter, r *http.Request) {
+func (s *Server) monitorStop(w http.ResponseWriter, r *http.Request) {
 	var req EndpointRequest
 	if !s.decode(w, r, &req) {
 		return
@@ -399,7 +407,7 @@ func (s *ControlServer) monitorStop(w http.ResponseWriter, r *http.Request) {
 
 // decode reads a JSON request (an empty body is an empty request),
 // refusing unknown fields and trailing data. It answers the error itself.
-func (s *ControlServer) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	if len(r.URL.Query()) > 0 {
 		s.fail(w, badRequest("this command takes a JSON body, not query parameters"))
 		return false
@@ -426,7 +434,7 @@ func (s *ControlServer) decode(w http.ResponseWriter, r *http.Request, v any) bo
 }
 
 // reply writes v, or the error.
-func (s *ControlServer) reply(w http.ResponseWriter, v any, err error) {
+func (s *Server) reply(w http.ResponseWriter, v any, err error) {
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -440,14 +448,16 @@ func badRequest(format string, args ...any) error {
 
 // fail maps err to a status and a code: the one place where the agent's
 // errors meet HTTP.
-func (s *ControlServer) fail(w http.ResponseWriter, err error) {
+func (s *Server) fail(w http.ResponseWriter, err error) {
 	status, code := errorStatus(err)
 	if status >= 500 {
 		s.log.Warn("control request failed", "code", code, "error", err)
 	}
 	msg := err.Error()
-	if m, ok := strings.CutPrefix(msg, ErrBadRequest.Error()+": "); ok {
-		msg = m
+	for _, sentinel := range []error{ErrBadRequest, agent.ErrInvalid} {
+		if m, ok := strings.CutPrefix(msg, sentinel.Error()+": "); ok {
+			msg = m
+		}
 	}
 	switch code {
 	case "too_large":
@@ -467,15 +477,15 @@ func errorStatus(err error) (int, string) {
 	switch {
 	case errors.As(err, &mbe), errors.Is(err, outbox.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge, "too_large"
-	case errors.Is(err, ErrBadRequest), errors.Is(err, outbox.ErrInvalid), errors.Is(err, linkmon.ErrInvalidPin):
+	case errors.Is(err, ErrBadRequest), errors.Is(err, agent.ErrInvalid), errors.Is(err, outbox.ErrInvalid), errors.Is(err, linkmon.ErrInvalidPin):
 		return http.StatusBadRequest, "bad_request"
-	case errors.Is(err, ErrUnknownEndpoint):
+	case errors.Is(err, agent.ErrUnknownEndpoint):
 		return http.StatusNotFound, "unknown_endpoint"
-	case errors.Is(err, ErrNoMonitor):
+	case errors.Is(err, agent.ErrNoMonitor):
 		return http.StatusConflict, "no_monitor"
 	case errors.Is(err, linkmon.ErrNotAttached):
 		return http.StatusServiceUnavailable, "not_connected"
-	case errors.Is(err, ErrNotLeased):
+	case errors.Is(err, agent.ErrNotLeased):
 		return http.StatusConflict, "not_leased"
 	case errors.Is(err, outbox.ErrNotFound):
 		return http.StatusNotFound, "not_found"
@@ -483,7 +493,7 @@ func errorStatus(err error) (int, string) {
 		return http.StatusInsufficientStorage, "outbox_full"
 	case errors.Is(err, outbox.ErrNoSpace):
 		return http.StatusInsufficientStorage, "no_space"
-	case errors.Is(err, ErrClosed), errors.Is(err, outbox.ErrClosed):
+	case errors.Is(err, agent.ErrClosed), errors.Is(err, outbox.ErrClosed):
 		return http.StatusServiceUnavailable, "closed"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable, "canceled"
@@ -497,13 +507,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		writeError(w, http.StatusInternalServerError, "internal", "encode answer: "+err.Error())
 		return
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	writeBody(w, status, b)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
-	b, _ := json.Marshal(ControlError{Code: code, Message: msg})
+	// Marshalling two strings cannot fail.
+	b, _ := json.Marshal(Error{Code: code, Message: msg})
+	writeBody(w, status, b)
+}
+
+// writeBody writes a JSON answer. A failed write means the client has
+// gone; there is no one left to tell.
+func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))

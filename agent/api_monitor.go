@@ -10,40 +10,40 @@ import (
 	"github.com/edge-sync/edge-sync/linkmon"
 )
 
-// MonitorStartRequest is transport.bandwidth.monitor.start's request. An
-// Endpoint the agent does not have is added at run time when Address (and
-// optionally ServerName) are given; Monitor overrides the monitor settings
-// of that endpoint.
-type MonitorStartRequest struct {
-	Endpoint   string            `json:"endpoint,omitempty"`
-	Address    string            `json:"address,omitempty"`
-	ServerName string            `json:"server_name,omitempty"`
-	Monitor    *MonitorOverrides `json:"monitor,omitempty"`
+// This file is the agent's API for transport.bandwidth.monitor.start and
+// .stop: starting and stopping link monitors, and adding endpoints at run
+// time.
+
+// MonitorStart says what StartMonitor starts. An Endpoint the agent does
+// not have is added when Address (and optionally ServerName) are given;
+// Monitor changes the monitor settings of that endpoint.
+type MonitorStart struct {
+	Endpoint   string
+	Address    string
+	ServerName string
+	Monitor    MonitorChanges
 }
 
-// MonitorOverrides are the monitor settings a monitor.start may change;
-// durations are Go durations ("5s"), unset fields keep the configured value.
-type MonitorOverrides struct {
-	ProbeInterval     string   `json:"probe_interval,omitempty"`
-	SampleInterval    string   `json:"sample_interval,omitempty"`
-	Window            string   `json:"window,omitempty"`
-	ProbeTimeout      string   `json:"probe_timeout,omitempty"`
-	MinSamples        int      `json:"min_samples,omitempty"`
-	HysteresisPercent *float64 `json:"hysteresis_percent,omitempty"`
-	ProbeBudget       *float64 `json:"probe_budget,omitempty"`
-	Active            *bool    `json:"active,omitempty"`
-	Passive           *bool    `json:"passive,omitempty"`
+// MonitorChanges are the monitor settings a StartMonitor may change; zero
+// durations and counts and nil pointers keep the configured value.
+type MonitorChanges struct {
+	ProbeInterval     time.Duration
+	SampleInterval    time.Duration
+	Window            time.Duration
+	ProbeTimeout      time.Duration
+	MinSamples        int
+	HysteresisPercent *float64
+	ProbeBudget       *float64
+	Active            *bool
+	Passive           *bool
 }
 
-// apply returns m with the overrides' set fields, or an error naming the
-// bad one.
-func (o *MonitorOverrides) apply(m config.Monitor) (config.Monitor, error) {
-	if o == nil {
-		return m, nil
-	}
+// apply returns m with the changes' set fields, or an error naming the bad
+// one.
+func (o MonitorChanges) apply(m config.Monitor) (config.Monitor, error) {
 	for _, d := range []struct {
 		name string
-		s    string
+		v    time.Duration
 		dst  *time.Duration
 	}{
 		{"probe_interval", o.ProbeInterval, &m.ProbeInterval},
@@ -51,30 +51,28 @@ func (o *MonitorOverrides) apply(m config.Monitor) (config.Monitor, error) {
 		{"window", o.Window, &m.Classifier.Window},
 		{"probe_timeout", o.ProbeTimeout, &m.ProbeTimeout},
 	} {
-		if d.s == "" {
-			continue
+		if d.v < 0 {
+			return m, invalidf("monitor.%s %v: want a positive duration such as 5s", d.name, d.v)
 		}
-		v, err := time.ParseDuration(d.s)
-		if err != nil || v <= 0 {
-			return m, badRequest("monitor.%s %q: want a positive Go duration such as 5s", d.name, d.s)
+		if d.v > 0 {
+			*d.dst = d.v
 		}
-		*d.dst = v
 	}
 	if o.MinSamples < 0 {
-		return m, badRequest("monitor.min_samples %d: want at least 1", o.MinSamples)
+		return m, invalidf("monitor.min_samples %d: want at least 1", o.MinSamples)
 	}
 	if o.MinSamples > 0 {
 		m.Classifier.MinSamples = o.MinSamples
 	}
 	if o.HysteresisPercent != nil {
 		if *o.HysteresisPercent < 0 || *o.HysteresisPercent > 100 {
-			return m, badRequest("monitor.hysteresis_percent %v: want 0..100", *o.HysteresisPercent)
+			return m, invalidf("monitor.hysteresis_percent %v: want 0..100", *o.HysteresisPercent)
 		}
 		m.Classifier.Hysteresis = *o.HysteresisPercent / 100
 	}
 	if o.ProbeBudget != nil {
 		if *o.ProbeBudget <= 0 || *o.ProbeBudget > 0.5 {
-			return m, badRequest("monitor.probe_budget %v: want a share of capacity in (0, 0.5]", *o.ProbeBudget)
+			return m, invalidf("monitor.probe_budget %v: want a share of capacity in (0, 0.5]", *o.ProbeBudget)
 		}
 		m.Budget.Fraction = *o.ProbeBudget
 	}
@@ -100,21 +98,21 @@ type MonitorResult struct {
 // StartMonitor serves transport.bandwidth.monitor.start. A new endpoint
 // (req.Address set) is added and its connection, monitor and sender start
 // at once. For an endpoint the agent has, it (re)starts its link monitor
-// with the overrides applied to the endpoint's configured settings.
-func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (MonitorResult, error) {
+// with the changes applied to the endpoint's configured settings.
+func (a *Agent) StartMonitor(ctx context.Context, req MonitorStart) (MonitorResult, error) {
 	if err := ctx.Err(); err != nil {
 		return MonitorResult{}, err
 	}
 	name := req.Endpoint
 	if name == "" {
 		if req.Address != "" {
-			return MonitorResult{}, badRequest(`"endpoint" names the new endpoint: it is required with "address"`)
+			return MonitorResult{}, invalidf(`"endpoint" names the new endpoint: it is required with "address"`)
 		}
 		name = a.DefaultEndpoint()
 	}
 	if e, err := a.endpoint(name); err == nil {
 		if req.Address != "" && req.Address != e.cfg.Address {
-			return MonitorResult{}, badRequest("endpoint %q exists with address %s; leave out address or choose a new endpoint name", name, e.cfg.Address)
+			return MonitorResult{}, invalidf("endpoint %q exists with address %s; leave out address or choose a new endpoint name", name, e.cfg.Address)
 		}
 		mc, err := req.Monitor.apply(e.cfg.Monitor)
 		if err != nil {
@@ -122,7 +120,7 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 		}
 		lc := linkmon.Config(mc)
 		if err := lc.Validate(); err != nil {
-			return MonitorResult{}, badRequest("monitor config: %v", err)
+			return MonitorResult{}, invalidf("monitor config: %v", err)
 		}
 		if err := e.restartMonitor(lc); err != nil {
 			return MonitorResult{}, err
@@ -134,14 +132,14 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 		return MonitorResult{}, fmt.Errorf("%w %q: give \"address\" (host:port of its core) to add it", ErrUnknownEndpoint, name)
 	}
 	if _, _, err := net.SplitHostPort(req.Address); err != nil {
-		return MonitorResult{}, badRequest("address %q: want host:port of the core's QUIC listener", req.Address)
+		return MonitorResult{}, invalidf("address %q: want host:port of the core's QUIC listener", req.Address)
 	}
 	mon, err := req.Monitor.apply(a.cfg.Monitor)
 	if err != nil {
 		return MonitorResult{}, err
 	}
 	if err := linkmon.Config(mon).Validate(); err != nil {
-		return MonitorResult{}, badRequest("monitor config: %v", err)
+		return MonitorResult{}, invalidf("monitor config: %v", err)
 	}
 	ec := config.Endpoint{Name: name, Address: req.Address, ServerName: req.ServerName, Monitor: mon}
 	a.mu.Lock()
@@ -150,7 +148,7 @@ func (a *Agent) StartMonitor(ctx context.Context, req MonitorStartRequest) (Moni
 		return MonitorResult{}, ErrClosed
 	}
 	if _, ok := a.eps[name]; ok {
-		return MonitorResult{}, badRequest("endpoint %q was added meanwhile", name)
+		return MonitorResult{}, invalidf("endpoint %q was added meanwhile", name)
 	}
 	// Under a.mu: the endpoint starts with the overrides SetProfile leaves.
 	e, err := newEndpoint(a, ec, a.overrides)

@@ -1,18 +1,21 @@
-package agent
+package control
 
 import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
-// This file holds the request and response shapes of the control API, so
+// This file holds the request and answer shapes of the control API, so
 // that `edge-sync ctl` and other clients share them. docs/control-api.md
-// documents each command with examples.
+// documents each command with examples. Answers that are the agent's own
+// (agent.LinkStatus, agent.RuntimeConfig, agent.MonitorResult,
+// agent.EndpointStats, linkmon.Measurement) are sent as they are.
 
-// Command names of the control API, as in docs/design.md#control-api-commands.
+// Command names of the control API (docs/control-api.md).
 const (
 	CmdSend         = "transport.send"
 	CmdQuality      = "transport.quality"
@@ -28,22 +31,22 @@ const (
 	CmdMonitorStop  = "transport.bandwidth.monitor.stop"
 )
 
-// ControlCommands lists the command names in the order of
-// docs/design.md#control-api-commands.
-func ControlCommands() []string {
+// Commands lists the command names in the order docs/control-api.md
+// gives them.
+func Commands() []string {
 	return []string{CmdSend, CmdQuality, CmdSwitch, CmdConfig, CmdStats, CmdMeasure, CmdStatus,
 		CmdHistory, CmdQueue, CmdNext, CmdMonitorStart, CmdMonitorStop}
 }
 
-// ControlError is the body of every error answer: a stable code and a
-// message that says what to fix.
-type ControlError struct {
+// Error is the body of every error answer: a stable code and a message
+// that says what to fix.
+type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
 
 // Error returns "code: message".
-func (e *ControlError) Error() string { return e.Code + ": " + e.Message }
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 // EndpointRequest names an endpoint; "" means the only (or first) one.
 // It is the request of transport.quality, .bandwidth.measure,
@@ -124,7 +127,8 @@ type SendResponse struct {
 	ExpiresAt *time.Time        `json:"expires_at,omitempty"`
 }
 
-func opTimes(op outbox.Op) *time.Time {
+// expiresAt is an op's expiry as the answers carry it: nil for none.
+func expiresAt(op outbox.Op) *time.Time {
 	if op.ExpiresAt.IsZero() {
 		return nil
 	}
@@ -134,21 +138,21 @@ func opTimes(op outbox.Op) *time.Time {
 
 // OutboxStats summarises the outbox in transport.stats.
 type OutboxStats struct {
-	Ops        int                `json:"ops"`
-	Bytes      int64              `json:"bytes"`
-	Leased     int                `json:"leased"`
-	ByPriority map[string]Backlog `json:"by_priority"`
-	Drops      map[string]uint64  `json:"drops"`
-	OldestAge  time.Duration      `json:"oldest_age_ns"`
-	MaxOps     int                `json:"max_ops"`
-	MaxBytes   int64              `json:"max_bytes"`
+	Ops        int                      `json:"ops"`
+	Bytes      int64                    `json:"bytes"`
+	Leased     int                      `json:"leased"`
+	ByPriority map[string]agent.Backlog `json:"by_priority"`
+	Drops      map[string]uint64        `json:"drops"`
+	OldestAge  time.Duration            `json:"oldest_age_ns"`
+	MaxOps     int                      `json:"max_ops"`
+	MaxBytes   int64                    `json:"max_bytes"`
 }
 
 // StatsResponse is transport.stats's answer.
 type StatsResponse struct {
-	Agent     string          `json:"agent"`
-	Outbox    OutboxStats     `json:"outbox"`
-	Endpoints []EndpointStats `json:"endpoints"`
+	Agent     string                `json:"agent"`
+	Outbox    OutboxStats           `json:"outbox"`
+	Endpoints []agent.EndpointStats `json:"endpoints"`
 }
 
 // Health is the answer of GET /v1/health.
@@ -156,4 +160,64 @@ type Health struct {
 	Status    string   `json:"status"`
 	Agent     string   `json:"agent"`
 	Endpoints []string `json:"endpoints"`
+}
+
+// MonitorStartRequest is transport.bandwidth.monitor.start's request. An
+// Endpoint the agent does not have is added at run time when Address (and
+// optionally ServerName) are given; Monitor overrides the monitor settings
+// of that endpoint.
+type MonitorStartRequest struct {
+	Endpoint   string            `json:"endpoint,omitempty"`
+	Address    string            `json:"address,omitempty"`
+	ServerName string            `json:"server_name,omitempty"`
+	Monitor    *MonitorOverrides `json:"monitor,omitempty"`
+}
+
+// MonitorOverrides are the monitor settings a monitor.start may change;
+// durations are Go durations ("5s"), unset fields keep the configured value.
+type MonitorOverrides struct {
+	ProbeInterval     string   `json:"probe_interval,omitempty"`
+	SampleInterval    string   `json:"sample_interval,omitempty"`
+	Window            string   `json:"window,omitempty"`
+	ProbeTimeout      string   `json:"probe_timeout,omitempty"`
+	MinSamples        int      `json:"min_samples,omitempty"`
+	HysteresisPercent *float64 `json:"hysteresis_percent,omitempty"`
+	ProbeBudget       *float64 `json:"probe_budget,omitempty"`
+	Active            *bool    `json:"active,omitempty"`
+	Passive           *bool    `json:"passive,omitempty"`
+}
+
+// start turns the request into the agent's StartMonitor argument, or an
+// ErrBadRequest naming the field whose duration does not parse. The
+// agent checks the ranges.
+func (r MonitorStartRequest) start() (agent.MonitorStart, error) {
+	ms := agent.MonitorStart{Endpoint: r.Endpoint, Address: r.Address, ServerName: r.ServerName}
+	o := r.Monitor
+	if o == nil {
+		return ms, nil
+	}
+	ch := &ms.Monitor
+	for _, d := range []struct {
+		name string
+		s    string
+		dst  *time.Duration
+	}{
+		{"probe_interval", o.ProbeInterval, &ch.ProbeInterval},
+		{"sample_interval", o.SampleInterval, &ch.SampleInterval},
+		{"window", o.Window, &ch.Window},
+		{"probe_timeout", o.ProbeTimeout, &ch.ProbeTimeout},
+	} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil || v <= 0 {
+			return ms, badRequest("monitor.%s %q: want a positive Go duration such as 5s", d.name, d.s)
+		}
+		*d.dst = v
+	}
+	ch.MinSamples = o.MinSamples
+	ch.HysteresisPercent, ch.ProbeBudget = o.HysteresisPercent, o.ProbeBudget
+	ch.Active, ch.Passive = o.Active, o.Passive
+	return ms, nil
 }

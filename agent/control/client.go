@@ -1,4 +1,4 @@
-package agent
+package control
 
 import (
 	"bytes"
@@ -13,18 +13,20 @@ import (
 	"strings"
 )
 
-// ControlClient speaks the control API, for `edge-sync ctl`, `put` and
-// tests. Errors answered by the agent are *ControlError, with Status set.
-type ControlClient struct {
+// Client speaks the control API, for `edge-sync ctl`, `put` and tests.
+// Errors answered by the agent are *StatusError.
+type Client struct {
 	hc    *http.Client
 	base  string
 	token string
 }
 
-// StatusError is a ControlError with the HTTP status it came with.
+// StatusError is an error answer (an Error body) with the HTTP status it
+// came with.
 type StatusError struct {
-	Status int
-	ControlError
+	Status  int
+	Code    string
+	Message string
 }
 
 // Error returns "code: message (HTTP status)".
@@ -32,28 +34,28 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("%s: %s (HTTP %d)", e.Code, e.Message, e.Status)
 }
 
-// NewControlClient returns a client of the unix socket at path.
-func NewControlClient(path string) *ControlClient {
+// NewClient returns a client of the unix socket at path.
+func NewClient(path string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", path)
 		},
 	}
-	return &ControlClient{hc: &http.Client{Transport: tr}, base: "http://agent"}
+	return &Client{hc: &http.Client{Transport: tr}, base: "http://agent"}
 }
 
-// NewControlClientTCP returns a client of the loopback TCP listener at addr
-// that sends token as its bearer token.
-func NewControlClientTCP(addr, token string) *ControlClient {
+// NewClientTCP returns a client of the loopback TCP listener at addr that
+// sends token as its bearer token.
+func NewClientTCP(addr, token string) *Client {
 	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil}
-	return &ControlClient{hc: &http.Client{Transport: tr}, base: "http://" + addr, token: strings.TrimSpace(token)}
+	return &Client{hc: &http.Client{Transport: tr}, base: "http://" + addr, token: strings.TrimSpace(token)}
 }
 
 // Close releases the client's idle connections.
-func (c *ControlClient) Close() { c.hc.CloseIdleConnections() }
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
-func (c *ControlClient) request(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+func (c *Client) request(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
 		return nil, err
@@ -64,18 +66,24 @@ func (c *ControlClient) request(ctx context.Context, method, path string, body i
 	return req, nil
 }
 
-func (c *ControlClient) do(req *http.Request) (*http.Response, error) {
+func (c *Client) do(req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("control API: %w", err)
 	}
 	if resp.StatusCode >= 400 {
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		se := &StatusError{Status: resp.StatusCode}
-		if err := json.Unmarshal(b, &se.ControlError); err != nil || se.Code == "" {
-			se.Code, se.Message = "http", strings.TrimSpace(string(b))
+		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if err != nil {
+			se.Code, se.Message = "http", fmt.Sprintf("reading the error answer: %v", err)
+			return nil, se
 		}
+		var e Error
+		if err := json.Unmarshal(b, &e); err != nil || e.Code == "" {
+			e = Error{Code: "http", Message: strings.TrimSpace(string(b))}
+		}
+		se.Code, se.Message = e.Code, e.Message
 		return nil, se
 	}
 	return resp, nil
@@ -83,7 +91,7 @@ func (c *ControlClient) do(req *http.Request) (*http.Response, error) {
 
 // Call runs a JSON command: req is marshalled as the body (nil means an
 // empty request) and the answer is decoded into resp (nil discards it).
-func (c *ControlClient) Call(ctx context.Context, cmd string, req, resp any) error {
+func (c *Client) Call(ctx context.Context, cmd string, req, resp any) error {
 	var body io.Reader
 	if req != nil {
 		b, err := json.Marshal(req)
@@ -113,7 +121,7 @@ func (c *ControlClient) Call(ctx context.Context, cmd string, req, resp any) err
 }
 
 // Health calls GET /v1/health.
-func (c *ControlClient) Health(ctx context.Context) (Health, error) {
+func (c *Client) Health(ctx context.Context) (Health, error) {
 	var h Health
 	r, err := c.request(ctx, http.MethodGet, "/v1/health", nil)
 	if err != nil {
@@ -141,7 +149,7 @@ type UploadParams struct {
 
 // Upload streams body as the payload of cmd (CmdSend or CmdQueue). size is
 // the body's length, or -1 when unknown.
-func (c *ControlClient) Upload(ctx context.Context, cmd string, p UploadParams, body io.Reader, size int64) (SendResponse, error) {
+func (c *Client) Upload(ctx context.Context, cmd string, p UploadParams, body io.Reader, size int64) (SendResponse, error) {
 	q := url.Values{}
 	for k, v := range map[string]string{"endpoint": p.Endpoint, "key": p.Key, "priority": p.Priority, "kind": p.Kind, "ttl": p.TTL} {
 		if v != "" {
@@ -179,7 +187,7 @@ func (c *ControlClient) Upload(ctx context.Context, cmd string, p UploadParams, 
 // Lease runs transport.bandwidth.sync.next's lease: the op's metadata and
 // its payload, which the caller must close. It returns ErrNothingWaiting
 // when nothing waits.
-func (c *ControlClient) Lease(ctx context.Context, req NextRequest) (LeasedOp, io.ReadCloser, error) {
+func (c *Client) Lease(ctx context.Context, req NextRequest) (LeasedOp, io.ReadCloser, error) {
 	req.Action = ""
 	b, err := json.Marshal(req)
 	if err != nil {

@@ -1,4 +1,4 @@
-package agent
+package control
 
 import (
 	"context"
@@ -9,15 +9,15 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/unixsock"
 )
 
 // Errors of the control API.
@@ -26,15 +26,15 @@ var (
 	// parameter; the message names it.
 	ErrBadRequest = errors.New("bad request")
 	// ErrSocketInUse means another process listens on the control socket.
-	ErrSocketInUse = errors.New("control socket in use")
+	ErrSocketInUse = unixsock.ErrInUse
 	// ErrNotSocket means the control socket path names a file that is not a
 	// unix socket; it is never removed.
-	ErrNotSocket = errors.New("control socket path is not a socket")
-	// ErrNothingWaiting is returned by ControlClient.Lease when no op waits.
+	ErrNotSocket = unixsock.ErrNotSocket
+	// ErrNothingWaiting is returned by Client.Lease when no op waits.
 	ErrNothingWaiting = errors.New("no op waiting")
 )
 
-// Header names of the control API (see docs/control-api.md).
+// Header names of the control API (docs/control-api.md).
 const (
 	// HeaderSummary carries an op's summary, base64 (standard encoding), on
 	// transport.send and transport.bandwidth.sync.queue.
@@ -44,15 +44,15 @@ const (
 	HeaderOp = "X-Edge-Sync-Op"
 )
 
-// ControlServer serves the agent's control API: JSON over HTTP on a unix
-// socket and, optionally, on a loopback TCP address with a bearer token.
-type ControlServer struct {
-	a       *Agent
+// Server serves the agent's control API: JSON over HTTP on a unix socket
+// and, optionally, on a loopback TCP address with a bearer token.
+type Server struct {
+	a       *agent.Agent
 	cfg     config.Control
 	log     hclog.Logger
 	sock    string
 	token   []byte // sha256 of the TCP bearer token
-	unix    net.Listener
+	unix    *unixsock.Listener
 	tcp     net.Listener
 	handler http.Handler
 
@@ -63,18 +63,18 @@ type ControlServer struct {
 	once    sync.Once // closes the listeners
 }
 
-// NewControlServer opens the control API's listeners: the unix socket at
-// socketPath (none when it is "") and cfg.TCP when set. It refuses a
-// socket path that is not a socket or on which something listens, and
-// removes a stale socket left by a crashed agent.
-func NewControlServer(a *Agent, cfg config.Control, socketPath string, log hclog.Logger) (*ControlServer, error) {
+// NewServer opens the control API's listeners for agent a: the unix
+// socket at socketPath (none when it is "") and cfg.TCP when set. It
+// refuses a socket path that is not a socket or on which something
+// listens, and removes a stale socket left by a crashed agent.
+func NewServer(a *agent.Agent, cfg config.Control, socketPath string, log hclog.Logger) (*Server, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 30
 	}
-	s := &ControlServer{a: a, cfg: cfg, log: log, sock: socketPath, done: make(chan struct{})}
+	s := &Server{a: a, cfg: cfg, log: log, sock: socketPath, done: make(chan struct{})}
 	if socketPath == "" && cfg.TCP == "" {
 		return nil, errors.New("control server: neither a socket nor a TCP address is configured")
 	}
@@ -86,9 +86,9 @@ func NewControlServer(a *Agent, cfg config.Control, socketPath string, log hclog
 		s.token = tok
 	}
 	if socketPath != "" {
-		l, err := listenUnix(socketPath)
+		l, err := unixsock.Listen(socketPath)
 		if err != nil {
-			return nil, fmt.Errorf("control server: %w", err)
+			return nil, fmt.Errorf("control server: control.socket: %w", err)
 		}
 		s.unix = l
 	}
@@ -121,49 +121,6 @@ func readToken(path string) ([]byte, error) {
 	return h[:], nil
 }
 
-// listenUnix listens on path with mode 0600. The socket is bound under a
-// temporary name, made private, then renamed into place so that it is never
-// reachable by others, not even for an instant.
-func listenUnix(path string) (net.Listener, error) {
-	fi, err := os.Lstat(path)
-	switch {
-	case err == nil && fi.Mode()&os.ModeSocket == 0:
-		return nil, fmt.Errorf("%w: %s is a %s; move it away or set control.socket", ErrNotSocket, path, fi.Mode().Type())
-	case err == nil:
-		c, derr := net.DialTimeout("unix", path, time.Second)
-		if derr == nil {
-			c.Close()
-			return nil, fmt.Errorf("%w: something listens on %s (another agent?)", ErrSocketInUse, path)
-		}
-		if err := os.Remove(path); err != nil {
-			return nil, fmt.Errorf("remove stale socket: %w", err)
-		}
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return nil, fmt.Errorf("control socket dir: %w", err)
-	}
-	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
-	_ = os.Remove(tmp)
-	l, err := net.Listen("unix", tmp)
-	if err != nil {
-		return nil, fmt.Errorf("listen on control socket: %w", err)
-	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		l.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("control socket mode: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		l.Close()
-		os.Remove(tmp)
-		return nil, fmt.Errorf("control socket: %w", err)
-	}
-	return l, nil
-}
-
 func listenLoopback(addr string) (net.Listener, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -180,10 +137,10 @@ func listenLoopback(addr string) (net.Listener, error) {
 }
 
 // SocketPath returns the unix socket path, or "".
-func (s *ControlServer) SocketPath() string { return s.sock }
+func (s *Server) SocketPath() string { return s.sock }
 
 // TCPAddr returns the TCP listener's address, or nil when TCP is off.
-func (s *ControlServer) TCPAddr() net.Addr {
+func (s *Server) TCPAddr() net.Addr {
 	if s.tcp == nil {
 		return nil
 	}
@@ -192,11 +149,11 @@ func (s *ControlServer) TCPAddr() net.Addr {
 
 // Handler returns the API's handler without authentication, as served on
 // the unix socket.
-func (s *ControlServer) Handler() http.Handler { return s.handler }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves the API until ctx ends or Close is called, then closes the
 // listeners, removes the socket and waits for the serving goroutines.
-func (s *ControlServer) Serve(ctx context.Context) error {
+func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -238,7 +195,7 @@ func (s *ControlServer) Serve(ctx context.Context) error {
 }
 
 // shutdown stops the HTTP servers: requests in flight get 5 s to finish.
-func (s *ControlServer) shutdown() {
+func (s *Server) shutdown() {
 	s.mu.Lock()
 	servers := s.servers
 	s.servers = nil
@@ -247,27 +204,36 @@ func (s *ControlServer) shutdown() {
 	defer cancel()
 	for _, srv := range servers {
 		if err := srv.Shutdown(ctx); err != nil {
-			srv.Close()
+			s.log.Warn("control API: requests still running after the grace period are cut off", "error", err)
+			if err := srv.Close(); err != nil {
+				s.log.Warn("control API: close", "error", err)
+			}
 		}
 	}
 	s.closeListeners()
 }
 
-func (s *ControlServer) closeListeners() {
+func (s *Server) closeListeners() {
+	// The HTTP servers have closed the listeners they served; these
+	// closes are for listeners never served, or a second close (a no-op
+	// for the unix socket, net.ErrClosed for TCP).
 	s.once.Do(func() {
 		if s.unix != nil {
-			s.unix.Close()
-			os.Remove(s.sock)
+			if err := s.unix.Close(); err != nil {
+				s.log.Warn("control socket: close", "socket", s.sock, "error", err)
+			}
 		}
 		if s.tcp != nil {
-			s.tcp.Close()
+			if err := s.tcp.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("control tcp: close", "error", err)
+			}
 		}
 	})
 }
 
 // Close stops Serve, or closes the listeners if Serve never ran. It is safe
 // to call more than once.
-func (s *ControlServer) Close() error {
+func (s *Server) Close() error {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -285,7 +251,7 @@ func (s *ControlServer) Close() error {
 
 // authenticate requires "Authorization: Bearer TOKEN", compared in
 // constant time (as hashes, so that the length does not leak either).
-func (s *ControlServer) authenticate(h http.Handler) http.Handler {
+func (s *Server) authenticate(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(auth, "Bearer ")

@@ -1,4 +1,4 @@
-package agent
+package control
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
@@ -24,9 +25,9 @@ import (
 
 // ctlEnv is a running control server of an agent.
 type ctlEnv struct {
-	a    *Agent
-	srv  *ControlServer
-	c    *ControlClient
+	a    *agent.Agent
+	srv  *Server
+	c    *Client
 	sock string
 }
 
@@ -41,17 +42,17 @@ func shortDir(t testing.TB) string {
 	return d
 }
 
-func startControl(t testing.TB, a *Agent, cfg config.Control) *ctlEnv {
+func startControl(t testing.TB, a *agent.Agent, cfg config.Control) *ctlEnv {
 	t.Helper()
 	sock := filepath.Join(shortDir(t), "agent.sock")
-	srv, err := NewControlServer(a, cfg, sock, testLogger(t, "control"))
+	srv, err := NewServer(a, cfg, sock, testLogger(t, "control"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
-	c := NewControlClient(sock)
+	c := NewClient(sock)
 	t.Cleanup(func() {
 		c.Close()
 		cancel()
@@ -84,16 +85,16 @@ func deadAddr(t testing.TB) string {
 
 // offlineAgent is an agent whose core is unreachable, with one endpoint
 // "core".
-func offlineAgent(t testing.TB, mod func(*config.Agent)) *Agent {
+func offlineAgent(t testing.TB, mod func(*config.Agent)) *agent.Agent {
 	p := testutil.NewPKI(t, "site-1")
 	cfg := agentConfig(t, p, deadAddr(t))
 	if mod != nil {
 		mod(&cfg)
 	}
-	return startAgent(t, p, cfg, Options{})
+	return startAgent(t, p, cfg, agent.Options{})
 }
 
-func outboxCount(t testing.TB, a *Agent) outbox.Stats {
+func outboxCount(t testing.TB, a *agent.Agent) outbox.Stats {
 	t.Helper()
 	st, err := a.Outbox().Stats()
 	if err != nil {
@@ -122,8 +123,8 @@ func TestControlSendReachesCore(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	p := testutil.NewPKI(t, "site-1")
-	c := startCore(t, p, nil)
-	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{})
+	c := startCore(t, p)
+	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), agent.Options{})
 	env := startControl(t, a, config.Control{MaxBodyBytes: 1 << 20})
 	ctx := context.Background()
 
@@ -140,7 +141,7 @@ func TestControlSendReachesCore(t *testing.T) {
 		t.Fatalf("send answered %+v", res)
 	}
 	testutil.WaitFor(t, 30*time.Second, "the op to reach the core", func() bool {
-		got, err := coreData(t, c, "site-1", "sensors/pump-3")
+		got, err := coreData(c, "site-1", "sensors/pump-3")
 		return err == nil && bytes.Equal(got, data)
 	})
 	var st StatsResponse
@@ -192,7 +193,7 @@ func TestControlCommands(t *testing.T) {
 	if err := cl.Call(ctx, CmdQuality, EndpointRequest{Endpoint: "core"}, &m); err != nil {
 		t.Fatal(err)
 	}
-	var ls LinkStatus
+	var ls agent.LinkStatus
 	if err := cl.Call(ctx, CmdStatus, nil, &ls); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +227,7 @@ func TestControlCommands(t *testing.T) {
 	}
 
 	// config: show, then change a class's chunk size
-	var rc RuntimeConfig
+	var rc agent.RuntimeConfig
 	if err := cl.Call(ctx, CmdConfig, nil, &rc); err != nil || rc.Name != "site-1" || len(rc.Endpoints) != 1 {
 		t.Fatalf("config: %+v, %v", rc, err)
 	}
@@ -245,7 +246,7 @@ func TestControlCommands(t *testing.T) {
 	}
 	// monitor.stop stops the monitor; measure and history then say so;
 	// monitor.start brings it back with overrides, and refuses bad ones.
-	var mr MonitorResult
+	var mr agent.MonitorResult
 	if err := cl.Call(ctx, CmdMonitorStop, EndpointRequest{Endpoint: "core"}, &mr); err != nil || mr.Endpoint != "core" {
 		t.Fatalf("monitor.stop: %+v, %v", mr, err)
 	}

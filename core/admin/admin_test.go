@@ -1,0 +1,278 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core"
+)
+
+// fixture is a real store with a few ops of agent "site-1", and the admin
+// API serving it on a socket.
+type fixture struct {
+	store     *core.Store
+	storePath string
+	socket    string
+	srv       *Server
+	served    chan error
+	data      map[string][]byte // key → current data
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "adm") // short: a socket path lives here
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	f := &fixture{storePath: filepath.Join(dir, "core.db"), socket: filepath.Join(dir, "core.sock"), data: map[string][]byte{}}
+	f.store, err = core.Open(f.storePath, core.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.store.Close() })
+	ops := []struct {
+		kind edgesync.OpKind
+		key  string
+		data string
+	}{
+		{edgesync.StateOp, "sensors/pump-1", "4.1 bar"},
+		{edgesync.StateOp, "sensors/pump-2", "3.9 bar"},
+		{edgesync.StateOp, "sensors/pump-1", "4.2 bar"},
+		{edgesync.EventOp, "alarms", "pump-3 overpressure"},
+		{edgesync.EventOp, "alarms", "pump-3 ok"},
+		{edgesync.StateOp, "config/site", "{}"},
+	}
+	for i, op := range ops {
+		var id edgesync.OpID
+		id[0], id[15] = 1, byte(i+1)
+		b := []byte(op.data)
+		h := core.PartialHeader{OpID: id, Key: op.key, Kind: op.kind, Priority: edgesync.High, Size: int64(len(b)), Hash: sha256.Sum256(b)}
+		if _, err := f.store.Apply("site-1", h, bytes.NewReader(b)); err != nil {
+			t.Fatalf("apply %s: %v", op.key, err)
+		}
+		if op.kind == edgesync.StateOp {
+			f.data[op.key] = b
+		}
+	}
+	return f
+}
+
+// serve starts the admin server; the test's cleanup stops it.
+func (f *fixture) serve(t *testing.T) {
+	t.Helper()
+	srv, err := NewServer(f.socket, f.store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv, f.served = srv, make(chan error, 1)
+	go func() { f.served <- srv.Serve(context.Background()) }()
+	t.Cleanup(func() { f.stop(t) })
+}
+
+// stop closes the server and waits for Serve to return.
+func (f *fixture) stop(t *testing.T) {
+	t.Helper()
+	if f.srv == nil {
+		return
+	}
+	if err := f.srv.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	select {
+	case err := <-f.served:
+		if err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("Serve did not return within 10 s of Close")
+	}
+	f.srv = nil
+}
+
+// views reads everything a Reader offers about site-1.
+func views(t *testing.T, r Reader) map[string]any {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]any{}
+	add := func(name string, v any, err error) {
+		if err != nil {
+			t.Fatalf("%T %s: %v", r, name, err)
+		}
+		out[name] = v
+	}
+	agents, err := r.Agents(ctx)
+	add("agents", agents, err)
+	keys, err := r.Keys(ctx, "site-1", "sensors/", 0)
+	add("keys", keys, err)
+	one, err := r.Keys(ctx, "site-1", "", 1)
+	add("keys limit 1", one, err)
+	evs, err := r.Events(ctx, "site-1", 2, 10)
+	add("events from 2", evs, err)
+	sums, err := r.Summaries(ctx, "site-1", "", 0)
+	add("summaries", sums, err)
+	st, err := r.Stats(ctx)
+	add("stats", st, err)
+	var b bytes.Buffer
+	err = r.Get(ctx, "site-1", "sensors/pump-1", &b)
+	add("get", b.String(), err)
+	return out
+}
+
+// TestClientAndStoreAgree reads the same store through the socket and
+// directly: the answers are equal, and are what was stored.
+func TestClientAndStoreAgree(t *testing.T) {
+	f := newFixture(t)
+	f.serve(t)
+	fi, err := os.Stat(f.socket)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket: mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	c := NewClient(f.socket)
+	defer c.Close()
+	remote, local := views(t, c), views(t, StoreReader{Store: f.store})
+	if a, b := asJSON(t, remote), asJSON(t, local); a != b {
+		t.Fatalf("the socket and the store disagree:\nsocket %s\nstore  %s", a, b)
+	}
+	keys := remote["keys"].([]VersionInfo)
+	if len(keys) != 2 || keys[0].Key != "sensors/pump-1" || keys[0].Version != 2 || keys[0].SHA256 != sha(f.data["sensors/pump-1"]) {
+		t.Fatalf("keys under sensors/: %+v", keys)
+	}
+	if len(remote["keys limit 1"].([]VersionInfo)) != 1 {
+		t.Fatalf("limit 1 gave %+v", remote["keys limit 1"])
+	}
+	if evs := remote["events from 2"].([]EventInfo); len(evs) != 1 || evs[0].Seq != 2 || evs[0].Key != "alarms" {
+		t.Fatalf("events from 2: %+v", evs)
+	}
+	if got := remote["get"].(string); got != "4.2 bar" {
+		t.Fatalf("get sensors/pump-1 = %q, want the newest version", got)
+	}
+}
+
+// asJSON is how the API's answers compare: as the JSON they travel as.
+func asJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func sha(b []byte) string { return fmt.Sprintf("%x", sha256.Sum256(b)) }
+
+// TestErrors: what does not exist is core.ErrNotFound from both readers, a
+// malformed parameter is 400, and nothing at the socket is ErrNoCore.
+func TestErrors(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c := NewClient(f.socket)
+	defer c.Close()
+	if _, err := c.Agents(ctx); !errors.Is(err, ErrNoCore) {
+		t.Fatalf("no socket: want ErrNoCore, got %v", err)
+	}
+	f.serve(t)
+	for _, r := range []Reader{c, StoreReader{Store: f.store}} {
+		if _, err := r.Keys(ctx, "mars", "", 0); !errors.Is(err, core.ErrNotFound) {
+			t.Errorf("%T: unknown agent: want core.ErrNotFound, got %v", r, err)
+		}
+		if err := r.Get(ctx, "site-1", "nope", new(bytes.Buffer)); !errors.Is(err, core.ErrNotFound) {
+			t.Errorf("%T: unknown key: want core.ErrNotFound, got %v", r, err)
+		}
+	}
+	var e *Error
+	if _, err := c.Events(ctx, "mars", 1, 1); !errors.As(err, &e) || e.Status != http.StatusNotFound || e.Message == "" {
+		t.Fatalf("unknown agent over the socket: %#v", err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", f.socket)
+	}}}
+	defer hc.CloseIdleConnections()
+	for _, path := range []string{"/v1/events?agent=site-1&from=soon", "/v1/keys?agent=site-1&limit=-3", "/v1/summaries?agent=site-1&limit=x"} {
+		resp, err := hc.Get("http://core" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET %s: HTTP %d, want 400", path, resp.StatusCode)
+		}
+	}
+}
+
+// TestSocketOrStore reads through the socket while the core serves (the
+// store file is locked by the open store, so only the socket can answer),
+// and from the file once the core has stopped and closed its store.
+func TestSocketOrStore(t *testing.T) {
+	f := newFixture(t)
+	f.serve(t)
+	r := NewSocketOrStore(f.socket, f.storePath)
+	defer r.Close()
+	running := views(t, r)
+	want := views(t, StoreReader{Store: f.store})
+
+	f.stop(t)
+	if _, err := os.Lstat(f.socket); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Close left the socket file: %v", err)
+	}
+	if err := f.store.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := views(t, r)
+	if a, b, c := asJSON(t, running), asJSON(t, stopped), asJSON(t, want); a != c || b != c {
+		t.Fatalf("answers differ:\nrunning %s\nstopped %s\nwant    %s", a, b, c)
+	}
+
+	// A stale socket file (nothing accepts) counts as no core.
+	l, err := net.Listen("unix", f.socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
+	if got := asJSON(t, views(t, r)); got != asJSON(t, want) {
+		t.Fatalf("with a stale socket: %s", got)
+	}
+
+	// Neither a core nor a store: the error says both.
+	os.Remove(f.socket)
+	os.Remove(f.storePath)
+	if _, err := r.Agents(context.Background()); !errors.Is(err, ErrNoCore) {
+		t.Fatalf("no core and no store: want ErrNoCore, got %v", err)
+	}
+}
+
+// TestCloseBeforeServe: a server closed before it served removes its
+// socket, and Serve then refuses to start.
+func TestCloseBeforeServe(t *testing.T) {
+	f := newFixture(t)
+	srv, err := NewServer(f.socket, f.store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := os.Lstat(f.socket); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Close left the socket file: %v", err)
+	}
+	if err := srv.Serve(context.Background()); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Serve after Close: want net.ErrClosed, got %v", err)
+	}
+}

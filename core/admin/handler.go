@@ -1,0 +1,140 @@
+package admin
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/edge-sync/edge-sync/core"
+)
+
+// Handler serves the admin API (see the package doc) for store s. Failures
+// to write an answer whose status is already sent are logged to log.
+func Handler(s *core.Store, log hclog.Logger) http.Handler {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	r := StoreReader{Store: s}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, req *http.Request) {
+		agents, err := r.Agents(req.Context())
+		writeJSON(w, agents, err)
+	})
+	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		n, err := queryLimit(q, 1000)
+		if err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+		vs, err := r.Keys(req.Context(), q.Get("agent"), q.Get("prefix"), n)
+		writeJSON(w, vs, err)
+	})
+	mux.HandleFunc("GET /v1/get", func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		v, data, err := r.current(q.Get("agent"), q.Get("key"))
+		if err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+		w.Header().Set(HeaderOp, v.OpID.String())
+		w.Header().Set(HeaderVersion, strconv.FormatUint(v.Version, 10))
+		w.Header().Set(HeaderSHA256, fmt.Sprintf("%x", v.Hash))
+		w.Header().Set("Content-Length", strconv.FormatInt(v.Size, 10))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if _, err := io.Copy(w, data); err != nil {
+			// The status is sent; the client sees a short body.
+			log.Warn("get: data not fully written", "agent", q.Get("agent"), "key", q.Get("key"), "error", err)
+		}
+	})
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		var from uint64
+		if f := q.Get("from"); f != "" {
+			var err error
+			if from, err = strconv.ParseUint(f, 10, 64); err != nil {
+				writeJSON(w, nil, fmt.Errorf("%w: from %q: want an event sequence number", core.ErrInvalid, f))
+				return
+			}
+		}
+		n, err := queryLimit(q, 100)
+		if err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+		evs, err := r.Events(req.Context(), q.Get("agent"), from, n)
+		writeJSON(w, evs, err)
+	})
+	mux.HandleFunc("GET /v1/summaries", func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		n, err := queryLimit(q, 1000)
+		if err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+		sums, err := r.Summaries(req.Context(), q.Get("agent"), q.Get("prefix"), n)
+		writeJSON(w, sums, err)
+	})
+	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, req *http.Request) {
+		st, err := r.Stats(req.Context())
+		writeJSON(w, st, err)
+	})
+	return mux
+}
+
+// Headers of a /v1/get answer.
+const (
+	HeaderOp      = "X-Edge-Sync-Op"
+	HeaderVersion = "X-Edge-Sync-Version"
+	HeaderSHA256  = "X-Edge-Sync-Sha256"
+)
+
+// queryLimit reads the limit parameter: def when absent, capped at
+// MaxLimit.
+func queryLimit(q url.Values, def int) (int, error) {
+	s := q.Get("limit")
+	if s == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("%w: limit %q: want a positive number", core.ErrInvalid, s)
+	}
+	return min(n, MaxLimit), nil
+}
+
+// errorBody is the body of every error answer.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeJSON writes v, or err with its status. A failed write means the
+// client has gone; there is no one left to tell.
+func writeJSON(w http.ResponseWriter, v any, err error) {
+	status := http.StatusOK
+	if err != nil {
+		status = http.StatusInternalServerError
+		switch {
+		case errors.Is(err, core.ErrNotFound):
+			status = http.StatusNotFound
+		case errors.Is(err, core.ErrInvalid):
+			status = http.StatusBadRequest
+		}
+		v = errorBody{Error: err.Error()}
+	}
+	b, merr := json.Marshal(v)
+	if merr != nil {
+		status = http.StatusInternalServerError
+		// Marshalling one string cannot fail.
+		b, _ = json.Marshal(errorBody{Error: "encode answer: " + merr.Error()})
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}

@@ -1,0 +1,90 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/edge-sync/edge-sync/core"
+)
+
+// storeOpenTimeout bounds the wait for the store file's lock, held while a
+// core runs.
+const storeOpenTimeout = 2 * time.Second
+
+// SocketOrStore reads a core's data through its admin socket while the
+// core runs, and from its store file while it does not: each call asks the
+// socket first and, on ErrNoCore, opens the store for that call only.
+type SocketOrStore struct {
+	client    *Client
+	storePath string
+}
+
+var _ Reader = (*SocketOrStore)(nil)
+
+// NewSocketOrStore returns a reader of the core whose admin socket is
+// socket and whose store file is storePath. It connects to nothing yet.
+func NewSocketOrStore(socket, storePath string) *SocketOrStore {
+	return &SocketOrStore{client: NewClient(socket), storePath: storePath}
+}
+
+// Close releases the client's idle connections.
+func (r *SocketOrStore) Close() { r.client.Close() }
+
+// either runs f against the running core, or against the store file when
+// no core answers.
+func either[T any](r *SocketOrStore, f func(Reader) (T, error)) (T, error) {
+	v, err := f(r.client)
+	if !errors.Is(err, ErrNoCore) {
+		return v, err
+	}
+	if _, serr := os.Stat(r.storePath); serr != nil {
+		return v, fmt.Errorf("%w and no store at %s", err, r.storePath)
+	}
+	s, err := core.Open(r.storePath, core.Config{OpenTimeout: storeOpenTimeout})
+	if err != nil {
+		return v, fmt.Errorf("%w (is a core running without its admin socket?)", err)
+	}
+	v, err = f(StoreReader{Store: s})
+	if err != nil {
+		err = fmt.Errorf("core store: %w", err)
+	}
+	if cerr := s.Close(); cerr != nil && err == nil {
+		err = fmt.Errorf("core store: close: %w", cerr)
+	}
+	return v, err
+}
+
+// Agents lists the agents that have sent anything.
+func (r *SocketOrStore) Agents(ctx context.Context) ([]string, error) {
+	return either(r, func(rd Reader) ([]string, error) { return rd.Agents(ctx) })
+}
+
+// Keys lists the current versions of an agent's keys under prefix.
+func (r *SocketOrStore) Keys(ctx context.Context, agent, prefix string, n int) ([]VersionInfo, error) {
+	return either(r, func(rd Reader) ([]VersionInfo, error) { return rd.Keys(ctx, agent, prefix, n) })
+}
+
+// Get writes the current data of an agent's key to w.
+func (r *SocketOrStore) Get(ctx context.Context, agent, key string, w io.Writer) error {
+	_, err := either(r, func(rd Reader) (struct{}, error) { return struct{}{}, rd.Get(ctx, agent, key, w) })
+	return err
+}
+
+// Events lists an agent's events from sequence number from on.
+func (r *SocketOrStore) Events(ctx context.Context, agent string, from uint64, n int) ([]EventInfo, error) {
+	return either(r, func(rd Reader) ([]EventInfo, error) { return rd.Events(ctx, agent, from, n) })
+}
+
+// Summaries lists the latest summaries of an agent's keys under prefix.
+func (r *SocketOrStore) Summaries(ctx context.Context, agent, prefix string, n int) ([]core.Summary, error) {
+	return either(r, func(rd Reader) ([]core.Summary, error) { return rd.Summaries(ctx, agent, prefix, n) })
+}
+
+// Stats returns the store's counters.
+func (r *SocketOrStore) Stats(ctx context.Context) (core.Stats, error) {
+	return either(r, func(rd Reader) (core.Stats, error) { return rd.Stats(ctx) })
+}

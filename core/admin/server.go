@@ -1,0 +1,107 @@
+package admin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/unixsock"
+)
+
+// shutdownGrace is how long requests in flight get to finish when the
+// server stops.
+const shutdownGrace = 5 * time.Second
+
+// Server serves the admin API of a store on a unix socket of mode 0600.
+type Server struct {
+	ln  *unixsock.Listener
+	hs  *http.Server
+	log hclog.Logger
+
+	mu      sync.Mutex
+	serving bool
+	closed  bool
+	done    chan struct{} // closed by Close
+}
+
+// NewServer listens on the unix socket at path for the admin API of s. It
+// replaces a stale socket and refuses a live one (unixsock.ErrInUse) or a
+// path that is not a socket (unixsock.ErrNotSocket).
+func NewServer(path string, s *core.Store, log hclog.Logger) (*Server, error) {
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	ln, err := unixsock.Listen(path)
+	if err != nil {
+		return nil, fmt.Errorf("admin socket: %w", err)
+	}
+	hs := &http.Server{Handler: Handler(s, log), ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
+	return &Server{ln: ln, hs: hs, log: log, done: make(chan struct{})}, nil
+}
+
+// Path returns the socket's path.
+func (s *Server) Path() string { return s.ln.Path() }
+
+// Serve serves until ctx ends or Close is called, then gives requests in
+// flight a few seconds, closes the socket (removing its file) and returns.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed || s.serving {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.serving = true
+	s.mu.Unlock()
+
+	served := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		select {
+		case <-ctx.Done():
+		case <-s.done:
+		case <-served:
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+		defer cancel()
+		if err := s.hs.Shutdown(sctx); err != nil {
+			s.log.Warn("admin API: requests still running after the grace period are cut off", "error", err)
+			if err := s.hs.Close(); err != nil {
+				s.log.Warn("admin API: close", "error", err)
+			}
+		}
+	}()
+	s.log.Info("admin API listening", "socket", s.ln.Path())
+	err := s.hs.Serve(s.ln)
+	close(served)
+	<-stopped
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops Serve, or closes the socket if Serve never ran. It is safe
+// to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	if !s.serving {
+		return s.ln.Close()
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/go-hclog"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/admin"
+)
+
+// TestCoreReadCommands runs core ls, get and tail against a running core
+// (through its admin socket: the store file is locked while it runs) and
+// against the same core stopped (from its store file): the output is the
+// same and is what was stored.
+func TestCoreReadCommands(t *testing.T) {
+	dir, err := os.MkdirTemp("", "escore") // short: the admin socket lives here
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pkiDir := filepath.Join(dir, "pki")
+	if err := demoCerts(pkiDir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.DefaultCore()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(dir, "core")
+	cfg.TLS = config.TLS{CA: filepath.Join(pkiDir, "ca.pem"), Cert: filepath.Join(pkiDir, "core.pem"), Key: filepath.Join(pkiDir, "core-key.pem")}
+	cr, stop, err := startCore(context.Background(), cfg, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	t.Cleanup(func() {
+		if !stopped {
+			stop()
+		}
+	})
+	if fi, err := os.Stat(filepath.Join(cfg.DataDir, "core.sock")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket: mode %v, %v; want 0600", fi.Mode(), err)
+	}
+	apply := func(id byte, kind edgesync.OpKind, key, data string) {
+		t.Helper()
+		var op edgesync.OpID
+		op[0], op[15] = 1, id
+		h := core.PartialHeader{OpID: op, Key: key, Kind: kind, Priority: edgesync.High, Size: int64(len(data)), Hash: sha256.Sum256([]byte(data))}
+		if _, err := cr.store.Apply("site-1", h, strings.NewReader(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(1, edgesync.StateOp, "sensors/pump-1", "4.1 bar")
+	apply(2, edgesync.StateOp, "sensors/pump-1", "4.2 bar")
+	apply(3, edgesync.StateOp, "config/site", "{}")
+	for i := range 5 {
+		apply(byte(10+i), edgesync.EventOp, "alarms", fmt.Sprintf("alarm %d", i))
+	}
+	old := tailPage
+	tailPage = 2 // five events: three pages
+	t.Cleanup(func() { tailPage = old })
+
+	coreHCL := filepath.Join(dir, "core.hcl")
+	writeFile(t, coreHCL, fmt.Sprintf("data_dir = %q\ntls {\n  ca = %q\n  cert = %q\n  key = %q\n}\n", cfg.DataDir, cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key))
+	out := filepath.Join(dir, "pump-1.out")
+	d := []string{"--data-dir", cfg.DataDir}
+	commands := [][]string{
+		append([]string{"core", "ls"}, d...),
+		{"core", "ls", "--config", coreHCL, "--agent", "site-1"},
+		append([]string{"core", "ls", "--agent", "site-1", "--prefix", "sensors/", "--json"}, d...),
+		{"core", "get", "--data-dir", cfg.DataDir, "--agent", "site-1", "sensors/pump-1"},
+		append([]string{"core", "tail", "--agent", "site-1", "--from", "2"}, d...),
+		append([]string{"core", "tail", "--agent", "site-1", "--json"}, d...),
+	}
+	readAll := func(phase string) []string {
+		t.Helper()
+		var outs []string
+		for _, args := range commands {
+			o, _, err := run(t, args...)
+			if err != nil {
+				t.Fatalf("%s: %v: %v", phase, args, err)
+			}
+			outs = append(outs, o)
+		}
+		if _, _, err := run(t, "core", "get", "--data-dir", cfg.DataDir, "--agent", "site-1", "-o", out, "sensors/pump-1"); err != nil {
+			t.Fatalf("%s: get -o: %v", phase, err)
+		}
+		outs = append(outs, readFile(t, out))
+		_, _, err := run(t, "core", "get", "--data-dir", cfg.DataDir, "--agent", "site-1", "-o", out, "sensors/nope")
+		if !errors.Is(err, core.ErrNotFound) {
+			t.Fatalf("%s: get of a missing key: want core.ErrNotFound, got %v", phase, err)
+		}
+		if _, err := os.Stat(out); !errors.Is(err, fs.ErrNotExist) {
+			t.Fatalf("%s: a failed get -o left %s behind: %v", phase, out, err)
+		}
+		return outs
+	}
+	running := readAll("core running")
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	stopped = true
+	if _, err := os.Lstat(filepath.Join(cfg.DataDir, "core.sock")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the stopped core left its admin socket: %v", err)
+	}
+	fromStore := readAll("core stopped")
+	for i := range running {
+		if running[i] != fromStore[i] {
+			t.Errorf("output %d differs between the running core and its store:\n%s\n---\n%s", i, running[i], fromStore[i])
+		}
+	}
+
+	if running[0] != "site-1\n" {
+		t.Errorf("ls: %q, want the one agent", running[0])
+	}
+	if !strings.Contains(running[1], "config/site") || !strings.Contains(running[1], "sensors/pump-1") {
+		t.Errorf("ls --agent:\n%s", running[1])
+	}
+	var vs []admin.VersionInfo
+	if err := json.Unmarshal([]byte(running[2]), &vs); err != nil || len(vs) != 1 || vs[0].Version != 2 || vs[0].Size != 7 {
+		t.Errorf("ls --prefix --json: %v %s", err, running[2])
+	}
+	if running[3] != "4.2 bar" || running[6] != "4.2 bar" {
+		t.Errorf("get: %q, get -o: %q; want the newest version", running[3], running[6])
+	}
+	if lines := strings.Split(strings.TrimSpace(running[4]), "\n"); len(lines) != 4 || !strings.HasPrefix(lines[0], "2\t") || !strings.HasPrefix(lines[3], "5\t") {
+		t.Errorf("tail --from 2 over pages of 2: %q", lines)
+	}
+	if n := bytes.Count([]byte(running[5]), []byte("\n")); n != 5 {
+		t.Errorf("tail --json printed %d lines, want 5:\n%s", n, running[5])
+	}
+}
