@@ -219,7 +219,9 @@ func startMonitor(t testing.TB, cfg Config, a *testAgent, opts MonitorOptions) *
 			t.Fatal(err)
 		}
 	}
-	m.Start()
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = m.Close() })
 	return m
 }

@@ -40,7 +40,9 @@ func TestProfilesClassified(t *testing.T) {
 			if err := m.Attach(a.conn, a.tr, a.session); err != nil {
 				t.Fatal(err)
 			}
-			m.Start()
+			if err := m.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 			defer m.Close()
 			ev, took, ok := waitClass(t, events, 10*time.Second, isNot(edgesync.Unknown))
 			if !ok {
@@ -91,7 +93,9 @@ func TestIntermittentProfile(t *testing.T) {
 	if err := m.Attach(a.conn, a.tr, a.session); err != nil {
 		t.Fatal(err)
 	}
-	m.Start()
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer m.Close()
 	if _, _, ok := waitClass(t, events, 10*time.Second, isNot(edgesync.Unknown)); !ok {
 		t.Fatalf("no class within 10s; status %+v", m.Status())
@@ -136,7 +140,9 @@ func TestSwitchOutageRecovery(t *testing.T) {
 	if err := m.Attach(a.conn, a.tr, a.session); err != nil {
 		t.Fatal(err)
 	}
-	m.Start()
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	defer m.Close()
 	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
 		t.Fatalf("broadband not detected within 10s; status %+v", m.Status())
