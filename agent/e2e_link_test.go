@@ -96,7 +96,7 @@ func startAgentTLS(t *testing.T, cfg config.Agent, ca, cert, key string) *Agent 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(); err != nil {
+	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })

@@ -102,7 +102,7 @@ func startAgent(t testing.TB, p *testutil.PKI, cfg config.Agent, opts Options) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(); err != nil {
+	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })

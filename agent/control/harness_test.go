@@ -106,7 +106,7 @@ func startAgent(t testing.TB, p *testutil.PKI, cfg config.Agent, opts agent.Opti
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(); err != nil {
+	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

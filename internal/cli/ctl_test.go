@@ -88,7 +88,7 @@ func startCtlHarness(t *testing.T, online bool) *ctlHarness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(); err != nil {
+	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	sockDir, err := os.MkdirTemp("", "esctl")
