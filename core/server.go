@@ -58,15 +58,17 @@ type Server struct {
 	// packet trains as sealed raw packets on the QUIC socket.
 	probes *linkmon.Responder
 
-	mu     sync.Mutex
-	tr     *quic.Transport
-	demux  *lane.Demux
-	ln     *quic.Listener
-	conns  map[*quic.Conn]string // live connection → agent
-	closed bool
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	ready  chan struct{}
+	mu      sync.Mutex
+	tr      *quic.Transport
+	demux   *lane.Demux
+	ln      *quic.Listener
+	conns   map[*quic.Conn]string // live connection → agent
+	serving bool
+	closed  bool
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	ready   chan struct{}
+	served  chan struct{} // closed when Serve returns
 }
 
 // serverStats are the core's counters, read by Stats and /metrics.
@@ -125,12 +127,22 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	tlsConf.NextProtos = []string{wire.ALPN}
 	cfg.TLS = tlsConf
 	return &Server{cfg: cfg, log: cfg.Logger, probes: linkmon.NewResponder(cfg.Logger.Named("probe")),
-		conns: map[*quic.Conn]string{}, ready: make(chan struct{})}, nil
+		conns: map[*quic.Conn]string{}, ready: make(chan struct{}), served: make(chan struct{})}, nil
 }
 
 // Serve accepts agents on pc until ctx ends or Close is called, then closes
 // every connection and waits for their goroutines. It does not close pc.
+// It runs once: after Close, or while it runs, it fails with
+// net.ErrClosed.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
+	s.mu.Lock()
+	if s.closed || s.serving {
+		s.mu.Unlock()
+		return net.ErrClosed
+	}
+	s.serving = true
+	s.mu.Unlock()
+	defer close(s.served)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	tr := &quic.Transport{Conn: pc}
@@ -179,8 +191,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	s.wg.Wait()
 	demux.Close()
 	tr.Close()
-	s.probes.Close()
-	return nil
+	return s.probes.Close()
 }
 
 // Addr returns the address Serve listens on, once it has started.
@@ -189,16 +200,21 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Close stops Serve. It is safe to call more than once.
+// Close stops Serve and waits until it has returned, with every
+// connection's goroutines; Serve refuses to start after it. It is
+// idempotent.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	cancel := s.cancel
+	cancel, serving := s.cancel, s.serving
 	s.mu.Unlock()
 	if cancel != nil {
 		cancel()
 	}
-	return nil
+	if serving {
+		<-s.served
+	}
+	return s.probes.Close()
 }
 
 // Stats returns a snapshot of the server's counters.

@@ -58,9 +58,11 @@ type Server struct {
 
 	mu      sync.Mutex
 	servers []*http.Server
+	serving bool
 	closed  bool
-	done    chan struct{}
-	once    sync.Once // closes the listeners
+	done    chan struct{} // closed by Close
+	served  chan struct{} // closed when Serve returns
+	once    sync.Once     // closes the listeners
 }
 
 // NewServer opens the control API's listeners for agent a: the unix
@@ -74,7 +76,7 @@ func NewServer(a *agent.Agent, cfg config.Control, socketPath string, log hclog.
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 30
 	}
-	s := &Server{a: a, cfg: cfg, log: log, sock: socketPath, done: make(chan struct{})}
+	s := &Server{a: a, cfg: cfg, log: log, sock: socketPath, done: make(chan struct{}), served: make(chan struct{})}
 	if socketPath == "" && cfg.TCP == "" {
 		return nil, errors.New("control server: neither a socket nor a TCP address is configured")
 	}
@@ -152,13 +154,16 @@ func (s *Server) TCPAddr() net.Addr {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves the API until ctx ends or Close is called, then closes the
-// listeners, removes the socket and waits for the serving goroutines.
+// listeners, removes the socket and waits for the serving goroutines. It
+// runs once: after Close, or while it runs, it fails with net.ErrClosed.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.serving {
 		s.mu.Unlock()
 		return net.ErrClosed
 	}
+	s.serving = true
+	defer close(s.served)
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	start := func(l net.Listener, h http.Handler) {
@@ -231,19 +236,21 @@ func (s *Server) closeListeners() {
 	})
 }
 
-// Close stops Serve, or closes the listeners if Serve never ran. It is safe
-// to call more than once.
+// Close stops Serve and waits until it has returned, or closes the
+// listeners if Serve never ran. It is idempotent; problems while stopping
+// are logged, so it returns nil.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
+	first, serving := !s.closed, s.serving
+	if first {
+		s.closed = true
+		close(s.done)
 	}
-	s.closed = true
-	running := s.servers != nil
-	close(s.done)
 	s.mu.Unlock()
-	if !running {
+	switch {
+	case serving:
+		<-s.served
+	case first:
 		s.closeListeners()
 	}
 	return nil

@@ -29,6 +29,7 @@ type Server struct {
 	serving bool
 	closed  bool
 	done    chan struct{} // closed by Close
+	served  chan struct{} // closed when Serve returns
 }
 
 // NewServer listens on the unix socket at path for the admin API of s. It
@@ -44,7 +45,7 @@ func NewServer(path string, s *core.Store, log hclog.Logger) (*Server, error) {
 	}
 	hs := &http.Server{Handler: Handler(s, log), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
-	return &Server{ln: ln, hs: hs, log: log, done: make(chan struct{})}, nil
+	return &Server{ln: ln, hs: hs, log: log, done: make(chan struct{}), served: make(chan struct{})}, nil
 }
 
 // Path returns the socket's path.
@@ -52,6 +53,8 @@ func (s *Server) Path() string { return s.ln.Path() }
 
 // Serve serves until ctx ends or Close is called, then gives requests in
 // flight a few seconds, closes the socket (removing its file) and returns.
+// It runs once: after Close, or while it runs, it fails with
+// net.ErrClosed.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed || s.serving {
@@ -60,6 +63,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.serving = true
 	s.mu.Unlock()
+	defer close(s.served)
 
 	served := make(chan struct{})
 	stopped := make(chan struct{})
@@ -90,17 +94,21 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-// Close stops Serve, or closes the socket if Serve never ran. It is safe
-// to call more than once.
+// Close stops Serve and waits until it has returned, or closes the socket
+// if Serve never ran. It is idempotent and returns the socket's close
+// error; problems while Serve stops are logged.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
+	first, serving := !s.closed, s.serving
+	if first {
+		s.closed = true
+		close(s.done)
 	}
-	s.closed = true
-	close(s.done)
-	if !s.serving {
+	s.mu.Unlock()
+	switch {
+	case serving:
+		<-s.served
+	case first:
 		return s.ln.Close()
 	}
 	return nil
