@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/quic-go/quic-go"
 
+	"github.com/edge-sync/edge-sync/internal/lifecycle"
 	"github.com/edge-sync/edge-sync/internal/pki"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/wire"
@@ -58,17 +59,14 @@ type Server struct {
 	// packet trains as sealed raw packets on the QUIC socket.
 	probes *linkmon.Responder
 
+	serving lifecycle.Serving
 	mu      sync.Mutex
 	tr      *quic.Transport
 	demux   *lane.Demux
 	ln      *quic.Listener
 	conns   map[*quic.Conn]string // live connection → agent
-	serving bool
-	closed  bool
-	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	ready   chan struct{}
-	served  chan struct{} // closed when Serve returns
 }
 
 // serverStats are the core's counters, read by Stats and /metrics.
@@ -127,7 +125,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	tlsConf.NextProtos = []string{wire.ALPN}
 	cfg.TLS = tlsConf
 	return &Server{cfg: cfg, log: cfg.Logger, probes: linkmon.NewResponder(cfg.Logger.Named("probe")),
-		conns: map[*quic.Conn]string{}, ready: make(chan struct{}), served: make(chan struct{})}, nil
+		conns: map[*quic.Conn]string{}, ready: make(chan struct{})}, nil
 }
 
 // Serve accepts agents on pc until ctx ends or Close is called, then closes
@@ -135,16 +133,11 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 // It runs once: after Close, or while it runs, it fails with
 // net.ErrClosed.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
-	s.mu.Lock()
-	if s.closed || s.serving {
-		s.mu.Unlock()
-		return net.ErrClosed
+	ctx, end, err := s.serving.Begin(ctx)
+	if err != nil {
+		return err
 	}
-	s.serving = true
-	s.mu.Unlock()
-	defer close(s.served)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	defer end()
 	tr := &quic.Transport{Conn: pc}
 	// The demux is the transport's only reader of non-QUIC packets: lane
 	// packets go to their session, probe trains to the responder.
@@ -159,14 +152,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		return fmt.Errorf("core listen: %w", err)
 	}
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
-		demux.Close()
-		tr.Close()
-		return net.ErrClosed
-	}
-	s.tr, s.demux, s.ln, s.cancel = tr, demux, ln, cancel
+	s.tr, s.demux, s.ln = tr, demux, ln
 	s.mu.Unlock()
 	close(s.ready)
 	s.log.Info("listening", "addr", pc.LocalAddr().String())
@@ -204,16 +190,7 @@ func (s *Server) Addr() net.Addr {
 // connection's goroutines; Serve refuses to start after it. It is
 // idempotent.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	cancel, serving := s.cancel, s.serving
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	if serving {
-		<-s.served
-	}
+	s.serving.Close()
 	return s.probes.Close()
 }
 

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/lifecycle"
 	"github.com/edge-sync/edge-sync/internal/unixsock"
 )
 
@@ -25,11 +24,7 @@ type Server struct {
 	hs  *http.Server
 	log hclog.Logger
 
-	mu      sync.Mutex
-	serving bool
-	closed  bool
-	done    chan struct{} // closed by Close
-	served  chan struct{} // closed when Serve returns
+	serving lifecycle.Serving
 }
 
 // NewServer listens on the unix socket at path for the admin API of s. It
@@ -45,7 +40,7 @@ func NewServer(path string, s *core.Store, log hclog.Logger) (*Server, error) {
 	}
 	hs := &http.Server{Handler: Handler(s, log), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
-	return &Server{ln: ln, hs: hs, log: log, done: make(chan struct{}), served: make(chan struct{})}, nil
+	return &Server{ln: ln, hs: hs, log: log}, nil
 }
 
 // Path returns the socket's path.
@@ -56,22 +51,17 @@ func (s *Server) Path() string { return s.ln.Path() }
 // It runs once: after Close, or while it runs, it fails with
 // net.ErrClosed.
 func (s *Server) Serve(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed || s.serving {
-		s.mu.Unlock()
-		return net.ErrClosed
+	ctx, end, err := s.serving.Begin(ctx)
+	if err != nil {
+		return err
 	}
-	s.serving = true
-	s.mu.Unlock()
-	defer close(s.served)
-
+	defer end()
 	served := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		select {
 		case <-ctx.Done():
-		case <-s.done:
 		case <-served:
 			return
 		}
@@ -85,7 +75,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("admin API listening", "socket", s.ln.Path())
-	err := s.hs.Serve(s.ln)
+	err = s.hs.Serve(s.ln)
 	close(served)
 	<-stopped
 	if errors.Is(err, http.ErrServerClosed) {
@@ -98,17 +88,7 @@ func (s *Server) Serve(ctx context.Context) error {
 // if Serve never ran. It is idempotent and returns the socket's close
 // error; problems while Serve stops are logged.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	first, serving := !s.closed, s.serving
-	if first {
-		s.closed = true
-		close(s.done)
-	}
-	s.mu.Unlock()
-	switch {
-	case serving:
-		<-s.served
-	case first:
+	if s.serving.Close() {
 		return s.ln.Close()
 	}
 	return nil
