@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
@@ -14,9 +15,9 @@ import (
 // (main_test.go) finds any goroutine a Close left behind.
 func TestLifecycle(t *testing.T) {
 	p := testutil.NewPKI(t, "site-1")
-	c := startCore(t, p, nil)
+	c := coretest.Start(t, p, nil)
 	newAgent := func(t *testing.T) *Agent {
-		a, err := New(agentConfig(t, p, c.addr.String()), Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: testLogger(t, "agent")})
+		a, err := New(coretest.AgentConfig(t, p, c.Addr.String()), Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: testutil.Logger(t, "agent")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -37,7 +38,7 @@ func TestLifecycle(t *testing.T) {
 		if err := a.Start(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		testutil.WaitFor(t, 10*time.Second, "the agent to connect", func() bool { return c.srv.Stats().Connections == 1 })
+		testutil.WaitFor(t, 10*time.Second, "the agent to connect", func() bool { return c.Server.Stats().Connections == 1 })
 		testutil.CheckClose(t, a.Close, start(a), ErrClosed)
 	})
 }

@@ -20,7 +20,7 @@ func TestServerLifecycle(t *testing.T) {
 	a := offlineAgent(t, nil)
 	newServer := func(t *testing.T) (*Server, string) {
 		sock := filepath.Join(shortDir(t), "agent.sock")
-		srv, err := NewServer(a, config.Control{MaxBodyBytes: 1 << 20}, sock, testLogger(t, "control"))
+		srv, err := NewServer(a, config.Control{MaxBodyBytes: 1 << 20}, sock, testutil.Logger(t, "control"))
 		if err != nil {
 			t.Fatal(err)
 		}
