@@ -114,6 +114,43 @@ func randomish(n int) []byte {
 	return b
 }
 
+// startSatellite starts a core and an agent whose link is prof, pinned
+// to satellite with its batches 100 ms apart.
+func startSatellite(t *testing.T, prof linksim.Profile) (*Agent, *coretest.Core) {
+	t.Helper()
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, nil)
+	opts, _ := shaped(prof)
+	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	pinFast(t, a, edgesync.Satellite, 100*time.Millisecond)
+	return a, c
+}
+
+// startBulk enqueues payload as the background op "bulk" and waits until
+// the core holds part of it.
+func startBulk(t *testing.T, a *Agent, c *coretest.Core, kind edgesync.OpKind, payload []byte) outbox.Op {
+	t.Helper()
+	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: kind, Payload: bytes.NewReader(payload)})
+	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
+		n, ok := c.Store.PartialSize("site-1", op.ID)
+		return ok && n > 0
+	})
+	return op
+}
+
+// sendCritical enqueues a critical event op "alarm" and returns how long
+// it took from the enqueue until the core applied it.
+func sendCritical(t *testing.T, a *Agent, c *coretest.Core, alarm string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte(alarm))})
+	testutil.WaitFor(t, 30*time.Second, "the critical op at the core", func() bool {
+		ok, _ := c.Store.Applied("site-1", crit.ID)
+		return ok
+	})
+	return time.Since(start)
+}
+
 // TestCriticalOvertakesBulk enqueues a critical op while a 64 MiB
 // background transfer runs on satellite-geo and measures when it reaches
 // the core: within 2 s plus one chunk's serialisation time.
@@ -122,26 +159,9 @@ func TestCriticalOvertakesBulk(t *testing.T) {
 		t.Skip("satellite transfer")
 	}
 	prof := linksim.SatelliteGEO()
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	cfg := coretest.AgentConfig(t, p, c.Addr.String())
-	opts, _ := shaped(prof)
-	a := startAgent(t, p, cfg, opts)
-	sat := edgesync.Satellite
-	fast := 100 * time.Millisecond
-	pinFast(t, a, sat, fast)
-	bulkOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.EventOp, Payload: bytes.NewReader(randomish(64 << 20))})
-	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", bulkOp.ID)
-		return ok && n > 0
-	})
-	start := time.Now()
-	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte(`{"alarm":"fire"}`))})
-	testutil.WaitFor(t, 30*time.Second, "the critical op at the core", func() bool {
-		ok, _ := c.Store.Applied("site-1", crit.ID)
-		return ok
-	})
-	took := time.Since(start)
+	a, c := startSatellite(t, prof)
+	bulkOp := startBulk(t, a, c, edgesync.EventOp, randomish(64<<20))
+	took := sendCritical(t, a, c, `{"alarm":"fire"}`)
 	chunk := a.Config().Params["core"].ChunkSize
 	bound := 2*time.Second + time.Duration(float64(chunk*8)/float64(prof.Up.RateBps)*float64(time.Second))
 	t.Logf("critical op reached the core %v after enqueue during a 64 MiB transfer (bound %v)", took, bound)
@@ -161,31 +181,13 @@ func TestLaneLossySatellite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("satellite transfer")
 	}
-	prof := linksim.SatelliteGEOLossy()
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	cfg := coretest.AgentConfig(t, p, c.Addr.String())
-	opts, _ := shaped(prof)
-	a := startAgent(t, p, cfg, opts)
-	sat := edgesync.Satellite
-	fast := 100 * time.Millisecond
-	pinFast(t, a, sat, fast)
+	a, c := startSatellite(t, linksim.SatelliteGEOLossy())
 	payload := randomish(2 << 20) // about 1 MiB on the wire after zstd
-	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.StateOp, Payload: bytes.NewReader(payload)})
-	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", bulk.ID)
-		return ok && n > 0
-	})
+	bulk := startBulk(t, a, c, edgesync.StateOp, payload)
 	if !a.Stats()[0].Lane {
 		t.Fatal("the connection has no data lane; the test would prove nothing")
 	}
-	start := time.Now()
-	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte(`{"alarm":"flood"}`))})
-	testutil.WaitFor(t, 30*time.Second, "the critical op at the core", func() bool {
-		ok, _ := c.Store.Applied("site-1", crit.ID)
-		return ok
-	})
-	took := time.Since(start)
+	took := sendCritical(t, a, c, `{"alarm":"flood"}`)
 	bulkDone, _ := c.Store.Applied("site-1", bulk.ID)
 	t.Logf("critical op reached the core %v after enqueue during the lane transfer", took)
 	if bulkDone {
