@@ -155,8 +155,14 @@ func overrides(profiles map[edgesync.LinkClass]config.Profile) map[edgesync.Link
 
 var levels = map[string]int{"off": 0, "fastest": 1, "default": 2, "better": 3, "best": 4}
 
-// Start launches every endpoint's connection, monitor and sender.
-func (a *Agent) Start() error {
+// Start launches every endpoint's connection, monitor and sender. They
+// run until Close: ctx bounds the call, and its values reach them, but
+// its end does not stop them (docs/architecture.md#lifecycle). Starting a
+// started agent does nothing; after Close, Start fails with ErrClosed.
+func (a *Agent) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start agent: %w", err)
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.closed {
@@ -166,7 +172,7 @@ func (a *Agent) Start() error {
 		return nil
 	}
 	a.started = true
-	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.ctx, a.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	for _, e := range a.eps {
 		a.startEndpoint(e)
 	}

@@ -236,7 +236,7 @@ func (a *Agent) LeaseNext(endpoint string, ttl time.Duration, prios ...edgesync.
 	}
 	pl, err := a.ob.OpenPayload(ops[0].ID)
 	if err != nil {
-		_ = a.ob.Release(ops[0].ID)
+		releaseOps(a.log, a.ob, ops[0].ID)
 		return Leased{}, false, err
 	}
 	if ttl <= 0 {
@@ -298,7 +298,5 @@ func (a *Agent) expireExternal() {
 		}
 	}
 	a.ext.mu.Unlock()
-	if len(ids) > 0 {
-		_ = a.ob.Release(ids...)
-	}
+	releaseOps(a.log, a.ob, ids...)
 }

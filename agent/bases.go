@@ -73,6 +73,7 @@ func openBaseCache(dir string, budget int64) (*baseCache, error) {
 		e, err := readBaseHeader(filepath.Join(dir, name))
 		if err != nil {
 			// A damaged base costs one full send; never a failed start.
+			// One that cannot be removed is skipped again next start.
 			_ = os.Remove(filepath.Join(dir, name))
 			continue
 		}
@@ -216,6 +217,9 @@ func (c *baseCache) removeLocked(el *list.Element) {
 	c.lru.Remove(el)
 	delete(c.entries, e.file)
 	c.total -= e.size
+	// Out of the index, the base is not used again by this process; a file
+	// that cannot be removed stays on disk, and the next start checks it
+	// as it checks every base file (its header, the budget).
 	_ = os.Remove(filepath.Join(c.dir, e.file))
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/linksim"
@@ -113,8 +114,8 @@ func BenchmarkGoodput(b *testing.B) {
 // took (enqueue-s) and the endpoint's counters too.
 func agentTransfer(b *testing.B, p *testutil.PKI, gc goodputCase, payload []byte) (took, enq time.Duration, st EndpointStats) {
 	b.Helper()
-	c := startCore(b, p, nil)
-	cfg := agentConfig(b, p, c.addr.String())
+	c := coretest.Start(b, p, nil)
+	cfg := coretest.AgentConfig(b, p, c.Addr.String())
 	opts, _ := shaped(gc.profile)
 	opts.DisableLane = benchNoLane
 	a := startAgent(b, p, cfg, opts)
@@ -226,9 +227,9 @@ func BenchmarkCriticalLatency(b *testing.B) {
 		}
 		b.Run(gc.profile.Name, func(b *testing.B) {
 			p := testutil.NewPKI(b, "site-1")
-			c := startCore(b, p, nil)
+			c := coretest.Start(b, p, nil)
 			opts, _ := shaped(gc.profile)
-			a := startAgent(b, p, agentConfig(b, p, c.addr.String()), opts)
+			a := startAgent(b, p, coretest.AgentConfig(b, p, c.Addr.String()), opts)
 			class := gc.class
 			iv := time.Duration(0)
 			pinFast(b, a, class, iv)
@@ -236,13 +237,13 @@ func BenchmarkCriticalLatency(b *testing.B) {
 			_, _ = rand.Read(bulk)
 			enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.EventOp, Payload: bytes.NewReader(bulk)})
 			// The bulk transfer is under way: its chunks reach the store.
-			testutil.WaitFor(b, 2*time.Minute, "the bulk transfer to start", func() bool { return c.srv.Stats().BytesReceived >= 256<<10 })
+			testutil.WaitFor(b, 2*time.Minute, "the bulk transfer to start", func() bool { return c.Server.Stats().BytesReceived >= 256<<10 })
 			var total, worst time.Duration
 			for i := 0; b.Loop(); i++ {
 				start := time.Now()
 				op := enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte(fmt.Sprintf(`{"alarm":%d}`, i)))})
 				testutil.WaitFor(b, time.Minute, "the critical op", func() bool {
-					ok, _ := c.store.Applied("site-1", op.ID)
+					ok, _ := c.Store.Applied("site-1", op.ID)
 					return ok
 				})
 				took := time.Since(start)
@@ -273,9 +274,9 @@ func BenchmarkWireBytes(b *testing.B) {
 			p := testutil.NewPKI(b, "site-1")
 			var wireB, plainB, udpB, probeB int64
 			for b.Loop() {
-				c := startCore(b, p, nil)
+				c := coretest.Start(b, p, nil)
 				opts, link := shaped(linksim.Unshaped()) // counts the UDP bytes
-				a := startAgent(b, p, agentConfig(b, p, c.addr.String()), opts)
+				a := startAgent(b, p, coretest.AgentConfig(b, p, c.Addr.String()), opts)
 				// Fiber's parameters with no batch interval (each keyed op
 				// waits for the one before), and the mode pinned.
 				pinFast(b, a, edgesync.Fiber, 0)

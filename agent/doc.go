@@ -5,11 +5,13 @@
 //
 // # Main types
 //
-//   - [Agent] (New, Start, Close) owns the outbox and one endpoint per
+//   - [Agent] (New, Start(ctx), Close) owns the outbox and one endpoint per
 //     configured core. Each endpoint keeps a QUIC connection (mutual TLS,
 //     ALPN edge-sync/1) up with capped backoff, runs a link monitor on it
 //     and sends the outbox's ops under the sync parameters of the current
-//     link class; Stats and /metrics report its counters.
+//     link class; Stats and /metrics report its counters. Start's ctx
+//     bounds the call, not the agent's run; Close stops every goroutine,
+//     waits for it, and closes the outbox (docs/architecture.md#lifecycle).
 //   - Ops go one per QUIC stream whose urgency is the op's priority
 //     (wire's doc describes the conversation). Critical and schema ops
 //     never wait for a slot; large ops (more than one chunk) are bounded

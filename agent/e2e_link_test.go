@@ -8,6 +8,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/pki"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
@@ -32,8 +33,8 @@ func TestMixedOpsThroughLinks(t *testing.T) {
 				t.Skip("satellite run takes about a minute")
 			}
 			p := testutil.NewPKI(t, "site-1")
-			c := startCore(t, p, nil)
-			cfg := agentConfig(t, p, c.addr.String())
+			c := coretest.Start(t, p, nil)
+			cfg := coretest.AgentConfig(t, p, c.Addr.String())
 			// Batch every 200 ms instead of the class's 5-60 s, and no
 			// summaries: this test is about delivery through the link.
 			opts, _ := shaped(tc.profile)
@@ -46,7 +47,7 @@ func TestMixedOpsThroughLinks(t *testing.T) {
 			}
 			testutil.WaitFor(t, tc.wait, "the outbox to drain through "+tc.profile.Name, func() bool { return outboxEmpty(a) })
 			checkDelivered(t, c, "site-1", enq, ops)
-			st := c.srv.Stats()
+			st := c.Server.Stats()
 			t.Logf("%s: core applied %d ops, %d duplicates, %d bytes received", tc.profile.Name, st.OpsApplied, st.OpsDuplicate, st.BytesReceived)
 		})
 	}
@@ -58,25 +59,25 @@ func TestMixedOpsThroughLinks(t *testing.T) {
 func TestMutualTLSRefusals(t *testing.T) {
 	good := testutil.NewPKI(t, "site-1")
 	other := testutil.NewPKI(t, "intruder")
-	c := startCore(t, good, nil)
+	c := coretest.Start(t, good, nil)
 
 	// Agent with a certificate from another CA (trusting the right CA).
-	cfg := agentConfig(t, good, c.addr.String())
+	cfg := coretest.AgentConfig(t, good, c.Addr.String())
 	cfg.TLS.Cert, cfg.TLS.Key = other.AgentCert, other.AgentKey
 	bad := startAgentTLS(t, cfg, good.CAFile, other.AgentCert, other.AgentKey)
 	enqueue(t, bad, outbox.NewOp{Endpoint: "core", Key: "x", Priority: edgesync.Critical, Payload: bytes.NewReader([]byte("secret"))})
 	testutil.WaitFor(t, 20*time.Second, "the agent to fail dialling", func() bool { return bad.Stats()[0].DialFailures >= 1 })
-	if st := c.srv.Stats(); st.OpsApplied != 0 || st.Accepted != 0 {
+	if st := c.Server.Stats(); st.OpsApplied != 0 || st.Accepted != 0 {
 		t.Fatalf("core accepted an agent with a foreign certificate: %+v", st)
 	}
 
 	// Core with a certificate from another CA: the agent refuses it.
-	impostor := startCore(t, other, nil)
-	cfg2 := agentConfig(t, good, impostor.addr.String())
+	impostor := coretest.Start(t, other, nil)
+	cfg2 := coretest.AgentConfig(t, good, impostor.Addr.String())
 	a := startAgent(t, good, cfg2, Options{})
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "y", Priority: edgesync.Critical, Payload: bytes.NewReader([]byte("secret"))})
 	testutil.WaitFor(t, 20*time.Second, "the agent to refuse the core", func() bool { return a.Stats()[0].DialFailures >= 1 })
-	if st := impostor.srv.Stats(); st.OpsApplied != 0 {
+	if st := impostor.Server.Stats(); st.OpsApplied != 0 {
 		t.Fatalf("agent sent data to a core with a foreign certificate: %+v", st)
 	}
 	if n, _ := a.Outbox().Stats(); n.Total.Ops != 1 {
@@ -92,11 +93,11 @@ func startAgentTLS(t *testing.T, cfg config.Agent, ca, cert, key string) *Agent 
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, Options{TLS: tlsConf, Logger: testLogger(t, "agent")})
+	a, err := New(cfg, Options{TLS: tlsConf, Logger: testutil.Logger(t, "agent")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(); err != nil {
+	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
@@ -113,6 +114,43 @@ func randomish(n int) []byte {
 	return b
 }
 
+// startSatellite starts a core and an agent whose link is prof, pinned
+// to satellite with its batches 100 ms apart.
+func startSatellite(t *testing.T, prof linksim.Profile) (*Agent, *coretest.Core) {
+	t.Helper()
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, nil)
+	opts, _ := shaped(prof)
+	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	pinFast(t, a, edgesync.Satellite, 100*time.Millisecond)
+	return a, c
+}
+
+// startBulk enqueues payload as the background op "bulk" and waits until
+// the core holds part of it.
+func startBulk(t *testing.T, a *Agent, c *coretest.Core, kind edgesync.OpKind, payload []byte) outbox.Op {
+	t.Helper()
+	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: kind, Payload: bytes.NewReader(payload)})
+	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
+		n, ok := c.Store.PartialSize("site-1", op.ID)
+		return ok && n > 0
+	})
+	return op
+}
+
+// sendCritical enqueues a critical event op "alarm" and returns how long
+// it took from the enqueue until the core applied it.
+func sendCritical(t *testing.T, a *Agent, c *coretest.Core, alarm string) time.Duration {
+	t.Helper()
+	start := time.Now()
+	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte(alarm))})
+	testutil.WaitFor(t, 30*time.Second, "the critical op at the core", func() bool {
+		ok, _ := c.Store.Applied("site-1", crit.ID)
+		return ok
+	})
+	return time.Since(start)
+}
+
 // TestCriticalOvertakesBulk enqueues a critical op while a 64 MiB
 // background transfer runs on satellite-geo and measures when it reaches
 // the core: within 2 s plus one chunk's serialisation time.
@@ -121,33 +159,16 @@ func TestCriticalOvertakesBulk(t *testing.T) {
 		t.Skip("satellite transfer")
 	}
 	prof := linksim.SatelliteGEO()
-	p := testutil.NewPKI(t, "site-1")
-	c := startCore(t, p, nil)
-	cfg := agentConfig(t, p, c.addr.String())
-	opts, _ := shaped(prof)
-	a := startAgent(t, p, cfg, opts)
-	sat := edgesync.Satellite
-	fast := 100 * time.Millisecond
-	pinFast(t, a, sat, fast)
-	bulkOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.EventOp, Payload: bytes.NewReader(randomish(64 << 20))})
-	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
-		n, ok := c.store.PartialSize("site-1", bulkOp.ID)
-		return ok && n > 0
-	})
-	start := time.Now()
-	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte(`{"alarm":"fire"}`))})
-	testutil.WaitFor(t, 30*time.Second, "the critical op at the core", func() bool {
-		ok, _ := c.store.Applied("site-1", crit.ID)
-		return ok
-	})
-	took := time.Since(start)
+	a, c := startSatellite(t, prof)
+	bulkOp := startBulk(t, a, c, edgesync.EventOp, randomish(64<<20))
+	took := sendCritical(t, a, c, `{"alarm":"fire"}`)
 	chunk := a.Config().Params["core"].ChunkSize
 	bound := 2*time.Second + time.Duration(float64(chunk*8)/float64(prof.Up.RateBps)*float64(time.Second))
 	t.Logf("critical op reached the core %v after enqueue during a 64 MiB transfer (bound %v)", took, bound)
 	if took > bound {
 		t.Fatalf("critical op took %v, want ≤ %v", took, bound)
 	}
-	if ok, _ := c.store.Applied("site-1", bulkOp.ID); ok {
+	if ok, _ := c.Store.Applied("site-1", bulkOp.ID); ok {
 		t.Fatalf("the bulk transfer finished first; the test proved nothing")
 	}
 }
@@ -160,32 +181,14 @@ func TestLaneLossySatellite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("satellite transfer")
 	}
-	prof := linksim.SatelliteGEOLossy()
-	p := testutil.NewPKI(t, "site-1")
-	c := startCore(t, p, nil)
-	cfg := agentConfig(t, p, c.addr.String())
-	opts, _ := shaped(prof)
-	a := startAgent(t, p, cfg, opts)
-	sat := edgesync.Satellite
-	fast := 100 * time.Millisecond
-	pinFast(t, a, sat, fast)
+	a, c := startSatellite(t, linksim.SatelliteGEOLossy())
 	payload := randomish(2 << 20) // about 1 MiB on the wire after zstd
-	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.StateOp, Payload: bytes.NewReader(payload)})
-	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
-		n, ok := c.store.PartialSize("site-1", bulk.ID)
-		return ok && n > 0
-	})
+	bulk := startBulk(t, a, c, edgesync.StateOp, payload)
 	if !a.Stats()[0].Lane {
 		t.Fatal("the connection has no data lane; the test would prove nothing")
 	}
-	start := time.Now()
-	crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte(`{"alarm":"flood"}`))})
-	testutil.WaitFor(t, 30*time.Second, "the critical op at the core", func() bool {
-		ok, _ := c.store.Applied("site-1", crit.ID)
-		return ok
-	})
-	took := time.Since(start)
-	bulkDone, _ := c.store.Applied("site-1", bulk.ID)
+	took := sendCritical(t, a, c, `{"alarm":"flood"}`)
+	bulkDone, _ := c.Store.Applied("site-1", bulk.ID)
 	t.Logf("critical op reached the core %v after enqueue during the lane transfer", took)
 	if bulkDone {
 		t.Fatal("the bulk op finished before the critical op; nothing was overtaken")
@@ -196,14 +199,14 @@ func TestLaneLossySatellite(t *testing.T) {
 		t.Fatalf("critical op took %v during a lane transfer, want ≤ 5s", took)
 	}
 	testutil.WaitFor(t, 2*time.Minute, "the bulk op at the core", func() bool { return outboxEmpty(a) })
-	got, err := coreData(t, c, "site-1", "bulk")
+	got, err := c.Data("site-1", "bulk")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, payload) {
 		t.Fatalf("bulk op: core holds %d bytes, sent %d, or they differ", len(got), len(payload))
 	}
-	st, as := c.srv.Stats(), a.Stats()[0]
+	st, as := c.Server.Stats(), a.Stats()[0]
 	if st.OpsApplied != 2 || st.LaneOps != 1 || as.LaneOps != 1 {
 		t.Fatalf("core applied %d ops (%d via the lane, agent counts %d); want 2, 1 via the lane", st.OpsApplied, st.LaneOps, as.LaneOps)
 	}
@@ -216,8 +219,8 @@ func TestLaneLossySatellite(t *testing.T) {
 // lane transfer number; the core ends up with the op once, byte-identical.
 func TestLanePauseResumes(t *testing.T) {
 	p := testutil.NewPKI(t, "site-1")
-	c := startCore(t, p, nil)
-	cfg := agentConfig(t, p, c.addr.String())
+	c := coretest.Start(t, p, nil)
+	cfg := coretest.AgentConfig(t, p, c.Addr.String())
 	opts, _ := shaped(linksim.Broadband())
 	a := startAgent(t, p, cfg, opts)
 	fast := 100 * time.Millisecond
@@ -238,21 +241,21 @@ func TestLanePauseResumes(t *testing.T) {
 	}
 	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "big", Priority: edgesync.Normal, Kind: edgesync.StateOp, Payload: bytes.NewReader(payload)})
 	testutil.WaitFor(t, 60*time.Second, "a quarter of the op at the core", func() bool {
-		n, ok := c.store.PartialSize("site-1", op.ID)
+		n, ok := c.Store.PartialSize("site-1", op.ID)
 		return ok && n >= 1<<20
 	})
 	if err := a.Switch("core", linkmon.Pin{Class: &broadband}); err != nil {
 		t.Fatal(err)
 	}
 	testutil.WaitFor(t, 2*time.Minute, "the op at the core", func() bool { return outboxEmpty(a) })
-	got, err := coreData(t, c, "site-1", "big")
+	got, err := c.Data("site-1", "big")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, payload) {
 		t.Fatalf("core holds %d bytes, sent %d, or they differ", len(got), len(payload))
 	}
-	st, as := c.srv.Stats(), a.Stats()[0]
+	st, as := c.Server.Stats(), a.Stats()[0]
 	if as.Paused < 1 {
 		t.Fatalf("the transfer never paused (stats %+v); the test proved nothing", as)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -22,15 +23,15 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 		t.Skip("a 20 s outage")
 	}
 	p := testutil.NewPKI(t, "site-1")
-	c := startCore(t, p, nil)
+	c := coretest.Start(t, p, nil)
 	opts, link := shaped(linksim.Broadband())
-	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), opts)
+	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
 	testutil.WaitFor(t, 30*time.Second, "a connection", func() bool { return link() != nil && a.Stats()[0].Connected })
 
 	// A large transfer is under way when the link goes.
 	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.EventOp, Payload: bytes.NewReader(randomish(8 << 20))})
 	testutil.WaitFor(t, 90*time.Second, "the bulk transfer under way", func() bool {
-		n, ok := c.store.PartialSize("site-1", bulk.ID)
+		n, ok := c.Store.PartialSize("site-1", bulk.ID)
 		return ok && n > 0
 	})
 	if err := link().SetProfile(linksim.Outage()); err != nil {
@@ -52,7 +53,7 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 				Kind: edgesync.EventOp, Payload: bytes.NewReader(randomish(2000 + i))}))
 		}
 	}
-	if applied := c.srv.Stats().OpsApplied; applied != 0 {
+	if applied := c.Server.Stats().OpsApplied; applied != 0 {
 		t.Fatalf("%d ops reached the core through a dead link", applied)
 	}
 	testutil.WaitFor(t, 25*time.Second, "20 s of outage", func() bool { return time.Since(cut) >= 20*time.Second })
@@ -65,7 +66,7 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	testutil.WaitFor(t, 2*time.Minute, "the backlog to drain", func() bool { return outboxEmpty(a) })
 
 	// Arrival order: the core's event log.
-	evs, err := c.store.Events("site-1", 1, 1000)
+	evs, err := c.Store.Events("site-1", 1, 1000)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -28,14 +29,14 @@ func TestSendsToCoreExactlyOnce(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := testutil.NewPKI(t, "site-1")
-			c := startCore(t, p, func(sc *core.ServerConfig) { sc.DisableLane = tc.coreOff })
-			a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{DisableLane: tc.agentOff})
+			c := coretest.Start(t, p, func(sc *core.ServerConfig) { sc.DisableLane = tc.coreOff })
+			a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), Options{DisableLane: tc.agentOff})
 			sendsExactlyOnce(t, a, c, !tc.agentOff && !tc.coreOff)
 		})
 	}
 }
 
-func sendsExactlyOnce(t *testing.T, a *Agent, c *testCore, lane bool) {
+func sendsExactlyOnce(t *testing.T, a *Agent, c *coretest.Core, lane bool) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	want := map[string][]byte{}
 	sizes := []int{0, 100, 4 << 10, 200 << 10, 3 << 20}
@@ -50,7 +51,7 @@ func sendsExactlyOnce(t *testing.T, a *Agent, c *testCore, lane bool) {
 	}
 	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
 	for key, data := range want {
-		got, err := coreData(t, c, "site-1", key)
+		got, err := c.Data("site-1", key)
 		if err != nil {
 			t.Fatalf("core has no %s: %v", key, err)
 		}
@@ -58,7 +59,7 @@ func sendsExactlyOnce(t *testing.T, a *Agent, c *testCore, lane bool) {
 			t.Fatalf("%s: core holds %d bytes, sent %d, or they differ", key, len(got), len(data))
 		}
 	}
-	st := c.srv.Stats()
+	st := c.Server.Stats()
 	if st.OpsApplied != int64(len(sizes)) {
 		t.Errorf("core applied %d ops, want %d (stats %+v)", st.OpsApplied, len(sizes), st)
 	}

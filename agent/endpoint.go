@@ -147,7 +147,7 @@ func (e *endpoint) run(ctx context.Context) {
 		tr.Close()
 		pc.Close()
 	}()
-	e.startMonitor()
+	e.startMonitor(ctx)
 	defer e.closeMonitor()
 	bo := backoff.New(500*time.Millisecond, 30*time.Second)
 	lastLogged := time.Time{}

@@ -7,102 +7,30 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
-	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
-// testCore is a running core on loopback.
-type testCore struct {
-	srv   *core.Server
-	store *core.Store
-	addr  *net.UDPAddr
-	done  chan error
-}
-
-func startCore(t testing.TB, p *testutil.PKI, mod func(*core.ServerConfig)) *testCore {
-	t.Helper()
-	store, err := core.Open(filepath.Join(t.TempDir(), "core.db"), core.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := core.ServerConfig{Name: "core", TLS: p.ServerTLS(t), Store: store, Logger: testLogger(t, "core")}
-	if mod != nil {
-		mod(&cfg)
-	}
-	srv, err := core.NewServer(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &testCore{srv: srv, store: store, addr: pc.LocalAddr().(*net.UDPAddr), done: make(chan error, 1)}
-	go func() { c.done <- srv.Serve(context.Background(), pc) }()
-	t.Cleanup(func() {
-		srv.Close()
-		select {
-		case <-c.done:
-		case <-time.After(10 * time.Second):
-			t.Error("core server did not stop within 10 s")
-		}
-		pc.Close()
-		store.Close()
-	})
-	return c
-}
-
-func testLogger(t testing.TB, name string) hclog.Logger {
-	if testing.Verbose() {
-		return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: testWriter{t}})
-	}
-	return hclog.NewNullLogger()
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
-}
-
-// agentConfig returns a valid agent config for one endpoint "core".
-func agentConfig(t testing.TB, p *testutil.PKI, coreAddr string) config.Agent {
-	cfg := config.DefaultAgent()
-	cfg.Name = p.AgentName
-	cfg.DataDir = t.TempDir()
-	cfg.TLS = config.TLS{CA: p.CAFile, Cert: p.AgentCert, Key: p.AgentKey}
-	// Until a monitor classifies the link, the class is unknown and ordinary
-	// data waits 30 s between batches; tests want it at once.
-	fast := 50 * time.Millisecond
-	cfg.Profiles[edgesync.Unknown] = config.Profile{Interval: &fast}
-	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: coreAddr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
-	return cfg
-}
-
 func startAgent(t testing.TB, p *testutil.PKI, cfg config.Agent, opts Options) *Agent {
 	t.Helper()
 	opts.TLS = p.ClientTLS(t, "127.0.0.1")
 	if opts.Logger == nil {
-		opts.Logger = testLogger(t, "agent")
+		opts.Logger = testutil.Logger(t, "agent")
 	}
 	a, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(); err != nil {
+	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
@@ -113,16 +41,6 @@ func startAgent(t testing.TB, p *testutil.PKI, cfg config.Agent, opts Options) *
 func outboxEmpty(a *Agent) bool {
 	st, err := a.Outbox().Stats()
 	return err == nil && st.Total.Ops == 0
-}
-
-// coreData reads the current version of key at the core.
-func coreData(t testing.TB, c *testCore, agent, key string) ([]byte, error) {
-	t.Helper()
-	_, obj, err := c.store.Current(agent, key)
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
 }
 
 func enqueue(t testing.TB, a *Agent, n outbox.NewOp) outbox.Op {
@@ -201,12 +119,12 @@ func mixedWorkload(seed uint64, n int, maxSize int) []workloadOp {
 
 // checkDelivered verifies at the core: every event exactly once and byte
 // for byte, every key at the newest version enqueued.
-func checkDelivered(t testing.TB, c *testCore, agentName string, enq []outbox.Op, ops []workloadOp) {
+func checkDelivered(t testing.TB, c *coretest.Core, agentName string, enq []outbox.Op, ops []workloadOp) {
 	t.Helper()
 	events := map[edgesync.OpID]int{}
 	seqs := map[edgesync.OpID]uint64{}
 	for from := uint64(1); ; {
-		evs, err := c.store.Events(agentName, from, 10000)
+		evs, err := c.Store.Events(agentName, from, 10000)
 		if err != nil {
 			t.Fatalf("core events: %v", err)
 		}
@@ -229,7 +147,7 @@ func checkDelivered(t testing.TB, c *testCore, agentName string, enq []outbox.Op
 		if n := events[id]; n != 1 {
 			t.Fatalf("event %s (%s) stored %d times at the core, want exactly once", id, op.key, n)
 		}
-		_, obj, err := c.store.EventData(agentName, seqs[id])
+		_, obj, err := c.Store.EventData(agentName, seqs[id])
 		if err != nil {
 			t.Fatalf("event %s data: %v", id, err)
 		}
@@ -239,7 +157,7 @@ func checkDelivered(t testing.TB, c *testCore, agentName string, enq []outbox.Op
 		}
 	}
 	for key, want := range newest {
-		got, err := coreData(t, c, agentName, key)
+		got, err := c.Data(agentName, key)
 		if err != nil {
 			t.Fatalf("core has no %s: %v", key, err)
 		}

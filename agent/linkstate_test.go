@@ -7,6 +7,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 )
@@ -18,9 +19,9 @@ import (
 // across a monitor.start with new settings.
 func TestStatusIsWhatTheSenderUses(t *testing.T) {
 	p := testutil.NewPKI(t, "site-1")
-	c1, c2 := startCore(t, p, nil), startCore(t, p, nil)
-	cfg := agentConfig(t, p, c1.addr.String())
-	cfg.Endpoints = append(cfg.Endpoints, config.Endpoint{Name: "backup", Address: c2.addr.String(), ServerName: "127.0.0.1", Monitor: cfg.Monitor})
+	c1, c2 := coretest.Start(t, p, nil), coretest.Start(t, p, nil)
+	cfg := coretest.AgentConfig(t, p, c1.Addr.String())
+	cfg.Endpoints = append(cfg.Endpoints, config.Endpoint{Name: "backup", Address: c2.Addr.String(), ServerName: "127.0.0.1", Monitor: cfg.Monitor})
 	a := startAgent(t, p, cfg, Options{})
 	for _, n := range []string{"core", "backup"} {
 		testutil.WaitFor(t, 15*time.Second, n+"'s link classified", func() bool {

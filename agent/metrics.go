@@ -25,7 +25,8 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 
 // agentCollector turns the agent's snapshots into metrics.
 type agentCollector struct {
-	a *Agent
+	a  *Agent
+	ob *outbox.Outbox // the agent's, for the queue figures
 
 	bandwidth, rtt, jitter, loss, class, connected, mode *prometheus.Desc
 	queueOps, queueBytes, leased, drops                  *prometheus.Desc
@@ -37,6 +38,7 @@ type agentCollector struct {
 func newAgentCollector(a *Agent) *agentCollector {
 	return &agentCollector{
 		a:            a,
+		ob:           a.ob,
 		bandwidth:    desc("link_bandwidth_bps", "Measured link capacity in bit/s (median of the classification window); 0 when not measured.", "endpoint"),
 		rtt:          desc("link_rtt_seconds", "Measured round-trip time (median).", "endpoint"),
 		jitter:       desc("link_jitter_seconds", "Measured round-trip time variation (median).", "endpoint"),
@@ -119,7 +121,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.dialFailures, float64(es.DialFailures), n)
 		counter(c.summaries, float64(es.Summaries), n)
 	}
-	st, err := c.a.ob.Stats()
+	st, err := c.ob.Stats()
 	if err != nil {
 		return
 	}

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/goleak"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -84,8 +85,8 @@ func TestMetricsScrape(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	p := testutil.NewPKI(t, "site-1")
-	c := startCore(t, p, nil)
-	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), Options{})
+	c := coretest.Start(t, p, nil)
+	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), Options{})
 
 	data := bytes.Repeat([]byte("reading 42\n"), 3000)
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "a", Kind: edgesync.StateOp, Priority: edgesync.High, Payload: bytes.NewReader(data)})
@@ -153,7 +154,7 @@ func TestMetricsScrape(t *testing.T) {
 	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
 
 	// The core's metrics.
-	cf := scrape(t, c.srv.MetricsHandler(c.store))
+	cf := scrape(t, c.Server.MetricsHandler(c.Store))
 	mustValue(t, cf, "edge_sync_core_ops_applied_total", nil, 3)
 	mustValue(t, cf, "edge_sync_core_connections", nil, 1)
 	mustValue(t, cf, "edge_sync_core_store_agents", nil, 1)

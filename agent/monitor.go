@@ -41,12 +41,15 @@ func (e *endpoint) measuring() *linkmon.Monitor {
 	return nil
 }
 
-// startMonitor starts measuring as the endpoint's run begins.
-func (e *endpoint) startMonitor() {
+// startMonitor starts measuring as the endpoint's run begins. It fails
+// only when the run's ctx has already ended, and the run then ends too.
+func (e *endpoint) startMonitor(ctx context.Context) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.running = true
-	e.mon.Start()
+	if err := e.mon.Start(ctx); err != nil {
+		e.log.Debug("link monitor not started", "error", err)
+	}
 }
 
 // closeMonitor closes the monitor as the endpoint's run ends; the last

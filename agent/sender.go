@@ -111,20 +111,23 @@ func (s *session) finish() {
 	}
 }
 
-// release gives leased ops back to the outbox for a later attempt. It
-// fails only once the outbox is closed (the agent is stopping), and then
+// release gives leased ops back to the outbox (releaseOps).
+func (s *session) release(ids ...edgesync.OpID) { releaseOps(s.log, s.ob, ids...) }
+
+// releaseOps gives leased ops back to ob for a later attempt. It fails
+// only once the outbox is closed (the agent is stopping), and then
 // nothing is lost: leases live in memory, and the next Open offers every
 // op again.
-func (s *session) release(ids ...edgesync.OpID) {
+func releaseOps(log hclog.Logger, ob *outbox.Outbox, ids ...edgesync.OpID) {
 	if len(ids) == 0 {
 		return
 	}
-	if err := s.ob.Release(ids...); err != nil {
+	if err := ob.Release(ids...); err != nil {
 		level := hclog.Warn
 		if errors.Is(err, outbox.ErrClosed) {
 			level = hclog.Debug
 		}
-		s.log.Log(level, "ops not released in the outbox", "ops", opIDs(ids), "error", err)
+		log.Log(level, "ops not released in the outbox", "ops", opIDs(ids), "error", err)
 	}
 }
 

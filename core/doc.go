@@ -5,7 +5,8 @@
 // # Server
 //
 // Server (New and OpenStore from a config.Core, or NewServer and Open
-// from parts; Serve, Close) accepts agents over QUIC with mutual
+// from parts; Serve once, Close, which waits until Serve has returned;
+// docs/architecture.md#lifecycle) accepts agents over QUIC with mutual
 // TLS, answers Hello with Welcome, and runs one goroutine per op stream
 // (server_op.go): OpHeader, then DATA frames decoded chunk by chunk into a
 // partial op, then Commit, answered with Ack or Nack after the store's

@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/quic-go/quic-go"
 
+	"github.com/edge-sync/edge-sync/internal/lifecycle"
 	"github.com/edge-sync/edge-sync/internal/pki"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/wire"
@@ -58,15 +59,14 @@ type Server struct {
 	// packet trains as sealed raw packets on the QUIC socket.
 	probes *linkmon.Responder
 
-	mu     sync.Mutex
-	tr     *quic.Transport
-	demux  *lane.Demux
-	ln     *quic.Listener
-	conns  map[*quic.Conn]string // live connection → agent
-	closed bool
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	ready  chan struct{}
+	serving lifecycle.Serving
+	mu      sync.Mutex
+	tr      *quic.Transport
+	demux   *lane.Demux
+	ln      *quic.Listener
+	conns   map[*quic.Conn]string // live connection → agent
+	wg      sync.WaitGroup
+	ready   chan struct{}
 }
 
 // serverStats are the core's counters, read by Stats and /metrics.
@@ -130,9 +130,14 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 
 // Serve accepts agents on pc until ctx ends or Close is called, then closes
 // every connection and waits for their goroutines. It does not close pc.
+// It runs once: after Close, or while it runs, it fails with
+// net.ErrClosed.
 func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	ctx, end, err := s.serving.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer end()
 	tr := &quic.Transport{Conn: pc}
 	// The demux is the transport's only reader of non-QUIC packets: lane
 	// packets go to their session, probe trains to the responder.
@@ -147,14 +152,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		return fmt.Errorf("core listen: %w", err)
 	}
 	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
-		demux.Close()
-		tr.Close()
-		return net.ErrClosed
-	}
-	s.tr, s.demux, s.ln, s.cancel = tr, demux, ln, cancel
+	s.tr, s.demux, s.ln = tr, demux, ln
 	s.mu.Unlock()
 	close(s.ready)
 	s.log.Info("listening", "addr", pc.LocalAddr().String())
@@ -179,8 +177,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	s.wg.Wait()
 	demux.Close()
 	tr.Close()
-	s.probes.Close()
-	return nil
+	return s.probes.Close()
 }
 
 // Addr returns the address Serve listens on, once it has started.
@@ -189,16 +186,12 @@ func (s *Server) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Close stops Serve. It is safe to call more than once.
+// Close stops Serve and waits until it has returned, with every
+// connection's goroutines; Serve refuses to start after it. It is
+// idempotent.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	cancel := s.cancel
-	s.mu.Unlock()
-	if cancel != nil {
-		cancel()
-	}
-	return nil
+	s.serving.Close()
+	return s.probes.Close()
 }
 
 // Stats returns a snapshot of the server's counters.

@@ -134,11 +134,7 @@ func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, dat
 	}
 	defer s.release()
 	err := s.update(func(tx *bolt.Tx) error {
-		a, err := agentRO(tx, agent)
-		if err != nil {
-			return err
-		}
-		p, err := getPartial(a, opID)
+		a, p, err := getPartial(tx, agent, opID)
 		if err != nil {
 			return err
 		}
@@ -169,16 +165,23 @@ func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, dat
 	return nil
 }
 
-func getPartial(a *agentBucket, opID edgesync.OpID) (partialRec, error) {
+// getPartial finds the bucket of agent in tx and its partial op opID. The
+// bucket is nil when the agent has none; otherwise it is returned with
+// the partial's error too.
+func getPartial(tx *bolt.Tx, agent string, opID edgesync.OpID) (*agentBucket, partialRec, error) {
+	a, err := agentRO(tx, agent)
+	if err != nil {
+		return nil, partialRec{}, err
+	}
 	v := a.partials.Get(opID[:])
 	if v == nil {
-		return partialRec{}, fmt.Errorf("partial op: %w", ErrNotFound)
+		return a, partialRec{}, fmt.Errorf("partial op: %w", ErrNotFound)
 	}
 	p, err := decodePartial(v)
 	if err != nil {
-		return partialRec{}, fmt.Errorf("partial op: %w", err)
+		return a, partialRec{}, fmt.Errorf("partial op: %w", err)
 	}
-	return p, nil
+	return a, p, nil
 }
 
 func restoreHash(state []byte) (hash.Hash, error) {
@@ -201,11 +204,7 @@ func (s *Store) PartialSize(agent string, opID edgesync.OpID) (int64, bool) {
 	// Every error (no such agent or partial, a damaged record) means there
 	// is no partial to resume: ok stays false, as documented.
 	_ = s.viewTx(func(tx *bolt.Tx) error {
-		a, err := agentRO(tx, agent)
-		if err != nil {
-			return err
-		}
-		p, err := getPartial(a, opID)
+		_, p, err := getPartial(tx, agent, opID)
 		if err != nil {
 			return err
 		}
@@ -222,11 +221,7 @@ func (s *Store) DiscardPartial(agent string, opID edgesync.OpID) error {
 	}
 	defer s.release()
 	err := s.update(func(tx *bolt.Tx) error {
-		a, err := agentRO(tx, agent)
-		if err != nil {
-			return err
-		}
-		p, err := getPartial(a, opID)
+		a, p, err := getPartial(tx, agent, opID)
 		if err != nil {
 			return err
 		}
@@ -253,12 +248,8 @@ func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) 
 	var refused error // the partial was discarded; the transaction still commits
 	err := s.update(func(tx *bolt.Tx) error {
 		res, refused = Result{}, nil
-		a, err := agentRO(tx, agent)
-		if err != nil {
-			return err
-		}
-		p, err := getPartial(a, opID)
-		if errors.Is(err, ErrNotFound) && a.applied.Get(opID[:]) != nil {
+		a, p, err := getPartial(tx, agent, opID)
+		if errors.Is(err, ErrNotFound) && a != nil && a.applied.Get(opID[:]) != nil {
 			// Committed already (a repeated commit after a lost ack).
 			r, derr := decodeApplied(a.applied.Get(opID[:]))
 			if derr != nil {

@@ -102,11 +102,7 @@ func TestOpenTruncated(t *testing.T) {
 // checkFilled verifies that the store at path holds what filledStore wrote.
 func checkFilled(t *testing.T, path string) {
 	t.Helper()
-	s, err := Open(path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, path)
 	for i := range 20 {
 		want := payload(uint64(i), 10_000)
 		if i%2 == 0 {
@@ -146,14 +142,32 @@ func TestOpenForeignBolt(t *testing.T) {
 
 func setMeta(t *testing.T, path string, key, val []byte) {
 	t.Helper()
+	rawUpdate(t, path, func(tx *bolt.Tx) error { return tx.Bucket(bktMeta).Put(key, val) })
+}
+
+// rawUpdate changes the store file at path with bbolt itself, past the
+// store's checks, as damage would.
+func rawUpdate(t *testing.T, path string, f func(tx *bolt.Tx) error) {
+	t.Helper()
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktMeta).Put(key, val) }); err != nil {
+	if err := db.Update(f); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openStore opens the store at path; it closes when t ends.
+func openStore(t *testing.T, path string) *Store {
+	t.Helper()
+	s, err := Open(path, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 func TestOpenNewerFormat(t *testing.T) {
@@ -179,21 +193,10 @@ func TestOpenNewerFormat(t *testing.T) {
 
 func TestOpenCorruptRecords(t *testing.T) {
 	path := filledStore(t)
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
 		return tx.Bucket(bktAgents).Bucket([]byte("site-1")).Bucket(bktKeys).Put([]byte("k/b"), []byte{1, 2, 3})
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	s, err := Open(path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	})
+	s := openStore(t, path)
 	if _, _, err := s.Get("site-1", "k/b"); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("Get of a damaged record: %v, want ErrCorrupt", err)
 	}
@@ -244,11 +247,7 @@ func TestOpenFlippedPages(t *testing.T) {
 // ErrCorrupt instead of killing the process.
 func TestFaultBecomesError(t *testing.T) {
 	path := filledStore(t)
-	s, err := Open(path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openStore(t, path)
 	if err := os.Truncate(path, 8192); err != nil {
 		t.Fatal(err)
 	}
@@ -306,25 +305,14 @@ func readDamaged(t *testing.T, path string) {
 
 func TestReadDetectsDamagedChunk(t *testing.T) {
 	path := filledStore(t)
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
 		blobs := tx.Bucket(bktAgents).Bucket([]byte("site-1")).Bucket(bktBlobs)
 		k, v := blobs.Cursor().First()
 		bad := bytes.Clone(v)
 		bad[len(bad)/2] ^= 0x40
 		return blobs.Put(bytes.Clone(k), bad)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	s, err := Open(path, Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	})
+	s := openStore(t, path)
 	// The first blob belongs to the first op, an event.
 	_, o, err := s.EventData("site-1", 1)
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 const (
@@ -98,16 +98,7 @@ func TestCrashSIGKILL(t *testing.T) {
 		// Start a little before the last printed op, so ops that were
 		// committed but not acknowledged, and some that were, are resent.
 		start := max(0, next-3)
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), crashChildEnv+"="+path, crashStartEnv+"="+strconv.Itoa(start))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out := testutil.StartChild(t, os.Stderr, crashChildEnv+"="+path, crashStartEnv+"="+strconv.Itoa(start))
 		t0 := time.Now()
 		lines := make(chan string)
 		go func() {
@@ -157,7 +148,7 @@ func TestCrashSIGKILL(t *testing.T) {
 			}
 		}
 		t.Logf("round %d: %d ops, killed after %v", round, n, time.Since(t0))
-		err = cmd.Wait()
+		err := cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			t.Fatalf("round %d: child ended with %v, not SIGKILL", round, err)
 		}

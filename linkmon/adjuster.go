@@ -161,27 +161,11 @@ func (o Override) Apply(p ClassProfile) ClassProfile {
 	if o.Level != nil {
 		p.Params.Level = *o.Level
 	}
-	if o.ChunkSize != 0 {
-		p.Params.ChunkSize = o.ChunkSize
-		if o.MinChunkSize == 0 {
-			p.MinChunkSize = min(p.MinChunkSize, o.ChunkSize)
-		}
-	}
-	if o.MinChunkSize != 0 {
-		p.MinChunkSize = o.MinChunkSize
-	}
+	overrideWithFloor(&p.Params.ChunkSize, &p.MinChunkSize, o.ChunkSize, o.MinChunkSize)
 	if o.Interval != nil {
 		p.Params.Interval = *o.Interval
 	}
-	if o.Concurrency != 0 {
-		p.Params.Concurrency = o.Concurrency
-		if o.MinConcurrency == 0 {
-			p.MinConcurrency = min(p.MinConcurrency, o.Concurrency)
-		}
-	}
-	if o.MinConcurrency != 0 {
-		p.MinConcurrency = o.MinConcurrency
-	}
+	overrideWithFloor(&p.Params.Concurrency, &p.MinConcurrency, o.Concurrency, o.MinConcurrency)
 	if o.PriorityQueue != nil {
 		p.Params.PriorityQueue = *o.PriorityQueue
 	}
@@ -195,6 +179,22 @@ func (o Override) Apply(p ClassProfile) ClassProfile {
 		p.MaxBps = o.MaxBps
 	}
 	return p
+}
+
+// overrideWithFloor applies an override of a value that interpolates down
+// to a floor (chunk size, concurrency): a set value replaces it and lowers
+// the floor to it unless the floor is set too; a set floor replaces the
+// floor.
+func overrideWithFloor(v, floor *int, ov, ofloor int) {
+	if ov != 0 {
+		*v = ov
+		if ofloor == 0 {
+			*floor = min(*floor, ov)
+		}
+	}
+	if ofloor != 0 {
+		*floor = ofloor
+	}
 }
 
 // Validate reports the first bad field; prefix names the profile in the

@@ -52,10 +52,12 @@
 // # Network side
 //
 // A Monitor lives as long as its endpoint: NewMonitor (restoring the last
-// measured status from MonitorOptions.StatePath), Start or Run to measure,
+// measured status from MonitorOptions.StatePath), Start(ctx) to measure,
 // Stop to stop measuring (the state stays and still takes pins and
 // overrides), Restart to measure again with a new Config, Attach when the
-// agent's QUIC connection is up, Detach when it is lost, Close. It pings every
+// agent's QUIC connection is up, Detach when it is lost, Close (which
+// waits for its goroutines; Start then fails with ErrClosed, see
+// docs/architecture.md#lifecycle). It pings every
 // SampleInterval, probes bandwidth every ProbeInterval (stretched by the
 // budget, early after an RTT or loss jump, at once when the link comes
 // back), sends short check trains between probes to catch a change of

@@ -214,14 +214,37 @@ func startMonitor(t testing.TB, cfg Config, a *testAgent, opts MonitorOptions) *
 	if err != nil {
 		t.Fatal(err)
 	}
+	attachAndStart(t, m, a)
+	return m
+}
+
+// startWatched is startMonitor with the monitor's events subscribed to
+// before it attaches and starts, so that none is missed.
+func startWatched(t testing.TB, cfg Config, a *testAgent, opts MonitorOptions) (*Monitor, <-chan Event) {
+	t.Helper()
+	m, err := NewMonitor(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events, cancel := m.Subscribe()
+	t.Cleanup(cancel)
+	attachAndStart(t, m, a)
+	return m, events
+}
+
+// attachAndStart attaches m to a's connection (when a is not nil) and
+// starts it; m closes when t ends.
+func attachAndStart(t testing.TB, m *Monitor, a *testAgent) {
+	t.Helper()
 	if a != nil {
 		if err := m.Attach(a.conn, a.tr, a.session); err != nil {
 			t.Fatal(err)
 		}
 	}
-	m.Start()
+	if err := m.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = m.Close() })
-	return m
 }
 
 // waitClass waits up to limit for an event to a class for which ok holds

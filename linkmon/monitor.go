@@ -67,7 +67,6 @@ type Monitor struct {
 
 	runMu sync.Mutex     // serialises Start, Stop, Restart and Close
 	wg    sync.WaitGroup // the goroutines of the running measurement
-	done  chan struct{}  // closed by Close
 
 	probeMu     sync.Mutex // one bandwidth probe at a time
 	lastPackets int        // packets per train of the last probe; under probeMu
@@ -142,7 +141,7 @@ func NewMonitor(cfg Config, opts MonitorOptions) (*Monitor, error) {
 		cfg: cfg, name: opts.Name, log: log.Named("linkmon").With("endpoint", opts.Name), now: now,
 		path: opts.StatePath, overrides: maps.Clone(opts.Profiles), adj: adj,
 		status: Status{Class: edgesync.Unknown}, subs: make(map[int]*subscriber),
-		changed: make(chan struct{}), done: make(chan struct{}),
+		changed:  make(chan struct{}),
 		attachCh: make(chan struct{}, 1), wakeCh: make(chan struct{}, 1),
 	}
 	if m.path != "" {
@@ -198,12 +197,20 @@ func (m *Monitor) resetRun() {
 }
 
 // Start starts measuring: the sampling goroutine, and probes when due.
-// It does nothing while the monitor measures, or after Close. After Stop
-// it measures afresh from what the monitor kept, as Restart does.
-func (m *Monitor) Start() {
+// The measurement runs until Stop, Restart or Close: ctx bounds the call,
+// not the measurement (docs/architecture.md#lifecycle). It does nothing
+// while the monitor measures, and fails with ErrClosed after Close. After
+// Stop it measures afresh from what the monitor kept, as Restart does.
+func (m *Monitor) Start(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start monitor: %w", err)
+	}
 	m.runMu.Lock()
 	defer m.runMu.Unlock()
-	m.startLocked(nil)
+	if !m.startLocked(nil) {
+		return fmt.Errorf("start monitor: %w", ErrClosed)
+	}
+	return nil
 }
 
 // Stop stops measuring, waits for the goroutines and saves the status.
@@ -251,13 +258,14 @@ func (m *Monitor) Restart(cfg Config) error {
 
 // startLocked starts a measurement with cfg (nil keeps the current one),
 // readying a fresh run state first when the configuration changes or a
-// measurement ran before. Called with runMu held.
-func (m *Monitor) startLocked(cfg *Config) {
+// measurement ran before. It reports false after Close. Called with runMu
+// held.
+func (m *Monitor) startLocked(cfg *Config) bool {
 	m.mu.Lock()
-	skip, fresh := m.cancel != nil || m.closed, cfg != nil || m.ran
+	closed, running, fresh := m.closed, m.cancel != nil, cfg != nil || m.ran
 	m.mu.Unlock()
-	if skip {
-		return
+	if closed || running {
+		return !closed
 	}
 	if fresh {
 		// probeMu first: an on-demand Measure may be probing.
@@ -276,6 +284,7 @@ func (m *Monitor) startLocked(cfg *Config) {
 	m.mu.Unlock()
 	m.wg.Add(1)
 	go m.loop(ctx)
+	return true
 }
 
 // stopLocked ends the running measurement and waits for its goroutines;
@@ -300,17 +309,6 @@ func (m *Monitor) Measuring() bool {
 	return m.cancel != nil
 }
 
-// Run starts measuring and blocks until ctx ends or the monitor is
-// closed, then closes it.
-func (m *Monitor) Run(ctx context.Context) error {
-	m.Start()
-	select {
-	case <-ctx.Done():
-	case <-m.done:
-	}
-	return m.Close()
-}
-
 // Close stops measuring, detaches, closes subscriber channels and saves
 // the status. It is idempotent. A closed monitor still answers Snapshot,
 // Status and the other reads.
@@ -332,7 +330,6 @@ func (m *Monitor) Close() error {
 		delete(m.subs, id)
 	}
 	m.mu.Unlock()
-	close(m.done)
 	return m.save()
 }
 
@@ -348,7 +345,7 @@ func (m *Monitor) Attach(conn *quic.Conn, tr *quic.Transport, probeSession uint6
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
-		p.Close()
+		m.closeProber(p)
 		return fmt.Errorf("attach: %w", ErrClosed)
 	}
 	old := m.prober
@@ -359,7 +356,7 @@ func (m *Monitor) Attach(conn *quic.Conn, tr *quic.Transport, probeSession uint6
 	m.status.Missed = 0
 	m.mu.Unlock()
 	if old != nil {
-		old.Close()
+		m.closeProber(old)
 	}
 	m.signal(m.attachCh)
 	m.signal(m.wakeCh)
@@ -374,9 +371,16 @@ func (m *Monitor) Detach() {
 	m.prober, m.conn = nil, nil
 	m.mu.Unlock()
 	if p != nil {
-		p.Close()
+		m.closeProber(p)
 	}
 	m.signal(m.attachCh)
+}
+
+// closeProber closes a prober the monitor no longer uses.
+func (m *Monitor) closeProber(p *Prober) {
+	if err := p.Close(); err != nil {
+		m.log.Warn("closing the prober of a lost connection", "error", err)
+	}
 }
 
 func (m *Monitor) signal(ch chan struct{}) {

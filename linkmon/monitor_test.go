@@ -31,17 +31,7 @@ func TestProfilesClassified(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.profile.Name, func(t *testing.T) {
 			a := dialTestAgent(t, core, tc.profile, uint64(100+i))
-			m, err := NewMonitor(testConfig(), MonitorOptions{Name: tc.profile.Name})
-			if err != nil {
-				t.Fatal(err)
-			}
-			events, cancel := m.Subscribe()
-			defer cancel()
-			if err := m.Attach(a.conn, a.tr, a.session); err != nil {
-				t.Fatal(err)
-			}
-			m.Start()
-			defer m.Close()
+			m, events := startWatched(t, testConfig(), a, MonitorOptions{Name: tc.profile.Name})
 			ev, took, ok := waitClass(t, events, 10*time.Second, isNot(edgesync.Unknown))
 			if !ok {
 				t.Fatalf("no class within 10s; status %+v", m.Status())
@@ -82,17 +72,7 @@ func TestIntermittentProfile(t *testing.T) {
 	calm := p.Clone()
 	calm.Outages = nil
 	a := dialTestAgent(t, core, calm, 11)
-	m, err := NewMonitor(testConfig(), MonitorOptions{Name: "intermittent"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	events, cancel := m.Subscribe()
-	defer cancel()
-	if err := m.Attach(a.conn, a.tr, a.session); err != nil {
-		t.Fatal(err)
-	}
-	m.Start()
-	defer m.Close()
+	m, events := startWatched(t, testConfig(), a, MonitorOptions{Name: "intermittent"})
 	if _, _, ok := waitClass(t, events, 10*time.Second, isNot(edgesync.Unknown)); !ok {
 		t.Fatalf("no class within 10s; status %+v", m.Status())
 	}
@@ -127,17 +107,7 @@ func TestSwitchOutageRecovery(t *testing.T) {
 	core := newTestCore(t)
 	a := dialTestAgent(t, core, linksim.Broadband(), 21)
 	dir := t.TempDir()
-	m, err := NewMonitor(testConfig(), MonitorOptions{Name: "switch", StatePath: dir + "/status.json"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	events, cancel := m.Subscribe()
-	defer cancel()
-	if err := m.Attach(a.conn, a.tr, a.session); err != nil {
-		t.Fatal(err)
-	}
-	m.Start()
-	defer m.Close()
+	m, events := startWatched(t, testConfig(), a, MonitorOptions{Name: "switch", StatePath: dir + "/status.json"})
 	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
 		t.Fatalf("broadband not detected within 10s; status %+v", m.Status())
 	}

@@ -95,10 +95,13 @@ func NewProber(conn *quic.Conn, tr *quic.Transport, session uint64) (*Prober, er
 	return p, nil
 }
 
-// Close stops the prober's reader; it does not close the connection.
-func (p *Prober) Close() {
+// Close stops the prober's reader and waits for it; it does not close
+// the connection. It is idempotent and cannot fail: the error is there
+// for the lifecycle convention (docs/architecture.md#lifecycle).
+func (p *Prober) Close() error {
 	p.cancel()
 	p.wg.Wait()
+	return nil
 }
 
 // Pongs delivers answered pings. Pongs that find the channel full are

@@ -135,8 +135,12 @@ func (r *Responder) Unregister(sessionID uint64) {
 	}
 }
 
-// Close forgets every session and waits for reports being sent.
-func (r *Responder) Close() {
+// Close forgets every session, stops the report timers and waits for
+// reports being sent; a timer that fired meanwhile finds the responder
+// closed and sends nothing. Register fails after Close. It is idempotent
+// and cannot fail: the error is there for the lifecycle convention
+// (docs/architecture.md#lifecycle).
+func (r *Responder) Close() error {
 	r.mu.Lock()
 	r.closed = true
 	for id, s := range r.sessions {
@@ -147,6 +151,7 @@ func (r *Responder) Close() {
 	}
 	r.mu.Unlock()
 	r.wg.Wait()
+	return nil
 }
 
 // Stats returns the counters.

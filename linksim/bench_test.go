@@ -67,18 +67,21 @@ func (s *benchSink) send(b *testing.B, tx *net.UDPConn, buf []byte) {
 	}
 }
 
-// pump sends n packets to addr through s and returns the delivered rate
-// in Mbit/s.
-func pump(b *testing.B, s *benchSink, addr string, n int) float64 {
+// pump sends packets to addr through s while more reports true and
+// returns the delivered rate in Mbit/s.
+func pump(b *testing.B, s *benchSink, addr string, more func() bool) float64 {
 	tx := dial(b, addr)
 	buf := make([]byte, benchSize)
 	before := s.bytes.Load()
 	start := time.Now()
-	for range n {
+	for more() {
 		s.send(b, tx, buf)
 	}
 	return s.drain(b, before, start)
 }
+
+// times reports true n times.
+func times(n int) func() bool { return func() bool { n--; return n >= 0 } }
 
 // drain waits (bounded) for the packets in flight and returns Mbit/s
 // delivered since start.
@@ -95,21 +98,14 @@ func (s *benchSink) drain(b *testing.B, before int64, start time.Time) float64 {
 func BenchmarkRelayThroughput(b *testing.B) {
 	const window = 64 // larger windows overflow socket buffers and measure the 50 ms loss timeout
 	s := newBenchSink(b, window)
-	direct := pump(b, s, s.conn.LocalAddr().String(), 20000)
+	direct := pump(b, s, s.conn.LocalAddr().String(), times(20000))
 	r, err := NewRelay(RelayConfig{Target: s.conn.LocalAddr().String(), Profile: Unshaped()})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	tx := dial(b, r.Addr().String())
-	buf := make([]byte, benchSize)
-	before := s.bytes.Load()
-	start := time.Now()
 	b.SetBytes(benchSize)
-	for b.Loop() {
-		s.send(b, tx, buf)
-	}
-	relayed := s.drain(b, before, start)
+	relayed := pump(b, s, r.Addr().String(), b.Loop)
 	b.ReportMetric(relayed, "Mbit/s")
 	b.ReportMetric(direct, "direct-Mbit/s")
 	b.ReportMetric(relayed/direct, "ratio-vs-direct")
@@ -126,15 +122,8 @@ func BenchmarkRelayShaped100M(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer r.Close()
-	tx := dial(b, r.Addr().String())
-	buf := make([]byte, benchSize)
-	before := s.bytes.Load()
-	start := time.Now()
 	b.SetBytes(benchSize)
-	for b.Loop() {
-		s.send(b, tx, buf)
-	}
-	got := s.drain(b, before, start)
+	got := pump(b, s, r.Addr().String(), b.Loop)
 	if d := r.Stats().Up.DroppedQueue; d > 0 {
 		b.Errorf("%d tail drops with a window below the queue limit", d)
 	}

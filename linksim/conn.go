@@ -100,7 +100,7 @@ func (c *Conn) readLoop() {
 }
 
 func (c *Conn) sendUp(p *packet) {
-	_, _ = c.pc.WriteTo(p.data, p.to)
+	_, _ = c.pc.WriteTo(p.data, p.to) // a failed write loses the packet, as a link would
 	p.free()
 }
 

@@ -59,6 +59,16 @@ func (m *mapping) touch() { m.lastSeen.Store(time.Now().UnixNano()) }
 // bursts at 100 Mbit/s are not dropped before the shaper sees them.
 const socketBuffer = 4 << 20
 
+// tuneSocket asks for large kernel buffers and arrival stamps on a relay
+// socket. Both are best effort: the kernel may cap the buffers (bursts are
+// then dropped as a shallower queue would drop them), and enableRxTime
+// falls back to read times.
+func tuneSocket(c *net.UDPConn) {
+	_ = c.SetReadBuffer(socketBuffer)
+	_ = c.SetWriteBuffer(socketBuffer)
+	enableRxTime(c)
+}
+
 // NewRelay listens on cfg.Listen and starts forwarding to cfg.Target.
 func NewRelay(cfg RelayConfig) (*Relay, error) {
 	if cfg.Listen == "" {
@@ -91,9 +101,7 @@ func NewRelay(cfg RelayConfig) (*Relay, error) {
 		r.link.close()
 		return nil, fmt.Errorf("new relay: %w", err)
 	}
-	_ = r.ln.SetReadBuffer(socketBuffer) // best effort: the kernel may cap it
-	_ = r.ln.SetWriteBuffer(socketBuffer)
-	enableRxTime(r.ln)
+	tuneSocket(r.ln)
 	r.wg.Add(2)
 	go r.readClients()
 	go r.expire()
@@ -195,9 +203,7 @@ func (r *Relay) mappingFor(client netip.AddrPort) *mapping {
 	if err != nil {
 		return nil
 	}
-	_ = up.SetReadBuffer(socketBuffer)
-	_ = up.SetWriteBuffer(socketBuffer)
-	enableRxTime(up)
+	tuneSocket(up)
 	m := &mapping{client: client, up: up}
 	m.touch()
 	r.clients[client] = m
@@ -235,7 +241,7 @@ func (r *Relay) sendUp(p *packet) {
 
 func (r *Relay) sendDown(p *packet) {
 	m := p.via.(*mapping)
-	_, _ = r.ln.WriteToUDPAddrPort(p.data, m.client)
+	_, _ = r.ln.WriteToUDPAddrPort(p.data, m.client) // as sendUp: a failed write is a lost packet
 	p.free()
 }
 

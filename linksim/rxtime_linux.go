@@ -9,6 +9,8 @@ import (
 
 // enableRxTime asks the kernel to stamp each datagram's arrival, so a
 // reader that was descheduled still knows when packets reached the link.
+// It is best effort: where the socket refuses, rxTime finds no stamp and
+// takes the time of the read, as it does on other systems.
 func enableRxTime(c *net.UDPConn) {
 	rc, err := c.SyscallConn()
 	if err != nil {

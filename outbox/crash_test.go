@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -173,17 +173,8 @@ func TestCrashSIGKILL(t *testing.T) {
 // exited) and returns every line it printed.
 func runAndKill(t *testing.T, path string, n int) []printed {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), crashChildEnv+"="+path)
 	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := testutil.StartChild(t, &stderr, crashChildEnv+"="+path)
 	got := make(chan printed)
 	done := make(chan error, 1)
 	go func() {

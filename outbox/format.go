@@ -187,6 +187,8 @@ func initOrCheck(tx *bolt.Tx, chunkSize int) (int, error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
 		var other []byte
+		// ForEach fails only when its function does, and this one never
+		// does.
 		_ = tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
 			if other == nil {
 				other = append([]byte(nil), name...)

@@ -95,8 +95,19 @@ func (o *Outbox) Ack(ids ...edgesync.OpID) error {
 	if len(mine) == 0 {
 		return nil
 	}
+	if err := o.deleteEntries(mine, nil); err != nil {
+		return fmt.Errorf("ack: %w", err)
+	}
+	return nil
+}
+
+// deleteEntries deletes the ops of es, which the caller made busy, in one
+// fsynced commit and takes them out of the index, calling removed (if not
+// nil) for each with o.mu held; when the commit fails, it makes them
+// available again and returns the error.
+func (o *Outbox) deleteEntries(es []*entry, removed func(*entry)) error {
 	err := o.commit.do(func(tx *bolt.Tx) error {
-		for _, e := range mine {
+		for _, e := range es {
 			if err := deleteOp(tx, e.op.ID); err != nil {
 				return err
 			}
@@ -106,11 +117,14 @@ func (o *Outbox) Ack(ids ...edgesync.OpID) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if err != nil {
-		o.idx.undo(mine)
-		return fmt.Errorf("ack: %w", mapWriteErr(err))
+		o.idx.undo(es)
+		return mapWriteErr(err)
 	}
-	for _, e := range mine {
+	for _, e := range es {
 		o.idx.remove(e.op.ID)
+		if removed != nil {
+			removed(e)
+		}
 	}
 	return nil
 }
@@ -175,25 +189,14 @@ func (o *Outbox) PurgeExpired(now time.Time) ([]Drop, error) {
 		return nil, nil
 	}
 	slices.SortFunc(victims, func(a, b *entry) int { return a.op.ID.Compare(b.op.ID) })
-	err := o.commit.do(func(tx *bolt.Tx) error {
-		for _, e := range victims {
-			if err := deleteOp(tx, e.op.ID); err != nil {
-				return err
-			}
-		}
-		return nil
+	drops := make([]Drop, 0, len(victims))
+	err := o.deleteEntries(victims, func(e *entry) {
+		d := dropOf(&e.op, ReasonExpired)
+		drops = append(drops, d)
+		o.emitLocked(d)
 	})
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	if err != nil {
-		o.idx.undo(victims)
-		return nil, fmt.Errorf("purge expired: %w", mapWriteErr(err))
-	}
-	drops := make([]Drop, len(victims))
-	for i, e := range victims {
-		drops[i] = dropOf(&e.op, ReasonExpired)
-		o.idx.remove(e.op.ID)
-		o.emitLocked(drops[i])
+		return nil, fmt.Errorf("purge expired: %w", err)
 	}
 	return drops, nil
 }

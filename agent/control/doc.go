@@ -8,7 +8,11 @@
 //     *agent.Agent: one handler per command, each calling the agent's Go
 //     API (Status, Quality, Measure, History, Config, SetProfile, Switch,
 //     LeaseNext, StartMonitor, StopMonitor, Enqueue) and mapping the
-//     agent's errors to HTTP statuses and stable codes in one place.
+//     agent's errors to HTTP statuses and stable codes in one place. A
+//     JSON command is a function of its decoded request that returns the
+//     answer or an error (command, in handlers.go); the uploads and
+//     sync.next stream their bodies. Serve runs once; Close waits until
+//     it has returned (docs/architecture.md#lifecycle).
 //   - [Client] (NewClient, NewClientTCP) speaks it, for `edge-sync ctl`,
 //     `edge-sync put` and Go programs: Call for JSON commands, Upload for
 //     the streaming sends, Lease for sync.next, Health.

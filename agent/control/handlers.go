@@ -27,16 +27,16 @@ func (s *Server) routes() http.Handler {
 	cmds := map[string]http.HandlerFunc{
 		CmdSend:         s.upload(false),
 		CmdQueue:        s.upload(true),
-		CmdQuality:      s.quality,
-		CmdSwitch:       s.switchPin,
-		CmdConfig:       s.config,
-		CmdStats:        s.stats,
-		CmdMeasure:      s.measure,
-		CmdStatus:       s.status,
-		CmdHistory:      s.history,
+		CmdQuality:      command(s, s.quality),
+		CmdSwitch:       command(s, s.switchPin),
+		CmdConfig:       command(s, s.config),
+		CmdStats:        command(s, s.stats),
+		CmdMeasure:      command(s, s.measure),
+		CmdStatus:       command(s, s.status),
+		CmdHistory:      command(s, s.history),
 		CmdNext:         s.next,
-		CmdMonitorStart: s.monitorStart,
-		CmdMonitorStop:  s.monitorStop,
+		CmdMonitorStart: command(s, s.monitorStart),
+		CmdMonitorStop:  command(s, s.monitorStop),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := strings.CutPrefix(r.URL.Path, "/v1/")
@@ -157,92 +157,69 @@ func (s *Server) parseUpload(r *http.Request, priorityRequired bool) (outbox.New
 	return n, nil
 }
 
-func (s *Server) quality(w http.ResponseWriter, r *http.Request) {
-	var req EndpointRequest
-	if !s.decode(w, r, &req) {
-		return
+// command serves a command whose request is the JSON of a Req (see
+// decode) and whose answer is the JSON of f's value, or f's error.
+func command[Req any](s *Server, f func(r *http.Request, req Req) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var req Req
+		if !s.decode(w, r, &req) {
+			return
+		}
+		v, err := f(r, req)
+		s.reply(w, v, err)
 	}
-	m, err := s.a.Quality(req.Endpoint)
-	s.reply(w, m, err)
 }
 
-func (s *Server) measure(w http.ResponseWriter, r *http.Request) {
-	var req EndpointRequest
-	if !s.decode(w, r, &req) {
-		return
-	}
+func (s *Server) quality(_ *http.Request, req EndpointRequest) (any, error) {
+	return s.a.Quality(req.Endpoint)
+}
+
+func (s *Server) measure(r *http.Request, req EndpointRequest) (any, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), time.Minute)
 	defer cancel()
-	m, err := s.a.Measure(ctx, req.Endpoint)
-	s.reply(w, m, err)
+	return s.a.Measure(ctx, req.Endpoint)
 }
 
-func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	var req EndpointRequest
-	if !s.decode(w, r, &req) {
-		return
-	}
-	st, err := s.a.Status(req.Endpoint)
-	s.reply(w, st, err)
+func (s *Server) status(_ *http.Request, req EndpointRequest) (any, error) {
+	return s.a.Status(req.Endpoint)
 }
 
-func (s *Server) switchPin(w http.ResponseWriter, r *http.Request) {
-	var req SwitchRequest
-	if !s.decode(w, r, &req) {
-		return
-	}
+func (s *Server) switchPin(_ *http.Request, req SwitchRequest) (any, error) {
 	if req.To == "" {
-		s.fail(w, badRequest(`"to" is required: auto, a link class (fiber, broadband, mobile, satellite, intermittent) or a sync mode (full, full+zstd, delta, delta+zstd, store-and-forward)`))
-		return
+		return nil, badRequest(`"to" is required: auto, a link class (fiber, broadband, mobile, satellite, intermittent) or a sync mode (full, full+zstd, delta, delta+zstd, store-and-forward)`)
 	}
 	pin, err := linkmon.ParsePin(req.To)
 	if err != nil {
-		s.fail(w, badRequest("to: %v", err))
-		return
+		return nil, badRequest("to: %v", err)
 	}
 	if err := s.a.Switch(req.Endpoint, pin); err != nil {
-		s.fail(w, err)
-		return
+		return nil, err
 	}
-	st, err := s.a.Status(req.Endpoint)
-	s.reply(w, st, err)
+	return s.a.Status(req.Endpoint)
 }
 
-func (s *Server) config(w http.ResponseWriter, r *http.Request) {
-	var req ConfigRequest
-	if !s.decode(w, r, &req) {
-		return
-	}
+func (s *Server) config(_ *http.Request, req ConfigRequest) (any, error) {
 	if (req.Class == "") != (req.Profile == nil) {
-		s.fail(w, badRequest(`give both "class" and "profile" to change a class's parameters, or neither to show the configuration`))
-		return
+		return nil, badRequest(`give both "class" and "profile" to change a class's parameters, or neither to show the configuration`)
 	}
 	if req.Class != "" {
 		c, err := edgesync.ParseLinkClass(req.Class)
 		if err != nil {
-			s.fail(w, badRequest("class: %v", err))
-			return
+			return nil, badRequest("class: %v", err)
 		}
 		if err := s.a.SetProfile(c, *req.Profile); err != nil {
-			s.fail(w, badRequest("profile: %v", err))
-			return
+			return nil, badRequest("profile: %v", err)
 		}
 	}
-	writeJSON(w, http.StatusOK, s.a.Config())
+	return s.a.Config(), nil
 }
 
-func (s *Server) stats(w http.ResponseWriter, r *http.Request) {
-	var req struct{}
-	if !s.decode(w, r, &req) {
-		return
-	}
+func (s *Server) stats(*http.Request, struct{}) (any, error) {
 	st, err := s.a.Outbox().Stats()
 	if err != nil {
-		s.fail(w, err)
-		return
+		return nil, err
 	}
-	out := StatsResponse{Agent: s.a.Name(), Outbox: outboxStats(st), Endpoints: s.a.Stats()}
-	writeJSON(w, http.StatusOK, out)
+	return StatsResponse{Agent: s.a.Name(), Outbox: outboxStats(st), Endpoints: s.a.Stats()}, nil
 }
 
 func outboxStats(st outbox.Stats) OutboxStats {
@@ -258,17 +235,12 @@ func outboxStats(st outbox.Stats) OutboxStats {
 	return o
 }
 
-func (s *Server) history(w http.ResponseWriter, r *http.Request) {
-	var req HistoryRequest
-	if !s.decode(w, r, &req) {
-		return
-	}
+func (s *Server) history(_ *http.Request, req HistoryRequest) (any, error) {
 	window := 10 * time.Minute
 	if req.Window != "" {
 		d, err := time.ParseDuration(req.Window)
 		if err != nil || d <= 0 {
-			s.fail(w, badRequest("window %q: want a positive Go duration such as 10m", req.Window))
-			return
+			return nil, badRequest("window %q: want a positive Go duration such as 10m", req.Window)
 		}
 		window = d
 	}
@@ -280,7 +252,7 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = s.a.DefaultEndpoint()
 	}
-	s.reply(w, HistoryResponse{Endpoint: name, Window: window.String(), Measurements: ms}, err)
+	return HistoryResponse{Endpoint: name, Window: window.String(), Measurements: ms}, err
 }
 
 // next serves transport.bandwidth.sync.next: lease (the payload is the
@@ -382,27 +354,16 @@ func asciiJSON(v any) ([]byte, error) {
 	return out.Bytes(), nil
 }
 
-func (s *Server) monitorStart(w http.ResponseWriter, r *http.Request) {
-	var req MonitorStartRequest
-	if !s.decode(w, r, &req) {
-		return
-	}
+func (s *Server) monitorStart(r *http.Request, req MonitorStartRequest) (any, error) {
 	ms, err := req.start()
 	if err != nil {
-		s.fail(w, err)
-		return
+		return nil, err
 	}
-	res, err := s.a.StartMonitor(r.Context(), ms)
-	s.reply(w, res, err)
+	return s.a.StartMonitor(r.Context(), ms)
 }
 
-func (s *Server) monitorStop(w http.ResponseWriter, r *http.Request) {
-	var req EndpointRequest
-	if !s.decode(w, r, &req) {
-		return
-	}
-	res, err := s.a.StopMonitor(req.Endpoint)
-	s.reply(w, res, err)
+func (s *Server) monitorStop(_ *http.Request, req EndpointRequest) (any, error) {
+	return s.a.StopMonitor(req.Endpoint)
 }
 
 // decode reads a JSON request (an empty body is an empty request),

@@ -17,6 +17,7 @@ import (
 
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/lifecycle"
 	"github.com/edge-sync/edge-sync/internal/unixsock"
 )
 
@@ -56,10 +57,7 @@ type Server struct {
 	tcp     net.Listener
 	handler http.Handler
 
-	mu      sync.Mutex
-	servers []*http.Server
-	closed  bool
-	done    chan struct{}
+	serving lifecycle.Serving
 	once    sync.Once // closes the listeners
 }
 
@@ -74,7 +72,7 @@ func NewServer(a *agent.Agent, cfg config.Control, socketPath string, log hclog.
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 30
 	}
-	s := &Server{a: a, cfg: cfg, log: log, sock: socketPath, done: make(chan struct{})}
+	s := &Server{a: a, cfg: cfg, log: log, sock: socketPath}
 	if socketPath == "" && cfg.TCP == "" {
 		return nil, errors.New("control server: neither a socket nor a TCP address is configured")
 	}
@@ -152,19 +150,21 @@ func (s *Server) TCPAddr() net.Addr {
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Serve serves the API until ctx ends or Close is called, then closes the
-// listeners, removes the socket and waits for the serving goroutines.
+// listeners, removes the socket and waits for the serving goroutines. It
+// runs once: after Close, or while it runs, it fails with net.ErrClosed.
 func (s *Server) Serve(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return net.ErrClosed
+	ctx, end, err := s.serving.Begin(ctx)
+	if err != nil {
+		return err
 	}
+	defer end()
 	var wg sync.WaitGroup
+	var servers []*http.Server
 	errs := make(chan error, 2)
 	start := func(l net.Listener, h http.Handler) {
 		srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 			ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
-		s.servers = append(s.servers, srv)
+		servers = append(servers, srv)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -181,25 +181,18 @@ func (s *Server) Serve(ctx context.Context) error {
 		start(s.tcp, s.authenticate(s.handler))
 		s.log.Info("control API listening", "tcp", s.tcp.Addr().String())
 	}
-	s.mu.Unlock()
 
-	var err error
 	select {
 	case <-ctx.Done():
-	case <-s.done:
 	case err = <-errs:
 	}
-	s.shutdown()
+	s.shutdown(servers)
 	wg.Wait()
 	return err
 }
 
 // shutdown stops the HTTP servers: requests in flight get 5 s to finish.
-func (s *Server) shutdown() {
-	s.mu.Lock()
-	servers := s.servers
-	s.servers = nil
-	s.mu.Unlock()
+func (s *Server) shutdown(servers []*http.Server) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	for _, srv := range servers {
@@ -231,19 +224,11 @@ func (s *Server) closeListeners() {
 	})
 }
 
-// Close stops Serve, or closes the listeners if Serve never ran. It is safe
-// to call more than once.
+// Close stops Serve and waits until it has returned, or closes the
+// listeners if Serve never ran. It is idempotent; problems while stopping
+// are logged, so it returns nil.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return nil
-	}
-	s.closed = true
-	running := s.servers != nil
-	close(s.done)
-	s.mu.Unlock()
-	if !running {
+	if s.serving.Close() {
 		s.closeListeners()
 	}
 	return nil

@@ -18,6 +18,7 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -45,7 +46,7 @@ func shortDir(t testing.TB) string {
 func startControl(t testing.TB, a *agent.Agent, cfg config.Control) *ctlEnv {
 	t.Helper()
 	sock := filepath.Join(shortDir(t), "agent.sock")
-	srv, err := NewServer(a, cfg, sock, testLogger(t, "control"))
+	srv, err := NewServer(a, cfg, sock, testutil.Logger(t, "control"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +88,7 @@ func deadAddr(t testing.TB) string {
 // "core".
 func offlineAgent(t testing.TB, mod func(*config.Agent)) *agent.Agent {
 	p := testutil.NewPKI(t, "site-1")
-	cfg := agentConfig(t, p, deadAddr(t))
+	cfg := coretest.AgentConfig(t, p, deadAddr(t))
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -123,8 +124,8 @@ func TestControlSendReachesCore(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	p := testutil.NewPKI(t, "site-1")
-	c := startCore(t, p)
-	a := startAgent(t, p, agentConfig(t, p, c.addr.String()), agent.Options{})
+	c := coretest.Start(t, p, nil)
+	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), agent.Options{})
 	env := startControl(t, a, config.Control{MaxBodyBytes: 1 << 20})
 	ctx := context.Background()
 
@@ -141,7 +142,7 @@ func TestControlSendReachesCore(t *testing.T) {
 		t.Fatalf("send answered %+v", res)
 	}
 	testutil.WaitFor(t, 30*time.Second, "the op to reach the core", func() bool {
-		got, err := coreData(c, "site-1", "sensors/pump-3")
+		got, err := c.Data("site-1", "sensors/pump-3")
 		return err == nil && bytes.Equal(got, data)
 	})
 	var st StatsResponse

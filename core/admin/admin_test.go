@@ -17,6 +17,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // fixture is a real store with a few ops of agent "site-1", and the admin
@@ -274,5 +275,35 @@ func TestCloseBeforeServe(t *testing.T) {
 	}
 	if err := srv.Serve(context.Background()); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Serve after Close: want net.ErrClosed, got %v", err)
+	}
+}
+
+// TestCloseWaitsForServe: Close of a serving server returns once Serve has
+// stopped and removed its socket; a second Serve, and one after Close,
+// are refused (docs/architecture.md#lifecycle).
+func TestCloseWaitsForServe(t *testing.T) {
+	f := newFixture(t)
+	srv, err := NewServer(f.socket, f.store, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func() error { return srv.Serve(context.Background()) }
+	done := make(chan error, 1)
+	go func() { done <- serve() }()
+	c := NewClient(f.socket)
+	defer c.Close()
+	testutil.WaitFor(t, 10*time.Second, "the admin API to answer", func() bool {
+		_, err := c.Agents(context.Background())
+		return err == nil
+	})
+	if err := testutil.Within(t, "a second Serve", serve); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("a second Serve: want net.ErrClosed, got %v", err)
+	}
+	testutil.CheckClose(t, srv.Close, serve, net.ErrClosed)
+	if _, err := os.Lstat(f.socket); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Close returned before Serve removed the socket: %v", err)
+	}
+	if err := testutil.Within(t, "Serve", func() error { return <-done }); err != nil {
+		t.Fatalf("Serve: %v", err)
 	}
 }

@@ -66,8 +66,13 @@ func NewClient(path string) *Client {
 	}}
 }
 
-// Close releases the client's idle connections.
-func (c *Client) Close() { c.hc.CloseIdleConnections() }
+// Close releases the client's idle connections. It owns no goroutines and
+// cannot fail; it returns an error to be an io.Closer, as every Close of
+// the project does.
+func (c *Client) Close() error {
+	c.hc.CloseIdleConnections()
+	return nil
+}
 
 // do sends GET path?q and returns the answer of status 200, or an error:
 // ErrNoCore when no core answers, *Error for an error answer.

@@ -16,6 +16,8 @@
 // # Main types
 //
 //   - [Server] (NewServer, Serve, Close) serves [Handler] on the socket.
+//     Serve runs once; Close waits until it has returned and the socket
+//     is gone (docs/architecture.md#lifecycle).
 //   - [Reader] is what the API offers, as Go methods. [Client] reads it
 //     from a running core; [StoreReader] reads the same views straight
 //     from a store the caller opened; [SocketOrStore] asks the core while

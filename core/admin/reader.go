@@ -31,8 +31,8 @@ func NewSocketOrStore(socket, storePath string) *SocketOrStore {
 	return &SocketOrStore{client: NewClient(socket), storePath: storePath}
 }
 
-// Close releases the client's idle connections.
-func (r *SocketOrStore) Close() { r.client.Close() }
+// Close releases the client's idle connections (see Client.Close).
+func (r *SocketOrStore) Close() error { return r.client.Close() }
 
 // either runs f against the running core, or against the store file when
 // no core answers.

@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/lifecycle"
 	"github.com/edge-sync/edge-sync/internal/unixsock"
 )
 
@@ -25,10 +24,7 @@ type Server struct {
 	hs  *http.Server
 	log hclog.Logger
 
-	mu      sync.Mutex
-	serving bool
-	closed  bool
-	done    chan struct{} // closed by Close
+	serving lifecycle.Serving
 }
 
 // NewServer listens on the unix socket at path for the admin API of s. It
@@ -44,7 +40,7 @@ func NewServer(path string, s *core.Store, log hclog.Logger) (*Server, error) {
 	}
 	hs := &http.Server{Handler: Handler(s, log), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
-	return &Server{ln: ln, hs: hs, log: log, done: make(chan struct{})}, nil
+	return &Server{ln: ln, hs: hs, log: log}, nil
 }
 
 // Path returns the socket's path.
@@ -52,22 +48,20 @@ func (s *Server) Path() string { return s.ln.Path() }
 
 // Serve serves until ctx ends or Close is called, then gives requests in
 // flight a few seconds, closes the socket (removing its file) and returns.
+// It runs once: after Close, or while it runs, it fails with
+// net.ErrClosed.
 func (s *Server) Serve(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed || s.serving {
-		s.mu.Unlock()
-		return net.ErrClosed
+	ctx, end, err := s.serving.Begin(ctx)
+	if err != nil {
+		return err
 	}
-	s.serving = true
-	s.mu.Unlock()
-
+	defer end()
 	served := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		select {
 		case <-ctx.Done():
-		case <-s.done:
 		case <-served:
 			return
 		}
@@ -81,7 +75,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		}
 	}()
 	s.log.Info("admin API listening", "socket", s.ln.Path())
-	err := s.hs.Serve(s.ln)
+	err = s.hs.Serve(s.ln)
 	close(served)
 	<-stopped
 	if errors.Is(err, http.ErrServerClosed) {
@@ -90,17 +84,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-// Close stops Serve, or closes the socket if Serve never ran. It is safe
-// to call more than once.
+// Close stops Serve and waits until it has returned, or closes the socket
+// if Serve never ran. It is idempotent and returns the socket's close
+// error; problems while Serve stops are logged.
 func (s *Server) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	close(s.done)
-	if !s.serving {
+	if s.serving.Close() {
 		return s.ln.Close()
 	}
 	return nil

@@ -79,7 +79,7 @@ func startAgent(ctx context.Context, cfg config.Agent, opts agent.Options) (*age
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := a.Start(); err != nil {
+	if err := a.Start(ctx); err != nil {
 		closeLogged(log, "agent", a.Close)
 		return nil, nil, err
 	}

@@ -148,16 +148,7 @@ type child struct {
 func startChild(t *testing.T, mode string, e crashEnv) *child {
 	t.Helper()
 	envJSON, _ := json.Marshal(e)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "EDGE_SYNC_CRASH_CHILD="+mode, "EDGE_SYNC_CRASH_ENV="+string(envJSON))
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out := testutil.StartChild(t, os.Stderr, "EDGE_SYNC_CRASH_CHILD="+mode, "EDGE_SYNC_CRASH_ENV="+string(envJSON))
 	c := &child{cmd: cmd, lines: make(chan string, 1024)}
 	go func() {
 		defer close(c.lines)

@@ -21,6 +21,7 @@ import (
 	"github.com/edge-sync/edge-sync/agent/control"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
@@ -38,57 +39,26 @@ func startCtlHarness(t *testing.T, online bool) *ctlHarness {
 	t.Helper()
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	dir := t.TempDir()
-	f := func(n string) string { return filepath.Join(dir, n) }
 	certs := testutil.NewPKI(t, "site-1")
-	h := &ctlHarness{dir: dir}
-
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
+	h := &ctlHarness{dir: t.TempDir()}
+	var addr string
 	if online {
-		store, err := core.Open(f("core.db"), core.Config{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv, err := core.NewServer(core.ServerConfig{TLS: certs.ServerTLS(t), Store: store})
-		if err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan error, 1)
-		go func() { done <- srv.Serve(context.Background(), pc) }()
-		h.store = store
-		t.Cleanup(func() {
-			srv.Close()
-			select {
-			case <-done:
-			case <-time.After(10 * time.Second):
-				t.Error("core did not stop within 10 s")
-			}
-			pc.Close()
-			store.Close()
-		})
+		c := coretest.Start(t, certs, nil)
+		h.store, addr = c.Store, c.Addr.String()
 	} else {
+		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr = pc.LocalAddr().String()
 		pc.Close()
 	}
-
-	cfg := config.DefaultAgent()
-	cfg.Name = "site-1"
-	cfg.DataDir = f("agent")
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	cfg.TLS = config.TLS{CA: certs.CAFile, Cert: certs.AgentCert, Key: certs.AgentKey}
-	fast := 50 * time.Millisecond
-	cfg.Profiles[edgesync.Unknown] = config.Profile{Interval: &fast}
-	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: addr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
+	cfg := coretest.AgentConfig(t, certs, addr)
 	a, err := agent.New(cfg, agent.Options{TLS: certs.ClientTLS(t, "127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(); err != nil {
+	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	sockDir, err := os.MkdirTemp("", "esctl")

@@ -1,5 +1,7 @@
 // Package testutil holds what the tests of every package share: a bounded
-// wait for a condition, and a throwaway PKI for mutual TLS on loopback.
+// wait for a condition, a throwaway PKI for mutual TLS on loopback, a
+// logger into the test log, a check of the lifecycle convention, and a
+// child process for crash tests.
 //
 // # Basics
 //
@@ -8,7 +10,7 @@
 // caller that writes its own failure message. Neither is a substitute for an
 // event: where a channel, a subscription or a returned value says that the
 // thing happened, wait on that instead; poll only for counters and state
-// that announce nothing.
+// that announce nothing. Within bounds a call that should return at once.
 //
 // NewPKI makes a CA, a core (server) certificate and an agent (client)
 // certificate with internal/pki, as `edge-sync certs` does, and writes them
@@ -17,9 +19,22 @@
 // the functions agent and core use, so tests speak the same mutual TLS as
 // a deployment.
 //
+// Logger gives a component a logger that writes into the test's log under
+// -v and discards otherwise.
+//
+// CheckClose checks what docs/architecture.md#lifecycle asks of Close: a
+// second Close succeeds and nothing starts after it. goleak, run by each
+// package's TestMain, finds the goroutines a Close left behind.
+//
+// StartChild runs the test binary again as a child process whose TestMain
+// plays a part chosen by an environment variable: the writer that a crash
+// test kills with SIGKILL.
+//
+// A real core for the tests of the packages above it is in core/coretest.
+//
 // # Caveats
 //
-// testutil may import internal/pki and the standard library only: every
-// package's tests import it, agent and core included, so it must not import
-// them back.
+// testutil may import internal/pki and no other package of the project
+// (hclog and the standard library besides): every package's tests import
+// it, agent and core included, so it must not import them back.
 package testutil

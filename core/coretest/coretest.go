@@ -1,0 +1,83 @@
+package coretest
+
+import (
+	"context"
+	"io"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+)
+
+// Core is a running core on loopback.
+type Core struct {
+	Server *core.Server
+	Store  *core.Store
+	Addr   *net.UDPAddr
+}
+
+// Start runs a core named "core" with p's core certificate on a loopback
+// UDP port, storing into a fresh store; mod, if not nil, changes the
+// server's config first. The core stops when tb ends, and Serve's error
+// fails tb.
+func Start(tb testing.TB, p *testutil.PKI, mod func(*core.ServerConfig)) *Core {
+	tb.Helper()
+	store, err := core.Open(filepath.Join(tb.TempDir(), "core.db"), core.Config{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cfg := core.ServerConfig{Name: "core", TLS: p.ServerTLS(tb), Store: store, Logger: testutil.Logger(tb, "core")}
+	if mod != nil {
+		mod(&cfg)
+	}
+	srv, err := core.NewServer(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), pc) }()
+	tb.Cleanup(func() {
+		if err := testutil.Within(tb, "the core's Close", srv.Close); err != nil {
+			tb.Errorf("core Close: %v", err)
+		}
+		if err := <-done; err != nil {
+			tb.Errorf("core Serve: %v", err)
+		}
+		pc.Close()
+		store.Close()
+	})
+	return &Core{Server: srv, Store: store, Addr: pc.LocalAddr().(*net.UDPAddr)}
+}
+
+// AgentConfig returns a valid config of p's agent, with its data in a
+// fresh directory and one endpoint "core" at coreAddr. Until a monitor
+// classifies the link, the class is unknown and ordinary data waits 30 s
+// between batches; the config sends it at once.
+func AgentConfig(tb testing.TB, p *testutil.PKI, coreAddr string) config.Agent {
+	cfg := config.DefaultAgent()
+	cfg.Name = p.AgentName
+	cfg.DataDir = tb.TempDir()
+	cfg.TLS = config.TLS{CA: p.CAFile, Cert: p.AgentCert, Key: p.AgentKey}
+	fast := 50 * time.Millisecond
+	cfg.Profiles[edgesync.Unknown] = config.Profile{Interval: &fast}
+	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: coreAddr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
+	return cfg
+}
+
+// Data reads the current version of an agent's key at the core.
+func (c *Core) Data(agent, key string) ([]byte, error) {
+	_, obj, err := c.Store.Current(agent, key)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
+}

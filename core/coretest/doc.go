@@ -1,0 +1,12 @@
+// Package coretest runs a real core on loopback for the tests of the
+// packages that talk to one (agent, agent/control, internal/cli): a store
+// in the test's temporary directory, a server with the certificates of a
+// testutil.PKI, both stopped and waited for when the test ends; and the
+// config of an agent that reaches it.
+//
+// # Caveats
+//
+// It imports core and config, so the tests of those packages, and of
+// what they import, cannot use it; core's own tests build their server
+// by hand.
+package coretest

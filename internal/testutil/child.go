@@ -1,0 +1,28 @@
+package testutil
+
+import (
+	"io"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// StartChild starts this test binary again as a child process that runs
+// no test, with env ("NAME=value") added to its environment: the
+// package's TestMain sees env and plays the child's part (a writer to be
+// killed with SIGKILL, say). The child's stderr goes to stderr. It returns
+// the started command, for Wait or Process.Kill, and the child's stdout.
+func StartChild(tb testing.TB, stderr io.Writer, env ...string) (*exec.Cmd, io.ReadCloser) {
+	tb.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	return cmd, out
+}
