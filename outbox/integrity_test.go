@@ -535,3 +535,85 @@ func TestFormatV1ByHand(t *testing.T) {
 		t.Fatalf("v1 op quarantined: %+v", st.Quarantined)
 	}
 }
+
+// TestSalvage copies what reads back intact out of a file Open refuses (a
+// page header bbolt cannot read) and out of one with a damaged payload:
+// every intact op arrives in the new file with its ID, metadata and hash,
+// the damaged ones are named, and the old file is not changed.
+func TestSalvage(t *testing.T) {
+	path := tempPath(t)
+	o := openT(t, path, Options{})
+	var ops []Op
+	var data [][]byte
+	for i := range 8 {
+		d := randomBytes(uint64(200+i), 40<<10)
+		n := NewOp{Endpoint: "core", Key: fmt.Sprint("k/", i), Priority: edgesync.Priority(i % 6), Payload: bytes.NewReader(d),
+			Summary: []byte("s"), TTL: time.Hour}
+		if i%2 == 1 {
+			n.Kind = edgesync.StateOp
+		}
+		ops = append(ops, enq(t, o, n))
+		data = append(data, d)
+	}
+	if err := o.MarkSummarySent(ops[6].ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := o.Close(); err != nil {
+		t.Fatal(err)
+	}
+	file, _ := os.ReadFile(path)
+	page := bytes.Index(file, data[2][:64]) / 4096 * 4096
+	for i := page; i < page+16; i++ {
+		file[i] ^= 0xff
+	}
+	mid := bytes.Index(file, data[5]) + 30000
+	for i := mid; i < mid+100; i++ {
+		file[i] ^= 0x55
+	}
+	if err := os.WriteFile(path, file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openFails(t, path, ErrCorrupt, "damaged page")
+
+	dst := tempPath(t)
+	r, err := Salvage(context.Background(), path, dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Copied != 6 || r.Bytes != 6*40<<10 || len(r.Lost) != 2 || r.Lost[0].Key != "k/2" || r.Lost[1].Key != "k/5" ||
+		!strings.Contains(r.Lost[1].Reason, "checksum") || r.Unlisted {
+		t.Fatalf("salvage report %+v", r)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, file) {
+		t.Fatal("Salvage changed the damaged file")
+	}
+	if _, err := Salvage(context.Background(), path, dst, Options{}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("salvage onto an existing file: %v, want ErrInvalid", err)
+	}
+	checkFile(t, dst)
+	n := openT(t, dst, Options{})
+	for i, op := range ops {
+		got, err := n.Get(op.ID)
+		if i == 2 || i == 5 {
+			if err == nil {
+				t.Errorf("damaged op %d was copied", i)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("op %d (%s) not copied: %v", i, op.ID, err)
+		}
+		if got.Key != op.Key || got.Kind != op.Kind || got.Priority != op.Priority || got.Hash != op.Hash ||
+			!got.EnqueuedAt.Equal(op.EnqueuedAt) || !got.ExpiresAt.Equal(op.ExpiresAt) || string(got.Summary) != "s" ||
+			got.SummarySent != (i == 6) {
+			t.Errorf("op %d copied as %+v, was %+v", i, got, op)
+		}
+		if b := readAll(t, n, op.ID); !bytes.Equal(b, data[i]) {
+			t.Errorf("op %d's payload differs after salvage", i)
+		}
+	}
+	// New IDs come after the salvaged ones.
+	if fresh := enq(t, n, NewOp{Endpoint: "core", Payload: strings.NewReader("x")}); fresh.ID.Compare(ops[7].ID) <= 0 {
+		t.Errorf("a new ID %s is not after the salvaged %s", fresh.ID, ops[7].ID)
+	}
+}

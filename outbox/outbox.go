@@ -118,7 +118,7 @@ func (o *Outbox) load(path string) error {
 				}
 				if errors.Is(err, ErrDamaged) {
 					op, _ := untrustedOp(id, v)
-					damaged = append(damaged, damageOf(&op, err.Error()))
+					damaged = append(damaged, damageOf(&op, reasonOf(err)))
 					o.gen.Observe(id)
 					return nil
 				}
@@ -342,7 +342,7 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 	}
 	defer o.inflight.Done()
 	op := o.newOp(n)
-	if err := o.store(ctx, &op, n.Payload); err != nil {
+	if err := o.store(ctx, &op, n.Payload, [32]byte{}); err != nil {
 		return Op{}, fmt.Errorf("enqueue: %w", err)
 	}
 	return op, nil
@@ -372,11 +372,12 @@ func (o *Outbox) newOp(n NewOp) Op {
 	return op
 }
 
-// store streams payload into op's chunks and publishes op. When it fails,
-// the chunks already committed are deleted before it returns (or, if that
-// fails too, swept by the next Open): the deferred discard runs on every
-// error path.
-func (o *Outbox) store(ctx context.Context, op *Op, payload io.Reader) (err error) {
+// store streams payload into op's chunks and publishes op, with op.Hash
+// set to the payload's SHA-256; if want is not zero, a payload that does
+// not hash to it is refused with ErrDamaged. When it fails, the chunks
+// already committed are deleted before it returns (or, if that fails too,
+// swept by the next Open): the deferred discard runs on every error path.
+func (o *Outbox) store(ctx context.Context, op *Op, payload io.Reader, want [32]byte) (err error) {
 	s := stager{o: o, id: op.ID, sha: sha256.New()}
 	defer func() {
 		if err != nil {
@@ -391,6 +392,9 @@ func (o *Outbox) store(ctx context.Context, op *Op, payload io.Reader) (err erro
 		return err
 	}
 	s.sha.Sum(op.Hash[:0])
+	if want != [32]byte{} && op.Hash != want {
+		return fmt.Errorf("payload hashes to %x…, its record says %x…: %w", op.Hash[:4], want[:4], ErrDamaged)
+	}
 	var size int64
 	for _, c := range tail {
 		size += int64(len(c.data))

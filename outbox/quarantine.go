@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
@@ -26,6 +27,10 @@ type Damage struct {
 	// VerifyFile found (it changes nothing).
 	At time.Time `json:"at,omitzero"`
 }
+
+// reasonOf is the reason a quarantine records for err: its message
+// without the ErrDamaged suffix every such error carries.
+func reasonOf(err error) string { return strings.TrimSuffix(err.Error(), ": "+ErrDamaged.Error()) }
 
 func damageOf(op *Op, reason string) Damage {
 	return Damage{ID: op.ID, Endpoint: op.Endpoint, Key: op.Key, Priority: op.Priority, Size: op.Size, Reason: reason}
@@ -121,7 +126,7 @@ func (o *Outbox) quarantine(id edgesync.OpID, why error) {
 	op := e.op
 	o.mu.Unlock()
 	now := o.opts.Now()
-	reason := why.Error()
+	reason := reasonOf(why)
 	err := o.commit.do(func(tx *bolt.Tx) error { return moveToQuarantine(tx, id, now, reason) })
 	o.mu.Lock()
 	defer o.mu.Unlock()

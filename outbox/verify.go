@@ -116,8 +116,7 @@ func (o *Outbox) Verify(ctx context.Context) (VerifyReport, error) {
 				continue // acked or dropped while we read it
 			}
 			o.quarantine(id, err)
-			d := damageOf(&op, err.Error())
-			r.Damaged = append(r.Damaged, d)
+			r.Damaged = append(r.Damaged, damageOf(&op, reasonOf(err)))
 			continue
 		}
 		r.Ops++
@@ -162,70 +161,20 @@ func (o *Outbox) quarantinedLocked() ([]Damage, error) {
 // fails with ErrLocked), and changes nothing: damaged ops are reported,
 // not quarantined. Each op is read on its own, so damage to bbolt's pages
 // under one op is reported as that op's damage and the others are still
-// checked; damage that hides the list of ops ends the run with ErrCorrupt
-// and the report of what was read before.
+// checked; damage that hides the rest of the list of ops ends the run
+// with ErrCorrupt, after checking the ops listed before it.
 func VerifyFile(path string, opts Options) (VerifyReport, error) {
 	var r VerifyReport
-	opts, err := opts.withDefaults()
+	f, err := openFile(path, opts)
 	if err != nil {
 		return r, fmt.Errorf("verify %s: %w", path, err)
 	}
-	if err := preflight(path); err != nil {
-		return r, fmt.Errorf("verify %s: %w", path, err)
-	}
-	var db *bolt.DB
-	err = guard("verify "+path, func() error {
-		var err error
-		db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: opts.LockTimeout})
-		return err
-	})
-	if err != nil {
-		return r, fmt.Errorf("verify %s: %w", path, mapOpenErr(err))
-	}
-	defer db.Close()
-	view := func(fn func(*bolt.Tx) error) error {
-		return guard("verify", func() error { return db.View(fn) })
-	}
-	var l layout
-	type stored struct {
-		id  edgesync.OpID
-		rec []byte
-	}
-	var ops []stored
-	err = view(func(tx *bolt.Tx) error {
-		var err error
-		if l, err = initOrCheck(tx, 0); err != nil {
-			return err
-		}
-		if tx.Bucket(bucketMeta) == nil {
-			return fmt.Errorf("no outbox in this file: %w", ErrForeign)
-		}
-		if r.Quarantined, err = listQuarantine(tx); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketOps).ForEach(func(k, v []byte) error {
-			if len(k) != 16 {
-				return fmt.Errorf("ops key %x is %d bytes: %w", k, len(k), ErrCorrupt)
-			}
-			ops = append(ops, stored{edgesync.OpID(k), slices.Clone(v)})
-			return nil
-		})
-	})
-	if err != nil {
-		return r, fmt.Errorf("verify %s: %w", path, err)
-	}
-	for _, s := range ops {
-		op, err := decodeOp(s.id, s.rec)
-		if err == nil {
-			err = view(func(tx *bolt.Tx) error { return checkChunks(tx.Bucket(bucketChunks), &op, l) })
-		}
-		var n int64
-		if err == nil {
-			n, err = checkOp(context.Background(), view, &op, l)
-		}
+	defer f.db.Close()
+	r.Quarantined = f.quarantined
+	for _, s := range f.ops {
+		op, n, err := f.check(s)
 		if err != nil {
-			op, _ := untrustedOp(s.id, s.rec)
-			r.Damaged = append(r.Damaged, damageOf(&op, err.Error()))
+			r.Damaged = append(r.Damaged, damageOf(&op, reasonOf(err)))
 			continue
 		}
 		r.Ops++
@@ -234,5 +183,91 @@ func VerifyFile(path string, opts Options) (VerifyReport, error) {
 			r.Unchecked++
 		}
 	}
+	if f.listErr != nil {
+		return r, fmt.Errorf("verify %s: the list of ops is unreadable after %d ops: %w", path, len(f.ops), f.listErr)
+	}
 	return r, nil
+}
+
+// file is an outbox file opened read-only for VerifyFile and Salvage,
+// with its list of ops read as far as bbolt could.
+type file struct {
+	db          *bolt.DB
+	l           layout
+	ops         []storedOp
+	quarantined []Damage
+	listErr     error // why the list of ops stops early; nil if it is whole
+}
+
+type storedOp struct {
+	id  edgesync.OpID
+	rec []byte
+}
+
+// openFile opens path read-only (a shared lock, so never while an agent
+// has it) and lists its ops and its quarantine.
+func openFile(path string, opts Options) (*file, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if err := preflight(path); err != nil {
+		return nil, err
+	}
+	f := &file{}
+	err = guard("open "+path, func() error {
+		var err error
+		f.db, err = bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: opts.LockTimeout})
+		return err
+	})
+	if err != nil {
+		return nil, mapOpenErr(err)
+	}
+	err = f.view(func(tx *bolt.Tx) error {
+		var err error
+		if f.l, err = initOrCheck(tx, 0); err != nil {
+			return err
+		}
+		if tx.Bucket(bucketMeta) == nil {
+			return fmt.Errorf("no outbox in this file: %w", ErrForeign)
+		}
+		f.quarantined, err = listQuarantine(tx)
+		return err
+	})
+	if err != nil {
+		f.db.Close()
+		return nil, err
+	}
+	// Ops appended before a damaged page stops the walk are kept.
+	f.listErr = f.view(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOps).ForEach(func(k, v []byte) error {
+			if len(k) != 16 {
+				return fmt.Errorf("ops key %x is %d bytes: %w", k, len(k), ErrCorrupt)
+			}
+			f.ops = append(f.ops, storedOp{edgesync.OpID(k), slices.Clone(v)})
+			return nil
+		})
+	})
+	return f, nil
+}
+
+// view runs fn in a read transaction, a bbolt panic turned into ErrCorrupt.
+func (f *file) view(fn func(*bolt.Tx) error) error {
+	return guard("read", func() error { return f.db.View(fn) })
+}
+
+// check decodes s and reads and checks its payload; on error, op holds
+// what its record says, read without trust.
+func (f *file) check(s storedOp) (op Op, n int64, err error) {
+	op, err = decodeOp(s.id, s.rec)
+	if err == nil {
+		err = f.view(func(tx *bolt.Tx) error { return checkChunks(tx.Bucket(bucketChunks), &op, f.l) })
+	}
+	if err == nil {
+		n, err = checkOp(context.Background(), f.view, &op, f.l)
+	}
+	if err != nil {
+		op, _ = untrustedOp(s.id, s.rec)
+	}
+	return op, n, err
 }
