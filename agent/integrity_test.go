@@ -2,12 +2,18 @@ package agent
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
@@ -72,7 +78,9 @@ func flipInFile(t *testing.T, path string, data []byte, n int) int {
 // TestDamagedOutboxNeverSendsWrongBytes puts ops into a stopped agent,
 // flips 512 bytes in the middle of one op's payload inside the outbox
 // file, starts the agent against a real core and checks that the core
-// never stores bytes that differ from what was put.
+// never stores bytes that differ from what was put: the damaged op is
+// quarantined (visible in status, stats and /metrics, logged once) and
+// every other op arrives byte for byte.
 func TestDamagedOutboxNeverSendsWrongBytes(t *testing.T) {
 	p := testutil.NewPKI(t, "site-1")
 	c := startCore(t, p, nil)
@@ -86,18 +94,115 @@ func TestDamagedOutboxNeverSendsWrongBytes(t *testing.T) {
 	at := flipInFile(t, cfg.OutboxPath(), payloads[victim], 512)
 	t.Logf("flipped 512 bytes of %s at file offset %d", victim, at)
 
-	a := startAgent(t, p, cfg, Options{})
+	var logs syncBuffer
+	a := startAgent(t, p, cfg, Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})})
+	drops, stop := a.SubscribeDrops()
+	defer stop()
 	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
 	for key, data := range payloads {
 		got, err := coreData(t, c, "site-1", key)
-		if err != nil {
-			if key == victim {
-				continue // not sent: right
+		if key == victim {
+			if err == nil {
+				t.Errorf("%s: the core stores an op whose bytes were damaged in the outbox (put SHA-256 %x, stored %x)",
+					key, sha256.Sum256(data), sha256.Sum256(got))
 			}
+			continue
+		}
+		if err != nil {
 			t.Fatalf("core has no %s (op %s): %v", key, ops[key].ID, err)
 		}
 		if !bytes.Equal(got, data) {
 			t.Errorf("%s: put SHA-256 %x, the core stores %x", key, sha256.Sum256(data), sha256.Sum256(got))
 		}
+	}
+	id := ops[victim].ID
+	select {
+	case d := <-drops:
+		if d.ID != id || d.Reason != outbox.ReasonDamaged {
+			t.Errorf("drop %+v, want op %s for reason damaged", d, id)
+		}
+	case <-time.After(10 * time.Second):
+		t.Error("no drop reported for the damaged op within 10 s")
+	}
+	st, err := a.Status("core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Quarantined.Ops != 1 || !strings.Contains(st.Damage, "1 op quarantined") || !strings.Contains(st.Damage, victim) ||
+		!strings.Contains(st.Damage, "edge-sync ctl transport.outbox.verify") {
+		t.Errorf("status: quarantined %+v, damage %q", st.Quarantined, st.Damage)
+	}
+	if n, ok := value(scrape(t, a.MetricsHandler()), "edge_sync_outbox_quarantined_ops", nil); !ok || n != 1 {
+		t.Errorf("edge_sync_outbox_quarantined_ops = %v (present %v), want 1", n, ok)
+	}
+	if n := strings.Count(logs.String(), id.String()); n != 1 || !strings.Contains(logs.String(), "key="+victim) {
+		t.Errorf("the damaged op %s is named in %d log lines, want 1 with its key:\n%s", id, n, logs.String())
+	}
+	r, err := a.VerifyOutbox(context.Background())
+	if err != nil || len(r.Damaged) != 0 || len(r.Quarantined) != 1 || r.Quarantined[0].Key != victim || r.OK() {
+		t.Errorf("verify after the drain: %+v, %v", r, err)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestDamagedPageHeaderRefusesToStart destroys the header of the bbolt
+// page that holds the start of an op's payload: bbolt cannot read it, so
+// the agent must not start on it, and must say so with ErrCorrupt rather
+// than crash or send anything; the file stays as it was for salvage.
+func TestDamagedPageHeaderRefusesToStart(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	c := startCore(t, p, nil)
+	cfg := agentConfig(t, p, c.addr.String())
+	payloads := map[string][]byte{}
+	for i := range 5 {
+		payloads[fmt.Sprintf("obj/%d", i)] = incompressible(uint64(i), 64<<10)
+	}
+	fillStopped(t, p, cfg, payloads)
+	file, err := os.ReadFile(cfg.OutboxPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := bytes.Index(file, payloads["obj/3"][:64])
+	page := at / 4096 * 4096
+	for i := page; i < page+16; i++ {
+		file[i] ^= 0xff
+	}
+	if err := os.WriteFile(cfg.OutboxPath(), file, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(cfg, Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: testLogger(t, "agent")})
+	if err == nil {
+		a.Close()
+		t.Fatal("the agent started on an outbox whose page bbolt cannot read")
+	}
+	if !errors.Is(err, outbox.ErrCorrupt) || !strings.Contains(err.Error(), cfg.OutboxPath()) {
+		t.Fatalf("New: %v; want ErrCorrupt naming the file", err)
+	}
+	if after, _ := os.ReadFile(cfg.OutboxPath()); !bytes.Equal(after, file) {
+		t.Fatal("the refused outbox file was changed")
+	}
+	if n := c.srv.Stats().OpsApplied; n != 0 {
+		t.Fatalf("the core applied %d ops", n)
+	}
+	r, err := outbox.VerifyFile(cfg.OutboxPath(), outbox.Options{})
+	if err != nil || r.Ops != 4 || len(r.Damaged) != 1 || r.Damaged[0].Key != "obj/3" {
+		t.Fatalf("offline verify of the refused file: %+v, %v", r, err)
 	}
 }
