@@ -37,6 +37,8 @@ func (s *Server) routes() http.Handler {
 		CmdNext:         s.next,
 		CmdMonitorStart: s.monitorStart,
 		CmdMonitorStop:  s.monitorStop,
+		CmdVerify:       s.verify,
+		CmdPurge:        s.purge,
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := strings.CutPrefix(r.URL.Path, "/v1/")
@@ -255,7 +257,48 @@ func outboxStats(st outbox.Stats) OutboxStats {
 	for r := outbox.Reason(0); r < outbox.NumReasons; r++ {
 		o.Drops[r.String()] = st.Drops[r]
 	}
+	o.Quarantined = agent.Backlog{Ops: st.Quarantined.Ops, Bytes: st.Quarantined.Bytes}
 	return o
+}
+
+// verify serves transport.outbox.verify: every op is read and checked
+// now, and what fails is quarantined.
+func (s *Server) verify(w http.ResponseWriter, r *http.Request) {
+	var req struct{}
+	if !s.decode(w, r, &req) {
+		return
+	}
+	rep, err := s.a.VerifyOutbox(r.Context())
+	if rep.Damaged == nil {
+		rep.Damaged = []outbox.Damage{}
+	}
+	if rep.Quarantined == nil {
+		rep.Quarantined = []outbox.Damage{}
+	}
+	s.reply(w, VerifyResponse{Agent: s.a.Name(), OK: rep.OK(), VerifyReport: rep}, err)
+}
+
+// purge serves transport.outbox.purge.
+func (s *Server) purge(w http.ResponseWriter, r *http.Request) {
+	var req PurgeRequest
+	if !s.decode(w, r, &req) {
+		return
+	}
+	if req.All == (len(req.IDs) > 0) {
+		s.fail(w, badRequest(`give "ids" (quarantined ops to delete) or "all": true, not both`))
+		return
+	}
+	ids := make([]edgesync.OpID, len(req.IDs))
+	for i, v := range req.IDs {
+		id, err := edgesync.ParseOpID(v)
+		if err != nil {
+			s.fail(w, badRequest("ids: %q: want the 32 hex digits of a quarantined op: %v", v, err))
+			return
+		}
+		ids[i] = id
+	}
+	c, err := s.a.PurgeQuarantined(ids...)
+	s.reply(w, PurgeResponse{Ops: c.Ops, Bytes: c.Bytes}, err)
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request) {
