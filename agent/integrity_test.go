@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	bolt "go.etcd.io/bbolt"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
@@ -204,5 +207,64 @@ func TestDamagedPageHeaderRefusesToStart(t *testing.T) {
 	r, err := outbox.VerifyFile(cfg.OutboxPath(), outbox.Options{})
 	if err != nil || r.Ops != 4 || len(r.Damaged) != 1 || r.Damaged[0].Key != "obj/3" {
 		t.Fatalf("offline verify of the refused file: %+v, %v", r, err)
+	}
+}
+
+// TestCoreRefusesBytesThatDoNotMatchTheProducersHash changes the hash in
+// one op's record (and reseals the record's checksum, so the outbox sees
+// nothing wrong): as if the bytes had changed after the producer handed
+// them over and before they were checksummed. The core checks the bytes
+// it stores against the hash at commit and refuses them; the agent then
+// checks the op from its disk, quarantines it and does not send it again.
+func TestCoreRefusesBytesThatDoNotMatchTheProducersHash(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	c := startCore(t, p, nil)
+	cfg := agentConfig(t, p, c.addr.String())
+	payloads := map[string][]byte{"good/1": incompressible(1, 3000), "bad": incompressible(2, 3000), "good/2": incompressible(3, 300<<10)}
+	ops := fillStopped(t, p, cfg, payloads)
+	bad := ops["bad"].ID
+	db, err := bolt.Open(cfg.OutboxPath(), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		// Record version 2 (outbox/op.go): the payload's SHA-256 at
+		// [28:60], a CRC-32C of the op ID and the record at the end.
+		b := tx.Bucket([]byte("ops"))
+		rec := bytes.Clone(b.Get(bad[:]))
+		if rec[0] != 2 {
+			return fmt.Errorf("record version %d, want 2", rec[0])
+		}
+		other := sha256.Sum256([]byte("not what the producer gave"))
+		copy(rec[28:60], other[:])
+		body := rec[:len(rec)-4]
+		sum := crc32.Update(crc32.Update(0, crc32.MakeTable(crc32.Castagnoli), bad[:]), crc32.MakeTable(crc32.Castagnoli), body)
+		binary.BigEndian.PutUint32(rec[len(body):], sum)
+		return b.Put(bad[:], rec)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := startAgent(t, p, cfg, Options{})
+	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
+	for key, data := range payloads {
+		got, err := coreData(t, c, "site-1", key)
+		if key == "bad" {
+			if err == nil {
+				t.Errorf("the core stored bytes that do not hash to the op's hash")
+			}
+			continue
+		}
+		if err != nil || !bytes.Equal(got, data) {
+			t.Errorf("%s: %v, or the core holds other bytes", key, err)
+		}
+	}
+	q, err := a.Outbox().Quarantined()
+	if err != nil || len(q) != 1 || q[0].ID != bad || !strings.Contains(q[0].Reason, "its record says") {
+		t.Fatalf("quarantine: %+v, %v", q, err)
+	}
+	if n := a.Stats()[0].Nacks["hash-mismatch"]; n != 1 {
+		t.Errorf("the core refused the op %d times, want once (it must not be sent again)", n)
 	}
 }

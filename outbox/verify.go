@@ -99,30 +99,22 @@ func (o *Outbox) Verify(ctx context.Context) (VerifyReport, error) {
 	l := layout{version: formatVersion, chunkSize: o.chunkSize, sumBlock: o.sumBlock}
 	o.mu.Unlock()
 	slices.SortFunc(ids, edgesync.OpID.Compare)
-	view := func(fn func(*bolt.Tx) error) error {
-		return guard("verify", func() error { return o.db.View(fn) })
-	}
 	for _, id := range ids {
-		op, ok := o.present(id)
-		if !ok {
-			continue
-		}
-		n, err := checkOp(ctx, view, &op, l)
+		op, n, err := o.verifyOne(ctx, id, l)
 		if ctx.Err() != nil {
 			return r, fmt.Errorf("verify: %w", ctx.Err())
 		}
-		if err != nil {
-			if _, still := o.present(id); !still && !errors.Is(err, ErrDamaged) {
-				continue // acked or dropped while we read it
-			}
-			o.quarantine(id, err)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			// acked or dropped while we read it
+		case err != nil:
 			r.Damaged = append(r.Damaged, damageOf(&op, reasonOf(err)))
-			continue
-		}
-		r.Ops++
-		r.Bytes += n
-		if op.Hash == [32]byte{} {
-			r.Unchecked++
+		default:
+			r.Ops++
+			r.Bytes += n
+			if op.Hash == [32]byte{} {
+				r.Unchecked++
+			}
 		}
 	}
 	var err error
@@ -130,6 +122,46 @@ func (o *Outbox) Verify(ctx context.Context) (VerifyReport, error) {
 		return r, fmt.Errorf("verify: %w", err)
 	}
 	return r, nil
+}
+
+// verifyOne checks op id as Verify does and quarantines it if it fails.
+// It returns ErrNotFound if the op is gone (or goes while it is read),
+// and otherwise the error that made it quarantine the op.
+func (o *Outbox) verifyOne(ctx context.Context, id edgesync.OpID, l layout) (Op, int64, error) {
+	op, ok := o.present(id)
+	if !ok {
+		return op, 0, fmt.Errorf("verify %s: %w", id, ErrNotFound)
+	}
+	view := func(fn func(*bolt.Tx) error) error {
+		return guard("verify", func() error { return o.db.View(fn) })
+	}
+	n, err := checkOp(ctx, view, &op, l)
+	if err == nil || ctx.Err() != nil {
+		return op, n, err
+	}
+	if _, still := o.present(id); !still && !errors.Is(err, ErrDamaged) {
+		return op, n, fmt.Errorf("verify %s: %w", id, ErrNotFound)
+	}
+	o.quarantine(id, err)
+	return op, n, err
+}
+
+// VerifyOp checks one op as Verify does: if its payload fails its
+// checksums or its SHA-256, it is quarantined and the error (wrapping
+// ErrDamaged) says why. The sender calls it when the core says an op's
+// bytes do not hash to what its header declared.
+func (o *Outbox) VerifyOp(ctx context.Context, id edgesync.OpID) error {
+	if err := o.begin(); err != nil {
+		return fmt.Errorf("verify op: %w", err)
+	}
+	defer o.inflight.Done()
+	o.mu.Lock()
+	l := layout{version: formatVersion, chunkSize: o.chunkSize, sumBlock: o.sumBlock}
+	o.mu.Unlock()
+	if _, _, err := o.verifyOne(ctx, id, l); err != nil {
+		return fmt.Errorf("verify op %s: %w", id, err)
+	}
+	return nil
 }
 
 // present returns op id's metadata if it is stored and not being removed.
