@@ -86,12 +86,15 @@ func (p *Payload) ReadAt(b []byte, off int64) (int, error) {
 					return fmt.Errorf("read payload %s: chunk %d is %d bytes, need offset %d: %w", p.id, i, len(c), in, ErrCorrupt)
 				}
 				end := min(int64(len(c)), in+int64(len(want)-n))
+				// Copy first: the check then reads bytes the copy just
+				// brought into the CPU's cache. Damage returns no bytes.
+				k := copy(want[n:], c[in:end])
 				if p.summed {
 					if err := checkBlocks(p.id, i, int64(i)*cs, c, sums, int(in), int(end), p.o.sumBlock); err != nil {
 						return err
 					}
 				}
-				n += copy(want[n:], c[in:end])
+				n += k
 			}
 			return nil
 		})
