@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"sync"
@@ -42,42 +41,6 @@ func fillStopped(t *testing.T, p *testutil.PKI, cfg config.Agent, payloads map[s
 	return ops
 }
 
-// incompressible returns n random bytes, so that the outbox stores them
-// as they are and a test can find them in the file.
-func incompressible(seed uint64, n int) []byte {
-	rnd := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rnd.Uint32())
-	}
-	return b
-}
-
-// flipInFile finds data's middle in the file at path and inverts n bytes
-// there, as a bad sector or a stray write would; it returns the file offset.
-func flipInFile(t *testing.T, path string, data []byte, n int) int {
-	t.Helper()
-	file, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mid := len(data)/2 - n/2
-	at := bytes.Index(file, data[mid:mid+n])
-	if at < 0 {
-		t.Fatalf("the payload's bytes are not in %s as they are", path)
-	}
-	if bytes.Index(file[at+1:], data[mid:mid+n]) >= 0 {
-		t.Fatalf("the payload's bytes are in %s twice", path)
-	}
-	for i := at; i < at+n; i++ {
-		file[i] ^= 0xff
-	}
-	if err := os.WriteFile(path, file, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return at
-}
-
 // TestDamagedOutboxNeverSendsWrongBytes puts ops into a stopped agent,
 // flips 512 bytes in the middle of one op's payload inside the outbox
 // file, starts the agent against a real core and checks that the core
@@ -90,11 +53,11 @@ func TestDamagedOutboxNeverSendsWrongBytes(t *testing.T) {
 	cfg := agentConfig(t, p, c.addr.String())
 	payloads := map[string][]byte{}
 	for i := range 20 {
-		payloads[fmt.Sprintf("obj/%d", i)] = incompressible(uint64(i), 64<<10)
+		payloads[fmt.Sprintf("obj/%d", i)] = testutil.RandomBytes(uint64(i), 64<<10)
 	}
 	ops := fillStopped(t, p, cfg, payloads)
 	const victim = "obj/7"
-	at := flipInFile(t, cfg.OutboxPath(), payloads[victim], 512)
+	at := testutil.Damage(t, cfg.OutboxPath(), payloads[victim], len(payloads[victim])/2-256, 512)
 	t.Logf("flipped 512 bytes of %s at file offset %d", victim, at)
 
 	var logs syncBuffer
@@ -175,19 +138,12 @@ func TestDamagedPageHeaderRefusesToStart(t *testing.T) {
 	cfg := agentConfig(t, p, c.addr.String())
 	payloads := map[string][]byte{}
 	for i := range 5 {
-		payloads[fmt.Sprintf("obj/%d", i)] = incompressible(uint64(i), 64<<10)
+		payloads[fmt.Sprintf("obj/%d", i)] = testutil.RandomBytes(uint64(i), 64<<10)
 	}
 	fillStopped(t, p, cfg, payloads)
+	testutil.DamagePageHeader(t, cfg.OutboxPath(), payloads["obj/3"][:64], 4096)
 	file, err := os.ReadFile(cfg.OutboxPath())
 	if err != nil {
-		t.Fatal(err)
-	}
-	at := bytes.Index(file, payloads["obj/3"][:64])
-	page := at / 4096 * 4096
-	for i := page; i < page+16; i++ {
-		file[i] ^= 0xff
-	}
-	if err := os.WriteFile(cfg.OutboxPath(), file, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	a, err := New(cfg, Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: testLogger(t, "agent")})
@@ -220,7 +176,7 @@ func TestCoreRefusesBytesThatDoNotMatchTheProducersHash(t *testing.T) {
 	p := testutil.NewPKI(t, "site-1")
 	c := startCore(t, p, nil)
 	cfg := agentConfig(t, p, c.addr.String())
-	payloads := map[string][]byte{"good/1": incompressible(1, 3000), "bad": incompressible(2, 3000), "good/2": incompressible(3, 300<<10)}
+	payloads := map[string][]byte{"good/1": testutil.RandomBytes(1, 3000), "bad": testutil.RandomBytes(2, 3000), "good/2": testutil.RandomBytes(3, 300<<10)}
 	ops := fillStopped(t, p, cfg, payloads)
 	bad := ops["bad"].ID
 	db, err := bolt.Open(cfg.OutboxPath(), 0o600, nil)

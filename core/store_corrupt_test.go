@@ -306,20 +306,7 @@ func readDamaged(t *testing.T, path string) {
 
 func TestReadDetectsDamagedChunk(t *testing.T) {
 	path := filledStore(t)
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Update(func(tx *bolt.Tx) error {
-		blobs := tx.Bucket(bktAgents).Bucket([]byte("site-1")).Bucket(bktBlobs)
-		k, v := blobs.Cursor().First()
-		bad := bytes.Clone(v)
-		bad[len(bad)/2] ^= 0x40
-		return blobs.Put(bytes.Clone(k), bad)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
+	damageFirstBlob(t, path)
 	s, err := Open(path, Config{})
 	if err != nil {
 		t.Fatal(err)

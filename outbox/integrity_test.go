@@ -9,46 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	bolt "go.etcd.io/bbolt"
 )
-
-// randomBytes returns n bytes that occur nowhere else, so that a test can
-// find them in the file.
-func randomBytes(seed uint64, n int) []byte {
-	rnd := rand.New(rand.NewPCG(seed, 99))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rnd.Uint32())
-	}
-	return b
-}
-
-// flipFileBytes finds needle in the file at path and inverts n of its
-// bytes from needle[at] on, as a bad sector or a stray write would.
-func flipFileBytes(t *testing.T, path string, needle []byte, at, n int) {
-	t.Helper()
-	file, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := bytes.Index(file, needle)
-	if i < 0 || bytes.Index(file[i+1:], needle) >= 0 {
-		t.Fatalf("the bytes to damage are not in %s exactly once", path)
-	}
-	for j := i + at; j < i+at+n; j++ {
-		file[j] ^= 0xff
-	}
-	if err := os.WriteFile(path, file, 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // damagedFile makes an outbox of n ops of 40 KiB random bytes, flips 512
 // bytes in the middle of op victim's payload on disk, and returns the path,
@@ -60,21 +29,21 @@ func damagedFile(t *testing.T, n, victim int) (string, []Op, [][]byte) {
 	var ops []Op
 	var data [][]byte
 	for i := range n {
-		d := randomBytes(uint64(i), 40<<10)
+		d := testutil.RandomBytes(uint64(i), 40<<10)
 		ops = append(ops, enq(t, o, NewOp{Endpoint: "core", Key: fmt.Sprint("k/", i), Priority: edgesync.Normal, Payload: bytes.NewReader(d)}))
 		data = append(data, d)
 	}
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	flipFileBytes(t, path, data[victim], 20<<10-256, 512)
+	testutil.Damage(t, path, data[victim], 20<<10-256, 512)
 	return path, ops, data
 }
 
 func TestEnqueueHashesWhatTheProducerGave(t *testing.T) {
 	o := openT(t, tempPath(t), Options{chunkSize: 1000, stageChunks: 2})
 	for _, size := range []int{0, 1, 999, 1000, 4500, 9001} {
-		d := randomBytes(uint64(size), size)
+		d := testutil.RandomBytes(uint64(size), size)
 		op := enq(t, o, NewOp{Endpoint: "e", Payload: bytes.NewReader(d)})
 		if op.Hash != sha256.Sum256(d) {
 			t.Errorf("%d bytes: op hash %x, want the SHA-256 of the payload", size, op.Hash[:8])
@@ -176,7 +145,7 @@ func countChunkBuckets(t *testing.T, o *Outbox) int {
 // that returns the damaged block fails, one that does not succeeds.
 func TestEveryBlockIsChecked(t *testing.T) {
 	const chunk = 40 << 10 // blocks of 16 KiB: 16+16+8 per chunk
-	data := randomBytes(7, 3*chunk-100)
+	data := testutil.RandomBytes(7, 3*chunk-100)
 	for _, at := range []int{0, 16<<10 - 1, 16 << 10, 39 << 10, chunk, 2*chunk + 16<<10, len(data) - 1} {
 		t.Run(fmt.Sprint(at), func(t *testing.T) {
 			path := tempPath(t)
@@ -382,22 +351,14 @@ func TestPageHeaderDamage(t *testing.T) {
 	var ops []Op
 	var data [][]byte
 	for i := range 6 {
-		d := randomBytes(uint64(100+i), 40<<10)
+		d := testutil.RandomBytes(uint64(100+i), 40<<10)
 		ops = append(ops, enq(t, o, NewOp{Endpoint: "core", Key: fmt.Sprint("k/", i), Payload: bytes.NewReader(d)}))
 		data = append(data, d)
 	}
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
-	file, _ := os.ReadFile(path)
-	at := bytes.Index(file, data[2][:64])
-	page := at / 4096 * 4096
-	for i := page; i < page+16; i++ {
-		file[i] ^= 0xff
-	}
-	if err := os.WriteFile(path, file, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testutil.DamagePageHeader(t, path, data[2][:64], 4096)
 	openFails(t, path, ErrCorrupt, "damaged page")
 	r, err := VerifyFile(path, Options{})
 	if err != nil {
@@ -546,7 +507,7 @@ func TestSalvage(t *testing.T) {
 	var ops []Op
 	var data [][]byte
 	for i := range 8 {
-		d := randomBytes(uint64(200+i), 40<<10)
+		d := testutil.RandomBytes(uint64(200+i), 40<<10)
 		n := NewOp{Endpoint: "core", Key: fmt.Sprint("k/", i), Priority: edgesync.Priority(i % 6), Payload: bytes.NewReader(d),
 			Summary: []byte("s"), TTL: time.Hour}
 		if i%2 == 1 {
@@ -561,18 +522,9 @@ func TestSalvage(t *testing.T) {
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
+	testutil.DamagePageHeader(t, path, data[2][:64], 4096)
+	testutil.Damage(t, path, data[5], 30000, 100)
 	file, _ := os.ReadFile(path)
-	page := bytes.Index(file, data[2][:64]) / 4096 * 4096
-	for i := page; i < page+16; i++ {
-		file[i] ^= 0xff
-	}
-	mid := bytes.Index(file, data[5]) + 30000
-	for i := mid; i < mid+100; i++ {
-		file[i] ^= 0x55
-	}
-	if err := os.WriteFile(path, file, 0o600); err != nil {
-		t.Fatal(err)
-	}
 	openFails(t, path, ErrCorrupt, "damaged page")
 
 	dst := tempPath(t)

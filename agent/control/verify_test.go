@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 
@@ -14,34 +12,8 @@ import (
 
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
-
-// damageOnDisk inverts 512 bytes in the middle of data where the file at
-// path holds it, with pwrite, as a failing disk under a running agent would.
-func damageOnDisk(t *testing.T, path string, data []byte) {
-	t.Helper()
-	file, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := bytes.Index(file, data)
-	if at < 0 {
-		t.Fatalf("the payload is not in %s as it is", path)
-	}
-	mid := at + len(data)/2
-	bad := bytes.Clone(file[mid : mid+512])
-	for i := range bad {
-		bad[i] ^= 0xff
-	}
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(bad, int64(mid)); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestControlOutboxVerify damages one queued op on disk under a running
 // agent: transport.outbox.verify finds and quarantines it, status and stats
@@ -54,13 +26,9 @@ func TestControlOutboxVerify(t *testing.T) {
 	env := startControl(t, a, config.Control{MaxBodyBytes: 1 << 20})
 	ctx := context.Background()
 	cl := env.c
-	rnd := rand.New(rand.NewPCG(3, 4))
 	var victim []byte
 	for i := range 5 {
-		data := make([]byte, 48<<10)
-		for j := range data {
-			data[j] = byte(rnd.Uint32())
-		}
+		data := testutil.RandomBytes(uint64(i), 48<<10)
 		if i == 3 {
 			victim = data
 		}
@@ -72,7 +40,7 @@ func TestControlOutboxVerify(t *testing.T) {
 	if err := cl.Call(ctx, CmdVerify, nil, &vr); err != nil || !vr.OK || vr.Ops != 5 || vr.Bytes != 5*48<<10 {
 		t.Fatalf("verify of an intact outbox: %+v, %v", vr, err)
 	}
-	damageOnDisk(t, cfg.OutboxPath(), victim)
+	testutil.Damage(t, cfg.OutboxPath(), victim, len(victim)/2, 512) // under the running agent
 	if err := cl.Call(ctx, CmdVerify, struct{}{}, &vr); err != nil {
 		t.Fatal(err)
 	}

@@ -55,25 +55,15 @@ func runOutbox(ctx context.Context, env Env, args []string) error {
 }
 
 func runOutboxVerify(_ context.Context, env Env, args []string) error {
-	fs := newFlagSet(env, "outbox verify", outboxUsage)
-	cfgPath := fs.String("config", "", "agent config file: its outbox is checked")
-	file := fs.String("file", "", "outbox file to check (instead of --config)")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := parseFlags(fs, "outbox verify", args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("outbox verify", "unexpected argument %q", fs.Arg(0))
-	}
-	path, _, err := outboxPath("outbox verify", *cfgPath, *file)
+	path, opts, asJSON, err := outboxFlags(env, "verify", "checked", args)
 	if err != nil {
 		return err
 	}
-	r, err := outbox.VerifyFile(path, outbox.Options{LockTimeout: time.Second})
+	r, err := outbox.VerifyFile(path, opts)
 	if errors.Is(err, outbox.ErrLocked) {
 		return fmt.Errorf("outbox verify: %w: the agent has %s open; run 'edge-sync ctl transport.outbox.verify' instead", err, path)
 	}
-	if *asJSON {
+	if asJSON {
 		if jerr := json.NewEncoder(env.Stdout).Encode(r); jerr != nil {
 			return jerr
 		}
@@ -87,36 +77,38 @@ func runOutboxVerify(_ context.Context, env Env, args []string) error {
 	return verifyExit(r)
 }
 
-// outboxPath is the outbox file of --config or --file (exactly one), and
-// the options the agent opens it with.
-func outboxPath(name, cfgPath, file string) (string, outbox.Options, error) {
-	opts := outbox.Options{LockTimeout: time.Second}
-	switch {
-	case (cfgPath == "") == (file == ""):
-		return "", opts, usagef(name, "give --config (the agent's config) or --file (an outbox file)")
-	case file != "":
-		return file, opts, nil
+// outboxFlags parses the flags of an outbox subcommand: the outbox file
+// of --config or --file (exactly one), the options the agent opens it
+// with, and --json.
+func outboxFlags(env Env, sub, done string, args []string) (path string, opts outbox.Options, asJSON bool, err error) {
+	name := "outbox " + sub
+	fs := newFlagSet(env, name, outboxUsage)
+	cfgPath := fs.String("config", "", "agent config file: its outbox is "+done)
+	file := fs.String("file", "", "outbox file (instead of --config)")
+	jsonOut := fs.Bool("json", false, "print the report as JSON")
+	if err := parseFlags(fs, name, args); err != nil {
+		return "", opts, false, err
 	}
-	cfg, err := config.LoadAgent(cfgPath)
+	if fs.NArg() > 0 {
+		return "", opts, false, usagef(name, "unexpected argument %q", fs.Arg(0))
+	}
+	opts = outbox.Options{LockTimeout: time.Second}
+	switch {
+	case (*cfgPath == "") == (*file == ""):
+		return "", opts, false, usagef(name, "give --config (the agent's config) or --file (an outbox file)")
+	case *file != "":
+		return *file, opts, *jsonOut, nil
+	}
+	cfg, err := config.LoadAgent(*cfgPath)
 	if err != nil {
-		return "", opts, err
+		return "", opts, false, err
 	}
 	opts.MaxOps, opts.MaxBytes, opts.MaxOpBytes, opts.DefaultTTL = cfg.Outbox.MaxOps, cfg.Outbox.MaxBytes, cfg.Outbox.MaxOpBytes, cfg.Outbox.DefaultTTL
-	return cfg.OutboxPath(), opts, nil
+	return cfg.OutboxPath(), opts, *jsonOut, nil
 }
 
 func runOutboxSalvage(ctx context.Context, env Env, args []string) error {
-	fs := newFlagSet(env, "outbox salvage", outboxUsage)
-	cfgPath := fs.String("config", "", "agent config file: its outbox is salvaged")
-	file := fs.String("file", "", "outbox file to salvage (instead of --config)")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := parseFlags(fs, "outbox salvage", args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("outbox salvage", "unexpected argument %q", fs.Arg(0))
-	}
-	path, opts, err := outboxPath("outbox salvage", *cfgPath, *file)
+	path, opts, asJSON, err := outboxFlags(env, "salvage", "salvaged", args)
 	if err != nil {
 		return err
 	}
@@ -146,7 +138,7 @@ func runOutboxSalvage(ctx context.Context, env Env, args []string) error {
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("outbox salvage: %w", err)
 	}
-	if *asJSON {
+	if asJSON {
 		return json.NewEncoder(env.Stdout).Encode(r)
 	}
 	fmt.Fprintf(env.Stdout, "copied %d ops (%s) into a new %s", r.Copied, units.FormatBytes(r.Bytes), path)

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,18 +14,9 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent/control"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/outbox"
 )
-
-// randomPayload returns n bytes found nowhere else in a file.
-func randomPayload(seed uint64, n int) []byte {
-	rnd := rand.New(rand.NewPCG(seed, 5))
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rnd.Uint32())
-	}
-	return b
-}
 
 // fillOutbox writes ops of 40 KiB into an outbox file at path, as a
 // stopped agent leaves it, and returns their payloads by key.
@@ -39,7 +29,7 @@ func fillOutbox(t *testing.T, path string, n int) map[string][]byte {
 	out := map[string][]byte{}
 	for i := range n {
 		key := fmt.Sprint("reading/", i)
-		out[key] = randomPayload(uint64(i), 40<<10)
+		out[key] = testutil.RandomBytes(uint64(i), 40<<10)
 		if _, err := o.Enqueue(context.Background(), outbox.NewOp{Endpoint: "core", Key: key, Priority: edgesync.Normal,
 			Payload: bytes.NewReader(out[key])}); err != nil {
 			t.Fatal(err)
@@ -49,26 +39,6 @@ func fillOutbox(t *testing.T, path string, n int) map[string][]byte {
 		t.Fatal(err)
 	}
 	return out
-}
-
-// damage inverts n bytes of the file at path, from where data (plus off)
-// sits in it.
-func damage(t *testing.T, path string, data []byte, off, n int) {
-	t.Helper()
-	file, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := bytes.Index(file, data)
-	if at < 0 {
-		t.Fatalf("payload not in %s", path)
-	}
-	for i := at + off; i < at+off+n; i++ {
-		file[i] ^= 0xff
-	}
-	if err := os.WriteFile(path, file, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestOutboxVerify checks a stopped agent's outbox offline: exit 0 when
@@ -81,7 +51,7 @@ func TestOutboxVerify(t *testing.T) {
 	if err != nil || !strings.Contains(out, "checked 6 ops, 240 KiB") || !strings.Contains(out, "no damage found") {
 		t.Fatalf("verify of an intact outbox: %v\n%s", err, out)
 	}
-	damage(t, path, payloads["reading/4"], 20<<10, 512)
+	testutil.Damage(t, path, payloads["reading/4"], 20<<10, 512)
 	before, _ := os.ReadFile(path)
 	var o, e bytes.Buffer
 	code := Main(context.Background(), []string{"outbox", "verify", "--file", path}, nil, &o, &e)
@@ -140,12 +110,8 @@ control { socket = "off" }
 	}
 	path := filepath.Join(dir, "agent", "outbox.db")
 	payloads := fillOutbox(t, path, 4)
+	testutil.DamagePageHeader(t, path, payloads["reading/2"], 4096)
 	file, _ := os.ReadFile(path)
-	page := bytes.Index(file, payloads["reading/2"]) / 4096 * 4096
-	for i := page; i < page+16; i++ {
-		file[i] ^= 0xff
-	}
-	writeFile(t, path, string(file))
 	_, _, err := run(t, "agent", "--config", agentHCL)
 	if !errors.Is(err, outbox.ErrCorrupt) || !strings.Contains(err.Error(), "edge-sync outbox verify --file "+path) ||
 		!strings.Contains(err.Error(), "edge-sync outbox salvage --file "+path) {
@@ -167,12 +133,8 @@ func TestOutboxSalvage(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "outbox.db")
 	payloads := fillOutbox(t, path, 5)
+	testutil.DamagePageHeader(t, path, payloads["reading/1"], 4096)
 	file, _ := os.ReadFile(path)
-	page := bytes.Index(file, payloads["reading/1"]) / 4096 * 4096
-	for i := page; i < page+16; i++ {
-		file[i] ^= 0xff
-	}
-	writeFile(t, path, string(file))
 	out, _, err := run(t, "outbox", "salvage", "--file", path)
 	if err != nil || !strings.Contains(out, "copied 4 ops (160 KiB)") || !strings.Contains(out, `"reading/1"`) {
 		t.Fatalf("salvage: %v\n%s", err, out)
@@ -215,7 +177,7 @@ func TestCtlOutboxVerify(t *testing.T) {
 	payloads := map[string][]byte{}
 	for i := range 3 {
 		key := fmt.Sprint("blob/", i)
-		payloads[key] = randomPayload(uint64(50+i), 40<<10)
+		payloads[key] = testutil.RandomBytes(uint64(50+i), 40<<10)
 		if _, _, err := h.ctl(t, string(payloads[key]), "put", "--key", key, "--priority", "normal", "-"); err != nil {
 			t.Fatal(err)
 		}
@@ -223,20 +185,8 @@ func TestCtlOutboxVerify(t *testing.T) {
 	if out, _, err := h.ctl(t, "", "transport.outbox.verify"); err != nil || !strings.Contains(out, "no damage found") {
 		t.Fatalf("verify of an intact outbox: %v\n%s", err, out)
 	}
-	// Damage under the running agent, as a failing disk would: pwrite
-	// into the file bbolt has mapped.
-	path := filepath.Join(h.dir, "agent", "outbox.db")
-	file, _ := os.ReadFile(path)
-	at := bytes.Index(file, payloads["blob/1"]) + 1000
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = f.WriteAt(bytes.Repeat([]byte{0}, 64), int64(at))
-	f.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Damage under the running agent, as a failing disk would.
+	testutil.Damage(t, filepath.Join(h.dir, "agent", "outbox.db"), payloads["blob/1"], 1000, 64)
 	out, _, err := h.ctl(t, "", "transport.outbox.verify")
 	if !errors.Is(err, errDamaged) || !strings.Contains(out, `"blob/1"`) || !strings.Contains(out, "checked 2 ops") {
 		t.Fatalf("verify after damage: %v\n%s", err, out)

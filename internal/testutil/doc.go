@@ -1,5 +1,7 @@
 // Package testutil holds what the tests of every package share: a bounded
-// wait for a condition, and a throwaway PKI for mutual TLS on loopback.
+// wait for a condition, a throwaway PKI for mutual TLS on loopback, and
+// damage to a file on disk (Damage, DamagePageHeader) for the tests of
+// what the outbox and the agent do about it.
 //
 // # Basics
 //
