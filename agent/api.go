@@ -11,6 +11,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -57,6 +58,11 @@ type LinkStatus struct {
 	DrainETA time.Duration `json:"drain_eta_ns"`
 	// ProbeBytes counts what the link monitor has sent to measure the link.
 	ProbeBytes int64 `json:"probe_bytes"`
+	// Quarantined counts the ops of the whole outbox (not only this
+	// endpoint's) that were found damaged on disk and will never be sent;
+	// Damage says so in a sentence with what to do, "" when there are none.
+	Quarantined Backlog `json:"quarantined"`
+	Damage      string  `json:"damage,omitempty"`
 }
 
 // Status returns transport.bandwidth.status for an endpoint.
@@ -92,7 +98,45 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 	if bw := ls.Status.Median.BandwidthBps; bw > 0 {
 		out.DrainETA = time.Duration(float64(total*8) / bw * float64(time.Second))
 	}
+	if q := st.Quarantined; q.Ops > 0 {
+		out.Quarantined = Backlog{Ops: q.Ops, Bytes: q.Bytes}
+		out.Damage = a.damage(q)
+	}
 	return out, nil
+}
+
+// damage is the status line of a quarantine that is not empty: how many
+// ops, the latest one's key and reason, and the command to run.
+func (a *Agent) damage(q outbox.Count) string {
+	ops := "ops"
+	if q.Ops == 1 {
+		ops = "op"
+	}
+	latest := ""
+	if list, err := a.ob.Quarantined(); err == nil && len(list) > 0 {
+		d := list[0]
+		for _, x := range list[1:] {
+			if x.At.After(d.At) {
+				d = x
+			}
+		}
+		latest = fmt.Sprintf("; latest %s key %q: %s", d.ID, d.Key, d.Reason)
+	}
+	return fmt.Sprintf("%d %s quarantined (%s), found damaged on the outbox's disk and never sent%s: run `edge-sync ctl transport.outbox.verify`",
+		q.Ops, ops, units.FormatBytes(q.Bytes), latest)
+}
+
+// VerifyOutbox is transport.outbox.verify: it reads every op in the
+// outbox, checks its checksums and SHA-256, and quarantines what fails
+// (outbox.Outbox.Verify).
+func (a *Agent) VerifyOutbox(ctx context.Context) (outbox.VerifyReport, error) {
+	return a.ob.Verify(ctx)
+}
+
+// PurgeQuarantined is transport.outbox.purge: it deletes quarantined ops
+// for good (all of them with no ids) and says what it deleted.
+func (a *Agent) PurgeQuarantined(ids ...edgesync.OpID) (outbox.Count, error) {
+	return a.ob.PurgeQuarantined(ids...)
 }
 
 // Quality returns transport.quality: the latest figures of an endpoint.

@@ -1,7 +1,8 @@
 // Package agent is the edge agent: endpoints, link monitors and the sender,
 // with a Go API (Status, Quality, Measure, History, Config, SetProfile,
-// Switch, LeaseNext, StartMonitor, StopMonitor) that the control API of
-// agent/control serves over HTTP.
+// Switch, LeaseNext, StartMonitor, StopMonitor, VerifyOutbox,
+// PurgeQuarantined) that the control API of agent/control serves over
+// HTTP.
 //
 // # Main types
 //
@@ -13,7 +14,11 @@
 //     bounds the call, not the agent's run; Close stops every goroutine,
 //     waits for it, and closes the outbox (docs/architecture.md#lifecycle).
 //   - Ops go one per QUIC stream whose urgency is the op's priority
-//     (wire's doc describes the conversation). Critical and schema ops
+//     (wire's doc describes the conversation); each OP_HEADER carries the
+//     SHA-256 the outbox took of the producer's bytes (outbox.Op.Hash),
+//     which the core checks at commit. An op the outbox finds damaged is
+//     quarantined and never sent; one the core refuses for a hash
+//     mismatch is checked again from disk (docs/integrity.md). Critical and schema ops
 //     never wait for a slot; large ops (more than one chunk) are bounded
 //     by the parameters' concurrency and pause at a chunk boundary when
 //     the parameters change.

@@ -64,9 +64,12 @@ func (a *Agent) housekeeping(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if d.Reason == outbox.ReasonSuperseded {
+			switch d.Reason {
+			case outbox.ReasonSuperseded:
 				log.Debug("op superseded by a newer version", "op", d.ID.String(), "key", d.Key)
-			} else {
+			case outbox.ReasonDamaged:
+				// The outbox logged it, with the reason, as an error.
+			default:
 				log.Info("op dropped", "op", d.ID.String(), "key", d.Key,
 					"priority", d.Priority.String(), "reason", d.Reason.String())
 			}

@@ -30,6 +30,7 @@ type agentCollector struct {
 
 	bandwidth, rtt, jitter, loss, class, connected, mode *prometheus.Desc
 	queueOps, queueBytes, leased, drops                  *prometheus.Desc
+	quarantinedOps, quarantinedBytes                     *prometheus.Desc
 	wireBytes, plainBytes, transfers, goodput, acks      *prometheus.Desc
 	latencyMax, probeBytes, retries, nacks, switches     *prometheus.Desc
 	connects, dialFailures, summaries, drainETA          *prometheus.Desc
@@ -37,33 +38,36 @@ type agentCollector struct {
 
 func newAgentCollector(a *Agent) *agentCollector {
 	return &agentCollector{
-		a:            a,
-		ob:           a.ob,
-		bandwidth:    desc("link_bandwidth_bps", "Measured link capacity in bit/s (median of the classification window); 0 when not measured.", "endpoint"),
-		rtt:          desc("link_rtt_seconds", "Measured round-trip time (median).", "endpoint"),
-		jitter:       desc("link_jitter_seconds", "Measured round-trip time variation (median).", "endpoint"),
-		loss:         desc("link_loss_ratio", "Measured packet loss ratio, 0..1 (median).", "endpoint"),
-		class:        desc("link_class", "1 for the endpoint's effective link class (pinned or measured), 0 for the others.", "endpoint", "class"),
-		connected:    desc("link_connected", "1 while a connection to the endpoint's core is up.", "endpoint"),
-		mode:         desc("sync_mode", "1 for the endpoint's current sync mode, 0 for the others.", "endpoint", "mode"),
-		drainETA:     desc("backlog_drain_seconds", "Estimated time to drain the backlog at the measured bandwidth; 0 when the bandwidth is unknown.", "endpoint"),
-		queueOps:     desc("queue_ops", "Ops waiting in the outbox, by priority.", "priority"),
-		queueBytes:   desc("queue_bytes", "Payload bytes waiting in the outbox, by priority.", "priority"),
-		leased:       desc("queue_leased_ops", "Ops leased by senders or external consumers."),
-		drops:        desc("drops_total", "Ops dropped without delivery since the outbox opened, by reason.", "reason"),
-		wireBytes:    desc("wire_bytes_total", "Encoded payload bytes put on the wire, by codec mode.", "endpoint", "mode"),
-		plainBytes:   desc("wire_plain_bytes_total", "Plain payload bytes those transfers carried, by codec mode.", "endpoint", "mode"),
-		transfers:    desc("transfers_total", "Op transfers started, by codec mode.", "endpoint", "mode"),
-		goodput:      desc("goodput_bytes_total", "Plain payload bytes of ops acknowledged by the core, by priority.", "endpoint", "priority"),
-		acks:         desc("acks_total", "Ops acknowledged by the core, by priority.", "endpoint", "priority"),
-		latencyMax:   desc("ack_latency_max_seconds", "Longest enqueue-to-ack time seen, by priority.", "endpoint", "priority"),
-		probeBytes:   desc("probe_bytes_total", "Bytes the link monitor sent to measure the link (packet trains and pings).", "endpoint"),
-		retries:      desc("retries_total", "Op transfers retried.", "endpoint"),
-		nacks:        desc("nacks_total", "Ops refused by the core, by reason code.", "endpoint", "code"),
-		switches:     desc("mode_switches_total", "Sync mode switches.", "endpoint"),
-		connects:     desc("connects_total", "Connections established to the core.", "endpoint"),
-		dialFailures: desc("dial_failures_total", "Failed attempts to connect to the core.", "endpoint"),
-		summaries:    desc("summaries_total", "Summaries sent ahead of held-back payloads.", "endpoint"),
+		a:          a,
+		ob:         a.ob,
+		bandwidth:  desc("link_bandwidth_bps", "Measured link capacity in bit/s (median of the classification window); 0 when not measured.", "endpoint"),
+		rtt:        desc("link_rtt_seconds", "Measured round-trip time (median).", "endpoint"),
+		jitter:     desc("link_jitter_seconds", "Measured round-trip time variation (median).", "endpoint"),
+		loss:       desc("link_loss_ratio", "Measured packet loss ratio, 0..1 (median).", "endpoint"),
+		class:      desc("link_class", "1 for the endpoint's effective link class (pinned or measured), 0 for the others.", "endpoint", "class"),
+		connected:  desc("link_connected", "1 while a connection to the endpoint's core is up.", "endpoint"),
+		mode:       desc("sync_mode", "1 for the endpoint's current sync mode, 0 for the others.", "endpoint", "mode"),
+		drainETA:   desc("backlog_drain_seconds", "Estimated time to drain the backlog at the measured bandwidth; 0 when the bandwidth is unknown.", "endpoint"),
+		queueOps:   desc("queue_ops", "Ops waiting in the outbox, by priority.", "priority"),
+		queueBytes: desc("queue_bytes", "Payload bytes waiting in the outbox, by priority.", "priority"),
+		leased:     desc("queue_leased_ops", "Ops leased by senders or external consumers."),
+		drops:      desc("drops_total", "Ops dropped without delivery since the outbox opened, by reason.", "reason"),
+		quarantinedOps: desc("outbox_quarantined_ops",
+			"Ops in the outbox's quarantine: found damaged on disk, never sent (run edge-sync ctl transport.outbox.verify)."),
+		quarantinedBytes: desc("outbox_quarantined_bytes", "Payload bytes of the ops in quarantine."),
+		wireBytes:        desc("wire_bytes_total", "Encoded payload bytes put on the wire, by codec mode.", "endpoint", "mode"),
+		plainBytes:       desc("wire_plain_bytes_total", "Plain payload bytes those transfers carried, by codec mode.", "endpoint", "mode"),
+		transfers:        desc("transfers_total", "Op transfers started, by codec mode.", "endpoint", "mode"),
+		goodput:          desc("goodput_bytes_total", "Plain payload bytes of ops acknowledged by the core, by priority.", "endpoint", "priority"),
+		acks:             desc("acks_total", "Ops acknowledged by the core, by priority.", "endpoint", "priority"),
+		latencyMax:       desc("ack_latency_max_seconds", "Longest enqueue-to-ack time seen, by priority.", "endpoint", "priority"),
+		probeBytes:       desc("probe_bytes_total", "Bytes the link monitor sent to measure the link (packet trains and pings).", "endpoint"),
+		retries:          desc("retries_total", "Op transfers retried.", "endpoint"),
+		nacks:            desc("nacks_total", "Ops refused by the core, by reason code.", "endpoint", "code"),
+		switches:         desc("mode_switches_total", "Sync mode switches.", "endpoint"),
+		connects:         desc("connects_total", "Connections established to the core.", "endpoint"),
+		dialFailures:     desc("dial_failures_total", "Failed attempts to connect to the core.", "endpoint"),
+		summaries:        desc("summaries_total", "Summaries sent ahead of held-back payloads.", "endpoint"),
 	}
 }
 
@@ -130,6 +134,8 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.queueBytes, float64(st.ByPriority[p].Bytes), p.String())
 	}
 	gauge(c.leased, float64(st.Leased))
+	gauge(c.quarantinedOps, float64(st.Quarantined.Ops))
+	gauge(c.quarantinedBytes, float64(st.Quarantined.Bytes))
 	for r := outbox.Reason(0); r < outbox.NumReasons; r++ {
 		counter(c.drops, float64(st.Drops[r]), r.String())
 	}

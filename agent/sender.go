@@ -454,6 +454,9 @@ func sameEncoding(a, b linkmon.SyncParameters) bool {
 // outbox but parked for this session, so nothing is lost.
 func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
 	s.stats.recordNack(n.Code)
+	if n.Code == wire.CodeHashMismatch && s.damaged(op) {
+		return outDone // quarantined: never sent again
+	}
 	switch n.Code {
 	case wire.CodeBaseMismatch, wire.CodeCorrupt, wire.CodeHashMismatch:
 		// The base we hold is not the core's: forget it and send in full.

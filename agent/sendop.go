@@ -131,9 +131,16 @@ func codecLevel(p linkmon.SyncParameters) codec.Level {
 	return codec.LevelDefault
 }
 
-// payloadHash returns the SHA-256 of the op's payload, reading it once per
-// op and remembering it for retries.
+// payloadHash returns the SHA-256 the op's OP_HEADER carries: the hash
+// the outbox took of the producer's bytes as Enqueue received them, so
+// that the core checks what it stores against what was put, and damage
+// anywhere in between (the outbox's disk included) is caught. Only an op
+// stored by outbox format 1 has none; its payload is read once to hash it,
+// and the hash is remembered for retries.
 func (s *opSender) payloadHash(op *outbox.Op, pl io.ReaderAt) (codec.Hash, error) {
+	if op.Hash != [32]byte{} {
+		return codec.Hash(op.Hash), nil
+	}
 	if h, ok := s.hashes[op.ID]; ok {
 		return h, nil
 	}

@@ -62,6 +62,9 @@
 //     Damage deeper inside the file is only found by Config.VerifyOnOpen
 //     (a full bbolt consistency check) or when a damaged record is read
 //     (ErrCorrupt); bbolt can still fault on some damaged branch pages.
+//     Damaged object data is found by its SHA-256 when an Object is read
+//     in order to its end (ErrCorrupt, and none of the last read's bytes);
+//     see docs/integrity.md.
 //   - An Object whose version is replaced while it is read fails with
 //     ErrNotFound rather than returning mixed data.
 //   - Quota counts stored bytes plus the declared size of partial ops; a

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"sync"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -141,20 +142,28 @@ func (s *Store) collectGarbage(agent string) error {
 // pages (or the object) in memory. If the object is replaced and its data
 // deleted while it is being read, reads fail with ErrNotFound.
 //
-// Read (sequential reading from offset 0, as io.Copy does) also hashes
-// what it returns and, at the end, fails with ErrCorrupt instead of io.EOF
-// if the data does not match the SHA-256 recorded when it was stored;
-// bbolt has no checksums on data pages, so this is what catches damage
-// inside a chunk. ReadAt does not verify.
+// bbolt has no checksums on data pages, so an Object checks what it
+// serves against the SHA-256 recorded when the op was committed: reads
+// that run in order from offset 0 (Read, or ReadAt as io.SectionReader
+// and io.Copy issue them) feed a hash, and the read that reaches the end
+// returns ErrCorrupt, and none of its bytes, if the data does not match.
+// A damaged object is thus never read to its end as good; bytes returned
+// by earlier reads are only known good once the last read succeeds.
+// Reads out of order (a delta base's regions) are not checked here: what
+// is built from them is checked against its own hash at commit.
 type Object struct {
-	s      *Store
-	agent  string
-	blob   uint64
-	size   int64
-	want   [32]byte // SHA-256 recorded at commit
-	off    int64    // for Read
-	h      hash.Hash
-	hashed int64 // bytes fed to h; Read verifies only while off == hashed
+	s     *Store
+	agent string
+	blob  uint64
+	size  int64
+	want  [32]byte // SHA-256 recorded at commit
+
+	mu      sync.Mutex // guards h, hashed and damaged (ReadAt may be called concurrently)
+	h       hash.Hash
+	hashed  int64 // bytes fed to h: a read at exactly this offset extends it
+	damaged error // set once the data failed its hash: every read returns it
+
+	off int64 // for Read and Seek
 }
 
 func newObject(s *Store, agent string, blob uint64, size int64, sum [32]byte) *Object {
@@ -170,11 +179,22 @@ func (o *Object) ReadAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("read object: negative offset %d: %w", off, ErrInvalid)
 	}
 	if off >= o.size {
+		if o.size == 0 {
+			if err := o.verify(nil, 0); err != nil {
+				return 0, err
+			}
+		}
 		return 0, io.EOF
 	}
 	want := p
 	if rem := o.size - off; int64(len(want)) > rem {
 		want = want[:rem]
+	}
+	o.mu.Lock()
+	damaged := o.damaged
+	o.mu.Unlock()
+	if damaged != nil {
+		return 0, damaged
 	}
 	if err := o.s.acquire(); err != nil {
 		return 0, fmt.Errorf("read object: %w", err)
@@ -210,28 +230,43 @@ func (o *Object) ReadAt(p []byte, off int64) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("read object: %w", err)
 	}
+	if err := o.verify(want[:n], off); err != nil {
+		return 0, err
+	}
 	if n < len(p) {
 		return n, io.EOF
 	}
 	return n, nil
 }
 
+// verify feeds b, read at off, to the object's hash if it continues the
+// bytes hashed so far, and once the hash covers the whole object checks
+// it against the one recorded at commit.
+func (o *Object) verify(b []byte, off int64) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if off != o.hashed {
+		return nil
+	}
+	o.h.Write(b)
+	o.hashed += int64(len(b))
+	if o.hashed != o.size {
+		return nil
+	}
+	var sum [32]byte
+	if o.h.Sum(sum[:0]); sum != o.want {
+		o.damaged = fmt.Errorf("read object: %w: data hashes to %x, stored as %x", ErrCorrupt, sum[:8], o.want[:8])
+		return o.damaged
+	}
+	return nil
+}
+
 // Read implements io.Reader, reading from the current offset.
 func (o *Object) Read(p []byte) (int, error) {
 	n, err := o.ReadAt(p, o.off)
-	if o.off == o.hashed {
-		o.h.Write(p[:n])
-		o.hashed += int64(n)
-	}
 	o.off += int64(n)
 	if errors.Is(err, io.EOF) && n > 0 {
 		err = nil
-	}
-	if errors.Is(err, io.EOF) && o.hashed == o.size {
-		var sum [32]byte
-		if o.h.Sum(sum[:0]); sum != o.want {
-			return 0, fmt.Errorf("read object: %w: data hashes to %x, stored as %x", ErrCorrupt, sum[:8], o.want[:8])
-		}
 	}
 	return n, err
 }

@@ -305,13 +305,7 @@ func readDamaged(t *testing.T, path string) {
 
 func TestReadDetectsDamagedChunk(t *testing.T) {
 	path := filledStore(t)
-	rawUpdate(t, path, func(tx *bolt.Tx) error {
-		blobs := tx.Bucket(bktAgents).Bucket([]byte("site-1")).Bucket(bktBlobs)
-		k, v := blobs.Cursor().First()
-		bad := bytes.Clone(v)
-		bad[len(bad)/2] ^= 0x40
-		return blobs.Put(bytes.Clone(k), bad)
-	})
+	damageFirstBlob(t, path)
 	s := openStore(t, path)
 	// The first blob belongs to the first op, an event.
 	_, o, err := s.EventData("site-1", 1)

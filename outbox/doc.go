@@ -23,6 +23,21 @@
 // endpoint and key; event ops ([edgesync.EventOp]) are never superseded. [Outbox.PurgeExpired] removes ops whose TTL ended. Every drop
 // is reported as a [Drop] on [Outbox.Drops] and counted in [Stats].
 //
+// # Integrity
+//
+// Enqueue takes the SHA-256 of the payload as it reads it from the
+// producer, before anything is written, and stores it in the op's record
+// ([Op.Hash]); the sender puts it in the OP_HEADER and the core checks the
+// bytes it stores against it. Each chunk is written with a CRC-32C per
+// 16 KiB block, and each record with a CRC-32C; [Payload.ReadAt] checks
+// the blocks it returns, Open checks every record. An op that fails a
+// check is quarantined: moved out of the send queue into a quarantine
+// bucket with the reason (its bytes stay for forensics), reported on
+// Drops as [ReasonDamaged], counted in Stats.Quarantined and logged once;
+// the rest of the outbox goes on. [Outbox.Verify] reads every op now,
+// [VerifyFile] checks a file no one has open, [Outbox.PurgeQuarantined]
+// deletes quarantined ops. See docs/outbox.md#integrity.
+//
 // Concurrent Enqueues (and Acks) share one bbolt transaction and one fsync
 // (group commit, see committer): a lone producer commits at once, producers
 // that arrive during a commit share the next one.
@@ -46,8 +61,11 @@
 //     headroom (256 KiB + 1/64 of the file) below Options.MaxFileSize and
 //     the file system's free space and fails with [ErrNoSpace] before that,
 //     so that Ack keeps working on a full disk.
-//   - A damaged file gives [ErrCorrupt], a bbolt file of another program
-//     [ErrForeign], a newer format [ErrVersion]; Open writes nothing to such
-//     a file. Damage inside payload bytes is not detected here (the codec's
-//     hashes catch it end to end).
+//   - A file whose bbolt structure is damaged gives [ErrCorrupt], a bbolt
+//     file of another program [ErrForeign], a newer format [ErrVersion];
+//     Open writes nothing to such a file. Damage that only changes an op's
+//     record or payload bytes quarantines that op ([ErrDamaged]).
+//   - Ops stored by format version 1 (before checksums) have no hash and
+//     no checksums: Open upgrades such a file in place, and its old ops
+//     are read without checks (the sender hashes what it reads).
 package outbox

@@ -17,6 +17,12 @@ var (
 	ErrInvalid = errors.New("invalid argument")
 	// ErrCorrupt means the file is damaged or truncated, or is not a bbolt file.
 	ErrCorrupt = errors.New("outbox file corrupt")
+	// ErrDamaged means an op's stored bytes (its record or its payload)
+	// fail their checksum: the op is quarantined, never sent, and the rest
+	// of the outbox goes on (docs/outbox.md#integrity).
+	ErrDamaged = errors.New("op damaged on disk")
+	// ErrLocked means another process (a running agent) holds the file.
+	ErrLocked = errors.New("outbox file locked by another process")
 	// ErrForeign means the file is a bbolt database that is not an outbox.
 	ErrForeign = errors.New("not an outbox file")
 	// ErrVersion means the file was written by a newer on-disk format version.

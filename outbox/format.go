@@ -16,12 +16,16 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 )
 
-// On-disk layout (format version 1). Four top-level buckets:
+// On-disk layout (format version 2). Five top-level buckets:
 //
-//	meta     "format" = "edge-sync-outbox", "version" = uint32, "chunk_size" = uint32
-//	ops      <op id, 16 bytes> -> op record (see encodeOp)
-//	chunks   <op id> -> bucket of <uint32 index> -> bucket of "d" -> up to chunk_size bytes
-//	pending  <op id> -> empty: chunks written by an Enqueue not yet published
+//	meta        "format" = "edge-sync-outbox", "version" = uint32, "chunk_size" = uint32,
+//	            "sum_block" = uint32 (bytes per checksummed block, version 2)
+//	ops         <op id, 16 bytes> -> op record (see encodeOp)
+//	chunks      <op id> -> bucket of <uint32 index> -> bucket of
+//	            "d" -> up to chunk_size bytes, "s" -> block checksums (see blockSums)
+//	pending     <op id> -> empty: chunks written by an Enqueue not yet published
+//	quarantine  <op id> -> quarantine record (see encodeQuarantine); the op's
+//	            chunks stay under chunks/<op id> for forensics
 //
 // An op is visible only once its ops record exists; the record and the last
 // chunks are written in one transaction, so a crash never shows half an op.
@@ -33,21 +37,41 @@ import (
 // rewrite one to three neighbouring chunks (write amplification, more memory
 // per transaction, and deletes that need megabytes of contiguous free space
 // on a full disk). An op's bucket is dropped whole with DeleteBucket.
+//
+// Version 1 had no "sum_block", no "s" and no quarantine bucket, and its
+// op records (record version 1) no payload hash and no checksum. Open
+// upgrades a version 1 file in place by adding them; the ops already in it
+// keep their version 1 records and are read without checks (see
+// docs/outbox.md#integrity).
 const (
 	formatMagic   = "edge-sync-outbox"
-	formatVersion = 1
+	formatVersion = 2
+
+	// defaultSumBlock is how many payload bytes one checksum covers: a
+	// read checks only the blocks it touches, so a small read of a large
+	// chunk costs at most two extra blocks of CRC.
+	defaultSumBlock = 16 << 10
 )
 
 var (
-	bucketMeta    = []byte("meta")
-	bucketOps     = []byte("ops")
-	bucketChunks  = []byte("chunks")
-	bucketPending = []byte("pending")
+	bucketMeta       = []byte("meta")
+	bucketOps        = []byte("ops")
+	bucketChunks     = []byte("chunks")
+	bucketPending    = []byte("pending")
+	bucketQuarantine = []byte("quarantine")
 
 	keyFormat    = []byte("format")
 	keyVersion   = []byte("version")
 	keyChunkSize = []byte("chunk_size")
+	keySumBlock  = []byte("sum_block")
 )
+
+// layout is what a file's meta bucket says about how it is written.
+type layout struct {
+	version   uint32
+	chunkSize int
+	sumBlock  int // 0 in a version 1 file
+}
 
 // The op record's kind codes (byte 2, see encodeOp). They were written
 // before edgesync.OpKind existed and differ from its values; kindCode and
@@ -78,8 +102,11 @@ func kindOfCode(c byte) (k edgesync.OpKind, ok bool) {
 	return 0, false
 }
 
-// keyData is the one key in a chunk's bucket.
-var keyData = []byte("d")
+// keyData holds a chunk's bytes, keySums their block checksums (version 2).
+var (
+	keyData = []byte("d")
+	keySums = []byte("s")
+)
 
 // chunkKey is the name of chunk i's bucket inside an op's chunk bucket.
 func chunkKey(i uint32) []byte { return binary.BigEndian.AppendUint32(make([]byte, 0, 4), i) }
@@ -169,6 +196,8 @@ func mapOpenErr(err error) error {
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum),
 		errors.Is(err, berrors.ErrVersionMismatch), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	case errors.Is(err, berrors.ErrTimeout):
+		return fmt.Errorf("%w (is the agent running?): %w", ErrLocked, err)
 	}
 	return err
 }
@@ -181,9 +210,10 @@ func mapWriteErr(err error) error {
 	return err
 }
 
-// initOrCheck creates the buckets of a new file or checks an existing one,
-// and returns the file's chunk size.
-func initOrCheck(tx *bolt.Tx, chunkSize int) (int, error) {
+// initOrCheck creates the buckets of a new file (in a writable tx) or checks
+// an existing one, and returns the file's layout. A version 1 file passes
+// as it is; upgrade brings it to version 2.
+func initOrCheck(tx *bolt.Tx, chunkSize int) (layout, error) {
 	meta := tx.Bucket(bucketMeta)
 	if meta == nil {
 		var other []byte
@@ -196,49 +226,80 @@ func initOrCheck(tx *bolt.Tx, chunkSize int) (int, error) {
 			return nil
 		})
 		if other != nil {
-			return 0, fmt.Errorf("bbolt file has bucket %q and no outbox meta: %w", other, ErrForeign)
+			return layout{}, fmt.Errorf("bbolt file has bucket %q and no outbox meta: %w", other, ErrForeign)
 		}
+		l := layout{version: formatVersion, chunkSize: chunkSize, sumBlock: defaultSumBlock}
 		if !tx.Writable() {
-			return chunkSize, nil
+			return l, nil
 		}
 		var err error
 		if meta, err = tx.CreateBucket(bucketMeta); err != nil {
-			return 0, err
+			return layout{}, err
 		}
-		v := binary.BigEndian.AppendUint32(nil, formatVersion)
-		cs := binary.BigEndian.AppendUint32(nil, uint32(chunkSize))
-		for _, kv := range [][2][]byte{{keyFormat, []byte(formatMagic)}, {keyVersion, v}, {keyChunkSize, cs}} {
+		for _, kv := range [][2][]byte{
+			{keyFormat, []byte(formatMagic)},
+			{keyVersion, binary.BigEndian.AppendUint32(nil, formatVersion)},
+			{keyChunkSize, binary.BigEndian.AppendUint32(nil, uint32(chunkSize))},
+			{keySumBlock, binary.BigEndian.AppendUint32(nil, defaultSumBlock)},
+		} {
 			if err := meta.Put(kv[0], kv[1]); err != nil {
-				return 0, err
+				return layout{}, err
 			}
 		}
-		for _, name := range [][]byte{bucketOps, bucketChunks, bucketPending} {
+		for _, name := range [][]byte{bucketOps, bucketChunks, bucketPending, bucketQuarantine} {
 			if _, err := tx.CreateBucket(name); err != nil {
-				return 0, err
+				return layout{}, err
 			}
 		}
-		return chunkSize, nil
+		return l, nil
 	}
 	if f := meta.Get(keyFormat); !bytes.Equal(f, []byte(formatMagic)) {
-		return 0, fmt.Errorf("meta format is %q, want %q: %w", f, formatMagic, ErrForeign)
+		return layout{}, fmt.Errorf("meta format is %q, want %q: %w", f, formatMagic, ErrForeign)
 	}
 	v := meta.Get(keyVersion)
 	if len(v) != 4 {
-		return 0, fmt.Errorf("meta version is %d bytes, want 4: %w", len(v), ErrCorrupt)
+		return layout{}, fmt.Errorf("meta version is %d bytes, want 4: %w", len(v), ErrCorrupt)
 	}
-	if n := binary.BigEndian.Uint32(v); n > formatVersion {
-		return 0, fmt.Errorf("file has format version %d, this build reads up to %d: %w", n, formatVersion, ErrVersion)
-	} else if n == 0 {
-		return 0, fmt.Errorf("meta version is 0: %w", ErrCorrupt)
+	var l layout
+	if l.version = binary.BigEndian.Uint32(v); l.version > formatVersion {
+		return layout{}, fmt.Errorf("file has format version %d, this build reads up to %d: %w", l.version, formatVersion, ErrVersion)
+	} else if l.version == 0 {
+		return layout{}, fmt.Errorf("meta version is 0: %w", ErrCorrupt)
 	}
 	cs := meta.Get(keyChunkSize)
 	if len(cs) != 4 || binary.BigEndian.Uint32(cs) == 0 {
-		return 0, fmt.Errorf("meta chunk_size is bad (%x): %w", cs, ErrCorrupt)
+		return layout{}, fmt.Errorf("meta chunk_size is bad (%x): %w", cs, ErrCorrupt)
 	}
-	for _, name := range [][]byte{bucketOps, bucketChunks, bucketPending} {
+	l.chunkSize = int(binary.BigEndian.Uint32(cs))
+	buckets := [][]byte{bucketOps, bucketChunks, bucketPending}
+	if l.version >= 2 {
+		sb := meta.Get(keySumBlock)
+		if len(sb) != 4 || binary.BigEndian.Uint32(sb) == 0 || binary.BigEndian.Uint32(sb) > 1<<30 {
+			return layout{}, fmt.Errorf("meta sum_block is bad (%x): %w", sb, ErrCorrupt)
+		}
+		l.sumBlock = int(binary.BigEndian.Uint32(sb))
+		buckets = append(buckets, bucketQuarantine)
+	}
+	for _, name := range buckets {
 		if tx.Bucket(name) == nil {
-			return 0, fmt.Errorf("bucket %q is missing: %w", name, ErrCorrupt)
+			return layout{}, fmt.Errorf("bucket %q is missing: %w", name, ErrCorrupt)
 		}
 	}
-	return int(binary.BigEndian.Uint32(cs)), nil
+	return l, nil
+}
+
+// upgrade brings a version 1 file to version 2: new ops are written with
+// checksums from now on; the ops it holds keep their version 1 records.
+func upgrade(tx *bolt.Tx) (layout, error) {
+	meta := tx.Bucket(bucketMeta)
+	if err := meta.Put(keySumBlock, binary.BigEndian.AppendUint32(nil, defaultSumBlock)); err != nil {
+		return layout{}, err
+	}
+	if _, err := tx.CreateBucketIfNotExists(bucketQuarantine); err != nil {
+		return layout{}, err
+	}
+	if err := meta.Put(keyVersion, binary.BigEndian.AppendUint32(nil, formatVersion)); err != nil {
+		return layout{}, err
+	}
+	return initOrCheck(tx, 0)
 }

@@ -106,7 +106,7 @@ func checkFile(t testing.TB, path string) {
 	}
 	defer db.Close()
 	err = db.View(func(tx *bolt.Tx) error {
-		cs, err := initOrCheck(tx, 0)
+		l, err := initOrCheck(tx, 0)
 		if err != nil {
 			return err
 		}
@@ -120,12 +120,12 @@ func checkFile(t testing.TB, path string) {
 			if err != nil {
 				return err
 			}
-			return checkChunks(c, &op, cs)
+			return checkChunks(c, &op, l)
 		}); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketChunks).ForEach(func(k, _ []byte) error {
-			if len(k) != 16 || ops.Get(k) == nil && tx.Bucket(bucketPending).Get(k) == nil {
+			if len(k) != 16 || ops.Get(k) == nil && tx.Bucket(bucketPending).Get(k) == nil && tx.Bucket(bucketQuarantine).Get(k) == nil {
 				return fmt.Errorf("orphan chunk bucket %x", k)
 			}
 			return nil

@@ -3,6 +3,7 @@ package outbox
 import (
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"time"
 
@@ -22,12 +23,17 @@ type NewOp struct {
 
 // Op is a stored operation's metadata; its payload is read with OpenPayload.
 type Op struct {
-	ID          edgesync.OpID
-	Endpoint    string
-	Key         string
-	Priority    edgesync.Priority
-	Kind        edgesync.OpKind
-	Size        int64     // payload bytes
+	ID       edgesync.OpID
+	Endpoint string
+	Key      string
+	Priority edgesync.Priority
+	Kind     edgesync.OpKind
+	Size     int64 // payload bytes
+	// Hash is the SHA-256 of the payload as Enqueue read it from the
+	// producer, before it was written; it travels to the core, which
+	// checks the bytes it stores against it. Zero for an op stored by
+	// format version 1, which kept no hash.
+	Hash        [32]byte
 	Summary     []byte    // nil if none
 	EnqueuedAt  time.Time // from Options.Now
 	ExpiresAt   time.Time // zero if the op never expires
@@ -42,10 +48,11 @@ const (
 	ReasonCapacity   Reason = 0 // evicted by a higher-priority op when full
 	ReasonExpired    Reason = 1 // its TTL ended (PurgeExpired)
 	ReasonSuperseded Reason = 2 // a newer State op for the same key arrived
-	NumReasons              = 3
+	ReasonDamaged    Reason = 3 // its stored bytes failed their checksum: quarantined
+	NumReasons              = 4
 )
 
-// String returns "capacity", "expired" or "superseded".
+// String returns "capacity", "expired", "superseded" or "damaged".
 func (r Reason) String() string {
 	switch r {
 	case ReasonCapacity:
@@ -54,6 +61,8 @@ func (r Reason) String() string {
 		return "expired"
 	case ReasonSuperseded:
 		return "superseded"
+	case ReasonDamaged:
+		return "damaged"
 	}
 	return fmt.Sprintf("reason(%d)", uint8(r))
 }
@@ -72,20 +81,45 @@ func dropOf(op *Op, r Reason) Drop {
 	return Drop{ID: op.ID, Endpoint: op.Endpoint, Key: op.Key, Priority: op.Priority, Reason: r, Size: op.Size}
 }
 
-// Record layout (opRecordVersion 1), the value under ops/<id>:
+// Record layouts, the value under ops/<id>. Version 2 (every op Enqueue
+// writes since format version 2):
 //
-//	[0] record version  [1] priority  [2] kind (kindCode)  [3] flags (bit 0: summary sent)
+//	[0] record version 2  [1] priority  [2] kind (kindCode)  [3] flags (bit 0: summary sent)
 //	[4:12] size  [12:20] enqueued unix ns  [20:28] expires unix ns (0: never)
-//	then uvarint-length-prefixed endpoint, key, summary.
+//	[28:60] SHA-256 of the payload
+//	then uvarint-length-prefixed endpoint, key, summary,
+//	then CRC-32C (castagnoli) of the op ID followed by every byte before it.
+//
+// Version 1 (format version 1) is the same without the hash and the CRC:
+// the fields follow byte 28 directly and end the record. A v1 op keeps its
+// v1 record (MarkSummarySent rewrites it as v1), so that it is never
+// mistaken for an op whose payload has checksums.
 const (
-	opRecordVersion = 1
+	opRecordV1      = 1
+	opRecordV2      = 2
 	opHeaderLen     = 28
+	opHeaderLenV2   = opHeaderLen + 32
 	flagSummarySent = 1
 )
 
+// recordSum is the CRC-32C that seals a version 2 record rec (without
+// its last 4 bytes) of op id.
+func recordSum(id edgesync.OpID, rec []byte) uint32 {
+	return crc32.Update(crc32.Update(0, castagnoli, id[:]), castagnoli, rec)
+}
+
 func encodeOp(op *Op) []byte {
-	b := make([]byte, opHeaderLen, opHeaderLen+3*binary.MaxVarintLen32+len(op.Endpoint)+len(op.Key)+len(op.Summary))
-	b[0] = opRecordVersion
+	v2 := op.Hash != [32]byte{}
+	n := opHeaderLen
+	if v2 {
+		n = opHeaderLenV2
+	}
+	b := make([]byte, n, n+3*binary.MaxVarintLen32+len(op.Endpoint)+len(op.Key)+len(op.Summary)+4)
+	b[0] = opRecordV1
+	if v2 {
+		b[0] = opRecordV2
+		copy(b[opHeaderLen:], op.Hash[:])
+	}
 	b[1] = byte(op.Priority)
 	b[2] = kindCode(op.Kind)
 	if op.SummarySent {
@@ -102,15 +136,36 @@ func encodeOp(op *Op) []byte {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
+	if v2 {
+		b = binary.BigEndian.AppendUint32(b, recordSum(op.ID, b))
+	}
 	return b
 }
 
+// decodeOp decodes op id's record. A version 2 record whose checksum
+// fails gives ErrDamaged (the disk changed it); any other bad record
+// gives ErrCorrupt (no version of the outbox writes it).
 func decodeOp(id edgesync.OpID, b []byte) (Op, error) {
 	op := Op{ID: id}
-	if len(b) < opHeaderLen {
-		return op, fmt.Errorf("op %s: record is %d bytes, want at least %d: %w", id, len(b), opHeaderLen, ErrCorrupt)
+	hdr := opHeaderLen
+	if len(b) > 0 && b[0] == opRecordV2 {
+		if len(b) < opHeaderLenV2+3+4 {
+			return op, fmt.Errorf("op %s: record is %d bytes, too short for its checksum: %w", id, len(b), ErrDamaged)
+		}
+		body := b[:len(b)-4]
+		if recordSum(id, body) != binary.BigEndian.Uint32(b[len(body):]) {
+			return op, fmt.Errorf("op %s: record fails its checksum: %w", id, ErrDamaged)
+		}
+		copy(op.Hash[:], b[opHeaderLen:opHeaderLenV2])
+		if op.Hash == [32]byte{} {
+			return op, fmt.Errorf("op %s: version 2 record without a payload hash: %w", id, ErrCorrupt)
+		}
+		b, hdr = body, opHeaderLenV2
 	}
-	if b[0] != opRecordVersion {
+	if len(b) < hdr {
+		return op, fmt.Errorf("op %s: record is %d bytes, want at least %d: %w", id, len(b), hdr, ErrCorrupt)
+	}
+	if b[0] != opRecordV1 && b[0] != opRecordV2 {
 		return op, fmt.Errorf("op %s: record version %d: %w", id, b[0], ErrCorrupt)
 	}
 	op.Priority = edgesync.Priority(b[1])
@@ -128,7 +183,7 @@ func decodeOp(id edgesync.OpID, b []byte) (Op, error) {
 	if exp := int64(binary.BigEndian.Uint64(b[20:])); exp != 0 {
 		op.ExpiresAt = time.Unix(0, exp)
 	}
-	rest := b[opHeaderLen:]
+	rest := b[hdr:]
 	var fields [3][]byte
 	for i, max := range [3]int{MaxEndpointLen, MaxKeyLen, MaxSummaryLen} {
 		n, k := binary.Uvarint(rest)

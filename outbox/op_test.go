@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"strings"
@@ -40,6 +41,8 @@ func FuzzDecodeOp(f *testing.F) {
 	op := Op{Endpoint: "core", Key: "k", Priority: edgesync.High, Size: 70000, Summary: []byte("s"), EnqueuedAt: time.Unix(5, 0)}
 	f.Add(encodeOp(&op))
 	op.Kind, op.SummarySent, op.ExpiresAt, op.Summary = edgesync.StateOp, true, time.Unix(9, 0), nil
+	f.Add(encodeOp(&op))
+	op.ID, op.Hash = edgesync.OpID{1}, sha256.Sum256([]byte("payload")) // record version 2
 	f.Add(encodeOp(&op))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		got, err := decodeOp(edgesync.OpID{1}, b)

@@ -3,8 +3,10 @@ package outbox
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"path/filepath"
 	"sync"
@@ -24,6 +26,7 @@ type Outbox struct {
 	gen       *edgesync.IDGenerator
 	commit    committer
 	chunkSize int
+	sumBlock  int    // payload bytes per checksum
 	dir       string // the file's directory, for free-space checks
 	pageSize  int    // bbolt's; read once at Open (DB.Info races with writers)
 
@@ -35,6 +38,7 @@ type Outbox struct {
 	drops  chan Drop
 	counts [NumReasons]uint64
 	lost   uint64 // drops not delivered because the channel was full
+	quar   Count  // ops in quarantine and their payload bytes
 }
 
 // Open opens or creates the outbox file at path. A damaged or truncated
@@ -82,20 +86,26 @@ func Open(path string, opts Options) (*Outbox, error) {
 }
 
 // load checks the format and every op record, builds the index, and then
-// sweeps crashed Enqueues. A file that fails a check is not written to.
+// (in one write transaction, only if there is something to write) creates
+// a new file's buckets, upgrades a version 1 file, sweeps crashed Enqueues
+// and quarantines the ops whose records or checksums are damaged. A file
+// that fails a check of its structure is not written to.
 func (o *Outbox) load(path string) error {
+	var l layout
 	var fresh bool
 	var pending int
+	var damaged []Damage
 	err := guard("load", func() error {
 		return o.db.View(func(tx *bolt.Tx) error {
 			fresh = tx.Bucket(bucketMeta) == nil
-			cs, err := initOrCheck(tx, o.opts.chunkSize)
-			if err != nil || fresh {
-				o.chunkSize = cs
+			var err error
+			if l, err = initOrCheck(tx, o.opts.chunkSize); err != nil || fresh {
 				return err
 			}
-			o.chunkSize = cs
 			pending = tx.Bucket(bucketPending).Stats().KeyN
+			if o.quar, err = countQuarantine(tx); err != nil {
+				return err
+			}
 			chunks := tx.Bucket(bucketChunks)
 			return tx.Bucket(bucketOps).ForEach(func(k, v []byte) error {
 				if len(k) != 16 {
@@ -103,10 +113,16 @@ func (o *Outbox) load(path string) error {
 				}
 				id := edgesync.OpID(k)
 				op, err := decodeOp(id, v)
-				if err != nil {
-					return err
+				if err == nil {
+					err = checkChunks(chunks, &op, l)
 				}
-				if err := checkChunks(chunks, &op, o.chunkSize); err != nil {
+				if errors.Is(err, ErrDamaged) {
+					op, _ := untrustedOp(id, v)
+					damaged = append(damaged, damageOf(&op, reasonOf(err)))
+					o.gen.Observe(id)
+					return nil
+				}
+				if err != nil {
 					return err
 				}
 				o.gen.Observe(id)
@@ -120,28 +136,67 @@ func (o *Outbox) load(path string) error {
 	if err != nil {
 		return err
 	}
-	if fresh || pending > 0 {
+	o.chunkSize, o.sumBlock = l.chunkSize, l.sumBlock
+	if fresh || pending > 0 || l.version < formatVersion || len(damaged) > 0 {
+		now := o.opts.Now()
 		err = guard("sweep", func() error {
 			return o.db.Update(func(tx *bolt.Tx) error {
-				if fresh {
-					_, err := initOrCheck(tx, o.chunkSize)
+				var err error
+				switch {
+				case fresh:
+					l, err = initOrCheck(tx, o.chunkSize)
+				case l.version < formatVersion:
+					l, err = upgrade(tx)
+				}
+				if err != nil {
 					return err
 				}
-				var err error
-				pending, err = o.sweep(tx)
-				return err
+				if pending, err = o.sweep(tx); err != nil {
+					return err
+				}
+				for _, d := range damaged {
+					if err := moveToQuarantine(tx, d.ID, now, d.Reason); err != nil {
+						return err
+					}
+				}
+				return nil
 			})
 		})
 		if err != nil {
 			return mapWriteErr(err)
 		}
+		if l.version > 0 {
+			o.chunkSize, o.sumBlock = l.chunkSize, l.sumBlock
+		}
 	}
-	o.log.Info("opened", "path", path, "ops", o.idx.usedOps, "bytes", o.idx.usedBytes, "orphans_swept", pending)
+	for _, d := range damaged {
+		o.quar.Ops++
+		o.quar.Bytes += d.Size
+		o.log.Error("op quarantined at open: its stored record is damaged and it will not be sent; run `edge-sync ctl transport.outbox.verify`",
+			"op", d.ID.String(), "endpoint", d.Endpoint, "key", d.Key, "reason", d.Reason)
+	}
+	o.log.Info("opened", "path", path, "ops", o.idx.usedOps, "bytes", o.idx.usedBytes, "orphans_swept", pending,
+		"quarantined", o.quar.Ops)
 	return nil
 }
 
-// checkChunks verifies that op's chunks exist and add up to its size.
-func checkChunks(chunks *bolt.Bucket, op *Op, chunkSize int) error {
+// countQuarantine counts the ops in quarantine and their payload bytes.
+func countQuarantine(tx *bolt.Tx) (Count, error) {
+	list, err := listQuarantine(tx)
+	var c Count
+	for _, d := range list {
+		c.Ops++
+		c.Bytes += d.Size
+	}
+	return c, err
+}
+
+// checkChunks verifies that op's chunks exist and add up to its size, and
+// that an op with a payload hash (record version 2) has every chunk's
+// block checksums. A missing chunk is ErrCorrupt (bbolt's structure does
+// not hold together); missing or mis-sized checksums are ErrDamaged.
+func checkChunks(chunks *bolt.Bucket, op *Op, l layout) error {
+	chunkSize := l.chunkSize
 	n := numChunks(op.Size, chunkSize)
 	b := chunks.Bucket(op.ID[:])
 	if b == nil {
@@ -150,19 +205,26 @@ func checkChunks(chunks *bolt.Bucket, op *Op, chunkSize int) error {
 		}
 		return fmt.Errorf("op %s: chunk bucket is missing: %w", op.ID, ErrCorrupt)
 	}
+	summed := op.Hash != [32]byte{}
+	if summed && l.sumBlock == 0 {
+		return fmt.Errorf("op %s: a version 2 record in a version 1 file: %w", op.ID, ErrCorrupt)
+	}
 	var total int64
 	c := b.Cursor()
 	k, _ := c.First()
 	for i := uint32(0); i < n; i++ {
-		var v []byte
+		var v, sums []byte
 		if cb := b.Bucket(k); cb != nil {
-			v = cb.Get(keyData)
+			v, sums = cb.Get(keyData), cb.Get(keySums)
 		}
 		if !bytes.Equal(k, chunkKey(i)) || v == nil {
 			return fmt.Errorf("op %s: chunk %d of %d is missing: %w", op.ID, i, n, ErrCorrupt)
 		}
 		if i < n-1 && len(v) != chunkSize {
 			return fmt.Errorf("op %s: chunk %d is %d bytes, want %d: %w", op.ID, i, len(v), chunkSize, ErrCorrupt)
+		}
+		if summed && len(sums) != 4*numBlocks(len(v), l.sumBlock) {
+			return fmt.Errorf("op %s: chunk %d has %d bytes of checksums for %d bytes: %w", op.ID, i, len(sums), len(v), ErrDamaged)
 		}
 		total += int64(len(v))
 		k, _ = c.Next()
@@ -280,7 +342,7 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 	}
 	defer o.inflight.Done()
 	op := o.newOp(n)
-	if err := o.store(ctx, &op, n.Payload); err != nil {
+	if err := o.store(ctx, &op, n.Payload, [32]byte{}); err != nil {
 		return Op{}, fmt.Errorf("enqueue: %w", err)
 	}
 	return op, nil
@@ -310,12 +372,13 @@ func (o *Outbox) newOp(n NewOp) Op {
 	return op
 }
 
-// store streams payload into op's chunks and publishes op. When it fails,
-// the chunks already committed are deleted before it returns (or, if that
-// fails too, swept by the next Open): the deferred discard runs on every
-// error path.
-func (o *Outbox) store(ctx context.Context, op *Op, payload io.Reader) (err error) {
-	s := stager{o: o, id: op.ID}
+// store streams payload into op's chunks and publishes op, with op.Hash
+// set to the payload's SHA-256; if want is not zero, a payload that does
+// not hash to it is refused with ErrDamaged. When it fails, the chunks
+// already committed are deleted before it returns (or, if that fails too,
+// swept by the next Open): the deferred discard runs on every error path.
+func (o *Outbox) store(ctx context.Context, op *Op, payload io.Reader, want [32]byte) (err error) {
+	s := stager{o: o, id: op.ID, sha: sha256.New()}
 	defer func() {
 		if err != nil {
 			s.discard()
@@ -328,9 +391,13 @@ func (o *Outbox) store(ctx context.Context, op *Op, payload io.Reader) (err erro
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	s.sha.Sum(op.Hash[:0])
+	if want != [32]byte{} && op.Hash != want {
+		return fmt.Errorf("payload hashes to %x…, its record says %x…: %w", op.Hash[:4], want[:4], ErrDamaged)
+	}
 	var size int64
 	for _, c := range tail {
-		size += int64(len(c))
+		size += int64(len(c.data))
 	}
 	if err := o.checkSpace(size); err != nil {
 		return err
@@ -338,22 +405,28 @@ func (o *Outbox) store(ctx context.Context, op *Op, payload io.Reader) (err erro
 	return o.publish(op, first, tail, s.staged)
 }
 
+// chunk is one chunk of a payload on its way to disk, with its block
+// checksums.
+type chunk struct{ data, sums []byte }
+
 // stager cuts one op's payload into chunks and commits them a stage
 // (Options.stageChunks chunks) at a time under a pending marker, so that a
 // payload larger than memory never sits in one transaction. The last stage
 // is left to publish, to go in the same transaction as the op's record.
 type stager struct {
-	o  *Outbox
-	id edgesync.OpID
+	o   *Outbox
+	id  edgesync.OpID
+	sha hash.Hash // of every byte read from the producer, in order
 	// staged: chunks may be on disk under the pending marker (a failed
 	// commit may still have reached it), so discard must delete them.
 	staged bool
 }
 
-// stream reads payload to its end, adding its length to *size. It commits
-// every full stage and returns the chunks of the last one with the index
-// of its first chunk.
-func (s *stager) stream(ctx context.Context, payload io.Reader, size *int64) (first uint32, tail [][]byte, err error) {
+// stream reads payload to its end, adding its length to *size, feeding
+// the stager's SHA-256 and checksumming each chunk as it is read, before
+// anything is written. It commits every full stage and returns the chunks
+// of the last one with the index of its first chunk.
+func (s *stager) stream(ctx context.Context, payload io.Reader, size *int64) (first uint32, tail []chunk, err error) {
 	o := s.o
 	limit := min(o.opts.MaxOpBytes, o.opts.MaxBytes)
 	if payload == nil {
@@ -363,7 +436,7 @@ func (s *stager) stream(ctx context.Context, payload io.Reader, size *int64) (fi
 	if l, ok := payload.(interface{ Len() int }); ok {
 		hint = min(l.Len()+1, o.chunkSize)
 	}
-	var stage [][]byte
+	var stage []chunk
 	var next uint32
 	for {
 		if len(stage) == o.opts.stageChunks {
@@ -381,7 +454,8 @@ func (s *stager) stream(ctx context.Context, payload io.Reader, size *int64) (fi
 			if *size > limit {
 				return 0, nil, fmt.Errorf("payload over %d bytes: %w", limit, ErrTooLarge)
 			}
-			stage = append(stage, buf)
+			s.sha.Write(buf)
+			stage = append(stage, chunk{data: buf, sums: blockSums(s.id, next, buf, o.sumBlock)})
 			next++
 		}
 		if err == io.EOF {
@@ -394,7 +468,7 @@ func (s *stager) stream(ctx context.Context, payload io.Reader, size *int64) (fi
 }
 
 // commit writes one full stage, chunks [first, first+len(stage)).
-func (s *stager) commit(ctx context.Context, first uint32, stage [][]byte) error {
+func (s *stager) commit(ctx context.Context, first uint32, stage []chunk) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -460,7 +534,7 @@ func growTo(b []byte, c int) []byte {
 }
 
 // writeStage commits chunks [first, first+len(stage)) under a pending marker.
-func (o *Outbox) writeStage(id edgesync.OpID, first uint32, stage [][]byte) error {
+func (o *Outbox) writeStage(id edgesync.OpID, first uint32, stage []chunk) error {
 	return mapWriteErr(o.commit.do(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketPending).Put(id[:], nil); err != nil {
 			return err
@@ -469,7 +543,7 @@ func (o *Outbox) writeStage(id edgesync.OpID, first uint32, stage [][]byte) erro
 	}))
 }
 
-func putChunks(tx *bolt.Tx, id edgesync.OpID, first uint32, stage [][]byte) error {
+func putChunks(tx *bolt.Tx, id edgesync.OpID, first uint32, stage []chunk) error {
 	if len(stage) == 0 {
 		return nil
 	}
@@ -482,7 +556,10 @@ func putChunks(tx *bolt.Tx, id edgesync.OpID, first uint32, stage [][]byte) erro
 		if err != nil {
 			return err
 		}
-		if err := cb.Put(keyData, c); err != nil {
+		if err := cb.Put(keyData, c.data); err != nil {
+			return err
+		}
+		if err := cb.Put(keySums, c.sums); err != nil {
 			return err
 		}
 	}
@@ -491,7 +568,7 @@ func putChunks(tx *bolt.Tx, id edgesync.OpID, first uint32, stage [][]byte) erro
 
 // publish makes op visible: in one transaction it writes the last chunks and
 // the op record, clears the pending marker and deletes the ops it drops.
-func (o *Outbox) publish(op *Op, first uint32, stage [][]byte, staged bool) error {
+func (o *Outbox) publish(op *Op, first uint32, stage []chunk, staged bool) error {
 	o.mu.Lock()
 	victims, reasons, err := o.idx.plan(op, o.opts.MaxOps, o.opts.MaxBytes)
 	ids := make([]edgesync.OpID, len(victims))

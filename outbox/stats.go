@@ -30,6 +30,10 @@ type Stats struct {
 	Drops [NumReasons]uint64
 	// DropsUnreported counts drops that found the Drops channel full.
 	DropsUnreported uint64
+	// Quarantined counts the ops in quarantine (damaged on disk, never
+	// sent) and their payload bytes, including those of earlier runs;
+	// they are not in Total. See Quarantined and PurgeQuarantined.
+	Quarantined Count
 	// MaxOps and MaxBytes are the configured limits.
 	MaxOps   int
 	MaxBytes int64
@@ -47,7 +51,7 @@ func (o *Outbox) Stats() (Stats, error) {
 	s := Stats{
 		ByEndpoint:         make(map[string]Count, len(o.idx.queues)),
 		ByEndpointPriority: make(map[string]*[edgesync.NumPriorities]Count, len(o.idx.queues)),
-		Drops:              o.counts, DropsUnreported: o.lost,
+		Drops:              o.counts, DropsUnreported: o.lost, Quarantined: o.quar,
 		MaxOps: o.opts.MaxOps, MaxBytes: o.opts.MaxBytes,
 	}
 	for _, e := range o.idx.ops {

@@ -7,7 +7,8 @@
 //   - [Server] (NewServer, Serve, Close) serves the API for an
 //     *agent.Agent: one handler per command, each calling the agent's Go
 //     API (Status, Quality, Measure, History, Config, SetProfile, Switch,
-//     LeaseNext, StartMonitor, StopMonitor, Enqueue) and mapping the
+//     LeaseNext, StartMonitor, StopMonitor, VerifyOutbox, PurgeQuarantined,
+//     Enqueue) and mapping the
 //     agent's errors to HTTP statuses and stable codes in one place. A
 //     JSON command is a function of its decoded request that returns the
 //     answer or an error (command, in handlers.go); the uploads and

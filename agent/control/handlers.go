@@ -37,6 +37,8 @@ func (s *Server) routes() http.Handler {
 		CmdNext:         s.next,
 		CmdMonitorStart: command(s, s.monitorStart),
 		CmdMonitorStop:  command(s, s.monitorStop),
+		CmdVerify:       command(s, s.verify),
+		CmdPurge:        command(s, s.purge),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := strings.CutPrefix(r.URL.Path, "/v1/")
@@ -232,7 +234,38 @@ func outboxStats(st outbox.Stats) OutboxStats {
 	for r := outbox.Reason(0); r < outbox.NumReasons; r++ {
 		o.Drops[r.String()] = st.Drops[r]
 	}
+	o.Quarantined = agent.Backlog{Ops: st.Quarantined.Ops, Bytes: st.Quarantined.Bytes}
 	return o
+}
+
+// verify serves transport.outbox.verify: every op is read and checked
+// now, and what fails is quarantined.
+func (s *Server) verify(r *http.Request, _ struct{}) (any, error) {
+	rep, err := s.a.VerifyOutbox(r.Context())
+	if rep.Damaged == nil {
+		rep.Damaged = []outbox.Damage{}
+	}
+	if rep.Quarantined == nil {
+		rep.Quarantined = []outbox.Damage{}
+	}
+	return VerifyResponse{Agent: s.a.Name(), OK: rep.OK(), VerifyReport: rep}, err
+}
+
+// purge serves transport.outbox.purge.
+func (s *Server) purge(_ *http.Request, req PurgeRequest) (any, error) {
+	if req.All == (len(req.IDs) > 0) {
+		return nil, badRequest(`give "ids" (quarantined ops to delete) or "all": true, not both`)
+	}
+	ids := make([]edgesync.OpID, len(req.IDs))
+	for i, v := range req.IDs {
+		id, err := edgesync.ParseOpID(v)
+		if err != nil {
+			return nil, badRequest("ids: %q: want the 32 hex digits of a quarantined op: %v", v, err)
+		}
+		ids[i] = id
+	}
+	c, err := s.a.PurgeQuarantined(ids...)
+	return PurgeResponse{Ops: c.Ops, Bytes: c.Bytes}, err
 }
 
 func (s *Server) history(_ *http.Request, req HistoryRequest) (any, error) {

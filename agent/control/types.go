@@ -29,13 +29,15 @@ const (
 	CmdNext         = "transport.bandwidth.sync.next"
 	CmdMonitorStart = "transport.bandwidth.monitor.start"
 	CmdMonitorStop  = "transport.bandwidth.monitor.stop"
+	CmdVerify       = "transport.outbox.verify"
+	CmdPurge        = "transport.outbox.purge"
 )
 
 // Commands lists the command names in the order docs/control-api.md
 // gives them.
 func Commands() []string {
 	return []string{CmdSend, CmdQuality, CmdSwitch, CmdConfig, CmdStats, CmdMeasure, CmdStatus,
-		CmdHistory, CmdQueue, CmdNext, CmdMonitorStart, CmdMonitorStop}
+		CmdHistory, CmdQueue, CmdNext, CmdMonitorStart, CmdMonitorStop, CmdVerify, CmdPurge}
 }
 
 // Error is the body of every error answer: a stable code and a message
@@ -146,6 +148,31 @@ type OutboxStats struct {
 	OldestAge  time.Duration            `json:"oldest_age_ns"`
 	MaxOps     int                      `json:"max_ops"`
 	MaxBytes   int64                    `json:"max_bytes"`
+	// Quarantined counts the ops found damaged on disk, kept aside and
+	// never sent (transport.outbox.verify lists them).
+	Quarantined agent.Backlog `json:"quarantined"`
+}
+
+// VerifyResponse is transport.outbox.verify's answer: what the check of
+// every op found; OK is false when an op was found damaged now or earlier
+// (the quarantine is not empty).
+type VerifyResponse struct {
+	Agent string `json:"agent"`
+	OK    bool   `json:"ok"`
+	outbox.VerifyReport
+}
+
+// PurgeRequest is transport.outbox.purge's request: the IDs of
+// quarantined ops to delete for good, or All.
+type PurgeRequest struct {
+	IDs []string `json:"ids,omitempty"`
+	All bool     `json:"all,omitempty"`
+}
+
+// PurgeResponse says what transport.outbox.purge deleted.
+type PurgeResponse struct {
+	Ops   int   `json:"ops"`
+	Bytes int64 `json:"bytes"`
 }
 
 // StatsResponse is transport.stats's answer.

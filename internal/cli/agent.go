@@ -2,12 +2,14 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/internal/logging"
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/outbox"
 )
 
 const agentUsage = `Usage: edge-sync agent --config FILE [--check-config] [--log-level LEVEL]
@@ -58,6 +60,9 @@ func runAgent(ctx context.Context, env Env, args []string) error {
 		return err
 	}
 	_, stop, err := startAgent(ctx, cfg, agent.Options{Logger: log})
+	if errors.Is(err, outbox.ErrCorrupt) {
+		return fmt.Errorf("%w\n%s", err, corruptAdvice(cfg.OutboxPath()))
+	}
 	if err != nil {
 		return err
 	}

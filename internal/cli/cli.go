@@ -33,6 +33,7 @@ func commands() []command {
 		{"demo", "run core, link emulator and agent in one process and show the link walk", runDemo},
 		{"ctl", "send a control command to a running agent", runCtl},
 		{"put", "hand the agent data to send", runPut},
+		{"outbox", "check or salvage a stopped agent's outbox file (verify, salvage)", runOutbox},
 		{"certs", "create a CA and certificates for core and agents", runCerts},
 		{"linksim", "run a shaped UDP relay (rate, delay, loss, outages)", runLinksim},
 		{"version", "print the version", runVersion},

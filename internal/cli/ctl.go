@@ -40,6 +40,8 @@ as a table, or as JSON with --json. The commands are those of the API:
   transport.bandwidth.sync.next    lease the next op (--out FILE), or --ack/--release ID
   transport.bandwidth.monitor.start  start monitoring an endpoint; --address adds a new one
   transport.bandwidth.monitor.stop   stop monitoring an endpoint
+  transport.outbox.verify          read and check every op now; quarantine damaged ones
+  transport.outbox.purge           delete quarantined ops: --all or IDs
   health                           is the agent there
 
 The socket is --socket, else the one of --config agent.hcl, else
@@ -290,6 +292,48 @@ func ctlCommands() []ctlCommand {
 					})
 				}
 			}},
+		{control.CmdVerify, verifyUsage,
+			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
+				return func(ctx context.Context, x *ctlRun) error {
+					if err := x.noArgs(); err != nil {
+						return err
+					}
+					// Not x.call: the exit code needs the answer decoded
+					// with --json too.
+					var raw json.RawMessage
+					if err := x.c.Call(ctx, control.CmdVerify, nil, &raw); err != nil {
+						return fmt.Errorf("%s: %w", control.CmdVerify, err)
+					}
+					var vr control.VerifyResponse
+					if err := json.Unmarshal(raw, &vr); err != nil {
+						return fmt.Errorf("%s: decode answer: %w", control.CmdVerify, err)
+					}
+					if x.json {
+						fmt.Fprintf(x.env.Stdout, "%s\n", raw)
+					} else {
+						printVerify(x.env.Stdout, vr.VerifyReport)
+					}
+					return verifyExit(vr.VerifyReport)
+				}
+			}},
+		{control.CmdPurge, purgeUsage,
+			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
+				all := fs.Bool("all", false, "delete every quarantined op")
+				return func(ctx context.Context, x *ctlRun) error {
+					if *all == (len(x.args) > 0) {
+						return usagef(x.name, "give the IDs of quarantined ops, or --all")
+					}
+					for _, a := range x.args {
+						if _, err := edgesync.ParseOpID(a); err != nil {
+							return usagef(x.name, "op ID %q: %v", a, err)
+						}
+					}
+					var pr control.PurgeResponse
+					return x.call(ctx, control.CmdPurge, control.PurgeRequest{IDs: x.args, All: *all}, &pr, func(w io.Writer) {
+						fmt.Fprintf(w, "purged %d quarantined op(s), %s\n", pr.Ops, units.FormatBytes(pr.Bytes))
+					})
+				}
+			}},
 		{"health", "Usage: edge-sync ctl health\n\nAsks the agent whether it is there.\n\nExample:\n  edge-sync ctl --socket /var/lib/edge-sync/agent.sock health",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 				return func(ctx context.Context, x *ctlRun) error {
@@ -418,6 +462,29 @@ func parseOverride(mode, compression, level, chunk, interval string, concurrency
 	o.Concurrency = concurrency
 	return o, nil
 }
+
+const verifyUsage = `Usage: edge-sync ctl transport.outbox.verify
+
+Reads every op in the running agent's outbox and checks its block
+checksums and its SHA-256 against what the producer gave. A damaged op is
+quarantined at once (never sent; its bytes are kept). Prints what was
+checked and every quarantined op with its ID, key and reason, and exits 1
+when the quarantine is not empty. With the agent stopped, use
+'edge-sync outbox verify' instead.
+
+Examples:
+  edge-sync ctl transport.outbox.verify
+  edge-sync ctl transport.outbox.verify --json`
+
+const purgeUsage = `Usage: edge-sync ctl transport.outbox.purge --all | ID...
+
+Deletes quarantined ops for good (their records and damaged bytes), once
+you have looked at them: they were never sent, so their producers must put
+them again if they still matter.
+
+Examples:
+  edge-sync ctl transport.outbox.purge 0190f3c2a1b24c55a0e1f00000000001
+  edge-sync ctl transport.outbox.purge --all`
 
 const nextUsage = `Usage: edge-sync ctl transport.bandwidth.sync.next [--endpoint E] [--priority P,...] [--ttl D] [--out FILE|-]
        edge-sync ctl transport.bandwidth.sync.next --ack ID | --release ID

@@ -72,6 +72,9 @@ func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
 		}
 	}
 	fmt.Fprintf(tw, "drain ETA\t%s\n", eta)
+	if st.Damage != "" {
+		fmt.Fprintf(tw, "damaged\t%s\n", st.Damage)
+	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = table(w)
@@ -120,6 +123,10 @@ func printStats(w io.Writer, st control.StatsResponse) {
 	}
 	sort.Strings(drops)
 	fmt.Fprintf(w, "drops: %s\n", strings.Join(drops, " "))
+	if q := o.Quarantined; q.Ops > 0 {
+		fmt.Fprintf(w, "quarantined: %d op(s), %s, damaged on disk and never sent: run 'edge-sync ctl transport.outbox.verify'\n",
+			q.Ops, units.FormatBytes(q.Bytes))
+	}
 	for _, e := range st.Endpoints {
 		fmt.Fprintf(w, "\nendpoint %s: connected=%t connects=%d dial_failures=%d mode_switches=%d retries=%d summaries=%d\n",
 			e.Endpoint, e.Connected, e.Connects, e.DialFailures, e.ModeSwitches, e.Retries, e.Summaries)

@@ -1,7 +1,9 @@
 // Package testutil holds what the tests of every package share: a bounded
 // wait for a condition, a throwaway PKI for mutual TLS on loopback, a
-// logger into the test log, a check of the lifecycle convention, and a
-// child process for crash tests.
+// logger into the test log, a check of the lifecycle convention, a
+// child process for crash tests, and damage to a file on disk (Damage,
+// DamagePageHeader) for the tests of what the outbox and the agent do
+// about it.
 //
 // # Basics
 //
