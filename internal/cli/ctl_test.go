@@ -54,6 +54,7 @@ func startCtlHarness(t *testing.T, online bool) *ctlHarness {
 		pc.Close()
 	}
 	cfg := coretest.AgentConfig(t, certs, addr)
+	cfg.DataDir = filepath.Join(h.dir, "agent")
 	a, err := agent.New(cfg, agent.Options{TLS: certs.ClientTLS(t, "127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
