@@ -55,7 +55,7 @@ func OpenStore(cfg config.Core) (*Store, error) {
 // New returns a server of cfg that stores into store (see OpenStore),
 // ready to Serve. Agents not listed in cfg.Agents are refused when the
 // list is not empty. The server does not close the store.
-func New(cfg config.Core, store *Store, opts Options) (*Server, error) {
+func New(cfg config.Core, store Backend, opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new core server: %w", err)
 	}

@@ -155,6 +155,8 @@ type Object struct {
 	off    int64    // for Read
 	h      hash.Hash
 	hashed int64 // bytes fed to h; Read verifies only while off == hashed
+
+	src io.ReaderAt // the data of another Backend (NewObject); nil for Store's
 }
 
 func newObject(s *Store, agent string, blob uint64, size int64, sum [32]byte) *Object {
@@ -175,6 +177,9 @@ func (o *Object) ReadAt(p []byte, off int64) (int, error) {
 	want := p
 	if rem := o.size - off; int64(len(want)) > rem {
 		want = want[:rem]
+	}
+	if o.src != nil {
+		return o.readSrc(p, want, off)
 	}
 	if err := o.s.acquire(); err != nil {
 		return 0, fmt.Errorf("read object: %w", err)
