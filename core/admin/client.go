@@ -156,6 +156,23 @@ func (c *Client) Get(ctx context.Context, agent, key string, w io.Writer) error 
 	return nil
 }
 
+// GetEvent writes the payload of an agent's event seq to w.
+func (c *Client) GetEvent(ctx context.Context, agent string, seq uint64, w io.Writer) error {
+	resp, err := c.do(ctx, "/v1/event", url.Values{"agent": {agent}, "seq": {strconv.FormatUint(seq, 10)}})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(w, resp.Body)
+	if err == nil && resp.ContentLength >= 0 && n != resp.ContentLength {
+		err = io.ErrUnexpectedEOF
+	}
+	if err != nil {
+		return fmt.Errorf("core get event %d: %w", seq, err)
+	}
+	return nil
+}
+
 // Events lists an agent's events from sequence number from on.
 func (c *Client) Events(ctx context.Context, agent string, from uint64, n int) ([]EventInfo, error) {
 	var out []EventInfo
