@@ -31,10 +31,14 @@ type Server struct {
 func (s *Server) URL() string { return s.ClientURL() }
 
 // Run starts a single NATS server with JetStream on a random port, storing
-// in tb.TempDir(); tb's cleanup shuts it down.
-func Run(tb testing.TB) *Server {
+// in tb.TempDir(); tb's cleanup shuts it down. mods change its options
+// first (authentication, TLS).
+func Run(tb testing.TB, mods ...func(*server.Options)) *Server {
 	tb.Helper()
 	opts := baseOptions(tb, "n0")
+	for _, mod := range mods {
+		mod(opts)
+	}
 	s := start(tb, opts)
 	tb.Cleanup(func() { stop(s.Server) })
 	return s
