@@ -111,6 +111,10 @@ func (s *Store) begin(ctx context.Context, agent string, hdr core.PartialHeader,
 		s.counters.add(agent, core.AgentStats{Dedups: 1})
 		return 0, true, nil
 	}
+	return s.beginStaged(ctx, agent, hdr, now, ephemeral)
+}
+
+func (s *Store) beginStaged(ctx context.Context, agent string, hdr core.PartialHeader, now time.Time, ephemeral bool) (int64, bool, error) {
 	for range casRetries {
 		rec, _, err := s.getPartial(ctx, agent, hdr.OpID)
 		switch {
@@ -671,10 +675,43 @@ func (s *Store) effect(ctx context.Context, agent string, op edgesync.OpID, kind
 }
 
 // appliedVisible reports whether op's applied entry exists and its effect
-// is visible.
+// is visible. If so, and a partial record of the op is left (its core
+// died before step 4), it finishes step 4.
 func (s *Store) appliedVisible(ctx context.Context, agent string, op edgesync.OpID) (bool, error) {
-	_, ok, err := s.appliedResult(ctx, agent, op)
-	return ok, err
+	eff, _, err := s.appliedEffect(ctx, agent, op)
+	if err != nil || !eff.visible {
+		return false, err
+	}
+	rec, _, err := s.getPartial(ctx, agent, op)
+	if errors.Is(err, core.ErrNotFound) {
+		return true, nil
+	}
+	if err == nil {
+		err = s.finishPartial(ctx, agent, rec, eff)
+	}
+	return true, err
+}
+
+// finishPartial removes the partial record of an op whose effect is
+// visible, marking the blob's owner first if the effect uses it, and
+// dropping the blob if not.
+func (s *Store) finishPartial(ctx context.Context, agent string, rec partialRec, eff effectOf) error {
+	blob := s.n.dataSubject(agent, rec.Blob)
+	if eff.data != blob {
+		return s.dropPartial(ctx, agent, rec)
+	}
+	owner := "state"
+	if rec.Kind == edgesync.EventOp {
+		owner = "event"
+	}
+	if err := s.markOwner(ctx, blob, owner, rec.Key, eff.res.Seq); err != nil {
+		return err
+	}
+	if err := s.removeRecord(ctx, s.partialsS, s.n.bucket(bucketPartials), agentKey(agent, rec.Op.String())); err != nil {
+		return err
+	}
+	s.counters.add(agent, core.AgentStats{Reserved: -rec.Size})
+	return nil
 }
 
 // appliedResult describes an op applied before, as a Duplicate; ok is

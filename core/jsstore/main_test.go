@@ -12,5 +12,9 @@ func TestMain(m *testing.M) {
 		crashChild()
 		return
 	}
+	if os.Getenv(coreChildEnv) != "" {
+		coreChild()
+		return
+	}
 	goleak.VerifyTestMain(m)
 }

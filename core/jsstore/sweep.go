@@ -11,7 +11,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
 )
 
@@ -151,24 +150,12 @@ func (s *Store) takeLease(ctx context.Context) (bool, error) {
 // died between making it visible and removing the record), its data
 // belongs to the op and stays.
 func (s *Store) dropStale(ctx context.Context, rec partialRec) error {
-	blob := s.n.dataSubject(rec.Agent, rec.Blob)
 	eff, _, err := s.appliedEffect(ctx, rec.Agent, rec.Op)
 	if err != nil {
 		return err
 	}
-	if eff.visible && eff.data == blob {
-		owner := "state"
-		if rec.Kind == edgesync.EventOp {
-			owner = "event"
-		}
-		if err := s.markOwner(ctx, blob, owner, rec.Key, eff.res.Seq); err != nil {
-			return err
-		}
-		if err := s.removeRecord(ctx, s.partialsS, s.n.bucket(bucketPartials), agentKey(rec.Agent, rec.Op.String())); err != nil {
-			return err
-		}
-		s.counters.add(rec.Agent, core.AgentStats{Reserved: -rec.Size})
-		return nil
+	if eff.visible {
+		return s.finishPartial(ctx, rec.Agent, rec, eff)
 	}
 	return s.dropPartial(ctx, rec.Agent, rec)
 }
