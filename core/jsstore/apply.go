@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -206,9 +207,13 @@ func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, dat
 }
 
 func (s *Store) writeStaged(ctx context.Context, agent string, opID edgesync.OpID, offset int64, data []byte) error {
-	rec, rev, err := s.getPartial(ctx, agent, opID)
-	if err != nil {
-		return err
+	rec, rev, cached := s.records.get(agent, opID)
+	if !cached || offset != rec.Held {
+		// Not written through this core just now, or moved on by another.
+		var err error
+		if rec, rev, err = s.getPartial(ctx, agent, opID); err != nil {
+			return err
+		}
 	}
 	if offset != rec.Held {
 		return fmt.Errorf("%w: write at offset %d, but %d bytes are held", core.ErrOutOfOrder, offset, rec.Held)
@@ -226,15 +231,56 @@ func (s *Store) writeStaged(ctx context.Context, agent string, opID edgesync.OpI
 	if err != nil {
 		return err
 	}
-	if _, err := s.partials.Update(ctx, agentKey(agent, opID.String()), b, rev); err != nil {
+	rev, err = s.partials.Update(ctx, agentKey(agent, opID.String()), b, rev)
+	if err != nil {
 		// The chunks just written are left over; readers skip them (see
 		// blob.go).
+		s.records.forget(agent, opID)
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return errConflict
 		}
 		return fmt.Errorf("partial record: %w", err)
 	}
+	s.records.put(agent, rec, rev)
 	return nil
+}
+
+// recentRecords are the partial records this core wrote last, with their
+// revisions, so that the next write of the same op needs no read; a
+// record another core changed meanwhile fails its compare-and-set.
+type recentRecords struct {
+	mu sync.Mutex
+	m  map[memKey]recentRecord
+}
+
+type recentRecord struct {
+	rec partialRec
+	rev uint64
+}
+
+// maxRecent bounds the records remembered.
+const maxRecent = 4096
+
+func (r *recentRecords) get(agent string, op edgesync.OpID) (partialRec, uint64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	x, ok := r.m[memKey{agent, op}]
+	return x.rec, x.rev, ok
+}
+
+func (r *recentRecords) put(agent string, rec partialRec, rev uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.m == nil || len(r.m) >= maxRecent {
+		r.m = map[memKey]recentRecord{}
+	}
+	r.m[memKey{agent, rec.Op}] = recentRecord{rec, rev}
+}
+
+func (r *recentRecords) forget(agent string, op edgesync.OpID) {
+	r.mu.Lock()
+	delete(r.m, memKey{agent, op})
+	r.mu.Unlock()
 }
 
 // PartialSize returns how many bytes of a partial op are held, and false
@@ -291,6 +337,7 @@ func (s *Store) discardMem(agent string, op edgesync.OpID) bool {
 // leaves chunks that garbage collection removes, never a record without
 // its data).
 func (s *Store) dropPartial(ctx context.Context, agent string, rec partialRec) error {
+	s.records.forget(agent, rec.Op)
 	if err := s.removeRecord(ctx, s.partialsS, s.n.bucket(bucketPartials), agentKey(agent, rec.Op.String())); err != nil {
 		return err
 	}
@@ -426,6 +473,7 @@ func (s *Store) commitStaged(ctx context.Context, agent string, rec partialRec) 
 		}
 	}
 	hook("staged-marked")
+	s.records.forget(agent, rec.Op)
 	if err := s.removeRecord(ctx, s.partialsS, s.n.bucket(bucketPartials), agentKey(agent, rec.Op.String())); err != nil {
 		return res, err
 	}
@@ -707,6 +755,7 @@ func (s *Store) finishPartial(ctx context.Context, agent string, rec partialRec,
 	if err := s.markOwner(ctx, blob, owner, rec.Key, eff.res.Seq); err != nil {
 		return err
 	}
+	s.records.forget(agent, rec.Op)
 	if err := s.removeRecord(ctx, s.partialsS, s.n.bucket(bucketPartials), agentKey(agent, rec.Op.String())); err != nil {
 		return err
 	}

@@ -1,15 +1,16 @@
 package jsstore
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"sort"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -39,18 +40,32 @@ import (
 // data left out in.
 const natsMsgSize = "Nats-Msg-Size"
 
-// writeChunks appends data at offset off to agent's blob.
+// writeChunks appends data at offset off to agent's blob. The chunks go
+// out at once and are waited for together: one round trip per write, not
+// per chunk.
 func (s *Store) writeChunks(ctx context.Context, agent, blob string, off int64, data []byte) error {
 	subject := s.n.dataSubject(agent, blob)
+	var acks []jetstream.PubAckFuture
 	for len(data) > 0 {
 		n := min(len(data), s.cfg.ChunkSize)
 		m := &nats.Msg{Subject: subject, Header: nats.Header{}, Data: data[:n]}
 		m.Header.Set(HdrOffset, strconv.FormatInt(off, 10))
-		if _, err := s.js.PublishMsg(ctx, m); err != nil {
+		f, err := s.js.PublishMsgAsync(m)
+		if err != nil {
 			return fmt.Errorf("write data at %d: %w", off, err)
 		}
+		acks = append(acks, f)
 		off += int64(n)
 		data = data[n:]
+	}
+	for _, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("write data: %w", err)
+		case <-ctx.Done():
+			return fmt.Errorf("write data: %w", ctx.Err())
+		}
 	}
 	return nil
 }
@@ -207,22 +222,64 @@ func (r *blobReader) readAt(p []byte, off int64) (int, error) {
 // readBlob reads a whole blob into memory (ops up to InlineMax), for an
 // operation that holds the store open.
 func (s *Store) readBlob(subject string, size int64) ([]byte, error) {
-	b := make([]byte, size)
-	if _, err := (heldReader{s.newBlobReader(subject, size)}).ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
+	var b bytes.Buffer
+	if err := s.streamBlob(subject, size, func(p []byte) { b.Write(p) }); err != nil {
 		return nil, err
 	}
-	return b, nil
+	return b.Bytes(), nil
 }
 
-// hashBlob returns the SHA-256 of a blob's first size bytes, read as
-// readers will read them, for an operation that holds the store open.
+// hashBlob returns the SHA-256 of a blob's first size bytes, read by the
+// rule readers use, for an operation that holds the store open.
 func (s *Store) hashBlob(subject string, size int64) ([32]byte, error) {
 	h := sha256.New()
-	r := io.NewSectionReader(heldReader{s.newBlobReader(subject, size)}, 0, size)
-	if _, err := io.CopyBuffer(h, r, make([]byte, 1<<20)); err != nil {
+	if err := s.streamBlob(subject, size, func(p []byte) { h.Write(p) }); err != nil {
 		return [32]byte{}, err
 	}
 	var sum [32]byte
 	h.Sum(sum[:0])
 	return sum, nil
+}
+
+// blobBatch is how many chunks one pull of streamBlob asks for.
+const blobBatch = 8
+
+// streamBlob hands fn a blob's first size bytes in order, by the rule
+// above, streaming its chunks from one consumer: the whole blob in a
+// round trip per blobBatch chunks. A blob that ends short gives
+// core.ErrNotFound.
+func (s *Store) streamBlob(subject string, size int64, fn func([]byte)) error {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Timeout+time.Duration(size>>20)*time.Second)
+	defer cancel()
+	var pos int64
+	if size == 0 {
+		return nil
+	}
+	err := s.scanBatch(ctx, s.data, jetstream.ConsumerConfig{FilterSubject: subject}, blobBatch, func(m jetstream.Msg) error {
+		o := m.Headers().Get(HdrOffset)
+		if o == "" {
+			return nil // the owner marker
+		}
+		off, err := strconv.ParseInt(o, 10, 64)
+		if err != nil {
+			return fmt.Errorf("%w: chunk of %s with offset %q", core.ErrCorrupt, subject, o)
+		}
+		data := m.Data()
+		if off <= pos && pos < off+int64(len(data)) {
+			end := min(off+int64(len(data)), size)
+			fn(data[pos-off : end-off])
+			pos = end
+			if pos == size {
+				return errStop
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if pos < size {
+		return fmt.Errorf("%w: data %s holds %d of %d bytes (replaced or deleted?)", core.ErrNotFound, subject, pos, size)
+	}
+	return nil
 }

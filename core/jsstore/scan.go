@@ -20,6 +20,11 @@ const scanBatch = 256
 // an ephemeral consumer that it deletes at the end. fn returning errStop
 // ends the scan early. Messages removed while the scan runs are skipped.
 func (s *Store) scan(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig, fn func(jetstream.Msg) error) error {
+	return s.scanBatch(ctx, st, cfg, scanBatch, fn)
+}
+
+// scanBatch is scan pulling batch messages at a time.
+func (s *Store) scanBatch(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig, batch int, fn func(jetstream.Msg) error) error {
 	cfg.AckPolicy = jetstream.AckNonePolicy
 	cfg.MemoryStorage = true
 	cfg.Replicas = 1
@@ -41,13 +46,13 @@ func (s *Store) scan(ctx context.Context, st jetstream.Stream, cfg jetstream.Con
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		batch, err := c.FetchNoWait(int(min(left, scanBatch)))
+		msgs, err := c.FetchNoWait(int(min(left, uint64(batch))))
 		if err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}
 		got := 0
 		var ferr error
-		for m := range batch.Messages() { // drained fully, so that the fetch ends
+		for m := range msgs.Messages() { // drained fully, so that the fetch ends
 			got++
 			if ferr == nil {
 				ferr = fn(m)
@@ -59,7 +64,7 @@ func (s *Store) scan(ctx context.Context, st jetstream.Stream, cfg jetstream.Con
 			}
 			return ferr
 		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
 			return fmt.Errorf("scan: %w", err)
 		}
 		if got == 0 {

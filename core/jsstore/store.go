@@ -153,6 +153,7 @@ type Store struct {
 	closed bool
 
 	mem      memPartials
+	records  recentRecords
 	counters counters
 
 	cancel context.CancelFunc
