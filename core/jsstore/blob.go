@@ -173,15 +173,6 @@ func (r *blobReader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, err
 	}
 	defer r.s.release()
-	return r.readAt(p, off)
-}
-
-// heldReader reads a blob for an operation that holds the store open.
-type heldReader struct{ r *blobReader }
-
-func (h heldReader) ReadAt(p []byte, off int64) (int, error) { return h.r.readAt(p, off) }
-
-func (r *blobReader) readAt(p []byte, off int64) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	ctx, cancel := r.s.ctx()

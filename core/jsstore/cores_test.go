@@ -366,16 +366,7 @@ func coreChild() {
 		os.Exit(3)
 	}
 	if p.Step != "" {
-		n := 0
-		hook = func(step string) {
-			if step == p.Step {
-				if n++; n == p.Nth {
-					fmt.Println("KILLED", step)
-					_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
-					select {}
-				}
-			}
-		}
+		killAt(p.Step, p.Nth)
 	}
 	fail := func(err error) {
 		fmt.Println("ERROR", err)

@@ -78,22 +78,28 @@ func sendOp(s *Store, agent string, h core.PartialHeader, data []byte) (core.Res
 	return s.CommitPartial(agent, h.OpID)
 }
 
-func crashChild() {
-	var p crashPlan
-	if err := json.Unmarshal([]byte(os.Getenv(crashChildEnv)), &p); err != nil {
-		fmt.Println("ERROR", err)
-		os.Exit(3)
-	}
+// killAt makes this process kill itself with SIGKILL at the nth time
+// the commit's hook reaches step.
+func killAt(step string, nth int) {
 	n := 0
-	hook = func(step string) {
-		if step == p.Step {
-			if n++; n == p.Nth {
+	hook = func(at string) {
+		if at == step {
+			if n++; n == nth {
 				fmt.Println("KILLED", step)
 				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 				select {} // the signal is on its way
 			}
 		}
 	}
+}
+
+func crashChild() {
+	var p crashPlan
+	if err := json.Unmarshal([]byte(os.Getenv(crashChildEnv)), &p); err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(3)
+	}
+	killAt(p.Step, p.Nth)
 	s, err := Open(context.Background(), Config{Config: crashCfg, URLs: []string{p.URL}, Prefix: p.Prefix, SweepInterval: -1})
 	if err != nil {
 		fmt.Println("ERROR", err)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	edgesync "github.com/edge-sync/edge-sync"
@@ -30,15 +29,7 @@ func BenchmarkLargeOp(b *testing.B) {
 	const size = 16 << 20
 	srv := natstest.Run(b)
 	s := openTest(b, srv.URL(), core.Config{})
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
+	js, _ := rawStream(b, srv.URL())
 	ctx := context.Background()
 	obs, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: fmt.Sprintf("BENCH%d", prefixes.Add(1))})
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -35,19 +34,7 @@ func TestCoreEventCommands(t *testing.T) {
 }
 
 func testCoreEvents(t *testing.T, backend string) {
-	dir, err := os.MkdirTemp("", "esev") // short: the admin socket lives here
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	pkiDir := filepath.Join(dir, "pki")
-	if err := demoCerts(pkiDir); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.DefaultCore()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(dir, "core")
-	cfg.TLS = config.TLS{CA: filepath.Join(pkiDir, "ca.pem"), Cert: filepath.Join(pkiDir, "core.pem"), Key: filepath.Join(pkiDir, "core-key.pem")}
+	dir, cfg := testCoreConfig(t)
 	hcl := fmt.Sprintf("data_dir = %q\ntls {\n  ca = %q\n  cert = %q\n  key = %q\n}\n", cfg.DataDir, cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key)
 	if backend == config.BackendJetStream {
 		srv := natstest.Run(t)
