@@ -224,3 +224,58 @@ func TestOversizeConfigRefused(t *testing.T) {
 		t.Errorf("oversize config: %v", err)
 	}
 }
+
+const coreTLS = "tls {\n ca = \"a\"\n cert = \"b\"\n key = \"c\"\n}\n"
+
+func TestParseCoreJetStream(t *testing.T) {
+	src := coreTLS + `
+store {
+  backend  = "jetstream"
+  urls     = ["nats://n1:4222", "tls://n2:4222", "n3:4222"]
+  replicas = 3
+  prefix   = "fleet_eu"
+  history  = 10
+  event_max_age = "2160h"
+  user     = "core"
+  password = "s3cret"
+  tls {
+    ca = "nats-ca.pem"
+  }
+}
+`
+	c, err := ParseCore(strings.NewReader(src), "core.hcl")
+	if err != nil {
+		t.Fatalf("ParseCore: %v", err)
+	}
+	j := c.Store.JetStream
+	if c.Store.Backend != BackendJetStream || len(j.URLs) != 3 || j.Replicas != 3 || j.Prefix != "fleet_eu" ||
+		j.History != 10 || j.EventMaxAge != 2160*time.Hour || j.User != "core" || j.TLS.CA != "nats-ca.pem" ||
+		j.Timeout != 10*time.Second || j.DuplicateWindow != 2*time.Minute {
+		t.Fatalf("store = %+v", c.Store)
+	}
+}
+
+// TestCoreStoreErrors: every bad store setting is refused with its field
+// named at its line.
+func TestCoreStoreErrors(t *testing.T) {
+	for _, tc := range []struct{ store, want string }{
+		{`backend = "postgres"`, `core.hcl:7,3: store.backend: want "bbolt" or "jetstream", got "postgres"`},
+		{`backend = "jetstream"`, `store.urls: is required for backend "jetstream"`},
+		{"backend = \"jetstream\"\n urls = [\"http://x\"]", `core.hcl:8,2: store.urls: want nats://host:port`},
+		{"backend = \"jetstream\"\n urls = [\"n:4222\"]\n replicas = 7", `core.hcl:9,2: store.replicas: must be 1-5, got 7`},
+		{"backend = \"jetstream\"\n urls = [\"n:4222\"]\n prefix = \"a.b\"", `store.prefix: want letters, digits`},
+		{"backend = \"jetstream\"\n urls = [\"n:4222\"]\n history = 65", `store.history: must be 1-64`},
+		{"backend = \"jetstream\"\n urls = [\"n:4222\"]\n duplicate_window = \"15s\"", `store.duplicate_window: must be more than twice store.timeout`},
+		{"backend = \"jetstream\"\n urls = [\"n:4222\"]\n token = \"t\"\n nkey = \"u.nk\"", `store.credentials: give one way to authenticate`},
+		{"backend = \"jetstream\"\n urls = [\"n:4222\"]\n user = \"u\"", `store.user: user and password go together`},
+		{"backend = \"jetstream\"\n urls = [\"n:4222\"]\n tls {\n cert = \"c.pem\"\n }", `store.tls: cert and key go together`},
+		{"backend = \"jetstream\"\n urls = [\"n:4222\"]\n path = \"/x.db\"", `core.hcl:9,2: store.path: is for backend "bbolt"`},
+		{`urls = ["n:4222"]`, `core.hcl:7,3: store.urls: is for backend "jetstream"; set store.backend = "jetstream" to use it`},
+		{`replicas = 3`, `store.replicas: is for backend "jetstream"`},
+	} {
+		_, err := ParseCore(strings.NewReader(coreTLS+"store {\n  "+tc.store+"\n}\n"), "core.hcl")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("store { %s }:\n got  %v\n want %s", tc.store, err, tc.want)
+		}
+	}
+}

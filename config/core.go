@@ -4,8 +4,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/edge-sync/edge-sync/internal/units"
@@ -37,13 +40,47 @@ type CoreAgent struct {
 	Quota int64 // bytes; 0 = DefaultQuota
 }
 
-// Store configures the core's bbolt store.
+// Store backends.
+const (
+	BackendBolt      = "bbolt"     // one bbolt file, one core (the default)
+	BackendJetStream = "jetstream" // NATS JetStream, shared by any number of cores
+)
+
+// Store configures the core's store: a bbolt file (the default), or NATS
+// JetStream (docs/jetstream.md).
 type Store struct {
-	Path            string        // default DataDir/core.db
+	Backend         string        // BackendBolt (default) or BackendJetStream
+	Path            string        // bbolt: default DataDir/core.db
 	DedupRetention  time.Duration // how long applied op IDs are remembered; default 720h
-	DedupMaxEntries int           // per agent; default 1,000,000
+	DedupMaxEntries int           // bbolt: per agent; default 1,000,000
 	EventRetention  int           // events kept per agent; default 1,000,000
 	PartialMaxAge   time.Duration // unfinished ops are dropped after; default 168h
+	JetStream       JetStream     // backend "jetstream"
+}
+
+// JetStream is where a JetStream store lives and how the core connects
+// to it. Every core on one JetStream needs the same Prefix, Replicas,
+// History and retention.
+type JetStream struct {
+	URLs     []string // NATS servers, e.g. "nats://n1:4222"; required
+	Replicas int      // copies of each bucket and stream, 1-5; default 1
+	Prefix   string   // of bucket, stream and subject names; default "edgesync"
+	History  int      // versions kept per state key, 1-64; default 5
+	// DuplicateWindow is the events stream's de-duplication window;
+	// default 2m, and more than twice Timeout.
+	DuplicateWindow time.Duration
+	EventMaxAge     time.Duration // events older are dropped; 0 (default) = no age limit
+	Timeout         time.Duration // per request; default 10s
+	// TLS: CA to verify the servers, and a client certificate and key
+	// when the servers ask for one. All optional.
+	TLS TLS
+	// Authentication, at most one: a credentials file (JWT and nkey), an
+	// nkey seed file, a user and password, or a token.
+	Credentials string
+	NKey        string
+	User        string
+	Password    string
+	Token       string
 }
 
 // Limits bound what the core accepts from the network.
@@ -62,10 +99,13 @@ func DefaultCore() Core {
 		DataDir: "/var/lib/edge-sync-core",
 		Log:     Log{Level: "info", Format: "text"},
 		Store: Store{
+			Backend:         BackendBolt,
 			DedupRetention:  720 * time.Hour,
 			DedupMaxEntries: 1_000_000,
 			EventRetention:  1_000_000,
 			PartialMaxAge:   168 * time.Hour,
+			JetStream: JetStream{Replicas: 1, Prefix: "edgesync", History: 5,
+				DuplicateWindow: 2 * time.Minute, Timeout: 10 * time.Second},
 		},
 		Limits: Limits{MaxOpBytes: 1 << 30, MaxFrameBytes: 17 << 20, MaxConnections: 1000, MaxStreams: 64},
 	}
@@ -109,11 +149,46 @@ type rawCore struct {
 }
 
 type rawStore struct {
+	Backend         *string `hcl:"backend,optional"`
 	Path            *string `hcl:"path,optional"`
 	DedupRetention  *string `hcl:"dedup_retention,optional"`
 	DedupMaxEntries *int    `hcl:"dedup_max_entries,optional"`
 	EventRetention  *int    `hcl:"event_retention,optional"`
 	PartialMaxAge   *string `hcl:"partial_max_age,optional"`
+
+	URLs            []string `hcl:"urls,optional"`
+	Replicas        *int     `hcl:"replicas,optional"`
+	Prefix          *string  `hcl:"prefix,optional"`
+	History         *int     `hcl:"history,optional"`
+	DuplicateWindow *string  `hcl:"duplicate_window,optional"`
+	EventMaxAge     *string  `hcl:"event_max_age,optional"`
+	Timeout         *string  `hcl:"timeout,optional"`
+	TLS             *rawTLS  `hcl:"tls,block"`
+	Credentials     *string  `hcl:"credentials,optional"`
+	NKey            *string  `hcl:"nkey,optional"`
+	User            *string  `hcl:"user,optional"`
+	Password        *string  `hcl:"password,optional"`
+	Token           *string  `hcl:"token,optional"`
+}
+
+func (s *rawStore) applyJetStream(l *errorList, j *JetStream) {
+	if s.URLs != nil {
+		j.URLs = s.URLs
+	}
+	j.Replicas = pick(s.Replicas, j.Replicas)
+	j.Prefix = pick(s.Prefix, j.Prefix)
+	j.History = pick(s.History, j.History)
+	j.DuplicateWindow = parseDuration(l, "store.duplicate_window", s.DuplicateWindow, j.DuplicateWindow)
+	j.EventMaxAge = parseDuration(l, "store.event_max_age", s.EventMaxAge, j.EventMaxAge)
+	j.Timeout = parseDuration(l, "store.timeout", s.Timeout, j.Timeout)
+	if s.TLS != nil {
+		s.TLS.apply(&j.TLS)
+	}
+	j.Credentials = pick(s.Credentials, j.Credentials)
+	j.NKey = pick(s.NKey, j.NKey)
+	j.User = pick(s.User, j.User)
+	j.Password = pick(s.Password, j.Password)
+	j.Token = pick(s.Token, j.Token)
 }
 
 type rawCoreAgent struct {
@@ -159,11 +234,13 @@ func ParseCore(r io.Reader, filename string) (Core, error) {
 		raw.TLS.apply(&c.TLS)
 	}
 	if s := raw.Store; s != nil {
+		c.Store.Backend = pick(s.Backend, c.Store.Backend)
 		c.Store.Path = pick(s.Path, c.Store.Path)
 		c.Store.DedupRetention = parseDuration(l, "store.dedup_retention", s.DedupRetention, c.Store.DedupRetention)
 		c.Store.DedupMaxEntries = pick(s.DedupMaxEntries, c.Store.DedupMaxEntries)
 		c.Store.EventRetention = pick(s.EventRetention, c.Store.EventRetention)
 		c.Store.PartialMaxAge = parseDuration(l, "store.partial_max_age", s.PartialMaxAge, c.Store.PartialMaxAge)
+		s.applyJetStream(l, &c.Store.JetStream)
 	}
 	for _, a := range raw.Agents {
 		c.Agents = append(c.Agents, CoreAgent{
@@ -220,6 +297,17 @@ func (c *Core) validate(pos map[string]hcl.Range) error {
 		seen[a.Name] = true
 	}
 	s := c.Store
+	switch s.Backend {
+	case BackendBolt:
+		s.JetStream.validateUnused(l)
+	case BackendJetStream:
+		if s.Path != "" {
+			l.addf("store.path", "is for backend %q; a %q store is named by store.urls and store.prefix", BackendBolt, BackendJetStream)
+		}
+		s.JetStream.validate(l)
+	default:
+		l.addf("store.backend", "want %q or %q, got %q", BackendBolt, BackendJetStream, s.Backend)
+	}
 	if s.DedupRetention < time.Minute {
 		l.addf("store.dedup_retention", "must be at least 1m, got %s: shorter makes redelivered ops apply twice", s.DedupRetention)
 	}
@@ -246,4 +334,84 @@ func (c *Core) validate(pos map[string]hcl.Range) error {
 		l.addf("limits.max_streams", "must be 1-1000, got %d", lim.MaxStreams)
 	}
 	return l.err()
+}
+
+var prefixRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+
+// validate checks a JetStream store's settings; fields are named as in
+// the store block.
+func (j JetStream) validate(l *errorList) {
+	if len(j.URLs) == 0 {
+		l.addf("store.urls", "is required for backend %q: the NATS servers, e.g. [\"nats://nats-1:4222\"]", BackendJetStream)
+	}
+	for _, u := range j.URLs {
+		if !validNATSURL(u) {
+			l.addf("store.urls", "want nats://host:port, tls://host:port or host:port, got %q", u)
+		}
+	}
+	if j.Replicas < 1 || j.Replicas > 5 {
+		l.addf("store.replicas", "must be 1-5, got %d", j.Replicas)
+	}
+	if !prefixRe.MatchString(j.Prefix) {
+		l.addf("store.prefix", "want letters, digits, '-' and '_', got %q", j.Prefix)
+	}
+	if j.History < 1 || j.History > 64 {
+		l.addf("store.history", "must be 1-64, got %d", j.History)
+	}
+	if j.Timeout < time.Second || j.Timeout > time.Minute {
+		l.addf("store.timeout", "must be 1s-1m, got %s", j.Timeout)
+	}
+	if j.DuplicateWindow <= 2*j.Timeout {
+		l.addf("store.duplicate_window", "must be more than twice store.timeout (%s), got %s: events could be stored twice", j.Timeout, j.DuplicateWindow)
+	}
+	if (j.TLS.Cert == "") != (j.TLS.Key == "") {
+		l.addf("store.tls", "cert and key go together (a client certificate for the NATS servers)")
+	}
+	methods := 0
+	for _, set := range []bool{j.Credentials != "", j.NKey != "", j.User != "" || j.Password != "", j.Token != ""} {
+		if set {
+			methods++
+		}
+	}
+	if methods > 1 {
+		l.addf("store.credentials", "give one way to authenticate: credentials, nkey, user and password, or token")
+	}
+	if (j.User == "") != (j.Password == "") {
+		l.addf("store.user", "user and password go together")
+	}
+}
+
+// validateUnused refuses JetStream settings given to a bbolt store.
+func (j JetStream) validateUnused(l *errorList) {
+	d := DefaultCore().Store.JetStream
+	for _, f := range []struct {
+		name string
+		set  bool
+	}{
+		{"urls", len(j.URLs) > 0}, {"replicas", j.Replicas != d.Replicas}, {"prefix", j.Prefix != d.Prefix},
+		{"history", j.History != d.History}, {"duplicate_window", j.DuplicateWindow != d.DuplicateWindow},
+		{"event_max_age", j.EventMaxAge != d.EventMaxAge}, {"timeout", j.Timeout != d.Timeout},
+		{"tls", j.TLS != TLS{}}, {"credentials", j.Credentials != ""}, {"nkey", j.NKey != ""},
+		{"user", j.User != ""}, {"password", j.Password != ""}, {"token", j.Token != ""},
+	} {
+		if f.set {
+			l.addf("store."+f.name, "is for backend %q; set store.backend = %q to use it", BackendJetStream, BackendJetStream)
+		}
+	}
+}
+
+func validNATSURL(s string) bool {
+	if !strings.Contains(s, "://") {
+		_, _, err := net.SplitHostPort(s)
+		return err == nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	switch u.Scheme {
+	case "nats", "tls", "ws", "wss":
+		return true
+	}
+	return false
 }

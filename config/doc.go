@@ -15,7 +15,8 @@
 // files the struct names, a logger, test hooks):
 //
 //	agent.New(cfg config.Agent, agent.Options)
-//	core.OpenStore(cfg config.Core)
+//	core.OpenStore(cfg config.Core)                       // store.backend "bbolt"
+//	jsstore.OpenStore(ctx, cfg config.Core, jsstore.Options) // store.backend "jetstream"
 //	core.New(cfg config.Core, store, core.Options)
 //
 // The mapping from these fields to a component's settings lives in that

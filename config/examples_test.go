@@ -10,4 +10,7 @@ func TestExamplesLoad(t *testing.T) {
 	if _, err := LoadCore("../examples/core.hcl"); err != nil {
 		t.Errorf("examples/core.hcl: %v", err)
 	}
+	if c, err := LoadCore("../examples/core-jetstream.hcl"); err != nil || c.Store.Backend != BackendJetStream {
+		t.Errorf("examples/core-jetstream.hcl: %v", err)
+	}
 }

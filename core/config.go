@@ -29,8 +29,8 @@ type Options struct {
 }
 
 // OpenStore creates the store's directory (mode 0700) if needed and opens
-// the store of cfg (cfg.StorePath()) with its quotas, limits and
-// retention.
+// the bbolt store of cfg (cfg.StorePath()) with its quotas, limits and
+// retention. A store of backend "jetstream" is core/jsstore's OpenStore.
 func OpenStore(cfg config.Core) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("open core store: %w", err)
@@ -39,7 +39,13 @@ func OpenStore(cfg config.Core) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("open core store: %w", err)
 	}
-	return Open(path, Config{
+	return Open(path, StoreConfig(cfg))
+}
+
+// StoreConfig returns the quotas, limits and retention of cfg's store, as
+// every Backend takes them.
+func StoreConfig(cfg config.Core) Config {
+	return Config{
 		Quota: cfg.DefaultQuota,
 		// An agent not let in has no quota to speak of; the server refuses
 		// it at admission (Allow), before the store is asked.
@@ -49,13 +55,13 @@ func OpenStore(cfg config.Core) (*Store, error) {
 		AppliedMaxAge:   cfg.Store.DedupRetention,
 		AppliedMaxCount: int64(cfg.Store.DedupMaxEntries),
 		PartialMaxAge:   cfg.Store.PartialMaxAge,
-	})
+	}
 }
 
 // New returns a server of cfg that stores into store (see OpenStore),
 // ready to Serve. Agents not listed in cfg.Agents are refused when the
 // list is not empty. The server does not close the store.
-func New(cfg config.Core, store *Store, opts Options) (*Server, error) {
+func New(cfg config.Core, store Backend, opts Options) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("new core server: %w", err)
 	}

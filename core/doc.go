@@ -19,6 +19,14 @@
 // chunk order by the same code as stream DATA, at most twice
 // lane.OpWindow (max(8 MiB, 2 chunks)) held per op (server_lane.go).
 //
+// # Backend
+//
+// The server and the admin API use the store through Backend, the methods
+// they call, with Sweeper and AgentStatser as optional extras. Store (the
+// bbolt file below) implements it, and so does core/jsstore (NATS
+// JetStream, shared by many cores); another store hands out its data with
+// NewObject. core/storetest is the suite both pass.
+//
 // # Store
 //
 // Store is an embedded bbolt database holding, per agent (the agent's name

@@ -10,7 +10,7 @@ import (
 // MetricsHandler returns /metrics in Prometheus format, on a registry of
 // its own: the server's counters and, when store is not nil, the store's
 // figures per agent. Everything is read at scrape time.
-func (s *Server) MetricsHandler(store *Store) http.Handler {
+func (s *Server) MetricsHandler(store Backend) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCoreCollector(s, store))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
@@ -22,7 +22,7 @@ func cdesc(name, help string, labels ...string) *prometheus.Desc {
 
 type coreCollector struct {
 	s     *Server
-	store *Store
+	store Backend
 
 	conns, accepted, refused, applied, dups, nacked *prometheus.Desc
 	summaries, received, appliedBytes, pings        *prometheus.Desc
@@ -30,7 +30,7 @@ type coreCollector struct {
 	reserved, appliedIdx, dedups, kept, evicted     *prometheus.Desc
 }
 
-func newCoreCollector(s *Server, store *Store) *coreCollector {
+func newCoreCollector(s *Server, store Backend) *coreCollector {
 	return &coreCollector{
 		s: s, store: store,
 		conns:        cdesc("connections", "Live agent connections."),

@@ -29,8 +29,9 @@ type ServerConfig struct {
 	// TLS must require and verify client certificates (see
 	// pki.ServerTLSConfig); the agent's name is its certificate's name.
 	TLS *tls.Config
-	// Store receives the ops. The server does not close it.
-	Store *Store
+	// Store receives the ops (a *Store, or another Backend such as
+	// core/jsstore's). The server does not close it.
+	Store Backend
 	// Allow says whether an agent may connect and its byte quota (0 =
 	// unlimited). Nil allows every agent with a certificate from the CA.
 	Allow func(agent string) (quota int64, ok bool)
@@ -319,11 +320,9 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	}
 	left := uint64(wire.QuotaUnlimited)
 	if quota > 0 {
-		var used int64
-		if st, err := s.cfg.Store.Stats(); err == nil {
-			u := st.ByAgent[agent]
-			used = u.Bytes + u.Reserved
-		}
+		// A store that cannot say leaves the whole quota announced; it
+		// still refuses what is over it.
+		used, _ := agentUsage(s.cfg.Store, agent)
 		left = uint64(max(0, quota-used))
 	}
 	tlsState := conn.ConnectionState().TLS

@@ -25,7 +25,7 @@ import (
 // the store already holds are written (a resumed op may restart inside a
 // chunk the core has in part, e.g. after the chunk size changed).
 type opHandler struct {
-	store *Store
+	store Backend
 	stats *serverStats
 	// maxOpBytes bounds an op's plain size; frameTimeout bounds the wait
 	// for the next frame (ServerConfig).

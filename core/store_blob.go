@@ -164,6 +164,8 @@ type Object struct {
 	damaged error // set once the data failed its hash: every read returns it
 
 	off int64 // for Read and Seek
+
+	src io.ReaderAt // the data of another Backend (NewObject); nil for Store's
 }
 
 func newObject(s *Store, agent string, blob uint64, size int64, sum [32]byte) *Object {
@@ -195,6 +197,15 @@ func (o *Object) ReadAt(p []byte, off int64) (int, error) {
 	o.mu.Unlock()
 	if damaged != nil {
 		return 0, damaged
+	}
+	if o.src != nil {
+		n, err := o.readSrc(p, want, off)
+		if err == nil || errors.Is(err, io.EOF) {
+			if verr := o.verify(want[:n], off); verr != nil {
+				return 0, verr
+			}
+		}
+		return n, err
 	}
 	if err := o.s.acquire(); err != nil {
 		return 0, fmt.Errorf("read object: %w", err)

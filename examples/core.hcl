@@ -20,6 +20,8 @@ agent "ship-7" {
 store {
   dedup_retention = "720h"                # op IDs remembered for exactly-once
   event_retention = 1000000
+  # backend = "jetstream": several cores on one NATS JetStream instead of
+  # this machine's bbolt file; see core-jetstream.hcl and docs/jetstream.md.
 }
 
 limits {

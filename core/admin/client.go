@@ -146,7 +146,19 @@ func (c *Client) Keys(ctx context.Context, agent, prefix string, n int) ([]Versi
 
 // Get writes the current data of an agent's key to w.
 func (c *Client) Get(ctx context.Context, agent, key string, w io.Writer) error {
-	resp, err := c.do(ctx, "/v1/get", url.Values{"agent": {agent}, "key": {key}})
+	return c.copyTo(ctx, "/v1/get", url.Values{"agent": {agent}, "key": {key}}, w, "core get "+key)
+}
+
+// GetEvent writes the payload of an agent's event seq to w.
+func (c *Client) GetEvent(ctx context.Context, agent string, seq uint64, w io.Writer) error {
+	q := url.Values{"agent": {agent}, "seq": {strconv.FormatUint(seq, 10)}}
+	return c.copyTo(ctx, "/v1/event", q, w, fmt.Sprintf("core get event %d", seq))
+}
+
+// copyTo writes the body of GET path?q to w, failing with what when it
+// ends short.
+func (c *Client) copyTo(ctx context.Context, path string, q url.Values, w io.Writer, what string) error {
+	resp, err := c.do(ctx, path, q)
 	if err != nil {
 		return err
 	}
@@ -156,7 +168,7 @@ func (c *Client) Get(ctx context.Context, agent, key string, w io.Writer) error 
 		err = io.ErrUnexpectedEOF
 	}
 	if err != nil {
-		return fmt.Errorf("core get %s: %w", key, err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

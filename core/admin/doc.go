@@ -7,6 +7,7 @@
 //	GET /v1/keys?agent=A&prefix=P&limit=N        default limit 1000
 //	GET /v1/get?agent=A&key=K                    the data, with X-Edge-Sync-* headers
 //	GET /v1/events?agent=A&from=SEQ&limit=N      default limit 100
+//	GET /v1/event?agent=A&seq=SEQ                an event's payload, with X-Edge-Sync-* headers
 //	GET /v1/summaries?agent=A&prefix=P&limit=N   default limit 1000
 //	GET /v1/stats
 //

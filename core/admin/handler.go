@@ -16,7 +16,7 @@ import (
 
 // Handler serves the admin API (see the package doc) for store s. Failures
 // to write an answer whose status is already sent are logged to log.
-func Handler(s *core.Store, log hclog.Logger) http.Handler {
+func Handler(s core.Backend, log hclog.Logger) http.Handler {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -51,6 +51,27 @@ func Handler(s *core.Store, log hclog.Logger) http.Handler {
 		if _, err := io.Copy(w, data); err != nil {
 			// The status is sent; the client sees a short body.
 			log.Warn("get: data not fully written", "agent", q.Get("agent"), "key", q.Get("key"), "error", err)
+		}
+	})
+	mux.HandleFunc("GET /v1/event", func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		seq, err := strconv.ParseUint(q.Get("seq"), 10, 64)
+		if err != nil {
+			writeJSON(w, nil, fmt.Errorf("%w: seq %q: want an event sequence number", core.ErrInvalid, q.Get("seq")))
+			return
+		}
+		e, data, err := r.event(q.Get("agent"), seq)
+		if err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+		w.Header().Set(HeaderOp, e.OpID.String())
+		w.Header().Set(HeaderSeq, strconv.FormatUint(e.Seq, 10))
+		w.Header().Set(HeaderSHA256, fmt.Sprintf("%x", e.Hash))
+		w.Header().Set("Content-Length", strconv.FormatInt(e.Size, 10))
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if _, err := io.Copy(w, data); err != nil {
+			log.Warn("get event: data not fully written", "agent", q.Get("agent"), "seq", seq, "error", err)
 		}
 	})
 	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, req *http.Request) {
@@ -88,11 +109,12 @@ func Handler(s *core.Store, log hclog.Logger) http.Handler {
 	return mux
 }
 
-// Headers of a /v1/get answer.
+// Headers of a /v1/get and a /v1/event answer.
 const (
 	HeaderOp      = "X-Edge-Sync-Op"
-	HeaderVersion = "X-Edge-Sync-Version"
+	HeaderVersion = "X-Edge-Sync-Version" // /v1/get
 	HeaderSHA256  = "X-Edge-Sync-Sha256"
+	HeaderSeq     = "X-Edge-Sync-Seq" // /v1/event
 )
 
 // queryLimit reads the limit parameter: def when absent, capped at

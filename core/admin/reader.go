@@ -16,11 +16,11 @@ import (
 const storeOpenTimeout = 2 * time.Second
 
 // SocketOrStore reads a core's data through its admin socket while the
-// core runs, and from its store file while it does not: each call asks the
+// core runs, and from its store while it does not: each call asks the
 // socket first and, on ErrNoCore, opens the store for that call only.
 type SocketOrStore struct {
-	client    *Client
-	storePath string
+	client *Client
+	open   func() (core.Backend, error)
 }
 
 var _ Reader = (*SocketOrStore)(nil)
@@ -28,25 +28,38 @@ var _ Reader = (*SocketOrStore)(nil)
 // NewSocketOrStore returns a reader of the core whose admin socket is
 // socket and whose store file is storePath. It connects to nothing yet.
 func NewSocketOrStore(socket, storePath string) *SocketOrStore {
-	return &SocketOrStore{client: NewClient(socket), storePath: storePath}
+	return NewSocketOrOpen(socket, func() (core.Backend, error) {
+		if _, err := os.Stat(storePath); err != nil {
+			return nil, fmt.Errorf("no store at %s", storePath)
+		}
+		s, err := core.Open(storePath, core.Config{OpenTimeout: storeOpenTimeout})
+		if err != nil {
+			return nil, fmt.Errorf("%w (is a core running without its admin socket?)", err)
+		}
+		return s, nil
+	})
+}
+
+// NewSocketOrOpen is NewSocketOrStore for any Backend: open opens the
+// store when no core answers on socket (for a JetStream store, which
+// several processes share, it connects to JetStream).
+func NewSocketOrOpen(socket string, open func() (core.Backend, error)) *SocketOrStore {
+	return &SocketOrStore{client: NewClient(socket), open: open}
 }
 
 // Close releases the client's idle connections (see Client.Close).
 func (r *SocketOrStore) Close() error { return r.client.Close() }
 
-// either runs f against the running core, or against the store file when
-// no core answers.
+// either runs f against the running core, or against the store when no
+// core answers.
 func either[T any](r *SocketOrStore, f func(Reader) (T, error)) (T, error) {
 	v, err := f(r.client)
 	if !errors.Is(err, ErrNoCore) {
 		return v, err
 	}
-	if _, serr := os.Stat(r.storePath); serr != nil {
-		return v, fmt.Errorf("%w and no store at %s", err, r.storePath)
-	}
-	s, err := core.Open(r.storePath, core.Config{OpenTimeout: storeOpenTimeout})
-	if err != nil {
-		return v, fmt.Errorf("%w (is a core running without its admin socket?)", err)
+	s, oerr := r.open()
+	if oerr != nil {
+		return v, fmt.Errorf("%w, and the store: %w", err, oerr)
 	}
 	v, err = f(StoreReader{Store: s})
 	if err != nil {
@@ -71,6 +84,12 @@ func (r *SocketOrStore) Keys(ctx context.Context, agent, prefix string, n int) (
 // Get writes the current data of an agent's key to w.
 func (r *SocketOrStore) Get(ctx context.Context, agent, key string, w io.Writer) error {
 	_, err := either(r, func(rd Reader) (struct{}, error) { return struct{}{}, rd.Get(ctx, agent, key, w) })
+	return err
+}
+
+// GetEvent writes the payload of an agent's event seq to w.
+func (r *SocketOrStore) GetEvent(ctx context.Context, agent string, seq uint64, w io.Writer) error {
+	_, err := either(r, func(rd Reader) (struct{}, error) { return struct{}{}, rd.GetEvent(ctx, agent, seq, w) })
 	return err
 }
 

@@ -30,7 +30,7 @@ type Server struct {
 // NewServer listens on the unix socket at path for the admin API of s. It
 // replaces a stale socket and refuses a live one (unixsock.ErrInUse) or a
 // path that is not a socket (unixsock.ErrNotSocket).
-func NewServer(path string, s *core.Store, log hclog.Logger) (*Server, error) {
+func NewServer(path string, s core.Backend, log hclog.Logger) (*Server, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}

@@ -24,6 +24,8 @@ type Reader interface {
 	Get(ctx context.Context, agent, key string, w io.Writer) error
 	// Events lists an agent's events from sequence number from on.
 	Events(ctx context.Context, agent string, from uint64, limit int) ([]EventInfo, error)
+	// GetEvent writes the payload of an agent's event seq to w.
+	GetEvent(ctx context.Context, agent string, seq uint64, w io.Writer) error
 	// Summaries lists the latest summaries of an agent's keys under prefix.
 	Summaries(ctx context.Context, agent, prefix string, limit int) ([]core.Summary, error)
 	// Stats returns the store's counters.
@@ -72,7 +74,7 @@ func limit(n int) int {
 // closes. Its errors are the store's (errors.Is works with
 // core.ErrNotFound and core.ErrInvalid).
 type StoreReader struct {
-	Store *core.Store
+	Store core.Backend
 }
 
 var _ Reader = StoreReader{}
@@ -112,6 +114,27 @@ func (r StoreReader) current(agent, key string) (core.Version, io.Reader, error)
 		return v, nil, err
 	}
 	return v, io.NewSectionReader(obj, 0, v.Size), nil
+}
+
+// GetEvent writes the payload of an agent's event seq to w.
+func (r StoreReader) GetEvent(_ context.Context, agent string, seq uint64, w io.Writer) error {
+	_, data, err := r.event(agent, seq)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(w, data); err != nil {
+		return fmt.Errorf("get event %d: %w", seq, err)
+	}
+	return nil
+}
+
+// event returns an agent's event seq and its payload.
+func (r StoreReader) event(agent string, seq uint64) (core.Event, io.Reader, error) {
+	e, obj, err := r.Store.EventData(agent, seq)
+	if err != nil {
+		return e, nil, err
+	}
+	return e, obj, nil
 }
 
 // Events lists an agent's events from sequence number from on.

@@ -1,40 +1,48 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/admin"
+	"github.com/edge-sync/edge-sync/core/jsstore"
 	"github.com/edge-sync/edge-sync/internal/logging"
 	"github.com/edge-sync/edge-sync/internal/pki"
 )
 
 const coreUsage = `Usage:
   edge-sync core --config FILE [--check-config]
-  edge-sync core ls   [--config FILE] --agent NAME [--prefix P] [--json]
-  edge-sync core get  [--config FILE] --agent NAME [-o FILE] KEY
-  edge-sync core tail [--config FILE] --agent NAME [--from SEQ] [--follow] [--json]
+  edge-sync core ls   [--config FILE] --agent NAME [--prefix P | --events [--from SEQ]] [--json]
+  edge-sync core get  [--config FILE] --agent NAME [-o FILE] (KEY | --event SEQ)
+  edge-sync core tail [--config FILE] --agent NAME [--from SEQ] [--follow] [--payload | -o DIR] [--json]
 
 Runs the core receiver: a QUIC listener with mutual TLS that verifies,
 applies deltas, de-duplicates, stores and acknowledges what agents send.
-ls, get and tail read what arrived, through the running core's admin socket
-(DATA_DIR/core.sock) or, when the core is stopped, the store file itself.
+ls, get and tail read what arrived, state and events: through the running
+core's admin socket (DATA_DIR/core.sock) or, when no core runs here, the
+store itself (the bbolt file, or JetStream for store.backend "jetstream").
 
 Examples:
   edge-sync core --config /etc/edge-sync/core.hcl --check-config
   edge-sync core --config /etc/edge-sync/core.hcl
   edge-sync core ls --config core.hcl --agent ship-7 --prefix sensors/
   edge-sync core get --config core.hcl --agent ship-7 sensors/pump-3 -o pump-3.json
-  edge-sync core tail --config core.hcl --agent ship-7 --follow`
+  edge-sync core ls --config core.hcl --agent ship-7 --events
+  edge-sync core get --config core.hcl --agent ship-7 --event 42
+  edge-sync core tail --config core.hcl --agent ship-7 --follow --payload
+  edge-sync core tail --config core.hcl --agent ship-7 -o events/`
 
 func runCore(ctx context.Context, env Env, args []string) error {
 	if len(args) > 0 {
@@ -81,8 +89,28 @@ func runCore(ctx context.Context, env Env, args []string) error {
 // coreRunning is what serveCore started, for the demo and tests.
 type coreRunning struct {
 	srv   *core.Server
-	store *core.Store
+	store coreStore
 	addr  net.Addr
+}
+
+// coreStore is a core's store as the command line uses it: either
+// backend, and Apply for tests and the demo.
+type coreStore interface {
+	core.Backend
+	Apply(agent string, hdr core.PartialHeader, r io.Reader) (core.Result, error)
+}
+
+var (
+	_ coreStore = (*core.Store)(nil)
+	_ coreStore = (*jsstore.Store)(nil)
+)
+
+// openStore opens the store of cfg's backend.
+func openStore(ctx context.Context, cfg config.Core, log hclogLogger) (coreStore, error) {
+	if cfg.Store.Backend == config.BackendJetStream {
+		return jsstore.OpenStore(ctx, cfg, jsstore.Options{Logger: log.Named("store")})
+	}
+	return core.OpenStore(cfg)
 }
 
 func serveCore(ctx context.Context, cfg config.Core, log hclogLogger) error {
@@ -102,7 +130,7 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := core.OpenStore(cfg)
+	store, err := openStore(ctx, cfg, log)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -145,14 +173,15 @@ type coreReadFlags struct {
 }
 
 func (f *coreReadFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.cfgPath, "config", "", "core config file (for data_dir and store.path)")
+	fs.StringVar(&f.cfgPath, "config", "", "core config file (for data_dir and the store block)")
 	fs.StringVar(&f.dataDir, "data-dir", "", "core data directory (instead of --config)")
 	fs.StringVar(&f.agent, "agent", "", "agent name (its certificate's name)")
 }
 
 // reader returns a reader of the core's data: through the running core's
-// admin socket (DATA_DIR/core.sock), else from its store file.
-func (f *coreReadFlags) reader() (*admin.SocketOrStore, error) {
+// admin socket (DATA_DIR/core.sock), else from its store: the bbolt file,
+// or JetStream, opened read-only.
+func (f *coreReadFlags) reader(ctx context.Context) (*admin.SocketOrStore, error) {
 	cfg := config.DefaultCore()
 	if f.cfgPath != "" {
 		var err error
@@ -163,7 +192,13 @@ func (f *coreReadFlags) reader() (*admin.SocketOrStore, error) {
 	if f.dataDir != "" {
 		cfg.DataDir = f.dataDir
 	}
-	return admin.NewSocketOrStore(filepath.Join(cfg.DataDir, "core.sock"), cfg.StorePath()), nil
+	socket := filepath.Join(cfg.DataDir, "core.sock")
+	if cfg.Store.Backend == config.BackendJetStream {
+		return admin.NewSocketOrOpen(socket, func() (core.Backend, error) {
+			return jsstore.OpenStore(ctx, cfg, jsstore.Options{ReadOnly: true})
+		}), nil
+	}
+	return admin.NewSocketOrStore(socket, cfg.StorePath()), nil
 }
 
 func runCoreLs(ctx context.Context, env Env, args []string) error {
@@ -172,6 +207,8 @@ func runCoreLs(ctx context.Context, env Env, args []string) error {
 	var f coreReadFlags
 	f.register(fs)
 	prefix := fs.String("prefix", "", "only keys with this prefix")
+	events := fs.Bool("events", false, "list the agent's events instead of its keys")
+	from := fs.Uint64("from", 1, "with --events: first event sequence number")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, name, args); err != nil {
 		return err
@@ -179,7 +216,10 @@ func runCoreLs(ctx context.Context, env Env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef(name, "unexpected argument %q", fs.Arg(0))
 	}
-	r, err := f.reader()
+	if *events && (f.agent == "" || *prefix != "") {
+		return usagef(name, "--events needs --agent, and lists events of every key (no --prefix)")
+	}
+	r, err := f.reader(ctx)
 	if err != nil {
 		return err
 	}
@@ -196,6 +236,11 @@ func runCoreLs(ctx context.Context, env Env, args []string) error {
 			fmt.Fprintln(env.Stdout, a)
 		}
 		return nil
+	}
+	if *events {
+		p := eventPrinter{w: env.Stdout, json: *asJSON}
+		_, err := p.page(ctx, r, f.agent, *from, admin.MaxLimit)
+		return err
 	}
 	vs, err := r.Keys(ctx, f.agent, *prefix, admin.MaxLimit)
 	if err != nil {
@@ -218,35 +263,51 @@ func runCoreGet(ctx context.Context, env Env, args []string) error {
 	var f coreReadFlags
 	f.register(fs)
 	out := fs.String("o", "", "write the data to this file instead of stdout")
+	event := fs.Uint64("event", 0, "get the payload of the event with this sequence number (see core tail)")
 	if err := parseFlags(fs, name, args); err != nil {
 		return err
 	}
 	if f.agent == "" {
 		return usagef(name, "--agent is required")
 	}
-	if fs.NArg() != 1 {
-		return usagef(name, "want exactly one KEY, got %d arguments", fs.NArg())
+	if *event == 0 && fs.NArg() != 1 {
+		return usagef(name, "want exactly one KEY (or --event SEQ), got %d arguments", fs.NArg())
 	}
-	r, err := f.reader()
+	if *event != 0 && fs.NArg() != 0 {
+		return usagef(name, "want a KEY or --event SEQ, not both")
+	}
+	r, err := f.reader(ctx)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	if *out == "" {
-		return r.Get(ctx, f.agent, fs.Arg(0), env.Stdout)
+	get := func(w io.Writer) error {
+		if *event != 0 {
+			return r.GetEvent(ctx, f.agent, *event, w)
+		}
+		return r.Get(ctx, f.agent, fs.Arg(0), w)
 	}
-	file, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if *out == "" {
+		return get(env.Stdout)
+	}
+	return writeFileFrom(*out, get)
+}
+
+// writeFileFrom writes what get writes to a new file at path (mode 0600)
+// and leaves no file behind when get fails: no half-written object where
+// the data was asked for.
+func writeFileFrom(path string, get func(io.Writer) error) error {
+	file, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
 	}
-	err = r.Get(ctx, f.agent, fs.Arg(0), file)
+	err = get(file)
 	if cerr := file.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		// No half-written object where the data was asked for.
-		if rerr := os.Remove(*out); rerr != nil {
-			return fmt.Errorf("%w (and removing the partial %s: %v)", err, *out, rerr)
+		if rerr := os.Remove(path); rerr != nil {
+			return fmt.Errorf("%w (and removing the partial %s: %v)", err, path, rerr)
 		}
 	}
 	return err
@@ -264,6 +325,8 @@ func runCoreTail(ctx context.Context, env Env, args []string) error {
 	from := fs.Uint64("from", 1, "first event sequence number")
 	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
 	asJSON := fs.Bool("json", false, "print JSON, one event per line")
+	payload := fs.Bool("payload", false, "print each event's payload after it (in JSON: base64 in \"payload\")")
+	dir := fs.String("o", "", "write each event's payload to DIR/SEQ")
 	if err := parseFlags(fs, name, args); err != nil {
 		return err
 	}
@@ -273,33 +336,33 @@ func runCoreTail(ctx context.Context, env Env, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef(name, "unexpected argument %q", fs.Arg(0))
 	}
-	r, err := f.reader()
+	if *payload && *dir != "" {
+		return usagef(name, "--payload prints payloads, -o writes them to files: choose one")
+	}
+	if *dir != "" {
+		if err := os.MkdirAll(*dir, 0o700); err != nil {
+			return err
+		}
+	}
+	r, err := f.reader(ctx)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	enc := json.NewEncoder(env.Stdout)
+	p := eventPrinter{w: env.Stdout, json: *asJSON, payload: *payload, dir: *dir}
 	next := *from
 	for {
-		evs, err := r.Events(ctx, f.agent, next, tailPage)
+		n, err := p.page(ctx, r, f.agent, next, tailPage)
 		if ctx.Err() != nil {
 			return nil // interrupted: what was printed stands
 		}
 		if err != nil {
 			return err
 		}
-		for _, e := range evs {
-			if *asJSON {
-				err = enc.Encode(e)
-			} else {
-				_, err = fmt.Fprintf(env.Stdout, "%d\t%s\t%s\t%d bytes\t%s\t%s\n", e.Seq, e.Stored.Format(time.RFC3339), e.Priority, e.Size, e.Key, e.OpID)
-			}
-			if err != nil {
-				return err
-			}
-			next = e.Seq + 1
+		if p.last >= next {
+			next = p.last + 1
 		}
-		if len(evs) == tailPage {
+		if n == tailPage {
 			continue // more waiting
 		}
 		if !*follow {
@@ -311,4 +374,63 @@ func runCoreTail(ctx context.Context, env Env, args []string) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// eventPrinter prints events as `core tail` and `core ls --events` do:
+// a line each (or JSON), with the payload after it or written to a file
+// in dir.
+type eventPrinter struct {
+	w       io.Writer
+	json    bool
+	payload bool
+	dir     string
+	last    uint64 // the sequence number of the last event printed
+}
+
+// page prints up to n of agent's events from sequence number from on and
+// returns how many there were.
+func (p *eventPrinter) page(ctx context.Context, r *admin.SocketOrStore, agent string, from uint64, n int) (int, error) {
+	evs, err := r.Events(ctx, agent, from, n)
+	if err != nil {
+		return 0, err
+	}
+	enc := json.NewEncoder(p.w)
+	for _, e := range evs {
+		var data []byte
+		if p.payload || p.dir != "" {
+			var b bytes.Buffer
+			if err := r.GetEvent(ctx, agent, e.Seq, &b); err != nil {
+				return 0, fmt.Errorf("event %d: %w", e.Seq, err)
+			}
+			data = b.Bytes()
+		}
+		if p.dir != "" {
+			file := filepath.Join(p.dir, strconv.FormatUint(e.Seq, 10))
+			if err := writeFileFrom(file, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
+				return 0, err
+			}
+		}
+		switch {
+		case p.json && p.payload:
+			err = enc.Encode(struct {
+				admin.EventInfo
+				Payload []byte `json:"payload"`
+			}{e, data})
+		case p.json:
+			err = enc.Encode(e)
+		default:
+			_, err = fmt.Fprintf(p.w, "%d\t%s\t%s\t%d bytes\t%s\t%s\n", e.Seq, e.Stored.Format(time.RFC3339), e.Priority, e.Size, e.Key, e.OpID)
+			if err == nil && p.payload {
+				if len(data) > 0 && data[len(data)-1] != '\n' {
+					data = append(data, '\n')
+				}
+				_, err = p.w.Write(data)
+			}
+		}
+		if err != nil {
+			return 0, err
+		}
+		p.last = e.Seq
+	}
+	return len(evs), nil
 }

@@ -26,19 +26,7 @@ import (
 // against the same core stopped (from its store file): the output is the
 // same and is what was stored.
 func TestCoreReadCommands(t *testing.T) {
-	dir, err := os.MkdirTemp("", "escore") // short: the admin socket lives here
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	pkiDir := filepath.Join(dir, "pki")
-	if err := demoCerts(pkiDir); err != nil {
-		t.Fatal(err)
-	}
-	cfg := config.DefaultCore()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(dir, "core")
-	cfg.TLS = config.TLS{CA: filepath.Join(pkiDir, "ca.pem"), Cert: filepath.Join(pkiDir, "core.pem"), Key: filepath.Join(pkiDir, "core-key.pem")}
+	dir, cfg := testCoreConfig(t)
 	cr, stop, err := startCore(context.Background(), cfg, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -140,4 +128,25 @@ func TestCoreReadCommands(t *testing.T) {
 	if n := bytes.Count([]byte(running[5]), []byte("\n")); n != 5 {
 		t.Errorf("tail --json printed %d lines, want 5:\n%s", n, running[5])
 	}
+}
+
+// testCoreConfig returns a short temporary directory (the admin socket
+// lives there) with certificates in it, and a core config on loopback
+// that uses them, storing in DIR/core.
+func testCoreConfig(t *testing.T) (string, config.Core) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "escore")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	pkiDir := filepath.Join(dir, "pki")
+	if err := demoCerts(pkiDir); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.DefaultCore()
+	cfg.Listen = "127.0.0.1:0"
+	cfg.DataDir = filepath.Join(dir, "core")
+	cfg.TLS = config.TLS{CA: filepath.Join(pkiDir, "ca.pem"), Cert: filepath.Join(pkiDir, "core.pem"), Key: filepath.Join(pkiDir, "core-key.pem")}
+	return dir, cfg
 }

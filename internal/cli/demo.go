@@ -17,7 +17,6 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
-	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/logging"
 	"github.com/edge-sync/edge-sync/internal/pki"
 	"github.com/edge-sync/edge-sync/internal/units"
@@ -98,7 +97,7 @@ type demo struct {
 	step  time.Duration
 	large int64
 
-	store    *core.Store // the core's, read to verify
+	store    coreStore // the core's, read to verify
 	coreAddr net.Addr
 	relay    *linksim.Relay
 	agent    *agent.Agent

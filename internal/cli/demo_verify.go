@@ -68,7 +68,7 @@ func (d *demo) verify(w io.Writer) error {
 }
 
 // eventCounts counts how often each op ID is in the agent's event log.
-func eventCounts(store *core.Store, agentName string) (map[edgesync.OpID]int, error) {
+func eventCounts(store core.Backend, agentName string) (map[edgesync.OpID]int, error) {
 	const page = 10000
 	seen := map[edgesync.OpID]int{}
 	for from := uint64(1); ; {

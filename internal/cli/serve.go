@@ -37,7 +37,7 @@ func serveMetrics(addr string, h http.Handler, log hclog.Logger) (stop func() er
 	return background(context.Background(), serve, hs.Close), nil
 }
 
-func coreMetrics(srv *core.Server, store *core.Store) http.Handler { return srv.MetricsHandler(store) }
+func coreMetrics(srv *core.Server, store core.Backend) http.Handler { return srv.MetricsHandler(store) }
 
 func agentMetrics(a *agent.Agent) http.Handler { return a.MetricsHandler() }
 

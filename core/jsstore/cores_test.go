@@ -1,0 +1,518 @@
+package jsstore
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/storetest"
+	"github.com/edge-sync/edge-sync/internal/natstest"
+	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// These tests run real cores (core.Server on a JetStream Store) and a
+// real agent over QUIC on loopback, shaped by linksim so that large ops
+// take seconds, and break things mid-transfer: the agent fails over to
+// another core, a NATS node dies, a core process is killed. Each ends
+// with every op the agent accepted stored exactly once, byte-identical.
+
+// fleetOp is an op the test agent accepted.
+type fleetOp struct {
+	id   edgesync.OpID
+	kind edgesync.OpKind
+	key  string
+	data []byte
+}
+
+// fleet is one agent's ops sent into one JetStream through any cores.
+type fleet struct {
+	t      *testing.T
+	pki    *testutil.PKI
+	urls   []string
+	prefix string
+	dir    string // the agent's data directory, kept across restarts
+	ops    []fleetOp
+}
+
+func newFleet(t *testing.T, urls []string) *fleet {
+	return &fleet{t: t, pki: testutil.NewPKI(t, "ship-7"), urls: urls, prefix: fmt.Sprintf("t%d", prefixes.Add(1)), dir: t.TempDir()}
+}
+
+// storeConfig is the cores' store; replicas as the JetStream allows.
+func (f *fleet) storeConfig(replicas int) Config {
+	return Config{URLs: f.urls, Prefix: f.prefix, Replicas: replicas, Timeout: 5 * time.Second}
+}
+
+// testCore is a core server in this process.
+type testCore struct {
+	srv   *core.Server
+	store *Store
+	addr  string
+	done  chan error
+	pc    net.PacketConn
+	once  sync.Once
+}
+
+func (f *fleet) startCore(name string, replicas int) *testCore {
+	t := f.t
+	t.Helper()
+	cfg := f.storeConfig(replicas)
+	cfg.Name = name
+	store, err := Open(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := core.NewServer(core.ServerConfig{Name: name, TLS: f.pki.ServerTLS(t), Store: store, Logger: testLog(t, name)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &testCore{srv: srv, store: store, addr: pc.LocalAddr().String(), done: make(chan error, 1), pc: pc}
+	go func() { c.done <- srv.Serve(context.Background(), pc) }()
+	t.Cleanup(func() { c.stop(t) })
+	return c
+}
+
+func (c *testCore) stop(t *testing.T) {
+	c.once.Do(func() {
+		c.srv.Close()
+		select {
+		case <-c.done:
+		case <-time.After(15 * time.Second):
+			t.Error("core server did not stop within 15 s")
+		}
+		c.pc.Close()
+		if err := c.store.Close(); err != nil {
+			t.Logf("close store: %v", err)
+		}
+	})
+}
+
+func testLog(t testing.TB, name string) hclog.Logger {
+	if testing.Verbose() {
+		return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: logWriter{t}})
+	}
+	return hclog.NewNullLogger()
+}
+
+type logWriter struct{ t testing.TB }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// startAgent starts the agent with its one endpoint at coreAddr, on a
+// 10 Mbit/s uplink; it keeps its outbox in f.dir across restarts.
+func (f *fleet) startAgent(coreAddr string) *agent.Agent {
+	t := f.t
+	t.Helper()
+	cfg := config.DefaultAgent()
+	cfg.Name = f.pki.AgentName
+	cfg.DataDir = f.dir
+	cfg.TLS = config.TLS{CA: f.pki.CAFile, Cert: f.pki.AgentCert, Key: f.pki.AgentKey}
+	fast := 50 * time.Millisecond
+	cfg.Profiles[edgesync.Unknown] = config.Profile{Interval: &fast}
+	cfg.Control.Socket = "off"
+	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: coreAddr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
+	a, err := agent.New(cfg, agent.Options{TLS: f.pki.ClientTLS(t, "127.0.0.1"), Logger: testLog(t, "agent"),
+		ListenPacket: func() (net.PacketConn, error) {
+			pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				return nil, err
+			}
+			return linksim.Wrap(pc, linksim.Broadband())
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
+// enqueue hands the agent a mix of ops: small events, versions of a few
+// keys, and two large ops that take seconds on the link.
+func (f *fleet) enqueue(a *agent.Agent, round int) {
+	t := f.t
+	t.Helper()
+	add := func(kind edgesync.OpKind, key string, size int, p edgesync.Priority) {
+		data := storetest.Payload(uint64(round*1000+len(f.ops)), size)
+		op, err := a.Enqueue(context.Background(), outbox.NewOp{Endpoint: "core", Key: key, Kind: kind, Priority: p, Payload: bytes.NewReader(data)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.ops = append(f.ops, fleetOp{id: op.ID, kind: kind, key: key, data: data})
+	}
+	add(edgesync.EventOp, "bulk/log", 3<<20, edgesync.Background)
+	add(edgesync.StateOp, "bulk/image", 2<<20, edgesync.Background)
+	for i := range 16 {
+		if i%2 == 0 {
+			add(edgesync.EventOp, "alarms", 200+i*50, edgesync.High)
+		} else {
+			add(edgesync.StateOp, fmt.Sprintf("sensors/%d", i%3), 1000+i*100, edgesync.Normal)
+		}
+	}
+}
+
+// reader opens the store read-only, as an application would.
+func (f *fleet) reader() *Store {
+	f.t.Helper()
+	cfg := f.storeConfig(1)
+	cfg.ReadOnly = true
+	return openWith(f.t, cfg)
+}
+
+// waitTransfer waits until a partial op of the agent's is held in
+// JetStream with at least min bytes, and returns it.
+func (f *fleet) waitTransfer(r *Store, min int64) core.PartialInfo {
+	f.t.Helper()
+	var found core.PartialInfo
+	testutil.WaitFor(f.t, 60*time.Second, fmt.Sprintf("a partial op with %d bytes held in JetStream", min), func() bool {
+		ps, err := r.Partials(f.pki.AgentName)
+		for _, p := range ps {
+			if err == nil && p.Held >= min && p.Held < p.Header.Size {
+				found = p
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// waitDrained waits until the agent's outbox is empty: everything
+// acknowledged.
+func (f *fleet) waitDrained(a *agent.Agent) {
+	f.t.Helper()
+	testutil.WaitFor(f.t, 3*time.Minute, "the agent's outbox to empty", func() bool {
+		st, err := a.Outbox().Stats()
+		return err == nil && st.Total.Ops == 0
+	})
+}
+
+// verify checks that every op the agent accepted is stored exactly once,
+// byte-identical: each event once, each key at its newest op.
+func (f *fleet) verify() {
+	t := f.t
+	t.Helper()
+	r := f.reader()
+	agentName := f.pki.AgentName
+	evs, err := r.Events(agentName, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := map[edgesync.OpID]core.Event{}
+	count := map[edgesync.OpID]int{}
+	for _, e := range evs {
+		count[e.OpID]++
+		byID[e.OpID] = e
+	}
+	newest := map[string]fleetOp{}
+	events := 0
+	for _, op := range f.ops {
+		if op.kind == edgesync.StateOp {
+			if cur, ok := newest[op.key]; !ok || cur.id.Compare(op.id) < 0 {
+				newest[op.key] = op
+			}
+			continue
+		}
+		events++
+		if count[op.id] != 1 {
+			t.Errorf("event %s (%d bytes) stored %d times", op.id, len(op.data), count[op.id])
+			continue
+		}
+		_, o, err := r.EventData(agentName, byID[op.id].Seq)
+		if err != nil {
+			t.Fatalf("event %s: %v", op.id, err)
+		}
+		if got := readObject(t, o); !bytes.Equal(got, op.data) {
+			t.Errorf("event %s: %d bytes stored differ from the %d sent", op.id, len(got), len(op.data))
+		}
+	}
+	if len(evs) != events {
+		t.Errorf("%d events stored for %d sent", len(evs), events)
+	}
+	for key, op := range newest {
+		v, o, err := r.Current(agentName, key)
+		if err != nil {
+			t.Fatalf("key %q: %v", key, err)
+		}
+		if got := readObject(t, o); v.OpID != op.id || !bytes.Equal(got, op.data) {
+			t.Errorf("key %q holds op %s (%d bytes), want %s (%d bytes)", key, v.OpID, len(got), op.id, len(op.data))
+		}
+	}
+	ps, err := r.Partials(agentName)
+	if err != nil || len(ps) != 0 {
+		t.Errorf("partial ops left: %+v, %v", ps, err)
+	}
+}
+
+func readObject(t *testing.T, o *core.Object) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if _, err := b.ReadFrom(o); err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return b.Bytes()
+}
+
+// TestTwoCoresAgentFailsOver: two cores on one JetStream; the agent sends
+// to the first, and mid-transfer of a large op moves to the second (its
+// process restarted with the second core's address, as a failover does),
+// which resumes the op where the shared store says instead of from zero.
+func TestTwoCoresAgentFailsOver(t *testing.T) {
+	srv := natstest.Run(t)
+	f := newFleet(t, []string{srv.URL()})
+	a1, b1 := f.startCore("core-a", 1), f.startCore("core-b", 1)
+	ag := f.startAgent(a1.addr)
+	f.enqueue(ag, 1)
+	p := f.waitTransfer(f.reader(), 512<<10)
+	st, err := ag.Outbox().Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	unacked := st.Total.Bytes
+	if err := ag.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ag = f.startAgent(b1.addr)
+	f.waitDrained(ag)
+	f.verify()
+	// Core B did not receive again what core A had stored of the op.
+	if got := b1.srv.Stats().BytesReceived; got > unacked-p.Held/2 {
+		t.Errorf("core B received %d bytes of the %d not acknowledged; %d of op %s were held at the failover: not resumed?",
+			got, unacked, p.Held, p.Header.OpID)
+	}
+	if a1.srv.Stats().OpsApplied == 0 {
+		t.Error("core A applied nothing before the failover")
+	}
+}
+
+// TestNATSNodeKilled: a 3-node JetStream cluster, every bucket and stream
+// with 3 replicas; the node the core is connected to is shut down in the
+// middle of a large transfer. The core reconnects to another node, the
+// agent resends what failed, and nothing is lost or stored twice.
+func TestNATSNodeKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node NATS cluster")
+	}
+	cl := natstest.RunCluster(t, 3)
+	f := newFleet(t, cl.URLs())
+	c := f.startCore("core-a", 3)
+	ag := f.startAgent(c.addr)
+	f.enqueue(ag, 1)
+	f.waitTransfer(f.reader(), 512<<10)
+	connected := c.store.nc.ConnectedUrl()
+	killed := -1
+	for i, n := range cl.Nodes {
+		if n != nil && n.URL() == connected {
+			killed = i
+		}
+	}
+	if killed < 0 {
+		t.Fatalf("the core is connected to %s, which is no node of the cluster", connected)
+	}
+	cl.Stop(killed)
+	f.enqueue(ag, 2) // more ops while the cluster elects new leaders
+	f.waitDrained(ag)
+	f.verify()
+}
+
+// The SIGKILL test runs this test binary again as a core process
+// (coreChildEnv set), so that it can kill a real core mid-transfer.
+
+const coreChildEnv = "EDGE_SYNC_JS_CORE_CHILD"
+
+type coreChildPlan struct {
+	URLs   []string `json:"urls"`
+	Prefix string   `json:"prefix"`
+	Listen string   `json:"listen"`
+	CA     string   `json:"ca"`
+	Cert   string   `json:"cert"`
+	Key    string   `json:"key"`
+	Step   string   `json:"step,omitempty"` // kill itself at this commit step
+	Nth    int      `json:"nth,omitempty"`
+}
+
+func coreChild() {
+	var p coreChildPlan
+	if err := json.Unmarshal([]byte(os.Getenv(coreChildEnv)), &p); err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(3)
+	}
+	if p.Step != "" {
+		killAt(p.Step, p.Nth)
+	}
+	fail := func(err error) {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	store, err := Open(context.Background(), Config{URLs: p.URLs, Prefix: p.Prefix, Timeout: 5 * time.Second})
+	if err != nil {
+		fail(err)
+	}
+	tlsConf, err := pki.ServerTLSConfig(p.CA, p.Cert, p.Key)
+	if err != nil {
+		fail(err)
+	}
+	srv, err := core.NewServer(core.ServerConfig{Name: "core-child", TLS: tlsConf, Store: store})
+	if err != nil {
+		fail(err)
+	}
+	addr, err := net.ResolveUDPAddr("udp", p.Listen)
+	if err != nil {
+		fail(err)
+	}
+	pc, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		fail(err)
+	}
+	fmt.Println("READY")
+	fail(srv.Serve(context.Background(), pc)) // until SIGKILL
+}
+
+// childCore is a core process.
+type childCore struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+}
+
+func (f *fleet) startChild(p coreChildPlan) *childCore {
+	t := f.t
+	t.Helper()
+	p.URLs, p.Prefix, p.CA, p.Cert, p.Key = f.urls, f.prefix, f.pki.CAFile, f.pki.CoreCert, f.pki.CoreKey
+	env, _ := json.Marshal(p)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), coreChildEnv+"="+string(env))
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	c := &childCore{cmd: cmd, out: out, done: make(chan error, 1)}
+	go func() { c.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-c.done
+	})
+	testutil.WaitFor(t, 30*time.Second, "the core process to start", func() bool {
+		return strings.Contains(out.String(), "READY") || strings.Contains(out.String(), "ERROR")
+	})
+	if strings.Contains(out.String(), "ERROR") {
+		t.Fatalf("core process: %s", out.String())
+	}
+	return c
+}
+
+// waitKilled waits for the core process to die by SIGKILL.
+func (c *childCore) waitKilled(t *testing.T, within time.Duration) {
+	t.Helper()
+	select {
+	case err := <-c.done:
+		c.done <- err // for the cleanup
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("core process ended with %v, not SIGKILL", err)
+		}
+	case <-time.After(within):
+		t.Fatalf("core process still running after %v", within)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// freeUDP returns a loopback address with a UDP port free at the time.
+func freeUDP(t *testing.T) string {
+	t.Helper()
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	return pc.LocalAddr().String()
+}
+
+// TestCoreSIGKILLed: a core process on JetStream is killed with SIGKILL,
+// once in the middle of a large transfer and once between two writes of a
+// commit (after the applied entry, before the effect); a new core process
+// on the same address takes over, the agent reconnects by itself and
+// resends what was not acknowledged, and every op is stored exactly once.
+func TestCoreSIGKILLed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs core processes")
+	}
+	srv := natstest.Run(t)
+	for _, tc := range []struct {
+		name string
+		step string
+		nth  int
+	}{{"mid-transfer", "", 0}, {"mid-commit", "applied-created", 4}, {"after-effect", "staged-visible", 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFleet(t, []string{srv.URL()})
+			listen := freeUDP(t)
+			c := f.startChild(coreChildPlan{Listen: listen, Step: tc.step, Nth: tc.nth})
+			ag := f.startAgent(listen)
+			f.enqueue(ag, 1)
+			if tc.step == "" {
+				f.waitTransfer(f.reader(), 512<<10)
+				if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+					t.Fatal(err)
+				}
+			}
+			c.waitKilled(t, time.Minute)
+			if tc.step != "" && !strings.Contains(c.out.String(), "KILLED "+tc.step) {
+				t.Fatalf("core process died elsewhere than at %s", tc.step)
+			}
+			f.startChild(coreChildPlan{Listen: listen})
+			// The agent would notice the dead connection only after QUIC's
+			// idle timeout; its process restarts instead, as a failover does.
+			if err := ag.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ag = f.startAgent(listen)
+			f.waitDrained(ag)
+			f.verify()
+		})
+	}
+}

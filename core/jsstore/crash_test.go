@@ -1,0 +1,254 @@
+package jsstore
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/storetest"
+	"github.com/edge-sync/edge-sync/internal/natstest"
+)
+
+// The crash test runs this test binary again as a writer process
+// (crashChildEnv set) that applies ops to a JetStream store and kills
+// itself with SIGKILL at a chosen point between the writes of a commit.
+
+const crashChildEnv = "EDGE_SYNC_JS_CRASH_CHILD"
+
+type crashPlan struct {
+	URL    string `json:"url"`
+	Prefix string `json:"prefix"`
+	Step   string `json:"step"` // the hook's step to die at
+	Nth    int    `json:"nth"`  // die at its nth occurrence
+}
+
+// crashOps are the ops a writer sends: small and staged, events and
+// versions of a few keys.
+func crashOps() []struct {
+	hdr  core.PartialHeader
+	data []byte
+} {
+	var out []struct {
+		hdr  core.PartialHeader
+		data []byte
+	}
+	for i := range 12 {
+		size := 100 + 37*i
+		if i%3 == 1 {
+			size = 20_000 + 1000*i // over the test's InlineMax: staged
+		}
+		d := storetest.Payload(uint64(i), size)
+		kind, key := edgesync.EventOp, fmt.Sprintf("log/%d", i%2)
+		if i%2 == 1 {
+			kind, key = edgesync.StateOp, fmt.Sprintf("k%d", i%4)
+		}
+		out = append(out, struct {
+			hdr  core.PartialHeader
+			data []byte
+		}{storetest.Header(storetest.OpID(uint64(i+1)), kind, key, d), d})
+	}
+	return out
+}
+
+var crashCfg = core.Config{ChunkSize: 4096, InlineMax: 8192}
+
+// sendOp sends an op as the core's server does: begin, the data in
+// chunks from where the store holds it, commit.
+func sendOp(s *Store, agent string, h core.PartialHeader, data []byte) (core.Result, error) {
+	held, dup, err := s.BeginPartial(agent, h)
+	if err != nil || dup {
+		return core.Result{Duplicate: dup}, err
+	}
+	for off := held; off < h.Size; off += 3000 {
+		if err := s.WritePartial(agent, h.OpID, off, data[off:min(off+3000, h.Size)]); err != nil {
+			return core.Result{}, err
+		}
+	}
+	return s.CommitPartial(agent, h.OpID)
+}
+
+// killAt makes this process kill itself with SIGKILL at the nth time
+// the commit's hook reaches step.
+func killAt(step string, nth int) {
+	n := 0
+	hook = func(at string) {
+		if at == step {
+			if n++; n == nth {
+				fmt.Println("KILLED", step)
+				_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+				select {} // the signal is on its way
+			}
+		}
+	}
+}
+
+func crashChild() {
+	var p crashPlan
+	if err := json.Unmarshal([]byte(os.Getenv(crashChildEnv)), &p); err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(3)
+	}
+	killAt(p.Step, p.Nth)
+	s, err := Open(context.Background(), Config{Config: crashCfg, URLs: []string{p.URL}, Prefix: p.Prefix, SweepInterval: -1})
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	for _, op := range crashOps() {
+		if _, err := sendOp(s, "site", op.hdr, op.data); err != nil {
+			fmt.Println("ERROR", err)
+			os.Exit(1)
+		}
+		fmt.Println("ACKED", op.hdr.OpID)
+	}
+	fmt.Println("DONE")
+	os.Exit(0)
+}
+
+// TestCrashBetweenWrites kills a writer process with SIGKILL between the
+// writes of a commit (after the data chunks, after the applied entry,
+// after the effect, after the owner marker), then has another store
+// receive every op again, as agents resend what was not acknowledged:
+// every op ends up visible exactly once, byte-identical, and the ops
+// acknowledged before the kill come back as duplicates.
+func TestCrashBetweenWrites(t *testing.T) {
+	srv := natstest.Run(t)
+	steps := []struct {
+		step string
+		nth  int
+	}{
+		{"chunks-written", 3}, {"applied-created", 1}, {"applied-created", 2}, {"applied-created", 4},
+		{"applied-created", 5}, {"staged-visible", 1}, {"staged-visible", 2}, {"staged-marked", 3},
+	}
+	for _, st := range steps {
+		t.Run(fmt.Sprintf("%s#%d", st.step, st.nth), func(t *testing.T) {
+			prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+			acked := runCrashChild(t, crashPlan{URL: srv.URL(), Prefix: prefix, Step: st.step, Nth: st.nth})
+			s := openWith(t, Config{Config: crashCfg, URLs: []string{srv.URL()}, Prefix: prefix, SweepInterval: -1})
+			ops := crashOps()
+			for _, op := range ops {
+				res, err := sendOp(s, "site", op.hdr, op.data)
+				if err != nil {
+					t.Fatalf("resend %s: %v", op.hdr.OpID, err)
+				}
+				if acked[op.hdr.OpID.String()] && !res.Duplicate {
+					t.Errorf("op %s was acknowledged before the kill, but applied again: %+v", op.hdr.OpID, res)
+				}
+			}
+			checkExactlyOnce(t, s, "site", ops)
+		})
+	}
+}
+
+// runCrashChild runs a writer until it kills itself and returns the op
+// IDs it saw acknowledged.
+func runCrashChild(t *testing.T, p crashPlan) map[string]bool {
+	t.Helper()
+	env, _ := json.Marshal(p)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), crashChildEnv+"="+string(env))
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
+			t.Fatalf("writer was not killed (%v):\n%s", err, out.String())
+		}
+	case <-time.After(2 * time.Minute):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("writer still running after 2 min:\n%s", out.String())
+	}
+	acked := map[string]bool{}
+	killed := false
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 2 && f[0] == "ACKED":
+			acked[f[1]] = true
+		case len(f) == 2 && f[0] == "KILLED":
+			killed = true
+		}
+	}
+	if !killed {
+		t.Fatalf("writer died elsewhere than at %s:\n%s", p.Step, out.String())
+	}
+	return acked
+}
+
+// checkExactlyOnce checks that every event op is in the store once with
+// its data, and every key holds the data of its newest op.
+func checkExactlyOnce(t *testing.T, s *Store, agent string, ops []struct {
+	hdr  core.PartialHeader
+	data []byte
+}) {
+	t.Helper()
+	evs, err := s.Events(agent, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[edgesync.OpID]int{}
+	for _, e := range evs {
+		seen[e.OpID]++
+	}
+	latest := map[string]int{}
+	for i, op := range ops {
+		switch op.hdr.Kind {
+		case edgesync.EventOp:
+			if seen[op.hdr.OpID] != 1 {
+				t.Errorf("event %s stored %d times", op.hdr.OpID, seen[op.hdr.OpID])
+			}
+		case edgesync.StateOp:
+			latest[op.hdr.Key] = i
+		}
+	}
+	for _, e := range evs {
+		_, o, err := s.EventData(agent, e.Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := make([]byte, o.Size())
+		if _, err := o.ReadAt(b, 0); err != nil && len(b) > 0 {
+			t.Fatal(err)
+		}
+		for _, op := range ops {
+			if op.hdr.OpID == e.OpID && !bytes.Equal(b, op.data) {
+				t.Errorf("event %s: data differs", e.OpID)
+			}
+		}
+	}
+	for key, i := range latest {
+		v, o, err := s.Current(agent, key)
+		if err != nil {
+			t.Fatalf("key %q: %v", key, err)
+		}
+		b := make([]byte, o.Size())
+		if _, err := o.ReadAt(b, 0); err != nil && len(b) > 0 {
+			t.Fatal(err)
+		}
+		if v.OpID != ops[i].hdr.OpID || !bytes.Equal(b, ops[i].data) {
+			t.Errorf("key %q holds op %s, want %s with its data", key, v.OpID, ops[i].hdr.OpID)
+		}
+	}
+	if len(evs) != len(seen) {
+		t.Errorf("%d events for %d ops", len(evs), len(seen))
+	}
+}

@@ -1,0 +1,351 @@
+package jsstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/quic-go/quic-go"
+	bolt "go.etcd.io/bbolt"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/codec"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/storetest"
+	"github.com/edge-sync/edge-sync/internal/natstest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/wire"
+)
+
+// ingestOpBytes is the size of a benchmark op: a small event, the kind
+// of op a fleet sends most.
+const ingestOpBytes = 512
+
+// BenchmarkCoreIngest: N simulated agents, each with its own certificate
+// and QUIC connection, send small events to one core (send an op, wait
+// for its ack, send the next), on the bbolt store and on JetStream. It
+// reports the core's ops/s and the p99 time from send to ack, beside a
+// raw baseline measured in the same run with the same payloads and the
+// same N concurrent writers: bbolt Batch puts into a bbolt file, or
+// JetStream publishes, each writer waiting for its ack. ratio-vs-raw is
+// the core's ops/s over the baseline's.
+//
+//	go test -run '^$' -bench BenchmarkCoreIngest -benchtime 2000x -count 3 ./core/jsstore
+func BenchmarkCoreIngest(b *testing.B) {
+	for _, backend := range []string{"bbolt", "jetstream"} {
+		for _, n := range []int{1, 10, 100} {
+			b.Run(fmt.Sprintf("backend=%s/agents=%d", backend, n), func(b *testing.B) { benchIngest(b, backend, n) })
+		}
+	}
+}
+
+// ingestPayloads are the benchmark's ops' data and hashes.
+type ingestPayloads struct {
+	data [][]byte
+	hash [][32]byte
+}
+
+func newIngestPayloads() *ingestPayloads {
+	p := &ingestPayloads{}
+	for i := range 64 {
+		d := storetest.Payload(uint64(i), ingestOpBytes)
+		p.data = append(p.data, d)
+		p.hash = append(p.hash, sha256.Sum256(d))
+	}
+	return p
+}
+
+func benchIngest(b *testing.B, backend string, agents int) {
+	pk := testutil.NewPKI(b, "bench")
+	payloads := newIngestPayloads()
+	var store core.Backend
+	var raw func(i, writer int) error
+	switch backend {
+	case "bbolt":
+		s, err := core.Open(filepath.Join(b.TempDir(), "core.db"), core.Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { s.Close() })
+		store = s
+		db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { db.Close() })
+		if err := db.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("raw")); return err }); err != nil {
+			b.Fatal(err)
+		}
+		raw = func(i, _ int) error {
+			k := binary.BigEndian.AppendUint64(nil, uint64(i))
+			return db.Batch(func(tx *bolt.Tx) error { return tx.Bucket([]byte("raw")).Put(k, payloads.data[i%64]) })
+		}
+	case "jetstream":
+		srv := natstest.Run(b)
+		store = openWith(b, Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1))})
+		js, name := rawStream(b, srv.URL())
+		raw = func(i, writer int) error {
+			_, err := js.Publish(context.Background(), fmt.Sprintf("%s.w%d", name, writer), payloads.data[i%64])
+			return err
+		}
+	}
+	srv, err := core.NewServer(core.ServerConfig{Name: "bench", TLS: pk.ServerTLS(b), Store: store, MaxConnections: agents + 10})
+	if err != nil {
+		b.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background(), pc) }()
+	b.Cleanup(func() {
+		srv.Close()
+		<-served
+		pc.Close()
+	})
+	clients := make([]*ingestClient, agents)
+	for i := range clients {
+		clients[i] = dialIngest(b, pk, fmt.Sprintf("agent-%d", i), srv.Addr().String())
+	}
+
+	var next atomic.Int64
+	lat := make([][]time.Duration, agents)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, agents)
+	for w, c := range clients {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
+				t0 := time.Now()
+				if err := c.send(i, payloads); err != nil {
+					errs <- err
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	coreTime := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+
+	// The raw baseline: the same number of writes of the same payloads by
+	// as many concurrent writers.
+	next.Store(0)
+	start = time.Now()
+	rawErrs := make(chan error, agents)
+	for w := range agents {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
+				if err := raw(i, w); err != nil {
+					rawErrs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	rawTime := time.Since(start)
+	close(rawErrs)
+	for err := range rawErrs {
+		b.Fatal(err)
+	}
+
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	coreRate := float64(b.N) / coreTime.Seconds()
+	rawRate := float64(b.N) / rawTime.Seconds()
+	b.ReportMetric(coreRate, "ops/s")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	b.ReportMetric(rawRate, "raw-ops/s")
+	b.ReportMetric(coreRate/rawRate, "ratio-vs-raw")
+}
+
+// ingestClient is a simulated agent: its own certificate and QUIC
+// connection, sending whole small ops as the agent sends one-chunk ops
+// (header, data and commit at once, then the answers).
+type ingestClient struct {
+	conn *quic.Conn
+	id   uint64
+	enc  codec.Encoder
+}
+
+func dialIngest(b *testing.B, pk *testutil.PKI, name, addr string) *ingestClient {
+	b.Helper()
+	issued, err := pk.CA.Issue(name, false, nil, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(pk.CA.Cert)
+	tlsConf := &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{issued.Cert.Raw}, PrivateKey: issued.Key, Leaf: issued.Cert}},
+		RootCAs:      pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN},
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := quic.DialAddr(ctx, addr, tlsConf, wire.QUICConfig(64))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.CloseWithError(0, "") })
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := wire.WriteFrame(str, &wire.Hello{Versions: wire.SupportedVersions, Agent: name}); err != nil {
+		b.Fatal(err)
+	}
+	if f, err := wire.ReadFrame(str, wire.MaxFrameSize); err != nil {
+		b.Fatal(err)
+	} else if _, ok := f.(*wire.Welcome); !ok {
+		b.Fatalf("hello answered with %s", f.Type())
+	}
+	// Read the core's end of the hello stream rather than cancel it: a
+	// cancel can reach the core before it closes the stream, which it
+	// takes for a failed hello.
+	if _, err := io.Copy(io.Discard, str); err != nil {
+		b.Fatal(err)
+	}
+	if err := str.Close(); err != nil {
+		b.Fatal(err)
+	}
+	return &ingestClient{conn: conn, id: uint64(time.Now().UnixNano())}
+}
+
+// send sends op i (payload i%64) as an event and waits for its Ack.
+func (c *ingestClient) send(i int, p *ingestPayloads) error {
+	c.id++
+	var id edgesync.OpID
+	binary.BigEndian.PutUint64(id[:8], c.id)
+	binary.BigEndian.PutUint64(id[8:], uint64(i))
+	data, hash := p.data[i%64], p.hash[i%64]
+	ch, err := codec.NewHeader(codec.ModeFull, codec.LevelDefault, 64<<10, int64(len(data)), codec.Hash(hash), nil)
+	if err != nil {
+		return err
+	}
+	chunk, err := c.enc.EncodeChunk(nil, &ch, 0, data, nil)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	str, err := c.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return err
+	}
+	// As the agent does: the write side closes with COMMIT (below), the
+	// read side once answered, so that QUIC counts the stream out of the
+	// connection's concurrent streams.
+	defer str.CancelRead(0)
+	_ = str.SetDeadline(time.Now().Add(time.Minute)) // never fails
+	frames := []wire.Frame{
+		&wire.OpHeader{ID: id, Key: "bench/events", Priority: edgesync.Normal, Kind: edgesync.EventOp, Mode: uint8(codec.ModeFull),
+			PlainSize: uint64(len(data)), ChunkSize: uint32(ch.ChunkSize), PayloadHash: hash},
+		&wire.Data{ID: id, Offset: 0, Chunk: chunk},
+		&wire.Commit{ID: id, Chunks: 1, Bytes: uint64(len(chunk)), Hash: sha256.Sum256(chunk)},
+	}
+	for _, f := range frames {
+		if err := wire.WriteFrame(str, f); err != nil {
+			return err
+		}
+	}
+	if err := str.Close(); err != nil {
+		return err
+	}
+	for {
+		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+		if err != nil {
+			return fmt.Errorf("op %s: %w", id, err)
+		}
+		switch f := f.(type) {
+		case *wire.ResumeAnswer:
+		case *wire.Ack:
+			return nil
+		case *wire.Nack:
+			return fmt.Errorf("op %s refused: %s %s", id, f.Code, f.Msg)
+		default:
+			return fmt.Errorf("op %s answered with %s", id, f.Type())
+		}
+	}
+}
+
+// BenchmarkStoreEvent is the store's share of BenchmarkCoreIngest: a small
+// event received as the server receives it (begin, write, commit), with
+// no network in front, beside one raw JetStream publish of the same
+// payload in the same run.
+//
+//	go test -run '^$' -bench BenchmarkStoreEvent -benchtime 3000x -count 3 ./core/jsstore
+func BenchmarkStoreEvent(b *testing.B) {
+	srv := natstest.Run(b)
+	s := openTest(b, srv.URL(), core.Config{})
+	js, name := rawStream(b, srv.URL())
+	ctx := context.Background()
+	p := newIngestPayloads()
+	var storeTime, rawTime time.Duration
+	n := uint64(0)
+	for b.Loop() {
+		n++
+		data, hash := p.data[n%64], p.hash[n%64]
+		h := core.PartialHeader{OpID: storetest.OpID(n), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
+			Size: int64(len(data)), Hash: hash}
+		t0 := time.Now()
+		if _, _, err := s.BeginPartial("bench", h); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.WritePartial("bench", h.OpID, 0, data); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.CommitPartial("bench", h.OpID); err != nil {
+			b.Fatal(err)
+		}
+		t1 := time.Now()
+		if _, err := js.Publish(ctx, name+".raw", data); err != nil {
+			b.Fatal(err)
+		}
+		storeTime += t1.Sub(t0)
+		rawTime += time.Since(t1)
+	}
+	b.ReportMetric(float64(storeTime.Microseconds())/float64(n), "store-us/op")
+	b.ReportMetric(float64(rawTime.Microseconds())/float64(n), "raw-us/op")
+	b.ReportMetric(float64(rawTime)/float64(storeTime), "ratio-vs-raw")
+}
+
+// rawStream connects a plain JetStream client to url and makes a stream
+// of its own for the raw baseline; publish to NAME.<anything>.
+func rawStream(b *testing.B, url string) (jetstream.JetStream, string) {
+	b.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		b.Fatal(err)
+	}
+	name := fmt.Sprintf("RAW%d", prefixes.Add(1))
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: jetstream.FileStorage}); err != nil {
+		b.Fatal(err)
+	}
+	return js, name
+}

@@ -1,0 +1,36 @@
+package core_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/storetest"
+)
+
+// TestStoreSuite runs the suite every Backend passes against the bbolt
+// store (core/jsstore runs it against JetStream).
+func TestStoreSuite(t *testing.T) {
+	storetest.Run(t, storetest.Harness{
+		Open: func(t testing.TB, cfg core.Config) storetest.Store {
+			return openBolt(t, filepath.Join(t.TempDir(), "core.db"), cfg)
+		},
+		Reopen: func(t testing.TB, s storetest.Store, cfg core.Config) storetest.Store {
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return openBolt(t, s.(*core.Store).Path(), cfg)
+		},
+		DenseSeq: true,
+	})
+}
+
+func openBolt(t testing.TB, path string, cfg core.Config) *core.Store {
+	t.Helper()
+	s, err := core.Open(path, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}

@@ -1,0 +1,172 @@
+// Package storetest is the test suite that every core.Backend passes:
+// core's tests run it against the bbolt Store, core/jsstore's against
+// JetStream. It holds the store's contract (docs/core.md) as tests:
+// applying, de-duplication, resume, hash and base checks, quota,
+// retention, summaries, concurrent and random sequences against a model.
+// Where the two stores differ by design, the Harness says how (event
+// sequence numbers, small partial ops held in memory). Tests only.
+package storetest
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core"
+)
+
+// Store is what the suite drives: a Backend and the extras both stores
+// have.
+type Store interface {
+	core.Backend
+	core.Sweeper
+	Apply(agent string, hdr core.PartialHeader, r io.Reader) (core.Result, error)
+	Summary(agent, key string) (core.Summary, error)
+	Partials(agent string) ([]core.PartialInfo, error)
+	CheckBase(agent, key string, baseHash [32]byte) error
+}
+
+// Harness opens the stores of one implementation.
+type Harness struct {
+	// Open returns a new, empty store with cfg's limits; the test's
+	// cleanup closes it.
+	Open func(t testing.TB, cfg core.Config) Store
+	// Reopen closes s and opens the same store again, as a restart of
+	// the core does.
+	Reopen func(t testing.TB, s Store, cfg core.Config) Store
+	// DenseSeq says an agent's events are numbered 1, 2, 3, ...;
+	// otherwise the numbers only increase.
+	DenseSeq bool
+	// MemoryPartials says partial ops up to cfg.InlineMax are held in
+	// the process's memory: a Reopen loses them, and BeginPartial does not
+	// report such an op as a duplicate (its commit does).
+	MemoryPartials bool
+}
+
+// Run runs every test of the suite against h's stores.
+func Run(t *testing.T, h Harness) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, Harness)
+	}{
+		{"ApplyStateAndGet", testApplyStateAndGet},
+		{"ObjectReadAt", testObjectReadAt},
+		{"Dedup", testDedup},
+		{"ResumeAcrossReopen", testResumeAcrossReopen},
+		{"HashMismatchDiscards", testHashMismatchDiscards},
+		{"BaseMismatch", testBaseMismatch},
+		{"Quota", testQuota},
+		{"AgentQuota", testAgentQuota},
+		{"EventLogAndRetention", testEventLogAndRetention},
+		{"PartialAgeSweep", testPartialAgeSweep},
+		{"LargeObjectStaged", testLargeObjectStaged},
+		{"Summaries", testSummaries},
+		{"InvalidArguments", testInvalidArguments},
+		{"Closed", testClosed},
+		{"ConcurrentApply", testConcurrentApply},
+		{"SmallWritesCoalesce", testSmallWrites},
+		{"OlderVersionNeverReplacesNewer", testOlderVersionNeverReplacesNewer},
+		{"Names", testNames},
+		{"Model", testModel},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, h) })
+	}
+}
+
+// Clock is a settable clock for retention tests.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock at a fixed time.
+func NewClock() *Clock { return &Clock{now: time.Unix(1_800_000_000, 0)} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+
+// Add moves the clock on.
+func (c *Clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// OpID returns a deterministic op ID for n; higher n are newer.
+func OpID(n uint64) edgesync.OpID {
+	var id edgesync.OpID
+	binary.BigEndian.PutUint64(id[:8], 1_700_000_000_000_000_000+n)
+	binary.BigEndian.PutUint64(id[8:], n)
+	return id
+}
+
+// Payload returns size random bytes determined by seed.
+func Payload(seed uint64, size int) []byte {
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	b := make([]byte, size)
+	_, _ = rand.NewChaCha8(key).Read(b) // never fails
+	return b
+}
+
+// Header returns the header of an op carrying data.
+func Header(id edgesync.OpID, kind edgesync.OpKind, key string, data []byte) core.PartialHeader {
+	return core.PartialHeader{OpID: id, Key: key, Kind: kind, Priority: edgesync.Normal, Size: int64(len(data)), Hash: sha256.Sum256(data)}
+}
+
+func mustApply(t testing.TB, s Store, agent string, h core.PartialHeader, data []byte) core.Result {
+	t.Helper()
+	res, err := s.Apply(agent, h, bytes.NewReader(data))
+	if err != nil {
+		t.Fatalf("apply %s: %v", h.OpID, err)
+	}
+	return res
+}
+
+func readAll(t testing.TB, o *core.Object) []byte {
+	t.Helper()
+	b, err := io.ReadAll(o)
+	if err != nil {
+		t.Fatalf("read object: %v", err)
+	}
+	return b
+}
+
+func mustGet(t testing.TB, s Store, agent, key string) (core.Version, []byte) {
+	t.Helper()
+	v, o, err := s.Current(agent, key)
+	if err != nil {
+		t.Fatalf("get %q: %v", key, err)
+	}
+	return v, readAll(t, o)
+}
+
+func agentStats(t testing.TB, s Store, agent string) core.AgentStats {
+	t.Helper()
+	st, err := s.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.ByAgent[agent]
+}
+
+// checkSeqs checks events' sequence numbers: increasing, and 1, 2, 3, ...
+// from first when the store numbers densely.
+func checkSeqs(t testing.TB, h Harness, evs []core.Event, first uint64) {
+	t.Helper()
+	for i, e := range evs {
+		if h.DenseSeq && e.Seq != first+uint64(i) {
+			t.Fatalf("event %d has seq %d, want %d", i, e.Seq, first+uint64(i))
+		}
+		if i > 0 && e.Seq <= evs[i-1].Seq {
+			t.Fatalf("event %d has seq %d after %d", i, e.Seq, evs[i-1].Seq)
+		}
+	}
+}
