@@ -148,7 +148,7 @@ func (f *fleet) startAgent(coreAddr string) *agent.Agent {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Start(); err != nil {
+	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
