@@ -64,6 +64,9 @@ type Agent struct {
 	bases *baseCache
 	ext   external
 	drops dropSubs
+	// timelines is each endpoint's last hour, for the status page
+	// (timeline.go).
+	timelines timelines
 	// openedAt is when this process opened the outbox: an op enqueued
 	// later, and never tried, cannot be held in part by the core.
 	openedAt time.Time
@@ -176,10 +179,14 @@ func (a *Agent) Start(ctx context.Context) error {
 	for _, e := range a.eps {
 		a.startEndpoint(e)
 	}
-	a.wg.Add(1)
+	a.wg.Add(2)
 	go func() {
 		defer a.wg.Done()
 		a.housekeeping(a.ctx)
+	}()
+	go func() {
+		defer a.wg.Done()
+		a.recordTimeline(a.ctx)
 	}()
 	return nil
 }

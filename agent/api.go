@@ -63,6 +63,12 @@ type LinkStatus struct {
 	// Damage says so in a sentence with what to do, "" when there are none.
 	Quarantined Backlog `json:"quarantined"`
 	Damage      string  `json:"damage,omitempty"`
+	// Transfers are the endpoint's ops being sent now, oldest first, with
+	// their progress.
+	Transfers []Transfer `json:"transfers"`
+	// LastError is the endpoint's last failure to connect or lost
+	// connection, whether or not it is connected now; nil before any.
+	LastError *ConnError `json:"last_error,omitempty"`
 }
 
 // Status returns transport.bandwidth.status for an endpoint.
@@ -79,7 +85,7 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		Class: ls.Class, Measured: ls.Status.Class, Since: ls.Since, Reason: ls.Reason,
 		Pin: ls.Pin.String(), Figures: ls.Status.Median, Samples: ls.Status.Samples,
 		LastChange: ls.Status.LastChange, Params: ls.Params, Backlog: map[string]Backlog{},
-		ProbeBytes: e.probeBytes(),
+		ProbeBytes: e.probeBytes(), Transfers: e.stats.transfers.list(), LastError: e.stats.lastErr.load(),
 	}
 	st, err := a.ob.Stats()
 	if err != nil {

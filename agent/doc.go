@@ -1,8 +1,8 @@
 // Package agent is the edge agent: endpoints, link monitors and the sender,
-// with a Go API (Status, Quality, Measure, History, Config, SetProfile,
-// Switch, LeaseNext, StartMonitor, StopMonitor, VerifyOutbox,
+// with a Go API (Status, Quality, Measure, History, Timeline, Config,
+// SetProfile, Switch, LeaseNext, StartMonitor, StopMonitor, VerifyOutbox,
 // PurgeQuarantined) that the control API of agent/control serves over
-// HTTP.
+// HTTP, and that the status page (internal/statuspage) reads.
 //
 // # Main types
 //
@@ -10,7 +10,11 @@
 //     configured core. Each endpoint keeps a QUIC connection (mutual TLS,
 //     ALPN edge-sync/1) up with capped backoff, runs a link monitor on it
 //     and sends the outbox's ops under the sync parameters of the current
-//     link class; Stats and /metrics report its counters. Start's ctx
+//     link class; Stats and /metrics report its counters, and Status the
+//     transfers in flight with their progress and the last connection
+//     error. Once a second a goroutine records each endpoint's link
+//     figures, class, mode and queue in a ring of an hour's points
+//     (Timeline, timeline.go; about 340 KiB per endpoint). Start's ctx
 //     bounds the call, not the agent's run; Close stops every goroutine,
 //     waits for it, and closes the outbox (docs/architecture.md#lifecycle).
 //   - Ops go one per QUIC stream whose urgency is the op's priority

@@ -155,6 +155,7 @@ func (e *endpoint) run(ctx context.Context) {
 		conn, w, err := e.dial(ctx, tr)
 		if err != nil {
 			e.stats.dialFailures.Add(1)
+			e.stats.lastErr.note(err)
 			// One line per failure streak every minute, not per attempt.
 			if time.Since(lastLogged) > time.Minute {
 				e.log.Warn("cannot reach the core; retrying with backoff", "address", e.cfg.Address, "error", err)
@@ -186,6 +187,7 @@ func (e *endpoint) run(ctx context.Context) {
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
 		if ctx.Err() == nil {
 			e.log.Warn("connection lost", "error", err)
+			e.stats.lastErr.note(fmt.Errorf("connection lost: %w", lostCause(conn, err)))
 		}
 	}
 }

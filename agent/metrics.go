@@ -34,6 +34,7 @@ type agentCollector struct {
 	wireBytes, plainBytes, transfers, goodput, acks      *prometheus.Desc
 	latencyMax, probeBytes, retries, nacks, switches     *prometheus.Desc
 	connects, dialFailures, summaries, drainETA          *prometheus.Desc
+	summaryHeld                                          *prometheus.Desc
 }
 
 func newAgentCollector(a *Agent) *agentCollector {
@@ -68,6 +69,7 @@ func newAgentCollector(a *Agent) *agentCollector {
 		connects:         desc("connects_total", "Connections established to the core.", "endpoint"),
 		dialFailures:     desc("dial_failures_total", "Failed attempts to connect to the core.", "endpoint"),
 		summaries:        desc("summaries_total", "Summaries sent ahead of held-back payloads.", "endpoint"),
+		summaryHeld:      desc("summary_held_bytes_total", "Payload bytes held back while their summaries went.", "endpoint"),
 	}
 }
 
@@ -124,6 +126,7 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.connects, float64(es.Connects), n)
 		counter(c.dialFailures, float64(es.DialFailures), n)
 		counter(c.summaries, float64(es.Summaries), n)
+		counter(c.summaryHeld, float64(es.SummaryBytes), n)
 	}
 	st, err := c.ob.Stats()
 	if err != nil {

@@ -163,6 +163,17 @@ func TestMetricsScrape(t *testing.T) {
 	if v, ok := value(cf, "edge_sync_core_bytes_applied_total", nil); !ok || v != float64(2*len(data)+100) {
 		t.Fatalf("edge_sync_core_bytes_applied_total = %v, want %d", v, 2*len(data)+100)
 	}
+	// Per agent: what arrived from site-1, and when it was last heard of.
+	site := map[string]string{"agent": "site-1"}
+	mustValue(t, cf, "edge_sync_core_agent_connected", site, 1)
+	mustValue(t, cf, "edge_sync_core_agent_ops_received_total", site, 3)
+	mustValue(t, cf, "edge_sync_core_agent_bytes_received_total", site, float64(2*len(data)+100))
+	for _, name := range []string{"edge_sync_core_agent_last_seen_timestamp_seconds", "edge_sync_core_agent_last_op_timestamp_seconds"} {
+		if v, ok := value(cf, name, site); !ok || time.Since(time.Unix(int64(v), 0)) > time.Minute {
+			t.Fatalf("%s = %v (present %v), want within the last minute", name, v, ok)
+		}
+	}
+	mustValue(t, fams, "edge_sync_summary_held_bytes_total", ep, 0)
 }
 
 func pinClass(c edgesync.LinkClass) linkmon.Pin { return linkmon.Pin{Class: &c} }

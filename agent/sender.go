@@ -335,7 +335,9 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	if summary {
 		return s.summarize(snd, op, pl)
 	}
-	a := &attempt{op: &op, pl: pl, params: p, paused: s.pauseCheck(p, sl), eager: s.eager(op)}
+	tr := s.stats.transfers.begin(op)
+	defer s.stats.transfers.end(tr)
+	a := &attempt{op: &op, pl: pl, params: p, paused: s.pauseCheck(p, sl), eager: s.eager(op), sent: &tr.sent}
 	if b := s.deltaBase(op, p); b != nil {
 		defer b.Close()
 		a.base = b

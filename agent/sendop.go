@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
 
@@ -48,6 +49,9 @@ type attempt struct {
 	// paused is polled at chunk boundaries; when it reports true the
 	// transfer stops with errPaused. Nil never pauses.
 	paused func() bool
+	// sent is the attempt's progress for transport.bandwidth.status
+	// (transfers.go); nil counts nothing.
+	sent *atomic.Int64
 }
 
 // opTransfer is an attempt's op as it goes out: the codec header its
@@ -60,6 +64,7 @@ type opTransfer struct {
 	cb     *codec.Base // nil unless ch.Mode is a delta
 	paused func() bool
 	res    *sendResult
+	sent   *atomic.Int64 // the attempt's
 }
 
 // pauseBefore reports whether the transfer stops before chunk i, a chunk
@@ -246,6 +251,7 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 		}
 		from = held / int64(t.ch.ChunkSize)
 	}
+	t.resumeAt(from * int64(t.ch.ChunkSize))
 	if onLane {
 		err = newLaneTransfer(s, ln, str, hdr.LaneTransfer, t).run(ctx, from)
 	} else {
@@ -275,7 +281,7 @@ func (s *opSender) encoding(a *attempt, res *sendResult) (*opTransfer, error) {
 		return nil, err
 	}
 	res.mode = mode
-	return &opTransfer{op: op, pl: a.pl, ch: ch, cb: cb, paused: a.paused, res: res}, nil
+	return &opTransfer{op: op, pl: a.pl, ch: ch, cb: cb, paused: a.paused, res: res, sent: a.sent}, nil
 }
 
 // resumePoint reads the core's answer to the header of an op of more than
@@ -382,5 +388,6 @@ func (s *opSender) dataFrame(dst []byte, t *opTransfer, i int64) ([]byte, error)
 	}
 	t.res.plainBytes += int64(n)
 	t.res.wireBytes += int64(len(enc))
+	t.addSent(int64(n))
 	return out, nil
 }

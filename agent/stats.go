@@ -30,6 +30,9 @@ type endpointStats struct {
 	summaryRaw atomic.Int64 // payload bytes held back while their summary went
 
 	nacks [16]atomic.Int64 // by wire.Code
+
+	transfers inflight  // ops being sent now, with their progress
+	lastErr   lastError // the last failure to connect, or lost connection
 }
 
 // PriorityStats are the counters of one priority.

@@ -18,6 +18,9 @@
 // consecutive chunks, one per lane transfer), reassembled and stored in
 // chunk order by the same code as stream DATA, at most twice
 // lane.OpWindow (max(8 MiB, 2 chunks)) held per op (server_lane.go).
+// Agents reports each agent heard from since the start (connected, last
+// seen, ops and bytes received, last op), at most MaxTrackedAgents of
+// them, for /metrics and the status page (agents.go).
 //
 // # Backend
 //

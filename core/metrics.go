@@ -2,6 +2,7 @@ package core
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -28,6 +29,9 @@ type coreCollector struct {
 	summaries, received, appliedBytes, pings        *prometheus.Desc
 	agents, keys, events, bytes, eventBytes         *prometheus.Desc
 	reserved, appliedIdx, dedups, kept, evicted     *prometheus.Desc
+	// Per agent heard from since start (Server.Agents), at most
+	// MaxTrackedAgents label values.
+	agentConnected, agentLastSeen, agentOps, agentBytes, agentLastOp *prometheus.Desc
 }
 
 func newCoreCollector(s *Server, store Backend) *coreCollector {
@@ -53,6 +57,12 @@ func newCoreCollector(s *Server, store Backend) *coreCollector {
 		dedups:       cdesc("store_dedups_total", "Duplicate ops acknowledged again, not applied.", "agent"),
 		kept:         cdesc("store_summaries", "Summaries kept.", "agent"),
 		evicted:      cdesc("store_evicted_total", "Events dropped by retention.", "agent"),
+
+		agentConnected: cdesc("agent_connected", "1 while the agent has a live connection.", "agent"),
+		agentLastSeen:  cdesc("agent_last_seen_timestamp_seconds", "When the agent was last heard from (connection, op stream or ping), Unix time.", "agent"),
+		agentOps:       cdesc("agent_ops_received_total", "The agent's ops received in full and acknowledged (stored, or duplicates acknowledged again).", "agent"),
+		agentBytes:     cdesc("agent_bytes_received_total", "Plain payload bytes of the agent's ops stored.", "agent"),
+		agentLastOp:    cdesc("agent_last_op_timestamp_seconds", "When the agent's last op was acknowledged, Unix time; absent before the first.", "agent"),
 	}
 }
 
@@ -80,6 +90,15 @@ func (c *coreCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.received, st.BytesReceived)
 	counter(c.appliedBytes, st.BytesApplied)
 	counter(c.pings, st.Pings)
+	for _, a := range c.s.Agents() {
+		gauge(c.agentConnected, int64(min(a.Connections, 1)), a.Agent)
+		ch <- prometheus.MustNewConstMetric(c.agentLastSeen, prometheus.GaugeValue, unixSeconds(a.LastSeen), a.Agent)
+		counter(c.agentOps, a.Ops, a.Agent)
+		counter(c.agentBytes, a.Bytes, a.Agent)
+		if !a.LastOp.IsZero() {
+			ch <- prometheus.MustNewConstMetric(c.agentLastOp, prometheus.GaugeValue, unixSeconds(a.LastOp), a.Agent)
+		}
+	}
 	if c.store == nil {
 		return
 	}
@@ -101,3 +120,6 @@ func (c *coreCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.evicted, a.Evicted, agent)
 	}
 }
+
+// unixSeconds is t as Unix time in seconds, with its fraction.
+func unixSeconds(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 }

@@ -56,6 +56,8 @@ type Server struct {
 	cfg   ServerConfig
 	log   hclog.Logger
 	stats serverStats
+	// agents are the figures of each agent heard from (agents.go).
+	agents agentTable
 	// probes answers the agents' link probes: pings on QUIC datagrams,
 	// packet trains as sealed raw packets on the QUIC socket.
 	probes *linkmon.Responder
@@ -181,6 +183,9 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	return s.probes.Close()
 }
 
+// Name returns the core's name, which it sends in Welcome.
+func (s *Server) Name() string { return s.cfg.Name }
+
 // Addr returns the address Serve listens on, once it has started.
 func (s *Server) Addr() net.Addr {
 	<-s.ready
@@ -241,6 +246,8 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		return
 	}
 	log.Info("agent connected", "lane", lc.session != nil)
+	fig := s.agents.connect(agent)
+	defer s.agents.disconnect(fig)
 	defer s.probes.Unregister(session)
 	defer lc.close()
 
@@ -248,18 +255,19 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.serveDatagrams(conn)
+		s.serveDatagrams(conn, fig)
 	}()
 	for {
 		str, err := conn.AcceptStream(ctx)
 		if err != nil {
 			break
 		}
+		fig.seen()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
-				agent: agent, str: str, log: log, lane: lc.router}
+				agent: agent, fig: fig, str: str, log: log, lane: lc.router}
 			h.run()
 		}()
 	}
@@ -378,7 +386,7 @@ func tellHelloFailed(str *quic.Stream, err error) {
 
 // serveDatagrams answers the agent's pings so that it can measure RTT,
 // jitter and loss.
-func (s *Server) serveDatagrams(conn *quic.Conn) {
+func (s *Server) serveDatagrams(conn *quic.Conn, fig *agentFigures) {
 	ctx := conn.Context()
 	for {
 		b, err := conn.ReceiveDatagram(ctx)
@@ -386,6 +394,7 @@ func (s *Server) serveDatagrams(conn *quic.Conn) {
 			return
 		}
 		s.stats.pings.Add(1)
+		fig.seen()
 		s.probes.HandleDatagram(conn, b)
 	}
 }

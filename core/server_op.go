@@ -32,6 +32,7 @@ type opHandler struct {
 	maxOpBytes   int64
 	frameTimeout time.Duration
 	agent        string
+	fig          *agentFigures // the agent's figures; nil counts nothing
 	str          *quic.Stream
 	log          hclog.Logger
 	dec          codec.Decoder
@@ -144,6 +145,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 	}
 	if dup {
 		h.stats.opsDuplicate.Add(1)
+		h.received(0)
 		return h.ack(hdr)
 	}
 	ans := &wire.ResumeAnswer{ID: hdr.ID, Held: uint64(held), Chunks: uint64(held) / uint64(ch.ChunkSize)}
@@ -185,9 +187,11 @@ func (h *opHandler) commit(hdr *wire.OpHeader) error {
 	}
 	if res.Duplicate {
 		h.stats.opsDuplicate.Add(1)
+		h.received(0)
 	} else {
 		h.stats.opsApplied.Add(1)
 		h.stats.bytesApplied.Add(res.Size)
+		h.received(res.Size)
 	}
 	h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", hdr.Kind.String(), "bytes", res.Size)
 	return h.ack(hdr)
@@ -277,4 +281,11 @@ func toWire(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", sentinel, err)
+}
+
+// received counts an acknowledged op in the agent's figures.
+func (h *opHandler) received(size int64) {
+	if h.fig != nil {
+		h.fig.received(size)
+	}
 }

@@ -6,9 +6,9 @@
 //
 //   - [Server] (NewServer, Serve, Close) serves the API for an
 //     *agent.Agent: one handler per command, each calling the agent's Go
-//     API (Status, Quality, Measure, History, Config, SetProfile, Switch,
-//     LeaseNext, StartMonitor, StopMonitor, VerifyOutbox, PurgeQuarantined,
-//     Enqueue) and mapping the
+//     API (Status, Quality, Measure, History, Timeline, Config,
+//     SetProfile, Switch, LeaseNext, StartMonitor, StopMonitor,
+//     VerifyOutbox, PurgeQuarantined, Enqueue) and mapping the
 //     agent's errors to HTTP statuses and stable codes in one place. A
 //     JSON command is a function of its decoded request that returns the
 //     answer or an error (command, in handlers.go); the uploads and
@@ -19,8 +19,8 @@
 //     the streaming sends, Lease for sync.next, Health.
 //   - The command names (Cmd*, Commands) and the request and answer shapes
 //     both sides share. Answers that are the agent's own types
-//     (agent.LinkStatus, agent.RuntimeConfig, agent.MonitorResult) are sent
-//     as they are.
+//     (agent.LinkStatus, agent.RuntimeConfig, agent.MonitorResult,
+//     agent.Timeline) are sent as they are.
 //
 // The package imports agent; agent does not import it, so the agent's Go
 // API is usable without HTTP.

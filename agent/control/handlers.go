@@ -34,6 +34,7 @@ func (s *Server) routes() http.Handler {
 		CmdMeasure:      command(s, s.measure),
 		CmdStatus:       command(s, s.status),
 		CmdHistory:      command(s, s.history),
+		CmdTimeline:     command(s, s.timeline),
 		CmdNext:         s.next,
 		CmdMonitorStart: command(s, s.monitorStart),
 		CmdMonitorStop:  command(s, s.monitorStop),
@@ -269,13 +270,9 @@ func (s *Server) purge(_ *http.Request, req PurgeRequest) (any, error) {
 }
 
 func (s *Server) history(_ *http.Request, req HistoryRequest) (any, error) {
-	window := 10 * time.Minute
-	if req.Window != "" {
-		d, err := time.ParseDuration(req.Window)
-		if err != nil || d <= 0 {
-			return nil, badRequest("window %q: want a positive Go duration such as 10m", req.Window)
-		}
-		window = d
+	window, err := parseWindow(req.Window)
+	if err != nil {
+		return nil, err
 	}
 	ms, err := s.a.History(req.Endpoint, window)
 	if ms == nil {
@@ -286,6 +283,27 @@ func (s *Server) history(_ *http.Request, req HistoryRequest) (any, error) {
 		name = s.a.DefaultEndpoint()
 	}
 	return HistoryResponse{Endpoint: name, Window: window.String(), Measurements: ms}, err
+}
+
+func (s *Server) timeline(_ *http.Request, req TimelineRequest) (any, error) {
+	window, err := parseWindow(req.Window)
+	if err != nil {
+		return nil, err
+	}
+	return s.a.Timeline(req.Endpoint, window)
+}
+
+// parseWindow reads the window of history and timeline: a positive Go
+// duration, 10m when empty.
+func parseWindow(w string) (time.Duration, error) {
+	if w == "" {
+		return 10 * time.Minute, nil
+	}
+	d, err := time.ParseDuration(w)
+	if err != nil || d <= 0 {
+		return 0, badRequest("window %q: want a positive Go duration such as 10m", w)
+	}
+	return d, nil
 }
 
 // next serves transport.bandwidth.sync.next: lease (the payload is the

@@ -25,6 +25,7 @@ const (
 	CmdMeasure      = "transport.bandwidth.measure"
 	CmdStatus       = "transport.bandwidth.status"
 	CmdHistory      = "transport.bandwidth.history"
+	CmdTimeline     = "transport.bandwidth.timeline"
 	CmdQueue        = "transport.bandwidth.sync.queue"
 	CmdNext         = "transport.bandwidth.sync.next"
 	CmdMonitorStart = "transport.bandwidth.monitor.start"
@@ -37,7 +38,7 @@ const (
 // gives them.
 func Commands() []string {
 	return []string{CmdSend, CmdQuality, CmdSwitch, CmdConfig, CmdStats, CmdMeasure, CmdStatus,
-		CmdHistory, CmdQueue, CmdNext, CmdMonitorStart, CmdMonitorStop, CmdVerify, CmdPurge}
+		CmdHistory, CmdTimeline, CmdQueue, CmdNext, CmdMonitorStart, CmdMonitorStop, CmdVerify, CmdPurge}
 }
 
 // Error is the body of every error answer: a stable code and a message
@@ -83,6 +84,14 @@ type HistoryResponse struct {
 	Endpoint     string                `json:"endpoint"`
 	Window       string                `json:"window"`
 	Measurements []linkmon.Measurement `json:"measurements"`
+}
+
+// TimelineRequest is transport.bandwidth.timeline's request; Window is a
+// Go duration ("10m"), default 10m, at most the hour the agent keeps. The
+// answer is an agent.Timeline.
+type TimelineRequest struct {
+	Endpoint string `json:"endpoint,omitempty"`
+	Window   string `json:"window,omitempty"`
 }
 
 // NextRequest is transport.bandwidth.sync.next's request. Action "" or

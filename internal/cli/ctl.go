@@ -34,6 +34,7 @@ as a table, or as JSON with --json. The commands are those of the API:
   transport.bandwidth.status       class, figures, since, why, pin, parameters, backlog, drain ETA
   transport.bandwidth.measure      measure an endpoint now
   transport.bandwidth.history      measurements within --window
+  transport.bandwidth.timeline     the status page's plots as a table: link, class, mode, queue per second
   transport.switch                 pin an endpoint: auto, a link class or a sync mode
   transport.config                 show the configuration, or change a class's parameters
   transport.stats                  counters per endpoint, priority and mode; outbox figures
@@ -245,6 +246,7 @@ func ctlCommands() []ctlCommand {
 					return x.call(ctx, control.CmdHistory, control.HistoryRequest{Endpoint: *ep, Window: window.String()}, &h, func(w io.Writer) { printMeasurements(w, h.Measurements) })
 				}
 			}},
+		timelineCommand(),
 		{control.CmdSwitch, "Usage: edge-sync ctl transport.switch [--endpoint E] auto|CLASS|MODE\n\nPins an endpoint to a link class (fiber, broadband, mobile, satellite,\nintermittent) or a sync mode (full, full+zstd, delta, delta+zstd,\nstore-and-forward), or back to auto. Prints the resulting status.\n\nExamples:\n  edge-sync ctl transport.switch satellite\n  edge-sync ctl transport.switch --endpoint core store-and-forward\n  edge-sync ctl transport.switch auto",
 			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
 				ep := endpointFlag(fs)

@@ -25,7 +25,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-const demoUsage = `Usage: edge-sync demo [--duration D] [--keep] [--large SIZE]
+const demoUsage = `Usage: edge-sync demo [--duration D] [--keep] [--large SIZE] [--report FILE.html]
 
 Runs a core, a link emulator and an agent in one process, in a temporary
 directory with generated certificates, and puts a mixed workload through
@@ -37,12 +37,15 @@ priority. At the end it checks at the core that every op arrived exactly
 once (or was superseded by a newer version of its key) and prints latency
 per priority and the bytes saved by compression, deltas and summaries.
 
-It exits non-zero if verification fails.
+It exits non-zero if verification fails. --report writes one HTML page
+with the walk's plots (the true link beside what the agent measured, the
+class, the mode, the queue), the latency per priority and the summary.
 
 Examples:
   edge-sync demo
   edge-sync demo --duration 30s
-  edge-sync demo --keep          # keep the directory with logs and stores`
+  edge-sync demo --keep          # keep the directory with logs and stores
+  edge-sync demo --report demo.html`
 
 // demoStep is one stop of the link walk.
 type demoStep struct {
@@ -65,6 +68,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 	duration := fs.Duration("duration", 75*time.Second, "length of the link walk (five equal steps)")
 	keep := fs.Bool("keep", false, "keep the temporary directory (logs, stores, certificates)")
 	largeSize := fs.String("large", "16MiB", "size of the large background file")
+	report := fs.String("report", "", "write an HTML report of the run to `FILE`")
 	if err := parseFlags(fs, "demo", args); err != nil {
 		return err
 	}
@@ -88,6 +92,10 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 		defer os.RemoveAll(dir)
 	}
 	d := &demo{env: env, dir: dir, step: *duration / 5, large: large}
+	if err := d.openReport(*report); err != nil {
+		return err
+	}
+	defer d.discardReport()
 	return d.run(ctx)
 }
 
@@ -108,8 +116,9 @@ type demo struct {
 	dropped  map[edgesync.OpID]outbox.Reason
 	largeID  edgesync.OpID
 	walkName string
-	refused  int   // puts the agent refused (not accepted, so not verified)
-	firstRef error // the first of them
+	refused  int         // puts the agent refused (not accepted, so not verified)
+	firstRef error       // the first of them
+	rep      *demoReport // --report's, or nil (demo_report.go)
 }
 
 // demoAgent is the demo agent's name, its certificate's.
@@ -157,7 +166,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	d.drain(ctx, start, tick.C)
 	stopDrops()
 	<-dropsDone
-	return d.verify(out)
+	return d.reportAfter(d.verify(out))
 }
 
 // start makes the certificates and starts the core, the link emulator
@@ -267,6 +276,7 @@ func (d *demo) walkUnderLoad(ctx context.Context, walk []demoStep, start time.Ti
 		d.walkName = st.name
 		d.mu.Unlock()
 		fmt.Fprintf(out, "── link → %s (%s)\n", st.name, st.profile.Summary)
+		d.noteStep(st)
 		if i == 1 {
 			d.enqueueLarge(ctx)
 		}

@@ -41,6 +41,7 @@ func (d *demo) verify(w io.Writer) error {
 		return err
 	}
 	byPrio, problems := d.check(seen)
+	d.noteVerified(byPrio, problems)
 	var es agent.EndpointStats
 	if stats := d.agent.Stats(); len(stats) > 0 {
 		es = stats[0]

@@ -14,19 +14,19 @@ import (
 	"github.com/edge-sync/edge-sync/agent/control"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/statuspage"
 )
 
 type hclogLogger = hclog.Logger
 
-// serveMetrics serves /metrics on addr until the returned stop is called.
+// serveMetrics serves h (the status page at /, /metrics) on addr until
+// the returned stop is called.
 func serveMetrics(addr string, h http.Handler, log hclog.Logger) (stop func() error, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", h)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("metrics", "addr", ln.Addr().String())
 	serve := func(context.Context) error {
 		if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -37,9 +37,11 @@ func serveMetrics(addr string, h http.Handler, log hclog.Logger) (stop func() er
 	return background(context.Background(), serve, hs.Close), nil
 }
 
-func coreMetrics(srv *core.Server, store core.Backend) http.Handler { return srv.MetricsHandler(store) }
+func coreMetrics(srv *core.Server, store core.Backend) http.Handler {
+	return statuspage.Core(srv, srv.MetricsHandler(store))
+}
 
-func agentMetrics(a *agent.Agent) http.Handler { return a.MetricsHandler() }
+func agentMetrics(a *agent.Agent) http.Handler { return statuspage.Agent(a) }
 
 // serveControl starts the agent's control API on its unix socket (and TCP
 // address, if configured); stop closes it and waits.

@@ -1,0 +1,11 @@
+package statuspage
+
+import (
+	"testing"
+
+	"go.uber.org/goleak"
+)
+
+// Every agent, core, link and browser a test starts must be stopped by the
+// time the package's tests end.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
