@@ -1,0 +1,146 @@
+package core_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"net"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// TestAgentRecoversFromManyBaseMismatches is the legitimate form of stream
+// slots left behind by early answers: an agent pinned to delta holds the
+// bases of 80 keys that a core whose store was wiped does not have. Each
+// of its one-chunk ops goes out whole and is refused with a base-mismatch
+// NACK right after its header; the agent then sends them in full. A core
+// that never finished reading those streams ran out of stream slots after
+// 63 NACKs and the rest of the ops sat there while the agent showed
+// "connected".
+func TestAgentRecoversFromManyBaseMismatches(t *testing.T) {
+	const keys = 80
+	p := testutil.NewPKI(t, "site-1")
+	dataDir := t.TempDir()
+	first, wiped := startCore(t, p), startCore(t, p)
+	delta := edgesync.SyncDelta
+	put := func(a *agent.Agent, version int) map[string][32]byte {
+		want := map[string][32]byte{}
+		for k := range keys {
+			key := fmt.Sprintf("state/%02d", k)
+			payload := bytes.Repeat([]byte(fmt.Sprintf("%s version %d;", key, version)), 100)
+			if _, err := a.Enqueue(context.Background(), outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.StateOp,
+				Priority: edgesync.Normal, Payload: bytes.NewReader(payload)}); err != nil {
+				t.Fatal(err)
+			}
+			want[key] = sha256.Sum256(payload)
+		}
+		return want
+	}
+
+	a := startTestAgent(t, p, dataDir, first.addr)
+	if err := a.Switch("core", linkmon.Pin{Mode: &delta}); err != nil {
+		t.Fatal(err)
+	}
+	v1 := put(a, 1)
+	testutil.WaitFor(t, 30*time.Second, "version 1 of every key at the first core", func() bool { return first.holds(v1) })
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// The same agent, with the delta bases of version 1, now meets a core
+	// that has none of them.
+	a = startTestAgent(t, p, dataDir, wiped.addr)
+	if err := a.Switch("core", linkmon.Pin{Mode: &delta}); err != nil {
+		t.Fatal(err)
+	}
+	v2 := put(a, 2)
+	if !testutil.Poll(30*time.Second, func() bool { return wiped.holds(v2) }) {
+		st := wiped.srv.Stats()
+		t.Fatalf("after 30 s the wiped core holds %d of %d keys at version 2 (%d ops nacked, %d applied)",
+			wiped.count(v2), keys, st.OpsNacked, st.OpsApplied)
+	}
+	if n := wiped.srv.Stats().OpsNacked; n < 64 {
+		t.Fatalf("the wiped core nacked %d ops, want at least 64 base mismatches for the test to mean something", n)
+	}
+}
+
+type runningCore struct {
+	srv   *core.Server
+	store *core.Store
+	addr  string
+}
+
+func startCore(t *testing.T, p *testutil.PKI) *runningCore {
+	t.Helper()
+	store, err := core.Open(filepath.Join(t.TempDir(), "core.db"), core.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := core.NewServer(core.ServerConfig{Name: "core", TLS: p.ServerTLS(t), Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), pc) }()
+	t.Cleanup(func() {
+		srv.Close()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("core server did not stop within 10 s")
+		}
+		pc.Close()
+		store.Close()
+	})
+	return &runningCore{srv: srv, store: store, addr: srv.Addr().String()}
+}
+
+// count returns how many keys of want the core holds at the wanted hash.
+func (c *runningCore) count(want map[string][32]byte) int {
+	n := 0
+	for key, h := range want {
+		if v, _, err := c.store.Current("site-1", key); err == nil && v.Hash == h {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *runningCore) holds(want map[string][32]byte) bool { return c.count(want) == len(want) }
+
+func startTestAgent(t *testing.T, p *testutil.PKI, dataDir, coreAddr string) *agent.Agent {
+	t.Helper()
+	cfg := config.DefaultAgent()
+	cfg.Name = p.AgentName
+	cfg.DataDir = dataDir
+	cfg.TLS = config.TLS{CA: p.CAFile, Cert: p.AgentCert, Key: p.AgentKey}
+	cfg.Control.Socket = "off"
+	fast := 50 * time.Millisecond
+	cfg.Profiles[edgesync.Unknown] = config.Profile{Interval: &fast}
+	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: coreAddr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
+	a, err := agent.New(cfg, agent.Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: hclog.NewNullLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
