@@ -412,6 +412,7 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 			if r.err != nil {
 				return fmt.Errorf("%w: stream ended before the op was committed: %w", wire.ErrBadRequest, r.err)
 			}
+			h.pipelined = false // nothing follows COMMIT (or what came instead)
 			c, ok := r.f.(*wire.Commit)
 			if !ok || c.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: %s on the stream of a lane op, want its COMMIT", wire.ErrBadRequest, r.f.Type()))

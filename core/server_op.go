@@ -39,10 +39,19 @@ type opHandler struct {
 	// lane routes the connection's lane data; nil when CapLane was not
 	// granted.
 	lane *laneRouter
+	// pipelined is set while the agent may still be sending the rest of
+	// an op without waiting for an answer: a one-chunk op goes out whole
+	// (header, DATA, COMMIT), and an eager lane op's COMMIT follows its
+	// lane data. finish reads that rest rather than cancel it.
+	pipelined bool
 }
 
+// maxPipelinedRest bounds what finish reads of a pipelined op the core
+// answered early: one maximal DATA frame and a COMMIT.
+const maxPipelinedRest = wire.MaxFrameSize + 4096
+
 func (h *opHandler) run() {
-	defer h.str.Close()
+	defer h.finish()
 	f, err := h.readFrame()
 	if err != nil {
 		h.fail(err)
@@ -61,6 +70,27 @@ func (h *opHandler) run() {
 	if err != nil {
 		h.fail(err)
 	}
+}
+
+// finish ends the stream once the core has answered. quic-go frees an
+// incoming stream's slot only when its receive side has been read to the
+// end or cancelled, so a stream the core stops reading early must be
+// cancelled, or the connection runs out of streams after MaxStreams early
+// answers. The rest of a pipelined op is read first, up to its bound:
+// the agent is writing it and then reads the answer, and a cancelled
+// stream would fail its write instead. Cancelling a stream read to its
+// end does nothing.
+func (h *opHandler) finish() {
+	if err := h.str.Close(); err != nil {
+		h.log.Debug("op stream not closed", "error", err)
+	}
+	if h.pipelined {
+		setReadTimeout(h.str, h.frameTimeout)
+		// An error here (a reset, the timeout) only means the rest did not
+		// come: the cancel below ends the stream either way.
+		_, _ = io.Copy(io.Discard, io.LimitReader(h.str, maxPipelinedRest))
+	}
+	h.str.CancelRead(quic.StreamErrorCode(wire.CodeOK))
 }
 
 // fail tells the agent what went wrong on this stream, as an ERROR frame
@@ -107,6 +137,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		// (eager data may already be waiting for the op to register).
 		defer h.lane.end(hdr.LaneTransfer, nil)
 	}
+	h.pipelined = hdr.Eager || (!hdr.Lane && hdr.PlainSize <= uint64(hdr.ChunkSize))
 	if !hdr.Expires.IsZero() && hdr.Expires.Before(time.Now()) {
 		return h.nack(hdr, fmt.Errorf("%w: op expired at %s", wire.ErrExpired, hdr.Expires.Format(time.RFC3339)))
 	}
@@ -167,6 +198,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 				return h.nack(hdr, err)
 			}
 		case *wire.Commit:
+			h.pipelined = false // the agent sends nothing after COMMIT
 			if f.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}
