@@ -77,6 +77,8 @@ type serverStats struct {
 	bytesReceived, bytesApplied atomic.Int64
 	pings                       atomic.Int64
 	laneOps, laneDropped        atomic.Int64
+	streamsReset                atomic.Int64
+	internalErrors              atomic.Int64
 }
 
 // ServerStats is a snapshot of the server's counters.
@@ -93,6 +95,13 @@ type ServerStats struct {
 	Pings         int64
 	LaneOps       int64 // ops committed whose data came on the data lane
 	LaneDropped   int64 // lane bytes for no waiting op (abandoned attempts)
+	// StreamsReset counts op streams the agent reset, or whose connection
+	// went away, before they were answered: the agent's choice or the
+	// network's, not an error of the core's.
+	StreamsReset int64
+	// InternalErrors counts op streams that failed for a reason of the
+	// core's own (answered with CodeInternal and logged as errors).
+	InternalErrors int64
 }
 
 // NewServer checks cfg and returns a server ready to Serve.
@@ -213,6 +222,7 @@ func (s *Server) Stats() ServerStats {
 		OpsNacked: st.opsNacked.Load(), Summaries: st.summaries.Load(),
 		BytesReceived: st.bytesReceived.Load(), BytesApplied: st.bytesApplied.Load(),
 		Pings: st.pings.Load(), LaneOps: st.laneOps.Load(), LaneDropped: st.laneDropped.Load(),
+		StreamsReset: st.streamsReset.Load(), InternalErrors: st.internalErrors.Load(),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -94,13 +95,40 @@ func (h *opHandler) finish() {
 }
 
 // fail tells the agent what went wrong on this stream, as an ERROR frame
-// (NACKs are sent where the op is known).
+// (NACKs are sent where the op is known). A stream the agent reset, or
+// whose connection is gone, is the agent's choice or the network's: it
+// gets no answer and counts as no error of the core's. An internal error
+// is logged and counted.
 func (h *opHandler) fail(err error) {
-	h.log.Debug("op stream failed", "error", err)
-	if werr := wire.WriteFrame(h.str, wire.ErrorFrameFor(toWire(err))); werr != nil {
+	if peerEnded(err) {
+		h.stats.streamsReset.Add(1)
+		h.log.Debug("op stream ended by the agent or the network", "error", err)
+		return
+	}
+	err = toWire(err)
+	if wire.CodeOf(err) == wire.CodeInternal {
+		h.stats.internalErrors.Add(1)
+		h.log.Error("op stream failed", "error", err)
+	} else {
+		h.log.Debug("op stream refused", "code", wire.CodeOf(err).String(), "error", err)
+	}
+	if werr := wire.WriteFrame(h.str, wire.ErrorFrameFor(err)); werr != nil {
 		// The stream is broken as well: the agent sees it end unanswered.
 		h.log.Debug("error frame not sent", "error", werr)
 	}
+}
+
+// peerEnded reports whether err says that the agent reset the stream or
+// that the connection is gone: nothing the core could answer.
+func peerEnded(err error) bool {
+	if se, ok := errors.AsType[*quic.StreamError](err); ok {
+		return se.Remote
+	}
+	_, app := errors.AsType[*quic.ApplicationError](err)
+	_, idle := errors.AsType[*quic.IdleTimeoutError](err)
+	_, reset := errors.AsType[*quic.StatelessResetError](err)
+	_, transport := errors.AsType[*quic.TransportError](err)
+	return app || idle || reset || transport
 }
 
 // readFrame reads the next frame of the op's stream within frameTimeout.
@@ -302,6 +330,10 @@ func toWire(err error) error {
 		sentinel = wire.ErrCorrupt
 	case errors.Is(err, ErrClosed):
 		sentinel = wire.ErrShuttingDown
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The agent sent nothing for the frame timeout: not the core's
+		// failure; it may retry.
+		sentinel = wire.ErrBusy
 	default:
 		return err // wire errors keep their code; anything else is internal
 	}

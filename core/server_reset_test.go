@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/edge-sync/edge-sync/internal/hostile"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/wire"
 )
 
@@ -36,6 +37,10 @@ func TestAgentResetIsNotAnInternalError(t *testing.T) {
 	}
 	if !errors.Is(err, io.EOF) {
 		t.Fatalf("after the agent's reset the core's side ended with %v, want a clean end", err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "the reset counted", func() bool { return ts.srv.Stats().StreamsReset == 1 })
+	if n := ts.srv.Stats().InternalErrors; n != 0 {
+		t.Fatalf("%d internal errors counted for the agent's reset", n)
 	}
 	if logs := ts.logs.String(); containsAny(logs, "[ERROR]", "[WARN]") {
 		t.Fatalf("the core logged the agent's reset as a problem:\n%s", logs)
