@@ -94,12 +94,19 @@ func earlyAnswer(t *testing.T, str *quic.Stream, i int, dupID edgesync.OpID, dup
 // full (codec.ModeFull) in chunks of 64 KiB.
 func fullChunk(t *testing.T, id edgesync.OpID, payload []byte) *wire.Data {
 	t.Helper()
-	ch, err := codec.NewHeader(codec.ModeFull, codec.LevelDefault, 64<<10, int64(len(payload)), sha256.Sum256(payload), nil)
+	return fullChunkSized(t, id, payload, 64<<10, int64(len(payload)))
+}
+
+// fullChunkSized is the DATA frame of the first chunk, plain, of an op of
+// size bytes in full (codec.ModeFull) in chunks of chunkSize bytes.
+func fullChunkSized(t *testing.T, id edgesync.OpID, plain []byte, chunkSize int, size int64) *wire.Data {
+	t.Helper()
+	ch, err := codec.NewHeader(codec.ModeFull, codec.LevelDefault, chunkSize, size, sha256.Sum256(plain), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var enc codec.Encoder
-	chunk, err := enc.EncodeChunk(nil, &ch, 0, payload, nil)
+	chunk, err := enc.EncodeChunk(nil, &ch, 0, plain, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
