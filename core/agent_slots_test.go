@@ -54,7 +54,10 @@ func TestAgentRecoversFromManyBaseMismatches(t *testing.T) {
 		t.Fatal(err)
 	}
 	v1 := put(a, 1)
-	testutil.WaitFor(t, 30*time.Second, "version 1 of every key at the first core", func() bool { return first.holds(v1) })
+	testutil.WaitFor(t, 30*time.Second, "version 1 of every key at the first core, acknowledged", func() bool {
+		st, err := a.Outbox().Stats()
+		return first.holds(v1) && err == nil && st.Total.Ops == 0
+	})
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -32,9 +32,9 @@
 //   - the applied-op index used to de-duplicate by op ID, bounded by
 //     Config.AppliedMaxAge/AppliedMaxCount: an op found there is reported as
 //     Result.Duplicate (acknowledge again) and not applied again;
-//   - partial ops (BeginPartial, WritePartial, PartialSize, CommitPartial)
-//     that survive a dropped connection and a restart, so an agent can ask
-//     where to continue.
+//   - partial ops (BeginPartial, WritePartial, PartialSize, CommitPartial,
+//     ReleasePartial) that survive a dropped connection and a restart, so
+//     an agent can ask where to continue.
 //
 // Every method that changes data returns after bbolt's fsync. Object data
 // is written in chunks of Config.ChunkSize, over as many transactions as
@@ -63,8 +63,12 @@
 //     (ErrCorrupt); bbolt can still fault on some damaged branch pages.
 //   - An Object whose version is replaced while it is read fails with
 //     ErrNotFound rather than returning mixed data.
-//   - Quota counts stored bytes plus the declared size of partial ops; a
-//     state op is credited with the size of the version it replaces.
+//   - Quota counts stored bytes plus what partial ops reserve: the declared
+//     size of an op while a stream receives it, only the bytes it holds
+//     once that stream has ended without a commit (ReleasePartial: its
+//     connection closed, or it sat idle past the frame timeout) and after
+//     a restart. A resumed op reserves its declared size again. A state
+//     op is credited with the size of the version it replaces.
 //   - The applied-op index is bounded: an op redelivered after its ID has
 //     aged out is applied again. Size AppliedMaxAge above the agents'
 //     longest possible outage plus op TTL.

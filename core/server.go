@@ -57,6 +57,8 @@ type Server struct {
 	// probes answers the agents' link probes: pings on QUIC datagrams,
 	// packet trains as sealed raw packets on the QUIC socket.
 	probes *linkmon.Responder
+	// receiving counts the streams receiving each partial op.
+	receiving *receivers
 
 	mu     sync.Mutex
 	tr     *quic.Transport
@@ -133,7 +135,7 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	tlsConf := cfg.TLS.Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
 	cfg.TLS = tlsConf
-	return &Server{cfg: cfg, log: cfg.Logger, probes: linkmon.NewResponder(cfg.Logger.Named("probe")),
+	return &Server{cfg: cfg, log: cfg.Logger, probes: linkmon.NewResponder(cfg.Logger.Named("probe")), receiving: newReceivers(),
 		conns: map[*quic.Conn]string{}, ready: make(chan struct{})}, nil
 }
 
@@ -275,7 +277,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		go func() {
 			defer wg.Done()
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
-				agent: agent, str: str, log: log, lane: lc.router}
+				agent: agent, str: str, log: log, lane: lc.router, receiving: s.receiving}
 			h.run()
 		}()
 	}

@@ -349,7 +349,7 @@ func (l *laneRecv) state() (complete bool, err error) {
 // chunk to the lane, a round trip before the lane confirms it), then
 // commits as for stream data. The deadline moves with the lane's
 // progress, so a long transfer on a slow link does not time out.
-func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Base, held int64) error {
+func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Base, held int64, stored *bool) error {
 	if hdr.Eager && (hdr.Offset%uint64(ch.ChunkSize) != 0 || hdr.Offset > uint64(held)) {
 		return h.nack(hdr, fmt.Errorf("%w: eager lane data from offset %d, the core holds %d bytes in chunks of %d",
 			wire.ErrBadRequest, hdr.Offset, held, ch.ChunkSize))
@@ -393,7 +393,7 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 					return h.nack(hdr, err)
 				}
 				h.stats.laneOps.Add(1)
-				return h.commit(hdr)
+				return h.commit(hdr, stored)
 			}
 		}
 		select {

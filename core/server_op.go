@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -40,6 +41,9 @@ type opHandler struct {
 	// lane routes the connection's lane data; nil when CapLane was not
 	// granted.
 	lane *laneRouter
+	// receiving counts the streams receiving each partial op (the
+	// server's, shared by every connection).
+	receiving *receivers
 	// pipelined is set while the agent may still be sending the rest of
 	// an op without waiting for an answer: a one-chunk op goes out whole
 	// (header, DATA, COMMIT), and an eager lane op's COMMIT follows its
@@ -197,12 +201,16 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		Size: int64(hdr.PlainSize), Hash: hdr.PayloadHash,
 		HasBase: hdr.HasBase && ch.Mode.IsDelta(), BaseHash: hdr.BaseHash,
 	}
+	h.receiving.begin(h.agent, hdr.ID)
+	committed := false
+	defer func() { h.receiving.end(h.store, h.agent, hdr.ID, committed, h.log) }()
 	held, dup, err := st.BeginPartial(h.agent, ph)
 	if err != nil {
 		return h.nack(hdr, err)
 	}
 	if dup {
 		h.stats.opsDuplicate.Add(1)
+		committed = true // nothing was begun
 		return h.ack(hdr)
 	}
 	ans := &wire.ResumeAnswer{ID: hdr.ID, Held: uint64(held), Chunks: uint64(held) / uint64(ch.ChunkSize)}
@@ -210,7 +218,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		return err
 	}
 	if hdr.Lane {
-		return h.laneOp(hdr, &ch, base, held)
+		return h.laneOp(hdr, &ch, base, held, &committed)
 	}
 	for {
 		f, err := h.readFrame()
@@ -230,19 +238,21 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 			if f.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}
-			return h.commit(hdr)
+			return h.commit(hdr, &committed)
 		default:
 			return h.nack(hdr, fmt.Errorf("%w: %s inside an op", wire.ErrBadRequest, f.Type()))
 		}
 	}
 }
 
-// commit makes a fully received op durable and visible, and answers.
-func (h *opHandler) commit(hdr *wire.OpHeader) error {
+// commit makes a fully received op durable and visible, and answers. It
+// sets *committed once the store has the op.
+func (h *opHandler) commit(hdr *wire.OpHeader, committed *bool) error {
 	res, err := h.store.CommitPartial(h.agent, hdr.ID)
 	if err != nil {
 		return h.nack(hdr, err)
 	}
+	*committed = true
 	if res.Duplicate {
 		h.stats.opsDuplicate.Add(1)
 	} else {
@@ -308,6 +318,54 @@ func (h *opHandler) resume(q *wire.ResumeQuery) error {
 	// store's answer, or its error, in BeginPartial.
 	held, _ := st.PartialSize(h.agent, q.ID)
 	return wire.WriteFrame(h.str, &wire.ResumeAnswer{ID: q.ID, Held: uint64(held)})
+}
+
+// receivers counts the op streams receiving each partial op, so that a
+// partial op's reservation against the quota ends when the last of them
+// ends without a commit (its connection closed, or the op sat idle past
+// the frame timeout), and not while an agent that reconnected receives it
+// again on a new stream.
+type receivers struct {
+	mu sync.Mutex
+	n  map[receiverKey]int
+}
+
+type receiverKey struct {
+	agent string
+	op    edgesync.OpID
+}
+
+func newReceivers() *receivers { return &receivers{n: map[receiverKey]int{}} }
+
+// begin counts a stream that starts receiving op; it comes before
+// BeginPartial reserves the op's size.
+func (r *receivers) begin(agent string, op edgesync.OpID) {
+	r.mu.Lock()
+	r.n[receiverKey{agent, op}]++
+	r.mu.Unlock()
+}
+
+// end counts a stream that stops receiving op. When it was the last one
+// and the op was not committed, the partial's reservation ends: what it
+// holds stays for a resume. The release runs under the lock, so that a
+// stream beginning meanwhile reserves again after it.
+func (r *receivers) end(st *Store, agent string, op edgesync.OpID, committed bool, log hclog.Logger) {
+	k := receiverKey{agent, op}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n[k]--
+	if r.n[k] > 0 {
+		return
+	}
+	delete(r.n, k)
+	if committed {
+		return
+	}
+	// Not found: the commit failed and the store dropped the partial.
+	if err := st.ReleasePartial(agent, op); err != nil && !errors.Is(err, ErrNotFound) {
+		log.Warn("partial op still reserves its declared size against the quota; the next restart ends that",
+			"op", op.String(), "error", err)
+	}
 }
 
 // toWire is the one place where the store's and the codec's errors become
