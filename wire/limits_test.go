@@ -242,3 +242,35 @@ func TestProbeTrainPadTo(t *testing.T) {
 		t.Fatalf("PadTo past the limit = %v", err)
 	}
 }
+
+// TestReadFrameAllocatesAsBytesArrive declares the largest DATA body and
+// sends 64 KiB of it before the stream fails: the body is allocated as
+// its bytes arrive, not at the declared length, so a peer that declares
+// much and sends little costs what it sent.
+func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
+	h := header(FrameData, uint64(FrameData.MaxBody()))
+	sent := append(h, make([]byte, 64<<10)...)
+	for _, tc := range []struct {
+		name string
+		read func(io.Reader) error
+	}{
+		{"ReadFrame", func(r io.Reader) error { _, err := ReadFrame(r, 0); return err }},
+		{"Reader", func(r io.Reader) error { _, err := NewReader(r, 0).ReadFrame(); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			const n = 10
+			for range n {
+				if err := tc.read(bytes.NewReader(sent)); !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("read of a cut frame: %v, want io.ErrUnexpectedEOF", err)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 512<<10 {
+				t.Fatalf("a frame declaring %d bytes of which 64 KiB came allocated %d bytes", FrameData.MaxBody(), per)
+			}
+		})
+	}
+}
