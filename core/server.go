@@ -16,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/wire"
 	"github.com/edge-sync/edge-sync/wire/lane"
@@ -42,6 +43,13 @@ type ServerConfig struct {
 	// FrameTimeout bounds the wait for the next frame on an op stream;
 	// default 2 min.
 	FrameTimeout time.Duration
+	// MaxFrameMemory bounds the memory held for frames in flight by all
+	// connections (see server_memory.go); default DefaultMaxFrameMemory.
+	MaxFrameMemory int64
+	// MaxConnFrameMemory bounds it per connection; default
+	// DefaultMaxConnFrameMemory, at least MinConnFrameMemory, at most
+	// MaxFrameMemory.
+	MaxConnFrameMemory int64
 	// DisableLane refuses agents' offer of the data lane (wire.CapLane),
 	// so that all op data stays on QUIC streams.
 	DisableLane bool
@@ -59,6 +67,8 @@ type Server struct {
 	probes *linkmon.Responder
 	// receiving counts the streams receiving each partial op.
 	receiving *receivers
+	// mem is the core's frame memory; each connection's draws on it.
+	mem *memBudget
 
 	mu     sync.Mutex
 	tr     *quic.Transport
@@ -81,6 +91,7 @@ type serverStats struct {
 	laneOps, laneDropped        atomic.Int64
 	streamsReset                atomic.Int64
 	internalErrors              atomic.Int64
+	memRefused                  atomic.Int64
 }
 
 // ServerStats is a snapshot of the server's counters.
@@ -104,6 +115,12 @@ type ServerStats struct {
 	// InternalErrors counts op streams that failed for a reason of the
 	// core's own (answered with CodeInternal and logged as errors).
 	InternalErrors int64
+	// FrameMemory is the memory held for frames in flight now, and
+	// FrameMemoryPeak the most held at once since start.
+	FrameMemory, FrameMemoryPeak int64
+	// FrameMemoryRefused counts reservations of frame memory that did not
+	// fit a connection's or the core's bound (each ends an op busy).
+	FrameMemoryRefused int64
 }
 
 // NewServer checks cfg and returns a server ready to Serve.
@@ -129,14 +146,26 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.FrameTimeout <= 0 {
 		cfg.FrameTimeout = 2 * time.Minute
 	}
+	if cfg.MaxFrameMemory <= 0 {
+		cfg.MaxFrameMemory = DefaultMaxFrameMemory
+	}
+	if cfg.MaxConnFrameMemory <= 0 {
+		cfg.MaxConnFrameMemory = min(DefaultMaxConnFrameMemory, cfg.MaxFrameMemory)
+	}
+	if cfg.MaxConnFrameMemory < MinConnFrameMemory || cfg.MaxConnFrameMemory > cfg.MaxFrameMemory {
+		return nil, fmt.Errorf("new core server: frame memory per connection %s not in %s..%s (MaxFrameMemory): a connection must hold one maximal DATA frame and its chunk",
+			units.FormatBytes(cfg.MaxConnFrameMemory), units.FormatBytes(MinConnFrameMemory), units.FormatBytes(cfg.MaxFrameMemory))
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	tlsConf := cfg.TLS.Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
 	cfg.TLS = tlsConf
-	return &Server{cfg: cfg, log: cfg.Logger, probes: linkmon.NewResponder(cfg.Logger.Named("probe")), receiving: newReceivers(),
-		conns: map[*quic.Conn]string{}, ready: make(chan struct{})}, nil
+	s := &Server{cfg: cfg, log: cfg.Logger, probes: linkmon.NewResponder(cfg.Logger.Named("probe")), receiving: newReceivers(),
+		conns: map[*quic.Conn]string{}, ready: make(chan struct{})}
+	s.mem = newMemBudget("core", cfg.MaxFrameMemory, nil, &s.stats.memRefused)
+	return s, nil
 }
 
 // Serve accepts agents on pc until ctx ends or Close is called, then closes
@@ -218,6 +247,7 @@ func (s *Server) Stats() ServerStats {
 	live := int64(len(s.conns))
 	s.mu.Unlock()
 	st := &s.stats
+	memUsed, memPeak := s.mem.inUse()
 	return ServerStats{
 		Connections: live, Accepted: st.conns.Load(), Refused: st.refused.Load(),
 		OpsApplied: st.opsApplied.Load(), OpsDuplicate: st.opsDuplicate.Load(),
@@ -225,6 +255,7 @@ func (s *Server) Stats() ServerStats {
 		BytesReceived: st.bytesReceived.Load(), BytesApplied: st.bytesApplied.Load(),
 		Pings: st.pings.Load(), LaneOps: st.laneOps.Load(), LaneDropped: st.laneDropped.Load(),
 		StreamsReset: st.streamsReset.Load(), InternalErrors: st.internalErrors.Load(),
+		FrameMemory: memUsed, FrameMemoryPeak: memPeak, FrameMemoryRefused: st.memRefused.Load(),
 	}
 }
 
@@ -251,7 +282,8 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	}()
 
 	session := randUint64()
-	lc, err := s.hello(ctx, conn, agent, quota, session)
+	mem := newMemBudget("connection", s.cfg.MaxConnFrameMemory, s.mem, &s.stats.memRefused)
+	lc, err := s.hello(ctx, conn, agent, quota, session, mem)
 	if err != nil {
 		s.stats.refused.Add(1)
 		log.Warn("hello failed", "error", err)
@@ -260,7 +292,6 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	}
 	log.Info("agent connected", "lane", lc.session != nil)
 	defer s.probes.Unregister(session)
-	defer lc.close()
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -277,12 +308,16 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		go func() {
 			defer wg.Done()
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
-				agent: agent, str: str, log: log, lane: lc.router, receiving: s.receiving}
+				agent: agent, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem}
 			h.run()
 		}()
 	}
 	conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
 	wg.Wait()
+	lc.close()
+	if used, _ := mem.inUse(); used != 0 {
+		log.Error("frame memory not given back when the connection ended", "bytes", used)
+	}
 	log.Info("agent disconnected")
 }
 
@@ -310,7 +345,7 @@ func (s *Server) admit(conn *quic.Conn) (agent string, quota int64, err error) {
 
 // hello reads the agent's Hello on the first stream and answers Welcome;
 // it returns the capabilities granted.
-func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64, session uint64) (*laneConn, error) {
+func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64, session uint64, mem *memBudget) (*laneConn, error) {
 	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	str, err := conn.AcceptStream(hctx)
@@ -358,7 +393,7 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	if h.Caps.Has(wire.CapLane) && !s.cfg.DisableLane {
 		// Start the lane before granting it, so a granted lane is there.
 		router := newLaneRouter(&s.stats.laneDropped)
-		ls, err := lane.NewSession(conn, s.tr, s.demux, lane.Config{Deliver: router.deliver})
+		ls, err := lane.NewSession(conn, s.tr, s.demux, lane.Config{Deliver: router.deliver, Budget: mem})
 		if err != nil {
 			s.log.Warn("data lane not started; op data stays on streams", "agent", agent, "error", err)
 		} else {

@@ -222,9 +222,16 @@ func (l *laneRecv) add(first uint64, offset int64, data []byte) {
 	}
 	if err := l.addLocked(first, offset, data); err != nil {
 		l.err = err
-		l.parts, l.buffered = nil, 0
+		l.dropParts()
 		l.signal()
 	}
+}
+
+// dropParts forgets what is held ahead of its turn and gives its memory
+// back.
+func (l *laneRecv) dropParts() {
+	l.h.mem.Release(int(l.buffered))
+	l.parts, l.buffered = nil, 0
 }
 
 func (l *laneRecv) addLocked(first uint64, offset int64, data []byte) error {
@@ -244,6 +251,9 @@ func (l *laneRecv) addLocked(first uint64, offset int64, data []byte) error {
 	}
 	if l.buffered+int64(len(data)) > l.limit {
 		return fmt.Errorf("%w: lane data beyond the %d bytes the core holds per op", wire.ErrTooLarge, l.limit)
+	}
+	if err := l.h.mem.Reserve(len(data)); err != nil {
+		return fmt.Errorf("lane data held ahead of its turn: %w", err)
 	}
 	p.buf = append(p.buf, data...)
 	p.got += int64(len(data))
@@ -273,6 +283,7 @@ func (l *laneRecv) addLocked(first uint64, offset int64, data []byte) error {
 			return err
 		}
 		l.buffered -= int64(end)
+		l.h.mem.Release(end)
 		p.buf = p.buf[end:]
 		if len(p.buf) == 0 {
 			p.buf = nil
@@ -331,8 +342,10 @@ func frameEnd(b []byte) (int, error) {
 func (l *laneRecv) finish() (complete bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.closed = true
-	l.parts, l.buffered = nil, 0
+	if !l.closed {
+		l.closed = true
+		l.dropParts()
+	}
 	return l.next == l.chunks, l.err
 }
 

@@ -2,10 +2,13 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/edge-sync/edge-sync/internal/hostile"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/wire"
 )
 
@@ -30,6 +33,63 @@ func TestDataFirstRefusedBeforeItsBody(t *testing.T) {
 		e, ok := f.(*wire.Error)
 		if !ok || e.Code != wire.CodeBadRequest {
 			t.Fatalf("stream %d opening with DATA: answered %s %+v, want ERROR bad-request", i, f.Type(), f)
+		}
+	}
+}
+
+// TestFrameMemoryBounded sends DATA frames that declare the largest body
+// and send 1 MiB of it, on 20 streams of each of two connections, to a
+// core whose frame memory is bounded to a connection's minimum, and a
+// little more in all. What arrives is held (a body grows as it comes),
+// but never past the bounds: the streams that would pass them are refused
+// busy. Once the connections are gone every byte is given back, and an op
+// goes through.
+func TestFrameMemoryBounded(t *testing.T) {
+	const perConn, total = MinConnFrameMemory, MinConnFrameMemory + 8<<20
+	ts := startServer(t, Config{}, func(c *ServerConfig) { c.MaxConnFrameMemory, c.MaxFrameMemory = perConn, total })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var clients []*hostile.Client
+	for conn := range 2 {
+		c := ts.dial(t, 0)
+		clients = append(clients, c)
+		if _, err := hostile.PartialData(ctx, c, conn, 20, 1<<20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, "frame memory refused", func() bool { return ts.srv.Stats().FrameMemoryRefused > 0 })
+	st := ts.srv.Stats()
+	if st.FrameMemoryPeak > total {
+		t.Fatalf("frames in flight held %d bytes, the core's bound is %d", st.FrameMemoryPeak, total)
+	}
+	t.Logf("held at most %d MiB of %d MiB; %d reservations refused", st.FrameMemoryPeak>>20, total>>20, st.FrameMemoryRefused)
+	if st.OpsNacked == 0 {
+		t.Fatal("no op refused busy although reservations were")
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+	testutil.WaitFor(t, 10*time.Second, "every byte of frame memory given back", func() bool { return ts.srv.Stats().FrameMemory == 0 })
+
+	c := ts.dial(t, 0)
+	str := openStream(t, c)
+	payload := make([]byte, 1<<20)
+	id := hostile.OpID(9, 1)
+	hdr := hostile.OpHeader(id, "after", uint64(len(payload)), 1<<20)
+	hdr.PayloadHash = sha256.Sum256(payload)
+	if err := errors.Join(hostile.Write(str, hdr, fullChunkSized(t, id, payload, 1<<20, int64(len(payload))), &wire.Commit{ID: id, Chunks: 1}), str.Close()); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := hostile.Read(str, 10*time.Second)
+		if err != nil {
+			t.Fatalf("op after the attack: %v", err)
+		}
+		if f.Type() == wire.FrameAck {
+			break
+		}
+		if f.Type() != wire.FrameResumeAnswer {
+			t.Fatalf("op after the attack answered %s %+v", f.Type(), f)
 		}
 	}
 }

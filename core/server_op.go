@@ -37,7 +37,12 @@ type opHandler struct {
 	str          *quic.Stream
 	log          hclog.Logger
 	dec          codec.Decoder
-	buf          []byte
+	// mem is the connection's frame memory (server_memory.go): fr's body
+	// buffer and buf, the decoded chunk, are reserved in it and given
+	// back by finish.
+	mem *memBudget
+	fr  *wire.Reader
+	buf []byte
 	// lane routes the connection's lane data; nil when CapLane was not
 	// granted.
 	lane *laneRouter
@@ -56,8 +61,9 @@ type opHandler struct {
 const maxPipelinedRest = wire.MaxFrameSize + 4096
 
 func (h *opHandler) run() {
+	h.fr = wire.NewReader(h.str, wire.MaxFrameSize, wire.WithBudget(h.mem))
 	defer h.finish()
-	f, err := h.readFrame()
+	f, err := h.readFrame(wire.FrameOpHeader, wire.FrameSummary, wire.FrameResumeQuery)
 	if err != nil {
 		h.fail(err)
 		return
@@ -69,8 +75,6 @@ func (h *opHandler) run() {
 		err = h.summary(f)
 	case *wire.ResumeQuery:
 		err = h.resume(f)
-	default:
-		err = fmt.Errorf("%w: op stream starts with %s", wire.ErrBadRequest, f.Type())
 	}
 	if err != nil {
 		h.fail(err)
@@ -96,6 +100,11 @@ func (h *opHandler) finish() {
 		_, _ = io.Copy(io.Discard, io.LimitReader(h.str, maxPipelinedRest))
 	}
 	h.str.CancelRead(quic.StreamErrorCode(wire.CodeOK))
+	h.fr.Free()
+	if cap(h.buf) > 0 {
+		h.mem.Release(cap(h.buf))
+		h.buf = nil
+	}
 }
 
 // fail tells the agent what went wrong on this stream, as an ERROR frame
@@ -135,10 +144,12 @@ func peerEnded(err error) bool {
 	return app || idle || reset || transport
 }
 
-// readFrame reads the next frame of the op's stream within frameTimeout.
-func (h *opHandler) readFrame() (wire.Frame, error) {
+// readFrame reads the next frame of the op's stream within frameTimeout,
+// if it is one of the types that may come now: any other is refused after
+// its header, before its body is read.
+func (h *opHandler) readFrame(types ...wire.FrameType) (wire.Frame, error) {
 	setReadTimeout(h.str, h.frameTimeout)
-	f, err := wire.ReadFrame(h.str, wire.MaxFrameSize)
+	f, err := h.fr.ReadFrameOf(types...)
 	if err != nil && errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: stream ended before the op was committed", wire.ErrBadRequest)
 	}
@@ -221,7 +232,10 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		return h.laneOp(hdr, &ch, base, held, &committed)
 	}
 	for {
-		f, err := h.readFrame()
+		f, err := h.readFrame(wire.FrameData, wire.FrameCommit)
+		if errors.Is(err, wire.ErrUnexpectedFrame) || errors.Is(err, wire.ErrBusy) {
+			return h.nack(hdr, err)
+		}
 		if err != nil {
 			return err // the partial stays for a resume
 		}
@@ -239,8 +253,6 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}
 			return h.commit(hdr, &committed)
-		default:
-			return h.nack(hdr, fmt.Errorf("%w: %s inside an op", wire.ErrBadRequest, f.Type()))
 		}
 	}
 }
@@ -275,14 +287,19 @@ func (h *opHandler) data(ch *codec.Header, base *codec.Base, d *wire.Data, held 
 	if off > held {
 		return held, fmt.Errorf("%w: DATA at offset %d, but the core holds only %d bytes", wire.ErrBadRequest, off, held)
 	}
-	if off+min(int64(cs), ch.Size-off) <= held {
+	n := min(int64(cs), ch.Size-off)
+	if off+n <= held {
 		return held, nil // held already (a resumed or eager transfer's overlap): no need to decode
 	}
-	plain, used, err := h.dec.DecodeChunk(h.buf[:0], ch, off/int64(cs), d.Chunk, base)
+	buf, err := growBuffer(h.mem, h.buf, int(n))
 	if err != nil {
 		return held, err
 	}
-	h.buf = plain[:0]
+	h.buf = buf
+	plain, used, err := h.dec.DecodeChunk(h.buf, ch, off/int64(cs), d.Chunk, base)
+	if err != nil {
+		return held, err
+	}
 	if used != len(d.Chunk) {
 		return held, fmt.Errorf("%w: DATA holds %d bytes after its chunk", wire.ErrCorrupt, len(d.Chunk)-used)
 	}

@@ -2,6 +2,7 @@ package hostile
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/quic-go/quic-go"
@@ -27,7 +28,7 @@ func DataFirst(ctx context.Context, c *Client, conn, n, sent int) (*Attack, erro
 			return a, fmt.Errorf("data-first stream %d: %w", i, err)
 		}
 		a.Streams = append(a.Streams, str)
-		if _, err := str.Write(append(DataHead(OpID(conn, i), MaxDataBody), make([]byte, sent)...)); err != nil {
+		if _, err := str.Write(append(DataHead(OpID(conn, i), MaxDataBody), make([]byte, sent)...)); !writeOK(err) {
 			return a, fmt.Errorf("data-first stream %d: %w", i, err)
 		}
 	}
@@ -46,10 +47,10 @@ func PartialData(ctx context.Context, c *Client, conn, n, sent int) (*Attack, er
 		}
 		a.Streams = append(a.Streams, str)
 		id := OpID(conn, i)
-		if err := Write(str, OpHeader(id, fmt.Sprintf("hostile/%d/%d", conn, i), 1<<30, wire.MaxChunkSize)); err != nil {
+		if err := Write(str, OpHeader(id, fmt.Sprintf("hostile/%d/%d", conn, i), 1<<30, wire.MaxChunkSize)); !writeOK(err) {
 			return a, fmt.Errorf("partial-data stream %d: %w", i, err)
 		}
-		if _, err := str.Write(append(DataHead(id, MaxDataBody), make([]byte, sent)...)); err != nil {
+		if _, err := str.Write(append(DataHead(id, MaxDataBody), make([]byte, sent)...)); !writeOK(err) {
 			return a, fmt.Errorf("partial-data stream %d: %w", i, err)
 		}
 	}
@@ -60,4 +61,14 @@ func PartialData(ctx context.Context, c *Client, conn, n, sent int) (*Attack, er
 // 1 GiB op and the head of a maximal DATA frame, and no body.
 func HeadersOnly(ctx context.Context, c *Client, conn, n int) (*Attack, error) {
 	return PartialData(ctx, c, conn, n, 0)
+}
+
+// writeOK reports whether a write went through or the core stopped the
+// stream (it answered and read no more): both are fine for an attack.
+func writeOK(err error) bool {
+	if err == nil {
+		return true
+	}
+	var se *quic.StreamError
+	return errors.As(err, &se) && se.Remote
 }
