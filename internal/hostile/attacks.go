@@ -72,3 +72,51 @@ func writeOK(err error) bool {
 	var se *quic.StreamError
 	return errors.As(err, &se) && se.Remote
 }
+
+// EarlyAnswers sends, one stream after another, n headers of ops larger
+// than the core accepts (Welcome.MaxOpBytes) and reads each NACK, keeping
+// its side of every stream open, as an agent waiting for an answer does.
+// A core that does not end such streams runs out of them.
+func EarlyAnswers(ctx context.Context, c *Client, conn, n int) error {
+	for i := range n {
+		str, err := c.Open(ctx)
+		if err != nil {
+			return fmt.Errorf("early-answer stream %d: %w", i, err)
+		}
+		if err := Write(str, OpHeader(OpID(conn, i), "too-large", c.Welcome.MaxOpBytes+1, wire.MaxChunkSize)); !writeOK(err) {
+			return fmt.Errorf("early-answer stream %d: %w", i, err)
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			_ = str.SetReadDeadline(dl)
+		}
+		f, err := wire.ReadFrame(str, 0)
+		if err != nil {
+			return fmt.Errorf("early-answer stream %d: %w", i, err)
+		}
+		if f.Type() != wire.FrameNack {
+			return fmt.Errorf("early-answer stream %d: answered %s, want NACK", i, f.Type())
+		}
+	}
+	return nil
+}
+
+// Resets opens n streams that each send a valid header of a two-chunk op
+// and part of its first DATA frame, then reset the stream.
+func Resets(ctx context.Context, c *Client, conn, n int) error {
+	for i := range n {
+		str, err := c.Open(ctx)
+		if err != nil {
+			return fmt.Errorf("reset stream %d: %w", i, err)
+		}
+		id := OpID(conn, i)
+		if err := Write(str, OpHeader(id, "reset", 128<<10, 64<<10)); !writeOK(err) {
+			return fmt.Errorf("reset stream %d: %w", i, err)
+		}
+		if _, err := str.Write(append(DataHead(id, 64<<10+18), make([]byte, 1000)...)); !writeOK(err) {
+			return fmt.Errorf("reset stream %d: %w", i, err)
+		}
+		str.CancelWrite(0x42)
+		str.CancelRead(0x42)
+	}
+	return nil
+}

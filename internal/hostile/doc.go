@@ -12,8 +12,9 @@
 // head of a DATA frame whose body the caller sends (or does not). The
 // attacks tests share are functions of their own: DataFirst (streams that
 // open with a DATA frame), PartialData (valid op headers followed by a DATA
-// frame that declares far more than it sends) and HeadersOnly (DATA heads
-// and no body on every stream a connection may open).
+// frame that declares far more than it sends), HeadersOnly (DATA heads
+// and no body), EarlyAnswers (headers the core refuses, the streams left
+// open) and Resets (streams reset in the middle of a frame).
 //
 // # Caveats
 //

@@ -54,7 +54,7 @@ func hostileMemory(tb testing.TB) (idle, peak int64) {
 	p := testutil.NewPKI(tb, "site-1")
 	dir := tb.TempDir()
 	addr := freeUDPAddr(tb)
-	c := startCore(tb, coreConfig(tb, p, dir, addr))
+	c := startCore(tb, coreConfig(tb, p, dir, addr), "")
 	defer c.kill()
 	idle, _, err := c.memory()
 	if err != nil {

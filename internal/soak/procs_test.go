@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -59,23 +60,37 @@ func edgeSync(tb testing.TB) string {
 
 // proc is a running edge-sync process.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *lockedBuffer
-	done chan struct{}
+	name     string
+	cmd      *exec.Cmd
+	out      *lockedBuffer
+	closeLog func() error
+	done     chan struct{}
 }
 
-// startProc starts edge-sync with args; its output is kept for failures.
-func startProc(tb testing.TB, name string, args ...string) *proc {
+// startProc starts edge-sync with args; its output is kept for failures,
+// and appended to logFile too when it is not "".
+func startProc(tb testing.TB, name, logFile string, args ...string) *proc {
 	tb.Helper()
 	p := &proc{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(edgeSync(tb), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if logFile != "" {
+		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		w := io.MultiWriter(p.out, f)
+		p.cmd.Stdout, p.cmd.Stderr = w, w
+		p.closeLog = f.Close
+	}
 	if err := p.cmd.Start(); err != nil {
 		tb.Fatalf("start %s: %v", name, err)
 	}
 	go func() {
 		_ = p.cmd.Wait() // a killed process exits with an error
+		if p.closeLog != nil {
+			_ = p.closeLog() // a log file that does not close loses only diagnostics
+		}
 		close(p.done)
 	}()
 	return p
@@ -196,10 +211,11 @@ tls {
 	return path
 }
 
-// startCore starts a core process on cfg and waits until it listens.
-func startCore(tb testing.TB, cfg string) *proc {
+// startCore starts a core process on cfg and waits until it listens;
+// extra arguments follow the config.
+func startCore(tb testing.TB, cfg, logFile string, extra ...string) *proc {
 	tb.Helper()
-	c := startProc(tb, "core", "core", "--config", cfg)
+	c := startProc(tb, "core", logFile, append([]string{"core", "--config", cfg}, extra...)...)
 	c.waitLog(tb, 30*time.Second, "listening")
 	return c
 }
