@@ -116,8 +116,17 @@ func (s *Store) reserve(a *agentBucket, p *partialRec) error {
 // reserves its declared size again. A partial that is not there (it was
 // committed or discarded) gives ErrNotFound.
 func (s *Store) ReleasePartial(agent string, opID edgesync.OpID) error {
+	return s.updatePartial("release", agent, opID, false, func(a *agentBucket, p *partialRec) error {
+		return releaseReservation(a, p)
+	})
+}
+
+// updatePartial runs fn on a partial op in one fsynced transaction, then
+// deletes the garbage it left if collect; what names the operation in
+// errors.
+func (s *Store) updatePartial(what, agent string, opID edgesync.OpID, collect bool, fn func(a *agentBucket, p *partialRec) error) error {
 	if err := s.acquire(); err != nil {
-		return fmt.Errorf("release partial: %w", err)
+		return fmt.Errorf("%s partial: %w", what, err)
 	}
 	defer s.release()
 	err := s.update(func(tx *bolt.Tx) error {
@@ -129,10 +138,13 @@ func (s *Store) ReleasePartial(agent string, opID edgesync.OpID) error {
 		if err != nil {
 			return err
 		}
-		return releaseReservation(a, &p)
+		return fn(a, &p)
 	})
 	if err != nil {
-		return fmt.Errorf("release partial %s: %w", opID, err)
+		return fmt.Errorf("%s partial %s: %w", what, opID, err)
+	}
+	if collect {
+		return s.collectGarbage(agent)
 	}
 	return nil
 }
@@ -286,25 +298,9 @@ func (s *Store) PartialSize(agent string, opID edgesync.OpID) (int64, bool) {
 
 // DiscardPartial deletes a partial op and its data.
 func (s *Store) DiscardPartial(agent string, opID edgesync.OpID) error {
-	if err := s.acquire(); err != nil {
-		return fmt.Errorf("discard partial: %w", err)
-	}
-	defer s.release()
-	err := s.update(func(tx *bolt.Tx) error {
-		a, err := agentRO(tx, agent)
-		if err != nil {
-			return err
-		}
-		p, err := getPartial(a, opID)
-		if err != nil {
-			return err
-		}
-		return s.dropPartial(a, p)
+	return s.updatePartial("discard", agent, opID, true, func(a *agentBucket, p *partialRec) error {
+		return s.dropPartial(a, *p)
 	})
-	if err != nil {
-		return fmt.Errorf("discard partial %s: %w", opID, err)
-	}
-	return s.collectGarbage(agent)
 }
 
 // CommitPartial finishes a partial op whose bytes have all arrived. It

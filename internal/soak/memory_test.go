@@ -66,7 +66,7 @@ func hostileMemory(tb testing.TB) (idle, peak int64) {
 	var unanswered error
 	for round := range 3 {
 		var stop func()
-		unanswered, stop = hostileLoad(tb, addr, p.ClientTLS(tb, "127.0.0.1"), round)
+		stop, unanswered = hostileLoad(tb, addr, p.ClientTLS(tb, "127.0.0.1"), round)
 		if round < 2 {
 			stop()
 		} else {
@@ -98,7 +98,7 @@ func hostileMemory(tb testing.TB) (idle, peak int64) {
 // 10 s for the core to answer each stream as it should (ERROR to the
 // first, RESUME_ANSWER to the others) and returns what it did not; stop
 // closes the connections.
-func hostileLoad(tb testing.TB, addr string, tlsConf *tls.Config, round int) (unanswered error, stop func()) {
+func hostileLoad(tb testing.TB, addr string, tlsConf *tls.Config, round int) (stop func(), unanswered error) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -161,5 +161,5 @@ func hostileLoad(tb testing.TB, addr string, tlsConf *tls.Config, round int) (un
 	if len(errs) > 0 {
 		unanswered = fmt.Errorf("%d streams, e.g. %w", len(errs), errs[0])
 	}
-	return unanswered, stop
+	return stop, unanswered
 }
