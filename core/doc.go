@@ -17,6 +17,16 @@
 // consecutive chunks, one per lane transfer), reassembled and stored in
 // chunk order by the same code as stream DATA, at most twice
 // lane.OpWindow (max(8 MiB, 2 chunks)) held per op (server_lane.go).
+// Every hour (ServerConfig.SweepInterval) Serve runs the store's Sweep.
+//
+// Against broken or hostile peers (docs/core.md): an op stream reads only
+// the frames that may come next and refuses others after their header;
+// the memory held for frames in flight is reserved, as it arrives, in the
+// connection's budget and the core's (server_memory.go), and an op that
+// does not fit is refused busy; a stream the core answered early is read
+// to its end or cancelled, so that its slot is freed; a partial op's
+// quota reservation ends when the last stream receiving it does; a
+// stream the agent reset is not an error.
 //
 // # Store
 //

@@ -50,6 +50,9 @@ type ServerConfig struct {
 	// DefaultMaxConnFrameMemory, at least MinConnFrameMemory, at most
 	// MaxFrameMemory.
 	MaxConnFrameMemory int64
+	// SweepInterval is how often the store's Sweep runs (partial ops idle
+	// past the store's PartialMaxAge, retention bounds); default 1 h.
+	SweepInterval time.Duration
 	// DisableLane refuses agents' offer of the data lane (wire.CapLane),
 	// so that all op data stays on QUIC streams.
 	DisableLane bool
@@ -146,6 +149,9 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.FrameTimeout <= 0 {
 		cfg.FrameTimeout = 2 * time.Minute
 	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = time.Hour
+	}
 	if cfg.MaxFrameMemory <= 0 {
 		cfg.MaxFrameMemory = DefaultMaxFrameMemory
 	}
@@ -198,6 +204,11 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	s.mu.Unlock()
 	close(s.ready)
 	s.log.Info("listening", "addr", pc.LocalAddr().String())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.sweep(ctx)
+	}()
 
 	for {
 		conn, err := ln.Accept(ctx)
@@ -221,6 +232,30 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	tr.Close()
 	s.probes.Close()
 	return nil
+}
+
+// sweep runs the store's Sweep every SweepInterval until ctx ends, so
+// that partial ops abandoned for longer than the store's PartialMaxAge
+// go, and the retention bounds hold, on a core that is never restarted.
+func (s *Server) sweep(ctx context.Context) {
+	tick := time.NewTicker(s.cfg.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n, err := s.cfg.Store.Sweep()
+		switch {
+		case errors.Is(err, ErrClosed):
+			return
+		case err != nil:
+			s.log.Warn("store sweep failed; it runs again in an interval", "error", err, "interval", s.cfg.SweepInterval)
+		case n > 0:
+			s.log.Info("partial ops discarded after idling past their maximum age", "ops", n)
+		}
+	}
 }
 
 // Addr returns the address Serve listens on, once it has started.

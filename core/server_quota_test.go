@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/internal/hostile"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/wire"
@@ -64,5 +65,28 @@ func TestAbandonedOpsReserveNoQuota(t *testing.T) {
 				t.Fatalf("the abandoned op holds %d bytes (%v) for a resume, want %d", n, ok, chunk)
 			}
 		})
+	}
+}
+
+// TestServerSweepsIdlePartials leaves a partial op idle past the store's
+// PartialMaxAge: the running server's periodic sweep discards it (and the
+// bytes it holds stop counting against the quota) without a restart.
+func TestServerSweepsIdlePartials(t *testing.T) {
+	clock := &testClock{now: time.Unix(1_000_000, 0)}
+	ts := startServer(t, Config{PartialMaxAge: time.Hour, Now: clock.Now}, func(c *ServerConfig) { c.SweepInterval = 20 * time.Millisecond })
+	id := hostile.OpID(0, 7)
+	if _, _, err := ts.store.BeginPartial("site-1", PartialHeader{OpID: id, Key: "idle", Kind: edgesync.EventOp, Size: 10}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.store.WritePartial("site-1", id, 0, []byte("held")); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(2 * time.Hour)
+	testutil.WaitFor(t, 10*time.Second, "the idle partial swept", func() bool {
+		_, ok := ts.store.PartialSize("site-1", id)
+		return !ok
+	})
+	if r := agentStats(t, ts.store, "site-1").Reserved; r != 0 {
+		t.Fatalf("%d bytes reserved after the sweep", r)
 	}
 }
