@@ -169,6 +169,7 @@ func (h *opHandler) ack(hdr *wire.OpHeader) error {
 
 func (h *opHandler) op(hdr *wire.OpHeader) error {
 	st := h.store
+	h.pipelined = hdr.Eager || (!hdr.Lane && hdr.PlainSize <= uint64(hdr.ChunkSize))
 	if hdr.PlainSize > uint64(h.maxOpBytes) {
 		return h.nack(hdr, fmt.Errorf("%w: op of %d bytes, the core accepts %d", wire.ErrTooLarge, hdr.PlainSize, h.maxOpBytes))
 	}
@@ -180,7 +181,6 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		// (eager data may already be waiting for the op to register).
 		defer h.lane.end(hdr.LaneTransfer, nil)
 	}
-	h.pipelined = hdr.Eager || (!hdr.Lane && hdr.PlainSize <= uint64(hdr.ChunkSize))
 	if !hdr.Expires.IsZero() && hdr.Expires.Before(time.Now()) {
 		return h.nack(hdr, fmt.Errorf("%w: op expired at %s", wire.ErrExpired, hdr.Expires.Format(time.RFC3339)))
 	}
