@@ -93,3 +93,32 @@ func TestFrameMemoryBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestHelloStreamRefusesDataBeforeItsBody opens the control stream with a
+// DATA frame declaring the largest body and sending 64 KiB of it: only
+// HELLO may come there, so the core refuses it at its header with an
+// ERROR, without waiting for the body.
+func TestHelloStreamRefusesDataBeforeItsBody(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := hostile.DialRaw(ctx, ts.addr, ts.pki.ClientTLS(t, "127.0.0.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseWithError(0, "")
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := str.Write(append(hostile.DataHead(hostile.OpID(0, 0), hostile.MaxDataBody), make([]byte, 64<<10)...)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := hostile.Read(str, 5*time.Second)
+	if err != nil {
+		t.Fatalf("no answer within 5 s to a control stream opening with DATA: %v", err)
+	}
+	if e, ok := f.(*wire.Error); !ok || e.Code != wire.CodeBadRequest {
+		t.Fatalf("answered %s %+v, want ERROR bad-request", f.Type(), f)
+	}
+}

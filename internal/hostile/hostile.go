@@ -25,11 +25,9 @@ type Client struct {
 // config, see testutil.PKI.ClientTLS), offers caps in its Hello and reads
 // the core's Welcome.
 func Dial(ctx context.Context, addr string, tlsConf *tls.Config, caps wire.Capabilities) (*Client, error) {
-	tlsConf = tlsConf.Clone()
-	tlsConf.NextProtos = []string{wire.ALPN}
-	conn, err := quic.DialAddr(ctx, addr, tlsConf, wire.QUICConfig(64))
+	conn, err := DialRaw(ctx, addr, tlsConf)
 	if err != nil {
-		return nil, fmt.Errorf("hostile dial %s: %w", addr, err)
+		return nil, err
 	}
 	w, err := hello(ctx, conn, caps)
 	if err != nil {
@@ -37,6 +35,17 @@ func Dial(ctx context.Context, addr string, tlsConf *tls.Config, caps wire.Capab
 		return nil, fmt.Errorf("hostile dial %s: %w", addr, err)
 	}
 	return &Client{Conn: conn, Welcome: w}, nil
+}
+
+// DialRaw only connects: no stream is opened, no Hello sent.
+func DialRaw(ctx context.Context, addr string, tlsConf *tls.Config) (*quic.Conn, error) {
+	tlsConf = tlsConf.Clone()
+	tlsConf.NextProtos = []string{wire.ALPN}
+	conn, err := quic.DialAddr(ctx, addr, tlsConf, wire.QUICConfig(64))
+	if err != nil {
+		return nil, fmt.Errorf("hostile dial %s: %w", addr, err)
+	}
+	return conn, nil
 }
 
 func hello(ctx context.Context, conn *quic.Conn, caps wire.Capabilities) (*wire.Welcome, error) {
