@@ -388,16 +388,15 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 		return nil, fmt.Errorf("wait for hello: %w", err)
 	}
 	setReadTimeout(str, 15*time.Second)
-	f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+	f, err := wire.NewReader(str, wire.MaxFrameSize).ReadFrameOf(wire.FrameHello)
+	if errors.Is(err, wire.ErrUnexpectedFrame) {
+		tellHelloFailed(str, err)
+		str.CancelRead(quic.StreamErrorCode(wire.CodeBadRequest))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read hello: %w", err)
 	}
-	h, ok := f.(*wire.Hello)
-	if !ok {
-		err := fmt.Errorf("%w: first frame is %s, want HELLO", wire.ErrBadRequest, f.Type())
-		tellHelloFailed(str, err)
-		return nil, err
-	}
+	h := f.(*wire.Hello)
 	v, err := wire.Negotiate(h.Versions)
 	if err != nil {
 		tellHelloFailed(str, err)

@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -381,7 +382,7 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 	frames := make(chan read, 1)
 	setReadTimeout(h.str, h.frameTimeout)
 	go func() {
-		f, err := wire.ReadFrame(h.str, wire.MaxFrameSize)
+		f, err := h.fr.ReadFrameOf(wire.FrameCommit)
 		frames <- read{f, err}
 	}()
 	// Before COMMIT the stream's read deadline bounds the wait; after it,
@@ -422,13 +423,15 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 				setReadTimeout(h.str, h.frameTimeout)
 			}
 		case r := <-frames:
+			if errors.Is(r.err, wire.ErrUnexpectedFrame) || errors.Is(r.err, wire.ErrBusy) {
+				return h.nack(hdr, r.err)
+			}
 			if r.err != nil {
 				return fmt.Errorf("%w: stream ended before the op was committed: %w", wire.ErrBadRequest, r.err)
 			}
-			h.pipelined = false // nothing follows COMMIT (or what came instead)
-			c, ok := r.f.(*wire.Commit)
-			if !ok || c.ID != hdr.ID {
-				return h.nack(hdr, fmt.Errorf("%w: %s on the stream of a lane op, want its COMMIT", wire.ErrBadRequest, r.f.Type()))
+			c := r.f.(*wire.Commit)
+			if c.ID != hdr.ID {
+				return h.nack(hdr, fmt.Errorf("%w: COMMIT of op %s on the stream of %s", wire.ErrBadRequest, c.ID, hdr.ID))
 			}
 			if c.Chunks != l.chunks {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT of %d chunks, the op has %d", wire.ErrBadRequest, c.Chunks, l.chunks))

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/edge-sync/edge-sync/internal/hostile"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/wire"
@@ -96,8 +98,9 @@ func TestFrameMemoryBounded(t *testing.T) {
 
 // TestHelloStreamRefusesDataBeforeItsBody opens the control stream with a
 // DATA frame declaring the largest body and sending 64 KiB of it: only
-// HELLO may come there, so the core refuses it at its header with an
-// ERROR, without waiting for the body.
+// HELLO may come there, so the core refuses it at its header, without
+// waiting for the body: an ERROR, and the connection closed, both with
+// the code bad-request.
 func TestHelloStreamRefusesDataBeforeItsBody(t *testing.T) {
 	ts := startServer(t, Config{}, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -111,14 +114,50 @@ func TestHelloStreamRefusesDataBeforeItsBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := str.Write(append(hostile.DataHead(hostile.OpID(0, 0), hostile.MaxDataBody), make([]byte, 64<<10)...)); err != nil {
-		t.Fatal(err)
-	}
+	// The write fails if the core has closed the connection already.
+	_, _ = str.Write(append(hostile.DataHead(hostile.OpID(0, 0), hostile.MaxDataBody), make([]byte, 64<<10)...))
 	f, err := hostile.Read(str, 5*time.Second)
+	if ae, ok := errors.AsType[*quic.ApplicationError](err); ok {
+		if ae.ErrorCode != quic.ApplicationErrorCode(wire.CodeBadRequest) {
+			t.Fatalf("connection closed with %v, want bad-request", ae)
+		}
+		return
+	}
 	if err != nil {
 		t.Fatalf("no answer within 5 s to a control stream opening with DATA: %v", err)
 	}
 	if e, ok := f.(*wire.Error); !ok || e.Code != wire.CodeBadRequest {
 		t.Fatalf("answered %s %+v, want ERROR bad-request", f.Type(), f)
+	}
+}
+
+// TestLaneOpStreamRefusesData sends a DATA frame on the stream of an op
+// whose data travels on the lane, where only its COMMIT may come: the
+// core refuses the op at the frame's header with a bad-request NACK.
+func TestLaneOpStreamRefusesData(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	c := ts.dial(t, wire.CapLane)
+	if !c.Welcome.Caps.Has(wire.CapLane) {
+		t.Fatal("the core did not grant the lane")
+	}
+	str := openStream(t, c)
+	id := hostile.OpID(0, 3)
+	hdr := hostile.OpHeader(id, "lane", 4<<20, 1<<20)
+	hdr.Lane, hdr.LaneTransfer = true, 1
+	if err := hostile.Write(str, hdr); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := hostile.Read(str, 10*time.Second); err != nil || f.Type() != wire.FrameResumeAnswer {
+		t.Fatalf("answer to the header: %v, %v; want RESUME_ANSWER", f, err)
+	}
+	if _, err := str.Write(append(hostile.DataHead(id, hostile.MaxDataBody), make([]byte, 64<<10)...)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := hostile.Read(str, 5*time.Second)
+	if err != nil {
+		t.Fatalf("no answer within 5 s to DATA on a lane op's stream: %v", err)
+	}
+	if n, ok := f.(*wire.Nack); !ok || n.Code != wire.CodeBadRequest {
+		t.Fatalf("answered %s %+v, want NACK bad-request", f.Type(), f)
 	}
 }
