@@ -1,12 +1,10 @@
-package core_test
+package core
 
 import (
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,7 +13,6 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
-	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -31,9 +28,10 @@ import (
 // "connected".
 func TestAgentRecoversFromManyBaseMismatches(t *testing.T) {
 	const keys = 80
-	p := testutil.NewPKI(t, "site-1")
+	first := startServer(t, Config{}, nil)
+	wiped := startServerWith(t, first.pki, Config{}, nil)
+	p := first.pki
 	dataDir := t.TempDir()
-	first, wiped := startCore(t, p), startCore(t, p)
 	delta := edgesync.SyncDelta
 	put := func(a *agent.Agent, version int) map[string][32]byte {
 		want := map[string][32]byte{}
@@ -79,54 +77,21 @@ func TestAgentRecoversFromManyBaseMismatches(t *testing.T) {
 	}
 }
 
-type runningCore struct {
-	srv   *core.Server
-	store *core.Store
-	addr  string
-}
-
-func startCore(t *testing.T, p *testutil.PKI) *runningCore {
-	t.Helper()
-	store, err := core.Open(filepath.Join(t.TempDir(), "core.db"), core.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := core.NewServer(core.ServerConfig{Name: "core", TLS: p.ServerTLS(t), Store: store})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), pc) }()
-	t.Cleanup(func() {
-		srv.Close()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("core server did not stop within 10 s")
-		}
-		pc.Close()
-		store.Close()
-	})
-	return &runningCore{srv: srv, store: store, addr: srv.Addr().String()}
-}
-
-// count returns how many keys of want the core holds at the wanted hash.
-func (c *runningCore) count(want map[string][32]byte) int {
+// count returns how many keys of want the store holds at the wanted hash.
+func (ts *testServer) count(want map[string][32]byte) int {
 	n := 0
 	for key, h := range want {
-		if v, _, err := c.store.Current("site-1", key); err == nil && v.Hash == h {
+		if v, _, err := ts.store.Current("site-1", key); err == nil && v.Hash == h {
 			n++
 		}
 	}
 	return n
 }
 
-func (c *runningCore) holds(want map[string][32]byte) bool { return c.count(want) == len(want) }
+func (ts *testServer) holds(want map[string][32]byte) bool { return ts.count(want) == len(want) }
 
+// startTestAgent starts a real agent (agent.New, Start) with its data in
+// dataDir and one endpoint, "core", at coreAddr.
 func startTestAgent(t *testing.T, p *testutil.PKI, dataDir, coreAddr string) *agent.Agent {
 	t.Helper()
 	cfg := config.DefaultAgent()

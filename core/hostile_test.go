@@ -27,10 +27,16 @@ type testServer struct {
 	logs  *logBuffer
 }
 
-// startServer starts a server on a fresh store; mod may change its config.
+// startServer starts a server on a fresh store, with a PKI of its own
+// whose agent is "site-1"; mod may change its config.
 func startServer(t *testing.T, storeCfg Config, mod func(*ServerConfig)) *testServer {
 	t.Helper()
-	p := testutil.NewPKI(t, "site-1")
+	return startServerWith(t, testutil.NewPKI(t, "site-1"), storeCfg, mod)
+}
+
+// startServerWith is startServer with the PKI p.
+func startServerWith(t *testing.T, p *testutil.PKI, storeCfg Config, mod func(*ServerConfig)) *testServer {
+	t.Helper()
 	store, _ := openTest(t, storeCfg)
 	logs := &logBuffer{}
 	cfg := ServerConfig{Name: "core", TLS: p.ServerTLS(t), Store: store,
