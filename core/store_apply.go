@@ -203,19 +203,7 @@ func (s *Store) dropPartial(a *agentBucket, p partialRec) error {
 // already held (ErrOutOfOrder otherwise, naming both); writing past the
 // declared size gives ErrTooLarge. The write is durable when it returns.
 func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, data []byte) error {
-	if err := s.acquire(); err != nil {
-		return fmt.Errorf("write partial: %w", err)
-	}
-	defer s.release()
-	err := s.update(func(tx *bolt.Tx) error {
-		a, err := agentRO(tx, agent)
-		if err != nil {
-			return err
-		}
-		p, err := getPartial(a, opID)
-		if err != nil {
-			return err
-		}
+	return s.updatePartial("write", agent, opID, false, func(a *agentBucket, p *partialRec) error {
 		if offset != p.held {
 			return fmt.Errorf("%w: write at offset %d, but %d bytes are held", ErrOutOfOrder, offset, p.held)
 		}
@@ -244,10 +232,6 @@ func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, dat
 		p.updated = s.cfg.Now()
 		return a.partials.Put(opID[:], p.encode())
 	})
-	if err != nil {
-		return fmt.Errorf("write partial %s: %w", opID, err)
-	}
-	return nil
 }
 
 func getPartial(a *agentBucket, opID edgesync.OpID) (partialRec, error) {
