@@ -279,3 +279,27 @@ func TestCoreStoreErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestParseCoreFrameMemory(t *testing.T) {
+	const tlsBlock = "tls {\n ca=\"a\"\n cert=\"b\"\n key=\"c\"\n}\n"
+	c, err := ParseCore(strings.NewReader(tlsBlock), "core.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.MaxFrameMemory != 256<<20 || c.Limits.MaxConnFrameMemory != 128<<20 {
+		t.Errorf("default frame memory %d, per connection %d; want 256 MiB, 128 MiB", c.Limits.MaxFrameMemory, c.Limits.MaxConnFrameMemory)
+	}
+	c, err = ParseCore(strings.NewReader(tlsBlock+"limits {\n max_frame_memory = \"1GiB\"\n max_frame_memory_per_connection = \"64MiB\"\n}\n"), "core.hcl")
+	if err != nil || c.Limits.MaxFrameMemory != 1<<30 || c.Limits.MaxConnFrameMemory != 64<<20 {
+		t.Errorf("limits set in the file: %+v, %v", c.Limits, err)
+	}
+	for _, tc := range []struct{ limits, want string }{
+		{"max_frame_memory_per_connection = \"8MiB\"", "core.hcl:7,2: limits.max_frame_memory_per_connection: must be at least 33 MiB"},
+		{"max_frame_memory = \"64MiB\"", "core.hcl:7,2: limits.max_frame_memory: must be at least limits.max_frame_memory_per_connection (128 MiB)"},
+	} {
+		_, err := ParseCore(strings.NewReader(tlsBlock+"limits {\n "+tc.limits+"\n}\n"), "core.hcl")
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("limits { %s }: %v, want %q", tc.limits, err, tc.want)
+		}
+	}
+}

@@ -89,7 +89,20 @@ type Limits struct {
 	MaxFrameBytes  int64 // default 17 MiB (a 16 MiB chunk plus header)
 	MaxConnections int   // default 1,000
 	MaxStreams     int   // concurrent op streams per connection; default 64
+	// MaxFrameMemory bounds the memory the core holds for frames in
+	// flight, all connections together: frame bodies as they arrive,
+	// decoded chunks, lane data. Default 256 MiB. A reservation past it
+	// refuses the op busy; the agent sends it again later.
+	MaxFrameMemory int64
+	// MaxConnFrameMemory bounds the same per connection; default 128 MiB,
+	// at least 33 MiB (a maximal DATA frame and its decoded chunk), at
+	// most MaxFrameMemory.
+	MaxConnFrameMemory int64
 }
+
+// MinConnFrameMemory is the least frame memory a connection may have: one
+// maximal DATA frame (16 MiB + 4 KiB) and its decoded chunk, with room.
+const MinConnFrameMemory = 33 << 20
 
 // DefaultCore returns the core's defaults.
 func DefaultCore() Core {
@@ -107,7 +120,8 @@ func DefaultCore() Core {
 			JetStream: JetStream{Replicas: 1, Prefix: "edgesync", History: 5,
 				DuplicateWindow: 2 * time.Minute, Timeout: 10 * time.Second},
 		},
-		Limits: Limits{MaxOpBytes: 1 << 30, MaxFrameBytes: 17 << 20, MaxConnections: 1000, MaxStreams: 64},
+		Limits: Limits{MaxOpBytes: 1 << 30, MaxFrameBytes: 17 << 20, MaxConnections: 1000, MaxStreams: 64,
+			MaxFrameMemory: 256 << 20, MaxConnFrameMemory: 128 << 20},
 	}
 }
 
@@ -201,6 +215,9 @@ type rawCoreLimits struct {
 	MaxFrameBytes  *string `hcl:"max_frame_bytes,optional"`
 	MaxConnections *int    `hcl:"max_connections,optional"`
 	MaxStreams     *int    `hcl:"max_streams,optional"`
+	// Frame memory, all connections and per connection.
+	MaxFrameMemory     *string `hcl:"max_frame_memory,optional"`
+	MaxConnFrameMemory *string `hcl:"max_frame_memory_per_connection,optional"`
 }
 
 // LoadCore reads a core config file.
@@ -253,6 +270,8 @@ func ParseCore(r io.Reader, filename string) (Core, error) {
 		c.Limits.MaxFrameBytes = parseSize(l, "limits.max_frame_bytes", lim.MaxFrameBytes, c.Limits.MaxFrameBytes)
 		c.Limits.MaxConnections = pick(lim.MaxConnections, c.Limits.MaxConnections)
 		c.Limits.MaxStreams = pick(lim.MaxStreams, c.Limits.MaxStreams)
+		c.Limits.MaxFrameMemory = parseSize(l, "limits.max_frame_memory", lim.MaxFrameMemory, c.Limits.MaxFrameMemory)
+		c.Limits.MaxConnFrameMemory = parseSize(l, "limits.max_frame_memory_per_connection", lim.MaxConnFrameMemory, c.Limits.MaxConnFrameMemory)
 	}
 	if raw.Metrics != nil {
 		c.Metrics.Listen = pick(raw.Metrics.Listen, c.Metrics.Listen)
@@ -332,6 +351,14 @@ func (c *Core) validate(pos map[string]hcl.Range) error {
 	}
 	if lim.MaxStreams < 1 || lim.MaxStreams > 1000 {
 		l.addf("limits.max_streams", "must be 1-1000, got %d", lim.MaxStreams)
+	}
+	if lim.MaxConnFrameMemory < MinConnFrameMemory {
+		l.addf("limits.max_frame_memory_per_connection", "must be at least %s (a maximal DATA frame and its decoded chunk), got %s",
+			units.FormatBytes(MinConnFrameMemory), units.FormatBytes(lim.MaxConnFrameMemory))
+	}
+	if lim.MaxFrameMemory < lim.MaxConnFrameMemory {
+		l.addf("limits.max_frame_memory", "must be at least limits.max_frame_memory_per_connection (%s), got %s",
+			units.FormatBytes(lim.MaxConnFrameMemory), units.FormatBytes(lim.MaxFrameMemory))
 	}
 	return l.err()
 }

@@ -63,6 +63,14 @@ type Sweeper interface {
 	Sweep() (int, error)
 }
 
+// PartialReleaser is a store that ends the quota reservation of a partial
+// op when the last stream receiving it ends without a commit, keeping only
+// the bytes it holds reserved (Store.ReleasePartial). A store without it
+// keeps the declared size reserved until the op commits or is swept.
+type PartialReleaser interface {
+	ReleasePartial(agent string, opID edgesync.OpID) error
+}
+
 // AgentStatser is a store that reads one agent's counters more cheaply
 // than Stats reads everyone's.
 type AgentStatser interface {
@@ -70,8 +78,9 @@ type AgentStatser interface {
 }
 
 var (
-	_ Backend = (*Store)(nil)
-	_ Sweeper = (*Store)(nil)
+	_ Backend         = (*Store)(nil)
+	_ Sweeper         = (*Store)(nil)
+	_ PartialReleaser = (*Store)(nil)
 )
 
 // agentUsage returns the bytes an agent holds at the core (stored plus

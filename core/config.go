@@ -66,14 +66,16 @@ func New(cfg config.Core, store Backend, opts Options) (*Server, error) {
 		return nil, fmt.Errorf("new core server: %w", err)
 	}
 	return NewServer(ServerConfig{
-		Name:           cfg.Name,
-		TLS:            opts.TLS,
-		Store:          store,
-		Allow:          cfg.Quota,
-		MaxOpBytes:     cfg.Limits.MaxOpBytes,
-		MaxStreams:     cfg.Limits.MaxStreams,
-		MaxConnections: cfg.Limits.MaxConnections,
-		DisableLane:    opts.DisableLane,
-		Logger:         opts.Logger,
+		Name:               cfg.Name,
+		TLS:                opts.TLS,
+		Store:              store,
+		Allow:              cfg.Quota,
+		MaxOpBytes:         cfg.Limits.MaxOpBytes,
+		MaxStreams:         cfg.Limits.MaxStreams,
+		MaxConnections:     cfg.Limits.MaxConnections,
+		MaxFrameMemory:     cfg.Limits.MaxFrameMemory,
+		MaxConnFrameMemory: cfg.Limits.MaxConnFrameMemory,
+		DisableLane:        opts.DisableLane,
+		Logger:             opts.Logger,
 	})
 }

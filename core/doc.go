@@ -29,6 +29,16 @@
 // bbolt file below) implements it, and so does core/jsstore (NATS
 // JetStream, shared by many cores); another store hands out its data with
 // NewObject. core/storetest is the suite both pass.
+// Every hour (ServerConfig.SweepInterval) Serve runs the store's Sweep.
+//
+// Against broken or hostile peers (docs/core.md): an op stream reads only
+// the frames that may come next and refuses others after their header;
+// the memory held for frames in flight is reserved, as it arrives, in the
+// connection's budget and the core's (server_memory.go), and an op that
+// does not fit is refused busy; a stream the core answered early is read
+// to its end or cancelled, so that its slot is freed; a partial op's
+// quota reservation ends when the last stream receiving it does; a
+// stream the agent reset is not an error.
 //
 // # Store
 //
@@ -44,9 +54,9 @@
 //   - the applied-op index used to de-duplicate by op ID, bounded by
 //     Config.AppliedMaxAge/AppliedMaxCount: an op found there is reported as
 //     Result.Duplicate (acknowledge again) and not applied again;
-//   - partial ops (BeginPartial, WritePartial, PartialSize, CommitPartial)
-//     that survive a dropped connection and a restart, so an agent can ask
-//     where to continue.
+//   - partial ops (BeginPartial, WritePartial, PartialSize, CommitPartial,
+//     ReleasePartial) that survive a dropped connection and a restart, so
+//     an agent can ask where to continue.
 //
 // Every method that changes data returns after bbolt's fsync. Object data
 // is written in chunks of Config.ChunkSize, over as many transactions as
@@ -78,8 +88,12 @@
 //     see docs/integrity.md.
 //   - An Object whose version is replaced while it is read fails with
 //     ErrNotFound rather than returning mixed data.
-//   - Quota counts stored bytes plus the declared size of partial ops; a
-//     state op is credited with the size of the version it replaces.
+//   - Quota counts stored bytes plus what partial ops reserve: the declared
+//     size of an op while a stream receives it, only the bytes it holds
+//     once that stream has ended without a commit (ReleasePartial: its
+//     connection closed, or it sat idle past the frame timeout) and after
+//     a restart. A resumed op reserves its declared size again. A state
+//     op is credited with the size of the version it replaces.
 //   - The applied-op index is bounded: an op redelivered after its ID has
 //     aged out is applied again. Size AppliedMaxAge above the agents'
 //     longest possible outage plus op TTL.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/edge-sync/edge-sync/internal/lifecycle"
 	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/wire"
 	"github.com/edge-sync/edge-sync/wire/lane"
@@ -44,6 +45,16 @@ type ServerConfig struct {
 	// FrameTimeout bounds the wait for the next frame on an op stream;
 	// default 2 min.
 	FrameTimeout time.Duration
+	// MaxFrameMemory bounds the memory held for frames in flight by all
+	// connections (see server_memory.go); default DefaultMaxFrameMemory.
+	MaxFrameMemory int64
+	// MaxConnFrameMemory bounds it per connection; default
+	// DefaultMaxConnFrameMemory, at least MinConnFrameMemory, at most
+	// MaxFrameMemory.
+	MaxConnFrameMemory int64
+	// SweepInterval is how often the store's Sweep runs (partial ops idle
+	// past the store's PartialMaxAge, retention bounds); default 1 h.
+	SweepInterval time.Duration
 	// DisableLane refuses agents' offer of the data lane (wire.CapLane),
 	// so that all op data stays on QUIC streams.
 	DisableLane bool
@@ -61,6 +72,10 @@ type Server struct {
 	// probes answers the agents' link probes: pings on QUIC datagrams,
 	// packet trains as sealed raw packets on the QUIC socket.
 	probes *linkmon.Responder
+	// receiving counts the streams receiving each partial op.
+	receiving *receivers
+	// mem is the core's frame memory; each connection's draws on it.
+	mem *memBudget
 
 	serving lifecycle.Serving
 	mu      sync.Mutex
@@ -80,6 +95,9 @@ type serverStats struct {
 	bytesReceived, bytesApplied atomic.Int64
 	pings                       atomic.Int64
 	laneOps, laneDropped        atomic.Int64
+	streamsReset                atomic.Int64
+	internalErrors              atomic.Int64
+	memRefused                  atomic.Int64
 }
 
 // ServerStats is a snapshot of the server's counters.
@@ -96,6 +114,19 @@ type ServerStats struct {
 	Pings         int64
 	LaneOps       int64 // ops committed whose data came on the data lane
 	LaneDropped   int64 // lane bytes for no waiting op (abandoned attempts)
+	// StreamsReset counts op streams the agent reset, or whose connection
+	// went away, before they were answered: the agent's choice or the
+	// network's, not an error of the core's.
+	StreamsReset int64
+	// InternalErrors counts op streams that failed for a reason of the
+	// core's own (answered with CodeInternal and logged as errors).
+	InternalErrors int64
+	// FrameMemory is the memory held for frames in flight now, and
+	// FrameMemoryPeak the most held at once since start.
+	FrameMemory, FrameMemoryPeak int64
+	// FrameMemoryRefused counts reservations of frame memory that did not
+	// fit a connection's or the core's bound (each ends an op busy).
+	FrameMemoryRefused int64
 }
 
 // NewServer checks cfg and returns a server ready to Serve.
@@ -121,14 +152,29 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.FrameTimeout <= 0 {
 		cfg.FrameTimeout = 2 * time.Minute
 	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = time.Hour
+	}
+	if cfg.MaxFrameMemory <= 0 {
+		cfg.MaxFrameMemory = DefaultMaxFrameMemory
+	}
+	if cfg.MaxConnFrameMemory <= 0 {
+		cfg.MaxConnFrameMemory = min(DefaultMaxConnFrameMemory, cfg.MaxFrameMemory)
+	}
+	if cfg.MaxConnFrameMemory < MinConnFrameMemory || cfg.MaxConnFrameMemory > cfg.MaxFrameMemory {
+		return nil, fmt.Errorf("new core server: frame memory per connection %s not in %s..%s (MaxFrameMemory): a connection must hold one maximal DATA frame and its chunk",
+			units.FormatBytes(cfg.MaxConnFrameMemory), units.FormatBytes(MinConnFrameMemory), units.FormatBytes(cfg.MaxFrameMemory))
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	tlsConf := cfg.TLS.Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
 	cfg.TLS = tlsConf
-	return &Server{cfg: cfg, log: cfg.Logger, probes: linkmon.NewResponder(cfg.Logger.Named("probe")),
-		conns: map[*quic.Conn]string{}, ready: make(chan struct{})}, nil
+	s := &Server{cfg: cfg, log: cfg.Logger, probes: linkmon.NewResponder(cfg.Logger.Named("probe")), receiving: newReceivers(),
+		conns: map[*quic.Conn]string{}, ready: make(chan struct{})}
+	s.mem = newMemBudget("core", cfg.MaxFrameMemory, nil, &s.stats.memRefused)
+	return s, nil
 }
 
 // Serve accepts agents on pc until ctx ends or Close is called, then closes
@@ -159,6 +205,11 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	s.mu.Unlock()
 	close(s.ready)
 	s.log.Info("listening", "addr", pc.LocalAddr().String())
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.sweep(ctx)
+	}()
 
 	for {
 		conn, err := ln.Accept(ctx)
@@ -186,6 +237,36 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 // Name returns the core's name, which it sends in Welcome.
 func (s *Server) Name() string { return s.cfg.Name }
 
+// sweep runs the store's Sweep every SweepInterval until ctx ends, so
+// that partial ops abandoned for longer than the store's PartialMaxAge
+// go, and the retention bounds hold, on a core that is never restarted.
+// A store that is no Sweeper (one shared by many cores sweeps itself)
+// is left alone.
+func (s *Server) sweep(ctx context.Context) {
+	sw, ok := s.cfg.Store.(Sweeper)
+	if !ok {
+		return
+	}
+	tick := time.NewTicker(s.cfg.SweepInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		n, err := sw.Sweep()
+		switch {
+		case errors.Is(err, ErrClosed):
+			return
+		case err != nil:
+			s.log.Warn("store sweep failed; it runs again in an interval", "error", err, "interval", s.cfg.SweepInterval)
+		case n > 0:
+			s.log.Info("partial ops discarded after idling past their maximum age", "ops", n)
+		}
+	}
+}
+
 // Addr returns the address Serve listens on, once it has started.
 func (s *Server) Addr() net.Addr {
 	<-s.ready
@@ -206,12 +287,15 @@ func (s *Server) Stats() ServerStats {
 	live := int64(len(s.conns))
 	s.mu.Unlock()
 	st := &s.stats
+	memUsed, memPeak := s.mem.inUse()
 	return ServerStats{
 		Connections: live, Accepted: st.conns.Load(), Refused: st.refused.Load(),
 		OpsApplied: st.opsApplied.Load(), OpsDuplicate: st.opsDuplicate.Load(),
 		OpsNacked: st.opsNacked.Load(), Summaries: st.summaries.Load(),
 		BytesReceived: st.bytesReceived.Load(), BytesApplied: st.bytesApplied.Load(),
 		Pings: st.pings.Load(), LaneOps: st.laneOps.Load(), LaneDropped: st.laneDropped.Load(),
+		StreamsReset: st.streamsReset.Load(), InternalErrors: st.internalErrors.Load(),
+		FrameMemory: memUsed, FrameMemoryPeak: memPeak, FrameMemoryRefused: st.memRefused.Load(),
 	}
 }
 
@@ -238,7 +322,8 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	}()
 
 	session := randUint64()
-	lc, err := s.hello(ctx, conn, agent, quota, session)
+	mem := newMemBudget("connection", s.cfg.MaxConnFrameMemory, s.mem, &s.stats.memRefused)
+	lc, err := s.hello(ctx, conn, agent, quota, session, mem)
 	if err != nil {
 		s.stats.refused.Add(1)
 		log.Warn("hello failed", "error", err)
@@ -249,7 +334,6 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	fig := s.agents.connect(agent)
 	defer s.agents.disconnect(fig)
 	defer s.probes.Unregister(session)
-	defer lc.close()
 
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -267,12 +351,16 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		go func() {
 			defer wg.Done()
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
-				agent: agent, fig: fig, str: str, log: log, lane: lc.router}
+				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem}
 			h.run()
 		}()
 	}
 	conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
 	wg.Wait()
+	lc.close()
+	if used, _ := mem.inUse(); used != 0 {
+		log.Error("frame memory not given back when the connection ended", "bytes", used)
+	}
 	log.Info("agent disconnected")
 }
 
@@ -300,7 +388,7 @@ func (s *Server) admit(conn *quic.Conn) (agent string, quota int64, err error) {
 
 // hello reads the agent's Hello on the first stream and answers Welcome;
 // it returns the capabilities granted.
-func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64, session uint64) (*laneConn, error) {
+func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64, session uint64, mem *memBudget) (*laneConn, error) {
 	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	str, err := conn.AcceptStream(hctx)
@@ -308,16 +396,15 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 		return nil, fmt.Errorf("wait for hello: %w", err)
 	}
 	setReadTimeout(str, 15*time.Second)
-	f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+	f, err := wire.NewReader(str, wire.MaxFrameSize).ReadFrameOf(wire.FrameHello)
+	if errors.Is(err, wire.ErrUnexpectedFrame) {
+		tellHelloFailed(str, err)
+		str.CancelRead(quic.StreamErrorCode(wire.CodeBadRequest))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("read hello: %w", err)
 	}
-	h, ok := f.(*wire.Hello)
-	if !ok {
-		err := fmt.Errorf("%w: first frame is %s, want HELLO", wire.ErrBadRequest, f.Type())
-		tellHelloFailed(str, err)
-		return nil, err
-	}
+	h := f.(*wire.Hello)
 	v, err := wire.Negotiate(h.Versions)
 	if err != nil {
 		tellHelloFailed(str, err)
@@ -346,7 +433,7 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	if h.Caps.Has(wire.CapLane) && !s.cfg.DisableLane {
 		// Start the lane before granting it, so a granted lane is there.
 		router := newLaneRouter(&s.stats.laneDropped)
-		ls, err := lane.NewSession(conn, s.tr, s.demux, lane.Config{Deliver: router.deliver})
+		ls, err := lane.NewSession(conn, s.tr, s.demux, lane.Config{Deliver: router.deliver, Budget: mem})
 		if err != nil {
 			s.log.Warn("data lane not started; op data stays on streams", "agent", agent, "error", err)
 		} else {

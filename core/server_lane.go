@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -222,9 +223,16 @@ func (l *laneRecv) add(first uint64, offset int64, data []byte) {
 	}
 	if err := l.addLocked(first, offset, data); err != nil {
 		l.err = err
-		l.parts, l.buffered = nil, 0
+		l.dropParts()
 		l.signal()
 	}
+}
+
+// dropParts forgets what is held ahead of its turn and gives its memory
+// back.
+func (l *laneRecv) dropParts() {
+	l.h.mem.Release(int(l.buffered))
+	l.parts, l.buffered = nil, 0
 }
 
 func (l *laneRecv) addLocked(first uint64, offset int64, data []byte) error {
@@ -244,6 +252,9 @@ func (l *laneRecv) addLocked(first uint64, offset int64, data []byte) error {
 	}
 	if l.buffered+int64(len(data)) > l.limit {
 		return fmt.Errorf("%w: lane data beyond the %d bytes the core holds per op", wire.ErrTooLarge, l.limit)
+	}
+	if err := l.h.mem.Reserve(len(data)); err != nil {
+		return fmt.Errorf("lane data held ahead of its turn: %w", err)
 	}
 	p.buf = append(p.buf, data...)
 	p.got += int64(len(data))
@@ -273,6 +284,7 @@ func (l *laneRecv) addLocked(first uint64, offset int64, data []byte) error {
 			return err
 		}
 		l.buffered -= int64(end)
+		l.h.mem.Release(end)
 		p.buf = p.buf[end:]
 		if len(p.buf) == 0 {
 			p.buf = nil
@@ -331,8 +343,10 @@ func frameEnd(b []byte) (int, error) {
 func (l *laneRecv) finish() (complete bool, err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.closed = true
-	l.parts, l.buffered = nil, 0
+	if !l.closed {
+		l.closed = true
+		l.dropParts()
+	}
 	return l.next == l.chunks, l.err
 }
 
@@ -349,7 +363,7 @@ func (l *laneRecv) state() (complete bool, err error) {
 // chunk to the lane, a round trip before the lane confirms it), then
 // commits as for stream data. The deadline moves with the lane's
 // progress, so a long transfer on a slow link does not time out.
-func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Base, held int64) error {
+func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Base, held int64, stored *bool) error {
 	if hdr.Eager && (hdr.Offset%uint64(ch.ChunkSize) != 0 || hdr.Offset > uint64(held)) {
 		return h.nack(hdr, fmt.Errorf("%w: eager lane data from offset %d, the core holds %d bytes in chunks of %d",
 			wire.ErrBadRequest, hdr.Offset, held, ch.ChunkSize))
@@ -368,7 +382,7 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 	frames := make(chan read, 1)
 	setReadTimeout(h.str, h.frameTimeout)
 	go func() {
-		f, err := wire.ReadFrame(h.str, wire.MaxFrameSize)
+		f, err := h.fr.ReadFrameOf(wire.FrameCommit)
 		frames <- read{f, err}
 	}()
 	// Before COMMIT the stream's read deadline bounds the wait; after it,
@@ -393,7 +407,7 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 					return h.nack(hdr, err)
 				}
 				h.stats.laneOps.Add(1)
-				return h.commit(hdr)
+				return h.commit(hdr, stored)
 			}
 		}
 		select {
@@ -409,12 +423,15 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 				setReadTimeout(h.str, h.frameTimeout)
 			}
 		case r := <-frames:
+			if errors.Is(r.err, wire.ErrUnexpectedFrame) || errors.Is(r.err, wire.ErrBusy) {
+				return h.nack(hdr, r.err)
+			}
 			if r.err != nil {
 				return fmt.Errorf("%w: stream ended before the op was committed: %w", wire.ErrBadRequest, r.err)
 			}
-			c, ok := r.f.(*wire.Commit)
-			if !ok || c.ID != hdr.ID {
-				return h.nack(hdr, fmt.Errorf("%w: %s on the stream of a lane op, want its COMMIT", wire.ErrBadRequest, r.f.Type()))
+			c := r.f.(*wire.Commit)
+			if c.ID != hdr.ID {
+				return h.nack(hdr, fmt.Errorf("%w: COMMIT of op %s on the stream of %s", wire.ErrBadRequest, c.ID, hdr.ID))
 			}
 			if c.Chunks != l.chunks {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT of %d chunks, the op has %d", wire.ErrBadRequest, c.Chunks, l.chunks))

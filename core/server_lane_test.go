@@ -65,7 +65,8 @@ func newLaneFixtureEager(t *testing.T, size, chunk int, held int64, eager bool) 
 		}
 	}
 	f := &laneFixture{st: st, hdr: hdr, payload: payload}
-	f.h = &opHandler{store: st, stats: &serverStats{}, agent: laneTestAgent, log: hclog.NewNullLogger()}
+	f.h = &opHandler{store: st, stats: &serverStats{}, agent: laneTestAgent, log: hclog.NewNullLogger(),
+		mem: newMemBudget("connection", DefaultMaxConnFrameMemory, nil, new(atomic.Int64))}
 	f.router = newLaneRouter(&f.dropped)
 	f.h.lane = f.router
 	var enc codec.Encoder

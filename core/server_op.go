@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -36,15 +38,33 @@ type opHandler struct {
 	str          *quic.Stream
 	log          hclog.Logger
 	dec          codec.Decoder
-	buf          []byte
+	// mem is the connection's frame memory (server_memory.go): fr's body
+	// buffer and buf, the decoded chunk, are reserved in it and given
+	// back by finish.
+	mem *memBudget
+	fr  *wire.Reader
+	buf []byte
 	// lane routes the connection's lane data; nil when CapLane was not
 	// granted.
 	lane *laneRouter
+	// receiving counts the streams receiving each partial op (the
+	// server's, shared by every connection).
+	receiving *receivers
+	// pipelined is set while the agent may still be sending the rest of
+	// an op without waiting for an answer: a one-chunk op goes out whole
+	// (header, DATA, COMMIT), and an eager lane op's COMMIT follows its
+	// lane data. finish reads that rest rather than cancel it.
+	pipelined bool
 }
 
+// maxPipelinedRest bounds what finish reads of a pipelined op the core
+// answered early: one maximal DATA frame and a COMMIT.
+const maxPipelinedRest = wire.MaxFrameSize + 4096
+
 func (h *opHandler) run() {
-	defer h.str.Close()
-	f, err := h.readFrame()
+	h.fr = wire.NewReader(h.str, wire.MaxFrameSize, wire.WithBudget(h.mem))
+	defer h.finish()
+	f, err := h.readFrame(wire.FrameOpHeader, wire.FrameSummary, wire.FrameResumeQuery)
 	if err != nil {
 		h.fail(err)
 		return
@@ -56,28 +76,81 @@ func (h *opHandler) run() {
 		err = h.summary(f)
 	case *wire.ResumeQuery:
 		err = h.resume(f)
-	default:
-		err = fmt.Errorf("%w: op stream starts with %s", wire.ErrBadRequest, f.Type())
 	}
 	if err != nil {
 		h.fail(err)
 	}
 }
 
+// finish ends the stream once the core has answered. quic-go frees an
+// incoming stream's slot only when its receive side has been read to the
+// end or cancelled, so a stream the core stops reading early must be
+// cancelled, or the connection runs out of streams after MaxStreams early
+// answers. The rest of a pipelined op is read first, up to its bound:
+// the agent is writing it and then reads the answer, and a cancelled
+// stream would fail its write instead. Cancelling a stream read to its
+// end does nothing.
+func (h *opHandler) finish() {
+	if err := h.str.Close(); err != nil {
+		h.log.Debug("op stream not closed", "error", err)
+	}
+	if h.pipelined {
+		setReadTimeout(h.str, h.frameTimeout)
+		// An error here (a reset, the timeout) only means the rest did not
+		// come: the cancel below ends the stream either way.
+		_, _ = io.Copy(io.Discard, io.LimitReader(h.str, maxPipelinedRest))
+	}
+	h.str.CancelRead(quic.StreamErrorCode(wire.CodeOK))
+	h.fr.Free()
+	if cap(h.buf) > 0 {
+		h.mem.Release(cap(h.buf))
+		h.buf = nil
+	}
+}
+
 // fail tells the agent what went wrong on this stream, as an ERROR frame
-// (NACKs are sent where the op is known).
+// (NACKs are sent where the op is known). A stream the agent reset, or
+// whose connection is gone, is the agent's choice or the network's: it
+// gets no answer and counts as no error of the core's. An internal error
+// is logged and counted.
 func (h *opHandler) fail(err error) {
-	h.log.Debug("op stream failed", "error", err)
-	if werr := wire.WriteFrame(h.str, wire.ErrorFrameFor(toWire(err))); werr != nil {
+	if peerEnded(err) {
+		h.stats.streamsReset.Add(1)
+		h.log.Debug("op stream ended by the agent or the network", "error", err)
+		return
+	}
+	err = toWire(err)
+	if wire.CodeOf(err) == wire.CodeInternal {
+		h.stats.internalErrors.Add(1)
+		h.log.Error("op stream failed", "error", err)
+	} else {
+		h.log.Debug("op stream refused", "code", wire.CodeOf(err).String(), "error", err)
+	}
+	if werr := wire.WriteFrame(h.str, wire.ErrorFrameFor(err)); werr != nil {
 		// The stream is broken as well: the agent sees it end unanswered.
 		h.log.Debug("error frame not sent", "error", werr)
 	}
 }
 
-// readFrame reads the next frame of the op's stream within frameTimeout.
-func (h *opHandler) readFrame() (wire.Frame, error) {
+// peerEnded reports whether err says that the agent reset the stream or
+// that the connection is gone: nothing the core could answer.
+func peerEnded(err error) bool {
+	if se, ok := errors.AsType[*quic.StreamError](err); ok {
+		return se.Remote
+	}
+	_, app := errors.AsType[*quic.ApplicationError](err)
+	_, idle := errors.AsType[*quic.IdleTimeoutError](err)
+	_, reset := errors.AsType[*quic.StatelessResetError](err)
+	_, transport := errors.AsType[*quic.TransportError](err)
+	return app || idle || reset || transport
+}
+
+// readFrame reads the next frame of the op's stream within frameTimeout,
+// if it is one of the types that may come now: any other is refused after
+// its header, before its body is read.
+func (h *opHandler) readFrame(types ...wire.FrameType) (wire.Frame, error) {
 	setReadTimeout(h.str, h.frameTimeout)
-	f, err := wire.ReadFrame(h.str, wire.MaxFrameSize)
+	f, err := h.fr.ReadFrameOf(types...)
 	if err != nil && errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: stream ended before the op was committed", wire.ErrBadRequest)
 	}
@@ -97,6 +170,7 @@ func (h *opHandler) ack(hdr *wire.OpHeader) error {
 
 func (h *opHandler) op(hdr *wire.OpHeader) error {
 	st := h.store
+	h.pipelined = hdr.Eager || (!hdr.Lane && hdr.PlainSize <= uint64(hdr.ChunkSize))
 	if hdr.PlainSize > uint64(h.maxOpBytes) {
 		return h.nack(hdr, fmt.Errorf("%w: op of %d bytes, the core accepts %d", wire.ErrTooLarge, hdr.PlainSize, h.maxOpBytes))
 	}
@@ -139,6 +213,9 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		Size: int64(hdr.PlainSize), Hash: hdr.PayloadHash,
 		HasBase: hdr.HasBase && ch.Mode.IsDelta(), BaseHash: hdr.BaseHash,
 	}
+	h.receiving.begin(h.agent, hdr.ID)
+	committed := false
+	defer func() { h.receiving.end(h.store, h.agent, hdr.ID, committed, h.log) }()
 	held, dup, err := st.BeginPartial(h.agent, ph)
 	if err != nil {
 		return h.nack(hdr, err)
@@ -146,6 +223,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 	if dup {
 		h.stats.opsDuplicate.Add(1)
 		h.received(0)
+		committed = true // nothing was begun
 		return h.ack(hdr)
 	}
 	ans := &wire.ResumeAnswer{ID: hdr.ID, Held: uint64(held), Chunks: uint64(held) / uint64(ch.ChunkSize)}
@@ -153,10 +231,13 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		return err
 	}
 	if hdr.Lane {
-		return h.laneOp(hdr, &ch, base, held)
+		return h.laneOp(hdr, &ch, base, held, &committed)
 	}
 	for {
-		f, err := h.readFrame()
+		f, err := h.readFrame(wire.FrameData, wire.FrameCommit)
+		if errors.Is(err, wire.ErrUnexpectedFrame) || errors.Is(err, wire.ErrBusy) {
+			return h.nack(hdr, err)
+		}
 		if err != nil {
 			return err // the partial stays for a resume
 		}
@@ -169,22 +250,23 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 				return h.nack(hdr, err)
 			}
 		case *wire.Commit:
+			h.pipelined = false // the agent sends nothing after COMMIT
 			if f.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}
-			return h.commit(hdr)
-		default:
-			return h.nack(hdr, fmt.Errorf("%w: %s inside an op", wire.ErrBadRequest, f.Type()))
+			return h.commit(hdr, &committed)
 		}
 	}
 }
 
-// commit makes a fully received op durable and visible, and answers.
-func (h *opHandler) commit(hdr *wire.OpHeader) error {
+// commit makes a fully received op durable and visible, and answers. It
+// sets *committed once the store has the op.
+func (h *opHandler) commit(hdr *wire.OpHeader, committed *bool) error {
 	res, err := h.store.CommitPartial(h.agent, hdr.ID)
 	if err != nil {
 		return h.nack(hdr, err)
 	}
+	*committed = true
 	if res.Duplicate {
 		h.stats.opsDuplicate.Add(1)
 		h.received(0)
@@ -209,14 +291,19 @@ func (h *opHandler) data(ch *codec.Header, base *codec.Base, d *wire.Data, held 
 	if off > held {
 		return held, fmt.Errorf("%w: DATA at offset %d, but the core holds only %d bytes", wire.ErrBadRequest, off, held)
 	}
-	if off+min(int64(cs), ch.Size-off) <= held {
+	n := min(int64(cs), ch.Size-off)
+	if off+n <= held {
 		return held, nil // held already (a resumed or eager transfer's overlap): no need to decode
 	}
-	plain, used, err := h.dec.DecodeChunk(h.buf[:0], ch, off/int64(cs), d.Chunk, base)
+	buf, err := growBuffer(h.mem, h.buf, int(n))
 	if err != nil {
 		return held, err
 	}
-	h.buf = plain[:0]
+	h.buf = buf
+	plain, used, err := h.dec.DecodeChunk(h.buf, ch, off/int64(cs), d.Chunk, base)
+	if err != nil {
+		return held, err
+	}
 	if used != len(d.Chunk) {
 		return held, fmt.Errorf("%w: DATA holds %d bytes after its chunk", wire.ErrCorrupt, len(d.Chunk)-used)
 	}
@@ -254,6 +341,58 @@ func (h *opHandler) resume(q *wire.ResumeQuery) error {
 	return wire.WriteFrame(h.str, &wire.ResumeAnswer{ID: q.ID, Held: uint64(held)})
 }
 
+// receivers counts the op streams receiving each partial op, so that a
+// partial op's reservation against the quota ends when the last of them
+// ends without a commit (its connection closed, or the op sat idle past
+// the frame timeout), and not while an agent that reconnected receives it
+// again on a new stream.
+type receivers struct {
+	mu sync.Mutex
+	n  map[receiverKey]int
+}
+
+type receiverKey struct {
+	agent string
+	op    edgesync.OpID
+}
+
+func newReceivers() *receivers { return &receivers{n: map[receiverKey]int{}} }
+
+// begin counts a stream that starts receiving op; it comes before
+// BeginPartial reserves the op's size.
+func (r *receivers) begin(agent string, op edgesync.OpID) {
+	r.mu.Lock()
+	r.n[receiverKey{agent, op}]++
+	r.mu.Unlock()
+}
+
+// end counts a stream that stops receiving op. When it was the last one
+// and the op was not committed, the partial's reservation ends: what it
+// holds stays for a resume. The release runs under the lock, so that a
+// stream beginning meanwhile reserves again after it.
+func (r *receivers) end(b Backend, agent string, op edgesync.OpID, committed bool, log hclog.Logger) {
+	k := receiverKey{agent, op}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n[k]--
+	if r.n[k] > 0 {
+		return
+	}
+	delete(r.n, k)
+	if committed {
+		return
+	}
+	st, ok := b.(PartialReleaser)
+	if !ok {
+		return
+	}
+	// Not found: the commit failed and the store dropped the partial.
+	if err := st.ReleasePartial(agent, op); err != nil && !errors.Is(err, ErrNotFound) {
+		log.Warn("partial op still reserves its declared size against the quota; the next restart ends that",
+			"op", op.String(), "error", err)
+	}
+}
+
 // toWire is the one place where the store's and the codec's errors become
 // wire reason codes: it wraps err with the sentinel of its code, so that
 // wire.CodeOf and wire.NackFor pick the right one.
@@ -274,6 +413,10 @@ func toWire(err error) error {
 		sentinel = wire.ErrCorrupt
 	case errors.Is(err, ErrClosed):
 		sentinel = wire.ErrShuttingDown
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		// The agent sent nothing for the frame timeout: not the core's
+		// failure; it may retry.
+		sentinel = wire.ErrBusy
 	default:
 		return err // wire errors keep their code; anything else is internal
 	}

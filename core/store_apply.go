@@ -19,7 +19,9 @@ import (
 // bytes are already held (0 for a new op). If the op was applied before,
 // dup is true and nothing is started; acknowledge it again. A header that
 // differs from the held partial's restarts the op from zero. The op's
-// declared size counts against the agent's quota from now on (ErrQuota).
+// declared size counts against the agent's quota from now on (ErrQuota),
+// until it is committed or discarded, or its receive ends
+// (ReleasePartial).
 func (s *Store) BeginPartial(agent string, hdr PartialHeader) (held int64, dup bool, err error) {
 	return s.beginPartial(agent, hdr, false)
 }
@@ -54,14 +56,14 @@ func (s *Store) beginPartial(agent string, hdr PartialHeader, ephemeral bool) (h
 			}
 			if p.hdr == hdr {
 				held = p.held
-				return nil
+				return s.reserve(a, &p)
 			}
 			if err := s.dropPartial(a, p); err != nil {
 				return err
 			}
 			restarted = true
 		}
-		if err := s.checkQuota(a, hdr); err != nil {
+		if err := s.checkQuota(a, hdr, 0); err != nil {
 			return err
 		}
 		blob, err := a.blobs.NextSequence()
@@ -72,7 +74,7 @@ func (s *Store) beginPartial(agent string, hdr PartialHeader, ephemeral bool) (h
 		if err != nil {
 			return err
 		}
-		p := partialRec{hdr: hdr, blob: blob, created: now, updated: now, ephemeral: ephemeral, hashState: st}
+		p := partialRec{hdr: hdr, blob: blob, created: now, updated: now, ephemeral: ephemeral, hashState: st, reserved: hdr.Size}
 		if err := a.partials.Put(hdr.OpID[:], p.encode()); err != nil {
 			return err
 		}
@@ -89,9 +91,77 @@ func (s *Store) beginPartial(agent string, hdr PartialHeader, ephemeral bool) (h
 	return held, dup, nil
 }
 
-// checkQuota refuses an op whose size would take the agent past its quota.
-// A state op is credited with the size of the version it replaces.
-func (s *Store) checkQuota(a *agentBucket, hdr PartialHeader) error {
+// reserve makes a partial op that is received again count its whole
+// declared size against the quota, as when it began: the part its
+// release gave back is checked against the quota again.
+func (s *Store) reserve(a *agentBucket, p *partialRec) error {
+	if p.reserved >= p.hdr.Size {
+		return nil
+	}
+	if err := s.checkQuota(a, p.hdr, p.reserved); err != nil {
+		return err
+	}
+	if err := a.addStat(statReserved, p.hdr.Size-p.reserved); err != nil {
+		return err
+	}
+	p.reserved = p.hdr.Size
+	return a.partials.Put(p.hdr.OpID[:], p.encode())
+}
+
+// ReleasePartial ends the reservation of a partial op whose receive has
+// ended (its connection closed, or it sat idle past the server's frame
+// timeout) without a commit: from now on it counts only the bytes it
+// holds against the agent's quota, not the declared bytes that never
+// came. The partial and its bytes stay for a resume; BeginPartial
+// reserves its declared size again. A partial that is not there (it was
+// committed or discarded) gives ErrNotFound.
+func (s *Store) ReleasePartial(agent string, opID edgesync.OpID) error {
+	return s.updatePartial("release", agent, opID, false, func(a *agentBucket, p *partialRec) error {
+		return releaseReservation(a, p)
+	})
+}
+
+// updatePartial runs fn on a partial op in one fsynced transaction, then
+// deletes the garbage it left if collect; what names the operation in
+// errors.
+func (s *Store) updatePartial(what, agent string, opID edgesync.OpID, collect bool, fn func(a *agentBucket, p *partialRec) error) error {
+	if err := s.acquire(); err != nil {
+		return fmt.Errorf("%s partial: %w", what, err)
+	}
+	defer s.release()
+	err := s.update(func(tx *bolt.Tx) error {
+		a, p, err := getPartial(tx, agent, opID)
+		if err != nil {
+			return err
+		}
+		return fn(a, &p)
+	})
+	if err != nil {
+		return fmt.Errorf("%s partial %s: %w", what, opID, err)
+	}
+	if collect {
+		return s.collectGarbage(agent)
+	}
+	return nil
+}
+
+// releaseReservation makes p count only the bytes it holds.
+func releaseReservation(a *agentBucket, p *partialRec) error {
+	if p.reserved == p.held {
+		return nil
+	}
+	if err := a.addStat(statReserved, p.held-p.reserved); err != nil {
+		return err
+	}
+	p.reserved = p.held
+	return a.partials.Put(p.hdr.OpID[:], p.encode())
+}
+
+// checkQuota refuses an op whose size would take the agent past its quota;
+// already is what the op counts against the quota now (a released partial
+// received again). A state op is credited with the size of the version it
+// replaces.
+func (s *Store) checkQuota(a *agentBucket, hdr PartialHeader, already int64) error {
 	quota := s.cfg.Quota
 	if s.cfg.AgentQuota != nil {
 		quota = s.cfg.AgentQuota(a.name)
@@ -100,7 +170,7 @@ func (s *Store) checkQuota(a *agentBucket, hdr PartialHeader) error {
 		return nil
 	}
 	used := a.stat(statBytes) + a.stat(statReserved)
-	need := hdr.Size
+	need := hdr.Size - already
 	if hdr.Kind == edgesync.StateOp {
 		if v := a.keys.Get([]byte(hdr.Key)); v != nil {
 			if cur, err := decodeVersion(hdr.Key, v); err == nil {
@@ -119,7 +189,7 @@ func (s *Store) dropPartial(a *agentBucket, p partialRec) error {
 	if err := a.partials.Delete(p.hdr.OpID[:]); err != nil {
 		return err
 	}
-	if err := a.addStat(statReserved, -p.hdr.Size); err != nil {
+	if err := a.addStat(statReserved, -p.reserved); err != nil {
 		return err
 	}
 	return s.freeBlob(a, p.blob, p.held)
@@ -129,15 +199,7 @@ func (s *Store) dropPartial(a *agentBucket, p partialRec) error {
 // already held (ErrOutOfOrder otherwise, naming both); writing past the
 // declared size gives ErrTooLarge. The write is durable when it returns.
 func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, data []byte) error {
-	if err := s.acquire(); err != nil {
-		return fmt.Errorf("write partial: %w", err)
-	}
-	defer s.release()
-	err := s.update(func(tx *bolt.Tx) error {
-		a, p, err := getPartial(tx, agent, opID)
-		if err != nil {
-			return err
-		}
+	return s.updatePartial("write", agent, opID, false, func(a *agentBucket, p *partialRec) error {
 		if offset != p.held {
 			return fmt.Errorf("%w: write at offset %d, but %d bytes are held", ErrOutOfOrder, offset, p.held)
 		}
@@ -156,13 +218,16 @@ func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, dat
 			return err
 		}
 		p.held += int64(len(data))
+		if p.held > p.reserved {
+			// A write to a released partial: what it holds counts.
+			if err := a.addStat(statReserved, p.held-p.reserved); err != nil {
+				return err
+			}
+			p.reserved = p.held
+		}
 		p.updated = s.cfg.Now()
 		return a.partials.Put(opID[:], p.encode())
 	})
-	if err != nil {
-		return fmt.Errorf("write partial %s: %w", opID, err)
-	}
-	return nil
 }
 
 // getPartial finds the bucket of agent in tx and its partial op opID. The
@@ -216,21 +281,9 @@ func (s *Store) PartialSize(agent string, opID edgesync.OpID) (int64, bool) {
 
 // DiscardPartial deletes a partial op and its data.
 func (s *Store) DiscardPartial(agent string, opID edgesync.OpID) error {
-	if err := s.acquire(); err != nil {
-		return fmt.Errorf("discard partial: %w", err)
-	}
-	defer s.release()
-	err := s.update(func(tx *bolt.Tx) error {
-		a, p, err := getPartial(tx, agent, opID)
-		if err != nil {
-			return err
-		}
-		return s.dropPartial(a, p)
+	return s.updatePartial("discard", agent, opID, true, func(a *agentBucket, p *partialRec) error {
+		return s.dropPartial(a, *p)
 	})
-	if err != nil {
-		return fmt.Errorf("discard partial %s: %w", opID, err)
-	}
-	return s.collectGarbage(agent)
 }
 
 // CommitPartial finishes a partial op whose bytes have all arrived. It
@@ -282,7 +335,7 @@ func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) 
 		if err := a.partials.Delete(opID[:]); err != nil {
 			return err
 		}
-		if err := a.addStat(statReserved, -p.hdr.Size); err != nil {
+		if err := a.addStat(statReserved, -p.reserved); err != nil {
 			return err
 		}
 		res, err = s.publish(a, p.hdr, p.blob)
@@ -475,7 +528,7 @@ func (s *Store) Apply(agent string, hdr PartialHeader, r io.Reader) (Result, err
 			res, err = s.publish(a, hdr, 0) // only counts the duplicate
 			return err
 		}
-		if err := s.checkQuota(a, hdr); err != nil {
+		if err := s.checkQuota(a, hdr, 0); err != nil {
 			return err
 		}
 		blob, err := a.blobs.NextSequence()

@@ -43,7 +43,7 @@ var (
 // Counter names in the stats bucket.
 var (
 	statBytes      = []byte("bytes")      // stored object + event payload bytes
-	statReserved   = []byte("reserved")   // declared size of partial ops
+	statReserved   = []byte("reserved")   // bytes partial ops count against the quota (partialRec.reserved)
 	statKeys       = []byte("keys")       // keys with a current version
 	statEvents     = []byte("events")     // events kept
 	statEventBytes = []byte("eventbytes") // event payload bytes kept
@@ -318,13 +318,19 @@ type partialRec struct {
 	updated   time.Time
 	ephemeral bool   // written by Apply; swept at Open
 	hashState []byte // sha256 state over the held bytes
+	// reserved is what the partial counts against the agent's quota (in
+	// statReserved): its declared size while it is received, only what
+	// it holds once the receive has ended (ReleasePartial). Records
+	// written before the field existed reserve their declared size.
+	reserved int64
 }
 
 func (p partialRec) encode() []byte {
 	h := p.hdr
 	return enc(nil).u8(recV1).raw(h.OpID[:]).bytes([]byte(h.Key)).u8(kindCode(h.Kind)).u8(uint8(h.Priority)).
 		i64(h.Size).raw(h.Hash[:]).bool(h.HasBase).raw(h.BaseHash[:]).
-		i64(p.held).u64(p.blob).i64(p.created.UnixNano()).i64(p.updated.UnixNano()).bool(p.ephemeral).bytes(p.hashState)
+		i64(p.held).u64(p.blob).i64(p.created.UnixNano()).i64(p.updated.UnixNano()).bool(p.ephemeral).bytes(p.hashState).
+		i64(p.reserved)
 }
 
 func decodePartial(b []byte) (partialRec, error) {
@@ -334,5 +340,9 @@ func decodePartial(b []byte) (partialRec, error) {
 	p.hdr = PartialHeader{OpID: d.opID(), Key: string(d.bytes()), Kind: d.kind(), Priority: edgesync.Priority(d.u8()),
 		Size: d.i64(), Hash: d.hash(), HasBase: d.bool(), BaseHash: d.hash()}
 	p.held, p.blob, p.created, p.updated, p.ephemeral, p.hashState = d.i64(), d.u64(), d.time(), d.time(), d.bool(), d.bytes()
+	p.reserved = p.hdr.Size
+	if d.err == nil && len(d.b) > 0 { // a field added in the same record version
+		p.reserved = d.i64()
+	}
 	return p, d.err
 }

@@ -65,9 +65,17 @@ func TestStoreKindCodes(t *testing.T) {
 			t.Errorf("applied record of %s:\n got %x\nwant %x", c.kind, got, want)
 		}
 		p := partialRec{hdr: PartialHeader{OpID: opID(1), Key: "k", Kind: c.kind, Priority: edgesync.High, Size: 10},
-			held: 4, blob: 2, created: time.Unix(6, 0), updated: time.Unix(8, 0), hashState: []byte("hs")}
-		if got, want := p.encode(), legacyPartial(p, c.code); !bytes.Equal(got, want) {
+			held: 4, blob: 2, created: time.Unix(6, 0), updated: time.Unix(8, 0), hashState: []byte("hs"), reserved: 4}
+		// Today's partial record is the legacy layout followed by the
+		// bytes it reserves; a legacy record reserves its declared size.
+		if got, want := p.encode(), binary.BigEndian.AppendUint64(legacyPartial(p, c.code), uint64(p.reserved)); !bytes.Equal(got, want) {
 			t.Errorf("partial record of %s:\n got %x\nwant %x", c.kind, got, want)
+		}
+		if got, err := decodePartial(legacyPartial(p, c.code)); err != nil || got.reserved != p.hdr.Size {
+			t.Errorf("legacy partial record decodes reserving %d, %v; want its declared size %d", got.reserved, err, p.hdr.Size)
+		}
+		if got, err := decodePartial(p.encode()); err != nil || got.reserved != p.reserved {
+			t.Errorf("partial record decodes reserving %d, %v; want %d", got.reserved, err, p.reserved)
 		}
 		if got, err := decodeApplied(legacyApplied(r, c.code)); err != nil || got.kind != c.kind {
 			t.Errorf("applied record with code %d decodes as %s, %v; want %s", c.code, got.kind, err, c.kind)

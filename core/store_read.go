@@ -148,6 +148,9 @@ func (s *Store) Applied(agent string, opID edgesync.OpID) (bool, error) {
 type PartialInfo struct {
 	Header PartialHeader
 	Held   int64
+	// Reserved is what the partial counts against the agent's quota: its
+	// declared size while it is received, what it holds once released.
+	Reserved int64
 }
 
 // Partials lists an agent's partial ops, for the server to offer resume.
@@ -160,7 +163,7 @@ func (s *Store) Partials(agent string) ([]PartialInfo, error) {
 				return err
 			}
 			if !p.ephemeral {
-				out = append(out, PartialInfo{Header: p.hdr, Held: p.held})
+				out = append(out, PartialInfo{Header: p.hdr, Held: p.held, Reserved: p.reserved})
 			}
 			return nil
 		})
@@ -177,7 +180,7 @@ type AgentStats struct {
 	Events     int64 // events kept
 	Bytes      int64 // stored object and event bytes
 	EventBytes int64 // event payload bytes kept
-	Reserved   int64 // declared bytes of partial ops
+	Reserved   int64 // bytes partial ops count against the quota: declared while received, held once released
 	Applied    int64 // entries in the applied-op index
 	Dedups     int64 // duplicate ops acknowledged again, not applied
 	Summaries  int64 // summaries kept

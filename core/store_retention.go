@@ -89,7 +89,8 @@ func (s *Store) pruneApplied(a *agentBucket, now time.Time, max int) error {
 }
 
 // recover runs at Open: it discards the staging data of one-shot applies
-// that a crash interrupted, finishes deleting garbage, and applies the
+// that a crash interrupted, ends the reservations of partial ops (no
+// receive survives a restart), finishes deleting garbage, and applies the
 // retention bounds.
 func (s *Store) recover() error {
 	agents, err := s.agentNames()
@@ -137,14 +138,17 @@ func (s *Store) sweepAgent(agent string, atOpen bool) (int, error) {
 		if err != nil {
 			return err
 		}
-		var stale []partialRec
+		var stale, reserved []partialRec
 		err = a.partials.ForEach(func(k, v []byte) error {
 			p, err := decodePartial(v)
 			if err != nil {
 				return fmt.Errorf("partial %x: %w", k, err)
 			}
-			if (atOpen && p.ephemeral) || p.updated.Before(cutoff) {
+			switch {
+			case (atOpen && p.ephemeral) || p.updated.Before(cutoff):
 				stale = append(stale, p)
+			case atOpen && p.reserved != p.held:
+				reserved = append(reserved, p)
 			}
 			return nil
 		})
@@ -153,6 +157,11 @@ func (s *Store) sweepAgent(agent string, atOpen bool) (int, error) {
 		}
 		for _, p := range stale {
 			if err := s.dropPartial(a, p); err != nil {
+				return err
+			}
+		}
+		for _, p := range reserved {
+			if err := releaseReservation(a, &p); err != nil {
 				return err
 			}
 		}

@@ -27,6 +27,8 @@ store {
 limits {
   max_op_bytes = "1GiB"
   max_streams  = 64
+  max_frame_memory                = "256MiB"  # frames in flight, all connections
+  max_frame_memory_per_connection = "128MiB"
 }
 
 metrics {

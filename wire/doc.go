@@ -16,8 +16,14 @@
 // or allocating its body: each type has its own cap ([FrameType.MaxBody]),
 // the whole frame is capped at [MaxFrameSize] (one 16 MiB chunk plus
 // slack), and [ReadFrame] takes the caller's own maximum as well (the
-// core's Welcome.MaxFrame). A body must be used exactly: fields that run
-// past it or bytes left after them are [ErrMalformedFrame].
+// core's Welcome.MaxFrame). A reader that knows which frames may come
+// next refuses any other after its header ([Reader.ReadFrameOf],
+// [ErrUnexpectedFrame]). Even an accepted length is not trusted with
+// memory: a body is allocated as its bytes arrive (64 KiB, then doubling
+// up to the declared length), and a [Reader] with a [Budget] reserves each
+// growth there first, so a peer that declares 16 MiB and sends 64 KiB
+// costs 64 KiB. A body must be used exactly: fields that run past it or
+// bytes left after them are [ErrMalformedFrame].
 //
 // # Frame types
 //
@@ -121,15 +127,18 @@
 //     ProbeRequest).
 //   - [Parse] for buffers, [ReadFrame] and [WriteFrame] for streams, and
 //     [Reader] for a stream that reuses one body buffer (a receiver's hot
-//     path: about 1.2× an io.ReadFull of the same bytes, against tens of
-//     times for a fresh 64 KiB allocation per frame).
+//     path: about 2× an io.ReadFull of the same bytes, against 10-20×
+//     for a fresh buffer grown per frame), optionally reserved in a
+//     [Budget] and limited to the frames that may come next
+//     ([Reader.ReadFrameOf]).
 //   - [ProbeKey], [SealProbe], [OpenProbe] for raw probe packets.
 //
 // # Caveats
 //
 //   - Parse returns byte-slice fields (Data.Chunk, Summary.Producer) that
 //     alias its input; ReadFrame allocates a fresh body per frame, so its
-//     results are the caller's; Reader's results live until its next read.
+//     results are the caller's; Reader's results live until its next read
+//     (or Free).
 //   - Codec modes and hashes are opaque here: Mode is a codec.Mode as a
 //     uint8 and hashes are SHA-256 as [32]byte; wire does not import codec.
 //   - Timestamps in Ping/Pong/probe frames are durations on the sender's

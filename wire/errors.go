@@ -18,6 +18,9 @@ var (
 	ErrFrameTooLarge = errors.New("frame too large")
 	// ErrMalformedFrame: a frame's fields do not fill its body exactly.
 	ErrMalformedFrame = errors.New("malformed frame")
+	// ErrUnexpectedFrame: a frame of a type that may not come at this
+	// point of the conversation (Reader.ReadFrameOf).
+	ErrUnexpectedFrame = errors.New("unexpected frame")
 	// ErrFieldTooLong: a variable-length field exceeds its limit.
 	ErrFieldTooLong = errors.New("field too long")
 	// ErrInvalidField: a field holds a value outside its range (an unknown
@@ -157,8 +160,8 @@ type Coder interface {
 //   - an error wrapping a code's sentinel (ErrBaseMismatch, ...) gets that code;
 //   - an error wrapping a Coder gets the Coder's code;
 //   - frame-level errors: ErrFrameTooLarge and ErrFieldTooLong are
-//     CodeTooLarge; ErrUnknownFrame, ErrMalformedFrame, ErrInvalidField and
-//     io.ErrUnexpectedEOF are CodeBadRequest;
+//     CodeTooLarge; ErrUnknownFrame, ErrMalformedFrame, ErrUnexpectedFrame,
+//     ErrInvalidField and io.ErrUnexpectedEOF are CodeBadRequest;
 //   - context cancellation is CodeShuttingDown;
 //   - anything else is CodeInternal.
 func CodeOf(err error) Code {
@@ -179,7 +182,7 @@ func CodeOf(err error) Code {
 	switch {
 	case errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrFieldTooLong):
 		return CodeTooLarge
-	case errors.Is(err, ErrUnknownFrame), errors.Is(err, ErrMalformedFrame),
+	case errors.Is(err, ErrUnknownFrame), errors.Is(err, ErrMalformedFrame), errors.Is(err, ErrUnexpectedFrame),
 		errors.Is(err, ErrInvalidField), errors.Is(err, io.ErrUnexpectedEOF):
 		return CodeBadRequest
 	case errors.Is(err, context.Canceled):

@@ -70,6 +70,7 @@ func TestCodeOfOtherErrors(t *testing.T) {
 		{fmt.Errorf("apply: %w", codecError{}), CodeCorrupt},
 		{io.ErrUnexpectedEOF, CodeBadRequest},
 		{fmt.Errorf("read: %w", ErrUnknownFrame), CodeBadRequest},
+		{fmt.Errorf("read: %w", ErrUnexpectedFrame), CodeBadRequest},
 		{fmt.Errorf("read: %w", ErrFieldTooLong), CodeTooLarge},
 		{context.Canceled, CodeShuttingDown},
 		{&ProtocolError{Code: 999, Msg: "from the future"}, 999},

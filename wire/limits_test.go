@@ -242,3 +242,115 @@ func TestProbeTrainPadTo(t *testing.T) {
 		t.Fatalf("PadTo past the limit = %v", err)
 	}
 }
+
+// TestReadFrameAllocatesAsBytesArrive declares the largest DATA body and
+// sends 64 KiB of it before the stream fails: the body is allocated as
+// its bytes arrive, not at the declared length, so a peer that declares
+// much and sends little costs what it sent.
+func TestReadFrameAllocatesAsBytesArrive(t *testing.T) {
+	h := header(FrameData, uint64(FrameData.MaxBody()))
+	sent := append(h, make([]byte, 64<<10)...)
+	for _, tc := range []struct {
+		name string
+		read func(io.Reader) error
+	}{
+		{"ReadFrame", func(r io.Reader) error { _, err := ReadFrame(r, 0); return err }},
+		{"Reader", func(r io.Reader) error { _, err := NewReader(r, 0).ReadFrame(); return err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			const n = 10
+			for range n {
+				if err := tc.read(bytes.NewReader(sent)); !errors.Is(err, io.ErrUnexpectedEOF) {
+					t.Fatalf("read of a cut frame: %v, want io.ErrUnexpectedEOF", err)
+				}
+			}
+			runtime.ReadMemStats(&after)
+			if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 512<<10 {
+				t.Fatalf("a frame declaring %d bytes of which 64 KiB came allocated %d bytes", FrameData.MaxBody(), per)
+			}
+		})
+	}
+}
+
+// TestReadFrameOfRefusesBeforeTheBody reads a DATA header where only
+// OP_HEADER may come: the frame is refused after its header, although the
+// stream would supply its whole body.
+func TestReadFrameOfRefusesBeforeTheBody(t *testing.T) {
+	h := header(FrameData, uint64(FrameData.MaxBody()))
+	cr := &countingReader{r: io.MultiReader(bytes.NewReader(h), zeroReader{})}
+	_, err := NewReader(cr, 0).ReadFrameOf(FrameOpHeader, FrameSummary)
+	if !errors.Is(err, ErrUnexpectedFrame) || CodeOf(err) != CodeBadRequest {
+		t.Fatalf("ReadFrameOf = %v (code %s), want ErrUnexpectedFrame, bad-request", err, CodeOf(err))
+	}
+	if !strings.Contains(err.Error(), "DATA where OP_HEADER or SUMMARY may come") {
+		t.Fatalf("error %q does not say what came and what may", err)
+	}
+	if cr.n != len(h) {
+		t.Fatalf("ReadFrameOf read %d bytes, want only the %d-byte header", cr.n, len(h))
+	}
+	f, err := NewReader(bytes.NewReader(mustAppend(t, &Commit{Chunks: 3})), 0).ReadFrameOf(FrameData, FrameCommit)
+	if err != nil || f.(*Commit).Chunks != 3 {
+		t.Fatalf("ReadFrameOf of an expected frame: %v, %v", f, err)
+	}
+}
+
+// testBudget is a Budget with a limit.
+type testBudget struct{ used, limit int }
+
+var errOverBudget = errors.New("over budget")
+
+func (b *testBudget) Reserve(n int) error {
+	if b.used+n > b.limit {
+		return errOverBudget
+	}
+	b.used += n
+	return nil
+}
+
+func (b *testBudget) Release(n int) { b.used -= n }
+
+// TestReaderBudget reads frames with a Reader whose buffer is reserved in
+// a budget: growth is reserved before it happens, a growth over the
+// budget ends the read, and Free gives everything back.
+func TestReaderBudget(t *testing.T) {
+	big := mustAppend(t, &Data{Chunk: make([]byte, 300<<10)})
+	b := &testBudget{limit: 1 << 20}
+	fr := NewReader(bytes.NewReader(append(big, big...)), 0, WithBudget(b))
+	for i := range 2 {
+		if _, err := fr.ReadFrame(); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if b.used != cap(fr.buf) || b.used < len(big)-16 {
+			t.Fatalf("frame %d: %d bytes reserved for a buffer of %d", i, b.used, cap(fr.buf))
+		}
+	}
+	fr.Free()
+	if b.used != 0 {
+		t.Fatalf("%d bytes reserved after Free", b.used)
+	}
+
+	b = &testBudget{limit: 200 << 10}
+	fr = NewReader(bytes.NewReader(big), 0, WithBudget(b))
+	if _, err := fr.ReadFrame(); !errors.Is(err, errOverBudget) {
+		t.Fatalf("a frame over the budget: %v, want the budget's error", err)
+	}
+	if b.used > b.limit || b.used != cap(fr.buf) {
+		t.Fatalf("%d bytes reserved (limit %d) for a buffer of %d", b.used, b.limit, cap(fr.buf))
+	}
+	fr.Free()
+	if b.used != 0 {
+		t.Fatalf("%d bytes reserved after Free", b.used)
+	}
+}
+
+func mustAppend(t *testing.T, f Frame) []byte {
+	t.Helper()
+	b, err := f.Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/quic-go/quic-go/quicvarint"
@@ -116,39 +118,84 @@ func parseBody(t FrameType, body []byte) (Frame, error) {
 
 // ReadFrame reads one frame from a stream. max bounds the whole frame (0 or
 // anything above MaxFrameSize means MaxFrameSize); the declared length is
-// checked against it and against the type's limit before the body is
-// allocated. A stream that ends cleanly between frames gives io.EOF; one
-// that ends inside a frame gives io.ErrUnexpectedEOF. ReadFrame reads the
-// header a byte at a time if r is not an io.ByteReader, and never reads past
-// the frame.
+// checked against it and against the type's limit before a byte of the
+// body is read, and the body is allocated as its bytes arrive, so a frame
+// that declares much and sends little costs what it sent. A stream that
+// ends cleanly between frames gives io.EOF; one that ends inside a frame
+// gives io.ErrUnexpectedEOF. ReadFrame reads the header a byte at a time
+// if r is not an io.ByteReader, and never reads past the frame.
 func ReadFrame(r io.Reader, max int) (Frame, error) {
-	f, _, err := readFrame(r, byteReaderFor(r), max, nil)
+	f, _, err := readFrame(r, byteReaderFor(r), max, nil, nil, nil)
 	return f, err
+}
+
+// Budget accounts for the memory a Reader holds for frame bodies.
+type Budget interface {
+	// Reserve is called before the Reader's buffer grows by n bytes; its
+	// error ends the read before anything is allocated.
+	Reserve(n int) error
+	// Release gives back n bytes reserved before (Reader.Free).
+	Release(n int)
 }
 
 // Reader reads frames from one stream into a buffer it reuses, saving an
 // allocation per frame: byte-slice fields of a frame (Data.Chunk,
 // Summary.Producer) are valid only until the next ReadFrame call. The
-// buffer grows to the largest frame read, at most max bytes.
+// buffer grows as bodies arrive, to the largest frame read, at most max
+// bytes; with a Budget (WithBudget) each growth is reserved in it first,
+// and Free gives the buffer and its reservation back.
 type Reader struct {
-	r   io.Reader
-	br  io.ByteReader
-	max int
-	buf []byte
+	r      io.Reader
+	br     io.ByteReader
+	max    int
+	buf    []byte
+	budget Budget
 }
+
+// ReaderOption configures a Reader.
+type ReaderOption func(*Reader)
+
+// WithBudget makes a Reader reserve its buffer's memory in b before it
+// grows the buffer.
+func WithBudget(b Budget) ReaderOption { return func(fr *Reader) { fr.budget = b } }
 
 // NewReader returns a Reader of frames of at most max bytes from r (0 or
 // anything above MaxFrameSize means MaxFrameSize).
-func NewReader(r io.Reader, max int) *Reader {
-	return &Reader{r: r, br: byteReaderFor(r), max: max}
+func NewReader(r io.Reader, max int, opts ...ReaderOption) *Reader {
+	fr := &Reader{r: r, br: byteReaderFor(r), max: max}
+	for _, o := range opts {
+		o(fr)
+	}
+	return fr
 }
 
 // ReadFrame reads the next frame, with the same checks and errors as the
 // package-level ReadFrame.
 func (fr *Reader) ReadFrame() (Frame, error) {
-	f, buf, err := readFrame(fr.r, fr.br, fr.max, fr.buf)
+	f, buf, err := readFrame(fr.r, fr.br, fr.max, fr.buf, fr.budget, nil)
 	fr.buf = buf
 	return f, err
+}
+
+// ReadFrameOf reads the next frame as ReadFrame does if its type is one of
+// types; a frame of another type is refused after its header, before a
+// byte of its body is read or allocated, with an error wrapping
+// ErrUnexpectedFrame. It is how a reader that knows what may come next
+// (an op stream in the middle of an op) keeps a peer from making it read
+// and hold frames that could only be refused.
+func (fr *Reader) ReadFrameOf(types ...FrameType) (Frame, error) {
+	f, buf, err := readFrame(fr.r, fr.br, fr.max, fr.buf, fr.budget, types)
+	fr.buf = buf
+	return f, err
+}
+
+// Free drops the Reader's buffer and releases its reservation in the
+// Budget; the next read starts a new buffer.
+func (fr *Reader) Free() {
+	if fr.budget != nil && cap(fr.buf) > 0 {
+		fr.budget.Release(cap(fr.buf))
+	}
+	fr.buf = nil
 }
 
 func byteReaderFor(r io.Reader) io.ByteReader {
@@ -158,69 +205,145 @@ func byteReaderFor(r io.Reader) io.ByteReader {
 	return &byteReader{r: r}
 }
 
-// readFrame reads one frame, reading its body into buf if buf has room; it
-// returns buf (possibly grown) for reuse.
-func readFrame(r io.Reader, br io.ByteReader, max int, buf []byte) (Frame, []byte, error) {
+// readFrame reads one frame, reading its body into buf if buf has room,
+// else into a buffer grown as the body arrives (reserved in budget, when
+// not nil); it returns buf (possibly grown) for reuse. A frame whose type
+// is not in want (when want is not nil) is refused after its header.
+func readFrame(r io.Reader, br io.ByteReader, max int, buf []byte, budget Budget, want []FrameType) (Frame, []byte, error) {
 	if max <= 0 || max > MaxFrameSize {
 		max = MaxFrameSize
 	}
+	t, n, err := readHeader(br, max)
+	if err != nil {
+		return nil, buf, err
+	}
+	if want != nil && !slices.Contains(want, t) {
+		return nil, buf, fmt.Errorf("read frame: %s where %s may come: %w", t, typeList(want), ErrUnexpectedFrame)
+	}
+	buf, err = readBody(r, buf, n, budget)
+	if err != nil {
+		if err = eofToUnexpected(err); err != io.ErrUnexpectedEOF {
+			err = fmt.Errorf("read %s frame: %w", t, err)
+		}
+		return nil, buf, err
+	}
+	f, err := parseBody(t, buf)
+	return f, buf, err
+}
+
+// readHeader reads a frame's type and length and checks them against the
+// type's limit and max; it returns the type and the body's length.
+func readHeader(br io.ByteReader, max int) (FrameType, int, error) {
 	var hdr [16]byte
 	first, err := br.ReadByte()
 	if err != nil {
 		if err == io.EOF {
-			return nil, buf, io.EOF // clean end between frames
+			return 0, 0, io.EOF // clean end between frames
 		}
-		return nil, buf, eofToUnexpected("read frame", err)
+		return 0, 0, headerErr(err)
 	}
 	hdr[0] = first
 	n1 := 1 << (first >> 6)
 	if err := readBytes(br, hdr[1:n1]); err != nil {
-		return nil, buf, err
+		return 0, 0, err
 	}
 	tv, _, _ := quicvarint.Parse(hdr[:n1])
 	t := FrameType(tv)
 	if !t.Known() {
-		return nil, buf, fmt.Errorf("read frame: type %s: %w", t, ErrUnknownFrame)
+		return 0, 0, fmt.Errorf("read frame: type %s: %w", t, ErrUnknownFrame)
 	}
 	if err := readBytes(br, hdr[n1:n1+1]); err != nil {
-		return nil, buf, err
+		return 0, 0, err
 	}
 	n2 := 1 << (hdr[n1] >> 6)
 	if err := readBytes(br, hdr[n1+1:n1+n2]); err != nil {
-		return nil, buf, err
+		return 0, 0, err
 	}
 	lv, _, _ := quicvarint.Parse(hdr[n1 : n1+n2])
 	if err := checkLength(t, lv, n1+n2, max); err != nil {
-		return nil, buf, err
+		return 0, 0, err
 	}
-	if uint64(cap(buf)) >= lv {
-		buf = buf[:lv]
-	} else {
-		buf = make([]byte, int(lv))
+	return t, int(lv), nil
+}
+
+// firstBodyStep is the most of a body read before more of it has arrived:
+// a buffer that must grow starts at this size and doubles, up to the
+// declared length, as the body fills it.
+const firstBodyStep = 64 << 10
+
+// readBody reads n body bytes into buf if it has room; otherwise it grows
+// buf (reserving each growth in budget, if not nil) only as the bytes
+// arrive. It returns buf, grown or not, with what was read.
+func readBody(r io.Reader, buf []byte, n int, budget Budget) ([]byte, error) {
+	if cap(buf) >= n {
+		buf = buf[:n]
+		_, err := io.ReadFull(r, buf)
+		return buf, err
 	}
-	if _, err := io.ReadFull(r, buf); err != nil {
-		return nil, buf, eofToUnexpected("read frame", err)
+	buf = buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := min(n, max(2*cap(buf), firstBodyStep))
+			if budget != nil {
+				if err := budget.Reserve(grown - cap(buf)); err != nil {
+					return buf, err
+				}
+			}
+			nb := make([]byte, len(buf), grown)
+			copy(nb, buf)
+			buf = nb
+		}
+		k, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			return buf, err
+		}
 	}
-	f, err := parseBody(t, buf)
-	return f, buf, err
+	return buf, nil
+}
+
+// typeList names frame types for an error: "OP_HEADER, SUMMARY or RESUME_QUERY".
+func typeList(ts []FrameType) string {
+	var b strings.Builder
+	for i, t := range ts {
+		switch {
+		case i == 0:
+		case i == len(ts)-1:
+			b.WriteString(" or ")
+		default:
+			b.WriteString(", ")
+		}
+		b.WriteString(t.String())
+	}
+	return b.String()
 }
 
 func readBytes(br io.ByteReader, dst []byte) error {
 	for i := range dst {
 		c, err := br.ReadByte()
 		if err != nil {
-			return eofToUnexpected("read frame", err)
+			return headerErr(err)
 		}
 		dst[i] = c
 	}
 	return nil
 }
 
-func eofToUnexpected(op string, err error) error {
+// headerErr is the error of a stream that fails inside a frame's header.
+func headerErr(err error) error {
+	if err = eofToUnexpected(err); err == io.ErrUnexpectedEOF {
+		return err
+	}
+	return fmt.Errorf("read frame: %w", err)
+}
+
+// eofToUnexpected turns the end of a stream inside a frame into
+// io.ErrUnexpectedEOF.
+func eofToUnexpected(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return io.ErrUnexpectedEOF
 	}
-	return fmt.Errorf("%s: %w", op, err)
+	return err
 }
 
 // byteReader adapts an io.Reader to io.ByteReader without buffering, so no

@@ -47,7 +47,11 @@
 // open per session (further Sends wait); received data held per session is
 // bounded by Config.MaxBufferedBytes (beyond it packets are refused,
 // unacknowledged, and sent again later; the free space is advertised so
-// the sender slows down).
+// the sender slows down) and, when set, by Config.Budget, a bound shared
+// with other holders of memory (the core's frames in flight): a refusal
+// there is handled the same way, except for the next in-order bytes of a
+// transfer with data held behind them, which are taken past the budget
+// (at most a packet per transfer) because they free that data.
 //
 // # Caveats
 //

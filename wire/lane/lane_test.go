@@ -321,3 +321,92 @@ func TestDeliveryReported(t *testing.T) {
 		t.Error("no app-limited moment reported, though the lane started cold and ran out of data")
 	}
 }
+
+// sharedBudget is a wire.Budget with a limit and a high-water mark.
+type sharedBudget struct {
+	mu                sync.Mutex
+	used, peak, limit int
+	refused           int
+}
+
+func (b *sharedBudget) Reserve(n int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.used+n > b.limit {
+		b.refused++
+		return errors.New("over budget")
+	}
+	b.used += n
+	b.peak = max(b.peak, b.used)
+	return nil
+}
+
+func (b *sharedBudget) Release(n int) {
+	b.mu.Lock()
+	b.used -= n
+	b.mu.Unlock()
+}
+
+func (b *sharedBudget) state() (used, peak, refused int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.used, b.peak, b.refused
+}
+
+// TestReceiveBudget holds a receiver to a budget shared with others (the
+// core's memory for frames in flight), far below its own buffer: packets
+// beyond it are refused and sent again, the data arrives whole, and the
+// budget gets every byte back, also what is buffered when the session
+// closes.
+func TestReceiveBudget(t *testing.T) {
+	budget := &sharedBudget{limit: 48 << 10}
+	p := newPair(t, testLink{rateBps: 20e6, rtt: 20 * time.Millisecond}.profile(), nil)
+	col := newCollector()
+	release := make(chan struct{})
+	deliver := func(id [16]byte, off int64, d []byte) {
+		<-release
+		col.deliver(id, off, d)
+	}
+	cs, ss := p.sessions(t, Config{}, Config{Deliver: deliver, Budget: budget})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	data := randomBytes(t, 1<<20)
+	done := make(chan error, 1)
+	go func() { done <- cs.Send(ctx, opID(1), 0, data, 0) }()
+	testutil.WaitFor(t, 10*time.Second, "the budget refusing packets", func() bool {
+		_, _, refused := budget.state()
+		return refused > 0
+	})
+	close(release)
+	if err := <-done; err != nil {
+		used, peak, refused := budget.state()
+		t.Fatalf("send: %v; budget used %d peak %d refused %d; server %+v; client %+v", err, used, peak, refused, ss.Stats(), cs.Stats())
+	}
+	if !bytes.Equal(col.get(opID(1)), data) {
+		t.Fatal("data differs after the budget held it back")
+	}
+	if _, peak, _ := budget.state(); peak > budget.limit {
+		t.Fatalf("the receiver held %d bytes of a budget of %d", peak, budget.limit)
+	}
+
+	if used, _, _ := budget.state(); used != 0 {
+		t.Fatalf("%d bytes of the budget held after everything was delivered", used)
+	}
+
+	// What is buffered when the session closes is given back too.
+	p2 := newPair(t, testLink{rateBps: 20e6, rtt: 20 * time.Millisecond}.profile(), nil)
+	hold := make(chan struct{})
+	cs2, ss2 := p2.sessions(t, Config{}, Config{Deliver: func([16]byte, int64, []byte) { <-hold }, Budget: budget})
+	go func() { _ = cs2.Send(ctx, opID(2), 0, data, 0) }() // ends with the sessions
+	testutil.WaitFor(t, 10*time.Second, "data buffered in the second session", func() bool {
+		used, _, _ := budget.state()
+		return used > 0
+	})
+	close(hold)
+	if err := ss2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if used, _, _ := budget.state(); used != 0 {
+		t.Fatalf("%d bytes of the budget held after the session closed", used)
+	}
+}

@@ -2,6 +2,8 @@ package lane
 
 import (
 	"time"
+
+	"github.com/edge-sync/edge-sync/wire"
 )
 
 // Receiver timing: feedback goes out after feedbackEvery data packets, at
@@ -38,6 +40,12 @@ type recvTransfer struct {
 type receiver struct {
 	maxBuffered int64
 	buffered    int64 // out-of-order bytes + bytes queued for Deliver
+	// budget, if not nil, holds a reservation of buffered bytes, but for
+	// unreserved: the next in-order bytes of a transfer with data held
+	// behind them, taken past a full budget because they free that data.
+	budget     wire.Budget
+	unreserved int64
+	ended      bool // the session closed: everything is dropped
 
 	pns        rangeSet
 	largestAt  time.Time
@@ -59,9 +67,10 @@ type receiverStats struct {
 	deliveredBytes                          int64
 }
 
-func newReceiver(maxBuffered int64) *receiver {
+func newReceiver(maxBuffered int64, budget wire.Budget) *receiver {
 	return &receiver{
 		maxBuffered: maxBuffered,
+		budget:      budget,
 		pns:         rangeSet{max: maxPNRanges},
 		open:        map[uint32]*recvTransfer{},
 		closed:      rangeSet{max: maxClosedRanges},
@@ -102,9 +111,18 @@ func (r *receiver) onData(f *dataFrame) bool {
 		r.stats.duplicates++
 		return true
 	}
-	if r.buffered+int64(len(f.data)) > r.maxBuffered {
+	if r.ended || r.buffered+int64(len(f.data)) > r.maxBuffered {
 		r.stats.refused++
 		return false
+	}
+	if !r.reserve(len(f.data)) {
+		// Refusing the bytes that out-of-order data waits for would hold
+		// that data, and the budget, for ever.
+		if f.offset != t.next || t.pendBytes == 0 || !t.metaKnown {
+			r.stats.refused++
+			return false
+		}
+		r.unreserved += int64(len(f.data))
 	}
 	// Copy: the packet buffer is reused.
 	data := append([]byte(nil), f.data...)
@@ -134,15 +152,40 @@ func (r *receiver) push(n uint32, t *recvTransfer, data []byte) {
 	c.last = t.next >= t.total
 	r.queue = append(r.queue, c)
 	if c.last {
-		r.buffered -= int64(t.pendBytes) // leftovers beyond the end
-		delete(r.open, n)                // closed once Deliver returns for the last chunk
+		r.drop(t.pendBytes) // leftovers beyond the end
+		delete(r.open, n)   // closed once Deliver returns for the last chunk
+	}
+}
+
+// reserve asks the budget, if any, for n bytes.
+func (r *receiver) reserve(n int) bool {
+	return r.budget == nil || r.budget.Reserve(n) == nil
+}
+
+// drop forgets n buffered bytes and gives back to the budget what of
+// them it reserved.
+func (r *receiver) drop(n int) {
+	r.buffered -= int64(n)
+	free := min(int64(n), r.unreserved)
+	r.unreserved -= free
+	if r.budget != nil && int64(n) > free {
+		r.budget.Release(n - int(free))
+	}
+}
+
+// close drops everything buffered; later data is refused.
+func (r *receiver) close() {
+	if !r.ended {
+		r.ended = true
+		r.drop(int(r.buffered))
+		r.open, r.queue = map[uint32]*recvTransfer{}, nil
 	}
 }
 
 // onReset abandons transfer n.
 func (r *receiver) onReset(n uint32) {
 	if t := r.open[n]; t != nil {
-		r.buffered -= int64(t.pendBytes)
+		r.drop(t.pendBytes)
 		delete(r.open, n)
 	}
 	r.closed.add(uint64(n))
@@ -151,7 +194,10 @@ func (r *receiver) onReset(n uint32) {
 
 // delivered is called after Deliver returned for c.
 func (r *receiver) delivered(c chunk) {
-	r.buffered -= int64(len(c.data))
+	if r.ended {
+		return // close gave everything back
+	}
+	r.drop(len(c.data))
 	r.stats.delivered++
 	r.stats.deliveredBytes += int64(len(c.data))
 	if c.last {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/edge-sync/edge-sync/wire"
 )
 
 // exporterLabel is the TLS exporter label both peers derive lane keys from.
@@ -37,6 +39,15 @@ type Config struct {
 	// MaxBufferedBytes bounds received data held per session (out of
 	// order or waiting for Deliver); default DefaultMaxBufferedBytes.
 	MaxBufferedBytes int64
+	// Budget, when set, is asked for every received byte the session
+	// holds, before it copies it, and given the bytes back once they are
+	// delivered, dropped or the session closes: a bound shared with other
+	// holders of memory (the core's frames in flight). A refusal is
+	// handled as a full receive buffer: the packet is not acknowledged
+	// and the peer sends it again later. Its methods run with the
+	// session's lock held and must not block or call back into the
+	// session.
+	Budget wire.Budget
 	// PacketSize is the UDP payload size of full packets, MinPacketSize
 	// to MaxPacketSize; default DefaultPacketSize.
 	PacketSize int
@@ -165,7 +176,7 @@ func NewSession(conn *quic.Conn, tr *quic.Transport, d *Demux, cfg Config) (*Ses
 	}
 	now := time.Now()
 	s.snd = newSender(cfg.PacketSize, rtt, float64(cfg.InitialRate)/8, float64(cfg.MaxRate)/8, now)
-	s.rcv = newReceiver(cfg.MaxBufferedBytes)
+	s.rcv = newReceiver(cfg.MaxBufferedBytes, cfg.Budget)
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	if err := d.register(inTag, s); err != nil {
 		s.cancel(err)
@@ -279,6 +290,9 @@ func (s *Session) Close() error {
 	s.cancel(ErrClosed)
 	s.wg.Wait()
 	s.demux.unregister(s.in.tag, s)
+	s.mu.Lock()
+	s.rcv.close()
+	s.mu.Unlock()
 	return nil
 }
 

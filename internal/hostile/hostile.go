@@ -1,0 +1,127 @@
+package hostile
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/quicvarint"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/wire"
+)
+
+// Client is one QUIC connection to a core that has said Welcome.
+type Client struct {
+	Conn    *quic.Conn
+	Welcome *wire.Welcome
+}
+
+// Dial connects to the core at addr with tlsConf (an agent's client TLS
+// config, see testutil.PKI.ClientTLS), offers caps in its Hello and reads
+// the core's Welcome.
+func Dial(ctx context.Context, addr string, tlsConf *tls.Config, caps wire.Capabilities) (*Client, error) {
+	conn, err := DialRaw(ctx, addr, tlsConf)
+	if err != nil {
+		return nil, err
+	}
+	w, err := hello(ctx, conn, caps)
+	if err != nil {
+		_ = conn.CloseWithError(0, "")
+		return nil, fmt.Errorf("hostile dial %s: %w", addr, err)
+	}
+	return &Client{Conn: conn, Welcome: w}, nil
+}
+
+// DialRaw only connects: no stream is opened, no Hello sent.
+func DialRaw(ctx context.Context, addr string, tlsConf *tls.Config) (*quic.Conn, error) {
+	tlsConf = tlsConf.Clone()
+	tlsConf.NextProtos = []string{wire.ALPN}
+	conn, err := quic.DialAddr(ctx, addr, tlsConf, wire.QUICConfig(64))
+	if err != nil {
+		return nil, fmt.Errorf("hostile dial %s: %w", addr, err)
+	}
+	return conn, nil
+}
+
+func hello(ctx context.Context, conn *quic.Conn, caps wire.Capabilities) (*wire.Welcome, error) {
+	str, err := conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := Write(str, &wire.Hello{Versions: wire.SupportedVersions, Agent: "hostile", Caps: caps}); err != nil {
+		return nil, err
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = str.SetReadDeadline(dl)
+	}
+	f, err := wire.ReadFrame(str, 0)
+	if err != nil {
+		return nil, fmt.Errorf("read welcome: %w", err)
+	}
+	w, ok := f.(*wire.Welcome)
+	if !ok {
+		return nil, fmt.Errorf("core answered hello with %s", f.Type())
+	}
+	return w, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.Conn.CloseWithError(0, "hostile client done") }
+
+// Open opens an op stream, waiting while the core grants no more.
+func (c *Client) Open(ctx context.Context) (*quic.Stream, error) {
+	return c.Conn.OpenStreamSync(ctx)
+}
+
+// Write writes each frame to w in a write of its own.
+func Write(w io.Writer, frames ...wire.Frame) error {
+	for _, f := range frames {
+		if err := wire.WriteFrame(w, f); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Read reads the next frame from str within d.
+func Read(str *quic.Stream, d time.Duration) (wire.Frame, error) {
+	_ = str.SetReadDeadline(time.Now().Add(d))
+	return wire.ReadFrame(str, 0)
+}
+
+// DataHead returns the head of a DATA frame for op id at offset 0 whose
+// body declares bodyLen bytes: the frame's type and length, the op ID, the
+// offset and the chunk mode. The chunk bytes (bodyLen minus the 18 bytes
+// of those fields) are the caller's to send, or not.
+func DataHead(id edgesync.OpID, bodyLen int) []byte {
+	b := quicvarint.Append(nil, uint64(wire.FrameData))
+	b = quicvarint.Append(b, uint64(bodyLen))
+	b = append(b, id[:]...)
+	b = quicvarint.Append(b, 0) // offset
+	return append(b, 0)         // chunk mode: as the header says
+}
+
+// MaxDataBody is the largest DATA body a core accepts: one maximal chunk
+// and the frame's fields (the "16 MiB + 4080 B" of a maximal DATA frame).
+var MaxDataBody = wire.FrameData.MaxBody()
+
+// OpHeader returns a valid header of an event op of size plain bytes in
+// chunks of chunk bytes, stored in full (codec.ModeFull) under key, with
+// a made-up payload hash.
+func OpHeader(id edgesync.OpID, key string, size uint64, chunk uint32) *wire.OpHeader {
+	return &wire.OpHeader{ID: id, Key: key, Priority: edgesync.Normal, Kind: edgesync.EventOp,
+		Mode: 1, PlainSize: size, ChunkSize: chunk, PayloadHash: sha256.Sum256(id[:])}
+}
+
+// OpID returns a distinct op ID for stream i of connection conn.
+func OpID(conn, i int) edgesync.OpID {
+	var id edgesync.OpID
+	id[0], id[1], id[2] = 0xba, byte(conn), byte(conn>>8)
+	id[14], id[15] = byte(i>>8), byte(i)
+	return id
+}
