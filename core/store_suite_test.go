@@ -12,6 +12,7 @@ import (
 // store (core/jsstore runs it against JetStream).
 func TestStoreSuite(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
+		ReleaseOnReopen: true,
 		Open: func(t testing.TB, cfg core.Config) storetest.Store {
 			return openBolt(t, filepath.Join(t.TempDir(), "core.db"), cfg)
 		},

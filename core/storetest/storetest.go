@@ -47,6 +47,11 @@ type Harness struct {
 	// the process's memory: a Reopen loses them, and BeginPartial does not
 	// report such an op as a duplicate (its commit does).
 	MemoryPartials bool
+	// ReleaseOnReopen says a partial op reserves its declared size against
+	// the quota only while it is being received: after a Reopen (whose
+	// streams all ended) it reserves only the bytes it holds
+	// (core.PartialReleaser).
+	ReleaseOnReopen bool
 }
 
 // Run runs every test of the suite against h's stores.
