@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -29,7 +30,7 @@ func (s *Store) scanBatch(ctx context.Context, st jetstream.Stream, cfg jetstrea
 	cfg.MemoryStorage = true
 	cfg.Replicas = 1
 	cfg.InactiveThreshold = time.Minute
-	c, err := st.CreateConsumer(ctx, cfg)
+	c, err := s.createConsumer(ctx, st, cfg)
 	if err != nil {
 		return fmt.Errorf("scan: %w", err)
 	}
@@ -89,4 +90,34 @@ func (s *Store) count(ctx context.Context, st jetstream.Stream, filter string) (
 	_ = st.DeleteConsumer(dctx, info.Name)
 	cancel()
 	return info.NumPending, nil
+}
+
+// createConsumer creates a scan's consumer. While a stream elects a new
+// leader (a NATS node went away) the request finds no responder for a
+// few seconds: that is retried, with a short pause, for up to the
+// store's Timeout, so that a read during a failover waits for it rather
+// than fails.
+func (s *Store) createConsumer(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	deadline := time.Now().Add(s.cfg.Timeout)
+	pause := 50 * time.Millisecond
+	for {
+		c, err := st.CreateConsumer(ctx, cfg)
+		if err == nil || !transient(err) || time.Now().Add(pause).After(deadline) {
+			return c, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		pause = min(2*pause, time.Second)
+	}
+}
+
+// transient reports whether err is what JetStream answers while a
+// stream's leader is being elected.
+func transient(err error) bool {
+	return errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrTimeout)
 }
