@@ -150,14 +150,39 @@ func (a *Agent) Endpoint(name string) (Endpoint, bool) {
 	return Endpoint{}, false
 }
 
-// LoadAgent reads an agent config file.
+// LoadAgent reads an agent config file. Relative paths in it (data_dir,
+// the tls files, outbox.path, control.socket, control.token_file) are
+// resolved against the file's directory, so the file means the same from
+// any working directory.
 func LoadAgent(path string) (Agent, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Agent{}, fmt.Errorf("load agent config: %w", err)
 	}
 	defer f.Close()
-	return ParseAgent(f, path)
+	cfg, err := ParseAgent(f, path)
+	if err != nil {
+		return Agent{}, err
+	}
+	dir, err := configDir(path)
+	if err != nil {
+		return Agent{}, fmt.Errorf("load agent config: %w", err)
+	}
+	cfg.ResolvePaths(dir)
+	return cfg, nil
+}
+
+// ResolvePaths makes the config's relative paths relative to dir (the
+// config file's directory); LoadAgent calls it. Absolute paths, empty
+// ones and control.socket = "off" stay as they are.
+func (a *Agent) ResolvePaths(dir string) {
+	for _, p := range []*string{&a.DataDir, &a.Outbox.Path, &a.Control.TokenFile} {
+		*p = resolve(dir, *p)
+	}
+	a.TLS.resolve(dir)
+	if a.Control.Socket != "off" {
+		a.Control.Socket = resolve(dir, a.Control.Socket)
+	}
 }
 
 // ParseAgent reads an agent config on top of DefaultAgent and validates it.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 )
 
@@ -38,7 +39,7 @@ func (m Monitor) validate(l *errorList, p string) {
 	c := m.Classifier
 	pos := func(name string, d time.Duration) {
 		if d <= 0 {
-			l.addf(p+name, "must be positive, got %s", d)
+			l.addf(p+name, "must be positive, got %s", units.FormatDuration(d))
 		}
 	}
 	pos("probe_interval", m.ProbeInterval)
@@ -47,7 +48,7 @@ func (m Monitor) validate(l *errorList, p string) {
 	pos("loss_window", c.LossWindow)
 	pos("probe_timeout", m.ProbeTimeout)
 	if m.SampleInterval > m.ProbeInterval {
-		l.addf(p+"sample_interval", "must not be longer than probe_interval (%s), got %s", m.ProbeInterval, m.SampleInterval)
+		l.addf(p+"sample_interval", "must not be longer than probe_interval (%s), got %s", units.FormatDuration(m.ProbeInterval), units.FormatDuration(m.SampleInterval))
 	}
 	if c.MinSamples < 1 || c.MinSamples > 100 {
 		l.addf(p+"min_samples", "must be 1-100, got %d", c.MinSamples)
