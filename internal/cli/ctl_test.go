@@ -304,7 +304,7 @@ func TestCtlUsageErrors(t *testing.T) {
 		{nil, "no command given"},
 		{[]string{"transport.teleport"}, `unknown command "transport.teleport"`},
 		{[]string{"transport.stats", "extra"}, "unexpected arguments"},
-		{[]string{"transport.stats", "--bogus"}, "flag provided but not defined"},
+		{[]string{"transport.stats", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"transport.switch"}, "missing pin"},
 		{[]string{"transport.switch", "warp"}, "warp"},
 		{[]string{"transport.switch", "--to", "auto", "satellite"}, "give one pin"},

@@ -23,11 +23,10 @@ import (
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 )
 
-const demoUsage = `Usage: edge-sync demo [--duration D] [--keep] [--large SIZE]
-
-Runs a core, a link emulator and an agent in one process, in a temporary
+const demoLong = `Runs a core, a link emulator and an agent in one process, in a temporary
 directory with generated certificates, and puts a mixed workload through
 them: a critical alarm stream, schema changes, sensor records that update
 the same keys, analytics events and a large background file. The link walks
@@ -37,10 +36,9 @@ priority. At the end it checks at the core that every op arrived exactly
 once (or was superseded by a newer version of its key) and prints latency
 per priority and the bytes saved by compression, deltas and summaries.
 
-It exits non-zero if verification fails.
+It exits non-zero if verification fails.`
 
-Examples:
-  edge-sync demo
+const demoExample = `  edge-sync demo
   edge-sync demo --duration 30s
   edge-sync demo --keep          # keep the directory with logs and stores`
 
@@ -60,19 +58,33 @@ func demoWalk() []demoStep {
 	}
 }
 
-func runDemo(ctx context.Context, env Env, args []string) error {
-	fs := newFlagSet(env, "demo", demoUsage)
-	duration := fs.Duration("duration", 75*time.Second, "length of the link walk (five equal steps)")
-	keep := fs.Bool("keep", false, "keep the temporary directory (logs, stores, certificates)")
-	largeSize := fs.String("large", "16MiB", "size of the large background file")
-	if err := parseFlags(fs, "demo", args); err != nil {
-		return err
+// demoOpts are the flags of demo.
+type demoOpts struct {
+	duration  time.Duration
+	keep      bool
+	largeSize string
+}
+
+func newDemoCmd(env Env) *cobra.Command {
+	var o demoOpts
+	c := &cobra.Command{
+		Use:     "demo [--duration D] [--keep] [--large SIZE]",
+		Long:    demoLong,
+		Example: demoExample,
+		Args:    noArgs("demo"),
+		RunE:    func(c *cobra.Command, _ []string) error { return runDemo(c.Context(), env, o) },
 	}
-	if fs.NArg() > 0 {
-		return usagef("demo", "unexpected argument %q", fs.Arg(0))
-	}
+	fs := c.Flags()
+	durationVar(fs, &o.duration, "duration", 75*time.Second, "length of the link walk (five equal steps)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, stores, certificates)")
+	fs.StringVar(&o.largeSize, "large", "16MiB", "size of the large background file")
+	return c
+}
+
+func runDemo(ctx context.Context, env Env, o demoOpts) error {
+	duration, keep, largeSize := &o.duration, &o.keep, &o.largeSize
 	if *duration < 10*time.Second {
-		return usagef("demo", "--duration must be at least 10s, got %s", *duration)
+		return usagef("demo", "--duration must be at least 10s, got %s", units.FormatDuration(*duration))
 	}
 	large, err := units.ParseSize(*largeSize)
 	if err != nil || large < 1<<20 || large > 1<<30 {
