@@ -2,10 +2,10 @@ package control
 
 import (
 	"bytes"
-	"errors"
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
