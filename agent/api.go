@@ -40,6 +40,12 @@ type LinkStatus struct {
 	Endpoint  string `json:"endpoint"`
 	Address   string `json:"address"`
 	Connected bool   `json:"connected"`
+	// ConnectError is why the last attempt to connect failed (a wrong
+	// server_name, a DNS failure, a refused certificate), and
+	// ConnectErrorAt when; empty while connected. The class cannot say
+	// it: without a connection it only sees unanswered samples.
+	ConnectError   string     `json:"connect_error,omitempty"`
+	ConnectErrorAt *time.Time `json:"connect_error_at,omitempty"`
 	// Class is the effective class (pinned or measured); Measured is what
 	// the monitor says.
 	Class    edgesync.LinkClass `json:"class"`
@@ -53,8 +59,12 @@ type LinkStatus struct {
 	LastChange *linkmon.ClassChange   `json:"last_change,omitempty"`
 	Params     linkmon.SyncParameters `json:"params"`
 	Backlog    map[string]Backlog     `json:"backlog"`
-	// DrainETA is the backlog's size over the measured bandwidth; zero
-	// when the bandwidth is unknown.
+	// Transfers are the ops being sent, the largest first, with the
+	// bytes sent and the ETA at their current rate.
+	Transfers []Transfer `json:"transfers"`
+	// DrainETA is the backlog's size, less what its transfers in flight
+	// have sent, over the measured bandwidth; zero when the bandwidth is
+	// unknown.
 	DrainETA time.Duration `json:"drain_eta_ns"`
 	// ProbeBytes counts what the link monitor has sent to measure the link.
 	ProbeBytes int64 `json:"probe_bytes"`
@@ -79,7 +89,11 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		Class: ls.Class, Measured: ls.Status.Class, Since: ls.Since, Reason: ls.Reason,
 		Pin: ls.Pin.String(), Figures: ls.Status.Median, Samples: ls.Status.Samples,
 		LastChange: ls.Status.LastChange, Params: ls.Params, Backlog: map[string]Backlog{},
-		ProbeBytes: e.probeBytes(),
+		ProbeBytes: e.probeBytes(), Transfers: e.transfers.list(time.Now()),
+	}
+	if ce := e.dialErr.Load(); ce != nil && !out.Connected {
+		at := ce.At
+		out.ConnectError, out.ConnectErrorAt = ce.Err, &at
 	}
 	st, err := a.ob.Stats()
 	if err != nil {
@@ -95,8 +109,11 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		out.Backlog[p.String()] = Backlog{Ops: c.Ops, Bytes: c.Bytes}
 		total += c.Bytes
 	}
+	for _, t := range out.Transfers {
+		total -= t.Sent // on its way: the ETA moves as it goes
+	}
 	if bw := ls.Status.Median.BandwidthBps; bw > 0 {
-		out.DrainETA = time.Duration(float64(total*8) / bw * float64(time.Second))
+		out.DrainETA = time.Duration(float64(max(0, total)*8) / bw * float64(time.Second))
 	}
 	if q := st.Quarantined; q.Ops > 0 {
 		out.Quarantined = Backlog{Ops: q.Ops, Bytes: q.Bytes}

@@ -55,6 +55,12 @@ type endpoint struct {
 	conn  atomic.Pointer[quic.Conn]
 	lane  atomic.Pointer[laneLink] // the connection's data lane, if any
 	stats endpointStats
+	// transfers are the ops being sent, with their progress.
+	transfers transfers
+	// dialErr is why the last attempt to connect failed; nil once
+	// connected. Status shows it apart from the link class, which only
+	// says that samples go unanswered.
+	dialErr atomic.Pointer[connectError]
 
 	tried triedOps
 }
@@ -91,6 +97,12 @@ func (t *triedOps) forget(id edgesync.OpID) {
 	t.mu.Lock()
 	delete(t.ids, id)
 	t.mu.Unlock()
+}
+
+// connectError is why an endpoint could not connect, and when.
+type connectError struct {
+	Err string
+	At  time.Time
 }
 
 func newEndpoint(a *Agent, cfg config.Endpoint, overrides map[edgesync.LinkClass]linkmon.Override) (*endpoint, error) {
@@ -155,6 +167,9 @@ func (e *endpoint) run(ctx context.Context) {
 		conn, w, err := e.dial(ctx, tr)
 		if err != nil {
 			e.stats.dialFailures.Add(1)
+			if ctx.Err() == nil {
+				e.dialErr.Store(&connectError{Err: err.Error(), At: time.Now()})
+			}
 			// One line per failure streak every minute, not per attempt.
 			if time.Since(lastLogged) > time.Minute {
 				e.log.Warn("cannot reach the core; retrying with backoff", "address", e.cfg.Address, "error", err)
@@ -168,6 +183,7 @@ func (e *endpoint) run(ctx context.Context) {
 		}
 		bo.Reset()
 		lastLogged = time.Time{}
+		e.dialErr.Store(nil)
 		e.log.Info("connected", "core", w.Core, "address", e.cfg.Address, "version", w.Version)
 		e.stats.connects.Add(1)
 		e.conn.Store(conn)

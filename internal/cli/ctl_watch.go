@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -112,7 +113,10 @@ func writeBlock(w io.Writer, answer *bytes.Buffer, x *ctlRun, every time.Duratio
 			fmt.Fprintf(&b, "%s  every %s  %s\n\nerror: %s\n", "edge-sync "+x.name, units.FormatDuration(every), time.Now().Format("15:04:05"), msg)
 		}
 	} else if x.json {
-		b.Write(bytes.TrimRight(answer.Bytes(), "\n"))
+		// One document a line, for a reader that splits on lines.
+		if json.Compact(&b, answer.Bytes()) != nil {
+			b.Write(bytes.TrimRight(answer.Bytes(), "\n"))
+		}
 		b.WriteByte('\n')
 	} else {
 		fmt.Fprintf(&b, "%s  every %s  %s\n\n", "edge-sync "+x.name, units.FormatDuration(every), time.Now().Format("15:04:05"))
