@@ -54,22 +54,23 @@ type TLS struct {
 
 // Outbox bounds the durable queue.
 type Outbox struct {
-	Path       string // default DataDir/outbox.db
-	MaxOps     int    // default 10,000
-	MaxBytes   int64  // default 8 GiB
-	MaxOpBytes int64  // default 1 GiB
+	Path       string `json:"path"`         // default DataDir/outbox.db
+	MaxOps     int    `json:"max_ops"`      // default 10,000
+	MaxBytes   int64  `json:"max_bytes"`    // default 8 GiB
+	MaxOpBytes int64  `json:"max_op_bytes"` // default 1 GiB
 	// DefaultTTL is the lifetime of an op of each priority when its
-	// producer gave none; 0 means no expiry.
-	DefaultTTL [edgesync.NumPriorities]time.Duration
+	// producer gave none; 0 means no expiry. In JSON, nanoseconds in
+	// priority order (critical first).
+	DefaultTTL [edgesync.NumPriorities]time.Duration `json:"default_ttl_ns"`
 }
 
 // Endpoint is one core the agent sends to.
 type Endpoint struct {
-	Name       string // label in the config block, e.g. endpoint "core" {}
-	Address    string // host:port of the core's QUIC listener
-	ServerName string // name in the core's certificate; default: host of Address
+	Name       string `json:"name"`        // label in the config block, e.g. endpoint "core" {}
+	Address    string `json:"address"`     // host:port of the core's QUIC listener
+	ServerName string `json:"server_name"` // name in the core's certificate; default: host of Address
 	// Monitor overrides the agent-wide monitor settings for this endpoint.
-	Monitor Monitor
+	Monitor Monitor `json:"monitor"`
 }
 
 // Profile overrides the sync parameters of one link class. Zero fields

@@ -90,27 +90,27 @@ func (m Monitor) validate(l *errorList, p string) {
 // block in its units (Mbit/s and percent; the probe budget a fraction),
 // durations in nanoseconds.
 type monitorJSON struct {
-	ProbeInterval     time.Duration
-	SampleInterval    time.Duration
-	Window            time.Duration
-	LossWindow        time.Duration
-	MinSamples        int
-	HysteresisPercent float64
-	ProbeTimeout      time.Duration
-	ProbeBudget       float64
-	Active            bool
-	Passive           bool
+	ProbeInterval     time.Duration `json:"probe_interval_ns"`
+	SampleInterval    time.Duration `json:"sample_interval_ns"`
+	Window            time.Duration `json:"window_ns"`
+	LossWindow        time.Duration `json:"loss_window_ns"`
+	MinSamples        int           `json:"min_samples"`
+	HysteresisPercent float64       `json:"hysteresis_percent"`
+	ProbeTimeout      time.Duration `json:"probe_timeout_ns"`
+	ProbeBudget       float64       `json:"probe_budget"`
+	Active            bool          `json:"active"`
+	Passive           bool          `json:"passive"`
 	Thresholds        struct {
-		FiberMinMbps        float64
-		FiberMaxRTT         time.Duration
-		BroadbandMinMbps    float64
-		BroadbandMaxRTT     time.Duration
-		MobileMinMbps       float64
-		MobileMaxRTT        time.Duration
-		SatelliteMinRTT     time.Duration
-		IntermittentLossPct float64
-		MaxMissed           int
-	}
+		FiberMinMbps        float64       `json:"fiber_min_mbps"`
+		FiberMaxRTT         time.Duration `json:"fiber_max_rtt_ns"`
+		BroadbandMinMbps    float64       `json:"broadband_min_mbps"`
+		BroadbandMaxRTT     time.Duration `json:"broadband_max_rtt_ns"`
+		MobileMinMbps       float64       `json:"mobile_min_mbps"`
+		MobileMaxRTT        time.Duration `json:"mobile_max_rtt_ns"`
+		SatelliteMinRTT     time.Duration `json:"satellite_min_rtt_ns"`
+		IntermittentLossPct float64       `json:"intermittent_loss_percent"`
+		MaxMissed           int           `json:"max_missed"`
+	} `json:"thresholds"`
 }
 
 // MarshalJSON writes the monitor block's settings in the file's units.

@@ -185,7 +185,7 @@ type UploadParams struct {
 	Key      string
 	Priority string // a priority name; "" means normal (send only)
 	Kind     string // "event" (default) or "state"
-	TTL      string // a Go duration; "" means the priority's default
+	TTL      string // a duration ("24h", "2d"); "" means the priority's default
 	Summary  []byte
 }
 

@@ -15,6 +15,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -143,9 +144,9 @@ func (s *Server) parseUpload(r *http.Request, priorityRequired bool) (outbox.New
 		return n, badRequest("a state op needs a key")
 	}
 	if t := q.Get("ttl"); t != "" {
-		d, err := time.ParseDuration(t)
+		d, err := units.ParseDuration(t)
 		if err != nil || d < 0 {
-			return n, badRequest("ttl %q: want a positive Go duration such as 10m or 24h", t)
+			return n, badRequest("ttl %q: want a positive duration such as 10m, 24h or 2d", t)
 		}
 		n.TTL = d
 	}
@@ -248,6 +249,7 @@ func (s *Server) verify(r *http.Request, _ struct{}) (any, error) {
 	if rep.Quarantined == nil {
 		rep.Quarantined = []outbox.Damage{}
 	}
+	rep.Damaged, rep.Quarantined = nonNil(rep.Damaged), nonNil(rep.Quarantined)
 	return VerifyResponse{Agent: s.a.Name(), OK: rep.OK(), VerifyReport: rep}, err
 }
 
@@ -271,9 +273,9 @@ func (s *Server) purge(_ *http.Request, req PurgeRequest) (any, error) {
 func (s *Server) history(_ *http.Request, req HistoryRequest) (any, error) {
 	window := 10 * time.Minute
 	if req.Window != "" {
-		d, err := time.ParseDuration(req.Window)
+		d, err := units.ParseDuration(req.Window)
 		if err != nil || d <= 0 {
-			return nil, badRequest("window %q: want a positive Go duration such as 10m", req.Window)
+			return nil, badRequest("window %q: want a positive duration such as 10m", req.Window)
 		}
 		window = d
 	}
@@ -285,7 +287,7 @@ func (s *Server) history(_ *http.Request, req HistoryRequest) (any, error) {
 	if name == "" {
 		name = s.a.DefaultEndpoint()
 	}
-	return HistoryResponse{Endpoint: name, Window: window.String(), Measurements: ms}, err
+	return HistoryResponse{Endpoint: name, Window: window.String(), Measurements: nonNil(ms)}, err
 }
 
 // next serves transport.bandwidth.sync.next: lease (the payload is the
@@ -321,9 +323,9 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	}
 	ttl := 5 * time.Minute
 	if req.TTL != "" {
-		d, err := time.ParseDuration(req.TTL)
+		d, err := units.ParseDuration(req.TTL)
 		if err != nil || d <= 0 {
-			s.fail(w, badRequest("ttl %q: want a positive Go duration such as 5m", req.TTL))
+			s.fail(w, badRequest("ttl %q: want a positive duration such as 5m", req.TTL))
 			return
 		}
 		ttl = d
@@ -516,4 +518,12 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// nonNil makes an empty list an empty array in JSON, never null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

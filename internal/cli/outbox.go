@@ -98,6 +98,7 @@ func runOutboxVerify(_ context.Context, env Env, o outboxOpts) error {
 		return fmt.Errorf("outbox verify: %w: the agent has %s open; run 'edge-sync ctl transport.outbox.verify' instead", err, path)
 	}
 	if asJSON {
+		r.Damaged, r.Quarantined = nonNil(r.Damaged), nonNil(r.Quarantined)
 		if jerr := json.NewEncoder(env.Stdout).Encode(r); jerr != nil {
 			return jerr
 		}
@@ -159,6 +160,7 @@ func runOutboxSalvage(ctx context.Context, env Env, o outboxOpts) error {
 		return fmt.Errorf("outbox salvage: %w", err)
 	}
 	if asJSON {
+		r.Lost, r.Quarantined = nonNil(r.Lost), nonNil(r.Quarantined)
 		return json.NewEncoder(env.Stdout).Encode(r)
 	}
 	fmt.Fprintf(env.Stdout, "copied %d ops (%s) into a new %s", r.Copied, units.FormatBytes(r.Bytes), path)
