@@ -130,7 +130,7 @@ func (s *Server) parseUpload(r *http.Request, priorityRequired bool) (outbox.New
 		}
 		n.Priority = pr
 	case priorityRequired:
-		return n, badRequest("priority is required (critical, high, schema, normal, analytics, background)")
+		return n, badRequest("priority is required (critical, schema, high, normal, analytics, background)")
 	}
 	switch k := q.Get("kind"); k {
 	case "", "event":
