@@ -40,12 +40,6 @@ type LinkStatus struct {
 	Endpoint  string `json:"endpoint"`
 	Address   string `json:"address"`
 	Connected bool   `json:"connected"`
-	// ConnectError is why the last attempt to connect failed (a wrong
-	// server_name, a DNS failure, a refused certificate), and
-	// ConnectErrorAt when; empty while connected. The class cannot say
-	// it: without a connection it only sees unanswered samples.
-	ConnectError   string     `json:"connect_error,omitempty"`
-	ConnectErrorAt *time.Time `json:"connect_error_at,omitempty"`
 	// Class is the effective class (pinned or measured); Measured is what
 	// the monitor says.
 	Class    edgesync.LinkClass `json:"class"`
@@ -62,6 +56,12 @@ type LinkStatus struct {
 	// Transfers are the ops being sent, the largest first, with the
 	// bytes sent and the ETA at their current rate.
 	Transfers []Transfer `json:"transfers"`
+	// LastError is why the endpoint's last attempt to connect failed (a
+	// wrong server_name, a DNS failure, a refused certificate), whether
+	// or not it is connected now; nil before any. While it is not
+	// connected, this is what the class cannot say: without a connection
+	// it only sees unanswered samples.
+	LastError *ConnError `json:"last_error,omitempty"`
 	// DrainETA is the backlog's size, less what its transfers in flight
 	// have sent, over the measured bandwidth; zero when the bandwidth is
 	// unknown.
@@ -91,10 +91,7 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		LastChange: ls.Status.LastChange, Params: ls.Params, Backlog: map[string]Backlog{},
 		ProbeBytes: e.probeBytes(), Transfers: e.transfers.list(time.Now()),
 	}
-	if ce := e.dialErr.Load(); ce != nil && !out.Connected {
-		at := ce.At
-		out.ConnectError, out.ConnectErrorAt = ce.Err, &at
-	}
+	out.LastError = e.dialErr.Load()
 	st, err := a.ob.Stats()
 	if err != nil {
 		return out, err

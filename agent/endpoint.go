@@ -57,10 +57,10 @@ type endpoint struct {
 	stats endpointStats
 	// transfers are the ops being sent, with their progress.
 	transfers transfers
-	// dialErr is why the last attempt to connect failed; nil once
-	// connected. Status shows it apart from the link class, which only
-	// says that samples go unanswered.
-	dialErr atomic.Pointer[connectError]
+	// dialErr is why the last attempt to connect failed. Status shows it
+	// apart from the link class, which only says that samples go
+	// unanswered.
+	dialErr atomic.Pointer[ConnError]
 
 	tried triedOps
 }
@@ -99,10 +99,10 @@ func (t *triedOps) forget(id edgesync.OpID) {
 	t.mu.Unlock()
 }
 
-// connectError is why an endpoint could not connect, and when.
-type connectError struct {
-	Err string
-	At  time.Time
+// ConnError is a failure to connect to an endpoint's core, and when.
+type ConnError struct {
+	At    time.Time `json:"at"`
+	Error string    `json:"error"`
 }
 
 func newEndpoint(a *Agent, cfg config.Endpoint, overrides map[edgesync.LinkClass]linkmon.Override) (*endpoint, error) {
@@ -168,7 +168,7 @@ func (e *endpoint) run(ctx context.Context) {
 		if err != nil {
 			e.stats.dialFailures.Add(1)
 			if ctx.Err() == nil {
-				e.dialErr.Store(&connectError{Err: err.Error(), At: time.Now()})
+				e.dialErr.Store(&ConnError{At: time.Now(), Error: err.Error()})
 			}
 			// One line per failure streak every minute, not per attempt.
 			if time.Since(lastLogged) > time.Minute {
@@ -183,7 +183,6 @@ func (e *endpoint) run(ctx context.Context) {
 		}
 		bo.Reset()
 		lastLogged = time.Time{}
-		e.dialErr.Store(nil)
 		e.log.Info("connected", "core", w.Core, "address", e.cfg.Address, "version", w.Version)
 		e.stats.connects.Add(1)
 		e.conn.Store(conn)

@@ -98,8 +98,8 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.jitter, m.Jitter.Seconds(), name)
 		gauge(c.loss, m.Loss, name)
 		gauge(c.connected, b2f(st.Connected), name)
-		if st.ConnectError != "" {
-			gauge(c.connectError, 1, name, st.ConnectError)
+		if st.LastError != nil && !st.Connected {
+			gauge(c.connectError, 1, name, st.LastError.Error)
 		}
 		gauge(c.drainETA, st.DrainETA.Seconds(), name)
 		for _, cl := range edgesync.LinkClasses() {

@@ -44,18 +44,16 @@ func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
 		conn = "connected"
 	}
 	fmt.Fprintf(tw, "endpoint\t%s (%s), %s\n", st.Endpoint, st.Address, conn)
-	if st.ConnectError != "" {
-		since := ""
-		if st.ConnectErrorAt != nil {
-			since = fmt.Sprintf(" (last try %s ago)", units.FormatDuration(now.Sub(*st.ConnectErrorAt).Round(time.Second)))
-		}
-		fmt.Fprintf(tw, "connection\tcannot connect: %s%s\n", st.ConnectError, since)
+	cannot := st.LastError != nil && !st.Connected
+	if cannot {
+		fmt.Fprintf(tw, "connection\tcannot connect: %s (last try %s ago)\n", st.LastError.Error,
+			units.FormatDuration(now.Sub(st.LastError.At).Round(time.Second)))
 	}
 	class := st.Class.String()
 	if st.Measured != st.Class {
 		class += fmt.Sprintf(" (measured: %s)", st.Measured)
 	}
-	if st.ConnectError != "" {
+	if cannot {
 		class += " (no connection: the class only sees unanswered samples)"
 	}
 	fmt.Fprintf(tw, "class\t%s\n", class)

@@ -248,7 +248,7 @@ func TestStatusSaysWhyItCannotConnect(t *testing.T) {
 	h := startCtlHarnessWith(t, harnessOptions{online: true, serverName: "wrong.example"})
 	testutil.WaitFor(t, 30*time.Second, "a failed connection attempt", func() bool {
 		st, err := h.a.Status("core")
-		return err == nil && st.ConnectError != ""
+		return err == nil && st.LastError != nil
 	})
 	out, _, err := h.ctl(t, "", "transport.bandwidth.status")
 	if err != nil || !regexp.MustCompile(`(?m)^connection +cannot connect: .*wrong\.example`).MatchString(out) ||
@@ -266,7 +266,7 @@ func TestStatusSaysWhyItCannotConnect(t *testing.T) {
 	}
 	testutil.WaitFor(t, 30*time.Second, "the DNS failure of endpoint nodns", func() bool {
 		st, err := h.a.Status("nodns")
-		return err == nil && st.ConnectError != ""
+		return err == nil && st.LastError != nil
 	})
 	out, _, err = h.ctl(t, "", "transport.bandwidth.status", "--endpoint", "nodns")
 	if err != nil || !regexp.MustCompile(`(?m)^connection +cannot connect: resolve no-such-host\.invalid:7443`).MatchString(out) {
