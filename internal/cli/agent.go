@@ -30,27 +30,37 @@ const agentExample = `  edge-sync agent --config /etc/edge-sync/agent.hcl --chec
   edge-sync agent --config agent.hcl --log-level debug`
 
 func newAgentCmd(env Env) *cobra.Command {
-	var cfgPath, logLevel string
-	var check bool
+	var f serviceFlags
 	c := &cobra.Command{
 		Use:     "agent --config FILE [--check-config] [--log-level LEVEL]",
 		Long:    agentLong,
 		Example: agentExample,
 		Args:    noArgs("agent"),
 		RunE: func(c *cobra.Command, _ []string) error {
-			if cfgPath == "" {
+			if f.cfgPath == "" {
 				return usagef("agent", "--config is required")
 			}
-			return runAgent(c.Context(), env, cfgPath, logLevel, check)
+			return runAgent(c.Context(), env, f.cfgPath, f.logLevel, f.check)
 		},
 	}
+	f.register(c, "agent")
+	return c
+}
+
+// serviceFlags are the flags of agent and core: the config file, the
+// check, the log level.
+type serviceFlags struct {
+	cfgPath, logLevel string
+	check             bool
+}
+
+func (f *serviceFlags) register(c *cobra.Command, what string) {
 	fs := c.Flags()
-	fs.StringVar(&cfgPath, "config", "", "agent config file (HCL)")
-	fs.BoolVar(&check, "check-config", false, "validate the config and check it against this machine, then exit")
-	fs.StringVar(&logLevel, "log-level", "", "override log.level (trace, debug, info, warn, error)")
+	fs.StringVar(&f.cfgPath, "config", "", what+" config file (HCL)")
+	fs.BoolVar(&f.check, "check-config", false, "validate the config and check it against this machine, then exit")
+	fs.StringVar(&f.logLevel, "log-level", "", "override log.level (trace, debug, info, warn, error)")
 	completeFlag(c, "config", hclFiles)
 	completeFlag(c, "log-level", complete("trace", "debug", "info", "warn", "error"))
-	return c
 }
 
 func runAgent(ctx context.Context, env Env, cfgPath, logLevel string, check bool) error {

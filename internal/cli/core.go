@@ -38,8 +38,7 @@ const coreExample = `  edge-sync core --config /etc/edge-sync/core.hcl --check-c
   edge-sync core tail --config core.hcl --agent ship-7 -o events/`
 
 func newCoreCmd(env Env) *cobra.Command {
-	var cfgPath, logLevel string
-	var check bool
+	var f serviceFlags
 	c := &cobra.Command{
 		Use:     "core --config FILE [--check-config] [--log-level LEVEL]",
 		Long:    coreLong,
@@ -51,18 +50,13 @@ func newCoreCmd(env Env) *cobra.Command {
 			return nil
 		},
 		RunE: func(c *cobra.Command, _ []string) error {
-			if cfgPath == "" {
+			if f.cfgPath == "" {
 				return usagef("core", "--config is required")
 			}
-			return runCore(c.Context(), env, cfgPath, logLevel, check)
+			return runCore(c.Context(), env, f.cfgPath, f.logLevel, f.check)
 		},
 	}
-	fs := c.Flags()
-	fs.StringVar(&cfgPath, "config", "", "core config file (HCL)")
-	fs.BoolVar(&check, "check-config", false, "validate the config and check it against this machine, then exit")
-	fs.StringVar(&logLevel, "log-level", "", "override log.level (trace, debug, info, warn, error)")
-	completeFlag(c, "config", hclFiles)
-	completeFlag(c, "log-level", complete("trace", "debug", "info", "warn", "error"))
+	f.register(c, "core")
 	c.AddCommand(newCoreLsCmd(env), newCoreGetCmd(env), newCoreTailCmd(env))
 	return c
 }
