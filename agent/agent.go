@@ -239,13 +239,11 @@ func (a *Agent) Enqueue(ctx context.Context, n outbox.NewOp) (outbox.Op, error) 
 }
 
 func (a *Agent) endpoint(name string) (*endpoint, error) {
+	if name == "" {
+		name = a.DefaultEndpoint()
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if name == "" && len(a.eps) == 1 {
-		for _, e := range a.eps {
-			return e, nil
-		}
-	}
 	e, ok := a.eps[name]
 	if !ok {
 		return nil, fmt.Errorf("%w %q (have %v)", ErrUnknownEndpoint, name, a.endpointNamesLocked())
@@ -253,16 +251,14 @@ func (a *Agent) endpoint(name string) (*endpoint, error) {
 	return e, nil
 }
 
-// DefaultEndpoint returns the name of the only endpoint, or the first by
-// name when there are several.
+// DefaultEndpoint returns the endpoint a command means when it names
+// none: the first one of the config file. An endpoint added at run time
+// (StartMonitor) never becomes the default, whatever its name.
 func (a *Agent) DefaultEndpoint() string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	names := a.endpointNamesLocked()
-	if len(names) == 0 {
-		return ""
+	if len(a.cfg.Endpoints) == 0 {
+		return "" // New refuses such a config
 	}
-	return names[0]
+	return a.cfg.Endpoints[0].Name
 }
 
 func (a *Agent) endpointNamesLocked() []string {

@@ -53,8 +53,19 @@ type LinkStatus struct {
 	LastChange *linkmon.ClassChange   `json:"last_change,omitempty"`
 	Params     linkmon.SyncParameters `json:"params"`
 	Backlog    map[string]Backlog     `json:"backlog"`
-	// DrainETA is the backlog's size over the measured bandwidth; zero
-	// when the bandwidth is unknown.
+	// Transfers are the ops being sent, the largest first, with the
+	// bytes sent and the ETA at their current rate.
+	Transfers []Transfer `json:"transfers"`
+	// LastError is why the endpoint's last attempt to connect failed (a
+	// wrong server_name, a DNS failure, a refused certificate) or its last
+	// connection was lost, whether or not it is connected now; nil before
+	// any. While it is not
+	// connected, this is what the class cannot say: without a connection
+	// it only sees unanswered samples.
+	LastError *ConnError `json:"last_error,omitempty"`
+	// DrainETA is the backlog's size, less what its transfers in flight
+	// have sent, over the measured bandwidth; zero when the bandwidth is
+	// unknown.
 	DrainETA time.Duration `json:"drain_eta_ns"`
 	// ProbeBytes counts what the link monitor has sent to measure the link.
 	ProbeBytes int64 `json:"probe_bytes"`
@@ -63,12 +74,6 @@ type LinkStatus struct {
 	// Damage says so in a sentence with what to do, "" when there are none.
 	Quarantined Backlog `json:"quarantined"`
 	Damage      string  `json:"damage,omitempty"`
-	// Transfers are the endpoint's ops being sent now, oldest first, with
-	// their progress.
-	Transfers []Transfer `json:"transfers"`
-	// LastError is the endpoint's last failure to connect or lost
-	// connection, whether or not it is connected now; nil before any.
-	LastError *ConnError `json:"last_error,omitempty"`
 }
 
 // Status returns transport.bandwidth.status for an endpoint.
@@ -85,7 +90,7 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		Class: ls.Class, Measured: ls.Status.Class, Since: ls.Since, Reason: ls.Reason,
 		Pin: ls.Pin.String(), Figures: ls.Status.Median, Samples: ls.Status.Samples,
 		LastChange: ls.Status.LastChange, Params: ls.Params, Backlog: map[string]Backlog{},
-		ProbeBytes: e.probeBytes(), Transfers: e.stats.transfers.list(), LastError: e.stats.lastErr.load(),
+		ProbeBytes: e.probeBytes(), Transfers: e.transfers.list(time.Now()), LastError: e.stats.lastErr.load(),
 	}
 	st, err := a.ob.Stats()
 	if err != nil {
@@ -101,8 +106,11 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		out.Backlog[p.String()] = Backlog{Ops: c.Ops, Bytes: c.Bytes}
 		total += c.Bytes
 	}
+	for _, t := range out.Transfers {
+		total -= t.Sent // on its way: the ETA moves as it goes
+	}
 	if bw := ls.Status.Median.BandwidthBps; bw > 0 {
-		out.DrainETA = time.Duration(float64(total*8) / bw * float64(time.Second))
+		out.DrainETA = time.Duration(float64(max(0, total)*8) / bw * float64(time.Second))
 	}
 	if q := st.Quarantined; q.Ops > 0 {
 		out.Quarantined = Backlog{Ops: q.Ops, Bytes: q.Bytes}

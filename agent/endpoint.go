@@ -55,6 +55,8 @@ type endpoint struct {
 	conn  atomic.Pointer[quic.Conn]
 	lane  atomic.Pointer[laneLink] // the connection's data lane, if any
 	stats endpointStats
+	// transfers are the ops being sent, with their progress.
+	transfers transfers
 
 	tried triedOps
 }

@@ -35,18 +35,21 @@ type agentCollector struct {
 	latencyMax, probeBytes, retries, nacks, switches     *prometheus.Desc
 	connects, dialFailures, summaries, drainETA          *prometheus.Desc
 	summaryHeld                                          *prometheus.Desc
+	connectError                                         *prometheus.Desc
 }
 
 func newAgentCollector(a *Agent) *agentCollector {
 	return &agentCollector{
-		a:          a,
-		ob:         a.ob,
-		bandwidth:  desc("link_bandwidth_bps", "Measured link capacity in bit/s (median of the classification window); 0 when not measured.", "endpoint"),
-		rtt:        desc("link_rtt_seconds", "Measured round-trip time (median).", "endpoint"),
-		jitter:     desc("link_jitter_seconds", "Measured round-trip time variation (median).", "endpoint"),
-		loss:       desc("link_loss_ratio", "Measured packet loss ratio, 0..1 (median).", "endpoint"),
-		class:      desc("link_class", "1 for the endpoint's effective link class (pinned or measured), 0 for the others.", "endpoint", "class"),
-		connected:  desc("link_connected", "1 while a connection to the endpoint's core is up.", "endpoint"),
+		a:         a,
+		ob:        a.ob,
+		bandwidth: desc("link_bandwidth_bps", "Measured link capacity in bit/s (median of the classification window); 0 when not measured.", "endpoint"),
+		rtt:       desc("link_rtt_seconds", "Measured round-trip time (median).", "endpoint"),
+		jitter:    desc("link_jitter_seconds", "Measured round-trip time variation (median).", "endpoint"),
+		loss:      desc("link_loss_ratio", "Measured packet loss ratio, 0..1 (median).", "endpoint"),
+		class:     desc("link_class", "1 for the endpoint's effective link class (pinned or measured), 0 for the others.", "endpoint", "class"),
+		connected: desc("link_connected", "1 while a connection to the endpoint's core is up.", "endpoint"),
+		connectError: desc("link_connect_error", "1 while the endpoint cannot connect, with the last attempt's error as a label (a wrong server_name, a DNS failure); absent while connected.",
+			"endpoint", "error"),
 		mode:       desc("sync_mode", "1 for the endpoint's current sync mode, 0 for the others.", "endpoint", "mode"),
 		drainETA:   desc("backlog_drain_seconds", "Estimated time to drain the backlog at the measured bandwidth; 0 when the bandwidth is unknown.", "endpoint"),
 		queueOps:   desc("queue_ops", "Ops waiting in the outbox, by priority.", "priority"),
@@ -97,6 +100,9 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.jitter, m.Jitter.Seconds(), name)
 		gauge(c.loss, m.Loss, name)
 		gauge(c.connected, b2f(st.Connected), name)
+		if st.LastError != nil && !st.Connected {
+			gauge(c.connectError, 1, name, st.LastError.Error)
+		}
 		gauge(c.drainETA, st.DrainETA.Seconds(), name)
 		for _, cl := range edgesync.LinkClasses() {
 			gauge(c.class, b2f(cl == st.Class), name, cl.String())

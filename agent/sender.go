@@ -335,9 +335,9 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	if summary {
 		return s.summarize(snd, op, pl)
 	}
-	tr := s.stats.transfers.begin(op)
-	defer s.stats.transfers.end(tr)
-	a := &attempt{op: &op, pl: pl, params: p, paused: s.pauseCheck(p, sl), eager: s.eager(op), sent: &tr.sent}
+	prog := s.e.transfers.begin(op)
+	defer s.e.transfers.end(op.ID)
+	a := &attempt{op: &op, pl: pl, params: p, paused: s.pauseCheck(p, sl), eager: s.eager(op), prog: prog}
 	if b := s.deltaBase(op, p); b != nil {
 		defer b.Close()
 		a.base = b

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
 
@@ -49,9 +48,8 @@ type attempt struct {
 	// paused is polled at chunk boundaries; when it reports true the
 	// transfer stops with errPaused. Nil never pauses.
 	paused func() bool
-	// sent is the attempt's progress for transport.bandwidth.status
-	// (transfers.go); nil counts nothing.
-	sent *atomic.Int64
+	// prog counts the bytes sent, for status; nil counts nothing.
+	prog *progress
 }
 
 // opTransfer is an attempt's op as it goes out: the codec header its
@@ -64,7 +62,7 @@ type opTransfer struct {
 	cb     *codec.Base // nil unless ch.Mode is a delta
 	paused func() bool
 	res    *sendResult
-	sent   *atomic.Int64 // the attempt's
+	prog   *progress
 }
 
 // pauseBefore reports whether the transfer stops before chunk i, a chunk
@@ -250,8 +248,8 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 			return res, err
 		}
 		from = held / int64(t.ch.ChunkSize)
+		t.prog.resumed(from * int64(t.ch.ChunkSize))
 	}
-	t.resumeAt(from * int64(t.ch.ChunkSize))
 	if onLane {
 		err = newLaneTransfer(s, ln, str, hdr.LaneTransfer, t).run(ctx, from)
 	} else {
@@ -281,7 +279,7 @@ func (s *opSender) encoding(a *attempt, res *sendResult) (*opTransfer, error) {
 		return nil, err
 	}
 	res.mode = mode
-	return &opTransfer{op: op, pl: a.pl, ch: ch, cb: cb, paused: a.paused, res: res, sent: a.sent}, nil
+	return &opTransfer{op: op, pl: a.pl, ch: ch, cb: cb, paused: a.paused, res: res, prog: a.prog}, nil
 }
 
 // resumePoint reads the core's answer to the header of an op of more than
@@ -308,6 +306,7 @@ func (s *opSender) sendOnStream(str *quic.Stream, t *opTransfer, from int64) err
 		if err := s.sendChunk(str, t, i); err != nil {
 			return err
 		}
+		t.prog.doneChunk(&t.ch, i)
 	}
 	if err := commit(str, t); err != nil {
 		return err
@@ -388,6 +387,5 @@ func (s *opSender) dataFrame(dst []byte, t *opTransfer, i int64) ([]byte, error)
 	}
 	t.res.plainBytes += int64(n)
 	t.res.wireBytes += int64(len(enc))
-	t.addSent(int64(n))
 	return out, nil
 }

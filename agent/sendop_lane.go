@@ -80,6 +80,7 @@ func laneID(transfer uint64, first int64) [16]byte {
 // as one transfer.
 type laneBatch struct {
 	frames []byte
+	end    int64 // payload offset after the batch's last chunk
 	done   chan error
 }
 
@@ -254,6 +255,10 @@ func (l *laneTransfer) makeRoom(window, size int64) (answered bool, err error) {
 // transfer.
 func (l *laneTransfer) launch(ctx context.Context, frames []byte, first int64) {
 	b := &laneBatch{frames: frames, done: make(chan error, 1)}
+	if l.next > first {
+		off, n, _ := l.ch.ChunkRange(l.next - 1)
+		b.end = off + int64(n)
+	}
 	l.queue = append(l.queue, b)
 	l.inFlight += int64(len(frames))
 	id, urgency := laneID(l.num, first), int8(l.op.Priority)
@@ -270,6 +275,9 @@ func (l *laneTransfer) settle() (answered bool, err error) {
 			l.queue = l.queue[1:]
 			l.inFlight -= int64(len(b.frames))
 			l.free = append(l.free, b.frames[:0])
+			if err == nil && b.end > 0 {
+				l.prog.done(b.end) // the core has stored it
+			}
 			return false, err
 		case a, ok := <-l.answers:
 			if settled, err := l.take(a, ok); settled || err != nil {

@@ -31,8 +31,7 @@ type endpointStats struct {
 
 	nacks [16]atomic.Int64 // by wire.Code
 
-	transfers inflight  // ops being sent now, with their progress
-	lastErr   lastError // the last failure to connect, or lost connection
+	lastErr lastError // the last failure to connect, or lost connection
 }
 
 // PriorityStats are the counters of one priority.

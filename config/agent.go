@@ -54,22 +54,23 @@ type TLS struct {
 
 // Outbox bounds the durable queue.
 type Outbox struct {
-	Path       string // default DataDir/outbox.db
-	MaxOps     int    // default 10,000
-	MaxBytes   int64  // default 8 GiB
-	MaxOpBytes int64  // default 1 GiB
+	Path       string `json:"path"`         // default DataDir/outbox.db
+	MaxOps     int    `json:"max_ops"`      // default 10,000
+	MaxBytes   int64  `json:"max_bytes"`    // default 8 GiB
+	MaxOpBytes int64  `json:"max_op_bytes"` // default 1 GiB
 	// DefaultTTL is the lifetime of an op of each priority when its
-	// producer gave none; 0 means no expiry.
-	DefaultTTL [edgesync.NumPriorities]time.Duration
+	// producer gave none; 0 means no expiry. In JSON, nanoseconds in
+	// priority order (critical first).
+	DefaultTTL [edgesync.NumPriorities]time.Duration `json:"default_ttl_ns"`
 }
 
 // Endpoint is one core the agent sends to.
 type Endpoint struct {
-	Name       string // label in the config block, e.g. endpoint "core" {}
-	Address    string // host:port of the core's QUIC listener
-	ServerName string // name in the core's certificate; default: host of Address
+	Name       string `json:"name"`        // label in the config block, e.g. endpoint "core" {}
+	Address    string `json:"address"`     // host:port of the core's QUIC listener
+	ServerName string `json:"server_name"` // name in the core's certificate; default: host of Address
 	// Monitor overrides the agent-wide monitor settings for this endpoint.
-	Monitor Monitor
+	Monitor Monitor `json:"monitor"`
 }
 
 // Profile overrides the sync parameters of one link class. Zero fields
@@ -150,14 +151,39 @@ func (a *Agent) Endpoint(name string) (Endpoint, bool) {
 	return Endpoint{}, false
 }
 
-// LoadAgent reads an agent config file.
+// LoadAgent reads an agent config file. Relative paths in it (data_dir,
+// the tls files, outbox.path, control.socket, control.token_file) are
+// resolved against the file's directory, so the file means the same from
+// any working directory.
 func LoadAgent(path string) (Agent, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Agent{}, fmt.Errorf("load agent config: %w", err)
 	}
 	defer f.Close()
-	return ParseAgent(f, path)
+	cfg, err := ParseAgent(f, path)
+	if err != nil {
+		return Agent{}, err
+	}
+	dir, err := configDir(path)
+	if err != nil {
+		return Agent{}, fmt.Errorf("load agent config: %w", err)
+	}
+	cfg.ResolvePaths(dir)
+	return cfg, nil
+}
+
+// ResolvePaths makes the config's relative paths relative to dir (the
+// config file's directory); LoadAgent calls it. Absolute paths, empty
+// ones and control.socket = "off" stay as they are.
+func (a *Agent) ResolvePaths(dir string) {
+	for _, p := range []*string{&a.DataDir, &a.Outbox.Path, &a.Control.TokenFile} {
+		*p = resolve(dir, *p)
+	}
+	a.TLS.resolve(dir)
+	if a.Control.Socket != "off" {
+		a.Control.Socket = resolve(dir, a.Control.Socket)
+	}
 }
 
 // ParseAgent reads an agent config on top of DefaultAgent and validates it.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 )
 
@@ -38,7 +39,7 @@ func (m Monitor) validate(l *errorList, p string) {
 	c := m.Classifier
 	pos := func(name string, d time.Duration) {
 		if d <= 0 {
-			l.addf(p+name, "must be positive, got %s", d)
+			l.addf(p+name, "must be positive, got %s", units.FormatDuration(d))
 		}
 	}
 	pos("probe_interval", m.ProbeInterval)
@@ -47,7 +48,7 @@ func (m Monitor) validate(l *errorList, p string) {
 	pos("loss_window", c.LossWindow)
 	pos("probe_timeout", m.ProbeTimeout)
 	if m.SampleInterval > m.ProbeInterval {
-		l.addf(p+"sample_interval", "must not be longer than probe_interval (%s), got %s", m.ProbeInterval, m.SampleInterval)
+		l.addf(p+"sample_interval", "must not be longer than probe_interval (%s), got %s", units.FormatDuration(m.ProbeInterval), units.FormatDuration(m.SampleInterval))
 	}
 	if c.MinSamples < 1 || c.MinSamples > 100 {
 		l.addf(p+"min_samples", "must be 1-100, got %d", c.MinSamples)
@@ -89,27 +90,27 @@ func (m Monitor) validate(l *errorList, p string) {
 // block in its units (Mbit/s and percent; the probe budget a fraction),
 // durations in nanoseconds.
 type monitorJSON struct {
-	ProbeInterval     time.Duration
-	SampleInterval    time.Duration
-	Window            time.Duration
-	LossWindow        time.Duration
-	MinSamples        int
-	HysteresisPercent float64
-	ProbeTimeout      time.Duration
-	ProbeBudget       float64
-	Active            bool
-	Passive           bool
+	ProbeInterval     time.Duration `json:"probe_interval_ns"`
+	SampleInterval    time.Duration `json:"sample_interval_ns"`
+	Window            time.Duration `json:"window_ns"`
+	LossWindow        time.Duration `json:"loss_window_ns"`
+	MinSamples        int           `json:"min_samples"`
+	HysteresisPercent float64       `json:"hysteresis_percent"`
+	ProbeTimeout      time.Duration `json:"probe_timeout_ns"`
+	ProbeBudget       float64       `json:"probe_budget"`
+	Active            bool          `json:"active"`
+	Passive           bool          `json:"passive"`
 	Thresholds        struct {
-		FiberMinMbps        float64
-		FiberMaxRTT         time.Duration
-		BroadbandMinMbps    float64
-		BroadbandMaxRTT     time.Duration
-		MobileMinMbps       float64
-		MobileMaxRTT        time.Duration
-		SatelliteMinRTT     time.Duration
-		IntermittentLossPct float64
-		MaxMissed           int
-	}
+		FiberMinMbps        float64       `json:"fiber_min_mbps"`
+		FiberMaxRTT         time.Duration `json:"fiber_max_rtt_ns"`
+		BroadbandMinMbps    float64       `json:"broadband_min_mbps"`
+		BroadbandMaxRTT     time.Duration `json:"broadband_max_rtt_ns"`
+		MobileMinMbps       float64       `json:"mobile_min_mbps"`
+		MobileMaxRTT        time.Duration `json:"mobile_max_rtt_ns"`
+		SatelliteMinRTT     time.Duration `json:"satellite_min_rtt_ns"`
+		IntermittentLossPct float64       `json:"intermittent_loss_percent"`
+		MaxMissed           int           `json:"max_missed"`
+	} `json:"thresholds"`
 }
 
 // MarshalJSON writes the monitor block's settings in the file's units.

@@ -142,10 +142,11 @@ func TestMonitorJSONInFileUnits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const want = `{"ProbeInterval":5000000000,"SampleInterval":250000000,"Window":30000000000,"LossWindow":20000000000,` +
-		`"MinSamples":3,"HysteresisPercent":20,"ProbeTimeout":5000000000,"ProbeBudget":0.02,"Active":true,"Passive":true,` +
-		`"Thresholds":{"FiberMinMbps":100,"FiberMaxRTT":10000000,"BroadbandMinMbps":10,"BroadbandMaxRTT":50000000,` +
-		`"MobileMinMbps":1,"MobileMaxRTT":200000000,"SatelliteMinRTT":500000000,"IntermittentLossPct":20,"MaxMissed":2}}`
+	// snake_case like every answer of the control API (docs/control-api.md).
+	const want = `{"probe_interval_ns":5000000000,"sample_interval_ns":250000000,"window_ns":30000000000,"loss_window_ns":20000000000,` +
+		`"min_samples":3,"hysteresis_percent":20,"probe_timeout_ns":5000000000,"probe_budget":0.02,"active":true,"passive":true,` +
+		`"thresholds":{"fiber_min_mbps":100,"fiber_max_rtt_ns":10000000,"broadband_min_mbps":10,"broadband_max_rtt_ns":50000000,` +
+		`"mobile_min_mbps":1,"mobile_max_rtt_ns":200000000,"satellite_min_rtt_ns":500000000,"intermittent_loss_percent":20,"max_missed":2}}`
 	if string(b) != want {
 		t.Errorf("JSON\n%s\nwant\n%s", b, want)
 	}
@@ -156,7 +157,7 @@ func TestMonitorJSONInFileUnits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := string(b); !strings.Contains(s, `"HysteresisPercent":57,`) || !strings.Contains(s, `"FiberMinMbps":250,`) || !strings.Contains(s, `"IntermittentLossPct":7,`) {
+	if s := string(b); !strings.Contains(s, `"hysteresis_percent":57,`) || !strings.Contains(s, `"fiber_min_mbps":250,`) || !strings.Contains(s, `"intermittent_loss_percent":7,`) {
 		t.Errorf("JSON %s does not show the file's units", s)
 	}
 	var back Endpoint

@@ -220,14 +220,36 @@ type rawCoreLimits struct {
 	MaxConnFrameMemory *string `hcl:"max_frame_memory_per_connection,optional"`
 }
 
-// LoadCore reads a core config file.
+// LoadCore reads a core config file. Relative paths in it (data_dir, the
+// tls files, store.path, and the JetStream store's tls files, credentials
+// and nkey) are resolved against the file's directory.
 func LoadCore(path string) (Core, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return Core{}, fmt.Errorf("load core config: %w", err)
 	}
 	defer f.Close()
-	return ParseCore(f, path)
+	cfg, err := ParseCore(f, path)
+	if err != nil {
+		return Core{}, err
+	}
+	dir, err := configDir(path)
+	if err != nil {
+		return Core{}, fmt.Errorf("load core config: %w", err)
+	}
+	cfg.ResolvePaths(dir)
+	return cfg, nil
+}
+
+// ResolvePaths makes the config's relative paths relative to dir (the
+// config file's directory); LoadCore calls it.
+func (c *Core) ResolvePaths(dir string) {
+	j := &c.Store.JetStream
+	for _, p := range []*string{&c.DataDir, &c.Store.Path, &j.Credentials, &j.NKey} {
+		*p = resolve(dir, *p)
+	}
+	c.TLS.resolve(dir)
+	j.TLS.resolve(dir)
 }
 
 // ParseCore reads a core config on top of DefaultCore and validates it.
@@ -328,7 +350,7 @@ func (c *Core) validate(pos map[string]hcl.Range) error {
 		l.addf("store.backend", "want %q or %q, got %q", BackendBolt, BackendJetStream, s.Backend)
 	}
 	if s.DedupRetention < time.Minute {
-		l.addf("store.dedup_retention", "must be at least 1m, got %s: shorter makes redelivered ops apply twice", s.DedupRetention)
+		l.addf("store.dedup_retention", "must be at least 1m, got %s: shorter makes redelivered ops apply twice", units.FormatDuration(s.DedupRetention))
 	}
 	if s.DedupMaxEntries < 1000 {
 		l.addf("store.dedup_max_entries", "must be at least 1000, got %d", s.DedupMaxEntries)
@@ -337,7 +359,7 @@ func (c *Core) validate(pos map[string]hcl.Range) error {
 		l.addf("store.event_retention", "must be at least 1, got %d", s.EventRetention)
 	}
 	if s.PartialMaxAge < time.Minute {
-		l.addf("store.partial_max_age", "must be at least 1m, got %s", s.PartialMaxAge)
+		l.addf("store.partial_max_age", "must be at least 1m, got %s", units.FormatDuration(s.PartialMaxAge))
 	}
 	lim := c.Limits
 	if lim.MaxOpBytes < 1 {
@@ -386,10 +408,10 @@ func (j JetStream) validate(l *errorList) {
 		l.addf("store.history", "must be 1-64, got %d", j.History)
 	}
 	if j.Timeout < time.Second || j.Timeout > time.Minute {
-		l.addf("store.timeout", "must be 1s-1m, got %s", j.Timeout)
+		l.addf("store.timeout", "must be 1s-1m, got %s", units.FormatDuration(j.Timeout))
 	}
 	if j.DuplicateWindow <= 2*j.Timeout {
-		l.addf("store.duplicate_window", "must be more than twice store.timeout (%s), got %s: events could be stored twice", j.Timeout, j.DuplicateWindow)
+		l.addf("store.duplicate_window", "must be more than twice store.timeout (%s), got %s: events could be stored twice", units.FormatDuration(j.Timeout), units.FormatDuration(j.DuplicateWindow))
 	}
 	if (j.TLS.Cert == "") != (j.TLS.Key == "") {
 		l.addf("store.tls", "cert and key go together (a client certificate for the NATS servers)")

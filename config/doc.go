@@ -5,8 +5,20 @@
 // io.Reader on top of the defaults, and Validate checks ranges. Every error
 // names the field and, when it came from a file, its file:line.
 //
-// Byte sizes ("64KiB", "1GiB", "10MB", plain integers) are read and printed
-// by internal/units.
+// Byte sizes ("64KiB", "1GiB", "10MB", plain integers) and durations
+// ("500ms", "10m", "72h", "30d", "2w") are read and printed by
+// internal/units.
+//
+// [LoadAgent] and [LoadCore] resolve relative paths in a file (data_dir,
+// TLS files, outbox, socket and token files, store files) against the
+// file's directory, so a file means the same whatever the working
+// directory; ParseAgent and ParseCore leave them as written.
+//
+// Validate checks values; Check ([Agent.Check], [Core.Check]) checks them
+// against the machine, as `--check-config` does: the TLS files load and
+// the certificate is signed by the CA, addresses resolve, the data
+// directory can be created and written, the control API's token is long
+// enough. Check changes nothing.
 //
 // # Who reads these structs
 //

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"path/filepath"
 	"strconv"
 	"time"
 
@@ -71,14 +72,15 @@ func blockPath(prefix, typ string, labels ...string) string {
 	return p
 }
 
-// parseDuration reads a Go duration ("500ms", "5s", "72h"); "" keeps def.
+// parseDuration reads a duration ("500ms", "5s", "72h", "30d", "2w":
+// units.ParseDuration); "" keeps def.
 func parseDuration(l *errorList, field string, s *string, def time.Duration) time.Duration {
 	if s == nil || *s == "" {
 		return def
 	}
-	d, err := time.ParseDuration(*s)
+	d, err := units.ParseDuration(*s)
 	if err != nil {
-		l.addf(field, "want a duration like \"500ms\", \"5s\" or \"72h\", got %q", *s)
+		l.add(field, err)
 		return def
 	}
 	if d < 0 {
@@ -98,6 +100,28 @@ func parseSize(l *errorList, field string, s *string, def int64) int64 {
 		return def
 	}
 	return n
+}
+
+// configDir is the absolute directory of the config file at path, which
+// its relative paths are relative to.
+func configDir(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(abs), nil
+}
+
+// resolve returns p relative to dir when it is relative, else as it is.
+func resolve(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
+}
+
+func (t *TLS) resolve(dir string) {
+	t.CA, t.Cert, t.Key = resolve(dir, t.CA), resolve(dir, t.Cert), resolve(dir, t.Key)
 }
 
 func pick[T any](p *T, def T) T {

@@ -1,6 +1,8 @@
 package core
 
 import (
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime/debug"
@@ -423,12 +425,43 @@ type Event struct {
 // Summary is the latest summary received for a key: the op's metadata and
 // the producer's summary bytes, sent ahead of the full data on slow links.
 type Summary struct {
-	OpID  edgesync.OpID
-	Key   string
-	Size  int64
-	Hash  [32]byte
-	Time  time.Time
-	Bytes []byte
+	OpID  edgesync.OpID `json:"op"`
+	Key   string        `json:"key"`
+	Size  int64         `json:"size"`
+	Hash  [32]byte      `json:"-"` // in JSON "sha256", hex (MarshalJSON)
+	Time  time.Time     `json:"time"`
+	Bytes []byte        `json:"summary"` // the producer's summary; base64 in JSON
 	// Superseded is set once the full data of this op (or a newer one) is stored.
-	Superseded bool
+	Superseded bool `json:"superseded"`
+}
+
+// summaryJSON is a Summary in JSON: the hash in hex, as the admin API's
+// other answers carry it.
+type summaryJSON struct {
+	summaryFields
+	SHA256 string `json:"sha256"`
+}
+
+type summaryFields Summary
+
+// MarshalJSON writes the summary with its hash in hex.
+func (s Summary) MarshalJSON() ([]byte, error) {
+	return json.Marshal(summaryJSON{summaryFields(s), hex.EncodeToString(s.Hash[:])})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (s *Summary) UnmarshalJSON(b []byte) error {
+	var j summaryJSON
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Summary(j.summaryFields)
+	if j.SHA256 != "" {
+		h, err := hex.DecodeString(j.SHA256)
+		if err != nil || len(h) != len(s.Hash) {
+			return fmt.Errorf("summary: sha256 %q: want 64 hex digits", j.SHA256)
+		}
+		copy(s.Hash[:], h)
+	}
+	return nil
 }

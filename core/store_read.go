@@ -176,15 +176,15 @@ func (s *Store) Partials(agent string) ([]PartialInfo, error) {
 
 // AgentStats are one agent's counters.
 type AgentStats struct {
-	Keys       int64 // keys with a current version
-	Events     int64 // events kept
-	Bytes      int64 // stored object and event bytes
-	EventBytes int64 // event payload bytes kept
-	Reserved   int64 // bytes partial ops count against the quota: declared while received, held once released
-	Applied    int64 // entries in the applied-op index
-	Dedups     int64 // duplicate ops acknowledged again, not applied
-	Summaries  int64 // summaries kept
-	Evicted    int64 // events dropped by retention
+	Keys       int64 `json:"keys"`        // keys with a current version
+	Events     int64 `json:"events"`      // events kept
+	Bytes      int64 `json:"bytes"`       // stored object and event bytes
+	EventBytes int64 `json:"event_bytes"` // event payload bytes kept
+	Reserved   int64 `json:"reserved"`    // bytes partial ops count against the quota: declared while received, held once released
+	Applied    int64 `json:"applied"`     // entries in the applied-op index
+	Dedups     int64 `json:"dedups"`      // duplicate ops acknowledged again, not applied
+	Summaries  int64 `json:"summaries"`   // summaries kept
+	Evicted    int64 `json:"evicted"`     // events dropped by retention
 }
 
 func (x *AgentStats) add(y AgentStats) {
@@ -209,9 +209,9 @@ func readStats(a *agentBucket) AgentStats {
 
 // Stats are the store's counters: totals and per agent.
 type Stats struct {
-	Agents  int
-	Total   AgentStats
-	ByAgent map[string]AgentStats
+	Agents  int                   `json:"agents"`
+	Total   AgentStats            `json:"total"`
+	ByAgent map[string]AgentStats `json:"by_agent"`
 }
 
 // Stats returns the store's counters.

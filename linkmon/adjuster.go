@@ -3,9 +3,11 @@ package linkmon
 import (
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/units"
 )
 
 // Compression levels for SyncParameters.Level. 1..4 are the same numbers
@@ -59,10 +61,10 @@ type SyncParameters struct {
 func (p SyncParameters) String() string {
 	iv := "best-effort"
 	if p.Interval > 0 {
-		iv = p.Interval.String()
+		iv = units.FormatDuration(p.Interval)
 	}
-	return fmt.Sprintf("mode=%s level=%d chunk=%dKiB interval=%s concurrency=%d pq=%t summary=%t",
-		p.Mode, p.Level, p.ChunkSize>>10, iv, p.Concurrency, p.PriorityQueue, p.SummaryOnly)
+	return fmt.Sprintf("mode=%s level=%d chunk=%s interval=%s concurrency=%d pq=%t summary=%t",
+		p.Mode, p.Level, strings.ReplaceAll(units.FormatBytes(int64(p.ChunkSize)), " ", ""), iv, p.Concurrency, p.PriorityQueue, p.SummaryOnly)
 }
 
 // ClassProfile is one row of the parameter table plus its interpolation
@@ -214,9 +216,9 @@ func (p ClassProfile) Validate(prefix string) error {
 	case !q.Compression && q.Level != LevelNone:
 		return bad("level", "%d with compression off (want 0)", q.Level)
 	case q.ChunkSize < MinChunkBytes || q.ChunkSize > MaxChunkBytes:
-		return bad("chunk_size", "%d must be %d..%d bytes", q.ChunkSize, MinChunkBytes, MaxChunkBytes)
+		return bad("chunk_size", "%s must be %s to %s", units.FormatBytes(int64(q.ChunkSize)), units.FormatBytes(MinChunkBytes), units.FormatBytes(MaxChunkBytes))
 	case p.MinChunkSize < MinChunkBytes || p.MinChunkSize > q.ChunkSize:
-		return bad("min_chunk_size", "%d must be %d..chunk_size (%d)", p.MinChunkSize, MinChunkBytes, q.ChunkSize)
+		return bad("min_chunk_size", "%s must be %s to chunk_size (%s)", units.FormatBytes(int64(p.MinChunkSize)), units.FormatBytes(MinChunkBytes), units.FormatBytes(int64(q.ChunkSize)))
 	case q.Interval < 0:
 		return bad("interval", "%v must not be negative (0 is best effort)", q.Interval)
 	case q.Concurrency < 1 || q.Concurrency > MaxConcurrency:

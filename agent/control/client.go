@@ -5,21 +5,54 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 )
 
 // Client speaks the control API, for `edge-sync ctl`, `put` and tests.
-// Errors answered by the agent are *StatusError.
+// Errors answered by the agent are *StatusError; when no agent answers at
+// all the error is a *NotRunningError (errors.Is ErrNotRunning).
 type Client struct {
 	hc    *http.Client
 	base  string
 	token string
+	// where is the socket path or TCP address, for NotRunningError.
+	where string
+	tcp   bool
 }
+
+// ErrNotRunning means no agent answers where the client connects: no
+// socket file, or nothing accepting on it or on the TCP address.
+var ErrNotRunning = errors.New("agent not running")
+
+// NotRunningError is the error of a client that finds no agent: where
+// it looked, and what to do.
+type NotRunningError struct {
+	Where string // the socket path, or the TCP address
+	TCP   bool
+	Err   error // the dial error
+}
+
+// Error says so in a sentence an operator can act on.
+func (e *NotRunningError) Error() string {
+	const start = "start it with: edge-sync agent --config FILE"
+	switch {
+	case e.TCP:
+		return fmt.Sprintf("is the agent running? nothing answers on %s (its control.tcp; %s)", e.Where, start)
+	case errors.Is(e.Err, syscall.ECONNREFUSED):
+		return fmt.Sprintf("is the agent running? nothing listens on the control socket %s, left by an agent that stopped (%s)", e.Where, start)
+	}
+	return fmt.Sprintf("is the agent running? no control socket at %s (%s)", e.Where, start)
+}
+
+// Unwrap makes errors.Is find ErrNotRunning and the dial error.
+func (e *NotRunningError) Unwrap() []error { return []error{ErrNotRunning, e.Err} }
 
 // StatusError is an error answer (an Error body) with the HTTP status it
 // came with.
@@ -42,14 +75,14 @@ func NewClient(path string) *Client {
 			return d.DialContext(ctx, "unix", path)
 		},
 	}
-	return &Client{hc: &http.Client{Transport: tr}, base: "http://agent"}
+	return &Client{hc: &http.Client{Transport: tr}, base: "http://agent", where: path}
 }
 
 // NewClientTCP returns a client of the loopback TCP listener at addr that
 // sends token as its bearer token.
 func NewClientTCP(addr, token string) *Client {
 	tr := &http.Transport{DisableKeepAlives: true, Proxy: nil}
-	return &Client{hc: &http.Client{Transport: tr}, base: "http://" + addr, token: strings.TrimSpace(token)}
+	return &Client{hc: &http.Client{Transport: tr}, base: "http://" + addr, token: strings.TrimSpace(token), where: addr, tcp: true}
 }
 
 // Close releases the client's idle connections. It owns no goroutines and
@@ -74,6 +107,10 @@ func (c *Client) request(ctx context.Context, method, path string, body io.Reade
 func (c *Client) do(req *http.Request) (*http.Response, error) {
 	resp, err := c.hc.Do(req)
 	if err != nil {
+		var op *net.OpError
+		if errors.As(err, &op) && op.Op == "dial" && (errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED)) {
+			return nil, &NotRunningError{Where: c.where, TCP: c.tcp, Err: err}
+		}
 		return nil, fmt.Errorf("control API: %w", err)
 	}
 	if resp.StatusCode >= 400 {
@@ -148,7 +185,7 @@ type UploadParams struct {
 	Key      string
 	Priority string // a priority name; "" means normal (send only)
 	Kind     string // "event" (default) or "state"
-	TTL      string // a Go duration; "" means the priority's default
+	TTL      string // a duration ("24h", "2d"); "" means the priority's default
 	Summary  []byte
 }
 

@@ -15,6 +15,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -130,7 +131,7 @@ func (s *Server) parseUpload(r *http.Request, priorityRequired bool) (outbox.New
 		}
 		n.Priority = pr
 	case priorityRequired:
-		return n, badRequest("priority is required (critical, high, schema, normal, analytics, background)")
+		return n, badRequest("priority is required (critical, schema, high, normal, analytics, background)")
 	}
 	switch k := q.Get("kind"); k {
 	case "", "event":
@@ -144,9 +145,9 @@ func (s *Server) parseUpload(r *http.Request, priorityRequired bool) (outbox.New
 		return n, badRequest("a state op needs a key")
 	}
 	if t := q.Get("ttl"); t != "" {
-		d, err := time.ParseDuration(t)
+		d, err := units.ParseDuration(t)
 		if err != nil || d < 0 {
-			return n, badRequest("ttl %q: want a positive Go duration such as 10m or 24h", t)
+			return n, badRequest("ttl %q: want a positive duration such as 10m, 24h or 2d", t)
 		}
 		n.TTL = d
 	}
@@ -249,6 +250,7 @@ func (s *Server) verify(r *http.Request, _ struct{}) (any, error) {
 	if rep.Quarantined == nil {
 		rep.Quarantined = []outbox.Damage{}
 	}
+	rep.Damaged, rep.Quarantined = nonNil(rep.Damaged), nonNil(rep.Quarantined)
 	return VerifyResponse{Agent: s.a.Name(), OK: rep.OK(), VerifyReport: rep}, err
 }
 
@@ -282,7 +284,7 @@ func (s *Server) history(_ *http.Request, req HistoryRequest) (any, error) {
 	if name == "" {
 		name = s.a.DefaultEndpoint()
 	}
-	return HistoryResponse{Endpoint: name, Window: window.String(), Measurements: ms}, err
+	return HistoryResponse{Endpoint: name, Window: window.String(), Measurements: nonNil(ms)}, err
 }
 
 func (s *Server) timeline(_ *http.Request, req TimelineRequest) (any, error) {
@@ -293,15 +295,15 @@ func (s *Server) timeline(_ *http.Request, req TimelineRequest) (any, error) {
 	return s.a.Timeline(req.Endpoint, window)
 }
 
-// parseWindow reads the window of history and timeline: a positive Go
-// duration, 10m when empty.
+// parseWindow reads the window of history and timeline: a positive
+// duration (units.ParseDuration), 10m when empty.
 func parseWindow(w string) (time.Duration, error) {
 	if w == "" {
 		return 10 * time.Minute, nil
 	}
-	d, err := time.ParseDuration(w)
+	d, err := units.ParseDuration(w)
 	if err != nil || d <= 0 {
-		return 0, badRequest("window %q: want a positive Go duration such as 10m", w)
+		return 0, badRequest("window %q: want a positive duration such as 10m", w)
 	}
 	return d, nil
 }
@@ -339,9 +341,9 @@ func (s *Server) next(w http.ResponseWriter, r *http.Request) {
 	}
 	ttl := 5 * time.Minute
 	if req.TTL != "" {
-		d, err := time.ParseDuration(req.TTL)
+		d, err := units.ParseDuration(req.TTL)
 		if err != nil || d <= 0 {
-			s.fail(w, badRequest("ttl %q: want a positive Go duration such as 5m", req.TTL))
+			s.fail(w, badRequest("ttl %q: want a positive duration such as 5m", req.TTL))
 			return
 		}
 		ttl = d
@@ -534,4 +536,12 @@ func writeBody(w http.ResponseWriter, status int, b []byte) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// nonNil makes an empty list an empty array in JSON, never null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

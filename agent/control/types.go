@@ -5,6 +5,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -210,7 +211,7 @@ type MonitorStartRequest struct {
 }
 
 // MonitorOverrides are the monitor settings a monitor.start may change;
-// durations are Go durations ("5s"), unset fields keep the configured value.
+// durations are like "5s" or "2d" (units.ParseDuration), unset fields keep the configured value.
 type MonitorOverrides struct {
 	ProbeInterval     string   `json:"probe_interval,omitempty"`
 	SampleInterval    string   `json:"sample_interval,omitempty"`
@@ -246,9 +247,9 @@ func (r MonitorStartRequest) start() (agent.MonitorStart, error) {
 		if d.s == "" {
 			continue
 		}
-		v, err := time.ParseDuration(d.s)
+		v, err := units.ParseDuration(d.s)
 		if err != nil || v <= 0 {
-			return ms, badRequest("monitor.%s %q: want a positive Go duration such as 5s", d.name, d.s)
+			return ms, badRequest("monitor.%s %q: want a positive duration such as 5s", d.name, d.s)
 		}
 		*d.dst = v
 	}

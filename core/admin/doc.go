@@ -29,5 +29,5 @@
 //   - Reading the store file directly needs the core stopped: while it
 //     runs, bbolt's lock makes the read wait (2 s) and fail.
 //   - The answers' JSON shapes are those of the store's types (Summary and
-//     Stats have Go field names as keys).
+//     Stats have snake_case keys, as every answer of edge-sync does).
 package admin

@@ -24,7 +24,7 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, req *http.Request) {
 		agents, err := r.Agents(req.Context())
-		writeJSON(w, agents, err)
+		writeJSON(w, nonNil(agents), err)
 	})
 	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
@@ -34,7 +34,7 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 			return
 		}
 		vs, err := r.Keys(req.Context(), q.Get("agent"), q.Get("prefix"), n)
-		writeJSON(w, vs, err)
+		writeJSON(w, nonNil(vs), err)
 	})
 	mux.HandleFunc("GET /v1/get", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
@@ -90,7 +90,7 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 			return
 		}
 		evs, err := r.Events(req.Context(), q.Get("agent"), from, n)
-		writeJSON(w, evs, err)
+		writeJSON(w, nonNil(evs), err)
 	})
 	mux.HandleFunc("GET /v1/summaries", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
@@ -100,7 +100,7 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 			return
 		}
 		sums, err := r.Summaries(req.Context(), q.Get("agent"), q.Get("prefix"), n)
-		writeJSON(w, sums, err)
+		writeJSON(w, nonNil(sums), err)
 	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, req *http.Request) {
 		st, err := r.Stats(req.Context())
@@ -159,4 +159,12 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
+}
+
+// nonNil makes an empty list an empty array in JSON, never null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

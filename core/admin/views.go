@@ -80,7 +80,13 @@ type StoreReader struct {
 var _ Reader = StoreReader{}
 
 // Agents lists the agents that have sent anything.
-func (r StoreReader) Agents(context.Context) ([]string, error) { return r.Store.Agents() }
+func (r StoreReader) Agents(context.Context) ([]string, error) {
+	agents, err := r.Store.Agents()
+	if err != nil {
+		return nil, err
+	}
+	return nonNil(agents), nil
+}
 
 // Keys lists the current versions of an agent's keys under prefix.
 func (r StoreReader) Keys(_ context.Context, agent, prefix string, n int) ([]VersionInfo, error) {
@@ -152,7 +158,11 @@ func (r StoreReader) Events(_ context.Context, agent string, from uint64, n int)
 
 // Summaries lists the latest summaries of an agent's keys under prefix.
 func (r StoreReader) Summaries(_ context.Context, agent, prefix string, n int) ([]core.Summary, error) {
-	return r.Store.Summaries(agent, prefix, limit(n))
+	sums, err := r.Store.Summaries(agent, prefix, limit(n))
+	if err != nil {
+		return nil, err
+	}
+	return nonNil(sums), nil // as the socket answers: [] for none
 }
 
 // Stats returns the store's counters.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/spf13/cobra"
+
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/internal/logging"
@@ -12,58 +14,84 @@ import (
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
-const agentUsage = `Usage: edge-sync agent --config FILE [--check-config] [--log-level LEVEL]
-
-Runs the edge agent: keeps every op producers hand it in a durable priority
+const agentLong = `Runs the edge agent: keeps every op producers hand it in a durable priority
 outbox, watches the link to each core, and sends over QUIC with mutual TLS,
 adapting how it sends to the link class. Producers use 'edge-sync put' or
 the control API; operators use 'edge-sync ctl'.
 
---check-config validates the file and loads the TLS files, then exits:
-errors name the field and its file:line.
+--check-config validates the file and checks it against this machine, then
+exits: the TLS files load and the certificate is signed by the CA, the
+data directory can be created and written, the control API's token is
+long enough. Errors name the field and its file:line. Relative paths in
+the file are relative to the file's directory.`
 
-Examples:
-  edge-sync agent --config /etc/edge-sync/agent.hcl --check-config
+const agentExample = `  edge-sync agent --config /etc/edge-sync/agent.hcl --check-config
   edge-sync agent --config /etc/edge-sync/agent.hcl
   edge-sync agent --config agent.hcl --log-level debug`
 
-func runAgent(ctx context.Context, env Env, args []string) error {
-	fs := newFlagSet(env, "agent", agentUsage)
-	cfgPath := fs.String("config", "", "agent config file (HCL)")
-	check := fs.Bool("check-config", false, "validate the config and the TLS files, then exit")
-	logLevel := fs.String("log-level", "", "override log.level (trace, debug, info, warn, error)")
-	if err := parseFlags(fs, "agent", args); err != nil {
-		return err
+func newAgentCmd(env Env) *cobra.Command {
+	var f serviceFlags
+	c := &cobra.Command{
+		Use:     "agent --config FILE [--check-config] [--log-level LEVEL]",
+		Long:    agentLong,
+		Example: agentExample,
+		Args:    noArgs("agent"),
+		RunE: func(c *cobra.Command, _ []string) error {
+			if f.cfgPath == "" {
+				return usagef("agent", "--config is required")
+			}
+			return runAgent(c.Context(), env, f.cfgPath, f.logLevel, f.check)
+		},
 	}
-	if fs.NArg() > 0 {
-		return usagef("agent", "unexpected argument %q", fs.Arg(0))
-	}
-	if *cfgPath == "" {
-		return usagef("agent", "--config is required")
-	}
-	cfg, err := config.LoadAgent(*cfgPath)
+	f.register(c, "agent")
+	return c
+}
+
+// serviceFlags are the flags of agent and core: the config file, the
+// check, the log level.
+type serviceFlags struct {
+	cfgPath, logLevel string
+	check             bool
+}
+
+func (f *serviceFlags) register(c *cobra.Command, what string) {
+	fs := c.Flags()
+	fs.StringVar(&f.cfgPath, "config", "", what+" config file (HCL)")
+	fs.BoolVar(&f.check, "check-config", false, "validate the config and check it against this machine, then exit")
+	fs.StringVar(&f.logLevel, "log-level", "", "override log.level (trace, debug, info, warn, error)")
+	completeFlag(c, "config", hclFiles)
+	completeFlag(c, "log-level", complete("trace", "debug", "info", "warn", "error"))
+}
+
+func runAgent(ctx context.Context, env Env, cfgPath, logLevel string, check bool) error {
+	cfg, err := config.LoadAgent(cfgPath)
 	if err != nil {
 		return err
 	}
-	if *logLevel != "" {
-		cfg.Log.Level = *logLevel
+	if logLevel != "" {
+		cfg.Log.Level = logLevel
+	}
+	if check {
+		if err := cfg.Check(); err != nil {
+			return fmt.Errorf("%s:\n%w", cfgPath, err)
+		}
+		fmt.Fprintf(env.Stdout, "%s: ok (%d endpoint(s), outbox %s)\n", cfgPath, len(cfg.Endpoints), cfg.OutboxPath())
+		return nil
 	}
 	if _, err := pki.ClientTLSConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key, ""); err != nil {
-		return fmt.Errorf("%s: tls: %w", *cfgPath, err)
-	}
-	if *check {
-		fmt.Fprintf(env.Stdout, "%s: ok (%d endpoint(s), outbox %s)\n", *cfgPath, len(cfg.Endpoints), cfg.OutboxPath())
-		return nil
+		return fmt.Errorf("%s: tls: %w", cfgPath, err)
 	}
 	log, err := logging.New("agent", env.Stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}
 	_, stop, err := startAgent(ctx, cfg, agent.Options{Logger: log})
-	if errors.Is(err, outbox.ErrCorrupt) {
+	switch {
+	case errors.Is(err, outbox.ErrCorrupt):
 		return fmt.Errorf("%w\n%s", err, corruptAdvice(cfg.OutboxPath()))
-	}
-	if err != nil {
+	case errors.Is(err, outbox.ErrLocked):
+		return anotherAgent(cfg, err)
+	case err != nil:
 		return err
 	}
 	<-ctx.Done()
@@ -89,6 +117,12 @@ func startAgent(ctx context.Context, cfg config.Agent, opts agent.Options) (*age
 		return nil, nil, err
 	}
 	stops := stopper{a.Close}
+	removePID, err := writePID(cfg)
+	if err != nil {
+		closeLogged(log, "agent", stops.stop)
+		return nil, nil, err
+	}
+	stops.add(removePID)
 	stopControl, err := serveControl(ctx, a, cfg, log)
 	if err != nil {
 		closeLogged(log, "agent", stops.stop)

@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+
+	"github.com/spf13/cobra"
+
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,23 +16,7 @@ import (
 	"github.com/edge-sync/edge-sync/internal/pki"
 )
 
-// stringList is a repeatable flag; each use may also hold a comma list.
-type stringList []string
-
-func (s *stringList) String() string { return strings.Join(*s, ",") }
-
-func (s *stringList) Set(v string) error {
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			*s = append(*s, p)
-		}
-	}
-	return nil
-}
-
-const certsUsage = `Usage: edge-sync certs --dir DIR [--core NAME --core-host HOSTS] [--agent NAME ...] [flags]
-
-Creates a certificate authority and the certificates the core and agents
+const certsLong = `Creates a certificate authority and the certificates the core and agents
 use for mutual TLS, so a first deployment needs no openssl. Private keys are
 written with mode 0600. An existing CA in DIR (ca.pem, ca-key.pem) is reused,
 so you can add agents later. Existing certificate files are never replaced
@@ -38,29 +25,45 @@ unless --force is given.
 Files written in DIR:
   ca.pem, ca-key.pem               the CA (created if absent)
   core.pem, core-key.pem           with --core
-  agent-NAME.pem, agent-NAME-key.pem   one pair per --agent
+  agent-NAME.pem, agent-NAME-key.pem   one pair per --agent`
 
-Examples:
-  edge-sync certs --dir ./pki --core core.example.net --core-host core.example.net,10.0.0.5 --agent site-1
+const certsExample = `  edge-sync certs --dir ./pki --core core.example.net --core-host core.example.net,10.0.0.5 --agent site-1
   edge-sync certs --dir ./pki --agent site-2 --agent site-3    # add agents with the same CA
   edge-sync certs --dir ./pki --agent site-1 --force           # re-issue site-1`
 
-func runCerts(ctx context.Context, env Env, args []string) error {
-	fs := newFlagSet(env, "certs", certsUsage)
-	dir := fs.String("dir", "", "directory for the PEM files (required; created if absent)")
-	caName := fs.String("ca-name", "edge-sync CA", "common name of a new CA")
-	coreName := fs.String("core", "", "issue a core (server) certificate with this name")
-	var coreHosts, agents stringList
-	fs.Var(&coreHosts, "core-host", "DNS names and IP addresses of the core, comma separated (repeatable)")
-	fs.Var(&agents, "agent", "issue an agent (client) certificate with this name (repeatable)")
-	days := fs.Int("days", 3650, "validity of new certificates in days")
-	force := fs.Bool("force", false, "replace existing certificate files")
-	if err := parseFlags(fs, "certs", args); err != nil {
-		return err
+// certsOpts are the flags of certs.
+type certsOpts struct {
+	dir, caName, coreName string
+	coreHosts, agents     stringList
+	days                  int
+	force                 bool
+}
+
+func newCertsCmd(env Env) *cobra.Command {
+	var o certsOpts
+	c := &cobra.Command{
+		Use:     "certs --dir DIR [--core NAME --core-host HOSTS] [--agent NAME ...] [flags]",
+		Long:    certsLong,
+		Example: certsExample,
+		Args:    noArgs("certs"),
+		RunE:    func(c *cobra.Command, _ []string) error { return runCerts(c.Context(), env, o) },
 	}
-	if fs.NArg() > 0 {
-		return usagef("certs", "unexpected argument %q", fs.Arg(0))
-	}
+	fs := c.Flags()
+	fs.StringVar(&o.dir, "dir", "", "directory for the PEM files (required; created if absent)")
+	fs.StringVar(&o.caName, "ca-name", "edge-sync CA", "common name of a new CA")
+	fs.StringVar(&o.coreName, "core", "", "issue a core (server) certificate with this name")
+	fs.Var(&o.coreHosts, "core-host", "DNS names and IP addresses of the core, comma separated (repeatable)")
+	fs.Var(&o.agents, "agent", "issue an agent (client) certificate with this name (repeatable)")
+	fs.IntVar(&o.days, "days", 3650, "validity of new certificates in days")
+	fs.BoolVar(&o.force, "force", false, "replace existing certificate files")
+	completeFlag(c, "dir", func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		return nil, cobra.ShellCompDirectiveFilterDirs
+	})
+	return c
+}
+
+func runCerts(ctx context.Context, env Env, o certsOpts) error {
+	dir, caName, coreName, coreHosts, agents, days, force := &o.dir, &o.caName, &o.coreName, o.coreHosts, o.agents, &o.days, &o.force
 	if *dir == "" {
 		return usagef("certs", "--dir is required")
 	}

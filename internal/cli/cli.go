@@ -6,37 +6,40 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
 	"strings"
+
+	"github.com/spf13/cobra"
 )
 
-// Env is what a subcommand may touch: its arguments, standard streams and a
-// context that ends on SIGINT/SIGTERM.
+// Env is what a command may touch: its standard streams. The context of
+// Run ends on SIGINT/SIGTERM.
 type Env struct {
 	Stdin  io.Reader
 	Stdout io.Writer
 	Stderr io.Writer
 }
 
-// command is one subcommand.
+// command is one top-level command: its name, one line for the list, and
+// the constructor of its cobra command (each in its own file).
 type command struct {
 	name    string
 	summary string
-	run     func(ctx context.Context, env Env, args []string) error
+	build   func(env Env) *cobra.Command
 }
 
-// commands lists the subcommands in the order --help shows them.
+// commands lists the top-level commands in the order --help shows them.
 func commands() []command {
 	return []command{
-		{"agent", "run the edge agent", runAgent},
-		{"core", "run the core receiver, or read its store (ls, get, tail)", runCore},
-		{"demo", "run core, link emulator and agent in one process and show the link walk", runDemo},
-		{"ctl", "send a control command to a running agent", runCtl},
-		{"put", "hand the agent data to send", runPut},
-		{"outbox", "check or salvage a stopped agent's outbox file (verify, salvage)", runOutbox},
-		{"certs", "create a CA and certificates for core and agents", runCerts},
-		{"linksim", "run a shaped UDP relay (rate, delay, loss, outages)", runLinksim},
-		{"version", "print the version", runVersion},
+		{"agent", "run the edge agent", newAgentCmd},
+		{"core", "run the core receiver, or read its store (ls, get, tail)", newCoreCmd},
+		{"demo", "run core, link emulator and agent in one process and show the link walk", newDemoCmd},
+		{"ctl", "send a control command to a running agent", newCtlCmd},
+		{"put", "hand the agent data to send", newPutCmd},
+		{"outbox", "check or salvage a stopped agent's outbox file (verify, salvage)", newOutboxCmd},
+		{"certs", "create a CA and certificates for core and agents", newCertsCmd},
+		{"linksim", "run a shaped UDP relay (rate, delay, loss, outages)", newLinksimCmd},
+		{"completion", "print the shell completion script (bash, zsh, fish)", newCompletionCmd},
+		{"version", "print the version", newVersionCmd},
 	}
 }
 
@@ -60,7 +63,8 @@ func usagef(cmd, format string, args ...any) error {
 	return &UsageError{Cmd: cmd, Err: fmt.Errorf(format, args...)}
 }
 
-// Main runs the command line and returns the process exit code.
+// Main runs the command line and returns the process exit code: 0, 1 for
+// a runtime error, 2 for a usage error.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := Run(ctx, args, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr})
 	switch {
@@ -75,7 +79,9 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 }
 
-// Run runs one edge-sync command line (without the program name).
+// Run runs one edge-sync command line (without the program name). A
+// command's --help returns flag.ErrHelp after printing it, as the flag
+// package did; the top level's returns nil.
 func Run(ctx context.Context, args []string, env Env) error {
 	if env.Stdin == nil {
 		env.Stdin = strings.NewReader("")
@@ -86,83 +92,118 @@ func Run(ctx context.Context, args []string, env Env) error {
 	if env.Stderr == nil {
 		env.Stderr = io.Discard
 	}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		printUsage(env.Stdout)
-		if len(args) == 0 {
-			return &UsageError{Err: errors.New("no command given")}
-		}
-		return nil
+	root := newRoot(env)
+	var helped *cobra.Command
+	help := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		helped = c
+		help(c, args)
+	})
+	root.SetArgs(normalizeArgs(root, args))
+	err := root.ExecuteContext(ctx)
+	if err == nil && helped != nil && helped != root {
+		return flag.ErrHelp
 	}
-	for _, c := range commands() {
-		if c.name == args[0] {
-			return c.run(ctx, env, args[1:])
-		}
-	}
-	return usagef("", "unknown command %q (want one of %s)", args[0], strings.Join(commandNames(), ", "))
+	return err
 }
 
-func commandNames() []string {
-	var names []string
-	for _, c := range commands() {
-		names = append(names, c.name)
-	}
-	sort.Strings(names)
-	return names
-}
-
-func printUsage(w io.Writer) {
-	fmt.Fprint(w, `edge-sync: store-and-forward sync for edge sites on bad links.
-
-Usage:
-  edge-sync COMMAND [flags] [args]
-
-Commands:
-`)
-	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s  %s\n", c.name, c.summary)
-	}
-	fmt.Fprint(w, `
-Quick start:
-  edge-sync demo                     see the whole idea work in one process
+const rootExample = `  edge-sync demo                     see the whole idea work in one process
   edge-sync certs --dir ./pki --agent site-1
   edge-sync core --config core.hcl
   edge-sync agent --config agent.hcl
-  edge-sync put --key sensors/pump-3 --priority high reading.json
-  edge-sync ctl transport.bandwidth.status
+  edge-sync put reading.json --key sensors/pump-3 --priority high
+  edge-sync ctl transport.bandwidth.status --watch
+  source <(edge-sync completion bash)`
 
-Run 'edge-sync COMMAND --help' for a command's flags and examples.
-`)
+// newRoot builds the command tree. A tree serves one Run: flag values
+// live in it.
+func newRoot(env Env) *cobra.Command {
+	root := &cobra.Command{
+		Use:     "edge-sync",
+		Short:   "store-and-forward sync for edge sites on bad links",
+		Long:    "edge-sync: store-and-forward sync for edge sites on bad links.",
+		Example: rootExample,
+		Version: fmt.Sprintf("%s (%s)", version(), goVersion()),
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				_ = c.Help() // writes to env.Stdout, which cannot fail usefully here
+				return &UsageError{Err: errors.New("no command given")}
+			}
+			return unknownCommand(c, args[0])
+		},
+		Annotations:       dispatch,
+		SilenceErrors:     true, // Main prints them once
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetIn(env.Stdin)
+	root.SetOut(env.Stdout)
+	root.SetErr(env.Stderr)
+	root.SetVersionTemplate("edge-sync {{.Version}}\n")
+	root.SetUsageTemplate(usageTemplate)
+	root.SetHelpTemplate(helpTemplate)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &UsageError{Cmd: cmdName(c), Err: err}
+	})
+	for _, c := range commands() {
+		sub := c.build(env)
+		sub.Short = c.summary
+		root.AddCommand(sub)
+	}
+	return root
 }
 
-// newFlagSet returns a FlagSet that writes its usage to env.Stdout and
-// returns errors instead of exiting. usage is printed above the flags.
-func newFlagSet(env Env, name, usage string) *flag.FlagSet {
-	fs := flag.NewFlagSet("edge-sync "+name, flag.ContinueOnError)
-	fs.SetOutput(env.Stdout)
-	fs.Usage = func() {
-		fmt.Fprintln(env.Stdout, strings.TrimSpace(usage))
-		fmt.Fprintln(env.Stdout, "\nFlags:")
-		fs.PrintDefaults()
-	}
-	return fs
+// dispatch marks a command that only picks a subcommand: its RunE
+// reports what was wrong, and its help shows no usage line of its own.
+var dispatch = map[string]string{"dispatch": "true"}
+
+func init() {
+	// --help lists the commands in the order commands() gives them.
+	cobra.EnableCommandSorting = false
 }
 
-// parseFlags parses args and turns flag errors into usage errors. It
-// returns flag.ErrHelp unchanged for -h and --help.
-func parseFlags(fs *flag.FlagSet, name string, args []string) error {
-	// Errors are reported once, by Main; usage is printed once, here.
-	out, usage := fs.Output(), fs.Usage
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	err := fs.Parse(args)
-	fs.SetOutput(out)
-	fs.Usage = usage
-	if errors.Is(err, flag.ErrHelp) {
-		fs.Usage()
-		return err
+// unknownCommand is the usage error for a command name c does not have,
+// with the names it has and cobra's suggestion.
+func unknownCommand(c *cobra.Command, name string) error {
+	var names []string
+	for _, s := range c.Commands() {
+		if s.IsAvailableCommand() {
+			names = append(names, s.Name())
+		}
 	}
-	if err != nil {
-		return &UsageError{Cmd: name, Err: err}
+	msg := fmt.Sprintf("unknown command %q (want one of %s)", name, strings.Join(names, ", "))
+	if sugg := c.SuggestionsFor(name); len(sugg) > 0 {
+		msg += "; did you mean " + strings.Join(sugg, " or ") + "?"
 	}
-	return nil
+	return &UsageError{Cmd: cmdName(c), Err: errors.New(msg)}
 }
+
+// cmdName is c's path without the program name: "ctl transport.stats".
+func cmdName(c *cobra.Command) string {
+	return strings.TrimPrefix(strings.TrimPrefix(c.CommandPath(), "edge-sync"), " ")
+}
+
+// The help layout: the usage line first, then what the command does, its
+// examples and its flags; the same for every command.
+const helpTemplate = `{{.UsageString}}`
+
+const usageTemplate = `Usage:{{if and .Runnable (not (index .Annotations "dispatch"))}} {{.UseLine}}{{if .HasAvailableSubCommands}}
+      {{end}}{{end}}{{if .HasAvailableSubCommands}} {{.CommandPath}} COMMAND [flags] [args]{{end}}
+{{with (or .Long .Short)}}
+{{. | trimTrailingWhitespaces}}
+{{end}}{{if .HasAvailableSubCommands}}
+Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }}  {{.Short}}{{end}}{{end}}
+{{end}}{{if .HasExample}}
+Examples:
+{{.Example}}
+{{end}}{{if .HasAvailableLocalFlags}}
+Flags:
+{{.LocalFlags.FlagUsages | trimTrailingWhitespaces}}
+{{end}}{{if .HasAvailableInheritedFlags}}
+Connection and global flags:
+{{.InheritedFlags.FlagUsages | trimTrailingWhitespaces}}
+{{end}}{{if .HasAvailableSubCommands}}
+Run '{{.CommandPath}} COMMAND --help' for a command's flags and examples.
+{{end}}`

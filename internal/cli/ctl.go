@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
@@ -23,45 +25,26 @@ import (
 // directory.
 const defaultSocket = "/var/lib/edge-sync/agent.sock"
 
-const ctlUsage = `Usage: edge-sync ctl [connection flags] COMMAND [command flags] [args]
-
-Sends one command to a running agent's control API and prints the answer
-as a table, or as JSON with --json. The commands are those of the API:
-
-  transport.send                   enqueue FILE|- (same flags as 'edge-sync put')
-  transport.bandwidth.sync.queue   enqueue FILE|- at a priority (--priority required)
-  transport.quality                latest link figures of an endpoint
-  transport.bandwidth.status       class, figures, since, why, pin, parameters, backlog, drain ETA
-  transport.bandwidth.measure      measure an endpoint now
-  transport.bandwidth.history      measurements within --window
-  transport.bandwidth.timeline     the status page's plots as a table: link, class, mode, queue per second
-  transport.switch                 pin an endpoint: auto, a link class or a sync mode
-  transport.config                 show the configuration, or change a class's parameters
-  transport.stats                  counters per endpoint, priority and mode; outbox figures
-  transport.bandwidth.sync.next    lease the next op (--out FILE), or --ack/--release ID
-  transport.bandwidth.monitor.start  start monitoring an endpoint; --address adds a new one
-  transport.bandwidth.monitor.stop   stop monitoring an endpoint
-  transport.outbox.verify          read and check every op now; quarantine damaged ones
-  transport.outbox.purge           delete quarantined ops: --all or IDs
-  health                           is the agent there
+const ctlLong = `Sends one command to a running agent's control API and prints the answer
+as a table, or as JSON with --json. The commands are those of the API
+(docs/control-api.md); the ones that read may be followed with --watch.
 
 The socket is --socket, else the one of --config agent.hcl, else
 $EDGE_SYNC_SOCKET, else ` + defaultSocket + `. --addr with --token-file
-uses the loopback TCP listener instead.
+uses the loopback TCP listener instead. The connection flags go before or
+after the command name.`
 
-Examples:
-  edge-sync ctl transport.bandwidth.status
-  edge-sync ctl --config /etc/edge-sync/agent.hcl transport.stats --json
-  edge-sync ctl transport.switch --endpoint core satellite
+const ctlExample = `  edge-sync ctl transport.bandwidth.status
+  edge-sync ctl transport.bandwidth.status --watch 5s
+  edge-sync ctl transport.stats --config /etc/edge-sync/agent.hcl --json
+  edge-sync ctl transport.switch satellite --endpoint core
   edge-sync ctl transport.switch auto
   edge-sync ctl transport.config --class satellite --chunk-size 32KiB --interval 10m
-  edge-sync ctl transport.bandwidth.sync.queue --priority critical --key alarms/pump-3 alarm.json
+  edge-sync ctl transport.bandwidth.sync.queue alarm.json --priority critical --key alarms/pump-3
   edge-sync ctl transport.bandwidth.sync.next --priority critical --out op.bin
   edge-sync ctl transport.bandwidth.sync.next --ack 0190f3c2a1b24c55a0e1f00000000001
   edge-sync ctl transport.bandwidth.monitor.start --endpoint backup --address core2.example.net:7443
-  edge-sync ctl --addr 127.0.0.1:7444 --token-file /etc/edge-sync/token health
-
-Run 'edge-sync ctl COMMAND --help' for a command's flags.`
+  edge-sync ctl health --addr 127.0.0.1:7444 --token-file /etc/edge-sync/token`
 
 // connFlags say how to reach the agent; every ctl command and put take them.
 type connFlags struct {
@@ -69,14 +52,12 @@ type connFlags struct {
 	json                                bool
 }
 
-// register adds the flags to fs; values already set (by flags before the
-// command name) stay as defaults.
-func (c *connFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.socket, "socket", c.socket, "agent control socket (default: from --config, $EDGE_SYNC_SOCKET, or "+defaultSocket+")")
-	fs.StringVar(&c.configPath, "config", c.configPath, "agent config file to read the socket (or TCP address and token file) from")
-	fs.StringVar(&c.addr, "addr", c.addr, "loopback TCP address of the control API (needs --token-file)")
-	fs.StringVar(&c.tokenFile, "token-file", c.tokenFile, "bearer token file for --addr")
-	fs.BoolVar(&c.json, "json", c.json, "print the answer as JSON")
+func (c *connFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&c.socket, "socket", "", "agent control socket (default: from --config, $EDGE_SYNC_SOCKET, or "+defaultSocket+")")
+	fs.StringVar(&c.configPath, "config", "", "agent config file to read the socket (or TCP address and token file) from")
+	fs.StringVar(&c.addr, "addr", "", "loopback TCP address of the control API (needs --token-file)")
+	fs.StringVar(&c.tokenFile, "token-file", "", "bearer token file for --addr")
+	fs.BoolVar(&c.json, "json", false, "print the answer as JSON")
 }
 
 // client resolves where the agent listens.
@@ -121,12 +102,23 @@ func tcpClient(name, addr, tokenFile string) (*control.Client, error) {
 	return control.NewClientTCP(addr, strings.TrimSpace(string(b))), nil
 }
 
-// ctlCommand is one command of ctl: its flags and what it does.
+// ctlAction is what a ctl command does once its flags are parsed.
+type ctlAction func(ctx context.Context, x *ctlRun) error
+
+// ctlCommand is one command of ctl: a row of the table ctlCommands
+// returns. A new control command is one more row.
 type ctlCommand struct {
-	name  string
-	usage string
+	name    string
+	args    string // the usage line after the name, e.g. "[--endpoint E] auto|CLASS|MODE"
+	short   string // one line in ctl's list
+	long    string
+	example string
+	// watch: the command only reads, and --watch repeats it.
+	watch bool
+	// argWords complete the positional arguments; nil completes files.
+	argWords func() []string
 	// setup registers the command's flags and returns its action.
-	setup func(fs *flag.FlagSet) func(ctx context.Context, x *ctlRun) error
+	setup func(fs *pflag.FlagSet) ctlAction
 }
 
 // ctlRun is one invocation: the client, the streams, the remaining args.
@@ -142,7 +134,7 @@ type ctlRun struct {
 func (x *ctlRun) call(ctx context.Context, cmd string, req, resp any, table func(io.Writer)) error {
 	var raw json.RawMessage
 	if err := x.c.Call(ctx, cmd, req, &raw); err != nil {
-		return fmt.Errorf("%s: %w", cmd, err)
+		return apiErr(cmd, err)
 	}
 	if x.json {
 		_, err := fmt.Fprintf(x.env.Stdout, "%s\n", raw)
@@ -155,6 +147,15 @@ func (x *ctlRun) call(ctx context.Context, cmd string, req, resp any, table func
 	return nil
 }
 
+// apiErr names the command an API error came from; "is the agent
+// running?" says it all by itself.
+func apiErr(cmd string, err error) error {
+	if errors.Is(err, control.ErrNotRunning) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", cmd, err)
+}
+
 func (x *ctlRun) noArgs() error {
 	if len(x.args) > 0 {
 		return usagef(x.name, "unexpected arguments %q", x.args)
@@ -162,66 +163,111 @@ func (x *ctlRun) noArgs() error {
 	return nil
 }
 
-func runCtl(ctx context.Context, env Env, args []string) error {
+func newCtlCmd(env Env) *cobra.Command {
 	var conn connFlags
-	top := newFlagSet(env, "ctl", ctlUsage)
-	conn.register(top)
-	if err := parseFlags(top, "ctl", args); err != nil {
-		return err
+	ctl := &cobra.Command{
+		Use:         "ctl",
+		Long:        ctlLong,
+		Annotations: dispatch,
+		Example:     ctlExample,
+		Args:        cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("ctl", "no command given (want one of %s)", strings.Join(ctlNames(), ", "))
+			}
+			return unknownCommand(c, args[0])
+		},
 	}
-	rest := top.Args()
-	if len(rest) == 0 {
-		return usagef("ctl", "no command given (want one of %s, health)", strings.Join(control.Commands(), ", "))
+	conn.register(ctl.PersistentFlags())
+	for _, cc := range ctlCommands() {
+		ctl.AddCommand(cc.command(env, &conn))
 	}
-	var cmd *ctlCommand
-	for _, c := range ctlCommands() {
-		if c.name == rest[0] {
-			cmd = &c
-			break
-		}
-	}
-	if cmd == nil {
-		return usagef("ctl", "unknown command %q (want one of %s, health)", rest[0], strings.Join(control.Commands(), ", "))
-	}
-	name := "ctl " + cmd.name
-	fs := newFlagSet(env, name, cmd.usage)
-	conn.register(fs) // connection flags may also follow the command
-	act := cmd.setup(fs)
-	if err := parseFlags(fs, name, rest[1:]); err != nil {
-		return err
-	}
-	c, err := conn.client(name)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return act(ctx, &ctlRun{env: env, name: name, c: c, json: conn.json, args: fs.Args()})
+	return ctl
 }
 
-func endpointFlag(fs *flag.FlagSet) *string {
-	return fs.String("endpoint", "", "endpoint name; default: the agent's only or first endpoint")
+func ctlNames() []string {
+	var names []string
+	for _, c := range ctlCommands() {
+		names = append(names, c.name)
+	}
+	return names
+}
+
+// command builds the cobra command of a table row.
+func (cc ctlCommand) command(env Env, conn *connFlags) *cobra.Command {
+	name := "ctl " + cc.name
+	c := &cobra.Command{
+		Use:     strings.TrimSpace(cc.name + " " + cc.args),
+		Short:   cc.short,
+		Long:    cc.long,
+		Example: cc.example,
+		Args:    cobra.ArbitraryArgs,
+	}
+	act := cc.setup(c.Flags())
+	var every time.Duration
+	if cc.watch {
+		watchVar(c.Flags(), &every)
+	}
+	completeCtlFlags(c, conn)
+	if cc.argWords != nil {
+		c.ValidArgsFunction = func(*cobra.Command, []string, string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return cc.argWords(), cobra.ShellCompDirectiveNoFileComp
+		}
+	}
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		cl, err := conn.client(name)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		x := &ctlRun{env: env, name: name, c: cl, json: conn.json, args: args}
+		if every > 0 {
+			return watch(cmd.Context(), x, every, act)
+		}
+		return act(cmd.Context(), x)
+	}
+	return c
+}
+
+func endpointFlag(fs *pflag.FlagSet) *string {
+	return fs.String("endpoint", "", "endpoint name; default: the agent's first configured endpoint")
 }
 
 func ctlCommands() []ctlCommand {
 	return []ctlCommand{
-		{control.CmdSend, "Usage: edge-sync ctl transport.send [--key K] [--priority P] [flags] FILE|-\n\nEnqueues FILE (or standard input) and prints the op's ID.\n\nExample:\n  edge-sync ctl transport.send --key cfg/site --state --priority schema site.json",
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				return sendAction(fs, control.CmdSend, false)
-			}},
-		{control.CmdQueue, "Usage: edge-sync ctl transport.bandwidth.sync.queue --priority P [--key K] [flags] FILE|-\n\nEnqueues FILE (or standard input) at a priority and prints the op's ID.\n\nExample:\n  edge-sync ctl transport.bandwidth.sync.queue --priority critical --key alarms/pump-3 alarm.json",
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				return sendAction(fs, control.CmdQueue, true)
-			}},
-		{control.CmdQuality, "Usage: edge-sync ctl transport.quality [--endpoint E]\n\nPrints the latest link figures of an endpoint.\n\nExample:\n  edge-sync ctl transport.quality --endpoint core",
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				return measurementAction(fs, control.CmdQuality)
-			}},
-		{control.CmdMeasure, "Usage: edge-sync ctl transport.bandwidth.measure [--endpoint E]\n\nMeasures the link now (needs the endpoint's link monitor).\n\nExample:\n  edge-sync ctl transport.bandwidth.measure",
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				return measurementAction(fs, control.CmdMeasure)
-			}},
-		{control.CmdStatus, "Usage: edge-sync ctl transport.bandwidth.status [--endpoint E]\n\nExplains the link: class and the figures behind it, since when and why,\nthe operator's pin, the sync parameters in force, the backlog per priority\nand the time to drain it at the measured bandwidth.\n\nExample:\n  edge-sync ctl transport.bandwidth.status --endpoint core",
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
+		{
+			name: control.CmdSend, args: "[--key K] [--priority P] [flags] FILE|-", short: "enqueue FILE|- (same flags as 'edge-sync put')",
+			long:    "Enqueues FILE (or standard input) and prints the op's ID.",
+			example: "  edge-sync ctl transport.send site.json --key cfg/site --state --priority schema",
+			setup:   func(fs *pflag.FlagSet) ctlAction { return sendAction(fs, control.CmdSend, false) },
+		},
+		{
+			name: control.CmdQueue, args: "--priority P [--key K] [flags] FILE|-", short: "enqueue FILE|- at a priority (--priority required)",
+			long:    "Enqueues FILE (or standard input) at a priority and prints the op's ID.",
+			example: "  edge-sync ctl transport.bandwidth.sync.queue alarm.json --priority critical --key alarms/pump-3",
+			setup:   func(fs *pflag.FlagSet) ctlAction { return sendAction(fs, control.CmdQueue, true) },
+		},
+		{
+			name: control.CmdQuality, args: "[--endpoint E]", short: "latest link figures of an endpoint", watch: true,
+			long:    "Prints the latest link figures of an endpoint.",
+			example: "  edge-sync ctl transport.quality --endpoint core",
+			setup:   func(fs *pflag.FlagSet) ctlAction { return measurementAction(fs, control.CmdQuality) },
+		},
+		{
+			name: control.CmdMeasure, args: "[--endpoint E]", short: "measure an endpoint now",
+			long:    "Measures the link now (needs the endpoint's link monitor).",
+			example: "  edge-sync ctl transport.bandwidth.measure",
+			setup:   func(fs *pflag.FlagSet) ctlAction { return measurementAction(fs, control.CmdMeasure) },
+		},
+		{
+			name: control.CmdStatus, args: "[--endpoint E] [--watch[=INTERVAL]]", watch: true,
+			short: "class, figures, why, pin, parameters, transfers in flight, backlog, drain ETA",
+			long: `Explains the link: class and the figures behind it, since when and why,
+the operator's pin, the sync parameters in force, why the agent cannot
+connect if it cannot, the transfers in flight with their progress and
+ETA, the backlog per priority and the time to drain it.`,
+			example: "  edge-sync ctl transport.bandwidth.status --endpoint core\n  edge-sync ctl transport.bandwidth.status --watch 5s",
+			setup: func(fs *pflag.FlagSet) ctlAction {
 				ep := endpointFlag(fs)
 				return func(ctx context.Context, x *ctlRun) error {
 					if err := x.noArgs(); err != nil {
@@ -230,25 +276,37 @@ func ctlCommands() []ctlCommand {
 					var st agent.LinkStatus
 					return x.call(ctx, control.CmdStatus, control.EndpointRequest{Endpoint: *ep}, &st, func(w io.Writer) { printStatus(w, st, time.Now()) })
 				}
-			}},
-		{control.CmdHistory, "Usage: edge-sync ctl transport.bandwidth.history [--endpoint E] [--window D]\n\nPrints the measurements within the window.\n\nExample:\n  edge-sync ctl transport.bandwidth.history --window 1h",
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
+			},
+		},
+		{
+			name: control.CmdHistory, args: "[--endpoint E] [--window D]", short: "measurements within --window", watch: true,
+			long:    "Prints the measurements within the window.",
+			example: "  edge-sync ctl transport.bandwidth.history --window 1h",
+			setup: func(fs *pflag.FlagSet) ctlAction {
 				ep := endpointFlag(fs)
-				window := fs.Duration("window", 10*time.Minute, "how far back")
+				var window time.Duration
+				durationVar(fs, &window, "window", 10*time.Minute, "how far back")
 				return func(ctx context.Context, x *ctlRun) error {
 					if err := x.noArgs(); err != nil {
 						return err
 					}
-					if *window <= 0 {
-						return usagef(x.name, "--window must be positive, got %v", *window)
+					if window <= 0 {
+						return usagef(x.name, "--window must be positive, got %s", units.FormatDuration(window))
 					}
 					var h control.HistoryResponse
 					return x.call(ctx, control.CmdHistory, control.HistoryRequest{Endpoint: *ep, Window: window.String()}, &h, func(w io.Writer) { printMeasurements(w, h.Measurements) })
 				}
-			}},
+			},
+		},
 		timelineCommand(),
-		{control.CmdSwitch, "Usage: edge-sync ctl transport.switch [--endpoint E] auto|CLASS|MODE\n\nPins an endpoint to a link class (fiber, broadband, mobile, satellite,\nintermittent) or a sync mode (full, full+zstd, delta, delta+zstd,\nstore-and-forward), or back to auto. Prints the resulting status.\n\nExamples:\n  edge-sync ctl transport.switch satellite\n  edge-sync ctl transport.switch --endpoint core store-and-forward\n  edge-sync ctl transport.switch auto",
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
+		{
+			name: control.CmdSwitch, args: "[--endpoint E] auto|CLASS|MODE", short: "pin an endpoint: auto, a link class or a sync mode",
+			long: `Pins an endpoint to a link class (` + strings.Join(classNames()[:5], ", ") + `)
+or a sync mode (` + strings.Join(modeNames(), ", ") + `),
+or back to auto. Prints the resulting status.`,
+			example:  "  edge-sync ctl transport.switch satellite\n  edge-sync ctl transport.switch store-and-forward --endpoint core\n  edge-sync ctl transport.switch auto",
+			argWords: pinNames,
+			setup: func(fs *pflag.FlagSet) ctlAction {
 				ep := endpointFlag(fs)
 				to := fs.String("to", "", "the pin (or give it as the argument)")
 				return func(ctx context.Context, x *ctlRun) error {
@@ -267,10 +325,22 @@ func ctlCommands() []ctlCommand {
 					var st agent.LinkStatus
 					return x.call(ctx, control.CmdSwitch, control.SwitchRequest{Endpoint: *ep, To: pin}, &st, func(w io.Writer) { printStatus(w, st, time.Now()) })
 				}
-			}},
-		{control.CmdConfig, configUsage, configAction},
-		{control.CmdStats, "Usage: edge-sync ctl transport.stats\n\nPrints the outbox's figures and each endpoint's counters.\n\nExample:\n  edge-sync ctl transport.stats --json",
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
+			},
+		},
+		{
+			name: control.CmdConfig, args: "[--class C [--mode M] [--compression on|off] [--level L] [--chunk-size SIZE] [--interval D] [--concurrency N]]",
+			short: "show the configuration, or change a class's parameters", watch: true,
+			long: `Without flags, prints the configuration in force. With --class, changes the
+sync parameters of that link class until the agent restarts (the file is
+not rewritten); every endpoint of that class switches at once.`,
+			example: "  edge-sync ctl transport.config\n  edge-sync ctl transport.config --class satellite --chunk-size 32KiB --interval 10m\n  edge-sync ctl transport.config --class mobile --mode delta+zstd --level better",
+			setup:   configAction,
+		},
+		{
+			name: control.CmdStats, short: "counters per endpoint, priority and mode; outbox figures", watch: true,
+			long:    "Prints the outbox's figures and each endpoint's counters.",
+			example: "  edge-sync ctl transport.stats --json\n  edge-sync ctl transport.stats --watch",
+			setup: func(fs *pflag.FlagSet) ctlAction {
 				return func(ctx context.Context, x *ctlRun) error {
 					if err := x.noArgs(); err != nil {
 						return err
@@ -278,11 +348,33 @@ func ctlCommands() []ctlCommand {
 					var st control.StatsResponse
 					return x.call(ctx, control.CmdStats, nil, &st, func(w io.Writer) { printStats(w, st) })
 				}
-			}},
-		{control.CmdNext, nextUsage, nextAction},
-		{control.CmdMonitorStart, monitorStartUsage, monitorStartAction},
-		{control.CmdMonitorStop, "Usage: edge-sync ctl transport.bandwidth.monitor.stop [--endpoint E]\n\nStops the endpoint's link monitor; the link keeps its last class.\n\nExample:\n  edge-sync ctl transport.bandwidth.monitor.stop --endpoint backup",
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
+			},
+		},
+		{
+			name: control.CmdNext, args: "[--endpoint E] [--priority P,...] [--ttl D] [--out FILE|-] | --ack ID | --release ID",
+			short: "lease the next op (--out FILE), or --ack/--release ID",
+			long: `Leases the next waiting op for processing outside the agent (another link,
+a courier disk): the sender leaves it alone until you --ack it (done, it is
+deleted) or --release it (the sender sends it as usual), or until the lease
+ends. The payload is written to --out; the op's metadata is printed.`,
+			example: "  edge-sync ctl transport.bandwidth.sync.next --priority critical,high --out op.bin\n  edge-sync ctl transport.bandwidth.sync.next --ack 0190f3c2a1b24c55a0e1f00000000001",
+			setup:   nextAction,
+		},
+		{
+			name: control.CmdMonitorStart, args: "--endpoint E [--address HOST:PORT [--server-name N]] [monitor flags]",
+			short: "start monitoring an endpoint; --address adds a new one",
+			long: `Starts the link monitor of an endpoint. With --address, adds a new endpoint
+(another core) at run time: the agent connects to it at once; the addition
+lasts until the agent restarts. An added endpoint never becomes the default
+of put and status: that stays the first configured one.`,
+			example: "  edge-sync ctl transport.bandwidth.monitor.start --endpoint core --probe-interval 10s\n  edge-sync ctl transport.bandwidth.monitor.start --endpoint backup --address core2.example.net:7443",
+			setup:   monitorStartAction,
+		},
+		{
+			name: control.CmdMonitorStop, args: "[--endpoint E]", short: "stop monitoring an endpoint",
+			long:    "Stops the endpoint's link monitor; the link keeps its last class.",
+			example: "  edge-sync ctl transport.bandwidth.monitor.stop --endpoint backup",
+			setup: func(fs *pflag.FlagSet) ctlAction {
 				ep := endpointFlag(fs)
 				return func(ctx context.Context, x *ctlRun) error {
 					if err := x.noArgs(); err != nil {
@@ -293,58 +385,39 @@ func ctlCommands() []ctlCommand {
 						fmt.Fprintf(w, "monitor of %s stopped\n", r.Endpoint)
 					})
 				}
-			}},
-		{control.CmdVerify, verifyUsage,
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				return func(ctx context.Context, x *ctlRun) error {
-					if err := x.noArgs(); err != nil {
-						return err
-					}
-					// Not x.call: the exit code needs the answer decoded
-					// with --json too.
-					var raw json.RawMessage
-					if err := x.c.Call(ctx, control.CmdVerify, nil, &raw); err != nil {
-						return fmt.Errorf("%s: %w", control.CmdVerify, err)
-					}
-					var vr control.VerifyResponse
-					if err := json.Unmarshal(raw, &vr); err != nil {
-						return fmt.Errorf("%s: decode answer: %w", control.CmdVerify, err)
-					}
-					if x.json {
-						fmt.Fprintf(x.env.Stdout, "%s\n", raw)
-					} else {
-						printVerify(x.env.Stdout, vr.VerifyReport)
-					}
-					return verifyExit(vr.VerifyReport)
-				}
-			}},
-		{control.CmdPurge, purgeUsage,
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-				all := fs.Bool("all", false, "delete every quarantined op")
-				return func(ctx context.Context, x *ctlRun) error {
-					if *all == (len(x.args) > 0) {
-						return usagef(x.name, "give the IDs of quarantined ops, or --all")
-					}
-					for _, a := range x.args {
-						if _, err := edgesync.ParseOpID(a); err != nil {
-							return usagef(x.name, "op ID %q: %v", a, err)
-						}
-					}
-					var pr control.PurgeResponse
-					return x.call(ctx, control.CmdPurge, control.PurgeRequest{IDs: x.args, All: *all}, &pr, func(w io.Writer) {
-						fmt.Fprintf(w, "purged %d quarantined op(s), %s\n", pr.Ops, units.FormatBytes(pr.Bytes))
-					})
-				}
-			}},
-		{"health", "Usage: edge-sync ctl health\n\nAsks the agent whether it is there.\n\nExample:\n  edge-sync ctl --socket /var/lib/edge-sync/agent.sock health",
-			func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
+			},
+		},
+		{
+			name: control.CmdVerify, short: "read and check every op now; quarantine damaged ones",
+			long: `Reads every op in the running agent's outbox and checks its block
+checksums and its SHA-256 against what the producer gave. A damaged op is
+quarantined at once (never sent; its bytes are kept). Prints what was
+checked and every quarantined op with its ID, key and reason, and exits 1
+when the quarantine is not empty. With the agent stopped, use
+'edge-sync outbox verify' instead.`,
+			example: "  edge-sync ctl transport.outbox.verify\n  edge-sync ctl transport.outbox.verify --json",
+			setup:   verifyAction,
+		},
+		{
+			name: control.CmdPurge, args: "--all | ID...", short: "delete quarantined ops: --all or IDs",
+			long: `Deletes quarantined ops for good (their records and damaged bytes), once
+you have looked at them: they were never sent, so their producers must put
+them again if they still matter.`,
+			example: "  edge-sync ctl transport.outbox.purge 0190f3c2a1b24c55a0e1f00000000001\n  edge-sync ctl transport.outbox.purge --all",
+			setup:   purgeAction,
+		},
+		{
+			name: "health", short: "is the agent there", watch: true,
+			long:    "Asks the agent whether it is there.",
+			example: "  edge-sync ctl health --socket /var/lib/edge-sync/agent.sock",
+			setup: func(fs *pflag.FlagSet) ctlAction {
 				return func(ctx context.Context, x *ctlRun) error {
 					if err := x.noArgs(); err != nil {
 						return err
 					}
 					h, err := x.c.Health(ctx)
 					if err != nil {
-						return fmt.Errorf("health: %w", err)
+						return apiErr("health", err)
 					}
 					if x.json {
 						return json.NewEncoder(x.env.Stdout).Encode(h)
@@ -352,11 +425,12 @@ func ctlCommands() []ctlCommand {
 					fmt.Fprintf(x.env.Stdout, "%s: agent %s, endpoints %s\n", h.Status, h.Agent, strings.Join(h.Endpoints, ", "))
 					return nil
 				}
-			}},
+			},
+		},
 	}
 }
 
-func sendAction(fs *flag.FlagSet, cmd string, priorityRequired bool) func(context.Context, *ctlRun) error {
+func sendAction(fs *pflag.FlagSet, cmd string, priorityRequired bool) ctlAction {
 	var u uploadFlags
 	u.register(fs)
 	return func(ctx context.Context, x *ctlRun) error {
@@ -372,257 +446,51 @@ func sendAction(fs *flag.FlagSet, cmd string, priorityRequired bool) func(contex
 	}
 }
 
-const configUsage = `Usage: edge-sync ctl transport.config [--class C [--mode M] [--compression on|off] [--level L] [--chunk-size N] [--interval D] [--concurrency N]]
-
-Without flags, prints the configuration in force. With --class, changes the
-sync parameters of that link class until the agent restarts (the file is
-not rewritten); every endpoint of that class switches at once.
-
-Examples:
-  edge-sync ctl transport.config
-  edge-sync ctl transport.config --class satellite --chunk-size 32KiB --interval 10m
-  edge-sync ctl transport.config --class mobile --mode delta+zstd --level better`
-
-var levelNames = map[string]int{"off": 0, "fastest": 1, "default": 2, "better": 3, "best": 4}
-
-func configAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-	class := fs.String("class", "", "link class to change: fiber, broadband, mobile, satellite, intermittent, unknown")
-	mode := fs.String("mode", "", "sync mode: full, full+zstd, delta, delta+zstd, store-and-forward")
-	compression := fs.String("compression", "", "on or off")
-	level := fs.String("level", "", "compression level: fastest, default, better, best")
-	chunk := fs.String("chunk-size", "", "largest chunk, e.g. 256KiB")
-	interval := fs.String("interval", "", "batching interval for ordinary data, e.g. 10m (0 = best effort)")
-	concurrency := fs.Int("concurrency", 0, "streams kept busy")
+func verifyAction(fs *pflag.FlagSet) ctlAction {
 	return func(ctx context.Context, x *ctlRun) error {
 		if err := x.noArgs(); err != nil {
 			return err
 		}
-		var req control.ConfigRequest
-		changes := *mode != "" || *compression != "" || *level != "" || *chunk != "" || *interval != "" || *concurrency != 0
-		if changes && *class == "" {
-			return usagef(x.name, "--class names the link class whose parameters change")
+		// Not x.call: the exit code needs the answer decoded with --json
+		// too.
+		var raw json.RawMessage
+		if err := x.c.Call(ctx, control.CmdVerify, nil, &raw); err != nil {
+			return apiErr(control.CmdVerify, err)
 		}
-		if *class != "" {
-			if _, err := edgesync.ParseLinkClass(*class); err != nil {
-				return usagef(x.name, "--class: %v", err)
-			}
-			if !changes {
-				return usagef(x.name, "--class %s: give at least one of --mode, --compression, --level, --chunk-size, --interval, --concurrency", *class)
-			}
-			o, err := parseOverride(*mode, *compression, *level, *chunk, *interval, *concurrency)
-			if err != nil {
-				return usagef(x.name, "%v", err)
-			}
-			req = control.ConfigRequest{Class: *class, Profile: &o}
-		}
-		var rc agent.RuntimeConfig
-		return x.call(ctx, control.CmdConfig, req, &rc, func(w io.Writer) { printConfig(w, rc) })
-	}
-}
-
-func parseOverride(mode, compression, level, chunk, interval string, concurrency int) (linkmon.Override, error) {
-	var o linkmon.Override
-	if mode != "" {
-		m, err := edgesync.ParseSyncMode(mode)
-		if err != nil {
-			return o, fmt.Errorf("--mode: %w", err)
-		}
-		o.Mode = m
-	}
-	switch compression {
-	case "":
-	case "on", "off":
-		on := compression == "on"
-		o.Compression = &on
-	default:
-		return o, fmt.Errorf("--compression %q: want on or off", compression)
-	}
-	if level != "" {
-		l, ok := levelNames[level]
-		if !ok {
-			return o, fmt.Errorf("--level %q: want off, fastest, default, better or best", level)
-		}
-		o.Level = &l
-	}
-	if chunk != "" {
-		n, err := units.ParseSize(chunk)
-		if err != nil || n <= 0 {
-			return o, fmt.Errorf("--chunk-size: want a positive size like 64KiB, got %q", chunk)
-		}
-		o.ChunkSize = int(n)
-	}
-	if interval != "" {
-		d, err := time.ParseDuration(interval)
-		if err != nil || d < 0 {
-			return o, fmt.Errorf("--interval: want a Go duration like 10m, got %q", interval)
-		}
-		o.Interval = &d
-	}
-	if concurrency < 0 {
-		return o, fmt.Errorf("--concurrency must be positive, got %d", concurrency)
-	}
-	o.Concurrency = concurrency
-	return o, nil
-}
-
-const verifyUsage = `Usage: edge-sync ctl transport.outbox.verify
-
-Reads every op in the running agent's outbox and checks its block
-checksums and its SHA-256 against what the producer gave. A damaged op is
-quarantined at once (never sent; its bytes are kept). Prints what was
-checked and every quarantined op with its ID, key and reason, and exits 1
-when the quarantine is not empty. With the agent stopped, use
-'edge-sync outbox verify' instead.
-
-Examples:
-  edge-sync ctl transport.outbox.verify
-  edge-sync ctl transport.outbox.verify --json`
-
-const purgeUsage = `Usage: edge-sync ctl transport.outbox.purge --all | ID...
-
-Deletes quarantined ops for good (their records and damaged bytes), once
-you have looked at them: they were never sent, so their producers must put
-them again if they still matter.
-
-Examples:
-  edge-sync ctl transport.outbox.purge 0190f3c2a1b24c55a0e1f00000000001
-  edge-sync ctl transport.outbox.purge --all`
-
-const nextUsage = `Usage: edge-sync ctl transport.bandwidth.sync.next [--endpoint E] [--priority P,...] [--ttl D] [--out FILE|-]
-       edge-sync ctl transport.bandwidth.sync.next --ack ID | --release ID
-
-Leases the next waiting op for processing outside the agent (another link,
-a courier disk): the sender leaves it alone until you --ack it (done, it is
-deleted) or --release it (the sender sends it as usual), or until the lease
-ends. The payload is written to --out; the op's metadata is printed.
-
-Examples:
-  edge-sync ctl transport.bandwidth.sync.next --priority critical,high --out op.bin
-  edge-sync ctl transport.bandwidth.sync.next --ack 0190f3c2a1b24c55a0e1f00000000001`
-
-func nextAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-	ep := endpointFlag(fs)
-	var prios stringList
-	fs.Var(&prios, "priority", "lease only ops of these priorities (comma separated, repeatable)")
-	ttl := fs.Duration("ttl", 5*time.Minute, "lease duration")
-	out := fs.String("out", "", "write the payload here (- for standard output); without it the payload is not fetched")
-	ack := fs.String("ack", "", "acknowledge the leased op ID: it is deleted")
-	release := fs.String("release", "", "release the leased op ID: the sender sends it")
-	return func(ctx context.Context, x *ctlRun) error {
-		if err := x.noArgs(); err != nil {
-			return err
-		}
-		if *ack != "" || *release != "" {
-			if *ack != "" && *release != "" {
-				return usagef(x.name, "give --ack or --release, not both")
-			}
-			req := control.NextRequest{Action: "ack", ID: *ack}
-			if *release != "" {
-				req = control.NextRequest{Action: "release", ID: *release}
-			}
-			if _, err := edgesync.ParseOpID(req.ID); err != nil {
-				return usagef(x.name, "op ID %q: %v", req.ID, err)
-			}
-			var r control.NextResponse
-			return x.call(ctx, control.CmdNext, req, &r, func(w io.Writer) { fmt.Fprintf(w, "%s %s\n", r.Action, r.ID) })
-		}
-		for _, p := range prios {
-			if _, err := edgesync.ParsePriority(p); err != nil {
-				return usagef(x.name, "--priority: %v", err)
-			}
-		}
-		if *ttl <= 0 {
-			return usagef(x.name, "--ttl must be positive, got %v", *ttl)
-		}
-		op, body, err := x.c.Lease(ctx, control.NextRequest{Endpoint: *ep, Priorities: prios, TTL: ttl.String()})
-		if errors.Is(err, control.ErrNothingWaiting) {
-			if x.json {
-				fmt.Fprintln(x.env.Stdout, "null")
-			} else {
-				fmt.Fprintln(x.env.Stderr, "nothing waiting")
-			}
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", control.CmdNext, err)
-		}
-		defer body.Close()
-		if err := savePayload(x.env, *out, body); err != nil {
-			return fmt.Errorf("%s: op %s stays leased until %s: %w", control.CmdNext, op.ID, op.LeaseExpires.Format(time.RFC3339), err)
-		}
-		meta := x.env.Stdout
-		if *out == "-" {
-			meta = x.env.Stderr
+		var vr control.VerifyResponse
+		if err := json.Unmarshal(raw, &vr); err != nil {
+			return fmt.Errorf("%s: decode answer: %w", control.CmdVerify, err)
 		}
 		if x.json {
-			return json.NewEncoder(meta).Encode(op)
+			fmt.Fprintf(x.env.Stdout, "%s\n", raw)
+		} else {
+			printVerify(x.env.Stdout, vr.VerifyReport)
 		}
-		printLeased(meta, op, *out)
-		return nil
+		return verifyExit(vr.VerifyReport)
 	}
 }
 
-func savePayload(env Env, out string, body io.Reader) error {
-	switch out {
-	case "":
-		return nil
-	case "-":
-		_, err := io.Copy(env.Stdout, body)
-		return err
-	}
-	f, err := os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-const monitorStartUsage = `Usage: edge-sync ctl transport.bandwidth.monitor.start --endpoint E [--address HOST:PORT [--server-name N]] [monitor flags]
-
-Starts the link monitor of an endpoint. With --address, adds a new endpoint
-(another core) at run time: the agent connects to it at once; the addition
-lasts until the agent restarts.
-
-Examples:
-  edge-sync ctl transport.bandwidth.monitor.start --endpoint core --probe-interval 10s
-  edge-sync ctl transport.bandwidth.monitor.start --endpoint backup --address core2.example.net:7443`
-
-func monitorStartAction(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
-	ep := endpointFlag(fs)
-	addr := fs.String("address", "", "host:port of a new endpoint's core")
-	sn := fs.String("server-name", "", "name in the new core's certificate (default: host of --address)")
-	var mo control.MonitorOverrides
-	fs.StringVar(&mo.ProbeInterval, "probe-interval", "", "bandwidth probe period, e.g. 5s")
-	fs.StringVar(&mo.SampleInterval, "sample-interval", "", "light sample period, e.g. 500ms")
-	fs.StringVar(&mo.Window, "window", "", "classification window, e.g. 30s")
+func purgeAction(fs *pflag.FlagSet) ctlAction {
+	all := fs.Bool("all", false, "delete every quarantined op")
 	return func(ctx context.Context, x *ctlRun) error {
-		if err := x.noArgs(); err != nil {
-			return err
+		if *all == (len(x.args) > 0) {
+			return usagef(x.name, "give the IDs of quarantined ops, or --all")
 		}
-		if *addr != "" && *ep == "" {
-			return usagef(x.name, "--address adds an endpoint: name it with --endpoint")
-		}
-		req := control.MonitorStartRequest{Endpoint: *ep, Address: *addr, ServerName: *sn}
-		if mo != (control.MonitorOverrides{}) {
-			req.Monitor = &mo
-		}
-		var r agent.MonitorResult
-		return x.call(ctx, control.CmdMonitorStart, req, &r, func(w io.Writer) {
-			if r.Added {
-				fmt.Fprintf(w, "endpoint %s added (%s)\n", r.Endpoint, r.Address)
+		for _, a := range x.args {
+			if _, err := edgesync.ParseOpID(a); err != nil {
+				return usagef(x.name, "op ID %q: %v", a, err)
 			}
-			fmt.Fprintf(w, "monitoring %s: %t\n", r.Endpoint, r.Monitoring)
+		}
+		var pr control.PurgeResponse
+		return x.call(ctx, control.CmdPurge, control.PurgeRequest{IDs: x.args, All: *all}, &pr, func(w io.Writer) {
+			fmt.Fprintf(w, "purged %d quarantined op(s), %s\n", pr.Ops, units.FormatBytes(pr.Bytes))
 		})
 	}
 }
 
 // measurementAction runs a command that answers one measurement of an
 // endpoint (transport.quality, transport.bandwidth.measure).
-func measurementAction(fs *flag.FlagSet, cmd string) func(context.Context, *ctlRun) error {
+func measurementAction(fs *pflag.FlagSet, cmd string) ctlAction {
 	ep := endpointFlag(fs)
 	return func(ctx context.Context, x *ctlRun) error {
 		if err := x.noArgs(); err != nil {
@@ -631,4 +499,47 @@ func measurementAction(fs *flag.FlagSet, cmd string) func(context.Context, *ctlR
 		var m linkmon.Measurement
 		return x.call(ctx, cmd, control.EndpointRequest{Endpoint: *ep}, &m, func(w io.Writer) { printMeasurements(w, []linkmon.Measurement{m}) })
 	}
+}
+
+// completeCtlFlags completes the flags ctl commands share by name: the
+// agent's endpoints (asked of the agent, if it answers within a second),
+// priorities, link classes, modes and levels.
+func completeCtlFlags(c *cobra.Command, conn *connFlags) {
+	words := map[string][]string{
+		"priority":    priorityNames(),
+		"class":       classNames(),
+		"mode":        modeNames(),
+		"level":       {"off", "fastest", "default", "better", "best"},
+		"compression": {"on", "off"},
+	}
+	for flag, ws := range words {
+		if c.Flags().Lookup(flag) != nil {
+			completeFlag(c, flag, complete(ws...))
+		}
+	}
+	if c.Flags().Lookup("endpoint") != nil {
+		completeFlag(c, "endpoint", func(cmd *cobra.Command, _ []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+			return agentEndpoints(cmd.Context(), conn), cobra.ShellCompDirectiveNoFileComp
+		})
+	}
+}
+
+// agentEndpoints asks the agent for its endpoints, for completion; it
+// offers nothing when no agent answers.
+func agentEndpoints(ctx context.Context, conn *connFlags) []string {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	cl, err := conn.client("complete")
+	if err != nil {
+		return nil
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	h, err := cl.Health(ctx)
+	if err != nil {
+		return nil
+	}
+	return h.Endpoints
 }

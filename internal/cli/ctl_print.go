@@ -30,8 +30,11 @@ func ago(t, now time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05"), now.Sub(t).Round(time.Second))
+	return fmt.Sprintf("%s (%s ago)", t.Local().Format("2006-01-02 15:04:05"), units.FormatDuration(now.Sub(t).Round(time.Second)))
 }
+
+// maxTransferRows bounds the transfers status lists; the rest are counted.
+const maxTransferRows = 10
 
 // printStatus explains transport.bandwidth.status.
 func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
@@ -41,9 +44,17 @@ func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
 		conn = "connected"
 	}
 	fmt.Fprintf(tw, "endpoint\t%s (%s), %s\n", st.Endpoint, st.Address, conn)
+	cannot := st.LastError != nil && !st.Connected
+	if cannot {
+		fmt.Fprintf(tw, "connection\tcannot connect: %s (last try %s ago)\n", st.LastError.Error,
+			units.FormatDuration(now.Sub(st.LastError.At).Round(time.Second)))
+	}
 	class := st.Class.String()
 	if st.Measured != st.Class {
 		class += fmt.Sprintf(" (measured: %s)", st.Measured)
+	}
+	if cannot {
+		class += " (no connection: the class only sees unanswered samples)"
 	}
 	fmt.Fprintf(tw, "class\t%s\n", class)
 	fmt.Fprintf(tw, "since\t%s\n", ago(st.Since, now))
@@ -66,22 +77,54 @@ func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
 	case bytes == 0:
 		eta = "nothing waiting"
 	case st.DrainETA > 0:
-		eta = st.DrainETA.Round(time.Second).String()
+		eta = units.FormatDuration(st.DrainETA.Round(time.Second))
 		if eta == "0s" {
 			eta = "under a second"
 		}
 	}
+	fmt.Fprintf(tw, "in flight\t%d transfer(s)\n", len(st.Transfers))
 	fmt.Fprintf(tw, "drain ETA\t%s\n", eta)
 	if st.Damage != "" {
 		fmt.Fprintf(tw, "damaged\t%s\n", st.Damage)
 	}
 	tw.Flush()
+	printTransfers(w, st.Transfers)
 	fmt.Fprintln(w)
 	tw = table(w)
 	fmt.Fprintln(tw, "PRIORITY\tOPS\tBYTES")
 	for _, p := range edgesync.Priorities() {
 		b := st.Backlog[p.String()]
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", p, b.Ops, units.FormatBytes(b.Bytes))
+	}
+	tw.Flush()
+}
+
+// printTransfers lists the transfers in flight with their progress.
+func printTransfers(w io.Writer, ts []agent.Transfer) {
+	if len(ts) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := table(w)
+	fmt.Fprintln(tw, "IN FLIGHT\tKEY\tPRIORITY\tSENT\tRATE\tETA")
+	for i, t := range ts {
+		if i == maxTransferRows {
+			fmt.Fprintf(tw, "... and %d more\t\t\t\t\t\n", len(ts)-i)
+			break
+		}
+		pct := 100.0
+		if t.Size > 0 {
+			pct = float64(t.Sent) / float64(t.Size) * 100
+		}
+		rate, eta := "-", "stalled or starting"
+		if t.RateBps > 0 {
+			rate, eta = units.FormatBitRate(t.RateBps), units.FormatDuration(t.ETA.Round(time.Second))
+			if eta == "0s" {
+				eta = "under a second"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s of %s (%.0f%%)\t%s\t%s\n", t.ID, t.Key, t.Priority,
+			units.FormatBytes(t.Sent), units.FormatBytes(t.Size), pct, rate, eta)
 	}
 	tw.Flush()
 }
@@ -108,15 +151,15 @@ func printMeasurements(w io.Writer, ms []linkmon.Measurement) {
 		if m.Stale {
 			method += " (stale)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%v\t%v\t%.1f%%\t%s\n", at, bw, m.RTT.Round(time.Microsecond), m.Jitter.Round(time.Microsecond), m.Loss*100, method)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f%%\t%s\n", at, bw, units.FormatDuration(m.RTT), units.FormatDuration(m.Jitter), m.Loss*100, method)
 	}
 	tw.Flush()
 }
 
 func printStats(w io.Writer, st control.StatsResponse) {
 	o := st.Outbox
-	fmt.Fprintf(w, "agent %s: outbox %d ops (%s), %d leased, oldest %v, limits %d ops / %s\n",
-		st.Agent, o.Ops, units.FormatBytes(o.Bytes), o.Leased, o.OldestAge.Round(time.Second), o.MaxOps, units.FormatBytes(o.MaxBytes))
+	fmt.Fprintf(w, "agent %s: outbox %d ops (%s), %d leased, oldest %s, limits %d ops / %s\n",
+		st.Agent, o.Ops, units.FormatBytes(o.Bytes), o.Leased, units.FormatDuration(o.OldestAge.Round(time.Second)), o.MaxOps, units.FormatBytes(o.MaxBytes))
 	var drops []string
 	for r, n := range o.Drops {
 		drops = append(drops, fmt.Sprintf("%s=%d", r, n))
@@ -134,8 +177,8 @@ func printStats(w io.Writer, st control.StatsResponse) {
 		fmt.Fprintln(tw, "PRIORITY\tQUEUED\tACKED\tACKED BYTES\tAVG LATENCY\tMAX LATENCY")
 		for _, p := range edgesync.Priorities() {
 			ps, q := e.Priorities[p.String()], o.ByPriority[p.String()]
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%v\t%v\n", p, q.Ops, ps.Acked, units.FormatBytes(ps.Bytes),
-				ps.AvgLatency.Round(time.Millisecond), ps.MaxLatency.Round(time.Millisecond))
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", p, q.Ops, ps.Acked, units.FormatBytes(ps.Bytes),
+				units.FormatDuration(ps.AvgLatency.Round(time.Millisecond)), units.FormatDuration(ps.MaxLatency.Round(time.Millisecond)))
 		}
 		tw.Flush()
 		if len(e.Modes) > 0 {

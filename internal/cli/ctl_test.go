@@ -23,6 +23,7 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linksim"
 )
 
 // ctlHarness is a real core and a real agent with its control socket.
@@ -37,6 +38,19 @@ type ctlHarness struct {
 // core on loopback when online, or an address nothing listens on.
 func startCtlHarness(t *testing.T, online bool) *ctlHarness {
 	t.Helper()
+	return startCtlHarnessWith(t, harnessOptions{online: online})
+}
+
+// harnessOptions vary the ctl harness.
+type harnessOptions struct {
+	online     bool
+	serverName string           // the endpoint's server_name; default 127.0.0.1
+	link       *linksim.Profile // shapes the agent's UDP socket
+}
+
+func startCtlHarnessWith(t *testing.T, o harnessOptions) *ctlHarness {
+	t.Helper()
+	online := o.online
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	certs := testutil.NewPKI(t, "site-1")
@@ -55,7 +69,21 @@ func startCtlHarness(t *testing.T, online bool) *ctlHarness {
 	}
 	cfg := coretest.AgentConfig(t, certs, addr)
 	cfg.DataDir = filepath.Join(h.dir, "agent")
-	a, err := agent.New(cfg, agent.Options{TLS: certs.ClientTLS(t, "127.0.0.1")})
+	if o.serverName != "" {
+		cfg.Endpoints[0].ServerName = o.serverName
+	}
+	opts := agent.Options{TLS: certs.ClientTLS(t, "127.0.0.1")}
+	if o.link != nil {
+		p := *o.link
+		opts.ListenPacket = func() (net.PacketConn, error) {
+			pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				return nil, err
+			}
+			return linksim.Wrap(pc, p)
+		}
+	}
+	a, err := agent.New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +95,7 @@ func startCtlHarness(t *testing.T, online bool) *ctlHarness {
 		t.Fatal(err)
 	}
 	h.sock = filepath.Join(sockDir, "agent.sock")
-	cs, err := control.NewServer(a, config.Control{MaxBodyBytes: 1 << 20}, h.sock, nil)
+	cs, err := control.NewServer(a, config.Control{MaxBodyBytes: 8 << 20}, h.sock, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +332,7 @@ func TestCtlUsageErrors(t *testing.T) {
 		{nil, "no command given"},
 		{[]string{"transport.teleport"}, `unknown command "transport.teleport"`},
 		{[]string{"transport.stats", "extra"}, "unexpected arguments"},
-		{[]string{"transport.stats", "--bogus"}, "flag provided but not defined"},
+		{[]string{"transport.stats", "--bogus"}, "unknown flag: --bogus"},
 		{[]string{"transport.switch"}, "missing pin"},
 		{[]string{"transport.switch", "warp"}, "warp"},
 		{[]string{"transport.switch", "--to", "auto", "satellite"}, "give one pin"},

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -11,26 +10,34 @@ import (
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/agent/control"
 	"github.com/edge-sync/edge-sync/internal/units"
+	"github.com/spf13/pflag"
 )
 
 // timelineCommand is ctl transport.bandwidth.timeline: what the status
 // page plots, as a table.
 func timelineCommand() ctlCommand {
-	return ctlCommand{control.CmdTimeline, "Usage: edge-sync ctl transport.bandwidth.timeline [--endpoint E] [--window D]\n\nPrints the endpoint's timeline within the window, one line a second: the\nlink figures, class, sync mode and queue per priority that the status\npage plots (the agent keeps the last hour).\n\nExample:\n  edge-sync ctl transport.bandwidth.timeline --window 5m",
-		func(fs *flag.FlagSet) func(context.Context, *ctlRun) error {
+	return ctlCommand{
+		name: control.CmdTimeline, args: "[--endpoint E] [--window D]", short: "the status page's plots as a table: link, class, mode, queue per second", watch: true,
+		long: `Prints the endpoint's timeline within the window, one line a second: the
+link figures, class, sync mode and queue per priority that the status
+page plots (the agent keeps the last hour).`,
+		example: "  edge-sync ctl transport.bandwidth.timeline --window 5m",
+		setup: func(fs *pflag.FlagSet) ctlAction {
 			ep := endpointFlag(fs)
-			window := fs.Duration("window", 10*time.Minute, "how far back (at most 1h)")
+			var window time.Duration
+			durationVar(fs, &window, "window", 10*time.Minute, "how far back (at most 1h)")
 			return func(ctx context.Context, x *ctlRun) error {
 				if err := x.noArgs(); err != nil {
 					return err
 				}
-				if *window <= 0 {
-					return usagef(x.name, "--window must be positive, got %v", *window)
+				if window <= 0 {
+					return usagef(x.name, "--window must be positive, got %s", units.FormatDuration(window))
 				}
 				var tl agent.Timeline
 				return x.call(ctx, control.CmdTimeline, control.TimelineRequest{Endpoint: *ep, Window: window.String()}, &tl, func(w io.Writer) { printTimeline(w, tl) })
 			}
-		}}
+		},
+	}
 }
 
 // printTimeline prints one line per point; the queue column is the ops

@@ -23,11 +23,10 @@ import (
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
 	"github.com/hashicorp/go-hclog"
+	"github.com/spf13/cobra"
 )
 
-const demoUsage = `Usage: edge-sync demo [--duration D] [--keep] [--large SIZE] [--report FILE.html]
-
-Runs a core, a link emulator and an agent in one process, in a temporary
+const demoLong = `Runs a core, a link emulator and an agent in one process, in a temporary
 directory with generated certificates, and puts a mixed workload through
 them: a critical alarm stream, schema changes, sensor records that update
 the same keys, analytics events and a large background file. The link walks
@@ -39,10 +38,9 @@ per priority and the bytes saved by compression, deltas and summaries.
 
 It exits non-zero if verification fails. --report writes one HTML page
 with the walk's plots (the true link beside what the agent measured, the
-class, the mode, the queue), the latency per priority and the summary.
+class, the mode, the queue), the latency per priority and the summary.`
 
-Examples:
-  edge-sync demo
+const demoExample = `  edge-sync demo
   edge-sync demo --duration 30s
   edge-sync demo --keep          # keep the directory with logs and stores
   edge-sync demo --report demo.html`
@@ -63,20 +61,35 @@ func demoWalk() []demoStep {
 	}
 }
 
-func runDemo(ctx context.Context, env Env, args []string) error {
-	fs := newFlagSet(env, "demo", demoUsage)
-	duration := fs.Duration("duration", 75*time.Second, "length of the link walk (five equal steps)")
-	keep := fs.Bool("keep", false, "keep the temporary directory (logs, stores, certificates)")
-	largeSize := fs.String("large", "16MiB", "size of the large background file")
-	report := fs.String("report", "", "write an HTML report of the run to `FILE`")
-	if err := parseFlags(fs, "demo", args); err != nil {
-		return err
+// demoOpts are the flags of demo.
+type demoOpts struct {
+	duration  time.Duration
+	keep      bool
+	largeSize string
+	report    string
+}
+
+func newDemoCmd(env Env) *cobra.Command {
+	var o demoOpts
+	c := &cobra.Command{
+		Use:     "demo [--duration D] [--keep] [--large SIZE] [--report FILE.html]",
+		Long:    demoLong,
+		Example: demoExample,
+		Args:    noArgs("demo"),
+		RunE:    func(c *cobra.Command, _ []string) error { return runDemo(c.Context(), env, o) },
 	}
-	if fs.NArg() > 0 {
-		return usagef("demo", "unexpected argument %q", fs.Arg(0))
-	}
+	fs := c.Flags()
+	durationVar(fs, &o.duration, "duration", 75*time.Second, "length of the link walk (five equal steps)")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, stores, certificates)")
+	fs.StringVar(&o.largeSize, "large", "16MiB", "size of the large background file")
+	fs.StringVar(&o.report, "report", "", "write an HTML report of the run to `FILE`")
+	return c
+}
+
+func runDemo(ctx context.Context, env Env, o demoOpts) error {
+	duration, keep, largeSize := &o.duration, &o.keep, &o.largeSize
 	if *duration < 10*time.Second {
-		return usagef("demo", "--duration must be at least 10s, got %s", *duration)
+		return usagef("demo", "--duration must be at least 10s, got %s", units.FormatDuration(*duration))
 	}
 	large, err := units.ParseSize(*largeSize)
 	if err != nil || large < 1<<20 || large > 1<<30 {
@@ -92,7 +105,7 @@ func runDemo(ctx context.Context, env Env, args []string) error {
 		defer os.RemoveAll(dir)
 	}
 	d := &demo{env: env, dir: dir, step: *duration / 5, large: large}
-	if err := d.openReport(*report); err != nil {
+	if err := d.openReport(o.report); err != nil {
 		return err
 	}
 	defer d.discardReport()

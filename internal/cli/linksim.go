@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+
+	"github.com/spf13/cobra"
+
 	"errors"
 	"fmt"
 	"io"
@@ -15,9 +18,7 @@ import (
 
 func linksimUsage() string {
 	var b strings.Builder
-	b.WriteString(`Usage: edge-sync linksim --target ADDR (--profile NAME | --schedule FILE) [flags]
-
-Runs a UDP relay that shapes traffic like a real link: rate with a bounded
+	b.WriteString(`Runs a UDP relay that shapes traffic like a real link: rate with a bounded
 queue, delay, jitter, loss, outages. Put it between an agent and core:
 point the agent at --listen and --target at core. Up is client→target,
 down is target→client. A line of counters is printed every --interval.
@@ -31,31 +32,51 @@ Profiles (down/up rate, RTT, loss, source):
 A schedule file has one "DURATION PROFILE" step per line, '#' starts a
 comment:
   30s satellite-geo
-  10s intermittent
-
-Examples:
-  edge-sync linksim --listen 127.0.0.1:4434 --target 127.0.0.1:4433 --profile satellite-geo
-  edge-sync linksim --target core.example:4433 --schedule day.txt --loop`)
+  10s intermittent`)
 	return b.String()
 }
 
-func runLinksim(ctx context.Context, env Env, args []string) error {
-	const name = "linksim"
-	fs := newFlagSet(env, name, linksimUsage())
-	listen := fs.String("listen", "127.0.0.1:4434", "UDP `address` clients send to")
-	target := fs.String("target", "", "UDP `address` to forward to (required)")
-	profile := fs.String("profile", "", "built-in profile `name` (see above)")
-	schedule := fs.String("schedule", "", "schedule `file` of \"DURATION PROFILE\" lines")
-	loop := fs.Bool("loop", false, "repeat the schedule until stopped")
-	interval := fs.Duration("interval", time.Second, "how often to print counters")
-	idle := fs.Duration("idle-timeout", 2*time.Minute, "forget a client after this long without traffic")
-	seed := fs.Uint64("seed", 0, "random seed for loss and jitter (0: random)")
-	if err := parseFlags(fs, name, args); err != nil {
-		return err
+const linksimExample = `  edge-sync linksim --listen 127.0.0.1:4434 --target 127.0.0.1:4433 --profile satellite-geo
+  edge-sync linksim --target core.example:4433 --schedule day.txt --loop`
+
+// linksimOpts are the flags of linksim.
+type linksimOpts struct {
+	listen, target, profile, schedule string
+	loop                              bool
+	interval, idle                    time.Duration
+	seed                              uint64
+}
+
+func newLinksimCmd(env Env) *cobra.Command {
+	var o linksimOpts
+	c := &cobra.Command{
+		Use:     "linksim --target ADDR (--profile NAME | --schedule FILE) [flags]",
+		Long:    linksimUsage(),
+		Example: linksimExample,
+		Args:    noArgs("linksim"),
+		RunE:    func(c *cobra.Command, _ []string) error { return runLinksim(c.Context(), env, o) },
 	}
+	fs := c.Flags()
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:4434", "UDP `address` clients send to")
+	fs.StringVar(&o.target, "target", "", "UDP `address` to forward to (required)")
+	fs.StringVar(&o.profile, "profile", "", "built-in profile `name` (see above)")
+	fs.StringVar(&o.schedule, "schedule", "", "schedule `file` of \"DURATION PROFILE\" lines")
+	fs.BoolVar(&o.loop, "loop", false, "repeat the schedule until stopped")
+	durationVar(fs, &o.interval, "interval", time.Second, "how often to print counters")
+	durationVar(fs, &o.idle, "idle-timeout", 2*time.Minute, "forget a client after this long without traffic")
+	fs.Uint64Var(&o.seed, "seed", 0, "random seed for loss and jitter (0: random)")
+	var profiles []string
+	for _, p := range linksim.Profiles() {
+		profiles = append(profiles, p.Name)
+	}
+	completeFlag(c, "profile", complete(profiles...))
+	return c
+}
+
+func runLinksim(ctx context.Context, env Env, o linksimOpts) error {
+	const name = "linksim"
+	listen, target, profile, schedule, loop, interval, idle, seed := &o.listen, &o.target, &o.profile, &o.schedule, &o.loop, &o.interval, &o.idle, &o.seed
 	switch {
-	case fs.NArg() > 0:
-		return usagef(name, "unexpected argument %q", fs.Arg(0))
 	case *target == "":
 		return usagef(name, "--target is required")
 	case *profile == "" && *schedule == "":

@@ -2,6 +2,9 @@ package cli
 
 import (
 	"context"
+
+	"github.com/spf13/cobra"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,10 +18,7 @@ import (
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
-const outboxUsage = `Usage: edge-sync outbox verify (--config FILE | --file OUTBOX) [--json]
-       edge-sync outbox salvage (--config FILE | --file OUTBOX) [--json]
-
-Works on an agent's outbox file while the agent is stopped.
+const outboxLong = `Works on an agent's outbox file while the agent is stopped.
 
 verify reads every op, checks its block checksums and its SHA-256 against
 what the producer gave, and lists the damaged ops and those quarantined
@@ -30,40 +30,75 @@ use 'edge-sync ctl transport.outbox.verify'.
 salvage is for a file the agent refuses to start on (bbolt cannot read a
 page of it): it copies every op that reads back intact, with its ID, into
 a new outbox file, moves the damaged file aside to OUTBOX.damaged-TIME and
-puts the new one in its place, then lists the ops it could not copy.
+puts the new one in its place, then lists the ops it could not copy.`
 
-Examples:
-  edge-sync outbox verify --config /etc/edge-sync/agent.hcl
+const outboxExample = `  edge-sync outbox verify --config /etc/edge-sync/agent.hcl
   edge-sync outbox verify --file /var/lib/edge-sync/outbox.db --json
   edge-sync outbox salvage --config /etc/edge-sync/agent.hcl`
 
-func runOutbox(ctx context.Context, env Env, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(env.Stdout, outboxUsage)
-		if len(args) == 0 {
-			return usagef("outbox", "no subcommand given (want verify or salvage)")
-		}
-		return nil
-	}
-	switch args[0] {
-	case "verify":
-		return runOutboxVerify(ctx, env, args[1:])
-	case "salvage":
-		return runOutboxSalvage(ctx, env, args[1:])
-	}
-	return usagef("outbox", "unknown subcommand %q (want verify or salvage)", args[0])
+// outboxOpts are the flags of an outbox subcommand.
+type outboxOpts struct {
+	cfgPath, file string
+	json          bool
 }
 
-func runOutboxVerify(_ context.Context, env Env, args []string) error {
-	path, opts, asJSON, err := outboxFlags(env, "verify", "checked", args)
+func newOutboxCmd(env Env) *cobra.Command {
+	c := &cobra.Command{
+		Use:         "outbox",
+		Long:        outboxLong,
+		Annotations: dispatch,
+		Example:     outboxExample,
+		Args:        cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				_ = c.Help() // to env.Stdout; the usage error says the rest
+				return usagef("outbox", "no subcommand given (want verify or salvage)")
+			}
+			return usagef("outbox", "unknown subcommand %q (want verify or salvage)", args[0])
+		},
+	}
+	for _, sub := range []struct {
+		name, short, done string
+		run               func(context.Context, Env, outboxOpts) error
+	}{
+		{"verify", "check every op of a stopped agent's outbox; exit 1 on damage", "checked", runOutboxVerify},
+		{"salvage", "copy the intact ops of a damaged outbox file into a new one", "salvaged", runOutboxSalvage},
+	} {
+		var o outboxOpts
+		sc := &cobra.Command{
+			Use:     sub.name + " (--config FILE | --file OUTBOX) [--json]",
+			Short:   sub.short,
+			Long:    outboxLong,
+			Example: outboxExample,
+			Args:    noArgs("outbox " + sub.name),
+			RunE: func(c *cobra.Command, _ []string) error {
+				if (o.cfgPath == "") == (o.file == "") {
+					return usagef("outbox "+sub.name, "give --config (the agent's config) or --file (an outbox file)")
+				}
+				return sub.run(c.Context(), env, o)
+			},
+		}
+		sc.Flags().StringVar(&o.cfgPath, "config", "", "agent config file: its outbox is "+sub.done)
+		sc.Flags().StringVar(&o.file, "file", "", "outbox file (instead of --config)")
+		sc.Flags().BoolVar(&o.json, "json", false, "print the report as JSON")
+		completeFlag(sc, "config", hclFiles)
+		c.AddCommand(sc)
+	}
+	return c
+}
+
+func runOutboxVerify(_ context.Context, env Env, o outboxOpts) error {
+	path, opts, err := o.outbox()
 	if err != nil {
 		return err
 	}
+	asJSON := o.json
 	r, err := outbox.VerifyFile(path, opts)
 	if errors.Is(err, outbox.ErrLocked) {
 		return fmt.Errorf("outbox verify: %w: the agent has %s open; run 'edge-sync ctl transport.outbox.verify' instead", err, path)
 	}
 	if asJSON {
+		r.Damaged, r.Quarantined = nonNil(r.Damaged), nonNil(r.Quarantined)
 		if jerr := json.NewEncoder(env.Stdout).Encode(r); jerr != nil {
 			return jerr
 		}
@@ -77,41 +112,27 @@ func runOutboxVerify(_ context.Context, env Env, args []string) error {
 	return verifyExit(r)
 }
 
-// outboxFlags parses the flags of an outbox subcommand: the outbox file
-// of --config or --file (exactly one), the options the agent opens it
-// with, and --json.
-func outboxFlags(env Env, sub, done string, args []string) (path string, opts outbox.Options, asJSON bool, err error) {
-	name := "outbox " + sub
-	fs := newFlagSet(env, name, outboxUsage)
-	cfgPath := fs.String("config", "", "agent config file: its outbox is "+done)
-	file := fs.String("file", "", "outbox file (instead of --config)")
-	jsonOut := fs.Bool("json", false, "print the report as JSON")
-	if err := parseFlags(fs, name, args); err != nil {
-		return "", opts, false, err
+// outbox returns the outbox file of --config or --file and the options
+// the agent opens it with.
+func (o outboxOpts) outbox() (string, outbox.Options, error) {
+	opts := outbox.Options{LockTimeout: time.Second}
+	if o.file != "" {
+		return o.file, opts, nil
 	}
-	if fs.NArg() > 0 {
-		return "", opts, false, usagef(name, "unexpected argument %q", fs.Arg(0))
-	}
-	opts = outbox.Options{LockTimeout: time.Second}
-	switch {
-	case (*cfgPath == "") == (*file == ""):
-		return "", opts, false, usagef(name, "give --config (the agent's config) or --file (an outbox file)")
-	case *file != "":
-		return *file, opts, *jsonOut, nil
-	}
-	cfg, err := config.LoadAgent(*cfgPath)
+	cfg, err := config.LoadAgent(o.cfgPath)
 	if err != nil {
-		return "", opts, false, err
+		return "", opts, err
 	}
 	opts.MaxOps, opts.MaxBytes, opts.MaxOpBytes, opts.DefaultTTL = cfg.Outbox.MaxOps, cfg.Outbox.MaxBytes, cfg.Outbox.MaxOpBytes, cfg.Outbox.DefaultTTL
-	return cfg.OutboxPath(), opts, *jsonOut, nil
+	return cfg.OutboxPath(), opts, nil
 }
 
-func runOutboxSalvage(ctx context.Context, env Env, args []string) error {
-	path, opts, asJSON, err := outboxFlags(env, "salvage", "salvaged", args)
+func runOutboxSalvage(ctx context.Context, env Env, o outboxOpts) error {
+	path, opts, err := o.outbox()
 	if err != nil {
 		return err
 	}
+	asJSON := o.json
 	// The copy is built beside the file and takes its place only once it
 	// is complete: a salvage that fails or is killed leaves the damaged
 	// file where it was. A leftover copy of an earlier run is ours.
@@ -139,6 +160,7 @@ func runOutboxSalvage(ctx context.Context, env Env, args []string) error {
 		return fmt.Errorf("outbox salvage: %w", err)
 	}
 	if asJSON {
+		r.Lost, r.Quarantined = nonNil(r.Lost), nonNil(r.Quarantined)
 		return json.NewEncoder(env.Stdout).Encode(r)
 	}
 	fmt.Fprintf(env.Stdout, "copied %d ops (%s) into a new %s", r.Copied, units.FormatBytes(r.Bytes), path)

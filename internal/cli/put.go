@@ -3,31 +3,33 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent/control"
+	"github.com/edge-sync/edge-sync/internal/units"
 )
 
-const putUsage = `Usage: edge-sync put --key K --priority P [--endpoint E] [--state|--event] [--ttl D] [--summary TEXT|--summary-file F] FILE|-
-
-Hands the running agent one piece of data to send: FILE (or standard input
+const putLong = `Hands the running agent one piece of data to send: FILE (or standard input
 for "-") is streamed to the agent's control socket and stored durably in its
 outbox before put returns. put prints the op's ID. It is
-'edge-sync ctl transport.send' under a shorter name.
+'edge-sync ctl transport.send' under a shorter name. Flags may come before
+or after FILE.
 
-Priorities: critical, high, schema, normal, analytics, background.
+Priorities, most urgent first: ` + "PRIORITIES" + `.
 A --state op is a keyed update: a newer one for the same key replaces an
-older one still waiting. An --event op (the default) is always delivered.
+older one still waiting. An --event op (the default) is always delivered.`
 
-Examples:
-  edge-sync put --key sensors/pump-3 --priority high --state reading.json
-  journalctl -o json -n 1000 | edge-sync put --key logs/journal --priority background -
-  edge-sync put --key alarms/pump-3 --priority critical --summary "overpressure 9.1 bar" alarm.json
-  edge-sync put --socket /run/edge-sync/agent.sock --key fw/image --priority analytics --ttl 24h image.bin`
+const putExample = `  edge-sync put reading.json --key sensors/pump-3 --priority high --state
+  journalctl -o json -n 1000 | edge-sync put - --key logs/journal --priority background
+  edge-sync put alarm.json --key alarms/pump-3 --priority critical --summary "overpressure 9.1 bar"
+  edge-sync put image.bin --socket /run/edge-sync/agent.sock --key fw/image --priority analytics --ttl 2d`
 
 // uploadFlags are the flags of put, transport.send and sync.queue.
 type uploadFlags struct {
@@ -35,13 +37,13 @@ type uploadFlags struct {
 	state, event                                       bool
 }
 
-func (u *uploadFlags) register(fs *flag.FlagSet) {
+func (u *uploadFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&u.key, "key", "", "key naming the data (required for --state)")
-	fs.StringVar(&u.priority, "priority", "", "critical, high, schema, normal, analytics or background")
-	fs.StringVar(&u.endpoint, "endpoint", "", "endpoint (core) to send to; default: the agent's only or first endpoint")
+	fs.StringVar(&u.priority, "priority", "", priorityList())
+	fs.StringVar(&u.endpoint, "endpoint", "", "endpoint (core) to send to; default: the agent's first configured endpoint")
 	fs.BoolVar(&u.state, "state", false, "a keyed state update: a newer one replaces a waiting older one")
 	fs.BoolVar(&u.event, "event", false, "an event: always delivered (the default)")
-	fs.StringVar(&u.ttl, "ttl", "", "drop the op if not delivered within this Go duration (e.g. 24h); default: the priority's")
+	fs.StringVar(&u.ttl, "ttl", "", "drop the op if not delivered within this duration (e.g. 24h, 2d); default: the priority's")
 	fs.StringVar(&u.summary, "summary", "", "short summary sent ahead of the payload on slow links")
 	fs.StringVar(&u.summaryFile, "summary-file", "", "read the summary from this file")
 }
@@ -55,7 +57,7 @@ func (u *uploadFlags) upload(ctx context.Context, env Env, name, cmd string, c *
 		return control.SendResponse{}, usagef(name, "--state and --event exclude each other")
 	}
 	if u.priority == "" && priorityRequired {
-		return control.SendResponse{}, usagef(name, "--priority is required (critical, high, schema, normal, analytics, background)")
+		return control.SendResponse{}, usagef(name, "--priority is required (%s)", priorityList())
 	}
 	if u.priority != "" {
 		if _, err := edgesync.ParsePriority(u.priority); err != nil {
@@ -68,7 +70,15 @@ func (u *uploadFlags) upload(ctx context.Context, env Env, name, cmd string, c *
 	if u.summary != "" && u.summaryFile != "" {
 		return control.SendResponse{}, usagef(name, "give --summary or --summary-file, not both")
 	}
-	p := control.UploadParams{Endpoint: u.endpoint, Key: u.key, Priority: u.priority, TTL: u.ttl, Kind: "event"}
+	ttl := ""
+	if u.ttl != "" {
+		d, err := units.ParseDuration(u.ttl)
+		if err != nil || d <= 0 {
+			return control.SendResponse{}, usagef(name, "--ttl: want a positive duration like 24h or 2d, got %q", u.ttl)
+		}
+		ttl = d.String()
+	}
+	p := control.UploadParams{Endpoint: u.endpoint, Key: u.key, Priority: u.priority, TTL: ttl, Kind: "event"}
 	if u.state {
 		p.Kind = "state"
 	}
@@ -99,35 +109,41 @@ func (u *uploadFlags) upload(ctx context.Context, env Env, name, cmd string, c *
 	}
 	res, err := c.Upload(ctx, cmd, p, body, size)
 	if err != nil {
-		return res, fmt.Errorf("%s: %w", name, err)
+		return res, apiErr(name, err)
 	}
 	return res, nil
 }
 
-func runPut(ctx context.Context, env Env, args []string) error {
-	fs := newFlagSet(env, "put", putUsage)
+func newPutCmd(env Env) *cobra.Command {
 	var conn connFlags
-	conn.register(fs)
 	var u uploadFlags
-	u.register(fs)
-	if err := parseFlags(fs, "put", args); err != nil {
-		return err
+	c := &cobra.Command{
+		Use:     "put [flags] FILE|-",
+		Long:    strings.Replace(putLong, "PRIORITIES", priorityList(), 1),
+		Example: putExample,
+		Args:    cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if u.priority == "" {
+				return usagef("put", "--priority is required (%s)", priorityList())
+			}
+			cl, err := conn.client("put")
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			res, err := u.upload(c.Context(), env, "put", control.CmdSend, cl, args, true)
+			if err != nil {
+				return err
+			}
+			if conn.json {
+				return json.NewEncoder(env.Stdout).Encode(res)
+			}
+			fmt.Fprintln(env.Stdout, res.ID)
+			return nil
+		},
 	}
-	if u.priority == "" {
-		return usagef("put", "--priority is required (critical, high, schema, normal, analytics, background)")
-	}
-	c, err := conn.client("put")
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	res, err := u.upload(ctx, env, "put", control.CmdSend, c, fs.Args(), true)
-	if err != nil {
-		return err
-	}
-	if conn.json {
-		return json.NewEncoder(env.Stdout).Encode(res)
-	}
-	fmt.Fprintln(env.Stdout, res.ID)
-	return nil
+	conn.register(c.Flags())
+	u.register(c.Flags())
+	completeCtlFlags(c, &conn)
+	return c
 }

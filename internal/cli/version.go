@@ -1,9 +1,10 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
 
 // Version is set at build time with -ldflags "-X ...cli.Version=v1.2.3";
@@ -20,20 +21,23 @@ func version() string {
 	return "(devel)"
 }
 
-func runVersion(ctx context.Context, env Env, args []string) error {
-	fs := newFlagSet(env, "version", `Usage: edge-sync version
-
-Prints the edge-sync version and the Go version it was built with.`)
-	if err := parseFlags(fs, "version", args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return usagef("version", "unexpected argument %q", fs.Arg(0))
-	}
-	goVersion := "unknown"
+// goVersion is the Go version edge-sync was built with.
+func goVersion() string {
 	if bi, ok := debug.ReadBuildInfo(); ok {
-		goVersion = bi.GoVersion
+		return bi.GoVersion
 	}
-	fmt.Fprintf(env.Stdout, "edge-sync %s (%s)\n", version(), goVersion)
-	return nil
+	return "unknown"
+}
+
+func newVersionCmd(env Env) *cobra.Command {
+	return &cobra.Command{
+		Use:     "version",
+		Long:    "Prints the edge-sync version and the Go version it was built with, as --version does.",
+		Example: "  edge-sync version\n  edge-sync --version",
+		Args:    noArgs("version"),
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintf(env.Stdout, "edge-sync %s (%s)\n", version(), goVersion())
+			return nil
+		},
+	}
 }

@@ -31,13 +31,36 @@ func ParseSize(s string) (int64, error) {
 	return int64(n), nil
 }
 
+// binaryUnits are FormatBytes's units above bytes.
+var binaryUnits = []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
+
 // FormatBytes renders n bytes for people with a binary unit: "512 B",
-// "1.5 KiB", "64 KiB", "12 MiB" (one decimal below 10 of a unit).
+// "1.5 KiB", "64.0 KiB", "11.7 MiB", "256 KiB": one decimal below 100 of a
+// unit (go-humanize rounds to whole units from 10 up, and 12025 KiB is not
+// "12 MiB"), whole units from 100 up. ParseSize reads it back to that
+// precision.
 func FormatBytes(n int64) string {
 	if n < 0 {
-		return "-" + humanize.IBytes(uint64(-n))
+		return "-" + formatBytes(uint64(-(n+1))+1)
 	}
-	return humanize.IBytes(uint64(n))
+	return formatBytes(uint64(n))
+}
+
+func formatBytes(n uint64) string {
+	if n < 1024 {
+		return strconv.FormatUint(n, 10) + " B"
+	}
+	v, i := float64(n)/1024, 0
+	for v >= 1024 && i < len(binaryUnits)-1 {
+		v, i = v/1024, i+1
+	}
+	if v < 99.95 {
+		return strconv.FormatFloat(v, 'f', 1, 64) + " " + binaryUnits[i]
+	}
+	if r := math.Round(v); r < 1024 || i == len(binaryUnits)-1 {
+		return strconv.FormatFloat(r, 'f', 0, 64) + " " + binaryUnits[i]
+	}
+	return "1.0 " + binaryUnits[i+1] // 1023.6 KiB
 }
 
 // FormatBitRate renders bps (bit/s) with the unit that keeps it readable:

@@ -1,0 +1,42 @@
+package admin
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+)
+
+// /v1/stats and /v1/summaries answered with Go field names as keys.
+func TestJSONKeysAreSnakeCase(t *testing.T) {
+	for _, v := range []any{VersionInfo{}, EventInfo{}, core.Summary{}, core.Stats{}} {
+		testutil.CheckJSONNames(t, v)
+	}
+}
+
+// An empty list is [] on the wire, not null.
+func TestEmptyListsAreEmptyArrays(t *testing.T) {
+	f := newFixture(t)
+	f.serve(t)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", f.socket)
+	}}}
+	defer hc.CloseIdleConnections()
+	for _, path := range []string{"/v1/keys?agent=site-1&prefix=nothing/", "/v1/summaries?agent=site-1&prefix=nothing/", "/v1/events?agent=site-1&from=1000000"} {
+		resp, err := hc.Get("http://core" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != "[]" {
+			t.Errorf("GET %s: %d %q (%v), want []", path, resp.StatusCode, b, err)
+		}
+	}
+}
