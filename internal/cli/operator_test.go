@@ -315,7 +315,7 @@ func TestRunTimeEndpointIsNotTheDefault(t *testing.T) {
 func TestChunkSizeRangeInUnits(t *testing.T) {
 	h := startCtlHarness(t, false)
 	_, _, err := h.ctl(t, "", "transport.config", "--class", "satellite", "--chunk-size", "32")
-	want := "--chunk-size 32 is 32 B: want 1.0 KiB to 64.0 MiB (e.g. 32KiB)"
+	want := "--chunk-size 32 is 32 B: want 1 KiB to 64 MiB (e.g. 32KiB)"
 	if !errors.As(err, new(*UsageError)) || !strings.Contains(err.Error(), want) {
 		t.Errorf("--chunk-size 32: %v; want a usage error with %q", err, want)
 	}

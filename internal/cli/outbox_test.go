@@ -196,11 +196,11 @@ func TestCtlOutboxVerify(t *testing.T) {
 	if !errors.Is(err, errDamaged) || json.Unmarshal([]byte(out), &vr) != nil || vr.OK || len(vr.Quarantined) != 1 {
 		t.Fatalf("verify --json: %v\n%s", err, out)
 	}
-	if out, _, err := h.ctl(t, "", "transport.bandwidth.status"); err != nil || !regexp.MustCompile(`(?m)^damaged +1 op quarantined \(40.0 KiB\)`).MatchString(out) ||
+	if out, _, err := h.ctl(t, "", "transport.bandwidth.status"); err != nil || !regexp.MustCompile(`(?m)^damaged +1 op quarantined \(40 KiB\)`).MatchString(out) ||
 		!strings.Contains(out, "edge-sync ctl transport.outbox.verify") {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
-	if out, _, err := h.ctl(t, "", "transport.stats"); err != nil || !strings.Contains(out, "quarantined: 1 op(s), 40.0 KiB") {
+	if out, _, err := h.ctl(t, "", "transport.stats"); err != nil || !strings.Contains(out, "quarantined: 1 op(s), 40 KiB") {
 		t.Fatalf("stats: %v\n%s", err, out)
 	}
 	for _, args := range [][]string{{"transport.outbox.purge"}, {"transport.outbox.purge", "--all", vr.Quarantined[0].ID.String()}, {"transport.outbox.purge", "nope"}} {

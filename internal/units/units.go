@@ -35,10 +35,10 @@ func ParseSize(s string) (int64, error) {
 var binaryUnits = []string{"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"}
 
 // FormatBytes renders n bytes for people with a binary unit: "512 B",
-// "1.5 KiB", "64.0 KiB", "11.7 MiB", "256 KiB": one decimal below 100 of a
-// unit (go-humanize rounds to whole units from 10 up, and 12025 KiB is not
-// "12 MiB"), whole units from 100 up. ParseSize reads it back to that
-// precision.
+// "1.5 KiB", "64 KiB", "11.7 MiB", "256 KiB": whole units when exact, else
+// one decimal below 100 of a unit (go-humanize rounds to whole units from
+// 10 up, and 12025 KiB is not "12 MiB"), whole units from 100 up.
+// ParseSize reads it back to that precision.
 func FormatBytes(n int64) string {
 	if n < 0 {
 		return "-" + formatBytes(uint64(-(n+1))+1)
@@ -50,9 +50,12 @@ func formatBytes(n uint64) string {
 	if n < 1024 {
 		return strconv.FormatUint(n, 10) + " B"
 	}
-	v, i := float64(n)/1024, 0
+	v, i, unit := float64(n)/1024, 0, uint64(1024)
 	for v >= 1024 && i < len(binaryUnits)-1 {
-		v, i = v/1024, i+1
+		v, i, unit = v/1024, i+1, unit*1024
+	}
+	if n%unit == 0 {
+		return strconv.FormatUint(n/unit, 10) + " " + binaryUnits[i] // exact: "64 KiB"
 	}
 	if v < 99.95 {
 		return strconv.FormatFloat(v, 'f', 1, 64) + " " + binaryUnits[i]

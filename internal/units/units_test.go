@@ -31,10 +31,10 @@ func TestParseSize(t *testing.T) {
 
 func TestFormatBytes(t *testing.T) {
 	for n, want := range map[int64]string{
-		0: "0 B", 512: "512 B", 1023: "1023 B", 1536: "1.5 KiB", 64 << 10: "64.0 KiB",
-		12025 << 10: "11.7 MiB", 1 << 30: "1.0 GiB", 3 << 40: "3.0 TiB", -2048: "-2.0 KiB",
-		99 << 20: "99.0 MiB", 100 << 20: "100 MiB", 256 << 10: "256 KiB", 1023<<10 + 700: "1.0 MiB",
-		1<<63 - 1: "8.0 EiB", -1 << 63: "-8.0 EiB",
+		0: "0 B", 512: "512 B", 1023: "1023 B", 1536: "1.5 KiB", 64 << 10: "64 KiB",
+		12025 << 10: "11.7 MiB", 1 << 30: "1 GiB", 3 << 40: "3 TiB", -2048: "-2 KiB",
+		99 << 20: "99 MiB", 100 << 20: "100 MiB", 256 << 10: "256 KiB", 1023<<10 + 700: "1.0 MiB",
+		1<<63 - 1: "8.0 EiB", -1 << 63: "-8 EiB",
 	} {
 		if got := FormatBytes(n); got != want {
 			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
