@@ -450,18 +450,32 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 		MaxOpBytes:   uint64(s.cfg.MaxOpBytes),
 		QuotaLeft:    left,
 	}
-	if err := wire.WriteFrame(str, w); err != nil {
+	// The agent stops reading the hello stream once it has the Welcome
+	// (it cancels its read side): its STOP_SENDING may reach the core
+	// before this write or Close. The agent's choice, not a failure.
+	if err := wire.WriteFrame(str, w); err != nil && !canceledByPeer(err) {
 		lc.close()
 		return nil, fmt.Errorf("write welcome: %w", err)
 	}
-	if err := str.Close(); err != nil {
+	if err := str.Close(); err != nil && !canceledByPeer(context.Cause(str.Context())) {
 		lc.close()
-		return nil, err
+		return nil, fmt.Errorf("close hello stream: %w", err)
 	}
+	// Nothing more is read from the hello stream: its receive side goes,
+	// so that it holds no stream slot for the connection's life.
+	str.CancelRead(0)
 	if lc == nil {
 		lc = &laneConn{}
 	}
 	return lc, nil
+}
+
+// canceledByPeer reports whether err is the peer's STOP_SENDING or reset
+// of the stream. (quic-go's Close of a stream the peer canceled returns a
+// plain error; the stream's context's cause is the StreamError.)
+func canceledByPeer(err error) bool {
+	var se *quic.StreamError
+	return errors.As(err, &se) && se.Remote
 }
 
 // tellHelloFailed answers a bad Hello with an ERROR frame. It is best
