@@ -264,3 +264,41 @@ func TestLanePauseResumes(t *testing.T) {
 	}
 	t.Logf("paused %d times; core dropped %d lane bytes of abandoned attempts", as.Paused, st.LaneDropped)
 }
+
+// TestLaneCompressibleOp sends a large op that compresses to a few KiB on
+// a satellite link, where its data goes on the data lane, as a critical
+// op: it reaches the core and the outbox drains. (Its lane transfer is
+// tiny next to the op: a core that took the transfer's bytes as arriving
+// twice refused it and the op stayed parked.)
+func TestLaneCompressibleOp(t *testing.T) {
+	if testing.Short() {
+		t.Skip("satellite transfer")
+	}
+	// The link was fiber a moment ago: the lane starts at fiber's rate.
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, nil)
+	opts, link := shaped(linksim.Fiber())
+	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	testutil.WaitFor(t, 30*time.Second, "the link measured and classed", func() bool {
+		st, err := a.Status("core")
+		return err == nil && st.Class != edgesync.Unknown && st.Figures.BandwidthBps > 0
+	})
+	link().SetProfile(linksim.SatelliteGEO())
+	testutil.WaitFor(t, 30*time.Second, "the link classed satellite", func() bool {
+		st, err := a.Status("core")
+		return err == nil && st.Class == edgesync.Satellite
+	})
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 3<<16) // 3 MiB, a few KiB after zstd
+	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "pattern", Priority: edgesync.Critical, Kind: edgesync.StateOp, Payload: bytes.NewReader(payload)})
+	testutil.WaitFor(t, time.Minute, "the compressible op at the core", func() bool {
+		ok, _ := c.Store.Applied("site-1", op.ID)
+		return ok
+	})
+	got, err := c.Data("site-1", "pattern")
+	if err != nil || !bytes.Equal(got, payload) {
+		t.Fatalf("core holds %d bytes (%v), sent %d, or they differ", len(got), err, len(payload))
+	}
+	if as := a.Stats()[0]; as.LaneOps != 1 {
+		t.Logf("the op went on streams, not the lane (%d lane ops): the test proved less", as.LaneOps)
+	}
+}
