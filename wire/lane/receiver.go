@@ -33,6 +33,11 @@ type recvTransfer struct {
 	next      uint32            // bytes handed to the delivery queue
 	pending   map[uint32][]byte // out-of-order segments by offset
 	pendBytes int
+	// complete: every byte is queued for Deliver. The transfer stays open
+	// until Deliver has returned for its last chunk (then it is closed),
+	// so that a late copy of one of its packets is not taken for the
+	// first packet of a new transfer of the same number.
+	complete bool
 }
 
 // receiver holds everything about the incoming direction. Guarded by
@@ -90,6 +95,10 @@ func (r *receiver) onData(f *dataFrame) bool {
 		return true
 	}
 	t := r.open[f.transfer]
+	if t != nil && t.complete {
+		r.stats.duplicates++
+		return true
+	}
 	if t == nil {
 		if len(r.open) >= MaxOpenTransfers {
 			r.stats.refused++
@@ -153,7 +162,7 @@ func (r *receiver) push(n uint32, t *recvTransfer, data []byte) {
 	r.queue = append(r.queue, c)
 	if c.last {
 		r.drop(t.pendBytes) // leftovers beyond the end
-		delete(r.open, n)   // closed once Deliver returns for the last chunk
+		t.pending, t.pendBytes, t.complete = nil, 0, true
 	}
 }
 
@@ -201,6 +210,7 @@ func (r *receiver) delivered(c chunk) {
 	r.stats.delivered++
 	r.stats.deliveredBytes += int64(len(c.data))
 	if c.last {
+		delete(r.open, c.num)
 		r.closed.add(uint64(c.num))
 		r.immediate = true
 	}
