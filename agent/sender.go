@@ -38,7 +38,7 @@ type outcome uint8
 const (
 	outDone outcome = iota // acked and removed, or released for a retry
 	outHold                // summary stored: keep leased until the batch ends
-	outPark                // refused for now: keep leased until the session ends
+	outPark                // refused for now: keep leased for a backoff (parked.go)
 )
 
 type slot uint8
@@ -75,7 +75,7 @@ type session struct {
 	done     chan workerDone
 	inflight [3]int
 	held     []edgesync.OpID // summary sent: held until the batch ends
-	parked   []edgesync.OpID // refused: held until the session ends
+	parked   *parkedOps      // refused: held for a backoff
 	// One version of a key at a time: a newer version waits (leased)
 	// until the one in flight is settled, so that versions reach the core
 	// in order and the next one can be a delta against the last.
@@ -93,6 +93,7 @@ func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink) e
 		log: e.log, openedAt: e.a.openedAt, conn: conn, lane: ln, ctx: sctx, done: make(chan workerDone, 64),
 		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}}
 	s.pool.New = func() any { return newOpSender() }
+	s.parked = newParkedOps(s.release, func() { e.wakeUp(edgesync.Critical); e.wakeUp(edgesync.Background) })
 	defer s.finish()
 	return s.loop()
 }
@@ -105,7 +106,7 @@ func (s *session) finish() {
 		s.account(d)
 	}
 	s.release(s.held...)
-	s.release(s.parked...)
+	s.parked.close()
 	for _, ids := range s.deferred {
 		s.release(ids...)
 	}
@@ -153,7 +154,7 @@ func (s *session) account(d workerDone) {
 	case outHold:
 		s.held = append(s.held, d.id)
 	case outPark:
-		s.parked = append(s.parked, d.id)
+		s.parked.park(d.id)
 	}
 }
 
@@ -453,7 +454,7 @@ func sameEncoding(a, b linkmon.SyncParameters) bool {
 
 // refused settles an op the core refused: what can succeed is sent again
 // (in full where the delta was the problem), what cannot is kept in the
-// outbox but parked for this session, so nothing is lost.
+// outbox but parked for a backoff (parked.go), so nothing is lost.
 func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
 	s.stats.recordNack(n.Code)
 	if n.Code == wire.CodeHashMismatch && s.damaged(op) {
