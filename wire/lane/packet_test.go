@@ -2,6 +2,7 @@ package lane
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 )
@@ -98,6 +99,13 @@ func FuzzParsePacket(f *testing.F) {
 				t.Fatalf("ack ranges not descending and disjoint: %v", pp.fb.acks)
 			}
 		}
+		prev := pp.fb.closedBelow
+		for _, r := range pp.fb.closed {
+			if r.lo <= prev || r.lo > r.hi || r.hi > 1<<32 {
+				t.Fatalf("closed ranges not ascending above %d and bounded: %v", pp.fb.closedBelow, pp.fb.closed)
+			}
+			prev = r.hi
+		}
 	})
 }
 
@@ -128,5 +136,33 @@ func TestSealOpen(t *testing.T) {
 		if _, _, ok := a.open(nil, q); ok {
 			t.Fatalf("flipped byte %d still opens", i)
 		}
+	}
+}
+
+// TestParseFeedbackNoWrap: ranges whose varints would wrap around 2^64 are
+// refused, not read as overlapping or unordered ranges (found by
+// FuzzParsePacket: a gap of 2^64-1 made two ack ranges adjacent).
+func TestParseFeedbackNoWrap(t *testing.T) {
+	max := ^uint64(0)
+	for _, tc := range []struct {
+		name string
+		vals []uint64 // the feedback frame's varints after its type
+	}{
+		{"ack gap wraps", []uint64{0, 2, 120, 20, max, 7, 0, 0, 0}},
+		{"ack gap wraps to overlap", []uint64{0, 2, 120, 20, max - 1, 7, 0, 0, 0}},
+		{"closed distance wraps", []uint64{0, 1, 10, 0, 0, 5, 1, max, 0}},
+		{"closed length wraps", []uint64{0, 1, 10, 0, 0, 5, 1, 1, max}},
+		{"closed below beyond transfers", []uint64{0, 1, 10, 0, 0, max, 1, 2, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := []byte{frameFeedback}
+			for _, v := range tc.vals {
+				b = binary.AppendUvarint(b, v)
+			}
+			var pp parsedPacket
+			if err := parsePacket(b, &pp); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("parsed %+v with error %v, want ErrMalformed", pp.fb, err)
+			}
+		})
 	}
 }
