@@ -243,7 +243,7 @@ func (p *frameParser) parseFeedback(f *feedback) {
 			hi = p.uvarint()
 		} else {
 			gap := p.uvarint()
-			if gap+2 > prevLo {
+			if prevLo < 2 || gap > prevLo-2 { // gap+2 > prevLo, without wrapping
 				p.err = fmt.Errorf("%w: ack gap below zero", ErrMalformed)
 				return
 			}
@@ -269,7 +269,7 @@ func (p *frameParser) parseFeedback(f *feedback) {
 	for i := uint64(0); i < n && p.err == nil; i++ {
 		d := p.uvarint()
 		l := p.uvarint()
-		if d == 0 || prevHi+d+l > 1<<32 {
+		if d == 0 || prevHi > 1<<32 || d > 1<<32 || l > 1<<32 || prevHi+d+l > 1<<32 { // each bounded first: no wrap
 			p.err = fmt.Errorf("%w: closed range out of bounds", ErrMalformed)
 			return
 		}
