@@ -218,7 +218,7 @@ func (s *sampler) pong(pr PongResult) {
 		// counting them as loss would hold a recovered link at
 		// intermittent for a whole loss window.
 		s.outcomes, s.outNext = s.outcomes[:0], 0
-		s.passive = PassiveEstimator{}
+		s.passive = AfterOutage(s.m.now(), max(time.Second, 4*pr.RTT))
 	}
 	if s.staleRun > s.m.cfg.Classifier.MaxMissed {
 		// Back from a real outage (not one stale sample on a lossy
