@@ -153,8 +153,21 @@ func (e *endpoint) run(ctx context.Context) {
 	defer e.closeMonitor()
 	bo := backoff.New(500*time.Millisecond, 30*time.Second)
 	lastLogged := time.Time{}
+	var spare *spareConn // dialled by the watchdog (watchdog.go)
+	defer func() {
+		if spare != nil {
+			spare.conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
+		}
+	}()
 	for ctx.Err() == nil {
-		conn, w, err := e.dial(ctx, tr)
+		var conn *quic.Conn
+		var w *wire.Welcome
+		var err error
+		if spare != nil {
+			conn, w, spare = spare.conn, spare.w, nil
+		} else {
+			conn, w, err = e.dial(ctx, tr)
+		}
 		if err != nil {
 			e.stats.dialFailures.Add(1)
 			e.stats.lastErr.note(err)
@@ -177,7 +190,9 @@ func (e *endpoint) run(ctx context.Context) {
 		e.attach(conn, tr, w.ProbeSession)
 		ln := e.startLane(conn, tr, demux, w)
 		e.lane.Store(ln)
+		wd := e.startWatchdog(ctx, conn, tr)
 		err = e.session(ctx, conn, ln)
+		spare = wd.stop()
 		e.lane.Store(nil)
 		if ln != nil {
 			if err := ln.s.Close(); err != nil {

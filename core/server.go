@@ -76,6 +76,9 @@ type Server struct {
 	receiving *receivers
 	// mem is the core's frame memory; each connection's draws on it.
 	mem *memBudget
+	// resetKey is the transport's stateless reset key, derived from the
+	// TLS key (reset_key.go); nil when the TLS config has none.
+	resetKey *quic.StatelessResetKey
 
 	serving lifecycle.Serving
 	mu      sync.Mutex
@@ -174,6 +177,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, probes: linkmon.NewResponder(cfg.Logger.Named("probe")), receiving: newReceivers(),
 		conns: map[*quic.Conn]string{}, ready: make(chan struct{})}
 	s.mem = newMemBudget("core", cfg.MaxFrameMemory, nil, &s.stats.memRefused)
+	var err error
+	if s.resetKey, err = statelessResetKey(tlsConf); err != nil {
+		s.log.Warn("no QUIC stateless reset key: after a restart, agents wait out the idle timeout (45 s) before they reconnect", "error", err)
+	}
 	return s, nil
 }
 
@@ -187,7 +194,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		return err
 	}
 	defer end()
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: pc, StatelessResetKey: s.resetKey}
 	// The demux is the transport's only reader of non-QUIC packets: lane
 	// packets go to their session, probe trains to the responder.
 	demux := lane.NewDemux(tr)

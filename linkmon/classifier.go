@@ -259,6 +259,10 @@ func (c *Classifier) observeStale(m Measurement) (Status, *ClassChange) {
 	c.samples = c.samples[:0]
 	c.lossy = false
 	f = c.compute(m.At)
+	// Nothing is answered: that is 100 % loss for as long as it lasts,
+	// not the figure from before the cut. It is shown, not kept: the
+	// samples after the link's return judge it afresh.
+	f.loss, f.lossSpan = 1, gone
 	if c.class == edgesync.Intermittent {
 		return c.status(f, m.At), nil
 	}

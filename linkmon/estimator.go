@@ -127,6 +127,18 @@ type PassiveEstimator struct {
 	have     bool
 	lossBase ConnSample // start of the span the loss figure covers
 	loss     float64
+	// lossFrom: no loss figure covers a span that began before it (see
+	// AfterOutage).
+	lossFrom time.Time
+}
+
+// AfterOutage returns an estimator for a connection whose link came back
+// at: QUIC declares the packets sent into the outage lost only once
+// acknowledgements flow again, in the first round trips after the return;
+// counted, they read as the new link's loss (16.8 % for 15 s on a 0.1 %
+// link). Loss spans begin after grace.
+func AfterOutage(at time.Time, grace time.Duration) PassiveEstimator {
+	return PassiveEstimator{lossFrom: at.Add(grace)}
 }
 
 // Observe takes the next snapshot and returns the measurement for the
@@ -151,6 +163,9 @@ func (p *PassiveEstimator) Observe(s ConnSample) (m Measurement, ok bool) {
 			m.BandwidthBps, m.BandwidthLowerBound = s.Delivery.Bps, s.Delivery.AppLimited
 		}
 		return m, m.RTT > 0 || m.BandwidthBps > 0
+	}
+	if s.At.Before(p.lossFrom) {
+		p.lossBase = s // what is declared lost now was sent into the outage
 	}
 	if sent := s.BytesSent - p.lossBase.BytesSent; sent >= MinLossBytes {
 		lost := s.BytesLost - p.lossBase.BytesLost
@@ -276,15 +291,24 @@ func (d *DeliveryMeter) Snapshot() (acked uint64, appLimited bool) {
 }
 
 // Rate returns the delivery rate at now over the acknowledgements of the
-// last window (reaching back for at least minAckEvents of them, at most
-// maxDeliverySpan), and no rate (Bps 0) if none arrived within window.
-// The rate is (bytes acknowledged after the first one) / (last − first):
-// the silence before a burst of acknowledgements does not dilute it, and
-// acknowledgements arriving in clumps (one per 10 packets, say) do not
-// make it jump. rtt is the path's round trip: an app-limited moment up to
-// one rtt before the first acknowledgement (when its bytes were sent)
-// makes the rate a lower bound. A span shorter than a quarter of the
-// window gives no rate: a burst that short says little about the link.
+// last span W = max(window, rtt) (at most maxDeliverySpan, reaching back
+// for at least minAckEvents of them), and no rate (Bps 0) if none arrived
+// within window. The rate is measured between two acknowledgements, as a
+// delivery rate is: from the newest one at or before now − W (ref) to the
+// newest of all, the bytes acknowledged after ref over the time between
+// them. Acknowledgements come in clumps (one ACK frame for several
+// packets, a round of them per RTT on a long path): a span that began at
+// the first acknowledgement of a clump would count the clump's rest in
+// no time and read up to its burst rate (1.35-1.7x the link's in
+// TestDeliveryRateOfClumpedAcksNotInflated). From ref, the last one before
+// the span, whole clumps fall in it, and over at least an RTT the rate
+// cannot much exceed what the bottleneck delivered. When the meter holds
+// nothing that old (the sender began within W), ref is the oldest
+// acknowledgement kept: a silence before it does not dilute the rate.
+// rtt is the path's round trip: an app-limited moment up to one rtt
+// before ref (when the span's bytes were sent) makes the rate a lower
+// bound. A span shorter than a quarter of the window gives no rate: a
+// burst that short says little about the link.
 func (d *DeliveryMeter) Rate(now time.Time, window, rtt time.Duration) DeliveryRate {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -296,21 +320,23 @@ func (d *DeliveryMeter) Rate(now time.Time, window, rtt time.Duration) DeliveryR
 	if now.Sub(last.at) > window {
 		return DeliveryRate{}
 	}
-	k := 1 // index of the oldest event used
+	span := min(maxDeliverySpan, max(window, rtt))
+	k := 1 // index of ref
 	for k+1 < d.n {
-		e := at(k + 1)
-		age := now.Sub(e.at)
-		if age > maxDeliverySpan || age > window && k+1 >= minAckEvents {
+		if now.Sub(at(k).at) >= span && k+1 >= minAckEvents {
+			break // at(k) is the newest at or before now − span
+		}
+		if now.Sub(at(k+1).at) > maxDeliverySpan {
 			break
 		}
 		k++
 	}
 	first := at(k)
-	span := last.at.Sub(first.at)
-	if span <= 0 || 4*span < window {
+	dt := last.at.Sub(first.at)
+	if dt <= 0 || 4*dt < window {
 		return DeliveryRate{}
 	}
-	r := DeliveryRate{Bps: float64(last.cum-first.cum) * 8 / span.Seconds(), Span: span, Acks: k + 1}
+	r := DeliveryRate{Bps: float64(last.cum-first.cum) * 8 / dt.Seconds(), Span: dt, Acks: k + 1}
 	r.AppLimited = !d.limitedAt.Before(first.at.Add(-rtt - appLimitedSlack))
 	return r
 }

@@ -181,12 +181,18 @@ func drain(ctx context.Context, tr TrainResult) {
 	}
 }
 
-// unmeasured handles a probe whose trains gave no estimate: the capacity
-// estimate is trusted less (halved, so the next trains are smaller), and
-// the error says why.
+// unmeasured handles a probe whose trains gave no estimate, and the error
+// says why. While pings are answered, the capacity estimate is trusted
+// less (halved, so the next trains are smaller: trains too long for a
+// link that got slower overflow its queue and lose their reports). While
+// pings go unanswered too, the trains said nothing of the capacity (the
+// link or the core is down, as across a core restart): the estimate
+// stays, and the link comes back at it instead of at a fraction of it.
 func (m *Monitor) unmeasured(trains int, lastErr error) error {
 	m.mu.Lock()
-	m.capBps /= 2
+	if m.status.Missed == 0 && !errors.Is(lastErr, ErrNotAttached) {
+		m.capBps /= 2
+	}
 	m.mu.Unlock()
 	if lastErr == nil {
 		// Reports came back: the link is there, the trains told little.

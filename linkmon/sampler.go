@@ -217,8 +217,13 @@ func (s *sampler) pong(pr PongResult) {
 		// while it was down were the outage, already judged as such:
 		// counting them as loss would hold a recovered link at
 		// intermittent for a whole loss window.
+		// The same goes for the pings still pending: sent into the
+		// outage, they would time out in the next ticks and fill the new
+		// link's loss ring (the demo showed 12 % on a 0.1 % link after an
+		// outage, falling over the 20 s loss window).
 		s.outcomes, s.outNext = s.outcomes[:0], 0
-		s.passive = PassiveEstimator{}
+		clear(s.pending)
+		s.passive = AfterOutage(s.m.now(), max(time.Second, 4*pr.RTT))
 	}
 	if s.staleRun > s.m.cfg.Classifier.MaxMissed {
 		// Back from a real outage (not one stale sample on a lossy

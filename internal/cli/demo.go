@@ -132,6 +132,7 @@ type demo struct {
 	refused  int         // puts the agent refused (not accepted, so not verified)
 	firstRef error       // the first of them
 	rep      *demoReport // --report's, or nil (demo_report.go)
+	truth    []truthStep // what the agent showed per step (demo_truth.go)
 }
 
 // demoAgent is the demo agent's name, its certificate's.
@@ -179,6 +180,7 @@ func (d *demo) run(ctx context.Context) (err error) {
 	d.drain(ctx, start, tick.C)
 	stopDrops()
 	<-dropsDone
+	d.printTruth(out)
 	return d.reportAfter(d.verify(out))
 }
 
@@ -287,6 +289,7 @@ func (d *demo) walkUnderLoad(ctx context.Context, walk []demoStep, start time.Ti
 		}
 		d.mu.Lock()
 		d.walkName = st.name
+		d.noteTruthStep(st, time.Now())
 		d.mu.Unlock()
 		fmt.Fprintf(out, "── link → %s (%s)\n", st.name, st.profile.Summary)
 		d.noteStep(st)
@@ -492,6 +495,7 @@ func (d *demo) printLine(w io.Writer, since time.Duration) {
 	if err != nil {
 		return
 	}
+	d.noteTruth(st, time.Now())
 	var q []string
 	for _, p := range edgesync.Priorities() {
 		q = append(q, fmt.Sprintf("%c%d", p.String()[0], st.Backlog[p.String()].Ops))

@@ -1,0 +1,111 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/coretest"
+	"github.com/edge-sync/edge-sync/internal/pki"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// serveCore runs a core with tlsFiles' certificate on pc until the test
+// ends or the returned stop.
+func serveCore(t *testing.T, p *testutil.PKI, cert, key string, pc net.PacketConn) (stop func()) {
+	t.Helper()
+	store, err := core.Open(filepath.Join(t.TempDir(), "core.db"), core.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsConf, err := pki.ServerTLSConfig(p.CAFile, cert, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := core.NewServer(core.ServerConfig{Name: "core", TLS: tlsConf, Store: store, Logger: testutil.Logger(t, "core")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), pc) }()
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		pc.Close() // first: the core dies silently, nothing more goes out
+		if err := srv.Close(); err != nil {
+			t.Errorf("core Close: %v", err)
+		}
+		<-done
+		store.Close()
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// TestWatchdogRedialsADeadConnection: the core behind the agent's
+// connection dies without a word and a core with another TLS key (whose
+// stateless resets the agent cannot trust) takes its address. The agent's
+// pings go unanswered while a new connection would be answered: the
+// watchdog finds that out and goes on with a new connection, and a
+// critical op reaches the new core long before QUIC's 45 s idle timeout,
+// with the reason in last_error.
+func TestWatchdogRedialsADeadConnection(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	pc1, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pc1.LocalAddr().(*net.UDPAddr)
+	stop1 := serveCore(t, p, p.CoreCert, p.CoreKey, pc1)
+	a := startAgent(t, p, coretest.AgentConfig(t, p, addr.String()), Options{})
+	put := func(key string) {
+		t.Helper()
+		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.EventOp, Priority: edgesync.Critical,
+			Payload: bytes.NewReader([]byte(key))})
+	}
+	put("alarms/1")
+	testutil.WaitFor(t, 15*time.Second, "the first op at the core", func() bool { return outboxEmpty(a) })
+	testutil.WaitFor(t, 15*time.Second, "a measured link", func() bool {
+		st, err := a.Status("core")
+		return err == nil && st.Measured != edgesync.Unknown
+	})
+
+	stop1()
+	// The new core: same address, same CA, a new key.
+	cert, key := filepath.Join(t.TempDir(), "core2.pem"), filepath.Join(t.TempDir(), "core2-key.pem")
+	c2, err := p.CA.Issue(testutil.CoreName, true, []string{"127.0.0.1", "localhost"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteCert(c2, cert, key, false); err != nil {
+		t.Fatal(err)
+	}
+	pc2, err := net.ListenUDP("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveCore(t, p, cert, key, pc2)
+	ready := time.Now()
+	put("alarms/2")
+	// redialAfter (3 s) plus the time the monitor takes to call the link
+	// down, a handshake and the op: well under the idle timeout.
+	testutil.WaitFor(t, 15*time.Second, "the critical op at the new core", func() bool { return outboxEmpty(a) })
+	t.Logf("critical op at the new core %s after it was ready", time.Since(ready).Round(time.Millisecond))
+	st, err := a.Status("core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.LastError == nil || !strings.Contains(st.LastError.Error, "no answer on the connection") {
+		t.Fatalf("last_error %+v: want the watchdog's reason", st.LastError)
+	}
+}
