@@ -20,6 +20,7 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/admin"
 	"github.com/edge-sync/edge-sync/internal/natstest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // TestCoreEventCommands: on both backends, events are readable with their
@@ -159,7 +160,7 @@ func testCoreEvents(t *testing.T, backend string) {
 	stopped = false
 	// tail --follow prints an event stored while it runs.
 	ctx, cancel := context.WithCancel(context.Background())
-	var follow syncBuffer
+	var follow testutil.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, append([]string{"core", "tail", "--follow", "--payload"}, c...), Env{Stdout: &follow, Stderr: &follow})

@@ -184,7 +184,7 @@ func TestCtlWatch(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var out syncBuffer
+		var out testutil.Buffer
 		done := make(chan error, 1)
 		go func() {
 			done <- Run(ctx, append([]string{"ctl", "--socket", h.sock}, args...), Env{Stdout: &out, Stderr: &out})
