@@ -17,6 +17,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/agenttest"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -92,7 +93,7 @@ func offlineAgent(t testing.TB, mod func(*config.Agent)) *agent.Agent {
 	if mod != nil {
 		mod(&cfg)
 	}
-	return startAgent(t, p, cfg, agent.Options{})
+	return agenttest.Start(t, p, cfg, agent.Options{})
 }
 
 func outboxCount(t testing.TB, a *agent.Agent) outbox.Stats {
@@ -125,7 +126,7 @@ func TestControlSendReachesCore(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	p := testutil.NewPKI(t, "site-1")
 	c := coretest.Start(t, p, nil)
-	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), agent.Options{})
+	a := agenttest.Start(t, p, coretest.AgentConfig(t, p, c.Addr.String()), agent.Options{})
 	env := startControl(t, a, config.Control{MaxBodyBytes: 1 << 20})
 	ctx := context.Background()
 
