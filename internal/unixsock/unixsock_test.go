@@ -153,26 +153,18 @@ func TestNeverReachableWithWiderMode(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+		watchDir(dir, stop, func(path string, e os.DirEntry) {
+			fi, err := os.Lstat(path)
+			if err != nil {
+				return // gone meanwhile
 			}
-			entries, _ := os.ReadDir(dir)
-			for _, e := range entries {
-				fi, err := os.Lstat(filepath.Join(dir, e.Name()))
-				if err != nil {
-					continue // gone meanwhile
-				}
-				switch {
-				case fi.Mode()&fs.ModeSocket != 0 && fi.Mode().Perm() != Mode:
-					t.Errorf("socket %s reachable with mode %v", e.Name(), fi.Mode().Perm())
-				case fi.IsDir() && fi.Mode().Perm() != 0o700:
-					t.Errorf("directory %s reachable with mode %v", e.Name(), fi.Mode().Perm())
-				}
+			switch {
+			case fi.Mode()&fs.ModeSocket != 0 && fi.Mode().Perm() != Mode:
+				t.Errorf("socket %s reachable with mode %v", e.Name(), fi.Mode().Perm())
+			case fi.IsDir() && fi.Mode().Perm() != 0o700:
+				t.Errorf("directory %s reachable with mode %v", e.Name(), fi.Mode().Perm())
 			}
-		}
+		})
 	}()
 	for range 50 {
 		l, err := Listen(path)
@@ -270,6 +262,20 @@ func probe(dir string) {
 			fmt.Printf("reached %s\n", name)
 		}
 	}
+	watchDir(dir, stop, func(path string, e os.DirEntry) {
+		try(path, e.Name())
+		if e.IsDir() {
+			sub, _ := os.ReadDir(path)
+			for _, f := range sub {
+				try(filepath.Join(path, f.Name()), "temporary "+f.Name())
+			}
+		}
+	})
+}
+
+// watchDir calls visit for each entry of dir, read again and again, until
+// stop is closed.
+func watchDir(dir string, stop <-chan struct{}, visit func(path string, e os.DirEntry)) {
 	for {
 		select {
 		case <-stop:
@@ -278,13 +284,7 @@ func probe(dir string) {
 		}
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			try(filepath.Join(dir, e.Name()), e.Name())
-			if e.IsDir() {
-				sub, _ := os.ReadDir(filepath.Join(dir, e.Name()))
-				for _, f := range sub {
-					try(filepath.Join(dir, e.Name(), f.Name()), "temporary "+f.Name())
-				}
-			}
+			visit(filepath.Join(dir, e.Name()), e)
 		}
 	}
 }
