@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
@@ -46,16 +44,7 @@ func testCoreEvents(t *testing.T, backend string) {
 	}
 	coreHCL := filepath.Join(dir, "core.hcl")
 	writeFile(t, coreHCL, hcl)
-	cr, stop, err := startCore(context.Background(), cfg, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stop()
-		}
-	})
+	cr, stop := startTestCore(t, cfg)
 	payloads := map[uint64][]byte{}
 	var seqs []uint64
 	apply := func(n byte, key string, data []byte) {
@@ -145,7 +134,6 @@ func testCoreEvents(t *testing.T, backend string) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	stopped = true
 	fromStore := read("stopped")
 	for name, o := range running {
 		if name[:4] != "file" && fromStore[name] != o {
@@ -154,10 +142,7 @@ func testCoreEvents(t *testing.T, backend string) {
 	}
 
 	// Started again: tail --follow prints an event stored while it runs.
-	if cr, stop, err = startCore(context.Background(), cfg, hclog.NewNullLogger()); err != nil {
-		t.Fatal(err)
-	}
-	stopped = false
+	cr, stop = startTestCore(t, cfg)
 	// tail --follow prints an event stored while it runs.
 	ctx, cancel := context.WithCancel(context.Background())
 	var follow testutil.Buffer

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/core"
@@ -34,11 +32,7 @@ import (
 // which failed with "want exactly one KEY, got 3 arguments".
 func TestCoreGetWithFlagsAfterTheKey(t *testing.T) {
 	dir, cfg := testCoreConfig(t)
-	cr, stop, err := startCore(context.Background(), cfg, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop() })
+	cr, _ := startTestCore(t, cfg)
 	data := []byte(`{"pressure":4.2}`)
 	var op edgesync.OpID
 	op[0], op[15] = 1, 1
@@ -332,9 +326,7 @@ func TestSecondAgentOnTheSameDataDir(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := demoCerts(filepath.Join(dir, "pki")); err != nil {
-		t.Fatal(err)
-	}
+	testCerts(t, filepath.Join(dir, "pki"))
 	cfg := filepath.Join(dir, "agent.hcl")
 	writeFile(t, cfg, `name = "demo-site"
 data_dir = "data"
@@ -373,13 +365,9 @@ endpoint "core" { address = "127.0.0.1:9" }
 // dedup_retention = "30d" was refused.
 func TestCheckConfigChecks(t *testing.T) {
 	dir := t.TempDir()
-	if err := demoCerts(filepath.Join(dir, "pki")); err != nil {
-		t.Fatal(err)
-	}
+	testCerts(t, filepath.Join(dir, "pki"))
 	otherCA := t.TempDir()
-	if err := demoCerts(otherCA); err != nil {
-		t.Fatal(err)
-	}
+	testCerts(t, otherCA)
 	core := func(name, tls, extra string) string {
 		p := filepath.Join(dir, name)
 		writeFile(t, p, "listen = \"127.0.0.1:0\"\ndata_dir = \"core-data\"\ntls {\n"+tls+"}\n"+extra)
