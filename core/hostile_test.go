@@ -54,13 +54,8 @@ func startServerWith(t *testing.T, p *testutil.PKI, storeCfg Config, mod func(*S
 	go func() { done <- srv.Serve(context.Background(), pc) }()
 	t.Cleanup(func() {
 		srv.Close()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("core server did not stop within 10 s")
+		if err := testutil.Returned(t, done, 10*time.Second, "the core server to stop"); err != nil {
+			t.Errorf("serve: %v", err)
 		}
 		pc.Close()
 	})

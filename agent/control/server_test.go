@@ -33,20 +33,9 @@ type ctlEnv struct {
 	sock string
 }
 
-// shortDir returns a directory short enough for a unix socket path.
-func shortDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "esctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 func startControl(t testing.TB, a *agent.Agent, cfg config.Control) *ctlEnv {
 	t.Helper()
-	sock := filepath.Join(shortDir(t), "agent.sock")
+	sock := filepath.Join(testutil.ShortTempDir(t), "agent.sock")
 	srv, err := NewServer(a, cfg, sock, testutil.Logger(t, "control"))
 	if err != nil {
 		t.Fatal(err)
@@ -58,13 +47,8 @@ func startControl(t testing.TB, a *agent.Agent, cfg config.Control) *ctlEnv {
 	t.Cleanup(func() {
 		c.Close()
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("control Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("control Serve did not return within 10 s of its context ending")
+		if err := testutil.Returned(t, done, 10*time.Second, "control Serve to return after its context ended"); err != nil {
+			t.Errorf("control Serve: %v", err)
 		}
 		if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("socket %s left behind after Serve returned (stat: %v)", sock, err)

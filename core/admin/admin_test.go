@@ -34,12 +34,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "adm") // short: a socket path lives here
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t) // a socket path lives here
 	f := &fixture{storePath: filepath.Join(dir, "core.db"), socket: filepath.Join(dir, "core.sock"), data: map[string][]byte{}}
+	var err error
 	f.store, err = core.Open(f.storePath, core.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -93,13 +90,8 @@ func (f *fixture) stop(t *testing.T) {
 	if err := f.srv.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	select {
-	case err := <-f.served:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Error("Serve did not return within 10 s of Close")
+	if err := testutil.Returned(t, f.served, 10*time.Second, "Serve to return after Close"); err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 	f.srv = nil
 }
