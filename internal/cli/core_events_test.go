@@ -154,13 +154,8 @@ func testCoreEvents(t *testing.T, backend string) {
 	apply(5, "alarms", []byte("pump-4 overpressure"))
 	waitOutput(t, &follow, regexp.MustCompile(fmt.Sprintf(`(?m)^%d\t.*\npump-4 overpressure$`, seqs[4])), "tail --follow to print a new event and its payload")
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("tail --follow: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("tail --follow did not stop within 10 s of its context")
+	if err := testutil.Returned(t, done, 10*time.Second, "tail --follow to stop after its context ended"); err != nil {
+		t.Fatalf("tail --follow: %v", err)
 	}
 
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/admin"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // TestCoreReadCommands runs core ls, get and tail against a running core
@@ -162,11 +163,7 @@ func writeDemoAgentHCL(t *testing.T, dir, pkiDir, extra string) string {
 
 func testCoreConfig(t *testing.T) (string, config.Core) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "escore")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t) // the admin socket's path lives here
 	pkiDir := testCerts(t, filepath.Join(dir, "pki"))
 	cfg := config.DefaultCore()
 	cfg.Listen = "127.0.0.1:0"

@@ -321,11 +321,7 @@ func TestChunkSizeRangeInUnits(t *testing.T) {
 
 // TestSecondAgentOnTheSameDataDir said "open outbox …: timeout".
 func TestSecondAgentOnTheSameDataDir(t *testing.T) {
-	dir, err := os.MkdirTemp("", "es2") // short: the socket's path
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t) // the socket's path lives here
 	testCerts(t, filepath.Join(dir, "pki"))
 	cfg := filepath.Join(dir, "agent.hcl")
 	writeFile(t, cfg, `name = "demo-site"
@@ -345,7 +341,7 @@ endpoint "core" { address = "127.0.0.1:9" }
 		_, err := os.Stat(filepath.Join(dir, "data", "agent.sock"))
 		return err == nil
 	})
-	_, _, err = run(t, "agent", "--config", cfg)
+	_, _, err := run(t, "agent", "--config", cfg)
 	want := fmt.Sprintf("another edge-sync agent is using %s (pid %d)", filepath.Join(dir, "data"), os.Getpid())
 	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, outbox.ErrLocked) {
 		t.Errorf("a second agent on the same data dir:\n got %v\nwant %s…", err, want)
