@@ -142,8 +142,7 @@ func testCoreEvents(t *testing.T, backend string) {
 	}
 
 	// Started again: tail --follow prints an event stored while it runs.
-	cr, stop = startTestCore(t, cfg)
-	// tail --follow prints an event stored while it runs.
+	cr, _ = startTestCore(t, cfg) // stopped by the test's cleanup
 	ctx, cancel := context.WithCancel(context.Background())
 	var follow testutil.Buffer
 	done := make(chan error, 1)
