@@ -1,6 +1,7 @@
 package edgesync
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -126,5 +127,62 @@ func TestOpKind(t *testing.T) {
 	var k OpKind
 	if err := k.UnmarshalText([]byte("bogus")); err == nil || k != 0 {
 		t.Errorf("UnmarshalText(bogus) = %v, left %v", err, k)
+	}
+}
+
+// TestEnumText pins the text forms of the package's enums: names both
+// ways, the form of a value without a name, and the errors that name what
+// is accepted.
+func TestEnumText(t *testing.T) {
+	type text interface {
+		fmt.Stringer
+		MarshalText() ([]byte, error)
+	}
+	for _, tc := range []struct {
+		good, bad     text
+		name, badName string
+	}{
+		{Satellite, LinkClass(9), "satellite", "linkclass(9)"},
+		{Analytics, Priority(6), "analytics", "priority(6)"},
+		{StateOp, OpKind(0), "state", "opkind(0)"},
+		{SyncDeltaZstd, SyncMode(0), "delta+zstd", "syncmode(0)"},
+	} {
+		if b, err := tc.good.MarshalText(); err != nil || string(b) != tc.name || tc.good.String() != tc.name {
+			t.Errorf("%s: MarshalText %q, %v; String %q", tc.name, b, err, tc.good.String())
+		}
+		if got := tc.bad.String(); got != tc.badName {
+			t.Errorf("String of a value without a name: %q, want %q", got, tc.badName)
+		}
+		if _, err := tc.bad.MarshalText(); err == nil || !strings.HasPrefix(err.Error(), "invalid ") {
+			t.Errorf("MarshalText of %s: %v, want an error", tc.badName, err)
+		}
+	}
+	var c LinkClass
+	var p Priority
+	var k OpKind
+	var m SyncMode
+	for _, u := range []struct {
+		dst  interface{ UnmarshalText([]byte) error }
+		text string
+		want fmt.Stringer
+	}{{&c, " Satellite ", Satellite}, {&p, "4", Analytics}, {&k, "State", StateOp}, {&m, "Delta-Zstd", SyncDeltaZstd}} {
+		if err := u.dst.UnmarshalText([]byte(u.text)); err != nil || fmt.Sprint(u.dst) != u.want.String() {
+			t.Errorf("UnmarshalText(%q) = %v, %v; want %v", u.text, u.dst, err, u.want)
+		}
+	}
+	for _, e := range []struct {
+		err  error
+		want string
+	}{
+		{func() error { _, err := ParseLinkClass("dialup"); return err }(), `unknown link class "dialup" (want one of unknown, fiber, broadband, mobile, satellite, intermittent)`},
+		{func() error { _, err := ParsePriority("urgent"); return err }(), `unknown priority "urgent" (want one of critical, schema, high, normal, analytics, background, or 0-5)`},
+		{func() error { _, err := ParsePriority("6"); return err }(), `unknown priority "6" (want one of critical, schema, high, normal, analytics, background, or 0-5)`},
+		{func() error { _, err := ParseOpKind("blob"); return err }(), `unknown op kind "blob" (want one of event, state)`},
+		{func() error { _, err := ParseSyncMode("turbo"); return err }(), `unknown sync mode "turbo" (want one of full, full+zstd, delta, delta+zstd, store-and-forward)`},
+		{k.UnmarshalText(nil), `unknown op kind "" (want one of event, state)`},
+	} {
+		if e.err == nil || e.err.Error() != e.want {
+			t.Errorf("error %v, want %s", e.err, e.want)
+		}
 	}
 }

@@ -1,11 +1,5 @@
 package edgesync
 
-import (
-	"fmt"
-	"strconv"
-	"strings"
-)
-
 // LinkClass is the link monitor's name for what a link can carry.
 type LinkClass uint8
 
@@ -24,6 +18,8 @@ const (
 
 var linkClassNames = [numLinkClasses]string{"unknown", "fiber", "broadband", "mobile", "satellite", "intermittent"}
 
+var linkClassText = enumText{what: "link class", short: "linkclass", names: linkClassNames[:]}
+
 // LinkClasses lists every class, fastest first, Unknown last.
 func LinkClasses() []LinkClass {
 	return []LinkClass{Fiber, Broadband, Mobile, Satellite, Intermittent, Unknown}
@@ -33,38 +29,18 @@ func LinkClasses() []LinkClass {
 func (c LinkClass) Valid() bool { return c < numLinkClasses }
 
 // String returns the class's name, e.g. "satellite".
-func (c LinkClass) String() string {
-	if c.Valid() {
-		return linkClassNames[c]
-	}
-	return "linkclass(" + strconv.Itoa(int(c)) + ")"
-}
+func (c LinkClass) String() string { return linkClassText.String(uint8(c)) }
 
 // MarshalText implements encoding.TextMarshaler.
-func (c LinkClass) MarshalText() ([]byte, error) {
-	if !c.Valid() {
-		return nil, fmt.Errorf("invalid link class %d", uint8(c))
-	}
-	return []byte(c.String()), nil
-}
+func (c LinkClass) MarshalText() ([]byte, error) { return linkClassText.marshal(uint8(c)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (c *LinkClass) UnmarshalText(b []byte) error {
-	v, err := ParseLinkClass(string(b))
-	if err != nil {
-		return err
-	}
-	*c = v
-	return nil
-}
+func (c *LinkClass) UnmarshalText(b []byte) error { return unmarshalText(c, b, ParseLinkClass) }
 
 // ParseLinkClass accepts a class's name, case-insensitive.
 func ParseLinkClass(s string) (LinkClass, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	for i, n := range linkClassNames {
-		if t == n {
-			return LinkClass(i), nil
-		}
+	if v, ok := linkClassText.parse(s); ok {
+		return LinkClass(v), nil
 	}
-	return 0, fmt.Errorf("unknown link class %q (want one of %s)", s, strings.Join(linkClassNames[:], ", "))
+	return 0, linkClassText.unknown(s, "")
 }

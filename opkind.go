@@ -1,11 +1,5 @@
 package edgesync
 
-import (
-	"fmt"
-	"strconv"
-	"strings"
-)
-
 // OpKind says whether an operation is an event (every one is delivered) or
 // a keyed state update (a newer version of the key supersedes an older
 // one). The wire carries these values as they are; the outbox and the
@@ -27,6 +21,8 @@ const (
 
 var opKindNames = [numOpKinds]string{"", "event", "state"}
 
+var opKindText = enumText{what: "op kind", short: "opkind", first: 1, names: opKindNames[:]}
+
 // OpKinds lists every kind.
 func OpKinds() []OpKind { return []OpKind{EventOp, StateOp} }
 
@@ -34,38 +30,18 @@ func OpKinds() []OpKind { return []OpKind{EventOp, StateOp} }
 func (k OpKind) Valid() bool { return k > 0 && k < numOpKinds }
 
 // String returns "event" or "state".
-func (k OpKind) String() string {
-	if k.Valid() {
-		return opKindNames[k]
-	}
-	return "opkind(" + strconv.Itoa(int(k)) + ")"
-}
+func (k OpKind) String() string { return opKindText.String(uint8(k)) }
 
 // MarshalText implements encoding.TextMarshaler.
-func (k OpKind) MarshalText() ([]byte, error) {
-	if !k.Valid() {
-		return nil, fmt.Errorf("invalid op kind %d", uint8(k))
-	}
-	return []byte(k.String()), nil
-}
+func (k OpKind) MarshalText() ([]byte, error) { return opKindText.marshal(uint8(k)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (k *OpKind) UnmarshalText(b []byte) error {
-	v, err := ParseOpKind(string(b))
-	if err != nil {
-		return err
-	}
-	*k = v
-	return nil
-}
+func (k *OpKind) UnmarshalText(b []byte) error { return unmarshalText(k, b, ParseOpKind) }
 
 // ParseOpKind accepts "event" or "state", case-insensitive.
 func ParseOpKind(s string) (OpKind, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	for i, n := range opKindNames {
-		if i > 0 && t == n {
-			return OpKind(i), nil
-		}
+	if v, ok := opKindText.parse(s); ok {
+		return OpKind(v), nil
 	}
-	return 0, fmt.Errorf("unknown op kind %q (want one of %s)", s, strings.Join(opKindNames[1:], ", "))
+	return 0, opKindText.unknown(s, "")
 }

@@ -1,7 +1,6 @@
 package edgesync
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 )
@@ -24,6 +23,8 @@ const (
 
 var priorityNames = [NumPriorities]string{"critical", "schema", "high", "normal", "analytics", "background"}
 
+var priorityText = enumText{what: "priority", short: "priority", names: priorityNames[:]}
+
 // Priorities lists every priority, most urgent first.
 func Priorities() []Priority {
 	return []Priority{Critical, Schema, High, Normal, Analytics, Background}
@@ -33,46 +34,26 @@ func Priorities() []Priority {
 func (p Priority) Valid() bool { return p < NumPriorities }
 
 // String returns the priority's name, e.g. "critical".
-func (p Priority) String() string {
-	if p.Valid() {
-		return priorityNames[p]
-	}
-	return "priority(" + strconv.Itoa(int(p)) + ")"
-}
+func (p Priority) String() string { return priorityText.String(uint8(p)) }
 
 // SendsAtOnce reports whether ops of this priority skip batching and go out
 // whenever any link is up (critical and schema).
 func (p Priority) SendsAtOnce() bool { return p <= Schema }
 
 // MarshalText implements encoding.TextMarshaler.
-func (p Priority) MarshalText() ([]byte, error) {
-	if !p.Valid() {
-		return nil, fmt.Errorf("invalid priority %d", uint8(p))
-	}
-	return []byte(p.String()), nil
-}
+func (p Priority) MarshalText() ([]byte, error) { return priorityText.marshal(uint8(p)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (p *Priority) UnmarshalText(b []byte) error {
-	v, err := ParsePriority(string(b))
-	if err != nil {
-		return err
-	}
-	*p = v
-	return nil
-}
+func (p *Priority) UnmarshalText(b []byte) error { return unmarshalText(p, b, ParsePriority) }
 
 // ParsePriority accepts a priority's name ("critical", case-insensitive) or
 // its number ("0".."5").
 func ParsePriority(s string) (Priority, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	for i, n := range priorityNames {
-		if t == n {
-			return Priority(i), nil
-		}
+	if v, ok := priorityText.parse(s); ok {
+		return Priority(v), nil
 	}
-	if n, err := strconv.Atoi(t); err == nil && n >= 0 && n < NumPriorities {
+	if n, err := strconv.Atoi(strings.TrimSpace(s)); err == nil && n >= 0 && n < NumPriorities {
 		return Priority(n), nil
 	}
-	return 0, fmt.Errorf("unknown priority %q (want one of %s, or 0-5)", s, strings.Join(priorityNames[:], ", "))
+	return 0, priorityText.unknown(s, ", or 0-5")
 }

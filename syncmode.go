@@ -1,8 +1,6 @@
 package edgesync
 
 import (
-	"fmt"
-	"strconv"
 	"strings"
 )
 
@@ -32,6 +30,8 @@ const (
 
 var syncModeNames = [numSyncModes]string{"", "full", "full+zstd", "delta", "delta+zstd", "store-and-forward"}
 
+var syncModeText = enumText{what: "sync mode", short: "syncmode", first: 1, names: syncModeNames[:]}
+
 // SyncModes lists every mode.
 func SyncModes() []SyncMode {
 	return []SyncMode{SyncFull, SyncFullZstd, SyncDelta, SyncDeltaZstd, SyncStoreAndForward}
@@ -41,40 +41,20 @@ func SyncModes() []SyncMode {
 func (m SyncMode) Valid() bool { return m > 0 && m < numSyncModes }
 
 // String returns the mode's name, e.g. "delta+zstd".
-func (m SyncMode) String() string {
-	if m.Valid() {
-		return syncModeNames[m]
-	}
-	return "syncmode(" + strconv.Itoa(int(m)) + ")"
-}
+func (m SyncMode) String() string { return syncModeText.String(uint8(m)) }
 
 // MarshalText implements encoding.TextMarshaler.
-func (m SyncMode) MarshalText() ([]byte, error) {
-	if !m.Valid() {
-		return nil, fmt.Errorf("invalid sync mode %d", uint8(m))
-	}
-	return []byte(m.String()), nil
-}
+func (m SyncMode) MarshalText() ([]byte, error) { return syncModeText.marshal(uint8(m)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (m *SyncMode) UnmarshalText(b []byte) error {
-	v, err := ParseSyncMode(string(b))
-	if err != nil {
-		return err
-	}
-	*m = v
-	return nil
-}
+func (m *SyncMode) UnmarshalText(b []byte) error { return unmarshalText(m, b, ParseSyncMode) }
 
 // ParseSyncMode accepts a mode's name, case-insensitive; "delta-zstd" and
 // "full-zstd" are accepted for the "+" forms.
 func ParseSyncMode(s string) (SyncMode, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	t = strings.NewReplacer("-zstd", "+zstd", "_", "-").Replace(t)
-	for i, n := range syncModeNames {
-		if i > 0 && t == n {
-			return SyncMode(i), nil
-		}
+	t := strings.NewReplacer("-zstd", "+zstd", "_", "-").Replace(strings.ToLower(strings.TrimSpace(s)))
+	if v, ok := syncModeText.parse(t); ok {
+		return SyncMode(v), nil
 	}
-	return 0, fmt.Errorf("unknown sync mode %q (want one of %s)", s, strings.Join(syncModeNames[1:], ", "))
+	return 0, syncModeText.unknown(s, "")
 }

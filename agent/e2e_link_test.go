@@ -93,15 +93,7 @@ func startAgentTLS(t *testing.T, cfg config.Agent, ca, cert, key string) *Agent 
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := New(cfg, Options{TLS: tlsConf, Logger: testutil.Logger(t, "agent")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return a
+	return startAgentOpts(t, cfg, Options{TLS: tlsConf})
 }
 
 // randomish returns n bytes that zstd shrinks by about half.

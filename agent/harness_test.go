@@ -20,9 +20,18 @@ import (
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
+// startAgent starts an agent with cfg and opts and p's client certificate;
+// the test's cleanup closes it. (Tests above agent use agenttest.Start.)
 func startAgent(t testing.TB, p *testutil.PKI, cfg config.Agent, opts Options) *Agent {
 	t.Helper()
 	opts.TLS = p.ClientTLS(t, "127.0.0.1")
+	return startAgentOpts(t, cfg, opts)
+}
+
+// startAgentOpts starts an agent with cfg and opts as they are, with a
+// logger into the test log unless opts has one.
+func startAgentOpts(t testing.TB, cfg config.Agent, opts Options) *Agent {
+	t.Helper()
 	if opts.Logger == nil {
 		opts.Logger = testutil.Logger(t, "agent")
 	}

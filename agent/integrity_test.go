@@ -10,7 +10,6 @@ import (
 	"hash/crc32"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,7 +60,7 @@ func TestDamagedOutboxNeverSendsWrongBytes(t *testing.T) {
 	at := testutil.Damage(t, cfg.OutboxPath(), payloads[victim], len(payloads[victim])/2-256, 512)
 	t.Logf("flipped 512 bytes of %s at file offset %d", victim, at)
 
-	var logs syncBuffer
+	var logs testutil.Buffer
 	a := startAgent(t, p, cfg, Options{Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Info})})
 	drops, stop := a.SubscribeDrops()
 	defer stop()
@@ -109,24 +108,6 @@ func TestDamagedOutboxNeverSendsWrongBytes(t *testing.T) {
 	if err != nil || len(r.Damaged) != 0 || len(r.Quarantined) != 1 || r.Quarantined[0].Key != victim || r.OK() {
 		t.Errorf("verify after the drain: %+v, %v", r, err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // TestDamagedPageHeaderRefusesToStart destroys the header of the bbolt

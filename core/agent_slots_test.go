@@ -12,6 +12,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/agenttest"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
@@ -102,13 +103,5 @@ func startTestAgent(t *testing.T, p *testutil.PKI, dataDir, coreAddr string) *ag
 	fast := 50 * time.Millisecond
 	cfg.Profiles[edgesync.Unknown] = config.Profile{Interval: &fast}
 	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: coreAddr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
-	a, err := agent.New(cfg, agent.Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: hclog.NewNullLogger()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return a
+	return agenttest.Start(t, p, cfg, agent.Options{Logger: hclog.NewNullLogger()})
 }

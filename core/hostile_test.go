@@ -1,11 +1,9 @@
 package core
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +22,7 @@ type testServer struct {
 	store *Store
 	addr  string
 	pki   *testutil.PKI
-	logs  *logBuffer
+	logs  *testutil.Buffer
 }
 
 // startServer starts a server on a fresh store, with a PKI of its own
@@ -38,7 +36,7 @@ func startServer(t *testing.T, storeCfg Config, mod func(*ServerConfig)) *testSe
 func startServerWith(t *testing.T, p *testutil.PKI, storeCfg Config, mod func(*ServerConfig)) *testServer {
 	t.Helper()
 	store, _ := openTest(t, storeCfg)
-	logs := &logBuffer{}
+	logs := &testutil.Buffer{}
 	cfg := ServerConfig{Name: "core", TLS: p.ServerTLS(t), Store: store,
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "core", Level: hclog.Debug, Output: logs})}
 	if mod != nil {
@@ -56,13 +54,8 @@ func startServerWith(t *testing.T, p *testutil.PKI, storeCfg Config, mod func(*S
 	go func() { done <- srv.Serve(context.Background(), pc) }()
 	t.Cleanup(func() {
 		srv.Close()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("core server did not stop within 10 s")
+		if err := testutil.Returned(t, done, 10*time.Second, "the core server to stop"); err != nil {
+			t.Errorf("serve: %v", err)
 		}
 		pc.Close()
 	})
@@ -81,24 +74,6 @@ func (ts *testServer) dial(t *testing.T, caps wire.Capabilities) *hostile.Client
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// logBuffer collects a server's log lines, safe for concurrent writes.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }
 
 // openStream opens an op stream on c within 10 s.

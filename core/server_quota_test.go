@@ -72,7 +72,7 @@ func TestAbandonedOpsReserveNoQuota(t *testing.T) {
 // PartialMaxAge: the running server's periodic sweep discards it (and the
 // bytes it holds stop counting against the quota) without a restart.
 func TestServerSweepsIdlePartials(t *testing.T) {
-	clock := &testClock{now: time.Unix(1_000_000, 0)}
+	clock := testutil.NewClock()
 	ts := startServer(t, Config{PartialMaxAge: time.Hour, Now: clock.Now}, func(c *ServerConfig) { c.SweepInterval = 20 * time.Millisecond })
 	id := hostile.OpID(0, 7)
 	if _, _, err := ts.store.BeginPartial("site-1", PartialHeader{OpID: id, Key: "idle", Kind: edgesync.EventOp, Size: 10}); err != nil {

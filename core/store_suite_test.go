@@ -22,7 +22,12 @@ func TestStoreSuite(t *testing.T) {
 			}
 			return openBolt(t, s.(*core.Store).Path(), cfg)
 		},
-		DenseSeq: true,
+		DenseSeq:      true,
+		BoundOnCommit: true,
+		LazyObjects:   true,
+		Chunks: func(t testing.TB, s storetest.Store, agent string) int {
+			return core.CountChunks(t, s.(*core.Store), agent)
+		},
 	})
 }
 

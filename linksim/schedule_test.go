@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 func TestParseSchedule(t *testing.T) {
@@ -90,13 +92,8 @@ func checkSteps(t *testing.T, errorf func(string, ...any)) {
 	done := make(chan error, 1)
 	go func() { done <- r.RunSchedule(ctx, steps) }()
 	sendEvery(t, tx, 50, 450, 2*time.Millisecond)
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("RunSchedule: %v", err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("RunSchedule did not return 3 s after a 900 ms schedule")
+	if err := testutil.Returned(t, done, 3*time.Second, "RunSchedule to return after a 900 ms schedule"); err != nil {
+		t.Fatalf("RunSchedule: %v", err)
 	}
 	if got := r.Profile().Name; got != "short" {
 		errorf("after the schedule the profile is %q, want the last step's", got)

@@ -59,11 +59,7 @@ func BenchmarkEnqueue(b *testing.B) {
 		for _, producers := range []int{1, 8} {
 			b.Run(fmt.Sprintf("%dKiB/%dproducers", size>>10, producers), func(b *testing.B) {
 				data := payloadOf(1, size)
-				o, err := Open(filepath.Join(b.TempDir(), "outbox.db"), benchOpts())
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer o.Close()
+				o := openBench(b)
 				raw := openRaw(b)
 				ctx := context.Background()
 				var seq atomic.Uint64
@@ -108,6 +104,17 @@ func BenchmarkEnqueue(b *testing.B) {
 
 var rawBucket = []byte("raw")
 
+// openBench opens an outbox with benchOpts in b's temporary directory;
+// b's cleanup closes it.
+func openBench(b *testing.B) *Outbox {
+	o, err := Open(filepath.Join(b.TempDir(), "outbox.db"), benchOpts())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = o.Close() })
+	return o
+}
+
 func openRaw(b *testing.B) *bolt.DB {
 	db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, &bolt.Options{FreelistType: bolt.FreelistMapType})
 	if err != nil {
@@ -130,11 +137,7 @@ func BenchmarkLeaseAck(b *testing.B) {
 	for _, size := range []int{1 << 10, 64 << 10} {
 		b.Run(fmt.Sprintf("%dKiB", size>>10), func(b *testing.B) {
 			data := payloadOf(2, size)
-			o, err := Open(filepath.Join(b.TempDir(), "outbox.db"), benchOpts())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer o.Close()
+			o := openBench(b)
 			raw := openRaw(b)
 			ctx := context.Background()
 			var seq uint64
@@ -236,11 +239,7 @@ func BenchmarkReadPayload(b *testing.B) {
 	data := payloadOf(3, size)
 	for _, piece := range []int{32 << 10, 256 << 10} {
 		b.Run(fmt.Sprintf("%dKiB", piece>>10), func(b *testing.B) {
-			o, err := Open(filepath.Join(b.TempDir(), "outbox.db"), benchOpts())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer o.Close()
+			o := openBench(b)
 			op, err := o.Enqueue(context.Background(), NewOp{Endpoint: "core", Payload: bytes.NewReader(data)})
 			if err != nil {
 				b.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
@@ -242,7 +243,7 @@ func TestControlSocketFile(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	a := offlineAgent(t, nil)
-	dir := shortDir(t)
+	dir := testutil.ShortTempDir(t)
 	cfg := config.Control{MaxBodyBytes: 1 << 20}
 
 	// A regular file is refused and kept.
@@ -291,13 +292,8 @@ func TestControlSocketFile(t *testing.T) {
 	}
 	c.Close()
 	srv.Close()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Serve did not return within 10 s of Close")
+	if err := testutil.Returned(t, done, 10*time.Second, "Serve to return after Close"); err != nil {
+		t.Fatal(err)
 	}
 	cancel()
 	if _, err := os.Lstat(stale); !errors.Is(err, os.ErrNotExist) {
@@ -328,7 +324,7 @@ func TestControlShutdownMidUpload(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	a := offlineAgent(t, nil)
-	sock := filepath.Join(shortDir(t), "agent.sock")
+	sock := filepath.Join(testutil.ShortTempDir(t), "agent.sock")
 	srv, err := NewServer(a, config.Control{MaxBodyBytes: 1 << 20}, sock, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -351,22 +347,12 @@ func TestControlShutdownMidUpload(t *testing.T) {
 	}
 	// The server has read the first half once the write returned; now stop.
 	cancel()
-	select {
-	case err := <-served:
-		if err != nil {
-			t.Fatalf("Serve: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("Serve did not return within 15 s of its context ending mid-upload")
+	if err := testutil.Returned(t, served, 15*time.Second, "Serve to return after its context ended mid-upload"); err != nil {
+		t.Fatalf("Serve: %v", err)
 	}
 	pw.CloseWithError(errors.New("client gave up"))
-	select {
-	case err := <-uploaded:
-		if err == nil {
-			t.Fatal("a half-sent upload succeeded")
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("the upload did not end within 15 s of the server stopping")
+	if err := testutil.Returned(t, uploaded, 15*time.Second, "the upload to end after the server stopped"); err == nil {
+		t.Fatal("a half-sent upload succeeded")
 	}
 	if st := outboxCount(t, a); st.Total.Ops != 0 {
 		t.Fatalf("a half-sent upload left %d ops in the outbox", st.Total.Ops)

@@ -19,7 +19,7 @@ import (
 func TestServerLifecycle(t *testing.T) {
 	a := offlineAgent(t, nil)
 	newServer := func(t *testing.T) (*Server, string) {
-		sock := filepath.Join(shortDir(t), "agent.sock")
+		sock := filepath.Join(testutil.ShortTempDir(t), "agent.sock")
 		srv, err := NewServer(a, config.Control{MaxBodyBytes: 1 << 20}, sock, testutil.Logger(t, "control"))
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/agenttest"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -32,20 +33,9 @@ type ctlEnv struct {
 	sock string
 }
 
-// shortDir returns a directory short enough for a unix socket path.
-func shortDir(t testing.TB) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "esctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
-}
-
 func startControl(t testing.TB, a *agent.Agent, cfg config.Control) *ctlEnv {
 	t.Helper()
-	sock := filepath.Join(shortDir(t), "agent.sock")
+	sock := filepath.Join(testutil.ShortTempDir(t), "agent.sock")
 	srv, err := NewServer(a, cfg, sock, testutil.Logger(t, "control"))
 	if err != nil {
 		t.Fatal(err)
@@ -57,13 +47,8 @@ func startControl(t testing.TB, a *agent.Agent, cfg config.Control) *ctlEnv {
 	t.Cleanup(func() {
 		c.Close()
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("control Serve: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("control Serve did not return within 10 s of its context ending")
+		if err := testutil.Returned(t, done, 10*time.Second, "control Serve to return after its context ended"); err != nil {
+			t.Errorf("control Serve: %v", err)
 		}
 		if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("socket %s left behind after Serve returned (stat: %v)", sock, err)
@@ -92,7 +77,7 @@ func offlineAgent(t testing.TB, mod func(*config.Agent)) *agent.Agent {
 	if mod != nil {
 		mod(&cfg)
 	}
-	return startAgent(t, p, cfg, agent.Options{})
+	return agenttest.Start(t, p, cfg, agent.Options{})
 }
 
 func outboxCount(t testing.TB, a *agent.Agent) outbox.Stats {
@@ -125,7 +110,7 @@ func TestControlSendReachesCore(t *testing.T) {
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	p := testutil.NewPKI(t, "site-1")
 	c := coretest.Start(t, p, nil)
-	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), agent.Options{})
+	a := agenttest.Start(t, p, coretest.AgentConfig(t, p, c.Addr.String()), agent.Options{})
 	env := startControl(t, a, config.Control{MaxBodyBytes: 1 << 20})
 	ctx := context.Background()
 

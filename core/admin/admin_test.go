@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/http"
@@ -33,12 +34,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "adm") // short: a socket path lives here
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := testutil.ShortTempDir(t) // a socket path lives here
 	f := &fixture{storePath: filepath.Join(dir, "core.db"), socket: filepath.Join(dir, "core.sock"), data: map[string][]byte{}}
+	var err error
 	f.store, err = core.Open(f.storePath, core.Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -92,13 +90,8 @@ func (f *fixture) stop(t *testing.T) {
 	if err := f.srv.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
-	select {
-	case err := <-f.served:
-		if err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Error("Serve did not return within 10 s of Close")
+	if err := testutil.Returned(t, f.served, 10*time.Second, "Serve to return after Close"); err != nil {
+		t.Errorf("Serve: %v", err)
 	}
 	f.srv = nil
 }
@@ -197,21 +190,31 @@ func TestErrors(t *testing.T) {
 	if _, err := c.Events(ctx, "mars", 1, 1); !errors.As(err, &e) || e.Status != http.StatusNotFound || e.Message == "" {
 		t.Fatalf("unknown agent over the socket: %#v", err)
 	}
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	for _, path := range []string{"/v1/events?agent=site-1&from=soon", "/v1/keys?agent=site-1&limit=-3", "/v1/summaries?agent=site-1&limit=x"} {
+		if status, _ := f.get(t, path); status != http.StatusBadRequest {
+			t.Errorf("GET %s: HTTP %d, want 400", path, status)
+		}
+	}
+}
+
+// get sends GET path to the admin socket with a plain HTTP client and
+// returns the status and the body.
+func (f *fixture) get(t *testing.T, path string) (int, []byte) {
+	t.Helper()
+	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", f.socket)
 	}}}
-	defer hc.CloseIdleConnections()
-	for _, path := range []string{"/v1/events?agent=site-1&from=soon", "/v1/keys?agent=site-1&limit=-3", "/v1/summaries?agent=site-1&limit=x"} {
-		resp, err := hc.Get("http://core" + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("GET %s: HTTP %d, want 400", path, resp.StatusCode)
-		}
+	resp, err := hc.Get("http://core" + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
 	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: reading the body: %v", path, err)
+	}
+	return resp.StatusCode, b
 }
 
 // TestSocketOrStore reads through the socket while the core serves (the

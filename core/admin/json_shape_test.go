@@ -1,9 +1,6 @@
 package admin
 
 import (
-	"context"
-	"io"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,20 +20,9 @@ func TestJSONKeysAreSnakeCase(t *testing.T) {
 func TestEmptyListsAreEmptyArrays(t *testing.T) {
 	f := newFixture(t)
 	f.serve(t)
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", f.socket)
-	}}}
-	defer hc.CloseIdleConnections()
 	for _, path := range []string{"/v1/keys?agent=site-1&prefix=nothing/", "/v1/summaries?agent=site-1&prefix=nothing/", "/v1/events?agent=site-1&from=1000000"} {
-		resp, err := hc.Get("http://core" + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK || strings.TrimSpace(string(b)) != "[]" {
-			t.Errorf("GET %s: %d %q (%v), want []", path, resp.StatusCode, b, err)
+		if status, b := f.get(t, path); status != http.StatusOK || strings.TrimSpace(string(b)) != "[]" {
+			t.Errorf("GET %s: %d %q, want []", path, status, b)
 		}
 	}
 }

@@ -30,11 +30,11 @@ type modelPartial struct {
 	hdr      core.PartialHeader
 	data     []byte
 	held     int
-	released bool // reserves only what it holds (Harness.ReleaseOnReopen)
+	released bool // reserves only what it holds (ReleasePartial, Harness.ReleaseOnReopen)
 }
 
 // testModel runs random sequences of applies, redeliveries, partial
-// writes, commits, deltas and restarts against a real store and checks it
+// writes, releases, resumes, commits, deltas and restarts against a real store and checks it
 // against the model after every step.
 func testModel(t *testing.T, h Harness) {
 	// Every step is durable (fsync, or a JetStream round trip), so
@@ -145,6 +145,25 @@ func testModel(t *testing.T, h Harness) {
 					rt.Fatalf("begin: %d %v %v", held, dup, err)
 				}
 				m.partials[hd.OpID] = &modelPartial{hdr: hd, data: data}
+			},
+			"release": func(rt *rapid.T) {
+				r, ok := s.(core.PartialReleaser)
+				if !ok {
+					rt.Skip("the store keeps the declared size reserved")
+				}
+				p := pickPartial(rt, m)
+				if err := r.ReleasePartial(agent, p.hdr.OpID); err != nil {
+					rt.Fatalf("release: %v", err)
+				}
+				p.released = true
+			},
+			"resume": func(rt *rapid.T) {
+				p := pickPartial(rt, m)
+				held, dup, err := s.BeginPartial(agent, p.hdr)
+				if err != nil || dup || held != int64(p.held) {
+					rt.Fatalf("resume: %d %v %v; want %d held", held, dup, err, p.held)
+				}
+				p.released = false // received again: its declared size is reserved
 			},
 			"write": func(rt *rapid.T) {
 				p := pickPartial(rt, m)

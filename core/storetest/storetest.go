@@ -10,15 +10,12 @@ package storetest
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/binary"
 	"io"
-	"math/rand/v2"
-	"sync"
 	"testing"
-	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // Store is what the suite drives: a Backend and the extras both stores
@@ -52,6 +49,18 @@ type Harness struct {
 	// streams all ended) it reserves only the bytes it holds
 	// (core.PartialReleaser).
 	ReleaseOnReopen bool
+	// BoundOnCommit says the event log's retention bounds hold after each
+	// commit; otherwise only after a Sweep.
+	BoundOnCommit bool
+	// LazyObjects says an Object reads its data from the store at each
+	// ReadAt, whatever its size: a reader of a replaced version fails with
+	// ErrNotFound, of a closed store with ErrClosed. Otherwise a reader may
+	// hold what it read (a small object, or one replaced under it).
+	LazyObjects bool
+	// Chunks, where set, counts the chunks holding agent's data in s: the
+	// suite then checks that no data is left behind (replaced versions,
+	// refused ops, duplicates, evicted events).
+	Chunks func(t testing.TB, s Store, agent string) int
 }
 
 // Run runs every test of the suite against h's stores.
@@ -85,41 +94,11 @@ func Run(t *testing.T, h Harness) {
 	}
 }
 
-// Clock is a settable clock for retention tests.
-type Clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// NewClock returns a clock at a fixed time.
-func NewClock() *Clock { return &Clock{now: time.Unix(1_800_000_000, 0)} }
-
-// Now returns the clock's time.
-func (c *Clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-// Add moves the clock on.
-func (c *Clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // OpID returns a deterministic op ID for n; higher n are newer.
-func OpID(n uint64) edgesync.OpID {
-	var id edgesync.OpID
-	binary.BigEndian.PutUint64(id[:8], 1_700_000_000_000_000_000+n)
-	binary.BigEndian.PutUint64(id[8:], n)
-	return id
-}
+func OpID(n uint64) edgesync.OpID { return testutil.OpID(n) }
 
 // Payload returns size random bytes determined by seed.
-func Payload(seed uint64, size int) []byte {
-	var key [32]byte
-	binary.LittleEndian.PutUint64(key[:], seed)
-	b := make([]byte, size)
-	_, _ = rand.NewChaCha8(key).Read(b) // never fails
-	return b
-}
+func Payload(seed uint64, size int) []byte { return testutil.Payload(seed, size) }
 
 // Header returns the header of an op carrying data.
 func Header(id edgesync.OpID, kind edgesync.OpKind, key string, data []byte) core.PartialHeader {
@@ -173,5 +152,17 @@ func checkSeqs(t testing.TB, h Harness, evs []core.Event, first uint64) {
 		if i > 0 && e.Seq <= evs[i-1].Seq {
 			t.Fatalf("event %d has seq %d after %d", i, e.Seq, evs[i-1].Seq)
 		}
+	}
+}
+
+// checkChunks checks, where the store counts them, that agent's data is
+// held in want chunks.
+func checkChunks(t testing.TB, h Harness, s Store, agent string, want int) {
+	t.Helper()
+	if h.Chunks == nil {
+		return
+	}
+	if n := h.Chunks(t, s, agent); n != want {
+		t.Fatalf("%d chunks stored for %s, want %d (data left behind?)", n, agent, want)
 	}
 }

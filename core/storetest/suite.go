@@ -13,6 +13,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 func testApplyStateAndGet(t *testing.T, h Harness) {
@@ -59,11 +60,22 @@ func testApplyStateAndGet(t *testing.T, h Harness) {
 	if _, err := s.Keys("nobody", "", 0); !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("Keys(unknown agent) = %v", err)
 	}
+	// The replaced version's chunks were deleted.
+	checkChunks(t, h, s, "site-1", 1+3+3)
 }
 
 func testObjectReadAt(t *testing.T, h Harness) {
-	// InlineMax below the size: the data is staged, as large data is.
-	s := h.Open(t, core.Config{ChunkSize: 100, InlineMax: 500})
+	// InlineMax below the size: the data is staged, as large data is;
+	// the default: it is written at once.
+	for name, inlineMax := range map[string]int64{"staged": 500, "inline": 0} {
+		t.Run(name, func(t *testing.T) {
+			testObjectReadAtCfg(t, h, core.Config{ChunkSize: 100, InlineMax: inlineMax})
+		})
+	}
+}
+
+func testObjectReadAtCfg(t *testing.T, h Harness, cfg core.Config) {
+	s := h.Open(t, cfg)
 	data := Payload(9, 1234)
 	mustApply(t, s, "a", Header(OpID(1), edgesync.StateOp, "k", data), data)
 	_, o, err := s.Current("a", "k")
@@ -99,6 +111,9 @@ func testObjectReadAt(t *testing.T, h Harness) {
 	mustApply(t, s, "a", Header(OpID(2), edgesync.StateOp, "k", d2), d2)
 	buf := make([]byte, len(data))
 	n, err := o.ReadAt(buf, 0)
+	if h.LazyObjects && !errors.Is(err, core.ErrNotFound) {
+		t.Fatalf("read of replaced object: %d bytes, %v; want ErrNotFound", n, err)
+	}
 	if err == nil && !bytes.Equal(buf[:n], data) || err != nil && !errors.Is(err, core.ErrNotFound) {
 		t.Fatalf("read of replaced object: %d bytes, %v; want ErrNotFound or the old data", n, err)
 	}
@@ -152,6 +167,7 @@ func testDedup(t *testing.T, h Harness) {
 			if st.Dedups != 3 || st.Bytes != 2*int64(tc.size) || st.Reserved != 0 {
 				t.Fatalf("stats %+v", st)
 			}
+			checkChunks(t, h, s, "a", 2*((tc.size+4095)/4096))
 		})
 	}
 }
@@ -269,6 +285,7 @@ func testHashMismatchDiscards(t *testing.T, h Harness) {
 	if applied, _ := s.Applied("a", hd.OpID); applied {
 		t.Fatal("op with bad hash recorded as applied")
 	}
+	checkChunks(t, h, s, "a", 0)
 	if st := agentStats(t, s, "a"); st.Reserved != 0 || st.Bytes != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -374,9 +391,7 @@ func testEventLogAndRetention(t *testing.T, h Harness) {
 		datas[r.Seq] = d
 		seqs = append(seqs, r.Seq)
 	}
-	if _, err := s.Sweep(); err != nil {
-		t.Fatal(err)
-	}
+	sweep(t, h, s)
 	evs, err := s.Events("a", 0, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -406,9 +421,7 @@ func testEventLogAndRetention(t *testing.T, h Harness) {
 	// Byte bound: one 400-byte event leaves room for at most one more small one.
 	big := Payload(99, 400)
 	rbig := mustApply(t, s, "a", Header(OpID(50), edgesync.EventOp, "log", big), big)
-	if _, err := s.Sweep(); err != nil {
-		t.Fatal(err)
-	}
+	sweep(t, h, s)
 	evs, _ = s.Events("a", 0, 0)
 	total := int64(0)
 	for _, e := range evs {
@@ -421,10 +434,23 @@ func testEventLogAndRetention(t *testing.T, h Harness) {
 	if st.Events != int64(len(evs)) || st.EventBytes != total || st.Evicted != 11-int64(len(evs)) {
 		t.Fatalf("stats %+v, %d events, %d bytes", st, len(evs), total)
 	}
+	checkChunks(t, h, s, "a", len(evs))
+}
+
+// sweep applies the retention bounds where the store does so only when
+// asked; a store that holds them at each commit must hold them without it.
+func sweep(t testing.TB, h Harness, s Store) {
+	t.Helper()
+	if h.BoundOnCommit {
+		return
+	}
+	if _, err := s.Sweep(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func testPartialAgeSweep(t *testing.T, h Harness) {
-	clock := NewClock()
+	clock := testutil.NewClock()
 	cfg := core.Config{PartialMaxAge: time.Hour, Now: clock.Now, InlineMax: 512}
 	for name, size := range map[string]int{"small": 300, "large": 1000} { // held in memory where a store does so; staged
 		t.Run(name, func(t *testing.T) {
@@ -484,6 +510,8 @@ func testLargeObjectStaged(t *testing.T, h Harness) {
 	if st := agentStats(t, s, "a"); st.Bytes != size {
 		t.Fatalf("%d bytes stored after replacing, want %d", st.Bytes, size)
 	}
+	// The old data was moved to garbage and collected.
+	checkChunks(t, h, s, "a", size/(256<<10))
 }
 
 func testSummaries(t *testing.T, h Harness) {
@@ -574,7 +602,14 @@ func testInvalidArguments(t *testing.T, h Harness) {
 }
 
 func testClosed(t *testing.T, h Harness) {
-	s := h.Open(t, core.Config{InlineMax: 5})
+	t.Run("staged", func(t *testing.T) { testClosedCfg(t, h, core.Config{InlineMax: 5}, true) })
+	t.Run("inline", func(t *testing.T) { testClosedCfg(t, h, core.Config{}, h.LazyObjects) })
+}
+
+// testClosedCfg: after Close every call fails with ErrClosed, the reads
+// of an Object opened before too where readAfterClose.
+func testClosedCfg(t *testing.T, h Harness, cfg core.Config, readAfterClose bool) {
+	s := h.Open(t, cfg)
 	d := Payload(1, 10)
 	mustApply(t, s, "a", Header(OpID(1), edgesync.StateOp, "k", d), d)
 	_, o, _ := s.Current("a", "k")
@@ -590,7 +625,7 @@ func testClosed(t *testing.T, h Harness) {
 	if _, _, err := s.Current("a", "k"); !errors.Is(err, core.ErrClosed) {
 		t.Fatalf("Current after Close: %v", err)
 	}
-	if _, err := o.ReadAt(make([]byte, 1), 0); !errors.Is(err, core.ErrClosed) {
+	if _, err := o.ReadAt(make([]byte, 1), 0); readAfterClose && !errors.Is(err, core.ErrClosed) {
 		t.Fatalf("ReadAt after Close: %v", err)
 	}
 	if _, err := s.Stats(); !errors.Is(err, core.ErrClosed) {
@@ -644,6 +679,7 @@ func testSmallWrites(t *testing.T, h Harness) {
 			t.Fatal(err)
 		}
 	}
+	checkChunks(t, h, s, "a", 6) // 55 writes of 100 bytes in chunks of 1000
 	if _, err := s.CommitPartial("a", hd.OpID); err != nil {
 		t.Fatal(err)
 	}

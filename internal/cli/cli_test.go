@@ -62,10 +62,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 
 func TestCheckConfig(t *testing.T) {
 	dir := t.TempDir()
-	pkiDir := filepath.Join(dir, "pki")
-	if err := demoCerts(pkiDir); err != nil {
-		t.Fatal(err)
-	}
+	pkiDir := testCerts(t, filepath.Join(dir, "pki"))
 	coreHCL := filepath.Join(dir, "core.hcl")
 	writeFile(t, coreHCL, `
 listen = "127.0.0.1:0"
@@ -80,16 +77,7 @@ tls {
 	if err != nil || !strings.Contains(out, "ok") {
 		t.Fatalf("core --check-config: %v %s", err, out)
 	}
-	agentHCL := filepath.Join(dir, "agent.hcl")
-	writeFile(t, agentHCL, `
-data_dir = "`+dir+`/agent"
-tls {
-  ca = "`+pkiDir+`/ca.pem"
-  cert = "`+pkiDir+`/agent-demo-site.pem"
-  key = "`+pkiDir+`/agent-demo-site-key.pem"
-}
-endpoint "core" { address = "127.0.0.1:7443" }
-`)
+	agentHCL := writeDemoAgentHCL(t, dir, pkiDir, `endpoint "core" { address = "127.0.0.1:7443" }`)
 	out, _, err = run(t, "agent", "--config", agentHCL, "--check-config")
 	if err != nil || !strings.Contains(out, "ok (1 endpoint(s)") {
 		t.Fatalf("agent --check-config: %v %s", err, out)

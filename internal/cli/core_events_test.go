@@ -13,13 +13,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/admin"
 	"github.com/edge-sync/edge-sync/internal/natstest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // TestCoreEventCommands: on both backends, events are readable with their
@@ -45,16 +44,7 @@ func testCoreEvents(t *testing.T, backend string) {
 	}
 	coreHCL := filepath.Join(dir, "core.hcl")
 	writeFile(t, coreHCL, hcl)
-	cr, stop, err := startCore(context.Background(), cfg, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stop()
-		}
-	})
+	cr, stop := startTestCore(t, cfg)
 	payloads := map[uint64][]byte{}
 	var seqs []uint64
 	apply := func(n byte, key string, data []byte) {
@@ -144,7 +134,6 @@ func testCoreEvents(t *testing.T, backend string) {
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
-	stopped = true
 	fromStore := read("stopped")
 	for name, o := range running {
 		if name[:4] != "file" && fromStore[name] != o {
@@ -153,13 +142,9 @@ func testCoreEvents(t *testing.T, backend string) {
 	}
 
 	// Started again: tail --follow prints an event stored while it runs.
-	if cr, stop, err = startCore(context.Background(), cfg, hclog.NewNullLogger()); err != nil {
-		t.Fatal(err)
-	}
-	stopped = false
-	// tail --follow prints an event stored while it runs.
+	cr, _ = startTestCore(t, cfg) // stopped by the test's cleanup
 	ctx, cancel := context.WithCancel(context.Background())
-	var follow syncBuffer
+	var follow testutil.Buffer
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, append([]string{"core", "tail", "--follow", "--payload"}, c...), Env{Stdout: &follow, Stderr: &follow})
@@ -168,13 +153,8 @@ func testCoreEvents(t *testing.T, backend string) {
 	apply(5, "alarms", []byte("pump-4 overpressure"))
 	waitOutput(t, &follow, regexp.MustCompile(fmt.Sprintf(`(?m)^%d\t.*\npump-4 overpressure$`, seqs[4])), "tail --follow to print a new event and its payload")
 	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("tail --follow: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("tail --follow did not stop within 10 s of its context")
+	if err := testutil.Returned(t, done, 10*time.Second, "tail --follow to stop after its context ended"); err != nil {
+		t.Fatalf("tail --follow: %v", err)
 	}
 
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,6 +20,7 @@ import (
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/admin"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // TestCoreReadCommands runs core ls, get and tail against a running core
@@ -27,16 +29,7 @@ import (
 // same and is what was stored.
 func TestCoreReadCommands(t *testing.T) {
 	dir, cfg := testCoreConfig(t)
-	cr, stop, err := startCore(context.Background(), cfg, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	t.Cleanup(func() {
-		if !stopped {
-			stop()
-		}
-	})
+	cr, stop := startTestCore(t, cfg)
 	if fi, err := os.Stat(filepath.Join(cfg.DataDir, "core.sock")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("admin socket: mode %v, %v; want 0600", fi.Mode(), err)
 	}
@@ -98,7 +91,6 @@ func TestCoreReadCommands(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
-	stopped = true
 	if _, err := os.Lstat(filepath.Join(cfg.DataDir, "core.sock")); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("the stopped core left its admin socket: %v", err)
 	}
@@ -133,17 +125,46 @@ func TestCoreReadCommands(t *testing.T) {
 // testCoreConfig returns a short temporary directory (the admin socket
 // lives there) with certificates in it, and a core config on loopback
 // that uses them, storing in DIR/core.
-func testCoreConfig(t *testing.T) (string, config.Core) {
+// startTestCore starts a core with cfg as `edge-sync core` does. The
+// returned stop stops it once: a later call, and the test's cleanup, return
+// the first call's error.
+func startTestCore(t *testing.T, cfg config.Core) (*coreRunning, func() error) {
 	t.Helper()
-	dir, err := os.MkdirTemp("", "escore")
+	cr, stop, err := startCore(context.Background(), cfg, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	pkiDir := filepath.Join(dir, "pki")
-	if err := demoCerts(pkiDir); err != nil {
+	stopOnce := sync.OnceValue(stop)
+	t.Cleanup(func() { _ = stopOnce() })
+	return cr, stopOnce
+}
+
+// testCerts writes the demo's certificates (`edge-sync certs`) into dir
+// and returns dir.
+func testCerts(t *testing.T, dir string) string {
+	t.Helper()
+	if err := demoCerts(dir); err != nil {
 		t.Fatal(err)
 	}
+	return dir
+}
+
+// writeDemoAgentHCL writes dir/agent.hcl, the config of the demo's agent
+// with its data in dir/agent, its certificates in pkiDir (testCerts) and
+// extra, and returns its path.
+func writeDemoAgentHCL(t *testing.T, dir, pkiDir, extra string) string {
+	t.Helper()
+	path := filepath.Join(dir, "agent.hcl")
+	writeFile(t, path, fmt.Sprintf("data_dir = %q\ntls {\n  ca = %q\n  cert = %q\n  key = %q\n}\n%s\n",
+		filepath.Join(dir, "agent"), filepath.Join(pkiDir, "ca.pem"), filepath.Join(pkiDir, "agent-demo-site.pem"),
+		filepath.Join(pkiDir, "agent-demo-site-key.pem"), extra))
+	return path
+}
+
+func testCoreConfig(t *testing.T) (string, config.Core) {
+	t.Helper()
+	dir := testutil.ShortTempDir(t) // the admin socket's path lives here
+	pkiDir := testCerts(t, filepath.Join(dir, "pki"))
 	cfg := config.DefaultCore()
 	cfg.Listen = "127.0.0.1:0"
 	cfg.DataDir = filepath.Join(dir, "core")

@@ -188,9 +188,7 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 		t.Skip("kills and restarts processes for about a minute")
 	}
 	dir := t.TempDir()
-	if err := demoCerts(filepath.Join(dir, "pki")); err != nil {
-		t.Fatal(err)
-	}
+	testCerts(t, filepath.Join(dir, "pki"))
 	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/agenttest"
 	"github.com/edge-sync/edge-sync/agent/control"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
@@ -83,18 +84,8 @@ func startCtlHarnessWith(t *testing.T, o harnessOptions) *ctlHarness {
 			return linksim.Wrap(pc, p)
 		}
 	}
-	a, err := agent.New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	sockDir, err := os.MkdirTemp("", "esctl")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.sock = filepath.Join(sockDir, "agent.sock")
+	a := agenttest.Start(t, certs, cfg, opts)
+	h.sock = filepath.Join(testutil.ShortTempDir(t), "agent.sock")
 	cs, err := control.NewServer(a, config.Control{MaxBodyBytes: 8 << 20}, h.sock, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -104,13 +95,9 @@ func startCtlHarnessWith(t *testing.T, o harnessOptions) *ctlHarness {
 	go func() { done <- cs.Serve(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("control server did not stop within 10 s")
+		if err := testutil.Returned(t, done, 10*time.Second, "the control server to stop"); err != nil {
+			t.Errorf("control Serve: %v", err)
 		}
-		a.Close()
-		os.RemoveAll(sockDir)
 	})
 	h.a = a
 	return h

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,26 +19,8 @@ import (
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a polling reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // waitOutput waits until re matches the output and returns the match.
-func waitOutput(t *testing.T, out *syncBuffer, re *regexp.Regexp, what string) []string {
+func waitOutput(t *testing.T, out *testutil.Buffer, re *regexp.Regexp, what string) []string {
 	t.Helper()
 	// Polling output: a buffer announces nothing.
 	var m []string
@@ -85,7 +65,7 @@ func echoServer(t *testing.T) string {
 
 // startLinksim runs the command until the returned cancel is called, and
 // returns the relay's address.
-func startLinksim(t *testing.T, out *syncBuffer, args ...string) (addr string, stop func() error) {
+func startLinksim(t *testing.T, out *testutil.Buffer, args ...string) (addr string, stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -106,7 +86,7 @@ func startLinksim(t *testing.T, out *syncBuffer, args ...string) (addr string, s
 func TestLinksimRelaysAndPrintsCounters(t *testing.T) {
 	verifyNoLeaks(t)
 	target := echoServer(t)
-	var out syncBuffer
+	var out testutil.Buffer
 	addr, stop := startLinksim(t, &out, "--listen", "127.0.0.1:0", "--target", target, "--profile", "dsl", "--interval", "50ms")
 
 	c, err := net.Dial("udp", addr)
@@ -152,7 +132,7 @@ func TestLinksimSchedule(t *testing.T) {
 	if err := os.WriteFile(file, []byte("# test day\n200ms fiber\n200ms very-bad\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testutil.Buffer
 	_, stop := startLinksim(t, &out, "--listen", "127.0.0.1:0", "--target", target, "--schedule", file, "--loop", "--interval", "50ms")
 	waitOutput(t, &out, regexp.MustCompile(`very-bad clients`), "very-bad step")
 	waitOutput(t, &out, regexp.MustCompile(`very-bad clients[^\n]*\n(?:.*\n)*?[^\n]*fiber clients`), "the loop back to fiber")
@@ -197,7 +177,7 @@ func TestLinksimBadFlags(t *testing.T) {
 }
 
 func TestLinksimHelpListsProfiles(t *testing.T) {
-	var out syncBuffer
+	var out testutil.Buffer
 	err := Run(context.Background(), []string{"linksim", "--help"}, Env{Stdout: &out})
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("--help: %v, want flag.ErrHelp", err)

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/core"
@@ -34,11 +32,7 @@ import (
 // which failed with "want exactly one KEY, got 3 arguments".
 func TestCoreGetWithFlagsAfterTheKey(t *testing.T) {
 	dir, cfg := testCoreConfig(t)
-	cr, stop, err := startCore(context.Background(), cfg, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { stop() })
+	cr, _ := startTestCore(t, cfg)
 	data := []byte(`{"pressure":4.2}`)
 	var op edgesync.OpID
 	op[0], op[15] = 1, 1
@@ -184,7 +178,7 @@ func TestCtlWatch(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		var out syncBuffer
+		var out testutil.Buffer
 		done := make(chan error, 1)
 		go func() {
 			done <- Run(ctx, append([]string{"ctl", "--socket", h.sock}, args...), Env{Stdout: &out, Stderr: &out})
@@ -327,14 +321,8 @@ func TestChunkSizeRangeInUnits(t *testing.T) {
 
 // TestSecondAgentOnTheSameDataDir said "open outbox …: timeout".
 func TestSecondAgentOnTheSameDataDir(t *testing.T) {
-	dir, err := os.MkdirTemp("", "es2") // short: the socket's path
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := demoCerts(filepath.Join(dir, "pki")); err != nil {
-		t.Fatal(err)
-	}
+	dir := testutil.ShortTempDir(t) // the socket's path lives here
+	testCerts(t, filepath.Join(dir, "pki"))
 	cfg := filepath.Join(dir, "agent.hcl")
 	writeFile(t, cfg, `name = "demo-site"
 data_dir = "data"
@@ -353,7 +341,7 @@ endpoint "core" { address = "127.0.0.1:9" }
 		_, err := os.Stat(filepath.Join(dir, "data", "agent.sock"))
 		return err == nil
 	})
-	_, _, err = run(t, "agent", "--config", cfg)
+	_, _, err := run(t, "agent", "--config", cfg)
 	want := fmt.Sprintf("another edge-sync agent is using %s (pid %d)", filepath.Join(dir, "data"), os.Getpid())
 	if err == nil || !strings.HasPrefix(err.Error(), want) || !errors.Is(err, outbox.ErrLocked) {
 		t.Errorf("a second agent on the same data dir:\n got %v\nwant %s…", err, want)
@@ -373,13 +361,9 @@ endpoint "core" { address = "127.0.0.1:9" }
 // dedup_retention = "30d" was refused.
 func TestCheckConfigChecks(t *testing.T) {
 	dir := t.TempDir()
-	if err := demoCerts(filepath.Join(dir, "pki")); err != nil {
-		t.Fatal(err)
-	}
+	testCerts(t, filepath.Join(dir, "pki"))
 	otherCA := t.TempDir()
-	if err := demoCerts(otherCA); err != nil {
-		t.Fatal(err)
-	}
+	testCerts(t, otherCA)
 	core := func(name, tls, extra string) string {
 		p := filepath.Join(dir, name)
 		writeFile(t, p, "listen = \"127.0.0.1:0\"\ndata_dir = \"core-data\"\ntls {\n"+tls+"}\n"+extra)

@@ -90,21 +90,9 @@ func TestOutboxVerify(t *testing.T) {
 // that says what to do, and the file is left as it was.
 func TestAgentRefusesDamagedPageWithAdvice(t *testing.T) {
 	dir := t.TempDir()
-	pkiDir := filepath.Join(dir, "pki")
-	if err := demoCerts(pkiDir); err != nil {
-		t.Fatal(err)
-	}
-	agentHCL := filepath.Join(dir, "agent.hcl")
-	writeFile(t, agentHCL, `
-data_dir = "`+dir+`/agent"
-tls {
-  ca = "`+pkiDir+`/ca.pem"
-  cert = "`+pkiDir+`/agent-demo-site.pem"
-  key = "`+pkiDir+`/agent-demo-site-key.pem"
-}
-endpoint "core" { address = "127.0.0.1:9" }
-control { socket = "off" }
-`)
+	pkiDir := testCerts(t, filepath.Join(dir, "pki"))
+	agentHCL := writeDemoAgentHCL(t, dir, pkiDir, `endpoint "core" { address = "127.0.0.1:9" }
+control { socket = "off" }`)
 	if err := os.MkdirAll(filepath.Join(dir, "agent"), 0o700); err != nil {
 		t.Fatal(err)
 	}

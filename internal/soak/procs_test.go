@@ -62,7 +62,7 @@ func edgeSync(tb testing.TB) string {
 type proc struct {
 	name     string
 	cmd      *exec.Cmd
-	out      *lockedBuffer
+	out      *testutil.Buffer
 	closeLog func() error
 	done     chan struct{}
 }
@@ -71,7 +71,7 @@ type proc struct {
 // and appended to logFile too when it is not "".
 func startProc(tb testing.TB, name, logFile string, args ...string) *proc {
 	tb.Helper()
-	p := &proc{name: name, out: &lockedBuffer{}, done: make(chan struct{})}
+	p := &proc{name: name, out: &testutil.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(edgeSync(tb), args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if logFile != "" {
@@ -102,7 +102,7 @@ func (p *proc) waitLog(tb testing.TB, d time.Duration, line string) {
 	tb.Helper()
 	ok := testutil.Poll(d, func() bool { return p.exited() || strings.Contains(p.out.String(), line) })
 	if !ok || p.exited() {
-		tb.Fatalf("%s did not log %q within %v (exited: %v):\n%s", p.name, line, d, p.exited(), p.out.tail(40))
+		tb.Fatalf("%s did not log %q within %v (exited: %v):\n%s", p.name, line, d, p.exited(), tail(p.out, 40))
 	}
 }
 
@@ -151,26 +151,8 @@ func (p *proc) memory() (rss, hwm int64, err error) {
 	return rss, hwm, nil
 }
 
-// lockedBuffer is a bytes.Buffer for a process's output.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-// tail returns the last n lines.
-func (b *lockedBuffer) tail(n int) string {
+// tail returns the last n lines of b.
+func tail(b *testutil.Buffer, n int) string {
 	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

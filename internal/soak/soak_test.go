@@ -197,7 +197,7 @@ func (s *soak) startAgent() *proc {
 		return err == nil || a.exited()
 	})
 	if !ok || a.exited() {
-		s.t.Fatalf("agent not up within 30 s (exited: %v):\n%s", a.exited(), a.out.tail(40))
+		s.t.Fatalf("agent not up within 30 s (exited: %v):\n%s", a.exited(), tail(a.out, 40))
 	}
 	return a
 }

@@ -12,6 +12,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/agent/agenttest"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/browsertest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -182,14 +183,5 @@ func startLinkedAgent(t *testing.T, profile linksim.Profile) (*agent.Agent, *lin
 // newAgent starts p's agent with one endpoint "core" at addr.
 func newAgent(t *testing.T, p *testutil.PKI, addr string) *agent.Agent {
 	t.Helper()
-	cfg := coretest.AgentConfig(t, p, addr)
-	a, err := agent.New(cfg, agent.Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: testutil.Logger(t, "agent")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := a.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
-	return a
+	return agenttest.Start(t, p, coretest.AgentConfig(t, p, addr), agent.Options{})
 }

@@ -28,6 +28,15 @@
 // second Close succeeds and nothing starts after it. goleak, run by each
 // package's TestMain, finds the goroutines a Close left behind.
 //
+// OpID, Payload and Clock make the ops and the time of store tests
+// deterministic: an op ID from a number, bytes from a seed, a clock that
+// moves only when told.
+//
+// Returned waits, within a bound, for the result of something run in its
+// own goroutine (a Serve, a command). Buffer holds output that a test
+// reads while a logger or a process writes it. ShortTempDir is a
+// directory whose path leaves room for a unix socket's name.
+//
 // StartChild runs the test binary again as a child process whose TestMain
 // plays a part chosen by an environment variable: the writer that a crash
 // test kills with SIGKILL.

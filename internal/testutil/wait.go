@@ -45,3 +45,17 @@ func WaitFor(tb testing.TB, d time.Duration, what string, cond func() bool) {
 		tb.Fatalf("timed out after %v waiting for %s", d, what)
 	}
 }
+
+// Returned waits up to d for the result of something that runs in its own
+// goroutine (a Serve, a command) and returns it; it fails tb with "timed
+// out after d waiting for what" when nothing came within d.
+func Returned(tb testing.TB, done <-chan error, d time.Duration, what string) error {
+	tb.Helper()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(d):
+		tb.Fatalf("timed out after %v waiting for %s", d, what)
+		return nil
+	}
+}

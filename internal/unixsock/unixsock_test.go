@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edge-sync/edge-sync/internal/testutil"
 	"go.uber.org/goleak"
 )
 
@@ -26,17 +27,6 @@ func TestMain(m *testing.M) {
 		return
 	}
 	goleak.VerifyTestMain(m)
-}
-
-// shortDir returns a directory short enough for a socket path.
-func shortDir(t *testing.T) string {
-	t.Helper()
-	d, err := os.MkdirTemp("", "us")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(d) })
-	return d
 }
 
 // wideUmask makes new files as open as the umask allows (0777 for a
@@ -92,7 +82,7 @@ func ping(t *testing.T, path string) {
 
 func TestListenModeAndClose(t *testing.T) {
 	wideUmask(t)
-	path := filepath.Join(shortDir(t), "sub", "a.sock")
+	path := filepath.Join(testutil.ShortTempDir(t), "sub", "a.sock")
 	l := listen(t, path)
 	fi, err := os.Lstat(path)
 	if err != nil || fi.Mode()&fs.ModeSocket == 0 || fi.Mode().Perm() != Mode {
@@ -128,7 +118,7 @@ func TestListenModeAndClose(t *testing.T) {
 // socket it can see there has mode 0600, every directory mode 0700.
 func TestNeverReachableWithWiderMode(t *testing.T) {
 	wideUmask(t)
-	dir := shortDir(t)
+	dir := testutil.ShortTempDir(t)
 	path := filepath.Join(dir, "a.sock")
 	var checked atomic.Int32
 	beforeChmod = func(tmp string) {
@@ -153,26 +143,18 @@ func TestNeverReachableWithWiderMode(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+		watchDir(dir, stop, func(path string, e os.DirEntry) {
+			fi, err := os.Lstat(path)
+			if err != nil {
+				return // gone meanwhile
 			}
-			entries, _ := os.ReadDir(dir)
-			for _, e := range entries {
-				fi, err := os.Lstat(filepath.Join(dir, e.Name()))
-				if err != nil {
-					continue // gone meanwhile
-				}
-				switch {
-				case fi.Mode()&fs.ModeSocket != 0 && fi.Mode().Perm() != Mode:
-					t.Errorf("socket %s reachable with mode %v", e.Name(), fi.Mode().Perm())
-				case fi.IsDir() && fi.Mode().Perm() != 0o700:
-					t.Errorf("directory %s reachable with mode %v", e.Name(), fi.Mode().Perm())
-				}
+			switch {
+			case fi.Mode()&fs.ModeSocket != 0 && fi.Mode().Perm() != Mode:
+				t.Errorf("socket %s reachable with mode %v", e.Name(), fi.Mode().Perm())
+			case fi.IsDir() && fi.Mode().Perm() != 0o700:
+				t.Errorf("directory %s reachable with mode %v", e.Name(), fi.Mode().Perm())
 			}
-		}
+		})
 	}()
 	for range 50 {
 		l, err := Listen(path)
@@ -191,7 +173,7 @@ func TestNeverReachableWithWiderMode(t *testing.T) {
 }
 
 func TestStaleReplacedLiveRefused(t *testing.T) {
-	dir := shortDir(t)
+	dir := testutil.ShortTempDir(t)
 
 	// A stale socket (its listener gone, the file left) is replaced.
 	path := filepath.Join(dir, "a.sock")
@@ -231,7 +213,7 @@ func TestStaleReplacedLiveRefused(t *testing.T) {
 // TestCloseLeavesSuccessor: a listener whose socket file was replaced by
 // another process's does not remove the successor's on Close.
 func TestCloseLeavesSuccessor(t *testing.T) {
-	path := filepath.Join(shortDir(t), "a.sock")
+	path := filepath.Join(testutil.ShortTempDir(t), "a.sock")
 	first := listen(t, path)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
@@ -270,6 +252,20 @@ func probe(dir string) {
 			fmt.Printf("reached %s\n", name)
 		}
 	}
+	watchDir(dir, stop, func(path string, e os.DirEntry) {
+		try(path, e.Name())
+		if e.IsDir() {
+			sub, _ := os.ReadDir(path)
+			for _, f := range sub {
+				try(filepath.Join(path, f.Name()), "temporary "+f.Name())
+			}
+		}
+	})
+}
+
+// watchDir calls visit for each entry of dir, read again and again, until
+// stop is closed.
+func watchDir(dir string, stop <-chan struct{}, visit func(path string, e os.DirEntry)) {
 	for {
 		select {
 		case <-stop:
@@ -278,13 +274,7 @@ func probe(dir string) {
 		}
 		entries, _ := os.ReadDir(dir)
 		for _, e := range entries {
-			try(filepath.Join(dir, e.Name()), e.Name())
-			if e.IsDir() {
-				sub, _ := os.ReadDir(filepath.Join(dir, e.Name()))
-				for _, f := range sub {
-					try(filepath.Join(dir, e.Name(), f.Name()), "temporary "+f.Name())
-				}
-			}
+			visit(filepath.Join(dir, e.Name()), e)
 		}
 	}
 }
@@ -298,7 +288,7 @@ func TestOtherUserNeverConnects(t *testing.T) {
 		t.Skip("needs root to run the probe as another user")
 	}
 	wideUmask(t)
-	dir := shortDir(t)
+	dir := testutil.ShortTempDir(t)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

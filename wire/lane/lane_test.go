@@ -180,24 +180,33 @@ func TestForgedAndReplayedRejected(t *testing.T) {
 	}
 }
 
+// heldSend starts sending 1 MiB of random data as op 1 over p to a
+// receiver with scfg whose consumer blocks until release is closed; done
+// gets Send's result and col what was delivered.
+func heldSend(ctx context.Context, t *testing.T, p *pair, scfg Config) (cs, ss *Session, col *collector, release chan struct{}, data []byte, done chan error) {
+	t.Helper()
+	col = newCollector()
+	release = make(chan struct{})
+	scfg.Deliver = func(id [16]byte, off int64, d []byte) {
+		<-release
+		col.deliver(id, off, d)
+	}
+	cs, ss = p.sessions(t, Config{}, scfg)
+	data = randomBytes(t, 1<<20)
+	done = make(chan error, 1)
+	go func() { done <- cs.Send(ctx, opID(1), 0, data, 0) }()
+	return cs, ss, col, release, data, done
+}
+
 // TestBoundedReceiveMemory blocks the receiver's consumer: buffered data
 // stays within MaxBufferedBytes while the sender keeps trying, and the
 // transfer completes intact once the consumer resumes.
 func TestBoundedReceiveMemory(t *testing.T) {
 	const limit = 64 << 10
 	p := newPair(t, testLink{rateBps: 20e6, rtt: 20 * time.Millisecond, loss: 0.01}.profile(), nil)
-	col := newCollector()
-	release := make(chan struct{})
-	deliver := func(id [16]byte, off int64, d []byte) {
-		<-release
-		col.deliver(id, off, d)
-	}
-	cs, ss := p.sessions(t, Config{}, Config{Deliver: deliver, MaxBufferedBytes: limit})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	data := randomBytes(t, 1<<20)
-	done := make(chan error, 1)
-	go func() { done <- cs.Send(ctx, opID(1), 0, data, 0) }()
+	_, ss, col, release, data, done := heldSend(ctx, t, p, Config{MaxBufferedBytes: limit})
 	testutil.WaitFor(t, 10*time.Second, "receiver full", func() bool {
 		st := ss.Stats()
 		if st.Buffered > limit {
@@ -361,18 +370,9 @@ func (b *sharedBudget) state() (used, peak, refused int) {
 func TestReceiveBudget(t *testing.T) {
 	budget := &sharedBudget{limit: 48 << 10}
 	p := newPair(t, testLink{rateBps: 20e6, rtt: 20 * time.Millisecond}.profile(), nil)
-	col := newCollector()
-	release := make(chan struct{})
-	deliver := func(id [16]byte, off int64, d []byte) {
-		<-release
-		col.deliver(id, off, d)
-	}
-	cs, ss := p.sessions(t, Config{}, Config{Deliver: deliver, Budget: budget})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	data := randomBytes(t, 1<<20)
-	done := make(chan error, 1)
-	go func() { done <- cs.Send(ctx, opID(1), 0, data, 0) }()
+	cs, ss, col, release, data, done := heldSend(ctx, t, p, Config{Budget: budget})
 	testutil.WaitFor(t, 10*time.Second, "the budget refusing packets", func() bool {
 		_, _, refused := budget.state()
 		return refused > 0

@@ -1,0 +1,7 @@
+package core
+
+import "testing"
+
+// CountChunks counts the chunks holding agent's data in s, for the store
+// suite's checks that nothing is left behind (store_suite_test.go).
+func CountChunks(t testing.TB, s *Store, agent string) int { return countChunks(t, s, agent) }
