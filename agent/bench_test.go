@@ -100,8 +100,8 @@ var benchNoRaw = os.Getenv("EDGESYNC_BENCH_NORAW") != ""
 // from the producer's put (Enqueue called) until the core has stored the
 // op: tuned (goodput-ratio: the class's parameters with batch interval 0
 // and no summaries) and with the class's own defaults (default-goodput-
-// ratio: its batch interval, after a first batch that sent data, as on a
-// running agent), their ratio (default/tuned), and the tuned figure over
+// ratio: its batch interval, running since a first batch that sent
+// data, as on a running agent), their ratio (default/tuned), and the tuned figure over
 // one raw quic-go stream through the same link in the same run
 // (ratio-vs-raw-quic).
 //
@@ -140,6 +140,8 @@ func BenchmarkGoodput(b *testing.B) {
 			b.ReportMetric(tuned.land.Seconds()/n, "land-s")
 			b.ReportMetric(tuned.commit.Seconds()/n, "commit-s")
 			b.ReportMetric(dflt.start.Seconds()/n, "default-start-s")
+			b.ReportMetric(dflt.data.Seconds()/n, "default-data-s")
+			b.ReportMetric(dflt.land.Seconds()/n, "default-land-s")
 			rate := float64(gc.profile.Up.RateBps)
 			bits := float64(len(payload)*8) * float64(b.N)
 			b.ReportMetric(bits/ours.Seconds()/rate, "goodput-ratio")
@@ -178,9 +180,8 @@ func (t *transferTimes) add(u transferTimes) {
 // linksim link and times one op from the producer's put (Enqueue called)
 // until the core has stored it (transferTimes); it returns the endpoint's
 // counters too. tuned sends under the class's parameters with batch
-// interval 0 and no summaries; otherwise under the class's defaults, after
-// a first small op whose batch starts the interval, as on an agent that
-// has been sending.
+// interval 0 and no summaries; otherwise under the class's defaults. Both
+// send a first small op before, whose batch starts the interval.
 func agentTransfer(b *testing.B, p *testutil.PKI, gc goodputCase, payload []byte, tuned bool) (tt transferTimes, st EndpointStats) {
 	b.Helper()
 	c := coretest.Start(b, p, nil)
@@ -195,11 +196,10 @@ func agentTransfer(b *testing.B, p *testutil.PKI, gc goodputCase, payload []byte
 		b.Fatal(err)
 	}
 	testutil.WaitFor(b, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
-	if !tuned {
-		// A batch that sent data: the class's interval now runs.
-		enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "first", Priority: edgesync.High, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte("hello"))})
-		testutil.WaitFor(b, time.Minute, "a first batch", func() bool { return a.eps["core"].batch.batches.Load() >= 1 })
-	}
+	// A batch that sent data, as on an agent that has been sending: under
+	// the defaults, the class's interval now runs.
+	enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "first", Priority: edgesync.High, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte("hello"))})
+	testutil.WaitFor(b, time.Minute, "a first batch", func() bool { return a.eps["core"].batch.batches.Load() >= 1 })
 	if !benchCold {
 		// A running agent knows its link: its monitor's first probe after
 		// the connection came up gives the lane its starting rate.
@@ -437,4 +437,68 @@ func versionedWorkload(seed uint64, n int) []workloadOp {
 		ops = append(ops, workloadOp{prio: prio, kind: edgesync.StateOp, key: fmt.Sprintf("state/%d", k), payload: bytes.Join(docs[k], nil)})
 	}
 	return ops
+}
+
+// BenchmarkBatchWireBytes puts a stream of small ops (smallStream: 250
+// JSON-like records of about 300 B, one every 20 ms) through a counted
+// loopback link under broadband's parameters, with the batch interval
+// at 0 and at 1 s (docs/design.md#batch-interval), and reports the UDP
+// bytes both ways per op of each (the link monitor's probes off), their
+// ratio (batched/interval-0: what batching saves), the batches that sent
+// data and the worst put-to-ack latency under batching.
+//
+//	go test -run '^$' -bench BatchWireBytes -benchtime 1x -count 3 ./agent
+func BenchmarkBatchWireBytes(b *testing.B) {
+	p := testutil.NewPKI(b, "site-1")
+	var zero, batched, batches int64
+	var worst time.Duration
+	for b.Loop() {
+		z, _, _ := smallStream(b, p, 0)
+		zero += z
+		bb, n, w := smallStream(b, p, time.Second)
+		batched += bb
+		batches += n
+		worst = max(worst, w)
+	}
+	ops := float64(smallStreamOps) * float64(b.N)
+	b.ReportMetric(float64(zero)/ops, "bytes/op-interval-0")
+	b.ReportMetric(float64(batched)/ops, "bytes/op-batched")
+	b.ReportMetric(float64(batched)/float64(zero), "batched/interval-0")
+	b.ReportMetric(float64(batches)/float64(b.N), "batches")
+	b.ReportMetric(worst.Seconds(), "max-latency-s")
+}
+
+const smallStreamOps = 250
+
+// smallStream runs a core and an agent pinned to broadband with batch
+// interval iv, puts smallStreamOps small ops 20 ms apart, and returns the
+// UDP bytes both ways from the first put until the last ack, the batches
+// that sent data, and the worst latency from put to ack.
+func smallStream(b *testing.B, p *testutil.PKI, iv time.Duration) (wire, batches int64, worst time.Duration) {
+	b.Helper()
+	c := coretest.Start(b, p, nil)
+	cfg := coretest.AgentConfig(b, p, c.Addr.String())
+	cfg.Endpoints[0].Monitor.Active = false // no probes in the count
+	opts, link := shaped(linksim.Unshaped())
+	a := startAgent(b, p, cfg, opts)
+	pinFast(b, a, edgesync.Broadband, iv)
+	testutil.WaitFor(b, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
+	rnd := mrand.New(mrand.NewPCG(3, 4))
+	st0 := link().Stats()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := range smallStreamOps {
+		rec := fmt.Appendf(nil, `{"sensor":"s-%d","t":%d,"v":%.3f,"ok":%t,"site":"site-1","unit":"kPa","fw":"2.4.1","seq":%d}`,
+			i%16, 1_700_000_000+i, rnd.Float64()*100, rnd.IntN(2) == 0, i)
+		rec = append(rec, bytes.Repeat([]byte(" "), max(0, 300-len(rec)))...)
+		enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("events/%d", i), Priority: edgesync.Normal, Kind: edgesync.EventOp, Payload: bytes.NewReader(rec)})
+		<-tick.C
+	}
+	testutil.WaitFor(b, time.Minute, "the stream to drain", func() bool { return outboxEmpty(a) })
+	st1 := link().Stats()
+	wire = int64(st1.Up.Bytes-st0.Up.Bytes) + int64(st1.Down.Bytes-st0.Down.Bytes)
+	batches = a.eps["core"].batch.batches.Load()
+	worst = a.Stats()[0].Priorities[edgesync.Normal.String()].MaxLatency
+	a.Close()
+	return wire, batches, worst
 }
