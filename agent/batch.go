@@ -5,6 +5,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/linkmon"
 )
 
 // maxPeek bounds the ops a held sender leases to weigh what waits: a
@@ -68,22 +69,34 @@ func (b *batcher) drained(now time.Time, sent bool) {
 	}
 }
 
-// weigh leases the ordinary ops waiting, in the order the sender takes
-// them, until they weigh limit bytes or maxPeek ops, gives them back, and
-// returns their count and bytes.
-func (s *session) weigh(limit int64) (ops int, bytes int64) {
-	var ids []edgesync.OpID
-	defer func() { s.release(ids...) }()
-	for ops < maxPeek && bytes < limit {
-		got, err := s.ob.Lease(s.name, 16, ordinary...)
-		if err != nil || len(got) == 0 {
-			break
+// weigher returns the batcher's weigh function for a session under p: it
+// leases the ordinary ops waiting, in the order the sender takes them,
+// until they weigh limit bytes or maxPeek ops, gives them back, and
+// returns their count and the bytes they would send under p: an op sent
+// as its summary weighs its summary, and one whose summary is at the core
+// nothing (it waits for a better class, not for the interval).
+func (s *session) weigher(p linkmon.SyncParameters) func(limit int64) (int, int64) {
+	return func(limit int64) (ops int, bytes int64) {
+		var ids []edgesync.OpID
+		defer func() { s.release(ids...) }()
+		for len(ids) < maxPeek && bytes < limit {
+			got, err := s.ob.Lease(s.name, 16, ordinary...)
+			if err != nil || len(got) == 0 {
+				break
+			}
+			for _, op := range got {
+				ids = append(ids, op.ID)
+				size := op.Size
+				if p.SummaryOnly && op.Priority >= edgesync.Normal {
+					if op.SummarySent {
+						continue
+					}
+					size = int64(len(op.Summary))
+				}
+				ops++
+				bytes += size
+			}
 		}
-		for _, op := range got {
-			ids = append(ids, op.ID)
-			ops++
-			bytes += op.Size
-		}
+		return ops, bytes
 	}
-	return ops, bytes
 }

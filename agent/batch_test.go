@@ -1,8 +1,17 @@
 package agent
 
 import (
+	"bytes"
+	"context"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/outbox"
 )
 
 // TestBatcherDecisions walks the batch-interval policy through its cases
@@ -66,5 +75,60 @@ func TestBatcherDecisions(t *testing.T) {
 	}
 	if n := b.batches.Load(); n != 2 {
 		t.Errorf("batches = %d, want 2 (those that sent data)", n)
+	}
+}
+
+// TestBatcherWeighs: the weight of what waits is what the sender would
+// send under the parameters: an op's payload, its summary under
+// summary-only parameters, nothing once its summary is at the core; and
+// weighing leaves every op unleased.
+func TestBatcherWeighs(t *testing.T) {
+	ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	s := &session{ob: ob, name: "core", log: hclog.NewNullLogger()}
+	put := func(prio edgesync.Priority, size int, summary string) outbox.Op {
+		op, err := ob.Enqueue(context.Background(), outbox.NewOp{Endpoint: "core", Key: "k", Priority: prio, Kind: edgesync.EventOp,
+			Payload: bytes.NewReader(make([]byte, size)), Summary: []byte(summary)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return op
+	}
+	big := put(edgesync.Normal, 1<<20, "rows=10")
+	put(edgesync.High, 100, "")
+	full := linkmon.SyncParameters{ChunkSize: 256 << 10}
+	summaries := linkmon.SyncParameters{ChunkSize: 256 << 10, SummaryOnly: true}
+	for _, tc := range []struct {
+		name  string
+		p     linkmon.SyncParameters
+		ops   int
+		bytes int64
+	}{
+		{"full data", full, 2, 1<<20 + 100},
+		{"summary only: the normal op weighs its summary", summaries, 2, 100 + int64(len("rows=10"))},
+	} {
+		ops, n := s.weigher(tc.p)(1 << 30)
+		if ops != tc.ops || n != tc.bytes {
+			t.Errorf("%s: weighed %d ops, %d bytes; want %d, %d", tc.name, ops, n, tc.ops, tc.bytes)
+		}
+	}
+	if _, err := ob.Lease("core", 1, edgesync.High); err != nil {
+		t.Fatal(err)
+	}
+	leased, err := ob.Lease("core", 10, ordinary...)
+	if err != nil || len(leased) != 1 || leased[0].ID != big.ID {
+		t.Fatalf("after weighing, leasing got %v (%v); want the normal op, unleased by the weighing", leased, err)
+	}
+	if err := ob.MarkSummarySent(big.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := ob.Release(big.ID); err != nil {
+		t.Fatal(err)
+	}
+	if ops, n := s.weigher(summaries)(1 << 30); ops != 0 || n != 0 {
+		t.Errorf("an op whose summary is at the core (and the leased high op) weighed %d ops, %d bytes; want nothing", ops, n)
 	}
 }

@@ -222,7 +222,7 @@ func (s *session) loop() error {
 			return context.Cause(s.ctx)
 		case <-e.urgent:
 		case <-e.wake:
-			if batchOpen || e.batch.goNow(time.Now(), p.Interval, p.ChunkSize, s.weigh) {
+			if batchOpen || e.batch.goNow(time.Now(), p.Interval, p.ChunkSize, s.weigher(p)) {
 				batchOpen = true
 			} else if due := e.batch.due(p.Interval); due.Before(nextBatch) {
 				nextBatch = due // held small ops go at the interval after the last batch
