@@ -8,8 +8,9 @@ import (
 	"github.com/edge-sync/edge-sync/linkmon"
 )
 
-// maxPeek bounds the ops a held sender leases to weigh what waits: a
-// stream of ops this small goes at the interval.
+// maxPeek bounds the ops the batcher leases to weigh what waits: more
+// small ops than this, weighing less than a chunk together, wait for the
+// interval.
 const maxPeek = 256
 
 // batcher is the sender's batch-interval policy for ordinary data (high to
