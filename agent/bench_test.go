@@ -24,22 +24,45 @@ import (
 
 // goodputCase is one link of BenchmarkGoodput: the profile, the class the
 // agent is pinned to (so the benchmark measures sending, not detection) and
-// a transfer long enough to get past slow start.
+// a transfer long enough to get past slow start; name, if set, names the
+// sub-benchmark instead of the profile.
 type goodputCase struct {
 	profile linksim.Profile
 	class   edgesync.LinkClass
 	size    int
+	name    string
+}
+
+// issueGoodputRows are the links and sizes of the goodput table in issue
+// 14 (measured there on kernel-shaped links), each pinned to the class the
+// default thresholds give it (docs/design.md#link-classes).
+func issueGoodputRows() []goodputCase {
+	return []goodputCase{
+		{linksim.SatelliteGEOLossy(), edgesync.Satellite, 8 << 20, "row1-2mbit-600ms-1pct-8MiB"},
+		{geo10MbitLossy(), edgesync.Satellite, 16 << 20, "row2-10mbit-600ms-1pct-16MiB"},
+		{symmetricLink("50mbit-40ms-1pct", 50_000_000, 40*time.Millisecond, 0.01), edgesync.Broadband, 32 << 20, "row3-50mbit-40ms-1pct-32MiB"},
+		{symmetricLink("20mbit-20ms", 20_000_000, 20*time.Millisecond, 0), edgesync.Broadband, 16 << 20, "row4-20mbit-20ms-0pct-16MiB"},
+		{linksim.SatelliteGEO(), edgesync.Satellite, 8 << 20, "row5-2mbit-600ms-0pct-8MiB"},
+	}
+}
+
+// symmetricLink is a link of rate bit/s each way, rtt round trip and loss
+// each way, with linksim's default queue.
+func symmetricLink(name string, rate int64, rtt time.Duration, loss float64) linksim.Profile {
+	d := linksim.Direction{RateBps: rate, Delay: rtt / 2, LossRate: loss}
+	return linksim.Profile{Name: name, Up: d, Down: d,
+		Summary: fmt.Sprintf("%d Mbit/s each way, %v RTT, %.0f %% loss", rate/1_000_000, rtt, loss*100)}
 }
 
 func goodputCases() []goodputCase {
 	return []goodputCase{
-		{linksim.Fiber(), edgesync.Fiber, 64 << 20},
-		{linksim.Broadband(), edgesync.Broadband, 16 << 20},
-		{linksim.LTE(), edgesync.Mobile, 16 << 20},
-		{linksim.SatelliteGEO(), edgesync.Satellite, 4 << 20},
-		{linksim.SatelliteGEOLossy(), edgesync.Satellite, 4 << 20},
-		{geo10MbitLossy(), edgesync.Satellite, 8 << 20},
-		{linksim.SatelliteLEO(), edgesync.Broadband, 16 << 20},
+		{linksim.Fiber(), edgesync.Fiber, 64 << 20, ""},
+		{linksim.Broadband(), edgesync.Broadband, 16 << 20, ""},
+		{linksim.LTE(), edgesync.Mobile, 16 << 20, ""},
+		{linksim.SatelliteGEO(), edgesync.Satellite, 4 << 20, ""},
+		{linksim.SatelliteGEOLossy(), edgesync.Satellite, 4 << 20, ""},
+		{geo10MbitLossy(), edgesync.Satellite, 8 << 20, ""},
+		{linksim.SatelliteLEO(), edgesync.Broadband, 16 << 20, ""},
 	}
 }
 
@@ -71,34 +94,71 @@ var benchCold = os.Getenv("EDGESYNC_BENCH_COLD") != ""
 // links), for quick comparisons of the agent alone.
 var benchNoRaw = os.Getenv("EDGESYNC_BENCH_NORAW") != ""
 
-// BenchmarkGoodput sends one incompressible op through each linksim
-// profile and reports delivered payload bit/s over the profile's uplink
-// rate (goodput-ratio), and the same over one raw quic-go stream through
-// the same link in the same run (ratio-vs-raw-quic).
+// goodputRuns counts BenchmarkGoodput's iterations, to alternate the
+// order of its two variants.
+var goodputRuns int
+
+// BenchmarkGoodput sends one incompressible op at priority high through
+// each linksim profile, and through the links of issue 14's table, and
+// reports delivered payload bit/s over the profile's uplink rate, timed
+// from the producer's put (Enqueue called) until the core has stored the
+// op: tuned (goodput-ratio: the class's parameters with batch interval 0
+// and no summaries) and with the class's own defaults (default-goodput-
+// ratio: its batch interval, running since a first batch that sent
+// data, as on a running agent), their ratio (default/tuned), and the tuned figure over
+// one raw quic-go stream through the same link in the same run
+// (ratio-vs-raw-quic).
 //
 //	go test -run '^$' -bench Goodput -benchtime 1x -count 3 ./agent
+//	EDGESYNC_BENCH_NORAW=1 go test -run '^$' -bench 'Goodput/row' -benchtime 1x -timeout 60m ./agent
 func BenchmarkGoodput(b *testing.B) {
-	for _, gc := range goodputCases() {
-		b.Run(gc.profile.Name, func(b *testing.B) {
+	for _, gc := range append(goodputCases(), issueGoodputRows()...) {
+		name := gc.name
+		if name == "" {
+			name = gc.profile.Name
+		}
+		b.Run(name, func(b *testing.B) {
 			payload := make([]byte, gc.size)
 			_, _ = rand.Read(payload)
 			p := testutil.NewPKI(b, "site-1")
-			var ours, raw, enqueued time.Duration
+			var tuned, dflt transferTimes
+			var raw time.Duration
 			var pauses int64
 			for b.Loop() {
-				took, enq, st := agentTransfer(b, p, gc, payload)
-				ours += took
-				enqueued += enq
-				pauses += st.Paused
+				// Alternate which variant goes first across runs
+				// (-count), so that neither always follows the other.
+				first := goodputRuns%2 == 0
+				goodputRuns++
+				for _, isTuned := range []bool{first, !first} {
+					tt, st := agentTransfer(b, p, gc, payload, isTuned)
+					if isTuned {
+						tuned.add(tt)
+						pauses += st.Paused
+					} else {
+						dflt.add(tt)
+					}
+				}
 				if !benchNoRaw {
 					raw += rawQUICTransfer(b, p, gc.profile, payload)
 				}
 			}
-			b.ReportMetric(float64(pauses)/float64(b.N), "pauses/op")
-			b.ReportMetric(enqueued.Seconds()/float64(b.N), "enqueue-s")
+			ours, def := tuned.took, dflt.took
+			n := float64(b.N)
+			b.ReportMetric(float64(pauses)/n, "pauses/op")
+			// Where the tuned transfer's time goes, from the put on.
+			b.ReportMetric(tuned.enqueue.Seconds()/n, "enqueue-s")
+			b.ReportMetric(tuned.start.Seconds()/n, "start-s")
+			b.ReportMetric(tuned.data.Seconds()/n, "data-s")
+			b.ReportMetric(tuned.land.Seconds()/n, "land-s")
+			b.ReportMetric(tuned.commit.Seconds()/n, "commit-s")
+			b.ReportMetric(dflt.start.Seconds()/n, "default-start-s")
+			b.ReportMetric(dflt.data.Seconds()/n, "default-data-s")
+			b.ReportMetric(dflt.land.Seconds()/n, "default-land-s")
 			rate := float64(gc.profile.Up.RateBps)
 			bits := float64(len(payload)*8) * float64(b.N)
 			b.ReportMetric(bits/ours.Seconds()/rate, "goodput-ratio")
+			b.ReportMetric(bits/def.Seconds()/rate, "default-goodput-ratio")
+			b.ReportMetric(ours.Seconds()/def.Seconds(), "default/tuned")
 			if !benchNoRaw {
 				b.ReportMetric(bits/raw.Seconds()/rate, "raw-quic-ratio")
 				b.ReportMetric(raw.Seconds()/ours.Seconds(), "ratio-vs-raw-quic")
@@ -107,22 +167,51 @@ func BenchmarkGoodput(b *testing.B) {
 	}
 }
 
+// transferTimes is where one op's time goes, from the producer's put until
+// the core has stored it: the outbox write (enqueue: Enqueue returned),
+// until the link has carried its first 64 KiB (start), until it has
+// carried as many bytes as the payload (data: with packet overhead, a
+// few per cent short of its end), until the core has decoded as many
+// (land: the rest of the data and the last chunk's decoding), and until
+// the core has stored the op (commit: the hash check, the store's commit,
+// and the answer).
+type transferTimes struct {
+	took, enqueue, start, data, land, commit time.Duration
+}
+
+func (t *transferTimes) add(u transferTimes) {
+	t.took += u.took
+	t.enqueue += u.enqueue
+	t.start += u.start
+	t.data += u.data
+	t.land += u.land
+	t.commit += u.commit
+}
+
 // agentTransfer runs a core and an agent pinned to gc.class through a
-// linksim link and times one op from its acceptance (Enqueue returned: the
-// payload is durable in the outbox) to the core's ack, as the raw
-// baseline is timed from its first write; it returns the time Enqueue
-// took (enqueue-s) and the endpoint's counters too.
-func agentTransfer(b *testing.B, p *testutil.PKI, gc goodputCase, payload []byte) (took, enq time.Duration, st EndpointStats) {
+// linksim link and times one op from the producer's put (Enqueue called)
+// until the core has stored it (transferTimes); it returns the endpoint's
+// counters too. tuned sends under the class's parameters with batch
+// interval 0 and no summaries; otherwise under the class's defaults. Both
+// send a first small op before, whose batch starts the interval.
+func agentTransfer(b *testing.B, p *testutil.PKI, gc goodputCase, payload []byte, tuned bool) (tt transferTimes, st EndpointStats) {
 	b.Helper()
 	c := coretest.Start(b, p, nil)
 	cfg := coretest.AgentConfig(b, p, c.Addr.String())
-	opts, _ := shaped(gc.profile)
+	opts, link := shaped(gc.profile)
 	opts.DisableLane = benchNoLane
 	a := startAgent(b, p, cfg, opts)
 	class := gc.class
-	now := time.Duration(0)
-	pinFast(b, a, class, now)
+	if tuned {
+		pinFast(b, a, class, 0)
+	} else if err := a.Switch("core", linkmon.Pin{Class: &class}); err != nil {
+		b.Fatal(err)
+	}
 	testutil.WaitFor(b, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
+	// A batch that sent data, as on an agent that has been sending: under
+	// the defaults, the class's interval now runs.
+	enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "first", Priority: edgesync.High, Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte("hello"))})
+	testutil.WaitFor(b, time.Minute, "a first batch", func() bool { return a.eps["core"].batch.batches.Load() >= 1 })
 	if !benchCold {
 		// A running agent knows its link: its monitor's first probe after
 		// the connection came up gives the lane its starting rate.
@@ -131,14 +220,26 @@ func agentTransfer(b *testing.B, p *testutil.PKI, gc goodputCase, payload []byte
 			return bps > 0
 		})
 	}
+	sent0 := link().Stats().Up.Bytes
+	carried := func(n int) func() bool { return func() bool { return link().Stats().Up.Bytes >= sent0+uint64(n) } }
 	start := time.Now()
-	enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Normal, Kind: edgesync.EventOp, Payload: bytes.NewReader(payload)})
+	op := enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.High, Kind: edgesync.EventOp, Payload: bytes.NewReader(payload)})
 	accepted := time.Now()
-	testutil.WaitFor(b, 10*time.Minute, "the transfer", func() bool { return outboxEmpty(a) })
-	took = time.Since(accepted)
+	testutil.WaitFor(b, 10*time.Minute, "the transfer's first 64 KiB", carried(64<<10))
+	started := time.Now()
+	testutil.WaitFor(b, 10*time.Minute, "the transfer's bytes", carried(len(payload)))
+	carriedAll := time.Now()
+	applied := func() bool { ok, _ := c.Store.Applied("site-1", op.ID); return ok }
+	testutil.WaitFor(b, 10*time.Minute, "the core to decode the transfer's bytes", func() bool {
+		return c.Server.Stats().BytesReceived >= int64(len(payload)) || applied()
+	})
+	landed := time.Now()
+	testutil.WaitFor(b, 10*time.Minute, "the transfer", applied)
+	stored := time.Now()
 	st = a.Stats()[0]
 	a.Close()
-	return took, accepted.Sub(start), st
+	return transferTimes{took: stored.Sub(start), enqueue: accepted.Sub(start), start: started.Sub(accepted),
+		data: carriedAll.Sub(started), land: landed.Sub(carriedAll), commit: stored.Sub(landed)}, st
 }
 
 // rawQUICTransfer is the baseline: one quic-go stream with default
@@ -348,4 +449,68 @@ func versionedWorkload(seed uint64, n int) []workloadOp {
 		ops = append(ops, workloadOp{prio: prio, kind: edgesync.StateOp, key: fmt.Sprintf("state/%d", k), payload: bytes.Join(docs[k], nil)})
 	}
 	return ops
+}
+
+// BenchmarkBatchWireBytes puts a stream of small ops (smallStream: 250
+// JSON-like records of about 300 B, one every 20 ms) through a counted
+// loopback link under broadband's parameters, with the batch interval
+// at 0 and at 1 s (docs/design.md#batch-interval), and reports the UDP
+// bytes both ways per op of each (the link monitor's probes off), their
+// ratio (batched/interval-0: what batching saves), the batches that sent
+// data and the worst put-to-ack latency under batching.
+//
+//	go test -run '^$' -bench BatchWireBytes -benchtime 1x -count 3 ./agent
+func BenchmarkBatchWireBytes(b *testing.B) {
+	p := testutil.NewPKI(b, "site-1")
+	var zero, batched, batches int64
+	var worst time.Duration
+	for b.Loop() {
+		z, _, _ := smallStream(b, p, 0)
+		zero += z
+		bb, n, w := smallStream(b, p, time.Second)
+		batched += bb
+		batches += n
+		worst = max(worst, w)
+	}
+	ops := float64(smallStreamOps) * float64(b.N)
+	b.ReportMetric(float64(zero)/ops, "bytes/op-interval-0")
+	b.ReportMetric(float64(batched)/ops, "bytes/op-batched")
+	b.ReportMetric(float64(batched)/float64(zero), "batched/interval-0")
+	b.ReportMetric(float64(batches)/float64(b.N), "batches")
+	b.ReportMetric(worst.Seconds(), "max-latency-s")
+}
+
+const smallStreamOps = 250
+
+// smallStream runs a core and an agent pinned to broadband with batch
+// interval iv, puts smallStreamOps small ops 20 ms apart, and returns the
+// UDP bytes both ways from the first put until the last ack, the batches
+// that sent data, and the worst latency from put to ack.
+func smallStream(b *testing.B, p *testutil.PKI, iv time.Duration) (wire, batches int64, worst time.Duration) {
+	b.Helper()
+	c := coretest.Start(b, p, nil)
+	cfg := coretest.AgentConfig(b, p, c.Addr.String())
+	cfg.Endpoints[0].Monitor.Active = false // no probes in the count
+	opts, link := shaped(linksim.Unshaped())
+	a := startAgent(b, p, cfg, opts)
+	pinFast(b, a, edgesync.Broadband, iv)
+	testutil.WaitFor(b, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
+	rnd := mrand.New(mrand.NewPCG(3, 4))
+	st0 := link().Stats()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for i := range smallStreamOps {
+		rec := fmt.Appendf(nil, `{"sensor":"s-%d","t":%d,"v":%.3f,"ok":%t,"site":"site-1","unit":"kPa","fw":"2.4.1","seq":%d}`,
+			i%16, 1_700_000_000+i, rnd.Float64()*100, rnd.IntN(2) == 0, i)
+		rec = append(rec, bytes.Repeat([]byte(" "), max(0, 300-len(rec)))...)
+		enqueue(b, a, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("events/%d", i), Priority: edgesync.Normal, Kind: edgesync.EventOp, Payload: bytes.NewReader(rec)})
+		<-tick.C
+	}
+	testutil.WaitFor(b, time.Minute, "the stream to drain", func() bool { return outboxEmpty(a) })
+	st1 := link().Stats()
+	wire = int64(st1.Up.Bytes-st0.Up.Bytes) + int64(st1.Down.Bytes-st0.Down.Bytes)
+	batches = a.eps["core"].batch.batches.Load()
+	worst = a.Stats()[0].Priorities[edgesync.Normal.String()].MaxLatency
+	a.Close()
+	return wire, batches, worst
 }

@@ -57,6 +57,8 @@ type endpoint struct {
 	stats endpointStats
 	// transfers are the ops being sent, with their progress.
 	transfers transfers
+	// batch is the sender's batch-interval policy; it outlives sessions.
+	batch batcher
 
 	tried triedOps
 }

@@ -161,6 +161,7 @@ func (s *session) account(d workerDone) {
 func (s *session) loop() error {
 	e := s.e
 	batchOpen := true // send what waits as soon as a connection is up
+	sent := false     // the open batch started ordinary ops
 	var nextBatch time.Time
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -190,14 +191,19 @@ func (s *session) loop() error {
 			batchOpen = true
 		}
 		if batchOpen && !urgentWaiting {
+			before := s.inflight[slotSmall] + s.inflight[slotBulk]
 			more, err := s.dispatchOrdinary(p)
 			if err != nil {
 				return err
 			}
+			sent = sent || s.inflight[slotSmall]+s.inflight[slotBulk] > before
 			if !more && s.inflight[slotSmall]+s.inflight[slotBulk] == 0 {
 				// The batch is drained: ops held for their summary go back,
-				// and ordinary data waits for the next interval.
+				// and ordinary data waits for the next interval, unless
+				// the batcher lets it go sooner (wake).
 				batchOpen = false
+				e.batch.drained(time.Now(), sent)
+				sent = false
 				e.appLimited()
 				s.release(s.held...)
 				s.held = s.held[:0]
@@ -212,16 +218,16 @@ func (s *session) loop() error {
 		if batchOpen {
 			timer.Stop()
 		}
-		var wake <-chan struct{}
-		if batchOpen || p.Interval <= 0 {
-			wake = e.wake
-		}
 		select {
 		case <-s.ctx.Done():
 			return context.Cause(s.ctx)
 		case <-e.urgent:
-		case <-wake:
-			batchOpen = true
+		case <-e.wake:
+			if batchOpen || e.batch.goNow(time.Now(), p.Interval, p.ChunkSize, s.weigher(p)) {
+				batchOpen = true
+			} else if due := e.batch.due(p.Interval); due.Before(nextBatch) {
+				nextBatch = due // held small ops go at the interval after the last batch
+			}
 		case d := <-s.done:
 			s.account(d)
 		case <-changed:
