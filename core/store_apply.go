@@ -511,6 +511,32 @@ func (s *Store) Apply(agent string, hdr PartialHeader, r io.Reader) (Result, err
 	if n, _ := r.Read(make([]byte, 1)); n > 0 {
 		return Result{}, fmt.Errorf("apply %s: %w: more data than the declared %d bytes", hdr.OpID, ErrTooLarge, hdr.Size)
 	}
+	return s.applyInline(agent, hdr, buf, false)
+}
+
+// ApplyWhole applies an op whose data is all in data, as Apply does, and
+// drops a partial op of the same ID left by an earlier attempt, in the
+// same transaction: the server's way for an op of one chunk (see
+// WholeApplier).
+func (s *Store) ApplyWhole(agent string, hdr PartialHeader, data []byte) (Result, error) {
+	if err := checkAgent(agent); err != nil {
+		return Result{}, fmt.Errorf("apply: %w", err)
+	}
+	if err := s.checkHeader(hdr); err != nil {
+		return Result{}, fmt.Errorf("apply: %w", err)
+	}
+	if int64(len(data)) != hdr.Size {
+		return Result{}, fmt.Errorf("apply %s: %w: %d bytes, op declared %d", hdr.OpID, ErrIncomplete, len(data), hdr.Size)
+	}
+	if hdr.Size > s.cfg.InlineMax {
+		return s.applyStaged(agent, hdr, bytes.NewReader(data))
+	}
+	return s.applyInline(agent, hdr, data, true)
+}
+
+// applyInline applies an op of at most InlineMax bytes held in buf in one
+// transaction; dropPartial drops a partial op of the same ID there.
+func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPartial bool) (Result, error) {
 	if sum := sha256.Sum256(buf); sum != hdr.Hash {
 		return Result{}, fmt.Errorf("apply %s: %w: data hashes to %x, op declared %x", hdr.OpID, ErrHashMismatch, sum[:8], hdr.Hash[:8])
 	}
@@ -523,6 +549,15 @@ func (s *Store) Apply(agent string, hdr PartialHeader, r io.Reader) (Result, err
 		a, err := agentRW(tx, agent)
 		if err != nil {
 			return err
+		}
+		if v := a.partials.Get(hdr.OpID[:]); v != nil && dropPartial {
+			p, err := decodePartial(v)
+			if err != nil {
+				return fmt.Errorf("partial %s: %w", hdr.OpID, err)
+			}
+			if err := s.dropPartial(a, p); err != nil {
+				return err
+			}
 		}
 		if a.applied.Get(hdr.OpID[:]) != nil {
 			res, err = s.publish(a, hdr, 0) // only counts the duplicate
