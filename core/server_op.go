@@ -55,6 +55,11 @@ type opHandler struct {
 	// (header, DATA, COMMIT), and an eager lane op's COMMIT follows its
 	// lane data. finish reads that rest rather than cancel it.
 	pipelined bool
+	// committing is set once COMMIT is read: the agent closes its side
+	// right after it (wire's doc), and finish waits for that end rather
+	// than cancel, whose STOP_SENDING could otherwise beat the agent's
+	// close and fail it although the op is acknowledged.
+	committing bool
 }
 
 // maxPipelinedRest bounds what finish reads of a pipelined op the core
@@ -88,13 +93,15 @@ func (h *opHandler) run() {
 // cancelled, or the connection runs out of streams after MaxStreams early
 // answers. The rest of a pipelined op is read first, up to its bound:
 // the agent is writing it and then reads the answer, and a cancelled
-// stream would fail its write instead. Cancelling a stream read to its
-// end does nothing.
+// stream would fail its write instead. So is the end of a stream whose
+// COMMIT was read: the agent closes its side after the COMMIT, and a
+// cancel that came first would fail that close. Cancelling a stream read
+// to its end does nothing.
 func (h *opHandler) finish() {
 	if err := h.str.Close(); err != nil {
 		h.log.Debug("op stream not closed", "error", err)
 	}
-	if h.pipelined {
+	if h.pipelined || h.committing {
 		setReadTimeout(h.str, h.frameTimeout)
 		// An error here (a reset, the timeout) only means the rest did not
 		// come: the cancel below ends the stream either way.
@@ -253,7 +260,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 				return h.nack(hdr, err)
 			}
 		case *wire.Commit:
-			h.pipelined = false // the agent sends nothing after COMMIT
+			h.pipelined, h.committing = false, true // the agent sends nothing after COMMIT but its end
 			if f.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}

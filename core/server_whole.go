@@ -44,7 +44,7 @@ func (h *opHandler) whole(wa WholeApplier, hdr *wire.OpHeader, ph PartialHeader,
 				held += int64(len(fresh))
 			}
 		case *wire.Commit:
-			h.pipelined = false // the agent sends nothing after COMMIT
+			h.pipelined, h.committing = false, true // the agent sends nothing after COMMIT but its end
 			if f.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}
