@@ -116,20 +116,20 @@ func (s *Store) reserve(a *agentBucket, p *partialRec) error {
 // reserves its declared size again. A partial that is not there (it was
 // committed or discarded) gives ErrNotFound.
 func (s *Store) ReleasePartial(agent string, opID edgesync.OpID) error {
-	return s.updatePartial("release", agent, opID, false, func(a *agentBucket, p *partialRec) error {
+	return s.updatePartial("release", agent, opID, false, 0, func(a *agentBucket, p *partialRec) error {
 		return releaseReservation(a, p)
 	})
 }
 
-// updatePartial runs fn on a partial op in one fsynced transaction, then
-// deletes the garbage it left if collect; what names the operation in
-// errors.
-func (s *Store) updatePartial(what, agent string, opID edgesync.OpID, collect bool, fn func(a *agentBucket, p *partialRec) error) error {
+// updatePartial runs fn on a partial op in one fsynced transaction (fn
+// writes about size bytes of data), then deletes the garbage it left if
+// collect; what names the operation in errors.
+func (s *Store) updatePartial(what, agent string, opID edgesync.OpID, collect bool, size int, fn func(a *agentBucket, p *partialRec) error) error {
 	if err := s.acquire(); err != nil {
 		return fmt.Errorf("%s partial: %w", what, err)
 	}
 	defer s.release()
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.updateSized(size, func(tx *bolt.Tx) error {
 		a, p, err := getPartial(tx, agent, opID)
 		if err != nil {
 			return err
@@ -199,7 +199,7 @@ func (s *Store) dropPartial(a *agentBucket, p partialRec) error {
 // already held (ErrOutOfOrder otherwise, naming both); writing past the
 // declared size gives ErrTooLarge. The write is durable when it returns.
 func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, data []byte) error {
-	return s.updatePartial("write", agent, opID, false, func(a *agentBucket, p *partialRec) error {
+	return s.updatePartial("write", agent, opID, false, len(data), func(a *agentBucket, p *partialRec) error {
 		if offset != p.held {
 			return fmt.Errorf("%w: write at offset %d, but %d bytes are held", ErrOutOfOrder, offset, p.held)
 		}
@@ -281,7 +281,7 @@ func (s *Store) PartialSize(agent string, opID edgesync.OpID) (int64, bool) {
 
 // DiscardPartial deletes a partial op and its data.
 func (s *Store) DiscardPartial(agent string, opID edgesync.OpID) error {
-	return s.updatePartial("discard", agent, opID, true, func(a *agentBucket, p *partialRec) error {
+	return s.updatePartial("discard", agent, opID, true, 0, func(a *agentBucket, p *partialRec) error {
 		return s.dropPartial(a, *p)
 	})
 }
@@ -545,7 +545,7 @@ func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPar
 	}
 	defer s.release()
 	var res Result
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.updateSized(len(buf), func(tx *bolt.Tx) error {
 		a, err := agentRW(tx, agent)
 		if err != nil {
 			return err

@@ -32,23 +32,33 @@ type groupCommit struct {
 // lead says the caller was woken to run the queue, not with its result.
 type groupReq struct {
 	fn   func(*bolt.Tx) error
+	size int // the bytes fn writes, roughly (its data)
 	err  error
 	lead bool
 	done chan struct{}
 }
 
-// maxGroup bounds the functions in one transaction, and so what a
-// transaction holds in dirty pages (a write is at most a chunk).
-const maxGroup = 128
+// maxGroup bounds the functions in one transaction (a thousand agents
+// waiting fill it, as they fill bbolt's Batch), and maxGroupBytes the
+// data they write, and so what a transaction holds in dirty pages; a
+// function over it runs alone.
+const (
+	maxGroup      = 1024
+	maxGroupBytes = 8 << 20
+)
 
 // update runs fn in a write transaction shared with concurrent callers
 // and returns once it has committed. bbolt rolls the transaction back if
 // a function panics; damaged pages can make bbolt panic or, through its
 // memory map, fault, and both are turned into ErrCorrupt so that one bad
 // record does not take the core down.
-func (s *Store) update(fn func(*bolt.Tx) error) error {
+func (s *Store) update(fn func(*bolt.Tx) error) error { return s.updateSized(0, fn) }
+
+// updateSized is update for a function that writes about size bytes of
+// data.
+func (s *Store) updateSized(size int, fn func(*bolt.Tx) error) error {
 	g := &s.group
-	r := &groupReq{fn: fn, done: make(chan struct{})}
+	r := &groupReq{fn: fn, size: size, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, r)
 	if g.running {
@@ -63,7 +73,11 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	}
 	// Leader: take the queue (this caller's request is in it) and run it.
 	g.mu.Lock()
-	n := min(len(g.queue), maxGroup)
+	n, bytes := 1, g.queue[0].size
+	for n < len(g.queue) && n < maxGroup && bytes+g.queue[n].size <= maxGroupBytes {
+		bytes += g.queue[n].size
+		n++
+	}
 	batch := g.queue[:n:n]
 	g.queue = g.queue[n:]
 	g.mu.Unlock()
