@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -118,13 +119,19 @@ func benchIdle(b *testing.B, agents int) {
 	for b.Loop() {
 		base := measure() // keep-alives only
 		var wg sync.WaitGroup
+		var pongs atomic.Int64
 		cfg := linkmon.Default()
 		for _, a := range sims {
-			wg.Go(func() { a.monitor(ctx, cfg) })
+			wg.Go(func() { a.monitor(ctx, cfg, &pongs) })
 		}
+		t0 := time.Now()
 		busy := measure()
 		cancel()
 		wg.Wait()
+		// How many pings the core answered, per agent and second: 4 at
+		// the default SampleInterval unless the simulated agents fell
+		// behind.
+		b.ReportMetric(float64(pongs.Load())/float64(agents)/time.Since(t0).Seconds(), "pongs-per-agent-s")
 		b.ReportMetric(busy, "core-cpu-pct")
 		b.ReportMetric(busy/float64(agents), "idle-cpu-pct-per-agent")
 		b.ReportMetric(base/float64(agents), "keepalive-cpu-pct-per-agent")
@@ -211,7 +218,7 @@ func dialIdle(b *testing.B, pk *testutil.PKI, name, addr string) *idleAgent {
 }
 
 // monitor sends what an idle agent's link monitor sends until ctx ends.
-func (a *idleAgent) monitor(ctx context.Context, cfg linkmon.Config) {
+func (a *idleAgent) monitor(ctx context.Context, cfg linkmon.Config, pongs *atomic.Int64) {
 	sample := time.NewTicker(cfg.SampleInterval)
 	defer sample.Stop()
 	probe := time.NewTicker(cfg.ProbeInterval)
@@ -223,6 +230,7 @@ func (a *idleAgent) monitor(ctx context.Context, cfg linkmon.Config) {
 		case <-sample.C:
 			_, _, _ = a.prober.Ping() // a lost ping is lost here as on a link
 		case <-a.prober.Pongs():
+			pongs.Add(1)
 		case <-probe.C:
 			for range cfg.TrainsPerProbe {
 				tctx, cancel := context.WithTimeout(ctx, cfg.ProbeTimeout)
