@@ -217,12 +217,29 @@ func dialIdle(b *testing.B, pk *testutil.PKI, name, addr string) *idleAgent {
 	return &idleAgent{tr: tr, conn: conn, prober: p}
 }
 
-// monitor sends what an idle agent's link monitor sends until ctx ends.
+// monitor sends what an idle agent's link monitor sends until ctx ends:
+// pings, and apart from them (a train waits for its report) the trains.
 func (a *idleAgent) monitor(ctx context.Context, cfg linkmon.Config, pongs *atomic.Int64) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		probe := time.NewTicker(cfg.ProbeInterval)
+		defer probe.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-probe.C:
+				for range cfg.TrainsPerProbe {
+					tctx, cancel := context.WithTimeout(ctx, cfg.ProbeTimeout)
+					_, _ = a.prober.Train(tctx, linkmon.MinTrainPackets) // a lost train is lost here as on a link
+					cancel()
+				}
+			}
+		}
+	})
 	sample := time.NewTicker(cfg.SampleInterval)
 	defer sample.Stop()
-	probe := time.NewTicker(cfg.ProbeInterval)
-	defer probe.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -231,12 +248,6 @@ func (a *idleAgent) monitor(ctx context.Context, cfg linkmon.Config, pongs *atom
 			_, _, _ = a.prober.Ping() // a lost ping is lost here as on a link
 		case <-a.prober.Pongs():
 			pongs.Add(1)
-		case <-probe.C:
-			for range cfg.TrainsPerProbe {
-				tctx, cancel := context.WithTimeout(ctx, cfg.ProbeTimeout)
-				_, _ = a.prober.Train(tctx, linkmon.MinTrainPackets) // as a lost ping
-				cancel()
-			}
 		}
 	}
 }
