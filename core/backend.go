@@ -18,7 +18,7 @@ import (
 // sentinels (ErrNotFound, ErrQuota, ...).
 //
 // What only some stores can do is an optional interface: Sweeper,
-// AgentStatser.
+// PartialReleaser, WholeApplier, AgentStatser.
 type Backend interface {
 	// BeginPartial starts or resumes receiving an op and returns how many
 	// of its bytes are held; dup reports an op applied before.
@@ -71,6 +71,15 @@ type PartialReleaser interface {
 	ReleasePartial(agent string, opID edgesync.OpID) error
 }
 
+// WholeApplier is a store that applies a whole small op in one durable
+// write (Store.ApplyWhole): the server receives an op of one chunk, which
+// the agent sends at once, and hands it over whole instead of through
+// BeginPartial, WritePartial and CommitPartial. A partial op of the same
+// ID, left by an earlier attempt, is dropped.
+type WholeApplier interface {
+	ApplyWhole(agent string, hdr PartialHeader, data []byte) (Result, error)
+}
+
 // AgentStatser is a store that reads one agent's counters more cheaply
 // than Stats reads everyone's.
 type AgentStatser interface {
@@ -81,6 +90,7 @@ var (
 	_ Backend         = (*Store)(nil)
 	_ Sweeper         = (*Store)(nil)
 	_ PartialReleaser = (*Store)(nil)
+	_ WholeApplier    = (*Store)(nil)
 )
 
 // agentUsage returns the bytes an agent holds at the core (stored plus

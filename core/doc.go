@@ -64,7 +64,10 @@
 // records the op as applied; so an op is either wholly applied or not at
 // all, and no large object is ever held whole in memory. Readers (Object)
 // use one short read transaction per ReadAt. Apply is the one-shot form for
-// ops held in a reader.
+// ops held in a reader; ApplyWhole for an op held in memory, as the server
+// hands over an op of one chunk (WholeApplier). Concurrent changes share
+// one transaction and fsync (group commit, store_group.go and
+// docs/core.md), each caller returning once its transaction committed.
 //
 // The store does not decode deltas: the server decodes them (codec) against
 // Current and hands the store plain data, with the base hash in

@@ -55,6 +55,11 @@ type opHandler struct {
 	// (header, DATA, COMMIT), and an eager lane op's COMMIT follows its
 	// lane data. finish reads that rest rather than cancel it.
 	pipelined bool
+	// committing is set once COMMIT is read: the agent closes its side
+	// right after it (wire's doc), and finish waits for that end rather
+	// than cancel, whose STOP_SENDING could otherwise beat the agent's
+	// close and fail it although the op is acknowledged.
+	committing bool
 }
 
 // maxPipelinedRest bounds what finish reads of a pipelined op the core
@@ -88,13 +93,15 @@ func (h *opHandler) run() {
 // cancelled, or the connection runs out of streams after MaxStreams early
 // answers. The rest of a pipelined op is read first, up to its bound:
 // the agent is writing it and then reads the answer, and a cancelled
-// stream would fail its write instead. Cancelling a stream read to its
-// end does nothing.
+// stream would fail its write instead. So is the end of a stream whose
+// COMMIT was read: the agent closes its side after the COMMIT, and a
+// cancel that came first would fail that close. Cancelling a stream read
+// to its end does nothing.
 func (h *opHandler) finish() {
 	if err := h.str.Close(); err != nil {
 		h.log.Debug("op stream not closed", "error", err)
 	}
-	if h.pipelined {
+	if h.pipelined || h.committing {
 		setReadTimeout(h.str, h.frameTimeout)
 		// An error here (a reset, the timeout) only means the rest did not
 		// come: the cancel below ends the stream either way.
@@ -213,6 +220,9 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		Size: int64(hdr.PlainSize), Hash: hdr.PayloadHash,
 		HasBase: hdr.HasBase && ch.Mode.IsDelta(), BaseHash: hdr.BaseHash,
 	}
+	if wa, ok := st.(WholeApplier); ok && !hdr.Lane && hdr.PlainSize <= uint64(hdr.ChunkSize) {
+		return h.whole(wa, hdr, ph, &ch, base)
+	}
 	h.receiving.begin(h.agent, hdr.ID)
 	committed := false
 	defer func() { h.receiving.end(h.store, h.agent, hdr.ID, committed, h.log) }()
@@ -250,7 +260,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 				return h.nack(hdr, err)
 			}
 		case *wire.Commit:
-			h.pipelined = false // the agent sends nothing after COMMIT
+			h.pipelined, h.committing = false, true // the agent sends nothing after COMMIT but its end
 			if f.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: COMMIT for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}
@@ -267,6 +277,12 @@ func (h *opHandler) commit(hdr *wire.OpHeader, committed *bool) error {
 		return h.nack(hdr, err)
 	}
 	*committed = true
+	h.applied(hdr, res)
+	return h.ack(hdr)
+}
+
+// applied counts an op the store has, applied now or before.
+func (h *opHandler) applied(hdr *wire.OpHeader, res Result) {
 	if res.Duplicate {
 		h.stats.opsDuplicate.Add(1)
 		h.received(0)
@@ -276,45 +292,53 @@ func (h *opHandler) commit(hdr *wire.OpHeader, committed *bool) error {
 		h.received(res.Size)
 	}
 	h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", hdr.Kind.String(), "bytes", res.Size)
-	return h.ack(hdr)
 }
 
 // data decodes one chunk and stores the part of it beyond held; it returns
 // the new held size.
 func (h *opHandler) data(ch *codec.Header, base *codec.Base, d *wire.Data, held int64) (int64, error) {
+	fresh, err := h.decode(ch, base, d, held)
+	if err != nil || len(fresh) == 0 {
+		return held, err
+	}
+	if err := h.store.WritePartial(h.agent, d.ID, held, fresh); err != nil {
+		return held, err
+	}
+	return held + int64(len(fresh)), nil
+}
+
+// decode decodes one chunk into h.buf and returns its plain bytes beyond
+// held, which follow held directly (none when it holds nothing new).
+func (h *opHandler) decode(ch *codec.Header, base *codec.Base, d *wire.Data, held int64) ([]byte, error) {
 	h.stats.bytesReceived.Add(int64(len(d.Chunk)))
 	cs := uint64(ch.ChunkSize)
 	if d.Offset%cs != 0 {
-		return held, fmt.Errorf("%w: DATA at offset %d, not a multiple of the chunk size %d", wire.ErrBadRequest, d.Offset, cs)
+		return nil, fmt.Errorf("%w: DATA at offset %d, not a multiple of the chunk size %d", wire.ErrBadRequest, d.Offset, cs)
 	}
 	off := int64(d.Offset)
 	if off > held {
-		return held, fmt.Errorf("%w: DATA at offset %d, but the core holds only %d bytes", wire.ErrBadRequest, off, held)
+		return nil, fmt.Errorf("%w: DATA at offset %d, but the core holds only %d bytes", wire.ErrBadRequest, off, held)
 	}
 	n := min(int64(cs), ch.Size-off)
 	if off+n <= held {
-		return held, nil // held already (a resumed or eager transfer's overlap): no need to decode
+		return nil, nil // held already (a resumed or eager transfer's overlap): no need to decode
 	}
 	buf, err := growBuffer(h.mem, h.buf, int(n))
 	if err != nil {
-		return held, err
+		return nil, err
 	}
 	h.buf = buf
 	plain, used, err := h.dec.DecodeChunk(h.buf, ch, off/int64(cs), d.Chunk, base)
 	if err != nil {
-		return held, err
+		return nil, err
 	}
 	if used != len(d.Chunk) {
-		return held, fmt.Errorf("%w: DATA holds %d bytes after its chunk", wire.ErrCorrupt, len(d.Chunk)-used)
+		return nil, fmt.Errorf("%w: DATA holds %d bytes after its chunk", wire.ErrCorrupt, len(d.Chunk)-used)
 	}
-	end := off + int64(len(plain))
-	if end <= held {
-		return held, nil // already held (a resumed transfer's overlap)
+	if off+int64(len(plain)) <= held {
+		return nil, nil // already held (a resumed transfer's overlap)
 	}
-	if err := h.store.WritePartial(h.agent, d.ID, held, plain[held-off:]); err != nil {
-		return held, err
-	}
-	return end, nil
+	return plain[held-off:], nil
 }
 
 func (h *opHandler) summary(sum *wire.Summary) error {

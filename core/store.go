@@ -143,6 +143,8 @@ type Store struct {
 
 	mu     sync.RWMutex // held for reading by every operation, for writing by Close
 	closed bool
+
+	group groupCommit // write transactions of concurrent callers (store_group.go)
 }
 
 // Open opens or creates the store at path. A file that is not a bbolt
@@ -263,16 +265,6 @@ func (s *Store) init() error {
 		}
 		return nil
 	})
-}
-
-// update runs fn in a write transaction. bbolt rolls the transaction back
-// if fn panics; damaged pages can make bbolt panic or, through its memory
-// map, fault, and both are turned into ErrCorrupt so that one bad record
-// does not take the core down.
-func (s *Store) update(fn func(*bolt.Tx) error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer guard(&err)
-	return s.db.Update(fn)
 }
 
 // viewTx runs fn in a read transaction, guarded like update.

@@ -116,20 +116,20 @@ func (s *Store) reserve(a *agentBucket, p *partialRec) error {
 // reserves its declared size again. A partial that is not there (it was
 // committed or discarded) gives ErrNotFound.
 func (s *Store) ReleasePartial(agent string, opID edgesync.OpID) error {
-	return s.updatePartial("release", agent, opID, false, func(a *agentBucket, p *partialRec) error {
+	return s.updatePartial("release", agent, opID, false, 0, func(a *agentBucket, p *partialRec) error {
 		return releaseReservation(a, p)
 	})
 }
 
-// updatePartial runs fn on a partial op in one fsynced transaction, then
-// deletes the garbage it left if collect; what names the operation in
-// errors.
-func (s *Store) updatePartial(what, agent string, opID edgesync.OpID, collect bool, fn func(a *agentBucket, p *partialRec) error) error {
+// updatePartial runs fn on a partial op in one fsynced transaction (fn
+// writes about size bytes of data), then deletes the garbage it left if
+// collect; what names the operation in errors.
+func (s *Store) updatePartial(what, agent string, opID edgesync.OpID, collect bool, size int, fn func(a *agentBucket, p *partialRec) error) error {
 	if err := s.acquire(); err != nil {
 		return fmt.Errorf("%s partial: %w", what, err)
 	}
 	defer s.release()
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.updateSized(size, func(tx *bolt.Tx) error {
 		a, p, err := getPartial(tx, agent, opID)
 		if err != nil {
 			return err
@@ -199,7 +199,7 @@ func (s *Store) dropPartial(a *agentBucket, p partialRec) error {
 // already held (ErrOutOfOrder otherwise, naming both); writing past the
 // declared size gives ErrTooLarge. The write is durable when it returns.
 func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, data []byte) error {
-	return s.updatePartial("write", agent, opID, false, func(a *agentBucket, p *partialRec) error {
+	return s.updatePartial("write", agent, opID, false, len(data), func(a *agentBucket, p *partialRec) error {
 		if offset != p.held {
 			return fmt.Errorf("%w: write at offset %d, but %d bytes are held", ErrOutOfOrder, offset, p.held)
 		}
@@ -281,7 +281,7 @@ func (s *Store) PartialSize(agent string, opID edgesync.OpID) (int64, bool) {
 
 // DiscardPartial deletes a partial op and its data.
 func (s *Store) DiscardPartial(agent string, opID edgesync.OpID) error {
-	return s.updatePartial("discard", agent, opID, true, func(a *agentBucket, p *partialRec) error {
+	return s.updatePartial("discard", agent, opID, true, 0, func(a *agentBucket, p *partialRec) error {
 		return s.dropPartial(a, *p)
 	})
 }
@@ -511,6 +511,32 @@ func (s *Store) Apply(agent string, hdr PartialHeader, r io.Reader) (Result, err
 	if n, _ := r.Read(make([]byte, 1)); n > 0 {
 		return Result{}, fmt.Errorf("apply %s: %w: more data than the declared %d bytes", hdr.OpID, ErrTooLarge, hdr.Size)
 	}
+	return s.applyInline(agent, hdr, buf, false)
+}
+
+// ApplyWhole applies an op whose data is all in data, as Apply does, and
+// drops a partial op of the same ID left by an earlier attempt, in the
+// same transaction: the server's way for an op of one chunk (see
+// WholeApplier).
+func (s *Store) ApplyWhole(agent string, hdr PartialHeader, data []byte) (Result, error) {
+	if err := checkAgent(agent); err != nil {
+		return Result{}, fmt.Errorf("apply: %w", err)
+	}
+	if err := s.checkHeader(hdr); err != nil {
+		return Result{}, fmt.Errorf("apply: %w", err)
+	}
+	if int64(len(data)) != hdr.Size {
+		return Result{}, fmt.Errorf("apply %s: %w: %d bytes, op declared %d", hdr.OpID, ErrIncomplete, len(data), hdr.Size)
+	}
+	if hdr.Size > s.cfg.InlineMax {
+		return s.applyStaged(agent, hdr, bytes.NewReader(data))
+	}
+	return s.applyInline(agent, hdr, data, true)
+}
+
+// applyInline applies an op of at most InlineMax bytes held in buf in one
+// transaction; dropPartial drops a partial op of the same ID there.
+func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPartial bool) (Result, error) {
 	if sum := sha256.Sum256(buf); sum != hdr.Hash {
 		return Result{}, fmt.Errorf("apply %s: %w: data hashes to %x, op declared %x", hdr.OpID, ErrHashMismatch, sum[:8], hdr.Hash[:8])
 	}
@@ -519,10 +545,19 @@ func (s *Store) Apply(agent string, hdr PartialHeader, r io.Reader) (Result, err
 	}
 	defer s.release()
 	var res Result
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.updateSized(len(buf), func(tx *bolt.Tx) error {
 		a, err := agentRW(tx, agent)
 		if err != nil {
 			return err
+		}
+		if v := a.partials.Get(hdr.OpID[:]); v != nil && dropPartial {
+			p, err := decodePartial(v)
+			if err != nil {
+				return fmt.Errorf("partial %s: %w", hdr.OpID, err)
+			}
+			if err := s.dropPartial(a, p); err != nil {
+				return err
+			}
 		}
 		if a.applied.Get(hdr.OpID[:]) != nil {
 			res, err = s.publish(a, hdr, 0) // only counts the duplicate

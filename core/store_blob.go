@@ -109,6 +109,7 @@ func (s *Store) collectGarbage(agent string) error {
 	for round := 0; round < 1<<20; round++ {
 		more := false
 		err := s.update(func(tx *bolt.Tx) error {
+			more = false
 			a, err := agentRO(tx, agent)
 			if err != nil {
 				return err

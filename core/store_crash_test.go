@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -17,8 +19,9 @@ import (
 )
 
 const (
-	crashChildEnv = "EDGE_SYNC_STORE_CRASH_CHILD"
-	crashStartEnv = "EDGE_SYNC_STORE_CRASH_START"
+	crashChildEnv   = "EDGE_SYNC_STORE_CRASH_CHILD"
+	crashStartEnv   = "EDGE_SYNC_STORE_CRASH_START"
+	crashWorkersEnv = "EDGE_SYNC_STORE_CRASH_WORKERS"
 )
 
 // crashCfg makes ops of a few MiB take the staged path.
@@ -42,7 +45,10 @@ func crashOp(i int) (PartialHeader, []byte, bool) {
 }
 
 // crashChild runs in a re-executed test binary: it applies ops from
-// $START on and prints "ok I DUP" after each returns, until killed.
+// $START on and prints "ok I DUP" after each returns, until killed. With
+// $WORKERS > 1 as many goroutines apply ops at once (the next op each,
+// the small ones whole, as the server does), so that their writes share
+// transactions (store_group.go).
 func crashChild() {
 	s, err := Open(os.Getenv(crashChildEnv), crashCfg)
 	if err != nil {
@@ -50,55 +56,82 @@ func crashChild() {
 		os.Exit(3)
 	}
 	start, _ := strconv.Atoi(os.Getenv(crashStartEnv))
+	workers, _ := strconv.Atoi(os.Getenv(crashWorkersEnv))
 	fmt.Println("open")
-	for i := start; i < start+100_000; i++ {
-		h, data, partial := crashOp(i)
-		var res Result
-		if partial {
-			var held int64
-			var dup bool
-			held, dup, err = s.BeginPartial("agent", h)
-			if err != nil {
-				fmt.Println("error", err)
-				os.Exit(3)
+	var next atomic.Int64
+	next.Store(int64(start))
+	var wg sync.WaitGroup
+	for range max(1, workers) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < start+100_000; i = int(next.Add(1) - 1) {
+				crashApply(s, i, workers > 1)
 			}
-			res.Duplicate = dup
-			for off := held; !dup && off < h.Size; off += 256 << 10 {
-				end := min(off+256<<10, h.Size)
-				if err := s.WritePartial("agent", h.OpID, off, data[off:end]); err != nil {
-					fmt.Println("error", err)
-					os.Exit(3)
-				}
-			}
-			if !dup {
-				res, err = s.CommitPartial("agent", h.OpID)
-			}
-		} else {
-			res, err = s.Apply("agent", h, bytes.NewReader(data))
-		}
+		})
+	}
+	wg.Wait()
+	os.Exit(0)
+}
+
+// crashApply applies op i of the crash workload and prints "ok I DUP",
+// or the error and exits.
+func crashApply(s *Store, i int, whole bool) {
+	h, data, partial := crashOp(i)
+	var res Result
+	var err error
+	if partial {
+		var held int64
+		var dup bool
+		held, dup, err = s.BeginPartial("agent", h)
 		if err != nil {
 			fmt.Println("error", err)
 			os.Exit(3)
 		}
-		fmt.Printf("ok %d %v\n", i, res.Duplicate)
+		res.Duplicate = dup
+		for off := held; !dup && off < h.Size; off += 256 << 10 {
+			end := min(off+256<<10, h.Size)
+			if err := s.WritePartial("agent", h.OpID, off, data[off:end]); err != nil {
+				fmt.Println("error", err)
+				os.Exit(3)
+			}
+		}
+		if !dup {
+			res, err = s.CommitPartial("agent", h.OpID)
+		}
+	} else if whole {
+		res, err = s.ApplyWhole("agent", h, data)
+	} else {
+		res, err = s.Apply("agent", h, bytes.NewReader(data))
 	}
-	os.Exit(0)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(3)
+	}
+	fmt.Printf("ok %d %v\n", i, res.Duplicate)
 }
 
-func TestCrashSIGKILL(t *testing.T) {
+func TestCrashSIGKILL(t *testing.T) { testCrashSIGKILL(t, 1) }
+
+// TestCrashGroupCommitSIGKILL: sixteen writers at once, their writes
+// grouped into shared transactions, killed mid-group: every op
+// acknowledged is there once, and none is applied twice.
+func TestCrashGroupCommitSIGKILL(t *testing.T) { testCrashSIGKILL(t, 16) }
+
+func testCrashSIGKILL(t *testing.T, workers int) {
 	if testing.Short() {
 		t.Skip("re-executes the test binary and kills it 10 times")
 	}
 	path := t.TempDir() + "/crash.db"
 	printed := map[int]bool{}
-	next := 0
+	next := 0 // the first op not acknowledged
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	const kills = 10
 	for round := range kills {
-		// Start a little before the last printed op, so ops that were
-		// committed but not acknowledged, and some that were, are resent.
+		// Start a little before the first op not acknowledged, so ops
+		// that were committed but not acknowledged, and some that were,
+		// are resent.
 		start := max(0, next-3)
-		cmd, out := testutil.StartChild(t, os.Stderr, crashChildEnv+"="+path, crashStartEnv+"="+strconv.Itoa(start))
+		cmd, out := testutil.StartChild(t, os.Stderr, crashChildEnv+"="+path, crashStartEnv+"="+strconv.Itoa(start),
+			crashWorkersEnv+"="+strconv.Itoa(workers))
 		t0 := time.Now()
 		lines := make(chan string)
 		go func() {
@@ -131,7 +164,9 @@ func TestCrashSIGKILL(t *testing.T) {
 						t.Fatalf("round %d: op %d applied again after it was acknowledged", round, i)
 					}
 					printed[i] = true
-					next = max(next, i+1)
+					for printed[next] {
+						next++
+					}
 					n++
 					if n == killAfter && !killed {
 						if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {

@@ -94,7 +94,7 @@ func (s *Store) begin(ctx context.Context, agent string, hdr core.PartialHeader,
 	if s.small(hdr.Size) {
 		if h, held, ok := s.mem.get(agent, hdr.OpID); ok {
 			if h == hdr {
-				return held, false, nil
+				return held, false, s.reserveAgainMem(ctx, agent, hdr)
 			}
 			s.discardMem(agent, hdr.OpID)
 		}
@@ -117,9 +117,16 @@ func (s *Store) begin(ctx context.Context, agent string, hdr core.PartialHeader,
 
 func (s *Store) beginStaged(ctx context.Context, agent string, hdr core.PartialHeader, now time.Time, ephemeral bool) (int64, bool, error) {
 	for range casRetries {
-		rec, _, err := s.getPartial(ctx, agent, hdr.OpID)
+		rec, rev, err := s.getPartial(ctx, agent, hdr.OpID)
 		switch {
+		case err == nil && rec.header() == hdr && !rec.Released:
+			return rec.Held, false, nil
 		case err == nil && rec.header() == hdr:
+			if err := s.reserveAgain(ctx, agent, rec, rev); errors.Is(err, errConflict) {
+				continue
+			} else if err != nil {
+				return 0, false, err
+			}
 			return rec.Held, false, nil
 		case err == nil:
 			if err := s.dropPartial(ctx, agent, rec); err != nil {
@@ -152,6 +159,12 @@ func (s *Store) beginStaged(ctx context.Context, agent string, hdr core.PartialH
 // op is credited with the size of the version it replaces. local is for
 // an op held in this core's memory, whose reservation is never shared.
 func (s *Store) reserveFor(ctx context.Context, agent string, hdr core.PartialHeader, local bool) error {
+	return s.reserveSize(ctx, agent, hdr, hdr.Size, local)
+}
+
+// reserveSize is reserveFor for size bytes of the op: the part of its
+// declared size that a released partial received again reserves anew.
+func (s *Store) reserveSize(ctx context.Context, agent string, hdr core.PartialHeader, size int64, local bool) error {
 	quota := s.cfg.Quota
 	if s.cfg.AgentQuota != nil {
 		quota = s.cfg.AgentQuota(agent)
@@ -166,7 +179,7 @@ func (s *Store) reserveFor(ctx context.Context, agent string, hdr core.PartialHe
 			credit = cur.size
 		}
 	}
-	return s.reserve(ctx, agent, hdr.Size, credit, quota, local)
+	return s.reserve(ctx, agent, size, credit, quota, local)
 }
 
 // getPartial reads a partial record and its revision; core.ErrNotFound
@@ -192,9 +205,12 @@ func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, dat
 		return fmt.Errorf("write partial: %w", err)
 	}
 	defer s.release()
-	if found, err := s.mem.write(agent, opID, offset, data, s.cfg.Now()); found {
+	if found, grew, err := s.mem.write(agent, opID, offset, data, s.cfg.Now()); found {
 		if err != nil {
 			return fmt.Errorf("write partial %s: %w", opID, err)
+		}
+		if grew > 0 {
+			s.counters.addLocal(agent, grew) // a write to a released partial: what it holds counts
 		}
 		return nil
 	}
@@ -242,6 +258,9 @@ func (s *Store) writeStaged(ctx context.Context, agent string, opID edgesync.OpI
 		return fmt.Errorf("partial record: %w", err)
 	}
 	s.records.put(agent, rec, rev)
+	if rec.Released {
+		s.counters.add(agent, core.AgentStats{Reserved: int64(len(data))}) // what it holds counts
+	}
 	return nil
 }
 
@@ -328,7 +347,7 @@ func (s *Store) DiscardPartial(agent string, opID edgesync.OpID) error {
 func (s *Store) discardMem(agent string, op edgesync.OpID) bool {
 	p, ok := s.mem.take(agent, op)
 	if ok {
-		s.counters.addLocal(agent, -p.hdr.Size)
+		s.counters.addLocal(agent, -p.reserved)
 	}
 	return ok
 }
@@ -341,7 +360,7 @@ func (s *Store) dropPartial(ctx context.Context, agent string, rec partialRec) e
 	if err := s.removeRecord(ctx, s.partialsS, s.n.bucket(bucketPartials), agentKey(agent, rec.Op.String())); err != nil {
 		return err
 	}
-	s.counters.add(agent, core.AgentStats{Reserved: -rec.Size})
+	s.counters.add(agent, core.AgentStats{Reserved: -rec.reserved()})
 	return s.purgeBlob(ctx, s.n.dataSubject(agent, rec.Blob))
 }
 
@@ -401,7 +420,7 @@ func (s *Store) commitMem(ctx context.Context, agent string, p *memPartial) (cor
 		return core.Result{}, fmt.Errorf("%w: %d of %d bytes held", core.ErrIncomplete, len(p.buf), hdr.Size)
 	}
 	if sum := sha256.Sum256(p.buf); sum != hdr.Hash {
-		s.counters.addLocal(agent, -hdr.Size)
+		s.counters.addLocal(agent, -p.reserved)
 		return core.Result{}, fmt.Errorf("%w: data hashes to %x, op declared %x", core.ErrHashMismatch, sum[:8], hdr.Hash[:8])
 	}
 	res, _, err := s.commit(ctx, agent, hdr, p.buf, "")
@@ -409,7 +428,7 @@ func (s *Store) commitMem(ctx context.Context, agent string, p *memPartial) (cor
 		s.restoreMem(agent, p)
 		return res, err
 	}
-	s.counters.addLocal(agent, -hdr.Size)
+	s.counters.addLocal(agent, -p.reserved)
 	return res, err
 }
 
@@ -417,7 +436,7 @@ func (s *Store) commitMem(ctx context.Context, agent string, p *memPartial) (cor
 // if the op was begun again meanwhile.
 func (s *Store) restoreMem(agent string, p *memPartial) {
 	if !s.mem.restore(agent, p) {
-		s.counters.addLocal(agent, -p.hdr.Size)
+		s.counters.addLocal(agent, -p.reserved)
 	}
 }
 
@@ -477,7 +496,7 @@ func (s *Store) commitStaged(ctx context.Context, agent string, rec partialRec) 
 	if err := s.removeRecord(ctx, s.partialsS, s.n.bucket(bucketPartials), agentKey(agent, rec.Op.String())); err != nil {
 		return res, err
 	}
-	s.counters.add(agent, core.AgentStats{Reserved: -rec.Size})
+	s.counters.add(agent, core.AgentStats{Reserved: -rec.reserved()})
 	if !used {
 		if err := s.purgeBlob(ctx, blob); err != nil {
 			s.cfg.Logger.Warn("data of a duplicate or stale op not deleted; garbage collection will", "subject", blob, "error", err)
@@ -759,7 +778,7 @@ func (s *Store) finishPartial(ctx context.Context, agent string, rec partialRec,
 	if err := s.removeRecord(ctx, s.partialsS, s.n.bucket(bucketPartials), agentKey(agent, rec.Op.String())); err != nil {
 		return err
 	}
-	s.counters.add(agent, core.AgentStats{Reserved: -rec.Size})
+	s.counters.add(agent, core.AgentStats{Reserved: -rec.reserved()})
 	return nil
 }
 

@@ -34,9 +34,11 @@ import (
 // of op a fleet sends most.
 const ingestOpBytes = 512
 
-// BenchmarkCoreIngest: N simulated agents, each with its own certificate
-// and QUIC connection, send small events to one core (send an op, wait
-// for its ack, send the next), on the bbolt store and on JetStream. It
+// BenchmarkCoreIngest: N simulated agents (1 to 1,000), each with its own
+// certificate and QUIC connection, send small events to one core (send an
+// op, wait for its ack, send the next), on the bbolt store and on
+// JetStream, where also to two cores on one JetStream (the agents split
+// between them). It
 // reports the core's ops/s and the p99 time from send to ack, beside a
 // raw baseline measured in the same run with the same payloads and the
 // same N concurrent writers: bbolt Batch puts into a bbolt file, or
@@ -46,8 +48,11 @@ const ingestOpBytes = 512
 //	go test -run '^$' -bench BenchmarkCoreIngest -benchtime 2000x -count 3 ./core/jsstore
 func BenchmarkCoreIngest(b *testing.B) {
 	for _, backend := range []string{"bbolt", "jetstream"} {
-		for _, n := range []int{1, 10, 100} {
-			b.Run(fmt.Sprintf("backend=%s/agents=%d", backend, n), func(b *testing.B) { benchIngest(b, backend, n) })
+		for _, n := range []int{1, 10, 100, 1000} {
+			b.Run(fmt.Sprintf("backend=%s/agents=%d", backend, n), func(b *testing.B) { benchIngest(b, backend, n, 1) })
+			if backend == "jetstream" && n > 1 {
+				b.Run(fmt.Sprintf("backend=%s/cores=2/agents=%d", backend, n), func(b *testing.B) { benchIngest(b, backend, n, 2) })
+			}
 		}
 	}
 }
@@ -68,10 +73,10 @@ func newIngestPayloads() *ingestPayloads {
 	return p
 }
 
-func benchIngest(b *testing.B, backend string, agents int) {
+func benchIngest(b *testing.B, backend string, agents, cores int) {
 	pk := testutil.NewPKI(b, "bench")
 	payloads := newIngestPayloads()
-	var store core.Backend
+	var stores []core.Backend
 	var raw func(i, writer int) error
 	switch backend {
 	case "bbolt":
@@ -80,7 +85,7 @@ func benchIngest(b *testing.B, backend string, agents int) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { s.Close() })
-		store = s
+		stores = append(stores, s)
 		db, err := bolt.Open(filepath.Join(b.TempDir(), "raw.db"), 0o600, nil)
 		if err != nil {
 			b.Fatal(err)
@@ -95,31 +100,38 @@ func benchIngest(b *testing.B, backend string, agents int) {
 		}
 	case "jetstream":
 		srv := natstest.Run(b)
-		store = openWith(b, Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1))})
+		prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+		for range cores {
+			stores = append(stores, openWith(b, Config{URLs: []string{srv.URL()}, Prefix: prefix}))
+		}
 		js, name := rawStream(b, srv.URL())
 		raw = func(i, writer int) error {
 			_, err := js.Publish(context.Background(), fmt.Sprintf("%s.w%d", name, writer), payloads.data[i%64])
 			return err
 		}
 	}
-	srv, err := core.NewServer(core.ServerConfig{Name: "bench", TLS: pk.ServerTLS(b), Store: store, MaxConnections: agents + 10})
-	if err != nil {
-		b.Fatal(err)
+	var addrs []string
+	for i, store := range stores {
+		srv, err := core.NewServer(core.ServerConfig{Name: fmt.Sprintf("bench-%d", i), TLS: pk.ServerTLS(b), Store: store, MaxConnections: agents + 10})
+		if err != nil {
+			b.Fatal(err)
+		}
+		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		served := make(chan error, 1)
+		go func() { served <- srv.Serve(context.Background(), pc) }()
+		b.Cleanup(func() {
+			srv.Close()
+			<-served
+			pc.Close()
+		})
+		addrs = append(addrs, srv.Addr().String())
 	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(context.Background(), pc) }()
-	b.Cleanup(func() {
-		srv.Close()
-		<-served
-		pc.Close()
-	})
 	clients := make([]*ingestClient, agents)
 	for i := range clients {
-		clients[i] = dialIngest(b, pk, fmt.Sprintf("agent-%d", i), srv.Addr().String())
+		clients[i] = dialIngest(b, pk, fmt.Sprintf("agent-%d", i), addrs[i%len(addrs)])
 	}
 
 	var next atomic.Int64
@@ -220,15 +232,13 @@ func dialIngest(b *testing.B, pk *testutil.PKI, name, addr string) *ingestClient
 	} else if _, ok := f.(*wire.Welcome); !ok {
 		b.Fatalf("hello answered with %s", f.Type())
 	}
-	// Read the core's end of the hello stream rather than cancel it: a
-	// cancel can reach the core before it closes the stream, which it
-	// takes for a failed hello.
+	// Read the core's end of the hello stream, then close ours as the
+	// agent does. The core ends its receive side once it answered
+	// (STOP_SENDING), so the close may find the stream canceled already.
 	if _, err := io.Copy(io.Discard, str); err != nil {
 		b.Fatal(err)
 	}
-	if err := str.Close(); err != nil {
-		b.Fatal(err)
-	}
+	_ = str.Close()
 	return &ingestClient{conn: conn, id: uint64(time.Now().UnixNano())}
 }
 

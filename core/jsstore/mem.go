@@ -28,6 +28,10 @@ type memPartial struct {
 	created   time.Time
 	updated   time.Time
 	ephemeral bool
+	// reserved is what the partial counts against the agent's quota (in
+	// counters.local): its declared size while received, what it holds
+	// once released (release).
+	reserved int64
 }
 
 type memPartials struct {
@@ -63,11 +67,12 @@ func (m *memPartials) add(agent string, hdr core.PartialHeader, now time.Time, e
 				oldest, at = k, p.updated
 			}
 		}
-		dropped = append(dropped, memDropped{oldest.agent, m.m[oldest].hdr.Size})
+		dropped = append(dropped, memDropped{oldest.agent, m.m[oldest].reserved})
 		m.bytes -= m.m[oldest].hdr.Size
 		delete(m.m, oldest)
 	}
-	m.m[memKey{agent, hdr.OpID}] = &memPartial{hdr: hdr, buf: make([]byte, 0, hdr.Size), created: now, updated: now, ephemeral: ephemeral}
+	m.m[memKey{agent, hdr.OpID}] = &memPartial{hdr: hdr, buf: make([]byte, 0, hdr.Size), created: now, updated: now, ephemeral: ephemeral,
+		reserved: hdr.Size}
 	m.bytes += hdr.Size
 	return dropped
 }
@@ -78,24 +83,66 @@ type memDropped struct {
 }
 
 // write appends data at offset; found is false when the partial is not
-// held here.
-func (m *memPartials) write(agent string, op edgesync.OpID, offset int64, data []byte, now time.Time) (found bool, err error) {
+// held here. grew is what its reservation grew by: a released partial
+// reserves what it holds.
+func (m *memPartials) write(agent string, op edgesync.OpID, offset int64, data []byte, now time.Time) (found bool, grew int64, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p, found := m.m[memKey{agent, op}]
 	if !found {
-		return false, nil
+		return false, 0, nil
 	}
 	held := int64(len(p.buf))
 	if offset != held {
-		return true, fmt.Errorf("%w: write at offset %d, but %d bytes are held", core.ErrOutOfOrder, offset, held)
+		return true, 0, fmt.Errorf("%w: write at offset %d, but %d bytes are held", core.ErrOutOfOrder, offset, held)
 	}
 	if held+int64(len(data)) > p.hdr.Size {
-		return true, fmt.Errorf("%w: write of %d bytes at %d passes the declared size %d", core.ErrTooLarge, len(data), offset, p.hdr.Size)
+		return true, 0, fmt.Errorf("%w: write of %d bytes at %d passes the declared size %d", core.ErrTooLarge, len(data), offset, p.hdr.Size)
 	}
 	p.buf = append(p.buf, data...)
 	p.updated = now
-	return true, nil
+	if n := int64(len(p.buf)); n > p.reserved {
+		grew, p.reserved = n-p.reserved, n
+	}
+	return true, grew, nil
+}
+
+// release makes the partial reserve only what it holds and returns the
+// change of its reservation (0 or less); found is false when the partial
+// is not held here.
+func (m *memPartials) release(agent string, op edgesync.OpID) (d int64, found bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, found := m.m[memKey{agent, op}]
+	if !found {
+		return 0, false
+	}
+	d = int64(len(p.buf)) - p.reserved
+	p.reserved = int64(len(p.buf))
+	return d, true
+}
+
+// unreserved returns what a partial received again must reserve to count
+// its declared size, as when it began: 0 unless it was released.
+func (m *memPartials) unreserved(agent string, op edgesync.OpID) int64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.m[memKey{agent, op}]; ok {
+		return p.hdr.Size - p.reserved
+	}
+	return 0
+}
+
+// reserveMore adds n to the partial's reservation and reports whether it
+// is still held (if not, the caller gives n back).
+func (m *memPartials) reserveMore(agent string, op edgesync.OpID, n int64) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.m[memKey{agent, op}]
+	if ok {
+		p.reserved += n
+	}
+	return ok
 }
 
 // take removes the partial and returns it.
@@ -133,7 +180,7 @@ func (m *memPartials) list(agent string) []core.PartialInfo {
 	var out []core.PartialInfo
 	for k, p := range m.m {
 		if k.agent == agent && !p.ephemeral {
-			out = append(out, core.PartialInfo{Header: p.hdr, Held: int64(len(p.buf))})
+			out = append(out, core.PartialInfo{Header: p.hdr, Held: int64(len(p.buf)), Reserved: p.reserved})
 		}
 	}
 	return out
@@ -146,7 +193,7 @@ func (m *memPartials) expire(cutoff time.Time) []memDropped {
 	var out []memDropped
 	for k, p := range m.m {
 		if p.updated.Before(cutoff) {
-			out = append(out, memDropped{k.agent, p.hdr.Size})
+			out = append(out, memDropped{k.agent, p.reserved})
 			m.bytes -= p.hdr.Size
 			delete(m.m, k)
 		}

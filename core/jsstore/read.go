@@ -342,7 +342,7 @@ func (s *Store) Partials(agent string) ([]core.PartialInfo, error) {
 	out := s.mem.list(agent)
 	err := s.partialRecords(ctx, agent, func(rec partialRec) error {
 		if !rec.Ephemeral {
-			out = append(out, core.PartialInfo{Header: rec.header(), Held: rec.Held})
+			out = append(out, core.PartialInfo{Header: rec.header(), Held: rec.Held, Reserved: rec.reserved()})
 		}
 		return nil
 	})

@@ -58,6 +58,18 @@ type partialRec struct {
 	Created    time.Time         `json:"created"`
 	Updated    time.Time         `json:"updated"`
 	Ephemeral  bool              `json:"ephemeral,omitempty"` // staged by Apply: not offered for resume
+	// Released says the partial's receive ended without a commit
+	// (ReleasePartial): it reserves only the bytes it holds against the
+	// agent's quota, not its declared size, until it is received again.
+	Released bool `json:"released,omitempty"`
+}
+
+// reserved is what the partial counts against the agent's quota.
+func (p partialRec) reserved() int64 {
+	if p.Released {
+		return p.Held
+	}
+	return p.Size
 }
 
 func (p partialRec) header() core.PartialHeader {

@@ -60,7 +60,17 @@ type counters struct {
 	pending  map[string]core.AgentStats // agent → changes not flushed
 	inflight map[string]core.AgentStats // agent → changes being flushed
 	shared   map[string]agentRec        // agent → record as last read or written
-	flushMu  sync.Mutex                 // one flush at a time; held while a record is learnt
+	// written holds the records this core wrote last, with their
+	// revisions, so that the next flush of the agent needs no read (a
+	// record another core wrote meanwhile fails the compare-and-set, and
+	// is read then). Only flush uses it, holding flushMu.
+	written map[string]writtenRec
+	flushMu sync.Mutex // one flush at a time; held while a record is learnt
+}
+
+type writtenRec struct {
+	rec agentRec
+	rev uint64
 }
 
 func (c *counters) init() {
@@ -68,6 +78,7 @@ func (c *counters) init() {
 	c.pending = map[string]core.AgentStats{}
 	c.inflight = map[string]core.AgentStats{}
 	c.shared = map[string]agentRec{}
+	c.written = map[string]writtenRec{}
 }
 
 // addLocal changes agent's reservation for partial ops held in memory:
@@ -185,58 +196,107 @@ func (s *Store) flush(ctx context.Context) error {
 	c.mu.Lock()
 	c.inflight, c.pending = c.pending, map[string]core.AgentStats{}
 	c.mu.Unlock()
-	var first error
+	type job struct {
+		agent string
+		d     core.AgentStats
+		known writtenRec
+		ok    bool
+	}
+	var jobs []job
 	for agent, d := range c.inflight {
-		if d == (core.AgentStats{}) {
-			continue
-		}
-		r, err := s.flushAgent(ctx, agent, d)
-		c.mu.Lock()
-		if err == nil {
-			c.shared[agent] = r
-		} else {
-			p := c.pending[agent] // kept for the next flush
-			addStats(&p, d)
-			c.pending[agent] = p
-		}
-		delete(c.inflight, agent)
-		c.mu.Unlock()
-		if err != nil && first == nil {
-			first = err
+		if d != (core.AgentStats{}) {
+			w, ok := c.written[agent]
+			jobs = append(jobs, job{agent, d, w, ok})
 		}
 	}
+	if len(c.written) > maxWritten {
+		clear(c.written) // a cache, not a record
+	}
+	// The agents' records are written by flushWorkers at once: with a
+	// thousand agents writing, one after the other took most of the
+	// interval (docs/jetstream.md, "Bounds").
+	var first error
+	var mu sync.Mutex // guards first and c.written
+	var wg sync.WaitGroup
+	next := make(chan job)
+	for range min(flushWorkers, len(jobs)) {
+		wg.Go(func() {
+			for j := range next {
+				w, err := s.flushAgent(ctx, j.agent, j.d, j.known, j.ok)
+				c.mu.Lock()
+				if err == nil {
+					c.shared[j.agent] = w.rec
+				} else {
+					p := c.pending[j.agent] // kept for the next flush
+					addStats(&p, j.d)
+					c.pending[j.agent] = p
+				}
+				delete(c.inflight, j.agent)
+				c.mu.Unlock()
+				mu.Lock()
+				if err == nil {
+					c.written[j.agent] = w
+				} else {
+					delete(c.written, j.agent)
+					if first == nil {
+						first = err
+					}
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	wg.Wait()
 	return first
 }
+
+// flushWorkers is how many agents' records a flush writes at once;
+// maxWritten bounds the records remembered with their revisions.
+const (
+	flushWorkers = 16
+	maxWritten   = 100_000
+)
 
 // casRetries bounds compare-and-set loops; every failed round means
 // another core wrote meanwhile, so running out means something is wrong.
 const casRetries = 1000
 
-func (s *Store) flushAgent(ctx context.Context, agent string, d core.AgentStats) (agentRec, error) {
+// flushAgent adds d to agent's shared record with a compare-and-set,
+// starting from known (the record this core wrote last) if ok, else from
+// a read; it returns the record written and its revision.
+func (s *Store) flushAgent(ctx context.Context, agent string, d core.AgentStats, known writtenRec, ok bool) (writtenRec, error) {
 	for range casRetries {
-		r, rev, err := s.readAgent(ctx, agent)
-		if err != nil {
-			return agentRec{}, err
+		r, rev := known.rec, known.rev
+		if !ok {
+			var err error
+			if r, rev, err = s.readAgent(ctx, agent); err != nil {
+				return writtenRec{}, err
+			}
 		}
+		ok = false // a failed compare-and-set reads the record
 		r.Agent = agent
 		r.add(d)
 		b, err := json.Marshal(r)
 		if err != nil {
-			return agentRec{}, err
+			return writtenRec{}, err
 		}
 		if rev == 0 {
-			_, err = s.agents.Create(ctx, Token(agent), b)
+			rev, err = s.agents.Create(ctx, Token(agent), b)
 		} else {
-			_, err = s.agents.Update(ctx, Token(agent), b, rev)
+			rev, err = s.agents.Update(ctx, Token(agent), b, rev)
 		}
 		if err == nil {
-			return r, nil
+			return writtenRec{r, rev}, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			return agentRec{}, fmt.Errorf("agent %q counters: %w", agent, err)
+			return writtenRec{}, fmt.Errorf("agent %q counters: %w", agent, err)
 		}
 	}
-	return agentRec{}, fmt.Errorf("agent %q counters: gave up after %d conflicting writes", agent, casRetries)
+	return writtenRec{}, fmt.Errorf("agent %q counters: gave up after %d conflicting writes", agent, casRetries)
 }
 
 // agentRecords reads every agent's record.

@@ -87,6 +87,7 @@ func Run(t *testing.T, h Harness) {
 		{"SmallWritesCoalesce", testSmallWrites},
 		{"OlderVersionNeverReplacesNewer", testOlderVersionNeverReplacesNewer},
 		{"Names", testNames},
+		{"ReleasePartial", testReleasePartial},
 		{"Model", testModel},
 	}
 	for _, tc := range tests {
