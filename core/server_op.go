@@ -312,7 +312,31 @@ func (h *opHandler) data(ch *codec.Header, base *codec.Base, d *wire.Data, held 
 		return held, nil // already held (a resumed transfer's overlap)
 	}
 	if err := h.store.WritePartial(h.agent, d.ID, held, plain[held-off:]); err != nil {
+		return h.heldElsewhere(d, off, plain, held, err)
+	}
+	return end, nil
+}
+
+// heldElsewhere handles a write the store refused as out of order: on a
+// shared store another core may have stored more of the op after this
+// one answered where to resume (the core the agent left, storing lane
+// data it had received; docs/jetstream.md, "Running several cores"). The
+// store's word counts: what it holds is skipped and the rest of the
+// chunk written. Any other failure is returned as it was.
+func (h *opHandler) heldElsewhere(d *wire.Data, off int64, plain []byte, held int64, err error) (int64, error) {
+	if !errors.Is(err, ErrOutOfOrder) {
 		return held, err
+	}
+	now, ok := h.store.PartialSize(h.agent, d.ID)
+	if !ok || now <= held || now < off {
+		return held, err
+	}
+	end := off + int64(len(plain))
+	if now >= end {
+		return now, nil
+	}
+	if err := h.store.WritePartial(h.agent, d.ID, now, plain[now-off:]); err != nil {
+		return now, err
 	}
 	return end, nil
 }
