@@ -80,6 +80,8 @@ type rawProfile struct {
 type rawEndpoint struct {
 	Name       string      `hcl:"name,label"`
 	Address    *string     `hcl:"address,optional"`
+	Addresses  *[]string   `hcl:"addresses,optional"`
+	FailBack   *string     `hcl:"fail_back,optional"`
 	ServerName *string     `hcl:"server_name,optional"`
 	Monitor    *rawMonitor `hcl:"monitor,block"`
 }
@@ -140,9 +142,7 @@ func (r *rawAgent) apply(l *errorList, c *Agent) {
 		p := blockPath("", "endpoint", re.Name)
 		e := Endpoint{Name: re.Name, Monitor: c.Monitor}
 		e.Address = pick(re.Address, "")
-		if re.Address == nil {
-			l.addf(p, "address is required")
-		}
+		re.applyAddresses(l, p, &e)
 		e.ServerName = pick(re.ServerName, "")
 		if re.Monitor != nil {
 			re.Monitor.apply(l, p+".monitor.", &e.Monitor)
