@@ -59,6 +59,9 @@ type endpoint struct {
 	transfers transfers
 
 	tried triedOps
+
+	// addrs is which of the core's addresses is in use (failover.go).
+	addrs *addresses
 }
 
 // maxTried bounds the ops an endpoint remembers as tried; beyond it the
@@ -112,6 +115,7 @@ func newEndpoint(a *Agent, cfg config.Endpoint, overrides map[edgesync.LinkClass
 		wake:   make(chan struct{}, 1),
 		urgent: make(chan struct{}, 1),
 		mon:    mon,
+		addrs:  newAddresses(cfg),
 	}, nil
 }
 
@@ -145,22 +149,26 @@ func (e *endpoint) run(ctx context.Context) {
 	// data lane's); it exists before the first dial.
 	demux := lane.NewDemux(tr)
 	defer func() {
+		e.addrs.dropBack()
 		demux.Close()
 		tr.Close()
 		pc.Close()
 	}()
+	dial := func(ctx context.Context, address string) (*quic.Conn, *wire.Welcome, error) {
+		return e.dial(ctx, tr, address)
+	}
 	e.startMonitor(ctx)
 	defer e.closeMonitor()
 	bo := backoff.New(500*time.Millisecond, 30*time.Second)
 	lastLogged := time.Time{}
 	for ctx.Err() == nil {
-		conn, w, err := e.dial(ctx, tr)
+		conn, w, err := e.connect(ctx, dial)
 		if err != nil {
 			e.stats.dialFailures.Add(1)
 			e.stats.lastErr.note(err)
 			// One line per failure streak every minute, not per attempt.
 			if time.Since(lastLogged) > time.Minute {
-				e.log.Warn("cannot reach the core; retrying with backoff", "address", e.cfg.Address, "error", err)
+				e.log.Warn("cannot reach the core; retrying with backoff", "addresses", e.addrs.list, "error", err)
 				lastLogged = time.Now()
 			}
 			select {
@@ -171,13 +179,15 @@ func (e *endpoint) run(ctx context.Context) {
 		}
 		bo.Reset()
 		lastLogged = time.Time{}
-		e.log.Info("connected", "core", w.Core, "address", e.cfg.Address, "version", w.Version)
+		e.log.Info("connected", "core", w.Core, "address", e.addrs.current(), "version", w.Version)
 		e.stats.connects.Add(1)
 		e.conn.Store(conn)
 		e.attach(conn, tr, w.ProbeSession)
 		ln := e.startLane(conn, tr, demux, w)
 		e.lane.Store(ln)
-		err = e.session(ctx, conn, ln)
+		sctx, stopFailBack := e.failBack(ctx, dial)
+		err = e.session(sctx, conn, ln)
+		movedBack := stopFailBack()
 		e.lane.Store(nil)
 		if ln != nil {
 			if err := ln.s.Close(); err != nil {
@@ -186,8 +196,9 @@ func (e *endpoint) run(ctx context.Context) {
 		}
 		e.attach(nil, nil, 0)
 		e.conn.Store(nil)
+		e.addrs.lost(conn)
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !movedBack {
 			e.log.Warn("connection lost", "error", err)
 			e.stats.lastErr.note(fmt.Errorf("connection lost: %w", lostCause(conn, err)))
 		}
@@ -201,25 +212,26 @@ func (e *endpoint) listenPacket() (net.PacketConn, error) {
 	return net.ListenUDP("udp", nil)
 }
 
-// dial connects, with mutual TLS, and exchanges HELLO and WELCOME.
-func (e *endpoint) dial(ctx context.Context, tr *quic.Transport) (*quic.Conn, *wire.Welcome, error) {
-	addr, err := net.ResolveUDPAddr("udp", e.cfg.Address)
+// dial connects to address, with mutual TLS, and exchanges HELLO and
+// WELCOME.
+func (e *endpoint) dial(ctx context.Context, tr *quic.Transport, address string) (*quic.Conn, *wire.Welcome, error) {
+	addr, err := net.ResolveUDPAddr("udp", address)
 	if err != nil {
-		return nil, nil, fmt.Errorf("resolve %s: %w", e.cfg.Address, err)
+		return nil, nil, fmt.Errorf("resolve %s: %w", address, err)
 	}
 	tlsConf := e.tls.Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
 	if e.cfg.ServerName != "" {
 		tlsConf.ServerName = e.cfg.ServerName
 	} else if tlsConf.ServerName == "" {
-		host, _, _ := net.SplitHostPort(e.cfg.Address)
+		host, _, _ := net.SplitHostPort(address)
 		tlsConf.ServerName = host
 	}
 	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	conn, err := tr.Dial(dctx, addr, tlsConf, wire.QUICConfig(64))
 	if err != nil {
-		return nil, nil, fmt.Errorf("dial %s: %w", e.cfg.Address, err)
+		return nil, nil, fmt.Errorf("dial %s: %w", address, err)
 	}
 	w, err := e.hello(dctx, conn)
 	if err != nil {

@@ -74,8 +74,18 @@ type testCore struct {
 }
 
 func (f *fleet) startCore(name string, replicas int) *testCore {
+	f.t.Helper()
+	return f.startCoreAt(name, replicas, "127.0.0.1:0")
+}
+
+// startCoreAt starts a core listening on addr (host:port).
+func (f *fleet) startCoreAt(name string, replicas int, addr string) *testCore {
 	t := f.t
 	t.Helper()
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := f.storeConfig(replicas)
 	cfg.Name = name
 	store, err := Open(context.Background(), cfg)
@@ -86,7 +96,7 @@ func (f *fleet) startCore(name string, replicas int) *testCore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	pc, err := net.ListenUDP("udp", ua)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +147,12 @@ const testChunk = 128 << 10
 // (a "satellite" under -race) neither pauses a transfer for new
 // parameters nor moves its chunk boundaries beyond testChunk.
 func (f *fleet) startAgent(coreAddr string) *agent.Agent {
+	f.t.Helper()
+	return f.startAgentWith(config.Endpoint{Address: coreAddr})
+}
+
+// startAgentWith starts the agent with ep's addresses and fail_back.
+func (f *fleet) startAgentWith(ep config.Endpoint) *agent.Agent {
 	t := f.t
 	t.Helper()
 	cfg := config.DefaultAgent()
@@ -149,7 +165,8 @@ func (f *fleet) startAgent(coreAddr string) *agent.Agent {
 		cfg.Profiles[c] = config.Profile{Mode: edgesync.SyncFullZstd, Compression: &compress, Level: "fastest", ChunkSize: testChunk, Interval: &fast}
 	}
 	cfg.Control.Socket = "off"
-	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: coreAddr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
+	ep.Name, ep.ServerName, ep.Monitor = "core", "127.0.0.1", cfg.Monitor
+	cfg.Endpoints = []config.Endpoint{ep}
 	a, err := agent.New(cfg, agent.Options{TLS: f.pki.ClientTLS(t, "127.0.0.1"), Logger: testLog(t, "agent"),
 		ListenPacket: func() (net.PacketConn, error) {
 			pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
