@@ -120,6 +120,7 @@ func newEndpoint(a *Agent, cfg config.Endpoint, overrides map[edgesync.LinkClass
 }
 
 func (e *endpoint) wakeUp(p edgesync.Priority) {
+	e.mon.Busy() // an idle link is sampled at the busy rate again (docs/linkmon.md, "Idle links")
 	ch := e.wake
 	if p.SendsAtOnce() {
 		ch = e.urgent

@@ -53,6 +53,9 @@ type rawMonitor struct {
 	Active            *bool          `hcl:"active,optional"`
 	Passive           *bool          `hcl:"passive,optional"`
 	Thresholds        *rawThresholds `hcl:"thresholds,block"`
+	IdleAfter         *string        `hcl:"idle_after,optional"`
+	IdleSample        *string        `hcl:"idle_sample_interval,optional"`
+	IdleProbe         *string        `hcl:"idle_probe_interval,optional"`
 }
 
 type rawThresholds struct {
@@ -181,6 +184,9 @@ func (r *rawMonitor) apply(l *errorList, p string, m *Monitor) {
 	m.Budget.Fraction = fromPercent(r.ProbeBudgetPct, m.Budget.Fraction)
 	m.Active = pick(r.Active, m.Active)
 	m.Passive = pick(r.Passive, m.Passive)
+	m.IdleAfter = parseDuration(l, p+"idle_after", r.IdleAfter, m.IdleAfter)
+	m.IdleSampleInterval = parseDuration(l, p+"idle_sample_interval", r.IdleSample, m.IdleSampleInterval)
+	m.IdleProbeInterval = parseDuration(l, p+"idle_probe_interval", r.IdleProbe, m.IdleProbeInterval)
 	if t := r.Thresholds; t != nil {
 		tp := p + "thresholds."
 		c.FiberMinBps = fromMbps(t.FiberMinMbps, c.FiberMinBps)

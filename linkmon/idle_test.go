@@ -1,0 +1,62 @@
+package linkmon
+
+import (
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linksim"
+)
+
+// TestIdleLinkSampledSlowly: a link that carries nothing goes on the idle
+// schedule after IdleAfter and sends no ping at the busy rate; Busy (an
+// op enqueued) pings at once and brings the busy schedule back.
+func TestIdleLinkSampledSlowly(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, linksim.Broadband(), 31)
+	cfg := testConfig()
+	cfg.IdleAfter, cfg.IdleSampleInterval, cfg.IdleProbeInterval = time.Second, time.Hour, time.Hour
+	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle"})
+	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	pings := func() int64 {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.stats.PingBytes
+	}
+	p0 := pings()
+	// Observed for 8 busy sample intervals: no ping on the idle schedule.
+	for range 8 {
+		time.Sleep(cfg.SampleInterval) // observing, not synchronising
+		if p := pings(); p != p0 {
+			t.Fatalf("idle link pinged (%d ping bytes, was %d) with idle_sample_interval 1h", p, p0)
+		}
+	}
+	m.Busy()
+	testutil.WaitFor(t, 5*time.Second, "a ping right after Busy", func() bool { return pings() > p0 })
+	if m.idleSt.idle.Load() {
+		t.Error("still idle after Busy")
+	}
+}
+
+// TestIdleLinkChangeDetected: an idle link whose RTT changes is noticed
+// by its next idle ping, which brings the busy schedule back; the new
+// class is then found within the busy bound (5 s, as in
+// TestSwitchOutageRecovery) after that ping.
+func TestIdleLinkChangeDetected(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, linksim.Broadband(), 32)
+	cfg := testConfig()
+	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, 2*time.Second
+	m, events := startWatched(t, cfg, a, MonitorOptions{Name: "idle-change"})
+	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
+		t.Fatalf("broadband not detected within 10s; status %+v", m.Status())
+	}
+	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	a.setProfile(t, linksim.SatelliteGEO())
+	ev, took, ok := waitClass(t, events, cfg.IdleSampleInterval+5*time.Second, is(edgesync.Satellite))
+	if !ok {
+		t.Fatalf("satellite not detected on an idle link within %v; status %+v", cfg.IdleSampleInterval+5*time.Second, m.Status())
+	}
+	t.Logf("idle link: satellite after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
+}
