@@ -16,8 +16,9 @@ import (
 // probe when the last is older than ProbeInterval. A new connection
 // starts busy.
 //
-// A sample that shows a change (an RTT far from the median or the last
-// probe's, a loss jump, or a stale sample) ends idleness as well. So a change of an
+// A sample that shows a change ends idleness as well: a stale sample, or
+// an RTT far from the median or the last probe's, or a loss jump, that a
+// second ping sent at once confirms. So a change of an
 // idle link's RTT, loss or reachability shows in the next idle ping (at
 // most IdleSampleInterval, 5 s, later) and is then confirmed at the busy
 // rate, within the busy bounds; a change of bandwidth alone is seen by the
@@ -99,18 +100,46 @@ func (s *sampler) changeSeen(wall time.Time) {
 	}
 }
 
-// idlePong takes an idle ping's RTT far from the median the class was
-// judged on (as a probe's RTT jump is judged) as a change.
-func (s *sampler) idlePong(rtt time.Duration) {
+// idlePong judges an idle ping's answer: an RTT far from the median the
+// class was judged on (as a probe's RTT jump is judged), or jump (the
+// sampler's own RTT or loss jump), is a change once a second ping, sent
+// at once, confirms it; one ping delayed by a busy machine is not.
+func (s *sampler) idlePong(rtt time.Duration, jump bool) {
 	if !s.idle {
+		s.idleOdd = false
 		return
 	}
 	s.m.mu.Lock()
 	med := s.m.status.Median.RTT
 	s.m.mu.Unlock()
-	if d := absDur(rtt - med); med > 0 && float64(d) > rttJump*float64(med) && d > 5*time.Millisecond {
+	d := absDur(rtt - med)
+	deviant := jump || (med > 0 && float64(d) > rttJump*float64(med) && d > 5*time.Millisecond)
+	switch {
+	case deviant && s.idleOdd:
+		s.idleOdd = false
 		s.changeSeen(time.Now())
+	case deviant:
+		s.idleOdd = true
+		s.pingNow()
+	default:
+		s.idleOdd = false
 	}
+}
+
+// pingNow sends one ping outside the schedule.
+func (s *sampler) pingNow() {
+	if s.prober == nil || !s.m.cfg.Active || len(s.pending) >= maxPendingPings {
+		return
+	}
+	seq, cost, err := s.prober.Ping()
+	if err != nil {
+		return // the next tick's ping tells
+	}
+	s.pending[seq] = time.Now()
+	s.m.curBudget().Spend(s.m.now(), cost)
+	s.m.mu.Lock()
+	s.m.stats.PingBytes += int64(cost)
+	s.m.mu.Unlock()
 }
 
 // idleProbeWait reports whether an idle link's bandwidth probe is not due

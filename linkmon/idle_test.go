@@ -18,20 +18,36 @@ func TestIdleLinkSampledSlowly(t *testing.T) {
 	cfg := testConfig()
 	cfg.IdleAfter, cfg.IdleSampleInterval, cfg.IdleProbeInterval = time.Second, time.Hour, time.Hour
 	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle"})
-	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
 	pings := func() int64 {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		return m.stats.PingBytes
 	}
-	p0 := pings()
-	// Observed for 8 busy sample intervals: no ping on the idle schedule.
-	for range 8 {
-		time.Sleep(cfg.SampleInterval) // observing, not synchronising
-		if p := pings(); p != p0 {
-			t.Fatalf("idle link pinged (%d ping bytes, was %d) with idle_sample_interval 1h", p, p0)
+	// Observed for 8 busy sample intervals: no ping on the idle schedule,
+	// or at most the one that confirms a change an idle ping showed (a
+	// loaded machine delays a pong now and then, and a confirmed "change"
+	// samples at the busy rate for idle_after before going idle again).
+	quiet := func() bool {
+		testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+		p0 := pings()
+		for range 8 {
+			time.Sleep(cfg.SampleInterval) // observing, not synchronising
+			if pings() > p0+200 {          // two pings of about 80 bytes
+				return false
+			}
+		}
+		return true
+	}
+	ok := false
+	for range 5 {
+		if ok = quiet(); ok {
+			break
 		}
 	}
+	if !ok {
+		t.Fatalf("idle link pinged at the busy rate in 5 observations with idle_sample_interval 1h (%d ping bytes)", pings())
+	}
+	p0 := pings()
 	m.Busy()
 	testutil.WaitFor(t, 5*time.Second, "a ping right after Busy", func() bool { return pings() > p0 })
 	if m.idleSt.idle.Load() {

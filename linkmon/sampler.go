@@ -47,6 +47,7 @@ type sampler struct {
 
 	// The idle schedule (idle.go).
 	idle      bool
+	idleOdd   bool          // an idle ping showed a change; the next confirms it
 	every     time.Duration // the tick period in force
 	activeAt  time.Time     // wall time the link last carried traffic or changed
 	ackedSeen uint64        // the delivery meter's total then
@@ -279,9 +280,11 @@ func (s *sampler) pong(pr PongResult) {
 	// came back.
 	jump := s.rttAtProbe > 0 && math.Abs(float64(pr.RTT-s.rttAtProbe)) > rttJump*float64(s.rttAtProbe) &&
 		absDur(pr.RTT-s.rttAtProbe) > 5*time.Millisecond
-	s.idlePong(pr.RTT)
+	s.idlePong(pr.RTT, jump || meas.Loss-s.lossAtProbe > 0.05)
 	if jump || s.missing || meas.Loss-s.lossAtProbe > 0.05 {
-		s.changeSeen(time.Now())
+		if s.missing {
+			s.changeSeen(time.Now())
+		}
 		early := s.lastProbe.Add(earlyProbeGap)
 		if s.nextProbe.After(early) {
 			s.nextProbe = early
