@@ -97,6 +97,9 @@ func (c Config) Validate() error {
 		return cfgErr("idle_sample_interval", "%v must be positive", c.IdleSampleInterval)
 	case c.IdleProbeInterval <= 0:
 		return cfgErr("idle_probe_interval", "%v must be positive", c.IdleProbeInterval)
+	case time.Duration(c.Classifier.MinSamples)*max(c.IdleSampleInterval, c.SampleInterval) > c.Classifier.Window:
+		return cfgErr("idle_sample_interval", "%v leaves fewer than min_samples (%d) samples in classifier.window (%v) on an idle link",
+			c.IdleSampleInterval, c.Classifier.MinSamples, c.Classifier.Window)
 	case c.HistoryLength < 1:
 		return cfgErr("history_length", "%d must be at least 1", c.HistoryLength)
 	case time.Duration(c.Classifier.MinSamples)*c.SampleInterval > c.Classifier.Window:

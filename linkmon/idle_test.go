@@ -16,15 +16,15 @@ func TestIdleLinkSampledSlowly(t *testing.T) {
 	core := newTestCore(t)
 	a := dialTestAgent(t, core, linksim.Broadband(), 31)
 	cfg := testConfig()
-	cfg.IdleAfter, cfg.IdleSampleInterval, cfg.IdleProbeInterval = time.Second, time.Hour, time.Hour
+	cfg.IdleAfter, cfg.IdleSampleInterval, cfg.IdleProbeInterval = time.Second, 10*time.Second, time.Hour
 	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle"})
 	pings := func() int64 {
 		m.mu.Lock()
 		defer m.mu.Unlock()
 		return m.stats.PingBytes
 	}
-	// Observed for 8 busy sample intervals: no ping on the idle schedule,
-	// or at most the one that confirms a change an idle ping showed (a
+	// Observed for 8 busy sample intervals: no ping at the busy rate; at
+	// most an idle one, or the one that confirms a change it showed (a
 	// loaded machine delays a pong now and then, and a confirmed "change"
 	// samples at the busy rate for idle_after before going idle again).
 	quiet := func() bool {
@@ -45,7 +45,7 @@ func TestIdleLinkSampledSlowly(t *testing.T) {
 		}
 	}
 	if !ok {
-		t.Fatalf("idle link pinged at the busy rate in 5 observations with idle_sample_interval 1h (%d ping bytes)", pings())
+		t.Fatalf("idle link pinged at the busy rate in 5 observations with idle_sample_interval 10s (%d ping bytes)", pings())
 	}
 	p0 := pings()
 	m.Busy()
@@ -56,9 +56,9 @@ func TestIdleLinkSampledSlowly(t *testing.T) {
 }
 
 // TestIdleLinkChangeDetected: an idle link whose RTT changes is noticed
-// by its next idle ping, which brings the busy schedule back; the new
-// class is then found within the busy bound (5 s, as in
-// TestSwitchOutageRecovery) after that ping.
+// by its next idle ping, confirmed by a second one, which bring the busy
+// schedule back; the new class is then found within the busy bound (5 s,
+// as in TestSwitchOutageRecovery) after them.
 func TestIdleLinkChangeDetected(t *testing.T) {
 	core := newTestCore(t)
 	a := dialTestAgent(t, core, linksim.Broadband(), 32)
@@ -70,9 +70,12 @@ func TestIdleLinkChangeDetected(t *testing.T) {
 	}
 	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
 	a.setProfile(t, linksim.SatelliteGEO())
-	ev, took, ok := waitClass(t, events, cfg.IdleSampleInterval+5*time.Second, is(edgesync.Satellite))
+	// The next idle ping (at most one interval away) and the one that
+	// confirms it each take the new RTT (600 ms), then the busy bound.
+	limit := cfg.IdleSampleInterval + 2*linksim.SatelliteGEO().Up.Delay*2 + 5*time.Second
+	ev, took, ok := waitClass(t, events, limit, is(edgesync.Satellite))
 	if !ok {
-		t.Fatalf("satellite not detected on an idle link within %v; status %+v", cfg.IdleSampleInterval+5*time.Second, m.Status())
+		t.Fatalf("satellite not detected on an idle link within %v; status %+v", limit, m.Status())
 	}
 	t.Logf("idle link: satellite after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
 }
