@@ -43,7 +43,8 @@ type Config struct {
 	// IdleSampleInterval (5 s) and probed every IdleProbeInterval (2 min),
 	// with no check trains; traffic or Busy brings the busy schedule back
 	// at once (idle.go, docs/linkmon.md "Idle links"). An idle interval
-	// below its busy one counts as the busy one.
+	// below its busy one counts as the busy one; the idle sample interval
+	// is at most Window/MinSamples, so that the window keeps its samples.
 	IdleAfter          time.Duration
 	IdleSampleInterval time.Duration
 	IdleProbeInterval  time.Duration
@@ -97,9 +98,6 @@ func (c Config) Validate() error {
 		return cfgErr("idle_sample_interval", "%v must be positive", c.IdleSampleInterval)
 	case c.IdleProbeInterval <= 0:
 		return cfgErr("idle_probe_interval", "%v must be positive", c.IdleProbeInterval)
-	case time.Duration(c.Classifier.MinSamples)*max(c.IdleSampleInterval, c.SampleInterval) > c.Classifier.Window:
-		return cfgErr("idle_sample_interval", "%v leaves fewer than min_samples (%d) samples in classifier.window (%v) on an idle link",
-			c.IdleSampleInterval, c.Classifier.MinSamples, c.Classifier.Window)
 	case c.HistoryLength < 1:
 		return cfgErr("history_length", "%d must be at least 1", c.HistoryLength)
 	case time.Duration(c.Classifier.MinSamples)*c.SampleInterval > c.Classifier.Window:

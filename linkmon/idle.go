@@ -53,7 +53,9 @@ func (c *Config) idleScheduled() bool {
 // sampleEvery is the sampler's tick period now.
 func (s *sampler) sampleEvery() time.Duration {
 	if s.idle {
-		return max(s.m.cfg.IdleSampleInterval, s.m.cfg.SampleInterval)
+		c := &s.m.cfg
+		fit := c.Classifier.Window / time.Duration(max(1, c.Classifier.MinSamples))
+		return max(min(c.IdleSampleInterval, fit), c.SampleInterval)
 	}
 	return s.m.cfg.SampleInterval
 }
