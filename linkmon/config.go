@@ -40,7 +40,7 @@ type Config struct {
 	// minutes of light samples).
 	HistoryLength int
 	// An idle link (nothing sent for IdleAfter, 10 s) is sampled every
-	// IdleSampleInterval (5 s) and probed every IdleProbeInterval (2 min),
+	// IdleSampleInterval (5 s) and probed every IdleProbeInterval (10 min),
 	// with no check trains; traffic or Busy brings the busy schedule back
 	// at once (idle.go, docs/linkmon.md "Idle links"). An idle interval
 	// below its busy one counts as the busy one; the idle sample interval
@@ -67,7 +67,7 @@ func Default() Config {
 
 		IdleAfter:          10 * time.Second,
 		IdleSampleInterval: 5 * time.Second,
-		IdleProbeInterval:  2 * time.Minute,
+		IdleProbeInterval:  10 * time.Minute,
 	}
 }
 
