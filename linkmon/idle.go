@@ -10,7 +10,8 @@ import (
 // on it for IdleAfter (no bytes acknowledged to the delivery meter, no
 // Busy call), the sampler pings every IdleSampleInterval instead of every
 // SampleInterval, probes bandwidth every IdleProbeInterval instead of
-// every ProbeInterval, and sends no check trains. Busy (the agent calls
+// every ProbeInterval, and sends a check train (a few packets that see a
+// drop of bandwidth alone) at most every IdleSampleInterval. Busy (the agent calls
 // it when an op is enqueued or sent) and acknowledged bytes end idleness:
 // Busy pings at once and the busy schedule resumes, with a bandwidth
 // probe when the last is older than ProbeInterval. A new connection
@@ -21,9 +22,11 @@ import (
 // second ping sent at once confirms. So a change of an
 // idle link's RTT, loss or reachability shows in the next idle ping (at
 // most IdleSampleInterval, 5 s, later) and is then confirmed at the busy
-// rate, within the busy bounds; a change of bandwidth alone is seen by the
-// next idle probe, or, sooner, by the first traffic, whose delivery rate
-// measures the link within about two seconds.
+// rate, within the busy bounds; a drop of bandwidth alone is seen by the
+// next idle check train (at most IdleSampleInterval later, then confirmed
+// at once), a rise by the next idle probe or, sooner, by the first
+// traffic, whose delivery rate measures the link within about two
+// seconds.
 
 // idleState is the monitor's side of it: when Busy was last called, and
 // whether the sampler is on the idle schedule (so that Busy only wakes it
@@ -142,6 +145,15 @@ func (s *sampler) pingNow() {
 	s.m.mu.Lock()
 	s.m.stats.PingBytes += int64(cost)
 	s.m.mu.Unlock()
+}
+
+// idleCheck spaces an idle link's check trains (a few packets each) to
+// one per idle sample interval: they are what sees a drop of bandwidth
+// alone, which pings cannot.
+func (s *sampler) idleCheck(wall time.Time) {
+	if s.idle && s.suspect == 0 {
+		s.nextCheck = maxTime(s.nextCheck, wall.Add(s.sampleEvery()))
+	}
 }
 
 // idleProbeWait reports whether an idle link's bandwidth probe is not due

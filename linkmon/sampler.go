@@ -446,7 +446,7 @@ func checkPackets(capBps float64, jitter time.Duration) int {
 // maybeCheck sends a check train when one is due and nothing else is
 // probing.
 func (s *sampler) maybeCheck() {
-	if s.probing || s.prober == nil || !s.m.cfg.Active || s.missing || s.idle {
+	if s.probing || s.prober == nil || !s.m.cfg.Active || s.missing {
 		return
 	}
 	wall := time.Now()
@@ -476,6 +476,7 @@ func (s *sampler) maybeCheck() {
 	}
 	win := s.m.cfg.Budget.Window
 	s.nextCheck = wall.Add(max(checkInterval, time.Duration(float64(win)*float64(packets*ProbePacketSize)/avail)))
+	s.idleCheck(wall)
 	s.probing = true
 	p := s.prober
 	timeout := min(s.m.cfg.ProbeTimeout, max(s.m.cfg.SampleTimeout, 3*rtt+reportWait))
@@ -536,6 +537,7 @@ func (s *sampler) checked(out probeOutcome) {
 		s.m.cls.Rebase(est)
 		s.nextProbe = maxTime(wall, s.lastProbe.Add(earlyProbeGap))
 		s.m.stats.CheckDrops++
+		s.changeSeen(wall)
 	case est < checkDrop*capBps:
 		// Confirm with a train sized for the suspected rate: short
 		// enough not to overflow the slower link's queue.
