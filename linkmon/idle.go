@@ -17,8 +17,8 @@ import (
 // probe when the last is older than ProbeInterval. A new connection
 // starts busy.
 //
-// A sample that shows a change ends idleness as well: a stale sample, or
-// an RTT far from the median or the last probe's, or a loss jump, that a
+// A sample that shows a change ends idleness as well: a stale sample, an
+// RTT far from the median or the last probe's, or a loss jump, that a
 // second ping sent at once confirms. So a change of an
 // idle link's RTT, loss or reachability shows in the next idle ping (at
 // most IdleSampleInterval, 5 s, later) and is then confirmed at the busy
@@ -129,6 +129,24 @@ func (s *sampler) idlePong(rtt time.Duration, jump bool) {
 	default:
 		s.idleOdd = false
 	}
+}
+
+// staleSeen judges a stale sample: on an idle link, a change once the
+// ping sent at once to confirm it (or a confirming ping of another
+// change) went unanswered as well; one pong held up by a loaded machine
+// is not.
+func (s *sampler) staleSeen(wall time.Time) {
+	if !s.idle {
+		s.changeSeen(wall)
+		return
+	}
+	if s.idleOdd {
+		s.idleOdd = false
+		s.changeSeen(wall)
+		return
+	}
+	s.idleOdd = true
+	s.pingNow()
 }
 
 // pingNow sends one ping outside the schedule.

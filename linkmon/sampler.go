@@ -178,7 +178,7 @@ func (s *sampler) tick() {
 	}
 	if stale {
 		s.emitStale(now)
-		s.changeSeen(wall)
+		s.staleSeen(wall)
 	}
 	s.maybeProbe()
 	s.maybeCheck()
