@@ -24,7 +24,9 @@ import (
 // most IdleSampleInterval, 5 s, later) and is then confirmed at the busy
 // rate, within the busy bounds; a drop of bandwidth alone is seen by the
 // next idle check train (at most IdleSampleInterval later, then confirmed
-// at once), a rise by the next idle probe or, sooner, by the first
+// at once; the capacity is rebased and the class follows at the idle
+// rate, while the sampling stays idle: on a loaded machine short trains
+// misread), a rise by the next idle probe or, sooner, by the first
 // traffic, whose delivery rate measures the link within about two
 // seconds.
 
@@ -101,6 +103,9 @@ func (s *sampler) busyNow(wall time.Time) {
 // at the busy rate.
 func (s *sampler) changeSeen(wall time.Time) {
 	if s.m.cfg.idleScheduled() {
+		if s.idle {
+			s.m.log.Debug("idle link changed; sampling at the busy rate")
+		}
 		s.busyNow(wall)
 	}
 }
