@@ -37,9 +37,14 @@ type Backlog struct {
 // LinkStatus is transport.bandwidth.status: what the link is, why, and
 // what the sender does about it.
 type LinkStatus struct {
-	Endpoint  string `json:"endpoint"`
-	Address   string `json:"address"`
-	Connected bool   `json:"connected"`
+	Endpoint string `json:"endpoint"`
+	// Address is the core address in use (or dialed first); Addresses
+	// all of the endpoint's, the preferred first; AddressChoice why the
+	// one in use was chosen (failover.go).
+	Address       string        `json:"address"`
+	Addresses     []string      `json:"addresses"`
+	AddressChoice AddressChoice `json:"address_choice"`
+	Connected     bool          `json:"connected"`
 	// Class is the effective class (pinned or measured); Measured is what
 	// the monitor says.
 	Class    edgesync.LinkClass `json:"class"`
@@ -86,7 +91,7 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 	// shown are the ones the sender reads (endpoint.params).
 	ls := e.mon.Snapshot()
 	out := LinkStatus{
-		Endpoint: e.name, Address: e.cfg.Address, Connected: e.conn.Load() != nil,
+		Endpoint: e.name, Address: e.addrs.current(), Addresses: e.addrs.list, AddressChoice: e.addrs.choice(), Connected: e.conn.Load() != nil,
 		Class: ls.Class, Measured: ls.Status.Class, Since: ls.Since, Reason: ls.Reason,
 		Pin: ls.Pin.String(), Figures: ls.Status.Median, Samples: ls.Status.Samples,
 		LastChange: ls.Status.LastChange, Params: ls.Params, Backlog: map[string]Backlog{},
@@ -226,7 +231,9 @@ func (a *Agent) Config() RuntimeConfig {
 		}
 	}
 	for _, e := range eps {
-		rc.Endpoints = append(rc.Endpoints, e.cfg)
+		ec := e.cfg
+		ec.Addresses = e.addrs.list // [] never null: one address is a list of one
+		rc.Endpoints = append(rc.Endpoints, ec)
 		ls := e.mon.Snapshot()
 		rc.Pins[e.name], rc.Params[e.name], rc.Classes[e.name] = ls.Pin.String(), ls.Params, ls.Class
 	}

@@ -61,6 +61,9 @@ type endpoint struct {
 	batch batcher
 
 	tried triedOps
+
+	// addrs is which of the core's addresses is in use (failover.go).
+	addrs *addresses
 }
 
 // maxTried bounds the ops an endpoint remembers as tried; beyond it the
@@ -114,10 +117,12 @@ func newEndpoint(a *Agent, cfg config.Endpoint, overrides map[edgesync.LinkClass
 		wake:   make(chan struct{}, 1),
 		urgent: make(chan struct{}, 1),
 		mon:    mon,
+		addrs:  newAddresses(cfg),
 	}, nil
 }
 
 func (e *endpoint) wakeUp(p edgesync.Priority) {
+	e.mon.Busy() // an idle link is sampled at the busy rate again (docs/linkmon.md, "Idle links")
 	ch := e.wake
 	if p.SendsAtOnce() {
 		ch = e.urgent
@@ -147,10 +152,14 @@ func (e *endpoint) run(ctx context.Context) {
 	// data lane's); it exists before the first dial.
 	demux := lane.NewDemux(tr)
 	defer func() {
+		e.addrs.dropBack()
 		demux.Close()
 		tr.Close()
 		pc.Close()
 	}()
+	dial := func(ctx context.Context, address string) (*quic.Conn, *wire.Welcome, error) {
+		return e.dial(ctx, tr, address)
+	}
 	e.startMonitor(ctx)
 	defer e.closeMonitor()
 	bo := backoff.New(500*time.Millisecond, 30*time.Second)
@@ -168,14 +177,14 @@ func (e *endpoint) run(ctx context.Context) {
 		if spare != nil {
 			conn, w, spare = spare.conn, spare.w, nil
 		} else {
-			conn, w, err = e.dial(ctx, tr)
+			conn, w, err = e.connect(ctx, dial)
 		}
 		if err != nil {
 			e.stats.dialFailures.Add(1)
 			e.stats.lastErr.note(err)
 			// One line per failure streak every minute, not per attempt.
 			if time.Since(lastLogged) > time.Minute {
-				e.log.Warn("cannot reach the core; retrying with backoff", "address", e.cfg.Address, "error", err)
+				e.log.Warn("cannot reach the core; retrying with backoff", "addresses", e.addrs.list, "error", err)
 				lastLogged = time.Now()
 			}
 			select {
@@ -186,15 +195,23 @@ func (e *endpoint) run(ctx context.Context) {
 		}
 		bo.Reset()
 		lastLogged = time.Time{}
-		e.log.Info("connected", "core", w.Core, "address", e.cfg.Address, "version", w.Version)
+		e.log.Info("connected", "core", w.Core, "address", e.addrs.current(), "version", w.Version)
 		e.stats.connects.Add(1)
 		e.conn.Store(conn)
 		e.attach(conn, tr, w.ProbeSession)
 		ln := e.startLane(conn, tr, demux, w)
 		e.lane.Store(ln)
 		wd := e.startWatchdog(ctx, conn, tr)
-		err = e.session(ctx, conn, ln)
+		sctx, stopFailBack := e.failBack(ctx, dial)
+		err = e.session(sctx, conn, ln)
+		movedBack := stopFailBack()
 		spare = wd.stop()
+		if movedBack && spare != nil {
+			// The first address answered again: its connection, which
+			// connect takes next, wins over the watchdog's to the old one.
+			spare.conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
+			spare = nil
+		}
 		e.lane.Store(nil)
 		if ln != nil {
 			if err := ln.s.Close(); err != nil {
@@ -203,8 +220,9 @@ func (e *endpoint) run(ctx context.Context) {
 		}
 		e.attach(nil, nil, 0)
 		e.conn.Store(nil)
+		e.addrs.lost(conn)
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
-		if ctx.Err() == nil {
+		if ctx.Err() == nil && !movedBack {
 			e.log.Warn("connection lost", "error", err)
 			e.stats.lastErr.note(fmt.Errorf("connection lost: %w", lostCause(conn, err)))
 		}
@@ -218,25 +236,26 @@ func (e *endpoint) listenPacket() (net.PacketConn, error) {
 	return net.ListenUDP("udp", nil)
 }
 
-// dial connects, with mutual TLS, and exchanges HELLO and WELCOME.
-func (e *endpoint) dial(ctx context.Context, tr *quic.Transport) (*quic.Conn, *wire.Welcome, error) {
-	addr, err := net.ResolveUDPAddr("udp", e.cfg.Address)
+// dial connects to address, with mutual TLS, and exchanges HELLO and
+// WELCOME.
+func (e *endpoint) dial(ctx context.Context, tr *quic.Transport, address string) (*quic.Conn, *wire.Welcome, error) {
+	addr, err := net.ResolveUDPAddr("udp", address)
 	if err != nil {
-		return nil, nil, fmt.Errorf("resolve %s: %w", e.cfg.Address, err)
+		return nil, nil, fmt.Errorf("resolve %s: %w", address, err)
 	}
 	tlsConf := e.tls.Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
 	if e.cfg.ServerName != "" {
 		tlsConf.ServerName = e.cfg.ServerName
 	} else if tlsConf.ServerName == "" {
-		host, _, _ := net.SplitHostPort(e.cfg.Address)
+		host, _, _ := net.SplitHostPort(address)
 		tlsConf.ServerName = host
 	}
 	dctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
 	conn, err := tr.Dial(dctx, addr, tlsConf, wire.QUICConfig(64))
 	if err != nil {
-		return nil, nil, fmt.Errorf("dial %s: %w", e.cfg.Address, err)
+		return nil, nil, fmt.Errorf("dial %s: %w", address, err)
 	}
 	w, err := e.hello(dctx, conn)
 	if err != nil {

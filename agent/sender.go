@@ -315,6 +315,7 @@ func leaseErr(err error) error {
 }
 
 func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
+	s.e.mon.Busy()
 	s.inflight[sl]++
 	var key string
 	if op.Kind == edgesync.StateOp {

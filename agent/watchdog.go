@@ -89,7 +89,7 @@ func (wd *watchdog) run(ctx context.Context, conn *quic.Conn, tr *quic.Transport
 			continue
 		}
 		dctx, cancel := context.WithTimeout(ctx, trialDialTimeout)
-		nc, w, err := e.dial(dctx, tr)
+		nc, w, err := e.dial(dctx, tr, e.addrs.current())
 		cancel()
 		if err != nil {
 			// Nothing answers: the link is down. Keep the connection for

@@ -66,11 +66,29 @@ type Outbox struct {
 
 // Endpoint is one core the agent sends to.
 type Endpoint struct {
-	Name       string `json:"name"`        // label in the config block, e.g. endpoint "core" {}
-	Address    string `json:"address"`     // host:port of the core's QUIC listener
-	ServerName string `json:"server_name"` // name in the core's certificate; default: host of Address
+	Name    string `json:"name"`    // label in the config block, e.g. endpoint "core" {}
+	Address string `json:"address"` // host:port of the core's QUIC listener; the first of Addresses
+	// Addresses are the cores the agent may send this endpoint's ops to,
+	// the preferred first (docs/design.md, "Several core addresses"); nil
+	// means Address alone.
+	Addresses []string `json:"addresses"`
+	// FailBack is how often the agent, connected to another than the first
+	// address, tries the first again; 0 means DefaultFailBack.
+	FailBack   time.Duration `json:"fail_back_ns"`
+	ServerName string        `json:"server_name"` // name in the core's certificate; default: host of Address
 	// Monitor overrides the agent-wide monitor settings for this endpoint.
 	Monitor Monitor `json:"monitor"`
+}
+
+// DefaultFailBack is Endpoint.FailBack's default.
+const DefaultFailBack = 30 * time.Second
+
+// AddressList returns the endpoint's addresses, the preferred first.
+func (e Endpoint) AddressList() []string {
+	if len(e.Addresses) > 0 {
+		return e.Addresses
+	}
+	return []string{e.Address}
 }
 
 // Profile overrides the sync parameters of one link class. Zero fields
@@ -231,9 +249,12 @@ func (a *Agent) validate(pos map[string]hcl.Range) error {
 			l.addf(p, "endpoint %q is defined twice", e.Name)
 		}
 		seen[e.Name] = true
-		if _, _, err := net.SplitHostPort(e.Address); err != nil {
-			l.addf(p+".address", "want host:port, got %q", e.Address)
+		if len(e.Addresses) == 0 {
+			if _, _, err := net.SplitHostPort(e.Address); err != nil {
+				l.addf(p+".address", "want host:port, got %q", e.Address)
+			}
 		}
+		e.validateAddresses(l, p)
 		if e.Monitor != a.Monitor { // an inherited monitor is reported once, below
 			e.Monitor.validate(l, p+".monitor.")
 		}

@@ -47,6 +47,9 @@ func (m Monitor) validate(l *errorList, p string) {
 	pos("window", c.Window)
 	pos("loss_window", c.LossWindow)
 	pos("probe_timeout", m.ProbeTimeout)
+	pos("idle_after", m.IdleAfter)
+	pos("idle_sample_interval", m.IdleSampleInterval)
+	pos("idle_probe_interval", m.IdleProbeInterval)
 	if m.SampleInterval > m.ProbeInterval {
 		l.addf(p+"sample_interval", "must not be longer than probe_interval (%s), got %s", units.FormatDuration(m.ProbeInterval), units.FormatDuration(m.SampleInterval))
 	}
@@ -100,6 +103,9 @@ type monitorJSON struct {
 	ProbeBudget       float64       `json:"probe_budget"`
 	Active            bool          `json:"active"`
 	Passive           bool          `json:"passive"`
+	IdleAfter         time.Duration `json:"idle_after_ns"`
+	IdleSample        time.Duration `json:"idle_sample_interval_ns"`
+	IdleProbe         time.Duration `json:"idle_probe_interval_ns"`
 	Thresholds        struct {
 		FiberMinMbps        float64       `json:"fiber_min_mbps"`
 		FiberMaxRTT         time.Duration `json:"fiber_max_rtt_ns"`
@@ -120,6 +126,7 @@ func (m Monitor) MarshalJSON() ([]byte, error) {
 		ProbeInterval: m.ProbeInterval, SampleInterval: m.SampleInterval, Window: c.Window, LossWindow: c.LossWindow,
 		MinSamples: c.MinSamples, HysteresisPercent: shown(c.Hysteresis, percent), ProbeTimeout: m.ProbeTimeout,
 		ProbeBudget: m.Budget.Fraction, Active: m.Active, Passive: m.Passive,
+		IdleAfter: m.IdleAfter, IdleSample: m.IdleSampleInterval, IdleProbe: m.IdleProbeInterval,
 	}
 	t := &j.Thresholds
 	t.FiberMinMbps, t.FiberMaxRTT = shown(c.FiberMinBps, 1/bpsPerMbps), c.FiberMaxRTT
@@ -141,6 +148,9 @@ func (m *Monitor) UnmarshalJSON(b []byte) error {
 	m.ProbeInterval, m.SampleInterval, c.Window, c.LossWindow = j.ProbeInterval, j.SampleInterval, j.Window, j.LossWindow
 	c.MinSamples, c.Hysteresis, m.ProbeTimeout = j.MinSamples, j.HysteresisPercent/percent, j.ProbeTimeout
 	m.Budget.Fraction, m.Active, m.Passive = j.ProbeBudget, j.Active, j.Passive
+	if j.IdleAfter > 0 { // absent in JSON written before idle sampling: keep the defaults
+		m.IdleAfter, m.IdleSampleInterval, m.IdleProbeInterval = j.IdleAfter, j.IdleSample, j.IdleProbe
+	}
 	t := j.Thresholds
 	c.FiberMinBps, c.FiberMaxRTT = t.FiberMinMbps*bpsPerMbps, t.FiberMaxRTT
 	c.BroadbandMinBps, c.BroadbandMaxRTT = t.BroadbandMinMbps*bpsPerMbps, t.BroadbandMaxRTT

@@ -145,6 +145,7 @@ func TestMonitorJSONInFileUnits(t *testing.T) {
 	// snake_case like every answer of the control API (docs/control-api.md).
 	const want = `{"probe_interval_ns":5000000000,"sample_interval_ns":250000000,"window_ns":30000000000,"loss_window_ns":20000000000,` +
 		`"min_samples":3,"hysteresis_percent":20,"probe_timeout_ns":5000000000,"probe_budget":0.02,"active":true,"passive":true,` +
+		`"idle_after_ns":10000000000,"idle_sample_interval_ns":5000000000,"idle_probe_interval_ns":600000000000,` +
 		`"thresholds":{"fiber_min_mbps":100,"fiber_max_rtt_ns":10000000,"broadband_min_mbps":10,"broadband_max_rtt_ns":50000000,` +
 		`"mobile_min_mbps":1,"mobile_max_rtt_ns":200000000,"satellite_min_rtt_ns":500000000,"intermittent_loss_percent":20,"max_missed":2}}`
 	if string(b) != want {

@@ -53,6 +53,9 @@ type rawMonitor struct {
 	Active            *bool          `hcl:"active,optional"`
 	Passive           *bool          `hcl:"passive,optional"`
 	Thresholds        *rawThresholds `hcl:"thresholds,block"`
+	IdleAfter         *string        `hcl:"idle_after,optional"`
+	IdleSample        *string        `hcl:"idle_sample_interval,optional"`
+	IdleProbe         *string        `hcl:"idle_probe_interval,optional"`
 }
 
 type rawThresholds struct {
@@ -80,6 +83,8 @@ type rawProfile struct {
 type rawEndpoint struct {
 	Name       string      `hcl:"name,label"`
 	Address    *string     `hcl:"address,optional"`
+	Addresses  *[]string   `hcl:"addresses,optional"`
+	FailBack   *string     `hcl:"fail_back,optional"`
 	ServerName *string     `hcl:"server_name,optional"`
 	Monitor    *rawMonitor `hcl:"monitor,block"`
 }
@@ -140,9 +145,7 @@ func (r *rawAgent) apply(l *errorList, c *Agent) {
 		p := blockPath("", "endpoint", re.Name)
 		e := Endpoint{Name: re.Name, Monitor: c.Monitor}
 		e.Address = pick(re.Address, "")
-		if re.Address == nil {
-			l.addf(p, "address is required")
-		}
+		re.applyAddresses(l, p, &e)
 		e.ServerName = pick(re.ServerName, "")
 		if re.Monitor != nil {
 			re.Monitor.apply(l, p+".monitor.", &e.Monitor)
@@ -181,6 +184,9 @@ func (r *rawMonitor) apply(l *errorList, p string, m *Monitor) {
 	m.Budget.Fraction = fromPercent(r.ProbeBudgetPct, m.Budget.Fraction)
 	m.Active = pick(r.Active, m.Active)
 	m.Passive = pick(r.Passive, m.Passive)
+	m.IdleAfter = parseDuration(l, p+"idle_after", r.IdleAfter, m.IdleAfter)
+	m.IdleSampleInterval = parseDuration(l, p+"idle_sample_interval", r.IdleSample, m.IdleSampleInterval)
+	m.IdleProbeInterval = parseDuration(l, p+"idle_probe_interval", r.IdleProbe, m.IdleProbeInterval)
 	if t := r.Thresholds; t != nil {
 		tp := p + "thresholds."
 		c.FiberMinBps = fromMbps(t.FiberMinMbps, c.FiberMinBps)

@@ -302,9 +302,33 @@ func (h *opHandler) data(ch *codec.Header, base *codec.Base, d *wire.Data, held 
 		return held, err
 	}
 	if err := h.store.WritePartial(h.agent, d.ID, held, fresh); err != nil {
-		return held, err
+		return h.heldElsewhere(d.ID, held, fresh, err)
 	}
 	return held + int64(len(fresh)), nil
+}
+
+// heldElsewhere handles a write of b at held that the store refused as
+// out of order: on a shared store another core may have stored more of
+// the op after this one answered where to resume (the core the agent
+// left, storing lane data it had received; docs/jetstream.md, "Running
+// several cores"). The store's word counts: what it holds is skipped and
+// the rest of b written. Any other failure is returned as it was.
+func (h *opHandler) heldElsewhere(id edgesync.OpID, held int64, b []byte, err error) (int64, error) {
+	if !errors.Is(err, ErrOutOfOrder) {
+		return held, err
+	}
+	now, ok := h.store.PartialSize(h.agent, id)
+	if !ok || now <= held {
+		return held, err
+	}
+	end := held + int64(len(b))
+	if now >= end {
+		return now, nil
+	}
+	if err := h.store.WritePartial(h.agent, id, now, b[now-held:]); err != nil {
+		return now, err
+	}
+	return end, nil
 }
 
 // decode decodes one chunk into h.buf and returns its plain bytes beyond

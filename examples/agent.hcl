@@ -18,6 +18,10 @@ tls {                             # mutual TLS is always on: `edge-sync certs` m
 endpoint "core" {
   address     = "core.example.net:7443"
   server_name = "core"            # name in the core's certificate
+  # Several cores on one JetStream, the preferred first, instead of address:
+  # the agent fails over between them and back (docs/design.md).
+  # addresses = ["core-a.example.net:7443", "core-b.example.net:7443"]
+  # fail_back = "30s"
 }
 
 outbox {

@@ -39,6 +39,15 @@ type Config struct {
 	// HistoryLength bounds the measurements kept for History (3600: 15
 	// minutes of light samples).
 	HistoryLength int
+	// An idle link (nothing sent for IdleAfter, 10 s) is sampled every
+	// IdleSampleInterval (5 s) and probed every IdleProbeInterval (10 min),
+	// with no check trains; traffic or Busy brings the busy schedule back
+	// at once (idle.go, docs/linkmon.md "Idle links"). An idle interval
+	// below its busy one counts as the busy one; the idle sample interval
+	// is at most Window/MinSamples, so that the window keeps its samples.
+	IdleAfter          time.Duration
+	IdleSampleInterval time.Duration
+	IdleProbeInterval  time.Duration
 }
 
 // Default returns the defaults, the only copy of them
@@ -55,6 +64,10 @@ func Default() Config {
 		Active:         true,
 		Passive:        true,
 		HistoryLength:  3600,
+
+		IdleAfter:          10 * time.Second,
+		IdleSampleInterval: 5 * time.Second,
+		IdleProbeInterval:  10 * time.Minute,
 	}
 }
 
@@ -79,6 +92,12 @@ func (c Config) Validate() error {
 		return cfgErr("sample_timeout", "%v must be positive", c.SampleTimeout)
 	case !c.Active && !c.Passive:
 		return cfgErr("active", "active and passive measurement are both off: nothing would measure the link")
+	case c.IdleAfter <= 0:
+		return cfgErr("idle_after", "%v must be positive", c.IdleAfter)
+	case c.IdleSampleInterval <= 0:
+		return cfgErr("idle_sample_interval", "%v must be positive", c.IdleSampleInterval)
+	case c.IdleProbeInterval <= 0:
+		return cfgErr("idle_probe_interval", "%v must be positive", c.IdleProbeInterval)
 	case c.HistoryLength < 1:
 		return cfgErr("history_length", "%d must be at least 1", c.HistoryLength)
 	case time.Duration(c.Classifier.MinSamples)*c.SampleInterval > c.Classifier.Window:

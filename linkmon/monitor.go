@@ -115,6 +115,7 @@ type Monitor struct {
 	closed   bool
 	attachCh chan struct{}
 	wakeCh   chan struct{} // early probe
+	idleSt   idleState     // idle.go
 }
 
 // NewMonitor validates cfg and the profile overrides and returns a
@@ -144,6 +145,7 @@ func NewMonitor(cfg Config, opts MonitorOptions) (*Monitor, error) {
 		changed:  make(chan struct{}),
 		attachCh: make(chan struct{}, 1), wakeCh: make(chan struct{}, 1),
 	}
+	m.idleSt.wake = make(chan struct{}, 1)
 	if m.path != "" {
 		p, err := loadState(m.path)
 		if err != nil {

@@ -44,6 +44,13 @@ type sampler struct {
 	delivered   []float64 // recent link-filling delivery rates, oldest first
 	lastFilled  time.Time // wall time of the latest of them
 	lastLowerBd time.Time // wall time of the latest app-limited delivery rate
+
+	// The idle schedule (idle.go).
+	idle      bool
+	idleOdd   bool          // an idle ping showed a change; the next confirms it
+	every     time.Duration // the tick period in force
+	activeAt  time.Time     // wall time the link last carried traffic or changed
+	ackedSeen uint64        // the delivery meter's total then
 }
 
 type probeOutcome struct {
@@ -56,7 +63,8 @@ type probeOutcome struct {
 // loop samples the link until ctx ends (Stop, Restart or Close).
 func (m *Monitor) loop(ctx context.Context) {
 	defer m.wg.Done()
-	s := &sampler{m: m, ctx: ctx, pending: make(map[uint64]time.Time), probeDone: make(chan probeOutcome, 1)}
+	s := &sampler{m: m, ctx: ctx, pending: make(map[uint64]time.Time), probeDone: make(chan probeOutcome, 1),
+		activeAt: time.Now(), every: m.cfg.SampleInterval}
 	s.refresh()
 	t := time.NewTicker(m.cfg.SampleInterval)
 	defer t.Stop()
@@ -64,7 +72,11 @@ func (m *Monitor) loop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-m.idleSt.wake:
+			s.busyNow(time.Now())
+			s.tick()
 		case <-m.attachCh:
+			s.busyNow(time.Now())
 			s.refresh()
 			s.maybeProbe()
 		case <-m.wakeCh:
@@ -80,7 +92,12 @@ func (m *Monitor) loop(ctx context.Context) {
 		case out := <-s.probeDone:
 			s.probed(out)
 		case <-t.C:
+			s.checkIdle(time.Now())
 			s.tick()
+		}
+		if every := s.sampleEvery(); every != s.every {
+			s.every = every
+			t.Reset(every)
 		}
 	}
 }
@@ -161,6 +178,7 @@ func (s *sampler) tick() {
 	}
 	if stale {
 		s.emitStale(now)
+		s.staleSeen(wall)
 	}
 	s.maybeProbe()
 	s.maybeCheck()
@@ -267,7 +285,11 @@ func (s *sampler) pong(pr PongResult) {
 	// came back.
 	jump := s.rttAtProbe > 0 && math.Abs(float64(pr.RTT-s.rttAtProbe)) > rttJump*float64(s.rttAtProbe) &&
 		absDur(pr.RTT-s.rttAtProbe) > 5*time.Millisecond
+	s.idlePong(pr.RTT, jump || meas.Loss-s.lossAtProbe > 0.05)
 	if jump || s.missing || meas.Loss-s.lossAtProbe > 0.05 {
+		if s.missing {
+			s.changeSeen(time.Now())
+		}
 		early := s.lastProbe.Add(earlyProbeGap)
 		if s.nextProbe.After(early) {
 			s.nextProbe = early
@@ -363,7 +385,7 @@ func (s *sampler) maybeProbe() {
 		return
 	}
 	wall := time.Now()
-	if wall.Before(s.nextProbe) {
+	if wall.Before(s.nextProbe) || s.idleProbeWait(wall) {
 		return
 	}
 	if s.filled(wall) {
@@ -459,6 +481,7 @@ func (s *sampler) maybeCheck() {
 	}
 	win := s.m.cfg.Budget.Window
 	s.nextCheck = wall.Add(max(checkInterval, time.Duration(float64(win)*float64(packets*ProbePacketSize)/avail)))
+	s.idleCheck(wall)
 	s.probing = true
 	p := s.prober
 	timeout := min(s.m.cfg.ProbeTimeout, max(s.m.cfg.SampleTimeout, 3*rtt+reportWait))

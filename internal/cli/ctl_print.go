@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -44,6 +45,10 @@ func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
 		conn = "connected"
 	}
 	fmt.Fprintf(tw, "endpoint\t%s (%s), %s\n", st.Endpoint, st.Address, conn)
+	if len(st.Addresses) > 1 {
+		fmt.Fprintf(tw, "address\t%d of %s: %s (%s)\n", slices.Index(st.Addresses, st.Address)+1, strings.Join(st.Addresses, ", "),
+			st.AddressChoice.Reason, ago(st.AddressChoice.Since, now))
+	}
 	cannot := st.LastError != nil && !st.Connected
 	if cannot {
 		fmt.Fprintf(tw, "connection\tcannot connect: %s (last try %s ago)\n", st.LastError.Error,

@@ -1,0 +1,193 @@
+package linkmon
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Idle links (docs/linkmon.md, "Idle links"). A link that carries no
+// traffic does not need sampling at the busy rate: when nothing was sent
+// on it for IdleAfter (no bytes acknowledged to the delivery meter, no
+// Busy call), the sampler pings every IdleSampleInterval instead of every
+// SampleInterval, probes bandwidth every IdleProbeInterval instead of
+// every ProbeInterval, and sends a check train (a few packets that see a
+// drop of bandwidth alone) at most every IdleSampleInterval. Busy (the agent calls
+// it when an op is enqueued or sent) and acknowledged bytes end idleness:
+// Busy pings at once and the busy schedule resumes, with a bandwidth
+// probe when the last is older than ProbeInterval. A new connection
+// starts busy.
+//
+// A sample that shows a change ends idleness as well: a stale sample, an
+// RTT far from the median or the last probe's, or a loss jump, that a
+// second ping sent at once confirms. So a change of an
+// idle link's RTT, loss or reachability shows in the next idle ping (at
+// most IdleSampleInterval, 5 s, later) and is then confirmed at the busy
+// rate, within the busy bounds; a drop of bandwidth alone is seen by the
+// next idle check train (at most IdleSampleInterval later, then confirmed
+// at once; the capacity is rebased and the class follows at the idle
+// rate, while the sampling stays idle: on a loaded machine short trains
+// misread), a rise by the next idle probe or, sooner, by the first
+// traffic, whose delivery rate measures the link within about two
+// seconds.
+
+// idleState is the monitor's side of it: when Busy was last called, and
+// whether the sampler is on the idle schedule (so that Busy only wakes it
+// then).
+type idleState struct {
+	busyAt atomic.Int64 // UnixNano of the last Busy
+	idle   atomic.Bool
+	wake   chan struct{}
+}
+
+// Busy tells the monitor that traffic is about to go out on the link: an
+// idle link is sampled at the busy rate again from now on. Cheap; safe
+// for concurrent use.
+func (m *Monitor) Busy() {
+	m.idleSt.busyAt.Store(time.Now().UnixNano())
+	if m.idleSt.idle.Load() {
+		m.signal(m.idleSt.wake)
+	}
+}
+
+// idleScheduled reports whether the config samples an idle link at all
+// differently from a busy one.
+func (c *Config) idleScheduled() bool {
+	return c.IdleSampleInterval > c.SampleInterval || c.IdleProbeInterval > c.ProbeInterval
+}
+
+// sampleEvery is the sampler's tick period now.
+func (s *sampler) sampleEvery() time.Duration {
+	if s.idle {
+		c := &s.m.cfg
+		fit := c.Classifier.Window / time.Duration(max(1, c.Classifier.MinSamples))
+		return max(min(c.IdleSampleInterval, fit), c.SampleInterval)
+	}
+	return s.m.cfg.SampleInterval
+}
+
+// checkIdle updates s.idle at wall from the delivery meter and the last
+// Busy call, and reports whether it changed.
+func (s *sampler) checkIdle(wall time.Time) bool {
+	cfg := &s.m.cfg
+	if !cfg.idleScheduled() {
+		return false
+	}
+	if acked := s.m.meter.ackedTotal(); acked != s.ackedSeen {
+		s.ackedSeen, s.activeAt = acked, wall
+	}
+	last := max(s.activeAt.UnixNano(), s.m.idleSt.busyAt.Load())
+	idle := wall.UnixNano()-last >= int64(cfg.IdleAfter)
+	if idle == s.idle {
+		return false
+	}
+	s.idle = idle
+	s.m.idleSt.idle.Store(idle)
+	s.m.log.Debug("link sampling", "idle", idle, "every", s.sampleEvery())
+	return true
+}
+
+// busyNow ends idleness at once (Busy was called, or a connection was
+// attached).
+func (s *sampler) busyNow(wall time.Time) {
+	s.activeAt = wall
+	if s.idle {
+		s.idle = false
+		s.m.idleSt.idle.Store(false)
+		s.m.log.Debug("link sampling", "idle", false, "every", s.sampleEvery())
+	}
+}
+
+// changeSeen takes a sample that shows a change (an RTT or loss jump, a
+// stale sample) as the link's activity: an idle link goes back to the
+// busy schedule at once, so that the change is confirmed, or dismissed,
+// at the busy rate.
+func (s *sampler) changeSeen(wall time.Time) {
+	if s.m.cfg.idleScheduled() {
+		if s.idle {
+			s.m.log.Debug("idle link changed; sampling at the busy rate")
+		}
+		s.busyNow(wall)
+	}
+}
+
+// idlePong judges an idle ping's answer: an RTT far from the median the
+// class was judged on (as a probe's RTT jump is judged), or jump (the
+// sampler's own RTT or loss jump), is a change once a second ping, sent
+// at once, confirms it; one ping delayed by a busy machine is not.
+func (s *sampler) idlePong(rtt time.Duration, jump bool) {
+	if !s.idle {
+		s.idleOdd = false
+		return
+	}
+	s.m.mu.Lock()
+	med := s.m.status.Median.RTT
+	s.m.mu.Unlock()
+	d := absDur(rtt - med)
+	deviant := jump || (med > 0 && float64(d) > rttJump*float64(med) && d > 5*time.Millisecond)
+	switch {
+	case deviant && s.idleOdd:
+		s.idleOdd = false
+		s.changeSeen(time.Now())
+	case deviant:
+		s.idleOdd = true
+		s.pingNow()
+	default:
+		s.idleOdd = false
+	}
+}
+
+// staleSeen judges a stale sample: on an idle link, a change once the
+// ping sent at once to confirm it (or a confirming ping of another
+// change) went unanswered as well; one pong held up by a loaded machine
+// is not.
+func (s *sampler) staleSeen(wall time.Time) {
+	if !s.idle {
+		s.changeSeen(wall)
+		return
+	}
+	if s.idleOdd {
+		s.idleOdd = false
+		s.changeSeen(wall)
+		return
+	}
+	s.idleOdd = true
+	s.pingNow()
+}
+
+// pingNow sends one ping outside the schedule.
+func (s *sampler) pingNow() {
+	if s.prober == nil || !s.m.cfg.Active || len(s.pending) >= maxPendingPings {
+		return
+	}
+	seq, cost, err := s.prober.Ping()
+	if err != nil {
+		return // the next tick's ping tells
+	}
+	s.pending[seq] = time.Now()
+	s.m.curBudget().Spend(s.m.now(), cost)
+	s.m.mu.Lock()
+	s.m.stats.PingBytes += int64(cost)
+	s.m.mu.Unlock()
+}
+
+// idleCheck spaces an idle link's check trains (a few packets each) to
+// one per idle sample interval: they are what sees a drop of bandwidth
+// alone, which pings cannot.
+func (s *sampler) idleCheck(wall time.Time) {
+	if s.idle && s.suspect == 0 {
+		s.nextCheck = maxTime(s.nextCheck, wall.Add(s.sampleEvery()))
+	}
+}
+
+// idleProbeWait reports whether an idle link's bandwidth probe is not due
+// yet at wall.
+func (s *sampler) idleProbeWait(wall time.Time) bool {
+	return s.idle && wall.Before(s.lastProbe.Add(max(s.m.cfg.IdleProbeInterval, s.m.cfg.ProbeInterval)))
+}
+
+// ackedTotal is the bytes acknowledged so far.
+func (d *DeliveryMeter) ackedTotal() uint64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.acked
+}

@@ -1,0 +1,81 @@
+package linkmon
+
+import (
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linksim"
+)
+
+// TestIdleLinkSampledSlowly: a link that carries nothing goes on the idle
+// schedule after IdleAfter and sends no ping at the busy rate; Busy (an
+// op enqueued) pings at once and brings the busy schedule back.
+func TestIdleLinkSampledSlowly(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, linksim.Broadband(), 31)
+	cfg := testConfig()
+	cfg.IdleAfter, cfg.IdleSampleInterval, cfg.IdleProbeInterval = time.Second, 10*time.Second, time.Hour
+	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle"})
+	pings := func() int64 {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.stats.PingBytes
+	}
+	// Observed for 8 busy sample intervals: no ping at the busy rate; at
+	// most an idle one, or the one that confirms a change it showed (a
+	// loaded machine delays a pong now and then, and a confirmed "change"
+	// samples at the busy rate for idle_after before going idle again).
+	quiet := func() bool {
+		testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+		p0 := pings()
+		for range 8 {
+			time.Sleep(cfg.SampleInterval) // observing, not synchronising
+			if pings() > p0+200 {          // two pings of about 80 bytes
+				return false
+			}
+		}
+		return true
+	}
+	ok := false
+	for range 5 {
+		if ok = quiet(); ok {
+			break
+		}
+	}
+	if !ok {
+		t.Fatalf("idle link pinged at the busy rate in 5 observations with idle_sample_interval 10s (%d ping bytes)", pings())
+	}
+	p0 := pings()
+	m.Busy()
+	testutil.WaitFor(t, 5*time.Second, "a ping right after Busy", func() bool { return pings() > p0 })
+	if m.idleSt.idle.Load() {
+		t.Error("still idle after Busy")
+	}
+}
+
+// TestIdleLinkChangeDetected: an idle link whose RTT changes is noticed
+// by its next idle ping, confirmed by a second one, which bring the busy
+// schedule back; the new class is then found within the busy bound (5 s,
+// as in TestSwitchOutageRecovery) after them.
+func TestIdleLinkChangeDetected(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, linksim.Broadband(), 32)
+	cfg := testConfig()
+	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, 2*time.Second
+	m, events := startWatched(t, cfg, a, MonitorOptions{Name: "idle-change"})
+	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
+		t.Fatalf("broadband not detected within 10s; status %+v", m.Status())
+	}
+	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	a.setProfile(t, linksim.SatelliteGEO())
+	// The next idle ping (at most one interval away) and the one that
+	// confirms it each take the new RTT (600 ms), then the busy bound.
+	limit := cfg.IdleSampleInterval + 2*linksim.SatelliteGEO().Up.Delay*2 + 5*time.Second
+	ev, took, ok := waitClass(t, events, limit, is(edgesync.Satellite))
+	if !ok {
+		t.Fatalf("satellite not detected on an idle link within %v; status %+v", limit, m.Status())
+	}
+	t.Logf("idle link: satellite after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
+}
