@@ -94,7 +94,7 @@ endpoint "core" {
 	// link monitor has measured and classed the link.
 	<-time.After(8 * time.Second)
 	if agent.exited() {
-		b.Fatalf("agent exited:\n%s", agent.out.tail(40))
+		b.Fatalf("agent exited:\n%s", tail(agent.out, 40))
 	}
 	a := admin.NewClient(filepath.Join(dir, "core", "core.sock"))
 	defer a.Close()
@@ -110,7 +110,7 @@ endpoint "core" {
 	took := time.Since(start)
 	<-put.done
 	if put.cmd.ProcessState.ExitCode() != 0 {
-		b.Fatalf("put failed:\n%s", put.out.tail(20))
+		b.Fatalf("put failed:\n%s", tail(put.out, 20))
 	}
 	return took
 }

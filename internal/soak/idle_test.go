@@ -24,13 +24,13 @@ import (
 // samples a busy one (the old schedule: monitor { idle_sample_interval =
 // "250ms"  idle_probe_interval = "5s" }), as old-*, and the ratios.
 //
-//	EDGE_SYNC_IDLE_SECONDS=60 go test -run '^$' -bench BenchmarkIdleCPU -benchtime 1x ./internal/soak
+//	EDGESYNC_IDLE_SECONDS=60 go test -run '^$' -bench BenchmarkIdleCPU -benchtime 1x ./internal/soak
 //
-// EDGE_SYNC_IDLE_SECONDS is the measuring time (default 20 s),
-// EDGE_SYNC_IDLE_AGENTS the agents per core (default 4).
+// EDGESYNC_IDLE_SECONDS is the measuring time (default 20 s),
+// EDGESYNC_IDLE_AGENTS the agents per core (default 4).
 func BenchmarkIdleCPU(b *testing.B) {
-	d := time.Duration(envInt(b, "EDGE_SYNC_IDLE_SECONDS", 20)) * time.Second
-	n := envInt(b, "EDGE_SYNC_IDLE_AGENTS", 4)
+	d := time.Duration(envInt(b, "EDGESYNC_IDLE_SECONDS", 20)) * time.Second
+	n := envInt(b, "EDGESYNC_IDLE_AGENTS", 4)
 	for range b.N {
 		// Both set-ups idle side by side and are measured over the same
 		// time, so that the machine's noise falls on both alike.
@@ -96,7 +96,7 @@ func startIdle(tb testing.TB, n int, endpointExtra string) *idleSetup {
 			c = pr
 		case try < 3 && strings.Contains(pr.out.String(), "address already in use"):
 		default:
-			tb.Fatalf("core did not start:\n%s", pr.out.tail(40))
+			tb.Fatalf("core did not start:\n%s", tail(pr.out, 40))
 		}
 	}
 	tb.Cleanup(c.kill)
@@ -170,7 +170,7 @@ func (s *idleSetup) end(tb testing.TB) idleFigures {
 	var f idleFigures
 	for i, pr := range s.procs {
 		if pr.exited() {
-			tb.Fatalf("%s exited while idle:\n%s", pr.name, pr.out.tail(40))
+			tb.Fatalf("%s exited while idle:\n%s", pr.name, tail(pr.out, 40))
 		}
 		pct := 100 * float64(cpuTime(tb, pr)-s.before[i]) / float64(wall)
 		if i == 0 {
