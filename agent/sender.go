@@ -450,6 +450,7 @@ func (s *session) stored(snd *opSender, op outbox.Op, pl io.ReaderAt, hash codec
 	}
 	snd.forget(op.ID)
 	s.tried.forget(op.ID)
+	s.parked.forget(op.ID)
 	s.stats.recordAck(op.Priority, op.Size, time.Since(op.EnqueuedAt))
 }
 
