@@ -72,9 +72,9 @@ type Budget struct {
 	// crossed[p] is set once the period's spend reached priority p's stop
 	// (logged once); heldSince[p] is when the sender was first told to
 	// hold p in this period.
-	crossed   [edgesync.NumPriorities]bool
-	economy   bool
-	heldSince [edgesync.NumPriorities]time.Time
+	crossed          [edgesync.NumPriorities]bool
+	economy          bool
+	heldSince        [edgesync.NumPriorities]time.Time
 	persistErrLogged bool
 	// changed is closed and replaced when the period rolls over or the
 	// config changes: held ops may go again.
