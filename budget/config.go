@@ -113,7 +113,7 @@ func (c *Config) Validate() error {
 	}
 	for _, p := range []edgesync.Priority{edgesync.High, edgesync.Normal, edgesync.Analytics, edgesync.Background} {
 		if s := c.Shares[p]; !(s > 0 && s <= 1) || math.IsNaN(s) {
-			return fieldErr("shares."+p.String(), "must be a share in (0, 100] percent, got %v", s*100)
+			return fieldErr("stop_percent."+p.String(), "must be a share in (0, 100] percent, got %v", s*100)
 		}
 	}
 	for cl, n := range c.Classes {

@@ -87,7 +87,7 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"reset_day", func(c *Config) { c.ResetDay = 31 }},
 		{"reset_at", func(c *Config) { c.ResetAt = 25 * time.Hour }},
 		{"reserve", func(c *Config) { c.Reserve = c.Allowance }},
-		{"shares.background", func(c *Config) { c.Shares[5] = 1.5 }},
+		{"stop_percent.background", func(c *Config) { c.Shares[5] = 1.5 }},
 		{"economy_percent", func(c *Config) { c.Economy = 2 }},
 	} {
 		cfg := Default(1<<30, Period{Kind: Month})

@@ -82,6 +82,7 @@ type rawEndpoint struct {
 	Address    *string     `hcl:"address,optional"`
 	ServerName *string     `hcl:"server_name,optional"`
 	Monitor    *rawMonitor `hcl:"monitor,block"`
+	Budget     *rawBudget  `hcl:"budget,block"`
 }
 
 type rawControl struct {
@@ -146,6 +147,9 @@ func (r *rawAgent) apply(l *errorList, c *Agent) {
 		e.ServerName = pick(re.ServerName, "")
 		if re.Monitor != nil {
 			re.Monitor.apply(l, p+".monitor.", &e.Monitor)
+		}
+		if re.Budget != nil {
+			e.Budget = re.Budget.apply(l, p+".budget.")
 		}
 		c.Endpoints = append(c.Endpoints, e)
 	}

@@ -18,6 +18,23 @@ tls {                             # mutual TLS is always on: `edge-sync certs` m
 endpoint "core" {
   address     = "core.example.net:7443"
   server_name = "core"            # name in the core's certificate
+
+  # A VSAT plan of 50 GiB a month, renewed on the 1st at midnight ship's
+  # time. No budget block, no budget: every byte may go.
+  budget {
+    allowance       = "50GiB"     # counted as UDP bytes leaving the agent's socket
+    period          = "month"     # hour, day, week, month, "7d", or a duration such as "30s"
+    reset_day       = 1
+    reset_at        = "00:00"
+    zone            = "UTC"
+    reserve_percent = 5           # the last 2.5 GiB: critical and schema ops only
+    # Each priority stops when this share of the rest is spent.
+    stop_percent    = { high = 100, normal = 90, analytics = 70, background = 50 }
+    economy_percent = 40          # past 20 GiB every op goes in the cheapest encoding
+    class "mobile" {              # the 4G fallback in port costs more: 5 GiB of it
+      allowance = "5GiB"
+    }
+  }
 }
 
 outbox {
