@@ -121,7 +121,7 @@ func Open(cfg Config, opts Options) (*Budget, error) {
 			return nil, err
 		}
 	}
-	b.recheck(now)
+	b.recheck(now, opts.Class())
 	return b, nil
 }
 
@@ -182,7 +182,7 @@ func (b *Budget) Count(n int) {
 	if b.spent > b.mark && b.path != "" {
 		b.persistLocked(b.spent + b.cfg.step())
 	}
-	b.recheck(now)
+	b.recheck(now, class)
 }
 
 // Attribute records that n of the bytes counted were op data of priority
@@ -265,13 +265,14 @@ func (c *Config) limit(p edgesync.Priority, a int64) int64 {
 	return int64(c.Shares[p] * float64(a-r))
 }
 
-// usedLocked is the fraction of the tightest allowance spent that p's
-// stop is measured on: the whole one's, and the current class's if it
-// has one. It returns the spend and the allowance.
-func (b *Budget) tightestLocked(p edgesync.Priority) (spent, limit int64) {
+// tightestLocked returns the spend and p's stop in the allowance nearest
+// to p's stop: the whole one, or that of class if it has one. The class
+// is read before b.mu is taken: reading it may lock the link monitor,
+// which calls Left with its own lock held.
+func (b *Budget) tightestLocked(p edgesync.Priority, class edgesync.LinkClass) (spent, limit int64) {
 	spent, limit = b.spent, b.cfg.limit(p, b.cfg.Allowance)
-	if a, ok := b.cfg.Classes[b.class()]; ok {
-		cs, cl := b.byClass[b.class()], b.cfg.limit(p, a)
+	if a, ok := b.cfg.Classes[class]; ok {
+		cs, cl := b.byClass[class], b.cfg.limit(p, a)
 		if float64(cs)/float64(max(1, cl)) > float64(spent)/float64(max(1, limit)) {
 			return cs, cl
 		}
@@ -281,7 +282,7 @@ func (b *Budget) tightestLocked(p edgesync.Priority) (spent, limit int64) {
 
 // recheck logs each threshold the spend has just crossed, once per
 // period.
-func (b *Budget) recheck(now time.Time) {
+func (b *Budget) recheck(now time.Time, class edgesync.LinkClass) {
 	if !b.economy && b.cfg.Economy > 0 && float64(b.spent) >= b.cfg.Economy*float64(b.cfg.Allowance) {
 		b.economy = true
 		b.log.Info("budget running low: ops go in the cheapest encoding", "spent", units.FormatBytes(b.spent),
@@ -291,7 +292,7 @@ func (b *Budget) recheck(now time.Time) {
 		if b.crossed[p] {
 			continue
 		}
-		if spent, limit := b.tightestLocked(p); spent >= limit {
+		if spent, limit := b.tightestLocked(p, class); spent >= limit {
 			b.crossed[p] = true
 			b.log.Warn("budget threshold reached: priority stops until the period ends", "priority", p.String(),
 				"spent", units.FormatBytes(spent), "threshold", units.FormatBytes(limit), "period_end", b.end)
@@ -302,11 +303,12 @@ func (b *Budget) recheck(now time.Time) {
 // Decide says what an op of priority p may do now. Hold and SummaryOnly
 // mark p as held back from now (status shows since when).
 func (b *Budget) Decide(p edgesync.Priority) Verdict {
+	class := b.class()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
 	b.rollLocked(now)
-	spent, limit := b.tightestLocked(p)
+	spent, limit := b.tightestLocked(p, class)
 	v := Send
 	switch {
 	case spent >= limit:
@@ -398,6 +400,7 @@ func (b *Budget) Reset() {
 // SetAllowance changes the allowance from now on (transport.budget.set);
 // the reserve keeps its share of it. It is saved with the spend.
 func (b *Budget) SetAllowance(n int64) error {
+	class := b.class()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	c := b.cfg
@@ -411,11 +414,36 @@ func (b *Budget) SetAllowance(n int64) error {
 	b.crossed = [edgesync.NumPriorities]bool{}
 	b.economy = false
 	b.heldSince = [edgesync.NumPriorities]time.Time{}
-	b.recheck(b.now())
+	b.recheck(b.now(), class)
 	if b.path != "" {
 		b.persistLocked(max(b.mark, b.spent))
 	}
 	close(b.changed)
 	b.changed = make(chan struct{})
 	return nil
+}
+
+// Room returns the bytes priority p may still send before it stops
+// (0 once it has).
+func (b *Budget) Room(p edgesync.Priority) int64 {
+	class := b.class()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rollLocked(b.now())
+	spent, limit := b.tightestLocked(p, class)
+	return max(0, limit-spent)
+}
+
+// ProbeScale is the share of its probe budget the link monitor may use
+// now: all of it until the spend reaches Economy, then the share of the
+// allowance left (at least 5 %), so that probes shrink with the budget.
+// It takes no lock but the budget's.
+func (b *Budget) ProbeScale() float64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rollLocked(b.now())
+	if !b.economy {
+		return 1
+	}
+	return max(0.05, 1-float64(b.spent)/float64(b.cfg.Allowance))
 }

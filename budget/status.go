@@ -48,6 +48,7 @@ func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil 
 
 // Status returns the budget's figures now.
 func (b *Budget) Status() Status {
+	class := b.class()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
@@ -68,7 +69,7 @@ func (b *Budget) Status() Status {
 	for _, p := range edgesync.Priorities() {
 		st.ByPriority[p.String()] = b.byPriority[p]
 		attributed += b.byPriority[p]
-		spent, limit := b.tightestLocked(p)
+		spent, limit := b.tightestLocked(p, class)
 		ps := PriorityStatus{Priority: p, Threshold: b.cfg.limit(p, b.cfg.Allowance), Verdict: Send}
 		switch {
 		case spent >= limit:

@@ -29,6 +29,9 @@ type MonitorOptions struct {
 	Profiles map[edgesync.LinkClass]Override
 	// Now is the clock for measurement timestamps; nil is time.Now.
 	Now func() time.Time
+	// ProbeScale, when set, scales the probe budget's capacity, 0..1: a
+	// data budget running low shrinks probes with it (docs/budget.md).
+	ProbeScale func() float64
 }
 
 // Monitor bounds and tuning.
@@ -64,6 +67,9 @@ type Monitor struct {
 	log  hclog.Logger
 	now  func() time.Time
 	path string
+	// probeScale scales the probe budget (MonitorOptions.ProbeScale); nil
+	// is 1. It must not call back into the monitor.
+	probeScale func() float64
 
 	runMu sync.Mutex     // serialises Start, Stop, Restart and Close
 	wg    sync.WaitGroup // the goroutines of the running measurement
@@ -139,7 +145,7 @@ func NewMonitor(cfg Config, opts MonitorOptions) (*Monitor, error) {
 	}
 	m := &Monitor{
 		cfg: cfg, name: opts.Name, log: log.Named("linkmon").With("endpoint", opts.Name), now: now,
-		path: opts.StatePath, overrides: maps.Clone(opts.Profiles), adj: adj,
+		path: opts.StatePath, overrides: maps.Clone(opts.Profiles), adj: adj, probeScale: opts.ProbeScale,
 		status: Status{Class: edgesync.Unknown}, subs: make(map[int]*subscriber),
 		changed:  make(chan struct{}),
 		attachCh: make(chan struct{}, 1), wakeCh: make(chan struct{}, 1),

@@ -34,6 +34,9 @@ func (m *Monitor) budgetCapacity() float64 {
 	if c > 0 && m.status.Class == edgesync.Satellite && m.cfg.Budget.Fraction > SatelliteBudgetFraction {
 		c *= SatelliteBudgetFraction / m.cfg.Budget.Fraction
 	}
+	if m.probeScale != nil {
+		c *= min(1, max(0, m.probeScale()))
+	}
 	return c
 }
 

@@ -1,0 +1,169 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/budget"
+	"github.com/edge-sync/edge-sync/core/coretest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// budgetLink is a lossless 20 Mbit/s, 20 ms link: every byte the agent
+// sends arrives, so linksim's count is the bytes sent.
+func budgetLink() linksim.Profile {
+	d := linksim.Direction{RateBps: 20_000_000, Delay: 10 * time.Millisecond, QueueBytes: 4 << 20}
+	return linksim.Profile{Name: "budget-test", Up: d, Down: d}
+}
+
+// budgetAgent starts a core and an agent whose endpoint "core" has the
+// budget b, on budgetLink, pinned to broadband with 64 KiB chunks sent at
+// once and without summaries.
+func budgetAgent(t *testing.T, b budget.Config, lane bool) (*Agent, *coretest.Core, func() *linksim.Conn) {
+	t.Helper()
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, nil)
+	cfg := coretest.AgentConfig(t, p, c.Addr.String())
+	cfg.Endpoints[0].Budget = &b
+	opts, link := shaped(budgetLink())
+	opts.DisableLane = !lane
+	a := startAgent(t, p, cfg, opts)
+	iv, off, chunk := 20*time.Millisecond, false, 64<<10
+	class := edgesync.Broadband
+	if err := a.SetProfile(class, linkmon.Override{Interval: &iv, SummaryOnly: &off, ChunkSize: chunk, MinChunkSize: chunk}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Switch("core", linkmon.Pin{Class: &class}); err != nil {
+		t.Fatal(err)
+	}
+	return a, c, link
+}
+
+// putRandom enqueues n incompressible ops of size bytes at priority p.
+func putRandom(t *testing.T, a *Agent, p edgesync.Priority, n, size int, seed uint64) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	for i := range n {
+		key := fmt.Sprintf("%s/%d", p, i)
+		data := testutil.RandomBytes(seed+uint64(i), size)
+		out[key] = data
+		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Priority: p, Kind: edgesync.StateOp, Payload: bytes.NewReader(data)})
+	}
+	return out
+}
+
+// heldBack waits until the budget holds priority p's data back (in the
+// summary band below its stop, or at the stop) and nothing is in flight,
+// and returns the budget's status then.
+func heldBack(t *testing.T, a *Agent, p edgesync.Priority) BudgetStatus {
+	t.Helper()
+	var st BudgetStatus
+	var last LinkStatus
+	ok := testutil.Poll(30*time.Second, func() bool {
+		ls, err := a.Status("core")
+		if err != nil || ls.Budget == nil {
+			return false
+		}
+		last = ls
+		if len(ls.Transfers) > 0 {
+			return false
+		}
+		st = *ls.Budget
+		for _, h := range st.Held {
+			if h.Priority == p && h.Verdict != budget.Send && h.Ops > 0 && h.Since != nil {
+				return true
+			}
+		}
+		return false
+	})
+	if !ok {
+		t.Fatalf("after 30s the budget does not hold %s with no transfer in flight: budget %+v, transfers %+v, backlog %+v",
+			p, last.Budget, last.Transfers, last.Backlog)
+	}
+	return st
+}
+
+// TestBudgetSharesAndReserve: on a real link, each priority stops near
+// its share of the allowance (within the bytes one chunk boundary leaves
+// in flight), the lower ones stay held, and a critical op still passes
+// from the reserve once high has spent the rest.
+func TestBudgetSharesAndReserve(t *testing.T) {
+	for _, lane := range []bool{false, true} {
+		t.Run(fmt.Sprintf("lane=%v", lane), func(t *testing.T) { sharesAndReserve(t, lane) })
+	}
+}
+
+func sharesAndReserve(t *testing.T, lane bool) {
+	const allowance = 4_000_000
+	cfg := budget.Default(allowance, budget.Period{Kind: budget.Fixed, Length: time.Hour})
+	cfg.Reserve = 400_000
+	a, c, link := budgetAgent(t, cfg, lane)
+	usable := float64(allowance - cfg.Reserve)
+	// What a stop can leave in flight: the chunks the sender had started
+	// (concurrency × 64 KiB) and their QUIC overhead.
+	const slack = 400_000
+
+	checkStop := func(p edgesync.Priority, st BudgetStatus) {
+		t.Helper()
+		stop := int64(cfg.Shares[p] * usable)
+		if st.Spent < stop-int64(cfg.SummaryBand*allowance) || st.Spent > stop+slack {
+			t.Fatalf("%s held at %d bytes spent; its stop is %d (allowed %d over); by priority %v, overhead %d", p, st.Spent, stop, slack, st.ByPriority, st.Overhead)
+		}
+		// Packets still queued on the link were counted as they left the
+		// socket but not yet carried.
+		up := link().Stats().Up
+		if sent := int64(up.Bytes); st.Spent < sent*99/100 || st.Spent > sent*101/100+int64(up.Held)*1500 {
+			t.Errorf("the budget counts %d bytes; linksim carried %d (%+v)", st.Spent, sent, up)
+		}
+	}
+
+	putRandom(t, a, edgesync.Background, 4, 1<<20, 100)
+	checkStop(edgesync.Background, heldBack(t, a, edgesync.Background))
+
+	putRandom(t, a, edgesync.Normal, 4, 1<<20, 200)
+	st := heldBack(t, a, edgesync.Normal)
+	checkStop(edgesync.Normal, st)
+	if h := heldBack(t, a, edgesync.Background); h.Spent != st.Spent {
+		t.Logf("spend moved from %d to %d while both were held", st.Spent, h.Spent)
+	}
+
+	putRandom(t, a, edgesync.High, 2, 1<<20, 300)
+	st = heldBack(t, a, edgesync.High)
+	checkStop(edgesync.High, st)
+
+	crit := putRandom(t, a, edgesync.Critical, 2, 100_000, 400)
+	testutil.WaitFor(t, 20*time.Second, "the critical ops to reach the core from the reserve", func() bool {
+		for key, want := range crit {
+			got, err := c.Data("site-1", key)
+			if err != nil || !bytes.Equal(got, want) {
+				return false
+			}
+		}
+		st, err := a.Outbox().Stats()
+		bp := st.ByEndpointPriority["core"]
+		return err == nil && (bp == nil || bp[edgesync.Critical].Ops == 0)
+	})
+	st2, err := a.Budget("core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.Spent > allowance+slack {
+		t.Errorf("critical spent to %d, past the allowance %d", st2.Spent, allowance)
+	}
+	if st2.ByPriority["critical"] < 200_000 || st2.ByPriority["background"] == 0 {
+		t.Errorf("spend by priority %v: want critical's 200 kB and some background", st2.ByPriority)
+	}
+	bl, err := a.Outbox().Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bp := bl.ByEndpointPriority["core"]; bp == nil || bp[edgesync.Background].Ops == 0 || bp[edgesync.High].Ops == 0 {
+		t.Errorf("held ops left the outbox: %+v", bp)
+	}
+}
