@@ -67,8 +67,10 @@ type Budget struct {
 	// byPriority is the op data the sender reports by priority; the rest
 	// of spent is protocol overhead, probes and retransmissions.
 	byPriority [edgesync.NumPriorities]int64
-	// mark is the spend on disk: never below spent.
-	mark int64
+	// mark is the spend on disk: never below spent plus pending, the
+	// bytes reserved for writes in progress.
+	mark    int64
+	pending int64
 	// crossed[p] is set once the period's spend reached priority p's stop
 	// (logged once); heldSince[p] is when the sender was first told to
 	// hold p in this period.
@@ -126,6 +128,9 @@ func Open(cfg Config, opts Options) (*Budget, error) {
 }
 
 func (b *Budget) load() error {
+	// A write cut short by a crash leaves its temporary file; the spend
+	// file itself is always whole.
+	_ = atomicfile.RemoveTemps(b.path)
 	data, err := os.ReadFile(b.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -165,22 +170,45 @@ func (b *Budget) load() error {
 	return nil
 }
 
-// Count records n bytes sent on the socket now. Before the spend passes
-// what is on disk, it writes the spend PersistStep ahead, so that a crash
-// never forgets bytes sent.
+// Count records n bytes sent on the socket now (Reserve then Sent).
 func (b *Budget) Count(n int) {
+	b.Reserve(n)
+	b.Sent(n, n)
+}
+
+// Reserve is called before n bytes are handed to the socket: it makes
+// sure the spend on disk covers them (writing it PersistStep ahead when
+// it does not), so that a crash after the write never forgets them.
+func (b *Budget) Reserve(n int) {
 	if n <= 0 {
 		return
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.rollLocked(b.now())
+	b.pending += int64(n)
+	if b.spent+b.pending > b.mark && b.path != "" {
+		b.persistLocked(b.spent + b.pending + b.cfg.step())
+	}
+}
+
+// Sent records that n of the reserved bytes were sent (n may be less
+// than reserved when the write failed).
+func (b *Budget) Sent(reserved, n int) {
 	class := b.class()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	now := b.now()
 	b.rollLocked(now)
+	b.pending = max(0, b.pending-int64(reserved))
+	if n <= 0 {
+		return
+	}
 	b.spent += int64(n)
 	b.byClass[class] += int64(n)
-	if b.spent > b.mark && b.path != "" {
-		b.persistLocked(b.spent + b.cfg.step())
+	if b.spent+b.pending > b.mark && b.path != "" {
+		// Reserved in an earlier period: the reset zeroed the mark.
+		b.persistLocked(b.spent + b.pending + b.cfg.step())
 	}
 	b.recheck(now, class)
 }

@@ -52,8 +52,8 @@ type Config struct {
 	Classes map[edgesync.LinkClass]int64 `json:"classes"`
 	// PersistStep is how far ahead of the bytes sent the spend on disk is
 	// kept: after a crash the budget counts at most this many bytes (plus
-	// one packet) it never sent, and never fewer than it sent. Default
-	// max(64 KiB, Allowance/1000).
+	// the datagrams being written at the time) it never sent, and never
+	// fewer than it sent. Default max(64 KiB, Allowance/1000).
 	PersistStep int64 `json:"persist_step"`
 }
 

@@ -19,8 +19,9 @@ func Wrap(pc net.PacketConn, b *Budget) *Conn { return &Conn{PacketConn: pc, b: 
 
 // WriteTo sends p to addr and counts what was sent.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	c.b.Reserve(len(p))
 	n, err := c.PacketConn.WriteTo(p, addr)
-	c.b.Count(n)
+	c.b.Sent(len(p), n)
 	return n, err
 }
 

@@ -23,10 +23,12 @@
 //
 // # Caveats
 //
-//   - Spend is written PersistStep ahead of what is sent: after SIGKILL
-//     the budget counts between the bytes sent and PersistStep (plus one
-//     datagram) more; it never forgets bytes sent. A clean Close writes
-//     the exact figure.
+//   - Spend is written PersistStep ahead of what is sent, before a
+//     datagram is handed to the socket (Reserve): after SIGKILL the budget
+//     counts between the bytes sent and PersistStep (plus the datagrams
+//     being written then) more; it never forgets bytes sent. A clean Close
+//     writes the exact figure. A disk that refuses the write is logged and
+//     sending goes on.
 //   - UDP payload bytes are counted, not the 28 (IPv4) or 48 (IPv6) bytes
 //     of IP and UDP header under each datagram, nor what the agent
 //     receives. A plan that bills them needs an allowance a few per cent
