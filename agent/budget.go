@@ -254,11 +254,11 @@ func (l *laneTransfer) budgetWindow(window int64) int64 {
 	return min(window, max(l.room()/4, int64(l.ch.ChunkSize)+4096))
 }
 
-// probeScale is the share of the probe budget the link monitor may use:
-// all of it without a data budget.
-func (e *endpoint) probeScale() float64 {
+// probeCapBps caps the capacity the link monitor's probe budget is a
+// share of: the data budget's rate (budget.ProbeCapBps); 0 without one.
+func (e *endpoint) probeCapBps() float64 {
 	if e.budget == nil {
-		return 1
+		return 0
 	}
-	return e.budget.ProbeScale()
+	return e.budget.ProbeCapBps()
 }

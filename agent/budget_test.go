@@ -167,3 +167,37 @@ func sharesAndReserve(t *testing.T, lane bool) {
 		t.Errorf("held ops left the outbox: %+v", bp)
 	}
 }
+
+// TestBudgetRenewsOnTime: with a period of seconds, background ops held
+// at their share go again as soon as the period renews, and the new
+// period starts where the old one ended.
+func TestBudgetRenewsOnTime(t *testing.T) {
+	cfg := budget.Default(600_000, budget.Period{Kind: budget.Fixed, Length: 4 * time.Second})
+	a, c, _ := budgetAgent(t, cfg, true)
+	ops := putRandom(t, a, edgesync.Background, 3, 512<<10, 500)
+	held := heldBack(t, a, edgesync.Background)
+	end := held.PeriodEnd
+	var renewed BudgetStatus
+	testutil.WaitFor(t, 20*time.Second, "the background ops to send again in the next period", func() bool {
+		st, err := a.Budget("core")
+		if err != nil || st.PeriodStart.Before(end) || st.ByPriority["background"] == 0 {
+			return false
+		}
+		renewed = st
+		return true
+	})
+	if !renewed.PeriodStart.Equal(end) && renewed.PeriodStart.Sub(end) != cfg.Period.Length {
+		t.Errorf("the next period starts at %v; the held one ended at %v", renewed.PeriodStart, end)
+	}
+	if late := time.Since(end); renewed.PeriodStart.Equal(end) && late > 2*time.Second+cfg.Period.Length {
+		t.Errorf("sending resumed %v after the period ended", late)
+	}
+	// Everything arrives over the next periods, byte for byte.
+	testutil.WaitFor(t, 60*time.Second, "every background op to reach the core", func() bool { return outboxEmpty(a) })
+	for key, want := range ops {
+		got, err := c.Data("site-1", key)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s at the core: %d bytes, %v; want the %d put", key, len(got), err, len(want))
+		}
+	}
+}

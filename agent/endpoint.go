@@ -107,7 +107,7 @@ func newEndpoint(a *Agent, cfg config.Endpoint, overrides map[edgesync.LinkClass
 		Profiles:  overrides,
 		// Probes shrink with the data budget (budget.go); e is set below,
 		// before the monitor starts.
-		ProbeScale: func() float64 { return e.probeScale() },
+		ProbeCapBps: func() float64 { return e.probeCapBps() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %q: %w", cfg.Name, err)

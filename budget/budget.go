@@ -462,16 +462,19 @@ func (b *Budget) Room(p edgesync.Priority) int64 {
 	return max(0, limit-spent)
 }
 
-// ProbeScale is the share of its probe budget the link monitor may use
-// now: all of it until the spend reaches Economy, then the share of the
-// allowance left (at least 5 %), so that probes shrink with the budget.
-// It takes no lock but the budget's.
-func (b *Budget) ProbeScale() float64 {
+// ProbeCapBps is the capacity, in bit/s, the link monitor's probe budget
+// should be a share of: the allowance's average rate over the period,
+// so that probes spend their share (2 % by default) of the allowance
+// rather than of the link; past Economy it shrinks with the share of the
+// allowance left (to 5 % at the least). It takes no lock but the
+// budget's.
+func (b *Budget) ProbeCapBps() float64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.rollLocked(b.now())
-	if !b.economy {
-		return 1
+	rate := float64(b.cfg.Allowance) * 8 / b.end.Sub(b.start).Seconds()
+	if b.economy {
+		rate *= max(0.05, 1-float64(b.spent)/float64(b.cfg.Allowance))
 	}
-	return max(0.05, 1-float64(b.spent)/float64(b.cfg.Allowance))
+	return rate
 }
