@@ -25,13 +25,19 @@ func budgetLink() linksim.Profile {
 // budgetAgent starts a core and an agent whose endpoint "core" has the
 // budget b, on budgetLink, pinned to broadband with 64 KiB chunks sent at
 // once and without summaries.
-func budgetAgent(t *testing.T, b budget.Config, lane bool) (*Agent, *coretest.Core, func() *linksim.Conn) {
+func budgetAgent(t testing.TB, b budget.Config, lane bool) (*Agent, *coretest.Core, func() *linksim.Conn) {
+	t.Helper()
+	return budgetAgentOn(t, b, budgetLink(), lane)
+}
+
+// budgetAgentOn is budgetAgent on the link prof.
+func budgetAgentOn(t testing.TB, b budget.Config, prof linksim.Profile, lane bool) (*Agent, *coretest.Core, func() *linksim.Conn) {
 	t.Helper()
 	p := testutil.NewPKI(t, "site-1")
 	c := coretest.Start(t, p, nil)
 	cfg := coretest.AgentConfig(t, p, c.Addr.String())
 	cfg.Endpoints[0].Budget = &b
-	opts, link := shaped(budgetLink())
+	opts, link := shaped(prof)
 	opts.DisableLane = !lane
 	a := startAgent(t, p, cfg, opts)
 	iv, off, chunk := 20*time.Millisecond, false, 64<<10
@@ -46,7 +52,7 @@ func budgetAgent(t *testing.T, b budget.Config, lane bool) (*Agent, *coretest.Co
 }
 
 // putRandom enqueues n incompressible ops of size bytes at priority p.
-func putRandom(t *testing.T, a *Agent, p edgesync.Priority, n, size int, seed uint64) map[string][]byte {
+func putRandom(t testing.TB, a *Agent, p edgesync.Priority, n, size int, seed uint64) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
 	for i := range n {
