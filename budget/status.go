@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"fmt"
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
@@ -84,4 +85,15 @@ func (b *Budget) Status() Status {
 	}
 	st.Overhead = max(0, b.spent-attributed)
 	return st
+}
+
+// UnmarshalText reads a verdict as MarshalText writes it.
+func (v *Verdict) UnmarshalText(b []byte) error {
+	for _, x := range []Verdict{Send, SummaryOnly, Hold} {
+		if x.String() == string(b) {
+			*v = x
+			return nil
+		}
+	}
+	return fmt.Errorf("verdict %q: want send, summary_only or hold", b)
 }
