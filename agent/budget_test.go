@@ -172,6 +172,20 @@ func sharesAndReserve(t *testing.T, lane bool) {
 	if bp := bl.ByEndpointPriority["core"]; bp == nil || bp[edgesync.Background].Ops == 0 || bp[edgesync.High].Ops == 0 {
 		t.Errorf("held ops left the outbox: %+v", bp)
 	}
+	fams := scrape(t, a.MetricsHandler())
+	ep := map[string]string{"endpoint": "core"}
+	if v, ok := value(fams, "edge_sync_budget_spent_bytes", ep); !ok || int64(v) < st2.Spent {
+		t.Errorf("edge_sync_budget_spent_bytes = %v (%v); the budget had spent %d", v, ok, st2.Spent)
+	}
+	if v, ok := value(fams, "edge_sync_budget_held", map[string]string{"endpoint": "core", "priority": "background"}); !ok || v != 1 {
+		t.Errorf("edge_sync_budget_held{priority=background} = %v (%v), want 1", v, ok)
+	}
+	if v, ok := value(fams, "edge_sync_budget_spent_priority_bytes", map[string]string{"endpoint": "core", "priority": "critical"}); !ok || v < 200_000 {
+		t.Errorf("edge_sync_budget_spent_priority_bytes{priority=critical} = %v (%v), want ≥ 200 kB", v, ok)
+	}
+	if v, ok := value(fams, "edge_sync_budget_spent_class_bytes", map[string]string{"endpoint": "core", "class": "broadband"}); !ok || v == 0 {
+		t.Errorf("edge_sync_budget_spent_class_bytes{class=broadband} = %v (%v), want the spend on the pinned class", v, ok)
+	}
 }
 
 // TestBudgetRenewsOnTime: with a period of seconds, background ops held
