@@ -58,6 +58,9 @@ type Budget struct {
 	// now is time.Now; tests in a synctest bubble see the bubble's clock.
 	now func() time.Time
 
+	// configAllowance is the allowance the config gave at Open.
+	configAllowance int64
+
 	mu  sync.Mutex
 	cfg Config
 	// The period in force and what was spent in it.
@@ -94,8 +97,11 @@ type state struct {
 	ByClass     map[string]int64 `json:"by_class"`
 	ByPriority  map[string]int64 `json:"by_priority"`
 	// Allowance is the allowance in force, kept so that one set at run
-	// time (transport.budget.set) survives a restart.
-	Allowance int64 `json:"allowance"`
+	// time (transport.budget.set) survives a restart; ConfigAllowance is
+	// the config's at the time. A config whose allowance has changed
+	// since wins.
+	Allowance       int64 `json:"allowance"`
+	ConfigAllowance int64 `json:"config_allowance"`
 }
 
 // Open loads the spend of cfg's current period from opts.Path (a spend of
@@ -115,7 +121,7 @@ func Open(cfg Config, opts Options) (*Budget, error) {
 		log = log.With("endpoint", opts.Name)
 	}
 	b := &Budget{path: opts.Path, log: log, class: opts.Class, now: time.Now,
-		cfg: cfg, byClass: map[edgesync.LinkClass]int64{}, changed: make(chan struct{})}
+		cfg: cfg, configAllowance: cfg.Allowance, byClass: map[edgesync.LinkClass]int64{}, changed: make(chan struct{})}
 	now := b.now()
 	b.start, b.end = cfg.bounds(now)
 	if opts.Path != "" {
@@ -145,7 +151,7 @@ func (b *Budget) load() error {
 	if st.Version != stateVersion {
 		return fmt.Errorf("budget: spend file %s has version %d, want %d", b.path, st.Version, stateVersion)
 	}
-	if st.Allowance > 0 && st.Allowance != b.cfg.Allowance {
+	if st.Allowance > 0 && st.Allowance != b.cfg.Allowance && st.ConfigAllowance == b.configAllowance {
 		c := b.cfg
 		c.Allowance = st.Allowance
 		if c.Validate() == nil {
@@ -226,7 +232,7 @@ func (b *Budget) Attribute(p edgesync.Priority, n int64) {
 
 // persistLocked writes the spend file with mark as the spend.
 func (b *Budget) persistLocked(mark int64) {
-	st := state{Version: stateVersion, PeriodStart: b.start, Spent: mark, Allowance: b.cfg.Allowance,
+	st := state{Version: stateVersion, PeriodStart: b.start, Spent: mark, Allowance: b.cfg.Allowance, ConfigAllowance: b.configAllowance,
 		ByClass: map[string]int64{}, ByPriority: map[string]int64{}}
 	for c, n := range b.byClass {
 		st.ByClass[c.String()] = n

@@ -216,3 +216,39 @@ func TestConnCountsWhatLeaves(t *testing.T) {
 		t.Fatalf("counted %d bytes, sent %d", got, want)
 	}
 }
+
+// TestSetAllowanceSurvivesRestartUntilTheConfigChanges: an allowance set
+// at run time is kept across a restart with the same config, and a config
+// whose allowance was edited since wins.
+func TestSetAllowanceSurvivesRestartUntilTheConfigChanges(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "budget.json")
+	cfg := Default(1_000_000, Period{Kind: Month})
+	b, err := Open(cfg, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetAllowance(3_000_000); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err = Open(cfg, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := b.Status().Allowance; a != 3_000_000 {
+		t.Fatalf("after a restart with the same config the allowance is %d, want the 3000000 set", a)
+	}
+	edited := Default(2_000_000, Period{Kind: Month})
+	b, err = Open(edited, Options{Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := b.Status().Allowance; a != 2_000_000 {
+		t.Fatalf("after the config's allowance changed it is %d, want the config's 2000000", a)
+	}
+	if err := b.SetAllowance(-1); err == nil {
+		t.Fatal("a negative allowance was taken")
+	}
+}
