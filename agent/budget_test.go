@@ -221,3 +221,30 @@ func TestBudgetRenewsOnTime(t *testing.T) {
 		}
 	}
 }
+
+// TestProbesSpendTheirShareOfTheAllowance: side by side on the same kind
+// of link, the monitor of an endpoint with a budget of 100 MB an hour
+// (222 kbit/s on average) probes far less than one without: its probe
+// budget is a share of the allowance's rate, not of the link's 20 Mbit/s.
+func TestProbesSpendTheirShareOfTheAllowance(t *testing.T) {
+	free := func() *Agent {
+		p := testutil.NewPKI(t, "site-1")
+		c := coretest.Start(t, p, nil)
+		opts, _ := shaped(budgetLink())
+		return startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	}()
+	metered, _, _ := budgetAgent(t, budget.Default(100_000_000, budget.Period{Kind: budget.Fixed, Length: time.Hour}), true)
+	probes := func(a *Agent) int64 {
+		st, err := a.Status("core")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.ProbeBytes
+	}
+	testutil.WaitFor(t, 60*time.Second, "the free endpoint's monitor to probe 200 kB", func() bool { return probes(free) > 200_000 })
+	f, m := probes(free), probes(metered)
+	t.Logf("probe bytes: %d without a budget, %d with one", f, m)
+	if m*4 > f {
+		t.Errorf("the metered endpoint probed %d bytes while the free one probed %d; want under a quarter", m, f)
+	}
+}

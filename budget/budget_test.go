@@ -2,6 +2,7 @@ package budget
 
 import (
 	"context"
+	"math"
 	"net"
 	"path/filepath"
 	"testing"
@@ -250,5 +251,26 @@ func TestSetAllowanceSurvivesRestartUntilTheConfigChanges(t *testing.T) {
 	}
 	if err := b.SetAllowance(-1); err == nil {
 		t.Fatal("a negative allowance was taken")
+	}
+}
+
+// TestProbeCapFollowsTheAllowance: the probe budget's capacity is the
+// allowance's average rate, and shrinks with what is left past Economy.
+func TestProbeCapFollowsTheAllowance(t *testing.T) {
+	cfg := Default(3600_000, Period{Kind: Fixed, Length: time.Hour}) // 1000 B/s: 8000 bit/s
+	b, err := Open(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := b.ProbeCapBps(); got != 8000 {
+		t.Fatalf("probe cap %v bit/s, want the allowance's 8000", got)
+	}
+	b.Count(int(0.8 * 3600_000)) // past economy, 20 % left
+	if got := b.ProbeCapBps(); math.Abs(got-1600) > 1 {
+		t.Fatalf("probe cap %v bit/s with 20 %% left, want 1600", got)
+	}
+	b.Count(3600_000)
+	if got := b.ProbeCapBps(); math.Abs(got-400) > 1 {
+		t.Fatalf("probe cap %v bit/s with nothing left, want the floor of 5 %%: 400", got)
 	}
 }
