@@ -94,6 +94,25 @@ func (e *endpoint) budgetChanged() <-chan struct{} {
 	return e.budget.Changed()
 }
 
+// leaseWithin leases the next op of prios that the budget does not hold
+// back: a held priority is not leased at all, so a large held backlog
+// costs no lease per batch. Without a budget it is a plain Lease.
+func (s *session) leaseWithin(prios ...edgesync.Priority) ([]outbox.Op, error) {
+	if b := s.e.budget; b != nil {
+		open := make([]edgesync.Priority, 0, len(prios))
+		for _, p := range prios {
+			if b.Decide(p) != budget.Hold {
+				open = append(open, p)
+			}
+		}
+		if len(open) == 0 {
+			return nil, nil // Lease would take an empty list as every priority
+		}
+		prios = open
+	}
+	return s.ob.Lease(s.name, 1, prios...)
+}
+
 // budgetGate is the sender's check at lease time: summary says whether
 // op goes as its summary only, hold whether it waits for the budget.
 func (s *session) budgetGate(op outbox.Op, summary bool) (bool, bool) {

@@ -240,7 +240,7 @@ func (s *session) loop() error {
 // dispatchUrgent starts every waiting critical and schema op.
 func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err error) {
 	for {
-		ops, err := s.ob.Lease(s.name, 1, edgesync.Critical, edgesync.Schema)
+		ops, err := s.leaseWithin(edgesync.Critical, edgesync.Schema)
 		if err != nil || len(ops) == 0 {
 			return false, leaseErr(err)
 		}
@@ -278,7 +278,7 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		if s.inflight[slotSmall] >= maxSmallInFlight && s.inflight[slotBulk] >= p.Concurrency {
 			return true, nil
 		}
-		ops, err := s.ob.Lease(s.name, 1, ordinary...)
+		ops, err := s.leaseWithin(ordinary...)
 		if err != nil || len(ops) == 0 {
 			return false, leaseErr(err)
 		}
