@@ -248,3 +248,26 @@ func TestProbesSpendTheirShareOfTheAllowance(t *testing.T) {
 		t.Errorf("the metered endpoint probed %d bytes while the free one probed %d; want under a quarter", m, f)
 	}
 }
+
+// TestEconomyPicksTheCheapestEncoding: past the budget's economy share,
+// the sender's parameters move to the best compression level and to
+// deltas; before it, and without a budget, they are as published.
+func TestEconomyPicksTheCheapestEncoding(t *testing.T) {
+	b, err := budget.Open(budget.Default(1_000_000, budget.Period{Kind: budget.Month}), budget.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &endpoint{budget: &endpointBudget{Budget: b}}
+	in := linkmon.SyncParameters{Mode: edgesync.SyncFull, Compression: false, Level: 1, ChunkSize: 64 << 10}
+	if got := e.economize(in); got != in {
+		t.Fatalf("with the budget untouched the parameters changed: %+v", got)
+	}
+	if got := (&endpoint{}).economize(in); got != in {
+		t.Fatalf("without a budget the parameters changed: %+v", got)
+	}
+	b.Count(500_000) // past the default economy of 40 %
+	got := e.economize(in)
+	if got.Mode != edgesync.SyncDeltaZstd || !got.Compression || got.Level != levels["best"] || got.ChunkSize != in.ChunkSize {
+		t.Fatalf("past economy: %+v, want delta+zstd at the best level", got)
+	}
+}
