@@ -70,7 +70,7 @@ func budgetChild() {
 		os.Exit(2)
 	}
 	fmt.Println("up")
-	deadline := time.After(time.Minute) // bounds an orphan
+	deadline := time.After(5 * time.Minute) // bounds an orphan
 	for i := 0; ; i++ {
 		data := testutil.RandomBytes(uint64(i)+uint64(time.Now().UnixNano()), 256<<10)
 		if _, err := a.Enqueue(ctx, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("k/%d", i%8), Kind: edgesync.StateOp,
@@ -138,11 +138,11 @@ func TestBudgetSpendSurvivesSIGKILL(t *testing.T) {
 		if !sc.Scan() || sc.Text() != "up" {
 			t.Fatalf("child did not start: %q", sc.Text())
 		}
-		testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("the child to send %d bytes", until), func() bool { return sent() > until })
+		testutil.WaitFor(t, 2*time.Minute, fmt.Sprintf("the child to send %d bytes", until), func() bool { return sent() > until })
 		return cmd
 	}
 
-	first := run(3 << 20)
+	first := run(2 << 20)
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestBudgetSpendSurvivesSIGKILL(t *testing.T) {
 	}
 	t.Logf("after SIGKILL: relay carried %d, budget holds %d (+%d)", sent1, spend1, spend1-sent1)
 
-	second := run(sent1 + 2<<20)
+	second := run(sent1 + 1<<20)
 	if err := second.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
