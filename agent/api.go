@@ -79,6 +79,9 @@ type LinkStatus struct {
 	// Damage says so in a sentence with what to do, "" when there are none.
 	Quarantined Backlog `json:"quarantined"`
 	Damage      string  `json:"damage,omitempty"`
+	// Budget is the endpoint's data budget (transport.budget.status);
+	// absent without one.
+	Budget *BudgetStatus `json:"budget,omitempty"`
 }
 
 // Status returns transport.bandwidth.status for an endpoint.
@@ -120,6 +123,13 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 	if q := st.Quarantined; q.Ops > 0 {
 		out.Quarantined = Backlog{Ops: q.Ops, Bytes: q.Bytes}
 		out.Damage = a.damage(q)
+	}
+	if e.budget != nil {
+		bs, err := a.budgetStatus(e)
+		if err != nil {
+			return out, err
+		}
+		out.Budget = &bs
 	}
 	return out, nil
 }

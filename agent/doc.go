@@ -41,6 +41,16 @@
 // the link monitor's last capacity when there is one.
 // Exactly-once stays on the stream: the core acknowledges after Commit.
 //
+// # Data budget
+//
+// An endpoint with a budget block (docs/budget.md) has its UDP socket
+// wrapped by budget.Conn, which counts every datagram sent; budget.go
+// holds the sender's one check (a held priority is not leased, a
+// transfer pauses at a chunk boundary, a priority near its stop sends
+// summaries only), caps the lane's window at the room left, moves to the
+// cheapest encoding past the economy share, caps the link monitor's probe
+// budget at the allowance's rate, and serves transport.budget.*.
+//
 // # Caveats
 //
 //   - A lane transfer abandoned by a pause or a lost connection costs the

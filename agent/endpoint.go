@@ -64,6 +64,9 @@ type endpoint struct {
 
 	// addrs is which of the core's addresses is in use (failover.go).
 	addrs *addresses
+
+	// budget is the endpoint's data budget (budget.go); nil without one.
+	budget *endpointBudget
 }
 
 // maxTried bounds the ops an endpoint remembers as tried; beyond it the
@@ -101,24 +104,32 @@ func (t *triedOps) forget(id edgesync.OpID) {
 }
 
 func newEndpoint(a *Agent, cfg config.Endpoint, overrides map[edgesync.LinkClass]linkmon.Override) (*endpoint, error) {
+	var e *endpoint
 	log := a.log.Named("endpoint").With("endpoint", cfg.Name)
 	mon, err := linkmon.NewMonitor(linkmon.Config(cfg.Monitor), linkmon.MonitorOptions{
 		Name:      cfg.Name,
 		Logger:    log, // the monitor names its own sub-logger
 		StatePath: filepath.Join(a.cfg.DataDir, "link-"+safeName(cfg.Name)+".json"),
 		Profiles:  overrides,
+		// Probes shrink with the data budget (budget.go); e is set below,
+		// before the monitor starts.
+		ProbeCapBps: func() float64 { return e.probeCapBps() },
 	})
 	if err != nil {
 		return nil, fmt.Errorf("endpoint %q: %w", cfg.Name, err)
 	}
-	return &endpoint{
+	e = &endpoint{
 		a: a, cfg: cfg, name: cfg.Name, log: log,
 		agentName: a.cfg.Name, tls: a.opts.TLS, listen: a.opts.ListenPacket, disableLane: a.opts.DisableLane,
 		wake:   make(chan struct{}, 1),
 		urgent: make(chan struct{}, 1),
 		mon:    mon,
 		addrs:  newAddresses(cfg),
-	}, nil
+	}
+	if err := e.openBudget(); err != nil {
+		return nil, err
+	}
+	return e, nil
 }
 
 func (e *endpoint) wakeUp(p edgesync.Priority) {
@@ -147,6 +158,8 @@ func (e *endpoint) run(ctx context.Context) {
 		e.log.Error("cannot open a UDP socket; endpoint stopped", "error", err)
 		return
 	}
+	pc, budgetDone := e.budgetConn(ctx, pc)
+	defer budgetDone()
 	tr := &quic.Transport{Conn: pc}
 	// The demux is the transport's only reader of non-QUIC packets (the
 	// data lane's); it exists before the first dial.

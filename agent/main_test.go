@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"os"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -8,4 +9,9 @@ import (
 
 // Every agent, core, link and monitor a test starts must be stopped by the
 // time the package's tests end.
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(budgetChildEnv) != "" {
+		budgetChild() // never returns
+	}
+	goleak.VerifyTestMain(m)
+}

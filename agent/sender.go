@@ -169,6 +169,7 @@ func (s *session) loop() error {
 	defer down.Stop()
 	for {
 		p, _, changed := e.params()
+		p = e.economize(p)
 		if e.linkDown() {
 			// Store and forward: while the core answers no probe, nothing new
 			// goes out (it would only sit in QUIC's retransmission backoff and
@@ -228,6 +229,8 @@ func (s *session) loop() error {
 			} else if due := e.batch.due(p.Interval); due.Before(nextBatch) {
 				nextBatch = due // held small ops go at the interval after the last batch
 			}
+		case <-e.budgetChanged():
+			batchOpen = true
 		case d := <-s.done:
 			s.account(d)
 		case <-changed:
@@ -244,11 +247,15 @@ func (s *session) loop() error {
 // dispatchUrgent starts every waiting critical and schema op.
 func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err error) {
 	for {
-		ops, err := s.ob.Lease(s.name, 1, edgesync.Critical, edgesync.Schema)
+		ops, err := s.leaseWithin(edgesync.Critical, edgesync.Schema)
 		if err != nil || len(ops) == 0 {
 			return false, leaseErr(err)
 		}
 		if s.deferIfBusy(ops[0]) {
+			continue
+		}
+		if _, hold := s.budgetGate(ops[0], false); hold {
+			s.held = append(s.held, ops[0].ID) // the budget's reserve is spent
 			continue
 		}
 		if s.inflight[slotUrgent] >= maxUrgentInFlight {
@@ -278,12 +285,16 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		if s.inflight[slotSmall] >= maxSmallInFlight && s.inflight[slotBulk] >= p.Concurrency {
 			return true, nil
 		}
-		ops, err := s.ob.Lease(s.name, 1, ordinary...)
+		ops, err := s.leaseWithin(ordinary...)
 		if err != nil || len(ops) == 0 {
 			return false, leaseErr(err)
 		}
 		op := ops[0]
-		summary := p.SummaryOnly && op.Priority >= edgesync.Normal
+		summary, hold := s.budgetGate(op, p.SummaryOnly && op.Priority >= edgesync.Normal)
+		if hold {
+			s.held = append(s.held, op.ID) // past its share of the budget
+			continue
+		}
 		if summary && op.SummarySent {
 			s.held = append(s.held, op.ID) // its payload waits for a better link
 			continue
@@ -345,13 +356,14 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	}
 	prog := s.e.transfers.begin(op)
 	defer s.e.transfers.end(op.ID)
-	a := &attempt{op: &op, pl: pl, params: p, paused: s.pauseCheck(p, sl), eager: s.eager(op), prog: prog}
+	a := &attempt{op: &op, pl: pl, params: p, paused: s.budgetPause(op.Priority, s.pauseCheck(p, sl)), eager: s.eager(op), prog: prog, room: s.e.budgetRoom(op.Priority)}
 	if b := s.deltaBase(op, p); b != nil {
 		defer b.Close()
 		a.base = b
 	}
 	res, err := snd.send(s.ctx, s.conn, s.lane, a)
 	s.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
+	s.e.attribute(op.Priority, res.wireBytes)
 	// Acknowledged bytes reach the link monitor from the lane, packet by
 	// packet (laneDelivery); an op's acknowledgement is one lump at commit
 	// and would read a small op as a slow link and a large one as a burst.

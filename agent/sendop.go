@@ -50,6 +50,9 @@ type attempt struct {
 	paused func() bool
 	// prog counts the bytes sent, for status; nil counts nothing.
 	prog *progress
+	// room is the budget's bytes left before the op's priority stops
+	// (budget.go); nil has no budget.
+	room func() int64
 }
 
 // opTransfer is an attempt's op as it goes out: the codec header its
@@ -63,6 +66,7 @@ type opTransfer struct {
 	paused func() bool
 	res    *sendResult
 	prog   *progress
+	room   func() int64 // see attempt.room
 }
 
 // pauseBefore reports whether the transfer stops before chunk i, a chunk
@@ -279,7 +283,7 @@ func (s *opSender) encoding(a *attempt, res *sendResult) (*opTransfer, error) {
 		return nil, err
 	}
 	res.mode = mode
-	return &opTransfer{op: op, pl: a.pl, ch: ch, cb: cb, paused: a.paused, res: res, prog: a.prog}, nil
+	return &opTransfer{op: op, pl: a.pl, ch: ch, cb: cb, paused: a.paused, res: res, prog: a.prog, room: a.room}, nil
 }
 
 // resumePoint reads the core's answer to the header of an op of more than

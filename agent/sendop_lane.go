@@ -203,7 +203,7 @@ func (l *laneTransfer) send(ctx context.Context, from int64) (answered bool, err
 			return false, errPaused
 		}
 		l.ln.hint()
-		window := l.ln.window(l.ch.ChunkSize)
+		window := l.budgetWindow(l.ln.window(l.ch.ChunkSize))
 		first := l.next
 		frames, err := l.batch(window / laneBatches)
 		if err != nil {

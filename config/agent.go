@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/hcl/v2"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/budget"
 	"github.com/edge-sync/edge-sync/internal/units"
 )
 
@@ -78,6 +79,9 @@ type Endpoint struct {
 	ServerName string        `json:"server_name"` // name in the core's certificate; default: host of Address
 	// Monitor overrides the agent-wide monitor settings for this endpoint.
 	Monitor Monitor `json:"monitor"`
+	// Budget is the endpoint's data allowance; nil means none
+	// (docs/budget.md).
+	Budget *budget.Config `json:"budget,omitempty"`
 }
 
 // DefaultFailBack is Endpoint.FailBack's default.
@@ -258,6 +262,7 @@ func (a *Agent) validate(pos map[string]hcl.Range) error {
 		if e.Monitor != a.Monitor { // an inherited monitor is reported once, below
 			e.Monitor.validate(l, p+".monitor.")
 		}
+		validateBudget(l, p+".", e.Budget)
 	}
 	a.TLS.validate(l, "tls.")
 	o := a.Outbox

@@ -87,6 +87,7 @@ type rawEndpoint struct {
 	FailBack   *string     `hcl:"fail_back,optional"`
 	ServerName *string     `hcl:"server_name,optional"`
 	Monitor    *rawMonitor `hcl:"monitor,block"`
+	Budget     *rawBudget  `hcl:"budget,block"`
 }
 
 type rawControl struct {
@@ -149,6 +150,9 @@ func (r *rawAgent) apply(l *errorList, c *Agent) {
 		e.ServerName = pick(re.ServerName, "")
 		if re.Monitor != nil {
 			re.Monitor.apply(l, p+".monitor.", &e.Monitor)
+		}
+		if re.Budget != nil {
+			e.Budget = re.Budget.apply(l, p+".budget.")
 		}
 		c.Endpoints = append(c.Endpoints, e)
 	}

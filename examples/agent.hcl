@@ -22,6 +22,23 @@ endpoint "core" {
   # the agent fails over between them and back (docs/design.md).
   # addresses = ["core-a.example.net:7443", "core-b.example.net:7443"]
   # fail_back = "30s"
+
+  # A VSAT plan of 50 GiB a month, renewed on the 1st at midnight ship's
+  # time. No budget block, no budget: every byte may go.
+  budget {
+    allowance       = "50GiB"     # counted as UDP bytes leaving the agent's socket
+    period          = "month"     # hour, day, week, month, "7d", or a duration such as "30s"
+    reset_day       = 1
+    reset_at        = "00:00"
+    zone            = "UTC"
+    reserve_percent = 5           # the last 2.5 GiB: critical and schema ops only
+    # Each priority stops when this share of the rest is spent.
+    stop_percent    = { high = 100, normal = 90, analytics = 70, background = 50 }
+    economy_percent = 40          # past 20 GiB every op goes in the cheapest encoding
+    class "mobile" {              # the 4G fallback in port costs more: 5 GiB of it
+      allowance = "5GiB"
+    }
+  }
 }
 
 outbox {

@@ -29,6 +29,11 @@ type MonitorOptions struct {
 	Profiles map[edgesync.LinkClass]Override
 	// Now is the clock for measurement timestamps; nil is time.Now.
 	Now func() time.Time
+	// ProbeCapBps, when set, caps the capacity the probe budget is a
+	// share of, in bit/s (0 is no cap): a data budget's average rate, so
+	// that probes spend their share of the allowance, not of the link
+	// (docs/budget.md).
+	ProbeCapBps func() float64
 }
 
 // Monitor bounds and tuning.
@@ -64,6 +69,10 @@ type Monitor struct {
 	log  hclog.Logger
 	now  func() time.Time
 	path string
+	// probeCap caps the probe budget's capacity
+	// (MonitorOptions.ProbeCapBps). It must not call back into the
+	// monitor.
+	probeCap func() float64
 
 	runMu sync.Mutex     // serialises Start, Stop, Restart and Close
 	wg    sync.WaitGroup // the goroutines of the running measurement
@@ -140,7 +149,7 @@ func NewMonitor(cfg Config, opts MonitorOptions) (*Monitor, error) {
 	}
 	m := &Monitor{
 		cfg: cfg, name: opts.Name, log: log.Named("linkmon").With("endpoint", opts.Name), now: now,
-		path: opts.StatePath, overrides: maps.Clone(opts.Profiles), adj: adj,
+		path: opts.StatePath, overrides: maps.Clone(opts.Profiles), adj: adj, probeCap: opts.ProbeCapBps,
 		status: Status{Class: edgesync.Unknown}, subs: make(map[int]*subscriber),
 		changed:  make(chan struct{}),
 		attachCh: make(chan struct{}, 1), wakeCh: make(chan struct{}, 1),

@@ -34,6 +34,11 @@ func (m *Monitor) budgetCapacity() float64 {
 	if c > 0 && m.status.Class == edgesync.Satellite && m.cfg.Budget.Fraction > SatelliteBudgetFraction {
 		c *= SatelliteBudgetFraction / m.cfg.Budget.Fraction
 	}
+	if m.probeCap != nil {
+		if cb := m.probeCap(); cb > 0 && (c <= 0 || cb < c) {
+			c = cb
+		}
+	}
 	return c
 }
 

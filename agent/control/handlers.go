@@ -41,6 +41,9 @@ func (s *Server) routes() http.Handler {
 		CmdMonitorStop:  command(s, s.monitorStop),
 		CmdVerify:       command(s, s.verify),
 		CmdPurge:        command(s, s.purge),
+		CmdBudgetStatus: command(s, s.budgetStatus),
+		CmdBudgetSet:    command(s, s.budgetSet),
+		CmdBudgetReset:  command(s, s.budgetReset),
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		name, ok := strings.CutPrefix(r.URL.Path, "/v1/")
@@ -497,6 +500,8 @@ func errorStatus(err error) (int, string) {
 		return http.StatusNotFound, "unknown_endpoint"
 	case errors.Is(err, agent.ErrNoMonitor):
 		return http.StatusConflict, "no_monitor"
+	case errors.Is(err, agent.ErrNoBudget):
+		return http.StatusConflict, "no_budget"
 	case errors.Is(err, linkmon.ErrNotAttached):
 		return http.StatusServiceUnavailable, "not_connected"
 	case errors.Is(err, agent.ErrNotLeased):

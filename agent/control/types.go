@@ -39,7 +39,8 @@ const (
 // gives them.
 func Commands() []string {
 	return []string{CmdSend, CmdQuality, CmdSwitch, CmdConfig, CmdStats, CmdMeasure, CmdStatus,
-		CmdHistory, CmdTimeline, CmdQueue, CmdNext, CmdMonitorStart, CmdMonitorStop, CmdVerify, CmdPurge}
+		CmdHistory, CmdTimeline, CmdQueue, CmdNext, CmdMonitorStart, CmdMonitorStop, CmdVerify, CmdPurge,
+		CmdBudgetStatus, CmdBudgetSet, CmdBudgetReset}
 }
 
 // Error is the body of every error answer: a stable code and a message

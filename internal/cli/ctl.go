@@ -234,7 +234,7 @@ func endpointFlag(fs *pflag.FlagSet) *string {
 }
 
 func ctlCommands() []ctlCommand {
-	return []ctlCommand{
+	return append([]ctlCommand{
 		{
 			name: control.CmdSend, args: "[--key K] [--priority P] [flags] FILE|-", short: "enqueue FILE|- (same flags as 'edge-sync put')",
 			long:    "Enqueues FILE (or standard input) and prints the op's ID.",
@@ -427,7 +427,7 @@ them again if they still matter.`,
 				}
 			},
 		},
-	}
+	}, budgetCommands()...)
 }
 
 func sendAction(fs *pflag.FlagSet, cmd string, priorityRequired bool) ctlAction {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"strings"
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
@@ -138,14 +139,42 @@ func endpointPart(st agent.LinkStatus, es agent.EndpointStats, tl agent.Timeline
 		{"payload held back meanwhile", units.FormatBytes(es.SummaryBytes), "summary-held-bytes"},
 		{"summary only now", yesNo(st.Params.SummaryOnly), "summary-only"},
 	}
-	v.Budget = budgetFacts(st)
+	v.Budget = budgetFacts(st, now)
 	return v
 }
 
-// budgetFacts are the figures of the endpoint's data budget. The agent
-// has no budget yet: when it has, they are read here from its status and
-// the page shows them in their own part; with none, the part is left out.
-func budgetFacts(agent.LinkStatus) []fact { return nil }
+// budgetFacts are the figures of the endpoint's data budget
+// (docs/budget.md), in their own part of the page; with no budget, the
+// part is left out.
+func budgetFacts(st agent.LinkStatus, now time.Time) []fact {
+	b := st.Budget
+	if b == nil {
+		return nil
+	}
+	pct := func(n int64) string { return fmt.Sprintf("%.1f %%", float64(n)*100/float64(max(1, b.Allowance))) }
+	out := []fact{
+		{"allowance", fmt.Sprintf("%s per %s (reserve %s)", units.FormatBytes(b.Allowance), b.Period, units.FormatBytes(b.Reserve)), "budget-allowance"},
+		{"spent", fmt.Sprintf("%s (%s)", units.FormatBytes(b.Spent), pct(b.Spent)), "budget-spent"},
+		{"left", units.FormatBytes(b.Left), "budget-left"},
+		{"forecast", fmt.Sprintf("%s (%s) by the period's end", units.FormatBytes(b.Forecast), pct(b.Forecast)), "budget-forecast"},
+		{"renews", b.PeriodEnd.In(now.Location()).Format(time.DateTime), "budget-renews"},
+	}
+	var held []string
+	for _, h := range b.Held {
+		if h.Ops == 0 {
+			continue
+		}
+		x := fmt.Sprintf("%s: %d ops, %s", h.Priority, h.Ops, units.FormatBytes(h.Bytes))
+		if h.Since != nil {
+			x += " since " + ago(now, *h.Since)
+		}
+		held = append(held, x)
+	}
+	if len(held) == 0 {
+		held = []string{"nothing"}
+	}
+	return append(out, fact{"held back", strings.Join(held, "; "), "budget-held"})
+}
 
 // window is the stretch of time the plots show: from the timeline's
 // first point to now, at least ten seconds and at most an hour.
