@@ -176,7 +176,7 @@ func TestBackfillSatellite(t *testing.T) {
 		}
 	}
 	for _, o := range ops {
-		want := o.op.Priority >= edgesync.Normal
+		want := linkmon.DefaultSummaries.Has(o.op.Priority)
 		s, hasSummary := summaryAt[o.op.ID]
 		switch {
 		case hasSummary != want:
@@ -199,7 +199,7 @@ func TestBackfillSatellite(t *testing.T) {
 	for i := range full {
 		for j := i + 1; j < len(full); j++ {
 			x, y := full[i], full[j]
-			if y.op.Priority > x.op.Priority || (y.op.Priority == x.op.Priority && y.op.ID.Compare(x.op.ID) > 0) {
+			if !rankOf(y.op).before(rankOf(x.op)) {
 				continue
 			}
 			pipelined := x.op.Priority == y.op.Priority && len(x.payload) <= 16<<10 && len(y.payload) <= 16<<10
@@ -207,6 +207,10 @@ func TestBackfillSatellite(t *testing.T) {
 				t.Fatalf("%s (%s, %d B) arrived in full before %s (%s, %d B), which ranks after it", x.op.Key, x.op.Priority, len(x.payload), y.op.Key, y.op.Priority, len(y.payload))
 			}
 		}
+	}
+	st := a.Stats()[0]
+	if st.Backfilled != int64(len(summaryAt)) {
+		t.Fatalf("transport.stats counts %d ops backfilled, the core got %d summaries", st.Backfilled, len(summaryAt))
 	}
 	t.Logf("%d ops: %d summaries first, then in full; %d arrivals in all", len(ops), len(summaryAt), len(log))
 }
@@ -268,4 +272,3 @@ func eventData(c *coretest.Core, agentName string, seq uint64) ([]byte, error) {
 	}
 	return io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
 }
-

@@ -37,7 +37,7 @@ type outcome uint8
 
 const (
 	outDone outcome = iota // acked and removed, or released for a retry
-	outHold                // summary stored: keep leased until the batch ends
+	outHold                // summary stored: keep leased, its full data backfills
 	outPark                // refused for now: keep leased for a backoff (parked.go)
 )
 
@@ -50,10 +50,11 @@ const (
 )
 
 type workerDone struct {
-	id   edgesync.OpID
-	key  string // set for state ops
-	slot slot
-	out  outcome
+	op      outbox.Op
+	key     string // set for state ops
+	slot    slot
+	out     outcome
+	summary bool // the worker sent the op's summary
 }
 
 // session sends ops on one connection until it closes or ctx ends. It
@@ -74,7 +75,7 @@ type session struct {
 	wg       sync.WaitGroup
 	done     chan workerDone
 	inflight [3]int
-	held     []edgesync.OpID // summary sent: held until the batch ends
+	bf       backfill        // summary sent: full data waits its turn (backfill.go)
 	parked   *parkedOps      // refused: held for a backoff
 	// One version of a key at a time: a newer version waits (leased)
 	// until the one in flight is settled, so that versions reach the core
@@ -105,7 +106,7 @@ func (s *session) finish() {
 	for d := range s.done {
 		s.account(d)
 	}
-	s.release(s.held...)
+	s.release(s.bf.ids()...)
 	s.parked.close()
 	for _, ids := range s.deferred {
 		s.release(ids...)
@@ -143,6 +144,7 @@ func opIDs(ids []edgesync.OpID) []string {
 
 func (s *session) account(d workerDone) {
 	s.inflight[d.slot]--
+	s.bf.settled(d.op, d.slot, d.summary)
 	if d.key != "" {
 		delete(s.keys, d.key)
 		if ids := s.deferred[d.key]; len(ids) > 0 {
@@ -152,9 +154,9 @@ func (s *session) account(d workerDone) {
 	}
 	switch d.out {
 	case outHold:
-		s.held = append(s.held, d.id)
+		s.bf.push(d.op)
 	case outPark:
-		s.parked.park(d.id)
+		s.parked.park(d.op.ID)
 	}
 }
 
@@ -195,12 +197,10 @@ func (s *session) loop() error {
 				return err
 			}
 			if !more && s.inflight[slotSmall]+s.inflight[slotBulk] == 0 {
-				// The batch is drained: ops held for their summary go back,
-				// and ordinary data waits for the next interval.
+				// The batch is drained (backfill too): ordinary data waits
+				// for the next interval.
 				batchOpen = false
 				e.appLimited()
-				s.release(s.held...)
-				s.held = s.held[:0]
 				wait := p.Interval
 				if wait <= 0 {
 					wait = time.Second // best effort: poll lightly, enqueues wake us sooner
@@ -268,19 +268,33 @@ func (s *session) deferIfBusy(op outbox.Op) bool {
 // dispatchOrdinary starts ordinary ops in priority order while slots are
 // free; more is false when the outbox had nothing more to lease.
 func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err error) {
+	s.bf.preempt.Store(edgesync.NumPriorities)
 	for {
 		if s.inflight[slotSmall] >= maxSmallInFlight && s.inflight[slotBulk] >= p.Concurrency {
 			return true, nil
 		}
 		ops, err := s.ob.Lease(s.name, 1, ordinary...)
 		if err != nil || len(ops) == 0 {
-			return false, leaseErr(err)
+			if err := leaseErr(err); err != nil {
+				return false, err
+			}
+			// Everything that waits is leased: full data of summarized
+			// ops follows.
+			s.dispatchBackfill(p, last)
+			return len(s.bf.queue) > 0, nil
 		}
 		op := ops[0]
-		summary := p.SummaryOnly && op.Priority >= edgesync.Normal
-		if summary && op.SummarySent {
-			s.held = append(s.held, op.ID) // its payload waits for a better link
+		if isBackfill(op, p) {
+			s.bf.push(op) // its full data follows the summaries that wait
 			continue
+		}
+		summary := p.SummaryFirst(op.Priority) && !op.SummarySent
+		if !summary {
+			// Full data goes in rank order, backfill included.
+			if s.dispatchBackfill(p, rankOf(op)); s.bf.ahead(rankOf(op)) {
+				s.release(op.ID)
+				return true, nil
+			}
 		}
 		if s.deferIfBusy(op) {
 			continue
@@ -291,6 +305,9 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		}
 		if (sl == slotSmall && s.inflight[sl] >= maxSmallInFlight) || (sl == slotBulk && s.inflight[sl] >= p.Concurrency) {
 			// Strict priority: nothing of lower priority jumps ahead.
+			if sl == slotBulk {
+				s.bf.wantBulk(op.Priority)
+			}
 			s.release(op.ID)
 			return true, nil
 		}
@@ -310,6 +327,7 @@ func leaseErr(err error) error {
 
 func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
 	s.inflight[sl]++
+	s.bf.started(op, sl, summary)
 	var key string
 	if op.Kind == edgesync.StateOp {
 		key = op.Key
@@ -319,7 +337,7 @@ func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary
 	go func() {
 		defer s.wg.Done()
 		out := s.work(op, p, sl, summary)
-		s.done <- workerDone{id: op.ID, key: key, slot: sl, out: out}
+		s.done <- workerDone{op: op, key: key, slot: sl, out: out, summary: summary}
 	}()
 }
 
@@ -336,9 +354,16 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	if summary {
 		return s.summarize(snd, op, pl)
 	}
+	paused := s.pauseCheck(p, sl)
+	if isBackfill(op, p) {
+		if sl == slotBulk {
+			paused = s.bf.pausable(op.Priority, paused)
+		}
+		p = s.backfillParams(p)
+	}
 	prog := s.e.transfers.begin(op)
 	defer s.e.transfers.end(op.ID)
-	a := &attempt{op: &op, pl: pl, params: p, paused: s.pauseCheck(p, sl), eager: s.eager(op), prog: prog}
+	a := &attempt{op: &op, pl: pl, params: p, paused: paused, eager: s.eager(op), prog: prog}
 	if b := s.deltaBase(op, p); b != nil {
 		defer b.Close()
 		a.base = b
@@ -444,12 +469,17 @@ func (s *session) stored(snd *opSender, op outbox.Op, pl io.ReaderAt, hash codec
 	snd.forget(op.ID)
 	s.tried.forget(op.ID)
 	s.stats.recordAck(op.Priority, op.Size, time.Since(op.EnqueuedAt))
+	if op.SummarySent {
+		s.stats.backfilled.Add(1)
+		s.stats.backfilledRaw.Add(op.Size)
+	}
 }
 
 // sameEncoding reports whether ops are encoded and held back alike under
 // a and b.
 func sameEncoding(a, b linkmon.SyncParameters) bool {
-	return a.Mode == b.Mode && a.Compression == b.Compression && a.Level == b.Level && a.SummaryOnly == b.SummaryOnly
+	return a.Mode == b.Mode && a.Compression == b.Compression && a.Level == b.Level &&
+		a.SummaryOnly == b.SummaryOnly && a.Summaries == b.Summaries
 }
 
 // refused settles an op the core refused: what can succeed is sent again
