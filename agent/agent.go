@@ -151,6 +151,13 @@ func overrides(profiles map[edgesync.LinkClass]config.Profile) map[edgesync.Link
 		if lvl, ok := levels[p.Level]; ok {
 			o.Level = &lvl
 		}
+		o.SummaryOnly = p.SummaryOnly
+		if p.SummaryPriorities != nil {
+			// Config.Validate refused what NewSummarySet would.
+			if set, err := linkmon.NewSummarySet(p.SummaryPriorities...); err == nil {
+				o.Summaries = &set
+			}
+		}
 		out[class] = o
 	}
 	return out
