@@ -71,8 +71,8 @@ func (r *arrivals) ReleasePartial(agent string, id edgesync.OpID) error {
 // satelliteSite is a core recording its arrivals and an agent, not yet
 // started, on an always-satellite link (600 ms RTT, 2 Mbit/s up), pinned
 // to satellite with its default summary-first parameters and batches
-// 100 ms apart.
-func satelliteSite(t testing.TB) (*Agent, *coretest.Core, *arrivals) {
+// interval apart.
+func satelliteSite(t testing.TB, interval time.Duration) (*Agent, *coretest.Core, *arrivals) {
 	t.Helper()
 	p := testutil.NewPKI(t, "site-1")
 	rec := &arrivals{}
@@ -85,8 +85,8 @@ func satelliteSite(t testing.TB) (*Agent, *coretest.Core, *arrivals) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	fast, sat := 100*time.Millisecond, edgesync.Satellite
-	if err := a.SetProfile(sat, linkmon.Override{Interval: &fast}); err != nil {
+	sat := edgesync.Satellite
+	if err := a.SetProfile(sat, linkmon.Override{Interval: &interval}); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.Switch("core", linkmon.Pin{Class: &sat}); err != nil {
@@ -119,7 +119,7 @@ type backfillOp struct {
 // priority (small ops pipelined together may land in any order among
 // themselves).
 func TestBackfillSatellite(t *testing.T) {
-	a, c, rec := satelliteSite(t)
+	a, c, rec := satelliteSite(t, 100*time.Millisecond)
 	var ops []backfillOp
 	sizes := []int{2 << 10, 6 << 10, 96 << 10} // the last is a bulk op (> one chunk)
 	for i, size := range sizes {
@@ -220,7 +220,7 @@ func TestBackfillSatellite(t *testing.T) {
 // core within its latency bound (docs/design.md#goals: 2 s plus one
 // chunk's serialisation time) while the backfill is still under way.
 func TestBackfillCriticalOvertakes(t *testing.T) {
-	a, c, rec := satelliteSite(t)
+	a, c, rec := satelliteSite(t, 100*time.Millisecond)
 	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "camera/archive", Priority: edgesync.Background, Kind: edgesync.EventOp,
 		Payload: bytes.NewReader(compressible(1, 3<<20)), Summary: []byte("camera archive")})
 	if err := a.Start(t.Context()); err != nil {
@@ -271,4 +271,50 @@ func eventData(c *coretest.Core, agentName string, seq uint64) ([]byte, error) {
 		return nil, err
 	}
 	return io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
+}
+
+// TestBackfillStatus: transport.bandwidth.status says per priority what
+// is held as summary and what is backfilling while a backfill runs, and
+// its drain estimate counts the wait for the next batch.
+func TestBackfillStatus(t *testing.T) {
+	a, _, _ := satelliteSite(t, time.Hour)
+	big := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/big", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(compressible(2, 2<<20))})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "stats/1", Priority: edgesync.Analytics, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(compressible(3, 4<<10))})
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var st LinkStatus
+	testutil.WaitFor(t, time.Minute, "the large op backfilling with the link's bandwidth known", func() bool {
+		var err error
+		st, err = a.Status("core")
+		bg := st.Summaries["background"]
+		return err == nil && bg.Backfilling.Ops == 1 && st.Figures.BandwidthBps > 0 && bg.DrainETA > 0
+	})
+	if held := a.Stats()[0].SummaryHeld["background"]; held.Ops != 1 || held.Bytes != big.Size {
+		t.Fatalf("transport.stats: background held as summary %+v, want the large op", held)
+	}
+	bg := st.Summaries["background"]
+	if bg.Held.Ops != 1 || bg.Held.Bytes != big.Size || bg.Backfilling.Bytes <= 0 || bg.Backfilling.Bytes > big.Size {
+		t.Fatalf("background while backfilling: %+v", bg)
+	}
+	if st.DrainETA < bg.DrainETA || st.DrainETA > 10*time.Minute {
+		t.Fatalf("drain ETA %v, background's %v: want the backlog's, within minutes at %v", st.DrainETA, bg.DrainETA, st.Figures.BandwidthBps)
+	}
+	testutil.WaitFor(t, time.Minute, "the backfill to finish", func() bool { return outboxEmpty(a) })
+	if st, err := a.Status("core"); err != nil || st.Summaries["background"].Held.Ops != 0 || st.Summaries["analytics"].Held.Ops != 0 {
+		t.Fatalf("after the backfill: %+v, %v", st.Summaries, err)
+	}
+	// The batch is drained; the next opens in an hour. An op put now
+	// waits for it, and the estimate says so.
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/late", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(compressible(4, 8<<10))})
+	st, err := a.Status("core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eta := st.Summaries["background"].DrainETA; eta < 50*time.Minute || eta > time.Hour+time.Minute || st.DrainETA != eta {
+		t.Fatalf("an op waiting for the batch in an hour: drain ETA %v (background %v), want about an hour", st.DrainETA, eta)
+	}
 }

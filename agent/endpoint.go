@@ -57,6 +57,8 @@ type endpoint struct {
 	stats endpointStats
 	// transfers are the ops being sent, with their progress.
 	transfers transfers
+	// batch is when the sender opens its next batch (backfill_status.go).
+	batch batchClock
 
 	tried triedOps
 }

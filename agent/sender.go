@@ -208,6 +208,7 @@ func (s *session) loop() error {
 				nextBatch = time.Now().Add(wait)
 			}
 		}
+		e.batch.set(batchOpen, nextBatch)
 		timer.Reset(time.Until(nextBatch))
 		if batchOpen {
 			timer.Stop()

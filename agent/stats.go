@@ -75,6 +75,9 @@ type EndpointStats struct {
 	// first (docs/backfill.md), BackfilledBytes their payload bytes.
 	Backfilled      int64 `json:"backfilled"`
 	BackfilledBytes int64 `json:"backfilled_bytes"`
+	// SummaryHeld are, per ordinary priority, the ops in the outbox whose
+	// summary went first and whose full data waits or is on its way.
+	SummaryHeld map[string]Backlog `json:"summary_held"`
 }
 
 func (e *endpoint) snapshot() EndpointStats {
@@ -158,5 +161,6 @@ func (a *Agent) Stats() []EndpointStats {
 	for i, e := range eps {
 		out[i] = e.snapshot()
 	}
+	a.summaryHeld(out)
 	return out
 }
