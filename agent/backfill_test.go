@@ -73,11 +73,18 @@ func (r *arrivals) ReleasePartial(agent string, id edgesync.OpID) error {
 // to satellite with its default summary-first parameters and batches
 // interval apart.
 func satelliteSite(t testing.TB, interval time.Duration) (*Agent, *coretest.Core, *arrivals) {
+	a, c, rec, _ := satelliteLink(t, interval)
+	return a, c, rec
+}
+
+// satelliteLink is satelliteSite that also returns the agent's link, once
+// it is open.
+func satelliteLink(t testing.TB, interval time.Duration) (*Agent, *coretest.Core, *arrivals, func() *linksim.Conn) {
 	t.Helper()
 	p := testutil.NewPKI(t, "site-1")
 	rec := &arrivals{}
 	c := coretest.Start(t, p, func(sc *core.ServerConfig) { rec.Backend, sc.Store = sc.Store, rec })
-	opts, _ := shaped(linksim.SatelliteGEO())
+	opts, link := shaped(linksim.SatelliteGEO())
 	opts.TLS = p.ClientTLS(t, "127.0.0.1")
 	opts.Logger = testutil.Logger(t, "agent")
 	a, err := New(coretest.AgentConfig(t, p, c.Addr.String()), opts)
@@ -92,7 +99,7 @@ func satelliteSite(t testing.TB, interval time.Duration) (*Agent, *coretest.Core
 	if err := a.Switch("core", linkmon.Pin{Class: &sat}); err != nil {
 		t.Fatal(err)
 	}
-	return a, c, rec
+	return a, c, rec, link
 }
 
 // compressible returns n bytes of seed's that zstd shrinks by about half.
