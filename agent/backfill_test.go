@@ -325,3 +325,49 @@ func TestBackfillStatus(t *testing.T) {
 		t.Fatalf("an op waiting for the batch in an hour: drain ETA %v (background %v), want about an hour", st.DrainETA, eta)
 	}
 }
+
+// TestBackfillNewerOpOvertakes puts a normal op while a large background
+// op's backfill holds the satellite link's one bulk slot: its summary goes
+// at once, the background transfer pauses at a chunk boundary for its full
+// data, which arrives first, and the background op resumes and arrives in
+// full.
+func TestBackfillNewerOpOvertakes(t *testing.T) {
+	a, c, rec := satelliteSite(t, 100*time.Millisecond)
+	bgPayload := compressible(5, 3<<20)
+	bg := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "camera/archive", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(bgPayload), Summary: []byte("camera archive")})
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, time.Minute, "the background backfill to be under way", func() bool {
+		n, ok := c.Store.PartialSize("site-1", bg.ID)
+		return ok && n > 0
+	})
+	nPayload := compressible(6, 256<<10) // more than one chunk: it needs the bulk slot
+	n := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "sensors/batch", Priority: edgesync.Normal, Kind: edgesync.StateOp,
+		Payload: bytes.NewReader(nPayload), Summary: []byte("sensor batch")})
+	testutil.WaitFor(t, 2*time.Minute, "both ops in full at the core", func() bool { return outboxEmpty(a) })
+	var order []string
+	for _, ar := range rec.list() {
+		name := map[edgesync.OpID]string{bg.ID: "background", n.ID: "normal"}[ar.id]
+		if ar.summary {
+			name += " summary"
+		}
+		order = append(order, name)
+	}
+	want := []string{"background summary", "normal summary", "normal", "background"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("arrivals at the core %q, want %q", order, want)
+	}
+	if st := a.Stats()[0]; st.Paused < 1 {
+		t.Fatalf("the background transfer never paused for the normal op (stats %+v)", st)
+	}
+	got, err := c.Data("site-1", "sensors/batch")
+	if err != nil || !bytes.Equal(got, nPayload) {
+		t.Fatalf("normal op: the core holds %d bytes (%v), sent %d, or they differ", len(got), err, len(nPayload))
+	}
+	seqs := eventSeqs(t, c, "site-1")
+	if got, err := eventData(c, "site-1", seqs[bg.ID]); err != nil || !bytes.Equal(got, bgPayload) {
+		t.Fatalf("background op: the core holds %d bytes (%v), sent %d, or they differ", len(got), err, len(bgPayload))
+	}
+}
