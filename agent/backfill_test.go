@@ -11,6 +11,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -84,10 +85,18 @@ func satelliteLink(t testing.TB, interval time.Duration) (*Agent, *coretest.Core
 	p := testutil.NewPKI(t, "site-1")
 	rec := &arrivals{}
 	c := coretest.Start(t, p, func(sc *core.ServerConfig) { rec.Backend, sc.Store = sc.Store, rec })
+	a, link := satelliteAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), interval)
+	return a, c, rec, link
+}
+
+// satelliteAgent is a new agent, not yet started, with cfg behind an
+// always-satellite link, pinned to satellite with batches interval apart.
+func satelliteAgent(t testing.TB, p *testutil.PKI, cfg config.Agent, interval time.Duration) (*Agent, func() *linksim.Conn) {
+	t.Helper()
 	opts, link := shaped(linksim.SatelliteGEO())
 	opts.TLS = p.ClientTLS(t, "127.0.0.1")
 	opts.Logger = testutil.Logger(t, "agent")
-	a, err := New(coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	a, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +108,7 @@ func satelliteLink(t testing.TB, interval time.Duration) (*Agent, *coretest.Core
 	if err := a.Switch("core", linkmon.Pin{Class: &sat}); err != nil {
 		t.Fatal(err)
 	}
-	return a, c, rec, link
+	return a, link
 }
 
 // compressible returns n bytes of seed's that zstd shrinks by about half.
@@ -369,5 +378,63 @@ func TestBackfillNewerOpOvertakes(t *testing.T) {
 	seqs := eventSeqs(t, c, "site-1")
 	if got, err := eventData(c, "site-1", seqs[bg.ID]); err != nil || !bytes.Equal(got, bgPayload) {
 		t.Fatalf("background op: the core holds %d bytes (%v), sent %d, or they differ", len(got), err, len(bgPayload))
+	}
+}
+
+// TestBackfillAfterRestart stops an agent after its ops' summaries went
+// and while their backfill runs: the next agent on the same data directory
+// sends no summary again, and the full data follows, resumed where the
+// core holds it.
+func TestBackfillAfterRestart(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	rec := &arrivals{}
+	c := coretest.Start(t, p, func(sc *core.ServerConfig) { rec.Backend, sc.Store = sc.Store, rec })
+	cfg := coretest.AgentConfig(t, p, c.Addr.String())
+	a, _ := satelliteAgent(t, p, cfg, 100*time.Millisecond)
+	big, small := compressible(7, 3<<20), compressible(8, 8<<10)
+	bigOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/big", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(big), Summary: []byte("big log")})
+	smallOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/small", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(small), Summary: []byte("small log")})
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, time.Minute, "the large op's backfill under way", func() bool {
+		n, ok := c.Store.PartialSize("site-1", bigOp.ID)
+		return ok && n >= 256<<10
+	})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a2, _ := satelliteAgent(t, p, cfg, 100*time.Millisecond)
+	if st, err := a2.Status("core"); err != nil || st.Summaries["background"].Held.Ops != 2 {
+		t.Fatalf("after the restart, before connecting: held as summary %+v (%v), want both ops", st.Summaries["background"], err)
+	}
+	if err := a2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, time.Minute, "both ops in full at the core", func() bool { return outboxEmpty(a2) })
+	summaries := 0
+	for _, ar := range rec.list() {
+		if ar.summary {
+			summaries++
+		}
+	}
+	if summaries != 2 {
+		t.Fatalf("the core got %d summaries for 2 ops: a restart sent one again", summaries)
+	}
+	seqs := eventSeqs(t, c, "site-1")
+	for _, o := range []struct {
+		op      outbox.Op
+		payload []byte
+	}{{bigOp, big}, {smallOp, small}} {
+		if got, err := eventData(c, "site-1", seqs[o.op.ID]); err != nil || !bytes.Equal(got, o.payload) {
+			t.Fatalf("%s: the core holds %d bytes (%v), sent %d, or they differ", o.op.Key, len(got), err, len(o.payload))
+		}
+	}
+	// The small op waited behind the large one (a bulk op goes alone
+	// among its priority's), so the restarted agent sent both in full.
+	if st := a2.Stats()[0]; st.Backfilled != 2 {
+		t.Fatalf("the restarted agent backfilled %d ops, want 2", st.Backfilled)
 	}
 }
