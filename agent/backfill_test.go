@@ -391,7 +391,7 @@ func TestBackfillAfterRestart(t *testing.T) {
 	c := coretest.Start(t, p, func(sc *core.ServerConfig) { rec.Backend, sc.Store = sc.Store, rec })
 	cfg := coretest.AgentConfig(t, p, c.Addr.String())
 	a, _ := satelliteAgent(t, p, cfg, 100*time.Millisecond)
-	big, small := compressible(7, 3<<20), compressible(8, 8<<10)
+	big, small := compressible(7, 3<<19), compressible(8, 8<<10)
 	bigOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/big", Priority: edgesync.Background, Kind: edgesync.EventOp,
 		Payload: bytes.NewReader(big), Summary: []byte("big log")})
 	smallOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/small", Priority: edgesync.Background, Kind: edgesync.EventOp,
