@@ -327,9 +327,16 @@ func (d *demo) walkUnderLoad(ctx context.Context, walk []demoStep, start time.Ti
 }
 
 // drain prints the live view until the outbox is empty, for at most
-// max(60 s, two steps).
+// max(60 s, two steps, twice the agent's drain estimate), and never more
+// than 10 minutes: the walk ends on satellite, where what is left drains
+// at 2 Mbit/s, and a loaded machine measures less.
 func (d *demo) drain(ctx context.Context, start time.Time, tick <-chan time.Time) {
-	drainBy := time.Now().Add(max(60*time.Second, 2*d.step))
+	wait := max(60*time.Second, 2*d.step)
+	if st, err := d.agent.Status("core"); err == nil {
+		wait = min(max(wait, 2*st.DrainETA), 10*time.Minute)
+		fmt.Fprintf(d.env.Stdout, "   drain ETA %s, waiting up to %s\n", units.FormatDuration(st.DrainETA.Round(time.Second)), units.FormatDuration(wait.Round(time.Second)))
+	}
+	drainBy := time.Now().Add(wait)
 	for !d.drained() && time.Now().Before(drainBy) && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
