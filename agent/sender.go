@@ -75,8 +75,8 @@ type session struct {
 	wg       sync.WaitGroup
 	done     chan workerDone
 	inflight [3]int
-	bf       backfill        // summary sent: full data waits its turn (backfill.go)
-	parked   *parkedOps      // refused: held for a backoff
+	bf       backfill   // summary sent: full data waits its turn (backfill.go)
+	parked   *parkedOps // refused: held for a backoff
 	// One version of a key at a time: a newer version waits (leased)
 	// until the one in flight is settled, so that versions reach the core
 	// in order and the next one can be a delta against the last.
