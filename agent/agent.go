@@ -51,6 +51,9 @@ type Options struct {
 	// DisableLane keeps every op's data on QUIC streams: the agent does
 	// not offer the data lane (wire.CapLane) to its cores.
 	DisableLane bool
+	// DrainLimiter, if set, adds what holds data back besides the link
+	// (a data budget) to Status's drain estimates.
+	DrainLimiter DrainLimiter
 }
 
 // Agent is the edge agent: the outbox, and per endpoint a link monitor and
@@ -150,6 +153,13 @@ func overrides(profiles map[edgesync.LinkClass]config.Profile) map[edgesync.Link
 		}
 		if lvl, ok := levels[p.Level]; ok {
 			o.Level = &lvl
+		}
+		o.SummaryOnly = p.SummaryOnly
+		if p.SummaryPriorities != nil {
+			// Config.Validate refused what NewSummarySet would.
+			if set, err := linkmon.NewSummarySet(p.SummaryPriorities...); err == nil {
+				o.Summaries = &set
+			}
 		}
 		out[class] = o
 	}

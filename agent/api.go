@@ -68,10 +68,15 @@ type LinkStatus struct {
 	// connected, this is what the class cannot say: without a connection
 	// it only sees unanswered samples.
 	LastError *ConnError `json:"last_error,omitempty"`
-	// DrainETA is the backlog's size, less what its transfers in flight
-	// have sent, over the measured bandwidth; zero when the bandwidth is
-	// unknown.
+	// DrainETA is when the whole backlog will have arrived: the wait for
+	// the next batch, then its size, less what its transfers in flight
+	// have sent, compressed as the last transfers were, over the measured
+	// bandwidth (backfill_status.go); zero when the bandwidth is unknown.
 	DrainETA time.Duration `json:"drain_eta_ns"`
+	// Summaries says, per ordinary priority (high to background), what is
+	// held as summary, what is backfilling and when it will have drained
+	// (docs/backfill.md).
+	Summaries map[string]SummaryStatus `json:"summaries"`
 	// ProbeBytes counts what the link monitor has sent to measure the link.
 	ProbeBytes int64 `json:"probe_bytes"`
 	// Quarantined counts the ops of the whole outbox (not only this
@@ -97,29 +102,25 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		Endpoint: e.name, Address: e.addrs.current(), Addresses: e.addrs.list, AddressChoice: e.addrs.choice(), Connected: e.conn.Load() != nil,
 		Class: ls.Class, Measured: ls.Status.Class, Since: ls.Since, Reason: ls.Reason,
 		Pin: ls.Pin.String(), Figures: ls.Status.Median, Samples: ls.Status.Samples,
-		LastChange: ls.Status.LastChange, Params: ls.Params, Backlog: map[string]Backlog{},
+		LastChange: ls.Status.LastChange, Params: ls.Params, Backlog: map[string]Backlog{}, Summaries: map[string]SummaryStatus{},
 		ProbeBytes: e.probeBytes(), Transfers: e.transfers.list(time.Now()), LastError: e.stats.lastErr.load(),
 	}
 	st, err := a.ob.Stats()
 	if err != nil {
 		return out, err
 	}
-	var total int64
-	var byPrio [edgesync.NumPriorities]outbox.Count
+	var byPrio, summarized [edgesync.NumPriorities]outbox.Count
 	if bp := st.ByEndpointPriority[e.name]; bp != nil {
 		byPrio = *bp
+	}
+	if sp := st.Summarized[e.name]; sp != nil {
+		summarized = *sp
 	}
 	for _, p := range edgesync.Priorities() {
 		c := byPrio[p]
 		out.Backlog[p.String()] = Backlog{Ops: c.Ops, Bytes: c.Bytes}
-		total += c.Bytes
 	}
-	for _, t := range out.Transfers {
-		total -= t.Sent // on its way: the ETA moves as it goes
-	}
-	if bw := ls.Status.Median.BandwidthBps; bw > 0 {
-		out.DrainETA = time.Duration(float64(max(0, total)*8) / bw * float64(time.Second))
-	}
+	e.drainEstimate(&out, byPrio, summarized, time.Now())
 	if q := st.Quarantined; q.Ops > 0 {
 		out.Quarantined = Backlog{Ops: q.Ops, Bytes: q.Bytes}
 		out.Damage = a.damage(q)

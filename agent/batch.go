@@ -87,12 +87,12 @@ func (s *session) weigher(p linkmon.SyncParameters) func(limit int64) (int, int6
 			}
 			for _, op := range got {
 				ids = append(ids, op.ID)
+				// What the batch would send of it: its summary first
+				// where the class sends summaries, then its full data
+				// (backfill.go).
 				size := op.Size
-				if p.SummaryOnly && op.Priority >= edgesync.Normal {
-					if op.SummarySent {
-						continue
-					}
-					size = int64(len(op.Summary))
+				if p.SummaryFirst(op.Priority) && !op.SummarySent {
+					size += int64(len(op.Summary))
 				}
 				ops++
 				bytes += size

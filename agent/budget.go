@@ -132,6 +132,12 @@ func (s *session) budgetGate(op outbox.Op, summary bool) (bool, bool) {
 	return summary, false
 }
 
+// budgetSendsFull reports whether the budget lets ops of priority p go
+// in full now (always, without a budget).
+func (s *session) budgetSendsFull(p edgesync.Priority) bool {
+	return s.e.budget == nil || s.e.budget.Decide(p) == budget.Send
+}
+
 // budgetPause adds the budget to a transfer's pause check: at a chunk
 // boundary an op whose priority the budget no longer lets send in full
 // stops, and the next lease holds it.

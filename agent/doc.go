@@ -26,6 +26,13 @@
 //     never wait for a slot; large ops (more than one chunk) are bounded
 //     by the parameters' concurrency and pause at a chunk boundary when
 //     the parameters change.
+//   - Under summary-first parameters (satellite) the ops of the class's
+//     summary priorities send their summary first; their full data
+//     follows as backfill in priority order, oldest first (backfill.go,
+//     docs/backfill.md), and Status says per priority what is held as
+//     summary, what is backfilling and when it drains
+//     (backfill_status.go; Options.DrainLimiter adds a data budget's
+//     delay).
 //
 // # The data lane
 //

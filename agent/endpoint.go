@@ -59,6 +59,9 @@ type endpoint struct {
 	transfers transfers
 	// batch is the sender's batch-interval policy; it outlives sessions.
 	batch batcher
+	// nextBatch is when the sender opens its next batch, for the drain
+	// estimate (backfill_status.go).
+	nextBatch batchClock
 
 	tried triedOps
 

@@ -35,6 +35,7 @@ type agentCollector struct {
 	latencyMax, probeBytes, retries, nacks, switches     *prometheus.Desc
 	connects, dialFailures, summaries, drainETA          *prometheus.Desc
 	summaryHeld                                          *prometheus.Desc
+	backfilled, backfilledBytes, heldOps, heldBytes      *prometheus.Desc
 	connectError                                         *prometheus.Desc
 }
 
@@ -73,6 +74,10 @@ func newAgentCollector(a *Agent) *agentCollector {
 		dialFailures:     desc("dial_failures_total", "Failed attempts to connect to the core.", "endpoint"),
 		summaries:        desc("summaries_total", "Summaries sent ahead of held-back payloads.", "endpoint"),
 		summaryHeld:      desc("summary_held_bytes_total", "Payload bytes held back while their summaries went.", "endpoint"),
+		backfilled:       desc("backfilled_total", "Ops stored in full after their summary went first (backfill).", "endpoint"),
+		backfilledBytes:  desc("backfilled_bytes_total", "Payload bytes of those ops.", "endpoint"),
+		heldOps:          desc("summary_held_ops", "Ops whose summary went first and whose full data waits or is backfilling, by priority.", "endpoint", "priority"),
+		heldBytes:        desc("summary_held_payload_bytes", "Payload bytes of those ops, by priority.", "endpoint", "priority"),
 	}
 }
 
@@ -133,6 +138,12 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.dialFailures, float64(es.DialFailures), n)
 		counter(c.summaries, float64(es.Summaries), n)
 		counter(c.summaryHeld, float64(es.SummaryBytes), n)
+		counter(c.backfilled, float64(es.Backfilled), n)
+		counter(c.backfilledBytes, float64(es.BackfilledBytes), n)
+		for p, h := range es.SummaryHeld {
+			gauge(c.heldOps, float64(h.Ops), n, p)
+			gauge(c.heldBytes, float64(h.Bytes), n, p)
+		}
 	}
 	st, err := c.ob.Stats()
 	if err != nil {

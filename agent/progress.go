@@ -31,6 +31,9 @@ type Transfer struct {
 	RateBps float64 `json:"rate_bps"`
 	// ETA is the time left at RateBps; 0 when the rate is unknown.
 	ETA time.Duration `json:"eta_ns"`
+	// Backfill says the op's summary went first and this is its full
+	// data (docs/backfill.md).
+	Backfill bool `json:"backfill"`
 }
 
 // Progress sampling: a sample at most every progressSample, kept for the
@@ -107,7 +110,7 @@ func (p *progress) sample(now time.Time, sent int64, force bool) {
 // was sent since the oldest sample of the window (or the newest before
 // it, for a transfer that stalled).
 func (p *progress) snapshot(now time.Time) Transfer {
-	t := Transfer{ID: p.op.ID, Key: p.op.Key, Priority: p.op.Priority, Size: p.op.Size, Sent: p.sent.Load(), Started: p.started}
+	t := Transfer{ID: p.op.ID, Key: p.op.Key, Priority: p.op.Priority, Size: p.op.Size, Sent: p.sent.Load(), Started: p.started, Backfill: p.op.SummarySent}
 	p.mu.Lock()
 	var ref progressPoint
 	found := false

@@ -37,7 +37,7 @@ type outcome uint8
 
 const (
 	outDone outcome = iota // acked and removed, or released for a retry
-	outHold                // summary stored: keep leased until the batch ends
+	outHold                // summary stored: keep leased, its full data backfills
 	outPark                // refused for now: keep leased for a backoff (parked.go)
 )
 
@@ -50,10 +50,11 @@ const (
 )
 
 type workerDone struct {
-	id   edgesync.OpID
-	key  string // set for state ops
-	slot slot
-	out  outcome
+	op      outbox.Op
+	key     string // set for state ops
+	slot    slot
+	out     outcome
+	summary bool // the worker sent the op's summary
 }
 
 // session sends ops on one connection until it closes or ctx ends. It
@@ -74,8 +75,11 @@ type session struct {
 	wg       sync.WaitGroup
 	done     chan workerDone
 	inflight [3]int
-	held     []edgesync.OpID // summary sent: held until the batch ends
-	parked   *parkedOps      // refused: held for a backoff
+	bf       backfill // summary sent: full data waits its turn (backfill.go)
+	// budgetHeld are ops past their priority's share of the data budget
+	// (budget.go): held until the batch ends.
+	budgetHeld []edgesync.OpID
+	parked     *parkedOps // refused: held for a backoff
 	// One version of a key at a time: a newer version waits (leased)
 	// until the one in flight is settled, so that versions reach the core
 	// in order and the next one can be a delta against the last.
@@ -105,7 +109,8 @@ func (s *session) finish() {
 	for d := range s.done {
 		s.account(d)
 	}
-	s.release(s.held...)
+	s.release(s.bf.ids()...)
+	s.release(s.budgetHeld...)
 	s.parked.close()
 	for _, ids := range s.deferred {
 		s.release(ids...)
@@ -143,6 +148,7 @@ func opIDs(ids []edgesync.OpID) []string {
 
 func (s *session) account(d workerDone) {
 	s.inflight[d.slot]--
+	s.bf.settled(d.op, d.slot, d.summary)
 	if d.key != "" {
 		delete(s.keys, d.key)
 		if ids := s.deferred[d.key]; len(ids) > 0 {
@@ -152,9 +158,9 @@ func (s *session) account(d workerDone) {
 	}
 	switch d.out {
 	case outHold:
-		s.held = append(s.held, d.id)
+		s.bf.push(d.op)
 	case outPark:
-		s.parked.park(d.id)
+		s.parked.park(d.op.ID)
 	}
 }
 
@@ -199,15 +205,15 @@ func (s *session) loop() error {
 			}
 			sent = sent || s.inflight[slotSmall]+s.inflight[slotBulk] > before
 			if !more && s.inflight[slotSmall]+s.inflight[slotBulk] == 0 {
-				// The batch is drained: ops held for their summary go back,
-				// and ordinary data waits for the next interval, unless
-				// the batcher lets it go sooner (wake).
+				// The batch is drained (backfill too): ordinary data waits
+				// for the next interval, unless the batcher lets it go
+				// sooner (wake); what the budget held goes back.
 				batchOpen = false
+				s.release(s.budgetHeld...)
+				s.budgetHeld = s.budgetHeld[:0]
 				e.batch.drained(time.Now(), sent)
 				sent = false
 				e.appLimited()
-				s.release(s.held...)
-				s.held = s.held[:0]
 				wait := p.Interval
 				if wait <= 0 {
 					wait = time.Second // best effort: poll lightly, enqueues wake us sooner
@@ -215,6 +221,7 @@ func (s *session) loop() error {
 				nextBatch = time.Now().Add(wait)
 			}
 		}
+		e.nextBatch.set(batchOpen, nextBatch)
 		timer.Reset(time.Until(nextBatch))
 		if batchOpen {
 			timer.Stop()
@@ -255,7 +262,7 @@ func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err er
 			continue
 		}
 		if _, hold := s.budgetGate(ops[0], false); hold {
-			s.held = append(s.held, ops[0].ID) // the budget's reserve is spent
+			s.budgetHeld = append(s.budgetHeld, ops[0].ID) // the budget's reserve is spent
 			continue
 		}
 		if s.inflight[slotUrgent] >= maxUrgentInFlight {
@@ -281,23 +288,38 @@ func (s *session) deferIfBusy(op outbox.Op) bool {
 // dispatchOrdinary starts ordinary ops in priority order while slots are
 // free; more is false when the outbox had nothing more to lease.
 func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err error) {
+	s.bf.preempt.Store(edgesync.NumPriorities)
 	for {
 		if s.inflight[slotSmall] >= maxSmallInFlight && s.inflight[slotBulk] >= p.Concurrency {
 			return true, nil
 		}
 		ops, err := s.leaseWithin(ordinary...)
 		if err != nil || len(ops) == 0 {
-			return false, leaseErr(err)
+			if err := leaseErr(err); err != nil {
+				return false, err
+			}
+			// Everything that waits is leased: full data of summarized
+			// ops follows.
+			s.dispatchBackfill(p, last)
+			return len(s.bf.queue) > 0, nil
 		}
 		op := ops[0]
-		summary, hold := s.budgetGate(op, p.SummaryOnly && op.Priority >= edgesync.Normal)
+		budgetSummary, hold := s.budgetGate(op, p.SummaryFirst(op.Priority))
 		if hold {
-			s.held = append(s.held, op.ID) // past its share of the budget
+			s.budgetHeld = append(s.budgetHeld, op.ID) // past its share of the budget
 			continue
 		}
-		if summary && op.SummarySent {
-			s.held = append(s.held, op.ID) // its payload waits for a better link
+		if isBackfill(op, p) {
+			s.bf.push(op) // its full data follows the summaries that wait
 			continue
+		}
+		summary := budgetSummary && !op.SummarySent
+		if !summary {
+			// Full data goes in rank order, backfill included.
+			if s.dispatchBackfill(p, rankOf(op)); s.bf.ahead(rankOf(op)) {
+				s.release(op.ID)
+				return true, nil
+			}
 		}
 		if s.deferIfBusy(op) {
 			continue
@@ -308,6 +330,9 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		}
 		if (sl == slotSmall && s.inflight[sl] >= maxSmallInFlight) || (sl == slotBulk && s.inflight[sl] >= p.Concurrency) {
 			// Strict priority: nothing of lower priority jumps ahead.
+			if sl == slotBulk {
+				s.bf.wantBulk(op.Priority)
+			}
 			s.release(op.ID)
 			return true, nil
 		}
@@ -328,6 +353,7 @@ func leaseErr(err error) error {
 func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
 	s.e.mon.Busy()
 	s.inflight[sl]++
+	s.bf.started(op, sl, summary)
 	var key string
 	if op.Kind == edgesync.StateOp {
 		key = op.Key
@@ -337,7 +363,7 @@ func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary
 	go func() {
 		defer s.wg.Done()
 		out := s.work(op, p, sl, summary)
-		s.done <- workerDone{id: op.ID, key: key, slot: sl, out: out}
+		s.done <- workerDone{op: op, key: key, slot: sl, out: out, summary: summary}
 	}()
 }
 
@@ -354,9 +380,16 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	if summary {
 		return s.summarize(snd, op, pl)
 	}
+	paused := s.pauseCheck(p, sl)
+	if isBackfill(op, p) {
+		if sl == slotBulk {
+			paused = s.bf.pausable(op.Priority, paused)
+		}
+		p = s.backfillParams(p)
+	}
 	prog := s.e.transfers.begin(op)
 	defer s.e.transfers.end(op.ID)
-	a := &attempt{op: &op, pl: pl, params: p, paused: s.budgetPause(op.Priority, s.pauseCheck(p, sl)), eager: s.eager(op), prog: prog, room: s.e.budgetRoom(op.Priority)}
+	a := &attempt{op: &op, pl: pl, params: p, paused: s.budgetPause(op.Priority, paused), eager: s.eager(op), prog: prog, room: s.e.budgetRoom(op.Priority)}
 	if b := s.deltaBase(op, p); b != nil {
 		defer b.Close()
 		a.base = b
@@ -464,12 +497,17 @@ func (s *session) stored(snd *opSender, op outbox.Op, pl io.ReaderAt, hash codec
 	s.tried.forget(op.ID)
 	s.parked.forget(op.ID)
 	s.stats.recordAck(op.Priority, op.Size, time.Since(op.EnqueuedAt))
+	if op.SummarySent {
+		s.stats.backfilled.Add(1)
+		s.stats.backfilledRaw.Add(op.Size)
+	}
 }
 
 // sameEncoding reports whether ops are encoded and held back alike under
 // a and b.
 func sameEncoding(a, b linkmon.SyncParameters) bool {
-	return a.Mode == b.Mode && a.Compression == b.Compression && a.Level == b.Level && a.SummaryOnly == b.SummaryOnly
+	return a.Mode == b.Mode && a.Compression == b.Compression && a.Level == b.Level &&
+		a.SummaryOnly == b.SummaryOnly && a.Summaries == b.Summaries
 }
 
 // refused settles an op the core refused: what can succeed is sent again

@@ -176,7 +176,9 @@ func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.
 		return res, err
 	}
 	res.hash = h
-	str, done, err := openOpStream(ctx, conn, op.Priority)
+	// A summary goes ahead of every ordinary op's full data (backfill
+	// included): its stream's urgency is high's at most.
+	str, done, err := openOpStream(ctx, conn, min(op.Priority, edgesync.High))
 	if err != nil {
 		return res, err
 	}

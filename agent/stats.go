@@ -28,6 +28,9 @@ type endpointStats struct {
 	rawByMode  [numCodecModes]atomic.Int64 // plain bytes those frames carried
 	summaries  atomic.Int64
 	summaryRaw atomic.Int64 // payload bytes held back while their summary went
+	// backfilled counts the ops stored in full after their summary, and
+	// backfilledRaw their payload bytes (backfill.go).
+	backfilled, backfilledRaw atomic.Int64
 
 	nacks [16]atomic.Int64 // by wire.Code
 
@@ -67,6 +70,14 @@ type EndpointStats struct {
 	Priorities   map[string]PriorityStats `json:"priorities"`
 	Modes        map[string]ModeStats     `json:"modes"`
 	Nacks        map[string]int64         `json:"nacks"`
+
+	// Backfilled counts the ops stored in full after their summary went
+	// first (docs/backfill.md), BackfilledBytes their payload bytes.
+	Backfilled      int64 `json:"backfilled"`
+	BackfilledBytes int64 `json:"backfilled_bytes"`
+	// SummaryHeld are, per ordinary priority, the ops in the outbox whose
+	// summary went first and whose full data waits or is on its way.
+	SummaryHeld map[string]Backlog `json:"summary_held"`
 }
 
 func (e *endpoint) snapshot() EndpointStats {
@@ -89,6 +100,7 @@ func (e *endpoint) snapshot() EndpointStats {
 		Modes:        map[string]ModeStats{},
 		Nacks:        map[string]int64{},
 	}
+	out.Backfilled, out.BackfilledBytes = s.backfilled.Load(), s.backfilledRaw.Load()
 	for _, p := range edgesync.Priorities() {
 		n := s.acked[p].Load()
 		ps := PriorityStats{Acked: n, Bytes: s.plainBytes[p].Load(), MaxLatency: time.Duration(s.latencyMax[p].Load())}
@@ -149,5 +161,6 @@ func (a *Agent) Stats() []EndpointStats {
 	for i, e := range eps {
 		out[i] = e.snapshot()
 	}
+	a.summaryHeld(out)
 	return out
 }

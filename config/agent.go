@@ -104,6 +104,11 @@ type Profile struct {
 	ChunkSize   int64
 	Interval    *time.Duration
 	Concurrency int
+	// SummaryOnly turns summaries first (then backfill) on or off for the
+	// class; nil keeps the class's (on for satellite). SummaryPriorities,
+	// when not nil, are the priorities it applies to (docs/backfill.md).
+	SummaryOnly       *bool
+	SummaryPriorities []edgesync.Priority
 }
 
 // Control configures the local control API.
@@ -337,4 +342,5 @@ func (p Profile) validate(l *errorList, prefix string) {
 	if p.Concurrency < 0 || p.Concurrency > 64 {
 		l.addf(prefix+"concurrency", "must be 1-64, got %d", p.Concurrency)
 	}
+	p.validateSummaries(l, prefix)
 }

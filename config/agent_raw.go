@@ -78,6 +78,9 @@ type rawProfile struct {
 	Chunk       *string `hcl:"chunk,optional"`
 	Interval    *string `hcl:"interval,optional"`
 	Concurrency *int    `hcl:"concurrency,optional"`
+
+	SummaryOnly *bool     `hcl:"summary_only,optional"`
+	Summaries   *[]string `hcl:"summary_priorities,optional"`
 }
 
 type rawEndpoint struct {
@@ -239,5 +242,7 @@ func (r *rawProfile) apply(l *errorList, p string) Profile {
 		out.Interval = &d
 	}
 	out.Concurrency = pick(r.Concurrency, 0)
+	out.SummaryOnly = r.SummaryOnly
+	out.SummaryPriorities = parseSummaryPriorities(l, p+"summary_priorities", r.Summaries)
 	return out
 }

@@ -61,6 +61,10 @@ monitor {
 profile "satellite" {
   chunk    = "32KiB"
   interval = "120s"
+  # Summaries first, then the full data as backfill (docs/backfill.md);
+  # normal ops here go in full at once.
+  summary_only       = true
+  summary_priorities = ["analytics", "background"]
 }
 
 control {

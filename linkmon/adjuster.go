@@ -52,9 +52,12 @@ type SyncParameters struct {
 	// PriorityQueue makes the sender drain strictly by priority instead of
 	// interleaving priorities across streams.
 	PriorityQueue bool `json:"priority_queue"`
-	// SummaryOnly sends normal, analytics and background ops as metadata
-	// and summary only, keeping the payload queued (satellite).
+	// SummaryOnly sends the ops of the priorities in Summaries as their
+	// metadata and summary first; their full data follows as backfill
+	// when the link has room (satellite; docs/backfill.md).
 	SummaryOnly bool `json:"summary_only"`
+	// Summaries are the priorities SummaryOnly applies to.
+	Summaries SummarySet `json:"summary_priorities"`
 }
 
 // String renders the parameters for logs.
@@ -63,8 +66,12 @@ func (p SyncParameters) String() string {
 	if p.Interval > 0 {
 		iv = units.FormatDuration(p.Interval)
 	}
-	return fmt.Sprintf("mode=%s level=%d chunk=%s interval=%s concurrency=%d pq=%t summary=%t",
-		p.Mode, p.Level, strings.ReplaceAll(units.FormatBytes(int64(p.ChunkSize)), " ", ""), iv, p.Concurrency, p.PriorityQueue, p.SummaryOnly)
+	sum := "false"
+	if p.SummaryOnly {
+		sum = p.Summaries.String()
+	}
+	return fmt.Sprintf("mode=%s level=%d chunk=%s interval=%s concurrency=%d pq=%t summary=%s",
+		p.Mode, p.Level, strings.ReplaceAll(units.FormatBytes(int64(p.ChunkSize)), " ", ""), iv, p.Concurrency, p.PriorityQueue, sum)
 }
 
 // ClassProfile is one row of the parameter table plus its interpolation
@@ -98,7 +105,7 @@ type ClassProfile struct {
 // top of the range: their RTT, not their rate, limits them.
 func DefaultProfiles() map[edgesync.LinkClass]ClassProfile {
 	const kib, mib = 1 << 10, 1 << 20
-	return map[edgesync.LinkClass]ClassProfile{
+	profiles := map[edgesync.LinkClass]ClassProfile{
 		edgesync.Fiber: {
 			Params:       SyncParameters{Mode: edgesync.SyncFull, Level: LevelNone, ChunkSize: 16 * mib, Interval: time.Second, Concurrency: 10},
 			MinChunkSize: 4 * mib, MinConcurrency: 5, MinBps: 100e6, MaxBps: 1e9,
@@ -124,6 +131,11 @@ func DefaultProfiles() map[edgesync.LinkClass]ClassProfile {
 			MinChunkSize: 128 * kib, MinConcurrency: 2,
 		},
 	}
+	for class, p := range profiles {
+		p.Params.Summaries = DefaultSummaries
+		profiles[class] = p
+	}
+	return profiles
 }
 
 // Override is a partial profile from config: zero (or nil) fields keep the
@@ -137,6 +149,9 @@ type Override struct {
 	Concurrency   int               `json:"concurrency,omitempty"`
 	PriorityQueue *bool             `json:"priority_queue,omitempty"`
 	SummaryOnly   *bool             `json:"summary_only,omitempty"`
+	// Summaries, when set, replaces the priorities that send summaries
+	// first (an empty list: none do).
+	Summaries *SummarySet `json:"summary_priorities,omitempty"`
 	// MinChunkSize and MinConcurrency set the bottom of the range. When
 	// only the top is overridden below the default bottom, the bottom
 	// follows it down (the class becomes flat).
@@ -173,6 +188,9 @@ func (o Override) Apply(p ClassProfile) ClassProfile {
 	}
 	if o.SummaryOnly != nil {
 		p.Params.SummaryOnly = *o.SummaryOnly
+	}
+	if o.Summaries != nil {
+		p.Params.Summaries = *o.Summaries
 	}
 	if o.MinBps != 0 {
 		p.MinBps = o.MinBps
@@ -219,6 +237,8 @@ func (p ClassProfile) Validate(prefix string) error {
 		return bad("chunk_size", "%s must be %s to %s", units.FormatBytes(int64(q.ChunkSize)), units.FormatBytes(MinChunkBytes), units.FormatBytes(MaxChunkBytes))
 	case p.MinChunkSize < MinChunkBytes || p.MinChunkSize > q.ChunkSize:
 		return bad("min_chunk_size", "%s must be %s to chunk_size (%s)", units.FormatBytes(int64(p.MinChunkSize)), units.FormatBytes(MinChunkBytes), units.FormatBytes(int64(q.ChunkSize)))
+	case q.Summaries&^(DefaultSummaries|1<<edgesync.High) != 0:
+		return bad("summary_priorities", "%08b holds critical or schema, which always go in full at once", uint8(q.Summaries))
 	case q.Interval < 0:
 		return bad("interval", "%v must not be negative (0 is best effort)", q.Interval)
 	case q.Concurrency < 1 || q.Concurrency > MaxConcurrency:

@@ -24,12 +24,12 @@ func TestAdjusterTable(t *testing.T) {
 	const kib, mib = 1 << 10, 1 << 20
 	a := mustAdjuster(t, nil)
 	want := map[edgesync.LinkClass]SyncParameters{
-		edgesync.Fiber:        {edgesync.SyncFull, false, 0, 16 * mib, time.Second, 10, false, false},
-		edgesync.Broadband:    {edgesync.SyncFullZstd, true, 1, 4 * mib, 5 * time.Second, 5, false, false},
-		edgesync.Mobile:       {edgesync.SyncDelta, true, 2, 256 * kib, 30 * time.Second, 2, true, false},
-		edgesync.Satellite:    {edgesync.SyncDeltaZstd, true, 3, 64 * kib, 60 * time.Second, 1, true, true},
-		edgesync.Intermittent: {edgesync.SyncStoreAndForward, true, 3, 32 * kib, 0, 1, true, false},
-		edgesync.Unknown:      {edgesync.SyncDeltaZstd, true, 2, 128 * kib, 30 * time.Second, 2, true, false},
+		edgesync.Fiber:        {edgesync.SyncFull, false, 0, 16 * mib, time.Second, 10, false, false, DefaultSummaries},
+		edgesync.Broadband:    {edgesync.SyncFullZstd, true, 1, 4 * mib, 5 * time.Second, 5, false, false, DefaultSummaries},
+		edgesync.Mobile:       {edgesync.SyncDelta, true, 2, 256 * kib, 30 * time.Second, 2, true, false, DefaultSummaries},
+		edgesync.Satellite:    {edgesync.SyncDeltaZstd, true, 3, 64 * kib, 60 * time.Second, 1, true, true, DefaultSummaries},
+		edgesync.Intermittent: {edgesync.SyncStoreAndForward, true, 3, 32 * kib, 0, 1, true, false, DefaultSummaries},
+		edgesync.Unknown:      {edgesync.SyncDeltaZstd, true, 2, 128 * kib, 30 * time.Second, 2, true, false, DefaultSummaries},
 	}
 	for class, w := range want {
 		if got := a.Parameters(class, 10e9); got != w {

@@ -21,7 +21,10 @@ type Stats struct {
 	ByEndpoint map[string]Count
 	// ByEndpointPriority splits each endpoint's count by priority.
 	ByEndpointPriority map[string]*[edgesync.NumPriorities]Count
-	Leased             int
+	// Summarized counts, of each endpoint's by priority, the ops whose
+	// summary was sent (MarkSummarySent) and whose payload still waits.
+	Summarized map[string]*[edgesync.NumPriorities]Count
+	Leased     int
 	// Oldest is the enqueue time of the oldest stored op (zero if empty);
 	// OldestAge is its age by Options.Now.
 	Oldest    time.Time
@@ -51,6 +54,7 @@ func (o *Outbox) Stats() (Stats, error) {
 	s := Stats{
 		ByEndpoint:         make(map[string]Count, len(o.idx.queues)),
 		ByEndpointPriority: make(map[string]*[edgesync.NumPriorities]Count, len(o.idx.queues)),
+		Summarized:         map[string]*[edgesync.NumPriorities]Count{},
 		Drops:              o.counts, DropsUnreported: o.lost, Quarantined: o.quar,
 		MaxOps: o.opts.MaxOps, MaxBytes: o.opts.MaxBytes,
 	}
@@ -71,6 +75,15 @@ func (o *Outbox) Stats() (Stats, error) {
 		}
 		ep[op.Priority].Ops++
 		ep[op.Priority].Bytes += op.Size
+		if op.SummarySent {
+			sp := s.Summarized[op.Endpoint]
+			if sp == nil {
+				sp = new([edgesync.NumPriorities]Count)
+				s.Summarized[op.Endpoint] = sp
+			}
+			sp[op.Priority].Ops++
+			sp[op.Priority].Bytes += op.Size
+		}
 		if e.leased {
 			s.Leased++
 		}

@@ -115,17 +115,22 @@ func TestDemoVerifies(t *testing.T) {
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
-	for _, want := range []string{"link → fiber", "link → outage", "link → broadband", "verified at the core", "OK: all"} {
+	for _, want := range []string{"link → fiber", "link → outage", "link → broadband", "link → satellite-only", "verified at the core", "OK: all"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("demo output lacks %q:\n%s", want, out)
 		}
 	}
 	// The walk switched modes as the link changed, and data held back as
-	// summaries on satellite arrived in full afterwards (verified above).
-	var switches, summaries int
+	// summaries on satellite arrived in full afterwards, on satellite too
+	// (verified above).
+	var switches, summaries, backfilled int
 	for _, l := range strings.Split(out, "\n") {
 		fmt.Sscanf(l, "mode switches: %d", &switches)
 		fmt.Sscanf(l, "summaries sent first: %d", &summaries)
+		fmt.Sscanf(l, "arrived as summary first, then in full (backfill): %d", &backfilled)
+	}
+	if backfilled == 0 {
+		t.Errorf("no op arrived as its summary first and then in full:\n%s", out)
 	}
 	if switches < 3 {
 		t.Errorf("only %d mode switches over a five-step link walk:\n%s", switches, out)

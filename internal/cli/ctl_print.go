@@ -96,10 +96,10 @@ func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
 	printTransfers(w, st.Transfers)
 	fmt.Fprintln(w)
 	tw = table(w)
-	fmt.Fprintln(tw, "PRIORITY\tOPS\tBYTES")
+	fmt.Fprintln(tw, "PRIORITY\tOPS\tBYTES\tHELD AS SUMMARY\tBACKFILLING\tDRAIN ETA")
 	for _, p := range edgesync.Priorities() {
 		b := st.Backlog[p.String()]
-		fmt.Fprintf(tw, "%s\t%d\t%s\n", p, b.Ops, units.FormatBytes(b.Bytes))
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", p, b.Ops, units.FormatBytes(b.Bytes), summaryColumns(st.Summaries, p, b.Ops))
 	}
 	tw.Flush()
 }
@@ -256,4 +256,28 @@ func printLeased(w io.Writer, op control.LeasedOp, out string) {
 	}
 	tw.Flush()
 	fmt.Fprintf(w, "\nWhen done: edge-sync ctl %s --ack %s (or --release it)\n", control.CmdNext, op.ID)
+}
+
+// summaryColumns are a priority's held-as-summary, backfilling and drain
+// ETA columns of transport.bandwidth.status (docs/backfill.md); "-" for
+// critical and schema, which never send summaries.
+func summaryColumns(sums map[string]agent.SummaryStatus, p edgesync.Priority, ops int) string {
+	s, ok := sums[p.String()]
+	if !ok {
+		return "-\t-\t-"
+	}
+	count := func(b agent.Backlog) string {
+		if b.Ops == 0 {
+			return "0"
+		}
+		return fmt.Sprintf("%d, %s", b.Ops, units.FormatBytes(b.Bytes))
+	}
+	eta := "-"
+	switch {
+	case ops > 0 && s.DrainETA > 0:
+		eta = units.FormatDuration(s.DrainETA.Round(time.Second))
+	case ops > 0:
+		eta = "unknown"
+	}
+	return count(s.Held) + "\t" + count(s.Backfilling) + "\t" + eta
 }

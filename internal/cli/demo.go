@@ -30,11 +30,15 @@ const demoLong = `Runs a core, a link emulator and an agent in one process, in a
 directory with generated certificates, and puts a mixed workload through
 them: a critical alarm stream, schema changes, sensor records that update
 the same keys, analytics events and a large background file. The link walks
-fiber → lte → satellite-geo → outage → broadband; the live view shows what
-the agent measured, the mode it switched to, goodput and the queue per
-priority. At the end it checks at the core that every op arrived exactly
-once (or was superseded by a newer version of its key) and prints latency
-per priority and the bytes saved by compression, deltas and summaries.
+fiber → lte → satellite-geo → outage → broadband → satellite-only, where it
+stays while the rest drains: there a log file goes as its summary first and
+its full data follows as backfill. The live view shows what the agent
+measured, the mode it switched to, goodput and the queue per priority. At
+the end it checks at the core that every op arrived exactly once (or was
+superseded by a newer version of its key) and that every summary was
+followed by its full data, and prints latency per priority, the ops that
+arrived as summary first and then in full, and the bytes saved by
+compression, deltas and summaries.
 
 It exits non-zero if verification fails. --report writes one HTML page
 with the walk's plots (the true link beside what the agent measured, the
@@ -58,6 +62,9 @@ func demoWalk() []demoStep {
 		{"satellite-geo", linksim.SatelliteGEO()},
 		{"outage", linksim.Outage()},
 		{"broadband", linksim.Broadband()},
+		// Long enough for a backfill to finish: the satellite-only step's
+		// log file, and summarized sensor records, arrive in full on it.
+		{"satellite-only", linksim.SatelliteGEO()},
 	}
 }
 
@@ -79,7 +86,7 @@ func newDemoCmd(env Env) *cobra.Command {
 		RunE:    func(c *cobra.Command, _ []string) error { return runDemo(c.Context(), env, o) },
 	}
 	fs := c.Flags()
-	durationVar(fs, &o.duration, "duration", 75*time.Second, "length of the link walk (five equal steps)")
+	durationVar(fs, &o.duration, "duration", 90*time.Second, "length of the link walk (six equal steps)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, stores, certificates)")
 	fs.StringVar(&o.largeSize, "large", "16MiB", "size of the large background file")
 	fs.StringVar(&o.report, "report", "", "write an HTML report of the run to `FILE`")
@@ -104,7 +111,7 @@ func runDemo(ctx context.Context, env Env, o demoOpts) error {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	d := &demo{env: env, dir: dir, step: *duration / 5, large: large}
+	d := &demo{env: env, dir: dir, step: *duration / time.Duration(len(demoWalk())), large: large}
 	if err := d.openReport(o.report); err != nil {
 		return err
 	}
@@ -296,6 +303,9 @@ func (d *demo) walkUnderLoad(ctx context.Context, walk []demoStep, start time.Ti
 		if i == 1 {
 			d.enqueueLarge(ctx)
 		}
+		// The satellite-only step's log file goes in once the agent has
+		// classed the link satellite, so that its summary goes first.
+		logFile := i == len(walk)-1
 		end := time.After(d.step)
 	step:
 		for {
@@ -306,6 +316,10 @@ func (d *demo) walkUnderLoad(ctx context.Context, walk []demoStep, start time.Ti
 				break step
 			case <-tick:
 				d.printLine(out, time.Since(start))
+				if st, err := d.agent.Status("core"); logFile && err == nil && st.Class == edgesync.Satellite {
+					d.enqueueBackfill(ctx)
+					logFile = false
+				}
 			}
 		}
 	}
@@ -313,9 +327,16 @@ func (d *demo) walkUnderLoad(ctx context.Context, walk []demoStep, start time.Ti
 }
 
 // drain prints the live view until the outbox is empty, for at most
-// max(60 s, two steps).
+// max(60 s, two steps, twice the agent's drain estimate), and never more
+// than 10 minutes: the walk ends on satellite, where what is left drains
+// at 2 Mbit/s, and a loaded machine measures less.
 func (d *demo) drain(ctx context.Context, start time.Time, tick <-chan time.Time) {
-	drainBy := time.Now().Add(max(60*time.Second, 2*d.step))
+	wait := max(60*time.Second, 2*d.step)
+	if st, err := d.agent.Status("core"); err == nil {
+		wait = min(max(wait, 2*st.DrainETA), 10*time.Minute)
+		fmt.Fprintf(d.env.Stdout, "   drain ETA %s, waiting up to %s\n", units.FormatDuration(st.DrainETA.Round(time.Second)), units.FormatDuration(wait.Round(time.Second)))
+	}
+	drainBy := time.Now().Add(wait)
 	for !d.drained() && time.Now().Before(drainBy) && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
@@ -536,4 +557,25 @@ func fmtBps(bps float64) string {
 		return "?"
 	}
 	return units.FormatBitRate(bps)
+}
+
+// enqueueBackfill puts a background log file of an eighth of the large
+// file's size (256 KiB to 2 MiB) on the satellite-only step: its summary
+// goes first, its full data follows as backfill, and the live view's bar
+// follows it.
+func (d *demo) enqueueBackfill(ctx context.Context) {
+	n := min(2<<20, max(256<<10, d.large/8))
+	rnd := rand.New(rand.NewPCG(5, 8))
+	var b bytes.Buffer
+	for b.Len() < int(n) {
+		fmt.Fprintf(&b, "%08x pump %02d pressure %.2f ok\n", rnd.Uint32(), rnd.IntN(16), 3+rnd.Float64())
+	}
+	id, err := d.put(ctx, "files/engine-log.txt", edgesync.Background, edgesync.EventOp, b.Bytes()[:n], []byte("engine log, last hour"))
+	if err != nil {
+		d.noteRefused(ctx, err)
+		return
+	}
+	d.mu.Lock()
+	d.largeID, d.large = id, n
+	d.mu.Unlock()
 }

@@ -41,6 +41,7 @@ func (d *demo) verify(w io.Writer) error {
 		return err
 	}
 	byPrio, problems := d.check(seen)
+	problems = append(problems, d.checkSummaries()...)
 	d.noteVerified(byPrio, problems)
 	var es agent.EndpointStats
 	if stats := d.agent.Stats(); len(stats) > 0 {
@@ -118,6 +119,23 @@ func (d *demo) check(seen map[edgesync.OpID]int) (map[edgesync.Priority]*tally, 
 	return byPrio, problems
 }
 
+// checkSummaries finds the summaries at the core whose full data never
+// followed: after the drain, every key's latest summary must be
+// superseded by its op's (or a newer op's) full data (docs/backfill.md).
+func (d *demo) checkSummaries() []string {
+	sums, err := d.store.Summaries(demoAgent, "", 1<<20)
+	if err != nil && !errors.Is(err, core.ErrNotFound) {
+		return []string{fmt.Sprintf("summaries at the core: %v", err)}
+	}
+	var problems []string
+	for _, s := range sums {
+		if !s.Superseded {
+			problems = append(problems, fmt.Sprintf("key %s: the core has op %s's summary but its full data never arrived", s.Key, s.OpID))
+		}
+	}
+	return problems
+}
+
 // checkEvent judges an event found n times in the event log.
 func (d *demo) checkEvent(id edgesync.OpID, op demoOp, n int) (outcome, string) {
 	switch {
@@ -190,7 +208,8 @@ func printSavings(w io.Writer, es agent.EndpointStats) {
 		}
 		fmt.Fprintf(w, "mode %-11s %6d transfers, %10s payload → %10s on the wire (%.0f %% saved)\n", m, ms.Ops, units.FormatBytes(ms.PlainBytes), units.FormatBytes(ms.WireBytes), saved)
 	}
-	fmt.Fprintf(w, "summaries sent first: %d (holding back %s until the link improved)\n", es.Summaries, units.FormatBytes(es.SummaryBytes))
+	fmt.Fprintf(w, "summaries sent first: %d (holding back %s for a while)\n", es.Summaries, units.FormatBytes(es.SummaryBytes))
+	fmt.Fprintf(w, "arrived as summary first, then in full (backfill): %d ops, %s\n", es.Backfilled, units.FormatBytes(es.BackfilledBytes))
 	fmt.Fprintf(w, "mode switches: %d, reconnects: %d, transfers paused at a chunk boundary: %d\n", es.ModeSwitches, max(0, es.Connects-1), es.Paused)
 	if plain > 0 {
 		fmt.Fprintf(w, "in all: %s of payload sent as %s (%.0f %% saved by compression and deltas)\n", units.FormatBytes(plain), units.FormatBytes(onWire), 100*(1-float64(onWire)/float64(plain)))

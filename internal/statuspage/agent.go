@@ -138,6 +138,9 @@ func endpointPart(st agent.LinkStatus, es agent.EndpointStats, tl agent.Timeline
 		{"summaries sent", fmt.Sprint(es.Summaries), "summaries"},
 		{"payload held back meanwhile", units.FormatBytes(es.SummaryBytes), "summary-held-bytes"},
 		{"summary only now", yesNo(st.Params.SummaryOnly), "summary-only"},
+		{"held as summary now", heldNow(st.Summaries, false), "summary-held-now"},
+		{"backfilling now", heldNow(st.Summaries, true), "backfilling-now"},
+		{"backfilled so far", fmt.Sprintf("%d ops, %s", es.Backfilled, units.FormatBytes(es.BackfilledBytes)), "backfilled"},
 	}
 	v.Budget = budgetFacts(st, now)
 	return v
@@ -366,4 +369,20 @@ func ago(now, t time.Time) string {
 func zone(now time.Time) string {
 	name, _ := now.Local().Zone()
 	return name
+}
+
+// heldNow sums what is held as summary (or, with backfilling, being sent
+// in full after its summary) over the priorities: "3 ops, 1.2 MiB".
+func heldNow(sums map[string]agent.SummaryStatus, backfilling bool) string {
+	var ops int
+	var bytes int64
+	for _, s := range sums {
+		b := s.Held
+		if backfilling {
+			b = s.Backfilling
+		}
+		ops += b.Ops
+		bytes += b.Bytes
+	}
+	return fmt.Sprintf("%d ops, %s", ops, units.FormatBytes(bytes))
 }

@@ -1,0 +1,440 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/coretest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// arrivals is the core's store with a record, in order, of the summaries
+// and full ops it stored: what arrived when, as the core saw it.
+type arrivals struct {
+	core.Backend
+	mu  sync.Mutex
+	log []arrival
+}
+
+type arrival struct {
+	id      edgesync.OpID
+	summary bool
+}
+
+func (r *arrivals) add(id edgesync.OpID, summary bool) {
+	r.mu.Lock()
+	r.log = append(r.log, arrival{id, summary})
+	r.mu.Unlock()
+}
+
+func (r *arrivals) list() []arrival {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.log)
+}
+
+func (r *arrivals) PutSummary(agent string, sum core.Summary) error {
+	err := r.Backend.PutSummary(agent, sum)
+	if err == nil {
+		r.add(sum.OpID, true)
+	}
+	return err
+}
+
+func (r *arrivals) CommitPartial(agent string, id edgesync.OpID) (core.Result, error) {
+	res, err := r.Backend.CommitPartial(agent, id)
+	if err == nil && !res.Duplicate {
+		r.add(id, false)
+	}
+	return res, err
+}
+
+// ReleasePartial keeps the store's optional ability (core.PartialReleaser).
+func (r *arrivals) ReleasePartial(agent string, id edgesync.OpID) error {
+	if pr, ok := r.Backend.(core.PartialReleaser); ok {
+		return pr.ReleasePartial(agent, id)
+	}
+	return nil
+}
+
+// satelliteSite is a core recording its arrivals and an agent, not yet
+// started, on an always-satellite link (600 ms RTT, 2 Mbit/s up), pinned
+// to satellite with its default summary-first parameters and batches
+// interval apart.
+func satelliteSite(t testing.TB, interval time.Duration) (*Agent, *coretest.Core, *arrivals) {
+	a, c, rec, _ := satelliteLink(t, interval)
+	return a, c, rec
+}
+
+// satelliteLink is satelliteSite that also returns the agent's link, once
+// it is open.
+func satelliteLink(t testing.TB, interval time.Duration) (*Agent, *coretest.Core, *arrivals, func() *linksim.Conn) {
+	t.Helper()
+	p := testutil.NewPKI(t, "site-1")
+	rec := &arrivals{}
+	c := coretest.Start(t, p, func(sc *core.ServerConfig) { rec.Backend, sc.Store = sc.Store, rec })
+	a, link := satelliteAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), interval)
+	return a, c, rec, link
+}
+
+// satelliteAgent is a new agent, not yet started, with cfg behind an
+// always-satellite link, pinned to satellite with batches interval apart.
+func satelliteAgent(t testing.TB, p *testutil.PKI, cfg config.Agent, interval time.Duration) (*Agent, func() *linksim.Conn) {
+	t.Helper()
+	opts, link := shaped(linksim.SatelliteGEO())
+	opts.TLS = p.ClientTLS(t, "127.0.0.1")
+	opts.Logger = testutil.Logger(t, "agent")
+	a, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	sat := edgesync.Satellite
+	if err := a.SetProfile(sat, linkmon.Override{Interval: &interval}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Switch("core", linkmon.Pin{Class: &sat}); err != nil {
+		t.Fatal(err)
+	}
+	return a, link
+}
+
+// compressible returns n bytes of seed's that zstd shrinks by about half.
+func compressible(seed uint64, n int) []byte {
+	rnd := rand.New(rand.NewPCG(seed, seed^0x5eed))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rnd.IntN(16)) * 17
+	}
+	return b
+}
+
+// backfillOp is an op of TestBackfillSatellite and its payload.
+type backfillOp struct {
+	op      outbox.Op
+	payload []byte
+}
+
+// TestBackfillSatellite puts small and large ops of every priority into
+// an agent whose link is satellite all the time: every op arrives in full
+// and byte-identical; those of normal, analytics and background priority
+// send their summary first, and every summary arrives before any of their
+// full data; full data arrives in priority order, oldest first within a
+// priority (small ops pipelined together may land in any order among
+// themselves).
+func TestBackfillSatellite(t *testing.T) {
+	a, c, rec := satelliteSite(t, 100*time.Millisecond)
+	var ops []backfillOp
+	sizes := []int{2 << 10, 6 << 10, 96 << 10} // the last is a bulk op (> one chunk)
+	for i, size := range sizes {
+		for _, prio := range edgesync.Priorities() {
+			kind, key := edgesync.EventOp, fmt.Sprintf("events/%s/%d", prio, i)
+			if (i+int(prio))%2 == 1 {
+				kind, key = edgesync.StateOp, fmt.Sprintf("state/%s/%d", prio, i)
+			}
+			payload := compressible(uint64(i*10+int(prio)), size)
+			op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Priority: prio, Kind: kind,
+				Payload: bytes.NewReader(payload), Summary: []byte("summary of " + key)})
+			ops = append(ops, backfillOp{op, payload})
+		}
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 2*time.Minute, "every op to arrive in full through the satellite link", func() bool { return outboxEmpty(a) })
+
+	// Byte-identical at the core.
+	seqs := eventSeqs(t, c, "site-1")
+	for _, o := range ops {
+		var got []byte
+		var err error
+		if o.op.Kind == edgesync.EventOp {
+			got, err = eventData(c, "site-1", seqs[o.op.ID])
+		} else {
+			got, err = c.Data("site-1", o.op.Key)
+		}
+		if err != nil || !bytes.Equal(got, o.payload) {
+			t.Fatalf("%s (%s): the core holds %d bytes (%v), the agent sent %d, or they differ", o.op.Key, o.op.Priority, len(got), err, len(o.payload))
+		}
+	}
+
+	// Summaries first, then full data.
+	log := rec.list()
+	byID := map[edgesync.OpID]backfillOp{}
+	for _, o := range ops {
+		byID[o.op.ID] = o
+	}
+	summaryAt, fullAt := map[edgesync.OpID]int{}, map[edgesync.OpID]int{}
+	lastSummary, firstBackfill := -1, len(log)
+	for i, ar := range log {
+		if ar.summary {
+			if _, dup := summaryAt[ar.id]; dup {
+				t.Fatalf("op %s: its summary arrived twice", byID[ar.id].op.Key)
+			}
+			summaryAt[ar.id], lastSummary = i, i
+			continue
+		}
+		fullAt[ar.id] = i
+		if _, ok := summaryAt[ar.id]; ok {
+			firstBackfill = min(firstBackfill, i)
+		}
+	}
+	for _, o := range ops {
+		want := linkmon.DefaultSummaries.Has(o.op.Priority)
+		s, hasSummary := summaryAt[o.op.ID]
+		switch {
+		case hasSummary != want:
+			t.Fatalf("%s (%s): summary arrived %t, want %t", o.op.Key, o.op.Priority, hasSummary, want)
+		case hasSummary && s > fullAt[o.op.ID]:
+			t.Fatalf("%s (%s): its full data arrived before its summary", o.op.Key, o.op.Priority)
+		}
+	}
+	if lastSummary > firstBackfill {
+		t.Fatalf("a summary arrived (#%d) after backfilled full data (#%d): %v", lastSummary, firstBackfill, log)
+	}
+
+	// Full data in priority order, oldest first.
+	var full []backfillOp
+	for _, ar := range log {
+		if o := byID[ar.id]; !ar.summary && !o.op.Priority.SendsAtOnce() {
+			full = append(full, o)
+		}
+	}
+	for i := range full {
+		for j := i + 1; j < len(full); j++ {
+			x, y := full[i], full[j]
+			if !rankOf(y.op).before(rankOf(x.op)) {
+				continue
+			}
+			pipelined := x.op.Priority == y.op.Priority && len(x.payload) <= 16<<10 && len(y.payload) <= 16<<10
+			if !pipelined {
+				t.Fatalf("%s (%s, %d B) arrived in full before %s (%s, %d B), which ranks after it", x.op.Key, x.op.Priority, len(x.payload), y.op.Key, y.op.Priority, len(y.payload))
+			}
+		}
+	}
+	st := a.Stats()[0]
+	if st.Backfilled != int64(len(summaryAt)) {
+		t.Fatalf("transport.stats counts %d ops backfilled, the core got %d summaries", st.Backfilled, len(summaryAt))
+	}
+	t.Logf("%d ops: %d summaries first, then in full; %d arrivals in all", len(ops), len(summaryAt), len(log))
+}
+
+// TestBackfillCriticalOvertakes puts a critical op while a large op's
+// backfill fills an always-satellite link: the critical op reaches the
+// core within its latency bound (docs/design.md#goals: 2 s plus one
+// chunk's serialisation time) while the backfill is still under way.
+func TestBackfillCriticalOvertakes(t *testing.T) {
+	a, c, rec := satelliteSite(t, 100*time.Millisecond)
+	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "camera/archive", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(compressible(1, 3<<20)), Summary: []byte("camera archive")})
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, time.Minute, "the backfill to be under way", func() bool {
+		n, ok := c.Store.PartialSize("site-1", bulk.ID)
+		return ok && n > 0
+	})
+	if log := rec.list(); len(log) == 0 || !log[0].summary || log[0].id != bulk.ID {
+		t.Fatalf("the op's summary did not arrive first: %v", log)
+	}
+	took := sendCritical(t, a, c, `{"alarm":"bilge high"}`)
+	chunk := a.Config().Params["core"].ChunkSize
+	bound := 2*time.Second + time.Duration(float64(chunk*8)/float64(linksim.SatelliteGEO().Up.RateBps)*float64(time.Second))
+	t.Logf("critical op reached the core %v after enqueue during a 3 MiB backfill (bound %v)", took, bound)
+	if took > bound {
+		t.Fatalf("critical op took %v during a backfill, want ≤ %v", took, bound)
+	}
+	if done, _ := c.Store.Applied("site-1", bulk.ID); done {
+		t.Fatal("the backfill finished first; the test proved nothing")
+	}
+}
+
+// eventSeqs maps the agent's events at the core to their sequence numbers.
+func eventSeqs(t testing.TB, c *coretest.Core, agentName string) map[edgesync.OpID]uint64 {
+	t.Helper()
+	seqs := map[edgesync.OpID]uint64{}
+	for from := uint64(1); ; {
+		evs, err := c.Store.Events(agentName, from, 1000)
+		if err != nil {
+			t.Fatalf("core events: %v", err)
+		}
+		for _, e := range evs {
+			seqs[e.OpID] = e.Seq
+			from = e.Seq + 1
+		}
+		if len(evs) < 1000 {
+			return seqs
+		}
+	}
+}
+
+// eventData reads an event's payload at the core.
+func eventData(c *coretest.Core, agentName string, seq uint64) ([]byte, error) {
+	_, obj, err := c.Store.EventData(agentName, seq)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
+}
+
+// TestBackfillStatus: transport.bandwidth.status says per priority what
+// is held as summary and what is backfilling while a backfill runs, and
+// its drain estimate counts the wait for the next batch.
+func TestBackfillStatus(t *testing.T) {
+	a, _, _ := satelliteSite(t, time.Hour)
+	big := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/big", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(compressible(2, 2<<20))})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "stats/1", Priority: edgesync.Analytics, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(compressible(3, 4<<10))})
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var st LinkStatus
+	testutil.WaitFor(t, time.Minute, "the large op backfilling with the link's bandwidth known", func() bool {
+		var err error
+		st, err = a.Status("core")
+		bg := st.Summaries["background"]
+		return err == nil && bg.Backfilling.Ops == 1 && st.Figures.BandwidthBps > 0 && bg.DrainETA > 0
+	})
+	if held := a.Stats()[0].SummaryHeld["background"]; held.Ops != 1 || held.Bytes != big.Size {
+		t.Fatalf("transport.stats: background held as summary %+v, want the large op", held)
+	}
+	bg := st.Summaries["background"]
+	if bg.Held.Ops != 1 || bg.Held.Bytes != big.Size || bg.Backfilling.Bytes <= 0 || bg.Backfilling.Bytes > big.Size {
+		t.Fatalf("background while backfilling: %+v", bg)
+	}
+	if st.DrainETA < bg.DrainETA || st.DrainETA > 10*time.Minute {
+		t.Fatalf("drain ETA %v, background's %v: want the backlog's, within minutes at %v", st.DrainETA, bg.DrainETA, st.Figures.BandwidthBps)
+	}
+	testutil.WaitFor(t, time.Minute, "the backfill to finish", func() bool { return outboxEmpty(a) })
+	if st, err := a.Status("core"); err != nil || st.Summaries["background"].Held.Ops != 0 || st.Summaries["analytics"].Held.Ops != 0 {
+		t.Fatalf("after the backfill: %+v, %v", st.Summaries, err)
+	}
+	// The batch is drained; the next opens in an hour. An op put now
+	// waits for it, and the estimate says so.
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/late", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(compressible(4, 8<<10))})
+	st, err := a.Status("core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if eta := st.Summaries["background"].DrainETA; eta < 50*time.Minute || eta > time.Hour+time.Minute || st.DrainETA != eta {
+		t.Fatalf("an op waiting for the batch in an hour: drain ETA %v (background %v), want about an hour", st.DrainETA, eta)
+	}
+}
+
+// TestBackfillNewerOpOvertakes puts a normal op while a large background
+// op's backfill holds the satellite link's one bulk slot: its summary goes
+// at once, the background transfer pauses at a chunk boundary for its full
+// data, which arrives first, and the background op resumes and arrives in
+// full.
+func TestBackfillNewerOpOvertakes(t *testing.T) {
+	a, c, rec := satelliteSite(t, 100*time.Millisecond)
+	bgPayload := compressible(5, 3<<20)
+	bg := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "camera/archive", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(bgPayload), Summary: []byte("camera archive")})
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, time.Minute, "the background backfill to be under way", func() bool {
+		n, ok := c.Store.PartialSize("site-1", bg.ID)
+		return ok && n > 0
+	})
+	nPayload := compressible(6, 256<<10) // more than one chunk: it needs the bulk slot
+	n := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "sensors/batch", Priority: edgesync.Normal, Kind: edgesync.StateOp,
+		Payload: bytes.NewReader(nPayload), Summary: []byte("sensor batch")})
+	testutil.WaitFor(t, 2*time.Minute, "both ops in full at the core", func() bool { return outboxEmpty(a) })
+	var order []string
+	for _, ar := range rec.list() {
+		name := map[edgesync.OpID]string{bg.ID: "background", n.ID: "normal"}[ar.id]
+		if ar.summary {
+			name += " summary"
+		}
+		order = append(order, name)
+	}
+	want := []string{"background summary", "normal summary", "normal", "background"}
+	if !slices.Equal(order, want) {
+		t.Fatalf("arrivals at the core %q, want %q", order, want)
+	}
+	if st := a.Stats()[0]; st.Paused < 1 {
+		t.Fatalf("the background transfer never paused for the normal op (stats %+v)", st)
+	}
+	got, err := c.Data("site-1", "sensors/batch")
+	if err != nil || !bytes.Equal(got, nPayload) {
+		t.Fatalf("normal op: the core holds %d bytes (%v), sent %d, or they differ", len(got), err, len(nPayload))
+	}
+	seqs := eventSeqs(t, c, "site-1")
+	if got, err := eventData(c, "site-1", seqs[bg.ID]); err != nil || !bytes.Equal(got, bgPayload) {
+		t.Fatalf("background op: the core holds %d bytes (%v), sent %d, or they differ", len(got), err, len(bgPayload))
+	}
+}
+
+// TestBackfillAfterRestart stops an agent after its ops' summaries went
+// and while their backfill runs: the next agent on the same data directory
+// sends no summary again, and the full data follows, resumed where the
+// core holds it.
+func TestBackfillAfterRestart(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	rec := &arrivals{}
+	c := coretest.Start(t, p, func(sc *core.ServerConfig) { rec.Backend, sc.Store = sc.Store, rec })
+	cfg := coretest.AgentConfig(t, p, c.Addr.String())
+	a, _ := satelliteAgent(t, p, cfg, 100*time.Millisecond)
+	big, small := compressible(7, 3<<19), compressible(8, 8<<10)
+	bigOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/big", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(big), Summary: []byte("big log")})
+	smallOp := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/small", Priority: edgesync.Background, Kind: edgesync.EventOp,
+		Payload: bytes.NewReader(small), Summary: []byte("small log")})
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, time.Minute, "the large op's backfill under way", func() bool {
+		n, ok := c.Store.PartialSize("site-1", bigOp.ID)
+		return ok && n >= 256<<10
+	})
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a2, _ := satelliteAgent(t, p, cfg, 100*time.Millisecond)
+	if st, err := a2.Status("core"); err != nil || st.Summaries["background"].Held.Ops != 2 {
+		t.Fatalf("after the restart, before connecting: held as summary %+v (%v), want both ops", st.Summaries["background"], err)
+	}
+	if err := a2.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, time.Minute, "both ops in full at the core", func() bool { return outboxEmpty(a2) })
+	summaries := 0
+	for _, ar := range rec.list() {
+		if ar.summary {
+			summaries++
+		}
+	}
+	if summaries != 2 {
+		t.Fatalf("the core got %d summaries for 2 ops: a restart sent one again", summaries)
+	}
+	seqs := eventSeqs(t, c, "site-1")
+	for _, o := range []struct {
+		op      outbox.Op
+		payload []byte
+	}{{bigOp, big}, {smallOp, small}} {
+		if got, err := eventData(c, "site-1", seqs[o.op.ID]); err != nil || !bytes.Equal(got, o.payload) {
+			t.Fatalf("%s: the core holds %d bytes (%v), sent %d, or they differ", o.op.Key, len(got), err, len(o.payload))
+		}
+	}
+	// The small op waited behind the large one (a bulk op goes alone
+	// among its priority's), so the restarted agent sent both in full.
+	if st := a2.Stats()[0]; st.Backfilled != 2 {
+		t.Fatalf("the restarted agent backfilled %d ops, want 2", st.Backfilled)
+	}
+}
