@@ -51,9 +51,6 @@ type Options struct {
 	// DisableLane keeps every op's data on QUIC streams: the agent does
 	// not offer the data lane (wire.CapLane) to its cores.
 	DisableLane bool
-	// DrainLimiter, if set, adds what holds data back besides the link
-	// (a data budget) to Status's drain estimates.
-	DrainLimiter DrainLimiter
 }
 
 // Agent is the edge agent: the outbox, and per endpoint a link monitor and

@@ -24,17 +24,9 @@ type SummaryStatus struct {
 	// DrainETA is when this priority's backlog, and everything that goes
 	// before it, will have arrived in full: the wait for the next batch,
 	// the bytes at the link's measured rate (compressed as the last
-	// transfers were), and what a DrainLimiter adds. Zero when the
+	// transfers were), and the wait for the data budget. Zero when the
 	// bandwidth is unknown.
 	DrainETA time.Duration `json:"drain_eta_ns"`
-}
-
-// DrainLimiter holds data back for reasons other than the link, such as a
-// data budget: DrainDelay says how much longer than the link alone bytes
-// more of priority p, to an endpoint, take to leave from now. Status adds
-// it to its drain estimates. Options.DrainLimiter sets it.
-type DrainLimiter interface {
-	DrainDelay(endpoint string, p edgesync.Priority, bytes int64, now time.Time) time.Duration
 }
 
 // batchClock is when an endpoint's sender opens its next batch of
@@ -102,9 +94,7 @@ func (e *endpoint) drainEstimate(st *LinkStatus, byPrio, summarized [edgesync.Nu
 			if !p.SendsAtOnce() {
 				eta += wait
 			}
-			if l := e.a.opts.DrainLimiter; l != nil {
-				eta += l.DrainDelay(e.name, p, ahead, now)
-			}
+			eta += e.budgetDelay(p, int64(float64(ahead)*ratio), now)
 			total = max(total, eta)
 		}
 		if !p.SendsAtOnce() {

@@ -132,6 +132,16 @@ func (s *session) budgetGate(op outbox.Op, summary bool) (bool, bool) {
 	return summary, false
 }
 
+// budgetDelay is how much longer than the link alone wire bytes more of
+// priority p take to leave from now because of the data budget: none
+// while the budget lets them go, else until its period renews.
+func (e *endpoint) budgetDelay(p edgesync.Priority, wire int64, now time.Time) time.Duration {
+	if e.budget == nil || (e.budget.Decide(p) == budget.Send && wire <= e.budget.Room(p)) {
+		return 0
+	}
+	return max(0, e.budget.Status().PeriodEnd.Sub(now))
+}
+
 // budgetSendsFull reports whether the budget lets ops of priority p go
 // in full now (always, without a budget).
 func (s *session) budgetSendsFull(p edgesync.Priority) bool {

@@ -271,3 +271,25 @@ func TestEconomyPicksTheCheapestEncoding(t *testing.T) {
 		t.Fatalf("past economy: %+v, want delta+zstd at the best level", got)
 	}
 }
+
+// TestDrainETACountsTheBudget: ops the budget holds back drain when its
+// period renews, and the drain estimate says so instead of the seconds
+// the link alone would need.
+func TestDrainETACountsTheBudget(t *testing.T) {
+	cfg := budget.Default(600_000, budget.Period{Kind: budget.Fixed, Length: time.Hour})
+	a, _, _ := budgetAgent(t, cfg, true)
+	putRandom(t, a, edgesync.Background, 3, 512<<10, 500)
+	held := heldBack(t, a, edgesync.Background)
+	var eta time.Duration
+	testutil.WaitFor(t, 30*time.Second, "a drain estimate for the held background ops", func() bool {
+		ls, err := a.Status("core")
+		if err != nil {
+			return false
+		}
+		eta = ls.Summaries["background"].DrainETA
+		return eta > 0
+	})
+	if left := time.Until(held.PeriodEnd); eta < left-time.Minute {
+		t.Errorf("background drains in %v by the estimate; the budget holds it until its period ends in %v", eta, left)
+	}
+}

@@ -31,8 +31,7 @@
 //     follows as backfill in priority order, oldest first (backfill.go,
 //     docs/backfill.md), and Status says per priority what is held as
 //     summary, what is backfilling and when it drains
-//     (backfill_status.go; Options.DrainLimiter adds a data budget's
-//     delay).
+//     (backfill_status.go; a data budget adds its wait, budget.go).
 //
 // # The data lane
 //
