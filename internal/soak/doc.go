@@ -16,8 +16,11 @@
 //     byte-identical (or superseded by a newer version of its key).
 //
 // go test -run Soak runs the short form (-soak.duration, 20 s of faults);
-// the long form is go test -run Soak -soak.duration=20m -timeout 0, with
-// -soak.seed to replay a run (each run prints its seed).
+// the long form is go test -run Soak -timeout 0 ./internal/soak
+// -soak.duration=20m, with -soak.seed to replay a run (each run prints its
+// seed). The soak's flags come after the package: go test hands every
+// flag it does not know, and all that follows, to the test binary, so
+// flags before the package would test the current directory instead.
 //
 // # Caveats
 //
