@@ -87,6 +87,9 @@ func (s *session) weigher(p linkmon.SyncParameters) func(limit int64) (int, int6
 			}
 			for _, op := range got {
 				ids = append(ids, op.ID)
+				if s.budgetHolds(op.Priority) {
+					continue // the batch would send none of it
+				}
 				// What the batch would send of it: its summary first
 				// where the class sends summaries, then its full data
 				// (backfill.go).

@@ -100,7 +100,7 @@ func TestBatcherWeighs(t *testing.T) {
 	big := put(edgesync.Normal, 1<<20, "rows=10")
 	put(edgesync.High, 100, "")
 	full := linkmon.SyncParameters{ChunkSize: 256 << 10}
-	summaries := linkmon.SyncParameters{ChunkSize: 256 << 10, SummaryOnly: true}
+	summaries := linkmon.SyncParameters{ChunkSize: 256 << 10, SummaryOnly: true, Summaries: linkmon.DefaultSummaries}
 	for _, tc := range []struct {
 		name  string
 		p     linkmon.SyncParameters
@@ -108,7 +108,8 @@ func TestBatcherWeighs(t *testing.T) {
 		bytes int64
 	}{
 		{"full data", full, 2, 1<<20 + 100},
-		{"summary only: the normal op weighs its summary", summaries, 2, 100 + int64(len("rows=10"))},
+		// Its summary goes first, then its full data as backfill.
+		{"summary only: the normal op weighs its summary and its data", summaries, 2, 100 + int64(len("rows=10")) + 1<<20},
 	} {
 		ops, n := s.weigher(tc.p)(1 << 30)
 		if ops != tc.ops || n != tc.bytes {
@@ -128,7 +129,7 @@ func TestBatcherWeighs(t *testing.T) {
 	if err := ob.Release(big.ID); err != nil {
 		t.Fatal(err)
 	}
-	if ops, n := s.weigher(summaries)(1 << 30); ops != 0 || n != 0 {
-		t.Errorf("an op whose summary is at the core (and the leased high op) weighed %d ops, %d bytes; want nothing", ops, n)
+	if ops, n := s.weigher(summaries)(1 << 30); ops != 1 || n != 1<<20 {
+		t.Errorf("an op whose summary is at the core (and the leased high op) weighed %d ops, %d bytes; want its full data, which backfills", ops, n)
 	}
 }

@@ -142,6 +142,12 @@ func (e *endpoint) budgetDelay(p edgesync.Priority, wire int64, now time.Time) t
 	return max(0, e.budget.Status().PeriodEnd.Sub(now))
 }
 
+// budgetHolds reports whether the data budget holds every op of priority
+// p back now (never, without a budget).
+func (s *session) budgetHolds(p edgesync.Priority) bool {
+	return s.e != nil && s.e.budget != nil && s.e.budget.Decide(p) == budget.Hold
+}
+
 // budgetSendsFull reports whether the budget lets ops of priority p go
 // in full now (always, without a budget).
 func (s *session) budgetSendsFull(p edgesync.Priority) bool {
