@@ -46,7 +46,7 @@ func TestDemoReportInBrowser(t *testing.T) {
 		}
 	}
 	steps := browsertest.Eval[string](page, `[...new Set([...document.querySelectorAll('[data-step]')].map(e => e.dataset.step))].join(",")`)
-	if want := "fiber,lte,satellite-geo,outage,broadband"; steps != want {
+	if want := "fiber,lte,satellite-geo,outage,broadband,satellite-only"; steps != want {
 		t.Errorf("steps marked: %s, want %s", steps, want)
 	}
 	if n := browsertest.Eval[int](page, `new Set([...document.querySelectorAll('rect[data-class]')].map(e => e.dataset.class)).size`); n < 2 {

@@ -105,8 +105,14 @@ func TestCoreRestartReconnect(t *testing.T) {
 	}
 	testutil.WaitFor(t, 5*time.Second, "broadband at about 40 Mbit/s again", right)
 	// And it stays there for the next 3 s while the link is measured
-	// afresh.
-	if testutil.PollEvery(3*time.Second, 100*time.Millisecond, func() bool { return !right() }) {
+	// afresh: the class, and the bandwidth well above the fresh start's
+	// ~2 Mbit/s (the median may dip while a loaded machine, under -race,
+	// starves the agent of CPU; 9 Mbit/s was seen in CI).
+	stays := func() bool {
+		st, err = a.Status("core")
+		return err == nil && st.Connected && st.Class == before && st.Figures.BandwidthBps > 0.15*40e6
+	}
+	if testutil.PollEvery(3*time.Second, 100*time.Millisecond, func() bool { return !stays() }) {
 		t.Errorf("class %s at %s (%s, %v) after it was back at %s", st.Class, fmtBps(st.Figures.BandwidthBps), st.Reason, err, before)
 	}
 }
