@@ -136,6 +136,14 @@ func (d *demo) checkSummaries() []string {
 	return problems
 }
 
+// dropReason says why the outbox dropped id, or that it did not.
+func (d *demo) dropReason(id edgesync.OpID) string {
+	if r, ok := d.dropped[id]; ok {
+		return "dropped by the outbox: " + r.String()
+	}
+	return "not dropped by the outbox"
+}
+
 // checkEvent judges an event found n times in the event log.
 func (d *demo) checkEvent(id edgesync.OpID, op demoOp, n int) (outcome, string) {
 	switch {
@@ -144,7 +152,7 @@ func (d *demo) checkEvent(id edgesync.OpID, op demoOp, n int) (outcome, string) 
 	case n > 1:
 		return lost, fmt.Sprintf("event %s (%s) stored %d times", id, op.key, n)
 	}
-	return lost, fmt.Sprintf("event %s (%s) missing at the core (%v)", id, op.key, d.dropped[id])
+	return lost, fmt.Sprintf("event %s (%s) missing at the core (%s)", id, op.key, d.dropReason(id))
 }
 
 // checkState judges a state op: the newest of its key must be the key's
@@ -162,7 +170,7 @@ func (d *demo) checkState(id edgesync.OpID, op demoOp) (outcome, string) {
 		case applied:
 			return delivered, ""
 		}
-		return lost, fmt.Sprintf("state op %s (%s) neither delivered nor superseded (%v)", id, op.key, d.dropped[id])
+		return lost, fmt.Sprintf("state op %s (%s) neither delivered nor superseded (%s)", id, op.key, d.dropReason(id))
 	}
 	v, _, err := d.store.Current(demoAgent, op.key)
 	switch {
