@@ -44,8 +44,10 @@ func TestLinkClassAndModeParse(t *testing.T) {
 			t.Fatalf("ParseSyncMode(%q) = %v, %v", m, got, err)
 		}
 	}
-	if m, err := ParseSyncMode("delta-zstd"); err != nil || m != SyncDeltaZstd {
-		t.Errorf("ParseSyncMode(delta-zstd) = %v, %v", m, err)
+	for in, want := range map[string]SyncMode{"delta-zstd": SyncDeltaZstd, "delta_zstd": SyncDeltaZstd, "FULL_ZSTD": SyncFullZstd, "store_and_forward": SyncStoreAndForward} {
+		if m, err := ParseSyncMode(in); err != nil || m != want {
+			t.Errorf("ParseSyncMode(%s) = %v, %v; want %v", in, m, err, want)
+		}
 	}
 	if _, err := ParseSyncMode("turbo"); err == nil {
 		t.Error("ParseSyncMode(turbo) succeeded")

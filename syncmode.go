@@ -50,9 +50,11 @@ func (m SyncMode) MarshalText() ([]byte, error) { return syncModeText.marshal(ui
 func (m *SyncMode) UnmarshalText(b []byte) error { return unmarshalText(m, b, ParseSyncMode) }
 
 // ParseSyncMode accepts a mode's name, case-insensitive; "delta-zstd" and
-// "full-zstd" are accepted for the "+" forms.
+// "full-zstd" (or with "_") are accepted for the "+" forms, and "_" for
+// "-" in "store_and_forward".
 func ParseSyncMode(s string) (SyncMode, error) {
-	t := strings.NewReplacer("-zstd", "+zstd", "_", "-").Replace(strings.ToLower(strings.TrimSpace(s)))
+	t := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "_", "-")
+	t = strings.ReplaceAll(t, "-zstd", "+zstd")
 	if v, ok := syncModeText.parse(t); ok {
 		return SyncMode(v), nil
 	}
