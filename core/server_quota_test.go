@@ -25,7 +25,10 @@ func TestAbandonedOpsReserveNoQuota(t *testing.T) {
 		closeConn bool
 	}{
 		{"connection closed", 2 * time.Minute, true},
-		{"idle timeout", time.Second, false},
+		// Long enough for the first op's 1 MiB chunk to arrive whole on a
+		// loaded machine under -race (at 1 s it timed out before), short
+		// enough for the 10 s poll below.
+		{"idle timeout", 3 * time.Second, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := startServer(t, Config{Quota: 20 << 30, MaxObjectSize: opSize},
