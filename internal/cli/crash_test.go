@@ -210,7 +210,12 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 		if run == kills {
 			killAfter = 0 // the last run lives to drain
 		}
-		deadline := time.After(killAfter)
+		// The kill comes killAfter after the child's first accepted op, not
+		// after its start, which under -race on a loaded machine takes
+		// most of that time (runs then accepted too few ops to test);
+		// a child that accepts nothing is killed after a minute.
+		var deadline <-chan time.Time
+		giveUp := time.After(time.Minute)
 		collect := func(l string) {
 			f := strings.Fields(l)
 			if len(f) == 5 && f[0] == "ACCEPTED" {
@@ -238,7 +243,12 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 						break read
 					}
 					collect(l)
+					if deadline == nil && strings.HasPrefix(l, "ACCEPTED ") {
+						deadline = time.After(killAfter)
+					}
 				case <-deadline:
+					break read
+				case <-giveUp:
 					break read
 				}
 			}
