@@ -3,8 +3,6 @@ package core
 import (
 	"bufio"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net"
@@ -168,16 +166,7 @@ type idleAgent struct {
 
 func dialIdle(b *testing.B, pk *testutil.PKI, name, addr string) *idleAgent {
 	b.Helper()
-	issued, err := pk.CA.Issue(name, false, nil, time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(pk.CA.Cert)
-	tlsConf := &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{issued.Cert.Raw}, PrivateKey: issued.Key, Leaf: issued.Cert}},
-		RootCAs:      pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN},
-	}
+	tlsConf := pk.AgentTLS(b, name, wire.ALPN)
 	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		b.Fatal(err)

@@ -3,8 +3,6 @@ package jsstore
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -203,16 +201,7 @@ type ingestClient struct {
 
 func dialIngest(b *testing.B, pk *testutil.PKI, name, addr string) *ingestClient {
 	b.Helper()
-	issued, err := pk.CA.Issue(name, false, nil, time.Hour)
-	if err != nil {
-		b.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(pk.CA.Cert)
-	tlsConf := &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{issued.Cert.Raw}, PrivateKey: issued.Key, Leaf: issued.Cert}},
-		RootCAs:      pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13, NextProtos: []string{wire.ALPN},
-	}
+	tlsConf := pk.AgentTLS(b, name, wire.ALPN)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	conn, err := quic.DialAddr(ctx, addr, tlsConf, wire.QUICConfig(64))

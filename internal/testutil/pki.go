@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"path/filepath"
 	"testing"
 	"time"
@@ -80,4 +81,21 @@ func (p *PKI) ClientTLS(tb testing.TB, serverName string) *tls.Config {
 		tb.Fatalf("test pki: %v", err)
 	}
 	return c
+}
+
+// AgentTLS is the TLS config of another agent, named name, with a
+// certificate the CA issues now, for dialling the core at 127.0.0.1 with
+// ALPN alpn: the many simulated agents of the fleet benchmarks.
+func (p *PKI) AgentTLS(tb testing.TB, name, alpn string) *tls.Config {
+	tb.Helper()
+	issued, err := p.CA.Issue(name, false, nil, time.Hour)
+	if err != nil {
+		tb.Fatalf("test pki: %v", err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(p.CA.Cert)
+	return &tls.Config{
+		Certificates: []tls.Certificate{{Certificate: [][]byte{issued.Cert.Raw}, PrivateKey: issued.Key, Leaf: issued.Cert}},
+		RootCAs:      pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS13, NextProtos: []string{alpn},
+	}
 }
