@@ -24,16 +24,7 @@ UDP bytes leaving the agent's socket), what is left, the forecast for the
 period at the rate so far, each priority's stop, and what the budget holds
 back and since when.`,
 			example: "  edge-sync ctl transport.budget.status\n  edge-sync ctl transport.budget.status --json",
-			setup: func(fs *pflag.FlagSet) ctlAction {
-				ep := endpointFlag(fs)
-				return func(ctx context.Context, x *ctlRun) error {
-					if err := x.noArgs(); err != nil {
-						return err
-					}
-					var st agent.BudgetStatus
-					return x.call(ctx, control.CmdBudgetStatus, control.EndpointRequest{Endpoint: *ep}, &st, func(w io.Writer) { printBudget(w, st, time.Now()) })
-				}
-			},
+			setup:   budgetCall(control.CmdBudgetStatus),
 		},
 		{
 			name: control.CmdBudgetSet, args: "[--endpoint E] ALLOWANCE", short: "change the allowance per period (e.g. 60GiB); kept across restarts",
@@ -58,16 +49,7 @@ changes.`,
 			long: `Zeroes the spend of the endpoint's current period, e.g. after the plan was
 topped up: every priority may send again.`,
 			example: "  edge-sync ctl transport.budget.reset",
-			setup: func(fs *pflag.FlagSet) ctlAction {
-				ep := endpointFlag(fs)
-				return func(ctx context.Context, x *ctlRun) error {
-					if err := x.noArgs(); err != nil {
-						return err
-					}
-					var st agent.BudgetStatus
-					return x.call(ctx, control.CmdBudgetReset, control.EndpointRequest{Endpoint: *ep}, &st, func(w io.Writer) { printBudget(w, st, time.Now()) })
-				}
-			},
+			setup:   budgetCall(control.CmdBudgetReset),
 		},
 	}
 }
@@ -107,4 +89,19 @@ func printBudget(w io.Writer, st agent.BudgetStatus, now time.Time) {
 			units.FormatBytes(st.ByPriority[p.Priority.String()]), p.Verdict, h)
 	}
 	tw.Flush()
+}
+
+// budgetCall is a budget command that takes no arguments, only the
+// endpoint, and prints the budget it answers.
+func budgetCall(cmd string) func(*pflag.FlagSet) ctlAction {
+	return func(fs *pflag.FlagSet) ctlAction {
+		ep := endpointFlag(fs)
+		return func(ctx context.Context, x *ctlRun) error {
+			if err := x.noArgs(); err != nil {
+				return err
+			}
+			var st agent.BudgetStatus
+			return x.call(ctx, cmd, control.EndpointRequest{Endpoint: *ep}, &st, func(w io.Writer) { printBudget(w, st, time.Now()) })
+		}
+	}
 }
