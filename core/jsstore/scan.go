@@ -55,8 +55,11 @@ func (s *Store) scanBatch(ctx context.Context, st jetstream.Stream, cfg jetstrea
 		if !lost {
 			continue
 		}
+		if sc.got > 0 {
+			restarts = 0 // this consumer made progress
+		}
 		if restarts++; restarts > maxScanRestarts {
-			return fmt.Errorf("scan: messages lost between NATS and this core %d times; the link to NATS is too slow for the store's timeout %v (raise timeout in the store block)", restarts-1, s.cfg.Timeout)
+			return fmt.Errorf("scan: messages lost between NATS and this core %d times in a row; the link to NATS is too slow for the store's timeout %v (raise timeout in the store block)", restarts-1, s.cfg.Timeout)
 		}
 		sc.deleteConsumer(ctx)
 		if sc.last > 0 {
@@ -70,8 +73,9 @@ func (s *Store) scanBatch(ctx context.Context, st jetstream.Stream, cfg jetstrea
 	return nil
 }
 
-// maxScanRestarts bounds how often one scan opens a new consumer after
-// messages went missing between the server and this client.
+// maxScanRestarts bounds how often in a row one scan opens a new
+// consumer, without reading a message, after messages went missing
+// between the server and this client.
 const maxScanRestarts = 5
 
 // scanner is the state of one scan: its consumer, how many messages are

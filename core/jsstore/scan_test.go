@@ -2,10 +2,15 @@ package jsstore
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
+	"fmt"
 	"io"
 	"net/url"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
@@ -27,6 +32,7 @@ func TestScanOverASlowLink(t *testing.T) {
 	// 1.5 MiB/s: one fetch of 8 chunks of 256 KiB takes over a second.
 	slow := natstest.SlowProxy(t, u.Host, 3<<19)
 	s := openTest(t, slow, core.Config{ChunkSize: 256 << 10, InlineMax: 64 << 10})
+
 	const size = 4 << 20
 	data := storetest.Payload(5, size)
 	hdr := storetest.Header(storetest.OpID(1), edgesync.StateOp, "big", data)
@@ -47,5 +53,46 @@ func TestScanOverASlowLink(t *testing.T) {
 	}
 	if [32]byte(h.Sum(nil)) != sha256.Sum256(data) {
 		t.Fatal("the object read through a slow link differs from the one stored")
+	}
+}
+
+// TestScanReadsAgainWhatAPullMissed scans through a link so slow that each
+// pull ends, after the store's Timeout, with messages still on their way:
+// the scan reads those again from a new consumer, and hands every message
+// over once, in order.
+func TestScanReadsAgainWhatAPullMissed(t *testing.T) {
+	srv := natstest.Run(t)
+	u, err := url.Parse(srv.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	slow := natstest.SlowProxy(t, u.Host, 1<<20)
+	s := openWith(t, Config{URLs: []string{slow}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, Timeout: 1500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	st, err := s.js.CreateStream(ctx, jetstream.StreamConfig{Name: "scantest", Subjects: []string{"scantest.>"}, MaxMsgSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n, size = 12, 256 << 10
+	for i := range n {
+		if _, err := s.js.Publish(ctx, "scantest.x", storetest.Payload(uint64(i), size)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 8 messages of 256 KiB take 2 s at 1 MiB/s; a pull waits at most 1.5 s.
+	var got int
+	err = s.scanBatch(ctx, st, jetstream.ConsumerConfig{FilterSubject: "scantest.x"}, 8, func(m jetstream.Msg) error {
+		if !bytes.Equal(m.Data(), storetest.Payload(uint64(got), size)) {
+			t.Fatalf("message %d of the scan is not the %dth published", got, got)
+		}
+		got++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("scan through a slow link: %v", err)
+	}
+	if got != n {
+		t.Fatalf("scan handed over %d of %d messages", got, n)
 	}
 }
