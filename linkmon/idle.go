@@ -105,6 +105,9 @@ func (s *sampler) changeSeen(wall time.Time) {
 	if s.m.cfg.idleScheduled() {
 		if s.idle {
 			s.m.log.Debug("idle link changed; sampling at the busy rate")
+			s.m.mu.Lock()
+			s.m.stats.IdleWakes++
+			s.m.mu.Unlock()
 		}
 		s.busyNow(wall)
 	}

@@ -79,3 +79,27 @@ func TestIdleLinkChangeDetected(t *testing.T) {
 	}
 	t.Logf("idle link: satellite after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
 }
+
+// TestIdleJitterNoWakes: pongs delayed at random, as a loaded machine's
+// scheduler delays them on loopback (linksim jitter, uniform in
+// [0, 30 ms] on the return path), are the RTT's own jitter, not a change:
+// an idle link keeps its idle schedule, and at most a rare wake samples
+// at the busy rate. It counts the wakes over 15 s (30 idle pings).
+func TestIdleJitterNoWakes(t *testing.T) {
+	core := newTestCore(t)
+	loaded := linksim.Profile{Name: "loaded-loopback",
+		Down: linksim.Direction{Jitter: 30 * time.Millisecond}}
+	a := dialTestAgent(t, core, loaded, 33)
+	cfg := testConfig()
+	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, 500*time.Millisecond
+	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle-jitter"})
+	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	w0 := m.Stats().IdleWakes
+	const watch = 15 * time.Second // 30 idle pings, observed
+	time.Sleep(watch)              // observing, not synchronising
+	wakes := m.Stats().IdleWakes - w0
+	t.Logf("%d full-rate wakes in %v (idle pings every %v); stats %+v", wakes, watch, cfg.IdleSampleInterval, m.Stats())
+	if wakes > 1 {
+		t.Errorf("%d full-rate wakes in %v of a jittery idle link (pings every %v), want at most 1", wakes, watch, cfg.IdleSampleInterval)
+	}
+}

@@ -525,6 +525,9 @@ type MonitorStats struct {
 	Delivered int
 	// ModeSwitches counts changes of the effective sync mode.
 	ModeSwitches int64
+	// IdleWakes counts an idle link's returns to the busy schedule on a
+	// change its own samples showed, not on traffic (idle.go).
+	IdleWakes int64
 }
 
 // Stats returns the counters.
