@@ -57,7 +57,7 @@ func (c *Config) idleScheduled() bool {
 
 // sampleEvery is the sampler's tick period now.
 func (s *sampler) sampleEvery() time.Duration {
-	if s.idle {
+	if s.idle && s.verifyLeft == 0 {
 		c := &s.m.cfg
 		fit := c.Classifier.Window / time.Duration(max(1, c.Classifier.MinSamples))
 		return max(min(c.IdleSampleInterval, fit), c.SampleInterval)
@@ -72,6 +72,7 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 	if !cfg.idleScheduled() {
 		return false
 	}
+	s.verifyTick(wall)
 	if acked := s.m.meter.ackedTotal(); acked != s.ackedSeen {
 		s.ackedSeen, s.activeAt = acked, wall
 	}
@@ -90,6 +91,7 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 // attached).
 func (s *sampler) busyNow(wall time.Time) {
 	s.activeAt = wall
+	s.verifyLeft = 0
 	if s.idle {
 		s.idle = false
 		s.m.idleSt.idle.Store(false)
@@ -113,24 +115,68 @@ func (s *sampler) changeSeen(wall time.Time) {
 	}
 }
 
-// idlePong judges an idle ping's answer: an RTT far from the median the
-// class was judged on (as a probe's RTT jump is judged), or jump (the
-// sampler's own RTT or loss jump), is a change once a second ping, sent
-// at once, confirms it; one ping delayed by a busy machine is not.
-func (s *sampler) idlePong(rtt time.Duration, jump bool) {
+// idleNoise is how many times the RTT's own recent jitter (the mean
+// difference of successive RTTs, as Measurement.Jitter) an idle ping's
+// RTT must be off the median to show a change: as TCP's retransmission
+// timeout sits 4 mean deviations above the smoothed RTT, a pong delayed
+// by the link's (or a loaded machine's) usual jitter is not a change.
+const idleNoise = 4
+
+// minIdleJump is the smallest RTT change an idle ping takes as one.
+const minIdleJump = 5 * time.Millisecond
+
+// verifyPongs is how many pongs, pinged at the busy rate, a ping-only
+// wake takes before it is confirmed (their median is still off) or
+// dismissed (the link goes on idle, with no probe train sent).
+const verifyPongs = 4
+
+// idleJump is the RTT change an idle ping must show against the median
+// med: the greatest of minIdleJump, rttJump × med and idleNoise × the
+// jitter of the recent RTTs but the newest skip (the ones judged, which
+// would hide a change behind itself).
+func (s *sampler) idleJump(med time.Duration, skip int) time.Duration {
+	var jit time.Duration
+	if n := len(s.rtts) - skip; n >= 2 {
+		for i := 1; i < n; i++ {
+			jit += absDur(s.rtts[i] - s.rtts[i-1])
+		}
+		jit /= time.Duration(n - 1)
+	}
+	return max(minIdleJump, time.Duration(rttJump*float64(med)), idleNoise*jit)
+}
+
+// idlePong judges an idle ping's answer. An RTT off the median the class
+// was judged on by more than idleJump, or lossJump (the recent loss rose
+// by 5 points since the last probe), is a change once a second ping,
+// sent at once, shows it too; then the link is pinged at the busy rate,
+// with no probe or check train, for verifyPongs pongs, and only if their
+// median is still off (or a sample goes stale) does the link go back to
+// the busy schedule. One ping delayed by a busy machine, or two, is not
+// a change; and the train a busy link's probe sends, the dearest thing
+// the monitor does, waits until the change is certain.
+func (s *sampler) idlePong(rtt time.Duration, lossJump bool) {
 	if !s.idle {
 		s.idleOdd = false
+		return
+	}
+	if s.verifyLeft > 0 {
+		s.verifyPong(rtt, lossJump)
 		return
 	}
 	s.m.mu.Lock()
 	med := s.m.status.Median.RTT
 	s.m.mu.Unlock()
-	d := absDur(rtt - med)
-	deviant := jump || (med > 0 && float64(d) > rttJump*float64(med) && d > 5*time.Millisecond)
+	skip := 1
+	if s.idleOdd {
+		skip = 2 // the first deviant pong, too
+	}
+	deviant := lossJump || (med > 0 && absDur(rtt-med) > s.idleJump(med, skip))
 	switch {
 	case deviant && s.idleOdd:
 		s.idleOdd = false
-		s.changeSeen(time.Now())
+		s.verifyLeft, s.verifyRef, s.verifyJump = verifyPongs, med, s.idleJump(med, skip)
+		s.verifyRTTs, s.verifyTicks = s.verifyRTTs[:0], 0
+		s.m.log.Debug("idle link may have changed; verifying at the busy rate", "rtt", rtt, "median", med, "loss_jump", lossJump)
 	case deviant:
 		s.idleOdd = true
 		s.pingNow()
@@ -139,18 +185,55 @@ func (s *sampler) idlePong(rtt time.Duration, jump bool) {
 	}
 }
 
+// verifyPong takes one pong of a ping-only wake's verification.
+func (s *sampler) verifyPong(rtt time.Duration, lossJump bool) {
+	s.verifyRTTs = append(s.verifyRTTs, rtt)
+	s.verifyLeft--
+	med := median(s.verifyRTTs)
+	off := s.verifyRef > 0 && absDur(med-s.verifyRef) > s.verifyJump
+	switch {
+	case lossJump || (s.verifyLeft == 0 && off):
+		s.confirmed(time.Now())
+	case s.verifyLeft == 0:
+		s.verifyLeft = 0
+		s.m.mu.Lock()
+		s.m.stats.IdleDismissed++
+		s.m.mu.Unlock()
+		s.m.log.Debug("idle link unchanged; sampling stays idle", "median", med, "before", s.verifyRef)
+	}
+}
+
+// verifyTick bounds a verification: pongs that do not come (lost, or
+// later than 2 × verifyPongs ticks) are a change.
+func (s *sampler) verifyTick(wall time.Time) {
+	if s.verifyLeft == 0 {
+		return
+	}
+	if s.verifyTicks++; s.verifyTicks > 2*verifyPongs {
+		s.confirmed(wall)
+	}
+}
+
+// confirmed ends a verification that showed a change: the busy schedule
+// comes back, and a bandwidth probe follows soon.
+func (s *sampler) confirmed(wall time.Time) {
+	s.verifyLeft = 0
+	s.changeSeen(wall)
+	s.nextProbe = minTime(s.nextProbe, maxTime(wall, s.lastProbe.Add(earlyProbeGap)))
+}
+
 // staleSeen judges a stale sample: on an idle link, a change once the
 // ping sent at once to confirm it (or a confirming ping of another
-// change) went unanswered as well; one pong held up by a loaded machine
-// is not.
+// change, or a verifying one) went unanswered as well; one pong held up
+// by a loaded machine is not.
 func (s *sampler) staleSeen(wall time.Time) {
 	if !s.idle {
 		s.changeSeen(wall)
 		return
 	}
-	if s.idleOdd {
+	if s.idleOdd || s.verifyLeft > 0 {
 		s.idleOdd = false
-		s.changeSeen(wall)
+		s.confirmed(wall)
 		return
 	}
 	s.idleOdd = true
@@ -185,7 +268,7 @@ func (s *sampler) idleCheck(wall time.Time) {
 // idleProbeWait reports whether an idle link's bandwidth probe is not due
 // yet at wall.
 func (s *sampler) idleProbeWait(wall time.Time) bool {
-	return s.idle && wall.Before(s.lastProbe.Add(max(s.m.cfg.IdleProbeInterval, s.m.cfg.ProbeInterval)))
+	return s.idle && s.verifyLeft > 0 || s.idle && wall.Before(s.lastProbe.Add(max(s.m.cfg.IdleProbeInterval, s.m.cfg.ProbeInterval)))
 }
 
 // ackedTotal is the bytes acknowledged so far.

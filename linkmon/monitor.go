@@ -528,6 +528,9 @@ type MonitorStats struct {
 	// IdleWakes counts an idle link's returns to the busy schedule on a
 	// change its own samples showed, not on traffic (idle.go).
 	IdleWakes int64
+	// IdleDismissed counts the possible changes an idle link's pings
+	// showed that pinging at the busy rate dismissed (idle.go).
+	IdleDismissed int64
 }
 
 // Stats returns the counters.

@@ -46,11 +46,17 @@ type sampler struct {
 	lastLowerBd time.Time // wall time of the latest app-limited delivery rate
 
 	// The idle schedule (idle.go).
-	idle      bool
-	idleOdd   bool          // an idle ping showed a change; the next confirms it
-	every     time.Duration // the tick period in force
-	activeAt  time.Time     // wall time the link last carried traffic or changed
-	ackedSeen uint64        // the delivery meter's total then
+	idle    bool
+	idleOdd bool // an idle ping showed a change; the next confirms it
+	// A ping-only wake being verified (idle.go, verifyPong).
+	verifyLeft  int // pongs still to take; 0: none being verified
+	verifyRTTs  []time.Duration
+	verifyRef   time.Duration // the median RTT before the wake
+	verifyJump  time.Duration // the change it must show
+	verifyTicks int
+	every       time.Duration // the tick period in force
+	activeAt    time.Time     // wall time the link last carried traffic or changed
+	ackedSeen   uint64        // the delivery meter's total then
 }
 
 type probeOutcome struct {
@@ -285,7 +291,7 @@ func (s *sampler) pong(pr PongResult) {
 	// came back.
 	jump := s.rttAtProbe > 0 && math.Abs(float64(pr.RTT-s.rttAtProbe)) > rttJump*float64(s.rttAtProbe) &&
 		absDur(pr.RTT-s.rttAtProbe) > 5*time.Millisecond
-	s.idlePong(pr.RTT, jump || meas.Loss-s.lossAtProbe > 0.05)
+	s.idlePong(pr.RTT, meas.Loss-s.lossAtProbe > 0.05)
 	if jump || s.missing || meas.Loss-s.lossAtProbe > 0.05 {
 		if s.missing {
 			s.changeSeen(time.Now())
@@ -451,7 +457,7 @@ func checkPackets(capBps float64, jitter time.Duration) int {
 // maybeCheck sends a check train when one is due and nothing else is
 // probing.
 func (s *sampler) maybeCheck() {
-	if s.probing || s.prober == nil || !s.m.cfg.Active || s.missing {
+	if s.probing || s.prober == nil || !s.m.cfg.Active || s.missing || s.verifyLeft > 0 {
 		return
 	}
 	wall := time.Now()
