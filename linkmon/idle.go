@@ -17,12 +17,16 @@ import (
 // probe when the last is older than ProbeInterval. A new connection
 // starts busy.
 //
-// A sample that shows a change ends idleness as well: a stale sample, an
-// RTT far from the median or the last probe's, or a loss jump, that a
-// second ping sent at once confirms. So a change of an
+// A sample that shows a change ends idleness as well: an RTT off the
+// median by more than the RTT's own recent jitter allows (idleJump), or a
+// loss jump, that a second ping sent at once confirms and that pings at
+// the busy rate, with no train, then verify (idlePong); or a stale sample
+// that the ping sent at once confirms. So a change of an
 // idle link's RTT, loss or reachability shows in the next idle ping (at
 // most IdleSampleInterval, 5 s, later) and is then confirmed at the busy
-// rate, within the busy bounds; a drop of bandwidth alone is seen by the
+// rate, within the busy bounds, while pongs a loaded machine delays at
+// random are the RTT's jitter, and wake neither full-rate sampling nor a
+// probe train; a drop of bandwidth alone is seen by the
 // next idle check train (at most IdleSampleInterval later, then confirmed
 // at once; the capacity is rebased and the class follows at the idle
 // rate, while the sampling stays idle: on a loaded machine short trains
