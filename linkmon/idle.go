@@ -85,7 +85,7 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 	if idle == s.idle {
 		return false
 	}
-	s.idle = idle
+	s.idle, s.verifyLeft = idle, 0 // traffic ends a verification too
 	s.m.idleSt.idle.Store(idle)
 	s.m.log.Debug("link sampling", "idle", idle, "every", s.sampleEvery())
 	return true
