@@ -34,6 +34,15 @@ import (
 // traffic, whose delivery rate measures the link within about two
 // seconds.
 
+// idleVerify is a ping-only wake being verified (verifyPong).
+type idleVerify struct {
+	left  int // pongs still to take; 0: none being verified
+	rtts  []time.Duration
+	ref   time.Duration // the median RTT before the wake
+	jump  time.Duration // the change their median must show
+	ticks int
+}
+
 // idleState is the monitor's side of it: when Busy was last called, and
 // whether the sampler is on the idle schedule (so that Busy only wakes it
 // then).
@@ -61,7 +70,7 @@ func (c *Config) idleScheduled() bool {
 
 // sampleEvery is the sampler's tick period now.
 func (s *sampler) sampleEvery() time.Duration {
-	if s.idle && s.verifyLeft == 0 {
+	if s.idle && s.verify.left == 0 {
 		c := &s.m.cfg
 		fit := c.Classifier.Window / time.Duration(max(1, c.Classifier.MinSamples))
 		return max(min(c.IdleSampleInterval, fit), c.SampleInterval)
@@ -85,7 +94,7 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 	if idle == s.idle {
 		return false
 	}
-	s.idle, s.verifyLeft = idle, 0 // traffic ends a verification too
+	s.idle, s.verify.left = idle, 0 // traffic ends a verification too
 	s.m.idleSt.idle.Store(idle)
 	s.m.log.Debug("link sampling", "idle", idle, "every", s.sampleEvery())
 	return true
@@ -95,7 +104,7 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 // attached).
 func (s *sampler) busyNow(wall time.Time) {
 	s.activeAt = wall
-	s.verifyLeft = 0
+	s.verify.left = 0
 	if s.idle {
 		s.idle = false
 		s.m.idleSt.idle.Store(false)
@@ -163,7 +172,7 @@ func (s *sampler) idlePong(rtt time.Duration, lossJump bool) {
 		s.idleOdd = false
 		return
 	}
-	if s.verifyLeft > 0 {
+	if s.verify.left > 0 {
 		s.verifyPong(rtt, lossJump)
 		return
 	}
@@ -178,8 +187,7 @@ func (s *sampler) idlePong(rtt time.Duration, lossJump bool) {
 	switch {
 	case deviant && s.idleOdd:
 		s.idleOdd = false
-		s.verifyLeft, s.verifyRef, s.verifyJump = verifyPongs, med, s.idleJump(med, skip)
-		s.verifyRTTs, s.verifyTicks = s.verifyRTTs[:0], 0
+		s.verify = idleVerify{left: verifyPongs, rtts: s.verify.rtts[:0], ref: med, jump: s.idleJump(med, skip)}
 		s.m.log.Debug("idle link may have changed; verifying at the busy rate", "rtt", rtt, "median", med, "loss_jump", lossJump)
 	case deviant:
 		s.idleOdd = true
@@ -191,29 +199,29 @@ func (s *sampler) idlePong(rtt time.Duration, lossJump bool) {
 
 // verifyPong takes one pong of a ping-only wake's verification.
 func (s *sampler) verifyPong(rtt time.Duration, lossJump bool) {
-	s.verifyRTTs = append(s.verifyRTTs, rtt)
-	s.verifyLeft--
-	med := median(s.verifyRTTs)
-	off := s.verifyRef > 0 && absDur(med-s.verifyRef) > s.verifyJump
+	v := &s.verify
+	v.rtts = append(v.rtts, rtt)
+	v.left--
+	med := median(v.rtts)
+	off := v.ref > 0 && absDur(med-v.ref) > v.jump
 	switch {
-	case lossJump || (s.verifyLeft == 0 && off):
+	case lossJump || (v.left == 0 && off):
 		s.confirmed(time.Now())
-	case s.verifyLeft == 0:
-		s.verifyLeft = 0
+	case v.left == 0:
 		s.m.mu.Lock()
 		s.m.stats.IdleDismissed++
 		s.m.mu.Unlock()
-		s.m.log.Debug("idle link unchanged; sampling stays idle", "median", med, "before", s.verifyRef)
+		s.m.log.Debug("idle link unchanged; sampling stays idle", "median", med, "before", v.ref)
 	}
 }
 
 // verifyTick bounds a verification: pongs that do not come (lost, or
 // later than 2 × verifyPongs ticks) are a change.
 func (s *sampler) verifyTick(wall time.Time) {
-	if s.verifyLeft == 0 {
+	if s.verify.left == 0 {
 		return
 	}
-	if s.verifyTicks++; s.verifyTicks > 2*verifyPongs {
+	if s.verify.ticks++; s.verify.ticks > 2*verifyPongs {
 		s.confirmed(wall)
 	}
 }
@@ -221,7 +229,7 @@ func (s *sampler) verifyTick(wall time.Time) {
 // confirmed ends a verification that showed a change: the busy schedule
 // comes back, and a bandwidth probe follows soon.
 func (s *sampler) confirmed(wall time.Time) {
-	s.verifyLeft = 0
+	s.verify.left = 0
 	s.changeSeen(wall)
 	s.nextProbe = minTime(s.nextProbe, maxTime(wall, s.lastProbe.Add(earlyProbeGap)))
 }
@@ -235,7 +243,7 @@ func (s *sampler) staleSeen(wall time.Time) {
 		s.changeSeen(wall)
 		return
 	}
-	if s.idleOdd || s.verifyLeft > 0 {
+	if s.idleOdd || s.verify.left > 0 {
 		s.idleOdd = false
 		s.confirmed(wall)
 		return
@@ -272,7 +280,7 @@ func (s *sampler) idleCheck(wall time.Time) {
 // idleProbeWait reports whether an idle link's bandwidth probe is not due
 // yet at wall.
 func (s *sampler) idleProbeWait(wall time.Time) bool {
-	return s.idle && s.verifyLeft > 0 || s.idle && wall.Before(s.lastProbe.Add(max(s.m.cfg.IdleProbeInterval, s.m.cfg.ProbeInterval)))
+	return s.idle && (s.verify.left > 0 || wall.Before(s.lastProbe.Add(max(s.m.cfg.IdleProbeInterval, s.m.cfg.ProbeInterval))))
 }
 
 // ackedTotal is the bytes acknowledged so far.

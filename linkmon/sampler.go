@@ -46,17 +46,12 @@ type sampler struct {
 	lastLowerBd time.Time // wall time of the latest app-limited delivery rate
 
 	// The idle schedule (idle.go).
-	idle    bool
-	idleOdd bool // an idle ping showed a change; the next confirms it
-	// A ping-only wake being verified (idle.go, verifyPong).
-	verifyLeft  int // pongs still to take; 0: none being verified
-	verifyRTTs  []time.Duration
-	verifyRef   time.Duration // the median RTT before the wake
-	verifyJump  time.Duration // the change it must show
-	verifyTicks int
-	every       time.Duration // the tick period in force
-	activeAt    time.Time     // wall time the link last carried traffic or changed
-	ackedSeen   uint64        // the delivery meter's total then
+	idle      bool
+	idleOdd   bool          // an idle ping showed a change; the next confirms it
+	every     time.Duration // the tick period in force
+	activeAt  time.Time     // wall time the link last carried traffic or changed
+	ackedSeen uint64        // the delivery meter's total then
+	verify    idleVerify
 }
 
 type probeOutcome struct {
@@ -457,7 +452,7 @@ func checkPackets(capBps float64, jitter time.Duration) int {
 // maybeCheck sends a check train when one is due and nothing else is
 // probing.
 func (s *sampler) maybeCheck() {
-	if s.probing || s.prober == nil || !s.m.cfg.Active || s.missing || s.verifyLeft > 0 {
+	if s.probing || s.prober == nil || !s.m.cfg.Active || s.missing || s.verify.left > 0 {
 		return
 	}
 	wall := time.Now()
