@@ -289,3 +289,6 @@ func (d *DeliveryMeter) ackedTotal() uint64 {
 	defer d.mu.Unlock()
 	return d.acked
 }
+
+// Idle reports whether the link is sampled on the idle schedule now.
+func (m *Monitor) Idle() bool { return m.idleSt.idle.Load() }
