@@ -527,7 +527,7 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 		}
 	}
 	start := time.Now()
-	_, err = s.oc().applied.Create(ctx, key, b)
+	err = s.createApplied(ctx, key, b)
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return core.Result{}, false, fmt.Errorf("applied index: %w", err)
 	}
@@ -570,6 +570,20 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 	default:
 		return s.publishEvent(ctx, agent, hdr, data, blob, start.Add(s.cfg.DuplicateWindow/2))
 	}
+}
+
+// createApplied creates an applied entry (KV Create, published in a
+// group): jetstream.ErrKeyExists if the key has an entry.
+func (s *Store) createApplied(ctx context.Context, key string, value []byte) error {
+	c := s.oc()
+	_, err := s.publish(ctx, c, &nats.Msg{Subject: "$KV." + s.n.bucket(bucketApplied) + "." + key, Data: value},
+		jetstream.WithExpectLastSequencePerSubject(0))
+	if isWrongLastSeq(err) {
+		// An entry exists, or a delete marker that KV Create writes over:
+		// it tells them apart.
+		_, err = c.applied.Create(ctx, key, value)
+	}
+	return err
 }
 
 // getState reads the current state entry of a key: nil (and the
@@ -631,7 +645,7 @@ func (s *Store) publishState(ctx context.Context, agent string, hdr core.Partial
 		if cur != nil {
 			m.version = cur.version + 1
 		}
-		_, err = s.oc().js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: m.header(), Data: data},
+		_, err = s.publish(ctx, s.oc(), &nats.Msg{Subject: subject, Header: m.header(), Data: data},
 			jetstream.WithExpectLastSequencePerSubject(rev))
 		if isWrongLastSeq(err) {
 			continue // another op of the key was stored meanwhile
@@ -670,7 +684,7 @@ func (s *Store) publishEvent(ctx context.Context, agent string, hdr core.Partial
 	defer cancel()
 	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
 		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
-	ack, err := s.oc().js.PublishMsg(pctx, &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data},
+	ack, err := s.publish(pctx, s.oc(), &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data},
 		jetstream.WithMsgID(agentKey(agent, hdr.OpID.String())))
 	if err != nil {
 		return res, false, fmt.Errorf("event: %w", err)

@@ -21,23 +21,28 @@ type opConn struct {
 	js      jetstream.JetStream
 	applied jetstream.KeyValue
 	stateS  jetstream.Stream
+	group   group // writes of ops' commits, sent in groups (group.go)
 }
 
 // openConns connects the connections beside the store's own, which is
 // the first; a read-only store uses its own only.
 func (s *Store) openConns(ctx context.Context, url string, opts []nats.Option) error {
-	s.conns = []*opConn{{nc: s.nc, js: s.js, applied: s.applied, stateS: s.stateS}}
+	n := opConns
 	if s.cfg.ReadOnly {
-		return nil
+		n = 1
 	}
-	for range opConns - 1 {
-		nc, err := nats.Connect(url, opts...)
-		if err != nil {
-			return fmt.Errorf("connect: %w", err)
+	for i := range n {
+		nc := s.nc
+		if i > 0 {
+			var err error
+			if nc, err = nats.Connect(url, opts...); err != nil {
+				return fmt.Errorf("connect: %w", err)
+			}
 		}
 		c := &opConn{nc: nc}
 		s.conns = append(s.conns, c) // closed by closeConns, also on failure below
-		if c.js, err = jetstream.New(nc, jetstream.WithDefaultTimeout(s.cfg.Timeout)); err != nil {
+		var err error
+		if c.js, err = jetstream.New(nc, jetstream.WithDefaultTimeout(s.cfg.Timeout), jetstream.WithPublishAsyncTimeout(s.cfg.Timeout)); err != nil {
 			return err
 		}
 		if c.applied, err = c.js.KeyValue(ctx, s.n.bucket(bucketApplied)); err != nil {
