@@ -43,11 +43,18 @@ func (s *Store) scanBatch(ctx context.Context, st jetstream.Stream, cfg jetstrea
 		cancel()
 	}()
 	left := info.NumPending
+	empty := 0
 	for left > 0 {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		msgs, err := c.FetchNoWait(int(min(left, uint64(batch))))
+		// A pull that waits, not FetchNoWait: the server may answer a
+		// pull without waiting "no messages" ahead of messages it is
+		// delivering to it, which then arrive after the pull ended and
+		// are lost to the scan (seen under -race: a blob read short by
+		// three chunks the consumer counted as delivered). A pull for
+		// no more than the consumer holds ends when they are all here.
+		msgs, err := c.Fetch(int(min(left, uint64(batch))), jetstream.FetchMaxWait(scanWait))
 		if err != nil {
 			return fmt.Errorf("scan: %w", err)
 		}
@@ -65,16 +72,34 @@ func (s *Store) scanBatch(ctx context.Context, st jetstream.Stream, cfg jetstrea
 			}
 			return ferr
 		}
-		if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
 			return fmt.Errorf("scan: %w", err)
 		}
-		if got == 0 {
+		if got > 0 {
+			left -= uint64(got)
+			empty = 0
+			continue
+		}
+		// Nothing came within scanWait: removed meanwhile, or a slow
+		// server; the consumer's count tells which.
+		ci, err := c.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("scan: %w", err)
+		}
+		if empty++; ci.NumPending == 0 || empty >= scanWaits {
 			return nil // the rest was removed meanwhile
 		}
-		left -= uint64(got)
+		left = ci.NumPending
 	}
 	return nil
 }
+
+// scanWait bounds one pull of a scan; after scanWaits pulls in a row that
+// got nothing although the consumer counts messages, the scan ends.
+const (
+	scanWait  = time.Second
+	scanWaits = 5
+)
 
 // count returns how many messages of st match filter.
 func (s *Store) count(ctx context.Context, st jetstream.Stream, filter string) (uint64, error) {
