@@ -552,11 +552,14 @@ func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPar
 	}
 	defer s.release()
 	var res Result
+	queued := false // garbage queued: collect it after the commit
 	err := s.updateSized(len(buf), func(tx *bolt.Tx) error {
+		queued = false
 		a, err := agentRW(tx, agent)
 		if err != nil {
 			return err
 		}
+		defer func() { queued = a.queued }()
 		if v := a.partials.Get(hdr.OpID[:]); v != nil && dropPartial {
 			p, err := decodePartial(v)
 			if err != nil {
@@ -589,8 +592,12 @@ func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPar
 		res, err = s.publish(a, hdr, blob, nil)
 		return err // an error rolls back the chunks too
 	})
-	if gcErr := s.collectGarbage(agent); err == nil && gcErr != nil {
-		err = gcErr
+	if queued {
+		// Only then: the check that finds nothing costs a read
+		// transaction per op.
+		if gcErr := s.collectGarbage(agent); err == nil && gcErr != nil {
+			err = gcErr
+		}
 	}
 	if err != nil {
 		return res, fmt.Errorf("apply %s: %w", hdr.OpID, err)

@@ -84,6 +84,7 @@ func (s *Store) freeBlob(a *agentBucket, blob uint64, size int64) error {
 			return err
 		}
 	}
+	a.queued = true
 	return a.garbage.Put(u64b(blob), u64b(uint64(size)))
 }
 

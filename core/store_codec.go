@@ -56,7 +56,8 @@ var (
 // agentBucket is the set of an agent's buckets inside one transaction.
 type agentBucket struct {
 	name                                                                   string
-	keys, summ, events, applied, appliedq, partials, blobs, garbage, stats *bolt.Bucket
+	keys, summ, events, applied, appliedq, partials, blobs, garbage, stats *bolt.Bucket // queued is set once freeBlob queued a blob in garbage.
+	queued                                                                 bool
 }
 
 // agentRO returns an agent's buckets for reading, or ErrNotFound.

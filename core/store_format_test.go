@@ -116,3 +116,19 @@ func TestInlineRecordDamage(t *testing.T) {
 		t.Fatal("record with an unknown trailing field: no error")
 	}
 }
+
+// TestApplyCollectsWhatItQueued: an apply that replaces a version too big
+// to free in its own transaction deletes it afterwards (applyInline looks
+// for garbage only when its transaction queued some).
+func TestApplyCollectsWhatItQueued(t *testing.T) {
+	s, _ := openTest(t, Config{InlineMax: 4 << 10, ChunkSize: 1 << 10})
+	big, mid := payload(1, 10<<10), payload(2, 2<<10)
+	mustApply(t, s, "a", hdrFor(opID(1), edgesync.StateOp, "k", big), big) // staged: 10 chunks
+	if n := countChunks(t, s, "a"); n != 10 {
+		t.Fatalf("%d chunks after a 10 KiB op, want 10", n)
+	}
+	mustApply(t, s, "a", hdrFor(opID(2), edgesync.StateOp, "k", mid), mid) // inline apply: 2 chunks
+	if n := countChunks(t, s, "a"); n != 2 {
+		t.Fatalf("%d chunks after the 10 KiB version was replaced by 2 KiB, want 2", n)
+	}
+}
