@@ -19,7 +19,8 @@ import (
 // ApplyWhole (the server's path for an op of one chunk), with no network
 // in front, beside raw bbolt Batch puts of the same payloads by as many
 // writers in another file, in the same run. ratio-vs-raw is the store's
-// ops/s over the raw puts'.
+// ops/s over the raw puts'; pages/op and raw-pages/op count the pages
+// each writes per op, which with fsync sets a commit's cost.
 //
 //	go test -run '^$' -bench BenchmarkStoreIngest -benchtime 3000x -count 3 ./core
 func BenchmarkStoreIngest(b *testing.B) {
@@ -78,6 +79,7 @@ func benchStoreIngest(b *testing.B, agents int) {
 	for w := range names {
 		names[w] = fmt.Sprintf("agent-%d", w)
 	}
+	storePages, rawPages := pagesWritten(s.db), pagesWritten(raw)
 	b.ResetTimer()
 	storeT := run(func(i, w int) error {
 		h := hdrs[i%64]
@@ -90,8 +92,18 @@ func benchStoreIngest(b *testing.B, agents int) {
 		k := binary.BigEndian.AppendUint64(nil, uint64(i))
 		return raw.Batch(func(tx *bolt.Tx) error { return tx.Bucket([]byte("raw")).Put(k, data[i%64]) })
 	})
+	storePages = pagesWritten(s.db) - storePages
+	rawPages = pagesWritten(raw) - rawPages
+	b.ReportMetric(float64(storePages)/float64(b.N), "pages/op")
+	b.ReportMetric(float64(rawPages)/float64(b.N), "raw-pages/op")
 	storeRate, rawRate := float64(b.N)/storeT.Seconds(), float64(b.N)/rawT.Seconds()
 	b.ReportMetric(storeRate, "ops/s")
 	b.ReportMetric(rawRate, "raw-ops/s")
 	b.ReportMetric(storeRate/rawRate, "ratio-vs-raw")
+}
+
+// pagesWritten is the count of pages db's write transactions wrote.
+func pagesWritten(db *bolt.DB) int64 {
+	st := db.Stats()
+	return st.TxStats.GetPageCount()
 }
