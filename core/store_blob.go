@@ -145,7 +145,9 @@ func (s *Store) collectGarbage(agent string) error {
 // Object reads a stored object's data. Each ReadAt runs in its own short
 // read transaction, so an Object can be read slowly without holding bbolt
 // pages (or the object) in memory. If the object is replaced and its data
-// deleted while it is being read, reads fail with ErrNotFound.
+// deleted while it is being read, reads fail with ErrNotFound. A small
+// op's data, held in its record (format 2, inlineDataMax), is held by the
+// Object instead: it reads as it was, even after a replace or Close.
 //
 // bbolt has no checksums on data pages, so an Object checks what it
 // serves against the SHA-256 recorded when the op was committed: reads
