@@ -291,7 +291,9 @@ func (h *opHandler) applied(hdr *wire.OpHeader, res Result) {
 		h.stats.bytesApplied.Add(res.Size)
 		h.received(res.Size)
 	}
-	h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", hdr.Kind.String(), "bytes", res.Size)
+	if h.log.IsDebug() { // the op's fields are formatted only for a log that keeps them
+		h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", hdr.Kind.String(), "bytes", res.Size)
+	}
 }
 
 // data decodes one chunk and stores the part of it beyond held; it returns

@@ -43,8 +43,11 @@ var (
 	ErrClosed = errors.New("store closed")
 )
 
-// FormatVersion is the on-disk format this code writes and reads.
-const FormatVersion = 1
+// FormatVersion is the on-disk format this code writes and reads. Format
+// 2 adds the data of a small op to its version or event record
+// (inlineDataMax); a file of format 1 is read as it is, and its marker
+// raised to 2 at Open, as the first record of format 2 may follow.
+const FormatVersion = 2
 
 const storeMagic = "edge-sync core store"
 
@@ -255,6 +258,10 @@ func (s *Store) init() error {
 			return fmt.Errorf("%w: format marker is %d bytes", ErrCorrupt, len(f))
 		}
 		if v := beU64(f); v != FormatVersion {
+			if v == 1 {
+				// Format 1 is format 2 without inline data: nothing to convert.
+				return meta.Put(keyFormat, u64b(FormatVersion))
+			}
 			if v > FormatVersion {
 				return fmt.Errorf("%w: file has format %d, this edge-sync reads %d; upgrade edge-sync", ErrVersion, v, FormatVersion)
 			}
@@ -290,6 +297,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -400,6 +408,7 @@ type Version struct {
 	// Version counts the versions of the key stored so far, from 1.
 	Version uint64
 	blob    uint64
+	inline  []byte // the data, when the record holds it (no blob)
 }
 
 // Event is the metadata of one entry in an agent's event log.
@@ -412,6 +421,7 @@ type Event struct {
 	Priority edgesync.Priority
 	Stored   time.Time
 	blob     uint64
+	inline   []byte // the data, when the record holds it (no blob)
 }
 
 // Summary is the latest summary received for a key: the op's metadata and

@@ -338,7 +338,7 @@ func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) 
 		if err := a.addStat(statReserved, -p.reserved); err != nil {
 			return err
 		}
-		res, err = s.publish(a, p.hdr, p.blob)
+		res, err = s.publish(a, p.hdr, p.blob, nil)
 		if errors.Is(err, ErrBaseMismatch) || res.Duplicate {
 			refused = err
 			return s.freeBlob(a, p.blob, p.held)
@@ -357,11 +357,12 @@ func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) 
 	return res, nil
 }
 
-// publish makes the data in blob the key's current version or a new event
-// and records the op as applied. The caller has verified the data's hash.
-// For a duplicate op it returns Duplicate and changes nothing but the
-// dedup counter; the caller frees blob.
-func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result, error) {
+// publish makes the data in blob, or inline, the data itself (with blob
+// 0), the key's current version or a new event and records the op as
+// applied. The caller has verified the data's hash. For a duplicate op it
+// returns Duplicate and changes nothing but the dedup counter; the caller
+// frees blob.
+func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64, inline []byte) (Result, error) {
 	res := Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
 	if v := a.applied.Get(hdr.OpID[:]); v != nil {
 		r, err := decodeApplied(v)
@@ -381,10 +382,10 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result,
 	var err error
 	switch hdr.Kind {
 	case edgesync.StateOp:
-		res.Version, res.Stale, err = s.publishState(a, hdr, blob, now)
+		res.Version, res.Stale, err = s.publishState(a, hdr, blob, inline, now)
 		ref = res.Version
 	case edgesync.EventOp:
-		res.Seq, err = s.publishEvent(a, hdr, blob, now)
+		res.Seq, err = s.publishEvent(a, hdr, blob, inline, now)
 		ref = res.Seq
 	}
 	if err != nil {
@@ -400,7 +401,7 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64) (Result,
 // version counter. When a newer version is current already it frees blob
 // and returns that version as stale; a delta whose base is not the current
 // version gives ErrBaseMismatch.
-func (s *Store) publishState(a *agentBucket, hdr PartialHeader, blob uint64, now time.Time) (version uint64, stale bool, err error) {
+func (s *Store) publishState(a *agentBucket, hdr PartialHeader, blob uint64, inline []byte, now time.Time) (version uint64, stale bool, err error) {
 	var old *Version
 	if v := a.keys.Get([]byte(hdr.Key)); v != nil {
 		cur, err := decodeVersion(hdr.Key, v)
@@ -426,7 +427,7 @@ func (s *Store) publishState(a *agentBucket, hdr PartialHeader, blob uint64, now
 		return 0, false, fmt.Errorf("%w: key %q is at %x, delta is against %x", ErrBaseMismatch, hdr.Key, old.Hash[:8], hdr.BaseHash[:8])
 	}
 	nv := Version{Key: hdr.Key, OpID: hdr.OpID, Size: hdr.Size, Hash: hdr.Hash, Priority: hdr.Priority,
-		Stored: now, Version: 1, blob: blob}
+		Stored: now, Version: 1, blob: blob, inline: inline}
 	delta := hdr.Size
 	if old != nil {
 		nv.Version = old.Version + 1
@@ -448,12 +449,12 @@ func (s *Store) publishState(a *agentBucket, hdr PartialHeader, blob uint64, now
 
 // publishEvent stores blob as the agent's next event, returns its sequence
 // number, and prunes the oldest events past the retention.
-func (s *Store) publishEvent(a *agentBucket, hdr PartialHeader, blob uint64, now time.Time) (uint64, error) {
+func (s *Store) publishEvent(a *agentBucket, hdr PartialHeader, blob uint64, inline []byte, now time.Time) (uint64, error) {
 	seq, err := a.events.NextSequence()
 	if err != nil {
 		return 0, err
 	}
-	ev := Event{Seq: seq, OpID: hdr.OpID, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash, Priority: hdr.Priority, Stored: now, blob: blob}
+	ev := Event{Seq: seq, OpID: hdr.OpID, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash, Priority: hdr.Priority, Stored: now, blob: blob, inline: inline}
 	if err := a.events.Put(u64b(seq), ev.encode()); err != nil {
 		return 0, err
 	}
@@ -534,6 +535,12 @@ func (s *Store) ApplyWhole(agent string, hdr PartialHeader, data []byte) (Result
 	return s.applyInline(agent, hdr, data, true)
 }
 
+// inlineDataMax is the largest op whose data applyInline writes into its
+// version or event record rather than into blob chunks (format 2): a
+// small op then writes to one bucket of its agent's less, which is most
+// of a small op's cost when many agents' ops share a transaction.
+const inlineDataMax = 1 << 10
+
 // applyInline applies an op of at most InlineMax bytes held in buf in one
 // transaction; dropPartial drops a partial op of the same ID there.
 func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPartial bool) (Result, error) {
@@ -545,11 +552,14 @@ func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPar
 	}
 	defer s.release()
 	var res Result
+	queued := false // garbage queued: collect it after the commit
 	err := s.updateSized(len(buf), func(tx *bolt.Tx) error {
+		queued = false
 		a, err := agentRW(tx, agent)
 		if err != nil {
 			return err
 		}
+		defer func() { queued = a.queued }()
 		if v := a.partials.Get(hdr.OpID[:]); v != nil && dropPartial {
 			p, err := decodePartial(v)
 			if err != nil {
@@ -560,10 +570,16 @@ func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPar
 			}
 		}
 		if a.applied.Get(hdr.OpID[:]) != nil {
-			res, err = s.publish(a, hdr, 0) // only counts the duplicate
+			res, err = s.publish(a, hdr, 0, nil) // only counts the duplicate
 			return err
 		}
 		if err := s.checkQuota(a, hdr, 0); err != nil {
+			return err
+		}
+		if len(buf) <= inlineDataMax {
+			// A small op's data goes in its record: one page of the
+			// agent's less to write (docs/core.md, "Group commit").
+			res, err = s.publish(a, hdr, 0, buf)
 			return err
 		}
 		blob, err := a.blobs.NextSequence()
@@ -573,11 +589,15 @@ func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPar
 		if err := writeChunks(a, blob, 0, buf, s.cfg.ChunkSize); err != nil {
 			return err
 		}
-		res, err = s.publish(a, hdr, blob)
+		res, err = s.publish(a, hdr, blob, nil)
 		return err // an error rolls back the chunks too
 	})
-	if gcErr := s.collectGarbage(agent); err == nil && gcErr != nil {
-		err = gcErr
+	if queued {
+		// Only then: the check that finds nothing costs a read
+		// transaction per op.
+		if gcErr := s.collectGarbage(agent); err == nil && gcErr != nil {
+			err = gcErr
+		}
 	}
 	if err != nil {
 		return res, fmt.Errorf("apply %s: %w", hdr.OpID, err)

@@ -75,12 +75,16 @@ func deleteChunks(a *agentBucket, blob uint64, max int) (done bool, err error) {
 // once, big ones via the garbage bucket so that this transaction stays
 // small; collectGarbage finishes them.
 func (s *Store) freeBlob(a *agentBucket, blob uint64, size int64) error {
+	if blob == 0 {
+		return nil // no blob: the record held the data (blob IDs start at 1)
+	}
 	if size <= s.cfg.InlineMax {
 		done, err := deleteChunks(a, blob, int(size/int64(s.cfg.ChunkSize))+2)
 		if err != nil || done {
 			return err
 		}
 	}
+	a.queued = true
 	return a.garbage.Put(u64b(blob), u64b(uint64(size)))
 }
 
@@ -141,7 +145,9 @@ func (s *Store) collectGarbage(agent string) error {
 // Object reads a stored object's data. Each ReadAt runs in its own short
 // read transaction, so an Object can be read slowly without holding bbolt
 // pages (or the object) in memory. If the object is replaced and its data
-// deleted while it is being read, reads fail with ErrNotFound.
+// deleted while it is being read, reads fail with ErrNotFound. A small
+// op's data, held in its record (format 2, inlineDataMax), is held by the
+// Object instead: it reads as it was, even after a replace or Close.
 //
 // bbolt has no checksums on data pages, so an Object checks what it
 // serves against the SHA-256 recorded when the op was committed: reads
@@ -169,8 +175,14 @@ type Object struct {
 	src io.ReaderAt // the data of another Backend (NewObject); nil for Store's
 }
 
-func newObject(s *Store, agent string, blob uint64, size int64, sum [32]byte) *Object {
-	return &Object{s: s, agent: agent, blob: blob, size: size, want: sum, h: sha256.New()}
+// newObject reads the data of blob, or inline, the data of a record that
+// holds it.
+func newObject(s *Store, agent string, blob uint64, inline []byte, size int64, sum [32]byte) *Object {
+	o := &Object{s: s, agent: agent, blob: blob, size: size, want: sum, h: sha256.New()}
+	if inline != nil {
+		o.src = bytes.NewReader(inline)
+	}
+	return o
 }
 
 // Size returns the object's size in bytes.

@@ -13,9 +13,9 @@ import (
 // Bucket layout:
 //
 //	meta                  magic, format
-//	agents/<agent>/keys     key → versionRec
+//	agents/<agent>/keys     key → versionRec (with the data of a small op, format 2)
 //	agents/<agent>/summ     key → summaryRec
-//	agents/<agent>/events   seq(8) → eventRec
+//	agents/<agent>/events   seq(8) → eventRec (with the data of a small op, format 2)
 //	agents/<agent>/applied  opID(16) → appliedRec
 //	agents/<agent>/appliedq applied order(8) → opID, oldest first, for retention
 //	agents/<agent>/partials opID(16) → partialRec
@@ -56,7 +56,8 @@ var (
 // agentBucket is the set of an agent's buckets inside one transaction.
 type agentBucket struct {
 	name                                                                   string
-	keys, summ, events, applied, appliedq, partials, blobs, garbage, stats *bolt.Bucket
+	keys, summ, events, applied, appliedq, partials, blobs, garbage, stats *bolt.Bucket // queued is set once freeBlob queued a blob in garbage.
+	queued                                                                 bool
 }
 
 // agentRO returns an agent's buckets for reading, or ErrNotFound.
@@ -241,7 +242,33 @@ func (d *dec) version(what string) {
 
 func (v Version) encode() []byte {
 	return enc(nil).u8(recV1).raw(v.OpID[:]).i64(v.Size).raw(v.Hash[:]).u8(uint8(v.Priority)).
-		i64(v.Stored.UnixNano()).u64(v.Version).u64(v.blob)
+		i64(v.Stored.UnixNano()).u64(v.Version).u64(v.blob).inline(v.inline)
+}
+
+// inline appends the data of an op held in its record (format 2), after
+// the record's last field of format 1: a record without it keeps its data
+// in blob chunks.
+func (e enc) inline(data []byte) enc {
+	if data == nil {
+		return e
+	}
+	return e.u8(1).bytes(data)
+}
+
+// inline reads what enc.inline wrote: nil when the record has no data of
+// its own.
+func (d *dec) inline() []byte {
+	if d.err != nil || len(d.b) == 0 {
+		return nil
+	}
+	if d.u8() != 1 && d.err == nil {
+		d.err = fmt.Errorf("%w: record with unknown trailing field", ErrCorrupt)
+	}
+	b := d.bytes()
+	if d.err != nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...) // off bbolt's pages, and non-nil when empty
 }
 
 func decodeVersion(key string, b []byte) (Version, error) {
@@ -249,6 +276,10 @@ func decodeVersion(key string, b []byte) (Version, error) {
 	d.version("version")
 	v := Version{Key: key, OpID: d.opID(), Size: d.i64(), Hash: d.hash(), Priority: edgesync.Priority(d.u8()),
 		Stored: d.time(), Version: d.u64(), blob: d.u64()}
+	v.inline = d.inline()
+	if d.err == nil && v.inline != nil && int64(len(v.inline)) != v.Size {
+		d.err = fmt.Errorf("%w: %d bytes of data held for %d", ErrCorrupt, len(v.inline), v.Size)
+	}
 	if d.err != nil {
 		return Version{}, fmt.Errorf("key %q: %w", key, d.err)
 	}
@@ -257,7 +288,7 @@ func decodeVersion(key string, b []byte) (Version, error) {
 
 func (e Event) encode() []byte {
 	return enc(nil).u8(recV1).raw(e.OpID[:]).bytes([]byte(e.Key)).i64(e.Size).raw(e.Hash[:]).
-		u8(uint8(e.Priority)).i64(e.Stored.UnixNano()).u64(e.blob)
+		u8(uint8(e.Priority)).i64(e.Stored.UnixNano()).u64(e.blob).inline(e.inline)
 }
 
 func decodeEvent(seq uint64, b []byte) (Event, error) {
@@ -265,6 +296,10 @@ func decodeEvent(seq uint64, b []byte) (Event, error) {
 	d.version("event")
 	e := Event{Seq: seq, OpID: d.opID(), Key: string(d.bytes()), Size: d.i64(), Hash: d.hash(),
 		Priority: edgesync.Priority(d.u8()), Stored: d.time(), blob: d.u64()}
+	e.inline = d.inline()
+	if d.err == nil && e.inline != nil && int64(len(e.inline)) != e.Size {
+		d.err = fmt.Errorf("%w: %d bytes of data held for %d", ErrCorrupt, len(e.inline), e.Size)
+	}
 	if d.err != nil {
 		return Event{}, fmt.Errorf("event %d: %w", seq, d.err)
 	}

@@ -43,7 +43,7 @@ func (s *Store) Current(agent, key string) (Version, *Object, error) {
 	if err != nil {
 		return Version{}, nil, fmt.Errorf("current: %w", err)
 	}
-	return v, newObject(s, agent, v.blob, v.Size, v.Hash), nil
+	return v, newObject(s, agent, v.blob, v.inline, v.Size, v.Hash), nil
 }
 
 // Get is Current under the name the CLI uses.
@@ -128,7 +128,7 @@ func (s *Store) EventData(agent string, seq uint64) (Event, *Object, error) {
 	if err != nil {
 		return Event{}, nil, fmt.Errorf("event data: %w", err)
 	}
-	return ev, newObject(s, agent, ev.blob, ev.Size, ev.Hash), nil
+	return ev, newObject(s, agent, ev.blob, ev.inline, ev.Size, ev.Hash), nil
 }
 
 // Applied reports whether opID is in the agent's applied-op index.

@@ -102,10 +102,30 @@ func agentStats(t testing.TB, s *Store, agent string) AgentStats {
 // chunk counts included (CountChunks). Here: the helpers of the package's
 // other tests and what only the bbolt store does.
 
+// countChunks counts the chunks holding agent's data: blob chunks, and
+// the version and event records that hold a small op's data themselves.
 func countChunks(t testing.TB, s *Store, agent string) int {
 	t.Helper()
 	n := 0
-	if err := s.view(agent, func(a *agentBucket) error { n = a.blobs.Stats().KeyN; return nil }); err != nil {
+	if err := s.view(agent, func(a *agentBucket) error {
+		n = a.blobs.Stats().KeyN
+		if err := a.keys.ForEach(func(k, v []byte) error {
+			ver, err := decodeVersion(string(k), v)
+			if ver.inline != nil {
+				n++
+			}
+			return err
+		}); err != nil {
+			return err
+		}
+		return a.events.ForEach(func(k, v []byte) error {
+			ev, err := decodeEvent(beU64(k), v)
+			if ev.inline != nil {
+				n++
+			}
+			return err
+		})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return n

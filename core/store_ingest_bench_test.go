@@ -1,0 +1,109 @@
+package core
+
+import (
+	"encoding/binary"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	edgesync "github.com/edge-sync/edge-sync"
+)
+
+// BenchmarkStoreIngest is the store's share of BenchmarkCoreIngest
+// (core/jsstore): N agents, each one writer, apply small events with
+// ApplyWhole (the server's path for an op of one chunk), with no network
+// in front, beside raw bbolt Batch puts of the same payloads by as many
+// writers in another file, in the same run. ratio-vs-raw is the store's
+// ops/s over the raw puts'; pages/op and raw-pages/op count the pages
+// each writes per op, which with fsync sets a commit's cost.
+//
+//	go test -run '^$' -bench BenchmarkStoreIngest -benchtime 3000x -count 3 ./core
+func BenchmarkStoreIngest(b *testing.B) {
+	for _, n := range []int{1, 10, 100, 1000} {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) { benchStoreIngest(b, n) })
+	}
+}
+
+func benchStoreIngest(b *testing.B, agents int) {
+	const opBytes = 512
+	dir := b.TempDir()
+	s, err := Open(filepath.Join(dir, "core.db"), Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	raw, err := bolt.Open(filepath.Join(dir, "raw.db"), 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer raw.Close()
+	if err := raw.Update(func(tx *bolt.Tx) error { _, err := tx.CreateBucket([]byte("raw")); return err }); err != nil {
+		b.Fatal(err)
+	}
+	var data [][]byte
+	for i := range 64 {
+		data = append(data, payload(uint64(i), opBytes))
+	}
+	hdrs := make([]PartialHeader, 64)
+	for i := range hdrs {
+		hdrs[i] = hdrFor(edgesync.OpID{}, edgesync.EventOp, "bench/events", data[i])
+	}
+	run := func(op func(i, w int) error) time.Duration {
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		errs := make(chan error, agents)
+		start := time.Now()
+		for w := range agents {
+			wg.Go(func() {
+				for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
+					if err := op(i, w); err != nil {
+						errs <- err
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	names := make([]string, agents)
+	for w := range names {
+		names[w] = fmt.Sprintf("agent-%d", w)
+	}
+	storePages, rawPages := pagesWritten(s.db), pagesWritten(raw)
+	b.ResetTimer()
+	storeT := run(func(i, w int) error {
+		h := hdrs[i%64]
+		h.OpID = opID(uint64(i) + 1)
+		_, err := s.ApplyWhole(names[w], h, data[i%64])
+		return err
+	})
+	b.StopTimer()
+	rawT := run(func(i, _ int) error {
+		k := binary.BigEndian.AppendUint64(nil, uint64(i))
+		return raw.Batch(func(tx *bolt.Tx) error { return tx.Bucket([]byte("raw")).Put(k, data[i%64]) })
+	})
+	storePages = pagesWritten(s.db) - storePages
+	rawPages = pagesWritten(raw) - rawPages
+	b.ReportMetric(float64(storePages)/float64(b.N), "pages/op")
+	b.ReportMetric(float64(rawPages)/float64(b.N), "raw-pages/op")
+	storeRate, rawRate := float64(b.N)/storeT.Seconds(), float64(b.N)/rawT.Seconds()
+	b.ReportMetric(storeRate, "ops/s")
+	b.ReportMetric(rawRate, "raw-ops/s")
+	b.ReportMetric(storeRate/rawRate, "ratio-vs-raw")
+}
+
+// pagesWritten is the count of pages db's write transactions wrote.
+func pagesWritten(db *bolt.DB) int64 {
+	st := db.Stats()
+	return st.TxStats.GetPageCount()
+}
