@@ -36,7 +36,11 @@ func TestHelloStreamCanceledByTheAgent(t *testing.T) {
 			t.Fatal(err)
 		}
 		str.CancelRead(0)
-		if err := str.Close(); err != nil {
+		// The core stops reading the hello stream after its Welcome; its
+		// STOP_SENDING may come before this Close, which then fails
+		// ("close called for canceled stream"): the agent's side is done
+		// either way.
+		if err := str.Close(); err != nil && !canceledByPeer(context.Cause(str.Context())) {
 			cancel()
 			t.Fatal(err)
 		}
