@@ -65,19 +65,14 @@ func newOutboxCmd(env Env) *cobra.Command {
 		{"salvage", "copy the intact ops of a damaged outbox file into a new one", "salvaged", runOutboxSalvage},
 	} {
 		var o outboxOpts
-		sc := &cobra.Command{
-			Use:     sub.name + " (--config FILE | --file OUTBOX) [--json]",
-			Short:   sub.short,
-			Long:    outboxLong,
-			Example: outboxExample,
-			Args:    noArgs("outbox " + sub.name),
-			RunE: func(c *cobra.Command, _ []string) error {
+		sc := leafCmd("outbox "+sub.name, sub.name+" (--config FILE | --file OUTBOX) [--json]", outboxLong, outboxExample,
+			func(ctx context.Context) error {
 				if (o.cfgPath == "") == (o.file == "") {
 					return usagef("outbox "+sub.name, "give --config (the agent's config) or --file (an outbox file)")
 				}
-				return sub.run(c.Context(), env, o)
-			},
-		}
+				return sub.run(ctx, env, o)
+			})
+		sc.Short = sub.short
 		sc.Flags().StringVar(&o.cfgPath, "config", "", "agent config file: its outbox is "+sub.done)
 		sc.Flags().StringVar(&o.file, "file", "", "outbox file (instead of --config)")
 		sc.Flags().BoolVar(&o.json, "json", false, "print the report as JSON")
