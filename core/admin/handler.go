@@ -12,6 +12,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 )
 
 // Handler serves the admin API (see the package doc) for store s. Failures
@@ -24,7 +25,7 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, req *http.Request) {
 		agents, err := r.Agents(req.Context())
-		writeJSON(w, nonNil(agents), err)
+		writeJSON(w, jsonhttp.NonNil(agents), err)
 	})
 	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
@@ -34,7 +35,7 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 			return
 		}
 		vs, err := r.Keys(req.Context(), q.Get("agent"), q.Get("prefix"), n)
-		writeJSON(w, nonNil(vs), err)
+		writeJSON(w, jsonhttp.NonNil(vs), err)
 	})
 	mux.HandleFunc("GET /v1/get", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
@@ -90,7 +91,7 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 			return
 		}
 		evs, err := r.Events(req.Context(), q.Get("agent"), from, n)
-		writeJSON(w, nonNil(evs), err)
+		writeJSON(w, jsonhttp.NonNil(evs), err)
 	})
 	mux.HandleFunc("GET /v1/summaries", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
@@ -100,7 +101,7 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 			return
 		}
 		sums, err := r.Summaries(req.Context(), q.Get("agent"), q.Get("prefix"), n)
-		writeJSON(w, nonNil(sums), err)
+		writeJSON(w, jsonhttp.NonNil(sums), err)
 	})
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, req *http.Request) {
 		st, err := r.Stats(req.Context())
@@ -156,15 +157,5 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 		// Marshalling one string cannot fail.
 		b, _ = json.Marshal(errorBody{Error: "encode answer: " + merr.Error()})
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-// nonNil makes an empty list an empty array in JSON, never null.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
+	jsonhttp.Write(w, status, b)
 }

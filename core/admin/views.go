@@ -8,6 +8,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 )
 
 // MaxLimit caps the number of entries one call returns.
@@ -85,7 +86,7 @@ func (r StoreReader) Agents(context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nonNil(agents), nil
+	return jsonhttp.NonNil(agents), nil
 }
 
 // Keys lists the current versions of an agent's keys under prefix.
@@ -162,7 +163,7 @@ func (r StoreReader) Summaries(_ context.Context, agent, prefix string, n int) (
 	if err != nil {
 		return nil, err
 	}
-	return nonNil(sums), nil // as the socket answers: [] for none
+	return jsonhttp.NonNil(sums), nil // as the socket answers: [] for none
 }
 
 // Stats returns the store's counters.

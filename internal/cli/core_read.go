@@ -19,6 +19,7 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/admin"
 	"github.com/edge-sync/edge-sync/core/jsstore"
+	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 	"github.com/edge-sync/edge-sync/internal/units"
 )
 
@@ -112,7 +113,7 @@ func newCoreLsCmd(env Env) *cobra.Command {
 					return coreReadErr(err)
 				}
 				if asJSON {
-					return json.NewEncoder(env.Stdout).Encode(nonNil(agents))
+					return json.NewEncoder(env.Stdout).Encode(jsonhttp.NonNil(agents))
 				}
 				for _, a := range agents {
 					fmt.Fprintln(env.Stdout, a)
@@ -129,7 +130,7 @@ func newCoreLsCmd(env Env) *cobra.Command {
 				return coreReadErr(err)
 			}
 			if asJSON {
-				return json.NewEncoder(env.Stdout).Encode(nonNil(vs))
+				return json.NewEncoder(env.Stdout).Encode(jsonhttp.NonNil(vs))
 			}
 			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KEY\tSIZE\tVERSION\tPRIORITY\tSTORED\tSHA256")
@@ -352,12 +353,4 @@ func coreReadErr(err error) error {
 		return fmt.Errorf("is the core running? %w (start it with: edge-sync core --config FILE, or give the --config or --data-dir of its data)", err)
 	}
 	return err
-}
-
-// nonNil makes an empty list print as [] in JSON, not null.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

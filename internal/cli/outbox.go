@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -93,7 +94,7 @@ func runOutboxVerify(_ context.Context, env Env, o outboxOpts) error {
 		return fmt.Errorf("outbox verify: %w: the agent has %s open; run 'edge-sync ctl transport.outbox.verify' instead", err, path)
 	}
 	if asJSON {
-		r.Damaged, r.Quarantined = nonNil(r.Damaged), nonNil(r.Quarantined)
+		r.Damaged, r.Quarantined = jsonhttp.NonNil(r.Damaged), jsonhttp.NonNil(r.Quarantined)
 		if jerr := json.NewEncoder(env.Stdout).Encode(r); jerr != nil {
 			return jerr
 		}
@@ -155,7 +156,7 @@ func runOutboxSalvage(ctx context.Context, env Env, o outboxOpts) error {
 		return fmt.Errorf("outbox salvage: %w", err)
 	}
 	if asJSON {
-		r.Lost, r.Quarantined = nonNil(r.Lost), nonNil(r.Quarantined)
+		r.Lost, r.Quarantined = jsonhttp.NonNil(r.Lost), jsonhttp.NonNil(r.Quarantined)
 		return json.NewEncoder(env.Stdout).Encode(r)
 	}
 	fmt.Fprintf(env.Stdout, "copied %d ops (%s) into a new %s", r.Copied, units.FormatBytes(r.Bytes), path)
