@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
@@ -92,7 +90,7 @@ func (f *fleet) startCoreAt(name string, replicas int, addr string) *testCore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := core.NewServer(core.ServerConfig{Name: name, TLS: f.pki.ServerTLS(t), Store: store, Logger: testLog(t, name)})
+	srv, err := core.NewServer(core.ServerConfig{Name: name, TLS: f.pki.ServerTLS(t), Store: store, Logger: testutil.Logger(t, name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,20 +117,6 @@ func (c *testCore) stop(t *testing.T) {
 			t.Logf("close store: %v", err)
 		}
 	})
-}
-
-func testLog(t testing.TB, name string) hclog.Logger {
-	if testing.Verbose() {
-		return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: logWriter{t}})
-	}
-	return hclog.NewNullLogger()
-}
-
-type logWriter struct{ t testing.TB }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 // testChunk bounds the chunk size of the test agent's transfers: a
@@ -167,7 +151,7 @@ func (f *fleet) startAgentWith(ep config.Endpoint) *agent.Agent {
 	cfg.Control.Socket = "off"
 	ep.Name, ep.ServerName, ep.Monitor = "core", "127.0.0.1", cfg.Monitor
 	cfg.Endpoints = []config.Endpoint{ep}
-	a, err := agent.New(cfg, agent.Options{TLS: f.pki.ClientTLS(t, "127.0.0.1"), Logger: testLog(t, "agent"),
+	a, err := agent.New(cfg, agent.Options{TLS: f.pki.ClientTLS(t, "127.0.0.1"), Logger: testutil.Logger(t, "agent"),
 		ListenPacket: func() (net.PacketConn, error) {
 			pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 			if err != nil {
@@ -437,7 +421,7 @@ func coreChild() {
 // childCore is a core process.
 type childCore struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.Buffer
 	done chan error
 }
 
@@ -448,7 +432,7 @@ func (f *fleet) startChild(p coreChildPlan) *childCore {
 	env, _ := json.Marshal(p)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), coreChildEnv+"="+string(env))
-	out := &syncBuffer{}
+	out := &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -481,23 +465,6 @@ func (c *childCore) waitKilled(t *testing.T, within time.Duration) {
 	case <-time.After(within):
 		t.Fatalf("core process still running after %v", within)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // freeUDP returns a loopback address with a UDP port free at the time.
