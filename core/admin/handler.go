@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 )
@@ -27,16 +29,7 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 		agents, err := r.Agents(req.Context())
 		writeJSON(w, jsonhttp.NonNil(agents), err)
 	})
-	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, req *http.Request) {
-		q := req.URL.Query()
-		n, err := queryLimit(q, 1000)
-		if err != nil {
-			writeJSON(w, nil, err)
-			return
-		}
-		vs, err := r.Keys(req.Context(), q.Get("agent"), q.Get("prefix"), n)
-		writeJSON(w, jsonhttp.NonNil(vs), err)
-	})
+	mux.HandleFunc("GET /v1/keys", prefixList(r.Keys))
 	mux.HandleFunc("GET /v1/get", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
 		v, data, err := r.current(q.Get("agent"), q.Get("key"))
@@ -44,12 +37,8 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 			writeJSON(w, nil, err)
 			return
 		}
-		w.Header().Set(HeaderOp, v.OpID.String())
 		w.Header().Set(HeaderVersion, strconv.FormatUint(v.Version, 10))
-		w.Header().Set(HeaderSHA256, fmt.Sprintf("%x", v.Hash))
-		w.Header().Set("Content-Length", strconv.FormatInt(v.Size, 10))
-		w.Header().Set("Content-Type", "application/octet-stream")
-		if _, err := io.Copy(w, data); err != nil {
+		if err := writeData(w, v.OpID, v.Hash, v.Size, data); err != nil {
 			// The status is sent; the client sees a short body.
 			log.Warn("get: data not fully written", "agent", q.Get("agent"), "key", q.Get("key"), "error", err)
 		}
@@ -66,12 +55,8 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 			writeJSON(w, nil, err)
 			return
 		}
-		w.Header().Set(HeaderOp, e.OpID.String())
 		w.Header().Set(HeaderSeq, strconv.FormatUint(e.Seq, 10))
-		w.Header().Set(HeaderSHA256, fmt.Sprintf("%x", e.Hash))
-		w.Header().Set("Content-Length", strconv.FormatInt(e.Size, 10))
-		w.Header().Set("Content-Type", "application/octet-stream")
-		if _, err := io.Copy(w, data); err != nil {
+		if err := writeData(w, e.OpID, e.Hash, e.Size, data); err != nil {
 			log.Warn("get event: data not fully written", "agent", q.Get("agent"), "seq", seq, "error", err)
 		}
 	})
@@ -93,16 +78,7 @@ func Handler(s core.Backend, log hclog.Logger) http.Handler {
 		evs, err := r.Events(req.Context(), q.Get("agent"), from, n)
 		writeJSON(w, jsonhttp.NonNil(evs), err)
 	})
-	mux.HandleFunc("GET /v1/summaries", func(w http.ResponseWriter, req *http.Request) {
-		q := req.URL.Query()
-		n, err := queryLimit(q, 1000)
-		if err != nil {
-			writeJSON(w, nil, err)
-			return
-		}
-		sums, err := r.Summaries(req.Context(), q.Get("agent"), q.Get("prefix"), n)
-		writeJSON(w, jsonhttp.NonNil(sums), err)
-	})
+	mux.HandleFunc("GET /v1/summaries", prefixList(r.Summaries))
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, req *http.Request) {
 		st, err := r.Stats(req.Context())
 		writeJSON(w, st, err)
@@ -117,6 +93,33 @@ const (
 	HeaderSHA256  = "X-Edge-Sync-Sha256"
 	HeaderSeq     = "X-Edge-Sync-Seq" // /v1/event
 )
+
+// prefixList answers a list of an agent's keys under a prefix (/v1/keys,
+// /v1/summaries): the agent, prefix and limit parameters, read by list.
+func prefixList[T any](list func(ctx context.Context, agent, prefix string, n int) ([]T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		n, err := queryLimit(q, 1000)
+		if err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+		xs, err := list(req.Context(), q.Get("agent"), q.Get("prefix"), n)
+		writeJSON(w, jsonhttp.NonNil(xs), err)
+	}
+}
+
+// writeData answers with stored data (a key's or an event's) after the
+// headers every such answer has: the op that stored it, its hash, its
+// size. An error means the status was sent and the body was cut short.
+func writeData(w http.ResponseWriter, op edgesync.OpID, hash [32]byte, size int64, data io.Reader) error {
+	w.Header().Set(HeaderOp, op.String())
+	w.Header().Set(HeaderSHA256, fmt.Sprintf("%x", hash))
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, err := io.Copy(w, data)
+	return err
+}
 
 // queryLimit reads the limit parameter: def when absent, capped at
 // MaxLimit.
