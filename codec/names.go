@@ -43,7 +43,7 @@ func (e enumNames) parse(s, t string) (uint8, error) {
 	return 0, fmt.Errorf("parse %s %q (want one of %s): %w", e.what, s, strings.Join(e.names[1:], ", "), e.bad)
 }
 
-// unmarshalText is UnmarshalText for an enum parsed by parse.
+// unmarshalText is UnmarshalText for a type parsed by parse.
 func unmarshalText[T any](dst *T, b []byte, parse func(string) (T, error)) error {
 	v, err := parse(string(b))
 	if err != nil {
