@@ -223,6 +223,38 @@ func (f *fleet) waitTransfer(r *Store, min int64) core.PartialInfo {
 	return found
 }
 
+// midTransfer enqueues a large op on ag and waits until the store holds
+// part of it; it returns that part and the bytes ag has not had
+// acknowledged, for checkResumed after a failover.
+func (f *fleet) midTransfer(ag *agent.Agent) (core.PartialInfo, int64) {
+	f.t.Helper()
+	f.enqueue(ag, 1)
+	p := f.waitTransfer(f.reader(), 512<<10)
+	st, err := ag.Outbox().Stats()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return p, st.Total.Bytes
+}
+
+// checkResumed checks a failover from core a to core b in the middle of
+// the op midTransfer returned (p, with unacked bytes not acknowledged):
+// a applied something before it, and b did not receive again what a had
+// stored of the op: at most the chunk the resume point falls in
+// (testChunk), and the encoding's few bytes per chunk. p.Held was sampled
+// before the failover; what b's resume answer says is at least that.
+func (f *fleet) checkResumed(a, b *testCore, p core.PartialInfo, unacked int64) {
+	f.t.Helper()
+	slack := int64(testChunk) + unacked/256
+	if got := b.srv.Stats().BytesReceived; got > unacked-p.Held+slack {
+		f.t.Errorf("core B received %d bytes of the %d not acknowledged; %d of op %s were held at the failover: not resumed?",
+			got, unacked, p.Held, p.Header.OpID)
+	}
+	if a.srv.Stats().OpsApplied == 0 {
+		f.t.Error("core A applied nothing before the failover")
+	}
+}
+
 // waitDrained waits until the agent's outbox is empty: everything
 // acknowledged.
 func (f *fleet) waitDrained(a *agent.Agent) {
@@ -308,31 +340,14 @@ func TestTwoCoresAgentFailsOver(t *testing.T) {
 	f := newFleet(t, []string{srv.URL()})
 	a1, b1 := f.startCore("core-a", 1), f.startCore("core-b", 1)
 	ag := f.startAgent(a1.addr)
-	f.enqueue(ag, 1)
-	p := f.waitTransfer(f.reader(), 512<<10)
-	st, err := ag.Outbox().Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	unacked := st.Total.Bytes
+	p, unacked := f.midTransfer(ag)
 	if err := ag.Close(); err != nil {
 		t.Fatal(err)
 	}
 	ag = f.startAgent(b1.addr)
 	f.waitDrained(ag)
 	f.verify()
-	// Core B did not receive again what core A had stored of the op: at
-	// most the chunk the resume point falls in (testChunk), and the
-	// encoding's few bytes per chunk. p.Held was sampled before the
-	// failover; what B's resume answer says is at least that.
-	slack := int64(testChunk) + unacked/256
-	if got := b1.srv.Stats().BytesReceived; got > unacked-p.Held+slack {
-		t.Errorf("core B received %d bytes of the %d not acknowledged; %d of op %s were held at the failover: not resumed?",
-			got, unacked, p.Held, p.Header.OpID)
-	}
-	if a1.srv.Stats().OpsApplied == 0 {
-		t.Error("core A applied nothing before the failover")
-	}
+	f.checkResumed(a1, b1, p, unacked)
 }
 
 // TestNATSNodeKilled: a 3-node JetStream cluster, every bucket and stream
