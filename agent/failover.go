@@ -39,6 +39,8 @@ type addresses struct {
 	reason string    // why cur was chosen
 	since  time.Time // when
 	moves  int64     // how often cur changed
+	// movesBy counts the moves by MoveReason, for /metrics.
+	movesBy [numMoveReasons]int64
 	// back is the first address's connection, made by the fail-back
 	// dialer, waiting for the loop to take it.
 	back *dialed
@@ -78,12 +80,13 @@ func (a *addresses) current() string {
 	return a.list[a.cur]
 }
 
-func (a *addresses) moveLocked(i int, reason string) {
+func (a *addresses) moveLocked(i int, why MoveReason, reason string) {
 	if i == a.cur {
 		return
 	}
 	a.cur, a.reason, a.since = i, reason, time.Now()
 	a.moves++
+	a.movesBy[why]++
 }
 
 // lost notes how a connection to the address in use ended: a core that
@@ -106,7 +109,7 @@ func (a *addresses) takeBack() *dialed {
 	if d != nil {
 		a.back = nil
 		a.skip = false
-		a.moveLocked(0, "back to the first address: it answers again")
+		a.moveLocked(0, MoveFailBack, "back to the first address: it answers again")
 	}
 	return d
 }
@@ -141,11 +144,11 @@ func (e *endpoint) connect(ctx context.Context, dial func(context.Context, strin
 			a.mu.Lock()
 			from := a.list[a.cur]
 			if i != a.cur {
-				why := "the core closed the connection (shutting down)"
+				kind, why := MoveShutdown, "the core closed the connection (shutting down)"
 				if len(errs) > 0 {
-					why = errs[len(errs)-1].Error()
+					kind, why = MoveUnreachable, errs[len(errs)-1].Error()
 				}
-				a.moveLocked(i, fmt.Sprintf("failed over from %s: %s", from, why))
+				a.moveLocked(i, kind, fmt.Sprintf("failed over from %s: %s", from, why))
 			}
 			a.mu.Unlock()
 			return conn, w, nil

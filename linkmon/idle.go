@@ -17,18 +17,31 @@ import (
 // probe when the last is older than ProbeInterval. A new connection
 // starts busy.
 //
-// A sample that shows a change ends idleness as well: a stale sample, an
-// RTT far from the median or the last probe's, or a loss jump, that a
-// second ping sent at once confirms. So a change of an
+// A sample that shows a change ends idleness as well: an RTT off the
+// median by more than the RTT's own recent jitter allows (idleJump), or a
+// loss jump, that a second ping sent at once confirms and that pings at
+// the busy rate, with no train, then verify (idlePong); or a stale sample
+// that the ping sent at once confirms. So a change of an
 // idle link's RTT, loss or reachability shows in the next idle ping (at
 // most IdleSampleInterval, 5 s, later) and is then confirmed at the busy
-// rate, within the busy bounds; a drop of bandwidth alone is seen by the
+// rate, within the busy bounds, while pongs a loaded machine delays at
+// random are the RTT's jitter, and wake neither full-rate sampling nor a
+// probe train; a drop of bandwidth alone is seen by the
 // next idle check train (at most IdleSampleInterval later, then confirmed
 // at once; the capacity is rebased and the class follows at the idle
 // rate, while the sampling stays idle: on a loaded machine short trains
 // misread), a rise by the next idle probe or, sooner, by the first
 // traffic, whose delivery rate measures the link within about two
 // seconds.
+
+// idleVerify is a ping-only wake being verified (verifyPong).
+type idleVerify struct {
+	left  int // pongs still to take; 0: none being verified
+	rtts  []time.Duration
+	ref   time.Duration // the median RTT before the wake
+	jump  time.Duration // the change their median must show
+	ticks int
+}
 
 // idleState is the monitor's side of it: when Busy was last called, and
 // whether the sampler is on the idle schedule (so that Busy only wakes it
@@ -57,7 +70,7 @@ func (c *Config) idleScheduled() bool {
 
 // sampleEvery is the sampler's tick period now.
 func (s *sampler) sampleEvery() time.Duration {
-	if s.idle {
+	if s.idle && s.verify.left == 0 {
 		c := &s.m.cfg
 		fit := c.Classifier.Window / time.Duration(max(1, c.Classifier.MinSamples))
 		return max(min(c.IdleSampleInterval, fit), c.SampleInterval)
@@ -72,6 +85,7 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 	if !cfg.idleScheduled() {
 		return false
 	}
+	s.verifyTick(wall)
 	if acked := s.m.meter.ackedTotal(); acked != s.ackedSeen {
 		s.ackedSeen, s.activeAt = acked, wall
 	}
@@ -80,7 +94,7 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 	if idle == s.idle {
 		return false
 	}
-	s.idle = idle
+	s.idle, s.verify.left = idle, 0 // traffic ends a verification too
 	s.m.idleSt.idle.Store(idle)
 	s.m.log.Debug("link sampling", "idle", idle, "every", s.sampleEvery())
 	return true
@@ -90,6 +104,7 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 // attached).
 func (s *sampler) busyNow(wall time.Time) {
 	s.activeAt = wall
+	s.verify.left = 0
 	if s.idle {
 		s.idle = false
 		s.m.idleSt.idle.Store(false)
@@ -105,29 +120,75 @@ func (s *sampler) changeSeen(wall time.Time) {
 	if s.m.cfg.idleScheduled() {
 		if s.idle {
 			s.m.log.Debug("idle link changed; sampling at the busy rate")
+			s.m.mu.Lock()
+			s.m.stats.IdleWakes++
+			s.m.mu.Unlock()
 		}
 		s.busyNow(wall)
 	}
 }
 
-// idlePong judges an idle ping's answer: an RTT far from the median the
-// class was judged on (as a probe's RTT jump is judged), or jump (the
-// sampler's own RTT or loss jump), is a change once a second ping, sent
-// at once, confirms it; one ping delayed by a busy machine is not.
-func (s *sampler) idlePong(rtt time.Duration, jump bool) {
+// idleNoise is how many times the RTT's own recent jitter (the mean
+// difference of successive RTTs, as Measurement.Jitter) an idle ping's
+// RTT must be off the median to show a change: as TCP's retransmission
+// timeout sits 4 mean deviations above the smoothed RTT, a pong delayed
+// by the link's (or a loaded machine's) usual jitter is not a change.
+const idleNoise = 4
+
+// minIdleJump is the smallest RTT change an idle ping takes as one.
+const minIdleJump = 5 * time.Millisecond
+
+// verifyPongs is how many pongs, pinged at the busy rate, a ping-only
+// wake takes before it is confirmed (their median is still off) or
+// dismissed (the link goes on idle, with no probe train sent).
+const verifyPongs = 4
+
+// idleJump is the RTT change an idle ping must show against the median
+// med: the greatest of minIdleJump, rttJump × med and idleNoise × the
+// jitter of the recent RTTs but the newest skip (the ones judged, which
+// would hide a change behind itself).
+func (s *sampler) idleJump(med time.Duration, skip int) time.Duration {
+	var jit time.Duration
+	if n := len(s.rtts) - skip; n >= 2 {
+		for i := 1; i < n; i++ {
+			jit += absDur(s.rtts[i] - s.rtts[i-1])
+		}
+		jit /= time.Duration(n - 1)
+	}
+	return max(minIdleJump, time.Duration(rttJump*float64(med)), idleNoise*jit)
+}
+
+// idlePong judges an idle ping's answer. An RTT off the median the class
+// was judged on by more than idleJump, or lossJump (the recent loss rose
+// by 5 points since the last probe), is a change once a second ping,
+// sent at once, shows it too; then the link is pinged at the busy rate,
+// with no probe or check train, for verifyPongs pongs, and only if their
+// median is still off (or a sample goes stale) does the link go back to
+// the busy schedule. One ping delayed by a busy machine, or two, is not
+// a change; and the train a busy link's probe sends, the dearest thing
+// the monitor does, waits until the change is certain.
+func (s *sampler) idlePong(rtt time.Duration, lossJump bool) {
 	if !s.idle {
 		s.idleOdd = false
+		return
+	}
+	if s.verify.left > 0 {
+		s.verifyPong(rtt, lossJump)
 		return
 	}
 	s.m.mu.Lock()
 	med := s.m.status.Median.RTT
 	s.m.mu.Unlock()
-	d := absDur(rtt - med)
-	deviant := jump || (med > 0 && float64(d) > rttJump*float64(med) && d > 5*time.Millisecond)
+	skip := 1
+	if s.idleOdd {
+		skip = 2 // the first deviant pong, too
+	}
+	deviant := lossJump || (med > 0 && absDur(rtt-med) > s.idleJump(med, skip))
 	switch {
 	case deviant && s.idleOdd:
 		s.idleOdd = false
-		s.changeSeen(time.Now())
+		s.verify = idleVerify{left: verifyPongs, rtts: s.verify.rtts[:0], ref: med, jump: s.idleJump(med, skip)}
+		s.m.log.Debug("idle link may have changed; verifying at the busy rate", "rtt", rtt, "median", med, "loss_jump", lossJump)
 	case deviant:
 		s.idleOdd = true
 		s.pingNow()
@@ -136,18 +197,55 @@ func (s *sampler) idlePong(rtt time.Duration, jump bool) {
 	}
 }
 
+// verifyPong takes one pong of a ping-only wake's verification.
+func (s *sampler) verifyPong(rtt time.Duration, lossJump bool) {
+	v := &s.verify
+	v.rtts = append(v.rtts, rtt)
+	v.left--
+	med := median(v.rtts)
+	off := v.ref > 0 && absDur(med-v.ref) > v.jump
+	switch {
+	case lossJump || (v.left == 0 && off):
+		s.confirmed(time.Now())
+	case v.left == 0:
+		s.m.mu.Lock()
+		s.m.stats.IdleDismissed++
+		s.m.mu.Unlock()
+		s.m.log.Debug("idle link unchanged; sampling stays idle", "median", med, "before", v.ref)
+	}
+}
+
+// verifyTick bounds a verification: pongs that do not come (lost, or
+// later than 2 × verifyPongs ticks) are a change.
+func (s *sampler) verifyTick(wall time.Time) {
+	if s.verify.left == 0 {
+		return
+	}
+	if s.verify.ticks++; s.verify.ticks > 2*verifyPongs {
+		s.confirmed(wall)
+	}
+}
+
+// confirmed ends a verification that showed a change: the busy schedule
+// comes back, and a bandwidth probe follows soon.
+func (s *sampler) confirmed(wall time.Time) {
+	s.verify.left = 0
+	s.changeSeen(wall)
+	s.nextProbe = minTime(s.nextProbe, maxTime(wall, s.lastProbe.Add(earlyProbeGap)))
+}
+
 // staleSeen judges a stale sample: on an idle link, a change once the
 // ping sent at once to confirm it (or a confirming ping of another
-// change) went unanswered as well; one pong held up by a loaded machine
-// is not.
+// change, or a verifying one) went unanswered as well; one pong held up
+// by a loaded machine is not.
 func (s *sampler) staleSeen(wall time.Time) {
 	if !s.idle {
 		s.changeSeen(wall)
 		return
 	}
-	if s.idleOdd {
+	if s.idleOdd || s.verify.left > 0 {
 		s.idleOdd = false
-		s.changeSeen(wall)
+		s.confirmed(wall)
 		return
 	}
 	s.idleOdd = true
@@ -182,7 +280,7 @@ func (s *sampler) idleCheck(wall time.Time) {
 // idleProbeWait reports whether an idle link's bandwidth probe is not due
 // yet at wall.
 func (s *sampler) idleProbeWait(wall time.Time) bool {
-	return s.idle && wall.Before(s.lastProbe.Add(max(s.m.cfg.IdleProbeInterval, s.m.cfg.ProbeInterval)))
+	return s.idle && (s.verify.left > 0 || wall.Before(s.lastProbe.Add(max(s.m.cfg.IdleProbeInterval, s.m.cfg.ProbeInterval))))
 }
 
 // ackedTotal is the bytes acknowledged so far.
@@ -191,3 +289,6 @@ func (d *DeliveryMeter) ackedTotal() uint64 {
 	defer d.mu.Unlock()
 	return d.acked
 }
+
+// Idle reports whether the link is sampled on the idle schedule now.
+func (m *Monitor) Idle() bool { return m.idleSt.idle.Load() }

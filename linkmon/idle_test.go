@@ -1,6 +1,7 @@
 package linkmon
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -78,4 +79,91 @@ func TestIdleLinkChangeDetected(t *testing.T) {
 		t.Fatalf("satellite not detected on an idle link within %v; status %+v", limit, m.Status())
 	}
 	t.Logf("idle link: satellite after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
+}
+
+// TestIdleJitterNoWakes: pongs delayed at random, as a loaded machine's
+// scheduler delays them on loopback (linksim jitter, uniform in
+// [0, 30 ms] on the return path), are the RTT's own jitter, not a change:
+// an idle link keeps its idle schedule, and at most a rare wake samples
+// at the busy rate. It counts the wakes over 15 s (30 idle pings).
+func TestIdleJitterNoWakes(t *testing.T) {
+	core := newTestCore(t)
+	loaded := linksim.Profile{Name: "loaded-loopback",
+		Down: linksim.Direction{Jitter: 30 * time.Millisecond}}
+	a := dialTestAgent(t, core, loaded, 33)
+	cfg := testConfig()
+	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, 500*time.Millisecond
+	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle-jitter"})
+	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	w0 := m.Stats().IdleWakes
+	const watch = 15 * time.Second // 30 idle pings, observed
+	time.Sleep(watch)              // observing, not synchronising
+	wakes := m.Stats().IdleWakes - w0
+	t.Logf("%d full-rate wakes in %v (idle pings every %v); stats %+v", wakes, watch, cfg.IdleSampleInterval, m.Stats())
+	if wakes > 1 {
+		t.Errorf("%d full-rate wakes in %v of a jittery idle link (pings every %v), want at most 1", wakes, watch, cfg.IdleSampleInterval)
+	}
+}
+
+// TestIdleDelayedPongsDismissed: an idle ping and the one that confirms
+// it both answered 300 ms late (the core's datagram loop held up, as a
+// loaded machine holds it) look like a change; the pongs taken at the
+// busy rate then are on time, so the wake is dismissed: the link stays
+// on the idle schedule and no bandwidth probe is sent.
+func TestIdleDelayedPongsDismissed(t *testing.T) {
+	core := newTestCore(t)
+	var hold atomic.Int32 // pings still to answer late
+	core.onDatagram = func([]byte, time.Time) bool {
+		if hold.Load() > 0 {
+			hold.Add(-1)
+			time.Sleep(300 * time.Millisecond) // the held-up core, not synchronisation
+		}
+		return false
+	}
+	a := dialTestAgent(t, core, linksim.Profile{Name: "loopback"}, 34)
+	cfg := testConfig()
+	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, time.Second
+	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle-late"})
+	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	before := m.Stats()
+	hold.Store(2)
+	testutil.WaitFor(t, 20*time.Second, "the late pongs' wake to be dismissed", func() bool {
+		return m.Stats().IdleDismissed > before.IdleDismissed || m.Stats().IdleWakes > before.IdleWakes
+	})
+	after := m.Stats()
+	if after.IdleWakes != before.IdleWakes {
+		t.Errorf("two late pongs woke the idle link to the busy schedule; stats %+v", after)
+	}
+	if after.Probes != before.Probes {
+		t.Errorf("%d bandwidth probes after two late pongs on an idle link, want none", after.Probes-before.Probes)
+	}
+	if !m.idleSt.idle.Load() {
+		t.Error("the link left the idle schedule after two late pongs")
+	}
+}
+
+// TestIdleLinkOutageDetected: an idle link that goes dark is noticed when
+// its idle ping and the one sent at once to confirm it go unanswered,
+// each seen at the next idle tick; the outage is then judged at the busy
+// rate: within three idle intervals and two sample timeouts (about 15 s
+// with the default 5 s interval; 2 s here).
+func TestIdleLinkOutageDetected(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, linksim.Broadband(), 35)
+	cfg := testConfig()
+	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, 2*time.Second
+	m, events := startWatched(t, cfg, a, MonitorOptions{Name: "idle-outage"})
+	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
+		t.Fatalf("broadband not detected within 10s; status %+v", m.Status())
+	}
+	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	dark := linksim.Broadband()
+	dark.Up.LossRate, dark.Down.LossRate = 1, 1
+	a.setProfile(t, dark)
+	limit := 3*cfg.IdleSampleInterval + 2*cfg.SampleTimeout + time.Second
+	ev, took, ok := waitClass(t, events, limit, is(edgesync.Intermittent))
+	if !ok {
+		t.Fatalf("outage not detected on an idle link within %v; status %+v", limit, m.Status())
+	}
+	t.Logf("idle link: intermittent after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
 }

@@ -525,6 +525,12 @@ type MonitorStats struct {
 	Delivered int
 	// ModeSwitches counts changes of the effective sync mode.
 	ModeSwitches int64
+	// IdleWakes counts an idle link's returns to the busy schedule on a
+	// change its own samples showed, not on traffic (idle.go).
+	IdleWakes int64
+	// IdleDismissed counts the possible changes an idle link's pings
+	// showed that pinging at the busy rate dismissed (idle.go).
+	IdleDismissed int64
 }
 
 // Stats returns the counters.

@@ -51,6 +51,7 @@ type sampler struct {
 	every     time.Duration // the tick period in force
 	activeAt  time.Time     // wall time the link last carried traffic or changed
 	ackedSeen uint64        // the delivery meter's total then
+	verify    idleVerify
 }
 
 type probeOutcome struct {
@@ -285,7 +286,7 @@ func (s *sampler) pong(pr PongResult) {
 	// came back.
 	jump := s.rttAtProbe > 0 && math.Abs(float64(pr.RTT-s.rttAtProbe)) > rttJump*float64(s.rttAtProbe) &&
 		absDur(pr.RTT-s.rttAtProbe) > 5*time.Millisecond
-	s.idlePong(pr.RTT, jump || meas.Loss-s.lossAtProbe > 0.05)
+	s.idlePong(pr.RTT, meas.Loss-s.lossAtProbe > 0.05)
 	if jump || s.missing || meas.Loss-s.lossAtProbe > 0.05 {
 		if s.missing {
 			s.changeSeen(time.Now())
@@ -451,7 +452,7 @@ func checkPackets(capBps float64, jitter time.Duration) int {
 // maybeCheck sends a check train when one is due and nothing else is
 // probing.
 func (s *sampler) maybeCheck() {
-	if s.probing || s.prober == nil || !s.m.cfg.Active || s.missing {
+	if s.probing || s.prober == nil || !s.m.cfg.Active || s.missing || s.verify.left > 0 {
 		return
 	}
 	wall := time.Now()

@@ -10,6 +10,7 @@
 //	GET /v1/event?agent=A&seq=SEQ                an event's payload, with X-Edge-Sync-* headers
 //	GET /v1/summaries?agent=A&prefix=P&limit=N   default limit 1000
 //	GET /v1/stats
+//	GET /v1/agents/live                          the running core's figures of each agent (WithLiveAgents)
 //
 // Limits are capped at MaxLimit. Errors are {"error": "..."} with 404 for
 // what does not exist and 400 for a malformed parameter.

@@ -19,12 +19,17 @@ import (
 
 // Handler serves the admin API (see the package doc) for store s. Failures
 // to write an answer whose status is already sent are logged to log.
-func Handler(s core.Backend, log hclog.Logger) http.Handler {
+func Handler(s core.Backend, log hclog.Logger, opts ...Option) http.Handler {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	r := StoreReader{Store: s}
 	mux := http.NewServeMux()
+	mux.Handle("GET /v1/agents/live", liveHandler(o.live))
 	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, req *http.Request) {
 		agents, err := r.Agents(req.Context())
 		writeJSON(w, jsonhttp.NonNil(agents), err)

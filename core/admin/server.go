@@ -30,7 +30,7 @@ type Server struct {
 // NewServer listens on the unix socket at path for the admin API of s. It
 // replaces a stale socket and refuses a live one (unixsock.ErrInUse) or a
 // path that is not a socket (unixsock.ErrNotSocket).
-func NewServer(path string, s core.Backend, log hclog.Logger) (*Server, error) {
+func NewServer(path string, s core.Backend, log hclog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
@@ -38,7 +38,7 @@ func NewServer(path string, s core.Backend, log hclog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)
 	}
-	hs := &http.Server{Handler: Handler(s, log), ReadHeaderTimeout: 10 * time.Second,
+	hs := &http.Server{Handler: Handler(s, log, opts...), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	return &Server{ln: ln, hs: hs, log: log}, nil
 }

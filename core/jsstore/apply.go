@@ -527,7 +527,7 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 		}
 	}
 	start := time.Now()
-	_, err = s.applied.Create(ctx, key, b)
+	err = s.createApplied(ctx, key, b)
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return core.Result{}, false, fmt.Errorf("applied index: %w", err)
 	}
@@ -535,7 +535,7 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 	if err != nil {
 		// Created before: by another core, or by one that died before the
 		// effect. Visible already?
-		e, gerr := s.applied.Get(ctx, key)
+		e, gerr := s.oc().applied.Get(ctx, key)
 		if gerr != nil {
 			return core.Result{}, false, fmt.Errorf("applied index: %w", gerr)
 		}
@@ -572,10 +572,24 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 	}
 }
 
+// createApplied creates an applied entry (KV Create, published in a
+// group): jetstream.ErrKeyExists if the key has an entry.
+func (s *Store) createApplied(ctx context.Context, key string, value []byte) error {
+	c := s.oc()
+	_, err := s.publish(ctx, c, &nats.Msg{Subject: "$KV." + s.n.bucket(bucketApplied) + "." + key, Data: value},
+		jetstream.WithExpectLastSequencePerSubject(0))
+	if isWrongLastSeq(err) {
+		// An entry exists, or a delete marker that KV Create writes over:
+		// it tells them apart.
+		_, err = c.applied.Create(ctx, key, value)
+	}
+	return err
+}
+
 // getState reads the current state entry of a key: nil (and the
 // revision of a delete marker, or 0) when there is none.
 func (s *Store) getState(ctx context.Context, agent, key string) (*meta, uint64, error) {
-	return s.lastEntry(ctx, s.stateS, s.n.stateSubject(agent, key))
+	return s.lastEntry(ctx, s.oc().stateS, s.n.stateSubject(agent, key))
 }
 
 // lastEntry reads the last message of a KV key: nil when there is none
@@ -631,7 +645,7 @@ func (s *Store) publishState(ctx context.Context, agent string, hdr core.Partial
 		if cur != nil {
 			m.version = cur.version + 1
 		}
-		_, err = s.js.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: m.header(), Data: data},
+		_, err = s.publish(ctx, s.oc(), &nats.Msg{Subject: subject, Header: m.header(), Data: data},
 			jetstream.WithExpectLastSequencePerSubject(rev))
 		if isWrongLastSeq(err) {
 			continue // another op of the key was stored meanwhile
@@ -670,7 +684,7 @@ func (s *Store) publishEvent(ctx context.Context, agent string, hdr core.Partial
 	defer cancel()
 	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
 		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
-	ack, err := s.js.PublishMsg(pctx, &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data},
+	ack, err := s.publish(pctx, s.oc(), &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data},
 		jetstream.WithMsgID(agentKey(agent, hdr.OpID.String())))
 	if err != nil {
 		return res, false, fmt.Errorf("event: %w", err)

@@ -135,6 +135,7 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	var next atomic.Int64
 	lat := make([][]time.Duration, agents)
 	b.ResetTimer()
+	cpu0 := selfCPU(b)
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, agents)
@@ -152,6 +153,7 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	}
 	wg.Wait()
 	coreTime := time.Since(start)
+	coreCPU := selfCPU(b) - cpu0
 	b.StopTimer()
 	close(errs)
 	for err := range errs {
@@ -161,6 +163,7 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	// The raw baseline: the same number of writes of the same payloads by
 	// as many concurrent writers.
 	next.Store(0)
+	cpu0 = selfCPU(b)
 	start = time.Now()
 	rawErrs := make(chan error, agents)
 	for w := range agents {
@@ -175,6 +178,7 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	}
 	wg.Wait()
 	rawTime := time.Since(start)
+	rawCPU := selfCPU(b) - cpu0
 	close(rawErrs)
 	for err := range rawErrs {
 		b.Fatal(err)
@@ -188,6 +192,8 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(rawRate, "raw-ops/s")
 	b.ReportMetric(coreRate/rawRate, "ratio-vs-raw")
+	b.ReportMetric(float64(coreCPU.Microseconds())/float64(b.N), "cpu-us/op")
+	b.ReportMetric(float64(rawCPU.Microseconds())/float64(b.N), "raw-cpu-us/op")
 }
 
 // ingestClient is a simulated agent: its own certificate and QUIC

@@ -25,55 +25,154 @@ func (s *Store) scan(ctx context.Context, st jetstream.Stream, cfg jetstream.Con
 }
 
 // scanBatch is scan pulling batch messages at a time.
+//
+// Each pull waits for its messages (up to the store's Timeout): a pull
+// that does not wait is cut short by the NATS client after a second,
+// which on a slow link to NATS would read as the end of the data. A pull
+// that ends short is checked with the server: nothing pending means the
+// rest was removed; messages the server delivered but this client never
+// handed over (they arrived after the pull had ended) are read again
+// from a new consumer that starts after the last message handled.
 func (s *Store) scanBatch(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig, batch int, fn func(jetstream.Msg) error) error {
 	cfg.AckPolicy = jetstream.AckNonePolicy
 	cfg.MemoryStorage = true
 	cfg.Replicas = 1
 	cfg.InactiveThreshold = time.Minute
-	c, err := s.createConsumer(ctx, st, cfg)
-	if err != nil {
-		return fmt.Errorf("scan: %w", err)
+	sc := scanner{s: s, st: st, fn: fn, batch: batch}
+	defer sc.deleteConsumer(ctx)
+	if err := sc.open(ctx, cfg); err != nil {
+		return err
 	}
-	info := c.CachedInfo()
-	defer func() {
-		// An ephemeral consumer left behind ends by itself after its
-		// inactive threshold; deleting it is tidiness.
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Timeout)
-		_ = st.DeleteConsumer(dctx, info.Name)
-		cancel()
-	}()
-	left := info.NumPending
-	for left > 0 {
+	sc.left = sc.info.NumPending
+	for restarts := 0; sc.left > 0; {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		msgs, err := c.FetchNoWait(int(min(left, uint64(batch))))
-		if err != nil {
-			return fmt.Errorf("scan: %w", err)
+		done, lost, err := sc.pull(ctx)
+		if err != nil || done {
+			return err
 		}
-		got := 0
-		var ferr error
-		for m := range msgs.Messages() { // drained fully, so that the fetch ends
-			got++
-			if ferr == nil {
-				ferr = fn(m)
-			}
+		if !lost {
+			continue
 		}
-		if ferr != nil {
-			if errors.Is(ferr, errStop) {
-				return nil
-			}
-			return ferr
+		if sc.got > 0 {
+			restarts = 0 // this consumer made progress
 		}
-		if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("scan: %w", err)
+		if restarts++; restarts > maxScanRestarts {
+			return fmt.Errorf("scan: messages lost between NATS and this core %d times in a row; the link to NATS is too slow for the store's timeout %v (raise timeout in the store block)", restarts-1, s.cfg.Timeout)
 		}
-		if got == 0 {
-			return nil // the rest was removed meanwhile
+		sc.deleteConsumer(ctx)
+		if sc.last > 0 {
+			cfg.DeliverPolicy, cfg.OptStartSeq, cfg.OptStartTime = jetstream.DeliverByStartSequencePolicy, sc.last+1, nil
 		}
-		left -= uint64(got)
+		if err := sc.open(ctx, cfg); err != nil {
+			return err
+		}
+		sc.left = min(sc.left, sc.info.NumPending)
 	}
 	return nil
+}
+
+// maxScanRestarts bounds how often in a row one scan opens a new
+// consumer, without reading a message, after messages went missing
+// between the server and this client.
+const maxScanRestarts = 5
+
+// scanner is the state of one scan: its consumer, how many messages are
+// left of those there at the start, and where it is.
+type scanner struct {
+	s     *Store
+	st    jetstream.Stream
+	fn    func(jetstream.Msg) error
+	batch int
+
+	c    jetstream.Consumer
+	info *jetstream.ConsumerInfo
+	left uint64
+	got  uint64 // messages handed over from this consumer
+	last uint64 // stream sequence of the last message handed over
+}
+
+func (sc *scanner) open(ctx context.Context, cfg jetstream.ConsumerConfig) error {
+	c, err := sc.s.createConsumer(ctx, sc.st, cfg)
+	if err != nil {
+		return fmt.Errorf("scan: %w", err)
+	}
+	sc.c, sc.info, sc.got = c, c.CachedInfo(), 0
+	return nil
+}
+
+// deleteConsumer deletes the scan's consumer. An ephemeral consumer left
+// behind ends by itself after its inactive threshold; deleting it is
+// tidiness, so a failure is not reported.
+func (sc *scanner) deleteConsumer(ctx context.Context) {
+	if sc.c == nil {
+		return
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sc.s.cfg.Timeout)
+	_ = sc.st.DeleteConsumer(dctx, sc.info.Name)
+	cancel()
+	sc.c = nil
+}
+
+// pull fetches the next batch and hands it to fn. done: the scan is over
+// (fn stopped it, or nothing is left). lost: the server delivered
+// messages this client did not receive, so the consumer must start again.
+func (sc *scanner) pull(ctx context.Context) (done, lost bool, err error) {
+	want := int(min(sc.left, uint64(sc.batch)))
+	fctx, cancel := context.WithTimeout(ctx, sc.s.cfg.Timeout)
+	defer cancel()
+	msgs, err := sc.c.Fetch(want, jetstream.FetchContext(fctx))
+	if err != nil {
+		return false, false, fmt.Errorf("scan: %w", err)
+	}
+	got := 0
+	var ferr error
+	for m := range msgs.Messages() { // drained fully, so that the fetch ends
+		got++
+		if ferr != nil {
+			continue
+		}
+		meta, err := m.Metadata()
+		if err != nil {
+			ferr = fmt.Errorf("scan: %w", err)
+			continue
+		}
+		if meta.Sequence.Consumer != sc.got+1 {
+			lost = true // delivered to an ended pull; read again from sc.last
+			continue
+		}
+		sc.got++
+		sc.left--
+		sc.last = meta.Sequence.Stream
+		ferr = sc.fn(m)
+	}
+	if errors.Is(ferr, errStop) {
+		return true, false, nil
+	}
+	if ferr != nil {
+		return true, false, ferr
+	}
+	if err := msgs.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) &&
+		(!errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil) {
+		return true, false, fmt.Errorf("scan: %w", err)
+	}
+	if lost || got == want {
+		return sc.left == 0, lost, nil
+	}
+	// Cut short: removed meanwhile, or delivered after the pull ended.
+	info, err := sc.c.Info(ctx)
+	if err != nil {
+		return true, false, fmt.Errorf("scan: %w", err)
+	}
+	if info.Delivered.Consumer > sc.got {
+		return false, true, nil
+	}
+	if info.NumPending == 0 {
+		return true, false, nil // the rest was removed meanwhile
+	}
+	sc.left = min(sc.left, info.NumPending)
+	return false, false, nil
 }
 
 // count returns how many messages of st match filter.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/edge-sync/edge-sync/core"
@@ -287,12 +288,20 @@ func (s *Store) flushAgent(ctx context.Context, agent string, d core.AgentStats,
 		if rev == 0 {
 			rev, err = s.agents.Create(ctx, Token(agent), b)
 		} else {
-			rev, err = s.agents.Update(ctx, Token(agent), b, rev)
+			// A KV Update, written in a group with the ops' writes
+			// (group.go): with a thousand agents a flush writes a
+			// thousand records.
+			var ack *jetstream.PubAck
+			ack, err = s.publish(ctx, s.oc(), &nats.Msg{Subject: "$KV." + s.n.bucket(bucketAgents) + "." + Token(agent), Data: b},
+				jetstream.WithExpectLastSequencePerSubject(rev))
+			if err == nil {
+				rev = ack.Sequence
+			}
 		}
 		if err == nil {
 			return writtenRec{r, rev}, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		if !errors.Is(err, jetstream.ErrKeyExists) && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) && !isWrongLastSeq(err) {
 			return writtenRec{}, fmt.Errorf("agent %q counters: %w", agent, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -156,6 +157,11 @@ type Store struct {
 	records  recentRecords
 	counters counters
 
+	// conns are the connections ops' commits use (conns.go); the first
+	// is nc.
+	conns    []*opConn
+	nextConn atomic.Uint64
+
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -195,6 +201,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	s.mem.init()
 	s.counters.init()
 	if err := s.bind(ctx); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("open jetstream store: %w", err)
+	}
+	if err := s.openConns(ctx, joinURLs(cfg.URLs), opts); err != nil {
+		s.closeConns()
 		nc.Close()
 		return nil, fmt.Errorf("open jetstream store: %w", err)
 	}
@@ -344,6 +355,7 @@ func (s *Store) Close() error {
 		err = s.flush(ctx)
 		cancel()
 	}
+	s.closeConns()
 	s.nc.Close()
 	if err != nil {
 		return fmt.Errorf("close jetstream store: %w", err)

@@ -154,7 +154,7 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 	stops := stopper{store.Close, pc.Close}
 	stops.add(background(ctx, func(ctx context.Context) error { return srv.Serve(ctx, pc) }, srv.Close))
 
-	adm, err := admin.NewServer(filepath.Join(cfg.DataDir, "core.sock"), store, log.Named("admin"))
+	adm, err := admin.NewServer(filepath.Join(cfg.DataDir, "core.sock"), store, log.Named("admin"), admin.WithLiveAgents(srv))
 	if err != nil {
 		log.Warn("admin socket not available; `core ls/get/tail` need the core stopped", "error", err)
 	} else {

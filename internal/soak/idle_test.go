@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,19 +29,53 @@ import (
 //
 // EDGESYNC_IDLE_SECONDS is the measuring time (default 20 s),
 // EDGESYNC_IDLE_AGENTS the agents per core (default 4).
+// EDGESYNC_IDLE_BASE names a baseline edge-sync binary (say, main's:
+// `go build -o /tmp/edge-sync-base ./cmd/edge-sync` in its worktree): a
+// third set-up runs it with the default config, measured over the same
+// time, reported as base-* and *-ratio-vs-base.
+// EDGESYNC_IDLE_BURN=N loads the machine with N goroutines that spin in
+// the benchmark's process while the agents settle and are measured, on
+// all set-ups alike (the load of a busy machine, on which late pongs
+// used to wake idle links).
 func BenchmarkIdleCPU(b *testing.B) {
 	d := time.Duration(envInt(b, "EDGESYNC_IDLE_SECONDS", 20)) * time.Second
 	n := envInt(b, "EDGESYNC_IDLE_AGENTS", 4)
+	baseBin := os.Getenv("EDGESYNC_IDLE_BASE")
+	burn := 0
+	if os.Getenv("EDGESYNC_IDLE_BURN") != "" {
+		burn = envInt(b, "EDGESYNC_IDLE_BURN", 0)
+	}
 	for range b.N {
-		// Both set-ups idle side by side and are measured over the same
-		// time, so that the machine's noise falls on both alike.
-		cur := startIdle(b, n, "")
-		old := startIdle(b, n, oldIdleSampling)
+		// The set-ups idle side by side and are measured over the same
+		// time, so that the machine's noise falls on all alike.
+		cur := startIdle(b, "", n, "")
+		old := startIdle(b, "", n, oldIdleSampling)
+		var base *idleSetup
+		if baseBin != "" {
+			base = startIdle(b, baseBin, n, "")
+		}
+		stopBurn := burnCPU(burn)
+		b.Cleanup(stopBurn)    // on a failure before the end
 		time.Sleep(idleSettle) // not synchronisation: the agents go idle
 		cur.begin(b)
 		old.begin(b)
+		if base != nil {
+			base.begin(b)
+		}
 		time.Sleep(d) // not synchronisation: the idle time measured
 		c, o := cur.end(b), old.end(b)
+		if base != nil {
+			bf := base.end(b)
+			b.ReportMetric(bf.agent, "base-idle-cpu-pct-agent")
+			b.ReportMetric(bf.core, "base-idle-cpu-pct-core")
+			b.ReportMetric(c.agent/max(bf.agent, 1e-9), "agent-ratio-vs-base")
+			b.ReportMetric(c.core/max(bf.core, 1e-9), "core-ratio-vs-base")
+			if idleDebug {
+				b.ReportMetric(float64(base.busyAgain()), "base-busy-again")
+			}
+		}
+		b.ReportMetric(loadAvg(), "load-avg-1m")
+		stopBurn()
 		if idleDebug {
 			b.ReportMetric(float64(cur.busyAgain()), "busy-again")
 		}
@@ -77,10 +112,55 @@ type idleSetup struct {
 	start  time.Time
 }
 
+// burnCPU starts n goroutines that spin until the returned func stops
+// them (and waits for them).
+func burnCPU(n int) (stop func()) {
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	for range n {
+		wg.Go(func() {
+			for x := uint64(1); ; x = x*6364136223846793005 + 1 {
+				if x&0xffff == 0 {
+					select {
+					case <-done:
+						return
+					default:
+					}
+				}
+			}
+		})
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			wg.Wait()
+		})
+	}
+}
+
+// loadAvg is the machine's 1-minute load average (0 when unknown).
+func loadAvg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	v, _ := strconv.ParseFloat(f[0], 64) // 0 on a format not understood
+	return v
+}
+
 // startIdle starts a core and n agents (endpointExtra goes in their
-// endpoint block) and waits until every agent is connected.
-func startIdle(tb testing.TB, n int, endpointExtra string) *idleSetup {
+// endpoint block) of the edge-sync binary bin ("": this tree's) and waits
+// until every agent is connected.
+func startIdle(tb testing.TB, bin string, n int, endpointExtra string) *idleSetup {
 	tb.Helper()
+	if bin == "" {
+		bin = edgeSync(tb)
+	}
 	dir := tb.TempDir()
 	p := testutil.NewPKI(tb, "idle-0")
 	// A port free a moment ago may be taken meanwhile (other tests on
@@ -89,7 +169,7 @@ func startIdle(tb testing.TB, n int, endpointExtra string) *idleSetup {
 	var c *proc
 	for try := 0; c == nil; try++ {
 		addr = freeUDPAddr(tb)
-		pr := startProc(tb, "core", "", "core", "--config", coreConfig(tb, p, dir, addr))
+		pr := startBin(tb, bin, "core", "", "core", "--config", coreConfig(tb, p, dir, addr))
 		testutil.Poll(30*time.Second, func() bool { return pr.exited() || strings.Contains(pr.out.String(), "listening") })
 		switch {
 		case !pr.exited():
@@ -131,7 +211,7 @@ endpoint "core" {
 		if idleDebug {
 			args = append(args, "--log-level", "debug")
 		}
-		a := startProc(tb, name, "", args...)
+		a := startBin(tb, bin, name, "", args...)
 		tb.Cleanup(a.kill)
 		a.waitLog(tb, 30*time.Second, "connected")
 		s.procs = append(s.procs, a)

@@ -71,8 +71,14 @@ type proc struct {
 // and appended to logFile too when it is not "".
 func startProc(tb testing.TB, name, logFile string, args ...string) *proc {
 	tb.Helper()
+	return startBin(tb, edgeSync(tb), name, logFile, args...)
+}
+
+// startBin is startProc with another edge-sync binary (a baseline's).
+func startBin(tb testing.TB, bin, name, logFile string, args ...string) *proc {
+	tb.Helper()
 	p := &proc{name: name, out: &testutil.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(edgeSync(tb), args...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if logFile != "" {
 		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)

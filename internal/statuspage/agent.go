@@ -47,6 +47,7 @@ type endpointView struct {
 	Budget    []fact // the data budget's figures; none until the agent has a budget
 	LastError *agent.ConnError
 	ErrorAge  string
+	Address   addressView
 	// ClassSwatch is the class's colour, as in the bands; Zone the time
 	// zone of the times shown.
 	ClassSwatch template.HTML
@@ -117,6 +118,7 @@ func endpointPart(st agent.LinkStatus, es agent.EndpointStats, tl agent.Timeline
 	if st.LastError != nil {
 		v.ErrorAge = ago(now, st.LastError.At)
 	}
+	v.Address = addressPart(st, now)
 	from, to := window(tl, now)
 	v.Link = linkPlots(tl, from, to, nil)
 	v.Queue = queuePlot(tl, from, to)
@@ -284,6 +286,7 @@ var agentTmpl = template.Must(template.New("agent").Parse(`
 <div><span class="k">mode</span><b data-current-mode="{{.St.Params.Mode}}">{{.St.Params.Mode}}</b></div>
 </div>
 <div class="reason" data-reason>{{.St.Reason}}</div>
+{{template "address" .Address}}
 <div class="facts">{{range .Figures}}<div><span class="k">{{.K}}</span><span data-figure="{{.Attr}}">{{.V}}</span></div>{{end}}</div>
 {{if .LastError}}<div class="error" data-last-error><b>Last connection error</b> ({{.ErrorAge}}{{if .St.Connected}}; connected again since{{end}}): {{.LastError.Error}}</div>{{end}}
 {{if .St.Damage}}<div class="error" data-damage>{{.St.Damage}}</div>{{end}}

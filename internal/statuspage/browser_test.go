@@ -185,3 +185,48 @@ func newAgent(t *testing.T, p *testutil.PKI, addr string) *agent.Agent {
 	t.Helper()
 	return agenttest.Start(t, p, coretest.AgentConfig(t, p, addr), agent.Options{})
 }
+
+// TestAgentPageShowsFailover: an agent whose endpoint lists two cores;
+// when the first shuts down, the page, open in a headless Chromium, shows
+// without a reload the second address in use (2 of 2), since when, the
+// reason of the move and the move counted.
+func TestAgentPageShowsFailover(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	first, second := coretest.Start(t, p, nil), coretest.Start(t, p, nil)
+	cfg := coretest.AgentConfig(t, p, first.Addr.String())
+	cfg.Endpoints[0].Addresses = []string{first.Addr.String(), second.Addr.String()}
+	cfg.Endpoints[0].FailBack = time.Hour // stays on the second once there
+	a := agenttest.Start(t, p, cfg, agent.Options{})
+	srv := httptest.NewServer(Agent(a))
+	t.Cleanup(srv.Close)
+
+	page := browsertest.Open(t, srv.URL)
+	addr := `document.querySelector('[data-endpoint="core"] [data-address]')`
+	page.WaitJS(20*time.Second, "the first address in use", fmt.Sprintf(`%s?.dataset.address === %q && %s.dataset.addressIndex === "0"`, addr, first.Addr.String(), addr))
+	browsertest.Eval[bool](page, `window.edgesyncTestMarker = true`)
+
+	if err := first.Server.Close(); err != nil { // shuts down; the test's cleanup closes it again, a no-op
+		t.Fatal(err)
+	}
+	page.WaitJS(30*time.Second, "the second address in use", fmt.Sprintf(`%s?.dataset.address === %q && %s.dataset.addressIndex === "1"`, addr, second.Addr.String(), addr))
+	if !browsertest.Eval[bool](page, `window.edgesyncTestMarker === true`) {
+		t.Fatalf("the page was reloaded; it must update in place")
+	}
+	reason := browsertest.Eval[string](page, `document.querySelector('[data-endpoint="core"] [data-address-reason]').textContent`)
+	if want := "failed over from " + first.Addr.String(); !strings.HasPrefix(reason, want) {
+		t.Errorf("reason shown %q, want it to start with %q", reason, want)
+	}
+	if moves := browsertest.Eval[string](page, `document.querySelector('[data-endpoint="core"] [data-address-moves]').textContent`); moves != "1" {
+		t.Errorf("moves shown %q, want 1", moves)
+	}
+	since := browsertest.Eval[string](page, `document.querySelector('[data-endpoint="core"] [data-address-since]').textContent`)
+	if !strings.Contains(since, "ago") {
+		t.Errorf("in use since %q, want a time and how long ago", since)
+	}
+	place := browsertest.Eval[string](page, `document.querySelector('[data-endpoint="core"] [data-address-choice]').textContent`)
+	if !strings.Contains(place, "2 of 2") {
+		t.Errorf("the address's place not shown: %q", place)
+	}
+	page.NoConsoleErrors()
+	page.Screenshot("status-agent-failover.png")
+}

@@ -1,0 +1,72 @@
+package agent
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// MoveReason is why an endpoint moved to another of its core addresses
+// (failover.go): the label of edge_sync_address_moves_total.
+type MoveReason int
+
+// The reasons of a move.
+const (
+	// MoveUnreachable: the address in use did not answer; another did.
+	MoveUnreachable MoveReason = iota
+	// MoveShutdown: the core at the address in use closed the connection
+	// saying it shuts down.
+	MoveShutdown
+	// MoveFailBack: the first address answers again (fail_back).
+	MoveFailBack
+	numMoveReasons
+)
+
+// String is the reason's metric label.
+func (r MoveReason) String() string {
+	switch r {
+	case MoveUnreachable:
+		return "unreachable"
+	case MoveShutdown:
+		return "shutdown"
+	case MoveFailBack:
+		return "fail_back"
+	}
+	return "unknown"
+}
+
+// failoverCollector reports each endpoint's address moves and the
+// address in use, read at scrape time (docs/metrics.md).
+type failoverCollector struct {
+	a            *Agent
+	moves, index *prometheus.Desc
+}
+
+func newFailoverCollector(a *Agent) *failoverCollector {
+	return &failoverCollector{
+		a: a,
+		moves: desc("address_moves_total", "Moves of an endpoint to another of its core addresses (failover and fail-back), by reason: unreachable, shutdown, fail_back.",
+			"endpoint", "reason"),
+		index: desc("address_index", "Index in the endpoint's addresses list of the core address in use (0: the first, preferred one), with that address as a label.",
+			"endpoint", "address"),
+	}
+}
+
+// Describe sends the descriptors of every metric.
+func (c *failoverCollector) Describe(ch chan<- *prometheus.Desc) {
+	prometheus.DescribeByCollect(c, ch)
+}
+
+// Collect reads every endpoint's address choice.
+func (c *failoverCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, name := range c.a.Endpoints() {
+		e, err := c.a.endpoint(name)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		a := e.addrs
+		a.mu.Lock()
+		cur, addr, by := a.cur, a.list[a.cur], a.movesBy
+		a.mu.Unlock()
+		ch <- prometheus.MustNewConstMetric(c.index, prometheus.GaugeValue, float64(cur), e.name, addr)
+		for r := range numMoveReasons {
+			ch <- prometheus.MustNewConstMetric(c.moves, prometheus.CounterValue, float64(by[r]), e.name, r.String())
+		}
+	}
+}

@@ -1,0 +1,127 @@
+package jsstore
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Group publishing (docs/jetstream.md, "Connections"): the writes of
+// concurrent ops' commits (applied entries, events, state entries) go to
+// JetStream in groups. The first op to publish on a connection while none
+// is publishing there leads: it sends every write queued on that
+// connection at once with PublishMsgAsync, waits for their
+// acknowledgements together, hands each op its own, and passes the lead
+// to the first op that queued meanwhile. One socket write and one wait
+// serve the group, where each op alone paid a request's round trip, its
+// syscalls and a turn at the connection's lock. Nothing runs in the
+// background: a group is led by an op that waits anyway.
+//
+// Each write keeps the guarantees of a single publish: it is sent only if
+// its context has not ended (an event's publish deadline, see apply.go,
+// holds), and its caller learns its own acknowledgement or error, after
+// JetStream acknowledged it at the configured replication.
+
+// group is one connection's queue of writes.
+type group struct {
+	mu      sync.Mutex
+	queue   []*groupWrite
+	leading bool
+}
+
+// groupWrite is one op's write and where its result goes.
+type groupWrite struct {
+	ctx  context.Context
+	msg  *nats.Msg
+	opts []jetstream.PublishOpt
+	done chan groupResult // buffered: the leader never blocks on it
+}
+
+type groupResult struct {
+	ack  *jetstream.PubAck
+	err  error
+	lead bool // no result: lead the next group
+}
+
+// publish writes msg through c's group and returns its acknowledgement.
+func (s *Store) publish(ctx context.Context, c *opConn, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	w := &groupWrite{ctx: ctx, msg: msg, opts: opts, done: make(chan groupResult, 1)}
+	g := &c.group
+	g.mu.Lock()
+	g.queue = append(g.queue, w)
+	if g.leading {
+		g.mu.Unlock()
+		// The leader answers within a round trip of the group ahead and
+		// one of ours, each bounded by the store's timeout.
+		if r := <-w.done; !r.lead {
+			return r.ack, r.err
+		}
+		g.mu.Lock()
+	}
+	g.leading = true
+	batch := g.queue
+	g.queue = nil
+	g.mu.Unlock()
+
+	s.publishGroup(c, batch)
+
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		g.queue[0].done <- groupResult{lead: true}
+	} else {
+		g.leading = false
+	}
+	g.mu.Unlock()
+	r := <-w.done
+	return r.ack, r.err
+}
+
+// publishGroup sends every write of batch at once and hands each its
+// acknowledgement or error.
+func (s *Store) publishGroup(c *opConn, batch []*groupWrite) {
+	futures := make([]jetstream.PubAckFuture, len(batch))
+	for i, w := range batch {
+		if err := w.ctx.Err(); err != nil {
+			w.done <- groupResult{err: err}
+			continue
+		}
+		f, err := c.js.PublishMsgAsync(w.msg, w.opts...)
+		if err != nil {
+			w.done <- groupResult{err: err}
+			continue
+		}
+		futures[i] = f
+	}
+	timeout := time.NewTimer(s.cfg.Timeout)
+	defer timeout.Stop()
+	for i, f := range futures {
+		if f == nil {
+			continue
+		}
+		w := batch[i]
+		select { // an answer that arrived wins over the timeout below
+		case ack := <-f.Ok():
+			w.done <- groupResult{ack: ack}
+			continue
+		case err := <-f.Err():
+			w.done <- groupResult{err: err}
+			continue
+		default:
+		}
+		select {
+		case ack := <-f.Ok():
+			w.done <- groupResult{ack: ack}
+		case err := <-f.Err():
+			w.done <- groupResult{err: err}
+		case <-w.ctx.Done():
+			w.done <- groupResult{err: fmt.Errorf("no acknowledgement: %w", w.ctx.Err())}
+		case <-timeout.C:
+			w.done <- groupResult{err: fmt.Errorf("no acknowledgement within %v: %w", s.cfg.Timeout, context.DeadlineExceeded)}
+			timeout.Reset(0) // the rest have had as long
+		}
+	}
+}
