@@ -51,7 +51,7 @@ func (e enumText) unknown(s, more string) error {
 	return fmt.Errorf("unknown %s %q (want one of %s%s)", e.what, s, strings.Join(e.names[e.first:], ", "), more)
 }
 
-// unmarshalText is UnmarshalText for an enum parsed by parse.
+// unmarshalText is UnmarshalText for a type parsed by parse.
 func unmarshalText[T any](dst *T, b []byte, parse func(string) (T, error)) error {
 	v, err := parse(string(b))
 	if err != nil {

@@ -42,14 +42,7 @@ func (id OpID) Compare(o OpID) int {
 func (id OpID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (id *OpID) UnmarshalText(b []byte) error {
-	v, err := ParseOpID(string(b))
-	if err != nil {
-		return err
-	}
-	*id = v
-	return nil
-}
+func (id *OpID) UnmarshalText(b []byte) error { return unmarshalText(id, b, ParseOpID) }
 
 // ParseOpID parses the 32-hex-digit form that String returns.
 func ParseOpID(s string) (OpID, error) {

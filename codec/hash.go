@@ -35,14 +35,7 @@ func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (h *Hash) UnmarshalText(b []byte) error {
-	v, err := ParseHash(string(b))
-	if err != nil {
-		return err
-	}
-	*h = v
-	return nil
-}
+func (h *Hash) UnmarshalText(b []byte) error { return unmarshalText(h, b, ParseHash) }
 
 // ParseHash parses 64 hex digits.
 func ParseHash(s string) (Hash, error) {

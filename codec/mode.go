@@ -1,8 +1,6 @@
 package codec
 
 import (
-	"fmt"
-	"strconv"
 	"strings"
 
 	edgesync "github.com/edge-sync/edge-sync"
@@ -37,7 +35,7 @@ const (
 	numModes
 )
 
-var modeNames = [numModes]string{"", "full", "zstd", "delta", "delta+zstd", "summary"}
+var modeNames = enumNames{what: "mode", names: []string{"", "full", "zstd", "delta", "delta+zstd", "summary"}, bad: ErrBadMode}
 
 // Valid reports whether m is a known mode.
 func (m Mode) Valid() bool { return m > 0 && m < numModes }
@@ -49,41 +47,19 @@ func (m Mode) IsDelta() bool { return m == ModeDelta || m == ModeDeltaZstd }
 func (m Mode) isData() bool { return m >= ModeFull && m <= ModeDeltaZstd }
 
 // String returns the mode's name, e.g. "delta+zstd".
-func (m Mode) String() string {
-	if m.Valid() {
-		return modeNames[m]
-	}
-	return "mode(" + strconv.Itoa(int(m)) + ")"
-}
+func (m Mode) String() string { return modeNames.String(uint8(m)) }
 
 // MarshalText implements encoding.TextMarshaler.
-func (m Mode) MarshalText() ([]byte, error) {
-	if !m.Valid() {
-		return nil, fmt.Errorf("marshal mode %d: %w", uint8(m), ErrBadMode)
-	}
-	return []byte(m.String()), nil
-}
+func (m Mode) MarshalText() ([]byte, error) { return modeNames.marshal(uint8(m)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (m *Mode) UnmarshalText(b []byte) error {
-	v, err := ParseMode(string(b))
-	if err != nil {
-		return err
-	}
-	*m = v
-	return nil
-}
+func (m *Mode) UnmarshalText(b []byte) error { return unmarshalText(m, b, ParseMode) }
 
 // ParseMode accepts a mode's name, case-insensitive; "delta-zstd" is
 // accepted for "delta+zstd".
 func ParseMode(s string) (Mode, error) {
-	t := strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "-zstd", "+zstd")
-	for i, n := range modeNames {
-		if i > 0 && t == n {
-			return Mode(i), nil
-		}
-	}
-	return 0, fmt.Errorf("parse mode %q (want one of %s): %w", s, strings.Join(modeNames[1:], ", "), ErrBadMode)
+	v, err := modeNames.parse(s, strings.ReplaceAll(strings.ToLower(strings.TrimSpace(s)), "-zstd", "+zstd"))
+	return Mode(v), err
 }
 
 // Level is the compression effort the sender chooses; the decoder does not
@@ -102,46 +78,24 @@ const (
 	numLevels
 )
 
-var levelNames = [numLevels]string{"", "fastest", "default", "better", "best"}
+var levelNames = enumNames{what: "level", names: []string{"", "fastest", "default", "better", "best"}, bad: ErrBadLevel}
 
 // Valid reports whether l is a known level.
 func (l Level) Valid() bool { return l > 0 && l < numLevels }
 
 // String returns the level's name, e.g. "best".
-func (l Level) String() string {
-	if l.Valid() {
-		return levelNames[l]
-	}
-	return "level(" + strconv.Itoa(int(l)) + ")"
-}
+func (l Level) String() string { return levelNames.String(uint8(l)) }
 
 // MarshalText implements encoding.TextMarshaler.
-func (l Level) MarshalText() ([]byte, error) {
-	if !l.Valid() {
-		return nil, fmt.Errorf("marshal level %d: %w", uint8(l), ErrBadLevel)
-	}
-	return []byte(l.String()), nil
-}
+func (l Level) MarshalText() ([]byte, error) { return levelNames.marshal(uint8(l)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (l *Level) UnmarshalText(b []byte) error {
-	v, err := ParseLevel(string(b))
-	if err != nil {
-		return err
-	}
-	*l = v
-	return nil
-}
+func (l *Level) UnmarshalText(b []byte) error { return unmarshalText(l, b, ParseLevel) }
 
 // ParseLevel accepts a level's name, case-insensitive.
 func ParseLevel(s string) (Level, error) {
-	t := strings.ToLower(strings.TrimSpace(s))
-	for i, n := range levelNames {
-		if i > 0 && t == n {
-			return Level(i), nil
-		}
-	}
-	return 0, fmt.Errorf("parse level %q (want one of %s): %w", s, strings.Join(levelNames[1:], ", "), ErrBadLevel)
+	v, err := levelNames.parse(s, strings.ToLower(strings.TrimSpace(s)))
+	return Level(v), err
 }
 
 // Levels lists every level, fastest first.

@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"os"
@@ -182,23 +181,7 @@ func (a *Agent) Endpoint(name string) (Endpoint, bool) {
 // the tls files, outbox.path, control.socket, control.token_file) are
 // resolved against the file's directory, so the file means the same from
 // any working directory.
-func LoadAgent(path string) (Agent, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Agent{}, fmt.Errorf("load agent config: %w", err)
-	}
-	defer f.Close()
-	cfg, err := ParseAgent(f, path)
-	if err != nil {
-		return Agent{}, err
-	}
-	dir, err := configDir(path)
-	if err != nil {
-		return Agent{}, fmt.Errorf("load agent config: %w", err)
-	}
-	cfg.ResolvePaths(dir)
-	return cfg, nil
-}
+func LoadAgent(path string) (Agent, error) { return loadFile("agent", path, ParseAgent) }
 
 // ResolvePaths makes the config's relative paths relative to dir (the
 // config file's directory); LoadAgent calls it. Absolute paths, empty

@@ -109,8 +109,7 @@ func (r *rawAgent) apply(l *errorList, c *Agent) {
 	c.DataDir = pick(r.DataDir, c.DataDir)
 	c.DeltaBaseBytes = parseSize(l, "delta_base_bytes", r.DeltaBaseBytes, c.DeltaBaseBytes)
 	if r.Log != nil {
-		c.Log.Level = pick(r.Log.Level, c.Log.Level)
-		c.Log.Format = pick(r.Log.Format, c.Log.Format)
+		r.Log.apply(&c.Log)
 	}
 	if r.TLS != nil {
 		r.TLS.apply(&c.TLS)
@@ -168,6 +167,11 @@ func (r *rawAgent) apply(l *errorList, c *Agent) {
 	if r.Metrics != nil {
 		c.Metrics.Listen = pick(r.Metrics.Listen, c.Metrics.Listen)
 	}
+}
+
+func (r *rawLog) apply(g *Log) {
+	g.Level = pick(r.Level, g.Level)
+	g.Format = pick(r.Format, g.Format)
 }
 
 func (r *rawTLS) apply(t *TLS) {

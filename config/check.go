@@ -3,15 +3,15 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
-	"fmt"
 	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/edge-sync/edge-sync/internal/pki"
 )
 
 // This file is what `--check-config` checks beyond Validate: the things a
@@ -65,7 +65,7 @@ func (c *Core) Check() error {
 	case BackendJetStream:
 		j := s.JetStream
 		if j.TLS.CA != "" {
-			if _, err := loadCAs(j.TLS.CA); err != nil {
+			if _, err := pki.ReadCAFile(j.TLS.CA); err != nil {
 				l.add("store.tls.ca", err)
 			}
 		}
@@ -89,7 +89,7 @@ func (c *Core) Check() error {
 // check loads the CA, the certificate and its key, and verifies that the
 // certificate is signed by the CA, valid now, and usable for usage.
 func (t TLS) check(l *errorList, p string, usage x509.ExtKeyUsage) {
-	pool, caErr := loadCAs(t.CA)
+	pool, caErr := pki.ReadCAFile(t.CA)
 	if caErr != nil {
 		l.add(p+"ca", caErr)
 	}
@@ -133,35 +133,6 @@ func (t TLS) check(l *errorList, p string, usage x509.ExtKeyUsage) {
 		}
 		l.addf(p+"cert", "%s cannot serve as %s certificate: %v", t.Cert, role, err)
 	}
-}
-
-// loadCAs reads the PEM certificates of a CA file.
-func loadCAs(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	pool := x509.NewCertPool()
-	n := 0
-	for {
-		var blk *pem.Block
-		if blk, b = pem.Decode(b); blk == nil {
-			break
-		}
-		if blk.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		pool.AddCert(c)
-		n++
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("%s holds no PEM certificate", path)
-	}
-	return pool, nil
 }
 
 // checkToken reads the control API's bearer token file.

@@ -1,11 +1,9 @@
 package config
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -223,23 +221,7 @@ type rawCoreLimits struct {
 // LoadCore reads a core config file. Relative paths in it (data_dir, the
 // tls files, store.path, and the JetStream store's tls files, credentials
 // and nkey) are resolved against the file's directory.
-func LoadCore(path string) (Core, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return Core{}, fmt.Errorf("load core config: %w", err)
-	}
-	defer f.Close()
-	cfg, err := ParseCore(f, path)
-	if err != nil {
-		return Core{}, err
-	}
-	dir, err := configDir(path)
-	if err != nil {
-		return Core{}, fmt.Errorf("load core config: %w", err)
-	}
-	cfg.ResolvePaths(dir)
-	return cfg, nil
-}
+func LoadCore(path string) (Core, error) { return loadFile("core", path, ParseCore) }
 
 // ResolvePaths makes the config's relative paths relative to dir (the
 // config file's directory); LoadCore calls it.
@@ -266,8 +248,7 @@ func ParseCore(r io.Reader, filename string) (Core, error) {
 	c.DataDir = pick(raw.DataDir, c.DataDir)
 	c.DefaultQuota = parseSize(l, "default_quota", raw.DefaultQuota, c.DefaultQuota)
 	if raw.Log != nil {
-		c.Log.Level = pick(raw.Log.Level, c.Log.Level)
-		c.Log.Format = pick(raw.Log.Format, c.Log.Format)
+		raw.Log.apply(&c.Log)
 	}
 	if raw.TLS != nil {
 		raw.TLS.apply(&c.TLS)

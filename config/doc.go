@@ -38,6 +38,6 @@
 // read. The CLI loads a file, applies its flags' overrides to the struct,
 // and hands it over; it does not map fields by hand.
 //
-// The package imports no other edge-sync package but the root one, linkmon
-// and internal/units.
+// The package imports no other edge-sync package but the root one,
+// linkmon, internal/units and internal/pki (Check reads the CA files).
 package config

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strconv"
 	"time"
@@ -100,6 +101,31 @@ func parseSize(l *errorList, field string, s *string, def int64) int64 {
 		return def
 	}
 	return n
+}
+
+// loadFile reads the config file at path with parse and resolves its
+// relative paths against the file's directory; what ("agent", "core")
+// names the config in errors.
+func loadFile[C any, P interface {
+	*C
+	ResolvePaths(dir string)
+}](what, path string, parse func(r io.Reader, filename string) (C, error)) (C, error) {
+	var zero C
+	f, err := os.Open(path)
+	if err != nil {
+		return zero, fmt.Errorf("load %s config: %w", what, err)
+	}
+	defer f.Close()
+	cfg, err := parse(f, path)
+	if err != nil {
+		return zero, err
+	}
+	dir, err := configDir(path)
+	if err != nil {
+		return zero, fmt.Errorf("load %s config: %w", what, err)
+	}
+	P(&cfg).ResolvePaths(dir)
+	return cfg, nil
 }
 
 // configDir is the absolute directory of the config file at path, which

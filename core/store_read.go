@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strings"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -53,20 +52,11 @@ func (s *Store) Get(agent, key string) (Version, *Object, error) { return s.Curr
 // key order; limit <= 0 means no limit.
 func (s *Store) Keys(agent, prefix string, limit int) ([]Version, error) {
 	var out []Version
-	err := s.view(agent, func(a *agentBucket) error {
-		c := a.keys.Cursor()
-		p := []byte(prefix)
-		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
-			if limit > 0 && len(out) == limit {
-				break
-			}
-			ver, err := decodeVersion(string(k), v)
-			if err != nil {
-				return err
-			}
-			out = append(out, ver)
-		}
-		return nil
+	err := s.view(agent, func(a *agentBucket) (err error) {
+		out, err = collect(a.keys, []byte(prefix), []byte(prefix), limit, func(k, v []byte) (Version, error) {
+			return decodeVersion(string(k), v)
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
@@ -93,19 +83,11 @@ func (s *Store) Agents() ([]string, error) {
 // and are never reused; retention drops the oldest.
 func (s *Store) Events(agent string, fromSeq uint64, limit int) ([]Event, error) {
 	var out []Event
-	err := s.view(agent, func(a *agentBucket) error {
-		c := a.events.Cursor()
-		for k, v := c.Seek(u64b(fromSeq)); k != nil; k, v = c.Next() {
-			if limit > 0 && len(out) == limit {
-				break
-			}
-			ev, err := decodeEvent(beU64(k), v)
-			if err != nil {
-				return err
-			}
-			out = append(out, ev)
-		}
-		return nil
+	err := s.view(agent, func(a *agentBucket) (err error) {
+		out, err = collect(a.events, u64b(fromSeq), nil, limit, func(k, v []byte) (Event, error) {
+			return decodeEvent(beU64(k), v)
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("events: %w", err)
@@ -341,22 +323,32 @@ func (s *Store) Summary(agent, key string) (Summary, error) {
 // Summaries lists up to limit summaries whose key starts with prefix.
 func (s *Store) Summaries(agent, prefix string, limit int) ([]Summary, error) {
 	var out []Summary
-	err := s.view(agent, func(a *agentBucket) error {
-		c := a.summ.Cursor()
-		for k, v := c.Seek([]byte(prefix)); k != nil && strings.HasPrefix(string(k), prefix); k, v = c.Next() {
-			if limit > 0 && len(out) == limit {
-				break
-			}
-			sum, err := decodeSummary(string(k), v)
-			if err != nil {
-				return err
-			}
-			out = append(out, sum)
-		}
-		return nil
+	err := s.view(agent, func(a *agentBucket) (err error) {
+		out, err = collect(a.summ, []byte(prefix), []byte(prefix), limit, func(k, v []byte) (Summary, error) {
+			return decodeSummary(string(k), v)
+		})
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("summaries: %w", err)
+	}
+	return out, nil
+}
+
+// collect decodes, in key order, up to limit (<= 0: all) of b's entries
+// from the key from on that start with prefix (nil: to the end).
+func collect[T any](b *bolt.Bucket, from, prefix []byte, limit int, decode func(k, v []byte) (T, error)) ([]T, error) {
+	var out []T
+	c := b.Cursor()
+	for k, v := c.Seek(from); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if limit > 0 && len(out) == limit {
+			break
+		}
+		x, err := decode(k, v)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, x)
 	}
 	return out, nil
 }

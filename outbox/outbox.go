@@ -170,8 +170,7 @@ func (o *Outbox) load(path string) error {
 		}
 	}
 	for _, d := range damaged {
-		o.quar.Ops++
-		o.quar.Bytes += d.Size
+		o.quar.add(d.Size)
 		o.log.Error("op quarantined at open: its stored record is damaged and it will not be sent; run `edge-sync ctl transport.outbox.verify`",
 			"op", d.ID.String(), "endpoint", d.Endpoint, "key", d.Key, "reason", d.Reason)
 	}
@@ -185,8 +184,7 @@ func countQuarantine(tx *bolt.Tx) (Count, error) {
 	list, err := listQuarantine(tx)
 	var c Count
 	for _, d := range list {
-		c.Ops++
-		c.Bytes += d.Size
+		c.add(d.Size)
 	}
 	return c, err
 }

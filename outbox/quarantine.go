@@ -136,8 +136,7 @@ func (o *Outbox) quarantine(id edgesync.OpID, why error) {
 		return
 	}
 	o.idx.remove(id)
-	o.quar.Ops++
-	o.quar.Bytes += op.Size
+	o.quar.add(op.Size)
 	o.log.Error("op quarantined: its stored bytes are damaged and it will not be sent; run `edge-sync ctl transport.outbox.verify`",
 		"op", id.String(), "endpoint", op.Endpoint, "key", op.Key, "size", op.Size, "reason", reason)
 	o.emitLocked(dropOf(&op, ReasonDamaged))
@@ -214,8 +213,7 @@ func (o *Outbox) PurgeQuarantined(ids ...edgesync.OpID) (Count, error) {
 				if err := deleteChunks(tx, id); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 					return err
 				}
-				purged.Ops++
-				purged.Bytes += d.Size
+				purged.add(d.Size)
 			}
 			return nil
 		})

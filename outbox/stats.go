@@ -60,29 +60,14 @@ func (o *Outbox) Stats() (Stats, error) {
 	}
 	for _, e := range o.idx.ops {
 		op := &e.op
-		s.Total.Ops++
-		s.Total.Bytes += op.Size
-		s.ByPriority[op.Priority].Ops++
-		s.ByPriority[op.Priority].Bytes += op.Size
+		s.Total.add(op.Size)
+		s.ByPriority[op.Priority].add(op.Size)
 		c := s.ByEndpoint[op.Endpoint]
-		c.Ops++
-		c.Bytes += op.Size
+		c.add(op.Size)
 		s.ByEndpoint[op.Endpoint] = c
-		ep := s.ByEndpointPriority[op.Endpoint]
-		if ep == nil {
-			ep = new([edgesync.NumPriorities]Count)
-			s.ByEndpointPriority[op.Endpoint] = ep
-		}
-		ep[op.Priority].Ops++
-		ep[op.Priority].Bytes += op.Size
+		countByPriority(s.ByEndpointPriority, op)
 		if op.SummarySent {
-			sp := s.Summarized[op.Endpoint]
-			if sp == nil {
-				sp = new([edgesync.NumPriorities]Count)
-				s.Summarized[op.Endpoint] = sp
-			}
-			sp[op.Priority].Ops++
-			sp[op.Priority].Bytes += op.Size
+			countByPriority(s.Summarized, op)
 		}
 		if e.leased {
 			s.Leased++
@@ -95,6 +80,22 @@ func (o *Outbox) Stats() (Stats, error) {
 		s.OldestAge = now.Sub(s.Oldest)
 	}
 	return s, nil
+}
+
+// add counts one op of size payload bytes.
+func (c *Count) add(size int64) {
+	c.Ops++
+	c.Bytes += size
+}
+
+// countByPriority counts op in m, under its endpoint and priority.
+func countByPriority(m map[string]*[edgesync.NumPriorities]Count, op *Op) {
+	c := m[op.Endpoint]
+	if c == nil {
+		c = new([edgesync.NumPriorities]Count)
+		m[op.Endpoint] = c
+	}
+	c[op.Priority].add(op.Size)
 }
 
 // List returns up to limit ops of priority p in FIFO order, leased or not,

@@ -24,10 +24,7 @@ func (f *Ack) Append(b []byte) ([]byte, error) {
 	c := checker{t: FrameAck}
 	c.valid("ids", len(f.IDs) > 0, "none")
 	c.length("ids", len(f.IDs), MaxAckIDs)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameAck, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}
@@ -40,13 +37,7 @@ func (f *Ack) Append(b []byte) ([]byte, error) {
 
 func parseAck(r *bodyReader) (Frame, error) {
 	f := &Ack{}
-	n := r.varint("ids")
-	if r.err == nil && n == 0 {
-		r.fail(ErrInvalidField, "ids", "none")
-	}
-	if r.err == nil && n > MaxAckIDs {
-		r.fail(ErrFieldTooLong, "ids", "%d ids, limit %d", n, MaxAckIDs)
-	}
+	n := r.count("ids", MaxAckIDs)
 	if r.err == nil && uint64(len(r.b)) < 16*n {
 		r.short("ids")
 	}

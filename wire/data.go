@@ -30,10 +30,7 @@ func (f *Data) Append(b []byte) ([]byte, error) {
 	c := checker{t: FrameData}
 	c.varint("offset", f.Offset)
 	c.length("chunk", len(f.Chunk), MaxChunkSize)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameData, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}

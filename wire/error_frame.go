@@ -26,7 +26,7 @@ func (f *Error) Err() error { return ErrorFromCode(f.Code, f.Msg) }
 // Type returns FrameError.
 func (f *Error) Type() FrameType { return FrameError }
 
-func (f *Error) bodyLen() int { return varintLen(uint64(f.Code)) + bytesLen(len(f.Msg)) }
+func (f *Error) bodyLen() int { return codedLen(f.Code, f.Msg) }
 
 // Len returns the number of bytes Append adds.
 func (f *Error) Len() int { return frameLen(FrameError, f.bodyLen()) }
@@ -34,25 +34,41 @@ func (f *Error) Len() int { return frameLen(FrameError, f.bodyLen()) }
 // Append appends the encoded frame to b.
 func (f *Error) Append(b []byte) ([]byte, error) {
 	c := checker{t: FrameError}
-	c.valid("code", f.Code != CodeOK, f.Code)
-	c.length("message", len(f.Msg), MaxMessageLen)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameError, f.bodyLen())
+	c.coded(f.Code, f.Msg)
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}
-	b = quicvarint.Append(b, uint64(f.Code))
-	return appendString(b, f.Msg), nil
+	return appendCoded(b, f.Code, f.Msg), nil
 }
 
 func parseError(r *bodyReader) (Frame, error) {
 	f := &Error{}
-	f.Code = Code(r.uintN("code", 16))
-	if r.err == nil && f.Code == CodeOK {
-		r.fail(ErrInvalidField, "code", "an error cannot say ok")
-	}
-	f.Msg = r.string("message", MaxMessageLen)
+	f.Code, f.Msg = r.coded("an error")
 	return f, r.err
+}
+
+// An Error and a Nack both carry a Code, never CodeOK, and a message of at
+// most MaxMessageLen bytes, in that order; these read, write and check the
+// pair for both.
+
+func codedLen(code Code, msg string) int { return varintLen(uint64(code)) + bytesLen(len(msg)) }
+
+func (c *checker) coded(code Code, msg string) {
+	c.valid("code", code != CodeOK, code)
+	c.length("message", len(msg), MaxMessageLen)
+}
+
+func appendCoded(b []byte, code Code, msg string) []byte {
+	return appendString(quicvarint.Append(b, uint64(code)), msg)
+}
+
+// coded reads a code and a message; what names the frame in the error for
+// a code that says ok.
+func (r *bodyReader) coded(what string) (Code, string) {
+	code := Code(r.uintN("code", 16))
+	if r.err == nil && code == CodeOK {
+		r.fail(ErrInvalidField, "code", "%s cannot say ok", what)
+	}
+	return code, r.string("message", MaxMessageLen)
 }

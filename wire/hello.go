@@ -44,10 +44,7 @@ func (f *Hello) Append(b []byte) ([]byte, error) {
 	c.valid("last class", f.LastClass.Valid(), f.LastClass)
 	c.valid("last rtt", durationOK(f.LastRTT), f.LastRTT)
 	c.varint("last bandwidth", f.LastBandwidth)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameHello, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}
@@ -65,13 +62,7 @@ func (f *Hello) Append(b []byte) ([]byte, error) {
 
 func parseHello(r *bodyReader) (Frame, error) {
 	f := &Hello{}
-	n := r.varint("versions")
-	if r.err == nil && n == 0 {
-		r.fail(ErrInvalidField, "versions", "none offered")
-	}
-	if r.err == nil && n > MaxVersions {
-		r.fail(ErrFieldTooLong, "versions", "%d offered, limit %d", n, MaxVersions)
-	}
+	n := r.count("versions", MaxVersions)
 	if r.err == nil {
 		f.Versions = make([]uint32, 0, n)
 		for range n {

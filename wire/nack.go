@@ -2,7 +2,6 @@ package wire
 
 import (
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/quic-go/quic-go/quicvarint"
 )
 
 // Nack tells the agent that the core refused an op, and why. What the agent
@@ -30,7 +29,7 @@ func (f *Nack) Err() error { return ErrorFromCode(f.Code, f.Msg) }
 // Type returns FrameNack.
 func (f *Nack) Type() FrameType { return FrameNack }
 
-func (f *Nack) bodyLen() int { return 16 + varintLen(uint64(f.Code)) + bytesLen(len(f.Msg)) }
+func (f *Nack) bodyLen() int { return 16 + codedLen(f.Code, f.Msg) }
 
 // Len returns the number of bytes Append adds.
 func (f *Nack) Len() int { return frameLen(FrameNack, f.bodyLen()) }
@@ -38,28 +37,18 @@ func (f *Nack) Len() int { return frameLen(FrameNack, f.bodyLen()) }
 // Append appends the encoded frame to b.
 func (f *Nack) Append(b []byte) ([]byte, error) {
 	c := checker{t: FrameNack}
-	c.valid("code", f.Code != CodeOK, f.Code)
-	c.length("message", len(f.Msg), MaxMessageLen)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameNack, f.bodyLen())
+	c.coded(f.Code, f.Msg)
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}
-	b = append(b, f.ID[:]...)
-	b = quicvarint.Append(b, uint64(f.Code))
-	return appendString(b, f.Msg), nil
+	return appendCoded(append(b, f.ID[:]...), f.Code, f.Msg), nil
 }
 
 func parseNack(r *bodyReader) (Frame, error) {
 	f := &Nack{}
 	r.fixed("op id", f.ID[:])
-	f.Code = Code(r.uintN("code", 16))
-	if r.err == nil && f.Code == CodeOK {
-		r.fail(ErrInvalidField, "code", "a nack cannot say ok")
-	}
-	f.Msg = r.string("message", MaxMessageLen)
+	f.Code, f.Msg = r.coded("a nack")
 	return f, r.err
 }
 

@@ -493,6 +493,18 @@ func (r *bodyReader) bytes(field string, max int) []byte {
 	return v
 }
 
+// count reads the number of items in a list that holds 1 to max of them.
+func (r *bodyReader) count(field string, max int) uint64 {
+	n := r.varint(field)
+	if r.err == nil && n == 0 {
+		r.fail(ErrInvalidField, field, "none")
+	}
+	if r.err == nil && n > uint64(max) {
+		r.fail(ErrFieldTooLong, field, "%d, limit %d", n, max)
+	}
+	return n
+}
+
 func (r *bodyReader) string(field string, max int) string {
 	return string(r.bytes(field, max))
 }
@@ -525,6 +537,15 @@ func (c *checker) fail(sentinel error, field, format string, args ...any) {
 	if c.err == nil {
 		c.err = fmt.Errorf("append %s: %s: %s: %w", c.t, field, fmt.Sprintf(format, args...), sentinel)
 	}
+}
+
+// header appends the frame's type and body length if every field checked
+// out; otherwise it returns the first field's failure.
+func (c *checker) header(b []byte, bodyLen int) ([]byte, error) {
+	if c.err != nil {
+		return b, c.err
+	}
+	return appendHeader(b, c.t, bodyLen)
 }
 
 func (c *checker) varint(field string, v uint64) {

@@ -28,10 +28,7 @@ func (f *Ping) Append(b []byte) ([]byte, error) {
 	c := checker{t: FramePing}
 	c.varint("seq", f.Seq)
 	c.valid("sent", durationOK(f.Sent), f.Sent)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FramePing, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}

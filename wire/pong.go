@@ -31,10 +31,7 @@ func (f *Pong) Append(b []byte) ([]byte, error) {
 	c.varint("seq", f.Seq)
 	c.valid("echo", durationOK(f.Echo), f.Echo)
 	c.valid("sent", durationOK(f.Sent), f.Sent)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FramePong, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}

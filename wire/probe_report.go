@@ -53,10 +53,7 @@ func (f *ProbeReport) Append(b []byte) ([]byte, error) {
 	c.varint("bytes", f.Bytes)
 	c.valid("first", durationOK(f.First), f.First)
 	c.valid("last", durationOK(f.Last) && f.Last >= f.First, f.Last)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameProbeReport, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}

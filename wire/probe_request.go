@@ -35,10 +35,7 @@ func (f *ProbeRequest) Append(b []byte) ([]byte, error) {
 	c.valid("count", f.Count >= 2 && f.Count <= MaxTrainCount, f.Count)
 	c.valid("size", f.Size <= MaxProbeFrameSize, f.Size)
 	c.valid("gap", durationOK(f.Gap), f.Gap)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameProbeRequest, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}

@@ -59,10 +59,7 @@ func (f *ProbeTrain) Append(b []byte) ([]byte, error) {
 	c.valid("index", f.Index < f.Count, f.Index)
 	c.valid("sent", durationOK(f.Sent), f.Sent)
 	c.valid("padding", f.Pad >= 0, f.Pad)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameProbeTrain, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}

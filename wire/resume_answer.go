@@ -29,10 +29,7 @@ func (f *ResumeAnswer) Append(b []byte) ([]byte, error) {
 	c := checker{t: FrameResumeAnswer}
 	c.varint("held", f.Held)
 	c.varint("chunks", f.Chunks)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameResumeAnswer, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}

@@ -42,10 +42,7 @@ func (f *Summary) Append(b []byte) ([]byte, error) {
 	t, ok := timeNanos(f.Time)
 	c.valid("time", ok, f.Time)
 	c.length("producer summary", len(f.Producer), MaxSummaryBytes)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameSummary, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}

@@ -43,10 +43,7 @@ func (f *Welcome) Append(b []byte) ([]byte, error) {
 	c.varint("max frame", f.MaxFrame)
 	c.varint("max op bytes", f.MaxOpBytes)
 	c.varint("quota left", f.QuotaLeft)
-	if c.err != nil {
-		return b, c.err
-	}
-	b, err := appendHeader(b, FrameWelcome, f.bodyLen())
+	b, err := c.header(b, f.bodyLen())
 	if err != nil {
 		return b, err
 	}

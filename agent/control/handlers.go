@@ -15,6 +15,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
+	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -253,7 +254,7 @@ func (s *Server) verify(r *http.Request, _ struct{}) (any, error) {
 	if rep.Quarantined == nil {
 		rep.Quarantined = []outbox.Damage{}
 	}
-	rep.Damaged, rep.Quarantined = nonNil(rep.Damaged), nonNil(rep.Quarantined)
+	rep.Damaged, rep.Quarantined = jsonhttp.NonNil(rep.Damaged), jsonhttp.NonNil(rep.Quarantined)
 	return VerifyResponse{Agent: s.a.Name(), OK: rep.OK(), VerifyReport: rep}, err
 }
 
@@ -287,7 +288,7 @@ func (s *Server) history(_ *http.Request, req HistoryRequest) (any, error) {
 	if name == "" {
 		name = s.a.DefaultEndpoint()
 	}
-	return HistoryResponse{Endpoint: name, Window: window.String(), Measurements: nonNil(ms)}, err
+	return HistoryResponse{Endpoint: name, Window: window.String(), Measurements: jsonhttp.NonNil(ms)}, err
 }
 
 func (s *Server) timeline(_ *http.Request, req TimelineRequest) (any, error) {
@@ -526,27 +527,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		writeError(w, http.StatusInternalServerError, "internal", "encode answer: "+err.Error())
 		return
 	}
-	writeBody(w, status, b)
+	jsonhttp.Write(w, status, b)
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string) {
 	// Marshalling two strings cannot fail.
 	b, _ := json.Marshal(Error{Code: code, Message: msg})
-	writeBody(w, status, b)
-}
-
-// writeBody writes a JSON answer. A failed write means the client has
-// gone; there is no one left to tell.
-func writeBody(w http.ResponseWriter, status int, b []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-// nonNil makes an empty list an empty array in JSON, never null.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
+	jsonhttp.Write(w, status, b)
 }

@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 )
 
 // Handler serves the admin API (see the package doc) for store s. Failures
@@ -29,18 +32,9 @@ func Handler(s core.Backend, log hclog.Logger, opts ...Option) http.Handler {
 	mux.Handle("GET /v1/agents/live", liveHandler(o.live))
 	mux.HandleFunc("GET /v1/agents", func(w http.ResponseWriter, req *http.Request) {
 		agents, err := r.Agents(req.Context())
-		writeJSON(w, nonNil(agents), err)
+		writeJSON(w, jsonhttp.NonNil(agents), err)
 	})
-	mux.HandleFunc("GET /v1/keys", func(w http.ResponseWriter, req *http.Request) {
-		q := req.URL.Query()
-		n, err := queryLimit(q, 1000)
-		if err != nil {
-			writeJSON(w, nil, err)
-			return
-		}
-		vs, err := r.Keys(req.Context(), q.Get("agent"), q.Get("prefix"), n)
-		writeJSON(w, nonNil(vs), err)
-	})
+	mux.HandleFunc("GET /v1/keys", prefixList(r.Keys))
 	mux.HandleFunc("GET /v1/get", func(w http.ResponseWriter, req *http.Request) {
 		q := req.URL.Query()
 		v, data, err := r.current(q.Get("agent"), q.Get("key"))
@@ -48,12 +42,8 @@ func Handler(s core.Backend, log hclog.Logger, opts ...Option) http.Handler {
 			writeJSON(w, nil, err)
 			return
 		}
-		w.Header().Set(HeaderOp, v.OpID.String())
 		w.Header().Set(HeaderVersion, strconv.FormatUint(v.Version, 10))
-		w.Header().Set(HeaderSHA256, fmt.Sprintf("%x", v.Hash))
-		w.Header().Set("Content-Length", strconv.FormatInt(v.Size, 10))
-		w.Header().Set("Content-Type", "application/octet-stream")
-		if _, err := io.Copy(w, data); err != nil {
+		if err := writeData(w, v.OpID, v.Hash, v.Size, data); err != nil {
 			// The status is sent; the client sees a short body.
 			log.Warn("get: data not fully written", "agent", q.Get("agent"), "key", q.Get("key"), "error", err)
 		}
@@ -70,12 +60,8 @@ func Handler(s core.Backend, log hclog.Logger, opts ...Option) http.Handler {
 			writeJSON(w, nil, err)
 			return
 		}
-		w.Header().Set(HeaderOp, e.OpID.String())
 		w.Header().Set(HeaderSeq, strconv.FormatUint(e.Seq, 10))
-		w.Header().Set(HeaderSHA256, fmt.Sprintf("%x", e.Hash))
-		w.Header().Set("Content-Length", strconv.FormatInt(e.Size, 10))
-		w.Header().Set("Content-Type", "application/octet-stream")
-		if _, err := io.Copy(w, data); err != nil {
+		if err := writeData(w, e.OpID, e.Hash, e.Size, data); err != nil {
 			log.Warn("get event: data not fully written", "agent", q.Get("agent"), "seq", seq, "error", err)
 		}
 	})
@@ -95,18 +81,9 @@ func Handler(s core.Backend, log hclog.Logger, opts ...Option) http.Handler {
 			return
 		}
 		evs, err := r.Events(req.Context(), q.Get("agent"), from, n)
-		writeJSON(w, nonNil(evs), err)
+		writeJSON(w, jsonhttp.NonNil(evs), err)
 	})
-	mux.HandleFunc("GET /v1/summaries", func(w http.ResponseWriter, req *http.Request) {
-		q := req.URL.Query()
-		n, err := queryLimit(q, 1000)
-		if err != nil {
-			writeJSON(w, nil, err)
-			return
-		}
-		sums, err := r.Summaries(req.Context(), q.Get("agent"), q.Get("prefix"), n)
-		writeJSON(w, nonNil(sums), err)
-	})
+	mux.HandleFunc("GET /v1/summaries", prefixList(r.Summaries))
 	mux.HandleFunc("GET /v1/stats", func(w http.ResponseWriter, req *http.Request) {
 		st, err := r.Stats(req.Context())
 		writeJSON(w, st, err)
@@ -121,6 +98,33 @@ const (
 	HeaderSHA256  = "X-Edge-Sync-Sha256"
 	HeaderSeq     = "X-Edge-Sync-Seq" // /v1/event
 )
+
+// prefixList answers a list of an agent's keys under a prefix (/v1/keys,
+// /v1/summaries): the agent, prefix and limit parameters, read by list.
+func prefixList[T any](list func(ctx context.Context, agent, prefix string, n int) ([]T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, req *http.Request) {
+		q := req.URL.Query()
+		n, err := queryLimit(q, 1000)
+		if err != nil {
+			writeJSON(w, nil, err)
+			return
+		}
+		xs, err := list(req.Context(), q.Get("agent"), q.Get("prefix"), n)
+		writeJSON(w, jsonhttp.NonNil(xs), err)
+	}
+}
+
+// writeData answers with stored data (a key's or an event's) after the
+// headers every such answer has: the op that stored it, its hash, its
+// size. An error means the status was sent and the body was cut short.
+func writeData(w http.ResponseWriter, op edgesync.OpID, hash [32]byte, size int64, data io.Reader) error {
+	w.Header().Set(HeaderOp, op.String())
+	w.Header().Set(HeaderSHA256, fmt.Sprintf("%x", hash))
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, err := io.Copy(w, data)
+	return err
+}
 
 // queryLimit reads the limit parameter: def when absent, capped at
 // MaxLimit.
@@ -161,15 +165,5 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 		// Marshalling one string cannot fail.
 		b, _ = json.Marshal(errorBody{Error: "encode answer: " + merr.Error()})
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
-}
-
-// nonNil makes an empty list an empty array in JSON, never null.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
+	jsonhttp.Write(w, status, b)
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 )
 
 // The running core's figures of each agent (GET /v1/agents/live): live
@@ -42,7 +43,7 @@ func liveHandler(l AgentLister) http.HandlerFunc {
 			writeJSON(w, nil, fmt.Errorf("%w: no live agent figures here: this admin API serves a store, not a running core", core.ErrNotFound))
 			return
 		}
-		writeJSON(w, nonNil(l.Agents()), nil)
+		writeJSON(w, jsonhttp.NonNil(l.Agents()), nil)
 	}
 }
 

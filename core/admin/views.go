@@ -8,6 +8,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 )
 
 // MaxLimit caps the number of entries one call returns.
@@ -85,20 +86,13 @@ func (r StoreReader) Agents(context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return nonNil(agents), nil
+	return jsonhttp.NonNil(agents), nil
 }
 
 // Keys lists the current versions of an agent's keys under prefix.
 func (r StoreReader) Keys(_ context.Context, agent, prefix string, n int) ([]VersionInfo, error) {
 	vs, err := r.Store.Keys(agent, prefix, limit(n))
-	if err != nil {
-		return nil, err
-	}
-	out := make([]VersionInfo, len(vs))
-	for i, v := range vs {
-		out[i] = versionInfo(v)
-	}
-	return out, nil
+	return infos(vs, err, versionInfo)
 }
 
 // Get writes the current data of an agent's key to w.
@@ -146,12 +140,18 @@ func (r StoreReader) event(agent string, seq uint64) (core.Event, io.Reader, err
 // Events lists an agent's events from sequence number from on.
 func (r StoreReader) Events(_ context.Context, agent string, from uint64, n int) ([]EventInfo, error) {
 	evs, err := r.Store.Events(agent, from, limit(n))
+	return infos(evs, err, eventInfo)
+}
+
+// infos turns what the store listed into the API's views of it, [] for
+// none; a failed list passes its error on.
+func infos[T, V any](xs []T, err error, view func(T) V) ([]V, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := make([]EventInfo, len(evs))
-	for i, e := range evs {
-		out[i] = eventInfo(e)
+	out := make([]V, len(xs))
+	for i, x := range xs {
+		out[i] = view(x)
 	}
 	return out, nil
 }
@@ -162,7 +162,7 @@ func (r StoreReader) Summaries(_ context.Context, agent, prefix string, n int) (
 	if err != nil {
 		return nil, err
 	}
-	return nonNil(sums), nil // as the socket answers: [] for none
+	return jsonhttp.NonNil(sums), nil // as the socket answers: [] for none
 }
 
 // Stats returns the store's counters.

@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/go-hclog"
-
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
@@ -92,7 +90,7 @@ func (f *fleet) startCoreAt(name string, replicas int, addr string) *testCore {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := core.NewServer(core.ServerConfig{Name: name, TLS: f.pki.ServerTLS(t), Store: store, Logger: testLog(t, name)})
+	srv, err := core.NewServer(core.ServerConfig{Name: name, TLS: f.pki.ServerTLS(t), Store: store, Logger: testutil.Logger(t, name)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,20 +117,6 @@ func (c *testCore) stop(t *testing.T) {
 			t.Logf("close store: %v", err)
 		}
 	})
-}
-
-func testLog(t testing.TB, name string) hclog.Logger {
-	if testing.Verbose() {
-		return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: logWriter{t}})
-	}
-	return hclog.NewNullLogger()
-}
-
-type logWriter struct{ t testing.TB }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Log(string(bytes.TrimRight(p, "\n")))
-	return len(p), nil
 }
 
 // testChunk bounds the chunk size of the test agent's transfers: a
@@ -167,7 +151,7 @@ func (f *fleet) startAgentWith(ep config.Endpoint) *agent.Agent {
 	cfg.Control.Socket = "off"
 	ep.Name, ep.ServerName, ep.Monitor = "core", "127.0.0.1", cfg.Monitor
 	cfg.Endpoints = []config.Endpoint{ep}
-	a, err := agent.New(cfg, agent.Options{TLS: f.pki.ClientTLS(t, "127.0.0.1"), Logger: testLog(t, "agent"),
+	a, err := agent.New(cfg, agent.Options{TLS: f.pki.ClientTLS(t, "127.0.0.1"), Logger: testutil.Logger(t, "agent"),
 		ListenPacket: func() (net.PacketConn, error) {
 			pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 			if err != nil {
@@ -237,6 +221,38 @@ func (f *fleet) waitTransfer(r *Store, min int64) core.PartialInfo {
 		return false
 	})
 	return found
+}
+
+// midTransfer enqueues a large op on ag and waits until the store holds
+// part of it; it returns that part and the bytes ag has not had
+// acknowledged, for checkResumed after a failover.
+func (f *fleet) midTransfer(ag *agent.Agent) (core.PartialInfo, int64) {
+	f.t.Helper()
+	f.enqueue(ag, 1)
+	p := f.waitTransfer(f.reader(), 512<<10)
+	st, err := ag.Outbox().Stats()
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return p, st.Total.Bytes
+}
+
+// checkResumed checks a failover from core a to core b in the middle of
+// the op midTransfer returned (p, with unacked bytes not acknowledged):
+// a applied something before it, and b did not receive again what a had
+// stored of the op: at most the chunk the resume point falls in
+// (testChunk), and the encoding's few bytes per chunk. p.Held was sampled
+// before the failover; what b's resume answer says is at least that.
+func (f *fleet) checkResumed(a, b *testCore, p core.PartialInfo, unacked int64) {
+	f.t.Helper()
+	slack := int64(testChunk) + unacked/256
+	if got := b.srv.Stats().BytesReceived; got > unacked-p.Held+slack {
+		f.t.Errorf("core B received %d bytes of the %d not acknowledged; %d of op %s were held at the failover: not resumed?",
+			got, unacked, p.Held, p.Header.OpID)
+	}
+	if a.srv.Stats().OpsApplied == 0 {
+		f.t.Error("core A applied nothing before the failover")
+	}
 }
 
 // waitDrained waits until the agent's outbox is empty: everything
@@ -324,31 +340,14 @@ func TestTwoCoresAgentFailsOver(t *testing.T) {
 	f := newFleet(t, []string{srv.URL()})
 	a1, b1 := f.startCore("core-a", 1), f.startCore("core-b", 1)
 	ag := f.startAgent(a1.addr)
-	f.enqueue(ag, 1)
-	p := f.waitTransfer(f.reader(), 512<<10)
-	st, err := ag.Outbox().Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	unacked := st.Total.Bytes
+	p, unacked := f.midTransfer(ag)
 	if err := ag.Close(); err != nil {
 		t.Fatal(err)
 	}
 	ag = f.startAgent(b1.addr)
 	f.waitDrained(ag)
 	f.verify()
-	// Core B did not receive again what core A had stored of the op: at
-	// most the chunk the resume point falls in (testChunk), and the
-	// encoding's few bytes per chunk. p.Held was sampled before the
-	// failover; what B's resume answer says is at least that.
-	slack := int64(testChunk) + unacked/256
-	if got := b1.srv.Stats().BytesReceived; got > unacked-p.Held+slack {
-		t.Errorf("core B received %d bytes of the %d not acknowledged; %d of op %s were held at the failover: not resumed?",
-			got, unacked, p.Held, p.Header.OpID)
-	}
-	if a1.srv.Stats().OpsApplied == 0 {
-		t.Error("core A applied nothing before the failover")
-	}
+	f.checkResumed(a1, b1, p, unacked)
 }
 
 // TestNATSNodeKilled: a 3-node JetStream cluster, every bucket and stream
@@ -437,7 +436,7 @@ func coreChild() {
 // childCore is a core process.
 type childCore struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer
+	out  *testutil.Buffer
 	done chan error
 }
 
@@ -448,7 +447,7 @@ func (f *fleet) startChild(p coreChildPlan) *childCore {
 	env, _ := json.Marshal(p)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), coreChildEnv+"="+string(env))
-	out := &syncBuffer{}
+	out := &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -481,23 +480,6 @@ func (c *childCore) waitKilled(t *testing.T, within time.Duration) {
 	case <-time.After(within):
 		t.Fatalf("core process still running after %v", within)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // freeUDP returns a loopback address with a UDP port free at the time.

@@ -112,24 +112,39 @@ func (s *Store) Keys(agent, prefix string, limit int) ([]core.Version, error) {
 	defer s.release()
 	ctx, cancel := s.ctx()
 	defer cancel()
-	var out []core.Version
-	err := s.lastEntries(ctx, s.stateS, s.n.bucket(bucketState), agent, true, func(m meta) error {
-		if strings.HasPrefix(m.key, prefix) {
-			out = append(out, m.asVersion())
-		}
-		return nil
-	})
-	if err == nil && len(out) == 0 {
-		err = s.emptyList(ctx, agent)
-	}
+	ms, err := s.keyed(ctx, s.stateS, s.n.bucket(bucketState), agent, true, prefix, limit)
 	if err != nil {
 		return nil, fmt.Errorf("keys: %w", err)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	if limit > 0 && len(out) > limit {
-		out = out[:limit]
+	out := make([]core.Version, len(ms))
+	for i, m := range ms {
+		out[i] = m.asVersion()
 	}
 	return out, nil
+}
+
+// keyed returns, in key order, up to limit (<= 0: all) of the last entries
+// of agent's keys in a KV bucket's stream whose key starts with prefix; an
+// agent that has stored nothing gives ErrNotFound.
+func (s *Store) keyed(ctx context.Context, st jetstream.Stream, bucket, agent string, headersOnly bool, prefix string, limit int) ([]meta, error) {
+	var ms []meta
+	err := s.lastEntries(ctx, st, bucket, agent, headersOnly, func(m meta) error {
+		if strings.HasPrefix(m.key, prefix) {
+			ms = append(ms, m)
+		}
+		return nil
+	})
+	if err == nil && len(ms) == 0 {
+		err = s.emptyList(ctx, agent)
+	}
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].key < ms[j].key })
+	if limit > 0 && len(ms) > limit {
+		ms = ms[:limit]
+	}
+	return ms, nil
 }
 
 // Events returns up to limit events with sequence numbers from fromSeq
@@ -303,22 +318,9 @@ func (s *Store) Summaries(agent, prefix string, limit int) ([]core.Summary, erro
 	defer s.release()
 	ctx, cancel := s.ctx()
 	defer cancel()
-	var ms []meta
-	err := s.lastEntries(ctx, s.summS, s.n.bucket(bucketSummaries), agent, false, func(m meta) error {
-		if strings.HasPrefix(m.key, prefix) {
-			ms = append(ms, m)
-		}
-		return nil
-	})
-	if err == nil && len(ms) == 0 {
-		err = s.emptyList(ctx, agent)
-	}
+	ms, err := s.keyed(ctx, s.summS, s.n.bucket(bucketSummaries), agent, false, prefix, limit)
 	if err != nil {
 		return nil, fmt.Errorf("summaries: %w", err)
-	}
-	sort.Slice(ms, func(i, j int) bool { return ms[i].key < ms[j].key })
-	if limit > 0 && len(ms) > limit {
-		ms = ms[:limit]
 	}
 	out := make([]core.Summary, len(ms))
 	for i, m := range ms {

@@ -31,18 +31,13 @@ const agentExample = `  edge-sync agent --config /etc/edge-sync/agent.hcl --chec
 
 func newAgentCmd(env Env) *cobra.Command {
 	var f serviceFlags
-	c := &cobra.Command{
-		Use:     "agent --config FILE [--check-config] [--log-level LEVEL]",
-		Long:    agentLong,
-		Example: agentExample,
-		Args:    noArgs("agent"),
-		RunE: func(c *cobra.Command, _ []string) error {
+	c := leafCmd("agent", "agent --config FILE [--check-config] [--log-level LEVEL]", agentLong, agentExample,
+		func(ctx context.Context) error {
 			if f.cfgPath == "" {
 				return usagef("agent", "--config is required")
 			}
-			return runAgent(c.Context(), env, f.cfgPath, f.logLevel, f.check)
-		},
-	}
+			return runAgent(ctx, env, f.cfgPath, f.logLevel, f.check)
+		})
 	f.register(c, "agent")
 	return c
 }

@@ -41,13 +41,8 @@ type certsOpts struct {
 
 func newCertsCmd(env Env) *cobra.Command {
 	var o certsOpts
-	c := &cobra.Command{
-		Use:     "certs --dir DIR [--core NAME --core-host HOSTS] [--agent NAME ...] [flags]",
-		Long:    certsLong,
-		Example: certsExample,
-		Args:    noArgs("certs"),
-		RunE:    func(c *cobra.Command, _ []string) error { return runCerts(c.Context(), env, o) },
-	}
+	c := leafCmd("certs", "certs --dir DIR [--core NAME --core-host HOSTS] [--agent NAME ...] [flags]", certsLong, certsExample,
+		func(ctx context.Context) error { return runCerts(ctx, env, o) })
 	fs := c.Flags()
 	fs.StringVar(&o.dir, "dir", "", "directory for the PEM files (required; created if absent)")
 	fs.StringVar(&o.caName, "ca-name", "edge-sync CA", "common name of a new CA")

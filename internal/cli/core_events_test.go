@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
@@ -15,7 +14,6 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
-	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/admin"
 	"github.com/edge-sync/edge-sync/internal/natstest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -34,28 +32,21 @@ func TestCoreEventCommands(t *testing.T) {
 
 func testCoreEvents(t *testing.T, backend string) {
 	dir, cfg := testCoreConfig(t)
-	hcl := fmt.Sprintf("data_dir = %q\ntls {\n  ca = %q\n  cert = %q\n  key = %q\n}\n", cfg.DataDir, cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key)
+	store := ""
 	if backend == config.BackendJetStream {
 		srv := natstest.Run(t)
 		cfg.Store.Backend = backend
 		cfg.Store.JetStream.URLs = []string{srv.URL()}
 		cfg.Store.JetStream.Prefix = "cli"
-		hcl += fmt.Sprintf("store {\n  backend = \"jetstream\"\n  urls = [%q]\n  prefix = \"cli\"\n}\n", srv.URL())
+		store = fmt.Sprintf("store {\n  backend = \"jetstream\"\n  urls = [%q]\n  prefix = \"cli\"\n}\n", srv.URL())
 	}
-	coreHCL := filepath.Join(dir, "core.hcl")
-	writeFile(t, coreHCL, hcl)
+	coreHCL := writeCoreHCL(t, dir, cfg, store)
 	cr, stop := startTestCore(t, cfg)
 	payloads := map[uint64][]byte{}
 	var seqs []uint64
 	apply := func(n byte, key string, data []byte) {
 		t.Helper()
-		var op edgesync.OpID
-		op[0], op[15] = 1, n
-		h := core.PartialHeader{OpID: op, Key: key, Kind: edgesync.EventOp, Priority: edgesync.High, Size: int64(len(data)), Hash: sha256.Sum256(data)}
-		res, err := cr.store.Apply("site-1", h, bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := cr.storeOp(t, "site-1", n, edgesync.EventOp, key, data)
 		payloads[res.Seq] = data
 		seqs = append(seqs, res.Seq)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/admin"
 	"github.com/edge-sync/edge-sync/core/jsstore"
+	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 	"github.com/edge-sync/edge-sync/internal/units"
 )
 
@@ -94,14 +95,10 @@ func newCoreLsCmd(env Env) *cobra.Command {
 	var prefix string
 	var events, asJSON bool
 	var from uint64
-	c := &cobra.Command{
-		Use:     "ls [--config FILE | --data-dir DIR] --agent NAME [--prefix P | --events [--from SEQ]] [--json]",
-		Short:   "list the agents, an agent's keys, or its events",
-		Long:    "Lists the agents that sent anything; with --agent, that agent's keys and their\ncurrent versions; with --events, its events.",
-		Example: "  edge-sync core ls --config core.hcl\n  edge-sync core ls --config core.hcl --agent ship-7 --prefix sensors/\n  edge-sync core ls --config core.hcl --agent ship-7 --events --from 100",
-		Args:    noArgs(name),
-		RunE: func(c *cobra.Command, _ []string) error {
-			ctx := c.Context()
+	c := leafCmd(name, "ls [--config FILE | --data-dir DIR] --agent NAME [--prefix P | --events [--from SEQ]] [--json]",
+		"Lists the agents that sent anything; with --agent, that agent's keys and their\ncurrent versions; with --events, its events.",
+		"  edge-sync core ls --config core.hcl\n  edge-sync core ls --config core.hcl --agent ship-7 --prefix sensors/\n  edge-sync core ls --config core.hcl --agent ship-7 --events --from 100",
+		func(ctx context.Context) error {
 			if events && (f.agent == "" || prefix != "") {
 				return usagef(name, "--events needs --agent, and lists events of every key (no --prefix)")
 			}
@@ -116,7 +113,7 @@ func newCoreLsCmd(env Env) *cobra.Command {
 					return coreReadErr(err)
 				}
 				if asJSON {
-					return json.NewEncoder(env.Stdout).Encode(nonNil(agents))
+					return json.NewEncoder(env.Stdout).Encode(jsonhttp.NonNil(agents))
 				}
 				for _, a := range agents {
 					fmt.Fprintln(env.Stdout, a)
@@ -133,7 +130,7 @@ func newCoreLsCmd(env Env) *cobra.Command {
 				return coreReadErr(err)
 			}
 			if asJSON {
-				return json.NewEncoder(env.Stdout).Encode(nonNil(vs))
+				return json.NewEncoder(env.Stdout).Encode(jsonhttp.NonNil(vs))
 			}
 			tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "KEY\tSIZE\tVERSION\tPRIORITY\tSTORED\tSHA256")
@@ -141,8 +138,8 @@ func newCoreLsCmd(env Env) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%.16s\n", v.Key, units.FormatBytes(v.Size), v.Version, v.Priority, v.Stored.Format(time.RFC3339), v.SHA256)
 			}
 			return tw.Flush()
-		},
-	}
+		})
+	c.Short = "list the agents, an agent's keys, or its events"
 	f.register(c)
 	fs := c.Flags()
 	fs.StringVar(&prefix, "prefix", "", "only keys with this prefix")
@@ -227,14 +224,10 @@ func newCoreTailCmd(env Env) *cobra.Command {
 	var from uint64
 	var follow, asJSON, payload bool
 	var dir string
-	c := &cobra.Command{
-		Use:     "tail [--config FILE | --data-dir DIR] --agent NAME [--from SEQ] [--follow] [--payload | -o DIR] [--json]",
-		Short:   "print an agent's events, and follow new ones",
-		Long:    "Prints an agent's events from --from on, a line each (or JSON), with their\npayloads (--payload) or writing each payload to DIR/SEQ (-o DIR); --follow\nkeeps printing new ones until interrupted.",
-		Example: "  edge-sync core tail --config core.hcl --agent ship-7 --follow --payload\n  edge-sync core tail --config core.hcl --agent ship-7 -o events/",
-		Args:    noArgs(name),
-		RunE: func(c *cobra.Command, _ []string) error {
-			ctx := c.Context()
+	c := leafCmd(name, "tail [--config FILE | --data-dir DIR] --agent NAME [--from SEQ] [--follow] [--payload | -o DIR] [--json]",
+		"Prints an agent's events from --from on, a line each (or JSON), with their\npayloads (--payload) or writing each payload to DIR/SEQ (-o DIR); --follow\nkeeps printing new ones until interrupted.",
+		"  edge-sync core tail --config core.hcl --agent ship-7 --follow --payload\n  edge-sync core tail --config core.hcl --agent ship-7 -o events/",
+		func(ctx context.Context) error {
 			if f.agent == "" {
 				return usagef(name, "--agent is required")
 			}
@@ -253,8 +246,8 @@ func newCoreTailCmd(env Env) *cobra.Command {
 			defer r.Close()
 			p := eventPrinter{w: env.Stdout, json: asJSON, payload: payload, dir: dir}
 			return coreReadErr(tailEvents(ctx, r, &p, f.agent, from, follow))
-		},
-	}
+		})
+	c.Short = "print an agent's events, and follow new ones"
 	f.register(c)
 	fs := c.Flags()
 	fs.Uint64Var(&from, "from", 1, "first event sequence number")
@@ -360,12 +353,4 @@ func coreReadErr(err error) error {
 		return fmt.Errorf("is the core running? %w (start it with: edge-sync core --config FILE, or give the --config or --data-dir of its data)", err)
 	}
 	return err
-}
-
-// nonNil makes an empty list print as [] in JSON, not null.
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
-	}
-	return s
 }

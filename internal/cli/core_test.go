@@ -35,12 +35,7 @@ func TestCoreReadCommands(t *testing.T) {
 	}
 	apply := func(id byte, kind edgesync.OpKind, key, data string) {
 		t.Helper()
-		var op edgesync.OpID
-		op[0], op[15] = 1, id
-		h := core.PartialHeader{OpID: op, Key: key, Kind: kind, Priority: edgesync.High, Size: int64(len(data)), Hash: sha256.Sum256([]byte(data))}
-		if _, err := cr.store.Apply("site-1", h, strings.NewReader(data)); err != nil {
-			t.Fatal(err)
-		}
+		cr.storeOp(t, "site-1", id, kind, key, []byte(data))
 	}
 	apply(1, edgesync.StateOp, "sensors/pump-1", "4.1 bar")
 	apply(2, edgesync.StateOp, "sensors/pump-1", "4.2 bar")
@@ -52,8 +47,7 @@ func TestCoreReadCommands(t *testing.T) {
 	tailPage = 2 // five events: three pages
 	t.Cleanup(func() { tailPage = old })
 
-	coreHCL := filepath.Join(dir, "core.hcl")
-	writeFile(t, coreHCL, fmt.Sprintf("data_dir = %q\ntls {\n  ca = %q\n  cert = %q\n  key = %q\n}\n", cfg.DataDir, cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key))
+	coreHCL := writeCoreHCL(t, dir, cfg, "")
 	out := filepath.Join(dir, "pump-1.out")
 	d := []string{"--data-dir", cfg.DataDir}
 	commands := [][]string{
@@ -137,6 +131,29 @@ func startTestCore(t *testing.T, cfg config.Core) (*coreRunning, func() error) {
 	stopOnce := sync.OnceValue(stop)
 	t.Cleanup(func() { _ = stopOnce() })
 	return cr, stopOnce
+}
+
+// storeOp applies an op of high priority to agent's store in the running
+// core, as its server would; id tells the test's ops apart.
+func (cr *coreRunning) storeOp(t *testing.T, agent string, id byte, kind edgesync.OpKind, key string, data []byte) core.Result {
+	t.Helper()
+	var op edgesync.OpID
+	op[0], op[15] = 1, id
+	h := core.PartialHeader{OpID: op, Key: key, Kind: kind, Priority: edgesync.High, Size: int64(len(data)), Hash: sha256.Sum256(data)}
+	res, err := cr.store.Apply(agent, h, bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// writeCoreHCL writes dir/core.hcl, the config file of cfg's data
+// directory and certificates, with extra after them, and returns its path.
+func writeCoreHCL(t *testing.T, dir string, cfg config.Core, extra string) string {
+	t.Helper()
+	path := filepath.Join(dir, "core.hcl")
+	writeFile(t, path, fmt.Sprintf("data_dir = %q\ntls {\n  ca = %q\n  cert = %q\n  key = %q\n}\n%s", cfg.DataDir, cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key, extra))
+	return path
 }
 
 // testCerts writes the demo's certificates (`edge-sync certs`) into dir

@@ -268,14 +268,7 @@ connect if it cannot, the transfers in flight with their progress and
 ETA, the backlog per priority and the time to drain it.`,
 			example: "  edge-sync ctl transport.bandwidth.status --endpoint core\n  edge-sync ctl transport.bandwidth.status --watch 5s",
 			setup: func(fs *pflag.FlagSet) ctlAction {
-				ep := endpointFlag(fs)
-				return func(ctx context.Context, x *ctlRun) error {
-					if err := x.noArgs(); err != nil {
-						return err
-					}
-					var st agent.LinkStatus
-					return x.call(ctx, control.CmdStatus, control.EndpointRequest{Endpoint: *ep}, &st, func(w io.Writer) { printStatus(w, st, time.Now()) })
-				}
+				return endpointAction(fs, control.CmdStatus, func(w io.Writer, st agent.LinkStatus) { printStatus(w, st, time.Now()) })
 			},
 		},
 		{
@@ -375,16 +368,9 @@ of put and status: that stays the first configured one.`,
 			long:    "Stops the endpoint's link monitor; the link keeps its last class.",
 			example: "  edge-sync ctl transport.bandwidth.monitor.stop --endpoint backup",
 			setup: func(fs *pflag.FlagSet) ctlAction {
-				ep := endpointFlag(fs)
-				return func(ctx context.Context, x *ctlRun) error {
-					if err := x.noArgs(); err != nil {
-						return err
-					}
-					var r agent.MonitorResult
-					return x.call(ctx, control.CmdMonitorStop, control.EndpointRequest{Endpoint: *ep}, &r, func(w io.Writer) {
-						fmt.Fprintf(w, "monitor of %s stopped\n", r.Endpoint)
-					})
-				}
+				return endpointAction(fs, control.CmdMonitorStop, func(w io.Writer, r agent.MonitorResult) {
+					fmt.Fprintf(w, "monitor of %s stopped\n", r.Endpoint)
+				})
 			},
 		},
 		{
@@ -491,13 +477,19 @@ func purgeAction(fs *pflag.FlagSet) ctlAction {
 // measurementAction runs a command that answers one measurement of an
 // endpoint (transport.quality, transport.bandwidth.measure).
 func measurementAction(fs *pflag.FlagSet, cmd string) ctlAction {
+	return endpointAction(fs, cmd, func(w io.Writer, m linkmon.Measurement) { printMeasurements(w, []linkmon.Measurement{m}) })
+}
+
+// endpointAction runs cmd, which takes --endpoint and no arguments, and
+// prints its answer, a T, with table (or the answer's JSON with --json).
+func endpointAction[T any](fs *pflag.FlagSet, cmd string, table func(w io.Writer, answer T)) ctlAction {
 	ep := endpointFlag(fs)
 	return func(ctx context.Context, x *ctlRun) error {
 		if err := x.noArgs(); err != nil {
 			return err
 		}
-		var m linkmon.Measurement
-		return x.call(ctx, cmd, control.EndpointRequest{Endpoint: *ep}, &m, func(w io.Writer) { printMeasurements(w, []linkmon.Measurement{m}) })
+		var answer T
+		return x.call(ctx, cmd, control.EndpointRequest{Endpoint: *ep}, &answer, func(w io.Writer) { table(w, answer) })
 	}
 }
 

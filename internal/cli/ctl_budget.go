@@ -95,13 +95,6 @@ func printBudget(w io.Writer, st agent.BudgetStatus, now time.Time) {
 // endpoint, and prints the budget it answers.
 func budgetCall(cmd string) func(*pflag.FlagSet) ctlAction {
 	return func(fs *pflag.FlagSet) ctlAction {
-		ep := endpointFlag(fs)
-		return func(ctx context.Context, x *ctlRun) error {
-			if err := x.noArgs(); err != nil {
-				return err
-			}
-			var st agent.BudgetStatus
-			return x.call(ctx, cmd, control.EndpointRequest{Endpoint: *ep}, &st, func(w io.Writer) { printBudget(w, st, time.Now()) })
-		}
+		return endpointAction(fs, cmd, func(w io.Writer, st agent.BudgetStatus) { printBudget(w, st, time.Now()) })
 	}
 }

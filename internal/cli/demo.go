@@ -78,13 +78,8 @@ type demoOpts struct {
 
 func newDemoCmd(env Env) *cobra.Command {
 	var o demoOpts
-	c := &cobra.Command{
-		Use:     "demo [--duration D] [--keep] [--large SIZE] [--report FILE.html]",
-		Long:    demoLong,
-		Example: demoExample,
-		Args:    noArgs("demo"),
-		RunE:    func(c *cobra.Command, _ []string) error { return runDemo(c.Context(), env, o) },
-	}
+	c := leafCmd("demo", "demo [--duration D] [--keep] [--large SIZE] [--report FILE.html]", demoLong, demoExample,
+		func(ctx context.Context) error { return runDemo(ctx, env, o) })
 	fs := c.Flags()
 	durationVar(fs, &o.duration, "duration", 90*time.Second, "length of the link walk (six equal steps)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (logs, stores, certificates)")

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"regexp"
 	"strings"
 	"time"
@@ -182,6 +183,19 @@ func complete(words ...string) cobra.CompletionFunc {
 func completeFlag(c *cobra.Command, flag string, f cobra.CompletionFunc) {
 	if err := c.RegisterFlagCompletionFunc(flag, f); err != nil {
 		panic(err)
+	}
+}
+
+// leafCmd builds a command that takes no positional arguments: use, long
+// and example are its help; name is how usage errors call it ("core ls");
+// run does its work with the command's context once the flags are parsed.
+func leafCmd(name, use, long, example string, run func(ctx context.Context) error) *cobra.Command {
+	return &cobra.Command{
+		Use:     use,
+		Long:    long,
+		Example: example,
+		Args:    noArgs(name),
+		RunE:    func(c *cobra.Command, _ []string) error { return run(c.Context()) },
 	}
 }
 

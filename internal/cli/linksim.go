@@ -49,13 +49,8 @@ type linksimOpts struct {
 
 func newLinksimCmd(env Env) *cobra.Command {
 	var o linksimOpts
-	c := &cobra.Command{
-		Use:     "linksim --target ADDR (--profile NAME | --schedule FILE) [flags]",
-		Long:    linksimUsage(),
-		Example: linksimExample,
-		Args:    noArgs("linksim"),
-		RunE:    func(c *cobra.Command, _ []string) error { return runLinksim(c.Context(), env, o) },
-	}
+	c := leafCmd("linksim", "linksim --target ADDR (--profile NAME | --schedule FILE) [flags]", linksimUsage(), linksimExample,
+		func(ctx context.Context) error { return runLinksim(ctx, env, o) })
 	fs := c.Flags()
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:4434", "UDP `address` clients send to")
 	fs.StringVar(&o.target, "target", "", "UDP `address` to forward to (required)")

@@ -3,7 +3,6 @@ package cli
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +17,6 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
-	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -34,14 +32,8 @@ func TestCoreGetWithFlagsAfterTheKey(t *testing.T) {
 	dir, cfg := testCoreConfig(t)
 	cr, _ := startTestCore(t, cfg)
 	data := []byte(`{"pressure":4.2}`)
-	var op edgesync.OpID
-	op[0], op[15] = 1, 1
-	h := core.PartialHeader{OpID: op, Key: "sensors/pump-3", Kind: edgesync.StateOp, Priority: edgesync.High, Size: int64(len(data)), Hash: sha256.Sum256(data)}
-	if _, err := cr.store.Apply("ship-7", h, bytes.NewReader(data)); err != nil {
-		t.Fatal(err)
-	}
-	coreHCL := filepath.Join(dir, "core.hcl")
-	writeFile(t, coreHCL, fmt.Sprintf("data_dir = %q\ntls {\n  ca = %q\n  cert = %q\n  key = %q\n}\n", cfg.DataDir, cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key))
+	cr.storeOp(t, "ship-7", 1, edgesync.StateOp, "sensors/pump-3", data)
+	writeCoreHCL(t, dir, cfg, "")
 	t.Chdir(dir)
 	for _, args := range [][]string{
 		{"core", "get", "--config", "core.hcl", "--agent", "ship-7", "sensors/pump-3", "-o", "pump-3.json"},

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -65,19 +66,14 @@ func newOutboxCmd(env Env) *cobra.Command {
 		{"salvage", "copy the intact ops of a damaged outbox file into a new one", "salvaged", runOutboxSalvage},
 	} {
 		var o outboxOpts
-		sc := &cobra.Command{
-			Use:     sub.name + " (--config FILE | --file OUTBOX) [--json]",
-			Short:   sub.short,
-			Long:    outboxLong,
-			Example: outboxExample,
-			Args:    noArgs("outbox " + sub.name),
-			RunE: func(c *cobra.Command, _ []string) error {
+		sc := leafCmd("outbox "+sub.name, sub.name+" (--config FILE | --file OUTBOX) [--json]", outboxLong, outboxExample,
+			func(ctx context.Context) error {
 				if (o.cfgPath == "") == (o.file == "") {
 					return usagef("outbox "+sub.name, "give --config (the agent's config) or --file (an outbox file)")
 				}
-				return sub.run(c.Context(), env, o)
-			},
-		}
+				return sub.run(ctx, env, o)
+			})
+		sc.Short = sub.short
 		sc.Flags().StringVar(&o.cfgPath, "config", "", "agent config file: its outbox is "+sub.done)
 		sc.Flags().StringVar(&o.file, "file", "", "outbox file (instead of --config)")
 		sc.Flags().BoolVar(&o.json, "json", false, "print the report as JSON")
@@ -98,7 +94,7 @@ func runOutboxVerify(_ context.Context, env Env, o outboxOpts) error {
 		return fmt.Errorf("outbox verify: %w: the agent has %s open; run 'edge-sync ctl transport.outbox.verify' instead", err, path)
 	}
 	if asJSON {
-		r.Damaged, r.Quarantined = nonNil(r.Damaged), nonNil(r.Quarantined)
+		r.Damaged, r.Quarantined = jsonhttp.NonNil(r.Damaged), jsonhttp.NonNil(r.Quarantined)
 		if jerr := json.NewEncoder(env.Stdout).Encode(r); jerr != nil {
 			return jerr
 		}
@@ -160,7 +156,7 @@ func runOutboxSalvage(ctx context.Context, env Env, o outboxOpts) error {
 		return fmt.Errorf("outbox salvage: %w", err)
 	}
 	if asJSON {
-		r.Lost, r.Quarantined = nonNil(r.Lost), nonNil(r.Quarantined)
+		r.Lost, r.Quarantined = jsonhttp.NonNil(r.Lost), jsonhttp.NonNil(r.Quarantined)
 		return json.NewEncoder(env.Stdout).Encode(r)
 	}
 	fmt.Fprintf(env.Stdout, "copied %d ops (%s) into a new %s", r.Copied, units.FormatBytes(r.Bytes), path)

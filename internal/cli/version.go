@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"runtime/debug"
 
@@ -30,14 +31,11 @@ func goVersion() string {
 }
 
 func newVersionCmd(env Env) *cobra.Command {
-	return &cobra.Command{
-		Use:     "version",
-		Long:    "Prints the edge-sync version and the Go version it was built with, as --version does.",
-		Example: "  edge-sync version\n  edge-sync --version",
-		Args:    noArgs("version"),
-		RunE: func(*cobra.Command, []string) error {
+	return leafCmd("version", "version",
+		"Prints the edge-sync version and the Go version it was built with, as --version does.",
+		"  edge-sync version\n  edge-sync --version",
+		func(context.Context) error {
 			fmt.Fprintf(env.Stdout, "edge-sync %s (%s)\n", version(), goVersion())
 			return nil
-		},
-	}
+		})
 }

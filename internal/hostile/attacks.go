@@ -7,6 +7,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/wire"
 )
 
@@ -21,40 +22,49 @@ type Attack struct {
 // declaring the largest body a core accepts and then send sent bytes of
 // it: a frame no op stream may begin with.
 func DataFirst(ctx context.Context, c *Client, conn, n, sent int) (*Attack, error) {
-	a := &Attack{}
-	for i := range n {
-		str, err := c.Open(ctx)
-		if err != nil {
-			return a, fmt.Errorf("data-first stream %d: %w", i, err)
-		}
-		a.Streams = append(a.Streams, str)
-		if _, err := str.Write(append(DataHead(OpID(conn, i), MaxDataBody), make([]byte, sent)...)); !writeOK(err) {
-			return a, fmt.Errorf("data-first stream %d: %w", i, err)
-		}
-	}
-	return a, nil
+	return openEach(ctx, c, n, "data-first", func(i int, str *quic.Stream) error {
+		return writeData(str, OpID(conn, i), sent)
+	})
 }
 
 // PartialData opens n streams on c that each send a valid header of a
 // 1 GiB op in chunks of wire.MaxChunkSize, then a DATA frame declaring the
 // largest body a core accepts, of which they send sent bytes.
 func PartialData(ctx context.Context, c *Client, conn, n, sent int) (*Attack, error) {
+	return openEach(ctx, c, n, "partial-data", func(i int, str *quic.Stream) error {
+		id := OpID(conn, i)
+		if err := Write(str, OpHeader(id, fmt.Sprintf("hostile/%d/%d", conn, i), 1<<30, wire.MaxChunkSize)); !writeOK(err) {
+			return err
+		}
+		return writeData(str, id, sent)
+	})
+}
+
+// openEach opens n streams on c, each kept in the attack, and has send
+// write stream i's frames; what names the attack in errors.
+func openEach(ctx context.Context, c *Client, n int, what string, send func(i int, str *quic.Stream) error) (*Attack, error) {
 	a := &Attack{}
 	for i := range n {
 		str, err := c.Open(ctx)
 		if err != nil {
-			return a, fmt.Errorf("partial-data stream %d: %w", i, err)
+			return a, fmt.Errorf("%s stream %d: %w", what, i, err)
 		}
 		a.Streams = append(a.Streams, str)
-		id := OpID(conn, i)
-		if err := Write(str, OpHeader(id, fmt.Sprintf("hostile/%d/%d", conn, i), 1<<30, wire.MaxChunkSize)); !writeOK(err) {
-			return a, fmt.Errorf("partial-data stream %d: %w", i, err)
-		}
-		if _, err := str.Write(append(DataHead(id, MaxDataBody), make([]byte, sent)...)); !writeOK(err) {
-			return a, fmt.Errorf("partial-data stream %d: %w", i, err)
+		if err := send(i, str); err != nil {
+			return a, fmt.Errorf("%s stream %d: %w", what, i, err)
 		}
 	}
 	return a, nil
+}
+
+// writeData writes the head of a DATA frame of op id that declares the
+// largest body a core accepts, and sent bytes of that body; a stream the
+// core stopped is no error (writeOK).
+func writeData(str *quic.Stream, id edgesync.OpID, sent int) error {
+	if _, err := str.Write(append(DataHead(id, MaxDataBody), make([]byte, sent)...)); !writeOK(err) {
+		return err
+	}
+	return nil
 }
 
 // HeadersOnly opens n streams on c that each send a valid header of a

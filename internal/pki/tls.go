@@ -12,13 +12,9 @@ import (
 // certFile/keyFile, and a requirement that every client present a
 // certificate signed by the CA in caFile. TLS 1.3 only, ALPN "edge-sync/1".
 func ServerTLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
-	pool, err := loadPool(caFile)
+	pool, cert, err := loadIdentity(caFile, certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("server tls: %w", err)
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("server tls: load %s, %s: %w", certFile, keyFile, err)
 	}
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
@@ -33,13 +29,9 @@ func ServerTLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 // certFile/keyFile, verifying the core's certificate against the CA in
 // caFile for serverName. TLS 1.3 only, ALPN "edge-sync/1".
 func ClientTLSConfig(caFile, certFile, keyFile, serverName string) (*tls.Config, error) {
-	pool, err := loadPool(caFile)
+	pool, cert, err := loadIdentity(caFile, certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("client tls: %w", err)
-	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		return nil, fmt.Errorf("client tls: load %s, %s: %w", certFile, keyFile, err)
 	}
 	return &tls.Config{
 		Certificates: []tls.Certificate{cert},
@@ -50,10 +42,26 @@ func ClientTLSConfig(caFile, certFile, keyFile, serverName string) (*tls.Config,
 	}, nil
 }
 
-func loadPool(caFile string) (*x509.CertPool, error) {
+// loadIdentity reads what each end of a connection needs: the CA it
+// verifies the other end against, and its own certificate and key.
+func loadIdentity(caFile, certFile, keyFile string) (*x509.CertPool, tls.Certificate, error) {
+	pool, err := ReadCAFile(caFile)
+	if err != nil {
+		return nil, tls.Certificate{}, err
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, tls.Certificate{}, fmt.Errorf("load %s, %s: %w", certFile, keyFile, err)
+	}
+	return pool, cert, nil
+}
+
+// ReadCAFile reads every certificate of a PEM file into a pool, the CA a
+// peer's certificate is verified against; a file without one is an error.
+func ReadCAFile(caFile string) (*x509.CertPool, error) {
 	b, err := os.ReadFile(caFile)
 	if err != nil {
-		return nil, fmt.Errorf("load ca: %w", err)
+		return nil, err // names the file and what failed
 	}
 	pool := x509.NewCertPool()
 	n := 0
