@@ -47,6 +47,8 @@ type endpointView struct {
 	Budget    []fact // the data budget's figures; none until the agent has a budget
 	LastError *agent.ConnError
 	ErrorAge  string
+	// DownFor is how long the core has not answered, "" while it does.
+	DownFor string
 	// ClassSwatch is the class's colour, as in the bands; Zone the time
 	// zone of the times shown.
 	ClassSwatch template.HTML
@@ -116,6 +118,9 @@ func endpointPart(st agent.LinkStatus, es agent.EndpointStats, tl agent.Timeline
 	}
 	if st.LastError != nil {
 		v.ErrorAge = ago(now, st.LastError.At)
+	}
+	if st.DownSince != nil {
+		v.DownFor = now.Sub(*st.DownSince).Round(time.Second).String()
 	}
 	from, to := window(tl, now)
 	v.Link = linkPlots(tl, from, to, nil)
@@ -280,6 +285,7 @@ var agentTmpl = template.Must(template.New("agent").Parse(`
 <h2>Endpoint {{.St.Endpoint}} <span class="reason">→ {{.St.Address}}</span></h2>
 <div class="facts">
 <div><span class="k">connected</span><span data-connected="{{.St.Connected}}" class="{{if .St.Connected}}ok{{else}}bad{{end}}">{{if .St.Connected}}yes{{else}}no{{end}}</span></div>
+<div><span class="k">link</span><span data-state="{{.St.State}}" class="{{if eq .St.State "connected"}}ok{{else}}bad{{end}}" title="{{.St.StateReason}}">{{.St.State}}{{if .DownFor}}, no answer for {{.DownFor}}{{end}}</span></div>
 <div><span class="k">class</span><span class="badge">{{.ClassSwatch}}<span data-current-class="{{.St.Class}}">{{.St.Class}}</span></span> <span class="reason">since {{.Since}}{{if ne .St.Pin "auto"}}, pinned ({{.St.Pin}}){{end}}</span></div>
 <div><span class="k">mode</span><b data-current-mode="{{.St.Params.Mode}}">{{.St.Params.Mode}}</b></div>
 </div>
