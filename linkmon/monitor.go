@@ -523,6 +523,9 @@ type MonitorStats struct {
 	// Delivered counts light samples whose bandwidth was a link-filling
 	// sender's delivery rate (they replace probes).
 	Delivered int
+	// SenderLimited counts delivery rates taken as lower bounds because
+	// they were well below the capacity with no queue (basertt.go).
+	SenderLimited int
 	// ModeSwitches counts changes of the effective sync mode.
 	ModeSwitches int64
 }
