@@ -171,6 +171,7 @@ func NewMonitor(cfg Config, opts MonitorOptions) (*Monitor, error) {
 
 func (m *Monitor) restore(p *persisted) {
 	m.status = p.Status
+	m.status.DownSince = nil // reachability is judged afresh (reach.go)
 	m.latest = p.Latest
 	m.latest.Stale = true
 	if p.CapacityBps > 0 && !math.IsInf(p.CapacityBps, 0) {
