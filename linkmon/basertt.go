@@ -130,15 +130,18 @@ func (b *baseRTT) reset() { b.s = b.s[:0] }
 
 // queued reports whether the latest RTTs (rtts, oldest first) show a queue
 // above base: their median more than max(queueMargin, queueShare × base,
-// 2 × jitter) above it. Without a base it reports true (nothing to judge
+// 2 × jitter) above it, but not above pathJump × base, which is a path
+// that changed (newPath confirms it), not a queue: after a switch from
+// fiber to LTE (10 to 110 ms) the lane's rate collapsed and its 3-4 Mbit/s
+// counted as the link's. Without a base it reports true (nothing to judge
 // by: the rate counts as it did before).
 func queued(rtts []time.Duration, base, jitter time.Duration) bool {
 	if base <= 0 || len(rtts) == 0 {
 		return true
 	}
-	recent := rtts[max(0, len(rtts)-queuePings):]
+	recent := median(rtts[max(0, len(rtts)-queuePings):])
 	margin := max(queueMargin, time.Duration(queueShare*float64(base)), 2*jitter)
-	return median(recent) > base+margin
+	return recent > base+margin && float64(recent) <= pathJump*float64(base)
 }
 
 // queueRecent reports whether a queue was seen (at lastQueue) recently

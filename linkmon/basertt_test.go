@@ -82,6 +82,7 @@ func TestQueuedAndSenderLimited(t *testing.T) {
 		{"one late pong", []time.Duration{41 * ms, 90 * ms, 42 * ms}, 40 * ms, ms, false},
 		{"LTE's jitter is no queue", []time.Duration{114 * ms, 120 * ms, 108 * ms}, 100 * ms, 10 * ms, false},
 		{"a queue on LTE", []time.Duration{136 * ms, 150 * ms, 178 * ms}, 100 * ms, 10 * ms, true},
+		{"a path that changed is no queue", []time.Duration{110 * ms, 112 * ms, 111 * ms}, 10 * ms, ms, false},
 	} {
 		if got := queued(c.rtts, c.base, c.jitter); got != c.want {
 			t.Errorf("%s: queued %t, want %t", c.name, got, c.want)

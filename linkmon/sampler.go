@@ -269,7 +269,9 @@ func (s *sampler) pong(pr PongResult) {
 	}
 	now := s.m.now()
 	s.base.add(now, pr.RTT)
-	s.base.newPath(now)
+	if s.base.newPath(now) {
+		s.lastQueue = time.Time{} // judged against the new path's base from now on
+	}
 	s.m.mu.Lock()
 	capBps, capAt := s.m.capBps, s.m.capAt
 	s.m.mu.Unlock()
