@@ -85,15 +85,26 @@ func (b *baseRTT) add(at time.Time, rtt time.Duration) {
 	}
 }
 
-// min returns the base RTT, 0 without samples.
-func (b *baseRTT) min() time.Duration {
-	var m time.Duration
-	for _, r := range b.s {
-		if m == 0 || r.rtt < m {
-			m = r.rtt
+// min returns the base RTT: the second-lowest RTT of the window (the
+// lowest while there is one), 0 without samples. One ping that crossed a
+// path change half on the old path (65 ms between fiber's 10 and lte's
+// 110) would otherwise stand as the new path's base for a whole window.
+func (b *baseRTT) min() time.Duration { return secondLowest(b.s) }
+
+func secondLowest(s []rttAt) time.Duration {
+	var lo, next time.Duration
+	for _, r := range s {
+		switch {
+		case lo == 0 || r.rtt < lo:
+			lo, next = r.rtt, lo
+		case next == 0 || r.rtt < next:
+			next = r.rtt
 		}
 	}
-	return m
+	if next == 0 {
+		return lo
+	}
+	return next
 }
 
 // newPath reports whether every RTT of the last pathJumpFor (at least
@@ -103,15 +114,13 @@ func (b *baseRTT) min() time.Duration {
 // overshoot drains within a few round trips, and it keeps at most about
 // one base RTT queued after.
 func (b *baseRTT) newPath(now time.Time) bool {
-	var before time.Duration
 	recent := 0
 	for _, r := range b.s {
 		if now.Sub(r.at) <= pathJumpFor {
 			recent++
-		} else if before == 0 || r.rtt < before {
-			before = r.rtt
 		}
 	}
+	before := secondLowest(b.s[:len(b.s)-recent])
 	if before <= 0 || recent < queuePings {
 		return false
 	}

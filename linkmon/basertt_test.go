@@ -13,16 +13,20 @@ const ms = time.Millisecond
 func TestBaseRTT(t *testing.T) {
 	var b baseRTT
 	t0 := time.Unix(1000, 0)
-	for i, r := range []time.Duration{45 * ms, 40 * ms, 63 * ms, 92 * ms} {
-		b.add(t0.Add(time.Duration(i)*250*ms), r)
+	b.add(t0, 65*ms) // one ping across a path change: no base alone
+	if got := b.min(); got != 65*ms {
+		t.Fatalf("base %v of one sample, want it", got)
 	}
-	if got := b.min(); got != 40*ms {
-		t.Fatalf("base %v, want the minimum 40ms", got)
+	for i, r := range []time.Duration{110 * ms, 40 * ms, 41 * ms, 63 * ms, 92 * ms} {
+		b.add(t0.Add(time.Duration(i+1)*250*ms), r)
 	}
-	// The minimum ages out after baseRTTWindow.
-	b.add(t0.Add(baseRTTWindow+300*ms), 70*ms)
-	if got := b.min(); got != 63*ms {
-		t.Fatalf("base %v after the 40ms sample's window, want 63ms", got)
+	if got := b.min(); got != 41*ms {
+		t.Fatalf("base %v, want the second-lowest, 41ms", got)
+	}
+	// The lowest ones age out after baseRTTWindow.
+	b.add(t0.Add(baseRTTWindow+800*ms), 70*ms)
+	if got := b.min(); got != 70*ms {
+		t.Fatalf("base %v after the 40 and 41 ms samples' window, want 70ms (63 and 70)", got)
 	}
 	// Bounded whatever the rate.
 	for i := range 3 * maxBaseRTTSamples {
@@ -46,7 +50,7 @@ func TestBaseRTTNewPath(t *testing.T) {
 		b.add(at, r)
 		return b.newPath(at)
 	}
-	for _, r := range []time.Duration{40 * ms, 41 * ms, 92 * ms, 92 * ms, 92 * ms, 190 * ms, 190 * ms, 190 * ms, 190 * ms, 50 * ms, 92 * ms} {
+	for _, r := range []time.Duration{40 * ms, 40 * ms, 41 * ms, 92 * ms, 92 * ms, 92 * ms, 190 * ms, 190 * ms, 190 * ms, 190 * ms, 50 * ms, 92 * ms} {
 		if add(r) {
 			t.Fatalf("our own queue (%v on a 40ms base) read as a new path", r)
 		}
@@ -56,7 +60,11 @@ func TestBaseRTTNewPath(t *testing.T) {
 	}
 	changed := -1
 	for k := range 12 {
-		if add(600*ms + time.Duration(k)*ms) {
+		r := 600*ms + time.Duration(k)*ms
+		if k == 0 {
+			r = 300 * ms // the ping that crossed the change
+		}
+		if add(r) {
 			changed = k
 			break
 		}
@@ -65,7 +73,7 @@ func TestBaseRTTNewPath(t *testing.T) {
 		t.Fatalf("600 ms on a 40 ms base read as a new path after %d pings, want after about 2 s (8-10 pings of 250 ms)", changed+1)
 	}
 	if got := b.min(); got < 600*ms {
-		t.Fatalf("base %v after the new path, want 600 ms or more", got)
+		t.Fatalf("base %v after the new path, want 600 ms or more (the 300 ms ping that crossed the change is no base alone)", got)
 	}
 }
 
