@@ -45,6 +45,12 @@ type LinkStatus struct {
 	Addresses     []string      `json:"addresses"`
 	AddressChoice AddressChoice `json:"address_choice"`
 	Connected     bool          `json:"connected"`
+	// State says whether the core can be reached: connected, unreachable
+	// (connected, but nothing answers: the link is down) or disconnected;
+	// StateReason why, DownSince since when nothing answered (reach.go).
+	State       LinkState  `json:"state"`
+	StateReason string     `json:"state_reason"`
+	DownSince   *time.Time `json:"down_since,omitempty"`
 	// Class is the effective class (pinned or measured); Measured is what
 	// the monitor says.
 	Class    edgesync.LinkClass `json:"class"`
@@ -105,6 +111,7 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		LastChange: ls.Status.LastChange, Params: ls.Params, Backlog: map[string]Backlog{}, Summaries: map[string]SummaryStatus{},
 		ProbeBytes: e.probeBytes(), Transfers: e.transfers.list(time.Now()), LastError: e.stats.lastErr.load(),
 	}
+	out.State, out.StateReason, out.DownSince = linkState(out.Connected, ls.Status, out.LastError, time.Now())
 	st, err := a.ob.Stats()
 	if err != nil {
 		return out, err

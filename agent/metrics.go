@@ -15,7 +15,7 @@ import (
 // outbox's Stats, so the handler costs nothing between scrapes.
 func (a *Agent) MetricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newAgentCollector(a), newBudgetCollector(a), newFailoverCollector(a), newIdleCollector(a))
+	reg.MustRegister(newAgentCollector(a), newBudgetCollector(a), newFailoverCollector(a), newIdleCollector(a), newReachCollector(a))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 

@@ -39,6 +39,10 @@ type Status struct {
 	Missed int `json:"missed"`
 	// LastChange is the most recent class change, nil before the first.
 	LastChange *ClassChange `json:"last_change,omitempty"`
+	// DownSince is, while the link counts as out (more than MaxMissed
+	// consecutive stale samples spanning MinOutage), the time of the last
+	// answered sample; nil while the link answers (reach.go).
+	DownSince *time.Time `json:"down_since,omitempty"`
 }
 
 // maxKeptSamples bounds the classifier's memory whatever the sample rate.
@@ -324,7 +328,7 @@ func (c *Classifier) status(f figures, at time.Time) Status {
 	if len(c.samples) > 0 {
 		med.Method = c.samples[len(c.samples)-1].Method
 	}
-	st := Status{Class: c.class, Since: c.since, Median: med, Samples: f.n, Missed: c.missed}
+	st := Status{Class: c.class, Since: c.since, Median: med, Samples: f.n, Missed: c.missed, DownSince: c.downSince()}
 	if c.last != nil {
 		lc := *c.last // the caller may keep or change it
 		st.LastChange = &lc

@@ -171,6 +171,7 @@ func NewMonitor(cfg Config, opts MonitorOptions) (*Monitor, error) {
 
 func (m *Monitor) restore(p *persisted) {
 	m.status = p.Status
+	m.status.DownSince = nil // reachability is judged afresh (reach.go)
 	m.latest = p.Latest
 	m.latest.Stale = true
 	if p.CapacityBps > 0 && !math.IsInf(p.CapacityBps, 0) {
@@ -523,6 +524,9 @@ type MonitorStats struct {
 	// Delivered counts light samples whose bandwidth was a link-filling
 	// sender's delivery rate (they replace probes).
 	Delivered int
+	// SenderLimited counts delivery rates taken as lower bounds because
+	// they were well below the capacity with no queue (basertt.go).
+	SenderLimited int
 	// ModeSwitches counts changes of the effective sync mode.
 	ModeSwitches int64
 	// IdleWakes counts an idle link's returns to the busy schedule on a

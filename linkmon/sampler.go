@@ -22,6 +22,8 @@ type sampler struct {
 	outcomes   []bool // recent pings, answered or not (ring)
 	outNext    int
 	rtts       []time.Duration // recent answered RTTs, oldest first
+	base       baseRTT         // the path's base RTT (basertt.go)
+	lastQueue  time.Time       // wall time the RTTs last showed a queue above it
 	passive    PassiveEstimator
 
 	probing     bool
@@ -119,6 +121,7 @@ func (s *sampler) refresh() {
 	}
 	clear(s.pending)
 	s.passive = PassiveEstimator{}
+	s.base.reset()
 }
 
 // deadline is how long a ping may take before its sample is stale:
@@ -243,6 +246,7 @@ func (s *sampler) pong(pr PongResult) {
 		s.outcomes, s.outNext = s.outcomes[:0], 0
 		clear(s.pending)
 		s.passive = AfterOutage(s.m.now(), max(time.Second, 4*pr.RTT))
+		s.base.reset()
 	}
 	if s.staleRun > s.m.cfg.Classifier.MaxMissed {
 		// Back from a real outage (not one stale sample on a lossy
@@ -265,6 +269,10 @@ func (s *sampler) pong(pr PongResult) {
 		s.rtts = s.rtts[1:]
 	}
 	now := s.m.now()
+	s.base.add(now, pr.RTT)
+	if s.base.newPath(now) {
+		s.lastQueue = time.Time{} // judged against the new path's base from now on
+	}
 	s.m.mu.Lock()
 	capBps, capAt := s.m.capBps, s.m.capAt
 	s.m.mu.Unlock()
@@ -276,8 +284,21 @@ func (s *sampler) pong(pr PongResult) {
 	}
 	if s.m.cfg.Passive {
 		if pm, ok := s.passiveSample(now); ok {
+			wall := time.Now()
+			if queued(s.rtts, s.base.min(), s.jitter()) {
+				s.lastQueue = wall
+			}
+			if !pm.BandwidthLowerBound && senderLimited(pm.BandwidthBps, capBps, queueRecent(wall, s.lastQueue, s.base.min())) {
+				pm.BandwidthLowerBound = true
+				s.m.mu.Lock()
+				s.m.stats.SenderLimited++
+				s.m.mu.Unlock()
+			}
 			s.notePassive(pm)
 			meas = Combine(meas, pm)
+		}
+		if base := s.base.min(); s.sending(time.Now()) && base > 0 && base < meas.RTT {
+			meas.RTT = base // the path's, not our own queue's (basertt.go)
 		}
 	}
 	s.emit(meas)
@@ -362,6 +383,12 @@ func (s *sampler) notePassive(pm Measurement) {
 	s.lastFilled = wall
 	s.m.capBps, s.m.capAt, s.m.capRef = median(s.delivered), pm.At, 0
 	s.m.stats.Delivered++
+}
+
+// sending reports whether any delivery rate, link-filling or a lower
+// bound, is fresh: the agent's own data is in flight and may queue.
+func (s *sampler) sending(wall time.Time) bool {
+	return s.filled(wall) || s.m.cfg.Passive && !s.lastLowerBd.IsZero() && wall.Sub(s.lastLowerBd) < filledFor
 }
 
 // filled reports whether a link-filling sender's delivery rate is fresh.

@@ -44,7 +44,13 @@ func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
 	if st.Connected {
 		conn = "connected"
 	}
+	if st.State != "" {
+		conn = string(st.State)
+	}
 	fmt.Fprintf(tw, "endpoint\t%s (%s), %s\n", st.Endpoint, st.Address, conn)
+	if st.State == agent.LinkUnreachable {
+		fmt.Fprintf(tw, "link\tdown since %s: %s\n", ago(*st.DownSince, now), st.StateReason)
+	}
 	if len(st.Addresses) > 1 {
 		fmt.Fprintf(tw, "address\t%d of %s: %s (%s)\n", slices.Index(st.Addresses, st.Address)+1, strings.Join(st.Addresses, ", "),
 			st.AddressChoice.Reason, ago(st.AddressChoice.Since, now))

@@ -3,8 +3,10 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +30,8 @@ var rightClasses = map[string][]edgesync.LinkClass{
 	"satellite-geo": {edgesync.Satellite},
 	"outage":        {edgesync.Intermittent},
 	"broadband":     {edgesync.Broadband, edgesync.Mobile},
+	// The drain's step: satellite-geo again.
+	"satellite-only": {edgesync.Satellite},
 }
 
 func (e *truthErrors) add(steps []truthStep) {
@@ -54,6 +58,38 @@ func (e *truthErrors) add(steps []truthStep) {
 			e.lossPoints = append(e.lossPoints, abs(s.loss-r.trueLoss)*100)
 		}
 	}
+}
+
+// stepErrorTable gives one line per step with its errors' p50/p90: where
+// the benchmark's p90 comes from.
+func stepErrorTable(steps []truthStep) string {
+	var b strings.Builder
+	for _, st := range steps {
+		var e truthErrors
+		e.add([]truthStep{st})
+		right := 0.0
+		if e.judged > 0 {
+			right = float64(e.right) / float64(e.judged) * 100
+		}
+		fmt.Fprintf(&b, "%-14s n=%-3d bw %5.1f%% / %5.1f%%  rtt %5.1f%% / %5.1f%%  loss %4.1f / %4.1f pp  class %3.0f%%\n",
+			st.name, e.judged, quantile(e.bw, 0.5)*100, quantile(e.bw, 0.9)*100, quantile(e.rtt, 0.5)*100,
+			quantile(e.rtt, 0.9)*100, quantile(e.lossPoints, 0.5), quantile(e.lossPoints, 0.9), right)
+	}
+	return b.String()
+}
+
+// truthTrace gives every sample: second into the step, class, bandwidth,
+// RTT and loss (EDGESYNC_TRUTH_TRACE=FILE appends it to FILE).
+func truthTrace(steps []truthStep) string {
+	var b strings.Builder
+	for _, st := range steps {
+		fmt.Fprintf(&b, "%s (true %s):", st.name, fmtBps(float64(st.profile.Up.RateBps)))
+		for _, s := range st.samples {
+			fmt.Fprintf(&b, " %.0fs:%s/%s/%s/%.1f%%", s.at.Sub(st.start).Seconds(), s.class, fmtBps(s.bw), s.rtt.Round(time.Millisecond), s.loss*100)
+		}
+		b.WriteString("\n")
+	}
+	return b.String()
 }
 
 func quantile(v []float64, q float64) float64 {
@@ -93,6 +129,15 @@ func BenchmarkEstimateLoaded(b *testing.B) {
 			b.Fatalf("demo: %v\n%s", err, out.String())
 		}
 		e.add(d.truth)
+		b.Logf("per step, from %s in (bandwidth error p50/p90, RTT error p50/p90, loss error p50/p90 in points, right class):\n%s", truthSettle, stepErrorTable(d.truth))
+		if path := os.Getenv("EDGESYNC_TRUTH_TRACE"); path != "" {
+			f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Fprintf(f, "run %d:\n%s", i, truthTrace(d.truth))
+			f.Close()
+		}
 		if i == 0 {
 			var table bytes.Buffer
 			d.printTruth(&table)

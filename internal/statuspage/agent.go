@@ -48,6 +48,8 @@ type endpointView struct {
 	LastError *agent.ConnError
 	ErrorAge  string
 	Address   addressView
+	// DownFor is how long the core has not answered, "" while it does.
+	DownFor string
 	// ClassSwatch is the class's colour, as in the bands; Zone the time
 	// zone of the times shown.
 	ClassSwatch template.HTML
@@ -119,6 +121,9 @@ func endpointPart(st agent.LinkStatus, es agent.EndpointStats, tl agent.Timeline
 		v.ErrorAge = ago(now, st.LastError.At)
 	}
 	v.Address = addressPart(st, now)
+	if st.DownSince != nil {
+		v.DownFor = now.Sub(*st.DownSince).Round(time.Second).String()
+	}
 	from, to := window(tl, now)
 	v.Link = linkPlots(tl, from, to, nil)
 	v.Queue = queuePlot(tl, from, to)
@@ -282,6 +287,7 @@ var agentTmpl = template.Must(template.New("agent").Parse(`
 <h2>Endpoint {{.St.Endpoint}} <span class="reason">→ {{.St.Address}}</span></h2>
 <div class="facts">
 <div><span class="k">connected</span><span data-connected="{{.St.Connected}}" class="{{if .St.Connected}}ok{{else}}bad{{end}}">{{if .St.Connected}}yes{{else}}no{{end}}</span></div>
+<div><span class="k">link</span><span data-state="{{.St.State}}" class="{{if eq .St.State "connected"}}ok{{else}}bad{{end}}" title="{{.St.StateReason}}">{{.St.State}}{{if .DownFor}}, no answer for {{.DownFor}}{{end}}</span></div>
 <div><span class="k">class</span><span class="badge">{{.ClassSwatch}}<span data-current-class="{{.St.Class}}">{{.St.Class}}</span></span> <span class="reason">since {{.Since}}{{if ne .St.Pin "auto"}}, pinned ({{.St.Pin}}){{end}}</span></div>
 <div><span class="k">mode</span><b data-current-mode="{{.St.Params.Mode}}">{{.St.Params.Mode}}</b></div>
 </div>
