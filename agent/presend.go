@@ -159,9 +159,16 @@ func (p *presend) launchLocked(frames []byte, end int64) {
 	p.sends.Go(func() { b.done <- p.ln.s.Send(p.ctx, id, 0, b.frames, urgency) })
 }
 
-// enqueued ends the feeding: a failed Enqueue abandons the presend.
+// enqueued ends the feeding: a failed Enqueue abandons the presend, and
+// so does one that launched nothing (its timer never runs).
 func (p *presend) enqueued(err error) {
-	if p != nil && err != nil {
+	if p == nil {
+		return
+	}
+	p.mu.Lock()
+	launched := p.next > 0
+	p.mu.Unlock()
+	if err != nil || !launched {
 		p.abandon()
 	}
 }
@@ -264,11 +271,12 @@ func (ts *transfers) busy(chunk int64) bool {
 }
 
 // addPresend records a presend started on the lane; false when the lane
-// has ended.
+// has ended or holds another: the core delivers lane data in order, and
+// data waiting for one op's header would hold up the other's.
 func (l *laneLink) addPresend(p *presend) bool {
 	l.preMu.Lock()
 	defer l.preMu.Unlock()
-	if l.preEnded {
+	if l.preEnded || len(l.pre) > 0 {
 		return false
 	}
 	if l.pre == nil {
