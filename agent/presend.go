@@ -147,6 +147,7 @@ func (p *presend) feed(b []byte) {
 // offset end, as one lane transfer.
 func (p *presend) launchLocked(frames []byte, end int64) {
 	if p.first.IsZero() {
+		p.ln.hint() // as an attempt does before its first batch
 		p.first = time.Now()
 		p.timer = time.AfterFunc(presendTTL, p.abandon)
 	}
