@@ -241,7 +241,9 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 	var lt *laneTransfer
 	if ln != nil {
 		lt = newLaneTransfer(s, ln, str, 0, t)
-		lt.adopt(a) // the op's presend, if any, with its encoding
+		if lt.adopt(a) { // the op's presend, if any, with its encoding
+			defer lt.pre.stop() // also when the attempt ends before run
+		}
 	}
 	hdr := t.header()
 	// A one-chunk op goes out whole at once: waiting for the core's answer
