@@ -237,7 +237,14 @@ func (a *Agent) Enqueue(ctx context.Context, n outbox.NewOp) (outbox.Op, error) 
 	if err != nil {
 		return outbox.Op{}, err
 	}
+	// A large op's first chunks go on the lane while the outbox writes it
+	// (presend.go).
+	pre := e.startPresend(a.ob, n)
+	if pre != nil {
+		n.ID, n.Payload = pre.t.op.ID, pre.reader(n.Payload)
+	}
 	op, err := a.ob.Enqueue(ctx, n)
+	pre.enqueued(err)
 	if err != nil {
 		return op, err
 	}

@@ -233,6 +233,7 @@ func (e *endpoint) run(ctx context.Context) {
 			if err := ln.s.Close(); err != nil {
 				e.log.Warn("closing the data lane", "error", err)
 			}
+			ln.endPresends()
 		}
 		e.attach(nil, nil, 0)
 		e.conn.Store(nil)

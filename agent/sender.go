@@ -371,6 +371,8 @@ func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary
 func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) outcome {
 	snd := s.pool.Get().(*opSender)
 	defer s.pool.Put(snd)
+	pre := s.lane.takePresend(op.ID)
+	defer pre.abandon() // unless the attempt adopted it
 	pl, err := s.ob.OpenPayload(op.ID)
 	if err != nil {
 		s.log.Debug("op payload not opened; the op is released", "op", op.ID.String(), "error", err)
@@ -389,7 +391,7 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	}
 	prog := s.e.transfers.begin(op)
 	defer s.e.transfers.end(op.ID)
-	a := &attempt{op: &op, pl: pl, params: p, paused: s.budgetPause(op.Priority, paused), eager: s.eager(op), prog: prog, room: s.e.budgetRoom(op.Priority)}
+	a := &attempt{op: &op, pl: pl, params: p, paused: s.budgetPause(op.Priority, paused), eager: s.eager(op), prog: prog, room: s.e.budgetRoom(op.Priority), pre: pre}
 	if b := s.deltaBase(op, p); b != nil {
 		defer b.Close()
 		a.base = b

@@ -53,6 +53,9 @@ type attempt struct {
 	// room is the budget's bytes left before the op's priority stops
 	// (budget.go); nil has no budget.
 	room func() int64
+	// pre is the op's presend, if one is waiting on this connection's
+	// lane (presend.go).
+	pre *presend
 }
 
 // opTransfer is an attempt's op as it goes out: the codec header its
@@ -235,13 +238,23 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 		return res, err
 	}
 	defer done()
+	var lt *laneTransfer
+	if ln != nil {
+		lt = newLaneTransfer(s, ln, str, 0, t)
+		if lt.adopt(a) { // the op's presend, if any, with its encoding
+			defer lt.pre.stop() // also when the attempt ends before run
+		}
+	}
 	hdr := t.header()
 	// A one-chunk op goes out whole at once: waiting for the core's answer
 	// would cost a round trip per small op. The core skips what it holds.
 	oneChunk := a.op.Size <= int64(t.ch.ChunkSize)
 	onLane := ln != nil && !oneChunk
 	if onLane {
-		hdr.Lane, hdr.LaneTransfer, hdr.Eager = true, ln.nextTransfer(), a.eager
+		if lt.pre == nil {
+			lt.num = ln.nextTransfer()
+		}
+		hdr.Lane, hdr.LaneTransfer, hdr.Eager = true, lt.num, a.eager || lt.pre != nil
 		res.lane = true
 	}
 	if err := wire.WriteFrame(str, hdr); err != nil {
@@ -257,7 +270,7 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 		t.prog.resumed(from * int64(t.ch.ChunkSize))
 	}
 	if onLane {
-		err = newLaneTransfer(s, ln, str, hdr.LaneTransfer, t).run(ctx, from)
+		err = lt.run(ctx, max(from, lt.next))
 	} else {
 		err = s.sendOnStream(str, t, from)
 	}

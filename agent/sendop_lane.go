@@ -10,6 +10,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/wire"
 	"github.com/edge-sync/edge-sync/wire/lane"
 )
@@ -26,6 +27,15 @@ type laneLink struct {
 	capacity func() (float64, time.Time)
 	started  time.Time
 	hinted   atomic.Bool
+
+	// pre are the presends started on this lane, by op (presend.go);
+	// preEnded once its connection ended.
+	preMu    sync.Mutex
+	pre      map[edgesync.OpID]*presend
+	preEnded bool
+	// preAdopted and preAbandoned count presends an attempt took and
+	// presends given up.
+	preAdopted, preAbandoned atomic.Int64
 }
 
 // hint hands the lane, while it starts up cold, the first capacity the
@@ -102,6 +112,9 @@ type laneTransfer struct {
 	ln          *laneLink
 	str         *quic.Stream
 	num         uint64 // OpHeader.LaneTransfer
+	// pre, if set, is the presend whose batches the transfer adopted: its
+	// Send calls are stopped with the transfer's own.
+	pre *presend
 
 	answers chan laneAnswer // from the stream's reader, closed when it ends
 	stop    chan struct{}   // closed: the reader stops
@@ -192,7 +205,13 @@ func (l *laneTransfer) take(a laneAnswer, ok bool) (settled bool, err error) {
 // attempt starts after them.
 func (l *laneTransfer) send(ctx context.Context, from int64) (answered bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer func() { cancel(); l.sends.Wait() }()
+	defer func() {
+		cancel()
+		l.sends.Wait()
+		if l.pre != nil {
+			l.pre.stop()
+		}
+	}()
 	for l.next = from; l.next < l.ch.Chunks(); {
 		if l.pauseBefore(l.next, from) {
 			// Let what is in flight land: it is at most a few round trips

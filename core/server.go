@@ -440,7 +440,7 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	if h.Caps.Has(wire.CapLane) && !s.cfg.DisableLane {
 		// Start the lane before granting it, so a granted lane is there.
 		router := newLaneRouter(&s.stats.laneDropped)
-		ls, err := lane.NewSession(conn, s.tr, s.demux, lane.Config{Deliver: router.deliver, Budget: mem})
+		ls, err := lane.NewSession(conn, s.tr, s.demux, lane.Config{Deliver: router.deliver, Abandoned: router.abandoned, Budget: mem})
 		if err != nil {
 			s.log.Warn("data lane not started; op data stays on streams", "agent", agent, "error", err)
 		} else {

@@ -157,6 +157,16 @@ func (r *laneRouter) end(transfer uint64, op *laneRecv) {
 	r.notifyLocked()
 }
 
+// abandoned is the lane session's Config.Abandoned: the agent gave up a
+// lane transfer. Lane data may come ahead of its op's header (the agent
+// sends a large op's first chunks while its outbox writes the op,
+// docs/wire.md); if no op holds the transfer, it ends here, so
+// that a Deliver waiting for the header drops the data at once rather
+// than after laneRegisterWait. An op that holds it ends it itself.
+func (r *laneRouter) abandoned(id [16]byte) {
+	r.end(binary.BigEndian.Uint64(id[:8]), nil)
+}
+
 // laneRecv reassembles and stores the lane data of one op attempt. Each
 // lane transfer carries the DATA frames of consecutive chunks, starting at
 // the chunk its ID names; transfers arrive interleaved, so they are kept

@@ -19,6 +19,10 @@ type NewOp struct {
 	Payload  io.Reader         // streamed to disk; nil means empty
 	Summary  []byte            // optional summary sent ahead of the payload
 	TTL      time.Duration     // 0 means Options.DefaultTTL for the priority
+	// ID is the op's ID when it must be known before Enqueue returns (the
+	// agent sends a large op's first chunks while the outbox writes it):
+	// one that NewID returned, used for one Enqueue. Zero takes a fresh one.
+	ID edgesync.OpID
 }
 
 // Op is a stored operation's metadata; its payload is read with OpenPayload.

@@ -340,18 +340,34 @@ func (o *Outbox) Enqueue(ctx context.Context, n NewOp) (Op, error) {
 	}
 	defer o.inflight.Done()
 	op := o.newOp(n)
+	if n.ID != (edgesync.OpID{}) {
+		o.mu.Lock()
+		_, used := o.idx.ops[n.ID]
+		o.mu.Unlock()
+		if used {
+			return Op{}, fmt.Errorf("enqueue: id %s is stored already (take a fresh one from NewID for each op): %w", n.ID, ErrInvalid)
+		}
+	}
 	if err := o.store(ctx, &op, n.Payload, [32]byte{}); err != nil {
 		return Op{}, fmt.Errorf("enqueue: %w", err)
 	}
 	return op, nil
 }
 
+// NewID returns a fresh op ID for NewOp.ID, for a caller that must know
+// the op's ID while Enqueue writes it.
+func (o *Outbox) NewID() edgesync.OpID { return o.gen.Next() }
+
 // newOp is the record of a new op: a fresh ID, the time, and its expiry
 // from its TTL or the default of its priority.
 func (o *Outbox) newOp(n NewOp) Op {
 	now := o.opts.Now()
+	id := n.ID
+	if id == (edgesync.OpID{}) {
+		id = o.gen.Next()
+	}
 	op := Op{
-		ID: o.gen.Next(), Endpoint: n.Endpoint, Key: n.Key, Priority: n.Priority,
+		ID: id, Endpoint: n.Endpoint, Key: n.Key, Priority: n.Priority,
 		Kind: n.Kind, EnqueuedAt: now,
 	}
 	if op.Kind == 0 {

@@ -191,14 +191,17 @@ func (r *receiver) close() {
 	}
 }
 
-// onReset abandons transfer n.
-func (r *receiver) onReset(n uint32) {
+// onReset abandons transfer n. It returns the transfer's op id when some
+// of its data arrived (and may be waiting for Deliver).
+func (r *receiver) onReset(n uint32) (id [16]byte, known bool) {
 	if t := r.open[n]; t != nil {
 		r.drop(t.pendBytes)
 		delete(r.open, n)
+		id, known = t.id, t.metaKnown
 	}
 	r.closed.add(uint64(n))
 	r.immediate = true
+	return id, known
 }
 
 // delivered is called after Deliver returned for c.

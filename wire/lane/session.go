@@ -30,6 +30,12 @@ type Config struct {
 	// owns data. While it blocks, the receive buffer fills and the peer
 	// slows down. Nil discards incoming data.
 	Deliver func(id [16]byte, offset int64, data []byte)
+	// Abandoned, when set, is told the op id of a transfer the peer
+	// abandoned (its Send ended early) after some of its data arrived, so
+	// that a Deliver waiting on that op can give up at once. It runs with
+	// the session's lock held and must not block or call back into the
+	// session.
+	Abandoned func(id [16]byte)
 	// MaxRate caps the sending rate in bit/s (UDP payload); 0 is no cap.
 	MaxRate int64
 	// InitialRate is a hint in bit/s, e.g. the link's last measured
@@ -328,7 +334,9 @@ func (s *Session) handlePacket(p []byte) {
 	s.rcv.stats.packets++
 	pp := &s.pp
 	for _, n := range pp.resets {
-		s.rcv.onReset(n)
+		if id, ok := s.rcv.onReset(n); ok && s.cfg.Abandoned != nil {
+			s.cfg.Abandoned(id)
+		}
 	}
 	queued := len(s.rcv.queue)
 	if pp.hasData && !s.rcv.onData(&pp.data) {

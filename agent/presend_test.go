@@ -1,0 +1,119 @@
+package agent
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core/coretest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// presendAgent starts a core and an agent on a broadband link, pinned to
+// broadband with no batch interval, connected with a data lane.
+func presendAgent(t *testing.T) (*Agent, *coretest.Core, *laneLink) {
+	t.Helper()
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, nil)
+	opts, _ := shaped(linksim.Broadband())
+	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	pinFast(t, a, edgesync.Broadband, 0)
+	testutil.WaitFor(t, 30*time.Second, "a connection with a data lane", func() bool { return a.eps["core"].lane.Load() != nil })
+	return a, c, a.eps["core"].lane.Load()
+}
+
+func incompressible(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	rnd := rand.New(rand.NewPCG(seed, seed))
+	for i := range b {
+		b[i] = byte(rnd.Uint32())
+	}
+	return b
+}
+
+// TestPresendAdopted puts a large op on a connected agent: its first
+// chunks go on the lane while the outbox writes it, the attempt adopts
+// them, and the core stores the op once, byte-identical, dropping nothing.
+func TestPresendAdopted(t *testing.T) {
+	a, c, ln := presendAgent(t)
+	payload := incompressible(4<<20, 1)
+	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "big", Priority: edgesync.High, Payload: bytes.NewReader(payload)})
+	testutil.WaitFor(t, time.Minute, "the op at the core", func() bool { return outboxEmpty(a) })
+	checkDelivered(t, c, "site-1", []outbox.Op{op}, []workloadOp{{key: "big", kind: edgesync.EventOp, payload: payload}})
+	st := c.Server.Stats()
+	if n := ln.preAdopted.Load(); n != 1 {
+		t.Fatalf("%d presends adopted (%d abandoned), want 1", n, ln.preAbandoned.Load())
+	}
+	if st.OpsApplied != 1 || st.OpsDuplicate != 0 || st.LaneOps != 1 || st.LaneDropped != 0 {
+		t.Fatalf("core applied %d ops, %d duplicates, %d via the lane, dropped %d lane bytes; want 1, 0, 1, 0",
+			st.OpsApplied, st.OpsDuplicate, st.LaneOps, st.LaneDropped)
+	}
+}
+
+// failingPayload declares size bytes (Len, as an upload with a
+// Content-Length does) and gives the first n of data, then err (io.EOF:
+// the producer declared more than it gave).
+type failingPayload struct {
+	r    *bytes.Reader
+	size int
+	err  error
+}
+
+func (p *failingPayload) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	if err == io.EOF {
+		err = p.err
+	}
+	return n, err
+}
+
+func (p *failingPayload) Len() int { return p.size }
+
+// TestPresendAbandonedOnFailedPut fails a put after its first 3 MiB have
+// fed a presend: the put is refused, the core stores nothing and drops
+// the lane data at once (not after the 10 s it holds data for an op
+// whose header has not come), and the next op goes through.
+func TestPresendAbandonedOnFailedPut(t *testing.T) {
+	a, c, ln := presendAgent(t)
+	errProducer := errors.New("producer went away")
+	bad := &failingPayload{r: bytes.NewReader(incompressible(3<<20, 2)), size: 4 << 20, err: errProducer}
+	if _, err := a.Enqueue(t.Context(), outbox.NewOp{Endpoint: "core", Key: "bad", Priority: edgesync.High, Payload: bad}); !errors.Is(err, errProducer) {
+		t.Fatalf("enqueue of a failing payload: %v, want %v", err, errProducer)
+	}
+	if n := ln.preAbandoned.Load(); n != 1 {
+		t.Fatalf("%d presends abandoned, want 1", n)
+	}
+	// Generous, but below the core's 10 s wait for a header.
+	testutil.WaitFor(t, 5*time.Second, "the core to drop the abandoned lane data", func() bool { return c.Server.Stats().LaneDropped > 0 })
+	payload := incompressible(2<<20, 3)
+	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "good", Priority: edgesync.High, Payload: bytes.NewReader(payload)})
+	testutil.WaitFor(t, time.Minute, "the next op at the core", func() bool { return outboxEmpty(a) })
+	checkDelivered(t, c, "site-1", []outbox.Op{op}, []workloadOp{{key: "good", kind: edgesync.EventOp, payload: payload}})
+	if st := c.Server.Stats(); st.OpsApplied != 1 {
+		t.Fatalf("core applied %d ops, want 1 (the failed put must not reach it)", st.OpsApplied)
+	}
+}
+
+// TestPresendWrongLength puts an op whose producer declares more bytes
+// than it gives: the outbox stores what it gave, the presend (encoded for
+// the declared size) is not adopted, and the op reaches the core intact.
+func TestPresendWrongLength(t *testing.T) {
+	a, c, ln := presendAgent(t)
+	payload := incompressible(3<<20+1, 4)
+	short := &failingPayload{r: bytes.NewReader(payload), size: 4 << 20, err: io.EOF}
+	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "short", Priority: edgesync.High, Payload: short})
+	if op.Size != int64(len(payload)) {
+		t.Fatalf("outbox stored %d bytes, producer gave %d", op.Size, len(payload))
+	}
+	testutil.WaitFor(t, time.Minute, "the op at the core", func() bool { return outboxEmpty(a) })
+	checkDelivered(t, c, "site-1", []outbox.Op{op}, []workloadOp{{key: "short", kind: edgesync.EventOp, payload: payload}})
+	if ad, ab := ln.preAdopted.Load(), ln.preAbandoned.Load(); ad != 0 || ab != 1 {
+		t.Fatalf("%d presends adopted, %d abandoned; want 0, 1", ad, ab)
+	}
+}
