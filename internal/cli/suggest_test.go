@@ -1,0 +1,32 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestUnknownCommandSuggests checks that a misspelt or shortened command
+// name is answered with the command meant, not only the list of all.
+func TestUnknownCommandSuggests(t *testing.T) {
+	cases := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"ctl", "transport.bandwith.status"}, []string{"did you mean transport.bandwidth.status?"}},
+		{[]string{"ctl", "status"}, []string{"did you mean transport.bandwidth.status or transport.budget.status?"}},
+		{[]string{"ctl", "transport.outbox.verfy"}, []string{"did you mean transport.outbox.verify?"}},
+		{[]string{"agnet"}, []string{"did you mean agent?"}},
+	}
+	for _, tc := range cases {
+		_, _, err := run(t, tc.args...)
+		if err == nil {
+			t.Errorf("%q: no error", tc.args)
+			continue
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q does not contain %q", tc.args, err, w)
+			}
+		}
+	}
+}
