@@ -173,10 +173,29 @@ func unknownCommand(c *cobra.Command, name string) error {
 		}
 	}
 	msg := fmt.Sprintf("unknown command %q (want one of %s)", name, strings.Join(names, ", "))
-	if sugg := c.SuggestionsFor(name); len(sugg) > 0 {
+	if sugg := suggestCommands(c, names, name); len(sugg) > 0 {
 		msg += "; did you mean " + strings.Join(sugg, " or ") + "?"
 	}
 	return &UsageError{Cmd: cmdName(c), Err: errors.New(msg)}
+}
+
+// suggestCommands is what name may have meant among names: cobra's
+// suggestions (two edits away, or a prefix), or, for a command given
+// without its dotted prefix ("status"), every name ending in it.
+func suggestCommands(c *cobra.Command, names []string, name string) []string {
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // what cobra itself uses; SuggestionsFor does not default it
+	}
+	sugg := c.SuggestionsFor(name)
+	if len(sugg) > 0 || name == "" {
+		return sugg
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, "."+name) {
+			sugg = append(sugg, n)
+		}
+	}
+	return sugg
 }
 
 // cmdName is c's path without the program name: "ctl transport.stats".
