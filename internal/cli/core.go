@@ -76,6 +76,9 @@ func runCore(ctx context.Context, env Env, cfgPath, logLevel string, check bool)
 		fmt.Fprintf(env.Stdout, "%s: ok (listen %s, store %s)\n", cfgPath, cfg.Listen, storeName(cfg))
 		return nil
 	}
+	if _, err := pki.ServerTLSConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+		return tlsError(cfgPath, "core", err)
+	}
 	log, err := logging.New("core", env.Stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
@@ -147,7 +150,7 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 	pc, err := net.ListenPacket("udp", cfg.Listen)
 	if err != nil {
 		closeLogged(log, "store", store.Close)
-		return nil, nil, fmt.Errorf("core listen %s: %w", cfg.Listen, err)
+		return nil, nil, listenError("listen", "udp", cfg.Listen, err)
 	}
 	// The last started stops first: the listeners before the server, the
 	// server before the store they all read.
