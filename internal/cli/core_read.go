@@ -130,7 +130,7 @@ func newCoreLsCmd(env Env) *cobra.Command {
 			}
 			vs, err := r.Keys(ctx, f.agent, prefix, admin.MaxLimit)
 			if err != nil {
-				return coreReadErr(err)
+				return f.notFound(err, "agent")
 			}
 			if asJSON {
 				return json.NewEncoder(env.Stdout).Encode(nonNil(vs))
@@ -181,9 +181,9 @@ func newCoreGetCmd(env Env) *cobra.Command {
 			defer r.Close()
 			get := func(w io.Writer) error {
 				if event != 0 {
-					return coreReadErr(r.GetEvent(ctx, f.agent, event, w))
+					return f.eventNotFound(r.GetEvent(ctx, f.agent, event, w), event)
 				}
-				return coreReadErr(r.Get(ctx, f.agent, args[0], w))
+				return f.notFound(r.Get(ctx, f.agent, args[0], w), args[0])
 			}
 			if out == "" {
 				return get(env.Stdout)
