@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // TestCoreReadNotFoundSaysWhatToList checks that asking a core for an
@@ -33,6 +37,41 @@ func TestCoreReadNotFoundSaysWhatToList(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%q: error %q does not contain %q", tc.args, err, w)
 			}
+		}
+	}
+}
+
+// TestCoreReadJetStreamDownNamesNATS checks that core ls on a JetStream
+// core, with no core running and no NATS where store.urls says, points at
+// NATS and the field, not only at starting a core.
+func TestCoreReadJetStreamDownNamesNATS(t *testing.T) {
+	dir := testutil.ShortTempDir(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	hcl := filepath.Join(dir, "core.hcl")
+	writeFile(t, hcl, `data_dir = "`+dir+`/core"
+tls {
+  ca = "ca.pem"
+  cert = "core.pem"
+  key = "core-key.pem"
+}
+store {
+  backend = "jetstream"
+  urls = ["`+url+`"]
+  timeout = "2s"
+}
+`)
+	_, _, err = run(t, "core", "ls", "--config", hcl)
+	if err == nil {
+		t.Fatal("core ls with NATS down: no error")
+	}
+	for _, w := range []string{"is NATS running", url, "store.urls"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
 		}
 	}
 }
