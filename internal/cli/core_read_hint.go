@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/edge-sync/edge-sync/core"
 )
@@ -45,3 +46,16 @@ func (f *coreReadFlags) where() string {
 	}
 	return s
 }
+
+// natsDownError is a JetStream store that could not be opened for
+// reading: what is missing is NATS, not a running core.
+type natsDownError struct {
+	urls []string
+	err  error
+}
+
+func (e *natsDownError) Error() string {
+	return fmt.Sprintf("%v: is NATS running and reachable at %s (store.urls)?", e.err, strings.Join(e.urls, ", "))
+}
+
+func (e *natsDownError) Unwrap() error { return e.err }
