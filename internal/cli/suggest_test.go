@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"strings"
 	"testing"
 )
@@ -27,6 +29,28 @@ func TestUnknownCommandSuggests(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%q: error %q does not contain %q", tc.args, err, w)
 			}
+		}
+	}
+}
+
+// TestUsageErrorNamesItsHelp checks that a usage error points at the help
+// of the command that was mistyped, where its flags and examples are.
+func TestUsageErrorNamesItsHelp(t *testing.T) {
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"put", "--key", "k", "-"}, "Run 'edge-sync put --help'"},
+		{[]string{"core", "get", "--data-dir", "x"}, "Run 'edge-sync core get --help'"},
+		{[]string{"frobnicate"}, "Run 'edge-sync --help'"},
+	}
+	for _, tc := range cases {
+		var o, e bytes.Buffer
+		if code := Main(context.Background(), tc.args, nil, &o, &e); code != 2 {
+			t.Errorf("%q: exit %d, want 2", tc.args, code)
+		}
+		if !strings.Contains(e.String(), tc.want) {
+			t.Errorf("%q: stderr %q does not contain %q", tc.args, e.String(), tc.want)
 		}
 	}
 }
