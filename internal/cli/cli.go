@@ -67,11 +67,16 @@ func usagef(cmd, format string, args ...any) error {
 // a runtime error, 2 for a usage error.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := Run(ctx, args, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	var ue *UsageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, new(*UsageError)):
-		fmt.Fprintf(stderr, "edge-sync: %v\nRun 'edge-sync --help' or 'edge-sync COMMAND --help' for usage.\n", err)
+	case errors.As(err, &ue):
+		help := "Run 'edge-sync --help' or 'edge-sync COMMAND --help' for usage."
+		if ue.Cmd != "" {
+			help = fmt.Sprintf("Run 'edge-sync %s --help' for its flags and examples.", ue.Cmd)
+		}
+		fmt.Fprintf(stderr, "edge-sync: %v\n%s\n", err, help)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "edge-sync: %v\n", err)
