@@ -75,3 +75,39 @@ store {
 		}
 	}
 }
+
+// TestCoreStartJetStreamDownNamesNATS: the core itself, started with NATS
+// not where store.urls says, asks for NATS there.
+func TestCoreStartJetStreamDownNamesNATS(t *testing.T) {
+	dir := testutil.ShortTempDir(t)
+	pkiDir := testCerts(t, filepath.Join(dir, "pki"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + ln.Addr().String()
+	ln.Close()
+	hcl := filepath.Join(dir, "core.hcl")
+	writeFile(t, hcl, `listen = "127.0.0.1:0"
+data_dir = "`+dir+`/core"
+tls {
+  ca = "`+pkiDir+`/ca.pem"
+  cert = "`+pkiDir+`/core.pem"
+  key = "`+pkiDir+`/core-key.pem"
+}
+store {
+  backend = "jetstream"
+  urls = ["`+url+`"]
+  timeout = "2s"
+}
+`)
+	_, _, err = run(t, "core", "--config", hcl)
+	if err == nil {
+		t.Fatal("core with NATS down started")
+	}
+	for _, w := range []string{"is NATS running", url, "store.urls"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q does not contain %q", err, w)
+		}
+	}
+}
