@@ -116,7 +116,11 @@ var (
 // openStore opens the store of cfg's backend.
 func openStore(ctx context.Context, cfg config.Core, log hclogLogger) (coreStore, error) {
 	if cfg.Store.Backend == config.BackendJetStream {
-		return jsstore.OpenStore(ctx, cfg, jsstore.Options{Logger: log.Named("store")})
+		st, err := jsstore.OpenStore(ctx, cfg, jsstore.Options{Logger: log.Named("store")})
+		if err != nil {
+			return nil, &natsDownError{urls: cfg.Store.JetStream.URLs, err: err}
+		}
+		return st, nil
 	}
 	return core.OpenStore(cfg)
 }
