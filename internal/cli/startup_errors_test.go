@@ -74,3 +74,36 @@ metrics { listen = "`+busyTCP+`" }`)
 		}
 	}
 }
+
+// TestStartErrorsGetTheCheck: a start that fails on something
+// --check-config would have seen (a data_dir that cannot be a directory)
+// says what the check finds, naming the field.
+func TestStartErrorsGetTheCheck(t *testing.T) {
+	dir := testutil.ShortTempDir(t)
+	pkiDir := testCerts(t, filepath.Join(dir, "pki"))
+	file := filepath.Join(dir, "file")
+	writeFile(t, file, "not a directory")
+	coreHCL := filepath.Join(dir, "core.hcl")
+	writeFile(t, coreHCL, `listen = "127.0.0.1:0"
+data_dir = "`+file+`/core"
+tls {
+  ca   = "`+pkiDir+`/ca.pem"
+  cert = "`+pkiDir+`/core.pem"
+  key  = "`+pkiDir+`/core-key.pem"
+}
+`)
+	agentHCL := writeDemoAgentHCL(t, dir, pkiDir, `endpoint "core" { address = "127.0.0.1:9" }`)
+	writeFile(t, agentHCL, strings.Replace(readFile(t, agentHCL), filepath.Join(dir, "agent"), file+"/agent", 1))
+	for _, args := range [][]string{{"core", "--config", coreHCL}, {"agent", "--config", agentHCL}} {
+		_, _, err := run(t, args...)
+		if err == nil {
+			t.Errorf("%q: started", args)
+			continue
+		}
+		for _, w := range []string{"--check-config", "data_dir: " + file + "/"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: error %q does not contain %q", args, err, w)
+			}
+		}
+	}
+}
