@@ -92,7 +92,7 @@ func runAgent(ctx context.Context, env Env, cfgPath, logLevel string, check bool
 	case errors.Is(err, outbox.ErrLocked):
 		return anotherAgent(cfg, err)
 	case err != nil:
-		return err
+		return diagnose(cfgPath, err, cfg.Check)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")

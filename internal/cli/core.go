@@ -83,7 +83,13 @@ func runCore(ctx context.Context, env Env, cfgPath, logLevel string, check bool)
 	if err != nil {
 		return err
 	}
-	return serveCore(ctx, cfg, log)
+	if err := serveCore(ctx, cfg, log); err != nil {
+		if ctx.Err() == nil { // it did not start, or stopped by itself
+			return diagnose(cfgPath, err, cfg.Check)
+		}
+		return err
+	}
+	return nil
 }
 
 // storeName says where a core stores, for --check-config.

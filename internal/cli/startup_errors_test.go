@@ -100,7 +100,7 @@ tls {
 			t.Errorf("%q: started", args)
 			continue
 		}
-		for _, w := range []string{"--check-config", "data_dir: " + file + "/"} {
+		for _, w := range []string{"--check-config", "\ndata_dir: ", file + "/"} {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%q: error %q does not contain %q", args, err, w)
 			}
