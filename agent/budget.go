@@ -21,7 +21,7 @@ import (
 
 // ErrNoBudget means a budget command names an endpoint without a budget
 // block.
-var ErrNoBudget = errors.New("endpoint has no budget")
+var ErrNoBudget = errors.New("no budget")
 
 // endpointBudget is an endpoint's budget and the link class its bytes are
 // counted under, read from the monitor at most every classRefresh.
@@ -214,7 +214,7 @@ func (a *Agent) Budget(endpoint string) (BudgetStatus, error) {
 		return BudgetStatus{}, err
 	}
 	if e.budget == nil {
-		return BudgetStatus{}, fmt.Errorf("%w %q: add a budget block to its endpoint block (docs/budget.md)", ErrNoBudget, e.name)
+		return BudgetStatus{}, errNoBudget(e.name)
 	}
 	return a.budgetStatus(e)
 }
@@ -251,7 +251,7 @@ func (a *Agent) SetBudget(endpoint string, allowance int64) (BudgetStatus, error
 		return BudgetStatus{}, err
 	}
 	if e.budget == nil {
-		return BudgetStatus{}, fmt.Errorf("%w %q: add a budget block to its endpoint block (docs/budget.md)", ErrNoBudget, e.name)
+		return BudgetStatus{}, errNoBudget(e.name)
 	}
 	if err := e.budget.SetAllowance(allowance); err != nil {
 		return BudgetStatus{}, invalidf("allowance: %v", err)
@@ -267,7 +267,7 @@ func (a *Agent) ResetBudget(endpoint string) (BudgetStatus, error) {
 		return BudgetStatus{}, err
 	}
 	if e.budget == nil {
-		return BudgetStatus{}, fmt.Errorf("%w %q: add a budget block to its endpoint block (docs/budget.md)", ErrNoBudget, e.name)
+		return BudgetStatus{}, errNoBudget(e.name)
 	}
 	e.budget.Reset()
 	return a.budgetStatus(e)

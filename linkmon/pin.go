@@ -58,7 +58,27 @@ func ParsePin(s string) (Pin, error) {
 	if m, err := edgesync.ParseSyncMode(s); err == nil {
 		return Pin{Mode: &m}, nil
 	}
-	return Pin{}, fmt.Errorf("parse pin %q: %w (want auto, a link class or a sync mode)", s, ErrInvalidPin)
+	return Pin{}, fmt.Errorf("parse pin %q: %w (want auto, a link class: %s, or a sync mode: %s)", s, ErrInvalidPin, pinClassNames(), pinModeNames())
+}
+
+// pinClassNames and pinModeNames are the names ParsePin takes, for its
+// error: the classes an operator can pin (not unknown) and the modes.
+func pinClassNames() string {
+	var n []string
+	for _, c := range edgesync.LinkClasses() {
+		if c != edgesync.Unknown {
+			n = append(n, c.String())
+		}
+	}
+	return strings.Join(n, ", ")
+}
+
+func pinModeNames() string {
+	var n []string
+	for _, m := range edgesync.SyncModes() {
+		n = append(n, m.String())
+	}
+	return strings.Join(n, ", ")
 }
 
 // Effective returns the class and parameters the sender should use: the

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,6 +70,9 @@ func TestBudgetCommands(t *testing.T) {
 
 	err = env.c.Call(ctx, CmdBudgetStatus, EndpointRequest{Endpoint: "free"}, &st)
 	wantStatus(t, err, http.StatusConflict, "no_budget")
+	if msg := err.Error(); !strings.Contains(msg, `endpoint "free" has no budget`) || !strings.Contains(msg, "allowance") {
+		t.Errorf("no budget: %q does not say which endpoint has none and what to add", msg)
+	}
 	err = env.c.Call(ctx, CmdBudgetReset, EndpointRequest{Endpoint: "mars"}, &st)
 	wantStatus(t, err, http.StatusNotFound, "unknown_endpoint")
 	testutil.CheckJSONNames(t, agent.BudgetStatus{})

@@ -74,7 +74,7 @@ func runAgent(ctx context.Context, env Env, cfgPath, logLevel string, check bool
 		return nil
 	}
 	if _, err := pki.ClientTLSConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key, ""); err != nil {
-		return fmt.Errorf("%s: tls: %w", cfgPath, err)
+		return tlsError(cfgPath, "agent", err)
 	}
 	log, err := logging.New("agent", env.Stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
@@ -87,7 +87,7 @@ func runAgent(ctx context.Context, env Env, cfgPath, logLevel string, check bool
 	case errors.Is(err, outbox.ErrLocked):
 		return anotherAgent(cfg, err)
 	case err != nil:
-		return err
+		return diagnose(cfgPath, err, cfg.Check)
 	}
 	<-ctx.Done()
 	log.Info("shutting down")

@@ -67,11 +67,16 @@ func usagef(cmd, format string, args ...any) error {
 // a runtime error, 2 for a usage error.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	err := Run(ctx, args, Env{Stdin: stdin, Stdout: stdout, Stderr: stderr})
+	var ue *UsageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
 		return 0
-	case errors.As(err, new(*UsageError)):
-		fmt.Fprintf(stderr, "edge-sync: %v\nRun 'edge-sync --help' or 'edge-sync COMMAND --help' for usage.\n", err)
+	case errors.As(err, &ue):
+		help := "Run 'edge-sync --help' or 'edge-sync COMMAND --help' for usage."
+		if ue.Cmd != "" {
+			help = fmt.Sprintf("Run 'edge-sync %s --help' for its flags and examples.", ue.Cmd)
+		}
+		fmt.Fprintf(stderr, "edge-sync: %v\n%s\n", err, help)
 		return 2
 	default:
 		fmt.Fprintf(stderr, "edge-sync: %v\n", err)
@@ -173,10 +178,29 @@ func unknownCommand(c *cobra.Command, name string) error {
 		}
 	}
 	msg := fmt.Sprintf("unknown command %q (want one of %s)", name, strings.Join(names, ", "))
-	if sugg := c.SuggestionsFor(name); len(sugg) > 0 {
+	if sugg := suggestCommands(c, names, name); len(sugg) > 0 {
 		msg += "; did you mean " + strings.Join(sugg, " or ") + "?"
 	}
 	return &UsageError{Cmd: cmdName(c), Err: errors.New(msg)}
+}
+
+// suggestCommands is what name may have meant among names: cobra's
+// suggestions (two edits away, or a prefix), or, for a command given
+// without its dotted prefix ("status"), every name ending in it.
+func suggestCommands(c *cobra.Command, names []string, name string) []string {
+	if c.SuggestionsMinimumDistance <= 0 {
+		c.SuggestionsMinimumDistance = 2 // what cobra itself uses; SuggestionsFor does not default it
+	}
+	sugg := c.SuggestionsFor(name)
+	if len(sugg) > 0 || name == "" {
+		return sugg
+	}
+	for _, n := range names {
+		if strings.HasSuffix(n, "."+name) {
+			sugg = append(sugg, n)
+		}
+	}
+	return sugg
 }
 
 // cmdName is c's path without the program name: "ctl transport.stats".

@@ -76,11 +76,20 @@ func runCore(ctx context.Context, env Env, cfgPath, logLevel string, check bool)
 		fmt.Fprintf(env.Stdout, "%s: ok (listen %s, store %s)\n", cfgPath, cfg.Listen, storeName(cfg))
 		return nil
 	}
+	if _, err := pki.ServerTLSConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key); err != nil {
+		return tlsError(cfgPath, "core", err)
+	}
 	log, err := logging.New("core", env.Stderr, cfg.Log.Level, cfg.Log.Format)
 	if err != nil {
 		return err
 	}
-	return serveCore(ctx, cfg, log)
+	if err := serveCore(ctx, cfg, log); err != nil {
+		if ctx.Err() == nil { // it did not start, or stopped by itself
+			return diagnose(cfgPath, err, cfg.Check)
+		}
+		return err
+	}
+	return nil
 }
 
 // storeName says where a core stores, for --check-config.
@@ -113,7 +122,11 @@ var (
 // openStore opens the store of cfg's backend.
 func openStore(ctx context.Context, cfg config.Core, log hclogLogger) (coreStore, error) {
 	if cfg.Store.Backend == config.BackendJetStream {
-		return jsstore.OpenStore(ctx, cfg, jsstore.Options{Logger: log.Named("store")})
+		st, err := jsstore.OpenStore(ctx, cfg, jsstore.Options{Logger: log.Named("store")})
+		if err != nil {
+			return nil, &natsDownError{urls: cfg.Store.JetStream.URLs, err: err}
+		}
+		return st, nil
 	}
 	return core.OpenStore(cfg)
 }
@@ -147,7 +160,7 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 	pc, err := net.ListenPacket("udp", cfg.Listen)
 	if err != nil {
 		closeLogged(log, "store", store.Close)
-		return nil, nil, fmt.Errorf("core listen %s: %w", cfg.Listen, err)
+		return nil, nil, listenError("listen", "udp", cfg.Listen, err)
 	}
 	// The last started stops first: the listeners before the server, the
 	// server before the store they all read.

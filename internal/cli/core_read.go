@@ -83,7 +83,11 @@ func (f *coreReadFlags) reader(ctx context.Context) (*admin.SocketOrStore, error
 	socket := filepath.Join(cfg.DataDir, "core.sock")
 	if cfg.Store.Backend == config.BackendJetStream {
 		return admin.NewSocketOrOpen(socket, func() (core.Backend, error) {
-			return jsstore.OpenStore(ctx, cfg, jsstore.Options{ReadOnly: true})
+			st, err := jsstore.OpenStore(ctx, cfg, jsstore.Options{ReadOnly: true})
+			if err != nil {
+				return nil, &natsDownError{urls: cfg.Store.JetStream.URLs, err: err}
+			}
+			return st, nil
 		}), nil
 	}
 	return admin.NewSocketOrStore(socket, cfg.StorePath()), nil
@@ -127,7 +131,7 @@ func newCoreLsCmd(env Env) *cobra.Command {
 			}
 			vs, err := r.Keys(ctx, f.agent, prefix, admin.MaxLimit)
 			if err != nil {
-				return coreReadErr(err)
+				return f.notFound(err, "agent")
 			}
 			if asJSON {
 				return json.NewEncoder(env.Stdout).Encode(jsonhttp.NonNil(vs))
@@ -178,9 +182,9 @@ func newCoreGetCmd(env Env) *cobra.Command {
 			defer r.Close()
 			get := func(w io.Writer) error {
 				if event != 0 {
-					return coreReadErr(r.GetEvent(ctx, f.agent, event, w))
+					return f.eventNotFound(r.GetEvent(ctx, f.agent, event, w), event)
 				}
-				return coreReadErr(r.Get(ctx, f.agent, args[0], w))
+				return f.notFound(r.Get(ctx, f.agent, args[0], w), args[0])
 			}
 			if out == "" {
 				return get(env.Stdout)
@@ -349,6 +353,10 @@ func (p *eventPrinter) page(ctx context.Context, r *admin.SocketOrStore, agent s
 // coreReadErr says what to do when neither a running core nor its store
 // could be read.
 func coreReadErr(err error) error {
+	var nats *natsDownError
+	if errors.As(err, &nats) {
+		return err // the core need not run; NATS must
+	}
 	if errors.Is(err, admin.ErrNoCore) {
 		return fmt.Errorf("is the core running? %w (start it with: edge-sync core --config FILE, or give the --config or --data-dir of its data)", err)
 	}

@@ -24,7 +24,7 @@ type hclogLogger = hclog.Logger
 func serveMetrics(addr string, h http.Handler, log hclog.Logger) (stop func() error, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("metrics listen %s: %w", addr, err)
+		return nil, listenError("metrics.listen", "tcp", addr, err)
 	}
 	hs := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	log.Info("metrics", "addr", ln.Addr().String())
