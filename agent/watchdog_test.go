@@ -109,3 +109,50 @@ func TestWatchdogRedialsADeadConnection(t *testing.T) {
 		t.Fatalf("last_error %+v: want the watchdog's reason", st.LastError)
 	}
 }
+
+// TestWatchdogFailsOverFromASilentCore: the core at the first of two
+// addresses dies without a word (SIGKILL, a power cut). Its address
+// answers nothing, so a new connection there fails too; the watchdog
+// then tries the other address, and a critical op reaches the second core
+// long before QUIC's 45 s idle timeout, with the move and its reason in
+// status.
+func TestWatchdogFailsOverFromASilentCore(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	listen := func() *net.UDPConn {
+		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return pc
+	}
+	pc1, pc2 := listen(), listen()
+	a1, a2 := pc1.LocalAddr().String(), pc2.LocalAddr().String()
+	stop1 := serveCore(t, p, p.CoreCert, p.CoreKey, pc1)
+	serveCore(t, p, p.CoreCert, p.CoreKey, pc2)
+	cfg := coretest.AgentConfig(t, p, a1)
+	cfg.Endpoints[0].Addresses = []string{a1, a2}
+	a := startAgent(t, p, cfg, Options{})
+	put := func(key string) {
+		t.Helper()
+		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.EventOp, Priority: edgesync.Critical,
+			Payload: bytes.NewReader([]byte(key))})
+	}
+	put("alarms/1")
+	testutil.WaitFor(t, 15*time.Second, "the first op at the first core", func() bool { return outboxEmpty(a) })
+
+	stop1() // silent: no CONNECTION_CLOSE, and nothing listens on a1 any more
+	killed := time.Now()
+	put("alarms/2")
+	// redialAfter (3 s), the monitor calling the link down, a failed
+	// trial dial of a1 (5 s) and a handshake with the second core: well
+	// under the 45 s idle timeout.
+	testutil.WaitFor(t, 25*time.Second, "the critical op at the second core", func() bool { return outboxEmpty(a) })
+	t.Logf("critical op at the second core %s after the first died", time.Since(killed).Round(time.Millisecond))
+	st, err := a.Status("core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Address != a2 || !strings.Contains(st.AddressChoice.Reason, "no answer") {
+		t.Fatalf("address %s (%q): want %s, moved because the first core did not answer", st.Address, st.AddressChoice.Reason, a2)
+	}
+}
