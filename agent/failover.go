@@ -161,6 +161,31 @@ func (e *endpoint) connect(ctx context.Context, dial func(context.Context, strin
 	return nil, nil, errors.Join(errs...)
 }
 
+// failOver dials the endpoint's other addresses in turn after the one in
+// use answered nothing (why); the first that answers becomes the address
+// in use. It fails, with each one's error, when none answers or there is
+// no other address.
+func (e *endpoint) failOver(ctx context.Context, dial func(context.Context, string) (*quic.Conn, *wire.Welcome, error), why string) (*quic.Conn, *wire.Welcome, error) {
+	a := e.addrs
+	a.mu.Lock()
+	cur, n := a.cur, len(a.list)
+	a.mu.Unlock()
+	errs := []error{errors.New(why)}
+	for k := 1; k < n && ctx.Err() == nil; k++ {
+		i := (cur + k) % n
+		conn, w, err := dial(ctx, a.list[i])
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		a.mu.Lock()
+		a.moveLocked(i, MoveUnreachable, fmt.Sprintf("failed over from %s: %s", a.list[cur], why))
+		a.mu.Unlock()
+		return conn, w, nil
+	}
+	return nil, nil, errors.Join(errs...)
+}
+
 // failBack runs, while the session on another than the first address
 // lasts, a dialer of the first address every fail_back; when it connects,
 // the returned context ends (the session stops) and the loop takes the

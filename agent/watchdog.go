@@ -20,8 +20,11 @@ import (
 // while the link monitor sees pings unanswered for redialAfter, the
 // watchdog tries a new connection beside the old one: if the core answers
 // it while the old one stays silent, the old one is dead and is closed
-// with that reason, and the endpoint goes on with the new one. A link
-// that is down answers neither: the old connection stays for the link's
+// with that reason, and the endpoint goes on with the new one. When the
+// address in use answers no new connection either (the core died), the
+// endpoint's other addresses are tried in turn, and the first that
+// answers becomes the address in use (failover.go). A link that is down
+// answers none: the old connection stays for the link's
 // return, as it would without the watchdog.
 
 const (
@@ -88,9 +91,19 @@ func (wd *watchdog) run(ctx context.Context, conn *quic.Conn, tr *quic.Transport
 		case time.Since(downSince) < redialAfter:
 			continue
 		}
-		dctx, cancel := context.WithTimeout(ctx, trialDialTimeout)
-		nc, w, err := e.dial(dctx, tr, e.addrs.current())
-		cancel()
+		trial := func(ctx context.Context, addr string) (*quic.Conn, *wire.Welcome, error) {
+			dctx, cancel := context.WithTimeout(ctx, trialDialTimeout)
+			defer cancel()
+			return e.dial(dctx, tr, addr)
+		}
+		nc, w, err := trial(ctx, e.addrs.current())
+		how := "while a new one was answered: the core lost it"
+		if err != nil {
+			// The core in use answers nothing: another address may.
+			silent := time.Since(downSince).Round(100 * time.Millisecond)
+			nc, w, err = e.failOver(ctx, trial, fmt.Sprintf("no answer on the connection for %s, nor to a new one (%v)", silent, err))
+			how = "nor to a new one, while another address answered"
+		}
 		if err != nil {
 			// Nothing answers: the link is down. Keep the connection for
 			// its return; try again after another redialAfter.
@@ -106,7 +119,7 @@ func (wd *watchdog) run(ctx context.Context, conn *quic.Conn, tr *quic.Transport
 			continue
 		}
 		wd.spare.Store(&spareConn{conn: nc, w: w})
-		reason := fmt.Sprintf("no answer on the connection for %s while a new one was answered: the core lost it", silent.Round(100*time.Millisecond))
+		reason := fmt.Sprintf("no answer on the connection for %s %s", silent.Round(100*time.Millisecond), how)
 		e.log.Warn("connection dead; going on with a new one", "reason", reason)
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), reason)
 		return
