@@ -30,9 +30,6 @@ func TestCoreEventCommands(t *testing.T) {
 	}
 }
 
-// eventsHeader heads the rows of core ls --events and core tail.
-const eventsHeader = "SEQ\tSTORED\tPRIORITY\tSIZE\tKEY\tOP"
-
 func testCoreEvents(t *testing.T, backend string) {
 	dir, cfg := testCoreConfig(t)
 	store := ""
