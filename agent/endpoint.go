@@ -195,6 +195,11 @@ func (e *endpoint) run(ctx context.Context) {
 		} else {
 			conn, w, err = e.connect(ctx, dial)
 		}
+		if err != nil && ctx.Err() != nil {
+			// Shut down while dialling: not a failure to reach the core.
+			e.log.Debug("dial stopped: shutting down", "error", err)
+			break
+		}
 		if err != nil {
 			e.stats.dialFailures.Add(1)
 			e.stats.lastErr.note(err)

@@ -161,8 +161,10 @@ type figures struct {
 	bw       float64
 	bwKnown  bool
 	bwLower  bool // bw comes from lower bounds only
+	bwN      int  // samples bw is the median of
 	rtt      time.Duration
 	rttKnown bool
+	rttN     int // samples rtt is the median of
 	jitter   time.Duration
 	loss     float64
 	lossSpan time.Duration
@@ -384,16 +386,16 @@ func (c *Classifier) compute(now time.Time) figures {
 		}
 	}
 	if len(bws) > 0 {
-		f.bw, f.bwKnown = median(bws), true
-		if len(lbs) > 0 {
-			f.bw = max(f.bw, median(lbs))
+		f.bw, f.bwKnown, f.bwN = median(bws), true, len(bws)
+		if len(lbs) > 0 && median(lbs) > f.bw {
+			f.bw, f.bwN = median(lbs), len(lbs)
 		}
 	} else if len(lbs) > 0 {
 		// Reported, but a lower bound alone does not classify.
-		f.bw, f.bwLower = median(lbs), true
+		f.bw, f.bwLower, f.bwN = median(lbs), true, len(lbs)
 	}
 	if len(rtts) > 0 {
-		f.rtt, f.jitter, f.rttKnown = median(rtts), median(jits), true
+		f.rtt, f.jitter, f.rttKnown, f.rttN = median(rtts), median(jits), true, len(rtts)
 	}
 	if len(loss) > 0 {
 		var sum float64
@@ -508,6 +510,16 @@ func describe(f figures) string {
 	return strings.Join(parts, ", ")
 }
 
+// ofLast says how many samples a median is of, for a reason: the median
+// judges the class, so a reason beside the last sample (which may read
+// otherwise) must say it is not that sample (docs/linkmon.md).
+func ofLast(n int) string {
+	if n == 1 {
+		return "of the last sample"
+	}
+	return fmt.Sprintf("of the last %d samples", n)
+}
+
 // explain names the figures that moved the class from old to to, with the
 // plain threshold each one crossed.
 func (c *Classifier) explain(old, to edgesync.LinkClass, f figures) string {
@@ -517,13 +529,13 @@ func (c *Classifier) explain(old, to edgesync.LinkClass, f figures) string {
 	if rank(old) >= 0 && tr > rank(old) {
 		// Downwards: the figure(s) that now sit in the worse class.
 		if f.bwKnown && c.bwRank(f.bw, old) >= tr {
-			parts = append(parts, fmt.Sprintf("median %s < %s", FormatBps(f.bw), FormatBps(bb[tr-1])))
+			parts = append(parts, fmt.Sprintf("median %s %s < %s", FormatBps(f.bw), ofLast(f.bwN), FormatBps(bb[tr-1])))
 		}
 		if f.rttKnown && c.rttRank(f.rtt, old) >= tr {
-			s := fmt.Sprintf("median RTT %s > %s", fmtDur(f.rtt), fmtDur(rb[tr-1]))
+			s := fmt.Sprintf("median RTT %s %s > %s", fmtDur(f.rtt), ofLast(f.rttN), fmtDur(rb[tr-1]))
 			if tr == 3 {
 				if f.rtt > c.cfg.SatelliteMinRTT {
-					s = fmt.Sprintf("median RTT %s > %s", fmtDur(f.rtt), fmtDur(c.cfg.SatelliteMinRTT))
+					s = fmt.Sprintf("median RTT %s %s > %s", fmtDur(f.rtt), ofLast(f.rttN), fmtDur(c.cfg.SatelliteMinRTT))
 				} else {
 					s += fmt.Sprintf(" (nearer satellite's %s than mobile's %s)", fmtDur(c.cfg.SatelliteMinRTT), fmtDur(c.cfg.MobileMaxRTT))
 				}
@@ -536,18 +548,18 @@ func (c *Classifier) explain(old, to edgesync.LinkClass, f figures) string {
 	if f.bwKnown {
 		switch {
 		case tr == 0:
-			parts = append(parts, fmt.Sprintf("median %s > %s", FormatBps(f.bw), FormatBps(bb[0])))
+			parts = append(parts, fmt.Sprintf("median %s %s > %s", FormatBps(f.bw), ofLast(f.bwN), FormatBps(bb[0])))
 		case tr < 3:
-			parts = append(parts, fmt.Sprintf("median %s >= %s", FormatBps(f.bw), FormatBps(bb[tr])))
+			parts = append(parts, fmt.Sprintf("median %s %s >= %s", FormatBps(f.bw), ofLast(f.bwN), FormatBps(bb[tr])))
 		default:
-			parts = append(parts, "median "+FormatBps(f.bw))
+			parts = append(parts, fmt.Sprintf("median %s %s", FormatBps(f.bw), ofLast(f.bwN)))
 		}
 	}
 	if f.rttKnown {
 		if tr < 3 {
-			parts = append(parts, fmt.Sprintf("RTT %s < %s", fmtDur(f.rtt), fmtDur(rb[tr])))
+			parts = append(parts, fmt.Sprintf("median RTT %s %s < %s", fmtDur(f.rtt), ofLast(f.rttN), fmtDur(rb[tr])))
 		} else {
-			parts = append(parts, "RTT "+fmtDur(f.rtt))
+			parts = append(parts, fmt.Sprintf("median RTT %s %s", fmtDur(f.rtt), ofLast(f.rttN)))
 		}
 	}
 	if old == edgesync.Intermittent {

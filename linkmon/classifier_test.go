@@ -222,7 +222,7 @@ func TestHysteresisNeedsMinSamplesConsecutive(t *testing.T) {
 	if ch == nil || ch.New != edgesync.Mobile {
 		t.Fatalf("after the median held mobile for 3 samples: change %v (status %v)", ch, f.st.Class)
 	}
-	if want := "median 5 Mbit/s < 10 Mbit/s for 3 samples"; ch.Reason != want {
+	if want := "median 5 Mbit/s of the last 9 samples < 10 Mbit/s for 3 samples"; ch.Reason != want {
 		t.Errorf("reason %q, want %q", ch.Reason, want)
 	}
 }
@@ -231,7 +231,7 @@ func TestReasonTextSatelliteBandwidth(t *testing.T) {
 	f := newFeeder(t, DefaultClassifierConfig())
 	f.settle(9, 3e6, 100*time.Millisecond, edgesync.Mobile)
 	f.settle(9, 0.7e6, 100*time.Millisecond, edgesync.Satellite)
-	if got, want := f.changes[len(f.changes)-1].Reason, "median 0.7 Mbit/s < 1 Mbit/s for 3 samples"; got != want {
+	if got, want := f.changes[len(f.changes)-1].Reason, "median 0.7 Mbit/s of the last 9 samples < 1 Mbit/s for 3 samples"; got != want {
 		t.Errorf("reason %q, want %q", got, want)
 	}
 }
@@ -241,7 +241,7 @@ func TestNearestClassGapReason(t *testing.T) {
 	f.settle(9, 50e6, 100*time.Millisecond, edgesync.Mobile)
 	f.settle(9, 50e6, 400*time.Millisecond, edgesync.Satellite)
 	r := f.changes[len(f.changes)-1].Reason
-	if !strings.Contains(r, "median RTT 400ms > 316ms (nearer satellite's 500ms than mobile's 200ms)") {
+	if !strings.Contains(r, "median RTT 400ms of the last 9 samples > 316ms (nearer satellite's 500ms than mobile's 200ms)") {
 		t.Errorf("reason %q does not explain the gap rule", r)
 	}
 }
@@ -278,7 +278,7 @@ func TestOutageBecomesIntermittentAndRecovers(t *testing.T) {
 	if ch == nil || ch.Old != edgesync.Intermittent || ch.New != edgesync.Mobile {
 		t.Fatalf("third answered sample: change %v, want intermittent -> mobile", ch)
 	}
-	if !strings.HasPrefix(ch.Reason, "answered again: median 3 Mbit/s >= 1 Mbit/s and RTT 80ms") {
+	if !strings.HasPrefix(ch.Reason, "answered again: median 3 Mbit/s of the last 3 samples >= 1 Mbit/s and median RTT 80ms") {
 		t.Errorf("reason %q", ch.Reason)
 	}
 }
@@ -344,7 +344,7 @@ func TestLossIntermittentAndRecovery(t *testing.T) {
 	if back == nil || back.New != edgesync.Broadband {
 		t.Fatalf("after loss fell: change %v, want -> broadband", back)
 	}
-	if !strings.HasPrefix(back.Reason, "mean loss ") || !strings.Contains(back.Reason, "% < 16%, median 50 Mbit/s >= 10 Mbit/s and RTT 20ms < 50ms for 3 samples") {
+	if !strings.HasPrefix(back.Reason, "mean loss ") || !strings.Contains(back.Reason, "% < 16%, median 50 Mbit/s of the last 9 samples >= 10 Mbit/s and median RTT 20ms of the last 9 samples < 50ms for 3 samples") {
 		t.Errorf("recovery reason %q", back.Reason)
 	}
 	if f.st.Median.Loss >= 0.16 {

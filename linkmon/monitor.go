@@ -491,7 +491,7 @@ func (m *Monitor) observe(meas Measurement) {
 	m.recompute(meas.At, reason)
 	m.mu.Unlock()
 	if ch != nil {
-		m.log.Info("link class changed", "old", ch.Old, "new", ch.New, "reason", ch.Reason, "measurement", ch.Trigger.String())
+		m.log.Info("link class changed", "old", ch.Old, "new", ch.New, "reason", ch.Reason, "last_sample", ch.Trigger.String())
 		if err := m.save(); err != nil {
 			m.log.Warn("saving link status", "error", err)
 		}

@@ -42,13 +42,16 @@ type NotRunningError struct {
 // Error says so in a sentence an operator can act on.
 func (e *NotRunningError) Error() string {
 	const start = "start it with: edge-sync agent --config FILE"
+	// An agent may run with another socket (its data_dir or
+	// control.socket): say how to point the client at it.
+	const point = "if it runs, point at its socket with --config FILE (its control.socket) or --socket PATH"
 	switch {
 	case e.TCP:
 		return fmt.Sprintf("is the agent running? nothing answers on %s (its control.tcp; %s)", e.Where, start)
 	case errors.Is(e.Err, syscall.ECONNREFUSED):
-		return fmt.Sprintf("is the agent running? nothing listens on the control socket %s, left by an agent that stopped (%s)", e.Where, start)
+		return fmt.Sprintf("is the agent running? nothing listens on the control socket %s, left by an agent that stopped (%s; %s)", e.Where, start, point)
 	}
-	return fmt.Sprintf("is the agent running? no control socket at %s (%s)", e.Where, start)
+	return fmt.Sprintf("is the agent running? no control socket at %s (%s; %s)", e.Where, start, point)
 }
 
 // Unwrap makes errors.Is find ErrNotRunning and the dial error.

@@ -87,7 +87,7 @@ func testCoreEvents(t *testing.T, backend string) {
 	}
 	check := func(phase string, out map[string]string) {
 		t.Helper()
-		if n := strings.Count(out["ls --events"], "\n"); n != 4 || !strings.Contains(out["ls --events"], "alarms") {
+		if n := strings.Count(out["ls --events"], "\n"); n != 5 || !strings.HasPrefix(out["ls --events"], eventsHeader+"\n") || !strings.Contains(out["ls --events"], "alarms") {
 			t.Errorf("%s: ls --events:\n%s", phase, out["ls --events"])
 		}
 		for _, seq := range seqs {
@@ -96,7 +96,7 @@ func testCoreEvents(t *testing.T, backend string) {
 				t.Errorf("%s: event %d: get --event gave %d bytes, tail -o %d; want %d", phase, seq, len(out["get "+s]), len(out["file "+s]), len(payloads[seq]))
 			}
 		}
-		want := fmt.Sprintf("%d\t", seqs[0])
+		want := fmt.Sprintf("%s\n%d\t", eventsHeader, seqs[0])
 		if tp := out["tail --payload"]; !strings.HasPrefix(tp, want) || !strings.Contains(tp, "\npump-3 overpressure\n") || !strings.Contains(tp, "\npump-3 ok\n") {
 			t.Errorf("%s: tail --payload:\n%.300s", phase, tp)
 		}
@@ -141,6 +141,9 @@ func testCoreEvents(t *testing.T, backend string) {
 		done <- Run(ctx, append([]string{"core", "tail", "--follow", "--payload"}, c...), Env{Stdout: &follow, Stderr: &follow})
 	}()
 	waitOutput(t, &follow, regexp.MustCompile(`pump-3 ok`), "tail --follow to print the events stored")
+	if !strings.HasPrefix(follow.String(), eventsHeader+"\n") {
+		t.Errorf("tail --follow does not start with the header %q:\n%.200s", eventsHeader, follow.String())
+	}
 	apply(5, "alarms", []byte("pump-4 overpressure"))
 	waitOutput(t, &follow, regexp.MustCompile(fmt.Sprintf(`(?m)^%d\t.*\npump-4 overpressure$`, seqs[4])), "tail --follow to print a new event and its payload")
 	cancel()

@@ -300,7 +300,12 @@ type eventPrinter struct {
 	payload bool
 	dir     string
 	last    uint64 // the sequence number of the last event printed
+	headed  bool   // the header line is printed
 }
+
+// eventsHeader heads the rows the eventPrinter prints, tab-separated as
+// they are; it is printed once, before the first page.
+const eventsHeader = "SEQ\tSTORED\tPRIORITY\tSIZE\tKEY\tOP"
 
 // page prints up to n of agent's events from sequence number from on and
 // returns how many there were.
@@ -308,6 +313,12 @@ func (p *eventPrinter) page(ctx context.Context, r *admin.SocketOrStore, agent s
 	evs, err := r.Events(ctx, agent, from, n)
 	if err != nil {
 		return 0, err
+	}
+	if !p.json && !p.headed {
+		if _, err := fmt.Fprintln(p.w, eventsHeader); err != nil {
+			return 0, err
+		}
+		p.headed = true
 	}
 	enc := json.NewEncoder(p.w)
 	for _, e := range evs {

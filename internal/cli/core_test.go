@@ -108,8 +108,9 @@ func TestCoreReadCommands(t *testing.T) {
 	if running[3] != "4.2 bar" || running[6] != "4.2 bar" {
 		t.Errorf("get: %q, get -o: %q; want the newest version", running[3], running[6])
 	}
-	if lines := strings.Split(strings.TrimSpace(running[4]), "\n"); len(lines) != 4 || !strings.HasPrefix(lines[0], "2\t") || !strings.HasPrefix(lines[3], "5\t") {
-		t.Errorf("tail --from 2 over pages of 2: %q", lines)
+	// One header line, not one a page, then the rows.
+	if lines := strings.Split(strings.TrimSpace(running[4]), "\n"); len(lines) != 5 || lines[0] != eventsHeader || !strings.HasPrefix(lines[1], "2\t") || !strings.HasPrefix(lines[4], "5\t") {
+		t.Errorf("tail --from 2 over pages of 2: %q, want the header %q and events 2 to 5", lines, eventsHeader)
 	}
 	if n := bytes.Count([]byte(running[5]), []byte("\n")); n != 5 {
 		t.Errorf("tail --json printed %d lines, want 5:\n%s", n, running[5])

@@ -208,11 +208,14 @@ func TestCtlWatch(t *testing.T) {
 }
 
 // TestAgentNotRunning: no agent (or no core) answers → what to do, not a
-// dial error.
+// dial error: start it, or, if it runs with another socket, point ctl at
+// that one (from a fresh clone, ctl looked at the default socket and did
+// not say how to give another).
 func TestAgentNotRunning(t *testing.T) {
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	_, _, err := run(t, "ctl", "transport.bandwidth.status", "--socket", sock)
-	want := "is the agent running? no control socket at " + sock + " (start it with: edge-sync agent --config FILE)"
+	want := "is the agent running? no control socket at " + sock + " (start it with: edge-sync agent --config FILE; " +
+		"if it runs, point at its socket with --config FILE (its control.socket) or --socket PATH)"
 	if err == nil || err.Error() != want {
 		t.Errorf("ctl without an agent:\n got %v\nwant %s", err, want)
 	}
