@@ -1,0 +1,45 @@
+package lane
+
+import (
+	"testing"
+	"time"
+)
+
+// TestLateAckCounts: the path's RTT grows from 20 ms to 600 ms (broadband
+// to satellite) with every segment of a transfer in flight. The sender,
+// still at 20 ms, declares them lost long before their acknowledgements
+// can come; when those come, 600 ms after sending, they must count: the
+// segments are acknowledged and the RTT estimate learns the new path.
+// Before, the records of lost packets were dropped at once and their
+// acknowledgements ignored, so a retransmission was declared lost again
+// before its ack came, for ever (the demo's op stalled at 0 % on the
+// satellite step).
+func TestLateAckCounts(t *testing.T) {
+	start := time.Now()
+	s := newSender(MaxPacketSize, 20*time.Millisecond, 0, 0, start)
+	s.hasRTT = true
+	tr := &transfer{data: make([]byte, 4*s.payload), done: make(chan error, 1)}
+	s.add(tr)
+	var pns []uint64
+	for seg := range tr.segs {
+		pn := s.nextPN
+		s.nextPN++
+		s.record(sentPacket{pn: pn, sent: start, size: MaxPacketSize, t: tr, seg: seg, eliciting: true}, start)
+		pns = append(pns, pn)
+	}
+	// 100 ms later feedback acknowledges nothing: all are declared lost.
+	s.onFeedback(&feedback{window: 1 << 20}, start.Add(100*time.Millisecond))
+	if s.inBytes != 0 {
+		t.Fatalf("%d bytes still in flight after 5 RTTs of silence", s.inBytes)
+	}
+	// Their acknowledgement comes 600 ms after they were sent.
+	now := start.Add(600 * time.Millisecond)
+	fb := &feedback{acks: []numRange{{lo: pns[0], hi: pns[len(pns)-1]}}, window: 1 << 20}
+	s.onFeedback(fb, now)
+	if got := s.stats.bytesAcked; got != int64(len(tr.data)) {
+		t.Errorf("%d of %d bytes acknowledged by a late ack", got, len(tr.data))
+	}
+	if s.srtt < 80*time.Millisecond { // 7/8 of 20 ms and 1/8 of 600 ms
+		t.Errorf("smoothed RTT %v: the 600 ms sample was not taken", s.srtt)
+	}
+}
