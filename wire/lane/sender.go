@@ -224,13 +224,23 @@ func (s *sender) onFeedback(fb *feedback, now time.Time) {
 	}
 	s.peerWindow = int64(min(fb.window, math.MaxInt64))
 	s.detectLoss(now)
-	s.trim()
+	s.trim(now)
 }
+
+// lostKeep is how long at least the record of a packet declared lost is
+// kept for its acknowledgement: after a path change to a longer RTT
+// (broadband to satellite) every packet is declared lost before its ack
+// can come, and an ack for a packet no longer recorded was ignored, so
+// the lane sent the same data again for ever (the demo's stalled op).
+const lostKeep = 4 * time.Second
 
 func (s *sender) onAcks(fb *feedback, now time.Time) {
 	largest := fb.acks[0].hi
 	var newest *sentPacket
-	if p := s.find(largest); p != nil && p.inflight && (!s.hasAcked || largest > s.largestAcked) {
+	// A packet declared lost too early (the RTT grew: a path change) still
+	// gives a true sample when its ack comes; without it the estimate
+	// would never learn the longer RTT (trim keeps such packets a while).
+	if p := s.find(largest); p != nil && p.eliciting && p.size != 0 && (!s.hasAcked || largest > s.largestAcked) {
 		rtt := now.Sub(p.sent)
 		delay := time.Duration(fb.ackDelayMicros) * time.Microsecond
 		if delay < rtt && delay < 200*time.Millisecond {
@@ -265,7 +275,7 @@ func (s *sender) onAcks(fb *feedback, now time.Time) {
 			if newest == nil || p.sent.After(newest.sent) || p.pn > newest.pn {
 				newest = p
 			}
-			if p.t != nil && !bitGet(p.t.acked, p.seg) {
+			if p.t != nil && !p.t.finished && !bitGet(p.t.acked, p.seg) {
 				bitSet(p.t.acked, p.seg)
 				p.t.nAcked++
 				lo, hi := s.segRange(p.seg, len(p.t.data))
@@ -349,9 +359,13 @@ func (s *sender) detectLoss(now time.Time) {
 }
 
 // trim drops settled records from the front.
-func (s *sender) trim() {
+func (s *sender) trim(now time.Time) {
+	keep := max(lostKeep, 3*s.pto())
 	i := 0
 	for i < len(s.sent) && !s.sent[i].inflight {
+		if p := &s.sent[i]; p.eliciting && p.size != 0 && now.Sub(p.sent) < keep {
+			break // declared lost, not acked: its ack may still come
+		}
 		i++
 	}
 	if i == 0 {

@@ -483,7 +483,7 @@ func (s *Session) step(now time.Time, batch [][]byte) ([][]byte, time.Time) {
 	var next wakeAt
 	if d := s.snd.lossDeadline(); !d.IsZero() && !now.Before(d) {
 		s.snd.detectLoss(now)
-		s.snd.trim()
+		s.snd.trim(now)
 	}
 	var frames [MaxPacketSize]byte
 	batch = s.stepFeedback(batch, frames[:0], now, &next)
