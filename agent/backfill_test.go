@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -156,7 +155,7 @@ func TestBackfillSatellite(t *testing.T) {
 	testutil.WaitFor(t, 2*time.Minute, "every op to arrive in full through the satellite link", func() bool { return outboxEmpty(a) })
 
 	// Byte-identical at the core.
-	seqs := eventSeqs(t, c, "site-1")
+	_, seqs := coreEvents(t, c, "site-1")
 	for _, o := range ops {
 		var got []byte
 		var err error
@@ -261,34 +260,6 @@ func TestBackfillCriticalOvertakes(t *testing.T) {
 	}
 }
 
-// eventSeqs maps the agent's events at the core to their sequence numbers.
-func eventSeqs(t testing.TB, c *coretest.Core, agentName string) map[edgesync.OpID]uint64 {
-	t.Helper()
-	seqs := map[edgesync.OpID]uint64{}
-	for from := uint64(1); ; {
-		evs, err := c.Store.Events(agentName, from, 1000)
-		if err != nil {
-			t.Fatalf("core events: %v", err)
-		}
-		for _, e := range evs {
-			seqs[e.OpID] = e.Seq
-			from = e.Seq + 1
-		}
-		if len(evs) < 1000 {
-			return seqs
-		}
-	}
-}
-
-// eventData reads an event's payload at the core.
-func eventData(c *coretest.Core, agentName string, seq uint64) ([]byte, error) {
-	_, obj, err := c.Store.EventData(agentName, seq)
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
-}
-
 // TestBackfillStatus: transport.bandwidth.status says per priority what
 // is held as summary and what is backfilling while a backfill runs, and
 // its drain estimate counts the wait for the next batch.
@@ -371,11 +342,8 @@ func TestBackfillNewerOpOvertakes(t *testing.T) {
 	if st := a.Stats()[0]; st.Paused < 1 {
 		t.Fatalf("the background transfer never paused for the normal op (stats %+v)", st)
 	}
-	got, err := c.Data("site-1", "sensors/batch")
-	if err != nil || !bytes.Equal(got, nPayload) {
-		t.Fatalf("normal op: the core holds %d bytes (%v), sent %d, or they differ", len(got), err, len(nPayload))
-	}
-	seqs := eventSeqs(t, c, "site-1")
+	wantAtCore(t, c, "sensors/batch", nPayload)
+	_, seqs := coreEvents(t, c, "site-1")
 	if got, err := eventData(c, "site-1", seqs[bg.ID]); err != nil || !bytes.Equal(got, bgPayload) {
 		t.Fatalf("background op: the core holds %d bytes (%v), sent %d, or they differ", len(got), err, len(bgPayload))
 	}
@@ -423,7 +391,7 @@ func TestBackfillAfterRestart(t *testing.T) {
 	if summaries != 2 {
 		t.Fatalf("the core got %d summaries for 2 ops: a restart sent one again", summaries)
 	}
-	seqs := eventSeqs(t, c, "site-1")
+	_, seqs := coreEvents(t, c, "site-1")
 	for _, o := range []struct {
 		op      outbox.Op
 		payload []byte

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -22,10 +21,7 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 20 s outage")
 	}
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	opts, link := shaped(linksim.Broadband())
-	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	c, a, link := shapedAgent(t, linksim.Broadband())
 	testutil.WaitFor(t, 30*time.Second, "a connection", func() bool { return link() != nil && a.Stats()[0].Connected })
 
 	// A large transfer is under way when the link goes.
