@@ -241,10 +241,7 @@ func TestBackfillCriticalOvertakes(t *testing.T) {
 	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, time.Minute, "the backfill to be under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", bulk.ID)
-		return ok && n > 0
-	})
+	waitPartial(t, c, bulk.ID, 1, time.Minute, "the backfill to be under way")
 	if log := rec.list(); len(log) == 0 || !log[0].summary || log[0].id != bulk.ID {
 		t.Fatalf("the op's summary did not arrive first: %v", log)
 	}
@@ -313,10 +310,7 @@ func TestBackfillNewerOpOvertakes(t *testing.T) {
 	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, time.Minute, "the background backfill to be under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", bg.ID)
-		return ok && n > 0
-	})
+	waitPartial(t, c, bg.ID, 1, time.Minute, "the background backfill to be under way")
 	nPayload := compressible(6, 256<<10) // more than one chunk: it needs the bulk slot
 	n := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "sensors/batch", Priority: edgesync.Normal, Kind: edgesync.StateOp,
 		Payload: bytes.NewReader(nPayload), Summary: []byte("sensor batch")})
@@ -361,10 +355,7 @@ func TestBackfillAfterRestart(t *testing.T) {
 	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, time.Minute, "the large op's backfill under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", bigOp.ID)
-		return ok && n >= 256<<10
-	})
+	waitPartial(t, c, bigOp.ID, 256<<10, time.Minute, "the large op's backfill under way")
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -116,10 +116,7 @@ func startSatellite(t *testing.T, prof linksim.Profile) (*Agent, *coretest.Core)
 func startBulk(t *testing.T, a *Agent, c *coretest.Core, kind edgesync.OpKind, payload []byte) outbox.Op {
 	t.Helper()
 	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: kind, Payload: bytes.NewReader(payload)})
-	testutil.WaitFor(t, 60*time.Second, "the bulk transfer to be under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", op.ID)
-		return ok && n > 0
-	})
+	waitPartial(t, c, op.ID, 1, 60*time.Second, "the bulk transfer to be under way")
 	return op
 }
 
@@ -224,10 +221,7 @@ func TestLanePauseResumes(t *testing.T) {
 		payload[i] = byte(rnd.Uint32()) // incompressible: 4 MiB on the wire
 	}
 	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "big", Priority: edgesync.Normal, Kind: edgesync.StateOp, Payload: bytes.NewReader(payload)})
-	testutil.WaitFor(t, 60*time.Second, "a quarter of the op at the core", func() bool {
-		n, ok := c.Store.PartialSize("site-1", op.ID)
-		return ok && n >= 1<<20
-	})
+	waitPartial(t, c, op.ID, 1<<20, 60*time.Second, "a quarter of the op at the core")
 	if err := a.Switch("core", linkmon.Pin{Class: &broadband}); err != nil {
 		t.Fatal(err)
 	}

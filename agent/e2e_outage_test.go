@@ -26,10 +26,7 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 
 	// A large transfer is under way when the link goes.
 	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.EventOp, Payload: bytes.NewReader(randomish(8 << 20))})
-	testutil.WaitFor(t, 90*time.Second, "the bulk transfer under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", bulk.ID)
-		return ok && n > 0
-	})
+	waitPartial(t, c, bulk.ID, 1, 90*time.Second, "the bulk transfer under way")
 	if err := link().SetProfile(linksim.Outage()); err != nil {
 		t.Fatal(err)
 	}

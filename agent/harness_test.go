@@ -209,6 +209,17 @@ func eventData(c *coretest.Core, agentName string, seq uint64) ([]byte, error) {
 	return io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
 }
 
+// waitPartial waits up to limit, as testutil.WaitFor does, for the core to
+// hold at least atLeast bytes of site-1's op id that it has not yet applied
+// (a transfer under way); what names the wait.
+func waitPartial(t testing.TB, c *coretest.Core, id edgesync.OpID, atLeast int64, limit time.Duration, what string) {
+	t.Helper()
+	testutil.WaitFor(t, limit, what, func() bool {
+		n, ok := c.Store.PartialSize("site-1", id)
+		return ok && n >= atLeast
+	})
+}
+
 // wantAtCore fails t unless the core holds want, byte for byte, under
 // site-1's key.
 func wantAtCore(t testing.TB, c *coretest.Core, key string, want []byte) {
