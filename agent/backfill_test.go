@@ -3,7 +3,6 @@ package agent
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -156,7 +155,7 @@ func TestBackfillSatellite(t *testing.T) {
 	testutil.WaitFor(t, 2*time.Minute, "every op to arrive in full through the satellite link", func() bool { return outboxEmpty(a) })
 
 	// Byte-identical at the core.
-	seqs := eventSeqs(t, c, "site-1")
+	_, seqs := coreEvents(t, c, "site-1")
 	for _, o := range ops {
 		var got []byte
 		var err error
@@ -242,51 +241,14 @@ func TestBackfillCriticalOvertakes(t *testing.T) {
 	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, time.Minute, "the backfill to be under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", bulk.ID)
-		return ok && n > 0
-	})
+	waitPartial(t, c, bulk.ID, 1, time.Minute, "the backfill to be under way")
 	if log := rec.list(); len(log) == 0 || !log[0].summary || log[0].id != bulk.ID {
 		t.Fatalf("the op's summary did not arrive first: %v", log)
 	}
-	took := sendCritical(t, a, c, `{"alarm":"bilge high"}`)
-	chunk := a.Config().Params["core"].ChunkSize
-	bound := 2*time.Second + time.Duration(float64(chunk*8)/float64(linksim.SatelliteGEO().Up.RateBps)*float64(time.Second))
-	t.Logf("critical op reached the core %v after enqueue during a 3 MiB backfill (bound %v)", took, bound)
-	if took > bound {
-		t.Fatalf("critical op took %v during a backfill, want ≤ %v", took, bound)
-	}
+	sendCriticalWithinBound(t, a, c, `{"alarm":"bilge high"}`, linksim.SatelliteGEO(), "a 3 MiB backfill")
 	if done, _ := c.Store.Applied("site-1", bulk.ID); done {
 		t.Fatal("the backfill finished first; the test proved nothing")
 	}
-}
-
-// eventSeqs maps the agent's events at the core to their sequence numbers.
-func eventSeqs(t testing.TB, c *coretest.Core, agentName string) map[edgesync.OpID]uint64 {
-	t.Helper()
-	seqs := map[edgesync.OpID]uint64{}
-	for from := uint64(1); ; {
-		evs, err := c.Store.Events(agentName, from, 1000)
-		if err != nil {
-			t.Fatalf("core events: %v", err)
-		}
-		for _, e := range evs {
-			seqs[e.OpID] = e.Seq
-			from = e.Seq + 1
-		}
-		if len(evs) < 1000 {
-			return seqs
-		}
-	}
-}
-
-// eventData reads an event's payload at the core.
-func eventData(c *coretest.Core, agentName string, seq uint64) ([]byte, error) {
-	_, obj, err := c.Store.EventData(agentName, seq)
-	if err != nil {
-		return nil, err
-	}
-	return io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
 }
 
 // TestBackfillStatus: transport.bandwidth.status says per priority what
@@ -348,10 +310,7 @@ func TestBackfillNewerOpOvertakes(t *testing.T) {
 	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, time.Minute, "the background backfill to be under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", bg.ID)
-		return ok && n > 0
-	})
+	waitPartial(t, c, bg.ID, 1, time.Minute, "the background backfill to be under way")
 	nPayload := compressible(6, 256<<10) // more than one chunk: it needs the bulk slot
 	n := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "sensors/batch", Priority: edgesync.Normal, Kind: edgesync.StateOp,
 		Payload: bytes.NewReader(nPayload), Summary: []byte("sensor batch")})
@@ -371,11 +330,8 @@ func TestBackfillNewerOpOvertakes(t *testing.T) {
 	if st := a.Stats()[0]; st.Paused < 1 {
 		t.Fatalf("the background transfer never paused for the normal op (stats %+v)", st)
 	}
-	got, err := c.Data("site-1", "sensors/batch")
-	if err != nil || !bytes.Equal(got, nPayload) {
-		t.Fatalf("normal op: the core holds %d bytes (%v), sent %d, or they differ", len(got), err, len(nPayload))
-	}
-	seqs := eventSeqs(t, c, "site-1")
+	wantAtCore(t, c, "sensors/batch", nPayload)
+	_, seqs := coreEvents(t, c, "site-1")
 	if got, err := eventData(c, "site-1", seqs[bg.ID]); err != nil || !bytes.Equal(got, bgPayload) {
 		t.Fatalf("background op: the core holds %d bytes (%v), sent %d, or they differ", len(got), err, len(bgPayload))
 	}
@@ -399,10 +355,7 @@ func TestBackfillAfterRestart(t *testing.T) {
 	if err := a.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	testutil.WaitFor(t, time.Minute, "the large op's backfill under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", bigOp.ID)
-		return ok && n >= 256<<10
-	})
+	waitPartial(t, c, bigOp.ID, 256<<10, time.Minute, "the large op's backfill under way")
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +376,7 @@ func TestBackfillAfterRestart(t *testing.T) {
 	if summaries != 2 {
 		t.Fatalf("the core got %d summaries for 2 ops: a restart sent one again", summaries)
 	}
-	seqs := eventSeqs(t, c, "site-1")
+	_, seqs := coreEvents(t, c, "site-1")
 	for _, o := range []struct {
 		op      outbox.Op
 		payload []byte

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -19,9 +18,8 @@ import (
 // waits for the interval, or for the next op that fills a chunk, which it
 // then goes with.
 func TestBatchIntervalIdleLink(t *testing.T) {
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), Options{})
+	p, c, cfg := siteCore(t)
+	a := startAgent(t, p, cfg, Options{})
 	class, hour := edgesync.Mobile, time.Hour
 	if err := a.SetProfile(class, linkmon.Override{Interval: &hour}); err != nil {
 		t.Fatal(err)

@@ -33,9 +33,7 @@ func budgetAgent(t testing.TB, b budget.Config, lane bool) (*Agent, *coretest.Co
 // budgetAgentOn is budgetAgent on the link prof.
 func budgetAgentOn(t testing.TB, b budget.Config, prof linksim.Profile, lane bool) (*Agent, *coretest.Core, func() *linksim.Conn) {
 	t.Helper()
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	cfg := coretest.AgentConfig(t, p, c.Addr.String())
+	p, c, cfg := siteCore(t)
 	cfg.Endpoints[0].Budget = &b
 	opts, link := shaped(prof)
 	opts.DisableLane = !lane
@@ -215,10 +213,7 @@ func TestBudgetRenewsOnTime(t *testing.T) {
 	// Everything arrives over the next periods, byte for byte.
 	testutil.WaitFor(t, 60*time.Second, "every background op to reach the core", func() bool { return outboxEmpty(a) })
 	for key, want := range ops {
-		got, err := c.Data("site-1", key)
-		if err != nil || !bytes.Equal(got, want) {
-			t.Fatalf("%s at the core: %d bytes, %v; want the %d put", key, len(got), err, len(want))
-		}
+		wantAtCore(t, c, key, want)
 	}
 }
 
@@ -228,10 +223,8 @@ func TestBudgetRenewsOnTime(t *testing.T) {
 // budget is a share of the allowance's rate, not of the link's 20 Mbit/s.
 func TestProbesSpendTheirShareOfTheAllowance(t *testing.T) {
 	free := func() *Agent {
-		p := testutil.NewPKI(t, "site-1")
-		c := coretest.Start(t, p, nil)
-		opts, _ := shaped(budgetLink())
-		return startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+		_, a, _ := shapedAgent(t, budgetLink())
+		return a
 	}()
 	metered, _, _ := budgetAgent(t, budget.Default(100_000_000, budget.Period{Kind: budget.Fixed, Length: time.Hour}), true)
 	probes := func(a *Agent) int64 {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -22,18 +21,12 @@ func TestOutageQueuesThenDrainsByPriority(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 20 s outage")
 	}
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	opts, link := shaped(linksim.Broadband())
-	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	c, a, link := shapedAgent(t, linksim.Broadband())
 	testutil.WaitFor(t, 30*time.Second, "a connection", func() bool { return link() != nil && a.Stats()[0].Connected })
 
 	// A large transfer is under way when the link goes.
 	bulk := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "bulk", Priority: edgesync.Background, Kind: edgesync.EventOp, Payload: bytes.NewReader(randomish(8 << 20))})
-	testutil.WaitFor(t, 90*time.Second, "the bulk transfer under way", func() bool {
-		n, ok := c.Store.PartialSize("site-1", bulk.ID)
-		return ok && n > 0
-	})
+	waitPartial(t, c, bulk.ID, 1, 90*time.Second, "the bulk transfer under way")
 	if err := link().SetProfile(linksim.Outage()); err != nil {
 		t.Fatal(err)
 	}

@@ -51,13 +51,7 @@ func sendsExactlyOnce(t *testing.T, a *Agent, c *coretest.Core, lane bool) {
 	}
 	testutil.WaitFor(t, 30*time.Second, "the outbox to drain", func() bool { return outboxEmpty(a) })
 	for key, data := range want {
-		got, err := c.Data("site-1", key)
-		if err != nil {
-			t.Fatalf("core has no %s: %v", key, err)
-		}
-		if !bytes.Equal(got, data) {
-			t.Fatalf("%s: core holds %d bytes, sent %d, or they differ", key, len(got), len(data))
-		}
+		wantAtCore(t, c, key, data)
 	}
 	st := c.Server.Stats()
 	if st.OpsApplied != int64(len(sizes)) {

@@ -89,6 +89,27 @@ func shaped(p linksim.Profile) (Options, func() *linksim.Conn) {
 	}
 }
 
+// shapedAgent starts a core and an agent of site-1 with the default test
+// configuration whose link to the core has profile prof; it returns the
+// core, the agent and the link (once the agent has opened it). The test's
+// cleanup closes both.
+func shapedAgent(t testing.TB, prof linksim.Profile) (*coretest.Core, *Agent, func() *linksim.Conn) {
+	t.Helper()
+	p, c, cfg := siteCore(t)
+	opts, link := shaped(prof)
+	return c, startAgent(t, p, cfg, opts), link
+}
+
+// siteCore makes site-1's PKI and starts a core with it; cfg is the
+// default test configuration of site-1's agent, its endpoint "core"
+// at that core.
+func siteCore(t testing.TB) (p *testutil.PKI, c *coretest.Core, cfg config.Agent) {
+	t.Helper()
+	p = testutil.NewPKI(t, "site-1")
+	c = coretest.Start(t, p, nil)
+	return p, c, coretest.AgentConfig(t, p, c.Addr.String())
+}
+
 // workloadOp is one op of a generated mixed workload and what the core must
 // end up holding.
 type workloadOp struct {
@@ -130,22 +151,7 @@ func mixedWorkload(seed uint64, n int, maxSize int) []workloadOp {
 // for byte, every key at the newest version enqueued.
 func checkDelivered(t testing.TB, c *coretest.Core, agentName string, enq []outbox.Op, ops []workloadOp) {
 	t.Helper()
-	events := map[edgesync.OpID]int{}
-	seqs := map[edgesync.OpID]uint64{}
-	for from := uint64(1); ; {
-		evs, err := c.Store.Events(agentName, from, 10000)
-		if err != nil {
-			t.Fatalf("core events: %v", err)
-		}
-		for _, e := range evs {
-			events[e.OpID]++
-			seqs[e.OpID] = e.Seq
-			from = e.Seq + 1
-		}
-		if len(evs) < 10000 {
-			break
-		}
-	}
+	events, seqs := coreEvents(t, c, agentName)
 	newest := map[string][]byte{}
 	for i, op := range ops {
 		if op.kind == edgesync.StateOp {
@@ -156,11 +162,7 @@ func checkDelivered(t testing.TB, c *coretest.Core, agentName string, enq []outb
 		if n := events[id]; n != 1 {
 			t.Fatalf("event %s (%s) stored %d times at the core, want exactly once", id, op.key, n)
 		}
-		_, obj, err := c.Store.EventData(agentName, seqs[id])
-		if err != nil {
-			t.Fatalf("event %s data: %v", id, err)
-		}
-		got, err := io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
+		got, err := eventData(c, agentName, seqs[id])
 		if err != nil || !bytes.Equal(got, op.payload) {
 			t.Fatalf("event %s (%s): core holds %d bytes that differ from the %d sent (%v)", id, op.key, len(got), len(op.payload), err)
 		}
@@ -173,6 +175,58 @@ func checkDelivered(t testing.TB, c *coretest.Core, agentName string, enq []outb
 		if !bytes.Equal(got, want) {
 			t.Fatalf("%s: core holds %d bytes, not the newest version (%d bytes)", key, len(got), len(want))
 		}
+	}
+}
+
+// coreEvents reads the agent's events at the core: how many times each
+// op is stored, and the sequence number of its last copy.
+func coreEvents(t testing.TB, c *coretest.Core, agentName string) (map[edgesync.OpID]int, map[edgesync.OpID]uint64) {
+	t.Helper()
+	counts := map[edgesync.OpID]int{}
+	seqs := map[edgesync.OpID]uint64{}
+	for from := uint64(1); ; {
+		evs, err := c.Store.Events(agentName, from, 1000)
+		if err != nil {
+			t.Fatalf("core events: %v", err)
+		}
+		for _, e := range evs {
+			counts[e.OpID]++
+			seqs[e.OpID] = e.Seq
+			from = e.Seq + 1
+		}
+		if len(evs) < 1000 {
+			return counts, seqs
+		}
+	}
+}
+
+// eventData reads an event's payload at the core.
+func eventData(c *coretest.Core, agentName string, seq uint64) ([]byte, error) {
+	_, obj, err := c.Store.EventData(agentName, seq)
+	if err != nil {
+		return nil, err
+	}
+	return io.ReadAll(io.NewSectionReader(obj, 0, obj.Size()))
+}
+
+// waitPartial waits up to limit, as testutil.WaitFor does, for the core to
+// hold at least atLeast bytes of site-1's op id that it has not yet applied
+// (a transfer under way); what names the wait.
+func waitPartial(t testing.TB, c *coretest.Core, id edgesync.OpID, atLeast int64, limit time.Duration, what string) {
+	t.Helper()
+	testutil.WaitFor(t, limit, what, func() bool {
+		n, ok := c.Store.PartialSize("site-1", id)
+		return ok && n >= atLeast
+	})
+}
+
+// wantAtCore fails t unless the core holds want, byte for byte, under
+// site-1's key.
+func wantAtCore(t testing.TB, c *coretest.Core, key string, want []byte) {
+	t.Helper()
+	got, err := c.Data("site-1", key)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("%s: the core holds %d bytes (%v), sent %d, or they differ", key, len(got), err, len(want))
 	}
 }
 

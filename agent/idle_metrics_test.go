@@ -6,7 +6,6 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -15,9 +14,7 @@ import (
 // shows edge_sync_link_idle 1 in /metrics, with its wake counters; an op
 // enqueued brings the busy schedule back, and the gauge to 0.
 func TestIdleMetrics(t *testing.T) {
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	cfg := coretest.AgentConfig(t, p, c.Addr.String())
+	p, _, cfg := siteCore(t)
 	cfg.Endpoints[0].Monitor.IdleAfter = time.Second
 	a := startAgent(t, p, cfg, Options{})
 	h := a.MetricsHandler()

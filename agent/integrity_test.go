@@ -18,7 +18,6 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/config"
-	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/outbox"
 )
@@ -48,9 +47,7 @@ func fillStopped(t *testing.T, p *testutil.PKI, cfg config.Agent, payloads map[s
 // quarantined (visible in status, stats and /metrics, logged once) and
 // every other op arrives byte for byte.
 func TestDamagedOutboxNeverSendsWrongBytes(t *testing.T) {
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	cfg := coretest.AgentConfig(t, p, c.Addr.String())
+	p, c, cfg := siteCore(t)
 	payloads := map[string][]byte{}
 	for i := range 20 {
 		payloads[fmt.Sprintf("obj/%d", i)] = testutil.RandomBytes(uint64(i), 64<<10)
@@ -115,9 +112,7 @@ func TestDamagedOutboxNeverSendsWrongBytes(t *testing.T) {
 // the agent must not start on it, and must say so with ErrCorrupt rather
 // than crash or send anything; the file stays as it was for salvage.
 func TestDamagedPageHeaderRefusesToStart(t *testing.T) {
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	cfg := coretest.AgentConfig(t, p, c.Addr.String())
+	p, c, cfg := siteCore(t)
 	payloads := map[string][]byte{}
 	for i := range 5 {
 		payloads[fmt.Sprintf("obj/%d", i)] = testutil.RandomBytes(uint64(i), 64<<10)
@@ -155,9 +150,7 @@ func TestDamagedPageHeaderRefusesToStart(t *testing.T) {
 // it stores against the hash at commit and refuses them; the agent then
 // checks the op from its disk, quarantines it and does not send it again.
 func TestCoreRefusesBytesThatDoNotMatchTheProducersHash(t *testing.T) {
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	cfg := coretest.AgentConfig(t, p, c.Addr.String())
+	p, c, cfg := siteCore(t)
 	payloads := map[string][]byte{"good/1": testutil.RandomBytes(1, 3000), "bad": testutil.RandomBytes(2, 3000), "good/2": testutil.RandomBytes(3, 300<<10)}
 	ops := fillStopped(t, p, cfg, payloads)
 	bad := ops["bad"].ID

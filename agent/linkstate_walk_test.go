@@ -5,7 +5,6 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 )
@@ -16,11 +15,7 @@ import (
 // parameters, and they are the parameters of the class it shows (its
 // profile's mode, compression and interval), never another class's.
 func TestStatusClassIsTheSendersAcrossAWalk(t *testing.T) {
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	cfg := coretest.AgentConfig(t, p, c.Addr.String())
-	opts, conn := shaped(linksim.LTE())
-	a := startAgent(t, p, cfg, opts)
+	_, a, conn := shapedAgent(t, linksim.LTE())
 	e, err := a.endpoint("core")
 	if err != nil {
 		t.Fatal(err)

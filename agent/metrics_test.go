@@ -13,7 +13,6 @@ import (
 	"go.uber.org/goleak"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -84,9 +83,8 @@ func mustValue(t testing.TB, fams map[string]*dto.MetricFamily, name string, lab
 func TestMetricsScrape(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
 	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), Options{})
+	p, c, cfg := siteCore(t)
+	a := startAgent(t, p, cfg, Options{})
 
 	data := bytes.Repeat([]byte("reading 42\n"), 3000)
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "a", Kind: edgesync.StateOp, Priority: edgesync.High, Payload: bytes.NewReader(data)})

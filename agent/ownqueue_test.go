@@ -9,7 +9,6 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -32,10 +31,7 @@ func TestOwnQueueKeepsBroadband(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a bulk transfer of 10-20 s on a shaped link")
 	}
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	opts, link := shaped(ownQueueLink())
-	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	c, a, link := shapedAgent(t, ownQueueLink())
 	testutil.WaitFor(t, 30*time.Second, "the idle link classed broadband", func() bool {
 		st, err := a.Status("core")
 		return err == nil && link() != nil && st.Measured == edgesync.Broadband

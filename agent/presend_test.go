@@ -19,10 +19,7 @@ import (
 // broadband with no batch interval, connected with a data lane.
 func presendAgent(t *testing.T) (*Agent, *coretest.Core, *laneLink) {
 	t.Helper()
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	opts, _ := shaped(linksim.Broadband())
-	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	c, a, _ := shapedAgent(t, linksim.Broadband())
 	pinFast(t, a, edgesync.Broadband, 0)
 	testutil.WaitFor(t, 30*time.Second, "a connection with a data lane", func() bool { return a.eps["core"].lane.Load() != nil })
 	return a, c, a.eps["core"].lane.Load()

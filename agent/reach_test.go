@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 )
@@ -34,10 +33,7 @@ func statusJSON(t testing.TB, a *Agent) map[string]any {
 // within the outage rule's bound, in the status JSON and in /metrics, and
 // connected again once the link is back.
 func TestStatusUnreachableDuringOutage(t *testing.T) {
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	opts, link := shaped(linksim.Broadband())
-	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
+	_, a, link := shapedAgent(t, linksim.Broadband())
 	testutil.WaitFor(t, 30*time.Second, "connected, with the link measured", func() bool {
 		st := statusJSON(t, a)
 		return link() != nil && st["connected"] == true && st["measured_class"] != "unknown"

@@ -7,7 +7,6 @@ import (
 	"unsafe"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -80,9 +79,7 @@ func TestStatusShowsTransfersAndTimeline(t *testing.T) {
 // name the address the agent expects is refused, and status says why,
 // with when.
 func TestStatusShowsLastConnectionError(t *testing.T) {
-	p := testutil.NewPKI(t, "site-1")
-	c := coretest.Start(t, p, nil)
-	cfg := coretest.AgentConfig(t, p, c.Addr.String())
+	p, _, cfg := siteCore(t)
 	cfg.Endpoints[0].ServerName = "core.wrong.example"
 	a := startAgent(t, p, cfg, Options{})
 	var st LinkStatus

@@ -126,12 +126,7 @@ func TestPathRTTRiseSeenUnderLoad(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			core := newTestCore(t)
 			a := dialTestAgent(t, core, filledLink(40e6), 63)
-			m := startMonitor(t, testConfig(), nil, MonitorOptions{Name: "rise"})
-			events, cancel := m.Subscribe()
-			defer cancel()
-			if err := m.Attach(a.conn, a.tr, a.session); err != nil {
-				t.Fatal(err)
-			}
+			m, events := startThenAttach(t, testConfig(), a, MonitorOptions{Name: "rise"})
 			if _, _, ok := waitClass(t, events, 15*time.Second, is(edgesync.Broadband)); !ok {
 				t.Fatalf("not broadband within 15s; status %+v", m.Status())
 			}

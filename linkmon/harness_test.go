@@ -232,6 +232,21 @@ func startWatched(t testing.TB, cfg Config, a *testAgent, opts MonitorOptions) (
 	return m, events
 }
 
+// startThenAttach starts a monitor with no connection, subscribes to its
+// events and then attaches it to a's connection: the order of an agent
+// whose monitor runs before its first connection is up. Both the monitor
+// and the subscription end with t.
+func startThenAttach(t testing.TB, cfg Config, a *testAgent, opts MonitorOptions) (*Monitor, <-chan Event) {
+	t.Helper()
+	m := startMonitor(t, cfg, nil, opts)
+	events, cancel := m.Subscribe()
+	t.Cleanup(cancel)
+	if err := m.Attach(a.conn, a.tr, a.session); err != nil {
+		t.Fatal(err)
+	}
+	return m, events
+}
+
 // attachAndStart attaches m to a's connection (when a is not nil) and
 // starts it; m closes when t ends.
 func attachAndStart(t testing.TB, m *Monitor, a *testAgent) {

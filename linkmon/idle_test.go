@@ -61,15 +61,7 @@ func TestIdleLinkSampledSlowly(t *testing.T) {
 // schedule back; the new class is then found within the busy bound (5 s,
 // as in TestSwitchOutageRecovery) after them.
 func TestIdleLinkChangeDetected(t *testing.T) {
-	core := newTestCore(t)
-	a := dialTestAgent(t, core, linksim.Broadband(), 32)
-	cfg := testConfig()
-	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, 2*time.Second
-	m, events := startWatched(t, cfg, a, MonitorOptions{Name: "idle-change"})
-	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
-		t.Fatalf("broadband not detected within 10s; status %+v", m.Status())
-	}
-	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	a, cfg, m, events := idleBroadband(t, 32, "idle-change")
 	a.setProfile(t, linksim.SatelliteGEO())
 	// The next idle ping (at most one interval away) and the one that
 	// confirms it each take the new RTT (600 ms), then the busy bound.
@@ -148,15 +140,7 @@ func TestIdleDelayedPongsDismissed(t *testing.T) {
 // rate: within three idle intervals and two sample timeouts (about 15 s
 // with the default 5 s interval; 2 s here).
 func TestIdleLinkOutageDetected(t *testing.T) {
-	core := newTestCore(t)
-	a := dialTestAgent(t, core, linksim.Broadband(), 35)
-	cfg := testConfig()
-	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, 2*time.Second
-	m, events := startWatched(t, cfg, a, MonitorOptions{Name: "idle-outage"})
-	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
-		t.Fatalf("broadband not detected within 10s; status %+v", m.Status())
-	}
-	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	a, cfg, m, events := idleBroadband(t, 35, "idle-outage")
 	dark := linksim.Broadband()
 	dark.Up.LossRate, dark.Down.LossRate = 1, 1
 	a.setProfile(t, dark)
@@ -166,4 +150,21 @@ func TestIdleLinkOutageDetected(t *testing.T) {
 		t.Fatalf("outage not detected on an idle link within %v; status %+v", limit, m.Status())
 	}
 	t.Logf("idle link: intermittent after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
+}
+
+// idleBroadband starts a watched monitor on a broadband link (dialled with
+// seed) that goes idle after 1 s and then pings every 2 s, and returns once
+// the link is classed broadband and on the idle schedule.
+func idleBroadband(t *testing.T, seed uint64, name string) (*testAgent, Config, *Monitor, <-chan Event) {
+	t.Helper()
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, linksim.Broadband(), seed)
+	cfg := testConfig()
+	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, 2*time.Second
+	m, events := startWatched(t, cfg, a, MonitorOptions{Name: name})
+	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
+		t.Fatalf("broadband not detected within 10s; status %+v", m.Status())
+	}
+	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	return a, cfg, m, events
 }

@@ -159,12 +159,7 @@ func TestSwitchOutageRecovery(t *testing.T) {
 func TestDetachIsIntermittent(t *testing.T) {
 	core := newTestCore(t)
 	a := dialTestAgent(t, core, linksim.DSL(), 31)
-	m := startMonitor(t, testConfig(), nil, MonitorOptions{Name: "detach"})
-	events, cancel := m.Subscribe()
-	defer cancel()
-	if err := m.Attach(a.conn, a.tr, a.session); err != nil {
-		t.Fatal(err)
-	}
+	m, events := startThenAttach(t, testConfig(), a, MonitorOptions{Name: "detach"})
 	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Mobile)); !ok {
 		t.Fatalf("dsl not mobile within 10s; status %+v", m.Status())
 	}

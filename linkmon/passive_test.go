@@ -24,12 +24,7 @@ func TestClassChangeRemeasures(t *testing.T) {
 	// dialTestAgent swaps directions so the agent's uplink carries Down;
 	// swapped here first, the uplink is each profile's real uplink.
 	a := dialTestAgent(t, core, uplink(linksim.LTE()), 51)
-	m := startMonitor(t, testConfig(), nil, MonitorOptions{Name: "walk"})
-	events, cancel := m.Subscribe()
-	defer cancel()
-	if err := m.Attach(a.conn, a.tr, a.session); err != nil {
-		t.Fatal(err)
-	}
+	m, events := startThenAttach(t, testConfig(), a, MonitorOptions{Name: "walk"})
 	if _, _, ok := waitClass(t, events, 15*time.Second, is(edgesync.Mobile)); !ok {
 		t.Fatalf("lte not mobile within 15s; status %+v", m.Status())
 	}
@@ -149,12 +144,7 @@ func filledLink(rateBps int64) linksim.Profile {
 func TestPassiveDetectsDrop(t *testing.T) {
 	core := newTestCore(t)
 	a := dialTestAgent(t, core, filledLink(40e6), 61)
-	m := startMonitor(t, testConfig(), nil, MonitorOptions{Name: "passive"})
-	events, cancel := m.Subscribe()
-	defer cancel()
-	if err := m.Attach(a.conn, a.tr, a.session); err != nil {
-		t.Fatal(err)
-	}
+	m, events := startThenAttach(t, testConfig(), a, MonitorOptions{Name: "passive"})
 	if _, _, ok := waitClass(t, events, 15*time.Second, is(edgesync.Broadband)); !ok {
 		t.Fatalf("not broadband within 15s; status %+v", m.Status())
 	}

@@ -71,18 +71,8 @@ func processTransfer(b *testing.B, file string, tuned bool) time.Duration {
 		}
 	}
 	cfg := filepath.Join(dir, "agent.hcl")
-	writeFile(b, cfg, fmt.Sprintf(`name = "site-1"
-data_dir = %q
-tls {
-  ca = %q
-  cert = %q
-  key = %q
-}
-endpoint "core" {
-  address = %q
-  server_name = "127.0.0.1"
-}
-%s`, filepath.Join(dir, "agent"), p.CAFile, p.AgentCert, p.AgentKey, relay.Addr().String(), profiles))
+	agentHCL{Name: "site-1", DataDir: filepath.Join(dir, "agent"), CA: p.CAFile, Cert: p.AgentCert, Key: p.AgentKey,
+		Addr: relay.Addr().String(), Extra: profiles}.write(b, cfg)
 	agent := startProc(b, "agent", "", "agent", "--config", cfg)
 	defer agent.kill()
 	sock := filepath.Join(dir, "agent", "agent.sock")

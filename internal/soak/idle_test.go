@@ -195,18 +195,8 @@ func startIdle(tb testing.TB, bin string, n int, endpointExtra string) *idleSetu
 			}
 		}
 		cfg := filepath.Join(dir, name+".hcl")
-		writeFile(tb, cfg, fmt.Sprintf(`name = %q
-data_dir = %q
-tls {
-  ca = %q
-  cert = %q
-  key = %q
-}
-endpoint "core" {
-  address = %q
-  server_name = "127.0.0.1"%s
-}
-`, name, filepath.Join(dir, name), p.CAFile, certFile, keyFile, addr, endpointExtra))
+		agentHCL{Name: name, DataDir: filepath.Join(dir, name), CA: p.CAFile, Cert: certFile, Key: keyFile,
+			Addr: addr, EndpointExtra: endpointExtra}.write(tb, cfg)
 		args := []string{"agent", "--config", cfg}
 		if idleDebug {
 			args = append(args, "--log-level", "debug")

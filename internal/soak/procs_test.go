@@ -199,6 +199,33 @@ tls {
 	return path
 }
 
+// agentHCL is an agent's configuration as the soak tests write it: one
+// endpoint "core" at Addr, with the agent's certificate and key.
+type agentHCL struct {
+	Name, DataDir string
+	CA, Cert, Key string
+	Addr          string
+	EndpointExtra string // lines inside the endpoint block
+	Extra         string // blocks after it, such as profiles
+}
+
+// write writes the configuration to path.
+func (c agentHCL) write(tb testing.TB, path string) {
+	tb.Helper()
+	writeFile(tb, path, fmt.Sprintf(`name = %q
+data_dir = %q
+tls {
+  ca = %q
+  cert = %q
+  key = %q
+}
+endpoint "core" {
+  address = %q
+  server_name = "127.0.0.1"%s
+}
+%s`, c.Name, c.DataDir, c.CA, c.Cert, c.Key, c.Addr, c.EndpointExtra, c.Extra))
+}
+
 // startCore starts a core process on cfg and waits until it listens;
 // extra arguments follow the config.
 func startCore(tb testing.TB, cfg, logFile string, extra ...string) *proc {

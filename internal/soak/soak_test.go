@@ -137,22 +137,12 @@ func newSoak(t *testing.T, seed uint64) *soak {
 	// Ordinary data waits a class's interval between batches (up to 60 s
 	// on satellite); the soak is about integrity, so every class sends
 	// every second.
-	writeFile(t, s.agentCfg, fmt.Sprintf(`name = %q
-data_dir = %q
-tls {
-  ca = %q
-  cert = %q
-  key = %q
-}
-endpoint "core" {
-  address = %q
-  server_name = "127.0.0.1"
-}
-profile "unknown" { interval = "1s" }
+	agentHCL{Name: soakAgent, DataDir: filepath.Join(s.dir, "agent"), CA: s.pki.CAFile, Cert: s.pki.AgentCert, Key: s.pki.AgentKey,
+		Addr: relay.Addr().String(), Extra: `profile "unknown" { interval = "1s" }
 profile "mobile" { interval = "1s" }
 profile "satellite" { interval = "1s" }
 profile "broadband" { interval = "1s" }
-`, soakAgent, filepath.Join(s.dir, "agent"), s.pki.CAFile, s.pki.AgentCert, s.pki.AgentKey, relay.Addr().String()))
+`}.write(t, s.agentCfg)
 	s.core = s.startCore()
 	s.agent = s.startAgent()
 	t.Cleanup(func() {
