@@ -70,3 +70,27 @@ func TestJitteryCheckKeepsCapacity(t *testing.T) {
 		t.Fatalf("capacity fell to %s (%v after the transfer) on a 10 Mbit/s link with 10 ms jitter: want ≥ 70 %% of it", FormatBps(low), lowAt.Round(time.Millisecond))
 	}
 }
+
+// A check's low reading counts as a drop only beyond what the path's
+// jitter can spread its train by.
+func TestDropBeyondJitter(t *testing.T) {
+	ms := time.Millisecond
+	for _, c := range []struct {
+		name        string
+		est, capBps float64
+		n           int
+		jitter      time.Duration
+		want        bool
+	}{
+		{"lte's jitter spreads a 4-packet check to 3 Mbit/s", 3e6, 10e6, 4, 4600 * time.Microsecond, false},
+		{"no jitter: 4 of 10 Mbit/s is a drop", 4e6, 10e6, 4, 0, true},
+		{"fiber's checks: 5 of 100 Mbit/s, 0.2 ms jitter", 5e6, 100e6, 12, ms / 5, true},
+		{"to 1 Mbit/s under 10 ms of jitter is still seen", 1e6, 10e6, 4, 5 * ms, true},
+		{"not low at all", 9e6, 10e6, 4, 0, false},
+		{"half the link under lte's jitter: left to the probe", 5e6, 10e6, 4, 4600 * time.Microsecond, false},
+	} {
+		if got := dropBeyondJitter(c.est, c.capBps, c.n, c.jitter); got != c.want {
+			t.Errorf("%s: dropBeyondJitter(%s, %s, %d, %v) = %v, want %v", c.name, FormatBps(c.est), FormatBps(c.capBps), c.n, c.jitter, got, c.want)
+		}
+	}
+}
