@@ -514,13 +514,16 @@ func (m *Monitor) save() error {
 // MonitorStats counts a monitor's bandwidth probes and parameter changes
 // over its life (across Stop and Restart).
 type MonitorStats struct {
-	Probes     int   // probes run (some may have sent no train)
-	Estimates  int   // probes that produced an estimate
-	Checks     int   // check trains sent (between probes, see checkPackets)
-	CheckDrops int   // drops found by two checks and taken as the capacity
-	Trains     int   // trains sent, check trains included
-	TrainBytes int64 // bytes of the trains
-	PingBytes  int64 // estimated bytes of pings and their acknowledgements
+	Probes     int // probes run (some may have sent no train)
+	Estimates  int // probes that produced an estimate
+	Checks     int // check trains sent (between probes, see checkPackets)
+	CheckDrops int // drops found by two checks and taken as the capacity
+	// CheckJittery counts checks that read low by no more than the
+	// path's jitter can spread a train (sampler.go, dropBeyondJitter).
+	CheckJittery int
+	Trains       int   // trains sent, check trains included
+	TrainBytes   int64 // bytes of the trains
+	PingBytes    int64 // estimated bytes of pings and their acknowledgements
 	// Delivered counts light samples whose bandwidth was a link-filling
 	// sender's delivery rate (they replace probes).
 	Delivered int

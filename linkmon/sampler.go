@@ -42,6 +42,7 @@ type sampler struct {
 	suspect        float64 // a check's estimate of a drop, awaiting its confirmation
 	suspectPackets int     // that check's length
 	rises          int     // consecutive checks that read a rise
+	lows           int     // consecutive checks that read low within the jitter
 
 	delivered   []float64 // recent link-filling delivery rates, oldest first
 	lastFilled  time.Time // wall time of the latest of them
@@ -455,7 +456,30 @@ const (
 	// checkDrop and checkRise: a check below checkDrop × the capacity is
 	// taken as a drop, one above checkRise × it calls a probe early.
 	checkDrop, checkRise = 0.6, 1.6
+	// checkJitterSpread is how far the path's jitter (the mean difference
+	// of successive RTTs) is taken to spread a train's arrivals: 2 ×. A
+	// uniform extra delay of up to J per packet (linksim's lte: 10 ms)
+	// gives RTTs whose successive differences average about J/2, and
+	// spreads a train by up to J.
+	checkJitterSpread = 2
 )
+
+// dropBeyondJitter reports whether a check train of n packets that read
+// est reads below checkDrop × capBps even with checkJitterSpread × jitter
+// taken off its spread. On lte (10 Mbit/s, 10 ms of jitter) a 2 ms check
+// of 4 packets is spread to 9 ms now and then by the jitter alone and
+// reads 3 Mbit/s; a second check confirmed that often enough to set the
+// capacity to a third of the link for a second or two (issue #14,
+// TestJitteryCheckKeepsCapacity). A drop the jitter cannot explain (the
+// train's spread longer than it by the drop's margin) is taken as before.
+func dropBeyondJitter(est, capBps float64, n int, jitter time.Duration) bool {
+	if !(est < checkDrop*capBps) || est <= 0 {
+		return false
+	}
+	bits := float64((max(n, 2) - 1) * ProbePacketSize * 8)
+	rest := bits/est - checkJitterSpread*jitter.Seconds()
+	return rest > 0 && bits/rest < checkDrop*capBps
+}
 
 // maxCheckDispersion caps the lengthening of check trains for jitter. The
 // jitter figure also jumps for a couple of seconds after any RTT step,
@@ -549,9 +573,12 @@ const reportWait = 250 * time.Millisecond
 
 // checked acts on a check train's estimate. A drop is confirmed by a
 // second check sent at once, sized for the suspected rate (timer noise
-// rarely slows two trains alike); the capacity then becomes their mean, the light
-// samples carry it from the next one, and a bandwidth probe follows to
-// refine it. Two rises in a row call the next probe early.
+// rarely slows two trains alike); the capacity then becomes the second's
+// estimate, the light samples carry it from the next one, and a bandwidth
+// probe follows to refine it. A check that reads low by no more than the
+// path's jitter explains (dropBeyondJitter) moves nothing: like a rise,
+// the second such check in a row calls the next probe early, whose
+// trains are sized for the jitter. Two rises in a row call it too.
 func (s *sampler) checked(out probeOutcome) {
 	suspect := s.suspect
 	s.suspect = 0
@@ -560,10 +587,22 @@ func (s *sampler) checked(out probeOutcome) {
 		return // says nothing certain; pings judge outages
 	}
 	wall := time.Now()
+	jitter := s.pathJitter()
 	s.m.mu.Lock()
 	capBps := s.m.capBps
 	est := out.tr.Bps
+	jittery := est < checkDrop*capBps && !dropBeyondJitter(est, capBps, out.tr.Received, jitter)
+	if !jittery {
+		s.lows = 0
+	}
 	switch {
+	case jittery:
+		s.m.stats.CheckJittery++
+		s.lows++
+		if s.lows >= 2 {
+			s.lows = 0
+			s.nextProbe = minTime(s.nextProbe, maxTime(wall, s.lastProbe.Add(earlyProbeGap)))
+		}
 	case est < checkDrop*capBps && suspect > 0:
 		s.m.capRef = max(s.m.capRef, capBps)
 		s.m.capBps, s.m.capAt = est, s.m.now()
@@ -592,6 +631,26 @@ func (s *sampler) checked(out probeOutcome) {
 	if s.suspect > 0 {
 		s.maybeCheck()
 	}
+}
+
+// pathJitterWindow is how far back pathJitter looks.
+const pathJitterWindow = 10 * time.Second
+
+// pathJitter is the path's own jitter for judging a check: the lowest
+// jitter figure of the samples over the last pathJitterWindow. The figure
+// jumps for a couple of seconds after any step of the RTT, the queue of a
+// link that just got slower included (BenchmarkDetection's 100 → 5 Mbit/s
+// showed 5-18 ms on a path without jitter, which hid the drop from the
+// checks and took its p95 from 2.25 to 7.5 s); a jittery path's figure
+// stays up.
+func (s *sampler) pathJitter() time.Duration {
+	var low time.Duration
+	for _, h := range s.m.History(pathJitterWindow) {
+		if !h.Stale && h.Jitter > 0 && (low == 0 || h.Jitter < low) {
+			low = h.Jitter
+		}
+	}
+	return low
 }
 
 func minTime(a, b time.Time) time.Time {
