@@ -50,6 +50,10 @@ type sentPacket struct {
 	seg       int
 	eliciting bool
 	inflight  bool // counted in bytesInFlight until acked or lost
+	// silent: declared lost by timeout with no later packet acked, as
+	// after a path change to a longer RTT; its record is kept a while for
+	// a late ack (trim).
+	silent bool
 
 	delivered     int64
 	deliveredTime time.Time
@@ -227,8 +231,10 @@ func (s *sender) onFeedback(fb *feedback, now time.Time) {
 	s.trim(now)
 }
 
-// lostKeep is how long at least the record of a packet declared lost is
-// kept for its acknowledgement: after a path change to a longer RTT
+// lostKeep is how long at least the record of a packet declared lost in
+// silence (no later packet acked) is kept for its acknowledgement; a
+// packet lost while acks flow is dropped at once, so that a fast lossy
+// link's records stay short. After a path change to a longer RTT
 // (broadband to satellite) every packet is declared lost before its ack
 // can come, and an ack for a packet no longer recorded was ignored, so
 // the lane sent the same data again for ever (the demo's stalled op).
@@ -340,6 +346,7 @@ func (s *sender) detectLoss(now time.Time) {
 		tail := age > tailDelay && (tailDelay < pto || now.Sub(s.lastAckAt) > pto)
 		if (below && (s.largestAcked-p.pn >= 3 || age > lossDelay)) || tail {
 			p.inflight = false
+			p.silent = !below
 			s.inBytes -= p.size
 			lost++
 			s.stats.lost++
@@ -363,8 +370,8 @@ func (s *sender) trim(now time.Time) {
 	keep := max(lostKeep, 3*s.pto())
 	i := 0
 	for i < len(s.sent) && !s.sent[i].inflight {
-		if p := &s.sent[i]; p.eliciting && p.size != 0 && now.Sub(p.sent) < keep {
-			break // declared lost, not acked: its ack may still come
+		if p := &s.sent[i]; p.silent && p.size != 0 && now.Sub(p.sent) < keep {
+			break // declared lost in silence, not acked: its ack may still come
 		}
 		i++
 	}
