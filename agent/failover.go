@@ -162,10 +162,11 @@ func (e *endpoint) connect(ctx context.Context, dial func(context.Context, strin
 }
 
 // failOver dials the endpoint's other addresses in turn after the one in
-// use answered nothing (why); the first that answers becomes the address
-// in use. It fails, with each one's error, when none answers or there is
-// no other address.
-func (e *endpoint) failOver(ctx context.Context, dial func(context.Context, string) (*quic.Conn, *wire.Welcome, error), why string) (*quic.Conn, *wire.Welcome, error) {
+// use answered nothing (why); it returns the first that answers, with
+// adopt, which makes it the address in use once the caller takes the
+// connection. It fails, with each one's error, when none answers or there
+// is no other address.
+func (e *endpoint) failOver(ctx context.Context, dial func(context.Context, string) (*quic.Conn, *wire.Welcome, error), why string) (conn *quic.Conn, w *wire.Welcome, adopt func(), err error) {
 	a := e.addrs
 	a.mu.Lock()
 	cur, n := a.cur, len(a.list)
@@ -178,12 +179,14 @@ func (e *endpoint) failOver(ctx context.Context, dial func(context.Context, stri
 			errs = append(errs, err)
 			continue
 		}
-		a.mu.Lock()
-		a.moveLocked(i, MoveUnreachable, fmt.Sprintf("failed over from %s: %s", a.list[cur], why))
-		a.mu.Unlock()
-		return conn, w, nil
+		adopt := func() {
+			a.mu.Lock()
+			a.moveLocked(i, MoveUnreachable, fmt.Sprintf("failed over from %s: %s", a.list[cur], why))
+			a.mu.Unlock()
+		}
+		return conn, w, adopt, nil
 	}
-	return nil, nil, errors.Join(errs...)
+	return nil, nil, nil, errors.Join(errs...)
 }
 
 // failBack runs, while the session on another than the first address

@@ -98,10 +98,11 @@ func (wd *watchdog) run(ctx context.Context, conn *quic.Conn, tr *quic.Transport
 		}
 		nc, w, err := trial(ctx, e.addrs.current())
 		how := "while a new one was answered: the core lost it"
+		adopt := func() {}
 		if err != nil {
 			// The core in use answers nothing: another address may.
 			silent := time.Since(downSince).Round(100 * time.Millisecond)
-			nc, w, err = e.failOver(ctx, trial, fmt.Sprintf("no answer on the connection for %s, nor to a new one (%v)", silent, err))
+			nc, w, adopt, err = e.failOver(ctx, trial, fmt.Sprintf("no answer on the connection for %s, nor to a new one (%v)", silent, err))
 			how = "nor to a new one, while another address answered"
 		}
 		if err != nil {
@@ -118,6 +119,7 @@ func (wd *watchdog) run(ctx context.Context, conn *quic.Conn, tr *quic.Transport
 			downSince = time.Time{}
 			continue
 		}
+		adopt() // the address in use moves only with the connection
 		wd.spare.Store(&spareConn{conn: nc, w: w})
 		reason := fmt.Sprintf("no answer on the connection for %s %s", silent.Round(100*time.Millisecond), how)
 		e.log.Warn("connection dead; going on with a new one", "reason", reason)
