@@ -43,3 +43,31 @@ func TestLateAckCounts(t *testing.T) {
 		t.Errorf("smoothed RTT %v: the 600 ms sample was not taken", s.srtt)
 	}
 }
+
+// TestLateAckOfAQueuedSegment: a segment declared lost is queued to be
+// sent again, and then its late ack comes. Nothing is left to send, and
+// the sender must not take a segment past the transfer's end (it did:
+// stepData panicked slicing the data, seen under -race in CI once late
+// acks counted).
+func TestLateAckOfAQueuedSegment(t *testing.T) {
+	start := time.Now()
+	s := newSender(MaxPacketSize, 20*time.Millisecond, 0, 0, start)
+	s.hasRTT = true
+	tr := &transfer{data: make([]byte, 100), done: make(chan error, 1)}
+	s.add(tr)
+	seg, _ := s.nextSegment(tr)
+	pn := s.nextPN
+	s.nextPN++
+	s.record(sentPacket{pn: pn, sent: start, size: MaxPacketSize, t: tr, seg: seg, eliciting: true}, start)
+	s.onFeedback(&feedback{window: 1 << 20}, start.Add(100*time.Millisecond)) // declared lost, queued again
+	if len(tr.retx) != 1 {
+		t.Fatalf("retransmission queue %v after the loss, want the one segment", tr.retx)
+	}
+	s.onFeedback(&feedback{acks: []numRange{{lo: pn, hi: pn}}, window: 1 << 20}, start.Add(600*time.Millisecond))
+	if !tr.sendable() {
+		return
+	}
+	if seg, _ := s.nextSegment(tr); seg >= 0 {
+		t.Fatalf("segment %d of %d taken after the late ack; nothing is left to send", seg, tr.segs)
+	}
+}
