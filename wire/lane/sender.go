@@ -174,7 +174,9 @@ func (s *sender) pick() *transfer {
 	return nil
 }
 
-// nextSegment takes the next segment of t: a retransmission first.
+// nextSegment takes the next segment of t: a retransmission first. It
+// returns -1 when nothing is left (the queued retransmissions were all
+// acknowledged meanwhile, by late acks).
 func (s *sender) nextSegment(t *transfer) (seg int, retx bool) {
 	for len(t.retx) > 0 {
 		seg = t.retx[0]
@@ -183,6 +185,9 @@ func (s *sender) nextSegment(t *transfer) (seg int, retx bool) {
 		if !bitGet(t.acked, seg) {
 			return seg, true
 		}
+	}
+	if t.next >= t.segs {
+		return -1, false
 	}
 	seg = t.next
 	t.next++

@@ -574,6 +574,9 @@ func (s *Session) stepData(batch [][]byte, frames []byte, now time.Time, next *w
 		}
 		snd.appLimited = false
 		seg, retx := snd.nextSegment(t)
+		if seg < 0 {
+			continue // its retransmissions were acknowledged late: nothing to send
+		}
 		if retx {
 			snd.stats.retransmits++
 		}
