@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -28,16 +29,7 @@ func TestCoreReadNotFoundSaysWhatToList(t *testing.T) {
 			[]string{"42", "not found", "edge-sync core ls --data-dir " + dd + " --agent ship-8 --events lists its events"}},
 	}
 	for _, tc := range cases {
-		_, _, err := run(t, tc.args...)
-		if err == nil {
-			t.Errorf("%q: no error", tc.args)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%q: error %q does not contain %q", tc.args, err, w)
-			}
-		}
+		wantError(t, fmt.Sprintf("%q", tc.args), tc.args, tc.want...)
 	}
 }
 

@@ -62,16 +62,7 @@ metrics { listen = "`+busyTCP+`" }`)
 			[]string{"agent-noca.hcl", "tls", "nope.pem", "--check-config"}},
 	}
 	for _, tc := range cases {
-		_, _, err := run(t, tc.args...)
-		if err == nil {
-			t.Errorf("%s: started", tc.name)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: error %q does not contain %q", tc.name, err, w)
-			}
-		}
+		wantError(t, tc.name, tc.args, tc.want...)
 	}
 }
 

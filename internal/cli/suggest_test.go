@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -20,16 +21,7 @@ func TestUnknownCommandSuggests(t *testing.T) {
 		{[]string{"agnet"}, []string{"did you mean agent?"}},
 	}
 	for _, tc := range cases {
-		_, _, err := run(t, tc.args...)
-		if err == nil {
-			t.Errorf("%q: no error", tc.args)
-			continue
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%q: error %q does not contain %q", tc.args, err, w)
-			}
-		}
+		wantError(t, fmt.Sprintf("%q", tc.args), tc.args, tc.want...)
 	}
 }
 
@@ -51,6 +43,22 @@ func TestUsageErrorNamesItsHelp(t *testing.T) {
 		}
 		if !strings.Contains(e.String(), tc.want) {
 			t.Errorf("%q: stderr %q does not contain %q", tc.args, e.String(), tc.want)
+		}
+	}
+}
+
+// wantError runs the command line args, which must fail with an error
+// containing each of want; label names the case in failures.
+func wantError(t *testing.T, label string, args []string, want ...string) {
+	t.Helper()
+	_, _, err := run(t, args...)
+	if err == nil {
+		t.Errorf("%s: no error", label)
+		return
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: error %q does not contain %q", label, err, w)
 		}
 	}
 }
