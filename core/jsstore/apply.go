@@ -509,6 +509,9 @@ func (s *Store) commitStaged(ctx context.Context, agent string, rec partialRec) 
 // nil with blob naming its chunks. used reports whether the visible
 // effect refers to blob.
 func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader, data []byte, blob string) (res core.Result, used bool, err error) {
+	if hdr.Kind == edgesync.EventOp {
+		return s.commitEvent(ctx, agent, hdr, data, blob) // one atomic batch (events.go)
+	}
 	rec := appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name}
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -526,7 +529,6 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 			return core.Result{}, false, baseMismatch(hdr, cur)
 		}
 	}
-	start := time.Now()
 	err = s.createApplied(ctx, key, b)
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return core.Result{}, false, fmt.Errorf("applied index: %w", err)
@@ -543,7 +545,6 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 		if err := decodeJSON("applied", e.Value(), &prev); err != nil {
 			return core.Result{}, false, err
 		}
-		start = time.Now()
 		eff, err := s.effect(ctx, agent, hdr.OpID, prev.Kind, prev.Key, e.Created())
 		if err != nil {
 			return core.Result{}, false, err
@@ -555,21 +556,16 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 			return eff.res, blob != "" && eff.data == blob, nil
 		}
 	}
-	switch hdr.Kind {
-	case edgesync.StateOp:
-		res, used, err := s.publishState(ctx, agent, hdr, data, blob)
-		if errors.Is(err, core.ErrBaseMismatch) {
-			// The key changed since the check above: the op is not
-			// applied, and its entry must not say it may be. Safe to
-			// remove: no core can make this delta's effect visible now.
-			if rerr := s.removeRecord(ctx, s.appliedS, s.n.bucket(bucketApplied), key); rerr != nil {
-				return res, false, fmt.Errorf("%w (its applied entry stays: %v)", err, rerr)
-			}
+	res, used, err = s.publishState(ctx, agent, hdr, data, blob)
+	if errors.Is(err, core.ErrBaseMismatch) {
+		// The key changed since the check above: the op is not
+		// applied, and its entry must not say it may be. Safe to
+		// remove: no core can make this delta's effect visible now.
+		if rerr := s.removeRecord(ctx, s.appliedS, s.n.bucket(bucketApplied), key); rerr != nil {
+			return res, false, fmt.Errorf("%w (its applied entry stays: %v)", err, rerr)
 		}
-		return res, used, err
-	default:
-		return s.publishEvent(ctx, agent, hdr, data, blob, start.Add(s.cfg.DuplicateWindow/2))
 	}
+	return res, used, err
 }
 
 // createApplied creates an applied entry (KV Create, published in a
@@ -673,39 +669,6 @@ func (s *Store) publishState(ctx context.Context, agent string, hdr core.Partial
 	return res, false, errConflict
 }
 
-// publishEvent publishes the op as the agent's next event, with the op ID
-// as Nats-Msg-Id, if it can before deadline (see the top of this file).
-func (s *Store) publishEvent(ctx context.Context, agent string, hdr core.PartialHeader, data []byte, blob string, deadline time.Time) (core.Result, bool, error) {
-	res := core.Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
-	if !time.Now().Before(deadline) {
-		return res, false, errConflict
-	}
-	pctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
-		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
-	ack, err := s.publish(pctx, s.oc(), &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data},
-		jetstream.WithMsgID(agentKey(agent, hdr.OpID.String())))
-	if err != nil {
-		return res, false, fmt.Errorf("event: %w", err)
-	}
-	res.Seq = ack.Sequence
-	if ack.Duplicate {
-		// Published by another core within the window.
-		s.counters.add(agent, core.AgentStats{Dedups: 1})
-		res.Duplicate = true
-		used := false
-		if blob != "" {
-			if prev, err := s.events.GetMsg(ctx, ack.Sequence); err == nil {
-				used = prev.Header.Get(HdrData) == blob
-			}
-		}
-		return res, used, nil
-	}
-	s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
-	return res, blob != "", nil
-}
-
 func baseMismatch(hdr core.PartialHeader, cur *meta) error {
 	if cur == nil {
 		return fmt.Errorf("%w: key %q has no current version", core.ErrBaseMismatch, hdr.Key)
@@ -807,22 +770,15 @@ func (s *Store) appliedResult(ctx context.Context, agent string, op edgesync.OpI
 	return eff.res, true, nil
 }
 
-// appliedEffect reads op's applied entry and looks for its effect; no
-// entry is no effect.
+// appliedEffect reads op's applied entry, in the applied bucket (state
+// ops, and events applied before the events' markers) or as an event's
+// marker (events.go), and looks for its effect; no entry is no effect.
 func (s *Store) appliedEffect(ctx context.Context, agent string, op edgesync.OpID) (effectOf, appliedRec, error) {
-	var rec appliedRec
-	e, err := s.applied.Get(ctx, agentKey(agent, op.String()))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return effectOf{}, rec, nil
+	eff, rec, err := s.legacyEffect(ctx, agent, op)
+	if err != nil || eff.visible {
+		return eff, rec, err
 	}
-	if err != nil {
-		return effectOf{}, rec, fmt.Errorf("applied index: %w", err)
-	}
-	if err := decodeJSON("applied", e.Value(), &rec); err != nil {
-		return effectOf{}, rec, err
-	}
-	eff, err := s.effect(ctx, agent, op, rec.Kind, rec.Key, e.Created())
-	return eff, rec, err
+	return s.markerEffect(ctx, agent, op)
 }
 
 // Applied reports whether op was applied: its entry is in the applied

@@ -41,11 +41,12 @@ func testBatchSemantics(t *testing.T, urls []string, replicas int) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SEM", Subjects: []string{"sem.ev.>", "sem.applied.>"},
-		Storage: jetstream.FileStorage, Replicas: replicas, AllowAtomicPublish: true, AllowMsgTTL: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	var st jetstream.Stream
+	testutil.WaitFor(t, 20*time.Second, "the stream to be created (a new cluster's peers come up)", func() bool {
+		st, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "SEM", Subjects: []string{"sem.ev.>", "sem.applied.>"},
+			Storage: jetstream.FileStorage, Replicas: replicas, AllowAtomicPublish: true, AllowMsgTTL: true})
+		return err == nil
+	})
 	// batch publishes the marker of op and its event as one atomic batch.
 	batch := func(op, payload, ttl string) (*jetstream.PubAck, error) {
 		id := nuid.Next()

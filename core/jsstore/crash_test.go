@@ -117,8 +117,9 @@ func crashChild() {
 }
 
 // TestCrashBetweenWrites kills a writer process with SIGKILL between the
-// writes of a commit (after the data chunks, after the applied entry,
-// after the effect, after the owner marker), then has another store
+// writes of a commit (after the data chunks, after a state op's applied
+// entry, after an event's batch of marker and event, after the effect,
+// after the owner marker), then has another store
 // receive every op again, as agents resend what was not acknowledged:
 // every op ends up visible exactly once, byte-identical, and the ops
 // acknowledged before the kill come back as duplicates.
@@ -129,7 +130,8 @@ func TestCrashBetweenWrites(t *testing.T) {
 		nth  int
 	}{
 		{"chunks-written", 3}, {"applied-created", 1}, {"applied-created", 2}, {"applied-created", 4},
-		{"applied-created", 5}, {"staged-visible", 1}, {"staged-visible", 2}, {"staged-marked", 3},
+		{"applied-created", 5}, {"event-batch", 1}, {"event-batch", 3},
+		{"staged-visible", 1}, {"staged-visible", 2}, {"staged-marked", 3},
 	}
 	for _, st := range steps {
 		t.Run(fmt.Sprintf("%s#%d", st.step, st.nth), func(t *testing.T) {

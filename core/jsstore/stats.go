@@ -368,7 +368,7 @@ func (s *Store) flushIfWriting(ctx context.Context) error {
 }
 
 // Stats returns every agent's counters; Applied counts the entries of the
-// applied bucket.
+// applied bucket and the events' applied markers.
 func (s *Store) Stats() (core.Stats, error) {
 	if err := s.acquire(); err != nil {
 		return core.Stats{}, fmt.Errorf("stats: %w", err)
@@ -390,7 +390,11 @@ func (s *Store) Stats() (core.Stats, error) {
 		if err != nil {
 			return core.Stats{}, fmt.Errorf("stats: %w", err)
 		}
-		as.Applied = int64(n)
+		markers, err := s.count(ctx, s.events, agentFilter(s.n.subject(subjApplied), r.Agent))
+		if err != nil {
+			return core.Stats{}, fmt.Errorf("stats: %w", err)
+		}
+		as.Applied = int64(n + markers)
 		st.ByAgent[r.Agent] = as
 	}
 	s.counters.mu.Lock()

@@ -127,6 +127,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("history %d: want 1 to %d", c.History, jetstream.KeyValueMaxHistory)
 	case c.DuplicateWindow <= 2*c.Timeout:
 		return fmt.Errorf("duplicate window %v must be more than twice the timeout %v", c.DuplicateWindow, c.Timeout)
+	case c.EventMaxAge > 0 && c.EventMaxAge < c.AppliedMaxAge:
+		return fmt.Errorf("event max age %v is shorter than the applied index's max age (dedup_retention) %v: "+
+			"the applied markers of events are in the events stream and would age out with them; set it to at least %v",
+			c.EventMaxAge, c.AppliedMaxAge, c.AppliedMaxAge)
 	case c.ChunkSize > 8<<20:
 		return fmt.Errorf("chunk size %d over 8 MiB", c.ChunkSize)
 	}
@@ -161,6 +165,10 @@ type Store struct {
 	// is nc.
 	conns    []*opConn
 	nextConn atomic.Uint64
+
+	// legacyUntil is when the applied bucket holds no more entries of
+	// events (events.go); zero if it never did.
+	legacyUntil time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -268,6 +276,11 @@ func (s *Store) bind(ctx context.Context) error {
 	}
 	for _, st := range streams {
 		if !s.cfg.ReadOnly {
+			if st.stream == &s.events {
+				if err := s.eventsUpgrade(ctx, &st.cfg); err != nil {
+					return err
+				}
+			}
 			if _, err := s.js.CreateOrUpdateStream(ctx, st.cfg); err != nil {
 				return fmt.Errorf("stream %s: %w", st.cfg.Name, err)
 			}
@@ -277,6 +290,21 @@ func (s *Store) bind(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", st.cfg.Name, notFound(err))
 		}
 	}
+	return s.setLegacyUntil(s.events.CachedInfo().Config.Metadata)
+}
+
+// eventsUpgrade sets the events stream's metadata from the stream as it
+// is: a stream of the earlier layout gets its legacy window (events.go).
+func (s *Store) eventsUpgrade(ctx context.Context, cfg *jetstream.StreamConfig) error {
+	old, err := s.js.Stream(ctx, cfg.Name)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	var info *jetstream.StreamInfo
+	if old != nil {
+		info = old.CachedInfo()
+	}
+	cfg.Metadata = s.eventsMetadata(info)
 	return nil
 }
 
@@ -312,13 +340,17 @@ func (s *Store) eventsConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        s.n.stream(streamEvents),
 		Description: "edge-sync core events: see docs/jetstream.md",
-		Subjects:    []string{s.n.subject(subjEvents) + ".>"},
+		Subjects:    []string{s.n.subject(subjEvents) + ".>", s.n.subject(subjApplied) + ".>"},
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      s.cfg.EventMaxAge,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.cfg.Replicas,
 		Duplicates:  s.cfg.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
+		// An event and its applied marker are one atomic batch; the
+		// marker ages out by its TTL (events.go).
+		AllowAtomicPublish: true,
+		AllowMsgTTL:        true,
 	}
 }
 
