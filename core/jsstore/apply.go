@@ -509,8 +509,18 @@ func (s *Store) commitStaged(ctx context.Context, agent string, rec partialRec) 
 // nil with blob naming its chunks. used reports whether the visible
 // effect refers to blob.
 func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader, data []byte, blob string) (res core.Result, used bool, err error) {
-	if hdr.Kind == edgesync.EventOp {
+	if hdr.Kind == edgesync.EventOp && s.batches {
 		return s.commitEvent(ctx, agent, hdr, data, blob) // one atomic batch (events.go)
+	}
+	if hdr.Kind == edgesync.EventOp && s.markersLive() {
+		// Applied while the store used batches (events.go)?
+		eff, _, err := s.markerEffect(ctx, agent, hdr.OpID)
+		if err != nil {
+			return core.Result{}, false, err
+		}
+		if eff.visible {
+			return s.duplicateEvent(agent, hdr, eff, blob)
+		}
 	}
 	rec := appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name}
 	b, err := json.Marshal(rec)
@@ -529,6 +539,7 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 			return core.Result{}, false, baseMismatch(hdr, cur)
 		}
 	}
+	start := time.Now()
 	err = s.createApplied(ctx, key, b)
 	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
 		return core.Result{}, false, fmt.Errorf("applied index: %w", err)
@@ -545,6 +556,7 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 		if err := decodeJSON("applied", e.Value(), &prev); err != nil {
 			return core.Result{}, false, err
 		}
+		start = time.Now()
 		eff, err := s.effect(ctx, agent, hdr.OpID, prev.Kind, prev.Key, e.Created())
 		if err != nil {
 			return core.Result{}, false, err
@@ -555,6 +567,9 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 			eff.res.Size, eff.res.Hash = hdr.Size, hdr.Hash
 			return eff.res, blob != "" && eff.data == blob, nil
 		}
+	}
+	if hdr.Kind == edgesync.EventOp {
+		return s.publishEvent(ctx, agent, hdr, data, blob, start.Add(s.cfg.DuplicateWindow/2))
 	}
 	res, used, err = s.publishState(ctx, agent, hdr, data, blob)
 	if errors.Is(err, core.ErrBaseMismatch) {
@@ -667,6 +682,39 @@ func (s *Store) publishState(ctx context.Context, agent string, hdr core.Partial
 		return res, blob != "", nil
 	}
 	return res, false, errConflict
+}
+
+// publishEvent publishes the op as the agent's next event, with the op ID
+// as Nats-Msg-Id, if it can before deadline (see the top of this file).
+func (s *Store) publishEvent(ctx context.Context, agent string, hdr core.PartialHeader, data []byte, blob string, deadline time.Time) (core.Result, bool, error) {
+	res := core.Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
+	if !time.Now().Before(deadline) {
+		return res, false, errConflict
+	}
+	pctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
+		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
+	ack, err := s.publish(pctx, s.oc(), &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data},
+		jetstream.WithMsgID(agentKey(agent, hdr.OpID.String())))
+	if err != nil {
+		return res, false, fmt.Errorf("event: %w", err)
+	}
+	res.Seq = ack.Sequence
+	if ack.Duplicate {
+		// Published by another core within the window.
+		s.counters.add(agent, core.AgentStats{Dedups: 1})
+		res.Duplicate = true
+		used := false
+		if blob != "" {
+			if prev, err := s.events.GetMsg(ctx, ack.Sequence); err == nil {
+				used = prev.Header.Get(HdrData) == blob
+			}
+		}
+		return res, used, nil
+	}
+	s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
+	return res, blob != "", nil
 }
 
 func baseMismatch(hdr core.PartialHeader, cur *meta) error {

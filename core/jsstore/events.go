@@ -27,10 +27,18 @@ import (
 // numbers), and acknowledges a duplicate. The marker ages out after
 // AppliedMaxAge by its own Nats-TTL, as the applied bucket's entries do.
 //
-// Ops applied before the store had this layout have their entry in the
-// applied bucket instead. Until those entries have aged out (the stream's
-// metadata says when: metaLegacyUntil), an event's commit looks there
-// first.
+// On a single-replica events stream the server stages every atomic batch
+// in a store of its own on disk, with three fsyncs, before committing it:
+// there an event costs far more as a batch than as two writes (README,
+// BenchmarkStoreEvent), so a store with Replicas 1 keeps the applied
+// bucket for events too (apply.go) and uses no batches.
+//
+// A store that changes between the two (its replicas changed, or it was
+// written before batches) has events applied both ways: ops applied
+// without batches have their entry in the applied bucket, ops applied
+// with batches their marker. Until the older kind has aged out (the
+// stream's metadata says when: metaLegacyUntil, metaMarkersUntil), an
+// event's commit looks there first.
 
 // Batch headers (nats-server's atomic batch publish).
 const (
@@ -41,8 +49,13 @@ const (
 
 // metaLegacyUntil is the events stream's metadata key that says until
 // when the applied bucket may hold entries of events (RFC 3339): set when
-// a store of the earlier layout is opened with this one.
-const metaLegacyUntil = "edge_sync_legacy_applied_until"
+// a store written without batches is opened with them. metaMarkersUntil
+// says until when the stream may hold markers: set when a store written
+// with batches is opened without.
+const (
+	metaLegacyUntil  = "edge_sync_legacy_applied_until"
+	metaMarkersUntil = "edge_sync_markers_until"
+)
 
 // legacyMargin absorbs clock differences between cores and NATS nodes in
 // the legacy window.
@@ -53,40 +66,54 @@ func (n names) markerSubject(agent string, op edgesync.OpID) string {
 	return n.subject(subjApplied) + "." + agentKey(agent, op.String())
 }
 
-// eventsMetadata returns the events stream's metadata for this layout,
-// given the stream as it is (nil if there is none): a stream of the
-// earlier layout (no atomic publish yet) gets the end of its legacy
-// window; one that has it keeps it.
+// eventsMetadata returns the events stream's metadata given the stream
+// as it is (nil if there is none): a stream that changes between
+// batches and none gets the end of the window in which the other kind of
+// entry may be found; one that has a window keeps it.
 func (s *Store) eventsMetadata(old *jetstream.StreamInfo) map[string]string {
 	md := map[string]string{}
+	if old == nil {
+		return md
+	}
+	for _, k := range []string{metaLegacyUntil, metaMarkersUntil} {
+		if v := old.Config.Metadata[k]; v != "" {
+			md[k] = v
+		}
+	}
+	until := s.cfg.Now().Add(s.cfg.AppliedMaxAge + legacyMargin).UTC().Format(time.RFC3339)
 	switch {
-	case old == nil:
-	case old.Config.Metadata[metaLegacyUntil] != "":
-		md[metaLegacyUntil] = old.Config.Metadata[metaLegacyUntil]
-	case !old.Config.AllowAtomicPublish:
-		md[metaLegacyUntil] = s.cfg.Now().Add(s.cfg.AppliedMaxAge + legacyMargin).UTC().Format(time.RFC3339)
+	case s.batches && !old.Config.AllowAtomicPublish:
+		md[metaLegacyUntil] = until
+	case !s.batches && old.Config.AllowAtomicPublish:
+		md[metaMarkersUntil] = until
 	}
 	return md
 }
 
-// setLegacyUntil reads the legacy window from the events stream's
-// metadata.
-func (s *Store) setLegacyUntil(md map[string]string) error {
-	v := md[metaLegacyUntil]
-	if v == "" {
-		return nil
+// setWindows reads the windows from the events stream's metadata.
+func (s *Store) setWindows(md map[string]string) error {
+	for k, t := range map[string]*time.Time{metaLegacyUntil: &s.legacyUntil, metaMarkersUntil: &s.markersUntil} {
+		v := md[k]
+		if v == "" {
+			continue
+		}
+		var err error
+		if *t, err = time.Parse(time.RFC3339, v); err != nil {
+			return fmt.Errorf("stream %s: metadata %s: %w", s.n.stream(streamEvents), k, err)
+		}
 	}
-	t, err := time.Parse(time.RFC3339, v)
-	if err != nil {
-		return fmt.Errorf("stream %s: metadata %s: %w", s.n.stream(streamEvents), metaLegacyUntil, err)
-	}
-	s.legacyUntil = t
 	return nil
 }
 
 // legacy reports whether the applied bucket may still hold entries of
-// events applied before this layout.
+// events applied without batches.
 func (s *Store) legacy() bool { return !s.legacyUntil.IsZero() && s.cfg.Now().Before(s.legacyUntil) }
+
+// markersLive reports whether the events stream may still hold markers
+// of events applied with batches.
+func (s *Store) markersLive() bool {
+	return !s.markersUntil.IsZero() && s.cfg.Now().Before(s.markersUntil)
+}
 
 // commitEvent makes an event op visible exactly once: its marker and the
 // event in one atomic batch.
@@ -100,8 +127,8 @@ func (s *Store) commitEvent(ctx context.Context, agent string, hdr core.PartialH
 		if eff.visible {
 			return s.duplicateEvent(agent, hdr, eff, blob)
 		}
-		// An entry without its event: a core of the earlier layout died
-		// between them. Every core runs this layout now, so none will
+		// An entry without its event: a core that wrote without batches
+		// died between them. Every core uses batches now, so none will
 		// publish it: the batch below does.
 	}
 	rec := appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name}

@@ -16,15 +16,17 @@ import (
 	"github.com/edge-sync/edge-sync/internal/natstest"
 )
 
-// TestUpgradeFromAppliedBucket opens a store whose events stream has the
-// earlier layout (events only, their applied entries in the applied
-// bucket), as the cores of that layout left it, and writes event ops as
-// they did: the entry, then the event with the op ID as Nats-Msg-Id; and
-// one entry whose event a crash cut off. After the upgrade the stream
-// takes markers in atomic batches, a resend of an op applied before is a
-// duplicate and stays one event, the cut-off op is applied once, and a
-// second core opening later keeps the legacy window. A fresh store has no
-// window: its events' commits never read the applied bucket.
+// TestUpgradeFromAppliedBucket opens a store with batches (as a
+// replicated one) whose events stream was written without (events only,
+// their applied entries in the applied bucket), as cores before batches
+// or with one replica left it, and writes event ops as they did: the
+// entry, then the event with the op ID as Nats-Msg-Id; and one entry
+// whose event a crash cut off. After the upgrade the stream takes markers
+// in atomic batches, a resend of an op applied before is a duplicate and
+// stays one event, the cut-off op is applied once, and a second core
+// opening later keeps the window. Opened without batches again (one
+// replica), it finds the markers: every op stays a duplicate. A fresh
+// store has no window: its events' commits never read the other index.
 func TestUpgradeFromAppliedBucket(t *testing.T) {
 	srv := natstest.Run(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -45,7 +47,7 @@ func TestUpgradeFromAppliedBucket(t *testing.T) {
 		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{URLs: []string{srv.URL()}, Prefix: prefix, SweepInterval: -1}
+	cfg := Config{URLs: []string{srv.URL()}, Prefix: prefix, SweepInterval: -1, forceBatches: true}
 	s := openWith(t, cfg)
 	if s.legacyUntil.Before(time.Now().Add(29 * 24 * time.Hour)) {
 		t.Fatalf("legacy window ends %v, want dedup_retention (30 days) from now", s.legacyUntil)
@@ -114,9 +116,26 @@ func TestUpgradeFromAppliedBucket(t *testing.T) {
 		t.Errorf("applied count %d, want 4: three entries in the bucket and op 2's marker", got)
 	}
 
-	// A fresh store has no legacy window.
-	fresh := openTest(t, srv.URL(), core.Config{})
-	if !fresh.legacyUntil.IsZero() || fresh.legacy() {
-		t.Errorf("a fresh store has a legacy window until %v", fresh.legacyUntil)
+	// Without batches again: the markers are found.
+	cfg.forceBatches = false
+	s3 := openWith(t, cfg)
+	if s3.events.CachedInfo().Config.AllowAtomicPublish || !s3.markersLive() || s3.legacyUntil != s.legacyUntil {
+		t.Fatalf("reopened without batches: atomic %v, markers until %v, legacy until %v",
+			s3.events.CachedInfo().Config.AllowAtomicPublish, s3.markersUntil, s3.legacyUntil)
+	}
+	for i, op := range ops {
+		if res, err := sendOp(s3, agent, op.hdr, op.data); err != nil || !res.Duplicate {
+			t.Errorf("resend of op %d without batches: %+v, %v; want a duplicate", i, res, err)
+		}
+	}
+	checkExactlyOnce(t, s3, agent, ops)
+
+	// A fresh store has no windows, with batches or without.
+	for _, batches := range []bool{false, true} {
+		fresh := openWith(t, Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, forceBatches: batches})
+		if fresh.legacy() || fresh.markersLive() || fresh.events.CachedInfo().Config.AllowAtomicPublish != batches {
+			t.Errorf("a fresh store (batches %v) has windows until %v, %v, or atomic publish %v", batches,
+				fresh.legacyUntil, fresh.markersUntil, fresh.events.CachedInfo().Config.AllowAtomicPublish)
+		}
 	}
 }
