@@ -20,7 +20,9 @@ import (
 )
 
 // How an op becomes visible, exactly once, whichever cores receive it
-// (docs/jetstream.md, "Exactly once" and "Write order"):
+// (docs/jetstream.md, "Exactly once"). An event on a replicated store is
+// one atomic batch of its marker and itself (events.go); every other op
+// takes these steps:
 //
 //  1. The data is durable first: in memory for a small op (the commit
 //     writes it in one message), in the data stream for a large one, whose

@@ -21,7 +21,8 @@ import (
 // and Close) with a compare-and-set, so that counting costs no write on
 // an op's path. A core that dies loses the changes of its last interval:
 // the counters are figures to watch, not the data's truth. The applied
-// count is not kept there; Stats counts the applied bucket's entries.
+// count is not kept there; Stats counts the applied bucket's entries
+// and the events' markers.
 
 // agentRec is an agent's counters in the agents bucket.
 type agentRec struct {
