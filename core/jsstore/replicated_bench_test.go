@@ -22,7 +22,9 @@ import (
 // cluster in the process with replicas = 3, the layout a fleet runs:
 // N writers commit small events through the store, beside as many raw
 // publishers to an R3 stream of their own in the same run;
-// ratio-vs-raw is the store's ops/s over the raw publishes'.
+// ratio-vs-raw is the store's ops/s over the raw publishes',
+// cpu-ratio-vs-raw the raw publish's CPU over the op's (the process holds
+// the three NATS servers).
 //
 //	go test -run '^$' -bench StoreEventReplicated -benchtime 2000x -count 2 ./core/jsstore
 func BenchmarkStoreEventReplicated(b *testing.B) {
@@ -55,11 +57,11 @@ func benchReplicated(b *testing.B, writers int) {
 		return err == nil
 	})
 	p := newIngestPayloads()
-	run := func(op func(i, w int) error) time.Duration {
+	run := func(op func(i, w int) error) (time.Duration, time.Duration) {
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		errs := make(chan error, writers)
-		t0 := time.Now()
+		cpu0, t0 := selfCPU(b), time.Now()
 		for w := range writers {
 			wg.Go(func() {
 				for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
@@ -71,15 +73,15 @@ func benchReplicated(b *testing.B, writers int) {
 			})
 		}
 		wg.Wait()
-		el := time.Since(t0)
+		el, cpu := time.Since(t0), selfCPU(b)-cpu0
 		close(errs)
 		for err := range errs {
 			b.Fatal(err)
 		}
-		return el
+		return el, cpu
 	}
 	b.ResetTimer()
-	storeTime := run(func(i, w int) error {
+	storeTime, storeCPU := run(func(i, w int) error {
 		data, hash := p.data[i%64], p.hash[i%64]
 		h := core.PartialHeader{OpID: storetest.OpID(uint64(i + 1)), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
 			Size: int64(len(data)), Hash: hash}
@@ -87,11 +89,13 @@ func benchReplicated(b *testing.B, writers int) {
 		return err
 	})
 	b.StopTimer()
-	rawTime := run(func(i, w int) error {
+	rawTime, rawCPU := run(func(i, w int) error {
 		_, err := js.Publish(context.Background(), fmt.Sprintf("%s.w%d", name, w), p.data[i%64])
 		return err
 	})
 	b.ReportMetric(float64(b.N)/storeTime.Seconds(), "ops/s")
 	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "raw-ops/s")
 	b.ReportMetric(rawTime.Seconds()/storeTime.Seconds(), "ratio-vs-raw")
+	b.ReportMetric(float64(storeCPU.Microseconds())/float64(b.N), "cpu-us/op")
+	b.ReportMetric(float64(rawCPU)/float64(storeCPU), "cpu-ratio-vs-raw")
 }
