@@ -312,6 +312,7 @@ func (s *Store) eventsUpgrade(ctx context.Context, cfg *jetstream.StreamConfig) 
 	var info *jetstream.StreamInfo
 	if old != nil {
 		info = old.CachedInfo()
+		cfg.AllowMsgTTL = cfg.AllowMsgTTL || info.Config.AllowMsgTTL
 	}
 	cfg.Metadata = s.eventsMetadata(info)
 	return nil
@@ -359,7 +360,7 @@ func (s *Store) eventsConfig() jetstream.StreamConfig {
 		// An event and its applied marker are one atomic batch on a
 		// replicated store; the marker ages out by its TTL (events.go).
 		AllowAtomicPublish: s.batches,
-		AllowMsgTTL:        true,
+		AllowMsgTTL:        s.batches, // kept once set: the server cannot turn it off (eventsUpgrade)
 	}
 }
 
