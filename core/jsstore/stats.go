@@ -21,7 +21,8 @@ import (
 // and Close) with a compare-and-set, so that counting costs no write on
 // an op's path. A core that dies loses the changes of its last interval:
 // the counters are figures to watch, not the data's truth. The applied
-// count is not kept there; Stats counts the applied bucket's entries.
+// count is not kept there; Stats counts the applied bucket's entries
+// and the events' markers.
 
 // agentRec is an agent's counters in the agents bucket.
 type agentRec struct {
@@ -368,7 +369,7 @@ func (s *Store) flushIfWriting(ctx context.Context) error {
 }
 
 // Stats returns every agent's counters; Applied counts the entries of the
-// applied bucket.
+// applied bucket and the events' applied markers.
 func (s *Store) Stats() (core.Stats, error) {
 	if err := s.acquire(); err != nil {
 		return core.Stats{}, fmt.Errorf("stats: %w", err)
@@ -390,7 +391,11 @@ func (s *Store) Stats() (core.Stats, error) {
 		if err != nil {
 			return core.Stats{}, fmt.Errorf("stats: %w", err)
 		}
-		as.Applied = int64(n)
+		markers, err := s.count(ctx, s.events, agentFilter(s.n.subject(subjApplied), r.Agent))
+		if err != nil {
+			return core.Stats{}, fmt.Errorf("stats: %w", err)
+		}
+		as.Applied = int64(n + markers)
 		st.ByAgent[r.Agent] = as
 	}
 	s.counters.mu.Lock()
