@@ -135,6 +135,7 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	var next atomic.Int64
 	lat := make([][]time.Duration, agents)
 	b.ResetTimer()
+	pkts0 := ingestPackets(clients)
 	cpu0 := selfCPU(b)
 	start := time.Now()
 	var wg sync.WaitGroup
@@ -154,6 +155,7 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	wg.Wait()
 	coreTime := time.Since(start)
 	coreCPU := selfCPU(b) - cpu0
+	pkts := ingestPackets(clients).sub(pkts0)
 	b.StopTimer()
 	close(errs)
 	for err := range errs {
@@ -194,6 +196,28 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	b.ReportMetric(coreRate/rawRate, "ratio-vs-raw")
 	b.ReportMetric(float64(coreCPU.Microseconds())/float64(b.N), "cpu-us/op")
 	b.ReportMetric(float64(rawCPU.Microseconds())/float64(b.N), "raw-cpu-us/op")
+	b.ReportMetric(float64(pkts.sent+pkts.received)/float64(b.N), "pkts/op")
+	b.ReportMetric(float64(pkts.lost)/float64(b.N), "lost-pkts/op")
+}
+
+// ingestCounts are QUIC packet counts of the simulated agents'
+// connections: both directions, as each agent sees them, and the packets
+// its loss detection declared lost (each sent again, at a cost of CPU).
+type ingestCounts struct{ sent, received, lost uint64 }
+
+func ingestPackets(clients []*ingestClient) ingestCounts {
+	var n ingestCounts
+	for _, c := range clients {
+		st := c.conn.ConnectionStats()
+		n.sent += st.PacketsSent
+		n.received += st.PacketsReceived
+		n.lost += st.PacketsLost
+	}
+	return n
+}
+
+func (n ingestCounts) sub(m ingestCounts) ingestCounts {
+	return ingestCounts{n.sent - m.sent, n.received - m.received, n.lost - m.lost}
 }
 
 // ingestClient is a simulated agent: its own certificate and QUIC
