@@ -222,11 +222,12 @@ func (n ingestCounts) sub(m ingestCounts) ingestCounts {
 
 // ingestClient is a simulated agent: its own certificate and QUIC
 // connection, sending whole small ops as the agent sends one-chunk ops
-// (header, data and commit at once, then the answers).
+// (header, data and commit in one write, then the answers).
 type ingestClient struct {
-	conn *quic.Conn
-	id   uint64
-	enc  codec.Encoder
+	conn  *quic.Conn
+	id    uint64
+	enc   codec.Encoder
+	frame []byte // the op's frames, written at once
 }
 
 func dialIngest(b *testing.B, pk *testutil.PKI, name, addr string) *ingestClient {
@@ -293,10 +294,15 @@ func (c *ingestClient) send(i int, p *ingestPayloads) error {
 		&wire.Data{ID: id, Offset: 0, Chunk: chunk},
 		&wire.Commit{ID: id, Chunks: 1, Bytes: uint64(len(chunk)), Hash: sha256.Sum256(chunk)},
 	}
+	// One write, as the agent sends an op of one chunk (agent/sendop_whole.go).
+	c.frame = c.frame[:0]
 	for _, f := range frames {
-		if err := wire.WriteFrame(str, f); err != nil {
+		if c.frame, err = f.Append(c.frame); err != nil {
 			return err
 		}
+	}
+	if _, err := str.Write(c.frame); err != nil {
+		return err
 	}
 	if err := str.Close(); err != nil {
 		return err
