@@ -260,9 +260,15 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		committed = true // nothing was begun
 		return h.ack(hdr)
 	}
-	ans := &wire.ResumeAnswer{ID: hdr.ID, Held: uint64(held), Chunks: uint64(held) / uint64(ch.ChunkSize)}
-	if err := wire.WriteFrame(h.str, ans); err != nil {
-		return err
+	// An op of one chunk came whole: the agent does not wait for where to
+	// resume, and the ACK or NACK alone answers it, as on a store that
+	// applies it whole (server_whole.go); a RESUME_ANSWER would cost a
+	// packet of its own (docs/core.md, "Packets per op").
+	if hdr.Lane || hdr.PlainSize > uint64(hdr.ChunkSize) {
+		ans := &wire.ResumeAnswer{ID: hdr.ID, Held: uint64(held), Chunks: uint64(held) / uint64(ch.ChunkSize)}
+		if err := wire.WriteFrame(h.str, ans); err != nil {
+			return err
+		}
 	}
 	if hdr.Lane {
 		return h.laneOp(hdr, &ch, base, held, &committed)
