@@ -5,11 +5,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"testing"
-
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // TestSensorRecord: a record is valid JSON of about 2 KiB, the same for
 // the same seed, and the next step's differs from it.
