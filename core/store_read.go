@@ -151,7 +151,8 @@ type AgentStats struct {
 	Evicted    int64 `json:"evicted"`     // events dropped by retention
 }
 
-func (x *AgentStats) add(y AgentStats) {
+// Add adds y's counts to x's.
+func (x *AgentStats) Add(y AgentStats) {
 	x.Keys += y.Keys
 	x.Events += y.Events
 	x.Bytes += y.Bytes
@@ -193,7 +194,7 @@ func (s *Store) Stats() (Stats, error) {
 			}
 			as := readStats(a)
 			st.ByAgent[string(k)] = as
-			st.Total.add(as)
+			st.Total.Add(as)
 			st.Agents++
 			return nil
 		})
