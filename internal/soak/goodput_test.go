@@ -56,7 +56,7 @@ func processTransfer(b *testing.B, file string, tuned bool) time.Duration {
 	b.Helper()
 	dir := b.TempDir()
 	p := testutil.NewPKI(b, "site-1")
-	coreAddr := freeUDPAddr(b)
+	coreAddr := testutil.FreeUDPAddr(b)
 	core := startCore(b, coreConfig(b, p, dir, coreAddr), "")
 	defer core.kill()
 	relay, err := linksim.NewRelay(linksim.RelayConfig{Target: coreAddr, Profile: goodputLink()})
