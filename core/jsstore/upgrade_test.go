@@ -139,3 +139,32 @@ func TestUpgradeFromAppliedBucket(t *testing.T) {
 		}
 	}
 }
+
+// TestRollingReplicasChange runs two cores on one store while its
+// replicas go from 1 to 3 one core at a time, as a rolling restart does:
+// core a, opened with one replica, still commits events with two writes
+// after core b has opened the store with batches. An op b applied (its
+// acknowledgement lost) and sent again to a is a duplicate: a, which
+// opened before any marker existed, must not publish the event again.
+func TestRollingReplicasChange(t *testing.T) {
+	srv := natstest.Run(t)
+	cfg := Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1}
+	a := openWith(t, cfg)
+	cfg.forceBatches = true
+	b := openWith(t, cfg)
+	const agent = "ship-9"
+	d := storetest.Payload(7, 300)
+	ops := []struct {
+		hdr  core.PartialHeader
+		data []byte
+	}{{storetest.Header(storetest.OpID(1), edgesync.EventOp, "log", d), d}}
+	if res, err := sendOp(b, agent, ops[0].hdr, d); err != nil || res.Duplicate {
+		t.Fatalf("op at the core with batches: %+v, %v", res, err)
+	}
+	for i := range 2 {
+		if res, err := sendOp(a, agent, ops[0].hdr, d); err != nil || !res.Duplicate {
+			t.Errorf("resend %d at the core without batches: %+v, %v; want a duplicate", i, res, err)
+		}
+	}
+	checkExactlyOnce(t, b, agent, ops)
+}
