@@ -697,8 +697,22 @@ func (s *Store) publishEvent(ctx context.Context, agent string, hdr core.Partial
 	defer cancel()
 	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
 		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
-	ack, err := s.publish(pctx, s.oc(), &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data},
-		jetstream.WithMsgID(agentKey(agent, hdr.OpID.String())))
+	msg := &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data}
+	if s.markerGuard {
+		noMarker(msg, s.n.markerSubject(agent, hdr.OpID))
+	}
+	ack, err := s.publish(pctx, s.oc(), msg, jetstream.WithMsgID(agentKey(agent, hdr.OpID.String())))
+	if isWrongLastSeq(err) {
+		// The op has a marker: a core with batches applied it (events.go).
+		eff, _, ferr := s.markerEffect(ctx, agent, hdr.OpID)
+		if ferr != nil {
+			return res, false, ferr
+		}
+		if !eff.visible {
+			return res, false, errConflict
+		}
+		return s.duplicateEvent(agent, hdr, eff, blob)
+	}
 	if err != nil {
 		return res, false, fmt.Errorf("event: %w", err)
 	}

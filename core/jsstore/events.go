@@ -40,6 +40,10 @@ import (
 // stream's metadata says when: metaLegacyUntil, metaMarkersUntil), an
 // event's commit looks there first.
 
+// errCodeAtomicDisabled is the server's refusal of a batch to a stream
+// without allow_atomic (nats-server's JSAtomicPublishDisabledErr).
+const errCodeAtomicDisabled jetstream.ErrorCode = 10174
+
 // Batch headers (nats-server's atomic batch publish).
 const (
 	hdrBatchID     = "Nats-Batch-Id"
@@ -162,6 +166,11 @@ func (s *Store) commitEvent(ctx context.Context, agent string, hdr core.PartialH
 		}
 		return s.duplicateEvent(agent, hdr, eff, blob)
 	}
+	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeAtomicDisabled {
+		return res, false, fmt.Errorf("event: %w: another core opened the store with one replica since this one opened it "+
+			"with %d; restart this core with the replicas the others have (docs/jetstream.md, \"Changing between the two\")",
+			err, s.cfg.Replicas)
+	}
 	if err != nil {
 		return res, false, fmt.Errorf("event: %w", err)
 	}
@@ -222,4 +231,26 @@ func (s *Store) legacyEffect(ctx context.Context, agent string, op edgesync.OpID
 	}
 	eff, err := s.effect(ctx, agent, op, rec.Kind, rec.Key, e.Created())
 	return eff, rec, err
+}
+
+// noMarker makes msg, an event published without a batch, conditional on
+// its op having no marker: a core that opened the store without batches
+// does not look for markers unless the store had them when it opened
+// (markersLive), yet another core may have opened it with batches since,
+// as in a rolling change of replicas (docs/jetstream.md, "Changing
+// between the two"). The server checks this with the write, so no marker
+// can come between a look and the publish.
+func noMarker(msg *nats.Msg, marker string) {
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, marker)
+}
+
+// serverAtLeast reports whether a NATS server's version is major.minor or
+// later.
+func serverAtLeast(version string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(version, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,4 +168,21 @@ func TestRollingReplicasChange(t *testing.T) {
 		}
 	}
 	checkExactlyOnce(t, b, agent, ops)
+
+	// Back to one replica, one core at a time: b, opened with batches,
+	// fails its events' commits once the stream allows no batches.
+	cfg.forceBatches = false
+	c := openWith(t, cfg)
+	d2 := storetest.Payload(8, 300)
+	h2 := storetest.Header(storetest.OpID(2), edgesync.EventOp, "log", d2)
+	if res, err := sendOp(b, agent, h2, d2); err == nil || !strings.Contains(err.Error(), "restart this core") {
+		t.Fatalf("op at the core with batches after the stream lost them: %+v, %v; want an error that says to restart it", res, err)
+	}
+	if res, err := sendOp(c, agent, h2, d2); err != nil || res.Duplicate {
+		t.Fatalf("op at the core without batches: %+v, %v", res, err)
+	}
+	checkExactlyOnce(t, c, agent, append(ops, struct {
+		hdr  core.PartialHeader
+		data []byte
+	}{h2, d2}))
 }
