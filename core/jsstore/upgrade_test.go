@@ -15,6 +15,7 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/storetest"
 	"github.com/edge-sync/edge-sync/internal/natstest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // TestUpgradeFromAppliedBucket opens a store with batches (as a
@@ -185,4 +186,27 @@ func TestRollingReplicasChange(t *testing.T) {
 		hdr  core.PartialHeader
 		data []byte
 	}{h2, d2}))
+}
+
+// TestCoreLeftWithoutBatchesStops runs a core opened with one replica on
+// after another opened the store with batches: the other's legacy window
+// (dedup_retention and an hour) covers the applied entries of a rolling
+// restart, not those of a core left running for longer, whose resends
+// the cores with batches would apply again once the window ends. The core
+// left behind sees the change at its next sweep interval and refuses
+// events, saying to restart it.
+func TestCoreLeftWithoutBatchesStops(t *testing.T) {
+	srv := natstest.Run(t)
+	cfg := Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: 20 * time.Millisecond}
+	a := openWith(t, cfg)
+	cfg.forceBatches, cfg.SweepInterval = true, -1
+	openWith(t, cfg)
+	var last error
+	n := uint64(0)
+	testutil.WaitFor(t, 10*time.Second, "the core without batches to refuse events after the store took batches", func() bool {
+		n++
+		d := storetest.Payload(n, 100)
+		_, last = sendOp(a, "ship-3", storetest.Header(storetest.OpID(n), edgesync.EventOp, "log", d), d)
+		return last != nil && strings.Contains(last.Error(), "restart this core")
+	})
 }
