@@ -511,6 +511,9 @@ func (s *Store) commitStaged(ctx context.Context, agent string, rec partialRec) 
 // nil with blob naming its chunks. used reports whether the visible
 // effect refers to blob.
 func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader, data []byte, blob string) (res core.Result, used bool, err error) {
+	if hdr.Kind == edgesync.EventOp && s.layoutChanged.Load() {
+		return core.Result{}, false, s.errLayout()
+	}
 	if hdr.Kind == edgesync.EventOp && s.batches {
 		return s.commitEvent(ctx, agent, hdr, data, blob) // one atomic batch (events.go)
 	}

@@ -167,9 +167,7 @@ func (s *Store) commitEvent(ctx context.Context, agent string, hdr core.PartialH
 		return s.duplicateEvent(agent, hdr, eff, blob)
 	}
 	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeAtomicDisabled {
-		return res, false, fmt.Errorf("event: %w: another core opened the store with one replica since this one opened it "+
-			"with %d; restart this core with the replicas the others have (docs/jetstream.md, \"Changing between the two\")",
-			err, s.cfg.Replicas)
+		return res, false, fmt.Errorf("event: %w: %w", err, s.errLayout())
 	}
 	if err != nil {
 		return res, false, fmt.Errorf("event: %w", err)
@@ -253,4 +251,39 @@ func serverAtLeast(version string, major, minor int) bool {
 		return false
 	}
 	return ma > major || ma == major && mi >= minor
+}
+
+// checkLayout reads the events stream's config and, if another core has
+// opened it the other way since this one did (with batches or without:
+// its replicas changed, docs/jetstream.md "Changing between the two"),
+// makes this core refuse events until it is restarted. A core left
+// committing events without batches would otherwise write applied
+// entries that the cores with batches stop looking up when their legacy
+// window, an hour past dedup_retention from the change, ends. The
+// background loop runs it every SweepInterval.
+func (s *Store) checkLayout(ctx context.Context) {
+	if s.cfg.ReadOnly || s.layoutChanged.Load() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	info, err := s.events.Info(rctx)
+	if err != nil {
+		return // the next interval tries again; commits report the server's state
+	}
+	if info.Config.AllowAtomicPublish != s.batches {
+		s.layoutChanged.Store(true)
+		s.cfg.Logger.Error("events refused until this core is restarted", "error", s.errLayout())
+	}
+}
+
+// errLayout says that the events stream changed under this core.
+func (s *Store) errLayout() error {
+	now, was := "without atomic batches (one replica)", "with"
+	if !s.batches {
+		now, was = "with atomic batches (replicas 2 or more)", "without"
+	}
+	return fmt.Errorf("the events stream %s is now %s, as another core opened it, and this core opened it %s: "+
+		"restart this core with the replicas the others have (docs/jetstream.md, \"Changing between the two\")",
+		s.n.stream(streamEvents), now, was)
 }

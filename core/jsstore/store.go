@@ -184,6 +184,9 @@ type Store struct {
 	// without batches before another opened it with them cannot apply an
 	// op twice (events.go).
 	markerGuard bool
+	// layoutChanged is set when the events stream no longer takes events
+	// the way this core commits them (checkLayout, events.go).
+	layoutChanged atomic.Bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -450,6 +453,7 @@ func (s *Store) background(ctx context.Context) {
 			}
 			cancel()
 		case <-sweep:
+			s.checkLayout(ctx)
 			if n, err := s.sweep(ctx); err != nil && ctx.Err() == nil {
 				s.cfg.Logger.Warn("sweep failed; retrying at the next interval", "error", err)
 			} else if n > 0 {
