@@ -384,3 +384,39 @@ func rawStream(b *testing.B, url string) (jetstream.JetStream, string) {
 	}
 	return js, name
 }
+
+// BenchmarkEventMarkerGuard measures what the marker guard of an event
+// published without a batch costs (noMarker, events.go): small events
+// committed alternately by a store with the guard and one without, on one
+// server in the same run.
+//
+//	go test -run '^$' -bench BenchmarkEventMarkerGuard -benchtime 3000x -count 3 ./core/jsstore
+func BenchmarkEventMarkerGuard(b *testing.B) {
+	srv := natstest.Run(b)
+	guarded := openTest(b, srv.URL(), core.Config{})
+	plain := openTest(b, srv.URL(), core.Config{})
+	plain.markerGuard = false
+	if !guarded.markerGuard {
+		b.Fatal("the embedded server does not take the guard")
+	}
+	p := newIngestPayloads()
+	var took [2]time.Duration
+	n := uint64(0)
+	for b.Loop() {
+		for i, s := range []*Store{guarded, plain} {
+			n++
+			data, hash := p.data[n%64], p.hash[n%64]
+			h := core.PartialHeader{OpID: storetest.OpID(n), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
+				Size: int64(len(data)), Hash: hash}
+			t0 := time.Now()
+			if _, err := sendOp(s, "bench", h, data); err != nil {
+				b.Fatal(err)
+			}
+			took[i] += time.Since(t0)
+		}
+	}
+	ops := float64(n / 2)
+	b.ReportMetric(float64(took[0].Microseconds())/ops, "guard-us/op")
+	b.ReportMetric(float64(took[1].Microseconds())/ops, "plain-us/op")
+	b.ReportMetric(float64(took[0])/float64(took[1]), "ratio-vs-plain")
+}
