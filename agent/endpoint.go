@@ -163,7 +163,7 @@ func (e *endpoint) run(ctx context.Context) {
 	}
 	pc, budgetDone := e.budgetConn(ctx, pc)
 	defer budgetDone()
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: lane.WrapConn(pc)}
 	// The demux is the transport's only reader of non-QUIC packets (the
 	// data lane's); it exists before the first dial.
 	demux := lane.NewDemux(tr)
