@@ -2,6 +2,7 @@ package lane
 
 import (
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -97,3 +98,28 @@ func queued(t *testing.T, pc *net.UDPConn) int {
 	}
 	return n
 }
+
+// TestRaiseBuffers: the socket gets quic-go's 7 MiB buffers, or an error
+// that tells the operator which limits to raise.
+func TestRaiseBuffers(t *testing.T) {
+	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	rcv, snd, err := RaiseBuffers(pc)
+	switch {
+	case err != nil && !strings.Contains(err.Error(), "net.core.rmem_max"):
+		t.Fatalf("RaiseBuffers: %v; want an error naming net.core.rmem_max", err)
+	case err != nil:
+		t.Logf("no CAP_NET_ADMIN and low limits here: %v", err)
+	case rcv < WantSocketBuffer || snd < WantSocketBuffer:
+		t.Fatalf("RaiseBuffers = %d, %d without an error; want both ≥ %d", rcv, snd, WantSocketBuffer)
+	}
+	if rcv, snd, err := RaiseBuffers(wrapped{pc}); rcv != 0 || snd != 0 || err != nil {
+		t.Fatalf("RaiseBuffers(a wrapper) = %d, %d, %v; want it left alone", rcv, snd, err)
+	}
+}
+
+// wrapped hides a *net.UDPConn, as the agent's budget meter does.
+type wrapped struct{ net.PacketConn }
