@@ -35,8 +35,9 @@ type Demux struct {
 	// goroutine of quic-go when tr.Conn is a *Conn) take turns: sessions
 	// and handlers see one packet at a time. Close takes it to wait for a
 	// packet being routed.
-	routeMu sync.Mutex
-	conn    *Conn // tr.Conn, when it is a *Conn routing to this demux
+	routeMu    sync.Mutex
+	routeEnded bool  // Close ran: route drops what the socket's reader still hands it
+	conn       *Conn // tr.Conn, when it is a *Conn routing to this demux
 }
 
 // NewDemux starts reading tr's non-QUIC packets. Close stops it. When
@@ -85,7 +86,8 @@ func (d *Demux) Close() error {
 	}
 	d.cancel()
 	<-d.done
-	d.routeMu.Lock() // a packet being routed by the socket's reader
+	d.routeMu.Lock() // waits for a packet being routed by the socket's reader
+	d.routeEnded = true
 	d.routeMu.Unlock()
 	return nil
 }
@@ -128,6 +130,9 @@ func (d *Demux) read(ctx context.Context) {
 func (d *Demux) route(p []byte, from net.Addr) {
 	d.routeMu.Lock()
 	defer d.routeMu.Unlock()
+	if d.routeEnded {
+		return
+	}
 	if len(p) == 0 || len(p) > MaxPacketSize {
 		d.unrouted.Add(1)
 		return
