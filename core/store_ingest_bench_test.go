@@ -4,14 +4,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // BenchmarkStoreIngest is the store's share of BenchmarkCoreIngest
@@ -54,23 +53,8 @@ func benchStoreIngest(b *testing.B, agents int) {
 		hdrs[i] = hdrFor(edgesync.OpID{}, edgesync.EventOp, "bench/events", data[i])
 	}
 	run := func(op func(i, w int) error) time.Duration {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		errs := make(chan error, agents)
 		start := time.Now()
-		for w := range agents {
-			wg.Go(func() {
-				for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
-					if err := op(i, w); err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
+		if err := testutil.Share(b.N, agents, op); err != nil {
 			b.Fatal(err)
 		}
 		return time.Since(start)

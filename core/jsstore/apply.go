@@ -20,7 +20,9 @@ import (
 )
 
 // How an op becomes visible, exactly once, whichever cores receive it
-// (docs/jetstream.md, "Exactly once" and "Write order"):
+// (docs/jetstream.md, "Exactly once"). An event on a replicated store is
+// one atomic batch of its marker and itself (events.go); every other op
+// takes these steps:
 //
 //  1. The data is durable first: in memory for a small op (the commit
 //     writes it in one message), in the data stream for a large one, whose
@@ -509,6 +511,19 @@ func (s *Store) commitStaged(ctx context.Context, agent string, rec partialRec) 
 // nil with blob naming its chunks. used reports whether the visible
 // effect refers to blob.
 func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader, data []byte, blob string) (res core.Result, used bool, err error) {
+	if hdr.Kind == edgesync.EventOp && s.batches {
+		return s.commitEvent(ctx, agent, hdr, data, blob) // one atomic batch (events.go)
+	}
+	if hdr.Kind == edgesync.EventOp && s.markersLive() {
+		// Applied while the store used batches (events.go)?
+		eff, _, err := s.markerEffect(ctx, agent, hdr.OpID)
+		if err != nil {
+			return core.Result{}, false, err
+		}
+		if eff.visible {
+			return s.duplicateEvent(agent, hdr, eff, blob)
+		}
+	}
 	rec := appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name}
 	b, err := json.Marshal(rec)
 	if err != nil {
@@ -555,21 +570,19 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 			return eff.res, blob != "" && eff.data == blob, nil
 		}
 	}
-	switch hdr.Kind {
-	case edgesync.StateOp:
-		res, used, err := s.publishState(ctx, agent, hdr, data, blob)
-		if errors.Is(err, core.ErrBaseMismatch) {
-			// The key changed since the check above: the op is not
-			// applied, and its entry must not say it may be. Safe to
-			// remove: no core can make this delta's effect visible now.
-			if rerr := s.removeRecord(ctx, s.appliedS, s.n.bucket(bucketApplied), key); rerr != nil {
-				return res, false, fmt.Errorf("%w (its applied entry stays: %v)", err, rerr)
-			}
-		}
-		return res, used, err
-	default:
+	if hdr.Kind == edgesync.EventOp {
 		return s.publishEvent(ctx, agent, hdr, data, blob, start.Add(s.cfg.DuplicateWindow/2))
 	}
+	res, used, err = s.publishState(ctx, agent, hdr, data, blob)
+	if errors.Is(err, core.ErrBaseMismatch) {
+		// The key changed since the check above: the op is not
+		// applied, and its entry must not say it may be. Safe to
+		// remove: no core can make this delta's effect visible now.
+		if rerr := s.removeRecord(ctx, s.appliedS, s.n.bucket(bucketApplied), key); rerr != nil {
+			return res, false, fmt.Errorf("%w (its applied entry stays: %v)", err, rerr)
+		}
+	}
+	return res, used, err
 }
 
 // createApplied creates an applied entry (KV Create, published in a
@@ -807,22 +820,15 @@ func (s *Store) appliedResult(ctx context.Context, agent string, op edgesync.OpI
 	return eff.res, true, nil
 }
 
-// appliedEffect reads op's applied entry and looks for its effect; no
-// entry is no effect.
+// appliedEffect reads op's applied entry, in the applied bucket (state
+// ops, and events applied before the events' markers) or as an event's
+// marker (events.go), and looks for its effect; no entry is no effect.
 func (s *Store) appliedEffect(ctx context.Context, agent string, op edgesync.OpID) (effectOf, appliedRec, error) {
-	var rec appliedRec
-	e, err := s.applied.Get(ctx, agentKey(agent, op.String()))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return effectOf{}, rec, nil
+	eff, rec, err := s.legacyEffect(ctx, agent, op)
+	if err != nil || eff.visible {
+		return eff, rec, err
 	}
-	if err != nil {
-		return effectOf{}, rec, fmt.Errorf("applied index: %w", err)
-	}
-	if err := decodeJSON("applied", e.Value(), &rec); err != nil {
-		return effectOf{}, rec, err
-	}
-	eff, err := s.effect(ctx, agent, op, rec.Kind, rec.Key, e.Created())
-	return eff, rec, err
+	return s.markerEffect(ctx, agent, op)
 }
 
 // Applied reports whether op was applied: its entry is in the applied

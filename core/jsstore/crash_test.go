@@ -29,8 +29,9 @@ const crashChildEnv = "EDGE_SYNC_JS_CRASH_CHILD"
 type crashPlan struct {
 	URL    string `json:"url"`
 	Prefix string `json:"prefix"`
-	Step   string `json:"step"` // the hook's step to die at
-	Nth    int    `json:"nth"`  // die at its nth occurrence
+	Step   string `json:"step"`  // the hook's step to die at
+	Nth    int    `json:"nth"`   // die at its nth occurrence
+	Batch  bool   `json:"batch"` // events in atomic batches, as on a replicated store
 }
 
 // crashOps are the ops a writer sends: small and staged, events and
@@ -100,7 +101,7 @@ func crashChild() {
 		os.Exit(3)
 	}
 	killAt(p.Step, p.Nth)
-	s, err := Open(context.Background(), Config{Config: crashCfg, URLs: []string{p.URL}, Prefix: p.Prefix, SweepInterval: -1})
+	s, err := Open(context.Background(), Config{Config: crashCfg, URLs: []string{p.URL}, Prefix: p.Prefix, SweepInterval: -1, forceBatches: p.Batch})
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
@@ -117,25 +118,35 @@ func crashChild() {
 }
 
 // TestCrashBetweenWrites kills a writer process with SIGKILL between the
-// writes of a commit (after the data chunks, after the applied entry,
-// after the effect, after the owner marker), then has another store
+// writes of a commit (after the data chunks, after a state op's applied
+// entry, after an event's batch of marker and event, after the effect,
+// after the owner marker), then has another store
 // receive every op again, as agents resend what was not acknowledged:
 // every op ends up visible exactly once, byte-identical, and the ops
 // acknowledged before the kill come back as duplicates.
 func TestCrashBetweenWrites(t *testing.T) {
 	srv := natstest.Run(t)
 	steps := []struct {
-		step string
-		nth  int
+		step  string
+		nth   int
+		batch bool
 	}{
-		{"chunks-written", 3}, {"applied-created", 1}, {"applied-created", 2}, {"applied-created", 4},
-		{"applied-created", 5}, {"staged-visible", 1}, {"staged-visible", 2}, {"staged-marked", 3},
+		{"chunks-written", 3, false}, {"applied-created", 1, false}, {"applied-created", 2, false}, {"applied-created", 4, false},
+		{"applied-created", 5, false}, {"staged-visible", 1, false}, {"staged-visible", 2, false}, {"staged-marked", 3, false},
+		// Events in atomic batches (a replicated store): after the batch
+		// of a small and of a staged event, after a staged event's owner
+		// marker; applied-created is then a state op's.
+		{"event-batch", 1, true}, {"event-batch", 3, true}, {"applied-created", 2, true}, {"staged-marked", 2, true},
 	}
 	for _, st := range steps {
-		t.Run(fmt.Sprintf("%s#%d", st.step, st.nth), func(t *testing.T) {
+		name := fmt.Sprintf("%s#%d", st.step, st.nth)
+		if st.batch {
+			name += "/batches"
+		}
+		t.Run(name, func(t *testing.T) {
 			prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-			acked := runCrashChild(t, crashPlan{URL: srv.URL(), Prefix: prefix, Step: st.step, Nth: st.nth})
-			s := openWith(t, Config{Config: crashCfg, URLs: []string{srv.URL()}, Prefix: prefix, SweepInterval: -1})
+			acked := runCrashChild(t, crashPlan{URL: srv.URL(), Prefix: prefix, Step: st.step, Nth: st.nth, Batch: st.batch})
+			s := openWith(t, Config{Config: crashCfg, URLs: []string{srv.URL()}, Prefix: prefix, SweepInterval: -1, forceBatches: st.batch})
 			ops := crashOps()
 			for _, op := range ops {
 				res, err := sendOp(s, "site", op.hdr, op.data)

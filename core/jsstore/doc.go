@@ -10,10 +10,13 @@
 //	                                the data itself, or (over InlineMax) a pointer
 //	                                to its chunks in P_data
 //	KV P_summaries  <agent>.<key>   the latest summary of each key
-//	KV P_applied    <agent>.<op>    the applied-op index: KV Create, max age
+//	KV P_applied    <agent>.<op>    the applied-op index of state ops (and of
+//	                                events with one replica): KV Create, max age
 //	KV P_partials   <agent>.<op>    partial ops held in JetStream
 //	KV P_agents     <agent>         per-agent counters
 //	P_events        P.ev.<agent>.<key>     one message per event
+//	                P.applied.<agent>.<op> its applied marker (replicas > 1),
+//	                                       in one atomic batch with it
 //	P_data          P.data.<agent>.<blob>  chunks of data over InlineMax
 //
 // Agent names and keys become subject tokens by Token's escaping; every
@@ -30,13 +33,16 @@
 // # Exactly once, and durability
 //
 // An op is acknowledged once JetStream has acknowledged its writes (a
-// majority of Replicas). Its op ID is created in the applied bucket with
-// KV Create before its effect is written; a core that finds the ID there
-// checks whether the effect is visible and finishes it if not, so an op
-// that two cores receive (an agent that failed over mid-commit), or that a
-// core received before it died, is applied once. The order of writes is
-// in apply.go; TestCrashBetweenWrites kills a writer process between each
-// pair of them.
+// majority of Replicas). On a replicated store an event is one write: an
+// atomic batch of its create-only applied marker and the event, both
+// visible or neither (events.go). Otherwise (state ops; events with one
+// replica, where the server stages a batch on disk with fsyncs) its op ID
+// is created in the applied bucket with KV Create before its effect is
+// written; a core that finds the ID there checks whether the effect is
+// visible and finishes it if not. So an op that two cores receive (an
+// agent that failed over mid-commit), or that a core received before it
+// died, is applied once. The order of writes is in apply.go;
+// TestCrashBetweenWrites kills a writer process between each pair of them.
 //
 // # Caveats
 //

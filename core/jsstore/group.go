@@ -36,6 +36,7 @@ type group struct {
 // groupWrite is one op's write and where its result goes.
 type groupWrite struct {
 	ctx  context.Context
+	pre  *nats.Msg // sent just before msg, without a reply: a batch's first message
 	msg  *nats.Msg
 	opts []jetstream.PublishOpt
 	done chan groupResult // buffered: the leader never blocks on it
@@ -49,7 +50,19 @@ type groupResult struct {
 
 // publish writes msg through c's group and returns its acknowledgement.
 func (s *Store) publish(ctx context.Context, c *opConn, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	w := &groupWrite{ctx: ctx, msg: msg, opts: opts, done: make(chan groupResult, 1)}
+	return s.enqueue(c, &groupWrite{ctx: ctx, msg: msg, opts: opts, done: make(chan groupResult, 1)})
+}
+
+// publishBatch writes a two-message atomic batch through c's group: first
+// without a reply, then commit, right after it on the same connection, so
+// that nothing comes between them; the acknowledgement is the commit's.
+// A refused first message makes the commit fail (the server answers it
+// as an incomplete batch, or with the first message's refusal).
+func (s *Store) publishBatch(ctx context.Context, c *opConn, first, commit *nats.Msg) (*jetstream.PubAck, error) {
+	return s.enqueue(c, &groupWrite{ctx: ctx, pre: first, msg: commit, done: make(chan groupResult, 1)})
+}
+
+func (s *Store) enqueue(c *opConn, w *groupWrite) (*jetstream.PubAck, error) {
 	g := &c.group
 	g.mu.Lock()
 	g.queue = append(g.queue, w)
@@ -88,6 +101,12 @@ func (s *Store) publishGroup(c *opConn, batch []*groupWrite) {
 		if err := w.ctx.Err(); err != nil {
 			w.done <- groupResult{err: err}
 			continue
+		}
+		if w.pre != nil {
+			if err := c.nc.PublishMsg(w.pre); err != nil {
+				w.done <- groupResult{err: err}
+				continue
+			}
 		}
 		f, err := c.js.PublishMsgAsync(w.msg, w.opts...)
 		if err != nil {

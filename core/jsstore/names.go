@@ -82,10 +82,11 @@ func tokenSafe(c byte) bool {
 //
 //	KV P_state       <agent>.<key>   current version of each key, with history
 //	KV P_summaries   <agent>.<key>   latest summary of each key
-//	KV P_applied     <agent>.<op>    applied-op index (create-only), max age
+//	KV P_applied     <agent>.<op>    applied-op index of state ops (create-only), max age
 //	KV P_partials    <agent>.<op>    partial ops in JetStream
 //	KV P_agents      <agent>         per-agent counters
 //	stream P_events  P.ev.<agent>.<key>    one message per event
+//	                 P.applied.<agent>.<op> its applied marker (create-only, TTL)
 //	stream P_data    P.data.<agent>.<blob> chunks of data over InlineMax
 const (
 	bucketState     = "state"
@@ -97,6 +98,7 @@ const (
 	streamData      = "data"
 	subjEvents      = "ev"
 	subjData        = "data"
+	subjApplied     = "applied" // event ops' applied markers, in P_events (events.go)
 )
 
 // Headers on state entries, events, summaries and data chunks.

@@ -269,7 +269,8 @@ func (s *Store) PutSummary(agent string, sum core.Summary) error {
 }
 
 // superseded reports whether a summary's op, or a newer one, is stored:
-// the key's current version is that op or newer, or the op is applied.
+// the key's current version is that op or newer, or the op is applied
+// (its entry in the applied bucket, or an event's marker).
 // Unlike core.Store, which marks summaries as the data lands, it is
 // worked out when the summary is read.
 func (s *Store) superseded(ctx context.Context, agent string, m meta) (bool, error) {
@@ -282,7 +283,11 @@ func (s *Store) superseded(ctx context.Context, agent string, m meta) (bool, err
 	}
 	_, err = s.applied.Get(ctx, agentKey(agent, m.op.String()))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return false, nil
+		// An event's applied marker (events.go)?
+		_, err = s.events.GetLastMsgForSubject(ctx, s.n.markerSubject(agent, m.op))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, nil
+		}
 	}
 	return err == nil, err
 }

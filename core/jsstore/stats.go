@@ -21,7 +21,8 @@ import (
 // and Close) with a compare-and-set, so that counting costs no write on
 // an op's path. A core that dies loses the changes of its last interval:
 // the counters are figures to watch, not the data's truth. The applied
-// count is not kept there; Stats counts the applied bucket's entries.
+// count is not kept there; Stats counts the applied bucket's entries
+// and the events' markers.
 
 // agentRec is an agent's counters in the agents bucket.
 type agentRec struct {
@@ -96,21 +97,9 @@ func (c *counters) addLocal(agent string, d int64) {
 func (c *counters) add(agent string, d core.AgentStats) {
 	c.mu.Lock()
 	p := c.pending[agent]
-	addStats(&p, d)
+	p.Add(d)
 	c.pending[agent] = p
 	c.mu.Unlock()
-}
-
-func addStats(x *core.AgentStats, y core.AgentStats) {
-	x.Keys += y.Keys
-	x.Events += y.Events
-	x.Bytes += y.Bytes
-	x.EventBytes += y.EventBytes
-	x.Reserved += y.Reserved
-	x.Applied += y.Applied
-	x.Dedups += y.Dedups
-	x.Summaries += y.Summaries
-	x.Evicted += y.Evicted
 }
 
 // reserve adds size to agent's reserved bytes unless that takes it past
@@ -229,7 +218,7 @@ func (s *Store) flush(ctx context.Context) error {
 					c.shared[j.agent] = w.rec
 				} else {
 					p := c.pending[j.agent] // kept for the next flush
-					addStats(&p, j.d)
+					p.Add(j.d)
 					c.pending[j.agent] = p
 				}
 				delete(c.inflight, j.agent)
@@ -368,7 +357,7 @@ func (s *Store) flushIfWriting(ctx context.Context) error {
 }
 
 // Stats returns every agent's counters; Applied counts the entries of the
-// applied bucket.
+// applied bucket and the events' applied markers.
 func (s *Store) Stats() (core.Stats, error) {
 	if err := s.acquire(); err != nil {
 		return core.Stats{}, fmt.Errorf("stats: %w", err)
@@ -390,7 +379,11 @@ func (s *Store) Stats() (core.Stats, error) {
 		if err != nil {
 			return core.Stats{}, fmt.Errorf("stats: %w", err)
 		}
-		as.Applied = int64(n)
+		markers, err := s.count(ctx, s.events, agentFilter(s.n.subject(subjApplied), r.Agent))
+		if err != nil {
+			return core.Stats{}, fmt.Errorf("stats: %w", err)
+		}
+		as.Applied = int64(n + markers)
 		st.ByAgent[r.Agent] = as
 	}
 	s.counters.mu.Lock()
@@ -401,7 +394,7 @@ func (s *Store) Stats() (core.Stats, error) {
 	}
 	s.counters.mu.Unlock()
 	for _, as := range st.ByAgent {
-		addStats(&st.Total, as)
+		st.Total.Add(as)
 	}
 	st.Agents = len(st.ByAgent)
 	return st, nil
@@ -423,7 +416,7 @@ func (s *Store) AgentStats(agent string) (core.AgentStats, error) {
 	}
 	st := r.stats()
 	s.counters.mu.Lock()
-	addStats(&st, s.counters.pending[agent])
+	st.Add(s.counters.pending[agent])
 	st.Reserved += s.counters.local[agent]
 	s.counters.mu.Unlock()
 	return st, nil

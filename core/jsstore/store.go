@@ -72,6 +72,10 @@ type Config struct {
 	Name string
 	// Logger receives the background work's problems; nil discards.
 	Logger hclog.Logger
+
+	// forceBatches commits events in atomic batches with one replica too
+	// (tests: the batches' crash safety on one embedded server).
+	forceBatches bool
 }
 
 var prefixRe = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
@@ -127,6 +131,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("history %d: want 1 to %d", c.History, jetstream.KeyValueMaxHistory)
 	case c.DuplicateWindow <= 2*c.Timeout:
 		return fmt.Errorf("duplicate window %v must be more than twice the timeout %v", c.DuplicateWindow, c.Timeout)
+	case (c.Replicas > 1 || c.forceBatches) && c.EventMaxAge > 0 && c.EventMaxAge < c.AppliedMaxAge:
+		return fmt.Errorf("event max age %v is shorter than the applied index's max age (dedup_retention) %v: "+
+			"the applied markers of events are in the events stream and would age out with them; set it to at least %v",
+			c.EventMaxAge, c.AppliedMaxAge, c.AppliedMaxAge)
 	case c.ChunkSize > 8<<20:
 		return fmt.Errorf("chunk size %d over 8 MiB", c.ChunkSize)
 	}
@@ -161,6 +169,15 @@ type Store struct {
 	// is nc.
 	conns    []*opConn
 	nextConn atomic.Uint64
+
+	// batches: events are committed with their applied markers in one
+	// atomic batch (a replicated store); otherwise with an entry in the
+	// applied bucket first (events.go). legacyUntil is when the applied
+	// bucket holds no more entries of events, markersUntil when the
+	// events stream holds no more markers, for a store that changed
+	// between the two; zero if it never did.
+	batches                   bool
+	legacyUntil, markersUntil time.Time
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -197,7 +214,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if max := nc.MaxPayload() - 4<<10; int64(cfg.ChunkSize) > max {
 		cfg.ChunkSize = int(max)
 	}
-	s := &Store{cfg: cfg, nc: nc, js: js, n: names{cfg.Prefix}}
+	s := &Store{cfg: cfg, nc: nc, js: js, n: names{cfg.Prefix}, batches: cfg.Replicas > 1 || cfg.forceBatches}
 	s.mem.init()
 	s.counters.init()
 	if err := s.bind(ctx); err != nil {
@@ -268,6 +285,11 @@ func (s *Store) bind(ctx context.Context) error {
 	}
 	for _, st := range streams {
 		if !s.cfg.ReadOnly {
+			if st.stream == &s.events {
+				if err := s.eventsUpgrade(ctx, &st.cfg); err != nil {
+					return err
+				}
+			}
 			if _, err := s.js.CreateOrUpdateStream(ctx, st.cfg); err != nil {
 				return fmt.Errorf("stream %s: %w", st.cfg.Name, err)
 			}
@@ -277,6 +299,22 @@ func (s *Store) bind(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", st.cfg.Name, notFound(err))
 		}
 	}
+	return s.setWindows(s.events.CachedInfo().Config.Metadata)
+}
+
+// eventsUpgrade sets the events stream's metadata from the stream as it
+// is: a stream of the earlier layout gets its legacy window (events.go).
+func (s *Store) eventsUpgrade(ctx context.Context, cfg *jetstream.StreamConfig) error {
+	old, err := s.js.Stream(ctx, cfg.Name)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("stream %s: %w", cfg.Name, err)
+	}
+	var info *jetstream.StreamInfo
+	if old != nil {
+		info = old.CachedInfo()
+		cfg.AllowMsgTTL = cfg.AllowMsgTTL || info.Config.AllowMsgTTL
+	}
+	cfg.Metadata = s.eventsMetadata(info)
 	return nil
 }
 
@@ -312,13 +350,17 @@ func (s *Store) eventsConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        s.n.stream(streamEvents),
 		Description: "edge-sync core events: see docs/jetstream.md",
-		Subjects:    []string{s.n.subject(subjEvents) + ".>"},
+		Subjects:    []string{s.n.subject(subjEvents) + ".>", s.n.subject(subjApplied) + ".>"},
 		Retention:   jetstream.LimitsPolicy,
 		MaxAge:      s.cfg.EventMaxAge,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.cfg.Replicas,
 		Duplicates:  s.cfg.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
+		// An event and its applied marker are one atomic batch on a
+		// replicated store; the marker ages out by its TTL (events.go).
+		AllowAtomicPublish: s.batches,
+		AllowMsgTTL:        s.batches, // kept once set: the server cannot turn it off (eventsUpgrade)
 	}
 }
 

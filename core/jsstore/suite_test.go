@@ -33,11 +33,21 @@ func openWith(t testing.TB, cfg Config) *Store {
 }
 
 // TestStoreSuite runs the suite every Backend passes (core/storetest)
-// against a JetStream store on a real embedded NATS server.
+// against a JetStream store on a real embedded NATS server, with events
+// committed as on one replica and, under batches, as on a replicated
+// store (docs/jetstream.md, "Exactly once").
 func TestStoreSuite(t *testing.T) {
 	srv := natstest.Run(t)
+	t.Run("two-writes", func(t *testing.T) { runSuite(t, srv, false) })
+	t.Run("batches", func(t *testing.T) { runSuite(t, srv, true) })
+}
+
+func runSuite(t *testing.T, srv *natstest.Server, batches bool) {
 	storetest.Run(t, storetest.Harness{
-		Open: func(t testing.TB, cfg core.Config) storetest.Store { return openTest(t, srv.URL(), cfg) },
+		Open: func(t testing.TB, cfg core.Config) storetest.Store {
+			return openWith(t, Config{Config: cfg, URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)),
+				SweepInterval: -1, forceBatches: batches})
+		},
 		Reopen: func(t testing.TB, s storetest.Store, cfg core.Config) storetest.Store {
 			old := s.(*Store)
 			if err := old.Close(); err != nil {

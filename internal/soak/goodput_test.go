@@ -77,7 +77,7 @@ func processTransfer(b *testing.B, bin, file string, tuned bool) time.Duration {
 	b.Helper()
 	dir := b.TempDir()
 	p := testutil.NewPKI(b, "site-1")
-	coreAddr := freeUDPAddr(b)
+	coreAddr := testutil.FreeUDPAddr(b)
 	logs := os.Getenv("EDGESYNC_GOODPUT_LOGS")
 	coreLog, agentLog, level := "", "", "info"
 	if logs != "" {
