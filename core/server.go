@@ -194,7 +194,10 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		return err
 	}
 	defer end()
-	tr := &quic.Transport{Conn: pc, StatelessResetKey: s.resetKey}
+	if _, _, err := lane.RaiseBuffers(pc); err != nil {
+		s.log.Warn("small UDP buffers: bursts of packets may be lost (README, \"UDP socket buffers\")", "error", err)
+	}
+	tr := &quic.Transport{Conn: lane.WrapConn(pc), StatelessResetKey: s.resetKey}
 	// The demux is the transport's only reader of non-QUIC packets: lane
 	// packets go to their session, probe trains to the responder.
 	demux := lane.NewDemux(tr)
