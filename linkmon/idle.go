@@ -3,6 +3,8 @@ package linkmon
 import (
 	"sync/atomic"
 	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
 )
 
 // Idle links (docs/linkmon.md, "Idle links"). A link that carries no
@@ -234,10 +236,15 @@ func (s *sampler) confirmed(wall time.Time) {
 	s.nextProbe = minTime(s.nextProbe, maxTime(wall, s.lastProbe.Add(earlyProbeGap)))
 }
 
-// staleSeen judges a stale sample: on an idle link, a change once the
-// ping sent at once to confirm it (or a confirming ping of another
-// change, or a verifying one) went unanswered as well; one pong held up
-// by a loaded machine is not.
+// staleSeen judges a stale sample: on an idle link, a change once a ping
+// sent after it (a verifying one, or a confirming ping of another
+// change) went unanswered as well; one pong held up by a loaded machine
+// is not. The first stale idle sample starts a verification at the busy
+// ping rate, with no train, as a suspected RTT change does: its pings
+// come back in time (the wake is dismissed, the link stays idle), or they
+// expire one a sample interval after the other, and the outage is judged
+// on them as on a busy link (MaxMissed stale samples), not one idle
+// interval apart.
 func (s *sampler) staleSeen(wall time.Time) {
 	if !s.idle {
 		s.changeSeen(wall)
@@ -248,8 +255,95 @@ func (s *sampler) staleSeen(wall time.Time) {
 		s.confirmed(wall)
 		return
 	}
-	s.idleOdd = true
+	s.m.mu.Lock()
+	med := s.m.status.Median.RTT
+	s.m.mu.Unlock()
+	s.verify = idleVerify{left: verifyPongs, rtts: s.verify.rtts[:0], ref: med, jump: s.idleJump(med, 0)}
+	s.m.log.Debug("idle link may be down; verifying at the busy rate", "median", med)
 	s.pingNow()
+}
+
+// idleExpiry is a timer at the deadline of the oldest ping pending on an
+// idle link, so that an unanswered idle ping is seen as stale at its
+// deadline (max(SampleTimeout, 2 × RTT) after it was sent), not at the
+// next idle tick, an idle interval later.
+type idleExpiry struct {
+	t  *time.Timer
+	at time.Time // the deadline armed; zero: none
+}
+
+// C is the timer's channel; nil (never ready) while none was made.
+func (e *idleExpiry) C() <-chan time.Time {
+	if e.t == nil {
+		return nil
+	}
+	return e.t.C
+}
+
+// arm sets the timer to the oldest pending ping's deadline while the
+// link is on the idle schedule, and stops it otherwise (the busy ticks
+// come sooner than any deadline).
+func (e *idleExpiry) arm(s *sampler) {
+	var oldest time.Time
+	if s.idle && s.verify.left == 0 {
+		for _, sent := range s.pending {
+			if oldest.IsZero() || sent.Before(oldest) {
+				oldest = sent
+			}
+		}
+	}
+	if oldest.IsZero() {
+		if !e.at.IsZero() {
+			e.t.Stop()
+			e.at = time.Time{}
+		}
+		return
+	}
+	at := oldest.Add(s.deadline() + time.Millisecond) // past it, not at it
+	if at.Equal(e.at) {
+		return
+	}
+	e.at = at
+	if e.t == nil {
+		e.t = time.NewTimer(time.Until(at))
+		return
+	}
+	e.t.Reset(time.Until(at))
+}
+
+func (e *idleExpiry) stop() {
+	if e.t != nil {
+		e.t.Stop()
+	}
+}
+
+// idleExpire runs when the idle expiry timer fires: the pings past their
+// deadline are lost, and a stale sample is judged as a tick would.
+func (s *sampler) idleExpire() {
+	s.expiry.at = time.Time{}
+	wall := time.Now()
+	if s.expire(wall) {
+		s.emitStale(s.m.now())
+		s.staleSeen(wall)
+	}
+}
+
+// class is the class the link is judged in now.
+func (s *sampler) class() edgesync.LinkClass {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	return s.m.status.Class
+}
+
+// classMoved takes a class change on an idle link (a drop of bandwidth
+// alone, found by check trains, is the one that does not wake it before)
+// as the link's activity: a link whose class just changed is in flux (a
+// handover, a path failing over, a link coming back), and the next change
+// is judged at the busy rate, within the busy bounds, for IdleAfter.
+func (s *sampler) classMoved(before edgesync.LinkClass) {
+	if s.idle && s.class() != before {
+		s.changeSeen(time.Now())
+	}
 }
 
 // pingNow sends one ping outside the schedule.

@@ -55,6 +55,7 @@ type sampler struct {
 	activeAt  time.Time     // wall time the link last carried traffic or changed
 	ackedSeen uint64        // the delivery meter's total then
 	verify    idleVerify
+	expiry    idleExpiry
 }
 
 type probeOutcome struct {
@@ -72,6 +73,7 @@ func (m *Monitor) loop(ctx context.Context) {
 	s.refresh()
 	t := time.NewTicker(m.cfg.SampleInterval)
 	defer t.Stop()
+	defer s.expiry.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -98,7 +100,10 @@ func (m *Monitor) loop(ctx context.Context) {
 		case <-t.C:
 			s.checkIdle(time.Now())
 			s.tick()
+		case <-s.expiry.C():
+			s.idleExpire()
 		}
+		s.expiry.arm(s)
 		if every := s.sampleEvery(); every != s.every {
 			s.every = every
 			t.Reset(every)
@@ -137,20 +142,7 @@ func (s *sampler) deadline() time.Duration {
 func (s *sampler) tick() {
 	now := s.m.now()
 	wall := time.Now()
-	stale := false
-	// Expired pings: lost; their sample is stale if nothing was answered
-	// since they were sent.
-	dl := s.deadline()
-	for seq, sent := range s.pending {
-		if wall.Sub(sent) < dl {
-			continue
-		}
-		delete(s.pending, seq)
-		s.record(false)
-		if s.lastAnswer.Before(sent) {
-			stale = true
-		}
-	}
+	stale := s.expire(wall)
 	attached := s.prober != nil
 	if attached {
 		select {
@@ -187,6 +179,24 @@ func (s *sampler) tick() {
 	}
 	s.maybeProbe()
 	s.maybeCheck()
+}
+
+// expire takes the pings unanswered past the deadline as lost, and
+// reports whether their sample is stale: nothing was answered since one
+// of them was sent.
+func (s *sampler) expire(wall time.Time) (stale bool) {
+	dl := s.deadline()
+	for seq, sent := range s.pending {
+		if wall.Sub(sent) < dl {
+			continue
+		}
+		delete(s.pending, seq)
+		s.record(false)
+		if s.lastAnswer.Before(sent) {
+			stale = true
+		}
+	}
+	return stale
 }
 
 // record adds one ping outcome to the loss ring.
@@ -397,7 +407,11 @@ func (s *sampler) filled(wall time.Time) bool {
 	return s.m.cfg.Passive && !s.lastFilled.IsZero() && wall.Sub(s.lastFilled) < filledFor
 }
 
-func (s *sampler) emit(meas Measurement) { s.m.observe(meas) }
+func (s *sampler) emit(meas Measurement) {
+	before := s.class()
+	s.m.observe(meas)
+	s.classMoved(before)
+}
 
 // emitStale feeds the last measurement, marked stale.
 func (s *sampler) emitStale(now time.Time) {
