@@ -328,6 +328,25 @@ func (s *sampler) idleExpire() {
 	}
 }
 
+// idleDrop follows a drop of bandwidth alone that two check trains found
+// on an idle link (the capacity was rebased): the next samples carry the
+// new figure, and pinged at the busy rate (a verification, no train) they
+// move the class within a second, not MinSamples idle intervals; the
+// class change then wakes the link (classMoved). A drop that leaves the
+// class as it was is dismissed as a verification is, and the link stays
+// idle. Called without m.mu held.
+func (s *sampler) idleDrop() {
+	if !s.idle || s.verify.left > 0 {
+		return
+	}
+	s.m.mu.Lock()
+	rtt := s.m.status.Median.RTT
+	s.m.mu.Unlock()
+	s.verify = idleVerify{left: verifyPongs, rtts: s.verify.rtts[:0], ref: rtt, jump: s.idleJump(rtt, 0)}
+	s.m.log.Debug("idle link's bandwidth dropped; sampling at the busy ping rate", "median_rtt", rtt)
+	s.pingNow()
+}
+
 // class is the class the link is judged in now.
 func (s *sampler) class() edgesync.LinkClass {
 	s.m.mu.Lock()
@@ -335,13 +354,14 @@ func (s *sampler) class() edgesync.LinkClass {
 	return s.m.status.Class
 }
 
-// classMoved takes a class change on an idle link (a drop of bandwidth
-// alone, found by check trains, is the one that does not wake it before)
-// as the link's activity: a link whose class just changed is in flux (a
-// handover, a path failing over, a link coming back), and the next change
-// is judged at the busy rate, within the busy bounds, for IdleAfter.
+// classMoved takes a class change as the link's activity: a link whose
+// class just changed is in flux (a handover, a path failing over, a link
+// coming back), and the next change is judged at the busy rate, within
+// the busy bounds, for IdleAfter after it. On an idle link it is the drop
+// of bandwidth alone, found by check trains, that wakes it so; the other
+// changes woke it before they moved the class.
 func (s *sampler) classMoved(before edgesync.LinkClass) {
-	if s.idle && s.class() != before {
+	if s.m.cfg.idleScheduled() && s.class() != before {
 		s.changeSeen(time.Now())
 	}
 }

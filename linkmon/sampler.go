@@ -623,6 +623,7 @@ func (s *sampler) checked(out probeOutcome) {
 		s.m.cls.Rebase(est)
 		s.nextProbe = maxTime(wall, s.lastProbe.Add(earlyProbeGap))
 		s.m.stats.CheckDrops++
+		defer s.idleDrop()
 	case est < checkDrop*capBps:
 		// Confirm with a train sized for the suspected rate: short
 		// enough not to overflow the slower link's queue.
