@@ -22,19 +22,21 @@ import (
 // A sample that shows a change ends idleness as well: an RTT off the
 // median by more than the RTT's own recent jitter allows (idleJump), or a
 // loss jump, that a second ping sent at once confirms and that pings at
-// the busy rate, with no train, then verify (idlePong); or a stale sample
-// that the ping sent at once confirms. So a change of an
-// idle link's RTT, loss or reachability shows in the next idle ping (at
-// most IdleSampleInterval, 5 s, later) and is then confirmed at the busy
-// rate, within the busy bounds, while pongs a loaded machine delays at
-// random are the RTT's jitter, and wake neither full-rate sampling nor a
-// probe train; a drop of bandwidth alone is seen by the
-// next idle check train (at most IdleSampleInterval later, then confirmed
-// at once; the capacity is rebased and the class follows at the idle
-// rate, while the sampling stays idle: on a loaded machine short trains
-// misread), a rise by the next idle probe or, sooner, by the first
-// traffic, whose delivery rate measures the link within about two
-// seconds.
+// the busy rate, with no train, then verify (idlePong); or an idle ping
+// unanswered at its deadline (idleExpiry: a timer, not the next idle
+// tick), which pings at the busy rate verify the same way (staleSeen).
+// So a change of an idle link's RTT, loss or reachability shows in the
+// next idle ping (at most IdleSampleInterval, 5 s, later) and is then
+// judged at the busy rate, within the busy bounds (an outage: 2.3-7.5 s
+// in all), while pongs a loaded machine delays at random are the RTT's
+// jitter, and wake neither full-rate sampling nor a probe train. A drop
+// of bandwidth alone is seen by the next idle check train (at most
+// IdleSampleInterval later, then confirmed at once); the capacity is
+// rebased and pings at the busy rate, no train, carry it into the class
+// (idleDrop). A rise is seen by the next idle probe or, sooner, by the
+// first traffic, whose delivery rate measures the link within about two
+// seconds. Any class change samples the link at the busy rate for
+// IdleAfter (classMoved): the next change comes within the busy bounds.
 
 // idleVerify is a ping-only wake being verified (verifyPong).
 type idleVerify struct {
