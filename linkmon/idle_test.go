@@ -200,3 +200,25 @@ func TestIdleLinkOutageWithinBound(t *testing.T) {
 	}
 	t.Logf("idle link: intermittent after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
 }
+
+// TestIdleLinkBandwidthDrop: a drop of bandwidth alone on an idle link
+// (100 to 5 Mbit/s at the same RTT: pings cannot see it) is found by the
+// next idle check train and its confirmation; the pings at the busy rate
+// that follow carry the rebased capacity, so the class follows within
+// about a second of the check, not 3 idle intervals later, and the class
+// change wakes the busy schedule.
+func TestIdleLinkBandwidthDrop(t *testing.T) {
+	a, cfg, m, events := idleBroadband(t, 37, "idle-drop")
+	slow := linksim.Broadband()
+	slow.Down.RateBps = 5e6
+	a.setProfile(t, slow)
+	// The next idle check (at most one interval away), its confirmation,
+	// and 3 samples at the busy rate; 2 s more for a loaded machine.
+	limit := cfg.IdleSampleInterval + time.Second + 3*cfg.SampleInterval + 2*time.Second
+	ev, took, ok := waitClass(t, events, limit, is(edgesync.Mobile))
+	if !ok {
+		t.Fatalf("bandwidth drop on an idle link not classed mobile within %v; status %+v; stats %+v", limit, m.Status(), m.Stats())
+	}
+	t.Logf("idle link: mobile after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
+	testutil.WaitFor(t, 2*cfg.SampleInterval, "the busy schedule after the class change", func() bool { return !m.Idle() })
+}
