@@ -45,6 +45,7 @@ type idleVerify struct {
 	ref   time.Duration // the median RTT before the wake
 	jump  time.Duration // the change their median must show
 	ticks int
+	stale bool // of a stale sample: the loss it adds is the sample judged
 }
 
 // idleState is the monitor's side of it: when Busy was last called, and
@@ -209,7 +210,7 @@ func (s *sampler) verifyPong(rtt time.Duration, lossJump bool) {
 	med := median(v.rtts)
 	off := v.ref > 0 && absDur(med-v.ref) > v.jump
 	switch {
-	case lossJump || (v.left == 0 && off):
+	case lossJump && !v.stale || (v.left == 0 && off):
 		s.confirmed(time.Now())
 	case v.left == 0:
 		s.m.mu.Lock()
@@ -260,7 +261,7 @@ func (s *sampler) staleSeen(wall time.Time) {
 	s.m.mu.Lock()
 	med := s.m.status.Median.RTT
 	s.m.mu.Unlock()
-	s.verify = idleVerify{left: verifyPongs, rtts: s.verify.rtts[:0], ref: med, jump: s.idleJump(med, 0)}
+	s.verify = idleVerify{left: verifyPongs, rtts: s.verify.rtts[:0], ref: med, jump: s.idleJump(med, 0), stale: true}
 	s.m.log.Debug("idle link may be down; verifying at the busy rate", "median", med)
 	s.pingNow()
 }

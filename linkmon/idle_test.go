@@ -222,3 +222,48 @@ func TestIdleLinkBandwidthDrop(t *testing.T) {
 	t.Logf("idle link: mobile after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
 	testutil.WaitFor(t, 2*cfg.SampleInterval, "the busy schedule after the class change", func() bool { return !m.Idle() })
 }
+
+// TestIdleLatePongDismissed: an idle ping answered after its deadline (the
+// core's datagram loop held up 1.2 s, as a loaded machine holds it) is a
+// stale sample; the pings at the busy rate that verify it are answered,
+// so the link stays idle, with no probe sent.
+func TestIdleLatePongDismissed(t *testing.T) {
+	core := newTestCore(t)
+	var hold atomic.Int32 // pings still to answer late
+	core.onDatagram = func([]byte, time.Time) bool {
+		if hold.CompareAndSwap(1, 0) {
+			time.Sleep(1200 * time.Millisecond) // the held-up core, not synchronisation
+		}
+		return false
+	}
+	a := dialTestAgent(t, core, linksim.Profile{Name: "loopback"}, 38)
+	cfg := testConfig()
+	// Idle pings 2 s apart: the held one alone is late, and the first
+	// verifying ping, sent while the core is still held, a little.
+	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, 2*time.Second
+	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle-stale"})
+	// A check train that a loaded machine misreads as a drop moves the
+	// class, which wakes the link too: that try says nothing of the late
+	// pong, and another is made (at most 3).
+	var before, after MonitorStats
+	for try := 0; try < 3; try++ {
+		testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+		before = m.Stats()
+		hold.Store(1)
+		testutil.WaitFor(t, 20*time.Second, "the late pong's verification to end", func() bool {
+			return m.Stats().IdleDismissed > before.IdleDismissed || m.Stats().IdleWakes > before.IdleWakes
+		})
+		if after = m.Stats(); after.CheckDrops == before.CheckDrops {
+			break
+		}
+	}
+	if after.IdleWakes != before.IdleWakes {
+		t.Errorf("a pong 1.2 s late woke the idle link to the busy schedule; stats before %+v, after %+v", before, after)
+	}
+	if after.Probes != before.Probes {
+		t.Errorf("%d bandwidth probes after a late pong on an idle link, want none", after.Probes-before.Probes)
+	}
+	if m.Status().Class == edgesync.Intermittent {
+		t.Errorf("a late pong classed the link intermittent; status %+v", m.Status())
+	}
+}

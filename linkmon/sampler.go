@@ -245,7 +245,10 @@ func (s *sampler) pong(pr PongResult) {
 		return // late (already counted lost) or duplicate
 	}
 	delete(s.pending, pr.Seq)
-	if s.missing {
+	// An idle link's stale sample being verified (staleSeen) is no
+	// outage yet: its pongs judge it.
+	verifying := s.idle && s.verify.left > 0
+	if s.missing && !verifying {
 		// The link is back after an outage. The pings and packets lost
 		// while it was down were the outage, already judged as such:
 		// counting them as loss would hold a recovered link at
@@ -320,7 +323,7 @@ func (s *sampler) pong(pr PongResult) {
 		absDur(pr.RTT-s.rttAtProbe) > 5*time.Millisecond
 	s.idlePong(pr.RTT, meas.Loss-s.lossAtProbe > 0.05)
 	if jump || s.missing || meas.Loss-s.lossAtProbe > 0.05 {
-		if s.missing {
+		if s.missing && !verifying {
 			s.changeSeen(time.Now())
 		}
 		early := s.lastProbe.Add(earlyProbeGap)
