@@ -73,14 +73,22 @@ func (c *Config) idleScheduled() bool {
 	return c.IdleSampleInterval > c.SampleInterval || c.IdleProbeInterval > c.ProbeInterval
 }
 
-// sampleEvery is the sampler's tick period now.
+// sampleEvery is the sampler's tick period now: the idle interval while
+// idle, but the busy one while a verification runs or for IdleAfter after
+// a class change (classMoved).
 func (s *sampler) sampleEvery() time.Duration {
-	if s.idle && s.verify.left == 0 {
-		c := &s.m.cfg
-		fit := c.Classifier.Window / time.Duration(max(1, c.Classifier.MinSamples))
-		return max(min(c.IdleSampleInterval, fit), c.SampleInterval)
+	if s.idle && s.verify.left == 0 && !time.Now().Before(s.alertUntil) {
+		return s.idleEvery()
 	}
 	return s.m.cfg.SampleInterval
+}
+
+// idleEvery is the idle link's sample interval: IdleSampleInterval, at
+// most Window/MinSamples and at least SampleInterval.
+func (s *sampler) idleEvery() time.Duration {
+	c := &s.m.cfg
+	fit := c.Classifier.Window / time.Duration(max(1, c.Classifier.MinSamples))
+	return max(min(c.IdleSampleInterval, fit), c.SampleInterval)
 }
 
 // checkIdle updates s.idle at wall from the delivery meter and the last
@@ -357,16 +365,27 @@ func (s *sampler) class() edgesync.LinkClass {
 	return s.m.status.Class
 }
 
-// classMoved takes a class change as the link's activity: a link whose
-// class just changed is in flux (a handover, a path failing over, a link
-// coming back), and the next change is judged at the busy rate, within
-// the busy bounds, for IdleAfter after it. On an idle link it is the drop
-// of bandwidth alone, found by check trains, that wakes it so; the other
-// changes woke it before they moved the class.
+// classMoved follows a class change: a link whose class just changed is
+// in flux (a handover, a path failing over, a link coming back), and the
+// next change is judged within the busy bounds for IdleAfter after it. A
+// busy link counts it as activity. An idle link is pinged at the busy
+// rate meanwhile (alertUntil), but sends no probe and no more check
+// trains than idle: on an idle link it is the drop of bandwidth alone,
+// found by check trains, that moves the class without waking it first
+// (the other changes woke it before), and a loaded machine misreads
+// short trains now and then; pings are cheap, the probe a wake sends is
+// not.
 func (s *sampler) classMoved(before edgesync.LinkClass) {
-	if s.m.cfg.idleScheduled() && s.class() != before {
-		s.changeSeen(time.Now())
+	if !s.m.cfg.idleScheduled() || s.class() == before {
+		return
 	}
+	now := time.Now()
+	if !s.idle {
+		s.changeSeen(now)
+		return
+	}
+	s.alertUntil = now.Add(s.m.cfg.IdleAfter)
+	s.m.log.Debug("idle link's class changed; pinging at the busy rate", "until", s.alertUntil)
 }
 
 // pingNow sends one ping outside the schedule.
@@ -390,7 +409,7 @@ func (s *sampler) pingNow() {
 // alone, which pings cannot.
 func (s *sampler) idleCheck(wall time.Time) {
 	if s.idle && s.suspect == 0 {
-		s.nextCheck = maxTime(s.nextCheck, wall.Add(s.sampleEvery()))
+		s.nextCheck = maxTime(s.nextCheck, wall.Add(s.idleEvery()))
 	}
 }
 

@@ -205,10 +205,18 @@ func TestIdleLinkOutageWithinBound(t *testing.T) {
 // (100 to 5 Mbit/s at the same RTT: pings cannot see it) is found by the
 // next idle check train and its confirmation; the pings at the busy rate
 // that follow carry the rebased capacity, so the class follows within
-// about a second of the check, not 3 idle intervals later, and the class
-// change wakes the busy schedule.
+// about a second of the check, not 3 idle intervals later; the class
+// change then pings the link at the busy rate, so that an outage right
+// after it is classed within the busy bound (docs/design.md#goals, p95
+// 4 s; 1 s more for a loaded machine), not an idle interval later.
 func TestIdleLinkBandwidthDrop(t *testing.T) {
 	a, cfg, m, events := idleBroadband(t, 37, "idle-drop")
+	// Checks are sized for the capacity estimate: one a loaded machine
+	// read 3 times too high sends trains that overflow the slower link.
+	testutil.WaitFor(t, 30*time.Second, "a capacity estimate within 50 % of 100 Mbit/s", func() bool {
+		c, _ := m.Capacity()
+		return c > 50e6 && c < 150e6
+	})
 	slow := linksim.Broadband()
 	slow.Down.RateBps = 5e6
 	a.setProfile(t, slow)
@@ -220,7 +228,14 @@ func TestIdleLinkBandwidthDrop(t *testing.T) {
 		t.Fatalf("bandwidth drop on an idle link not classed mobile within %v; status %+v; stats %+v", limit, m.Status(), m.Stats())
 	}
 	t.Logf("idle link: mobile after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
-	testutil.WaitFor(t, 2*cfg.SampleInterval, "the busy schedule after the class change", func() bool { return !m.Idle() })
+	time.Sleep(cfg.IdleAfter / 2) // within idle_after of the change: part of the scenario, not a sync
+	a.setProfile(t, down(slow))
+	const bound = 5 * time.Second
+	ev, took, ok = waitClass(t, events, bound, is(edgesync.Intermittent))
+	if !ok {
+		t.Fatalf("outage after the class change not classed intermittent within %v; status %+v", bound, m.Status())
+	}
+	t.Logf("then an outage: intermittent after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
 }
 
 // TestIdleLatePongDismissed: an idle ping answered after its deadline (the
