@@ -35,8 +35,9 @@ import (
 // rebased and pings at the busy rate, no train, carry it into the class
 // (idleDrop). A rise is seen by the next idle probe or, sooner, by the
 // first traffic, whose delivery rate measures the link within about two
-// seconds. Any class change samples the link at the busy rate for
-// IdleAfter (classMoved): the next change comes within the busy bounds.
+// seconds. After any class change the link is pinged at the busy rate
+// for IdleAfter (classMoved): the next change comes within the busy
+// bounds.
 
 // idleVerify is a ping-only wake being verified (verifyPong).
 type idleVerify struct {
@@ -77,7 +78,7 @@ func (c *Config) idleScheduled() bool {
 // idle, but the busy one while a verification runs or for IdleAfter after
 // a class change (classMoved).
 func (s *sampler) sampleEvery() time.Duration {
-	if s.idle && s.verify.left == 0 && !time.Now().Before(s.alertUntil) {
+	if s.idle && s.verify.left == 0 && !time.Now().Before(s.alertEnd) {
 		return s.idleEvery()
 	}
 	return s.m.cfg.SampleInterval
@@ -369,7 +370,7 @@ func (s *sampler) class() edgesync.LinkClass {
 // in flux (a handover, a path failing over, a link coming back), and the
 // next change is judged within the busy bounds for IdleAfter after it. A
 // busy link counts it as activity. An idle link is pinged at the busy
-// rate meanwhile (alertUntil), but sends no probe and no more check
+// rate meanwhile (alertEnd), but sends no probe and no more check
 // trains than idle: on an idle link it is the drop of bandwidth alone,
 // found by check trains, that moves the class without waking it first
 // (the other changes woke it before), and a loaded machine misreads
@@ -384,8 +385,8 @@ func (s *sampler) classMoved(before edgesync.LinkClass) {
 		s.changeSeen(now)
 		return
 	}
-	s.alertUntil = now.Add(s.m.cfg.IdleAfter)
-	s.m.log.Debug("idle link's class changed; pinging at the busy rate", "until", s.alertUntil)
+	s.alertEnd = now.Add(s.m.cfg.IdleAfter)
+	s.m.log.Debug("idle link's class changed; pinging at the busy rate", "until", s.alertEnd)
 }
 
 // pingNow sends one ping outside the schedule.

@@ -49,14 +49,14 @@ type sampler struct {
 	lastLowerBd time.Time // wall time of the latest app-limited delivery rate
 
 	// The idle schedule (idle.go).
-	idle       bool
-	idleOdd    bool          // an idle ping showed a change; the next confirms it
-	every      time.Duration // the tick period in force
-	activeAt   time.Time     // wall time the link last carried traffic or changed
-	ackedSeen  uint64        // the delivery meter's total then
-	verify     idleVerify
-	expiry     idleExpiry
-	alertUntil time.Time // an idle link is pinged at the busy rate until then (classMoved)
+	idle      bool
+	idleOdd   bool          // an idle ping showed a change; the next confirms it
+	every     time.Duration // the tick period in force
+	activeAt  time.Time     // wall time the link last carried traffic or changed
+	ackedSeen uint64        // the delivery meter's total then
+	verify    idleVerify
+	expiry    idleExpiry
+	alertEnd  time.Time // an idle link is pinged at the busy rate until then (classMoved)
 }
 
 type probeOutcome struct {
