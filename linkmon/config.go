@@ -41,7 +41,8 @@ type Config struct {
 	HistoryLength int
 	// An idle link (nothing sent for IdleAfter, 10 s) is sampled every
 	// IdleSampleInterval (5 s) and probed every IdleProbeInterval (10 min),
-	// with no check trains; traffic or Busy brings the busy schedule back
+	// a check train at most every IdleSampleInterval; traffic, Busy or a
+	// change brings the busy schedule back
 	// at once (idle.go, docs/linkmon.md "Idle links"). An idle interval
 	// below its busy one counts as the busy one; the idle sample interval
 	// is at most Window/MinSamples, so that the window keeps its samples.

@@ -3,6 +3,8 @@ package linkmon
 import (
 	"sync/atomic"
 	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
 )
 
 // Idle links (docs/linkmon.md, "Idle links"). A link that carries no
@@ -20,19 +22,22 @@ import (
 // A sample that shows a change ends idleness as well: an RTT off the
 // median by more than the RTT's own recent jitter allows (idleJump), or a
 // loss jump, that a second ping sent at once confirms and that pings at
-// the busy rate, with no train, then verify (idlePong); or a stale sample
-// that the ping sent at once confirms. So a change of an
-// idle link's RTT, loss or reachability shows in the next idle ping (at
-// most IdleSampleInterval, 5 s, later) and is then confirmed at the busy
-// rate, within the busy bounds, while pongs a loaded machine delays at
-// random are the RTT's jitter, and wake neither full-rate sampling nor a
-// probe train; a drop of bandwidth alone is seen by the
-// next idle check train (at most IdleSampleInterval later, then confirmed
-// at once; the capacity is rebased and the class follows at the idle
-// rate, while the sampling stays idle: on a loaded machine short trains
-// misread), a rise by the next idle probe or, sooner, by the first
-// traffic, whose delivery rate measures the link within about two
-// seconds.
+// the busy rate, with no train, then verify (idlePong); or an idle ping
+// unanswered at its deadline (idleExpiry: a timer, not the next idle
+// tick), which pings at the busy rate verify the same way (staleSeen).
+// So a change of an idle link's RTT, loss or reachability shows in the
+// next idle ping (at most IdleSampleInterval, 5 s, later) and is then
+// judged at the busy rate, within the busy bounds (an outage: 2.3-7.5 s
+// in all), while pongs a loaded machine delays at random are the RTT's
+// jitter, and wake neither full-rate sampling nor a probe train. A drop
+// of bandwidth alone is seen by the next idle check train (at most
+// IdleSampleInterval later, then confirmed at once); the capacity is
+// rebased and pings at the busy rate, no train, carry it into the class
+// (idleDrop). A rise is seen by the next idle probe or, sooner, by the
+// first traffic, whose delivery rate measures the link within about two
+// seconds. After any class change the link is pinged at the busy rate
+// for IdleAfter (classMoved): the next change comes within the busy
+// bounds.
 
 // idleVerify is a ping-only wake being verified (verifyPong).
 type idleVerify struct {
@@ -41,6 +46,7 @@ type idleVerify struct {
 	ref   time.Duration // the median RTT before the wake
 	jump  time.Duration // the change their median must show
 	ticks int
+	stale bool // of a stale sample: the loss it adds is the sample judged
 }
 
 // idleState is the monitor's side of it: when Busy was last called, and
@@ -68,14 +74,22 @@ func (c *Config) idleScheduled() bool {
 	return c.IdleSampleInterval > c.SampleInterval || c.IdleProbeInterval > c.ProbeInterval
 }
 
-// sampleEvery is the sampler's tick period now.
+// sampleEvery is the sampler's tick period now: the idle interval while
+// idle, but the busy one while a verification runs or for IdleAfter after
+// a class change (classMoved).
 func (s *sampler) sampleEvery() time.Duration {
-	if s.idle && s.verify.left == 0 {
-		c := &s.m.cfg
-		fit := c.Classifier.Window / time.Duration(max(1, c.Classifier.MinSamples))
-		return max(min(c.IdleSampleInterval, fit), c.SampleInterval)
+	if s.idle && s.verify.left == 0 && !time.Now().Before(s.alertEnd) {
+		return s.idleEvery()
 	}
 	return s.m.cfg.SampleInterval
+}
+
+// idleEvery is the idle link's sample interval: IdleSampleInterval, at
+// most Window/MinSamples and at least SampleInterval.
+func (s *sampler) idleEvery() time.Duration {
+	c := &s.m.cfg
+	fit := c.Classifier.Window / time.Duration(max(1, c.Classifier.MinSamples))
+	return max(min(c.IdleSampleInterval, fit), c.SampleInterval)
 }
 
 // checkIdle updates s.idle at wall from the delivery meter and the last
@@ -205,7 +219,7 @@ func (s *sampler) verifyPong(rtt time.Duration, lossJump bool) {
 	med := median(v.rtts)
 	off := v.ref > 0 && absDur(med-v.ref) > v.jump
 	switch {
-	case lossJump || (v.left == 0 && off):
+	case lossJump && !v.stale || (v.left == 0 && off):
 		s.confirmed(time.Now())
 	case v.left == 0:
 		s.m.mu.Lock()
@@ -234,10 +248,15 @@ func (s *sampler) confirmed(wall time.Time) {
 	s.nextProbe = minTime(s.nextProbe, maxTime(wall, s.lastProbe.Add(earlyProbeGap)))
 }
 
-// staleSeen judges a stale sample: on an idle link, a change once the
-// ping sent at once to confirm it (or a confirming ping of another
-// change, or a verifying one) went unanswered as well; one pong held up
-// by a loaded machine is not.
+// staleSeen judges a stale sample: on an idle link, a change once a ping
+// sent after it (a verifying one, or a confirming ping of another
+// change) went unanswered as well; one pong held up by a loaded machine
+// is not. The first stale idle sample starts a verification at the busy
+// ping rate, with no train, as a suspected RTT change does: its pings
+// come back in time (the wake is dismissed, the link stays idle), or they
+// expire one a sample interval after the other, and the outage is judged
+// on them as on a busy link (MaxMissed stale samples), not one idle
+// interval apart.
 func (s *sampler) staleSeen(wall time.Time) {
 	if !s.idle {
 		s.changeSeen(wall)
@@ -248,8 +267,126 @@ func (s *sampler) staleSeen(wall time.Time) {
 		s.confirmed(wall)
 		return
 	}
-	s.idleOdd = true
+	s.m.mu.Lock()
+	med := s.m.status.Median.RTT
+	s.m.mu.Unlock()
+	s.verify = idleVerify{left: verifyPongs, rtts: s.verify.rtts[:0], ref: med, jump: s.idleJump(med, 0), stale: true}
+	s.m.log.Debug("idle link may be down; verifying at the busy rate", "median", med)
 	s.pingNow()
+}
+
+// idleExpiry is a timer at the deadline of the oldest ping pending on an
+// idle link, so that an unanswered idle ping is seen as stale at its
+// deadline (max(SampleTimeout, 2 × RTT) after it was sent), not at the
+// next idle tick, an idle interval later.
+type idleExpiry struct {
+	t  *time.Timer
+	at time.Time // the deadline armed; zero: none
+}
+
+// C is the timer's channel; nil (never ready) while none was made.
+func (e *idleExpiry) C() <-chan time.Time {
+	if e.t == nil {
+		return nil
+	}
+	return e.t.C
+}
+
+// arm sets the timer to the oldest pending ping's deadline while the
+// link is on the idle schedule, and stops it otherwise (the busy ticks
+// come sooner than any deadline).
+func (e *idleExpiry) arm(s *sampler) {
+	var oldest time.Time
+	if s.idle && s.verify.left == 0 {
+		for _, sent := range s.pending {
+			if oldest.IsZero() || sent.Before(oldest) {
+				oldest = sent
+			}
+		}
+	}
+	if oldest.IsZero() {
+		if !e.at.IsZero() {
+			e.t.Stop()
+			e.at = time.Time{}
+		}
+		return
+	}
+	at := oldest.Add(s.deadline() + time.Millisecond) // past it, not at it
+	if at.Equal(e.at) {
+		return
+	}
+	e.at = at
+	if e.t == nil {
+		e.t = time.NewTimer(time.Until(at))
+		return
+	}
+	e.t.Reset(time.Until(at))
+}
+
+func (e *idleExpiry) stop() {
+	if e.t != nil {
+		e.t.Stop()
+	}
+}
+
+// idleExpire runs when the idle expiry timer fires: the pings past their
+// deadline are lost, and a stale sample is judged as a tick would.
+func (s *sampler) idleExpire() {
+	s.expiry.at = time.Time{}
+	wall := time.Now()
+	if s.expire(wall) {
+		s.emitStale(s.m.now())
+		s.staleSeen(wall)
+	}
+}
+
+// idleDrop follows a drop of bandwidth alone that two check trains found
+// on an idle link (the capacity was rebased): the next samples carry the
+// new figure, and pinged at the busy rate (a verification, no train) they
+// move the class within a second, not MinSamples idle intervals; the
+// class change then wakes the link (classMoved). A drop that leaves the
+// class as it was is dismissed as a verification is, and the link stays
+// idle. Called without m.mu held.
+func (s *sampler) idleDrop() {
+	if !s.idle || s.verify.left > 0 {
+		return
+	}
+	s.m.mu.Lock()
+	rtt := s.m.status.Median.RTT
+	s.m.mu.Unlock()
+	s.verify = idleVerify{left: verifyPongs, rtts: s.verify.rtts[:0], ref: rtt, jump: s.idleJump(rtt, 0)}
+	s.m.log.Debug("idle link's bandwidth dropped; sampling at the busy ping rate", "median_rtt", rtt)
+	s.pingNow()
+}
+
+// class is the class the link is judged in now.
+func (s *sampler) class() edgesync.LinkClass {
+	s.m.mu.Lock()
+	defer s.m.mu.Unlock()
+	return s.m.status.Class
+}
+
+// classMoved follows a class change: a link whose class just changed is
+// in flux (a handover, a path failing over, a link coming back), and the
+// next change is judged within the busy bounds for IdleAfter after it. A
+// busy link counts it as activity. An idle link is pinged at the busy
+// rate meanwhile (alertEnd), but sends no probe and no more check
+// trains than idle: on an idle link it is the drop of bandwidth alone,
+// found by check trains, that moves the class without waking it first
+// (the other changes woke it before), and a loaded machine misreads
+// short trains now and then; pings are cheap, the probe a wake sends is
+// not.
+func (s *sampler) classMoved(before edgesync.LinkClass) {
+	if !s.m.cfg.idleScheduled() || s.class() == before {
+		return
+	}
+	now := time.Now()
+	if !s.idle {
+		s.changeSeen(now)
+		return
+	}
+	s.alertEnd = now.Add(s.m.cfg.IdleAfter)
+	s.m.log.Debug("idle link's class changed; pinging at the busy rate", "until", s.alertEnd)
 }
 
 // pingNow sends one ping outside the schedule.
@@ -273,7 +410,7 @@ func (s *sampler) pingNow() {
 // alone, which pings cannot.
 func (s *sampler) idleCheck(wall time.Time) {
 	if s.idle && s.suspect == 0 {
-		s.nextCheck = maxTime(s.nextCheck, wall.Add(s.sampleEvery()))
+		s.nextCheck = maxTime(s.nextCheck, wall.Add(s.idleEvery()))
 	}
 }
 

@@ -168,3 +168,136 @@ func idleBroadband(t *testing.T, seed uint64, name string) (*testAgent, Config, 
 	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
 	return a, cfg, m, events
 }
+
+// TestIdleLinkOutageWithinBound: an outage on an idle link with the
+// default idle schedule, starting just after an idle ping was answered
+// (the worst case: the next comes an idle interval later), is classed
+// intermittent within that interval and the busy link's outage time
+// (the ping's deadline, then MaxMissed more samples at the busy rate,
+// about 2.3 s; docs/linkmon.md "Idle links"), 1 s more for a loaded
+// machine. Before, the lost idle ping and the one sent to confirm it
+// were each seen stale only at the next idle tick: 10-15 s.
+func TestIdleLinkOutageWithinBound(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, linksim.Broadband(), 36)
+	cfg := testConfig()
+	cfg.IdleAfter = time.Second // the default idle schedule, sooner
+	m, events := startWatched(t, cfg, a, MonitorOptions{Name: "idle-outage-bound"})
+	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
+		t.Fatalf("broadband not detected within 10s; status %+v", m.Status())
+	}
+	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	last := m.Latest().At
+	testutil.WaitFor(t, 2*cfg.IdleSampleInterval, "an idle ping answered", func() bool {
+		l := m.Latest()
+		return !l.Stale && l.At.After(last)
+	})
+	a.setProfile(t, down(linksim.Broadband()))
+	limit := cfg.IdleSampleInterval + 2*cfg.SampleTimeout + 3*cfg.SampleInterval + time.Second
+	ev, took, ok := waitClass(t, events, limit, is(edgesync.Intermittent))
+	if !ok {
+		t.Fatalf("outage on an idle link not classed intermittent within %v; status %+v", limit, m.Status())
+	}
+	t.Logf("idle link: intermittent after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
+}
+
+// TestIdleLinkBandwidthDrop: a drop of bandwidth alone on an idle link
+// (100 to 5 Mbit/s at the same RTT: pings cannot see it) is found by the
+// next idle check train and its confirmation; the pings at the busy rate
+// that follow carry the rebased capacity, so the class follows within
+// about a second of the check, not 3 idle intervals later; the class
+// change then pings the link at the busy rate, so that an outage right
+// after it is classed within the busy bound (docs/design.md#goals, p95
+// 4 s; 1 s more for a loaded machine), not an idle interval later.
+func TestIdleLinkBandwidthDrop(t *testing.T) {
+	a, cfg, m, events := idleBroadband(t, 37, "idle-drop")
+	// Checks are sized for the capacity estimate: one a loaded machine
+	// read 3 times too high sends trains that overflow the slower link.
+	// An idle link is not probed again for minutes: measure on demand.
+	sane := func() bool {
+		c, _ := m.Capacity()
+		return c > 50e6 && c < 150e6
+	}
+	for try := 0; try < 5 && !sane(); try++ {
+		ctx, cancel := contextWithTimeout(10 * time.Second)
+		_, err := m.Measure(ctx)
+		cancel()
+		t.Logf("capacity re-measured: %v", err)
+	}
+	if c, _ := m.Capacity(); !sane() {
+		t.Fatalf("capacity estimate %s after 5 measurements of a 100 Mbit/s link", FormatBps(c))
+	}
+	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+	slow := linksim.Broadband()
+	slow.Down.RateBps = 5e6
+	drops := m.Stats().CheckDrops
+	a.setProfile(t, slow)
+	// The next idle check (at most one interval away), its confirmation,
+	// and 3 samples at the busy rate; 2 s more for a loaded machine.
+	limit := cfg.IdleSampleInterval + time.Second + 3*cfg.SampleInterval + 2*time.Second
+	ev, took, ok := waitClass(t, events, limit, is(edgesync.Mobile))
+	if !ok && m.Stats().CheckDrops == drops {
+		// Under -race on a loaded machine the RTT's jitter reaches 10 ms
+		// and more, and a low check is taken as that jitter
+		// (dropBeyondJitter): no drop was confirmed. What this test is
+		// about is what follows a confirmed one.
+		t.Skipf("no check train confirmed the drop within %v (the path's jitter explained them); stats %+v", limit, m.Stats())
+	}
+	if !ok {
+		t.Fatalf("bandwidth drop on an idle link not classed mobile within %v; status %+v; stats %+v", limit, m.Status(), m.Stats())
+	}
+	t.Logf("idle link: mobile after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
+	time.Sleep(cfg.IdleAfter / 2) // within idle_after of the change: part of the scenario, not a sync
+	a.setProfile(t, down(slow))
+	const bound = 5 * time.Second
+	ev, took, ok = waitClass(t, events, bound, is(edgesync.Intermittent))
+	if !ok {
+		t.Fatalf("outage after the class change not classed intermittent within %v; status %+v", bound, m.Status())
+	}
+	t.Logf("then an outage: intermittent after %v: %s", took.Round(time.Millisecond), ev.Change.Reason)
+}
+
+// TestIdleLatePongDismissed: an idle ping answered after its deadline (the
+// core's datagram loop held up 1.2 s, as a loaded machine holds it) is a
+// stale sample; the pings at the busy rate that verify it are answered,
+// so the link stays idle, with no probe sent.
+func TestIdleLatePongDismissed(t *testing.T) {
+	core := newTestCore(t)
+	var hold atomic.Int32 // pings still to answer late
+	core.onDatagram = func([]byte, time.Time) bool {
+		if hold.CompareAndSwap(1, 0) {
+			time.Sleep(1200 * time.Millisecond) // the held-up core, not synchronisation
+		}
+		return false
+	}
+	a := dialTestAgent(t, core, linksim.Profile{Name: "loopback"}, 38)
+	cfg := testConfig()
+	// Idle pings 2 s apart: the held one alone is late, and the first
+	// verifying ping, sent while the core is still held, a little.
+	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, 2*time.Second
+	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle-stale"})
+	// A check train that a loaded machine misreads as a drop moves the
+	// class, which wakes the link too: that try says nothing of the late
+	// pong, and another is made (at most 3).
+	var before, after MonitorStats
+	for try := 0; try < 3; try++ {
+		testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
+		before = m.Stats()
+		hold.Store(1)
+		testutil.WaitFor(t, 20*time.Second, "the late pong's verification to end", func() bool {
+			return m.Stats().IdleDismissed > before.IdleDismissed || m.Stats().IdleWakes > before.IdleWakes
+		})
+		if after = m.Stats(); after.CheckDrops == before.CheckDrops {
+			break
+		}
+	}
+	if after.IdleWakes != before.IdleWakes {
+		t.Errorf("a pong 1.2 s late woke the idle link to the busy schedule; stats before %+v, after %+v", before, after)
+	}
+	if after.Probes != before.Probes {
+		t.Errorf("%d bandwidth probes after a late pong on an idle link, want none", after.Probes-before.Probes)
+	}
+	if m.Status().Class == edgesync.Intermittent {
+		t.Errorf("a late pong classed the link intermittent; status %+v", m.Status())
+	}
+}

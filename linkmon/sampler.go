@@ -55,6 +55,8 @@ type sampler struct {
 	activeAt  time.Time     // wall time the link last carried traffic or changed
 	ackedSeen uint64        // the delivery meter's total then
 	verify    idleVerify
+	expiry    idleExpiry
+	alertEnd  time.Time // an idle link is pinged at the busy rate until then (classMoved)
 }
 
 type probeOutcome struct {
@@ -72,6 +74,7 @@ func (m *Monitor) loop(ctx context.Context) {
 	s.refresh()
 	t := time.NewTicker(m.cfg.SampleInterval)
 	defer t.Stop()
+	defer s.expiry.stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -98,7 +101,10 @@ func (m *Monitor) loop(ctx context.Context) {
 		case <-t.C:
 			s.checkIdle(time.Now())
 			s.tick()
+		case <-s.expiry.C():
+			s.idleExpire()
 		}
+		s.expiry.arm(s)
 		if every := s.sampleEvery(); every != s.every {
 			s.every = every
 			t.Reset(every)
@@ -137,20 +143,7 @@ func (s *sampler) deadline() time.Duration {
 func (s *sampler) tick() {
 	now := s.m.now()
 	wall := time.Now()
-	stale := false
-	// Expired pings: lost; their sample is stale if nothing was answered
-	// since they were sent.
-	dl := s.deadline()
-	for seq, sent := range s.pending {
-		if wall.Sub(sent) < dl {
-			continue
-		}
-		delete(s.pending, seq)
-		s.record(false)
-		if s.lastAnswer.Before(sent) {
-			stale = true
-		}
-	}
+	stale := s.expire(wall)
 	attached := s.prober != nil
 	if attached {
 		select {
@@ -187,6 +180,24 @@ func (s *sampler) tick() {
 	}
 	s.maybeProbe()
 	s.maybeCheck()
+}
+
+// expire takes the pings unanswered past the deadline as lost, and
+// reports whether their sample is stale: nothing was answered since one
+// of them was sent.
+func (s *sampler) expire(wall time.Time) (stale bool) {
+	dl := s.deadline()
+	for seq, sent := range s.pending {
+		if wall.Sub(sent) < dl {
+			continue
+		}
+		delete(s.pending, seq)
+		s.record(false)
+		if s.lastAnswer.Before(sent) {
+			stale = true
+		}
+	}
+	return stale
 }
 
 // record adds one ping outcome to the loss ring.
@@ -235,7 +246,10 @@ func (s *sampler) pong(pr PongResult) {
 		return // late (already counted lost) or duplicate
 	}
 	delete(s.pending, pr.Seq)
-	if s.missing {
+	// An idle link's stale sample being verified (staleSeen) is no
+	// outage yet: its pongs judge it.
+	verifying := s.idle && s.verify.left > 0
+	if s.missing && !verifying {
 		// The link is back after an outage. The pings and packets lost
 		// while it was down were the outage, already judged as such:
 		// counting them as loss would hold a recovered link at
@@ -310,7 +324,7 @@ func (s *sampler) pong(pr PongResult) {
 		absDur(pr.RTT-s.rttAtProbe) > 5*time.Millisecond
 	s.idlePong(pr.RTT, meas.Loss-s.lossAtProbe > 0.05)
 	if jump || s.missing || meas.Loss-s.lossAtProbe > 0.05 {
-		if s.missing {
+		if s.missing && !verifying {
 			s.changeSeen(time.Now())
 		}
 		early := s.lastProbe.Add(earlyProbeGap)
@@ -397,7 +411,11 @@ func (s *sampler) filled(wall time.Time) bool {
 	return s.m.cfg.Passive && !s.lastFilled.IsZero() && wall.Sub(s.lastFilled) < filledFor
 }
 
-func (s *sampler) emit(meas Measurement) { s.m.observe(meas) }
+func (s *sampler) emit(meas Measurement) {
+	before := s.class()
+	s.m.observe(meas)
+	s.classMoved(before)
+}
 
 // emitStale feeds the last measurement, marked stale.
 func (s *sampler) emitStale(now time.Time) {
@@ -609,6 +627,7 @@ func (s *sampler) checked(out probeOutcome) {
 		s.m.cls.Rebase(est)
 		s.nextProbe = maxTime(wall, s.lastProbe.Add(earlyProbeGap))
 		s.m.stats.CheckDrops++
+		defer s.idleDrop()
 	case est < checkDrop*capBps:
 		// Confirm with a train sized for the suspected rate: short
 		// enough not to overflow the slower link's queue.
