@@ -112,12 +112,22 @@ func (c *Cluster) Start(i int) {
 	c.waitLeader()
 }
 
+// waitLeader waits for a meta leader that sees every running node online
+// with JetStream: a leader alone may still hold a peer for offline, and
+// then refuses to place a replicated stream ("no suitable peers for
+// placement, peer offline", seen under -race in CI).
 func (c *Cluster) waitLeader() {
 	c.tb.Helper()
-	testutil.WaitFor(c.tb, readyTimeout, "a JetStream meta leader in the NATS cluster", func() bool {
+	running := 0
+	for _, s := range c.Nodes {
+		if s != nil {
+			running++
+		}
+	}
+	testutil.WaitFor(c.tb, readyTimeout, fmt.Sprintf("a JetStream meta leader that sees all %d running nodes of the NATS cluster", running), func() bool {
 		for _, s := range c.Nodes {
 			if s != nil && s.JetStreamIsLeader() {
-				return true
+				return len(s.JetStreamClusterPeers()) >= running
 			}
 		}
 		return false
