@@ -22,6 +22,8 @@ import (
 //	agents/<agent>/blobs    blob(8)+offset(8) → chunk of object data
 //	agents/<agent>/garbage  blob(8) → size; blobs to delete in later transactions
 //	agents/<agent>/stats    counter name → int64
+//	journal               arrival order(8) → journalRec: small events not yet
+//	                      folded into their agents' buckets (format 3, store_journal.go)
 var (
 	bktMeta     = []byte("meta")
 	bktAgents   = []byte("agents")
@@ -36,6 +38,7 @@ var (
 	bktBlobs    = []byte("blobs")
 	bktGarbage  = []byte("garbage")
 	bktStats    = []byte("stats")
+	bktJournal  = []byte("journal")
 
 	agentBuckets = [][]byte{bktKeys, bktSumm, bktEvents, bktApplied, bktAppliedQ, bktPartials, bktBlobs, bktGarbage, bktStats}
 )

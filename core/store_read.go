@@ -26,6 +26,25 @@ func (s *Store) view(agent string, fn func(a *agentBucket) error) error {
 	})
 }
 
+// viewFolded is view for a read that needs the agent's journal entries
+// in its buckets: it folds the journal first (store_journal.go).
+func (s *Store) viewFolded(agent string, fn func(a *agentBucket) error) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	if err := s.foldForRead(); err != nil {
+		return err
+	}
+	return s.viewTx(func(tx *bolt.Tx) error {
+		a, err := agentRO(tx, agent)
+		if err != nil {
+			return err
+		}
+		return fn(a)
+	})
+}
+
 // Current returns the current version of key and a reader of its data,
 // for delta decoding and for `edge-sync core get`.
 func (s *Store) Current(agent, key string) (Version, *Object, error) {
@@ -83,7 +102,7 @@ func (s *Store) Agents() ([]string, error) {
 // and are never reused; retention drops the oldest.
 func (s *Store) Events(agent string, fromSeq uint64, limit int) ([]Event, error) {
 	var out []Event
-	err := s.view(agent, func(a *agentBucket) (err error) {
+	err := s.viewFolded(agent, func(a *agentBucket) (err error) {
 		out, err = collect(a.events, u64b(fromSeq), nil, limit, func(k, v []byte) (Event, error) {
 			return decodeEvent(beU64(k), v)
 		})
@@ -98,7 +117,7 @@ func (s *Store) Events(agent string, fromSeq uint64, limit int) ([]Event, error)
 // EventData returns a reader of event seq's payload.
 func (s *Store) EventData(agent string, seq uint64) (Event, *Object, error) {
 	var ev Event
-	err := s.view(agent, func(a *agentBucket) error {
+	err := s.viewFolded(agent, func(a *agentBucket) error {
 		v := a.events.Get(u64b(seq))
 		if v == nil {
 			return fmt.Errorf("event %d: %w", seq, ErrNotFound)
@@ -116,7 +135,7 @@ func (s *Store) EventData(agent string, seq uint64) (Event, *Object, error) {
 // Applied reports whether opID is in the agent's applied-op index.
 func (s *Store) Applied(agent string, opID edgesync.OpID) (bool, error) {
 	found := false
-	err := s.view(agent, func(a *agentBucket) error {
+	err := s.viewFolded(agent, func(a *agentBucket) error {
 		found = a.applied.Get(opID[:]) != nil
 		return nil
 	})
@@ -202,6 +221,9 @@ func (s *Store) Stats() (Stats, error) {
 		return Stats{}, fmt.Errorf("stats: %w", err)
 	}
 	defer s.release()
+	if err := s.foldForRead(); err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
 	st := Stats{ByAgent: map[string]AgentStats{}}
 	err := s.viewTx(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktAgents).ForEach(func(k, _ []byte) error {
@@ -242,11 +264,13 @@ func (s *Store) PutSummary(agent string, sum Summary) error {
 		return fmt.Errorf("put summary: %w", err)
 	}
 	defer s.release()
+	queued := false
 	err := s.update(func(tx *bolt.Tx) error {
-		a, err := agentRW(tx, agent)
+		a, err := s.agentW(tx, agent)
 		if err != nil {
 			return err
 		}
+		queued = a.queued // by the fold
 		old := a.summ.Get([]byte(sum.Key))
 		if old != nil {
 			prev, err := decodeSummary(sum.Key, old)
@@ -278,6 +302,9 @@ func (s *Store) PutSummary(agent string, sum Summary) error {
 		}
 		return nil
 	})
+	if err == nil && queued {
+		err = s.collectGarbage(agent)
+	}
 	if err != nil {
 		return fmt.Errorf("put summary: %w", err)
 	}
@@ -305,7 +332,7 @@ func (s *Store) supersedeSummary(a *agentBucket, key string, opID edgesync.OpID)
 // Summary returns the latest summary received for key.
 func (s *Store) Summary(agent, key string) (Summary, error) {
 	var sum Summary
-	err := s.view(agent, func(a *agentBucket) error {
+	err := s.viewFolded(agent, func(a *agentBucket) error {
 		v := a.summ.Get([]byte(key))
 		if v == nil {
 			return fmt.Errorf("summary %q: %w", key, ErrNotFound)
@@ -323,7 +350,7 @@ func (s *Store) Summary(agent, key string) (Summary, error) {
 // Summaries lists up to limit summaries whose key starts with prefix.
 func (s *Store) Summaries(agent, prefix string, limit int) ([]Summary, error) {
 	var out []Summary
-	err := s.view(agent, func(a *agentBucket) (err error) {
+	err := s.viewFolded(agent, func(a *agentBucket) (err error) {
 		out, err = collect(a.summ, []byte(prefix), []byte(prefix), limit, func(k, v []byte) (Summary, error) {
 			return decodeSummary(string(k), v)
 		})
