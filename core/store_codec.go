@@ -63,6 +63,10 @@ type agentBucket struct {
 	queued                                                                 bool
 }
 
+// seqFill is how full bbolt fills a page it splits in a bucket whose keys
+// only grow (its default, 0.5, suits keys in any order).
+const seqFill = 0.95
+
 // agentRO returns an agent's buckets for reading, or ErrNotFound.
 func agentRO(tx *bolt.Tx, agent string) (*agentBucket, error) {
 	b := tx.Bucket(bktAgents).Bucket([]byte(agent))
@@ -92,6 +96,11 @@ func bindAgent(b *bolt.Bucket, agent string) (*agentBucket, error) {
 		keys: b.Bucket(bktKeys), summ: b.Bucket(bktSumm), events: b.Bucket(bktEvents),
 		applied: b.Bucket(bktApplied), appliedq: b.Bucket(bktAppliedQ), partials: b.Bucket(bktPartials),
 		blobs: b.Bucket(bktBlobs), garbage: b.Bucket(bktGarbage), stats: b.Bucket(bktStats),
+	}
+	if a.events != nil && a.appliedq != nil {
+		// Keys in these two only ever grow: split full pages, not halves
+		// (docs/core.md, "The journal").
+		a.events.FillPercent, a.appliedq.FillPercent = seqFill, seqFill
 	}
 	if a.keys == nil || a.summ == nil || a.events == nil || a.applied == nil || a.appliedq == nil ||
 		a.partials == nil || a.blobs == nil || a.garbage == nil || a.stats == nil {

@@ -2,7 +2,6 @@ package core
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -22,7 +21,7 @@ import (
 // one the op gets without the journal. A fold moves journal entries into
 // their agents' buckets later, many ops per agent per transaction:
 //
-//   - in the store's goroutine (serveFold), once foldAt entries wait or
+//   - in the store's goroutine (serveFold), once enough entries wait or
 //     the journal has been quiet for a tick;
 //   - before every read that needs them (Events, EventData, Stats,
 //     Summary, Summaries, Applied, Sweep), which fold the whole journal;
@@ -38,13 +37,17 @@ import (
 // holds txMu); one that rolls back rebuilds it from the journal bucket,
 // which is then as before the transaction.
 
-// foldAt is the journal length at which the store's goroutine folds it;
-// foldMax bounds the entries one fold transaction moves; foldEvery is the
-// goroutine's tick: a journal that took no entry during a tick, or that
-// was not folded for foldMaxAge, is folded then.
+// The store's goroutine folds the journal once it holds foldAt entries
+// and foldPerAgent for each agent in it (a fold writes pages of each
+// agent's buckets: the more ops of each it moves, the fewer pages per
+// op), or foldMax entries; foldMax bounds the entries one fold
+// transaction moves too. foldEvery is the goroutine's tick: a journal
+// that took no entry during a tick, or that was not folded for
+// foldMaxAge, is folded then.
 const (
-	foldAt     = 8192
-	foldMax    = 16384
+	foldAt       = 8192
+	foldPerAgent = 32
+	foldMax      = 65536
 	foldEvery  = 500 * time.Millisecond
 	foldMaxAge = 5 * time.Second
 )
@@ -200,29 +203,45 @@ func (s *Store) journalApply(tx *bolt.Tx, agent string, hdr PartialHeader, data 
 	if _, ok := j.ops[journalOp{agent, hdr.OpID}]; ok {
 		return false, Result{}, nil
 	}
-	a, err := agentRO(tx, agent)
-	if errors.Is(err, ErrNotFound) {
+	// Only the sub-buckets it reads: with a thousand agents in a
+	// transaction, opening all nine costs more than the op's write.
+	b := tx.Bucket(bktAgents).Bucket([]byte(agent))
+	if b == nil {
 		return false, Result{}, nil
 	}
-	if err != nil {
-		return false, Result{}, err
+	applied, partials := b.Bucket(bktApplied), b.Bucket(bktPartials)
+	if applied == nil || partials == nil {
+		return false, Result{}, fmt.Errorf("agent %q: %w: sub-bucket missing", agent, ErrCorrupt)
 	}
-	if a.applied.Get(hdr.OpID[:]) != nil || a.partials.Get(hdr.OpID[:]) != nil {
+	if applied.Get(hdr.OpID[:]) != nil || partials.Get(hdr.OpID[:]) != nil {
 		return false, Result{}, nil
 	}
 	ja := j.agents[agent]
-	held := int64(0)
-	if ja != nil {
-		held = ja.bytes
+	if s.cfg.Quota > 0 || s.cfg.AgentQuota != nil {
+		a, err := bindAgent(b, agent)
+		if err != nil {
+			return false, Result{}, err
+		}
+		held := int64(0)
+		if ja != nil {
+			held = ja.bytes
+		}
+		if s.checkQuota(a, hdr, -held) != nil {
+			return false, Result{}, nil
+		}
 	}
-	if s.checkQuota(a, hdr, -held) != nil {
-		return false, Result{}, nil
-	}
-	seq := a.events.Sequence() + 1
+	var seq uint64
 	if ja != nil {
 		seq = ja.nextSeq
+	} else {
+		events := b.Bucket(bktEvents)
+		if events == nil {
+			return false, Result{}, fmt.Errorf("agent %q: %w: sub-bucket missing", agent, ErrCorrupt)
+		}
+		seq = events.Sequence() + 1
 	}
 	jb := tx.Bucket(bktJournal)
+	jb.FillPercent = seqFill
 	k, err := jb.NextSequence()
 	if err != nil {
 		return false, Result{}, err
@@ -240,7 +259,7 @@ func (s *Store) journalApply(tx *bolt.Tx, agent string, hdr PartialHeader, data 
 	ja.bytes += hdr.Size
 	ja.nextSeq = seq + 1
 	j.ops[journalOp{agent, hdr.OpID}] = seq
-	if j.count.Add(1) == foldAt {
+	if n := j.count.Add(1); n >= foldMax || (n >= foldAt && n >= foldPerAgent*int64(len(j.agents))) {
 		select {
 		case j.kick <- struct{}{}:
 		default:
@@ -301,36 +320,37 @@ func (s *Store) foldRec(a *agentBucket, r journalRec) error {
 	return err
 }
 
-// foldSome moves up to foldMax of the oldest journal entries into their
-// agents' buckets in tx; it returns the agents whose garbage it queued.
-func (s *Store) foldSome(tx *bolt.Tx) (queued []string, err error) {
+// foldSome moves up to max of the oldest journal entries into their
+// agents' buckets in tx; it returns the agents whose garbage it queued
+// and how many entries it moved.
+func (s *Store) foldSome(tx *bolt.Tx, max int) (queued []string, n int, err error) {
 	j := &s.jnl
 	if j.broken != nil {
-		return nil, j.broken
+		return nil, 0, j.broken
 	}
 	jb := tx.Bucket(bktJournal)
 	j.dirty = true
 	bks := map[string]*agentBucket{}
 	var done [][]byte
 	c := jb.Cursor()
-	for k, v := c.First(); k != nil && len(done) < foldMax; k, v = c.Next() {
+	for k, v := c.First(); k != nil && len(done) < max; k, v = c.Next() {
 		r, err := decodeJournal(k, v)
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		a := bks[r.agent]
 		if a == nil {
 			if a, err = agentRW(tx, r.agent); err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			bks[r.agent] = a
 		}
 		ja := j.agents[r.agent]
 		if ja == nil || len(ja.keys) == 0 || ja.keys[0] != beU64(k) {
-			return nil, fmt.Errorf("journal entry %x: %w: not the next of %q in the index", k, ErrCorrupt, r.agent)
+			return nil, 0, fmt.Errorf("journal entry %x: %w: not the next of %q in the index", k, ErrCorrupt, r.agent)
 		}
 		if err := s.foldRec(a, r); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		done = append(done, bytes.Clone(k))
 		ja.keys = ja.keys[1:]
@@ -342,7 +362,7 @@ func (s *Store) foldSome(tx *bolt.Tx) (queued []string, err error) {
 	}
 	for _, k := range done {
 		if err := jb.Delete(k); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
 	j.count.Add(-int64(len(done)))
@@ -351,7 +371,7 @@ func (s *Store) foldSome(tx *bolt.Tx) (queued []string, err error) {
 			queued = append(queued, name)
 		}
 	}
-	return queued, nil
+	return queued, len(done), nil
 }
 
 // Fold moves every event waiting in the journal into its agent's
@@ -366,15 +386,18 @@ func (s *Store) Fold() error {
 	return s.fold()
 }
 
-// fold is Fold for a caller that holds the store (acquire).
+// fold is Fold for a caller that holds the store (acquire). It folds the
+// entries in the journal when it starts, not those appended meanwhile:
+// chasing them would fold a few entries of each agent per transaction,
+// which is what the journal saves.
 func (s *Store) fold() error {
-	n := s.jnl.count.Load()
-	// Ops appended meanwhile may need rounds of their own; the bound only
-	// guards against a bug.
-	for round := int64(0); n > 0 && round < n/foldMax+16; round++ {
+	left := s.jnl.count.Load()
+	// The bound only guards against a bug.
+	for round := 0; left > 0 && round < 1<<20; round++ {
 		var queued []string
-		err := s.updateSized(int(min(n, foldMax))*64, func(tx *bolt.Tx) (err error) {
-			queued, err = s.foldSome(tx)
+		var n int
+		err := s.updateSized(int(min(left, foldMax))*64, func(tx *bolt.Tx) (err error) {
+			queued, n, err = s.foldSome(tx, int(min(left, foldMax)))
 			return err
 		})
 		if err != nil {
@@ -385,7 +408,10 @@ func (s *Store) fold() error {
 				return err
 			}
 		}
-		n = s.jnl.count.Load()
+		if n == 0 {
+			return nil // folded meanwhile, by an agent's change
+		}
+		left -= int64(n)
 	}
 	return nil
 }
@@ -437,7 +463,10 @@ func (s *Store) serveFold() {
 		// read, which folds again.
 		_ = s.fold()
 		s.release()
-		lastFold = time.Now()
+		// A fold holds the appends back: the next tick is quiet only
+		// if none came after it.
+		lastFold, last = time.Now(), j.appended.Load()
+		t.Reset(foldEvery)
 	}
 }
 
