@@ -48,8 +48,8 @@ const (
 	foldAt       = 8192
 	foldPerAgent = 32
 	foldMax      = 65536
-	foldEvery  = 500 * time.Millisecond
-	foldMaxAge = 5 * time.Second
+	foldEvery    = 500 * time.Millisecond
+	foldMaxAge   = 5 * time.Second
 )
 
 // journalIndex is what the journal bucket holds, in memory.
