@@ -145,3 +145,90 @@ func pagesWritten(db *bolt.DB) int64 {
 	st := db.Stats()
 	return st.TxStats.GetPageCount()
 }
+
+// BenchmarkStoreReadWhileIngest: how long `core tail --follow` and
+// `core ls` wait while N agents send small events as in
+// BenchmarkStoreIngest: one reader asks for agent 0's new events every
+// 100 ms (as tail --follow polls) and reports the longest and the mean
+// of those reads; with the journal each read folds it first.
+//
+//	go test -run '^$' -bench BenchmarkStoreReadWhileIngest -benchtime 20000x -count 2 ./core
+func BenchmarkStoreReadWhileIngest(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) { benchReadWhileIngest(b, n) })
+	}
+}
+
+func benchReadWhileIngest(b *testing.B, agents int) {
+	s, err := Open(filepath.Join(b.TempDir(), "core.db"), Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	data := payload(1, 512)
+	h0 := hdrFor(edgesync.OpID{}, edgesync.EventOp, "bench/events", data)
+	names := make([]string, agents)
+	for w := range names {
+		names[w] = fmt.Sprintf("agent-%d", w)
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	var reads []time.Duration
+	var readErr error
+	b.ResetTimer()
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		from := uint64(0)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+			}
+			t0 := time.Now()
+			evs, err := s.Events(names[0], from, 0)
+			if err != nil && !isNotFound(err) {
+				readErr = err
+				return
+			}
+			reads = append(reads, time.Since(t0))
+			if len(evs) > 0 {
+				from = evs[len(evs)-1].Seq + 1
+			}
+		}
+	}()
+	for w := range agents {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
+				h := h0
+				h.OpID = opID(uint64(i) + 1)
+				if _, err := s.ApplyWhole(names[w], h, data); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	<-readerDone
+	b.StopTimer()
+	if readErr != nil {
+		b.Fatal(readErr)
+	}
+	var sum, longest time.Duration
+	for _, d := range reads {
+		sum += d
+		longest = max(longest, d)
+	}
+	b.ReportMetric(float64(len(reads)), "reads")
+	b.ReportMetric(float64(longest.Microseconds())/1000, "read-max-ms")
+	b.ReportMetric(float64(sum.Microseconds())/1000/float64(len(reads)), "read-mean-ms")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
+}

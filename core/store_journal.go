@@ -23,8 +23,9 @@ import (
 //
 //   - in the store's goroutine (serveFold), once enough entries wait or
 //     the journal has been quiet for a tick;
-//   - before every read that needs them (Events, EventData, Stats,
-//     Summary, Summaries, Applied, Sweep), which fold the whole journal;
+//   - before every read that needs them: reads of one agent (Events,
+//     EventData, Summary, Summaries, Applied) fold its entries, Stats and
+//     Sweep the whole journal;
 //   - before any other change to an agent's buckets (a state op, a large
 //     or duplicate event, a partial op, a summary), which folds that
 //     agent's entries in the same transaction, so that every other path
@@ -501,6 +502,40 @@ func (s *Store) foldForRead() error {
 		return nil
 	}
 	return s.fold()
+}
+
+// foldAgentForRead folds agent's journal entries, if it has any, for a
+// read of its buckets: a read of one agent does not wait for a fold of
+// every agent's.
+func (s *Store) foldAgentForRead(agent string) error {
+	j := &s.jnl
+	if j.count.Load() == 0 {
+		return nil
+	}
+	j.txMu.Lock() // the index changes only in write transactions, which hold it
+	has := j.agents[agent] != nil
+	j.txMu.Unlock()
+	if !has {
+		return nil
+	}
+	queued := false
+	err := s.update(func(tx *bolt.Tx) error {
+		queued = false
+		a, err := agentRO(tx, agent)
+		if err != nil {
+			return err
+		}
+		err = s.foldAgent(tx, a)
+		queued = a.queued
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("fold journal: %w", err)
+	}
+	if queued {
+		return s.collectGarbage(agent)
+	}
+	return nil
 }
 
 // startFold starts the store's goroutine that folds the journal; Close

@@ -27,13 +27,13 @@ func (s *Store) view(agent string, fn func(a *agentBucket) error) error {
 }
 
 // viewFolded is view for a read that needs the agent's journal entries
-// in its buckets: it folds the journal first (store_journal.go).
+// in its buckets: it folds them first (store_journal.go).
 func (s *Store) viewFolded(agent string, fn func(a *agentBucket) error) error {
 	if err := s.acquire(); err != nil {
 		return err
 	}
 	defer s.release()
-	if err := s.foldForRead(); err != nil {
+	if err := s.foldAgentForRead(agent); err != nil {
 		return err
 	}
 	return s.viewTx(func(tx *bolt.Tx) error {
