@@ -144,7 +144,8 @@ func (c Config) withDefaults() Config {
 // Store is the core's durable store: one bbolt file holding, per agent, the
 // current version of each key, received summaries, the event log, the
 // applied-op index and partial ops. It is safe for concurrent use. Every
-// method that changes data returns only after bbolt's fsync.
+// method that changes data returns only after bbolt's fsync. Open starts
+// the goroutine that folds the journal (store_journal.go), Close stops it.
 type Store struct {
 	db   *bolt.DB
 	cfg  Config
