@@ -2,7 +2,8 @@
 // shares: operation priorities and kinds, link classes, sync modes and
 // operation IDs.
 //
-// It imports nothing beyond the standard library, so that outbox, wire,
+// It imports nothing beyond the standard library but internal/enum (the
+// text form of its enums, shared with codec), so that outbox, wire,
 // linkmon, codec, config, agent and core can all speak the same vocabulary
 // without depending on one another.
 //

@@ -1,5 +1,7 @@
 package edgesync
 
+import "github.com/edge-sync/edge-sync/internal/enum"
+
 // LinkClass is the link monitor's name for what a link can carry.
 type LinkClass uint8
 
@@ -18,7 +20,7 @@ const (
 
 var linkClassNames = [numLinkClasses]string{"unknown", "fiber", "broadband", "mobile", "satellite", "intermittent"}
 
-var linkClassText = enumText{what: "link class", short: "linkclass", names: linkClassNames[:]}
+var linkClassText = enumText{what: "link class", Names: enum.Names{Short: "linkclass", List: linkClassNames[:]}}
 
 // LinkClasses lists every class, fastest first, Unknown last.
 func LinkClasses() []LinkClass {
@@ -35,7 +37,7 @@ func (c LinkClass) String() string { return linkClassText.String(uint8(c)) }
 func (c LinkClass) MarshalText() ([]byte, error) { return linkClassText.marshal(uint8(c)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (c *LinkClass) UnmarshalText(b []byte) error { return unmarshalText(c, b, ParseLinkClass) }
+func (c *LinkClass) UnmarshalText(b []byte) error { return enum.UnmarshalText(c, b, ParseLinkClass) }
 
 // ParseLinkClass accepts a class's name, case-insensitive.
 func ParseLinkClass(s string) (LinkClass, error) {

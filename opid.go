@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/edge-sync/edge-sync/internal/enum"
 )
 
 // OpID identifies an operation. It is 16 bytes: the enqueue time in Unix
@@ -42,7 +44,7 @@ func (id OpID) Compare(o OpID) int {
 func (id OpID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (id *OpID) UnmarshalText(b []byte) error { return unmarshalText(id, b, ParseOpID) }
+func (id *OpID) UnmarshalText(b []byte) error { return enum.UnmarshalText(id, b, ParseOpID) }
 
 // ParseOpID parses the 32-hex-digit form that String returns.
 func ParseOpID(s string) (OpID, error) {

@@ -1,5 +1,7 @@
 package edgesync
 
+import "github.com/edge-sync/edge-sync/internal/enum"
+
 // OpKind says whether an operation is an event (every one is delivered) or
 // a keyed state update (a newer version of the key supersedes an older
 // one). The wire carries these values as they are; the outbox and the
@@ -21,7 +23,7 @@ const (
 
 var opKindNames = [numOpKinds]string{"", "event", "state"}
 
-var opKindText = enumText{what: "op kind", short: "opkind", first: 1, names: opKindNames[:]}
+var opKindText = enumText{what: "op kind", Names: enum.Names{Short: "opkind", First: 1, List: opKindNames[:]}}
 
 // OpKinds lists every kind.
 func OpKinds() []OpKind { return []OpKind{EventOp, StateOp} }
@@ -36,7 +38,7 @@ func (k OpKind) String() string { return opKindText.String(uint8(k)) }
 func (k OpKind) MarshalText() ([]byte, error) { return opKindText.marshal(uint8(k)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (k *OpKind) UnmarshalText(b []byte) error { return unmarshalText(k, b, ParseOpKind) }
+func (k *OpKind) UnmarshalText(b []byte) error { return enum.UnmarshalText(k, b, ParseOpKind) }
 
 // ParseOpKind accepts "event" or "state", case-insensitive.
 func ParseOpKind(s string) (OpKind, error) {

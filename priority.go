@@ -3,6 +3,8 @@ package edgesync
 import (
 	"strconv"
 	"strings"
+
+	"github.com/edge-sync/edge-sync/internal/enum"
 )
 
 // Priority orders operations: a lower number is sent first.
@@ -23,7 +25,7 @@ const (
 
 var priorityNames = [NumPriorities]string{"critical", "schema", "high", "normal", "analytics", "background"}
 
-var priorityText = enumText{what: "priority", short: "priority", names: priorityNames[:]}
+var priorityText = enumText{what: "priority", Names: enum.Names{Short: "priority", List: priorityNames[:]}}
 
 // Priorities lists every priority, most urgent first.
 func Priorities() []Priority {
@@ -44,7 +46,7 @@ func (p Priority) SendsAtOnce() bool { return p <= Schema }
 func (p Priority) MarshalText() ([]byte, error) { return priorityText.marshal(uint8(p)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (p *Priority) UnmarshalText(b []byte) error { return unmarshalText(p, b, ParsePriority) }
+func (p *Priority) UnmarshalText(b []byte) error { return enum.UnmarshalText(p, b, ParsePriority) }
 
 // ParsePriority accepts a priority's name ("critical", case-insensitive) or
 // its number ("0".."5").

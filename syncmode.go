@@ -2,6 +2,8 @@ package edgesync
 
 import (
 	"strings"
+
+	"github.com/edge-sync/edge-sync/internal/enum"
 )
 
 // SyncMode is how the sender treats data under the current link class.
@@ -30,7 +32,7 @@ const (
 
 var syncModeNames = [numSyncModes]string{"", "full", "full+zstd", "delta", "delta+zstd", "store-and-forward"}
 
-var syncModeText = enumText{what: "sync mode", short: "syncmode", first: 1, names: syncModeNames[:]}
+var syncModeText = enumText{what: "sync mode", Names: enum.Names{Short: "syncmode", First: 1, List: syncModeNames[:]}}
 
 // SyncModes lists every mode.
 func SyncModes() []SyncMode {
@@ -47,7 +49,7 @@ func (m SyncMode) String() string { return syncModeText.String(uint8(m)) }
 func (m SyncMode) MarshalText() ([]byte, error) { return syncModeText.marshal(uint8(m)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (m *SyncMode) UnmarshalText(b []byte) error { return unmarshalText(m, b, ParseSyncMode) }
+func (m *SyncMode) UnmarshalText(b []byte) error { return enum.UnmarshalText(m, b, ParseSyncMode) }
 
 // ParseSyncMode accepts a mode's name, case-insensitive; "delta-zstd" and
 // "full-zstd" (or with "_") are accepted for the "+" forms, and "_" for

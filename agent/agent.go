@@ -284,6 +284,22 @@ func (a *Agent) endpointNamesLocked() []string {
 	return names
 }
 
+// endpointsLocked returns the endpoints in name order.
+func (a *Agent) endpointsLocked() []*endpoint {
+	eps := make([]*endpoint, 0, len(a.eps))
+	for _, n := range a.endpointNamesLocked() {
+		eps = append(eps, a.eps[n])
+	}
+	return eps
+}
+
+// endpointList returns the endpoints in name order, as they are now.
+func (a *Agent) endpointList() []*endpoint {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.endpointsLocked()
+}
+
 // Endpoints lists the endpoint names.
 func (a *Agent) Endpoints() []string {
 	a.mu.Lock()

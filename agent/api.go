@@ -231,10 +231,7 @@ type RuntimeConfig struct {
 func (a *Agent) Config() RuntimeConfig {
 	a.mu.Lock()
 	ov := a.overrides
-	eps := make([]*endpoint, 0, len(a.eps))
-	for _, n := range a.endpointNamesLocked() {
-		eps = append(eps, a.eps[n])
-	}
+	eps := a.endpointsLocked()
 	a.mu.Unlock()
 	rc := RuntimeConfig{
 		Name: a.cfg.Name, Outbox: a.cfg.Outbox,

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/demodata"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/linksim"
@@ -15,7 +16,7 @@ import (
 )
 
 // demoBacklog is what the demo's workload (internal/cli/demo.go) leaves in
-// the outbox after `seconds` of production with the link down: a ~4 KiB
+// the outbox after `seconds` of production with the link down: a ~2 KiB
 // sensor record per pump (normal, keyed, with a summary; older versions
 // superseded), an analytics event every second, an alarm every 3 s, a
 // schema change every 20 s, and a large background file, half random and
@@ -28,16 +29,7 @@ func demoBacklog(seconds int, large int) []outbox.NewOp {
 	}
 	for n := range seconds * 5 {
 		pump := n % 16
-		var rec bytes.Buffer
-		fmt.Fprintf(&rec, `{"pump":%d,"seq":%d,"pressure":%.2f,"readings":[`, pump, n, 3+rnd.Float64())
-		for i := range 120 {
-			if i > 0 {
-				rec.WriteByte(',')
-			}
-			fmt.Fprintf(&rec, `{"t":%d,"v":%d}`, i, (pump*31+i*7)%97+(n%3))
-		}
-		rec.WriteString("]}")
-		add(fmt.Sprintf("sensors/pump-%02d", pump), edgesync.Normal, edgesync.StateOp, rec.Bytes(), fmt.Appendf(nil, `{"pump":%d,"n":%d}`, pump, n))
+		add(fmt.Sprintf("sensors/pump-%02d", pump), edgesync.Normal, edgesync.StateOp, demodata.SensorRecord(rnd, pump, n), fmt.Appendf(nil, `{"pump":%d,"n":%d}`, pump, n))
 		if n%15 == 0 {
 			add("alarms", edgesync.Critical, edgesync.EventOp, fmt.Appendf(nil, `{"alarm":"pressure high","pump":%d,"n":%d}`, rnd.IntN(16), n), nil)
 		}
@@ -48,18 +40,7 @@ func demoBacklog(seconds int, large int) []outbox.NewOp {
 			add("schema/readings", edgesync.Schema, edgesync.StateOp, fmt.Appendf(nil, `{"table":"readings","version":%d}`, n/100+1), nil)
 		}
 	}
-	data := make([]byte, large)
-	for i := 0; i < len(data); i += 4096 {
-		end := min(i+4096, len(data))
-		if (i/4096)%2 == 0 {
-			for j := i; j < end; j++ {
-				data[j] = byte(rnd.Uint32())
-			}
-		} else {
-			copy(data[i:end], bytes.Repeat([]byte("log line: pump ok, pressure nominal\n"), 120))
-		}
-	}
-	add("files/camera-archive.tar", edgesync.Background, edgesync.EventOp, data, []byte("camera archive"))
+	add("files/camera-archive.tar", edgesync.Background, edgesync.EventOp, demodata.LargeFile(rnd, large), []byte("camera archive"))
 	return ops
 }
 

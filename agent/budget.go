@@ -209,12 +209,9 @@ type BudgetHeld struct {
 
 // Budget returns transport.budget.status for an endpoint.
 func (a *Agent) Budget(endpoint string) (BudgetStatus, error) {
-	e, err := a.endpoint(endpoint)
+	e, err := a.budgeted(endpoint)
 	if err != nil {
 		return BudgetStatus{}, err
-	}
-	if e.budget == nil {
-		return BudgetStatus{}, errNoBudget(e.name)
 	}
 	return a.budgetStatus(e)
 }
@@ -246,12 +243,9 @@ func (a *Agent) budgetStatus(e *endpoint) (BudgetStatus, error) {
 // SetBudget changes an endpoint's allowance from now on
 // (transport.budget.set); it is kept across restarts.
 func (a *Agent) SetBudget(endpoint string, allowance int64) (BudgetStatus, error) {
-	e, err := a.endpoint(endpoint)
+	e, err := a.budgeted(endpoint)
 	if err != nil {
 		return BudgetStatus{}, err
-	}
-	if e.budget == nil {
-		return BudgetStatus{}, errNoBudget(e.name)
 	}
 	if err := e.budget.SetAllowance(allowance); err != nil {
 		return BudgetStatus{}, invalidf("allowance: %v", err)
@@ -262,12 +256,9 @@ func (a *Agent) SetBudget(endpoint string, allowance int64) (BudgetStatus, error
 // ResetBudget zeroes the spend of an endpoint's current period
 // (transport.budget.reset).
 func (a *Agent) ResetBudget(endpoint string) (BudgetStatus, error) {
-	e, err := a.endpoint(endpoint)
+	e, err := a.budgeted(endpoint)
 	if err != nil {
 		return BudgetStatus{}, err
-	}
-	if e.budget == nil {
-		return BudgetStatus{}, errNoBudget(e.name)
 	}
 	e.budget.Reset()
 	return a.budgetStatus(e)

@@ -38,9 +38,9 @@ func (c *budgetCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, l ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, l...)
 	}
-	for _, name := range c.a.Endpoints() {
-		e, err := c.a.endpoint(name)
-		if err != nil || e.budget == nil {
+	for _, e := range c.a.endpointList() {
+		name := e.name
+		if e.budget == nil {
 			continue
 		}
 		st := e.budget.Status()

@@ -161,9 +161,12 @@ func (e *endpoint) run(ctx context.Context) {
 		e.log.Error("cannot open a UDP socket; endpoint stopped", "error", err)
 		return
 	}
+	if _, _, err := lane.RaiseBuffers(pc); err != nil {
+		e.log.Warn("small UDP buffers: bursts of packets may be lost (README, \"UDP socket buffers\")", "error", err)
+	}
 	pc, budgetDone := e.budgetConn(ctx, pc)
 	defer budgetDone()
-	tr := &quic.Transport{Conn: pc}
+	tr := &quic.Transport{Conn: lane.WrapConn(pc)}
 	// The demux is the transport's only reader of non-QUIC packets (the
 	// data lane's); it exists before the first dial.
 	demux := lane.NewDemux(tr)

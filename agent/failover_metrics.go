@@ -55,11 +55,7 @@ func (c *failoverCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect reads every endpoint's address choice.
 func (c *failoverCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, name := range c.a.Endpoints() {
-		e, err := c.a.endpoint(name)
-		if err != nil {
-			continue // removed meanwhile
-		}
+	for _, e := range c.a.endpointList() {
 		a := e.addrs
 		a.mu.Lock()
 		cur, addr, by := a.cur, a.list[a.cur], a.movesBy

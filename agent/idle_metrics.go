@@ -29,11 +29,8 @@ func (c *idleCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect reads every endpoint's monitor.
 func (c *idleCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, name := range c.a.Endpoints() {
-		e, err := c.a.endpoint(name)
-		if err != nil {
-			continue // removed meanwhile
-		}
+	for _, e := range c.a.endpointList() {
+		name := e.name
 		st := e.mon.Stats()
 		ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, b2f(e.mon.Idle()), name)
 		ch <- prometheus.MustNewConstMetric(c.wakes, prometheus.CounterValue, float64(st.IdleWakes), name)

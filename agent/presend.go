@@ -49,6 +49,9 @@ type presend struct {
 	num uint64 // lane transfer number (OpHeader.LaneTransfer on adoption)
 	t   *opTransfer
 	enc *opSender
+	// warmed is closed once warm has run (presend_warm.go); enc is the
+	// presend's only after it.
+	warmed chan struct{}
 	// window is the most encoded bytes it launches, batches the most
 	// lane transfers.
 	window  int64
@@ -98,11 +101,12 @@ func (e *endpoint) startPresend(ob *outbox.Outbox, n outbox.NewOp) *presend {
 	op := &outbox.Op{ID: ob.NewID(), Endpoint: n.Endpoint, Key: n.Key, Priority: n.Priority, Kind: n.Kind, Size: size}
 	ctx, cancel := context.WithCancel(context.Background())
 	pre := &presend{ln: ln, num: ln.nextTransfer(), enc: newOpSender(), window: lane.OpWindow(chunk), batches: laneBatches,
-		t: &opTransfer{op: op, ch: ch, res: &sendResult{}}, ctx: ctx, cancel: cancel}
+		t: &opTransfer{op: op, ch: ch, res: &sendResult{}}, ctx: ctx, cancel: cancel, warmed: make(chan struct{})}
 	if !ln.addPresend(pre) {
 		cancel()
 		return nil
 	}
+	pre.sends.Go(pre.warm)
 	return pre
 }
 
@@ -142,6 +146,9 @@ func (p *presend) feed(b []byte) {
 		b = b[k:]
 		if len(p.buf) < n {
 			return
+		}
+		if p.next == 0 {
+			<-p.warmed // at most the rest of a chunk's encoding
 		}
 		p.t.pl = chunkAt{off: off, b: p.buf}
 		frames, err := p.enc.dataFrame(nil, p.t, p.next)

@@ -69,11 +69,8 @@ func (c *reachCollector) Describe(ch chan<- *prometheus.Desc) {
 // Collect reads each endpoint's state.
 func (c *reachCollector) Collect(ch chan<- prometheus.Metric) {
 	now := time.Now()
-	for _, name := range c.a.Endpoints() {
-		e, err := c.a.endpoint(name)
-		if err != nil {
-			continue
-		}
+	for _, e := range c.a.endpointList() {
+		name := e.name
 		state, _, down := linkState(e.conn.Load() != nil, e.mon.Snapshot().Status, e.stats.lastErr.load(), now)
 		ch <- prometheus.MustNewConstMetric(c.reachable, prometheus.GaugeValue, b2f(state == LinkConnected), name, string(state))
 		var secs float64

@@ -257,6 +257,9 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 		hdr.Lane, hdr.LaneTransfer, hdr.Eager = true, lt.num, a.eager || lt.pre != nil
 		res.lane = true
 	}
+	if oneChunk && !onLane {
+		return res, s.sendWhole(str, t, hdr)
+	}
 	if err := wire.WriteFrame(str, hdr); err != nil {
 		return res, err
 	}
@@ -330,6 +333,11 @@ func (s *opSender) sendOnStream(str *quic.Stream, t *opTransfer, from int64) err
 	if err := commit(str, t); err != nil {
 		return err
 	}
+	return awaitAnswer(str, t)
+}
+
+// awaitAnswer reads the core's answer to a committed op.
+func awaitAnswer(str io.Reader, t *opTransfer) error {
 	for {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 		if err != nil {

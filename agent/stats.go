@@ -151,12 +151,7 @@ func (s *endpointStats) recordNack(c wire.Code) {
 
 // Stats returns a snapshot of every endpoint's counters.
 func (a *Agent) Stats() []EndpointStats {
-	a.mu.Lock()
-	eps := make([]*endpoint, 0, len(a.eps))
-	for _, n := range a.endpointNamesLocked() {
-		eps = append(eps, a.eps[n])
-	}
-	a.mu.Unlock()
+	eps := a.endpointList()
 	out := make([]EndpointStats, len(eps))
 	for i, e := range eps {
 		out[i] = e.snapshot()

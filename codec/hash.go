@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+
+	"github.com/edge-sync/edge-sync/internal/enum"
 )
 
 // Hash is the SHA-256 of a plain payload (never of its encoding).
@@ -35,7 +37,7 @@ func (h Hash) String() string { return hex.EncodeToString(h[:]) }
 func (h Hash) MarshalText() ([]byte, error) { return []byte(h.String()), nil }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (h *Hash) UnmarshalText(b []byte) error { return unmarshalText(h, b, ParseHash) }
+func (h *Hash) UnmarshalText(b []byte) error { return enum.UnmarshalText(h, b, ParseHash) }
 
 // ParseHash parses 64 hex digits.
 func ParseHash(s string) (Hash, error) {

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/enum"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -35,7 +36,7 @@ const (
 	numModes
 )
 
-var modeNames = enumNames{what: "mode", names: []string{"", "full", "zstd", "delta", "delta+zstd", "summary"}, bad: ErrBadMode}
+var modeNames = enumNames{what: "mode", Names: enum.Names{Short: "mode", First: 1, List: []string{"", "full", "zstd", "delta", "delta+zstd", "summary"}}, bad: ErrBadMode}
 
 // Valid reports whether m is a known mode.
 func (m Mode) Valid() bool { return m > 0 && m < numModes }
@@ -53,7 +54,7 @@ func (m Mode) String() string { return modeNames.String(uint8(m)) }
 func (m Mode) MarshalText() ([]byte, error) { return modeNames.marshal(uint8(m)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (m *Mode) UnmarshalText(b []byte) error { return unmarshalText(m, b, ParseMode) }
+func (m *Mode) UnmarshalText(b []byte) error { return enum.UnmarshalText(m, b, ParseMode) }
 
 // ParseMode accepts a mode's name, case-insensitive; "delta-zstd" is
 // accepted for "delta+zstd".
@@ -78,7 +79,7 @@ const (
 	numLevels
 )
 
-var levelNames = enumNames{what: "level", names: []string{"", "fastest", "default", "better", "best"}, bad: ErrBadLevel}
+var levelNames = enumNames{what: "level", Names: enum.Names{Short: "level", First: 1, List: []string{"", "fastest", "default", "better", "best"}}, bad: ErrBadLevel}
 
 // Valid reports whether l is a known level.
 func (l Level) Valid() bool { return l > 0 && l < numLevels }
@@ -90,7 +91,7 @@ func (l Level) String() string { return levelNames.String(uint8(l)) }
 func (l Level) MarshalText() ([]byte, error) { return levelNames.marshal(uint8(l)) }
 
 // UnmarshalText implements encoding.TextUnmarshaler.
-func (l *Level) UnmarshalText(b []byte) error { return unmarshalText(l, b, ParseLevel) }
+func (l *Level) UnmarshalText(b []byte) error { return enum.UnmarshalText(l, b, ParseLevel) }
 
 // ParseLevel accepts a level's name, case-insensitive.
 func ParseLevel(s string) (Level, error) {

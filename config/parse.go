@@ -76,12 +76,8 @@ func blockPath(prefix, typ string, labels ...string) string {
 // parseDuration reads a duration ("500ms", "5s", "72h", "30d", "2w":
 // units.ParseDuration); "" keeps def.
 func parseDuration(l *errorList, field string, s *string, def time.Duration) time.Duration {
-	if s == nil || *s == "" {
-		return def
-	}
-	d, err := units.ParseDuration(*s)
-	if err != nil {
-		l.add(field, err)
+	d, ok := parseValue(l, field, s, units.ParseDuration)
+	if !ok {
 		return def
 	}
 	if d < 0 {
@@ -91,16 +87,26 @@ func parseDuration(l *errorList, field string, s *string, def time.Duration) tim
 	return d
 }
 
+// parseSize reads a size ("64KiB", "50GB": units.ParseSize); "" keeps def.
 func parseSize(l *errorList, field string, s *string, def int64) int64 {
-	if s == nil || *s == "" {
-		return def
+	if n, ok := parseValue(l, field, s, units.ParseSize); ok {
+		return n
 	}
-	n, err := units.ParseSize(*s)
+	return def
+}
+
+// parseValue reads *s with parse; ok is false when s was not written (nil
+// or "") or is bad, which it adds to l under field.
+func parseValue[T any](l *errorList, field string, s *string, parse func(string) (T, error)) (v T, ok bool) {
+	if s == nil || *s == "" {
+		return v, false
+	}
+	v, err := parse(*s)
 	if err != nil {
 		l.add(field, err)
-		return def
+		return v, false
 	}
-	return n
+	return v, true
 }
 
 // loadFile reads the config file at path with parse and resolves its

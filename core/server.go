@@ -194,7 +194,10 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		return err
 	}
 	defer end()
-	tr := &quic.Transport{Conn: pc, StatelessResetKey: s.resetKey}
+	if _, _, err := lane.RaiseBuffers(pc); err != nil {
+		s.log.Warn("small UDP buffers: bursts of packets may be lost (README, \"UDP socket buffers\")", "error", err)
+	}
+	tr := &quic.Transport{Conn: lane.WrapConn(pc), StatelessResetKey: s.resetKey}
 	// The demux is the transport's only reader of non-QUIC packets: lane
 	// packets go to their session, probe trains to the responder.
 	demux := lane.NewDemux(tr)
@@ -202,7 +205,9 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 		demux.Close()
 		return fmt.Errorf("core listen: %w", err)
 	}
-	ln, err := tr.Listen(s.cfg.TLS, wire.QUICConfig(s.cfg.MaxStreams))
+	qc := wire.QUICConfig(s.cfg.MaxStreams)
+	qc.RequireStreamCreditRelease = true // streamCredits (server_credit.go)
+	ln, err := tr.Listen(s.cfg.TLS, qc)
 	if err != nil {
 		demux.Close()
 		return fmt.Errorf("core listen: %w", err)
@@ -348,6 +353,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		defer wg.Done()
 		s.serveDatagrams(conn, fig)
 	}()
+	credits := newStreamCredits(s.cfg.MaxStreams)
 	for {
 		str, err := conn.AcceptStream(ctx)
 		if err != nil {
@@ -358,7 +364,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		go func() {
 			defer wg.Done()
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
-				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem}
+				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem, credits: credits}
 			h.run()
 		}()
 	}
@@ -471,6 +477,7 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	// Nothing more is read from the hello stream: its receive side goes,
 	// so that it holds no stream slot for the connection's life.
 	str.CancelRead(0)
+	str.ReleaseStreamCredit()
 	if lc == nil {
 		lc = &laneConn{}
 	}

@@ -55,6 +55,9 @@ type opHandler struct {
 	// (header, DATA, COMMIT), and an eager lane op's COMMIT follows its
 	// lane data. finish reads that rest rather than cancel it.
 	pipelined bool
+	// credits gives the connection's finished streams' credit back in
+	// batches (server_credit.go); nil releases each at once.
+	credits *streamCredits
 	// committing is set once COMMIT is read: the agent closes its side
 	// right after it (wire's doc), and finish waits for that end rather
 	// than cancel, whose STOP_SENDING could otherwise beat the agent's
@@ -98,6 +101,11 @@ func (h *opHandler) run() {
 // cancel that came first would fail that close. Cancelling a stream read
 // to its end does nothing.
 func (h *opHandler) finish() {
+	if h.credits != nil {
+		defer h.credits.finished(h.str)
+	} else {
+		defer h.str.ReleaseStreamCredit()
+	}
 	if err := h.str.Close(); err != nil {
 		h.log.Debug("op stream not closed", "error", err)
 	}
@@ -168,11 +176,27 @@ func (h *opHandler) nack(hdr *wire.OpHeader, err error) error {
 	h.stats.opsNacked.Add(1)
 	err = toWire(err)
 	h.log.Info("op refused", "op", hdr.ID.String(), "key", hdr.Key, "code", wire.CodeOf(err).String(), "error", err)
-	return wire.WriteFrame(h.str, wire.NackFor(hdr.ID, err))
+	return h.answer(wire.NackFor(hdr.ID, err))
 }
 
 func (h *opHandler) ack(hdr *wire.OpHeader) error {
-	return wire.WriteFrame(h.str, &wire.Ack{IDs: []edgesync.OpID{hdr.ID}})
+	return h.answer(&wire.Ack{IDs: []edgesync.OpID{hdr.ID}})
+}
+
+// answer writes the op's last frame and closes the stream's send side
+// right after, so that the FIN most often travels in the frame's packet:
+// an answer without it has the agent, done reading, cancel the stream
+// (STOP_SENDING), which the core must answer with a RESET_STREAM of a
+// packet of its own (docs/core.md, "Packets per op"). finish's Close is
+// then a no-op.
+func (h *opHandler) answer(f wire.Frame) error {
+	if err := wire.WriteFrame(h.str, f); err != nil {
+		return err
+	}
+	if err := h.str.Close(); err != nil {
+		h.log.Debug("op stream not closed", "error", err)
+	}
+	return nil
 }
 
 func (h *opHandler) op(hdr *wire.OpHeader) error {
@@ -236,9 +260,15 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		committed = true // nothing was begun
 		return h.ack(hdr)
 	}
-	ans := &wire.ResumeAnswer{ID: hdr.ID, Held: uint64(held), Chunks: uint64(held) / uint64(ch.ChunkSize)}
-	if err := wire.WriteFrame(h.str, ans); err != nil {
-		return err
+	// An op of one chunk came whole: the agent does not wait for where to
+	// resume, and the ACK or NACK alone answers it, as on a store that
+	// applies it whole (server_whole.go); a RESUME_ANSWER would cost a
+	// packet of its own (docs/core.md, "Packets per op").
+	if hdr.Lane || hdr.PlainSize > uint64(hdr.ChunkSize) {
+		ans := &wire.ResumeAnswer{ID: hdr.ID, Held: uint64(held), Chunks: uint64(held) / uint64(ch.ChunkSize)}
+		if err := wire.WriteFrame(h.str, ans); err != nil {
+			return err
+		}
 	}
 	if hdr.Lane {
 		return h.laneOp(hdr, &ch, base, held, &committed)

@@ -268,8 +268,8 @@ func (e enc) inline(data []byte) enc {
 }
 
 // inline reads what enc.inline wrote: nil when the record has no data of
-// its own.
-func (d *dec) inline() []byte {
+// its own; data of another size than the record's size is corrupt.
+func (d *dec) inline(size int64) []byte {
 	if d.err != nil || len(d.b) == 0 {
 		return nil
 	}
@@ -277,6 +277,9 @@ func (d *dec) inline() []byte {
 		d.err = fmt.Errorf("%w: record with unknown trailing field", ErrCorrupt)
 	}
 	b := d.bytes()
+	if d.err == nil && int64(len(b)) != size {
+		d.err = fmt.Errorf("%w: %d bytes of data held for %d", ErrCorrupt, len(b), size)
+	}
 	if d.err != nil {
 		return nil
 	}
@@ -288,10 +291,7 @@ func decodeVersion(key string, b []byte) (Version, error) {
 	d.version("version")
 	v := Version{Key: key, OpID: d.opID(), Size: d.i64(), Hash: d.hash(), Priority: edgesync.Priority(d.u8()),
 		Stored: d.time(), Version: d.u64(), blob: d.u64()}
-	v.inline = d.inline()
-	if d.err == nil && v.inline != nil && int64(len(v.inline)) != v.Size {
-		d.err = fmt.Errorf("%w: %d bytes of data held for %d", ErrCorrupt, len(v.inline), v.Size)
-	}
+	v.inline = d.inline(v.Size)
 	if d.err != nil {
 		return Version{}, fmt.Errorf("key %q: %w", key, d.err)
 	}
@@ -308,10 +308,7 @@ func decodeEvent(seq uint64, b []byte) (Event, error) {
 	d.version("event")
 	e := Event{Seq: seq, OpID: d.opID(), Key: string(d.bytes()), Size: d.i64(), Hash: d.hash(),
 		Priority: edgesync.Priority(d.u8()), Stored: d.time(), blob: d.u64()}
-	e.inline = d.inline()
-	if d.err == nil && e.inline != nil && int64(len(e.inline)) != e.Size {
-		d.err = fmt.Errorf("%w: %d bytes of data held for %d", ErrCorrupt, len(e.inline), e.Size)
-	}
+	e.inline = d.inline(e.Size)
 	if d.err != nil {
 		return Event{}, fmt.Errorf("event %d: %w", seq, d.err)
 	}

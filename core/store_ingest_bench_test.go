@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // BenchmarkStoreIngest is the store's share of BenchmarkCoreIngest
@@ -57,23 +57,8 @@ func benchStoreIngest(b *testing.B, agents int) {
 		hdrs[i] = hdrFor(edgesync.OpID{}, edgesync.EventOp, "bench/events", data[i])
 	}
 	run := func(op func(i, w int) error) time.Duration {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		errs := make(chan error, agents)
 		start := time.Now()
-		for w := range agents {
-			wg.Go(func() {
-				for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
-					if err := op(i, w); err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
+		if err := testutil.Share(b.N, agents, op); err != nil {
 			b.Fatal(err)
 		}
 		return time.Since(start)
@@ -171,8 +156,6 @@ func benchReadWhileIngest(b *testing.B, agents int) {
 	for w := range names {
 		names[w] = fmt.Sprintf("agent-%d", w)
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	var reads []time.Duration
 	var readErr error
@@ -203,22 +186,18 @@ func benchReadWhileIngest(b *testing.B, agents int) {
 			}
 		}
 	}()
-	for w := range agents {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
-				h := h0
-				h.OpID = opID(uint64(i) + 1)
-				if _, err := s.ApplyWhole(names[w], h, data); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	err = testutil.Share(b.N, agents, func(i, w int) error {
+		h := h0
+		h.OpID = opID(uint64(i) + 1)
+		_, err := s.ApplyWhole(names[w], h, data)
+		return err
+	})
 	close(stop)
 	<-readerDone
 	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if readErr != nil {
 		b.Fatal(readErr)
 	}

@@ -70,17 +70,8 @@ func (s *Store) Get(agent, key string) (Version, *Object, error) { return s.Curr
 // Keys lists up to limit current versions whose key starts with prefix, in
 // key order; limit <= 0 means no limit.
 func (s *Store) Keys(agent, prefix string, limit int) ([]Version, error) {
-	var out []Version
-	err := s.view(agent, func(a *agentBucket) (err error) {
-		out, err = collect(a.keys, []byte(prefix), []byte(prefix), limit, func(k, v []byte) (Version, error) {
-			return decodeVersion(string(k), v)
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
-	}
-	return out, nil
+	return list(s.view, "keys", agent, func(a *agentBucket) *bolt.Bucket { return a.keys }, []byte(prefix), []byte(prefix), limit,
+		func(k, v []byte) (Version, error) { return decodeVersion(string(k), v) })
 }
 
 // Agents lists the agents that have stored anything, sorted.
@@ -101,17 +92,8 @@ func (s *Store) Agents() ([]string, error) {
 // in arrival order; limit <= 0 means no limit. Sequence numbers start at 1
 // and are never reused; retention drops the oldest.
 func (s *Store) Events(agent string, fromSeq uint64, limit int) ([]Event, error) {
-	var out []Event
-	err := s.viewFolded(agent, func(a *agentBucket) (err error) {
-		out, err = collect(a.events, u64b(fromSeq), nil, limit, func(k, v []byte) (Event, error) {
-			return decodeEvent(beU64(k), v)
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("events: %w", err)
-	}
-	return out, nil
+	return list(s.viewFolded, "events", agent, func(a *agentBucket) *bolt.Bucket { return a.events }, u64b(fromSeq), nil, limit,
+		func(k, v []byte) (Event, error) { return decodeEvent(beU64(k), v) })
 }
 
 // EventData returns a reader of event seq's payload.
@@ -188,7 +170,8 @@ type AgentStats struct {
 	Evicted    int64 `json:"evicted"`     // events dropped by retention
 }
 
-func (x *AgentStats) add(y AgentStats) {
+// Add adds y's counts to x's.
+func (x *AgentStats) Add(y AgentStats) {
 	x.Keys += y.Keys
 	x.Events += y.Events
 	x.Bytes += y.Bytes
@@ -233,7 +216,7 @@ func (s *Store) Stats() (Stats, error) {
 			}
 			as := readStats(a)
 			st.ByAgent[string(k)] = as
-			st.Total.add(as)
+			st.Total.Add(as)
 			st.Agents++
 			return nil
 		})
@@ -349,33 +332,33 @@ func (s *Store) Summary(agent, key string) (Summary, error) {
 
 // Summaries lists up to limit summaries whose key starts with prefix.
 func (s *Store) Summaries(agent, prefix string, limit int) ([]Summary, error) {
-	var out []Summary
-	err := s.viewFolded(agent, func(a *agentBucket) (err error) {
-		out, err = collect(a.summ, []byte(prefix), []byte(prefix), limit, func(k, v []byte) (Summary, error) {
-			return decodeSummary(string(k), v)
-		})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("summaries: %w", err)
-	}
-	return out, nil
+	return list(s.viewFolded, "summaries", agent, func(a *agentBucket) *bolt.Bucket { return a.summ }, []byte(prefix), []byte(prefix), limit,
+		func(k, v []byte) (Summary, error) { return decodeSummary(string(k), v) })
 }
 
-// collect decodes, in key order, up to limit (<= 0: all) of b's entries
-// from the key from on that start with prefix (nil: to the end).
-func collect[T any](b *bolt.Bucket, from, prefix []byte, limit int, decode func(k, v []byte) (T, error)) ([]T, error) {
+// list decodes, in key order, up to limit (<= 0: all) of the entries of
+// the agent's bucket b from the key from on that start with prefix (nil:
+// to the end): Keys, Events and Summaries. op names the read in errors;
+// view is Store.view, or Store.viewFolded for a read that needs the
+// agent's journal entries (store_journal.go).
+func list[T any](view func(string, func(*agentBucket) error) error, op, agent string, b func(*agentBucket) *bolt.Bucket, from, prefix []byte, limit int, decode func(k, v []byte) (T, error)) ([]T, error) {
 	var out []T
-	c := b.Cursor()
-	for k, v := c.Seek(from); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-		if limit > 0 && len(out) == limit {
-			break
+	err := view(agent, func(a *agentBucket) error {
+		c := b(a).Cursor()
+		for k, v := c.Seek(from); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if limit > 0 && len(out) == limit {
+				break
+			}
+			x, err := decode(k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, x)
 		}
-		x, err := decode(k, v)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, x)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	return out, nil
 }

@@ -70,9 +70,10 @@
 //	core:  Ack | Nack                         after verify, store and fsync
 //
 // An op of one chunk is pipelined: the agent sends OpHeader, Data and
-// Commit without waiting for the ResumeAnswer, which would cost a round
-// trip per small op. ResumeQuery asks for the same answer without starting
-// a transfer.
+// Commit at once, in one write, and the core answers with Ack or Nack
+// alone, no ResumeAnswer, which would cost a round trip per small op if
+// waited for and a packet if sent. ResumeQuery asks for the same answer
+// without starting a transfer.
 //
 // With CapLane offered in Hello and granted in Welcome, the agent may set
 // OpHeader.Lane on an op of more than one chunk: the conversation is the

@@ -273,12 +273,7 @@ func TestControlSocketFile(t *testing.T) {
 
 	// A stale socket (its listener gone, the file left) is replaced.
 	stale := filepath.Join(dir, "stale.sock")
-	l, err := net.Listen("unix", stale)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	l.Close()
+	testutil.StaleSocket(t, stale)
 	srv, err := NewServer(a, cfg, stale, nil)
 	if err != nil {
 		t.Fatalf("stale socket: %v", err)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -57,23 +56,11 @@ func startControl(t testing.TB, a *agent.Agent, cfg config.Control) *ctlEnv {
 	return &ctlEnv{a: a, srv: srv, c: c, sock: sock}
 }
 
-// deadAddr returns a loopback UDP address nothing listens on: ops sent to
-// it stay in the outbox.
-func deadAddr(t testing.TB) string {
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := pc.LocalAddr().String()
-	pc.Close()
-	return addr
-}
-
 // offlineAgent is an agent whose core is unreachable, with one endpoint
 // "core".
 func offlineAgent(t testing.TB, mod func(*config.Agent)) *agent.Agent {
 	p := testutil.NewPKI(t, "site-1")
-	cfg := coretest.AgentConfig(t, p, deadAddr(t))
+	cfg := coretest.AgentConfig(t, p, testutil.FreeUDPAddr(t))
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -285,7 +272,7 @@ func TestControlCommands(t *testing.T) {
 	}
 
 	// monitor.start with an address adds an endpoint at run time
-	if err := cl.Call(ctx, CmdMonitorStart, MonitorStartRequest{Endpoint: "core-2", Address: deadAddr(t), ServerName: "127.0.0.1",
+	if err := cl.Call(ctx, CmdMonitorStart, MonitorStartRequest{Endpoint: "core-2", Address: testutil.FreeUDPAddr(t), ServerName: "127.0.0.1",
 		Monitor: &MonitorOverrides{ProbeInterval: "10s"}}, &mr); err != nil {
 		t.Fatal(err)
 	}

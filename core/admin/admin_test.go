@@ -241,12 +241,7 @@ func TestSocketOrStore(t *testing.T) {
 	}
 
 	// A stale socket file (nothing accepts) counts as no core.
-	l, err := net.Listen("unix", f.socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.(*net.UnixListener).SetUnlinkOnClose(false)
-	l.Close()
+	testutil.StaleSocket(t, f.socket)
 	if got := asJSON(t, views(t, r)); got != asJSON(t, want) {
 		t.Fatalf("with a stale socket: %s", got)
 	}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +20,8 @@ type Core struct {
 	Server *core.Server
 	Store  *core.Store
 	Addr   *net.UDPAddr
+
+	stop func()
 }
 
 // Start runs a core named "core" with p's core certificate on a loopback
@@ -26,6 +29,13 @@ type Core struct {
 // server's config first. The core stops when tb ends, and Serve's error
 // fails tb.
 func Start(tb testing.TB, p *testutil.PKI, mod func(*core.ServerConfig)) *Core {
+	tb.Helper()
+	return StartAt(tb, p, "127.0.0.1:0", mod)
+}
+
+// StartAt is Start on the UDP address addr: "127.0.0.1:0" for a free
+// port, or the address of a core stopped before, to start it again.
+func StartAt(tb testing.TB, p *testutil.PKI, addr string, mod func(*core.ServerConfig)) *Core {
 	tb.Helper()
 	store, err := core.Open(filepath.Join(tb.TempDir(), "core.db"), core.Config{})
 	if err != nil {
@@ -39,13 +49,18 @@ func Start(tb testing.TB, p *testutil.PKI, mod func(*core.ServerConfig)) *Core {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pc, err := net.ListenUDP("udp", ua)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), pc) }()
-	tb.Cleanup(func() {
+	c := &Core{Server: srv, Store: store, Addr: pc.LocalAddr().(*net.UDPAddr)}
+	c.stop = sync.OnceFunc(func() {
 		if err := testutil.Within(tb, "the core's Close", srv.Close); err != nil {
 			tb.Errorf("core Close: %v", err)
 		}
@@ -55,8 +70,13 @@ func Start(tb testing.TB, p *testutil.PKI, mod func(*core.ServerConfig)) *Core {
 		pc.Close()
 		store.Close()
 	})
-	return &Core{Server: srv, Store: store, Addr: pc.LocalAddr().(*net.UDPAddr)}
+	tb.Cleanup(c.stop)
+	return c
 }
+
+// Stop closes the core before tb ends, as a core process does on SIGTERM,
+// and frees its address; once stopped, Stop does nothing.
+func (c *Core) Stop() { c.stop() }
 
 // AgentConfig returns a valid config of p's agent, with its data in a
 // fresh directory and one endpoint "core" at coreAddr. Until a monitor

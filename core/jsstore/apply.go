@@ -511,6 +511,9 @@ func (s *Store) commitStaged(ctx context.Context, agent string, rec partialRec) 
 // nil with blob naming its chunks. used reports whether the visible
 // effect refers to blob.
 func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader, data []byte, blob string) (res core.Result, used bool, err error) {
+	if hdr.Kind == edgesync.EventOp && s.layoutChanged.Load() {
+		return core.Result{}, false, s.errLayout()
+	}
 	if hdr.Kind == edgesync.EventOp && s.batches {
 		return s.commitEvent(ctx, agent, hdr, data, blob) // one atomic batch (events.go)
 	}
@@ -697,8 +700,22 @@ func (s *Store) publishEvent(ctx context.Context, agent string, hdr core.Partial
 	defer cancel()
 	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
 		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
-	ack, err := s.publish(pctx, s.oc(), &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data},
-		jetstream.WithMsgID(agentKey(agent, hdr.OpID.String())))
+	msg := &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data}
+	if s.markerGuard {
+		noMarker(msg, s.n.markerSubject(agent, hdr.OpID))
+	}
+	ack, err := s.publish(pctx, s.oc(), msg, jetstream.WithMsgID(agentKey(agent, hdr.OpID.String())))
+	if isWrongLastSeq(err) {
+		// The op has a marker: a core with batches applied it (events.go).
+		eff, _, ferr := s.markerEffect(ctx, agent, hdr.OpID)
+		if ferr != nil {
+			return res, false, ferr
+		}
+		if !eff.visible {
+			return res, false, errConflict
+		}
+		return s.duplicateEvent(agent, hdr, eff, blob)
+	}
 	if err != nil {
 		return res, false, fmt.Errorf("event: %w", err)
 	}

@@ -482,17 +482,6 @@ func (c *childCore) waitKilled(t *testing.T, within time.Duration) {
 	}
 }
 
-// freeUDP returns a loopback address with a UDP port free at the time.
-func freeUDP(t *testing.T) string {
-	t.Helper()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().String()
-}
-
 // TestCoreSIGKILLed: a core process on JetStream is killed with SIGKILL,
 // once in the middle of a large transfer and once between two writes of a
 // commit (after the applied entry, before the effect); a new core process
@@ -510,7 +499,7 @@ func TestCoreSIGKILLed(t *testing.T) {
 	}{{"mid-transfer", "", 0}, {"mid-commit", "applied-created", 4}, {"after-effect", "staged-visible", 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFleet(t, []string{srv.URL()})
-			listen := freeUDP(t)
+			listen := testutil.FreeUDPAddr(t)
 			c := f.startChild(coreChildPlan{Listen: listen, Step: tc.step, Nth: tc.nth})
 			ag := f.startAgent(listen)
 			f.enqueue(ag, 1)

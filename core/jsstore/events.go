@@ -40,6 +40,10 @@ import (
 // stream's metadata says when: metaLegacyUntil, metaMarkersUntil), an
 // event's commit looks there first.
 
+// errCodeAtomicDisabled is the server's refusal of a batch to a stream
+// without allow_atomic (nats-server's JSAtomicPublishDisabledErr).
+const errCodeAtomicDisabled jetstream.ErrorCode = 10174
+
 // Batch headers (nats-server's atomic batch publish).
 const (
 	hdrBatchID     = "Nats-Batch-Id"
@@ -162,6 +166,9 @@ func (s *Store) commitEvent(ctx context.Context, agent string, hdr core.PartialH
 		}
 		return s.duplicateEvent(agent, hdr, eff, blob)
 	}
+	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeAtomicDisabled {
+		return res, false, fmt.Errorf("event: %w: %w", err, s.errLayout())
+	}
 	if err != nil {
 		return res, false, fmt.Errorf("event: %w", err)
 	}
@@ -222,4 +229,61 @@ func (s *Store) legacyEffect(ctx context.Context, agent string, op edgesync.OpID
 	}
 	eff, err := s.effect(ctx, agent, op, rec.Kind, rec.Key, e.Created())
 	return eff, rec, err
+}
+
+// noMarker makes msg, an event published without a batch, conditional on
+// its op having no marker: a core that opened the store without batches
+// does not look for markers unless the store had them when it opened
+// (markersLive), yet another core may have opened it with batches since,
+// as in a rolling change of replicas (docs/jetstream.md, "Changing
+// between the two"). The server checks this with the write, so no marker
+// can come between a look and the publish.
+func noMarker(msg *nats.Msg, marker string) {
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	msg.Header.Set(jetstream.ExpectedLastSubjSeqSubjHeader, marker)
+}
+
+// serverAtLeast reports whether a NATS server's version is major.minor or
+// later.
+func serverAtLeast(version string, major, minor int) bool {
+	var ma, mi int
+	if _, err := fmt.Sscanf(version, "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || ma == major && mi >= minor
+}
+
+// checkLayout reads the events stream's config and, if another core has
+// opened it the other way since this one did (with batches or without:
+// its replicas changed, docs/jetstream.md "Changing between the two"),
+// makes this core refuse events until it is restarted. A core left
+// committing events without batches would otherwise write applied
+// entries that the cores with batches stop looking up when their legacy
+// window, an hour past dedup_retention from the change, ends. The
+// background loop runs it every SweepInterval.
+func (s *Store) checkLayout(ctx context.Context) {
+	if s.cfg.ReadOnly || s.layoutChanged.Load() {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	info, err := s.events.Info(rctx)
+	if err != nil {
+		return // the next interval tries again; commits report the server's state
+	}
+	if info.Config.AllowAtomicPublish != s.batches {
+		s.layoutChanged.Store(true)
+		s.cfg.Logger.Error("events refused until this core is restarted", "error", s.errLayout())
+	}
+}
+
+// errLayout says that the events stream changed under this core.
+func (s *Store) errLayout() error {
+	now, was := "without atomic batches (one replica)", "with"
+	if !s.batches {
+		now, was = "with atomic batches (replicas 2 or more)", "without"
+	}
+	return fmt.Errorf("the events stream %s is now %s, as another core opened it, and this core opened it %s: "+
+		"restart this core with the replicas the others have (docs/jetstream.md, \"Changing between the two\")",
+		s.n.stream(streamEvents), now, was)
 }

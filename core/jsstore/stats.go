@@ -97,21 +97,9 @@ func (c *counters) addLocal(agent string, d int64) {
 func (c *counters) add(agent string, d core.AgentStats) {
 	c.mu.Lock()
 	p := c.pending[agent]
-	addStats(&p, d)
+	p.Add(d)
 	c.pending[agent] = p
 	c.mu.Unlock()
-}
-
-func addStats(x *core.AgentStats, y core.AgentStats) {
-	x.Keys += y.Keys
-	x.Events += y.Events
-	x.Bytes += y.Bytes
-	x.EventBytes += y.EventBytes
-	x.Reserved += y.Reserved
-	x.Applied += y.Applied
-	x.Dedups += y.Dedups
-	x.Summaries += y.Summaries
-	x.Evicted += y.Evicted
 }
 
 // reserve adds size to agent's reserved bytes unless that takes it past
@@ -230,7 +218,7 @@ func (s *Store) flush(ctx context.Context) error {
 					c.shared[j.agent] = w.rec
 				} else {
 					p := c.pending[j.agent] // kept for the next flush
-					addStats(&p, j.d)
+					p.Add(j.d)
 					c.pending[j.agent] = p
 				}
 				delete(c.inflight, j.agent)
@@ -406,7 +394,7 @@ func (s *Store) Stats() (core.Stats, error) {
 	}
 	s.counters.mu.Unlock()
 	for _, as := range st.ByAgent {
-		addStats(&st.Total, as)
+		st.Total.Add(as)
 	}
 	st.Agents = len(st.ByAgent)
 	return st, nil
@@ -428,7 +416,7 @@ func (s *Store) AgentStats(agent string) (core.AgentStats, error) {
 	}
 	st := r.stats()
 	s.counters.mu.Lock()
-	addStats(&st, s.counters.pending[agent])
+	st.Add(s.counters.pending[agent])
 	st.Reserved += s.counters.local[agent]
 	s.counters.mu.Unlock()
 	return st, nil

@@ -178,6 +178,15 @@ type Store struct {
 	// between the two; zero if it never did.
 	batches                   bool
 	legacyUntil, markersUntil time.Time
+	// markerGuard: an event published without a batch is refused if its
+	// op has a marker (a server that knows the header, 2.11 or later:
+	// none before can hold markers), so that a core that opened the store
+	// without batches before another opened it with them cannot apply an
+	// op twice (events.go).
+	markerGuard bool
+	// layoutChanged is set when the events stream no longer takes events
+	// the way this core commits them (checkLayout, events.go).
+	layoutChanged atomic.Bool
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -214,7 +223,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if max := nc.MaxPayload() - 4<<10; int64(cfg.ChunkSize) > max {
 		cfg.ChunkSize = int(max)
 	}
-	s := &Store{cfg: cfg, nc: nc, js: js, n: names{cfg.Prefix}, batches: cfg.Replicas > 1 || cfg.forceBatches}
+	s := &Store{cfg: cfg, nc: nc, js: js, n: names{cfg.Prefix}, batches: cfg.Replicas > 1 || cfg.forceBatches,
+		markerGuard: serverAtLeast(nc.ConnectedServerVersion(), 2, 11)}
 	s.mem.init()
 	s.counters.init()
 	if err := s.bind(ctx); err != nil {
@@ -443,6 +453,7 @@ func (s *Store) background(ctx context.Context) {
 			}
 			cancel()
 		case <-sweep:
+			s.checkLayout(ctx)
 			if n, err := s.sweep(ctx); err != nil && ctx.Err() == nil {
 				s.cfg.Logger.Warn("sweep failed; retrying at the next interval", "error", err)
 			} else if n > 0 {

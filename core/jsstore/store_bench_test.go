@@ -4,14 +4,13 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/natstest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // BenchmarkStoreIngest is the store's share of BenchmarkCoreIngest with
@@ -36,24 +35,10 @@ func benchStoreIngest(b *testing.B, writers int) {
 	js, name := rawStream(b, srv.URL())
 	p := newIngestPayloads()
 	run := func(op func(i, w int) error) (time.Duration, time.Duration) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		errs := make(chan error, writers)
 		cpu0, t0 := selfCPU(b), time.Now()
-		for w := range writers {
-			wg.Go(func() {
-				for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
-					if err := op(i, w); err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
+		err := testutil.Share(b.N, writers, op)
 		el, cpu := time.Since(t0), selfCPU(b)-cpu0
-		close(errs)
-		for err := range errs {
+		if err != nil {
 			b.Fatal(err)
 		}
 		return el, cpu

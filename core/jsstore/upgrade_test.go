@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/storetest"
 	"github.com/edge-sync/edge-sync/internal/natstest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // TestUpgradeFromAppliedBucket opens a store with batches (as a
@@ -138,4 +140,73 @@ func TestUpgradeFromAppliedBucket(t *testing.T) {
 				fresh.legacyUntil, fresh.markersUntil, fresh.events.CachedInfo().Config.AllowAtomicPublish)
 		}
 	}
+}
+
+// TestRollingReplicasChange runs two cores on one store while its
+// replicas go from 1 to 3 one core at a time, as a rolling restart does:
+// core a, opened with one replica, still commits events with two writes
+// after core b has opened the store with batches. An op b applied (its
+// acknowledgement lost) and sent again to a is a duplicate: a, which
+// opened before any marker existed, must not publish the event again.
+func TestRollingReplicasChange(t *testing.T) {
+	srv := natstest.Run(t)
+	cfg := Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1}
+	a := openWith(t, cfg)
+	cfg.forceBatches = true
+	b := openWith(t, cfg)
+	const agent = "ship-9"
+	d := storetest.Payload(7, 300)
+	ops := []struct {
+		hdr  core.PartialHeader
+		data []byte
+	}{{storetest.Header(storetest.OpID(1), edgesync.EventOp, "log", d), d}}
+	if res, err := sendOp(b, agent, ops[0].hdr, d); err != nil || res.Duplicate {
+		t.Fatalf("op at the core with batches: %+v, %v", res, err)
+	}
+	for i := range 2 {
+		if res, err := sendOp(a, agent, ops[0].hdr, d); err != nil || !res.Duplicate {
+			t.Errorf("resend %d at the core without batches: %+v, %v; want a duplicate", i, res, err)
+		}
+	}
+	checkExactlyOnce(t, b, agent, ops)
+
+	// Back to one replica, one core at a time: b, opened with batches,
+	// fails its events' commits once the stream allows no batches.
+	cfg.forceBatches = false
+	c := openWith(t, cfg)
+	d2 := storetest.Payload(8, 300)
+	h2 := storetest.Header(storetest.OpID(2), edgesync.EventOp, "log", d2)
+	if res, err := sendOp(b, agent, h2, d2); err == nil || !strings.Contains(err.Error(), "restart this core") {
+		t.Fatalf("op at the core with batches after the stream lost them: %+v, %v; want an error that says to restart it", res, err)
+	}
+	if res, err := sendOp(c, agent, h2, d2); err != nil || res.Duplicate {
+		t.Fatalf("op at the core without batches: %+v, %v", res, err)
+	}
+	checkExactlyOnce(t, c, agent, append(ops, struct {
+		hdr  core.PartialHeader
+		data []byte
+	}{h2, d2}))
+}
+
+// TestCoreLeftWithoutBatchesStops runs a core opened with one replica on
+// after another opened the store with batches: the other's legacy window
+// (dedup_retention and an hour) covers the applied entries of a rolling
+// restart, not those of a core left running for longer, whose resends
+// the cores with batches would apply again once the window ends. The core
+// left behind sees the change at its next sweep interval and refuses
+// events, saying to restart it.
+func TestCoreLeftWithoutBatchesStops(t *testing.T) {
+	srv := natstest.Run(t)
+	cfg := Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: 20 * time.Millisecond}
+	a := openWith(t, cfg)
+	cfg.forceBatches, cfg.SweepInterval = true, -1
+	openWith(t, cfg)
+	var last error
+	n := uint64(0)
+	testutil.WaitFor(t, 10*time.Second, "the core without batches to refuse events after the store took batches", func() bool {
+		n++
+		d := storetest.Payload(n, 100)
+		_, last = sendOp(a, "ship-3", storetest.Header(storetest.OpID(n), edgesync.EventOp, "log", d), d)
+		return last != nil && strings.Contains(last.Error(), "restart this core")
+	})
 }

@@ -189,13 +189,7 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	}
 	dir := t.TempDir()
 	testCerts(t, filepath.Join(dir, "pki"))
-	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.LocalAddr().String()
-	ln.Close()
-	env := crashEnv{Dir: dir, CoreAddr: addr, Ops: 40}
+	env := crashEnv{Dir: dir, CoreAddr: testutil.FreeUDPAddr(t), Ops: 40}
 	coreProc := startChild(t, "core", env)
 	defer func() { coreProc.kill() }()
 

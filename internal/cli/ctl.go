@@ -276,19 +276,10 @@ ETA, the backlog per priority and the time to drain it.`,
 			long:    "Prints the measurements within the window.",
 			example: "  edge-sync ctl transport.bandwidth.history --window 1h",
 			setup: func(fs *pflag.FlagSet) ctlAction {
-				ep := endpointFlag(fs)
-				var window time.Duration
-				durationVar(fs, &window, "window", 10*time.Minute, "how far back")
-				return func(ctx context.Context, x *ctlRun) error {
-					if err := x.noArgs(); err != nil {
-						return err
-					}
-					if window <= 0 {
-						return usagef(x.name, "--window must be positive, got %s", units.FormatDuration(window))
-					}
+				return windowAction(fs, "how far back", func(ctx context.Context, x *ctlRun, endpoint string, window time.Duration) error {
 					var h control.HistoryResponse
-					return x.call(ctx, control.CmdHistory, control.HistoryRequest{Endpoint: *ep, Window: window.String()}, &h, func(w io.Writer) { printMeasurements(w, h.Measurements) })
-				}
+					return x.call(ctx, control.CmdHistory, control.HistoryRequest{Endpoint: endpoint, Window: window.String()}, &h, func(w io.Writer) { printMeasurements(w, h.Measurements) })
+				})
 			},
 		},
 		timelineCommand(),
@@ -490,6 +481,24 @@ func endpointAction[T any](fs *pflag.FlagSet, cmd string, table func(w io.Writer
 		}
 		var answer T
 		return x.call(ctx, cmd, control.EndpointRequest{Endpoint: *ep}, &answer, func(w io.Writer) { table(w, answer) })
+	}
+}
+
+// windowAction is the action of a command that takes --endpoint and a
+// positive --window (help says how far back it reaches) and no
+// argument; call asks the agent.
+func windowAction(fs *pflag.FlagSet, help string, call func(ctx context.Context, x *ctlRun, endpoint string, window time.Duration) error) ctlAction {
+	ep := endpointFlag(fs)
+	var window time.Duration
+	durationVar(fs, &window, "window", 10*time.Minute, help)
+	return func(ctx context.Context, x *ctlRun) error {
+		if err := x.noArgs(); err != nil {
+			return err
+		}
+		if window <= 0 {
+			return usagef(x.name, "--window must be positive, got %s", units.FormatDuration(window))
+		}
+		return call(ctx, x, *ep, window)
 	}
 }
 

@@ -61,12 +61,7 @@ func startCtlHarnessWith(t *testing.T, o harnessOptions) *ctlHarness {
 		c := coretest.Start(t, certs, nil)
 		h.store, addr = c.Store, c.Addr.String()
 	} else {
-		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr = pc.LocalAddr().String()
-		pc.Close()
+		addr = testutil.FreeUDPAddr(t)
 	}
 	cfg := coretest.AgentConfig(t, certs, addr)
 	cfg.DataDir = filepath.Join(h.dir, "agent")

@@ -23,19 +23,10 @@ link figures, class, sync mode and queue per priority that the status
 page plots (the agent keeps the last hour).`,
 		example: "  edge-sync ctl transport.bandwidth.timeline --window 5m",
 		setup: func(fs *pflag.FlagSet) ctlAction {
-			ep := endpointFlag(fs)
-			var window time.Duration
-			durationVar(fs, &window, "window", 10*time.Minute, "how far back (at most 1h)")
-			return func(ctx context.Context, x *ctlRun) error {
-				if err := x.noArgs(); err != nil {
-					return err
-				}
-				if window <= 0 {
-					return usagef(x.name, "--window must be positive, got %s", units.FormatDuration(window))
-				}
+			return windowAction(fs, "how far back (at most 1h)", func(ctx context.Context, x *ctlRun, endpoint string, window time.Duration) error {
 				var tl agent.Timeline
-				return x.call(ctx, control.CmdTimeline, control.TimelineRequest{Endpoint: *ep, Window: window.String()}, &tl, func(w io.Writer) { printTimeline(w, tl) })
-			}
+				return x.call(ctx, control.CmdTimeline, control.TimelineRequest{Endpoint: endpoint, Window: window.String()}, &tl, func(w io.Writer) { printTimeline(w, tl) })
+			})
 		},
 	}
 }

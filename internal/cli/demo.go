@@ -17,6 +17,7 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/agent"
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/demodata"
 	"github.com/edge-sync/edge-sync/internal/logging"
 	"github.com/edge-sync/edge-sync/internal/pki"
 	"github.com/edge-sync/edge-sync/internal/units"
@@ -416,7 +417,7 @@ func (d *demo) workload(ctx context.Context) {
 	rnd := rand.New(rand.NewPCG(7, 11))
 	sensors := make([][]byte, 16)
 	for i := range sensors {
-		sensors[i] = sensorRecord(rnd, i, 0)
+		sensors[i] = demodata.SensorRecord(rnd, i, 0)
 	}
 	t := time.NewTicker(200 * time.Millisecond)
 	defer t.Stop()
@@ -427,7 +428,7 @@ func (d *demo) workload(ctx context.Context) {
 		case <-t.C:
 		}
 		i := n % len(sensors)
-		sensors[i] = sensorRecord(rnd, i, n)
+		sensors[i] = demodata.SensorRecord(rnd, i, n)
 		d.putOrNote(ctx, fmt.Sprintf("sensors/pump-%02d", i), edgesync.Normal, edgesync.StateOp, sensors[i],
 			[]byte(fmt.Sprintf(`{"pump":%d,"n":%d}`, i, n)))
 		if n%15 == 0 {
@@ -445,33 +446,8 @@ func (d *demo) workload(ctx context.Context) {
 	}
 }
 
-// sensorRecord is a ~4 KiB JSON document of which a few fields change.
-func sensorRecord(rnd *rand.Rand, pump, n int) []byte {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"pump":%d,"seq":%d,"pressure":%.2f,"readings":[`, pump, n, 3+rnd.Float64())
-	for i := range 120 {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `{"t":%d,"v":%d}`, i, (pump*31+i*7)%97+(n%3))
-	}
-	b.WriteString("]}")
-	return b.Bytes()
-}
-
 func (d *demo) enqueueLarge(ctx context.Context) {
-	rnd := rand.New(rand.NewPCG(3, 5))
-	data := make([]byte, d.large)
-	for i := 0; i < len(data); i += 4096 {
-		end := min(i+4096, len(data))
-		if (i/4096)%2 == 0 { // half random, half text: zstd saves some
-			for j := i; j < end; j++ {
-				data[j] = byte(rnd.Uint32())
-			}
-		} else {
-			copy(data[i:end], bytes.Repeat([]byte("log line: pump ok, pressure nominal\n"), 120))
-		}
-	}
+	data := demodata.LargeFile(rand.New(rand.NewPCG(3, 5)), int(d.large))
 	id, err := d.put(ctx, "files/camera-archive.tar", edgesync.Background, edgesync.EventOp, data, []byte("camera archive, 1 day"))
 	if err != nil {
 		d.noteRefused(ctx, err)

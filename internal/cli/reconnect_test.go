@@ -32,12 +32,7 @@ func TestCoreRestartReconnect(t *testing.T) {
 	if err := demoCerts(filepath.Join(dir, "pki")); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env := crashEnv{Dir: dir, CoreAddr: ln.LocalAddr().String()}
-	ln.Close()
+	env := crashEnv{Dir: dir, CoreAddr: testutil.FreeUDPAddr(t)}
 	coreProc := startChild(t, "core", env)
 	defer func() { coreProc.kill() }()
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 
 	"github.com/edge-sync/edge-sync/internal/atomicfile"
 )
@@ -48,55 +49,57 @@ func writePair(cert *x509.Certificate, key *ecdsa.PrivateKey, certFile, keyFile 
 
 // ReadCertFile reads the first certificate in a PEM file.
 func ReadCertFile(path string) (*x509.Certificate, error) {
-	b, err := os.ReadFile(path)
+	blk, err := readPEM(path, "certificate", "CERTIFICATE", "CERTIFICATE")
 	if err != nil {
-		return nil, fmt.Errorf("read certificate: %w", err)
+		return nil, err
 	}
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return nil, fmt.Errorf("read certificate %s: %w: no CERTIFICATE block", path, ErrBadPEM)
-		}
-		if blk.Type == "CERTIFICATE" {
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("read certificate %s: %w", path, err)
-			}
-			return c, nil
-		}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("read certificate %s: %w", path, err)
 	}
+	return c, nil
 }
 
 // ReadKeyFile reads an ECDSA private key from a PEM file (PKCS#8 or SEC 1).
 func ReadKeyFile(path string) (*ecdsa.PrivateKey, error) {
+	blk, err := readPEM(path, "key", "PRIVATE KEY", "PRIVATE KEY", "EC PRIVATE KEY")
+	if err != nil {
+		return nil, err
+	}
+	if blk.Type == "EC PRIVATE KEY" {
+		k, err := x509.ParseECPrivateKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("read key %s: %w", path, err)
+		}
+		return k, nil
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("read key %s: %w", path, err)
+	}
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("read key %s: %w: key is %T, want ECDSA", path, ErrBadPEM, k)
+	}
+	return ek, nil
+}
+
+// readPEM returns the first block of the PEM file at path whose type is
+// one of types; what names the file's content in errors, and want the
+// block a file without one lacks.
+func readPEM(path, what, want string, types ...string) (*pem.Block, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("read key: %w", err)
+		return nil, fmt.Errorf("read %s: %w", what, err)
 	}
 	for {
 		var blk *pem.Block
 		blk, b = pem.Decode(b)
 		if blk == nil {
-			return nil, fmt.Errorf("read key %s: %w: no PRIVATE KEY block", path, ErrBadPEM)
+			return nil, fmt.Errorf("read %s %s: %w: no %s block", what, path, ErrBadPEM, want)
 		}
-		switch blk.Type {
-		case "PRIVATE KEY":
-			k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("read key %s: %w", path, err)
-			}
-			ek, ok := k.(*ecdsa.PrivateKey)
-			if !ok {
-				return nil, fmt.Errorf("read key %s: %w: key is %T, want ECDSA", path, ErrBadPEM, k)
-			}
-			return ek, nil
-		case "EC PRIVATE KEY":
-			k, err := x509.ParseECPrivateKey(blk.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("read key %s: %w", path, err)
-			}
-			return k, nil
+		if slices.Contains(types, blk.Type) {
+			return blk, nil
 		}
 	}
 }

@@ -30,34 +30,61 @@ func goodputLink() linksim.Profile {
 // default config (default-goodput-ratio) and with every class's batch
 // interval at 0 (goodput-ratio) side by side, and reports their ratio.
 //
+// With EDGESYNC_GOODPUT_BASE set to another edge-sync binary (a baseline,
+// such as one built from main), every transfer is also run with it, in
+// turn, and the ratios of its goodput to this build's are reported
+// (vs-base: this build's time ÷ the baseline's; below 1 is faster).
+// EDGESYNC_GOODPUT_LOGS=DIR appends the processes' debug logs to files in
+// DIR.
+//
 //	go test -run '^$' -bench GoodputProcesses -benchtime 1x -count 3 ./internal/soak
+//	EDGESYNC_GOODPUT_BASE=/tmp/base/edge-sync go test -run '^$' -bench GoodputProcesses -benchtime 1x -count 3 ./internal/soak
 func BenchmarkGoodputProcesses(b *testing.B) {
 	dir := b.TempDir()
 	file := filepath.Join(dir, "payload")
 	payload := make([]byte, 16<<20)
 	_, _ = rand.Read(payload)
 	writeFile(b, file, string(payload))
-	var def, tuned time.Duration
+	bin, base := edgeSync(b), os.Getenv("EDGESYNC_GOODPUT_BASE")
+	var def, tuned, baseDef, baseTuned time.Duration
 	for b.Loop() {
-		def += processTransfer(b, file, false)
-		tuned += processTransfer(b, file, true)
+		def += processTransfer(b, bin, file, false)
+		if base != "" {
+			baseDef += processTransfer(b, base, file, false)
+		}
+		tuned += processTransfer(b, bin, file, true)
+		if base != "" {
+			baseTuned += processTransfer(b, base, file, true)
+		}
 	}
 	bits := float64(len(payload)*8) * float64(b.N)
 	rate := float64(goodputLink().Up.RateBps)
 	b.ReportMetric(bits/def.Seconds()/rate, "default-goodput-ratio")
 	b.ReportMetric(bits/tuned.Seconds()/rate, "goodput-ratio")
 	b.ReportMetric(tuned.Seconds()/def.Seconds(), "default/tuned")
+	if base != "" {
+		b.ReportMetric(bits/baseDef.Seconds()/rate, "base-default-goodput-ratio")
+		b.ReportMetric(bits/baseTuned.Seconds()/rate, "base-goodput-ratio")
+		b.ReportMetric(def.Seconds()/baseDef.Seconds(), "default-vs-base")
+		b.ReportMetric(tuned.Seconds()/baseTuned.Seconds(), "vs-base")
+	}
 }
 
-// processTransfer starts a core, a relay and an agent (default config, or
-// every batch interval 0 if tuned), waits 8 s, and times `edge-sync put`
-// of file until the core lists it.
-func processTransfer(b *testing.B, file string, tuned bool) time.Duration {
+// processTransfer starts a core, a relay and an agent of binary bin
+// (default config, or every batch interval 0 if tuned), waits 8 s, and
+// times `edge-sync put` of file until the core lists it.
+func processTransfer(b *testing.B, bin, file string, tuned bool) time.Duration {
 	b.Helper()
 	dir := b.TempDir()
 	p := testutil.NewPKI(b, "site-1")
-	coreAddr := freeUDPAddr(b)
-	core := startCore(b, coreConfig(b, p, dir, coreAddr), "")
+	coreAddr := testutil.FreeUDPAddr(b)
+	logs := os.Getenv("EDGESYNC_GOODPUT_LOGS")
+	coreLog, agentLog, level := "", "", "info"
+	if logs != "" {
+		coreLog, agentLog, level = filepath.Join(logs, "core.log"), filepath.Join(logs, "agent.log"), "debug"
+	}
+	core := startBin(b, bin, "core", coreLog, "core", "--config", coreConfig(b, p, dir, coreAddr), "--log-level", level)
+	core.waitLog(b, 30*time.Second, "listening")
 	defer core.kill()
 	relay, err := linksim.NewRelay(linksim.RelayConfig{Target: coreAddr, Profile: goodputLink()})
 	if err != nil {
@@ -73,7 +100,7 @@ func processTransfer(b *testing.B, file string, tuned bool) time.Duration {
 	cfg := filepath.Join(dir, "agent.hcl")
 	agentHCL{Name: "site-1", DataDir: filepath.Join(dir, "agent"), CA: p.CAFile, Cert: p.AgentCert, Key: p.AgentKey,
 		Addr: relay.Addr().String(), Extra: profiles}.write(b, cfg)
-	agent := startProc(b, "agent", "", "agent", "--config", cfg)
+	agent := startBin(b, bin, "agent", agentLog, "agent", "--config", cfg, "--log-level", level)
 	defer agent.kill()
 	sock := filepath.Join(dir, "agent", "agent.sock")
 	testutil.WaitFor(b, 30*time.Second, "the agent's control socket", func() bool {
@@ -89,7 +116,10 @@ func processTransfer(b *testing.B, file string, tuned bool) time.Duration {
 	a := admin.NewClient(filepath.Join(dir, "core", "core.sock"))
 	defer a.Close()
 	start := time.Now()
-	put := startProc(b, "put", "", "put", "--socket", sock, "--key", "bulk", "--priority", "high", file)
+	if logs != "" {
+		b.Logf("put started %s; relay %+v", start.Format("15:04:05.000000"), relay.Stats())
+	}
+	put := startBin(b, bin, "put", "", "put", "--socket", sock, "--key", "bulk", "--priority", "high", file)
 	listed := func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -98,6 +128,9 @@ func processTransfer(b *testing.B, file string, tuned bool) time.Duration {
 	}
 	testutil.WaitFor(b, 5*time.Minute, "the core to list the put's event", listed)
 	took := time.Since(start)
+	if logs != "" {
+		b.Logf("listed %s, %v after the put; relay %+v", time.Now().Format("15:04:05.000000"), took, relay.Stats())
+	}
 	<-put.done
 	if put.cmd.ProcessState.ExitCode() != 0 {
 		b.Fatalf("put failed:\n%s", tail(put.out, 20))

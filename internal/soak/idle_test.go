@@ -168,7 +168,7 @@ func startIdle(tb testing.TB, bin string, n int, endpointExtra string) *idleSetu
 	var addr string
 	var c *proc
 	for try := 0; c == nil; try++ {
-		addr = freeUDPAddr(tb)
+		addr = testutil.FreeUDPAddr(tb)
 		pr := startBin(tb, bin, "core", "", "core", "--config", coreConfig(tb, p, dir, addr))
 		testutil.Poll(30*time.Second, func() bool { return pr.exited() || strings.Contains(pr.out.String(), "listening") })
 		switch {

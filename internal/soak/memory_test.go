@@ -53,7 +53,7 @@ func hostileMemory(tb testing.TB) (idle, peak int64) {
 	tb.Helper()
 	p := testutil.NewPKI(tb, "site-1")
 	dir := tb.TempDir()
-	addr := freeUDPAddr(tb)
+	addr := testutil.FreeUDPAddr(tb)
 	c := startCore(tb, coreConfig(tb, p, dir, addr), "")
 	defer c.kill()
 	idle, _, err := c.memory()

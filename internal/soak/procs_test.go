@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -161,17 +160,6 @@ func (p *proc) memory() (rss, hwm int64, err error) {
 func tail(b *testutil.Buffer, n int) string {
 	lines := strings.Split(strings.TrimRight(b.String(), "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// freeUDPAddr returns a loopback UDP address nobody listens on now.
-func freeUDPAddr(tb testing.TB) string {
-	tb.Helper()
-	pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer pc.Close()
-	return pc.LocalAddr().String()
 }
 
 // writeFile writes a config file.

@@ -125,7 +125,7 @@ func newSoak(t *testing.T, seed uint64) *soak {
 	})
 	s.pki = testutil.NewPKI(t, soakAgent)
 	s.intruder = intruderTLS(t, s.pki, s.dir)
-	s.coreAddr = freeUDPAddr(t)
+	s.coreAddr = testutil.FreeUDPAddr(t)
 	s.coreCfg = coreConfig(t, s.pki, s.dir, s.coreAddr)
 	relay, err := linksim.NewRelay(linksim.RelayConfig{Target: s.coreAddr, Profile: linksim.Fiber(), Seed: seed})
 	if err != nil {

@@ -98,10 +98,15 @@ func agentLive(a *agent.Agent, now time.Time) (template.HTML, error) {
 		}
 		views = append(views, endpointPart(st, stats[name], tl, modes, now))
 	}
+	return agentPart(a.Name(), views)
+}
+
+// agentPart renders the live part of the named agent's page.
+func agentPart(name string, views []endpointView) (template.HTML, error) {
 	return execute(agentTmpl, struct {
 		Name      string
 		Endpoints []endpointView
-	}{a.Name(), views})
+	}{name, views})
 }
 
 func endpointPart(st agent.LinkStatus, es agent.EndpointStats, tl agent.Timeline, modes map[edgesync.LinkClass]edgesync.SyncMode, now time.Time) endpointView {

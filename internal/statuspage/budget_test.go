@@ -21,25 +21,14 @@ func TestPageShowsTheBudget(t *testing.T) {
 			Allowance: 50 << 30, Reserve: 2560 << 20, Period: budget.Period{Kind: budget.Month},
 			PeriodStart: now.Add(-24 * time.Hour), PeriodEnd: now.Add(24 * time.Hour), Spent: 30 << 30, Left: 20 << 30, Forecast: 60 << 30,
 		}, Held: []agent.BudgetHeld{{Priority: edgesync.Background, Verdict: budget.Hold, Ops: 3, Bytes: 3 << 20, Since: &since}}}}
-	render := func(st agent.LinkStatus) string {
-		v := endpointPart(st, agent.EndpointStats{}, agent.Timeline{Priorities: edgesync.Priorities()}, nil, now)
-		html, err := execute(agentTmpl, struct {
-			Name      string
-			Endpoints []endpointView
-		}{"site-1", []endpointView{v}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return string(html)
-	}
-	page := render(st)
+	page := renderEndpoint(t, st, now)
 	for _, want := range []string{"Data budget", "50 GiB per month", "30 GiB (60.0 %)", "60 GiB (120.0 %)", "background: 3 ops, 3 MiB since"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the page does not show %q", want)
 		}
 	}
 	st.Budget = nil
-	if page := render(st); strings.Contains(page, "Data budget") {
+	if page := renderEndpoint(t, st, now); strings.Contains(page, "Data budget") {
 		t.Error("an endpoint without a budget has a budget part")
 	}
 }

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"net"
 	"os"
 	"testing"
 )
@@ -16,4 +17,17 @@ func ShortTempDir(tb testing.TB) string {
 	}
 	tb.Cleanup(func() { _ = os.RemoveAll(d) })
 	return d
+}
+
+// StaleSocket leaves a unix socket file at path whose listener is gone,
+// as a process killed while it listened leaves one: nothing accepts on
+// it.
+func StaleSocket(tb testing.TB, path string) {
+	tb.Helper()
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false)
+	l.Close()
 }

@@ -58,19 +58,13 @@ func walkNames(t reflect.Type, path string, seen map[reflect.Type]bool, bad *[]s
 	case reflect.Struct:
 		for i := range t.NumField() {
 			f := t.Field(i)
-			if !f.IsExported() {
+			name, _, inline, ok := jsonKey(f)
+			if !ok {
 				continue
 			}
-			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "-" {
+			if inline {
+				walkNames(f.Type, path, seen, bad)
 				continue
-			}
-			if f.Anonymous && name == "" {
-				walkNames(f.Type, path, seen, bad) // its fields are inlined
-				continue
-			}
-			if name == "" {
-				name = f.Name
 			}
 			if !snakeCase.MatchString(name) {
 				*bad = append(*bad, path+"."+name)
@@ -80,6 +74,25 @@ func walkNames(t reflect.Type, path string, seen map[reflect.Type]bool, bad *[]s
 	case reflect.Slice, reflect.Array, reflect.Map:
 		walkNames(t.Elem(), path+"[]", seen, bad)
 	}
+}
+
+// jsonKey returns the key encoding/json writes field f under (its name
+// when the tag gives none) and the tag's options; inline says f is an
+// embedded struct without a name of its own, whose fields encoding/json
+// writes in place of it; ok is false for a field it does not write
+// (unexported, or tagged "-").
+func jsonKey(f reflect.StructField) (name, opts string, inline, ok bool) {
+	if !f.IsExported() {
+		return "", "", false, false
+	}
+	name, opts, _ = strings.Cut(f.Tag.Get("json"), ",")
+	if name == "-" {
+		return "", "", false, false
+	}
+	if name == "" {
+		return f.Name, opts, f.Anonymous, true
+	}
+	return name, opts, false, true
 }
 
 // walkDoc checks the keys of a decoded JSON document.
@@ -120,16 +133,9 @@ func walkNulls(v reflect.Value, path string, bad *[]string) {
 	case reflect.Struct:
 		t := v.Type()
 		for i := range t.NumField() {
-			f := t.Field(i)
-			if !f.IsExported() {
+			name, opts, _, ok := jsonKey(t.Field(i))
+			if !ok {
 				continue
-			}
-			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
-			if name == "-" {
-				continue
-			}
-			if name == "" {
-				name = f.Name
 			}
 			fv := v.Field(i)
 			if fv.Kind() == reflect.Slice && fv.IsNil() && fv.Type().Elem().Kind() != reflect.Uint8 && !strings.Contains(opts, "omitempty") {

@@ -177,18 +177,13 @@ func TestStaleReplacedLiveRefused(t *testing.T) {
 
 	// A stale socket (its listener gone, the file left) is replaced.
 	path := filepath.Join(dir, "a.sock")
-	old, err := net.Listen("unix", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	old.(*net.UnixListener).SetUnlinkOnClose(false)
-	old.Close()
+	testutil.StaleSocket(t, path)
 	l := listen(t, path)
 	serve(t, l)
 	ping(t, path)
 
 	// A live one is refused with a clear error, and keeps serving.
-	_, err = Listen(path)
+	_, err := Listen(path)
 	if !errors.Is(err, ErrInUse) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("live socket: want ErrInUse naming %s, got %v", path, err)
 	}

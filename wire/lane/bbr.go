@@ -190,15 +190,34 @@ func (m *model) onSent() { m.sentInRound++ }
 // onLost counts lost packets. In startup, a round that has already lost
 // more than startupLossLimit of what it sent ends startup at once rather
 // than at the round's end: on a long link waiting a round would send
-// another round at up to 2.89 × the link rate into a full queue.
+// another round at up to 2.89 × the link rate into a full queue. On a
+// shorter link only once a round went by without growth (lossEndsStartup).
 func (m *model) onLost(n int) {
 	m.lostInRound += n
-	if m.state == stateStartup && m.lostInRound >= startupLossMin &&
-		float64(m.lostInRound) > startupLossLimit*float64(m.sentInRound) {
+	if m.state == stateStartup && m.roundLossy() && m.lossEndsStartup(m.fullBwCount == 0) {
 		m.fullBwCount = fullBwRounds
 		m.state = stateDrain
 		m.pacingGain, m.cwndGain = drainGain, startupGain
 	}
+}
+
+// roundLossy reports whether the round so far lost more than
+// startupLossLimit of what it sent, and at least startupLossMin packets.
+func (m *model) roundLossy() bool {
+	return m.sentInRound > 0 && m.lostInRound >= startupLossMin &&
+		float64(m.lostInRound) > startupLossLimit*float64(m.sentInRound)
+}
+
+// lossEndsStartup reports whether a lossy round ends startup. A queue that
+// overflows at 2.89 × the rate also stops the delivery rate growing, so on
+// links under longLinkRTT loss ends startup only without growth: a burst
+// lost while the rate still grows (a receiver's buffer, a radio's fade;
+// issue 14 saw 20 packets of a round lost at the receiving socket) would
+// otherwise end it at the first rounds' rate, from which probe_bw grows by
+// a quarter every eight rounds. On a long link it ends at once, as a round
+// more into a full queue costs too much there (the RTT rise ends it too).
+func (m *model) lossEndsStartup(growing bool) bool {
+	return !growing || m.minRTT >= longLinkRTT
 }
 
 // queueSignal is how far above the minimum RTT samples must sit,
@@ -307,12 +326,12 @@ func (m *model) checkFullPipe() {
 	if m.state != stateStartup {
 		return
 	}
-	if m.sentInRound > 0 && m.lostInRound >= startupLossMin &&
-		float64(m.lostInRound) > startupLossLimit*float64(m.sentInRound) {
+	grew := m.btlbw >= m.fullBw*fullBwGrowth
+	if m.roundLossy() && m.lossEndsStartup(grew) {
 		m.fullBwCount = fullBwRounds
 		return
 	}
-	if m.btlbw >= m.fullBw*fullBwGrowth {
+	if grew {
 		m.fullBw = m.btlbw
 		m.fullBwCount = 0
 		return

@@ -75,3 +75,56 @@ func TestModelHint(t *testing.T) {
 		t.Fatalf("a hint to an idle lane: %s at %.0f B/s, want probe_bw at %.0f", idle.state, idle.btlbw, bw)
 	}
 }
+
+// Issue 14: on a clean 20 Mbit/s, 20 ms link a burst of 20 packets lost
+// early in startup (a receiver's queue overflowing, not the link's) ended
+// startup, and the lane cruised at the first round's rate, 0.8 Mbit/s in
+// one run, growing back by a quarter every eight rounds. On a short link
+// startup ends on loss only once the delivery rate stopped growing; on a
+// long one at once, as before (another round at 2.89 × the rate would
+// overflow the queue).
+func TestStartupBurstLoss(t *testing.T) {
+	now := time.Now()
+	const mss = 1280
+	m := newModel(mss, 20*time.Millisecond, 0, 0, now)
+	m.onRTT(20*time.Millisecond, now)
+	rate := m.btlbw
+	var delivered int64
+	round := func(lost int) {
+		for range 40 {
+			m.onSent()
+		}
+		m.onLost(lost)
+		delivered += 40 * mss
+		m.onAck(rate, false, delivered, delivered, 0, now)
+	}
+	round(20) // a burst lost while the rate grows
+	if m.state != stateStartup {
+		t.Fatalf("a burst lost in a round of growth ended startup on a 20 ms link (%s at %.1f Mbit/s)", m.state, m.btlbw*8/1e6)
+	}
+	for range 3 { // the rate doubles: startup goes on
+		rate *= 2
+		round(0)
+	}
+	if m.state != stateStartup {
+		t.Fatalf("startup ended while the rate doubled (%s)", m.state)
+	}
+	round(0)  // the pipe is full: no growth
+	round(20) // and the queue overflows
+	if m.state == stateStartup {
+		t.Fatalf("startup goes on after a round without growth that lost half its packets")
+	}
+	if m.btlbw < rate {
+		t.Fatalf("startup ended at %.1f Mbit/s, below the %.1f Mbit/s delivered", m.btlbw*8/1e6, rate*8/1e6)
+	}
+
+	long := newModel(mss, 600*time.Millisecond, 0, 0, now)
+	long.onRTT(600*time.Millisecond, now)
+	for range 40 {
+		long.onSent()
+	}
+	long.onLost(20)
+	if long.state == stateStartup {
+		t.Fatal("on a 600 ms link startup goes on after losing half a round")
+	}
+}

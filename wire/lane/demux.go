@@ -30,12 +30,26 @@ type Demux struct {
 
 	unknown  atomic.Int64 // lane packets with no session
 	unrouted atomic.Int64 // other packets with no handler
+
+	// routeMu makes route's callers (the reader below, and the reading
+	// goroutine of quic-go when tr.Conn is a *Conn) take turns: sessions
+	// and handlers see one packet at a time. Close takes it to wait for a
+	// packet being routed.
+	routeMu    sync.Mutex
+	routeEnded bool  // Close ran: route drops what the socket's reader still hands it
+	conn       *Conn // tr.Conn, when it is a *Conn routing to this demux
 }
 
-// NewDemux starts reading tr's non-QUIC packets. Close stops it.
+// NewDemux starts reading tr's non-QUIC packets. Close stops it. When
+// tr.Conn is a *Conn (NewConn), its packets come straight from the
+// socket's reads instead of through quic-go's queue of 32 packets, which
+// drops the rest of a burst (see Conn).
 func NewDemux(tr *quic.Transport) *Demux {
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Demux{tr: tr, cancel: cancel, done: make(chan struct{}), sessions: map[[tagLen]byte]*Session{}}
+	if c, ok := tr.Conn.(*Conn); ok && c.demux.CompareAndSwap(nil, d) {
+		d.conn = c
+	}
 	go d.read(ctx)
 	return d
 }
@@ -67,8 +81,14 @@ func (d *Demux) Close() error {
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()
+	if d.conn != nil {
+		d.conn.demux.CompareAndSwap(d, nil)
+	}
 	d.cancel()
 	<-d.done
+	d.routeMu.Lock() // waits for a packet being routed by the socket's reader
+	d.routeEnded = true
+	d.routeMu.Unlock()
 	return nil
 }
 
@@ -101,30 +121,40 @@ func (d *Demux) read(ctx context.Context) {
 		if err != nil {
 			return // ctx ended or the transport closed
 		}
-		if n == 0 || n > MaxPacketSize {
-			d.unrouted.Add(1)
-			continue
-		}
-		p := buf[:n]
-		if p[0] >= KindFirst && p[0] <= KindLast {
-			tag, ok := packetTag(p)
-			d.mu.RLock()
-			s := d.sessions[tag]
-			d.mu.RUnlock()
-			if !ok || s == nil {
-				d.unknown.Add(1)
-				continue
-			}
-			s.handlePacket(p)
-			continue
-		}
-		d.mu.RLock()
-		h := d.handlers[p[0]&0x3f]
-		d.mu.RUnlock()
-		if h == nil {
-			d.unrouted.Add(1)
-			continue
-		}
-		h(p, from)
+		d.route(buf[:n], from)
 	}
+}
+
+// route hands one non-QUIC packet to its session or handler. p is valid
+// only during the call.
+func (d *Demux) route(p []byte, from net.Addr) {
+	d.routeMu.Lock()
+	defer d.routeMu.Unlock()
+	if d.routeEnded {
+		return
+	}
+	if len(p) == 0 || len(p) > MaxPacketSize {
+		d.unrouted.Add(1)
+		return
+	}
+	if p[0] >= KindFirst && p[0] <= KindLast {
+		tag, ok := packetTag(p)
+		d.mu.RLock()
+		s := d.sessions[tag]
+		d.mu.RUnlock()
+		if !ok || s == nil {
+			d.unknown.Add(1)
+			return
+		}
+		s.handlePacket(p)
+		return
+	}
+	d.mu.RLock()
+	h := d.handlers[p[0]&0x3f]
+	d.mu.RUnlock()
+	if h == nil {
+		d.unrouted.Add(1)
+		return
+	}
+	h(p, from)
 }

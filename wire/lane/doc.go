@@ -58,8 +58,9 @@
 //   - Lane packets do not reset QUIC's idle timer: the QUIC connection needs
 //     KeepAlivePeriod (wire.QUICConfig sets it).
 //   - quic-go queues at most 32 non-QUIC packets for ReadNonQUICPacket and
-//     drops beyond that; the demux must keep up (it decrypts and files one
-//     packet in microseconds), otherwise drops show up as loss.
+//     drops beyond that: give the transport a [Conn] (WrapConn), which
+//     hands them to the demux as the socket is read, so that a burst
+//     waits in the kernel's buffer (RaiseBuffers) instead.
 //   - The lane has no ProbeRTT phase: the min-RTT filter (10 s) is
 //     refreshed by the drain phase of the gain cycle.
 //   - Startup from a cold estimate takes several RTTs on long links; give

@@ -106,7 +106,7 @@ func newServerSide(tb testing.TB, prof linksim.Profile, qconf *quic.Config) *ser
 	if err != nil {
 		tb.Fatal(err)
 	}
-	s := &serverSide{udp: sudp, tr: &quic.Transport{Conn: sudp}}
+	s := &serverSide{udp: sudp, tr: &quic.Transport{Conn: WrapConn(sudp)}}
 	s.ln, err = s.tr.Listen(srvTLS, testQUICConfig(qconf))
 	if err != nil {
 		tb.Fatal(err)
@@ -140,7 +140,7 @@ func newPairs(tb testing.TB, prof linksim.Profile, qconf *quic.Config, n int) []
 		}
 		p := &pair{relay: s.relay, serverUDP: s.udp, shared: s}
 		p.server.tr, p.server.demux = s.tr, s.demux
-		p.client.tr = &quic.Transport{Conn: cudp}
+		p.client.tr = &quic.Transport{Conn: WrapConn(cudp)}
 		// The demux starts before the handshake so no lane packet is missed.
 		p.client.demux = NewDemux(p.client.tr)
 		tb.Cleanup(p.close)
