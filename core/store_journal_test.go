@@ -250,3 +250,45 @@ func TestFormat2OpensAndUpgrades(t *testing.T) {
 		t.Fatalf("%d journal entries after a small event, want 1", n)
 	}
 }
+
+// TestJournalQuotaAndRetention: an agent's bytes in the journal count
+// against its quota, and the fold applies the event log's retention as
+// the ops one by one would have.
+func TestJournalQuotaAndRetention(t *testing.T) {
+	s, _ := openTest(t, Config{foldOff: true, Quota: 1000, EventMaxCount: 3})
+	d := payload(0, 200)
+	mustApply(t, s, "a", hdrFor(opID(100), edgesync.EventOp, "log", d), d)
+	for i := range 3 {
+		d := payload(uint64(i+1), 200)
+		mustApply(t, s, "a", hdrFor(opID(uint64(i+1)), edgesync.EventOp, "log", d), d)
+	}
+	if n := journalLen(t, s); n != 3 {
+		t.Fatalf("%d journal entries, want 3", n)
+	}
+	// 800 bytes stored or journaled: 300 more are over the quota of 1000,
+	// but retention keeps 3 events of 200 bytes, so the ordinary path,
+	// which folds first, takes the op.
+	d5 := payload(5, 300)
+	if res := mustApply(t, s, "a", hdrFor(opID(5), edgesync.EventOp, "log", d5), d5); res.Seq != 5 {
+		t.Fatalf("op over the journal's count of the quota: seq %d, want 5", res.Seq)
+	}
+	if n := journalLen(t, s); n != 0 {
+		t.Fatalf("%d journal entries after an op the quota sent the ordinary way, want 0", n)
+	}
+	big := payload(6, 900)
+	if _, err := s.ApplyWhole("a", hdrFor(opID(6), edgesync.EventOp, "log", big), big); !errors.Is(err, ErrQuota) {
+		t.Fatalf("op over the quota: %v, want ErrQuota", err)
+	}
+	for i := range 5 {
+		d := payload(uint64(i+10), 10)
+		mustApply(t, s, "a", hdrFor(opID(uint64(i+10)), edgesync.EventOp, "log", d), d)
+	}
+	evs, err := s.Events("a", 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := agentStats(t, s, "a")
+	if len(evs) != 3 || evs[0].Seq != 8 || st.Events != 3 || st.Evicted != 7 || st.Bytes != 30 {
+		t.Fatalf("%d events from seq %d, stats %+v; want 3 from 8 (the refused op took no number), 7 evicted, 30 bytes", len(evs), evs[0].Seq, st)
+	}
+}
