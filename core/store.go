@@ -45,9 +45,11 @@ var (
 
 // FormatVersion is the on-disk format this code writes and reads. Format
 // 2 adds the data of a small op to its version or event record
-// (inlineDataMax); a file of format 1 is read as it is, and its marker
-// raised to 2 at Open, as the first record of format 2 may follow.
-const FormatVersion = 2
+// (inlineDataMax); format 3 the journal of small events not yet folded
+// into their agents' buckets (store_journal.go), which an older
+// edge-sync would not read. A file of format 1 or 2 is read as it is: Open
+// adds the empty journal and raises its marker to 3.
+const FormatVersion = 3
 
 const storeMagic = "edge-sync core store"
 
@@ -99,6 +101,10 @@ type Config struct {
 	VerifyOnOpen bool
 	// Now returns the current time; default time.Now. For tests.
 	Now func() time.Time
+
+	// foldOff keeps the store's goroutine from folding the journal
+	// (tests: a crash between journal and fold).
+	foldOff bool
 }
 
 func (c Config) withDefaults() Config {
@@ -138,7 +144,8 @@ func (c Config) withDefaults() Config {
 // Store is the core's durable store: one bbolt file holding, per agent, the
 // current version of each key, received summaries, the event log, the
 // applied-op index and partial ops. It is safe for concurrent use. Every
-// method that changes data returns only after bbolt's fsync.
+// method that changes data returns only after bbolt's fsync. Open starts
+// the goroutine that folds the journal (store_journal.go), Close stops it.
 type Store struct {
 	db   *bolt.DB
 	cfg  Config
@@ -148,6 +155,8 @@ type Store struct {
 	closed bool
 
 	group groupCommit // write transactions of concurrent callers (store_group.go)
+
+	jnl journalIndex // the journal's contents and its fold goroutine (store_journal.go)
 }
 
 // Open opens or creates the store at path. A file that is not a bbolt
@@ -207,8 +216,14 @@ func Open(path string, cfg Config) (s *Store, err error) {
 			return nil, closeFailed(db, fmt.Errorf("open store %s: %w", path, err))
 		}
 	}
+	if err := s.loadJournal(); err != nil {
+		return nil, closeFailed(db, fmt.Errorf("open store %s: %w", path, err))
+	}
 	if err := s.recover(); err != nil {
 		return nil, closeFailed(db, fmt.Errorf("open store %s: %w", path, err))
+	}
+	if !cfg.foldOff {
+		s.startFold()
 	}
 	return s, nil
 }
@@ -247,6 +262,9 @@ func (s *Store) init() error {
 			if err := meta.Put(keyFormat, u64b(FormatVersion)); err != nil {
 				return err
 			}
+			if _, err := tx.CreateBucket(bktJournal); err != nil {
+				return err
+			}
 			_, err = tx.CreateBucket(bktAgents)
 			return err
 		}
@@ -258,8 +276,12 @@ func (s *Store) init() error {
 			return fmt.Errorf("%w: format marker is %d bytes", ErrCorrupt, len(f))
 		}
 		if v := beU64(f); v != FormatVersion {
-			if v == 1 {
-				// Format 1 is format 2 without inline data: nothing to convert.
+			if v == 1 || v == 2 {
+				// Format 1 is format 2 without inline data, format 2 is
+				// format 3 without a journal: nothing to convert.
+				if _, err := tx.CreateBucketIfNotExists(bktJournal); err != nil {
+					return err
+				}
 				return meta.Put(keyFormat, u64b(FormatVersion))
 			}
 			if v > FormatVersion {
@@ -269,6 +291,9 @@ func (s *Store) init() error {
 		}
 		if tx.Bucket(bktAgents) == nil {
 			return fmt.Errorf("%w: agents bucket missing", ErrCorrupt)
+		}
+		if tx.Bucket(bktJournal) == nil {
+			return fmt.Errorf("%w: journal bucket missing", ErrCorrupt)
 		}
 		return nil
 	})
@@ -291,6 +316,7 @@ func guard(err *error) {
 
 // Close closes the database. Operations after Close return ErrClosed.
 func (s *Store) Close() error {
+	s.closeFold()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {

@@ -41,10 +41,11 @@ func (s *Store) beginPartial(agent string, hdr PartialHeader, ephemeral bool) (h
 	restarted := false
 	err = s.update(func(tx *bolt.Tx) error {
 		held, dup, restarted = 0, false, false
-		a, err := agentRW(tx, agent)
+		a, err := s.agentW(tx, agent)
 		if err != nil {
 			return err
 		}
+		defer func() { restarted = restarted || a.queued }() // collect what a fold queued too
 		if a.applied.Get(hdr.OpID[:]) != nil {
 			dup = true
 			return a.addStat(statDedups, 1)
@@ -301,6 +302,11 @@ func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) 
 	var refused error // the partial was discarded; the transaction still commits
 	err := s.update(func(tx *bolt.Tx) error {
 		res, refused = Result{}, nil
+		if a, err := agentRO(tx, agent); err == nil {
+			if err := s.foldAgent(tx, a); err != nil {
+				return err
+			}
+		}
 		a, p, err := getPartial(tx, agent, opID)
 		if errors.Is(err, ErrNotFound) && a != nil && a.applied.Get(opID[:]) != nil {
 			// Committed already (a repeated commit after a lost ack).
@@ -363,6 +369,12 @@ func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (Result, error) 
 // returns Duplicate and changes nothing but the dedup counter; the caller
 // frees blob.
 func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64, inline []byte) (Result, error) {
+	return s.publishAt(a, hdr, blob, inline, s.cfg.Now(), 0)
+}
+
+// publishAt is publish at time now; an event takes sequence number seq
+// when it is not 0 (one that the journal gave it, store_journal.go).
+func (s *Store) publishAt(a *agentBucket, hdr PartialHeader, blob uint64, inline []byte, now time.Time, seq uint64) (Result, error) {
 	res := Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
 	if v := a.applied.Get(hdr.OpID[:]); v != nil {
 		r, err := decodeApplied(v)
@@ -377,7 +389,6 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64, inline [
 		}
 		return res, a.addStat(statDedups, 1)
 	}
-	now := s.cfg.Now()
 	var ref uint64 // the version (state) or sequence number (event)
 	var err error
 	switch hdr.Kind {
@@ -385,7 +396,7 @@ func (s *Store) publish(a *agentBucket, hdr PartialHeader, blob uint64, inline [
 		res.Version, res.Stale, err = s.publishState(a, hdr, blob, inline, now)
 		ref = res.Version
 	case edgesync.EventOp:
-		res.Seq, err = s.publishEvent(a, hdr, blob, inline, now)
+		res.Seq, err = s.publishEvent(a, hdr, blob, inline, now, seq)
 		ref = res.Seq
 	}
 	if err != nil {
@@ -447,12 +458,22 @@ func (s *Store) publishState(a *agentBucket, hdr PartialHeader, blob uint64, inl
 	return nv.Version, false, nil
 }
 
-// publishEvent stores blob as the agent's next event, returns its sequence
-// number, and prunes the oldest events past the retention.
-func (s *Store) publishEvent(a *agentBucket, hdr PartialHeader, blob uint64, inline []byte, now time.Time) (uint64, error) {
-	seq, err := a.events.NextSequence()
-	if err != nil {
-		return 0, err
+// publishEvent stores blob as the agent's next event, or as event seq
+// when it is not 0, returns its sequence number, and prunes the oldest
+// events past the retention.
+func (s *Store) publishEvent(a *agentBucket, hdr PartialHeader, blob uint64, inline []byte, now time.Time, seq uint64) (uint64, error) {
+	if seq == 0 {
+		var err error
+		if seq, err = a.events.NextSequence(); err != nil {
+			return 0, err
+		}
+	} else {
+		if last := a.events.Sequence(); seq <= last {
+			return 0, fmt.Errorf("%w: event %s numbered %d, after %d", ErrCorrupt, hdr.OpID, seq, last)
+		}
+		if err := a.events.SetSequence(seq); err != nil {
+			return 0, err
+		}
 	}
 	ev := Event{Seq: seq, OpID: hdr.OpID, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash, Priority: hdr.Priority, Stored: now, blob: blob, inline: inline}
 	if err := a.events.Put(u64b(seq), ev.encode()); err != nil {
@@ -555,7 +576,16 @@ func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPar
 	queued := false // garbage queued: collect it after the commit
 	err := s.updateSized(len(buf), func(tx *bolt.Tx) error {
 		queued = false
-		a, err := agentRW(tx, agent)
+		if hdr.Kind == edgesync.EventOp && len(buf) <= inlineDataMax {
+			// A small event goes to the journal, shared with other
+			// agents' (docs/core.md, "The journal").
+			ok, r, err := s.journalApply(tx, agent, hdr, buf)
+			if ok || err != nil {
+				res = r
+				return err
+			}
+		}
+		a, err := s.agentW(tx, agent)
 		if err != nil {
 			return err
 		}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 )
@@ -22,7 +24,23 @@ const (
 	crashChildEnv   = "EDGE_SYNC_STORE_CRASH_CHILD"
 	crashStartEnv   = "EDGE_SYNC_STORE_CRASH_START"
 	crashWorkersEnv = "EDGE_SYNC_STORE_CRASH_WORKERS"
+	crashJournalEnv = "EDGE_SYNC_STORE_CRASH_JOURNAL"
 )
+
+// crashJournalOp is op i of the journal's crash workload: small events,
+// which go to the journal (store_journal.go).
+func crashJournalOp(i int) (PartialHeader, []byte, bool) {
+	data := payload(uint64(i), 1+(i*7919)%inlineDataMax)
+	return hdrFor(opID(uint64(i)), edgesync.EventOp, "log", data), data, false
+}
+
+// crashOpOf returns crashOp, or crashJournalOp for the journal's workload.
+func crashOpOf(journal bool) func(int) (PartialHeader, []byte, bool) {
+	if journal {
+		return crashJournalOp
+	}
+	return crashOp
+}
 
 // crashCfg makes ops of a few MiB take the staged path.
 var crashCfg = Config{ChunkSize: 64 << 10, InlineMax: 1 << 20}
@@ -50,7 +68,12 @@ func crashOp(i int) (PartialHeader, []byte, bool) {
 // the small ones whole, as the server does), so that their writes share
 // transactions (store_group.go).
 func crashChild() {
-	s, err := Open(os.Getenv(crashChildEnv), crashCfg)
+	cfg := crashCfg
+	journal := os.Getenv(crashJournalEnv) != ""
+	// The journal's workload keeps what it acknowledged in the journal
+	// until the kill: nothing folds it in the background.
+	cfg.foldOff = journal
+	s, err := Open(os.Getenv(crashChildEnv), cfg)
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(3)
@@ -64,7 +87,7 @@ func crashChild() {
 	for range max(1, workers) {
 		wg.Go(func() {
 			for i := int(next.Add(1) - 1); i < start+100_000; i = int(next.Add(1) - 1) {
-				crashApply(s, i, workers > 1)
+				crashApply(s, i, workers > 1 || journal, crashOpOf(journal))
 			}
 		})
 	}
@@ -74,8 +97,8 @@ func crashChild() {
 
 // crashApply applies op i of the crash workload and prints "ok I DUP",
 // or the error and exits.
-func crashApply(s *Store, i int, whole bool) {
-	h, data, partial := crashOp(i)
+func crashApply(s *Store, i int, whole bool, op func(int) (PartialHeader, []byte, bool)) {
+	h, data, partial := op(i)
 	var res Result
 	var err error
 	if partial {
@@ -109,14 +132,23 @@ func crashApply(s *Store, i int, whole bool) {
 	fmt.Printf("ok %d %v\n", i, res.Duplicate)
 }
 
-func TestCrashSIGKILL(t *testing.T) { testCrashSIGKILL(t, 1) }
+func TestCrashSIGKILL(t *testing.T) { testCrashSIGKILL(t, 1, false) }
 
 // TestCrashGroupCommitSIGKILL: sixteen writers at once, their writes
 // grouped into shared transactions, killed mid-group: every op
 // acknowledged is there once, and none is applied twice.
-func TestCrashGroupCommitSIGKILL(t *testing.T) { testCrashSIGKILL(t, 16) }
+func TestCrashGroupCommitSIGKILL(t *testing.T) { testCrashSIGKILL(t, 16, false) }
 
-func testCrashSIGKILL(t *testing.T, workers int) {
+// TestCrashJournalSIGKILL: eight writers of small events, which the
+// store acknowledges once they are in its journal, killed before any is
+// folded into the agent's buckets (the child never folds in the
+// background): every op acknowledged is there once after the restart
+// folds the journal, byte-identical, and resent ops are duplicates.
+func TestCrashJournalSIGKILL(t *testing.T) { testCrashSIGKILL(t, 8, true) }
+
+func testCrashSIGKILL(t *testing.T, workers int, journal bool) {
+	crashOp := crashOpOf(journal)
+	journaled := 0 // entries found in the journal after the kills
 	if testing.Short() {
 		t.Skip("re-executes the test binary and kills it 10 times")
 	}
@@ -130,8 +162,12 @@ func testCrashSIGKILL(t *testing.T, workers int) {
 		// that were committed but not acknowledged, and some that were,
 		// are resent.
 		start := max(0, next-3)
-		cmd, out := testutil.StartChild(t, os.Stderr, crashChildEnv+"="+path, crashStartEnv+"="+strconv.Itoa(start),
-			crashWorkersEnv+"="+strconv.Itoa(workers))
+		env := []string{crashChildEnv + "=" + path, crashStartEnv + "=" + strconv.Itoa(start),
+			crashWorkersEnv + "=" + strconv.Itoa(workers)}
+		if journal {
+			env = append(env, crashJournalEnv+"=1")
+		}
+		cmd, out := testutil.StartChild(t, os.Stderr, env...)
 		t0 := time.Now()
 		lines := make(chan string)
 		go func() {
@@ -187,6 +223,15 @@ func testCrashSIGKILL(t *testing.T, workers int) {
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			t.Fatalf("round %d: child ended with %v, not SIGKILL", round, err)
 		}
+		if journal {
+			journaled += journalEntries(t, path)
+		}
+	}
+	if journal && journaled == 0 {
+		t.Fatal("no kill left an acknowledged op in the journal")
+	}
+	if journal {
+		t.Logf("%d journal entries left by the kills", journaled)
 	}
 	t.Logf("%d kills, %d ops acknowledged", kills, len(printed))
 
@@ -277,4 +322,16 @@ func testCrashSIGKILL(t *testing.T, workers int) {
 	if n := countChunks(t, s, "agent"); n != wantChunks || st.Reserved != reserved {
 		t.Fatalf("%d chunks stored, %d referenced; reserved %d, partials hold %d", n, wantChunks, st.Reserved, reserved)
 	}
+}
+
+// journalEntries counts the entries in the journal of the store at path,
+// read with bbolt alone.
+func journalEntries(t *testing.T, path string) int {
+	t.Helper()
+	n := 0
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		n = tx.Bucket(bktJournal).Stats().KeyN
+		return nil
+	})
+	return n
 }

@@ -140,8 +140,22 @@ func (s *Store) runGroup(batch []*groupReq) {
 }
 
 // updateTx runs fn in a write transaction of its own, guarded as update
-// documents.
+// documents. Write transactions run one at a time here, so the journal's
+// index in memory changes with them: when one that changed it does not
+// commit, the index is read again from the file (store_journal.go).
 func (s *Store) updateTx(fn func(*bolt.Tx) error) (err error) {
+	s.jnl.txMu.Lock()
+	defer s.jnl.txMu.Unlock()
+	s.jnl.dirty = false
+	err = s.updateTxGuarded(fn)
+	if err != nil && s.jnl.dirty {
+		s.journalRolledBack()
+	}
+	s.jnl.dirty = false
+	return err
+}
+
+func (s *Store) updateTxGuarded(fn func(*bolt.Tx) error) (err error) {
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer guard(&err)
 	return s.db.Update(fn)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +20,10 @@ import (
 // in front, beside raw bbolt Batch puts of the same payloads by as many
 // writers in another file, in the same run. ratio-vs-raw is the store's
 // ops/s over the raw puts'; pages/op and raw-pages/op count the pages
-// each writes per op, which with fsync sets a commit's cost.
+// each writes per op, which with fsync sets a commit's cost. Each
+// agent's first op is not measured (it creates the agent's buckets; a
+// fleet's agents have stored before), and a store with a journal folds
+// it at the end of the measured part (docs/core.md, "The journal").
 //
 //	go test -run '^$' -bench BenchmarkStoreIngest -benchtime 3000x -count 3 ./core
 func BenchmarkStoreIngest(b *testing.B) {
@@ -63,6 +67,32 @@ func benchStoreIngest(b *testing.B, agents int) {
 	for w := range names {
 		names[w] = fmt.Sprintf("agent-%d", w)
 	}
+	// A fleet's agents have stored before: each agent's first op (which
+	// creates its buckets) and the raw file's as many puts are not
+	// measured.
+	var warm sync.WaitGroup
+	for w := range agents {
+		warm.Go(func() {
+			h := hdrs[0]
+			h.OpID = opID(uint64(1<<40 + w))
+			if _, err := s.ApplyWhole(names[w], h, data[0]); err != nil {
+				b.Error(err)
+			}
+			k := binary.BigEndian.AppendUint64(nil, uint64(1<<40+w))
+			if err := raw.Batch(func(tx *bolt.Tx) error { return tx.Bucket([]byte("raw")).Put(k, data[0]) }); err != nil {
+				b.Error(err)
+			}
+		})
+	}
+	warm.Wait()
+	// A store with a journal (format 3) folds it into the agents' buckets
+	// later; the benchmark counts that fold, at its end.
+	folder, _ := any(s).(interface{ Fold() error })
+	if folder != nil {
+		if err := folder.Fold(); err != nil {
+			b.Fatal(err)
+		}
+	}
 	storePages, rawPages := pagesWritten(s.db), pagesWritten(raw)
 	b.ResetTimer()
 	storeT := run(func(i, w int) error {
@@ -71,6 +101,15 @@ func benchStoreIngest(b *testing.B, agents int) {
 		_, err := s.ApplyWhole(names[w], h, data[i%64])
 		return err
 	})
+	if folder != nil {
+		start := time.Now()
+		if err := folder.Fold(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(time.Since(start).Microseconds())/1000, "fold-ms")
+		b.ReportMetric(float64(storeT.Microseconds())/1000, "journal-ms")
+		storeT += time.Since(start)
+	}
 	b.StopTimer()
 	rawT := run(func(i, _ int) error {
 		k := binary.BigEndian.AppendUint64(nil, uint64(i))
@@ -90,4 +129,85 @@ func benchStoreIngest(b *testing.B, agents int) {
 func pagesWritten(db *bolt.DB) int64 {
 	st := db.Stats()
 	return st.TxStats.GetPageCount()
+}
+
+// BenchmarkStoreReadWhileIngest: how long `core tail --follow` and
+// `core ls` wait while N agents send small events as in
+// BenchmarkStoreIngest: one reader asks for agent 0's new events every
+// 100 ms (as tail --follow polls) and reports the longest and the mean
+// of those reads; with the journal each read folds it first.
+//
+//	go test -run '^$' -bench BenchmarkStoreReadWhileIngest -benchtime 20000x -count 2 ./core
+func BenchmarkStoreReadWhileIngest(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) { benchReadWhileIngest(b, n) })
+	}
+}
+
+func benchReadWhileIngest(b *testing.B, agents int) {
+	s, err := Open(filepath.Join(b.TempDir(), "core.db"), Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	data := payload(1, 512)
+	h0 := hdrFor(edgesync.OpID{}, edgesync.EventOp, "bench/events", data)
+	names := make([]string, agents)
+	for w := range names {
+		names[w] = fmt.Sprintf("agent-%d", w)
+	}
+	stop := make(chan struct{})
+	var reads []time.Duration
+	var readErr error
+	b.ResetTimer()
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		from := uint64(0)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-stop:
+					return
+				case <-tick.C:
+				}
+			}
+			t0 := time.Now()
+			evs, err := s.Events(names[0], from, 0)
+			if err != nil && !isNotFound(err) {
+				readErr = err
+				return
+			}
+			reads = append(reads, time.Since(t0))
+			if len(evs) > 0 {
+				from = evs[len(evs)-1].Seq + 1
+			}
+		}
+	}()
+	err = testutil.Share(b.N, agents, func(i, w int) error {
+		h := h0
+		h.OpID = opID(uint64(i) + 1)
+		_, err := s.ApplyWhole(names[w], h, data)
+		return err
+	})
+	close(stop)
+	<-readerDone
+	b.StopTimer()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if readErr != nil {
+		b.Fatal(readErr)
+	}
+	var sum, longest time.Duration
+	for _, d := range reads {
+		sum += d
+		longest = max(longest, d)
+	}
+	b.ReportMetric(float64(len(reads)), "reads")
+	b.ReportMetric(float64(longest.Microseconds())/1000, "read-max-ms")
+	b.ReportMetric(float64(sum.Microseconds())/1000/float64(len(reads)), "read-mean-ms")
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "ops/s")
 }

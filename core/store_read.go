@@ -26,6 +26,25 @@ func (s *Store) view(agent string, fn func(a *agentBucket) error) error {
 	})
 }
 
+// viewFolded is view for a read that needs the agent's journal entries
+// in its buckets: it folds them first (store_journal.go).
+func (s *Store) viewFolded(agent string, fn func(a *agentBucket) error) error {
+	if err := s.acquire(); err != nil {
+		return err
+	}
+	defer s.release()
+	if err := s.foldAgentForRead(agent); err != nil {
+		return err
+	}
+	return s.viewTx(func(tx *bolt.Tx) error {
+		a, err := agentRO(tx, agent)
+		if err != nil {
+			return err
+		}
+		return fn(a)
+	})
+}
+
 // Current returns the current version of key and a reader of its data,
 // for delta decoding and for `edge-sync core get`.
 func (s *Store) Current(agent, key string) (Version, *Object, error) {
@@ -51,7 +70,7 @@ func (s *Store) Get(agent, key string) (Version, *Object, error) { return s.Curr
 // Keys lists up to limit current versions whose key starts with prefix, in
 // key order; limit <= 0 means no limit.
 func (s *Store) Keys(agent, prefix string, limit int) ([]Version, error) {
-	return list(s, "keys", agent, func(a *agentBucket) *bolt.Bucket { return a.keys }, []byte(prefix), []byte(prefix), limit,
+	return list(s.view, "keys", agent, func(a *agentBucket) *bolt.Bucket { return a.keys }, []byte(prefix), []byte(prefix), limit,
 		func(k, v []byte) (Version, error) { return decodeVersion(string(k), v) })
 }
 
@@ -73,14 +92,14 @@ func (s *Store) Agents() ([]string, error) {
 // in arrival order; limit <= 0 means no limit. Sequence numbers start at 1
 // and are never reused; retention drops the oldest.
 func (s *Store) Events(agent string, fromSeq uint64, limit int) ([]Event, error) {
-	return list(s, "events", agent, func(a *agentBucket) *bolt.Bucket { return a.events }, u64b(fromSeq), nil, limit,
+	return list(s.viewFolded, "events", agent, func(a *agentBucket) *bolt.Bucket { return a.events }, u64b(fromSeq), nil, limit,
 		func(k, v []byte) (Event, error) { return decodeEvent(beU64(k), v) })
 }
 
 // EventData returns a reader of event seq's payload.
 func (s *Store) EventData(agent string, seq uint64) (Event, *Object, error) {
 	var ev Event
-	err := s.view(agent, func(a *agentBucket) error {
+	err := s.viewFolded(agent, func(a *agentBucket) error {
 		v := a.events.Get(u64b(seq))
 		if v == nil {
 			return fmt.Errorf("event %d: %w", seq, ErrNotFound)
@@ -98,7 +117,7 @@ func (s *Store) EventData(agent string, seq uint64) (Event, *Object, error) {
 // Applied reports whether opID is in the agent's applied-op index.
 func (s *Store) Applied(agent string, opID edgesync.OpID) (bool, error) {
 	found := false
-	err := s.view(agent, func(a *agentBucket) error {
+	err := s.viewFolded(agent, func(a *agentBucket) error {
 		found = a.applied.Get(opID[:]) != nil
 		return nil
 	})
@@ -185,6 +204,9 @@ func (s *Store) Stats() (Stats, error) {
 		return Stats{}, fmt.Errorf("stats: %w", err)
 	}
 	defer s.release()
+	if err := s.foldForRead(); err != nil {
+		return Stats{}, fmt.Errorf("stats: %w", err)
+	}
 	st := Stats{ByAgent: map[string]AgentStats{}}
 	err := s.viewTx(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktAgents).ForEach(func(k, _ []byte) error {
@@ -225,11 +247,13 @@ func (s *Store) PutSummary(agent string, sum Summary) error {
 		return fmt.Errorf("put summary: %w", err)
 	}
 	defer s.release()
+	queued := false
 	err := s.update(func(tx *bolt.Tx) error {
-		a, err := agentRW(tx, agent)
+		a, err := s.agentW(tx, agent)
 		if err != nil {
 			return err
 		}
+		queued = a.queued // by the fold
 		old := a.summ.Get([]byte(sum.Key))
 		if old != nil {
 			prev, err := decodeSummary(sum.Key, old)
@@ -261,6 +285,9 @@ func (s *Store) PutSummary(agent string, sum Summary) error {
 		}
 		return nil
 	})
+	if err == nil && queued {
+		err = s.collectGarbage(agent)
+	}
 	if err != nil {
 		return fmt.Errorf("put summary: %w", err)
 	}
@@ -288,7 +315,7 @@ func (s *Store) supersedeSummary(a *agentBucket, key string, opID edgesync.OpID)
 // Summary returns the latest summary received for key.
 func (s *Store) Summary(agent, key string) (Summary, error) {
 	var sum Summary
-	err := s.view(agent, func(a *agentBucket) error {
+	err := s.viewFolded(agent, func(a *agentBucket) error {
 		v := a.summ.Get([]byte(key))
 		if v == nil {
 			return fmt.Errorf("summary %q: %w", key, ErrNotFound)
@@ -305,16 +332,18 @@ func (s *Store) Summary(agent, key string) (Summary, error) {
 
 // Summaries lists up to limit summaries whose key starts with prefix.
 func (s *Store) Summaries(agent, prefix string, limit int) ([]Summary, error) {
-	return list(s, "summaries", agent, func(a *agentBucket) *bolt.Bucket { return a.summ }, []byte(prefix), []byte(prefix), limit,
+	return list(s.viewFolded, "summaries", agent, func(a *agentBucket) *bolt.Bucket { return a.summ }, []byte(prefix), []byte(prefix), limit,
 		func(k, v []byte) (Summary, error) { return decodeSummary(string(k), v) })
 }
 
 // list decodes, in key order, up to limit (<= 0: all) of the entries of
 // the agent's bucket b from the key from on that start with prefix (nil:
-// to the end): Keys, Events and Summaries. op names the read in errors.
-func list[T any](s *Store, op, agent string, b func(*agentBucket) *bolt.Bucket, from, prefix []byte, limit int, decode func(k, v []byte) (T, error)) ([]T, error) {
+// to the end): Keys, Events and Summaries. op names the read in errors;
+// view is Store.view, or Store.viewFolded for a read that needs the
+// agent's journal entries (store_journal.go).
+func list[T any](view func(string, func(*agentBucket) error) error, op, agent string, b func(*agentBucket) *bolt.Bucket, from, prefix []byte, limit int, decode func(k, v []byte) (T, error)) ([]T, error) {
 	var out []T
-	err := s.view(agent, func(a *agentBucket) error {
+	err := view(agent, func(a *agentBucket) error {
 		c := b(a).Cursor()
 		for k, v := c.Seek(from); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			if limit > 0 && len(out) == limit {

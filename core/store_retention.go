@@ -93,6 +93,11 @@ func (s *Store) pruneApplied(a *agentBucket, now time.Time, max int) error {
 // receive survives a restart), finishes deleting garbage, and applies the
 // retention bounds.
 func (s *Store) recover() error {
+	// What a crash left in the journal goes to its agents first, so that
+	// retention sees it.
+	if err := s.fold(); err != nil {
+		return err
+	}
 	agents, err := s.agentNames()
 	if err != nil {
 		return err
@@ -113,6 +118,9 @@ func (s *Store) Sweep() (int, error) {
 		return 0, fmt.Errorf("sweep: %w", err)
 	}
 	defer s.release()
+	if err := s.foldForRead(); err != nil {
+		return 0, fmt.Errorf("sweep: %w", err)
+	}
 	agents, err := s.agentNames()
 	if err != nil {
 		return 0, fmt.Errorf("sweep: %w", err)

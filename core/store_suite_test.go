@@ -13,14 +13,21 @@ import (
 func TestStoreSuite(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
 		ReleaseOnReopen: true,
+		// The journal is folded by reads, the model's fold steps and
+		// reopens only, not at the background goroutine's whim.
 		Open: func(t testing.TB, cfg core.Config) storetest.Store {
-			return openBolt(t, filepath.Join(t.TempDir(), "core.db"), cfg)
+			return openBolt(t, filepath.Join(t.TempDir(), "core.db"), core.WithoutBackgroundFold(cfg))
 		},
 		Reopen: func(t testing.TB, s storetest.Store, cfg core.Config) storetest.Store {
 			if err := s.Close(); err != nil {
 				t.Fatal(err)
 			}
-			return openBolt(t, s.(*core.Store).Path(), cfg)
+			return openBolt(t, s.(*core.Store).Path(), core.WithoutBackgroundFold(cfg))
+		},
+		Fold: func(t testing.TB, s storetest.Store) {
+			if err := s.(*core.Store).Fold(); err != nil {
+				t.Fatal(err)
+			}
 		},
 		DenseSeq:      true,
 		BoundOnCommit: true,

@@ -210,7 +210,22 @@ func testModel(t *testing.T, h Harness) {
 					}
 				}
 			},
-			"": func(rt *rapid.T) { checkModel(rt, s, agent, m) },
+			"fold": func(rt *rapid.T) {
+				if h.Fold == nil {
+					rt.Skip("the store has no journal")
+				}
+				h.Fold(t, s)
+			},
+			"": func(rt *rapid.T) {
+				// The checks read events, which folds a journal: a store
+				// with one is checked after some steps only, so that its
+				// journal holds ops across steps (resends, partials and
+				// state ops of an agent with journaled events).
+				if h.Fold != nil && !rapid.Bool().Draw(rt, "check") {
+					return
+				}
+				checkModel(rt, s, agent, m)
+			},
 		})
 	})
 }

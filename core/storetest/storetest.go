@@ -61,6 +61,11 @@ type Harness struct {
 	// suite then checks that no data is left behind (replaced versions,
 	// refused ops, duplicates, evicted events).
 	Chunks func(t testing.TB, s Store, agent string) int
+	// Fold, where set, moves what the store holds in a journal into its
+	// agents' records (core.Store.Fold, docs/core.md "The journal"): the
+	// model test then folds at random steps, and checks the store after
+	// some steps only, since its reads fold too.
+	Fold func(t testing.TB, s Store)
 }
 
 // Run runs every test of the suite against h's stores.
