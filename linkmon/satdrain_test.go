@@ -17,7 +17,7 @@ import (
 // it estimated low).
 type ackedOnly struct{ m *DeliveryMeter }
 
-func (a ackedOnly) OnAcked(n int)  { a.m.OnAcked(n) }
+func (a ackedOnly) OnAcked(n int) { a.m.OnAcked(n) }
 func (a ackedOnly) OnAppLimited() {}
 
 // TestSatelliteFigureAfterTransfer (issue #14 item 3): on a satellite-geo
