@@ -2,6 +2,7 @@ package linkmon
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,7 +58,8 @@ func TestSatelliteFigureAfterTransfer(t *testing.T) {
 	for i := range 12 {
 		time.Sleep(time.Second) // one status reading a second, as BenchmarkEstimateLoaded
 		bw := m.Status().Median.BandwidthBps
-		trace = append(trace, FormatBps(bw))
+		c, _ := m.Capacity()
+		trace = append(trace, FormatBps(bw)+" (capacity "+FormatBps(c)+", probes "+strconv.Itoa(m.Stats().Probes)+", idle "+strconv.FormatBool(m.Idle())+")")
 		if i >= 5 {
 			worst = max(worst, math.Abs(bw-truth)/truth)
 		}
