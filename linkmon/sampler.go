@@ -44,13 +44,13 @@ type sampler struct {
 	rises          int     // consecutive checks that read a rise
 	lows           int     // consecutive checks that read low within the jitter
 
-	delivered []float64 // recent link-filling delivery rates, oldest first
+	delivered   []float64 // recent link-filling delivery rates, oldest first
+	lastFilled  time.Time // wall time of the latest of them
+	lastLowerBd time.Time // wall time of the latest app-limited delivery rate
 	// afterFill: the capacity is a link-filling delivery rate; once the
 	// traffic stops a probe measures the link (maybeProbe), and fillProbe
 	// marks that probe in flight.
 	afterFill, fillProbe bool
-	lastFilled           time.Time // wall time of the latest of them
-	lastLowerBd          time.Time // wall time of the latest app-limited delivery rate
 
 	// The idle schedule (idle.go).
 	idle      bool
