@@ -103,6 +103,11 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 	if acked := s.m.meter.ackedTotal(); acked != s.ackedSeen {
 		s.ackedSeen, s.activeAt = acked, wall
 	}
+	if (s.afterFill || s.fillProbe) && cfg.Active && s.prober != nil {
+		// Busy until the probe after a transfer has run and its figure
+		// reached the status (maybeProbe, probed).
+		s.activeAt = wall
+	}
 	last := max(s.activeAt.UnixNano(), s.m.idleSt.busyAt.Load())
 	idle := wall.UnixNano()-last >= int64(cfg.IdleAfter)
 	if idle == s.idle {

@@ -102,6 +102,10 @@ type Monitor struct {
 	capBps   float64   // latest capacity estimate: train, check or delivery rate
 	capAt    time.Time // when it was taken (zero: carried over from a previous run)
 	capRef   float64   // capacity before a check saw a drop that no probe has confirmed yet
+	// trainBps is the latest capacity measured by trains (a probe, a
+	// confirmed check), never by a delivery rate: what a delivery rate is
+	// judged against (sampler.linkRef).
+	trainBps float64
 	// remeasure asks the sampler for a bandwidth probe now (the path
 	// changed class).
 	remeasure bool
@@ -202,7 +206,7 @@ func (m *Monitor) resetRun() {
 	m.histNext, m.histFull = 0, false
 	m.budget = newBudget(m.cfg.Budget)
 	m.meter.reset()
-	m.capAt, m.capRef = time.Time{}, 0
+	m.capAt, m.capRef, m.trainBps = time.Time{}, 0, 0
 	m.remeasure = false
 	m.lastPackets = 0
 	m.ran = false

@@ -24,6 +24,21 @@ func (m *Monitor) curBudget() *Budget {
 	return m.budget
 }
 
+// linkRef is the capacity a delivery rate is judged against
+// (senderLimited): the latest measured by trains. Judged against the
+// capacity itself, which a link-filling delivery rate sets, a sender whose
+// rate falls (a rate model that estimated the link low, a transfer's
+// tail) walked the capacity down 20 % at a time: each rate within 20 % of
+// the previous one counted as the link's (TestSatelliteFigureAfterTransfer:
+// 0.89 Mbit/s on a 2 Mbit/s link under a 1.7 Mbit/s sender). Called with
+// m.mu held.
+func (m *Monitor) linkRef() float64 {
+	if m.trainBps > 0 {
+		return m.trainBps
+	}
+	return m.capBps
+}
+
 // budgetCapacity is the capacity the budget is computed on: the latest
 // estimate, scaled so that a satellite link gets SatelliteBudgetFraction.
 // Called with m.mu held.
@@ -219,7 +234,7 @@ func (m *Monitor) adoptEstimate(bps float64, pl probePlan) time.Duration {
 		// Account afresh against the new capacity.
 		m.budget = newBudget(m.cfg.Budget)
 	}
-	m.capBps, m.capAt, m.capRef = bps, m.now(), 0
+	m.capBps, m.capAt, m.capRef, m.trainBps = bps, m.now(), 0, bps
 	bcap, budget := m.budgetCapacity(), m.budget
 	m.mu.Unlock()
 	want := trainPackets(bps, pl.jitter)

@@ -47,6 +47,10 @@ type sampler struct {
 	delivered   []float64 // recent link-filling delivery rates, oldest first
 	lastFilled  time.Time // wall time of the latest of them
 	lastLowerBd time.Time // wall time of the latest app-limited delivery rate
+	// afterFill: the capacity is a link-filling delivery rate; once the
+	// traffic stops a probe measures the link (maybeProbe), and fillProbe
+	// marks that probe in flight.
+	afterFill, fillProbe bool
 
 	// The idle schedule (idle.go).
 	idle      bool
@@ -289,7 +293,7 @@ func (s *sampler) pong(pr PongResult) {
 		s.lastQueue = time.Time{} // judged against the new path's base from now on
 	}
 	s.m.mu.Lock()
-	capBps, capAt := s.m.capBps, s.m.capAt
+	capBps, capAt, ref := s.m.capBps, s.m.capAt, s.m.linkRef()
 	s.m.mu.Unlock()
 	meas := Measurement{RTT: pr.RTT, Jitter: s.jitter(), Loss: s.loss(), At: now, Method: MethodActive}
 	// The latest train estimate rides on every answered sample, so the
@@ -303,7 +307,7 @@ func (s *sampler) pong(pr PongResult) {
 			if queued(s.rtts, s.base.min(), s.jitter()) {
 				s.lastQueue = wall
 			}
-			if !pm.BandwidthLowerBound && senderLimited(pm.BandwidthBps, capBps, queueRecent(wall, s.lastQueue, s.base.min())) {
+			if !pm.BandwidthLowerBound && senderLimited(pm.BandwidthBps, ref, queueRecent(wall, s.lastQueue, s.base.min())) {
 				pm.BandwidthLowerBound = true
 				s.m.mu.Lock()
 				s.m.stats.SenderLimited++
@@ -395,7 +399,7 @@ func (s *sampler) notePassive(pm Measurement) {
 	if len(s.delivered) > filledSamples {
 		s.delivered = s.delivered[1:]
 	}
-	s.lastFilled = wall
+	s.lastFilled, s.afterFill = wall, true
 	s.m.capBps, s.m.capAt, s.m.capRef = median(s.delivered), pm.At, 0
 	s.m.stats.Delivered++
 }
@@ -432,7 +436,12 @@ func (s *sampler) maybeProbe() {
 		return
 	}
 	wall := time.Now()
-	if wall.Before(s.nextProbe) || s.idleProbeWait(wall) {
+	// The capacity a transfer left is its sender's delivery rate, which
+	// may be the sender's own (issue #14: 1.64 Mbit/s held on a 2 Mbit/s
+	// satellite uplink after a transfer): measure the link once the
+	// traffic stops, whatever the schedule.
+	afterFill := s.afterFill && !s.filled(wall) && wall.Sub(s.lastProbe) >= earlyProbeGap
+	if !afterFill && (wall.Before(s.nextProbe) || s.idleProbeWait(wall)) {
 		return
 	}
 	if s.filled(wall) {
@@ -442,6 +451,7 @@ func (s *sampler) maybeProbe() {
 		return
 	}
 	s.probing, s.lastProbe = true, wall
+	s.afterFill, s.fillProbe = false, afterFill
 	p := s.prober
 	ctx, cancel := context.WithCancel(s.ctx)
 	s.probeCancel = cancel
@@ -623,7 +633,7 @@ func (s *sampler) checked(out probeOutcome) {
 		}
 	case est < checkDrop*capBps && suspect > 0:
 		s.m.capRef = max(s.m.capRef, capBps)
-		s.m.capBps, s.m.capAt = est, s.m.now()
+		s.m.capBps, s.m.capAt, s.m.trainBps = est, s.m.now(), est
 		s.m.cls.Rebase(est)
 		s.nextProbe = maxTime(wall, s.lastProbe.Add(earlyProbeGap))
 		s.m.stats.CheckDrops++
@@ -695,9 +705,19 @@ func (s *sampler) probed(out probeOutcome) {
 	}
 	wall := time.Now()
 	interval := max(s.m.cfg.ProbeInterval, out.res.spend)
+	fillProbe := s.fillProbe
+	s.fillProbe = false
 	switch {
 	case out.err == nil:
 		s.failures = 0
+		if fillProbe {
+			// The samples carried the sender's rate, no spike of the
+			// link's for the median to ride out: the probe's figure
+			// replaces it (as a confirmed check's does).
+			s.m.mu.Lock()
+			s.m.cls.Rebase(out.res.bps)
+			s.m.mu.Unlock()
+		}
 		if out.res.spend == 0 {
 			interval = earlyProbeGap // the train was undersized: measure again soon
 		}
