@@ -554,3 +554,35 @@ func TestReconnectedStartsMissedOver(t *testing.T) {
 		t.Fatalf("after reconnecting, intermittent after %d misses (%v); want at least %d", n, ch, int(cfg.MinOutage/step))
 	}
 }
+
+// TestMarginBandSettles: a link whose figures sit inside a threshold's
+// hysteresis margin keeps the class it has, but not for ever. Issue #14's
+// 50 Mbit/s, 40 ms link is broadband by the thresholds (under 50 ms); a
+// few seconds of queueing (a start-up overshoot, a loaded machine) moved it
+// to mobile, and back to broadband needs an RTT under 50 ms less the
+// margin, 40 ms, which a 40 ms path never shows: it stayed mobile for the
+// rest of the transfer (TestOwnQueueKeepsBroadband under load). A class the
+// plain thresholds give for a whole Window is taken; oscillations around a
+// threshold never hold one that long (TestOscillationNoChange).
+func TestMarginBandSettles(t *testing.T) {
+	cfg := DefaultClassifierConfig()
+	f := newFeeder(t, cfg)
+	f.settle(12, 50e6, 42*time.Millisecond, edgesync.Broadband)
+	f.settle(12, 50e6, 80*time.Millisecond, edgesync.Mobile)
+	n := len(f.changes)
+	// Inside the margin (40-60 ms): mobile holds for a while...
+	f.settle(int(cfg.Window/step)/2, 50e6, 42*time.Millisecond, edgesync.Mobile)
+	// ...and the plain class is taken once it has held for a Window.
+	var ch *ClassChange
+	for range int(cfg.Window/step) + 2*cfg.MinSamples {
+		if ch = f.feed(50e6, 42*time.Millisecond, 0); ch != nil {
+			break
+		}
+	}
+	if ch == nil || ch.New != edgesync.Broadband {
+		t.Fatalf("50 Mbit/s at 42 ms for %v: class %v, want broadband (changes %v)", cfg.Window*3/2, f.st.Class, f.changes[n:])
+	}
+	if !strings.Contains(ch.Reason, "RTT 42ms") || !strings.Contains(ch.Reason, "30s") {
+		t.Errorf("reason %q does not name the figure and how long it held", ch.Reason)
+	}
+}
