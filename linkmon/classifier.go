@@ -87,7 +87,9 @@ const maxKeptSamples = 4096
 // upwards needs a bandwidth above threshold·(1+h) and an RTT below
 // threshold·(1−h). The class then changes only when the same new class
 // has come out for MinSamples consecutive samples. A figure oscillating
-// ±15 % around a threshold therefore never changes the class.
+// ±15 % around a threshold therefore never changes the class. A figure
+// settled inside the margin does, once the plain thresholds have given
+// the same other class for a whole Window (settled).
 //
 // # Unknown and satellite at once
 //
@@ -123,6 +125,14 @@ type Classifier struct {
 
 	pending      edgesync.LinkClass
 	pendingCount int
+
+	// plain is the class of the figures by the plain thresholds (no
+	// margin) since plainSince, over plainCount answered samples in a
+	// row: a class other than the current one held for a Window is taken
+	// (settled).
+	plain      edgesync.LinkClass
+	plainSince time.Time
+	plainCount int
 
 	missed    int
 	lastFresh time.Time // last answered sample, or first sample seen
@@ -238,8 +248,12 @@ func (c *Classifier) Observe(m Measurement) (Status, *ClassChange) {
 	}
 	if cand == c.class {
 		c.resetPending()
+		if st, ch, ok := c.settled(f, m); ok {
+			return st, ch
+		}
 		return c.status(f, m.At), nil
 	}
+	c.plain = edgesync.Unknown // the margin's own rule is at work: settled starts over
 	if cand == c.pending {
 		c.pendingCount++
 	} else {
@@ -250,6 +264,30 @@ func (c *Classifier) Observe(m Measurement) (Status, *ClassChange) {
 	}
 	reason := fmt.Sprintf("%s for %d samples", c.explain(c.class, cand, f), c.pendingCount)
 	return c.change(cand, m, f, reason)
+}
+
+// settled changes to the class the plain thresholds give once it has held
+// for a whole Window and at least 3 × MinSamples answered samples in a
+// row, though the figures are still inside the current class's margin:
+// the margin keeps a class from following a figure that wavers around a
+// threshold, not from ever following a figure that has settled inside the
+// margin (50 Mbit/s at 42 ms stays broadband's, once a few seconds of
+// queueing made it mobile, docs/linkmon.md "Classes"). A figure
+// that wavers around the threshold changes its plain class within seconds
+// and never holds one that long.
+func (c *Classifier) settled(f figures, m Measurement) (Status, *ClassChange, bool) {
+	plain := c.classify(f, edgesync.Unknown)
+	if plain != c.plain {
+		c.plain, c.plainSince, c.plainCount = plain, m.At, 0
+	}
+	c.plainCount++
+	held := m.At.Sub(c.plainSince)
+	if plain == c.class || held < c.cfg.Window || c.plainCount < 3*c.cfg.MinSamples {
+		return Status{}, nil, false
+	}
+	reason := fmt.Sprintf("%s, held for %s inside the margin of the thresholds", c.explain(c.class, plain, f), fmtDur(held))
+	st, ch := c.change(plain, m, f, reason)
+	return st, ch, true
 }
 
 func (c *Classifier) observeStale(m Measurement) (Status, *ClassChange) {
@@ -313,6 +351,7 @@ func (c *Classifier) change(to edgesync.LinkClass, m Measurement, f figures, rea
 	}
 	ch := &ClassChange{Old: c.class, New: to, Trigger: m, Reason: reason}
 	c.class, c.since, c.last = to, m.At, ch
+	c.plain = edgesync.Unknown
 	c.lossy = false
 	return c.status(f, m.At), ch
 }

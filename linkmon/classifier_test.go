@@ -585,4 +585,5 @@ func TestMarginBandSettles(t *testing.T) {
 	if !strings.Contains(ch.Reason, "RTT 42ms") || !strings.Contains(ch.Reason, "30s") {
 		t.Errorf("reason %q does not name the figure and how long it held", ch.Reason)
 	}
+	t.Logf("reason: %s", ch.Reason)
 }
