@@ -120,6 +120,21 @@ func mustApply(t testing.TB, s Store, agent string, h core.PartialHeader, data [
 	return res
 }
 
+// commitPartial sends the op h with data as a partial op in one write
+// (begin, write, commit), failing t if the begin or the write fails, and
+// returns what the commit answers: the step a test of the commit's checks
+// is about.
+func commitPartial(t testing.TB, s Store, agent string, h core.PartialHeader, data []byte) (core.Result, error) {
+	t.Helper()
+	if _, _, err := s.BeginPartial(agent, h); err != nil {
+		t.Fatalf("begin %s: %v", h.OpID, err)
+	}
+	if err := s.WritePartial(agent, h.OpID, 0, data); err != nil {
+		t.Fatalf("write %s: %v", h.OpID, err)
+	}
+	return s.CommitPartial(agent, h.OpID)
+}
+
 func readAll(t testing.TB, o *core.Object) []byte {
 	t.Helper()
 	b, err := io.ReadAll(o)
