@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
-	"net/url"
 	"testing"
 	"time"
 
@@ -25,12 +24,8 @@ import (
 // as a hash mismatch, and reads ended early.
 func TestScanOverASlowLink(t *testing.T) {
 	srv := natstest.Run(t)
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// 1.5 MiB/s: one fetch of 8 chunks of 256 KiB takes over a second.
-	slow := natstest.SlowProxy(t, u.Host, 3<<19)
+	slow := natstest.SlowProxy(t, srv.Addr().String(), 3<<19)
 	s := openTest(t, slow, core.Config{ChunkSize: 256 << 10, InlineMax: 64 << 10})
 
 	const size = 4 << 20
@@ -62,11 +57,7 @@ func TestScanOverASlowLink(t *testing.T) {
 // over once, in order.
 func TestScanReadsAgainWhatAPullMissed(t *testing.T) {
 	srv := natstest.Run(t)
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow := natstest.SlowProxy(t, u.Host, 1<<20)
+	slow := natstest.SlowProxy(t, srv.Addr().String(), 1<<20)
 	s := openWith(t, Config{URLs: []string{slow}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, Timeout: 1500 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
