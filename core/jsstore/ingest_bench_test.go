@@ -58,6 +58,13 @@ type ingestPayloads struct {
 	hash [][32]byte
 }
 
+// event is the header and data of the benchmark's event op n.
+func (p *ingestPayloads) event(n uint64) (core.PartialHeader, []byte) {
+	data := p.data[n%64]
+	return core.PartialHeader{OpID: storetest.OpID(n), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
+		Size: int64(len(data)), Hash: p.hash[n%64]}, data
+}
+
 func newIngestPayloads() *ingestPayloads {
 	p := &ingestPayloads{}
 	for i := range 64 {
@@ -315,9 +322,7 @@ func BenchmarkStoreEvent(b *testing.B) {
 	n := uint64(0)
 	for b.Loop() {
 		n++
-		data, hash := p.data[n%64], p.hash[n%64]
-		h := core.PartialHeader{OpID: storetest.OpID(n), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
-			Size: int64(len(data)), Hash: hash}
+		h, data := p.event(n)
 		t0 := time.Now()
 		if _, err := sendOp(s, "bench", h, data); err != nil {
 			b.Fatal(err)
@@ -372,9 +377,7 @@ func BenchmarkEventMarkerGuard(b *testing.B) {
 	for b.Loop() {
 		for i, s := range []*Store{guarded, plain} {
 			n++
-			data, hash := p.data[n%64], p.hash[n%64]
-			h := core.PartialHeader{OpID: storetest.OpID(n), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
-				Size: int64(len(data)), Hash: hash}
+			h, data := p.event(n)
 			t0 := time.Now()
 			if _, err := sendOp(s, "bench", h, data); err != nil {
 				b.Fatal(err)

@@ -6,9 +6,6 @@ import (
 	"testing"
 	"time"
 
-	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/core"
-	"github.com/edge-sync/edge-sync/core/storetest"
 	"github.com/edge-sync/edge-sync/internal/natstest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 )
@@ -40,9 +37,7 @@ func benchReplicated(b *testing.B, writers int) {
 	js, name := rawStream(b, 3, cl.URLs()...)
 	p := newIngestPayloads()
 	benchVsRaw(b, writers, js, name, p, func(i, w int) error {
-		data, hash := p.data[i%64], p.hash[i%64]
-		h := core.PartialHeader{OpID: storetest.OpID(uint64(i + 1)), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
-			Size: int64(len(data)), Hash: hash}
+		h, data := p.event(uint64(i + 1))
 		_, err := sendOp(s, fmt.Sprintf("agent-%d", w), h, data)
 		return err
 	})

@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/natstest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -38,12 +37,9 @@ func benchStoreIngest(b *testing.B, writers int) {
 	p := newIngestPayloads()
 	base := uint64(time.Now().UnixNano())
 	benchVsRaw(b, writers, js, name, p, func(i, w int) error {
-		data, hash := p.data[i%64], p.hash[i%64]
-		var id edgesync.OpID
-		binary.BigEndian.PutUint64(id[:8], base)
-		binary.BigEndian.PutUint64(id[8:], uint64(i))
-		h := core.PartialHeader{OpID: id, Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
-			Size: int64(len(data)), Hash: hash}
+		h, data := p.event(uint64(i))
+		binary.BigEndian.PutUint64(h.OpID[:8], base)
+		binary.BigEndian.PutUint64(h.OpID[8:], uint64(i))
 		_, err := sendOp(s, fmt.Sprintf("agent-%d", w), h, data)
 		return err
 	})
