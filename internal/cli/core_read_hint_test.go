@@ -44,14 +44,8 @@ func TestCoreReadJetStreamDownNamesNATS(t *testing.T) {
 	}
 	url := "nats://" + ln.Addr().String()
 	ln.Close() // nothing listens there now
-	hcl := filepath.Join(dir, "core.hcl")
-	writeFile(t, hcl, `data_dir = "`+dir+`/core"
-tls {
-  ca = "ca.pem"
-  cert = "core.pem"
-  key = "core-key.pem"
-}
-store {
+	// No certificates: reading the store needs none.
+	hcl := writeCoreHCL(t, filepath.Join(dir, "core.hcl"), demoCoreConfig(dir, ""), `store {
   backend = "jetstream"
   urls = ["`+url+`"]
   timeout = "2s"
@@ -79,15 +73,7 @@ func TestCoreStartJetStreamDownNamesNATS(t *testing.T) {
 	}
 	url := "nats://" + ln.Addr().String()
 	ln.Close()
-	hcl := filepath.Join(dir, "core.hcl")
-	writeFile(t, hcl, `listen = "127.0.0.1:0"
-data_dir = "`+dir+`/core"
-tls {
-  ca = "`+pkiDir+`/ca.pem"
-  cert = "`+pkiDir+`/core.pem"
-  key = "`+pkiDir+`/core-key.pem"
-}
-store {
+	hcl := writeCoreHCL(t, filepath.Join(dir, "core.hcl"), demoCoreConfig(dir, pkiDir), `store {
   backend = "jetstream"
   urls = ["`+url+`"]
   timeout = "2s"
