@@ -3,9 +3,7 @@ package jsstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"testing"
 	"time"
 
@@ -38,17 +36,7 @@ func TestScanOverASlowLink(t *testing.T) {
 	if res.Version != 1 {
 		t.Fatalf("apply = %+v", res)
 	}
-	_, o, err := s.Current("a", "big")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	if n, err := io.Copy(h, io.NewSectionReader(o, 0, o.Size())); err != nil || n != size {
-		t.Fatalf("read %d of %d bytes through a slow link: %v", n, size, err)
-	}
-	if [32]byte(h.Sum(nil)) != sha256.Sum256(data) {
-		t.Fatal("the object read through a slow link differs from the one stored")
-	}
+	storetest.CheckObject(t, s, "a", "big", data, "through a slow link")
 }
 
 // TestScanReadsAgainWhatAPullMissed scans through a link so slow that each

@@ -477,17 +477,7 @@ func testLargeObjectStaged(t *testing.T, h Harness) {
 	if r.Version != 1 {
 		t.Fatalf("%+v", r)
 	}
-	_, o, err := s.Current("a", "big")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := sha256.New()
-	if n, err := io.Copy(hs, io.NewSectionReader(o, 0, o.Size())); err != nil || n != size {
-		t.Fatalf("copy: %d, %v", n, err)
-	}
-	if [32]byte(hs.Sum(nil)) != sha256.Sum256(data) {
-		t.Fatal("big object differs")
-	}
+	CheckObject(t, s, "a", "big", data, "in chunks of 256 KiB")
 	mustApply(t, s, "a", Header(OpID(2), edgesync.StateOp, "big", data), data)
 	if st := agentStats(t, s, "a"); st.Bytes != size {
 		t.Fatalf("%d bytes stored after replacing, want %d", st.Bytes, size)
