@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/codec"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/core/storetest"
 	"github.com/edge-sync/edge-sync/internal/natstest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -118,18 +118,8 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(context.Background(), pc) }()
-		b.Cleanup(func() {
-			srv.Close()
-			<-served
-			pc.Close()
-		})
-		addrs = append(addrs, srv.Addr().String())
+		addr, _ := coretest.Serve(b, srv, "127.0.0.1:0")
+		addrs = append(addrs, addr.String())
 	}
 	clients := make([]*ingestClient, agents)
 	for i := range clients {
