@@ -8,8 +8,9 @@
 // # Basics
 //
 // Dial connects and exchanges Hello and Welcome on the control stream;
-// Client.Open opens an op stream; Write writes frames and DataHead the
-// head of a DATA frame whose body the caller sends (or does not). The
+// Client.Open opens an op stream; Write writes frames, DataFrames makes
+// an op's DATA frames and DataHead the head of a DATA frame whose body the
+// caller sends (or does not). The
 // attacks tests share are functions of their own: DataFirst (streams that
 // open with a DATA frame), PartialData (valid op headers followed by a DATA
 // frame that declares far more than it sends), HeadersOnly (DATA heads
