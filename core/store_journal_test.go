@@ -35,12 +35,12 @@ func TestJournalHoldsSmallEventsUntilARead(t *testing.T) {
 	mustApply(t, s, "a", hdrFor(opID(100), edgesync.EventOp, "log", first), first) // creates a's buckets
 	var hdrs []PartialHeader
 	var data [][]byte
-	// put applies n events of size bytes from op first on, kept for the
+	// put applies n events of size bytes from op from on, kept for the
 	// checks after the fold.
-	put := func(n int, first uint64, size int) {
+	put := func(n int, from uint64, size int) {
 		for i := range uint64(n) {
-			d := payload(first+i, size)
-			h := hdrFor(opID(first+i), edgesync.EventOp, "log", d)
+			d := payload(from+i, size)
+			h := hdrFor(opID(from+i), edgesync.EventOp, "log", d)
 			mustApply(t, s, "a", h, d)
 			hdrs, data = append(hdrs, h), append(data, d)
 		}

@@ -53,9 +53,9 @@ func benchStoreIngest(b *testing.B, writers int) {
 // op's).
 func benchVsRaw(b *testing.B, writers int, js jetstream.JetStream, name string, p *ingestPayloads, op func(i, w int) error) {
 	b.Helper()
-	run := func(op func(i, w int) error) (time.Duration, time.Duration) {
+	run := func(step func(i, w int) error) (time.Duration, time.Duration) {
 		cpu0, t0 := selfCPU(b), time.Now()
-		err := testutil.Share(b.N, writers, op)
+		err := testutil.Share(b.N, writers, step)
 		el, cpu := time.Since(t0), selfCPU(b)-cpu0
 		if err != nil {
 			b.Fatal(err)
