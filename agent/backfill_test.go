@@ -288,10 +288,7 @@ func TestBackfillStatus(t *testing.T) {
 	// waits for it, and the estimate says so.
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "logs/late", Priority: edgesync.Background, Kind: edgesync.EventOp,
 		Payload: bytes.NewReader(compressible(4, 8<<10))})
-	st, err := a.Status("core")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st = mustStatus(t, a)
 	if eta := st.Summaries["background"].DrainETA; eta < 50*time.Minute || eta > time.Hour+time.Minute || st.DrainETA != eta {
 		t.Fatalf("an op waiting for the batch in an hour: drain ETA %v (background %v), want about an hour", st.DrainETA, eta)
 	}

@@ -227,13 +227,7 @@ func TestProbesSpendTheirShareOfTheAllowance(t *testing.T) {
 		return a
 	}()
 	metered, _, _ := budgetAgent(t, budget.Default(100_000_000, budget.Period{Kind: budget.Fixed, Length: time.Hour}), true)
-	probes := func(a *Agent) int64 {
-		st, err := a.Status("core")
-		if err != nil {
-			t.Fatal(err)
-		}
-		return st.ProbeBytes
-	}
+	probes := func(a *Agent) int64 { return mustStatus(t, a).ProbeBytes }
 	testutil.WaitFor(t, 60*time.Second, "the free endpoint's monitor to probe 200 kB", func() bool { return probes(free) > 200_000 })
 	f, m := probes(free), probes(metered)
 	t.Logf("probe bytes: %d without a budget, %d with one", f, m)

@@ -52,6 +52,17 @@ func outboxEmpty(a *Agent) bool {
 	return err == nil && st.Total.Ops == 0
 }
 
+// mustStatus is a's status of its endpoint "core", failing t if it has
+// none.
+func mustStatus(t testing.TB, a *Agent) LinkStatus {
+	t.Helper()
+	st, err := a.Status("core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
 func enqueue(t testing.TB, a *Agent, n outbox.NewOp) outbox.Op {
 	t.Helper()
 	op, err := a.Enqueue(context.Background(), n)

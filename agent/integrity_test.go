@@ -87,10 +87,7 @@ func TestDamagedOutboxNeverSendsWrongBytes(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Error("no drop reported for the damaged op within 10 s")
 	}
-	st, err := a.Status("core")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := mustStatus(t, a)
 	if st.Quarantined.Ops != 1 || !strings.Contains(st.Damage, "1 op quarantined") || !strings.Contains(st.Damage, victim) ||
 		!strings.Contains(st.Damage, "edge-sync ctl transport.outbox.verify") {
 		t.Errorf("status: quarantined %+v, damage %q", st.Quarantined, st.Damage)

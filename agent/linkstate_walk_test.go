@@ -27,10 +27,7 @@ func TestStatusClassIsTheSendersAcrossAWalk(t *testing.T) {
 		t.Helper()
 		for range 100 {
 			sp, gen, _ := e.params()
-			st, err := a.Status("core")
-			if err != nil {
-				t.Fatal(err)
-			}
+			st := mustStatus(t, a)
 			if _, again, _ := e.params(); again != gen {
 				continue
 			}

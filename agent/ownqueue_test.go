@@ -56,10 +56,7 @@ func TestOwnQueueKeepsBroadband(t *testing.T) {
 		if n, ok := c.Store.PartialSize("site-1", op.ID); !ok || n > 46<<20 {
 			break // done, or nearly: the link is no longer full
 		}
-		st, err := a.Status("core")
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := mustStatus(t, a)
 		rtts = append(rtts, st.Figures.RTT)
 		if st.Measured == edgesync.Broadband {
 			continue

@@ -12,10 +12,7 @@ import (
 // statusJSON is transport.bandwidth.status as the control API sends it.
 func statusJSON(t testing.TB, a *Agent) map[string]any {
 	t.Helper()
-	st, err := a.Status("core")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := mustStatus(t, a)
 	b, err := json.Marshal(st)
 	if err != nil {
 		t.Fatal(err)

@@ -52,6 +52,15 @@ func serveCore(t *testing.T, p *testutil.PKI, cert, key string, pc net.PacketCon
 	return stop
 }
 
+// putCritical enqueues a critical event op, its key as its data, and
+// waits up to d for the outbox to be empty: the op at the core (what).
+func putCritical(t *testing.T, a *Agent, key string, d time.Duration, what string) {
+	t.Helper()
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.EventOp, Priority: edgesync.Critical,
+		Payload: bytes.NewReader([]byte(key))})
+	testutil.WaitFor(t, d, what, func() bool { return outboxEmpty(a) })
+}
+
 // TestWatchdogRedialsADeadConnection: the core behind the agent's
 // connection dies without a word and a core with another TLS key (whose
 // stateless resets the agent cannot trust) takes its address. The agent's
@@ -68,13 +77,7 @@ func TestWatchdogRedialsADeadConnection(t *testing.T) {
 	addr := pc1.LocalAddr().(*net.UDPAddr)
 	stop1 := serveCore(t, p, p.CoreCert, p.CoreKey, pc1)
 	a := startAgent(t, p, coretest.AgentConfig(t, p, addr.String()), Options{})
-	put := func(key string) {
-		t.Helper()
-		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.EventOp, Priority: edgesync.Critical,
-			Payload: bytes.NewReader([]byte(key))})
-	}
-	put("alarms/1")
-	testutil.WaitFor(t, 15*time.Second, "the first op at the core", func() bool { return outboxEmpty(a) })
+	putCritical(t, a, "alarms/1", 15*time.Second, "the first op at the core")
 	testutil.WaitFor(t, 15*time.Second, "a measured link", func() bool {
 		st, err := a.Status("core")
 		return err == nil && st.Measured != edgesync.Unknown
@@ -96,15 +99,11 @@ func TestWatchdogRedialsADeadConnection(t *testing.T) {
 	}
 	serveCore(t, p, cert, key, pc2)
 	ready := time.Now()
-	put("alarms/2")
 	// redialAfter (3 s) plus the time the monitor takes to call the link
 	// down, a handshake and the op: well under the idle timeout.
-	testutil.WaitFor(t, 15*time.Second, "the critical op at the new core", func() bool { return outboxEmpty(a) })
+	putCritical(t, a, "alarms/2", 15*time.Second, "the critical op at the new core")
 	t.Logf("critical op at the new core %s after it was ready", time.Since(ready).Round(time.Millisecond))
-	st, err := a.Status("core")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := mustStatus(t, a)
 	if st.LastError == nil || !strings.Contains(st.LastError.Error, "no answer on the connection") {
 		t.Fatalf("last_error %+v: want the watchdog's reason", st.LastError)
 	}
@@ -132,26 +131,16 @@ func TestWatchdogFailsOverFromASilentCore(t *testing.T) {
 	cfg := coretest.AgentConfig(t, p, a1)
 	cfg.Endpoints[0].Addresses = []string{a1, a2}
 	a := startAgent(t, p, cfg, Options{})
-	put := func(key string) {
-		t.Helper()
-		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.EventOp, Priority: edgesync.Critical,
-			Payload: bytes.NewReader([]byte(key))})
-	}
-	put("alarms/1")
-	testutil.WaitFor(t, 15*time.Second, "the first op at the first core", func() bool { return outboxEmpty(a) })
+	putCritical(t, a, "alarms/1", 15*time.Second, "the first op at the first core")
 
 	stop1() // silent: no CONNECTION_CLOSE, and nothing listens on a1 any more
 	killed := time.Now()
-	put("alarms/2")
 	// redialAfter (3 s), the monitor calling the link down, a failed
 	// trial dial of a1 (5 s) and a handshake with the second core: well
 	// under the 45 s idle timeout.
-	testutil.WaitFor(t, 25*time.Second, "the critical op at the second core", func() bool { return outboxEmpty(a) })
+	putCritical(t, a, "alarms/2", 25*time.Second, "the critical op at the second core")
 	t.Logf("critical op at the second core %s after the first died", time.Since(killed).Round(time.Millisecond))
-	st, err := a.Status("core")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := mustStatus(t, a)
 	if st.Address != a2 || !strings.Contains(st.AddressChoice.Reason, "no answer") {
 		t.Fatalf("address %s (%q): want %s, moved because the first core did not answer", st.Address, st.AddressChoice.Reason, a2)
 	}

@@ -37,14 +37,12 @@ func TestAgentClosesAfterItsAck(t *testing.T) {
 			}
 			frames := []wire.Frame{&wire.OpHeader{ID: id, Key: "log", Priority: edgesync.Normal, Kind: edgesync.EventOp,
 				Mode: uint8(codec.ModeFull), PlainSize: uint64(size), ChunkSize: uint32(ch.ChunkSize), PayloadHash: hash}}
-			var enc codec.Encoder
-			for n := range ch.Chunks() {
-				off, m, _ := ch.ChunkRange(n)
-				chunk, err := enc.EncodeChunk(nil, &ch, n, data[off:off+int64(m)], nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				frames = append(frames, &wire.Data{ID: id, Offset: uint64(off), Chunk: chunk})
+			chunks, err := hostile.DataFrames(&ch, id, data, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range chunks {
+				frames = append(frames, d)
 			}
 			frames = append(frames, &wire.Commit{ID: id, Chunks: uint64(ch.Chunks())})
 			str, err := c.Open(ctx)

@@ -13,6 +13,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/codec"
+	"github.com/edge-sync/edge-sync/internal/hostile"
 	"github.com/edge-sync/edge-sync/wire"
 )
 
@@ -69,14 +70,12 @@ func newLaneFixtureEager(t *testing.T, size, chunk int, held int64, eager bool) 
 		mem: newMemBudget("connection", DefaultMaxConnFrameMemory, nil, new(atomic.Int64))}
 	f.router = newLaneRouter(&f.dropped)
 	f.h.lane = f.router
-	var enc codec.Encoder
-	for i := range ch.Chunks() {
-		off, n, _ := ch.ChunkRange(i)
-		chunkBytes, err := enc.EncodeChunk(nil, &ch, i, payload[off:off+int64(n)], nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		fr, err := (&wire.Data{ID: id, Offset: uint64(off), Chunk: chunkBytes}).Append(nil)
+	chunks, err := hostile.DataFrames(&ch, id, payload, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range chunks {
+		fr, err := d.Append(nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,6 +35,16 @@ func TestJournalHoldsSmallEventsUntilARead(t *testing.T) {
 	mustApply(t, s, "a", hdrFor(opID(100), edgesync.EventOp, "log", first), first) // creates a's buckets
 	var hdrs []PartialHeader
 	var data [][]byte
+	// put applies n events of size bytes from op from on, kept for the
+	// checks after the fold.
+	put := func(n int, from uint64, size int) {
+		for i := range uint64(n) {
+			d := payload(from+i, size)
+			h := hdrFor(opID(from+i), edgesync.EventOp, "log", d)
+			mustApply(t, s, "a", h, d)
+			hdrs, data = append(hdrs, h), append(data, d)
+		}
+	}
 	for i := range 5 {
 		d := payload(uint64(i+1), 100+i)
 		h := hdrFor(opID(uint64(i+1)), edgesync.EventOp, "log", d)
@@ -55,11 +65,7 @@ func TestJournalHoldsSmallEventsUntilARead(t *testing.T) {
 	if n := journalLen(t, s); n != 0 {
 		t.Fatalf("%d journal entries after a resend, want 0", n)
 	}
-	for i := range 3 {
-		d := payload(uint64(i+10), 50)
-		mustApply(t, s, "a", hdrFor(opID(uint64(i+10)), edgesync.EventOp, "log", d), d)
-		hdrs, data = append(hdrs, hdrFor(opID(uint64(i+10)), edgesync.EventOp, "log", d)), append(data, d)
-	}
+	put(3, 10, 50)
 	big := payload(99, 5000) // over inlineDataMax: the agent's buckets, after its journal
 	if res := mustApply(t, s, "a", hdrFor(opID(99), edgesync.EventOp, "log", big), big); res.Seq != 10 {
 		t.Fatalf("large event after three journaled: seq %d, want 10", res.Seq)
@@ -67,11 +73,7 @@ func TestJournalHoldsSmallEventsUntilARead(t *testing.T) {
 	if n := journalLen(t, s); n != 0 {
 		t.Fatalf("%d journal entries after a large event, want 0", n)
 	}
-	for i := range 2 {
-		d := payload(uint64(i+20), 60)
-		mustApply(t, s, "a", hdrFor(opID(uint64(i+20)), edgesync.EventOp, "log", d), d)
-		hdrs, data = append(hdrs, hdrFor(opID(uint64(i+20)), edgesync.EventOp, "log", d)), append(data, d)
-	}
+	put(2, 20, 60)
 	if n := journalLen(t, s); n != 2 {
 		t.Fatalf("%d journal entries, want 2", n)
 	}

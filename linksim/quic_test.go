@@ -68,9 +68,21 @@ func newTransport(t *testing.T) *quic.Transport {
 	return tr
 }
 
-// transfer sends n bytes on one stream over conn and waits for the reply.
-func transfer(t *testing.T, ctx context.Context, conn *quic.Conn, n int) {
+// sendThrough sends n bytes on one stream of the connection dial makes
+// to a sink (quicSink) and waits for the reply, checks the RTT quic-go
+// measured (checkRTT), closes the connection and waits for the sink; how
+// names the path in messages.
+func sendThrough(t *testing.T, how string, n int, want, slack time.Duration,
+	dial func(ctx context.Context, sink string, tlsConf *tls.Config) (*quic.Conn, error)) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	pki := testutil.NewPKI(t, "linksim-test")
+	addr, done := quicSink(t, ctx, pki.ServerTLS(t))
+	conn, err := dial(ctx, addr, pki.ClientTLS(t, "127.0.0.1"))
+	if err != nil {
+		t.Fatalf("dial through %s: %v", how, err)
+	}
 	st, err := conn.OpenStreamSync(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -81,6 +93,11 @@ func transfer(t *testing.T, ctx context.Context, conn *quic.Conn, n int) {
 	st.Close()
 	if _, err := io.ReadFull(st, make([]byte, 1)); err != nil {
 		t.Fatalf("reading the reply: %v", err)
+	}
+	checkRTT(t, conn.ConnectionStats(), want, slack)
+	conn.CloseWithError(0, "")
+	if err := <-done; err != nil {
+		t.Fatalf("server: %v", err)
 	}
 }
 
@@ -98,23 +115,11 @@ func checkRTT(t *testing.T, stats quic.ConnectionStats, want, slack time.Duratio
 // TestQUICThroughRelay runs a real QUIC transfer through the relay with
 // the satellite-geo profile and checks the RTT quic-go measures.
 func TestQUICThroughRelay(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	pki := testutil.NewPKI(t, "linksim-test")
-	serverTLS, clientTLS := pki.ServerTLS(t), pki.ClientTLS(t, "127.0.0.1")
-	addr, done := quicSink(t, ctx, serverTLS)
-	r := newTestRelay(t, addr, SatelliteGEO())
-
-	conn, err := newTransport(t).Dial(ctx, r.Addr(), clientTLS, &quic.Config{})
-	if err != nil {
-		t.Fatalf("dial through relay: %v", err)
-	}
-	transfer(t, ctx, conn, 128<<10)
-	checkRTT(t, conn.ConnectionStats(), 600*time.Millisecond, 50*time.Millisecond)
-	conn.CloseWithError(0, "")
-	if err := <-done; err != nil {
-		t.Fatalf("server: %v", err)
-	}
+	var r *Relay
+	sendThrough(t, "relay", 128<<10, 600*time.Millisecond, 50*time.Millisecond, func(ctx context.Context, sink string, tlsConf *tls.Config) (*quic.Conn, error) {
+		r = newTestRelay(t, sink, SatelliteGEO())
+		return newTransport(t).Dial(ctx, r.Addr(), tlsConf, &quic.Config{})
+	})
 	st := r.Stats()
 	if st.Profile != "satellite-geo" || st.Up.Packets == 0 || st.Down.Packets == 0 {
 		t.Errorf("relay stats %+v: want traffic both ways under satellite-geo", st)
@@ -123,12 +128,6 @@ func TestQUICThroughRelay(t *testing.T) {
 
 // TestQUICThroughWrap uses a shaped Conn as the client's quic.Transport.
 func TestQUICThroughWrap(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	pki := testutil.NewPKI(t, "linksim-test")
-	serverTLS, clientTLS := pki.ServerTLS(t), pki.ClientTLS(t, "127.0.0.1")
-	addr, done := quicSink(t, ctx, serverTLS)
-
 	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -143,20 +142,13 @@ func TestQUICThroughWrap(t *testing.T) {
 	defer c.Close()
 	tr := &quic.Transport{Conn: c}
 	defer tr.Close()
-	server, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := tr.Dial(ctx, server, clientTLS, &quic.Config{})
-	if err != nil {
-		t.Fatalf("dial through Wrap: %v", err)
-	}
-	transfer(t, ctx, conn, 256<<10)
-	checkRTT(t, conn.ConnectionStats(), 50*time.Millisecond, 25*time.Millisecond)
-	conn.CloseWithError(0, "")
-	if err := <-done; err != nil {
-		t.Fatalf("server: %v", err)
-	}
+	sendThrough(t, "Wrap", 256<<10, 50*time.Millisecond, 25*time.Millisecond, func(ctx context.Context, sink string, tlsConf *tls.Config) (*quic.Conn, error) {
+		server, err := net.ResolveUDPAddr("udp", sink)
+		if err != nil {
+			return nil, err
+		}
+		return tr.Dial(ctx, server, tlsConf, &quic.Config{})
+	})
 	if st := c.Stats(); st.Up.Bytes < 256<<10 {
 		t.Errorf("Up carried %d bytes, want at least the 256 KiB sent", st.Up.Bytes)
 	}

@@ -69,13 +69,20 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// serve starts the admin server; the test's cleanup stops it.
-func (f *fixture) serve(t *testing.T) {
+// newServer is an admin server of f's store on f's socket, not serving.
+func (f *fixture) newServer(t *testing.T) *Server {
 	t.Helper()
 	srv, err := NewServer(f.socket, f.store, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return srv
+}
+
+// serve starts the admin server; the test's cleanup stops it.
+func (f *fixture) serve(t *testing.T) {
+	t.Helper()
+	srv := f.newServer(t)
 	f.srv, f.served = srv, make(chan error, 1)
 	go func() { f.served <- srv.Serve(context.Background()) }()
 	t.Cleanup(func() { f.stop(t) })
@@ -258,10 +265,7 @@ func TestSocketOrStore(t *testing.T) {
 // socket, and Serve then refuses to start.
 func TestCloseBeforeServe(t *testing.T) {
 	f := newFixture(t)
-	srv, err := NewServer(f.socket, f.store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := f.newServer(t)
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -281,10 +285,7 @@ func TestCloseBeforeServe(t *testing.T) {
 // are refused (docs/architecture.md#lifecycle).
 func TestCloseWaitsForServe(t *testing.T) {
 	f := newFixture(t)
-	srv, err := NewServer(f.socket, f.store, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv := f.newServer(t)
 	serve := func() error { return srv.Serve(context.Background()) }
 	done := make(chan error, 1)
 	go func() { done <- serve() }()

@@ -49,6 +49,22 @@ func StartAt(tb testing.TB, p *testutil.PKI, addr string, mod func(*core.ServerC
 	if err != nil {
 		tb.Fatal(err)
 	}
+	ua, stop := Serve(tb, srv, addr)
+	c := &Core{Server: srv, Store: store, Addr: ua}
+	c.stop = sync.OnceFunc(func() {
+		stop()
+		store.Close()
+	})
+	tb.Cleanup(c.stop)
+	return c
+}
+
+// Serve runs srv on the UDP address addr ("127.0.0.1:0" for a free port)
+// until tb ends or stop is called, and returns the address it serves on.
+// stop closes srv and waits for Serve, failing tb on an error of either;
+// the store stays the caller's.
+func Serve(tb testing.TB, srv *core.Server, addr string) (_ *net.UDPAddr, stop func()) {
+	tb.Helper()
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		tb.Fatal(err)
@@ -59,8 +75,7 @@ func StartAt(tb testing.TB, p *testutil.PKI, addr string, mod func(*core.ServerC
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), pc) }()
-	c := &Core{Server: srv, Store: store, Addr: pc.LocalAddr().(*net.UDPAddr)}
-	c.stop = sync.OnceFunc(func() {
+	stop = sync.OnceFunc(func() {
 		if err := testutil.Within(tb, "the core's Close", srv.Close); err != nil {
 			tb.Errorf("core Close: %v", err)
 		}
@@ -68,10 +83,9 @@ func StartAt(tb testing.TB, p *testutil.PKI, addr string, mod func(*core.ServerC
 			tb.Errorf("core Serve: %v", err)
 		}
 		pc.Close()
-		store.Close()
 	})
-	tb.Cleanup(c.stop)
-	return c
+	tb.Cleanup(stop)
+	return pc.LocalAddr().(*net.UDPAddr), stop
 }
 
 // Stop closes the core before tb ends, as a core process does on SIGTERM,

@@ -1,7 +1,8 @@
 // Package coretest runs a real core on loopback for the tests of the
 // packages that talk to one (agent, agent/control, internal/cli): a store
 // in the test's temporary directory, a server with the certificates of a
-// testutil.PKI, both stopped and waited for when the test ends; and the
+// testutil.PKI, both stopped and waited for when the test ends (Serve
+// alone for a server a test built itself, on a store of its own); and the
 // config of an agent that reaches it.
 //
 // # Caveats

@@ -30,19 +30,12 @@ func TestAtomicBatchSemantics(t *testing.T) {
 }
 
 func testBatchSemantics(t *testing.T, urls []string, replicas int) {
-	nc, err := nats.Connect(joinURLs(urls))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, urls...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var st jetstream.Stream
 	testutil.WaitFor(t, 20*time.Second, "the stream to be created (a new cluster's peers come up)", func() bool {
+		var err error
 		st, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "SEM", Subjects: []string{"sem.ev.>", "sem.applied.>"},
 			Storage: jetstream.FileStorage, Replicas: replicas, AllowAtomicPublish: true, AllowMsgTTL: true})
 		return err == nil

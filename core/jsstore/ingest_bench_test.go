@@ -6,15 +6,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net"
 	"path/filepath"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/quic-go/quic-go"
 	bolt "go.etcd.io/bbolt"
@@ -22,6 +18,7 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/codec"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/core/storetest"
 	"github.com/edge-sync/edge-sync/internal/natstest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -59,6 +56,13 @@ func BenchmarkCoreIngest(b *testing.B) {
 type ingestPayloads struct {
 	data [][]byte
 	hash [][32]byte
+}
+
+// event is the header and data of the benchmark's event op n.
+func (p *ingestPayloads) event(n uint64) (core.PartialHeader, []byte) {
+	data := p.data[n%64]
+	return core.PartialHeader{OpID: storetest.OpID(n), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
+		Size: int64(len(data)), Hash: p.hash[n%64]}, data
 }
 
 func newIngestPayloads() *ingestPayloads {
@@ -102,7 +106,7 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 		for range cores {
 			stores = append(stores, openWith(b, Config{URLs: []string{srv.URL()}, Prefix: prefix}))
 		}
-		js, name := rawStream(b, srv.URL())
+		js, name := rawStream(b, 1, srv.URL())
 		raw = func(i, writer int) error {
 			_, err := js.Publish(context.Background(), fmt.Sprintf("%s.w%d", name, writer), payloads.data[i%64])
 			return err
@@ -114,75 +118,43 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		pc, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-		if err != nil {
-			b.Fatal(err)
-		}
-		served := make(chan error, 1)
-		go func() { served <- srv.Serve(context.Background(), pc) }()
-		b.Cleanup(func() {
-			srv.Close()
-			<-served
-			pc.Close()
-		})
-		addrs = append(addrs, srv.Addr().String())
+		addr, _ := coretest.Serve(b, srv, "127.0.0.1:0")
+		addrs = append(addrs, addr.String())
 	}
 	clients := make([]*ingestClient, agents)
 	for i := range clients {
 		clients[i] = dialIngest(b, pk, fmt.Sprintf("agent-%d", i), addrs[i%len(addrs)])
 	}
 
-	var next atomic.Int64
 	lat := make([][]time.Duration, agents)
 	b.ResetTimer()
 	pkts0 := ingestPackets(clients)
 	cpu0 := selfCPU(b)
 	start := time.Now()
-	var wg sync.WaitGroup
-	errs := make(chan error, agents)
-	for w, c := range clients {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
-				t0 := time.Now()
-				if err := c.send(i, payloads); err != nil {
-					errs <- err
-					return
-				}
-				lat[w] = append(lat[w], time.Since(t0))
-			}
-		})
-	}
-	wg.Wait()
+	err := testutil.Share(b.N, agents, func(i, w int) error {
+		t0 := time.Now()
+		if err := clients[w].send(i, payloads); err != nil {
+			return err
+		}
+		lat[w] = append(lat[w], time.Since(t0))
+		return nil
+	})
 	coreTime := time.Since(start)
 	coreCPU := selfCPU(b) - cpu0
 	pkts := ingestPackets(clients).sub(pkts0)
 	b.StopTimer()
-	close(errs)
-	for err := range errs {
+	if err != nil {
 		b.Fatal(err)
 	}
 
 	// The raw baseline: the same number of writes of the same payloads by
 	// as many concurrent writers.
-	next.Store(0)
 	cpu0 = selfCPU(b)
 	start = time.Now()
-	rawErrs := make(chan error, agents)
-	for w := range agents {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
-				if err := raw(i, w); err != nil {
-					rawErrs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	err = testutil.Share(b.N, agents, raw)
 	rawTime := time.Since(start)
 	rawCPU := selfCPU(b) - cpu0
-	close(rawErrs)
-	for err := range rawErrs {
+	if err != nil {
 		b.Fatal(err)
 	}
 
@@ -333,24 +305,16 @@ func (c *ingestClient) send(i int, p *ingestPayloads) error {
 func BenchmarkStoreEvent(b *testing.B) {
 	srv := natstest.Run(b)
 	s := openTest(b, srv.URL(), core.Config{})
-	js, name := rawStream(b, srv.URL())
+	js, name := rawStream(b, 1, srv.URL())
 	ctx := context.Background()
 	p := newIngestPayloads()
 	var storeTime, rawTime time.Duration
 	n := uint64(0)
 	for b.Loop() {
 		n++
-		data, hash := p.data[n%64], p.hash[n%64]
-		h := core.PartialHeader{OpID: storetest.OpID(n), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
-			Size: int64(len(data)), Hash: hash}
+		h, data := p.event(n)
 		t0 := time.Now()
-		if _, _, err := s.BeginPartial("bench", h); err != nil {
-			b.Fatal(err)
-		}
-		if err := s.WritePartial("bench", h.OpID, 0, data); err != nil {
-			b.Fatal(err)
-		}
-		if _, err := s.CommitPartial("bench", h.OpID); err != nil {
+		if _, err := sendOp(s, "bench", h, data); err != nil {
 			b.Fatal(err)
 		}
 		t1 := time.Now()
@@ -365,22 +329,20 @@ func BenchmarkStoreEvent(b *testing.B) {
 	b.ReportMetric(float64(rawTime)/float64(storeTime), "ratio-vs-raw")
 }
 
-// rawStream connects a plain JetStream client to url and makes a stream
-// of its own for the raw baseline; publish to NAME.<anything>.
-func rawStream(b *testing.B, url string) (jetstream.JetStream, string) {
+// rawStream connects a plain JetStream client to the servers at urls and
+// makes a stream of its own with replicas for the raw baseline; publish
+// to NAME.<anything>. A new cluster's peers may still be coming up: it
+// asks for the stream for up to 30 s.
+func rawStream(b *testing.B, replicas int, urls ...string) (jetstream.JetStream, string) {
 	b.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, js := natstest.Connect(b, urls...)
 	name := fmt.Sprintf("RAW%d", prefixes.Add(1))
-	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: jetstream.FileStorage}); err != nil {
-		b.Fatal(err)
+	var err error
+	if !testutil.Poll(30*time.Second, func() bool {
+		_, err = js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: jetstream.FileStorage, Replicas: replicas})
+		return err == nil
+	}) {
+		b.Fatalf("the raw stream %s, %d replicas, not made within 30 s: %v", name, replicas, err)
 	}
 	return js, name
 }
@@ -405,9 +367,7 @@ func BenchmarkEventMarkerGuard(b *testing.B) {
 	for b.Loop() {
 		for i, s := range []*Store{guarded, plain} {
 			n++
-			data, hash := p.data[n%64], p.hash[n%64]
-			h := core.PartialHeader{OpID: storetest.OpID(n), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
-				Size: int64(len(data)), Hash: hash}
+			h, data := p.event(n)
 			t0 := time.Now()
 			if _, err := sendOp(s, "bench", h, data); err != nil {
 				b.Fatal(err)

@@ -29,7 +29,7 @@ func BenchmarkLargeOp(b *testing.B) {
 	const size = 16 << 20
 	srv := natstest.Run(b)
 	s := openTest(b, srv.URL(), core.Config{})
-	js, _ := rawStream(b, srv.URL())
+	js, _ := rawStream(b, 1, srv.URL())
 	ctx := context.Background()
 	obs, err := js.CreateObjectStore(ctx, jetstream.ObjectStoreConfig{Bucket: fmt.Sprintf("BENCH%d", prefixes.Add(1))})
 	if err != nil {

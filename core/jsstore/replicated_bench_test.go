@@ -3,17 +3,9 @@ package jsstore
 import (
 	"context"
 	"fmt"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/core"
-	"github.com/edge-sync/edge-sync/core/storetest"
 	"github.com/edge-sync/edge-sync/internal/natstest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 )
@@ -42,60 +34,11 @@ func benchReplicated(b *testing.B, writers int) {
 		return err == nil
 	})
 	b.Cleanup(func() { _ = s.Close() })
-	nc, err := nats.Connect(joinURLs(cl.URLs()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		b.Fatal(err)
-	}
-	name := fmt.Sprintf("RAW%d", prefixes.Add(1))
-	testutil.WaitFor(b, 30*time.Second, "the raw R3 stream", func() bool {
-		_, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}, Storage: jetstream.FileStorage, Replicas: 3})
-		return err == nil
-	})
+	js, name := rawStream(b, 3, cl.URLs()...)
 	p := newIngestPayloads()
-	run := func(op func(i, w int) error) (time.Duration, time.Duration) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		errs := make(chan error, writers)
-		cpu0, t0 := selfCPU(b), time.Now()
-		for w := range writers {
-			wg.Go(func() {
-				for i := int(next.Add(1) - 1); i < b.N; i = int(next.Add(1) - 1) {
-					if err := op(i, w); err != nil {
-						errs <- err
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		el, cpu := time.Since(t0), selfCPU(b)-cpu0
-		close(errs)
-		for err := range errs {
-			b.Fatal(err)
-		}
-		return el, cpu
-	}
-	b.ResetTimer()
-	storeTime, storeCPU := run(func(i, w int) error {
-		data, hash := p.data[i%64], p.hash[i%64]
-		h := core.PartialHeader{OpID: storetest.OpID(uint64(i + 1)), Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
-			Size: int64(len(data)), Hash: hash}
+	benchVsRaw(b, writers, js, name, p, func(i, w int) error {
+		h, data := p.event(uint64(i + 1))
 		_, err := sendOp(s, fmt.Sprintf("agent-%d", w), h, data)
 		return err
 	})
-	b.StopTimer()
-	rawTime, rawCPU := run(func(i, w int) error {
-		_, err := js.Publish(context.Background(), fmt.Sprintf("%s.w%d", name, w), p.data[i%64])
-		return err
-	})
-	b.ReportMetric(float64(b.N)/storeTime.Seconds(), "ops/s")
-	b.ReportMetric(float64(b.N)/rawTime.Seconds(), "raw-ops/s")
-	b.ReportMetric(rawTime.Seconds()/storeTime.Seconds(), "ratio-vs-raw")
-	b.ReportMetric(float64(storeCPU.Microseconds())/float64(b.N), "cpu-us/op")
-	b.ReportMetric(float64(rawCPU)/float64(storeCPU), "cpu-ratio-vs-raw")
 }

@@ -78,15 +78,15 @@ func TestResumeWhileTheOldCoreStillWrites(t *testing.T) {
 	}
 	// A write fails once the core answered and stopped reading: its
 	// answer says why.
-	var enc codec.Encoder
+	rest, err := hostile.DataFrames(&ch, id, data, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var werr error
-	for i := int64(2); i < ch.Chunks() && werr == nil; i++ {
-		off, n, _ := ch.ChunkRange(i)
-		e, err := enc.EncodeChunk(nil, &ch, i, data[off:off+int64(n)], nil)
-		if err != nil {
-			t.Fatal(err)
+	for _, d := range rest {
+		if werr = hostile.Write(str, d); werr != nil {
+			break
 		}
-		werr = hostile.Write(str, &wire.Data{ID: id, Offset: uint64(off), Chunk: e})
 	}
 	if werr == nil {
 		werr = hostile.Write(str, &wire.Commit{ID: id, Chunks: uint64(ch.Chunks())})

@@ -3,10 +3,7 @@ package jsstore
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
-	"io"
-	"net/url"
 	"testing"
 	"time"
 
@@ -25,12 +22,8 @@ import (
 // as a hash mismatch, and reads ended early.
 func TestScanOverASlowLink(t *testing.T) {
 	srv := natstest.Run(t)
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
 	// 1.5 MiB/s: one fetch of 8 chunks of 256 KiB takes over a second.
-	slow := natstest.SlowProxy(t, u.Host, 3<<19)
+	slow := natstest.SlowProxy(t, srv.Addr().String(), 3<<19)
 	s := openTest(t, slow, core.Config{ChunkSize: 256 << 10, InlineMax: 64 << 10})
 
 	const size = 4 << 20
@@ -43,17 +36,7 @@ func TestScanOverASlowLink(t *testing.T) {
 	if res.Version != 1 {
 		t.Fatalf("apply = %+v", res)
 	}
-	_, o, err := s.Current("a", "big")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sha256.New()
-	if n, err := io.Copy(h, io.NewSectionReader(o, 0, o.Size())); err != nil || n != size {
-		t.Fatalf("read %d of %d bytes through a slow link: %v", n, size, err)
-	}
-	if [32]byte(h.Sum(nil)) != sha256.Sum256(data) {
-		t.Fatal("the object read through a slow link differs from the one stored")
-	}
+	storetest.CheckObject(t, s, "a", "big", data, "through a slow link")
 }
 
 // TestScanReadsAgainWhatAPullMissed scans through a link so slow that each
@@ -62,11 +45,7 @@ func TestScanOverASlowLink(t *testing.T) {
 // over once, in order.
 func TestScanReadsAgainWhatAPullMissed(t *testing.T) {
 	srv := natstest.Run(t)
-	u, err := url.Parse(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	slow := natstest.SlowProxy(t, u.Host, 1<<20)
+	slow := natstest.SlowProxy(t, srv.Addr().String(), 1<<20)
 	s := openWith(t, Config{URLs: []string{slow}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, Timeout: 1500 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -7,7 +7,8 @@ import (
 	"testing"
 	"time"
 
-	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/internal/natstest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -32,36 +33,37 @@ func BenchmarkStoreIngest(b *testing.B) {
 func benchStoreIngest(b *testing.B, writers int) {
 	srv := natstest.Run(b)
 	s := openTest(b, srv.URL(), core.Config{})
-	js, name := rawStream(b, srv.URL())
+	js, name := rawStream(b, 1, srv.URL())
 	p := newIngestPayloads()
-	run := func(op func(i, w int) error) (time.Duration, time.Duration) {
+	base := uint64(time.Now().UnixNano())
+	benchVsRaw(b, writers, js, name, p, func(i, w int) error {
+		h, data := p.event(uint64(i))
+		binary.BigEndian.PutUint64(h.OpID[:8], base)
+		binary.BigEndian.PutUint64(h.OpID[8:], uint64(i))
+		_, err := sendOp(s, fmt.Sprintf("agent-%d", w), h, data)
+		return err
+	})
+}
+
+// benchVsRaw times b.N ops of op shared by writers (testutil.Share), then
+// as many publishes of p's payloads by as many writers to js's stream
+// name, the raw baseline, and reports both rates, the CPU an op and a
+// raw publish cost the process, ratio-vs-raw (the store's ops/s over the
+// raw publishes') and cpu-ratio-vs-raw (a raw publish's CPU over an
+// op's).
+func benchVsRaw(b *testing.B, writers int, js jetstream.JetStream, name string, p *ingestPayloads, op func(i, w int) error) {
+	b.Helper()
+	run := func(step func(i, w int) error) (time.Duration, time.Duration) {
 		cpu0, t0 := selfCPU(b), time.Now()
-		err := testutil.Share(b.N, writers, op)
+		err := testutil.Share(b.N, writers, step)
 		el, cpu := time.Since(t0), selfCPU(b)-cpu0
 		if err != nil {
 			b.Fatal(err)
 		}
 		return el, cpu
 	}
-	base := uint64(time.Now().UnixNano())
 	b.ResetTimer()
-	storeTime, storeCPU := run(func(i, w int) error {
-		data, hash := p.data[i%64], p.hash[i%64]
-		var id edgesync.OpID
-		binary.BigEndian.PutUint64(id[:8], base)
-		binary.BigEndian.PutUint64(id[8:], uint64(i))
-		agent := fmt.Sprintf("agent-%d", w)
-		h := core.PartialHeader{OpID: id, Key: "bench/events", Kind: edgesync.EventOp, Priority: edgesync.Normal,
-			Size: int64(len(data)), Hash: hash}
-		if _, _, err := s.BeginPartial(agent, h); err != nil {
-			return err
-		}
-		if err := s.WritePartial(agent, id, 0, data); err != nil {
-			return err
-		}
-		_, err := s.CommitPartial(agent, id)
-		return err
-	})
+	storeTime, storeCPU := run(op)
 	b.StopTimer()
 	rawTime, rawCPU := run(func(i, w int) error {
 		_, err := js.Publish(context.Background(), fmt.Sprintf("%s.w%d", name, w), p.data[i%64])

@@ -34,15 +34,7 @@ func TestUpgradeFromAppliedBucket(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-	nc, err := nats.Connect(srv.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, srv.URL())
 	n := names{prefix}
 	// The earlier layout's events stream.
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: n.stream(streamEvents), Subjects: []string{n.subject(subjEvents) + ".>"},

@@ -120,6 +120,39 @@ func mustApply(t testing.TB, s Store, agent string, h core.PartialHeader, data [
 	return res
 }
 
+// commitPartial sends the op h with data as a partial op in one write
+// (begin, write, commit), failing t if the begin or the write fails, and
+// returns what the commit answers: the step a test of the commit's checks
+// is about.
+func commitPartial(t testing.TB, s Store, agent string, h core.PartialHeader, data []byte) (core.Result, error) {
+	t.Helper()
+	if _, _, err := s.BeginPartial(agent, h); err != nil {
+		t.Fatalf("begin %s: %v", h.OpID, err)
+	}
+	if err := s.WritePartial(agent, h.OpID, 0, data); err != nil {
+		t.Fatalf("write %s: %v", h.OpID, err)
+	}
+	return s.CommitPartial(agent, h.OpID)
+}
+
+// CheckObject reads agent's current version of key in s from start to end,
+// without holding it in memory, and fails t unless it is data; how says
+// how the object was stored or read, for the messages.
+func CheckObject(t testing.TB, s Store, agent, key string, data []byte, how string) {
+	t.Helper()
+	_, o, err := s.Current(agent, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sha256.New()
+	if n, err := io.Copy(h, io.NewSectionReader(o, 0, o.Size())); err != nil || n != int64(len(data)) {
+		t.Fatalf("read %d of %d bytes %s: %v", n, len(data), how, err)
+	}
+	if [32]byte(h.Sum(nil)) != sha256.Sum256(data) {
+		t.Fatalf("the object read %s differs from the one stored", how)
+	}
+}
+
 func readAll(t testing.TB, o *core.Object) []byte {
 	t.Helper()
 	b, err := io.ReadAll(o)

@@ -248,13 +248,7 @@ func testHashMismatchDiscards(t *testing.T, h Harness) {
 	data := Payload(5, 5000)
 	hd := Header(OpID(1), edgesync.StateOp, "k", data)
 	hd.Hash[0] ^= 1
-	if _, _, err := s.BeginPartial("a", hd); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.WritePartial("a", hd.OpID, 0, data); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CommitPartial("a", hd.OpID); !errors.Is(err, core.ErrHashMismatch) {
+	if _, err := commitPartial(t, s, "a", hd, data); !errors.Is(err, core.ErrHashMismatch) {
 		t.Fatalf("commit with wrong hash: %v", err)
 	}
 	if _, ok := s.PartialSize("a", hd.OpID); ok {
@@ -270,13 +264,7 @@ func testHashMismatchDiscards(t *testing.T, h Harness) {
 		t.Fatalf("inline Apply with wrong hash: %v", err)
 	}
 	// A small partial op too.
-	if _, _, err := s.BeginPartial("a", hs); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.WritePartial("a", hs.OpID, 0, small); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CommitPartial("a", hs.OpID); !errors.Is(err, core.ErrHashMismatch) {
+	if _, err := commitPartial(t, s, "a", hs, small); !errors.Is(err, core.ErrHashMismatch) {
 		t.Fatalf("small commit with wrong hash: %v", err)
 	}
 	if _, _, err := s.Current("a", "k"); !errors.Is(err, core.ErrNotFound) {
@@ -316,13 +304,7 @@ func testBaseMismatch(t *testing.T, h Harness) {
 	if _, err := s.Apply("a", hd, bytes.NewReader(d2)); !errors.Is(err, core.ErrBaseMismatch) {
 		t.Fatalf("apply with wrong base: %v", err)
 	}
-	if _, _, err := s.BeginPartial("a", hd); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.WritePartial("a", hd.OpID, 0, d2); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.CommitPartial("a", hd.OpID); !errors.Is(err, core.ErrBaseMismatch) {
+	if _, err := commitPartial(t, s, "a", hd, d2); !errors.Is(err, core.ErrBaseMismatch) {
 		t.Fatalf("commit with wrong base: %v", err)
 	}
 	if _, ok := s.PartialSize("a", hd.OpID); ok {
@@ -495,17 +477,7 @@ func testLargeObjectStaged(t *testing.T, h Harness) {
 	if r.Version != 1 {
 		t.Fatalf("%+v", r)
 	}
-	_, o, err := s.Current("a", "big")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := sha256.New()
-	if n, err := io.Copy(hs, io.NewSectionReader(o, 0, o.Size())); err != nil || n != size {
-		t.Fatalf("copy: %d, %v", n, err)
-	}
-	if [32]byte(hs.Sum(nil)) != sha256.Sum256(data) {
-		t.Fatal("big object differs")
-	}
+	CheckObject(t, s, "a", "big", data, "in chunks of 256 KiB")
 	mustApply(t, s, "a", Header(OpID(2), edgesync.StateOp, "big", data), data)
 	if st := agentStats(t, s, "a"); st.Bytes != size {
 		t.Fatalf("%d bytes stored after replacing, want %d", st.Bytes, size)

@@ -63,16 +63,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 func TestCheckConfig(t *testing.T) {
 	dir := t.TempDir()
 	pkiDir := testCerts(t, filepath.Join(dir, "pki"))
-	coreHCL := filepath.Join(dir, "core.hcl")
-	writeFile(t, coreHCL, `
-listen = "127.0.0.1:0"
-data_dir = "`+dir+`/core"
-tls {
-  ca = "`+pkiDir+`/ca.pem"
-  cert = "`+pkiDir+`/core.pem"
-  key = "`+pkiDir+`/core-key.pem"
-}
-`)
+	coreHCL := writeCoreHCL(t, filepath.Join(dir, "core.hcl"), demoCoreConfig(dir, pkiDir), "")
 	out, _, err := run(t, "core", "--config", coreHCL, "--check-config")
 	if err != nil || !strings.Contains(out, "ok") {
 		t.Fatalf("core --check-config: %v %s", err, out)

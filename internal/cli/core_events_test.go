@@ -40,7 +40,7 @@ func testCoreEvents(t *testing.T, backend string) {
 		cfg.Store.JetStream.Prefix = "cli"
 		store = fmt.Sprintf("store {\n  backend = \"jetstream\"\n  urls = [%q]\n  prefix = \"cli\"\n}\n", srv.URL())
 	}
-	coreHCL := writeCoreHCL(t, dir, cfg, store)
+	coreHCL := writeCoreHCL(t, filepath.Join(dir, "core.hcl"), cfg, store)
 	cr, stop := startTestCore(t, cfg)
 	payloads := map[uint64][]byte{}
 	var seqs []uint64

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -38,68 +37,34 @@ func TestCoreReadNotFoundSaysWhatToList(t *testing.T) {
 // NATS and the field, not only at starting a core.
 func TestCoreReadJetStreamDownNamesNATS(t *testing.T) {
 	dir := testutil.ShortTempDir(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := "nats://" + ln.Addr().String()
-	ln.Close() // nothing listens there now
-	hcl := filepath.Join(dir, "core.hcl")
-	writeFile(t, hcl, `data_dir = "`+dir+`/core"
-tls {
-  ca = "ca.pem"
-  cert = "core.pem"
-  key = "core-key.pem"
-}
-store {
-  backend = "jetstream"
-  urls = ["`+url+`"]
-  timeout = "2s"
-}
-`)
-	_, _, err = run(t, "core", "ls", "--config", hcl)
-	if err == nil {
-		t.Fatal("core ls with NATS down: no error")
-	}
-	for _, w := range []string{"is NATS running", url, "store.urls"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q does not contain %q", err, w)
-		}
-	}
+	hcl, url := natsDownHCL(t, dir, "") // no certificates: reading the store needs none
+	wantError(t, "core ls with NATS down", []string{"core", "ls", "--config", hcl}, "is NATS running", url, "store.urls")
 }
 
 // TestCoreStartJetStreamDownNamesNATS: the core itself, started with NATS
 // not where store.urls says, asks for NATS there.
 func TestCoreStartJetStreamDownNamesNATS(t *testing.T) {
 	dir := testutil.ShortTempDir(t)
-	pkiDir := testCerts(t, filepath.Join(dir, "pki"))
+	hcl, url := natsDownHCL(t, dir, testCerts(t, filepath.Join(dir, "pki")))
+	wantError(t, "core with NATS down", []string{"core", "--config", hcl}, "is NATS running", url, "store.urls")
+}
+
+// natsDownHCL writes dir/core.hcl, the demo core's config with its
+// certificates in pkiDir and its store on JetStream at a URL where
+// nothing listens, and returns its path and that URL.
+func natsDownHCL(t *testing.T, dir, pkiDir string) (hcl, url string) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "nats://" + ln.Addr().String()
-	ln.Close()
-	hcl := filepath.Join(dir, "core.hcl")
-	writeFile(t, hcl, `listen = "127.0.0.1:0"
-data_dir = "`+dir+`/core"
-tls {
-  ca = "`+pkiDir+`/ca.pem"
-  cert = "`+pkiDir+`/core.pem"
-  key = "`+pkiDir+`/core-key.pem"
-}
-store {
+	url = "nats://" + ln.Addr().String()
+	ln.Close() // nothing listens there now
+	hcl = writeCoreHCL(t, filepath.Join(dir, "core.hcl"), demoCoreConfig(dir, pkiDir), `store {
   backend = "jetstream"
   urls = ["`+url+`"]
   timeout = "2s"
 }
 `)
-	_, _, err = run(t, "core", "--config", hcl)
-	if err == nil {
-		t.Fatal("core with NATS down started")
-	}
-	for _, w := range []string{"is NATS running", url, "store.urls"} {
-		if !strings.Contains(err.Error(), w) {
-			t.Errorf("error %q does not contain %q", err, w)
-		}
-	}
+	return hcl, url
 }

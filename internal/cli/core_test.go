@@ -47,7 +47,7 @@ func TestCoreReadCommands(t *testing.T) {
 	tailPage = 2 // five events: three pages
 	t.Cleanup(func() { tailPage = old })
 
-	coreHCL := writeCoreHCL(t, dir, cfg, "")
+	coreHCL := writeCoreHCL(t, filepath.Join(dir, "core.hcl"), cfg, "")
 	out := filepath.Join(dir, "pump-1.out")
 	d := []string{"--data-dir", cfg.DataDir}
 	commands := [][]string{
@@ -148,12 +148,12 @@ func (cr *coreRunning) storeOp(t *testing.T, agent string, id byte, kind edgesyn
 	return res
 }
 
-// writeCoreHCL writes dir/core.hcl, the config file of cfg's data
-// directory and certificates, with extra after them, and returns its path.
-func writeCoreHCL(t *testing.T, dir string, cfg config.Core, extra string) string {
+// writeCoreHCL writes the config file path of cfg's listen address, data
+// directory and certificates, with extra after them, and returns path.
+func writeCoreHCL(t *testing.T, path string, cfg config.Core, extra string) string {
 	t.Helper()
-	path := filepath.Join(dir, "core.hcl")
-	writeFile(t, path, fmt.Sprintf("data_dir = %q\ntls {\n  ca = %q\n  cert = %q\n  key = %q\n}\n%s", cfg.DataDir, cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key, extra))
+	writeFile(t, path, fmt.Sprintf("listen = %q\ndata_dir = %q\ntls {\n  ca = %q\n  cert = %q\n  key = %q\n}\n%s",
+		cfg.Listen, cfg.DataDir, cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key, extra))
 	return path
 }
 
@@ -179,13 +179,10 @@ func writeDemoAgentHCL(t *testing.T, dir, pkiDir, extra string) string {
 	return path
 }
 
+// testCoreConfig returns a short temporary directory with the demo's
+// certificates in dir/pki, and the demo core's config there.
 func testCoreConfig(t *testing.T) (string, config.Core) {
 	t.Helper()
 	dir := testutil.ShortTempDir(t) // the admin socket's path lives here
-	pkiDir := testCerts(t, filepath.Join(dir, "pki"))
-	cfg := config.DefaultCore()
-	cfg.Listen = "127.0.0.1:0"
-	cfg.DataDir = filepath.Join(dir, "core")
-	cfg.TLS = config.TLS{CA: filepath.Join(pkiDir, "ca.pem"), Cert: filepath.Join(pkiDir, "core.pem"), Key: filepath.Join(pkiDir, "core-key.pem")}
-	return dir, cfg
+	return dir, demoCoreConfig(dir, testCerts(t, filepath.Join(dir, "pki")))
 }

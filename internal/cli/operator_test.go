@@ -33,7 +33,7 @@ func TestCoreGetWithFlagsAfterTheKey(t *testing.T) {
 	cr, _ := startTestCore(t, cfg)
 	data := []byte(`{"pressure":4.2}`)
 	cr.storeOp(t, "ship-7", 1, edgesync.StateOp, "sensors/pump-3", data)
-	writeCoreHCL(t, dir, cfg, "")
+	writeCoreHCL(t, filepath.Join(dir, "core.hcl"), cfg, "")
 	t.Chdir(dir)
 	for _, args := range [][]string{
 		{"core", "get", "--config", "core.hcl", "--agent", "ship-7", "sensors/pump-3", "-o", "pump-3.json"},

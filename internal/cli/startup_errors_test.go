@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -28,17 +29,9 @@ func TestStartErrorsNameTheField(t *testing.T) {
 	busyUDP, busyTCP := udp.LocalAddr().String(), tcp.Addr().String()
 
 	coreHCL := func(name, listen, metrics, ca string) string {
-		p := filepath.Join(dir, name)
-		writeFile(t, p, `listen = "`+listen+`"
-data_dir = "`+filepath.Join(dir, name+".d")+`"
-tls {
-  ca   = "`+ca+`"
-  cert = "`+pkiDir+`/core.pem"
-  key  = "`+pkiDir+`/core-key.pem"
-}
-metrics { listen = "`+metrics+`" }
-`)
-		return p
+		cfg := demoCoreConfig(dir, pkiDir)
+		cfg.Listen, cfg.DataDir, cfg.TLS.CA = listen, filepath.Join(dir, name+".d"), ca
+		return writeCoreHCL(t, filepath.Join(dir, name), cfg, `metrics { listen = "`+metrics+`" }`+"\n")
 	}
 	ca := filepath.Join(pkiDir, "ca.pem")
 	agentHCL := writeDemoAgentHCL(t, dir, pkiDir, `endpoint "core" { address = "`+busyUDP+`" }
@@ -74,27 +67,12 @@ func TestStartErrorsGetTheCheck(t *testing.T) {
 	pkiDir := testCerts(t, filepath.Join(dir, "pki"))
 	file := filepath.Join(dir, "file")
 	writeFile(t, file, "not a directory")
-	coreHCL := filepath.Join(dir, "core.hcl")
-	writeFile(t, coreHCL, `listen = "127.0.0.1:0"
-data_dir = "`+file+`/core"
-tls {
-  ca   = "`+pkiDir+`/ca.pem"
-  cert = "`+pkiDir+`/core.pem"
-  key  = "`+pkiDir+`/core-key.pem"
-}
-`)
+	cfg := demoCoreConfig(dir, pkiDir)
+	cfg.DataDir = file + "/core"
+	coreHCL := writeCoreHCL(t, filepath.Join(dir, "core.hcl"), cfg, "")
 	agentHCL := writeDemoAgentHCL(t, dir, pkiDir, `endpoint "core" { address = "127.0.0.1:9" }`)
 	writeFile(t, agentHCL, strings.Replace(readFile(t, agentHCL), filepath.Join(dir, "agent"), file+"/agent", 1))
 	for _, args := range [][]string{{"core", "--config", coreHCL}, {"agent", "--config", agentHCL}} {
-		_, _, err := run(t, args...)
-		if err == nil {
-			t.Errorf("%q: started", args)
-			continue
-		}
-		for _, w := range []string{"--check-config", "\ndata_dir: ", file + "/"} {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%q: error %q does not contain %q", args, err, w)
-			}
-		}
+		wantError(t, fmt.Sprintf("%q", args), args, "--check-config", "\ndata_dir: ", file+"/")
 	}
 }

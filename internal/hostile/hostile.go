@@ -12,6 +12,7 @@ import (
 	"github.com/quic-go/quic-go/quicvarint"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/codec"
 	"github.com/edge-sync/edge-sync/wire"
 )
 
@@ -104,6 +105,22 @@ func DataHead(id edgesync.OpID, bodyLen int) []byte {
 	b = append(b, id[:]...)
 	b = quicvarint.Append(b, 0) // offset
 	return append(b, 0)         // chunk mode: as the header says
+}
+
+// DataFrames encodes data, an op's whole payload, in the chunks of ch
+// from chunk from on, as the DATA frames of op id.
+func DataFrames(ch *codec.Header, id edgesync.OpID, data []byte, from int64) ([]*wire.Data, error) {
+	var enc codec.Encoder
+	var frames []*wire.Data
+	for i := from; i < ch.Chunks(); i++ {
+		off, n, _ := ch.ChunkRange(i)
+		chunk, err := enc.EncodeChunk(nil, ch, i, data[off:off+int64(n)], nil)
+		if err != nil {
+			return nil, fmt.Errorf("encode chunk %d: %w", i, err)
+		}
+		frames = append(frames, &wire.Data{ID: id, Offset: uint64(off), Chunk: chunk})
+	}
+	return frames, nil
 }
 
 // MaxDataBody is the largest DATA body a core accepts: one maximal chunk

@@ -1,7 +1,8 @@
 // Package natstest runs real NATS servers with JetStream inside a test
 // process: one server, or a cluster of several whose nodes a test can
-// stop and start again. Storage is in the test's temporary directory and
-// every port is chosen at random. Tests only.
+// stop and start again, and connects a test's own client to them
+// (Connect). Storage is in the test's temporary directory and every port
+// is chosen at random. Tests only.
 package natstest
 
 import (

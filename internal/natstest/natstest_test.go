@@ -5,31 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"go.uber.org/goleak"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func connect(t *testing.T, urls ...string) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(urls[0], nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 // TestRun: a single server takes a KV write and reads it back.
 func TestRun(t *testing.T) {
 	s := Run(t)
-	js := connect(t, s.URL())
+	_, js := Connect(t, s.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "b"})
@@ -51,7 +33,7 @@ func TestClusterSurvivesANode(t *testing.T) {
 		t.Skip("starts a 3-node cluster")
 	}
 	c := RunCluster(t, 3)
-	js := connect(t, c.URLs()...)
+	_, js := Connect(t, c.URLs()...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "S", Subjects: []string{"s.>"}, Replicas: 3}); err != nil {

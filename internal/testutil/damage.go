@@ -15,21 +15,7 @@ import (
 func Damage(tb testing.TB, path string, needle []byte, off, n int) int64 {
 	tb.Helper()
 	at := find(tb, path, needle) + int64(off)
-	bad := make([]byte, n)
-	f, err := os.OpenFile(path, os.O_RDWR, 0)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.ReadAt(bad, at); err != nil {
-		tb.Fatal(err)
-	}
-	for i := range bad {
-		bad[i] ^= 0xff
-	}
-	if _, err := f.WriteAt(bad, at); err != nil {
-		tb.Fatal(err)
-	}
+	invert(tb, path, at, n)
 	return at
 }
 
@@ -37,20 +23,25 @@ func Damage(tb testing.TB, path string, needle []byte, off, n int) int64 {
 // pageSize bytes) where needle starts: bbolt can no longer read that page.
 func DamagePageHeader(tb testing.TB, path string, needle []byte, pageSize int64) {
 	tb.Helper()
-	page := find(tb, path, needle) / pageSize * pageSize
+	invert(tb, path, find(tb, path, needle)/pageSize*pageSize, 16)
+}
+
+// invert inverts n bytes of the file at path from offset at, in place.
+func invert(tb testing.TB, path string, at int64, n int) {
+	tb.Helper()
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer f.Close()
-	hdr := make([]byte, 16)
-	if _, err := f.ReadAt(hdr, page); err != nil {
+	bad := make([]byte, n)
+	if _, err := f.ReadAt(bad, at); err != nil {
 		tb.Fatal(err)
 	}
-	for i := range hdr {
-		hdr[i] ^= 0xff
+	for i := range bad {
+		bad[i] ^= 0xff
 	}
-	if _, err := f.WriteAt(hdr, page); err != nil {
+	if _, err := f.WriteAt(bad, at); err != nil {
 		tb.Fatal(err)
 	}
 }

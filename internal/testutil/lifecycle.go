@@ -35,11 +35,5 @@ func Within(tb testing.TB, what string, f func() error) error {
 	tb.Helper()
 	done := make(chan error, 1)
 	go func() { done <- f() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(CallBound):
-		tb.Fatalf("%s did not return within %v", what, CallBound)
-		return nil
-	}
+	return Returned(tb, done, CallBound, what)
 }

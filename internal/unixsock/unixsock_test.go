@@ -46,6 +46,21 @@ func listen(t *testing.T, path string) *Listener {
 	return l
 }
 
+// listenAndClose listens at path and closes the listener, n times over:
+// the window a watcher of the directory gets to see a socket in.
+func listenAndClose(t *testing.T, path string, n int) {
+	t.Helper()
+	for range n {
+		l, err := Listen(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // serve answers "ok" on every connection l accepts until l is closed,
 // which the test's cleanup does.
 func serve(t *testing.T, l net.Listener) {
@@ -156,15 +171,7 @@ func TestNeverReachableWithWiderMode(t *testing.T) {
 			}
 		})
 	}()
-	for range 50 {
-		l, err := Listen(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	listenAndClose(t, path, 50)
 	close(stop)
 	wg.Wait()
 	if n := checked.Load(); n != 50 {
@@ -338,15 +345,7 @@ func TestOtherUserNeverConnects(t *testing.T) {
 	}
 
 	path := filepath.Join(dir, "a.sock")
-	for range 300 {
-		l, err := Listen(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := l.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	listenAndClose(t, path, 300)
 	stdin.Close()
 	for l := range lines {
 		reached = append(reached, l)
