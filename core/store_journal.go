@@ -2,7 +2,10 @@ package core
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -37,6 +40,14 @@ import (
 // only inside write transactions, which run one at a time (updateTx
 // holds txMu); one that rolls back rebuilds it from the journal bucket,
 // which is then as before the transaction.
+//
+// An agent whose entries its buckets refuse (a damaged record there that
+// the fold reads, such as the summary an event supersedes) is stuck: a
+// fold of the whole journal leaves its entries, so that the other agents'
+// folds, Stats, Sweep and Open go on, and its small events take the
+// ordinary path from then on, which folds its entries first and so fails
+// as its ops did before the journal. Its reads and changes fail, naming
+// the damage, until the record is repaired; Stats counts its entries.
 
 // The store's goroutine folds the journal once it holds foldAt entries
 // and foldPerAgent for each agent in it (a fold writes pages of each
@@ -61,6 +72,7 @@ type journalIndex struct {
 	agents map[string]*journalAgent // agents with entries
 	dirty  bool                     // changed in the running transaction
 	broken error                    // set when the index could not be rebuilt
+	stuck  map[string]error         // agents whose fold failed since Open, with its error
 
 	count    atomic.Int64  // entries, for the fold goroutine
 	appended atomic.Int64  // entries ever appended, for the fold goroutine
@@ -217,6 +229,9 @@ func (s *Store) journalApply(tx *bolt.Tx, agent string, hdr PartialHeader, data 
 	if applied.Get(hdr.OpID[:]) != nil || partials.Get(hdr.OpID[:]) != nil {
 		return false, Result{}, nil
 	}
+	if _, ok := j.stuck[agent]; ok {
+		return false, Result{}, nil // its fold fails: refused there, as before the journal
+	}
 	ja := j.agents[agent]
 	if s.cfg.Quota > 0 || s.cfg.AgentQuota != nil {
 		a, err := bindAgent(b, agent)
@@ -305,6 +320,7 @@ func (s *Store) foldAgent(tx *bolt.Tx, a *agentBucket) error {
 		recs[i] = r
 	}
 	if err := s.foldAgentRecs(a, recs); err != nil {
+		j.setStuck(a.name, err)
 		return err
 	}
 	for i, k := range ja.keys {
@@ -343,6 +359,9 @@ func (s *Store) foldSome(tx *bolt.Tx, max int) (queued []string, n int, err erro
 		if d.err != nil {
 			return nil, 0, fmt.Errorf("journal entry %x: %w", k, d.err)
 		}
+		if _, ok := j.stuck[string(agent)]; ok {
+			continue // left in the journal (stuck, above)
+		}
 		if byAgent[string(agent)] == nil {
 			order = append(order, string(agent))
 		}
@@ -365,11 +384,14 @@ func (s *Store) foldSome(tx *bolt.Tx, max int) (queued []string, n int, err erro
 			}
 		}
 		a, err := agentRW(tx, agent)
-		if err != nil {
-			return nil, 0, err
+		if err == nil {
+			err = s.foldAgentRecs(a, recs)
 		}
-		if err := s.foldAgentRecs(a, recs); err != nil {
-			return nil, 0, err
+		if err != nil {
+			// The transaction rolls back; the fold runs again without
+			// this agent's entries (fold).
+			j.setStuck(agent, err)
+			return nil, 0, &foldAgentError{agent: agent, err: err}
 		}
 		if a.queued {
 			queued = append(queued, agent)
@@ -469,8 +491,12 @@ func (s *Store) Fold() error {
 // entries in the journal when it starts, not those appended meanwhile:
 // chasing them would fold a few entries of each agent per transaction,
 // which is what the journal saves.
+//
+// It leaves the entries of stuck agents, and then returns a *stuckError
+// naming them, which callers that go on without those entries (Open,
+// Stats, Sweep) pass over.
 func (s *Store) fold() error {
-	left := s.jnl.count.Load()
+	left := s.jnl.foldable()
 	// The bound only guards against a bug.
 	for round := 0; left > 0 && round < 1<<20; round++ {
 		var queued []string
@@ -479,6 +505,9 @@ func (s *Store) fold() error {
 			queued, n, err = s.foldSome(tx, int(min(left, foldMax)))
 			return err
 		})
+		if _, ok := errors.AsType[*foldAgentError](err); ok {
+			continue // that agent is stuck now: again without its entries
+		}
 		if err != nil {
 			return fmt.Errorf("fold journal: %w", err)
 		}
@@ -488,20 +517,106 @@ func (s *Store) fold() error {
 			}
 		}
 		if n == 0 {
-			return nil // folded meanwhile, by an agent's change
+			break // folded meanwhile, by an agent's change
 		}
 		left -= int64(n)
 	}
-	return nil
+	return s.jnl.stuckErr()
+}
+
+// foldAgentError is a fold's failure in one agent's buckets.
+type foldAgentError struct {
+	agent string
+	err   error
+}
+
+func (e *foldAgentError) Error() string { return fmt.Sprintf("agent %q: %v", e.agent, e.err) }
+func (e *foldAgentError) Unwrap() error { return e.err }
+
+// stuckError names the stuck agents whose entries a fold left in the
+// journal, with what their buckets refused.
+type stuckError struct{ errs []error }
+
+func (e *stuckError) Error() string {
+	return fmt.Sprintf("fold journal: entries of %d agent(s) left in the journal: %v", len(e.errs), errors.Join(e.errs...))
+}
+func (e *stuckError) Unwrap() []error { return e.errs }
+
+// passStuck is err unless it only says that stuck agents' entries were
+// left in the journal.
+func passStuck(err error) error {
+	if _, ok := errors.AsType[*stuckError](err); ok {
+		return nil
+	}
+	return err
+}
+
+// setStuck records that agent's fold failed with err; the caller holds
+// txMu (a write transaction).
+func (j *journalIndex) setStuck(agent string, err error) {
+	if j.stuck == nil {
+		j.stuck = map[string]error{}
+	}
+	j.stuck[agent] = err
+}
+
+// foldable is the number of journal entries of agents that are not stuck.
+func (j *journalIndex) foldable() int64 {
+	n := j.count.Load()
+	if n == 0 {
+		return 0
+	}
+	j.txMu.Lock()
+	defer j.txMu.Unlock()
+	for agent := range j.stuck {
+		if ja := j.agents[agent]; ja != nil {
+			n -= int64(len(ja.keys))
+		}
+	}
+	return n
+}
+
+// stuckErr returns a *stuckError naming the stuck agents with entries in
+// the journal, or nil.
+func (j *journalIndex) stuckErr() error {
+	j.txMu.Lock()
+	defer j.txMu.Unlock()
+	var errs []error
+	for agent, err := range j.stuck {
+		if j.agents[agent] != nil {
+			errs = append(errs, &foldAgentError{agent: agent, err: err})
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return &stuckError{errs: errs}
+}
+
+// stuckCounts returns what the journal holds of each stuck agent, as the
+// counters its fold would have added.
+func (j *journalIndex) stuckCounts() map[string]AgentStats {
+	j.txMu.Lock()
+	defer j.txMu.Unlock()
+	out := map[string]AgentStats{}
+	for agent := range j.stuck {
+		if ja := j.agents[agent]; ja != nil {
+			n := int64(len(ja.keys))
+			out[agent] = AgentStats{Events: n, Applied: n, Bytes: ja.bytes, EventBytes: ja.bytes}
+		}
+	}
+	return out
 }
 
 // foldForRead folds the journal, if it holds anything, for a read that
-// needs every op in its agent's buckets.
+// needs every op in its agent's buckets; a stuck agent's entries stay in
+// the journal (Stats counts them).
 func (s *Store) foldForRead() error {
 	if s.jnl.count.Load() == 0 {
 		return nil
 	}
-	return s.fold()
+	return passStuck(s.fold())
 }
 
 // foldAgentForRead folds agent's journal entries, if it has any, for a
@@ -514,9 +629,15 @@ func (s *Store) foldAgentForRead(agent string) error {
 	}
 	j.txMu.Lock() // the index changes only in write transactions, which hold it
 	has := j.agents[agent] != nil
+	stuck := j.stuck[agent]
 	j.txMu.Unlock()
 	if !has {
 		return nil
+	}
+	if stuck != nil {
+		// Its fold failed already: the same damage, without a write
+		// transaction per read.
+		return fmt.Errorf("fold journal: %w", &foldAgentError{agent: agent, err: stuck})
 	}
 	queued := false
 	err := s.update(func(tx *bolt.Tx) error {

@@ -208,6 +208,7 @@ func (s *Store) Stats() (Stats, error) {
 		return Stats{}, fmt.Errorf("stats: %w", err)
 	}
 	st := Stats{ByAgent: map[string]AgentStats{}}
+	stuck := s.jnl.stuckCounts() // what the fold left in the journal (store_journal.go)
 	err := s.viewTx(func(tx *bolt.Tx) error {
 		return tx.Bucket(bktAgents).ForEach(func(k, _ []byte) error {
 			a, err := agentRO(tx, string(k))
@@ -215,6 +216,7 @@ func (s *Store) Stats() (Stats, error) {
 				return err
 			}
 			as := readStats(a)
+			as.Add(stuck[string(k)])
 			st.ByAgent[string(k)] = as
 			st.Total.Add(as)
 			st.Agents++

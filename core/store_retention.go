@@ -95,7 +95,7 @@ func (s *Store) pruneApplied(a *agentBucket, now time.Time, max int) error {
 func (s *Store) recover() error {
 	// What a crash left in the journal goes to its agents first, so that
 	// retention sees it.
-	if err := s.fold(); err != nil {
+	if err := passStuck(s.fold()); err != nil {
 		return err
 	}
 	agents, err := s.agentNames()
