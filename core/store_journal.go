@@ -28,12 +28,15 @@ import (
 //     the journal has been quiet for a tick;
 //   - before every read that needs them: reads of one agent (Events,
 //     EventData, Summary, Summaries, Applied) fold its entries, Stats and
-//     Sweep the whole journal;
+//     Sweep the whole journal; a read whose fold cannot be written (a
+//     full disk) reads in a write transaction that folds and is rolled
+//     back (viewUnwritten);
 //   - before any other change to an agent's buckets (a state op, a large
 //     or duplicate event, a partial op, a summary), which folds that
 //     agent's entries in the same transaction, so that every other path
 //     sees the agent as if the journal did not exist;
-//   - at Open, for what a crash left in it.
+//   - at Open, for what a crash left in it (left there if that fold
+//     cannot be written).
 //
 // What the journal holds is known in memory (journalIndex): the op IDs in
 // it, per agent their entries, bytes and next sequence number. It changes
@@ -599,6 +602,11 @@ func (j *journalIndex) stuckErr() error {
 func (j *journalIndex) stuckCounts() map[string]AgentStats {
 	j.txMu.Lock()
 	defer j.txMu.Unlock()
+	return j.stuckCountsLocked()
+}
+
+// stuckCountsLocked is stuckCounts for a caller that holds txMu.
+func (j *journalIndex) stuckCountsLocked() map[string]AgentStats {
 	out := map[string]AgentStats{}
 	for agent := range j.stuck {
 		if ja := j.agents[agent]; ja != nil {
@@ -607,6 +615,30 @@ func (j *journalIndex) stuckCounts() map[string]AgentStats {
 		}
 	}
 	return out
+}
+
+// errUnwritten rolls back the write transaction of viewUnwritten.
+var errUnwritten = errors.New("a read's fold, not to be written")
+
+// viewUnwritten runs fn, a read that folds what it needs of the journal
+// first, in a write transaction that is rolled back: a read whose fold
+// could not be written (foldErr: a full disk) sees what that fold would
+// have written, for as long as the fold cannot be. The journal's index
+// is read again after it (updateTx). It returns foldErr if fn fails too.
+func (s *Store) viewUnwritten(foldErr error, fn func(*bolt.Tx) error) error {
+	err := s.updateTx(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errUnwritten
+	})
+	switch {
+	case errors.Is(err, errUnwritten):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w (and read without writing it: %v)", foldErr, err)
+	}
+	return nil
 }
 
 // foldForRead folds the journal, if it holds anything, for a read that

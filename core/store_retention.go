@@ -94,10 +94,10 @@ func (s *Store) pruneApplied(a *agentBucket, now time.Time, max int) error {
 // retention bounds.
 func (s *Store) recover() error {
 	// What a crash left in the journal goes to its agents first, so that
-	// retention sees it.
-	if err := passStuck(s.fold()); err != nil {
-		return err
-	}
+	// retention sees it. A fold that cannot be written (a full disk)
+	// leaves it there, where reads find it (viewUnwritten), until the
+	// store's goroutine can fold it.
+	_ = s.fold()
 	agents, err := s.agentNames()
 	if err != nil {
 		return err
