@@ -324,7 +324,7 @@ func (s *Store) foldAgent(tx *bolt.Tx, a *agentBucket) error {
 	}
 	if err := s.foldAgentRecs(a, recs); err != nil {
 		j.setStuck(a.name, err)
-		return err
+		return &foldAgentError{agent: a.name, err: err}
 	}
 	for i, k := range ja.keys {
 		if err := jb.Delete(u64b(k)); err != nil {
