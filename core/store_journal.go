@@ -79,6 +79,8 @@ type journalIndex struct {
 
 	count    atomic.Int64  // entries, for the fold goroutine
 	appended atomic.Int64  // entries ever appended, for the fold goroutine
+	ticks    atomic.Int64  // the fold goroutine's ticks (tests)
+	tries    atomic.Int64  // folds the fold goroutine began (tests)
 	kick     chan struct{} // foldAt reached
 	stop     chan struct{}
 	done     chan struct{}
@@ -711,6 +713,7 @@ func (s *Store) serveFold() {
 			return
 		case <-j.kick:
 		case <-t.C:
+			j.ticks.Add(1)
 			n := j.appended.Load()
 			quiet := n == last
 			last = n
@@ -727,6 +730,7 @@ func (s *Store) serveFold() {
 		}
 		// A failure (a damaged journal entry) is reported by the next
 		// read, which folds again.
+		j.tries.Add(1)
 		_ = s.fold()
 		s.release()
 		// A fold holds the appends back: the next tick is quiet only

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	berrors "go.etcd.io/bbolt/errors"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 // TestJournalReadsOnAFullDisk: on a disk too full for a fold, the events
@@ -23,44 +25,7 @@ import (
 func TestJournalReadsOnAFullDisk(t *testing.T) {
 	const agents, perAgent = 20, 30
 	cfg := Config{foldOff: true, maxFileSize: 2 << 20}
-	s, path := openTest(t, cfg)
-	data := map[string][][]byte{}
-	for i := range agents {
-		agent := fmt.Sprint("a", i)
-		d := payload(uint64(10_000+i), 10)
-		mustApply(t, s, agent, hdrFor(opID(uint64(10_000+i)), edgesync.EventOp, "log", d), d) // its buckets
-		data[agent] = append(data[agent], d)
-	}
-	n := uint64(1)
-	for range perAgent {
-		for i := range agents {
-			agent := fmt.Sprint("a", i)
-			d := payload(n, 300)
-			mustApply(t, s, agent, hdrFor(opID(n), edgesync.EventOp, "log", d), d)
-			data[agent] = append(data[agent], d)
-			n++
-		}
-	}
-	if got := journalLen(t, s); got != agents*perAgent {
-		t.Fatalf("%d journal entries, want %d", got, agents*perAgent)
-	}
-	// Fill the file to its cap with another agent's state, down to ops
-	// of 100 bytes.
-	k := uint64(0)
-	for _, size := range []int{256 << 10, 16 << 10, 1 << 10, 100} {
-		for fails := 0; fails < 3; k++ {
-			d := payload(1<<40+k, size)
-			if _, err := s.ApplyWhole("filler", hdrFor(opID(1<<40+k), edgesync.StateOp, fmt.Sprint("k", k), d), d); err != nil {
-				if !errors.Is(err, berrors.ErrMaxSizeReached) {
-					t.Fatalf("filling: %v", err)
-				}
-				fails++
-			}
-		}
-	}
-	if err := s.Fold(); !errors.Is(err, berrors.ErrMaxSizeReached) {
-		t.Fatalf("fold on the full disk: %v, want ErrMaxSizeReached", err)
-	}
+	s, path, data := fullJournalStore(t, cfg, agents, perAgent)
 
 	check := func(s *Store, when string) {
 		t.Helper()
@@ -108,4 +73,84 @@ func TestJournalReadsOnAFullDisk(t *testing.T) {
 		t.Fatalf("%d journal entries once there is room, want 0", got)
 	}
 	check(s, "with room")
+}
+
+// TestJournalFullDiskFoldBacksOff: the store's goroutine tries a fold
+// that found no room again after foldMaxAge, not at every quiet tick
+// (0.5 s). A failed fold of a large journal holds the write lock for as
+// long as a fold that succeeds (0.5-2.6 s for 30,000 entries on a 2-vCPU
+// machine, seen on a full tmpfs) and then reads the journal's index
+// again: tried at every tick, it kept the store's writes and the reads
+// that fold (core ls, tail --follow) waiting most of the time, for as
+// long as the disk stayed full.
+func TestJournalFullDiskFoldBacksOff(t *testing.T) {
+	cfg := Config{foldOff: true, maxFileSize: 2 << 20}
+	s, path, _ := fullJournalStore(t, cfg, 20, 30)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.foldOff = false // the store's goroutine folds
+	s, err := Open(path, cfg)
+	if err != nil {
+		t.Fatalf("open on the full disk: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	const ticks = 8 // 4 s: within foldMaxAge of the first try
+	testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("%d ticks of the fold goroutine", ticks), func() bool {
+		return s.jnl.ticks.Load() >= ticks
+	})
+	if n := s.jnl.tries.Load(); n > 2 {
+		t.Fatalf("%d folds tried in %d quiet ticks on a full disk, want at most 2", n, ticks)
+	}
+	if got := journalLen(t, s); got != 20*30 {
+		t.Fatalf("%d journal entries, want them all (%d)", got, 20*30)
+	}
+}
+
+// fullJournalStore returns a store of cfg (foldOff, maxFileSize) whose
+// journal holds perAgent small events of each of agents agents (a0...,
+// each with one event in its buckets before them) and whose file is
+// then filled to its cap, so that a fold of the journal finds no room;
+// and the data of each agent's events, in order.
+func fullJournalStore(t *testing.T, cfg Config, agents, perAgent int) (*Store, string, map[string][][]byte) {
+	t.Helper()
+	s, path := openTest(t, cfg)
+	data := map[string][][]byte{}
+	for i := range agents {
+		agent := fmt.Sprint("a", i)
+		d := payload(uint64(10_000+i), 10)
+		mustApply(t, s, agent, hdrFor(opID(uint64(10_000+i)), edgesync.EventOp, "log", d), d) // its buckets
+		data[agent] = append(data[agent], d)
+	}
+	n := uint64(1)
+	for range perAgent {
+		for i := range agents {
+			agent := fmt.Sprint("a", i)
+			d := payload(n, 300)
+			mustApply(t, s, agent, hdrFor(opID(n), edgesync.EventOp, "log", d), d)
+			data[agent] = append(data[agent], d)
+			n++
+		}
+	}
+	if got := journalLen(t, s); got != agents*perAgent {
+		t.Fatalf("%d journal entries, want %d", got, agents*perAgent)
+	}
+	// Fill the file to its cap with another agent's state, down to ops
+	// of 100 bytes.
+	k := uint64(0)
+	for _, size := range []int{256 << 10, 16 << 10, 1 << 10, 100} {
+		for fails := 0; fails < 3; k++ {
+			d := payload(1<<40+k, size)
+			if _, err := s.ApplyWhole("filler", hdrFor(opID(1<<40+k), edgesync.StateOp, fmt.Sprint("k", k), d), d); err != nil {
+				if !errors.Is(err, berrors.ErrMaxSizeReached) {
+					t.Fatalf("filling: %v", err)
+				}
+				fails++
+			}
+		}
+	}
+	if err := s.Fold(); !errors.Is(err, berrors.ErrMaxSizeReached) {
+		t.Fatalf("fold on the full disk: %v, want ErrMaxSizeReached", err)
+	}
+	return s, path, data
 }
