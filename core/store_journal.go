@@ -707,6 +707,10 @@ func (s *Store) serveFold() {
 	t := time.NewTicker(foldEvery)
 	defer t.Stop()
 	last, lastFold := j.appended.Load(), time.Now()
+	// failed is when the last fold failed (a full disk): it is tried
+	// again foldMaxAge later, not at every quiet tick, as a failed fold
+	// holds the writes back as long as one that succeeds.
+	var failed time.Time
 	for {
 		select {
 		case <-j.stop:
@@ -725,13 +729,19 @@ func (s *Store) serveFold() {
 			lastFold = time.Now()
 			continue
 		}
+		if !failed.IsZero() && time.Since(failed) < foldMaxAge {
+			continue
+		}
 		if s.acquire() != nil {
 			return
 		}
-		// A failure (a damaged journal entry) is reported by the next
-		// read, which folds again.
+		// A failure is reported by the next read, which folds again (a
+		// stuck agent's by its own reads).
 		j.tries.Add(1)
-		_ = s.fold()
+		failed = time.Time{}
+		if passStuck(s.fold()) != nil {
+			failed = time.Now()
+		}
 		s.release()
 		// A fold holds the appends back: the next tick is quiet only
 		// if none came after it.

@@ -90,6 +90,7 @@ func TestJournalFullDiskFoldBacksOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.foldOff = false // the store's goroutine folds
+	start := time.Now()
 	s, err := Open(path, cfg)
 	if err != nil {
 		t.Fatalf("open on the full disk: %v", err)
@@ -99,8 +100,10 @@ func TestJournalFullDiskFoldBacksOff(t *testing.T) {
 	testutil.WaitFor(t, 20*time.Second, fmt.Sprintf("%d ticks of the fold goroutine", ticks), func() bool {
 		return s.jnl.ticks.Load() >= ticks
 	})
-	if n := s.jnl.tries.Load(); n > 2 {
-		t.Fatalf("%d folds tried in %d quiet ticks on a full disk, want at most 2", n, ticks)
+	// One try, and one more per foldMaxAge that passed (a loaded machine
+	// can space the ticks out), against one per tick.
+	if n, most := s.jnl.tries.Load(), 1+int64(time.Since(start)/foldMaxAge); n > most {
+		t.Fatalf("%d folds tried in %d quiet ticks (%v) on a full disk, want at most %d", n, ticks, time.Since(start).Round(time.Millisecond), most)
 	}
 	if got := journalLen(t, s); got != 20*30 {
 		t.Fatalf("%d journal entries, want them all (%d)", got, 20*30)
