@@ -484,6 +484,8 @@ func (s *Store) foldAgentRecs(a *agentBucket, recs []journalRec) error {
 // buckets (docs/core.md, "The journal"). Reads that need them fold first,
 // and the store's goroutine folds in the background, so callers need
 // not; tests and benchmarks call it to fold at a point of their choosing.
+// The entries of an agent whose buckets refuse them (stuck, above) stay,
+// and the error names the agent.
 func (s *Store) Fold() error {
 	if err := s.acquire(); err != nil {
 		return fmt.Errorf("fold: %w", err)
