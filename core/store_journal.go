@@ -71,11 +71,12 @@ const (
 type journalIndex struct {
 	txMu sync.Mutex // held by updateTx: the index changes only inside write transactions
 
-	ops    map[journalOp]uint64     // entry of each op in the journal → its event sequence number
-	agents map[string]*journalAgent // agents with entries
-	dirty  bool                     // changed in the running transaction
-	broken error                    // set when the index could not be rebuilt
-	stuck  map[string]error         // agents whose fold failed since Open, with its error
+	ops      map[journalOp]uint64     // entry of each op in the journal → its event sequence number
+	agents   map[string]*journalAgent // agents with entries
+	dirty    bool                     // changed in the running transaction
+	broken   error                    // set when the index could not be rebuilt
+	stuck    map[string]error         // agents whose fold failed since Open, with its error
+	anyStuck atomic.Bool              // stuck has an agent: the readers of stuck that take txMu only then
 
 	count    atomic.Int64  // entries, for the fold goroutine
 	appended atomic.Int64  // entries ever appended, for the fold goroutine
@@ -565,13 +566,14 @@ func (j *journalIndex) setStuck(agent string, err error) {
 		j.stuck = map[string]error{}
 	}
 	j.stuck[agent] = err
+	j.anyStuck.Store(true)
 }
 
 // foldable is the number of journal entries of agents that are not stuck.
 func (j *journalIndex) foldable() int64 {
 	n := j.count.Load()
-	if n == 0 {
-		return 0
+	if n == 0 || !j.anyStuck.Load() {
+		return n
 	}
 	j.txMu.Lock()
 	defer j.txMu.Unlock()
@@ -586,6 +588,9 @@ func (j *journalIndex) foldable() int64 {
 // stuckErr returns a *stuckError naming the stuck agents with entries in
 // the journal, or nil.
 func (j *journalIndex) stuckErr() error {
+	if !j.anyStuck.Load() {
+		return nil
+	}
 	j.txMu.Lock()
 	defer j.txMu.Unlock()
 	var errs []error
@@ -604,6 +609,9 @@ func (j *journalIndex) stuckErr() error {
 // stuckCounts returns what the journal holds of each stuck agent, as the
 // counters its fold would have added.
 func (j *journalIndex) stuckCounts() map[string]AgentStats {
+	if !j.anyStuck.Load() {
+		return nil
+	}
 	j.txMu.Lock()
 	defer j.txMu.Unlock()
 	return j.stuckCountsLocked()
