@@ -78,11 +78,12 @@ type journalIndex struct {
 	stuck    map[string]error         // agents whose fold failed since Open, with its error
 	anyStuck atomic.Bool              // stuck has an agent: the readers of stuck that take txMu only then
 
-	count    atomic.Int64  // entries, for the fold goroutine
-	appended atomic.Int64  // entries ever appended, for the fold goroutine
-	ticks    atomic.Int64  // the fold goroutine's ticks (tests)
-	tries    atomic.Int64  // folds the fold goroutine began (tests)
-	kick     chan struct{} // foldAt reached
+	noRoom   atomic.Pointer[failedFold] // the last fold, if it found no room (a full disk)
+	count    atomic.Int64               // entries, for the fold goroutine
+	appended atomic.Int64               // entries ever appended, for the fold goroutine
+	ticks    atomic.Int64               // the fold goroutine's ticks (tests)
+	tries    atomic.Int64               // folds the fold goroutine began (tests)
+	kick     chan struct{}              // foldAt reached
 	stop     chan struct{}
 	done     chan struct{}
 	once     sync.Once
@@ -517,6 +518,9 @@ func (s *Store) fold() error {
 			continue // that agent is stuck now: again without its entries
 		}
 		if err != nil {
+			if noRoom(err) {
+				s.jnl.noRoom.Store(&failedFold{at: time.Now(), err: err})
+			}
 			return fmt.Errorf("fold journal: %w", err)
 		}
 		for _, agent := range queued {
@@ -529,7 +533,14 @@ func (s *Store) fold() error {
 		}
 		left -= int64(n)
 	}
+	s.jnl.noRoom.Store(nil)
 	return s.jnl.stuckErr()
+}
+
+// failedFold is a fold that found no room.
+type failedFold struct {
+	at  time.Time
+	err error
 }
 
 // foldAgentError is a fold's failure in one agent's buckets.
@@ -614,14 +625,15 @@ func (j *journalIndex) stuckCounts() map[string]AgentStats {
 	}
 	j.txMu.Lock()
 	defer j.txMu.Unlock()
-	return j.stuckCountsLocked()
+	return j.countsLocked(false)
 }
 
-// stuckCountsLocked is stuckCounts for a caller that holds txMu.
-func (j *journalIndex) stuckCountsLocked() map[string]AgentStats {
+// countsLocked returns what the journal holds of each stuck agent, or of
+// every agent if all, for a caller that holds txMu.
+func (j *journalIndex) countsLocked(all bool) map[string]AgentStats {
 	out := map[string]AgentStats{}
-	for agent := range j.stuck {
-		if ja := j.agents[agent]; ja != nil {
+	for agent, ja := range j.agents {
+		if _, stuck := j.stuck[agent]; all || stuck {
 			n := int64(len(ja.keys))
 			out[agent] = AgentStats{Events: n, Applied: n, Bytes: ja.bytes, EventBytes: ja.bytes}
 		}
@@ -659,6 +671,12 @@ func (s *Store) viewUnwritten(foldErr error, fn func(*bolt.Tx) error) error {
 func (s *Store) foldForRead() error {
 	if s.jnl.count.Load() == 0 {
 		return nil
+	}
+	if f := s.jnl.noRoom.Load(); f != nil && time.Since(f.at) < foldMaxAge {
+		// A fold of the whole journal found no room a moment ago: not
+		// tried again for every read, as it holds the writes back as
+		// long as one that succeeds.
+		return fmt.Errorf("fold journal: %w", f.err)
 	}
 	return passStuck(s.fold())
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 
 	bolt "go.etcd.io/bbolt"
@@ -237,14 +236,13 @@ func (s *Store) Stats() (Stats, error) {
 	}
 	var err error
 	if ferr := s.foldForRead(); ferr != nil {
-		// The fold could not be written (a full disk): count what it
-		// would have written.
-		err = s.viewUnwritten(ferr, func(tx *bolt.Tx) error {
-			if _, _, err := s.foldSome(tx, math.MaxInt); err != nil {
-				return err
-			}
-			return read(tx, s.jnl.stuckCountsLocked())
-		})
+		// The fold could not be written (a full disk): the journal's
+		// entries are counted beside the buckets, as the fold adds them
+		// before retention. With no write transaction meanwhile
+		// (txMu), the index is what the read sees.
+		s.jnl.txMu.Lock()
+		err = s.viewTx(func(tx *bolt.Tx) error { return read(tx, s.jnl.countsLocked(true)) })
+		s.jnl.txMu.Unlock()
 	} else {
 		stuck := s.jnl.stuckCounts()
 		err = s.viewTx(func(tx *bolt.Tx) error { return read(tx, stuck) })
