@@ -28,9 +28,10 @@ import (
 //     the journal has been quiet for a tick;
 //   - before every read that needs them: reads of one agent (Events,
 //     EventData, Summary, Summaries, Applied) fold its entries, Stats and
-//     Sweep the whole journal; a read whose fold cannot be written (a
-//     full disk) reads in a write transaction that folds and is rolled
-//     back (viewUnwritten);
+//     Sweep the whole journal; a read of one agent whose fold cannot be
+//     written (a full disk) reads in a write transaction that folds and
+//     is rolled back (viewUnwritten), and Stats counts the journal's
+//     entries beside the buckets then;
 //   - before any other change to an agent's buckets (a state op, a large
 //     or duplicate event, a partial op, a summary), which folds that
 //     agent's entries in the same transaction, so that every other path
@@ -71,19 +72,21 @@ const (
 type journalIndex struct {
 	txMu sync.Mutex // held by updateTx: the index changes only inside write transactions
 
-	ops      map[journalOp]uint64     // entry of each op in the journal → its event sequence number
-	agents   map[string]*journalAgent // agents with entries
-	dirty    bool                     // changed in the running transaction
-	broken   error                    // set when the index could not be rebuilt
-	stuck    map[string]error         // agents whose fold failed since Open, with its error
-	anyStuck atomic.Bool              // stuck has an agent: the readers of stuck that take txMu only then
+	ops    map[journalOp]uint64     // entry of each op in the journal → its event sequence number
+	agents map[string]*journalAgent // agents with entries
+	dirty  bool                     // changed in the running transaction
+	broken error                    // set when the index could not be rebuilt
 
-	noRoom   atomic.Pointer[failedFold] // the last fold, if it found no room (a full disk)
-	count    atomic.Int64               // entries, for the fold goroutine
-	appended atomic.Int64               // entries ever appended, for the fold goroutine
-	ticks    atomic.Int64               // the fold goroutine's ticks (tests)
-	tries    atomic.Int64               // folds the fold goroutine began (tests)
-	kick     chan struct{}              // foldAt reached
+	stuck    map[string]error // agents whose fold failed since Open, with its error
+	anyStuck atomic.Bool      // stuck has an agent: the readers of stuck that take txMu only then
+
+	noRoom atomic.Pointer[failedFold] // the last fold, if it found no room (a full disk)
+
+	count    atomic.Int64  // entries, for the fold goroutine
+	appended atomic.Int64  // entries ever appended, for the fold goroutine
+	ticks    atomic.Int64  // the fold goroutine's ticks (tests)
+	tries    atomic.Int64  // folds the fold goroutine began (tests)
+	kick     chan struct{} // foldAt reached
 	stop     chan struct{}
 	done     chan struct{}
 	once     sync.Once
