@@ -766,8 +766,9 @@ func (s *Store) serveFold() {
 		if s.acquire() != nil {
 			return
 		}
-		// A failure is reported by the next read, which folds again (a
-		// stuck agent's by its own reads).
+		// A failed fold leaves the entries in the journal, where reads
+		// find them; a full disk shows in the writes it refuses, a
+		// stuck agent in its own reads and changes.
 		j.tries.Add(1)
 		failed = time.Time{}
 		if passStuck(s.fold()) != nil {
