@@ -105,6 +105,9 @@ type Config struct {
 	// foldOff keeps the store's goroutine from folding the journal
 	// (tests: a crash between journal and fold).
 	foldOff bool
+	// maxFileSize caps the file's size (bbolt's MaxSize; 0: none), as a
+	// full disk does (tests).
+	maxFileSize int
 }
 
 func (c Config) withDefaults() Config {
@@ -188,6 +191,7 @@ func Open(path string, cfg Config) (s *Store, err error) {
 	db, err = bolt.Open(path, 0o600, &bolt.Options{
 		Timeout:      cfg.OpenTimeout,
 		FreelistType: bolt.FreelistMapType,
+		MaxSize:      cfg.maxFileSize,
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrChecksum) ||

@@ -2,7 +2,10 @@ package core
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,18 +28,30 @@ import (
 //     the journal has been quiet for a tick;
 //   - before every read that needs them: reads of one agent (Events,
 //     EventData, Summary, Summaries, Applied) fold its entries, Stats and
-//     Sweep the whole journal;
+//     Sweep the whole journal; a read of one agent whose fold cannot be
+//     written (a full disk) reads in a write transaction that folds and
+//     is rolled back (viewUnwritten), and Stats counts the journal's
+//     entries beside the buckets then;
 //   - before any other change to an agent's buckets (a state op, a large
 //     or duplicate event, a partial op, a summary), which folds that
 //     agent's entries in the same transaction, so that every other path
 //     sees the agent as if the journal did not exist;
-//   - at Open, for what a crash left in it.
+//   - at Open, for what a crash left in it (left there if that fold
+//     cannot be written).
 //
 // What the journal holds is known in memory (journalIndex): the op IDs in
 // it, per agent their entries, bytes and next sequence number. It changes
 // only inside write transactions, which run one at a time (updateTx
 // holds txMu); one that rolls back rebuilds it from the journal bucket,
 // which is then as before the transaction.
+//
+// An agent whose entries its buckets refuse (a damaged record there that
+// the fold reads, such as the summary an event supersedes) is stuck: a
+// fold of the whole journal leaves its entries, so that the other agents'
+// folds, Stats, Sweep and Open go on, and its small events take the
+// ordinary path from then on, which folds its entries first and so fails
+// as its ops did before the journal. Its reads and changes fail, naming
+// the damage, until the record is repaired; Stats counts its entries.
 
 // The store's goroutine folds the journal once it holds foldAt entries
 // and foldPerAgent for each agent in it (a fold writes pages of each
@@ -62,8 +77,15 @@ type journalIndex struct {
 	dirty  bool                     // changed in the running transaction
 	broken error                    // set when the index could not be rebuilt
 
+	stuck    map[string]error // agents whose fold failed since Open, with its error
+	anyStuck atomic.Bool      // stuck has an agent: the readers of stuck that take txMu only then
+
+	noRoom atomic.Pointer[failedFold] // the last fold, if it found no room (a full disk)
+
 	count    atomic.Int64  // entries, for the fold goroutine
 	appended atomic.Int64  // entries ever appended, for the fold goroutine
+	ticks    atomic.Int64  // the fold goroutine's ticks (tests)
+	tries    atomic.Int64  // folds the fold goroutine began (tests)
 	kick     chan struct{} // foldAt reached
 	stop     chan struct{}
 	done     chan struct{}
@@ -217,6 +239,9 @@ func (s *Store) journalApply(tx *bolt.Tx, agent string, hdr PartialHeader, data 
 	if applied.Get(hdr.OpID[:]) != nil || partials.Get(hdr.OpID[:]) != nil {
 		return false, Result{}, nil
 	}
+	if _, ok := j.stuck[agent]; ok {
+		return false, Result{}, nil // its fold fails: refused there, as before the journal
+	}
 	ja := j.agents[agent]
 	if s.cfg.Quota > 0 || s.cfg.AgentQuota != nil {
 		a, err := bindAgent(b, agent)
@@ -305,7 +330,8 @@ func (s *Store) foldAgent(tx *bolt.Tx, a *agentBucket) error {
 		recs[i] = r
 	}
 	if err := s.foldAgentRecs(a, recs); err != nil {
-		return err
+		j.setStuck(a.name, err)
+		return &foldAgentError{agent: a.name, err: err}
 	}
 	for i, k := range ja.keys {
 		if err := jb.Delete(u64b(k)); err != nil {
@@ -343,6 +369,9 @@ func (s *Store) foldSome(tx *bolt.Tx, max int) (queued []string, n int, err erro
 		if d.err != nil {
 			return nil, 0, fmt.Errorf("journal entry %x: %w", k, d.err)
 		}
+		if _, ok := j.stuck[string(agent)]; ok {
+			continue // left in the journal (stuck, above)
+		}
 		if byAgent[string(agent)] == nil {
 			order = append(order, string(agent))
 		}
@@ -365,11 +394,14 @@ func (s *Store) foldSome(tx *bolt.Tx, max int) (queued []string, n int, err erro
 			}
 		}
 		a, err := agentRW(tx, agent)
-		if err != nil {
-			return nil, 0, err
+		if err == nil {
+			err = s.foldAgentRecs(a, recs)
 		}
-		if err := s.foldAgentRecs(a, recs); err != nil {
-			return nil, 0, err
+		if err != nil {
+			// The transaction rolls back; the fold runs again without
+			// this agent's entries (fold).
+			j.setStuck(agent, err)
+			return nil, 0, &foldAgentError{agent: agent, err: err}
 		}
 		if a.queued {
 			queued = append(queued, agent)
@@ -457,6 +489,8 @@ func (s *Store) foldAgentRecs(a *agentBucket, recs []journalRec) error {
 // buckets (docs/core.md, "The journal"). Reads that need them fold first,
 // and the store's goroutine folds in the background, so callers need
 // not; tests and benchmarks call it to fold at a point of their choosing.
+// The entries of an agent whose buckets refuse them (stuck, above) stay,
+// and the error names the agent.
 func (s *Store) Fold() error {
 	if err := s.acquire(); err != nil {
 		return fmt.Errorf("fold: %w", err)
@@ -469,8 +503,12 @@ func (s *Store) Fold() error {
 // entries in the journal when it starts, not those appended meanwhile:
 // chasing them would fold a few entries of each agent per transaction,
 // which is what the journal saves.
+//
+// It leaves the entries of stuck agents, and then returns a *stuckError
+// naming them, which callers that go on without those entries (Open,
+// Stats, Sweep) pass over.
 func (s *Store) fold() error {
-	left := s.jnl.count.Load()
+	left := s.jnl.foldable()
 	// The bound only guards against a bug.
 	for round := 0; left > 0 && round < 1<<20; round++ {
 		var queued []string
@@ -479,7 +517,13 @@ func (s *Store) fold() error {
 			queued, n, err = s.foldSome(tx, int(min(left, foldMax)))
 			return err
 		})
+		if _, ok := errors.AsType[*foldAgentError](err); ok {
+			continue // that agent is stuck now: again without its entries
+		}
 		if err != nil {
+			if noRoom(err) {
+				s.jnl.noRoom.Store(&failedFold{at: time.Now(), err: err})
+			}
 			return fmt.Errorf("fold journal: %w", err)
 		}
 		for _, agent := range queued {
@@ -488,20 +532,156 @@ func (s *Store) fold() error {
 			}
 		}
 		if n == 0 {
-			return nil // folded meanwhile, by an agent's change
+			break // folded meanwhile, by an agent's change
 		}
 		left -= int64(n)
+	}
+	s.jnl.noRoom.Store(nil)
+	return s.jnl.stuckErr()
+}
+
+// failedFold is a fold that found no room.
+type failedFold struct {
+	at  time.Time
+	err error
+}
+
+// foldAgentError is a fold's failure in one agent's buckets.
+type foldAgentError struct {
+	agent string
+	err   error
+}
+
+func (e *foldAgentError) Error() string { return fmt.Sprintf("agent %q: %v", e.agent, e.err) }
+func (e *foldAgentError) Unwrap() error { return e.err }
+
+// stuckError names the stuck agents whose entries a fold left in the
+// journal, with what their buckets refused.
+type stuckError struct{ errs []error }
+
+func (e *stuckError) Error() string {
+	return fmt.Sprintf("fold journal: entries of %d agent(s) left in the journal: %v", len(e.errs), errors.Join(e.errs...))
+}
+func (e *stuckError) Unwrap() []error { return e.errs }
+
+// passStuck is err unless it only says that stuck agents' entries were
+// left in the journal.
+func passStuck(err error) error {
+	if _, ok := errors.AsType[*stuckError](err); ok {
+		return nil
+	}
+	return err
+}
+
+// setStuck records that agent's fold failed with err; the caller holds
+// txMu (a write transaction).
+func (j *journalIndex) setStuck(agent string, err error) {
+	if j.stuck == nil {
+		j.stuck = map[string]error{}
+	}
+	j.stuck[agent] = err
+	j.anyStuck.Store(true)
+}
+
+// foldable is the number of journal entries of agents that are not stuck.
+func (j *journalIndex) foldable() int64 {
+	n := j.count.Load()
+	if n == 0 || !j.anyStuck.Load() {
+		return n
+	}
+	j.txMu.Lock()
+	defer j.txMu.Unlock()
+	for agent := range j.stuck {
+		if ja := j.agents[agent]; ja != nil {
+			n -= int64(len(ja.keys))
+		}
+	}
+	return n
+}
+
+// stuckErr returns a *stuckError naming the stuck agents with entries in
+// the journal, or nil.
+func (j *journalIndex) stuckErr() error {
+	if !j.anyStuck.Load() {
+		return nil
+	}
+	j.txMu.Lock()
+	defer j.txMu.Unlock()
+	var errs []error
+	for agent, err := range j.stuck {
+		if j.agents[agent] != nil {
+			errs = append(errs, &foldAgentError{agent: agent, err: err})
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	slices.SortFunc(errs, func(a, b error) int { return strings.Compare(a.Error(), b.Error()) })
+	return &stuckError{errs: errs}
+}
+
+// stuckCounts returns what the journal holds of each stuck agent, as the
+// counters its fold would have added.
+func (j *journalIndex) stuckCounts() map[string]AgentStats {
+	if !j.anyStuck.Load() {
+		return nil
+	}
+	j.txMu.Lock()
+	defer j.txMu.Unlock()
+	return j.countsLocked(false)
+}
+
+// countsLocked returns what the journal holds of each stuck agent, or of
+// every agent if all, for a caller that holds txMu.
+func (j *journalIndex) countsLocked(all bool) map[string]AgentStats {
+	out := map[string]AgentStats{}
+	for agent, ja := range j.agents {
+		if _, stuck := j.stuck[agent]; all || stuck {
+			n := int64(len(ja.keys))
+			out[agent] = AgentStats{Events: n, Applied: n, Bytes: ja.bytes, EventBytes: ja.bytes}
+		}
+	}
+	return out
+}
+
+// errUnwritten rolls back the write transaction of viewUnwritten.
+var errUnwritten = errors.New("a read's fold, not to be written")
+
+// viewUnwritten runs fn, a read that folds what it needs of the journal
+// first, in a write transaction that is rolled back: a read whose fold
+// could not be written (foldErr: a full disk) sees what that fold would
+// have written, for as long as the fold cannot be. The journal's index
+// is read again after it (updateTx). It returns foldErr if fn fails too.
+func (s *Store) viewUnwritten(foldErr error, fn func(*bolt.Tx) error) error {
+	err := s.updateTx(func(tx *bolt.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return errUnwritten
+	})
+	switch {
+	case errors.Is(err, errUnwritten):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w (and read without writing it: %v)", foldErr, err)
 	}
 	return nil
 }
 
 // foldForRead folds the journal, if it holds anything, for a read that
-// needs every op in its agent's buckets.
+// needs every op in its agent's buckets; a stuck agent's entries stay in
+// the journal (Stats counts them).
 func (s *Store) foldForRead() error {
 	if s.jnl.count.Load() == 0 {
 		return nil
 	}
-	return s.fold()
+	if f := s.jnl.noRoom.Load(); f != nil && time.Since(f.at) < foldMaxAge {
+		// A fold of the whole journal found no room a moment ago: not
+		// tried again for every read, as it holds the writes back as
+		// long as one that succeeds.
+		return fmt.Errorf("fold journal: %w", f.err)
+	}
+	return passStuck(s.fold())
 }
 
 // foldAgentForRead folds agent's journal entries, if it has any, for a
@@ -514,9 +694,15 @@ func (s *Store) foldAgentForRead(agent string) error {
 	}
 	j.txMu.Lock() // the index changes only in write transactions, which hold it
 	has := j.agents[agent] != nil
+	stuck := j.stuck[agent]
 	j.txMu.Unlock()
 	if !has {
 		return nil
+	}
+	if stuck != nil {
+		// Its fold failed already: the same damage, without a write
+		// transaction per read.
+		return fmt.Errorf("fold journal: %w", &foldAgentError{agent: agent, err: stuck})
 	}
 	queued := false
 	err := s.update(func(tx *bolt.Tx) error {
@@ -552,12 +738,17 @@ func (s *Store) serveFold() {
 	t := time.NewTicker(foldEvery)
 	defer t.Stop()
 	last, lastFold := j.appended.Load(), time.Now()
+	// failed is when the last fold failed (a full disk): it is tried
+	// again foldMaxAge later, not at every quiet tick, as a failed fold
+	// holds the writes back as long as one that succeeds.
+	var failed time.Time
 	for {
 		select {
 		case <-j.stop:
 			return
 		case <-j.kick:
 		case <-t.C:
+			j.ticks.Add(1)
 			n := j.appended.Load()
 			quiet := n == last
 			last = n
@@ -569,12 +760,20 @@ func (s *Store) serveFold() {
 			lastFold = time.Now()
 			continue
 		}
+		if !failed.IsZero() && time.Since(failed) < foldMaxAge {
+			continue
+		}
 		if s.acquire() != nil {
 			return
 		}
-		// A failure (a damaged journal entry) is reported by the next
-		// read, which folds again.
-		_ = s.fold()
+		// A failed fold leaves the entries in the journal, where reads
+		// find them; a full disk shows in the writes it refuses, a
+		// stuck agent in its own reads and changes.
+		j.tries.Add(1)
+		failed = time.Time{}
+		if passStuck(s.fold()) != nil {
+			failed = time.Now()
+		}
 		s.release()
 		// A fold holds the appends back: the next tick is quiet only
 		// if none came after it.

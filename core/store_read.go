@@ -34,7 +34,21 @@ func (s *Store) viewFolded(agent string, fn func(a *agentBucket) error) error {
 	}
 	defer s.release()
 	if err := s.foldAgentForRead(agent); err != nil {
-		return err
+		if _, stuck := errors.AsType[*foldAgentError](err); stuck {
+			return err
+		}
+		// The fold could not be written (a full disk): read what it
+		// would have written.
+		return s.viewUnwritten(err, func(tx *bolt.Tx) error {
+			a, err := agentRO(tx, agent)
+			if err != nil {
+				return err
+			}
+			if err := s.foldAgent(tx, a); err != nil {
+				return err
+			}
+			return fn(a)
+		})
 	}
 	return s.viewTx(func(tx *bolt.Tx) error {
 		a, err := agentRO(tx, agent)
@@ -204,23 +218,35 @@ func (s *Store) Stats() (Stats, error) {
 		return Stats{}, fmt.Errorf("stats: %w", err)
 	}
 	defer s.release()
-	if err := s.foldForRead(); err != nil {
-		return Stats{}, fmt.Errorf("stats: %w", err)
-	}
-	st := Stats{ByAgent: map[string]AgentStats{}}
-	err := s.viewTx(func(tx *bolt.Tx) error {
+	var st Stats
+	read := func(tx *bolt.Tx, stuck map[string]AgentStats) error {
+		st = Stats{ByAgent: map[string]AgentStats{}}
 		return tx.Bucket(bktAgents).ForEach(func(k, _ []byte) error {
 			a, err := agentRO(tx, string(k))
 			if err != nil {
 				return err
 			}
 			as := readStats(a)
+			as.Add(stuck[string(k)]) // what the fold left in the journal (store_journal.go)
 			st.ByAgent[string(k)] = as
 			st.Total.Add(as)
 			st.Agents++
 			return nil
 		})
-	})
+	}
+	var err error
+	if ferr := s.foldForRead(); ferr != nil {
+		// The fold could not be written (a full disk): the journal's
+		// entries are counted beside the buckets, as the fold adds them
+		// before retention. With no write transaction meanwhile
+		// (txMu), the index is what the read sees.
+		s.jnl.txMu.Lock()
+		err = s.viewTx(func(tx *bolt.Tx) error { return read(tx, s.jnl.countsLocked(true)) })
+		s.jnl.txMu.Unlock()
+	} else {
+		stuck := s.jnl.stuckCounts()
+		err = s.viewTx(func(tx *bolt.Tx) error { return read(tx, stuck) })
+	}
 	if err != nil {
 		return Stats{}, fmt.Errorf("stats: %w", err)
 	}

@@ -2,10 +2,13 @@ package core
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // appliedPrunePerTx bounds how many applied-index entries one commit
@@ -94,8 +97,10 @@ func (s *Store) pruneApplied(a *agentBucket, now time.Time, max int) error {
 // retention bounds.
 func (s *Store) recover() error {
 	// What a crash left in the journal goes to its agents first, so that
-	// retention sees it.
-	if err := s.fold(); err != nil {
+	// retention sees it. A fold that cannot be written for want of room
+	// leaves it there, where reads find it (viewUnwritten), until the
+	// store's goroutine can fold it.
+	if err := passStuck(s.fold()); err != nil && !noRoom(err) {
 		return err
 	}
 	agents, err := s.agentNames()
@@ -206,6 +211,12 @@ func (s *Store) sweepAgent(agent string, atOpen bool) (int, error) {
 		}
 	}
 	return dropped, s.collectGarbage(agent)
+}
+
+// noRoom reports whether err says that the disk (or the file's cap) has
+// no room for a write.
+func noRoom(err error) bool {
+	return errors.Is(err, berrors.ErrMaxSizeReached) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
 
 func (s *Store) agentNames() ([]string, error) {
