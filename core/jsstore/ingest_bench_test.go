@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"testing"
 	"time"
@@ -38,7 +39,12 @@ const ingestOpBytes = 512
 // raw baseline measured in the same run with the same payloads and the
 // same N concurrent writers: bbolt Batch puts into a bbolt file, or
 // JetStream publishes, each writer waiting for its ack. ratio-vs-raw is
-// the core's ops/s over the baseline's.
+// the core's ops/s over the baseline's. A second baseline sends the same
+// ops through plain quic-go streams to a server that stores nothing
+// (quicFloor): quic-vs-raw is its ops/s over the raw store's, what a core
+// on QUIC streams could reach at best on this machine. Diagnostics:
+// EDGESYNC_INGEST_PACKETS=1 and EDGESYNC_INGEST_CPUPROFILE=FILE
+// (ingest_trace_test.go; docs/core.md, "A thousand agents").
 //
 //	go test -run '^$' -bench BenchmarkCoreIngest -benchtime 2000x -count 3 ./core/jsstore
 func BenchmarkCoreIngest(b *testing.B) {
@@ -118,31 +124,44 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		addr, _ := coretest.Serve(b, srv, "127.0.0.1:0")
-		addrs = append(addrs, addr.String())
+		// The core's goroutines, and the agents', carry a profile label
+		// ("side"), so that a CPU profile tells their shares apart.
+		pprof.Do(context.Background(), pprof.Labels("side", "core"), func(context.Context) {
+			addr, _ := coretest.Serve(b, srv, "127.0.0.1:0")
+			addrs = append(addrs, addr.String())
+		})
 	}
 	clients := make([]*ingestClient, agents)
-	for i := range clients {
-		clients[i] = dialIngest(b, pk, fmt.Sprintf("agent-%d", i), addrs[i%len(addrs)])
-	}
+	pprof.Do(agentSide, pprof.Labels(), func(context.Context) {
+		for i := range clients {
+			clients[i] = dialIngest(b, pk, fmt.Sprintf("agent-%d", i), addrs[i%len(addrs)])
+		}
+	})
 
 	lat := make([][]time.Duration, agents)
 	b.ResetTimer()
+	stopProfile := windowProfile(b)
+	ingestTrace.start()
 	pkts0 := ingestPackets(clients)
 	cpu0 := selfCPU(b)
 	start := time.Now()
-	err := testutil.Share(b.N, agents, func(i, w int) error {
-		t0 := time.Now()
-		if err := clients[w].send(i, payloads); err != nil {
-			return err
-		}
-		lat[w] = append(lat[w], time.Since(t0))
-		return nil
+	var err error
+	pprof.Do(agentSide, pprof.Labels(), func(context.Context) {
+		err = testutil.Share(b.N, agents, func(i, w int) error {
+			t0 := time.Now()
+			if err := clients[w].send(i, payloads); err != nil {
+				return err
+			}
+			lat[w] = append(lat[w], time.Since(t0))
+			return nil
+		})
 	})
 	coreTime := time.Since(start)
 	coreCPU := selfCPU(b) - cpu0
 	pkts := ingestPackets(clients).sub(pkts0)
 	b.StopTimer()
+	stopProfile()
+	ingestTrace.stop(b, clients)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -158,6 +177,9 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 		b.Fatal(err)
 	}
 
+	// The transport's floor: the same ops through plain quic-go streams.
+	floor := measureQUICFloor(b, pk, agents, b.N, slices.Clone(clients[0].frame))
+
 	all := slices.Concat(lat...)
 	slices.Sort(all)
 	coreRate := float64(b.N) / coreTime.Seconds()
@@ -170,6 +192,10 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	b.ReportMetric(float64(rawCPU.Microseconds())/float64(b.N), "raw-cpu-us/op")
 	b.ReportMetric(float64(pkts.sent+pkts.received)/float64(b.N), "pkts/op")
 	b.ReportMetric(float64(pkts.lost)/float64(b.N), "lost-pkts/op")
+	b.ReportMetric(floor.rate, "quic-ops/s")
+	b.ReportMetric(float64(floor.cpu.Microseconds())/float64(b.N), "quic-cpu-us/op")
+	b.ReportMetric(floor.pkts, "quic-pkts/op")
+	b.ReportMetric(floor.rate/rawRate, "quic-vs-raw")
 }
 
 // ingestCounts are QUIC packet counts of the simulated agents'
@@ -207,7 +233,9 @@ func dialIngest(b *testing.B, pk *testutil.PKI, name, addr string) *ingestClient
 	tlsConf := pk.AgentTLS(b, name, wire.ALPN)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := quic.DialAddr(ctx, addr, tlsConf, wire.QUICConfig(64))
+	qc := wire.QUICConfig(64)
+	qc.Tracer = ingestTrace.tracer()
+	conn, err := quic.DialAddr(ctx, addr, tlsConf, qc)
 	if err != nil {
 		b.Fatal(err)
 	}
