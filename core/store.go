@@ -14,6 +14,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/boltfile"
 )
 
 // Errors returned by the store; test with errors.Is. The server maps them
@@ -172,7 +173,11 @@ func Open(path string, cfg Config) (s *Store, err error) {
 	if cfg.ChunkSize > 64<<20 {
 		return nil, fmt.Errorf("open store: chunk size %d over 64 MiB: %w", cfg.ChunkSize, ErrInvalid)
 	}
-	if err := precheckFile(path); err != nil {
+	// bbolt faults, past any recover, on a file truncated below what its
+	// header says: refuse such a file before bbolt maps it.
+	if err := boltfile.Check(path); errors.Is(err, boltfile.ErrDamaged) {
+		return nil, fmt.Errorf("open store %s: %w: %w", path, ErrCorrupt, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	var db *bolt.DB

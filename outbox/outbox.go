@@ -49,8 +49,8 @@ func Open(path string, opts Options) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
-	if err := preflight(path); err != nil {
-		return nil, fmt.Errorf("open outbox: %w", err)
+	if err := checkHeader(path); err != nil {
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
 	var db *bolt.DB
 	err = guard("open outbox "+path, func() error {
