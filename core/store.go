@@ -15,6 +15,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/internal/boltfile"
+	"github.com/edge-sync/edge-sync/internal/groupcommit"
 )
 
 // Errors returned by the store; test with errors.Is. The server maps them
@@ -158,7 +159,7 @@ type Store struct {
 	mu     sync.RWMutex // held for reading by every operation, for writing by Close
 	closed bool
 
-	group groupCommit // write transactions of concurrent callers (store_group.go)
+	group *groupcommit.Group[*bolt.Tx] // write transactions of concurrent callers (store_group.go)
 
 	jnl journalIndex // the journal's contents and its fold goroutine (store_journal.go)
 }
@@ -209,6 +210,7 @@ func Open(path string, cfg Config) (s *Store, err error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s = &Store{db: db, cfg: cfg, path: path}
+	s.group = groupcommit.New(s.updateTx, maxGroup, maxGroupBytes)
 	if err := s.init(); err != nil {
 		return nil, closeFailed(db, fmt.Errorf("open store %s: %w", path, err))
 	}
