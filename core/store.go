@@ -14,6 +14,8 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/boltfile"
+	"github.com/edge-sync/edge-sync/internal/groupcommit"
 )
 
 // Errors returned by the store; test with errors.Is. The server maps them
@@ -157,7 +159,7 @@ type Store struct {
 	mu     sync.RWMutex // held for reading by every operation, for writing by Close
 	closed bool
 
-	group groupCommit // write transactions of concurrent callers (store_group.go)
+	group *groupcommit.Group[*bolt.Tx] // write transactions of concurrent callers (store_group.go)
 
 	jnl journalIndex // the journal's contents and its fold goroutine (store_journal.go)
 }
@@ -172,7 +174,11 @@ func Open(path string, cfg Config) (s *Store, err error) {
 	if cfg.ChunkSize > 64<<20 {
 		return nil, fmt.Errorf("open store: chunk size %d over 64 MiB: %w", cfg.ChunkSize, ErrInvalid)
 	}
-	if err := precheckFile(path); err != nil {
+	// bbolt faults, past any recover, on a file truncated below what its
+	// header says: refuse such a file before bbolt maps it.
+	if err := boltfile.Check(path); errors.Is(err, boltfile.ErrDamaged) {
+		return nil, fmt.Errorf("open store %s: %w: %w", path, ErrCorrupt, err)
+	} else if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	var db *bolt.DB
@@ -204,6 +210,7 @@ func Open(path string, cfg Config) (s *Store, err error) {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	s = &Store{db: db, cfg: cfg, path: path}
+	s.group = groupcommit.New(s.updateTx, maxGroup, maxGroupBytes)
 	if err := s.init(); err != nil {
 		return nil, closeFailed(db, fmt.Errorf("open store %s: %w", path, err))
 	}

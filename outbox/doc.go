@@ -39,8 +39,8 @@
 // deletes quarantined ops. See docs/outbox.md#integrity.
 //
 // Concurrent Enqueues (and Acks) share one bbolt transaction and one fsync
-// (group commit, see committer): a lone producer commits at once, producers
-// that arrive during a commit share the next one.
+// (group commit, internal/groupcommit): a lone producer commits at once,
+// producers that arrive during a commit share the next one.
 //
 // # Caveats
 //

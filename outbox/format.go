@@ -5,15 +5,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
-	"os"
 	"runtime/debug"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/boltfile"
 )
 
 // On-disk layout (format version 2). Five top-level buckets:
@@ -129,65 +128,14 @@ func guard(what string, fn func() error) (err error) {
 	return fn()
 }
 
-// preflight checks the bbolt meta pages of an existing file before bbolt maps
-// it, so that a truncated file gives ErrCorrupt instead of a SIGBUS.
-func preflight(path string) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
+// checkHeader checks the bbolt meta pages of an existing file before bbolt
+// maps it, so that a truncated file gives ErrCorrupt instead of a SIGBUS.
+func checkHeader(path string) error {
+	err := boltfile.Check(path)
+	if errors.Is(err, boltfile.ErrDamaged) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
 	}
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	size := fi.Size()
-	if size == 0 {
-		return nil // bbolt initialises an empty file
-	}
-	const metaOff, metaLen = 16, 64
-	var buf [metaOff + metaLen]byte
-	readMeta := func(off int64) (pageSize, pgid, txid uint64, ok bool) {
-		if _, err := f.ReadAt(buf[:], off); err != nil {
-			return 0, 0, 0, false
-		}
-		m := buf[metaOff:]
-		h := fnv.New64a()
-		h.Write(m[:56])
-		if binary.LittleEndian.Uint32(m[0:]) != 0xED0CDAED || h.Sum64() != binary.LittleEndian.Uint64(m[56:]) {
-			return 0, 0, 0, false
-		}
-		return uint64(binary.LittleEndian.Uint32(m[8:])), binary.LittleEndian.Uint64(m[40:]), binary.LittleEndian.Uint64(m[48:]), true
-	}
-	ps0, pg0, tx0, ok0 := readMeta(0)
-	var ps1, pg1, tx1 uint64
-	ok1 := false
-	if ok0 {
-		ps1, pg1, tx1, ok1 = readMeta(int64(ps0))
-	} else {
-		// Meta 0 is bad; try the usual page sizes for meta 1.
-		for _, ps := range []int64{4096, 8192, 16384, 65536} {
-			if ps1, pg1, tx1, ok1 = readMeta(ps); ok1 {
-				break
-			}
-		}
-	}
-	var pageSize, pgid uint64
-	switch {
-	case ok0 && (!ok1 || tx0 >= tx1):
-		pageSize, pgid = ps0, pg0
-	case ok1:
-		pageSize, pgid = ps1, pg1
-	default:
-		return fmt.Errorf("%s is %d bytes and has no valid bbolt meta page: %w", path, size, ErrCorrupt)
-	}
-	if need := pgid * pageSize; need > uint64(size) || pageSize < 1024 {
-		return fmt.Errorf("%s is truncated: %d bytes, its meta page says %d: %w", path, size, need, ErrCorrupt)
-	}
-	return nil
+	return err
 }
 
 // mapOpenErr maps bbolt's Open errors to the outbox's sentinels.

@@ -106,7 +106,7 @@ func (o *Outbox) Ack(ids ...edgesync.OpID) error {
 // nil) for each with o.mu held; when the commit fails, it makes them
 // available again and returns the error.
 func (o *Outbox) deleteEntries(es []*entry, removed func(*entry)) error {
-	err := o.commit.do(func(tx *bolt.Tx) error {
+	err := o.commit.Do(func(tx *bolt.Tx) error {
 		for _, e := range es {
 			if err := deleteOp(tx, e.op.ID); err != nil {
 				return err
@@ -150,7 +150,7 @@ func (o *Outbox) MarkSummarySent(id edgesync.OpID) error {
 	o.mu.Unlock()
 	op.SummarySent = true
 	rec := encodeOp(&op)
-	err := o.commit.do(func(tx *bolt.Tx) error {
+	err := o.commit.Do(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketOps)
 		// The op may have been acked or dropped meanwhile: never resurrect it.
 		if b.Get(id[:]) == nil {

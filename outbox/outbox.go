@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/groupcommit"
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -24,7 +25,7 @@ type Outbox struct {
 	opts      Options
 	log       hclog.Logger
 	gen       *edgesync.IDGenerator
-	commit    committer
+	commit    *groupcommit.Group[*bolt.Tx] // group commit: concurrent writers share a transaction
 	chunkSize int
 	sumBlock  int    // payload bytes per checksum
 	dir       string // the file's directory, for free-space checks
@@ -49,8 +50,8 @@ func Open(path string, opts Options) (*Outbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open outbox: %w", err)
 	}
-	if err := preflight(path); err != nil {
-		return nil, fmt.Errorf("open outbox: %w", err)
+	if err := checkHeader(path); err != nil {
+		return nil, fmt.Errorf("open outbox %s: %w", path, err)
 	}
 	var db *bolt.DB
 	err = guard("open outbox "+path, func() error {
@@ -74,7 +75,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 		drops: make(chan Drop, opts.DropBuffer),
 		dir:   filepath.Dir(path),
 	}
-	o.commit.db = db
+	o.commit = groupcommit.New(db.Update, 0, 0)
 	o.pageSize = db.Info().PageSize
 	if err := o.load(path); err != nil {
 		if cerr := db.Close(); cerr != nil {
@@ -504,7 +505,7 @@ func (s *stager) discard() {
 		return
 	}
 	id := s.id
-	err := s.o.commit.do(func(tx *bolt.Tx) error {
+	err := s.o.commit.Do(func(tx *bolt.Tx) error {
 		if err := deleteChunks(tx, id); err != nil {
 			return err
 		}
@@ -549,7 +550,7 @@ func growTo(b []byte, c int) []byte {
 
 // writeStage commits chunks [first, first+len(stage)) under a pending marker.
 func (o *Outbox) writeStage(id edgesync.OpID, first uint32, stage []chunk) error {
-	return mapWriteErr(o.commit.do(func(tx *bolt.Tx) error {
+	return mapWriteErr(o.commit.Do(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketPending).Put(id[:], nil); err != nil {
 			return err
 		}
@@ -594,7 +595,7 @@ func (o *Outbox) publish(op *Op, first uint32, stage []chunk, staged bool) error
 		return err
 	}
 	rec := encodeOp(op)
-	err = o.commit.do(func(tx *bolt.Tx) error {
+	err = o.commit.Do(func(tx *bolt.Tx) error {
 		if err := putChunks(tx, op.ID, first, stage); err != nil {
 			return err
 		}

@@ -96,7 +96,7 @@ func untrustedOp(id edgesync.OpID, rec []byte) (Op, bool) {
 
 // moveToQuarantine moves op id's record from ops to quarantine with the
 // reason; its chunks stay. Moving an op that is gone is a no-op, so the
-// function is idempotent (committer may run it twice).
+// function is idempotent (group commit may run it twice).
 func moveToQuarantine(tx *bolt.Tx, id edgesync.OpID, at time.Time, reason string) error {
 	ops := tx.Bucket(bucketOps)
 	rec := ops.Get(id[:])
@@ -127,7 +127,7 @@ func (o *Outbox) quarantine(id edgesync.OpID, why error) {
 	o.mu.Unlock()
 	now := o.opts.Now()
 	reason := reasonOf(why)
-	err := o.commit.do(func(tx *bolt.Tx) error { return moveToQuarantine(tx, id, now, reason) })
+	err := o.commit.Do(func(tx *bolt.Tx) error { return moveToQuarantine(tx, id, now, reason) })
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if err != nil {
@@ -185,8 +185,8 @@ func (o *Outbox) PurgeQuarantined(ids ...edgesync.OpID) (Count, error) {
 	}
 	defer o.inflight.Done()
 	var purged Count
-	// Not through the committer: the chunks of a quarantined op may sit on
-	// pages bbolt cannot read, and a panic must not leave the committer
+	// Not through group commit: the chunks of a quarantined op may sit on
+	// pages bbolt cannot read, and a panic must not leave the group
 	// stuck. guard turns it into ErrCorrupt; bbolt rolls the tx back.
 	err := guard("purge quarantined", func() error {
 		return o.db.Update(func(tx *bolt.Tx) error {

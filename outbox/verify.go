@@ -243,7 +243,7 @@ func openFile(path string, opts Options) (*file, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := preflight(path); err != nil {
+	if err := checkHeader(path); err != nil {
 		return nil, err
 	}
 	f := &file{}

@@ -21,36 +21,20 @@ import (
 // and Close) with a compare-and-set, so that counting costs no write on
 // an op's path. A core that dies loses the changes of its last interval:
 // the counters are figures to watch, not the data's truth. The applied
-// count is not kept there; Stats counts the applied bucket's entries
-// and the events' markers.
+// count is not kept there (the record's stays 0); Stats counts the
+// applied bucket's entries and the events' markers.
 
-// agentRec is an agent's counters in the agents bucket.
+// agentRec is an agent's counters in the agents bucket: the store's
+// AgentStats, but for Applied, which is not kept there (it stays 0).
 type agentRec struct {
-	Agent      string `json:"agent"`
-	Keys       int64  `json:"keys"`
-	Events     int64  `json:"events"`
-	Bytes      int64  `json:"bytes"`
-	EventBytes int64  `json:"event_bytes"`
-	Reserved   int64  `json:"reserved"`
-	Dedups     int64  `json:"dedups"`
-	Summaries  int64  `json:"summaries"`
-	Evicted    int64  `json:"evicted"`
+	Agent string `json:"agent"`
+	core.AgentStats
 }
 
+// add adds d's counts, but the applied count, to the record.
 func (r *agentRec) add(d core.AgentStats) {
-	r.Keys += d.Keys
-	r.Events += d.Events
-	r.Bytes += d.Bytes
-	r.EventBytes += d.EventBytes
-	r.Reserved += d.Reserved
-	r.Dedups += d.Dedups
-	r.Summaries += d.Summaries
-	r.Evicted += d.Evicted
-}
-
-func (r agentRec) stats() core.AgentStats {
-	return core.AgentStats{Keys: r.Keys, Events: r.Events, Bytes: r.Bytes, EventBytes: r.EventBytes,
-		Reserved: r.Reserved, Dedups: r.Dedups, Summaries: r.Summaries, Evicted: r.Evicted}
+	d.Applied = 0
+	r.AgentStats.Add(d)
 }
 
 // counters are this core's changes not yet flushed, and the shared
@@ -374,7 +358,7 @@ func (s *Store) Stats() (core.Stats, error) {
 	}
 	st := core.Stats{ByAgent: map[string]core.AgentStats{}}
 	for _, r := range recs {
-		as := r.stats()
+		as := r.AgentStats
 		n, err := s.count(ctx, s.appliedS, agentFilter("$KV."+s.n.bucket(bucketApplied), r.Agent))
 		if err != nil {
 			return core.Stats{}, fmt.Errorf("stats: %w", err)
@@ -414,7 +398,7 @@ func (s *Store) AgentStats(agent string) (core.AgentStats, error) {
 	if err != nil {
 		return core.AgentStats{}, fmt.Errorf("agent stats: %w", err)
 	}
-	st := r.stats()
+	st := r.AgentStats
 	s.counters.mu.Lock()
 	st.Add(s.counters.pending[agent])
 	st.Reserved += s.counters.local[agent]

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -58,20 +59,25 @@ func (f *serviceFlags) register(c *cobra.Command, what string) {
 	completeFlag(c, "log-level", complete("trace", "debug", "info", "warn", "error"))
 }
 
+// checkConfig is --check-config for agent and core: it runs the config's
+// check against this machine and, when that passes, prints that the file
+// is ok with summary, what the service would run.
+func checkConfig(env Env, cfgPath string, check func() error, summary string) error {
+	if err := check(); err != nil {
+		return fmt.Errorf("%s:\n%w", cfgPath, err)
+	}
+	fmt.Fprintf(env.Stdout, "%s: ok (%s)\n", cfgPath, summary)
+	return nil
+}
+
 func runAgent(ctx context.Context, env Env, cfgPath, logLevel string, check bool) error {
 	cfg, err := config.LoadAgent(cfgPath)
 	if err != nil {
 		return err
 	}
-	if logLevel != "" {
-		cfg.Log.Level = logLevel
-	}
+	cfg.Log.Level = cmp.Or(logLevel, cfg.Log.Level)
 	if check {
-		if err := cfg.Check(); err != nil {
-			return fmt.Errorf("%s:\n%w", cfgPath, err)
-		}
-		fmt.Fprintf(env.Stdout, "%s: ok (%d endpoint(s), outbox %s)\n", cfgPath, len(cfg.Endpoints), cfg.OutboxPath())
-		return nil
+		return checkConfig(env, cfgPath, cfg.Check, fmt.Sprintf("%d endpoint(s), outbox %s", len(cfg.Endpoints), cfg.OutboxPath()))
 	}
 	if _, err := pki.ClientTLSConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key, ""); err != nil {
 		return tlsError(cfgPath, "agent", err)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -66,15 +67,9 @@ func runCore(ctx context.Context, env Env, cfgPath, logLevel string, check bool)
 	if err != nil {
 		return err
 	}
-	if logLevel != "" {
-		cfg.Log.Level = logLevel
-	}
+	cfg.Log.Level = cmp.Or(logLevel, cfg.Log.Level)
 	if check {
-		if err := cfg.Check(); err != nil {
-			return fmt.Errorf("%s:\n%w", cfgPath, err)
-		}
-		fmt.Fprintf(env.Stdout, "%s: ok (listen %s, store %s)\n", cfgPath, cfg.Listen, storeName(cfg))
-		return nil
+		return checkConfig(env, cfgPath, cfg.Check, fmt.Sprintf("listen %s, store %s", cfg.Listen, storeName(cfg)))
 	}
 	if _, err := pki.ServerTLSConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key); err != nil {
 		return tlsError(cfgPath, "core", err)
