@@ -68,3 +68,34 @@ func TestNewFromConfig(t *testing.T) {
 		t.Errorf("invalid config: want an error naming limits.max_streams, got %v", err)
 	}
 }
+
+// The store's and the server's zero-value defaults (a library user's
+// core.Open or NewServer without a config file) are the config file's
+// defaults: one set, in config.DefaultCore. They had drifted: a store
+// opened without a config kept 10,000,000 applied op IDs per agent and
+// took ops of 16 GiB, where a core started from a file keeps 1,000,000
+// and takes 1 GiB.
+func TestZeroConfigTakesTheFilesDefaults(t *testing.T) {
+	want := StoreConfig(config.DefaultCore())
+	got := Config{}.withDefaults()
+	if got.MaxObjectSize != want.MaxObjectSize || got.EventMaxCount != want.EventMaxCount ||
+		got.AppliedMaxAge != want.AppliedMaxAge || got.AppliedMaxCount != want.AppliedMaxCount ||
+		got.PartialMaxAge != want.PartialMaxAge {
+		t.Errorf("Config{} defaults: max op %d, events %d, applied %v / %d, partials %v; config.DefaultCore: %d, %d, %v / %d, %v",
+			got.MaxObjectSize, got.EventMaxCount, got.AppliedMaxAge, got.AppliedMaxCount, got.PartialMaxAge,
+			want.MaxObjectSize, want.EventMaxCount, want.AppliedMaxAge, want.AppliedMaxCount, want.PartialMaxAge)
+	}
+
+	lim := config.DefaultCore().Limits
+	s, err := NewServer(ServerConfig{TLS: &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert}, Store: &Store{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := s.cfg
+	if c.MaxOpBytes != lim.MaxOpBytes || c.MaxStreams != lim.MaxStreams || c.MaxConnections != lim.MaxConnections ||
+		c.MaxFrameMemory != lim.MaxFrameMemory || c.MaxConnFrameMemory != lim.MaxConnFrameMemory {
+		t.Errorf("ServerConfig{} defaults: max op %d, streams %d, connections %d, frame memory %d / %d; config.DefaultCore: %d, %d, %d, %d / %d",
+			c.MaxOpBytes, c.MaxStreams, c.MaxConnections, c.MaxFrameMemory, c.MaxConnFrameMemory,
+			lim.MaxOpBytes, lim.MaxStreams, lim.MaxConnections, lim.MaxFrameMemory, lim.MaxConnFrameMemory)
+	}
+}
