@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/quic-go/quic-go"
 
+	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/internal/lifecycle"
 	"github.com/edge-sync/edge-sync/internal/pki"
 	"github.com/edge-sync/edge-sync/internal/units"
@@ -46,11 +47,12 @@ type ServerConfig struct {
 	// default 2 min.
 	FrameTimeout time.Duration
 	// MaxFrameMemory bounds the memory held for frames in flight by all
-	// connections (see server_memory.go); default DefaultMaxFrameMemory.
+	// connections (see server_memory.go); default the config file's
+	// limits.max_frame_memory (256 MiB).
 	MaxFrameMemory int64
-	// MaxConnFrameMemory bounds it per connection; default
-	// DefaultMaxConnFrameMemory, at least MinConnFrameMemory, at most
-	// MaxFrameMemory.
+	// MaxConnFrameMemory bounds it per connection; default the config
+	// file's limits.max_frame_memory_per_connection (128 MiB), at least
+	// MinConnFrameMemory, at most MaxFrameMemory.
 	MaxConnFrameMemory int64
 	// SweepInterval is how often the store's Sweep runs (partial ops idle
 	// past the store's PartialMaxAge, retention bounds); default 1 h.
@@ -143,14 +145,15 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 	if cfg.Name == "" {
 		cfg.Name = "core"
 	}
+	lim := config.DefaultCore().Limits // the config file's defaults, once
 	if cfg.MaxOpBytes <= 0 {
-		cfg.MaxOpBytes = 1 << 30
+		cfg.MaxOpBytes = lim.MaxOpBytes
 	}
 	if cfg.MaxStreams <= 0 {
-		cfg.MaxStreams = 64
+		cfg.MaxStreams = lim.MaxStreams
 	}
 	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = 1000
+		cfg.MaxConnections = lim.MaxConnections
 	}
 	if cfg.FrameTimeout <= 0 {
 		cfg.FrameTimeout = 2 * time.Minute
@@ -159,10 +162,10 @@ func NewServer(cfg ServerConfig) (*Server, error) {
 		cfg.SweepInterval = time.Hour
 	}
 	if cfg.MaxFrameMemory <= 0 {
-		cfg.MaxFrameMemory = DefaultMaxFrameMemory
+		cfg.MaxFrameMemory = lim.MaxFrameMemory
 	}
 	if cfg.MaxConnFrameMemory <= 0 {
-		cfg.MaxConnFrameMemory = min(DefaultMaxConnFrameMemory, cfg.MaxFrameMemory)
+		cfg.MaxConnFrameMemory = min(lim.MaxConnFrameMemory, cfg.MaxFrameMemory)
 	}
 	if cfg.MaxConnFrameMemory < MinConnFrameMemory || cfg.MaxConnFrameMemory > cfg.MaxFrameMemory {
 		return nil, fmt.Errorf("new core server: frame memory per connection %s not in %s..%s (MaxFrameMemory): a connection must hold one maximal DATA frame and its chunk",

@@ -13,6 +13,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/codec"
+	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/internal/hostile"
 	"github.com/edge-sync/edge-sync/wire"
 )
@@ -67,7 +68,7 @@ func newLaneFixtureEager(t *testing.T, size, chunk int, held int64, eager bool) 
 	}
 	f := &laneFixture{st: st, hdr: hdr, payload: payload}
 	f.h = &opHandler{store: st, stats: &serverStats{}, agent: laneTestAgent, log: hclog.NewNullLogger(),
-		mem: newMemBudget("connection", DefaultMaxConnFrameMemory, nil, new(atomic.Int64))}
+		mem: newMemBudget("connection", config.DefaultCore().Limits.MaxConnFrameMemory, nil, new(atomic.Int64))}
 	f.router = newLaneRouter(&f.dropped)
 	f.h.lane = f.router
 	chunks, err := hostile.DataFrames(&ch, id, payload, 0)

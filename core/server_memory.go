@@ -22,14 +22,9 @@ import (
 // that wait on it, and the flow control of the QUIC connection would not
 // let the bytes that could free it through.
 
-// Defaults of the frame memory bounds.
+// The frame memory bounds' defaults are the config file's
+// (config.DefaultCore's limits).
 const (
-	// DefaultMaxFrameMemory is the default bound on the memory held for
-	// frames in flight by all connections.
-	DefaultMaxFrameMemory = 256 << 20
-	// DefaultMaxConnFrameMemory is the default bound per connection: room
-	// for several maximal DATA frames and their decoded chunks.
-	DefaultMaxConnFrameMemory = 128 << 20
 	// MinConnFrameMemory is the least a connection may be given: one
 	// maximal DATA frame and its decoded chunk, so that any op can come
 	// (config.MinConnFrameMemory, a round figure above it, is what a

@@ -14,6 +14,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/internal/boltfile"
 	"github.com/edge-sync/edge-sync/internal/groupcommit"
 )
@@ -70,7 +71,8 @@ type Config struct {
 	// AgentQuota, if set, gives each agent its own quota in place of Quota
 	// (0 = unlimited); it is asked on every op, so it may change at runtime.
 	AgentQuota func(agent string) int64
-	// MaxObjectSize is the largest op accepted; default 16 GiB.
+	// MaxObjectSize is the largest op accepted; default the config file's
+	// limits.max_op_bytes (config.DefaultCore, 1 GiB).
 	MaxObjectSize int64
 	// ChunkSize is the largest value written to bbolt for object data;
 	// default 256 KiB.
@@ -82,18 +84,20 @@ type Config struct {
 	// MaxSummaryBytes bounds a producer summary; default 64 KiB.
 	MaxSummaryBytes int
 	// EventMaxCount bounds the events kept per agent (oldest dropped first);
-	// default 1,000,000.
+	// default the config file's store.event_retention (1,000,000).
 	EventMaxCount int64
 	// EventMaxBytes bounds the event payload bytes kept per agent; default
 	// 0 means no byte bound.
 	EventMaxBytes int64
 	// AppliedMaxAge is how long an applied op ID is remembered for
-	// de-duplication; default 30 days.
+	// de-duplication; default the config file's store.dedup_retention
+	// (30 days).
 	AppliedMaxAge time.Duration
-	// AppliedMaxCount bounds the applied-op index per agent; default 10,000,000.
+	// AppliedMaxCount bounds the applied-op index per agent; default the
+	// config file's store.dedup_max_entries (1,000,000).
 	AppliedMaxCount int64
 	// PartialMaxAge discards partial ops not written to for this long;
-	// default 7 days.
+	// default the config file's store.partial_max_age (7 days).
 	PartialMaxAge time.Duration
 	// OpenTimeout is how long Open waits for another process's file lock;
 	// default 5 s.
@@ -113,8 +117,11 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
+	// What a config file sets has its defaults there, once
+	// (config.DefaultCore); the rest are the store's own.
+	file := StoreConfig(config.DefaultCore())
 	if c.MaxObjectSize <= 0 {
-		c.MaxObjectSize = 16 << 30
+		c.MaxObjectSize = file.MaxObjectSize
 	}
 	if c.ChunkSize <= 0 {
 		c.ChunkSize = 256 << 10
@@ -126,16 +133,16 @@ func (c Config) withDefaults() Config {
 		c.MaxSummaryBytes = 64 << 10
 	}
 	if c.EventMaxCount <= 0 {
-		c.EventMaxCount = 1_000_000
+		c.EventMaxCount = file.EventMaxCount
 	}
 	if c.AppliedMaxAge <= 0 {
-		c.AppliedMaxAge = 30 * 24 * time.Hour
+		c.AppliedMaxAge = file.AppliedMaxAge
 	}
 	if c.AppliedMaxCount <= 0 {
-		c.AppliedMaxCount = 10_000_000
+		c.AppliedMaxCount = file.AppliedMaxCount
 	}
 	if c.PartialMaxAge <= 0 {
-		c.PartialMaxAge = 7 * 24 * time.Hour
+		c.PartialMaxAge = file.PartialMaxAge
 	}
 	if c.OpenTimeout <= 0 {
 		c.OpenTimeout = 5 * time.Second

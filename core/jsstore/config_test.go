@@ -72,3 +72,16 @@ func TestOpenStoreFromConfig(t *testing.T) {
 		t.Error("a bbolt store block opened as JetStream")
 	}
 }
+
+// The store's zero-value defaults are the config file's (config.DefaultCore),
+// which a library user without a file gets too.
+func TestZeroConfigTakesTheFilesDefaults(t *testing.T) {
+	want := config.DefaultCore().Store.JetStream
+	got := Config{}.withDefaults()
+	if got.Prefix != want.Prefix || got.Replicas != want.Replicas || got.History != want.History ||
+		got.DuplicateWindow != want.DuplicateWindow || got.Timeout != want.Timeout {
+		t.Errorf("Config{} defaults: prefix %q, replicas %d, history %d, duplicate window %v, timeout %v; config.DefaultCore: %q, %d, %d, %v, %v",
+			got.Prefix, got.Replicas, got.History, got.DuplicateWindow, got.Timeout,
+			want.Prefix, want.Replicas, want.History, want.DuplicateWindow, want.Timeout)
+	}
+}

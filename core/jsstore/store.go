@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 )
 
@@ -86,20 +87,21 @@ func (c Config) withDefaults() Config {
 	if inline <= 0 {
 		c.InlineMax = 256 << 10
 	}
+	file := config.DefaultCore().Store.JetStream // the config file's defaults, once
 	if c.Prefix == "" {
-		c.Prefix = "edgesync"
+		c.Prefix = file.Prefix
 	}
 	if c.Replicas <= 0 {
-		c.Replicas = 1
+		c.Replicas = file.Replicas
 	}
 	if c.History <= 0 {
-		c.History = 5
+		c.History = file.History
 	}
 	if c.DuplicateWindow <= 0 {
-		c.DuplicateWindow = 2 * time.Minute
+		c.DuplicateWindow = file.DuplicateWindow
 	}
 	if c.Timeout <= 0 {
-		c.Timeout = 10 * time.Second
+		c.Timeout = file.Timeout
 	}
 	if c.MemoryBytes <= 0 {
 		c.MemoryBytes = 64 << 20
