@@ -75,7 +75,12 @@ func Open(path string, opts Options) (*Outbox, error) {
 		drops: make(chan Drop, opts.DropBuffer),
 		dir:   filepath.Dir(path),
 	}
-	o.commit = groupcommit.New(db.Update, 0, 0)
+	// The runner turns a panic of bbolt's (a damaged page) into ErrCorrupt:
+	// one that escaped would leave the group's queued callers waiting for
+	// ever (internal/groupcommit's caveat).
+	o.commit = groupcommit.New(func(fn func(*bolt.Tx) error) error {
+		return guard("commit", func() error { return db.Update(fn) })
+	}, 0, 0)
 	o.pageSize = db.Info().PageSize
 	if err := o.load(path); err != nil {
 		if cerr := db.Close(); cerr != nil {
