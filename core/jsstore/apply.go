@@ -698,23 +698,14 @@ func (s *Store) publishEvent(ctx context.Context, agent string, hdr core.Partial
 	}
 	pctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
-		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
-	msg := &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data}
+	msg := s.eventMsg(agent, hdr, data, blob)
 	if s.markerGuard {
 		noMarker(msg, s.n.markerSubject(agent, hdr.OpID))
 	}
 	ack, err := s.publish(pctx, s.oc(), msg, jetstream.WithMsgID(agentKey(agent, hdr.OpID.String())))
 	if isWrongLastSeq(err) {
 		// The op has a marker: a core with batches applied it (events.go).
-		eff, _, ferr := s.markerEffect(ctx, agent, hdr.OpID)
-		if ferr != nil {
-			return res, false, ferr
-		}
-		if !eff.visible {
-			return res, false, errConflict
-		}
-		return s.duplicateEvent(agent, hdr, eff, blob)
+		return s.markedEvent(ctx, res, agent, hdr, blob)
 	}
 	if err != nil {
 		return res, false, fmt.Errorf("event: %w", err)

@@ -146,9 +146,7 @@ func (s *Store) commitEvent(ctx context.Context, agent string, hdr core.PartialH
 	marker.Header.Set(hdrBatchSeq, "1")
 	marker.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	marker.Header.Set(jetstream.MsgTTLHeader, strconv.FormatInt(int64(max(s.cfg.AppliedMaxAge, time.Second)/time.Second), 10))
-	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
-		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
-	ev := &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data}
+	ev := s.eventMsg(agent, hdr, data, blob)
 	ev.Header.Set(hdrBatchID, id)
 	ev.Header.Set(hdrBatchSeq, "2")
 	ev.Header.Set(hdrBatchCommit, "1")
@@ -157,14 +155,7 @@ func (s *Store) commitEvent(ctx context.Context, agent string, hdr core.PartialH
 		// The op has a marker (or, on a replicated stream, another core's
 		// batch for it is in flight: then there is none yet, and the
 		// agent sends the op again).
-		eff, _, ferr := s.markerEffect(ctx, agent, hdr.OpID)
-		if ferr != nil {
-			return res, false, ferr
-		}
-		if !eff.visible {
-			return res, false, errConflict
-		}
-		return s.duplicateEvent(agent, hdr, eff, blob)
+		return s.markedEvent(ctx, res, agent, hdr, blob)
 	}
 	if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeAtomicDisabled {
 		return res, false, fmt.Errorf("event: %w: %w", err, s.errLayout())
@@ -176,6 +167,28 @@ func (s *Store) commitEvent(ctx context.Context, agent string, hdr core.PartialH
 	res.Seq = ack.Sequence
 	s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
 	return res, blob != "", nil
+}
+
+// eventMsg is the op's message in the events stream: its subject, its
+// headers (meta) and its data (none when blob names where it is).
+func (s *Store) eventMsg(agent string, hdr core.PartialHeader, data []byte, blob string) *nats.Msg {
+	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
+		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
+	return &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data}
+}
+
+// markedEvent answers an event op whose publish found its marker: a
+// duplicate once the marker's effect is visible, errConflict (the agent
+// sends the op again) while it is not.
+func (s *Store) markedEvent(ctx context.Context, res core.Result, agent string, hdr core.PartialHeader, blob string) (core.Result, bool, error) {
+	eff, _, err := s.markerEffect(ctx, agent, hdr.OpID)
+	if err != nil {
+		return res, false, err
+	}
+	if !eff.visible {
+		return res, false, errConflict
+	}
+	return s.duplicateEvent(agent, hdr, eff, blob)
 }
 
 // duplicateEvent describes an event op found applied.
