@@ -1,0 +1,427 @@
+package core
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	edgesync "github.com/edge-sync/edge-sync"
+)
+
+// SalvageReport says what Salvage copied and what it could not.
+type SalvageReport struct {
+	// VerifyReport counts what was copied; its Damaged lists the records
+	// not copied.
+	VerifyReport
+	// Aside is where the damaged file was moved (SalvageInPlace).
+	Aside string `json:"aside,omitempty"`
+	// Rebuilt counts applied-index entries written again from the
+	// version or event record of their op, whose own entry was damaged.
+	Rebuilt int `json:"rebuilt_applied"`
+	// Dropped counts partial ops (being received) not copied: their
+	// agents send them again from the start.
+	Dropped int `json:"dropped_partials"`
+}
+
+// SalvageOptions tunes Salvage.
+type SalvageOptions struct {
+	// LockTimeout bounds the wait for the file lock; default 1 s.
+	LockTimeout time.Duration
+	// Progress, if set, is called after each transaction of the copy is
+	// committed, with the records and data chunks written so far.
+	Progress func(records int)
+	// Now names the damaged file (SalvageInPlace); default time.Now.
+	Now func() time.Time
+}
+
+// salvageCommitBytes is how much data one transaction of the copy writes
+// (a variable for the crash test, which kills a salvage between two).
+var salvageCommitBytes = 16 << 20
+
+// SalvageTemp is the name of the copy SalvageInPlace builds beside the
+// store at path before it takes the store's place.
+func SalvageTemp(path string) string { return path + ".salvage" }
+
+// SalvageInPlace salvages the store at path (the core stopped): it copies
+// every intact record into SalvageTemp(path), moves the damaged file
+// aside to PATH.damaged-TIME and puts the copy in its place. It is
+// crash-safe: until the copy is complete and synced, the store at path
+// is untouched, and a leftover copy from a killed run is removed first;
+// the damaged file gets its second name (a hard link) before the copy
+// replaces it with one rename, so path always names one of the two.
+func SalvageInPlace(path string, opts SalvageOptions) (SalvageReport, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	tmp := SalvageTemp(path)
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return SalvageReport{}, err
+	}
+	if _, err := os.Stat(path); err != nil {
+		return SalvageReport{}, err
+	}
+	r, err := Salvage(path, tmp, opts)
+	if err != nil {
+		_ = os.Remove(tmp)
+		return r, err
+	}
+	r.Aside = path + ".damaged-" + opts.Now().UTC().Format("20060102T150405Z")
+	if err := os.Link(path, r.Aside); err != nil {
+		_ = os.Remove(tmp)
+		return r, fmt.Errorf("keep the damaged file as %s: %w", r.Aside, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return r, fmt.Errorf("put the copy in place (the damaged file is at %s and %s, the copy at %s): %w", path, r.Aside, tmp, err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Salvage copies every record of the store at src that reads back intact
+// into a new store at dst, which must not exist: versions and events with
+// their data, sequence numbers and op IDs, summaries, the applied index
+// and the journal's entries. An op whose applied-index entry is damaged
+// but whose version or event survived gets its entry again from that
+// record, so that its agent's resend is answered as a duplicate. Partial
+// ops are not copied (their agents send them again); the agents' counters
+// are counted again from what was copied. dst is read back whole before
+// Salvage returns.
+func Salvage(src, dst string, opts SalvageOptions) (SalvageReport, error) {
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = time.Second
+	}
+	r := SalvageReport{VerifyReport: VerifyReport{Path: src}}
+	sdb, err := openRO(src, opts.LockTimeout)
+	if err != nil {
+		return r, err
+	}
+	defer sdb.Close()
+	if _, err := os.Stat(dst); err == nil {
+		return r, fmt.Errorf("salvage: %s exists", dst)
+	}
+	ddb, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	if err != nil {
+		return r, fmt.Errorf("salvage: create %s: %w", dst, err)
+	}
+	w := &salvageWriter{db: ddb, rep: &r, progress: opts.Progress}
+	err = w.begin()
+	if err == nil {
+		err = sdb.View(func(tx *bolt.Tx) error {
+			walkStore(tx, &r.VerifyReport, w)
+			return w.err
+		})
+	}
+	if err == nil {
+		err = w.finish()
+	} else if w.tx != nil {
+		_ = w.tx.Rollback()
+	}
+	if cerr := ddb.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return r, fmt.Errorf("salvage: write %s: %w", dst, err)
+	}
+	// Read the copy back as verify does, changing nothing: Open would
+	// apply retention bounds that need not be the core's.
+	back, err := VerifyFile(dst, opts.LockTimeout)
+	if err == nil && !back.OK() {
+		err = fmt.Errorf("%w: %s: %s", ErrCorrupt, back.Damaged[0].Bucket, back.Damaged[0].Reason)
+	}
+	if err != nil {
+		return r, fmt.Errorf("salvage: the copy does not read back: %w", err)
+	}
+	return r, nil
+}
+
+// salvageWriter writes the intact records walkStore finds into the new
+// store, in transactions of about salvageCommitBytes.
+type salvageWriter struct {
+	db       *bolt.DB
+	tx       *bolt.Tx
+	rep      *SalvageReport
+	progress func(int)
+	pending  int
+	records  int
+	err      error // the first write error: the walk stops copying
+	jseq     uint64
+
+	// The agent being copied.
+	agentName               string
+	seqEvents, seqBlobs     uint64                 // the source's bucket sequences, raised to what was copied
+	nextOrder               uint64                 // the applied order of an entry written again
+	dedups, evicted         int64                  // counters that cannot be counted again
+	marked                  map[edgesync.OpID]bool // ops with an applied entry copied
+	keys, events, summaries int64
+	bytes, eventBytes       int64
+	appliedN                int64
+}
+
+func (w *salvageWriter) begin() (err error) {
+	if w.tx, err = w.db.Begin(true); err != nil {
+		return err
+	}
+	meta, err := w.tx.CreateBucketIfNotExists(bktMeta)
+	if err != nil {
+		return err
+	}
+	if err := meta.Put(keyMagic, []byte(storeMagic)); err != nil {
+		return err
+	}
+	if err := meta.Put(keyFormat, u64b(FormatVersion)); err != nil {
+		return err
+	}
+	if _, err := w.tx.CreateBucketIfNotExists(bktJournal); err != nil {
+		return err
+	}
+	_, err = w.tx.CreateBucketIfNotExists(bktAgents)
+	return err
+}
+
+// grow counts n bytes and one record written, and commits once enough
+// are pending.
+func (w *salvageWriter) grow(n int) error {
+	w.pending += n
+	w.records++
+	if w.pending < salvageCommitBytes {
+		return nil
+	}
+	if err := w.tx.Commit(); err != nil {
+		w.tx = nil
+		return w.fail(err)
+	}
+	w.pending = 0
+	if w.progress != nil {
+		w.progress(w.records)
+	}
+	tx, err := w.db.Begin(true)
+	w.tx = tx
+	return w.fail(err)
+}
+
+func (w *salvageWriter) fail(err error) error {
+	if err != nil && w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+func (w *salvageWriter) finish() error {
+	if w.err != nil {
+		return w.err
+	}
+	jb := w.tx.Bucket(bktJournal)
+	if jseq := max(w.jseq, jb.Sequence()); jseq > 0 {
+		if err := jb.SetSequence(jseq); err != nil {
+			return err
+		}
+	}
+	err := w.tx.Commit()
+	w.tx = nil
+	if err == nil && w.progress != nil {
+		w.progress(w.records)
+	}
+	return err
+}
+
+func (w *salvageWriter) bucket() (*agentBucket, error) {
+	if w.err != nil {
+		return nil, w.err
+	}
+	a, err := agentRW(w.tx, w.agentName)
+	return a, w.fail(err)
+}
+
+// agent starts an agent: the source's sequences of its events, blobs and
+// applied order, and its counters that cannot be counted again.
+func (w *salvageWriter) agent(name string, seqEvents, seqBlobs, seqOrder uint64, stats *bolt.Bucket) error {
+	w.agentName, w.seqEvents, w.seqBlobs, w.nextOrder = name, seqEvents, seqBlobs, seqOrder+1
+	w.marked = map[edgesync.OpID]bool{}
+	w.keys, w.events, w.summaries, w.bytes, w.eventBytes, w.appliedN = 0, 0, 0, 0, 0, 0
+	w.dedups, w.evicted = 0, 0
+	if stats != nil {
+		_ = protect(func() error {
+			a := &agentBucket{stats: stats}
+			w.dedups, w.evicted = a.stat(statDedups), a.stat(statEvicted)
+			return nil
+		})
+	}
+	_, err := w.bucket()
+	return err
+}
+
+func (w *salvageWriter) applied(_ string, k []byte, rec appliedRec) error {
+	a, err := w.bucket()
+	if err != nil {
+		return err
+	}
+	if err := a.applied.Put(k, rec.encode()); err != nil {
+		return w.fail(err)
+	}
+	if err := a.appliedq.Put(u64b(rec.order), bytes.Clone(k)); err != nil {
+		return w.fail(err)
+	}
+	var id edgesync.OpID
+	copy(id[:], k)
+	w.marked[id] = true
+	w.nextOrder = max(w.nextOrder, rec.order+1)
+	w.appliedN++
+	return w.grow(len(k) + 80)
+}
+
+// rebuildApplied writes the applied entry of an op whose version or event
+// was copied but whose own entry was not.
+func (w *salvageWriter) rebuildApplied(a *agentBucket, id edgesync.OpID, rec appliedRec) error {
+	if w.marked[id] {
+		return nil
+	}
+	rec.order = w.nextOrder
+	w.nextOrder++
+	if err := a.applied.Put(bytes.Clone(id[:]), rec.encode()); err != nil {
+		return w.fail(err)
+	}
+	if err := a.appliedq.Put(u64b(rec.order), bytes.Clone(id[:])); err != nil {
+		return w.fail(err)
+	}
+	w.marked[id] = true
+	w.appliedN++
+	w.rep.Rebuilt++
+	return nil
+}
+
+// copyBlob copies the chunks of blob from the source.
+func (w *salvageWriter) copyBlob(src *bolt.Bucket, blob uint64) error {
+	if blob == 0 {
+		return nil
+	}
+	w.seqBlobs = max(w.seqBlobs, blob)
+	return eachChunk(src, blob, func(k, v []byte) error {
+		a, err := w.bucket()
+		if err != nil {
+			return err
+		}
+		if err := a.blobs.Put(k, v); err != nil {
+			return w.fail(err)
+		}
+		return w.grow(len(v))
+	})
+}
+
+func (w *salvageWriter) version(_ string, k, v []byte, ver Version, blobs *bolt.Bucket) error {
+	if err := w.copyBlob(blobs, ver.blob); err != nil {
+		return w.fail(err)
+	}
+	a, err := w.bucket()
+	if err != nil {
+		return err
+	}
+	if err := a.keys.Put(k, v); err != nil {
+		return w.fail(err)
+	}
+	if err := w.rebuildApplied(a, ver.OpID, appliedRec{at: ver.Stored, kind: edgesync.StateOp, ref: ver.Version,
+		size: ver.Size, hash: ver.Hash, key: ver.Key}); err != nil {
+		return err
+	}
+	w.keys++
+	w.bytes += ver.Size
+	return w.grow(len(v))
+}
+
+func (w *salvageWriter) event(_ string, k, v []byte, ev Event, blobs *bolt.Bucket) error {
+	if err := w.copyBlob(blobs, ev.blob); err != nil {
+		return w.fail(err)
+	}
+	a, err := w.bucket()
+	if err != nil {
+		return err
+	}
+	if err := a.events.Put(k, v); err != nil {
+		return w.fail(err)
+	}
+	if err := w.rebuildApplied(a, ev.OpID, appliedRec{at: ev.Stored, kind: edgesync.EventOp, ref: ev.Seq,
+		size: ev.Size, hash: ev.Hash, key: ev.Key}); err != nil {
+		return err
+	}
+	w.seqEvents = max(w.seqEvents, ev.Seq)
+	w.events++
+	w.bytes += ev.Size
+	w.eventBytes += ev.Size
+	return w.grow(len(v))
+}
+
+func (w *salvageWriter) summary(_ string, k, v []byte, _ Summary) error {
+	a, err := w.bucket()
+	if err != nil {
+		return err
+	}
+	if err := a.summ.Put(k, v); err != nil {
+		return w.fail(err)
+	}
+	w.summaries++
+	return w.grow(len(v))
+}
+
+func (w *salvageWriter) partial(string, partialRec) { w.rep.Dropped++ }
+
+// endAgent writes the agent's sequences and counters.
+func (w *salvageWriter) endAgent(string) error {
+	a, err := w.bucket()
+	if err != nil {
+		return err
+	}
+	for _, s := range []struct {
+		b *bolt.Bucket
+		v uint64
+	}{{a.events, w.seqEvents}, {a.blobs, w.seqBlobs}, {a.appliedq, w.nextOrder - 1}} {
+		if s.v > s.b.Sequence() {
+			if err := s.b.SetSequence(s.v); err != nil {
+				return w.fail(err)
+			}
+		}
+	}
+	for _, st := range []struct {
+		name []byte
+		v    int64
+	}{{statBytes, w.bytes}, {statKeys, w.keys}, {statEvents, w.events}, {statEventBytes, w.eventBytes},
+		{statApplied, w.appliedN}, {statSummaries, w.summaries}, {statDedups, w.dedups}, {statEvicted, w.evicted}} {
+		if st.v == 0 {
+			continue
+		}
+		if err := a.stats.Put(st.name, u64b(uint64(st.v))); err != nil {
+			return w.fail(err)
+		}
+	}
+	return nil
+}
+
+// journal copies an intact journal entry as it is, under its key.
+func (w *salvageWriter) journal(k, v []byte, _ journalRec) error {
+	if w.err != nil {
+		return w.err
+	}
+	jb := w.tx.Bucket(bktJournal)
+	if err := jb.Put(k, v); err != nil {
+		return w.fail(err)
+	}
+	w.jseq = max(w.jseq, beU64(k))
+	return w.grow(len(v))
+}
+
+// journalSeq takes the source journal's sequence.
+func (w *salvageWriter) journalSeq(seq uint64) { w.jseq = max(w.jseq, seq) }
