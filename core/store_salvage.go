@@ -2,10 +2,13 @@ package core
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -26,6 +29,10 @@ type SalvageReport struct {
 	// Dropped counts partial ops (being received) not copied: their
 	// agents send them again from the start.
 	Dropped int `json:"dropped_partials"`
+	// Unmarked counts applied-index entries not copied because their
+	// op's version or event was damaged: an agent that still holds such
+	// an op and sends it again has it stored again.
+	Unmarked int `json:"unmarked_applied"`
 }
 
 // SalvageOptions tunes Salvage.
@@ -164,13 +171,21 @@ type salvageWriter struct {
 
 	// The agent being copied.
 	agentName               string
-	seqEvents, seqBlobs     uint64                 // the source's bucket sequences, raised to what was copied
-	nextOrder               uint64                 // the applied order of an entry written again
-	dedups, evicted         int64                  // counters that cannot be counted again
-	marked                  map[edgesync.OpID]bool // ops with an applied entry copied
+	seqEvents, seqBlobs     uint64 // the source's bucket sequences, raised to what was copied
+	nextOrder               uint64 // the applied order of an entry written again
+	dedups, evicted         int64  // counters that cannot be counted again
 	keys, events, summaries int64
 	bytes, eventBytes       int64
 	appliedN                int64
+
+	// The applied index (salvageWriter.applied): the entries the
+	// versions and events copied would have, and what was not copied.
+	proposed   map[edgesync.OpID]salvageApplied
+	copied     map[edgesync.OpID]bool
+	lostSeqs   map[uint64]bool
+	lostKeys   map[string]edgesync.OpID    // key → the op its damaged record named, if it decoded
+	minSeq     uint64                      // the oldest event copied
+	keyApplied map[string][]salvageApplied // applied entries of state ops on lost keys, held until the end
 }
 
 func (w *salvageWriter) begin() (err error) {
@@ -252,7 +267,8 @@ func (w *salvageWriter) bucket() (*agentBucket, error) {
 // applied order, and its counters that cannot be counted again.
 func (w *salvageWriter) agent(name string, seqEvents, seqBlobs, seqOrder uint64, stats *bolt.Bucket) error {
 	w.agentName, w.seqEvents, w.seqBlobs, w.nextOrder = name, seqEvents, seqBlobs, seqOrder+1
-	w.marked = map[edgesync.OpID]bool{}
+	w.proposed, w.copied, w.lostSeqs = map[edgesync.OpID]salvageApplied{}, map[edgesync.OpID]bool{}, map[uint64]bool{}
+	w.lostKeys, w.keyApplied, w.minSeq = map[string]edgesync.OpID{}, map[string][]salvageApplied{}, 0
 	w.keys, w.events, w.summaries, w.bytes, w.eventBytes, w.appliedN = 0, 0, 0, 0, 0, 0
 	w.dedups, w.evicted = 0, 0
 	if stats != nil {
@@ -266,44 +282,70 @@ func (w *salvageWriter) agent(name string, seqEvents, seqBlobs, seqOrder uint64,
 	return err
 }
 
-func (w *salvageWriter) applied(_ string, k []byte, rec appliedRec) error {
+// applied copies an entry of the applied index, unless the version or
+// event of its op was damaged and not copied: without its entry, an op its
+// agent still holds and sends again is stored again, which is what the
+// store lost. An event's record was lost when verify named its sequence
+// number, or when it is newer than the oldest event copied (retention
+// drops the oldest first, damage any). A state op's was lost when its
+// key's record was damaged and it is the newest op the index has for the
+// key (held until endAgent).
+func (w *salvageWriter) applied(_ string, k []byte, ar appliedRec) error {
+	var id edgesync.OpID
+	copy(id[:], k)
+	rec := salvageApplied{id, ar}
+	if !w.copied[id] {
+		switch {
+		case rec.kind == edgesync.EventOp && (w.lostSeqs[rec.ref] || (w.minSeq != 0 && rec.ref > w.minSeq)):
+			w.rep.Unmarked++
+			return nil
+		case rec.kind == edgesync.StateOp && w.lostKeys[rec.key] == id:
+			w.rep.Unmarked++
+			return nil
+		case rec.kind == edgesync.StateOp:
+			if _, ok := w.lostKeys[rec.key]; ok {
+				w.keyApplied[rec.key] = append(w.keyApplied[rec.key], rec)
+				return nil
+			}
+		}
+	}
+	return w.putApplied(rec, false)
+}
+
+// salvageApplied is an applied-index entry with its op ID (the entry's key).
+type salvageApplied struct {
+	op edgesync.OpID
+	appliedRec
+}
+
+// putApplied writes an applied entry; a rebuilt one takes the next order.
+func (w *salvageWriter) putApplied(rec salvageApplied, rebuilt bool) error {
 	a, err := w.bucket()
 	if err != nil {
 		return err
 	}
-	if err := a.applied.Put(k, rec.encode()); err != nil {
+	if rebuilt {
+		rec.order = w.nextOrder
+		w.rep.Rebuilt++
+	}
+	if err := a.applied.Put(bytes.Clone(rec.op[:]), rec.appliedRec.encode()); err != nil {
 		return w.fail(err)
 	}
-	if err := a.appliedq.Put(u64b(rec.order), bytes.Clone(k)); err != nil {
+	if err := a.appliedq.Put(u64b(rec.order), bytes.Clone(rec.op[:])); err != nil {
 		return w.fail(err)
 	}
-	var id edgesync.OpID
-	copy(id[:], k)
-	w.marked[id] = true
+	delete(w.proposed, rec.op)
 	w.nextOrder = max(w.nextOrder, rec.order+1)
 	w.appliedN++
-	return w.grow(len(k) + 80)
+	return w.grow(len(rec.key) + 100)
 }
 
-// rebuildApplied writes the applied entry of an op whose version or event
-// was copied but whose own entry was not.
-func (w *salvageWriter) rebuildApplied(a *agentBucket, id edgesync.OpID, rec appliedRec) error {
-	if w.marked[id] {
-		return nil
-	}
-	rec.order = w.nextOrder
-	w.nextOrder++
-	if err := a.applied.Put(bytes.Clone(id[:]), rec.encode()); err != nil {
-		return w.fail(err)
-	}
-	if err := a.appliedq.Put(u64b(rec.order), bytes.Clone(id[:])); err != nil {
-		return w.fail(err)
-	}
-	w.marked[id] = true
-	w.appliedN++
-	w.rep.Rebuilt++
-	return nil
-}
+// lostKey notes a key whose version record was damaged, and the op it
+// named if it decoded that far.
+func (w *salvageWriter) lostKey(key string, id edgesync.OpID) { w.lostKeys[key] = id }
+
+// lostEvent notes the sequence number of a damaged event record.
+func (w *salvageWriter) lostEvent(seq uint64) { w.lostSeqs[seq] = true }
 
 // copyBlob copies the chunks of blob from the source.
 func (w *salvageWriter) copyBlob(src *bolt.Bucket, blob uint64) error {
@@ -334,10 +376,9 @@ func (w *salvageWriter) version(_ string, k, v []byte, ver Version, blobs *bolt.
 	if err := a.keys.Put(k, v); err != nil {
 		return w.fail(err)
 	}
-	if err := w.rebuildApplied(a, ver.OpID, appliedRec{at: ver.Stored, kind: edgesync.StateOp, ref: ver.Version,
-		size: ver.Size, hash: ver.Hash, key: ver.Key}); err != nil {
-		return err
-	}
+	w.copied[ver.OpID] = true
+	w.proposed[ver.OpID] = salvageApplied{ver.OpID, appliedRec{at: ver.Stored, kind: edgesync.StateOp, ref: ver.Version,
+		size: ver.Size, hash: ver.Hash, key: ver.Key}}
 	w.keys++
 	w.bytes += ver.Size
 	return w.grow(len(v))
@@ -354,9 +395,11 @@ func (w *salvageWriter) event(_ string, k, v []byte, ev Event, blobs *bolt.Bucke
 	if err := a.events.Put(k, v); err != nil {
 		return w.fail(err)
 	}
-	if err := w.rebuildApplied(a, ev.OpID, appliedRec{at: ev.Stored, kind: edgesync.EventOp, ref: ev.Seq,
-		size: ev.Size, hash: ev.Hash, key: ev.Key}); err != nil {
-		return err
+	w.copied[ev.OpID] = true
+	w.proposed[ev.OpID] = salvageApplied{ev.OpID, appliedRec{at: ev.Stored, kind: edgesync.EventOp, ref: ev.Seq,
+		size: ev.Size, hash: ev.Hash, key: ev.Key}}
+	if w.minSeq == 0 || ev.Seq < w.minSeq {
+		w.minSeq = ev.Seq
 	}
 	w.seqEvents = max(w.seqEvents, ev.Seq)
 	w.events++
@@ -379,8 +422,30 @@ func (w *salvageWriter) summary(_ string, k, v []byte, _ Summary) error {
 
 func (w *salvageWriter) partial(string, partialRec) { w.rep.Dropped++ }
 
-// endAgent writes the agent's sequences and counters.
+// endAgent writes the agent's applied entries held or to be rebuilt,
+// its sequences and counters.
 func (w *salvageWriter) endAgent(string) error {
+	for _, recs := range w.keyApplied {
+		newest := slices.MaxFunc(recs, func(x, y salvageApplied) int { return cmp.Compare(x.ref, y.ref) })
+		for _, rec := range recs {
+			if rec.op == newest.op {
+				w.rep.Unmarked++
+				continue
+			}
+			if err := w.putApplied(rec, false); err != nil {
+				return err
+			}
+		}
+	}
+	// Rebuilt in the order the ops were stored, as they were applied.
+	rebuild := slices.SortedFunc(maps.Values(w.proposed), func(x, y salvageApplied) int {
+		return cmp.Or(x.at.Compare(y.at), x.op.Compare(y.op))
+	})
+	for _, rec := range rebuild {
+		if err := w.putApplied(rec, true); err != nil {
+			return err
+		}
+	}
 	a, err := w.bucket()
 	if err != nil {
 		return err

@@ -264,16 +264,25 @@ func TestSalvageDamagedDataPage(t *testing.T) {
 			}
 		}
 	}
-	checkSalvaged(t, path, ops, lost...)
+	s := checkSalvaged(t, path, ops, lost...)
 	if len(lost) > 2 {
 		t.Errorf("one damaged page lost %d ops", len(lost))
+	}
+	// The lost op's applied entry was dropped with it: sent again, it is
+	// the key's current version again.
+	if res, err := s.Apply("site-2", bad.hdr, bytes.NewReader(bad.data)); err != nil || res.Duplicate || res.Stale {
+		t.Fatalf("the lost op sent again: %+v %v, want it stored", res, err)
+	}
+	if _, got := mustGet(t, s, "site-2", "k/big"); !bytes.Equal(got, bad.data) {
+		t.Fatal("the lost op sent again does not read back")
 	}
 }
 
 // TestSalvageDamagedEventRecord replaces one event record with junk,
-// as bad bytes in the events bucket's leaf would: verify names the
-// agent and sequence number; salvage copies the rest; the op's applied
-// entry survives, so its agent's resend is a duplicate.
+// as bad bytes in the events bucket's leaf would: verify names the agent
+// and sequence number; salvage copies the rest and drops the op's
+// applied entry, so that if its agent still holds the op and sends it
+// again it is stored again, under a new sequence number.
 func TestSalvageDamagedEventRecord(t *testing.T) {
 	path, ops := salvageStore(t)
 	bad := findOp(t, ops, "site-1", "log", 1)
@@ -287,18 +296,49 @@ func TestSalvageDamagedEventRecord(t *testing.T) {
 	if len(r.Damaged) != 1 || r.Damaged[0].Agent != "site-1" || r.Damaged[0].Bucket != "events" || r.Damaged[0].Seq != bad.res.Seq {
 		t.Fatalf("verify found %+v, want site-1's event %d", r.Damaged, bad.res.Seq)
 	}
-	salvage(t, path)
+	if sr := salvage(t, path); sr.Unmarked != 1 || sr.Rebuilt != 0 {
+		t.Fatalf("salvage dropped %d applied entries and rebuilt %d, want 1 and 0", sr.Unmarked, sr.Rebuilt)
+	}
 	s := checkSalvaged(t, path, ops, bad)
 	if _, _, err := s.EventData("site-1", bad.res.Seq); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the damaged event after salvage: %v, want ErrNotFound", err)
 	}
-	if res, err := s.Apply("site-1", bad.hdr, bytes.NewReader(bad.data)); err != nil || !res.Duplicate {
-		t.Fatalf("the damaged event's op sent again: %+v %v, want a duplicate", res, err)
+	last := findOp(t, ops, "site-1", "log", 8).res.Seq // the newest, in the journal
+	res, err := s.Apply("site-1", bad.hdr, bytes.NewReader(bad.data))
+	if err != nil || res.Duplicate || res.Seq != last+1 {
+		t.Fatalf("the damaged event's op sent again: %+v %v, want it stored as event %d", res, err, last+1)
 	}
-	// New events continue the sequence past every copied one.
-	d := payload(5555, 100)
-	if res := mustApply(t, s, "site-1", hdrFor(opID(5555), edgesync.EventOp, "log", d), d); res.Seq <= ops[len(ops)-1].res.Seq {
-		t.Fatalf("a new event after salvage took seq %d", res.Seq)
+	if _, o, err := s.EventData("site-1", res.Seq); err != nil || !bytes.Equal(readAll(t, o), bad.data) {
+		t.Fatalf("the op sent again does not read back: %v", err)
+	}
+}
+
+// TestSalvageDamagedVersionRecord replaces the record of a key that had
+// two versions with junk: salvage drops the applied entry of the newest
+// op of the key only, so the older op sent again is still a duplicate
+// and the newer one is stored again as the key's version.
+func TestSalvageDamagedVersionRecord(t *testing.T) {
+	path, ops := salvageStore(t)
+	cur := findOp(t, ops, "site-1", "k/replaced", 1)
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		return tx.Bucket(bktAgents).Bucket([]byte("site-1")).Bucket(bktKeys).Put([]byte("k/replaced"), []byte{1, 0})
+	})
+	r, err := VerifyFile(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Damaged) != 1 || r.Damaged[0].Bucket != "keys" || r.Damaged[0].Key != "k/replaced" {
+		t.Fatalf("verify found %+v, want site-1's key k/replaced", r.Damaged)
+	}
+	if sr := salvage(t, path); sr.Unmarked != 1 {
+		t.Fatalf("salvage dropped %d applied entries, want 1", sr.Unmarked)
+	}
+	s := checkSalvaged(t, path, ops, cur) // the older op: still a duplicate
+	if res, err := s.Apply("site-1", cur.hdr, bytes.NewReader(cur.data)); err != nil || res.Duplicate {
+		t.Fatalf("the lost version's op sent again: %+v %v, want it stored", res, err)
+	}
+	if _, got := mustGet(t, s, "site-1", "k/replaced"); !bytes.Equal(got, cur.data) {
+		t.Fatal("the op sent again does not read back")
 	}
 }
 

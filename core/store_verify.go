@@ -273,28 +273,6 @@ func walkAgent(tx *bolt.Tx, agent string, r *VerifyReport, w *salvageWriter) {
 			return
 		}
 	}
-	each(bktApplied, func(k, v []byte) error {
-		rec, err := decodeApplied(v)
-		if err == nil && len(k) != 16 {
-			err = fmt.Errorf("%w: op ID of %d bytes", ErrCorrupt, len(k))
-		}
-		if err != nil {
-			r.damage(Damage{Agent: agent, Bucket: "applied", OpID: opString(k), Reason: err.Error()})
-			return nil
-		}
-		r.Applied++
-		if w != nil {
-			return w.applied(agent, k, rec)
-		}
-		return nil
-	})
-	each(bktAppliedQ, func(k, v []byte) error {
-		if len(k) != 8 || len(v) != 16 {
-			r.damage(Damage{Agent: agent, Bucket: "appliedq", Key: fmt.Sprintf("%x", k),
-				Reason: fmt.Sprintf("%v: entry of %d+%d bytes, want 8+16", ErrCorrupt, len(k), len(v))})
-		}
-		return nil // rebuilt from the applied index by salvage
-	})
 	blobs := sub[string(bktBlobs)]
 	each(bktKeys, func(k, v []byte) error {
 		ver, err := decodeVersion(string(k), v)
@@ -307,6 +285,9 @@ func walkAgent(tx *bolt.Tx, agent string, r *VerifyReport, w *salvageWriter) {
 				d.OpID = ver.OpID.String()
 			}
 			r.damage(d)
+			if w != nil {
+				w.lostKey(string(k), ver.OpID)
+			}
 			return nil
 		}
 		r.Keys++
@@ -334,6 +315,9 @@ func walkAgent(tx *bolt.Tx, agent string, r *VerifyReport, w *salvageWriter) {
 				d.OpID = ev.OpID.String()
 			}
 			r.damage(d)
+			if w != nil {
+				w.lostEvent(seq)
+			}
 			return nil
 		}
 		r.Events++
@@ -342,6 +326,30 @@ func walkAgent(tx *bolt.Tx, agent string, r *VerifyReport, w *salvageWriter) {
 			return w.event(agent, k, v, ev, blobs)
 		}
 		return nil
+	})
+	// The applied index after the records it points at: salvage drops
+	// the entries of ops whose record it could not copy (store_salvage.go).
+	each(bktApplied, func(k, v []byte) error {
+		rec, err := decodeApplied(v)
+		if err == nil && len(k) != 16 {
+			err = fmt.Errorf("%w: op ID of %d bytes", ErrCorrupt, len(k))
+		}
+		if err != nil {
+			r.damage(Damage{Agent: agent, Bucket: "applied", OpID: opString(k), Reason: err.Error()})
+			return nil
+		}
+		r.Applied++
+		if w != nil {
+			return w.applied(agent, k, rec)
+		}
+		return nil
+	})
+	each(bktAppliedQ, func(k, v []byte) error {
+		if len(k) != 8 || len(v) != 16 {
+			r.damage(Damage{Agent: agent, Bucket: "appliedq", Key: fmt.Sprintf("%x", k),
+				Reason: fmt.Sprintf("%v: entry of %d+%d bytes, want 8+16", ErrCorrupt, len(k), len(v))})
+		}
+		return nil // rebuilt from the applied index by salvage
 	})
 	each(bktSumm, func(k, v []byte) error {
 		sum, err := decodeSummary(string(k), v)
