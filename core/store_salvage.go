@@ -14,6 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/atomicfile"
 )
 
 // SalvageReport says what Salvage copied and what it could not.
@@ -85,19 +86,10 @@ func SalvageInPlace(path string, opts SalvageOptions) (SalvageReport, error) {
 	if err := os.Rename(tmp, path); err != nil {
 		return r, fmt.Errorf("put the copy in place (the damaged file is at %s and %s, the copy at %s): %w", path, r.Aside, tmp, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return r, err
 	}
 	return r, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Salvage copies every record of the store at src that reads back intact
@@ -105,7 +97,9 @@ func syncDir(dir string) error {
 // their data, sequence numbers and op IDs, summaries, the applied index
 // and the journal's entries. An op whose applied-index entry is damaged
 // but whose version or event survived gets its entry again from that
-// record, so that its agent's resend is answered as a duplicate. Partial
+// record, so that its agent's resend is answered as a duplicate; an op
+// whose version or event was not copied loses its entry, so that a
+// resend stores it again (salvageWriter.applied). Partial
 // ops are not copied (their agents send them again); the agents' counters
 // are counted again from what was copied. dst is read back whole before
 // Salvage returns.
@@ -122,7 +116,7 @@ func Salvage(src, dst string, opts SalvageOptions) (SalvageReport, error) {
 	if _, err := os.Stat(dst); err == nil {
 		return r, fmt.Errorf("salvage: %s exists", dst)
 	}
-	ddb, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+	ddb, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: opts.LockTimeout, FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return r, fmt.Errorf("salvage: create %s: %w", dst, err)
 	}
@@ -192,21 +186,7 @@ func (w *salvageWriter) begin() (err error) {
 	if w.tx, err = w.db.Begin(true); err != nil {
 		return err
 	}
-	meta, err := w.tx.CreateBucketIfNotExists(bktMeta)
-	if err != nil {
-		return err
-	}
-	if err := meta.Put(keyMagic, []byte(storeMagic)); err != nil {
-		return err
-	}
-	if err := meta.Put(keyFormat, u64b(FormatVersion)); err != nil {
-		return err
-	}
-	if _, err := w.tx.CreateBucketIfNotExists(bktJournal); err != nil {
-		return err
-	}
-	_, err = w.tx.CreateBucketIfNotExists(bktAgents)
-	return err
+	return createLayout(w.tx)
 }
 
 // grow counts n bytes and one record written, and commits once enough
