@@ -177,7 +177,8 @@ type salvageWriter struct {
 	proposed   map[edgesync.OpID]salvageApplied
 	copied     map[edgesync.OpID]bool
 	lostSeqs   map[uint64]bool
-	lostKeys   map[string]edgesync.OpID    // key → the op its damaged record named, if it decoded
+	lostKeys   map[string]edgesync.OpID // key → the op its damaged record named, if it decoded
+	copiedKeys map[string]bool
 	minSeq     uint64                      // the oldest event copied
 	keyApplied map[string][]salvageApplied // applied entries of state ops on lost keys, held until the end
 }
@@ -249,6 +250,7 @@ func (w *salvageWriter) agent(name string, seqEvents, seqBlobs, seqOrder uint64,
 	w.agentName, w.seqEvents, w.seqBlobs, w.nextOrder = name, seqEvents, seqBlobs, seqOrder+1
 	w.proposed, w.copied, w.lostSeqs = map[edgesync.OpID]salvageApplied{}, map[edgesync.OpID]bool{}, map[uint64]bool{}
 	w.lostKeys, w.keyApplied, w.minSeq = map[string]edgesync.OpID{}, map[string][]salvageApplied{}, 0
+	w.copiedKeys = map[string]bool{}
 	w.keys, w.events, w.summaries, w.bytes, w.eventBytes, w.appliedN = 0, 0, 0, 0, 0, 0
 	w.dedups, w.evicted = 0, 0
 	if stats != nil {
@@ -267,9 +269,10 @@ func (w *salvageWriter) agent(name string, seqEvents, seqBlobs, seqOrder uint64,
 // agent still holds and sends again is stored again, which is what the
 // store lost. An event's record was lost when verify named its sequence
 // number, or when it is newer than the oldest event copied (retention
-// drops the oldest first, damage any). A state op's was lost when its
-// key's record was damaged and it is the newest op the index has for the
-// key (held until endAgent).
+// drops the oldest first, damage any). A state op's was lost when the
+// damaged record of its key named it, or, when no record of its key was
+// copied (keys are never deleted) and none named an op, when it is the
+// newest op the index has for the key (held until endAgent).
 func (w *salvageWriter) applied(_ string, k []byte, ar appliedRec) error {
 	var id edgesync.OpID
 	copy(id[:], k)
@@ -282,11 +285,9 @@ func (w *salvageWriter) applied(_ string, k []byte, ar appliedRec) error {
 		case rec.kind == edgesync.StateOp && w.lostKeys[rec.key] == id:
 			w.rep.Unmarked++
 			return nil
-		case rec.kind == edgesync.StateOp:
-			if _, ok := w.lostKeys[rec.key]; ok {
-				w.keyApplied[rec.key] = append(w.keyApplied[rec.key], rec)
-				return nil
-			}
+		case rec.kind == edgesync.StateOp && !w.copiedKeys[rec.key]:
+			w.keyApplied[rec.key] = append(w.keyApplied[rec.key], rec)
+			return nil
 		}
 	}
 	return w.putApplied(rec, false)
@@ -357,6 +358,7 @@ func (w *salvageWriter) version(_ string, k, v []byte, ver Version, blobs *bolt.
 		return w.fail(err)
 	}
 	w.copied[ver.OpID] = true
+	w.copiedKeys[ver.Key] = true
 	w.proposed[ver.OpID] = salvageApplied{ver.OpID, appliedRec{at: ver.Stored, kind: edgesync.StateOp, ref: ver.Version,
 		size: ver.Size, hash: ver.Hash, key: ver.Key}}
 	w.keys++
@@ -405,10 +407,11 @@ func (w *salvageWriter) partial(string, partialRec) { w.rep.Dropped++ }
 // endAgent writes the agent's applied entries held or to be rebuilt,
 // its sequences and counters.
 func (w *salvageWriter) endAgent(string) error {
-	for _, recs := range w.keyApplied {
+	for key, recs := range w.keyApplied {
 		newest := slices.MaxFunc(recs, func(x, y salvageApplied) int { return cmp.Compare(x.ref, y.ref) })
+		named := !w.lostKeys[key].IsZero() // and dropped in applied
 		for _, rec := range recs {
-			if rec.op == newest.op {
+			if rec.op == newest.op && !named {
 				w.rep.Unmarked++
 				continue
 			}
