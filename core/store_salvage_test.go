@@ -441,3 +441,68 @@ func TestSalvageSIGKILL(t *testing.T) {
 	salvage(t, path)
 	checkSalvaged(t, path, ops, bad)
 }
+
+// TestSalvageDamagedRecordPage damages the header of the page that holds
+// site-1's small records (its buckets are small enough that bbolt keeps
+// them inside their parent's page), so that no record there is named:
+// every op of the fixture either reads back byte-identical and is a
+// duplicate when sent again, or is lost and stored again when sent.
+func TestSalvageDamagedRecordPage(t *testing.T) {
+	path, ops := salvageStore(t)
+	testutil.DamagePageHeader(t, path, findOp(t, ops, "site-1", "k/small", 0).data[:64], 4096)
+	r, err := VerifyFile(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.OK() {
+		t.Fatal("verify found no damage")
+	}
+	t.Logf("damage: %+v", r.Damaged)
+	sr := salvage(t, path)
+	s := openStore(t, path)
+	lost := 0
+	for _, o := range ops {
+		if !o.current {
+			continue
+		}
+		var got []byte
+		var err error
+		if o.hdr.Kind == edgesync.StateOp {
+			var obj *Object
+			var v Version
+			if v, obj, err = s.Get(o.agent, o.hdr.Key); err == nil && v.OpID == o.hdr.OpID {
+				got = readAll(t, obj)
+			}
+		} else {
+			var obj *Object
+			if _, obj, err = s.EventData(o.agent, o.res.Seq); err == nil {
+				got = readAll(t, obj)
+			}
+		}
+		res, aerr := s.Apply(o.agent, o.hdr, bytes.NewReader(o.data))
+		if aerr != nil {
+			t.Fatalf("%s op %s sent again: %v", o.agent, o.hdr.OpID, aerr)
+		}
+		if got != nil {
+			if !bytes.Equal(got, o.data) || !res.Duplicate {
+				t.Errorf("%s op %s (%q) survived: equal %v, duplicate when sent again %v", o.agent, o.hdr.OpID, o.hdr.Key,
+					bytes.Equal(got, o.data), res.Duplicate)
+			}
+			continue
+		}
+		lost++
+		if res.Duplicate {
+			t.Errorf("%s op %s (%q) was lost but is a duplicate when sent again", o.agent, o.hdr.OpID, o.hdr.Key)
+		}
+	}
+	for _, o := range ops {
+		if !o.current {
+			if res, err := s.Apply(o.agent, o.hdr, bytes.NewReader(o.data)); err != nil || (!res.Duplicate && !res.Stale) {
+				t.Errorf("replaced op %s sent again: %+v %v", o.hdr.OpID, res, err)
+			}
+		}
+	}
+	if lost == 0 || lost != sr.Unmarked {
+		t.Errorf("%d ops lost, %d applied entries dropped; want the same, above 0", lost, sr.Unmarked)
+	}
+}

@@ -256,8 +256,11 @@ func walkAgent(tx *bolt.Tx, agent string, r *VerifyReport, w *salvageWriter) {
 			return sb.ForEach(func(k, v []byte) error { last = k; return fn(k, v) })
 		})
 		if err != nil {
-			r.damage(Damage{Agent: agent, Bucket: string(name), Key: fmt.Sprintf("%x", last),
-				Reason: fmt.Sprintf("records after this key are unreadable: %v", err)})
+			d := Damage{Agent: agent, Bucket: string(name), Reason: fmt.Sprintf("no record of it reads: %v", err)}
+			if last != nil {
+				d.Key, d.Reason = fmt.Sprintf("%x", last), fmt.Sprintf("the records after this key do not read: %v", err)
+			}
+			r.damage(d)
 		}
 	}
 	seqOf := func(name []byte) uint64 {
