@@ -346,48 +346,41 @@ func (w *salvageWriter) copyBlob(src *bolt.Bucket, blob uint64) error {
 	})
 }
 
-func (w *salvageWriter) version(_ string, k, v []byte, ver Version, blobs *bolt.Bucket) error {
-	if err := w.copyBlob(blobs, ver.blob); err != nil {
+// record copies a version (into keys) or an event (into events) with
+// the chunks of its blob, and notes the applied entry its op should have.
+func (w *salvageWriter) record(k, v []byte, blob uint64, src *bolt.Bucket, into func(*agentBucket) *bolt.Bucket, rec salvageApplied) error {
+	if err := w.copyBlob(src, blob); err != nil {
 		return w.fail(err)
 	}
 	a, err := w.bucket()
 	if err != nil {
 		return err
 	}
-	if err := a.keys.Put(k, v); err != nil {
+	if err := into(a).Put(k, v); err != nil {
 		return w.fail(err)
 	}
-	w.copied[ver.OpID] = true
-	w.copiedKeys[ver.Key] = true
-	w.proposed[ver.OpID] = salvageApplied{ver.OpID, appliedRec{at: ver.Stored, kind: edgesync.StateOp, ref: ver.Version,
-		size: ver.Size, hash: ver.Hash, key: ver.Key}}
-	w.keys++
-	w.bytes += ver.Size
+	w.copied[rec.op] = true
+	w.proposed[rec.op] = rec
+	w.bytes += rec.size
 	return w.grow(len(v))
 }
 
+func (w *salvageWriter) version(_ string, k, v []byte, ver Version, blobs *bolt.Bucket) error {
+	w.copiedKeys[ver.Key] = true
+	w.keys++
+	return w.record(k, v, ver.blob, blobs, func(a *agentBucket) *bolt.Bucket { return a.keys },
+		salvageApplied{ver.OpID, appliedRec{at: ver.Stored, kind: edgesync.StateOp, ref: ver.Version, size: ver.Size, hash: ver.Hash, key: ver.Key}})
+}
+
 func (w *salvageWriter) event(_ string, k, v []byte, ev Event, blobs *bolt.Bucket) error {
-	if err := w.copyBlob(blobs, ev.blob); err != nil {
-		return w.fail(err)
-	}
-	a, err := w.bucket()
-	if err != nil {
-		return err
-	}
-	if err := a.events.Put(k, v); err != nil {
-		return w.fail(err)
-	}
-	w.copied[ev.OpID] = true
-	w.proposed[ev.OpID] = salvageApplied{ev.OpID, appliedRec{at: ev.Stored, kind: edgesync.EventOp, ref: ev.Seq,
-		size: ev.Size, hash: ev.Hash, key: ev.Key}}
 	if w.minSeq == 0 || ev.Seq < w.minSeq {
 		w.minSeq = ev.Seq
 	}
 	w.seqEvents = max(w.seqEvents, ev.Seq)
 	w.events++
-	w.bytes += ev.Size
 	w.eventBytes += ev.Size
-	return w.grow(len(v))
+	return w.record(k, v, ev.blob, blobs, func(a *agentBucket) *bolt.Bucket { return a.events },
+		salvageApplied{ev.OpID, appliedRec{at: ev.Stored, kind: edgesync.EventOp, ref: ev.Seq, size: ev.Size, hash: ev.Hash, key: ev.Key}})
 }
 
 func (w *salvageWriter) summary(_ string, k, v []byte, _ Summary) error {

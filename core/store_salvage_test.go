@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
@@ -201,10 +202,26 @@ func TestVerifyIntactStore(t *testing.T) {
 	if after, _ := os.ReadFile(path); !bytes.Equal(after, orig) {
 		t.Fatal("verify changed the file")
 	}
-	// Salvage of an intact store copies everything.
+	// Salvage of an intact store copies everything, and the counters it
+	// counts again are the store's.
 	sr := salvage(t, path)
-	if !sr.OK() || sr.Rebuilt != 0 {
+	if !sr.OK() || sr.Rebuilt != 0 || sr.Unmarked != 0 {
 		t.Fatalf("salvage of an intact store: %+v", sr)
+	}
+	stats := func(p string) Stats {
+		s, err := Open(p, Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		st, err := s.Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if was, now := stats(sr.Aside), stats(path); !reflect.DeepEqual(was, now) {
+		t.Fatalf("counters after salvage:\n%+v\nbefore:\n%+v", now, was)
 	}
 }
 
