@@ -410,7 +410,7 @@ func salvageChild() {
 	salvageCommitBytes = 4096
 	_, err := SalvageInPlace(os.Getenv(salvageChildEnv), SalvageOptions{Progress: func(n int) {
 		fmt.Printf("copied %d\n", n)
-		select {} // until SIGKILL
+		time.Sleep(time.Hour) // until SIGKILL (a select{} would end the process: no other goroutine runs)
 	}})
 	fmt.Println("salvage ended:", err)
 	os.Exit(1)
@@ -446,6 +446,9 @@ func TestSalvageSIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	_ = cmd.Wait()
+	if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+		t.Fatalf("the salvage child ended with %v, not by SIGKILL", cmd.ProcessState)
+	}
 	if now, err := os.ReadFile(path); err != nil || !bytes.Equal(now, orig) {
 		t.Fatalf("a killed salvage changed the store: %v", err)
 	}
