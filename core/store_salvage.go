@@ -269,7 +269,9 @@ func (w *salvageWriter) agent(name string, seqEvents, seqBlobs, seqOrder uint64,
 // agent still holds and sends again is stored again, which is what the
 // store lost. An event's record was lost when verify named its sequence
 // number, or when it is newer than the oldest event copied (retention
-// drops the oldest first, damage any). A state op's was lost when the
+// drops the oldest first, damage any), or, with no event copied, when its
+// number is above the count of events retention dropped (numbers start
+// at 1). A state op's was lost when the
 // damaged record of its key named it, or, when no record of its key was
 // copied (keys are never deleted) and none named an op, when it is the
 // newest op the index has for the key (held until endAgent).
@@ -279,7 +281,8 @@ func (w *salvageWriter) applied(_ string, k []byte, ar appliedRec) error {
 	rec := salvageApplied{id, ar}
 	if !w.copied[id] {
 		switch {
-		case rec.kind == edgesync.EventOp && (w.lostSeqs[rec.ref] || (w.minSeq != 0 && rec.ref > w.minSeq)):
+		case rec.kind == edgesync.EventOp && (w.lostSeqs[rec.ref] || (w.minSeq != 0 && rec.ref > w.minSeq) ||
+			(w.minSeq == 0 && rec.ref > uint64(w.evicted))):
 			w.rep.Unmarked++
 			return nil
 		case rec.kind == edgesync.StateOp && w.lostKeys[rec.key] == id:

@@ -463,13 +463,18 @@ func TestSalvageSIGKILL(t *testing.T) {
 }
 
 // TestSalvageDamagedRecordPage damages the header of the page that holds
-// site-1's small records (its buckets are small enough that bbolt keeps
-// them inside their parent's page), so that no record there is named:
+// site-1's versions, then the one that holds site-2's small events, so
+// that no record there is named:
 // every op of the fixture either reads back byte-identical and is a
 // duplicate when sent again, or is lost and stored again when sent.
 func TestSalvageDamagedRecordPage(t *testing.T) {
+	t.Run("keys", func(t *testing.T) { testSalvageDamagedRecordPage(t, "site-1", "k/small", 0) })
+	t.Run("events", func(t *testing.T) { testSalvageDamagedRecordPage(t, "site-2", "log", 1) })
+}
+
+func testSalvageDamagedRecordPage(t *testing.T, agent, key string, nth int) {
 	path, ops := salvageStore(t)
-	testutil.DamagePageHeader(t, path, findOp(t, ops, "site-1", "k/small", 0).data[:64], 4096)
+	testutil.DamagePageHeader(t, path, findOp(t, ops, agent, key, nth).data[:64], 4096)
 	r, err := VerifyFile(path, time.Second)
 	if err != nil {
 		t.Fatal(err)
