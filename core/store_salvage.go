@@ -270,11 +270,11 @@ func (w *salvageWriter) agent(name string, seqEvents, seqBlobs, seqOrder uint64,
 // store lost. An event's record was lost when verify named its sequence
 // number, or when it is newer than the oldest event copied (retention
 // drops the oldest first, damage any), or, with no event copied, when its
-// number is above the count of events retention dropped (numbers start
-// at 1). A state op's was lost when the
-// damaged record of its key named it, or, when no record of its key was
-// copied (keys are never deleted) and none named an op, when it is the
-// newest op the index has for the key (held until endAgent).
+// number is above the count of events retention dropped (numbers start at
+// 1). A state op's version was lost when the damaged record of its key
+// named it, or, when no record of its key was copied (keys are never
+// deleted) and none named an op, when it is the newest op the index has
+// for the key (held until endAgent). docs/integrity.md, "The core's store".
 func (w *salvageWriter) applied(_ string, k []byte, ar appliedRec) error {
 	var id edgesync.OpID
 	copy(id[:], k)
