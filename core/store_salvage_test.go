@@ -295,6 +295,24 @@ func TestSalvageDamagedDataPage(t *testing.T) {
 	}
 }
 
+// putJunk replaces the record under key in one of agent's buckets with
+// bytes no version writes, as bad bytes in a leaf would, and returns the
+// one damage verify finds.
+func putJunk(t *testing.T, path, agent string, bucket, key []byte) Damage {
+	t.Helper()
+	rawUpdate(t, path, func(tx *bolt.Tx) error {
+		return tx.Bucket(bktAgents).Bucket([]byte(agent)).Bucket(bucket).Put(key, []byte{1, 0})
+	})
+	r, err := VerifyFile(path, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Damaged) != 1 || r.Damaged[0].Agent != agent || r.Damaged[0].Bucket != string(bucket) {
+		t.Fatalf("verify found %+v, want one record of %s's %s", r.Damaged, agent, bucket)
+	}
+	return r.Damaged[0]
+}
+
 // TestSalvageDamagedEventRecord replaces one event record with junk,
 // as bad bytes in the events bucket's leaf would: verify names the agent
 // and sequence number; salvage copies the rest and drops the op's
@@ -303,15 +321,8 @@ func TestSalvageDamagedDataPage(t *testing.T) {
 func TestSalvageDamagedEventRecord(t *testing.T) {
 	path, ops := salvageStore(t)
 	bad := findOp(t, ops, "site-1", "log", 1)
-	rawUpdate(t, path, func(tx *bolt.Tx) error {
-		return tx.Bucket(bktAgents).Bucket([]byte("site-1")).Bucket(bktEvents).Put(u64b(bad.res.Seq), []byte{1, 2, 3})
-	})
-	r, err := VerifyFile(path, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r.Damaged) != 1 || r.Damaged[0].Agent != "site-1" || r.Damaged[0].Bucket != "events" || r.Damaged[0].Seq != bad.res.Seq {
-		t.Fatalf("verify found %+v, want site-1's event %d", r.Damaged, bad.res.Seq)
+	if d := putJunk(t, path, "site-1", bktEvents, u64b(bad.res.Seq)); d.Seq != bad.res.Seq {
+		t.Fatalf("verify found %+v, want site-1's event %d", d, bad.res.Seq)
 	}
 	if sr := salvage(t, path); sr.Unmarked != 1 || sr.Rebuilt != 0 {
 		t.Fatalf("salvage dropped %d applied entries and rebuilt %d, want 1 and 0", sr.Unmarked, sr.Rebuilt)
@@ -337,15 +348,8 @@ func TestSalvageDamagedEventRecord(t *testing.T) {
 func TestSalvageDamagedVersionRecord(t *testing.T) {
 	path, ops := salvageStore(t)
 	cur := findOp(t, ops, "site-1", "k/replaced", 1)
-	rawUpdate(t, path, func(tx *bolt.Tx) error {
-		return tx.Bucket(bktAgents).Bucket([]byte("site-1")).Bucket(bktKeys).Put([]byte("k/replaced"), []byte{1, 0})
-	})
-	r, err := VerifyFile(path, time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(r.Damaged) != 1 || r.Damaged[0].Bucket != "keys" || r.Damaged[0].Key != "k/replaced" {
-		t.Fatalf("verify found %+v, want site-1's key k/replaced", r.Damaged)
+	if d := putJunk(t, path, "site-1", bktKeys, []byte("k/replaced")); d.Key != "k/replaced" {
+		t.Fatalf("verify found %+v, want site-1's key k/replaced", d)
 	}
 	if sr := salvage(t, path); sr.Unmarked != 1 {
 		t.Fatalf("salvage dropped %d applied entries, want 1", sr.Unmarked)
