@@ -270,21 +270,7 @@ func (s *Store) init() error {
 			if len(names) > 0 {
 				return fmt.Errorf("%w: not an edge-sync core store (it has buckets %q)", ErrCorrupt, names)
 			}
-			meta, err := tx.CreateBucket(bktMeta)
-			if err != nil {
-				return err
-			}
-			if err := meta.Put(keyMagic, []byte(storeMagic)); err != nil {
-				return err
-			}
-			if err := meta.Put(keyFormat, u64b(FormatVersion)); err != nil {
-				return err
-			}
-			if _, err := tx.CreateBucket(bktJournal); err != nil {
-				return err
-			}
-			_, err = tx.CreateBucket(bktAgents)
-			return err
+			return createLayout(tx)
 		}
 		if string(meta.Get(keyMagic)) != storeMagic {
 			return fmt.Errorf("%w: not an edge-sync core store (magic %q)", ErrCorrupt, meta.Get(keyMagic))
@@ -315,6 +301,25 @@ func (s *Store) init() error {
 		}
 		return nil
 	})
+}
+
+// createLayout writes the buckets and markers of a new, empty store.
+func createLayout(tx *bolt.Tx) error {
+	meta, err := tx.CreateBucket(bktMeta)
+	if err != nil {
+		return err
+	}
+	if err := meta.Put(keyMagic, []byte(storeMagic)); err != nil {
+		return err
+	}
+	if err := meta.Put(keyFormat, u64b(FormatVersion)); err != nil {
+		return err
+	}
+	if _, err := tx.CreateBucket(bktJournal); err != nil {
+		return err
+	}
+	_, err = tx.CreateBucket(bktAgents)
+	return err
 }
 
 // viewTx runs fn in a read transaction, guarded like update.

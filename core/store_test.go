@@ -20,6 +20,10 @@ func TestMain(m *testing.M) {
 		crashChild()
 		return
 	}
+	if os.Getenv(salvageChildEnv) != "" {
+		salvageChild()
+		return
+	}
 	if os.Getenv(idleCoreEnv) != "" {
 		idleCoreChild()
 		return

@@ -3,6 +3,7 @@ package cli
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -23,6 +24,7 @@ applies deltas, de-duplicates, stores and acknowledges what agents send.
 ls, get and tail read what arrived, state and events: through the running
 core's admin socket (DATA_DIR/core.sock) or, when no core runs here, the
 store itself (the bbolt file, or JetStream for store.backend "jetstream").
+verify and salvage check and rescue a stopped core's damaged bbolt store.
 
 --check-config validates the file and checks it against this machine, then
 exits: the TLS files load and the certificate is signed by the CA, the
@@ -36,7 +38,9 @@ const coreExample = `  edge-sync core --config /etc/edge-sync/core.hcl --check-c
   edge-sync core ls --config core.hcl --agent ship-7 --events
   edge-sync core get --config core.hcl --agent ship-7 --event 42
   edge-sync core tail --config core.hcl --agent ship-7 --follow --payload
-  edge-sync core tail --config core.hcl --agent ship-7 -o events/`
+  edge-sync core tail --config core.hcl --agent ship-7 -o events/
+  edge-sync core verify --config core.hcl
+  edge-sync core salvage --config core.hcl`
 
 func newCoreCmd(env Env) *cobra.Command {
 	var f serviceFlags
@@ -46,7 +50,7 @@ func newCoreCmd(env Env) *cobra.Command {
 		Example: coreExample,
 		Args: func(_ *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("core", "unexpected argument %q (subcommands: ls, get, tail)", args[0])
+				return usagef("core", "unexpected argument %q (subcommands: ls, get, tail, verify, salvage)", args[0])
 			}
 			return nil
 		},
@@ -59,6 +63,7 @@ func newCoreCmd(env Env) *cobra.Command {
 	}
 	f.register(c, "core")
 	c.AddCommand(newCoreLsCmd(env), newCoreGetCmd(env), newCoreTailCmd(env))
+	c.AddCommand(newCoreStoreCmds(env)...)
 	return c
 }
 
@@ -79,6 +84,9 @@ func runCore(ctx context.Context, env Env, cfgPath, logLevel string, check bool)
 		return err
 	}
 	if err := serveCore(ctx, cfg, log); err != nil {
+		if errors.Is(err, core.ErrCorrupt) && cfg.Store.Backend != config.BackendJetStream {
+			return fmt.Errorf("%w\n%s", err, coreStoreAdvice(cfgPath, cfg.StorePath()))
+		}
 		if ctx.Err() == nil { // it did not start, or stopped by itself
 			return diagnose(cfgPath, err, cfg.Check)
 		}
