@@ -181,11 +181,7 @@ func Open(path string, cfg Config) (s *Store, err error) {
 	if cfg.ChunkSize > 64<<20 {
 		return nil, fmt.Errorf("open store: chunk size %d over 64 MiB: %w", cfg.ChunkSize, ErrInvalid)
 	}
-	// bbolt faults, past any recover, on a file truncated below what its
-	// header says: refuse such a file before bbolt maps it.
-	if err := boltfile.Check(path); errors.Is(err, boltfile.ErrDamaged) {
-		return nil, fmt.Errorf("open store %s: %w: %w", path, ErrCorrupt, err)
-	} else if err != nil {
+	if err := checkFile(path); err != nil {
 		return nil, fmt.Errorf("open store %s: %w", path, err)
 	}
 	var db *bolt.DB
@@ -515,4 +511,14 @@ func (s *Summary) UnmarshalJSON(b []byte) error {
 		copy(s.Hash[:], h)
 	}
 	return nil
+}
+
+// checkFile refuses a file bbolt would fault on, past any recover (one
+// truncated below what its header says), before bbolt maps it: ErrCorrupt.
+func checkFile(path string) error {
+	err := boltfile.Check(path)
+	if errors.Is(err, boltfile.ErrDamaged) {
+		return fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return err
 }

@@ -61,7 +61,7 @@ func (r *VerifyReport) damage(d Damage) { r.Damaged = append(r.Damaged, d) }
 // up to timeout, while a core holds the file) and checks that it is a
 // core store this code reads.
 func openRO(path string, timeout time.Duration) (db *bolt.DB, err error) {
-	if err := precheckFile(path); err != nil {
+	if err := checkFile(path); err != nil {
 		return nil, err
 	}
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
