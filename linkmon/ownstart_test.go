@@ -1,0 +1,70 @@
+package linkmon
+
+import (
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+)
+
+// startingSender is what the agent's data lane tells the delivery meter
+// while its rate model starts up: every acknowledgement until until comes
+// with OnAppLimited (the lane marks its start-up rates as lower bounds,
+// wire/lane's stepData), then the acknowledgements of a link-filling
+// sender.
+type startingSender struct {
+	DeliveryReporter
+	until time.Time
+}
+
+func (s startingSender) OnAcked(n int) {
+	if time.Now().Before(s.until) {
+		s.DeliveryReporter.OnAppLimited()
+	}
+	s.DeliveryReporter.OnAcked(n)
+}
+
+// TestNoTrainsWhileOwnSenderStarts: when the agent's own transfer starts
+// on a measured link, its start-up rates are lower bounds and its queue
+// raises the RTT; the monitor sent a bandwidth probe (the RTT jump calls
+// one early) and check trains into that queue until the sender's
+// delivery rate said the link was full. In BenchmarkGoodputProcesses
+// (issue 14's clean 20 Mbit/s, 20 ms link, 16 MiB) nearly every transfer
+// carried one such probe, 3 trains of 42-97 packets: 150-350 KB, 1-2 % of
+// the transfer's time, measuring neither the link nor the sender. Here a
+// bulk sender starts on a 20 Mbit/s, 20 ms link whose capacity the
+// monitor has measured, marking its first 1.5 s app-limited as the lane's
+// start-up does: no probe and at most one check train (one already in
+// flight when it started) may go until its delivery rate has taken over;
+// once it stops, a probe measures the link again.
+func TestNoTrainsWhileOwnSenderStarts(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, filledLink(20e6), 73)
+	m, events := startThenAttach(t, testConfig(), a, MonitorOptions{Name: "ownstart"})
+	if _, _, ok := waitClass(t, events, 15*time.Second, is(edgesync.Broadband)); !ok {
+		t.Fatalf("not broadband within 15s; status %+v", m.Status())
+	}
+	waitEstimates(t, m, 2, 15*time.Second)
+	// Start right after a probe ended, so that none is in flight.
+	n := m.Stats().Estimates
+	waitEstimates(t, m, n+1, 15*time.Second)
+	before := m.Stats()
+	b := startBulk(t, a, startingSender{DeliveryReporter: m.DeliveryMeter(), until: time.Now().Add(1500 * time.Millisecond)}, 0)
+	if !testutil.Poll(15*time.Second, func() bool { return m.Stats().Delivered >= before.Delivered+2 }) {
+		t.Fatalf("no link-filling delivery rate within 15s (%d bytes acked); stats %+v", b.acked.Load(), m.Stats())
+	}
+	after := m.Stats()
+	t.Logf("sender started: %d bytes acked; %d probes, %d checks, %d trains (%d bytes) until its rate took over",
+		b.acked.Load(), after.Probes-before.Probes, after.Checks-before.Checks, after.Trains-before.Trains, after.TrainBytes-before.TrainBytes)
+	if p := after.Probes - before.Probes; p > 0 {
+		t.Errorf("%d bandwidth probes while the agent's own sender started", p)
+	}
+	if c := after.Checks - before.Checks; c > 1 {
+		t.Errorf("%d check trains while the agent's own sender started (one may have been in flight)", c)
+	}
+	b.stop()
+	if !testutil.Poll(15*time.Second, func() bool { return m.Stats().Estimates > after.Estimates }) {
+		t.Fatalf("no probe within 15s after the sender stopped; stats %+v", m.Stats())
+	}
+}
