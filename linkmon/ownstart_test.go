@@ -1,8 +1,13 @@
 package linkmon
 
 import (
+	"regexp"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -66,5 +71,78 @@ func TestNoTrainsWhileOwnSenderStarts(t *testing.T) {
 	b.stop()
 	if !testutil.Poll(15*time.Second, func() bool { return m.Stats().Estimates > after.Estimates }) {
 		t.Fatalf("no probe within 15s after the sender stopped; stats %+v", m.Stats())
+	}
+}
+
+// probeLog watches a monitor's trace log for its probes: started gets a
+// value at each probe's start, trains each finished probe's train count.
+type probeLog struct {
+	started chan struct{}
+	trains  chan int
+}
+
+var probeTrains = regexp.MustCompile(`probe: .*trains=(\d+)`)
+
+func (l *probeLog) Write(b []byte) (int, error) {
+	line := string(b)
+	switch {
+	case strings.Contains(line, "probe start:"):
+		select {
+		case l.started <- struct{}{}:
+		default:
+		}
+	case probeTrains.MatchString(line):
+		n, _ := strconv.Atoi(probeTrains.FindStringSubmatch(line)[1])
+		select {
+		case l.trains <- n:
+		default:
+		}
+	}
+	return len(b), nil
+}
+
+// TestProbeYieldsToOwnSender: a scheduled probe already running when the
+// agent's own data begins sends no more trains once that data is
+// acknowledged (they would queue behind it). In a logged run of
+// BenchmarkGoodputProcesses, probes begun 0.2-0.3 s before the put sent
+// their last trains into the transfer's start: 150-340 KB counted in 2 of
+// 6 transfers. Here probes have 6 trains (so that one cannot end before
+// the data's first acknowledgement) and a bulk sender starts as a probe
+// starts: that probe must stop early.
+func TestProbeYieldsToOwnSender(t *testing.T) {
+	core := newTestCore(t)
+	a := dialTestAgent(t, core, filledLink(20e6), 79)
+	cfg := testConfig()
+	cfg.TrainsPerProbe = 6
+	cfg.ProbeInterval = 8 * time.Second // 6 trains a probe within the budget
+	pl := &probeLog{started: make(chan struct{}, 1), trains: make(chan int, 16)}
+	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: pl})
+	m, events := startThenAttach(t, cfg, a, MonitorOptions{Name: "yield", Logger: log})
+	if _, _, ok := waitClass(t, events, 15*time.Second, is(edgesync.Broadband)); !ok {
+		t.Fatalf("not broadband within 15s; status %+v", m.Status())
+	}
+	waitEstimates(t, m, 1, 15*time.Second) // the connection's first probe, which does not yield
+	select {
+	case <-pl.started:
+	default:
+	}
+	select {
+	case <-pl.started:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("no scheduled probe within 20s; stats %+v", m.Stats())
+	}
+	b := startBulk(t, a, m.DeliveryMeter(), 0)
+	for len(pl.trains) > 0 {
+		<-pl.trains // earlier probes'
+	}
+	var trains int
+	select {
+	case trains = <-pl.trains:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the probe did not end within 20s; stats %+v", m.Stats())
+	}
+	t.Logf("the probe sent %d of %d trains; %d bytes of the sender acknowledged", trains, cfg.TrainsPerProbe, b.acked.Load())
+	if trains >= cfg.TrainsPerProbe {
+		t.Errorf("the probe running when the agent's own data began sent all its %d trains", trains)
 	}
 }
