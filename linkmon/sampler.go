@@ -479,6 +479,9 @@ func (s *sampler) maybeProbe() {
 		// first figure hints the lane's start-up, or a remeasure) goes.
 		return
 	}
+	// A scheduled probe yields to the agent's own data beginning while it
+	// runs; one asked for at once does not.
+	yield := !s.nextProbe.IsZero()
 	s.probing, s.lastProbe = true, wall
 	s.afterFill, s.fillProbe = false, afterFill
 	p := s.prober
@@ -488,7 +491,7 @@ func (s *sampler) maybeProbe() {
 	go func() {
 		defer s.m.wg.Done()
 		defer cancel()
-		res, err := s.m.probe(ctx, p)
+		res, err := s.m.probe(ctx, p, yield)
 		s.probeDone <- probeOutcome{res: res, err: err} // buffered; one probe at a time
 	}()
 }
