@@ -16,8 +16,10 @@ import (
 // later ones 1-15 ms; on 20 Mbit/s that is 1-2 % of a 16 MiB op, spent
 // before its first packet (issue 14, BenchmarkGoodputProcesses). So an
 // endpoint encodes a chunk of noise the way its ops will be encoded as
-// soon as the link's sync parameters say how (warmEncodings), while the
-// link is idle: the encoder is then in the codec's pool. A presend whose
+// soon as the link's sync parameters say how (warmEncodings), once per
+// encoding and process: on an agent just started that is before its
+// first op, while the link is idle, and the encoder is then in the
+// codec's pool. A presend whose
 // encoding was not warmed yet encodes a chunk of noise itself while the
 // outbox reads its first chunk from the producer (about as long), and
 // the first chunk waits for it (warmed); that encoding took CPU from the
@@ -35,8 +37,8 @@ func warmKeyOf(h *codec.Header) warmKey {
 	return warmKey{level: h.Level, window: bits.Len(uint(h.ChunkSize - 1))}
 }
 
-// warmedEncodings records the encodings this process has encoded a chunk of noise
-// in (a warmKey each).
+// warmedEncodings records the encodings this process has encoded a chunk
+// of noise in (a warmKey each).
 var warmedEncodings sync.Map
 
 // warmEncoding encodes a chunk of noise in h's encoding with enc, so that
