@@ -36,7 +36,8 @@ func goodputLink() linksim.Profile {
 // such as one built from main), every transfer is also run with it, in
 // turn, and the ratios of its goodput to this build's are reported
 // (vs-base: this build's time ÷ the baseline's; below 1 is faster).
-// Where the time goes (processTimes: put-s, start-s, data-s, tail-s) and
+// Where the time goes (processTimes: put-s, start-s, data-s, idle-s,
+// tail-s) and
 // what crossed the link (wire/payload, probe-B) are reported as means
 // over both variants, for each binary. EDGESYNC_GOODPUT_LOGS=DIR appends
 // the processes' logs, at trace level (the link monitor's probes and
@@ -86,12 +87,13 @@ func BenchmarkGoodputProcesses(b *testing.B) {
 }
 
 // processTimes is where one process transfer's time goes, from the start
-// of `edge-sync put` until the core lists the op: put (put returned: the
-// file is in the agent's outbox), start (the relay's uplink carried the
-// transfer's first 64 KiB), data (it carried as many bytes as the
-// payload: with packet overhead, a few per cent short of the end), tail
-// (from there until the core lists the op: the rest of the data, the
-// commit, and the listing). idle is how long the uplink sat idle (its
+// of `edge-sync put` until the core lists the op: put (until put
+// returned: the file is in the agent's outbox; it overlaps the rest),
+// start (until the relay's uplink carried the transfer's first 64 KiB),
+// data (from there until it carried as many bytes as the payload: with
+// packet overhead, a few per cent short of the end), tail (from there
+// until the core lists the op: the rest of the data, the commit, and the
+// listing); took = start + data + tail. idle is how long the uplink sat idle (its
 // serialiser had nothing to send, read every 2 ms) within data. wire are
 // the uplink's bytes from the put until listed, probe the agent's link
 // monitor's bytes (trains and pings) in that time, from its status.
