@@ -30,6 +30,19 @@ func (s startingSender) OnAcked(n int) {
 	s.DeliveryReporter.OnAcked(n)
 }
 
+// broadbandMonitor starts a monitor with cfg and opts on an agent's link
+// of 20 Mbit/s, 20 ms (filledLink, seeded) and waits until it is
+// broadband.
+func broadbandMonitor(t *testing.T, seed uint64, cfg Config, opts MonitorOptions) (*testAgent, *Monitor) {
+	t.Helper()
+	a := dialTestAgent(t, newTestCore(t), filledLink(20e6), seed)
+	m, events := startThenAttach(t, cfg, a, opts)
+	if _, _, ok := waitClass(t, events, 15*time.Second, is(edgesync.Broadband)); !ok {
+		t.Fatalf("not broadband within 15s; status %+v", m.Status())
+	}
+	return a, m
+}
+
 // TestNoTrainsWhileOwnSenderStarts: when the agent's own transfer starts
 // on a measured link, its start-up rates are lower bounds and its queue
 // raises the RTT; the monitor sent a bandwidth probe (the RTT jump calls
@@ -44,12 +57,7 @@ func (s startingSender) OnAcked(n int) {
 // flight when it started) may go until its delivery rate has taken over;
 // once it stops, a probe measures the link again.
 func TestNoTrainsWhileOwnSenderStarts(t *testing.T) {
-	core := newTestCore(t)
-	a := dialTestAgent(t, core, filledLink(20e6), 73)
-	m, events := startThenAttach(t, testConfig(), a, MonitorOptions{Name: "ownstart"})
-	if _, _, ok := waitClass(t, events, 15*time.Second, is(edgesync.Broadband)); !ok {
-		t.Fatalf("not broadband within 15s; status %+v", m.Status())
-	}
+	a, m := broadbandMonitor(t, 73, testConfig(), MonitorOptions{Name: "ownstart"})
 	waitEstimates(t, m, 2, 15*time.Second)
 	// Start right after a probe ended, so that none is in flight.
 	n := m.Stats().Estimates
@@ -110,17 +118,12 @@ func (l *probeLog) Write(b []byte) (int, error) {
 // the data's first acknowledgement) and a bulk sender starts as a probe
 // starts: that probe must stop early.
 func TestProbeYieldsToOwnSender(t *testing.T) {
-	core := newTestCore(t)
-	a := dialTestAgent(t, core, filledLink(20e6), 79)
 	cfg := testConfig()
 	cfg.TrainsPerProbe = 6
 	cfg.ProbeInterval = 8 * time.Second // 6 trains a probe within the budget
 	pl := &probeLog{started: make(chan struct{}, 1), trains: make(chan int, 16)}
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Trace, Output: pl})
-	m, events := startThenAttach(t, cfg, a, MonitorOptions{Name: "yield", Logger: log})
-	if _, _, ok := waitClass(t, events, 15*time.Second, is(edgesync.Broadband)); !ok {
-		t.Fatalf("not broadband within 15s; status %+v", m.Status())
-	}
+	a, m := broadbandMonitor(t, 79, cfg, MonitorOptions{Name: "yield", Logger: log})
 	waitEstimates(t, m, 1, 15*time.Second) // the connection's first probe, which does not yield
 	select {
 	case <-pl.started:
