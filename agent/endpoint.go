@@ -181,6 +181,17 @@ func (e *endpoint) run(ctx context.Context) {
 	}
 	e.startMonitor(ctx)
 	defer e.closeMonitor()
+	// The link's encoding is warmed while it is idle (presend_warm.go).
+	wctx, stopWarm := context.WithCancel(ctx)
+	warmDone := make(chan struct{})
+	go func() {
+		defer close(warmDone)
+		e.warmEncodings(wctx)
+	}()
+	defer func() {
+		stopWarm()
+		<-warmDone
+	}()
 	bo := backoff.New(500*time.Millisecond, 30*time.Second)
 	lastLogged := time.Time{}
 	var spare *spareConn // dialled by the watchdog (watchdog.go)

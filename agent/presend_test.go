@@ -114,3 +114,23 @@ func TestPresendWrongLength(t *testing.T) {
 		t.Fatalf("%d presends adopted, %d abandoned; want 0, 1", ad, ab)
 	}
 }
+
+// TestEncodingWarmedWhileIdle: an agent whose link compresses with zstd
+// encodes a chunk of noise in that encoding while the link is idle, before
+// any op (presend_warm.go), so that a later large op's presend finds a
+// zstd encoder in the codec's pool and encodes no noise of its own, which
+// took CPU from the outbox's read of the op's first chunk.
+func TestEncodingWarmedWhileIdle(t *testing.T) {
+	warmedEncodings.Clear() // as in a fresh process
+	a, _, _ := presendAgent(t)
+	e := a.eps["core"]
+	testutil.WaitFor(t, 30*time.Second, "the link's encoding warmed", func() bool {
+		p, _, _ := e.params()
+		h, ok := zstdHeader(p)
+		if !ok {
+			return false
+		}
+		_, done := warmedEncodings.Load(warmKeyOf(&h))
+		return done
+	})
+}

@@ -241,7 +241,14 @@ type DeliveryMeter struct {
 	limitedAt  time.Time // the latest OnAppLimited
 	events     [ackEvents]ackEvent
 	n, next    int // events kept; next slot
+	// runStart is the first acknowledgement after a silence of ackRunGap
+	// or more: when the sender's current run of data began to arrive.
+	runStart time.Time
 }
+
+// ackRunGap is the silence after which acknowledgements begin a new run
+// (DeliveryMeter.run): as long as a delivery rate stands (filledFor).
+const ackRunGap = filledFor
 
 var _ DeliveryReporter = (*DeliveryMeter)(nil)
 
@@ -253,6 +260,9 @@ func (d *DeliveryMeter) ackedAt(n int, at time.Time) {
 		return
 	}
 	d.mu.Lock()
+	if d.n == 0 || at.Sub(d.events[(d.next-1+ackEvents)%ackEvents].at) >= ackRunGap {
+		d.runStart = at
+	}
 	d.acked += uint64(n)
 	d.events[d.next] = ackEvent{at: at, cum: d.acked}
 	d.next = (d.next + 1) % ackEvents
@@ -277,7 +287,19 @@ func (d *DeliveryMeter) reset() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.acked, d.appLimited, d.limitedAt = 0, false, time.Time{}
-	d.events, d.n, d.next = [ackEvents]ackEvent{}, 0, 0
+	d.events, d.n, d.next, d.runStart = [ackEvents]ackEvent{}, 0, 0, time.Time{}
+}
+
+// run returns when the current run of acknowledgements began (the first
+// after a silence of ackRunGap) and the latest of them; zero times when
+// none was reported.
+func (d *DeliveryMeter) run() (start, last time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.n == 0 {
+		return time.Time{}, time.Time{}
+	}
+	return d.runStart, d.events[(d.next-1+ackEvents)%ackEvents].at
 }
 
 // Snapshot returns the total bytes acknowledged and whether the sender was

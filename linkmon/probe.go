@@ -68,7 +68,7 @@ func (m *Monitor) Measure(ctx context.Context) (Measurement, error) {
 	if p == nil {
 		return m.Latest(), fmt.Errorf("measure: %w", ErrNotAttached)
 	}
-	res, err := m.probe(ctx, p)
+	res, err := m.probe(ctx, p, false)
 	lat := m.Latest()
 	if err != nil {
 		return lat, fmt.Errorf("measure: %w", err)
@@ -98,18 +98,36 @@ type probePlan struct {
 	// bcap is the capacity the budget is computed on.
 	bcap   float64
 	budget *Budget
+	// yieldFrom, when set, is the probe's start: it sends no more trains
+	// once the agent's own data began to be acknowledged after it
+	// (sampler.starting: they would queue behind that data).
+	yieldFrom time.Time
+}
+
+// yields reports whether the probe stops before its next train: the
+// agent's own data began to be acknowledged since it started.
+func (pl *probePlan) yields(d *DeliveryMeter) bool {
+	if pl.yieldFrom.IsZero() {
+		return false
+	}
+	start, _ := d.run()
+	return start.After(pl.yieldFrom)
 }
 
 // probe runs one bandwidth probe: up to TrainsPerProbe trains sized by
 // ProbeSize, each taken from the budget, sent one after the other; the
 // estimate is their median. The train estimate is stored for the light
-// samples to carry.
-func (m *Monitor) probe(ctx context.Context, p *Prober) (probeResult, error) {
+// samples to carry. A probe that yields stops after the train in flight
+// when the agent's own data begins meanwhile (probePlan.yieldFrom).
+func (m *Monitor) probe(ctx context.Context, p *Prober, yield bool) (probeResult, error) {
 	m.probeMu.Lock()
 	defer m.probeMu.Unlock()
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.ProbeTimeout)
 	defer cancel()
 	pl := m.planProbe()
+	if yield {
+		pl.yieldFrom = time.Now()
+	}
 	res := probeResult{spend: pl.budget.Spacing(pl.bcap, m.cfg.TrainsPerProbe*pl.packets*ProbePacketSize)}
 	ests, lastErr := m.sendTrains(ctx, p, &pl, &res)
 	m.log.Trace("probe", "trains", res.trains, "estimates", len(ests), "error", lastErr)
@@ -152,7 +170,10 @@ func (m *Monitor) planProbe() probePlan {
 // budget allows, counting them in res, and returns the estimates of the
 // measurable ones and the last error.
 func (m *Monitor) sendTrains(ctx context.Context, p *Prober, pl *probePlan, res *probeResult) (ests []float64, lastErr error) {
-	for range m.cfg.TrainsPerProbe {
+	for i := range m.cfg.TrainsPerProbe {
+		if i > 0 && pl.yields(&m.meter) {
+			break
+		}
 		if !pl.budget.Take(m.now(), pl.packets*ProbePacketSize, pl.bcap) {
 			break
 		}

@@ -415,6 +415,29 @@ func (s *sampler) filled(wall time.Time) bool {
 	return s.m.cfg.Passive && !s.lastFilled.IsZero() && wall.Sub(s.lastFilled) < filledFor
 }
 
+// startRounds: the agent's own data holds trains for max(filledFor,
+// startRounds × the path's base RTT) from its first acknowledgement
+// (starting), the time a rate model takes to leave its start-up.
+const startRounds = 8
+
+// starting reports whether the agent's own data began to be acknowledged
+// less than max(filledFor, startRounds base RTTs) ago and still is. Its
+// first rates are lower bounds (a sender starting up marks them
+// app-limited) and its start-up queues at the bottleneck: a train then
+// reads that queue, not the link, and delays the data. Probes and checks
+// wait: by the hold's end the sender's rate has taken over (filled) or
+// says it is app-limited, and a probe due meanwhile runs then
+// (TestNoTrainsWhileOwnSenderStarts; docs/linkmon.md, "Under the agent's
+// own load").
+func (s *sampler) starting(wall time.Time) bool {
+	if !s.m.cfg.Passive {
+		return false
+	}
+	start, last := s.m.meter.run()
+	hold := max(filledFor, startRounds*s.base.min())
+	return !start.IsZero() && wall.Sub(last) < filledFor && wall.Sub(start) < hold
+}
+
 func (s *sampler) emit(meas Measurement) {
 	before := s.class()
 	s.m.observe(meas)
@@ -450,6 +473,15 @@ func (s *sampler) maybeProbe() {
 		s.nextProbe = wall.Add(s.m.cfg.ProbeInterval)
 		return
 	}
+	if s.starting(wall) && !s.nextProbe.IsZero() {
+		// The probe stays due: it runs after the hold unless the traffic
+		// fills the link. One asked for at once (a new connection, whose
+		// first figure hints the lane's start-up, or a remeasure) goes.
+		return
+	}
+	// A scheduled probe yields to the agent's own data beginning while it
+	// runs; one asked for at once does not.
+	yield := !s.nextProbe.IsZero()
 	s.probing, s.lastProbe = true, wall
 	s.afterFill, s.fillProbe = false, afterFill
 	p := s.prober
@@ -459,7 +491,7 @@ func (s *sampler) maybeProbe() {
 	go func() {
 		defer s.m.wg.Done()
 		defer cancel()
-		res, err := s.m.probe(ctx, p)
+		res, err := s.m.probe(ctx, p, yield)
 		s.probeDone <- probeOutcome{res: res, err: err} // buffered; one probe at a time
 	}()
 }
@@ -535,7 +567,7 @@ func (s *sampler) maybeCheck() {
 		return
 	}
 	wall := time.Now()
-	if wall.Before(s.nextCheck) || s.filled(wall) {
+	if wall.Before(s.nextCheck) || s.filled(wall) || s.starting(wall) {
 		return
 	}
 	s.m.mu.Lock()
