@@ -174,16 +174,20 @@ func (m *Monitor) sendTrains(ctx context.Context, p *Prober, pl *probePlan, res 
 			// it does not overflow the queue and wait for a report.
 			pl.packets = max(MinTrainPackets, min(pl.packets, trainPackets(tr.Bps, pl.jitter)))
 		}
-		if len(ests) == 2 && pl.ref > 0 && max(ests[0], ests[1]) < checkDrop*pl.ref {
-			// Two trains agree the link got much slower: the trains were
-			// sized for the old link and queue long on the new one; a
-			// third adds little but delay.
+		if slowerSettled(ests, pl.ref) {
 			break
 		}
 		m.log.Trace("train", "packets", pl.packets, "received", tr.Received, "estimate", FormatBps(tr.Bps), "ok", tr.OK)
 		drain(ctx, tr)
 	}
 	return ests, lastErr
+}
+
+// slowerSettled reports whether a probe's first two train estimates say
+// the link got much slower than ref: the trains were sized for the old
+// link and queue long on the new one; a third adds little but delay.
+func slowerSettled(ests []float64, ref float64) bool {
+	return len(ests) == 2 && ref > 0 && max(ests[0], ests[1]) < checkDrop*ref
 }
 
 // drain waits for a measured train to leave the bottleneck (at most
