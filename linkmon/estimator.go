@@ -308,7 +308,8 @@ func (d *DeliveryMeter) Snapshot() (acked uint64, appLimited bool) {
 // rtt is the path's round trip: an app-limited moment up to one rtt
 // before ref (when the span's bytes were sent) makes the rate a lower
 // bound. A span shorter than a quarter of the window gives no rate: a
-// burst that short says little about the link.
+// burst that short says little about the link; nor does one shorter than
+// rtt from a sender that began within W.
 func (d *DeliveryMeter) Rate(now time.Time, window, rtt time.Duration) DeliveryRate {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -334,6 +335,13 @@ func (d *DeliveryMeter) Rate(now time.Time, window, rtt time.Duration) DeliveryR
 	first := at(k)
 	dt := last.at.Sub(first.at)
 	if dt <= 0 || 4*dt < window {
+		return DeliveryRate{}
+	}
+	if now.Sub(first.at) < span && dt < min(rtt, maxDeliverySpan) {
+		// The sender began within the span, less than a round trip ago:
+		// its acknowledgements are one round's clump, which ACKs bunched
+		// together read above the link (2.85 Mbit/s on a 2 Mbit/s, 600
+		// ms uplink; TestDeliveryRateOfFirstRoundNotTaken).
 		return DeliveryRate{}
 	}
 	r := DeliveryRate{Bps: float64(last.cum-first.cum) * 8 / dt.Seconds(), Span: dt, Acks: k + 1}

@@ -51,6 +51,9 @@ type sampler struct {
 	// traffic stops a probe measures the link (maybeProbe), and fillProbe
 	// marks that probe in flight.
 	afterFill, fillProbe bool
+	// dropRebase: a confirmed check drop rebased the bandwidth median; the
+	// next probe's figure rebases it again, whichever way it reads.
+	dropRebase bool
 
 	// The idle schedule (idle.go).
 	idle      bool
@@ -635,6 +638,7 @@ func (s *sampler) checked(out probeOutcome) {
 		s.m.capRef = max(s.m.capRef, capBps)
 		s.m.capBps, s.m.capAt, s.m.trainBps = est, s.m.now(), est
 		s.m.cls.Rebase(est)
+		s.dropRebase = true
 		s.nextProbe = maxTime(wall, s.lastProbe.Add(earlyProbeGap))
 		s.m.stats.CheckDrops++
 		defer s.idleDrop()
@@ -710,10 +714,15 @@ func (s *sampler) probed(out probeOutcome) {
 	switch {
 	case out.err == nil:
 		s.failures = 0
-		if fillProbe {
-			// The samples carried the sender's rate, no spike of the
-			// link's for the median to ride out: the probe's figure
-			// replaces it (as a confirmed check's does).
+		if fillProbe || s.dropRebase {
+			// The samples carried the sender's rate, or the figure of a
+			// check drop this probe was called to verify, no spike of
+			// the link's for the median to ride out: the probe's figure
+			// replaces it (as a confirmed check's does). Two short checks
+			// that a loaded CPU spread read a drop now and then; the
+			// median held their figure for 5 samples after the probe had
+			// read the link as before (TestProbeAfterCheckDropRebases).
+			s.dropRebase = false
 			s.m.mu.Lock()
 			s.m.cls.Rebase(out.res.bps)
 			s.m.mu.Unlock()
