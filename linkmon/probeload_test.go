@@ -8,6 +8,18 @@ import (
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
+// idleSampler is a sampler of a monitor that is not started, with no
+// connection: tests drive it by hand.
+func idleSampler(t *testing.T, name string) *sampler {
+	t.Helper()
+	m, err := NewMonitor(testConfig(), MonitorOptions{Name: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	return &sampler{m: m, ctx: context.Background(), pending: map[uint64]time.Time{}, probeDone: make(chan probeOutcome, 1)}
+}
+
 // TestSlowerProbeNeedsAgreeingTrains (issue #14 item 3,
 // BenchmarkEstimateLoaded): a probe stops after two trains that both read
 // the link much slower than before, but only when the two agree; two that
@@ -89,11 +101,8 @@ func TestUnansweredProbeKeepsCapacity(t *testing.T) {
 // showed 2.77 Mbit/s. The probe's figure must rebase the median as the
 // check's did.
 func TestProbeAfterCheckDropRebases(t *testing.T) {
-	m, err := NewMonitor(testConfig(), MonitorOptions{Name: "check-drop"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
+	s := idleSampler(t, "check-drop")
+	m := s.m
 	at := time.Now()
 	feed := func(bw float64) {
 		at = at.Add(250 * time.Millisecond)
@@ -105,7 +114,6 @@ func TestProbeAfterCheckDropRebases(t *testing.T) {
 	m.mu.Lock()
 	m.capBps, m.capAt, m.trainBps = 10e6, at, 10e6
 	m.mu.Unlock()
-	s := &sampler{m: m, ctx: context.Background(), pending: map[uint64]time.Time{}, probeDone: make(chan probeOutcome, 1)}
 	s.checked(probeOutcome{check: true, tr: TrainResult{OK: true, Bps: 3.96e6, Count: 3, Received: 3}})
 	s.checked(probeOutcome{check: true, tr: TrainResult{OK: true, Bps: 2.77e6, Count: 3, Received: 3}})
 	if c, _ := m.Capacity(); c != 2.77e6 {
@@ -185,12 +193,7 @@ func TestPassiveLossOfABurstFades(t *testing.T) {
 // the next. The outage's own unanswered pings must not count; the pings
 // answered before it still do.
 func TestPingLossAfterOutageNotFromAFewPings(t *testing.T) {
-	m, err := NewMonitor(testConfig(), MonitorOptions{Name: "ring"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = m.Close() })
-	s := &sampler{m: m, ctx: context.Background(), pending: map[uint64]time.Time{}, probeDone: make(chan probeOutcome, 1)}
+	s := idleSampler(t, "ring")
 	for range lossPings { // 20 s of answered pings
 		s.record(true)
 	}
