@@ -120,6 +120,11 @@ func (s ConnSample) hasRTT() bool {
 // is computed; below it one lost packet would read as a huge loss.
 const MinLossBytes = 32 << 10
 
+// MaxLossSpan: a passive loss span that took longer than this to send
+// MinLossBytes gives no loss figure: fewer packets than the pings of the
+// same time (4 a second) count in it.
+const MaxLossSpan = time.Second
+
 // PassiveEstimator turns successive ConnSamples of one connection into
 // passive measurements. Not safe for concurrent use.
 type PassiveEstimator struct {
@@ -148,8 +153,8 @@ func AfterOutage(at time.Time, grace time.Duration) PassiveEstimator {
 // interval since the previous one: RTT and jitter from SmoothedRTT and
 // MeanDeviation (none before quic-go's first RTT sample), loss as
 // ΔBytesLost/ΔBytesSent over the latest span with at least MinLossBytes
-// sent (the figure is repeated for as long as its span took, then none
-// until the next span closes), and bandwidth as the
+// sent within MaxLossSpan (the figure is repeated for as long as its span
+// took, then none until the next span closes), and bandwidth as the
 // delivery rate: s.Delivery when it has one, else ΔBytesAcked/Δt, a lower
 // bound when the sender was app-limited. ok is false when the sample
 // carries nothing usable (the first one without an RTT, or counters that
@@ -172,10 +177,16 @@ func (p *PassiveEstimator) Observe(s ConnSample) (m Measurement, ok bool) {
 		p.lossBase = s // what is declared lost now was sent into the outage
 	}
 	if sent := s.BytesSent - p.lossBase.BytesSent; sent >= MinLossBytes {
-		lost := s.BytesLost - p.lossBase.BytesLost
+		lost, took := s.BytesLost-p.lossBase.BytesLost, s.At.Sub(p.lossBase.At)
 		p.loss = min(1, float64(lost)/float64(sent))
-		p.lossUntil = s.At.Add(s.At.Sub(p.lossBase.At))
+		p.lossUntil = s.At.Add(took)
 		p.lossBase = s
+		if took > MaxLossSpan {
+			// QUIC sent little (the data goes by the lane): the span's
+			// few packets say less than the pings of the same time
+			// (TestPassiveLossOfASparseSpanNotTaken).
+			p.lossUntil = time.Time{}
+		}
 	}
 	if s.At.After(p.lossUntil) {
 		// QUIC sends too little now to close a span (pings, commits):
