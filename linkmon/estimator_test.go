@@ -105,18 +105,20 @@ func TestPassiveEstimator(t *testing.T) {
 	if !near(m.BandwidthBps, 10e6, 1e-9) || m.BandwidthLowerBound || !near(m.Loss, 0.01, 1e-9) {
 		t.Fatalf("delivery rate %v (want 10 Mbit/s), loss %v (want 1 %%)", m.BandwidthBps, m.Loss)
 	}
-	// Too few bytes sent for a new loss figure: the old one is repeated.
-	s.At = s.At.Add(time.Second)
+	// Too few bytes sent for a new loss figure: the old one is repeated
+	// (for as long as its span took).
+	s.At = s.At.Add(250 * time.Millisecond)
 	s.BytesSent += 1000
 	s.BytesLost += 1000
 	s.BytesAcked += 125_000
 	s.AppLimited = true
 	m, _ = p.Observe(s)
-	if !near(m.Loss, 0.01, 1e-9) || !m.BandwidthLowerBound || !near(m.BandwidthBps, 1e6, 1e-9) {
-		t.Fatalf("app-limited quiet second: %v", m)
+	if !near(m.Loss, 0.01, 1e-9) || !m.BandwidthLowerBound || !near(m.BandwidthBps, 4e6, 1e-9) {
+		t.Fatalf("app-limited quiet 250 ms: %v", m)
 	}
-	// Once enough is sent, the loss covers the whole span since.
-	s.At = s.At.Add(time.Second)
+	// Once enough is sent, the loss covers the whole span since (within
+	// MaxLossSpan).
+	s.At = s.At.Add(250 * time.Millisecond)
 	s.BytesSent += 99_000
 	s.BytesLost += 4000
 	m, _ = p.Observe(s)

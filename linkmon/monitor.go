@@ -79,6 +79,7 @@ type Monitor struct {
 
 	probeMu     sync.Mutex // one bandwidth probe at a time
 	lastPackets int        // packets per train of the last probe; under probeMu
+	shrink      int        // caps the next probe's trains after an unanswered one (unmeasured); under probeMu
 	saveMu      sync.Mutex // one writer of the status file
 	meter       DeliveryMeter
 
@@ -208,7 +209,7 @@ func (m *Monitor) resetRun() {
 	m.meter.reset()
 	m.capAt, m.capRef, m.trainBps = time.Time{}, 0, 0
 	m.remeasure = false
-	m.lastPackets = 0
+	m.lastPackets, m.shrink = 0, 0
 	m.ran = false
 }
 
