@@ -8,6 +8,7 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/wire"
 )
 
 // TestIdleLinkSampledSlowly: a link that carries nothing goes on the idle
@@ -105,7 +106,14 @@ func TestIdleJitterNoWakes(t *testing.T) {
 func TestIdleDelayedPongsDismissed(t *testing.T) {
 	core := newTestCore(t)
 	var hold atomic.Int32 // pings still to answer late
-	core.onDatagram = func([]byte, time.Time) bool {
+	core.onDatagram = func(d []byte, _ time.Time) bool {
+		// Pings only: a check train's packet held up reads as a drop of
+		// the link's rate, a real reason to wake (CI saw it so under load).
+		if f, _, err := wire.Parse(d); err != nil {
+			return false
+		} else if _, ok := f.(*wire.Ping); !ok {
+			return false
+		}
 		if hold.Load() > 0 {
 			hold.Add(-1)
 			time.Sleep(300 * time.Millisecond) // the held-up core, not synchronisation
@@ -115,22 +123,37 @@ func TestIdleDelayedPongsDismissed(t *testing.T) {
 	a := dialTestAgent(t, core, linksim.Profile{Name: "loopback"}, 34)
 	cfg := testConfig()
 	cfg.IdleAfter, cfg.IdleSampleInterval = time.Second, time.Second
-	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle-late"})
-	testutil.WaitFor(t, 15*time.Second, "the link to go idle", m.idleSt.idle.Load)
-	before := m.Stats()
-	hold.Store(2)
-	testutil.WaitFor(t, 20*time.Second, "the late pongs' wake to be dismissed", func() bool {
-		return m.Stats().IdleDismissed > before.IdleDismissed || m.Stats().IdleWakes > before.IdleWakes
-	})
-	after := m.Stats()
-	if after.IdleWakes != before.IdleWakes {
-		t.Errorf("two late pongs woke the idle link to the busy schedule; stats %+v", after)
-	}
-	if after.Probes != before.Probes {
-		t.Errorf("%d bandwidth probes after two late pongs on an idle link, want none", after.Probes-before.Probes)
-	}
-	if !m.idleSt.idle.Load() {
-		t.Error("the link left the idle schedule after two late pongs")
+	m := startMonitor(t, cfg, a, MonitorOptions{Name: "idle-late", Logger: testutil.Logger(t, "idle-late")})
+	// A check train that a starved CPU spreads reads a drop of the link's
+	// rate, which wakes an idle link for a reason of its own (CI's load
+	// did so): such a round is not this test's, and runs again, at most
+	// three times.
+	for round := 1; ; round++ {
+		// Idle, and past the busy-rate pings that follow a class change
+		// (a loaded loopback's class can still move as it goes idle).
+		testutil.WaitFor(t, 15*time.Second, "the link to go idle, its class settled", func() bool {
+			return m.idleSt.idle.Load() && time.Since(m.Status().Since) > cfg.IdleAfter
+		})
+		before := m.Stats()
+		hold.Store(2)
+		testutil.WaitFor(t, 20*time.Second, "the late pongs' wake to be dismissed", func() bool {
+			return m.Stats().IdleDismissed > before.IdleDismissed || m.Stats().IdleWakes > before.IdleWakes
+		})
+		after := m.Stats()
+		if after.CheckDrops > before.CheckDrops && round < 3 {
+			t.Logf("round %d: a check train read a drop meanwhile; again", round)
+			continue
+		}
+		if after.IdleWakes != before.IdleWakes {
+			t.Errorf("two late pongs woke the idle link to the busy schedule; stats %+v", after)
+		}
+		if after.Probes != before.Probes {
+			t.Errorf("%d bandwidth probes after two late pongs on an idle link, want none", after.Probes-before.Probes)
+		}
+		if !m.idleSt.idle.Load() {
+			t.Error("the link left the idle schedule after two late pongs")
+		}
+		return
 	}
 }
 
