@@ -1,0 +1,280 @@
+package soak
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	mrand "math/rand/v2"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/agent/control"
+	"github.com/edge-sync/edge-sync/core/admin"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linksim"
+)
+
+// latencyLink is a link of BenchmarkPutLatencyProcesses and the class the
+// agent's link monitor should judge it.
+type latencyLink struct {
+	name  string
+	prof  linksim.Profile
+	class edgesync.LinkClass
+}
+
+func latencyLinks() []latencyLink {
+	lte := linksim.Direction{RateBps: 10_000_000, Delay: 30 * time.Millisecond, Jitter: 5 * time.Millisecond, QueueDelay: 150 * time.Millisecond}
+	lteDown := lte
+	lteDown.RateBps = 50_000_000
+	return []latencyLink{
+		{"broadband", goodputLink(), edgesync.Broadband},
+		{"lte", linksim.Profile{Name: "lte-like", Up: lte, Down: lteDown,
+			Summary: "10 Mbit/s up, 50 down, 60 ms RTT, 0-5 ms jitter each way"}, edgesync.Mobile},
+		{"satellite-geo", linksim.SatelliteGEO(), edgesync.Satellite},
+	}
+}
+
+const (
+	// latencyOpSize is the size of every op put: a sensor record.
+	latencyOpSize = 1 << 10
+	// latencyStream and latencyGap: the stream of (b) is latencyStream
+	// normal ops latencyGap apart, and a critical op beside every tenth.
+	latencyStream = 100
+	latencyGap    = 200 * time.Millisecond
+)
+
+// BenchmarkPutLatencyProcesses measures what a producer of small ops
+// waits (docs/design.md#batch-interval): real `edge-sync core` and
+// `edge-sync agent` processes with the default config, the agent's link
+// to the core through a linksim relay, and 1 KiB JSON-like records put
+// through the agent's control API (control.Client.Upload, what `edge-sync
+// put` and a Go producer call; the time is from the call until the
+// core's own store time of the event, read from its admin API). Per link
+// (latencyLinks), after the agent has judged its class:
+//
+//   - quiet: a normal op put on a link that carried no ordinary data for
+//     the class's interval: the first op, and one put an interval after
+//     the stream drained. The promise: it goes at once.
+//   - crit: a critical op on the quiet link, and one beside every tenth op
+//     of the stream. The promise: never waits for the interval.
+//   - stream: latencyStream normal ops latencyGap apart (20 s); the
+//     first comes right after the quiet op's batch, so ops wait for the
+//     interval's end (or a chunk's worth) and go together. The promise:
+//     none waits much longer than the interval.
+//
+// Each is reported as p50 and p99 in ms and p50 as a ratio to the link's
+// floor (floor-ms: one RTT, without jitter, plus the op's serialisation
+// on the uplink); stream-max/interval is the stream's slowest op over the
+// class's interval. Beside the default config, the same run with every
+// class's interval at 0 (i0-*), alternating; bytes/op are the UDP bytes
+// both ways at the relay per op of the stream (from its first put until
+// the outbox is empty, less the bytes the agent's link monitor sent), and
+// bytes/op-ratio the default's over interval 0's: what batching saves.
+//
+//	go test -run '^$' -bench PutLatencyProcesses -benchtime 1x -count 3 -timeout 60m ./internal/soak
+//
+// EDGESYNC_LATENCY_LOGS=DIR appends the processes' debug logs to files in
+// DIR.
+func BenchmarkPutLatencyProcesses(b *testing.B) {
+	bin := edgeSync(b)
+	for _, ll := range latencyLinks() {
+		b.Run(ll.name, func(b *testing.B) {
+			var def, zero latencyRun
+			for b.Loop() {
+				def.add(putLatency(b, bin, ll, ""))
+				zero.add(putLatency(b, bin, ll, intervalZero()))
+			}
+			floor := ll.prof.Up.Delay + ll.prof.Down.Delay + time.Duration(float64(latencyOpSize*8)/float64(ll.prof.Up.RateBps)*float64(time.Second))
+			def.report(b, "", floor)
+			zero.report(b, "i0-", floor)
+			b.ReportMetric(ms(floor), "floor-ms")
+			if def.interval > 0 {
+				b.ReportMetric(float64(slices.Max(def.stream))/float64(def.interval), "stream-max/interval")
+			}
+			b.ReportMetric(def.perOp()/zero.perOp(), "bytes/op-ratio")
+			b.ReportMetric(loadAvg(), "load-avg-1m")
+		})
+	}
+}
+
+// latencyRun is what putLatency measured, or the sum of several runs.
+type latencyRun struct {
+	interval            time.Duration // the class's batch interval
+	quiet, crit, stream []time.Duration
+	bytes               int64 // the stream's UDP bytes, less the monitor's
+	ops                 int   // the stream's ops, critical ones included
+}
+
+func (r *latencyRun) add(u latencyRun) {
+	r.interval = u.interval
+	r.quiet = append(r.quiet, u.quiet...)
+	r.crit = append(r.crit, u.crit...)
+	r.stream = append(r.stream, u.stream...)
+	r.bytes += u.bytes
+	r.ops += u.ops
+}
+
+func (r latencyRun) perOp() float64 { return float64(r.bytes) / float64(r.ops) }
+
+// report reports r's figures with prefix.
+func (r latencyRun) report(b *testing.B, prefix string, floor time.Duration) {
+	for _, s := range []struct {
+		name string
+		d    []time.Duration
+	}{{"quiet", r.quiet}, {"crit", r.crit}, {"stream", r.stream}} {
+		p50 := percentile(s.d, 0.50)
+		b.ReportMetric(ms(p50), prefix+s.name+"-p50-ms")
+		b.ReportMetric(ms(percentile(s.d, 0.99)), prefix+s.name+"-p99-ms")
+		b.ReportMetric(float64(p50)/float64(floor), prefix+s.name+"-p50/floor")
+	}
+	b.ReportMetric(r.perOp(), prefix+"bytes/op")
+}
+
+// putLatency runs one core, relay and agent on ll with the agent config's
+// extra blocks (intervalZero, or "" for the default) and measures what
+// BenchmarkPutLatencyProcesses describes.
+func putLatency(b *testing.B, bin string, ll latencyLink, extra string) latencyRun {
+	b.Helper()
+	o := linkOpts{Extra: extra, Logs: os.Getenv("EDGESYNC_LATENCY_LOGS")}
+	if o.Logs != "" {
+		o.Level = "debug"
+	}
+	l := startLinked(b, bin, ll.prof, o)
+	defer l.close()
+	// The class decides the interval: wait until the monitor has judged
+	// the link (the first samples may say unknown, whose interval is 30 s).
+	ok := testutil.PollEvery(90*time.Second, 250*time.Millisecond, func() bool {
+		st := l.status(b)
+		return st.Connected && st.Class == ll.class
+	})
+	st := l.status(b)
+	if !ok {
+		b.Fatalf("%s: the agent judged the link %v, not %v, within 90 s (figures %+v, reason %q)", ll.name, st.Class, ll.class, st.Figures, st.Reason)
+	}
+	var run latencyRun
+	run.interval = st.Params.Interval
+	// The stored ops of the run, by key, with the core's store time.
+	stored := map[string]time.Time{}
+	var from uint64 = 1
+	seen := func(keys ...string) bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		evs, err := l.admin.Events(ctx, "site-1", from, admin.MaxLimit)
+		if err != nil {
+			return false
+		}
+		for _, ev := range evs {
+			stored[ev.Key] = ev.Stored
+			from = ev.Seq + 1
+		}
+		for _, k := range keys {
+			if _, ok := stored[k]; !ok {
+				return false
+			}
+		}
+		return true
+	}
+	// An op waits at most the interval: wait for it that long and a
+	// minute more, so that a late op is measured rather than a failure.
+	bound := run.interval + time.Minute
+	waitStored := func(what string, keys ...string) {
+		b.Helper()
+		if !testutil.PollEvery(bound, 20*time.Millisecond, func() bool { return seen(keys...) }) {
+			b.Fatalf("%s: %s not stored at the core within %v\nagent:\n%s", ll.name, what, bound, tail(l.agent.out, 40))
+		}
+	}
+	rnd := mrand.New(mrand.NewPCG(14, 1))
+	put := func(key string, prio edgesync.Priority) time.Time {
+		b.Helper()
+		rec := latencyRecord(rnd, key)
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := l.ctl.Upload(ctx, control.CmdSend, control.UploadParams{Endpoint: "core", Key: key, Priority: prio.String(), Kind: "event"},
+			bytes.NewReader(rec), int64(len(rec))); err != nil {
+			b.Fatalf("%s: put %s: %v", ll.name, key, err)
+		}
+		return start
+	}
+	took := func(key string, start time.Time) time.Duration { return stored[key].Sub(start) }
+
+	// (a) A quiet link: a critical op, then a normal one.
+	t := put("quiet/critical", edgesync.Critical)
+	waitStored("the critical op on the quiet link", "quiet/critical")
+	run.crit = append(run.crit, took("quiet/critical", t))
+	t = put("quiet/first", edgesync.Normal)
+	waitStored("the first normal op", "quiet/first")
+	run.quiet = append(run.quiet, took("quiet/first", t))
+
+	// (b) The stream, right after the quiet op's batch.
+	probe0, wire0 := st.ProbeBytes, l.relay.Stats()
+	starts := map[string]time.Time{}
+	var normal, critical []string
+	tick := time.NewTicker(latencyGap)
+	for i := range latencyStream {
+		k := fmt.Sprintf("stream/%d", i)
+		starts[k] = put(k, edgesync.Normal)
+		normal = append(normal, k)
+		if i%10 == 5 {
+			k := fmt.Sprintf("stream/critical/%d", i)
+			starts[k] = put(k, edgesync.Critical)
+			critical = append(critical, k)
+		}
+		<-tick.C
+	}
+	tick.Stop()
+	keys := append(slices.Clone(normal), critical...)
+	waitStored("the stream", keys...)
+	testutil.WaitFor(b, bound, "the agent's outbox to empty after the stream", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var s control.StatsResponse
+		return l.ctl.Call(ctx, control.CmdStats, struct{}{}, &s) == nil && s.Outbox.Ops == 0
+	})
+	wire1, st1 := l.relay.Stats(), l.status(b)
+	run.ops = len(keys)
+	run.bytes = int64(wire1.Up.Bytes-wire0.Up.Bytes+wire1.Down.Bytes-wire0.Down.Bytes) - (st1.ProbeBytes - probe0)
+	for _, k := range normal {
+		run.stream = append(run.stream, took(k, starts[k]))
+	}
+	for _, k := range critical {
+		run.crit = append(run.crit, took(k, starts[k]))
+	}
+
+	// (a) again: a normal op after the link carried no ordinary data for
+	// the interval (a second at least, with interval 0).
+	time.Sleep(max(run.interval, time.Second) + time.Second) // not synchronisation: the quiet time
+	t = put("quiet/after", edgesync.Normal)
+	waitStored("the normal op after a quiet interval", "quiet/after")
+	run.quiet = append(run.quiet, took("quiet/after", t))
+	b.Logf("%s, %v (interval %v): quiet %v; critical p50 %v max %v; stream p50 %v p99 %v max %v; %d B/op",
+		ll.name, st.Class, run.interval, run.quiet, percentile(run.crit, 0.5), slices.Max(run.crit),
+		percentile(run.stream, 0.5), percentile(run.stream, 0.99), slices.Max(run.stream), run.bytes/int64(run.ops))
+	return run
+}
+
+// latencyRecord is a JSON-like sensor record of latencyOpSize bytes.
+func latencyRecord(rnd *mrand.Rand, key string) []byte {
+	rec := fmt.Appendf(nil, `{"key":%q,"t":%d,"readings":[`, key, time.Now().UnixNano())
+	for len(rec) < latencyOpSize-64 {
+		rec = fmt.Appendf(rec, `{"s":"s-%d","v":%.4f,"ok":%t},`, rnd.IntN(64), rnd.Float64()*100, rnd.IntN(2) == 0)
+	}
+	rec = append(rec[:len(rec)-1], "]}"...)
+	return append(rec, bytes.Repeat([]byte(" "), latencyOpSize-len(rec))...)
+}
+
+// percentile returns the q-quantile of ds (nearest rank).
+func percentile(ds []time.Duration, q float64) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.999999) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
