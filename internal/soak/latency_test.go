@@ -56,8 +56,9 @@ const (
 // (latencyLinks), after the agent has judged its class:
 //
 //   - quiet: a normal op put on a link that carried no ordinary data for
-//     the class's interval: the first op, and one put an interval after
-//     the stream drained. The promise: it goes at once.
+//     the class's interval: the first op (quiet-first), and one put an
+//     interval and a second after the stream drained (quiet-after). The
+//     promise: it goes at once.
 //   - crit: a critical op on the quiet link, and one beside every tenth op
 //     of the stream. The promise: never waits for the interval.
 //   - stream: latencyStream normal ops latencyGap apart (20 s); the
@@ -65,9 +66,11 @@ const (
 //     interval's end (or a chunk's worth) and go together. The promise:
 //     none waits much longer than the interval.
 //
-// Each is reported as p50 and p99 in ms and p50 as a ratio to the link's
-// floor (floor-ms: one RTT, without jitter, plus the op's serialisation
-// on the uplink); stream-max/interval is the stream's slowest op over the
+// The quiet ops are reported as their mean in ms over the runs, the
+// others as p50 and p99, each beside the link's floor (floor-ms: one RTT,
+// without jitter, plus the op's serialisation on the uplink; an op is
+// stored after one way, so 0.5 is the least a ratio can be);
+// stream-max/interval is the stream's slowest op over the
 // class's interval. Beside the default config, the same run with every
 // class's interval at 0 (i0-*), alternating; bytes/op are the UDP bytes
 // both ways at the relay per op of the stream (from its first put until
@@ -76,7 +79,7 @@ const (
 //
 //	go test -run '^$' -bench PutLatencyProcesses -benchtime 1x -count 3 -timeout 60m ./internal/soak
 //
-// EDGESYNC_LATENCY_LOGS=DIR appends the processes' debug logs to files in
+// EDGESYNC_LATENCY_LOGS=DIR appends the processes' trace logs to files in
 // DIR.
 func BenchmarkPutLatencyProcesses(b *testing.B) {
 	bin := edgeSync(b)
@@ -102,15 +105,18 @@ func BenchmarkPutLatencyProcesses(b *testing.B) {
 
 // latencyRun is what putLatency measured, or the sum of several runs.
 type latencyRun struct {
-	interval            time.Duration // the class's batch interval
-	quiet, crit, stream []time.Duration
-	bytes               int64 // the stream's UDP bytes, less the monitor's
-	ops                 int   // the stream's ops, critical ones included
+	interval time.Duration // the class's batch interval
+	// first and after are the quiet ops: the first normal op, and the
+	// one put an interval after the stream drained.
+	first, after, crit, stream []time.Duration
+	bytes                      int64 // the stream's UDP bytes, less the monitor's
+	ops                        int   // the stream's ops, critical ones included
 }
 
 func (r *latencyRun) add(u latencyRun) {
 	r.interval = u.interval
-	r.quiet = append(r.quiet, u.quiet...)
+	r.first = append(r.first, u.first...)
+	r.after = append(r.after, u.after...)
 	r.crit = append(r.crit, u.crit...)
 	r.stream = append(r.stream, u.stream...)
 	r.bytes += u.bytes
@@ -119,12 +125,25 @@ func (r *latencyRun) add(u latencyRun) {
 
 func (r latencyRun) perOp() float64 { return float64(r.bytes) / float64(r.ops) }
 
-// report reports r's figures with prefix.
+// report reports r's figures with prefix: the quiet ops' mean (one each
+// a run), the others' p50 and p99, each beside the floor.
 func (r latencyRun) report(b *testing.B, prefix string, floor time.Duration) {
 	for _, s := range []struct {
 		name string
 		d    []time.Duration
-	}{{"quiet", r.quiet}, {"crit", r.crit}, {"stream", r.stream}} {
+	}{{"quiet-first", r.first}, {"quiet-after", r.after}} {
+		var sum time.Duration
+		for _, d := range s.d {
+			sum += d
+		}
+		mean := sum / time.Duration(len(s.d))
+		b.ReportMetric(ms(mean), prefix+s.name+"-ms")
+		b.ReportMetric(float64(mean)/float64(floor), prefix+s.name+"/floor")
+	}
+	for _, s := range []struct {
+		name string
+		d    []time.Duration
+	}{{"crit", r.crit}, {"stream", r.stream}} {
 		p50 := percentile(s.d, 0.50)
 		b.ReportMetric(ms(p50), prefix+s.name+"-p50-ms")
 		b.ReportMetric(ms(percentile(s.d, 0.99)), prefix+s.name+"-p99-ms")
@@ -140,7 +159,7 @@ func putLatency(b *testing.B, bin string, ll latencyLink, extra string) latencyR
 	b.Helper()
 	o := linkOpts{Extra: extra, Logs: os.Getenv("EDGESYNC_LATENCY_LOGS")}
 	if o.Logs != "" {
-		o.Level = "debug"
+		o.Level = "trace"
 	}
 	l := startLinked(b, bin, ll.prof, o)
 	defer l.close()
@@ -207,7 +226,7 @@ func putLatency(b *testing.B, bin string, ll latencyLink, extra string) latencyR
 	run.crit = append(run.crit, took("quiet/critical", t))
 	t = put("quiet/first", edgesync.Normal)
 	waitStored("the first normal op", "quiet/first")
-	run.quiet = append(run.quiet, took("quiet/first", t))
+	run.first = append(run.first, took("quiet/first", t))
 
 	// (b) The stream, right after the quiet op's batch.
 	probe0, wire0 := st.ProbeBytes, l.relay.Stats()
@@ -247,12 +266,17 @@ func putLatency(b *testing.B, bin string, ll latencyLink, extra string) latencyR
 	// (a) again: a normal op after the link carried no ordinary data for
 	// the interval (a second at least, with interval 0).
 	time.Sleep(max(run.interval, time.Second) + time.Second) // not synchronisation: the quiet time
+	up0, mon0 := l.relay.Stats().Up.Bytes, l.status(b).ProbeBytes
 	t = put("quiet/after", edgesync.Normal)
 	waitStored("the normal op after a quiet interval", "quiet/after")
-	run.quiet = append(run.quiet, took("quiet/after", t))
-	b.Logf("%s, %v (interval %v): quiet %v; critical p50 %v max %v; stream p50 %v p99 %v max %v; %d B/op",
-		ll.name, st.Class, run.interval, run.quiet, percentile(run.crit, 0.5), slices.Max(run.crit),
-		percentile(run.stream, 0.5), percentile(run.stream, 0.99), slices.Max(run.stream), run.bytes/int64(run.ops))
+	run.after = append(run.after, took("quiet/after", t))
+	b.Logf("quiet/after: %v, put at %s; meanwhile the uplink carried %d B, the monitor sent %d B",
+		took("quiet/after", t), t.Format("15:04:05.000"), l.relay.Stats().Up.Bytes-up0, l.status(b).ProbeBytes-mon0)
+	b.Logf("%s, %v (interval %v): quiet %v, %v; critical p50 %v max %v; stream p50 %v p99 %v max %v; %d B/op (up %d B in %d packets, down %d B in %d, monitor %d B)",
+		ll.name, st.Class, run.interval, run.first[0], run.after[0], percentile(run.crit, 0.5), slices.Max(run.crit),
+		percentile(run.stream, 0.5), percentile(run.stream, 0.99), slices.Max(run.stream), run.bytes/int64(run.ops),
+		wire1.Up.Bytes-wire0.Up.Bytes, wire1.Up.Packets-wire0.Up.Packets, wire1.Down.Bytes-wire0.Down.Bytes, wire1.Down.Packets-wire0.Down.Packets,
+		st1.ProbeBytes-probe0)
 	return run
 }
 
