@@ -229,7 +229,7 @@ func putLatency(b *testing.B, bin string, ll latencyLink, extra string) latencyR
 	run.first = append(run.first, took("quiet/first", t))
 
 	// (b) The stream, right after the quiet op's batch.
-	probe0, wire0 := st.ProbeBytes, l.relay.Stats()
+	probe0, wire0 := l.status(b).ProbeBytes, l.relay.Stats()
 	starts := map[string]time.Time{}
 	var normal, critical []string
 	tick := time.NewTicker(latencyGap)
