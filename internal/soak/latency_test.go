@@ -17,23 +17,32 @@ import (
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
-// latencyLink is a link of BenchmarkPutLatencyProcesses and the class the
-// agent's link monitor should judge it.
+// latencyLink is a link of BenchmarkPutLatencyProcesses, the class the
+// agent's link monitor should judge it and that class's default batch
+// interval.
 type latencyLink struct {
-	name  string
-	prof  linksim.Profile
-	class edgesync.LinkClass
+	name     string
+	prof     linksim.Profile
+	class    edgesync.LinkClass
+	interval time.Duration
 }
+
+// quiet is how long the link carries no data before the quiet op after
+// the stream: the class's default interval, or the link monitor's
+// idle_after (10 s) if longer (docs/linkmon.md, "Idle links"), and a
+// second more; the same with interval 0, so that both put that op on a
+// link in the same state.
+func (ll latencyLink) quiet() time.Duration { return max(ll.interval, 10*time.Second) + time.Second }
 
 func latencyLinks() []latencyLink {
 	lte := linksim.Direction{RateBps: 10_000_000, Delay: 30 * time.Millisecond, Jitter: 5 * time.Millisecond, QueueDelay: 150 * time.Millisecond}
 	lteDown := lte
 	lteDown.RateBps = 50_000_000
 	return []latencyLink{
-		{"broadband", goodputLink(), edgesync.Broadband},
+		{"broadband", goodputLink(), edgesync.Broadband, 5 * time.Second},
 		{"lte", linksim.Profile{Name: "lte-like", Up: lte, Down: lteDown,
-			Summary: "10 Mbit/s up, 50 down, 60 ms RTT, 0-5 ms jitter each way"}, edgesync.Mobile},
-		{"satellite-geo", linksim.SatelliteGEO(), edgesync.Satellite},
+			Summary: "10 Mbit/s up, 50 down, 60 ms RTT, 0-5 ms jitter each way"}, edgesync.Mobile, 30 * time.Second},
+		{"satellite-geo", linksim.SatelliteGEO(), edgesync.Satellite, time.Minute},
 	}
 }
 
@@ -56,9 +65,10 @@ const (
 // (latencyLinks), after the agent has judged its class:
 //
 //   - quiet: a normal op put on a link that carried no ordinary data for
-//     the class's interval: the first op (quiet-first), and one put an
-//     interval and a second after the stream drained (quiet-after). The
-//     promise: it goes at once.
+//     the class's interval: the first op (quiet-first), and one put after
+//     the stream drained and the link was quiet for the class's default
+//     interval, 10 s at least, and a second (quiet-after; the same wait
+//     with interval 0). The promise: it goes at once.
 //   - crit: a critical op on the quiet link, and one beside every tenth op
 //     of the stream. The promise: never waits for the interval.
 //   - stream: latencyStream normal ops latencyGap apart (20 s); the
@@ -264,8 +274,11 @@ func putLatency(b *testing.B, bin string, ll latencyLink, extra string) latencyR
 	}
 
 	// (a) again: a normal op after the link carried no ordinary data for
-	// the interval (a second at least, with interval 0).
-	time.Sleep(max(run.interval, time.Second) + time.Second) // not synchronisation: the quiet time
+	// the class's default interval, or for long enough to be idle.
+	if run.interval > ll.interval {
+		b.Fatalf("%s: the class's interval is %v, more than the %v the benchmark was written for", ll.name, run.interval, ll.interval)
+	}
+	time.Sleep(ll.quiet()) // not synchronisation: the quiet time
 	up0, mon0 := l.relay.Stats().Up.Bytes, l.status(b).ProbeBytes
 	t = put("quiet/after", edgesync.Normal)
 	waitStored("the normal op after a quiet interval", "quiet/after")
