@@ -46,8 +46,9 @@ type linkOpts struct {
 	// Extra goes after the agent's endpoint block: profiles, say
 	// (intervalZero).
 	Extra string
-	// Logs, when not "", is a directory to which the processes' logs at
-	// Level are appended (core.log, agent.log); Level is "info" when "".
+	// Logs, when not "", is a directory to which the processes' logs are
+	// appended (core.log, agent.log); Level is their log level, "info"
+	// when "".
 	Logs, Level string
 }
 
