@@ -86,6 +86,8 @@ const (
 // both ways at the relay per op of the stream (from its first put until
 // the outbox is empty, less the bytes the agent's link monitor sent), and
 // bytes/op-ratio the default's over interval 0's: what batching saves.
+// The monitor sends most of the bytes in that window (monitor-kB/s), so
+// bytes/op is a small difference of large counts, and noisy.
 //
 //	go test -run '^$' -bench PutLatencyProcesses -benchtime 1x -count 3 -timeout 60m ./internal/soak
 //
@@ -121,6 +123,11 @@ type latencyRun struct {
 	first, after, crit, stream []time.Duration
 	bytes                      int64 // the stream's UDP bytes, less the monitor's
 	ops                        int   // the stream's ops, critical ones included
+	// monitor are the bytes the agent's link monitor sent in the
+	// stream's window (from its first put until the outbox was empty),
+	// window its length.
+	monitor int64
+	window  time.Duration
 }
 
 func (r *latencyRun) add(u latencyRun) {
@@ -131,6 +138,8 @@ func (r *latencyRun) add(u latencyRun) {
 	r.stream = append(r.stream, u.stream...)
 	r.bytes += u.bytes
 	r.ops += u.ops
+	r.monitor += u.monitor
+	r.window += u.window
 }
 
 func (r latencyRun) perOp() float64 { return float64(r.bytes) / float64(r.ops) }
@@ -160,6 +169,7 @@ func (r latencyRun) report(b *testing.B, prefix string, floor time.Duration) {
 		b.ReportMetric(float64(p50)/float64(floor), prefix+s.name+"-p50/floor")
 	}
 	b.ReportMetric(r.perOp(), prefix+"bytes/op")
+	b.ReportMetric(float64(r.monitor)/1e3/r.window.Seconds(), prefix+"monitor-kB/s")
 }
 
 // putLatency runs one core, relay and agent on ll with the agent config's
@@ -239,7 +249,7 @@ func putLatency(b *testing.B, bin string, ll latencyLink, extra string) latencyR
 	run.first = append(run.first, took("quiet/first", t))
 
 	// (b) The stream, right after the quiet op's batch.
-	probe0, wire0 := l.status(b).ProbeBytes, l.relay.Stats()
+	probe0, wire0, t0 := l.status(b).ProbeBytes, l.relay.Stats(), time.Now()
 	starts := map[string]time.Time{}
 	var normal, critical []string
 	tick := time.NewTicker(latencyGap)
@@ -264,8 +274,8 @@ func putLatency(b *testing.B, bin string, ll latencyLink, extra string) latencyR
 		return l.ctl.Call(ctx, control.CmdStats, struct{}{}, &s) == nil && s.Outbox.Ops == 0
 	})
 	wire1, st1 := l.relay.Stats(), l.status(b)
-	run.ops = len(keys)
-	run.bytes = int64(wire1.Up.Bytes-wire0.Up.Bytes+wire1.Down.Bytes-wire0.Down.Bytes) - (st1.ProbeBytes - probe0)
+	run.ops, run.window, run.monitor = len(keys), time.Since(t0), st1.ProbeBytes-probe0
+	run.bytes = int64(wire1.Up.Bytes-wire0.Up.Bytes+wire1.Down.Bytes-wire0.Down.Bytes) - run.monitor
 	for _, k := range normal {
 		run.stream = append(run.stream, took(k, starts[k]))
 	}
@@ -285,9 +295,9 @@ func putLatency(b *testing.B, bin string, ll latencyLink, extra string) latencyR
 	run.after = append(run.after, took("quiet/after", t))
 	b.Logf("quiet/after: %v, put at %s; meanwhile the uplink carried %d B, the monitor sent %d B",
 		took("quiet/after", t), t.Format("15:04:05.000"), l.relay.Stats().Up.Bytes-up0, l.status(b).ProbeBytes-mon0)
-	b.Logf("%s, %v (interval %v): quiet %v, %v; critical p50 %v max %v; stream p50 %v p99 %v max %v; %d B/op (up %d B in %d packets, down %d B in %d, monitor %d B)",
+	b.Logf("%s, %v (interval %v): quiet %v, %v; critical p50 %v max %v; stream p50 %v p99 %v max %v; %d B/op (in %v up %d B in %d packets, down %d B in %d, monitor %d B)",
 		ll.name, st.Class, run.interval, run.first[0], run.after[0], percentile(run.crit, 0.5), slices.Max(run.crit),
-		percentile(run.stream, 0.5), percentile(run.stream, 0.99), slices.Max(run.stream), run.bytes/int64(run.ops),
+		percentile(run.stream, 0.5), percentile(run.stream, 0.99), slices.Max(run.stream), run.bytes/int64(run.ops), run.window.Round(time.Millisecond),
 		wire1.Up.Bytes-wire0.Up.Bytes, wire1.Up.Packets-wire0.Up.Packets, wire1.Down.Bytes-wire0.Down.Bytes, wire1.Down.Packets-wire0.Down.Packets,
 		st1.ProbeBytes-probe0)
 	return run
