@@ -295,10 +295,10 @@ func putLatency(b *testing.B, bin string, ll latencyLink, extra string) latencyR
 	run.after = append(run.after, took("quiet/after", t))
 	b.Logf("quiet/after: %v, put at %s; meanwhile the uplink carried %d B, the monitor sent %d B",
 		took("quiet/after", t), t.Format("15:04:05.000"), l.relay.Stats().Up.Bytes-up0, l.status(b).ProbeBytes-mon0)
-	b.Logf("%s, %v (interval %v): quiet %v, %v; critical p50 %v max %v; stream p50 %v p99 %v max %v; %d B/op (in %v up %d B in %d packets, down %d B in %d, monitor %d B)",
+	b.Logf("%s, %v (interval %v): quiet %v, %v; critical p50 %v max %v; stream p50 %v p99 %v max %v; %d B/op (in %v up %d B in %d packets, %d dropped at the queue, down %d B in %d, monitor %d B)",
 		ll.name, st.Class, run.interval, run.first[0], run.after[0], percentile(run.crit, 0.5), slices.Max(run.crit),
 		percentile(run.stream, 0.5), percentile(run.stream, 0.99), slices.Max(run.stream), run.bytes/int64(run.ops), run.window.Round(time.Millisecond),
-		wire1.Up.Bytes-wire0.Up.Bytes, wire1.Up.Packets-wire0.Up.Packets, wire1.Down.Bytes-wire0.Down.Bytes, wire1.Down.Packets-wire0.Down.Packets,
+		wire1.Up.Bytes-wire0.Up.Bytes, wire1.Up.Packets-wire0.Up.Packets, wire1.Up.DroppedQueue-wire0.Up.DroppedQueue, wire1.Down.Bytes-wire0.Down.Bytes, wire1.Down.Packets-wire0.Down.Packets,
 		st1.ProbeBytes-probe0)
 	return run
 }
