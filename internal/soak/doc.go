@@ -14,6 +14,12 @@
 //     putting ops of every priority and kind through the control API. At
 //     the end every accepted op must be at the core exactly once and
 //     byte-identical (or superseded by a newer version of its key).
+//   - BenchmarkGoodputProcesses and BenchmarkPutLatencyProcesses: what a
+//     user waits, from the producer's put until the core stores the op,
+//     with the default config beside every batch interval at 0: a 16 MiB
+//     op, and 1 KiB ops on a quiet link, in a stream and at priority
+//     critical, through linksim relays (linked_test.go starts the
+//     processes).
 //
 // go test -run Soak runs the short form (-soak.duration, 20 s of faults);
 // the long form is go test -run Soak -timeout 0 ./internal/soak

@@ -3,7 +3,6 @@ package soak
 import (
 	"context"
 	"crypto/rand"
-	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -148,9 +147,7 @@ func processTransfer(b *testing.B, bin, file string, tuned bool) processTimes {
 	defer relay.Close()
 	profiles := ""
 	if tuned {
-		for _, c := range []string{"fiber", "broadband", "mobile", "satellite", "unknown"} {
-			profiles += fmt.Sprintf("profile %q { interval = \"0s\" }\n", c)
-		}
+		profiles = intervalZero()
 	}
 	cfg := filepath.Join(dir, "agent.hcl")
 	agentHCL{Name: "site-1", DataDir: filepath.Join(dir, "agent"), CA: p.CAFile, Cert: p.AgentCert, Key: p.AgentKey,
