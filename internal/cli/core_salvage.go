@@ -31,9 +31,9 @@ salvage is for a store the core refuses to start on: it copies every
 record that reads back intact (with its sequence numbers and op IDs, so
 an op an agent sends again is answered as a duplicate, not stored twice)
 into a new file, moves the damaged file aside to STORE.damaged-TIME and
-puts the new one in its place, then lists what it could not copy. A
-salvage that is killed leaves the damaged file in place; the next run
-starts over.
+puts the new one in its place, then lists what it could not copy. Then
+start the core. A salvage that is killed leaves the damaged file in
+place; the next run starts over.
 
 Both refuse while a core has the file open: stop the core first. For
 store.backend "jetstream" use NATS's own tools (nats stream info,
