@@ -38,7 +38,6 @@ func damagedObjectStore(t *testing.T) (hcl string, cfg config.Core, opID edgesyn
 		t.Fatal(err)
 	}
 	testutil.Damage(t, cfg.StorePath(), data[20_000:20_032], 0, 4)
-
 	return hcl, cfg, hdr.OpID
 }
 
