@@ -182,9 +182,9 @@ func newCoreGetCmd(env Env) *cobra.Command {
 			defer r.Close()
 			get := func(w io.Writer) error {
 				if event != 0 {
-					return f.eventNotFound(r.GetEvent(ctx, f.agent, event, w), event)
+					return f.eventNotFound(f.damaged(r.GetEvent(ctx, f.agent, event, w), "event "+strconv.FormatUint(event, 10)), event)
 				}
-				return f.notFound(r.Get(ctx, f.agent, args[0], w), args[0])
+				return f.notFound(f.damaged(r.Get(ctx, f.agent, args[0], w), args[0]), args[0])
 			}
 			if out == "" {
 				return get(env.Stdout)

@@ -3,11 +3,41 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 
+	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 )
+
+// damaged adds to a core get of what that failed because the core's
+// stored copy is damaged what it means and what to do (docs/integrity.md,
+// "What an operator does"). Read from the store, the error is
+// core.ErrCorrupt; through a running core, the answer's status is sent
+// before its bytes are read, so the core can only cut the answer short
+// (it logs why): the client sees io.ErrUnexpectedEOF.
+func (f *coreReadFlags) damaged(err error, what string) error {
+	verify := "edge-sync core verify --config FILE"
+	switch {
+	case f.cfgPath != "":
+		verify = "edge-sync core verify --config " + f.cfgPath
+	case f.dataDir != "":
+		cfg := config.DefaultCore()
+		cfg.DataDir = f.dataDir
+		verify = "edge-sync core verify --file " + cfg.StorePath()
+	}
+	then := "with the core stopped, '" + verify + "' lists everything damaged; the core's copy of " + what +
+		" is lost (its agent deleted its own once the core acknowledged it), so its producer must put it again (docs/integrity.md)"
+	switch {
+	case errors.Is(err, core.ErrCorrupt):
+		return fmt.Errorf("%w\nThe core's stored copy of %s is damaged: %s", err, what, then)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w\nThe running core stopped sending %s before its end: its stored copy is most likely damaged "+
+			"(the core's log says why: 'data not fully written'), or the core stopped. If damaged: %s", err, what, then)
+	}
+	return err
+}
 
 // notFound adds to a not-found answer of core ls/get which command lists
 // what the core has, addressed as the operator addressed it.

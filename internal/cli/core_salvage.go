@@ -31,9 +31,9 @@ salvage is for a store the core refuses to start on: it copies every
 record that reads back intact (with its sequence numbers and op IDs, so
 an op an agent sends again is answered as a duplicate, not stored twice)
 into a new file, moves the damaged file aside to STORE.damaged-TIME and
-puts the new one in its place, then lists what it could not copy. A
-salvage that is killed leaves the damaged file in place; the next run
-starts over.
+puts the new one in its place, then lists what it could not copy. Then
+start the core. A salvage that is killed leaves the damaged file in
+place; the next run starts over.
 
 Both refuse while a core has the file open: stop the core first. For
 store.backend "jetstream" use NATS's own tools (nats stream info,
@@ -140,10 +140,18 @@ func runCoreSalvage(env Env, path string, o coreStoreOpts) error {
 		r.Damaged = jsonhttp.NonNil(r.Damaged)
 		return json.NewEncoder(env.Stdout).Encode(r)
 	}
-	printStoreCounts(env.Stdout, "copied", r.VerifyReport)
+	// The report's Applied counts the entries that read back, Unmarked
+	// those of them left out because their op's data was lost.
+	copied := r.VerifyReport
+	copied.Applied -= r.Unmarked
+	printStoreCounts(env.Stdout, "copied", copied)
 	fmt.Fprintf(env.Stdout, "into a new %s\nthe damaged file is kept at %s\n", path, r.Aside)
 	if r.Rebuilt > 0 {
 		fmt.Fprintf(env.Stdout, "%d applied-index entries written again from their ops' versions and events\n", r.Rebuilt)
+	}
+	if r.Unmarked > 0 {
+		fmt.Fprintf(env.Stdout, "%d applied-index entries not copied: their ops' data is damaged (below); "+
+			"an agent that still holds such an op has it stored again when it sends it\n", r.Unmarked)
 	}
 	if r.Dropped > 0 {
 		fmt.Fprintf(env.Stdout, "%d partial op(s) not copied: their agents send them again from the start\n", r.Dropped)
@@ -152,6 +160,11 @@ func runCoreSalvage(env Env, path string, o coreStoreOpts) error {
 		fmt.Fprintf(env.Stdout, "\nnot copied, damaged: %d (docs/integrity.md says what each means for the agents)\n", len(r.Damaged))
 		printStoreDamage(env.Stdout, r.Damaged)
 	}
+	cfg := o.cfgPath
+	if cfg == "" {
+		cfg = "FILE"
+	}
+	fmt.Fprintf(env.Stdout, "\nnow start the core: edge-sync core --config %s; and check the disk (dmesg, smartctl)\n", cfg)
 	return nil
 }
 
