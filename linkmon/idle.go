@@ -108,10 +108,15 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 		// reached the status (maybeProbe, probed).
 		s.activeAt = wall
 	}
-	last := max(s.activeAt.UnixNano(), s.m.idleSt.busyAt.Load())
+	busyAt := s.m.idleSt.busyAt.Load()
+	last := max(s.activeAt.UnixNano(), busyAt)
 	idle := wall.UnixNano()-last >= int64(cfg.IdleAfter)
 	if idle == s.idle {
 		return false
+	}
+	if !idle && busyAt >= s.activeAt.UnixNano() {
+		// The tick saw Busy before its wake signal.
+		s.wokenByBusy(time.Unix(0, busyAt))
 	}
 	s.idle, s.verify.left = idle, 0 // traffic ends a verification too
 	s.m.idleSt.idle.Store(idle)
@@ -131,6 +136,16 @@ func (s *sampler) busyNow(wall time.Time) {
 	}
 }
 
+// wokenByBusy notes that Busy, at wall, ends the link's idleness (its
+// op goes out now): no probe or check train goes before that op's data
+// has gone (starting). A wake for a change the samples showed
+// (changeSeen) keeps no such hold.
+func (s *sampler) wokenByBusy(wall time.Time) {
+	if s.idle {
+		s.busyWake = wall
+	}
+}
+
 // changeSeen takes a sample that shows a change (an RTT or loss jump, a
 // stale sample) as the link's activity: an idle link goes back to the
 // busy schedule at once, so that the change is confirmed, or dismissed,
@@ -143,6 +158,7 @@ func (s *sampler) changeSeen(wall time.Time) {
 			s.m.stats.IdleWakes++
 			s.m.mu.Unlock()
 		}
+		s.busyWake = time.Time{} // a change is measured at once (confirmed)
 		s.busyNow(wall)
 	}
 }
