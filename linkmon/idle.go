@@ -16,8 +16,9 @@ import (
 // drop of bandwidth alone) at most every IdleSampleInterval. Busy (the agent calls
 // it when an op is enqueued or sent) and acknowledged bytes end idleness:
 // Busy pings at once and the busy schedule resumes, with a bandwidth
-// probe when the last is older than ProbeInterval. A new connection
-// starts busy.
+// probe when the last is older than ProbeInterval, once the op Busy
+// announced has gone (wokenByBusy, starting). A new connection starts
+// busy.
 //
 // A sample that shows a change ends idleness as well: an RTT off the
 // median by more than the RTT's own recent jitter allows (idleJump), or a

@@ -88,8 +88,9 @@ func (m *Monitor) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-m.idleSt.wake:
-			s.wokenByBusy(time.Now())
-			s.busyNow(time.Now())
+			now := time.Now()
+			s.wokenByBusy(now)
+			s.busyNow(now)
 			s.tick()
 		case <-m.attachCh:
 			s.busyNow(time.Now())
@@ -453,10 +454,11 @@ const startRounds = 8
 // (TestNoTrainsWhileOwnSenderStarts; docs/linkmon.md, "Under the agent's
 // own load").
 //
-// The hold starts at Busy when Busy woke an idle link (busyWake): the op
-// it announces goes out at once, and a probe that fell due while the link
-// was idle would otherwise start at that moment and queue its train
-// ahead of the op, before the op's first acknowledgement (issue #14,
+// The hold also starts at a Busy that woke an idle link (busyWake; with
+// or without the passive estimator): the op it announces goes out at
+// once, and a probe that fell due while the link was idle would
+// otherwise start at that moment and queue its train ahead of the op,
+// before the op's first acknowledgement (issue #14,
 // TestBusyWakeSendsNoTrainAhead; docs/linkmon.md, "Idle links").
 func (s *sampler) starting(wall time.Time) bool {
 	hold := max(filledFor, startRounds*s.base.min())
