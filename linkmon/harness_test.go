@@ -31,8 +31,10 @@ type testCore struct {
 	// onDatagram, when set before dialling, sees every datagram first
 	// with its arrival time; returning true consumes it.
 	onDatagram func(b []byte, at time.Time) bool
-	cancel     context.CancelFunc
-	wg         sync.WaitGroup
+	// trainPackets counts the probe packets (the trains') that arrived.
+	trainPackets atomic.Int64
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 }
 
 func newTestCore(t testing.TB) *testCore {
@@ -143,6 +145,7 @@ func (c *testCore) readRaw(ctx context.Context) {
 			return
 		}
 		if n > 0 && buf[0] == wire.ProbeMagic {
+			c.trainPackets.Add(1)
 			c.resp.HandleRawPacket(buf[:n], from)
 		}
 	}

@@ -16,8 +16,9 @@ import (
 // drop of bandwidth alone) at most every IdleSampleInterval. Busy (the agent calls
 // it when an op is enqueued or sent) and acknowledged bytes end idleness:
 // Busy pings at once and the busy schedule resumes, with a bandwidth
-// probe when the last is older than ProbeInterval. A new connection
-// starts busy.
+// probe when the last is older than ProbeInterval, once the op Busy
+// announced has gone (wokenByBusy, starting). A new connection starts
+// busy.
 //
 // A sample that shows a change ends idleness as well: an RTT off the
 // median by more than the RTT's own recent jitter allows (idleJump), or a
@@ -108,10 +109,15 @@ func (s *sampler) checkIdle(wall time.Time) bool {
 		// reached the status (maybeProbe, probed).
 		s.activeAt = wall
 	}
-	last := max(s.activeAt.UnixNano(), s.m.idleSt.busyAt.Load())
+	busyAt := s.m.idleSt.busyAt.Load()
+	last := max(s.activeAt.UnixNano(), busyAt)
 	idle := wall.UnixNano()-last >= int64(cfg.IdleAfter)
 	if idle == s.idle {
 		return false
+	}
+	if !idle && busyAt >= s.activeAt.UnixNano() {
+		// The tick saw Busy before its wake signal.
+		s.wokenByBusy(time.Unix(0, busyAt))
 	}
 	s.idle, s.verify.left = idle, 0 // traffic ends a verification too
 	s.m.idleSt.idle.Store(idle)
@@ -131,6 +137,16 @@ func (s *sampler) busyNow(wall time.Time) {
 	}
 }
 
+// wokenByBusy notes that Busy, at wall, ends the link's idleness (its
+// op goes out now): no probe or check train goes before that op's data
+// has gone (starting). A wake for a change the samples showed
+// (changeSeen) keeps no such hold.
+func (s *sampler) wokenByBusy(wall time.Time) {
+	if s.idle {
+		s.busyWake = wall
+	}
+}
+
 // changeSeen takes a sample that shows a change (an RTT or loss jump, a
 // stale sample) as the link's activity: an idle link goes back to the
 // busy schedule at once, so that the change is confirmed, or dismissed,
@@ -143,6 +159,7 @@ func (s *sampler) changeSeen(wall time.Time) {
 			s.m.stats.IdleWakes++
 			s.m.mu.Unlock()
 		}
+		s.busyWake = time.Time{} // a change is measured at once (confirmed)
 		s.busyNow(wall)
 	}
 }

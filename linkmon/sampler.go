@@ -64,6 +64,7 @@ type sampler struct {
 	verify    idleVerify
 	expiry    idleExpiry
 	alertEnd  time.Time // an idle link is pinged at the busy rate until then (classMoved)
+	busyWake  time.Time // wall time Busy last woke the idle link (starting)
 }
 
 type probeOutcome struct {
@@ -87,7 +88,9 @@ func (m *Monitor) loop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-m.idleSt.wake:
-			s.busyNow(time.Now())
+			now := time.Now()
+			s.wokenByBusy(now)
+			s.busyNow(now)
 			s.tick()
 		case <-m.attachCh:
 			s.busyNow(time.Now())
@@ -450,12 +453,22 @@ const startRounds = 8
 // says it is app-limited, and a probe due meanwhile runs then
 // (TestNoTrainsWhileOwnSenderStarts; docs/linkmon.md, "Under the agent's
 // own load").
+//
+// The hold also starts at a Busy that woke an idle link (busyWake; with
+// or without the passive estimator): the op it announces goes out at
+// once, and a probe that fell due while the link was idle would
+// otherwise start at that moment and queue its train ahead of the op,
+// before the op's first acknowledgement (issue #14,
+// TestBusyWakeSendsNoTrainAhead; docs/linkmon.md, "Idle links").
 func (s *sampler) starting(wall time.Time) bool {
+	hold := max(filledFor, startRounds*s.base.min())
+	if !s.busyWake.IsZero() && wall.Sub(s.busyWake) < hold {
+		return true
+	}
 	if !s.m.cfg.Passive {
 		return false
 	}
 	start, last := s.m.meter.run()
-	hold := max(filledFor, startRounds*s.base.min())
 	return !start.IsZero() && wall.Sub(last) < filledFor && wall.Sub(start) < hold
 }
 
