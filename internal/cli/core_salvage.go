@@ -44,10 +44,7 @@ const coreSalvageExample = `  edge-sync core verify --config /etc/edge-sync/core
   edge-sync core salvage --config /etc/edge-sync/core.hcl`
 
 // coreStoreOpts are the flags of core verify and core salvage.
-type coreStoreOpts struct {
-	cfgPath, file string
-	json          bool
-}
+type coreStoreOpts struct{ fileOpts }
 
 // coreStoreLock is how long verify and salvage wait for a core to let go
 // of the file before they say to stop it.
@@ -67,8 +64,8 @@ func newCoreStoreCmds(env Env) []*cobra.Command {
 		name := "core " + sub.name
 		sc := leafCmd(name, sub.name+" (--config FILE | --file STORE) [--json]", coreSalvageLong, coreSalvageExample,
 			func(context.Context) error {
-				if (o.cfgPath == "") == (o.file == "") {
-					return usagef(name, "give --config (the core's config) or --file (a store file)")
+				if err := o.check(name, "--config (the core's config) or --file (a store file)"); err != nil {
+					return err
 				}
 				path, err := o.store()
 				if err != nil {
@@ -77,10 +74,7 @@ func newCoreStoreCmds(env Env) []*cobra.Command {
 				return sub.run(env, path, o)
 			})
 		sc.Short = sub.short
-		sc.Flags().StringVar(&o.cfgPath, "config", "", "core config file: its store is "+sub.done)
-		sc.Flags().StringVar(&o.file, "file", "", "core store file (instead of --config)")
-		sc.Flags().BoolVar(&o.json, "json", false, "print the report as JSON")
-		completeFlag(sc, "config", hclFiles)
+		o.register(sc, "core config file: its store is "+sub.done, "core store file (instead of --config)")
 		cmds = append(cmds, sc)
 	}
 	return cmds

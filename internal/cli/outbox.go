@@ -38,10 +38,7 @@ const outboxExample = `  edge-sync outbox verify --config /etc/edge-sync/agent.h
   edge-sync outbox salvage --config /etc/edge-sync/agent.hcl`
 
 // outboxOpts are the flags of an outbox subcommand.
-type outboxOpts struct {
-	cfgPath, file string
-	json          bool
-}
+type outboxOpts struct{ fileOpts }
 
 func newOutboxCmd(env Env) *cobra.Command {
 	c := &cobra.Command{
@@ -68,16 +65,13 @@ func newOutboxCmd(env Env) *cobra.Command {
 		var o outboxOpts
 		sc := leafCmd("outbox "+sub.name, sub.name+" (--config FILE | --file OUTBOX) [--json]", outboxLong, outboxExample,
 			func(ctx context.Context) error {
-				if (o.cfgPath == "") == (o.file == "") {
-					return usagef("outbox "+sub.name, "give --config (the agent's config) or --file (an outbox file)")
+				if err := o.check("outbox "+sub.name, "--config (the agent's config) or --file (an outbox file)"); err != nil {
+					return err
 				}
 				return sub.run(ctx, env, o)
 			})
 		sc.Short = sub.short
-		sc.Flags().StringVar(&o.cfgPath, "config", "", "agent config file: its outbox is "+sub.done)
-		sc.Flags().StringVar(&o.file, "file", "", "outbox file (instead of --config)")
-		sc.Flags().BoolVar(&o.json, "json", false, "print the report as JSON")
-		completeFlag(sc, "config", hclFiles)
+		o.register(sc, "agent config file: its outbox is "+sub.done, "outbox file (instead of --config)")
 		c.AddCommand(sc)
 	}
 	return c
