@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edge-sync/edge-sync/config"
+	"github.com/edge-sync/edge-sync/internal/atomicfile"
 	"github.com/edge-sync/edge-sync/internal/jsonhttp"
 	"github.com/edge-sync/edge-sync/internal/units"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -146,7 +147,7 @@ func runOutboxSalvage(ctx context.Context, env Env, o outboxOpts) error {
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("outbox salvage: the damaged file is at %s, the copy at %s: %w", aside, tmp, err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return fmt.Errorf("outbox salvage: %w", err)
 	}
 	if asJSON {
@@ -170,16 +171,6 @@ func runOutboxSalvage(ctx context.Context, env Env, o outboxOpts) error {
 		printDamage(env.Stdout, r.Quarantined)
 	}
 	return nil
-}
-
-// syncDir makes renames in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // corruptAdvice tells an operator what to do about an outbox file whose

@@ -127,13 +127,7 @@ func TestOutboxSalvage(t *testing.T) {
 	if err != nil || !strings.Contains(out, "copied 4 ops (160 KiB)") || !strings.Contains(out, `"reading/1"`) {
 		t.Fatalf("salvage: %v\n%s", err, out)
 	}
-	aside, _ := filepath.Glob(path + ".damaged-*")
-	if len(aside) != 1 {
-		t.Fatalf("damaged files kept aside: %v", aside)
-	}
-	if kept, _ := os.ReadFile(aside[0]); !bytes.Equal(kept, file) {
-		t.Fatal("the damaged file was changed")
-	}
+	keptAside(t, path, file)
 	if _, err := os.Stat(path + ".salvage"); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the salvage copy is left behind: %v", err)
 	}
@@ -202,5 +196,18 @@ func TestCtlOutboxVerify(t *testing.T) {
 	}
 	if out, _, err := h.ctl(t, "", "transport.outbox.verify"); err != nil || !strings.Contains(out, "no damage found") {
 		t.Fatalf("verify after the purge: %v\n%s", err, out)
+	}
+}
+
+// keptAside checks that a salvage of path kept the damaged file, whose
+// bytes were file, aside as one PATH.damaged-TIME, unchanged.
+func keptAside(t *testing.T, path string, file []byte) {
+	t.Helper()
+	aside, _ := filepath.Glob(path + ".damaged-*")
+	if len(aside) != 1 {
+		t.Fatalf("damaged files kept aside: %v", aside)
+	}
+	if kept, _ := os.ReadFile(aside[0]); !bytes.Equal(kept, file) {
+		t.Fatal("the damaged file was changed")
 	}
 }
