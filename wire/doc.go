@@ -75,6 +75,13 @@
 // waited for and a packet if sent. ResumeQuery asks for the same answer
 // without starting a transfer.
 //
+// With CapOpsPerStream offered in Hello and granted in Welcome, one op
+// stream may carry several such ops back to back (docs/wire.md, "Several
+// ops per stream"): up to MaxOpsPerStream, each whole (OpHeader, at most
+// one Data of at most MaxPackedOpData bytes, Commit; no ResumeQuery, no
+// lane, no Summary), in one write, then the stream's end. The core answers
+// each op with its own Ack or Nack, in the order of the ops.
+//
 // With CapLane offered in Hello and granted in Welcome, the agent may set
 // OpHeader.Lane on an op of more than one chunk: the conversation is the
 // same, but its DATA frames (the same bytes) travel on the rate-paced data

@@ -37,6 +37,13 @@ const (
 	MaxSummaryBytes = 64 << 10
 	// MaxAckIDs is the most op IDs one Ack frame acknowledges.
 	MaxAckIDs = 1024
+	// MaxOpsPerStream is the most ops one op stream carries with
+	// CapOpsPerStream granted.
+	MaxOpsPerStream = 64
+	// MaxPackedOpData is the most encoded data bytes (its one Data
+	// frame's chunk) an op may carry to share its stream with other ops:
+	// a stream of several ops holds at most MaxOpsPerStream of these.
+	MaxPackedOpData = 64 << 10
 	// MaxVersions is the most protocol versions a Hello may offer.
 	MaxVersions = 16
 	// MaxProbeFrameSize is the largest probe-class frame (Ping, Pong,
@@ -165,13 +172,14 @@ type Capabilities uint64
 
 // The capabilities a peer may announce.
 const (
-	CapZstd      Capabilities = 1 << iota // accepts zstd-encoded payloads
-	CapDelta                              // accepts deltas against a base version
-	CapSummary                            // accepts Summary frames
-	CapResume                             // answers ResumeQuery
-	CapDatagrams                          // Ping/Pong/probes as QUIC datagrams
-	CapRawProbes                          // probes as sealed raw UDP packets
-	CapLane                               // op data on the wire/lane data lane (OpHeader.Lane)
+	CapZstd         Capabilities = 1 << iota // accepts zstd-encoded payloads
+	CapDelta                                 // accepts deltas against a base version
+	CapSummary                               // accepts Summary frames
+	CapResume                                // answers ResumeQuery
+	CapDatagrams                             // Ping/Pong/probes as QUIC datagrams
+	CapRawProbes                             // probes as sealed raw UDP packets
+	CapLane                                  // op data on the wire/lane data lane (OpHeader.Lane)
+	CapOpsPerStream                          // several whole small ops on one op stream (MaxOpsPerStream)
 )
 
 // Has reports whether every capability in o is set in c.
