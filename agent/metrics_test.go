@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -175,3 +177,74 @@ func TestMetricsScrape(t *testing.T) {
 }
 
 func pinClass(c edgesync.LinkClass) linkmon.Pin { return linkmon.Pin{Class: &c} }
+
+// TestIdleMetrics: an agent whose link carries nothing for idle_after
+// shows edge_sync_link_idle 1 in /metrics, with its wake counters; an op
+// enqueued brings the busy schedule back, and the gauge to 0.
+func TestIdleMetrics(t *testing.T) {
+	p, _, cfg := siteCore(t)
+	cfg.Endpoints[0].Monitor.IdleAfter = time.Second
+	a := startAgent(t, p, cfg, Options{})
+	h := a.MetricsHandler()
+	ep := map[string]string{"endpoint": "core"}
+	idle := func() float64 {
+		v, ok := value(scrape(t, h), "edge_sync_link_idle", ep)
+		if !ok {
+			t.Fatal("no edge_sync_link_idle{endpoint=core} in /metrics")
+		}
+		return v
+	}
+	testutil.WaitFor(t, 20*time.Second, "/metrics to show the link idle", func() bool { return idle() == 1 })
+	fams := scrape(t, h)
+	for _, name := range []string{"edge_sync_link_idle_wakes_total", "edge_sync_link_idle_dismissed_total"} {
+		if _, ok := value(fams, name, ep); !ok {
+			t.Errorf("no %s{endpoint=core} in /metrics", name)
+		}
+	}
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarms/1", Kind: edgesync.EventOp, Priority: edgesync.Critical, Payload: strings.NewReader("pressure high")})
+	testutil.WaitFor(t, 10*time.Second, "/metrics to show the link busy after an op", func() bool { return idle() == 0 })
+}
+
+// TestFailoverMetrics: an agent whose endpoint lists two cores moves to
+// the second when the first shuts down, and back when the first answers
+// again; /metrics shows each move by its reason and the index of the
+// address in use.
+func TestFailoverMetrics(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	c1 := coretest.Start(t, p, nil)
+	first, second := c1.Addr.String(), coretest.Start(t, p, nil).Addr.String()
+	cfg := coretest.AgentConfig(t, p, first)
+	cfg.Endpoints[0].Addresses = []string{first, second}
+	cfg.Endpoints[0].FailBack = 500 * time.Millisecond
+	a := startAgent(t, p, cfg, Options{})
+	h := a.MetricsHandler()
+	ep := map[string]string{"endpoint": "core"}
+	moves := func(reason string) map[string]string { return map[string]string{"endpoint": "core", "reason": reason} }
+	inUse := func(addr string) bool {
+		st, err := a.Status("core")
+		return err == nil && st.Connected && st.Address == addr
+	}
+
+	testutil.WaitFor(t, 20*time.Second, "the agent to connect to the first core", func() bool { return inUse(first) })
+	fams := scrape(t, h)
+	mustValue(t, fams, "edge_sync_address_index", map[string]string{"endpoint": "core", "address": first}, 0)
+	mustValue(t, fams, "edge_sync_address_moves_total", moves("shutdown"), 0)
+
+	c1.Stop()
+	testutil.WaitFor(t, 30*time.Second, "the agent to fail over to the second core", func() bool { return inUse(second) })
+	fams = scrape(t, h)
+	mustValue(t, fams, "edge_sync_address_index", map[string]string{"endpoint": "core", "address": second}, 1)
+	mustValue(t, fams, "edge_sync_address_moves_total", moves("shutdown"), 1)
+	mustValue(t, fams, "edge_sync_address_moves_total", moves("fail_back"), 0)
+	if n := len(fams["edge_sync_address_index"].GetMetric()); n != 1 {
+		t.Errorf("edge_sync_address_index%v has %d series, want 1 (the address in use)", ep, n)
+	}
+
+	coretest.StartAt(t, p, first, nil) // the first core is back on its address
+	testutil.WaitFor(t, 30*time.Second, "the agent to move back to the first core", func() bool { return inUse(first) })
+	fams = scrape(t, h)
+	mustValue(t, fams, "edge_sync_address_index", map[string]string{"endpoint": "core", "address": first}, 0)
+	mustValue(t, fams, "edge_sync_address_moves_total", moves("fail_back"), 1)
+	mustValue(t, fams, "edge_sync_address_moves_total", moves("shutdown"), 1)
+	mustValue(t, fams, "edge_sync_address_moves_total", moves("unreachable"), 0)
+}

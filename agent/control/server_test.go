@@ -3,6 +3,7 @@ package control
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -285,4 +286,69 @@ func TestControlCommands(t *testing.T) {
 	if _, err := cl.Upload(ctx, CmdSend, UploadParams{Endpoint: "core-2", Key: "x"}, strings.NewReader("x"), 1); err != nil {
 		t.Fatalf("send to the added endpoint: %v", err)
 	}
+}
+
+// TestConfigSummaryPriorities: transport.config says per priority whether
+// summaries go first (summary_priorities), shows it, and refuses critical
+// with a message that says what to list instead.
+func TestConfigSummaryPriorities(t *testing.T) {
+	a := offlineAgent(t, nil)
+	env := startControl(t, a, config.Control{})
+	ctx := context.Background()
+	var rc agent.RuntimeConfig
+	req := json.RawMessage(`{"class": "satellite", "profile": {"summary_priorities": ["background"]}}`)
+	if err := env.c.Call(ctx, CmdConfig, req, &rc); err != nil {
+		t.Fatal(err)
+	}
+	p := rc.Profiles[edgesync.Satellite].Params
+	if !p.SummaryFirst(edgesync.Background) || p.SummaryFirst(edgesync.Normal) || p.SummaryFirst(edgesync.Analytics) {
+		t.Fatalf("satellite after the change: summary_only %t, summary_priorities %v", p.SummaryOnly, p.Summaries)
+	}
+	if got := a.Config().Profiles[edgesync.Satellite].Params.Summaries; got != linkmon.SummarySet(1<<edgesync.Background) {
+		t.Fatalf("the agent holds summary priorities %v", got)
+	}
+	err := env.c.Call(ctx, CmdConfig, json.RawMessage(`{"class": "satellite", "profile": {"summary_priorities": ["critical"]}}`), &rc)
+	wantStatus(t, err, http.StatusBadRequest, "bad_request")
+	if msg := err.Error(); !strings.Contains(msg, "critical and schema ops always go in full at once") {
+		t.Fatalf("refusal says %q", msg)
+	}
+	if got := a.Config().Profiles[edgesync.Satellite].Params.Summaries; got != linkmon.SummarySet(1<<edgesync.Background) {
+		t.Fatalf("a refused change changed the summary priorities to %v", got)
+	}
+}
+
+// TestTimelineCommand: transport.bandwidth.timeline answers what the
+// status page plots (the agent's Timeline): one point a second with the
+// class, the mode and the queue per priority, in the documented order. It
+// answers while the link monitor is stopped too, unlike history.
+func TestTimelineCommand(t *testing.T) {
+	a := offlineAgent(t, nil)
+	env := startControl(t, a, config.Control{})
+	ctx := context.Background()
+	sat := edgesync.Satellite
+	if err := a.Switch("core", linkmon.Pin{Class: &sat}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Enqueue(ctx, outbox.NewOp{Endpoint: "core", Key: "logs", Priority: edgesync.Analytics, Payload: bytes.NewReader([]byte("line"))}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.StopMonitor("core"); err != nil {
+		t.Fatal(err)
+	}
+	var tl agent.Timeline
+	testutil.WaitFor(t, 10*time.Second, "a point with the pinned class and the queued op", func() bool {
+		if err := env.c.Call(ctx, CmdTimeline, TimelineRequest{Window: "1m"}, &tl); err != nil {
+			t.Fatalf("timeline: %v", err)
+		}
+		n := len(tl.Points)
+		return n > 0 && tl.Points[n-1].Class == sat && tl.Points[n-1].QueueOps[edgesync.Analytics] == 1
+	})
+	last := tl.Points[len(tl.Points)-1]
+	if tl.Endpoint != "core" || tl.Interval != agent.TimelineInterval || len(tl.Priorities) != edgesync.NumPriorities ||
+		tl.Priorities[edgesync.Analytics] != edgesync.Analytics || last.Mode != edgesync.SyncDeltaZstd || last.Connected ||
+		last.QueueBytes[edgesync.Analytics] != 4 || time.Since(last.At) > 10*time.Second {
+		t.Fatalf("timeline: %+v, last point %+v", tl, last)
+	}
+	wantStatus(t, env.c.Call(ctx, CmdTimeline, TimelineRequest{Window: "soon"}, nil), http.StatusBadRequest, "bad_request")
+	wantStatus(t, env.c.Call(ctx, CmdTimeline, TimelineRequest{Endpoint: "mars"}, nil), http.StatusNotFound, "unknown_endpoint")
 }
