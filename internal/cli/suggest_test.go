@@ -19,6 +19,8 @@ func TestUnknownCommandSuggests(t *testing.T) {
 		{[]string{"ctl", "status"}, []string{"did you mean transport.bandwidth.status or transport.budget.status?"}},
 		{[]string{"ctl", "transport.outbox.verfy"}, []string{"did you mean transport.outbox.verify?"}},
 		{[]string{"agnet"}, []string{"did you mean agent?"}},
+		{[]string{"outbox", "verfy"}, []string{"verify, salvage", "did you mean verify?"}},
+		{[]string{"core", "salvge"}, []string{"ls, get, tail, verify, salvage", "did you mean salvage?"}},
 	}
 	for _, tc := range cases {
 		wantError(t, fmt.Sprintf("%q", tc.args), tc.args, tc.want...)
