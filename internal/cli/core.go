@@ -48,9 +48,9 @@ func newCoreCmd(env Env) *cobra.Command {
 		Use:     "core --config FILE [--check-config] [--log-level LEVEL]",
 		Long:    coreLong,
 		Example: coreExample,
-		Args: func(_ *cobra.Command, args []string) error {
+		Args: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
-				return usagef("core", "unexpected argument %q (subcommands: ls, get, tail, verify, salvage)", args[0])
+				return unknownCommand(c, args[0])
 			}
 			return nil
 		},

@@ -53,7 +53,7 @@ func newOutboxCmd(env Env) *cobra.Command {
 				_ = c.Help() // to env.Stdout; the usage error says the rest
 				return usagef("outbox", "no subcommand given (want verify or salvage)")
 			}
-			return usagef("outbox", "unknown subcommand %q (want verify or salvage)", args[0])
+			return unknownCommand(c, args[0])
 		},
 	}
 	for _, sub := range []struct {
