@@ -83,6 +83,11 @@ func TestCoreStoreFull(t *testing.T) {
 	if m := scrapeCore(t, c); !strings.Contains(m, "edge_sync_core_store_full 1") {
 		t.Errorf("/metrics does not say the store is full:\n%s", grepLines(m, "store_full"))
 	}
+	st := mustStatus(t, a)
+	if r := st.CoreRefusing; r == nil || r.Code != "store-full" || r.Refusals == 0 || !strings.Contains(r.Explain, "core's side") ||
+		!strings.Contains(r.Explain, "queued") || !r.NextTry.After(r.Since) {
+		t.Errorf("status while the core is full: core_refusing %+v, want store-full, the core's side, ops queued, a next try", r)
+	}
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -105,6 +110,18 @@ func TestCoreStoreFull(t *testing.T) {
 	}
 	if m := scrapeCore(t, c); !strings.Contains(m, "edge_sync_core_store_full 0") {
 		t.Errorf("/metrics still says the store is full once it stored again:\n%s", grepLines(m, "store_full"))
+	}
+	if r := mustStatus(t, a).CoreRefusing; r != nil {
+		t.Errorf("status once the core stores again: core_refusing %+v, want none", r)
+	}
+	// The agent says it once, as a warning that the data stays queued,
+	// and says when the core stores again.
+	warns := grepLines(agentLog.String(), "its store is full")
+	if strings.Count(warns, "\n") != 1 || !strings.Contains(warns, "[WARN]") || !strings.Contains(warns, "queued") {
+		t.Errorf("the agent's warnings about the full core, want one saying the ops stay queued:\n%s", warns)
+	}
+	if !strings.Contains(agentLog.String(), "the core stores again") {
+		t.Errorf("the agent did not log that the core stores again")
 	}
 	// One ERROR for the whole episode, naming the file and the room left.
 	errs := grepLines(coreLog.String(), "[ERROR]")

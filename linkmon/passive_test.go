@@ -170,16 +170,24 @@ func TestPassiveDetectsDrop(t *testing.T) {
 		c, _ := m.Capacity()
 		t.Fatalf("drop to 4 Mbit/s under load not detected within 5s; capacity %s, status %+v", FormatBps(c), m.Status())
 	}
-	tr := ev.Change.Trigger
-	t.Logf("40 -> 4 Mbit/s under load: %v after %v: %s; trigger %v; stats %+v", ev.Change.New, took.Round(time.Millisecond), ev.Change.Reason, tr, m.Stats())
-	if tr.Method != MethodBoth || tr.BandwidthLowerBound || tr.BandwidthBps < 2e6 || tr.BandwidthBps > 5e6 {
-		t.Fatalf("trigger %v: want a link-filling delivery rate near 4 Mbit/s", tr)
+	// The classifier judges the medians of the recent samples (the
+	// reason's figures), read here as the change is published; the
+	// trigger is only the last sample. It must be a link-filling delivery
+	// rate, but its figure alone may stray: one sample of a loaded
+	// machine read 1.29 Mbit/s (loss 6.2 %) beside a median of 3.84.
+	tr, med := ev.Change.Trigger, m.Status().Median
+	t.Logf("40 -> 4 Mbit/s under load: %v after %v: %s; trigger %v; median %v; stats %+v", ev.Change.New, took.Round(time.Millisecond), ev.Change.Reason, tr, med, m.Stats())
+	if tr.Method != MethodBoth || tr.BandwidthLowerBound || tr.BandwidthBps <= 0 {
+		t.Fatalf("trigger %v: want a link-filling delivery rate", tr)
+	}
+	if med.BandwidthBps < 2e6 || med.BandwidthBps > 5e6 {
+		t.Fatalf("median bandwidth %s when the class changed (trigger %v): want the link's 4 Mbit/s", FormatBps(med.BandwidthBps), tr)
 	}
 	// 20 ms of path and at most 20 ms of queue: within broadband's RTT
 	// range and its hysteresis margin (50 ms × 1.2), so the change is the
 	// bandwidth's.
-	if tr.RTT >= 60*time.Millisecond {
-		t.Fatalf("trigger RTT %v: the link's RTT should stay broadband's, the change is the bandwidth", tr.RTT)
+	if med.RTT >= 60*time.Millisecond {
+		t.Fatalf("median RTT %v (trigger %v): the link's RTT should stay broadband's, the change is the bandwidth", med.RTT, tr.RTT)
 	}
 	if p := m.Stats().Probes; p != probes {
 		t.Logf("%d bandwidth probes ran while the link was full", p-probes)
