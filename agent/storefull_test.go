@@ -165,3 +165,47 @@ func grepLines(s, sub string) string {
 	}
 	return b.String()
 }
+
+// TestCoreFullBackoff: the hold of a full core starts at the first
+// refusal, is not lengthened by the refusals of ops sent before it, and
+// doubles with each refused trial up to its bound; while the trial is in
+// flight nothing else goes; an ACK ends it.
+func TestCoreFullBackoff(t *testing.T) {
+	var f coreFull
+	log := hclog.NewNullLogger()
+	t0 := time.Now()
+	if held, _ := f.held(t0, 0); held || f.status() != nil {
+		t.Fatal("held before any refusal")
+	}
+	f.refused(t0, "store full", log)
+	f.refused(t0.Add(time.Second), "store full", log) // sent before the hold began
+	held, until := f.held(t0.Add(time.Second), 0)
+	if !held || !until.Equal(t0.Add(firstFullBackoff)) {
+		t.Fatalf("after two refusals: held %v until %v, want until %v", held, until.Sub(t0), firstFullBackoff)
+	}
+	at, want := t0, firstFullBackoff
+	for range 12 {
+		at = until
+		if held, _ := f.held(at, 0); held {
+			t.Fatalf("still held at the end of the hold (%v)", at.Sub(t0))
+		}
+		if held, _ := f.held(at, 1); !held {
+			t.Fatal("not held while the trial is in flight")
+		}
+		f.refused(at, "store full", log) // the trial
+		want = min(2*want, maxFullBackoff)
+		if _, until = f.held(at, 0); until.Sub(at) != want {
+			t.Fatalf("backoff after a refused trial: %v, want %v", until.Sub(at), want)
+		}
+	}
+	if want != maxFullBackoff {
+		t.Fatalf("backoff %v after 12 trials, want the bound %v", want, maxFullBackoff)
+	}
+	if r := f.status(); r == nil || r.Refusals != 14 || !r.Since.Equal(t0) || !r.NextTry.Equal(until) {
+		t.Fatalf("status %+v: want 14 refusals since the first, next try at the hold's end", r)
+	}
+	f.stored(log)
+	if held, _ := f.held(at, 0); held || f.status() != nil {
+		t.Fatal("held after an ACK")
+	}
+}

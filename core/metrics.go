@@ -28,7 +28,7 @@ type coreCollector struct {
 	conns, accepted, refused, applied, dups, nacked *prometheus.Desc
 	summaries, received, appliedBytes, pings        *prometheus.Desc
 	streamsReset, internalErrors                    *prometheus.Desc
-	storeFull, storeFullRefusals                    *prometheus.Desc
+	full, fullRefused                               *prometheus.Desc
 	frameMemory, frameMemoryPeak, frameMemRefused   *prometheus.Desc
 	agents, keys, events, bytes, eventBytes         *prometheus.Desc
 	reserved, appliedIdx, dedups, kept, evicted     *prometheus.Desc
@@ -40,33 +40,33 @@ type coreCollector struct {
 func newCoreCollector(s *Server, store Backend) *coreCollector {
 	return &coreCollector{
 		s: s, store: store,
-		conns:             cdesc("connections", "Live agent connections."),
-		accepted:          cdesc("connections_accepted_total", "Agent connections accepted since start."),
-		refused:           cdesc("connections_refused_total", "Agent connections refused (unknown agent, bad hello)."),
-		applied:           cdesc("ops_applied_total", "Ops applied to the store."),
-		dups:              cdesc("ops_duplicate_total", "Ops received again and acknowledged without applying (de-duplications)."),
-		nacked:            cdesc("ops_nacked_total", "Ops refused with a NACK."),
-		summaries:         cdesc("summaries_total", "Summaries received."),
-		received:          cdesc("bytes_received_total", "Encoded payload bytes read from the network."),
-		appliedBytes:      cdesc("bytes_applied_total", "Plain payload bytes stored."),
-		pings:             cdesc("pings_total", "Link-monitor pings answered."),
-		streamsReset:      cdesc("streams_reset_total", "Op streams the agent reset, or whose connection went away, before they were answered."),
-		internalErrors:    cdesc("internal_errors_total", "Op streams that failed for a reason of the core's own (answered internal, logged as errors)."),
-		storeFull:         cdesc("store_full", "1 while the store has no room: a write found none (a full disk, a size limit) and no op was stored since."),
-		storeFullRefusals: cdesc("store_full_refusals_total", "Ops and summaries refused for want of room in the store (answered store-full; the agents keep them)."),
-		frameMemory:       cdesc("frame_memory_bytes", "Memory held for frames in flight: bodies as they arrive, decoded chunks, lane data."),
-		frameMemoryPeak:   cdesc("frame_memory_peak_bytes", "The most memory held for frames in flight at once since start."),
-		frameMemRefused:   cdesc("frame_memory_refused_total", "Reservations of frame memory past a connection's or the core's bound (each refuses an op busy)."),
-		agents:            cdesc("store_agents", "Agents known to the store."),
-		keys:              cdesc("store_keys", "Keys with a current version.", "agent"),
-		events:            cdesc("store_events", "Events kept.", "agent"),
-		bytes:             cdesc("store_bytes", "Stored object and event bytes.", "agent"),
-		eventBytes:        cdesc("store_event_bytes", "Event payload bytes kept.", "agent"),
-		reserved:          cdesc("store_reserved_bytes", "Declared bytes of partially received ops.", "agent"),
-		appliedIdx:        cdesc("store_applied_ops", "Entries in the applied-op (de-duplication) index.", "agent"),
-		dedups:            cdesc("store_dedups_total", "Duplicate ops acknowledged again, not applied.", "agent"),
-		kept:              cdesc("store_summaries", "Summaries kept.", "agent"),
-		evicted:           cdesc("store_evicted_total", "Events dropped by retention.", "agent"),
+		conns:           cdesc("connections", "Live agent connections."),
+		accepted:        cdesc("connections_accepted_total", "Agent connections accepted since start."),
+		refused:         cdesc("connections_refused_total", "Agent connections refused (unknown agent, bad hello)."),
+		applied:         cdesc("ops_applied_total", "Ops applied to the store."),
+		dups:            cdesc("ops_duplicate_total", "Ops received again and acknowledged without applying (de-duplications)."),
+		nacked:          cdesc("ops_nacked_total", "Ops refused with a NACK."),
+		summaries:       cdesc("summaries_total", "Summaries received."),
+		received:        cdesc("bytes_received_total", "Encoded payload bytes read from the network."),
+		appliedBytes:    cdesc("bytes_applied_total", "Plain payload bytes stored."),
+		pings:           cdesc("pings_total", "Link-monitor pings answered."),
+		streamsReset:    cdesc("streams_reset_total", "Op streams the agent reset, or whose connection went away, before they were answered."),
+		internalErrors:  cdesc("internal_errors_total", "Op streams that failed for a reason of the core's own (answered internal, logged as errors)."),
+		full:            cdesc("store_full", "1 while the store has no room: a write found none (a full disk, a size limit) and no op was stored since."),
+		fullRefused:     cdesc("store_full_refusals_total", "Ops and summaries refused for want of room in the store (answered store-full; the agents keep them)."),
+		frameMemory:     cdesc("frame_memory_bytes", "Memory held for frames in flight: bodies as they arrive, decoded chunks, lane data."),
+		frameMemoryPeak: cdesc("frame_memory_peak_bytes", "The most memory held for frames in flight at once since start."),
+		frameMemRefused: cdesc("frame_memory_refused_total", "Reservations of frame memory past a connection's or the core's bound (each refuses an op busy)."),
+		agents:          cdesc("store_agents", "Agents known to the store."),
+		keys:            cdesc("store_keys", "Keys with a current version.", "agent"),
+		events:          cdesc("store_events", "Events kept.", "agent"),
+		bytes:           cdesc("store_bytes", "Stored object and event bytes.", "agent"),
+		eventBytes:      cdesc("store_event_bytes", "Event payload bytes kept.", "agent"),
+		reserved:        cdesc("store_reserved_bytes", "Declared bytes of partially received ops.", "agent"),
+		appliedIdx:      cdesc("store_applied_ops", "Entries in the applied-op (de-duplication) index.", "agent"),
+		dedups:          cdesc("store_dedups_total", "Duplicate ops acknowledged again, not applied.", "agent"),
+		kept:            cdesc("store_summaries", "Summaries kept.", "agent"),
+		evicted:         cdesc("store_evicted_total", "Events dropped by retention.", "agent"),
 
 		agentConnected: cdesc("agent_connected", "1 while the agent has a live connection.", "agent"),
 		agentLastSeen:  cdesc("agent_last_seen_timestamp_seconds", "When the agent was last heard from (connection, op stream or ping), Unix time.", "agent"),
@@ -115,8 +115,8 @@ func (c *coreCollector) Collect(ch chan<- prometheus.Metric) {
 	if st.StoreFull {
 		full = 1
 	}
-	gauge(c.storeFull, full)
-	counter(c.storeFullRefusals, st.StoreFullRefusals)
+	gauge(c.full, full)
+	counter(c.fullRefused, st.StoreFullRefusals)
 	gauge(c.frameMemory, st.FrameMemory)
 	gauge(c.frameMemoryPeak, st.FrameMemoryPeak)
 	counter(c.frameMemRefused, st.FrameMemoryRefused)
