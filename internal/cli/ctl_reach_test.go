@@ -43,7 +43,7 @@ func TestPrintStatusCoreRefusing(t *testing.T) {
 			Explain: "the core's store has no room (on the core's side: its operator frees space there); the ops stay queued in this outbox"}}
 	var out bytes.Buffer
 	printStatus(&out, st, now)
-	line := grepLine(out.String(), "core refuses")
+	line := grepLines(out.String(), "core refuses")
 	for _, want := range []string{"store-full", "(1m30s ago)", "7 refusals", "next try in 16s", "core's side", "stay queued"} {
 		if !strings.Contains(line, want) {
 			t.Fatalf("status line %q does not say %q:\n%s", line, want, out.String())
@@ -55,13 +55,4 @@ func TestPrintStatusCoreRefusing(t *testing.T) {
 	if strings.Contains(out.String(), "core refuses") {
 		t.Fatalf("status of a core that stores says it refuses:\n%s", out.String())
 	}
-}
-
-func grepLine(s, sub string) string {
-	for line := range strings.Lines(s) {
-		if strings.Contains(line, sub) {
-			return line
-		}
-	}
-	return ""
 }
