@@ -93,6 +93,10 @@ type LinkStatus struct {
 	// Budget is the endpoint's data budget (transport.budget.status);
 	// absent without one.
 	Budget *BudgetStatus `json:"budget,omitempty"`
+	// CoreRefusing says that the core refuses to store ops for a reason
+	// on its side (its store is full), so they stay queued here; absent
+	// while it stores (corefull.go).
+	CoreRefusing *CoreRefusal `json:"core_refusing,omitempty"`
 }
 
 // Status returns transport.bandwidth.status for an endpoint.
@@ -110,6 +114,7 @@ func (a *Agent) Status(endpoint string) (LinkStatus, error) {
 		Pin: ls.Pin.String(), Figures: ls.Status.Median, Samples: ls.Status.Samples,
 		LastChange: ls.Status.LastChange, Params: ls.Params, Backlog: map[string]Backlog{}, Summaries: map[string]SummaryStatus{},
 		ProbeBytes: e.probeBytes(), Transfers: e.transfers.list(time.Now()), LastError: e.stats.lastErr.load(),
+		CoreRefusing: e.full.status(),
 	}
 	out.State, out.StateReason, out.DownSince = linkState(out.Connected, ls.Status, out.LastError, time.Now())
 	st, err := a.ob.Stats()

@@ -55,6 +55,7 @@ type endpoint struct {
 	conn  atomic.Pointer[quic.Conn]
 	lane  atomic.Pointer[laneLink] // the connection's data lane, if any
 	stats endpointStats
+	full  coreFull // the core refuses ops: its store is full (corefull.go)
 	// transfers are the ops being sent, with their progress.
 	transfers transfers
 	// batch is the sender's batch-interval policy; it outlives sessions.

@@ -80,6 +80,7 @@ type session struct {
 	// (budget.go): held until the batch ends.
 	budgetHeld []edgesync.OpID
 	parked     *parkedOps // refused: held for a backoff
+	fullWake   fullWake   // the end of a full core's hold (corefull.go)
 	// One version of a key at a time: a newer version waits (leased)
 	// until the one in flight is settled, so that versions reach the core
 	// in order and the next one can be a delta against the last.
@@ -112,6 +113,7 @@ func (s *session) finish() {
 	s.release(s.bf.ids()...)
 	s.release(s.budgetHeld...)
 	s.parked.close()
+	s.fullWake.stop()
 	for _, ids := range s.deferred {
 		s.release(ids...)
 	}
@@ -254,6 +256,9 @@ func (s *session) loop() error {
 // dispatchUrgent starts every waiting critical and schema op.
 func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err error) {
 	for {
+		if s.fullHeld() {
+			return true, nil // the core's store is full (corefull.go)
+		}
 		ops, err := s.leaseWithin(edgesync.Critical, edgesync.Schema)
 		if err != nil || len(ops) == 0 {
 			return false, leaseErr(err)
@@ -290,6 +295,9 @@ func (s *session) deferIfBusy(op outbox.Op) bool {
 func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err error) {
 	s.bf.preempt.Store(edgesync.NumPriorities)
 	for {
+		if s.fullHeld() {
+			return true, nil // the core's store is full (corefull.go)
+		}
 		if s.inflight[slotSmall] >= maxSmallInFlight && s.inflight[slotBulk] >= p.Concurrency {
 			return true, nil
 		}
@@ -496,6 +504,7 @@ func (s *session) stored(snd *opSender, op outbox.Op, pl io.ReaderAt, hash codec
 		return
 	}
 	snd.forget(op.ID)
+	s.e.full.stored(s.log)
 	s.tried.forget(op.ID)
 	s.parked.forget(op.ID)
 	s.stats.recordAck(op.Priority, op.Size, time.Since(op.EnqueuedAt))
@@ -533,6 +542,8 @@ func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
 			s.log.Warn("expired ops not purged; the core will refuse them again", "op", op.ID.String(), "error", err)
 		}
 		return outDone
+	case wire.CodeStoreFull:
+		return s.refusedFull(op, n)
 	case wire.CodeBusy, wire.CodeInternal, wire.CodeShuttingDown:
 		s.stats.retries.Add(1)
 		s.release(op.ID)

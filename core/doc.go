@@ -40,6 +40,12 @@
 // quota reservation ends when the last stream receiving it does; a
 // stream the agent reset is not an error.
 //
+// A write the store has no room for (ENOSPC, bbolt's MaxSize, or an
+// error wrapping ErrStoreFull, as core/jsstore's do) is answered
+// store-full, logged as one ERROR a minute at most with the store's
+// Room (where, free space, what to do) and shown on /metrics
+// (server_storefull.go; docs/core.md, "When the store is full").
+//
 // # Store
 //
 // Store is an embedded bbolt database holding, per agent (the agent's name

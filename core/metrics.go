@@ -28,6 +28,7 @@ type coreCollector struct {
 	conns, accepted, refused, applied, dups, nacked *prometheus.Desc
 	summaries, received, appliedBytes, pings        *prometheus.Desc
 	streamsReset, internalErrors                    *prometheus.Desc
+	full, fullRefused                               *prometheus.Desc
 	frameMemory, frameMemoryPeak, frameMemRefused   *prometheus.Desc
 	agents, keys, events, bytes, eventBytes         *prometheus.Desc
 	reserved, appliedIdx, dedups, kept, evicted     *prometheus.Desc
@@ -51,6 +52,8 @@ func newCoreCollector(s *Server, store Backend) *coreCollector {
 		pings:           cdesc("pings_total", "Link-monitor pings answered."),
 		streamsReset:    cdesc("streams_reset_total", "Op streams the agent reset, or whose connection went away, before they were answered."),
 		internalErrors:  cdesc("internal_errors_total", "Op streams that failed for a reason of the core's own (answered internal, logged as errors)."),
+		full:            cdesc("store_full", "1 while the store has no room: a write found none (a full disk, a size limit) and no op was stored since."),
+		fullRefused:     cdesc("store_full_refusals_total", "Ops and summaries refused for want of room in the store (answered store-full; the agents keep them)."),
 		frameMemory:     cdesc("frame_memory_bytes", "Memory held for frames in flight: bodies as they arrive, decoded chunks, lane data."),
 		frameMemoryPeak: cdesc("frame_memory_peak_bytes", "The most memory held for frames in flight at once since start."),
 		frameMemRefused: cdesc("frame_memory_refused_total", "Reservations of frame memory past a connection's or the core's bound (each refuses an op busy)."),
@@ -108,6 +111,12 @@ func (c *coreCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counter(c.streamsReset, st.StreamsReset)
 	counter(c.internalErrors, st.InternalErrors)
+	full := int64(0)
+	if st.StoreFull {
+		full = 1
+	}
+	gauge(c.full, full)
+	counter(c.fullRefused, st.StoreFullRefusals)
 	gauge(c.frameMemory, st.FrameMemory)
 	gauge(c.frameMemoryPeak, st.FrameMemoryPeak)
 	counter(c.frameMemRefused, st.FrameMemoryRefused)

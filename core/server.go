@@ -103,6 +103,7 @@ type serverStats struct {
 	streamsReset                atomic.Int64
 	internalErrors              atomic.Int64
 	memRefused                  atomic.Int64
+	full                        fullStore // writes refused for want of room (server_storefull.go)
 }
 
 // ServerStats is a snapshot of the server's counters.
@@ -132,6 +133,12 @@ type ServerStats struct {
 	// FrameMemoryRefused counts reservations of frame memory that did not
 	// fit a connection's or the core's bound (each ends an op busy).
 	FrameMemoryRefused int64
+	// StoreFull is set while the store has no room: a write found none
+	// and no op was stored since. StoreFullRefusals counts the ops and
+	// summaries refused for want of room since start (answered
+	// store-full).
+	StoreFull         bool
+	StoreFullRefusals int64
 }
 
 // NewServer checks cfg and returns a server ready to Serve.
@@ -310,6 +317,7 @@ func (s *Server) Stats() ServerStats {
 		BytesReceived: st.bytesReceived.Load(), BytesApplied: st.bytesApplied.Load(),
 		Pings: st.pings.Load(), LaneOps: st.laneOps.Load(), LaneDropped: st.laneDropped.Load(),
 		StreamsReset: st.streamsReset.Load(), InternalErrors: st.internalErrors.Load(),
+		StoreFull: st.full.full.Load(), StoreFullRefusals: st.full.refusals.Load(),
 		FrameMemory: memUsed, FrameMemoryPeak: memPeak, FrameMemoryRefused: st.memRefused.Load(),
 	}
 }

@@ -135,6 +135,7 @@ func (h *opHandler) fail(err error) {
 		return
 	}
 	err = toWire(err)
+	h.refusing(err)
 	if wire.CodeOf(err) == wire.CodeInternal {
 		h.stats.internalErrors.Add(1)
 		h.log.Error("op stream failed", "error", err)
@@ -175,6 +176,7 @@ func (h *opHandler) readFrame(types ...wire.FrameType) (wire.Frame, error) {
 func (h *opHandler) nack(hdr *wire.OpHeader, err error) error {
 	h.stats.opsNacked.Add(1)
 	err = toWire(err)
+	h.refusing(err)
 	h.log.Info("op refused", "op", hdr.ID.String(), "key", hdr.Key, "code", wire.CodeOf(err).String(), "error", err)
 	return h.answer(wire.NackFor(hdr.ID, err))
 }
@@ -317,6 +319,7 @@ func (h *opHandler) applied(hdr *wire.OpHeader, res Result) {
 		h.stats.opsDuplicate.Add(1)
 		h.received(0)
 	} else {
+		h.stats.full.stored(h.log)
 		h.stats.opsApplied.Add(1)
 		h.stats.bytesApplied.Add(res.Size)
 		h.received(res.Size)
@@ -403,7 +406,9 @@ func (h *opHandler) summary(sum *wire.Summary) error {
 		Bytes: append([]byte(nil), sum.Producer...),
 	})
 	if err != nil {
-		return wire.WriteFrame(h.str, wire.NackFor(sum.ID, toWire(err)))
+		err = toWire(err)
+		h.refusing(err)
+		return wire.WriteFrame(h.str, wire.NackFor(sum.ID, err))
 	}
 	h.stats.summaries.Add(1)
 	return wire.WriteFrame(h.str, &wire.Ack{IDs: []edgesync.OpID{sum.ID}})
@@ -493,6 +498,8 @@ func toWire(err error) error {
 		sentinel = wire.ErrCorrupt
 	case errors.Is(err, ErrClosed):
 		sentinel = wire.ErrShuttingDown
+	case storeFull(err):
+		sentinel = wire.ErrStoreFull
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		// The agent sent nothing for the frame timeout: not the core's
 		// failure; it may retry.

@@ -136,14 +136,23 @@ func filledLink(rateBps int64) linksim.Profile {
 // TestPassiveDetectsDrop: real traffic fills the link (a bulk QUIC stream
 // whose acknowledged bytes go into the monitor's DeliveryMeter). Its
 // delivery rate replaces the bandwidth probes, and when the link's rate
-// drops from 40 to 4 Mbit/s at the same delay the class goes from
+// drops from 20 to 4 Mbit/s at the same delay the class goes from
 // broadband to mobile on the delivery rate, within the 5 s of a profile
 // switch. Then, with the sender app-limited at 2 Mbit/s on the restored
-// 40 Mbit/s link, the delivery rate is a lower bound only: it does not
+// 20 Mbit/s link, the delivery rate is a lower bound only: it does not
 // lower the class back to mobile or the capacity below the link's.
+//
+// 20 Mbit/s, not 40 (BenchmarkDetectionLoaded's): the bulk sender must
+// fill the link, and under -race on 2 cores beside busy loops (load
+// average 6) a sender in this process that QUIC and linksim share read
+// 20-24 Mbit/s on a 40 Mbit/s link, held back by its CPU, in 4 of 60
+// runs, and once gave no link-filling rate within 10 s. Its pings,
+// served late, show a queue, so the monitor cannot tell that from a
+// link of 24 Mbit/s (docs/linkmon.md, "A sender below the link is no
+// measure of it").
 func TestPassiveDetectsDrop(t *testing.T) {
 	core := newTestCore(t)
-	a := dialTestAgent(t, core, filledLink(40e6), 61)
+	a := dialTestAgent(t, core, filledLink(20e6), 61)
 	m, events := startThenAttach(t, testConfig(), a, MonitorOptions{Name: "passive"})
 	if _, _, ok := waitClass(t, events, 15*time.Second, is(edgesync.Broadband)); !ok {
 		t.Fatalf("not broadband within 15s; status %+v", m.Status())
@@ -156,8 +165,8 @@ func TestPassiveDetectsDrop(t *testing.T) {
 		t.Fatalf("no link-filling delivery rate within 10s (%d bytes acked); stats %+v, latest %v", b.acked.Load(), m.Stats(), m.Latest())
 	}
 	full, _ := m.Capacity()
-	if full < 25e6 || full > 45e6 {
-		t.Fatalf("delivery rate on a full 40 Mbit/s link: %s", FormatBps(full))
+	if full < 12.5e6 || full > 22.5e6 {
+		t.Fatalf("delivery rate on a full 20 Mbit/s link: %s", FormatBps(full))
 	}
 	probes := m.Stats().Probes
 	for len(events) > 0 {
@@ -170,16 +179,24 @@ func TestPassiveDetectsDrop(t *testing.T) {
 		c, _ := m.Capacity()
 		t.Fatalf("drop to 4 Mbit/s under load not detected within 5s; capacity %s, status %+v", FormatBps(c), m.Status())
 	}
-	tr := ev.Change.Trigger
-	t.Logf("40 -> 4 Mbit/s under load: %v after %v: %s; trigger %v; stats %+v", ev.Change.New, took.Round(time.Millisecond), ev.Change.Reason, tr, m.Stats())
-	if tr.Method != MethodBoth || tr.BandwidthLowerBound || tr.BandwidthBps < 2e6 || tr.BandwidthBps > 5e6 {
-		t.Fatalf("trigger %v: want a link-filling delivery rate near 4 Mbit/s", tr)
+	// The classifier judges the medians of the recent samples (the
+	// reason's figures), read here as the change is published; the
+	// trigger is only the last sample. It must be a link-filling delivery
+	// rate, but its figure alone may stray: one sample of a loaded
+	// machine read 1.29 Mbit/s (loss 6.2 %) beside a median of 3.84.
+	tr, med := ev.Change.Trigger, m.Status().Median
+	t.Logf("20 -> 4 Mbit/s under load: %v after %v: %s; trigger %v; median %v; stats %+v", ev.Change.New, took.Round(time.Millisecond), ev.Change.Reason, tr, med, m.Stats())
+	if tr.Method != MethodBoth || tr.BandwidthLowerBound || tr.BandwidthBps <= 0 {
+		t.Fatalf("trigger %v: want a link-filling delivery rate", tr)
+	}
+	if med.BandwidthBps < 2e6 || med.BandwidthBps > 5e6 {
+		t.Fatalf("median bandwidth %s when the class changed (trigger %v): want the link's 4 Mbit/s", FormatBps(med.BandwidthBps), tr)
 	}
 	// 20 ms of path and at most 20 ms of queue: within broadband's RTT
 	// range and its hysteresis margin (50 ms × 1.2), so the change is the
 	// bandwidth's.
-	if tr.RTT >= 60*time.Millisecond {
-		t.Fatalf("trigger RTT %v: the link's RTT should stay broadband's, the change is the bandwidth", tr.RTT)
+	if med.RTT >= 60*time.Millisecond {
+		t.Fatalf("median RTT %v (trigger %v): the link's RTT should stay broadband's, the change is the bandwidth", med.RTT, tr.RTT)
 	}
 	if p := m.Stats().Probes; p != probes {
 		t.Logf("%d bandwidth probes ran while the link was full", p-probes)
@@ -187,9 +204,9 @@ func TestPassiveDetectsDrop(t *testing.T) {
 	b.stop()
 
 	// App-limited on the restored link: lower bounds only.
-	a.setProfile(t, filledLink(40e6))
+	a.setProfile(t, filledLink(20e6))
 	if _, _, ok := waitClass(t, events, 10*time.Second, is(edgesync.Broadband)); !ok {
-		t.Fatalf("restored 40 Mbit/s link not broadband again within 10s; status %+v", m.Status())
+		t.Fatalf("restored 20 Mbit/s link not broadband again within 10s; status %+v", m.Status())
 	}
 	slow := startBulk(t, a, m.DeliveryMeter(), 2e6)
 	delivered := m.Stats().Delivered

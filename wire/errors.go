@@ -59,6 +59,8 @@ var (
 	ErrShuttingDown = errors.New("shutting down")
 	// ErrUnknownOp is the sentinel of CodeUnknownOp.
 	ErrUnknownOp = errors.New("unknown operation")
+	// ErrStoreFull is the sentinel of CodeStoreFull.
+	ErrStoreFull = errors.New("store full")
 )
 
 // Code is a reason code carried in Nack and Error frames.
@@ -80,20 +82,26 @@ const (
 	CodeBadRequest   Code = 11 // the frames break the protocol
 	CodeShuttingDown Code = 12 // the peer is closing; reconnect later
 	CodeUnknownOp    Code = 13 // Data or Commit for an op with no OpHeader
+	// CodeStoreFull: the core's store has no room for the op (its disk
+	// is full, or its file or stream reached its size limit); retry after
+	// a backoff. An agent older than the code parks the op as it does
+	// any refusal it does not know (for 10 s, doubling): a retryable
+	// refusal there too.
+	CodeStoreFull Code = 14
 
-	numCodes = 14
+	numCodes = 15
 )
 
 var codeNames = [numCodes]string{
 	"ok", "base-mismatch", "too-large", "corrupt", "hash-mismatch", "quota",
 	"unknown-agent", "version", "internal", "busy", "expired", "bad-request",
-	"shutting-down", "unknown-op",
+	"shutting-down", "unknown-op", "store-full",
 }
 
 var codeSentinels = [numCodes]error{
 	nil, ErrBaseMismatch, ErrTooLarge, ErrCorrupt, ErrHashMismatch, ErrQuota,
 	ErrUnknownAgent, ErrUnsupportedVersion, ErrInternal, ErrBusy, ErrExpired,
-	ErrBadRequest, ErrShuttingDown, ErrUnknownOp,
+	ErrBadRequest, ErrShuttingDown, ErrUnknownOp, ErrStoreFull,
 }
 
 // String returns the code's name, e.g. "base-mismatch".
@@ -105,10 +113,10 @@ func (c Code) String() string {
 }
 
 // Retryable reports whether the same op may succeed if sent again unchanged
-// later (busy, internal, shutting down, quota).
+// later (busy, internal, shutting down, quota, store full).
 func (c Code) Retryable() bool {
 	switch c {
-	case CodeBusy, CodeInternal, CodeShuttingDown, CodeQuota:
+	case CodeBusy, CodeInternal, CodeShuttingDown, CodeQuota, CodeStoreFull:
 		return true
 	}
 	return false

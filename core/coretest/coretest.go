@@ -37,7 +37,19 @@ func Start(tb testing.TB, p *testutil.PKI, mod func(*core.ServerConfig)) *Core {
 // port, or the address of a core stopped before, to start it again.
 func StartAt(tb testing.TB, p *testutil.PKI, addr string, mod func(*core.ServerConfig)) *Core {
 	tb.Helper()
-	store, err := core.Open(filepath.Join(tb.TempDir(), "core.db"), core.Config{})
+	return startAt(tb, p, addr, filepath.Join(tb.TempDir(), "core.db"), mod)
+}
+
+// StartOn is Start with the store's file at path, on a file system the
+// test controls (a small tmpfs it fills: testutil.Tmpfs).
+func StartOn(tb testing.TB, p *testutil.PKI, path string, mod func(*core.ServerConfig)) *Core {
+	tb.Helper()
+	return startAt(tb, p, "127.0.0.1:0", path, mod)
+}
+
+func startAt(tb testing.TB, p *testutil.PKI, addr, path string, mod func(*core.ServerConfig)) *Core {
+	tb.Helper()
+	store, err := core.Open(path, core.Config{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -73,6 +73,7 @@ func (s *Store) BeginPartial(agent string, hdr core.PartialHeader) (int64, bool,
 }
 
 func (s *Store) beginPartial(agent string, hdr core.PartialHeader, ephemeral bool) (held int64, dup bool, err error) {
+	defer markFull(&err)
 	if err := core.CheckOp(agent, hdr, s.cfg.MaxObjectSize); err != nil {
 		return 0, false, fmt.Errorf("begin partial: %w", err)
 	}
@@ -202,7 +203,8 @@ func (s *Store) getPartial(ctx context.Context, agent string, op edgesync.OpID) 
 // held (core.ErrOutOfOrder otherwise); writing past the declared size
 // gives core.ErrTooLarge. A large op's write is durable in JetStream when
 // it returns.
-func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, data []byte) error {
+func (s *Store) WritePartial(agent string, opID edgesync.OpID, offset int64, data []byte) (err error) {
+	defer markFull(&err)
 	if err := s.acquire(); err != nil {
 		return fmt.Errorf("write partial: %w", err)
 	}
@@ -380,7 +382,8 @@ func (s *Store) removeRecord(ctx context.Context, st jetstream.Stream, bucket, k
 // discarded) and the delta base (core.ErrBaseMismatch, discarded), then
 // makes the op visible exactly once (see the top of this file). A commit
 // of an op applied already returns Duplicate.
-func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (core.Result, error) {
+func (s *Store) CommitPartial(agent string, opID edgesync.OpID) (_ core.Result, err error) {
+	defer markFull(&err)
 	if err := s.acquire(); err != nil {
 		return core.Result{}, fmt.Errorf("commit partial: %w", err)
 	}

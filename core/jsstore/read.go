@@ -223,7 +223,8 @@ func (s *Store) event(ctx context.Context, agent string, seq uint64) (*meta, err
 
 // PutSummary records the latest summary of a key. A summary older than
 // the key's current summary is ignored.
-func (s *Store) PutSummary(agent string, sum core.Summary) error {
+func (s *Store) PutSummary(agent string, sum core.Summary) (err error) {
+	defer markFull(&err)
 	if err := core.CheckName(agent, sum.Key); err != nil {
 		return fmt.Errorf("put summary: %w", err)
 	}

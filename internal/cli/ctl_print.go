@@ -98,6 +98,13 @@ func printStatus(w io.Writer, st agent.LinkStatus, now time.Time) {
 	if st.Damage != "" {
 		fmt.Fprintf(tw, "damaged\t%s\n", st.Damage)
 	}
+	if r := st.CoreRefusing; r != nil {
+		next := "now"
+		if d := r.NextTry.Sub(now); d > 0 {
+			next = "in " + units.FormatDuration(d.Round(time.Second))
+		}
+		fmt.Fprintf(tw, "core refuses\t%s since %s, %d refusals, next try %s: %s\n", r.Code, ago(r.Since, now), r.Refusals, next, r.Explain)
+	}
 	tw.Flush()
 	printTransfers(w, st.Transfers)
 	fmt.Fprintln(w)

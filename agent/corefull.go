@@ -1,0 +1,158 @@
+package agent
+
+import (
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/outbox"
+	"github.com/edge-sync/edge-sync/wire"
+)
+
+// A core whose store has no room refuses ops with wire.CodeStoreFull
+// (docs/core.md, "When the store is full"). That is the core's state, not
+// the op's: the endpoint keeps the refused op in the outbox and holds
+// every op for a backoff (2 s, doubling up to 2 min); then one op goes
+// alone as a trial, and only its ACK lets the rest follow. So a full core
+// sees one attempt per backoff from each agent, not its whole backlog
+// again and again, and the agent resumes by itself once there is room.
+
+var (
+	firstFullBackoff = 2 * time.Second
+	maxFullBackoff   = 2 * time.Minute
+	// fullLogEvery is the least time between two warnings that the core
+	// still refuses.
+	fullLogEvery = 10 * time.Minute
+)
+
+// CoreRefusal is transport.bandwidth.status's core_refusing: the core
+// refuses to store ops for a reason of its own side (its store is full),
+// so the ops stay queued here until it takes them again.
+type CoreRefusal struct {
+	// Code is the core's reason code, "store-full".
+	Code string `json:"code"`
+	// Since is the first refusal; Refusals counts them since.
+	Since    time.Time `json:"since"`
+	Refusals int64     `json:"refusals"`
+	// NextTry is when one op goes again as a trial.
+	NextTry time.Time `json:"next_try"`
+	// Message is the core's last message.
+	Message string `json:"message"`
+	// Explain says it in a sentence: what is wrong, whose side, what
+	// happens to the data.
+	Explain string `json:"explain"`
+}
+
+// coreFull is an endpoint's view of a core whose store is full. Safe for
+// concurrent use: the session's workers report, status reads.
+type coreFull struct {
+	mu       sync.Mutex
+	since    time.Time // zero: the core stores
+	until    time.Time // no op goes before it
+	backoff  time.Duration
+	refusals int64
+	msg      string
+	// logged is the last warning; it outlives an episode, so that a
+	// store at the brink that takes an op now and then does not make a
+	// warning of each refusal. told says this episode was warned of.
+	logged time.Time
+	told   bool
+}
+
+// refused notes a store-full refusal at now. The first one starts the
+// hold; one that answers the trial after a hold doubles the backoff;
+// those of ops sent before the hold began change nothing.
+func (f *coreFull) refused(now time.Time, msg string, log hclog.Logger) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refusals++
+	f.msg = msg
+	switch {
+	case f.since.IsZero():
+		f.since, f.backoff = now, firstFullBackoff
+	case now.Before(f.until):
+		return // sent before the hold began
+	default:
+		f.backoff = min(2*f.backoff, maxFullBackoff)
+	}
+	f.until = now.Add(f.backoff)
+	if !f.logged.IsZero() && now.Sub(f.logged) < fullLogEvery {
+		return
+	}
+	f.logged, f.told = now, true
+	log.Warn("the core refuses to store ops: its store is full, on the core's side; the ops stay queued in the outbox and go again by themselves once it has room",
+		"code", wire.CodeStoreFull.String(), "core_message", msg, "since", f.since.Format(time.RFC3339),
+		"refusals", f.refusals, "next_try_in", f.backoff.String())
+}
+
+// stored notes an op the core stored: it has room again.
+func (f *coreFull) stored(log hclog.Logger) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.since.IsZero() {
+		return
+	}
+	if f.told {
+		log.Info("the core stores again; the queued ops follow", "full_for", time.Since(f.since).Round(time.Second).String(),
+			"refusals", f.refusals)
+	}
+	f.since, f.until, f.backoff, f.refusals, f.msg, f.told = time.Time{}, time.Time{}, 0, 0, "", false
+}
+
+// held reports whether no op may start at now with inflight ops in
+// flight: during the hold, and after it while the trial is in flight;
+// until is when the hold ends.
+func (f *coreFull) held(now time.Time, inflight int) (held bool, until time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return !f.since.IsZero() && (now.Before(f.until) || inflight > 0), f.until
+}
+
+// status is the refusal for transport.bandwidth.status, nil while the
+// core stores.
+func (f *coreFull) status() *CoreRefusal {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.since.IsZero() {
+		return nil
+	}
+	return &CoreRefusal{Code: wire.CodeStoreFull.String(), Since: f.since, Refusals: f.refusals, NextTry: f.until, Message: f.msg,
+		Explain: "the core's store has no room (on the core's side: its operator frees space there); the ops stay queued in this outbox " +
+			"and go by themselves once the core takes them again, one op each backoff until then"}
+}
+
+// fullWake wakes a session when the hold of a full core ends. Only the
+// session's loop uses it; the session's finish stops it.
+type fullWake struct {
+	timer *time.Timer
+	at    time.Time
+}
+
+func (w *fullWake) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+}
+
+// fullHeld reports whether the core's full store holds every op now; it
+// has the session woken when the hold ends.
+func (s *session) fullHeld() bool {
+	now := time.Now()
+	held, until := s.e.full.held(now, s.inflight[slotUrgent]+s.inflight[slotSmall]+s.inflight[slotBulk])
+	if held && now.Before(until) && !until.Equal(s.fullWake.at) {
+		s.fullWake.stop()
+		s.fullWake.timer, s.fullWake.at = time.AfterFunc(until.Sub(now), func() { s.e.wakeUp(edgesync.Critical) }), until
+	}
+	return held
+}
+
+// refusedFull settles an op refused for want of room at the core: it goes
+// back to the outbox, and the endpoint holds every op for a backoff.
+func (s *session) refusedFull(op outbox.Op, n *wire.Nack) outcome {
+	s.stats.retries.Add(1)
+	s.release(op.ID)
+	s.e.full.refused(time.Now(), n.Msg, s.log)
+	return outDone
+}

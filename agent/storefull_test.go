@@ -1,0 +1,211 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/coretest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// TestCoreStoreFull: the core's bbolt store is on a small tmpfs that the
+// test fills, as a full disk at the core does. The core refuses the ops
+// it has no room for with the reason store-full (not internal), says so
+// in one ERROR naming the store's file and the free space, and on
+// /metrics; the agent keeps the ops, backs off rather than sending them
+// again at once (the core's refusals are counted over a window), and once
+// the test frees the room every op arrives by itself, exactly once and
+// byte for byte; what was stored before the disk filled is unchanged.
+func TestCoreStoreFull(t *testing.T) {
+	dir := testutil.Tmpfs(t, 4<<20)
+	p := testutil.NewPKI(t, "site-1")
+	var coreLog, agentLog testutil.Buffer
+	c := coretest.StartOn(t, p, filepath.Join(dir, "core.db"), func(cfg *core.ServerConfig) {
+		cfg.Logger = teeLogger(t, "core", &coreLog)
+	})
+	cfg := coretest.AgentConfig(t, p, c.Addr.String())
+	a := startAgentOpts(t, cfg, Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: teeLogger(t, "agent", &agentLog)})
+
+	rnd := rand.New(rand.NewPCG(7, 8))
+	payload := func() []byte {
+		b := make([]byte, 48<<10)
+		for i := range b {
+			b[i] = byte(rnd.Uint32()) // incompressible: each op needs its room
+		}
+		return b
+	}
+	send := func(prefix string, n int) (ops []outbox.Op, data [][]byte) {
+		for i := range n {
+			d := payload()
+			ops = append(ops, enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("%s/%d", prefix, i),
+				Kind: edgesync.EventOp, Priority: edgesync.Normal, Payload: bytes.NewReader(d)}))
+			data = append(data, d)
+		}
+		return ops, data
+	}
+	before, beforeData := send("before", 4)
+	testutil.WaitFor(t, 30*time.Second, "the first ops stored at the core", func() bool { return outboxEmpty(a) })
+
+	filler := testutil.FillDisk(t, dir, "filler", 8<<20)
+	after, afterData := send("after", 12)
+	testutil.WaitFor(t, 30*time.Second, "the core refusing an op on its full disk", func() bool {
+		return c.Server.Stats().OpsNacked > 0
+	})
+	// The agent must not send refused ops again at once: count the
+	// core's refusals over a window (a measure, not a wait for an event).
+	n0 := c.Server.Stats().OpsNacked
+	time.Sleep(3 * time.Second)
+	n1 := c.Server.Stats().OpsNacked
+	nacks := a.Stats()[0].Nacks
+	t.Logf("full disk: %d refusals in 3 s after the first; the agent's nacks by code %v", n1-n0, nacks)
+	if nacks["store-full"] == 0 {
+		t.Errorf("the agent's nacks by code %v: want store-full", nacks)
+	}
+	if n1-n0 > int64(len(after))+5 {
+		t.Errorf("%d refusals in 3 s on a full store for %d queued ops: the agent sends them again without backing off", n1-n0, len(after))
+	}
+	if st, err := a.Outbox().Stats(); err != nil || st.Total.Ops == 0 {
+		t.Fatalf("the refused ops are not kept in the outbox: %+v, %v", st.Total, err)
+	}
+	if m := scrapeCore(t, c); !strings.Contains(m, "edge_sync_core_store_full 1") {
+		t.Errorf("/metrics does not say the store is full:\n%s", grepLines(m, "store_full"))
+	}
+	st := mustStatus(t, a)
+	if r := st.CoreRefusing; r == nil || r.Code != "store-full" || r.Refusals == 0 || !strings.Contains(r.Explain, "core's side") ||
+		!strings.Contains(r.Explain, "queued") || !r.NextTry.After(r.Since) {
+		t.Errorf("status while the core is full: core_refusing %+v, want store-full, the core's side, ops queued, a next try", r)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 60*time.Second, "the queued ops stored once the core has room", func() bool { return outboxEmpty(a) })
+
+	events, seqs := coreEvents(t, c, "site-1")
+	for i, op := range append(before, after...) {
+		want := append(beforeData, afterData...)[i]
+		if n := events[op.ID]; n != 1 {
+			t.Fatalf("op %s (%s) stored %d times, want exactly once", op.ID, op.Key, n)
+		}
+		got, err := eventData(c, "site-1", seqs[op.ID])
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("op %s (%s): the core holds %d bytes (%v) that differ from the %d sent", op.ID, op.Key, len(got), err, len(want))
+		}
+	}
+	if len(events) != len(before)+len(after) {
+		t.Fatalf("the core holds %d events, want %d", len(events), len(before)+len(after))
+	}
+	if m := scrapeCore(t, c); !strings.Contains(m, "edge_sync_core_store_full 0") {
+		t.Errorf("/metrics still says the store is full once it stored again:\n%s", grepLines(m, "store_full"))
+	}
+	if r := mustStatus(t, a).CoreRefusing; r != nil {
+		t.Errorf("status once the core stores again: core_refusing %+v, want none", r)
+	}
+	// The agent says it once, as a warning that the data stays queued,
+	// and says when the core stores again.
+	warns := grepLines(agentLog.String(), "its store is full")
+	if strings.Count(warns, "\n") != 1 || !strings.Contains(warns, "[WARN]") || !strings.Contains(warns, "queued") {
+		t.Errorf("the agent's warnings about the full core, want one saying the ops stay queued:\n%s", warns)
+	}
+	if !strings.Contains(agentLog.String(), "the core stores again") {
+		t.Errorf("the agent did not log that the core stores again")
+	}
+	// One ERROR for the whole episode, naming the file and the room left.
+	errs := grepLines(coreLog.String(), "[ERROR]")
+	if strings.Count(errs, "\n") != 1 || !strings.Contains(errs, c.Store.Path()) || !strings.Contains(errs, "free") {
+		t.Errorf("the core's ERRORs, want one naming %s and its free space:\n%s", c.Store.Path(), errs)
+	}
+}
+
+// teeLogger logs at debug level into buf and, under -v, into t's log.
+func teeLogger(t testing.TB, name string, buf io.Writer) hclog.Logger {
+	out := buf
+	if testing.Verbose() {
+		out = io.MultiWriter(buf, testLogWriter{t})
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: name, Level: hclog.Debug, Output: out})
+}
+
+type testLogWriter struct{ t testing.TB }
+
+func (w testLogWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// scrapeCore reads the core's /metrics.
+func scrapeCore(t testing.TB, c *coretest.Core) string {
+	t.Helper()
+	rec := httptest.NewRecorder()
+	c.Server.MetricsHandler(c.Store).ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	return rec.Body.String()
+}
+
+// grepLines returns the lines of s that contain sub, each ended by a
+// newline.
+func grepLines(s, sub string) string {
+	var b strings.Builder
+	for line := range strings.Lines(s) {
+		if strings.Contains(line, sub) && !strings.HasPrefix(line, "# ") {
+			b.WriteString(strings.TrimRight(line, "\n") + "\n")
+		}
+	}
+	return b.String()
+}
+
+// TestCoreFullBackoff: the hold of a full core starts at the first
+// refusal, is not lengthened by the refusals of ops sent before it, and
+// doubles with each refused trial up to its bound; while the trial is in
+// flight nothing else goes; an ACK ends it.
+func TestCoreFullBackoff(t *testing.T) {
+	var f coreFull
+	log := hclog.NewNullLogger()
+	t0 := time.Now()
+	if held, _ := f.held(t0, 0); held || f.status() != nil {
+		t.Fatal("held before any refusal")
+	}
+	f.refused(t0, "store full", log)
+	f.refused(t0.Add(time.Second), "store full", log) // sent before the hold began
+	held, until := f.held(t0.Add(time.Second), 0)
+	if !held || !until.Equal(t0.Add(firstFullBackoff)) {
+		t.Fatalf("after two refusals: held %v until %v, want until %v", held, until.Sub(t0), firstFullBackoff)
+	}
+	at, want := t0, firstFullBackoff
+	for range 12 {
+		at = until
+		if held, _ := f.held(at, 0); held {
+			t.Fatalf("still held at the end of the hold (%v)", at.Sub(t0))
+		}
+		if held, _ := f.held(at, 1); !held {
+			t.Fatal("not held while the trial is in flight")
+		}
+		f.refused(at, "store full", log) // the trial
+		want = min(2*want, maxFullBackoff)
+		if _, until = f.held(at, 0); until.Sub(at) != want {
+			t.Fatalf("backoff after a refused trial: %v, want %v", until.Sub(at), want)
+		}
+	}
+	if want != maxFullBackoff {
+		t.Fatalf("backoff %v after 12 trials, want the bound %v", want, maxFullBackoff)
+	}
+	if r := f.status(); r == nil || r.Refusals != 14 || !r.Since.Equal(t0) || !r.NextTry.Equal(until) {
+		t.Fatalf("status %+v: want 14 refusals since the first, next try at the hold's end", r)
+	}
+	f.stored(log)
+	if held, _ := f.held(at, 0); held || f.status() != nil {
+		t.Fatal("held after an ACK")
+	}
+}

@@ -1,0 +1,89 @@
+package jsstore
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core/storetest"
+	"github.com/edge-sync/edge-sync/internal/natstest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// TestJetStreamFull: the NATS server's JetStream storage (max_file_store)
+// is used up by a stream of the test's own. A real core on the JetStream
+// store refuses the agent's ops with store-full, as the bbolt store's full
+// disk does (agent.TestCoreStoreFull), not internal; the agent keeps them
+// and backs off, and once the test purges its stream every op arrives by
+// itself, exactly once and byte for byte.
+func TestJetStreamFull(t *testing.T) {
+	srv := natstest.Run(t, func(o *server.Options) { o.JetStreamMaxStore = 8 << 20 })
+	f := newFleet(t, []string{srv.URL()})
+	c := f.startCore("c1", 1)
+	a := f.startAgent(c.addr)
+	add := func(n int) {
+		for range n {
+			data := storetest.Payload(uint64(len(f.ops)+1), 48<<10)
+			op, err := a.Enqueue(context.Background(), outbox.NewOp{Endpoint: "core", Key: "log", Kind: edgesync.EventOp,
+				Priority: edgesync.Normal, Payload: bytes.NewReader(data)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.ops = append(f.ops, fleetOp{id: op.ID, kind: edgesync.EventOp, key: "log", data: data})
+		}
+	}
+	add(3)
+	f.waitDrained(a)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, js := natstest.Connect(t, srv.URL())
+	fill, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make([]byte, 64<<10)
+	var full error
+	for i := 0; i < 1000 && full == nil; i++ {
+		_, full = js.Publish(ctx, "fill", block)
+	}
+	if !noRoom(full) {
+		t.Fatalf("filling JetStream's 8 MiB: %v, want JetStream's answer for no room", full)
+	}
+	t.Logf("JetStream full: %v", full)
+
+	add(8)
+	testutil.WaitFor(t, 30*time.Second, "the agent to say the core refuses for want of room", func() bool {
+		st, err := a.Status("core")
+		return err == nil && st.CoreRefusing != nil
+	})
+	st, _ := a.Status("core")
+	if r := st.CoreRefusing; r.Code != "store-full" {
+		t.Fatalf("core_refusing %+v, want store-full", r)
+	}
+	n0 := c.srv.Stats().OpsNacked
+	time.Sleep(3 * time.Second) // a window to count the core's refusals in, not a wait for an event
+	cs := c.srv.Stats()
+	t.Logf("JetStream full: %d refusals in 3 s; core stats: store full %v, %d refused for want of room", cs.OpsNacked-n0, cs.StoreFull, cs.StoreFullRefusals)
+	if cs.OpsNacked-n0 > 8+5 {
+		t.Errorf("%d refusals in 3 s for 8 queued ops: the agent does not back off", cs.OpsNacked-n0)
+	}
+	if !cs.StoreFull || cs.StoreFullRefusals == 0 {
+		t.Errorf("the core's stats do not say its store is full: %+v", cs)
+	}
+
+	if err := fill.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.waitDrained(a)
+	f.verify()
+	if c.srv.Stats().StoreFull {
+		t.Error("the core still says its store is full once it stored again")
+	}
+}
