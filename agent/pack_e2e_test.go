@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,13 +40,7 @@ func smallBacklog(seed uint64, n int, prio edgesync.Priority, tag string) []work
 // first connection.
 func startWithBacklog(t *testing.T, p *testutil.PKI, cfg config.Agent, opts Options, ops []workloadOp) (*Agent, []outbox.Op) {
 	t.Helper()
-	opts.TLS = p.ClientTLS(t, "127.0.0.1")
-	opts.Logger = testutil.Logger(t, "agent")
-	a, err := New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := newAgent(t, p, cfg, opts)
 	enq := make([]outbox.Op, len(ops))
 	for i, op := range ops {
 		enq[i] = enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: op.key, Priority: op.prio, Kind: op.kind, Payload: bytes.NewReader(op.payload)})
@@ -229,19 +222,7 @@ func eventRanks(t *testing.T, c *coretest.Core) map[edgesync.OpID]int {
 func TestPackOneRefused(t *testing.T) {
 	defer setParkBackoff(t, 200*time.Millisecond)()
 	p := testutil.NewPKI(t, "site-1")
-	var quota atomic.Int64
-	quota.Store(12 << 10)
-	var store *core.Store
-	c := coretest.Start(t, p, func(sc *core.ServerConfig) {
-		var err error
-		store, err = core.Open(filepath.Join(t.TempDir(), "quota.db"), core.Config{AgentQuota: func(string) int64 { return quota.Load() }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		sc.Store = store
-	})
-	c.Store = store // the store with the quota, in place of coretest's
+	c, quota := quotaCore(t, p, 12<<10)
 	var ops []workloadOp
 	for i := range 40 {
 		ops = append(ops, workloadOp{key: fmt.Sprintf("ev/%d", i), kind: edgesync.EventOp, prio: edgesync.Normal, payload: testutil.RandomBytes(uint64(i+1), 1000)})
