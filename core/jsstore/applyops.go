@@ -136,6 +136,7 @@ func (s *Store) eventBatches(ctx context.Context, agent string, ops []core.Whole
 		todo = append(todo, i)
 	}
 	s.enqueueAll(s.oc(), ws)
+	hook("event-batch")
 	for k, i := range todo {
 		hdr := ops[i].Header
 		res := core.Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
