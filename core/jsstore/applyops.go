@@ -4,15 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nuid"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
@@ -116,47 +113,18 @@ func (s *Store) eventBatches(ctx context.Context, agent string, ops []core.Whole
 	ws := make([]*groupWrite, 0, len(idx))
 	var todo []int
 	for _, i := range idx {
-		hdr := ops[i].Header
-		b, err := json.Marshal(appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name})
+		marker, ev, err := s.eventBatch(agent, ops[i].Header, ops[i].Data, "")
 		if err != nil {
-			out[i].Err = fmt.Errorf("apply %s: %w", hdr.OpID, err)
+			out[i].Err = fmt.Errorf("apply %s: %w", ops[i].Header.OpID, err)
 			continue
 		}
-		id := nuid.Next()
-		marker := &nats.Msg{Subject: s.n.markerSubject(agent, hdr.OpID), Data: b, Header: nats.Header{}}
-		marker.Header.Set(hdrBatchID, id)
-		marker.Header.Set(hdrBatchSeq, "1")
-		marker.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
-		marker.Header.Set(jetstream.MsgTTLHeader, strconv.FormatInt(int64(max(s.cfg.AppliedMaxAge, time.Second)/time.Second), 10))
-		ev := s.eventMsg(agent, hdr, ops[i].Data, "")
-		ev.Header.Set(hdrBatchID, id)
-		ev.Header.Set(hdrBatchSeq, "2")
-		ev.Header.Set(hdrBatchCommit, "1")
 		ws = append(ws, &groupWrite{ctx: ctx, pre: marker, msg: ev, done: make(chan groupResult, 1)})
 		todo = append(todo, i)
 	}
 	s.enqueueAll(s.oc(), ws)
 	hook("event-batch")
 	for k, i := range todo {
-		hdr := ops[i].Header
-		res := core.Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
-		ack, err := ws[k].res.ack, ws[k].res.err
-		switch {
-		case isWrongLastSeq(err):
-			// The op has a marker: applied before, or in flight on
-			// another core (commitEvent).
-			res, _, err = s.markedEvent(ctx, res, agent, hdr, "")
-		case err != nil:
-			if apiErr := (*jetstream.APIError)(nil); errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeAtomicDisabled {
-				err = fmt.Errorf("event: %w: %w", err, s.errLayout())
-			} else {
-				err = fmt.Errorf("event: %w", err)
-			}
-		default:
-			res.Seq = ack.Sequence
-			s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
-		}
-		out[i] = wholeResult(hdr, res, err)
+		out[i] = s.eventPublished(ctx, agent, ops[i].Header, ws[k].res)
 	}
 }
 
@@ -171,7 +139,7 @@ func (s *Store) eventsTwoWrites(ctx context.Context, agent string, ops []core.Wh
 	start := time.Now()
 	for _, i := range idx {
 		hdr := ops[i].Header
-		b, err := json.Marshal(appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name})
+		b, err := s.appliedValue(hdr)
 		if err != nil {
 			out[i].Err = fmt.Errorf("apply %s: %w", hdr.OpID, err)
 			continue
@@ -217,26 +185,35 @@ func (s *Store) eventsTwoWrites(ctx context.Context, agent string, ops []core.Wh
 	}
 	s.enqueueAll(c, ws)
 	for k, i := range created {
-		hdr := ops[i].Header
-		res := core.Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
-		ack, err := ws[k].res.ack, ws[k].res.err
-		switch {
-		case isWrongLastSeq(err):
-			// The op has a marker: a core with batches applied it.
-			res, _, err = s.markedEvent(ctx, res, agent, hdr, "")
-		case err != nil:
-			err = fmt.Errorf("event: %w", err)
-		case ack.Duplicate:
-			// Published by another core within the window.
-			s.counters.add(agent, core.AgentStats{Dedups: 1})
-			res.Seq, res.Duplicate = ack.Sequence, true
-		default:
-			res.Seq = ack.Sequence
-			s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
-		}
-		out[i] = wholeResult(hdr, res, err)
+		out[i] = s.eventPublished(ctx, agent, ops[i].Header, ws[k].res)
 	}
 	return again
+}
+
+// eventPublished is the result of an event op whose publish (alone, or
+// its batch) got r, as commitEvent and publishEvent make it.
+func (s *Store) eventPublished(ctx context.Context, agent string, hdr core.PartialHeader, r groupResult) core.WholeResult {
+	res := core.Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
+	err := r.err
+	var apiErr *jetstream.APIError
+	switch {
+	case isWrongLastSeq(err):
+		// The op has a marker: applied before with batches, or in
+		// flight on another core (commitEvent).
+		res, _, err = s.markedEvent(ctx, res, agent, hdr, "")
+	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeAtomicDisabled:
+		err = fmt.Errorf("event: %w: %w", err, s.errLayout())
+	case err != nil:
+		err = fmt.Errorf("event: %w", err)
+	case r.ack.Duplicate:
+		// Published by another core within the window.
+		s.counters.add(agent, core.AgentStats{Dedups: 1})
+		res.Seq, res.Duplicate = r.ack.Sequence, true
+	default:
+		res.Seq = r.ack.Sequence
+		s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
+	}
+	return wholeResult(hdr, res, err)
 }
 
 // wholeResult is an op's result, its error naming the op.

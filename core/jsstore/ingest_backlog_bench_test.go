@@ -30,59 +30,36 @@ func benchIngestBacklog(b *testing.B, clients []*ingestClient, payloads *ingestP
 		backlogs[w] = slices.Collect(slices.Chunk(mine, per))
 	}
 	lat := make([][]time.Duration, agents)
-	b.ResetTimer()
-	stopProfile := windowProfile(b)
-	ingestTrace.start()
-	pkts0 := ingestPackets(clients)
-	cpu0 := selfCPU(b)
-	start := time.Now()
-	err := testutil.Share(agents, agents, func(w, _ int) error {
-		for _, ops := range backlogs[w] {
-			t0 := time.Now()
-			if err := clients[w].sendPacked(ops, payloads); err != nil {
-				return err
+	coreTime, coreCPU, pkts := ingestWindow(b, clients, func() error {
+		return testutil.Share(agents, agents, func(w, _ int) error {
+			for _, ops := range backlogs[w] {
+				t0 := time.Now()
+				if err := clients[w].sendPacked(ops, payloads); err != nil {
+					return err
+				}
+				d := time.Since(t0)
+				for range ops {
+					lat[w] = append(lat[w], d)
+				}
 			}
-			d := time.Since(t0)
-			for range ops {
-				lat[w] = append(lat[w], d)
-			}
-		}
-		return nil
+			return nil
+		})
 	})
-	coreTime := time.Since(start)
-	coreCPU := selfCPU(b) - cpu0
-	pkts := ingestPackets(clients).sub(pkts0)
-	b.StopTimer()
-	stopProfile()
-	ingestTrace.stop(b, clients)
-	if err != nil {
-		b.Fatal(err)
-	}
 
 	// The raw baseline of the other sub-benchmarks: each writer waits for
 	// each write.
-	cpu0 = selfCPU(b)
-	start = time.Now()
-	err = testutil.Share(b.N, agents, raw)
-	rawTime := time.Since(start)
-	rawCPU := selfCPU(b) - cpu0
-	if err != nil {
-		b.Fatal(err)
-	}
+	rawTime, rawCPU := timed(b, func() error { return testutil.Share(b.N, agents, raw) })
 	// The stricter one: each writer writes per of its backlog at once.
-	start = time.Now()
-	err = testutil.Share(agents, agents, func(w, _ int) error {
-		for _, ops := range backlogs[w] {
-			if err := rawBacklog(ops, w); err != nil {
-				return err
+	backlogTime, _ := timed(b, func() error {
+		return testutil.Share(agents, agents, func(w, _ int) error {
+			for _, ops := range backlogs[w] {
+				if err := rawBacklog(ops, w); err != nil {
+					return err
+				}
 			}
-		}
-		return nil
+			return nil
+		})
 	})
-	backlogTime := time.Since(start)
-	if err != nil {
-		b.Fatal(err)
-	}
 
 	all := slices.Concat(lat...)
 	slices.Sort(all)

@@ -203,15 +203,8 @@ func benchIngest(b *testing.B, backend string, agents, cores, per int) {
 	}
 
 	lat := make([][]time.Duration, agents)
-	b.ResetTimer()
-	stopProfile := windowProfile(b)
-	ingestTrace.start()
-	pkts0 := ingestPackets(clients)
-	cpu0 := selfCPU(b)
-	start := time.Now()
-	var err error
-	pprof.Do(agentSide, pprof.Labels(), func(context.Context) {
-		err = testutil.Share(b.N, agents, func(i, w int) error {
+	coreTime, coreCPU, pkts := ingestWindow(b, clients, func() error {
+		return testutil.Share(b.N, agents, func(i, w int) error {
 			t0 := time.Now()
 			if err := clients[w].send(i, payloads); err != nil {
 				return err
@@ -220,26 +213,10 @@ func benchIngest(b *testing.B, backend string, agents, cores, per int) {
 			return nil
 		})
 	})
-	coreTime := time.Since(start)
-	coreCPU := selfCPU(b) - cpu0
-	pkts := ingestPackets(clients).sub(pkts0)
-	b.StopTimer()
-	stopProfile()
-	ingestTrace.stop(b, clients)
-	if err != nil {
-		b.Fatal(err)
-	}
 
 	// The raw baseline: the same number of writes of the same payloads by
 	// as many concurrent writers.
-	cpu0 = selfCPU(b)
-	start = time.Now()
-	err = testutil.Share(b.N, agents, raw)
-	rawTime := time.Since(start)
-	rawCPU := selfCPU(b) - cpu0
-	if err != nil {
-		b.Fatal(err)
-	}
+	rawTime, rawCPU := timed(b, func() error { return testutil.Share(b.N, agents, raw) })
 
 	// The transport's floor: the same ops through plain quic-go streams.
 	floor := measureQUICFloor(b, pk, agents, b.N, slices.Clone(clients[0].frame))
@@ -260,6 +237,44 @@ func benchIngest(b *testing.B, backend string, agents, cores, per int) {
 	b.ReportMetric(float64(floor.cpu.Microseconds())/float64(b.N), "quic-cpu-us/op")
 	b.ReportMetric(floor.pkts, "quic-pkts/op")
 	b.ReportMetric(floor.rate/rawRate, "quic-vs-raw")
+}
+
+// ingestWindow runs fn, the simulated agents' work, as the timed window
+// of BenchmarkCoreIngest: the benchmark's timer, the diagnostics' CPU
+// profile and packet trace, the agents' profile label. It returns how
+// long fn took, the process's CPU meanwhile and the agents' packets.
+func ingestWindow(b *testing.B, clients []*ingestClient, fn func() error) (time.Duration, time.Duration, ingestCounts) {
+	b.ResetTimer()
+	stopProfile := windowProfile(b)
+	ingestTrace.start()
+	pkts0 := ingestPackets(clients)
+	cpu0 := selfCPU(b)
+	start := time.Now()
+	var err error
+	pprof.Do(agentSide, pprof.Labels(), func(context.Context) { err = fn() })
+	took := time.Since(start)
+	cpu := selfCPU(b) - cpu0
+	pkts := ingestPackets(clients).sub(pkts0)
+	b.StopTimer()
+	stopProfile()
+	ingestTrace.stop(b, clients)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return took, cpu, pkts
+}
+
+// timed runs fn, a baseline, and returns how long it took and the
+// process's CPU meanwhile.
+func timed(b *testing.B, fn func() error) (time.Duration, time.Duration) {
+	cpu0 := selfCPU(b)
+	start := time.Now()
+	err := fn()
+	took, cpu := time.Since(start), selfCPU(b)-cpu0
+	if err != nil {
+		b.Fatal(err)
+	}
+	return took, cpu
 }
 
 // ingestCounts are QUIC packet counts of the simulated agents'
