@@ -1,7 +1,6 @@
 package jsstore
 
 import (
-	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -90,20 +89,11 @@ func (c *ingestClient) sendPacked(ops []int, p *ingestPayloads) error {
 			return err
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	str, err := c.conn.OpenStreamSync(ctx)
+	str, err := c.writeStream()
 	if err != nil {
 		return err
 	}
 	defer str.CancelRead(0)
-	_ = str.SetDeadline(time.Now().Add(time.Minute)) // never fails
-	if _, err := str.Write(c.frame); err != nil {
-		return err
-	}
-	if err := str.Close(); err != nil {
-		return err
-	}
 	for k, id := range ids {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 		if err != nil {

@@ -377,6 +377,30 @@ func (c *ingestClient) appendOp(i int, p *ingestPayloads) (edgesync.OpID, error)
 	return id, nil
 }
 
+// writeStream opens a stream and writes c.frame on it in one write,
+// then closes its write side. As the agent does: the write side closes
+// with the last COMMIT, the read side once answered (the caller's
+// CancelRead), so that QUIC counts the stream out of the connection's
+// concurrent streams.
+func (c *ingestClient) writeStream() (*quic.Stream, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	str, err := c.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_ = str.SetDeadline(time.Now().Add(time.Minute)) // never fails
+	if _, err := str.Write(c.frame); err != nil {
+		str.CancelRead(0)
+		return nil, err
+	}
+	if err := str.Close(); err != nil {
+		str.CancelRead(0)
+		return nil, err
+	}
+	return str, nil
+}
+
 // send sends op i (payload i%64) as an event and waits for its Ack.
 func (c *ingestClient) send(i int, p *ingestPayloads) error {
 	// One write, as the agent sends an op of one chunk (agent/sendop_whole.go).
@@ -385,23 +409,11 @@ func (c *ingestClient) send(i int, p *ingestPayloads) error {
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	str, err := c.conn.OpenStreamSync(ctx)
+	str, err := c.writeStream()
 	if err != nil {
 		return err
 	}
-	// As the agent does: the write side closes with COMMIT (below), the
-	// read side once answered, so that QUIC counts the stream out of the
-	// connection's concurrent streams.
 	defer str.CancelRead(0)
-	_ = str.SetDeadline(time.Now().Add(time.Minute)) // never fails
-	if _, err := str.Write(c.frame); err != nil {
-		return err
-	}
-	if err := str.Close(); err != nil {
-		return err
-	}
 	for {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 		if err != nil {
