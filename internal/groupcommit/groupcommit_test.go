@@ -89,16 +89,11 @@ func queued(t *testing.T, g *Group[*bolt.Tx], n int) {
 	})
 }
 
-// TestIsolatesFailures: ten callers queue behind a running transaction
-// and so share the next one; some of their functions fail after writing,
-// one panics. Each caller gets its own answer, a failed function leaves
-// nothing written, and every other one's write is there once.
-func TestIsolatesFailures(t *testing.T) {
-	db := openDB(t)
-	c := &counted{db: db}
-	g := New(c.run, 0, 0)
+// hold starts a transaction in g that runs until release is closed, so
+// that the callers after it queue; first is its caller's answer.
+func hold(g *Group[*bolt.Tx]) (release chan struct{}, first chan error) {
 	release, entered := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
+	first = make(chan error, 1)
 	go func() {
 		first <- g.Do(func(*bolt.Tx) error {
 			close(entered)
@@ -107,6 +102,18 @@ func TestIsolatesFailures(t *testing.T) {
 		})
 	}()
 	<-entered
+	return release, first
+}
+
+// TestIsolatesFailures: ten callers queue behind a running transaction
+// and so share the next one; some of their functions fail after writing,
+// one panics. Each caller gets its own answer, a failed function leaves
+// nothing written, and every other one's write is there once.
+func TestIsolatesFailures(t *testing.T) {
+	db := openDB(t)
+	c := &counted{db: db}
+	g := New(c.run, 0, 0)
+	release, first := hold(g)
 	errRefused := errors.New("refused")
 	const n, panics = 10, 7
 	refused := map[int]bool{3: true, 9: true}
@@ -261,16 +268,7 @@ func TestDoAll(t *testing.T) {
 			db := openDB(t)
 			cnt := &counted{db: db}
 			g := New(cnt.run, c.maxFuncs, 0)
-			release, entered := make(chan struct{}), make(chan struct{})
-			first := make(chan error, 1)
-			go func() {
-				first <- g.Do(func(*bolt.Tx) error {
-					close(entered)
-					<-release
-					return nil
-				})
-			}()
-			<-entered
+			release, first := hold(g)
 			errRefused := errors.New("refused")
 			const n, bad = 10, 4
 			fns := make([]func(*bolt.Tx) error, n)
