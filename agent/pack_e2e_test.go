@@ -81,6 +81,9 @@ func TestPackedBacklog(t *testing.T) {
 		if n := ackedOps(st); n != sent || st.Retries != 0 {
 			t.Errorf("%d ops acked with %d retries; want %d (the events and each key's newest version) and none", n, st.Retries, sent)
 		}
+		fams := scrape(t, a.MetricsHandler())
+		mustValue(t, fams, "edge_sync_packs_total", map[string]string{"endpoint": "core"}, float64(st.Packs))
+		mustValue(t, fams, "edge_sync_packed_ops_total", map[string]string{"endpoint": "core"}, float64(st.PackedOps))
 		t.Logf("%d ops on %d streams (%d packs of %d ops); %d packets up, %d down",
 			sent, sent-st.PackedOps+st.Packs, st.Packs, st.PackedOps, ls.Up.Packets, ls.Down.Packets)
 		return result{packets: ls.Up.Packets + ls.Down.Packets, packs: st.Packs, packed: st.PackedOps}
