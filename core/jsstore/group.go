@@ -118,9 +118,26 @@ func (s *Store) leadGroup(c *opConn) {
 	g.mu.Unlock()
 }
 
-// publishGroup sends every write of batch at once and hands each its
-// acknowledgement or error.
+// maxGroupWrites bounds the writes of a group sent before their
+// acknowledgements are awaited: nats.go refuses an asynchronous publish
+// ("stalled with too many outstanding async published messages") once a
+// connection has 4,000 unacknowledged, and the ops of streams of several
+// (applyops.go) fill groups of many thousands at 1,000 agents.
+const maxGroupWrites = 2048
+
+// publishGroup sends the writes of batch, at most maxGroupWrites at once,
+// and hands each its acknowledgement or error.
 func (s *Store) publishGroup(c *opConn, batch []*groupWrite) {
+	for len(batch) > 0 {
+		n := min(len(batch), maxGroupWrites)
+		s.publishPart(c, batch[:n])
+		batch = batch[n:]
+	}
+}
+
+// publishPart sends every write of batch at once and hands each its
+// acknowledgement or error.
+func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
 	futures := make([]jetstream.PubAckFuture, len(batch))
 	for i, w := range batch {
 		if err := w.ctx.Err(); err != nil {

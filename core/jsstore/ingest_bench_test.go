@@ -157,10 +157,16 @@ func benchIngest(b *testing.B, backend string, agents, cores, per int) {
 			_, err := js.Publish(context.Background(), fmt.Sprintf("%s.w%d", name, writer), payloads.data[i%64])
 			return err
 		}
+		// The backlog's publishes on the same connection, with room for
+		// every writer's at once (nats.go stalls at 4,000 by default).
+		bjs, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncMaxPending(agents*per+1))
+		if err != nil {
+			b.Fatal(err)
+		}
 		rawBacklog = func(ops []int, writer int) error {
 			futures := make([]jetstream.PubAckFuture, 0, len(ops))
 			for _, i := range ops {
-				f, err := js.PublishAsync(fmt.Sprintf("%s.w%d", name, writer), payloads.data[i%64])
+				f, err := bjs.PublishAsync(fmt.Sprintf("%s.w%d", name, writer), payloads.data[i%64])
 				if err != nil {
 					return err
 				}
