@@ -15,6 +15,7 @@ import (
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linksim"
 	"github.com/edge-sync/edge-sync/outbox"
+	"github.com/edge-sync/edge-sync/wire"
 )
 
 // These tests send backlogs of small ops (put before the agent connects,
@@ -97,6 +98,9 @@ func TestPackedBacklog(t *testing.T) {
 	}
 	if agentOff.packs != 0 || coreOff.packs != 0 {
 		t.Fatalf("packs without the capability: %d with the agent's offer off, %d with the core's grant off", agentOff.packs, coreOff.packs)
+	}
+	if on.packs < (on.packed+wire.MaxOpsPerStream-1)/wire.MaxOpsPerStream {
+		t.Errorf("%d packs carried %d ops: more than %d a pack", on.packs, on.packed, wire.MaxOpsPerStream)
 	}
 	if streams := sent - on.packed + on.packs; streams > sent/8 {
 		t.Errorf("%d ops went on %d streams; want at most %d (packs of up to 64)", sent, streams, sent/8)
