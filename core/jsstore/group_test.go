@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
@@ -18,7 +19,9 @@ import (
 // (BenchmarkCoreIngest, 1,000 agents); a group is sent in parts now.
 func TestGroupOfManyWrites(t *testing.T) {
 	srv := natstest.Run(t)
-	s := openTest(t, srv.URL(), core.Config{})
+	// 50 s for each step: the race detector slows 64,000 ops past the
+	// default timeout, which this test is not about.
+	s := openWith(t, Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, Timeout: 50 * time.Second})
 	const agents, per = 1000, 64
 	var wg sync.WaitGroup
 	errs := make(chan error, agents*per)
