@@ -51,6 +51,11 @@ type Options struct {
 	// DisableLane keeps every op's data on QUIC streams: the agent does
 	// not offer the data lane (wire.CapLane) to its cores.
 	DisableLane bool
+	// DisableOpsPerStream sends every op on a stream of its own: the agent
+	// does not offer wire.CapOpsPerStream, with which it packs small ops
+	// that are ready together on one stream (docs/design.md, "Packing
+	// small ops").
+	DisableOpsPerStream bool
 }
 
 // Agent is the edge agent: the outbox, and per endpoint a link monitor and

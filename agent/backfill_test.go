@@ -93,13 +93,7 @@ func satelliteLink(t testing.TB, interval time.Duration) (*Agent, *coretest.Core
 func satelliteAgent(t testing.TB, p *testutil.PKI, cfg config.Agent, interval time.Duration) (*Agent, func() *linksim.Conn) {
 	t.Helper()
 	opts, link := shaped(linksim.SatelliteGEO())
-	opts.TLS = p.ClientTLS(t, "127.0.0.1")
-	opts.Logger = testutil.Logger(t, "agent")
-	a, err := New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.Close() })
+	a := newAgent(t, p, cfg, opts)
 	sat := edgesync.Satellite
 	if err := a.SetProfile(sat, linkmon.Override{Interval: &interval}); err != nil {
 		t.Fatal(err)

@@ -18,7 +18,12 @@
 //     bounds the call, not the agent's run; Close stops every goroutine,
 //     waits for it, and closes the outbox (docs/architecture.md#lifecycle).
 //   - Ops go one per QUIC stream whose urgency is the op's priority
-//     (wire's doc describes the conversation); each OP_HEADER carries the
+//     (wire's doc describes the conversation), except that when the core
+//     grants wire.CapOpsPerStream (Options.DisableOpsPerStream turns the
+//     offer off) small ops of one priority leased together go whole on
+//     one stream, up to 64 and 1 MiB, in one write, each settled by its
+//     own answer (sendop_pack.go, docs/design.md#packing-small-ops);
+//     a pack takes one slot. Each OP_HEADER carries the
 //     SHA-256 the outbox took of the producer's bytes (outbox.Op.Hash),
 //     which the core checks at commit. An op the outbox finds damaged is
 //     quarantined and never sent; one the core refuses for a hash

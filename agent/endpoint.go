@@ -36,6 +36,8 @@ type endpoint struct {
 	tls         *tls.Config
 	listen      func() (net.PacketConn, error) // nil: a UDP socket on an ephemeral port
 	disableLane bool
+	// disableOpsPerStream keeps one op per stream (Options.DisableOpsPerStream).
+	disableOpsPerStream bool
 
 	// wake is signalled (without blocking) when an op is enqueued; urgent
 	// when it is critical or schema.
@@ -125,10 +127,11 @@ func newEndpoint(a *Agent, cfg config.Endpoint, overrides map[edgesync.LinkClass
 	e = &endpoint{
 		a: a, cfg: cfg, name: cfg.Name, log: log,
 		agentName: a.cfg.Name, tls: a.opts.TLS, listen: a.opts.ListenPacket, disableLane: a.opts.DisableLane,
-		wake:   make(chan struct{}, 1),
-		urgent: make(chan struct{}, 1),
-		mon:    mon,
-		addrs:  newAddresses(cfg),
+		disableOpsPerStream: a.opts.DisableOpsPerStream,
+		wake:                make(chan struct{}, 1),
+		urgent:              make(chan struct{}, 1),
+		mon:                 mon,
+		addrs:               newAddresses(cfg),
 	}
 	if err := e.openBudget(); err != nil {
 		return nil, err
@@ -239,7 +242,7 @@ func (e *endpoint) run(ctx context.Context) {
 		e.lane.Store(ln)
 		wd := e.startWatchdog(ctx, conn, tr)
 		sctx, stopFailBack := e.failBack(ctx, dial)
-		err = e.session(sctx, conn, ln)
+		err = e.session(sctx, conn, ln, !e.disableOpsPerStream && w.Caps.Has(wire.CapOpsPerStream))
 		movedBack := stopFailBack()
 		spare = wd.stop()
 		if movedBack && spare != nil {
@@ -341,6 +344,9 @@ func (e *endpoint) caps() wire.Capabilities {
 	c := wire.CapZstd | wire.CapDelta | wire.CapSummary | wire.CapResume
 	if !e.disableLane {
 		c |= wire.CapLane
+	}
+	if !e.disableOpsPerStream {
+		c |= wire.CapOpsPerStream
 	}
 	return c
 }

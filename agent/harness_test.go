@@ -46,6 +46,20 @@ func startAgentOpts(t testing.TB, cfg config.Agent, opts Options) *Agent {
 	return a
 }
 
+// newAgent makes an agent with cfg, opts and p's client certificate,
+// not started; the test's cleanup closes it.
+func newAgent(t testing.TB, p *testutil.PKI, cfg config.Agent, opts Options) *Agent {
+	t.Helper()
+	opts.TLS = p.ClientTLS(t, "127.0.0.1")
+	opts.Logger = testutil.Logger(t, "agent")
+	a, err := New(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
 // outboxEmpty reports whether the agent's outbox holds no ops.
 func outboxEmpty(a *Agent) bool {
 	st, err := a.Outbox().Stats()

@@ -37,6 +37,7 @@ type agentCollector struct {
 	summaryHeld                                          *prometheus.Desc
 	backfilled, backfilledBytes, heldOps, heldBytes      *prometheus.Desc
 	connectError                                         *prometheus.Desc
+	packs, packedOps                                     *prometheus.Desc
 }
 
 func newAgentCollector(a *Agent) *agentCollector {
@@ -68,6 +69,8 @@ func newAgentCollector(a *Agent) *agentCollector {
 		latencyMax:       desc("ack_latency_max_seconds", "Longest enqueue-to-ack time seen, by priority.", "endpoint", "priority"),
 		probeBytes:       desc("probe_bytes_total", "Bytes the link monitor sent to measure the link (packet trains and pings).", "endpoint"),
 		retries:          desc("retries_total", "Op transfers retried.", "endpoint"),
+		packs:            desc("packs_total", "Streams that carried several small ops (wire.CapOpsPerStream).", "endpoint"),
+		packedOps:        desc("packed_ops_total", "Ops sent on those streams.", "endpoint"),
 		nacks:            desc("nacks_total", "Ops refused by the core, by reason code.", "endpoint", "code"),
 		switches:         desc("mode_switches_total", "Sync mode switches.", "endpoint"),
 		connects:         desc("connects_total", "Connections established to the core.", "endpoint"),
@@ -133,6 +136,8 @@ func (c *agentCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.nacks, float64(v), n, code)
 		}
 		counter(c.retries, float64(es.Retries), n)
+		counter(c.packs, float64(es.Packs), n)
+		counter(c.packedOps, float64(es.PackedOps), n)
 		counter(c.switches, float64(es.ModeSwitches), n)
 		counter(c.connects, float64(es.Connects), n)
 		counter(c.dialFailures, float64(es.DialFailures), n)

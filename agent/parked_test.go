@@ -21,18 +21,7 @@ import (
 func TestParkedOpRetriedInSession(t *testing.T) {
 	defer setParkBackoff(t, 200*time.Millisecond)()
 	p := testutil.NewPKI(t, "site-1")
-	var quota atomic.Int64
-	quota.Store(64 << 10)
-	var store *core.Store
-	c := coretest.Start(t, p, func(sc *core.ServerConfig) {
-		var err error
-		store, err = core.Open(filepath.Join(t.TempDir(), "quota.db"), core.Config{AgentQuota: func(string) int64 { return quota.Load() }})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { store.Close() })
-		sc.Store = store
-	})
+	c, quota := quotaCore(t, p, 64<<10)
 	a := startAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), Options{})
 	data := bytes.Repeat([]byte("pump-3 "), 40<<10) // 280 KiB: over the quota
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "big", Priority: edgesync.High, Kind: edgesync.StateOp, Payload: bytes.NewReader(data)})
@@ -44,7 +33,6 @@ func TestParkedOpRetriedInSession(t *testing.T) {
 	testutil.WaitFor(t, 30*time.Second, "the parked op to be sent again on the same connection once the quota allows it", func() bool {
 		return outboxEmpty(a)
 	})
-	c.Store = store // the store with the quota, in place of coretest's
 	got, err := c.Data("site-1", "big")
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("core holds %d bytes (%v), want the %d put", len(got), err, len(data))
@@ -52,6 +40,26 @@ func TestParkedOpRetriedInSession(t *testing.T) {
 	if n := c.Server.Stats().Accepted; n != conns {
 		t.Errorf("the agent connected %d times more; the retry should not need a new connection", n-conns)
 	}
+}
+
+// quotaCore starts a core whose store gives site-1 a quota of first
+// bytes, which the test may change through quota; c.Store is that store.
+func quotaCore(t *testing.T, p *testutil.PKI, first int64) (c *coretest.Core, quota *atomic.Int64) {
+	t.Helper()
+	quota = new(atomic.Int64)
+	quota.Store(first)
+	var store *core.Store
+	c = coretest.Start(t, p, func(sc *core.ServerConfig) {
+		var err error
+		store, err = core.Open(filepath.Join(t.TempDir(), "quota.db"), core.Config{AgentQuota: func(string) int64 { return quota.Load() }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		sc.Store = store
+	})
+	c.Store = store // the store with the quota, in place of coretest's
+	return c, quota
 }
 
 // setParkBackoff sets the first backoff for a test; the returned function

@@ -55,6 +55,9 @@ type workerDone struct {
 	slot    slot
 	out     outcome
 	summary bool // the worker sent the op's summary
+	// shared is set on every op of a pack but its last: the stream's one
+	// slot is freed once, with the last op's.
+	shared bool
 }
 
 // session sends ops on one connection until it closes or ctx ends. It
@@ -71,6 +74,11 @@ type session struct {
 	conn     *quic.Conn
 	lane     *laneLink // nil: op data goes on streams only
 	ctx      context.Context
+	// packing says the core granted wire.CapOpsPerStream: small ops leased
+	// together share a stream (sendop_pack.go); pack is the one being
+	// gathered.
+	packing bool
+	pack    *opPack
 
 	wg       sync.WaitGroup
 	done     chan workerDone
@@ -89,13 +97,13 @@ type session struct {
 	pool     sync.Pool // *opSender
 }
 
-func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink) error {
+func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, packing bool) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(conn.Context(), func() { cancel(errConnLost) })
 	defer stop()
 	s := &session{e: e, name: e.name, ob: e.a.ob, bases: e.a.bases, stats: &e.stats, tried: &e.tried,
-		log: e.log, openedAt: e.a.openedAt, conn: conn, lane: ln, ctx: sctx, done: make(chan workerDone, 64),
+		log: e.log, openedAt: e.a.openedAt, conn: conn, lane: ln, ctx: sctx, packing: packing, done: make(chan workerDone, 64),
 		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}}
 	s.pool.New = func() any { return newOpSender() }
 	s.parked = newParkedOps(s.release, func() { e.wakeUp(edgesync.Critical); e.wakeUp(edgesync.Background) })
@@ -149,7 +157,9 @@ func opIDs(ids []edgesync.OpID) []string {
 }
 
 func (s *session) account(d workerDone) {
-	s.inflight[d.slot]--
+	if !d.shared {
+		s.inflight[d.slot]--
+	}
 	s.bf.settled(d.op, d.slot, d.summary)
 	if d.key != "" {
 		delete(s.keys, d.key)
@@ -255,6 +265,7 @@ func (s *session) loop() error {
 
 // dispatchUrgent starts every waiting critical and schema op.
 func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err error) {
+	defer s.flushPack(p) // what was leased together goes now
 	for {
 		if s.fullHeld() {
 			return true, nil // the core's store is full (corefull.go)
@@ -270,11 +281,18 @@ func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err er
 			s.budgetHeld = append(s.budgetHeld, ops[0].ID) // the budget's reserve is spent
 			continue
 		}
+		if s.joinPack(ops[0], p, slotUrgent, false) {
+			continue
+		}
 		if s.inflight[slotUrgent] >= maxUrgentInFlight {
 			// More urgent ops wait for a slot: ordinary data must not
 			// jump ahead of them meanwhile.
 			s.release(ops[0].ID)
 			return true, nil
+		}
+		if s.packable(ops[0], p, false) {
+			s.openPack(ops[0], slotUrgent)
+			continue
 		}
 		s.start(ops[0], p, slotUrgent, false)
 	}
@@ -294,6 +312,7 @@ func (s *session) deferIfBusy(op outbox.Op) bool {
 // free; more is false when the outbox had nothing more to lease.
 func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err error) {
 	s.bf.preempt.Store(edgesync.NumPriorities)
+	defer s.flushPack(p) // what was leased together goes now
 	for {
 		if s.fullHeld() {
 			return true, nil // the core's store is full (corefull.go)
@@ -332,6 +351,9 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		if s.deferIfBusy(op) {
 			continue
 		}
+		if s.joinPack(op, p, slotSmall, summary) {
+			continue
+		}
 		sl := slotSmall
 		if !summary && op.Size > int64(p.ChunkSize) {
 			sl = slotBulk
@@ -343,6 +365,10 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 			}
 			s.release(op.ID)
 			return true, nil
+		}
+		if sl == slotSmall && s.packable(op, p, summary) {
+			s.openPack(op, sl)
+			continue
 		}
 		s.start(op, p, sl, summary)
 	}
@@ -359,19 +385,35 @@ func leaseErr(err error) error {
 }
 
 func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
-	s.e.mon.Busy()
 	s.inflight[sl]++
+	s.begin(op, sl, summary)
+	s.spawn([]outbox.Op{op}, sl, summary, func() []outcome { return []outcome{s.work(op, p, sl, summary)} })
+}
+
+// begin records op going out in slot sl: the link is busy, backfill
+// counts it, and its key has a version in flight.
+func (s *session) begin(op outbox.Op, sl slot, summary bool) {
+	s.e.mon.Busy()
 	s.bf.started(op, sl, summary)
-	var key string
 	if op.Kind == edgesync.StateOp {
-		key = op.Key
-		s.keys[key] = true
+		s.keys[op.Key] = true
 	}
+}
+
+// spawn runs send, which sends ops on one stream of slot sl, in a worker
+// and reports each op's outcome to the session in order.
+func (s *session) spawn(ops []outbox.Op, sl slot, summary bool, send func() []outcome) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		out := s.work(op, p, sl, summary)
-		s.done <- workerDone{op: op, key: key, slot: sl, out: out, summary: summary}
+		outs := send()
+		for i, op := range ops {
+			var key string
+			if op.Kind == edgesync.StateOp {
+				key = op.Key
+			}
+			s.done <- workerDone{op: op, key: key, slot: sl, out: outs[i], summary: summary, shared: i < len(ops)-1}
+		}
 	}()
 }
 
@@ -405,6 +447,12 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 		a.base = b
 	}
 	res, err := snd.send(s.ctx, s.conn, s.lane, a)
+	return s.settle(snd, op, pl, res, err)
+}
+
+// settle records an op's transfer and settles the op with the outbox by
+// its result: stored, refused (refused), or released for a retry.
+func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendResult, err error) outcome {
 	s.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
 	s.e.attribute(op.Priority, res.wireBytes)
 	// Acknowledged bytes reach the link monitor from the lane, packet by

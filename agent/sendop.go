@@ -280,6 +280,12 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 	return res, err
 }
 
+// chunkSizeOf is the chunk size ops go in under p: the parameters', within
+// the codec's bounds.
+func chunkSizeOf(p linkmon.SyncParameters) int {
+	return max(codec.MinChunkSize, min(p.ChunkSize, codec.MaxChunkSize))
+}
+
 // encoding decides how an attempt encodes its op: the payload's hash, the
 // codec mode (a delta only against the base of a state op), and the chunk
 // size the parameters ask for, within the codec's bounds.
@@ -295,8 +301,7 @@ func (s *opSender) encoding(a *attempt, res *sendResult) (*opTransfer, error) {
 	if mode.IsDelta() {
 		cb = &codec.Base{R: a.base, Size: a.base.Size, Hash: codec.Hash(a.base.Hash)}
 	}
-	chunk := max(codec.MinChunkSize, min(a.params.ChunkSize, codec.MaxChunkSize))
-	ch, err := codec.NewHeader(mode, codecLevel(a.params), chunk, op.Size, h, cb)
+	ch, err := codec.NewHeader(mode, codecLevel(a.params), chunkSizeOf(a.params), op.Size, h, cb)
 	if err != nil {
 		return nil, err
 	}

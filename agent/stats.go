@@ -17,6 +17,7 @@ type endpointStats struct {
 	connects, dialFailures  atomic.Int64
 	paused, retries, parked atomic.Int64
 	laneOps, laneBytes      atomic.Int64 // acknowledged ops whose data went on the lane
+	packs, packedOps        atomic.Int64 // streams that carried several ops, and their ops
 
 	acked      [edgesync.NumPriorities]atomic.Int64 // ops acknowledged by the core
 	plainBytes [edgesync.NumPriorities]atomic.Int64 // payload bytes of acknowledged ops
@@ -65,6 +66,8 @@ type EndpointStats struct {
 	Lane         bool                     `json:"lane"`       // the connection has a data lane
 	LaneOps      int64                    `json:"lane_ops"`   // acknowledged ops whose data went on the lane
 	LaneBytes    int64                    `json:"lane_bytes"` // encoded bytes those ops put on the lane
+	Packs        int64                    `json:"packs"`      // streams that carried several small ops (wire.CapOpsPerStream)
+	PackedOps    int64                    `json:"packed_ops"` // ops sent on those streams
 	Summaries    int64                    `json:"summaries"`
 	SummaryBytes int64                    `json:"summary_held_bytes"`
 	Priorities   map[string]PriorityStats `json:"priorities"`
@@ -94,6 +97,8 @@ func (e *endpoint) snapshot() EndpointStats {
 		Lane:         e.lane.Load() != nil,
 		LaneOps:      s.laneOps.Load(),
 		LaneBytes:    s.laneBytes.Load(),
+		Packs:        s.packs.Load(),
+		PackedOps:    s.packedOps.Load(),
 		Summaries:    s.summaries.Load(),
 		SummaryBytes: s.summaryRaw.Load(),
 		Priorities:   map[string]PriorityStats{},

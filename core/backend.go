@@ -18,7 +18,7 @@ import (
 // sentinels (ErrNotFound, ErrQuota, ...).
 //
 // What only some stores can do is an optional interface: Sweeper,
-// PartialReleaser, WholeApplier, AgentStatser.
+// PartialReleaser, WholeApplier, WholeOpsApplier, AgentStatser.
 type Backend interface {
 	// BeginPartial starts or resumes receiving an op and returns how many
 	// of its bytes are held; dup reports an op applied before.
@@ -80,6 +80,32 @@ type WholeApplier interface {
 	ApplyWhole(agent string, hdr PartialHeader, data []byte) (Result, error)
 }
 
+// WholeOpsApplier is a store that applies several whole ops of one agent
+// in one call (Store.ApplyWholeOps): the ops of one stream of several
+// (docs/wire.md, "Several ops per stream"), applied together rather than
+// one after another, each waiting for its own durable write. Each op gets
+// its own result, in the order of ops: a duplicate is a Result with
+// Duplicate set, a refused op an error that names it, and the others are
+// applied all the same. Ops of the same key are applied in their order.
+// A partial op of the same ID as one of them is dropped, as ApplyWhole
+// drops it.
+type WholeOpsApplier interface {
+	ApplyWholeOps(agent string, ops []WholeOp) []WholeResult
+}
+
+// WholeOp is an op held whole in memory: its header and its plain data.
+type WholeOp struct {
+	Header PartialHeader
+	Data   []byte
+}
+
+// WholeResult is what became of one WholeOp: its Result, or the error
+// that refused or failed it.
+type WholeResult struct {
+	Result Result
+	Err    error
+}
+
 // AgentStatser is a store that reads one agent's counters more cheaply
 // than Stats reads everyone's.
 type AgentStatser interface {
@@ -91,6 +117,7 @@ var (
 	_ Sweeper         = (*Store)(nil)
 	_ PartialReleaser = (*Store)(nil)
 	_ WholeApplier    = (*Store)(nil)
+	_ WholeOpsApplier = (*Store)(nil)
 )
 
 // agentUsage returns the bytes an agent holds at the core (stored plus

@@ -20,7 +20,12 @@
 // lane.OpWindow (max(8 MiB, 2 chunks)) held per op (server_lane.go).
 // Agents reports each agent heard from since the start (connected, last
 // seen, ops and bytes received, last op), at most MaxTrackedAgents of
-// them, for /metrics and the status page (agents.go).
+// them, for /metrics and the status page (agents.go). When an agent
+// offers wire.CapOpsPerStream (and ServerConfig.DisableOpsPerStream is
+// off), a stream whose first op is whole may carry up to
+// wire.MaxOpsPerStream whole small ops: the handler reads them all,
+// applies them together (WholeOpsApplier) and answers each in order in
+// one write (server_packed.go).
 //
 // # Backend
 //
@@ -71,7 +76,9 @@
 // all, and no large object is ever held whole in memory. Readers (Object)
 // use one short read transaction per ReadAt. Apply is the one-shot form for
 // ops held in a reader; ApplyWhole for an op held in memory, as the server
-// hands over an op of one chunk (WholeApplier). Concurrent changes share
+// hands over an op of one chunk (WholeApplier); ApplyWholeOps for the ops
+// of a stream of several, applied together (WholeOpsApplier, docs/wire.md
+// "Several ops per stream"). Concurrent changes share
 // one transaction and fsync (group commit, store_group.go and
 // docs/core.md), each caller returning once its transaction committed.
 //

@@ -60,7 +60,11 @@ type ServerConfig struct {
 	// DisableLane refuses agents' offer of the data lane (wire.CapLane),
 	// so that all op data stays on QUIC streams.
 	DisableLane bool
-	Logger      hclog.Logger
+	// DisableOpsPerStream refuses agents' offer of several ops per op
+	// stream (wire.CapOpsPerStream; docs/wire.md), so that each op takes
+	// a stream of its own, as with agents that do not offer it.
+	DisableOpsPerStream bool
+	Logger              hclog.Logger
 }
 
 // Server is the core's QUIC receiver. Serve runs it; Close stops it and
@@ -346,14 +350,15 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 
 	session := randUint64()
 	mem := newMemBudget("connection", s.cfg.MaxConnFrameMemory, s.mem, &s.stats.memRefused)
-	lc, err := s.hello(ctx, conn, agent, quota, session, mem)
+	lc, caps, err := s.hello(ctx, conn, agent, quota, session, mem)
 	if err != nil {
 		s.stats.refused.Add(1)
 		log.Warn("hello failed", "error", err)
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeOf(err)), err.Error())
 		return
 	}
-	log.Info("agent connected", "lane", lc.session != nil)
+	packed := caps.Has(wire.CapOpsPerStream)
+	log.Info("agent connected", "lane", lc.session != nil, "ops_per_stream", packed)
 	fig := s.agents.connect(agent)
 	defer s.agents.disconnect(fig)
 	defer s.probes.Unregister(session)
@@ -375,7 +380,8 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		go func() {
 			defer wg.Done()
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
-				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem, credits: credits}
+				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem, credits: credits,
+				packed: packed}
 			h.run()
 		}()
 	}
@@ -411,13 +417,13 @@ func (s *Server) admit(conn *quic.Conn) (agent string, quota int64, err error) {
 }
 
 // hello reads the agent's Hello on the first stream and answers Welcome;
-// it returns the capabilities granted.
-func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64, session uint64, mem *memBudget) (*laneConn, error) {
+// it returns the connection's lane and the capabilities granted.
+func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota int64, session uint64, mem *memBudget) (*laneConn, wire.Capabilities, error) {
 	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	str, err := conn.AcceptStream(hctx)
 	if err != nil {
-		return nil, fmt.Errorf("wait for hello: %w", err)
+		return nil, 0, fmt.Errorf("wait for hello: %w", err)
 	}
 	setReadTimeout(str, 15*time.Second)
 	f, err := wire.NewReader(str, wire.MaxFrameSize).ReadFrameOf(wire.FrameHello)
@@ -426,13 +432,13 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 		str.CancelRead(quic.StreamErrorCode(wire.CodeBadRequest))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read hello: %w", err)
+		return nil, 0, fmt.Errorf("read hello: %w", err)
 	}
 	h := f.(*wire.Hello)
 	v, err := wire.Negotiate(h.Versions)
 	if err != nil {
 		tellHelloFailed(str, err)
-		return nil, err
+		return nil, 0, err
 	}
 	if h.Agent != agent {
 		s.log.Debug("hello names another agent than the certificate", "hello", h.Agent, "cert", agent)
@@ -447,10 +453,10 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	tlsState := conn.ConnectionState().TLS
 	key, err := wire.DeriveProbeKey(&tlsState, session)
 	if err != nil {
-		return nil, fmt.Errorf("derive probe key: %w", err)
+		return nil, 0, fmt.Errorf("derive probe key: %w", err)
 	}
 	if err := s.probes.Register(conn, session, key); err != nil {
-		return nil, fmt.Errorf("register probe session: %w", err)
+		return nil, 0, fmt.Errorf("register probe session: %w", err)
 	}
 	caps := wire.CapZstd | wire.CapDelta | wire.CapSummary | wire.CapResume
 	var lc *laneConn
@@ -464,6 +470,9 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 			lc = &laneConn{session: ls, router: router}
 			caps |= wire.CapLane
 		}
+	}
+	if h.Caps.Has(wire.CapOpsPerStream) && !s.cfg.DisableOpsPerStream {
+		caps |= wire.CapOpsPerStream
 	}
 	w := &wire.Welcome{
 		ProbeSession: session,
@@ -479,11 +488,11 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	// before this write or Close. The agent's choice, not a failure.
 	if err := wire.WriteFrame(str, w); err != nil && !canceledByPeer(err) {
 		lc.close()
-		return nil, fmt.Errorf("write welcome: %w", err)
+		return nil, 0, fmt.Errorf("write welcome: %w", err)
 	}
 	if err := str.Close(); err != nil && !canceledByPeer(context.Cause(str.Context())) {
 		lc.close()
-		return nil, fmt.Errorf("close hello stream: %w", err)
+		return nil, 0, fmt.Errorf("close hello stream: %w", err)
 	}
 	// Nothing more is read from the hello stream: its receive side goes,
 	// so that it holds no stream slot for the connection's life.
@@ -492,7 +501,7 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	if lc == nil {
 		lc = &laneConn{}
 	}
-	return lc, nil
+	return lc, caps, nil
 }
 
 // canceledByPeer reports whether err is the peer's STOP_SENDING or reset

@@ -63,6 +63,12 @@ type opHandler struct {
 	// than cancel, whose STOP_SENDING could otherwise beat the agent's
 	// close and fail it although the op is acknowledged.
 	committing bool
+	// packed is set when the connection granted CapOpsPerStream: a
+	// stream whose first op is whole may carry more (server_packed.go).
+	packed bool
+	// packedMem is what the ops of such a stream hold of mem until
+	// finish.
+	packedMem int
 }
 
 // maxPipelinedRest bounds what finish reads of a pipelined op the core
@@ -121,6 +127,10 @@ func (h *opHandler) finish() {
 		h.mem.Release(cap(h.buf))
 		h.buf = nil
 	}
+	if h.packedMem > 0 {
+		h.mem.Release(h.packedMem)
+		h.packedMem = 0
+	}
 }
 
 // fail tells the agent what went wrong on this stream, as an ERROR frame
@@ -174,11 +184,16 @@ func (h *opHandler) readFrame(types ...wire.FrameType) (wire.Frame, error) {
 }
 
 func (h *opHandler) nack(hdr *wire.OpHeader, err error) error {
+	return h.answer(h.nackFrame(hdr, err))
+}
+
+// nackFrame counts and logs a refused op and returns its NACK.
+func (h *opHandler) nackFrame(hdr *wire.OpHeader, err error) *wire.Nack {
 	h.stats.opsNacked.Add(1)
 	err = toWire(err)
 	h.refusing(err)
 	h.log.Info("op refused", "op", hdr.ID.String(), "key", hdr.Key, "code", wire.CodeOf(err).String(), "error", err)
-	return h.answer(wire.NackFor(hdr.ID, err))
+	return wire.NackFor(hdr.ID, err)
 }
 
 func (h *opHandler) ack(hdr *wire.OpHeader) error {
@@ -202,10 +217,13 @@ func (h *opHandler) answer(f wire.Frame) error {
 }
 
 func (h *opHandler) op(hdr *wire.OpHeader) error {
+	if h.packed && !hdr.Lane && hdr.PlainSize <= uint64(hdr.ChunkSize) {
+		return h.packedOps(hdr) // perhaps the first of several (server_packed.go)
+	}
 	st := h.store
 	h.pipelined = hdr.Eager || (!hdr.Lane && hdr.PlainSize <= uint64(hdr.ChunkSize))
 	if hdr.PlainSize > uint64(h.maxOpBytes) {
-		return h.nack(hdr, fmt.Errorf("%w: op of %d bytes, the core accepts %d", wire.ErrTooLarge, hdr.PlainSize, h.maxOpBytes))
+		return h.nack(hdr, h.tooLarge(hdr))
 	}
 	if hdr.Lane && h.lane == nil {
 		return h.nack(hdr, fmt.Errorf("%w: op data on the lane, which this connection did not negotiate", wire.ErrBadRequest))
@@ -215,39 +233,12 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		// (eager data may already be waiting for the op to register).
 		defer h.lane.end(hdr.LaneTransfer, nil)
 	}
-	if !hdr.Expires.IsZero() && hdr.Expires.Before(time.Now()) {
-		return h.nack(hdr, fmt.Errorf("%w: op expired at %s", wire.ErrExpired, hdr.Expires.Format(time.RFC3339)))
-	}
-	ch := codec.Header{
-		Mode:      codec.Mode(hdr.Mode),
-		Level:     codec.LevelDefault, // the decoder does not depend on it
-		ChunkSize: int(hdr.ChunkSize),
-		Size:      int64(hdr.PlainSize),
-		Hash:      codec.Hash(hdr.PayloadHash),
-	}
-	var base *codec.Base
-	if ch.Mode.IsDelta() {
-		if !hdr.HasBase {
-			return h.nack(hdr, fmt.Errorf("%w: delta op without a base hash", wire.ErrBadRequest))
-		}
-		ver, obj, err := st.Current(h.agent, hdr.Key)
-		if err != nil || ver.Hash != hdr.BaseHash {
-			return h.nack(hdr, fmt.Errorf("%w: key %q has no version %.8x… at the core", wire.ErrBaseMismatch, hdr.Key, hdr.BaseHash))
-		}
-		base = &codec.Base{R: obj, Size: ver.Size, Hash: codec.Hash(ver.Hash)}
-		ch.DeltaMargin = codec.DefaultDeltaMargin(ch.ChunkSize)
-		ch.BaseSize, ch.BaseHash = ver.Size, codec.Hash(hdr.BaseHash)
-	}
-	if err := ch.Validate(codec.Limits{MaxSize: h.maxOpBytes, MaxChunkSize: codec.MaxChunkSize}); err != nil {
-		return h.nack(hdr, fmt.Errorf("%w: %w", wire.ErrBadRequest, err))
-	}
-	ph := PartialHeader{
-		OpID: hdr.ID, Key: hdr.Key, Kind: hdr.Kind, Priority: hdr.Priority,
-		Size: int64(hdr.PlainSize), Hash: hdr.PayloadHash,
-		HasBase: hdr.HasBase && ch.Mode.IsDelta(), BaseHash: hdr.BaseHash,
+	ph, ch, base, err := h.check(hdr)
+	if err != nil {
+		return h.nack(hdr, err)
 	}
 	if wa, ok := st.(WholeApplier); ok && !hdr.Lane && hdr.PlainSize <= uint64(hdr.ChunkSize) {
-		return h.whole(wa, hdr, ph, &ch, base)
+		return h.whole(wa, hdr, ph, ch, base)
 	}
 	h.receiving.begin(h.agent, hdr.ID)
 	committed := false
@@ -273,7 +264,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		}
 	}
 	if hdr.Lane {
-		return h.laneOp(hdr, &ch, base, held, &committed)
+		return h.laneOp(hdr, ch, base, held, &committed)
 	}
 	for {
 		f, err := h.readFrame(wire.FrameData, wire.FrameCommit)
@@ -288,7 +279,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 			if f.ID != hdr.ID {
 				return h.nack(hdr, fmt.Errorf("%w: DATA for op %s on the stream of %s", wire.ErrBadRequest, f.ID, hdr.ID))
 			}
-			if held, err = h.data(&ch, base, f, held); err != nil {
+			if held, err = h.data(ch, base, f, held); err != nil {
 				return h.nack(hdr, err)
 			}
 		case *wire.Commit:
@@ -299,6 +290,49 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 			return h.commit(hdr, &committed)
 		}
 	}
+}
+
+func (h *opHandler) tooLarge(hdr *wire.OpHeader) error {
+	return fmt.Errorf("%w: op of %d bytes, the core accepts %d", wire.ErrTooLarge, hdr.PlainSize, h.maxOpBytes)
+}
+
+// check checks an op's header beyond its size and lane: not expired, a
+// delta's base current at the core, a valid codec header. It returns the
+// op's store header, its codec header and a delta's base, or the error
+// its NACK carries.
+func (h *opHandler) check(hdr *wire.OpHeader) (PartialHeader, *codec.Header, *codec.Base, error) {
+	if !hdr.Expires.IsZero() && hdr.Expires.Before(time.Now()) {
+		return PartialHeader{}, nil, nil, fmt.Errorf("%w: op expired at %s", wire.ErrExpired, hdr.Expires.Format(time.RFC3339))
+	}
+	ch := &codec.Header{
+		Mode:      codec.Mode(hdr.Mode),
+		Level:     codec.LevelDefault, // the decoder does not depend on it
+		ChunkSize: int(hdr.ChunkSize),
+		Size:      int64(hdr.PlainSize),
+		Hash:      codec.Hash(hdr.PayloadHash),
+	}
+	var base *codec.Base
+	if ch.Mode.IsDelta() {
+		if !hdr.HasBase {
+			return PartialHeader{}, nil, nil, fmt.Errorf("%w: delta op without a base hash", wire.ErrBadRequest)
+		}
+		ver, obj, err := h.store.Current(h.agent, hdr.Key)
+		if err != nil || ver.Hash != hdr.BaseHash {
+			return PartialHeader{}, nil, nil, fmt.Errorf("%w: key %q has no version %.8x… at the core", wire.ErrBaseMismatch, hdr.Key, hdr.BaseHash)
+		}
+		base = &codec.Base{R: obj, Size: ver.Size, Hash: codec.Hash(ver.Hash)}
+		ch.DeltaMargin = codec.DefaultDeltaMargin(ch.ChunkSize)
+		ch.BaseSize, ch.BaseHash = ver.Size, codec.Hash(hdr.BaseHash)
+	}
+	if err := ch.Validate(codec.Limits{MaxSize: h.maxOpBytes, MaxChunkSize: codec.MaxChunkSize}); err != nil {
+		return PartialHeader{}, nil, nil, fmt.Errorf("%w: %w", wire.ErrBadRequest, err)
+	}
+	ph := PartialHeader{
+		OpID: hdr.ID, Key: hdr.Key, Kind: hdr.Kind, Priority: hdr.Priority,
+		Size: int64(hdr.PlainSize), Hash: hdr.PayloadHash,
+		HasBase: hdr.HasBase && ch.Mode.IsDelta(), BaseHash: hdr.BaseHash,
+	}
+	return ph, ch, base, nil
 }
 
 // commit makes a fully received op durable and visible, and answers. It

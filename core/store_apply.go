@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"slices"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -574,54 +575,7 @@ func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPar
 	defer s.release()
 	var res Result
 	queued := false // garbage queued: collect it after the commit
-	err := s.updateSized(len(buf), func(tx *bolt.Tx) error {
-		queued = false
-		if hdr.Kind == edgesync.EventOp && len(buf) <= inlineDataMax {
-			// A small event goes to the journal, shared with other
-			// agents' (docs/core.md, "The journal").
-			ok, r, err := s.journalApply(tx, agent, hdr, buf)
-			if ok || err != nil {
-				res = r
-				return err
-			}
-		}
-		a, err := s.agentW(tx, agent)
-		if err != nil {
-			return err
-		}
-		defer func() { queued = a.queued }()
-		if v := a.partials.Get(hdr.OpID[:]); v != nil && dropPartial {
-			p, err := decodePartial(v)
-			if err != nil {
-				return fmt.Errorf("partial %s: %w", hdr.OpID, err)
-			}
-			if err := s.dropPartial(a, p); err != nil {
-				return err
-			}
-		}
-		if a.applied.Get(hdr.OpID[:]) != nil {
-			res, err = s.publish(a, hdr, 0, nil) // only counts the duplicate
-			return err
-		}
-		if err := s.checkQuota(a, hdr, 0); err != nil {
-			return err
-		}
-		if len(buf) <= inlineDataMax {
-			// A small op's data goes in its record: one page of the
-			// agent's less to write (docs/core.md, "Group commit").
-			res, err = s.publish(a, hdr, 0, buf)
-			return err
-		}
-		blob, err := a.blobs.NextSequence()
-		if err != nil {
-			return err
-		}
-		if err := writeChunks(a, blob, 0, buf, s.cfg.ChunkSize); err != nil {
-			return err
-		}
-		res, err = s.publish(a, hdr, blob, nil)
-		return err // an error rolls back the chunks too
-	})
+	err := s.updateSized(len(buf), s.inlineChange(agent, hdr, buf, dropPartial, &res, &queued))
 	if queued {
 		// Only then: the check that finds nothing costs a read
 		// transaction per op.
@@ -633,6 +587,139 @@ func (s *Store) applyInline(agent string, hdr PartialHeader, buf []byte, dropPar
 		return res, fmt.Errorf("apply %s: %w", hdr.OpID, err)
 	}
 	return res, nil
+}
+
+// inlineChange is the change of applyInline, run by the group commit
+// (and so perhaps more than once): it sets *res and *queued afresh on
+// each run.
+func (s *Store) inlineChange(agent string, hdr PartialHeader, buf []byte, dropPartial bool, res *Result, queued *bool) func(*bolt.Tx) error {
+	return func(tx *bolt.Tx) error {
+		*queued = false
+		*res = Result{}
+		if hdr.Kind == edgesync.EventOp && len(buf) <= inlineDataMax {
+			// A small event goes to the journal, shared with other
+			// agents' (docs/core.md, "The journal").
+			ok, r, err := s.journalApply(tx, agent, hdr, buf)
+			if ok || err != nil {
+				*res = r
+				return err
+			}
+		}
+		a, err := s.agentW(tx, agent)
+		if err != nil {
+			return err
+		}
+		defer func() { *queued = a.queued }()
+		if v := a.partials.Get(hdr.OpID[:]); v != nil && dropPartial {
+			p, err := decodePartial(v)
+			if err != nil {
+				return fmt.Errorf("partial %s: %w", hdr.OpID, err)
+			}
+			if err := s.dropPartial(a, p); err != nil {
+				return err
+			}
+		}
+		if a.applied.Get(hdr.OpID[:]) != nil {
+			*res, err = s.publish(a, hdr, 0, nil) // only counts the duplicate
+			return err
+		}
+		if err := s.checkQuota(a, hdr, 0); err != nil {
+			return err
+		}
+		if len(buf) <= inlineDataMax {
+			// A small op's data goes in its record: one page of the
+			// agent's less to write (docs/core.md, "Group commit").
+			*res, err = s.publish(a, hdr, 0, buf)
+			return err
+		}
+		blob, err := a.blobs.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := writeChunks(a, blob, 0, buf, s.cfg.ChunkSize); err != nil {
+			return err
+		}
+		*res, err = s.publish(a, hdr, blob, nil)
+		return err // an error rolls back the chunks too
+	}
+}
+
+// ApplyWholeOps applies several whole ops of one agent, as ApplyWhole
+// applies each, in one call (see WholeOpsApplier): their changes join the
+// group commit together, in their order, so that they share a
+// transaction and its fsync rather than wait for one each. Each op gets
+// its own result; one that fails (a quota refusal, a hash mismatch)
+// fails alone. An op over InlineMax is staged as ApplyWhole stages it,
+// in its turn.
+func (s *Store) ApplyWholeOps(agent string, ops []WholeOp) []WholeResult {
+	out := make([]WholeResult, len(ops))
+	if err := checkAgent(agent); err != nil {
+		for i := range out {
+			out[i].Err = fmt.Errorf("apply: %w", err)
+		}
+		return out
+	}
+	var run []int // the ops of the next group, by index
+	for i, op := range ops {
+		hdr := op.Header
+		if err := s.checkHeader(hdr); err != nil {
+			out[i].Err = fmt.Errorf("apply: %w", err)
+			continue
+		}
+		if int64(len(op.Data)) != hdr.Size {
+			out[i].Err = fmt.Errorf("apply %s: %w: %d bytes, op declared %d", hdr.OpID, ErrIncomplete, len(op.Data), hdr.Size)
+			continue
+		}
+		if hdr.Size > s.cfg.InlineMax {
+			s.applyGroup(agent, ops, run, out)
+			run = run[:0]
+			out[i].Result, out[i].Err = s.applyStaged(agent, hdr, bytes.NewReader(op.Data))
+			continue
+		}
+		if sum := sha256.Sum256(op.Data); sum != hdr.Hash {
+			out[i].Err = fmt.Errorf("apply %s: %w: data hashes to %x, op declared %x", hdr.OpID, ErrHashMismatch, sum[:8], hdr.Hash[:8])
+			continue
+		}
+		run = append(run, i)
+	}
+	s.applyGroup(agent, ops, run, out)
+	return out
+}
+
+// applyGroup applies the ops of ops at the indices run, checked already,
+// in one group of changes, and sets their results in out.
+func (s *Store) applyGroup(agent string, ops []WholeOp, run []int, out []WholeResult) {
+	if len(run) == 0 {
+		return
+	}
+	if err := s.acquire(); err != nil {
+		for _, i := range run {
+			out[i].Err = fmt.Errorf("apply: %w", err)
+		}
+		return
+	}
+	defer s.release()
+	sizes := make([]int, len(run))
+	fns := make([]func(*bolt.Tx) error, len(run))
+	queued := make([]bool, len(run))
+	for k, i := range run {
+		sizes[k] = len(ops[i].Data)
+		fns[k] = s.inlineChange(agent, ops[i].Header, ops[i].Data, true, &out[i].Result, &queued[k])
+	}
+	errs := s.group.DoAll(sizes, fns)
+	var gcErr error
+	if slices.Contains(queued, true) {
+		gcErr = s.collectGarbage(agent)
+	}
+	for k, i := range run {
+		err := errs[k]
+		if err == nil && queued[k] {
+			err = gcErr
+		}
+		if err != nil {
+			out[i].Err = fmt.Errorf("apply %s: %w", ops[i].Header.OpID, err)
+		}
+	}
 }
 
 func (s *Store) applyStaged(agent string, hdr PartialHeader, r io.Reader) (res Result, err error) {

@@ -25,6 +25,7 @@ const (
 	crashStartEnv   = "EDGE_SYNC_STORE_CRASH_START"
 	crashWorkersEnv = "EDGE_SYNC_STORE_CRASH_WORKERS"
 	crashJournalEnv = "EDGE_SYNC_STORE_CRASH_JOURNAL"
+	crashOpsEnv     = "EDGE_SYNC_STORE_CRASH_OPS"
 )
 
 // crashJournalOp is op i of the journal's crash workload: small events,
@@ -80,12 +81,21 @@ func crashChild() {
 	}
 	start, _ := strconv.Atoi(os.Getenv(crashStartEnv))
 	workers, _ := strconv.Atoi(os.Getenv(crashWorkersEnv))
+	per, _ := strconv.Atoi(os.Getenv(crashOpsEnv))
 	fmt.Println("open")
 	var next atomic.Int64
 	next.Store(int64(start))
 	var wg sync.WaitGroup
 	for range max(1, workers) {
 		wg.Go(func() {
+			if per > 1 {
+				// per ops at once, as the server applies a stream of
+				// several (ApplyWholeOps).
+				for i := int(next.Add(int64(per)) - int64(per)); i < start+100_000; i = int(next.Add(int64(per)) - int64(per)) {
+					crashApplyOps(s, i, per, crashOpOf(journal))
+				}
+				return
+			}
 			for i := int(next.Add(1) - 1); i < start+100_000; i = int(next.Add(1) - 1) {
 				crashApply(s, i, workers > 1 || journal, crashOpOf(journal))
 			}
@@ -132,21 +142,44 @@ func crashApply(s *Store, i int, whole bool, op func(int) (PartialHeader, []byte
 	fmt.Printf("ok %d %v\n", i, res.Duplicate)
 }
 
-func TestCrashSIGKILL(t *testing.T) { testCrashSIGKILL(t, 1, false) }
+// crashApplyOps applies ops i to i+per-1 of the crash workload in one
+// ApplyWholeOps and prints "ok I DUP" for each, or the error and exits.
+func crashApplyOps(s *Store, i, per int, op func(int) (PartialHeader, []byte, bool)) {
+	ops := make([]WholeOp, per)
+	for k := range ops {
+		ops[k].Header, ops[k].Data, _ = op(i + k)
+	}
+	for k, r := range s.ApplyWholeOps("agent", ops) {
+		if r.Err != nil {
+			fmt.Println("error", r.Err)
+			os.Exit(3)
+		}
+		fmt.Printf("ok %d %v\n", i+k, r.Result.Duplicate)
+	}
+}
+
+func TestCrashSIGKILL(t *testing.T) { testCrashSIGKILL(t, 1, false, 0) }
 
 // TestCrashGroupCommitSIGKILL: sixteen writers at once, their writes
 // grouped into shared transactions, killed mid-group: every op
 // acknowledged is there once, and none is applied twice.
-func TestCrashGroupCommitSIGKILL(t *testing.T) { testCrashSIGKILL(t, 16, false) }
+func TestCrashGroupCommitSIGKILL(t *testing.T) { testCrashSIGKILL(t, 16, false, 0) }
 
 // TestCrashJournalSIGKILL: eight writers of small events, which the
 // store acknowledges once they are in its journal, killed before any is
 // folded into the agent's buckets (the child never folds in the
 // background): every op acknowledged is there once after the restart
 // folds the journal, byte-identical, and resent ops are duplicates.
-func TestCrashJournalSIGKILL(t *testing.T) { testCrashSIGKILL(t, 8, true) }
+func TestCrashJournalSIGKILL(t *testing.T) { testCrashSIGKILL(t, 8, true, 0) }
 
-func testCrashSIGKILL(t *testing.T, workers int, journal bool) {
+// TestCrashWholeOpsSIGKILL: eight writers each applying 16 small events
+// at once (ApplyWholeOps, as the server applies a stream of several ops;
+// docs/wire.md), their changes in shared group transactions and the
+// journal, killed mid-group: every op acknowledged is there once,
+// byte-identical, and none is applied twice.
+func TestCrashWholeOpsSIGKILL(t *testing.T) { testCrashSIGKILL(t, 8, true, 16) }
+
+func testCrashSIGKILL(t *testing.T, workers int, journal bool, per int) {
 	crashOp := crashOpOf(journal)
 	journaled := 0 // entries found in the journal after the kills
 	if testing.Short() {
@@ -166,6 +199,9 @@ func testCrashSIGKILL(t *testing.T, workers int, journal bool) {
 			crashWorkersEnv + "=" + strconv.Itoa(workers)}
 		if journal {
 			env = append(env, crashJournalEnv+"=1")
+		}
+		if per > 1 {
+			env = append(env, crashOpsEnv+"="+strconv.Itoa(per))
 		}
 		cmd, out := testutil.StartChild(t, os.Stderr, env...)
 		t0 := time.Now()

@@ -530,8 +530,7 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 			return s.duplicateEvent(agent, hdr, eff, blob)
 		}
 	}
-	rec := appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name}
-	b, err := json.Marshal(rec)
+	b, err := s.appliedValue(hdr)
 	if err != nil {
 		return core.Result{}, false, err
 	}

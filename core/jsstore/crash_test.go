@@ -32,6 +32,7 @@ type crashPlan struct {
 	Step   string `json:"step"`  // the hook's step to die at
 	Nth    int    `json:"nth"`   // die at its nth occurrence
 	Batch  bool   `json:"batch"` // events in atomic batches, as on a replicated store
+	Whole  bool   `json:"whole"` // all ops in one ApplyWholeOps, as a stream of several
 }
 
 // crashOps are the ops a writer sends: small and staged, events and
@@ -106,6 +107,17 @@ func crashChild() {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
 	}
+	if p.Whole {
+		for i, r := range s.ApplyWholeOps("site", wholeOps(crashOps())) {
+			if r.Err != nil {
+				fmt.Println("ERROR", r.Err)
+				os.Exit(1)
+			}
+			fmt.Println("ACKED", crashOps()[i].hdr.OpID)
+		}
+		fmt.Println("DONE")
+		os.Exit(0)
+	}
 	for _, op := range crashOps() {
 		if _, err := sendOp(s, "site", op.hdr, op.data); err != nil {
 			fmt.Println("ERROR", err)
@@ -117,37 +129,69 @@ func crashChild() {
 	os.Exit(0)
 }
 
+// wholeOps are ops as one stream of several hands them to the store.
+func wholeOps(ops []struct {
+	hdr  core.PartialHeader
+	data []byte
+}) []core.WholeOp {
+	out := make([]core.WholeOp, len(ops))
+	for i, op := range ops {
+		out[i] = core.WholeOp{Header: op.hdr, Data: op.data}
+	}
+	return out
+}
+
 // TestCrashBetweenWrites kills a writer process with SIGKILL between the
 // writes of a commit (after the data chunks, after a state op's applied
 // entry, after an event's batch of marker and event, after the effect,
 // after the owner marker), then has another store
 // receive every op again, as agents resend what was not acknowledged:
 // every op ends up visible exactly once, byte-identical, and the ops
-// acknowledged before the kill come back as duplicates.
+// acknowledged before the kill come back as duplicates. The "whole"
+// steps apply the ops as one stream of several (ApplyWholeOps), killed
+// after a group's applied entries and before its events, or after a
+// group of event batches, and resend them the same way.
 func TestCrashBetweenWrites(t *testing.T) {
 	srv := natstest.Run(t)
 	steps := []struct {
 		step  string
 		nth   int
 		batch bool
+		whole bool
 	}{
-		{"chunks-written", 3, false}, {"applied-created", 1, false}, {"applied-created", 2, false}, {"applied-created", 4, false},
-		{"applied-created", 5, false}, {"staged-visible", 1, false}, {"staged-visible", 2, false}, {"staged-marked", 3, false},
+		{"chunks-written", 3, false, false}, {"applied-created", 1, false, false}, {"applied-created", 2, false, false}, {"applied-created", 4, false, false},
+		{"applied-created", 5, false, false}, {"staged-visible", 1, false, false}, {"staged-visible", 2, false, false}, {"staged-marked", 3, false, false},
 		// Events in atomic batches (a replicated store): after the batch
 		// of a small and of a staged event, after a staged event's owner
 		// marker; applied-created is then a state op's.
-		{"event-batch", 1, true}, {"event-batch", 3, true}, {"applied-created", 2, true}, {"staged-marked", 2, true},
+		{"event-batch", 1, true, false}, {"event-batch", 3, true, false}, {"applied-created", 2, true, false}, {"staged-marked", 2, true, false},
+		{"applied-created", 1, false, true}, {"applied-created", 3, false, true}, {"event-batch", 1, true, true}, {"event-batch", 2, true, true},
 	}
 	for _, st := range steps {
 		name := fmt.Sprintf("%s#%d", st.step, st.nth)
 		if st.batch {
 			name += "/batches"
 		}
+		if st.whole {
+			name += "/whole"
+		}
 		t.Run(name, func(t *testing.T) {
 			prefix := fmt.Sprintf("t%d", prefixes.Add(1))
-			acked := runCrashChild(t, crashPlan{URL: srv.URL(), Prefix: prefix, Step: st.step, Nth: st.nth, Batch: st.batch})
+			acked := runCrashChild(t, crashPlan{URL: srv.URL(), Prefix: prefix, Step: st.step, Nth: st.nth, Batch: st.batch, Whole: st.whole})
 			s := openWith(t, Config{Config: crashCfg, URLs: []string{srv.URL()}, Prefix: prefix, SweepInterval: -1, forceBatches: st.batch})
 			ops := crashOps()
+			if st.whole {
+				for i, r := range s.ApplyWholeOps("site", wholeOps(ops)) {
+					if r.Err != nil {
+						t.Fatalf("resend %s: %v", ops[i].hdr.OpID, r.Err)
+					}
+					if acked[ops[i].hdr.OpID.String()] && !r.Result.Duplicate {
+						t.Errorf("op %s was acknowledged before the kill, but applied again: %+v", ops[i].hdr.OpID, r.Result)
+					}
+				}
+				checkExactlyOnce(t, s, "site", ops)
+				return
+			}
 			for _, op := range ops {
 				res, err := sendOp(s, "site", op.hdr, op.data)
 				if err != nil {

@@ -135,21 +135,10 @@ func (s *Store) commitEvent(ctx context.Context, agent string, hdr core.PartialH
 		// died between them. Every core uses batches now, so none will
 		// publish it: the batch below does.
 	}
-	rec := appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name}
-	b, err := json.Marshal(rec)
+	marker, ev, err := s.eventBatch(agent, hdr, data, blob)
 	if err != nil {
 		return res, false, err
 	}
-	id := nuid.Next()
-	marker := &nats.Msg{Subject: s.n.markerSubject(agent, hdr.OpID), Data: b, Header: nats.Header{}}
-	marker.Header.Set(hdrBatchID, id)
-	marker.Header.Set(hdrBatchSeq, "1")
-	marker.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
-	marker.Header.Set(jetstream.MsgTTLHeader, strconv.FormatInt(int64(max(s.cfg.AppliedMaxAge, time.Second)/time.Second), 10))
-	ev := s.eventMsg(agent, hdr, data, blob)
-	ev.Header.Set(hdrBatchID, id)
-	ev.Header.Set(hdrBatchSeq, "2")
-	ev.Header.Set(hdrBatchCommit, "1")
 	ack, err := s.publishBatch(ctx, s.oc(), marker, ev)
 	if isWrongLastSeq(err) {
 		// The op has a marker (or, on a replicated stream, another core's
@@ -167,6 +156,32 @@ func (s *Store) commitEvent(ctx context.Context, agent string, hdr core.PartialH
 	res.Seq = ack.Sequence
 	s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
 	return res, blob != "", nil
+}
+
+// eventBatch returns an event op's atomic batch: its marker, then the
+// event, which commits the batch.
+func (s *Store) eventBatch(agent string, hdr core.PartialHeader, data []byte, blob string) (marker, ev *nats.Msg, err error) {
+	b, err := s.appliedValue(hdr)
+	if err != nil {
+		return nil, nil, err
+	}
+	id := nuid.Next()
+	marker = &nats.Msg{Subject: s.n.markerSubject(agent, hdr.OpID), Data: b, Header: nats.Header{}}
+	marker.Header.Set(hdrBatchID, id)
+	marker.Header.Set(hdrBatchSeq, "1")
+	marker.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
+	marker.Header.Set(jetstream.MsgTTLHeader, strconv.FormatInt(int64(max(s.cfg.AppliedMaxAge, time.Second)/time.Second), 10))
+	ev = s.eventMsg(agent, hdr, data, blob)
+	ev.Header.Set(hdrBatchID, id)
+	ev.Header.Set(hdrBatchSeq, "2")
+	ev.Header.Set(hdrBatchCommit, "1")
+	return marker, ev, nil
+}
+
+// appliedValue is the applied record of op hdr applied now by this core:
+// an applied entry's value, or an event's marker.
+func (s *Store) appliedValue(hdr core.PartialHeader) ([]byte, error) {
+	return json.Marshal(appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name})
 }
 
 // eventMsg is the op's message in the events stream: its subject, its

@@ -40,6 +40,7 @@ type groupWrite struct {
 	msg  *nats.Msg
 	opts []jetstream.PublishOpt
 	done chan groupResult // buffered: the leader never blocks on it
+	res  groupResult      // the result, once enqueueAll returned
 }
 
 type groupResult struct {
@@ -63,19 +64,45 @@ func (s *Store) publishBatch(ctx context.Context, c *opConn, first, commit *nats
 }
 
 func (s *Store) enqueue(c *opConn, w *groupWrite) (*jetstream.PubAck, error) {
+	s.enqueueAll(c, []*groupWrite{w})
+	return w.res.ack, w.res.err
+}
+
+// enqueueAll queues ws on c's group together and in their order, so that
+// they are sent in one group, one after another on the connection, and
+// returns once each has its result (res): the writes of several ops
+// that need not wait for each other (applyops.go).
+func (s *Store) enqueueAll(c *opConn, ws []*groupWrite) {
+	if len(ws) == 0 {
+		return // nothing to lead: taking the lead would keep it for ever
+	}
 	g := &c.group
 	g.mu.Lock()
-	g.queue = append(g.queue, w)
-	if g.leading {
-		g.mu.Unlock()
-		// The leader answers within a round trip of the group ahead and
-		// one of ours, each bounded by the store's timeout.
-		if r := <-w.done; !r.lead {
-			return r.ack, r.err
-		}
-		g.mu.Lock()
-	}
+	g.queue = append(g.queue, ws...)
+	leading := !g.leading
 	g.leading = true
+	g.mu.Unlock()
+	for i, w := range ws {
+		// A leader takes the whole queue: ws go in one group, so only
+		// the first can be handed the lead.
+		if !leading || i > 0 {
+			// The leader answers within a round trip of the group ahead
+			// and one of ours, each bounded by the store's timeout.
+			if r := <-w.done; !r.lead {
+				w.res = r
+				continue
+			}
+		}
+		s.leadGroup(c)
+		w.res = <-w.done
+	}
+}
+
+// leadGroup sends the writes queued on c as one group and hands the lead
+// to the first write queued meanwhile.
+func (s *Store) leadGroup(c *opConn) {
+	g := &c.group
+	g.mu.Lock()
 	batch := g.queue
 	g.queue = nil
 	g.mu.Unlock()
@@ -89,13 +116,28 @@ func (s *Store) enqueue(c *opConn, w *groupWrite) (*jetstream.PubAck, error) {
 		g.leading = false
 	}
 	g.mu.Unlock()
-	r := <-w.done
-	return r.ack, r.err
 }
 
-// publishGroup sends every write of batch at once and hands each its
-// acknowledgement or error.
+// maxGroupWrites bounds the writes of a group sent before their
+// acknowledgements are awaited: nats.go refuses an asynchronous publish
+// ("stalled with too many outstanding async published messages") once a
+// connection has 4,000 unacknowledged, and the ops of streams of several
+// (applyops.go) fill groups of many thousands at 1,000 agents.
+const maxGroupWrites = 2048
+
+// publishGroup sends the writes of batch, at most maxGroupWrites at once,
+// and hands each its acknowledgement or error.
 func (s *Store) publishGroup(c *opConn, batch []*groupWrite) {
+	for len(batch) > 0 {
+		n := min(len(batch), maxGroupWrites)
+		s.publishPart(c, batch[:n])
+		batch = batch[n:]
+	}
+}
+
+// publishPart sends every write of batch at once and hands each its
+// acknowledgement or error.
+func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
 	futures := make([]jetstream.PubAckFuture, len(batch))
 	for i, w := range batch {
 		if err := w.ctx.Err(); err != nil {

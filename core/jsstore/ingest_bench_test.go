@@ -46,17 +46,39 @@ const ingestOpBytes = 512
 // EDGESYNC_INGEST_PACKETS=1 and EDGESYNC_INGEST_CPUPROFILE=FILE
 // (ingest_trace_test.go; docs/core.md, "A thousand agents").
 //
+// The sub-benchmarks named ops-per-stream=16 run the agents as the agent
+// sends with CapOpsPerStream (docs/wire.md, "Several ops per stream"):
+// each agent has a backlog, its share of the ops, and sends it 16 ops to
+// a stream (fewer when its backlog is shorter), waiting for the stream's
+// answers before the next. Each op's time from send to ack is its
+// stream's. 16 ops of 512 B are 9.3 KiB on the wire, a write that leaves
+// at once in quic-go's initial congestion window (32 packets); 64 would
+// fill it, and at -benchtime 3000x the agents of the larger runs have
+// 3 to 30 ops each anyway. Besides ratio-vs-raw (the same raw baseline
+// as above, each writer waiting for each write), they report
+// ratio-vs-raw-backlog, against a raw baseline whose writers have the
+// same backlog and write it as fast as the raw API allows: 16 puts to a
+// bbolt Batch call, or 16 asynchronous JetStream publishes and then their
+// acks. The plain-quic-go floor, a stream per op, is not run there.
+//
 //	go test -run '^$' -bench BenchmarkCoreIngest -benchtime 2000x -count 3 ./core/jsstore
 func BenchmarkCoreIngest(b *testing.B) {
 	for _, backend := range []string{"bbolt", "jetstream"} {
 		for _, n := range []int{1, 10, 100, 1000} {
-			b.Run(fmt.Sprintf("backend=%s/agents=%d", backend, n), func(b *testing.B) { benchIngest(b, backend, n, 1) })
+			b.Run(fmt.Sprintf("backend=%s/agents=%d", backend, n), func(b *testing.B) { benchIngest(b, backend, n, 1, 1) })
+			b.Run(fmt.Sprintf("backend=%s/agents=%d/ops-per-stream=%d", backend, n, ingestPerStream), func(b *testing.B) {
+				benchIngest(b, backend, n, 1, ingestPerStream)
+			})
 			if backend == "jetstream" && n > 1 {
-				b.Run(fmt.Sprintf("backend=%s/cores=2/agents=%d", backend, n), func(b *testing.B) { benchIngest(b, backend, n, 2) })
+				b.Run(fmt.Sprintf("backend=%s/cores=2/agents=%d", backend, n), func(b *testing.B) { benchIngest(b, backend, n, 2, 1) })
 			}
 		}
 	}
 }
+
+// ingestPerStream is how many ops the agents of BenchmarkCoreIngest's
+// backlog mode send on one stream (see there why).
+const ingestPerStream = 16
 
 // ingestPayloads are the benchmark's ops' data and hashes.
 type ingestPayloads struct {
@@ -81,11 +103,16 @@ func newIngestPayloads() *ingestPayloads {
 	return p
 }
 
-func benchIngest(b *testing.B, backend string, agents, cores int) {
+// benchIngest runs agents against cores cores of backend, each agent
+// sending per ops to a stream (1: a stream per op, send and wait).
+func benchIngest(b *testing.B, backend string, agents, cores, per int) {
 	pk := testutil.NewPKI(b, "bench")
 	payloads := newIngestPayloads()
 	var stores []core.Backend
 	var raw func(i, writer int) error
+	// rawBacklog writes the ops ops at once, as fast as the raw API
+	// allows, and returns once all are durable.
+	var rawBacklog func(ops []int, writer int) error
 	switch backend {
 	case "bbolt":
 		s, err := core.Open(filepath.Join(b.TempDir(), "core.db"), core.Config{})
@@ -106,6 +133,19 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 			k := binary.BigEndian.AppendUint64(nil, uint64(i))
 			return db.Batch(func(tx *bolt.Tx) error { return tx.Bucket([]byte("raw")).Put(k, payloads.data[i%64]) })
 		}
+		rawBacklog = func(ops []int, _ int) error {
+			return db.Batch(func(tx *bolt.Tx) error {
+				for _, i := range ops {
+					// Keys after the first baseline's: the same kind of
+					// sequential puts into one bucket.
+					k := binary.BigEndian.AppendUint64(nil, uint64(b.N+i))
+					if err := tx.Bucket([]byte("raw")).Put(k, payloads.data[i%64]); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
 	case "jetstream":
 		srv := natstest.Run(b)
 		prefix := fmt.Sprintf("t%d", prefixes.Add(1))
@@ -116,6 +156,32 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 		raw = func(i, writer int) error {
 			_, err := js.Publish(context.Background(), fmt.Sprintf("%s.w%d", name, writer), payloads.data[i%64])
 			return err
+		}
+		// The backlog's publishes on the same connection, with room for
+		// every writer's at once (nats.go stalls at 4,000 by default).
+		bjs, err := jetstream.New(js.Conn(), jetstream.WithPublishAsyncMaxPending(agents*per+1))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rawBacklog = func(ops []int, writer int) error {
+			futures := make([]jetstream.PubAckFuture, 0, len(ops))
+			for _, i := range ops {
+				f, err := bjs.PublishAsync(fmt.Sprintf("%s.w%d", name, writer), payloads.data[i%64])
+				if err != nil {
+					return err
+				}
+				futures = append(futures, f)
+			}
+			for _, f := range futures {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					return err
+				case <-time.After(time.Minute):
+					return fmt.Errorf("raw publish not acknowledged within a minute")
+				}
+			}
+			return nil
 		}
 	}
 	var addrs []string
@@ -134,20 +200,17 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	clients := make([]*ingestClient, agents)
 	pprof.Do(agentSide, pprof.Labels(), func(context.Context) {
 		for i := range clients {
-			clients[i] = dialIngest(b, pk, fmt.Sprintf("agent-%d", i), addrs[i%len(addrs)])
+			clients[i] = dialIngest(b, pk, fmt.Sprintf("agent-%d", i), addrs[i%len(addrs)], per > 1)
 		}
 	})
+	if per > 1 {
+		benchIngestBacklog(b, clients, payloads, per, raw, rawBacklog)
+		return
+	}
 
 	lat := make([][]time.Duration, agents)
-	b.ResetTimer()
-	stopProfile := windowProfile(b)
-	ingestTrace.start()
-	pkts0 := ingestPackets(clients)
-	cpu0 := selfCPU(b)
-	start := time.Now()
-	var err error
-	pprof.Do(agentSide, pprof.Labels(), func(context.Context) {
-		err = testutil.Share(b.N, agents, func(i, w int) error {
+	coreTime, coreCPU, pkts := ingestWindow(b, clients, func() error {
+		return testutil.Share(b.N, agents, func(i, w int) error {
 			t0 := time.Now()
 			if err := clients[w].send(i, payloads); err != nil {
 				return err
@@ -156,26 +219,10 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 			return nil
 		})
 	})
-	coreTime := time.Since(start)
-	coreCPU := selfCPU(b) - cpu0
-	pkts := ingestPackets(clients).sub(pkts0)
-	b.StopTimer()
-	stopProfile()
-	ingestTrace.stop(b, clients)
-	if err != nil {
-		b.Fatal(err)
-	}
 
 	// The raw baseline: the same number of writes of the same payloads by
 	// as many concurrent writers.
-	cpu0 = selfCPU(b)
-	start = time.Now()
-	err = testutil.Share(b.N, agents, raw)
-	rawTime := time.Since(start)
-	rawCPU := selfCPU(b) - cpu0
-	if err != nil {
-		b.Fatal(err)
-	}
+	rawTime, rawCPU := timed(b, func() error { return testutil.Share(b.N, agents, raw) })
 
 	// The transport's floor: the same ops through plain quic-go streams.
 	floor := measureQUICFloor(b, pk, agents, b.N, slices.Clone(clients[0].frame))
@@ -196,6 +243,44 @@ func benchIngest(b *testing.B, backend string, agents, cores int) {
 	b.ReportMetric(float64(floor.cpu.Microseconds())/float64(b.N), "quic-cpu-us/op")
 	b.ReportMetric(floor.pkts, "quic-pkts/op")
 	b.ReportMetric(floor.rate/rawRate, "quic-vs-raw")
+}
+
+// ingestWindow runs fn, the simulated agents' work, as the timed window
+// of BenchmarkCoreIngest: the benchmark's timer, the diagnostics' CPU
+// profile and packet trace, the agents' profile label. It returns how
+// long fn took, the process's CPU meanwhile and the agents' packets.
+func ingestWindow(b *testing.B, clients []*ingestClient, fn func() error) (time.Duration, time.Duration, ingestCounts) {
+	b.ResetTimer()
+	stopProfile := windowProfile(b)
+	ingestTrace.start()
+	pkts0 := ingestPackets(clients)
+	cpu0 := selfCPU(b)
+	start := time.Now()
+	var err error
+	pprof.Do(agentSide, pprof.Labels(), func(context.Context) { err = fn() })
+	took := time.Since(start)
+	cpu := selfCPU(b) - cpu0
+	pkts := ingestPackets(clients).sub(pkts0)
+	b.StopTimer()
+	stopProfile()
+	ingestTrace.stop(b, clients)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return took, cpu, pkts
+}
+
+// timed runs fn, a baseline, and returns how long it took and the
+// process's CPU meanwhile.
+func timed(b *testing.B, fn func() error) (time.Duration, time.Duration) {
+	cpu0 := selfCPU(b)
+	start := time.Now()
+	err := fn()
+	took, cpu := time.Since(start), selfCPU(b)-cpu0
+	if err != nil {
+		b.Fatal(err)
+	}
+	return took, cpu
 }
 
 // ingestCounts are QUIC packet counts of the simulated agents'
@@ -228,7 +313,7 @@ type ingestClient struct {
 	frame []byte // the op's frames, written at once
 }
 
-func dialIngest(b *testing.B, pk *testutil.PKI, name, addr string) *ingestClient {
+func dialIngest(b *testing.B, pk *testutil.PKI, name, addr string, packed bool) *ingestClient {
 	b.Helper()
 	tlsConf := pk.AgentTLS(b, name, wire.ALPN)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -244,13 +329,19 @@ func dialIngest(b *testing.B, pk *testutil.PKI, name, addr string) *ingestClient
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := wire.WriteFrame(str, &wire.Hello{Versions: wire.SupportedVersions, Agent: name}); err != nil {
+	hello := &wire.Hello{Versions: wire.SupportedVersions, Agent: name}
+	if packed {
+		hello.Caps = wire.CapOpsPerStream
+	}
+	if err := wire.WriteFrame(str, hello); err != nil {
 		b.Fatal(err)
 	}
 	if f, err := wire.ReadFrame(str, wire.MaxFrameSize); err != nil {
 		b.Fatal(err)
-	} else if _, ok := f.(*wire.Welcome); !ok {
+	} else if w, ok := f.(*wire.Welcome); !ok {
 		b.Fatalf("hello answered with %s", f.Type())
+	} else if packed && !w.Caps.Has(wire.CapOpsPerStream) {
+		b.Fatal("the core did not grant several ops per stream")
 	}
 	// Read the core's end of the hello stream, then close ours as the
 	// agent does. The core ends its receive side once it answered
@@ -262,8 +353,9 @@ func dialIngest(b *testing.B, pk *testutil.PKI, name, addr string) *ingestClient
 	return &ingestClient{conn: conn, id: uint64(time.Now().UnixNano())}
 }
 
-// send sends op i (payload i%64) as an event and waits for its Ack.
-func (c *ingestClient) send(i int, p *ingestPayloads) error {
+// appendOp appends the frames of op i (payload i%64), an event sent
+// whole, to c.frame and returns its ID.
+func (c *ingestClient) appendOp(i int, p *ingestPayloads) (edgesync.OpID, error) {
 	c.id++
 	var id edgesync.OpID
 	binary.BigEndian.PutUint64(id[:8], c.id)
@@ -271,42 +363,63 @@ func (c *ingestClient) send(i int, p *ingestPayloads) error {
 	data, hash := p.data[i%64], p.hash[i%64]
 	ch, err := codec.NewHeader(codec.ModeFull, codec.LevelDefault, 64<<10, int64(len(data)), codec.Hash(hash), nil)
 	if err != nil {
-		return err
+		return id, err
 	}
 	chunk, err := c.enc.EncodeChunk(nil, &ch, 0, data, nil)
 	if err != nil {
-		return err
+		return id, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	str, err := c.conn.OpenStreamSync(ctx)
-	if err != nil {
-		return err
-	}
-	// As the agent does: the write side closes with COMMIT (below), the
-	// read side once answered, so that QUIC counts the stream out of the
-	// connection's concurrent streams.
-	defer str.CancelRead(0)
-	_ = str.SetDeadline(time.Now().Add(time.Minute)) // never fails
 	frames := []wire.Frame{
 		&wire.OpHeader{ID: id, Key: "bench/events", Priority: edgesync.Normal, Kind: edgesync.EventOp, Mode: uint8(codec.ModeFull),
 			PlainSize: uint64(len(data)), ChunkSize: uint32(ch.ChunkSize), PayloadHash: hash},
 		&wire.Data{ID: id, Offset: 0, Chunk: chunk},
 		&wire.Commit{ID: id, Chunks: 1}, // as the agent's: no byte count or hash of the chunks
 	}
-	// One write, as the agent sends an op of one chunk (agent/sendop_whole.go).
-	c.frame = c.frame[:0]
 	for _, f := range frames {
 		if c.frame, err = f.Append(c.frame); err != nil {
-			return err
+			return id, err
 		}
 	}
+	return id, nil
+}
+
+// writeStream opens a stream and writes c.frame on it in one write,
+// then closes its write side. As the agent does: the write side closes
+// with the last COMMIT, the read side once answered (the caller's
+// CancelRead), so that QUIC counts the stream out of the connection's
+// concurrent streams.
+func (c *ingestClient) writeStream() (*quic.Stream, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	str, err := c.conn.OpenStreamSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	_ = str.SetDeadline(time.Now().Add(time.Minute)) // never fails
 	if _, err := str.Write(c.frame); err != nil {
-		return err
+		str.CancelRead(0)
+		return nil, err
 	}
 	if err := str.Close(); err != nil {
+		str.CancelRead(0)
+		return nil, err
+	}
+	return str, nil
+}
+
+// send sends op i (payload i%64) as an event and waits for its Ack.
+func (c *ingestClient) send(i int, p *ingestPayloads) error {
+	// One write, as the agent sends an op of one chunk (agent/sendop_whole.go).
+	c.frame = c.frame[:0]
+	id, err := c.appendOp(i, p)
+	if err != nil {
 		return err
 	}
+	str, err := c.writeStream()
+	if err != nil {
+		return err
+	}
+	defer str.CancelRead(0)
 	for {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 		if err != nil {

@@ -23,6 +23,7 @@ import (
 type Store interface {
 	core.Backend
 	core.Sweeper
+	core.WholeOpsApplier
 	Apply(agent string, hdr core.PartialHeader, r io.Reader) (core.Result, error)
 	Summary(agent, key string) (core.Summary, error)
 	Partials(agent string) ([]core.PartialInfo, error)
@@ -93,6 +94,7 @@ func Run(t *testing.T, h Harness) {
 		{"OlderVersionNeverReplacesNewer", testOlderVersionNeverReplacesNewer},
 		{"Names", testNames},
 		{"ReleasePartial", testReleasePartial},
+		{"ApplyWholeOps", testApplyWholeOps},
 		{"Model", testModel},
 	}
 	for _, tc := range tests {

@@ -44,17 +44,55 @@ func (g *Group[T]) DoSized(size int, fn func(T) error) error {
 	r := &request[T]{fn: fn, size: size, done: make(chan struct{})}
 	g.mu.Lock()
 	g.queue = append(g.queue, r)
-	if g.running {
-		g.mu.Unlock()
+	leading := !g.running
+	g.running = true
+	g.mu.Unlock()
+	g.await(r, leading)
+	return r.err
+}
+
+// DoAll runs fns, whose sizes are sizes (nil: none given), as if each
+// were the function of a caller of DoSized, queued together and in their
+// order: one transaction holds them all unless the bounds split them, a
+// failing one is isolated as any other, and those that commit keep their
+// order. It returns each function's error once all have committed.
+func (g *Group[T]) DoAll(sizes []int, fns []func(T) error) []error {
+	if len(fns) == 0 {
+		return nil
+	}
+	rs := make([]*request[T], len(fns))
+	g.mu.Lock()
+	for i, fn := range fns {
+		rs[i] = &request[T]{fn: fn, done: make(chan struct{})}
+		if sizes != nil {
+			rs[i].size = sizes[i]
+		}
+		g.queue = append(g.queue, rs[i])
+	}
+	leading := !g.running
+	g.running = true
+	g.mu.Unlock()
+	errs := make([]error, len(rs))
+	for i, r := range rs {
+		// Only the first can start as the leader: the queue was empty.
+		g.await(r, leading && i == 0)
+		errs[i] = r.err
+	}
+	return errs
+}
+
+// await returns once r's function has committed or failed. A caller that
+// found no transaction running (leading), or that was handed the lead,
+// runs the queue, r at its head, as the next transaction.
+func (g *Group[T]) await(r *request[T], leading bool) {
+	if !leading {
 		<-r.done
 		if !r.lead {
-			return r.err
+			return
 		}
-	} else {
-		g.running = true
-		g.mu.Unlock()
 	}
-	// Leader: take the queue (this caller's request is in it) and run it.
+	// Leader: take the queue (this caller's request is at its head) and
+	// run it.
 	g.mu.Lock()
 	n, bytes := 1, g.queue[0].size
 	for n < len(g.queue) && (g.maxFuncs <= 0 || n < g.maxFuncs) &&
@@ -84,7 +122,6 @@ func (g *Group[T]) DoSized(size int, fn func(T) error) error {
 			close(q.done)
 		}
 	}
-	return r.err
 }
 
 // runBatch runs batch in one transaction and sets each request's error.

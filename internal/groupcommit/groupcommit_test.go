@@ -89,16 +89,11 @@ func queued(t *testing.T, g *Group[*bolt.Tx], n int) {
 	})
 }
 
-// TestIsolatesFailures: ten callers queue behind a running transaction
-// and so share the next one; some of their functions fail after writing,
-// one panics. Each caller gets its own answer, a failed function leaves
-// nothing written, and every other one's write is there once.
-func TestIsolatesFailures(t *testing.T) {
-	db := openDB(t)
-	c := &counted{db: db}
-	g := New(c.run, 0, 0)
+// hold starts a transaction in g that runs until release is closed, so
+// that the callers after it queue; first is its caller's answer.
+func hold(g *Group[*bolt.Tx]) (release chan struct{}, first chan error) {
 	release, entered := make(chan struct{}), make(chan struct{})
-	first := make(chan error, 1)
+	first = make(chan error, 1)
 	go func() {
 		first <- g.Do(func(*bolt.Tx) error {
 			close(entered)
@@ -107,6 +102,18 @@ func TestIsolatesFailures(t *testing.T) {
 		})
 	}()
 	<-entered
+	return release, first
+}
+
+// TestIsolatesFailures: ten callers queue behind a running transaction
+// and so share the next one; some of their functions fail after writing,
+// one panics. Each caller gets its own answer, a failed function leaves
+// nothing written, and every other one's write is there once.
+func TestIsolatesFailures(t *testing.T) {
+	db := openDB(t)
+	c := &counted{db: db}
+	g := New(c.run, 0, 0)
+	release, first := hold(g)
 	errRefused := errors.New("refused")
 	const n, panics = 10, 7
 	refused := map[int]bool{3: true, 9: true}
@@ -239,4 +246,86 @@ func TestCommitFailure(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestDoAll: one caller's functions queue together and run in one
+// transaction, in their order; a failing one is isolated and the others
+// commit once, still in order; the bound on functions splits them across
+// transactions without losing any or their order.
+func TestDoAll(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		maxFuncs int
+		// functions run in each transaction after the first: all, up to
+		// the failing one (4), which rolls back; 0 to 3 again, 4 alone,
+		// then the rest
+		want []int
+	}{
+		{"one transaction", 0, []int{5, 4, 1, 5}},
+		{"split by the bound", 3, []int{3, 2, 1, 1, 1, 3, 1}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db := openDB(t)
+			cnt := &counted{db: db}
+			g := New(cnt.run, c.maxFuncs, 0)
+			release, first := hold(g)
+			errRefused := errors.New("refused")
+			const n, bad = 10, 4
+			fns := make([]func(*bolt.Tx) error, n)
+			for i := range fns {
+				fns[i] = func(tx *bolt.Tx) error {
+					cnt.note()
+					b := tx.Bucket(bkt)
+					if i == bad {
+						return errRefused
+					}
+					// Each appends its index under the next sequence: the
+					// order in which they committed.
+					seq, err := b.NextSequence()
+					if err != nil {
+						return err
+					}
+					return b.Put(u64(seq), u64(uint64(i)))
+				}
+			}
+			var errs []error
+			done := make(chan error, 1)
+			go func() {
+				errs = g.DoAll(nil, fns)
+				done <- nil
+			}()
+			queued(t, g, n)
+			close(release)
+			if err := testutil.Returned(t, first, 10*time.Second, "the first caller"); err != nil {
+				t.Fatal(err)
+			}
+			if err := testutil.Returned(t, done, 10*time.Second, "DoAll"); err != nil {
+				t.Fatal(err)
+			}
+			for i, err := range errs {
+				if i == bad && !errors.Is(err, errRefused) || i != bad && err != nil {
+					t.Errorf("function %d: %v", i, err)
+				}
+			}
+			var order []uint64
+			err := db.View(func(tx *bolt.Tx) error {
+				return tx.Bucket(bkt).ForEach(func(_, v []byte) error {
+					order = append(order, binary.BigEndian.Uint64(v))
+					return nil
+				})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(order) != "[0 1 2 3 5 6 7 8 9]" {
+				t.Errorf("committed in the order %v, want each once, in the functions' order", order)
+			}
+			cnt.mu.Lock()
+			sizes := fmt.Sprint(cnt.sizes[1:])
+			cnt.mu.Unlock()
+			if sizes != fmt.Sprint(c.want) {
+				t.Errorf("functions run in each transaction: %s, want %v", sizes, c.want)
+			}
+		})
+	}
 }

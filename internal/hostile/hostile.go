@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -141,4 +142,55 @@ func OpID(conn, i int) edgesync.OpID {
 	id[0], id[1], id[2] = 0xba, byte(conn), byte(conn>>8)
 	id[14], id[15] = byte(i>>8), byte(i)
 	return id
+}
+
+// WholeOp returns the frames of an op of data sent whole, as the agent
+// sends an op of one chunk: OP_HEADER (an event under key, in full, in
+// chunks of 64 KiB or of len(data) if larger), one DATA, COMMIT. An
+// empty op has no DATA.
+func WholeOp(id edgesync.OpID, key string, data []byte) ([]wire.Frame, error) {
+	chunk := max(64<<10, len(data))
+	hdr := OpHeader(id, key, uint64(len(data)), uint32(chunk))
+	hdr.PayloadHash = sha256.Sum256(data)
+	frames := []wire.Frame{hdr}
+	if len(data) > 0 {
+		ch, err := codec.NewHeader(codec.ModeFull, codec.LevelDefault, chunk, int64(len(data)), codec.Hash(hdr.PayloadHash), nil)
+		if err != nil {
+			return nil, err
+		}
+		d, err := DataFrames(&ch, id, data, 0)
+		if err != nil {
+			return nil, err
+		}
+		frames = append(frames, d[0])
+	}
+	return append(frames, &wire.Commit{ID: id, Chunks: 1}), nil
+}
+
+// Append appends the encoding of frames to b, for one write of them all.
+func Append(b []byte, frames ...wire.Frame) ([]byte, error) {
+	for _, f := range frames {
+		var err error
+		if b, err = f.Append(b); err != nil {
+			return b, err
+		}
+	}
+	return b, nil
+}
+
+// ReadAll reads the frames on str up to its end, each within d; at most
+// max frames, so that a core that answers for ever fails the caller.
+func ReadAll(str *quic.Stream, d time.Duration, max int) ([]wire.Frame, error) {
+	var frames []wire.Frame
+	for range max + 1 {
+		f, err := Read(str, d)
+		if errors.Is(err, io.EOF) {
+			return frames, nil
+		}
+		if err != nil {
+			return frames, err
+		}
+		frames = append(frames, f)
+	}
+	return frames, fmt.Errorf("more than %d frames on the stream", max)
 }

@@ -1,0 +1,228 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/quic-go/quic-go"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/outbox"
+	"github.com/edge-sync/edge-sync/wire"
+)
+
+// This file sends several small ops on one op stream when the core grants
+// wire.CapOpsPerStream (docs/wire.md, "Several ops per stream";
+// docs/design.md, "Packing small ops"). The dispatchers gather the ops
+// they lease one after another into a pack while each can go whole and
+// shares the pack's priority and slot; anything else ends the pack, which
+// starts at once. Nothing waits to fill a pack: it holds only what was
+// ready when the dispatcher ran.
+
+// maxPackBytes bounds the plain bytes of one pack, and with them the one
+// write's buffer and how long a pack keeps its stream: 32 small slots of
+// full packs hold 32 MiB.
+const maxPackBytes = 1 << 20
+
+// errUnpackable marks an op whose encoded data came out larger than
+// wire.MaxPackedOpData: it goes on a stream of its own.
+var errUnpackable = errors.New("encoded data larger than a packed op may carry")
+
+// opPack is the ops gathered for one stream, in the order they were
+// leased.
+type opPack struct {
+	ops   []outbox.Op
+	slot  slot
+	bytes int64
+}
+
+// packable reports whether op may go in a pack under p: the core granted
+// the capability, and the op goes whole as an op of one chunk does (not
+// as its summary, not after its summary, at most wire.MaxPackedOpData
+// bytes).
+func (s *session) packable(op outbox.Op, p linkmon.SyncParameters, summary bool) bool {
+	return s.packing && !summary && !op.SummarySent && op.Size <= wire.MaxPackedOpData &&
+		op.Size <= int64(chunkSizeOf(p))
+}
+
+// joinPack adds op to the open pack if it fits: same slot and priority,
+// room left. Otherwise it starts the open pack, so that nothing leased
+// after its ops goes ahead of them, and returns false.
+func (s *session) joinPack(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) bool {
+	pk := s.pack
+	if pk == nil {
+		return false
+	}
+	if pk.slot == sl && pk.ops[0].Priority == op.Priority && len(pk.ops) < wire.MaxOpsPerStream &&
+		pk.bytes+op.Size <= maxPackBytes && s.packable(op, p, summary) {
+		s.begin(op, sl, false)
+		pk.ops = append(pk.ops, op)
+		pk.bytes += op.Size
+		return true
+	}
+	s.flushPack(p)
+	return false
+}
+
+// openPack starts gathering a pack with op, which takes a slot of sl.
+func (s *session) openPack(op outbox.Op, sl slot) {
+	s.inflight[sl]++
+	s.begin(op, sl, false)
+	s.pack = &opPack{ops: []outbox.Op{op}, slot: sl, bytes: op.Size}
+}
+
+// flushPack starts the open pack, if any: one op goes as it would
+// without packing, several on one stream.
+func (s *session) flushPack(p linkmon.SyncParameters) {
+	pk := s.pack
+	if pk == nil {
+		return
+	}
+	s.pack = nil
+	if len(pk.ops) == 1 {
+		op := pk.ops[0]
+		s.spawn(pk.ops, pk.slot, false, func() []outcome { return []outcome{s.work(op, p, pk.slot, false)} })
+		return
+	}
+	s.stats.packs.Add(1)
+	s.stats.packedOps.Add(int64(len(pk.ops)))
+	s.spawn(pk.ops, pk.slot, false, func() []outcome { return s.workPack(pk.ops, p) })
+}
+
+// workPack sends a pack's ops on one stream and settles each with the
+// outbox as work settles one: the core's answers come per op, and the ops
+// it did not answer before the stream broke go back to the outbox.
+func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters) []outcome {
+	snd := s.pool.Get().(*opSender)
+	defer s.pool.Put(snd)
+	outs := make([]outcome, len(ops)) // outDone for every op not sent
+	as := make([]*attempt, 0, len(ops))
+	idx := make([]int, 0, len(ops)) // the op of each attempt
+	for i := range ops {
+		op := &ops[i]
+		s.lane.takePresend(op.ID).abandon() // a one-chunk op never uses one
+		pl, err := s.ob.OpenPayload(op.ID)
+		if err != nil {
+			s.log.Debug("op payload not opened; the op is released", "op", op.ID.String(), "error", err)
+			s.release(op.ID)
+			continue
+		}
+		prog := s.e.transfers.begin(*op)
+		defer s.e.transfers.end(op.ID)
+		a := &attempt{op: op, pl: pl, params: p, prog: prog, room: s.e.budgetRoom(op.Priority)}
+		if b := s.deltaBase(*op, p); b != nil {
+			defer b.Close()
+			a.base = b
+		}
+		as = append(as, a)
+		idx = append(idx, i)
+	}
+	res, errs := snd.sendPack(s.ctx, s.conn, as)
+	for k, a := range as {
+		r, err := res[k], errs[k]
+		if errors.Is(err, errUnpackable) {
+			r, err = snd.send(s.ctx, s.conn, nil, a)
+		}
+		outs[idx[k]] = s.settle(snd, *a.op, a.pl, r, err)
+	}
+	return outs
+}
+
+// sendPack sends the attempts' ops whole on one stream, in one write,
+// closes its send side and reads the core's answer to each, in order.
+// res[i] is attempt i's result; errs[i] is set for an op the core did not
+// answer (the stream broke or the core ended it with ERROR: the op is in
+// doubt and goes again), or errUnpackable for one left out because its
+// encoded data is too large for a pack.
+func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt) (res []sendResult, errs []error) {
+	res = make([]sendResult, len(as))
+	errs = make([]error, len(as))
+	ts := make([]*opTransfer, len(as))
+	in := make([]int, 0, len(as)) // the attempts on the stream
+	b := s.frame[:0]
+	for i, a := range as {
+		t, err := s.encoding(a, &res[i])
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		n := len(b)
+		b, err = s.appendWhole(b, t, t.header())
+		if err == nil && res[i].wireBytes > wire.MaxPackedOpData {
+			err = errUnpackable
+		}
+		if err != nil {
+			b, res[i], errs[i] = b[:n], sendResult{}, err
+			continue
+		}
+		ts[i] = t
+		in = append(in, i)
+	}
+	s.frame = b
+	if len(in) == 0 {
+		return res, errs
+	}
+	fail := func(from int, err error) {
+		for _, i := range in[from:] {
+			errs[i] = err
+		}
+	}
+	str, done, err := openOpStream(ctx, conn, as[in[0]].op.Priority)
+	if err != nil {
+		fail(0, err)
+		return res, errs
+	}
+	defer done()
+	if _, err := str.Write(b); err != nil {
+		fail(0, fmt.Errorf("write %d packed ops: %w", len(in), err))
+		return res, errs
+	}
+	for _, i := range in {
+		ts[i].wholeSent()
+	}
+	if err := str.Close(); err != nil {
+		fail(0, err)
+		return res, errs
+	}
+	for k, i := range in {
+		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: the core ended the stream with %d of %d packed ops unanswered", io.ErrUnexpectedEOF, len(in)-k, len(in))
+		}
+		if err == nil {
+			err = packAnswer(f, as[i].op.ID, &res[i])
+		}
+		if err != nil {
+			fail(k, err)
+			break
+		}
+	}
+	return res, errs
+}
+
+// packAnswer interprets the core's answer to the packed op id: an ACK
+// naming it or a NACK for it settles it; ERROR, or anything else, ends
+// the stream with the op in doubt.
+func packAnswer(f wire.Frame, id edgesync.OpID, res *sendResult) error {
+	switch f := f.(type) {
+	case *wire.Ack:
+		if !slices.Contains(f.IDs, id) {
+			return fmt.Errorf("%w: the core acknowledged %v where op %s's answer was due", wire.ErrBadRequest, f.IDs, id)
+		}
+		res.acked = true
+		return nil
+	case *wire.Nack:
+		if f.ID != id {
+			return fmt.Errorf("%w: the core refused op %s where op %s's answer was due", wire.ErrBadRequest, f.ID, id)
+		}
+		res.nack = f
+		return nil
+	case *wire.Error:
+		return wire.ErrorFromCode(f.Code, f.Msg)
+	}
+	return fmt.Errorf("%w: unexpected %s from the core for packed op %s", wire.ErrBadRequest, f.Type(), id)
+}
