@@ -325,9 +325,14 @@ func TestOpsPerStreamPackets(t *testing.T) {
 	t.Logf("%d ops on %d streams: %d packets sent, %d received, %.2f per op", streams*per, streams, sent, received, perOp)
 	// 16 ops of 512 B and their frames are 9.3 KiB: 7-8 full packets
 	// out (0.47 per op from their bytes alone), the answers and ACKs
-	// 2-3 more: 0.6-0.8 per op. The bound leaves room for probes.
-	if perOp > 0.9 {
-		t.Errorf("%.2f packets per op with %d ops per stream, want well under 1", perOp, per)
+	// 2-3 more: 0.6-0.8 per op. The bound leaves room for probes, and
+	// for the race detector's slower answers.
+	bound := 0.9
+	if raceEnabled {
+		bound = 1.0
+	}
+	if perOp > bound {
+		t.Errorf("%.2f packets per op with %d ops per stream, want at most %.1f", perOp, per, bound)
 	}
 }
 

@@ -60,21 +60,10 @@ func benchIngestBacklog(b *testing.B, clients []*ingestClient, payloads *ingestP
 		})
 	})
 
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	coreRate := float64(b.N) / coreTime.Seconds()
-	rawRate := float64(b.N) / rawTime.Seconds()
+	reportIngest(b, lat, coreTime, coreCPU, rawTime, rawCPU, pkts)
 	backlogRate := float64(b.N) / backlogTime.Seconds()
-	b.ReportMetric(coreRate, "ops/s")
-	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
-	b.ReportMetric(rawRate, "raw-ops/s")
-	b.ReportMetric(coreRate/rawRate, "ratio-vs-raw")
 	b.ReportMetric(backlogRate, "raw-backlog-ops/s")
-	b.ReportMetric(coreRate/backlogRate, "ratio-vs-raw-backlog")
-	b.ReportMetric(float64(coreCPU.Microseconds())/float64(b.N), "cpu-us/op")
-	b.ReportMetric(float64(rawCPU.Microseconds())/float64(b.N), "raw-cpu-us/op")
-	b.ReportMetric(float64(pkts.sent+pkts.received)/float64(b.N), "pkts/op")
-	b.ReportMetric(float64(pkts.lost)/float64(b.N), "lost-pkts/op")
+	b.ReportMetric(float64(b.N)/coreTime.Seconds()/backlogRate, "ratio-vs-raw-backlog")
 }
 
 // sendPacked sends the ops ops (payload i%64 each) on one stream, in one

@@ -2,7 +2,6 @@ package jsstore
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -90,17 +89,7 @@ func TestOpsPerStreamTwoCores(t *testing.T) {
 	}
 	stored := func(want []edgesync.OpID) {
 		t.Helper()
-		evs, err := a.store.Events(agent, 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []edgesync.OpID
-		for _, e := range evs {
-			got = append(got, e.OpID)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("events\n%v\nwant each once, in order\n%v", got, want)
-		}
+		storetest.CheckEvents(t, a.store, agent, want)
 	}
 
 	ca := dial(a.addr)

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"io"
+	"slices"
 	"testing"
 
 	edgesync "github.com/edge-sync/edge-sync"
@@ -135,6 +136,24 @@ func commitPartial(t testing.TB, s Store, agent string, h core.PartialHeader, da
 		t.Fatalf("write %s: %v", h.OpID, err)
 	}
 	return s.CommitPartial(agent, h.OpID)
+}
+
+// CheckEvents fails t unless agent's events in s are the ops want, each
+// once, in that order.
+func CheckEvents(t testing.TB, s core.Backend, agent string, want []edgesync.OpID) []core.Event {
+	t.Helper()
+	evs, err := s.Events(agent, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]edgesync.OpID, len(evs))
+	for i, e := range evs {
+		got[i] = e.OpID
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events\n%v\nwant each once, in order\n%v", got, want)
+	}
+	return evs
 }
 
 // CheckObject reads agent's current version of key in s from start to end,

@@ -88,18 +88,7 @@ func testApplyWholeOps(t *testing.T, h Harness) {
 				want = append(want, OpID(uint64(10+i)))
 			}
 		}
-		evs, err := s.Events("a", 0, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []edgesync.OpID
-		for _, e := range evs {
-			got = append(got, e.OpID)
-		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("events\n%v\nwant each once, in the ops' order\n%v", got, want)
-		}
-		checkSeqs(t, h, evs, 1)
+		checkSeqs(t, h, CheckEvents(t, s, "a", want), 1)
 		v, data := mustGet(t, s, "a", "k")
 		if v.Version != 3 || !bytes.Equal(data, ops[10].Data) {
 			t.Fatalf("key k at version %d (%d bytes), want 3, the last op's 900 bytes", v.Version, len(data))
