@@ -68,6 +68,9 @@ func (s *Store) ApplyWholeOps(agent string, ops []core.WholeOp) []core.WholeResu
 		out[i].Result, out[i].Err = s.Apply(agent, hdr, bytes.NewReader(op.Data))
 	}
 	flush()
+	for i := range out {
+		markFull(&out[i].Err) // as Apply's: store-full reaches the agent from every write path
+	}
 	return out
 }
 
