@@ -420,3 +420,24 @@ func TestOpsPerStreamMemory(t *testing.T) {
 		t.Errorf("%d internal errors", st.InternalErrors)
 	}
 }
+
+// TestOpsPerStreamLargeOpAlone: an op of one large chunk, alone on its
+// stream as the agent sends one over wire.MaxPackedOpData, needs no more
+// of the connection's frame memory with the capability than without it.
+// The packed path copied its plain bytes beside the frame buffer they
+// were read into: 2 × 15 MiB against a 32 MiB connection, refused busy.
+func TestOpsPerStreamLargeOpAlone(t *testing.T) {
+	const size = 15 << 20
+	for _, caps := range []wire.Capabilities{0, wire.CapOpsPerStream} {
+		ts := startServer(t, Config{}, func(c *ServerConfig) { c.MaxConnFrameMemory = MinConnFrameMemory })
+		c := ts.dial(t, caps)
+		ids, b := packedOps(t, 1, 0, 1, size)
+		answers := sendStream(t, c, b)
+		if len(answers) != 1 {
+			t.Fatalf("caps %v: answers %s, want one ACK", caps, describe(answers))
+		}
+		if a, ok := answers[0].(*wire.Ack); !ok || len(a.IDs) != 1 || a.IDs[0] != ids[0] {
+			t.Fatalf("caps %v: a %d-byte op alone on its stream answered %s, want its ACK", caps, size, describe(answers))
+		}
+	}
+}
