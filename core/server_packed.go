@@ -162,6 +162,14 @@ func (h *opHandler) keepPacked(op *packedOp, ch *codec.Header, base *codec.Base,
 	if err != nil || len(plain) == 0 {
 		return 0, err
 	}
+	if op.big > 0 {
+		// An op over wire.MaxPackedOpData is alone on its stream: no
+		// later op's DATA is decoded into h.buf, where its bytes are (the
+		// frames after it, if any, refuse it), so it needs no copy, and
+		// no more memory than on a stream of one op.
+		op.data = plain
+		return int64(len(plain)), nil
+	}
 	if err := h.mem.Reserve(len(plain)); err != nil {
 		return 0, err
 	}
