@@ -25,6 +25,14 @@ func presendAgent(t *testing.T) (*Agent, *coretest.Core, *laneLink) {
 	return a, c, a.eps["core"].lane.Load()
 }
 
+// broadbandChunkMax is the largest chunk the broadband class sends (the
+// adjuster moves it between 1 and 4 MiB with what it measures): a presend
+// needs an op of more than one chunk, whatever the adjuster chose. The
+// tests' ops of 4 MiB got none when a loaded machine kept the chunk at
+// 4 MiB (TestPresendAdopted: "0 presends adopted (0 abandoned)" under
+// -race beside two busy loops).
+const broadbandChunkMax = 4 << 20
+
 func incompressible(n int, seed uint64) []byte {
 	b := make([]byte, n)
 	rnd := rand.New(rand.NewPCG(seed, seed))
@@ -39,7 +47,7 @@ func incompressible(n int, seed uint64) []byte {
 // them, and the core stores the op once, byte-identical, dropping nothing.
 func TestPresendAdopted(t *testing.T) {
 	a, c, ln := presendAgent(t)
-	payload := incompressible(4<<20, 1)
+	payload := incompressible(broadbandChunkMax+2<<20, 1)
 	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "big", Priority: edgesync.High, Payload: bytes.NewReader(payload)})
 	testutil.WaitFor(t, time.Minute, "the op at the core", func() bool { return outboxEmpty(a) })
 	checkDelivered(t, c, "site-1", []outbox.Op{op}, []workloadOp{{key: "big", kind: edgesync.EventOp, payload: payload}})
@@ -72,14 +80,14 @@ func (p *failingPayload) Read(b []byte) (int, error) {
 
 func (p *failingPayload) Len() int { return p.size }
 
-// TestPresendAbandonedOnFailedPut fails a put after its first 3 MiB have
+// TestPresendAbandonedOnFailedPut fails a put after its first 5 MiB have
 // fed a presend: the put is refused, the core stores nothing and drops
 // the lane data at once (not after the 10 s it holds data for an op
 // whose header has not come), and the next op goes through.
 func TestPresendAbandonedOnFailedPut(t *testing.T) {
 	a, c, ln := presendAgent(t)
 	errProducer := errors.New("producer went away")
-	bad := &failingPayload{r: bytes.NewReader(incompressible(3<<20, 2)), size: 4 << 20, err: errProducer}
+	bad := &failingPayload{r: bytes.NewReader(incompressible(broadbandChunkMax+1<<20, 2)), size: 2 * broadbandChunkMax, err: errProducer}
 	if _, err := a.Enqueue(t.Context(), outbox.NewOp{Endpoint: "core", Key: "bad", Priority: edgesync.High, Payload: bad}); !errors.Is(err, errProducer) {
 		t.Fatalf("enqueue of a failing payload: %v, want %v", err, errProducer)
 	}
@@ -102,8 +110,8 @@ func TestPresendAbandonedOnFailedPut(t *testing.T) {
 // the declared size) is not adopted, and the op reaches the core intact.
 func TestPresendWrongLength(t *testing.T) {
 	a, c, ln := presendAgent(t)
-	payload := incompressible(3<<20+1, 4)
-	short := &failingPayload{r: bytes.NewReader(payload), size: 4 << 20, err: io.EOF}
+	payload := incompressible(broadbandChunkMax+1<<20+1, 4)
+	short := &failingPayload{r: bytes.NewReader(payload), size: 2 * broadbandChunkMax, err: io.EOF}
 	op := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "short", Priority: edgesync.High, Payload: short})
 	if op.Size != int64(len(payload)) {
 		t.Fatalf("outbox stored %d bytes, producer gave %d", op.Size, len(payload))
