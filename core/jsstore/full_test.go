@@ -45,20 +45,7 @@ func TestJetStreamFull(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, js := natstest.Connect(t, srv.URL())
-	fill, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill"}, Storage: jetstream.FileStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	block := make([]byte, 64<<10)
-	var full error
-	for i := 0; i < 1000 && full == nil; i++ {
-		_, full = js.Publish(ctx, "fill", block)
-	}
-	if !noRoom(full) {
-		t.Fatalf("filling JetStream's 8 MiB: %v, want JetStream's answer for no room", full)
-	}
-	t.Logf("JetStream full: %v", full)
+	fill := fillJetStream(ctx, t, srv)
 
 	add(8)
 	testutil.WaitFor(t, 30*time.Second, "the agent to say the core refuses for want of room", func() bool {
@@ -101,19 +88,7 @@ func TestJetStreamFullStateOps(t *testing.T) {
 	s := openTest(t, srv.URL(), core.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, js := natstest.Connect(t, srv.URL())
-	fill, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill"}, Storage: jetstream.FileStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	block := make([]byte, 64<<10)
-	var full error
-	for i := 0; i < 1000 && full == nil; i++ {
-		_, full = js.Publish(ctx, "fill", block)
-	}
-	if !noRoom(full) {
-		t.Fatalf("filling JetStream's 8 MiB: %v, want JetStream's answer for no room", full)
-	}
+	fill := fillJetStream(ctx, t, srv)
 	data := storetest.Payload(1, 512)
 	one := storetest.Header(storetest.OpID(1), edgesync.StateOp, "k1", data)
 	if _, err := s.Apply("a", one, bytes.NewReader(data)); !errors.Is(err, core.ErrStoreFull) {
@@ -134,4 +109,25 @@ func TestJetStreamFullStateOps(t *testing.T) {
 			t.Errorf("state op %d once JetStream has room: %+v, %v; want stored", i, r.Result, r.Err)
 		}
 	}
+}
+
+// fillJetStream uses up srv's JetStream storage (8 MiB) with a stream of
+// its own, which it returns: purged, it gives the room back.
+func fillJetStream(ctx context.Context, t *testing.T, srv *natstest.Server) jetstream.Stream {
+	t.Helper()
+	_, js := natstest.Connect(t, srv.URL())
+	fill, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make([]byte, 64<<10)
+	var full error
+	for i := 0; i < 1000 && full == nil; i++ {
+		_, full = js.Publish(ctx, "fill", block)
+	}
+	if !noRoom(full) {
+		t.Fatalf("filling JetStream's 8 MiB: %v, want JetStream's answer for no room", full)
+	}
+	t.Logf("JetStream full: %v", full)
+	return fill
 }
