@@ -203,6 +203,69 @@ func TestOpsPerStream(t *testing.T) {
 	storedOnce(t, ts.store, "site-1", append(one, two[0], empty), nil)
 }
 
+// stateOp returns the frames of a whole state op of data under key, in
+// full, or as a delta against base when base is not nil.
+func stateOp(t *testing.T, id edgesync.OpID, key string, data, base []byte) []wire.Frame {
+	t.Helper()
+	const chunk = 64 << 10
+	hdr := hostile.OpHeader(id, key, uint64(len(data)), chunk)
+	hdr.Kind, hdr.PayloadHash = edgesync.StateOp, sha256.Sum256(data)
+	mode, cb := codec.ModeFull, (*codec.Base)(nil)
+	if base != nil {
+		mode, cb = codec.ModeDelta, codec.NewBase(base)
+		hdr.Mode, hdr.HasBase, hdr.BaseHash = uint8(mode), true, sha256.Sum256(base)
+	}
+	ch, err := codec.NewHeader(mode, codec.LevelDefault, chunk, int64(len(data)), codec.Hash(hdr.PayloadHash), cb)
+	var b []byte
+	if err == nil {
+		var enc codec.Encoder
+		b, err = enc.EncodeChunk(nil, &ch, 0, data, cb)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []wire.Frame{hdr, &wire.Data{ID: id, Chunk: b}, &wire.Commit{ID: id, Chunks: 1}}
+}
+
+// TestOpsPerStreamDeltaOnEarlierOp: a delta op whose base is the version
+// an op before it on the same stream stores (docs/core.md: "A delta op's
+// base may be an op before it on the stream") is acknowledged, and the
+// key's current version is the delta's result, byte for byte; a delta
+// against a version the stream replaced before it is refused
+// base-mismatch and changes nothing.
+func TestOpsPerStreamDeltaOnEarlierOp(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	c := ts.dial(t, wire.CapOpsPerStream)
+	v1 := payload(1, 8<<10)
+	v2 := append([]byte(nil), v1...)
+	copy(v2[100:], "the second version")
+	v3 := append([]byte(nil), v2...)
+	copy(v3[5000:], "the third version")
+	ids := []edgesync.OpID{hostile.OpID(0, 1), hostile.OpID(0, 2), hostile.OpID(0, 3), hostile.OpID(0, 4)}
+	var frames []wire.Frame
+	frames = append(frames, stateOp(t, ids[0], "k", v1, nil)...)
+	frames = append(frames, stateOp(t, ids[1], "k", v2, v1)...)
+	frames = append(frames, stateOp(t, ids[2], "k", v3, v2)...)
+	frames = append(frames, stateOp(t, ids[3], "k", v1, v1)...) // v1 is no longer current
+	b, err := hostile.Append(nil, frames...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answers := sendStream(t, c, b)
+	wantAnswers(t, answers, ids[:3], ids[3:], wire.CodeBaseMismatch, wire.CodeOK)
+	ver, obj, err := ts.store.Current("site-1", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, ver.Size)
+	if _, err := obj.ReadAt(got, 0); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, v3) {
+		t.Fatalf("key k holds %d bytes (hash %.8x), want the third version, %d bytes", len(got), sha256.Sum256(got), len(v3))
+	}
+}
+
 // TestOpsPerStreamHostile breaks each rule of a stream of several ops
 // (docs/wire.md, "Several ops per stream"): the ops before the break are
 // acknowledged and stored once, the op the break concerns is NACKed
@@ -423,68 +486,5 @@ func TestOpsPerStreamMemory(t *testing.T) {
 	testutil.WaitFor(t, 10*time.Second, "every byte of frame memory given back", func() bool { return ts.srv.Stats().FrameMemory == 0 })
 	if st.InternalErrors != 0 {
 		t.Errorf("%d internal errors", st.InternalErrors)
-	}
-}
-
-// stateOp returns the frames of a whole state op of data under key, in
-// full, or as a delta against base when base is not nil.
-func stateOp(t *testing.T, id edgesync.OpID, key string, data, base []byte) []wire.Frame {
-	t.Helper()
-	const chunk = 64 << 10
-	hdr := hostile.OpHeader(id, key, uint64(len(data)), chunk)
-	hdr.Kind, hdr.PayloadHash = edgesync.StateOp, sha256.Sum256(data)
-	mode, cb := codec.ModeFull, (*codec.Base)(nil)
-	if base != nil {
-		mode, cb = codec.ModeDelta, codec.NewBase(base)
-		hdr.Mode, hdr.HasBase, hdr.BaseHash = uint8(mode), true, sha256.Sum256(base)
-	}
-	ch, err := codec.NewHeader(mode, codec.LevelDefault, chunk, int64(len(data)), codec.Hash(hdr.PayloadHash), cb)
-	var b []byte
-	if err == nil {
-		var enc codec.Encoder
-		b, err = enc.EncodeChunk(nil, &ch, 0, data, cb)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []wire.Frame{hdr, &wire.Data{ID: id, Chunk: b}, &wire.Commit{ID: id, Chunks: 1}}
-}
-
-// TestOpsPerStreamDeltaOnEarlierOp: a delta op whose base is the version
-// an op before it on the same stream stores (docs/core.md: "A delta op's
-// base may be an op before it on the stream") is acknowledged, and the
-// key's current version is the delta's result, byte for byte; a delta
-// against a version the stream replaced before it is refused
-// base-mismatch and changes nothing.
-func TestOpsPerStreamDeltaOnEarlierOp(t *testing.T) {
-	ts := startServer(t, Config{}, nil)
-	c := ts.dial(t, wire.CapOpsPerStream)
-	v1 := payload(1, 8<<10)
-	v2 := append([]byte(nil), v1...)
-	copy(v2[100:], "the second version")
-	v3 := append([]byte(nil), v2...)
-	copy(v3[5000:], "the third version")
-	ids := []edgesync.OpID{hostile.OpID(0, 1), hostile.OpID(0, 2), hostile.OpID(0, 3), hostile.OpID(0, 4)}
-	var frames []wire.Frame
-	frames = append(frames, stateOp(t, ids[0], "k", v1, nil)...)
-	frames = append(frames, stateOp(t, ids[1], "k", v2, v1)...)
-	frames = append(frames, stateOp(t, ids[2], "k", v3, v2)...)
-	frames = append(frames, stateOp(t, ids[3], "k", v1, v1)...) // v1 is no longer current
-	b, err := hostile.Append(nil, frames...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	answers := sendStream(t, c, b)
-	wantAnswers(t, answers, ids[:3], ids[3:], wire.CodeBaseMismatch, wire.CodeOK)
-	ver, obj, err := ts.store.Current("site-1", "k")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := make([]byte, ver.Size)
-	if _, err := obj.ReadAt(got, 0); err != nil && !errors.Is(err, io.EOF) {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, v3) {
-		t.Fatalf("key k holds %d bytes (hash %.8x), want the third version, %d bytes", len(got), sha256.Sum256(got), len(v3))
 	}
 }
