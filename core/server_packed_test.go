@@ -11,7 +11,6 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/codec"
 	"github.com/edge-sync/edge-sync/internal/hostile"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/wire"
@@ -203,30 +202,6 @@ func TestOpsPerStream(t *testing.T) {
 	storedOnce(t, ts.store, "site-1", append(one, two[0], empty), nil)
 }
 
-// stateOp returns the frames of a whole state op of data under key, in
-// full, or as a delta against base when base is not nil.
-func stateOp(t *testing.T, id edgesync.OpID, key string, data, base []byte) []wire.Frame {
-	t.Helper()
-	const chunk = 64 << 10
-	hdr := hostile.OpHeader(id, key, uint64(len(data)), chunk)
-	hdr.Kind, hdr.PayloadHash = edgesync.StateOp, sha256.Sum256(data)
-	mode, cb := codec.ModeFull, (*codec.Base)(nil)
-	if base != nil {
-		mode, cb = codec.ModeDelta, codec.NewBase(base)
-		hdr.Mode, hdr.HasBase, hdr.BaseHash = uint8(mode), true, sha256.Sum256(base)
-	}
-	ch, err := codec.NewHeader(mode, codec.LevelDefault, chunk, int64(len(data)), codec.Hash(hdr.PayloadHash), cb)
-	var b []byte
-	if err == nil {
-		var enc codec.Encoder
-		b, err = enc.EncodeChunk(nil, &ch, 0, data, cb)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	return []wire.Frame{hdr, &wire.Data{ID: id, Chunk: b}, &wire.Commit{ID: id, Chunks: 1}}
-}
-
 // TestOpsPerStreamDeltaOnEarlierOp: a delta op whose base is the version
 // an op before it on the same stream stores (docs/core.md: "A delta op's
 // base may be an op before it on the stream") is acknowledged, and the
@@ -242,14 +217,10 @@ func TestOpsPerStreamDeltaOnEarlierOp(t *testing.T) {
 	v3 := append([]byte(nil), v2...)
 	copy(v3[5000:], "the third version")
 	ids := []edgesync.OpID{hostile.OpID(0, 1), hostile.OpID(0, 2), hostile.OpID(0, 3), hostile.OpID(0, 4)}
-	var frames []wire.Frame
-	frames = append(frames, stateOp(t, ids[0], "k", v1, nil)...)
-	frames = append(frames, stateOp(t, ids[1], "k", v2, v1)...)
-	frames = append(frames, stateOp(t, ids[2], "k", v3, v2)...)
-	frames = append(frames, stateOp(t, ids[3], "k", v1, v1)...) // v1 is no longer current
-	b, err := hostile.Append(nil, frames...)
-	if err != nil {
-		t.Fatal(err)
+	var b []byte
+	for i, v := range [][2][]byte{{v1, nil}, {v2, v1}, {v3, v2}, {v1, v1}} { // the last: v1 is no longer current
+		frames, err := hostile.StateOp(ids[i], "k", v[0], v[1])
+		b = appendFrames(t, b, frames, err)
 	}
 	answers := sendStream(t, c, b)
 	wantAnswers(t, answers, ids[:3], ids[3:], wire.CodeBaseMismatch, wire.CodeOK)
