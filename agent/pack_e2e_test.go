@@ -297,3 +297,34 @@ func TestPackCoreCut(t *testing.T) {
 		})
 	}
 }
+
+// TestPackStatsCountStreamOps: ops of exactly wire.MaxPackedOpData
+// random bytes join a pack but encode to more than a packed op may carry
+// (the chunk's mode byte), so each goes on a stream of its own after the
+// pack: the stats count as packed only the ops the pack's stream carried
+// (docs/design.md, "Packing small ops"), so that the ops sent, less the
+// packed, plus the packs is the streams.
+func TestPackStatsCountStreamOps(t *testing.T) {
+	var ops []workloadOp
+	for i := range 8 {
+		op := workloadOp{key: fmt.Sprintf("ev/%d", i), kind: edgesync.EventOp, prio: edgesync.Normal,
+			payload: testutil.RandomBytes(uint64(i+1), 300)}
+		if i%2 == 1 {
+			op.payload = testutil.RandomBytes(uint64(i+1), wire.MaxPackedOpData)
+		}
+		ops = append(ops, op)
+	}
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, nil)
+	opts, _ := shaped(linksim.Unshaped())
+	a, enq := startWithBacklog(t, p, quietConfig(coretest.AgentConfig(t, p, c.Addr.String())), opts, ops)
+	testutil.WaitFor(t, time.Minute, "the backlog to drain", func() bool { return outboxEmpty(a) })
+	checkDelivered(t, c, "site-1", enq, ops)
+	st := a.Stats()[0]
+	if n := ackedOps(st); n != 8 || st.Retries != 0 {
+		t.Fatalf("%d ops acked with %d retries; want 8 and none", n, st.Retries)
+	}
+	if st.Packs != 1 || st.PackedOps != 4 {
+		t.Errorf("stats: %d packs of %d ops; want 1 pack of the 4 small ops (the 4 of 64 KiB went alone)", st.Packs, st.PackedOps)
+	}
+}

@@ -88,8 +88,6 @@ func (s *session) flushPack(p linkmon.SyncParameters) {
 		s.spawn(pk.ops, pk.slot, false, func() []outcome { return []outcome{s.work(op, p, pk.slot, false)} })
 		return
 	}
-	s.stats.packs.Add(1)
-	s.stats.packedOps.Add(int64(len(pk.ops)))
 	s.spawn(pk.ops, pk.slot, false, func() []outcome { return s.workPack(pk.ops, p) })
 }
 
@@ -121,7 +119,12 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters) []outcome 
 		as = append(as, a)
 		idx = append(idx, i)
 	}
-	res, errs := snd.sendPack(s.ctx, s.conn, as)
+	res, errs, carried := snd.sendPack(s.ctx, s.conn, as)
+	if carried > 1 {
+		// Only the ops the stream carried: one left out goes alone.
+		s.stats.packs.Add(1)
+		s.stats.packedOps.Add(int64(carried))
+	}
 	for k, a := range as {
 		r, err := res[k], errs[k]
 		if errors.Is(err, errUnpackable) {
@@ -137,8 +140,9 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters) []outcome 
 // res[i] is attempt i's result; errs[i] is set for an op the core did not
 // answer (the stream broke or the core ended it with ERROR: the op is in
 // doubt and goes again), or errUnpackable for one left out because its
-// encoded data is too large for a pack.
-func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt) (res []sendResult, errs []error) {
+// encoded data is too large for a pack. carried is how many ops the
+// stream carried: written whole on it.
+func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt) (res []sendResult, errs []error, carried int) {
 	res = make([]sendResult, len(as))
 	errs = make([]error, len(as))
 	ts := make([]*opTransfer, len(as))
@@ -164,7 +168,7 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt)
 	}
 	s.frame = b
 	if len(in) == 0 {
-		return res, errs
+		return res, errs, carried
 	}
 	fail := func(from int, err error) {
 		for _, i := range in[from:] {
@@ -174,19 +178,20 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt)
 	str, done, err := openOpStream(ctx, conn, as[in[0]].op.Priority)
 	if err != nil {
 		fail(0, err)
-		return res, errs
+		return res, errs, carried
 	}
 	defer done()
 	if _, err := str.Write(b); err != nil {
 		fail(0, fmt.Errorf("write %d packed ops: %w", len(in), err))
-		return res, errs
+		return res, errs, carried
 	}
+	carried = len(in)
 	for _, i := range in {
 		ts[i].wholeSent()
 	}
 	if err := str.Close(); err != nil {
 		fail(0, err)
-		return res, errs
+		return res, errs, carried
 	}
 	for k, i := range in {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
@@ -201,7 +206,7 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt)
 			break
 		}
 	}
-	return res, errs
+	return res, errs, carried
 }
 
 // packAnswer interprets the core's answer to the packed op id: an ACK

@@ -1,8 +1,12 @@
 package core
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"errors"
 	"fmt"
+	"io"
 	"testing"
 	"time"
 
@@ -196,6 +200,41 @@ func TestOpsPerStream(t *testing.T) {
 	}
 	wantAnswers(t, sendStream(t, c, b), append(two, empty), nil, 0, wire.CodeOK)
 	storedOnce(t, ts.store, "site-1", append(one, two[0], empty), nil)
+}
+
+// TestOpsPerStreamDeltaOnEarlierOp: a delta op whose base is the version
+// an op before it on the same stream stores (docs/core.md: "A delta op's
+// base may be an op before it on the stream") is acknowledged, and the
+// key's current version is the delta's result, byte for byte; a delta
+// against a version the stream replaced before it is refused
+// base-mismatch and changes nothing.
+func TestOpsPerStreamDeltaOnEarlierOp(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	c := ts.dial(t, wire.CapOpsPerStream)
+	v1 := payload(1, 8<<10)
+	v2 := append([]byte(nil), v1...)
+	copy(v2[100:], "the second version")
+	v3 := append([]byte(nil), v2...)
+	copy(v3[5000:], "the third version")
+	ids := []edgesync.OpID{hostile.OpID(0, 1), hostile.OpID(0, 2), hostile.OpID(0, 3), hostile.OpID(0, 4)}
+	var b []byte
+	for i, v := range [][2][]byte{{v1, nil}, {v2, v1}, {v3, v2}, {v1, v1}} { // the last: v1 is no longer current
+		frames, err := hostile.StateOp(ids[i], "k", v[0], v[1])
+		b = appendFrames(t, b, frames, err)
+	}
+	answers := sendStream(t, c, b)
+	wantAnswers(t, answers, ids[:3], ids[3:], wire.CodeBaseMismatch, wire.CodeOK)
+	ver, obj, err := ts.store.Current("site-1", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, ver.Size)
+	if _, err := obj.ReadAt(got, 0); err != nil && !errors.Is(err, io.EOF) {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, v3) {
+		t.Fatalf("key k holds %d bytes (hash %.8x), want the third version, %d bytes", len(got), sha256.Sum256(got), len(v3))
+	}
 }
 
 // TestOpsPerStreamHostile breaks each rule of a stream of several ops

@@ -102,3 +102,44 @@ func TestStoreFullAnswersStoreFull(t *testing.T) {
 		}
 	}
 }
+
+// TestStoreFullPacked: on the path of several ops per stream (one group
+// commit for a stream's ops, docs/wire.md "Several ops per stream") a
+// store at its size cap refuses each op it has no room for store-full,
+// never internal, acknowledges only what it stored, and counts each
+// refusal.
+func TestStoreFullPacked(t *testing.T) {
+	ts := startServer(t, Config{maxFileSize: 1 << 20}, nil)
+	c := ts.dial(t, wire.CapOpsPerStream)
+	var acked, nacked []edgesync.OpID
+	refused := 0
+	for s := 0; s < 40 && refused < 16; s++ {
+		ids, b := packedOps(t, 0, s*8, 8, 40<<10)
+		answers := sendStream(t, c, b)
+		if len(answers) != len(ids) {
+			t.Fatalf("stream %d: answers %s, want one per op", s, describe(answers))
+		}
+		for i, f := range answers {
+			switch f := f.(type) {
+			case *wire.Ack:
+				acked = append(acked, ids[i])
+			case *wire.Nack:
+				if f.Code != wire.CodeStoreFull {
+					t.Fatalf("stream %d op %d refused %s (%s), want store-full", s, i, f.Code, f.Msg)
+				}
+				refused++
+				nacked = append(nacked, ids[i])
+			default:
+				t.Fatalf("stream %d op %d answered %s", s, i, f.Type())
+			}
+		}
+	}
+	if len(acked) == 0 || refused < 16 {
+		t.Fatalf("%d ops stored, %d refused store-full on a store capped at 1 MiB: want some of each", len(acked), refused)
+	}
+	st := ts.srv.Stats()
+	if !st.StoreFull || st.StoreFullRefusals < int64(refused) || st.InternalErrors != 0 {
+		t.Fatalf("stats %+v after %d refusals: want the store full, each refusal counted, no internal error", st, refused)
+	}
+	storedOnce(t, ts.store, "site-1", acked, nacked)
+}

@@ -862,7 +862,8 @@ func (s *Store) Applied(agent string, opID edgesync.OpID) (bool, error) {
 // does: it reads exactly hdr.Size bytes and verifies their SHA-256. Ops up
 // to InlineMax go straight to their commit; larger ones are staged as a
 // partial op first (discarded on failure, not offered for resume).
-func (s *Store) Apply(agent string, hdr core.PartialHeader, r io.Reader) (core.Result, error) {
+func (s *Store) Apply(agent string, hdr core.PartialHeader, r io.Reader) (_ core.Result, err error) {
+	defer markFull(&err) // the state ops of a stream of several come here (applyops.go)
 	if err := core.CheckOp(agent, hdr, s.cfg.MaxObjectSize); err != nil {
 		return core.Result{}, fmt.Errorf("apply: %w", err)
 	}

@@ -3,6 +3,7 @@ package jsstore
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/storetest"
 	"github.com/edge-sync/edge-sync/internal/natstest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -43,20 +45,7 @@ func TestJetStreamFull(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, js := natstest.Connect(t, srv.URL())
-	fill, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill"}, Storage: jetstream.FileStorage})
-	if err != nil {
-		t.Fatal(err)
-	}
-	block := make([]byte, 64<<10)
-	var full error
-	for i := 0; i < 1000 && full == nil; i++ {
-		_, full = js.Publish(ctx, "fill", block)
-	}
-	if !noRoom(full) {
-		t.Fatalf("filling JetStream's 8 MiB: %v, want JetStream's answer for no room", full)
-	}
-	t.Logf("JetStream full: %v", full)
+	fill := fillJetStream(ctx, t, srv)
 
 	add(8)
 	testutil.WaitFor(t, 30*time.Second, "the agent to say the core refuses for want of room", func() bool {
@@ -86,4 +75,59 @@ func TestJetStreamFull(t *testing.T) {
 	if c.srv.Stats().StoreFull {
 		t.Error("the core still says its store is full once it stored again")
 	}
+}
+
+// TestJetStreamFullStateOps: once JetStream is full, a small state op
+// that reaches the store through Apply (as ApplyWholeOps applies the state
+// ops of a stream of several, docs/wire.md "Several ops per stream") is
+// refused with core.ErrStoreFull, as BeginPartial, WritePartial and
+// CommitPartial refuse it, so that the core answers store-full and not
+// internal; once there is room the same ops are stored.
+func TestJetStreamFullStateOps(t *testing.T) {
+	srv := natstest.Run(t, func(o *server.Options) { o.JetStreamMaxStore = 8 << 20 })
+	s := openTest(t, srv.URL(), core.Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	fill := fillJetStream(ctx, t, srv)
+	data := storetest.Payload(1, 512)
+	one := storetest.Header(storetest.OpID(1), edgesync.StateOp, "k1", data)
+	if _, err := s.Apply("a", one, bytes.NewReader(data)); !errors.Is(err, core.ErrStoreFull) {
+		t.Errorf("Apply of a state op on a full JetStream: %v, want core.ErrStoreFull", err)
+	}
+	two := storetest.Header(storetest.OpID(2), edgesync.StateOp, "k2", data)
+	res := s.ApplyWholeOps("a", []core.WholeOp{{Header: one, Data: data}, {Header: two, Data: data}})
+	for i, r := range res {
+		if !errors.Is(r.Err, core.ErrStoreFull) {
+			t.Errorf("ApplyWholeOps, state op %d on a full JetStream: %v, want core.ErrStoreFull", i, r.Err)
+		}
+	}
+	if err := fill.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range s.ApplyWholeOps("a", []core.WholeOp{{Header: one, Data: data}, {Header: two, Data: data}}) {
+		if r.Err != nil || r.Result.Duplicate {
+			t.Errorf("state op %d once JetStream has room: %+v, %v; want stored", i, r.Result, r.Err)
+		}
+	}
+}
+
+// fillJetStream uses up srv's JetStream storage (8 MiB) with a stream of
+// its own, which it returns: purged, it gives the room back.
+func fillJetStream(ctx context.Context, t *testing.T, srv *natstest.Server) jetstream.Stream {
+	t.Helper()
+	_, js := natstest.Connect(t, srv.URL())
+	fill, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "FILL", Subjects: []string{"fill"}, Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make([]byte, 64<<10)
+	var full error
+	for i := 0; i < 1000 && full == nil; i++ {
+		_, full = js.Publish(ctx, "fill", block)
+	}
+	if !noRoom(full) {
+		t.Fatalf("filling JetStream's 8 MiB: %v, want JetStream's answer for no room", full)
+	}
+	t.Logf("JetStream full: %v", full)
+	return fill
 }

@@ -51,31 +51,7 @@ func TestOpsPerStreamTwoCores(t *testing.T) {
 		}
 		return ids, frames
 	}
-	send := func(c *hostile.Client, frames []wire.Frame) []wire.Frame {
-		t.Helper()
-		b, err := hostile.Append(nil, frames...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		str, err := c.Open(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer str.CancelRead(0)
-		if _, err := str.Write(b); err != nil {
-			t.Fatal(err)
-		}
-		if err := str.Close(); err != nil {
-			t.Fatal(err)
-		}
-		answers, err := hostile.ReadAll(str, 30*time.Second, 2*wire.MaxOpsPerStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return answers
-	}
+	send := func(c *hostile.Client, frames []wire.Frame) []wire.Frame { return sendOps(t, c, frames) }
 	acked := func(answers []wire.Frame, ids []edgesync.OpID) {
 		t.Helper()
 		for i, id := range ids {
@@ -129,4 +105,75 @@ func TestOpsPerStreamTwoCores(t *testing.T) {
 	if st.OpsDuplicate != 5 || st.OpsApplied != 3 {
 		t.Errorf("core b: %d applied, %d duplicates; want 3 and 5", st.OpsApplied, st.OpsDuplicate)
 	}
+}
+
+// TestOpsPerStreamDeltaOnEarlierOpJetStream: on JetStream, as on bbolt
+// (core.TestOpsPerStreamDeltaOnEarlierOp), a delta whose base is the
+// version an earlier op of its stream stores is acknowledged and makes
+// the key's current version, byte for byte; one against a version the
+// stream replaced is refused base-mismatch.
+func TestOpsPerStreamDeltaOnEarlierOpJetStream(t *testing.T) {
+	srv := natstest.Run(t)
+	f := newFleet(t, []string{srv.URL()})
+	c := f.startCore("core-a", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := hostile.Dial(ctx, c.addr, f.pki.ClientTLS(t, "127.0.0.1"), wire.CapOpsPerStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	v1 := storetest.Payload(7, 8<<10)
+	v2 := append(append([]byte(nil), v1[:100]...), v1[200:]...)
+	v3 := append(append([]byte(nil), v2...), "a third version"...)
+	steps := []struct {
+		data, base []byte
+		want       wire.FrameType
+	}{{v1, nil, wire.FrameAck}, {v2, v1, wire.FrameAck}, {v3, v2, wire.FrameAck}, {v2, v1, wire.FrameNack}}
+	var all []wire.Frame
+	for i, st := range steps {
+		frames, err := hostile.StateOp(storetest.OpID(uint64(i+1)), "k", st.data, st.base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, frames...)
+	}
+	answers := sendOps(t, cl, all)
+	if len(answers) != len(steps) {
+		t.Fatalf("%d answers for %d ops", len(answers), len(steps))
+	}
+	for i, a := range answers {
+		if a.Type() != steps[i].want || a.Type() == wire.FrameNack && a.(*wire.Nack).Code != wire.CodeBaseMismatch {
+			t.Fatalf("op %d answered %s %+v, want %s (a NACK base-mismatch)", i, a.Type(), a, steps[i].want)
+		}
+	}
+	storetest.CheckObject(t, c.store, f.pki.AgentName, "k", v3, "after a stream of a version and two deltas on it")
+}
+
+// sendOps writes frames on a new stream of c in one write, closes its
+// send side and returns the core's answers, up to the stream's end.
+func sendOps(t *testing.T, c *hostile.Client, frames []wire.Frame) []wire.Frame {
+	t.Helper()
+	b, err := hostile.Append(nil, frames...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	str, err := c.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer str.CancelRead(0)
+	if _, err := str.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := str.Close(); err != nil {
+		t.Fatal(err)
+	}
+	answers, err := hostile.ReadAll(str, 30*time.Second, 2*wire.MaxOpsPerStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return answers
 }

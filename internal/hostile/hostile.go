@@ -167,6 +167,30 @@ func WholeOp(id edgesync.OpID, key string, data []byte) ([]wire.Frame, error) {
 	return append(frames, &wire.Commit{ID: id, Chunks: 1}), nil
 }
 
+// StateOp returns the frames of a state op of data under key sent whole
+// (in chunks of 64 KiB): in full, or, when base is not nil, as a delta
+// (codec.ModeDelta) against base, the key's version it replaces.
+func StateOp(id edgesync.OpID, key string, data, base []byte) ([]wire.Frame, error) {
+	const chunk = 64 << 10
+	hdr := OpHeader(id, key, uint64(len(data)), chunk)
+	hdr.Kind, hdr.PayloadHash = edgesync.StateOp, sha256.Sum256(data)
+	mode, cb := codec.ModeFull, (*codec.Base)(nil)
+	if base != nil {
+		mode, cb = codec.ModeDelta, codec.NewBase(base)
+		hdr.Mode, hdr.HasBase, hdr.BaseHash = uint8(mode), true, sha256.Sum256(base)
+	}
+	ch, err := codec.NewHeader(mode, codec.LevelDefault, chunk, int64(len(data)), codec.Hash(hdr.PayloadHash), cb)
+	if err != nil {
+		return nil, err
+	}
+	var enc codec.Encoder
+	b, err := enc.EncodeChunk(nil, &ch, 0, data, cb)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return []wire.Frame{hdr, &wire.Data{ID: id, Chunk: b}, &wire.Commit{ID: id, Chunks: 1}}, nil
+}
+
 // Append appends the encoding of frames to b, for one write of them all.
 func Append(b []byte, frames ...wire.Frame) ([]byte, error) {
 	for _, f := range frames {
