@@ -40,12 +40,19 @@ type opPack struct {
 	bytes int64
 }
 
+// packedOpSlack is what an op's one chunk may add to its plain bytes
+// when encoded (the chunk's mode byte and body length; a chunk that does
+// not shrink goes as it is): an op within wire.MaxPackedOpData less this
+// always encodes within the limit, and is never left out of its pack to
+// go alone after the pack's answers.
+const packedOpSlack = 16
+
 // packable reports whether op may go in a pack under p: the core granted
 // the capability, and the op goes whole as an op of one chunk does (not
-// as its summary, not after its summary, at most wire.MaxPackedOpData
-// bytes).
+// as its summary, not after its summary, its encoding within
+// wire.MaxPackedOpData bytes).
 func (s *session) packable(op outbox.Op, p linkmon.SyncParameters, summary bool) bool {
-	return s.packing && !summary && !op.SummarySent && op.Size <= wire.MaxPackedOpData &&
+	return s.packing && !summary && !op.SummarySent && op.Size <= wire.MaxPackedOpData-packedOpSlack &&
 		op.Size <= int64(chunkSizeOf(p))
 }
 
