@@ -607,12 +607,8 @@ func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
 			s.log.Warn("expired ops not purged; the core will refuse them again", "op", op.ID.String(), "error", err)
 		}
 		return outDone
-	case wire.CodeStoreFull:
-		return s.refusedFull(op, n)
-	case wire.CodeBusy, wire.CodeInternal, wire.CodeShuttingDown:
-		s.stats.retries.Add(1)
-		s.release(op.ID)
-		return outDone
+	case wire.CodeStoreFull, wire.CodeBusy, wire.CodeInternal, wire.CodeShuttingDown:
+		return s.refusedFull(op, n) // the core's trouble: every op holds (corefull.go)
 	}
 	s.stats.parked.Add(1)
 	s.log.Error("core refused an op; it stays in the outbox", "op", op.ID.String(), "key", op.Key,
