@@ -38,8 +38,9 @@ var (
 )
 
 // CoreRefusal is transport.bandwidth.status's core_refusing: the core
-// refuses to store ops for a reason of its own side (its store is full),
-// so the ops stay queued here until it takes them again.
+// refuses to store ops for a reason of its own side (its store is full,
+// it is busy, failing or shutting down), so the ops stay queued here
+// until it takes them again.
 type CoreRefusal struct {
 	// Code is the core's reason code: "store-full", "busy", "internal"
 	// or "shutting-down".
@@ -73,9 +74,10 @@ type coreFull struct {
 	told   bool
 }
 
-// refused notes a refusal with code (store-full, busy, internal or shutting-down) at now. The first one
-// starts the hold; one that answers the trial after a hold doubles the
-// backoff; those of ops sent before the hold began change nothing.
+// refused notes a refusal with code (store-full, busy, internal or
+// shutting-down) at now. The first one starts the hold; one that answers
+// the trial after a hold doubles the backoff; those of ops sent before
+// the hold began change nothing.
 func (f *coreFull) refused(now time.Time, code wire.Code, msg string, log hclog.Logger) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -182,8 +184,8 @@ func (s *session) fullHeld() bool {
 }
 
 // refusedFull settles an op refused for a reason of the core's own
-// (store-full, busy, internal or shutting-down): it goes back to the outbox, and the endpoint holds every op
-// for a backoff.
+// (store-full, busy, internal or shutting-down): it goes back to the
+// outbox, and the endpoint holds every op for a backoff.
 func (s *session) refusedFull(op outbox.Op, n *wire.Nack) outcome {
 	s.stats.retries.Add(1)
 	s.release(op.ID)
