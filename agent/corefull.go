@@ -18,6 +18,12 @@ import (
 // alone as a trial, and only its ACK lets the rest follow. So a full core
 // sees one attempt per backoff from each agent, not its whole backlog
 // again and again, and the agent resumes by itself once there is room.
+//
+// A core that refuses an op busy (its frame memory is spent), internal (a
+// failure of its own) or shutting-down (its store is closing) is in
+// trouble of its own too, and gets the same hold, from a shorter first
+// backoff (troubleBackoff, doubling up to maxTroubleBackoff): before, the
+// agent sent the op again at once, hammering it.
 
 var (
 	firstFullBackoff = 2 * time.Second
@@ -25,13 +31,19 @@ var (
 	// fullLogEvery is the least time between two warnings that the core
 	// still refuses.
 	fullLogEvery = 10 * time.Minute
+	// troubleBackoff and maxTroubleBackoff are the hold's bounds for a
+	// core that refuses busy, internal or shutting-down.
+	troubleBackoff    = 500 * time.Millisecond
+	maxTroubleBackoff = 30 * time.Second
 )
 
 // CoreRefusal is transport.bandwidth.status's core_refusing: the core
-// refuses to store ops for a reason of its own side (its store is full),
-// so the ops stay queued here until it takes them again.
+// refuses to store ops for a reason of its own side (its store is full,
+// it is busy, failing or shutting down), so the ops stay queued here
+// until it takes them again.
 type CoreRefusal struct {
-	// Code is the core's reason code, "store-full".
+	// Code is the core's reason code: "store-full", "busy", "internal"
+	// or "shutting-down".
 	Code string `json:"code"`
 	// Since is the first refusal; Refusals counts them since.
 	Since    time.Time `json:"since"`
@@ -54,6 +66,7 @@ type coreFull struct {
 	backoff  time.Duration
 	refusals int64
 	msg      string
+	code     wire.Code // the last refusal's
 	// logged is the last warning; it outlives an episode, so that a
 	// store at the brink that takes an op now and then does not make a
 	// warning of each refusal. told says this episode was warned of.
@@ -61,29 +74,34 @@ type coreFull struct {
 	told   bool
 }
 
-// refused notes a store-full refusal at now. The first one starts the
-// hold; one that answers the trial after a hold doubles the backoff;
-// those of ops sent before the hold began change nothing.
-func (f *coreFull) refused(now time.Time, msg string, log hclog.Logger) {
+// refused notes a refusal with code (store-full, busy, internal or
+// shutting-down) at now. The first one starts the hold; one that answers
+// the trial after a hold doubles the backoff; those of ops sent before
+// the hold began change nothing.
+func (f *coreFull) refused(now time.Time, code wire.Code, msg string, log hclog.Logger) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.refusals++
-	f.msg = msg
+	f.msg, f.code = msg, code
+	first, most := firstFullBackoff, maxFullBackoff
+	if code != wire.CodeStoreFull {
+		first, most = troubleBackoff, maxTroubleBackoff
+	}
 	switch {
 	case f.since.IsZero():
-		f.since, f.backoff = now, firstFullBackoff
+		f.since, f.backoff = now, first
 	case now.Before(f.until):
 		return // sent before the hold began
 	default:
-		f.backoff = min(2*f.backoff, maxFullBackoff)
+		f.backoff = min(max(2*f.backoff, first), most)
 	}
 	f.until = now.Add(f.backoff)
 	if !f.logged.IsZero() && now.Sub(f.logged) < fullLogEvery {
 		return
 	}
 	f.logged, f.told = now, true
-	log.Warn("the core refuses to store ops: its store is full, on the core's side; the ops stay queued in the outbox and go again by themselves once it has room",
-		"code", wire.CodeStoreFull.String(), "core_message", msg, "since", f.since.Format(time.RFC3339),
+	log.Warn("the core refuses to store ops: "+refusalCause(code)+"; the ops stay queued in the outbox and go again by themselves once it takes them",
+		"code", code.String(), "core_message", msg, "since", f.since.Format(time.RFC3339),
 		"refusals", f.refusals, "next_try_in", f.backoff.String())
 }
 
@@ -99,6 +117,19 @@ func (f *coreFull) stored(log hclog.Logger) {
 			"refusals", f.refusals)
 	}
 	f.since, f.until, f.backoff, f.refusals, f.msg, f.told = time.Time{}, time.Time{}, 0, 0, "", false
+}
+
+// refusalCause says whose trouble a refusal with code is.
+func refusalCause(code wire.Code) string {
+	switch code {
+	case wire.CodeStoreFull:
+		return "its store is full, on the core's side"
+	case wire.CodeBusy:
+		return "it is busy (its memory for frames in flight is spent), on the core's side"
+	case wire.CodeShuttingDown:
+		return "it is shutting down, on the core's side"
+	}
+	return "it failed internally, on the core's side (its log says why)"
 }
 
 // held reports whether no op may start at now with inflight ops in
@@ -118,8 +149,12 @@ func (f *coreFull) status() *CoreRefusal {
 	if f.since.IsZero() {
 		return nil
 	}
-	return &CoreRefusal{Code: wire.CodeStoreFull.String(), Since: f.since, Refusals: f.refusals, NextTry: f.until, Message: f.msg,
-		Explain: "the core's store has no room (on the core's side: its operator frees space there); the ops stay queued in this outbox " +
+	why := "the core's store has no room (on the core's side: its operator frees space there)"
+	if f.code != wire.CodeStoreFull {
+		why = "the core refuses ops: " + refusalCause(f.code)
+	}
+	return &CoreRefusal{Code: f.code.String(), Since: f.since, Refusals: f.refusals, NextTry: f.until, Message: f.msg,
+		Explain: why + "; the ops stay queued in this outbox " +
 			"and go by themselves once the core takes them again, one op each backoff until then"}
 }
 
@@ -136,7 +171,7 @@ func (w *fullWake) stop() {
 	}
 }
 
-// fullHeld reports whether the core's full store holds every op now; it
+// fullHeld reports whether the core's refusals hold every op now; it
 // has the session woken when the hold ends.
 func (s *session) fullHeld() bool {
 	now := time.Now()
@@ -148,11 +183,12 @@ func (s *session) fullHeld() bool {
 	return held
 }
 
-// refusedFull settles an op refused for want of room at the core: it goes
-// back to the outbox, and the endpoint holds every op for a backoff.
+// refusedFull settles an op refused for a reason of the core's own
+// (store-full, busy, internal or shutting-down): it goes back to the
+// outbox, and the endpoint holds every op for a backoff.
 func (s *session) refusedFull(op outbox.Op, n *wire.Nack) outcome {
 	s.stats.retries.Add(1)
 	s.release(op.ID)
-	s.e.full.refused(time.Now(), n.Msg, s.log)
+	s.e.full.refused(time.Now(), n.Code, n.Msg, s.log)
 	return outDone
 }

@@ -28,9 +28,12 @@
 //     which the core checks at commit. An op the outbox finds damaged is
 //     quarantined and never sent; one the core refuses for a hash
 //     mismatch is checked again from disk (docs/integrity.md). An op
-//     refused store-full (the core's store has no room) goes back to the
-//     outbox and every op waits a backoff, then one op goes alone until
-//     the core stores again (corefull.go; Status's CoreRefusing).
+//     refused store-full (the core's store has no room), busy, internal
+//     or shutting-down goes back to the outbox and every op waits a
+//     backoff, then one op goes alone until the core stores again
+//     (corefull.go; Status's CoreRefusing). The packed ordinary ops in
+//     flight are bounded in bytes, so that a critical op does not wait
+//     behind them (packbudget.go).
 //     Critical and schema ops
 //     never wait for a slot; large ops (more than one chunk) are bounded
 //     by the parameters' concurrency and pause at a chunk boundary when

@@ -232,7 +232,9 @@ func TestPackOneRefused(t *testing.T) {
 	c, quota := quotaCore(t, p, 12<<10)
 	var ops []workloadOp
 	for i := range 40 {
-		ops = append(ops, workloadOp{key: fmt.Sprintf("ev/%d", i), kind: edgesync.EventOp, prio: edgesync.Normal, payload: testutil.RandomBytes(uint64(i+1), 1000)})
+		// 40 ops of 800 B fit the packed bytes a session lets out at
+		// first (minPackBudget).
+		ops = append(ops, workloadOp{key: fmt.Sprintf("ev/%d", i), kind: edgesync.EventOp, prio: edgesync.Normal, payload: testutil.RandomBytes(uint64(i+1), 800)})
 	}
 	a, enq := startWithBacklog(t, p, quietConfig(coretest.AgentConfig(t, p, c.Addr.String())), Options{}, ops)
 	testutil.WaitFor(t, 30*time.Second, "the core to refuse ops of the pack for the quota", func() bool { return a.Stats()[0].Parked > 0 })

@@ -95,6 +95,10 @@ type session struct {
 	keys     map[string]bool
 	deferred map[string][]edgesync.OpID
 	pool     sync.Pool // *opSender
+	// packBytes are the plain bytes of packed ordinary ops in flight,
+	// packSizes each one's (packbudget.go).
+	packBytes int64
+	packSizes map[edgesync.OpID]int64
 }
 
 func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, packing bool) error {
@@ -160,6 +164,7 @@ func (s *session) account(d workerDone) {
 	if !d.shared {
 		s.inflight[d.slot]--
 	}
+	s.unpacked(d.op)
 	s.bf.settled(d.op, d.slot, d.summary)
 	if d.key != "" {
 		delete(s.keys, d.key)
@@ -313,6 +318,7 @@ func (s *session) deferIfBusy(op outbox.Op) bool {
 func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err error) {
 	s.bf.preempt.Store(edgesync.NumPriorities)
 	defer s.flushPack(p) // what was leased together goes now
+	budget := s.packBudget()
 	for {
 		if s.fullHeld() {
 			return true, nil // the core's store is full (corefull.go)
@@ -351,7 +357,11 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		if s.deferIfBusy(op) {
 			continue
 		}
+		if s.pack != nil && !s.packFits(op, budget, false) {
+			s.flushPack(p) // the budget is spent: the pack goes as it is
+		}
 		if s.joinPack(op, p, slotSmall, summary) {
+			s.packed(op)
 			continue
 		}
 		sl := slotSmall
@@ -367,7 +377,14 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 			return true, nil
 		}
 		if sl == slotSmall && s.packable(op, p, summary) {
+			if !s.packFits(op, budget, true) {
+				// The packed bytes in flight are at their budget: the op
+				// waits for a pack's answers, as for a slot.
+				s.release(op.ID)
+				return true, nil
+			}
 			s.openPack(op, sl)
+			s.packed(op)
 			continue
 		}
 		s.start(op, p, sl, summary)
@@ -590,12 +607,8 @@ func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
 			s.log.Warn("expired ops not purged; the core will refuse them again", "op", op.ID.String(), "error", err)
 		}
 		return outDone
-	case wire.CodeStoreFull:
-		return s.refusedFull(op, n)
-	case wire.CodeBusy, wire.CodeInternal, wire.CodeShuttingDown:
-		s.stats.retries.Add(1)
-		s.release(op.ID)
-		return outDone
+	case wire.CodeStoreFull, wire.CodeBusy, wire.CodeInternal, wire.CodeShuttingDown:
+		return s.refusedFull(op, n) // the core's trouble: every op holds (corefull.go)
 	}
 	s.stats.parked.Add(1)
 	s.log.Error("core refused an op; it stays in the outbox", "op", op.ID.String(), "key", op.Key,

@@ -19,6 +19,7 @@ import (
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/outbox"
+	"github.com/edge-sync/edge-sync/wire"
 )
 
 // TestCoreStoreFull: the core's bbolt store is on a small tmpfs that the
@@ -177,8 +178,8 @@ func TestCoreFullBackoff(t *testing.T) {
 	if held, _ := f.held(t0, 0); held || f.status() != nil {
 		t.Fatal("held before any refusal")
 	}
-	f.refused(t0, "store full", log)
-	f.refused(t0.Add(time.Second), "store full", log) // sent before the hold began
+	f.refused(t0, wire.CodeStoreFull, "store full", log)
+	f.refused(t0.Add(time.Second), wire.CodeStoreFull, "store full", log) // sent before the hold began
 	held, until := f.held(t0.Add(time.Second), 0)
 	if !held || !until.Equal(t0.Add(firstFullBackoff)) {
 		t.Fatalf("after two refusals: held %v until %v, want until %v", held, until.Sub(t0), firstFullBackoff)
@@ -192,7 +193,7 @@ func TestCoreFullBackoff(t *testing.T) {
 		if held, _ := f.held(at, 1); !held {
 			t.Fatal("not held while the trial is in flight")
 		}
-		f.refused(at, "store full", log) // the trial
+		f.refused(at, wire.CodeStoreFull, "store full", log) // the trial
 		want = min(2*want, maxFullBackoff)
 		if _, until = f.held(at, 0); until.Sub(at) != want {
 			t.Fatalf("backoff after a refused trial: %v, want %v", until.Sub(at), want)

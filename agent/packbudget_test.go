@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core/coretest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// TestCriticalNotBehindPacks: a backlog of small normal ops goes out in
+// packs on a slow uplink with a deep queue (1 Mbit/s, 40 ms RTT, 2 s of
+// queue), and critical ops put meanwhile reach the core within 600 ms:
+// the packed bytes in flight are bounded (packbudget.go), so a critical
+// op waits behind at most that much, not behind every pack of the
+// backlog at once.
+func TestCriticalNotBehindPacks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 1 MB backlog on a 1 Mbit/s link")
+	}
+	up := linksim.Direction{RateBps: 1_000_000, Delay: 20 * time.Millisecond, QueueDelay: 2 * time.Second}
+	down := up
+	down.RateBps = 10_000_000
+	prof := linksim.Profile{Name: "slow-deep-queue", Up: up, Down: down}
+	const n, size = 1000, 1000
+	ops := make([]workloadOp, n)
+	for i := range ops {
+		ops[i] = workloadOp{key: fmt.Sprintf("ev/%d", i), kind: edgesync.EventOp, prio: edgesync.Normal,
+			payload: testutil.RandomBytes(uint64(i), size)}
+	}
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, nil)
+	opts, _ := shaped(prof)
+	a, _ := startWithBacklog(t, p, quietConfig(coretest.AgentConfig(t, p, c.Addr.String())), opts, ops)
+	// The sender's congestion window has grown into the link's queue by
+	// the time a third of the backlog is stored.
+	testutil.WaitFor(t, time.Minute, "a third of the backlog at the core", func() bool {
+		st, err := a.Outbox().Stats()
+		return err == nil && st.Total.Ops <= 2*n/3
+	})
+	const bound = 600 * time.Millisecond
+	for i := range 3 {
+		start := time.Now()
+		crit := enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp,
+			Payload: bytes.NewReader(fmt.Appendf(nil, "alarm %d", i))})
+		testutil.WaitFor(t, time.Minute, "the critical op at the core", func() bool {
+			ok, _ := c.Store.Applied("site-1", crit.ID)
+			return ok
+		})
+		took := time.Since(start)
+		st, err := a.Outbox().Stats()
+		if err != nil {
+			t.Fatal(err)
+		}
+		left := st.Total.Ops
+		t.Logf("critical op %d at the core after %v; %d ops of the backlog wait", i, took, left)
+		if left == 0 {
+			t.Fatalf("the backlog drained before critical op %d reached the core: the test measured nothing", i)
+		}
+		if took > bound {
+			t.Errorf("critical op %d took %v to reach the core behind a packed backlog; want at most %v", i, took, bound)
+		}
+	}
+	testutil.WaitFor(t, 2*time.Minute, "the backlog to drain", func() bool { return outboxEmpty(a) })
+}
