@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -258,5 +259,75 @@ func TestCoreTroubleBackoff(t *testing.T) {
 	}
 	if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != 1 {
 		t.Errorf("the outbox holds %d ops (%v) while the core refuses; want the refused op kept", ob.Total.Ops, err)
+	}
+}
+
+// poisonStore is a real bbolt store whose writes of one key fail, as a
+// core fails on one op it cannot store (a damaged record of that key):
+// the core answers that op internal and stores the others.
+type poisonStore struct {
+	*core.Store
+	key string
+}
+
+var errPoison = errors.New("the test's store cannot write this key")
+
+func (s poisonStore) ApplyWhole(agent string, hdr core.PartialHeader, data []byte) (core.Result, error) {
+	if hdr.Key == s.key {
+		return core.Result{}, errPoison
+	}
+	return s.Store.ApplyWhole(agent, hdr, data)
+}
+
+func (s poisonStore) ApplyWholeOps(agent string, ops []core.WholeOp) []core.WholeResult {
+	out := make([]core.WholeResult, len(ops))
+	var rest []core.WholeOp
+	var at []int
+	for i, op := range ops {
+		if op.Header.Key == s.key {
+			out[i].Err = errPoison
+			continue
+		}
+		rest, at = append(rest, op), append(at, i)
+	}
+	for k, r := range s.Store.ApplyWholeOps(agent, rest) {
+		out[at[k]] = r
+	}
+	return out
+}
+
+// TestInternalRefusalOfOneOpDoesNotStall: a core that fails one op
+// internal, and stores every other, must not hold the agent's whole
+// outbox behind that op. The hold of a core in trouble sends one op as a
+// trial after each backoff; when the trial is always the op the core
+// cannot store (it leads the lease order), nothing else would ever go.
+func TestInternalRefusalOfOneOpDoesNotStall(t *testing.T) {
+	old := troubleBackoff
+	troubleBackoff = 100 * time.Millisecond
+	defer func() { troubleBackoff = old }()
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, func(sc *core.ServerConfig) {
+		store, err := core.Open(filepath.Join(t.TempDir(), "core.db"), core.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		sc.Store = poisonStore{Store: store, key: "poison"}
+	})
+	a := startAgent(t, p, quietConfig(coretest.AgentConfig(t, p, c.Addr.String())), Options{})
+	testutil.WaitFor(t, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "poison", Kind: edgesync.EventOp, Priority: edgesync.High,
+		Payload: bytes.NewReader([]byte("the core cannot store this"))})
+	testutil.WaitFor(t, 30*time.Second, "the core to refuse the poisoned op", func() bool { return a.Stats()[0].Nacks["internal"] >= 1 })
+	const n = 20
+	for i := range n {
+		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("ev/%d", i), Kind: edgesync.EventOp, Priority: edgesync.Normal,
+			Payload: bytes.NewReader(fmt.Appendf(nil, "reading %d", i))})
+	}
+	testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("the %d ops behind the op the core cannot store to reach it", n), func() bool {
+		return c.Server.Stats().OpsApplied >= n
+	})
+	if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != 1 {
+		t.Errorf("the outbox holds %d ops (%v); want the refused op kept", ob.Total.Ops, err)
 	}
 }
