@@ -29,7 +29,8 @@
 //     quarantined and never sent; one the core refuses for a hash
 //     mismatch is checked again from disk (docs/integrity.md). An op
 //     refused store-full (the core's store has no room), busy, internal
-//     or shutting-down goes back to the outbox and every op waits a
+//     or shutting-down goes back to the outbox (one refused internal is
+//     parked, as the failure may be its own) and every op waits a
 //     backoff, then one op goes alone until the core stores again
 //     (corefull.go; Status's CoreRefusing). The packed ordinary ops in
 //     flight are bounded in bytes, so that a critical op does not wait

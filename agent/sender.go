@@ -607,8 +607,16 @@ func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
 			s.log.Warn("expired ops not purged; the core will refuse them again", "op", op.ID.String(), "error", err)
 		}
 		return outDone
-	case wire.CodeStoreFull, wire.CodeBusy, wire.CodeInternal, wire.CodeShuttingDown:
+	case wire.CodeStoreFull, wire.CodeBusy, wire.CodeShuttingDown:
 		return s.refusedFull(op, n) // the core's trouble: every op holds (corefull.go)
+	case wire.CodeInternal:
+		// The core's trouble too, or this op's alone (a record of its key
+		// the core cannot write): every op holds, and this one is parked,
+		// so that the hold's trial is another op and the rest of the
+		// outbox flows past it if the core stores that.
+		s.stats.retries.Add(1)
+		s.e.full.refused(time.Now(), n.Code, n.Msg, s.log)
+		return outPark
 	}
 	s.stats.parked.Add(1)
 	s.log.Error("core refused an op; it stays in the outbox", "op", op.ID.String(), "key", op.Key,
