@@ -99,15 +99,15 @@ var benchNoRaw = os.Getenv("EDGESYNC_BENCH_NORAW") != ""
 var goodputRuns int
 
 // BenchmarkGoodput sends one incompressible op at priority high through
-// each linksim profile, and through the links of issue 14's table, and
-// reports delivered payload bit/s over the profile's uplink rate, timed
-// from the producer's put (Enqueue called) until the core has stored the
-// op: tuned (goodput-ratio: the class's parameters with batch interval 0
-// and no summaries) and with the class's own defaults (default-goodput-
-// ratio: its batch interval, running since a first batch that sent
-// data, as on a running agent), their ratio (default/tuned), and the tuned figure over
-// one raw quic-go stream through the same link in the same run
-// (ratio-vs-raw-quic).
+// each linksim profile, and through the goodput rows (docs/linksim.md, "The
+// goodput rows"), and reports delivered payload bit/s over the profile's
+// uplink rate, timed from the producer's put (Enqueue called) until the
+// core has stored the op: tuned (goodput-ratio: the class's parameters with
+// batch interval 0 and no summaries) and with the class's own defaults
+// (default-goodput- ratio: its batch interval, running since a first batch
+// that sent data, as on a running agent), their ratio (default/tuned), and
+// the tuned figure over one raw quic-go stream through the same link in the
+// same run (ratio-vs-raw-quic).
 //
 //	go test -run '^$' -bench Goodput -benchtime 1x -count 3 ./agent
 //	EDGESYNC_BENCH_NORAW=1 go test -run '^$' -bench 'Goodput/row' -benchtime 1x -timeout 60m ./agent

@@ -32,7 +32,7 @@ func (r MoveReason) String() string {
 }
 
 // failoverCollector reports each endpoint's address moves and the
-// address in use, read at scrape time (docs/metrics.md).
+// address in use, read at scrape time (docs/control-api.md, "Metrics").
 type failoverCollector struct {
 	a            *Agent
 	moves, index *prometheus.Desc

@@ -154,11 +154,12 @@ func TestStatusIsWhatTheSenderUses(t *testing.T) {
 	}
 }
 
-// TestStatusClassIsTheSendersAcrossAWalk (issue #14 item 4): while the
-// link walks lte → satellite-geo → lte and the class follows it, every
-// status read whose parameters' generation held shows the sender's
-// parameters, and they are the parameters of the class it shows (its
-// profile's mode, compression and interval), never another class's.
+// TestStatusClassIsTheSendersAcrossAWalk (docs/linkmon.md, "Who owns the
+// link state"): while the link walks lte → satellite-geo → lte and the
+// class follows it, every status read whose parameters' generation held
+// shows the sender's parameters, and they are the parameters of the class
+// it shows (its profile's mode, compression and interval), never another
+// class's.
 func TestStatusClassIsTheSendersAcrossAWalk(t *testing.T) {
 	_, a, conn := shapedAgent(t, linksim.LTE())
 	e, err := a.endpoint("core")
@@ -206,19 +207,21 @@ func TestStatusClassIsTheSendersAcrossAWalk(t *testing.T) {
 	}
 }
 
-// ownQueueLink is issue #14's 50 Mbit/s, 40 ms, 1 % link, with a buffer
-// deep enough (100 ms) for the agent's own data to queue in.
+// ownQueueLink is goodput row 3's 50 Mbit/s, 40 ms, 1 % link
+// (docs/linksim.md, "The goodput rows"), with a buffer deep enough (100 ms)
+// for the agent's own data to queue in.
 func ownQueueLink() linksim.Profile {
 	d := linksim.Direction{RateBps: 50_000_000, Delay: 20 * time.Millisecond, LossRate: 0.01, QueueDelay: 100 * time.Millisecond}
-	return linksim.Profile{Name: "50M-40ms-1pct", Summary: "issue #14's broadband link", Up: d, Down: d}
+	return linksim.Profile{Name: "50M-40ms-1pct", Summary: "goodput row 3 with a 100 ms buffer", Up: d, Down: d}
 }
 
-// Issue #14: a 50 Mbit/s, 40 ms, 1 % link showed as mobile under a bulk
-// transfer (by the thresholds, 10-100 Mbit/s under 50 ms is broadband).
-// The agent's own data queues at the bottleneck and the RTT the class was
-// judged on rose past 50 ms. The class must judge the path, not the queue
-// its own sender builds: no sample of the transfer leaves broadband for
-// its RTT, and the RTT shown stays under broadband's 50 ms.
+// A 50 Mbit/s, 40 ms, 1 % link showed as mobile under a bulk transfer (by
+// the thresholds, 10-100 Mbit/s under 50 ms is broadband; docs/linkmon.md,
+// "Under the agent's own load"). The agent's own data queues at the
+// bottleneck and the RTT the class was judged on rose past 50 ms. The class
+// must judge the path, not the queue its own sender builds: no sample of
+// the transfer leaves broadband for its RTT, and the RTT shown stays under
+// broadband's 50 ms.
 func TestOwnQueueKeepsBroadband(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a bulk transfer of 10-20 s on a shaped link")

@@ -37,9 +37,9 @@ const presendTTL = 5 * time.Second
 
 // presendMaxRTT is the round trip from which ops do not presend. On a
 // 600 ms link the outbox write is a few per cent of a transfer at most,
-// and on 10 Mbit/s, 600 ms, 1 % loss (issue 14's row 2) transfers with a
-// presend reached 0.69 of the link against 0.81 without (6 runs each,
-// alternating), for reasons not found yet.
+// and on 10 Mbit/s, 600 ms, 1 % loss (goodput row 2, docs/linksim.md, "The
+// goodput rows") transfers with a presend reached 0.69 of the link against
+// 0.81 without (6 runs each, alternating), for reasons not found yet.
 const presendMaxRTT = 200 * time.Millisecond
 
 // presend is a large op's first chunks, sent on a connection's data lane

@@ -14,14 +14,13 @@ import (
 // machine the first 1.4 MiB zstd chunk of an agent took 75-115 ms to
 // encode (a fresh zstd encoder's tables and history, the heap growing),
 // later ones 1-15 ms; on 20 Mbit/s that is 1-2 % of a 16 MiB op, spent
-// before its first packet (issue 14, BenchmarkGoodputProcesses). So an
-// endpoint encodes a chunk of noise the way its ops will be encoded as
-// soon as the link's sync parameters say how (warmEncodings), once per
-// encoding and process: on an agent just started that is before its
-// first op, while the link is idle, and the encoder is then in the
-// codec's pool. A presend whose
-// encoding was not warmed yet encodes a chunk of noise itself while the
-// outbox reads its first chunk from the producer (about as long), and
+// before its first packet (BenchmarkGoodputProcesses). So an endpoint
+// encodes a chunk of noise the way its ops will be encoded as soon as the
+// link's sync parameters say how (warmEncodings), once per encoding and
+// process: on an agent just started that is before its first op, while the
+// link is idle, and the encoder is then in the codec's pool. A presend
+// whose encoding was not warmed yet encodes a chunk of noise itself while
+// the outbox reads its first chunk from the producer (about as long), and
 // the first chunk waits for it (warmed); that encoding took CPU from the
 // outbox's read of the first chunk on a busy machine, which is why it is
 // done ahead now.

@@ -14,7 +14,7 @@ import (
 // (docs/linkmon.md, "Reachability"). A QUIC connection outlives an outage
 // until its idle timeout, so a connection alone is not a link: status
 // said "connected" with 0 % loss for over 20 s after the link emulator
-// was killed (issue #14).
+// was killed.
 type LinkState string
 
 const (

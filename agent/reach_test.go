@@ -24,11 +24,11 @@ func statusJSON(t testing.TB, a *Agent) map[string]any {
 	return m
 }
 
-// Issue #14: status said "connected" with 0 % loss for over 20 s after the
-// link was cut, while the class went intermittent. The link is cut with
-// linksim; status must say unreachable (with when the core last answered)
-// within the outage rule's bound, in the status JSON and in /metrics, and
-// connected again once the link is back.
+// Status said "connected" with 0 % loss for over 20 s after the link was
+// cut, while the class went intermittent. The link is cut with linksim;
+// status must say unreachable (with when the core last answered) within the
+// outage rule's bound, in the status JSON and in /metrics, and connected
+// again once the link is back.
 func TestStatusUnreachableDuringOutage(t *testing.T) {
 	_, a, link := shapedAgent(t, linksim.Broadband())
 	testutil.WaitFor(t, 30*time.Second, "connected, with the link measured", func() bool {

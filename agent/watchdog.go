@@ -12,20 +12,19 @@ import (
 	"github.com/edge-sync/edge-sync/wire"
 )
 
-// The connection watchdog (issue #12 item 5). A core that lost its state
-// (restarted) answers an old connection's packets with a stateless reset,
-// which ends it at once (docs/core.md#restarts); one that cannot (its TLS
-// key changed, or a middlebox dropped the path's state) leaves the agent
-// on a connection nothing answers, until QUIC's idle timeout (45 s). So
-// while the link monitor sees pings unanswered for redialAfter, the
-// watchdog tries a new connection beside the old one: if the core answers
-// it while the old one stays silent, the old one is dead and is closed
-// with that reason, and the endpoint goes on with the new one. When the
-// address in use answers no new connection either (the core died), the
-// endpoint's other addresses are tried in turn, and the first that
-// answers becomes the address in use (failover.go). A link that is down
-// answers none: the old connection stays for the link's
-// return, as it would without the watchdog.
+// The connection watchdog. A core that lost its state (restarted) answers
+// an old connection's packets with a stateless reset, which ends it at once
+// (docs/core.md#restarts); one that cannot (its TLS key changed, or a
+// middlebox dropped the path's state) leaves the agent on a connection
+// nothing answers, until QUIC's idle timeout (45 s). So while the link
+// monitor sees pings unanswered for redialAfter, the watchdog tries a new
+// connection beside the old one: if the core answers it while the old one
+// stays silent, the old one is dead and is closed with that reason, and the
+// endpoint goes on with the new one. When the address in use answers no new
+// connection either (the core died), the endpoint's other addresses are
+// tried in turn, and the first that answers becomes the address in use
+// (failover.go). A link that is down answers none: the old connection stays
+// for the link's return, as it would without the watchdog.
 
 const (
 	// redialAfter is how long pings go unanswered before a new connection

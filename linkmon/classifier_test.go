@@ -556,14 +556,15 @@ func TestReconnectedStartsMissedOver(t *testing.T) {
 }
 
 // TestMarginBandSettles: a link whose figures sit inside a threshold's
-// hysteresis margin keeps the class it has, but not for ever. Issue #14's
-// 50 Mbit/s, 40 ms link is broadband by the thresholds (under 50 ms); a
-// few seconds of queueing (a start-up overshoot, a loaded machine) moved it
-// to mobile, and back to broadband needs an RTT under 50 ms less the
-// margin, 40 ms, which a 40 ms path never shows: it stayed mobile for the
-// rest of the transfer (TestOwnQueueKeepsBroadband under load). A class the
-// plain thresholds give for a whole Window is taken; oscillations around a
-// threshold never hold one that long (TestOscillationNoChange).
+// hysteresis margin keeps the class it has, but not for ever
+// (docs/linkmon.md, "A figure settled inside the margin"). A 50 Mbit/s, 40
+// ms link is broadband by the thresholds (under 50 ms); a few seconds of
+// queueing (a start-up overshoot, a loaded machine) moved it to mobile, and
+// back to broadband needs an RTT under 50 ms less the margin, 40 ms, which
+// a 40 ms path never shows: it stayed mobile for the rest of the transfer
+// (TestOwnQueueKeepsBroadband under load). A class the plain thresholds
+// give for a whole Window is taken; oscillations around a threshold never
+// hold one that long (TestOscillationNoChange).
 func TestMarginBandSettles(t *testing.T) {
 	cfg := DefaultClassifierConfig()
 	f := newFeeder(t, cfg)

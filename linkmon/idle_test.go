@@ -358,16 +358,17 @@ func smallOp(t *testing.T, a *testAgent, size int) {
 	}
 }
 
-// TestBusyWakeSendsNoTrainAhead (issue #14, BenchmarkPutLatencyProcesses
-// on lte): the first op after a quiet spell woke the idle link with Busy,
-// and the bandwidth probe that fell due while it was idle started at that
-// moment; its train (14-57 KB on the 10 Mbit/s uplink) queued ahead of
-// the op, whose put took 57-86 ms to be stored instead of 34-42 ms. The
-// hold on trains while the agent's own data starts began only at the
-// op's first acknowledgement, after that train. Here an idle lte uplink
-// whose probe is due is woken by Busy and a 2 KB op follows: no probe may
-// start before the op is acknowledged, and at most one check train (one
-// in flight from the idle schedule) may reach the core meanwhile.
+// TestBusyWakeSendsNoTrainAhead (BenchmarkPutLatencyProcesses on lte;
+// docs/linkmon.md, "Idle links"): the first op after a quiet spell woke the
+// idle link with Busy, and the bandwidth probe that fell due while it was
+// idle started at that moment; its train (14-57 KB on the 10 Mbit/s uplink)
+// queued ahead of the op, whose put took 57-86 ms to be stored instead of
+// 34-42 ms. The hold on trains while the agent's own data starts began only
+// at the op's first acknowledgement, after that train. Here an idle lte
+// uplink whose probe is due is woken by Busy and a 2 KB op follows: no
+// probe may start before the op is acknowledged, and at most one check
+// train (one in flight from the idle schedule) may reach the core
+// meanwhile.
 func TestBusyWakeSendsNoTrainAhead(t *testing.T) {
 	core := newTestCore(t)
 	a := dialTestAgent(t, core, lteUplink(), 83)

@@ -18,13 +18,14 @@ func lteUplink() linksim.Profile {
 	return p
 }
 
-// TestJitteryCheckKeepsCapacity (issue #14, BenchmarkEstimateLoaded's lte
-// step): a bulk transfer fills a 10 Mbit/s link with 10 ms of jitter, then
-// stops. The check trains that follow (1-2 ms at the link's rate) cross
-// the jitter, which alone can spread them to a third of the link's rate;
-// the capacity must stay within 70 % of the link for 14 s, and checks
-// must still run. Before the fix 2-4 check drops to 2-3.5 Mbit/s came in
-// about half of the 9 s windows.
+// TestJitteryCheckKeepsCapacity (BenchmarkEstimateLoaded's lte step;
+// docs/linkmon.md, "A check train spread by jitter is no drop"): a bulk
+// transfer fills a 10 Mbit/s link with 10 ms of jitter, then stops. The
+// check trains that follow (1-2 ms at the link's rate) cross the jitter,
+// which alone can spread them to a third of the link's rate; the capacity
+// must stay within 70 % of the link for 14 s, and checks must still run.
+// Before the fix 2-4 check drops to 2-3.5 Mbit/s came in about half of the
+// 9 s windows.
 func TestJitteryCheckKeepsCapacity(t *testing.T) {
 	core := newTestCore(t)
 	a := dialTestAgent(t, core, lteUplink(), 71)

@@ -48,14 +48,14 @@ func broadbandMonitor(t *testing.T, seed uint64, cfg Config, opts MonitorOptions
 // raises the RTT; the monitor sent a bandwidth probe (the RTT jump calls
 // one early) and check trains into that queue until the sender's
 // delivery rate said the link was full. In BenchmarkGoodputProcesses
-// (issue 14's clean 20 Mbit/s, 20 ms link, 16 MiB) nearly every transfer
+// (goodput row 4: clean 20 Mbit/s, 20 ms, 16 MiB) nearly every transfer
 // carried one such probe, 3 trains of 42-97 packets: 150-350 KB, 1-2 % of
 // the transfer's time, measuring neither the link nor the sender. Here a
-// bulk sender starts on a 20 Mbit/s, 20 ms link whose capacity the
-// monitor has measured, marking its first 1.5 s app-limited as the lane's
-// start-up does: no probe and at most one check train (one already in
-// flight when it started) may go until its delivery rate has taken over;
-// once it stops, a probe measures the link again.
+// bulk sender starts on a 20 Mbit/s, 20 ms link whose capacity the monitor
+// has measured, marking its first 1.5 s app-limited as the lane's start-up
+// does: no probe and at most one check train (one already in flight when it
+// started) may go until its delivery rate has taken over; once it stops, a
+// probe measures the link again.
 func TestNoTrainsWhileOwnSenderStarts(t *testing.T) {
 	a, m := broadbandMonitor(t, 73, testConfig(), MonitorOptions{Name: "ownstart"})
 	waitEstimates(t, m, 2, 15*time.Second)

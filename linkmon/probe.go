@@ -211,7 +211,8 @@ func (m *Monitor) sendTrains(ctx context.Context, p *Prober, pl *probePlan, res 
 // trainsAgree: two train estimates within this ratio of each other read
 // the same link. On an idle link trains agree within a few percent; under
 // the agent's own traffic and a loaded CPU one of two may read half or
-// twice the link (issue #14: 1.03 and 4.5 Mbit/s on a 2 Mbit/s uplink).
+// twice the link (1.03 and 4.5 Mbit/s on a 2 Mbit/s uplink;
+// docs/linkmon.md, "What a loaded machine did to the figures").
 const trainsAgree = 1.2
 
 // slowerSettled reports whether a probe's first two train estimates agree

@@ -20,16 +20,19 @@ func idleSampler(t *testing.T, name string) *sampler {
 	return &sampler{m: m, ctx: context.Background(), pending: map[uint64]time.Time{}, probeDone: make(chan probeOutcome, 1)}
 }
 
-// TestSlowerProbeNeedsAgreeingTrains (issue #14 item 3,
-// BenchmarkEstimateLoaded): a probe stops after two trains that both read
-// the link much slower than before, but only when the two agree; two that
-// disagree leave their mean as the capacity, which on satellite stands
-// until the next probe 7-15 s later. The figures are the demo's, entering
-// satellite-geo (2 Mbit/s up) under its workload on a loaded machine: from
-// lte (10.3 Mbit/s) the trains read 1.03 and 4.5 Mbit/s, shown as 2.77
-// Mbit/s (38 % off); from broadband (10.1 Mbit/s) 2.05 and 1.47, shown as
-// 1.76 Mbit/s for 15 s. A third train gives a median that one stray train
-// does not move.
+// The tests below reproduce, one each, what a loaded machine did to the
+// monitor's figures (docs/linkmon.md, "What a loaded machine did to the
+// figures").
+
+// TestSlowerProbeNeedsAgreeingTrains (BenchmarkEstimateLoaded): a probe
+// stops after two trains that both read the link much slower than before,
+// but only when the two agree; two that disagree leave their mean as the
+// capacity, which on satellite stands until the next probe 7-15 s later.
+// The figures are the demo's, entering satellite-geo (2 Mbit/s up) under
+// its workload on a loaded machine: from lte (10.3 Mbit/s) the trains read
+// 1.03 and 4.5 Mbit/s, shown as 2.77 Mbit/s (38 % off); from broadband
+// (10.1 Mbit/s) 2.05 and 1.47, shown as 1.76 Mbit/s for 15 s. A third train
+// gives a median that one stray train does not move.
 func TestSlowerProbeNeedsAgreeingTrains(t *testing.T) {
 	for _, c := range []struct {
 		ests []float64
@@ -50,14 +53,14 @@ func TestSlowerProbeNeedsAgreeingTrains(t *testing.T) {
 	}
 }
 
-// TestUnansweredProbeKeepsCapacity (issue #14 item 3): a probe whose
-// trains get no report while pings are answered says nothing about the
-// capacity. It halved the capacity estimate, and the light samples carried
-// the half: after the demo's outage a broadband link (10 Mbit/s) showed
-// 4.4 Mbit/s and went mobile for a few seconds because one train's report
-// did not come within the probe timeout. The estimate must stay; the next
-// probe's trains are halved instead (trains too long for a link that got
-// slower overflow its queue).
+// TestUnansweredProbeKeepsCapacity: a probe whose trains get no report
+// while pings are answered says nothing about the capacity. It halved the
+// capacity estimate, and the light samples carried the half: after the
+// demo's outage a broadband link (10 Mbit/s) showed 4.4 Mbit/s and went
+// mobile for a few seconds because one train's report did not come within
+// the probe timeout. The estimate must stay; the next probe's trains are
+// halved instead (trains too long for a link that got slower overflow its
+// queue).
 func TestUnansweredProbeKeepsCapacity(t *testing.T) {
 	core := newTestCore(t)
 	a := dialTestAgent(t, core, linksim.Broadband(), 72)
@@ -91,15 +94,14 @@ func TestUnansweredProbeKeepsCapacity(t *testing.T) {
 	}
 }
 
-// TestProbeAfterCheckDropRebases (issue #14 item 3): a drop that two
-// check trains confirm rebases the bandwidth median at once, and the probe
-// it calls refines it. When that probe reads the link as before (the
-// checks were wrong: two 3-packet trains each spread by a few ms of CPU
-// starvation read 3.96 and 2.77 Mbit/s on the demo's 10 Mbit/s broadband
-// link), the median held the checks' figure until new samples outvoted
-// it, 5 samples (1.25 s) later; the status the demo reads each second
-// showed 2.77 Mbit/s. The probe's figure must rebase the median as the
-// check's did.
+// TestProbeAfterCheckDropRebases: a drop that two check trains confirm
+// rebases the bandwidth median at once, and the probe it calls refines it.
+// When that probe reads the link as before (the checks were wrong: two
+// 3-packet trains each spread by a few ms of CPU starvation read 3.96 and
+// 2.77 Mbit/s on the demo's 10 Mbit/s broadband link), the median held the
+// checks' figure until new samples outvoted it, 5 samples (1.25 s) later;
+// the status the demo reads each second showed 2.77 Mbit/s. The probe's
+// figure must rebase the median as the check's did.
 func TestProbeAfterCheckDropRebases(t *testing.T) {
 	s := idleSampler(t, "check-drop")
 	m := s.m
@@ -129,7 +131,7 @@ func TestProbeAfterCheckDropRebases(t *testing.T) {
 	}
 }
 
-// TestDeliveryRateOfFirstRoundNotTaken (issue #14 item 3): a sender that
+// TestDeliveryRateOfFirstRoundNotTaken: a sender that
 // just began on a long path has acknowledgements for less than one round
 // trip, one round's clump, which the core's ACKs bunch together when its
 // CPU is starved: read as a rate it was 2.85 Mbit/s on the demo's 2 Mbit/s,
@@ -151,15 +153,15 @@ func TestDeliveryRateOfFirstRoundNotTaken(t *testing.T) {
 	}
 }
 
-// TestPassiveLossOfABurstFades (issue #14 item 3): QUIC's own loss
+// TestPassiveLossOfABurstFades: QUIC's own loss
 // counter is taken over spans of at least MinLossBytes sent, and each
 // span's figure was repeated until the next span closed. The agent's QUIC
 // connection carries little besides pings and commits, so after the demo
-// switched from fiber to lte, the span in which the lane's overshoot
-// filled the queue (15.7 % of QUIC's bytes lost) was repeated for the
-// rest of the 15 s step: loss shown rose to 8 % on a link without loss. A
-// span's figure stands for about as long as the span took, then the
-// pings' figure is the loss.
+// switched from fiber to lte, the span in which the lane's overshoot filled
+// the queue (15.7 % of QUIC's bytes lost) was repeated for the rest of the
+// 15 s step: loss shown rose to 8 % on a link without loss. A span's figure
+// stands for about as long as the span took, then the pings' figure is the
+// loss.
 func TestPassiveLossOfABurstFades(t *testing.T) {
 	var p PassiveEstimator
 	s := ConnSample{At: t0, SmoothedRTT: 110 * time.Millisecond, MeanDeviation: 5 * time.Millisecond}
@@ -185,12 +187,12 @@ func TestPassiveLossOfABurstFades(t *testing.T) {
 	}
 }
 
-// TestPingLossAfterOutageNotFromAFewPings (issue #14 item 3): when the
+// TestPingLossAfterOutageNotFromAFewPings: when the
 // link came back after an outage the ping loss ring was emptied, so the
-// first lost ping after the return counted against a handful of others:
-// on the demo's broadband step (0.1 % loss) one lost ping among 28 read
-// 1.8 % one-way, and loss shown stayed 0.7-1 points high for the step and
-// the next. The outage's own unanswered pings must not count; the pings
+// first lost ping after the return counted against a handful of others: on
+// the demo's broadband step (0.1 % loss) one lost ping among 28 read 1.8 %
+// one-way, and loss shown stayed 0.7-1 points high for the step and the
+// next. The outage's own unanswered pings must not count; the pings
 // answered before it still do.
 func TestPingLossAfterOutageNotFromAFewPings(t *testing.T) {
 	s := idleSampler(t, "ring")
@@ -224,11 +226,11 @@ func TestPingLossAfterOutageNotFromAFewPings(t *testing.T) {
 	}
 }
 
-// TestPassiveLossOfASparseSpanNotTaken (issue #14 item 3): QUIC carries
+// TestPassiveLossOfASparseSpanNotTaken: QUIC carries
 // the ops' headers, commits and pings; the data goes by the lane. Its 32
 // KiB loss span then took 5 s across the demo's fiber → lte switch, 28
-// packets of which the lane's overshoot dropped 4: 12.8 %, held for 5 s
-// and averaged into the 20 s loss figure, 2 points on a link without loss,
+// packets of which the lane's overshoot dropped 4: 12.8 %, held for 5 s and
+// averaged into the 20 s loss figure, 2 points on a link without loss,
 // while the 80 pings of the same 20 s lost none. A span that took longer
 // than a second counts fewer packets than the pings: it gives no figure.
 func TestPassiveLossOfASparseSpanNotTaken(t *testing.T) {

@@ -458,8 +458,8 @@ const startRounds = 8
 // or without the passive estimator): the op it announces goes out at
 // once, and a probe that fell due while the link was idle would
 // otherwise start at that moment and queue its train ahead of the op,
-// before the op's first acknowledgement (issue #14,
-// TestBusyWakeSendsNoTrainAhead; docs/linkmon.md, "Idle links").
+// before the op's first acknowledgement (TestBusyWakeSendsNoTrainAhead;
+// docs/linkmon.md, "Idle links").
 func (s *sampler) starting(wall time.Time) bool {
 	hold := max(filledFor, startRounds*s.base.min())
 	if !s.busyWake.IsZero() && wall.Sub(s.busyWake) < hold {
@@ -493,10 +493,11 @@ func (s *sampler) maybeProbe() {
 		return
 	}
 	wall := time.Now()
-	// The capacity a transfer left is its sender's delivery rate, which
-	// may be the sender's own (issue #14: 1.64 Mbit/s held on a 2 Mbit/s
-	// satellite uplink after a transfer): measure the link once the
-	// traffic stops, whatever the schedule.
+	// The capacity a transfer left is its sender's delivery rate, which may
+	// be the sender's own (1.64 Mbit/s held on a 2 Mbit/s satellite uplink
+	// after a transfer; docs/linkmon.md, "A transfer's rate is not the
+	// link's"): measure the link once the traffic stops, whatever the
+	// schedule.
 	afterFill := s.afterFill && !s.filled(wall) && wall.Sub(s.lastProbe) >= earlyProbeGap
 	if !afterFill && (wall.Before(s.nextProbe) || s.idleProbeWait(wall)) {
 		return
@@ -563,8 +564,8 @@ const (
 // taken off its spread. On lte (10 Mbit/s, 10 ms of jitter) a 2 ms check
 // of 4 packets is spread to 9 ms now and then by the jitter alone and
 // reads 3 Mbit/s; a second check confirmed that often enough to set the
-// capacity to a third of the link for a second or two (issue #14,
-// TestJitteryCheckKeepsCapacity). A drop the jitter cannot explain (the
+// capacity to a third of the link for a second or two
+// (TestJitteryCheckKeepsCapacity). A drop the jitter cannot explain (the
 // train's spread longer than it by the drop's margin) is taken as before.
 func dropBeyondJitter(est, capBps float64, n int, jitter time.Duration) bool {
 	if !(est < checkDrop*capBps) || est <= 0 {

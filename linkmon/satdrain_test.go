@@ -21,18 +21,18 @@ type ackedOnly struct{ m *DeliveryMeter }
 func (a ackedOnly) OnAcked(n int) { a.m.OnAcked(n) }
 func (a ackedOnly) OnAppLimited() {}
 
-// TestSatelliteFigureAfterTransfer (issue #14 item 3): on a satellite-geo
-// link (2 Mbit/s up, 600 ms RTT) a transfer whose sender runs at 1.7
-// Mbit/s, 15 % below the link and within the 20 % a link-filling delivery
-// rate may be below the capacity, sets the capacity to the sender's rate;
-// then the transfer ends and the link goes quiet. The demo showed such a
-// figure (1.64 Mbit/s on the 2 Mbit/s uplink) for the rest of its
-// satellite step: on satellite no check trains run, the budget spaces
-// probes 7-14 s apart, and a link that went idle first probes every 10
-// min. idle_after is 1 s here so that the link is idle before the next
-// probe is due, as in the demo's worst case. The bandwidth status shows
-// from 6 s after the transfer must be the link's within 10 % (the probes'
-// own spread on this link is 2-6 %).
+// TestSatelliteFigureAfterTransfer (docs/linkmon.md, "A transfer's rate is
+// not the link's"): on a satellite-geo link (2 Mbit/s up, 600 ms RTT) a
+// transfer whose sender runs at 1.7 Mbit/s, 15 % below the link and within
+// the 20 % a link-filling delivery rate may be below the capacity, sets the
+// capacity to the sender's rate; then the transfer ends and the link goes
+// quiet. The demo showed such a figure (1.64 Mbit/s on the 2 Mbit/s uplink)
+// for the rest of its satellite step: on satellite no check trains run, the
+// budget spaces probes 7-14 s apart, and a link that went idle first probes
+// every 10 min. idle_after is 1 s here so that the link is idle before the
+// next probe is due, as in the demo's worst case. The bandwidth status
+// shows from 6 s after the transfer must be the link's within 10 % (the
+// probes' own spread on this link is 2-6 %).
 func TestSatelliteFigureAfterTransfer(t *testing.T) {
 	core := newTestCore(t)
 	p := linksim.SatelliteGEO()

@@ -7,8 +7,9 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 )
 
-// Figures under load (issue #14 item 3): what the monitor reports while
-// the agent's own traffic flows, during an outage and after it.
+// Figures under load (docs/linkmon.md, "Under the agent's own load"): what
+// the monitor reports while the agent's own traffic flows, during an outage
+// and after it.
 
 // A link-filling sender's acknowledgements come in clumps (an ACK frame
 // per few packets, a round of them per RTT on a long path). Whatever the

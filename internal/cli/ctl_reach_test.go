@@ -10,7 +10,8 @@ import (
 )
 
 // ctl status says unreachable, since when and why, while the connection
-// is up but the core does not answer (issue #14), and connected otherwise.
+// is up but the core does not answer, and connected otherwise
+// (docs/linkmon.md, "Reachability").
 func TestPrintStatusUnreachable(t *testing.T) {
 	now := time.Now()
 	down := now.Add(-12 * time.Second)

@@ -11,10 +11,11 @@ import (
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
-// The demo's truth table (issue #14): at the end, per step of the walk,
-// the link's true figures as linksim shapes them beside the median of what
-// the agent showed (its status, read on every tick of the live view), and
-// the classes it showed with their shares.
+// The demo's truth table (docs/linkmon.md, "Under the agent's own load"):
+// at the end, per step of the walk, the link's true figures as linksim
+// shapes them beside the median of what the agent showed (its status, read
+// on every tick of the live view), and the classes it showed with their
+// shares.
 
 // truthSettle is how long into a step the agent's figures are left out of
 // the medians: the detection bounds (BenchmarkDetection, p95 2.5 s) and

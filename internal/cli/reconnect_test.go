@@ -21,9 +21,10 @@ import (
 // TestCoreRestartReconnect kills the core process with SIGKILL while an
 // agent (default config, clean loopback) is connected to it and starts it
 // again on the same address: a critical op put once the new core is ready
-// reaches it within 5 s (issue #12 item 5: it took QUIC's idle timeout,
-// 45 s), and the link's class after the reconnect is the one before it
-// within the detection bounds, not a fresh guess from nothing.
+// reaches it within 5 s (before the connection watchdog it took QUIC's idle
+// timeout, 45 s; docs/core.md, "Restarts"), and the link's class after the
+// reconnect is the one before it within the detection bounds, not a fresh
+// guess from nothing.
 func TestCoreRestartReconnect(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts and kills core processes")

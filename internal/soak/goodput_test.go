@@ -15,8 +15,8 @@ import (
 	"github.com/edge-sync/edge-sync/linksim"
 )
 
-// goodputLink is row 4 of issue 14's goodput table: a clean short link,
-// 20 Mbit/s each way, 20 ms RTT, no loss.
+// goodputLink is goodput row 4 (docs/linksim.md, "The goodput rows"): a
+// clean short link, 20 Mbit/s each way, 20 ms RTT, no loss.
 func goodputLink() linksim.Profile {
 	d := linksim.Direction{RateBps: 20_000_000, Delay: 10 * time.Millisecond}
 	return linksim.Profile{Name: "20mbit-20ms", Up: d, Down: d, Summary: "20 Mbit/s each way, 20 ms RTT, 0 % loss"}

@@ -76,13 +76,13 @@ func TestModelHint(t *testing.T) {
 	}
 }
 
-// Issue 14: on a clean 20 Mbit/s, 20 ms link a burst of 20 packets lost
-// early in startup (a receiver's queue overflowing, not the link's) ended
-// startup, and the lane cruised at the first round's rate, 0.8 Mbit/s in
-// one run, growing back by a quarter every eight rounds. On a short link
-// startup ends on loss only once the delivery rate stopped growing; on a
-// long one at once, as before (another round at 2.89 × the rate would
-// overflow the queue).
+// On a clean 20 Mbit/s, 20 ms link a burst of 20 packets lost early in
+// startup (a receiver's queue overflowing, not the link's) ended startup,
+// and the lane cruised at the first round's rate, 0.8 Mbit/s in one run,
+// growing back by a quarter every eight rounds. On a short link startup
+// ends on loss only once the delivery rate stopped growing; on a long one
+// at once, as before (another round at 2.89 × the rate would overflow the
+// queue).
 func TestStartupBurstLoss(t *testing.T) {
 	now := time.Now()
 	const mss = 1280

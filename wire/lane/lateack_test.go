@@ -77,7 +77,7 @@ func TestLateAckOfAQueuedSegment(t *testing.T) {
 // rises (the lane's own queue at the bottleneck), that must follow the
 // latest sample, not only the smoothed RTT that lags it: on a clean
 // 20 Mbit/s, 20 ms link 0.7-2 % of the lane's packets were declared lost
-// with their acks on the way, and sent again (issue 14).
+// with their acks on the way, and sent again.
 func TestTailLossFollowsRisingRTT(t *testing.T) {
 	start := time.Now()
 	s := newSender(MaxPacketSize, 20*time.Millisecond, 0, 0, start)

@@ -334,7 +334,7 @@ func (s *sender) pto() time.Duration {
 // 6.1.2). With the smoothed RTT alone, an RTT rising with the lane's own
 // queue (probe_bw's 1.25 phase, startup) declared packets at a transfer's
 // tail lost while their acks were on the way: 0.7-2 % of a clean
-// 20 Mbit/s, 20 ms link's packets were sent twice (issue 14).
+// 20 Mbit/s, 20 ms link's packets were sent twice.
 func (s *sender) lossDelay() time.Duration {
 	return max(max(s.srtt, s.latestRTT)*9/8, time.Millisecond)
 }
