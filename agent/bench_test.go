@@ -33,10 +33,10 @@ type goodputCase struct {
 	name    string
 }
 
-// issueGoodputRows are the links and sizes of the goodput table in issue
-// 14 (measured there on kernel-shaped links), each pinned to the class the
+// goodputRows are the links and sizes of the goodput rows
+// (docs/linksim.md, "The goodput rows"), each pinned to the class the
 // default thresholds give it (docs/design.md#link-classes).
-func issueGoodputRows() []goodputCase {
+func goodputRows() []goodputCase {
 	return []goodputCase{
 		{linksim.SatelliteGEOLossy(), edgesync.Satellite, 8 << 20, "row1-2mbit-600ms-1pct-8MiB"},
 		{geo10MbitLossy(), edgesync.Satellite, 16 << 20, "row2-10mbit-600ms-1pct-16MiB"},
@@ -112,7 +112,7 @@ var goodputRuns int
 //	go test -run '^$' -bench Goodput -benchtime 1x -count 3 ./agent
 //	EDGESYNC_BENCH_NORAW=1 go test -run '^$' -bench 'Goodput/row' -benchtime 1x -timeout 60m ./agent
 func BenchmarkGoodput(b *testing.B) {
-	for _, gc := range append(goodputCases(), issueGoodputRows()...) {
+	for _, gc := range append(goodputCases(), goodputRows()...) {
 		name := gc.name
 		if name == "" {
 			name = gc.profile.Name
