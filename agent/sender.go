@@ -500,6 +500,7 @@ func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt) outcome
 	res, err := snd.sendSummary(s.ctx, s.conn, &op, pl)
 	switch {
 	case err == nil && res.acked:
+		s.e.full.stored(s.log) // the core had room for it
 		s.stats.summaries.Add(1)
 		s.stats.summaryRaw.Add(op.Size)
 		if err := s.ob.MarkSummarySent(op.ID); err != nil {
