@@ -118,3 +118,77 @@ func TestCoreStoresSummaryEndsHold(t *testing.T) {
 		return c.Server.Stats().OpsApplied >= 1 && outboxEmpty(a)
 	})
 }
+
+// noRoomForData is a real bbolt store at the brink: it stores summaries,
+// which are small, and refuses every op's data store-full.
+type noRoomForData struct{ *core.Store }
+
+var errNoRoom = fmt.Errorf("%w: the test's disk has room for summaries only", core.ErrStoreFull)
+
+func (s noRoomForData) ApplyWhole(string, core.PartialHeader, []byte) (core.Result, error) {
+	return core.Result{}, errNoRoom
+}
+
+func (s noRoomForData) ApplyWholeOps(_ string, ops []core.WholeOp) []core.WholeResult {
+	out := make([]core.WholeResult, len(ops))
+	for i := range out {
+		out[i].Err = errNoRoom
+	}
+	return out
+}
+
+func (s noRoomForData) BeginPartial(string, core.PartialHeader) (int64, bool, error) {
+	return 0, false, errNoRoom
+}
+
+// TestCoreFullTrialIsOneBackfillOp: the summaries are at the core and
+// their ops' full data waits as backfill when the core's store fills. The
+// hold's trial is one op, as for any other: not every backfill op at
+// once after each backoff.
+func TestCoreFullTrialIsOneBackfillOp(t *testing.T) {
+	old := firstFullBackoff
+	firstFullBackoff = 100 * time.Millisecond
+	defer func() { firstFullBackoff = old }()
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, func(sc *core.ServerConfig) {
+		store, err := core.Open(t.TempDir()+"/core.db", core.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		sc.Store = noRoomForData{store}
+	})
+	a := startAgent(t, p, quietConfig(coretest.AgentConfig(t, p, c.Addr.String())), Options{})
+	sat, fast, on := edgesync.Satellite, 100*time.Millisecond, true
+	if err := a.SetProfile(sat, linkmon.Override{Interval: &fast, SummaryOnly: &on}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Switch("core", linkmon.Pin{Class: &sat}); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
+	const n = 10
+	for i := range n {
+		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("ev/%d", i), Kind: edgesync.EventOp, Priority: edgesync.Normal,
+			Payload: bytes.NewReader(fmt.Appendf(nil, "reading %d", i))})
+	}
+	testutil.WaitFor(t, 30*time.Second, "the summaries at the core and the backfill refused", func() bool {
+		return c.Server.Stats().Summaries >= n && a.Stats()[0].Nacks["store-full"] >= n
+	})
+	nextTry := func() time.Time {
+		r := mustStatus(t, a).CoreRefusing
+		if r == nil {
+			t.Fatal("core_refusing cleared while the core refuses every op's data")
+		}
+		return r.NextTry
+	}
+	before := a.Stats()[0].Nacks["store-full"]
+	const trials = 3
+	for i := range trials {
+		at := nextTry()
+		testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("trial %d refused", i+1), func() bool { return !nextTry().Equal(at) })
+	}
+	if got := a.Stats()[0].Nacks["store-full"] - before; got > trials+1 {
+		t.Errorf("%d refusals store-full in %d holds' trials: every backfill op went as the trial, want one op each (at most %d)", got, trials, trials+1)
+	}
+}
