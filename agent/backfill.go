@@ -142,6 +142,9 @@ func isBackfill(op outbox.Op, p linkmon.SyncParameters) bool {
 func (s *session) dispatchBackfill(p linkmon.SyncParameters, limit rank) {
 	b := &s.bf
 	for len(b.queue) > 0 {
+		if s.fullHeld() {
+			return // one op at a time to a core that refuses (corefull.go)
+		}
 		op := b.queue[0]
 		r := rankOf(op)
 		if !r.before(limit) || b.summaryBefore(r) {

@@ -50,7 +50,7 @@ func (s *session) packFits(op outbox.Op, budget int64, open bool) bool {
 }
 
 // packed counts op, put in a pack of ordinary ops, against the budget
-// until its worker is done.
+// until its worker answers.
 func (s *session) packed(op outbox.Op) {
 	if s.packSizes == nil {
 		s.packSizes = map[edgesync.OpID]int64{}
@@ -59,10 +59,15 @@ func (s *session) packed(op outbox.Op) {
 	s.packBytes += op.Size
 }
 
-// unpacked frees what op held of the budget, if it was packed.
-func (s *session) unpacked(op outbox.Op) {
-	if n, ok := s.packSizes[op.ID]; ok {
+// unpacked hands what ops, leaving in a worker, hold of the budget to
+// their answers, which give it back (session.account). Counted by lease,
+// not by op ID: a worker may give its op back to the outbox before it
+// answers, and the op may be leased and packed again meanwhile.
+func (s *session) unpacked(ops []outbox.Op) []int64 {
+	n := make([]int64, len(ops))
+	for i, op := range ops {
+		n[i] = s.packSizes[op.ID]
 		delete(s.packSizes, op.ID)
-		s.packBytes -= n
 	}
+	return n
 }

@@ -58,6 +58,9 @@ type workerDone struct {
 	// shared is set on every op of a pack but its last: the stream's one
 	// slot is freed once, with the last op's.
 	shared bool
+	// packed is what this lease of the op holds of the pack budget
+	// (packbudget.go).
+	packed int64
 }
 
 // session sends ops on one connection until it closes or ctx ends. It
@@ -96,7 +99,8 @@ type session struct {
 	deferred map[string][]edgesync.OpID
 	pool     sync.Pool // *opSender
 	// packBytes are the plain bytes of packed ordinary ops in flight,
-	// packSizes each one's (packbudget.go).
+	// packSizes each one's until its worker starts, which hands it to the
+	// op's answer (packbudget.go).
 	packBytes int64
 	packSizes map[edgesync.OpID]int64
 }
@@ -164,7 +168,7 @@ func (s *session) account(d workerDone) {
 	if !d.shared {
 		s.inflight[d.slot]--
 	}
-	s.unpacked(d.op)
+	s.packBytes -= d.packed
 	s.bf.settled(d.op, d.slot, d.summary)
 	if d.key != "" {
 		delete(s.keys, d.key)
@@ -420,6 +424,7 @@ func (s *session) begin(op outbox.Op, sl slot, summary bool) {
 // spawn runs send, which sends ops on one stream of slot sl, in a worker
 // and reports each op's outcome to the session in order.
 func (s *session) spawn(ops []outbox.Op, sl slot, summary bool, send func() []outcome) {
+	packed := s.unpacked(ops)
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -429,7 +434,7 @@ func (s *session) spawn(ops []outbox.Op, sl slot, summary bool, send func() []ou
 			if op.Kind == edgesync.StateOp {
 				key = op.Key
 			}
-			s.done <- workerDone{op: op, key: key, slot: sl, out: outs[i], summary: summary, shared: i < len(ops)-1}
+			s.done <- workerDone{op: op, key: key, slot: sl, out: outs[i], summary: summary, shared: i < len(ops)-1, packed: packed[i]}
 		}
 	}()
 }
@@ -500,6 +505,7 @@ func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt) outcome
 	res, err := snd.sendSummary(s.ctx, s.conn, &op, pl)
 	switch {
 	case err == nil && res.acked:
+		s.e.full.stored(s.log) // the core had room for it
 		s.stats.summaries.Add(1)
 		s.stats.summaryRaw.Add(op.Size)
 		if err := s.ob.MarkSummarySent(op.ID); err != nil {
