@@ -271,12 +271,15 @@ func TestCoreTroubleBackoff(t *testing.T) {
 type poisonStore struct {
 	*core.Store
 	key string
+	all *atomic.Bool // set: every write fails
 }
+
+func (s poisonStore) fails(key string) bool { return key == s.key || s.all != nil && s.all.Load() }
 
 var errPoison = errors.New("the test's store cannot write this key")
 
 func (s poisonStore) ApplyWhole(agent string, hdr core.PartialHeader, data []byte) (core.Result, error) {
-	if hdr.Key == s.key {
+	if s.fails(hdr.Key) {
 		return core.Result{}, errPoison
 	}
 	return s.Store.ApplyWhole(agent, hdr, data)
@@ -287,7 +290,7 @@ func (s poisonStore) ApplyWholeOps(agent string, ops []core.WholeOp) []core.Whol
 	var rest []core.WholeOp
 	var at []int
 	for i, op := range ops {
-		if op.Header.Key == s.key {
+		if s.fails(op.Header.Key) {
 			out[i].Err = errPoison
 			continue
 		}
@@ -500,4 +503,40 @@ func summaryFirstAgent(t *testing.T, p *testutil.PKI, c *coretest.Core) *Agent {
 	}
 	testutil.WaitFor(t, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
 	return a
+}
+
+// TestInternalRecoveryFreesParkedOps: a core that fails every op
+// internal for a while, then stores again. An op refused internal is
+// parked so that the hold's next trial is another op; it must not then
+// sit out a backoff of its own, growing with each refusal, once the core
+// stores again: a critical op waited up to the park's 10 s doubling to
+// 10 min after the core had recovered.
+func TestInternalRecoveryFreesParkedOps(t *testing.T) {
+	oldTrouble, oldPark := troubleBackoff, firstParkBackoff
+	troubleBackoff, firstParkBackoff = 100*time.Millisecond, 30*time.Second
+	defer func() { troubleBackoff, firstParkBackoff = oldTrouble, oldPark }()
+	p := testutil.NewPKI(t, "site-1")
+	var failing atomic.Bool
+	failing.Store(true)
+	c := coretest.Start(t, p, func(sc *core.ServerConfig) {
+		store, err := core.Open(filepath.Join(t.TempDir(), "core.db"), core.Config{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		sc.Store = poisonStore{Store: store, all: &failing}
+	})
+	a := startAgent(t, p, quietConfig(coretest.AgentConfig(t, p, c.Addr.String())), Options{})
+	testutil.WaitFor(t, 30*time.Second, "a connection", func() bool { return a.Stats()[0].Connected })
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Kind: edgesync.EventOp, Priority: edgesync.Critical,
+		Payload: bytes.NewReader([]byte("pressure high"))})
+	testutil.WaitFor(t, 30*time.Second, "the core to refuse the critical op internal", func() bool {
+		return a.Stats()[0].Nacks["internal"] >= 1
+	})
+	failing.Store(false)
+	recovered := time.Now()
+	testutil.WaitFor(t, 15*time.Second, "the critical op at the core once it stores again", func() bool {
+		return c.Server.Stats().OpsApplied >= 1
+	})
+	t.Logf("the critical op reached the core %v after it stored again", time.Since(recovered).Round(time.Millisecond))
 }
