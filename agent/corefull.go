@@ -119,6 +119,17 @@ func (f *coreFull) stored(log hclog.Logger) {
 	f.since, f.until, f.backoff, f.refusals, f.msg, f.told = time.Time{}, time.Time{}, 0, 0, "", false
 }
 
+// backoffNow is the hold's backoff, or the first one a core in trouble
+// gets when no hold is on.
+func (f *coreFull) backoffNow() time.Duration {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.since.IsZero() || f.backoff <= 0 {
+		return troubleBackoff
+	}
+	return f.backoff
+}
+
 // refusalCause says whose trouble a refusal with code is.
 func refusalCause(code wire.Code) string {
 	switch code {

@@ -56,6 +56,21 @@ func (p *parkedOps) park(id edgesync.OpID) {
 	p.timers[id] = time.AfterFunc(d, func() { p.due(id) })
 }
 
+// parkFor holds id for d, leaving its own backoff as it is: an op refused
+// for the core's trouble rather than its own (session.refused).
+func (p *parkedOps) parkFor(id edgesync.OpID, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		p.release(id)
+		return
+	}
+	if t := p.timers[id]; t != nil {
+		t.Stop()
+	}
+	p.timers[id] = time.AfterFunc(d, func() { p.due(id) })
+}
+
 // due gives id back to the outbox unless the session has ended, which
 // gave it back already.
 func (p *parkedOps) due(id edgesync.OpID) {

@@ -39,6 +39,9 @@ const (
 	outDone outcome = iota // acked and removed, or released for a retry
 	outHold                // summary stored: keep leased, its full data backfills
 	outPark                // refused for now: keep leased for a backoff (parked.go)
+	// outParkTrial: refused internal; keep leased past the hold's next
+	// trial (corefull.go), so that the trial is another op.
+	outParkTrial
 )
 
 type slot uint8
@@ -182,6 +185,8 @@ func (s *session) account(d workerDone) {
 		s.bf.push(d.op)
 	case outPark:
 		s.parked.park(d.op.ID)
+	case outParkTrial:
+		s.parked.parkFor(d.op.ID, 2*s.e.full.backoffNow())
 	}
 }
 
@@ -617,12 +622,14 @@ func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
 		return s.refusedFull(op, n) // the core's trouble: every op holds (corefull.go)
 	case wire.CodeInternal:
 		// The core's trouble too, or this op's alone (a record of its key
-		// the core cannot write): every op holds, and this one is parked,
-		// so that the hold's trial is another op and the rest of the
-		// outbox flows past it if the core stores that.
+		// the core cannot write): every op holds, and this one is parked
+		// for twice the hold, so that the hold's next trial is another op
+		// and the rest of the outbox flows past it if the core stores
+		// that; it comes back by the trial after, and no later than that
+		// once the core stores again (at most 2 × maxTroubleBackoff).
 		s.stats.retries.Add(1)
 		s.e.full.refused(time.Now(), n.Code, n.Msg, s.log)
-		return outPark
+		return outParkTrial
 	}
 	s.stats.parked.Add(1)
 	s.log.Error("core refused an op; it stays in the outbox", "op", op.ID.String(), "key", op.Key,
