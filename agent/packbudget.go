@@ -3,7 +3,6 @@ package agent
 import (
 	"time"
 
-	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
@@ -49,25 +48,9 @@ func (s *session) packFits(op outbox.Op, budget int64, open bool) bool {
 	return s.packBytes+op.Size <= budget
 }
 
-// packed counts op, put in a pack of ordinary ops, against the budget
-// until its worker answers.
-func (s *session) packed(op outbox.Op) {
-	if s.packSizes == nil {
-		s.packSizes = map[edgesync.OpID]int64{}
-	}
-	s.packSizes[op.ID] = op.Size
-	s.packBytes += op.Size
-}
-
-// unpacked hands what ops, leaving in a worker, hold of the budget to
-// their answers, which give it back (session.account). Counted by lease,
-// not by op ID: a worker may give its op back to the outbox before it
+// packed counts op, put in the open pack of ordinary ops (slot small),
+// against the budget; flushPack hands each op's count to its worker's
+// answer, which gives it back (session.account). Counted by lease, not
+// by op ID: a worker may give its op back to the outbox before it
 // answers, and the op may be leased and packed again meanwhile.
-func (s *session) unpacked(ops []outbox.Op) []int64 {
-	n := make([]int64, len(ops))
-	for i, op := range ops {
-		n[i] = s.packSizes[op.ID]
-		delete(s.packSizes, op.ID)
-	}
-	return n
-}
+func (s *session) packed(op outbox.Op) { s.packBytes += op.Size }

@@ -101,11 +101,9 @@ type session struct {
 	keys     map[string]bool
 	deferred map[string][]edgesync.OpID
 	pool     sync.Pool // *opSender
-	// packBytes are the plain bytes of packed ordinary ops in flight,
-	// packSizes each one's until its worker starts, which hands it to the
-	// op's answer (packbudget.go).
+	// packBytes are the plain bytes of packed ordinary ops in flight
+	// (packbudget.go).
 	packBytes int64
-	packSizes map[edgesync.OpID]int64
 }
 
 func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, packing bool) error {
@@ -413,7 +411,7 @@ func leaseErr(err error) error {
 func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
 	s.inflight[sl]++
 	s.begin(op, sl, summary)
-	s.spawn([]outbox.Op{op}, sl, summary, func() []outcome { return []outcome{s.work(op, p, sl, summary)} })
+	s.spawn([]outbox.Op{op}, sl, summary, false, func() []outcome { return []outcome{s.work(op, p, sl, summary)} })
 }
 
 // begin records op going out in slot sl: the link is busy, backfill
@@ -427,9 +425,10 @@ func (s *session) begin(op outbox.Op, sl slot, summary bool) {
 }
 
 // spawn runs send, which sends ops on one stream of slot sl, in a worker
-// and reports each op's outcome to the session in order.
-func (s *session) spawn(ops []outbox.Op, sl slot, summary bool, send func() []outcome) {
-	packed := s.unpacked(ops)
+// and reports each op's outcome to the session in order; counted says the
+// ops' bytes are counted against the pack budget (packbudget.go), which
+// their answers give back.
+func (s *session) spawn(ops []outbox.Op, sl slot, summary, counted bool, send func() []outcome) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -439,7 +438,11 @@ func (s *session) spawn(ops []outbox.Op, sl slot, summary bool, send func() []ou
 			if op.Kind == edgesync.StateOp {
 				key = op.Key
 			}
-			s.done <- workerDone{op: op, key: key, slot: sl, out: outs[i], summary: summary, shared: i < len(ops)-1, packed: packed[i]}
+			d := workerDone{op: op, key: key, slot: sl, out: outs[i], summary: summary, shared: i < len(ops)-1}
+			if counted {
+				d.packed = op.Size
+			}
+			s.done <- d
 		}
 	}()
 }

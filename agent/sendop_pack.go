@@ -90,12 +90,13 @@ func (s *session) flushPack(p linkmon.SyncParameters) {
 		return
 	}
 	s.pack = nil
+	counted := pk.slot == slotSmall // ordinary ops: the pack budget counts them (packbudget.go)
 	if len(pk.ops) == 1 {
 		op := pk.ops[0]
-		s.spawn(pk.ops, pk.slot, false, func() []outcome { return []outcome{s.work(op, p, pk.slot, false)} })
+		s.spawn(pk.ops, pk.slot, false, counted, func() []outcome { return []outcome{s.work(op, p, pk.slot, false)} })
 		return
 	}
-	s.spawn(pk.ops, pk.slot, false, func() []outcome { return s.workPack(pk.ops, p) })
+	s.spawn(pk.ops, pk.slot, false, counted, func() []outcome { return s.workPack(pk.ops, p) })
 }
 
 // workPack sends a pack's ops on one stream and settles each with the
