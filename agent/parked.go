@@ -39,10 +39,6 @@ func newParkedOps(release func(...edgesync.OpID), wake func()) *parkedOps {
 func (p *parkedOps) park(id edgesync.OpID) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed {
-		p.release(id)
-		return
-	}
 	d := p.backoff[id]
 	if d == 0 {
 		d = firstParkBackoff
@@ -50,10 +46,7 @@ func (p *parkedOps) park(id edgesync.OpID) {
 		d = min(2*d, maxParkBackoff)
 	}
 	p.backoff[id] = d
-	if t := p.timers[id]; t != nil {
-		t.Stop()
-	}
-	p.timers[id] = time.AfterFunc(d, func() { p.due(id) })
+	p.holdLocked(id, d)
 }
 
 // parkFor holds id for d, leaving its own backoff as it is: an op refused
@@ -61,6 +54,11 @@ func (p *parkedOps) park(id edgesync.OpID) {
 func (p *parkedOps) parkFor(id edgesync.OpID, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.holdLocked(id, d)
+}
+
+// holdLocked gives id back after d, or at once if the session has ended.
+func (p *parkedOps) holdLocked(id edgesync.OpID, d time.Duration) {
 	if p.closed {
 		p.release(id)
 		return
