@@ -106,7 +106,7 @@ func TestPackBudgetOpLeasedAgain(t *testing.T) {
 	s.inflight[slotSmall]++
 	s.packed(first)
 	released, answer := make(chan struct{}), make(chan struct{})
-	s.spawn([]outbox.Op{first}, slotSmall, false, true, func() []outcome {
+	s.spawn([]outbox.Op{first}, slotSmall, false, true, func(func()) []outcome {
 		s.release(first.ID) // as settle does: the op goes again
 		close(released)
 		<-answer // the rest of its pack settles
@@ -116,7 +116,7 @@ func TestPackBudgetOpLeasedAgain(t *testing.T) {
 	again := lease() // the session's loop runs meanwhile
 	s.inflight[slotSmall]++
 	s.packed(again)
-	s.spawn([]outbox.Op{again}, slotSmall, false, true, func() []outcome { return []outcome{outDone} })
+	s.spawn([]outbox.Op{again}, slotSmall, false, true, func(func()) []outcome { return []outcome{outDone} })
 	close(answer)
 	for i := range 2 {
 		select {

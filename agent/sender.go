@@ -104,6 +104,9 @@ type session struct {
 	// packBytes are the plain bytes of packed ordinary ops in flight
 	// (packbudget.go).
 	packBytes int64
+	// urgentWrites holds ordinary ops back until the urgent ones started
+	// before them are written (urgentfirst.go).
+	urgentWrites *urgentWrites
 }
 
 func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, packing bool) error {
@@ -113,7 +116,7 @@ func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, p
 	defer stop()
 	s := &session{e: e, name: e.name, ob: e.a.ob, bases: e.a.bases, stats: &e.stats, tried: &e.tried,
 		log: e.log, openedAt: e.a.openedAt, conn: conn, lane: ln, ctx: sctx, packing: packing, done: make(chan workerDone, 64),
-		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}}
+		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}, urgentWrites: newUrgentWrites()}
 	s.pool.New = func() any { return newOpSender() }
 	s.parked = newParkedOps(s.release, func() { e.wakeUp(edgesync.Critical); e.wakeUp(edgesync.Background) })
 	defer s.finish()
@@ -218,6 +221,7 @@ func (s *session) loop() error {
 		if err != nil {
 			return err
 		}
+		urgentWaiting = urgentWaiting || s.urgentWrites.pending()
 		if !batchOpen && !time.Now().Before(nextBatch) {
 			batchOpen = true
 		}
@@ -264,6 +268,7 @@ func (s *session) loop() error {
 			batchOpen = true
 		case d := <-s.done:
 			s.account(d)
+		case <-s.urgentWrites.wake:
 		case <-changed:
 			// New parameters: a shorter interval may open the batch now.
 			np, _, _ := e.params()
@@ -411,7 +416,7 @@ func leaseErr(err error) error {
 func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
 	s.inflight[sl]++
 	s.begin(op, sl, summary)
-	s.spawn([]outbox.Op{op}, sl, summary, false, func() []outcome { return []outcome{s.work(op, p, sl, summary)} })
+	s.spawn([]outbox.Op{op}, sl, summary, false, func(wrote func()) []outcome { return []outcome{s.work(op, p, sl, summary, wrote)} })
 }
 
 // begin records op going out in slot sl: the link is busy, backfill
@@ -427,12 +432,19 @@ func (s *session) begin(op outbox.Op, sl slot, summary bool) {
 // spawn runs send, which sends ops on one stream of slot sl, in a worker
 // and reports each op's outcome to the session in order; counted says the
 // ops' bytes are counted against the pack budget (packbudget.go), which
-// their answers give back.
-func (s *session) spawn(ops []outbox.Op, sl slot, summary, counted bool, send func() []outcome) {
+// their answers give back. send calls wrote once the ops' data is written
+// (urgentfirst.go); an urgent worker that ends before that counts as
+// written when it ends.
+func (s *session) spawn(ops []outbox.Op, sl slot, summary, counted bool, send func(wrote func()) []outcome) {
+	wrote := func() {}
+	if sl == slotUrgent {
+		wrote = s.urgentWrites.begin()
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		outs := send()
+		outs := send(wrote)
+		wrote()
 		for i, op := range ops {
 			var key string
 			if op.Kind == edgesync.StateOp {
@@ -448,7 +460,7 @@ func (s *session) spawn(ops []outbox.Op, sl slot, summary, counted bool, send fu
 }
 
 // work sends one op and settles it with the outbox.
-func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) outcome {
+func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool, wrote func()) outcome {
 	snd := s.pool.Get().(*opSender)
 	defer s.pool.Put(snd)
 	pre := s.lane.takePresend(op.ID)
@@ -471,7 +483,7 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 	}
 	prog := s.e.transfers.begin(op)
 	defer s.e.transfers.end(op.ID)
-	a := &attempt{op: &op, pl: pl, params: p, paused: s.budgetPause(op.Priority, paused), eager: s.eager(op), prog: prog, room: s.e.budgetRoom(op.Priority), pre: pre}
+	a := &attempt{op: &op, pl: pl, params: p, paused: s.budgetPause(op.Priority, paused), eager: s.eager(op), prog: prog, room: s.e.budgetRoom(op.Priority), pre: pre, wrote: wrote}
 	if b := s.deltaBase(op, p); b != nil {
 		defer b.Close()
 		a.base = b

@@ -56,6 +56,10 @@ type attempt struct {
 	// pre is the op's presend, if one is waiting on this connection's
 	// lane (presend.go).
 	pre *presend
+	// wrote is called once the op's data is written to its stream (its
+	// header, for an op of several chunks); nil for ops that nothing
+	// waits on (urgentfirst.go).
+	wrote func()
 }
 
 // opTransfer is an attempt's op as it goes out: the codec header its
@@ -70,6 +74,14 @@ type opTransfer struct {
 	res    *sendResult
 	prog   *progress
 	room   func() int64 // see attempt.room
+	wrote  func()       // see attempt.wrote
+}
+
+// written reports that the transfer's data is written to its stream.
+func (t *opTransfer) written() {
+	if t.wrote != nil {
+		t.wrote()
+	}
 }
 
 // pauseBefore reports whether the transfer stops before chunk i, a chunk
@@ -263,6 +275,7 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 	if err := wire.WriteFrame(str, hdr); err != nil {
 		return res, err
 	}
+	t.written() // the stream is open at its urgency: what follows keeps its place
 	from := int64(0)
 	if !oneChunk && !hdr.Eager {
 		held, settled, err := resumePoint(str, &res)
@@ -306,7 +319,7 @@ func (s *opSender) encoding(a *attempt, res *sendResult) (*opTransfer, error) {
 		return nil, err
 	}
 	res.mode = mode
-	return &opTransfer{op: op, pl: a.pl, ch: ch, cb: cb, paused: a.paused, res: res, prog: a.prog, room: a.room}, nil
+	return &opTransfer{op: op, pl: a.pl, ch: ch, cb: cb, paused: a.paused, res: res, prog: a.prog, room: a.room, wrote: a.wrote}, nil
 }
 
 // resumePoint reads the core's answer to the header of an op of more than

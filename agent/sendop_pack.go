@@ -93,16 +93,16 @@ func (s *session) flushPack(p linkmon.SyncParameters) {
 	counted := pk.slot == slotSmall // ordinary ops: the pack budget counts them (packbudget.go)
 	if len(pk.ops) == 1 {
 		op := pk.ops[0]
-		s.spawn(pk.ops, pk.slot, false, counted, func() []outcome { return []outcome{s.work(op, p, pk.slot, false)} })
+		s.spawn(pk.ops, pk.slot, false, counted, func(wrote func()) []outcome { return []outcome{s.work(op, p, pk.slot, false, wrote)} })
 		return
 	}
-	s.spawn(pk.ops, pk.slot, false, counted, func() []outcome { return s.workPack(pk.ops, p) })
+	s.spawn(pk.ops, pk.slot, false, counted, func(wrote func()) []outcome { return s.workPack(pk.ops, p, wrote) })
 }
 
 // workPack sends a pack's ops on one stream and settles each with the
 // outbox as work settles one: the core's answers come per op, and the ops
 // it did not answer before the stream broke go back to the outbox.
-func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters) []outcome {
+func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, wrote func()) []outcome {
 	snd := s.pool.Get().(*opSender)
 	defer s.pool.Put(snd)
 	outs := make([]outcome, len(ops)) // outDone for every op not sent
@@ -119,7 +119,7 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters) []outcome 
 		}
 		prog := s.e.transfers.begin(*op)
 		defer s.e.transfers.end(op.ID)
-		a := &attempt{op: op, pl: pl, params: p, prog: prog, room: s.e.budgetRoom(op.Priority)}
+		a := &attempt{op: op, pl: pl, params: p, prog: prog, room: s.e.budgetRoom(op.Priority), wrote: wrote}
 		if b := s.deltaBase(*op, p); b != nil {
 			defer b.Close()
 			a.base = b
@@ -196,6 +196,7 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt)
 	carried = len(in)
 	for _, i := range in {
 		ts[i].wholeSent()
+		ts[i].written()
 	}
 	if err := str.Close(); err != nil {
 		fail(0, err)

@@ -23,6 +23,7 @@ func (s *opSender) sendWhole(str *quic.Stream, t *opTransfer, hdr *wire.OpHeader
 		return fmt.Errorf("write op %s: %w", t.op.ID, err)
 	}
 	t.wholeSent()
+	t.written()
 	if err := str.Close(); err != nil {
 		return err
 	}
