@@ -89,7 +89,7 @@ func TestPackBudgetOpLeasedAgain(t *testing.T) {
 	}
 	defer ob.Close()
 	s := &session{ob: ob, name: "core", log: hclog.NewNullLogger(), done: make(chan workerDone, 4),
-		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}}
+		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}, order: newWriteOrder()}
 	if _, err := ob.Enqueue(context.Background(), outbox.NewOp{Endpoint: "core", Key: "ev/1", Priority: edgesync.Normal,
 		Kind: edgesync.EventOp, Payload: bytes.NewReader(make([]byte, 20_000))}); err != nil {
 		t.Fatal(err)

@@ -104,9 +104,9 @@ type session struct {
 	// packBytes are the plain bytes of packed ordinary ops in flight
 	// (packbudget.go).
 	packBytes int64
-	// urgentWrites holds ordinary ops back until the urgent ones started
-	// before them are written (urgentfirst.go).
-	urgentWrites *urgentWrites
+	// order holds an op back until the more urgent ones started before
+	// it are written (writeorder.go).
+	order *writeOrder
 }
 
 func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, packing bool) error {
@@ -116,7 +116,7 @@ func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, p
 	defer stop()
 	s := &session{e: e, name: e.name, ob: e.a.ob, bases: e.a.bases, stats: &e.stats, tried: &e.tried,
 		log: e.log, openedAt: e.a.openedAt, conn: conn, lane: ln, ctx: sctx, packing: packing, done: make(chan workerDone, 64),
-		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}, urgentWrites: newUrgentWrites()}
+		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}, order: newWriteOrder()}
 	s.pool.New = func() any { return newOpSender() }
 	s.parked = newParkedOps(s.release, func() { e.wakeUp(edgesync.Critical); e.wakeUp(edgesync.Background) })
 	defer s.finish()
@@ -221,7 +221,7 @@ func (s *session) loop() error {
 		if err != nil {
 			return err
 		}
-		urgentWaiting = urgentWaiting || s.urgentWrites.pending()
+		urgentWaiting = urgentWaiting || s.order.pendingBefore(edgesync.High) // writeorder.go
 		if !batchOpen && !time.Now().Before(nextBatch) {
 			batchOpen = true
 		}
@@ -268,7 +268,7 @@ func (s *session) loop() error {
 			batchOpen = true
 		case d := <-s.done:
 			s.account(d)
-		case <-s.urgentWrites.wake:
+		case <-s.order.wake:
 		case <-changed:
 			// New parameters: a shorter interval may open the batch now.
 			np, _, _ := e.params()
@@ -300,6 +300,12 @@ func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err er
 		}
 		if s.joinPack(ops[0], p, slotUrgent, false) {
 			continue
+		}
+		if s.order.pendingBefore(ops[0].Priority) {
+			// A schema op waits until the critical ones started before it
+			// are written (writeorder.go).
+			s.release(ops[0].ID)
+			return true, nil
 		}
 		if s.inflight[slotUrgent] >= maxUrgentInFlight {
 			// More urgent ops wait for a slot: ordinary data must not
@@ -376,6 +382,12 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 			s.packed(op)
 			continue
 		}
+		if s.order.pendingBefore(urgencyOf(op.Priority, summary)) {
+			// A more urgent stream started before it is not written yet
+			// (writeorder.go).
+			s.release(op.ID)
+			return true, nil
+		}
 		sl := slotSmall
 		if !summary && op.Size > int64(p.ChunkSize) {
 			sl = slotBulk
@@ -433,13 +445,10 @@ func (s *session) begin(op outbox.Op, sl slot, summary bool) {
 // and reports each op's outcome to the session in order; counted says the
 // ops' bytes are counted against the pack budget (packbudget.go), which
 // their answers give back. send calls wrote once the ops' data is written
-// (urgentfirst.go); an urgent worker that ends before that counts as
-// written when it ends.
+// (writeorder.go); a worker that ends before that counts as written when
+// it ends.
 func (s *session) spawn(ops []outbox.Op, sl slot, summary, counted bool, send func(wrote func()) []outcome) {
-	wrote := func() {}
-	if sl == slotUrgent {
-		wrote = s.urgentWrites.begin()
-	}
+	wrote := s.order.begin(urgencyOf(ops[0].Priority, summary))
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -472,7 +481,7 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 		return outDone
 	}
 	if summary {
-		return s.summarize(snd, op, pl)
+		return s.summarize(snd, op, pl, wrote)
 	}
 	paused := s.pauseCheck(p, sl)
 	if isBackfill(op, p) {
@@ -521,8 +530,8 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 
 // summarize sends only the op's summary; a stored summary holds the op
 // (leased) until the batch ends.
-func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt) outcome {
-	res, err := snd.sendSummary(s.ctx, s.conn, &op, pl)
+func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt, wrote func()) outcome {
+	res, err := snd.sendSummary(s.ctx, s.conn, &op, pl, wrote)
 	switch {
 	case err == nil && res.acked:
 		s.e.full.stored(s.log) // the core had room for it

@@ -57,8 +57,8 @@ type attempt struct {
 	// lane (presend.go).
 	pre *presend
 	// wrote is called once the op's data is written to its stream (its
-	// header, for an op of several chunks); nil for ops that nothing
-	// waits on (urgentfirst.go).
+	// header, for an op of several chunks): less urgent ops wait for it
+	// (writeorder.go). Nil calls nothing.
 	wrote func()
 }
 
@@ -183,8 +183,9 @@ func (s *opSender) payloadHash(op *outbox.Op, pl io.ReaderAt) (codec.Hash, error
 // forget drops what the sender remembers of an op that is done.
 func (s *opSender) forget(id edgesync.OpID) { delete(s.hashes, id) }
 
-// sendSummary sends only the op's metadata and producer summary.
-func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.Op, pl io.ReaderAt) (sendResult, error) {
+// sendSummary sends only the op's metadata and producer summary, and
+// calls wrote once it is written.
+func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.Op, pl io.ReaderAt, wrote func()) (sendResult, error) {
 	var res sendResult
 	h, err := s.payloadHash(op, pl)
 	if err != nil {
@@ -202,6 +203,7 @@ func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.
 	if err := wire.WriteFrame(str, sum); err != nil {
 		return res, err
 	}
+	wrote()
 	if err := str.Close(); err != nil {
 		return res, err
 	}
