@@ -12,6 +12,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/linkmon"
@@ -298,4 +299,39 @@ func TestRefusalOfOpSentBeforeHoldKeepsBackoff(t *testing.T) {
 			first.NextTry.Format(time.RFC3339Nano), after.NextTry.Format(time.RFC3339Nano), first.NextTry.Sub(first.Since))
 	}
 	testutil.WaitFor(t, 10*time.Second, "the trial", func() bool { return streams.Load() >= 3 })
+}
+
+// TestFailoverStartsWithTrial: the core at the endpoint's first address
+// refuses store-full and the hold is a minute long; then that core shuts
+// down and the agent fails over to the second address, whose core has
+// room. The hold was the first core's: the second gets a trial at once,
+// and the op reaches it long before the first core's backoff ends.
+func TestFailoverStartsWithTrial(t *testing.T) {
+	old := firstFullBackoff
+	firstFullBackoff = time.Minute
+	defer func() { firstFullBackoff = old }()
+	p := testutil.NewPKI(t, "site-1")
+	full := coretest.Start(t, p, func(sc *core.ServerConfig) { sc.Store = noRoomForData{sc.Store.(*core.Store)} })
+	room := coretest.Start(t, p, nil)
+	cfg := quietConfig(coretest.AgentConfig(t, p, full.Addr.String()))
+	cfg.Endpoints[0].Addresses = []string{full.Addr.String(), room.Addr.String()}
+	a := startAgent(t, p, cfg, Options{})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "ev/1", Kind: edgesync.EventOp, Priority: edgesync.Normal,
+		Payload: bytes.NewReader([]byte("reading 1"))})
+	testutil.WaitFor(t, 30*time.Second, "the first core to refuse the op store-full", func() bool {
+		return mustStatus(t, a).CoreRefusing != nil
+	})
+	full.Stop()
+	testutil.WaitFor(t, 30*time.Second, "the agent to fail over to the second core", func() bool {
+		st := mustStatus(t, a)
+		return st.Connected && st.Address == room.Addr.String()
+	})
+	moved := time.Now()
+	testutil.WaitFor(t, 20*time.Second, "the op at the second core, before the first core's backoff (1 min) ends", func() bool {
+		return room.Server.Stats().OpsApplied >= 1 && outboxEmpty(a)
+	})
+	t.Logf("the op reached the second core %v after the failover", time.Since(moved).Round(time.Millisecond))
+	if r := mustStatus(t, a).CoreRefusing; r != nil {
+		t.Errorf("core_refusing %+v after the second core stored the op, want none", r)
+	}
 }
