@@ -33,7 +33,9 @@ import (
 // before the hold began (or last moved) is counted and changes nothing
 // else, however late it comes. A trial the core refuses for a reason of
 // the op's own (a quota, a delta's base) ends the hold: the core answered
-// without its trouble.
+// without its trouble. A connection to another of the endpoint's
+// addresses (failover) sends its trial at once, from the first backoff:
+// that core is not known to be in trouble.
 
 var (
 	firstFullBackoff = 2 * time.Second
@@ -80,6 +82,7 @@ type coreFull struct {
 	refusals int64
 	msg      string
 	code     wire.Code // the last refusal's
+	addr     string    // the address of the core the hold is for
 	// logged is the last warning; it outlives an episode, so that a
 	// store at the brink that takes an op now and then does not make a
 	// warning of each refusal. told says this episode was warned of.
@@ -153,6 +156,18 @@ func (f *coreFull) answered(sent time.Time, code wire.Code, log hclog.Logger) {
 // endLocked ends the hold; logged stays, to space the warnings.
 func (f *coreFull) endLocked() {
 	f.since, f.until, f.heldAt, f.backoff, f.refusals, f.msg, f.told = time.Time{}, time.Time{}, time.Time{}, 0, 0, "", false
+}
+
+// connected notes a connection at now to the core at addr. A hold for
+// the core at another address does not hold this one: its trial goes at
+// once, and a refusal of it backs off from the first backoff.
+func (f *coreFull) connected(addr string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if addr != f.addr && !f.since.IsZero() {
+		f.until, f.heldAt, f.backoff = now, now, 0
+	}
+	f.addr = addr
 }
 
 // coreTrouble reports whether a refusal with code is the core's trouble

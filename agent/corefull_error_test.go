@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
@@ -333,5 +334,38 @@ func TestFailoverStartsWithTrial(t *testing.T) {
 	t.Logf("the op reached the second core %v after the failover", time.Since(moved).Round(time.Millisecond))
 	if r := mustStatus(t, a).CoreRefusing; r != nil {
 		t.Errorf("core_refusing %+v after the second core stored the op, want none", r)
+	}
+}
+
+// TestHoldAcrossReconnect: a new connection to the same core keeps the
+// hold; one to another address sends its trial at once, and a refusal of
+// that trial backs off from the first backoff, not the previous core's.
+func TestHoldAcrossReconnect(t *testing.T) {
+	var f coreFull
+	log := hclog.NewNullLogger()
+	t0 := time.Now()
+	f.connected("core-a:7443", t0)
+	f.refused(t0, t0, wire.CodeStoreFull, "store full", log)
+	at := t0.Add(firstFullBackoff)
+	f.refused(at, at, wire.CodeStoreFull, "store full", log) // a refused trial: 2 × the first backoff
+	now := at.Add(time.Second)
+	f.connected("core-a:7443", now)
+	if held, until := f.held(now, 0); !held || !until.Equal(at.Add(2*firstFullBackoff)) {
+		t.Fatalf("reconnected to the same core: held %v until %v, want held until %v", held, until.Sub(t0), at.Add(2*firstFullBackoff).Sub(t0))
+	}
+	f.connected("core-b:7443", now)
+	if held, _ := f.held(now, 0); held {
+		t.Fatal("connected to another core: held, want its trial at once")
+	}
+	if held, _ := f.held(now, 1); !held {
+		t.Fatal("connected to another core: not held while its trial is in flight")
+	}
+	later := now.Add(time.Millisecond)
+	f.refused(now, later, wire.CodeStoreFull, "store full", log)
+	if _, until := f.held(later, 0); until.Sub(later) != firstFullBackoff {
+		t.Errorf("the other core refused its trial: backoff %v, want the first %v", until.Sub(later), firstFullBackoff)
+	}
+	if r := f.status(); r == nil || r.Refusals != 3 {
+		t.Errorf("status %+v, want the hold shown with its 3 refusals", r)
 	}
 }
