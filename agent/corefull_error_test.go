@@ -16,7 +16,6 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
-	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 	"github.com/edge-sync/edge-sync/wire"
 )
@@ -26,12 +25,13 @@ import (
 // answers each op stream as the test says, as a core in trouble may.
 
 // rawCore welcomes an agent on loopback, granting wire.CapOpsPerStream if
-// packs is set, echoes its pings, and answers each op stream with what
+// packs is set, and answers each op stream with what
 // answer returns for it: n counts the streams from 1 in the order they
 // were accepted, frames are what the stream carried (read to its end).
 // answer runs on the stream's own goroutine and may block until ctx,
 // which ends with the test, is done. streams counts the op streams the
-// agent opened.
+// agent opened. It answers no pings: the agent's link monitor must not
+// probe actively (quietConfig).
 func rawCore(t *testing.T, p *testutil.PKI, packs bool, answer func(ctx context.Context, n int64, frames []wire.Frame) []wire.Frame) (addr string, streams *atomic.Int64) {
 	t.Helper()
 	tlsConf := p.ServerTLS(t).Clone()
@@ -44,7 +44,6 @@ func rawCore(t *testing.T, p *testutil.PKI, packs bool, answer func(ctx context.
 	var wg sync.WaitGroup
 	streams = new(atomic.Int64)
 	stream := func(str *quic.Stream) {
-		defer wg.Done()
 		n := streams.Add(1)
 		var frames []wire.Frame
 		for range 4 * wire.MaxOpsPerStream {
@@ -62,7 +61,6 @@ func rawCore(t *testing.T, p *testutil.PKI, packs bool, answer func(ctx context.
 		str.Close()
 	}
 	serve := func(conn *quic.Conn) {
-		defer wg.Done()
 		defer conn.CloseWithError(0, "")
 		hello, err := conn.AcceptStream(ctx)
 		if err != nil {
@@ -81,39 +79,12 @@ func rawCore(t *testing.T, p *testutil.PKI, packs bool, answer func(ctx context.
 			return
 		}
 		hello.Close()
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			probes := linkmon.NewResponder(nil)
-			defer probes.Close()
-			for {
-				b, err := conn.ReceiveDatagram(ctx)
-				if err != nil {
-					return
-				}
-				probes.HandleDatagram(conn, b)
-			}
-		}()
-		for {
-			str, err := conn.AcceptStream(ctx)
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go stream(str)
-		}
+		acceptAll(&wg, func() (*quic.Stream, error) { return conn.AcceptStream(ctx) }, stream)
 	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		for {
-			conn, err := ln.Accept(ctx)
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go serve(conn)
-		}
+		acceptAll(&wg, func() (*quic.Conn, error) { return ln.Accept(ctx) }, serve)
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -121,6 +92,22 @@ func rawCore(t *testing.T, p *testutil.PKI, packs bool, answer func(ctx context.
 		wg.Wait()
 	})
 	return ln.Addr().String(), streams
+}
+
+// acceptAll runs handle, on a goroutine of wg, on each thing accept
+// returns until it fails.
+func acceptAll[T any](wg *sync.WaitGroup, accept func() (T, error), handle func(T)) {
+	for {
+		x, err := accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handle(x)
+		}()
+	}
 }
 
 // opHeaders are the OP_HEADERs among frames.
