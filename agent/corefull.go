@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -23,7 +24,18 @@ import (
 // failure of its own) or shutting-down (its store is closing) is in
 // trouble of its own too, and gets the same hold, from a shorter first
 // backoff (troubleBackoff, doubling up to maxTroubleBackoff): before, the
-// agent sent the op again at once, hammering it.
+// agent sent the op again at once, hammering it. An ERROR with one of
+// those codes that ends an op stream (or a pack) is that refusal too, of
+// the first op it left unanswered: before, the stream's ops went again at
+// once, a storm of streams to a core in trouble.
+//
+// Only the hold's trial moves its backoff: a refusal of an op let go
+// before the hold began (or last moved) is counted and changes nothing
+// else, however late it comes. A trial the core refuses for a reason of
+// the op's own (a quota, a delta's base) ends the hold: the core answered
+// without its trouble. A connection to another of the endpoint's
+// addresses (failover) sends its trial at once, from the first backoff:
+// that core is not known to be in trouble.
 
 var (
 	firstFullBackoff = 2 * time.Second
@@ -60,13 +72,17 @@ type CoreRefusal struct {
 // coreFull is an endpoint's view of a core whose store is full. Safe for
 // concurrent use: the session's workers report, status reads.
 type coreFull struct {
-	mu       sync.Mutex
-	since    time.Time // zero: the core stores
-	until    time.Time // no op goes before it
+	mu    sync.Mutex
+	since time.Time // zero: the core stores
+	until time.Time // no op goes before it
+	// heldAt is when the hold began or its backoff last moved: the
+	// refusal of an op let go before it is not its trial's answer.
+	heldAt   time.Time
 	backoff  time.Duration
 	refusals int64
 	msg      string
 	code     wire.Code // the last refusal's
+	addr     string    // the address of the core the hold is for
 	// logged is the last warning; it outlives an episode, so that a
 	// store at the brink that takes an op now and then does not make a
 	// warning of each refusal. told says this episode was warned of.
@@ -75,10 +91,10 @@ type coreFull struct {
 }
 
 // refused notes a refusal with code (store-full, busy, internal or
-// shutting-down) at now. The first one starts the hold; one that answers
-// the trial after a hold doubles the backoff; those of ops sent before
-// the hold began change nothing.
-func (f *coreFull) refused(now time.Time, code wire.Code, msg string, log hclog.Logger) {
+// shutting-down) at now of an op let go at sent. The first one starts the
+// hold; one that answers the hold's trial doubles the backoff; those of
+// ops let go before the hold began or last moved are only counted.
+func (f *coreFull) refused(sent, now time.Time, code wire.Code, msg string, log hclog.Logger) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.refusals++
@@ -90,12 +106,12 @@ func (f *coreFull) refused(now time.Time, code wire.Code, msg string, log hclog.
 	switch {
 	case f.since.IsZero():
 		f.since, f.backoff = now, first
-	case now.Before(f.until):
-		return // sent before the hold began
+	case sent.Before(f.heldAt):
+		return // let go before the hold began or last moved: not its trial
 	default:
 		f.backoff = min(max(2*f.backoff, first), most)
 	}
-	f.until = now.Add(f.backoff)
+	f.heldAt, f.until = now, now.Add(f.backoff)
 	if !f.logged.IsZero() && now.Sub(f.logged) < fullLogEvery {
 		return
 	}
@@ -116,7 +132,64 @@ func (f *coreFull) stored(log hclog.Logger) {
 		log.Info("the core stores again; the queued ops follow", "full_for", time.Since(f.since).Round(time.Second).String(),
 			"refusals", f.refusals)
 	}
-	f.since, f.until, f.backoff, f.refusals, f.msg, f.told = time.Time{}, time.Time{}, 0, 0, "", false
+	f.endLocked()
+}
+
+// answered notes that the core refused an op let go at sent for a reason
+// of the op's own (code: a quota, a delta's base, ...), not its trouble.
+// If the op was the hold's trial, the core answered it without its
+// trouble, and the hold ends: core_refusing would say what the core no
+// longer says. A refusal of its trouble starts a new one.
+func (f *coreFull) answered(sent time.Time, code wire.Code, log hclog.Logger) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.since.IsZero() || sent.Before(f.heldAt) {
+		return
+	}
+	if f.told {
+		log.Info("the core answered the trial without its trouble; the queued ops follow", "refused", code.String(),
+			"held_for", time.Since(f.since).Round(time.Second).String(), "refusals", f.refusals)
+	}
+	f.endLocked()
+}
+
+// endLocked ends the hold; logged stays, to space the warnings.
+func (f *coreFull) endLocked() {
+	f.since, f.until, f.heldAt, f.backoff, f.refusals, f.msg, f.told = time.Time{}, time.Time{}, time.Time{}, 0, 0, "", false
+}
+
+// connected notes a connection at now to the core at addr. A hold for
+// the core at another address does not hold this one: its trial goes at
+// once, and a refusal of it backs off from the first backoff.
+func (f *coreFull) connected(addr string, now time.Time) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if addr != f.addr && !f.since.IsZero() {
+		f.until, f.heldAt, f.backoff = now, now, 0
+	}
+	f.addr = addr
+}
+
+// coreTrouble reports whether a refusal with code is the core's trouble
+// (its store full, busy, failing, shutting down), which holds every op.
+func coreTrouble(code wire.Code) bool {
+	switch code {
+	case wire.CodeStoreFull, wire.CodeBusy, wire.CodeInternal, wire.CodeShuttingDown:
+		return true
+	}
+	return false
+}
+
+// troubleNack is the refusal of op id that err stands for when it is an
+// ERROR frame of the core's trouble (coreTrouble) that ended the op's
+// stream, or nil. Only ERROR frames the core sent are *wire.ProtocolError
+// in the sender (wire.ErrorFromCode).
+func troubleNack(id edgesync.OpID, err error) *wire.Nack {
+	pe, ok := errors.AsType[*wire.ProtocolError](err)
+	if !ok || !coreTrouble(pe.Code) {
+		return nil
+	}
+	return &wire.Nack{ID: id, Code: pe.Code, Msg: pe.Msg}
 }
 
 // backoffNow is the hold's backoff, or the first one a core in trouble
@@ -183,7 +256,8 @@ func (w *fullWake) stop() {
 }
 
 // fullHeld reports whether the core's refusals hold every op now; it
-// has the session woken when the hold ends.
+// has the session woken when the hold ends. Not held, the ops started
+// next are let go now (session.letGo).
 func (s *session) fullHeld() bool {
 	now := time.Now()
 	held, until := s.e.full.held(now, s.inflight[slotUrgent]+s.inflight[slotSmall]+s.inflight[slotBulk])
@@ -191,15 +265,18 @@ func (s *session) fullHeld() bool {
 		s.fullWake.stop()
 		s.fullWake.timer, s.fullWake.at = time.AfterFunc(until.Sub(now), func() { s.e.wakeUp(edgesync.Critical) }), until
 	}
+	if !held {
+		s.letGo = now
+	}
 	return held
 }
 
-// refusedFull settles an op refused for a reason of the core's own
-// (store-full, busy, internal or shutting-down): it goes back to the
-// outbox, and the endpoint holds every op for a backoff.
-func (s *session) refusedFull(op outbox.Op, n *wire.Nack) outcome {
+// refusedFull settles an op let go at sent and refused for a reason of
+// the core's own (store-full, busy or shutting-down): it goes back to
+// the outbox, and the endpoint holds every op for a backoff.
+func (s *session) refusedFull(op outbox.Op, n *wire.Nack, sent time.Time) outcome {
 	s.stats.retries.Add(1)
 	s.release(op.ID)
-	s.e.full.refused(time.Now(), n.Code, n.Msg, s.log)
+	s.e.full.refused(sent, time.Now(), n.Code, n.Msg, s.log)
 	return outDone
 }

@@ -185,8 +185,8 @@ func TestCoreFullBackoff(t *testing.T) {
 	if held, _ := f.held(t0, 0); held || f.status() != nil {
 		t.Fatal("held before any refusal")
 	}
-	f.refused(t0, wire.CodeStoreFull, "store full", log)
-	f.refused(t0.Add(time.Second), wire.CodeStoreFull, "store full", log) // sent before the hold began
+	f.refused(t0, t0, wire.CodeStoreFull, "store full", log)
+	f.refused(t0.Add(-time.Millisecond), t0.Add(time.Second), wire.CodeStoreFull, "store full", log) // sent before the hold began
 	held, until := f.held(t0.Add(time.Second), 0)
 	if !held || !until.Equal(t0.Add(firstFullBackoff)) {
 		t.Fatalf("after two refusals: held %v until %v, want until %v", held, until.Sub(t0), firstFullBackoff)
@@ -200,7 +200,7 @@ func TestCoreFullBackoff(t *testing.T) {
 		if held, _ := f.held(at, 1); !held {
 			t.Fatal("not held while the trial is in flight")
 		}
-		f.refused(at, wire.CodeStoreFull, "store full", log) // the trial
+		f.refused(at, at, wire.CodeStoreFull, "store full", log) // the trial
 		want = min(2*want, maxFullBackoff)
 		if _, until = f.held(at, 0); until.Sub(at) != want {
 			t.Fatalf("backoff after a refused trial: %v, want %v", until.Sub(at), want)

@@ -29,10 +29,13 @@
 //     quarantined and never sent; one the core refuses for a hash
 //     mismatch is checked again from disk (docs/integrity.md). An op
 //     refused store-full (the core's store has no room), busy, internal
-//     or shutting-down goes back to the outbox (one refused internal is
+//     or shutting-down, or whose stream the core ended with ERROR of one
+//     of those codes, goes back to the outbox (one refused internal is
 //     parked, as the failure may be its own) and every op waits a
-//     backoff, then one op goes alone until the core stores again
-//     (corefull.go; Status's CoreRefusing). The packed ordinary ops in
+//     backoff, then one op goes alone until the core stores again or
+//     answers it for a reason of the op's own; a connection to another
+//     address sends that op at once (corefull.go; Status's
+//     CoreRefusing). The packed ordinary ops in
 //     flight are bounded in bytes, so that a critical op does not wait
 //     behind them (packbudget.go).
 //     Critical and schema ops

@@ -236,6 +236,7 @@ func (e *endpoint) run(ctx context.Context) {
 		lastLogged = time.Time{}
 		e.log.Info("connected", "core", w.Core, "address", e.addrs.current(), "version", w.Version)
 		e.stats.connects.Add(1)
+		e.full.connected(e.addrs.current(), time.Now()) // another core: not held by this one's hold (corefull.go)
 		e.conn.Store(conn)
 		e.attach(conn, tr, w.ProbeSession)
 		ln := e.startLane(conn, tr, demux, w)

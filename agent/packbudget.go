@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"math"
 	"time"
 
 	"github.com/edge-sync/edge-sync/outbox"
@@ -22,14 +23,32 @@ const (
 	// minPackBudget is the budget's floor: what 32 single small ops of
 	// about 1 KiB held in flight before packing.
 	minPackBudget = 32 << 10
+	// maxPackBudget is the budget's ceiling: what the small slots hold
+	// in full packs (32 of 1 MiB), 32 MiB, what 54 Gbit/s carries in
+	// packWindow.
+	maxPackBudget = maxSmallInFlight * maxPackBytes
 )
 
 // packBudget is the bytes of packed ordinary ops the session may have in
 // flight now: what the link carries in packWindow at the link monitor's
-// median bandwidth, and minPackBudget at least (the bandwidth unmeasured).
+// median bandwidth (packBudgetAt).
 func (s *session) packBudget() int64 {
-	bw := s.e.mon.Status().Median.BandwidthBps // bit/s
-	return max(minPackBudget, int64(bw/8*packWindow.Seconds()))
+	return packBudgetAt(s.e.mon.Status().Median.BandwidthBps)
+}
+
+// packBudgetAt is the budget at a median bandwidth of bw bit/s, within
+// [minPackBudget, maxPackBudget]: the floor for a bandwidth unmeasured,
+// not positive or not a finite number (a median of two samples with one
+// timestamp reads +Inf or NaN), the ceiling for one past it. The bounds
+// are checked as a float: Go's conversion of an out-of-range float to an
+// integer gives what the machine gives (the floor on amd64, no bound on
+// arm64).
+func packBudgetAt(bw float64) int64 {
+	b := bw / 8 * packWindow.Seconds()
+	if math.IsNaN(b) || math.IsInf(b, 0) || b <= minPackBudget {
+		return minPackBudget
+	}
+	return int64(min(b, maxPackBudget))
 }
 
 // packFits reports whether op may join the open pack of ordinary ops

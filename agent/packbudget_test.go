@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 	"time"
@@ -130,5 +131,36 @@ func TestPackBudgetOpLeasedAgain(t *testing.T) {
 	if s.packBytes != 0 || !s.packFits(first, minPackBudget, true) {
 		t.Fatalf("packed bytes in flight after both answers: %d, want 0 (a new pack may open: %v)",
 			s.packBytes, s.packFits(first, minPackBudget, true))
+	}
+}
+
+// TestPackBudgetBounds: whatever the link monitor's median bandwidth
+// reads, the pack budget is within [minPackBudget, maxPackBudget]. A
+// median of two samples with one timestamp is +Inf or NaN; converted to
+// an integer unclamped it gave the floor on amd64 and no bound on arm64,
+// and a huge finite reading gave a budget past what the small slots can
+// hold.
+func TestPackBudgetBounds(t *testing.T) {
+	cases := []struct {
+		name string
+		bw   float64 // bit/s
+		want int64   // 0: anywhere within the bounds
+	}{
+		{"unmeasured", 0, minPackBudget},
+		{"negative", -1e6, minPackBudget},
+		{"NaN", math.NaN(), minPackBudget},
+		{"+Inf", math.Inf(1), minPackBudget},
+		{"-Inf", math.Inf(-1), minPackBudget},
+		{"10 Mbit/s", 10e6, minPackBudget},
+		{"100 Mbit/s", 100e6, 62_500},
+		{"1 Tbit/s", 1e12, maxPackBudget},
+		{"huge", 1e300, maxPackBudget},
+		{"max float", math.MaxFloat64, maxPackBudget},
+	}
+	for _, tc := range cases {
+		got := packBudgetAt(tc.bw)
+		if got < minPackBudget || got > maxPackBudget || (tc.want != 0 && got != tc.want) {
+			t.Errorf("%s (%g bit/s): budget %d, want %d within [%d, %d]", tc.name, tc.bw, got, tc.want, minPackBudget, maxPackBudget)
+		}
 	}
 }

@@ -95,6 +95,10 @@ type session struct {
 	budgetHeld []edgesync.OpID
 	parked     *parkedOps // refused: held for a backoff
 	fullWake   fullWake   // the end of a full core's hold (corefull.go)
+	// letGo is when the hold last let ops go (fullHeld): the ops started
+	// next were let go then, which tells their refusal whether it
+	// answers the hold's trial.
+	letGo time.Time
 	// One version of a key at a time: a newer version waits (leased)
 	// until the one in flight is settled, so that versions reach the core
 	// in order and the next one can be a delta against the last.
@@ -428,7 +432,8 @@ func leaseErr(err error) error {
 func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) {
 	s.inflight[sl]++
 	s.begin(op, sl, summary)
-	s.spawn([]outbox.Op{op}, sl, summary, false, func(wrote func()) []outcome { return []outcome{s.work(op, p, sl, summary, wrote)} })
+	sent := s.letGo
+	s.spawn([]outbox.Op{op}, sl, summary, false, func(wrote func()) []outcome { return []outcome{s.work(op, p, sl, summary, sent, wrote)} })
 }
 
 // begin records op going out in slot sl: the link is busy, backfill
@@ -468,8 +473,9 @@ func (s *session) spawn(ops []outbox.Op, sl slot, summary, counted bool, send fu
 	}()
 }
 
-// work sends one op and settles it with the outbox.
-func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool, wrote func()) outcome {
+// work sends one op, let go at sent (session.letGo), and settles it with
+// the outbox.
+func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool, sent time.Time, wrote func()) outcome {
 	snd := s.pool.Get().(*opSender)
 	defer s.pool.Put(snd)
 	pre := s.lane.takePresend(op.ID)
@@ -481,7 +487,7 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 		return outDone
 	}
 	if summary {
-		return s.summarize(snd, op, pl, wrote)
+		return s.summarize(snd, op, pl, sent, wrote)
 	}
 	paused := s.pauseCheck(p, sl)
 	if isBackfill(op, p) {
@@ -498,12 +504,14 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 		a.base = b
 	}
 	res, err := snd.send(s.ctx, s.conn, s.lane, a)
-	return s.settle(snd, op, pl, res, err)
+	return s.settle(snd, op, pl, res, err, sent)
 }
 
-// settle records an op's transfer and settles the op with the outbox by
-// its result: stored, refused (refused), or released for a retry.
-func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendResult, err error) outcome {
+// settle records an op's transfer and settles the op, let go at sent,
+// with the outbox by its result: stored, refused (refused; an ERROR of
+// the core's trouble that ended its stream too: troubleNack), or
+// released for a retry.
+func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendResult, err error, sent time.Time) outcome {
 	s.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
 	s.e.attribute(op.Priority, res.wireBytes)
 	// Acknowledged bytes reach the link monitor from the lane, packet by
@@ -513,13 +521,16 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 		s.stats.laneOps.Add(1)
 		s.stats.laneBytes.Add(res.wireBytes)
 	}
+	if n := troubleNack(op.ID, err); n != nil {
+		res.nack, err = n, nil
+	}
 	switch {
 	case errors.Is(err, errPaused):
 		s.stats.paused.Add(1)
 	case err != nil:
 		s.stats.retries.Add(1)
 	case res.nack != nil:
-		return s.refused(op, res.nack)
+		return s.refused(op, res.nack, sent)
 	case res.acked:
 		s.stored(snd, op, pl, res.hash)
 		return outDone
@@ -530,8 +541,11 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 
 // summarize sends only the op's summary; a stored summary holds the op
 // (leased) until the batch ends.
-func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt, wrote func()) outcome {
+func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt, sent time.Time, wrote func()) outcome {
 	res, err := snd.sendSummary(s.ctx, s.conn, &op, pl, wrote)
+	if n := troubleNack(op.ID, err); n != nil {
+		res.nack, err = n, nil
+	}
 	switch {
 	case err == nil && res.acked:
 		s.e.full.stored(s.log) // the core had room for it
@@ -544,7 +558,7 @@ func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt, wrote f
 		}
 		return outHold
 	case err == nil && res.nack != nil:
-		return s.refused(op, res.nack)
+		return s.refused(op, res.nack, sent)
 	}
 	s.release(op.ID)
 	return outDone
@@ -621,11 +635,15 @@ func sameEncoding(a, b linkmon.SyncParameters) bool {
 		a.SummaryOnly == b.SummaryOnly && a.Summaries == b.Summaries
 }
 
-// refused settles an op the core refused: what can succeed is sent again
-// (in full where the delta was the problem), what cannot is kept in the
-// outbox but parked for a backoff (parked.go), so nothing is lost.
-func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
+// refused settles an op let go at sent that the core refused: what can
+// succeed is sent again (in full where the delta was the problem), what
+// cannot is kept in the outbox but parked for a backoff (parked.go), so
+// nothing is lost.
+func (s *session) refused(op outbox.Op, n *wire.Nack, sent time.Time) outcome {
 	s.stats.recordNack(n.Code)
+	if !coreTrouble(n.Code) {
+		s.e.full.answered(sent, n.Code, s.log) // a trial refused so ends the hold (corefull.go)
+	}
 	if n.Code == wire.CodeHashMismatch && s.damaged(op) {
 		return outDone // quarantined: never sent again
 	}
@@ -643,7 +661,7 @@ func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
 		}
 		return outDone
 	case wire.CodeStoreFull, wire.CodeBusy, wire.CodeShuttingDown:
-		return s.refusedFull(op, n) // the core's trouble: every op holds (corefull.go)
+		return s.refusedFull(op, n, sent) // the core's trouble: every op holds (corefull.go)
 	case wire.CodeInternal:
 		// The core's trouble too, or this op's alone (a record of its key
 		// the core cannot write): every op holds, and this one is parked
@@ -652,7 +670,7 @@ func (s *session) refused(op outbox.Op, n *wire.Nack) outcome {
 		// that; it comes back by the trial after, and no later than that
 		// once the core stores again (at most 2 × maxTroubleBackoff).
 		s.stats.retries.Add(1)
-		s.e.full.refused(time.Now(), n.Code, n.Msg, s.log)
+		s.e.full.refused(sent, time.Now(), n.Code, n.Msg, s.log)
 		return outParkTrial
 	}
 	s.stats.parked.Add(1)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/quic-go/quic-go"
 
@@ -38,6 +39,7 @@ type opPack struct {
 	ops   []outbox.Op
 	slot  slot
 	bytes int64
+	sent  time.Time // when its first op was let go (session.letGo)
 }
 
 // packedOpSlack is what an op's one chunk may add to its plain bytes
@@ -79,7 +81,7 @@ func (s *session) joinPack(op outbox.Op, p linkmon.SyncParameters, sl slot, summ
 func (s *session) openPack(op outbox.Op, sl slot) {
 	s.inflight[sl]++
 	s.begin(op, sl, false)
-	s.pack = &opPack{ops: []outbox.Op{op}, slot: sl, bytes: op.Size}
+	s.pack = &opPack{ops: []outbox.Op{op}, slot: sl, bytes: op.Size, sent: s.letGo}
 }
 
 // flushPack starts the open pack, if any: one op goes as it would
@@ -93,16 +95,18 @@ func (s *session) flushPack(p linkmon.SyncParameters) {
 	counted := pk.slot == slotSmall // ordinary ops: the pack budget counts them (packbudget.go)
 	if len(pk.ops) == 1 {
 		op := pk.ops[0]
-		s.spawn(pk.ops, pk.slot, false, counted, func(wrote func()) []outcome { return []outcome{s.work(op, p, pk.slot, false, wrote)} })
+		s.spawn(pk.ops, pk.slot, false, counted, func(wrote func()) []outcome { return []outcome{s.work(op, p, pk.slot, false, pk.sent, wrote)} })
 		return
 	}
-	s.spawn(pk.ops, pk.slot, false, counted, func(wrote func()) []outcome { return s.workPack(pk.ops, p, wrote) })
+	s.spawn(pk.ops, pk.slot, false, counted, func(wrote func()) []outcome { return s.workPack(pk.ops, p, pk.sent, wrote) })
 }
 
-// workPack sends a pack's ops on one stream and settles each with the
-// outbox as work settles one: the core's answers come per op, and the ops
-// it did not answer before the stream broke go back to the outbox.
-func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, wrote func()) []outcome {
+// workPack sends a pack's ops, let go at sent, on one stream and settles
+// each with the outbox as work settles one: the core's answers come per
+// op, and the ops it did not answer before the stream broke go back to
+// the outbox. An ERROR of the core's trouble that ended the stream is
+// one refusal, of the first op it left unanswered (troubleNack).
+func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.Time, wrote func()) []outcome {
 	snd := s.pool.Get().(*opSender)
 	defer s.pool.Put(snd)
 	outs := make([]outcome, len(ops)) // outDone for every op not sent
@@ -133,12 +137,18 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, wrote func
 		s.stats.packs.Add(1)
 		s.stats.packedOps.Add(int64(carried))
 	}
+	var ended error // the core's ERROR that ended the stream, once settled as a refusal
 	for k, a := range as {
 		r, err := res[k], errs[k]
-		if errors.Is(err, errUnpackable) {
+		switch {
+		case errors.Is(err, errUnpackable):
 			r, err = snd.send(s.ctx, s.conn, nil, a)
+		case err != nil && err == ended:
+			err = fmt.Errorf("not answered before the core's %v ended the stream", err) // only goes again
+		case troubleNack(a.op.ID, err) != nil:
+			ended = err
 		}
-		outs[idx[k]] = s.settle(snd, *a.op, a.pl, r, err)
+		outs[idx[k]] = s.settle(snd, *a.op, a.pl, r, err, sent)
 	}
 	return outs
 }

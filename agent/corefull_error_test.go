@@ -1,0 +1,358 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/quic-go/quic-go"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/core/coretest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/outbox"
+	"github.com/edge-sync/edge-sync/wire"
+)
+
+// The hold's corners (corefull.go) met with a raw core: a QUIC peer on
+// loopback that speaks just enough of the protocol for a session and
+// answers each op stream as the test says, as a core in trouble may.
+
+// rawCore welcomes an agent on loopback, granting wire.CapOpsPerStream if
+// packs is set, and answers each op stream with what
+// answer returns for it: n counts the streams from 1 in the order they
+// were accepted, frames are what the stream carried (read to its end).
+// answer runs on the stream's own goroutine and may block until ctx,
+// which ends with the test, is done. streams counts the op streams the
+// agent opened. It answers no pings: the agent's link monitor must not
+// probe actively (quietConfig).
+func rawCore(t *testing.T, p *testutil.PKI, packs bool, answer func(ctx context.Context, n int64, frames []wire.Frame) []wire.Frame) (addr string, streams *atomic.Int64) {
+	t.Helper()
+	tlsConf := p.ServerTLS(t).Clone()
+	tlsConf.NextProtos = []string{wire.ALPN}
+	ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, wire.QUICConfig(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	streams = new(atomic.Int64)
+	stream := func(str *quic.Stream) {
+		n := streams.Add(1)
+		var frames []wire.Frame
+		for range 4 * wire.MaxOpsPerStream {
+			f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+			if err != nil {
+				break // io.EOF: the agent closed its side
+			}
+			frames = append(frames, f)
+		}
+		for _, f := range answer(ctx, n, frames) {
+			if err := wire.WriteFrame(str, f); err != nil {
+				return
+			}
+		}
+		str.Close()
+	}
+	serve := func(conn *quic.Conn) {
+		defer conn.CloseWithError(0, "")
+		hello, err := conn.AcceptStream(ctx)
+		if err != nil {
+			return
+		}
+		if _, err := wire.ReadFrame(hello, wire.MaxFrameSize); err != nil {
+			return
+		}
+		caps := wire.Capabilities(0)
+		if packs {
+			caps = wire.CapOpsPerStream
+		}
+		w := &wire.Welcome{ProbeSession: 1, Version: wire.SupportedVersions[len(wire.SupportedVersions)-1], Core: "raw",
+			Caps: caps, MaxFrame: wire.MaxFrameSize, MaxOpBytes: 1 << 30, QuotaLeft: wire.QuotaUnlimited}
+		if err := wire.WriteFrame(hello, w); err != nil {
+			return
+		}
+		hello.Close()
+		acceptAll(&wg, func() (*quic.Stream, error) { return conn.AcceptStream(ctx) }, stream)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		acceptAll(&wg, func() (*quic.Conn, error) { return ln.Accept(ctx) }, serve)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		ln.Close()
+		wg.Wait()
+	})
+	return ln.Addr().String(), streams
+}
+
+// acceptAll runs handle, on a goroutine of wg, on each thing accept
+// returns until it fails.
+func acceptAll[T any](wg *sync.WaitGroup, accept func() (T, error), handle func(T)) {
+	for {
+		x, err := accept()
+		if err != nil {
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			handle(x)
+		}()
+	}
+}
+
+// opHeaders are the OP_HEADERs among frames.
+func opHeaders(frames []wire.Frame) []*wire.OpHeader {
+	var hs []*wire.OpHeader
+	for _, f := range frames {
+		if h, ok := f.(*wire.OpHeader); ok {
+			hs = append(hs, h)
+		}
+	}
+	return hs
+}
+
+// nackAll refuses every op on a stream with code.
+func nackAll(frames []wire.Frame, code wire.Code) []wire.Frame {
+	var out []wire.Frame
+	for _, h := range opHeaders(frames) {
+		out = append(out, &wire.Nack{ID: h.ID, Code: code, Msg: "the raw core refuses " + code.String()})
+	}
+	return out
+}
+
+// rawAgent starts an agent of the raw core at addr, without the link
+// monitor's probes, with ops small normal ops in its outbox before it
+// starts (so that it leases them together), and waits for its
+// connection.
+func rawAgent(t *testing.T, p *testutil.PKI, addr string, ops int) *Agent {
+	t.Helper()
+	a, err := New(quietConfig(coretest.AgentConfig(t, p, addr)), Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: testutil.Logger(t, "agent")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	for i := range ops {
+		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("ev/%d", i), Kind: edgesync.EventOp, Priority: edgesync.Normal,
+			Payload: bytes.NewReader(fmt.Appendf(nil, "reading %d", i))})
+	}
+	if err := a.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 30*time.Second, "a connection to the raw core", func() bool { return a.Stats()[0].Connected })
+	return a
+}
+
+// TestErrorEndingStreamHolds: a core that ends every op stream (single
+// ops and packs) with an ERROR of its own trouble (internal, busy) gets
+// the hold that the matching NACK gets, counted alike in the status and
+// the nacks by code: before, the ops went again at once, a storm of
+// streams to a core in trouble.
+func TestErrorEndingStreamHolds(t *testing.T) {
+	old := troubleBackoff
+	troubleBackoff = 100 * time.Millisecond
+	defer func() { troubleBackoff = old }()
+	for _, tc := range []struct {
+		name  string
+		code  wire.Code
+		packs bool
+		ops   int // leased together: one stream before the first ERROR
+	}{
+		{"internal, a pack", wire.CodeInternal, true, 10},
+		{"busy, a single op", wire.CodeBusy, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testutil.NewPKI(t, "site-1")
+			addr, streams := rawCore(t, p, tc.packs, func(context.Context, int64, []wire.Frame) []wire.Frame {
+				return []wire.Frame{&wire.Error{Code: tc.code, Msg: "the raw core fails"}}
+			})
+			a := rawAgent(t, p, addr, tc.ops)
+			testutil.WaitFor(t, 30*time.Second, "the raw core's first ERROR", func() bool { return streams.Load() >= 1 })
+			first := time.Now()
+			// The first stream starts the hold; then one trial after
+			// each backoff, doubling: 0.1 s, 0.2 s, 0.4 s.
+			const want = 4
+			testutil.WaitFor(t, 30*time.Second, fmt.Sprintf("%d streams", want), func() bool { return streams.Load() >= want })
+			r := mustStatus(t, a).CoreRefusing
+			if r != nil {
+				first = r.Since // the first refusal, which began the hold
+			}
+			took := time.Since(first)
+			least := troubleBackoff * (1 + 2 + 4)
+			t.Logf("%d streams ended with ERROR %s in %v", want, tc.code, took)
+			if took < least {
+				t.Errorf("%d streams ended with ERROR %s came in %v: the agent sent the ops again without the hold (at least %v)", want, tc.code, took, least)
+			}
+			if r == nil || r.Code != tc.code.String() || r.Refusals < 3 {
+				t.Errorf("status while the core ends every stream with ERROR %s: core_refusing %+v, want that code and its refusals", tc.code, r)
+			}
+			if n := a.Stats()[0].Nacks[tc.code.String()]; n < 3 {
+				t.Errorf("nacks %s: %d, want the ERRORs counted as refusals (at least 3)", tc.code, n)
+			}
+			if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != tc.ops {
+				t.Errorf("the outbox holds %d ops (%v); want all %d kept", ob.Total.Ops, err, tc.ops)
+			}
+		})
+	}
+}
+
+// TestTrialRefusedOtherwiseClearsStatus: the hold's trial is refused for
+// a reason of the op's own (quota), not the core's trouble, and nothing
+// is stored after. core_refusing must not go on saying the store is
+// full: the core's answer did not say so.
+func TestTrialRefusedOtherwiseClearsStatus(t *testing.T) {
+	old := firstFullBackoff
+	firstFullBackoff = 100 * time.Millisecond
+	defer func() { firstFullBackoff = old }()
+	p := testutil.NewPKI(t, "site-1")
+	addr, streams := rawCore(t, p, false, func(_ context.Context, n int64, frames []wire.Frame) []wire.Frame {
+		if n == 1 {
+			return nackAll(frames, wire.CodeStoreFull)
+		}
+		return nackAll(frames, wire.CodeQuota)
+	})
+	a := rawAgent(t, p, addr, 1)
+	testutil.WaitFor(t, 30*time.Second, "the op refused store-full", func() bool {
+		r := mustStatus(t, a).CoreRefusing
+		return r != nil && r.Code == "store-full"
+	})
+	testutil.WaitFor(t, 30*time.Second, "the trial refused quota", func() bool { return a.Stats()[0].Nacks["quota"] >= 1 })
+	testutil.WaitFor(t, 10*time.Second, "core_refusing to stop saying store-full once the trial was refused quota", func() bool {
+		r := mustStatus(t, a).CoreRefusing
+		return r == nil || r.Code != "store-full"
+	})
+	if n := streams.Load(); n != 2 {
+		t.Errorf("%d streams, want 2: the op refused store-full, then its trial refused quota (the op parked since)", n)
+	}
+}
+
+// TestRefusalOfOpSentBeforeHoldKeepsBackoff: two ops in flight when the
+// core starts refusing busy; the second's refusal comes after the hold
+// has ended. It was sent before the hold began: it must not lengthen the
+// backoff as a refused trial does, and the trial goes at once.
+func TestRefusalOfOpSentBeforeHoldKeepsBackoff(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	both, second := make(chan struct{}), make(chan struct{})
+	var bothOnce sync.Once
+	addr, streams := rawCore(t, p, false, func(ctx context.Context, n int64, frames []wire.Frame) []wire.Frame {
+		if n == 2 {
+			bothOnce.Do(func() { close(both) })
+		}
+		var gate <-chan struct{}
+		switch n {
+		case 1:
+			gate = both // once both ops are in flight
+		case 2:
+			gate = second // once the test says
+		default:
+			gate = ctx.Done() // the trial: never, in this test
+		}
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil
+		}
+		return nackAll(frames, wire.CodeBusy)
+	})
+	a := rawAgent(t, p, addr, 2)
+	var first CoreRefusal
+	testutil.WaitFor(t, 30*time.Second, "the first op refused busy", func() bool {
+		if r := mustStatus(t, a).CoreRefusing; r != nil {
+			first = *r
+			return true
+		}
+		return false
+	})
+	testutil.WaitFor(t, 30*time.Second, "the hold to end", func() bool { return time.Now().After(first.NextTry) })
+	close(second)
+	var after CoreRefusal
+	testutil.WaitFor(t, 30*time.Second, "the second op refused busy", func() bool {
+		if r := mustStatus(t, a).CoreRefusing; r != nil && r.Refusals >= 2 {
+			after = *r
+			return true
+		}
+		return false
+	})
+	if !after.NextTry.Equal(first.NextTry) {
+		t.Errorf("next try moved from %v to %v by the refusal of an op sent before the hold began (backoff %v after the first refusal)",
+			first.NextTry.Format(time.RFC3339Nano), after.NextTry.Format(time.RFC3339Nano), first.NextTry.Sub(first.Since))
+	}
+	testutil.WaitFor(t, 10*time.Second, "the trial", func() bool { return streams.Load() >= 3 })
+}
+
+// TestFailoverStartsWithTrial: the core at the endpoint's first address
+// refuses store-full and the hold is a minute long; then that core shuts
+// down and the agent fails over to the second address, whose core has
+// room. The hold was the first core's: the second gets a trial at once,
+// and the op reaches it long before the first core's backoff ends.
+func TestFailoverStartsWithTrial(t *testing.T) {
+	old := firstFullBackoff
+	firstFullBackoff = time.Minute
+	defer func() { firstFullBackoff = old }()
+	p := testutil.NewPKI(t, "site-1")
+	full := coretest.Start(t, p, func(sc *core.ServerConfig) { sc.Store = noRoomForData{sc.Store.(*core.Store)} })
+	room := coretest.Start(t, p, nil)
+	cfg := quietConfig(coretest.AgentConfig(t, p, full.Addr.String()))
+	cfg.Endpoints[0].Addresses = []string{full.Addr.String(), room.Addr.String()}
+	a := startAgent(t, p, cfg, Options{})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "ev/1", Kind: edgesync.EventOp, Priority: edgesync.Normal,
+		Payload: bytes.NewReader([]byte("reading 1"))})
+	testutil.WaitFor(t, 30*time.Second, "the first core to refuse the op store-full", func() bool {
+		return mustStatus(t, a).CoreRefusing != nil
+	})
+	full.Stop()
+	testutil.WaitFor(t, 30*time.Second, "the agent to fail over to the second core", func() bool {
+		st := mustStatus(t, a)
+		return st.Connected && st.Address == room.Addr.String()
+	})
+	moved := time.Now()
+	testutil.WaitFor(t, 20*time.Second, "the op at the second core, before the first core's backoff (1 min) ends", func() bool {
+		return room.Server.Stats().OpsApplied >= 1 && outboxEmpty(a)
+	})
+	t.Logf("the op reached the second core %v after the failover", time.Since(moved).Round(time.Millisecond))
+	if r := mustStatus(t, a).CoreRefusing; r != nil {
+		t.Errorf("core_refusing %+v after the second core stored the op, want none", r)
+	}
+}
+
+// TestHoldAcrossReconnect: a new connection to the same core keeps the
+// hold; one to another address sends its trial at once, and a refusal of
+// that trial backs off from the first backoff, not the previous core's.
+func TestHoldAcrossReconnect(t *testing.T) {
+	var f coreFull
+	log := hclog.NewNullLogger()
+	t0 := time.Now()
+	f.connected("core-a:7443", t0)
+	f.refused(t0, t0, wire.CodeStoreFull, "store full", log)
+	at := t0.Add(firstFullBackoff)
+	f.refused(at, at, wire.CodeStoreFull, "store full", log) // a refused trial: 2 × the first backoff
+	now := at.Add(time.Second)
+	f.connected("core-a:7443", now)
+	if held, until := f.held(now, 0); !held || !until.Equal(at.Add(2*firstFullBackoff)) {
+		t.Fatalf("reconnected to the same core: held %v until %v, want held until %v", held, until.Sub(t0), at.Add(2*firstFullBackoff).Sub(t0))
+	}
+	f.connected("core-b:7443", now)
+	if held, _ := f.held(now, 0); held {
+		t.Fatal("connected to another core: held, want its trial at once")
+	}
+	if held, _ := f.held(now, 1); !held {
+		t.Fatal("connected to another core: not held while its trial is in flight")
+	}
+	later := now.Add(time.Millisecond)
+	f.refused(now, later, wire.CodeStoreFull, "store full", log)
+	if _, until := f.held(later, 0); until.Sub(later) != firstFullBackoff {
+		t.Errorf("the other core refused its trial: backoff %v, want the first %v", until.Sub(later), firstFullBackoff)
+	}
+	if r := f.status(); r == nil || r.Refusals != 3 {
+		t.Errorf("status %+v, want the hold shown with its 3 refusals", r)
+	}
+}
