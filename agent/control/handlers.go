@@ -222,12 +222,19 @@ func (s *Server) config(_ *http.Request, req ConfigRequest) (any, error) {
 	return s.a.Config(), nil
 }
 
-func (s *Server) stats(*http.Request, struct{}) (any, error) {
-	st, err := s.a.Outbox().Stats()
+func (s *Server) stats(*http.Request, struct{}) (any, error) { return statsOf(s.a, nil) }
+
+// statsOf reads a's transport.stats: the outbox, then the endpoints'
+// counters (between, if not nil, runs in between).
+func statsOf(a *agent.Agent, between func()) (StatsResponse, error) {
+	st, err := a.Outbox().Stats()
 	if err != nil {
-		return nil, err
+		return StatsResponse{}, err
 	}
-	return StatsResponse{Agent: s.a.Name(), Outbox: outboxStats(st), Endpoints: s.a.Stats()}, nil
+	if between != nil {
+		between()
+	}
+	return StatsResponse{Agent: a.Name(), Outbox: outboxStats(st), Endpoints: a.Stats()}, nil
 }
 
 func outboxStats(st outbox.Stats) OutboxStats {
