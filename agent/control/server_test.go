@@ -61,7 +61,7 @@ func startControl(t testing.TB, a *agent.Agent, cfg config.Control) *ctlEnv {
 // "core".
 func offlineAgent(t testing.TB, mod func(*config.Agent)) *agent.Agent {
 	p := testutil.NewPKI(t, "site-1")
-	cfg := coretest.AgentConfig(t, p, testutil.FreeUDPAddr(t))
+	cfg := coretest.AgentConfig(t, p, testutil.SilentUDPAddr(t))
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -273,7 +273,7 @@ func TestControlCommands(t *testing.T) {
 	}
 
 	// monitor.start with an address adds an endpoint at run time
-	if err := cl.Call(ctx, CmdMonitorStart, MonitorStartRequest{Endpoint: "core-2", Address: testutil.FreeUDPAddr(t), ServerName: "127.0.0.1",
+	if err := cl.Call(ctx, CmdMonitorStart, MonitorStartRequest{Endpoint: "core-2", Address: testutil.SilentUDPAddr(t), ServerName: "127.0.0.1",
 		Monitor: &MonitorOverrides{ProbeInterval: "10s"}}, &mr); err != nil {
 		t.Fatal(err)
 	}

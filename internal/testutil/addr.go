@@ -10,12 +10,21 @@ import (
 // a core a test starts once, at once, in a process that binds it itself
 // (the edge-sync binary). The port is free only for the moment: another
 // process may take it before the core binds it. A core that never
-// answers, or one started again on the same address, takes UDPSocket.
+// answers takes SilentUDPAddr; one started again on the same address,
+// UDPSocket.
 func FreeUDPAddr(tb testing.TB) string {
 	tb.Helper()
 	pc := UDPSocket(tb)
 	defer pc.Close()
 	return pc.LocalAddr().String()
+}
+
+// SilentUDPAddr returns the address of a loopback UDP socket that nothing
+// reads, held until tb ends: a core that never answers. Held, no other
+// process can bind the port and answer the agent's packets.
+func SilentUDPAddr(tb testing.TB) string {
+	tb.Helper()
+	return UDPSocket(tb).LocalAddr().String()
 }
 
 // UDPSocket returns a loopback UDP socket on a free port, closed when tb
