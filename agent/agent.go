@@ -206,6 +206,9 @@ func (a *Agent) Start(ctx context.Context) error {
 func (a *Agent) startEndpoint(e *endpoint) {
 	ctx, cancel := context.WithCancel(a.ctx)
 	e.stop = cancel
+	// The link monitor runs once Start returns, so that what asks it at
+	// once (monitor.stop, measure) finds it; the run closes it.
+	e.startMonitor(ctx)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
