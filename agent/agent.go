@@ -170,8 +170,8 @@ func overrides(profiles map[edgesync.LinkClass]config.Profile) map[edgesync.Link
 
 var levels = map[string]int{"off": 0, "fastest": 1, "default": 2, "better": 3, "best": 4}
 
-// Start launches every endpoint's connection, monitor and sender. They
-// run until Close: ctx bounds the call, and its values reach them, but
+// Start launches every endpoint's connection, monitor and sender (each
+// link monitor runs once Start returns). They run until Close: ctx bounds the call, and its values reach them, but
 // its end does not stop them (docs/architecture.md#lifecycle). Starting a
 // started agent does nothing; after Close, Start fails with ErrClosed.
 func (a *Agent) Start(ctx context.Context) error {
@@ -206,6 +206,9 @@ func (a *Agent) Start(ctx context.Context) error {
 func (a *Agent) startEndpoint(e *endpoint) {
 	ctx, cancel := context.WithCancel(a.ctx)
 	e.stop = cancel
+	// The link monitor runs once Start returns, so that what asks it at
+	// once (monitor.stop, measure) finds it; the run closes it.
+	e.startMonitor(ctx)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()

@@ -158,11 +158,12 @@ func (e *endpoint) params() (linkmon.SyncParameters, uint64, <-chan struct{}) {
 }
 
 // run keeps a connection to the core up and runs a session on it, until
-// ctx ends.
+// ctx ends; it closes the link monitor startEndpoint started.
 func (e *endpoint) run(ctx context.Context) {
 	pc, err := e.listenPacket()
 	if err != nil {
 		e.log.Error("cannot open a UDP socket; endpoint stopped", "error", err)
+		e.closeMonitor()
 		return
 	}
 	if _, _, err := lane.RaiseBuffers(pc); err != nil {
@@ -183,7 +184,6 @@ func (e *endpoint) run(ctx context.Context) {
 	dial := func(ctx context.Context, address string) (*quic.Conn, *wire.Welcome, error) {
 		return e.dial(ctx, tr, address)
 	}
-	e.startMonitor(ctx)
 	defer e.closeMonitor()
 	// The link's encoding is warmed while it is idle (presend_warm.go).
 	wctx, stopWarm := context.WithCancel(ctx)

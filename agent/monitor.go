@@ -41,8 +41,9 @@ func (e *endpoint) measuring() *linkmon.Monitor {
 	return nil
 }
 
-// startMonitor starts measuring as the endpoint's run begins. It fails
-// only when the run's ctx has already ended, and the run then ends too.
+// startMonitor starts measuring as the endpoint's run is started
+// (startEndpoint). It fails only when the run's ctx has already ended,
+// and the run then ends too.
 func (e *endpoint) startMonitor(ctx context.Context) {
 	e.mu.Lock()
 	defer e.mu.Unlock()

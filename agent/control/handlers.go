@@ -222,12 +222,23 @@ func (s *Server) config(_ *http.Request, req ConfigRequest) (any, error) {
 	return s.a.Config(), nil
 }
 
-func (s *Server) stats(*http.Request, struct{}) (any, error) {
-	st, err := s.a.Outbox().Stats()
-	if err != nil {
-		return nil, err
+func (s *Server) stats(*http.Request, struct{}) (any, error) { return statsOf(s.a, nil) }
+
+// statsOf reads a's transport.stats: the endpoints' counters first, then
+// the outbox (between, if not nil, runs in between). A sender counts an op
+// acked only once the outbox has let it go (agent/sender.go, stored), so
+// in this order an op the answer counts acked is never in its outbox too;
+// read the other way round, an op acked between the reads was both.
+func statsOf(a *agent.Agent, between func()) (StatsResponse, error) {
+	eps := a.Stats()
+	if between != nil {
+		between()
 	}
-	return StatsResponse{Agent: s.a.Name(), Outbox: outboxStats(st), Endpoints: s.a.Stats()}, nil
+	st, err := a.Outbox().Stats()
+	if err != nil {
+		return StatsResponse{}, err
+	}
+	return StatsResponse{Agent: a.Name(), Outbox: outboxStats(st), Endpoints: eps}, nil
 }
 
 func outboxStats(st outbox.Stats) OutboxStats {

@@ -40,6 +40,16 @@ func StartAt(tb testing.TB, p *testutil.PKI, addr string, mod func(*core.ServerC
 	return startAt(tb, p, addr, filepath.Join(tb.TempDir(), "core.db"), mod)
 }
 
+// StartConn is Start on pc, a UDP socket the test holds
+// (testutil.UDPSocket): stopped, the core is started again on pc, and no
+// other process can have taken its port meanwhile. pc stays the caller's.
+func StartConn(tb testing.TB, p *testutil.PKI, pc net.PacketConn, mod func(*core.ServerConfig)) *Core {
+	tb.Helper()
+	return start(tb, p, filepath.Join(tb.TempDir(), "core.db"), mod, func(srv *core.Server) (*net.UDPAddr, func()) {
+		return ServeConn(tb, srv, pc)
+	})
+}
+
 // StartOn is Start with the store's file at path, on a file system the
 // test controls (a small tmpfs it fills: testutil.Tmpfs).
 func StartOn(tb testing.TB, p *testutil.PKI, path string, mod func(*core.ServerConfig)) *Core {
@@ -48,6 +58,12 @@ func StartOn(tb testing.TB, p *testutil.PKI, path string, mod func(*core.ServerC
 }
 
 func startAt(tb testing.TB, p *testutil.PKI, addr, path string, mod func(*core.ServerConfig)) *Core {
+	tb.Helper()
+	return start(tb, p, path, mod, func(srv *core.Server) (*net.UDPAddr, func()) { return Serve(tb, srv, addr) })
+}
+
+// start opens a store at path and a server on it, which serve runs.
+func start(tb testing.TB, p *testutil.PKI, path string, mod func(*core.ServerConfig), serve func(*core.Server) (*net.UDPAddr, func())) *Core {
 	tb.Helper()
 	store, err := core.Open(path, core.Config{})
 	if err != nil {
@@ -61,7 +77,7 @@ func startAt(tb testing.TB, p *testutil.PKI, addr, path string, mod func(*core.S
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ua, stop := Serve(tb, srv, addr)
+	ua, stop := serve(srv)
 	c := &Core{Server: srv, Store: store, Addr: ua}
 	c.stop = sync.OnceFunc(func() {
 		stop()
@@ -85,6 +101,19 @@ func Serve(tb testing.TB, srv *core.Server, addr string) (_ *net.UDPAddr, stop f
 	if err != nil {
 		tb.Fatal(err)
 	}
+	ua, end := ServeConn(tb, srv, pc)
+	stop = sync.OnceFunc(func() {
+		end()
+		pc.Close()
+	})
+	tb.Cleanup(stop)
+	return ua, stop
+}
+
+// ServeConn is Serve on pc, a UDP socket that stays the caller's after
+// stop (testutil.UDPSocket), for a core started again on it.
+func ServeConn(tb testing.TB, srv *core.Server, pc net.PacketConn) (_ *net.UDPAddr, stop func()) {
+	tb.Helper()
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(context.Background(), pc) }()
 	stop = sync.OnceFunc(func() {
@@ -94,14 +123,14 @@ func Serve(tb testing.TB, srv *core.Server, addr string) (_ *net.UDPAddr, stop f
 		if err := <-done; err != nil {
 			tb.Errorf("core Serve: %v", err)
 		}
-		pc.Close()
 	})
 	tb.Cleanup(stop)
 	return pc.LocalAddr().(*net.UDPAddr), stop
 }
 
 // Stop closes the core before tb ends, as a core process does on SIGTERM,
-// and frees its address; once stopped, Stop does nothing.
+// and frees its address (a socket given to StartConn stays open); once
+// stopped, Stop does nothing.
 func (c *Core) Stop() { c.stop() }
 
 // AgentConfig returns a valid config of p's agent, with its data in a

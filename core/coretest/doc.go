@@ -3,7 +3,9 @@
 // in the test's temporary directory, a server with the certificates of a
 // testutil.PKI, both stopped and waited for when the test ends (Serve
 // alone for a server a test built itself, on a store of its own); and the
-// config of an agent that reaches it.
+// config of an agent that reaches it. StartConn and ServeConn run a core
+// on a socket the test holds (testutil.UDPSocket), to start one again on
+// it with no moment at which another process could take the port.
 //
 // # Caveats
 //

@@ -402,6 +402,11 @@ type coreChildPlan struct {
 	Key    string   `json:"key"`
 	Step   string   `json:"step,omitempty"` // kill itself at this commit step
 	Nth    int      `json:"nth,omitempty"`
+	// Inherited: the core serves on its descriptor 3, sock, a socket at
+	// Listen the test holds, so that a core started again after a
+	// SIGKILL needs no free port (another job could take it meanwhile).
+	Inherited bool `json:"inherited,omitempty"`
+	sock      *os.File
 }
 
 func coreChild() {
@@ -429,13 +434,21 @@ func coreChild() {
 	if err != nil {
 		fail(err)
 	}
-	addr, err := net.ResolveUDPAddr("udp", p.Listen)
-	if err != nil {
-		fail(err)
-	}
-	pc, err := net.ListenUDP("udp", addr)
-	if err != nil {
-		fail(err)
+	var pc net.PacketConn
+	if p.Inherited {
+		f := os.NewFile(3, "core socket")
+		if pc, err = net.FilePacketConn(f); err != nil {
+			fail(err)
+		}
+		f.Close() // pc holds its own descriptor
+	} else {
+		addr, err := net.ResolveUDPAddr("udp", p.Listen)
+		if err != nil {
+			fail(err)
+		}
+		if pc, err = net.ListenUDP("udp", addr); err != nil {
+			fail(err)
+		}
 	}
 	fmt.Println("READY")
 	fail(srv.Serve(context.Background(), pc)) // until SIGKILL
@@ -452,9 +465,13 @@ func (f *fleet) startChild(p coreChildPlan) *childCore {
 	t := f.t
 	t.Helper()
 	p.URLs, p.Prefix, p.CA, p.Cert, p.Key = f.urls, f.prefix, f.pki.CAFile, f.pki.CoreCert, f.pki.CoreKey
+	p.Inherited = p.sock != nil
 	env, _ := json.Marshal(p)
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), coreChildEnv+"="+string(env))
+	if p.sock != nil {
+		cmd.ExtraFiles = []*os.File{p.sock}
+	}
 	out := &testutil.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -507,8 +524,9 @@ func TestCoreSIGKILLed(t *testing.T) {
 	}{{"mid-transfer", "", 0}, {"mid-commit", "applied-created", 4}, {"after-effect", "staged-visible", 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFleet(t, []string{srv.URL()})
-			listen := testutil.FreeUDPAddr(t)
-			c := f.startChild(coreChildPlan{Listen: listen, Step: tc.step, Nth: tc.nth})
+			pc := testutil.UDPSocket(t) // the restarted core's too
+			listen, sock := pc.LocalAddr().String(), testutil.UDPSocketFile(t, pc)
+			c := f.startChild(coreChildPlan{Listen: listen, sock: sock, Step: tc.step, Nth: tc.nth})
 			ag := f.startAgent(listen)
 			f.enqueue(ag, 1)
 			if tc.step == "" {
@@ -521,7 +539,7 @@ func TestCoreSIGKILLed(t *testing.T) {
 			if tc.step != "" && !strings.Contains(c.out.String(), "KILLED "+tc.step) {
 				t.Fatalf("core process died elsewhere than at %s", tc.step)
 			}
-			f.startChild(coreChildPlan{Listen: listen})
+			f.startChild(coreChildPlan{Listen: listen, sock: sock})
 			// The agent would notice the dead connection only after QUIC's
 			// idle timeout; its process restarts instead, as a failover does.
 			if err := ag.Close(); err != nil {

@@ -147,6 +147,13 @@ func serveCore(ctx context.Context, cfg config.Core, log hclogLogger) error {
 // startCore opens the store, starts the QUIC listener, the admin socket and
 // the metrics listener; stop closes them in order and waits.
 func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunning, func() error, error) {
+	return startCoreOn(ctx, cfg, log, nil)
+}
+
+// startCoreOn is startCore serving QUIC on pc, when not nil, instead of a
+// socket it binds to cfg.Listen: a socket a test holds across the core's
+// restarts, handed to its core process (crash_test.go). stop closes pc.
+func startCoreOn(ctx context.Context, cfg config.Core, log hclogLogger, pc net.PacketConn) (*coreRunning, func() error, error) {
 	tlsConf, err := pki.ServerTLSConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key)
 	if err != nil {
 		return nil, nil, err
@@ -160,10 +167,11 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 		closeLogged(log, "store", store.Close)
 		return nil, nil, err
 	}
-	pc, err := net.ListenPacket("udp", cfg.Listen)
-	if err != nil {
-		closeLogged(log, "store", store.Close)
-		return nil, nil, listenError("listen", "udp", cfg.Listen, err)
+	if pc == nil {
+		if pc, err = net.ListenPacket("udp", cfg.Listen); err != nil {
+			closeLogged(log, "store", store.Close)
+			return nil, nil, listenError("listen", "udp", cfg.Listen, err)
+		}
 	}
 	// The last started stops first: the listeners before the server, the
 	// server before the store they all read.

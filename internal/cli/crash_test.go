@@ -50,6 +50,24 @@ type crashEnv struct {
 	CoreAddr string `json:"core_addr"`
 	Run      int    `json:"run"`
 	Ops      int    `json:"ops"`
+
+	// coreSock is the core's UDP socket at CoreAddr, which the test holds
+	// so that a restarted core needs no free port: a core child serves
+	// on it (its descriptor 3).
+	coreSock *os.File
+}
+
+// crashCoreSocket is the env variable that tells a core child its socket
+// is descriptor 3.
+const crashCoreSocket = "EDGE_SYNC_CRASH_CORE_SOCKET"
+
+// heldCoreAddr returns a loopback UDP address for the core children and
+// its socket, held until t ends: a core started again after a SIGKILL
+// serves on the same socket, and no other process can take its port
+// between the two (another test's job once did, and the restart failed).
+func heldCoreAddr(t *testing.T) (string, *os.File) {
+	pc := testutil.UDPSocket(t)
+	return pc.LocalAddr().String(), testutil.UDPSocketFile(t, pc)
 }
 
 func crashConfigs(e crashEnv) (config.Core, config.Agent) {
@@ -81,7 +99,17 @@ func readCrashEnv() crashEnv {
 func crashChildCore() {
 	e := readCrashEnv()
 	cc, _ := crashConfigs(e)
-	_, _, err := startCore(context.Background(), cc, hclog.NewNullLogger())
+	var pc net.PacketConn
+	if os.Getenv(crashCoreSocket) != "" {
+		f := os.NewFile(3, "core socket")
+		var err error
+		if pc, err = net.FilePacketConn(f); err != nil {
+			fmt.Println("ERROR core socket:", err)
+			os.Exit(1)
+		}
+		f.Close() // pc holds its own descriptor
+	}
+	_, _, err := startCoreOn(context.Background(), cc, hclog.NewNullLogger(), pc)
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
@@ -148,7 +176,12 @@ type child struct {
 func startChild(t *testing.T, mode string, e crashEnv) *child {
 	t.Helper()
 	envJSON, _ := json.Marshal(e)
-	cmd, out := testutil.StartChild(t, os.Stderr, "EDGE_SYNC_CRASH_CHILD="+mode, "EDGE_SYNC_CRASH_ENV="+string(envJSON))
+	env := []string{"EDGE_SYNC_CRASH_CHILD=" + mode, "EDGE_SYNC_CRASH_ENV=" + string(envJSON)}
+	var files []*os.File
+	if mode == "core" && e.coreSock != nil {
+		files, env = []*os.File{e.coreSock}, append(env, crashCoreSocket+"=3")
+	}
+	cmd, out := testutil.StartChildFiles(t, os.Stderr, files, env...)
 	c := &child{cmd: cmd, lines: make(chan string, 1024)}
 	go func() {
 		defer close(c.lines)
@@ -189,7 +222,8 @@ func TestCrashSafetySIGKILL(t *testing.T) {
 	}
 	dir := t.TempDir()
 	testCerts(t, filepath.Join(dir, "pki"))
-	env := crashEnv{Dir: dir, CoreAddr: testutil.FreeUDPAddr(t), Ops: 40}
+	env := crashEnv{Dir: dir, Ops: 40}
+	env.CoreAddr, env.coreSock = heldCoreAddr(t)
 	coreProc := startChild(t, "core", env)
 	defer func() { coreProc.kill() }()
 

@@ -61,7 +61,7 @@ func startCtlHarnessWith(t *testing.T, o harnessOptions) *ctlHarness {
 		c := coretest.Start(t, certs, nil)
 		h.store, addr = c.Store, c.Addr.String()
 	} else {
-		addr = testutil.FreeUDPAddr(t)
+		addr = testutil.SilentUDPAddr(t)
 	}
 	cfg := coretest.AgentConfig(t, certs, addr)
 	cfg.DataDir = filepath.Join(h.dir, "agent")

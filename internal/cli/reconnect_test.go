@@ -33,7 +33,8 @@ func TestCoreRestartReconnect(t *testing.T) {
 	if err := demoCerts(filepath.Join(dir, "pki")); err != nil {
 		t.Fatal(err)
 	}
-	env := crashEnv{Dir: dir, CoreAddr: testutil.FreeUDPAddr(t)}
+	env := crashEnv{Dir: dir}
+	env.CoreAddr, env.coreSock = heldCoreAddr(t) // the restarted core's too
 	coreProc := startChild(t, "core", env)
 	defer func() { coreProc.kill() }()
 
@@ -81,6 +82,12 @@ func TestCoreRestartReconnect(t *testing.T) {
 	})
 
 	coreProc.kill()
+	// Another job binding the port between the two cores (one did, in
+	// CI) cannot: the test holds the core's socket.
+	if pc, err := net.ListenPacket("udp", env.CoreAddr); err == nil {
+		pc.Close()
+		t.Fatalf("another process could bind the core's port %s between its two processes", env.CoreAddr)
+	}
 	coreProc = startChild(t, "core", env) // returns once it listens
 	ready := time.Now()
 	put("alarms/after")

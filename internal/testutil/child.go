@@ -14,8 +14,16 @@ import (
 // the started command, for Wait or Process.Kill, and the child's stdout.
 func StartChild(tb testing.TB, stderr io.Writer, env ...string) (*exec.Cmd, io.ReadCloser) {
 	tb.Helper()
+	return StartChildFiles(tb, stderr, nil, env...)
+}
+
+// StartChildFiles is StartChild handing the child files too: files[i] is
+// the child's descriptor 3+i (a socket the test holds: UDPSocketFile).
+func StartChildFiles(tb testing.TB, stderr io.Writer, files []*os.File, env ...string) (*exec.Cmd, io.ReadCloser) {
+	tb.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), env...)
+	cmd.ExtraFiles = files
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -39,7 +39,14 @@
 //
 // StartChild runs the test binary again as a child process whose TestMain
 // plays a part chosen by an environment variable: the writer that a crash
-// test kills with SIGKILL.
+// test kills with SIGKILL. StartChildFiles hands it files as well.
+//
+// UDPSocket is a loopback UDP socket the test holds until it ends: a core
+// stopped or killed is started again on it (coretest.StartConn; in a child
+// process, UDPSocketFile), and no other process can take the port between
+// the two, as it could a port FreeUDPAddr found free for the moment.
+// SilentUDPAddr is the address of such a socket that nothing reads: a
+// core that never answers.
 //
 // A real core for the tests of the packages above it is in core/coretest.
 //
