@@ -467,8 +467,11 @@ func TestCoreFullTrialIsOneBackfillOp(t *testing.T) {
 		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("ev/%d", i), Kind: edgesync.EventOp, Priority: edgesync.Normal,
 			Payload: bytes.NewReader(fmt.Appendf(nil, "reading %d", i))})
 	}
-	testutil.WaitFor(t, 30*time.Second, "the summaries at the core and the backfill refused", func() bool {
-		return c.Server.Stats().Summaries >= n && a.Stats()[0].Nacks["store-full"] >= n
+	// The agent's own count of stored summaries: the core counts one before
+	// its ACK arrives, and that ACK ends a hold begun meanwhile.
+	testutil.WaitFor(t, 30*time.Second, "the summaries stored and the backfill refused", func() bool {
+		st := a.Stats()[0]
+		return st.Summaries >= n && st.Nacks["store-full"] >= n && mustStatus(t, a).CoreRefusing != nil
 	})
 	nextTry := func() time.Time {
 		r := mustStatus(t, a).CoreRefusing
