@@ -1,0 +1,256 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/codec"
+	"github.com/edge-sync/edge-sync/internal/hostile"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/wire"
+	"github.com/klauspost/compress/zstd"
+)
+
+// The limits on what a peer's bytes make the core allocate (docs/core.md,
+// "The server under broken or hostile peers"): each is checked before the
+// allocation it bounds.
+
+// longKey and longEndpoint are the longest a peer may send: what an op
+// header costs the core the most.
+var (
+	longKey      = strings.Repeat("k", wire.MaxKeyLen)
+	longEndpoint = strings.Repeat("e", wire.MaxNameLen)
+)
+
+// bombs returns the frames of four kinds of whole event op under the
+// longest key and endpoint, whose DATA is a zstd bomb (a few hundred
+// bytes or less that decode to plain or more, zero bytes), as a peer
+// that wants the core to decode and hold what it will not store sends
+// them: the payload hash is of other bytes, so that the core refuses
+// each op once it has decoded it (hash-mismatch); the header announces
+// 2 × plain, more than the core accepts when its MaxOpBytes is plain
+// (too-large); the chunk declares plain bytes and its zstd frame
+// declares 16 MiB; the zstd frame declares no size and decodes to 16
+// MiB (both corrupt or too-large).
+func bombs(t *testing.T, plain int) [4][]wire.Frame {
+	t.Helper()
+	id := hostile.OpID(1, 0)
+	zeros := make([]byte, 16<<20)
+	op := func(size int, chunk []byte) []wire.Frame {
+		hdr := hostile.OpHeader(id, longKey, uint64(size), uint32(size))
+		hdr.Endpoint, hdr.Mode = longEndpoint, uint8(codec.ModeZstd)
+		hdr.PayloadHash = sha256.Sum256(zeros[:size])
+		if len(chunk) > wire.MaxPackedOpData {
+			t.Fatalf("a bomb encodes to %d bytes, more than an op that shares its stream may send", len(chunk))
+		}
+		return []wire.Frame{hdr, &wire.Data{ID: id, Chunk: chunk}, &wire.Commit{ID: id, Chunks: 1}}
+	}
+	encode := func(size int) []byte {
+		ch, err := codec.NewHeader(codec.ModeZstd, codec.LevelDefault, size, int64(size), codec.Hash(sha256.Sum256(zeros[:size])), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var enc codec.Encoder
+		chunk, err := enc.EncodeChunk(nil, &ch, 0, zeros[:size], nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return chunk
+	}
+	// lying returns a zstd chunk that declares plain bytes around the
+	// zstd frame z.
+	lying := func(z []byte) []byte {
+		b := append([]byte{byte(codec.ModeZstd)}, binary.AppendUvarint(nil, uint64(plain))...)
+		return append(binary.AppendUvarint(b, uint64(len(z))), z...)
+	}
+	zw, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sized := zw.EncodeAll(zeros, nil)
+	var unsized bytes.Buffer
+	zw.Reset(&unsized)
+	if _, err := zw.Write(zeros); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var out [4][]wire.Frame
+	out[0] = op(plain, encode(plain))
+	out[0][0].(*wire.OpHeader).PayloadHash = sha256.Sum256([]byte("other bytes"))
+	out[1] = op(2*plain, encode(2*plain))
+	out[2] = op(plain, lying(sized))
+	out[3] = op(plain, lying(unsized.Bytes()))
+	return out
+}
+
+// livePeak collects garbage and samples the live heap every 10 ms until
+// stop is closed, and sends the most it saw above what was live at its
+// start: what the core holds, whatever the collector's pace.
+func livePeak(stop <-chan struct{}, peak chan<- int64) {
+	live := func() int64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return int64(ms.HeapAlloc)
+	}
+	base, most := live(), int64(0)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		most = max(most, live()-base)
+		select {
+		case <-stop:
+			peak <- most
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// TestPackedBombMemory attacks the core's frame memory with streams of
+// several ops: one connection opens as many streams as the core allows,
+// each with 64 ops under the longest key and endpoint whose DATA is a
+// zstd bomb (see bombs: a stream's ops are of one kind, the streams take
+// the kinds in turn). The core may hold no more than the connection's
+// bound for them: its gauge stays within it, and so does the live heap it
+// grows by (with room for quic-go's buffers and the test's own client,
+// which the bound does not cover). Every op answered is refused for what
+// it is, or busy; a stream's end refused busy leaves the ops after it
+// unanswered, as the agent's resends expect.
+func TestPackedBombMemory(t *testing.T) {
+	const bound = MinConnFrameMemory
+	streams := 1000 // the most a config allows (core's limits.max_streams)
+	if raceEnabled {
+		streams = 250
+	}
+	const plain = 1 << 20
+	ts := startServer(t, Config{}, func(c *ServerConfig) {
+		c.MaxConnFrameMemory, c.MaxFrameMemory, c.MaxStreams, c.MaxOpBytes = bound, bound, streams, plain
+	})
+	c := ts.dial(t, wire.CapOpsPerStream)
+	// Each op is written on its own, renumbered, so that the client holds
+	// little of what it sends.
+	kinds := bombs(t, plain)
+	writeOp := func(str io.Writer, b []byte, kind int, id edgesync.OpID) ([]byte, error) {
+		op := kinds[kind]
+		hdr := *op[0].(*wire.OpHeader)
+		hdr.ID = id
+		b, err := hostile.Append(b[:0], &hdr, &wire.Data{ID: id, Chunk: op[1].(*wire.Data).Chunk}, &wire.Commit{ID: id, Chunks: 1})
+		if err != nil {
+			return b, err
+		}
+		_, err = str.Write(b)
+		return b, err
+	}
+	for k, op := range kinds {
+		t.Logf("bomb %d: %d bytes of DATA", k, len(op[1].(*wire.Data).Chunk))
+	}
+
+	stop, peak := make(chan struct{}), make(chan int64, 1)
+	go livePeak(stop, peak)
+
+	var mu sync.Mutex
+	answered := map[string]int{} // by kind of bomb and answer
+	var unanswered int
+	done := make(chan error, streams)
+	for s := range streams {
+		go func() {
+			done <- func() error {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				defer cancel()
+				str, err := c.Open(ctx)
+				if err != nil {
+					return err
+				}
+				defer str.CancelRead(0)
+				// A core that ends the stream early (refused busy) cancels
+				// what it does not read: the write fails, the answers came.
+				kind := s % len(kinds)
+				var b []byte
+				for i := 0; err == nil && i < wire.MaxOpsPerStream; i++ {
+					b, err = writeOp(str, b, kind, hostile.OpID(1, s*wire.MaxOpsPerStream+i))
+				}
+				if err == nil {
+					if err := str.Close(); err != nil {
+						return err
+					}
+				} else if !peerEnded(err) {
+					return fmt.Errorf("stream %d: write: %w", s, err)
+				}
+				answers, err := hostile.ReadAll(str, 60*time.Second, 2*wire.MaxOpsPerStream)
+				if err != nil {
+					return fmt.Errorf("stream %d: answers %s: %w", s, describe(answers), err)
+				}
+				mu.Lock()
+				defer mu.Unlock()
+				for _, f := range answers {
+					switch f := f.(type) {
+					case *wire.Nack:
+						answered[fmt.Sprintf("bomb %d: NACK %s", kind, f.Code)]++
+					case *wire.Error:
+						answered[fmt.Sprintf("bomb %d: ERROR %s", kind, f.Code)]++
+					default:
+						answered[fmt.Sprintf("bomb %d: %s", kind, f.Type())]++
+					}
+				}
+				unanswered += max(0, wire.MaxOpsPerStream-len(answers))
+				return nil
+			}()
+		}()
+	}
+	for s := range streams {
+		if err := testutil.Returned(t, done, 120*time.Second, fmt.Sprintf("stream %d of %d", s, streams)); err != nil {
+			close(stop)
+			<-peak
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	heap := <-peak
+	st := ts.srv.Stats()
+	t.Logf("answers %v, %d ops unanswered; frame memory peak %d KiB, live heap grew by %d KiB at most; bound %d KiB",
+		answered, unanswered, st.FrameMemoryPeak>>10, heap>>10, bound>>10)
+	// What each kind may be answered: refused for what it is, or busy
+	// (ERROR busy: a stream whose first OP_HEADER did not fit).
+	want := [4][]wire.Code{{wire.CodeHashMismatch}, {wire.CodeTooLarge}, {wire.CodeTooLarge, wire.CodeCorrupt}, {wire.CodeTooLarge, wire.CodeCorrupt}}
+	for k, codes := range want {
+		if answered[fmt.Sprintf("bomb %d: NACK %s", k, codes[0])] == 0 {
+			t.Errorf("bomb %d: no op refused %s", k, codes[0])
+		}
+		for _, code := range append(codes, wire.CodeBusy) {
+			delete(answered, fmt.Sprintf("bomb %d: NACK %s", k, code))
+		}
+		delete(answered, fmt.Sprintf("bomb %d: ERROR %s", k, wire.CodeBusy))
+	}
+	if len(answered) > 0 {
+		t.Errorf("answers other than the bombs' refusals or busy: %v", answered)
+	}
+	if st.FrameMemoryPeak > bound {
+		t.Errorf("the frame memory gauge peaked at %d bytes, the bound is %d", st.FrameMemoryPeak, bound)
+	}
+	// What the bound does not cover: quic-go's buffers on both sides, a
+	// goroutine's state per stream and the test's client. 16 MiB is far
+	// below what the streams would hold uncounted (1000 streams × 64 op
+	// headers of over 1 KiB each: 90 MiB).
+	const slack = 16 << 20
+	if heap > bound+slack {
+		t.Errorf("the live heap grew by %d MiB during the attack; the bound is %d MiB (and %d MiB for quic-go and the client)",
+			heap>>20, bound>>20, slack>>20)
+	}
+	testutil.WaitFor(t, 10*time.Second, "every byte of frame memory given back", func() bool { return ts.srv.Stats().FrameMemory == 0 })
+	if st.InternalErrors != 0 {
+		t.Errorf("%d internal errors", st.InternalErrors)
+	}
+}
