@@ -254,3 +254,48 @@ func TestPackedBombMemory(t *testing.T) {
 		t.Errorf("%d internal errors", st.InternalErrors)
 	}
 }
+
+// TestPackedOpsDecodeIntoWhatIsReserved: an op of a stream of several is
+// decoded into the memory reserved for it, its size as its header
+// announces: a stream of 16 ops of 1 MiB (zstd, a few hundred bytes
+// each) holds 16 MiB and their headers, not a decoded chunk more. The
+// core decoded each op into a buffer of the stream's and then reserved
+// and copied it: one chunk more per stream, decoded before the bound
+// was asked.
+func TestPackedOpsDecodeIntoWhatIsReserved(t *testing.T) {
+	const n, plain = 16, 1 << 20
+	ts := startServer(t, Config{}, nil)
+	c := ts.dial(t, wire.CapOpsPerStream)
+	zeros := make([]byte, plain)
+	ch, err := codec.NewHeader(codec.ModeZstd, codec.LevelDefault, plain, plain, codec.Hash(sha256.Sum256(zeros)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var enc codec.Encoder
+	chunk, err := enc.EncodeChunk(nil, &ch, 0, zeros, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b []byte
+	var ids []edgesync.OpID
+	var held int64 // what the ops may hold: their plain bytes and headers
+	for i := range n {
+		id := hostile.OpID(1, i)
+		hdr := hostile.OpHeader(id, "ev", plain, plain)
+		hdr.Mode, hdr.PayloadHash = uint8(codec.ModeZstd), sha256.Sum256(zeros)
+		if b, err = hostile.Append(b, hdr, &wire.Data{ID: id, Chunk: chunk}, &wire.Commit{ID: id, Chunks: 1}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		held += plain + int64(1<<10+len(hdr.Key))
+	}
+	wantAnswers(t, sendStream(t, c, b), ids, nil, wire.CodeOK, wire.CodeOK)
+	// The stream's frame buffer holds its largest frame, a few hundred
+	// bytes here, in steps of 64 KiB at most.
+	st := ts.srv.Stats()
+	if limit := held + 64<<10; st.FrameMemoryPeak > limit {
+		t.Errorf("a stream of %d ops of %d bytes held %d bytes of frame memory at its peak; its ops need %d, and its frame buffer at most 64 KiB",
+			n, plain, st.FrameMemoryPeak, held)
+	}
+	storedOnce(t, ts.store, "site-1", ids, nil)
+}
