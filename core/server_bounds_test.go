@@ -19,6 +19,7 @@ import (
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/wire"
 	"github.com/klauspost/compress/zstd"
+	"github.com/quic-go/quic-go"
 )
 
 // The limits on what a peer's bytes make the core allocate (docs/core.md,
@@ -99,17 +100,11 @@ func bombs(t *testing.T, plain int) [4][]wire.Frame {
 // stop is closed, and sends the most it saw above what was live at its
 // start: what the core holds, whatever the collector's pace.
 func livePeak(stop <-chan struct{}, peak chan<- int64) {
-	live := func() int64 {
-		runtime.GC()
-		var ms runtime.MemStats
-		runtime.ReadMemStats(&ms)
-		return int64(ms.HeapAlloc)
-	}
-	base, most := live(), int64(0)
+	base, most := liveHeap(), int64(0)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		most = max(most, live()-base)
+		most = max(most, liveHeap()-base)
 		select {
 		case <-stop:
 			peak <- most
@@ -309,4 +304,88 @@ func TestPackedOpsDecodeIntoWhatIsReserved(t *testing.T) {
 			n, plain, st.FrameMemoryPeak, held)
 	}
 	storedOnce(t, ts.store, "site-1", ids, nil)
+}
+
+// TestDeltaRegionReserved: a delta chunk names the base region its block
+// copies from, up to codec.MaxDeltaRegion (48 MiB) of a large enough
+// base, which the decoder reads whole before it decodes the block. That
+// read is reserved in the connection's frame memory first: 8 streams,
+// each holding 2 delta ops of 64 KiB whose chunk names a 12 MiB region
+// of the key's 12 MiB base (and copies nothing from it), make the core
+// hold no more than its bound. The decoder held each stream's region
+// uncounted until the stream ended: 96 MiB against a 32 MiB bound.
+func TestDeltaRegionReserved(t *testing.T) {
+	const bound = MinConnFrameMemory
+	const streams, ops, region, plain = 8, 2, 12 << 20, 64 << 10
+	ts := startServer(t, Config{}, func(c *ServerConfig) { c.MaxConnFrameMemory, c.MaxFrameMemory = bound, bound })
+	base := make([]byte, region)
+	baseHash := sha256.Sum256(base)
+	if _, err := ts.store.ApplyWhole("site-1", PartialHeader{OpID: hostile.OpID(9, 0), Key: "big", Kind: edgesync.StateOp,
+		Priority: edgesync.Normal, Size: region, Hash: baseHash}, base); err != nil {
+		t.Fatal(err)
+	}
+	// The chunk: its one block records the region [0, 12 MiB) and has
+	// neither ops nor literals.
+	chunk := append([]byte{byte(codec.ModeDelta)}, binary.AppendUvarint(nil, plain)...)
+	chunk = binary.AppendUvarint(chunk, 1<<2) // ops: none stored, raw, region recorded
+	chunk = binary.AppendUvarint(chunk, 0)
+	chunk = binary.AppendUvarint(chunk, region)
+	chunk = binary.AppendUvarint(chunk, 0) // literals: none stored, raw
+	c := ts.dial(t, wire.CapOpsPerStream)
+	before := liveHeap()
+	strs := make([]*quic.Stream, streams)
+	for s := range streams {
+		strs[s] = openStream(t, c)
+		defer strs[s].CancelRead(0)
+		var b []byte
+		for i := range ops {
+			id := hostile.OpID(1, s*ops+i)
+			hdr := hostile.OpHeader(id, "big", plain, plain)
+			hdr.Kind, hdr.Mode, hdr.HasBase, hdr.BaseHash = edgesync.StateOp, uint8(codec.ModeDelta), true, baseHash
+			var err error
+			if b, err = hostile.Append(b, hdr, &wire.Data{ID: id, Chunk: chunk}, &wire.Commit{ID: id, Chunks: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := strs[s].Write(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A stream's ops are read one after another: once the core has read
+	// the DATA of every op, it has decoded (or refused) each stream's
+	// first op, and holds what it needed for it until the stream ends.
+	total := int64(streams * ops * len(chunk))
+	testutil.WaitFor(t, 30*time.Second, "the core to read every op's DATA", func() bool { return ts.srv.Stats().BytesReceived >= total })
+	grown := liveHeap() - before
+	st := ts.srv.Stats()
+	t.Logf("%d streams hold %d delta ops naming a %d MiB region each: live heap grown by %d KiB, frame memory %d KiB (bound %d KiB)",
+		streams, streams*ops, region>>20, grown>>10, st.FrameMemory>>10, bound>>10)
+	const slack = 16 << 20
+	if grown > bound+slack {
+		t.Errorf("the live heap grew by %d MiB while the streams waited; the bound is %d MiB (and %d MiB for quic-go, the streams and the client)",
+			grown>>20, bound>>20, slack>>20)
+	}
+	for s, str := range strs {
+		if err := str.Close(); err != nil {
+			t.Fatal(err)
+		}
+		answers, err := hostile.ReadAll(str, 10*time.Second, 2*ops)
+		if err != nil {
+			t.Fatalf("stream %d: answers %s: %v", s, describe(answers), err)
+		}
+		for _, f := range answers {
+			if n, ok := f.(*wire.Nack); !ok || (n.Code != wire.CodeCorrupt && n.Code != wire.CodeBusy) {
+				t.Errorf("stream %d: answers %s, want NACKs corrupt (no ops, no literals) or busy", s, describe(answers))
+			}
+		}
+	}
+	testutil.WaitFor(t, 10*time.Second, "every byte of frame memory given back", func() bool { return ts.srv.Stats().FrameMemory == 0 })
+}
+
+// liveHeap collects garbage and returns the bytes of live heap objects.
+func liveHeap() int64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return int64(ms.HeapAlloc)
 }
