@@ -39,8 +39,8 @@ type opHandler struct {
 	log          hclog.Logger
 	dec          codec.Decoder
 	// mem is the connection's frame memory (server_memory.go): fr's body
-	// buffer and buf, the decoded chunk, are reserved in it and given
-	// back by finish.
+	// buffer, dec's scratch and buf, the decoded chunk, are reserved in
+	// it and given back by finish.
 	mem *memBudget
 	fr  *wire.Reader
 	buf []byte
@@ -77,6 +77,7 @@ const maxPipelinedRest = wire.MaxFrameSize + 4096
 
 func (h *opHandler) run() {
 	h.fr = wire.NewReader(h.str, wire.MaxFrameSize, wire.WithBudget(h.mem))
+	h.dec.Budget = h.mem // its scratch: a chunk's body, a delta's streams and base region
 	defer h.finish()
 	f, err := h.readFrame(wire.FrameOpHeader, wire.FrameSummary, wire.FrameResumeQuery)
 	if err != nil {
@@ -123,6 +124,7 @@ func (h *opHandler) finish() {
 	}
 	h.str.CancelRead(quic.StreamErrorCode(wire.CodeOK))
 	h.fr.Free()
+	h.dec.Free()
 	if cap(h.buf) > 0 {
 		h.mem.Release(cap(h.buf))
 		h.buf = nil
