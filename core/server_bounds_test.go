@@ -389,3 +389,31 @@ func liveHeap() int64 {
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
 }
+
+// TestSummaryCopyReserved: the producer's bytes of a SUMMARY (up to 64
+// KiB) are copied out of the frame for the store; the copy is reserved
+// in the connection's frame memory beside the frame, as what a thousand
+// streams of summaries hold at once must be.
+func TestSummaryCopyReserved(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	c := ts.dial(t, 0)
+	str := openStream(t, c)
+	defer str.CancelRead(0)
+	id := hostile.OpID(1, 0)
+	sum := &wire.Summary{ID: id, Key: "log", Size: 1 << 30, Hash: sha256.Sum256(nil), Time: time.Unix(1, 0),
+		Producer: make([]byte, wire.MaxSummaryBytes)}
+	if err := hostile.Write(str, sum); err != nil {
+		t.Fatal(err)
+	}
+	f, err := hostile.Read(str, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := f.(*wire.Ack); !ok || a.IDs[0] != id {
+		t.Fatalf("summary answered %s, want its ACK", describe([]wire.Frame{f}))
+	}
+	if peak := ts.srv.Stats().FrameMemoryPeak; peak < 2*wire.MaxSummaryBytes {
+		t.Errorf("a summary of %d producer bytes held %d bytes of frame memory at its peak: its frame and its copy are %d",
+			wire.MaxSummaryBytes, peak, 2*wire.MaxSummaryBytes)
+	}
+}
