@@ -437,10 +437,16 @@ func (h *opHandler) decode(ch *codec.Header, base *codec.Base, d *wire.Data, hel
 }
 
 func (h *opHandler) summary(sum *wire.Summary) error {
-	err := h.store.PutSummary(h.agent, Summary{
-		OpID: sum.ID, Key: sum.Key, Size: int64(sum.Size), Hash: sum.Hash, Time: sum.Time,
-		Bytes: append([]byte(nil), sum.Producer...),
-	})
+	// The producer's bytes are copied out of the frame for the store:
+	// the copy counts in the frame memory too while the store has it.
+	err := h.mem.Reserve(len(sum.Producer))
+	if err == nil {
+		err = h.store.PutSummary(h.agent, Summary{
+			OpID: sum.ID, Key: sum.Key, Size: int64(sum.Size), Hash: sum.Hash, Time: sum.Time,
+			Bytes: append([]byte(nil), sum.Producer...),
+		})
+		h.mem.Release(len(sum.Producer))
+	}
 	if err != nil {
 		err = toWire(err)
 		h.refusing(err)
