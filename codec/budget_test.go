@@ -29,7 +29,7 @@ func (b *countBudget) Release(n int) { b.held -= n }
 // the base region [0, region) and has neither ops nor literals.
 func regionChunk(plain, region int) []byte {
 	c := append([]byte{byte(ModeDelta)}, binary.AppendUvarint(nil, uint64(plain))...)
-	c = binary.AppendUvarint(c, 1<<2|streamRaw) // ops: none stored, region recorded
+	c = binary.AppendUvarint(c, 1<<2) // ops: none stored, raw, region recorded
 	c = binary.AppendUvarint(c, 0)
 	c = binary.AppendUvarint(c, uint64(region))
 	return binary.AppendUvarint(c, streamRaw) // literals: none stored

@@ -13,13 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+	"github.com/quic-go/quic-go"
+
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/codec"
 	"github.com/edge-sync/edge-sync/internal/hostile"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/wire"
-	"github.com/klauspost/compress/zstd"
-	"github.com/quic-go/quic-go"
 )
 
 // The limits on what a peer's bytes make the core allocate (docs/core.md,
@@ -32,6 +33,21 @@ var (
 	longKey      = strings.Repeat("k", wire.MaxKeyLen)
 	longEndpoint = strings.Repeat("e", wire.MaxNameLen)
 )
+
+// zstdData is the DATA frame of op id whose payload, plain, is one chunk
+// in zstd.
+func zstdData(t *testing.T, id edgesync.OpID, plain []byte) *wire.Data {
+	t.Helper()
+	ch, err := codec.NewHeader(codec.ModeZstd, codec.LevelDefault, len(plain), int64(len(plain)), codec.Hash(sha256.Sum256(plain)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := hostile.DataFrames(&ch, id, plain, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d[0]
+}
 
 // bombs returns the frames of four kinds of whole event op under the
 // longest key and endpoint, whose DATA is a zstd bomb (a few hundred
@@ -56,18 +72,7 @@ func bombs(t *testing.T, plain int) [4][]wire.Frame {
 		}
 		return []wire.Frame{hdr, &wire.Data{ID: id, Chunk: chunk}, &wire.Commit{ID: id, Chunks: 1}}
 	}
-	encode := func(size int) []byte {
-		ch, err := codec.NewHeader(codec.ModeZstd, codec.LevelDefault, size, int64(size), codec.Hash(sha256.Sum256(zeros[:size])), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var enc codec.Encoder
-		chunk, err := enc.EncodeChunk(nil, &ch, 0, zeros[:size], nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return chunk
-	}
+	encode := func(size int) []byte { return zstdData(t, id, zeros[:size]).Chunk }
 	// lying returns a zstd chunk that declares plain bytes around the
 	// zstd frame z.
 	lying := func(z []byte) []byte {
@@ -96,22 +101,33 @@ func bombs(t *testing.T, plain int) [4][]wire.Frame {
 	return out
 }
 
+// streamAnswers opens a stream on c, has write send on it, ends the
+// stream's send side and returns the core's answers, each within d. A
+// write the core cancelled, having ended the stream early (refused busy),
+// is no error: its answers came.
+func streamAnswers(c *hostile.Client, d time.Duration, write func(*quic.Stream) error) ([]wire.Frame, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	str, err := c.Open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer str.CancelRead(0)
+	if err := write(str); err == nil {
+		if err := str.Close(); err != nil {
+			return nil, err
+		}
+	} else if !peerEnded(err) {
+		return nil, fmt.Errorf("write: %w", err)
+	}
+	return hostile.ReadAll(str, d, 2*wire.MaxOpsPerStream)
+}
+
 // livePeak collects garbage and samples the live heap every 10 ms until
 // stop is closed, and sends the most it saw above what was live at its
 // start: what the core holds, whatever the collector's pace.
 func livePeak(stop <-chan struct{}, peak chan<- int64) {
-	base, most := liveHeap(), int64(0)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		most = max(most, liveHeap()-base)
-		select {
-		case <-stop:
-			peak <- most
-			return
-		case <-tick.C:
-		}
-	}
+	peak <- peakOf(stop, 10*time.Millisecond, liveHeap)
 }
 
 // TestPackedBombMemory attacks the core's frame memory with streams of
@@ -162,29 +178,17 @@ func TestPackedBombMemory(t *testing.T) {
 	for s := range streams {
 		go func() {
 			done <- func() error {
-				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-				defer cancel()
-				str, err := c.Open(ctx)
-				if err != nil {
-					return err
-				}
-				defer str.CancelRead(0)
-				// A core that ends the stream early (refused busy) cancels
-				// what it does not read: the write fails, the answers came.
 				kind := s % len(kinds)
-				var b []byte
-				for i := 0; err == nil && i < wire.MaxOpsPerStream; i++ {
-					b = appendOp(b[:0], kind, hostile.OpID(1, s*wire.MaxOpsPerStream+i))
-					_, err = str.Write(b)
-				}
-				if err == nil {
-					if err := str.Close(); err != nil {
-						return err
+				answers, err := streamAnswers(c, 60*time.Second, func(str *quic.Stream) error {
+					var b []byte
+					for i := range wire.MaxOpsPerStream {
+						b = appendOp(b[:0], kind, hostile.OpID(1, s*wire.MaxOpsPerStream+i))
+						if _, err := str.Write(b); err != nil {
+							return err
+						}
 					}
-				} else if !peerEnded(err) {
-					return fmt.Errorf("stream %d: write: %w", s, err)
-				}
-				answers, err := hostile.ReadAll(str, 60*time.Second, 2*wire.MaxOpsPerStream)
+					return nil
+				})
 				if err != nil {
 					return fmt.Errorf("stream %d: answers %s: %w", s, describe(answers), err)
 				}
@@ -273,15 +277,7 @@ func TestPackedOpsDecodeIntoWhatIsReserved(t *testing.T) {
 	ts := startServer(t, Config{}, nil)
 	c := ts.dial(t, wire.CapOpsPerStream)
 	zeros := make([]byte, plain)
-	ch, err := codec.NewHeader(codec.ModeZstd, codec.LevelDefault, plain, plain, codec.Hash(sha256.Sum256(zeros)), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var enc codec.Encoder
-	chunk, err := enc.EncodeChunk(nil, &ch, 0, zeros, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	chunk := zstdData(t, hostile.OpID(1, 0), zeros).Chunk
 	var b []byte
 	var ids []edgesync.OpID
 	var held int64 // what the ops may hold: their plain bytes and headers
@@ -289,6 +285,7 @@ func TestPackedOpsDecodeIntoWhatIsReserved(t *testing.T) {
 		id := hostile.OpID(1, i)
 		hdr := hostile.OpHeader(id, "ev", plain, plain)
 		hdr.Mode, hdr.PayloadHash = uint8(codec.ModeZstd), sha256.Sum256(zeros)
+		var err error
 		if b, err = hostile.Append(b, hdr, &wire.Data{ID: id, Chunk: chunk}, &wire.Commit{ID: id, Chunks: 1}); err != nil {
 			t.Fatal(err)
 		}
