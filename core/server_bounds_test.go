@@ -414,3 +414,40 @@ func TestSummaryCopyReserved(t *testing.T) {
 			wire.MaxSummaryBytes, peak, 2*wire.MaxSummaryBytes)
 	}
 }
+
+// TestSpentBudgetRefusesStreamClearly: when the frame memory is spent
+// before a stream's first OP_HEADER fits, the agent that wrote a stream
+// of several ops at once may finish its write and reads why: ERROR busy,
+// naming the limit. The core cancelled the stream instead, and the
+// agent's write failed ("canceled by remote") without a reason.
+func TestSpentBudgetRefusesStreamClearly(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	c := ts.dial(t, wire.CapOpsPerStream)
+	// Spend the core's frame memory but for a few bytes, as streams in
+	// flight would.
+	spent := int(ts.srv.cfg.MaxFrameMemory) - 16
+	if err := ts.srv.mem.Reserve(spent); err != nil {
+		t.Fatal(err)
+	}
+	_, b := packedOps(t, 1, 0, wire.MaxOpsPerStream, wire.MaxPackedOpData-64)
+	str := openStream(t, c)
+	defer str.CancelRead(0)
+	if _, err := str.Write(b); err != nil {
+		t.Fatalf("write of %d ops at once: %v; want it read and answered", wire.MaxOpsPerStream, err)
+	}
+	if err := str.Close(); err != nil {
+		t.Fatal(err)
+	}
+	answers, err := hostile.ReadAll(str, 10*time.Second, 2*wire.MaxOpsPerStream)
+	if err != nil {
+		t.Fatalf("answers %s: %v", describe(answers), err)
+	}
+	if len(answers) != 1 {
+		t.Fatalf("answers %s, want one ERROR busy", describe(answers))
+	}
+	if e, ok := answers[0].(*wire.Error); !ok || e.Code != wire.CodeBusy || !strings.Contains(e.Msg, "max_frame_memory") {
+		t.Fatalf("answers %s, want ERROR busy naming the limit", describe(answers))
+	}
+	ts.srv.mem.Release(spent)
+	testutil.WaitFor(t, 10*time.Second, "every byte of frame memory given back", func() bool { return ts.srv.Stats().FrameMemory == 0 })
+}
