@@ -81,6 +81,10 @@ func (h *opHandler) run() {
 	defer h.finish()
 	f, err := h.readFrame(wire.FrameOpHeader, wire.FrameSummary, wire.FrameResumeQuery)
 	if err != nil {
+		// A first frame that does not fit the frame memory may open ops
+		// the agent writes at once: it finishes that write (finish reads
+		// the rest, up to its bound) and reads the ERROR busy.
+		h.pipelined = errors.Is(err, wire.ErrBusy)
 		h.fail(err)
 		return
 	}
