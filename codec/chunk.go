@@ -310,11 +310,54 @@ func (e *Encoder) plainFrame(dst []byte, level Level, noEntropy bool, plain []by
 // from package pools per call; it is not safe for concurrent use, and the
 // zero value is ready.
 type Decoder struct {
+	// Budget, when set, is asked before a scratch buffer grows: a
+	// chunk's stored body, a delta block's streams and its base region
+	// (up to MaxDeltaRegion), whose sizes the encoded bytes declare. Its
+	// error fails the chunk before the allocation. Free gives the
+	// scratch back.
+	Budget Budget
+	// reserved is what the scratch holds of Budget.
+	reserved int
+
 	region []byte
 	body   []byte
 	ops    []byte
 	lits   []byte
 	huff   *huff0.Scratch
+}
+
+// Budget accounts for the memory a Decoder holds as scratch (it is
+// wire.Budget's method set).
+type Budget interface {
+	// Reserve is called before a scratch buffer grows by n bytes.
+	Reserve(n int) error
+	// Release gives back n bytes reserved before.
+	Release(n int)
+}
+
+// scratch returns buf[:0] with room for n bytes, its growth reserved in
+// d.Budget first; what buf held is not kept.
+func (d *Decoder) scratch(buf []byte, n int) ([]byte, error) {
+	if cap(buf) >= n {
+		return buf[:0], nil
+	}
+	if d.Budget != nil {
+		if err := d.Budget.Reserve(n - cap(buf)); err != nil {
+			return buf[:0], err
+		}
+		d.reserved += n - cap(buf)
+	}
+	return make([]byte, 0, n), nil
+}
+
+// Free drops the scratch buffers and gives their reservation back to
+// d.Budget; the Decoder may be used again.
+func (d *Decoder) Free() {
+	if d.Budget != nil && d.reserved > 0 {
+		d.Budget.Release(d.reserved)
+	}
+	d.reserved = 0
+	d.region, d.body, d.ops, d.lits = nil, nil, nil, nil
 }
 
 // DecodeChunk decodes chunk index of the payload described by h from the
@@ -323,7 +366,7 @@ type Decoder struct {
 // fails with ErrTooLarge before it is produced. It checks base's size but
 // not its hash: call h.CheckBase once per payload before the first chunk.
 func (d *Decoder) DecodeChunk(dst []byte, h *Header, index int64, src []byte, base *Base) ([]byte, int, error) {
-	r := bytes.NewReader(src)
+	r := bytes.NewBuffer(src) // read only: its Next gives stored bodies in place
 	out, err := d.readChunk(dst, h, index, r, base)
 	if err != nil {
 		return dst, 0, err
@@ -400,13 +443,14 @@ func (d *Decoder) readWholeBody(dst []byte, r byteReader, mode Mode, plain int) 
 	if mode == ModeZstd && bodyLen >= plain {
 		return dst, fmt.Errorf("zstd chunk body %d bytes not below plain %d: %w", bodyLen, plain, ErrCorrupt)
 	}
-	if err := d.readBody(r, bodyLen); err != nil {
+	body, err := d.readBody(r, bodyLen)
+	if err != nil {
 		return dst, err
 	}
 	if mode == ModeFull {
-		return append(dst, d.body...), nil
+		return append(dst, body...), nil
 	}
-	return decodeFrame(dst, d.body, plain)
+	return decodeFrame(dst, body, plain)
 }
 
 // readDeltaBody reads the block records of a delta chunk of plain bytes at
@@ -448,6 +492,9 @@ func (d *Decoder) readDeltaBody(dst []byte, h *Header, off int64, plain int, r b
 		}
 		d.region = d.region[:0]
 		if hi > lo {
+			if d.region, err = d.scratch(d.region, int(hi-lo)); err != nil {
+				return dst, fmt.Errorf("delta block at %d: base region of %d bytes: %w", j, hi-lo, err)
+			}
 			if d.region, err = base.readRegion(d.region, lo, int(hi-lo)); err != nil {
 				return dst, err
 			}
@@ -505,25 +552,38 @@ func (d *Decoder) readStream(dst []byte, r byteReader, field string, n, kind, ma
 		if n > max {
 			return dst, fmt.Errorf("%s: %d bytes above %d: %w", field, n, max, ErrTooLarge)
 		}
-		if err := d.readBody(r, n); err != nil {
+		body, err := d.readBody(r, n)
+		if err != nil {
 			return dst, err
 		}
-		return append(dst[:0], d.body...), nil
+		if dst, err = d.scratch(dst, n); err != nil {
+			return dst, fmt.Errorf("%s: %w", field, err)
+		}
+		return append(dst, body...), nil
 	case streamHuff:
-		if err := d.readBody(r, n); err != nil {
+		body, err := d.readBody(r, n)
+		if err != nil {
 			return dst, err
 		}
-		if dst, err = d.huffStream(dst[:0], d.body, max); err != nil {
+		if dst, err = d.scratch(dst, min(max, huff0.BlockSizeMax)); err != nil {
+			return dst, fmt.Errorf("%s: %w", field, err)
+		}
+		if dst, err = d.huffStream(dst, body, max); err != nil {
 			return dst, fmt.Errorf("%s: %w", field, err)
 		}
 		return dst, nil
 	}
 	// Put back the frame's magic number in front of its stored bytes.
-	d.body = append(slices.Grow(d.body[:0], len(zstdMagic)+n), zstdMagic...)[:len(zstdMagic)+n]
-	if _, err := io.ReadFull(r, d.body[len(zstdMagic):]); err != nil {
-		return dst, fmt.Errorf("%s: %w", field, eofIsUnexpected(err))
+	body, err := d.readBody(r, len(zstdMagic)+n, zstdMagic...)
+	if err != nil {
+		return dst, fmt.Errorf("%s: %w", field, err)
 	}
-	if dst, err = decodeStreamFrame(dst[:0], d.body, max); err != nil {
+	// The frame declares at most max bytes (decodeStreamFrame): the room
+	// is reserved before it is checked.
+	if dst, err = d.scratch(dst, max); err != nil {
+		return dst, fmt.Errorf("%s: %w", field, err)
+	}
+	if dst, err = decodeStreamFrame(dst, body, max); err != nil {
 		return dst, fmt.Errorf("%s: %w", field, err)
 	}
 	return dst, nil
@@ -548,12 +608,26 @@ func (d *Decoder) huffStream(dst, body []byte, max int) ([]byte, error) {
 	return out, nil
 }
 
-func (d *Decoder) readBody(r byteReader, n int) error {
-	d.body = slices.Grow(d.body[:0], n)[:n]
-	if _, err := io.ReadFull(r, d.body); err != nil {
-		return fmt.Errorf("chunk body: %w", eofIsUnexpected(err))
+// readBody returns the next n stored bytes of r, prefix first (it counts
+// in n). From a chunk in memory (DecodeChunk) they are that memory's, read
+// in place; else they are read into d.body. What r holds, if it knows,
+// is checked before the room for n is reserved and allocated.
+func (d *Decoder) readBody(r byteReader, n int, prefix ...byte) ([]byte, error) {
+	if lr, ok := r.(interface{ Len() int }); ok && n-len(prefix) > lr.Len() {
+		return nil, fmt.Errorf("chunk body: %d bytes declared, %d left: %w", n-len(prefix), lr.Len(), io.ErrUnexpectedEOF)
 	}
-	return nil
+	if nr, ok := r.(interface{ Next(int) []byte }); ok && len(prefix) == 0 {
+		return nr.Next(n), nil
+	}
+	var err error
+	if d.body, err = d.scratch(d.body, n); err != nil {
+		return nil, fmt.Errorf("chunk body of %d bytes: %w", n, err)
+	}
+	d.body = append(d.body, prefix...)[:n]
+	if _, err := io.ReadFull(r, d.body[len(prefix):]); err != nil {
+		return nil, fmt.Errorf("chunk body: %w", eofIsUnexpected(err))
+	}
+	return d.body, nil
 }
 
 // decodeFrame appends exactly n bytes decoded from the zstd frame body to

@@ -34,7 +34,10 @@
 // is not smaller than its declared plain bytes (ErrCorrupt). zstd decoding
 // is capped at the chunk's declared length (WithDecodeAllCapLimit) and at
 // MaxChunkSize of window and memory, so a decompression bomb fails with
-// ErrTooLarge after at most one chunk of output. DecodeStream checks the
+// ErrTooLarge after at most one chunk of output. A Decoder's scratch (a
+// chunk's stored body when not read in place, a delta block's streams and
+// its base region, up to MaxDeltaRegion) grows only after Decoder.Budget,
+// when set, has reserved it; Free gives it back. DecodeStream checks the
 // base's size and SHA-256 before applying anything (ErrBaseMismatch) and the
 // payload's SHA-256 at the end (ErrHashMismatch).
 //

@@ -81,12 +81,20 @@ func (b *memBudget) take(n int64) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.used+n > b.limit {
-		return fmt.Errorf("%w: frames in flight hold %s of the %s's %s", wire.ErrBusy,
-			units.FormatBytes(b.used), b.what, units.FormatBytes(b.limit))
+		return fmt.Errorf("%w: frames in flight hold %s of the %s's %s (the core's limits.%s)", wire.ErrBusy,
+			units.FormatBytes(b.used), b.what, units.FormatBytes(b.limit), b.setting())
 	}
 	b.used += n
 	b.peak = max(b.peak, b.used)
 	return nil
+}
+
+// setting names the core's config setting of the bound, for errors.
+func (b *memBudget) setting() string {
+	if b.parent != nil {
+		return "max_frame_memory_per_connection"
+	}
+	return "max_frame_memory"
 }
 
 func (b *memBudget) give(n int64) {

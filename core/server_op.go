@@ -39,8 +39,8 @@ type opHandler struct {
 	log          hclog.Logger
 	dec          codec.Decoder
 	// mem is the connection's frame memory (server_memory.go): fr's body
-	// buffer and buf, the decoded chunk, are reserved in it and given
-	// back by finish.
+	// buffer, dec's scratch and buf, the decoded chunk, are reserved in
+	// it and given back by finish.
 	mem *memBudget
 	fr  *wire.Reader
 	buf []byte
@@ -77,9 +77,14 @@ const maxPipelinedRest = wire.MaxFrameSize + 4096
 
 func (h *opHandler) run() {
 	h.fr = wire.NewReader(h.str, wire.MaxFrameSize, wire.WithBudget(h.mem))
+	h.dec.Budget = h.mem // its scratch: a chunk's body, a delta's streams and base region
 	defer h.finish()
 	f, err := h.readFrame(wire.FrameOpHeader, wire.FrameSummary, wire.FrameResumeQuery)
 	if err != nil {
+		// A first frame that does not fit the frame memory may open ops
+		// the agent writes at once: it finishes that write (finish reads
+		// the rest, up to its bound) and reads the ERROR busy.
+		h.pipelined = errors.Is(err, wire.ErrBusy)
 		h.fail(err)
 		return
 	}
@@ -123,6 +128,7 @@ func (h *opHandler) finish() {
 	}
 	h.str.CancelRead(quic.StreamErrorCode(wire.CodeOK))
 	h.fr.Free()
+	h.dec.Free()
 	if cap(h.buf) > 0 {
 		h.mem.Release(cap(h.buf))
 		h.buf = nil
@@ -435,10 +441,16 @@ func (h *opHandler) decode(ch *codec.Header, base *codec.Base, d *wire.Data, hel
 }
 
 func (h *opHandler) summary(sum *wire.Summary) error {
-	err := h.store.PutSummary(h.agent, Summary{
-		OpID: sum.ID, Key: sum.Key, Size: int64(sum.Size), Hash: sum.Hash, Time: sum.Time,
-		Bytes: append([]byte(nil), sum.Producer...),
-	})
+	// The producer's bytes are copied out of the frame for the store:
+	// the copy counts in the frame memory too while the store has it.
+	err := h.mem.Reserve(len(sum.Producer))
+	if err == nil {
+		err = h.store.PutSummary(h.agent, Summary{
+			OpID: sum.ID, Key: sum.Key, Size: int64(sum.Size), Hash: sum.Hash, Time: sum.Time,
+			Bytes: append([]byte(nil), sum.Producer...),
+		})
+		h.mem.Release(len(sum.Producer))
+	}
 	if err != nil {
 		err = toWire(err)
 		h.refusing(err)

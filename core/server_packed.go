@@ -103,6 +103,13 @@ func (h *opHandler) readPacked(hdr *wire.OpHeader, ops []*packedOp, seen map[edg
 		return badRequest("op %s twice on one stream", hdr.ID)
 	}
 	seen[hdr.ID] = true
+	// The op is held until the stream ends: its header counts against the
+	// connection's frame memory before anything more of it is read. An
+	// op that does not fit ends the stream, refused busy.
+	if err := h.reservePacked(packedOpCost(hdr)); err != nil {
+		op.err = fmt.Errorf("op %s: its header, held with the stream's other ops: %w", hdr.ID, err)
+		return op, true
+	}
 	var ch *codec.Header
 	var base *codec.Base
 	if hdr.PlainSize > uint64(h.maxOpBytes) {
@@ -154,27 +161,67 @@ func (h *opHandler) readPacked(hdr *wire.OpHeader, ops []*packedOp, seen map[edg
 	}
 }
 
-// keepPacked decodes an op's one chunk and keeps a copy of its plain
-// bytes, reserved in the connection's frame memory until finish: they
-// wait for the stream's other ops. It returns how many bytes it holds.
-func (h *opHandler) keepPacked(op *packedOp, ch *codec.Header, base *codec.Base, d *wire.Data) (int64, error) {
-	plain, err := h.decode(ch, base, d, 0)
-	if err != nil || len(plain) == 0 {
-		return 0, err
+// packedOpOverhead is what an op read on a stream of several costs the
+// core besides its key, endpoint and plain bytes, rounded up: its
+// wire.OpHeader, its packedOp with the store's header and result, its
+// entry among the stream's IDs and the message of a refusal.
+const packedOpOverhead = 1 << 10
+
+// packedOpCost is what op hdr holds of the connection's frame memory
+// until its stream ends, besides its plain bytes.
+func packedOpCost(hdr *wire.OpHeader) int {
+	return packedOpOverhead + len(hdr.Key) + len(hdr.Endpoint)
+}
+
+// reservePacked reserves n bytes of the connection's frame memory until
+// finish.
+func (h *opHandler) reservePacked(n int) error {
+	if err := h.mem.Reserve(n); err != nil {
+		return fmt.Errorf("%w; refused for now, the agent sends it again later (a core that refuses often needs a larger limit)", err)
 	}
+	h.packedMem += n
+	return nil
+}
+
+// keepPacked decodes an op's one chunk and keeps its plain bytes until
+// finish: they wait for the stream's other ops. The plain size the op's
+// header announced, which its chunk may not exceed, is reserved in the
+// connection's frame memory first, and the chunk decoded into what was
+// reserved: a chunk that would decode to more fails (codec.ErrTooLarge)
+// and nothing is decoded for an op that does not fit. It returns how
+// many bytes it holds.
+func (h *opHandler) keepPacked(op *packedOp, ch *codec.Header, base *codec.Base, d *wire.Data) (int64, error) {
 	if op.big > 0 {
 		// An op over wire.MaxPackedOpData is alone on its stream: no
-		// later op's DATA is decoded into h.buf, where its bytes are (the
-		// frames after it, if any, refuse it), so it needs no copy, and
-		// no more memory than on a stream of one op.
+		// later op's DATA is decoded into h.buf (reserved as it grows),
+		// where its bytes are (the frames after it, if any, refuse it),
+		// so it needs no copy, and no more memory than on a stream of one
+		// op.
+		plain, err := h.decode(ch, base, d, 0)
+		if err != nil {
+			return 0, err
+		}
 		op.data = plain
 		return int64(len(plain)), nil
 	}
-	if err := h.mem.Reserve(len(plain)); err != nil {
-		return 0, err
+	h.stats.bytesReceived.Add(int64(len(d.Chunk)))
+	if d.Offset != 0 {
+		return 0, fmt.Errorf("%w: DATA at offset %d of an op of one chunk", wire.ErrBadRequest, d.Offset)
 	}
-	h.packedMem += len(plain)
-	op.data = append([]byte(nil), plain...)
+	size := int(op.ph.Size) // at most the chunk size and h.maxOpBytes (readPacked, check)
+	if size > 0 {
+		if err := h.reservePacked(size); err != nil {
+			return 0, fmt.Errorf("op %s of %d plain bytes, held with the stream's other ops: %w", op.hdr.ID, size, err)
+		}
+	}
+	plain, used, err := h.dec.DecodeChunk(make([]byte, 0, size), ch, 0, d.Chunk, base)
+	switch {
+	case err != nil:
+		return 0, err
+	case used != len(d.Chunk):
+		return 0, fmt.Errorf("%w: DATA holds %d bytes after its chunk", wire.ErrCorrupt, len(d.Chunk)-used)
+	}
+	op.data = plain
 	return int64(len(plain)), nil
 }
 

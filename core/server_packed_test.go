@@ -2,13 +2,14 @@ package core
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/internal/hostile"
@@ -398,23 +399,12 @@ func TestOpsPerStreamMemory(t *testing.T) {
 			var b []byte
 			ids[s], b = packedOps(t, 1+cn, k*wire.MaxOpsPerStream, wire.MaxOpsPerStream, size)
 			go func() {
-				done <- func() error {
-					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-					defer cancel()
-					str, err := c.Open(ctx)
-					if err != nil {
-						return err
-					}
-					defer str.CancelRead(0)
-					if _, err := str.Write(b); err != nil {
-						return err
-					}
-					if err := str.Close(); err != nil {
-						return err
-					}
-					answers[s], err = hostile.ReadAll(str, 30*time.Second, 2*wire.MaxOpsPerStream)
+				var err error
+				answers[s], err = streamAnswers(c, 30*time.Second, func(str *quic.Stream) error {
+					_, err := str.Write(b)
 					return err
-				}()
+				})
+				done <- err
 			}()
 		}
 	}

@@ -94,19 +94,23 @@ func (g *genReader) Read(p []byte) (int, error) {
 // and returns the peak seen minus the heap at start.
 func heapPeak(stop <-chan struct{}, out chan<- uint64) {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
-	metrics.Read(sample)
-	base, peak := sample[0].Value.Uint64(), uint64(0)
-	tick := time.NewTicker(time.Millisecond)
+	out <- uint64(peakOf(stop, time.Millisecond, func() int64 {
+		metrics.Read(sample)
+		return int64(sample[0].Value.Uint64())
+	}))
+}
+
+// peakOf reads a figure at once and then every d until stop is closed,
+// and returns the most it rose above its first reading.
+func peakOf(stop <-chan struct{}, d time.Duration, read func() int64) int64 {
+	base, peak := read(), int64(0)
+	tick := time.NewTicker(d)
 	defer tick.Stop()
 	for {
-		metrics.Read(sample)
-		if v := sample[0].Value.Uint64(); v > base && v-base > peak {
-			peak = v - base
-		}
+		peak = max(peak, read()-base)
 		select {
 		case <-stop:
-			out <- peak
-			return
+			return peak
 		case <-tick.C:
 		}
 	}
