@@ -31,38 +31,23 @@ func (r MoveReason) String() string {
 	return "unknown"
 }
 
-// failoverCollector reports each endpoint's address moves and the
+// failoverMetrics reports each endpoint's address moves and the
 // address in use, read at scrape time (docs/control-api.md, "Metrics").
-type failoverCollector struct {
-	a            *Agent
-	moves, index *prometheus.Desc
-}
-
-func newFailoverCollector(a *Agent) *failoverCollector {
-	return &failoverCollector{
-		a: a,
-		moves: desc("address_moves_total", "Moves of an endpoint to another of its core addresses (failover and fail-back), by reason: unreachable, shutdown, fail_back.",
-			"endpoint", "reason"),
-		index: desc("address_index", "Index in the endpoint's addresses list of the core address in use (0: the first, preferred one), with that address as a label.",
-			"endpoint", "address"),
-	}
-}
-
-// Describe sends the descriptors of every metric.
-func (c *failoverCollector) Describe(ch chan<- *prometheus.Desc) {
-	prometheus.DescribeByCollect(c, ch)
-}
-
-// Collect reads every endpoint's address choice.
-func (c *failoverCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, e := range c.a.endpointList() {
-		a := e.addrs
-		a.mu.Lock()
-		cur, addr, by := a.cur, a.list[a.cur], a.movesBy
-		a.mu.Unlock()
-		ch <- prometheus.MustNewConstMetric(c.index, prometheus.GaugeValue, float64(cur), e.name, addr)
-		for r := range numMoveReasons {
-			ch <- prometheus.MustNewConstMetric(c.moves, prometheus.CounterValue, float64(by[r]), e.name, r.String())
+func failoverMetrics(ag *Agent) collectorFunc {
+	moves := desc("address_moves_total", "Moves of an endpoint to another of its core addresses (failover and fail-back), by reason: unreachable, shutdown, fail_back.",
+		"endpoint", "reason")
+	index := desc("address_index", "Index in the endpoint's addresses list of the core address in use (0: the first, preferred one), with that address as a label.",
+		"endpoint", "address")
+	return func(ch chan<- prometheus.Metric) {
+		for _, e := range ag.endpointList() {
+			a := e.addrs
+			a.mu.Lock()
+			cur, addr, by := a.cur, a.list[a.cur], a.movesBy
+			a.mu.Unlock()
+			ch <- prometheus.MustNewConstMetric(index, prometheus.GaugeValue, float64(cur), e.name, addr)
+			for r := range numMoveReasons {
+				ch <- prometheus.MustNewConstMetric(moves, prometheus.CounterValue, float64(by[r]), e.name, r.String())
+			}
 		}
 	}
 }

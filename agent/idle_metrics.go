@@ -2,38 +2,24 @@ package agent
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// idleCollector reports each endpoint's idle sampling (docs/linkmon.md,
+// idleMetrics reports each endpoint's idle sampling (docs/linkmon.md,
 // "Idle links"): whether the link is on the idle schedule, how often an
 // idle link's own samples woke the busy schedule, and how often a
 // possible change they showed was dismissed by pings at the busy rate.
 // Wakes that keep rising on a link that carries nothing are pongs the
 // machine delays beyond the link's jitter.
-type idleCollector struct {
-	a                      *Agent
-	idle, wakes, dismissed *prometheus.Desc
-}
-
-func newIdleCollector(a *Agent) *idleCollector {
-	return &idleCollector{
-		a:         a,
-		idle:      desc("link_idle", "1 while the link monitor samples the endpoint's link on the idle schedule (nothing sent for idle_after).", "endpoint"),
-		wakes:     desc("link_idle_wakes_total", "Returns of an idle link to the busy sampling schedule on a change its own samples showed (not on traffic).", "endpoint"),
-		dismissed: desc("link_idle_dismissed_total", "Possible changes an idle link's pings showed that pinging at the busy rate found none (no probe train sent).", "endpoint"),
-	}
-}
-
-// Describe sends the descriptors of every metric.
-func (c *idleCollector) Describe(ch chan<- *prometheus.Desc) {
-	prometheus.DescribeByCollect(c, ch)
-}
-
-// Collect reads every endpoint's monitor.
-func (c *idleCollector) Collect(ch chan<- prometheus.Metric) {
-	for _, e := range c.a.endpointList() {
-		name := e.name
-		st := e.mon.Stats()
-		ch <- prometheus.MustNewConstMetric(c.idle, prometheus.GaugeValue, b2f(e.mon.Idle()), name)
-		ch <- prometheus.MustNewConstMetric(c.wakes, prometheus.CounterValue, float64(st.IdleWakes), name)
-		ch <- prometheus.MustNewConstMetric(c.dismissed, prometheus.CounterValue, float64(st.IdleDismissed), name)
+// It reads every endpoint's monitor.
+func idleMetrics(a *Agent) collectorFunc {
+	idle := desc("link_idle", "1 while the link monitor samples the endpoint's link on the idle schedule (nothing sent for idle_after).", "endpoint")
+	wakes := desc("link_idle_wakes_total", "Returns of an idle link to the busy sampling schedule on a change its own samples showed (not on traffic).", "endpoint")
+	dismissed := desc("link_idle_dismissed_total", "Possible changes an idle link's pings showed that pinging at the busy rate found none (no probe train sent).", "endpoint")
+	return func(ch chan<- prometheus.Metric) {
+		for _, e := range a.endpointList() {
+			name := e.name
+			st := e.mon.Stats()
+			ch <- prometheus.MustNewConstMetric(idle, prometheus.GaugeValue, b2f(e.mon.Idle()), name)
+			ch <- prometheus.MustNewConstMetric(wakes, prometheus.CounterValue, float64(st.IdleWakes), name)
+			ch <- prometheus.MustNewConstMetric(dismissed, prometheus.CounterValue, float64(st.IdleDismissed), name)
+		}
 	}
 }

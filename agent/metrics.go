@@ -15,13 +15,24 @@ import (
 // outbox's Stats, so the handler costs nothing between scrapes.
 func (a *Agent) MetricsHandler() http.Handler {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newAgentCollector(a), newBudgetCollector(a), newFailoverCollector(a), newIdleCollector(a), newReachCollector(a))
+	reg.MustRegister(newAgentCollector(a), budgetMetrics(a), failoverMetrics(a), idleMetrics(a), reachMetrics(a))
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
 	return prometheus.NewDesc("edge_sync_"+name, help, labels, nil)
 }
+
+// collectorFunc is a collector made of the function that sends its
+// metrics, read at scrape time; its descriptors are those of a
+// collection. Each of the agent's smaller groups of metrics is one.
+type collectorFunc func(ch chan<- prometheus.Metric)
+
+// Describe sends the descriptors of every metric.
+func (f collectorFunc) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(f, ch) }
+
+// Collect sends the metrics.
+func (f collectorFunc) Collect(ch chan<- prometheus.Metric) { f(ch) }
 
 // agentCollector turns the agent's snapshots into metrics.
 type agentCollector struct {

@@ -45,38 +45,23 @@ func linkState(connected bool, st linkmon.Status, lastErr *ConnError, now time.T
 	return LinkConnected, "the core answers", nil
 }
 
-// reachCollector exports each endpoint's LinkState: cheap (the monitor's
+// reachMetrics exports each endpoint's LinkState: cheap (the monitor's
 // snapshot and the connection), so it does not read the outbox.
-type reachCollector struct {
-	a                    *Agent
-	reachable, downSince *prometheus.Desc
-}
-
-func newReachCollector(a *Agent) *reachCollector {
-	return &reachCollector{
-		a: a,
-		reachable: desc("link_reachable", "1 while a connection to the endpoint's core is up and the core answers; 0 while it is unreachable (no answer past the outage rule) or not connected.",
-			"endpoint", "state"),
-		downSince: desc("link_down_seconds", "Seconds since the endpoint's core last answered, while it does not (unreachable or not connected); 0 while it answers.", "endpoint"),
-	}
-}
-
-// Describe sends the descriptors of every metric.
-func (c *reachCollector) Describe(ch chan<- *prometheus.Desc) {
-	prometheus.DescribeByCollect(c, ch)
-}
-
-// Collect reads each endpoint's state.
-func (c *reachCollector) Collect(ch chan<- prometheus.Metric) {
-	now := time.Now()
-	for _, e := range c.a.endpointList() {
-		name := e.name
-		state, _, down := linkState(e.conn.Load() != nil, e.mon.Snapshot().Status, e.stats.lastErr.load(), now)
-		ch <- prometheus.MustNewConstMetric(c.reachable, prometheus.GaugeValue, b2f(state == LinkConnected), name, string(state))
-		var secs float64
-		if down != nil {
-			secs = now.Sub(*down).Seconds()
+func reachMetrics(a *Agent) collectorFunc {
+	reachable := desc("link_reachable", "1 while a connection to the endpoint's core is up and the core answers; 0 while it is unreachable (no answer past the outage rule) or not connected.",
+		"endpoint", "state")
+	downSince := desc("link_down_seconds", "Seconds since the endpoint's core last answered, while it does not (unreachable or not connected); 0 while it answers.", "endpoint")
+	return func(ch chan<- prometheus.Metric) {
+		now := time.Now()
+		for _, e := range a.endpointList() {
+			name := e.name
+			state, _, down := linkState(e.conn.Load() != nil, e.mon.Snapshot().Status, e.stats.lastErr.load(), now)
+			ch <- prometheus.MustNewConstMetric(reachable, prometheus.GaugeValue, b2f(state == LinkConnected), name, string(state))
+			var secs float64
+			if down != nil {
+				secs = now.Sub(*down).Seconds()
+			}
+			ch <- prometheus.MustNewConstMetric(downSince, prometheus.GaugeValue, secs, name)
 		}
-		ch <- prometheus.MustNewConstMetric(c.downSince, prometheus.GaugeValue, secs, name)
 	}
 }

@@ -207,36 +207,37 @@ func readHeader(r io.ByteReader, lim Limits) (Header, error) {
 	if !h.Mode.isData() {
 		return Header{}, fmt.Errorf("parse header: mode %s: %w", h.Mode, ErrBadMode)
 	}
-	cs, err := readUvarint(r, "chunk size", MaxChunkSize)
+	cs, size, err := readPart(r, "chunk size", MaxChunkSize, "size", h.Hash[:])
 	if err != nil {
 		return Header{}, fmt.Errorf("parse header: %w", err)
 	}
-	size, err := readUvarint(r, "size", 1<<63-1)
-	if err != nil {
-		return Header{}, fmt.Errorf("parse header: %w", err)
-	}
-	h.ChunkSize, h.Size = int(cs), int64(size)
-	if err := readFull(r, h.Hash[:]); err != nil {
-		return Header{}, fmt.Errorf("parse header: %w", err)
-	}
+	h.ChunkSize, h.Size = int(cs), size
 	if h.Mode.IsDelta() {
-		m, err := readUvarint(r, "delta margin", MaxDeltaMargin)
+		m, bs, err := readPart(r, "delta margin", MaxDeltaMargin, "base size", h.BaseHash[:])
 		if err != nil {
 			return Header{}, fmt.Errorf("parse header: %w", err)
 		}
-		bs, err := readUvarint(r, "base size", 1<<63-1)
-		if err != nil {
-			return Header{}, fmt.Errorf("parse header: %w", err)
-		}
-		h.DeltaMargin, h.BaseSize = int(m), int64(bs)
-		if err := readFull(r, h.BaseHash[:]); err != nil {
-			return Header{}, fmt.Errorf("parse header: %w", err)
-		}
+		h.DeltaMargin, h.BaseSize = int(m), bs
 	}
 	if err := h.Validate(lim); err != nil {
 		return Header{}, fmt.Errorf("parse %w", err)
 	}
 	return h, nil
+}
+
+// readPart reads what the header and its delta part each hold, in the
+// order Append writes them: a setting no larger than max (the chunk size,
+// the delta margin), a size and a SHA-256 into hash. Errors name the field.
+func readPart(r io.ByteReader, setting string, max uint64, size string, hash []byte) (uint64, int64, error) {
+	v, err := readUvarint(r, setting, max)
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := readUvarint(r, size, 1<<63-1)
+	if err != nil {
+		return 0, 0, err
+	}
+	return v, int64(n), readFull(r, hash)
 }
 
 // readFull fills b from r; running out gives io.ErrUnexpectedEOF.

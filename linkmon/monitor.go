@@ -12,6 +12,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/internal/lifecycle"
 )
 
 // MonitorOptions are the parts of a Monitor that are not its Config.
@@ -332,13 +333,9 @@ func (m *Monitor) Measuring() bool {
 func (m *Monitor) Close() error {
 	m.runMu.Lock()
 	defer m.runMu.Unlock()
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
+	if !lifecycle.MarkClosed(&m.mu, &m.closed) {
 		return nil
 	}
-	m.closed = true
-	m.mu.Unlock()
 	m.stopLocked()
 	m.Detach()
 	m.mu.Lock()

@@ -19,6 +19,25 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// fill enqueues n ops of 40 KiB random bytes (seeds seed, seed+1, ...)
+// for endpoint core under keys k/0, k/1, ..., each changed by mod if not
+// nil, and returns the ops and their payloads.
+func fill(t *testing.T, o *Outbox, n int, seed uint64, mod func(i int, n *NewOp)) ([]Op, [][]byte) {
+	t.Helper()
+	var ops []Op
+	var data [][]byte
+	for i := range n {
+		d := testutil.RandomBytes(seed+uint64(i), 40<<10)
+		op := NewOp{Endpoint: "core", Key: fmt.Sprint("k/", i), Payload: bytes.NewReader(d)}
+		if mod != nil {
+			mod(i, &op)
+		}
+		ops = append(ops, enq(t, o, op))
+		data = append(data, d)
+	}
+	return ops, data
+}
+
 // damagedFile makes an outbox of n ops of 40 KiB random bytes, flips 512
 // bytes in the middle of op victim's payload on disk, and returns the path,
 // the ops and their payloads.
@@ -26,13 +45,7 @@ func damagedFile(t *testing.T, n, victim int) (string, []Op, [][]byte) {
 	t.Helper()
 	path := tempPath(t)
 	o := openT(t, path, Options{})
-	var ops []Op
-	var data [][]byte
-	for i := range n {
-		d := testutil.RandomBytes(uint64(i), 40<<10)
-		ops = append(ops, enq(t, o, NewOp{Endpoint: "core", Key: fmt.Sprint("k/", i), Priority: edgesync.Normal, Payload: bytes.NewReader(d)}))
-		data = append(data, d)
-	}
+	ops, data := fill(t, o, n, 0, func(_ int, n *NewOp) { n.Priority = edgesync.Normal })
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -348,13 +361,7 @@ func TestVerifyFileChangesNothing(t *testing.T) {
 func TestPageHeaderDamage(t *testing.T) {
 	path := tempPath(t)
 	o := openT(t, path, Options{})
-	var ops []Op
-	var data [][]byte
-	for i := range 6 {
-		d := testutil.RandomBytes(uint64(100+i), 40<<10)
-		ops = append(ops, enq(t, o, NewOp{Endpoint: "core", Key: fmt.Sprint("k/", i), Payload: bytes.NewReader(d)}))
-		data = append(data, d)
-	}
+	ops, data := fill(t, o, 6, 100, nil)
 	if err := o.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -504,18 +511,12 @@ func TestFormatV1ByHand(t *testing.T) {
 func TestSalvage(t *testing.T) {
 	path := tempPath(t)
 	o := openT(t, path, Options{})
-	var ops []Op
-	var data [][]byte
-	for i := range 8 {
-		d := testutil.RandomBytes(uint64(200+i), 40<<10)
-		n := NewOp{Endpoint: "core", Key: fmt.Sprint("k/", i), Priority: edgesync.Priority(i % 6), Payload: bytes.NewReader(d),
-			Summary: []byte("s"), TTL: time.Hour}
+	ops, data := fill(t, o, 8, 200, func(i int, n *NewOp) {
+		n.Priority, n.Summary, n.TTL = edgesync.Priority(i%6), []byte("s"), time.Hour
 		if i%2 == 1 {
 			n.Kind = edgesync.StateOp
 		}
-		ops = append(ops, enq(t, o, n))
-		data = append(data, d)
-	}
+	})
 	if err := o.MarkSummarySent(ops[6].ID); err != nil {
 		t.Fatal(err)
 	}

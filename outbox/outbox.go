@@ -13,6 +13,7 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/internal/groupcommit"
+	"github.com/edge-sync/edge-sync/internal/lifecycle"
 	"github.com/hashicorp/go-hclog"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -298,13 +299,9 @@ func (o *Outbox) begin() error {
 // Close waits for running methods (cancel their contexts to hurry them),
 // closes the Drops channel and the file. Later calls return ErrClosed.
 func (o *Outbox) Close() error {
-	o.mu.Lock()
-	if o.closed {
-		o.mu.Unlock()
+	if !lifecycle.MarkClosed(&o.mu, &o.closed) {
 		return ErrClosed
 	}
-	o.closed = true
-	o.mu.Unlock()
 	o.inflight.Wait()
 	close(o.drops)
 	if err := o.db.Close(); err != nil {

@@ -256,14 +256,7 @@ func checkExactlyOnce(t *testing.T, s *Store, agent string, ops []struct {
 	data []byte
 }) {
 	t.Helper()
-	evs, err := s.Events(agent, 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[edgesync.OpID]int{}
-	for _, e := range evs {
-		seen[e.OpID]++
-	}
+	evs, seen := storetest.EventsByOp(t, s, agent)
 	latest := map[string]int{}
 	for i, op := range ops {
 		switch op.hdr.Kind {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
+	"github.com/edge-sync/edge-sync/internal/lifecycle"
 )
 
 // Config is a JetStream store's configuration: the limits and retention
@@ -392,13 +393,9 @@ func (s *Store) dataConfig() jetstream.StreamConfig {
 // to the shared ones and closes the connection. Operations after Close
 // return core.ErrClosed.
 func (s *Store) Close() error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if !lifecycle.MarkClosed(&s.mu, &s.closed) {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
 	if s.cancel != nil {
 		s.cancel()
 	}

@@ -156,6 +156,21 @@ func CheckEvents(t testing.TB, s core.Backend, agent string, want []edgesync.OpI
 	return evs
 }
 
+// EventsByOp reads all of agent's events in s and counts them by op ID,
+// for checks that each op is stored exactly once.
+func EventsByOp(t testing.TB, s core.Backend, agent string) ([]core.Event, map[edgesync.OpID]int) {
+	t.Helper()
+	evs, err := s.Events(agent, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := make(map[edgesync.OpID]int, len(evs))
+	for _, e := range evs {
+		n[e.OpID]++
+	}
+	return evs, n
+}
+
 // CheckObject reads agent's current version of key in s from start to end,
 // without holding it in memory, and fails t unless it is data; how says
 // how the object was stored or read, for the messages.

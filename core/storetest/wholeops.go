@@ -123,14 +123,7 @@ func testApplyWholeOps(t *testing.T, h Harness) {
 			t.Errorf("op %d sent again after two callers: %+v, %v; want a duplicate", i, r.Result, r.Err)
 		}
 	}
-	evs, err := s.Events("b", 0, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := map[edgesync.OpID]int{}
-	for _, e := range evs {
-		n[e.OpID]++
-	}
+	_, n := EventsByOp(t, s, "b")
 	for _, o := range fresh {
 		if n[o.Header.OpID] != 1 {
 			t.Errorf("op %s stored %d times by two callers, want once", o.Header.OpID, n[o.Header.OpID])

@@ -1,7 +1,8 @@
 // Package lifecycle holds what a server with a blocking Serve loop keeps
 // to follow the project's lifecycle convention
 // (docs/architecture.md#lifecycle): Serve runs once, Close ends it and
-// waits until it has returned, and nothing serves after Close.
+// waits until it has returned, and nothing serves after Close. It also
+// holds the first step of an idempotent Close.
 //
 // # Basics
 //
@@ -12,6 +13,11 @@
 // whether Serve never ran, so that the server closes what Serve would
 // have closed (its listeners). control.Server, core.Server and
 // admin.Server are built on it.
+//
+// MarkClosed is the first step of a Close that is idempotent: it sets the
+// value's closed flag under the value's mutex and reports whether this
+// call set it, so that only the first Close goes on to stop what the value
+// started. The outbox, the link monitor and the JetStream store use it.
 //
 // # Caveats
 //

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -83,5 +85,35 @@ func TestCloseUnserved(t *testing.T) {
 	}
 	if s2.Close() {
 		t.Fatal("Close after a Serve: want served")
+	}
+}
+
+// TestMarkClosedOnce: of many Closes at once, exactly one is the first,
+// and the flag is set when each returns.
+func TestMarkClosedOnce(t *testing.T) {
+	var (
+		mu     sync.Mutex
+		closed bool
+		wg     sync.WaitGroup
+		firsts atomic.Int32
+	)
+	for range 8 {
+		wg.Go(func() {
+			if MarkClosed(&mu, &closed) {
+				firsts.Add(1)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if !closed {
+				t.Error("MarkClosed returned with the flag unset")
+			}
+		})
+	}
+	wg.Wait()
+	if n := firsts.Load(); n != 1 {
+		t.Fatalf("%d of 8 calls were the first, want 1", n)
+	}
+	if MarkClosed(&mu, &closed) {
+		t.Fatal("a call after the others was the first")
 	}
 }
