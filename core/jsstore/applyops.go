@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -136,20 +137,29 @@ func (s *Store) eventBatches(ctx context.Context, agent string, ops []core.Whole
 // created, all together, each within half the duplicate window of its
 // entry's creation. An op whose entry existed is returned, to take
 // commit's path, which looks for its effect.
+//
+// The messages are commit's and publishEvent's, made with the text the
+// ops share made once (opsText) and the publish options written as the
+// headers nats.go would write for them.
 func (s *Store) eventsTwoWrites(ctx context.Context, agent string, ops []core.WholeOp, idx []int, out []core.WholeResult) (again []int) {
 	ws := make([]*groupWrite, 0, len(idx))
 	var todo []int
+	ids := make([]string, len(ops)) // the ops' IDs as text
 	start := time.Now()
+	t := s.opsText(agent)
+	at := s.cfg.Now()
 	for _, i := range idx {
 		hdr := ops[i].Header
-		b, err := s.appliedValue(hdr)
+		b, err := s.appliedAt(hdr, at)
 		if err != nil {
 			out[i].Err = fmt.Errorf("apply %s: %w", hdr.OpID, err)
 			continue
 		}
+		ids[i] = hdr.OpID.String()
 		ws = append(ws, &groupWrite{ctx: ctx, done: make(chan groupResult, 1),
-			msg:  &nats.Msg{Subject: "$KV." + s.n.bucket(bucketApplied) + "." + agentKey(agent, hdr.OpID.String()), Data: b},
-			opts: []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(0)}})
+			msg: &nats.Msg{Subject: t.applied + ids[i], Data: b,
+				// jetstream.WithExpectLastSequencePerSubject(0): create-only.
+				Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: {"0"}}}})
 		todo = append(todo, i)
 	}
 	c := s.oc()
@@ -171,14 +181,18 @@ func (s *Store) eventsTwoWrites(ctx context.Context, agent string, ops []core.Wh
 	pctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	ws = ws[:0]
+	text := metaText{agent: t.escaped, stored: s.cfg.Now().UTC().Format(time.RFC3339Nano)}
 	for _, i := range created {
 		hdr := ops[i].Header
-		msg := s.eventMsg(agent, hdr, ops[i].Data, "")
+		m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size, hash: hdr.Hash}
+		text.op = ids[i]
+		msg := &nats.Msg{Subject: t.eventSubject(s, hdr.Key), Header: m.headerWith(3, text), Data: ops[i].Data}
 		if s.markerGuard {
-			noMarker(msg, s.n.markerSubject(agent, hdr.OpID))
+			noMarker(msg, t.marker+ids[i])
 		}
-		ws = append(ws, &groupWrite{ctx: pctx, msg: msg, done: make(chan groupResult, 1),
-			opts: []jetstream.PublishOpt{jetstream.WithMsgID(agentKey(agent, hdr.OpID.String()))}})
+		// jetstream.WithMsgID(agentKey(agent, op)).
+		msg.Header[jetstream.MsgIDHeader] = []string{t.token + "." + ids[i]}
+		ws = append(ws, &groupWrite{ctx: pctx, msg: msg, done: make(chan groupResult, 1)})
 	}
 	if !time.Now().Before(deadline) {
 		for _, i := range created {
@@ -191,6 +205,33 @@ func (s *Store) eventsTwoWrites(ctx context.Context, agent string, ops []core.Wh
 		out[i] = s.eventPublished(ctx, agent, ops[i].Header, ws[k].res)
 	}
 	return again
+}
+
+// opsText is the text that the writes of one agent's ops share, made
+// once for the ops of a stream (ApplyWholeOps) rather than once per op.
+type opsText struct {
+	token   string // the agent's subject token
+	escaped string // the agent's name as HdrAgent writes it
+	applied string // the subject of its applied entries, up to the op ID
+	marker  string // the subject of its markers, up to the op ID
+	key     string // the last key asked of eventSubject
+	subject string // its event subject
+}
+
+func (s *Store) opsText(agent string) *opsText {
+	tok := Token(agent)
+	return &opsText{token: tok, escaped: url.PathEscape(agent),
+		applied: "$KV." + s.n.bucket(bucketApplied) + "." + tok + ".",
+		marker:  s.n.subject(subjApplied) + "." + tok + "."}
+}
+
+// eventSubject is s.n.eventSubject(agent, key): the ops of a stream
+// often share their key.
+func (t *opsText) eventSubject(s *Store, key string) string {
+	if t.subject == "" || key != t.key {
+		t.key, t.subject = key, s.n.subject(subjEvents)+"."+t.token+"."+Token(key)
+	}
+	return t.subject
 }
 
 // eventPublished is the result of an event op whose publish (alone, or

@@ -2,7 +2,6 @@ package jsstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -181,7 +180,12 @@ func (s *Store) eventBatch(agent string, hdr core.PartialHeader, data []byte, bl
 // appliedValue is the applied record of op hdr applied now by this core:
 // an applied entry's value, or an event's marker.
 func (s *Store) appliedValue(hdr core.PartialHeader) ([]byte, error) {
-	return json.Marshal(appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name})
+	return s.appliedAt(hdr, s.cfg.Now())
+}
+
+// appliedAt is appliedValue for an op applied at now.
+func (s *Store) appliedAt(hdr core.PartialHeader, now time.Time) ([]byte, error) {
+	return appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: now, Core: s.cfg.Name}.appendJSON(nil)
 }
 
 // eventMsg is the op's message in the events stream: its subject, its
