@@ -122,7 +122,7 @@ func (s *Store) eventBatches(ctx context.Context, agent string, ops []core.Whole
 			out[i].Err = fmt.Errorf("apply %s: %w", ops[i].Header.OpID, err)
 			continue
 		}
-		ws = append(ws, &groupWrite{ctx: ctx, pre: marker, msg: ev, done: make(chan groupResult, 1)})
+		ws = append(ws, &groupWrite{ctx: ctx, pre: marker, msg: ev})
 		todo = append(todo, i)
 	}
 	s.enqueueAll(s.oc(), ws)
@@ -156,7 +156,7 @@ func (s *Store) eventsTwoWrites(ctx context.Context, agent string, ops []core.Wh
 			continue
 		}
 		ids[i] = hdr.OpID.String()
-		ws = append(ws, &groupWrite{ctx: ctx, done: make(chan groupResult, 1),
+		ws = append(ws, &groupWrite{ctx: ctx,
 			msg: &nats.Msg{Subject: t.applied + ids[i], Data: b,
 				// jetstream.WithExpectLastSequencePerSubject(0): create-only.
 				Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: {"0"}}}})
@@ -192,7 +192,7 @@ func (s *Store) eventsTwoWrites(ctx context.Context, agent string, ops []core.Wh
 		}
 		// jetstream.WithMsgID(agentKey(agent, op)).
 		msg.Header[jetstream.MsgIDHeader] = []string{t.token + "." + ids[i]}
-		ws = append(ws, &groupWrite{ctx: pctx, msg: msg, done: make(chan groupResult, 1)})
+		ws = append(ws, &groupWrite{ctx: pctx, msg: msg})
 	}
 	if !time.Now().Before(deadline) {
 		for _, i := range created {
@@ -239,25 +239,31 @@ func (t *opsText) eventSubject(s *Store, key string) string {
 func (s *Store) eventPublished(ctx context.Context, agent string, hdr core.PartialHeader, r groupResult) core.WholeResult {
 	res := core.Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
 	err := r.err
-	var apiErr *jetstream.APIError
 	switch {
+	case err == nil && r.ack.Duplicate:
+		// Published by another core within the window.
+		s.counters.add(agent, core.AgentStats{Dedups: 1})
+		res.Seq, res.Duplicate = r.ack.Sequence, true
+	case err == nil:
+		res.Seq = r.ack.Sequence
+		s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
 	case isWrongLastSeq(err):
 		// The op has a marker: applied before with batches, or in
 		// flight on another core (commitEvent).
 		res, _, err = s.markedEvent(ctx, res, agent, hdr, "")
-	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeAtomicDisabled:
+	case atomicDisabled(err):
 		err = fmt.Errorf("event: %w: %w", err, s.errLayout())
-	case err != nil:
-		err = fmt.Errorf("event: %w", err)
-	case r.ack.Duplicate:
-		// Published by another core within the window.
-		s.counters.add(agent, core.AgentStats{Dedups: 1})
-		res.Seq, res.Duplicate = r.ack.Sequence, true
 	default:
-		res.Seq = r.ack.Sequence
-		s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
+		err = fmt.Errorf("event: %w", err)
 	}
 	return wholeResult(hdr, res, err)
+}
+
+// atomicDisabled reports whether err is the server's refusal of a batch
+// to a stream without allow_atomic.
+func atomicDisabled(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeAtomicDisabled
 }
 
 // wholeResult is an op's result, its error naming the op.
