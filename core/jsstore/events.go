@@ -193,7 +193,9 @@ func (s *Store) appliedAt(hdr core.PartialHeader, now time.Time) ([]byte, error)
 func (s *Store) eventMsg(agent string, hdr core.PartialHeader, data []byte, blob string) *nats.Msg {
 	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
 		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
-	return &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data}
+	// Room for what its publish adds: a message ID or batch headers, and
+	// the condition on its marker.
+	return &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.headerWith(3, metaText{}), Data: data}
 }
 
 // markedEvent answers an event op whose publish found its marker: a
