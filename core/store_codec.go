@@ -157,11 +157,23 @@ func kindCode(k edgesync.OpKind) uint8 {
 
 type enc []byte
 
+// encSized is an empty record of room for n bytes: the records a small
+// op writes (its journal entry, then its event and applied entry when
+// folded) are written for every op, and an enc(nil) grows six or seven
+// times to hold one with its data.
+func encSized(n int) enc { return make(enc, 0, n) }
+
+// maxVarint is the most bytes a length takes (binary.AppendUvarint).
+const maxVarint = binary.MaxVarintLen64
+
 func (e enc) u8(v uint8) enc     { return append(e, v) }
 func (e enc) u64(v uint64) enc   { return binary.BigEndian.AppendUint64(e, v) }
 func (e enc) i64(v int64) enc    { return e.u64(uint64(v)) }
 func (e enc) raw(b []byte) enc   { return append(e, b...) }
 func (e enc) bytes(b []byte) enc { return enc(binary.AppendUvarint(e, uint64(len(b)))).raw(b) }
+
+// str is bytes of s, without a copy of s made first.
+func (e enc) str(s string) enc { return append(binary.AppendUvarint(e, uint64(len(s))), s...) }
 func (e enc) bool(v bool) enc {
 	if v {
 		return e.u8(1)
@@ -299,7 +311,8 @@ func decodeVersion(key string, b []byte) (Version, error) {
 }
 
 func (e Event) encode() []byte {
-	return enc(nil).u8(recV1).raw(e.OpID[:]).bytes([]byte(e.Key)).i64(e.Size).raw(e.Hash[:]).
+	n := 1 + 16 + maxVarint + len(e.Key) + 8 + 32 + 1 + 8 + 8 + 1 + maxVarint + len(e.inline)
+	return encSized(n).u8(recV1).raw(e.OpID[:]).str(e.Key).i64(e.Size).raw(e.Hash[:]).
 		u8(uint8(e.Priority)).i64(e.Stored.UnixNano()).u64(e.blob).inline(e.inline)
 }
 
@@ -342,8 +355,9 @@ type appliedRec struct {
 }
 
 func (r appliedRec) encode() []byte {
-	return enc(nil).u8(recV1).i64(r.at.UnixNano()).u64(r.order).u8(kindCode(r.kind)).u64(r.ref).
-		i64(r.size).raw(r.hash[:]).bytes([]byte(r.key))
+	n := 1 + 8 + 8 + 1 + 8 + 8 + 32 + maxVarint + len(r.key)
+	return encSized(n).u8(recV1).i64(r.at.UnixNano()).u64(r.order).u8(kindCode(r.kind)).u64(r.ref).
+		i64(r.size).raw(r.hash[:]).str(r.key)
 }
 
 func decodeApplied(b []byte) (appliedRec, error) {

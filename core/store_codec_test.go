@@ -181,3 +181,34 @@ func TestOldKindCodesReadBack(t *testing.T) {
 		t.Errorf("events %+v, %v; want two, the second op %s", evs, err, pev.OpID)
 	}
 }
+
+// TestSmallOpRecordsEncodeInOneAllocation: the records every small event
+// writes (its journal entry; its event and applied entry once folded) are
+// made in one allocation of the size they need, whatever the lengths of
+// the agent's name, the key and the data, and read back as they were.
+func TestSmallOpRecordsEncodeInOneAllocation(t *testing.T) {
+	at := time.Unix(1_700_000_000, 123)
+	for _, n := range []int{0, 1, 40, 127, 128, 1024} {
+		key := string(bytes.Repeat([]byte("k"), min(n, 128))) // names and keys are bounded
+		data := bytes.Repeat([]byte{7}, n)
+		hdr := PartialHeader{OpID: edgesync.OpID{1, 2}, Key: key, Kind: edgesync.EventOp, Priority: edgesync.Normal, Size: int64(n)}
+		jr := journalRec{agent: "agent-" + key, seq: 9, hdr: hdr, at: at, data: data}
+		ev := Event{OpID: hdr.OpID, Key: key, Size: int64(n), Priority: edgesync.Normal, Stored: at, inline: data}
+		ar := appliedRec{at: at, order: 3, kind: edgesync.EventOp, ref: 9, size: int64(n), key: key}
+		for what, encode := range map[string]func() []byte{"journal": jr.encode, "event": ev.encode, "applied": ar.encode} {
+			if a := testing.AllocsPerRun(20, func() { _ = encode() }); a != 1 {
+				t.Errorf("%s record with %d-byte data: %v allocations, want 1", what, n, a)
+			}
+		}
+		if got, err := decodeJournal(binary.BigEndian.AppendUint64(nil, 1), jr.encode()); err != nil ||
+			got.agent != jr.agent || got.seq != jr.seq || got.hdr.Key != key || !bytes.Equal(got.data, data) || !got.at.Equal(at) {
+			t.Errorf("journal record with %d-byte data read back as %+v, %v", n, got, err)
+		}
+		if got, err := decodeEvent(9, ev.encode()); err != nil || got.Key != key || !bytes.Equal(got.inline, data) {
+			t.Errorf("event record with %d-byte data read back as %+v, %v", n, got, err)
+		}
+		if got, err := decodeApplied(ar.encode()); err != nil || got != ar {
+			t.Errorf("applied record of %d bytes read back as %+v, %v", n, got, err)
+		}
+	}
+}

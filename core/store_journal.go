@@ -115,8 +115,9 @@ type journalRec struct {
 
 func (r journalRec) encode() []byte {
 	h := r.hdr
-	return enc(nil).u8(recV1).bytes([]byte(r.agent)).u64(r.seq).u8(kindCode(h.Kind)).raw(h.OpID[:]).
-		bytes([]byte(h.Key)).u8(uint8(h.Priority)).i64(h.Size).raw(h.Hash[:]).i64(r.at.UnixNano()).bytes(r.data)
+	n := 1 + maxVarint + len(r.agent) + 8 + 1 + 16 + maxVarint + len(h.Key) + 1 + 8 + 32 + 8 + maxVarint + len(r.data)
+	return encSized(n).u8(recV1).str(r.agent).u64(r.seq).u8(kindCode(h.Kind)).raw(h.OpID[:]).
+		str(h.Key).u8(uint8(h.Priority)).i64(h.Size).raw(h.Hash[:]).i64(r.at.UnixNano()).bytes(r.data)
 }
 
 func decodeJournal(k, b []byte) (journalRec, error) {

@@ -235,25 +235,44 @@ func readFrame(r io.Reader, br io.ByteReader, max int, buf []byte, budget Budget
 // type's limit and max; it returns the type and the body's length.
 func readHeader(br io.ByteReader, max int) (FrameType, int, error) {
 	var hdr [16]byte
-	first, err := br.ReadByte()
-	if err != nil {
-		if err == io.EOF {
-			return 0, 0, io.EOF // clean end between frames
+	have := 1 // bytes of hdr read
+	if ub, ok := br.(*byteReader); ok {
+		// From a stream read unbuffered (a QUIC stream) every byte costs
+		// a Read: a frame has at least two bytes of header, its type's
+		// first and its length's first, so take both in one.
+		n, err := ub.readFull(hdr[:2])
+		if err != nil {
+			if n == 0 && err == io.EOF {
+				return 0, 0, io.EOF // clean end between frames
+			}
+			return 0, 0, headerErr(err)
 		}
-		return 0, 0, headerErr(err)
+		have = 2
+	} else {
+		first, err := br.ReadByte()
+		if err != nil {
+			if err == io.EOF {
+				return 0, 0, io.EOF // clean end between frames
+			}
+			return 0, 0, headerErr(err)
+		}
+		hdr[0] = first
 	}
-	hdr[0] = first
-	n1 := 1 << (first >> 6)
-	if err := readBytes(br, hdr[1:n1]); err != nil {
-		return 0, 0, err
+	n1 := 1 << (hdr[0] >> 6)
+	if n1 > have {
+		if err := readBytes(br, hdr[have:n1]); err != nil {
+			return 0, 0, err
+		}
 	}
 	tv, _, _ := quicvarint.Parse(hdr[:n1])
 	t := FrameType(tv)
 	if !t.Known() {
 		return 0, 0, fmt.Errorf("read frame: type %s: %w", t, ErrUnknownFrame)
 	}
-	if err := readBytes(br, hdr[n1:n1+1]); err != nil {
-		return 0, 0, err
+	if have <= n1 { // the length's first byte is not read yet
+		if err := readBytes(br, hdr[n1:n1+1]); err != nil {
+			return 0, 0, err
+		}
 	}
 	n2 := 1 << (hdr[n1] >> 6)
 	if err := readBytes(br, hdr[n1+1:n1+n2]); err != nil {
@@ -364,6 +383,31 @@ func (b *byteReader) ReadByte() (byte, error) {
 		}
 	}
 	return 0, io.ErrNoProgress
+}
+
+// readFull reads len(p) bytes as io.ReadFull does, giving up as ReadByte
+// does on a Reader that returns nothing many times over.
+func (b *byteReader) readFull(p []byte) (int, error) {
+	n, empty := 0, 0
+	for n < len(p) {
+		k, err := b.r.Read(p[n:])
+		n += k
+		if n == len(p) {
+			return n, nil
+		}
+		if err != nil {
+			if err == io.EOF && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+		if k == 0 {
+			if empty++; empty == 64 {
+				return n, io.ErrNoProgress
+			}
+		}
+	}
+	return n, nil
 }
 
 var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

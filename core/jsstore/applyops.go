@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -121,7 +122,7 @@ func (s *Store) eventBatches(ctx context.Context, agent string, ops []core.Whole
 			out[i].Err = fmt.Errorf("apply %s: %w", ops[i].Header.OpID, err)
 			continue
 		}
-		ws = append(ws, &groupWrite{ctx: ctx, pre: marker, msg: ev, done: make(chan groupResult, 1)})
+		ws = append(ws, &groupWrite{ctx: ctx, pre: marker, msg: ev})
 		todo = append(todo, i)
 	}
 	s.enqueueAll(s.oc(), ws)
@@ -136,20 +137,29 @@ func (s *Store) eventBatches(ctx context.Context, agent string, ops []core.Whole
 // created, all together, each within half the duplicate window of its
 // entry's creation. An op whose entry existed is returned, to take
 // commit's path, which looks for its effect.
+//
+// The messages are commit's and publishEvent's, made with the text the
+// ops share made once (opsText) and the publish options written as the
+// headers nats.go would write for them.
 func (s *Store) eventsTwoWrites(ctx context.Context, agent string, ops []core.WholeOp, idx []int, out []core.WholeResult) (again []int) {
 	ws := make([]*groupWrite, 0, len(idx))
 	var todo []int
+	ids := make([]string, len(ops)) // the ops' IDs as text
 	start := time.Now()
+	t := s.opsText(agent)
+	at := s.cfg.Now()
 	for _, i := range idx {
 		hdr := ops[i].Header
-		b, err := s.appliedValue(hdr)
+		b, err := s.appliedAt(hdr, at)
 		if err != nil {
 			out[i].Err = fmt.Errorf("apply %s: %w", hdr.OpID, err)
 			continue
 		}
-		ws = append(ws, &groupWrite{ctx: ctx, done: make(chan groupResult, 1),
-			msg:  &nats.Msg{Subject: "$KV." + s.n.bucket(bucketApplied) + "." + agentKey(agent, hdr.OpID.String()), Data: b},
-			opts: []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(0)}})
+		ids[i] = hdr.OpID.String()
+		ws = append(ws, &groupWrite{ctx: ctx,
+			msg: &nats.Msg{Subject: t.applied + ids[i], Data: b,
+				// jetstream.WithExpectLastSequencePerSubject(0): create-only.
+				Header: nats.Header{jetstream.ExpectedLastSubjSeqHeader: {"0"}}}})
 		todo = append(todo, i)
 	}
 	c := s.oc()
@@ -171,14 +181,18 @@ func (s *Store) eventsTwoWrites(ctx context.Context, agent string, ops []core.Wh
 	pctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	ws = ws[:0]
+	text := metaText{agent: t.escaped, stored: s.cfg.Now().UTC().Format(time.RFC3339Nano)}
 	for _, i := range created {
 		hdr := ops[i].Header
-		msg := s.eventMsg(agent, hdr, ops[i].Data, "")
+		m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size, hash: hdr.Hash}
+		text.op = ids[i]
+		msg := &nats.Msg{Subject: t.eventSubject(s, hdr.Key), Header: m.headerWith(3, text), Data: ops[i].Data}
 		if s.markerGuard {
-			noMarker(msg, s.n.markerSubject(agent, hdr.OpID))
+			noMarker(msg, t.marker+ids[i])
 		}
-		ws = append(ws, &groupWrite{ctx: pctx, msg: msg, done: make(chan groupResult, 1),
-			opts: []jetstream.PublishOpt{jetstream.WithMsgID(agentKey(agent, hdr.OpID.String()))}})
+		// jetstream.WithMsgID(agentKey(agent, op)).
+		msg.Header[jetstream.MsgIDHeader] = []string{t.token + "." + ids[i]}
+		ws = append(ws, &groupWrite{ctx: pctx, msg: msg})
 	}
 	if !time.Now().Before(deadline) {
 		for _, i := range created {
@@ -193,30 +207,63 @@ func (s *Store) eventsTwoWrites(ctx context.Context, agent string, ops []core.Wh
 	return again
 }
 
+// opsText is the text that the writes of one agent's ops share, made
+// once for the ops of a stream (ApplyWholeOps) rather than once per op.
+type opsText struct {
+	token   string // the agent's subject token
+	escaped string // the agent's name as HdrAgent writes it
+	applied string // the subject of its applied entries, up to the op ID
+	marker  string // the subject of its markers, up to the op ID
+	key     string // the last key asked of eventSubject
+	subject string // its event subject
+}
+
+func (s *Store) opsText(agent string) *opsText {
+	tok := Token(agent)
+	return &opsText{token: tok, escaped: url.PathEscape(agent),
+		applied: "$KV." + s.n.bucket(bucketApplied) + "." + tok + ".",
+		marker:  s.n.subject(subjApplied) + "." + tok + "."}
+}
+
+// eventSubject is s.n.eventSubject(agent, key): the ops of a stream
+// often share their key.
+func (t *opsText) eventSubject(s *Store, key string) string {
+	if t.subject == "" || key != t.key {
+		t.key, t.subject = key, s.n.subject(subjEvents)+"."+t.token+"."+Token(key)
+	}
+	return t.subject
+}
+
 // eventPublished is the result of an event op whose publish (alone, or
 // its batch) got r, as commitEvent and publishEvent make it.
 func (s *Store) eventPublished(ctx context.Context, agent string, hdr core.PartialHeader, r groupResult) core.WholeResult {
 	res := core.Result{OpID: hdr.OpID, Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, Hash: hdr.Hash}
 	err := r.err
-	var apiErr *jetstream.APIError
 	switch {
+	case err == nil && r.ack.Duplicate:
+		// Published by another core within the window.
+		s.counters.add(agent, core.AgentStats{Dedups: 1})
+		res.Seq, res.Duplicate = r.ack.Sequence, true
+	case err == nil:
+		res.Seq = r.ack.Sequence
+		s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
 	case isWrongLastSeq(err):
 		// The op has a marker: applied before with batches, or in
 		// flight on another core (commitEvent).
 		res, _, err = s.markedEvent(ctx, res, agent, hdr, "")
-	case errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeAtomicDisabled:
+	case atomicDisabled(err):
 		err = fmt.Errorf("event: %w: %w", err, s.errLayout())
-	case err != nil:
-		err = fmt.Errorf("event: %w", err)
-	case r.ack.Duplicate:
-		// Published by another core within the window.
-		s.counters.add(agent, core.AgentStats{Dedups: 1})
-		res.Seq, res.Duplicate = r.ack.Sequence, true
 	default:
-		res.Seq = r.ack.Sequence
-		s.counters.add(agent, core.AgentStats{Events: 1, EventBytes: hdr.Size, Bytes: hdr.Size})
+		err = fmt.Errorf("event: %w", err)
 	}
 	return wholeResult(hdr, res, err)
+}
+
+// atomicDisabled reports whether err is the server's refusal of a batch
+// to a stream without allow_atomic.
+func atomicDisabled(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeAtomicDisabled
 }
 
 // wholeResult is an op's result, its error naming the op.

@@ -2,7 +2,6 @@ package jsstore
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -181,7 +180,12 @@ func (s *Store) eventBatch(agent string, hdr core.PartialHeader, data []byte, bl
 // appliedValue is the applied record of op hdr applied now by this core:
 // an applied entry's value, or an event's marker.
 func (s *Store) appliedValue(hdr core.PartialHeader) ([]byte, error) {
-	return json.Marshal(appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: s.cfg.Now(), Core: s.cfg.Name})
+	return s.appliedAt(hdr, s.cfg.Now())
+}
+
+// appliedAt is appliedValue for an op applied at now.
+func (s *Store) appliedAt(hdr core.PartialHeader, now time.Time) ([]byte, error) {
+	return appliedRec{Kind: hdr.Kind, Key: hdr.Key, Size: hdr.Size, SHA256: hdr.Hash, At: now, Core: s.cfg.Name}.appendJSON(nil)
 }
 
 // eventMsg is the op's message in the events stream: its subject, its
@@ -189,7 +193,9 @@ func (s *Store) appliedValue(hdr core.PartialHeader) ([]byte, error) {
 func (s *Store) eventMsg(agent string, hdr core.PartialHeader, data []byte, blob string) *nats.Msg {
 	m := meta{agent: agent, key: hdr.Key, op: hdr.OpID, kind: hdr.Kind, priority: hdr.Priority, size: hdr.Size,
 		hash: hdr.Hash, stored: s.cfg.Now(), data: blob}
-	return &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.header(), Data: data}
+	// Room for what its publish adds: a message ID or batch headers, and
+	// the condition on its marker.
+	return &nats.Msg{Subject: s.n.eventSubject(agent, hdr.Key), Header: m.headerWith(3, metaText{}), Data: data}
 }
 
 // markedEvent answers an event op whose publish found its marker: a

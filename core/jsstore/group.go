@@ -39,19 +39,28 @@ type groupWrite struct {
 	pre  *nats.Msg // sent just before msg, without a reply: a batch's first message
 	msg  *nats.Msg
 	opts []jetstream.PublishOpt
-	done chan groupResult // buffered: the leader never blocks on it
-	res  groupResult      // the result, once enqueueAll returned
+	// done says that res is set (false) or that the write's caller
+	// leads the next group (true). enqueueAll makes it, one for the
+	// writes it queues together, with room for each's result and a
+	// lead: the leader never blocks on it.
+	done chan bool
+	res  groupResult // the result, once enqueueAll returned
 }
 
 type groupResult struct {
-	ack  *jetstream.PubAck
-	err  error
-	lead bool // no result: lead the next group
+	ack *jetstream.PubAck
+	err error
+}
+
+// finish hands the write its result.
+func (w *groupWrite) finish(r groupResult) {
+	w.res = r
+	w.done <- false
 }
 
 // publish writes msg through c's group and returns its acknowledgement.
 func (s *Store) publish(ctx context.Context, c *opConn, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	return s.enqueue(c, &groupWrite{ctx: ctx, msg: msg, opts: opts, done: make(chan groupResult, 1)})
+	return s.enqueue(c, &groupWrite{ctx: ctx, msg: msg, opts: opts})
 }
 
 // publishBatch writes a two-message atomic batch through c's group: first
@@ -60,7 +69,7 @@ func (s *Store) publish(ctx context.Context, c *opConn, msg *nats.Msg, opts ...j
 // A refused first message makes the commit fail (the server answers it
 // as an incomplete batch, or with the first message's refusal).
 func (s *Store) publishBatch(ctx context.Context, c *opConn, first, commit *nats.Msg) (*jetstream.PubAck, error) {
-	return s.enqueue(c, &groupWrite{ctx: ctx, pre: first, msg: commit, done: make(chan groupResult, 1)})
+	return s.enqueue(c, &groupWrite{ctx: ctx, pre: first, msg: commit})
 }
 
 func (s *Store) enqueue(c *opConn, w *groupWrite) (*jetstream.PubAck, error) {
@@ -71,10 +80,15 @@ func (s *Store) enqueue(c *opConn, w *groupWrite) (*jetstream.PubAck, error) {
 // enqueueAll queues ws on c's group together and in their order, so that
 // they are sent in one group, one after another on the connection, and
 // returns once each has its result (res): the writes of several ops
-// that need not wait for each other (applyops.go).
+// that need not wait for each other (applyops.go). They share one
+// channel for their results, not one each.
 func (s *Store) enqueueAll(c *opConn, ws []*groupWrite) {
 	if len(ws) == 0 {
 		return // nothing to lead: taking the lead would keep it for ever
+	}
+	done := make(chan bool, len(ws)+1)
+	for _, w := range ws {
+		w.done = done
 	}
 	g := &c.group
 	g.mu.Lock()
@@ -82,19 +96,19 @@ func (s *Store) enqueueAll(c *opConn, ws []*groupWrite) {
 	leading := !g.leading
 	g.leading = true
 	g.mu.Unlock()
-	for i, w := range ws {
-		// A leader takes the whole queue: ws go in one group, so only
-		// the first can be handed the lead.
-		if !leading || i > 0 {
-			// The leader answers within a round trip of the group ahead
-			// and one of ours, each bounded by the store's timeout.
-			if r := <-w.done; !r.lead {
-				w.res = r
-				continue
-			}
-		}
+	if leading {
 		s.leadGroup(c)
-		w.res = <-w.done
+	}
+	// A leader takes the whole queue: ws go in one group, so only the
+	// first can be handed the lead, before any has its result. The
+	// leader answers within a round trip of the group ahead and one of
+	// ours, each bounded by the store's timeout.
+	for n := 0; n < len(ws); {
+		if lead := <-done; lead {
+			s.leadGroup(c)
+			continue
+		}
+		n++
 	}
 }
 
@@ -111,7 +125,7 @@ func (s *Store) leadGroup(c *opConn) {
 
 	g.mu.Lock()
 	if len(g.queue) > 0 {
-		g.queue[0].done <- groupResult{lead: true}
+		g.queue[0].done <- true
 	} else {
 		g.leading = false
 	}
@@ -141,18 +155,18 @@ func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
 	futures := make([]jetstream.PubAckFuture, len(batch))
 	for i, w := range batch {
 		if err := w.ctx.Err(); err != nil {
-			w.done <- groupResult{err: err}
+			w.finish(groupResult{err: err})
 			continue
 		}
 		if w.pre != nil {
 			if err := c.nc.PublishMsg(w.pre); err != nil {
-				w.done <- groupResult{err: err}
+				w.finish(groupResult{err: err})
 				continue
 			}
 		}
 		f, err := c.js.PublishMsgAsync(w.msg, w.opts...)
 		if err != nil {
-			w.done <- groupResult{err: err}
+			w.finish(groupResult{err: err})
 			continue
 		}
 		futures[i] = f
@@ -166,22 +180,22 @@ func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
 		w := batch[i]
 		select { // an answer that arrived wins over the timeout below
 		case ack := <-f.Ok():
-			w.done <- groupResult{ack: ack}
+			w.finish(groupResult{ack: ack})
 			continue
 		case err := <-f.Err():
-			w.done <- groupResult{err: err}
+			w.finish(groupResult{err: err})
 			continue
 		default:
 		}
 		select {
 		case ack := <-f.Ok():
-			w.done <- groupResult{ack: ack}
+			w.finish(groupResult{ack: ack})
 		case err := <-f.Err():
-			w.done <- groupResult{err: err}
+			w.finish(groupResult{err: err})
 		case <-w.ctx.Done():
-			w.done <- groupResult{err: fmt.Errorf("no acknowledgement: %w", w.ctx.Err())}
+			w.finish(groupResult{err: fmt.Errorf("no acknowledgement: %w", w.ctx.Err())})
 		case <-timeout.C:
-			w.done <- groupResult{err: fmt.Errorf("no acknowledgement within %v: %w", s.cfg.Timeout, context.DeadlineExceeded)}
+			w.finish(groupResult{err: fmt.Errorf("no acknowledgement within %v: %w", s.cfg.Timeout, context.DeadlineExceeded)})
 			timeout.Reset(0) // the rest have had as long
 		}
 	}

@@ -164,24 +164,7 @@ func benchIngest(b *testing.B, backend string, agents, cores, per int) {
 			b.Fatal(err)
 		}
 		rawBacklog = func(ops []int, writer int) error {
-			futures := make([]jetstream.PubAckFuture, 0, len(ops))
-			for _, i := range ops {
-				f, err := bjs.PublishAsync(fmt.Sprintf("%s.w%d", name, writer), payloads.data[i%64])
-				if err != nil {
-					return err
-				}
-				futures = append(futures, f)
-			}
-			for _, f := range futures {
-				select {
-				case <-f.Ok():
-				case err := <-f.Err():
-					return err
-				case <-time.After(time.Minute):
-					return fmt.Errorf("raw publish not acknowledged within a minute")
-				}
-			}
-			return nil
+			return publishBacklog(bjs, fmt.Sprintf("%s.w%d", name, writer), payloads, ops)
 		}
 	}
 	var addrs []string
@@ -444,6 +427,30 @@ func (c *ingestClient) send(i int, p *ingestPayloads) error {
 			return fmt.Errorf("op %s answered with %s", id, f.Type())
 		}
 	}
+}
+
+// publishBacklog is the raw backlog baseline's write: the payloads of
+// ops published to subject at once, asynchronously, then their acks
+// awaited.
+func publishBacklog(js jetstream.JetStream, subject string, p *ingestPayloads, ops []int) error {
+	futures := make([]jetstream.PubAckFuture, 0, len(ops))
+	for _, i := range ops {
+		f, err := js.PublishAsync(subject, p.data[i%64])
+		if err != nil {
+			return err
+		}
+		futures = append(futures, f)
+	}
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return err
+		case <-time.After(time.Minute):
+			return fmt.Errorf("raw publish not acknowledged within a minute")
+		}
+	}
+	return nil
 }
 
 // BenchmarkStoreEvent is the store's share of BenchmarkCoreIngest: a small

@@ -42,6 +42,47 @@ type appliedRec struct {
 	Core   string          `json:"core"` // the connection name of the core that did
 }
 
+// appendJSON appends the record as json.Marshal writes it: an applied
+// entry is written for every op, and its fields are plain text in almost
+// every case, which this writes without reflection. Anything else (a
+// string JSON would escape, a kind or time it would refuse or write
+// another way) goes through json.Marshal (TestAppliedRecJSON).
+func (r appliedRec) appendJSON(b []byte) ([]byte, error) {
+	if !r.Kind.Valid() || !jsonPlain(r.Key) || !jsonPlain(r.Core) || r.At.Year() < 0 || r.At.Year() > 9999 {
+		j, err := json.Marshal(r)
+		return append(b, j...), err
+	}
+	if _, off := r.At.Zone(); off%60 != 0 || off <= -24*3600 || off >= 24*3600 {
+		j, err := json.Marshal(r)
+		return append(b, j...), err
+	}
+	b = append(b, `{"kind":"`...)
+	b = append(b, r.Kind.String()...)
+	b = append(b, `","key":"`...)
+	b = append(b, r.Key...)
+	b = append(b, `","size":`...)
+	b = strconv.AppendInt(b, r.Size, 10)
+	b = append(b, `,"sha256":"`...)
+	b = hex.AppendEncode(b, r.SHA256[:])
+	b = append(b, `","at":"`...)
+	b = r.At.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","core":"`...)
+	b = append(b, r.Core...)
+	return append(b, `"}`...), nil
+}
+
+// jsonPlain reports whether json.Marshal writes s as it is between its
+// quotes: printable ASCII that it neither escapes nor HTML-escapes.
+func jsonPlain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
+}
+
 // partialRec is the value of a partial op held in JetStream.
 type partialRec struct {
 	Agent      string            `json:"agent"`
@@ -105,28 +146,55 @@ type meta struct {
 	value      []byte    // the message's data: inline op data, or summary bytes
 }
 
-func (m meta) header() nats.Header {
-	h := nats.Header{}
-	h.Set(HdrOp, m.op.String())
-	h.Set(HdrAgent, url.PathEscape(m.agent))
-	h.Set(HdrKey, url.PathEscape(m.key))
+func (m meta) header() nats.Header { return m.headerWith(0, metaText{}) }
+
+// metaText is text of meta's headers that the ops of one call share
+// (their agent, the moment they were stored), made once for them all;
+// an empty field is made from meta.
+type metaText struct{ op, agent, stored string }
+
+// headerWith is header with room for extra more headers, and t's texts
+// where set. Every op's write builds one (docs/jetstream.md, "Connections
+// and groups"), so it makes the map at its size and the values in one
+// slice, and sets the keys as they are: they are in canonical form
+// (TestHeaderNamesCanonical), as Header.Set would make them.
+func (m meta) headerWith(extra int, t metaText) nats.Header {
+	const most = 10
+	h := make(nats.Header, most+extra)
+	vals := make([]string, 0, most)
+	set := func(k, v string) {
+		vals = append(vals, v)
+		h[k] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	if t.op == "" {
+		t.op = m.op.String()
+	}
+	if t.agent == "" {
+		t.agent = url.PathEscape(m.agent)
+	}
+	set(HdrOp, t.op)
+	set(HdrAgent, t.agent)
+	set(HdrKey, url.PathEscape(m.key))
 	if m.kind.Valid() {
-		h.Set(HdrKind, m.kind.String())
-		h.Set(HdrPriority, m.priority.String())
+		set(HdrKind, m.kind.String())
+		set(HdrPriority, m.priority.String())
 	}
-	h.Set(HdrSize, strconv.FormatInt(m.size, 10))
-	h.Set(HdrSHA256, hex.EncodeToString(m.hash[:]))
+	set(HdrSize, strconv.FormatInt(m.size, 10))
+	set(HdrSHA256, hex.EncodeToString(m.hash[:]))
 	if m.version > 0 {
-		h.Set(HdrVersion, strconv.FormatUint(m.version, 10))
+		set(HdrVersion, strconv.FormatUint(m.version, 10))
 	}
-	if !m.stored.IsZero() {
-		h.Set(HdrStored, m.stored.UTC().Format(time.RFC3339Nano))
+	if t.stored == "" && !m.stored.IsZero() {
+		t.stored = m.stored.UTC().Format(time.RFC3339Nano)
+	}
+	if t.stored != "" {
+		set(HdrStored, t.stored)
 	}
 	if !m.time.IsZero() {
-		h.Set(HdrTime, m.time.UTC().Format(time.RFC3339Nano))
+		set(HdrTime, m.time.UTC().Format(time.RFC3339Nano))
 	}
 	if m.data != "" {
-		h.Set(HdrData, m.data)
+		set(HdrData, m.data)
 	}
 	return h
 }
