@@ -356,3 +356,44 @@ func TestHoldAcrossReconnect(t *testing.T) {
 		t.Errorf("status %+v, want the hold shown with its 3 refusals", r)
 	}
 }
+
+// TestErrorOfTheOpParks: a core that ends every op stream with an ERROR
+// that blames the agent's frames (bad-request, too-large: a core of
+// another version, stricter limits) refuses the same op again however
+// often it comes. The op is parked as one refused with that NACK is,
+// kept in the outbox, and the rest flows past it; before, it went again
+// at once, a storm of streams.
+func TestErrorOfTheOpParks(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		code  wire.Code
+		packs bool
+		ops   int
+	}{
+		{"bad-request, a pack", wire.CodeBadRequest, true, 10},
+		{"too-large, a single op", wire.CodeTooLarge, false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testutil.NewPKI(t, "site-1")
+			addr, streams := rawCore(t, p, tc.packs, func(context.Context, int64, []wire.Frame) []wire.Frame {
+				return []wire.Frame{&wire.Error{Code: tc.code, Msg: "the raw core refuses the frames"}}
+			})
+			a := rawAgent(t, p, addr, tc.ops)
+			testutil.WaitFor(t, 30*time.Second, "the raw core's first ERROR", func() bool { return streams.Load() >= 1 })
+			// Each refusal parks one op for 10 s: a pack of n ops gives up
+			// to n streams before every op is parked, a single op one.
+			testutil.WaitFor(t, 10*time.Second, "the ops parked", func() bool { return a.Stats()[0].Parked >= int64(tc.ops) })
+			parked := streams.Load()
+			time.Sleep(time.Second) // what we assert is that nothing happens for a while
+			if n := streams.Load() - parked; n > 0 {
+				t.Errorf("%d streams in the second after every op was parked: an op refused ERROR %s went again without its backoff", n, tc.code)
+			}
+			if n := a.Stats()[0].Nacks[tc.code.String()]; n < int64(tc.ops) {
+				t.Errorf("nacks %s: %d, want the ERRORs counted as refusals (at least %d)", tc.code, n, tc.ops)
+			}
+			if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != tc.ops {
+				t.Errorf("the outbox holds %d ops (%v); want all %d kept", ob.Total.Ops, err, tc.ops)
+			}
+		})
+	}
+}
