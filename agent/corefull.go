@@ -180,16 +180,23 @@ func coreTrouble(code wire.Code) bool {
 	return false
 }
 
-// troubleNack is the refusal of op id that err stands for when it is an
-// ERROR frame of the core's trouble (coreTrouble) that ended the op's
-// stream, or nil. Only ERROR frames the core sent are *wire.ProtocolError
-// in the sender (wire.ErrorFromCode).
-func troubleNack(id edgesync.OpID, err error) *wire.Nack {
+// errorNack is the refusal of op id that err stands for when it is an
+// ERROR frame that ended the op's stream and that sending the op again at
+// once would only meet again: the core's trouble (coreTrouble), which
+// holds every op, or a refusal of the op's frames (bad-request,
+// too-large) or of its agent's quota, which parks the op (refused). Else
+// nil: the op goes again. Only ERROR frames the core sent are
+// *wire.ProtocolError in the sender (wire.ErrorFromCode).
+func errorNack(id edgesync.OpID, err error) *wire.Nack {
 	pe, ok := errors.AsType[*wire.ProtocolError](err)
-	if !ok || !coreTrouble(pe.Code) {
+	if !ok {
 		return nil
 	}
-	return &wire.Nack{ID: id, Code: pe.Code, Msg: pe.Msg}
+	switch code := pe.Code; {
+	case coreTrouble(code), code == wire.CodeBadRequest, code == wire.CodeTooLarge, code == wire.CodeQuota:
+		return &wire.Nack{ID: id, Code: pe.Code, Msg: pe.Msg}
+	}
+	return nil
 }
 
 // backoffNow is the hold's backoff, or the first one a core in trouble

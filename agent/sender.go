@@ -508,9 +508,9 @@ func (s *session) work(op outbox.Op, p linkmon.SyncParameters, sl slot, summary 
 }
 
 // settle records an op's transfer and settles the op, let go at sent,
-// with the outbox by its result: stored, refused (refused; an ERROR of
-// the core's trouble that ended its stream too: troubleNack), or
-// released for a retry.
+// with the outbox by its result: stored, refused (refused; so is an
+// ERROR that ended its stream, of a kind it would meet again: errorNack),
+// or released for a retry.
 func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendResult, err error, sent time.Time) outcome {
 	s.stats.recordTransfer(res.mode, res.plainBytes, res.wireBytes)
 	s.e.attribute(op.Priority, res.wireBytes)
@@ -521,7 +521,7 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 		s.stats.laneOps.Add(1)
 		s.stats.laneBytes.Add(res.wireBytes)
 	}
-	if n := troubleNack(op.ID, err); n != nil {
+	if n := errorNack(op.ID, err); n != nil {
 		res.nack, err = n, nil
 	}
 	switch {
@@ -543,7 +543,7 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 // (leased) until the batch ends.
 func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt, sent time.Time, wrote func()) outcome {
 	res, err := snd.sendSummary(s.ctx, s.conn, &op, pl, wrote)
-	if n := troubleNack(op.ID, err); n != nil {
+	if n := errorNack(op.ID, err); n != nil {
 		res.nack, err = n, nil
 	}
 	switch {
