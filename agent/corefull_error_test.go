@@ -152,6 +152,29 @@ func rawAgent(t *testing.T, p *testutil.PKI, addr string, ops int) *Agent {
 	return a
 }
 
+// erroringCase is a raw core that ends every op stream with an ERROR of
+// code, granting several ops per stream if packs, and an agent with ops
+// ops queued for it (leased together: one stream before the first ERROR).
+type erroringCase struct {
+	name  string
+	code  wire.Code
+	packs bool
+	ops   int
+}
+
+// run starts the core and the agent and waits for the first ERROR; the
+// core counts the op streams it answered.
+func (tc erroringCase) run(t *testing.T) (*Agent, *atomic.Int64) {
+	t.Helper()
+	p := testutil.NewPKI(t, "site-1")
+	addr, streams := rawCore(t, p, tc.packs, func(context.Context, int64, []wire.Frame) []wire.Frame {
+		return []wire.Frame{&wire.Error{Code: tc.code, Msg: "the raw core refuses"}}
+	})
+	a := rawAgent(t, p, addr, tc.ops)
+	testutil.WaitFor(t, 30*time.Second, "the raw core's first ERROR", func() bool { return streams.Load() >= 1 })
+	return a, streams
+}
+
 // TestErrorEndingStreamHolds: a core that ends every op stream (single
 // ops and packs) with an ERROR of its own trouble (internal, busy) gets
 // the hold that the matching NACK gets, counted alike in the status and
@@ -161,22 +184,12 @@ func TestErrorEndingStreamHolds(t *testing.T) {
 	old := troubleBackoff
 	troubleBackoff = 100 * time.Millisecond
 	defer func() { troubleBackoff = old }()
-	for _, tc := range []struct {
-		name  string
-		code  wire.Code
-		packs bool
-		ops   int // leased together: one stream before the first ERROR
-	}{
+	for _, tc := range []erroringCase{
 		{"internal, a pack", wire.CodeInternal, true, 10},
 		{"busy, a single op", wire.CodeBusy, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := testutil.NewPKI(t, "site-1")
-			addr, streams := rawCore(t, p, tc.packs, func(context.Context, int64, []wire.Frame) []wire.Frame {
-				return []wire.Frame{&wire.Error{Code: tc.code, Msg: "the raw core fails"}}
-			})
-			a := rawAgent(t, p, addr, tc.ops)
-			testutil.WaitFor(t, 30*time.Second, "the raw core's first ERROR", func() bool { return streams.Load() >= 1 })
+			a, streams := tc.run(t)
 			first := time.Now()
 			// The first stream starts the hold; then one trial after
 			// each backoff, doubling: 0.1 s, 0.2 s, 0.4 s.
@@ -364,22 +377,12 @@ func TestHoldAcrossReconnect(t *testing.T) {
 // kept in the outbox, and the rest flows past it; before, it went again
 // at once, a storm of streams.
 func TestErrorOfTheOpParks(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		code  wire.Code
-		packs bool
-		ops   int
-	}{
+	for _, tc := range []erroringCase{
 		{"bad-request, a pack", wire.CodeBadRequest, true, 10},
 		{"too-large, a single op", wire.CodeTooLarge, false, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := testutil.NewPKI(t, "site-1")
-			addr, streams := rawCore(t, p, tc.packs, func(context.Context, int64, []wire.Frame) []wire.Frame {
-				return []wire.Frame{&wire.Error{Code: tc.code, Msg: "the raw core refuses the frames"}}
-			})
-			a := rawAgent(t, p, addr, tc.ops)
-			testutil.WaitFor(t, 30*time.Second, "the raw core's first ERROR", func() bool { return streams.Load() >= 1 })
+			a, streams := tc.run(t)
 			// Each refusal parks one op for 10 s: a pack of n ops gives up
 			// to n streams before every op is parked, a single op one.
 			testutil.WaitFor(t, 10*time.Second, "the ops parked", func() bool { return a.Stats()[0].Parked >= int64(tc.ops) })
