@@ -176,6 +176,9 @@ func (s *session) dispatchBackfill(p linkmon.SyncParameters, limit rank) {
 			b.wantBulk(op.Priority)
 			return
 		}
+		if s.order.pendingBefore(op.Priority) {
+			return // a more urgent stream started before it is not written yet (writeorder.go)
+		}
 		b.queue = slices.Delete(b.queue, 0, 1)
 		s.start(op, p, sl, false)
 	}
