@@ -152,7 +152,8 @@ func startCore(ctx context.Context, cfg config.Core, log hclogLogger) (*coreRunn
 
 // startCoreOn is startCore serving QUIC on pc, when not nil, instead of a
 // socket it binds to cfg.Listen: a socket a test holds across the core's
-// restarts, handed to its core process (crash_test.go). stop closes pc.
+// restarts. Without pc, a socket passed by socket activation (systemd's
+// ListenDatagram=; sockact.go) comes before cfg.Listen. stop closes pc.
 func startCoreOn(ctx context.Context, cfg config.Core, log hclogLogger, pc net.PacketConn) (*coreRunning, func() error, error) {
 	tlsConf, err := pki.ServerTLSConfig(cfg.TLS.CA, cfg.TLS.Cert, cfg.TLS.Key)
 	if err != nil {
@@ -166,6 +167,15 @@ func startCoreOn(ctx context.Context, cfg config.Core, log hclogLogger, pc net.P
 	if err != nil {
 		closeLogged(log, "store", store.Close)
 		return nil, nil, err
+	}
+	if pc == nil {
+		if pc, err = activationSocket(); err != nil {
+			closeLogged(log, "store", store.Close)
+			return nil, nil, err
+		}
+		if pc != nil {
+			log.Info("QUIC socket passed by socket activation; listen in the config file is not used", "addr", pc.LocalAddr().String(), "listen", cfg.Listen)
+		}
 	}
 	if pc == nil {
 		if pc, err = net.ListenPacket("udp", cfg.Listen); err != nil {

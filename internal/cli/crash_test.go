@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -52,14 +53,10 @@ type crashEnv struct {
 	Ops      int    `json:"ops"`
 
 	// coreSock is the core's UDP socket at CoreAddr, which the test holds
-	// so that a restarted core needs no free port: a core child serves
-	// on it (its descriptor 3).
+	// so that a restarted core needs no free port: a core child takes
+	// it by socket activation, as from systemd.
 	coreSock *os.File
 }
-
-// crashCoreSocket is the env variable that tells a core child its socket
-// is descriptor 3.
-const crashCoreSocket = "EDGE_SYNC_CRASH_CORE_SOCKET"
 
 // heldCoreAddr returns a loopback UDP address for the core children and
 // its socket, held until t ends: a core started again after a SIGKILL
@@ -99,17 +96,8 @@ func readCrashEnv() crashEnv {
 func crashChildCore() {
 	e := readCrashEnv()
 	cc, _ := crashConfigs(e)
-	var pc net.PacketConn
-	if os.Getenv(crashCoreSocket) != "" {
-		f := os.NewFile(3, "core socket")
-		var err error
-		if pc, err = net.FilePacketConn(f); err != nil {
-			fmt.Println("ERROR core socket:", err)
-			os.Exit(1)
-		}
-		f.Close() // pc holds its own descriptor
-	}
-	_, _, err := startCoreOn(context.Background(), cc, hclog.NewNullLogger(), pc)
+	// A held socket comes by socket activation, as systemd hands it.
+	_, _, err := startCoreOn(context.Background(), cc, hclog.NewNullLogger(), nil)
 	if err != nil {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
@@ -177,11 +165,13 @@ func startChild(t *testing.T, mode string, e crashEnv) *child {
 	t.Helper()
 	envJSON, _ := json.Marshal(e)
 	env := []string{"EDGE_SYNC_CRASH_CHILD=" + mode, "EDGE_SYNC_CRASH_ENV=" + string(envJSON)}
-	var files []*os.File
+	var cmd *exec.Cmd
+	var out io.ReadCloser
 	if mode == "core" && e.coreSock != nil {
-		files, env = []*os.File{e.coreSock}, append(env, crashCoreSocket+"=3")
+		cmd, out = testutil.StartChildActivated(t, os.Stderr, e.coreSock, env...)
+	} else {
+		cmd, out = testutil.StartChild(t, os.Stderr, env...)
 	}
-	cmd, out := testutil.StartChildFiles(t, os.Stderr, files, env...)
 	c := &child{cmd: cmd, lines: make(chan string, 1024)}
 	go func() {
 		defer close(c.lines)

@@ -76,8 +76,14 @@ func startProc(tb testing.TB, name, logFile string, args ...string) *proc {
 // startBin is startProc with another edge-sync binary (a baseline's).
 func startBin(tb testing.TB, bin, name, logFile string, args ...string) *proc {
 	tb.Helper()
-	p := &proc{name: name, out: &testutil.Buffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
+	return startCmd(tb, exec.Command(bin, args...), name, logFile)
+}
+
+// startCmd is startProc with the command made: a process started as by
+// socket activation, say.
+func startCmd(tb testing.TB, cmd *exec.Cmd, name, logFile string) *proc {
+	tb.Helper()
+	p := &proc{name: name, cmd: cmd, out: &testutil.Buffer{}, done: make(chan struct{})}
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
 	if logFile != "" {
 		f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
@@ -219,6 +225,18 @@ endpoint "core" {
 func startCore(tb testing.TB, cfg, logFile string, extra ...string) *proc {
 	tb.Helper()
 	c := startProc(tb, "core", logFile, append([]string{"core", "--config", cfg}, extra...)...)
+	c.waitLog(tb, 30*time.Second, "listening")
+	return c
+}
+
+// startCoreOn is startCore serving on sock, a socket the test holds
+// (testutil.UDPSocketFile), handed over as systemd's socket activation
+// does: a core killed and started again keeps its port, with no moment at
+// which another process could take it.
+func startCoreOn(tb testing.TB, sock *os.File, cfg, logFile string, extra ...string) *proc {
+	tb.Helper()
+	cmd := testutil.ActivatedCommand(sock, edgeSync(tb), append([]string{"core", "--config", cfg}, extra...)...)
+	c := startCmd(tb, cmd, "core", logFile)
 	c.waitLog(tb, 30*time.Second, "listening")
 	return c
 }

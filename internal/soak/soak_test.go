@@ -80,6 +80,7 @@ type soak struct {
 	dir      string
 	pki      *testutil.PKI
 	coreAddr string
+	coreSock *os.File
 	coreCfg  string
 	agentCfg string
 	relay    *linksim.Relay
@@ -125,7 +126,11 @@ func newSoak(t *testing.T, seed uint64) *soak {
 	})
 	s.pki = testutil.NewPKI(t, soakAgent)
 	s.intruder = intruderTLS(t, s.pki, s.dir)
-	s.coreAddr = testutil.FreeUDPAddr(t)
+	// The core's socket is the test's, handed to each core process: the
+	// core killed and started again keeps its port.
+	sock := testutil.UDPSocket(t)
+	s.coreSock = testutil.UDPSocketFile(t, sock)
+	s.coreAddr = sock.LocalAddr().String()
 	s.coreCfg = coreConfig(t, s.pki, s.dir, s.coreAddr)
 	relay, err := linksim.NewRelay(linksim.RelayConfig{Target: s.coreAddr, Profile: linksim.Fiber(), Seed: seed})
 	if err != nil {
@@ -279,7 +284,7 @@ func (s *soak) kill(agent bool) {
 }
 
 func (s *soak) startCore() *proc {
-	return startCore(s.t, s.coreCfg, filepath.Join(s.logDir, "core.log"), "--log-level", "debug")
+	return startCoreOn(s.t, s.coreSock, s.coreCfg, filepath.Join(s.logDir, "core.log"), "--log-level", "debug")
 }
 
 func (s *soak) notePeak(n int64) {

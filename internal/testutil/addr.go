@@ -46,7 +46,7 @@ func UDPSocket(tb testing.TB) *net.UDPConn {
 }
 
 // UDPSocketFile returns a duplicate of pc's descriptor for a child
-// process (exec.Cmd's ExtraFiles; StartChildFiles), closed when tb ends;
+// process (exec.Cmd's ExtraFiles; StartChildActivated), closed when tb ends;
 // the child takes it with net.FilePacketConn.
 func UDPSocketFile(tb testing.TB, pc *net.UDPConn) *os.File {
 	tb.Helper()

@@ -14,16 +14,36 @@ import (
 // the started command, for Wait or Process.Kill, and the child's stdout.
 func StartChild(tb testing.TB, stderr io.Writer, env ...string) (*exec.Cmd, io.ReadCloser) {
 	tb.Helper()
-	return StartChildFiles(tb, stderr, nil, env...)
+	return startCmd(tb, exec.Command(os.Args[0], "-test.run=^$"), stderr, env)
 }
 
-// StartChildFiles is StartChild handing the child files too: files[i] is
-// the child's descriptor 3+i (a socket the test holds: UDPSocketFile).
-func StartChildFiles(tb testing.TB, stderr io.Writer, files []*os.File, env ...string) (*exec.Cmd, io.ReadCloser) {
+// StartChildActivated is StartChild handing the child sock as socket
+// activation does (ActivatedCommand): a core child takes it as a core
+// started by systemd would.
+func StartChildActivated(tb testing.TB, stderr io.Writer, sock *os.File, env ...string) (*exec.Cmd, io.ReadCloser) {
 	tb.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), env...)
-	cmd.ExtraFiles = files
+	return startCmd(tb, ActivatedCommand(sock, os.Args[0], "-test.run=^$"), stderr, env)
+}
+
+// ActivatedCommand returns a command that runs bin with args as socket
+// activation starts a service (sd_listen_fds(3); docs/core.md, "Running
+// under systemd"): sock is its descriptor 3, LISTEN_FDS 1 and LISTEN_PID
+// its PID, set by a shell that then becomes bin (exec keeps the PID).
+func ActivatedCommand(sock *os.File, bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command("/bin/sh", append([]string{"-c", `export LISTEN_PID=$$; exec "$0" "$@"`, bin}, args...)...)
+	cmd.Env = append(os.Environ(), "LISTEN_FDS=1", "LISTEN_FDNAMES=quic")
+	cmd.ExtraFiles = []*os.File{sock}
+	return cmd
+}
+
+// startCmd starts cmd with env added to its environment (the process's
+// when cmd has none) and its stderr to stderr, and returns its stdout.
+func startCmd(tb testing.TB, cmd *exec.Cmd, stderr io.Writer, env []string) (*exec.Cmd, io.ReadCloser) {
+	tb.Helper()
+	if cmd.Env == nil {
+		cmd.Env = os.Environ()
+	}
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = stderr
 	out, err := cmd.StdoutPipe()
 	if err != nil {

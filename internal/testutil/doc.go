@@ -39,7 +39,7 @@
 //
 // StartChild runs the test binary again as a child process whose TestMain
 // plays a part chosen by an environment variable: the writer that a crash
-// test kills with SIGKILL. StartChildFiles hands it files as well.
+// test kills with SIGKILL. StartChildActivated hands it a socket as systemd does.
 //
 // UDPSocket is a loopback UDP socket the test holds until it ends: a core
 // stopped or killed is started again on it (coretest.StartConn; in a child
