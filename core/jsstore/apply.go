@@ -151,7 +151,7 @@ func (s *Store) beginStaged(ctx context.Context, agent string, hdr core.PartialH
 		}
 		s.counters.add(agent, core.AgentStats{Reserved: -hdr.Size})
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return 0, false, fmt.Errorf("partial record: %w", err)
+			return 0, false, fmt.Errorf("partial record: %w", s.kvFull(bucketPartials, err))
 		}
 		// Another core began the same op at this moment: take its record.
 	}
@@ -259,7 +259,7 @@ func (s *Store) writeStaged(ctx context.Context, agent string, opID edgesync.OpI
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return errConflict
 		}
-		return fmt.Errorf("partial record: %w", err)
+		return fmt.Errorf("partial record: %w", s.kvFull(bucketPartials, err))
 	}
 	s.records.put(agent, rec, rev)
 	if rec.Released {
