@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,6 +76,68 @@ func TestJetStreamFull(t *testing.T) {
 	if c.srv.Stats().StoreFull {
 		t.Error("the core still says its store is full once it stored again")
 	}
+}
+
+// TestStreamLimitAgentHolds: an operator gives the events stream a
+// max_bytes with room for two more of the agent's events. A real core
+// refuses the ops past it with store-full and says which stream and limit
+// (Room); the agent holds them (core_refusing) and nothing stored goes;
+// once the operator raises the limit the agent drains by itself and every
+// op is stored exactly once, byte for byte.
+func TestStreamLimitAgentHolds(t *testing.T) {
+	srv := natstest.Run(t)
+	f := newFleet(t, []string{srv.URL()})
+	c := f.startCore("c1", 1)
+	a := f.startAgent(c.addr)
+	add := func(n int) {
+		for range n {
+			data := storetest.Payload(uint64(len(f.ops)+1), 48<<10)
+			op, err := a.Enqueue(context.Background(), outbox.NewOp{Endpoint: "core", Key: "log", Kind: edgesync.EventOp,
+				Priority: edgesync.Normal, Payload: bytes.NewReader(data)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.ops = append(f.ops, fleetOp{id: op.ID, kind: edgesync.EventOp, key: "log", data: data})
+		}
+	}
+	add(3)
+	f.waitDrained(a)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, js := natstest.Connect(t, srv.URL())
+	name := c.store.n.stream(streamEvents)
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := int64(st.CachedInfo().State.Bytes) + 100<<10
+	setMaxBytes(ctx, t, js, name, limit)
+
+	add(8)
+	testutil.WaitFor(t, 30*time.Second, "the agent to say the core refuses for want of room", func() bool {
+		st, err := a.Status("core")
+		return err == nil && st.CoreRefusing != nil
+	})
+	if r, _ := a.Status("core"); r.CoreRefusing.Code != "store-full" {
+		t.Fatalf("core_refusing %+v, want store-full", r.CoreRefusing)
+	}
+	if cs := c.srv.Stats(); !cs.StoreFull || cs.StoreFullRefusals == 0 {
+		t.Errorf("the core's stats do not say its store is full: %+v", cs)
+	}
+	room := c.store.Room()
+	t.Logf("room: %+v", room)
+	if !strings.Contains(room.Where, name+" (max_bytes") || !strings.Contains(room.Action, "nats stream edit") {
+		t.Errorf("Room %+v does not name stream %s at its max_bytes and what to do", room, name)
+	}
+	evs, err := c.store.Events(f.pki.AgentName, 0, 0)
+	if err != nil || len(evs) < 3 {
+		t.Errorf("%d events stored while the stream is at its limit, want the 3 stored before it and more: %v", len(evs), err)
+	}
+
+	setMaxBytes(ctx, t, js, name, -1)
+	f.waitDrained(a)
+	f.verify()
 }
 
 // TestJetStreamFullStateOps: once JetStream is full, a small state op
