@@ -203,14 +203,21 @@ func caughtUp(t *testing.T, cluster *natstest.Cluster, stream string) {
 // `nats stream edit name --max-bytes`: every other field as it is.
 func setMaxBytes(ctx context.Context, t *testing.T, js jetstream.JetStream, name string, limit int64) {
 	t.Helper()
+	setLimit(ctx, t, js, name, func(c *jetstream.StreamConfig) { c.MaxBytes = limit })
+}
+
+// setLimit changes stream name's config as an operator would with `nats
+// stream edit`.
+func setLimit(ctx context.Context, t *testing.T, js jetstream.JetStream, name string, change func(*jetstream.StreamConfig)) {
+	t.Helper()
 	st, err := js.Stream(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg := st.CachedInfo().Config
-	cfg.MaxBytes = limit
+	change(&cfg)
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		t.Fatalf("stream %s: max_bytes %d: %v", name, limit, err)
+		t.Fatalf("stream %s: %v", name, err)
 	}
 }
 
@@ -266,5 +273,41 @@ func TestOpenKeepsLimitsDiscardsNew(t *testing.T) {
 				"want discard %v (%v), the limits kept: %d, %d, %d", name, got.Discard, got.DiscardNewPerSubject, got.MaxBytes, got.MaxMsgs,
 				got.MaxMsgsPerSubject, want.Discard, want.DiscardNewPerSubject, want.MaxBytes, want.MaxMsgs, want.MaxMsgsPerSubject)
 		}
+	}
+}
+
+// TestOwnerMarkerRefused: the data stream has room for a large op's
+// chunks but not for the owner marker written after its commit (max_msgs
+// one short). The op is visible by then; whatever the store answers, its
+// data must stay, and once the limit is raised the op sent again is a
+// duplicate (or stored, if the first answer was a refusal before the
+// commit) and reads back byte for byte.
+func TestOwnerMarkerRefused(t *testing.T) {
+	srv := natstest.Run(t)
+	for _, batches := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batches=%v", batches), func(t *testing.T) {
+			const agent = "ship-7"
+			s := openWith(t, Config{Config: core.Config{InlineMax: 8 << 10, ChunkSize: 8 << 10}, URLs: []string{srv.URL()},
+				Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, forceBatches: batches})
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			_, js := natstest.Connect(t, srv.URL())
+			name := s.n.stream(streamData)
+			setLimit(ctx, t, js, name, func(c *jetstream.StreamConfig) { c.MaxMsgs = 3 }) // the chunks, not the marker
+			data := storetest.Payload(1, 24<<10)
+			op := sent{n: 1, hdr: storetest.Header(storetest.OpID(1), edgesync.EventOp, "log", data), data: data}
+			_, err := s.Apply(agent, op.hdr, bytes.NewReader(data))
+			t.Logf("apply with room for the chunks only: %v", err)
+			if err != nil && !errors.Is(err, core.ErrStoreFull) {
+				t.Fatalf("apply: %v; want it stored or refused with core.ErrStoreFull", err)
+			}
+			setLimit(ctx, t, js, name, func(c *jetstream.StreamConfig) { c.MaxMsgs = -1 })
+			res, err := s.Apply(agent, op.hdr, bytes.NewReader(data))
+			if err != nil {
+				t.Fatalf("the op sent again once the limit is raised: %v", err)
+			}
+			t.Logf("sent again: duplicate %v", res.Duplicate)
+			checkEventsOnce(t, s, agent, []sent{op}, "sent again once the limit was raised")
+		})
 	}
 }
