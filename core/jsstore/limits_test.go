@@ -308,6 +308,9 @@ func TestOwnerMarkerRefused(t *testing.T) {
 			}
 			t.Logf("sent again: duplicate %v", res.Duplicate)
 			checkEventsOnce(t, s, agent, []sent{op}, "sent again once the limit was raised")
+			if ps, err := s.Partials(agent); err != nil || len(ps) != 0 {
+				t.Errorf("partial ops left once the op was sent again: %+v, %v", ps, err)
+			}
 		})
 	}
 }
