@@ -231,20 +231,50 @@ func TestStreamLimitLosesNothing(t *testing.T) {
 // cluster, with 3 replicas, if not nil) with events of size bytes each
 // under a max_bytes of 16 of them.
 func testStreamLimit(t *testing.T, urls []string, cluster *natstest.Cluster, batches bool, what string, size int) {
-	const agent, ops = "ship-7", 40
 	replicas := 1
 	if cluster != nil {
 		replicas = 3
 	}
-	s := openWith(t, Config{Config: core.Config{InlineMax: 8 << 10, ChunkSize: 8 << 10}, URLs: urls, Replicas: replicas,
-		Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, forceBatches: batches})
+	s := openLimitTest(t, urls, replicas, batches)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, js := natstest.Connect(t, urls...)
 	name := s.n.stream(what)
 	limit := int64(16 * size)
-	setMaxBytes(ctx, t, js, name, limit)
+	testLimit(t, s, cluster, size, limitCase{
+		what:   fmt.Sprintf("%s's max_bytes %d", name, limit),
+		says:   "stream " + name + " is at its max_bytes",
+		room:   "stream " + name + " (max_bytes",
+		stream: name,
+		set: func(on bool) {
+			setMaxBytes(ctx, t, js, name, map[bool]int64{true: limit, false: -1}[on])
+		},
+	})
+}
 
+// openLimitTest opens a store for a limit test: ops over 8 KiB are
+// chunked, in chunks of 8 KiB.
+func openLimitTest(t *testing.T, urls []string, replicas int, batches bool) *Store {
+	return openWith(t, Config{Config: core.Config{InlineMax: 8 << 10, ChunkSize: 8 << 10}, URLs: urls, Replicas: replicas,
+		Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, forceBatches: batches})
+}
+
+// limitCase is a limit a test sets on JetStream and lifts again.
+type limitCase struct {
+	what   string        // the limit, for messages
+	says   string        // what the first refusal's error says
+	room   string        // what Room's Where says once it is reached
+	stream string        // the stream the ops fill (caughtUp)
+	set    func(on bool) // sets the limit, or lifts it
+}
+
+// testLimit sends 40 events of size bytes each into s under l: those
+// acknowledged must be held and the rest refused with core.ErrStoreFull;
+// once l is lifted, every op sent again is stored once, byte for byte,
+// the acknowledged ones as duplicates.
+func testLimit(t *testing.T, s *Store, cluster *natstest.Cluster, size int, l limitCase) {
+	const agent, ops = "ship-7", 40
+	l.set(true)
 	all := make([]sent, ops)
 	acked, refused := 0, 0
 	for i := range all {
@@ -259,30 +289,33 @@ func testStreamLimit(t *testing.T, urls []string, cluster *natstest.Cluster, bat
 			refused++
 			if refused == 1 {
 				t.Logf("first refusal, op %d: %v", i+1, err)
-				if msg := err.Error(); !strings.Contains(msg, "stream "+name+" is at its max_bytes") || !strings.Contains(msg, "raise it") {
-					t.Errorf("the refusal %q does not name the stream %s, its limit max_bytes and what to do", msg, name)
+				if msg := err.Error(); !strings.Contains(msg, l.says) || !strings.Contains(msg, "raise it") {
+					t.Errorf("the refusal %q does not say %q and what to do", msg, l.says)
 				}
 			}
 		default:
-			t.Fatalf("op %d into a stream at its max_bytes: %v; want it stored or refused with core.ErrStoreFull", i+1, err)
+			t.Fatalf("op %d under %s: %v; want it stored or refused with core.ErrStoreFull", i+1, l.what, err)
 		}
 	}
-	t.Logf("%d ops of %d bytes into %s with max_bytes %d: %d acknowledged, %d refused", ops, size, name, limit, acked, refused)
+	t.Logf("%d ops of %d bytes under %s: %d acknowledged, %d refused", ops, size, l.what, acked, refused)
 
-	caughtUp(t, cluster, name)
+	caughtUp(t, cluster, l.stream)
 	var held []sent
 	for _, op := range all {
 		if op.acked {
 			held = append(held, op)
 		}
 	}
-	checkEventsOnce(t, s, agent, held, fmt.Sprintf("acknowledged under %s's max_bytes %d", name, limit))
+	checkEventsOnce(t, s, agent, held, "acknowledged under "+l.what)
+	if r := s.Room(); !strings.Contains(r.Where, l.room) || r.Free < 0 {
+		t.Errorf("Room once %s is reached: %+v; want it to say %q and the room left", l.what, r, l.room)
+	}
 	if refused == 0 {
-		t.Errorf("%d ops of %d bytes under a max_bytes of %d: none refused", ops, size, limit)
+		t.Errorf("%d ops of %d bytes under %s: none refused", ops, size, l.what)
 	}
 
 	// The operator raises the limit; the agent sends every op again.
-	setMaxBytes(ctx, t, js, name, -1)
+	l.set(false)
 	var again []int
 	for i, op := range all {
 		res, err := s.Apply(agent, op.hdr, bytes.NewReader(op.data))
@@ -296,8 +329,42 @@ func testStreamLimit(t *testing.T, urls []string, cluster *natstest.Cluster, bat
 	if len(again) > 0 {
 		t.Errorf("ops %v, acknowledged before, were stored again when sent again: their applied markers or entries are gone", again)
 	}
-	caughtUp(t, cluster, name)
+	caughtUp(t, cluster, l.stream)
 	checkEventsOnce(t, s, agent, all, "sent again once the limit was raised")
+}
+
+// TestAccountLimitLosesNothing: the account's JetStream storage is
+// limited to what it holds and 64 KiB more. Events past it are refused
+// with core.ErrStoreFull (10002, "resource limits exceeded for account"),
+// Room names the account's storage, and once the limit is lifted every
+// op sent again is stored once.
+func TestAccountLimitLosesNothing(t *testing.T) {
+	srv := natstest.Run(t)
+	s := openLimitTest(t, []string{srv.URL()}, 1, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, js := natstest.Connect(t, srv.URL())
+	testLimit(t, s, nil, 4<<10, limitCase{
+		what:   "the account's max_store",
+		says:   "JetStream's storage is used up",
+		room:   "the account's JetStream storage",
+		stream: s.n.stream(streamEvents),
+		set: func(on bool) {
+			limit := int64(-1)
+			if on {
+				ai, err := js.AccountInfo(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				limit = int64(ai.Store) + 64<<10
+			}
+			err := srv.GlobalAccount().UpdateJetStreamLimits(map[string]server.JetStreamAccountLimits{
+				"": {MaxMemory: -1, MaxStore: limit, MaxStreams: -1, MaxConsumers: -1}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		},
+	})
 }
 
 // checkEventsOnce fails t unless each of ops is one of agent's events in
