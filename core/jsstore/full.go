@@ -149,6 +149,31 @@ func (s *Store) keepLimits(ctx context.Context, cfg *jetstream.StreamConfig, per
 	return info, nil
 }
 
+// checkDiscard sets discard new again on the events and data streams if
+// it finds them discarding old messages at a limit (`nats stream edit
+// --discard old`, or a core of an earlier version that opened the store
+// since), and logs an error that says so: until then a limit drops
+// acknowledged ops. Run at each sweep interval.
+func (s *Store) checkDiscard(ctx context.Context) {
+	if s.cfg.ReadOnly {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.Timeout)
+	defer cancel()
+	for _, st := range []jetstream.Stream{s.events, s.data} {
+		info, err := st.Info(rctx)
+		if err != nil || info.Config.Discard == jetstream.DiscardNew {
+			continue // an error: the next interval tries again
+		}
+		cfg := info.Config
+		cfg.Discard = jetstream.DiscardNew
+		_, err = s.js.UpdateStream(rctx, cfg)
+		s.cfg.Logger.Error("a stream discarded its oldest messages at a limit: acknowledged ops were dropped if it reached one; "+
+			"set it back to discard new (all cores on one JetStream run this version; do not edit a stream's discard policy)",
+			"stream", cfg.Name, "max_bytes", cfg.MaxBytes, "max_msgs", cfg.MaxMsgs, "update_error", err)
+	}
+}
+
 // Room says where the store keeps its data and what to do when JetStream
 // has no room: the streams at (or within a chunk of) their own limits,
 // with the room they have left, and the account's storage if it is

@@ -548,3 +548,21 @@ func TestOwnerMarkerRefused(t *testing.T) {
 		})
 	}
 }
+
+// TestDiscardOldSetBack: someone sets the events and data streams to
+// discard old (`nats stream edit --discard old`, or a core of an earlier
+// version starting). At its next sweep interval the store sets them back
+// to discard new, so that a limit refuses rather than drops.
+func TestDiscardOldSetBack(t *testing.T) {
+	srv := natstest.Run(t)
+	s := openWith(t, Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: 100 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, js := natstest.Connect(t, srv.URL())
+	for _, name := range []string{s.n.stream(streamEvents), s.n.stream(streamData)} {
+		setLimit(ctx, t, js, name, func(c *jetstream.StreamConfig) { c.Discard = jetstream.DiscardOld })
+		testutil.WaitFor(t, 30*time.Second, "the store to set stream "+name+" back to discard new", func() bool {
+			return streamConfig(ctx, t, js, name).Discard == jetstream.DiscardNew
+		})
+	}
+}

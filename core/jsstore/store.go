@@ -457,6 +457,7 @@ func (s *Store) background(ctx context.Context) {
 			cancel()
 		case <-sweep:
 			s.checkLayout(ctx)
+			s.checkDiscard(ctx)
 			if n, err := s.sweep(ctx); err != nil && ctx.Err() == nil {
 				s.cfg.Logger.Warn("sweep failed; retrying at the next interval", "error", err)
 			} else if n > 0 {
