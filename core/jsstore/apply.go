@@ -151,7 +151,7 @@ func (s *Store) beginStaged(ctx context.Context, agent string, hdr core.PartialH
 		}
 		s.counters.add(agent, core.AgentStats{Reserved: -hdr.Size})
 		if !errors.Is(err, jetstream.ErrKeyExists) {
-			return 0, false, fmt.Errorf("partial record: %w", err)
+			return 0, false, fmt.Errorf("partial record: %w", s.kvFull(bucketPartials, err))
 		}
 		// Another core began the same op at this moment: take its record.
 	}
@@ -259,7 +259,7 @@ func (s *Store) writeStaged(ctx context.Context, agent string, opID edgesync.OpI
 		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) || errors.Is(err, jetstream.ErrKeyExists) {
 			return errConflict
 		}
-		return fmt.Errorf("partial record: %w", err)
+		return fmt.Errorf("partial record: %w", s.kvFull(bucketPartials, err))
 	}
 	s.records.put(agent, rec, rev)
 	if rec.Released {
@@ -861,7 +861,9 @@ func (s *Store) Applied(agent string, opID edgesync.OpID) (bool, error) {
 // Apply stores a whole op read from r in one call, as core.Store.Apply
 // does: it reads exactly hdr.Size bytes and verifies their SHA-256. Ops up
 // to InlineMax go straight to their commit; larger ones are staged as a
-// partial op first (discarded on failure, not offered for resume).
+// partial op first (not offered for resume; discarded on a failure before
+// its commit, kept for the op's next send after a failed commit, which may
+// have made it visible).
 func (s *Store) Apply(agent string, hdr core.PartialHeader, r io.Reader) (_ core.Result, err error) {
 	defer markFull(&err) // the state ops of a stream of several come here (applyops.go)
 	if err := core.CheckOp(agent, hdr, s.cfg.MaxObjectSize); err != nil {
@@ -905,8 +907,13 @@ func (s *Store) applyStaged(agent string, hdr core.PartialHeader, r io.Reader) (
 	if dup {
 		return s.duplicateResult(agent, hdr)
 	}
+	committing := false
 	defer func() {
-		if err == nil {
+		// A commit that failed may have made the op visible before a later
+		// step (the owner marker refused at the data stream's limit): its
+		// partial stays, as CommitPartial's does, and the op sent again
+		// finishes it (or is committed from it).
+		if err == nil || committing {
 			return
 		}
 		if derr := s.DiscardPartial(agent, hdr.OpID); derr != nil && !errors.Is(derr, core.ErrNotFound) {
@@ -932,6 +939,7 @@ func (s *Store) applyStaged(agent string, hdr core.PartialHeader, r io.Reader) (
 	if n, _ := r.Read(make([]byte, 1)); n > 0 {
 		return core.Result{}, fmt.Errorf("apply %s: %w: more data than the declared %d bytes", hdr.OpID, core.ErrTooLarge, hdr.Size)
 	}
+	committing = true
 	return s.CommitPartial(agent, hdr.OpID)
 }
 

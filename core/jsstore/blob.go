@@ -62,7 +62,7 @@ func (s *Store) writeChunks(ctx context.Context, agent, blob string, off int64, 
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("write data: %w", err)
+			return fmt.Errorf("write data: %w", s.full(subject, err))
 		case <-ctx.Done():
 			return fmt.Errorf("write data: %w", ctx.Err())
 		}
@@ -88,7 +88,7 @@ func (s *Store) markOwner(ctx context.Context, subject, owner, key string, seq u
 		m.Header.Set(HdrSeq, strconv.FormatUint(seq, 10))
 	}
 	if _, err := s.js.PublishMsg(ctx, m); err != nil {
-		return fmt.Errorf("mark %s owned by %s: %w", subject, owner, err)
+		return fmt.Errorf("mark %s owned by %s: %w", subject, owner, s.full(subject, err))
 	}
 	return nil
 }

@@ -58,6 +58,9 @@
 //     shared by all agents.
 //   - Event retention (EventMaxCount, EventMaxBytes) is applied by Sweep,
 //     every SweepInterval, by one core at a time.
+//   - Every stream refuses new messages at a size limit an operator set
+//     (discard new; Open keeps the limits), so a full stream answers
+//     core.ErrStoreFull and drops nothing (full.go).
 //   - Every core on one JetStream must use the same Prefix, InlineMax,
 //     retention and DuplicateWindow, and the NATS servers' clocks must
 //     agree within an hour.

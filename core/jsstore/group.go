@@ -183,7 +183,7 @@ func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
 			w.finish(groupResult{ack: ack})
 			continue
 		case err := <-f.Err():
-			w.finish(groupResult{err: err})
+			w.finish(groupResult{err: s.full(w.msg.Subject, err)})
 			continue
 		default:
 		}
@@ -191,7 +191,7 @@ func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
 		case ack := <-f.Ok():
 			w.finish(groupResult{ack: ack})
 		case err := <-f.Err():
-			w.finish(groupResult{err: err})
+			w.finish(groupResult{err: s.full(w.msg.Subject, err)})
 		case <-w.ctx.Done():
 			w.finish(groupResult{err: fmt.Errorf("no acknowledgement: %w", w.ctx.Err())})
 		case <-timeout.C:

@@ -259,7 +259,7 @@ func (s *Store) PutSummary(agent string, sum core.Summary) (err error) {
 			continue
 		}
 		if err != nil {
-			return fmt.Errorf("put summary: %w", err)
+			return fmt.Errorf("put summary: %w", s.full(subject, err))
 		}
 		if cur == nil {
 			s.counters.add(agent, core.AgentStats{Summaries: 1})

@@ -106,7 +106,7 @@ func (s *Store) putPartial(ctx context.Context, agent string, rec partialRec, re
 		return errConflict
 	}
 	if err != nil {
-		return fmt.Errorf("partial record: %w", err)
+		return fmt.Errorf("partial record: %w", s.kvFull(bucketPartials, err))
 	}
 	s.records.put(agent, rec, rev)
 	return nil

@@ -276,7 +276,11 @@ func (s *Store) bind(ctx context.Context) error {
 	}
 	for _, b := range kvs {
 		if !s.cfg.ReadOnly {
-			if _, err := s.js.CreateOrUpdateStream(ctx, s.kvStreamConfig(b.bucket, b.history, b.ttl)); err != nil {
+			cfg := s.kvStreamConfig(b.bucket, b.history, b.ttl)
+			if _, err := s.keepLimits(ctx, &cfg, false); err != nil {
+				return fmt.Errorf("bucket %s: %w", b.bucket, err)
+			}
+			if _, err := s.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 				return fmt.Errorf("bucket %s: %w", b.bucket, err)
 			}
 		}
@@ -298,10 +302,12 @@ func (s *Store) bind(ctx context.Context) error {
 	}
 	for _, st := range streams {
 		if !s.cfg.ReadOnly {
+			old, err := s.keepLimits(ctx, &st.cfg, true)
+			if err != nil {
+				return fmt.Errorf("stream %s: %w", st.cfg.Name, err)
+			}
 			if st.stream == &s.events {
-				if err := s.eventsUpgrade(ctx, &st.cfg); err != nil {
-					return err
-				}
+				s.eventsUpgrade(&st.cfg, old)
 			}
 			if _, err := s.js.CreateOrUpdateStream(ctx, st.cfg); err != nil {
 				return fmt.Errorf("stream %s: %w", st.cfg.Name, err)
@@ -316,19 +322,13 @@ func (s *Store) bind(ctx context.Context) error {
 }
 
 // eventsUpgrade sets the events stream's metadata from the stream as it
-// is: a stream of the earlier layout gets its legacy window (events.go).
-func (s *Store) eventsUpgrade(ctx context.Context, cfg *jetstream.StreamConfig) error {
-	old, err := s.js.Stream(ctx, cfg.Name)
-	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("stream %s: %w", cfg.Name, err)
-	}
-	var info *jetstream.StreamInfo
-	if old != nil {
-		info = old.CachedInfo()
+// is (info; nil if there is none yet): a stream of the earlier layout
+// gets its legacy window (events.go).
+func (s *Store) eventsUpgrade(cfg *jetstream.StreamConfig, info *jetstream.StreamInfo) {
+	if info != nil {
 		cfg.AllowMsgTTL = cfg.AllowMsgTTL || info.Config.AllowMsgTTL
 	}
 	cfg.Metadata = s.eventsMetadata(info)
-	return nil
 }
 
 // kvStreamConfig is the stream of a KV bucket as nats.go's CreateKeyValue
@@ -369,7 +369,11 @@ func (s *Store) eventsConfig() jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.cfg.Replicas,
 		Duplicates:  s.cfg.DuplicateWindow,
-		Discard:     jetstream.DiscardOld,
+		// At a limit an operator set (max_bytes, max_msgs: keepLimits),
+		// a new event is refused, store-full, and its agent keeps it; an
+		// old one is never dropped (docs/jetstream.md, "When JetStream is
+		// full"). Ages still apply: EventMaxAge, the markers' TTL.
+		Discard: jetstream.DiscardNew,
 		// An event and its applied marker are one atomic batch on a
 		// replicated store; the marker ages out by its TTL (events.go).
 		AllowAtomicPublish: s.batches,
@@ -385,7 +389,7 @@ func (s *Store) dataConfig() jetstream.StreamConfig {
 		Retention:   jetstream.LimitsPolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    s.cfg.Replicas,
-		Discard:     jetstream.DiscardOld,
+		Discard:     jetstream.DiscardNew, // as the events': a stored op's chunks are never dropped
 	}
 }
 
@@ -453,6 +457,7 @@ func (s *Store) background(ctx context.Context) {
 			cancel()
 		case <-sweep:
 			s.checkLayout(ctx)
+			s.checkDiscard(ctx)
 			if n, err := s.sweep(ctx); err != nil && ctx.Err() == nil {
 				s.cfg.Logger.Warn("sweep failed; retrying at the next interval", "error", err)
 			} else if n > 0 {
