@@ -2,6 +2,8 @@ package budget
 
 import (
 	"net"
+
+	"github.com/edge-sync/edge-sync/internal/sockbuf"
 )
 
 // Conn is a net.PacketConn whose every datagram sent is counted by a
@@ -27,17 +29,7 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 // SetReadBuffer passes the call to the socket below when it has one, as
 // quic-go asks for a larger buffer.
-func (c *Conn) SetReadBuffer(n int) error {
-	if s, ok := c.PacketConn.(interface{ SetReadBuffer(int) error }); ok {
-		return s.SetReadBuffer(n)
-	}
-	return nil
-}
+func (c *Conn) SetReadBuffer(n int) error { return sockbuf.SetReadBuffer(c.PacketConn, n) }
 
 // SetWriteBuffer passes the call to the socket below when it has one.
-func (c *Conn) SetWriteBuffer(n int) error {
-	if s, ok := c.PacketConn.(interface{ SetWriteBuffer(int) error }); ok {
-		return s.SetWriteBuffer(n)
-	}
-	return nil
-}
+func (c *Conn) SetWriteBuffer(n int) error { return sockbuf.SetWriteBuffer(c.PacketConn, n) }

@@ -4,31 +4,16 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
-
-	"go.uber.org/goleak"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(crashChildEnv) != "" {
-		crashChild()
-		return
-	}
-	if os.Getenv(salvageChildEnv) != "" {
-		salvageChild()
-		return
-	}
-	if os.Getenv(idleCoreEnv) != "" {
-		idleCoreChild()
-		return
-	}
-	goleak.VerifyTestMain(m)
+	testutil.Main(m, map[string]func(){crashChildEnv: crashChild, salvageChildEnv: salvageChild, idleCoreEnv: idleCoreChild})
 }
 
 func openTest(t testing.TB, cfg Config) (*Store, string) {

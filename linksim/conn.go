@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edge-sync/edge-sync/internal/sockbuf"
 )
 
 // Conn is a net.PacketConn that shapes the traffic of the PacketConn it
@@ -206,20 +208,10 @@ func (c *Conn) SetWriteDeadline(time.Time) error { return nil }
 
 // SetReadBuffer sets the wrapped connection's buffer when it has one; it
 // exists so quic-go does not warn about buffer sizes.
-func (c *Conn) SetReadBuffer(n int) error {
-	if s, ok := c.pc.(interface{ SetReadBuffer(int) error }); ok {
-		return s.SetReadBuffer(n)
-	}
-	return nil
-}
+func (c *Conn) SetReadBuffer(n int) error { return sockbuf.SetReadBuffer(c.pc, n) }
 
 // SetWriteBuffer sets the wrapped connection's buffer when it has one.
-func (c *Conn) SetWriteBuffer(n int) error {
-	if s, ok := c.pc.(interface{ SetWriteBuffer(int) error }); ok {
-		return s.SetWriteBuffer(n)
-	}
-	return nil
-}
+func (c *Conn) SetWriteBuffer(n int) error { return sockbuf.SetWriteBuffer(c.pc, n) }
 
 // SetProfile applies p to packets arriving from now on.
 func (c *Conn) SetProfile(p Profile) error { return c.link.setProfile(p) }

@@ -1,15 +1,11 @@
 package outbox
 
 import (
-	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(crashChildEnv) != "" {
-		crashChild() // never returns
-	}
-	goleak.VerifyTestMain(m)
+	testutil.Main(m, map[string]func(){crashChildEnv: crashChild})
 }

@@ -56,6 +56,13 @@ func newFleet(t *testing.T, urls []string) *fleet {
 	return &fleet{t: t, pki: testutil.NewPKI(t, "ship-7"), urls: urls, prefix: fmt.Sprintf("t%d", prefixes.Add(1)), dir: t.TempDir()}
 }
 
+// newFleetOnOwnServer is a fleet on a NATS server of its own (one node,
+// embedded), which stops when t ends.
+func newFleetOnOwnServer(t *testing.T) *fleet {
+	t.Helper()
+	return newFleet(t, []string{natstest.Run(t).URL()})
+}
+
 // storeConfig is the cores' store; replicas as the JetStream allows.
 func (f *fleet) storeConfig(replicas int) Config {
 	return Config{URLs: f.urls, Prefix: f.prefix, Replicas: replicas, Timeout: 5 * time.Second}
@@ -336,8 +343,7 @@ func readObject(t *testing.T, o *core.Object) []byte {
 // process restarted with the second core's address, as a failover does),
 // which resumes the op where the shared store says instead of from zero.
 func TestTwoCoresAgentFailsOver(t *testing.T) {
-	srv := natstest.Run(t)
-	f := newFleet(t, []string{srv.URL()})
+	f := newFleetOnOwnServer(t)
 	a1, b1 := f.startCore("core-a", 1), f.startCore("core-b", 1)
 	ag := f.startAgent(a1.addr)
 	p, unacked := f.midTransfer(ag)
@@ -559,8 +565,7 @@ func TestCoreSIGKILLed(t *testing.T) {
 // Then core A is back on its address: the agent moves back to it within
 // fail_back and sends what comes next there.
 func TestAgentFailsOverBetweenAddresses(t *testing.T) {
-	srv := natstest.Run(t)
-	f := newFleet(t, []string{srv.URL()})
+	f := newFleetOnOwnServer(t)
 	a1, b1 := f.startCore("core-a", 1), f.startCore("core-b", 1)
 	const failBack = time.Second
 	ag := f.startAgentWith(config.Endpoint{Address: a1.addr, Addresses: []string{a1.addr, b1.addr}, FailBack: failBack})

@@ -1,20 +1,11 @@
 package jsstore
 
 import (
-	"os"
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/edge-sync/edge-sync/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
-	if os.Getenv(crashChildEnv) != "" {
-		crashChild()
-		return
-	}
-	if os.Getenv(coreChildEnv) != "" {
-		coreChild()
-		return
-	}
-	goleak.VerifyTestMain(m)
+	testutil.Main(m, map[string]func(){crashChildEnv: crashChild, coreChildEnv: coreChild})
 }

@@ -8,7 +8,6 @@ import (
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core/storetest"
 	"github.com/edge-sync/edge-sync/internal/hostile"
-	"github.com/edge-sync/edge-sync/internal/natstest"
 	"github.com/edge-sync/edge-sync/wire"
 )
 
@@ -20,8 +19,7 @@ import (
 // same JetStream and sends all 8 again: each is stored once, 0-4 as
 // duplicates.
 func TestOpsPerStreamTwoCores(t *testing.T) {
-	srv := natstest.Run(t)
-	f := newFleet(t, []string{srv.URL()})
+	f := newFleetOnOwnServer(t)
 	a, b := f.startCore("core-a", 1), f.startCore("core-b", 1)
 	agent := f.pki.AgentName
 	dial := func(addr string) *hostile.Client {
@@ -113,8 +111,7 @@ func TestOpsPerStreamTwoCores(t *testing.T) {
 // the key's current version, byte for byte; one against a version the
 // stream replaced is refused base-mismatch.
 func TestOpsPerStreamDeltaOnEarlierOpJetStream(t *testing.T) {
-	srv := natstest.Run(t)
-	f := newFleet(t, []string{srv.URL()})
+	f := newFleetOnOwnServer(t)
 	c := f.startCore("core-a", 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

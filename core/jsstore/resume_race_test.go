@@ -11,7 +11,6 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/storetest"
 	"github.com/edge-sync/edge-sync/internal/hostile"
-	"github.com/edge-sync/edge-sync/internal/natstest"
 	"github.com/edge-sync/edge-sync/wire"
 )
 
@@ -22,8 +21,7 @@ import (
 // store's word for what is held, not refuse the op as written out of
 // order (which parked it in the agent until its next session).
 func TestResumeWhileTheOldCoreStillWrites(t *testing.T) {
-	srv := natstest.Run(t)
-	f := newFleet(t, []string{srv.URL()})
+	f := newFleetOnOwnServer(t)
 	b := f.startCore("core-b", 1)
 	cfgA := f.storeConfig(1)
 	cfgA.Name = "core-a"

@@ -5,7 +5,25 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"go.uber.org/goleak"
 )
+
+// Main is the TestMain of a package whose tests start children
+// (StartChild): when the environment sets one of children's variables (to
+// anything but ""), this binary is that child and runs its function, not
+// the tests; the process exits when the function returns, if it has not
+// exited itself. Otherwise Main runs the tests, and fails them if a
+// goroutine they started is still running at the end (goleak).
+func Main(m *testing.M, children map[string]func()) {
+	for env, child := range children {
+		if os.Getenv(env) != "" {
+			child()
+			return
+		}
+	}
+	goleak.VerifyTestMain(m)
+}
 
 // StartChild starts this test binary again as a child process that runs
 // no test, with env ("NAME=value") added to its environment: the

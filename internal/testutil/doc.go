@@ -41,6 +41,9 @@
 // plays a part chosen by an environment variable: the writer that a crash
 // test kills with SIGKILL. StartChildActivated hands it a socket as systemd does.
 //
+// Main is that TestMain: the child's part when its variable is set, else
+// the tests under goleak.
+//
 // UDPSocket is a loopback UDP socket the test holds until it ends: a core
 // stopped or killed is started again on it (coretest.StartConn; in a child
 // process, UDPSocketFile), and no other process can take the port between
@@ -53,6 +56,6 @@
 // # Caveats
 //
 // testutil may import internal/pki and no other package of the project
-// (hclog and the standard library besides): every package's tests import
+// (hclog, goleak and the standard library besides): every package's tests import
 // it, agent and core included, so it must not import them back.
 package testutil

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"os"
 	"testing"
-
-	"go.uber.org/goleak"
 )
 
 // childEnv makes this test binary a child of TestStartChild: it prints the
@@ -13,10 +11,9 @@ import (
 const childEnv = "TESTUTIL_CHILD"
 
 func TestMain(m *testing.M) {
-	if v := os.Getenv(childEnv); v != "" {
-		fmt.Println(v)
+	Main(m, map[string]func(){childEnv: func() {
+		fmt.Println(os.Getenv(childEnv))
 		fmt.Fprintln(os.Stderr, "child stderr")
 		os.Exit(3)
-	}
-	goleak.VerifyTestMain(m)
+	}})
 }

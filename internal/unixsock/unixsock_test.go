@@ -18,15 +18,10 @@ import (
 	"time"
 
 	"github.com/edge-sync/edge-sync/internal/testutil"
-	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	if dir := os.Getenv(probeEnv); dir != "" {
-		probe(dir)
-		return
-	}
-	goleak.VerifyTestMain(m)
+	testutil.Main(m, map[string]func(){probeEnv: func() { probe(os.Getenv(probeEnv)) }})
 }
 
 // wideUmask makes new files as open as the umask allows (0777 for a
