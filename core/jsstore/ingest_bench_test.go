@@ -187,7 +187,7 @@ func benchIngest(b *testing.B, backend string, agents, cores, per int) {
 		}
 	})
 	if per > 1 {
-		benchIngestBacklog(b, clients, payloads, per, raw, rawBacklog)
+		benchIngestBacklog(b, pk, clients, payloads, per, raw, rawBacklog)
 		return
 	}
 
@@ -208,7 +208,7 @@ func benchIngest(b *testing.B, backend string, agents, cores, per int) {
 	rawTime, rawCPU := timed(b, func() error { return testutil.Share(b.N, agents, raw) })
 
 	// The transport's floor: the same ops through plain quic-go streams.
-	floor := measureQUICFloor(b, pk, agents, b.N, slices.Clone(clients[0].frame))
+	floor := measureQUICFloor(b, pk, agents, b.N, floorOp(b, payloads))
 
 	rawRate := reportIngest(b, lat, coreTime, coreCPU, rawTime, rawCPU, pkts)
 	b.ReportMetric(floor.rate, "quic-ops/s")
