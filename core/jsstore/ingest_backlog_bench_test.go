@@ -69,12 +69,8 @@ func benchIngestBacklog(b *testing.B, pk *testutil.PKI, clients []*ingestClient,
 	backlogRate := float64(b.N) / backlogTime.Seconds()
 	b.ReportMetric(backlogRate, "raw-backlog-ops/s")
 	b.ReportMetric(coreRate/backlogRate, "ratio-vs-raw-backlog")
-	b.ReportMetric(floor.rate, "quic-ops/s")
-	b.ReportMetric(float64(floor.cpu.Microseconds())/float64(b.N), "quic-cpu-us/op")
-	b.ReportMetric(floor.pkts, "quic-pkts/op")
-	b.ReportMetric(floor.rate/rawRate, "quic-vs-raw")
+	floor.report(b, rawRate, coreRate)
 	b.ReportMetric(floor.rate/backlogRate, "quic-vs-raw-backlog")
-	b.ReportMetric(coreRate/floor.rate, "ratio-vs-quic")
 }
 
 // sendPacked sends the ops ops (payload i%64 each) on one stream, in one

@@ -217,11 +217,7 @@ func benchIngest(b *testing.B, backend string, agents, cores, per int) {
 	floor := measureQUICFloor(b, pk, agents, b.N, floorOp(b, payloads))
 
 	rawRate := reportIngest(b, lat, coreTime, coreCPU, rawTime, rawCPU, pkts)
-	b.ReportMetric(floor.rate, "quic-ops/s")
-	b.ReportMetric(float64(floor.cpu.Microseconds())/float64(b.N), "quic-cpu-us/op")
-	b.ReportMetric(floor.pkts, "quic-pkts/op")
-	b.ReportMetric(floor.rate/rawRate, "quic-vs-raw")
-	b.ReportMetric(float64(b.N)/coreTime.Seconds()/floor.rate, "ratio-vs-quic")
+	floor.report(b, rawRate, float64(b.N)/coreTime.Seconds())
 }
 
 // reportIngest reports what both modes of BenchmarkCoreIngest measure:

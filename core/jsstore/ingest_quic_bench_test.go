@@ -31,6 +31,16 @@ type quicFloor struct {
 	pkts float64       // packets per op, both directions
 }
 
+// report reports the floor of b's b.N ops beside the raw baseline's and
+// the core's ops/s.
+func (f quicFloor) report(b *testing.B, rawRate, coreRate float64) {
+	b.ReportMetric(f.rate, "quic-ops/s")
+	b.ReportMetric(float64(f.cpu.Microseconds())/float64(b.N), "quic-cpu-us/op")
+	b.ReportMetric(f.pkts, "quic-pkts/op")
+	b.ReportMetric(f.rate/rawRate, "quic-vs-raw")
+	b.ReportMetric(coreRate/f.rate, "ratio-vs-quic")
+}
+
 // measureQUICFloor is the floor of the benchmark's stream per op: n ops
 // op by agents clients, each op on a stream of its own, the next op
 // taken by the first client done with its last.
