@@ -16,7 +16,7 @@ import (
 // stream, each stream's answers awaited before the next. Beside the
 // core, the two raw baselines: each writer waiting for each write (raw),
 // and each writer writing per of its backlog at once (rawBacklog).
-func benchIngestBacklog(b *testing.B, clients []*ingestClient, payloads *ingestPayloads, per int,
+func benchIngestBacklog(b *testing.B, pk *testutil.PKI, clients []*ingestClient, payloads *ingestPayloads, per int,
 	raw func(i, writer int) error, rawBacklog func(ops []int, writer int) error) {
 	agents := len(clients)
 	// backlogs[w] are writer w's ops, in streams (or batches) of per.
@@ -60,10 +60,17 @@ func benchIngestBacklog(b *testing.B, clients []*ingestClient, payloads *ingestP
 		})
 	})
 
-	reportIngest(b, lat, coreTime, coreCPU, rawTime, rawCPU, pkts)
+	// The transport's floor: the same backlogs through plain quic-go
+	// streams.
+	floor := measureQUICFloorBacklog(b, pk, backlogs, floorOp(b, payloads))
+
+	rawRate := reportIngest(b, lat, coreTime, coreCPU, rawTime, rawCPU, pkts)
+	coreRate := float64(b.N) / coreTime.Seconds()
 	backlogRate := float64(b.N) / backlogTime.Seconds()
 	b.ReportMetric(backlogRate, "raw-backlog-ops/s")
-	b.ReportMetric(float64(b.N)/coreTime.Seconds()/backlogRate, "ratio-vs-raw-backlog")
+	b.ReportMetric(coreRate/backlogRate, "ratio-vs-raw-backlog")
+	floor.report(b, rawRate, coreRate)
+	b.ReportMetric(floor.rate/backlogRate, "quic-vs-raw-backlog")
 }
 
 // sendPacked sends the ops ops (payload i%64 each) on one stream, in one
