@@ -75,5 +75,24 @@ func TestReplicatedReadsWhatItWrote(t *testing.T) {
 			t.Fatalf("round %d: Events right after the ack of event op %s lists it %d times, want 1 (%d events listed, %d acknowledged)",
 				i, id, byOp[id], len(evs), 2*(i+1))
 		}
+
+		// A new version of one key, then the keys as `core ls` lists
+		// them: the newest version, once.
+		n++
+		id = storetest.OpID(n)
+		if _, err := s.Apply(agent, storetest.Header(id, edgesync.StateOp, "cur", small), bytes.NewReader(small)); err != nil {
+			t.Fatalf("round %d: apply of a small state op: %v", i, err)
+		}
+		vs, err := s.Keys(agent, "cur", 0)
+		if err != nil {
+			t.Fatalf("round %d: Keys right after an ack: %v", i, err)
+		}
+		if len(vs) != 1 || vs[0].OpID != id || vs[0].Version != uint64(i+1) {
+			var got []string
+			for _, v := range vs {
+				got = append(got, fmt.Sprintf("version %d (op %s)", v.Version, v.OpID))
+			}
+			t.Fatalf("round %d: Keys right after the ack of version %d (op %s) of key cur lists %v, want that version once", i, i+1, id, got)
+		}
 	}
 }
