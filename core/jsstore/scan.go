@@ -116,6 +116,18 @@ func (sc *scanner) catchUp(ctx context.Context, cfg *jetstream.ConsumerConfig) e
 	if err != nil || want == 0 {
 		return err
 	}
+	if cfg.DeliverPolicy == jetstream.DeliverLastPerSubjectPolicy {
+		// A last-per-subject consumer on a node that lagged did not
+		// deliver the messages its node stored after it was created,
+		// in 10 s (nats-server 2.15.3, TestReplicatedReadsWhatItWrote):
+		// go on with a consumer of every message after the last one
+		// handed over. lastPerSubject keeps the newest of each subject.
+		sc.deleteConsumer(ctx)
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, sc.last+1
+		if err := sc.open(ctx, *cfg); err != nil {
+			return err
+		}
+	}
 	wait := time.Millisecond
 	for range maxCatchUpRounds {
 		info, err := sc.c.Info(ctx)
@@ -169,12 +181,14 @@ const maxCatchUpRounds = 100
 func (sc *scanner) leaderNext(ctx context.Context, cfg *jetstream.ConsumerConfig, from uint64) (uint64, error) {
 	filter := cmp.Or(cfg.FilterSubject, ">")
 	var m *jetstream.RawStreamMsg
-	var err error
-	if from == 0 {
-		m, err = sc.st.GetLastMsgForSubject(ctx, filter)
-	} else {
-		m, err = sc.st.GetMsg(ctx, from, jetstream.WithGetMsgSubject(filter))
-	}
+	err := sc.s.retryTransient(ctx, func() (err error) {
+		if from == 0 {
+			m, err = sc.st.GetLastMsgForSubject(ctx, filter)
+		} else {
+			m, err = sc.st.GetMsg(ctx, from, jetstream.WithGetMsgSubject(filter))
+		}
+		return err
+	})
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return 0, nil
 	}
@@ -350,27 +364,33 @@ func (s *Store) count(ctx context.Context, st jetstream.Stream, filter string) (
 	return info.NumPending, nil
 }
 
-// createConsumer creates a scan's consumer. While a stream elects a new
-// leader (a NATS node went away) the request finds no responder for a
-// few seconds: that is retried, with a short pause, for up to the
-// store's Timeout, so that a read during a failover waits for it rather
-// than fails.
-func (s *Store) createConsumer(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+// createConsumer creates a scan's consumer, retrying while the stream
+// elects a leader (retryTransient).
+func (s *Store) createConsumer(ctx context.Context, st jetstream.Stream, cfg jetstream.ConsumerConfig) (c jetstream.Consumer, err error) {
+	err = s.retryTransient(ctx, func() error {
+		c, err = st.CreateConsumer(ctx, cfg)
+		return err
+	})
+	return c, err
+}
+
+// retryTransient runs req until it succeeds or fails otherwise than
+// transiently. While a stream elects a new leader (a NATS node went away)
+// a request finds no responder for a few seconds: that is retried, with a
+// short pause, for up to the store's Timeout, so that a read during a
+// failover waits for it rather than fails.
+func (s *Store) retryTransient(ctx context.Context, req func() error) error {
 	deadline := time.Now().Add(s.cfg.Timeout)
-	pause := 50 * time.Millisecond
+	wait := 50 * time.Millisecond
 	for {
-		c, err := st.CreateConsumer(ctx, cfg)
-		if err == nil || !transient(err) || time.Now().Add(pause).After(deadline) {
-			return c, err
+		err := req()
+		if err == nil || !transient(err) || time.Now().Add(wait).After(deadline) {
+			return err
 		}
-		t := time.NewTimer(pause)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil, errors.Join(err, ctx.Err())
-		case <-t.C:
+		if perr := pause(ctx, wait); perr != nil {
+			return errors.Join(err, perr)
 		}
-		pause = min(2*pause, time.Second)
+		wait = min(2*wait, time.Second)
 	}
 }
 
