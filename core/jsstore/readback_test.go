@@ -21,9 +21,6 @@ import (
 // consumer may be placed on a follower that has not stored the newest
 // messages yet; the store must wait for it or read from the leader.
 func TestReplicatedReadsWhatItWrote(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node NATS cluster")
-	}
 	cl := natstest.RunCluster(t, 3)
 	s := openWith(t, Config{Config: core.Config{InlineMax: 8 << 10, ChunkSize: 8 << 10}, URLs: cl.URLs(), Replicas: 3,
 		Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1})
