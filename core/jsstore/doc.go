@@ -44,6 +44,14 @@
 // died, is applied once. The order of writes is in apply.go;
 // TestCrashBetweenWrites kills a writer process between each pair of them.
 //
+// # Reads
+//
+// A read shows every write acknowledged before it began, on a replicated
+// store too: message gets go to the stream's leader (direct gets are off),
+// and a scan, whose consumer may be on a follower, waits until it has seen
+// the last matching message the leader holds (scan.go; docs/jetstream.md,
+// "Reading what was written").
+//
 // # Caveats
 //
 //   - Ops up to InlineMax are held in the receiving core's memory until
