@@ -136,7 +136,13 @@ func nackAll(frames []wire.Frame, code wire.Code) []wire.Frame {
 // connection.
 func rawAgent(t *testing.T, p *testutil.PKI, addr string, ops int) *Agent {
 	t.Helper()
-	a, err := New(quietConfig(coretest.AgentConfig(t, p, addr)), Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: testutil.Logger(t, "agent")})
+	return rawAgentLog(t, p, addr, ops, testutil.Logger(t, "agent"))
+}
+
+// rawAgentLog is rawAgent logging to log.
+func rawAgentLog(t *testing.T, p *testutil.PKI, addr string, ops int, log hclog.Logger) *Agent {
+	t.Helper()
+	a, err := New(quietConfig(coretest.AgentConfig(t, p, addr)), Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,24 +159,35 @@ func rawAgent(t *testing.T, p *testutil.PKI, addr string, ops int) *Agent {
 }
 
 // erroringCase is a raw core that ends every op stream with an ERROR of
-// code, granting several ops per stream if packs, and an agent with ops
-// ops queued for it (leased together: one stream before the first ERROR).
+// code (or, if nack, refuses every op with a NACK of it), granting several
+// ops per stream if packs, and an agent with ops ops queued for it (leased
+// together: one stream before the first ERROR).
 type erroringCase struct {
 	name  string
 	code  wire.Code
 	packs bool
 	ops   int
+	nack  bool
 }
 
 // run starts the core and the agent and waits for the first ERROR; the
 // core counts the op streams it answered.
 func (tc erroringCase) run(t *testing.T) (*Agent, *atomic.Int64) {
 	t.Helper()
+	return tc.runLogged(t, testutil.Logger(t, "agent"))
+}
+
+// runLogged is run with the agent logging to log.
+func (tc erroringCase) runLogged(t *testing.T, log hclog.Logger) (*Agent, *atomic.Int64) {
+	t.Helper()
 	p := testutil.NewPKI(t, "site-1")
-	addr, streams := rawCore(t, p, tc.packs, func(context.Context, int64, []wire.Frame) []wire.Frame {
+	addr, streams := rawCore(t, p, tc.packs, func(_ context.Context, _ int64, frames []wire.Frame) []wire.Frame {
+		if tc.nack {
+			return nackAll(frames, tc.code)
+		}
 		return []wire.Frame{&wire.Error{Code: tc.code, Msg: "the raw core refuses"}}
 	})
-	a := rawAgent(t, p, addr, tc.ops)
+	a := rawAgentLog(t, p, addr, tc.ops, log)
 	testutil.WaitFor(t, 30*time.Second, "the raw core's first ERROR", func() bool { return streams.Load() >= 1 })
 	return a, streams
 }
@@ -185,8 +202,8 @@ func TestErrorEndingStreamHolds(t *testing.T) {
 	troubleBackoff = 100 * time.Millisecond
 	defer func() { troubleBackoff = old }()
 	for _, tc := range []erroringCase{
-		{"internal, a pack", wire.CodeInternal, true, 10},
-		{"busy, a single op", wire.CodeBusy, false, 1},
+		{name: "internal, a pack", code: wire.CodeInternal, packs: true, ops: 10},
+		{name: "busy, a single op", code: wire.CodeBusy, ops: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, streams := tc.run(t)
@@ -378,8 +395,8 @@ func TestHoldAcrossReconnect(t *testing.T) {
 // at once, a storm of streams.
 func TestErrorOfTheOpParks(t *testing.T) {
 	for _, tc := range []erroringCase{
-		{"bad-request, a pack", wire.CodeBadRequest, true, 10},
-		{"too-large, a single op", wire.CodeTooLarge, false, 1},
+		{name: "bad-request, a pack", code: wire.CodeBadRequest, packs: true, ops: 10},
+		{name: "too-large, a single op", code: wire.CodeTooLarge, ops: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, streams := tc.run(t)

@@ -1,0 +1,105 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edge-sync/edge-sync/core/coretest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/wire"
+)
+
+// TestRefusalIsNotSentAgainAtOnce: a core that answers every op with the
+// same refusal, whatever its code (an ERROR that ends the stream or a
+// NACK), must not get the op again at once: sending it unchanged only
+// meets the same answer. A core of another version that does not know
+// the op (unknown-op, version, a code this agent does not know), one that
+// keeps finding it corrupt or its hash wrong although this outbox holds
+// it intact, one that says a full op's delta base is wrong, or that an op
+// without a TTL expired: each op goes at most about once in the 2 s after
+// the first refusal (it is parked), is kept in the outbox and counted in
+// the nacks by code. Before, each of these was a hot loop of streams.
+func TestRefusalIsNotSentAgainAtOnce(t *testing.T) {
+	const window = 2 * time.Second
+	for _, tc := range []erroringCase{
+		{name: "ERROR unknown-op", code: wire.CodeUnknownOp, ops: 1},
+		{name: "ERROR corrupt, a pack", code: wire.CodeCorrupt, packs: true, ops: 10},
+		{name: "ERROR corrupt", code: wire.CodeCorrupt, ops: 1},
+		{name: "ERROR hash-mismatch", code: wire.CodeHashMismatch, ops: 1},
+		{name: "ERROR base-mismatch", code: wire.CodeBaseMismatch, ops: 1},
+		{name: "ERROR expired", code: wire.CodeExpired, ops: 1},
+		{name: "ERROR version", code: wire.CodeVersion, ops: 1},
+		{name: "ERROR unknown-agent", code: wire.CodeUnknownAgent, ops: 1},
+		{name: "ERROR of a code this agent does not know", code: 99, ops: 1},
+		{name: "NACK corrupt", code: wire.CodeCorrupt, ops: 1, nack: true},
+		{name: "NACK hash-mismatch", code: wire.CodeHashMismatch, ops: 1, nack: true},
+		{name: "NACK base-mismatch", code: wire.CodeBaseMismatch, ops: 1, nack: true},
+		{name: "NACK expired", code: wire.CodeExpired, ops: 1, nack: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs testutil.Buffer
+			a, streams := tc.runLogged(t, teeLogger(t, "agent", &logs))
+			start := streams.Load()
+			time.Sleep(window) // what we measure is how many streams come in a while
+			n := streams.Load() - start + 1
+			t.Logf("%d streams in the %v after the first refusal %s", n, window, tc.code)
+			// Each op is refused once and parked (10 s): a pack of n ops
+			// takes up to n streams, one op one.
+			if n > int64(tc.ops)+1 {
+				t.Errorf("%d streams in the %v after the first refusal %s of %d ops: the agent sent the ops again at once", n, window, tc.code, tc.ops)
+			}
+			if got := a.Stats()[0].Nacks[tc.code.String()]; got < 1 {
+				t.Errorf("nacks %s: %d, want the refusals counted", tc.code, got)
+			}
+			if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != tc.ops {
+				t.Errorf("the outbox holds %d ops (%v); want all %d kept", ob.Total.Ops, err, tc.ops)
+			}
+			if tc.code == wire.CodeUnknownOp {
+				line := grepLines(logs.String(), "unknown-op")
+				if !strings.Contains(line, "[ERROR]") || !strings.Contains(line, "upgrade the core") {
+					t.Errorf("the agent's log of the refusal unknown-op, want an ERROR that tells the operator to upgrade the core:\n%s", line)
+				}
+			}
+		})
+	}
+}
+
+// TestCorruptRefusalChecksTheOutbox: a core that finds an op corrupt
+// (NACK or ERROR corrupt) may be right: the op's bytes may have changed
+// on this agent's disk. The agent checks the op against the outbox's
+// checksums, as it does on hash-mismatch, and quarantines it if damaged,
+// so that it is never sent again; the intact ops stay queued.
+func TestCorruptRefusalChecksTheOutbox(t *testing.T) {
+	for _, nack := range []bool{true, false} {
+		t.Run(fmt.Sprintf("nack=%v", nack), func(t *testing.T) {
+			p := testutil.NewPKI(t, "site-1")
+			addr, _ := rawCore(t, p, false, func(_ context.Context, _ int64, frames []wire.Frame) []wire.Frame {
+				if nack {
+					return nackAll(frames, wire.CodeCorrupt)
+				}
+				return []wire.Frame{&wire.Error{Code: wire.CodeCorrupt, Msg: "the raw core finds the op corrupt"}}
+			})
+			cfg := quietConfig(coretest.AgentConfig(t, p, addr))
+			payloads := map[string][]byte{}
+			for i := range 3 {
+				payloads[fmt.Sprintf("obj/%d", i)] = testutil.RandomBytes(uint64(i), 64<<10)
+			}
+			ops := fillStopped(t, p, cfg, payloads)
+			const victim = "obj/1"
+			testutil.Damage(t, cfg.OutboxPath(), payloads[victim], len(payloads[victim])/2-256, 512)
+			a := startAgent(t, p, cfg, Options{})
+			testutil.WaitFor(t, 30*time.Second, "the damaged op quarantined", func() bool { return mustStatus(t, a).Quarantined.Ops == 1 })
+			r, err := a.VerifyOutbox(context.Background())
+			if err != nil || len(r.Quarantined) != 1 || r.Quarantined[0].ID != ops[victim].ID {
+				t.Errorf("verify: %+v, %v; want op %s (%s) alone quarantined", r, err, ops[victim].ID, victim)
+			}
+			if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != len(payloads)-1 {
+				t.Errorf("the outbox holds %d ops (%v); want the %d intact ones kept", ob.Total.Ops, err, len(payloads)-1)
+			}
+		})
+	}
+}
