@@ -24,10 +24,10 @@ import (
 // failure of its own) or shutting-down (its store is closing) is in
 // trouble of its own too, and gets the same hold, from a shorter first
 // backoff (troubleBackoff, doubling up to maxTroubleBackoff): before, the
-// agent sent the op again at once, hammering it. An ERROR with one of
-// those codes that ends an op stream (or a pack) is that refusal too, of
-// the first op it left unanswered: before, the stream's ops went again at
-// once, a storm of streams to a core in trouble.
+// agent sent the op again at once, hammering it. An ERROR that ends an op
+// stream (or a pack) is that refusal too, of the first op it left
+// unanswered, whatever its code (errorNack): before, the stream's ops went
+// again at once, a storm of streams to a core in trouble.
 //
 // Only the hold's trial moves its backoff: a refusal of an op let go
 // before the hold began (or last moved) is counted and changes nothing
@@ -181,22 +181,19 @@ func coreTrouble(code wire.Code) bool {
 }
 
 // errorNack is the refusal of op id that err stands for when it is an
-// ERROR frame that ended the op's stream and that sending the op again at
-// once would only meet again: the core's trouble (coreTrouble), which
-// holds every op, or a refusal of the op's frames (bad-request,
-// too-large) or of its agent's quota, which parks the op (refused). Else
-// nil: the op goes again. Only ERROR frames the core sent are
-// *wire.ProtocolError in the sender (wire.ErrorFromCode).
+// ERROR frame that ended the op's stream: sending the op again at once
+// would only meet it again, whatever its code, so it is settled as the
+// NACK of that code would be (session.refused): the core's trouble
+// (coreTrouble) holds every op, a refusal of the op's own parks it or
+// sends it again in full. Else nil: the stream broke, the op goes again.
+// Only ERROR frames the core sent are *wire.ProtocolError in the sender
+// (wire.ErrorFromCode).
 func errorNack(id edgesync.OpID, err error) *wire.Nack {
 	pe, ok := errors.AsType[*wire.ProtocolError](err)
 	if !ok {
 		return nil
 	}
-	switch code := pe.Code; {
-	case coreTrouble(code), code == wire.CodeBadRequest, code == wire.CodeTooLarge, code == wire.CodeQuota:
-		return &wire.Nack{ID: id, Code: pe.Code, Msg: pe.Msg}
-	}
-	return nil
+	return &wire.Nack{ID: id, Code: pe.Code, Msg: pe.Msg}
 }
 
 // backoffNow is the hold's backoff, or the first one a core in trouble

@@ -52,7 +52,7 @@ func TestRefusalIsNotSentAgainAtOnce(t *testing.T) {
 			if n > int64(tc.ops)+1 {
 				t.Errorf("%d streams in the %v after the first refusal %s of %d ops: the agent sent the ops again at once", n, window, tc.code, tc.ops)
 			}
-			if got := a.Stats()[0].Nacks[tc.code.String()]; got < 1 {
+			if got := a.Stats()[0].Nacks[nackLabel(tc.code)]; got < 1 {
 				t.Errorf("nacks %s: %d, want the refusals counted", tc.code, got)
 			}
 			if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != tc.ops {
