@@ -417,3 +417,59 @@ func TestErrorOfTheOpParks(t *testing.T) {
 		})
 	}
 }
+
+// TestFailoverStatusDescribesNewCore: the core at the first address
+// refuses store-full; the agent fails over to the second, a raw core that
+// holds its answer to the trial until the test has looked, then refuses
+// store-full too. core_refusing must describe the core the agent talks
+// to: nothing while the new core has refused nothing, then that core's
+// refusals alone, since its first.
+func TestFailoverStatusDescribesNewCore(t *testing.T) {
+	old := firstFullBackoff
+	firstFullBackoff = time.Minute
+	defer func() { firstFullBackoff = old }()
+	p := testutil.NewPKI(t, "site-1")
+	full := coretest.Start(t, p, func(sc *core.ServerConfig) { sc.Store = noRoomForData{sc.Store.(*core.Store)} })
+	looked := make(chan struct{})
+	addr, streams := rawCore(t, p, false, func(ctx context.Context, _ int64, frames []wire.Frame) []wire.Frame {
+		select {
+		case <-looked:
+		case <-ctx.Done():
+			return nil
+		}
+		return nackAll(frames, wire.CodeStoreFull)
+	})
+	cfg := quietConfig(coretest.AgentConfig(t, p, full.Addr.String()))
+	cfg.Endpoints[0].Addresses = []string{full.Addr.String(), addr}
+	a := startAgent(t, p, cfg, Options{})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "ev/1", Kind: edgesync.EventOp, Priority: edgesync.Normal,
+		Payload: bytes.NewReader([]byte("reading 1"))})
+	var first CoreRefusal
+	testutil.WaitFor(t, 30*time.Second, "the first core to refuse the op store-full", func() bool {
+		if r := mustStatus(t, a).CoreRefusing; r != nil {
+			first = *r
+			return true
+		}
+		return false
+	})
+	full.Stop()
+	testutil.WaitFor(t, 30*time.Second, "the trial at the second core", func() bool { return streams.Load() >= 1 })
+	moved := time.Now()
+	if r := mustStatus(t, a).CoreRefusing; r != nil {
+		t.Errorf("core_refusing while the second core has refused nothing: %+v, want none (the first core's refusal since %v)",
+			r, first.Since.Format(time.RFC3339Nano))
+	}
+	close(looked)
+	var r CoreRefusal
+	testutil.WaitFor(t, 30*time.Second, "the second core to refuse the trial", func() bool {
+		if st := mustStatus(t, a).CoreRefusing; st != nil && st.NextTry.After(moved) {
+			r = *st
+			return true
+		}
+		return false
+	})
+	if r.Since.Before(moved) || r.Refusals != 1 {
+		t.Errorf("core_refusing after the second core refused its trial: since %v (the move at %v, the first core's refusal %v), %d refusals; want since the second core's refusal, 1 refusal",
+			r.Since.Format(time.RFC3339Nano), moved.Format(time.RFC3339Nano), first.Since.Format(time.RFC3339Nano), r.Refusals)
+	}
+}
