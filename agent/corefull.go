@@ -35,7 +35,9 @@ import (
 // the op's own (a quota, a delta's base) ends the hold: the core answered
 // without its trouble. A connection to another of the endpoint's
 // addresses (failover) sends its trial at once, from the first backoff:
-// that core is not known to be in trouble.
+// that core is not known to be in trouble, and core_refusing shows
+// nothing until it refuses (it showed the first core's refusals, since
+// its first).
 
 var (
 	firstFullBackoff = 2 * time.Second
@@ -83,6 +85,10 @@ type coreFull struct {
 	msg      string
 	code     wire.Code // the last refusal's
 	addr     string    // the address of the core the hold is for
+	// trial says a hold was on when the agent moved to the core at addr,
+	// which has refused nothing yet: one op goes as its trial before the
+	// rest.
+	trial bool
 	// logged is the last warning; it outlives an episode, so that a
 	// store at the brink that takes an op now and then does not make a
 	// warning of each refusal. told says this episode was warned of.
@@ -105,7 +111,7 @@ func (f *coreFull) refused(sent, now time.Time, code wire.Code, msg string, log 
 	}
 	switch {
 	case f.since.IsZero():
-		f.since, f.backoff = now, first
+		f.since, f.backoff, f.trial = now, first, false
 	case sent.Before(f.heldAt):
 		return // let go before the hold began or last moved: not its trial
 	default:
@@ -117,7 +123,7 @@ func (f *coreFull) refused(sent, now time.Time, code wire.Code, msg string, log 
 	}
 	f.logged, f.told = now, true
 	log.Warn("the core refuses to store ops: "+refusalCause(code)+"; the ops stay queued in the outbox and go again by themselves once it takes them",
-		"code", code.String(), "core_message", msg, "since", f.since.Format(time.RFC3339),
+		"code", code.String(), "core_message", msg, "address", f.addr, "since", f.since.Format(time.RFC3339),
 		"refusals", f.refusals, "next_try_in", f.backoff.String())
 }
 
@@ -125,6 +131,7 @@ func (f *coreFull) refused(sent, now time.Time, code wire.Code, msg string, log 
 func (f *coreFull) stored(log hclog.Logger) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.trial = false
 	if f.since.IsZero() {
 		return
 	}
@@ -143,6 +150,7 @@ func (f *coreFull) stored(log hclog.Logger) {
 func (f *coreFull) answered(sent time.Time, code wire.Code, log hclog.Logger) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.trial = false
 	if f.since.IsZero() || sent.Before(f.heldAt) {
 		return
 	}
@@ -155,17 +163,20 @@ func (f *coreFull) answered(sent time.Time, code wire.Code, log hclog.Logger) {
 
 // endLocked ends the hold; logged stays, to space the warnings.
 func (f *coreFull) endLocked() {
-	f.since, f.until, f.heldAt, f.backoff, f.refusals, f.msg, f.told = time.Time{}, time.Time{}, time.Time{}, 0, 0, "", false
+	f.since, f.until, f.heldAt, f.backoff, f.refusals, f.msg, f.told, f.trial = time.Time{}, time.Time{}, time.Time{}, 0, 0, "", false, false
 }
 
 // connected notes a connection at now to the core at addr. A hold for
-// the core at another address does not hold this one: its trial goes at
-// once, and a refusal of it backs off from the first backoff.
+// the core at another address does not hold this one, which has refused
+// nothing: the hold ends, one op goes to it at once as its trial, a
+// refusal of that starts its own hold from the first backoff, and its
+// first refusal is warned of.
 func (f *coreFull) connected(addr string, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if addr != f.addr && !f.since.IsZero() {
-		f.until, f.heldAt, f.backoff = now, now, 0
+		f.endLocked()
+		f.trial, f.heldAt, f.logged = true, now, time.Time{}
 	}
 	f.addr = addr
 }
@@ -221,12 +232,14 @@ func refusalCause(code wire.Code) string {
 }
 
 // held reports whether no op may start at now with inflight ops in
-// flight: during the hold, and after it while the trial is in flight;
-// until is when the hold ends.
+// flight: during the hold, and after it while the trial is in flight (so
+// too the trial of a core moved to during a hold); until is when the
+// hold ends.
 func (f *coreFull) held(now time.Time, inflight int) (held bool, until time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !f.since.IsZero() && (now.Before(f.until) || inflight > 0), f.until
+	on := !f.since.IsZero() || f.trial
+	return on && (now.Before(f.until) || inflight > 0), f.until
 }
 
 // status is the refusal for transport.bandwidth.status, nil while the

@@ -356,7 +356,8 @@ func TestFailoverStartsWithTrial(t *testing.T) {
 
 // TestHoldAcrossReconnect: a new connection to the same core keeps the
 // hold; one to another address sends its trial at once, and a refusal of
-// that trial backs off from the first backoff, not the previous core's.
+// that trial backs off from the first backoff, not the previous core's,
+// and is the status's first refusal.
 func TestHoldAcrossReconnect(t *testing.T) {
 	var f coreFull
 	log := hclog.NewNullLogger()
@@ -382,8 +383,8 @@ func TestHoldAcrossReconnect(t *testing.T) {
 	if _, until := f.held(later, 0); until.Sub(later) != firstFullBackoff {
 		t.Errorf("the other core refused its trial: backoff %v, want the first %v", until.Sub(later), firstFullBackoff)
 	}
-	if r := f.status(); r == nil || r.Refusals != 3 {
-		t.Errorf("status %+v, want the hold shown with its 3 refusals", r)
+	if r := f.status(); r == nil || r.Refusals != 1 || !r.Since.Equal(later) {
+		t.Errorf("status %+v, want the other core's hold alone: its 1 refusal, since it", r)
 	}
 }
 
