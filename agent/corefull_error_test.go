@@ -474,3 +474,63 @@ func TestFailoverStatusDescribesNewCore(t *testing.T) {
 			r.Since.Format(time.RFC3339Nano), moved.Format(time.RFC3339Nano), first.Since.Format(time.RFC3339Nano), r.Refusals)
 	}
 }
+
+// TestHoldBackoffCarriesOnAfterTrialRefusedOtherwise: the hold's trial is
+// refused quota (the op's own reason), which ends the hold; the core is
+// still full and refuses the next op store-full. That starts no new
+// episode: the core has said full since its first refusal, so the hold
+// goes on from the backoff it had reached (doubled, as for a refused
+// trial), with its since and refusals, not from the first backoff, which
+// let a burst of ops go after every such trial.
+func TestHoldBackoffCarriesOnAfterTrialRefusedOtherwise(t *testing.T) {
+	old := firstFullBackoff
+	firstFullBackoff = 500 * time.Millisecond
+	defer func() { firstFullBackoff = old }()
+	p := testutil.NewPKI(t, "site-1")
+	var mu sync.Mutex
+	answered := map[int64]time.Time{} // when the core answered stream n
+	addr, streams := rawCore(t, p, false, func(_ context.Context, n int64, frames []wire.Frame) []wire.Frame {
+		defer func() {
+			mu.Lock()
+			answered[n] = time.Now()
+			mu.Unlock()
+		}()
+		if n == 3 {
+			return nackAll(frames, wire.CodeQuota) // the hold's trial
+		}
+		return nackAll(frames, wire.CodeStoreFull)
+	})
+	// Two ops go at once (streams 1 and 2, refused store-full: the hold),
+	// one as the trial (3: quota, parked), the other after it (4: store
+	// full again), and that one as the next trial (5).
+	a := rawAgent(t, p, addr, 2)
+	var first CoreRefusal
+	testutil.WaitFor(t, 30*time.Second, "the first hold", func() bool {
+		if r := mustStatus(t, a).CoreRefusing; r != nil {
+			first = *r
+			return true
+		}
+		return false
+	})
+	testutil.WaitFor(t, 30*time.Second, "the op after the trial refused quota refused store-full", func() bool { return streams.Load() >= 4 })
+	var r CoreRefusal
+	testutil.WaitFor(t, 10*time.Second, "core_refusing after it", func() bool {
+		if st := mustStatus(t, a).CoreRefusing; st != nil && st.Refusals >= 1 && st.NextTry.After(first.NextTry) {
+			r = *st
+			return true
+		}
+		return false
+	})
+	testutil.WaitFor(t, 30*time.Second, "the next trial", func() bool { return streams.Load() >= 5 })
+	mu.Lock()
+	gap := answered[5].Sub(answered[4])
+	mu.Unlock()
+	if least := 2 * firstFullBackoff; gap < least {
+		t.Errorf("the next trial came %v after the core refused store-full again, want the hold's backoff carried on and doubled (at least %v), not the first backoff %v again",
+			gap, least, firstFullBackoff)
+	}
+	if !r.Since.Equal(first.Since) || r.Refusals != 3 {
+		t.Errorf("core_refusing once the core refuses store-full again: since %v, %d refusals; want the episode carried on: since %v, 3 refusals",
+			r.Since.Format(time.RFC3339Nano), r.Refusals, first.Since.Format(time.RFC3339Nano))
+	}
+}
