@@ -33,7 +33,11 @@ import (
 // before the hold began (or last moved) is counted and changes nothing
 // else, however late it comes. A trial the core refuses for a reason of
 // the op's own (a quota, a delta's base) ends the hold: the core answered
-// without its trouble. A connection to another of the endpoint's
+// without its trouble. If the core refuses for its trouble again soon
+// after (within the longest backoff), nothing was stored since, and the
+// hold goes on where it was: its since, its refusals, its backoff
+// doubled, as for a refused trial; it used to start again from the first
+// backoff, a burst of ops after each such trial. A connection to another of the endpoint's
 // addresses (failover) sends its trial at once, from the first backoff:
 // that core is not known to be in trouble, and core_refusing shows
 // nothing until it refuses (it showed the first core's refusals, since
@@ -89,11 +93,23 @@ type coreFull struct {
 	// which has refused nothing yet: one op goes as its trial before the
 	// rest.
 	trial bool
+	// ended is the hold that a trial refused for the op's own reason
+	// ended, which a refusal for the core's trouble soon after carries on;
+	// zero after a store, a move to another core, or another hold.
+	ended endedHold
 	// logged is the last warning; it outlives an episode, so that a
 	// store at the brink that takes an op now and then does not make a
 	// warning of each refusal. told says this episode was warned of.
 	logged time.Time
 	told   bool
+}
+
+// endedHold is a hold a trial refused otherwise ended, at at.
+type endedHold struct {
+	at, since time.Time
+	backoff   time.Duration
+	refusals  int64
+	told      bool
 }
 
 // refused notes a refusal with code (store-full, busy, internal or
@@ -110,8 +126,14 @@ func (f *coreFull) refused(sent, now time.Time, code wire.Code, msg string, log 
 		first, most = troubleBackoff, maxTroubleBackoff
 	}
 	switch {
+	case f.since.IsZero() && !f.ended.at.IsZero() && now.Sub(f.ended.at) < most:
+		// The core answered the last trial without its trouble, but has it
+		// again: the hold goes on.
+		e := f.ended
+		f.since, f.backoff, f.refusals, f.told = e.since, min(max(2*e.backoff, first), most), e.refusals+1, e.told
+		f.ended = endedHold{}
 	case f.since.IsZero():
-		f.since, f.backoff, f.trial = now, first, false
+		f.since, f.backoff, f.trial, f.ended = now, first, false, endedHold{}
 	case sent.Before(f.heldAt):
 		return // let go before the hold began or last moved: not its trial
 	default:
@@ -131,7 +153,7 @@ func (f *coreFull) refused(sent, now time.Time, code wire.Code, msg string, log 
 func (f *coreFull) stored(log hclog.Logger) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.trial = false
+	f.trial, f.ended = false, endedHold{}
 	if f.since.IsZero() {
 		return
 	}
@@ -158,12 +180,15 @@ func (f *coreFull) answered(sent time.Time, code wire.Code, log hclog.Logger) {
 		log.Info("the core answered the trial without its trouble; the queued ops follow", "refused", code.String(),
 			"held_for", time.Since(f.since).Round(time.Second).String(), "refusals", f.refusals)
 	}
+	ended := endedHold{at: time.Now(), since: f.since, backoff: f.backoff, refusals: f.refusals, told: f.told}
 	f.endLocked()
+	f.ended = ended
 }
 
 // endLocked ends the hold; logged stays, to space the warnings.
 func (f *coreFull) endLocked() {
 	f.since, f.until, f.heldAt, f.backoff, f.refusals, f.msg, f.told, f.trial = time.Time{}, time.Time{}, time.Time{}, 0, 0, "", false, false
+	f.ended = endedHold{}
 }
 
 // connected notes a connection at now to the core at addr. A hold for
@@ -177,6 +202,9 @@ func (f *coreFull) connected(addr string, now time.Time) {
 	if addr != f.addr && !f.since.IsZero() {
 		f.endLocked()
 		f.trial, f.heldAt, f.logged = true, now, time.Time{}
+	}
+	if addr != f.addr {
+		f.ended = endedHold{} // that core's, not this one's
 	}
 	f.addr = addr
 }

@@ -534,3 +534,46 @@ func TestHoldBackoffCarriesOnAfterTrialRefusedOtherwise(t *testing.T) {
 			r.Since.Format(time.RFC3339Nano), r.Refusals, first.Since.Format(time.RFC3339Nano))
 	}
 }
+
+// TestEndedHoldCarriesOnOnlyForItsCore: a hold that a trial refused
+// otherwise ended goes on at the next refusal of the core's trouble only
+// if nothing was stored since, the agent is still on the same core, and
+// it comes within the longest backoff; else the next refusal starts
+// afresh from the first backoff.
+func TestEndedHoldCarriesOnOnlyForItsCore(t *testing.T) {
+	log := hclog.NewNullLogger()
+	for _, tc := range []struct {
+		name    string
+		between func(f *coreFull, now time.Time) time.Time // returns when the next refusal comes
+		carried bool
+	}{
+		{"refused again soon", func(_ *coreFull, now time.Time) time.Time { return now }, true},
+		{"an op stored between", func(f *coreFull, now time.Time) time.Time { f.stored(log); return now }, false},
+		{"moved to another core", func(f *coreFull, now time.Time) time.Time { f.connected("core-b:7443", now); return now }, false},
+		{"refused again after the longest backoff", func(_ *coreFull, now time.Time) time.Time { return now.Add(maxFullBackoff) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var f coreFull
+			t0 := time.Now().Add(-time.Second)
+			f.connected("core-a:7443", t0)
+			f.refused(t0, t0, wire.CodeStoreFull, "store full", log)
+			trial := t0.Add(firstFullBackoff)
+			f.answered(trial, wire.CodeQuota, log) // the trial, refused otherwise: the hold ends
+			if r := f.status(); r != nil {
+				t.Fatalf("status after the trial was refused quota: %+v, want none", r)
+			}
+			at := tc.between(&f, time.Now())
+			f.refused(at, at, wire.CodeStoreFull, "store full", log)
+			r := f.status()
+			_, until := f.held(at, 0)
+			want, since, refusals := firstFullBackoff, at, int64(1)
+			if tc.carried {
+				want, since, refusals = 2*firstFullBackoff, t0, 2
+			}
+			if r == nil || until.Sub(at) != want || !r.Since.Equal(since) || r.Refusals != refusals {
+				t.Errorf("after the next store-full: backoff %v, status %+v; want backoff %v, since %v, %d refusals",
+					until.Sub(at), r, want, since.Sub(t0), refusals)
+			}
+		})
+	}
+}
