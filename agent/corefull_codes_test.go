@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/wire"
@@ -99,6 +100,57 @@ func TestCorruptRefusalChecksTheOutbox(t *testing.T) {
 			}
 			if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != len(payloads)-1 {
 				t.Errorf("the outbox holds %d ops (%v); want the %d intact ones kept", ob.Total.Ops, err, len(payloads)-1)
+			}
+		})
+	}
+}
+
+// TestBrokenAnswerIsNeitherTakenNorSentAgainAtOnce: a core whose answer
+// to an op breaks the protocol (it acknowledges or refuses another op,
+// answers with a frame that is no answer, or ends the stream without
+// one) has not stored the op: it stays in the outbox. Sending it again at
+// once would only meet the same answer: it is parked, logged as the
+// core's broken answer, and counted in no nacks (the core refused
+// nothing).
+func TestBrokenAnswerIsNeitherTakenNorSentAgainAtOnce(t *testing.T) {
+	const window = 2 * time.Second
+	for _, tc := range []struct {
+		name   string
+		answer func(frames []wire.Frame) []wire.Frame
+	}{
+		{"an ACK of another op", func([]wire.Frame) []wire.Frame {
+			return []wire.Frame{&wire.Ack{IDs: []edgesync.OpID{edgesync.OpID{7, 7}}}}
+		}},
+		{"a NACK of another op", func([]wire.Frame) []wire.Frame {
+			return []wire.Frame{&wire.Nack{ID: edgesync.OpID{7, 7}, Code: wire.CodeQuota, Msg: "quota"}}
+		}},
+		{"a frame that is no answer", func([]wire.Frame) []wire.Frame {
+			return []wire.Frame{&wire.Welcome{Version: 1, Core: "raw", MaxFrame: wire.MaxFrameSize}}
+		}},
+		{"no answer, the stream ended", func([]wire.Frame) []wire.Frame { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs testutil.Buffer
+			p := testutil.NewPKI(t, "site-1")
+			addr, streams := rawCore(t, p, false, func(_ context.Context, _ int64, frames []wire.Frame) []wire.Frame { return tc.answer(frames) })
+			a := rawAgentLog(t, p, addr, 1, teeLogger(t, "agent", &logs))
+			testutil.WaitFor(t, 30*time.Second, "the raw core's first answer", func() bool { return streams.Load() >= 1 })
+			start := streams.Load()
+			time.Sleep(window) // what we measure is how many streams come in a while
+			n := streams.Load() - start + 1
+			t.Logf("%d streams in the %v after the first broken answer (%s)", n, window, tc.name)
+			if n > 2 {
+				t.Errorf("%d streams in the %v after the first broken answer (%s): the agent sent the op again at once", n, window, tc.name)
+			}
+			if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != 1 {
+				t.Errorf("the outbox holds %d ops (%v); want the op kept: the core did not store it", ob.Total.Ops, err)
+			}
+			if st := a.Stats()[0]; len(st.Nacks) != 0 {
+				t.Errorf("nacks %v: want none, the core answered nothing about the op", st.Nacks)
+			}
+			if line := grepLines(logs.String(), "breaks the protocol"); !strings.Contains(line, "[ERROR]") {
+				t.Errorf("the agent's log, want an ERROR that the core's answer breaks the protocol:\n%s", line)
 			}
 		})
 	}
