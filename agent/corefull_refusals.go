@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"errors"
+	"io"
 	"time"
 
 	"github.com/edge-sync/edge-sync/outbox"
@@ -47,6 +49,36 @@ func (s *session) refusedExpired(op outbox.Op, n *wire.Nack) outcome {
 		s.log.Warn("expired ops not purged; the core will refuse them again", "op", op.ID.String(), "error", err)
 	}
 	return outDone
+}
+
+// brokenAnswer reports whether err says that the core's answer to an op
+// broke the protocol: an answer about another op (answer, packAnswer), a
+// frame that is no answer or does not parse, or the stream's end before
+// the answer. The core did not store the op, nor say why; sending it
+// again at once only meets the same answer (a core of another version),
+// so it is parked as a refused op is. A stream the core reset, or a
+// connection gone, is no answer of the core's: the op goes again.
+func brokenAnswer(err error) bool {
+	if _, ok := errors.AsType[*wire.ProtocolError](err); ok {
+		return false // the core's ERROR: errorNack
+	}
+	for _, target := range []error{wire.ErrBadRequest, io.EOF, io.ErrUnexpectedEOF, wire.ErrUnknownFrame,
+		wire.ErrMalformedFrame, wire.ErrFrameTooLarge, wire.ErrFieldTooLong, wire.ErrInvalidField} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// parkBroken parks an op whose answer from the core broke the protocol
+// (err, brokenAnswer); the core refused nothing, so no nack counts it.
+func (s *session) parkBroken(op outbox.Op, err error) outcome {
+	s.stats.parked.Add(1)
+	s.log.Error("the core's answer to an op breaks the protocol; the op stays in the outbox and goes again after a backoff (10 s, doubling to 10 min)",
+		"op", op.ID.String(), "key", op.Key, "error", err,
+		"action", "check that the core and this agent run the same version; the core's log may say more")
+	return outPark
 }
 
 // parkRefused keeps an op the core refused in the outbox and parks it for

@@ -527,6 +527,8 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 	switch {
 	case errors.Is(err, errPaused):
 		s.stats.paused.Add(1)
+	case brokenAnswer(err):
+		return s.parkBroken(op, err) // corefull_refusals.go
 	case err != nil:
 		s.stats.retries.Add(1)
 	case res.nack != nil:
@@ -559,6 +561,8 @@ func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt, sent ti
 		return outHold
 	case err == nil && res.nack != nil:
 		return s.refused(op, res.nack, sent)
+	case brokenAnswer(err):
+		return s.parkBroken(op, err)
 	}
 	s.release(op.ID)
 	return outDone
