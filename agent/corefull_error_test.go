@@ -130,6 +130,29 @@ func nackAll(frames []wire.Frame, code wire.Code) []wire.Frame {
 	return out
 }
 
+// waitRefusing waits for a's core_refusing to be shown and to satisfy ok
+// (nil: any), and returns it.
+func waitRefusing(t *testing.T, a *Agent, what string, ok func(r *CoreRefusal) bool) CoreRefusal {
+	t.Helper()
+	var got CoreRefusal
+	testutil.WaitFor(t, 30*time.Second, what, func() bool {
+		r := mustStatus(t, a).CoreRefusing
+		if r == nil || ok != nil && !ok(r) {
+			return false
+		}
+		got = *r
+		return true
+	})
+	return got
+}
+
+// setFor sets *v to x for the rest of t.
+func setFor[T any](t testing.TB, v *T, x T) {
+	old := *v
+	*v = x
+	t.Cleanup(func() { *v = old })
+}
+
 // rawAgent starts an agent of the raw core at addr, without the link
 // monitor's probes, with ops small normal ops in its outbox before it
 // starts (so that it leases them together), and waits for its
@@ -294,24 +317,10 @@ func TestRefusalOfOpSentBeforeHoldKeepsBackoff(t *testing.T) {
 		return nackAll(frames, wire.CodeBusy)
 	})
 	a := rawAgent(t, p, addr, 2)
-	var first CoreRefusal
-	testutil.WaitFor(t, 30*time.Second, "the first op refused busy", func() bool {
-		if r := mustStatus(t, a).CoreRefusing; r != nil {
-			first = *r
-			return true
-		}
-		return false
-	})
+	first := waitRefusing(t, a, "the first op refused busy", nil)
 	testutil.WaitFor(t, 30*time.Second, "the hold to end", func() bool { return time.Now().After(first.NextTry) })
 	close(second)
-	var after CoreRefusal
-	testutil.WaitFor(t, 30*time.Second, "the second op refused busy", func() bool {
-		if r := mustStatus(t, a).CoreRefusing; r != nil && r.Refusals >= 2 {
-			after = *r
-			return true
-		}
-		return false
-	})
+	after := waitRefusing(t, a, "the second op refused busy", func(r *CoreRefusal) bool { return r.Refusals >= 2 })
 	if !after.NextTry.Equal(first.NextTry) {
 		t.Errorf("next try moved from %v to %v by the refusal of an op sent before the hold began (backoff %v after the first refusal)",
 			first.NextTry.Format(time.RFC3339Nano), after.NextTry.Format(time.RFC3339Nano), first.NextTry.Sub(first.Since))
@@ -426,9 +435,7 @@ func TestErrorOfTheOpParks(t *testing.T) {
 // to: nothing while the new core has refused nothing, then that core's
 // refusals alone, since its first.
 func TestFailoverStatusDescribesNewCore(t *testing.T) {
-	old := firstFullBackoff
-	firstFullBackoff = time.Minute
-	defer func() { firstFullBackoff = old }()
+	setFor(t, &firstFullBackoff, time.Minute)
 	p := testutil.NewPKI(t, "site-1")
 	full := coretest.Start(t, p, func(sc *core.ServerConfig) { sc.Store = noRoomForData{sc.Store.(*core.Store)} })
 	looked := make(chan struct{})
@@ -445,14 +452,7 @@ func TestFailoverStatusDescribesNewCore(t *testing.T) {
 	a := startAgent(t, p, cfg, Options{})
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "ev/1", Kind: edgesync.EventOp, Priority: edgesync.Normal,
 		Payload: bytes.NewReader([]byte("reading 1"))})
-	var first CoreRefusal
-	testutil.WaitFor(t, 30*time.Second, "the first core to refuse the op store-full", func() bool {
-		if r := mustStatus(t, a).CoreRefusing; r != nil {
-			first = *r
-			return true
-		}
-		return false
-	})
+	first := waitRefusing(t, a, "the first core to refuse the op store-full", nil)
 	full.Stop()
 	testutil.WaitFor(t, 30*time.Second, "the trial at the second core", func() bool { return streams.Load() >= 1 })
 	moved := time.Now()
@@ -461,14 +461,7 @@ func TestFailoverStatusDescribesNewCore(t *testing.T) {
 			r, first.Since.Format(time.RFC3339Nano))
 	}
 	close(looked)
-	var r CoreRefusal
-	testutil.WaitFor(t, 30*time.Second, "the second core to refuse the trial", func() bool {
-		if st := mustStatus(t, a).CoreRefusing; st != nil && st.NextTry.After(moved) {
-			r = *st
-			return true
-		}
-		return false
-	})
+	r := waitRefusing(t, a, "the second core to refuse the trial", func(r *CoreRefusal) bool { return r.NextTry.After(moved) })
 	if r.Since.Before(moved) || r.Refusals != 1 {
 		t.Errorf("core_refusing after the second core refused its trial: since %v (the move at %v, the first core's refusal %v), %d refusals; want since the second core's refusal, 1 refusal",
 			r.Since.Format(time.RFC3339Nano), moved.Format(time.RFC3339Nano), first.Since.Format(time.RFC3339Nano), r.Refusals)
@@ -483,9 +476,7 @@ func TestFailoverStatusDescribesNewCore(t *testing.T) {
 // trial), with its since and refusals, not from the first backoff, which
 // let a burst of ops go after every such trial.
 func TestHoldBackoffCarriesOnAfterTrialRefusedOtherwise(t *testing.T) {
-	old := firstFullBackoff
-	firstFullBackoff = 500 * time.Millisecond
-	defer func() { firstFullBackoff = old }()
+	setFor(t, &firstFullBackoff, 500*time.Millisecond)
 	p := testutil.NewPKI(t, "site-1")
 	var mu sync.Mutex
 	answered := map[int64]time.Time{} // when the core answered stream n
@@ -504,23 +495,9 @@ func TestHoldBackoffCarriesOnAfterTrialRefusedOtherwise(t *testing.T) {
 	// one as the trial (3: quota, parked), the other after it (4: store
 	// full again), and that one as the next trial (5).
 	a := rawAgent(t, p, addr, 2)
-	var first CoreRefusal
-	testutil.WaitFor(t, 30*time.Second, "the first hold", func() bool {
-		if r := mustStatus(t, a).CoreRefusing; r != nil {
-			first = *r
-			return true
-		}
-		return false
-	})
+	first := waitRefusing(t, a, "the first hold", nil)
 	testutil.WaitFor(t, 30*time.Second, "the op after the trial refused quota refused store-full", func() bool { return streams.Load() >= 4 })
-	var r CoreRefusal
-	testutil.WaitFor(t, 10*time.Second, "core_refusing after it", func() bool {
-		if st := mustStatus(t, a).CoreRefusing; st != nil && st.Refusals >= 1 && st.NextTry.After(first.NextTry) {
-			r = *st
-			return true
-		}
-		return false
-	})
+	r := waitRefusing(t, a, "core_refusing after it", func(r *CoreRefusal) bool { return r.NextTry.After(first.NextTry) })
 	testutil.WaitFor(t, 30*time.Second, "the next trial", func() bool { return streams.Load() >= 5 })
 	mu.Lock()
 	gap := answered[5].Sub(answered[4])
