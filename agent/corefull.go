@@ -63,7 +63,9 @@ type CoreRefusal struct {
 	// Code is the core's reason code: "store-full", "busy", "internal"
 	// or "shutting-down".
 	Code string `json:"code"`
-	// Since is the first refusal; Refusals counts them since.
+	// Since is the first refusal of the core at the address in use (a
+	// hold carried on after a trial refused otherwise keeps it);
+	// Refusals counts them since.
 	Since    time.Time `json:"since"`
 	Refusals int64     `json:"refusals"`
 	// NextTry is when one op goes again as a trial.
