@@ -8,6 +8,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/wire"
@@ -153,5 +154,25 @@ func TestBrokenAnswerIsNeitherTakenNorSentAgainAtOnce(t *testing.T) {
 				t.Errorf("the agent's log, want an ERROR that the core's answer breaks the protocol:\n%s", line)
 			}
 		})
+	}
+}
+
+// TestHelloRefusalSaysWhy: a core that refuses the agent at hello (it is
+// not in the core's agent list) was reached: the agent's log must not say
+// it cannot reach the core, but that the core refuses it, why, and what to
+// do; the status's last error says the core's reason.
+func TestHelloRefusalSaysWhy(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, func(sc *core.ServerConfig) { sc.Allow = func(string) (int64, bool) { return 0, false } })
+	var logs testutil.Buffer
+	a := startAgent(t, p, quietConfig(coretest.AgentConfig(t, p, c.Addr.String())), Options{Logger: teeLogger(t, "agent", &logs)})
+	testutil.WaitFor(t, 30*time.Second, "the refusal logged", func() bool { return strings.Contains(logs.String(), "retrying with backoff") })
+	line := grepLines(logs.String(), "retrying with backoff")
+	if strings.Contains(line, "cannot reach the core") || !strings.Contains(line, "refuses this agent") ||
+		!strings.Contains(line, "unknown-agent") || !strings.Contains(line, "agent list") {
+		t.Errorf("the agent's log of a core that refuses it at hello, want that the core refuses it (unknown-agent), and to add it to the core's agents:\n%s", line)
+	}
+	if e := mustStatus(t, a).LastError; e == nil || !strings.Contains(e.Error, "not in the core's agent list") {
+		t.Errorf("last_error %+v, want the core's reason", e)
 	}
 }
