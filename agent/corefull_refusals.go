@@ -105,7 +105,7 @@ func refusalAction(code wire.Code, op outbox.Op) string {
 	case wire.CodeQuota:
 		return "this agent's storage quota at the core is used up: raise it there, or free space"
 	case wire.CodeUnknownAgent:
-		return "the core does not know this agent's identity: add it to the core's agents"
+		return "the core does not know this agent's identity: add its certificate's name to the core's agent list"
 	case wire.CodeCorrupt, wire.CodeHashMismatch:
 		return "the op is intact on this agent's disk, the core finds it " + code.String() +
 			" even in full: check that the core and this agent run the same version"

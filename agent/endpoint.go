@@ -223,7 +223,7 @@ func (e *endpoint) run(ctx context.Context) {
 			e.stats.lastErr.note(err)
 			// One line per failure streak every minute, not per attempt.
 			if time.Since(lastLogged) > time.Minute {
-				e.log.Warn("cannot reach the core; retrying with backoff", "addresses", e.addrs.list, "error", err)
+				logDialFailure(e.log, e.addrs.list, err) // connerror.go
 				lastLogged = time.Now()
 			}
 			select {
