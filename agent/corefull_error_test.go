@@ -502,6 +502,7 @@ func TestHoldBackoffCarriesOnAfterTrialRefusedOtherwise(t *testing.T) {
 	mu.Lock()
 	gap := answered[5].Sub(answered[4])
 	mu.Unlock()
+	t.Logf("the next trial came %v after the core refused store-full again (first backoff %v)", gap, firstFullBackoff)
 	if least := 2 * firstFullBackoff; gap < least {
 		t.Errorf("the next trial came %v after the core refused store-full again, want the hold's backoff carried on and doubled (at least %v), not the first backoff %v again",
 			gap, least, firstFullBackoff)
