@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/core"
@@ -174,5 +177,34 @@ func TestHelloRefusalSaysWhy(t *testing.T) {
 	}
 	if e := mustStatus(t, a).LastError; e == nil || !strings.Contains(e.Error, "not in the core's agent list") {
 		t.Errorf("last_error %+v, want the core's reason", e)
+	}
+}
+
+// TestCoreClosingEachConnectionBacksOff: a core that welcomes the agent
+// and closes the connection with a failure of its own (internal) as soon
+// as the agent opens an op stream gets the next connection after the dial
+// backoff (0.5 s doubling), as a core that cannot be reached does, not at
+// once: a session that did not outlive shortSession does not reset the
+// backoff. (A core that shuts down still has the agent dial again, or
+// fail over, at once.)
+func TestCoreClosingEachConnectionBacksOff(t *testing.T) {
+	const window = 2 * time.Second
+	p := testutil.NewPKI(t, "site-1")
+	var conns atomic.Int64
+	addr, _ := rawCoreConns(t, p, false, func(conn *quic.Conn) {
+		conns.Add(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := conn.AcceptStream(ctx); err == nil {
+			conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeInternal), "the raw core closes the connection at the first op")
+		}
+	}, func(context.Context, int64, []wire.Frame) []wire.Frame { return nil })
+	rawAgent(t, p, addr, 1)
+	start := conns.Load()
+	time.Sleep(window) // what we measure is how many connections come in a while
+	n := conns.Load() - start
+	t.Logf("%d connections in the %v after the first, each closed by the core at its first op", n, window)
+	if n > 4 { // 0.5 s + 1 s: 2 connections, and 2 to spare
+		t.Errorf("%d connections in the %v after the first, each closed by the core at its first op: the agent connects again without the dial backoff", n, window)
 	}
 }

@@ -34,6 +34,14 @@ import (
 // probe actively (quietConfig).
 func rawCore(t *testing.T, p *testutil.PKI, packs bool, answer func(ctx context.Context, n int64, frames []wire.Frame) []wire.Frame) (addr string, streams *atomic.Int64) {
 	t.Helper()
+	return rawCoreConns(t, p, packs, nil, answer)
+}
+
+// rawCoreConns is rawCore calling welcomed, if not nil, with each
+// connection once it has been welcomed, before its op streams.
+func rawCoreConns(t *testing.T, p *testutil.PKI, packs bool, welcomed func(*quic.Conn),
+	answer func(ctx context.Context, n int64, frames []wire.Frame) []wire.Frame) (addr string, streams *atomic.Int64) {
+	t.Helper()
 	tlsConf := p.ServerTLS(t).Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
 	ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, wire.QUICConfig(64))
@@ -79,6 +87,9 @@ func rawCore(t *testing.T, p *testutil.PKI, packs bool, answer func(ctx context.
 			return
 		}
 		hello.Close()
+		if welcomed != nil {
+			welcomed(conn)
+		}
 		acceptAll(&wg, func() (*quic.Stream, error) { return conn.AcceptStream(ctx) }, stream)
 	}
 	wg.Add(1)
