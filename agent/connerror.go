@@ -69,6 +69,22 @@ func refusedConnection(err error) (wire.Code, string) {
 	return wire.CodeOK, ""
 }
 
+// shortSession is how long a connection lives before the dial backoff
+// resets. A core that closes each connection soon after it is made (at
+// the agent's first op, say) had the agent dial again at once, a hot loop
+// of handshakes (TestCoreClosingEachConnectionBacksOff: 932 in 2 s); now
+// the next dial waits the backoff, as after a failed one, unless the core
+// shut down (coreShutDown), when the agent dials again, or fails over,
+// at once.
+const shortSession = 5 * time.Second
+
+// coreShutDown reports whether cause, why a connection ended, is the
+// core's close for its shutdown.
+func coreShutDown(cause error) bool {
+	ae, ok := errors.AsType[*quic.ApplicationError](cause)
+	return ok && ae.Remote && wire.Code(ae.ErrorCode) == wire.CodeShuttingDown
+}
+
 // lostCause is why a session on conn ended with err: the connection's own
 // cause (an idle timeout, the core's close) when the session says only
 // that the connection closed.

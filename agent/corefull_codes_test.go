@@ -14,6 +14,7 @@ import (
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/outbox"
 	"github.com/edge-sync/edge-sync/wire"
 )
 
@@ -199,7 +200,10 @@ func TestCoreClosingEachConnectionBacksOff(t *testing.T) {
 			conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeInternal), "the raw core closes the connection at the first op")
 		}
 	}, func(context.Context, int64, []wire.Frame) []wire.Frame { return nil })
-	rawAgent(t, p, addr, 1)
+	a := startAgent(t, p, quietConfig(coretest.AgentConfig(t, p, addr)), Options{})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "ev/1", Kind: edgesync.EventOp, Priority: edgesync.Normal,
+		Payload: strings.NewReader("reading 1")})
+	testutil.WaitFor(t, 30*time.Second, "the first connection", func() bool { return conns.Load() >= 1 })
 	start := conns.Load()
 	time.Sleep(window) // what we measure is how many connections come in a while
 	n := conns.Load() - start

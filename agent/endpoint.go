@@ -232,7 +232,7 @@ func (e *endpoint) run(ctx context.Context) {
 			}
 			continue
 		}
-		bo.Reset()
+		connectedAt := time.Now() // the backoff resets once the session outlives shortSession
 		lastLogged = time.Time{}
 		e.log.Info("connected", "core", w.Core, "address", e.addrs.current(), "version", w.Version)
 		e.stats.connects.Add(1)
@@ -266,6 +266,15 @@ func (e *endpoint) run(ctx context.Context) {
 		if ctx.Err() == nil && !movedBack {
 			e.log.Warn("connection lost", "error", err)
 			e.stats.lastErr.note(fmt.Errorf("connection lost: %w", lostCause(conn, err)))
+		}
+		switch {
+		case time.Since(connectedAt) >= shortSession:
+			bo.Reset()
+		case ctx.Err() == nil && !movedBack && spare == nil && !coreShutDown(lostCause(conn, err)):
+			select { // connerror.go: the core closed it soon after it was made
+			case <-ctx.Done():
+			case <-time.After(bo.Next()):
+			}
 		}
 	}
 }
