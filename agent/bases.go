@@ -201,15 +201,19 @@ func (c *baseCache) get(endpoint, key string) (*base, error) {
 	return &base{Hash: e.hash, Size: e.size, f: f, off: 36 + int64(len(binary.AppendUvarint(nil, uint64(len(key))))) + int64(len(key))}, nil
 }
 
-// drop forgets the base of key, e.g. after the core refused a delta.
-func (c *baseCache) drop(endpoint, key string) { c.remove(baseFileName(endpoint, key)) }
+// drop forgets the base of key, e.g. after the core refused a delta; it
+// reports whether it held one.
+func (c *baseCache) drop(endpoint, key string) bool { return c.remove(baseFileName(endpoint, key)) }
 
-func (c *baseCache) remove(name string) {
+// remove forgets the base in file name; it reports whether there was one.
+func (c *baseCache) remove(name string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if el, ok := c.entries[name]; ok {
+	el, ok := c.entries[name]
+	if ok {
 		c.removeLocked(el)
 	}
+	return ok
 }
 
 func (c *baseCache) removeLocked(el *list.Element) {

@@ -6,7 +6,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/quic-go/quic-go"
+
+	"github.com/edge-sync/edge-sync/outbox"
+	"github.com/edge-sync/edge-sync/wire"
 )
 
 // What transport.bandwidth.status says of the connection besides the
@@ -33,6 +37,53 @@ func (l *lastError) note(err error) {
 }
 
 func (l *lastError) load() *ConnError { return l.p.Load() }
+
+// logDialFailure logs a failure to connect to the core at addrs. A core
+// that refused the connection (an ERROR to the hello, or its close with a
+// reason code) was reached: the line says that it refuses this agent, its
+// reason and what to do, not that it cannot be reached, which sent the
+// operator to look at the network.
+func logDialFailure(log hclog.Logger, addrs []string, err error) {
+	code, msg := refusedConnection(err)
+	if code == wire.CodeOK {
+		log.Warn("cannot reach the core; retrying with backoff", "addresses", addrs, "error", err)
+		return
+	}
+	action := refusalAction(code, outbox.Op{})
+	if coreTrouble(code) {
+		action = refusalCause(code)
+	}
+	log.Error("the core refuses this agent's connection; retrying with backoff", "addresses", addrs,
+		"code", code.String(), "core_message", msg, "action", action)
+}
+
+// refusedConnection is the core's reason code and message when err says
+// that the core refused the connection, else CodeOK.
+func refusedConnection(err error) (wire.Code, string) {
+	if pe, ok := errors.AsType[*wire.ProtocolError](err); ok {
+		return pe.Code, pe.Msg
+	}
+	if ae, ok := errors.AsType[*quic.ApplicationError](err); ok && ae.Remote && ae.ErrorCode != 0 {
+		return wire.Code(ae.ErrorCode), ae.ErrorMessage
+	}
+	return wire.CodeOK, ""
+}
+
+// shortSession is how long a connection lives before the dial backoff
+// resets. A core that closes each connection soon after it is made (at
+// the agent's first op, say) had the agent dial again at once, a hot loop
+// of handshakes (TestCoreClosingEachConnectionBacksOff: 932 in 2 s); now
+// the next dial waits the backoff, as after a failed one, unless the core
+// shut down (coreShutDown), when the agent dials again, or fails over,
+// at once.
+const shortSession = 5 * time.Second
+
+// coreShutDown reports whether cause, why a connection ended, is the
+// core's close for its shutdown.
+func coreShutDown(cause error) bool {
+	ae, ok := errors.AsType[*quic.ApplicationError](cause)
+	return ok && ae.Remote && wire.Code(ae.ErrorCode) == wire.CodeShuttingDown
+}
 
 // lostCause is why a session on conn ended with err: the connection's own
 // cause (an idle timeout, the core's close) when the session says only

@@ -24,18 +24,24 @@ import (
 // failure of its own) or shutting-down (its store is closing) is in
 // trouble of its own too, and gets the same hold, from a shorter first
 // backoff (troubleBackoff, doubling up to maxTroubleBackoff): before, the
-// agent sent the op again at once, hammering it. An ERROR with one of
-// those codes that ends an op stream (or a pack) is that refusal too, of
-// the first op it left unanswered: before, the stream's ops went again at
-// once, a storm of streams to a core in trouble.
+// agent sent the op again at once, hammering it. An ERROR that ends an op
+// stream (or a pack) is that refusal too, of the first op it left
+// unanswered, whatever its code (errorNack): before, the stream's ops went
+// again at once, a storm of streams to a core in trouble.
 //
 // Only the hold's trial moves its backoff: a refusal of an op let go
 // before the hold began (or last moved) is counted and changes nothing
 // else, however late it comes. A trial the core refuses for a reason of
 // the op's own (a quota, a delta's base) ends the hold: the core answered
-// without its trouble. A connection to another of the endpoint's
+// without its trouble. If the core refuses for its trouble again soon
+// after (within the longest backoff), nothing was stored since, and the
+// hold goes on where it was: its since, its refusals, its backoff
+// doubled, as for a refused trial; it used to start again from the first
+// backoff, a burst of ops after each such trial. A connection to another of the endpoint's
 // addresses (failover) sends its trial at once, from the first backoff:
-// that core is not known to be in trouble.
+// that core is not known to be in trouble, and core_refusing shows
+// nothing until it refuses (it showed the first core's refusals, since
+// its first).
 
 var (
 	firstFullBackoff = 2 * time.Second
@@ -57,7 +63,9 @@ type CoreRefusal struct {
 	// Code is the core's reason code: "store-full", "busy", "internal"
 	// or "shutting-down".
 	Code string `json:"code"`
-	// Since is the first refusal; Refusals counts them since.
+	// Since is the first refusal of the core at the address in use (a
+	// hold carried on after a trial refused otherwise keeps it);
+	// Refusals counts them since.
 	Since    time.Time `json:"since"`
 	Refusals int64     `json:"refusals"`
 	// NextTry is when one op goes again as a trial.
@@ -83,11 +91,27 @@ type coreFull struct {
 	msg      string
 	code     wire.Code // the last refusal's
 	addr     string    // the address of the core the hold is for
+	// trial says a hold was on when the agent moved to the core at addr,
+	// which has refused nothing yet: one op goes as its trial before the
+	// rest.
+	trial bool
+	// ended is the hold that a trial refused for the op's own reason
+	// ended, which a refusal for the core's trouble soon after carries on;
+	// zero after a store, a move to another core, or another hold.
+	ended endedHold
 	// logged is the last warning; it outlives an episode, so that a
 	// store at the brink that takes an op now and then does not make a
 	// warning of each refusal. told says this episode was warned of.
 	logged time.Time
 	told   bool
+}
+
+// endedHold is a hold a trial refused otherwise ended, at at.
+type endedHold struct {
+	at, since time.Time
+	backoff   time.Duration
+	refusals  int64
+	told      bool
 }
 
 // refused notes a refusal with code (store-full, busy, internal or
@@ -104,8 +128,14 @@ func (f *coreFull) refused(sent, now time.Time, code wire.Code, msg string, log 
 		first, most = troubleBackoff, maxTroubleBackoff
 	}
 	switch {
+	case f.since.IsZero() && !f.ended.at.IsZero() && now.Sub(f.ended.at) < most:
+		// The core answered the last trial without its trouble, but has it
+		// again: the hold goes on.
+		e := f.ended
+		f.since, f.backoff, f.refusals, f.told = e.since, min(max(2*e.backoff, first), most), e.refusals+1, e.told
+		f.ended = endedHold{}
 	case f.since.IsZero():
-		f.since, f.backoff = now, first
+		f.since, f.backoff, f.trial, f.ended = now, first, false, endedHold{}
 	case sent.Before(f.heldAt):
 		return // let go before the hold began or last moved: not its trial
 	default:
@@ -117,7 +147,7 @@ func (f *coreFull) refused(sent, now time.Time, code wire.Code, msg string, log 
 	}
 	f.logged, f.told = now, true
 	log.Warn("the core refuses to store ops: "+refusalCause(code)+"; the ops stay queued in the outbox and go again by themselves once it takes them",
-		"code", code.String(), "core_message", msg, "since", f.since.Format(time.RFC3339),
+		"code", code.String(), "core_message", msg, "address", f.addr, "since", f.since.Format(time.RFC3339),
 		"refusals", f.refusals, "next_try_in", f.backoff.String())
 }
 
@@ -125,6 +155,7 @@ func (f *coreFull) refused(sent, now time.Time, code wire.Code, msg string, log 
 func (f *coreFull) stored(log hclog.Logger) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.trial, f.ended = false, endedHold{}
 	if f.since.IsZero() {
 		return
 	}
@@ -143,6 +174,7 @@ func (f *coreFull) stored(log hclog.Logger) {
 func (f *coreFull) answered(sent time.Time, code wire.Code, log hclog.Logger) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.trial = false
 	if f.since.IsZero() || sent.Before(f.heldAt) {
 		return
 	}
@@ -150,22 +182,31 @@ func (f *coreFull) answered(sent time.Time, code wire.Code, log hclog.Logger) {
 		log.Info("the core answered the trial without its trouble; the queued ops follow", "refused", code.String(),
 			"held_for", time.Since(f.since).Round(time.Second).String(), "refusals", f.refusals)
 	}
+	ended := endedHold{at: time.Now(), since: f.since, backoff: f.backoff, refusals: f.refusals, told: f.told}
 	f.endLocked()
+	f.ended = ended
 }
 
 // endLocked ends the hold; logged stays, to space the warnings.
 func (f *coreFull) endLocked() {
-	f.since, f.until, f.heldAt, f.backoff, f.refusals, f.msg, f.told = time.Time{}, time.Time{}, time.Time{}, 0, 0, "", false
+	f.since, f.until, f.heldAt, f.backoff, f.refusals, f.msg, f.told, f.trial = time.Time{}, time.Time{}, time.Time{}, 0, 0, "", false, false
+	f.ended = endedHold{}
 }
 
 // connected notes a connection at now to the core at addr. A hold for
-// the core at another address does not hold this one: its trial goes at
-// once, and a refusal of it backs off from the first backoff.
+// the core at another address does not hold this one, which has refused
+// nothing: the hold ends, one op goes to it at once as its trial, a
+// refusal of that starts its own hold from the first backoff, and its
+// first refusal is warned of.
 func (f *coreFull) connected(addr string, now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if addr != f.addr && !f.since.IsZero() {
-		f.until, f.heldAt, f.backoff = now, now, 0
+		f.endLocked()
+		f.trial, f.heldAt, f.logged = true, now, time.Time{}
+	}
+	if addr != f.addr {
+		f.ended = endedHold{} // that core's, not this one's
 	}
 	f.addr = addr
 }
@@ -181,22 +222,19 @@ func coreTrouble(code wire.Code) bool {
 }
 
 // errorNack is the refusal of op id that err stands for when it is an
-// ERROR frame that ended the op's stream and that sending the op again at
-// once would only meet again: the core's trouble (coreTrouble), which
-// holds every op, or a refusal of the op's frames (bad-request,
-// too-large) or of its agent's quota, which parks the op (refused). Else
-// nil: the op goes again. Only ERROR frames the core sent are
-// *wire.ProtocolError in the sender (wire.ErrorFromCode).
+// ERROR frame that ended the op's stream: sending the op again at once
+// would only meet it again, whatever its code, so it is settled as the
+// NACK of that code would be (session.refused): the core's trouble
+// (coreTrouble) holds every op, a refusal of the op's own parks it or
+// sends it again in full. Else nil: the stream broke, the op goes again.
+// Only ERROR frames the core sent are *wire.ProtocolError in the sender
+// (wire.ErrorFromCode).
 func errorNack(id edgesync.OpID, err error) *wire.Nack {
 	pe, ok := errors.AsType[*wire.ProtocolError](err)
 	if !ok {
 		return nil
 	}
-	switch code := pe.Code; {
-	case coreTrouble(code), code == wire.CodeBadRequest, code == wire.CodeTooLarge, code == wire.CodeQuota:
-		return &wire.Nack{ID: id, Code: pe.Code, Msg: pe.Msg}
-	}
-	return nil
+	return &wire.Nack{ID: id, Code: pe.Code, Msg: pe.Msg}
 }
 
 // backoffNow is the hold's backoff, or the first one a core in trouble
@@ -224,12 +262,14 @@ func refusalCause(code wire.Code) string {
 }
 
 // held reports whether no op may start at now with inflight ops in
-// flight: during the hold, and after it while the trial is in flight;
-// until is when the hold ends.
+// flight: during the hold, and after it while the trial is in flight (so
+// too the trial of a core moved to during a hold); until is when the
+// hold ends.
 func (f *coreFull) held(now time.Time, inflight int) (held bool, until time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return !f.since.IsZero() && (now.Before(f.until) || inflight > 0), f.until
+	on := !f.since.IsZero() || f.trial
+	return on && (now.Before(f.until) || inflight > 0), f.until
 }
 
 // status is the refusal for transport.bandwidth.status, nil while the

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -33,6 +34,14 @@ import (
 // agent opened. It answers no pings: the agent's link monitor must not
 // probe actively (quietConfig).
 func rawCore(t *testing.T, p *testutil.PKI, packs bool, answer func(ctx context.Context, n int64, frames []wire.Frame) []wire.Frame) (addr string, streams *atomic.Int64) {
+	t.Helper()
+	return rawCoreConns(t, p, packs, nil, answer)
+}
+
+// rawCoreConns is rawCore calling welcomed, if not nil, with each
+// connection once it has been welcomed, before its op streams.
+func rawCoreConns(t *testing.T, p *testutil.PKI, packs bool, welcomed func(*quic.Conn),
+	answer func(ctx context.Context, n int64, frames []wire.Frame) []wire.Frame) (addr string, streams *atomic.Int64) {
 	t.Helper()
 	tlsConf := p.ServerTLS(t).Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
@@ -79,6 +88,9 @@ func rawCore(t *testing.T, p *testutil.PKI, packs bool, answer func(ctx context.
 			return
 		}
 		hello.Close()
+		if welcomed != nil {
+			welcomed(conn)
+		}
 		acceptAll(&wg, func() (*quic.Stream, error) { return conn.AcceptStream(ctx) }, stream)
 	}
 	wg.Add(1)
@@ -130,13 +142,42 @@ func nackAll(frames []wire.Frame, code wire.Code) []wire.Frame {
 	return out
 }
 
+// waitRefusing waits for a's core_refusing to be shown and to satisfy ok
+// (nil: any), and returns it.
+func waitRefusing(t *testing.T, a *Agent, what string, ok func(r *CoreRefusal) bool) CoreRefusal {
+	t.Helper()
+	var got CoreRefusal
+	testutil.WaitFor(t, 30*time.Second, what, func() bool {
+		r := mustStatus(t, a).CoreRefusing
+		if r == nil || ok != nil && !ok(r) {
+			return false
+		}
+		got = *r
+		return true
+	})
+	return got
+}
+
+// setFor sets *v to x for the rest of t.
+func setFor[T any](t testing.TB, v *T, x T) {
+	old := *v
+	*v = x
+	t.Cleanup(func() { *v = old })
+}
+
 // rawAgent starts an agent of the raw core at addr, without the link
 // monitor's probes, with ops small normal ops in its outbox before it
 // starts (so that it leases them together), and waits for its
 // connection.
 func rawAgent(t *testing.T, p *testutil.PKI, addr string, ops int) *Agent {
 	t.Helper()
-	a, err := New(quietConfig(coretest.AgentConfig(t, p, addr)), Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: testutil.Logger(t, "agent")})
+	return rawAgentLog(t, p, addr, ops, testutil.Logger(t, "agent"))
+}
+
+// rawAgentLog is rawAgent logging to log.
+func rawAgentLog(t *testing.T, p *testutil.PKI, addr string, ops int, log hclog.Logger) *Agent {
+	t.Helper()
+	a, err := New(quietConfig(coretest.AgentConfig(t, p, addr)), Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,24 +194,35 @@ func rawAgent(t *testing.T, p *testutil.PKI, addr string, ops int) *Agent {
 }
 
 // erroringCase is a raw core that ends every op stream with an ERROR of
-// code, granting several ops per stream if packs, and an agent with ops
-// ops queued for it (leased together: one stream before the first ERROR).
+// code (or, if nack, refuses every op with a NACK of it), granting several
+// ops per stream if packs, and an agent with ops ops queued for it (leased
+// together: one stream before the first ERROR).
 type erroringCase struct {
 	name  string
 	code  wire.Code
 	packs bool
 	ops   int
+	nack  bool
 }
 
 // run starts the core and the agent and waits for the first ERROR; the
 // core counts the op streams it answered.
 func (tc erroringCase) run(t *testing.T) (*Agent, *atomic.Int64) {
 	t.Helper()
+	return tc.runLogged(t, testutil.Logger(t, "agent"))
+}
+
+// runLogged is run with the agent logging to log.
+func (tc erroringCase) runLogged(t *testing.T, log hclog.Logger) (*Agent, *atomic.Int64) {
+	t.Helper()
 	p := testutil.NewPKI(t, "site-1")
-	addr, streams := rawCore(t, p, tc.packs, func(context.Context, int64, []wire.Frame) []wire.Frame {
+	addr, streams := rawCore(t, p, tc.packs, func(_ context.Context, _ int64, frames []wire.Frame) []wire.Frame {
+		if tc.nack {
+			return nackAll(frames, tc.code)
+		}
 		return []wire.Frame{&wire.Error{Code: tc.code, Msg: "the raw core refuses"}}
 	})
-	a := rawAgent(t, p, addr, tc.ops)
+	a := rawAgentLog(t, p, addr, tc.ops, log)
 	testutil.WaitFor(t, 30*time.Second, "the raw core's first ERROR", func() bool { return streams.Load() >= 1 })
 	return a, streams
 }
@@ -185,8 +237,8 @@ func TestErrorEndingStreamHolds(t *testing.T) {
 	troubleBackoff = 100 * time.Millisecond
 	defer func() { troubleBackoff = old }()
 	for _, tc := range []erroringCase{
-		{"internal, a pack", wire.CodeInternal, true, 10},
-		{"busy, a single op", wire.CodeBusy, false, 1},
+		{name: "internal, a pack", code: wire.CodeInternal, packs: true, ops: 10},
+		{name: "busy, a single op", code: wire.CodeBusy, ops: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, streams := tc.run(t)
@@ -277,24 +329,10 @@ func TestRefusalOfOpSentBeforeHoldKeepsBackoff(t *testing.T) {
 		return nackAll(frames, wire.CodeBusy)
 	})
 	a := rawAgent(t, p, addr, 2)
-	var first CoreRefusal
-	testutil.WaitFor(t, 30*time.Second, "the first op refused busy", func() bool {
-		if r := mustStatus(t, a).CoreRefusing; r != nil {
-			first = *r
-			return true
-		}
-		return false
-	})
+	first := waitRefusing(t, a, "the first op refused busy", nil)
 	testutil.WaitFor(t, 30*time.Second, "the hold to end", func() bool { return time.Now().After(first.NextTry) })
 	close(second)
-	var after CoreRefusal
-	testutil.WaitFor(t, 30*time.Second, "the second op refused busy", func() bool {
-		if r := mustStatus(t, a).CoreRefusing; r != nil && r.Refusals >= 2 {
-			after = *r
-			return true
-		}
-		return false
-	})
+	after := waitRefusing(t, a, "the second op refused busy", func(r *CoreRefusal) bool { return r.Refusals >= 2 })
 	if !after.NextTry.Equal(first.NextTry) {
 		t.Errorf("next try moved from %v to %v by the refusal of an op sent before the hold began (backoff %v after the first refusal)",
 			first.NextTry.Format(time.RFC3339Nano), after.NextTry.Format(time.RFC3339Nano), first.NextTry.Sub(first.Since))
@@ -339,7 +377,8 @@ func TestFailoverStartsWithTrial(t *testing.T) {
 
 // TestHoldAcrossReconnect: a new connection to the same core keeps the
 // hold; one to another address sends its trial at once, and a refusal of
-// that trial backs off from the first backoff, not the previous core's.
+// that trial backs off from the first backoff, not the previous core's,
+// and is the status's first refusal.
 func TestHoldAcrossReconnect(t *testing.T) {
 	var f coreFull
 	log := hclog.NewNullLogger()
@@ -365,8 +404,8 @@ func TestHoldAcrossReconnect(t *testing.T) {
 	if _, until := f.held(later, 0); until.Sub(later) != firstFullBackoff {
 		t.Errorf("the other core refused its trial: backoff %v, want the first %v", until.Sub(later), firstFullBackoff)
 	}
-	if r := f.status(); r == nil || r.Refusals != 3 {
-		t.Errorf("status %+v, want the hold shown with its 3 refusals", r)
+	if r := f.status(); r == nil || r.Refusals != 1 || !r.Since.Equal(later) {
+		t.Errorf("status %+v, want the other core's hold alone: its 1 refusal, since it", r)
 	}
 }
 
@@ -378,8 +417,8 @@ func TestHoldAcrossReconnect(t *testing.T) {
 // at once, a storm of streams.
 func TestErrorOfTheOpParks(t *testing.T) {
 	for _, tc := range []erroringCase{
-		{"bad-request, a pack", wire.CodeBadRequest, true, 10},
-		{"too-large, a single op", wire.CodeTooLarge, false, 1},
+		{name: "bad-request, a pack", code: wire.CodeBadRequest, packs: true, ops: 10},
+		{name: "too-large, a single op", code: wire.CodeTooLarge, ops: 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a, streams := tc.run(t)
@@ -398,5 +437,328 @@ func TestErrorOfTheOpParks(t *testing.T) {
 				t.Errorf("the outbox holds %d ops (%v); want all %d kept", ob.Total.Ops, err, tc.ops)
 			}
 		})
+	}
+}
+
+// TestFailoverStatusDescribesNewCore: the core at the first address
+// refuses store-full; the agent fails over to the second, a raw core that
+// holds its answer to the trial until the test has looked, then refuses
+// store-full too. core_refusing must describe the core the agent talks
+// to: nothing while the new core has refused nothing, then that core's
+// refusals alone, since its first.
+func TestFailoverStatusDescribesNewCore(t *testing.T) {
+	setFor(t, &firstFullBackoff, time.Minute)
+	p := testutil.NewPKI(t, "site-1")
+	full := coretest.Start(t, p, func(sc *core.ServerConfig) { sc.Store = noRoomForData{sc.Store.(*core.Store)} })
+	looked := make(chan struct{})
+	addr, streams := rawCore(t, p, false, func(ctx context.Context, _ int64, frames []wire.Frame) []wire.Frame {
+		select {
+		case <-looked:
+		case <-ctx.Done():
+			return nil
+		}
+		return nackAll(frames, wire.CodeStoreFull)
+	})
+	cfg := quietConfig(coretest.AgentConfig(t, p, full.Addr.String()))
+	cfg.Endpoints[0].Addresses = []string{full.Addr.String(), addr}
+	a := startAgent(t, p, cfg, Options{})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "ev/1", Kind: edgesync.EventOp, Priority: edgesync.Normal,
+		Payload: bytes.NewReader([]byte("reading 1"))})
+	first := waitRefusing(t, a, "the first core to refuse the op store-full", nil)
+	full.Stop()
+	testutil.WaitFor(t, 30*time.Second, "the trial at the second core", func() bool { return streams.Load() >= 1 })
+	moved := time.Now()
+	if r := mustStatus(t, a).CoreRefusing; r != nil {
+		t.Errorf("core_refusing while the second core has refused nothing: %+v, want none (the first core's refusal since %v)",
+			r, first.Since.Format(time.RFC3339Nano))
+	}
+	close(looked)
+	r := waitRefusing(t, a, "the second core to refuse the trial", func(r *CoreRefusal) bool { return r.NextTry.After(moved) })
+	if r.Since.Before(moved) || r.Refusals != 1 {
+		t.Errorf("core_refusing after the second core refused its trial: since %v (the move at %v, the first core's refusal %v), %d refusals; want since the second core's refusal, 1 refusal",
+			r.Since.Format(time.RFC3339Nano), moved.Format(time.RFC3339Nano), first.Since.Format(time.RFC3339Nano), r.Refusals)
+	}
+}
+
+// TestHoldBackoffCarriesOnAfterTrialRefusedOtherwise: the hold's trial is
+// refused quota (the op's own reason), which ends the hold; the core is
+// still full and refuses the next op store-full. That starts no new
+// episode: the core has said full since its first refusal, so the hold
+// goes on from the backoff it had reached (doubled, as for a refused
+// trial), with its since and refusals, not from the first backoff, which
+// let a burst of ops go after every such trial.
+func TestHoldBackoffCarriesOnAfterTrialRefusedOtherwise(t *testing.T) {
+	setFor(t, &firstFullBackoff, 500*time.Millisecond)
+	p := testutil.NewPKI(t, "site-1")
+	var mu sync.Mutex
+	answered := map[int64]time.Time{} // when the core answered stream n
+	addr, streams := rawCore(t, p, false, func(_ context.Context, n int64, frames []wire.Frame) []wire.Frame {
+		defer func() {
+			mu.Lock()
+			answered[n] = time.Now()
+			mu.Unlock()
+		}()
+		if n == 3 {
+			return nackAll(frames, wire.CodeQuota) // the hold's trial
+		}
+		return nackAll(frames, wire.CodeStoreFull)
+	})
+	// Two ops go at once (streams 1 and 2, refused store-full: the hold),
+	// one as the trial (3: quota, parked), the other after it (4: store
+	// full again), and that one as the next trial (5).
+	a := rawAgent(t, p, addr, 2)
+	first := waitRefusing(t, a, "the first hold", nil)
+	testutil.WaitFor(t, 30*time.Second, "the op after the trial refused quota refused store-full", func() bool { return streams.Load() >= 4 })
+	r := waitRefusing(t, a, "core_refusing after it", func(r *CoreRefusal) bool { return r.NextTry.After(first.NextTry) })
+	testutil.WaitFor(t, 30*time.Second, "the next trial", func() bool { return streams.Load() >= 5 })
+	mu.Lock()
+	gap := answered[5].Sub(answered[4])
+	mu.Unlock()
+	t.Logf("the next trial came %v after the core refused store-full again (first backoff %v)", gap, firstFullBackoff)
+	if least := 2 * firstFullBackoff; gap < least {
+		t.Errorf("the next trial came %v after the core refused store-full again, want the hold's backoff carried on and doubled (at least %v), not the first backoff %v again",
+			gap, least, firstFullBackoff)
+	}
+	if !r.Since.Equal(first.Since) || r.Refusals != 3 {
+		t.Errorf("core_refusing once the core refuses store-full again: since %v, %d refusals; want the episode carried on: since %v, 3 refusals",
+			r.Since.Format(time.RFC3339Nano), r.Refusals, first.Since.Format(time.RFC3339Nano))
+	}
+}
+
+// TestEndedHoldCarriesOnOnlyForItsCore: a hold that a trial refused
+// otherwise ended goes on at the next refusal of the core's trouble only
+// if nothing was stored since, the agent is still on the same core, and
+// it comes within the longest backoff; else the next refusal starts
+// afresh from the first backoff.
+func TestEndedHoldCarriesOnOnlyForItsCore(t *testing.T) {
+	log := hclog.NewNullLogger()
+	for _, tc := range []struct {
+		name    string
+		between func(f *coreFull, now time.Time) time.Time // returns when the next refusal comes
+		carried bool
+	}{
+		{"refused again soon", func(_ *coreFull, now time.Time) time.Time { return now }, true},
+		{"an op stored between", func(f *coreFull, now time.Time) time.Time { f.stored(log); return now }, false},
+		{"moved to another core", func(f *coreFull, now time.Time) time.Time { f.connected("core-b:7443", now); return now }, false},
+		{"refused again after the longest backoff", func(_ *coreFull, now time.Time) time.Time { return now.Add(maxFullBackoff) }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var f coreFull
+			t0 := time.Now().Add(-time.Second)
+			f.connected("core-a:7443", t0)
+			f.refused(t0, t0, wire.CodeStoreFull, "store full", log)
+			trial := t0.Add(firstFullBackoff)
+			f.answered(trial, wire.CodeQuota, log) // the trial, refused otherwise: the hold ends
+			if r := f.status(); r != nil {
+				t.Fatalf("status after the trial was refused quota: %+v, want none", r)
+			}
+			at := tc.between(&f, time.Now())
+			f.refused(at, at, wire.CodeStoreFull, "store full", log)
+			r := f.status()
+			_, until := f.held(at, 0)
+			want, since, refusals := firstFullBackoff, at, int64(1)
+			if tc.carried {
+				want, since, refusals = 2*firstFullBackoff, t0, 2
+			}
+			if r == nil || until.Sub(at) != want || !r.Since.Equal(since) || r.Refusals != refusals {
+				t.Errorf("after the next store-full: backoff %v, status %+v; want backoff %v, since %v, %d refusals",
+					until.Sub(at), r, want, since.Sub(t0), refusals)
+			}
+		})
+	}
+}
+
+// TestRefusalIsNotSentAgainAtOnce: a core that answers every op with the
+// same refusal, whatever its code (an ERROR that ends the stream or a
+// NACK), must not get the op again at once: sending it unchanged only
+// meets the same answer. A core of another version that does not know
+// the op (unknown-op, version, a code this agent does not know), one that
+// keeps finding it corrupt or its hash wrong although this outbox holds
+// it intact, one that says a full op's delta base is wrong, or that an op
+// without a TTL expired: each op goes at most about once in the 2 s after
+// the first refusal (it is parked), is kept in the outbox and counted in
+// the nacks by code. Before, each of these was a hot loop of streams.
+func TestRefusalIsNotSentAgainAtOnce(t *testing.T) {
+	const window = 2 * time.Second
+	for _, tc := range []erroringCase{
+		{name: "ERROR unknown-op", code: wire.CodeUnknownOp, ops: 1},
+		{name: "ERROR corrupt, a pack", code: wire.CodeCorrupt, packs: true, ops: 10},
+		{name: "ERROR corrupt", code: wire.CodeCorrupt, ops: 1},
+		{name: "ERROR hash-mismatch", code: wire.CodeHashMismatch, ops: 1},
+		{name: "ERROR base-mismatch", code: wire.CodeBaseMismatch, ops: 1},
+		{name: "ERROR expired", code: wire.CodeExpired, ops: 1},
+		{name: "ERROR version", code: wire.CodeVersion, ops: 1},
+		{name: "ERROR unknown-agent", code: wire.CodeUnknownAgent, ops: 1},
+		{name: "ERROR of a code this agent does not know", code: 99, ops: 1},
+		{name: "NACK corrupt", code: wire.CodeCorrupt, ops: 1, nack: true},
+		{name: "NACK hash-mismatch", code: wire.CodeHashMismatch, ops: 1, nack: true},
+		{name: "NACK base-mismatch", code: wire.CodeBaseMismatch, ops: 1, nack: true},
+		{name: "NACK expired", code: wire.CodeExpired, ops: 1, nack: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs testutil.Buffer
+			a, streams := tc.runLogged(t, teeLogger(t, "agent", &logs))
+			start := streams.Load()
+			time.Sleep(window) // what we measure is how many streams come in a while
+			n := streams.Load() - start + 1
+			t.Logf("%d streams in the %v after the first refusal %s", n, window, tc.code)
+			// Each op is refused once and parked (10 s): a pack of n ops
+			// takes up to n streams, one op one.
+			if n > int64(tc.ops)+1 {
+				t.Errorf("%d streams in the %v after the first refusal %s of %d ops: the agent sent the ops again at once", n, window, tc.code, tc.ops)
+			}
+			if got := a.Stats()[0].Nacks[nackLabel(tc.code)]; got < 1 {
+				t.Errorf("nacks %s: %d, want the refusals counted", tc.code, got)
+			}
+			if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != tc.ops {
+				t.Errorf("the outbox holds %d ops (%v); want all %d kept", ob.Total.Ops, err, tc.ops)
+			}
+			if tc.code == wire.CodeUnknownOp {
+				line := grepLines(logs.String(), "unknown-op")
+				if !strings.Contains(line, "[ERROR]") || !strings.Contains(line, "upgrade the core") {
+					t.Errorf("the agent's log of the refusal unknown-op, want an ERROR that tells the operator to upgrade the core:\n%s", line)
+				}
+			}
+		})
+	}
+}
+
+// TestCorruptRefusalChecksTheOutbox: a core that finds an op corrupt
+// (NACK or ERROR corrupt) may be right: the op's bytes may have changed
+// on this agent's disk. The agent checks the op against the outbox's
+// checksums, as it does on hash-mismatch, and quarantines it if damaged,
+// so that it is never sent again; the intact ops stay queued.
+func TestCorruptRefusalChecksTheOutbox(t *testing.T) {
+	for _, nack := range []bool{true, false} {
+		t.Run(fmt.Sprintf("nack=%v", nack), func(t *testing.T) {
+			p := testutil.NewPKI(t, "site-1")
+			addr, _ := rawCore(t, p, false, func(_ context.Context, _ int64, frames []wire.Frame) []wire.Frame {
+				if nack {
+					return nackAll(frames, wire.CodeCorrupt)
+				}
+				return []wire.Frame{&wire.Error{Code: wire.CodeCorrupt, Msg: "the raw core finds the op corrupt"}}
+			})
+			cfg := quietConfig(coretest.AgentConfig(t, p, addr))
+			payloads := map[string][]byte{}
+			for i := range 3 {
+				payloads[fmt.Sprintf("obj/%d", i)] = testutil.RandomBytes(uint64(i), 64<<10)
+			}
+			ops := fillStopped(t, p, cfg, payloads)
+			const victim = "obj/1"
+			testutil.Damage(t, cfg.OutboxPath(), payloads[victim], len(payloads[victim])/2-256, 512)
+			a := startAgent(t, p, cfg, Options{})
+			testutil.WaitFor(t, 30*time.Second, "the damaged op quarantined", func() bool { return mustStatus(t, a).Quarantined.Ops == 1 })
+			r, err := a.VerifyOutbox(context.Background())
+			if err != nil || len(r.Quarantined) != 1 || r.Quarantined[0].ID != ops[victim].ID {
+				t.Errorf("verify: %+v, %v; want op %s (%s) alone quarantined", r, err, ops[victim].ID, victim)
+			}
+			if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != len(payloads)-1 {
+				t.Errorf("the outbox holds %d ops (%v); want the %d intact ones kept", ob.Total.Ops, err, len(payloads)-1)
+			}
+		})
+	}
+}
+
+// TestBrokenAnswerIsNeitherTakenNorSentAgainAtOnce: a core whose answer
+// to an op breaks the protocol (it acknowledges or refuses another op,
+// answers with a frame that is no answer, or ends the stream without
+// one) has not stored the op: it stays in the outbox. Sending it again at
+// once would only meet the same answer: it is parked, logged as the
+// core's broken answer, and counted in no nacks (the core refused
+// nothing).
+func TestBrokenAnswerIsNeitherTakenNorSentAgainAtOnce(t *testing.T) {
+	const window = 2 * time.Second
+	for _, tc := range []struct {
+		name   string
+		answer func(frames []wire.Frame) []wire.Frame
+	}{
+		{"an ACK of another op", func([]wire.Frame) []wire.Frame {
+			return []wire.Frame{&wire.Ack{IDs: []edgesync.OpID{edgesync.OpID{7, 7}}}}
+		}},
+		{"a NACK of another op", func([]wire.Frame) []wire.Frame {
+			return []wire.Frame{&wire.Nack{ID: edgesync.OpID{7, 7}, Code: wire.CodeQuota, Msg: "quota"}}
+		}},
+		{"a frame that is no answer", func([]wire.Frame) []wire.Frame {
+			return []wire.Frame{&wire.Welcome{Version: 1, Core: "raw", MaxFrame: wire.MaxFrameSize}}
+		}},
+		{"no answer, the stream ended", func([]wire.Frame) []wire.Frame { return nil }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var logs testutil.Buffer
+			p := testutil.NewPKI(t, "site-1")
+			addr, streams := rawCore(t, p, false, func(_ context.Context, _ int64, frames []wire.Frame) []wire.Frame { return tc.answer(frames) })
+			a := rawAgentLog(t, p, addr, 1, teeLogger(t, "agent", &logs))
+			testutil.WaitFor(t, 30*time.Second, "the raw core's first answer", func() bool { return streams.Load() >= 1 })
+			start := streams.Load()
+			time.Sleep(window) // what we measure is how many streams come in a while
+			n := streams.Load() - start + 1
+			t.Logf("%d streams in the %v after the first broken answer (%s)", n, window, tc.name)
+			if n > 2 {
+				t.Errorf("%d streams in the %v after the first broken answer (%s): the agent sent the op again at once", n, window, tc.name)
+			}
+			if ob, err := a.Outbox().Stats(); err != nil || ob.Total.Ops != 1 {
+				t.Errorf("the outbox holds %d ops (%v); want the op kept: the core did not store it", ob.Total.Ops, err)
+			}
+			if st := a.Stats()[0]; len(st.Nacks) != 0 {
+				t.Errorf("nacks %v: want none, the core answered nothing about the op", st.Nacks)
+			}
+			if line := grepLines(logs.String(), "breaks the protocol"); !strings.Contains(line, "[ERROR]") {
+				t.Errorf("the agent's log, want an ERROR that the core's answer breaks the protocol:\n%s", line)
+			}
+		})
+	}
+}
+
+// TestHelloRefusalSaysWhy: a core that refuses the agent at hello (it is
+// not in the core's agent list) was reached: the agent's log must not say
+// it cannot reach the core, but that the core refuses it, why, and what to
+// do; the status's last error says the core's reason.
+func TestHelloRefusalSaysWhy(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	c := coretest.Start(t, p, func(sc *core.ServerConfig) { sc.Allow = func(string) (int64, bool) { return 0, false } })
+	var logs testutil.Buffer
+	a := startAgent(t, p, quietConfig(coretest.AgentConfig(t, p, c.Addr.String())), Options{Logger: teeLogger(t, "agent", &logs)})
+	testutil.WaitFor(t, 30*time.Second, "the refusal logged", func() bool { return strings.Contains(logs.String(), "retrying with backoff") })
+	line := grepLines(logs.String(), "retrying with backoff")
+	if strings.Contains(line, "cannot reach the core") || !strings.Contains(line, "refuses this agent") ||
+		!strings.Contains(line, "unknown-agent") || !strings.Contains(line, "agent list") {
+		t.Errorf("the agent's log of a core that refuses it at hello, want that the core refuses it (unknown-agent), and to add it to the core's agents:\n%s", line)
+	}
+	if e := mustStatus(t, a).LastError; e == nil || !strings.Contains(e.Error, "not in the core's agent list") {
+		t.Errorf("last_error %+v, want the core's reason", e)
+	}
+}
+
+// TestCoreClosingEachConnectionBacksOff: a core that welcomes the agent
+// and closes the connection with a failure of its own (internal) as soon
+// as the agent opens an op stream gets the next connection after the dial
+// backoff (0.5 s doubling), as a core that cannot be reached does, not at
+// once: a session that did not outlive shortSession does not reset the
+// backoff. (A core that shuts down still has the agent dial again, or
+// fail over, at once.)
+func TestCoreClosingEachConnectionBacksOff(t *testing.T) {
+	const window = 2 * time.Second
+	p := testutil.NewPKI(t, "site-1")
+	var conns atomic.Int64
+	addr, _ := rawCoreConns(t, p, false, func(conn *quic.Conn) {
+		conns.Add(1)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := conn.AcceptStream(ctx); err == nil {
+			conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeInternal), "the raw core closes the connection at the first op")
+		}
+	}, func(context.Context, int64, []wire.Frame) []wire.Frame { return nil })
+	a := startAgent(t, p, quietConfig(coretest.AgentConfig(t, p, addr)), Options{})
+	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "ev/1", Kind: edgesync.EventOp, Priority: edgesync.Normal,
+		Payload: strings.NewReader("reading 1")})
+	testutil.WaitFor(t, 30*time.Second, "the first connection", func() bool { return conns.Load() >= 1 })
+	start := conns.Load()
+	time.Sleep(window) // what we measure is how many connections come in a while
+	n := conns.Load() - start
+	t.Logf("%d connections in the %v after the first, each closed by the core at its first op", n, window)
+	if n > 4 { // 0.5 s + 1 s: 2 connections, and 2 to spare
+		t.Errorf("%d connections in the %v after the first, each closed by the core at its first op: the agent connects again without the dial backoff", n, window)
 	}
 }

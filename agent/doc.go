@@ -27,7 +27,11 @@
 //     SHA-256 the outbox took of the producer's bytes (outbox.Op.Hash),
 //     which the core checks at commit. An op the outbox finds damaged is
 //     quarantined and never sent; one the core refuses for a hash
-//     mismatch is checked again from disk (docs/integrity.md). An op
+//     mismatch or corrupt is checked again from disk (docs/integrity.md).
+//     A refusal of the op's own, as a NACK or an ERROR that ended its
+//     stream, never sends it again unchanged at once: it is parked for a
+//     backoff, or goes again in full once its delta base is dropped
+//     (corefull_refusals.go, docs/core.md#refusals-of-the-op). An op
 //     refused store-full (the core's store has no room), busy, internal
 //     or shutting-down, or whose stream the core ended with ERROR of one
 //     of those codes, goes back to the outbox (one refused internal is

@@ -223,7 +223,7 @@ func (e *endpoint) run(ctx context.Context) {
 			e.stats.lastErr.note(err)
 			// One line per failure streak every minute, not per attempt.
 			if time.Since(lastLogged) > time.Minute {
-				e.log.Warn("cannot reach the core; retrying with backoff", "addresses", e.addrs.list, "error", err)
+				logDialFailure(e.log, e.addrs.list, err) // connerror.go
 				lastLogged = time.Now()
 			}
 			select {
@@ -232,7 +232,7 @@ func (e *endpoint) run(ctx context.Context) {
 			}
 			continue
 		}
-		bo.Reset()
+		connectedAt := time.Now() // the backoff resets once the session outlives shortSession
 		lastLogged = time.Time{}
 		e.log.Info("connected", "core", w.Core, "address", e.addrs.current(), "version", w.Version)
 		e.stats.connects.Add(1)
@@ -266,6 +266,15 @@ func (e *endpoint) run(ctx context.Context) {
 		if ctx.Err() == nil && !movedBack {
 			e.log.Warn("connection lost", "error", err)
 			e.stats.lastErr.note(fmt.Errorf("connection lost: %w", lostCause(conn, err)))
+		}
+		switch {
+		case time.Since(connectedAt) >= shortSession:
+			bo.Reset()
+		case ctx.Err() == nil && !movedBack && spare == nil && !coreShutDown(lostCause(conn, err)):
+			select { // connerror.go: the core closed it soon after it was made
+			case <-ctx.Done():
+			case <-time.After(bo.Next()):
+			}
 		}
 	}
 }

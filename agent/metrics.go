@@ -82,7 +82,7 @@ func newAgentCollector(a *Agent) *agentCollector {
 		retries:          desc("retries_total", "Op transfers retried.", "endpoint"),
 		packs:            desc("packs_total", "Streams that carried several small ops (wire.CapOpsPerStream).", "endpoint"),
 		packedOps:        desc("packed_ops_total", "Ops sent on those streams.", "endpoint"),
-		nacks:            desc("nacks_total", "Ops refused by the core, by reason code; an ERROR that ended an op stream counts as one when it is of its trouble (store-full, busy, internal, shutting-down) or blames the op (bad-request, too-large, quota).", "endpoint", "code"),
+		nacks:            desc("nacks_total", "Ops refused by the core, by reason code (\"other\": codes this agent does not know); an ERROR that ended an op stream counts as the refusal of the first op it left unanswered.", "endpoint", "code"),
 		switches:         desc("mode_switches_total", "Sync mode switches.", "endpoint"),
 		connects:         desc("connects_total", "Connections established to the core.", "endpoint"),
 		dialFailures:     desc("dial_failures_total", "Failed attempts to connect to the core.", "endpoint"),

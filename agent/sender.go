@@ -527,6 +527,8 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 	switch {
 	case errors.Is(err, errPaused):
 		s.stats.paused.Add(1)
+	case brokenAnswer(err):
+		return s.parkBroken(op, err) // corefull_refusals.go
 	case err != nil:
 		s.stats.retries.Add(1)
 	case res.nack != nil:
@@ -559,6 +561,8 @@ func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt, sent ti
 		return outHold
 	case err == nil && res.nack != nil:
 		return s.refused(op, res.nack, sent)
+	case brokenAnswer(err):
+		return s.parkBroken(op, err)
 	}
 	s.release(op.ID)
 	return outDone
@@ -644,22 +648,11 @@ func (s *session) refused(op outbox.Op, n *wire.Nack, sent time.Time) outcome {
 	if !coreTrouble(n.Code) {
 		s.e.full.answered(sent, n.Code, s.log) // a trial refused so ends the hold (corefull.go)
 	}
-	if n.Code == wire.CodeHashMismatch && s.damaged(op) {
-		return outDone // quarantined: never sent again
-	}
 	switch n.Code {
 	case wire.CodeBaseMismatch, wire.CodeCorrupt, wire.CodeHashMismatch:
-		// The base we hold is not the core's: forget it and send in full.
-		s.bases.drop(s.name, op.Key)
-		s.stats.retries.Add(1)
-		s.release(op.ID)
-		return outDone
+		return s.refusedBytes(op, n) // corefull_refusals.go
 	case wire.CodeExpired:
-		s.release(op.ID)
-		if _, err := s.ob.PurgeExpired(time.Now()); err != nil {
-			s.log.Warn("expired ops not purged; the core will refuse them again", "op", op.ID.String(), "error", err)
-		}
-		return outDone
+		return s.refusedExpired(op, n)
 	case wire.CodeStoreFull, wire.CodeBusy, wire.CodeShuttingDown:
 		return s.refusedFull(op, n, sent) // the core's trouble: every op holds (corefull.go)
 	case wire.CodeInternal:
@@ -673,8 +666,5 @@ func (s *session) refused(op outbox.Op, n *wire.Nack, sent time.Time) outcome {
 		s.e.full.refused(sent, time.Now(), n.Code, n.Msg, s.log)
 		return outParkTrial
 	}
-	s.stats.parked.Add(1)
-	s.log.Error("core refused an op; it stays in the outbox", "op", op.ID.String(), "key", op.Key,
-		"code", n.Code.String(), "message", n.Msg)
-	return outPark
+	return s.parkRefused(op, n)
 }

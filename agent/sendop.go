@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/quic-go/quic-go"
 
@@ -211,17 +212,12 @@ func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.
 	if err != nil {
 		return res, err
 	}
-	switch f := f.(type) {
-	case *wire.Ack:
-		res.acked = true
-	case *wire.Nack:
-		res.nack = f
-	case *wire.Error:
-		return res, wire.ErrorFromCode(f.Code, f.Msg)
-	default:
-		return res, fmt.Errorf("%w: %s answers a summary", wire.ErrBadRequest, f.Type())
+	switch f.(type) {
+	case *wire.Ack, *wire.Nack, *wire.Error:
+		_, _, err = answer(f, op.ID, &res)
+		return res, err
 	}
-	return res, nil
+	return res, fmt.Errorf("%w: %s answers a summary", wire.ErrBadRequest, f.Type())
 }
 
 // openOpStream opens the stream of one op, at the op's priority, and
@@ -280,7 +276,7 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 	t.written() // the stream is open at its urgency: what follows keeps its place
 	from := int64(0)
 	if !oneChunk && !hdr.Eager {
-		held, settled, err := resumePoint(str, &res)
+		held, settled, err := resumePoint(str, a.op.ID, &res)
 		if settled || err != nil {
 			return res, err
 		}
@@ -327,12 +323,12 @@ func (s *opSender) encoding(a *attempt, res *sendResult) (*opTransfer, error) {
 // resumePoint reads the core's answer to the header of an op of more than
 // one chunk: held is how many plain bytes it holds, unless settled (it has
 // the op already, or refused it).
-func resumePoint(str io.Reader, res *sendResult) (held int64, settled bool, err error) {
+func resumePoint(str io.Reader, id edgesync.OpID, res *sendResult) (held int64, settled bool, err error) {
 	f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 	if err != nil {
 		return 0, false, err
 	}
-	settled, held, err = answer(f, res)
+	settled, held, err = answer(f, id, res)
 	return held, settled, err
 }
 
@@ -363,7 +359,7 @@ func awaitAnswer(str io.Reader, t *opTransfer) error {
 		if err != nil {
 			return err
 		}
-		if settled, _, err := answer(f, t.res); settled || err != nil {
+		if settled, _, err := answer(f, t.op.ID, t.res); settled || err != nil {
 			return err
 		}
 		// A RESUME_ANSWER to a one-chunk op: the ACK follows.
@@ -379,18 +375,29 @@ func commit(str *quic.Stream, t *opTransfer) error {
 	return str.Close()
 }
 
-// answer interprets the core's reply. settled is true on ACK or NACK (or
-// a RESUME_ANSWER that says the core has the op); held is set on any
-// other RESUME_ANSWER.
-func answer(f wire.Frame, res *sendResult) (settled bool, held int64, err error) {
+// answer interprets the core's reply about op id. settled is true on ACK
+// or NACK (or a RESUME_ANSWER that says the core has the op); held is set
+// on any other RESUME_ANSWER. An answer about another op breaks the
+// protocol: it settles nothing of this one (an ACK taken so deleted the
+// op, which no core stored).
+func answer(f wire.Frame, id edgesync.OpID, res *sendResult) (settled bool, held int64, err error) {
 	switch f := f.(type) {
 	case *wire.Ack:
+		if !slices.Contains(f.IDs, id) {
+			return true, 0, fmt.Errorf("%w: the core acknowledged %v where op %s's answer was due", wire.ErrBadRequest, f.IDs, id)
+		}
 		res.acked = true
 		return true, 0, nil
 	case *wire.Nack:
+		if f.ID != id {
+			return true, 0, fmt.Errorf("%w: the core refused op %s where op %s's answer was due", wire.ErrBadRequest, f.ID, id)
+		}
 		res.nack = f
 		return true, 0, nil
 	case *wire.ResumeAnswer:
+		if f.ID != id {
+			return true, 0, fmt.Errorf("%w: the core answered the header of op %s where op %s's answer was due", wire.ErrBadRequest, f.ID, id)
+		}
 		if f.Complete {
 			res.acked = true
 			return true, 0, nil

@@ -190,7 +190,7 @@ func (l *laneTransfer) take(a laneAnswer, ok bool) (settled bool, err error) {
 	if a.err != nil {
 		return true, a.err
 	}
-	settled, _, err = answer(a.f, l.res)
+	settled, _, err = answer(a.f, l.op.ID, l.res)
 	return settled, err
 }
 

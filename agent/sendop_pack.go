@@ -104,8 +104,9 @@ func (s *session) flushPack(p linkmon.SyncParameters) {
 // workPack sends a pack's ops, let go at sent, on one stream and settles
 // each with the outbox as work settles one: the core's answers come per
 // op, and the ops it did not answer before the stream broke go back to
-// the outbox. An ERROR that ended the stream, of a kind the op would meet
-// again (errorNack), is one refusal, of the first op it left unanswered.
+// the outbox. An ERROR that ended the stream (errorNack), or an answer
+// that broke the protocol (brokenAnswer), is one refusal, of the first op
+// it left unanswered.
 func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.Time, wrote func()) []outcome {
 	snd := s.pool.Get().(*opSender)
 	defer s.pool.Put(snd)
@@ -145,7 +146,7 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.
 			r, err = snd.send(s.ctx, s.conn, nil, a)
 		case err != nil && err == ended:
 			err = fmt.Errorf("not answered before the core's %v ended the stream", err) // only goes again
-		case errorNack(a.op.ID, err) != nil:
+		case errorNack(a.op.ID, err) != nil, brokenAnswer(err):
 			ended = err
 		}
 		outs[idx[k]] = s.settle(snd, *a.op, a.pl, r, err, sent)

@@ -33,7 +33,7 @@ type endpointStats struct {
 	// backfilledRaw their payload bytes (backfill.go).
 	backfilled, backfilledRaw atomic.Int64
 
-	nacks [16]atomic.Int64 // by wire.Code
+	nacks [otherNacks + 1]atomic.Int64 // by wire.Code; codes from otherNacks up share the last
 
 	lastErr lastError // the last failure to connect, or lost connection
 }
@@ -121,7 +121,7 @@ func (e *endpoint) snapshot() EndpointStats {
 	}
 	for c := range s.nacks {
 		if n := s.nacks[c].Load(); n > 0 {
-			out.Nacks[wire.Code(c).String()] = n
+			out.Nacks[nackLabel(wire.Code(c))] = n
 		}
 	}
 	return out
@@ -149,9 +149,19 @@ func (s *endpointStats) recordTransfer(m codec.Mode, plain, wireBytes int64) {
 }
 
 func (s *endpointStats) recordNack(c wire.Code) {
-	if int(c) < len(s.nacks) {
-		s.nacks[c].Add(1)
+	s.nacks[min(c, otherNacks)].Add(1)
+}
+
+// otherNacks is the first code this agent does not know (a newer core's):
+// those are counted together, as "other", where they went uncounted.
+const otherNacks = wire.CodeStoreFull + 1
+
+// nackLabel is the name code c is counted under in the nacks by code.
+func nackLabel(c wire.Code) string {
+	if c >= otherNacks {
+		return "other"
 	}
+	return c.String()
 }
 
 // Stats returns a snapshot of every endpoint's counters.
