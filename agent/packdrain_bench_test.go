@@ -1,0 +1,179 @@
+package agent
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/core/coretest"
+	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linkmon"
+	"github.com/edge-sync/edge-sync/linksim"
+	"github.com/edge-sync/edge-sync/outbox"
+)
+
+// drainCase is one link of BenchmarkPackedDrain: the profile, the class
+// the agent is pinned to and the backlog's number of 1 KiB ops.
+// summaries keeps the class's summary-first parameters; otherwise every
+// op goes in full (packed).
+type drainCase struct {
+	name      string
+	prof      linksim.Profile
+	class     edgesync.LinkClass
+	ops       int
+	summaries bool
+}
+
+// drainCases are the links of BenchmarkPackedDrain: the LTE-like link of
+// the latency benchmarks (internal/soak), broadband (goodput row 4) and
+// linksim's geostationary satellite, packed and with its summaries
+// first.
+func drainCases() []drainCase {
+	lte := linksim.Direction{RateBps: 10_000_000, Delay: 30 * time.Millisecond, Jitter: 5 * time.Millisecond, QueueDelay: 150 * time.Millisecond}
+	lteDown := lte
+	lteDown.RateBps = 50_000_000
+	lteLike := linksim.Profile{Name: "lte-like", Up: lte, Down: lteDown, Summary: "10 Mbit/s up, 50 down, 60 ms RTT, 0-5 ms jitter each way"}
+	return []drainCase{
+		{"lte-10mbit-60ms", lteLike, edgesync.Mobile, 3000, false},
+		{"broadband-20mbit-20ms", symmetricLink("20mbit-20ms", 20_000_000, 20*time.Millisecond, 0), edgesync.Broadband, 3000, false},
+		{"satellite-geo-2mbit-600ms", linksim.SatelliteGEO(), edgesync.Satellite, 1500, false},
+		{"satellite-geo-summaries", linksim.SatelliteGEO(), edgesync.Satellite, 1500, true},
+	}
+}
+
+// BenchmarkPackedDrain times a backlog of small ops (normal events of
+// 1 KiB, random bytes, each with a small summary: sensor records queued
+// during an outage) from Start until every op is stored at the core. The
+// agent starts with the link monitor's figures of a previous run
+// (restored from its status file), as after a restart. It reports
+// drain-ratio, that time over the link time of the payload bytes at the
+// uplink's rate; one-op-ratio, the same for the same bytes put as one
+// op (the baseline, in the same run); vs-one-op, their quotient; and
+// crit-max-ms / crit-mean-ms, what three critical ops put a third of the
+// way through the backlog took to reach the core.
+//
+//	go test -run '^$' -bench PackedDrain -benchtime 1x -count 2 ./agent
+func BenchmarkPackedDrain(b *testing.B) {
+	for _, dc := range drainCases() {
+		b.Run(dc.name, func(b *testing.B) {
+			p := testutil.NewPKI(b, "site-1")
+			payloads := make([][]byte, dc.ops)
+			for i := range payloads {
+				payloads[i] = testutil.RandomBytes(uint64(i), 1<<10)
+			}
+			var took, baseTook time.Duration
+			var crit []time.Duration
+			for b.Loop() {
+				r := packedDrain(b, p, dc, payloads, false)
+				took, crit = took+r.took, append(crit, r.crit...)
+				baseTook += packedDrain(b, p, dc, payloads, true).took
+			}
+			n := float64(b.N)
+			linkTime := float64(dc.ops<<10*8) / float64(dc.prof.Up.RateBps)
+			b.ReportMetric(took.Seconds()/n/linkTime, "drain-ratio")
+			b.ReportMetric(baseTook.Seconds()/n/linkTime, "one-op-ratio")
+			b.ReportMetric(took.Seconds()/baseTook.Seconds(), "vs-one-op")
+			b.ReportMetric(took.Seconds()/n, "drain-s")
+			if len(crit) > 0 {
+				var sum time.Duration
+				for _, d := range crit {
+					sum += d
+				}
+				b.ReportMetric(float64(slices.Max(crit).Milliseconds()), "crit-max-ms")
+				b.ReportMetric(float64(sum.Milliseconds())/float64(len(crit)), "crit-mean-ms")
+			}
+		})
+	}
+}
+
+// drainResult is one drain of packedDrain: the time from Start to an
+// empty outbox, and what each critical op put meanwhile took to reach
+// the core.
+type drainResult struct {
+	took time.Duration
+	crit []time.Duration
+}
+
+// packedDrain runs a core and an agent pinned to dc.class through a link
+// of dc.prof whose monitor measured the link in a first run, puts the
+// payloads in its outbox (as one op when oneOp), starts it and times the
+// drain. Unless oneOp, it puts three critical ops one after the other
+// once a third of the backlog is stored, and times each to the core.
+func packedDrain(tb testing.TB, p *testutil.PKI, dc drainCase, payloads [][]byte, oneOp bool) drainResult {
+	tb.Helper()
+	c := coretest.Start(tb, p, nil)
+	cfg := coretest.AgentConfig(tb, p, c.Addr.String())
+	opts, _ := shaped(dc.prof)
+	pin := func(a *Agent) {
+		interval := time.Duration(0)
+		o := linkmon.Override{Interval: &interval}
+		if !dc.summaries {
+			off := false
+			o.SummaryOnly = &off
+		}
+		if err := a.SetProfile(dc.class, o); err != nil {
+			tb.Fatal(err)
+		}
+		if err := a.Switch("core", linkmon.Pin{Class: &dc.class}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	// A first run measures the link; its monitor keeps the figures in
+	// the data directory for the next.
+	warm := newAgent(tb, p, cfg, opts)
+	pin(warm)
+	if err := warm.Start(tb.Context()); err != nil {
+		tb.Fatal(err)
+	}
+	testutil.WaitFor(tb, time.Minute, "the link monitor to measure the link's bandwidth and RTT", func() bool {
+		f := mustStatus(tb, warm).Figures
+		return f.BandwidthBps > 0 && !f.BandwidthLowerBound && f.RTT > 0
+	})
+	warm.Close()
+
+	a := newAgent(tb, p, cfg, opts)
+	pin(a)
+	if oneOp {
+		enqueue(tb, a, outbox.NewOp{Endpoint: "core", Key: "backlog", Priority: edgesync.Normal, Kind: edgesync.EventOp,
+			Payload: bytes.NewReader(bytes.Join(payloads, nil)), Summary: []byte(`{"records":"all"}`)})
+	} else {
+		for i, pl := range payloads {
+			enqueue(tb, a, outbox.NewOp{Endpoint: "core", Key: fmt.Sprintf("sensors/%d", i), Priority: edgesync.Normal,
+				Kind: edgesync.EventOp, Payload: bytes.NewReader(pl), Summary: fmt.Appendf(nil, `{"n":%d}`, i)})
+		}
+	}
+	f := mustStatus(tb, a).Figures
+	start := time.Now()
+	if err := a.Start(tb.Context()); err != nil {
+		tb.Fatal(err)
+	}
+	var r drainResult
+	if !oneOp {
+		testutil.WaitFor(tb, 5*time.Minute, "a third of the backlog at the core", func() bool {
+			st, err := a.Outbox().Stats()
+			return err == nil && st.Total.Ops <= 2*len(payloads)/3
+		})
+		for i := range 3 {
+			if outboxEmpty(a) {
+				break // the backlog drained first: nothing to wait behind
+			}
+			sent := time.Now()
+			crit := enqueue(tb, a, outbox.NewOp{Endpoint: "core", Key: "alarm", Priority: edgesync.Critical, Kind: edgesync.EventOp,
+				Payload: bytes.NewReader(fmt.Appendf(nil, "alarm %d", i))})
+			testutil.WaitFor(tb, time.Minute, "the critical op at the core", func() bool {
+				ok, _ := c.Store.Applied("site-1", crit.ID)
+				return ok
+			})
+			r.crit = append(r.crit, time.Since(sent))
+		}
+	}
+	testutil.WaitFor(tb, 5*time.Minute, "the backlog to drain", func() bool { return outboxEmpty(a) })
+	r.took = time.Since(start)
+	tb.Logf("%s one op %v: drained in %v (monitor's figures at start: %s); critical ops %v",
+		dc.name, oneOp, r.took.Round(time.Millisecond), f, r.crit)
+	a.Close()
+	return r
+}
