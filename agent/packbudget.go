@@ -75,20 +75,21 @@ func packBudgetAt(bw float64, rtt time.Duration) int64 {
 
 // packFits reports whether op may join the open pack of ordinary ops
 // (open false) or open a new one (open true) within budget. One op always
-// may when none is in flight, so the backlog moves. A new pack opens only
-// once the room left is half the budget or minPackBudget, the less: the
-// packs that follow a full budget carry that much each, rather than a
-// few ops each in the room one answered pack left. Half the budget alone
-// kept one pack in flight where a pack of 64 ops (64 KiB of 1 KiB ops)
-// is more than half the budget, as on a 10 Mbit/s link of 60 ms.
+// may when none is in flight, so the backlog moves. A pack holds at most
+// half the budget, so that the next one goes while it is in flight: one
+// pack of a whole budget left the link idle from its last byte until its
+// answer, each round trip. A new pack opens only once the room left is
+// half the budget or minPackBudget, the less: the packs that follow a
+// full budget carry that much each, rather than a few ops each in the
+// room one answered pack left.
 func (s *session) packFits(op outbox.Op, budget int64, open bool) bool {
 	if s.packBytes == 0 {
 		return true
 	}
-	if open && budget-s.packBytes < min(budget/2, minPackBudget) {
-		return false
+	if open {
+		return budget-s.packBytes >= min(budget/2, minPackBudget) && s.packBytes+op.Size <= budget
 	}
-	return s.packBytes+op.Size <= budget
+	return s.packBytes+op.Size <= budget && (s.pack == nil || s.pack.bytes+op.Size <= budget/2)
 }
 
 // packAnswered is the report that gives back what a pack's ops held of
