@@ -16,10 +16,11 @@ import (
 // answer has come back, so its own bytes are in flight for their
 // serialisation on top of the round trip. The budget is what the link
 // carries in its RTT and packWindow more, and minPackBudget on top, the
-// room for a pack beyond the link's product: the packs fill the link and
-// a critical op waits behind about packWindow of the link and up to a
-// pack. Packs still carry up to wire.MaxOpsPerStream ops each, so the
-// wire bytes and streams they save are kept.
+// room for a pack (packs hold at most that) beyond the link's product:
+// the packs fill the link and a critical op waits behind about
+// packWindow of the link and up to a pack. Packs still carry up to
+// wire.MaxOpsPerStream ops of 512 B or less each, so most of the wire
+// bytes and streams they save are kept.
 const (
 	// packWindow is how long the link may take to carry the packed
 	// ordinary bytes in flight beyond its bandwidth-delay product and a
@@ -76,9 +77,11 @@ func packBudgetAt(bw float64, rtt time.Duration) int64 {
 // packFits reports whether op may join the open pack of ordinary ops
 // (open false) or open a new one (open true) within budget. One op always
 // may when none is in flight, so the backlog moves. A pack holds at most
-// half the budget, so that the next one goes while it is in flight: one
+// half the budget, so that the next one goes while it is in flight (one
 // pack of a whole budget left the link idle from its last byte until its
-// answer, each round trip. A new pack opens only once the room left is
+// answer, each round trip), and at most minPackBudget, the room the
+// budget leaves for a pack beyond the link's product: a critical op
+// waits behind at most one such pack. A new pack opens only once the room left is
 // half the budget or minPackBudget, the less: the packs that follow a
 // full budget carry that much each, rather than a few ops each in the
 // room one answered pack left.
@@ -89,7 +92,7 @@ func (s *session) packFits(op outbox.Op, budget int64, open bool) bool {
 	if open {
 		return budget-s.packBytes >= min(budget/2, minPackBudget) && s.packBytes+op.Size <= budget
 	}
-	return s.packBytes+op.Size <= budget && (s.pack == nil || s.pack.bytes+op.Size <= budget/2)
+	return s.packBytes+op.Size <= budget && (s.pack == nil || s.pack.bytes+op.Size <= min(budget/2, minPackBudget))
 }
 
 // packAnswered is the report that gives back what a pack's ops held of
