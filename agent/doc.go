@@ -40,8 +40,9 @@
 //     answers it for a reason of the op's own; a connection to another
 //     address sends that op at once (corefull.go; Status's
 //     CoreRefusing). The packed ordinary ops in
-//     flight are bounded in bytes, so that a critical op does not wait
-//     behind them (packbudget.go).
+//     flight are bounded in bytes to about the link's bandwidth-delay
+//     product, so that they fill the link and a critical op does not
+//     wait behind a queue of them (packbudget.go).
 //     Critical and schema ops
 //     never wait for a slot; large ops (more than one chunk) are bounded
 //     by the parameters' concurrency and pause at a chunk boundary when

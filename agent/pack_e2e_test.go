@@ -231,9 +231,9 @@ func TestPackOneRefused(t *testing.T) {
 	p := testutil.NewPKI(t, "site-1")
 	c, quota := quotaCore(t, p, 12<<10)
 	var ops []workloadOp
-	for i := range 40 {
-		// 40 ops of 800 B fit the packed bytes a session lets out at
-		// first (minPackBudget).
+	for i := range 20 {
+		// 20 ops of 800 B fit one pack of the budget a session lets
+		// out at first: half of minPackBudget (packbudget.go).
 		ops = append(ops, workloadOp{key: fmt.Sprintf("ev/%d", i), kind: edgesync.EventOp, prio: edgesync.Normal, payload: testutil.RandomBytes(uint64(i+1), 800)})
 	}
 	a, enq := startWithBacklog(t, p, quietConfig(coretest.AgentConfig(t, p, c.Addr.String())), Options{}, ops)
@@ -241,7 +241,7 @@ func TestPackOneRefused(t *testing.T) {
 	st := a.Stats()[0]
 	acked := ackedOps(st)
 	if st.Packs != 1 || st.PackedOps != int64(len(ops)) {
-		t.Fatalf("%d packs of %d ops; want the 40 ops in one", st.Packs, st.PackedOps)
+		t.Fatalf("%d packs of %d ops; want the %d ops in one", st.Packs, st.PackedOps, len(ops))
 	}
 	if acked == 0 || acked >= int64(len(ops)) {
 		t.Fatalf("%d of the pack's %d ops acked; want some acked and some refused", acked, len(ops))

@@ -10,61 +10,104 @@ import (
 // The packed ordinary ops in flight are bounded in bytes
 // (docs/design.md, "Packing small ops"): a batch of packs leaves at once,
 // like a large op, and a critical op put at that moment waits behind the
-// bytes queued at the link's bottleneck. Before packing, 32 single small
-// ops in flight held some 20-40 KB; the budget keeps packs to about that,
-// or to what the link carries in packWindow where that is more, so that a
-// critical op waits at most that long behind ordinary small ops. Packs
-// still carry up to wire.MaxOpsPerStream ops each, so the wire bytes and
-// streams they save are kept.
+// bytes queued at the link's bottleneck. What fills the link is its
+// bandwidth-delay product, and only what is in flight beyond it queues.
+// A pack counts as in flight until its last byte has arrived and its
+// answer has come back, so its own bytes are in flight for their
+// serialisation on top of the round trip. The budget is what the link
+// carries in its RTT and packWindow more, and minPackBudget on top, the
+// room for a pack (packs hold at most that) beyond the link's product:
+// the packs fill the link and a critical op waits behind about
+// packWindow of the link and up to a pack. Packs still carry up to
+// wire.MaxOpsPerStream ops of 512 B or less each, so most of the wire
+// bytes and streams they save are kept.
 const (
 	// packWindow is how long the link may take to carry the packed
-	// ordinary bytes in flight, at its measured bandwidth.
+	// ordinary bytes in flight beyond its bandwidth-delay product and a
+	// pack, at its measured bandwidth.
 	packWindow = 5 * time.Millisecond
-	// minPackBudget is the budget's floor: what 32 single small ops of
-	// about 1 KiB held in flight before packing.
+	// minPackBudget is the budget's floor and the room it leaves for a
+	// pack: what 32 single small ops of about 1 KiB held in flight
+	// before packing.
 	minPackBudget = 32 << 10
 	// maxPackBudget is the budget's ceiling: what the small slots hold
-	// in full packs (32 of 1 MiB), 32 MiB, what 54 Gbit/s carries in
-	// packWindow.
+	// in full packs (32 of 1 MiB), 32 MiB, what 10 Gbit/s carries in
+	// 27 ms.
 	maxPackBudget = maxSmallInFlight * maxPackBytes
 )
 
 // packBudget is the bytes of packed ordinary ops the session may have in
-// flight now: what the link carries in packWindow at the link monitor's
-// median bandwidth (packBudgetAt).
+// flight now (packBudgetAt): at the link monitor's median bandwidth and
+// the connection's minimum RTT, quic-go's over the connection's life,
+// the path's own. Not the monitor's RTT: only the data lane reports its
+// deliveries to the monitor (docs/linkmon.md, "Under the agent's own
+// load"), so under packed ops its RTT is the median of pings that queue
+// behind them, and a budget on it grows with the queue it makes (on a
+// 10 Mbit/s link of 60 ms it read 155 ms within a second; critical ops
+// waited 130-170 ms instead of 40-50, with a bandwidth read at 30 Mbit/s
+// in that run too). The monitor's median RTT stands in while the
+// connection has measured none.
 func (s *session) packBudget() int64 {
-	return packBudgetAt(s.e.mon.Status().Median.BandwidthBps)
+	m := s.e.mon.Status().Median
+	rtt := m.RTT
+	if s.conn != nil {
+		if r := s.conn.ConnectionStats().MinRTT; r > 0 {
+			rtt = r
+		}
+	}
+	return packBudgetAt(m.BandwidthBps, rtt)
 }
 
-// packBudgetAt is the budget at a median bandwidth of bw bit/s, within
-// [minPackBudget, maxPackBudget]: the floor for a bandwidth unmeasured,
-// not positive or not a finite number (a median of two samples with one
-// timestamp reads +Inf or NaN), the ceiling for one past it. The bounds
-// are checked as a float: Go's conversion of an out-of-range float to an
+// packBudgetAt is the budget at a median bandwidth of bw bit/s and an RTT
+// of rtt: what bw carries in rtt + packWindow, and minPackBudget more, at
+// most maxPackBudget. A bandwidth unmeasured, not positive or not a
+// finite number (a median of two samples with one timestamp reads +Inf
+// or NaN) gives minPackBudget; an RTT unmeasured (0) or negative counts
+// as none. The ceiling is applied as a float: a product past the float's
+// range is +Inf, and Go's conversion of an out-of-range float to an
 // integer gives what the machine gives (the floor on amd64, no bound on
 // arm64).
-func packBudgetAt(bw float64) int64 {
-	b := bw / 8 * packWindow.Seconds()
-	if math.IsNaN(b) || math.IsInf(b, 0) || b <= minPackBudget {
+func packBudgetAt(bw float64, rtt time.Duration) int64 {
+	if math.IsNaN(bw) || math.IsInf(bw, 0) || bw <= 0 {
 		return minPackBudget
 	}
+	b := bw/8*(max(rtt, 0).Seconds()+packWindow.Seconds()) + minPackBudget
 	return int64(min(b, maxPackBudget))
 }
 
 // packFits reports whether op may join the open pack of ordinary ops
 // (open false) or open a new one (open true) within budget. One op always
-// may when none is in flight, so the backlog moves. A new pack opens only
-// once at most half the budget is in flight: the packs that follow a
-// full budget carry at least half of it each, rather than a few ops each
-// in the room one answered pack left.
+// may when none is in flight, so the backlog moves. A pack holds at most
+// half the budget, so that the next one goes while it is in flight (one
+// pack of a whole budget left the link idle from its last byte until its
+// answer, each round trip), and at most minPackBudget, the room the
+// budget leaves for a pack beyond the link's product: a critical op
+// waits behind at most one such pack. A new pack opens only once the
+// room left is half the budget or minPackBudget, the less: the packs
+// that follow a full budget carry that much each, rather than a few ops
+// each in the room one answered pack left.
 func (s *session) packFits(op outbox.Op, budget int64, open bool) bool {
 	if s.packBytes == 0 {
 		return true
 	}
-	if open && s.packBytes > budget/2 {
-		return false
+	if open {
+		return budget-s.packBytes >= min(budget/2, minPackBudget) && s.packBytes+op.Size <= budget
 	}
-	return s.packBytes+op.Size <= budget
+	return s.packBytes+op.Size <= budget && (s.pack == nil || s.pack.bytes+op.Size <= min(budget/2, minPackBudget))
+}
+
+// packAnswered is the report that gives back what a pack's ops held of
+// the budget once the core has answered them (or the stream failed),
+// before they are settled with the outbox: settling 32 ops took 15-95 ms
+// of the outbox's writes, time in which nothing of the pack is on the
+// link. An op of the pack sent alone after it (its encoded data too
+// large for a pack) is not counted then.
+func packAnswered(ops []outbox.Op) workerDone {
+	d := workerDone{answered: true}
+	for _, op := range ops {
+		d.packed += op.Size
+	}
+	return d
 }
 
 // packed counts op, put in the open pack of ordinary ops (slot small),

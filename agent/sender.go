@@ -64,6 +64,10 @@ type workerDone struct {
 	// packed is what this lease of the op holds of the pack budget
 	// (packbudget.go).
 	packed int64
+	// answered is set on a report of its own, sent once the core has
+	// answered a pack, before its ops are settled: packed is then what
+	// the whole pack held of the budget.
+	answered bool
 }
 
 // session sends ops on one connection until it closes or ctx ends. It
@@ -173,6 +177,10 @@ func opIDs(ids []edgesync.OpID) []string {
 }
 
 func (s *session) account(d workerDone) {
+	if d.answered {
+		s.packBytes -= d.packed
+		return
+	}
 	if !d.shared {
 		s.inflight[d.slot]--
 	}
@@ -433,7 +441,7 @@ func (s *session) start(op outbox.Op, p linkmon.SyncParameters, sl slot, summary
 	s.inflight[sl]++
 	s.begin(op, sl, summary)
 	sent := s.letGo
-	s.spawn([]outbox.Op{op}, sl, summary, false, func(wrote func()) []outcome { return []outcome{s.work(op, p, sl, summary, sent, wrote)} })
+	s.spawn([]outbox.Op{op}, sl, summary, false, func(wrote, _ func()) []outcome { return []outcome{s.work(op, p, sl, summary, sent, wrote)} })
 }
 
 // begin records op going out in slot sl: the link is busy, backfill
@@ -449,15 +457,24 @@ func (s *session) begin(op outbox.Op, sl slot, summary bool) {
 // spawn runs send, which sends ops on one stream of slot sl, in a worker
 // and reports each op's outcome to the session in order; counted says the
 // ops' bytes are counted against the pack budget (packbudget.go), which
-// their answers give back. send calls wrote once the ops' data is written
-// (writeorder.go); a worker that ends before that counts as written when
-// it ends.
-func (s *session) spawn(ops []outbox.Op, sl slot, summary, counted bool, send func(wrote func()) []outcome) {
+// their answers give back: send calls answered once the core's answers
+// have come (or the stream has failed), before it settles the ops with
+// the outbox, or else each op's report gives back its own. send calls
+// wrote once the ops' data is written (writeorder.go); a worker that
+// ends before that counts as written when it ends.
+func (s *session) spawn(ops []outbox.Op, sl slot, summary, counted bool, send func(wrote, answered func()) []outcome) {
 	wrote := s.order.begin(urgencyOf(ops[0].Priority, summary))
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		outs := send(wrote)
+		held := counted // the ops' bytes count against the pack budget
+		answered := func() {
+			if held {
+				held = false
+				s.done <- packAnswered(ops)
+			}
+		}
+		outs := send(wrote, answered)
 		wrote()
 		for i, op := range ops {
 			var key string
@@ -465,7 +482,7 @@ func (s *session) spawn(ops []outbox.Op, sl slot, summary, counted bool, send fu
 				key = op.Key
 			}
 			d := workerDone{op: op, key: key, slot: sl, out: outs[i], summary: summary, shared: i < len(ops)-1}
-			if counted {
+			if held {
 				d.packed = op.Size
 			}
 			s.done <- d

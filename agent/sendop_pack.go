@@ -95,10 +95,10 @@ func (s *session) flushPack(p linkmon.SyncParameters) {
 	counted := pk.slot == slotSmall // ordinary ops: the pack budget counts them (packbudget.go)
 	if len(pk.ops) == 1 {
 		op := pk.ops[0]
-		s.spawn(pk.ops, pk.slot, false, counted, func(wrote func()) []outcome { return []outcome{s.work(op, p, pk.slot, false, pk.sent, wrote)} })
+		s.spawn(pk.ops, pk.slot, false, counted, func(wrote, _ func()) []outcome { return []outcome{s.work(op, p, pk.slot, false, pk.sent, wrote)} })
 		return
 	}
-	s.spawn(pk.ops, pk.slot, false, counted, func(wrote func()) []outcome { return s.workPack(pk.ops, p, pk.sent, wrote) })
+	s.spawn(pk.ops, pk.slot, false, counted, func(wrote, answered func()) []outcome { return s.workPack(pk.ops, p, pk.sent, wrote, answered) })
 }
 
 // workPack sends a pack's ops, let go at sent, on one stream and settles
@@ -106,8 +106,9 @@ func (s *session) flushPack(p linkmon.SyncParameters) {
 // op, and the ops it did not answer before the stream broke go back to
 // the outbox. An ERROR that ended the stream (errorNack), or an answer
 // that broke the protocol (brokenAnswer), is one refusal, of the first op
-// it left unanswered.
-func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.Time, wrote func()) []outcome {
+// it left unanswered. It calls answered once the stream is done with,
+// before settling.
+func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.Time, wrote, answered func()) []outcome {
 	snd := s.pool.Get().(*opSender)
 	defer s.pool.Put(snd)
 	outs := make([]outcome, len(ops)) // outDone for every op not sent
@@ -133,6 +134,7 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.
 		idx = append(idx, i)
 	}
 	res, errs, carried := snd.sendPack(s.ctx, s.conn, as)
+	answered() // nothing of the pack is on the link now (packbudget.go)
 	if carried > 1 {
 		// Only the ops the stream carried: one left out goes alone.
 		s.stats.packs.Add(1)
