@@ -83,13 +83,14 @@ const shortSession = 5 * time.Second
 
 // coreClosed reports whether cause, why a connection ended, is the
 // core's close of it (its CONNECTION_CLOSE) for another reason than its
-// shutdown.
+// shutdown: an application close, or a transport error other than
+// NO_ERROR.
 func coreClosed(cause error) bool {
 	if ae, ok := errors.AsType[*quic.ApplicationError](cause); ok {
 		return ae.Remote && wire.Code(ae.ErrorCode) != wire.CodeShuttingDown
 	}
 	te, ok := errors.AsType[*quic.TransportError](cause)
-	return ok && te.Remote
+	return ok && te.Remote && te.ErrorCode != quic.NoError
 }
 
 // lostCause is why a session on conn ended with err: the connection's own
