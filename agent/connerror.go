@@ -73,16 +73,24 @@ func refusedConnection(err error) (wire.Code, string) {
 // resets. A core that closes each connection soon after it is made (at
 // the agent's first op, say) had the agent dial again at once, a hot loop
 // of handshakes (TestCoreClosingEachConnectionBacksOff: 932 in 2 s); now
-// the next dial waits the backoff, as after a failed one, unless the core
-// shut down (coreShutDown), when the agent dials again, or fails over,
-// at once.
+// the next dial waits the backoff, as after a failed one (coreClosed).
+// A connection that ended otherwise is dialled again, or failed over
+// from, at once: the core's shutdown, a restarted core's stateless reset
+// (waiting there delayed the first op at a restarted core from 0.1 s to
+// 0.6 s, and 8 s by its fifth restart: TestCoreCrashesReconnectAtOnce),
+// an idle timeout, the agent's own close.
 const shortSession = 5 * time.Second
 
-// coreShutDown reports whether cause, why a connection ended, is the
-// core's close for its shutdown.
-func coreShutDown(cause error) bool {
-	ae, ok := errors.AsType[*quic.ApplicationError](cause)
-	return ok && ae.Remote && wire.Code(ae.ErrorCode) == wire.CodeShuttingDown
+// coreClosed reports whether cause, why a connection ended, is the
+// core's close of it (its CONNECTION_CLOSE) for another reason than its
+// shutdown: an application close, or a transport error other than
+// NO_ERROR.
+func coreClosed(cause error) bool {
+	if ae, ok := errors.AsType[*quic.ApplicationError](cause); ok {
+		return ae.Remote && wire.Code(ae.ErrorCode) != wire.CodeShuttingDown
+	}
+	te, ok := errors.AsType[*quic.TransportError](cause)
+	return ok && te.Remote && te.ErrorCode != quic.NoError
 }
 
 // lostCause is why a session on conn ended with err: the connection's own

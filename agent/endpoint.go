@@ -270,7 +270,7 @@ func (e *endpoint) run(ctx context.Context) {
 		switch {
 		case time.Since(connectedAt) >= shortSession:
 			bo.Reset()
-		case ctx.Err() == nil && !movedBack && spare == nil && !coreShutDown(lostCause(conn, err)):
+		case ctx.Err() == nil && !movedBack && spare == nil && coreClosed(lostCause(conn, err)):
 			select { // connerror.go: the core closed it soon after it was made
 			case <-ctx.Done():
 			case <-time.After(bo.Next()):
