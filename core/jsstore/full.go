@@ -167,10 +167,16 @@ func (s *Store) checkDiscard(ctx context.Context) {
 		}
 		cfg := info.Config
 		cfg.Discard = jetstream.DiscardNew
-		_, err = s.js.UpdateStream(rctx, cfg)
-		s.cfg.Logger.Error("a stream discarded its oldest messages at a limit: acknowledged ops were dropped if it reached one; "+
-			"set it back to discard new (all cores on one JetStream run this version; do not edit a stream's discard policy)",
-			"stream", cfg.Name, "max_bytes", cfg.MaxBytes, "max_msgs", cfg.MaxMsgs, "update_error", err)
+		const was = "a stream discarded its oldest messages at a limit: acknowledged ops were dropped if it reached one; "
+		if _, err := s.js.UpdateStream(rctx, cfg); err != nil {
+			s.cfg.Logger.Error(was+"setting it back to discard new failed: run `nats stream edit "+cfg.Name+" --discard new` "+
+				"(all cores on one JetStream must run this version; do not edit a stream's discard policy)",
+				"stream", cfg.Name, "max_bytes", cfg.MaxBytes, "max_msgs", cfg.MaxMsgs, "error", err)
+			continue
+		}
+		s.cfg.Logger.Error(was+"it is set back to discard new "+
+			"(all cores on one JetStream must run this version; do not edit a stream's discard policy)",
+			"stream", cfg.Name, "max_bytes", cfg.MaxBytes, "max_msgs", cfg.MaxMsgs)
 	}
 }
 
