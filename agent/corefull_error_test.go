@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +15,8 @@ import (
 	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/codec"
+	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -760,5 +763,75 @@ func TestCoreClosingEachConnectionBacksOff(t *testing.T) {
 	t.Logf("%d connections in the %v after the first, each closed by the core at its first op", n, window)
 	if n > 4 { // 0.5 s + 1 s: 2 connections, and 2 to spare
 		t.Errorf("%d connections in the %v after the first, each closed by the core at its first op: the agent connects again without the dial backoff", n, window)
+	}
+}
+
+// TestBaseMismatchOfADeltaGoesAgainInFull: an op that went as a delta and
+// that the core refuses base-mismatch goes again at once, in full, even
+// when its base was dropped between the send and the answer (evicted by
+// the base cache's bounds, or dropped for another op's refusal). Decided
+// by whether a base was still held, it was parked for 10 s with an ERROR
+// that it "went in full" (review of this stop's refusals).
+func TestBaseMismatchOfADeltaGoesAgainInFull(t *testing.T) {
+	p := testutil.NewPKI(t, "site-1")
+	const key = "state/pump-1"
+	var a atomic.Pointer[Agent]
+	modes := make(chan codec.Mode, 8)
+	addr, _ := rawCore(t, p, false, func(_ context.Context, n int64, frames []wire.Frame) []wire.Frame {
+		hs := opHeaders(frames)
+		if len(hs) != 1 {
+			return nil
+		}
+		modes <- codec.Mode(hs[0].Mode)
+		if n == 2 {
+			// The version sent as a delta: its base goes before the answer.
+			a.Load().bases.drop("core", key)
+			return []wire.Frame{&wire.Nack{ID: hs[0].ID, Code: wire.CodeBaseMismatch, Msg: "the raw core holds another base"}}
+		}
+		return []wire.Frame{&wire.Ack{IDs: []edgesync.OpID{hs[0].ID}}}
+	})
+	cfg := quietConfig(coretest.AgentConfig(t, p, addr))
+	for _, c := range edgesync.LinkClasses() {
+		cfg.Profiles[c] = config.Profile{Mode: edgesync.SyncDelta} // whatever the class the RTT gives
+	}
+	var logs testutil.Buffer
+	ag, err := New(cfg, Options{TLS: p.ClientTLS(t, "127.0.0.1"), Logger: teeLogger(t, "agent", &logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Store(ag)
+	t.Cleanup(func() { ag.Close() })
+	if err := ag.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	v1 := testutil.RandomBytes(1, 32<<10)
+	v2 := append(slices.Clone(v1[:16<<10]), testutil.RandomBytes(2, 16<<10)...)
+	put := func(v []byte) {
+		enqueue(t, ag, outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.StateOp, Priority: edgesync.Normal, Payload: bytes.NewReader(v)})
+	}
+	next := func(what string) codec.Mode {
+		select {
+		case m := <-modes:
+			return m
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not reach the raw core within 5 s (a parked op waits 10 s)\n%s", what, grepLines(logs.String(), "refused"))
+			return 0
+		}
+	}
+	put(v1)
+	if m := next("version 1"); m.IsDelta() {
+		t.Fatalf("version 1 went as %v with no base", m)
+	}
+	testutil.WaitFor(t, 10*time.Second, "version 1 acknowledged", func() bool { return outboxEmpty(ag) })
+	put(v2)
+	if m := next("version 2"); !m.IsDelta() {
+		t.Fatalf("version 2 went as %v; want a delta on version 1 (the test's premise)", m)
+	}
+	if m := next("version 2 again, after its base-mismatch"); m.IsDelta() {
+		t.Errorf("version 2 went again as %v; want it in full", m)
+	}
+	testutil.WaitFor(t, 10*time.Second, "version 2 acknowledged", func() bool { return outboxEmpty(ag) })
+	if line := grepLines(logs.String(), "went in full"); line != "" {
+		t.Errorf("the agent logged that the delta went in full:\n%s", line)
 	}
 }

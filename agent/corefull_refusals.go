@@ -20,15 +20,16 @@ import (
 // refusedBytes settles an op refused base-mismatch, corrupt or
 // hash-mismatch: the core could not rebuild or check its bytes. The op is
 // checked against the outbox's disk first (corrupt, hash-mismatch) and
-// quarantined if damaged there; else, if a delta base of its key was held
-// (the op may have gone as a delta), that base is dropped and the op goes
+// quarantined if damaged there; else, if it went as a delta (delta), or a
+// delta base of its key is held (an ERROR that ended its stream may have
+// come before its mode was known), that base is dropped and the op goes
 // again at once, in full. An op that went in full and is refused so again
 // is the core's disagreement, not this disk's: it is parked.
-func (s *session) refusedBytes(op outbox.Op, n *wire.Nack) outcome {
+func (s *session) refusedBytes(op outbox.Op, n *wire.Nack, delta bool) outcome {
 	if n.Code != wire.CodeBaseMismatch && s.damaged(op) {
 		return outDone // quarantined: never sent again
 	}
-	if s.bases.drop(s.name, op.Key) {
+	if s.bases.drop(s.name, op.Key) || delta {
 		s.stats.retries.Add(1)
 		s.release(op.ID)
 		return outDone

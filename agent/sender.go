@@ -549,7 +549,7 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 	case err != nil:
 		s.stats.retries.Add(1)
 	case res.nack != nil:
-		return s.refused(op, res.nack, sent)
+		return s.refused(op, res.nack, sent, res.mode.IsDelta())
 	case res.acked:
 		s.stored(snd, op, pl, res.hash)
 		return outDone
@@ -577,7 +577,7 @@ func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt, sent ti
 		}
 		return outHold
 	case err == nil && res.nack != nil:
-		return s.refused(op, res.nack, sent)
+		return s.refused(op, res.nack, sent, false)
 	case brokenAnswer(err):
 		return s.parkBroken(op, err)
 	}
@@ -656,18 +656,18 @@ func sameEncoding(a, b linkmon.SyncParameters) bool {
 		a.SummaryOnly == b.SummaryOnly && a.Summaries == b.Summaries
 }
 
-// refused settles an op let go at sent that the core refused: what can
-// succeed is sent again (in full where the delta was the problem), what
-// cannot is kept in the outbox but parked for a backoff (parked.go), so
-// nothing is lost.
-func (s *session) refused(op outbox.Op, n *wire.Nack, sent time.Time) outcome {
+// refused settles an op let go at sent that the core refused (as a
+// delta if delta): what can succeed is sent again (in full where the
+// delta was the problem), what cannot is kept in the outbox but parked
+// for a backoff (parked.go), so nothing is lost.
+func (s *session) refused(op outbox.Op, n *wire.Nack, sent time.Time, delta bool) outcome {
 	s.stats.recordNack(n.Code)
 	if !coreTrouble(n.Code) {
 		s.e.full.answered(sent, n.Code, s.log) // a trial refused so ends the hold (corefull.go)
 	}
 	switch n.Code {
 	case wire.CodeBaseMismatch, wire.CodeCorrupt, wire.CodeHashMismatch:
-		return s.refusedBytes(op, n) // corefull_refusals.go
+		return s.refusedBytes(op, n, delta) // corefull_refusals.go
 	case wire.CodeExpired:
 		return s.refusedExpired(op, n)
 	case wire.CodeStoreFull, wire.CodeBusy, wire.CodeShuttingDown:
