@@ -31,10 +31,10 @@ func satBacklog(t *testing.T, agentOff, coreOff bool) EndpointStats {
 	rec := &arrivals{}
 	c := coretest.Start(t, p, func(sc *core.ServerConfig) {
 		rec.Backend, sc.Store = sc.Store, rec
-		setCorePackedBackfill(sc, coreOff)
+		sc.DisablePackedBackfill = coreOff
 	})
 	opts, _ := shaped(linksim.SatelliteGEO())
-	setAgentPackedBackfill(&opts, agentOff)
+	opts.DisablePackedBackfill = agentOff
 	a := newAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
 	sat, interval := edgesync.Satellite, time.Duration(0)
 	if err := a.SetProfile(sat, linkmon.Override{Interval: &interval}); err != nil {
@@ -79,10 +79,24 @@ func satBacklog(t *testing.T, agentOff, coreOff bool) EndpointStats {
 // TestBackfillPacked: on a satellite link with summaries first, the full
 // data of a backlog of small ops (backfill) goes packed, several ops a
 // stream, as ordinary small ops do (docs/backfill.md, "Order"), and every
-// op arrives once, after its summary.
+// op arrives once, after its summary. With the agent's offer or the
+// core's grant of wire.CapPackedBackfill off (an agent or a core built
+// before it), each backfill op goes alone on its stream, as before.
 func TestBackfillPacked(t *testing.T) {
-	st := satBacklog(t, false, false)
-	if st.PackedOps < satBacklogOps/2 {
-		t.Errorf("%d of %d backfill ops went packed (%d packs); want at least half: each went alone on its stream", st.PackedOps, satBacklogOps, st.Packs)
+	t.Run("packed", func(t *testing.T) {
+		st := satBacklog(t, false, false)
+		if st.PackedOps < satBacklogOps/2 {
+			t.Errorf("%d of %d backfill ops went packed (%d packs); want at least half: each went alone on its stream", st.PackedOps, satBacklogOps, st.Packs)
+		}
+	})
+	for _, tc := range []struct {
+		name              string
+		agentOff, coreOff bool
+	}{{"agent offers no packed backfill", true, false}, {"core grants no packed backfill", false, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if st := satBacklog(t, tc.agentOff, tc.coreOff); st.PackedOps != 0 || st.Packs != 0 {
+				t.Errorf("%d packs of %d ops without the capability; want every backfill op alone on its stream", st.Packs, st.PackedOps)
+			}
+		})
 	}
 }

@@ -426,7 +426,7 @@ func TestBackfillWaitsForUrgentWrite(t *testing.T) {
 	p := linkmon.SyncParameters{ChunkSize: 64 << 10, Concurrency: 2}
 	wrote := s.order.begin(edgesync.High) // a high op's worker, its data not written yet
 	s.bf.push(ops[0])
-	s.dispatchBackfill(p, last)
+	s.dispatchBackfill(p, last, minPackBudget)
 	if len(s.bf.queue) != 1 || s.inflight[slotSmall] != 0 {
 		wrote()
 		s.wg.Wait()
@@ -434,7 +434,7 @@ func TestBackfillWaitsForUrgentWrite(t *testing.T) {
 			"(%d queued, %d in flight); want it to wait for that write", len(s.bf.queue), s.inflight[slotSmall])
 	}
 	wrote()
-	s.dispatchBackfill(p, last)
+	s.dispatchBackfill(p, last, minPackBudget)
 	if len(s.bf.queue) != 0 || s.inflight[slotSmall] != 1 {
 		t.Fatalf("after the high op's data was written: %d backfill ops queued, %d in flight; want it started",
 			len(s.bf.queue), s.inflight[slotSmall])

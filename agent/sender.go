@@ -89,6 +89,9 @@ type session struct {
 	// gathered.
 	packing bool
 	pack    *opPack
+	// packBackfill says the core granted wire.CapPackedBackfill too: ops
+	// whose summary went first may join packs (docs/backfill.md).
+	packBackfill bool
 
 	wg       sync.WaitGroup
 	done     chan workerDone
@@ -117,13 +120,13 @@ type session struct {
 	order *writeOrder
 }
 
-func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, packing bool) error {
+func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, packing, packBackfill bool) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(conn.Context(), func() { cancel(errConnLost) })
 	defer stop()
 	s := &session{e: e, name: e.name, ob: e.a.ob, bases: e.a.bases, stats: &e.stats, tried: &e.tried,
-		log: e.log, openedAt: e.a.openedAt, conn: conn, lane: ln, ctx: sctx, packing: packing, done: make(chan workerDone, 64),
+		log: e.log, openedAt: e.a.openedAt, conn: conn, lane: ln, ctx: sctx, packing: packing, packBackfill: packBackfill, done: make(chan workerDone, 64),
 		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}, order: newWriteOrder()}
 	s.pool.New = func() any { return newOpSender() }
 	s.parked = newParkedOps(s.release, func() { e.wakeUp(edgesync.Critical); e.wakeUp(edgesync.Background) })
@@ -363,7 +366,7 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 			}
 			// Everything that waits is leased: full data of summarized
 			// ops follows.
-			s.dispatchBackfill(p, last)
+			s.dispatchBackfill(p, last, budget)
 			return len(s.bf.queue) > 0, nil
 		}
 		op := ops[0]
@@ -379,7 +382,7 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		summary := budgetSummary && !op.SummarySent
 		if !summary {
 			// Full data goes in rank order, backfill included.
-			if s.dispatchBackfill(p, rankOf(op)); s.bf.ahead(rankOf(op)) {
+			if s.dispatchBackfill(p, rankOf(op), budget); s.bf.ahead(rankOf(op)) {
 				s.release(op.ID)
 				return true, nil
 			}

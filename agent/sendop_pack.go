@@ -51,10 +51,11 @@ const packedOpSlack = 16
 
 // packable reports whether op may go in a pack under p: the core granted
 // the capability, and the op goes whole as an op of one chunk does (not
-// as its summary, not after its summary, its encoding within
-// wire.MaxPackedOpData bytes).
+// as its summary, its encoding within wire.MaxPackedOpData bytes), and
+// not after its summary unless the core granted wire.CapPackedBackfill
+// too (backfill, docs/backfill.md).
 func (s *session) packable(op outbox.Op, p linkmon.SyncParameters, summary bool) bool {
-	return s.packing && !summary && !op.SummarySent && op.Size <= wire.MaxPackedOpData-packedOpSlack &&
+	return s.packing && !summary && (!op.SummarySent || s.packBackfill) && op.Size <= wire.MaxPackedOpData-packedOpSlack &&
 		op.Size <= int64(chunkSizeOf(p))
 }
 
@@ -125,8 +126,12 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.
 		}
 		prog := s.e.transfers.begin(*op)
 		defer s.e.transfers.end(op.ID)
-		a := &attempt{op: op, pl: pl, params: p, prog: prog, room: s.e.budgetRoom(op.Priority), wrote: wrote}
-		if b := s.deltaBase(*op, p); b != nil {
+		params := p
+		if isBackfill(*op, p) {
+			params = s.backfillParams(p) // as work sends it alone
+		}
+		a := &attempt{op: op, pl: pl, params: params, prog: prog, room: s.e.budgetRoom(op.Priority), wrote: wrote}
+		if b := s.deltaBase(*op, params); b != nil {
 			defer b.Close()
 			a.base = b
 		}

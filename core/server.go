@@ -64,7 +64,10 @@ type ServerConfig struct {
 	// stream (wire.CapOpsPerStream; docs/wire.md), so that each op takes
 	// a stream of its own, as with agents that do not offer it.
 	DisableOpsPerStream bool
-	Logger              hclog.Logger
+	// DisablePackedBackfill refuses agents' offer of ops whose summary
+	// went first on a stream of several ops (wire.CapPackedBackfill).
+	DisablePackedBackfill bool
+	Logger                hclog.Logger
 }
 
 // Server is the core's QUIC receiver. Serve runs it; Close stops it and
@@ -357,8 +360,8 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeOf(err)), err.Error())
 		return
 	}
-	packed := caps.Has(wire.CapOpsPerStream)
-	log.Info("agent connected", "lane", lc.session != nil, "ops_per_stream", packed)
+	packed, packedBackfill := caps.Has(wire.CapOpsPerStream), caps.Has(wire.CapPackedBackfill)
+	log.Info("agent connected", "lane", lc.session != nil, "ops_per_stream", packed, "packed_backfill", packedBackfill)
 	fig := s.agents.connect(agent)
 	defer s.agents.disconnect(fig)
 	defer s.probes.Unregister(session)
@@ -381,7 +384,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 			defer wg.Done()
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
 				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem, credits: credits,
-				packed: packed}
+				packed: packed, packedBackfill: packedBackfill}
 			h.run()
 		}()
 	}
@@ -473,6 +476,9 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	}
 	if h.Caps.Has(wire.CapOpsPerStream) && !s.cfg.DisableOpsPerStream {
 		caps |= wire.CapOpsPerStream
+		if h.Caps.Has(wire.CapPackedBackfill) && !s.cfg.DisablePackedBackfill {
+			caps |= wire.CapPackedBackfill
+		}
 	}
 	w := &wire.Welcome{
 		ProbeSession: session,

@@ -66,6 +66,9 @@ type opHandler struct {
 	// packed is set when the connection granted CapOpsPerStream: a
 	// stream whose first op is whole may carry more (server_packed.go).
 	packed bool
+	// packedBackfill is set when it granted CapPackedBackfill too: ops
+	// with OpHeader.Summarized may share such a stream.
+	packedBackfill bool
 	// packedMem is what the ops of such a stream hold of mem until
 	// finish.
 	packedMem int
