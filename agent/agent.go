@@ -56,9 +56,10 @@ type Options struct {
 	// that are ready together on one stream (docs/design.md, "Packing
 	// small ops").
 	DisableOpsPerStream bool
-	// DisablePackedBackfill sends the full data of each op whose summary
-	// went first on a stream of its own: the agent does not offer
-	// wire.CapPackedBackfill (docs/backfill.md, "Order").
+	// DisablePackedBackfill sends each summary, and the full data of each
+	// op whose summary went first, on a stream of its own: the agent does
+	// not offer wire.CapPackedBackfill nor wire.CapSummariesPerStream
+	// (docs/backfill.md, "Order").
 	DisablePackedBackfill bool
 }
 

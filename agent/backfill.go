@@ -196,7 +196,7 @@ func (s *session) dispatchBackfill(p linkmon.SyncParameters, limit rank, budget 
 				return // the packed bytes in flight are at their budget
 			}
 			b.queue = slices.Delete(b.queue, 0, 1)
-			s.openPack(op, sl)
+			s.openPack(op, sl, false)
 			s.packed(op)
 			continue
 		}

@@ -38,8 +38,8 @@ type endpoint struct {
 	disableLane bool
 	// disableOpsPerStream keeps one op per stream (Options.DisableOpsPerStream).
 	disableOpsPerStream bool
-	// disablePackedBackfill keeps each backfill op on a stream of its own
-	// (Options.DisablePackedBackfill).
+	// disablePackedBackfill keeps each backfill op and each summary on a
+	// stream of its own (Options.DisablePackedBackfill).
 	disablePackedBackfill bool
 
 	// wake is signalled (without blocking) when an op is enqueued; urgent
@@ -248,7 +248,8 @@ func (e *endpoint) run(ctx context.Context) {
 		wd := e.startWatchdog(ctx, conn, tr)
 		sctx, stopFailBack := e.failBack(ctx, dial)
 		packing := !e.disableOpsPerStream && w.Caps.Has(wire.CapOpsPerStream)
-		err = e.session(sctx, conn, ln, packing, packing && !e.disablePackedBackfill && w.Caps.Has(wire.CapPackedBackfill))
+		err = e.session(sctx, conn, ln, packing, packing && !e.disablePackedBackfill && w.Caps.Has(wire.CapPackedBackfill),
+			!e.disablePackedBackfill && w.Caps.Has(wire.CapSummariesPerStream))
 		movedBack := stopFailBack()
 		spare = wd.stop()
 		if movedBack && spare != nil {
@@ -365,6 +366,9 @@ func (e *endpoint) caps() wire.Capabilities {
 		if !e.disablePackedBackfill {
 			c |= wire.CapPackedBackfill
 		}
+	}
+	if !e.disablePackedBackfill {
+		c |= wire.CapSummariesPerStream
 	}
 	return c
 }

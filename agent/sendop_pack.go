@@ -40,6 +40,9 @@ type opPack struct {
 	slot  slot
 	bytes int64
 	sent  time.Time // when its first op was let go (session.letGo)
+	// summary says the ops go as their summaries (backfill_summaries.go);
+	// bytes is then their summaries' bytes.
+	summary bool
 }
 
 // packedOpSlack is what an op's one chunk may add to its plain bytes
@@ -59,30 +62,46 @@ func (s *session) packable(op outbox.Op, p linkmon.SyncParameters, summary bool)
 		op.Size <= int64(chunkSizeOf(p))
 }
 
-// joinPack adds op to the open pack if it fits: same slot and priority,
-// room left. Otherwise it starts the open pack, so that nothing leased
-// after its ops goes ahead of them, and returns false.
+// joinPack adds op, sent in full or as its summary, to the open pack if
+// it fits: same slot, priority and kind (full or summary), room left.
+// Otherwise it starts the open pack, so that nothing leased after its ops
+// goes ahead of them, and returns false.
 func (s *session) joinPack(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) bool {
 	pk := s.pack
 	if pk == nil {
 		return false
 	}
-	if pk.slot == sl && pk.ops[0].Priority == op.Priority && len(pk.ops) < wire.MaxOpsPerStream &&
-		pk.bytes+op.Size <= maxPackBytes && s.packable(op, p, summary) {
-		s.begin(op, sl, false)
+	w := packWeight(op, summary)
+	fits := s.packable(op, p, summary)
+	if summary {
+		fits = s.packSummaries
+	}
+	if fits && pk.slot == sl && pk.summary == summary && pk.ops[0].Priority == op.Priority && len(pk.ops) < wire.MaxOpsPerStream &&
+		pk.bytes+w <= maxPackBytes {
+		s.begin(op, sl, summary)
 		pk.ops = append(pk.ops, op)
-		pk.bytes += op.Size
+		pk.bytes += w
 		return true
 	}
 	s.flushPack(p)
 	return false
 }
 
-// openPack starts gathering a pack with op, which takes a slot of sl.
-func (s *session) openPack(op outbox.Op, sl slot) {
+// openPack starts gathering a pack with op, sent in full or as its
+// summary, which takes a slot of sl.
+func (s *session) openPack(op outbox.Op, sl slot, summary bool) {
 	s.inflight[sl]++
-	s.begin(op, sl, false)
-	s.pack = &opPack{ops: []outbox.Op{op}, slot: sl, bytes: op.Size, sent: s.letGo}
+	s.begin(op, sl, summary)
+	s.pack = &opPack{ops: []outbox.Op{op}, slot: sl, bytes: packWeight(op, summary), sent: s.letGo, summary: summary}
+}
+
+// packWeight is what op weighs in a pack: its plain bytes, or its
+// summary's.
+func packWeight(op outbox.Op, summary bool) int64 {
+	if summary {
+		return int64(len(op.Summary))
+	}
+	return op.Size
 }
 
 // flushPack starts the open pack, if any: one op goes as it would
@@ -93,6 +112,10 @@ func (s *session) flushPack(p linkmon.SyncParameters) {
 		return
 	}
 	s.pack = nil
+	if pk.summary {
+		s.flushSummaries(pk, p) // backfill_summaries.go
+		return
+	}
 	counted := pk.slot == slotSmall // ordinary ops: the pack budget counts them (packbudget.go)
 	if len(pk.ops) == 1 {
 		op := pk.ops[0]
