@@ -259,6 +259,57 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt)
 	return res, errs, carried
 }
 
+// sendSummaries writes sums on one stream of urgency prio in one write,
+// closes its send side and reads the core's answer to each, in order.
+// errs[i] is set for a summary the core did not answer (the stream broke
+// or the core ended it with ERROR): it goes again.
+func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority, sums []*wire.Summary, wrote func()) (res []sendResult, errs []error) {
+	res = make([]sendResult, len(sums))
+	errs = make([]error, len(sums))
+	fail := func(from int, err error) {
+		for i := from; i < len(sums); i++ {
+			errs[i] = err
+		}
+	}
+	var b []byte
+	for _, sum := range sums {
+		var err error
+		if b, err = sum.Append(b); err != nil {
+			fail(0, err)
+			return res, errs
+		}
+	}
+	str, done, err := openOpStream(ctx, conn, prio)
+	if err != nil {
+		fail(0, err)
+		return res, errs
+	}
+	defer done()
+	if _, err := str.Write(b); err != nil {
+		fail(0, fmt.Errorf("write %d summaries: %w", len(sums), err))
+		return res, errs
+	}
+	wrote()
+	if err := str.Close(); err != nil {
+		fail(0, err)
+		return res, errs
+	}
+	for k, sum := range sums {
+		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: the core ended the stream with %d of %d summaries unanswered", io.ErrUnexpectedEOF, len(sums)-k, len(sums))
+		}
+		if err == nil {
+			err = packAnswer(f, sum.ID, &res[k])
+		}
+		if err != nil {
+			fail(k, err)
+			break
+		}
+	}
+	return res, errs
+}
+
 // packAnswer interprets the core's answer to the packed op id: an ACK
 // naming it or a NACK for it settles it; ERROR, or anything else, ends
 // the stream with the op in doubt.
