@@ -56,6 +56,11 @@ type Options struct {
 	// that are ready together on one stream (docs/design.md, "Packing
 	// small ops").
 	DisableOpsPerStream bool
+	// DisablePackedBackfill sends each summary, and the full data of each
+	// op whose summary went first, on a stream of its own: the agent does
+	// not offer wire.CapPackedBackfill nor wire.CapSummariesPerStream
+	// (docs/backfill.md, "Order").
+	DisablePackedBackfill bool
 }
 
 // Agent is the edge agent: the outbox, and per endpoint a link monitor and

@@ -139,7 +139,11 @@ func isBackfill(op outbox.Op, p linkmon.SyncParameters) bool {
 //   - an op of more than one chunk goes alone among its priority's, and
 //     pipelined small ones do not pass it;
 //   - its slot is free (a less urgent bulk backfill pauses for it).
-func (s *session) dispatchBackfill(p linkmon.SyncParameters, limit rank) {
+//
+// A small op joins the open pack, or opens one, as an ordinary small op
+// does, when the core granted wire.CapPackedBackfill (packable), within
+// the pack budget (packFits).
+func (s *session) dispatchBackfill(p linkmon.SyncParameters, limit rank, budget int64) {
 	b := &s.bf
 	for len(b.queue) > 0 {
 		if s.fullHeld() {
@@ -169,6 +173,14 @@ func (s *session) dispatchBackfill(p linkmon.SyncParameters, limit rank) {
 		if bulk {
 			sl = slotBulk
 		}
+		if s.pack != nil && !s.packFits(op, budget, false) {
+			s.flushPack(p) // the budget is spent: the pack goes as it is
+		}
+		if s.joinPack(op, p, sl, false) {
+			b.queue = slices.Delete(b.queue, 0, 1)
+			s.packed(op)
+			continue
+		}
 		if sl == slotSmall && s.inflight[sl] >= maxSmallInFlight {
 			return
 		}
@@ -178,6 +190,15 @@ func (s *session) dispatchBackfill(p linkmon.SyncParameters, limit rank) {
 		}
 		if s.order.pendingBefore(op.Priority) {
 			return // a more urgent stream started before it is not written yet (writeorder.go)
+		}
+		if sl == slotSmall && s.packable(op, p, false) {
+			if !s.packFits(op, budget, true) {
+				return // the packed bytes in flight are at their budget
+			}
+			b.queue = slices.Delete(b.queue, 0, 1)
+			s.openPack(op, sl, false)
+			s.packed(op)
+			continue
 		}
 		b.queue = slices.Delete(b.queue, 0, 1)
 		s.start(op, p, sl, false)

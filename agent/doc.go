@@ -23,7 +23,11 @@
 //     offer off) small ops of one priority leased together go whole on
 //     one stream, up to 64 and 1 MiB, in one write, each settled by its
 //     own answer (sendop_pack.go, docs/design.md#packing-small-ops);
-//     a pack takes one slot. Each OP_HEADER carries the
+//     a pack takes one slot. Backfill ops join packs where the core
+//     grants wire.CapPackedBackfill too, and summaries leased together
+//     share a stream where it grants wire.CapSummariesPerStream
+//     (backfill_summaries.go, docs/backfill.md#order;
+//     Options.DisablePackedBackfill turns both offers off). Each OP_HEADER carries the
 //     SHA-256 the outbox took of the producer's bytes (outbox.Op.Hash),
 //     which the core checks at commit. An op the outbox finds damaged is
 //     quarantined and never sent; one the core refuses for a hash

@@ -80,7 +80,7 @@ func newAgentCollector(a *Agent) *agentCollector {
 		latencyMax:       desc("ack_latency_max_seconds", "Longest enqueue-to-ack time seen, by priority.", "endpoint", "priority"),
 		probeBytes:       desc("probe_bytes_total", "Bytes the link monitor sent to measure the link (packet trains and pings).", "endpoint"),
 		retries:          desc("retries_total", "Op transfers retried.", "endpoint"),
-		packs:            desc("packs_total", "Streams that carried several small ops (wire.CapOpsPerStream).", "endpoint"),
+		packs:            desc("packs_total", "Streams that carried several small ops or summaries (wire.CapOpsPerStream, CapSummariesPerStream).", "endpoint"),
 		packedOps:        desc("packed_ops_total", "Ops sent on those streams.", "endpoint"),
 		nacks:            desc("nacks_total", "Ops refused by the core, by reason code (\"other\": codes this agent does not know); an ERROR that ended an op stream counts as the refusal of the first op it left unanswered.", "endpoint", "code"),
 		switches:         desc("mode_switches_total", "Sync mode switches.", "endpoint"),

@@ -89,6 +89,12 @@ type session struct {
 	// gathered.
 	packing bool
 	pack    *opPack
+	// packBackfill says the core granted wire.CapPackedBackfill too: ops
+	// whose summary went first may join packs (docs/backfill.md).
+	packBackfill bool
+	// packSummaries says the core granted wire.CapSummariesPerStream:
+	// summaries leased together share a stream (backfill_summaries.go).
+	packSummaries bool
 
 	wg       sync.WaitGroup
 	done     chan workerDone
@@ -117,13 +123,13 @@ type session struct {
 	order *writeOrder
 }
 
-func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, packing bool) error {
+func (e *endpoint) session(ctx context.Context, conn *quic.Conn, ln *laneLink, packing, packBackfill, packSummaries bool) error {
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(conn.Context(), func() { cancel(errConnLost) })
 	defer stop()
 	s := &session{e: e, name: e.name, ob: e.a.ob, bases: e.a.bases, stats: &e.stats, tried: &e.tried,
-		log: e.log, openedAt: e.a.openedAt, conn: conn, lane: ln, ctx: sctx, packing: packing, done: make(chan workerDone, 64),
+		log: e.log, openedAt: e.a.openedAt, conn: conn, lane: ln, ctx: sctx, packing: packing, packBackfill: packBackfill, packSummaries: packSummaries, done: make(chan workerDone, 64),
 		keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}, order: newWriteOrder()}
 	s.pool.New = func() any { return newOpSender() }
 	s.parked = newParkedOps(s.release, func() { e.wakeUp(edgesync.Critical); e.wakeUp(edgesync.Background) })
@@ -326,7 +332,7 @@ func (s *session) dispatchUrgent(p linkmon.SyncParameters) (waiting bool, err er
 			return true, nil
 		}
 		if s.packable(ops[0], p, false) {
-			s.openPack(ops[0], slotUrgent)
+			s.openPack(ops[0], slotUrgent, false)
 			continue
 		}
 		s.start(ops[0], p, slotUrgent, false)
@@ -363,7 +369,7 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 			}
 			// Everything that waits is leased: full data of summarized
 			// ops follows.
-			s.dispatchBackfill(p, last)
+			s.dispatchBackfill(p, last, budget)
 			return len(s.bf.queue) > 0, nil
 		}
 		op := ops[0]
@@ -379,7 +385,7 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		summary := budgetSummary && !op.SummarySent
 		if !summary {
 			// Full data goes in rank order, backfill included.
-			if s.dispatchBackfill(p, rankOf(op)); s.bf.ahead(rankOf(op)) {
+			if s.dispatchBackfill(p, rankOf(op), budget); s.bf.ahead(rankOf(op)) {
 				s.release(op.ID)
 				return true, nil
 			}
@@ -387,11 +393,13 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		if s.deferIfBusy(op) {
 			continue
 		}
-		if s.pack != nil && !s.packFits(op, budget, false) {
+		if !summary && s.pack != nil && !s.packFits(op, budget, false) {
 			s.flushPack(p) // the budget is spent: the pack goes as it is
 		}
 		if s.joinPack(op, p, slotSmall, summary) {
-			s.packed(op)
+			if !summary {
+				s.packed(op) // summaries are not counted (backfill_summaries.go)
+			}
 			continue
 		}
 		if s.order.pendingBefore(urgencyOf(op.Priority, summary)) {
@@ -412,6 +420,10 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 			s.release(op.ID)
 			return true, nil
 		}
+		if summary && s.packSummaries {
+			s.openPack(op, sl, true) // backfill_summaries.go
+			continue
+		}
 		if sl == slotSmall && s.packable(op, p, summary) {
 			if !s.packFits(op, budget, true) {
 				// The packed bytes in flight are at their budget: the op
@@ -419,7 +431,7 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 				s.release(op.ID)
 				return true, nil
 			}
-			s.openPack(op, sl)
+			s.openPack(op, sl, false)
 			s.packed(op)
 			continue
 		}
@@ -562,6 +574,12 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 // (leased) until the batch ends.
 func (s *session) summarize(snd *opSender, op outbox.Op, pl io.ReaderAt, sent time.Time, wrote func()) outcome {
 	res, err := snd.sendSummary(s.ctx, s.conn, &op, pl, wrote)
+	return s.summarized(op, res, err, sent)
+}
+
+// summarized settles op, whose summary was let go at sent, by the core's
+// answer to it (res, or the error that left it without one).
+func (s *session) summarized(op outbox.Op, res sendResult, err error, sent time.Time) outcome {
 	if n := errorNack(op.ID, err); n != nil {
 		res.nack, err = n, nil
 	}

@@ -40,6 +40,9 @@ type opPack struct {
 	slot  slot
 	bytes int64
 	sent  time.Time // when its first op was let go (session.letGo)
+	// summary says the ops go as their summaries (backfill_summaries.go);
+	// bytes is then their summaries' bytes.
+	summary bool
 }
 
 // packedOpSlack is what an op's one chunk may add to its plain bytes
@@ -51,37 +54,54 @@ const packedOpSlack = 16
 
 // packable reports whether op may go in a pack under p: the core granted
 // the capability, and the op goes whole as an op of one chunk does (not
-// as its summary, not after its summary, its encoding within
-// wire.MaxPackedOpData bytes).
+// as its summary, its encoding within wire.MaxPackedOpData bytes), and
+// not after its summary unless the core granted wire.CapPackedBackfill
+// too (backfill, docs/backfill.md).
 func (s *session) packable(op outbox.Op, p linkmon.SyncParameters, summary bool) bool {
-	return s.packing && !summary && !op.SummarySent && op.Size <= wire.MaxPackedOpData-packedOpSlack &&
+	return s.packing && !summary && (!op.SummarySent || s.packBackfill) && op.Size <= wire.MaxPackedOpData-packedOpSlack &&
 		op.Size <= int64(chunkSizeOf(p))
 }
 
-// joinPack adds op to the open pack if it fits: same slot and priority,
-// room left. Otherwise it starts the open pack, so that nothing leased
-// after its ops goes ahead of them, and returns false.
+// joinPack adds op, sent in full or as its summary, to the open pack if
+// it fits: same slot, priority and kind (full or summary), room left.
+// Otherwise it starts the open pack, so that nothing leased after its ops
+// goes ahead of them, and returns false.
 func (s *session) joinPack(op outbox.Op, p linkmon.SyncParameters, sl slot, summary bool) bool {
 	pk := s.pack
 	if pk == nil {
 		return false
 	}
-	if pk.slot == sl && pk.ops[0].Priority == op.Priority && len(pk.ops) < wire.MaxOpsPerStream &&
-		pk.bytes+op.Size <= maxPackBytes && s.packable(op, p, summary) {
-		s.begin(op, sl, false)
+	w := packWeight(op, summary)
+	fits := s.packable(op, p, summary)
+	if summary {
+		fits = s.packSummaries
+	}
+	if fits && pk.slot == sl && pk.summary == summary && pk.ops[0].Priority == op.Priority && len(pk.ops) < wire.MaxOpsPerStream &&
+		pk.bytes+w <= maxPackBytes {
+		s.begin(op, sl, summary)
 		pk.ops = append(pk.ops, op)
-		pk.bytes += op.Size
+		pk.bytes += w
 		return true
 	}
 	s.flushPack(p)
 	return false
 }
 
-// openPack starts gathering a pack with op, which takes a slot of sl.
-func (s *session) openPack(op outbox.Op, sl slot) {
+// openPack starts gathering a pack with op, sent in full or as its
+// summary, which takes a slot of sl.
+func (s *session) openPack(op outbox.Op, sl slot, summary bool) {
 	s.inflight[sl]++
-	s.begin(op, sl, false)
-	s.pack = &opPack{ops: []outbox.Op{op}, slot: sl, bytes: op.Size, sent: s.letGo}
+	s.begin(op, sl, summary)
+	s.pack = &opPack{ops: []outbox.Op{op}, slot: sl, bytes: packWeight(op, summary), sent: s.letGo, summary: summary}
+}
+
+// packWeight is what op weighs in a pack: its plain bytes, or its
+// summary's.
+func packWeight(op outbox.Op, summary bool) int64 {
+	if summary {
+		return int64(len(op.Summary))
+	}
+	return op.Size
 }
 
 // flushPack starts the open pack, if any: one op goes as it would
@@ -92,6 +112,10 @@ func (s *session) flushPack(p linkmon.SyncParameters) {
 		return
 	}
 	s.pack = nil
+	if pk.summary {
+		s.flushSummaries(pk, p) // backfill_summaries.go
+		return
+	}
 	counted := pk.slot == slotSmall // ordinary ops: the pack budget counts them (packbudget.go)
 	if len(pk.ops) == 1 {
 		op := pk.ops[0]
@@ -125,8 +149,12 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.
 		}
 		prog := s.e.transfers.begin(*op)
 		defer s.e.transfers.end(op.ID)
-		a := &attempt{op: op, pl: pl, params: p, prog: prog, room: s.e.budgetRoom(op.Priority), wrote: wrote}
-		if b := s.deltaBase(*op, p); b != nil {
+		params := p
+		if isBackfill(*op, p) {
+			params = s.backfillParams(p) // as work sends it alone
+		}
+		a := &attempt{op: op, pl: pl, params: params, prog: prog, room: s.e.budgetRoom(op.Priority), wrote: wrote}
+		if b := s.deltaBase(*op, params); b != nil {
 			defer b.Close()
 			a.base = b
 		}
@@ -229,6 +257,57 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt)
 		}
 	}
 	return res, errs, carried
+}
+
+// sendSummaries writes sums on one stream of urgency prio in one write,
+// closes its send side and reads the core's answer to each, in order.
+// errs[i] is set for a summary the core did not answer (the stream broke
+// or the core ended it with ERROR): it goes again.
+func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority, sums []*wire.Summary, wrote func()) (res []sendResult, errs []error) {
+	res = make([]sendResult, len(sums))
+	errs = make([]error, len(sums))
+	fail := func(from int, err error) {
+		for i := from; i < len(sums); i++ {
+			errs[i] = err
+		}
+	}
+	var b []byte
+	for _, sum := range sums {
+		var err error
+		if b, err = sum.Append(b); err != nil {
+			fail(0, err)
+			return res, errs
+		}
+	}
+	str, done, err := openOpStream(ctx, conn, prio)
+	if err != nil {
+		fail(0, err)
+		return res, errs
+	}
+	defer done()
+	if _, err := str.Write(b); err != nil {
+		fail(0, fmt.Errorf("write %d summaries: %w", len(sums), err))
+		return res, errs
+	}
+	wrote()
+	if err := str.Close(); err != nil {
+		fail(0, err)
+		return res, errs
+	}
+	for k, sum := range sums {
+		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("%w: the core ended the stream with %d of %d summaries unanswered", io.ErrUnexpectedEOF, len(sums)-k, len(sums))
+		}
+		if err == nil {
+			err = packAnswer(f, sum.ID, &res[k])
+		}
+		if err != nil {
+			fail(k, err)
+			break
+		}
+	}
+	return res, errs
 }
 
 // packAnswer interprets the core's answer to the packed op id: an ACK

@@ -66,8 +66,8 @@ type EndpointStats struct {
 	Lane         bool                     `json:"lane"`       // the connection has a data lane
 	LaneOps      int64                    `json:"lane_ops"`   // acknowledged ops whose data went on the lane
 	LaneBytes    int64                    `json:"lane_bytes"` // encoded bytes those ops put on the lane
-	Packs        int64                    `json:"packs"`      // streams that carried several small ops (wire.CapOpsPerStream)
-	PackedOps    int64                    `json:"packed_ops"` // ops sent on those streams
+	Packs        int64                    `json:"packs"`      // streams that carried several small ops or summaries (wire.CapOpsPerStream, CapSummariesPerStream)
+	PackedOps    int64                    `json:"packed_ops"` // ops (or their summaries) sent on those streams
 	Summaries    int64                    `json:"summaries"`
 	SummaryBytes int64                    `json:"summary_held_bytes"`
 	Priorities   map[string]PriorityStats `json:"priorities"`

@@ -25,7 +25,12 @@
 // off), a stream whose first op is whole may carry up to
 // wire.MaxOpsPerStream whole small ops: the handler reads them all,
 // applies them together (WholeOpsApplier) and answers each in order in
-// one write (server_packed.go).
+// one write (server_packed.go); ops sent after their summary
+// (OpHeader.Summarized) among them only where it granted
+// wire.CapPackedBackfill too. With wire.CapSummariesPerStream granted, a
+// stream may carry up to wire.MaxOpsPerStream SUMMARY frames, each stored
+// as it is read and answered in order (server_summaries.go).
+// ServerConfig.DisablePackedBackfill refuses both offers.
 //
 // # Backend
 //

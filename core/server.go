@@ -64,7 +64,11 @@ type ServerConfig struct {
 	// stream (wire.CapOpsPerStream; docs/wire.md), so that each op takes
 	// a stream of its own, as with agents that do not offer it.
 	DisableOpsPerStream bool
-	Logger              hclog.Logger
+	// DisablePackedBackfill refuses agents' offer of ops whose summary
+	// went first on a stream of several ops (wire.CapPackedBackfill) and
+	// of several summaries on one stream (wire.CapSummariesPerStream).
+	DisablePackedBackfill bool
+	Logger                hclog.Logger
 }
 
 // Server is the core's QUIC receiver. Serve runs it; Close stops it and
@@ -357,8 +361,8 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeOf(err)), err.Error())
 		return
 	}
-	packed := caps.Has(wire.CapOpsPerStream)
-	log.Info("agent connected", "lane", lc.session != nil, "ops_per_stream", packed)
+	packed, packedBackfill, packedSummaries := caps.Has(wire.CapOpsPerStream), caps.Has(wire.CapPackedBackfill), caps.Has(wire.CapSummariesPerStream)
+	log.Info("agent connected", "lane", lc.session != nil, "ops_per_stream", packed, "packed_backfill", packedBackfill, "summaries_per_stream", packedSummaries)
 	fig := s.agents.connect(agent)
 	defer s.agents.disconnect(fig)
 	defer s.probes.Unregister(session)
@@ -381,7 +385,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 			defer wg.Done()
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
 				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem, credits: credits,
-				packed: packed}
+				packed: packed, packedBackfill: packedBackfill, packedSummaries: packedSummaries}
 			h.run()
 		}()
 	}
@@ -473,6 +477,12 @@ func (s *Server) hello(ctx context.Context, conn *quic.Conn, agent string, quota
 	}
 	if h.Caps.Has(wire.CapOpsPerStream) && !s.cfg.DisableOpsPerStream {
 		caps |= wire.CapOpsPerStream
+		if h.Caps.Has(wire.CapPackedBackfill) && !s.cfg.DisablePackedBackfill {
+			caps |= wire.CapPackedBackfill
+		}
+	}
+	if h.Caps.Has(wire.CapSummariesPerStream) && !s.cfg.DisablePackedBackfill {
+		caps |= wire.CapSummariesPerStream
 	}
 	w := &wire.Welcome{
 		ProbeSession: session,

@@ -66,6 +66,12 @@ type opHandler struct {
 	// packed is set when the connection granted CapOpsPerStream: a
 	// stream whose first op is whole may carry more (server_packed.go).
 	packed bool
+	// packedBackfill is set when it granted CapPackedBackfill too: ops
+	// with OpHeader.Summarized may share such a stream.
+	packedBackfill bool
+	// packedSummaries is set when it granted CapSummariesPerStream: a
+	// stream may carry several SUMMARY frames (server_summaries.go).
+	packedSummaries bool
 	// packedMem is what the ops of such a stream hold of mem until
 	// finish.
 	packedMem int
@@ -92,7 +98,11 @@ func (h *opHandler) run() {
 	case *wire.OpHeader:
 		err = h.op(f)
 	case *wire.Summary:
-		err = h.summary(f)
+		if h.packedSummaries {
+			err = h.summaries(f) // perhaps the first of several (server_summaries.go)
+		} else {
+			err = h.summary(f)
+		}
 	case *wire.ResumeQuery:
 		err = h.resume(f)
 	}
@@ -441,6 +451,12 @@ func (h *opHandler) decode(ch *codec.Header, base *codec.Base, d *wire.Data, hel
 }
 
 func (h *opHandler) summary(sum *wire.Summary) error {
+	return wire.WriteFrame(h.str, h.storeSummary(sum))
+}
+
+// storeSummary stores sum as its key's latest summary and returns the
+// answer: ACK, or NACK with what refused it.
+func (h *opHandler) storeSummary(sum *wire.Summary) wire.Frame {
 	// The producer's bytes are copied out of the frame for the store:
 	// the copy counts in the frame memory too while the store has it.
 	err := h.mem.Reserve(len(sum.Producer))
@@ -454,10 +470,10 @@ func (h *opHandler) summary(sum *wire.Summary) error {
 	if err != nil {
 		err = toWire(err)
 		h.refusing(err)
-		return wire.WriteFrame(h.str, wire.NackFor(sum.ID, err))
+		return wire.NackFor(sum.ID, err)
 	}
 	h.stats.summaries.Add(1)
-	return wire.WriteFrame(h.str, &wire.Ack{IDs: []edgesync.OpID{sum.ID}})
+	return &wire.Ack{IDs: []edgesync.OpID{sum.ID}}
 }
 
 func (h *opHandler) resume(q *wire.ResumeQuery) error {

@@ -101,6 +101,10 @@ func (h *opHandler) readPacked(hdr *wire.OpHeader, ops []*packedOp, seen map[edg
 		return badRequest("op %s of more than one chunk on a stream of several ops", hdr.ID)
 	case seen[hdr.ID]:
 		return badRequest("op %s twice on one stream", hdr.ID)
+	case len(ops) > 0 && !h.packedBackfill && (hdr.Summarized || ops[0].hdr.Summarized):
+		// Only a connection that granted CapPackedBackfill takes the full
+		// data of an op whose summary went first beside other ops.
+		return badRequest("op %s on a stream of several ops where one is sent after its summary (OpHeader.Summarized), which this connection did not grant (wire.CapPackedBackfill)", hdr.ID)
 	}
 	seen[hdr.ID] = true
 	// The op is held until the stream ends: its header counts against the

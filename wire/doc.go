@@ -97,7 +97,9 @@
 //
 // A summary-only op goes as Summary → Ack | Nack on a stream of its own;
 // that Ack means "summary stored" and the op stays queued for its full
-// payload, sent later with OpHeader.Summarized set.
+// payload, sent later with OpHeader.Summarized set: on a stream of its
+// own, or with CapPackedBackfill granted (beside CapOpsPerStream) on a
+// stream of several ops, as any whole small op.
 //
 // Offsets are positions in the plain (decoded) payload. Each Data frame
 // carries one independently encoded chunk whose plain offset is a multiple

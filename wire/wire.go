@@ -172,14 +172,16 @@ type Capabilities uint64
 
 // The capabilities a peer may announce.
 const (
-	CapZstd         Capabilities = 1 << iota // accepts zstd-encoded payloads
-	CapDelta                                 // accepts deltas against a base version
-	CapSummary                               // accepts Summary frames
-	CapResume                                // answers ResumeQuery
-	CapDatagrams                             // Ping/Pong/probes as QUIC datagrams
-	CapRawProbes                             // probes as sealed raw UDP packets
-	CapLane                                  // op data on the wire/lane data lane (OpHeader.Lane)
-	CapOpsPerStream                          // several whole small ops on one op stream (MaxOpsPerStream)
+	CapZstd               Capabilities = 1 << iota // accepts zstd-encoded payloads
+	CapDelta                                       // accepts deltas against a base version
+	CapSummary                                     // accepts Summary frames
+	CapResume                                      // answers ResumeQuery
+	CapDatagrams                                   // Ping/Pong/probes as QUIC datagrams
+	CapRawProbes                                   // probes as sealed raw UDP packets
+	CapLane                                        // op data on the wire/lane data lane (OpHeader.Lane)
+	CapOpsPerStream                                // several whole small ops on one op stream (MaxOpsPerStream)
+	CapPackedBackfill                              // with CapOpsPerStream: ops with OpHeader.Summarized share a stream too
+	CapSummariesPerStream                          // several Summary frames on one op stream (MaxOpsPerStream)
 )
 
 // Has reports whether every capability in o is set in c.
