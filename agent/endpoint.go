@@ -230,10 +230,7 @@ func (e *endpoint) run(ctx context.Context) {
 				logDialFailure(e.log, e.addrs.list, err) // connerror.go
 				lastLogged = time.Now()
 			}
-			select {
-			case <-ctx.Done():
-			case <-time.After(bo.Next()):
-			}
+			bo.Wait(ctx)
 			continue
 		}
 		connectedAt := time.Now() // the backoff resets once the session outlives shortSession
@@ -269,18 +266,16 @@ func (e *endpoint) run(ctx context.Context) {
 		e.conn.Store(nil)
 		e.addrs.lost(conn)
 		conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
+		cause := lostCause(conn, err)
 		if ctx.Err() == nil && !movedBack {
 			e.log.Warn("connection lost", "error", err)
-			e.stats.lastErr.note(fmt.Errorf("connection lost: %w", lostCause(conn, err)))
+			e.stats.lastErr.note(fmt.Errorf("connection lost: %w", cause))
 		}
 		switch {
 		case time.Since(connectedAt) >= shortSession:
 			bo.Reset()
-		case ctx.Err() == nil && !movedBack && spare == nil && coreClosed(lostCause(conn, err)):
-			select { // connerror.go: the core closed it soon after it was made
-			case <-ctx.Done():
-			case <-time.After(bo.Next()):
-			}
+		case ctx.Err() == nil && !movedBack && spare == nil && coreClosed(cause):
+			bo.Wait(ctx) // connerror.go: the core closed it soon after it was made
 		}
 	}
 }

@@ -3,6 +3,7 @@
 package backoff
 
 import (
+	"context"
 	"math/rand/v2"
 	"time"
 )
@@ -43,3 +44,13 @@ func (b *Backoff) Attempts() int { return b.attempt }
 
 // Reset starts again from Min, after a success.
 func (b *Backoff) Reset() { b.attempt = 0 }
+
+// Wait waits the delay Next hands out, or until ctx ends.
+func (b *Backoff) Wait(ctx context.Context) {
+	t := time.NewTimer(b.Next())
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

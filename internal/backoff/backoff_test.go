@@ -1,6 +1,7 @@
 package backoff
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -35,5 +36,23 @@ func TestBackoffJitterStaysInBand(t *testing.T) {
 	}
 	if hi-lo < 200*time.Millisecond {
 		t.Fatalf("no spread: [%v, %v]", lo, hi)
+	}
+}
+
+// TestBackoffWaitEndsWithContext: Wait counts an attempt and returns when
+// ctx ends, not after its delay (an hour here).
+func TestBackoffWaitEndsWithContext(t *testing.T) {
+	b := New(time.Hour, time.Hour)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	done := make(chan struct{})
+	go func() { b.Wait(ctx); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait did not return within 10 s of its context ending")
+	}
+	if b.Attempts() != 1 {
+		t.Errorf("Attempts = %d after one Wait, want 1", b.Attempts())
 	}
 }
