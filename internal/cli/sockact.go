@@ -6,7 +6,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 )
 
 // Socket activation (docs/core.md, "Running under systemd"): systemd, or
@@ -60,10 +59,10 @@ func activationSocketFrom(getenv func(string) string, pid int, first int) (net.P
 		}
 		fd += i
 	}
-	// The core's children (none today) must not inherit the socket.
-	syscall.CloseOnExec(fd)
 	f := os.NewFile(uintptr(fd), "activated socket")
-	defer f.Close() // the PacketConn holds its own descriptor
+	// The PacketConn holds its own descriptor, which Go opens
+	// close-on-exec: no child of the core inherits the socket.
+	defer f.Close()
 	pc, err := net.FilePacketConn(f)
 	if err != nil {
 		return nil, fmt.Errorf("socket activation: descriptor %d is not a datagram socket (%v); the core's .socket unit needs ListenDatagram=, not ListenStream=", fd, err)
