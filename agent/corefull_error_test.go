@@ -619,8 +619,8 @@ func TestRefusalIsNotSentAgainAtOnce(t *testing.T) {
 			}
 			if tc.code == wire.CodeUnknownOp {
 				line := grepLines(logs.String(), "unknown-op")
-				if !strings.Contains(line, "[ERROR]") || !strings.Contains(line, "upgrade the core") {
-					t.Errorf("the agent's log of the refusal unknown-op, want an ERROR that tells the operator to upgrade the core:\n%s", line)
+				if !strings.Contains(line, "[ERROR]") || !strings.Contains(line, "same version") {
+					t.Errorf("the agent's log of the refusal unknown-op, want an ERROR that tells the operator to check that the core and this agent run the same version:\n%s", line)
 				}
 			}
 		})

@@ -104,7 +104,7 @@ func (s *session) parkRefused(op outbox.Op, n *wire.Nack) outcome {
 func refusalAction(code wire.Code, op outbox.Op) string {
 	switch code {
 	case wire.CodeUnknownOp:
-		return "the core does not know this op: it runs an older version than this agent; upgrade the core"
+		return "the core says it does not know this op, which no core of this agent's version says: check that the core and this agent run the same version"
 	case wire.CodeVersion:
 		return "the core and this agent share no protocol version; upgrade the older of the two"
 	case wire.CodeBadRequest:
