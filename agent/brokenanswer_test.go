@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -54,21 +55,10 @@ func TestUnreadableBaseGoesAgainInFull(t *testing.T) {
 	var logs testutil.Buffer
 	a := startAgent(t, p, cfg, Options{Logger: teeLogger(t, "agent", &logs)})
 	testutil.WaitFor(t, 30*time.Second, "a connection to the raw core", func() bool { return a.Stats()[0].Connected })
-	v1 := testutil.RandomBytes(1, 32<<10)
-	v2 := append(slices.Clone(v1[:16<<10]), testutil.RandomBytes(2, 16<<10)...)
-	put := func(v []byte) {
-		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.StateOp, Priority: edgesync.Normal, Payload: bytes.NewReader(v)})
-	}
-	next := func(what string) codec.Mode {
-		select {
-		case m := <-modes:
-			return m
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s did not reach the raw core within 5 s (a parked op waits 10 s); parked %d\n%s",
-				what, a.Stats()[0].Parked, grepLines(logs.String(), "[ERROR]"))
-			return 0
-		}
-	}
+	v1, v2 := twoVersions()
+	put, next := stateVersions(t, a, key, modes, func() string {
+		return fmt.Sprintf("parked %d\n%s", a.Stats()[0].Parked, grepLines(logs.String(), "[ERROR]"))
+	})
 	put(v1)
 	if m := next("version 1"); m.IsDelta() {
 		t.Fatalf("version 1 went as %v with no base", m)
@@ -168,4 +158,31 @@ func TestOwnStreamEndedBeforeAnswerIsNoBrokenAnswer(t *testing.T) {
 	if line := grepLines(logs.String(), "breaks the protocol"); line != "" {
 		t.Errorf("the agent logged its own closed stream as the core's broken answer:\n%s", line)
 	}
+}
+
+// twoVersions are two 32 KiB versions of a state op's payload that share
+// their first half: the second goes as a delta on the first.
+func twoVersions() (v1, v2 []byte) {
+	v1 = testutil.RandomBytes(1, 32<<10)
+	return v1, append(slices.Clone(v1[:16<<10]), testutil.RandomBytes(2, 16<<10)...)
+}
+
+// stateVersions returns put, which puts a version of state key into a,
+// and next, which returns the codec mode of the next op to reach the raw
+// core (sent on modes) within 5 s, a parked op's wait being 10 s; a
+// failure says why() too.
+func stateVersions(t *testing.T, a *Agent, key string, modes <-chan codec.Mode, why func() string) (put func([]byte), next func(what string) codec.Mode) {
+	put = func(v []byte) {
+		enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.StateOp, Priority: edgesync.Normal, Payload: bytes.NewReader(v)})
+	}
+	next = func(what string) codec.Mode {
+		select {
+		case m := <-modes:
+			return m
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%s did not reach the raw core within 5 s (a parked op waits 10 s)\n%s", what, why())
+			return 0
+		}
+	}
+	return put, next
 }

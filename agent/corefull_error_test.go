@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -804,20 +803,8 @@ func TestBaseMismatchOfADeltaGoesAgainInFull(t *testing.T) {
 	if err := ag.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	v1 := testutil.RandomBytes(1, 32<<10)
-	v2 := append(slices.Clone(v1[:16<<10]), testutil.RandomBytes(2, 16<<10)...)
-	put := func(v []byte) {
-		enqueue(t, ag, outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.StateOp, Priority: edgesync.Normal, Payload: bytes.NewReader(v)})
-	}
-	next := func(what string) codec.Mode {
-		select {
-		case m := <-modes:
-			return m
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s did not reach the raw core within 5 s (a parked op waits 10 s)\n%s", what, grepLines(logs.String(), "refused"))
-			return 0
-		}
-	}
+	v1, v2 := twoVersions()
+	put, next := stateVersions(t, ag, key, modes, func() string { return grepLines(logs.String(), "refused") })
 	put(v1)
 	if m := next("version 1"); m.IsDelta() {
 		t.Fatalf("version 1 went as %v with no base", m)
