@@ -56,10 +56,18 @@ type Options struct {
 	// that are ready together on one stream (docs/design.md, "Packing
 	// small ops").
 	DisableOpsPerStream bool
-	// DisablePackedBackfill sends each summary, and the full data of each
-	// op whose summary went first, on a stream of its own: the agent does
-	// not offer wire.CapPackedBackfill nor wire.CapSummariesPerStream
-	// (docs/backfill.md, "Order").
+	// DisableSummaryFirstPacks sends each summary, and the full data of
+	// each op whose summary went first (its backfill), on a stream of its
+	// own, as before either was packed: the agent offers neither
+	// wire.CapSummariesPerStream nor wire.CapPackedBackfill
+	// (docs/backfill.md, "Packs of summary-first ops"). One switch turns
+	// off both: they are the packing of one path, and off together it is
+	// the path as it was.
+	DisableSummaryFirstPacks bool
+	// DisablePackedBackfill is DisableSummaryFirstPacks under its former
+	// name, which said half of what it does; either turns both offers off.
+	//
+	// Deprecated: use DisableSummaryFirstPacks.
 	DisablePackedBackfill bool
 }
 

@@ -467,7 +467,7 @@ func satBacklog(t *testing.T, agentOff, coreOff bool) EndpointStats {
 		sc.DisablePackedBackfill = coreOff
 	})
 	opts, _ := shaped(linksim.SatelliteGEO())
-	opts.DisablePackedBackfill = agentOff
+	opts.DisableSummaryFirstPacks = agentOff
 	a := newAgent(t, p, coretest.AgentConfig(t, p, c.Addr.String()), opts)
 	sat, interval := edgesync.Satellite, time.Duration(0)
 	if err := a.SetProfile(sat, linkmon.Override{Interval: &interval}); err != nil {

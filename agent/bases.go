@@ -43,8 +43,14 @@ type baseEntry struct {
 
 var baseMagic = [4]byte{'e', 's', 'b', '1'}
 
-// errNoBase means no base is kept for a key: send in full.
-var errNoBase = errors.New("no delta base for this key")
+var (
+	// errNoBase means no base is kept for a key: send in full.
+	errNoBase = errors.New("no delta base for this key")
+	// errBaseUnreadable means a base's file no longer holds the bytes its
+	// index says (it lost its end, or fails to read): this disk's fault,
+	// never the core's. The base is dropped and the op goes in full.
+	errBaseUnreadable = errors.New("delta base unreadable")
+)
 
 func baseFileName(endpoint, key string) string {
 	h := sha256.Sum256([]byte(endpoint + "\x00" + key))
@@ -162,19 +168,25 @@ type base struct {
 	off  int64
 }
 
-// ReadAt reads the base payload.
+// ReadAt reads the base payload. Only the base's end is io.EOF: a file
+// that ends before it, or fails, is errBaseUnreadable (the codec would
+// take a short read for the end of a base shorter than it is).
 func (b *base) ReadAt(p []byte, off int64) (int, error) {
 	if off >= b.Size {
 		return 0, io.EOF
 	}
-	if rem := b.Size - off; int64(len(p)) > rem {
-		n, err := b.f.ReadAt(p[:rem], b.off+off)
-		if err == nil {
-			err = io.EOF
-		}
-		return n, err
+	want := p[:min(int64(len(p)), b.Size-off)]
+	n, err := b.f.ReadAt(want, b.off+off)
+	switch {
+	case n == len(want) && len(want) < len(p):
+		return n, io.EOF
+	case n == len(want):
+		return n, nil
+	case err == nil || errors.Is(err, io.EOF):
+		return n, fmt.Errorf("read delta base of %d bytes at %d: %d of %d bytes, the file ends early: %w",
+			b.Size, off, n, len(want), errBaseUnreadable)
 	}
-	return b.f.ReadAt(p, b.off+off)
+	return n, fmt.Errorf("read delta base of %d bytes at %d: %w: %w", b.Size, off, errBaseUnreadable, err)
 }
 
 // Close releases the file.

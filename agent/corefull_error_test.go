@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -619,8 +618,8 @@ func TestRefusalIsNotSentAgainAtOnce(t *testing.T) {
 			}
 			if tc.code == wire.CodeUnknownOp {
 				line := grepLines(logs.String(), "unknown-op")
-				if !strings.Contains(line, "[ERROR]") || !strings.Contains(line, "upgrade the core") {
-					t.Errorf("the agent's log of the refusal unknown-op, want an ERROR that tells the operator to upgrade the core:\n%s", line)
+				if !strings.Contains(line, "[ERROR]") || !strings.Contains(line, "same version") {
+					t.Errorf("the agent's log of the refusal unknown-op, want an ERROR that tells the operator to check that the core and this agent run the same version:\n%s", line)
 				}
 			}
 		})
@@ -804,20 +803,8 @@ func TestBaseMismatchOfADeltaGoesAgainInFull(t *testing.T) {
 	if err := ag.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	v1 := testutil.RandomBytes(1, 32<<10)
-	v2 := append(slices.Clone(v1[:16<<10]), testutil.RandomBytes(2, 16<<10)...)
-	put := func(v []byte) {
-		enqueue(t, ag, outbox.NewOp{Endpoint: "core", Key: key, Kind: edgesync.StateOp, Priority: edgesync.Normal, Payload: bytes.NewReader(v)})
-	}
-	next := func(what string) codec.Mode {
-		select {
-		case m := <-modes:
-			return m
-		case <-time.After(5 * time.Second):
-			t.Fatalf("%s did not reach the raw core within 5 s (a parked op waits 10 s)\n%s", what, grepLines(logs.String(), "refused"))
-			return 0
-		}
-	}
+	v1, v2 := twoVersions()
+	put, next := stateVersions(t, ag, key, modes, func() string { return grepLines(logs.String(), "refused") })
 	put(v1)
 	if m := next("version 1"); m.IsDelta() {
 		t.Fatalf("version 1 went as %v with no base", m)

@@ -54,14 +54,22 @@ func (s *session) refusedExpired(op outbox.Op, n *wire.Nack) outcome {
 
 // brokenAnswer reports whether err says that the core's answer to an op
 // broke the protocol: an answer about another op (answer, packAnswer), a
-// frame that is no answer or does not parse, or the stream's end before
-// the answer. The core did not store the op, nor say why; sending it
-// again at once only meets the same answer (a core of another version),
-// so it is parked as a refused op is. A stream the core reset, or a
-// connection gone, is no answer of the core's: the op goes again.
+// frame that is no answer or does not parse, or the stream's clean end
+// before the answer. The core did not store the op, nor say why; sending
+// it again at once only meets the same answer (a core of another
+// version), so it is parked as a refused op is. A stream the core reset,
+// or a connection gone (the core shut down), ends the read with quic-go's
+// error, not io.EOF, and is no answer of the core's: the op goes again
+// (TestConnectionClosedBeforeAnswerIsNoBrokenAnswer). Neither is a
+// failure of this agent's own side (ownError: its payload, its delta
+// base, its frames; TestUnreadableBaseGoesAgainInFull), nor a stream it
+// ended itself (TestOwnStreamEndedBeforeAnswerIsNoBrokenAnswer).
 func brokenAnswer(err error) bool {
 	if _, ok := errors.AsType[*wire.ProtocolError](err); ok {
 		return false // the core's ERROR: errorNack
+	}
+	if _, ok := errors.AsType[*ownError](err); ok {
+		return false // sendop.go
 	}
 	for _, target := range []error{wire.ErrBadRequest, io.EOF, io.ErrUnexpectedEOF, wire.ErrUnknownFrame,
 		wire.ErrMalformedFrame, wire.ErrFrameTooLarge, wire.ErrFieldTooLong, wire.ErrInvalidField} {
@@ -96,7 +104,7 @@ func (s *session) parkRefused(op outbox.Op, n *wire.Nack) outcome {
 func refusalAction(code wire.Code, op outbox.Op) string {
 	switch code {
 	case wire.CodeUnknownOp:
-		return "the core does not know this op: it runs an older version than this agent; upgrade the core"
+		return "the core says it does not know this op, which no core of this agent's version says: check that the core and this agent run the same version"
 	case wire.CodeVersion:
 		return "the core and this agent share no protocol version; upgrade the older of the two"
 	case wire.CodeBadRequest:

@@ -27,7 +27,7 @@
 //     grants wire.CapPackedBackfill too, and summaries leased together
 //     share a stream where it grants wire.CapSummariesPerStream
 //     (backfill_summaries.go, docs/backfill.md#order;
-//     Options.DisablePackedBackfill turns both offers off). Each OP_HEADER carries the
+//     Options.DisableSummaryFirstPacks turns both offers off). Each OP_HEADER carries the
 //     SHA-256 the outbox took of the producer's bytes (outbox.Op.Hash),
 //     which the core checks at commit. An op the outbox finds damaged is
 //     quarantined and never sent; one the core refuses for a hash

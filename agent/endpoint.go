@@ -38,9 +38,9 @@ type endpoint struct {
 	disableLane bool
 	// disableOpsPerStream keeps one op per stream (Options.DisableOpsPerStream).
 	disableOpsPerStream bool
-	// disablePackedBackfill keeps each backfill op and each summary on a
-	// stream of its own (Options.DisablePackedBackfill).
-	disablePackedBackfill bool
+	// disableSummaryFirstPacks keeps each backfill op and each summary on
+	// a stream of its own (Options.DisableSummaryFirstPacks).
+	disableSummaryFirstPacks bool
 
 	// wake is signalled (without blocking) when an op is enqueued; urgent
 	// when it is critical or schema.
@@ -130,12 +130,12 @@ func newEndpoint(a *Agent, cfg config.Endpoint, overrides map[edgesync.LinkClass
 	e = &endpoint{
 		a: a, cfg: cfg, name: cfg.Name, log: log,
 		agentName: a.cfg.Name, tls: a.opts.TLS, listen: a.opts.ListenPacket, disableLane: a.opts.DisableLane,
-		disableOpsPerStream:   a.opts.DisableOpsPerStream,
-		disablePackedBackfill: a.opts.DisablePackedBackfill,
-		wake:                  make(chan struct{}, 1),
-		urgent:                make(chan struct{}, 1),
-		mon:                   mon,
-		addrs:                 newAddresses(cfg),
+		disableOpsPerStream:      a.opts.DisableOpsPerStream,
+		disableSummaryFirstPacks: a.opts.DisableSummaryFirstPacks || a.opts.DisablePackedBackfill,
+		wake:                     make(chan struct{}, 1),
+		urgent:                   make(chan struct{}, 1),
+		mon:                      mon,
+		addrs:                    newAddresses(cfg),
 	}
 	if err := e.openBudget(); err != nil {
 		return nil, err
@@ -245,8 +245,8 @@ func (e *endpoint) run(ctx context.Context) {
 		wd := e.startWatchdog(ctx, conn, tr)
 		sctx, stopFailBack := e.failBack(ctx, dial)
 		packing := !e.disableOpsPerStream && w.Caps.Has(wire.CapOpsPerStream)
-		err = e.session(sctx, conn, ln, packing, packing && !e.disablePackedBackfill && w.Caps.Has(wire.CapPackedBackfill),
-			!e.disablePackedBackfill && w.Caps.Has(wire.CapSummariesPerStream))
+		err = e.session(sctx, conn, ln, packing, packing && !e.disableSummaryFirstPacks && w.Caps.Has(wire.CapPackedBackfill),
+			!e.disableSummaryFirstPacks && w.Caps.Has(wire.CapSummariesPerStream))
 		movedBack := stopFailBack()
 		spare = wd.stop()
 		if movedBack && spare != nil {
@@ -358,11 +358,11 @@ func (e *endpoint) caps() wire.Capabilities {
 	}
 	if !e.disableOpsPerStream {
 		c |= wire.CapOpsPerStream
-		if !e.disablePackedBackfill {
+		if !e.disableSummaryFirstPacks {
 			c |= wire.CapPackedBackfill
 		}
 	}
-	if !e.disablePackedBackfill {
+	if !e.disableSummaryFirstPacks {
 		c |= wire.CapSummariesPerStream
 	}
 	return c

@@ -556,6 +556,8 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 	switch {
 	case errors.Is(err, errPaused):
 		s.stats.paused.Add(1)
+	case errors.Is(err, errBaseUnreadable):
+		return s.baseUnreadable(op, err)
 	case brokenAnswer(err):
 		return s.parkBroken(op, err) // corefull_refusals.go
 	case err != nil:
@@ -566,6 +568,18 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 		s.stored(snd, op, pl, res.hash)
 		return outDone
 	}
+	s.release(op.ID)
+	return outDone
+}
+
+// baseUnreadable settles an op whose delta base could not be read on this
+// disk (errBaseUnreadable, in err): the base is dropped and the op goes
+// again at once, in full.
+func (s *session) baseUnreadable(op outbox.Op, err error) outcome {
+	s.bases.drop(s.name, op.Key)
+	s.stats.retries.Add(1)
+	s.log.Warn("the op's delta base is unreadable on this disk; it is dropped and the op goes again in full",
+		"op", op.ID.String(), "key", op.Key, "error", err)
 	s.release(op.ID)
 	return outDone
 }

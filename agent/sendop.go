@@ -25,6 +25,37 @@ var (
 	errPaused = errors.New("paused at a chunk boundary for new sync parameters")
 )
 
+// ownError is a failure of this agent's own side of an op's transfer:
+// reading the op's payload or its delta base, or encoding its frames. It
+// says nothing of the core, whatever it wraps (a base that ends early is
+// io.ErrUnexpectedEOF to the codec): brokenAnswer never takes it for the
+// core's answer.
+type ownError struct{ err error }
+
+func (e *ownError) Error() string { return e.err.Error() }
+func (e *ownError) Unwrap() error { return e.err }
+
+// own marks err, if not nil, as this agent's own failure (ownError).
+func own(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &ownError{err}
+}
+
+// writeFrame writes f to w: a frame that does not encode is this agent's
+// own failure (ownError), a write that fails is the stream's.
+func writeFrame(w io.Writer, f wire.Frame) error {
+	b, err := f.Append(nil)
+	if err != nil {
+		return own(fmt.Errorf("write %s frame: %w", f.Type(), err))
+	}
+	if _, err := w.Write(b); err != nil {
+		return fmt.Errorf("write %s frame: %w", f.Type(), err)
+	}
+	return nil
+}
+
 // sendResult is what one op's transfer achieved.
 type sendResult struct {
 	acked      bool       // the core stored the op (or had it already)
@@ -169,10 +200,10 @@ func (s *opSender) payloadHash(op *outbox.Op, pl io.ReaderAt) (codec.Hash, error
 	}
 	h, n, err := codec.HashOf(io.NewSectionReader(pl, 0, op.Size))
 	if err != nil {
-		return codec.Hash{}, fmt.Errorf("hash payload: %w", err)
+		return codec.Hash{}, own(fmt.Errorf("hash payload: %w", err))
 	}
 	if n != op.Size {
-		return codec.Hash{}, fmt.Errorf("hash payload: read %d of %d bytes", n, op.Size)
+		return codec.Hash{}, own(fmt.Errorf("hash payload: read %d of %d bytes", n, op.Size))
 	}
 	if len(s.hashes) > 4096 {
 		clear(s.hashes) // a cache, not a record
@@ -201,7 +232,7 @@ func (s *opSender) sendSummary(ctx context.Context, conn *quic.Conn, op *outbox.
 	}
 	defer done()
 	sum := &wire.Summary{ID: op.ID, Key: op.Key, Size: uint64(op.Size), Hash: h, Time: op.EnqueuedAt, Producer: op.Summary}
-	if err := wire.WriteFrame(str, sum); err != nil {
+	if err := writeFrame(str, sum); err != nil {
 		return res, err
 	}
 	wrote()
@@ -270,7 +301,7 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 	if oneChunk && !onLane {
 		return res, s.sendWhole(str, t, hdr)
 	}
-	if err := wire.WriteFrame(str, hdr); err != nil {
+	if err := writeFrame(str, hdr); err != nil {
 		return res, err
 	}
 	t.written() // the stream is open at its urgency: what follows keeps its place
@@ -314,7 +345,7 @@ func (s *opSender) encoding(a *attempt, res *sendResult) (*opTransfer, error) {
 	}
 	ch, err := codec.NewHeader(mode, codecLevel(a.params), chunkSizeOf(a.params), op.Size, h, cb)
 	if err != nil {
-		return nil, err
+		return nil, own(err)
 	}
 	res.mode = mode
 	return &opTransfer{op: op, pl: a.pl, ch: ch, cb: cb, paused: a.paused, res: res, prog: a.prog, room: a.room, wrote: a.wrote}, nil
@@ -369,7 +400,7 @@ func awaitAnswer(str io.Reader, t *opTransfer) error {
 // commit ends the op on its stream: every chunk is sent (or, on the lane,
 // handed to it).
 func commit(str *quic.Stream, t *opTransfer) error {
-	if err := wire.WriteFrame(str, &wire.Commit{ID: t.op.ID, Chunks: uint64(t.ch.Chunks())}); err != nil {
+	if err := writeFrame(str, &wire.Commit{ID: t.op.ID, Chunks: uint64(t.ch.Chunks())}); err != nil {
 		return err
 	}
 	return str.Close()
@@ -420,6 +451,7 @@ func (s *opSender) sendChunk(w io.Writer, t *opTransfer, i int64) error {
 }
 
 // dataFrame reads and encodes chunk i and appends its DATA frame to dst.
+// Its errors are this agent's own (ownError).
 func (s *opSender) dataFrame(dst []byte, t *opTransfer, i int64) ([]byte, error) {
 	off, n, _ := t.ch.ChunkRange(i)
 	if cap(s.plain) < n {
@@ -427,17 +459,17 @@ func (s *opSender) dataFrame(dst []byte, t *opTransfer, i int64) ([]byte, error)
 	}
 	plain := s.plain[:n]
 	if k, err := t.pl.ReadAt(plain, off); k < n {
-		return dst, fmt.Errorf("read payload of %s at %d: %w", t.op.ID, off, err)
+		return dst, own(fmt.Errorf("read payload of %s at %d: %w", t.op.ID, off, err))
 	}
 	enc, err := s.enc.EncodeChunk(s.encoded[:0], &t.ch, i, plain, t.cb)
 	if err != nil {
-		return dst, fmt.Errorf("encode chunk %d of %s: %w", i, t.op.ID, err)
+		return dst, own(fmt.Errorf("encode chunk %d of %s: %w", i, t.op.ID, err))
 	}
 	s.encoded = enc
 	d := &wire.Data{ID: t.op.ID, Offset: uint64(off), Chunk: enc}
 	out, err := d.Append(dst)
 	if err != nil {
-		return dst, err
+		return dst, own(err)
 	}
 	t.res.plainBytes += int64(n)
 	t.res.wireBytes += int64(len(enc))

@@ -31,11 +31,12 @@ func (s *opSender) sendWhole(str *quic.Stream, t *opTransfer, hdr *wire.OpHeader
 }
 
 // appendWhole appends the frames of an op of one chunk, OP_HEADER, its
-// DATA (none for an empty op) and COMMIT, to dst.
+// DATA (none for an empty op) and COMMIT, to dst. Its errors are this
+// agent's own (ownError).
 func (s *opSender) appendWhole(dst []byte, t *opTransfer, hdr *wire.OpHeader) ([]byte, error) {
 	b, err := hdr.Append(dst)
 	if err != nil {
-		return dst, fmt.Errorf("write %s frame: %w", hdr.Type(), err)
+		return dst, own(fmt.Errorf("write %s frame: %w", hdr.Type(), err))
 	}
 	chunks := t.ch.Chunks() // one, or none for an empty op
 	for i := range chunks {
@@ -45,7 +46,7 @@ func (s *opSender) appendWhole(dst []byte, t *opTransfer, hdr *wire.OpHeader) ([
 	}
 	c := &wire.Commit{ID: t.op.ID, Chunks: uint64(chunks)}
 	if b, err = c.Append(b); err != nil {
-		return dst, fmt.Errorf("write %s frame: %w", c.Type(), err)
+		return dst, own(fmt.Errorf("write %s frame: %w", c.Type(), err))
 	}
 	return b, nil
 }

@@ -57,7 +57,8 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrShuttingDown is the sentinel of CodeShuttingDown.
 	ErrShuttingDown = errors.New("shutting down")
-	// ErrUnknownOp is the sentinel of CodeUnknownOp.
+	// ErrUnknownOp is the sentinel of CodeUnknownOp (reserved: no core
+	// sends it).
 	ErrUnknownOp = errors.New("unknown operation")
 	// ErrStoreFull is the sentinel of CodeStoreFull.
 	ErrStoreFull = errors.New("store full")
@@ -81,7 +82,10 @@ const (
 	CodeExpired      Code = 10 // the op's TTL ended before it was stored
 	CodeBadRequest   Code = 11 // the frames break the protocol
 	CodeShuttingDown Code = 12 // the peer is closing; reconnect later
-	CodeUnknownOp    Code = 13 // Data or Commit for an op with no OpHeader
+	// CodeUnknownOp: reserved; no core sends it. A core answers the Data
+	// or Commit of an op with no OpHeader bad-request (ErrUnexpectedFrame);
+	// an agent parks an op refused unknown-op as it does bad-request.
+	CodeUnknownOp Code = 13
 	// CodeStoreFull: the core's store has no room for the op (its disk
 	// is full, or its file or stream reached its size limit); retry after
 	// a backoff. An agent older than the code parks the op as it does
