@@ -83,8 +83,8 @@ func (h *opHandler) packedOps(first *wire.OpHeader) error {
 }
 
 // readPacked reads op hdr's frames up to its COMMIT; ops are the stream's
-// ops before it. broke reports a break of the
-// stream's rules, which the op's err names: nothing more is read.
+// ops before it. broke reports a break of the stream's rules, which the
+// op's err names: nothing more is read.
 func (h *opHandler) readPacked(hdr *wire.OpHeader, ops []*packedOp) (op *packedOp, broke bool) {
 	op = &packedOp{hdr: hdr}
 	badRequest := func(format string, args ...any) (*packedOp, bool) {
