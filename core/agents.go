@@ -50,11 +50,11 @@ type agentFigures struct {
 // seen records that the agent was heard from now.
 func (f *agentFigures) seen() { f.lastSeen.Store(time.Now().UnixNano()) }
 
-// received counts an op acknowledged after commit; size is its plain
-// bytes when it was stored now, 0 for a duplicate.
-func (f *agentFigures) received(size int64) {
+// received counts ops acknowledged after commit; size is the plain
+// bytes of those stored now (duplicates count none).
+func (f *agentFigures) received(ops, size int64) {
 	now := time.Now().UnixNano()
-	f.ops.Add(1)
+	f.ops.Add(ops)
 	f.bytes.Add(size)
 	f.lastOp.Store(now)
 	f.lastSeen.Store(now)

@@ -390,7 +390,9 @@ func (h *opHandler) laneOp(hdr *wire.OpHeader, ch *codec.Header, base *codec.Bas
 		err error
 	}
 	frames := make(chan read, 1)
-	setReadTimeout(h.str, h.frameTimeout)
+	// The deadline is set here and extended below as lane data comes,
+	// while the goroutine waits for the COMMIT.
+	h.in.deadline.setNow()
 	go func() {
 		f, err := h.fr.ReadFrameOf(wire.FrameCommit)
 		frames <- read{f, err}

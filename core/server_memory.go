@@ -55,14 +55,25 @@ func newMemBudget(what string, limit int64, parent *memBudget, refused *atomic.I
 // Reserve takes n bytes of this budget and its parent's, or none of either
 // (wire.ErrBusy).
 func (b *memBudget) Reserve(n int) error {
-	if err := b.take(int64(n)); err != nil {
+	if err := b.reserve(n); err != nil {
 		b.refused.Add(1)
+		return err
+	}
+	return nil
+}
+
+// tryReserve reserves n bytes as Reserve does, but a reservation that
+// does not fit counts as no refusal: it is for memory a stream can do
+// without (its read-ahead buffer, server_read.go).
+func (b *memBudget) tryReserve(n int) bool { return b.reserve(n) == nil }
+
+func (b *memBudget) reserve(n int) error {
+	if err := b.take(int64(n)); err != nil {
 		return err
 	}
 	if b.parent != nil {
 		if err := b.parent.take(int64(n)); err != nil {
 			b.give(int64(n))
-			b.refused.Add(1)
 			return err
 		}
 	}

@@ -43,6 +43,9 @@ type opHandler struct {
 	// it and given back by finish.
 	mem *memBudget
 	fr  *wire.Reader
+	// in is what fr reads the stream through: the frame deadline and the
+	// read-ahead buffer (server_read.go), given back by finish.
+	in  streamInput
 	buf []byte
 	// lane routes the connection's lane data; nil when CapLane was not
 	// granted.
@@ -82,7 +85,7 @@ type opHandler struct {
 const maxPipelinedRest = wire.MaxFrameSize + 4096
 
 func (h *opHandler) run() {
-	h.fr = wire.NewReader(h.str, wire.MaxFrameSize, wire.WithBudget(h.mem))
+	h.fr = wire.NewReader(h.in.open(h.str, h.frameTimeout, h.mem), wire.MaxFrameSize, wire.WithBudget(h.mem))
 	h.dec.Budget = h.mem // its scratch: a chunk's body, a delta's streams and base region
 	defer h.finish()
 	f, err := h.readFrame(wire.FrameOpHeader, wire.FrameSummary, wire.FrameResumeQuery)
@@ -131,13 +134,14 @@ func (h *opHandler) finish() {
 		h.log.Debug("op stream not closed", "error", err)
 	}
 	if h.pipelined || h.committing {
-		setReadTimeout(h.str, h.frameTimeout)
+		h.in.deadline.setNow()
 		// An error here (a reset, the timeout) only means the rest did not
 		// come: the cancel below ends the stream either way.
-		_, _ = io.Copy(io.Discard, io.LimitReader(h.str, maxPipelinedRest))
+		_, _ = io.Copy(io.Discard, io.LimitReader(h.in.reader(), maxPipelinedRest))
 	}
 	h.str.CancelRead(quic.StreamErrorCode(wire.CodeOK))
 	h.fr.Free()
+	h.in.close()
 	h.dec.Free()
 	if cap(h.buf) > 0 {
 		h.mem.Release(cap(h.buf))
@@ -191,7 +195,7 @@ func peerEnded(err error) bool {
 // if it is one of the types that may come now: any other is refused after
 // its header, before its body is read.
 func (h *opHandler) readFrame(types ...wire.FrameType) (wire.Frame, error) {
-	setReadTimeout(h.str, h.frameTimeout)
+	h.in.deadline.next()
 	f, err := h.fr.ReadFrameOf(types...)
 	if err != nil && errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: stream ended before the op was committed", wire.ErrBadRequest)
@@ -264,8 +268,7 @@ func (h *opHandler) op(hdr *wire.OpHeader) error {
 		return h.nack(hdr, err)
 	}
 	if dup {
-		h.stats.opsDuplicate.Add(1)
-		h.received(0)
+		h.applied(hdr, Result{Duplicate: true})
 		committed = true // nothing was begun
 		return h.ack(hdr)
 	}
@@ -365,17 +368,44 @@ func (h *opHandler) commit(hdr *wire.OpHeader, committed *bool) error {
 
 // applied counts an op the store has, applied now or before.
 func (h *opHandler) applied(hdr *wire.OpHeader, res Result) {
+	var n appliedTally
+	n.add(h, hdr, res)
+	n.count(h)
+}
+
+// appliedTally counts the ops a stream's answer acknowledges, so that the
+// counters shared by the server's connections, and the agent's, are
+// added to once per stream rather than once per op.
+type appliedTally struct {
+	stored, dups int64
+	bytes        int64 // the plain bytes of those stored
+}
+
+// add counts an op the store has, applied now or before, and logs it.
+func (n *appliedTally) add(h *opHandler, hdr *wire.OpHeader, res Result) {
 	if res.Duplicate {
-		h.stats.opsDuplicate.Add(1)
-		h.received(0)
+		n.dups++
 	} else {
-		h.stats.full.stored(h.log)
-		h.stats.opsApplied.Add(1)
-		h.stats.bytesApplied.Add(res.Size)
-		h.received(res.Size)
+		n.stored++
+		n.bytes += res.Size
 	}
 	if h.log.IsDebug() { // the op's fields are formatted only for a log that keeps them
 		h.log.Debug("op stored", "op", hdr.ID.String(), "key", hdr.Key, "kind", hdr.Kind.String(), "bytes", res.Size)
+	}
+}
+
+// count adds the tally to the server's counters and the agent's figures.
+func (n *appliedTally) count(h *opHandler) {
+	if n.stored > 0 {
+		h.stats.full.stored(h.log)
+		h.stats.opsApplied.Add(n.stored)
+		h.stats.bytesApplied.Add(n.bytes)
+	}
+	if n.dups > 0 {
+		h.stats.opsDuplicate.Add(n.dups)
+	}
+	if h.fig != nil && n.stored+n.dups > 0 {
+		h.fig.received(n.stored+n.dups, n.bytes)
 	}
 }
 
@@ -573,11 +603,4 @@ func toWire(err error) error {
 		return err
 	}
 	return fmt.Errorf("%w: %w", sentinel, err)
-}
-
-// received counts an acknowledged op in the agent's figures.
-func (h *opHandler) received(size int64) {
-	if h.fig != nil {
-		h.fig.received(size)
-	}
 }

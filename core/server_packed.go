@@ -50,17 +50,16 @@ func (h *opHandler) packedOps(first *wire.OpHeader) error {
 	// The agent writes the whole stream at once: a stream ended early
 	// lets it finish that write (finish reads the rest, up to its bound).
 	h.pipelined = true
-	var ops []*packedOp
-	seen := map[edgesync.OpID]bool{}
+	ops := make([]*packedOp, 0, 16)
 	var stop error // what ended the stream between ops, if not its end
 	hdr := first
 	for {
-		op, broke := h.readPacked(hdr, ops, seen)
+		op, broke := h.readPacked(hdr, ops)
 		ops = append(ops, op)
 		if broke {
 			break
 		}
-		setReadTimeout(h.str, h.frameTimeout)
+		h.in.deadline.next()
 		f, err := h.fr.ReadFrameOf(wire.FrameOpHeader)
 		if errors.Is(err, io.EOF) {
 			h.pipelined, h.committing = false, false // read to its end
@@ -84,9 +83,9 @@ func (h *opHandler) packedOps(first *wire.OpHeader) error {
 }
 
 // readPacked reads op hdr's frames up to its COMMIT; ops are the stream's
-// ops before it and seen their IDs. broke reports a break of the
-// stream's rules, which the op's err names: nothing more is read.
-func (h *opHandler) readPacked(hdr *wire.OpHeader, ops []*packedOp, seen map[edgesync.OpID]bool) (op *packedOp, broke bool) {
+// ops before it. broke reports a break of the stream's rules, which the
+// op's err names: nothing more is read.
+func (h *opHandler) readPacked(hdr *wire.OpHeader, ops []*packedOp) (op *packedOp, broke bool) {
 	op = &packedOp{hdr: hdr}
 	badRequest := func(format string, args ...any) (*packedOp, bool) {
 		op.err = fmt.Errorf("%w: "+format+" (docs/wire.md, \"Several ops per stream\")", append([]any{wire.ErrBadRequest}, args...)...)
@@ -99,14 +98,13 @@ func (h *opHandler) readPacked(hdr *wire.OpHeader, ops []*packedOp, seen map[edg
 		return badRequest("lane op %s on a stream of several ops", hdr.ID)
 	case hdr.PlainSize > uint64(hdr.ChunkSize):
 		return badRequest("op %s of more than one chunk on a stream of several ops", hdr.ID)
-	case seen[hdr.ID]:
+	case hasOp(ops, hdr.ID):
 		return badRequest("op %s twice on one stream", hdr.ID)
 	case len(ops) > 0 && !h.packedBackfill && (hdr.Summarized || ops[0].hdr.Summarized):
 		// Only a connection that granted CapPackedBackfill takes the full
 		// data of an op whose summary went first beside other ops.
 		return badRequest("op %s on a stream of several ops where one is sent after its summary (OpHeader.Summarized), which this connection did not grant (wire.CapPackedBackfill)", hdr.ID)
 	}
-	seen[hdr.ID] = true
 	// The op is held until the stream ends: its header counts against the
 	// connection's frame memory before anything more of it is read. An
 	// op that does not fit ends the stream, refused busy.
@@ -165,10 +163,24 @@ func (h *opHandler) readPacked(hdr *wire.OpHeader, ops []*packedOp, seen map[edg
 	}
 }
 
+// ackLen is the length of an ACK frame of one op ID.
+var ackLen = (&wire.Ack{IDs: make([]edgesync.OpID, 1)}).Len()
+
+// hasOp reports whether id is among ops. At most wire.MaxOpsPerStream
+// ops: a scan costs less than a map's allocations.
+func hasOp(ops []*packedOp, id edgesync.OpID) bool {
+	for _, op := range ops {
+		if op.hdr.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 // packedOpOverhead is what an op read on a stream of several costs the
 // core besides its key, endpoint and plain bytes, rounded up: its
 // wire.OpHeader, its packedOp with the store's header and result, its
-// entry among the stream's IDs and the message of a refusal.
+// entry among the stream's ops and the message of a refusal.
 const packedOpOverhead = 1 << 10
 
 // packedOpCost is what op hdr holds of the connection's frame memory
@@ -231,8 +243,8 @@ func (h *opHandler) keepPacked(op *packedOp, ch *codec.Header, base *codec.Base,
 
 // applyPacked applies the ops not refused and not applied yet, together.
 func (h *opHandler) applyPacked(ops []*packedOp) {
-	var todo []*packedOp
-	var whole []WholeOp
+	todo := make([]*packedOp, 0, len(ops))
+	whole := make([]WholeOp, 0, len(ops))
 	for _, op := range ops {
 		if op.err == nil && !op.applied {
 			todo = append(todo, op)
@@ -288,24 +300,30 @@ func applyWholeOp(b Backend, agent string, op WholeOp) (Result, error) {
 // send side: the answers and the stream's end leave in as few packets as
 // their size allows.
 func (h *opHandler) answerPacked(ops []*packedOp, stop error) error {
-	var b []byte
+	b := make([]byte, 0, len(ops)*ackLen)
 	var err error
+	// One ACK per op, each of one ID (the agent matches answers to ops
+	// in order), made in place: no frame allocated per op.
+	var id [1]edgesync.OpID
+	ack := wire.Ack{IDs: id[:]}
+	var n appliedTally
 	for _, op := range ops {
-		var f wire.Frame
 		if op.err != nil {
 			if peerEnded(op.err) {
 				h.fail(op.err) // counts the reset; nothing more to answer
 				break
 			}
-			f = h.nackFrame(op.hdr, op.err)
+			b, err = h.nackFrame(op.hdr, op.err).Append(b)
 		} else {
-			h.applied(op.hdr, op.res)
-			f = &wire.Ack{IDs: []edgesync.OpID{op.hdr.ID}}
+			n.add(h, op.hdr, op.res)
+			id[0] = op.hdr.ID
+			b, err = ack.Append(b)
 		}
-		if b, err = f.Append(b); err != nil {
+		if err != nil {
 			return err
 		}
 	}
+	n.count(h)
 	if stop != nil && !peerEnded(stop) {
 		h.log.Debug("op stream refused between ops", "code", wire.CodeOf(toWire(stop)).String(), "error", stop)
 		if b, err = wire.ErrorFrameFor(toWire(stop)).Append(b); err != nil {

@@ -62,7 +62,7 @@ func (h *opHandler) summaries(first *wire.Summary) error {
 		if broke {
 			break
 		}
-		setReadTimeout(h.str, h.frameTimeout)
+		h.in.deadline.next()
 		next, err := h.fr.ReadFrameOf(wire.FrameSummary)
 		if errors.Is(err, io.EOF) {
 			h.pipelined = false // read to its end

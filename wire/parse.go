@@ -239,14 +239,17 @@ func readHeader(br io.ByteReader, max int) (FrameType, int, error) {
 	if ub, ok := br.(*byteReader); ok {
 		// From a stream read unbuffered (a QUIC stream) every byte costs
 		// a Read: a frame has at least two bytes of header, its type's
-		// first and its length's first, so take both in one.
-		n, err := ub.readFull(hdr[:2])
+		// first and its length's first, so take both in one. (Into ub's
+		// own bytes: hdr given to a Read would escape, an allocation per
+		// frame.)
+		n, err := ub.readFull(ub.two[:])
 		if err != nil {
 			if n == 0 && err == io.EOF {
 				return 0, 0, io.EOF // clean end between frames
 			}
 			return 0, 0, headerErr(err)
 		}
+		hdr[0], hdr[1] = ub.two[0], ub.two[1]
 		have = 2
 	} else {
 		first, err := br.ReadByte()
@@ -370,6 +373,7 @@ func eofToUnexpected(err error) error {
 type byteReader struct {
 	r   io.Reader
 	buf [1]byte
+	two [2]byte // readHeader's first two bytes
 }
 
 func (b *byteReader) ReadByte() (byte, error) {

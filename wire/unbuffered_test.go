@@ -85,3 +85,29 @@ func TestUnbufferedTruncated(t *testing.T) {
 		}
 	}
 }
+
+// TestUnbufferedReadAllocs: a Reader's frame from an unbuffered stream
+// allocates the frame and nothing else once its buffer has grown: the
+// header's bytes, read from the stream, are no allocation of their own
+// (they were one per frame: three per small op the core reads).
+func TestUnbufferedReadAllocs(t *testing.T) {
+	b, err := (&Commit{ID: edgesync.OpID{3}, Chunks: 1}).Append(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const frames = 64
+	stream := bytes.Repeat(b, frames+1)
+	src := &readCounter{r: bytes.NewReader(stream)}
+	fr := NewReader(src, 0)
+	if _, err := fr.ReadFrame(); err != nil { // the buffer grows
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(frames-1, func() {
+		if _, err := fr.ReadFrame(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 1 {
+		t.Errorf("%v allocations per COMMIT read, want 1 (the frame)", allocs)
+	}
+}
