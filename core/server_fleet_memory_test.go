@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -13,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/codec"
@@ -143,6 +146,9 @@ func runFleet(sp fleetSpec) (int64, error) {
 				return sent, fmt.Errorf("connection %d stream %d: %w", c, s, err)
 			}
 			if _, err := str.Write(b); err != nil {
+				if _, ok := errors.AsType[*quic.StreamError](err); ok {
+					continue // the core refused the stream (busy)
+				}
 				return sent, fmt.Errorf("connection %d stream %d: %w", c, s, err)
 			}
 			sent += int64(len(data[0].Chunk))
