@@ -139,7 +139,7 @@ type ServerStats struct {
 	// FrameMemoryPeak the most held at once since start.
 	FrameMemory, FrameMemoryPeak int64
 	// FrameMemoryRefused counts reservations of frame memory that did not
-	// fit a connection's or the core's bound (each ends an op busy).
+	// fit a connection's or the core's bound (each ends an op or a stream busy).
 	FrameMemoryRefused int64
 	// StoreFull is set while the store has no room: a write found none
 	// and no op was stored since. StoreFullRefusals counts the ops and
