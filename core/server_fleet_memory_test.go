@@ -381,3 +381,42 @@ func BenchmarkHostileFleetMemory(b *testing.B) {
 		})
 	}
 }
+
+// TestRefusedStreamsHoldNoGoroutine: with the frame memory spent, each
+// op stream the agent opens is answered ERROR busy naming the limit, and
+// only maxDrainingRefusals of them at once have a goroutine (reading what
+// the agent wrote at once): 40 streams that send a header and hold the
+// stream open cost the core no goroutine each, as they did (a handler
+// each, waiting for the frame timeout), outside any bound.
+func TestRefusedStreamsHoldNoGoroutine(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	c := ts.dial(t, 0)
+	spent := int(ts.srv.cfg.MaxFrameMemory) - 16
+	if err := ts.srv.mem.Reserve(spent); err != nil {
+		t.Fatal(err)
+	}
+	defer ts.srv.mem.Release(spent)
+	before := runtime.NumGoroutine()
+	const streams = 40
+	for i := range streams {
+		str := openStream(t, c)
+		defer str.CancelRead(0)
+		hdr := hostile.OpHeader(hostile.OpID(0, i), "held", 1<<20, 1<<20)
+		if err := hostile.Write(str, hdr); err != nil {
+			if _, ok := errors.AsType[*quic.StreamError](err); !ok {
+				t.Fatalf("stream %d: %v", i, err)
+			}
+		}
+		f, err := hostile.Read(str, 10*time.Second)
+		if err != nil {
+			t.Fatalf("stream %d: no answer within 10 s: %v", i, err)
+		}
+		if e, ok := f.(*wire.Error); !ok || e.Code != wire.CodeBusy || !strings.Contains(e.Msg, "max_frame_memory") {
+			t.Fatalf("stream %d answered %s %+v, want ERROR busy naming the limit", i, f.Type(), f)
+		}
+	}
+	if grown := runtime.NumGoroutine() - before; grown > maxDrainingRefusals+4 {
+		t.Errorf("%d streams refused for want of frame memory, held open by the agent, left %d goroutines more in the process; at most %d read refused streams",
+			streams, grown, maxDrainingRefusals)
+	}
+}
