@@ -31,7 +31,7 @@ import (
 // as long as it lives, which its bytes do not size: its state is reserved
 // in its connection's bound when it is accepted, and a stream that does
 // not fit is answered ERROR busy without a goroutine of its own
-// (refuseStream). Without it, connections × streams each mid-op made the
+// (streamRefuser). Without it, connections × streams each mid-op made the
 // core hold far more than its bound (TestHostileFleetMemory;
 // docs/core.md, "What a connection can make the core hold"). A
 // connection's own state is bounded by their number (max_connections).
@@ -46,8 +46,8 @@ const streamStateCost = 16 << 10
 const (
 	// MinConnFrameMemory is the least a connection may be given: one
 	// maximal DATA frame and its decoded chunk, so that any op can come,
-	// with its stream's state (config.MinConnFrameMemory, a round figure above it, is what a
-	// config file may set).
+	// with its stream's state (config.MinConnFrameMemory, a round figure
+	// above it, is what a config file may set).
 	MinConnFrameMemory = 2*wire.MaxFrameSize + 64<<10 + streamStateCost
 )
 
