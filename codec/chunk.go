@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/huff0"
 	"github.com/klauspost/compress/zstd"
@@ -323,7 +324,6 @@ type Decoder struct {
 	body   []byte
 	ops    []byte
 	lits   []byte
-	huff   *huff0.Scratch
 }
 
 // Budget accounts for the memory a Decoder holds as scratch (it is
@@ -589,14 +589,23 @@ func (d *Decoder) readStream(dst []byte, r byteReader, field string, n, kind, ma
 	return dst, nil
 }
 
+// huffScratch holds the tables of huff0 decoding (about 15 KiB each),
+// taken for one stream's decoding and given back at once: a Decoder kept
+// one for its life, which every op stream in the middle of a delta op
+// then held between its chunks, outside its Budget (docs/core.md,
+// "What a connection can make the core hold").
+var huffScratch = sync.Pool{New: func() any { return new(huff0.Scratch) }}
+
 // huffStream decodes a huff0 1X stream (table, then bitstream) of at most
 // max bytes into dst[:0].
 func (d *Decoder) huffStream(dst, body []byte, max int) ([]byte, error) {
-	s, rest, err := huff0.ReadTable(body, d.huff)
+	sc := huffScratch.Get().(*huff0.Scratch)
+	s, rest, err := huff0.ReadTable(body, sc)
 	if err != nil {
+		// A scratch a table failed in is not reused (the GC has it).
 		return dst, fmt.Errorf("huffman table: %w: %w", ErrCorrupt, err)
 	}
-	d.huff = s
+	defer huffScratch.Put(s)
 	max = min(max, huff0.BlockSizeMax)
 	out, err := s.Decoder().Decompress1X(slices.Grow(dst[:0], max)[:0:max], rest)
 	switch {

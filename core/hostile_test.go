@@ -27,13 +27,13 @@ type testServer struct {
 
 // startServer starts a server on a fresh store, with a PKI of its own
 // whose agent is "site-1"; mod may change its config.
-func startServer(t *testing.T, storeCfg Config, mod func(*ServerConfig)) *testServer {
+func startServer(t testing.TB, storeCfg Config, mod func(*ServerConfig)) *testServer {
 	t.Helper()
 	return startServerWith(t, testutil.NewPKI(t, "site-1"), storeCfg, mod)
 }
 
 // startServerWith is startServer with the PKI p.
-func startServerWith(t *testing.T, p *testutil.PKI, storeCfg Config, mod func(*ServerConfig)) *testServer {
+func startServerWith(t testing.TB, p *testutil.PKI, storeCfg Config, mod func(*ServerConfig)) *testServer {
 	t.Helper()
 	store, _ := openTest(t, storeCfg)
 	logs := &testutil.Buffer{}

@@ -56,7 +56,7 @@ func newCoreCollector(s *Server, store Backend) *coreCollector {
 		fullRefused:     cdesc("store_full_refusals_total", "Ops and summaries refused for want of room in the store (answered store-full; the agents keep them)."),
 		frameMemory:     cdesc("frame_memory_bytes", "Memory held for frames in flight: bodies as they arrive, decoded chunks, lane data."),
 		frameMemoryPeak: cdesc("frame_memory_peak_bytes", "The most memory held for frames in flight at once since start."),
-		frameMemRefused: cdesc("frame_memory_refused_total", "Reservations of frame memory past a connection's or the core's bound (each refuses an op busy)."),
+		frameMemRefused: cdesc("frame_memory_refused_total", "Reservations of frame memory past a connection's or the core's bound (each refuses an op or a stream busy)."),
 		agents:          cdesc("store_agents", "Agents known to the store."),
 		keys:            cdesc("store_keys", "Keys with a current version.", "agent"),
 		events:          cdesc("store_events", "Events kept.", "agent"),

@@ -139,7 +139,7 @@ type ServerStats struct {
 	// FrameMemoryPeak the most held at once since start.
 	FrameMemory, FrameMemoryPeak int64
 	// FrameMemoryRefused counts reservations of frame memory that did not
-	// fit a connection's or the core's bound (each ends an op busy).
+	// fit a connection's or the core's bound (each ends an op or a stream busy).
 	FrameMemoryRefused int64
 	// StoreFull is set while the store has no room: a write found none
 	// and no op was stored since. StoreFullRefusals counts the ops and
@@ -225,6 +225,7 @@ func (s *Server) Serve(ctx context.Context, pc net.PacketConn) error {
 	}
 	qc := wire.QUICConfig(s.cfg.MaxStreams)
 	qc.RequireStreamCreditRelease = true // streamCredits (server_credit.go)
+	capReceiveWindows(qc, s.cfg.MaxConnFrameMemory)
 	ln, err := tr.Listen(s.cfg.TLS, qc)
 	if err != nil {
 		demux.Close()
@@ -374,15 +375,21 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		s.serveDatagrams(conn, fig)
 	}()
 	credits := newStreamCredits(s.cfg.MaxStreams)
+	refuser := newStreamRefuser(s.cfg.FrameTimeout, credits, log)
 	for {
 		str, err := conn.AcceptStream(ctx)
 		if err != nil {
 			break
 		}
 		fig.seen()
+		if err := mem.Reserve(streamStateCost); err != nil {
+			refuser.refuse(str, err)
+			continue
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer mem.Release(streamStateCost)
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
 				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem, credits: credits,
 				packed: packed, packedBackfill: packedBackfill, packedSummaries: packedSummaries}
@@ -391,6 +398,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	}
 	conn.CloseWithError(quic.ApplicationErrorCode(wire.CodeShuttingDown), "")
 	wg.Wait()
+	refuser.wait()
 	lc.close()
 	if used, _ := mem.inUse(); used != 0 {
 		log.Error("frame memory not given back when the connection ended", "bytes", used)

@@ -13,7 +13,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	testutil.Main(m, map[string]func(){crashChildEnv: crashChild, salvageChildEnv: salvageChild, idleCoreEnv: idleCoreChild})
+	testutil.Main(m, map[string]func(){crashChildEnv: crashChild, salvageChildEnv: salvageChild, idleCoreEnv: idleCoreChild, fleetChildEnv: fleetChild})
 }
 
 func openTest(t testing.TB, cfg Config) (*Store, string) {
