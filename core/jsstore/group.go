@@ -3,7 +3,9 @@ package jsstore
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -35,16 +37,18 @@ type group struct {
 
 // groupWrite is one op's write and where its result goes.
 type groupWrite struct {
-	ctx  context.Context
-	pre  *nats.Msg // sent just before msg, without a reply: a batch's first message
-	msg  *nats.Msg
-	opts []jetstream.PublishOpt
+	ctx context.Context
+	pre *nats.Msg // sent just before msg, without a reply: a batch's first message
+	msg *nats.Msg
 	// done says that res is set (false) or that the write's caller
 	// leads the next group (true). enqueueAll makes it, one for the
 	// writes it queues together, with room for each's result and a
 	// lead: the leader never blocks on it.
 	done chan bool
 	res  groupResult // the result, once enqueueAll returned
+
+	id      uint64      // its reply's number (acks.go)
+	settled atomic.Bool // its reply came, or its leader gave up on it
 }
 
 type groupResult struct {
@@ -59,8 +63,30 @@ func (w *groupWrite) finish(r groupResult) {
 }
 
 // publish writes msg through c's group and returns its acknowledgement.
-func (s *Store) publish(ctx context.Context, c *opConn, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
-	return s.enqueue(c, &groupWrite{ctx: ctx, msg: msg, opts: opts})
+// What a jetstream.PublishOpt would say goes in msg's headers
+// (expectLastSubjSeq, msgID).
+func (s *Store) publish(ctx context.Context, c *opConn, msg *nats.Msg) (*jetstream.PubAck, error) {
+	return s.enqueue(c, &groupWrite{ctx: ctx, msg: msg})
+}
+
+// expectLastSubjSeq is jetstream.WithExpectLastSequencePerSubject(seq):
+// msg is stored only if its subject's last message is seq (0: none).
+func expectLastSubjSeq(msg *nats.Msg, seq uint64) *nats.Msg {
+	putHeader(msg, jetstream.ExpectedLastSubjSeqHeader, strconv.FormatUint(seq, 10))
+	return msg
+}
+
+// msgID is jetstream.WithMsgID(id).
+func msgID(msg *nats.Msg, id string) *nats.Msg {
+	putHeader(msg, jetstream.MsgIDHeader, id)
+	return msg
+}
+
+func putHeader(msg *nats.Msg, name, value string) {
+	if msg.Header == nil {
+		msg.Header = nats.Header{}
+	}
+	msg.Header[name] = []string{value}
 }
 
 // publishBatch writes a two-message atomic batch through c's group: first
@@ -110,6 +136,9 @@ func (s *Store) enqueueAll(c *opConn, ws []*groupWrite) {
 		}
 		n++
 	}
+	for _, w := range ws {
+		w.res.err = s.full(w.msg.Subject, w.res.err) // says what to do if JetStream is full
+	}
 }
 
 // leadGroup sends the writes queued on c as one group and hands the lead
@@ -150,10 +179,13 @@ func (s *Store) publishGroup(c *opConn, batch []*groupWrite) {
 }
 
 // publishPart sends every write of batch at once and hands each its
-// acknowledgement or error.
+// acknowledgement or error (acks.go): each reply hands its write its
+// result, and publishPart waits until each has one, within its context
+// and the store's timeout.
 func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
-	futures := make([]jetstream.PubAckFuture, len(batch))
-	for i, w := range batch {
+	note := make(chan struct{}, len(batch)) // a token per reply
+	sent := batch[:0:0]
+	for _, w := range batch {
 		if err := w.ctx.Err(); err != nil {
 			w.finish(groupResult{err: err})
 			continue
@@ -164,39 +196,34 @@ func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
 				continue
 			}
 		}
-		f, err := c.js.PublishMsgAsync(w.msg, w.opts...)
-		if err != nil {
+		if err := c.acks.send(w, note); err != nil {
 			w.finish(groupResult{err: err})
 			continue
 		}
-		futures[i] = f
+		sent = append(sent, w)
 	}
 	timeout := time.NewTimer(s.cfg.Timeout)
 	defer timeout.Stop()
-	for i, f := range futures {
-		if f == nil {
-			continue
-		}
-		w := batch[i]
-		select { // an answer that arrived wins over the timeout below
-		case ack := <-f.Ok():
-			w.finish(groupResult{ack: ack})
-			continue
-		case err := <-f.Err():
-			w.finish(groupResult{err: s.full(w.msg.Subject, err)})
-			continue
-		default:
-		}
-		select {
-		case ack := <-f.Ok():
-			w.finish(groupResult{ack: ack})
-		case err := <-f.Err():
-			w.finish(groupResult{err: s.full(w.msg.Subject, err)})
-		case <-w.ctx.Done():
-			w.finish(groupResult{err: fmt.Errorf("no acknowledgement: %w", w.ctx.Err())})
-		case <-timeout.C:
-			w.finish(groupResult{err: fmt.Errorf("no acknowledgement within %v: %w", s.cfg.Timeout, context.DeadlineExceeded)})
-			timeout.Reset(0) // the rest have had as long
+	for i, w := range sent {
+		for !w.settled.Load() {
+			select { // a reply that came wins over the timeout below
+			case <-note:
+				continue
+			default:
+			}
+			select {
+			case <-note:
+			case <-w.ctx.Done():
+				if c.acks.take(w) {
+					w.finish(groupResult{err: fmt.Errorf("no acknowledgement: %w", w.ctx.Err())})
+				}
+			case <-timeout.C:
+				for _, w := range sent[i:] { // the rest have had as long
+					if c.acks.take(w) {
+						w.finish(groupResult{err: fmt.Errorf("no acknowledgement within %v: %w", s.cfg.Timeout, context.DeadlineExceeded)})
+					}
+				}
+			}
 		}
 	}
 }
