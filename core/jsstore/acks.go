@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -34,8 +35,23 @@ type acks struct {
 // pendingAck is a write sent and not yet answered.
 type pendingAck struct {
 	w       *groupWrite
-	note    chan<- struct{} // its group's: a token once it is answered
-	retries int             // sent again after the stream had no responder
+	r       *replies // its group's
+	retries int      // sent again after the stream had no responder
+}
+
+// replies counts the writes of a group (of a part of one: publishPart)
+// without their result; all is closed once each has it, which wakes the
+// group's leader once rather than at each reply.
+type replies struct {
+	left atomic.Int32
+	all  chan struct{}
+}
+
+// one says that one more write has its result.
+func (r *replies) one() {
+	if r.left.Add(-1) == 0 {
+		close(r.all)
+	}
 }
 
 // Sending again a write the stream had no responder for (a stream
@@ -63,12 +79,12 @@ func (a *acks) stop() {
 }
 
 // send publishes w.msg with a reply subject of its own; the reply hands
-// w its result and puts a token in note. On an error w is not sent.
-func (a *acks) send(w *groupWrite, note chan<- struct{}) error {
+// w its result and counts it in r. On an error w is not sent.
+func (a *acks) send(w *groupWrite, r *replies) error {
 	a.mu.Lock()
 	a.next++
 	w.id = a.next
-	a.pend[w.id] = pendingAck{w: w, note: note}
+	a.pend[w.id] = pendingAck{w: w, r: r}
 	a.mu.Unlock()
 	w.msg.Reply = a.prefix + strconv.FormatUint(w.id, 10)
 	if err := a.nc.PublishMsg(w.msg); err != nil {
@@ -120,7 +136,7 @@ func (a *acks) handle(m *nats.Msg) {
 	} else {
 		p.w.finish(pubResult(m.Data))
 	}
-	p.note <- struct{}{}
+	p.r.one()
 }
 
 // resend sends p's write again, if it still waits for its reply.
@@ -133,7 +149,7 @@ func (a *acks) resend(p pendingAck) {
 	}
 	if err := a.nc.PublishMsg(p.w.msg); err != nil && a.take(p.w) {
 		p.w.finish(groupResult{err: err})
-		p.note <- struct{}{}
+		p.r.one()
 	}
 }
 

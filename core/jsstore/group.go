@@ -16,8 +16,9 @@ import (
 // concurrent ops' commits (applied entries, events, state entries) go to
 // JetStream in groups. The first op to publish on a connection while none
 // is publishing there leads: it sends every write queued on that
-// connection at once with PublishMsgAsync, waits for their
-// acknowledgements together, hands each op its own, and passes the lead
+// connection at once, each with a reply subject of the connection's
+// (acks.go), waits for their acknowledgements together, hands each op
+// its own, and passes the lead
 // to the first op that queued meanwhile. One socket write and one wait
 // serve the group, where each op alone paid a request's round trip, its
 // syscalls and a turn at the connection's lock. Nothing runs in the
@@ -37,14 +38,10 @@ type group struct {
 
 // groupWrite is one op's write and where its result goes.
 type groupWrite struct {
-	ctx context.Context
-	pre *nats.Msg // sent just before msg, without a reply: a batch's first message
-	msg *nats.Msg
-	// done says that res is set (false) or that the write's caller
-	// leads the next group (true). enqueueAll makes it, one for the
-	// writes it queues together, with room for each's result and a
-	// lead: the leader never blocks on it.
-	done chan bool
+	ctx  context.Context
+	pre  *nats.Msg // sent just before msg, without a reply: a batch's first message
+	msg  *nats.Msg
+	wait *waiter     // its caller's, shared by the writes it queued together
 	res  groupResult // the result, once enqueueAll returned
 
 	id      uint64      // its reply's number (acks.go)
@@ -56,10 +53,24 @@ type groupResult struct {
 	err error
 }
 
+// waiter is where the caller of enqueueAll learns that each of its
+// writes has its result, or that it leads the next group: one wake for
+// its writes together, not one each.
+type waiter struct {
+	left atomic.Int32 // writes without their result yet
+	// done says that every write has its result (false) or that the
+	// caller leads the next group (true); with room for both, so that
+	// neither sender blocks. A caller is handed the lead at most once,
+	// its writes being in one group.
+	done chan bool
+}
+
 // finish hands the write its result.
 func (w *groupWrite) finish(r groupResult) {
 	w.res = r
-	w.done <- false
+	if w.wait.left.Add(-1) == 0 {
+		w.wait.done <- false
+	}
 }
 
 // publish writes msg through c's group and returns its acknowledgement.
@@ -107,14 +118,15 @@ func (s *Store) enqueue(c *opConn, w *groupWrite) (*jetstream.PubAck, error) {
 // they are sent in one group, one after another on the connection, and
 // returns once each has its result (res): the writes of several ops
 // that need not wait for each other (applyops.go). They share one
-// channel for their results, not one each.
+// waiter, which wakes their caller once they all have their results.
 func (s *Store) enqueueAll(c *opConn, ws []*groupWrite) {
 	if len(ws) == 0 {
 		return // nothing to lead: taking the lead would keep it for ever
 	}
-	done := make(chan bool, len(ws)+1)
+	wait := &waiter{done: make(chan bool, 2)}
+	wait.left.Store(int32(len(ws)))
 	for _, w := range ws {
-		w.done = done
+		w.wait = wait
 	}
 	g := &c.group
 	g.mu.Lock()
@@ -129,12 +141,8 @@ func (s *Store) enqueueAll(c *opConn, ws []*groupWrite) {
 	// first can be handed the lead, before any has its result. The
 	// leader answers within a round trip of the group ahead and one of
 	// ours, each bounded by the store's timeout.
-	for n := 0; n < len(ws); {
-		if lead := <-done; lead {
-			s.leadGroup(c)
-			continue
-		}
-		n++
+	for <-wait.done {
+		s.leadGroup(c)
 	}
 	for _, w := range ws {
 		w.res.err = s.full(w.msg.Subject, w.res.err) // says what to do if JetStream is full
@@ -154,7 +162,7 @@ func (s *Store) leadGroup(c *opConn) {
 
 	g.mu.Lock()
 	if len(g.queue) > 0 {
-		g.queue[0].done <- true
+		g.queue[0].wait.done <- true
 	} else {
 		g.leading = false
 	}
@@ -162,10 +170,12 @@ func (s *Store) leadGroup(c *opConn) {
 }
 
 // maxGroupWrites bounds the writes of a group sent before their
-// acknowledgements are awaited: nats.go refuses an asynchronous publish
-// ("stalled with too many outstanding async published messages") once a
-// connection has 4,000 unacknowledged, and the ops of streams of several
-// (applyops.go) fill groups of many thousands at 1,000 agents.
+// acknowledgements are awaited: the ops of streams of several
+// (applyops.go) fill groups of many thousands at 1,000 agents, and all
+// of them unanswered at once would hold that many replies pending in
+// the server and in the connection's subscription (nats.go's
+// PublishMsgAsync, which the group used before acks.go, refused more
+// than 4,000).
 const maxGroupWrites = 2048
 
 // publishGroup sends the writes of batch, at most maxGroupWrites at once,
@@ -183,45 +193,41 @@ func (s *Store) publishGroup(c *opConn, batch []*groupWrite) {
 // result, and publishPart waits until each has one, within its context
 // and the store's timeout.
 func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
-	note := make(chan struct{}, len(batch)) // a token per reply
+	r := &replies{all: make(chan struct{})}
+	r.left.Store(int32(len(batch)))
 	sent := batch[:0:0]
 	for _, w := range batch {
-		if err := w.ctx.Err(); err != nil {
-			w.finish(groupResult{err: err})
-			continue
+		err := w.ctx.Err()
+		if err == nil && w.pre != nil {
+			err = c.nc.PublishMsg(w.pre)
 		}
-		if w.pre != nil {
-			if err := c.nc.PublishMsg(w.pre); err != nil {
-				w.finish(groupResult{err: err})
-				continue
-			}
+		if err == nil {
+			err = c.acks.send(w, r)
 		}
-		if err := c.acks.send(w, note); err != nil {
+		if err != nil {
 			w.finish(groupResult{err: err})
+			r.one()
 			continue
 		}
 		sent = append(sent, w)
 	}
 	timeout := time.NewTimer(s.cfg.Timeout)
 	defer timeout.Stop()
+	giveUp := func(w *groupWrite, err error) {
+		if c.acks.take(w) { // else its reply came meanwhile
+			w.finish(groupResult{err: err})
+			r.one()
+		}
+	}
 	for i, w := range sent {
-		for !w.settled.Load() {
-			select { // a reply that came wins over the timeout below
-			case <-note:
-				continue
-			default:
-			}
+		for !w.settled.Load() { // a reply that came wins over the timeout
 			select {
-			case <-note:
+			case <-r.all:
 			case <-w.ctx.Done():
-				if c.acks.take(w) {
-					w.finish(groupResult{err: fmt.Errorf("no acknowledgement: %w", w.ctx.Err())})
-				}
+				giveUp(w, fmt.Errorf("no acknowledgement: %w", w.ctx.Err()))
 			case <-timeout.C:
 				for _, w := range sent[i:] { // the rest have had as long
-					if c.acks.take(w) {
-						w.finish(groupResult{err: fmt.Errorf("no acknowledgement within %v: %w", s.cfg.Timeout, context.DeadlineExceeded)})
-					}
+					giveUp(w, fmt.Errorf("no acknowledgement within %v: %w", s.cfg.Timeout, context.DeadlineExceeded))
 				}
 			}
 		}
