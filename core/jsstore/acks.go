@@ -39,18 +39,23 @@ type pendingAck struct {
 	retries int      // sent again after the stream had no responder
 }
 
-// replies counts the writes of a group (of a part of one: publishPart)
-// without their result; all is closed once each has it, which wakes the
-// group's leader once rather than at each reply.
+// replies is how the leader of a group (of a part of one: publishPart)
+// learns that the write it waits for has its result: a reply wakes it
+// only for that write, not at each reply.
 type replies struct {
-	left atomic.Int32
-	all  chan struct{}
+	waiting atomic.Uint64 // the ID of the write the leader waits for
+	wake    chan struct{} // room for one: a reply never blocks on it
 }
 
-// one says that one more write has its result.
-func (r *replies) one() {
-	if r.left.Add(-1) == 0 {
-		close(r.all)
+func newReplies() *replies { return &replies{wake: make(chan struct{}, 1)} }
+
+// settled says that write id has its result (its settled flag is set).
+func (r *replies) settled(id uint64) {
+	if r.waiting.Load() == id {
+		select {
+		case r.wake <- struct{}{}:
+		default: // a wake is there already
+		}
 	}
 }
 
@@ -79,7 +84,7 @@ func (a *acks) stop() {
 }
 
 // send publishes w.msg with a reply subject of its own; the reply hands
-// w its result and counts it in r. On an error w is not sent.
+// w its result and tells r. On an error w is not sent.
 func (a *acks) send(w *groupWrite, r *replies) error {
 	a.mu.Lock()
 	a.next++
@@ -136,7 +141,7 @@ func (a *acks) handle(m *nats.Msg) {
 	} else {
 		p.w.finish(pubResult(m.Data))
 	}
-	p.r.one()
+	p.r.settled(id)
 }
 
 // resend sends p's write again, if it still waits for its reply.
@@ -149,7 +154,7 @@ func (a *acks) resend(p pendingAck) {
 	}
 	if err := a.nc.PublishMsg(p.w.msg); err != nil && a.take(p.w) {
 		p.w.finish(groupResult{err: err})
-		p.r.one()
+		p.r.settled(p.w.id)
 	}
 }
 

@@ -2,7 +2,9 @@ package jsstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -70,5 +72,76 @@ func TestAckReading(t *testing.T) {
 		if r := pubResult([]byte(bad)); r.err == nil && r.ack.Stream == "" {
 			t.Errorf("pubResult(%q) = %+v without an error", bad, r.ack)
 		}
+	}
+}
+
+// TestGroupWritesUnanswered: in one group with writes JetStream
+// acknowledges, a write nobody answers fails after the store's timeout,
+// one whose context ends fails then (a write's context is watched once
+// the writes before it in the group are answered, as before acks.go),
+// and one no stream takes is sent
+// again as nats.go's PublishMsgAsync sent it, then fails as it failed
+// (jetstream.ErrNoStreamResponse); the others get their
+// acknowledgements, and nothing is left waiting for a reply.
+func TestGroupWritesUnanswered(t *testing.T) {
+	srv := natstest.Run(t)
+	const timeout = 2 * time.Second
+	s := openWith(t, Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, Timeout: timeout})
+	nc, js := natstest.Connect(t, srv.URL())
+	name := fmt.Sprintf("ACKS%d", prefixes.Add(1))
+	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}}); err != nil {
+		t.Fatal(err)
+	}
+	silent, err := nc.SubscribeSync(name + "-silent") // receives, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	bg := context.Background()
+	ws := []*groupWrite{
+		{ctx: bg, msg: &nats.Msg{Subject: name + ".a", Data: []byte("1")}},
+		{ctx: short, msg: &nats.Msg{Subject: name + "-silent", Data: []byte("2")}},
+		{ctx: bg, msg: &nats.Msg{Subject: name + "-silent", Data: []byte("3")}},
+		{ctx: bg, msg: &nats.Msg{Subject: name + "-none", Data: []byte("4")}},
+		{ctx: bg, msg: &nats.Msg{Subject: name + ".b", Data: []byte("5")}},
+	}
+	c := s.conns[1] // not the store's own, which its reads and scans use
+	out := c.nc.Stats().OutMsgs
+	start := time.Now()
+	s.enqueueAll(c, ws)
+	took := time.Since(start)
+	// Five writes, and the one no stream takes twice more.
+	if n := c.nc.Stats().OutMsgs - out; n != 5+noResponderRetries {
+		t.Errorf("%d messages sent, want %d", n, 5+noResponderRetries)
+	}
+	for i, seq := range map[int]uint64{0: 1, 4: 2} {
+		if r := ws[i].res; r.err != nil || r.ack.Stream != name || r.ack.Sequence != seq {
+			t.Errorf("write %d: %+v, %v; want stream %s seq %d", i, r.ack, r.err, name, seq)
+		}
+	}
+	if err := ws[1].res.err; !errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "within") {
+		t.Errorf("the write whose context ended: %v; want its context's end", err)
+	}
+	if err := ws[2].res.err; !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "no acknowledgement within") {
+		t.Errorf("the unanswered write: %v; want no acknowledgement within %v", err, timeout)
+	}
+	if err := ws[3].res.err; !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Errorf("the write no stream takes: %v; want %v", err, jetstream.ErrNoStreamResponse)
+	}
+	if took < timeout || took > timeout+10*time.Second {
+		t.Errorf("the group took %v; want the timeout, %v, and not much more", took, timeout)
+	}
+	if n, _, err := silent.Pending(); err != nil || n != 2 {
+		t.Errorf("the silent subscriber got %d writes (%v), want 2", n, err)
+	}
+	c.acks.mu.Lock()
+	left := len(c.acks.pend)
+	c.acks.mu.Unlock()
+	if left != 0 {
+		t.Errorf("%d writes still wait for a reply", left)
 	}
 }

@@ -193,8 +193,12 @@ func (s *Store) publishGroup(c *opConn, batch []*groupWrite) {
 // result, and publishPart waits until each has one, within its context
 // and the store's timeout.
 func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
-	r := &replies{all: make(chan struct{})}
-	r.left.Store(int32(len(batch)))
+	// Each write's wait starts before it is sent, as nats.go's timer
+	// of an asynchronous publish did: the timeout bounds a publish in
+	// flight (docs/jetstream.md, "Exactly once").
+	timeout := time.NewTimer(s.cfg.Timeout)
+	defer timeout.Stop()
+	r := newReplies()
 	sent := batch[:0:0]
 	for _, w := range batch {
 		err := w.ctx.Err()
@@ -206,23 +210,20 @@ func (s *Store) publishPart(c *opConn, batch []*groupWrite) {
 		}
 		if err != nil {
 			w.finish(groupResult{err: err})
-			r.one()
 			continue
 		}
 		sent = append(sent, w)
 	}
-	timeout := time.NewTimer(s.cfg.Timeout)
-	defer timeout.Stop()
 	giveUp := func(w *groupWrite, err error) {
 		if c.acks.take(w) { // else its reply came meanwhile
 			w.finish(groupResult{err: err})
-			r.one()
 		}
 	}
 	for i, w := range sent {
+		r.waiting.Store(w.id)   // then settled is checked: a reply after the check wakes us
 		for !w.settled.Load() { // a reply that came wins over the timeout
 			select {
-			case <-r.all:
+			case <-r.wake:
 			case <-w.ctx.Done():
 				giveUp(w, fmt.Errorf("no acknowledgement: %w", w.ctx.Err()))
 			case <-timeout.C:
