@@ -84,7 +84,8 @@ func (a *acks) stop() {
 }
 
 // send publishes w.msg with a reply subject of its own; the reply hands
-// w its result and tells r. On an error w is not sent.
+// w its result and tells r. On an error w was not sent, and its caller
+// hands it the error.
 func (a *acks) send(w *groupWrite, r *replies) error {
 	a.mu.Lock()
 	a.next++
@@ -92,11 +93,10 @@ func (a *acks) send(w *groupWrite, r *replies) error {
 	a.pend[w.id] = pendingAck{w: w, r: r}
 	a.mu.Unlock()
 	w.msg.Reply = a.prefix + strconv.FormatUint(w.id, 10)
-	if err := a.nc.PublishMsg(w.msg); err != nil {
-		a.take(w)
+	if err := a.nc.PublishMsg(w.msg); err != nil && a.take(w) {
 		return err
 	}
-	return nil
+	return nil // sent, or answered all the same: the reply has its result
 }
 
 // take gives up waiting for w's reply: true if it had none (the caller
