@@ -594,8 +594,7 @@ func (s *Store) commit(ctx context.Context, agent string, hdr core.PartialHeader
 // group): jetstream.ErrKeyExists if the key has an entry.
 func (s *Store) createApplied(ctx context.Context, key string, value []byte) error {
 	c := s.oc()
-	_, err := s.publish(ctx, c, &nats.Msg{Subject: "$KV." + s.n.bucket(bucketApplied) + "." + key, Data: value},
-		jetstream.WithExpectLastSequencePerSubject(0))
+	_, err := s.publish(ctx, c, expectLastSubjSeq(&nats.Msg{Subject: "$KV." + s.n.bucket(bucketApplied) + "." + key, Data: value}, 0))
 	if isWrongLastSeq(err) {
 		// An entry exists, or a delete marker that KV Create writes over:
 		// it tells them apart.
@@ -663,8 +662,7 @@ func (s *Store) publishState(ctx context.Context, agent string, hdr core.Partial
 		if cur != nil {
 			m.version = cur.version + 1
 		}
-		_, err = s.publish(ctx, s.oc(), &nats.Msg{Subject: subject, Header: m.header(), Data: data},
-			jetstream.WithExpectLastSequencePerSubject(rev))
+		_, err = s.publish(ctx, s.oc(), expectLastSubjSeq(&nats.Msg{Subject: subject, Header: m.header(), Data: data}, rev))
 		if isWrongLastSeq(err) {
 			continue // another op of the key was stored meanwhile
 		}
@@ -704,7 +702,7 @@ func (s *Store) publishEvent(ctx context.Context, agent string, hdr core.Partial
 	if s.markerGuard {
 		noMarker(msg, s.n.markerSubject(agent, hdr.OpID))
 	}
-	ack, err := s.publish(pctx, s.oc(), msg, jetstream.WithMsgID(agentKey(agent, hdr.OpID.String())))
+	ack, err := s.publish(pctx, s.oc(), msgID(msg, agentKey(agent, hdr.OpID.String())))
 	if isWrongLastSeq(err) {
 		// The op has a marker: a core with batches applied it (events.go).
 		return s.markedEvent(ctx, res, agent, hdr, blob)

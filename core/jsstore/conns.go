@@ -22,6 +22,7 @@ type opConn struct {
 	applied jetstream.KeyValue
 	stateS  jetstream.Stream
 	group   group // writes of ops' commits, sent in groups (group.go)
+	acks    acks  // their acknowledgements (acks.go)
 }
 
 // openConns connects the connections beside the store's own, which is
@@ -41,6 +42,9 @@ func (s *Store) openConns(ctx context.Context, url string, opts []nats.Option) e
 		}
 		c := &opConn{nc: nc}
 		s.conns = append(s.conns, c) // closed by closeConns, also on failure below
+		if err := c.acks.start(nc); err != nil {
+			return fmt.Errorf("subscribe to acknowledgements: %w", err)
+		}
 		var err error
 		if c.js, err = jetstream.New(nc, jetstream.WithDefaultTimeout(s.cfg.Timeout), jetstream.WithPublishAsyncTimeout(s.cfg.Timeout)); err != nil {
 			return err
@@ -58,6 +62,7 @@ func (s *Store) openConns(ctx context.Context, url string, opts []nats.Option) e
 // closeConns closes the connections openConns made (not the store's own).
 func (s *Store) closeConns() {
 	for _, c := range s.conns {
+		c.acks.stop()
 		if c.nc != s.nc {
 			c.nc.Close()
 		}

@@ -265,8 +265,7 @@ func (s *Store) flushAgent(ctx context.Context, agent string, d core.AgentStats,
 			// (group.go): with a thousand agents a flush writes a
 			// thousand records.
 			var ack *jetstream.PubAck
-			ack, err = s.publish(ctx, s.oc(), &nats.Msg{Subject: "$KV." + s.n.bucket(bucketAgents) + "." + Token(agent), Data: b},
-				jetstream.WithExpectLastSequencePerSubject(rev))
+			ack, err = s.publish(ctx, s.oc(), expectLastSubjSeq(&nats.Msg{Subject: "$KV." + s.n.bucket(bucketAgents) + "." + Token(agent), Data: b}, rev))
 			if err == nil {
 				rev = ack.Sequence
 			}
