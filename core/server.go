@@ -374,6 +374,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		s.serveDatagrams(conn, fig)
 	}()
 	credits := newStreamCredits(s.cfg.MaxStreams)
+	readAheads := new(readAheadSlots)
 	for {
 		str, err := conn.AcceptStream(ctx)
 		if err != nil {
@@ -384,7 +385,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 		go func() {
 			defer wg.Done()
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
-				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem, credits: credits,
+				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem, credits: credits, readAheads: readAheads,
 				packed: packed, packedBackfill: packedBackfill, packedSummaries: packedSummaries}
 			h.run()
 		}()
