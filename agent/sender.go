@@ -560,6 +560,8 @@ func (s *session) settle(snd *opSender, op outbox.Op, pl io.ReaderAt, res sendRe
 		return s.baseUnreadable(op, err)
 	case brokenAnswer(err):
 		return s.parkBroken(op, err) // corefull_refusals.go
+	case ownFailure(err):
+		return s.parkOwn(op, err)
 	case err != nil:
 		s.stats.retries.Add(1)
 	case res.nack != nil:
@@ -582,6 +584,35 @@ func (s *session) baseUnreadable(op outbox.Op, err error) outcome {
 		"op", op.ID.String(), "key", op.Key, "error", err)
 	s.release(op.ID)
 	return outDone
+}
+
+// ownFailure reports whether err is a failure of this agent's own side of
+// an op's transfer (ownError) that the op's next attempt meets again: a
+// frame that does not encode, a payload that does not read or encode.
+// The outbox's own conditions are not: an op gone (acknowledged or
+// dropped meanwhile) or quarantined, and an outbox closing, settle
+// themselves; an unreadable delta base is dropped (baseUnreadable).
+func ownFailure(err error) bool {
+	if _, ok := errors.AsType[*ownError](err); !ok {
+		return false
+	}
+	for _, settled := range []error{errBaseUnreadable, outbox.ErrNotFound, outbox.ErrDamaged, outbox.ErrClosed} {
+		if errors.Is(err, settled) {
+			return false
+		}
+	}
+	return true
+}
+
+// parkOwn parks an op whose attempt failed on this agent's own side
+// (ownFailure): sent again at once, it fails again at once, in a loop
+// (TestOwnFailureIsNoHotLoop). Nothing of it is the core's.
+func (s *session) parkOwn(op outbox.Op, err error) outcome {
+	s.stats.parked.Add(1)
+	s.log.Error("this agent could not send an op (its frames, payload or encoding failed on this side, not the core's); the op stays in the outbox and goes again after a backoff (10 s, doubling to 10 min)",
+		"op", op.ID.String(), "key", op.Key, "size", op.Size, "error", err,
+		"action", "report this error with the agent's version and sync profile; other ops keep going")
+	return outPark
 }
 
 // summarize sends only the op's summary; a stored summary holds the op

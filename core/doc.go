@@ -47,8 +47,9 @@
 // connection's budget and the core's (server_memory.go), and so are the
 // decoder's scratch and the ops a stream of several holds (each op's
 // header as it is read, its plain size before its DATA is decoded into
-// it), and the stream's read-ahead buffer, which a stream goes without
-// when it does not fit (server_read.go); an op that does not fit is
+// it), and the stream's read-ahead buffer (at most 4 of a connection's
+// streams hold one), which a stream goes without when it does not fit
+// (server_read.go); an op that does not fit is
 // refused busy; a stream the core answered early is read
 // to its end or cancelled, so that its slot is freed; a partial op's
 // quota reservation ends when the last stream receiving it does; a

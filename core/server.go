@@ -376,6 +376,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 	}()
 	credits := newStreamCredits(s.cfg.MaxStreams)
 	refuser := newStreamRefuser(s.cfg.FrameTimeout, credits, log)
+	readAheads := new(readAheadSlots)
 	for {
 		str, err := conn.AcceptStream(ctx)
 		if err != nil {
@@ -391,7 +392,7 @@ func (s *Server) serveConn(ctx context.Context, conn *quic.Conn) {
 			defer wg.Done()
 			defer mem.Release(streamStateCost)
 			h := opHandler{store: s.cfg.Store, stats: &s.stats, maxOpBytes: s.cfg.MaxOpBytes, frameTimeout: s.cfg.FrameTimeout,
-				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem, credits: credits,
+				agent: agent, fig: fig, str: str, log: log, lane: lc.router, receiving: s.receiving, mem: mem, credits: credits, readAheads: readAheads,
 				packed: packed, packedBackfill: packedBackfill, packedSummaries: packedSummaries}
 			h.run()
 		}()

@@ -45,8 +45,11 @@ type opHandler struct {
 	fr  *wire.Reader
 	// in is what fr reads the stream through: the frame deadline and the
 	// read-ahead buffer (server_read.go), given back by finish.
-	in  streamInput
-	buf []byte
+	in streamInput
+	// readAheads counts the connection's streams that hold a read-ahead
+	// buffer (server_read.go); nil: this stream takes none.
+	readAheads *readAheadSlots
+	buf        []byte
 	// lane routes the connection's lane data; nil when CapLane was not
 	// granted.
 	lane *laneRouter
@@ -85,7 +88,7 @@ type opHandler struct {
 const maxPipelinedRest = wire.MaxFrameSize + 4096
 
 func (h *opHandler) run() {
-	h.fr = wire.NewReader(h.in.open(h.str, h.frameTimeout, h.mem), wire.MaxFrameSize, wire.WithBudget(h.mem))
+	h.fr = wire.NewReader(h.in.open(h.str, h.frameTimeout, h.mem, h.readAheads), wire.MaxFrameSize, wire.WithBudget(h.mem))
 	h.dec.Budget = h.mem // its scratch: a chunk's body, a delta's streams and base region
 	defer h.finish()
 	f, err := h.readFrame(wire.FrameOpHeader, wire.FrameSummary, wire.FrameResumeQuery)

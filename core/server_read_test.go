@@ -1,9 +1,13 @@
 package core
 
 import (
+	"context"
+	"crypto/sha256"
+	"errors"
 	"testing"
 	"time"
 
+	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/internal/hostile"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/wire"
@@ -101,4 +105,52 @@ func TestFrameTimeoutAfterReadAhead(t *testing.T) {
 	}
 	wantAnswers(t, answers, ids[:1], ids[1:], wire.CodeBusy, wire.CodeOK)
 	storedOnce(t, ts.store, "site-1", ids[:1], ids[1:])
+}
+
+// TestReadAheadLeavesFrameMemory: the read-ahead buffers of op streams
+// that wait take no frame memory that frames need. One connection opens
+// 60 op streams that each wait in the body of a DATA frame (64 KiB of
+// frame memory each, and the stream's own state); the core's frame
+// memory is that, a kilobyte more per stream, and one connection's least
+// (MinConnFrameMemory: one maximal DATA frame and its chunk). Another connection's maximal op
+// must be stored: before the read-ahead, the waiting streams held no
+// more, and a read-ahead is memory a stream can do without.
+func TestReadAheadLeavesFrameMemory(t *testing.T) {
+	const waiting = 60
+	const bodyStep = 64 << 10 // what a DATA body's buffer first takes (wire.Reader)
+	const perWaiting = bodyStep + streamStateCost + 1<<10
+	ts := startServer(t, Config{}, func(c *ServerConfig) {
+		c.MaxConnFrameMemory = MinConnFrameMemory
+		c.MaxFrameMemory = MinConnFrameMemory + waiting*perWaiting
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a := ts.dial(t, wire.CapOpsPerStream)
+	if _, err := hostile.PartialData(ctx, a, 1, waiting, 1<<10); err != nil {
+		t.Fatal(err)
+	}
+	testutil.WaitFor(t, 10*time.Second, "every waiting stream's DATA body reserved", func() bool {
+		return ts.srv.Stats().FrameMemory >= waiting*(bodyStep+streamStateCost)
+	})
+	held := ts.srv.Stats().FrameMemory
+
+	b := ts.dial(t, wire.CapOpsPerStream)
+	str := openStream(t, b)
+	defer str.CancelRead(0)
+	plain := testutil.RandomBytes(7, wire.MaxChunkSize-64) // its encoding fills a maximal chunk
+	id := hostile.OpID(2, 1)
+	hdr := hostile.OpHeader(id, "maximal", uint64(len(plain)), wire.MaxChunkSize)
+	hdr.PayloadHash = sha256.Sum256(plain)
+	if err := errors.Join(hostile.Write(str, hdr, fullChunkSized(t, id, plain, wire.MaxChunkSize, int64(len(plain))), &wire.Commit{ID: id, Chunks: 1}), str.Close()); err != nil {
+		t.Fatal(err)
+	}
+	answers, err := hostile.ReadAll(str, 30*time.Second, 4)
+	if err != nil {
+		t.Fatalf("answers %s: %v", describe(answers), err)
+	}
+	if len(answers) != 1 || answers[0].Type() != wire.FrameAck {
+		t.Fatalf("a maximal op beside %d waiting streams (holding %d bytes of frame memory, %d of them beyond their DATA bodies and stream state) answered %s; want ACK: read-ahead buffers took the memory frames need",
+			waiting, held, held-waiting*(bodyStep+streamStateCost), describe(answers))
+	}
+	storedOnce(t, ts.store, "site-1", []edgesync.OpID{id}, nil)
 }
