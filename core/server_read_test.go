@@ -58,9 +58,9 @@ func TestReadAheadReserved(t *testing.T) {
 func TestReadAheadOptional(t *testing.T) {
 	ts := startServer(t, Config{}, nil)
 	c := ts.dial(t, wire.CapOpsPerStream)
-	// Spend the core's frame memory but for less than a read-ahead
-	// buffer, more than a stream of two small ops holds.
-	spent := int(ts.srv.cfg.MaxFrameMemory) - (readAheadSize - 1)
+	// Spend the core's frame memory but for the stream's state and less
+	// than a read-ahead buffer, more than its two small ops hold.
+	spent := int(ts.srv.cfg.MaxFrameMemory) - (streamStateCost + readAheadSize - 1)
 	if err := ts.srv.mem.Reserve(spent); err != nil {
 		t.Fatal(err)
 	}
