@@ -78,7 +78,7 @@ func agentRefusedStreams(t *testing.T, chunk int64, size func(int) int) {
 	// With the backoff (0.5 s, 1 s, ...) the agent tries a few times in
 	// 2 s, each trial one op; a generous bound is one batch of ops each
 	// backoff.
-	if limit := int64(2 * ops); attempts > limit || refused > 10*limit {
+	if limit := int64(2 * ops); attempts > limit {
 		t.Errorf("in %v while the core's memory stayed spent the agent made %d attempts (%d busy nacks) and the core refused %d reservations: "+
 			"a hot loop; want at most %d attempts (the agent holds its ops for a backoff on busy)",
 			window, attempts, st1.Nacks["busy"]-st0.Nacks["busy"], refused, limit)
