@@ -86,15 +86,11 @@ func agentRefusedStreams(t *testing.T, chunk int64, size func(int) int) {
 }
 
 // newTestAgent is startTestAgent without its Start: ops enqueued before
-// it go at once when it starts. It is closed with the test.
-// chunk, if not 0, is the chunk size of every link class's profile.
+// it go at once when it starts. It is closed with the test. chunk, if
+// not 0, is the chunk size of every link class's profile.
 func newTestAgent(t *testing.T, p *testutil.PKI, dataDir, coreAddr string, chunk int64) *agent.Agent {
 	t.Helper()
-	cfg := config.DefaultAgent()
-	cfg.Name = p.AgentName
-	cfg.DataDir = dataDir
-	cfg.TLS = config.TLS{CA: p.CAFile, Cert: p.AgentCert, Key: p.AgentKey}
-	cfg.Control.Socket = "off"
+	cfg := testAgentConfig(p, dataDir, coreAddr)
 	if chunk != 0 {
 		if cfg.Profiles == nil {
 			cfg.Profiles = map[edgesync.LinkClass]config.Profile{}
@@ -105,7 +101,6 @@ func newTestAgent(t *testing.T, p *testutil.PKI, dataDir, coreAddr string, chunk
 			cfg.Profiles[class] = prof
 		}
 	}
-	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: coreAddr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
 	a, err := agent.New(cfg, agent.Options{Logger: hclog.NewNullLogger(), TLS: p.ClientTLS(t, "127.0.0.1")})
 	if err != nil {
 		t.Fatal(err)
