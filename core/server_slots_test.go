@@ -196,13 +196,20 @@ func (ts *testServer) holds(want map[string][32]byte) bool { return ts.count(wan
 // dataDir and one endpoint, "core", at coreAddr.
 func startTestAgent(t *testing.T, p *testutil.PKI, dataDir, coreAddr string) *agent.Agent {
 	t.Helper()
+	cfg := testAgentConfig(p, dataDir, coreAddr)
+	fast := 50 * time.Millisecond
+	cfg.Profiles[edgesync.Unknown] = config.Profile{Interval: &fast}
+	return agenttest.Start(t, p, cfg, agent.Options{Logger: hclog.NewNullLogger()})
+}
+
+// testAgentConfig is the configuration of p's agent with its data in
+// dataDir and one endpoint, "core", at coreAddr.
+func testAgentConfig(p *testutil.PKI, dataDir, coreAddr string) config.Agent {
 	cfg := config.DefaultAgent()
 	cfg.Name = p.AgentName
 	cfg.DataDir = dataDir
 	cfg.TLS = config.TLS{CA: p.CAFile, Cert: p.AgentCert, Key: p.AgentKey}
 	cfg.Control.Socket = "off"
-	fast := 50 * time.Millisecond
-	cfg.Profiles[edgesync.Unknown] = config.Profile{Interval: &fast}
 	cfg.Endpoints = []config.Endpoint{{Name: "core", Address: coreAddr, ServerName: "127.0.0.1", Monitor: cfg.Monitor}}
-	return agenttest.Start(t, p, cfg, agent.Options{Logger: hclog.NewNullLogger()})
+	return cfg
 }

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -190,7 +191,7 @@ func quickAck(data []byte) (*jetstream.PubAck, bool) {
 		return nil, false
 	}
 	i := bytes.IndexByte(rest, '"')
-	if i <= 0 || bytes.IndexByte(rest[:i], '\\') >= 0 {
+	if i <= 0 || !plainJSONString(rest[:i]) {
 		return nil, false
 	}
 	stream := rest[:i]
@@ -201,6 +202,9 @@ func quickAck(data []byte) (*jetstream.PubAck, bool) {
 	n := 0
 	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
 		n++
+	}
+	if n > 1 && rest[0] == '0' {
+		return nil, false // not JSON
 	}
 	seq, err := strconv.ParseUint(string(rest[:n]), 10, 64)
 	if err != nil {
@@ -215,4 +219,17 @@ func quickAck(data []byte) (*jetstream.PubAck, bool) {
 		return nil, false
 	}
 	return ack, true
+}
+
+// plainJSONString reports whether b, the text between a JSON string's
+// quotes, is read by encoding/json as itself: valid UTF-8 with no escape
+// and no control character (which encoding/json refuses; invalid UTF-8
+// it reads as U+FFFD).
+func plainJSONString(b []byte) bool {
+	for _, c := range b {
+		if c < 0x20 || c == '\\' {
+			return false
+		}
+	}
+	return utf8.Valid(b)
 }
