@@ -320,11 +320,11 @@ func (s *session) fullHeld() bool {
 // refusedFull settles an op let go at sent and refused for a reason of
 // the core's own (store-full, busy or shutting-down): the endpoint holds
 // every op for a backoff, and the op goes back to the outbox from the
-// session's loop (outHeld), which has the hold by then. Its worker gave
+// session's loop (outGiveBack), which has the hold by then. Its worker gave
 // it back before noting the refusal: a loop woken in between (an op
 // enqueued, an op's data written) saw no hold and sent it again at once.
 func (s *session) refusedFull(n *wire.Nack, sent time.Time) outcome {
 	s.stats.retries.Add(1)
 	s.e.full.refused(sent, time.Now(), n.Code, n.Msg, s.log)
-	return outHeld
+	return outGiveBack
 }

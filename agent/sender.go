@@ -42,10 +42,10 @@ const (
 	// outParkTrial: refused internal; keep leased past the hold's next
 	// trial (corefull.go), so that the trial is another op.
 	outParkTrial
-	// outHeld: refused for the core's trouble (store-full, busy,
+	// outGiveBack: refused for the core's trouble (store-full, busy,
 	// shutting-down), the hold noted: the loop gives it back, so that no
 	// dispatch leases it before the hold is on (corefull.go).
-	outHeld
+	outGiveBack
 )
 
 type slot uint8
@@ -210,7 +210,7 @@ func (s *session) account(d workerDone) {
 		s.parked.park(d.op.ID)
 	case outParkTrial:
 		s.parked.parkFor(d.op.ID, 2*s.e.full.backoffNow())
-	case outHeld:
+	case outGiveBack:
 		s.release(d.op.ID)
 	}
 }
