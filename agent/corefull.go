@@ -8,7 +8,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/outbox"
 	"github.com/edge-sync/edge-sync/wire"
 )
 
@@ -319,11 +318,13 @@ func (s *session) fullHeld() bool {
 }
 
 // refusedFull settles an op let go at sent and refused for a reason of
-// the core's own (store-full, busy or shutting-down): it goes back to
-// the outbox, and the endpoint holds every op for a backoff.
-func (s *session) refusedFull(op outbox.Op, n *wire.Nack, sent time.Time) outcome {
+// the core's own (store-full, busy or shutting-down): the endpoint holds
+// every op for a backoff, and the op goes back to the outbox from the
+// session's loop (outGiveBack), which has the hold by then. Its worker gave
+// it back before noting the refusal: a loop woken in between (an op
+// enqueued, an op's data written) saw no hold and sent it again at once.
+func (s *session) refusedFull(n *wire.Nack, sent time.Time) outcome {
 	s.stats.retries.Add(1)
-	s.release(op.ID)
 	s.e.full.refused(sent, time.Now(), n.Code, n.Msg, s.log)
-	return outDone
+	return outGiveBack
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -47,8 +48,17 @@ func rawCoreConns(t *testing.T, p *testutil.PKI, packs bool, welcomed func(*quic
 	t.Helper()
 	tlsConf := p.ServerTLS(t).Clone()
 	tlsConf.NextProtos = []string{wire.ALPN}
-	ln, err := quic.ListenAddr("127.0.0.1:0", tlsConf, wire.QUICConfig(64))
+	// A transport of its own, closed at the end: the listener's, closed
+	// with it, went on reading while a closed connection's IDs were kept,
+	// and goleak found its goroutines after the last test under load.
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &quic.Transport{Conn: udp}
+	ln, err := tr.Listen(tlsConf, wire.QUICConfig(64))
+	if err != nil {
+		udp.Close()
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -104,6 +114,8 @@ func rawCoreConns(t *testing.T, p *testutil.PKI, packs bool, welcomed func(*quic
 		cancel()
 		ln.Close()
 		wg.Wait()
+		tr.Close() // returns once it has stopped reading
+		udp.Close()
 	})
 	return ln.Addr().String(), streams
 }

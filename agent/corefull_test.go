@@ -550,3 +550,49 @@ func TestInternalRecoveryFreesParkedOps(t *testing.T) {
 	})
 	t.Logf("the critical op reached the core %v after it stored again", time.Since(recovered).Round(time.Millisecond))
 }
+
+// TestCoreTroubleRefusalGoesBackOnceHeld: an op the core refuses for its
+// trouble (store-full, busy, shutting-down) goes back to the outbox only
+// from the session's loop (account), after its worker has noted the
+// refusal, so that no dispatch can lease it before the hold is on. Its
+// worker gave it back first and noted the refusal after: a session woken
+// in between (an op enqueued, an op's data written, a parked op due) found
+// no hold, leased it and sent it again at once (CI: the trial after a
+// carried-on hold came 1 ms after the refusal, not 1 s).
+func TestCoreTroubleRefusalGoesBackOnceHeld(t *testing.T) {
+	for _, code := range []wire.Code{wire.CodeStoreFull, wire.CodeBusy, wire.CodeShuttingDown} {
+		t.Run(code.String(), func(t *testing.T) {
+			ob, err := outbox.Open(filepath.Join(t.TempDir(), "outbox.db"), outbox.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ob.Close()
+			if _, err := ob.Enqueue(t.Context(), outbox.NewOp{Endpoint: "core", Key: "ev/1", Priority: edgesync.Normal,
+				Kind: edgesync.EventOp, Payload: bytes.NewReader([]byte("reading 1"))}); err != nil {
+				t.Fatal(err)
+			}
+			ops, err := ob.Lease("core", 1, ordinary...)
+			if err != nil || len(ops) != 1 {
+				t.Fatalf("lease: %d ops, %v; want the op", len(ops), err)
+			}
+			s := &session{e: &endpoint{}, ob: ob, name: "core", log: hclog.NewNullLogger(), stats: &endpointStats{},
+				keys: map[string]bool{}, deferred: map[string][]edgesync.OpID{}, order: newWriteOrder()}
+			s.inflight[slotSmall] = 1
+			out := s.refused(ops[0], &wire.Nack{ID: ops[0].ID, Code: code, Msg: "the core refuses"}, time.Now(), false) // its worker
+			// A dispatch now, before the loop has the worker's report, may
+			// lease only what the hold lets go.
+			if again, err := ob.Lease("core", 1, ordinary...); err != nil || len(again) != 0 {
+				t.Fatalf("after its worker settled the refusal %s: the op leasable again (%d ops, %v) before the session's loop "+
+					"accounted for it; want it given back by the loop, once the hold is on", code, len(again), err)
+			}
+			s.account(workerDone{op: ops[0], slot: slotSmall, out: out})
+			if held, _ := s.e.full.held(time.Now(), 0); !held {
+				t.Errorf("after the refusal %s: no hold", code)
+			}
+			if again, err := ob.Lease("core", 1, ordinary...); err != nil || len(again) != 1 || again[0].ID != ops[0].ID {
+				t.Errorf("after the loop accounted for the refusal %s: %d ops leasable (%v); want the op given back for the hold's trial",
+					code, len(again), err)
+			}
+		})
+	}
+}

@@ -42,6 +42,10 @@ const (
 	// outParkTrial: refused internal; keep leased past the hold's next
 	// trial (corefull.go), so that the trial is another op.
 	outParkTrial
+	// outGiveBack: refused for the core's trouble (store-full, busy,
+	// shutting-down), the hold noted: the loop gives it back, so that no
+	// dispatch leases it before the hold is on (corefull.go).
+	outGiveBack
 )
 
 type slot uint8
@@ -206,6 +210,8 @@ func (s *session) account(d workerDone) {
 		s.parked.park(d.op.ID)
 	case outParkTrial:
 		s.parked.parkFor(d.op.ID, 2*s.e.full.backoffNow())
+	case outGiveBack:
+		s.release(d.op.ID)
 	}
 }
 
@@ -734,7 +740,7 @@ func (s *session) refused(op outbox.Op, n *wire.Nack, sent time.Time, delta bool
 	case wire.CodeExpired:
 		return s.refusedExpired(op, n)
 	case wire.CodeStoreFull, wire.CodeBusy, wire.CodeShuttingDown:
-		return s.refusedFull(op, n, sent) // the core's trouble: every op holds (corefull.go)
+		return s.refusedFull(n, sent) // the core's trouble: every op holds (corefull.go)
 	case wire.CodeInternal:
 		// The core's trouble too, or this op's alone (a record of its key
 		// the core cannot write): every op holds, and this one is parked
