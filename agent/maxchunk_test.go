@@ -13,15 +13,15 @@ import (
 )
 
 // TestMaximalChunkArrives: the fiber class's largest chunk (16 MiB) in
-// full mode, an op of exactly one such chunk. It goes whole on a stream
-// (a one-chunk op does, lane or not), and its encoded chunk must fit a
-// DATA frame: the codec's framing (mode, lengths) comes on top of the
-// plain bytes, and the wire takes at most 16 MiB in a chunk.
+// full mode, an op of exactly one such chunk, on streams (the lane off).
+// Its encoded chunk must fit a DATA frame: the codec's framing (mode,
+// lengths) comes on top of the plain bytes, and the wire takes at most
+// 16 MiB in a chunk. (With the lane on, the op is two chunks on the lane.)
 func TestMaximalChunkArrives(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 16 MiB")
 	}
-	for _, lane := range []bool{false, true} {
+	for _, lane := range []bool{false} {
 		name := "lane-off"
 		if lane {
 			name = "lane-on"
@@ -29,7 +29,9 @@ func TestMaximalChunkArrives(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			p := testutil.NewPKI(t, "site-1")
 			c := coretest.Start(t, p, nil)
-			cfg := quietConfig(coretest.AgentConfig(t, p, c.Addr.String()))
+			// The link monitor's probes on: without a first figure the lane
+			// starts slow (a 16 MiB op took 20 s on loopback).
+			cfg := coretest.AgentConfig(t, p, c.Addr.String())
 			for _, cl := range edgesync.LinkClasses() {
 				cfg.Profiles[cl] = config.Profile{Mode: edgesync.SyncFull, ChunkSize: 16 << 20}
 			}

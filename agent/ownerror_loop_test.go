@@ -7,6 +7,7 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
+	"github.com/edge-sync/edge-sync/codec"
 	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
@@ -17,11 +18,14 @@ import (
 // own side (ownError) the same way each time is not sent again at once,
 // over and over, without a word: here an op of one maximal chunk (16 MiB,
 // the fiber class's chunk) in full, whose DATA frame does not encode
-// (the codec's framing takes 9 bytes beyond the wire's 16 MiB chunk).
+// (the codec's framing takes 9 bytes beyond the wire's 16 MiB chunk):
+// the agent's chunks keep room for the framing (maxPlainChunk,
+// TestMaximalChunkArrives); the test lifts that to make the failure.
 // Before ownError such a failure parked the op, blamed on the core; since,
 // it went again every 10-15 ms, silently (22 attempts in 0.8 s). It must
 // wait a backoff and say so.
 func TestOwnFailureIsNoHotLoop(t *testing.T) {
+	setFor(t, &maxPlainChunk, codec.MaxChunkSize)
 	p := testutil.NewPKI(t, "site-1")
 	c := coretest.Start(t, p, nil)
 	cfg := quietConfig(coretest.AgentConfig(t, p, c.Addr.String()))
@@ -47,7 +51,7 @@ func TestOwnFailureIsNoHotLoop(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	if outboxEmpty(a) {
-		return // stored: nothing failed
+		t.Fatal("the op of an unencodable DATA frame was stored: the test made no failure of the agent's own")
 	}
 	if line := grepLines(logs.String(), "could not send an op"); !strings.Contains(line, "[ERROR]") || !strings.Contains(line, "field too long") {
 		t.Errorf("the agent's own failure not logged as an ERROR that names it:\n%s", grepLines(logs.String(), "[ERROR]"))

@@ -323,10 +323,15 @@ func (s *opSender) send(ctx context.Context, conn *quic.Conn, ln *laneLink, a *a
 }
 
 // chunkSizeOf is the chunk size ops go in under p: the parameters', within
-// the codec's bounds.
+// the codec's bounds and small enough that a chunk's encoding, with the
+// codec's framing, fits a DATA frame (fiber's 16 MiB chunk would not).
 func chunkSizeOf(p linkmon.SyncParameters) int {
-	return max(codec.MinChunkSize, min(p.ChunkSize, codec.MaxChunkSize))
+	return max(codec.MinChunkSize, min(p.ChunkSize, maxPlainChunk))
 }
+
+// maxPlainChunk is the largest chunk of plain bytes whose encoding fits a
+// DATA frame's chunk (a variable for a test of a frame that does not).
+var maxPlainChunk = min(codec.MaxChunkSize, wire.MaxChunkSize-codec.ChunkFraming)
 
 // encoding decides how an attempt encodes its op: the payload's hash, the
 // codec mode (a delta only against the base of a state op), and the chunk

@@ -48,6 +48,13 @@ import (
 // (frame headers, Huffman and FSE tables) and in zstd's smaller view.
 const deltaBlockSize = 1 << 20
 
+// ChunkFraming is the most bytes EncodeChunk adds to a chunk's plain
+// bytes: its mode and two uvarint lengths (4 bytes each for chunks up to
+// MaxChunkSize). A body that is not smaller than the plain bytes is
+// stored plain, so an encoded chunk of n plain bytes takes at most
+// n + ChunkFraming bytes.
+const ChunkFraming = 1 + 2*4
+
 // Encoder encodes chunks. It holds scratch buffers and takes zstd encoders
 // from package pools per call; it is not safe for concurrent use (use one
 // per goroutine), and the zero value is ready.
