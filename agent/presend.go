@@ -88,7 +88,7 @@ func (e *endpoint) startPresend(ob *outbox.Outbox, n outbox.NewOp) *presend {
 	}
 	p, _, _ := e.params()
 	size := int64(sized.Len())
-	chunk := max(codec.MinChunkSize, min(p.ChunkSize, codec.MaxChunkSize))
+	chunk := chunkSizeOf(p)
 	delta := p.Mode != edgesync.SyncFull && p.Mode != edgesync.SyncFullZstd
 	if size <= int64(chunk) || (n.Kind == edgesync.StateOp && delta) || p.SummaryFirst(n.Priority) ||
 		e.budget != nil || e.transfers.busy(int64(chunk)) {

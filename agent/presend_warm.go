@@ -80,7 +80,7 @@ func zstdHeader(p linkmon.SyncParameters) (codec.Header, bool) {
 	if codecMode(p, false) != codec.ModeZstd {
 		return codec.Header{}, false
 	}
-	chunk := max(codec.MinChunkSize, min(p.ChunkSize, codec.MaxChunkSize))
+	chunk := chunkSizeOf(p)
 	h, err := codec.NewHeader(codec.ModeZstd, codecLevel(p), chunk, int64(chunk)+1, codec.Hash{}, nil)
 	return h, err == nil
 }
