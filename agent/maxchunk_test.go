@@ -6,9 +6,9 @@ import (
 	"time"
 
 	edgesync "github.com/edge-sync/edge-sync"
-	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
+	"github.com/edge-sync/edge-sync/linkmon"
 	"github.com/edge-sync/edge-sync/outbox"
 )
 
@@ -32,10 +32,8 @@ func TestMaximalChunkArrives(t *testing.T) {
 			// The link monitor's probes on: without a first figure the lane
 			// starts slow (a 16 MiB op took 20 s on loopback).
 			cfg := coretest.AgentConfig(t, p, c.Addr.String())
-			for _, cl := range edgesync.LinkClasses() {
-				cfg.Profiles[cl] = config.Profile{Mode: edgesync.SyncFull, ChunkSize: 16 << 20}
-			}
 			a := startAgent(t, p, cfg, Options{DisableLane: !lane})
+			maximalChunks(t, a)
 			payload := testutil.RandomBytes(4, 16<<20)
 			enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "blob/maximal", Kind: edgesync.StateOp, Priority: edgesync.Normal, Payload: bytes.NewReader(payload)})
 			testutil.WaitFor(t, 60*time.Second, "the 16 MiB op stored at the core", func() bool {
@@ -47,4 +45,20 @@ func TestMaximalChunkArrives(t *testing.T) {
 			}
 		})
 	}
+}
+
+// maximalChunks makes a send every op in full, in chunks of 16 MiB
+// whatever the link's class and bandwidth (the bottom of each class's
+// range raised to its top), and waits until its parameters say so.
+func maximalChunks(t *testing.T, a *Agent) {
+	t.Helper()
+	for _, cl := range edgesync.LinkClasses() {
+		if err := a.SetProfile(cl, linkmon.Override{Mode: edgesync.SyncFull, ChunkSize: 16 << 20, MinChunkSize: 16 << 20}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.WaitFor(t, 30*time.Second, "the agent's parameters at 16 MiB chunks in full", func() bool {
+		st, err := a.Status("core")
+		return err == nil && st.Params.ChunkSize == 16<<20 && st.Params.Mode == edgesync.SyncFull
+	})
 }

@@ -8,7 +8,6 @@ import (
 
 	edgesync "github.com/edge-sync/edge-sync"
 	"github.com/edge-sync/edge-sync/codec"
-	"github.com/edge-sync/edge-sync/config"
 	"github.com/edge-sync/edge-sync/core/coretest"
 	"github.com/edge-sync/edge-sync/internal/testutil"
 	"github.com/edge-sync/edge-sync/outbox"
@@ -29,11 +28,9 @@ func TestOwnFailureIsNoHotLoop(t *testing.T) {
 	p := testutil.NewPKI(t, "site-1")
 	c := coretest.Start(t, p, nil)
 	cfg := quietConfig(coretest.AgentConfig(t, p, c.Addr.String()))
-	for _, cl := range edgesync.LinkClasses() {
-		cfg.Profiles[cl] = config.Profile{Mode: edgesync.SyncFull, ChunkSize: 16 << 20}
-	}
 	var logs testutil.Buffer
 	a := startAgent(t, p, cfg, Options{Logger: teeLogger(t, "agent", &logs), DisableLane: true})
+	maximalChunks(t, a)
 	testutil.WaitFor(t, 30*time.Second, "a connection to the core", func() bool { return a.Stats()[0].Connected })
 	payload := testutil.RandomBytes(3, 16<<20)
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "blob/maximal", Kind: edgesync.EventOp, Priority: edgesync.Normal, Payload: bytes.NewReader(payload)})
