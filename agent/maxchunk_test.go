@@ -13,15 +13,16 @@ import (
 )
 
 // TestMaximalChunkArrives: the fiber class's largest chunk (16 MiB) in
-// full mode, an op of exactly one such chunk, on streams (the lane off).
+// full mode, an op of 16 MiB, on streams (the lane off) and on the lane.
 // Its encoded chunk must fit a DATA frame: the codec's framing (mode,
 // lengths) comes on top of the plain bytes, and the wire takes at most
-// 16 MiB in a chunk. (With the lane on, the op is two chunks on the lane.)
+// 16 MiB in a chunk. With the lane on, the op is two chunks (16 MiB - 9
+// bytes and 9 bytes) and must land within the same bound on loopback.
 func TestMaximalChunkArrives(t *testing.T) {
 	if testing.Short() {
 		t.Skip("moves 16 MiB")
 	}
-	for _, lane := range []bool{false} {
+	for _, lane := range []bool{false, true} {
 		name := "lane-off"
 		if lane {
 			name = "lane-on"
