@@ -30,7 +30,7 @@ func TestOwnFailureIsNoHotLoop(t *testing.T) {
 	cfg := quietConfig(coretest.AgentConfig(t, p, c.Addr.String()))
 	var logs testutil.Buffer
 	a := startAgent(t, p, cfg, Options{Logger: teeLogger(t, "agent", &logs), DisableLane: true})
-	maximalChunks(t, a)
+	pinChunks(t, a, 16<<20)
 	testutil.WaitFor(t, 30*time.Second, "a connection to the core", func() bool { return a.Stats()[0].Connected })
 	payload := testutil.RandomBytes(3, 16<<20)
 	enqueue(t, a, outbox.NewOp{Endpoint: "core", Key: "blob/maximal", Kind: edgesync.EventOp, Priority: edgesync.Normal, Payload: bytes.NewReader(payload)})

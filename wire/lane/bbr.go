@@ -11,15 +11,22 @@ import (
 // flight. Random loss does not lower the rate: only the delivery rate the
 // receiver actually achieves does, through the windowed max filter.
 const (
-	startupGain      = 2.885 // 2/ln 2: doubles the delivery rate each round
-	drainGain        = 1 / startupGain
-	probeCwndGain    = 2.0
-	bwWindowRounds   = 10
-	minRTTWindow     = 10 * time.Second
-	fullBwGrowth     = 1.25
-	fullBwRounds     = 3
-	initialCwndPkts  = 32
-	minCwndPkts      = 4
+	startupGain     = 2.885 // 2/ln 2: doubles the delivery rate each round
+	drainGain       = 1 / startupGain
+	probeCwndGain   = 2.0
+	bwWindowRounds  = 10
+	minRTTWindow    = 10 * time.Second
+	fullBwGrowth    = 1.25
+	fullBwRounds    = 3
+	initialCwndPkts = 32
+	// minCwndPkts is the window's floor: two feedbacks' worth of packets.
+	// The receiver acknowledges every feedbackEvery packets, else only
+	// after maxAckDelay; with fewer packets allowed in flight every ack
+	// waited maxAckDelay, each delivery-rate sample read the window per
+	// maxAckDelay (4 packets: 2 Mbit/s), the window followed that rate and
+	// the lane stayed there on a gigabit link (docs/lane.md, "The
+	// window's floor").
+	minCwndPkts      = 2 * feedbackEvery
 	startupLossLimit = 0.15 // a round losing more than this ends startup (queue overflow, not noise)
 	startupLossMin   = 8    // ...when at least this many packets were lost in it
 	// hintedStartupGain is startup's gain after a Hint.

@@ -128,3 +128,25 @@ func TestStartupBurstLoss(t *testing.T) {
 		t.Fatal("on a 600 ms link startup goes on after losing half a round")
 	}
 }
+
+// The window never falls below what makes the receiver answer on count
+// (feedbackEvery packets) rather than after maxAckDelay: a model whose
+// estimate collapsed on a short link (2 Mbit/s at 85 µs, after the lane
+// starved for a moment) must still let a feedback's worth of packets out,
+// or every ack waits maxAckDelay, every delivery-rate sample reads the
+// window per maxAckDelay and the estimate stays where it fell
+// (TestMaximalChunkArrives in agent stalled at 2 Mbit/s on loopback).
+func TestCwndFloorElicitsFeedback(t *testing.T) {
+	const mss = 1280
+	m := newModel(mss, 85*time.Microsecond, 250_000, 0, time.Now())
+	if got, want := m.cwnd(), float64(feedbackEvery*mss); got < want {
+		t.Fatalf("window %.0f bytes at %.0f B/s and %s: below the %d packets (%.0f bytes) the receiver acknowledges at once",
+			got, m.btlbw, m.minRTT, feedbackEvery, want)
+	}
+	// The rate such a window caps the lane at when every ack waits
+	// maxAckDelay must be above the collapsed estimate, so a probe can
+	// raise it.
+	if capped := m.cwnd() / maxAckDelay.Seconds(); capped <= probeGains[0]*m.btlbw {
+		t.Fatalf("window %.0f bytes per %s of ack delay is %.0f B/s: no room to probe above %.0f B/s", m.cwnd(), maxAckDelay, capped, m.btlbw)
+	}
+}

@@ -8,7 +8,9 @@
 // loss and is not pluggable: through a 600 ms RTT link losing 1 % of
 // packets, one connection reaches 0.20 of 2 Mbit/s and 0.03 of 10 Mbit/s.
 // The lane paces at the rate a BBR-like model measures (delivery-rate
-// samples, max-filtered over 10 rounds, × gain; at most 2 × BDP in flight)
+// samples, max-filtered over 10 rounds, × gain; at most 2 × BDP in flight,
+// never less than 20 packets so that the receiver answers on count, not
+// after its 20 ms ack delay: docs/lane.md, "The window's floor")
 // and simply retransmits what was lost: random loss costs the lost packets,
 // not the rate.
 //
