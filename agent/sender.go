@@ -250,6 +250,13 @@ func (s *session) loop() error {
 				return err
 			}
 			sent = sent || s.inflight[slotSmall]+s.inflight[slotBulk] > before
+			if !more && s.inflight[slotBulk] == 0 {
+				// Nothing more to send: the packs in flight are the
+				// tail, whose delivery rate is no measure of the link
+				// (answerDelivered). Not while a transfer on the data
+				// lane runs, which tells the monitor itself.
+				e.appLimited()
+			}
 			if !more && s.inflight[slotSmall]+s.inflight[slotBulk] == 0 {
 				// The batch is drained (backfill too): ordinary data waits
 				// for the next interval, unless the batcher lets it go
@@ -427,8 +434,13 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		if sl == slotSmall && s.packable(op, p, summary) {
 			if !s.packFits(op, budget, true) {
 				// The packed bytes in flight are at their budget: the op
-				// waits for a pack's answers, as for a slot.
+				// waits for a pack's answers, as for a slot. The budget,
+				// not the link, holds the packs back: their delivery rate
+				// is a lower bound, which never lowers the bandwidth the
+				// budget follows (docs/linkmon.md, "Under the agent's
+				// own load").
 				s.release(op.ID)
+				s.e.appLimited()
 				return true, nil
 			}
 			s.openPack(op, sl, false)

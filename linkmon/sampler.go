@@ -47,6 +47,10 @@ type sampler struct {
 	delivered   []float64 // recent link-filling delivery rates, oldest first
 	lastFilled  time.Time // wall time of the latest of them
 	lastLowerBd time.Time // wall time of the latest app-limited delivery rate
+	// nearFull is the wall time of the latest app-limited delivery rate
+	// within belowCapacity of the capacity the trains measured, either
+	// way (nearlyFull).
+	nearFull time.Time
 	// afterFill: the capacity is a link-filling delivery rate; once the
 	// traffic stops a probe measures the link (maybeProbe), and fillProbe
 	// marks that probe in flight.
@@ -125,7 +129,7 @@ func (m *Monitor) loop(ctx context.Context) {
 // refresh picks up the current prober after Attach or Detach.
 func (s *sampler) refresh() {
 	s.m.mu.Lock()
-	p := s.m.prober
+	p, conn := s.m.prober, s.m.conn
 	s.m.mu.Unlock()
 	if p == s.prober {
 		return
@@ -139,6 +143,9 @@ func (s *sampler) refresh() {
 	clear(s.pending)
 	s.passive = PassiveEstimator{}
 	s.base.reset()
+	if conn != nil {
+		s.base.seed(s.m.now(), conn.ConnectionStats().MinRTT) // its handshake's
+	}
 }
 
 // deadline is how long a ping may take before its sample is stale:
@@ -411,6 +418,9 @@ func (s *sampler) notePassive(pm Measurement) {
 	defer s.m.mu.Unlock()
 	if pm.BandwidthLowerBound {
 		s.lastLowerBd = wall
+		if ref := s.m.linkRef(); ref > 0 && pm.BandwidthBps >= belowCapacity*ref && pm.BandwidthBps <= ref/belowCapacity {
+			s.nearFull = wall
+		}
 		if pm.BandwidthBps > s.m.capBps {
 			s.m.capBps, s.m.capAt, s.m.capRef = pm.BandwidthBps, pm.At, 0
 		}
@@ -437,6 +447,25 @@ func (s *sampler) sending(wall time.Time) bool {
 // filled reports whether a link-filling sender's delivery rate is fresh.
 func (s *sampler) filled(wall time.Time) bool {
 	return s.m.cfg.Passive && !s.lastFilled.IsZero() && wall.Sub(s.lastFilled) < filledFor
+}
+
+// nearlyFull reports whether the agent's own data, though its sender
+// says something other than the link holds it back, carries nearly all
+// the link does: an app-limited delivery rate between belowCapacity and
+// 1 / belowCapacity × the capacity the trains measured is fresh. A sender bounded by its own
+// window near the link's product (the packed small ops' budget,
+// agent/packbudget.go) marks its rates app-limited, so that they never
+// lower the capacity its window follows; a train sent meanwhile queues
+// behind that data and measures nothing the rate does not say, and it
+// delays the data. Like filled, it holds probes and checks; a rate below
+// that share leaves room a train can measure, and one well above the
+// trains' capacity says they read the link low (a probe sent into the data's
+// queue reads its share of it: 8 Mbit/s on a 20 Mbit/s link), which
+// only a new probe corrects: the capacity the window follows would rise
+// only as fast as the window lets the rate grow (docs/linkmon.md, "Under
+// the agent's own load").
+func (s *sampler) nearlyFull(wall time.Time) bool {
+	return s.m.cfg.Passive && !s.nearFull.IsZero() && wall.Sub(s.nearFull) < filledFor
 }
 
 // startRounds: the agent's own data holds trains for max(filledFor,
@@ -502,9 +531,10 @@ func (s *sampler) maybeProbe() {
 	if !afterFill && (wall.Before(s.nextProbe) || s.idleProbeWait(wall)) {
 		return
 	}
-	if s.filled(wall) {
-		// Real traffic fills the link: its delivery rate is the capacity,
-		// and a train now would only queue behind it.
+	if s.filled(wall) || s.nearlyFull(wall) {
+		// Real traffic fills the link: its delivery rate is the capacity
+		// (or nearly reaches it), and a train now would only queue behind
+		// it.
 		s.nextProbe = wall.Add(s.m.cfg.ProbeInterval)
 		return
 	}
@@ -602,7 +632,7 @@ func (s *sampler) maybeCheck() {
 		return
 	}
 	wall := time.Now()
-	if wall.Before(s.nextCheck) || s.filled(wall) || s.starting(wall) {
+	if wall.Before(s.nextCheck) || s.filled(wall) || s.nearlyFull(wall) || s.starting(wall) {
 		return
 	}
 	s.m.mu.Lock()
