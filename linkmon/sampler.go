@@ -48,8 +48,7 @@ type sampler struct {
 	lastFilled  time.Time // wall time of the latest of them
 	lastLowerBd time.Time // wall time of the latest app-limited delivery rate
 	// nearFull is the wall time of the latest app-limited delivery rate
-	// within belowCapacity of the capacity the trains measured, either
-	// way (nearlyFull).
+	// near the capacity the trains measured (nearlyFull).
 	nearFull time.Time
 	// afterFill: the capacity is a link-filling delivery rate; once the
 	// traffic stops a probe measures the link (maybeProbe), and fillProbe
@@ -418,7 +417,7 @@ func (s *sampler) notePassive(pm Measurement) {
 	defer s.m.mu.Unlock()
 	if pm.BandwidthLowerBound {
 		s.lastLowerBd = wall
-		if ref := s.m.linkRef(); ref > 0 && pm.BandwidthBps >= belowCapacity*ref && pm.BandwidthBps <= ref/belowCapacity {
+		if ref := s.m.linkRef(); ref > 0 && pm.BandwidthBps >= nearlyFullShare*ref && pm.BandwidthBps <= ref/belowCapacity {
 			s.nearFull = wall
 		}
 		if pm.BandwidthBps > s.m.capBps {
@@ -444,26 +443,33 @@ func (s *sampler) sending(wall time.Time) bool {
 	return s.filled(wall) || s.m.cfg.Passive && !s.lastLowerBd.IsZero() && wall.Sub(s.lastLowerBd) < filledFor
 }
 
+// nearlyFullShare is the least share of the trains' capacity an
+// app-limited delivery rate carries to hold trains (nearlyFull).
+const nearlyFullShare = 0.5
+
 // filled reports whether a link-filling sender's delivery rate is fresh.
 func (s *sampler) filled(wall time.Time) bool {
 	return s.m.cfg.Passive && !s.lastFilled.IsZero() && wall.Sub(s.lastFilled) < filledFor
 }
 
 // nearlyFull reports whether the agent's own data, though its sender
-// says something other than the link holds it back, carries nearly all
-// the link does: an app-limited delivery rate between belowCapacity and
-// 1 / belowCapacity × the capacity the trains measured is fresh. A sender bounded by its own
-// window near the link's product (the packed small ops' budget,
-// agent/packbudget.go) marks its rates app-limited, so that they never
-// lower the capacity its window follows; a train sent meanwhile queues
-// behind that data and measures nothing the rate does not say, and it
-// delays the data. Like filled, it holds probes and checks; a rate below
-// that share leaves room a train can measure, and one well above the
-// trains' capacity says they read the link low (a probe sent into the data's
-// queue reads its share of it: 8 Mbit/s on a 20 Mbit/s link), which
-// only a new probe corrects: the capacity the window follows would rise
-// only as fast as the window lets the rate grow (docs/linkmon.md, "Under
-// the agent's own load").
+// says something other than the link holds it back, carries most of what
+// the link does: an app-limited delivery rate between nearlyFullShare and
+// 1 / belowCapacity × the capacity the trains measured is fresh. A sender
+// bounded by its own window near the link's product (the packed small
+// ops' budget, agent/packbudget.go) marks its rates app-limited, so that
+// they never lower the capacity its window follows; it sends in bursts
+// (a pack at a time) that queue at the bottleneck, and a train sent
+// meanwhile reads its share of that queue, not the link, and delays the
+// data: under a packed drain on a 20 Mbit/s link, checks read 12 Mbit/s
+// to 1.5 Gbit/s, called a probe every second and sent 2.1 MB in 11 s
+// (TestPackedDrainStatusTrue). Like filled, it holds probes and checks. A
+// rate below that share leaves room a train can measure, and one well
+// above the trains' capacity says they read the link low (a probe sent
+// into the data's queue read 8 Mbit/s on that link), which only a new
+// probe corrects: the capacity the window follows would rise only as
+// fast as the window lets the rate grow (docs/linkmon.md, "Under the
+// agent's own load").
 func (s *sampler) nearlyFull(wall time.Time) bool {
 	return s.m.cfg.Passive && !s.nearFull.IsZero() && wall.Sub(s.nearFull) < filledFor
 }
