@@ -39,14 +39,17 @@ const (
 // packBudget is the bytes of packed ordinary ops the session may have in
 // flight now (packBudgetAt): at the link monitor's median bandwidth and
 // the connection's minimum RTT, quic-go's over the connection's life,
-// the path's own. Not the monitor's RTT: only the data lane reports its
-// deliveries to the monitor (docs/linkmon.md, "Under the agent's own
-// load"), so under packed ops its RTT is the median of pings that queue
-// behind them, and a budget on it grows with the queue it makes (on a
+// the path's own. Not the monitor's RTT: its pings queue behind the
+// packs, and a budget on their median grew with the queue it made (on a
 // 10 Mbit/s link of 60 ms it read 155 ms within a second; critical ops
-// waited 130-170 ms instead of 40-50, with a bandwidth read at 30 Mbit/s
-// in that run too). The monitor's median RTT stands in while the
-// connection has measured none.
+// waited 130-170 ms instead of 40-50, before the packs reported their
+// deliveries to the monitor). The monitor's median RTT stands in while
+// the connection has measured none. The bandwidth is the monitor's: the
+// packs' own delivery rate never lowers it, since their sender marks
+// itself app-limited where this budget holds it back (heldBack;
+// docs/linkmon.md, "Under the agent's own load"); had it counted as the
+// link's, the budget would have followed its own rate down (4.3 Mbit/s
+// on a 10 Mbit/s link).
 func (s *session) packBudget() int64 {
 	m := s.e.mon.Status().Median
 	rtt := m.RTT

@@ -250,12 +250,8 @@ func (s *session) loop() error {
 				return err
 			}
 			sent = sent || s.inflight[slotSmall]+s.inflight[slotBulk] > before
-			if !more && s.inflight[slotBulk] == 0 {
-				// Nothing more to send: the packs in flight are the
-				// tail, whose delivery rate is no measure of the link
-				// (answerDelivered). Not while a transfer on the data
-				// lane runs, which tells the monitor itself.
-				e.appLimited()
+			if !more {
+				s.heldBack() // nothing more to send: the packs in flight are the tail
 			}
 			if !more && s.inflight[slotSmall]+s.inflight[slotBulk] == 0 {
 				// The batch is drained (backfill too): ordinary data waits
@@ -423,6 +419,8 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 			// Strict priority: nothing of lower priority jumps ahead.
 			if sl == slotBulk {
 				s.bf.wantBulk(op.Priority)
+			} else {
+				s.heldBack() // the small slots are full
 			}
 			s.release(op.ID)
 			return true, nil
@@ -434,13 +432,9 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 		if sl == slotSmall && s.packable(op, p, summary) {
 			if !s.packFits(op, budget, true) {
 				// The packed bytes in flight are at their budget: the op
-				// waits for a pack's answers, as for a slot. The budget,
-				// not the link, holds the packs back: their delivery rate
-				// is a lower bound, which never lowers the bandwidth the
-				// budget follows (docs/linkmon.md, "Under the agent's
-				// own load").
+				// waits for a pack's answers, as for a slot.
 				s.release(op.ID)
-				s.e.appLimited()
+				s.heldBack()
 				return true, nil
 			}
 			s.openPack(op, sl, false)
@@ -448,6 +442,22 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 			continue
 		}
 		s.start(op, p, sl, summary)
+	}
+}
+
+// heldBack tells the link monitor that the session holds small ops back
+// for something other than the link: the pack budget, the small slots,
+// or nothing more to send. The packs and summary streams in flight then
+// deliver what the session lets go, not what the link carries, and their
+// delivery rate (answerDelivered) is a lower bound; taken as the link's,
+// it lowered the bandwidth the pack budget follows, the budget with it,
+// and the rate again (docs/linkmon.md, "Under the agent's own load"). Not
+// while an op of more than one chunk is in flight: on the data lane it
+// carries what the small ops leave of the link, and the lane tells the
+// monitor itself when it is held back.
+func (s *session) heldBack() {
+	if s.inflight[slotBulk] == 0 {
+		s.e.appLimited()
 	}
 }
 
