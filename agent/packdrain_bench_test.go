@@ -106,8 +106,8 @@ func BenchmarkPackedDrain(b *testing.B) {
 				b.ReportMetric(float64(sum.Milliseconds())/float64(len(crit)), "crit-mean-ms")
 			}
 			if len(bwErr) > 0 {
-				b.ReportMetric(percentile(bwErr, 0.5), "bw-err-p50-pct")
-				b.ReportMetric(percentile(bwErr, 0.9), "bw-err-p90-pct")
+				b.ReportMetric(testutil.Percentile(bwErr, 0.5), "bw-err-p50-pct")
+				b.ReportMetric(testutil.Percentile(bwErr, 0.9), "bw-err-p90-pct")
 			}
 		})
 	}
