@@ -44,12 +44,22 @@ const (
 // 10 Mbit/s link of 60 ms it read 155 ms within a second; critical ops
 // waited 130-170 ms instead of 40-50, before the packs reported their
 // deliveries to the monitor). The monitor's median RTT stands in while
-// the connection has measured none. The bandwidth is the monitor's: the
-// packs' own delivery rate never lowers it, since their sender marks
-// itself app-limited where this budget holds it back (heldBack;
-// docs/linkmon.md, "Under the agent's own load"); had it counted as the
-// link's, the budget would have followed its own rate down (4.3 Mbit/s
-// on a 10 Mbit/s link).
+// the connection has measured none. A pack is in flight until the core
+// has stored and answered it, longer than the path's round trip: the RTT
+// is the least time a pack (or a stream of summaries) took from its
+// write to its first answer on this connection (packAnswerMin), when
+// that is longer. On the path's RTT alone the packs carried 6-14 Mbit/s
+// of a 20 Mbit/s link and 4-9 of a 10 Mbit/s one on a loaded machine
+// (TestPackedDrainStatusTrue: 18 MiB drained in 14-18 s on the 20
+// Mbit/s link; 10 s with it). The least over the connection, not over a
+// recent span: once the packs fill the link, every later answer waits
+// behind their queue too, and a budget on it would grow with the queue
+// it makes, as one on the monitor's RTT did. The bandwidth is the
+// monitor's: the packs' own delivery rate never lowers it, since their
+// sender marks itself app-limited where this budget holds it back
+// (heldBack; docs/linkmon.md, "Under the agent's own load"); had it
+// counted as the link's, the budget would have followed its own rate
+// down (4.3 Mbit/s on a 10 Mbit/s link).
 func (s *session) packBudget() int64 {
 	m := s.e.mon.Status().Median
 	rtt := m.RTT
@@ -58,7 +68,24 @@ func (s *session) packBudget() int64 {
 			rtt = r
 		}
 	}
+	if a := time.Duration(s.packAnswerMin.Load()); a > rtt {
+		rtt = a
+	}
 	return packBudgetAt(m.BandwidthBps, rtt)
+}
+
+// packDelivered reports a stream of several ops or summaries delivered
+// (answerDelivered): its n bytes to the link monitor, and the time from
+// its write to its first answer, took, into packAnswerMin. Workers call
+// it; the session's loop reads packAnswerMin.
+func (s *session) packDelivered(n int, took time.Duration) {
+	s.e.delivered(n)
+	for {
+		old := s.packAnswerMin.Load()
+		if old > 0 && int64(took) >= old || s.packAnswerMin.CompareAndSwap(old, int64(took)) {
+			return
+		}
+	}
 }
 
 // packBudgetAt is the budget at a median bandwidth of bw bit/s and an RTT

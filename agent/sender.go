@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -118,6 +119,10 @@ type session struct {
 	// packBytes are the plain bytes of packed ordinary ops in flight
 	// (packbudget.go).
 	packBytes int64
+	// packAnswerMin is the least time, in ns, a stream of several ops or
+	// summaries took from its write to its first answer on this
+	// connection (packDelivered); 0 before any.
+	packAnswerMin atomic.Int64
 	// order holds an op back until the more urgent ones started before
 	// it are written (writeorder.go).
 	order *writeOrder

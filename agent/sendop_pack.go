@@ -161,7 +161,7 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.
 		as = append(as, a)
 		idx = append(idx, i)
 	}
-	res, errs, carried := snd.sendPack(s.ctx, s.conn, as, s.e.delivered)
+	res, errs, carried := snd.sendPack(s.ctx, s.conn, as, s.packDelivered)
 	answered() // nothing of the pack is on the link now (packbudget.go)
 	if carried > 1 {
 		// Only the ops the stream carried: one left out goes alone.
@@ -192,7 +192,7 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.
 // encoded data is too large for a pack. carried is how many ops the
 // stream carried: written whole on it. delivered, if not nil, is told
 // the stream's bytes when the core's answers arrive (answerDelivered).
-func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt, delivered func(int)) (res []sendResult, errs []error, carried int) {
+func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt, delivered func(int, time.Duration)) (res []sendResult, errs []error, carried int) {
 	res = make([]sendResult, len(as))
 	errs = make([]error, len(as))
 	ts := make([]*opTransfer, len(as))
@@ -231,6 +231,7 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt,
 		return res, errs, carried
 	}
 	defer done()
+	wroteAt := time.Now()
 	if _, err := str.Write(b); err != nil {
 		fail(0, fmt.Errorf("write %d packed ops: %w", len(in), err))
 		return res, errs, carried
@@ -247,7 +248,7 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt,
 	for k, i := range in {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 		if k == 0 && err == nil {
-			answerDelivered(delivered, len(b))
+			answerDelivered(delivered, len(b), wroteAt)
 		}
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: the core ended the stream with %d of %d packed ops unanswered", io.ErrUnexpectedEOF, len(in)-k, len(in))
@@ -269,7 +270,7 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt,
 // or the core ended it with ERROR): it goes again. delivered, if not nil,
 // is told the stream's bytes when the core's answers arrive
 // (answerDelivered).
-func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority, sums []*wire.Summary, wrote func(), delivered func(int)) (res []sendResult, errs []error) {
+func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority, sums []*wire.Summary, wrote func(), delivered func(int, time.Duration)) (res []sendResult, errs []error) {
 	res = make([]sendResult, len(sums))
 	errs = make([]error, len(sums))
 	fail := func(from int, err error) {
@@ -291,6 +292,7 @@ func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority,
 		return res, errs
 	}
 	defer done()
+	wroteAt := time.Now()
 	if _, err := str.Write(b); err != nil {
 		fail(0, fmt.Errorf("write %d summaries: %w", len(sums), err))
 		return res, errs
@@ -303,7 +305,7 @@ func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority,
 	for k, sum := range sums {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
 		if k == 0 && err == nil {
-			answerDelivered(delivered, len(b))
+			answerDelivered(delivered, len(b), wroteAt)
 		}
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: the core ended the stream with %d of %d summaries unanswered", io.ErrUnexpectedEOF, len(sums)-k, len(sums))
@@ -327,9 +329,9 @@ func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority,
 // monitor's delivery rate over these answers is what the packs carry,
 // as the data lane's acknowledgements are what it carries
 // (docs/linkmon.md, "Under the agent's own load").
-func answerDelivered(delivered func(int), n int) {
+func answerDelivered(delivered func(int, time.Duration), n int, wroteAt time.Time) {
 	if delivered != nil {
-		delivered(n)
+		delivered(n, time.Since(wroteAt))
 	}
 }
 

@@ -186,6 +186,7 @@ func (s *sampler) tick() {
 		}
 	default: // passive only
 		if meas, ok := s.passiveSample(now); ok {
+			s.noteNearFull(meas, time.Now())
 			s.notePassive(meas)
 			s.emit(meas)
 		}
@@ -334,6 +335,7 @@ func (s *sampler) pong(pr PongResult) {
 	if s.m.cfg.Passive {
 		if pm, ok := s.passiveSample(now); ok {
 			wall := time.Now()
+			s.noteNearFull(pm, wall)
 			if queued(s.rtts, s.base.min(), s.jitter()) {
 				s.lastQueue = wall
 			}
@@ -417,9 +419,6 @@ func (s *sampler) notePassive(pm Measurement) {
 	defer s.m.mu.Unlock()
 	if pm.BandwidthLowerBound {
 		s.lastLowerBd = wall
-		if ref := s.m.linkRef(); ref > 0 && pm.BandwidthBps >= nearlyFullShare*ref && pm.BandwidthBps <= ref/belowCapacity {
-			s.nearFull = wall
-		}
 		if pm.BandwidthBps > s.m.capBps {
 			s.m.capBps, s.m.capAt, s.m.capRef = pm.BandwidthBps, pm.At, 0
 		}
@@ -441,6 +440,24 @@ func (s *sampler) notePassive(pm Measurement) {
 // bound, is fresh: the agent's own data is in flight and may queue.
 func (s *sampler) sending(wall time.Time) bool {
 	return s.filled(wall) || s.m.cfg.Passive && !s.lastLowerBd.IsZero() && wall.Sub(s.lastLowerBd) < filledFor
+}
+
+// noteNearFull notes, at wall, a delivery rate its sender marked
+// app-limited that carries most of the capacity the trains measured
+// (nearlyFull). Not one the monitor judged sender-limited
+// (senderLimited): that sender does not know what holds it back, and its
+// traffic may stop at any moment, after which a probe must measure the
+// link at once (TestSatelliteFigureAfterTransfer).
+func (s *sampler) noteNearFull(pm Measurement, wall time.Time) {
+	if !pm.BandwidthLowerBound || pm.Stale {
+		return
+	}
+	s.m.mu.Lock()
+	ref := s.m.linkRef()
+	s.m.mu.Unlock()
+	if ref > 0 && pm.BandwidthBps >= nearlyFullShare*ref && pm.BandwidthBps <= ref/belowCapacity {
+		s.nearFull = wall
+	}
 }
 
 // nearlyFullShare is the least share of the trains' capacity an
