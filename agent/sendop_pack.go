@@ -191,7 +191,8 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.
 // doubt and goes again), or errUnpackable for one left out because its
 // encoded data is too large for a pack. carried is how many ops the
 // stream carried: written whole on it. delivered, if not nil, is told
-// the stream's bytes when the core's answers arrive (answerDelivered).
+// the stream's bytes and its time from write to answer when the core's
+// answers arrive (answerDelivered).
 func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt, delivered func(int, time.Duration)) (res []sendResult, errs []error, carried int) {
 	res = make([]sendResult, len(as))
 	errs = make([]error, len(as))
@@ -268,8 +269,8 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt,
 // closes its send side and reads the core's answer to each, in order.
 // errs[i] is set for a summary the core did not answer (the stream broke
 // or the core ended it with ERROR): it goes again. delivered, if not nil,
-// is told the stream's bytes when the core's answers arrive
-// (answerDelivered).
+// is told the stream's bytes and its time from write to answer when the
+// core's answers arrive (answerDelivered).
 func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority, sums []*wire.Summary, wrote func(), delivered func(int, time.Duration)) (res []sendResult, errs []error) {
 	res = make([]sendResult, len(sums))
 	errs = make([]error, len(sums))
@@ -322,7 +323,8 @@ func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority,
 }
 
 // answerDelivered tells delivered (if not nil) the n bytes of a stream of
-// several ops or summaries once the core's first answer has arrived. The
+// several ops or summaries, written at wroteAt, and the time since, once
+// the core's first answer has arrived (session.packDelivered). The
 // core reads such a stream to its end, stores its ops together and
 // answers them in one write (docs/wire.md, "Several ops per stream"), so
 // the first answer is when the whole stream was delivered: the link
