@@ -57,6 +57,10 @@ type sampler struct {
 	// dropRebase: a confirmed check drop rebased the bandwidth median; the
 	// next probe's figure rebases it again, whichever way it reads.
 	dropRebase bool
+	// splitAgain: the last probe's trains split (splitProbe); the next
+	// comes earlyProbeGap after it and no app-limited rate holds it
+	// (maybeProbe). Once: a second split probe's figure stands.
+	splitAgain bool
 
 	// The idle schedule (idle.go).
 	idle      bool
@@ -554,7 +558,7 @@ func (s *sampler) maybeProbe() {
 	if !afterFill && (wall.Before(s.nextProbe) || s.idleProbeWait(wall)) {
 		return
 	}
-	if s.filled(wall) || s.nearlyFull(wall) {
+	if s.filled(wall) || s.nearlyFull(wall) && !s.splitAgain {
 		// Real traffic fills the link: its delivery rate is the capacity
 		// (or nearly reaches it), and a train now would only queue behind
 		// it.
@@ -846,6 +850,15 @@ func (s *sampler) probed(out probeOutcome) {
 		}
 		if out.res.spend == 0 {
 			interval = earlyProbeGap // the train was undersized: measure again soon
+		}
+		// A split probe's median may be a stray train's, and if it reads
+		// high, the agent's own app-limited data, whose rates only raise
+		// the figure, holds every later train while it nearly fills the
+		// link: measure again soon, past that hold, once.
+		s.splitAgain = out.res.split && !s.splitAgain
+		if s.splitAgain {
+			interval = earlyProbeGap
+			s.m.log.Debug("probe trains split: measuring again", "estimate", FormatBps(out.res.bps))
 		}
 		if len(s.rtts) > 0 {
 			s.rttAtProbe = s.rtts[len(s.rtts)-1]
