@@ -69,7 +69,7 @@ func (s *session) packBudget() int64 {
 		}
 	}
 	if a := time.Duration(s.packAnswerMin.Load()); a > rtt {
-		rtt = a
+		rtt = min(a, maxAnswerInflation*rtt)
 	}
 	return packBudgetAt(m.BandwidthBps, rtt)
 }
@@ -87,6 +87,16 @@ func (s *session) packDelivered(n int, took time.Duration) {
 		}
 	}
 }
+
+// maxAnswerInflation bounds the RTT the pack budget takes from the
+// packs' answer time, as a multiple of the path's: the budget grows to at
+// most twice the link's product, and a critical op waits behind at most
+// one round trip of the link more than on the path's RTT alone. A pack's
+// answer time counts its own serialisation, which at 1 Mbit/s is 260 ms
+// for a pack of minPackBudget: uncapped, the critical ops of
+// TestCriticalNotBehindPacks took 264-402 ms instead of 152-269 (docs/
+// linkmon.md, "Packed small ops").
+const maxAnswerInflation = 2
 
 // packBudgetAt is the budget at a median bandwidth of bw bit/s and an RTT
 // of rtt: what bw carries in rtt + packWindow, and minPackBudget more, at
