@@ -281,7 +281,8 @@ func TestSplitProbeMeasuresAgain(t *testing.T) {
 	}
 
 	s := idleSampler(t, "split")
-	s.nearFull = time.Now() // the agent's own app-limited data nearly fills the link
+	s.nearFull = time.Now()    // the agent's own app-limited data nearly fills the link
+	s.lastLowerBd = s.nearFull // and is in flight (sending)
 	if !s.nearlyFull(time.Now()) {
 		t.Fatal("the app-limited rate noted now does not hold trains; the test cannot judge the retry")
 	}

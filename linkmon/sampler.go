@@ -57,9 +57,10 @@ type sampler struct {
 	// dropRebase: a confirmed check drop rebased the bandwidth median; the
 	// next probe's figure rebases it again, whichever way it reads.
 	dropRebase bool
-	// splitAgain: the last probe's trains split (splitProbe); the next
-	// comes earlyProbeGap after it and no app-limited rate holds it
-	// (maybeProbe). Once: a second split probe's figure stands.
+	// splitAgain: the last probe's trains split (splitProbe); while the
+	// agent's own data is in flight the next comes earlyProbeGap after
+	// it and no app-limited rate holds it (maybeProbe). Once: a second
+	// split probe's figure stands.
 	splitAgain bool
 
 	// The idle schedule (idle.go).
@@ -555,7 +556,10 @@ func (s *sampler) maybeProbe() {
 	// link's"): measure the link once the traffic stops, whatever the
 	// schedule.
 	afterFill := s.afterFill && !s.filled(wall) && wall.Sub(s.lastProbe) >= earlyProbeGap
-	if !afterFill && (wall.Before(s.nextProbe) || s.idleProbeWait(wall)) {
+	// A split probe is measured again soon while the agent's own data
+	// nearly fills the link (probed).
+	again := s.splitAgain && s.nearlyFull(wall) && wall.Sub(s.lastProbe) >= earlyProbeGap
+	if !afterFill && !again && (wall.Before(s.nextProbe) || s.idleProbeWait(wall)) {
 		return
 	}
 	if s.filled(wall) || s.nearlyFull(wall) && !s.splitAgain {
@@ -855,8 +859,11 @@ func (s *sampler) probed(out probeOutcome) {
 		// high, the agent's own app-limited data, whose rates only raise
 		// the figure, holds every later train while it nearly fills the
 		// link: measure again soon, past that hold, once.
+		// Only while the agent's own data is in flight (maybeProbe): on
+		// an idle loopback, where trains split often, the early probes
+		// ran into the idle schedule's tests.
 		s.splitAgain = out.res.split && !s.splitAgain
-		if s.splitAgain {
+		if s.splitAgain && s.sending(wall) {
 			interval = earlyProbeGap
 			s.m.log.Debug("probe trains split: measuring again", "estimate", FormatBps(out.res.bps))
 		}
