@@ -57,7 +57,7 @@ func (s *session) workSummaries(ops []outbox.Op, sent time.Time, wrote func()) [
 	if len(sums) == 0 {
 		return outs
 	}
-	res, errs := sendSummaries(s.ctx, s.conn, min(ops[0].Priority, edgesync.High), sums, wrote)
+	res, errs := sendSummaries(s.ctx, s.conn, min(ops[0].Priority, edgesync.High), sums, wrote, s.packDelivered)
 	if len(sums) > 1 {
 		s.stats.packs.Add(1)
 		s.stats.packedOps.Add(int64(len(sums)))

@@ -130,15 +130,20 @@ func (e *endpoint) appLimited() {
 	}
 }
 
+// delivered tells the link monitor that n bytes of the agent's data were
+// delivered now: the data lane's per acknowledgement (laneDelivery), a
+// stream of several ops' or summaries' at its answers (answerDelivered).
+func (e *endpoint) delivered(n int) {
+	if m := e.measuring(); m != nil {
+		m.DeliveryMeter().OnAcked(n)
+	}
+}
+
 // laneDelivery hands the data lane's acknowledged bytes, reported per
 // acknowledgement, to the endpoint's link monitor as passive measurement.
 type laneDelivery struct{ e *endpoint }
 
-func (d laneDelivery) OnAcked(n int) {
-	if m := d.e.measuring(); m != nil {
-		m.DeliveryMeter().OnAcked(n)
-	}
-}
+func (d laneDelivery) OnAcked(n int) { d.e.delivered(n) }
 
 func (d laneDelivery) OnAppLimited() { d.e.appLimited() }
 

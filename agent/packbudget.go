@@ -39,14 +39,27 @@ const (
 // packBudget is the bytes of packed ordinary ops the session may have in
 // flight now (packBudgetAt): at the link monitor's median bandwidth and
 // the connection's minimum RTT, quic-go's over the connection's life,
-// the path's own. Not the monitor's RTT: only the data lane reports its
-// deliveries to the monitor (docs/linkmon.md, "Under the agent's own
-// load"), so under packed ops its RTT is the median of pings that queue
-// behind them, and a budget on it grows with the queue it makes (on a
+// the path's own. Not the monitor's RTT: its pings queue behind the
+// packs, and a budget on their median grew with the queue it made (on a
 // 10 Mbit/s link of 60 ms it read 155 ms within a second; critical ops
-// waited 130-170 ms instead of 40-50, with a bandwidth read at 30 Mbit/s
-// in that run too). The monitor's median RTT stands in while the
-// connection has measured none.
+// waited 130-170 ms instead of 40-50, before the packs reported their
+// deliveries to the monitor). The monitor's median RTT stands in while
+// the connection has measured none. A pack is in flight until the core
+// has stored and answered it, longer than the path's round trip: the RTT
+// is the least time a pack (or a stream of summaries) took from its
+// write to its first answer on this connection (packAnswerMin), when
+// that is longer. On the path's RTT alone the packs carried 6-14 Mbit/s
+// of a 20 Mbit/s link and 4-9 of a 10 Mbit/s one on a loaded machine
+// (TestPackedDrainStatusTrue: 18 MiB drained in 14-18 s on the 20
+// Mbit/s link; 10 s with it). The least over the connection, not over a
+// recent span: once the packs fill the link, every later answer waits
+// behind their queue too, and a budget on it would grow with the queue
+// it makes, as one on the monitor's RTT did. The bandwidth is the
+// monitor's: the packs' own delivery rate never lowers it, since their
+// sender marks itself app-limited where this budget holds it back
+// (heldBack; docs/linkmon.md, "Under the agent's own load"); had it
+// counted as the link's, the budget would have followed its own rate
+// down (4.3 Mbit/s on a 10 Mbit/s link).
 func (s *session) packBudget() int64 {
 	m := s.e.mon.Status().Median
 	rtt := m.RTT
@@ -55,8 +68,35 @@ func (s *session) packBudget() int64 {
 			rtt = r
 		}
 	}
+	if a := time.Duration(s.packAnswerMin.Load()); a > rtt {
+		rtt = min(a, maxAnswerInflation*rtt)
+	}
 	return packBudgetAt(m.BandwidthBps, rtt)
 }
+
+// packDelivered reports a stream of several ops or summaries delivered
+// (answerDelivered): its n bytes to the link monitor, and the time from
+// its write to its first answer, took, into packAnswerMin. Workers call
+// it; the session's loop reads packAnswerMin.
+func (s *session) packDelivered(n int, took time.Duration) {
+	s.e.delivered(n)
+	for {
+		old := s.packAnswerMin.Load()
+		if old > 0 && int64(took) >= old || s.packAnswerMin.CompareAndSwap(old, int64(took)) {
+			return
+		}
+	}
+}
+
+// maxAnswerInflation bounds the RTT the pack budget takes from the
+// packs' answer time, as a multiple of the path's: the budget grows to at
+// most twice the link's product, and a critical op waits behind at most
+// one round trip of the link more than on the path's RTT alone. A pack's
+// answer time counts its own serialisation, which at 1 Mbit/s is 260 ms
+// for a pack of minPackBudget: uncapped, the critical ops of
+// TestCriticalNotBehindPacks took 264-402 ms instead of 152-269 (docs/
+// linkmon.md, "Packed small ops").
+const maxAnswerInflation = 2
 
 // packBudgetAt is the budget at a median bandwidth of bw bit/s and an RTT
 // of rtt: what bw carries in rtt + packWindow, and minPackBudget more, at

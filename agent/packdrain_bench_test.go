@@ -3,6 +3,8 @@ package agent
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +25,16 @@ type drainCase struct {
 	class     edgesync.LinkClass
 	ops       int
 	summaries bool
+	// size is each op's payload bytes; 0 is 1 KiB.
+	size int
+}
+
+// opSize is each op's payload bytes.
+func (dc drainCase) opSize() int {
+	if dc.size > 0 {
+		return dc.size
+	}
+	return 1 << 10
 }
 
 // drainCases are the links of BenchmarkPackedDrain: the LTE-like link of
@@ -30,16 +42,22 @@ type drainCase struct {
 // linksim's geostationary satellite, packed and with its summaries
 // first.
 func drainCases() []drainCase {
+	return []drainCase{
+		{name: "lte-10mbit-60ms", prof: lteLike(), class: edgesync.Mobile, ops: 3000},
+		{name: "broadband-20mbit-20ms", prof: symmetricLink("20mbit-20ms", 20_000_000, 20*time.Millisecond, 0), class: edgesync.Broadband, ops: 3000},
+		{name: "satellite-geo-2mbit-600ms", prof: linksim.SatelliteGEO(), class: edgesync.Satellite, ops: 1500},
+		{name: "satellite-geo-summaries", prof: linksim.SatelliteGEO(), class: edgesync.Satellite, ops: 1500, summaries: true},
+	}
+}
+
+// lteLike is the LTE-like link of the latency benchmarks
+// (internal/soak): 10 Mbit/s up, 50 down, 60 ms RTT, 0-5 ms of jitter
+// each way.
+func lteLike() linksim.Profile {
 	lte := linksim.Direction{RateBps: 10_000_000, Delay: 30 * time.Millisecond, Jitter: 5 * time.Millisecond, QueueDelay: 150 * time.Millisecond}
 	lteDown := lte
 	lteDown.RateBps = 50_000_000
-	lteLike := linksim.Profile{Name: "lte-like", Up: lte, Down: lteDown, Summary: "10 Mbit/s up, 50 down, 60 ms RTT, 0-5 ms jitter each way"}
-	return []drainCase{
-		{"lte-10mbit-60ms", lteLike, edgesync.Mobile, 3000, false},
-		{"broadband-20mbit-20ms", symmetricLink("20mbit-20ms", 20_000_000, 20*time.Millisecond, 0), edgesync.Broadband, 3000, false},
-		{"satellite-geo-2mbit-600ms", linksim.SatelliteGEO(), edgesync.Satellite, 1500, false},
-		{"satellite-geo-summaries", linksim.SatelliteGEO(), edgesync.Satellite, 1500, true},
-	}
+	return linksim.Profile{Name: "lte-like", Up: lte, Down: lteDown, Summary: "10 Mbit/s up, 50 down, 60 ms RTT, 0-5 ms jitter each way"}
 }
 
 // BenchmarkPackedDrain times a backlog of small ops (normal events of
@@ -53,25 +71,27 @@ func drainCases() []drainCase {
 // the time itself, and outbox-empty-s, until the outbox is empty (the
 // agent settles each answer with it after); crit-max-ms and
 // crit-mean-ms, what three critical ops put a third of the way through
-// the backlog took to reach the core.
+// the backlog took to reach the core; bw-err-p50-pct and bw-err-p90-pct, how
+// far the bandwidth the agent's status showed, read every 250 ms from 1 s
+// after Start until the backlog was at the core, was from the uplink's
+// configured rate (docs/linkmon.md, "Under the agent's own load").
 //
 //	go test -run '^$' -bench PackedDrain -benchtime 1x -count 2 ./agent
 func BenchmarkPackedDrain(b *testing.B) {
 	for _, dc := range drainCases() {
 		b.Run(dc.name, func(b *testing.B) {
-			payloads := make([][]byte, dc.ops)
-			for i := range payloads {
-				payloads[i] = testutil.RandomBytes(uint64(i), 1<<10)
-			}
+			payloads := drainPayloads(dc)
 			var took, emptied, baseTook time.Duration
 			var crit []time.Duration
+			var bwErr []float64
 			for b.Loop() {
 				r := packedDrain(b, dc, payloads, false)
 				took, emptied, crit = took+r.took, emptied+r.outbox, append(crit, r.crit...)
+				bwErr = append(bwErr, bandwidthErrors(r.status, time.Second, dc.prof.Up.RateBps)...)
 				baseTook += packedDrain(b, dc, payloads, true).took
 			}
 			n := float64(b.N)
-			linkTime := float64(dc.ops<<10*8) / float64(dc.prof.Up.RateBps)
+			linkTime := float64(dc.ops*dc.opSize()*8) / float64(dc.prof.Up.RateBps)
 			b.ReportMetric(took.Seconds()/n/linkTime, "drain-ratio")
 			b.ReportMetric(baseTook.Seconds()/n/linkTime, "one-op-ratio")
 			b.ReportMetric(took.Seconds()/baseTook.Seconds(), "vs-one-op")
@@ -85,6 +105,10 @@ func BenchmarkPackedDrain(b *testing.B) {
 				b.ReportMetric(float64(most.Milliseconds()), "crit-max-ms")
 				b.ReportMetric(float64(sum.Milliseconds())/float64(len(crit)), "crit-mean-ms")
 			}
+			if len(bwErr) > 0 {
+				b.ReportMetric(testutil.Percentile(bwErr, 0.5), "bw-err-p50-pct")
+				b.ReportMetric(testutil.Percentile(bwErr, 0.9), "bw-err-p90-pct")
+			}
 		})
 	}
 }
@@ -96,6 +120,79 @@ func BenchmarkPackedDrain(b *testing.B) {
 type drainResult struct {
 	took, outbox time.Duration
 	crit         []time.Duration
+	status       []statusSample // read every statusEvery from Start until every op is at the core
+}
+
+// statusEvery is how often packedDrain reads the agent's status.
+const statusEvery = 250 * time.Millisecond
+
+// statusSample is the agent's status of its link at a moment of a drain.
+type statusSample struct {
+	at       time.Duration // since Start
+	bps      float64       // the bandwidth shown
+	rtt      time.Duration // the RTT shown
+	measured edgesync.LinkClass
+	probed   int64 // the link monitor's probe bytes so far
+}
+
+// watchStatus reads a's status of its endpoint "core" every statusEvery
+// until the returned function is called (or tb's cleanup), which returns
+// what it read or fails tb if a read failed.
+func watchStatus(tb testing.TB, a *Agent, start time.Time) func() []statusSample {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	var samples []statusSample
+	var failed error
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(statusEvery)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			st, err := a.Status("core")
+			if err != nil {
+				failed = err
+				return
+			}
+			samples = append(samples, statusSample{at: time.Since(start), bps: st.Figures.BandwidthBps, rtt: st.Figures.RTT,
+				measured: st.Measured, probed: st.ProbeBytes})
+		}
+	}()
+	var once sync.Once
+	end := func() { once.Do(func() { close(stop); <-done }) }
+	tb.Cleanup(end) // a drain that failed ends the reads too
+	return func() []statusSample {
+		end()
+		if failed != nil {
+			tb.Fatalf("status during the drain: %v", failed)
+		}
+		return samples
+	}
+}
+
+// bandwidthErrors is, in percent, how far each sample's bandwidth from
+// from on is from rate bit/s.
+func bandwidthErrors(samples []statusSample, from time.Duration, rate int64) []float64 {
+	var errs []float64
+	for _, s := range samples {
+		if s.at >= from {
+			errs = append(errs, 100*math.Abs(s.bps-float64(rate))/float64(rate))
+		}
+	}
+	return errs
+}
+
+// drainPayloads are dc's ops' payloads: random bytes.
+func drainPayloads(dc drainCase) [][]byte {
+	payloads := make([][]byte, dc.ops)
+	for i := range payloads {
+		payloads[i] = testutil.RandomBytes(uint64(i), dc.opSize())
+	}
+	return payloads
 }
 
 // packedDrain runs a core and an agent of site-1 (siteCore) pinned to
@@ -156,6 +253,7 @@ func packedDrain(tb testing.TB, dc drainCase, payloads [][]byte, oneOp bool) dra
 	if err := a.Start(tb.Context()); err != nil {
 		tb.Fatal(err)
 	}
+	watched := watchStatus(tb, a, start)
 	var r drainResult
 	if !oneOp {
 		testutil.WaitFor(tb, 5*time.Minute, "a third of the backlog at the core", func() bool {
@@ -171,6 +269,7 @@ func packedDrain(tb testing.TB, dc drainCase, payloads [][]byte, oneOp bool) dra
 	}
 	testutil.WaitFor(tb, 5*time.Minute, "every op of the backlog at the core", allStored)
 	r.took = time.Since(start)
+	r.status = watched()
 	testutil.WaitFor(tb, time.Minute, "the outbox to empty", func() bool { return outboxEmpty(a) })
 	r.outbox = time.Since(start)
 	tb.Logf("%s one op %v: at the core in %v, the outbox empty in %v (monitor's figures at start: %s); critical ops %v",

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -122,6 +123,10 @@ type session struct {
 	// packBytes are the plain bytes of packed ordinary ops in flight
 	// (packbudget.go).
 	packBytes int64
+	// packAnswerMin is the least time, in ns, a stream of several ops or
+	// summaries took from its write to its first answer on this
+	// connection (packDelivered); 0 before any.
+	packAnswerMin atomic.Int64
 	// order holds an op back until the more urgent ones started before
 	// it are written (writeorder.go).
 	order *writeOrder
@@ -256,6 +261,9 @@ func (s *session) loop() error {
 				return err
 			}
 			sent = sent || s.inflight[slotSmall]+s.inflight[slotBulk] > before
+			if !more {
+				s.heldBack() // nothing more to send: the packs in flight are the tail
+			}
 			if !more && s.inflight[slotSmall]+s.inflight[slotBulk] == 0 {
 				// The batch is drained (backfill too): ordinary data waits
 				// for the next interval, unless the batcher lets it go
@@ -422,6 +430,8 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 			// Strict priority: nothing of lower priority jumps ahead.
 			if sl == slotBulk {
 				s.bf.wantBulk(op.Priority)
+			} else {
+				s.heldBack() // the small slots are full
 			}
 			s.release(op.ID)
 			return true, nil
@@ -435,6 +445,7 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 				// The packed bytes in flight are at their budget: the op
 				// waits for a pack's answers, as for a slot.
 				s.release(op.ID)
+				s.heldBack()
 				return true, nil
 			}
 			s.openPack(op, sl, false)
@@ -442,6 +453,22 @@ func (s *session) dispatchOrdinary(p linkmon.SyncParameters) (more bool, err err
 			continue
 		}
 		s.start(op, p, sl, summary)
+	}
+}
+
+// heldBack tells the link monitor that the session holds small ops back
+// for something other than the link: the pack budget, the small slots,
+// or nothing more to send. The packs and summary streams in flight then
+// deliver what the session lets go, not what the link carries, and their
+// delivery rate (answerDelivered) is a lower bound; taken as the link's,
+// it lowered the bandwidth the pack budget follows, the budget with it,
+// and the rate again (docs/linkmon.md, "Under the agent's own load"). Not
+// while an op of more than one chunk is in flight: on the data lane it
+// carries what the small ops leave of the link, and the lane tells the
+// monitor itself when it is held back.
+func (s *session) heldBack() {
+	if s.inflight[slotBulk] == 0 {
+		s.e.appLimited()
 	}
 }
 

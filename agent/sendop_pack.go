@@ -161,7 +161,7 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.
 		as = append(as, a)
 		idx = append(idx, i)
 	}
-	res, errs, carried := snd.sendPack(s.ctx, s.conn, as)
+	res, errs, carried := snd.sendPack(s.ctx, s.conn, as, s.packDelivered)
 	answered() // nothing of the pack is on the link now (packbudget.go)
 	if carried > 1 {
 		// Only the ops the stream carried: one left out goes alone.
@@ -190,8 +190,10 @@ func (s *session) workPack(ops []outbox.Op, p linkmon.SyncParameters, sent time.
 // answer (the stream broke or the core ended it with ERROR: the op is in
 // doubt and goes again), or errUnpackable for one left out because its
 // encoded data is too large for a pack. carried is how many ops the
-// stream carried: written whole on it.
-func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt) (res []sendResult, errs []error, carried int) {
+// stream carried: written whole on it. delivered, if not nil, is told
+// the stream's bytes and its time from write to answer when the core's
+// answers arrive (answerDelivered).
+func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt, delivered func(int, time.Duration)) (res []sendResult, errs []error, carried int) {
 	res = make([]sendResult, len(as))
 	errs = make([]error, len(as))
 	ts := make([]*opTransfer, len(as))
@@ -230,6 +232,7 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt)
 		return res, errs, carried
 	}
 	defer done()
+	wroteAt := time.Now()
 	if _, err := str.Write(b); err != nil {
 		fail(0, fmt.Errorf("write %d packed ops: %w", len(in), err))
 		return res, errs, carried
@@ -245,6 +248,9 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt)
 	}
 	for k, i := range in {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+		if k == 0 && err == nil {
+			answerDelivered(delivered, len(b), wroteAt)
+		}
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: the core ended the stream with %d of %d packed ops unanswered", io.ErrUnexpectedEOF, len(in)-k, len(in))
 		}
@@ -262,8 +268,10 @@ func (s *opSender) sendPack(ctx context.Context, conn *quic.Conn, as []*attempt)
 // sendSummaries writes sums on one stream of urgency prio in one write,
 // closes its send side and reads the core's answer to each, in order.
 // errs[i] is set for a summary the core did not answer (the stream broke
-// or the core ended it with ERROR): it goes again.
-func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority, sums []*wire.Summary, wrote func()) (res []sendResult, errs []error) {
+// or the core ended it with ERROR): it goes again. delivered, if not nil,
+// is told the stream's bytes and its time from write to answer when the
+// core's answers arrive (answerDelivered).
+func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority, sums []*wire.Summary, wrote func(), delivered func(int, time.Duration)) (res []sendResult, errs []error) {
 	res = make([]sendResult, len(sums))
 	errs = make([]error, len(sums))
 	fail := func(from int, err error) {
@@ -285,6 +293,7 @@ func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority,
 		return res, errs
 	}
 	defer done()
+	wroteAt := time.Now()
 	if _, err := str.Write(b); err != nil {
 		fail(0, fmt.Errorf("write %d summaries: %w", len(sums), err))
 		return res, errs
@@ -296,6 +305,9 @@ func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority,
 	}
 	for k, sum := range sums {
 		f, err := wire.ReadFrame(str, wire.MaxFrameSize)
+		if k == 0 && err == nil {
+			answerDelivered(delivered, len(b), wroteAt)
+		}
 		if errors.Is(err, io.EOF) {
 			err = fmt.Errorf("%w: the core ended the stream with %d of %d summaries unanswered", io.ErrUnexpectedEOF, len(sums)-k, len(sums))
 		}
@@ -308,6 +320,21 @@ func sendSummaries(ctx context.Context, conn *quic.Conn, prio edgesync.Priority,
 		}
 	}
 	return res, errs
+}
+
+// answerDelivered tells delivered (if not nil) the n bytes of a stream of
+// several ops or summaries, written at wroteAt, and the time since, once
+// the core's first answer has arrived (session.packDelivered). The
+// core reads such a stream to its end, stores its ops together and
+// answers them in one write (docs/wire.md, "Several ops per stream"), so
+// the first answer is when the whole stream was delivered: the link
+// monitor's delivery rate over these answers is what the packs carry,
+// as the data lane's acknowledgements are what it carries
+// (docs/linkmon.md, "Under the agent's own load").
+func answerDelivered(delivered func(int, time.Duration), n int, wroteAt time.Time) {
+	if delivered != nil {
+		delivered(n, time.Since(wroteAt))
+	}
 }
 
 // packAnswer interprets the core's answer to the packed op id: an ACK

@@ -100,7 +100,7 @@ func TestSendPackAnswers(t *testing.T) {
 			conn, got := rawPackPeer(t, p, tc.answer(ids), tc.broken)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			res, errs, _ := newOpSender().sendPack(ctx, conn, as)
+			res, errs, _ := newOpSender().sendPack(ctx, conn, as, nil)
 
 			frames := <-got
 			var headers []edgesync.OpID

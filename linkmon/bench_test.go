@@ -3,7 +3,6 @@ package linkmon
 import (
 	"context"
 	"math"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -20,15 +19,8 @@ import (
 //
 // Each iteration repeats its measurement at least 10 times.
 
-func percentile(v []float64, p float64) float64 {
-	if len(v) == 0 {
-		return math.NaN()
-	}
-	s := slices.Clone(v)
-	slices.Sort(s)
-	i := int(math.Ceil(p*float64(len(s)))) - 1
-	return s[max(0, min(i, len(s)-1))]
-}
+// percentile is testutil.Percentile.
+func percentile(v []float64, p float64) float64 { return testutil.Percentile(v, p) }
 
 // BenchmarkDetection times each kind of transition, from the linksim
 // profile switch to the LinkClassChanged event, over 10 cycles: to a

@@ -2,6 +2,7 @@ package linkmon
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -248,5 +249,50 @@ func TestPassiveLossOfASparseSpanNotTaken(t *testing.T) {
 		if m, _ := p.Observe(s); m.Loss > 0 {
 			t.Fatalf("%v in: passive loss %.1f%% from a span of 5 s, want none (the pings judge it)", s.At.Sub(t0), m.Loss*100)
 		}
+	}
+}
+
+// TestSplitProbeMeasuresAgain (TestPackedDrainStatusTrue): a probe whose
+// median agrees with neither other train is measured again
+// earlyProbeGap later, once. On a loaded machine, as a packed drain began
+// on the lte-like 10 Mbit/s link, trains read 3.07 Gbit/s, 16 and 5.53
+// Mbit/s; the 16 stood for 4 s, the packs' app-limited rate holding the
+// next trains (nearlyFull), and failed the drain's bandwidth band; in
+// another run a probe's third train went unanswered and the mean of the
+// other two, 10.1 Mbit/s and 1.17 Gbit/s, was shown.
+func TestSplitProbeMeasuresAgain(t *testing.T) {
+	for _, c := range []struct {
+		ests  []float64
+		split bool
+	}{
+		{[]float64{3.07e9, 16e6, 5.53e6}, true},
+		{[]float64{6.8e6, 10.8e6, 986e6}, true},
+		{[]float64{8.84e6, 10.9e6, 71.9e6}, true},
+		{[]float64{10.6e6, 10.9e6, 12.6e6}, false},
+		{[]float64{17.3e6, 1.58e9, 16.3e6}, false}, // two agree: a stray third
+		{[]float64{10.1e6, 1.17e9}, true},          // the third unanswered: their mean was shown
+		{[]float64{9.8e6, 10.4e6}, false},
+		{[]float64{9.8e6}, false},
+		{[]float64{3e6, 0, 20e6, 9e6, math.Inf(1)}, true},
+	} {
+		if got := splitProbe(c.ests); got != c.split {
+			t.Errorf("trains %v: split %v, want %v", c.ests, got, c.split)
+		}
+	}
+
+	s := idleSampler(t, "split")
+	s.nearFull = time.Now()    // the agent's own app-limited data nearly fills the link
+	s.lastLowerBd = s.nearFull // and is in flight (sending)
+	if !s.nearlyFull(time.Now()) {
+		t.Fatal("the app-limited rate noted now does not hold trains; the test cannot judge the retry")
+	}
+	split := probeOutcome{res: probeResult{bps: 16e6, split: true, trains: 3, spend: time.Millisecond}}
+	s.probed(split)
+	if gap := time.Until(s.nextProbe); !s.splitAgain || gap > earlyProbeGap {
+		t.Fatalf("after a split probe: measure again %v, next probe in %v, want again within %v", s.splitAgain, gap, earlyProbeGap)
+	}
+	s.probed(split)
+	if gap := time.Until(s.nextProbe); s.splitAgain || gap <= earlyProbeGap {
+		t.Errorf("after a second split probe: measure again %v, next probe in %v, want the schedule's (%v)", s.splitAgain, gap, s.m.cfg.ProbeInterval)
 	}
 }
