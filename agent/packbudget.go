@@ -94,8 +94,8 @@ func (s *session) packDelivered(n int, took time.Duration) {
 // one round trip of the link more than on the path's RTT alone. A pack's
 // answer time counts its own serialisation, which at 1 Mbit/s is 260 ms
 // for a pack of minPackBudget: uncapped, the critical ops of
-// TestCriticalNotBehindPacks took 264-402 ms instead of 152-269 (docs/
-// linkmon.md, "Packed small ops").
+// TestCriticalNotBehindPacks took 264-402 ms instead of 152-269
+// (docs/linkmon.md, "Packed small ops").
 const maxAnswerInflation = 2
 
 // packBudgetAt is the budget at a median bandwidth of bw bit/s and an RTT
