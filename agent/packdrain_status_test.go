@@ -30,6 +30,13 @@ func TestPackedDrainStatusTrue(t *testing.T) {
 	if testing.Short() {
 		t.Skip("drains about 10 s of a backlog per link")
 	}
+	if raceEnabled {
+		// Under -race beside CI's other packages the drain is the CPU's,
+		// three times slower, and the monitor reads the CPU's stalls: the
+		// core's answers bunched, the packs' rate read 2.73 Mbit/s on the
+		// 2 Mbit/s satellite link and the pings 17 ms late on lte.
+		t.Skip("judges the link's figures under the agent's own load; the race detector's load is the machine's")
+	}
 	// bwOpen: the bandwidth shown is logged, not judged. On lte a probe
 	// whose two wrong trains agree (5-packet warm-up trains read 14-17
 	// Mbit/s on the 10 Mbit/s link) stands while the packs hold the next
