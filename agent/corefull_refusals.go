@@ -71,8 +71,13 @@ func brokenAnswer(err error) bool {
 	if _, ok := errors.AsType[*ownError](err); ok {
 		return false // sendop.go
 	}
-	for _, target := range []error{wire.ErrBadRequest, io.EOF, io.ErrUnexpectedEOF, wire.ErrUnknownFrame,
-		wire.ErrMalformedFrame, wire.ErrFrameTooLarge, wire.ErrFieldTooLong, wire.ErrInvalidField} {
+	return isAny(err, wire.ErrBadRequest, io.EOF, io.ErrUnexpectedEOF, wire.ErrUnknownFrame,
+		wire.ErrMalformedFrame, wire.ErrFrameTooLarge, wire.ErrFieldTooLong, wire.ErrInvalidField)
+}
+
+// isAny reports whether err is any of targets (errors.Is).
+func isAny(err error, targets ...error) bool {
+	for _, target := range targets {
 		if errors.Is(err, target) {
 			return true
 		}

@@ -629,12 +629,7 @@ func ownFailure(err error) bool {
 	if _, ok := errors.AsType[*ownError](err); !ok {
 		return false
 	}
-	for _, settled := range []error{errBaseUnreadable, outbox.ErrNotFound, outbox.ErrDamaged, outbox.ErrClosed} {
-		if errors.Is(err, settled) {
-			return false
-		}
-	}
-	return true
+	return !isAny(err, errBaseUnreadable, outbox.ErrNotFound, outbox.ErrDamaged, outbox.ErrClosed)
 }
 
 // parkOwn parks an op whose attempt failed on this agent's own side
