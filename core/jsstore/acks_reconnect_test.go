@@ -8,9 +8,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/edge-sync/edge-sync/internal/natstest"
 )
 
 // TestGroupWritesAcrossReconnect: the connection of a group drops while
@@ -23,16 +20,9 @@ import (
 // nothing is left waiting for a reply. A second group after the
 // reconnect is acknowledged whole.
 func TestGroupWritesAcrossReconnect(t *testing.T) {
-	srv := natstest.Run(t)
 	const timeout = 3 * time.Second
-	s := openWith(t, Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, Timeout: timeout})
-	_, js := natstest.Connect(t, srv.URL())
-	name := fmt.Sprintf("ACKS%d", prefixes.Add(1))
+	s, _, str, name := groupWriteStore(t, timeout)
 	ctx := context.Background()
-	str, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := s.conns[1]
 	group := func(round, n int) []*groupWrite {
 		ws := make([]*groupWrite, n)

@@ -84,14 +84,8 @@ func TestAckReading(t *testing.T) {
 // (jetstream.ErrNoStreamResponse); the others get their
 // acknowledgements, and nothing is left waiting for a reply.
 func TestGroupWritesUnanswered(t *testing.T) {
-	srv := natstest.Run(t)
 	const timeout = 2 * time.Second
-	s := openWith(t, Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, Timeout: timeout})
-	nc, js := natstest.Connect(t, srv.URL())
-	name := fmt.Sprintf("ACKS%d", prefixes.Add(1))
-	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}}); err != nil {
-		t.Fatal(err)
-	}
+	s, nc, _, name := groupWriteStore(t, timeout)
 	silent, err := nc.SubscribeSync(name + "-silent") // receives, never answers
 	if err != nil {
 		t.Fatal(err)
@@ -144,4 +138,21 @@ func TestGroupWritesUnanswered(t *testing.T) {
 	if left != 0 {
 		t.Errorf("%d writes still wait for a reply", left)
 	}
+}
+
+// groupWriteStore starts a NATS server with a store on it whose requests
+// time out after timeout, and a stream of its own (name, its subjects
+// name.>) that the test's group writes go to, with a connection nc of
+// the test's.
+func groupWriteStore(t *testing.T, timeout time.Duration) (s *Store, nc *nats.Conn, str jetstream.Stream, name string) {
+	t.Helper()
+	srv := natstest.Run(t)
+	s = openWith(t, Config{URLs: []string{srv.URL()}, Prefix: fmt.Sprintf("t%d", prefixes.Add(1)), SweepInterval: -1, Timeout: timeout})
+	nc, js := natstest.Connect(t, srv.URL())
+	name = fmt.Sprintf("ACKS%d", prefixes.Add(1))
+	str, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: name, Subjects: []string{name + ".>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, nc, str, name
 }
